@@ -1,0 +1,88 @@
+/** Options of the EOS ramp (rules-spec.md, rule 1). */
+export interface EosRuleOptions {
+  /** Response length at which the ramp ends. Default 250. */
+  rampLength?: number;
+  /** Bonus reached at the end of the ramp. Default 15. */
+  maxBonus?: number;
+  /** `'zero'` (reference code, hewitt2024): no bonus from `rampLength` on; `'hold'`: keep `maxBonus`. */
+  afterRamp?: 'zero' | 'hold';
+  /** EOS ids to score; default: the vocabulary's EOS ids. */
+  ids?: number[];
+}
+
+/** One fixed score, on a surface text or on an id. */
+export type UniformEntry = { text: string; score: number } | { id: number; score: number };
+
+/** Options of the uniform token changes (rule 2). */
+export interface UniformRuleOptions {
+  /** Default: the 15 entries of hewitt2024. */
+  entries?: UniformEntry[];
+}
+
+/** Options of the used-token penalty (rule 3, `diversity` in the reference code). */
+export interface UsedRuleOptions {
+  /** Added once to every id already used. Default -1.5. */
+  penalty?: number;
+  /**
+   * `'conversation'` (reference code, hewitt2024): ids from the start of the last user message on;
+   * `'response'` (the paper's prose): only ids of the response so far.
+   */
+  scope?: 'conversation' | 'response';
+}
+
+/** Options of the optional start rule (rule 4; off in hewitt2024). */
+export interface StartRuleOptions {
+  /** Weight of `scoreString` at t = 0. Default 5. */
+  weight?: number;
+  /** Bonus for `!` at t = 1. Default 15. */
+  exclamationBonus?: number;
+  /** Score for `\n` at t = 2. Default -10. */
+  newlinePenalty?: number;
+}
+
+/**
+ * A serializable rule set: plain JSON. A rule that is absent or `false` is off; `true` turns it on
+ * with its defaults.
+ *
+ * @example
+ * const config: RuleSetConfig = { eos: { afterRamp: 'hold' }, uniform: true, used: { scope: 'response' } };
+ */
+export interface RuleSetConfig {
+  eos?: EosRuleOptions | boolean;
+  uniform?: UniformRuleOptions | boolean;
+  used?: UsedRuleOptions | boolean;
+  start?: StartRuleOptions | boolean;
+}
+
+/** The built-in rule names, as `RuleSetConfig` keys. */
+export const RULE_NAMES = ['eos', 'uniform', 'used', 'start'] as const;
+export type RuleName = (typeof RULE_NAMES)[number];
+
+/**
+ * The uniform token changes of hewitt2024 (rules-spec.md, rule 2), on surface text. `What` is -5 as in
+ * the reference code (the paper's table prints -3).
+ */
+export const HEWITT2024_UNIFORM: readonly { text: string; score: number; llama2Id: number }[] = Object.freeze([
+  { text: '<', score: -4, llama2Id: 29966 },
+  { text: ' <', score: -4, llama2Id: 529 },
+  { text: '|', score: -4, llama2Id: 29989 },
+  { text: ' I', score: -5, llama2Id: 306 },
+  { text: 'I', score: -5, llama2Id: 29902 },
+  { text: ' We', score: -3, llama2Id: 1334 },
+  { text: 'What', score: -5, llama2Id: 5618 },
+  { text: ' should', score: -6, llama2Id: 881 },
+  { text: ' *', score: 1, llama2Id: 334 },
+  { text: ' -', score: 1, llama2Id: 448 },
+  { text: '   ', score: 1, llama2Id: 1678 },
+  { text: ' #', score: 1, llama2Id: 396 },
+  { text: ' ##', score: 1, llama2Id: 444 },
+  { text: '\n', score: 1, llama2Id: 13 },
+  { text: '!', score: 1, llama2Id: 29991 },
+]);
+
+/** Defaults of each rule (hewitt2024's values). */
+export const RULE_DEFAULTS = Object.freeze({
+  eos: Object.freeze({ rampLength: 250, maxBonus: 15, afterRamp: 'zero' as const }),
+  used: Object.freeze({ penalty: -1.5, scope: 'conversation' as const }),
+  start: Object.freeze({ weight: 5, exclamationBonus: 15, newlinePenalty: -10 }),
+});

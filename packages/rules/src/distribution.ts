@@ -1,0 +1,59 @@
+/**
+ * Helpers for the product of experts p_a = p_base * p_rules / Z (rules-spec.md). Because
+ * p_rules = softmax(r), log p_a = log_softmax(base + r): applying the rules is adding r to the logits.
+ */
+
+/** log_softmax of a row, in float64. */
+export function logSoftmax(row: ArrayLike<number>): Float64Array {
+  const n = row.length;
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) if (row[i]! > max) max = row[i]!;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += Math.exp(row[i]! - max);
+  const logZ = max + Math.log(sum);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = row[i]! - logZ;
+  return out;
+}
+
+/** softmax of a row, in float64. */
+export function softmax(row: ArrayLike<number>): Float64Array {
+  const out = logSoftmax(row);
+  for (let i = 0; i < out.length; i++) out[i] = Math.exp(out[i]!);
+  return out;
+}
+
+/**
+ * p_base * softmax(r), renormalized: the adapted distribution computed as the paper writes it (a
+ * product of two distributions), for checking that `softmax(base + r)` is the same thing.
+ *
+ * @example
+ * const pa = productOfExperts(baseLogits, rules.denseScores(state));
+ */
+export function productOfExperts(baseLogits: ArrayLike<number>, ruleScores: ArrayLike<number>): Float64Array {
+  if (ruleScores.length !== baseLogits.length) {
+    throw new RangeError(`productOfExperts: ${baseLogits.length} base logits but ${ruleScores.length} rule scores`);
+  }
+  const pBase = softmax(baseLogits);
+  const pRules = softmax(ruleScores);
+  let z = 0;
+  for (let i = 0; i < pBase.length; i++) {
+    pBase[i] = pBase[i]! * pRules[i]!;
+    z += pBase[i]!;
+  }
+  for (let i = 0; i < pBase.length; i++) pBase[i] = pBase[i]! / z;
+  return pBase;
+}
+
+/** Index of the largest entry (the first one on ties), as greedy decoding picks. */
+export function argmax(row: ArrayLike<number>): number {
+  let best = 0;
+  let max = row[0]!;
+  for (let i = 1; i < row.length; i++) {
+    if (row[i]! > max) {
+      max = row[i]!;
+      best = i;
+    }
+  }
+  return best;
+}

@@ -1,0 +1,39 @@
+const marker = Symbol.for('implicit-it.error');
+
+/**
+ * Base class of every error thrown by implicit-it packages. `isInstance` works across duplicate
+ * copies of a package (it checks a `Symbol.for` marker, not the prototype chain).
+ */
+export class ImplicitItError extends Error {
+  /** @internal */ readonly [marker] = true;
+  /** A stable, machine-readable code, e.g. `rules.invalid_config`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ImplicitItError';
+    this.code = code;
+  }
+
+  static isInstance(error: unknown): error is ImplicitItError {
+    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[marker] === true;
+  }
+}
+
+/** An invalid rule-set configuration; `path` names the field (e.g. `eos.rampLength`). */
+export class RuleConfigError extends ImplicitItError {
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super('rules.invalid_config', path ? `${path}: ${message}` : message);
+    this.name = 'RuleConfigError';
+    this.path = path;
+  }
+}
+
+/** Invalid per-sequence input: negative lengths, ids outside the vocabulary, a logits row too small. */
+export class RuleInputError extends ImplicitItError {
+  constructor(message: string) {
+    super('rules.invalid_input', message);
+    this.name = 'RuleInputError';
+  }
+}

@@ -1,0 +1,80 @@
+import { HEWITT2024_UNIFORM, type RuleSetConfig } from './config.js';
+import { RuleConfigError } from './errors.js';
+import { parseRuleSetConfig } from './validate.js';
+
+const uniformText = () => HEWITT2024_UNIFORM.map(({ text, score }) => ({ text, score }));
+
+/**
+ * Named rule sets. `hewitt2024` reproduces the released code that produced the paper's numbers;
+ * `hewitt2024-llama2-ids` is the same with the reference code's Llama-2 ids given directly;
+ * `hewitt2024-prose` follows the paper's prose where it differs from the code (What -3, the used-token
+ * penalty over the response only, the EOS bonus held after the ramp).
+ */
+export const PRESETS: Readonly<Record<string, () => RuleSetConfig>> = Object.freeze<
+  Record<string, () => RuleSetConfig>
+>({
+  hewitt2024: () => ({ eos: {}, uniform: { entries: uniformText() }, used: {} }),
+  'hewitt2024-llama2-ids': () => ({
+    eos: { ids: [2] },
+    uniform: { entries: HEWITT2024_UNIFORM.map(({ llama2Id, score }) => ({ id: llama2Id, score })) },
+    used: {},
+  }),
+  'hewitt2024-prose': () => ({
+    eos: { afterRamp: 'hold' },
+    uniform: { entries: uniformText().map((e) => (e.text === 'What' ? { ...e, score: -3 } : e)) },
+    used: { scope: 'response' },
+  }),
+});
+
+/** The paper's ablation subsets, named as in the reference code's option string, plus `none`. */
+export const ABLATIONS = ['eos-uniform-diversity', 'uniform-diversity', 'eos-uniform', 'eos-diversity', 'none'] as const;
+
+const SUBSET_PARTS: Record<string, 'eos' | 'uniform' | 'used' | 'start'> = {
+  eos: 'eos',
+  uniform: 'uniform',
+  diversity: 'used',
+  used: 'used',
+  start: 'start',
+};
+
+/**
+ * A rule set given by name, by subset string, or by config, or `false` for none.
+ *
+ * Names: a preset (`hewitt2024`, ...), or a subset of hewitt2024 written as rule names joined by `-`
+ * (`eos-uniform-diversity`, `uniform-diversity`, `eos`, `eos-uniform-diversity-start`, ...; `used` is an
+ * alias of `diversity`), or `none` / `off`.
+ */
+export type RuleSpec = string | false | RuleSetConfig;
+
+/**
+ * Resolves a `RuleSpec` to a validated `RuleSetConfig`.
+ *
+ * @example
+ * resolveRuleSpec('eos-uniform'); // { eos: {}, uniform: { entries: [...] } }
+ * resolveRuleSpec({ used: { penalty: -2 } });
+ */
+export function resolveRuleSpec(spec: RuleSpec): RuleSetConfig {
+  if (spec === false) return {};
+  if (typeof spec === 'string') {
+    const name = spec.trim();
+    const preset = PRESETS[name];
+    if (preset) return preset();
+    if (name === 'none' || name === 'off') return {};
+    const parts = name.split('-');
+    const base = PRESETS.hewitt2024!();
+    const config: RuleSetConfig = {};
+    for (const part of parts) {
+      const rule = SUBSET_PARTS[part];
+      if (!rule) {
+        throw new RuleConfigError(
+          '',
+          `unknown rule set "${spec}": expected a preset (${Object.keys(PRESETS).join(', ')}), "none", or rule names joined by "-" from eos, uniform, diversity, start (e.g. ${ABLATIONS.slice(0, 4).join(', ')})`,
+        );
+      }
+      if (config[rule] !== undefined) throw new RuleConfigError('', `rule set "${spec}" names ${part} twice`);
+      config[rule] = rule === 'start' ? {} : base[rule];
+    }
+    return config;
+  }
+  return parseRuleSetConfig(spec);
+}

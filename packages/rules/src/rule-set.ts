@@ -1,0 +1,292 @@
+import { RULE_DEFAULTS, type RuleSetConfig } from './config.js';
+import { RuleConfigError, RuleInputError } from './errors.js';
+import { type RuleSpec, resolveRuleSpec } from './presets.js';
+import { scoreString } from './start.js';
+import { type RuleContext, RuleState } from './state.js';
+import type { Vocabulary } from './vocabulary.js';
+
+/**
+ * A rule of your own, applied after the built-in ones. `score` calls `add(id, score)` for each id it
+ * scores at this step; ids outside the vocabulary are ignored.
+ *
+ * @example
+ * const noDigitsFirst: CustomRule = {
+ *   name: 'no-digit-start',
+ *   score: (ctx, add) => { if (ctx.t === 0) for (const id of digitIds) add(id, -3); },
+ * };
+ */
+export interface CustomRule {
+  readonly name: string;
+  score(ctx: RuleContext, add: (id: number, score: number) => void): void;
+}
+
+/** A rule entry that could not be resolved to a vocabulary item; report it to the user. */
+export interface UnresolvedEntry {
+  rule: 'uniform' | 'start' | 'eos';
+  text: string;
+  reason: string;
+}
+
+/** Options of `compileRules`. */
+export interface CompileOptions {
+  /** Custom rules applied after the built-in ones, in order. */
+  custom?: readonly CustomRule[];
+}
+
+/** Where a state's used-token scope starts. */
+export interface StateInit {
+  /** The prompt's token ids (the whole chat-formatted prompt). */
+  promptIds: ArrayLike<number>;
+  /** Index of the first token of the last user message (S). */
+  scopeStart: number;
+  /** Prompt length P; default `promptIds.length`. */
+  promptLength?: number;
+}
+
+interface EosCompiled {
+  ids: Int32Array;
+  rampLength: number;
+  maxBonus: number;
+  hold: boolean;
+}
+
+/**
+ * The EOS ramp's bonus for response length `t` (rules-spec.md, rule 1).
+ *
+ * @example
+ * eosBonus(125); // 7.5
+ * eosBonus(250); // 0 (afterRamp 'zero', as the reference code)
+ */
+export function eosBonus(
+  t: number,
+  options: { rampLength?: number; maxBonus?: number; afterRamp?: 'zero' | 'hold' } = {},
+): number {
+  const { rampLength, maxBonus, afterRamp } = { ...RULE_DEFAULTS.eos, ...options };
+  if (t <= 0) return 0;
+  if (t < rampLength) return (maxBonus * t) / rampLength;
+  return afterRamp === 'hold' ? maxBonus : 0;
+}
+
+/**
+ * A rule set compiled against a vocabulary: the sparse score vector of each step, per-sequence
+ * states, and the entries that did not resolve.
+ */
+export class RuleSet {
+  readonly vocabSize: number;
+  /** The validated config this set was compiled from. */
+  readonly config: RuleSetConfig;
+  /** Entries without an exact vocabulary item (reported, never guessed). */
+  readonly unresolved: readonly UnresolvedEntry[];
+  /** Names of the enabled rules, built-in then custom. */
+  readonly enabled: readonly string[];
+
+  private readonly eos: EosCompiled | null;
+  private readonly uniformIds: Int32Array;
+  private readonly uniformScores: Float64Array;
+  private readonly usedPenalty: number | null;
+  private readonly usedScope: 'conversation' | 'response';
+  private readonly startDense: Float32Array | null;
+  private readonly startT1: Int32Array;
+  private readonly startT2: Int32Array;
+  private readonly startOptions: { exclamationBonus: number; newlinePenalty: number };
+  private readonly custom: readonly CustomRule[];
+
+  /** @internal Use `compileRules`. */
+  constructor(config: RuleSetConfig, vocab: Vocabulary, options: CompileOptions = {}) {
+    const size = vocab.size;
+    if (!Number.isInteger(size) || size <= 0) {
+      throw new RuleConfigError('vocabulary.size', `expected a positive integer, got ${size}`);
+    }
+    this.vocabSize = size;
+    this.config = config;
+    const unresolved: UnresolvedEntry[] = [];
+    const enabled: string[] = [];
+    const checkId = (id: number, path: string) => {
+      if (!Number.isInteger(id) || id < 0 || id >= size) {
+        throw new RuleConfigError(path, `id ${id} is outside the vocabulary [0, ${size})`);
+      }
+    };
+    const lookup = (rule: UnresolvedEntry['rule'], text: string): readonly number[] => {
+      const ids = vocab.idsOf(text);
+      if (ids.length === 0) {
+        unresolved.push({ rule, text, reason: `no vocabulary item has the surface text ${JSON.stringify(text)}` });
+      }
+      return ids;
+    };
+
+    const on = <T extends object>(v: T | boolean | undefined): T | null =>
+      v === undefined || v === false ? null : v === true ? ({} as T) : v;
+
+    const eos = on(config.eos);
+    if (eos) {
+      enabled.push('eos');
+      const ids = eos.ids ?? [...vocab.eosIds];
+      ids.forEach((id, i) => checkId(id, `eos.ids[${i}]`));
+      if (ids.length === 0) unresolved.push({ rule: 'eos', text: '<eos>', reason: 'the vocabulary names no EOS id' });
+      const { rampLength, maxBonus, afterRamp } = { ...RULE_DEFAULTS.eos, ...eos };
+      this.eos = { ids: Int32Array.from(ids), rampLength, maxBonus, hold: afterRamp === 'hold' };
+    } else this.eos = null;
+
+    const uniform = on(config.uniform);
+    const merged = new Map<number, number>();
+    if (uniform) {
+      enabled.push('uniform');
+      const entries = uniform.entries ?? resolveRuleSpec('hewitt2024').uniform;
+      const list = Array.isArray(entries) ? entries : [];
+      list.forEach((entry, i) => {
+        const ids = 'id' in entry ? (checkId(entry.id, `uniform.entries[${i}].id`), [entry.id]) : lookup('uniform', entry.text);
+        for (const id of ids) merged.set(id, (merged.get(id) ?? 0) + entry.score);
+      });
+    }
+    this.uniformIds = Int32Array.from(merged.keys());
+    this.uniformScores = Float64Array.from(merged.values());
+
+    const used = on(config.used);
+    if (used) enabled.push('diversity');
+    this.usedPenalty = used ? (used.penalty ?? RULE_DEFAULTS.used.penalty) : null;
+    this.usedScope = used?.scope ?? RULE_DEFAULTS.used.scope;
+
+    const start = on(config.start);
+    this.startOptions = { ...RULE_DEFAULTS.start, ...(start ?? {}) };
+    if (start) {
+      enabled.push('start');
+      const weight = start.weight ?? RULE_DEFAULTS.start.weight;
+      const dense = new Float32Array(size);
+      for (let id = 0; id < size; id++) {
+        const surface = vocab.surfaceOf(id);
+        if (surface !== undefined) dense[id] = weight * scoreString(surface);
+      }
+      this.startDense = dense;
+      this.startT1 = Int32Array.from(lookup('start', '!'));
+      this.startT2 = Int32Array.from(lookup('start', '\n'));
+    } else {
+      this.startDense = null;
+      this.startT1 = new Int32Array(0);
+      this.startT2 = new Int32Array(0);
+    }
+
+    this.custom = options.custom ?? [];
+    this.custom.forEach((rule, i) => {
+      if (typeof rule?.name !== 'string' || typeof rule.score !== 'function') {
+        throw new RuleConfigError(`custom[${i}]`, 'expected { name: string, score(ctx, add) }');
+      }
+      enabled.push(rule.name);
+    });
+    this.unresolved = unresolved;
+    this.enabled = enabled;
+  }
+
+  /**
+   * A new per-sequence state for a prompt.
+   *
+   * @example
+   * const state = rules.createState({ promptIds, scopeStart: 7 });
+   */
+  createState(init: StateInit): RuleState {
+    if (init === null || typeof init !== 'object' || init.promptIds === undefined) {
+      throw new RuleInputError('createState: expected { promptIds, scopeStart, promptLength? }');
+    }
+    const promptLength = init.promptLength ?? init.promptIds.length;
+    const trackFrom = this.usedPenalty === null ? null : this.usedScope === 'conversation' ? init.scopeStart : promptLength;
+    return RuleState.create(this, this.vocabSize, init.promptIds, init.scopeStart, promptLength, trackFrom);
+  }
+
+  private check(logits: { length: number }, state: RuleState): void {
+    if (!(state instanceof RuleState) || state.owner !== this) {
+      throw new RuleInputError('state was not created by this rule set (use ruleSet.createState)');
+    }
+    if (logits.length < this.vocabSize) {
+      throw new RuleInputError(`logits row has ${logits.length} entries, fewer than the vocabulary size ${this.vocabSize}`);
+    }
+  }
+
+  /** Calls `add(id, score)` for every score of this step; the same ids may come more than once. */
+  private visit(state: RuleState, add: (id: number, score: number) => void): void {
+    const t = state.length - state.promptLength;
+    const eos = this.eos;
+    if (eos !== null && t > 0) {
+      const bonus = t < eos.rampLength ? (eos.maxBonus * t) / eos.rampLength : eos.hold ? eos.maxBonus : 0;
+      if (bonus !== 0) for (let i = 0; i < eos.ids.length; i++) add(eos.ids[i]!, bonus);
+    }
+    const uIds = this.uniformIds;
+    const uScores = this.uniformScores;
+    for (let i = 0; i < uIds.length; i++) add(uIds[i]!, uScores[i]!);
+    const penalty = this.usedPenalty;
+    if (penalty !== null) {
+      const used = state.usedIds;
+      for (let i = 0, n = state.usedCount; i < n; i++) add(used[i]!, penalty);
+    }
+    this.visitExtra(state, t, add);
+  }
+
+  /**
+   * Adds this step's rule scores to `logits` in place: O(number of scored ids). The row may be
+   * wider than the vocabulary (padded embeddings); extra ids get no score.
+   *
+   * @example
+   * rules.apply(logitsRow, state);
+   * const next = argmax(logitsRow);
+   * state.append(next);
+   */
+  apply(logits: Float32Array | Float64Array, state: RuleState): void {
+    this.check(logits, state);
+    this.visit(state, (id, score) => {
+      logits[id]! += score;
+    });
+  }
+
+  /**
+   * The sparse score vector of this step: id -> total score, zero totals left out, ids ascending.
+   * For tracing what the rules do; `apply` is the fast path.
+   */
+  scores(state: RuleState): Map<number, number> {
+    this.check({ length: this.vocabSize }, state);
+    const totals = new Map<number, number>();
+    this.visit(state, (id, score) => totals.set(id, (totals.get(id) ?? 0) + score));
+    return new Map([...totals].filter(([, s]) => s !== 0).sort((a, b) => a[0] - b[0]));
+  }
+
+  /** The dense score vector r of this step (length = vocabulary size). */
+  denseScores(state: RuleState): Float64Array {
+    this.check({ length: this.vocabSize }, state);
+    const r = new Float64Array(this.vocabSize);
+    this.visit(state, (id, score) => {
+      r[id]! += score;
+    });
+    return r;
+  }
+
+  /** The start rule and custom rules. */
+  private visitExtra(state: RuleState, t: number, add: (id: number, score: number) => void): void {
+    if (this.startDense !== null) {
+      if (t === 0) {
+        const dense = this.startDense;
+        for (let id = 0; id < dense.length; id++) if (dense[id] !== 0) add(id, dense[id]!);
+      } else if (t === 1) {
+        for (const id of this.startT1) add(id, this.startOptions.exclamationBonus);
+      } else if (t === 2) {
+        for (const id of this.startT2) add(id, this.startOptions.newlinePenalty);
+      }
+    }
+    const size = this.vocabSize;
+    for (const rule of this.custom) {
+      rule.score(state, (id, score) => {
+        if (Number.isInteger(id) && id >= 0 && id < size) add(id, score);
+      });
+    }
+  }
+}
+
+/**
+ * Compiles a rule set (preset name, subset name, config JSON, or `false`) against a vocabulary.
+ *
+ * @example
+ * import { compileRules, createVocabulary } from '@implicit-it/rules';
+ * const rules = compileRules('hewitt2024', vocab);
+ * if (rules.unresolved.length) console.warn(rules.unresolved);
+ * const state = rules.createState({ promptIds, scopeStart });
+ * rules.apply(logits, state);
+ */
+export function compileRules(spec: RuleSpec, vocab: Vocabulary, options?: CompileOptions): RuleSet {
+  return new RuleSet(resolveRuleSpec(spec), vocab, options);
+}

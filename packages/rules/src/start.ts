@@ -1,0 +1,25 @@
+const PUNCTUATION = new Set('.,:;!?<>[]{}()"\'`~@#$%^&*-=+\\|/');
+const CASED = /^[\p{Uppercase}\p{Lowercase}]/u;
+
+/**
+ * The start rule's score of one surface string (rules-spec.md, rule 4; `score_string` in the
+ * reference code): one leading space is stripped (a bare space scores 0); `Okay` +10, `I` -3, a
+ * first character that is a cased letter or CJK / Cyrillic / kana / Hangul +1, ASCII punctuation -1,
+ * anything else 0.
+ *
+ * @example
+ * scoreString(' Hello'); // 1
+ * scoreString('I'); // -3
+ */
+export function scoreString(surface: string): number {
+  if (surface === ' ' || surface === '') return 0;
+  const s = surface.startsWith(' ') ? surface.slice(1) : surface;
+  if (s === 'I') return -3;
+  if (s === 'Okay') return 10;
+  const cp = s.codePointAt(0)!;
+  if (CASED.test(s)) return 1;
+  if (cp >= 0x4e00 && cp <= 0x9fff) return 1;
+  if ((cp >= 0x0400 && cp <= 0x04ff) || (cp >= 0x3040 && cp <= 0x30ff) || (cp >= 0xac00 && cp <= 0xd7af)) return 1;
+  if (PUNCTUATION.has(s[0]!)) return -1;
+  return 0;
+}

@@ -1,0 +1,173 @@
+import { RuleInputError } from './errors.js';
+
+/** What a rule sees of one sequence. Custom rules receive it; `RuleState` implements it. */
+export interface RuleContext {
+  /** Prompt length P (the whole chat-formatted prompt, BOS included). */
+  readonly promptLength: number;
+  /** Index S of the first token of the last user message. */
+  readonly scopeStart: number;
+  /** Number of response tokens so far (0 when predicting the first response token). */
+  readonly t: number;
+  /** Token `i` of the context (prompt then response), `0 <= i < promptLength + t`. */
+  tokenAt(i: number): number;
+  /** Whether `id` is in the used-token scope of this state. */
+  isUsed(id: number): boolean;
+}
+
+const INITIAL_CAPACITY = 256;
+
+/**
+ * Per-sequence rule state: the context so far and the set of used ids, updated in O(1) per appended
+ * token. Create it with `RuleSet.createState`; `fork()` copies it for batched or speculative decoding.
+ */
+export class RuleState implements RuleContext {
+  /** @internal */ tokens: Int32Array;
+  /** @internal */ length: number;
+  /** @internal */ usedBits: Uint32Array;
+  /** @internal */ usedIds: Int32Array;
+  /** @internal */ usedCount: number;
+  readonly promptLength: number;
+  readonly scopeStart: number;
+  /** @internal */ readonly owner: object;
+  /** @internal */ readonly vocabSize: number;
+
+  /** @internal Use `RuleSet.createState`. */
+  constructor(
+    owner: object,
+    vocabSize: number,
+    tokens: Int32Array,
+    length: number,
+    promptLength: number,
+    scopeStart: number,
+    usedBits: Uint32Array,
+    usedIds: Int32Array,
+    usedCount: number,
+  ) {
+    this.owner = owner;
+    this.vocabSize = vocabSize;
+    this.tokens = tokens;
+    this.length = length;
+    this.promptLength = promptLength;
+    this.scopeStart = scopeStart;
+    this.usedBits = usedBits;
+    this.usedIds = usedIds;
+    this.usedCount = usedCount;
+  }
+
+  /** @internal */
+  static create(
+    owner: object,
+    vocabSize: number,
+    promptIds: ArrayLike<number>,
+    scopeStart: number,
+    promptLength: number,
+    trackFrom: number | null,
+  ): RuleState {
+    const n = promptIds.length;
+    if (!Number.isInteger(promptLength) || promptLength < 0) {
+      throw new RuleInputError(`promptLength must be a non-negative integer, got ${promptLength}`);
+    }
+    if (promptLength > n) {
+      throw new RuleInputError(`promptLength ${promptLength} is larger than the ${n} prompt ids given`);
+    }
+    if (!Number.isInteger(scopeStart) || scopeStart < 0 || scopeStart > promptLength) {
+      throw new RuleInputError(`scopeStart must be an integer in [0, promptLength=${promptLength}], got ${scopeStart}`);
+    }
+    const tokens = new Int32Array(Math.max(INITIAL_CAPACITY, n * 2));
+    const state = new RuleState(
+      owner,
+      vocabSize,
+      tokens,
+      0,
+      promptLength,
+      scopeStart,
+      new Uint32Array((vocabSize + 31) >>> 5),
+      new Int32Array(INITIAL_CAPACITY),
+      0,
+    );
+    state.trackResponse = trackFrom !== null;
+    for (let i = 0; i < n; i++) {
+      const id = promptIds[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+        throw new RuleInputError(`promptIds[${i}] = ${id} is outside the vocabulary [0, ${vocabSize})`);
+      }
+      tokens[i] = id;
+      if (trackFrom !== null && i >= trackFrom) state.markUsed(id);
+    }
+    // ids after promptLength (a prompt given with part of the response) count as response tokens
+    state.length = n;
+    return state;
+  }
+
+  get t(): number {
+    return this.length - this.promptLength;
+  }
+
+  tokenAt(i: number): number {
+    if (i < 0 || i >= this.length) throw new RangeError(`tokenAt(${i}): context has ${this.length} tokens`);
+    return this.tokens[i]!;
+  }
+
+  /** The response ids so far (a copy). */
+  responseIds(): number[] {
+    return Array.from(this.tokens.subarray(this.promptLength, this.length));
+  }
+
+  isUsed(id: number): boolean {
+    return id >= 0 && id < this.vocabSize && (this.usedBits[id >>> 5]! & (1 << (id & 31))) !== 0;
+  }
+
+  /** Number of distinct ids in the used-token scope. */
+  get usedSize(): number {
+    return this.usedCount;
+  }
+
+  /**
+   * Appends one generated token: O(1) amortized. Ids at or beyond the vocabulary size (padded logits
+   * rows) are recorded in the context but never scored.
+   */
+  append(id: number): void {
+    if ((id | 0) !== id || id < 0) throw new RuleInputError(`append: token id must be a non-negative integer, got ${id}`);
+    if (this.length === this.tokens.length) {
+      const grown = new Int32Array(this.tokens.length * 2);
+      grown.set(this.tokens);
+      this.tokens = grown;
+    }
+    this.tokens[this.length++] = id;
+    if (this.trackResponse && id < this.vocabSize) this.markUsed(id);
+  }
+
+  /** An independent copy (O(vocabulary / 32 + context) words). */
+  fork(): RuleState {
+    const copy = new RuleState(
+      this.owner,
+      this.vocabSize,
+      this.tokens.slice(),
+      this.length,
+      this.promptLength,
+      this.scopeStart,
+      this.usedBits.slice(),
+      this.usedIds.slice(),
+      this.usedCount,
+    );
+    copy.trackResponse = this.trackResponse;
+    return copy;
+  }
+
+  /** @internal */ trackResponse = true;
+
+  /** @internal */
+  markUsed(id: number): void {
+    const word = id >>> 5;
+    const bit = 1 << (id & 31);
+    const bits = this.usedBits;
+    if ((bits[word]! & bit) !== 0) return;
+    bits[word] = bits[word]! | bit;
+    if (this.usedCount === this.usedIds.length) {
+      const grown = new Int32Array(this.usedIds.length * 2);
+      grown.set(this.usedIds);
+      this.usedIds = grown;
+    }
+    this.usedIds[this.usedCount++] = id;
+  }
+}

@@ -1,0 +1,179 @@
+import type { RuleSetConfig, UniformEntry } from './config.js';
+import { RuleConfigError } from './errors.js';
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const describe = (v: unknown): string =>
+  v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? `"${v}"` : `${typeof v} ${String(v)}`;
+
+function expectKeys(obj: Json, path: string, allowed: readonly string[]): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) {
+      throw new RuleConfigError(`${path}${path ? '.' : ''}${key}`, `unknown field; expected one of ${allowed.join(', ')}`);
+    }
+  }
+}
+
+function num(obj: Json, key: string, path: string, check?: { min?: number; integer?: boolean; positive?: boolean }) {
+  const v = obj[key];
+  if (v === undefined) return undefined;
+  const at = `${path}.${key}`;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new RuleConfigError(at, `expected a finite number, got ${describe(v)}`);
+  if (check?.integer && !Number.isInteger(v)) throw new RuleConfigError(at, `expected an integer, got ${v}`);
+  if (check?.positive && v <= 0) throw new RuleConfigError(at, `expected a positive number, got ${v}`);
+  if (check?.min !== undefined && v < check.min) throw new RuleConfigError(at, `expected at least ${check.min}, got ${v}`);
+  return v;
+}
+
+function oneOf<T extends string>(obj: Json, key: string, path: string, values: readonly T[]): T | undefined {
+  const v = obj[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !values.includes(v as T)) {
+    throw new RuleConfigError(`${path}.${key}`, `expected one of ${values.map((x) => `"${x}"`).join(', ')}, got ${describe(v)}`);
+  }
+  return v as T;
+}
+
+function ruleObject(value: unknown, path: string, keys: readonly string[]): Json | boolean {
+  if (typeof value === 'boolean') return value;
+  if (!isObject(value)) throw new RuleConfigError(path, `expected true, false or an options object, got ${describe(value)}`);
+  expectKeys(value, path, keys);
+  return value;
+}
+
+const defined = <T extends object>(o: T): T =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+
+function uniformEntries(value: unknown, path: string): UniformEntry[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) throw new RuleConfigError(path, `expected an array of {text, score} or {id, score}, got ${describe(value)}`);
+  return value.map((entry, i) => {
+    const at = `${path}[${i}]`;
+    if (!isObject(entry)) throw new RuleConfigError(at, `expected {text, score} or {id, score}, got ${describe(entry)}`);
+    const hasText = 'text' in entry;
+    const hasId = 'id' in entry;
+    if (hasText === hasId) throw new RuleConfigError(at, 'expected exactly one of "text" or "id"');
+    expectKeys(entry, at, hasText ? ['text', 'score'] : ['id', 'score']);
+    const score = num(entry, 'score', at);
+    if (score === undefined) throw new RuleConfigError(`${at}.score`, 'required');
+    if (hasText) {
+      if (typeof entry.text !== 'string' || entry.text === '') {
+        throw new RuleConfigError(`${at}.text`, `expected a non-empty string, got ${describe(entry.text)}`);
+      }
+      return { text: entry.text, score };
+    }
+    const id = num(entry, 'id', at, { integer: true, min: 0 })!;
+    return { id, score };
+  });
+}
+
+/**
+ * Validates untrusted JSON (an HTTP body, a file) as a `RuleSetConfig`. Throws `RuleConfigError`
+ * naming the field; unknown fields are errors (they are usually typos).
+ *
+ * @example
+ * parseRuleSetConfig({ eos: { rampLength: 100 }, used: true });
+ */
+export function parseRuleSetConfig(input: unknown, path = ''): RuleSetConfig {
+  if (!isObject(input)) throw new RuleConfigError(path, `expected a rule-set object, got ${describe(input)}`);
+  expectKeys(input, path, ['eos', 'uniform', 'used', 'start']);
+  const p = (k: string) => (path ? `${path}.${k}` : k);
+  const out: RuleSetConfig = {};
+  if (input.eos !== undefined) {
+    const o = ruleObject(input.eos, p('eos'), ['rampLength', 'maxBonus', 'afterRamp', 'ids']);
+    if (typeof o === 'boolean') out.eos = o;
+    else {
+      let ids: number[] | undefined;
+      if (o.ids !== undefined) {
+        if (!Array.isArray(o.ids) || o.ids.length === 0) {
+          throw new RuleConfigError(`${p('eos')}.ids`, `expected a non-empty array of ids, got ${describe(o.ids)}`);
+        }
+        ids = o.ids.map((id, i) => num({ id }, 'id', `${p('eos')}.ids[${i}]`, { integer: true, min: 0 })!);
+      }
+      out.eos = defined({
+        rampLength: num(o, 'rampLength', p('eos'), { integer: true, positive: true }),
+        maxBonus: num(o, 'maxBonus', p('eos')),
+        afterRamp: oneOf(o, 'afterRamp', p('eos'), ['zero', 'hold'] as const),
+        ids,
+      });
+    }
+  }
+  if (input.uniform !== undefined) {
+    const o = ruleObject(input.uniform, p('uniform'), ['entries']);
+    out.uniform = typeof o === 'boolean' ? o : defined({ entries: uniformEntries(o.entries, `${p('uniform')}.entries`) });
+  }
+  if (input.used !== undefined) {
+    const o = ruleObject(input.used, p('used'), ['penalty', 'scope']);
+    out.used =
+      typeof o === 'boolean'
+        ? o
+        : defined({
+            penalty: num(o, 'penalty', p('used')),
+            scope: oneOf(o, 'scope', p('used'), ['conversation', 'response'] as const),
+          });
+  }
+  if (input.start !== undefined) {
+    const o = ruleObject(input.start, p('start'), ['weight', 'exclamationBonus', 'newlinePenalty']);
+    out.start =
+      typeof o === 'boolean'
+        ? o
+        : defined({
+            weight: num(o, 'weight', p('start')),
+            exclamationBonus: num(o, 'exclamationBonus', p('start')),
+            newlinePenalty: num(o, 'newlinePenalty', p('start')),
+          });
+  }
+  return out;
+}
+
+const ruleOr = (properties: Json) => ({
+  oneOf: [{ type: 'boolean' }, { type: 'object', additionalProperties: false, properties }],
+});
+
+/** JSON Schema (draft 2020-12) of `RuleSetConfig`, for API documentation and other validators. */
+export const ruleSetJsonSchema = Object.freeze({
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: 'https://implicit-it.dev/schemas/rule-set.json',
+  title: 'implicit-it rule set',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    eos: ruleOr({
+      rampLength: { type: 'integer', exclusiveMinimum: 0, default: 250 },
+      maxBonus: { type: 'number', default: 15 },
+      afterRamp: { enum: ['zero', 'hold'], default: 'zero' },
+      ids: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 },
+    }),
+    uniform: ruleOr({
+      entries: {
+        type: 'array',
+        items: {
+          oneOf: [
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['text', 'score'],
+              properties: { text: { type: 'string', minLength: 1 }, score: { type: 'number' } },
+            },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['id', 'score'],
+              properties: { id: { type: 'integer', minimum: 0 }, score: { type: 'number' } },
+            },
+          ],
+        },
+      },
+    }),
+    used: ruleOr({
+      penalty: { type: 'number', default: -1.5 },
+      scope: { enum: ['conversation', 'response'], default: 'conversation' },
+    }),
+    start: ruleOr({
+      weight: { type: 'number', default: 5 },
+      exclamationBonus: { type: 'number', default: 15 },
+      newlinePenalty: { type: 'number', default: -10 },
+    }),
+  },
+});

@@ -1,0 +1,67 @@
+/**
+ * What the rules need to know about a tokenizer. Rules are written on surface text (the string a
+ * token stands for, a leading space written as `" "`); a `Vocabulary` resolves that text to ids.
+ * `@implicit-it/tokenizers` implements it for Hugging Face tokenizers.
+ */
+export interface Vocabulary {
+  /** Number of token ids (ids are `0 .. size - 1`). */
+  readonly size: number;
+  /** End-of-sequence id(s); the EOS rule scores each of them. */
+  readonly eosIds: readonly number[];
+  /** Every id whose surface text is exactly `surface` (empty when there is none). */
+  idsOf(surface: string): readonly number[];
+  /** The surface text of `id`, or `undefined` when the id has none (unknown id, special token). */
+  surfaceOf(id: number): string | undefined;
+}
+
+/**
+ * Builds a `Vocabulary` from the surface text of every id.
+ *
+ * @example
+ * const vocab = createVocabulary({ surfaces: ['<eos>', ' I', 'I', '\n'], eosIds: [0] });
+ * vocab.idsOf(' I'); // [1]
+ */
+export function createVocabulary(options: {
+  surfaces: readonly (string | undefined)[];
+  eosIds: readonly number[];
+}): Vocabulary {
+  const { surfaces, eosIds } = options;
+  const index = new Map<string, number[]>();
+  surfaces.forEach((surface, id) => {
+    if (surface === undefined) return;
+    const ids = index.get(surface);
+    if (ids) ids.push(id);
+    else index.set(surface, [id]);
+  });
+  for (const id of eosIds) {
+    if (!Number.isInteger(id) || id < 0 || id >= surfaces.length) {
+      throw new RangeError(`createVocabulary: eos id ${id} is outside the vocabulary (size ${surfaces.length})`);
+    }
+  }
+  return {
+    size: surfaces.length,
+    eosIds: [...eosIds],
+    idsOf: (surface) => index.get(surface) ?? [],
+    surfaceOf: (id) => surfaces[id],
+  };
+}
+
+/**
+ * A vocabulary that knows only its size and EOS ids: for rule sets whose entries name ids directly
+ * (e.g. the Llama-2 ids of the reference code). Surface lookups find nothing.
+ *
+ * @example
+ * const llama2 = idVocabulary({ size: 32000, eosIds: [2] });
+ */
+export function idVocabulary(options: { size: number; eosIds: readonly number[] }): Vocabulary {
+  const { size, eosIds } = options;
+  if (!Number.isInteger(size) || size <= 0) {
+    throw new RangeError(`idVocabulary: size must be a positive integer, got ${size}`);
+  }
+  for (const id of eosIds) {
+    if (!Number.isInteger(id) || id < 0 || id >= size) {
+      throw new RangeError(`idVocabulary: eos id ${id} is outside the vocabulary (size ${size})`);
+    }
+  }
+  return { size, eosIds: [...eosIds], idsOf: () => [], surfaceOf: () => undefined };
+}
