@@ -5,7 +5,7 @@
 // Convention: a bench script prints, besides its own report, one line per headline figure:
 //   BENCH {"name":"rules: apply+append vs argmax","value":0.8,"unit":"%","target":"<= 5 %","ok":true}
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -22,7 +22,11 @@ for (const dir of dirs) {
   if (!pkg.scripts?.bench) continue;
   if (only.length && !only.some((o) => pkg.name.includes(o))) continue;
   console.log(`\n=== ${pkg.name}: ${pkg.scripts.bench}`);
-  const run = spawnSync('pnpm', ['run', '--silent', 'bench'], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const run = spawnSync('pnpm', ['run', '--silent', 'bench'], {
+    cwd: dir,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   process.stdout.write(run.stdout ?? '');
   if (run.status !== 0) {
     failed++;
@@ -31,7 +35,13 @@ for (const dir of dirs) {
   for (const line of (run.stdout ?? '').split('\n')) {
     if (!line.startsWith('BENCH ')) continue;
     const r = JSON.parse(line.slice(6));
-    rows.push({ pkg: pkg.name, name: r.name, value: `${r.value}${r.unit ? ` ${r.unit}` : ''}`, target: r.target ?? '', ok: r.ok });
+    rows.push({
+      pkg: pkg.name,
+      name: r.name,
+      value: `${r.value}${r.unit ? ` ${r.unit}` : ''}`,
+      target: r.target ?? '',
+      ok: r.ok,
+    });
   }
 }
 const cols = ['pkg', 'name', 'value', 'target', 'ok'];

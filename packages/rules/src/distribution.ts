@@ -32,7 +32,9 @@ export function softmax(row: ArrayLike<number>): Float64Array {
  */
 export function productOfExperts(baseLogits: ArrayLike<number>, ruleScores: ArrayLike<number>): Float64Array {
   if (ruleScores.length !== baseLogits.length) {
-    throw new RangeError(`productOfExperts: ${baseLogits.length} base logits but ${ruleScores.length} rule scores`);
+    throw new RangeError(
+      `productOfExperts: ${baseLogits.length} base logits but ${ruleScores.length} rule scores`,
+    );
   }
   const pBase = softmax(baseLogits);
   const pRules = softmax(ruleScores);

@@ -27,7 +27,13 @@ export const PRESETS: Readonly<Record<string, () => RuleSetConfig>> = Object.fre
 });
 
 /** The paper's ablation subsets, named as in the reference code's option string, plus `none`. */
-export const ABLATIONS = ['eos-uniform-diversity', 'uniform-diversity', 'eos-uniform', 'eos-diversity', 'none'] as const;
+export const ABLATIONS = [
+  'eos-uniform-diversity',
+  'uniform-diversity',
+  'eos-uniform',
+  'eos-diversity',
+  'none',
+] as const;
 
 const SUBSET_PARTS: Record<string, 'eos' | 'uniform' | 'used' | 'start'> = {
   eos: 'eos',

@@ -109,7 +109,11 @@ export class RuleSet {
     const lookup = (rule: UnresolvedEntry['rule'], text: string): readonly number[] => {
       const ids = vocab.idsOf(text);
       if (ids.length === 0) {
-        unresolved.push({ rule, text, reason: `no vocabulary item has the surface text ${JSON.stringify(text)}` });
+        unresolved.push({
+          rule,
+          text,
+          reason: `no vocabulary item has the surface text ${JSON.stringify(text)}`,
+        });
       }
       return ids;
     };
@@ -122,7 +126,8 @@ export class RuleSet {
       enabled.push('eos');
       const ids = eos.ids ?? [...vocab.eosIds];
       ids.forEach((id, i) => checkId(id, `eos.ids[${i}]`));
-      if (ids.length === 0) unresolved.push({ rule: 'eos', text: '<eos>', reason: 'the vocabulary names no EOS id' });
+      if (ids.length === 0)
+        unresolved.push({ rule: 'eos', text: '<eos>', reason: 'the vocabulary names no EOS id' });
       const { rampLength, maxBonus, afterRamp } = { ...RULE_DEFAULTS.eos, ...eos };
       this.eos = { ids: Int32Array.from(ids), rampLength, maxBonus, hold: afterRamp === 'hold' };
     } else this.eos = null;
@@ -134,7 +139,10 @@ export class RuleSet {
       const entries = uniform.entries ?? resolveRuleSpec('hewitt2024').uniform;
       const list = Array.isArray(entries) ? entries : [];
       list.forEach((entry, i) => {
-        const ids = 'id' in entry ? (checkId(entry.id, `uniform.entries[${i}].id`), [entry.id]) : lookup('uniform', entry.text);
+        const ids =
+          'id' in entry
+            ? (checkId(entry.id, `uniform.entries[${i}].id`), [entry.id])
+            : lookup('uniform', entry.text);
         for (const id of ids) merged.set(id, (merged.get(id) ?? 0) + entry.score);
       });
     }
@@ -187,7 +195,8 @@ export class RuleSet {
       throw new RuleInputError('createState: expected { promptIds, scopeStart, promptLength? }');
     }
     const promptLength = init.promptLength ?? init.promptIds.length;
-    const trackFrom = this.usedPenalty === null ? null : this.usedScope === 'conversation' ? init.scopeStart : promptLength;
+    const trackFrom =
+      this.usedPenalty === null ? null : this.usedScope === 'conversation' ? init.scopeStart : promptLength;
     return RuleState.create(this, this.vocabSize, init.promptIds, init.scopeStart, promptLength, trackFrom);
   }
 
@@ -196,7 +205,9 @@ export class RuleSet {
       throw new RuleInputError('state was not created by this rule set (use ruleSet.createState)');
     }
     if (logits.length < this.vocabSize) {
-      throw new RuleInputError(`logits row has ${logits.length} entries, fewer than the vocabulary size ${this.vocabSize}`);
+      throw new RuleInputError(
+        `logits row has ${logits.length} entries, fewer than the vocabulary size ${this.vocabSize}`,
+      );
     }
   }
 

@@ -19,7 +19,8 @@ export function scoreString(surface: string): number {
   const cp = s.codePointAt(0)!;
   if (CASED.test(s)) return 1;
   if (cp >= 0x4e00 && cp <= 0x9fff) return 1;
-  if ((cp >= 0x0400 && cp <= 0x04ff) || (cp >= 0x3040 && cp <= 0x30ff) || (cp >= 0xac00 && cp <= 0xd7af)) return 1;
+  if ((cp >= 0x0400 && cp <= 0x04ff) || (cp >= 0x3040 && cp <= 0x30ff) || (cp >= 0xac00 && cp <= 0xd7af))
+    return 1;
   if (PUNCTUATION.has(s[0]!)) return -1;
   return 0;
 }

@@ -71,7 +71,9 @@ export class RuleState implements RuleContext {
       throw new RuleInputError(`promptLength ${promptLength} is larger than the ${n} prompt ids given`);
     }
     if (!Number.isInteger(scopeStart) || scopeStart < 0 || scopeStart > promptLength) {
-      throw new RuleInputError(`scopeStart must be an integer in [0, promptLength=${promptLength}], got ${scopeStart}`);
+      throw new RuleInputError(
+        `scopeStart must be an integer in [0, promptLength=${promptLength}], got ${scopeStart}`,
+      );
     }
     const tokens = new Int32Array(Math.max(INITIAL_CAPACITY, n * 2));
     const state = new RuleState(
@@ -127,7 +129,8 @@ export class RuleState implements RuleContext {
    * rows) are recorded in the context but never scored.
    */
   append(id: number): void {
-    if ((id | 0) !== id || id < 0) throw new RuleInputError(`append: token id must be a non-negative integer, got ${id}`);
+    if ((id | 0) !== id || id < 0)
+      throw new RuleInputError(`append: token id must be a non-negative integer, got ${id}`);
     if (this.length === this.tokens.length) {
       const grown = new Int32Array(this.tokens.length * 2);
       grown.set(this.tokens);

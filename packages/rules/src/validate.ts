@@ -5,24 +5,40 @@ type Json = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const describe = (v: unknown): string =>
-  v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? `"${v}"` : `${typeof v} ${String(v)}`;
+  v === null
+    ? 'null'
+    : Array.isArray(v)
+      ? 'an array'
+      : typeof v === 'string'
+        ? `"${v}"`
+        : `${typeof v} ${String(v)}`;
 
 function expectKeys(obj: Json, path: string, allowed: readonly string[]): void {
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) {
-      throw new RuleConfigError(`${path}${path ? '.' : ''}${key}`, `unknown field; expected one of ${allowed.join(', ')}`);
+      throw new RuleConfigError(
+        `${path}${path ? '.' : ''}${key}`,
+        `unknown field; expected one of ${allowed.join(', ')}`,
+      );
     }
   }
 }
 
-function num(obj: Json, key: string, path: string, check?: { min?: number; integer?: boolean; positive?: boolean }) {
+function num(
+  obj: Json,
+  key: string,
+  path: string,
+  check?: { min?: number; integer?: boolean; positive?: boolean },
+) {
   const v = obj[key];
   if (v === undefined) return undefined;
   const at = `${path}.${key}`;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new RuleConfigError(at, `expected a finite number, got ${describe(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new RuleConfigError(at, `expected a finite number, got ${describe(v)}`);
   if (check?.integer && !Number.isInteger(v)) throw new RuleConfigError(at, `expected an integer, got ${v}`);
   if (check?.positive && v <= 0) throw new RuleConfigError(at, `expected a positive number, got ${v}`);
-  if (check?.min !== undefined && v < check.min) throw new RuleConfigError(at, `expected at least ${check.min}, got ${v}`);
+  if (check?.min !== undefined && v < check.min)
+    throw new RuleConfigError(at, `expected at least ${check.min}, got ${v}`);
   return v;
 }
 
@@ -30,14 +46,18 @@ function oneOf<T extends string>(obj: Json, key: string, path: string, values: r
   const v = obj[key];
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || !values.includes(v as T)) {
-    throw new RuleConfigError(`${path}.${key}`, `expected one of ${values.map((x) => `"${x}"`).join(', ')}, got ${describe(v)}`);
+    throw new RuleConfigError(
+      `${path}.${key}`,
+      `expected one of ${values.map((x) => `"${x}"`).join(', ')}, got ${describe(v)}`,
+    );
   }
   return v as T;
 }
 
 function ruleObject(value: unknown, path: string, keys: readonly string[]): Json | boolean {
   if (typeof value === 'boolean') return value;
-  if (!isObject(value)) throw new RuleConfigError(path, `expected true, false or an options object, got ${describe(value)}`);
+  if (!isObject(value))
+    throw new RuleConfigError(path, `expected true, false or an options object, got ${describe(value)}`);
   expectKeys(value, path, keys);
   return value;
 }
@@ -47,10 +67,15 @@ const defined = <T extends object>(o: T): T =>
 
 function uniformEntries(value: unknown, path: string): UniformEntry[] | undefined {
   if (value === undefined) return undefined;
-  if (!Array.isArray(value)) throw new RuleConfigError(path, `expected an array of {text, score} or {id, score}, got ${describe(value)}`);
+  if (!Array.isArray(value))
+    throw new RuleConfigError(
+      path,
+      `expected an array of {text, score} or {id, score}, got ${describe(value)}`,
+    );
   return value.map((entry, i) => {
     const at = `${path}[${i}]`;
-    if (!isObject(entry)) throw new RuleConfigError(at, `expected {text, score} or {id, score}, got ${describe(entry)}`);
+    if (!isObject(entry))
+      throw new RuleConfigError(at, `expected {text, score} or {id, score}, got ${describe(entry)}`);
     const hasText = 'text' in entry;
     const hasId = 'id' in entry;
     if (hasText === hasId) throw new RuleConfigError(at, 'expected exactly one of "text" or "id"');
@@ -87,7 +112,10 @@ export function parseRuleSetConfig(input: unknown, path = ''): RuleSetConfig {
       let ids: number[] | undefined;
       if (o.ids !== undefined) {
         if (!Array.isArray(o.ids) || o.ids.length === 0) {
-          throw new RuleConfigError(`${p('eos')}.ids`, `expected a non-empty array of ids, got ${describe(o.ids)}`);
+          throw new RuleConfigError(
+            `${p('eos')}.ids`,
+            `expected a non-empty array of ids, got ${describe(o.ids)}`,
+          );
         }
         ids = o.ids.map((id, i) => num({ id }, 'id', `${p('eos')}.ids[${i}]`, { integer: true, min: 0 })!);
       }
@@ -101,7 +129,8 @@ export function parseRuleSetConfig(input: unknown, path = ''): RuleSetConfig {
   }
   if (input.uniform !== undefined) {
     const o = ruleObject(input.uniform, p('uniform'), ['entries']);
-    out.uniform = typeof o === 'boolean' ? o : defined({ entries: uniformEntries(o.entries, `${p('uniform')}.entries`) });
+    out.uniform =
+      typeof o === 'boolean' ? o : defined({ entries: uniformEntries(o.entries, `${p('uniform')}.entries`) });
   }
   if (input.used !== undefined) {
     const o = ruleObject(input.used, p('used'), ['penalty', 'scope']);

@@ -35,7 +35,9 @@ export function createVocabulary(options: {
   });
   for (const id of eosIds) {
     if (!Number.isInteger(id) || id < 0 || id >= surfaces.length) {
-      throw new RangeError(`createVocabulary: eos id ${id} is outside the vocabulary (size ${surfaces.length})`);
+      throw new RangeError(
+        `createVocabulary: eos id ${id} is outside the vocabulary (size ${surfaces.length})`,
+      );
     }
   }
   return {

@@ -1,0 +1,55 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { describe } from 'vitest';
+
+/** The repository root: the nearest directory upwards holding pnpm-workspace.yaml. */
+export function repoRoot(from: string = process.cwd()): string {
+  let dir = resolve(from);
+  for (;;) {
+    if (existsSync(join(dir, 'pnpm-workspace.yaml'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`no pnpm-workspace.yaml above ${from}`);
+    dir = up;
+  }
+}
+
+/** `../shared` beside the repository root (override with IMPLICIT_IT_SHARED_DIR). */
+export const SHARED_DIR = process.env.IMPLICIT_IT_SHARED_DIR ?? resolve(repoRoot(), '..', 'shared');
+
+/** A path under the shared directory. */
+export function sharedPath(...parts: string[]): string {
+  return join(SHARED_DIR, ...parts);
+}
+
+/** True when CI demands the shared material (IMPLICIT_IT_REQUIRE_SHARED=1). */
+export const REQUIRE_SHARED = process.env.IMPLICIT_IT_REQUIRE_SHARED === '1';
+
+/** The first missing path of `parts` under ../shared, or undefined when all exist. */
+export function missingShared(...paths: string[]): string | undefined {
+  return paths.map((p) => sharedPath(p)).find((p) => !existsSync(p));
+}
+
+/**
+ * `describe` for tests that read ../shared: skipped with a message when a file is missing, a failure
+ * when IMPLICIT_IT_REQUIRE_SHARED=1.
+ *
+ * @example
+ * describeShared('llama2 fixture', ['fixtures/tokenizers/llama2/tokenizer.json'], () => { ... });
+ */
+export function describeShared(name: string, paths: string[], fn: () => void): void {
+  const missing = missingShared(...paths);
+  if (missing && REQUIRE_SHARED) {
+    describe(name, () => {
+      throw new Error(
+        `${missing} is missing and IMPLICIT_IT_REQUIRE_SHARED=1: the shared material must be present`,
+      );
+    });
+    return;
+  }
+  if (missing) {
+    console.warn(`[skip] ${name}: ${missing} is missing (set up ../shared to run these tests)`);
+    describe.skip(`${name} (skipped: ${missing} missing)`, fn);
+    return;
+  }
+  describe(name, fn);
+}
