@@ -125,7 +125,7 @@ export class RuleSet {
     if (eos) {
       enabled.push('eos');
       const ids = eos.ids ?? [...vocab.eosIds];
-      ids.forEach((id, i) => checkId(id, `eos.ids[${i}]`));
+      for (const [i, id] of ids.entries()) checkId(id, `eos.ids[${i}]`);
       if (ids.length === 0)
         unresolved.push({ rule: 'eos', text: '<eos>', reason: 'the vocabulary names no EOS id' });
       const { rampLength, maxBonus, afterRamp } = { ...RULE_DEFAULTS.eos, ...eos };
@@ -138,13 +138,11 @@ export class RuleSet {
       enabled.push('uniform');
       const entries = uniform.entries ?? resolveRuleSpec('hewitt2024').uniform;
       const list = Array.isArray(entries) ? entries : [];
-      list.forEach((entry, i) => {
-        const ids =
-          'id' in entry
-            ? (checkId(entry.id, `uniform.entries[${i}].id`), [entry.id])
-            : lookup('uniform', entry.text);
+      for (const [i, entry] of list.entries()) {
+        if ('id' in entry) checkId(entry.id, `uniform.entries[${i}].id`);
+        const ids = 'id' in entry ? [entry.id] : lookup('uniform', entry.text);
         for (const id of ids) merged.set(id, (merged.get(id) ?? 0) + entry.score);
-      });
+      }
     }
     this.uniformIds = Int32Array.from(merged.keys());
     this.uniformScores = Float64Array.from(merged.values());
