@@ -1,0 +1,191 @@
+/**
+ * In-memory ONNX graph surgery at the protobuf wire level: only the graph's node list is decoded; the
+ * weights (most of the bytes) are copied as opaque ranges. Used to compute the LM head only for the
+ * positions whose logits are needed (the last one while generating), which standard optimum exports
+ * do not offer: they compute logits for every prompt position.
+ */
+
+interface WireField {
+  no: number;
+  wireType: number;
+  /** whole field, tag included */
+  start: number;
+  end: number;
+  /** payload of a length-delimited field */
+  dataStart: number;
+}
+
+function readVarint(buf: Uint8Array, pos: number): [number, number] {
+  let result = 0;
+  let shift = 1;
+  for (;;) {
+    if (pos >= buf.length) throw new RangeError('truncated varint');
+    const b = buf[pos++]!;
+    result += (b & 0x7f) * shift;
+    if ((b & 0x80) === 0) return [result, pos];
+    shift *= 128;
+  }
+}
+
+function* wireFields(buf: Uint8Array, start: number, end: number): Generator<WireField> {
+  let pos = start;
+  while (pos < end) {
+    const fieldStart = pos;
+    const [tag, afterTag] = readVarint(buf, pos);
+    const no = Math.floor(tag / 8);
+    const wireType = tag & 7;
+    pos = afterTag;
+    let dataStart = pos;
+    if (wireType === 0) pos = readVarint(buf, pos)[1];
+    else if (wireType === 1) pos += 8;
+    else if (wireType === 5) pos += 4;
+    else if (wireType === 2) {
+      const [len, p] = readVarint(buf, pos);
+      dataStart = p;
+      pos = p + len;
+    } else throw new RangeError(`unsupported protobuf wire type ${wireType}`);
+    if (pos > end) throw new RangeError('truncated protobuf field');
+    yield { no, wireType, start: fieldStart, end: pos, dataStart };
+  }
+}
+
+const utf8 = new TextDecoder();
+const enc = new TextEncoder();
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 128) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return out;
+}
+
+function lenField(no: number, payload: Uint8Array): Uint8Array {
+  const head = [...varint(no * 8 + 2), ...varint(payload.length)];
+  const out = new Uint8Array(head.length + payload.length);
+  out.set(head);
+  out.set(payload, head.length);
+  return out;
+}
+
+const concat = (parts: Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+
+const str = (no: number, s: string) => lenField(no, enc.encode(s));
+const varintField = (no: number, n: number) => new Uint8Array([...varint(no * 8), ...varint(n)]);
+
+interface NodeInfo {
+  field: WireField;
+  inputs: string[];
+  outputs: string[];
+  opType: string;
+}
+
+function readNode(buf: Uint8Array, f: WireField): NodeInfo {
+  const node: NodeInfo = { field: f, inputs: [], outputs: [], opType: '' };
+  for (const g of wireFields(buf, f.dataStart, f.end)) {
+    if (g.wireType !== 2) continue;
+    const s = () => utf8.decode(buf.subarray(g.dataStart, g.end));
+    if (g.no === 1) node.inputs.push(s());
+    else if (g.no === 2) node.outputs.push(s());
+    else if (g.no === 4) node.opType = s();
+  }
+  return node;
+}
+
+/** Rewrites a node, replacing its first input. */
+function withFirstInput(buf: Uint8Array, node: NodeInfo, input: string): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let replaced = false;
+  for (const g of wireFields(buf, node.field.dataStart, node.field.end)) {
+    if (g.no === 1 && !replaced) {
+      parts.push(str(1, input));
+      replaced = true;
+    } else parts.push(buf.subarray(g.start, g.end));
+  }
+  return lenField(1, concat(parts));
+}
+
+function int64Initializer(name: string, value: bigint): Uint8Array {
+  const raw = new Uint8Array(8);
+  new DataView(raw.buffer).setBigInt64(0, value, true);
+  // TensorProto: dims = [1], data_type = INT64 (7), name, raw_data
+  return lenField(5, concat([varintField(1, 1), varintField(2, 7), str(8, name), lenField(9, raw)]));
+}
+
+/** The name of the int64 [1] input the patch adds: the first position whose logits are computed (-1: last). */
+export const LOGITS_START_INPUT = 'implicit_it_logits_start';
+
+/** What `patchLogitsSlice` did. */
+export type LogitsPatch =
+  | { patched: true; bytes: Uint8Array; external: boolean }
+  | { patched: false; reason: string };
+
+/**
+ * Inserts `Slice(hidden, starts=[implicit_it_logits_start], ends=[INT64_MAX], axes=[1])` before the LM
+ * head's MatMul, so that the graph computes logits only from a given position on. Follows the
+ * `logits` output back through Cast/Add nodes to the MatMul. Returns `patched: false` with a reason
+ * when the graph has another shape.
+ */
+export function patchLogitsSlice(model: Uint8Array): LogitsPatch {
+  const top = [...wireFields(model, 0, model.length)];
+  const graphField = top.find((f) => f.no === 7 && f.wireType === 2);
+  if (!graphField) return { patched: false, reason: 'no graph in the model file' };
+  const graphFields = [...wireFields(model, graphField.dataStart, graphField.end)];
+  const nodes = graphFields.filter((f) => f.no === 1 && f.wireType === 2).map((f) => readNode(model, f));
+  const producer = new Map<string, NodeInfo>();
+  for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
+
+  const inputs = graphFields.filter((f) => f.no === 11).map((f) => readNode(model, { ...f, no: 1 }));
+  if (inputs.some((i) => i.inputs[0] === LOGITS_START_INPUT)) return { patched: false, reason: 'already patched' };
+
+  let head = producer.get('logits');
+  for (let hops = 0; head && head.opType !== 'MatMul' && hops < 3; hops++) {
+    if (head.opType !== 'Cast' && head.opType !== 'Add') break;
+    head = producer.get(head.inputs[0]!);
+  }
+  if (!head || head.opType !== 'MatMul') {
+    return { patched: false, reason: `the node producing "logits" is not a MatMul (found ${head?.opType ?? 'nothing'})` };
+  }
+  const hidden = head.inputs[0]!;
+  const sliced = `${hidden}/implicit_it_sliced`;
+  const ends = 'implicit_it/logits_slice/ends';
+  const axes = 'implicit_it/logits_slice/axes';
+  const sliceNode = lenField(
+    1,
+    concat([str(1, hidden), str(1, LOGITS_START_INPUT), str(1, ends), str(1, axes), str(2, sliced), str(3, 'implicit_it/logits_slice'), str(4, 'Slice')]),
+  );
+  // ValueInfoProto { name, type: TypeProto { tensor_type { elem_type: INT64, shape { dim { dim_value: 1 } } } } }
+  const shape = lenField(2, lenField(1, varintField(1, 1)));
+  const startInput = lenField(11, concat([str(1, LOGITS_START_INPUT), lenField(2, lenField(1, concat([varintField(1, 7), shape])))]));
+
+  let external = false;
+  const parts: Uint8Array[] = [];
+  for (const f of graphFields) {
+    if (f.no === 1 && f.start === head.field.start) {
+      parts.push(sliceNode, withFirstInput(model, head, sliced));
+      continue;
+    }
+    if (f.no === 5 && !external) {
+      // TensorProto.data_location (14) == EXTERNAL (1)
+      for (const g of wireFields(model, f.dataStart, f.end)) {
+        if (g.no === 14 && g.wireType === 0 && readVarint(model, g.dataStart)[0] === 1) external = true;
+      }
+    }
+    parts.push(model.subarray(f.start, f.end));
+  }
+  parts.push(int64Initializer(ends, 0x7fffffffffffffffn), int64Initializer(axes, 1n), startInput);
+  const graph = lenField(7, concat(parts));
+  const out: Uint8Array[] = [];
+  for (const f of top) out.push(f === graphField ? graph : model.subarray(f.start, f.end));
+  return { patched: true, bytes: concat(out), external };
+}
