@@ -8,4 +8,6 @@ export default defineConfig({
   clean: true,
   target: 'es2022',
   tsconfig: 'tsconfig.build.json',
+  // import.meta.url in the CommonJS build (used to locate onnxruntime's CUDA libraries)
+  shims: true,
 });

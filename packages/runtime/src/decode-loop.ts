@@ -1,3 +1,4 @@
+import type { RuleSet } from '@implicit-it/rules';
 import * as ort from 'onnxruntime-node';
 import type { DecoderSession } from './decoder-session.js';
 import { GenerationAbortedError } from './errors.js';
@@ -5,7 +6,6 @@ import type { LogitsProcessor } from './logits-processor.js';
 import { RulesProcessor } from './logits-processor.js';
 import { createRng, logSumExp, rankOf, type SamplingOptions, sampleToken, topEntries } from './sampling.js';
 import { StopMatcher } from './stop-matcher.js';
-import type { RuleSet } from '@implicit-it/rules';
 
 /** Why a row stopped: EOS or a stop string, the token limit, or its AbortSignal. */
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -118,7 +118,13 @@ export async function decodeLoop(
     req,
     index,
     out: [],
-    rules: req.rules ? new RulesProcessor(req.rules, { promptIds: req.promptIds, scopeStart: req.scopeStart, promptLength: req.promptIds.length }) : null,
+    rules: req.rules
+      ? new RulesProcessor(req.rules, {
+          promptIds: req.promptIds,
+          scopeStart: req.scopeStart,
+          promptLength: req.promptIds.length,
+        })
+      : null,
     detok: tokenizer.createDetokenizer({ skipSpecialTokens: true }),
     stop: new StopMatcher(req.stop),
     rng: createRng(req.sampling.seed ?? 0),
@@ -187,7 +193,11 @@ export async function decodeLoop(
           id,
           token: tokenizer.tokenText(id),
           logprob: row[id]! - lse,
-          top: topEntries(row, r.req.logprobs).map(([tid, v]) => ({ id: tid, token: tokenizer.tokenText(tid), logprob: v - lse })),
+          top: topEntries(row, r.req.logprobs).map(([tid, v]) => ({
+            id: tid,
+            token: tokenizer.tokenText(tid),
+            logprob: v - lse,
+          })),
         };
         r.logprobs.push(event.logprob);
       }
@@ -204,7 +214,10 @@ export async function decodeLoop(
         const pushed = r.stop.push(r.detok.push(id));
         event.text = pushed.emit;
         if (pushed.stopped) r.finish = 'stop';
-        else if (r.out.length >= r.req.maxNewTokens || (maxPositions !== undefined && r.nextPos + 1 >= maxPositions)) {
+        else if (
+          r.out.length >= r.req.maxNewTokens ||
+          (maxPositions !== undefined && r.nextPos + 1 >= maxPositions)
+        ) {
           r.finish = 'length';
           event.text += r.stop.push(r.detok.flush()).emit + r.stop.finish();
         }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelLoadError } from './errors.js';
+import { halvesToFloats } from './float16.js';
 import type { ModelFiles } from './model-dir.js';
 import { LOGITS_START_INPUT, patchLogitsSlice } from './onnx-patch.js';
 import { chooseProviders, type ExecutionProvider, type ProviderStatus } from './providers.js';
@@ -96,13 +97,18 @@ export class DecoderSession {
     this.layers = this.pastNames.length / 2;
     const meta = session.inputMetadata.find((m) => m.name === this.pastNames[0]);
     const shape = meta && meta.isTensor ? meta.shape : [];
-    const dim = (i: number, fallback: number) => (typeof shape[i] === 'number' ? (shape[i] as number) : fallback);
+    const dim = (i: number, fallback: number) =>
+      typeof shape[i] === 'number' ? (shape[i] as number) : fallback;
     this.kvHeads = dim(1, files.config.num_key_value_heads);
     this.headDim = dim(3, files.config.head_dim);
     this.kvType = meta && meta.isTensor && meta.type === 'float16' ? 'float16' : 'float32';
     this.hasPositionIds = inputs.includes('position_ids');
     this.hasUseCacheBranch = inputs.includes('use_cache_branch');
-    this.logitsMode = patched ? 'patched' : inputs.includes('num_logits_to_keep') ? 'num_logits_to_keep' : 'all';
+    this.logitsMode = patched
+      ? 'patched'
+      : inputs.includes('num_logits_to_keep')
+        ? 'num_logits_to_keep'
+        : 'all';
   }
 
   /** Creates the session, trying execution providers by priority (CUDA, then CPU). */
@@ -128,7 +134,9 @@ export class DecoderSession {
           ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
           ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
         });
-        const why = failures.length ? ` (skipped: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')})` : '';
+        const why = failures.length
+          ? ` (skipped: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')})`
+          : '';
         log(`execution provider: ${provider}${why}`);
         return new DecoderSession(session, provider, files, patched);
       } catch (cause) {
@@ -147,7 +155,9 @@ export class DecoderSession {
   emptyPast(batch: number): Tensor[] {
     const dims = [batch, this.kvHeads, 0, this.headDim];
     return this.pastNames.map(() =>
-      this.kvType === 'float16' ? new ort.Tensor('float16', new Uint16Array(0), dims) : new ort.Tensor('float32', new Float32Array(0), dims),
+      this.kvType === 'float16'
+        ? new ort.Tensor('float16', new Uint16Array(0), dims)
+        : new ort.Tensor('float32', new Float32Array(0), dims),
     );
   }
 
@@ -164,16 +174,20 @@ export class DecoderSession {
     const past = step.past ?? this.emptyPast(batch);
     for (let i = 0; i < past.length; i++) feeds[this.pastNames[i]!] = past[i]!;
     const from = step.logitsFrom < 0 ? Math.max(0, seq + step.logitsFrom) : step.logitsFrom;
-    if (this.logitsMode === 'patched') feeds[LOGITS_START_INPUT] = new ort.Tensor('int64', BigInt64Array.of(BigInt(from)), [1]);
+    if (this.logitsMode === 'patched')
+      feeds[LOGITS_START_INPUT] = new ort.Tensor('int64', BigInt64Array.of(BigInt(from)), [1]);
     if (this.logitsMode === 'num_logits_to_keep') {
-      feeds.num_logits_to_keep = new ort.Tensor('int64', BigInt64Array.of(BigInt(from === 0 ? 0 : seq - from)), []);
+      feeds.num_logits_to_keep = new ort.Tensor(
+        'int64',
+        BigInt64Array.of(BigInt(from === 0 ? 0 : seq - from)),
+        [],
+      );
     }
     const out = await this.session.run(feeds);
     const logitsTensor = out.logits!;
     const [, kept, vocab] = logitsTensor.dims as number[];
     let logits: Float32Array;
     if (logitsTensor.type === 'float16') {
-      const { halvesToFloats } = await import('./float16.js');
       const src = logitsTensor.data as Uint16Array;
       logits = halvesToFloats(src, 0, new Float32Array(src.length));
     } else logits = logitsTensor.data as Float32Array;
@@ -182,7 +196,10 @@ export class DecoderSession {
       const keep = seq - from;
       const trimmed = new Float32Array(batch * keep * vocab!);
       for (let b = 0; b < batch; b++) {
-        trimmed.set(logits.subarray((b * kept! + from) * vocab!, (b * kept! + seq) * vocab!), b * keep * vocab!);
+        trimmed.set(
+          logits.subarray((b * kept! + from) * vocab!, (b * kept! + seq) * vocab!),
+          b * keep * vocab!,
+        );
       }
       return { logits: trimmed, kept: keep, vocab: vocab!, present: this.presentNames.map((n) => out[n]!) };
     }

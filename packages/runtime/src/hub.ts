@@ -31,7 +31,8 @@ function cached(dir: string, dtype: ModelDtype): boolean {
   return (
     existsSync(join(dir, 'config.json')) &&
     existsSync(join(dir, 'tokenizer.json')) &&
-    (existsSync(join(dir, 'onnx', `model${suffix}.onnx`)) || existsSync(join(dir, 'onnx', `decoder_model_merged${suffix}.onnx`)))
+    (existsSync(join(dir, 'onnx', `model${suffix}.onnx`)) ||
+      existsSync(join(dir, 'onnx', `decoder_model_merged${suffix}.onnx`)))
   );
 }
 
@@ -58,7 +59,11 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
   }
   options.onProgress?.(`downloading ${model} (${dtype}) into ${dir}`);
   const hf = await import('@huggingface/transformers');
-  const saved = { cacheDir: hf.env.cacheDir, allowRemoteModels: hf.env.allowRemoteModels, useFSCache: hf.env.useFSCache };
+  const saved = {
+    cacheDir: hf.env.cacheDir,
+    allowRemoteModels: hf.env.allowRemoteModels,
+    useFSCache: hf.env.useFSCache,
+  };
   Object.assign(hf.env, { cacheDir, allowRemoteModels: true, useFSCache: true });
   try {
     await hf.AutoConfig.from_pretrained(model);
@@ -76,9 +81,13 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
     Object.assign(hf.env, saved);
   }
   if (!cached(dir, dtype)) {
-    throw new ModelLoadError('runtime.hub_layout', `"${model}" was fetched but ${dir} lacks config.json, tokenizer.json or an onnx/ decoder for dtype ${dtype}`, {
-      file: dir,
-    });
+    throw new ModelLoadError(
+      'runtime.hub_layout',
+      `"${model}" was fetched but ${dir} lacks config.json, tokenizer.json or an onnx/ decoder for dtype ${dtype}`,
+      {
+        file: dir,
+      },
+    );
   }
   return dir;
 }

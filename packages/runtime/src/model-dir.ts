@@ -49,38 +49,52 @@ function readJson(file: string, what: string): Record<string, unknown> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new ModelLoadError('runtime.missing_file', `${file}: cannot read ${what} (${(cause as Error).message})`, {
-      file,
-      cause,
-    });
+    throw new ModelLoadError(
+      'runtime.missing_file',
+      `${file}: cannot read ${what} (${(cause as Error).message})`,
+      {
+        file,
+        cause,
+      },
+    );
   }
   try {
     const value = JSON.parse(text);
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not a JSON object');
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      throw new Error('not a JSON object');
     return value;
   } catch (cause) {
-    throw new ModelLoadError('runtime.malformed_file', `${file}: ${what} is not valid JSON (${(cause as Error).message})`, {
-      file,
-      cause,
-    });
+    throw new ModelLoadError(
+      'runtime.malformed_file',
+      `${file}: ${what} is not valid JSON (${(cause as Error).message})`,
+      {
+        file,
+        cause,
+      },
+    );
   }
 }
 
 const ids = (v: unknown): number[] =>
-  v === undefined || v === null ? [] : (Array.isArray(v) ? v : [v]).filter((x): x is number => Number.isInteger(x));
+  v === undefined || v === null
+    ? []
+    : (Array.isArray(v) ? v : [v]).filter((x): x is number => Number.isInteger(x));
 
 function parseConfig(raw: Record<string, unknown>, file: string): ModelConfig {
   // multimodal / nested configs keep the decoder's fields under text_config
-  const c = (typeof raw.text_config === 'object' && raw.text_config !== null ? { ...raw, ...raw.text_config } : raw) as Record<
-    string,
-    unknown
-  >;
+  const c = (
+    typeof raw.text_config === 'object' && raw.text_config !== null ? { ...raw, ...raw.text_config } : raw
+  ) as Record<string, unknown>;
   const int = (key: string, fallback?: number): number => {
     const v = c[key] ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-      throw new ModelLoadError('runtime.bad_config', `${file}: field "${key}" must be a positive integer, got ${JSON.stringify(v)}`, {
-        file,
-      });
+      throw new ModelLoadError(
+        'runtime.bad_config',
+        `${file}: field "${key}" must be a positive integer, got ${JSON.stringify(v)}`,
+        {
+          file,
+        },
+      );
     }
     return v;
   };
@@ -113,18 +127,29 @@ function parseConfig(raw: Record<string, unknown>, file: string): ModelConfig {
  */
 export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): ModelFiles {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new ModelLoadError('runtime.not_a_directory', `${dir}: not a directory (expected a Hugging Face model directory with config.json and onnx/model.onnx)`, {
-      file: dir,
-    });
+    throw new ModelLoadError(
+      'runtime.not_a_directory',
+      `${dir}: not a directory (expected a Hugging Face model directory with config.json and onnx/model.onnx)`,
+      {
+        file: dir,
+      },
+    );
   }
   if (!(dtype in DTYPE_SUFFIX)) {
-    throw new ModelLoadError('runtime.bad_dtype', `dtype "${dtype}" is not one of ${Object.keys(DTYPE_SUFFIX).join(', ')}`);
+    throw new ModelLoadError(
+      'runtime.bad_dtype',
+      `dtype "${dtype}" is not one of ${Object.keys(DTYPE_SUFFIX).join(', ')}`,
+    );
   }
   const configFile = join(dir, 'config.json');
   if (!existsSync(configFile)) {
-    throw new ModelLoadError('runtime.missing_file', `${configFile} is missing: ${dir} is not a Hugging Face model directory`, {
-      file: configFile,
-    });
+    throw new ModelLoadError(
+      'runtime.missing_file',
+      `${configFile} is missing: ${dir} is not a Hugging Face model directory`,
+      {
+        file: configFile,
+      },
+    );
   }
   const config = parseConfig(readJson(configFile, 'the model config'), configFile);
   const genFile = join(dir, 'generation_config.json');

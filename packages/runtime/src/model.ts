@@ -5,9 +5,15 @@ import { DecoderSession, type SessionOptions } from './decoder-session.js';
 import { GenerationError } from './errors.js';
 import { type ResolveOptions, resolveModel } from './hub.js';
 import { type ModelFiles, modelEosIds, resolveModelFiles } from './model-dir.js';
-import { checkOptions, type GenerateInput, type GenerateOptions, type GenerationResult, type StreamPart } from './options.js';
+import {
+  checkOptions,
+  type GenerateInput,
+  type GenerateOptions,
+  type GenerationResult,
+  type StreamPart,
+} from './options.js';
 import { rankOf } from './sampling.js';
-import { scoreBatch, type ScoreItem, type ScoreOptions, type ScoreResult } from './score.js';
+import { type ScoreItem, type ScoreOptions, type ScoreResult, scoreBatch } from './score.js';
 
 /** Options of `loadModel`. */
 export interface LoadOptions extends SessionOptions, ResolveOptions {
@@ -49,7 +55,8 @@ export class Model {
   constructor(
     readonly files: ModelFiles,
     readonly tokenizer: Tokenizer,
-    private readonly session: DecoderSession,
+    /** @internal the ONNX session (for reference implementations and benchmarks) */
+    readonly session: DecoderSession,
     private readonly defaultRules: RuleSpec,
   ) {
     this.eos = new Set([...modelEosIds(files), ...tokenizer.eosIds]);
@@ -93,14 +100,19 @@ export class Model {
     }
     if ('text' in input) return this.tokenizer.buildPrompt({ format: 'raw', text: input.text });
     if (format === 'raw') {
-      throw new GenerationError('runtime.bad_option', 'format "raw" takes { text } or a string, not instructions or messages', 'format');
+      throw new GenerationError(
+        'runtime.bad_option',
+        'format "raw" takes { text } or a string, not instructions or messages',
+        'format',
+      );
     }
     return this.tokenizer.buildPrompt({ format, ...input } as Parameters<Tokenizer['buildPrompt']>[0]);
   }
 
   private checkPrompt(prompt: Prompt): void {
     const max = this.info.maxPositions;
-    if (prompt.ids.length === 0) throw new GenerationError('runtime.empty_prompt', 'the prompt has no tokens', 'prompt');
+    if (prompt.ids.length === 0)
+      throw new GenerationError('runtime.empty_prompt', 'the prompt has no tokens', 'prompt');
     if (max !== undefined && prompt.ids.length >= max) {
       throw new GenerationError(
         'runtime.prompt_too_long',
@@ -111,8 +123,15 @@ export class Model {
   }
 
   private row(prompt: Prompt, options: GenerateOptions, onToken?: (e: TokenEvent) => void): RowRequest {
-    const logprobs = options.logprobs === undefined || options.logprobs === false ? null : options.logprobs === true ? 0 : options.logprobs;
-    const bias = options.logitBias ? new Map(Object.entries(options.logitBias).map(([k, v]) => [Number(k), v])) : null;
+    const logprobs =
+      options.logprobs === undefined || options.logprobs === false
+        ? null
+        : options.logprobs === true
+          ? 0
+          : options.logprobs;
+    const bias = options.logitBias
+      ? new Map(Object.entries(options.logitBias).map(([k, v]) => [Number(k), v]))
+      : null;
     return {
       promptIds: prompt.ids,
       scopeStart: prompt.scopeStart,
@@ -120,7 +139,12 @@ export class Model {
       stop: options.stop ?? [],
       rules: this.rules(options.rules),
       processors: options.processors ?? [],
-      sampling: { temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed },
+      sampling: {
+        temperature: options.temperature,
+        topK: options.topK,
+        topP: options.topP,
+        seed: options.seed,
+      },
       logprobs,
       logitBias: bias,
       trace: options.trace ?? false,
@@ -145,7 +169,10 @@ export class Model {
    * Generates for one or more prompts (decoded together in batches of `batchSize`, shortest
    * prompts batched together). Results come back in input order.
    */
-  async generate(inputs: GenerateInput | readonly GenerateInput[], options: GenerateOptions = {}): Promise<GenerationResult[]> {
+  async generate(
+    inputs: GenerateInput | readonly GenerateInput[],
+    options: GenerateOptions = {},
+  ): Promise<GenerationResult[]> {
     this.live();
     checkOptions(options);
     const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
@@ -170,7 +197,11 @@ export class Model {
           text: r.text,
           tokenIds: r.tokenIds,
           finishReason: r.finishReason,
-          usage: { promptTokens: r.promptTokens, completionTokens: r.completionTokens, totalTokens: r.promptTokens + r.completionTokens },
+          usage: {
+            promptTokens: r.promptTokens,
+            completionTokens: r.completionTokens,
+            totalTokens: r.promptTokens + r.completionTokens,
+          },
           prompt: { ids: p.ids, scopeStart: p.scopeStart, promptLength: p.promptLength },
           ...(r.logprobs ? { logprobs: r.logprobs } : {}),
           ...(r.baseRanks ? { baseRanks: r.baseRanks } : {}),
@@ -214,7 +245,12 @@ export class Model {
       this.tokenizer.padId,
       [
         this.row(prompt, { ...options, signal: stop.signal }, (e) => {
-          push({ type: 'token', id: e.id, ...(e.logprob ? { logprob: e.logprob } : {}), ...(e.baseRank !== undefined ? { baseRank: e.baseRank } : {}) });
+          push({
+            type: 'token',
+            id: e.id,
+            ...(e.logprob ? { logprob: e.logprob } : {}),
+            ...(e.baseRank !== undefined ? { baseRank: e.baseRank } : {}),
+          });
           if (e.text) push({ type: 'text-delta', text: e.text });
         }),
       ],
@@ -225,7 +261,11 @@ export class Model {
           type: 'finish',
           finishReason: r!.finishReason,
           text: r!.text,
-          usage: { promptTokens: r!.promptTokens, completionTokens: r!.completionTokens, totalTokens: r!.promptTokens + r!.completionTokens },
+          usage: {
+            promptTokens: r!.promptTokens,
+            completionTokens: r!.completionTokens,
+            totalTokens: r!.promptTokens + r!.completionTokens,
+          },
         });
         done = true;
         wake?.();
@@ -264,14 +304,27 @@ export class Model {
     const prepared = items.map((item) => {
       const prompt = this.prompt(item.prompt, options.format);
       const continuation =
-        typeof item.continuation === 'string' ? this.tokenizer.encode(item.continuation, { addSpecialTokens: false }) : [...item.continuation];
+        typeof item.continuation === 'string'
+          ? this.tokenizer.encode(item.continuation, { addSpecialTokens: false })
+          : [...item.continuation];
       const total = prompt.ids.length + continuation.length;
       if (this.info.maxPositions !== undefined && total > this.info.maxPositions) {
-        throw new GenerationError('runtime.prompt_too_long', `prompt + continuation is ${total} tokens; the context is ${this.info.maxPositions}`, 'continuation');
+        throw new GenerationError(
+          'runtime.prompt_too_long',
+          `prompt + continuation is ${total} tokens; the context is ${this.info.maxPositions}`,
+          'continuation',
+        );
       }
       return { prompt, continuation };
     });
-    return scoreBatch(this.session, this.tokenizer.padId, prepared, this.rules(options.rules ?? false), options, rankOf);
+    return scoreBatch(
+      this.session,
+      this.tokenizer.padId,
+      prepared,
+      this.rules(options.rules ?? false),
+      options,
+      rankOf,
+    );
   }
 
   /** Frees the session. The model cannot be used afterwards. */

@@ -102,24 +102,75 @@ function readNode(buf: Uint8Array, f: WireField): NodeInfo {
   return node;
 }
 
-/** Rewrites a node, replacing its first input. */
-function withFirstInput(buf: Uint8Array, node: NodeInfo, input: string): Uint8Array {
+/** Rewrites a node (a GraphProto `node` field), replacing its input number `index`. */
+function withInput(buf: Uint8Array, node: NodeInfo, index: number, input: string): Uint8Array {
   const parts: Uint8Array[] = [];
-  let replaced = false;
+  let seen = 0;
   for (const g of wireFields(buf, node.field.dataStart, node.field.end)) {
-    if (g.no === 1 && !replaced) {
-      parts.push(str(1, input));
-      replaced = true;
-    } else parts.push(buf.subarray(g.start, g.end));
+    if (g.no === 1 && g.wireType === 2 && seen++ === index) parts.push(str(1, input));
+    else parts.push(buf.subarray(g.start, g.end));
   }
   return lenField(1, concat(parts));
 }
+
+function nodeField(
+  inputs: string[],
+  outputs: string[],
+  name: string,
+  opType: string,
+  attrs: Uint8Array[] = [],
+): Uint8Array {
+  return lenField(
+    1,
+    concat([
+      ...inputs.map((i) => str(1, i)),
+      ...outputs.map((o) => str(2, o)),
+      str(3, name),
+      str(4, opType),
+      ...attrs,
+    ]),
+  );
+}
+
+/** AttributeProto { name, i, type: INT (2) } as a NodeProto `attribute` field. */
+const intAttr = (name: string, value: number) =>
+  lenField(5, concat([str(1, name), varintField(3, value), varintField(20, 2)]));
 
 function int64Initializer(name: string, value: bigint): Uint8Array {
   const raw = new Uint8Array(8);
   new DataView(raw.buffer).setBigInt64(0, value, true);
   // TensorProto: dims = [1], data_type = INT64 (7), name, raw_data
   return lenField(5, concat([varintField(1, 1), varintField(2, 7), str(8, name), lenField(9, raw)]));
+}
+
+/** Where the LM head reads the hidden state, and what must change to feed it a sliced one. */
+interface HeadSite {
+  /** the 3-D hidden state [batch, seq, hidden] */
+  hidden: string;
+  /** node whose input `index` is the hidden state */
+  reader: NodeInfo;
+  index: number;
+  /** Reshape back to [batch, seq, vocab] whose shape input must follow the sliced length */
+  unflatten?: NodeInfo;
+}
+
+function findHead(producer: Map<string, NodeInfo>): HeadSite | string {
+  let node = producer.get('logits');
+  for (let hops = 0; node && (node.opType === 'Cast' || node.opType === 'Add') && hops < 3; hops++) {
+    node = producer.get(node.inputs[0]!);
+  }
+  if (!node) return 'no node produces "logits"';
+  // optimum: logits = MatMul(hidden[B, S, H], W[H, V])
+  if (node.opType === 'MatMul') return { hidden: node.inputs[0]!, reader: node, index: 0 };
+  // flattened linear: Reshape(Gemm|MatMul(Reshape(hidden, [-1, H]), W), [B, S, V])
+  if (node.opType === 'Reshape') {
+    const lin = producer.get(node.inputs[0]!);
+    const flat =
+      lin && (lin.opType === 'Gemm' || lin.opType === 'MatMul') ? producer.get(lin.inputs[0]!) : undefined;
+    if (flat?.opType === 'Reshape')
+      return { hidden: flat.inputs[0]!, reader: flat, index: 0, unflatten: node };
+  }
+  return `the LM head is not MatMul(hidden, W) or Reshape(Gemm(Reshape(hidden))) (found ${node.opType})`;
 }
 
 /** The name of the int64 [1] input the patch adds: the first position whose logits are computed (-1: last). */
@@ -137,6 +188,14 @@ export type LogitsPatch =
  * when the graph has another shape.
  */
 export function patchLogitsSlice(model: Uint8Array): LogitsPatch {
+  try {
+    return patch(model);
+  } catch (e) {
+    return { patched: false, reason: `cannot read the graph (${(e as Error).message})` };
+  }
+}
+
+function patch(model: Uint8Array): LogitsPatch {
   const top = [...wireFields(model, 0, model.length)];
   const graphField = top.find((f) => f.no === 7 && f.wireType === 2);
   if (!graphField) return { patched: false, reason: 'no graph in the model file' };
@@ -144,35 +203,55 @@ export function patchLogitsSlice(model: Uint8Array): LogitsPatch {
   const nodes = graphFields.filter((f) => f.no === 1 && f.wireType === 2).map((f) => readNode(model, f));
   const producer = new Map<string, NodeInfo>();
   for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
-
   const inputs = graphFields.filter((f) => f.no === 11).map((f) => readNode(model, { ...f, no: 1 }));
-  if (inputs.some((i) => i.inputs[0] === LOGITS_START_INPUT)) return { patched: false, reason: 'already patched' };
+  if (inputs.some((i) => i.inputs[0] === LOGITS_START_INPUT))
+    return { patched: false, reason: 'already patched' };
 
-  let head = producer.get('logits');
-  for (let hops = 0; head && head.opType !== 'MatMul' && hops < 3; hops++) {
-    if (head.opType !== 'Cast' && head.opType !== 'Add') break;
-    head = producer.get(head.inputs[0]!);
+  const site = findHead(producer);
+  if (typeof site === 'string') return { patched: false, reason: site };
+  const p = 'implicit_it/logits_slice';
+  const sliced = `${p}/hidden`;
+  const inserted = [
+    nodeField([site.hidden, LOGITS_START_INPUT, `${p}/ends`, `${p}/axes`], [sliced], p, 'Slice'),
+  ];
+  const initializers = [
+    int64Initializer(`${p}/ends`, 0x7fffffffffffffffn),
+    int64Initializer(`${p}/axes`, 1n),
+  ];
+  const replace = new Map<number, Uint8Array>();
+  if (site.unflatten) {
+    // the reshape back to [batch, seq, vocab] takes its shape from the sliced hidden state: [B, k, -1]
+    inserted.push(
+      nodeField([sliced], [`${p}/shape`], `${p}/shape`, 'Shape'),
+      nodeField([`${p}/shape`, `${p}/zero`, `${p}/two`, `${p}/zero`], [`${p}/bs`], `${p}/bs`, 'Slice'),
+      nodeField([`${p}/bs`, `${p}/minus_one`], [`${p}/out_shape`], `${p}/out_shape`, 'Concat', [
+        intAttr('axis', 0),
+      ]),
+    );
+    initializers.push(
+      int64Initializer(`${p}/zero`, 0n),
+      int64Initializer(`${p}/two`, 2n),
+      int64Initializer(`${p}/minus_one`, -1n),
+    );
+    replace.set(site.unflatten.field.start, withInput(model, site.unflatten, 1, `${p}/out_shape`));
   }
-  if (!head || head.opType !== 'MatMul') {
-    return { patched: false, reason: `the node producing "logits" is not a MatMul (found ${head?.opType ?? 'nothing'})` };
-  }
-  const hidden = head.inputs[0]!;
-  const sliced = `${hidden}/implicit_it_sliced`;
-  const ends = 'implicit_it/logits_slice/ends';
-  const axes = 'implicit_it/logits_slice/axes';
-  const sliceNode = lenField(
-    1,
-    concat([str(1, hidden), str(1, LOGITS_START_INPUT), str(1, ends), str(1, axes), str(2, sliced), str(3, 'implicit_it/logits_slice'), str(4, 'Slice')]),
+  replace.set(
+    site.reader.field.start,
+    concat([...inserted, withInput(model, site.reader, site.index, sliced)]),
   );
   // ValueInfoProto { name, type: TypeProto { tensor_type { elem_type: INT64, shape { dim { dim_value: 1 } } } } }
   const shape = lenField(2, lenField(1, varintField(1, 1)));
-  const startInput = lenField(11, concat([str(1, LOGITS_START_INPUT), lenField(2, lenField(1, concat([varintField(1, 7), shape])))]));
+  const startInput = lenField(
+    11,
+    concat([str(1, LOGITS_START_INPUT), lenField(2, lenField(1, concat([varintField(1, 7), shape])))]),
+  );
 
   let external = false;
   const parts: Uint8Array[] = [];
   for (const f of graphFields) {
-    if (f.no === 1 && f.start === head.field.start) {
-      parts.push(sliceNode, withFirstInput(model, head, sliced));
+    const replacement = f.no === 1 ? replace.get(f.start) : undefined;
+    if (replacement) {
+      parts.push(replacement);
       continue;
     }
     if (f.no === 5 && !external) {
@@ -183,7 +262,7 @@ export function patchLogitsSlice(model: Uint8Array): LogitsPatch {
     }
     parts.push(model.subarray(f.start, f.end));
   }
-  parts.push(int64Initializer(ends, 0x7fffffffffffffffn), int64Initializer(axes, 1n), startInput);
+  parts.push(...initializers, startInput);
   const graph = lenField(7, concat(parts));
   const out: Uint8Array[] = [];
   for (const f of top) out.push(f === graphField ? graph : model.subarray(f.start, f.end));

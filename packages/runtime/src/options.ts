@@ -68,14 +68,18 @@ export function checkOptions(o: GenerateOptions): void {
     throw new GenerationError('runtime.bad_option', `${param}: ${message}`, param);
   };
   const int = (v: number | undefined, param: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
-    if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) bad(param, `expected an integer in [${min}, ${max}], got ${v}`);
+    if (v !== undefined && (!Number.isInteger(v) || v < min || v > max))
+      bad(param, `expected an integer in [${min}, ${max}], got ${v}`);
   };
   int(o.maxNewTokens, 'maxNewTokens', 0);
   int(o.topK, 'topK', 0);
   int(o.batchSize, 'batchSize', 1, 1024);
   int(o.seed, 'seed', 0, 2 ** 32 - 1);
-  if (o.temperature !== undefined && !(o.temperature >= 0 && Number.isFinite(o.temperature))) bad('temperature', `expected a number >= 0, got ${o.temperature}`);
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) bad('topP', `expected a number in (0, 1], got ${o.topP}`);
+  if (o.temperature !== undefined && !(o.temperature >= 0 && Number.isFinite(o.temperature)))
+    bad('temperature', `expected a number >= 0, got ${o.temperature}`);
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1))
+    bad('topP', `expected a number in (0, 1], got ${o.topP}`);
   if (typeof o.logprobs === 'number') int(o.logprobs, 'logprobs', 0, 20);
-  if (o.stop !== undefined && (!Array.isArray(o.stop) || o.stop.some((s) => typeof s !== 'string'))) bad('stop', 'expected an array of strings');
+  if (o.stop !== undefined && (!Array.isArray(o.stop) || o.stop.some((s) => typeof s !== 'string')))
+    bad('stop', 'expected an array of strings');
 }

@@ -34,23 +34,33 @@ export function providerStatus(): ProviderStatus[] {
   return PROVIDER_PRIORITY.map((name) => {
     if (name === 'cpu') return { name, available: true, reason: 'bundled with onnxruntime-node' };
     const listed = backends.some((b) => b.name === 'cuda');
-    if (!listed) return { name, available: false, reason: `onnxruntime-node ${ort.env.versions.node} has no CUDA backend on ${process.platform}-${process.arch}` };
+    if (!listed)
+      return {
+        name,
+        available: false,
+        reason: `onnxruntime-node ${ort.env.versions.node} has no CUDA backend on ${process.platform}-${process.arch}`,
+      };
     const lib = bin && join(bin, 'libonnxruntime_providers_cuda.so');
     if (!lib || !existsSync(lib)) {
       return {
         name,
         available: false,
-        reason: 'CUDA binaries not installed (reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12 and run its install script: see the README)',
+        reason:
+          'CUDA binaries not installed (reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12 and run its install script: see the README)',
       };
     }
     const visible = existsSync('/dev/nvidiactl') || existsSync('/proc/driver/nvidia/version');
-    if (!visible) return { name, available: false, reason: 'CUDA binaries present but no NVIDIA GPU/driver visible' };
+    if (!visible)
+      return { name, available: false, reason: 'CUDA binaries present but no NVIDIA GPU/driver visible' };
     return { name, available: true, reason: `CUDA binaries at ${lib}` };
   });
 }
 
 /** The providers to try for a request: `auto` = every available one by priority. */
-export function chooseProviders(requested: ExecutionProvider | 'auto'): { order: ExecutionProvider[]; skipped: ProviderStatus[] } {
+export function chooseProviders(requested: ExecutionProvider | 'auto'): {
+  order: ExecutionProvider[];
+  skipped: ProviderStatus[];
+} {
   const status = providerStatus();
   if (requested !== 'auto') return { order: [requested], skipped: [] };
   return {

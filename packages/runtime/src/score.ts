@@ -44,7 +44,11 @@ export async function scoreBatch(
 ): Promise<ScoreResult[]> {
   items.forEach((item, i) => {
     if (item.continuation.length === 0) {
-      throw new GenerationError('runtime.empty_continuation', `items[${i}].continuation has no tokens to score`, 'continuation');
+      throw new GenerationError(
+        'runtime.empty_continuation',
+        `items[${i}].continuation has no tokens to score`,
+        'continuation',
+      );
     }
   });
   const order = items.map((_, i) => i).sort((a, b) => total(items[a]!) - total(items[b]!));
@@ -68,12 +72,25 @@ export async function scoreBatch(
       }
     });
     const from = width - maxCont - 1;
-    const step = await session.run({ batch: chunk.length, seq: width, inputIds: ids, attentionMask: mask, positionIds: pos, past: null, logitsFrom: from });
+    const step = await session.run({
+      batch: chunk.length,
+      seq: width,
+      inputIds: ids,
+      attentionMask: mask,
+      positionIds: pos,
+      past: null,
+      logitsFrom: from,
+    });
     const V = step.vocab;
     const row = new Float32Array(V);
     chunk.forEach((c, b) => {
       const n = c.continuation.length;
-      const state = rules?.createState({ promptIds: c.prompt.ids, scopeStart: c.prompt.scopeStart, promptLength: c.prompt.ids.length }) ?? null;
+      const state =
+        rules?.createState({
+          promptIds: c.prompt.ids,
+          scopeStart: c.prompt.scopeStart,
+          promptLength: c.prompt.ids.length,
+        }) ?? null;
       const logprobs: number[] = [];
       const ranks: number[] = [];
       for (let j = 0; j < n; j++) {
