@@ -96,7 +96,7 @@ function gatherRows(tensors: ort.Tensor[], keep: number[]): ort.Tensor[] {
     const block = h! * len! * d!;
     const src = t.data as Float32Array | Uint16Array;
     const dst = new (src.constructor as { new (n: number): Float32Array | Uint16Array })(keep.length * block);
-    keep.forEach((b, i) => dst.set(src.subarray(b * block, (b + 1) * block), i * block));
+    for (const [i, b] of keep.entries()) dst.set(src.subarray(b * block, (b + 1) * block), i * block);
     return new ort.Tensor(t.type as 'float32', dst as Float32Array, [keep.length, h!, len!, d!]);
   });
 }

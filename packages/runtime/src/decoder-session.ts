@@ -96,12 +96,12 @@ export class DecoderSession {
     }
     this.layers = this.pastNames.length / 2;
     const meta = session.inputMetadata.find((m) => m.name === this.pastNames[0]);
-    const shape = meta && meta.isTensor ? meta.shape : [];
+    const shape = meta?.isTensor ? meta.shape : [];
     const dim = (i: number, fallback: number) =>
       typeof shape[i] === 'number' ? (shape[i] as number) : fallback;
     this.kvHeads = dim(1, files.config.num_key_value_heads);
     this.headDim = dim(3, files.config.head_dim);
-    this.kvType = meta && meta.isTensor && meta.type === 'float16' ? 'float16' : 'float32';
+    this.kvType = meta?.isTensor && meta.type === 'float16' ? 'float16' : 'float32';
     this.hasPositionIds = inputs.includes('position_ids');
     this.hasUseCacheBranch = inputs.includes('use_cache_branch');
     this.logitsMode = patched

@@ -177,7 +177,7 @@ export class Model {
     checkOptions(options);
     const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
     const prompts = list.map((input) => this.prompt(input, options.format));
-    prompts.forEach((p) => this.checkPrompt(p));
+    for (const p of prompts) this.checkPrompt(p);
     const order = prompts.map((_, i) => i).sort((a, b) => prompts[a]!.ids.length - prompts[b]!.ids.length);
     const batchSize = options.batchSize ?? 8;
     const results: GenerationResult[] = new Array(prompts.length);

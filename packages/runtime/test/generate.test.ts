@@ -104,7 +104,7 @@ describe('output', () => {
       rules: 'hewitt2024',
       ranks: true,
     });
-    s!.logprobs.forEach((lp, i) => expect(lp).toBeCloseTo(r!.logprobs![i]!.logprob, 5));
+    for (const [i, lp] of s!.logprobs.entries()) expect(lp).toBeCloseTo(r!.logprobs![i]!.logprob, 5);
     expect(s!.ranks).toEqual(r!.tokenIds.map(() => 1));
   });
 

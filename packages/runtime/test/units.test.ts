@@ -38,7 +38,7 @@ describe('sampling', () => {
     const counts = [0, 0, 0, 0, 0];
     for (let i = 0; i < 20000; i++) counts[sampleToken(row, { temperature: 1 }, rng)]!++;
     const z = [...row].reduce((a, v) => a + Math.exp(v), 0);
-    counts.forEach((c, i) => expect(c / 20000).toBeCloseTo(Math.exp(row[i]!) / z, 1));
+    for (const [i, c] of counts.entries()) expect(c / 20000).toBeCloseTo(Math.exp(row[i]!) / z, 1);
   });
   it('top-k and top-p restrict the candidates', () => {
     const rng = createRng(5);
