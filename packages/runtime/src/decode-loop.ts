@@ -36,6 +36,8 @@ export interface RowRequest {
   promptIds: readonly number[];
   scopeStart: number;
   maxNewTokens: number;
+  /** Keep going past EOS (benchmarks). */
+  ignoreEos: boolean;
   stop: readonly string[];
   rules: RuleSet | null;
   processors: readonly LogitsProcessor[];
@@ -207,7 +209,7 @@ export async function decodeLoop(
       }
       r.rules?.append(id);
       r.out.push(id);
-      if (eosIds.has(id)) {
+      if (eosIds.has(id) && !r.req.ignoreEos) {
         r.finish = 'stop';
         event.text = r.stop.push(r.detok.flush()).emit + r.stop.finish();
       } else {

@@ -136,6 +136,7 @@ export class Model {
       promptIds: prompt.ids,
       scopeStart: prompt.scopeStart,
       maxNewTokens: options.maxNewTokens ?? 256,
+      ignoreEos: options.ignoreEos ?? false,
       stop: options.stop ?? [],
       rules: this.rules(options.rules),
       processors: options.processors ?? [],

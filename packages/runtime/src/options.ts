@@ -27,6 +27,8 @@ export interface GenerateOptions {
   topP?: number;
   /** Seed of the sampler (default 0): the same seed gives the same output. */
   seed?: number;
+  /** Keep generating past EOS until `maxNewTokens` (for benchmarks; vLLM's ignore_eos). */
+  ignoreEos?: boolean;
   /** Stop strings: generation ends before the first one, which is not included in the text. */
   stop?: readonly string[];
   /** The rule-based adapter: a preset / subset name, a rule-set config, a compiled `RuleSet`, or false. Default: the model's default (false unless set at load). */

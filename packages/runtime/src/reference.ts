@@ -14,7 +14,7 @@ import { argmax } from './sampling.js';
 export async function generateWithoutCache(
   model: Model,
   input: GenerateInput,
-  options: { maxNewTokens: number; rules?: RuleSpec; format?: 'tulu' | 'chat-template' | 'raw' },
+  options: { maxNewTokens: number; rules?: RuleSpec; format?: 'tulu' | 'chat-template' | 'raw'; ignoreEos?: boolean },
 ): Promise<number[]> {
   const prompt = model.prompt(input, options.format);
   const rules = model.rules(options.rules ?? false);
@@ -42,7 +42,7 @@ export async function generateWithoutCache(
     const id = argmax(row);
     out.push(id);
     state?.append(id);
-    if (eos.has(id)) break;
+    if (eos.has(id) && !options.ignoreEos) break;
     seq.push(id);
   }
   return out;
