@@ -60,18 +60,20 @@ export function validateConfig(config: DecoderConfig, options: { tokenizerVocabS
   if (config.modelType !== 'llama' && config.modelType !== 'qwen2') {
     throw new ModelConfigError('modelType', `"${config.modelType}" is not supported; use "llama" or "qwen2"`);
   }
-  for (const field of POSITIVE_INTS) {
+  const positive = (field: (typeof POSITIVE_INTS)[number]) => {
     const v = config[field];
     if (!Number.isInteger(v) || v <= 0) {
       throw new ModelConfigError(field, `must be a positive integer, got ${String(v)}`);
     }
-  }
+  };
+  for (const field of POSITIVE_INTS) if (field !== 'headDim') positive(field);
   if (config.hiddenSize % config.numAttentionHeads !== 0) {
     throw new ModelConfigError(
       'hiddenSize',
       `${config.hiddenSize} is not divisible by numAttentionHeads ${config.numAttentionHeads}; pick a multiple of ${config.numAttentionHeads}`,
     );
   }
+  positive('headDim');
   if (config.numAttentionHeads % config.numKeyValueHeads !== 0) {
     throw new ModelConfigError(
       'numKeyValueHeads',

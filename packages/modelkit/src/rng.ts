@@ -26,24 +26,22 @@ export class CounterRng {
     return (z ^ (z >>> 16)) >>> 0;
   }
 
-  /** Uniform in (0, 1), never 0 (safe for `log`). */
-  nextUnit(): number {
-    return (this.nextUint32() + 0.5) / 4294967296;
-  }
-
-  /** Fills `out` with normal(mean, std) samples (Box-Muller). */
+  /** Fills `out` with normal(mean, std) samples (Marsaglia's polar method: exact, no sin/cos). */
   fillNormal(out: Float32Array, std: number, mean = 0): Float32Array {
     const n = out.length;
-    let i = 0;
-    for (; i + 1 < n; i += 2) {
-      const r = Math.sqrt(-2 * Math.log(this.nextUnit())) * std;
-      const a = 2 * Math.PI * this.nextUnit();
-      out[i] = mean + r * Math.cos(a);
-      out[i + 1] = mean + r * Math.sin(a);
+    for (let i = 0; i < n; i += 2) {
+      let x: number;
+      let y: number;
+      let s: number;
+      do {
+        x = (this.nextUint32() + 0.5) / 2147483648 - 1;
+        y = (this.nextUint32() + 0.5) / 2147483648 - 1;
+        s = x * x + y * y;
+      } while (s >= 1);
+      const f = Math.sqrt((-2 * Math.log(s)) / s) * std;
+      out[i] = mean + x * f;
+      if (i + 1 < n) out[i + 1] = mean + y * f;
     }
-    if (i < n)
-      out[i] =
-        mean + Math.sqrt(-2 * Math.log(this.nextUnit())) * std * Math.cos(2 * Math.PI * this.nextUnit());
     return out;
   }
 }
