@@ -69,7 +69,10 @@ function rawIncrementalDecode(hf, ids) {
     if (held === 0) {
       window = [id];
       let length = single.get(id);
-      if (length === undefined) single.set(id, (length = hf.decode(window, opts).length));
+      if (length === undefined) {
+        length = hf.decode(window, opts).length;
+        single.set(id, length);
+      }
       contextLength = length;
       emitted = 0;
     }
