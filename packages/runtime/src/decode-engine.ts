@@ -227,7 +227,8 @@ export class DecodeEngine {
 
   /** Prefills new rows (left-padded together) and merges them into the running batch. */
   private async admit(rows: Row[]): Promise<void> {
-    rows = rows.filter((r) => (r.finish === null ? true : (this.settle(r), false)));
+    for (const r of rows) if (r.finish !== null) this.settle(r);
+    rows = rows.filter((r) => r.finish === null);
     if (rows.length === 0) return;
     const width = Math.max(...rows.map((r) => r.req.promptIds.length));
     const ids: number[] = [];

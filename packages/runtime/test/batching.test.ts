@@ -32,7 +32,7 @@ describe('continuous batching', () => {
     );
     loads.push(model.load.queued + model.load.decoding);
     const results = [await first, ...(await others)];
-    results.forEach((ids, i) => expect(ids).toEqual(alone[i]!.tokenIds));
+    for (const [i, ids] of results.entries()) expect(ids).toEqual(alone[i]!.tokenIds);
     expect(loads[0]).toBe(4); // 1 decoding + 3 queued, 2 of which join at the next step
     await model.dispose();
   });
