@@ -7,4 +7,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'es2022',
+  // import.meta.url locates python/train.py; the shim makes it work in the CommonJS build too.
+  shims: true,
 });

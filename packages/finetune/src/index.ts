@@ -28,13 +28,47 @@ export {
   TokenizerLoadError,
   TrainingFailedError,
 } from './errors.js';
+export {
+  accelerateConfigYaml,
+  deepspeedZero3Config,
+  type LaunchTopology,
+  launchScript,
+} from './launch-configs.js';
 export { type LengthStats, lengthStats } from './length-stats.js';
 export { loadEncodingTokenizer, tokenizerDirHash } from './load-encoding-tokenizer.js';
 export type { ChatExample, ChatMessage, Role } from './messages.js';
+export { trainEntryPointPath } from './package-files.js';
 export { cleanMovetext, type PgnGame, splitPgnGames } from './pgn.js';
+export {
+  JOB_FORMAT,
+  type JobSpec,
+  type PlanJobOptions,
+  type PlanJobResult,
+  type PlanProgress,
+  planJob,
+} from './plan-job.js';
+export { type PlanSweepOptions, type PlanSweepResult, planSweep } from './plan-sweep.js';
+export { defaultPython, type PythonProbe, probePython, TRAINING_MODULES } from './python-env.js';
 export { parsePythonStringList } from './python-list.js';
 export { pythonStrip } from './python-strip.js';
 export type { RecipeOutput } from './recipe-output.js';
 export type { RowIssue } from './row-issue.js';
+export { type RunJobOptions, type RunJobResult, readJob, requiredModules, runJob } from './run-job.js';
 export { seededRandom, shuffledIndices } from './seeded-random.js';
 export { type SplitOptions, splitTrainValidation } from './split.js';
+export {
+  formatProgress,
+  parseTrainingLogLine,
+  type TrainingEvent,
+  type TrainingProgress,
+} from './training-log.js';
+export {
+  DEFAULT_LORA,
+  EPOCH_CHOICES,
+  gradientAccumulationSteps,
+  type LoraOptions,
+  PAPER_TRAINING,
+  SEEDS,
+  type TrainingRecipe,
+  trainingRecipe,
+} from './training-recipe.js';

@@ -43,6 +43,7 @@ export async function loadEncodingTokenizer(dir: string): Promise<EncodingTokeni
     throw new TokenizerLoadError(abs, `cannot load the tokenizer (${(cause as Error).message})`, { cause });
   }
   const config = readJson(join(abs, 'tokenizer_config.json'));
+  const prependFirstOnly = useLegacyFalsePrepend(tok, config);
   const bosId = tok.bos_token_id ?? undefined;
   // Whether tokenizer(text) adds BOS: the config's add_bos_token when present, else what the
   // tokenizer actually does with special tokens on.
@@ -51,14 +52,16 @@ export async function loadEncodingTokenizer(dir: string): Promise<EncodingTokeni
     typeof config.add_bos_token === 'boolean'
       ? config.add_bos_token
       : bosId !== undefined && probe[0] === bosId;
-  const eosToken = tok.eos_token;
+  const eosToken = tok.eos_token || eosFromModelConfig(abs);
   if (!eosToken)
     throw new TokenizerLoadError(
       abs,
       'the tokenizer has no eos_token; set eos_token in tokenizer_config.json',
     );
   return {
-    encode: (text) => tok.encode(text, { add_special_tokens: false }),
+    encode: prependFirstOnly
+      ? (text) => tok.encode(`\u2581${text}`, { add_special_tokens: false })
+      : (text) => tok.encode(text, { add_special_tokens: false }),
     addsBos,
     bosId,
     bosToken: tok.bos_token ?? undefined,
@@ -68,11 +71,39 @@ export async function loadEncodingTokenizer(dir: string): Promise<EncodingTokeni
   };
 }
 
+/**
+ * Llama-2 tokenizer.json files prepend "▁" with a normalizer, which transformers.js applies to every
+ * text section between special tokens, so `</s>\n` encodes as `</s> ▁ \n`. With
+ * `"legacy": false` in tokenizer_config.json, Python (slow LlamaTokenizer, and the fast one in
+ * transformers 5) prepends "▁" only once, at the start of the text, and encodes `</s>\n` as
+ * `</s> \n` — which matters for LIMA's multi-turn examples. We match Python: drop the Prepend
+ * normalizer and prepend "▁" to the whole text ourselves.
+ */
+function useLegacyFalsePrepend(tok: HfTokenizer, config: Record<string, unknown>): boolean {
+  const normalizer = tok._tokenizer?.normalizer as
+    | { normalizers?: { config?: { type?: string; prepend?: string } }[] }
+    | undefined;
+  const first = normalizer?.normalizers?.[0]?.config;
+  if (config.legacy !== false || first?.type !== 'Prepend' || first.prepend !== '\u2581') return false;
+  normalizer!.normalizers = normalizer!.normalizers!.slice(1);
+  return true;
+}
+
 interface HfTokenizer {
+  _tokenizer?: { normalizer?: unknown };
   encode(text: string, options?: { add_special_tokens?: boolean }): number[];
   bos_token_id?: number | null;
   bos_token?: string | null;
   eos_token: string;
+}
+
+/** The eos token text from config.json's eos_token_id and tokenizer.json's added tokens (GPT-2 dirs often lack it in tokenizer_config.json). */
+function eosFromModelConfig(dir: string): string | undefined {
+  const eosId = readJson(join(dir, 'config.json')).eos_token_id;
+  const added = readJson(join(dir, 'tokenizer.json')).added_tokens as
+    | { id: number; content: string }[]
+    | undefined;
+  return added?.find((t) => t.id === eosId)?.content;
 }
 
 function readJson(path: string): Record<string, unknown> {
