@@ -1,8 +1,11 @@
-// Stopgap: loads a tokenizer with @huggingface/transformers until @implicit-it/tokenizers lands on
-// main; then this file switches to that package's loadTokenizer and nothing else changes.
+// Adapts @implicit-it/tokenizers' loadTokenizer to the encoder's EncodingTokenizer, adding the one
+// thing encoding for training needs beyond it: Python parity for Llama's legacy=false text after
+// special tokens (see useLegacyFalsePrepend).
+
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { loadTokenizer, type Tokenizer } from '@implicit-it/tokenizers';
 import type { EncodingTokenizer } from './encoding-tokenizer.js';
 import { TokenizerLoadError } from './errors.js';
 
@@ -32,39 +35,39 @@ export async function loadEncodingTokenizer(dir: string): Promise<EncodingTokeni
       'tokenizer.json not found; pass a local Hugging Face model or tokenizer directory',
     );
   }
-  let tok: HfTokenizer;
+  let tok: Tokenizer;
   try {
-    const { AutoTokenizer, env } = await import('@huggingface/transformers');
-    env.allowRemoteModels = false;
-    env.allowLocalModels = true;
-    env.localModelPath = `${dirname(abs)}/`;
-    tok = (await AutoTokenizer.from_pretrained(basename(abs))) as unknown as HfTokenizer;
+    tok = await loadTokenizer(abs);
   } catch (cause) {
     throw new TokenizerLoadError(abs, `cannot load the tokenizer (${(cause as Error).message})`, { cause });
   }
   const config = readJson(join(abs, 'tokenizer_config.json'));
-  const prependFirstOnly = useLegacyFalsePrepend(tok, config);
-  const bosId = tok.bos_token_id ?? undefined;
+  const bosId = tok.bosId;
   // Whether tokenizer(text) adds BOS: the config's add_bos_token when present, else what the
   // tokenizer actually does with special tokens on.
-  const probe = tok.encode('a', { add_special_tokens: true });
+  const probe = tok.encode('a', { addSpecialTokens: true });
   const addsBos =
     typeof config.add_bos_token === 'boolean'
       ? config.add_bos_token
       : bosId !== undefined && probe[0] === bosId;
-  const eosToken = tok.eos_token || eosFromModelConfig(abs);
+  const hf = tok.hf as unknown as HfTokenizer;
+  const eosToken =
+    hf.eos_token ||
+    (tok.eosIds[0] !== undefined ? tok.idToToken(tok.eosIds[0]) : undefined) ||
+    eosFromModelConfig(abs);
   if (!eosToken)
     throw new TokenizerLoadError(
       abs,
       'the tokenizer has no eos_token; set eos_token in tokenizer_config.json',
     );
+  const prependFirstOnly = useLegacyFalsePrepend(hf, config);
   return {
     encode: prependFirstOnly
-      ? (text) => tok.encode(`\u2581${text}`, { add_special_tokens: false })
-      : (text) => tok.encode(text, { add_special_tokens: false }),
+      ? (text) => hf.encode(`\u2581${text}`, { add_special_tokens: false })
+      : (text) => tok.encode(text, { addSpecialTokens: false }),
     addsBos,
     bosId,
-    bosToken: tok.bos_token ?? undefined,
+    bosToken: bosId !== undefined ? tok.idToToken(bosId) : undefined,
     eosToken,
     hash: tokenizerDirHash(abs),
     name: basename(abs),
@@ -101,9 +104,7 @@ function useLegacyFalsePrepend(tok: HfTokenizer, config: Record<string, unknown>
 interface HfTokenizer {
   _tokenizer?: { normalizer?: unknown; pre_tokenizer?: unknown };
   encode(text: string, options?: { add_special_tokens?: boolean }): number[];
-  bos_token_id?: number | null;
-  bos_token?: string | null;
-  eos_token: string;
+  eos_token?: string | null;
 }
 
 /** The eos token text from config.json's eos_token_id and tokenizer.json's added tokens (GPT-2 dirs often lack it in tokenizer_config.json). */

@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import {
+  compileRules,
+  createVocabulary,
+  ImplicitItError,
+  idVocabulary,
+  parseRuleSetConfig,
+  RuleConfigError,
+  RuleInputError,
+  resolveRuleSpec,
+} from '../src/index.js';
+
+const vocab = idVocabulary({ size: 100, eosIds: [2] });
+
+describe('bad rule specs', () => {
+  it('an unknown preset names the valid choices', () => {
+    expect(() => resolveRuleSpec('hewit2024')).toThrow(
+      /unknown rule set "hewit2024": expected a preset \(hewitt2024, hewitt2024-llama2-ids, hewitt2024-prose\), "none"/,
+    );
+    expect(() => resolveRuleSpec('eos-eos')).toThrow('rule set "eos-eos" names eos twice');
+  });
+
+  it.each([
+    [42, 'expected a rule-set object, got number 42'],
+    [[], 'expected a rule-set object, got an array'],
+    [{ eos: 'yes' }, 'eos: expected true, false or an options object, got "yes"'],
+    [{ eos: { rampLength: -3 } }, 'eos.rampLength: expected a positive number, got -3'],
+    [{ eos: { rampLength: 2.5 } }, 'eos.rampLength: expected an integer, got 2.5'],
+    [{ eos: { maxBonus: '15' } }, 'eos.maxBonus: expected a finite number, got "15"'],
+    [{ eos: { afterRamp: 'keep' } }, 'eos.afterRamp: expected one of "zero", "hold", got "keep"'],
+    [{ eos: { ids: [] } }, 'eos.ids: expected a non-empty array of ids, got an array'],
+    [{ eos: { ids: [-1] } }, 'eos.ids[0].id: expected at least 0, got -1'],
+    [{ used: { scope: 'all' } }, 'used.scope: expected one of "conversation", "response", got "all"'],
+    [{ used: { penalty: null } }, 'used.penalty: expected a finite number, got null'],
+    [{ uniform: { entries: [{ text: 'x' }] } }, 'uniform.entries[0].score: required'],
+    [
+      { uniform: { entries: [{ text: 'x', id: 1, score: 1 }] } },
+      'uniform.entries[0]: expected exactly one of "text" or "id"',
+    ],
+    [
+      { uniform: { entries: [{ text: '', score: 1 }] } },
+      'uniform.entries[0].text: expected a non-empty string, got ""',
+    ],
+    [{ eso: true }, 'eso: unknown field; expected one of eos, uniform, used, start'],
+    [
+      { start: { weigth: 2 } },
+      'start.weigth: unknown field; expected one of weight, exclamationBonus, newlinePenalty',
+    ],
+  ])('%j -> %s', (input, message) => {
+    const run = () => parseRuleSetConfig(input);
+    expect(run).toThrow(RuleConfigError);
+    expect(run).toThrow(message);
+  });
+
+  it('errors carry a path, a stable code and work with isInstance', () => {
+    try {
+      parseRuleSetConfig({ used: { scope: 1 } });
+      expect.unreachable();
+    } catch (e) {
+      expect(ImplicitItError.isInstance(e)).toBe(true);
+      expect((e as RuleConfigError).path).toBe('used.scope');
+      expect((e as RuleConfigError).code).toBe('rules.invalid_config');
+      expect((e as Error).name).toBe('RuleConfigError');
+    }
+  });
+
+  it('ids out of range in a config name the entry', () => {
+    expect(() => compileRules({ uniform: { entries: [{ id: 100, score: 1 }] } }, vocab)).toThrow(
+      'uniform.entries[0].id: id 100 is outside the vocabulary [0, 100)',
+    );
+    expect(() => compileRules({ eos: { ids: [7, 500] } }, vocab)).toThrow(
+      'eos.ids[1]: id 500 is outside the vocabulary',
+    );
+  });
+
+  it('unresolvable surface text is reported, not guessed', () => {
+    const v = createVocabulary({ surfaces: ['</s>', '!', '\n'], eosIds: [0] });
+    const set = compileRules('hewitt2024', v);
+    expect(set.unresolved.map((u) => u.text)).toEqual([
+      '<',
+      ' <',
+      '|',
+      ' I',
+      'I',
+      ' We',
+      'What',
+      ' should',
+      ' *',
+      ' -',
+      '   ',
+      ' #',
+      ' ##',
+    ]);
+    expect(set.unresolved[10]).toEqual({
+      rule: 'uniform',
+      text: '   ',
+      reason: 'no vocabulary item has the surface text "   "',
+    });
+  });
+});
+
+describe('bad per-sequence input', () => {
+  const rules = compileRules('hewitt2024-llama2-ids', idVocabulary({ size: 32000, eosIds: [2] }));
+  it.each([
+    [{ promptIds: [1, 2], scopeStart: -1 }, 'scopeStart must be an integer in [0, promptLength=2], got -1'],
+    [{ promptIds: [1, 2], scopeStart: 3 }, 'scopeStart must be an integer in [0, promptLength=2], got 3'],
+    [
+      { promptIds: [1, 2], scopeStart: 0, promptLength: -1 },
+      'promptLength must be a non-negative integer, got -1',
+    ],
+    [
+      { promptIds: [1, 2], scopeStart: 0, promptLength: 5 },
+      'promptLength 5 is larger than the 2 prompt ids given',
+    ],
+    [{ promptIds: [1, 32000], scopeStart: 0 }, 'promptIds[1] = 32000 is outside the vocabulary [0, 32000)'],
+    [{ promptIds: [1, 2.5], scopeStart: 0 }, 'promptIds[1] = 2.5 is outside the vocabulary [0, 32000)'],
+  ])('%j -> %s', (init, message) => {
+    expect(() => rules.createState(init)).toThrow(RuleInputError);
+    expect(() => rules.createState(init)).toThrow(message);
+  });
+
+  it('append rejects negative and fractional ids', () => {
+    const s = rules.createState({ promptIds: [1], scopeStart: 0 });
+    expect(() => s.append(-4)).toThrow('append: token id must be a non-negative integer, got -4');
+    expect(() => s.append(1.5)).toThrow('got 1.5');
+  });
+
+  it('apply rejects a short logits row and a foreign state', () => {
+    const s = rules.createState({ promptIds: [1], scopeStart: 0 });
+    expect(() => rules.apply(new Float32Array(10), s)).toThrow(
+      'logits row has 10 entries, fewer than the vocabulary size 32000',
+    );
+    const other = compileRules('none', idVocabulary({ size: 32000, eosIds: [2] }));
+    expect(() =>
+      rules.apply(new Float32Array(32000), other.createState({ promptIds: [1], scopeStart: 0 })),
+    ).toThrow('state was not created by this rule set');
+  });
+
+  it('vocabularies validate their EOS ids', () => {
+    expect(() => idVocabulary({ size: 10, eosIds: [10] })).toThrow(
+      'eos id 10 is outside the vocabulary (size 10)',
+    );
+    expect(() => idVocabulary({ size: 0, eosIds: [] })).toThrow('size must be a positive integer, got 0');
+  });
+});

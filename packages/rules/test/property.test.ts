@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import {
+  argmax,
+  compileRules,
+  createVocabulary,
+  logSoftmax,
+  productOfExperts,
+  softmax,
+} from '../src/index.js';
+
+/** A small deterministic PRNG (mulberry32) so failures reproduce. */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const V = 512;
+const surfaces = Array.from({ length: V }, (_, i) => `tok${i}`);
+// place the spec's surfaces so every uniform entry resolves
+for (const [i, s] of [
+  '<',
+  ' <',
+  '|',
+  ' I',
+  'I',
+  ' We',
+  'What',
+  ' should',
+  ' *',
+  ' -',
+  '   ',
+  ' #',
+  ' ##',
+  '\n',
+  '!',
+].entries()) {
+  surfaces[10 + i] = s;
+}
+const vocab = createVocabulary({ surfaces, eosIds: [0] });
+const rules = compileRules('hewitt2024', vocab);
+
+describe('product of experts (property, 200 random cases)', () => {
+  it('softmax(base + r) equals p_base * softmax(r) / Z to 1e-6, and greedy is unchanged by the log_softmax shift', () => {
+    const rand = rng(42);
+    for (let trial = 0; trial < 200; trial++) {
+      const prompt = Array.from({ length: 5 + Math.floor(rand() * 40) }, () => Math.floor(rand() * V));
+      const state = rules.createState({ promptIds: prompt, scopeStart: Math.floor(rand() * prompt.length) });
+      const t = Math.floor(rand() * 300);
+      for (let i = 0; i < t; i++) state.append(Math.floor(rand() * V));
+      const base = new Float32Array(V).map(() => (rand() - 0.5) * 20);
+
+      const combined = Float32Array.from(base);
+      rules.apply(combined, state);
+      const pa = softmax(combined);
+      const product = productOfExperts(base, rules.denseScores(state));
+      for (let i = 0; i < V; i++) expect(Math.abs(pa[i]! - product[i]!)).toBeLessThan(1e-6);
+
+      // the reference code adds log_softmax(base) + log_softmax(rules): same argmax as base + r
+      const lb = logSoftmax(base);
+      const lr = logSoftmax(rules.denseScores(state));
+      const reference = lb.map((x, i) => x + lr[i]!);
+      expect(argmax(reference)).toBe(argmax(combined));
+    }
+  }, 60_000); // 200 cases over 512-wide rows: seconds when the machine is busy
+});
+
+describe('state', () => {
+  it('fork gives an independent copy', () => {
+    const a = rules.createState({ promptIds: [1, 2, 3], scopeStart: 1 });
+    a.append(50);
+    const b = a.fork();
+    b.append(60);
+    expect([a.t, b.t]).toEqual([1, 2]);
+    expect(a.isUsed(60)).toBe(false);
+    expect(b.isUsed(60)).toBe(true);
+    expect(b.isUsed(50)).toBe(true);
+    expect(rules.scores(a).get(60)).toBeUndefined();
+    expect(rules.scores(b).get(60)).toBe(-1.5);
+  });
+
+  it('grows past its initial capacity without losing tokens', () => {
+    const s = rules.createState({ promptIds: [1], scopeStart: 0 });
+    for (let i = 0; i < 5000; i++) s.append(i % V);
+    expect(s.t).toBe(5000);
+    expect(s.usedSize).toBe(V);
+    expect(s.tokenAt(1 + 4999)).toBe(4999 % V);
+  });
+
+  it('ids beyond the vocabulary (padded logits rows) are recorded but never scored', () => {
+    const s = rules.createState({ promptIds: [1], scopeStart: 0 });
+    s.append(V + 3);
+    expect(s.t).toBe(1);
+    const logits = new Float32Array(V + 8);
+    rules.apply(logits, s);
+    expect(logits[V + 3]).toBe(0);
+  });
+
+  it('a prompt with part of the response (promptLength < ids) counts the rest as response', () => {
+    const s = rules.createState({ promptIds: [1, 2, 3, 4], scopeStart: 0, promptLength: 2 });
+    expect(s.t).toBe(2);
+    expect(s.responseIds()).toEqual([3, 4]);
+  });
+});
+
+describe('custom rules', () => {
+  it('add next to the built-in ones and see the state', () => {
+    const set = compileRules('none', vocab, {
+      custom: [
+        {
+          name: 'ban-last',
+          score: (ctx, add) => {
+            if (ctx.t > 0) add(ctx.tokenAt(ctx.promptLength + ctx.t - 1), -100);
+            add(-1, 5); // outside the vocabulary: ignored
+            add(V + 10, 5);
+          },
+        },
+      ],
+    });
+    expect(set.enabled).toEqual(['ban-last']);
+    const s = set.createState({ promptIds: [1, 2], scopeStart: 0 });
+    expect(set.scores(s).size).toBe(0);
+    s.append(42);
+    expect([...set.scores(s)]).toEqual([[42, -100]]);
+    const logits = new Float32Array(V);
+    set.apply(logits, s);
+    expect(logits[42]).toBe(-100);
+  });
+
+  it('combine with a preset', () => {
+    const set = compileRules('eos', vocab, { custom: [{ name: 'x', score: (_c, add) => add(0, 1) }] });
+    const s = set.createState({ promptIds: [5], scopeStart: 0 });
+    s.append(7);
+    expect(set.scores(s).get(0)).toBe(1 + 15 / 250);
+  });
+});
