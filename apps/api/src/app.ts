@@ -6,6 +6,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { bearerAuth } from './auth.js';
 import { ApiError, toApiError } from './errors.js';
+import { jsonBody } from './json-body.js';
 import { Metrics } from './metrics.js';
 import { type ApiOptions, type ResolvedApiOptions, resolveApiOptions } from './options.js';
 import { planChat, planCompletion, RuleCache } from './plan.js';
@@ -120,21 +121,7 @@ export function createApp(options: ApiOptions): ApiApp {
       },
     }),
   );
-  app.use('/v1/*', async (c, next) => {
-    if (c.req.method === 'POST') {
-      const type = (c.req.header('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
-      if (!/^application\/([\w.-]+\+)?json$/.test(type)) {
-        throw new ApiError(
-          400,
-          `Content-Type: expected application/json, got ${JSON.stringify(type || 'none')}`,
-          {
-            code: 'invalid_content_type',
-          },
-        );
-      }
-    }
-    await next();
-  });
+  app.use('/v1/*', jsonBody());
 
   const hook = (result: { success: boolean; error?: unknown }) => {
     if (!result.success) throw zodToApiError(result.error as Parameters<typeof zodToApiError>[0]);

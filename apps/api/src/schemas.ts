@@ -81,18 +81,25 @@ const common = {
 
 const textPart = z.strictObject({ type: z.literal('text'), text: z.string() });
 
-const message = z.strictObject({
-  role: z.enum(['system', 'developer', 'user', 'assistant'], {
-    error: 'expected "system", "developer", "user" or "assistant" (tool messages are not supported)',
-  }),
-  content: z
-    .union([z.string(), z.array(textPart).max(256)], {
-      error: 'expected a string or an array of {"type":"text","text":...} parts',
-    })
-    .nullish(),
-  name: z.string().max(64).nullish(),
-  refusal: z.string().nullish(),
-});
+const message = z
+  .strictObject({
+    role: z.enum(['system', 'developer', 'user', 'assistant'], {
+      error: 'expected "system", "developer", "user" or "assistant" (tool messages are not supported)',
+    }),
+    content: z
+      .union([z.string(), z.array(textPart).max(256)], {
+        error: 'expected a string or an array of {"type":"text","text":...} parts',
+      })
+      .nullish(),
+    name: z.string().max(64).nullish(),
+    refusal: z.string().nullish(),
+  })
+  .superRefine((m, ctx) => {
+    // only an assistant turn may come without content (OpenAI allows it with tool calls)
+    if (m.role !== 'assistant' && (m.content === null || m.content === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['content'], message: 'this field is required' });
+    }
+  });
 
 /** `POST /v1/chat/completions`. */
 export const chatRequestSchema = z.strictObject({
