@@ -67,8 +67,11 @@ export class Metrics {
     const lines: string[] = [];
     const HELP: Record<string, [string, string]> = {
       implicit_it_requests_total: ['counter', 'HTTP requests by route and status code.'],
-      implicit_it_prompt_tokens_total: ['counter', 'Prompt tokens of completed generations.'],
-      implicit_it_completion_tokens_total: ['counter', 'Generated tokens.'],
+      implicit_it_prompt_tokens_total: ['counter', 'Prompt tokens of started generations.'],
+      implicit_it_completion_tokens_total: [
+        'counter',
+        'Generated tokens (those of aborted generations included).',
+      ],
       implicit_it_rejected_total: ['counter', 'Requests refused with 429 because the queue was full.'],
       implicit_it_client_aborts_total: ['counter', 'Generations stopped because the client disconnected.'],
       implicit_it_request_duration_seconds: ['histogram', 'Time from request to last byte, by route.'],

@@ -52,9 +52,9 @@ function linkedAbort(signal: AbortSignal): AbortController {
   return abort;
 }
 
-function countTokens(ctx: RunContext, usage: { promptTokens: number; completionTokens: number }): void {
-  ctx.metrics.inc('implicit_it_prompt_tokens_total', {}, usage.promptTokens);
-  ctx.metrics.inc('implicit_it_completion_tokens_total', {}, usage.completionTokens);
+/** Counts a generation's prompt tokens as it starts (generated tokens are counted one by one). */
+function countPrompt(ctx: RunContext, plan: Plan): void {
+  ctx.metrics.inc('implicit_it_prompt_tokens_total', {}, plan.input.promptIds.length);
 }
 
 /** Runs a plan without streaming: one JSON response. */
@@ -62,6 +62,7 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
   const abort = linkedAbort(ctx.signal);
   const release = await acquire(ctx, abort);
   const writer = new ResponseWriter(plan);
+  countPrompt(ctx, plan);
   try {
     const tokens: TokenInfo[] = [];
     let finish: Extract<StreamPart, { type: 'finish' }> | null = null;
@@ -73,11 +74,11 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
       if (part.type === 'token') {
         if (tokens.length === 0)
           ctx.metrics.observe('implicit_it_time_to_first_token_seconds', {}, seconds(ctx));
+        ctx.metrics.inc('implicit_it_completion_tokens_total');
         tokens.push(part);
       } else if (part.type === 'finish') finish = part;
     }
     if (!finish) throw new Error('the generation ended without a finish part');
-    countTokens(ctx, finish.usage);
     return Response.json(
       writer.complete({ text: finish.text, finishReason: finish.finishReason, usage: finish.usage, tokens }),
     );
@@ -100,6 +101,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
   const abort = linkedAbort(ctx.signal);
   const release = await acquire(ctx, abort);
   const writer = new ResponseWriter(plan);
+  countPrompt(ctx, plan);
   const gen = plan.served.model.stream(plan.input, { ...plan.options, signal: abort.signal });
   let first: IteratorResult<StreamPart>;
   try {
@@ -111,10 +113,12 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
   }
 
   let ended = false;
+  let cancelled = false;
   let sawToken = false;
   const end = (status: 'ok' | 'aborted' | 'error') => {
     if (ended) return;
     ended = true;
+    if (cancelled) status = 'aborted';
     release();
     if (status === 'aborted') ctx.metrics.inc('implicit_it_client_aborts_total');
     ctx.metrics.observe('implicit_it_request_duration_seconds', { route: ctx.route }, seconds(ctx));
@@ -128,6 +132,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
         sawToken = true;
         ctx.metrics.observe('implicit_it_time_to_first_token_seconds', {}, seconds(ctx));
       }
+      ctx.metrics.inc('implicit_it_completion_tokens_total');
       pending.push(part);
     } else if (part.type === 'text-delta') {
       out.push(sse(writer.deltaChunk(part.text, pending)));
@@ -137,7 +142,6 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
       pending = [];
       if (plan.includeUsage) out.push(sse(writer.usageChunk(part.usage)));
       out.push(DONE);
-      countTokens(ctx, part.usage);
       return true;
     }
     return false;
@@ -192,6 +196,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
       }
     },
     async cancel() {
+      cancelled = true;
       abort.abort(new Error('client disconnected'));
       // the slot is freed once decoding has stopped and its tensors are released
       await gen.return(undefined).catch(() => {});
