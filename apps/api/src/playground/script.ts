@@ -71,7 +71,8 @@ export const PLAYGROUND_SCRIPT = String.raw`
     this.n = 0;
     this.el.dataset.state = 'running';
   };
-  Column.prototype.add = function (text, trace) {
+  /** Text of one chunk and the tokens that made it; the end-of-sequence token alone shows as a marker. */
+  Column.prototype.add = function (text, trace, finish) {
     var worst = 'unknown', ranks = [];
     (trace || []).forEach(function (t) {
       var c = category(t.base_rank);
@@ -80,11 +81,12 @@ export const PLAYGROUND_SCRIPT = String.raw`
     }, this);
     for (var i = 0; i < (trace || []).length; i++) this.counts[category(trace[i].base_rank)]++;
     this.n += (trace || []).length;
-    if (!text) return;
+    var eos = !text && finish === 'stop' && ranks.length > 0;
+    if (!text && !eos) return;
     var span = document.createElement('span');
-    span.className = 'tok ' + worst;
-    span.textContent = text;
-    span.title = 'base-model rank ' + ranks.join(', ');
+    span.className = 'tok ' + worst + (eos ? ' eos' : '');
+    span.textContent = eos ? '\u27e8end\u27e9' : text;
+    span.title = (eos ? 'end of sequence; ' : '') + 'base-model rank ' + ranks.join(', ');
     this.tokens.appendChild(span);
   };
   Column.prototype.finish = function (reason, usage) {
@@ -150,7 +152,7 @@ export const PLAYGROUND_SCRIPT = String.raw`
         if (event.usage) usage = event.usage;
         var choice = event.choices && event.choices[0];
         if (!choice) continue;
-        column.add(choice.delta && choice.delta.content, choice.trace);
+        column.add(choice.delta && choice.delta.content, choice.trace, choice.finish_reason);
         if (choice.finish_reason) reason = choice.finish_reason;
       }
     }

@@ -51,6 +51,7 @@ fieldset label small { color: var(--muted); }
 .tok.unshifted { background: var(--unshifted); }
 .tok.marginal { background: var(--marginal); }
 .tok.shifted { background: var(--shifted); }
+.tok.eos { font-size: 0.75rem; padding: 0 0.2rem; margin-left: 0.2rem; color: var(--muted); }
 .legend { display: flex; flex-wrap: wrap; gap: 0.6rem 1.6rem; margin-top: 1rem; color: var(--muted);
   font-size: 0.9rem; }
 .legend .tok { padding: 0 0.3rem; color: var(--ink); font-family: ui-monospace, Menlo, monospace;
