@@ -251,9 +251,10 @@ class HfTokenizer implements Tokenizer {
     const tokenizer = this.hf._tokenizer;
     return new WindowDetokenizer(
       (ids) => tokenizer.decode(ids, decodeOptions),
-      skip ? (id) => this.specialIds.has(id) : () => false,
-      (id) => this.checkId(id, 'detokenizer.push'),
+      skip ? this.specialIds : undefined,
+      this.size,
       this.singleLengths[skip ? 1 : 0]!,
+      this.source,
     );
   }
 

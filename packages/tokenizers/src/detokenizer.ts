@@ -1,3 +1,5 @@
+import { TokenizerInputError } from './errors.js';
+
 /**
  * Streaming detokenization: feed generated ids one at a time, get the new text.
  *
@@ -44,14 +46,21 @@ export class WindowDetokenizer implements Detokenizer {
 
   constructor(
     private readonly decodeWindow: (ids: number[]) => string,
-    private readonly isSkipped: (id: number) => boolean,
-    private readonly checkId: (id: number) => void,
+    /** Ids left out of the text (special tokens when skipping them), or undefined. */
+    private readonly skipped: ReadonlySet<number> | undefined,
+    /** Number of ids; anything outside `[0, size)` is rejected. */
+    private readonly size: number,
     /** Shared memo of `decode([id]).length` (single-token windows are context-free). */
     private readonly singleLength: Map<number, number>,
+    private readonly source: string,
   ) {}
 
   push(id: number): string {
-    this.checkId(id);
+    if (!Number.isInteger(id) || id < 0 || id >= this.size) {
+      throw new TokenizerInputError(
+        `detokenizer.push: token id ${id} is outside [0, ${this.size}) of ${this.source}`,
+      );
+    }
     const window = this.window;
     window.push(id);
     const text = this.decodeWindow(window);
@@ -83,9 +92,12 @@ export class WindowDetokenizer implements Detokenizer {
   private advance(): void {
     const window = this.window;
     let k = window.length - 1;
-    while (k > 0 && this.isSkipped(window[k]!)) k--;
-    if (k === 0 && window.length > MAX_PENDING) k = window.length - 1;
-    const context = window.slice(k);
+    const skipped = this.skipped;
+    if (skipped) {
+      while (k > 0 && skipped.has(window[k]!)) k--;
+      if (k === 0 && window.length > MAX_PENDING) k = window.length - 1;
+    }
+    const context = k === window.length - 1 ? [window[k]!] : window.slice(k);
     this.window = context;
     this.contextCount = context.length;
     this.emitted = 0;

@@ -59,7 +59,8 @@ export interface PromptTokenizer {
   ): string;
 }
 
-const SENTINEL = 'IMPLICITITSCOPESENTINEL';
+/** Stands in for the last user message to find where it starts (mixed case: a case filter changes it). */
+const SENTINEL = 'ImplicitItScope7Sentinel';
 
 function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
@@ -91,6 +92,13 @@ function messagesOf(input: Conversation): readonly ChatMessage[] {
  * @internal
  */
 export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Prompt {
+  const format: unknown = input?.format;
+  if (format !== 'tulu' && format !== 'chat-template' && format !== 'raw') {
+    throw new PromptError(
+      'tokenizers.invalid_prompt',
+      `format: expected 'tulu', 'chat-template' or 'raw', got ${JSON.stringify(format)}`,
+    );
+  }
   if (input.format === 'raw') {
     if (typeof input.text !== 'string') {
       throw new PromptError('tokenizers.invalid_prompt', 'text: a raw prompt needs text (a string)');
@@ -126,7 +134,7 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
       }
       bos = [tok.bosId];
     }
-  } else if (input.format === 'chat-template') {
+  } else {
     const template = input.template ?? tok.chatTemplate;
     if (template === undefined) {
       throw new PromptError(
@@ -156,11 +164,6 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
       );
     }
     if (input.addBos) bos = [tok.bosId!];
-  } else {
-    throw new PromptError(
-      'tokenizers.invalid_prompt',
-      `format: expected 'tulu', 'chat-template' or 'raw', got ${JSON.stringify((input as { format: unknown }).format)}`,
-    );
   }
 
   const bodyIds = tok.encode(body, { addSpecialTokens: false });
