@@ -153,7 +153,7 @@ describe('generate', () => {
   it('--trace colours shifted tokens unless NO_COLOR', async () => {
     const args = ['generate', '--model', model, '-n', '40', '--trace', 'Give me a recipe for tiramisu.'];
     const colour = await run(args, { env: { NO_COLOR: undefined, FORCE_COLOR: '1' } });
-    expect(colour.stdout).toMatch(/\u001b\[4[13]m/);
+    expect(colour.stdout.includes('\u001b[43m') || colour.stdout.includes('\u001b[41m')).toBe(true);
     const plain = await run(args, { env: { NO_COLOR: '1', FORCE_COLOR: '1' } });
     expect(plain.stdout).not.toContain('\u001b[');
   });
