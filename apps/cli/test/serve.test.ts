@@ -55,7 +55,8 @@ describe('serve', () => {
         body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5 }),
       });
       expect(res.status).toBe(200);
-      expect((await res.json()).usage.completion_tokens).toBeGreaterThan(0);
+      const body = (await res.json()) as { usage: { completion_tokens: number } };
+      expect(body.usage.completion_tokens).toBeGreaterThan(0);
       const page = await fetch(`${url}/`);
       expect(await page.text()).toContain('implicit-it playground');
     } finally {
@@ -100,7 +101,7 @@ describe('the embedded default model (offline)', () => {
     try {
       expect(s.stderr()).not.toMatch(/creating the random-weights/);
       expect(s.stderr()).toMatch(/NOTICE: .*RANDOM weights/);
-      const models = await (await fetch(`${url}/v1/models`)).json();
+      const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
       expect(models.data[0].id).toBe('smollm2-135m-random');
     } finally {
       expect(await stop(s.child, s.exited)).toBe(0);
