@@ -1,3 +1,4 @@
+import type { Model } from '@implicit-it/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, serve } from '../src/index.js';
 import { tinyModel } from './helpers.js';
@@ -15,6 +16,27 @@ const TOKENS = 200;
 const EOS = 2;
 
 let server: RunningServer;
+
+/**
+ * The tiny model behind a gate: while a gate is held, generations wait before their first step (all
+ * decoding stays real). Lets the test fill every slot and queue place deterministically.
+ */
+let gated: Promise<void> = Promise.resolve();
+function hold() {
+  let open!: () => void;
+  gated = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { open };
+}
+function gate(model: Model): Model {
+  const wrapper = Object.create(model) as Model;
+  wrapper.stream = async function* (input, options) {
+    await gated;
+    yield* model.stream(input, options);
+  };
+  return wrapper;
+}
 
 const gc = () => {
   const g = (globalThis as { gc?: () => void }).gc;
@@ -49,11 +71,8 @@ interface Outcome {
   finish: string | null;
 }
 
-/**
- * A streaming client; after `dropAfter` chunks, and once `leave` resolves, it cancels the response
- * body (a disconnect).
- */
-async function client(dropAfter: number | null, leave: Promise<void> = Promise.resolve()): Promise<Outcome> {
+/** A streaming client; after `dropAfter` chunks it cancels the response body (a disconnect). */
+async function client(dropAfter: number | null): Promise<Outcome> {
   const res = await request();
   expect(res.status).toBe(200);
   const reader = res.body!.getReader();
@@ -82,7 +101,6 @@ async function client(dropAfter: number | null, leave: Promise<void> = Promise.r
       chunks++;
     }
     if (dropAfter !== null && chunks >= dropAfter) {
-      await leave;
       await reader.cancel();
       return { kind: 'disconnected', tokens, done, finish };
     }
@@ -102,7 +120,7 @@ async function until(condition: () => boolean, ms: number): Promise<boolean> {
 beforeAll(async () => {
   const model = await tinyModel();
   server = await serve({
-    models: [{ id: 'tiny', model }],
+    models: [{ id: 'tiny', model: gate(model) }],
     port: 0,
     hostname: '127.0.0.1',
     concurrency: CONCURRENCY,
@@ -126,16 +144,13 @@ describe('load: 32 streaming clients on loopback', () => {
     const abortsBefore = metric('implicit_it_client_aborts_total');
     const tokensBefore = metric('implicit_it_completion_tokens_total');
 
-    // every third client disconnects mid-stream: after 3 chunks, once the overflow check below is done
-    // (leaving earlier would free places before all 32 have arrived)
-    let go!: () => void;
-    const leave = new Promise<void>((resolve) => {
-      go = resolve;
-    });
-    const clients = Array.from({ length: CLIENTS }, (_, i) => client(i % 3 === 2 ? 3 : null, leave));
+    // every third client disconnects mid-stream, after 3 chunks; generations start only once all 32
+    // are in (the gate), so that the queue is full whatever the machine's speed
+    const gate = hold();
+    const clients = Array.from({ length: CLIENTS }, (_, i) => client(i % 3 === 2 ? 3 : null));
 
     // once every slot and queue place is taken, more requests are refused with 429 + Retry-After
-    const full = await until(() => state.active + state.queued >= CLIENTS, 10_000);
+    const full = await until(() => state.active + state.queued >= CLIENTS, 30_000);
     expect(full).toBe(true);
     expect(state.active).toBe(CONCURRENCY);
     const overflow = await Promise.all(Array.from({ length: 4 }, () => request()));
@@ -145,7 +160,7 @@ describe('load: 32 streaming clients on loopback', () => {
       const body = await res.json();
       expect(body.error).toMatchObject({ type: 'rate_limit_error', code: 'queue_full' });
     }
-    go();
+    gate.open();
 
     const outcomes = await Promise.all(clients);
     const stayed = outcomes.filter((o) => o.kind === 'complete');
@@ -185,6 +200,7 @@ describe('load: 32 streaming clients on loopback', () => {
 
   it('a client that leaves while queued frees its place', async () => {
     const state = server.app.state;
+    const gate = hold();
     const holders = Array.from({ length: CONCURRENCY }, () => client(null));
     expect(await until(() => state.active === CONCURRENCY, 10_000)).toBe(true);
     const controller = new AbortController();
@@ -198,6 +214,7 @@ describe('load: 32 streaming clients on loopback', () => {
     controller.abort();
     expect(await until(() => state.queued === 0, 5_000)).toBe(true);
     expect(await waiting).toBeInstanceOf(Error);
+    gate.open();
     await Promise.all(holders);
     expect(await until(() => state.active === 0, 5_000)).toBe(true);
   });

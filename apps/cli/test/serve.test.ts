@@ -106,5 +106,5 @@ describe('the embedded default model (offline)', () => {
     } finally {
       expect(await stop(s.child, s.exited)).toBe(0);
     }
-  });
+  }, 400_000); // about 20 s alone; writing 540 MB and loading it twice crawls on a busy machine
 });
