@@ -198,6 +198,7 @@ export function createApp(options: ApiOptions): ApiApp {
       ),
       auth: server.apiKey !== undefined,
       maxTokens: server.maxTokens,
+      ...(server.notice ? { notice: server.notice } : {}),
     };
     const html = playgroundPage(config);
     app.get('/', (c) =>

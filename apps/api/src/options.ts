@@ -36,6 +36,8 @@ export interface ApiOptions {
   bodyLimit?: number;
   /** Serve the playground page at `GET /`. Default true. */
   playground?: boolean;
+  /** A notice shown on top of the playground (e.g. that a model's weights are random). */
+  notice?: string;
   /** One line per notable event (errors, start-up). Default: stderr. */
   log?: (line: string) => void;
 }
@@ -53,6 +55,7 @@ export interface ResolvedApiOptions {
   temperature: number;
   bodyLimit: number;
   playground: boolean;
+  notice: string | undefined;
   log: (line: string) => void;
 }
 
@@ -102,6 +105,7 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     temperature,
     bodyLimit: positiveInt(options.bodyLimit, 'bodyLimit', 1024 * 1024),
     playground: options.playground ?? true,
+    notice: options.notice || undefined,
     log: options.log ?? ((line) => process.stderr.write(`[implicit-it api] ${line}\n`)),
   };
 }

@@ -71,6 +71,17 @@ describe('GET routes', () => {
     expect(html).toContain('id="col-rules"');
     expect(html).not.toMatch(/(src|href)="https?:/);
     expect(res.headers.get('Content-Security-Policy')).toContain("connect-src 'self'");
+    expect(html).not.toContain('id="notice"');
+  });
+
+  it('shows a notice on the playground when given one (escaped)', async () => {
+    const a = createApp({
+      models: [{ id: 'tiny', model }],
+      log: () => {},
+      notice: 'RANDOM <weights> & noise',
+    });
+    const html = await (await a.request('/')).text();
+    expect(html).toContain('<p class="notice" id="notice">RANDOM &lt;weights&gt; &amp; noise</p>');
   });
 });
 

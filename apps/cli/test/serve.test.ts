@@ -103,6 +103,8 @@ describe('the embedded default model (offline)', () => {
       expect(s.stderr()).toMatch(/NOTICE: .*RANDOM weights/);
       const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
       expect(models.data[0].id).toBe('smollm2-135m-random');
+      const page = await (await fetch(`${url}/`)).text();
+      expect(page).toMatch(/id="notice">smollm2-135m-random has RANDOM weights/);
     } finally {
       expect(await stop(s.child, s.exited)).toBe(0);
     }

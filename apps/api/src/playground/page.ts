@@ -9,7 +9,12 @@ export interface PlaygroundConfig {
   /** Whether requests need an API key (the page then asks for one). */
   auth: boolean;
   maxTokens: number;
+  /** Shown in a banner on top of the page. */
+  notice?: string;
 }
+
+const escapeHtml = (text: string) =>
+  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 const escapeJson = (value: unknown) =>
   JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
@@ -36,6 +41,7 @@ export function playgroundPage(config: PlaygroundConfig): string {
   coloured by where the base model alone ranked it at that step.</p>
 </header>
 <main>
+  ${config.notice ? `<p class="notice" id="notice">${escapeHtml(config.notice)}</p>` : ''}
   <section class="controls">
     <label for="instruction" class="label">Instruction</label>
     <textarea id="instruction" rows="3" placeholder="Give me a recipe for tiramisu.">Give me a recipe for tiramisu.</textarea>

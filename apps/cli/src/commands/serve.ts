@@ -1,6 +1,7 @@
 import { type ServedModel, serve } from '@implicit-it/api';
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { RANDOM_MODEL_ID } from '../default-model.js';
 import { collect, intArg, type OpenedModel, openModel, parseRules, rulesLabel } from '../flags.js';
 import { note, painter, usage } from '../output.js';
 import { DEFAULT_MODEL_HELP } from './generate.js';
@@ -49,6 +50,9 @@ async function run(flags: ServeFlags): Promise<void> {
       maxTokens: flags.maxTokens,
       format: flags.format,
       playground: flags.playground,
+      notice: opened.some((m) => m.random)
+        ? `${RANDOM_MODEL_ID} has RANDOM weights: its answers are noise, only the mechanics (rules, streaming, colouring) are real. Start the server with --model DIR (or with a network) for a real model.`
+        : undefined,
     });
     const paint = painter(process.stderr);
     note(
