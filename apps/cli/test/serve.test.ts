@@ -40,9 +40,29 @@ describe('serve', () => {
   });
 
   it('serves the API and the playground on loopback, with an API key, and stops on Ctrl-C (exit 0)', async () => {
-    const s = startServe(['--model', `tiny=${model}`, '--api-key', 'sk-cli', '--rules', 'eos-uniform']);
+    const s = startServe([
+      '--model',
+      `tiny=${model}`,
+      '--api-key',
+      'sk-cli',
+      '--rules',
+      'eos-uniform',
+      '--json',
+    ]);
+    let stdout = '';
+    s.child.stdout.on('data', (d) => {
+      stdout += d;
+    });
     const url = await s.url;
     try {
+      await new Promise((r) => setTimeout(r, 100));
+      expect(JSON.parse(stdout)).toEqual({
+        url,
+        models: ['tiny'],
+        rules: 'eos-uniform',
+        playground: `${url}/`,
+        apiKey: true,
+      });
       expect(s.stderr()).toMatch(/models:\s+tiny/);
       expect(s.stderr()).toMatch(/rules:\s+eos-uniform/);
       const health = await fetch(`${url}/health`);

@@ -21,6 +21,7 @@ interface ServeFlags {
   provider?: string;
   dtype?: string;
   verbose?: boolean;
+  json?: boolean;
 }
 
 async function run(flags: ServeFlags): Promise<void> {
@@ -54,6 +55,12 @@ async function run(flags: ServeFlags): Promise<void> {
         ? `${RANDOM_MODEL_ID} has RANDOM weights: its answers are noise, only the mechanics (rules, streaming, colouring) are real. Start the server with --model DIR (or with a network) for a real model.`
         : undefined,
     });
+    if (flags.json) {
+      // one line for scripts that start the server and need its address
+      process.stdout.write(
+        `${JSON.stringify({ url: server.url, models: ids, rules, playground: flags.playground ? `${server.url}/` : null, apiKey: apiKey !== undefined })}\n`,
+      );
+    }
     const paint = painter(process.stderr);
     note(
       [
@@ -116,6 +123,7 @@ export function registerServe(program: Command): void {
     )
     .option('--dtype <dtype>', 'ONNX weights variant (fp32, fp16, q8, ...)', 'fp32')
     .option('-v, --verbose', 'log model loading details to stderr')
+    .option('--json', 'also print {"url","models",...} as one JSON line on stdout once listening')
     .addHelpText(
       'after',
       `
