@@ -80,3 +80,20 @@ export function exitCodeOf(error: unknown): number {
   }
   return EXIT.failure;
 }
+
+/**
+ * Text for a terminal: control characters other than newline and tab (a random-weights model emits
+ * them) would move the cursor or clear the screen, so they show as U+FFFD. Pipes get the text as is.
+ */
+export function forTerminal(text: string, stream: NodeJS.WriteStream = process.stdout): string {
+  if (!stream.isTTY) return text;
+  let out = '';
+  for (const ch of text) {
+    const code = ch.codePointAt(0)!;
+    out +=
+      (code < 0x20 && ch !== '\n' && ch !== '\t') || code === 0x7f || (code >= 0x80 && code < 0xa0)
+        ? '\ufffd'
+        : ch;
+  }
+  return out;
+}

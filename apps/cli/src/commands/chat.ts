@@ -3,7 +3,7 @@ import type { RuleSpec } from '@implicit-it/rules';
 import type { ChatMessage } from '@implicit-it/tokenizers';
 import type { Command } from 'commander';
 import { type ModelFlags, openModel, parseRules, rulesLabel } from '../flags.js';
-import { CliError, painter } from '../output.js';
+import { CliError, forTerminal, painter } from '../output.js';
 import { addGenerationOptions, DEFAULT_MODEL_HELP, generationOptions, shiftStyle } from './generate.js';
 
 interface ChatFlags extends ModelFlags {
@@ -72,7 +72,8 @@ async function run(flags: ChatFlags): Promise<void> {
         if (part.type === 'token') rank = part.baseRank;
         else if (part.type === 'text-delta') {
           const style = flags.trace ? shiftStyle(rank) : null;
-          process.stdout.write(style ? out(style, part.text) : part.text);
+          const shown = forTerminal(part.text);
+          process.stdout.write(style ? out(style, shown) : shown);
         } else {
           text = part.text;
           finish = part.finishReason;

@@ -2,7 +2,7 @@ import type { RuleSpec } from '@implicit-it/rules';
 import type { GenerateOptions, Model, StreamPart } from '@implicit-it/runtime';
 import { type Command, Option } from 'commander';
 import { collect, intArg, type ModelFlags, numArg, openModel, parseRules, rulesLabel } from '../flags.js';
-import { CliError, EXIT, note, painter, printJson, usage } from '../output.js';
+import { CliError, EXIT, forTerminal, note, painter, printJson, usage } from '../output.js';
 import { multiProgress } from '../progress.js';
 import { sideBySide } from '../side-by-side.js';
 
@@ -195,7 +195,8 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
       (part, rank) => {
         if (flags.json || part.type !== 'text-delta') return;
         const style = flags.trace ? shiftStyle(rank) : null;
-        process.stdout.write(style ? paint(style, part.text) : part.text);
+        const text = forTerminal(part.text);
+        process.stdout.write(style ? paint(style, text) : text);
       },
     );
     if (flags.json) {
