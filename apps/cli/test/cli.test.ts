@@ -8,6 +8,8 @@ beforeAll(async () => {
 
 describe('help, version, usage errors', () => {
   const commands = [
+    ['rules'],
+    ['model'],
     ['generate'],
     ['chat'],
     ['serve'],

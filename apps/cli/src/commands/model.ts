@@ -191,7 +191,16 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
 }
 
 export function registerModel(program: Command): void {
-  const model = program.command('model').description('create and inspect model directories');
+  const model = program
+    .command('model')
+    .description('create and inspect model directories')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ implicit-it model create --preset tiny --seed 1 --out ./models/tiny
+  $ implicit-it model inspect ./models/tiny`,
+    );
   model
     .command('create')
     .description('write a llama-family ONNX model directory with seeded random weights (modelkit)')

@@ -86,7 +86,16 @@ async function run(flags: TraceFlags): Promise<void> {
 }
 
 export function registerRules(program: Command): void {
-  const rules = program.command('rules').description('inspect what the rules do');
+  const rules = program
+    .command('rules')
+    .description('inspect what the rules do')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ implicit-it rules trace --tokenizer ./models/tiny --instruction "Hi" --response "Hello there"
+  $ implicit-it rules trace --help`,
+    );
   rules
     .command('trace')
     .description(
