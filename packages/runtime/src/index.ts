@@ -1,4 +1,4 @@
-export type { FinishReason, TokenEvent, TokenLogprob } from './decode-loop.js';
+export type { FinishReason, TokenEvent, TokenLogprob } from './decode-engine.js';
 export { DecoderSession, type SessionOptions } from './decoder-session.js';
 export { GenerationAbortedError, GenerationError, ModelLoadError } from './errors.js';
 export { defaultHubCacheDir, isHubId, type ResolveOptions, resolveModel } from './hub.js';

@@ -1,6 +1,6 @@
 import { compileRules, RuleSet, type RuleSpec } from '@implicit-it/rules';
 import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
-import { decodeLoop, type RowRequest, type TokenEvent } from './decode-loop.js';
+import { DecodeEngine, type RowRequest, type RowResult, type TokenEvent } from './decode-engine.js';
 import { DecoderSession, type SessionOptions } from './decoder-session.js';
 import { GenerationError } from './errors.js';
 import { type ResolveOptions, resolveModel } from './hub.js';
@@ -19,6 +19,11 @@ import { type ScoreItem, type ScoreOptions, type ScoreResult, scoreBatch } from 
 export interface LoadOptions extends SessionOptions, ResolveOptions {
   /** Rules used when a request names none (default false: the base model). */
   rules?: RuleSpec;
+  /**
+   * Rows decoded together at most (default 16). Concurrent `generate` / `stream` calls share one
+   * batch (continuous batching): a request joins the running batch at the next step.
+   */
+  maxBatchSize?: number;
 }
 
 /** Where the model came from and how it runs. */
@@ -49,6 +54,7 @@ export class Model {
   readonly info: ModelInfo;
   private readonly eos: Set<number>;
   private readonly ruleCache = new Map<string, RuleSet | null>();
+  private readonly engine: DecodeEngine;
   private released = false;
 
   /** @internal use `loadModel` */
@@ -58,6 +64,7 @@ export class Model {
     /** @internal the ONNX session (for reference implementations and benchmarks) */
     readonly session: DecoderSession,
     private readonly defaultRules: RuleSpec,
+    maxBatchSize = 16,
   ) {
     this.eos = new Set([...modelEosIds(files), ...tokenizer.eosIds]);
     this.info = {
@@ -74,6 +81,17 @@ export class Model {
       eosIds: [...this.eos],
       logitsMode: session.logitsMode,
     };
+    this.engine = new DecodeEngine(session, this.loopTokenizer(), {
+      eosIds: this.eos,
+      padId: tokenizer.padId,
+      maxPositions: files.config.max_position_embeddings,
+      maxBatchSize,
+    });
+  }
+
+  /** Requests waiting to join the decoding batch, and rows being decoded (for metrics). */
+  get load(): { queued: number; decoding: number } {
+    return { queued: this.engine.queued, decoding: this.engine.batchSize };
   }
 
   /** A rule set compiled against this model's tokenizer (cached per spec). */
@@ -154,6 +172,22 @@ export class Model {
     };
   }
 
+  private result(p: Prompt, r: RowResult): GenerationResult {
+    return {
+      text: r.text,
+      tokenIds: r.tokenIds,
+      finishReason: r.finishReason,
+      usage: {
+        promptTokens: r.promptTokens,
+        completionTokens: r.completionTokens,
+        totalTokens: r.promptTokens + r.completionTokens,
+      },
+      prompt: { ids: p.ids, scopeStart: p.scopeStart, promptLength: p.promptLength },
+      ...(r.logprobs ? { logprobs: r.logprobs } : {}),
+      ...(r.baseRanks ? { baseRanks: r.baseRanks } : {}),
+    };
+  }
+
   private loopTokenizer() {
     const tok = this.tokenizer;
     return {
@@ -179,37 +213,31 @@ export class Model {
     const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
     const prompts = list.map((input) => this.prompt(input, options.format));
     for (const p of prompts) this.checkPrompt(p);
+    // shortest prompts first: rows admitted together need less padding
     const order = prompts.map((_, i) => i).sort((a, b) => prompts[a]!.ids.length - prompts[b]!.ids.length);
-    const batchSize = options.batchSize ?? 8;
+    const limit = options.batchSize ?? Number.POSITIVE_INFINITY;
     const results: GenerationResult[] = new Array(prompts.length);
-    for (let start = 0; start < order.length; start += batchSize) {
-      const chunk = order.slice(start, start + batchSize);
-      const rows = await decodeLoop(
-        this.session,
-        this.loopTokenizer(),
-        this.eos,
-        this.tokenizer.padId,
-        chunk.map((i) => this.row(prompts[i]!, options)),
-        this.info.maxPositions,
-      );
-      rows.forEach((r, k) => {
-        const p = prompts[chunk[k]!]!;
-        results[chunk[k]!] = {
-          text: r.text,
-          tokenIds: r.tokenIds,
-          finishReason: r.finishReason,
-          usage: {
-            promptTokens: r.promptTokens,
-            completionTokens: r.completionTokens,
-            totalTokens: r.promptTokens + r.completionTokens,
-          },
-          prompt: { ids: p.ids, scopeStart: p.scopeStart, promptLength: p.promptLength },
-          ...(r.logprobs ? { logprobs: r.logprobs } : {}),
-          ...(r.baseRanks ? { baseRanks: r.baseRanks } : {}),
-        };
-      });
-      options.onProgress?.(Math.min(start + batchSize, order.length), order.length);
-    }
+    await new Promise<void>((resolve, reject) => {
+      let next = 0;
+      let inFlight = 0;
+      let done = 0;
+      if (order.length === 0) resolve();
+      const launch = () => {
+        while (inFlight < limit && next < order.length) {
+          const i = order[next++]!;
+          inFlight++;
+          this.engine.submit(this.row(prompts[i]!, options)).then((r) => {
+            results[i] = this.result(prompts[i]!, r);
+            inFlight--;
+            done++; // not inside onProgress?.(...): an optional call skips evaluating its arguments
+            options.onProgress?.(done, order.length);
+            if (done === order.length) resolve();
+            else launch();
+          }, reject);
+        }
+      };
+      launch();
+    });
     return results;
   }
 
@@ -239,12 +267,8 @@ export class Model {
       queue.push(part);
       wake?.();
     };
-    const run = decodeLoop(
-      this.session,
-      this.loopTokenizer(),
-      this.eos,
-      this.tokenizer.padId,
-      [
+    const run = this.engine
+      .submit(
         this.row(prompt, { ...options, signal: stop.signal }, (e) => {
           push({
             type: 'token',
@@ -254,29 +278,24 @@ export class Model {
           });
           if (e.text) push({ type: 'text-delta', text: e.text });
         }),
-      ],
-      this.info.maxPositions,
-    ).then(
-      ([r]) => {
-        push({
-          type: 'finish',
-          finishReason: r!.finishReason,
-          text: r!.text,
-          usage: {
-            promptTokens: r!.promptTokens,
-            completionTokens: r!.completionTokens,
-            totalTokens: r!.promptTokens + r!.completionTokens,
-          },
-        });
-        done = true;
-        wake?.();
-      },
-      (e) => {
-        failure = e;
-        done = true;
-        wake?.();
-      },
-    );
+      )
+      .then(
+        (r) => {
+          push({
+            type: 'finish',
+            finishReason: r.finishReason,
+            text: r.text,
+            usage: this.result(prompt, r).usage,
+          });
+          done = true;
+          wake?.();
+        },
+        (e) => {
+          failure = e;
+          done = true;
+          wake?.();
+        },
+      );
     try {
       for (;;) {
         while (queue.length > 0) yield queue.shift()!;
@@ -351,5 +370,5 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
     ...options,
     log: options.log ?? ((line) => process.stderr.write(`[implicit-it] ${line}\n`)),
   });
-  return new Model(files, tokenizer, session, options.rules ?? false);
+  return new Model(files, tokenizer, session, options.rules ?? false, options.maxBatchSize);
 }

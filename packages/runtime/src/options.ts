@@ -1,6 +1,6 @@
 import type { RuleSet, RuleSpec } from '@implicit-it/rules';
 import type { ChatMessage } from '@implicit-it/tokenizers';
-import type { FinishReason, TokenLogprob } from './decode-loop.js';
+import type { FinishReason, TokenLogprob } from './decode-engine.js';
 import { GenerationError } from './errors.js';
 import type { LogitsProcessor } from './logits-processor.js';
 
@@ -42,7 +42,7 @@ export interface GenerateOptions {
   /** Also return each token's rank under the base model alone (how much the rules moved it). */
   trace?: boolean;
   signal?: AbortSignal;
-  /** Rows decoded together when `generate` gets several prompts (default 8). */
+  /** At most this many of this call's prompts are decoded at once (default: as many as the model's `maxBatchSize` allows). */
   batchSize?: number;
   /** Progress of multi-prompt generation. */
   onProgress?: (done: number, total: number) => void;

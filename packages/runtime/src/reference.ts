@@ -14,7 +14,12 @@ import { argmax } from './sampling.js';
 export async function generateWithoutCache(
   model: Model,
   input: GenerateInput,
-  options: { maxNewTokens: number; rules?: RuleSpec; format?: 'tulu' | 'chat-template' | 'raw'; ignoreEos?: boolean },
+  options: {
+    maxNewTokens: number;
+    rules?: RuleSpec;
+    format?: 'tulu' | 'chat-template' | 'raw';
+    ignoreEos?: boolean;
+  },
 ): Promise<number[]> {
   const prompt = model.prompt(input, options.format);
   const rules = model.rules(options.rules ?? false);
