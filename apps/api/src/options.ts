@@ -22,7 +22,10 @@ export interface ApiOptions {
   format?: 'tulu' | 'chat-template';
   /** Require `Authorization: Bearer <apiKey>` on /v1/* and /metrics. Default: no key. */
   apiKey?: string;
-  /** Generations running at once. Default 4. */
+  /**
+   * Generations running at once. Default 16, the runtime's default batch size: concurrent requests
+   * are decoded together in one batch (continuous batching), so this is also the batch they share.
+   */
   concurrency?: number;
   /** Requests waiting for a slot beyond `concurrency`; more get 429. Default 32. */
   maxQueued?: number;
@@ -98,7 +101,7 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     rules: options.rules ?? 'hewitt2024',
     format: options.format ?? 'tulu',
     apiKey: options.apiKey || undefined,
-    concurrency: positiveInt(options.concurrency, 'concurrency', 4),
+    concurrency: positiveInt(options.concurrency, 'concurrency', 16),
     maxQueued: positiveInt(options.maxQueued, 'maxQueued', 32, 0),
     maxTokens,
     defaultMaxTokens: Math.min(positiveInt(options.defaultMaxTokens, 'defaultMaxTokens', 256), maxTokens),

@@ -217,6 +217,32 @@ describe('POST /v1/chat/completions', () => {
   });
 });
 
+describe('concurrent requests', () => {
+  it('are decoded together and each gets the answer it gets alone', async () => {
+    const prompts = ['Give me a recipe for tiramisu.', 'Write a poem about the sea.', 'What is 2 + 2?', 'Hi'];
+    const ask = (content: string, extra: Record<string, unknown> = {}) =>
+      post('/v1/chat/completions', chat({ messages: user(content), max_tokens: 24, ...extra }));
+    const alone: string[] = [];
+    for (const p of prompts) alone.push((await ask(p)).body.choices[0].message.content);
+    const together = await Promise.all(prompts.map((p) => ask(p)));
+    expect(together.map((r) => r.body.choices[0].message.content)).toEqual(alone);
+    // streaming and not, with and without rules, in one batch
+    const mixed = await Promise.all([
+      ask(prompts[0]!, { stream: true }),
+      ask(prompts[1]!, { rules: false }),
+      ask(prompts[2]!, { logprobs: true }),
+    ]);
+    const streamed = parseSse(mixed[0].text)
+      .slice(0, -1)
+      .map((e) => JSON.parse(e).choices[0]?.delta?.content ?? '')
+      .join('');
+    expect(streamed).toBe(alone[0]);
+    const [baseAlone] = await model.generate(prompts[1]!, { maxNewTokens: 24, rules: false });
+    expect(mixed[1].body.choices[0].message.content).toBe(baseAlone!.text);
+    expect(mixed[2].body.choices[0].message.content).toBe(alone[2]);
+  });
+});
+
 describe('POST /v1/completions', () => {
   it('continues raw text (no chat format), 16 tokens by default', async () => {
     const { res, body } = await post('/v1/completions', {

@@ -93,6 +93,8 @@ export interface ModelFlags {
   provider?: string;
   dtype?: string;
   verbose?: boolean;
+  /** Rows the runtime decodes together (continuous batching). */
+  maxBatchSize?: number;
 }
 
 /** A loaded model and the id it goes by. */
@@ -132,6 +134,7 @@ export async function openModel(flags: ModelFlags): Promise<OpenedModel> {
     executionProvider: (flags.provider ?? 'auto') as ExecutionProvider | 'auto',
     dtype: (flags.dtype ?? 'fp32') as ModelDtype,
     offline: flags.offline,
+    ...(flags.maxBatchSize ? { maxBatchSize: flags.maxBatchSize } : {}),
     log,
     onProgress: (message) => note(message),
   });

@@ -33,7 +33,12 @@ async function run(flags: ServeFlags): Promise<void> {
     for (const spec of specs) {
       // ID=DIR names a model; otherwise it is served under its hub id or directory name
       const named = spec ? /^([\w.-]+)=(.+)$/.exec(spec) : null;
-      const m = await openModel({ ...flags, model: named ? named[2] : spec });
+      // the runtime decodes concurrent requests in one batch: as many rows as requests may run
+      const m = await openModel({
+        ...flags,
+        model: named ? named[2] : spec,
+        maxBatchSize: flags.concurrency,
+      });
       opened.push({ ...m, served: named ? named[1]! : m.id });
     }
     const ids = opened.map((m) => m.served);
@@ -70,7 +75,7 @@ async function run(flags: ServeFlags): Promise<void> {
         `  playground:  ${flags.playground ? `${server.url}/` : 'off'}`,
         `  endpoints:   POST /v1/chat/completions, POST /v1/completions, GET /v1/models, /health, /metrics`,
         `  API key:     ${apiKey ? 'required (Authorization: Bearer ...)' : 'none (anyone who can reach the port may use it)'}`,
-        `  concurrency: ${flags.concurrency} running, ${flags.maxQueued} queued, then 429`,
+        `  concurrency: ${flags.concurrency} running (one batch), ${flags.maxQueued} queued, then 429`,
         'Ctrl-C stops the server.',
       ].join('\n'),
     );
@@ -108,7 +113,12 @@ export function registerServe(program: Command): void {
       '--api-key <key>',
       'require "Authorization: Bearer <key>" (default: $IMPLICIT_IT_API_KEY, else none)',
     )
-    .option('--concurrency <n>', 'generations running at once', intArg(1, 1024), 4)
+    .option(
+      '--concurrency <n>',
+      'generations running at once, decoded together in one batch',
+      intArg(1, 1024),
+      16,
+    )
     .option('--max-queued <n>', 'requests waiting beyond that; more get 429', intArg(0, 100_000), 32)
     .option('--max-tokens <n>', 'upper limit of max_tokens', intArg(1, 1_000_000), 2048)
     .addOption(
