@@ -10,6 +10,7 @@ export const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', '
 
 /** A private cache dir, so that no test touches ~/.cache or the network. */
 export const CACHE = mkdtempSync(join(tmpdir(), 'implicit-it-cli-cache-'));
+process.on('exit', () => rmSync(CACHE, { recursive: true, force: true }));
 
 export interface Run {
   code: number | null;
