@@ -9,8 +9,8 @@ import { createModel, randomTensor } from '@implicit-it/modelkit';
 export const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
 
 /** A private cache dir, so that no test touches ~/.cache or the network. */
-export const CACHE = mkdtempSync(join(tmpdir(), 'implicit-it-cli-cache-'));
-process.on('exit', () => rmSync(CACHE, { recursive: true, force: true }));
+export const CACHE =
+  process.env.IMPLICIT_IT_CLI_TEST_CACHE ?? mkdtempSync(join(tmpdir(), 'implicit-it-cli-cache-'));
 
 export interface Run {
   code: number | null;
