@@ -1,16 +1,17 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createModel, randomTensor } from '@implicit-it/modelkit';
+import { inject } from 'vitest';
+import './global-setup.js';
 
 /** The built bin (turbo builds before testing). */
 export const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
 
 /** A private cache dir, so that no test touches ~/.cache or the network. */
-export const CACHE =
-  process.env.IMPLICIT_IT_CLI_TEST_CACHE ?? mkdtempSync(join(tmpdir(), 'implicit-it-cli-cache-'));
+export const CACHE = inject('cacheDir');
 
 export interface Run {
   code: number | null;
