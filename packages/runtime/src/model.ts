@@ -15,6 +15,9 @@ import {
 import { rankOf } from './sampling.js';
 import { type ScoreItem, type ScoreOptions, type ScoreResult, scoreBatch } from './score.js';
 
+/** Compiled rule sets kept per model. */
+const RULE_CACHE_SIZE = 64;
+
 /** Options of `loadModel`. */
 export interface LoadOptions extends SessionOptions, ResolveOptions {
   /** Rules used when a request names none (default false: the base model). */
@@ -103,8 +106,10 @@ export class Model {
     if (set === undefined) {
       set = compileRules(spec, this.tokenizer.vocabulary);
       if (set.enabled.length === 0) set = null;
-      this.ruleCache.set(key, set);
-    }
+      // least recently used first out: requests may carry any number of distinct rule sets
+      if (this.ruleCache.size >= RULE_CACHE_SIZE) this.ruleCache.delete(this.ruleCache.keys().next().value!);
+    } else this.ruleCache.delete(key);
+    this.ruleCache.set(key, set);
     return set;
   }
 

@@ -2,6 +2,7 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createModel, randomTensor } from '@implicit-it/modelkit';
+import { TINY_MODEL_FORMAT } from '@implicit-it/modelkit/test';
 import { loadModel, type Model } from '../src/index.js';
 
 const loaded = new Map<number, Promise<Model>>();
@@ -12,7 +13,7 @@ const loaded = new Map<number, Promise<Model>>();
  * Written once into the temp dir and reused.
  */
 export async function diverseModelDir(seed = 1): Promise<string> {
-  const dir = join(tmpdir(), `implicit-it-runtime-tiny-x10-s${seed}-v1`);
+  const dir = join(tmpdir(), `implicit-it-runtime-tiny-x10-s${seed}-g${TINY_MODEL_FORMAT}`);
   if (!existsSync(join(dir, 'onnx', 'model.onnx'))) {
     const tmp = `${dir}.tmp-${process.pid}`;
     await createModel({
