@@ -68,12 +68,17 @@ const USAGE_CODES = new Set([
   'tokenizers.invalid_prompt',
   'tokenizers.no_chat_template',
   'modelkit.invalid_config',
+  'finetune.invalid_option',
+  'finetune.invalid_job',
 ]);
 
 /** The exit code an error ends the CLI with. */
 export function exitCodeOf(error: unknown): number {
   if (error instanceof CliError) return error.exitCode;
   if (ImplicitItError.isInstance(error)) {
+    // finetune's "no tokenizer.json in the model/tokenizer directory" is a tokenizer that cannot be found
+    if (error.code === 'finetune.invalid_option' && (error as { field?: unknown }).field === 'tokenizer')
+      return EXIT.load;
     if (USAGE_CODES.has(error.code)) return EXIT.usage;
     if (error.code === 'runtime.aborted') return EXIT.interrupted;
     if (error.name === 'ModelLoadError' || error.name === 'TokenizerLoadError') return EXIT.load;

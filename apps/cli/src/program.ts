@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerChat } from './commands/chat.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerFinetune } from './commands/finetune.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerModel } from './commands/model.js';
 import { registerRules } from './commands/rules-trace.js';
@@ -9,7 +10,7 @@ import { registerServe } from './commands/serve.js';
 declare const __VERSION__: string;
 
 /**
- * The `implicit-it` program. Later issues add their commands here (`eval`, `finetune`).
+ * The `implicit-it` program: every command registers itself here.
  *
  * @example
  * await createProgram().parseAsync(['node', 'implicit-it', 'doctor']);
@@ -33,6 +34,8 @@ Examples:
   $ implicit-it serve --port 8080                                  # OpenAI-compatible API + playground
   $ implicit-it rules trace --tokenizer DIR --instruction "Hi" --response "Hello"
   $ implicit-it model create --preset tiny --out ./models/tiny
+  $ implicit-it finetune data --recipe mbpp --out data/mbpp.jsonl   # the paper's training sets
+  $ implicit-it finetune plan --recipe lima-response --model DIR --gpus 8 --out jobs/res
   $ implicit-it doctor
 
 Exit codes: 0 ok, 1 failure, 2 bad usage, 3 model/tokenizer not found or not loadable, 130 interrupted.
@@ -43,6 +46,7 @@ Colour follows the terminal; NO_COLOR=1 turns it off, FORCE_COLOR=1 on.`,
   registerServe(program);
   registerRules(program);
   registerModel(program);
+  registerFinetune(program);
   registerDoctor(program);
   return program;
 }

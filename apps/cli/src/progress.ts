@@ -64,3 +64,58 @@ export function multiProgress(labels: string[], total: number, unit: string): Pr
     };
   });
 }
+
+/** A training run's progress: steps, loss and the ETA the caller computes. */
+export interface TrainingBar {
+  update(step: number, total: number, loss: number, etaSeconds: number | undefined): void;
+  stop(): void;
+}
+
+/** `1h02m` / `3m05s` / `?`. */
+export function formatSeconds(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds)) return '?';
+  const t = Math.max(0, Math.round(seconds));
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  const s = t % 60;
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s).padStart(2, '0')}s`;
+}
+
+/**
+ * A progress bar for training (stderr, only on a terminal): `training [███░░] 12/40 steps | loss 1.234 | ETA 3m05s`.
+ *
+ * @example
+ * const bar = trainingBar();
+ * bar.update(12, 40, 1.234, 185);
+ * bar.stop();
+ */
+export function trainingBar(label = 'training'): TrainingBar {
+  if (!process.stderr.isTTY) return { update() {}, stop() {} };
+  let bar: cliProgress.SingleBar | undefined;
+  return {
+    update(step, total, loss, etaSeconds) {
+      const payload = {
+        loss: Number.isFinite(loss) ? loss.toFixed(4) : String(loss),
+        remaining: formatSeconds(etaSeconds),
+      };
+      if (!bar) {
+        bar = new cliProgress.SingleBar(
+          {
+            format: `${label} [{bar}] {value}/{total} steps | loss {loss} | ETA {remaining}`,
+            hideCursor: true,
+            clearOnComplete: false,
+            stream: process.stderr,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(Math.max(total, step), step, payload);
+        return;
+      }
+      if (total > 0) bar.setTotal(total);
+      bar.update(step, payload);
+    },
+    stop() {
+      bar?.stop();
+    },
+  };
+}

@@ -17,11 +17,16 @@ describe('help, version, usage errors', () => {
     ['model', 'create'],
     ['model', 'inspect'],
     ['doctor'],
+    ['finetune'],
+    ['finetune', 'data'],
+    ['finetune', 'plan'],
+    ['finetune', 'sweep'],
+    ['finetune', 'run'],
   ];
   it('prints help with examples for the program and every command (exit 0)', async () => {
     const top = await run(['--help']);
     expect(top.code).toBe(0);
-    for (const c of ['generate', 'chat', 'serve', 'rules', 'model', 'doctor'])
+    for (const c of ['generate', 'chat', 'serve', 'rules', 'model', 'doctor', 'finetune'])
       expect(top.stdout).toContain(c);
     expect(top.stdout).toMatch(/Exit codes: 0 ok, 1 failure, 2 bad usage, 3 model/);
     expect(top.stdout).toContain('NO_COLOR');

@@ -1,0 +1,614 @@
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import {
+  type BuildDatasetResult,
+  buildDataset,
+  DATASET_RECIPE_NAMES,
+  DEFAULT_DATA_DIR,
+  DEFAULT_LORA,
+  datasetSummary,
+  EPOCH_CHOICES,
+  type JobSpec,
+  type LengthStats,
+  type PlanJobOptions,
+  type PlanProgress,
+  planJob,
+  planSweep,
+  type RunJobResult,
+  runJob,
+  SEEDS,
+  type SplitOptions,
+  type TrainingRecipe,
+} from '@implicit-it/finetune';
+import { isHubId } from '@implicit-it/runtime';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { collect, intArg, numArg } from '../flags.js';
+import { CliError, EXIT, note, painter, printJson, usage } from '../output.js';
+import { type Progress, progressBar, trainingBar } from '../progress.js';
+import { sharedDir } from '../shared-dir.js';
+
+/** The raw data directory when --data-dir is omitted: `<shared>/data`, else `../shared/data`. */
+export function defaultDataDir(): string {
+  const shared = sharedDir();
+  return shared ? join(shared, 'data') : DEFAULT_DATA_DIR;
+}
+
+/** `--validation N|FRACTION`: an integer is a count of examples, a number in (0, 1) a fraction. */
+export const splitArg = (value: string): SplitOptions => {
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return { count: Number(text) };
+  const n = Number(text);
+  if (text !== '' && Number.isFinite(n) && n > 0 && n < 1) return { fraction: n };
+  throw new InvalidArgumentError(
+    `expected a count (an integer >= 0) or a fraction in (0, 1), got "${value}"`,
+  );
+};
+
+/** A comma-separated list of positive integers (`5,7,10`). */
+export const intListArg =
+  (min: number) =>
+  (value: string): number[] => {
+    const parts = value.split(',').map((s) => s.trim());
+    const out = parts.map((p) => {
+      const n = Number(p);
+      if (!/^\d+$/.test(p) || !Number.isSafeInteger(n) || n < min) {
+        throw new InvalidArgumentError(`expected comma-separated integers >= ${min}, got "${value}"`);
+      }
+      return n;
+    });
+    if (new Set(out).size !== out.length) throw new InvalidArgumentError(`repeated value in "${value}"`);
+    return out;
+  };
+
+/** A path as the user would type it: relative to the working directory when inside it. */
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? path : rel;
+}
+
+/** A status line on stderr, for terminals only (pipes, logs and --json runs stay quiet). */
+function status(message: string): void {
+  if (process.stderr.isTTY) note(painter(process.stderr)('dim', message));
+}
+
+const recipeOption = () =>
+  new Option('--recipe <name>', 'dataset recipe').choices([...DATASET_RECIPE_NAMES]).makeOptionMandatory();
+
+const RECIPES_HELP = `
+Recipes (the paper's training sets, from the raw files under --data-dir):
+  lima            LIMA instruction-response pairs (instruction tuning, the comparison model)
+  lima-response   LIMA responses with every user turn emptied (response tuning)
+  gsm             GSM8K math, first 1,000
+  mbpp            MBPP Python, task_id 601..974 (374)
+  poetry          poems by title (571)
+  recipes         recipes by title, first 1,000
+  chess           chess games from Elo headers, 1,000`;
+
+// ---------------------------------------------------------------------------------------------
+// finetune data
+
+interface DataFlags {
+  recipe: string;
+  dataDir?: string;
+  out?: string;
+  validation?: SplitOptions;
+  seed: number;
+  validationOut?: string;
+  json?: boolean;
+}
+
+const statsLine = (s: LengthStats) =>
+  `min ${s.min}, p50 ${s.p50}, mean ${s.mean}, p95 ${s.p95}, max ${s.max}`;
+
+/** The issues of a build as `file:line kind: reason` lines, at most `limit` of them. */
+export function issueLines(issues: BuildDatasetResult['issues'], limit = 20): string[] {
+  const lines = issues.slice(0, limit).map((i) => `${i.file}:${i.line} ${i.kind}: ${i.reason}`);
+  if (issues.length > limit) lines.push(`... and ${issues.length - limit} more (--json lists them all)`);
+  return lines;
+}
+
+async function data(flags: DataFlags): Promise<void> {
+  if (flags.validationOut && !flags.validation) throw usage('--validation-out needs --validation');
+  const dataDir = flags.dataDir ?? defaultDataDir();
+  const result = await buildDataset({
+    recipe: flags.recipe,
+    dataDir,
+    out: flags.out,
+    validation: flags.validation
+      ? { ...flags.validation, seed: flags.seed, out: flags.validationOut }
+      : undefined,
+    onProgress: (e) => {
+      if (!flags.json) status(e.message);
+    },
+  });
+  const summary = datasetSummary(result);
+  if (flags.json) {
+    printJson(summary);
+    return;
+  }
+  const p = painter();
+  let out =
+    `${p('bold', summary.recipe)}: ${summary.count} examples` +
+    `${summary.validationCount ? ` + ${summary.validationCount} validation` : ''}` +
+    ` (${summary.total} built, paper ${summary.expected}; ${summary.rawCount} raw records, ${summary.skipped} skipped)\n`;
+  if (summary.total !== summary.expected) {
+    out += p('yellow', `  ${summary.total} is not the paper's ${summary.expected}: see the rows below\n`);
+  }
+  out += `  user chars       ${statsLine(summary.stats.userChars)}\n`;
+  out += `  assistant chars  ${statsLine(summary.stats.assistantChars)}\n`;
+  out += `  example chars    ${statsLine(summary.stats.totalChars)}\n`;
+  for (const line of issueLines(summary.issues)) out += `  ${p('yellow', line)}\n`;
+  if (summary.files.train) out += `${p('green', 'wrote')} ${summary.files.train}\n`;
+  if (summary.files.validation) out += `${p('green', 'wrote')} ${summary.files.validation}\n`;
+  if (!flags.out) out += p('dim', '  (no --out: nothing written)\n');
+  process.stdout.write(out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// finetune plan / sweep
+
+interface JobFlags {
+  recipe: string;
+  model: string;
+  out: string;
+  gpus: number;
+  nodes: number;
+  tokenizer?: string;
+  dataDir?: string;
+  learningRate?: number;
+  warmupRatio?: number;
+  effectiveBatchSize?: number;
+  perDeviceBatchSize?: number;
+  maxSeqLength?: number;
+  bf16: boolean;
+  gradientCheckpointing?: boolean;
+  lora?: boolean;
+  loraRank?: number;
+  loraAlpha?: number;
+  loraDropout?: number;
+  loraTargetModules?: string[];
+  validation?: SplitOptions;
+  validationSeed: number;
+  zero3?: boolean;
+  exportOnnx: boolean;
+  addBos?: boolean;
+  json?: boolean;
+}
+
+interface PlanFlags extends JobFlags {
+  epochs?: number;
+  seed?: number;
+}
+
+interface SweepFlags extends JobFlags {
+  epochs?: number[];
+  seeds?: number[];
+}
+
+function addJobOptions(cmd: Command): Command {
+  return cmd
+    .addOption(recipeOption())
+    .requiredOption(
+      '--model <dir|hub-id>',
+      'base model: a local Hugging Face directory, or a hub id the training machine resolves',
+    )
+    .option('--gpus <n>', 'GPUs per node; 0 trains on CPU', intArg(0, 1024), 1)
+    .option('--nodes <n>', 'nodes (run launch.sh on each)', intArg(1, 4096), 1)
+    .option('--tokenizer <dir>', 'tokenizer directory (default: --model, which must then be a directory)')
+    .option('--data-dir <dir>', 'raw data directory (default: ../shared/data)')
+    .option('--learning-rate <lr>', 'peak learning rate (paper: 1e-5)', numArg(Number.MIN_VALUE, 1))
+    .option('--warmup-ratio <r>', 'linear warmup share of the steps (paper: 0.03)', numArg(0, 0.999999))
+    .option('--effective-batch-size <n>', 'examples per optimizer step (paper: 64)', intArg(1))
+    .option('--per-device-batch-size <n>', 'examples per device per forward pass (paper: 1)', intArg(1))
+    .option('--max-seq-length <n>', 'truncate examples to this many tokens (paper: 2048)', intArg(2))
+    .option('--no-bf16', 'train in fp32 on GPUs (default: bf16, as the paper)')
+    .option('--gradient-checkpointing', 'trade compute for memory')
+    .option(
+      '--lora',
+      `LoRA instead of full finetuning (open-instruct's defaults: rank ${DEFAULT_LORA.rank}, alpha ${DEFAULT_LORA.alpha}, dropout ${DEFAULT_LORA.dropout})`,
+    )
+    .option('--lora-rank <n>', 'LoRA rank (implies --lora)', intArg(1))
+    .option('--lora-alpha <n>', 'LoRA alpha (implies --lora)', numArg(Number.MIN_VALUE, 1e6))
+    .option('--lora-dropout <p>', 'LoRA dropout (implies --lora)', numArg(0, 0.999999))
+    .option('--lora-target-modules <names>', 'comma-separated module names (implies --lora)', (v: string) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .option(
+      '--validation <n|fraction>',
+      'hold out a seeded validation split (evaluated every epoch, never trained on)',
+      splitArg,
+    )
+    .option('--validation-seed <n>', 'seed of the validation split', intArg(0, 2 ** 32 - 1), 1)
+    .option('--zero3', 'DeepSpeed ZeRO-3 (default with GPUs)')
+    .option('--no-zero3', 'plain data parallelism on GPUs, without DeepSpeed')
+    .option('--no-export-onnx', 'skip the ONNX export after training (done when optimum is installed)')
+    .option('--add-bos', "put the BOS text in front (open-instruct's --add_bos, for OLMo-style tokenizers)")
+    .option('--json', 'print what was written as one JSON object');
+}
+
+function trainingOverrides(flags: JobFlags): Partial<TrainingRecipe> {
+  const t: Partial<TrainingRecipe> = {};
+  if (flags.learningRate !== undefined) t.learningRate = flags.learningRate;
+  if (flags.warmupRatio !== undefined) t.warmupRatio = flags.warmupRatio;
+  if (flags.effectiveBatchSize !== undefined) t.effectiveBatchSize = flags.effectiveBatchSize;
+  if (flags.perDeviceBatchSize !== undefined) t.perDeviceBatchSize = flags.perDeviceBatchSize;
+  if (flags.maxSeqLength !== undefined) t.maxSeqLength = flags.maxSeqLength;
+  if (flags.bf16 === false) t.bf16 = false;
+  if (flags.gradientCheckpointing) t.gradientCheckpointing = true;
+  const lora =
+    flags.lora ||
+    flags.loraRank !== undefined ||
+    flags.loraAlpha !== undefined ||
+    flags.loraDropout !== undefined ||
+    flags.loraTargetModules !== undefined;
+  if (lora) {
+    t.lora = {
+      rank: flags.loraRank ?? DEFAULT_LORA.rank,
+      alpha: flags.loraAlpha ?? DEFAULT_LORA.alpha,
+      dropout: flags.loraDropout ?? DEFAULT_LORA.dropout,
+      targetModules: flags.loraTargetModules ?? [...DEFAULT_LORA.targetModules],
+    };
+  }
+  return t;
+}
+
+/** Reports planning on stderr (terminals only): data messages as lines, encoding as a bar. */
+function planReporter(quiet: boolean): { onProgress: (e: PlanProgress) => void; stop: () => void } {
+  let bar: Progress | undefined;
+  let barLabel = '';
+  const stop = () => {
+    bar?.stop();
+    bar = undefined;
+  };
+  return {
+    onProgress(e) {
+      if (quiet || !process.stderr.isTTY) return;
+      if (e.stage === 'encode' && e.total !== undefined) {
+        if (!bar || barLabel !== e.message) {
+          stop();
+          barLabel = e.message;
+          bar = progressBar(e.message, e.total, 'examples');
+        }
+        bar.update(e.done ?? 0, e.total);
+        return;
+      }
+      stop();
+      status(e.message);
+    },
+    stop,
+  };
+}
+
+function jobOptions(
+  flags: JobFlags,
+  training: Partial<TrainingRecipe>,
+  onProgress: PlanJobOptions['onProgress'],
+) {
+  if (!existsSync(flags.model) && !isHubId(flags.model)) {
+    throw new CliError(
+      `--model: "${flags.model}" is neither a directory nor a hub id (owner/name)`,
+      EXIT.load,
+    );
+  }
+  if (flags.tokenizer && !existsSync(join(flags.tokenizer, 'tokenizer.json'))) {
+    throw new CliError(`--tokenizer: ${flags.tokenizer} has no tokenizer.json`, EXIT.load);
+  }
+  return {
+    recipe: flags.recipe,
+    model: flags.model,
+    out: flags.out,
+    gpus: flags.gpus,
+    nodes: flags.nodes,
+    dataDir: flags.dataDir ?? defaultDataDir(),
+    ...(flags.tokenizer ? { tokenizer: flags.tokenizer } : {}),
+    training,
+    ...(flags.validation ? { validation: { ...flags.validation, seed: flags.validationSeed } } : {}),
+    ...(flags.zero3 !== undefined ? { zero3: flags.zero3 } : {}),
+    exportOnnx: flags.exportOnnx,
+    ...(flags.addBos ? { addBos: true } : {}),
+    onProgress,
+  } satisfies PlanJobOptions;
+}
+
+/** One line about a job's hyperparameters. */
+export function describeTraining(job: JobSpec): string {
+  const t = job.training;
+  const l = job.launch;
+  const how = t.lora ? `LoRA rank ${t.lora.rank} alpha ${t.lora.alpha}` : 'full finetuning';
+  return (
+    `${t.epochs} epochs, seed ${t.seed}, lr ${t.learningRate < 1e-3 ? t.learningRate.toExponential() : t.learningRate}, warmup ${t.warmupRatio}, ` +
+    `batch ${t.effectiveBatchSize} = ${t.perDeviceBatchSize} x ${l.processes} processes x ${t.gradientAccumulationSteps} accumulation, ` +
+    `${t.maxSeqLength} tokens, ${l.bf16 ? 'bf16' : 'fp32'}, ${how}`
+  );
+}
+
+function describeLaunch(job: JobSpec): string {
+  const l = job.launch;
+  if (l.gpusPerNode === 0) return 'CPU, 1 process';
+  return `${l.nodes} node${l.nodes > 1 ? 's' : ''} x ${l.gpusPerNode} GPU${l.gpusPerNode > 1 ? 's' : ''}${l.zero3 ? ', DeepSpeed ZeRO-3' : ''}`;
+}
+
+async function plan(flags: PlanFlags): Promise<void> {
+  const training = trainingOverrides(flags);
+  if (flags.epochs !== undefined) training.epochs = flags.epochs;
+  if (flags.seed !== undefined) training.seed = flags.seed;
+  const reporter = planReporter(flags.json === true);
+  let result: Awaited<ReturnType<typeof planJob>>;
+  try {
+    result = await planJob(jobOptions(flags, training, reporter.onProgress));
+  } finally {
+    reporter.stop();
+  }
+  const { jobDir, job, files } = result;
+  if (flags.json) {
+    printJson({ jobDir, files, job });
+    return;
+  }
+  const p = painter();
+  const c = job.counts;
+  const rel = shown(jobDir);
+  process.stdout.write(
+    `${p('green', 'planned')} ${jobDir}\n` +
+      `  data      ${job.recipe}: ${c.train} train examples (${c.trainTokens} tokens, ${c.trainedTokens} trained), ` +
+      `${c.validation} validation, ${c.dropped} dropped, ${c.truncated} truncated\n` +
+      `  model     ${job.model}${job.tokenizerDir ? ` (tokenizer ${job.tokenizerDir})` : ''}\n` +
+      `  training  ${describeTraining(job)}\n` +
+      `  launch    ${describeLaunch(job)}\n` +
+      `  files     ${files.join(', ')}\n` +
+      `next: implicit-it finetune run ${rel}` +
+      (job.launch.nodes > 1
+        ? `\n      or on each node: MACHINE_RANK=<0..${job.launch.nodes - 1}> MAIN_PROCESS_IP=<node 0> bash ${rel}/launch.sh\n`
+        : `   (or: bash ${rel}/launch.sh)\n`),
+  );
+}
+
+async function sweep(flags: SweepFlags): Promise<void> {
+  const reporter = planReporter(flags.json === true);
+  let result: Awaited<ReturnType<typeof planSweep>>;
+  try {
+    result = await planSweep({
+      ...jobOptions(flags, trainingOverrides(flags), reporter.onProgress),
+      epochs: flags.epochs,
+      seeds: flags.seeds,
+    });
+  } finally {
+    reporter.stop();
+  }
+  const epochs = flags.epochs ?? [...EPOCH_CHOICES];
+  const seeds = flags.seeds ?? [...SEEDS];
+  if (flags.json) {
+    printJson({
+      sweepDir: result.sweepDir,
+      recipe: flags.recipe,
+      epochs,
+      seeds,
+      jobs: result.jobs.map((j) => ({ name: j.name, epochs: j.epochs, seed: j.seed, jobDir: j.jobDir })),
+    });
+    return;
+  }
+  const p = painter();
+  const first = result.jobs[0]!.job;
+  const rel = shown(result.sweepDir);
+  let out =
+    `${p('green', 'planned')} ${result.jobs.length} jobs in ${result.sweepDir} (sweep.json lists them)\n` +
+    `  epochs ${epochs.join(', ')} x seeds ${seeds.join(', ')}; ${first.counts.train} train examples, ` +
+    `${first.counts.validation} validation; ${describeLaunch(first)}\n`;
+  for (const j of result.jobs) out += `  ${j.name}\n`;
+  out += `next: for j in ${rel}/*/; do implicit-it finetune run "$j"; done\n`;
+  process.stdout.write(out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// finetune run
+
+interface RunFlags {
+  python?: string;
+  maxSteps?: number;
+  env?: string[];
+  verbose?: boolean;
+  json?: boolean;
+}
+
+function parseEnv(pairs: string[] = []): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw usage(`--env: expected KEY=VALUE, got "${pair}"`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
+}
+
+/**
+ * The interpreter as the job will see it: launch.sh runs in the job directory, so a relative path
+ * (`--python .venv/bin/python`) is made absolute against the working directory; a bare command name
+ * (`python3`) is left to PATH.
+ */
+export function resolvePython(python: string | undefined): string | undefined {
+  const chosen = python ?? process.env.IMPLICIT_IT_PYTHON;
+  if (chosen === undefined || !chosen.includes('/')) return chosen;
+  return resolve(chosen);
+}
+
+async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags): Promise<void> {
+  const env = parseEnv(flags.env);
+  const python = resolvePython(flags.python);
+  const args = [
+    ...(flags.maxSteps !== undefined ? ['--max-steps', String(flags.maxSteps)] : []),
+    ...trainArgs,
+  ];
+  const abort = new AbortController();
+  const onSigint = () => abort.abort(new Error('interrupted'));
+  process.once('SIGINT', onSigint);
+  // Raw log lines (--verbose) and a redrawn bar do not mix: the bar only without --verbose.
+  const bar = flags.verbose ? { update() {}, stop() {} } : trainingBar();
+  let result: RunJobResult;
+  try {
+    result = await runJob(jobDir, {
+      ...(python ? { python } : {}),
+      args,
+      env,
+      signal: abort.signal,
+      onLine: flags.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+      onProgress: (p) => bar.update(p.step, p.totalSteps, p.loss, p.etaSeconds),
+    });
+  } catch (error) {
+    if (abort.signal.aborted)
+      throw new CliError('interrupted; the partial log is in train.log', EXIT.interrupted);
+    throw error;
+  } finally {
+    bar.stop();
+    process.off('SIGINT', onSigint);
+  }
+  if (flags.json) {
+    printJson(result);
+    return;
+  }
+  const p = painter();
+  const loss =
+    result.finalLoss === undefined ? 'no loss reported' : `final loss ${result.finalLoss.toFixed(4)}`;
+  let out = `${p('green', 'trained')} ${result.jobDir}: ${result.steps}/${result.totalSteps} steps in ${result.durationSeconds.toFixed(1)} s, ${loss}\n`;
+  if (result.valLosses.length)
+    out += `  validation loss by epoch  ${result.valLosses.map((v) => v.toFixed(4)).join(', ')}\n`;
+  out += `  model     ${result.outputDir}\n`;
+  if (result.onnx)
+    out += result.onnx.exported
+      ? `  onnx      ${result.onnx.path}\n`
+      : `  onnx      ${p('yellow', `not exported: ${result.onnx.reason ?? 'unknown reason'}`)}\n`;
+  out += `  log       ${result.logFile}\n`;
+  process.stdout.write(out);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function registerFinetune(program: Command): void {
+  const finetune = program
+    .command('finetune')
+    .description("the paper's finetuning: build its training sets, plan PyTorch jobs, run them")
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ implicit-it finetune data --recipe mbpp --out data/mbpp.jsonl
+  $ implicit-it finetune plan --recipe lima-response --model models/Llama-2-7b-hf --gpus 8 --out jobs/res
+  $ implicit-it finetune sweep --recipe gsm --model models/Llama-2-7b-hf --gpus 2 --out jobs/gsm-sweep
+  $ implicit-it finetune run jobs/res`,
+    );
+
+  finetune
+    .command('data')
+    .description("build one of the paper's training sets as open-instruct messages JSONL, with a summary")
+    .addOption(recipeOption())
+    .option('--data-dir <dir>', 'raw data directory (default: ../shared/data)')
+    .option('-o, --out <file.jsonl>', 'where to write the training examples (without it: summary only)')
+    .option(
+      '--validation <n|fraction>',
+      'hold out a seeded validation split: a count or a fraction',
+      splitArg,
+    )
+    .option('--seed <n>', 'seed of the validation split', intArg(0, 2 ** 32 - 1), 1)
+    .option('--validation-out <file.jsonl>', 'where to write the validation split (default: OUT.val.jsonl)')
+    .option(
+      '--json',
+      'print the summary as ONE JSON object (recipe, count, skipped, issues with line numbers, ...)',
+    )
+    .addHelpText(
+      'after',
+      `${RECIPES_HELP}
+
+Rows the recipe cannot use are never fatal: each is listed with its file and line number (skipped on
+purpose, or malformed) and counted in "skipped".
+
+Examples:
+  $ implicit-it finetune data --recipe mbpp --out data/mbpp.jsonl
+  $ implicit-it finetune data --recipe poetry --json | jq '.count, .skipped, .issues'
+  $ implicit-it finetune data --recipe lima-response --out data/res.jsonl --validation 0.05 --seed 1
+  $ implicit-it finetune data --recipe gsm --data-dir ../shared/data --validation 100 --out data/gsm.jsonl`,
+    )
+    .action(async (flags: DataFlags) => data(flags));
+
+  addJobOptions(
+    finetune
+      .command('plan')
+      .description(
+        'write a self-contained training job directory: encoded data, accelerate/DeepSpeed configs, launch.sh, train.py',
+      )
+      .requiredOption('-o, --out <job-dir>', 'the job directory to write'),
+  )
+    .option('--epochs <n>', `epochs (paper: chosen from ${EPOCH_CHOICES.join(', ')}; default 5)`, intArg(1))
+    .option('--seed <n>', `training seed (paper: ${SEEDS.join(', ')}; default 1)`, intArg(0, 2 ** 32 - 1))
+    .addHelpText(
+      'after',
+      `
+Hyperparameters default to the paper's: lr 1e-5, linear schedule, warmup 0.03, weight decay 0,
+effective batch 64, 2048 tokens, bf16. The tokenizer must be local: --model DIR, or --tokenizer DIR
+for a hub id. Train with \`implicit-it finetune run JOB_DIR\`, or copy the directory to a cluster and
+run launch.sh on every node (MACHINE_RANK, MAIN_PROCESS_IP).
+${RECIPES_HELP}
+
+Examples:
+  $ implicit-it finetune plan --recipe lima-response --model models/Llama-2-7b-hf --gpus 8 --nodes 1 --out jobs/res
+  $ implicit-it finetune plan --recipe gsm --model meta-llama/Llama-2-7b-hf \\
+      --tokenizer ../shared/fixtures/tokenizers/llama2 --gpus 4 --nodes 2 --epochs 10 --seed 3 --out jobs/gsm
+  $ implicit-it finetune plan --recipe mbpp --model ./models/tiny --gpus 0 --max-seq-length 512 \\
+      --validation 0.1 --lora --lora-rank 16 --out jobs/mbpp-lora --json`,
+    )
+    .action(async (flags: PlanFlags) => plan(flags));
+
+  addJobOptions(
+    finetune
+      .command('sweep')
+      .description('write the epoch x seed grid of jobs (<recipe>-ep<E>-seed<S>/), encoding the data once')
+      .requiredOption('-o, --out <sweep-dir>', 'the directory to write the jobs and sweep.json into'),
+  )
+    .option('--epochs <list>', `epoch counts (default the paper's ${EPOCH_CHOICES.join(',')})`, intListArg(1))
+    .option('--seeds <list>', `seeds (default ${SEEDS.join(',')})`, intListArg(0))
+    .addHelpText(
+      'after',
+      `
+The paper picks the epoch count on the validation set, then reports seeds 1..5. Every other option is
+the same as \`finetune plan\`'s.
+
+Examples:
+  $ implicit-it finetune sweep --recipe gsm --model models/Llama-2-7b-hf --gpus 2 --out jobs/gsm-sweep
+  $ implicit-it finetune sweep --recipe poetry --model ./models/tiny --gpus 0 --epochs 5,7 --seeds 1,2 \\
+      --validation 50 --out jobs/poetry-sweep --json | jq '.jobs[].name'`,
+    )
+    .action(async (flags: SweepFlags) => sweep(flags));
+
+  finetune
+    .command('run')
+    .description(
+      'train a planned job here: launch.sh with a progress bar (steps, loss, ETA); log in train.log',
+    )
+    .argument('<job-dir>', 'a directory written by `finetune plan` (or one job of a sweep)')
+    .argument('[train-args...]', 'extra arguments for train.py, after --')
+    .option('--python <path>', 'the interpreter (default: $IMPLICIT_IT_PYTHON, else python3)')
+    .option('--max-steps <n>', 'stop after n optimizer steps (a smoke test)', intArg(1))
+    .option(
+      '--env <KEY=VALUE>',
+      'environment for the launch, repeatable (MACHINE_RANK, CUDA_VISIBLE_DEVICES, ...)',
+      collect,
+    )
+    .option('-v, --verbose', 'echo the training log to stderr (instead of the progress bar)')
+    .option('--json', 'print the result as one JSON object (steps, losses, validation losses, output, onnx)')
+    .addHelpText(
+      'after',
+      `
+Needs Python with torch, transformers and accelerate (plus deepspeed for ZeRO-3 on GPUs, peft for
+LoRA). When any is missing, nothing starts: the error lists exactly what to install (exit 1).
+The trained model goes to JOB_DIR/output (and JOB_DIR/output/onnx when optimum is installed).
+
+Examples:
+  $ implicit-it finetune run jobs/res
+  $ implicit-it finetune run jobs/mbpp-lora --max-steps 3 --json
+  $ IMPLICIT_IT_PYTHON=~/venvs/torch/bin/python implicit-it finetune run jobs/res --verbose
+  $ implicit-it finetune run jobs/gsm --env MACHINE_RANK=1 --env MAIN_PROCESS_IP=10.0.0.1`,
+    )
+    .action(async (jobDir: string, trainArgs: string[], flags: RunFlags) =>
+      runTraining(jobDir, trainArgs, flags),
+    );
+}

@@ -1,0 +1,489 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTinyModel } from '@implicit-it/modelkit/test';
+import { describeShared, SHARED_DIR } from '@implicit-it/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CACHE, CLI, run } from './helpers.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'implicit-it-cli-finetune-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const DATA = join(SHARED_DIR, 'data');
+
+describeShared('finetune data', ['data/mbpp/mbpp.jsonl', 'data/poetry/poems.csv'], () => {
+  it('--json prints ONE summary object: mbpp 374, nothing skipped', async () => {
+    const r = await run(['finetune', 'data', '--recipe', 'mbpp', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s).toMatchObject({
+      recipe: 'mbpp',
+      count: 374,
+      validationCount: 0,
+      total: 374,
+      expected: 374,
+      rawCount: 974,
+      skipped: 0,
+      issues: [],
+      files: {},
+    });
+    expect(s.stats.userChars.count).toBe(374);
+    expect(s).not.toHaveProperty('train');
+  });
+
+  it('poetry: 571 examples, the 2 nameless poems skipped with their line numbers', async () => {
+    const r = await run(['finetune', 'data', '--recipe', 'poetry', '--data-dir', DATA, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s).toMatchObject({ recipe: 'poetry', count: 571, skipped: 2, expected: 571, rawCount: 573 });
+    expect(s.issues.map((i: { line: number; kind: string }) => [i.kind, i.line])).toEqual([
+      ['skipped', 10700],
+      ['skipped', 13217],
+    ]);
+    const text = await run(['finetune', 'data', '--recipe', 'poetry', '--data-dir', DATA]);
+    expect(text.stdout).toMatch(/^poetry: 571 examples \(571 built, paper 571; 573 raw records, 2 skipped\)/);
+    expect(text.stdout).toContain('poetry/poems.csv:10700 skipped: empty "poem name"');
+    expect(text.stdout).toContain('(no --out: nothing written)');
+  });
+
+  it('writes JSONL with a seeded validation split (a count or a fraction), the same for the same seed', async () => {
+    const out = join(tmp, 'mbpp.jsonl');
+    const r = await run([
+      'finetune',
+      'data',
+      '--recipe',
+      'mbpp',
+      '--out',
+      out,
+      '--validation',
+      '0.1',
+      '--seed',
+      '3',
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s).toMatchObject({ count: 337, validationCount: 37, total: 374 });
+    expect(s.files).toEqual({ train: out, validation: join(tmp, 'mbpp.val.jsonl') });
+    const train = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const val = readFileSync(s.files.validation, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(train).toHaveLength(337);
+    expect(val).toHaveLength(37);
+    expect(Object.keys(train[0]).sort()).toEqual(['dataset', 'id', 'messages']);
+    expect(train[0].messages.map((m: { role: string }) => m.role)).toEqual(['user', 'assistant']);
+    const ids = new Set(train.map((e: { id: string }) => e.id));
+    expect(val.some((e: { id: string }) => ids.has(e.id))).toBe(false);
+
+    const again = join(tmp, 'again.jsonl');
+    const count = await run([
+      'finetune',
+      'data',
+      '--recipe',
+      'mbpp',
+      '--out',
+      again,
+      '--validation',
+      '37',
+      '--seed',
+      '3',
+      '--validation-out',
+      join(tmp, 'again-val.jsonl'),
+    ]);
+    expect(count.code, count.stderr).toBe(0);
+    expect(count.stdout).toMatch(/^mbpp: 337 examples \+ 37 validation/);
+    expect(readFileSync(join(tmp, 'again-val.jsonl'), 'utf8')).toBe(readFileSync(s.files.validation, 'utf8'));
+  });
+});
+
+describe('finetune data: errors', () => {
+  it('reports malformed rows with their line numbers (never fatal)', async () => {
+    const dir = join(tmp, 'bad-data');
+    mkdirSync(join(dir, 'mbpp'), { recursive: true });
+    const row = (id: number) =>
+      JSON.stringify({ task_id: id, text: `Task ${id}`, code: `def f${id}(): pass` });
+    writeFileSync(
+      join(dir, 'mbpp', 'mbpp.jsonl'),
+      `${row(601)}\n{not json\n${row(602)}\n${JSON.stringify({ task_id: 'x', text: 't', code: 'c' })}\n${row(1)}\n`,
+    );
+    const r = await run(['finetune', 'data', '--recipe', 'mbpp', '--data-dir', dir, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s).toMatchObject({ count: 2, rawCount: 5, skipped: 2, expected: 374 });
+    expect(s.issues.map((i: { kind: string; line: number }) => [i.kind, i.line])).toEqual([
+      ['malformed', 2],
+      ['malformed', 4],
+    ]);
+    const text = await run(['finetune', 'data', '--recipe', 'mbpp', '--data-dir', dir]);
+    expect(text.stdout).toContain("2 is not the paper's 374");
+    expect(text.stdout).toMatch(/mbpp\/mbpp\.jsonl:2 malformed: /);
+    expect(text.stdout).toContain('mbpp/mbpp.jsonl:4 malformed: field "task_id" is not a number');
+  });
+
+  it('exits 2 on an unknown recipe or a bad --validation, 1 on a missing data file', async () => {
+    const recipe = await run(['finetune', 'data', '--recipe', 'alpaca']);
+    expect(recipe.code).toBe(2);
+    expect(recipe.stderr).toContain('lima, lima-response, gsm, mbpp, poetry, recipes, chess');
+    expect((await run(['finetune', 'data'])).code).toBe(2); // --recipe is required
+    const split = await run(['finetune', 'data', '--recipe', 'mbpp', '--validation', '1.5']);
+    expect(split.code).toBe(2);
+    expect(split.stderr).toMatch(/a count \(an integer >= 0\) or a fraction in \(0, 1\)/);
+    const missing = await run(['finetune', 'data', '--recipe', 'gsm', '--data-dir', join(tmp, 'nowhere')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/gsm8k\/train\.jsonl: cannot read it .*--data-dir/);
+  });
+});
+
+/**
+ * A stand-in Python: a wrapper that runs the real python3 without site-packages (-S), on a path
+ * holding empty `torch` and `transformers` modules and an `accelerate.commands.launch` that prints
+ * train.py's event lines. It makes `finetune run` testable without torch, and the "what to
+ * install" list exact whatever the machine has.
+ */
+function fakePython(): string | undefined {
+  if (spawnSync('python3', ['--version']).status !== 0) return undefined;
+  const root = join(tmp, 'fakepy');
+  const lib = join(root, 'lib');
+  for (const m of ['torch', 'transformers', 'accelerate/commands'])
+    mkdirSync(join(lib, m), { recursive: true });
+  for (const f of ['torch', 'transformers', 'accelerate', 'accelerate/commands'])
+    writeFileSync(join(lib, f, '__init__.py'), '');
+  writeFileSync(
+    join(lib, 'accelerate', 'commands', 'launch.py'),
+    `import json, os, sys, time
+args = sys.argv[1:]
+job = json.load(open(args[args.index("--job") + 1]))
+steps = int(args[args.index("--max-steps") + 1]) if "--max-steps" in args else 4
+def emit(event, **f): print("IMPLICIT_IT_EVENT " + json.dumps({"event": event, **f}), flush=True)
+print("fake accelerate launch, epochs", job["training"]["epochs"], "rank", os.environ.get("MACHINE_RANK"), flush=True)
+emit("start", total_steps=steps, steps_per_epoch=steps, examples=job["counts"]["train"], epochs=1)
+for s in range(1, steps + 1):
+    time.sleep(float(os.environ.get("FAKE_STEP_SECONDS", "0")))
+    emit("step", step=s, total_steps=steps, epoch=1, loss=2.0 / s, lr=1e-5)
+emit("eval", epoch=1, step=steps, val_loss=0.75)
+emit("saved", path=os.path.join(os.path.dirname(os.path.abspath("job.json")), "output"))
+emit("onnx", exported=False, reason="optimum is not installed")
+emit("done", steps=steps, val_losses=[0.75])
+`,
+  );
+  const python = join(root, 'python');
+  writeFileSync(python, `#!/bin/sh\nPYTHONPATH='${lib}' exec python3 -S "$@"\n`);
+  chmodSync(python, 0o755);
+  return python;
+}
+
+describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poetry/poems.csv'], () => {
+  let model: string;
+  let python: string | undefined;
+  beforeAll(async () => {
+    model = (await createTinyModel()).dir;
+    python = fakePython();
+  });
+
+  it('plan writes a multi-node ZeRO-3 job (--json: jobDir, files, job)', async () => {
+    const out = join(tmp, 'jobs', 'mbpp');
+    const r = await run([
+      'finetune',
+      'plan',
+      '--recipe',
+      'mbpp',
+      '--model',
+      model,
+      '--gpus',
+      '4',
+      '--nodes',
+      '2',
+      '--epochs',
+      '10',
+      '--seed',
+      '3',
+      '--validation',
+      '10',
+      '--max-seq-length',
+      '512',
+      '--out',
+      out,
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const { jobDir, files, job } = JSON.parse(r.stdout);
+    expect(jobDir).toBe(out);
+    expect(files).toEqual([
+      'job.json',
+      'accelerate.yaml',
+      'launch.sh',
+      'train.py',
+      'data/train/manifest.json',
+      'ds_zero3.json',
+      'data/validation/manifest.json',
+    ]);
+    for (const f of files) expect(existsSync(join(out, f)), f).toBe(true);
+    expect(job).toMatchObject({
+      recipe: 'mbpp',
+      model,
+      tokenizerDir: model,
+      training: {
+        epochs: 10,
+        seed: 3,
+        learningRate: 1e-5,
+        maxSeqLength: 512,
+        effectiveBatchSize: 64,
+        gradientAccumulationSteps: 8,
+        bf16: true,
+      },
+      launch: { gpusPerNode: 4, nodes: 2, processes: 8, zero3: true },
+      counts: { train: 364, validation: 10 },
+      exportOnnx: true,
+    });
+    expect(job.training.lora).toBeUndefined();
+    expect(JSON.parse(readFileSync(join(out, 'job.json'), 'utf8'))).toEqual(job);
+    expect(readFileSync(join(out, 'accelerate.yaml'), 'utf8')).toContain('num_processes: 8');
+
+    const text = await run([
+      'finetune',
+      'plan',
+      '--recipe',
+      'mbpp',
+      '--model',
+      model,
+      '--gpus',
+      '0',
+      '--lora-rank',
+      '16',
+      '--no-export-onnx',
+      '--out',
+      join(tmp, 'jobs', 'mbpp-lora'),
+    ]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^planned .*mbpp-lora\n/);
+    expect(text.stdout).toContain('mbpp: 374 train examples');
+    expect(text.stdout).toContain('batch 64 = 1 x 1 processes x 64 accumulation');
+    expect(text.stdout).toContain('fp32, LoRA rank 16 alpha 16');
+    expect(text.stdout).toContain('launch    CPU, 1 process');
+    expect(text.stdout).toContain('next: implicit-it finetune run ');
+    const lora = JSON.parse(readFileSync(join(tmp, 'jobs', 'mbpp-lora', 'job.json'), 'utf8'));
+    expect(lora.training.lora).toEqual({
+      rank: 16,
+      alpha: 16,
+      dropout: 0.1,
+      targetModules: ['q_proj', 'o_proj', 'v_proj', 'k_proj', 'gate_proj', 'up_proj', 'down_proj'],
+    });
+    expect(lora.exportOnnx).toBe(false);
+  });
+
+  it('plan: a hub id without --tokenizer exits 3, an inexact batch size 2, a bad --model 3', async () => {
+    const hub = await run([
+      'finetune',
+      'plan',
+      '--recipe',
+      'mbpp',
+      '--model',
+      'meta-llama/Llama-2-7b-hf',
+      '--out',
+      join(tmp, 'x'),
+    ]);
+    expect(hub.code).toBe(3);
+    expect(hub.stderr).toContain('--tokenizer DIR');
+    const batch = await run([
+      'finetune',
+      'plan',
+      '--recipe',
+      'mbpp',
+      '--model',
+      model,
+      '--gpus',
+      '3',
+      '--out',
+      join(tmp, 'x'),
+    ]);
+    expect(batch.code).toBe(2);
+    expect(batch.stderr).toMatch(/effectiveBatchSize: 64 is not a multiple of .* = 3/);
+    const bad = await run([
+      'finetune',
+      'plan',
+      '--recipe',
+      'mbpp',
+      '--model',
+      join(tmp, 'no-model'),
+      '--out',
+      join(tmp, 'x'),
+    ]);
+    expect(bad.code).toBe(3);
+    expect((await run(['finetune', 'plan', '--recipe', 'mbpp', '--model', model])).code).toBe(2); // --out
+  });
+
+  it('sweep writes the epoch x seed grid and sweep.json', async () => {
+    const out = join(tmp, 'sweep');
+    const r = await run([
+      'finetune',
+      'sweep',
+      '--recipe',
+      'poetry',
+      '--model',
+      model,
+      '--gpus',
+      '0',
+      '--epochs',
+      '5,7',
+      '--seeds',
+      '1,2',
+      '--max-seq-length',
+      '256',
+      '--out',
+      out,
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s).toMatchObject({ sweepDir: out, recipe: 'poetry', epochs: [5, 7], seeds: [1, 2] });
+    expect(
+      s.jobs.map((j: { name: string; epochs: number; seed: number }) => [j.name, j.epochs, j.seed]),
+    ).toEqual([
+      ['poetry-ep5-seed1', 5, 1],
+      ['poetry-ep5-seed2', 5, 2],
+      ['poetry-ep7-seed1', 7, 1],
+      ['poetry-ep7-seed2', 7, 2],
+    ]);
+    for (const j of s.jobs) {
+      const job = JSON.parse(readFileSync(join(j.jobDir, 'job.json'), 'utf8'));
+      expect([job.training.epochs, job.training.seed, job.counts.train]).toEqual([j.epochs, j.seed, 571]);
+    }
+    expect(JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')).jobs).toHaveLength(4);
+    const bad = await run([
+      'finetune',
+      'sweep',
+      '--recipe',
+      'poetry',
+      '--model',
+      model,
+      '--epochs',
+      '5,x',
+      '--out',
+      out,
+    ]);
+    expect(bad.code).toBe(2);
+  });
+
+  it('run without the Python stack exits 1 listing exactly what to install; nothing starts', async () => {
+    const job = join(tmp, 'jobs', 'mbpp'); // 4 GPUs x 2 nodes, ZeRO-3: deepspeed too
+    const r = await run(['finetune', 'run', job], { env: { IMPLICIT_IT_PYTHON: '/nonexistent/python3' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      '/nonexistent/python3 lacks torch, transformers, accelerate, deepspeed; install with: install Python 3.9+ then: pip install torch transformers accelerate deepspeed',
+    );
+    expect(existsSync(join(job, 'train.log'))).toBe(false);
+    if (!python) return console.warn('[skip] no python3: the partial-stack case is not checked');
+    const lora = join(tmp, 'jobs', 'mbpp-lora'); // CPU with LoRA: peft, no deepspeed
+    const partial = await run(['finetune', 'run', lora, '--python', python]);
+    expect(partial.code).toBe(1);
+    expect(partial.stderr).toContain(`${python} lacks peft; install with: ${python} -m pip install peft`);
+  });
+
+  it('run trains (stand-in Python): --json result, train.log, --env and extra train.py arguments', async (ctx) => {
+    if (!python) return ctx.skip();
+    const job = join(tmp, 'sweep', 'poetry-ep5-seed1');
+    const r = await run([
+      'finetune',
+      'run',
+      job,
+      '--python',
+      python,
+      '--max-steps',
+      '3',
+      '--env',
+      'MACHINE_RANK=0',
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result).toMatchObject({
+      jobDir: job,
+      steps: 3,
+      totalSteps: 3,
+      losses: [2, 1, 2 / 3],
+      finalLoss: 2 / 3,
+      valLosses: [0.75],
+      onnx: { exported: false, reason: 'optimum is not installed' },
+      outputDir: join(job, 'output'),
+      logFile: join(job, 'train.log'),
+    });
+    const log = readFileSync(join(job, 'train.log'), 'utf8');
+    expect(log).toContain('fake accelerate launch, epochs 5 rank 0');
+    expect(log.match(/"event": "step"/g)).toHaveLength(3);
+
+    const text = await run([
+      'finetune',
+      'run',
+      job,
+      '--python',
+      python,
+      '--verbose',
+      '--',
+      '--max-steps',
+      '2',
+    ]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^trained .*poetry-ep5-seed1: 2\/2 steps in [\d.]+ s, final loss 1\.0000\n/);
+    expect(text.stdout).toContain('validation loss by epoch  0.7500');
+    expect(text.stdout).toContain('not exported: optimum is not installed');
+    expect(text.stderr).toContain('fake accelerate launch'); // --verbose echoes the log
+  });
+
+  it('run on a terminal draws a bar with steps, loss and ETA (and finds a relative --python)', async (ctx) => {
+    if (!python || spawnSync('script', ['--version']).status !== 0) return ctx.skip();
+    const job = join(tmp, 'sweep', 'poetry-ep5-seed2');
+    // util-linux `script` gives the CLI a pseudo-terminal; cwd is tmp, so `fakepy/python` is relative
+    const command = `cd '${tmp}' && '${process.execPath}' '${CLI}' finetune run '${job}' --python fakepy/python --max-steps 4`;
+    const r = spawnSync('script', ['-qec', command, '/dev/null'], {
+      env: { ...process.env, NO_COLOR: '1', IMPLICIT_IT_CACHE: CACHE },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/training \[.*\] 1\/4 steps \| loss 2\.0000 \| ETA (\?|\d+m\d\ds)/);
+    expect(r.stdout).toMatch(/training \[.*\] 4\/4 steps \| loss 0\.5000 \| ETA 0m00s/);
+    expect(r.stdout).toContain('4/4 steps in');
+  });
+
+  it('run: Ctrl-C stops the training and exits 130', async (ctx) => {
+    if (!python) return ctx.skip();
+    const job = join(tmp, 'sweep', 'poetry-ep7-seed2');
+    const child = spawn(
+      process.execPath,
+      [CLI, 'finetune', 'run', job, '--python', python, '--env', 'FAKE_STEP_SECONDS=5'],
+      {
+        env: { ...process.env, NO_COLOR: '1', IMPLICIT_IT_CACHE: CACHE },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    // once the stand-in has started (its first line is in train.log), interrupt
+    const log = join(job, 'train.log');
+    for (
+      let i = 0;
+      i < 200 && !(existsSync(log) && readFileSync(log, 'utf8').includes('fake accelerate'));
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((res) => child.on('close', res));
+    expect(code, stderr).toBe(130);
+    expect(stderr).toContain('interrupted');
+    expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('run on a directory that is not a job exits 2', async () => {
+    const r = await run(['finetune', 'run', tmp]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('job.json not found');
+  });
+});
