@@ -1,5 +1,28 @@
+export { type AblationRun, type RunAblationsOptions, runAblations } from './ablations.js';
 export { type Annotation, readAnnotations, writeAnnotations } from './annotations.js';
 export { AdapterContractError, EvalInputError, JudgeRequestError, ResumeMismatchError } from './errors.js';
+export { type GenerateRunOptions, type GenerateRunResult, generateRun } from './generate-run.js';
+export { sha256 } from './hash.js';
+export { Journal } from './journal.js';
 export { readJson, writeFileAtomic, writeJson } from './json-file.js';
+export type {
+  ContinuationScore,
+  GenerateOptions,
+  Generation,
+  Generator,
+  Progress,
+  ProgressCallbacks,
+  RankSource,
+  ResponseItem,
+  Scorer,
+  TokenRank,
+} from './model-interfaces.js';
+export {
+  type EvalInstruction,
+  type ModelOutput,
+  readInstructions,
+  readModelOutputs,
+  writeModelOutputs,
+} from './model-outputs.js';
 export { mean, quantileSorted, roundHalfEven, standardError, sum } from './stats.js';
 export { codePointLength, discreteWinRate, WIN_RATE_KEYS, type WinRateStats, winRate } from './win-rate.js';
