@@ -16,8 +16,11 @@ export interface Annotation {
   annotator: string;
   preference: number | null;
   dataset?: string;
-  /** How the preference was obtained: from `top_logprobs`, from the discrete one-token answer, or not at all. */
-  preference_source?: 'logprobs' | 'discrete' | 'none';
+  /**
+   * How the preference was obtained: from `top_logprobs`, from the discrete one-token answer, not at
+   * all (null preference), or without a judge because both outputs are identical (a draw).
+   */
+  preference_source?: 'logprobs' | 'discrete' | 'none' | 'identical';
   /** True when the judge saw output_2 first (labelled `m`). */
   is_switched_outputs?: boolean;
   raw_completion?: unknown;

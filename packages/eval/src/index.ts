@@ -5,6 +5,14 @@ export { type GenerateRunOptions, type GenerateRunResult, generateRun } from './
 export { sha256 } from './hash.js';
 export { Journal } from './journal.js';
 export { readJson, writeFileAtomic, writeJson } from './json-file.js';
+export { JudgeCache } from './judge-cache.js';
+export { type JudgePairsOptions, type JudgePairsResult, judgePairs } from './judge-pairs.js';
+export {
+  type ChatCompletionChoice,
+  type JudgedPreference,
+  preferenceFromChoice,
+} from './judge-preference.js';
+export { type ChatMessage, isSwitched, JUDGE_LABELS, judgeMessages } from './judge-prompt.js';
 export type {
   ContinuationScore,
   GenerateOptions,
@@ -24,5 +32,13 @@ export {
   readModelOutputs,
   writeModelOutputs,
 } from './model-outputs.js';
+export {
+  type ChatCompletionResponse,
+  type JudgeClient,
+  type JudgeRequest,
+  type OpenAIJudgeOptions,
+  openAIJudge,
+} from './openai-judge.js';
+export { createRateLimiter } from './rate-limiter.js';
 export { mean, quantileSorted, roundHalfEven, standardError, sum } from './stats.js';
 export { codePointLength, discreteWinRate, WIN_RATE_KEYS, type WinRateStats, winRate } from './win-rate.js';
