@@ -39,6 +39,26 @@ export {
   type OpenAIJudgeOptions,
   openAIJudge,
 } from './openai-judge.js';
+export {
+  type AlpacaExample,
+  alpacaInstruction,
+  drawNegatives,
+  type RankedExample,
+  type RankingResult,
+  type RankResponsesOptions,
+  rankResponses,
+  readAlpacaData,
+  responseScore,
+} from './rank-responses.js';
 export { createRateLimiter } from './rate-limiter.js';
+export { createRng, type Rng } from './rng.js';
 export { mean, quantileSorted, roundHalfEven, standardError, sum } from './stats.js';
+export {
+  type ShiftCategory,
+  type ShiftCounts,
+  type ShiftResult,
+  shiftCategory,
+  type TokenShiftOptions,
+  tokenShift,
+} from './token-shift.js';
 export { codePointLength, discreteWinRate, WIN_RATE_KEYS, type WinRateStats, winRate } from './win-rate.js';
