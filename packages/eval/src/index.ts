@@ -51,8 +51,11 @@ export {
   responseScore,
 } from './rank-responses.js';
 export { createRateLimiter } from './rate-limiter.js';
+export { fmt, type ReportResult, type WinRateRow, winRatesOfRun, writeReport } from './report.js';
 export { createRng, type Rng } from './rng.js';
+export { runPaths } from './run-layout.js';
 export { mean, quantileSorted, roundHalfEven, standardError, sum } from './stats.js';
+export { barChartSvg, COLORS, escapeXml, histogramSvg, stackedBarsSvg } from './svg.js';
 export {
   type ShiftCategory,
   type ShiftCounts,
@@ -61,4 +64,11 @@ export {
   type TokenShiftOptions,
   tokenShift,
 } from './token-shift.js';
-export { codePointLength, discreteWinRate, WIN_RATE_KEYS, type WinRateStats, winRate } from './win-rate.js';
+export {
+  codePointLength,
+  discreteWinRate,
+  formatWinRate,
+  WIN_RATE_KEYS,
+  type WinRateStats,
+  winRate,
+} from './win-rate.js';

@@ -108,3 +108,22 @@ export function winRate(
     avg_length: lengths.length === 0 ? Number.NaN : Math.trunc(mean(lengths)),
   };
 }
+
+/**
+ * The statistics as the `eval winrate` command prints them: one `key value` line each, or with
+ * `json` one JSON object with exactly the keys of `WIN_RATE_KEYS` (NaN as null).
+ *
+ * @example
+ * console.log(formatWinRate(winRate(readAnnotations('annotations.json')), { json: true }));
+ */
+export function formatWinRate(stats: WinRateStats, options: { json?: boolean } = {}): string {
+  const entries = WIN_RATE_KEYS.map((k) => [k, Number.isFinite(stats[k]) ? stats[k] : null] as const);
+  if (options.json) return JSON.stringify(Object.fromEntries(entries));
+  const width = Math.max(...WIN_RATE_KEYS.map((k) => k.length));
+  return entries
+    .map(
+      ([k, v]) =>
+        `${k.padEnd(width)}  ${v === null ? 'n/a' : Number.isInteger(v) ? String(v) : v.toFixed(6)}`,
+    )
+    .join('\n');
+}
