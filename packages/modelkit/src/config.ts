@@ -1,0 +1,36 @@
+/** The architectures modelkit writes; both are llama-family decoders (`qwen2` adds q/k/v biases). */
+export type ModelType = 'llama' | 'qwen2';
+
+/**
+ * A llama-family decoder's shape and hyper-parameters (camelCase; {@link toHfConfig} writes the Hugging
+ * Face `config.json` names). Token ids refer to the tokenizer written beside the model.
+ *
+ * @example
+ * const config: DecoderConfig = resolveConfig({ preset: 'tiny', numHiddenLayers: 3 });
+ */
+export interface DecoderConfig {
+  modelType: ModelType;
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  /** Fewer than `numAttentionHeads` gives grouped-query attention; it must divide it. */
+  numKeyValueHeads: number;
+  /** Defaults to `hiddenSize / numAttentionHeads`; must be even (rotary halves). */
+  headDim: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  /** Rows of the rotary tables in the graph: positions at or beyond it are not supported. */
+  maxPositionEmbeddings: number;
+  /** The LM head reuses `model.embed_tokens.weight` (no `lm_head.weight` tensor). */
+  tieWordEmbeddings: boolean;
+  /** Biases on q/k/v projections (Qwen2) — `o_proj` never has one. */
+  attentionBias: boolean;
+  bosTokenId: number | null;
+  eosTokenId: number | null;
+  padTokenId: number | null;
+}
+
+/** Fields of {@link DecoderConfig} that callers may override (everything). */
+export type DecoderConfigOverrides = Partial<DecoderConfig>;

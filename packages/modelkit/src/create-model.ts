@@ -1,0 +1,109 @@
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { DecoderConfig } from './config.js';
+import { toGenerationConfig, toHfConfig } from './hf-config.js';
+import { writeOnnxModel } from './onnx/write-onnx.js';
+import { type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
+import { tinyTokenizer } from './tokenizer/tiny-tokenizer.js';
+import { readTokenizerDir } from './tokenizer/tokenizer-dir.js';
+import {
+  type ModelWeights,
+  parameterCount,
+  randomWeightSource,
+  type WeightSource,
+  weightsSource,
+} from './weights.js';
+
+/** Options of {@link createModel}: a preset plus config overrides, where to write, and what weights. */
+export interface CreateModelOptions extends ConfigInput {
+  /** The model directory to write (created; existing files are overwritten). */
+  out: string;
+  /** Seed of the random weights (ignored when `weights` is given); default 0. */
+  seed?: number;
+  /** Explicit weights by Hugging Face name (see {@link randomWeights}), or a source called per tensor. */
+  weights?: ModelWeights | WeightSource;
+  /**
+   * A Hugging Face tokenizer directory whose files are copied in (its vocabulary must fit `vocabSize`);
+   * its BOS/EOS/PAD tokens set the config's ids unless given explicitly. Default: the built-in tiny
+   * byte-level BPE tokenizer.
+   */
+  tokenizerDir?: string;
+  /** Total weight bytes above which weights go to `onnx/model.onnx_data`; default just under 2 GiB. */
+  externalDataThreshold?: number;
+  /** Progress per written weight tensor. */
+  onProgress?: (event: { tensor: string; index: number; count: number }) => void;
+}
+
+/** What {@link createModel} wrote. */
+export interface CreatedModel {
+  /** Absolute path of the model directory. */
+  dir: string;
+  config: DecoderConfig;
+  /** Paths of the written files, relative to `dir`. */
+  files: string[];
+  parameters: number;
+  /** Bytes of weight data in the ONNX file(s). */
+  weightBytes: number;
+  /** Whether weights went to `onnx/model.onnx_data`. */
+  externalData: boolean;
+}
+
+/**
+ * Writes a complete Hugging Face model directory in the optimum / transformers.js layout:
+ * `config.json`, `generation_config.json`, `tokenizer.json`, `tokenizer_config.json` (plus the given
+ * tokenizer's other files) and `onnx/model.onnx` (with `onnx/model.onnx_data` for weights above the
+ * external-data threshold). The same options write byte-identical files. Weights are streamed to disk
+ * one tensor at a time.
+ *
+ * @example
+ * const { dir } = await createModel({ preset: 'tiny', seed: 1, out: '/tmp/tiny' });
+ * await createModel({ preset: 'smollm2-135m', seed: 1, out: '/tmp/smol', tokenizerDir: '../shared/fixtures/tokenizers/smollm' });
+ */
+export async function createModel(options: CreateModelOptions): Promise<CreatedModel> {
+  const { out, seed = 0, weights, tokenizerDir, externalDataThreshold, onProgress, ...configInput } = options;
+  const base = resolveConfig(configInput);
+  const tokenizer = tokenizerDir ? readTokenizerDir(tokenizerDir) : tinyTokenizer(base.maxPositionEmbeddings);
+  const config: DecoderConfig = { ...base };
+  if (tokenizerDir) {
+    for (const key of ['bosTokenId', 'eosTokenId', 'padTokenId'] as const) {
+      if (configInput[key] === undefined && tokenizer[key] !== null) config[key] = tokenizer[key];
+    }
+  }
+  validateConfig(config, { tokenizerVocabSize: tokenizer.vocabSize });
+
+  const source: WeightSource =
+    weights === undefined
+      ? randomWeightSource(seed)
+      : typeof weights === 'function'
+        ? weights
+        : weightsSource(config, weights);
+
+  const dir = resolve(out);
+  mkdirSync(join(dir, 'onnx'), { recursive: true });
+  const files: string[] = [];
+  const writeJson = (name: string, value: unknown) => {
+    writeFileSync(join(dir, name), `${JSON.stringify(value, null, 2)}\n`);
+    files.push(name);
+  };
+  writeJson('config.json', toHfConfig(config));
+  writeJson('generation_config.json', toGenerationConfig(config));
+  for (const [name, content] of Object.entries(tokenizer.files)) {
+    if (typeof content === 'string') writeFileSync(join(dir, name), content);
+    else copyFileSync(content.path, join(dir, name));
+    files.push(name);
+  }
+  const written = writeOnnxModel(join(dir, 'onnx', 'model.onnx'), config, source, {
+    externalDataThreshold,
+    onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
+  });
+  files.push('onnx/model.onnx');
+  if (written.external) files.push('onnx/model.onnx_data');
+  return {
+    dir,
+    config,
+    files,
+    parameters: parameterCount(config),
+    weightBytes: written.weightBytes,
+    externalData: written.external,
+  };
+}

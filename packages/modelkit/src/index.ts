@@ -1,0 +1,42 @@
+export type { DecoderConfig, DecoderConfigOverrides, ModelType } from './config.js';
+export { type CreatedModel, type CreateModelOptions, createModel } from './create-model.js';
+export { ModelConfigError, ModelFileError, ModelTokenizerError, ModelWeightsError } from './errors.js';
+export { type ForceGreedyOptions, forceGreedyToken } from './greedy-token.js';
+export { fromHfConfig, type HfConfigJson, toGenerationConfig, toHfConfig } from './hf-config.js';
+export { buildDecoderGraph, type DecoderGraph, type GraphValue, MASKED_SCORE } from './onnx/decoder-graph.js';
+export { type ModelOnDisk, readModel } from './onnx/read-onnx.js';
+export {
+  EXTERNAL_DATA_THRESHOLD,
+  IR_VERSION,
+  OPSET_VERSION,
+  type WriteOnnxOptions,
+  type WrittenOnnx,
+  writeOnnxModel,
+} from './onnx/write-onnx.js';
+export { PRESETS, type PresetName } from './presets.js';
+export { type ReferenceForwardOptions, type ReferenceModel, referenceForward } from './reference-forward.js';
+export { type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
+export { ropeTables } from './rope.js';
+export { BUILTIN_CORPUS } from './tokenizer/corpus.js';
+export { type TokenizerFiles, tinyTokenizer } from './tokenizer/tiny-tokenizer.js';
+export { readTokenizerDir } from './tokenizer/tokenizer-dir.js';
+export { TULU_CHAT_TEMPLATE, tokenizerConfigJson, tokenizerJson } from './tokenizer/tokenizer-files.js';
+export {
+  type ByteLevelBpe,
+  DEFAULT_SPECIAL_TOKENS,
+  type TrainBpeOptions,
+  trainByteLevelBpe,
+} from './tokenizer/train-bpe.js';
+export {
+  type ModelWeights,
+  numel,
+  parameterCount,
+  randomTensor,
+  randomWeightSource,
+  randomWeights,
+  validateWeights,
+  type WeightSource,
+  type WeightSpec,
+  weightSpecs,
+  weightsSource,
+} from './weights.js';

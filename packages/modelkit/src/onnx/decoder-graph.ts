@@ -1,0 +1,163 @@
+import type { DecoderConfig } from '../config.js';
+import { ropeTables } from '../rope.js';
+import { type WeightSpec, weightSpecs } from '../weights.js';
+import { GraphBuilder, int, ints } from './graph-builder.js';
+import { DataType } from './onnx-schema.js';
+
+/** A graph input or output: name, element type and dims (numbers or symbolic names). */
+export interface GraphValue {
+  name: string;
+  elemType: number;
+  dims: (number | string)[];
+}
+
+/** A built decoder graph: nodes and constants in `builder`, the weights it references, and its interface. */
+export interface DecoderGraph {
+  builder: GraphBuilder;
+  weights: WeightSpec[];
+  inputs: GraphValue[];
+  outputs: GraphValue[];
+}
+
+/** Value substituted for masked attention scores before the softmax. */
+export const MASKED_SCORE = -1e9;
+
+/**
+ * Builds the llama-family decoder graph with the optimum / transformers.js interface (see the package
+ * README): standard opset-17 ops only. Linear layers are `Gemm(transB=1)` on weights kept in their
+ * PyTorch [out, in] layout under their Hugging Face names, so the tied LM head reuses
+ * `model.embed_tokens.weight` without a transposed copy.
+ */
+export function buildDecoderGraph(config: DecoderConfig): DecoderGraph {
+  const g = new GraphBuilder();
+  const { hiddenSize: H, numAttentionHeads: nh, numKeyValueHeads: kvh, headDim: hd } = config;
+  const nRep = nh / kvh;
+  const half = hd / 2;
+
+  // Shapes and the attention mask ([B, 1, S, T] bool: causal AND not padding).
+  const bs = g.op('Shape', ['input_ids']);
+  const S = g.op('Gather', [bs, g.int64([1], [])], { axis: int(0) });
+  const T = g.op('Gather', [g.op('Shape', ['attention_mask']), g.int64([1], [])], { axis: int(0) });
+  const past = g.op('Sub', [T, S]);
+  const one = g.int64([1], []);
+  const keyPos = g.op('Range', [g.int64([0], []), T, one]);
+  const queryPos = g.op('Range', [past, T, one]);
+  const causal = g.op('LessOrEqual', [
+    g.op('Unsqueeze', [keyPos, g.int64([0])]),
+    g.op('Unsqueeze', [queryPos, g.int64([1])]),
+  ]);
+  const notPad = g.op('Cast', [g.op('Unsqueeze', ['attention_mask', g.int64([1, 2])])], {
+    to: int(DataType.BOOL),
+  });
+  const mask = g.op('And', [causal, notPad]);
+
+  // Rotary tables gathered by position: [B, 1, S, hd].
+  const tables = ropeTables(config);
+  const cosTable = g.float32(tables.cos, [config.maxPositionEmbeddings, hd], 'rotary.cos_cached');
+  const sinTable = g.float32(tables.sin, [config.maxPositionEmbeddings, hd], 'rotary.sin_cached');
+  const axis1 = g.int64([1]);
+  const cos = g.op('Unsqueeze', [g.op('Gather', [cosTable, 'position_ids'], { axis: int(0) }), axis1]);
+  const sin = g.op('Unsqueeze', [g.op('Gather', [sinTable, 'position_ids'], { axis: int(0) }), axis1]);
+
+  const flatShapes = new Map<number, string>();
+  const linear = (
+    x: string,
+    rows: number,
+    cols: number,
+    weight: string,
+    bias?: string,
+    output?: string,
+  ): string => {
+    const flat = g.op('Reshape', [x, g.int64([-1, cols])]);
+    const y = g.op('Gemm', bias ? [flat, weight, bias] : [flat, weight], { transB: int(1) });
+    let shape = flatShapes.get(rows);
+    if (!shape) {
+      shape = g.op('Concat', [bs, g.int64([rows])], { axis: int(0) });
+      flatShapes.set(rows, shape);
+    }
+    return g.op('Reshape', [y, shape], {}, output);
+  };
+  const two = g.float32([2], []);
+  const eps = g.float32([config.rmsNormEps], []);
+  const rmsNorm = (x: string, weight: string): string => {
+    const variance = g.op('ReduceMean', [g.op('Pow', [x, two])], { axes: ints([-1]), keepdims: int(1) });
+    const normed = g.op('Div', [x, g.op('Sqrt', [g.op('Add', [variance, eps])])]);
+    return g.op('Mul', [normed, weight]);
+  };
+  const sliceLo = [g.int64([0]), g.int64([half]), g.int64([3])];
+  const sliceHi = [g.int64([half]), g.int64([hd]), g.int64([3])];
+  const rope = (x: string): string => {
+    const lo = g.op('Slice', [x, sliceLo[0]!, sliceLo[1]!, sliceLo[2]!]);
+    const hi = g.op('Slice', [x, sliceHi[0]!, sliceHi[1]!, sliceHi[2]!]);
+    const rotated = g.op('Concat', [g.op('Neg', [hi]), lo], { axis: int(3) });
+    return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
+  };
+  const heads = (x: string, n: number): string =>
+    g.op('Transpose', [g.op('Reshape', [x, g.int64([0, 0, n, hd])])], { perm: ints([0, 2, 1, 3]) });
+  const repeatKv = (x: string): string => {
+    if (nRep === 1) return x;
+    const expanded = g.op('Expand', [g.op('Unsqueeze', [x, g.int64([2])]), g.int64([1, 1, nRep, 1, 1])]);
+    return g.op('Reshape', [expanded, g.int64([0, nh, -1, hd])]);
+  };
+  const scale = g.float32([1 / Math.sqrt(hd)], []);
+  const masked = g.float32([MASKED_SCORE], []);
+
+  let x = g.op('Gather', ['model.embed_tokens.weight', 'input_ids'], { axis: int(0) });
+  for (let i = 0; i < config.numHiddenLayers; i++) {
+    const p = `model.layers.${i}`;
+    const bias = (proj: string) => (config.attentionBias ? `${p}.self_attn.${proj}.bias` : undefined);
+    const h = rmsNorm(x, `${p}.input_layernorm.weight`);
+    const q = rope(heads(linear(h, nh * hd, H, `${p}.self_attn.q_proj.weight`, bias('q_proj')), nh));
+    const k = rope(heads(linear(h, kvh * hd, H, `${p}.self_attn.k_proj.weight`, bias('k_proj')), kvh));
+    const v = heads(linear(h, kvh * hd, H, `${p}.self_attn.v_proj.weight`, bias('v_proj')), kvh);
+    const presentK = g.op('Concat', [`past_key_values.${i}.key`, k], { axis: int(2) }, `present.${i}.key`);
+    const presentV = g.op(
+      'Concat',
+      [`past_key_values.${i}.value`, v],
+      { axis: int(2) },
+      `present.${i}.value`,
+    );
+    const keys = g.op('Transpose', [repeatKv(presentK)], { perm: ints([0, 1, 3, 2]) });
+    const scores = g.op('Mul', [g.op('MatMul', [q, keys]), scale]);
+    const probs = g.op('Softmax', [g.op('Where', [mask, scores, masked])], { axis: int(-1) });
+    const context = g.op('Transpose', [g.op('MatMul', [probs, repeatKv(presentV)])], {
+      perm: ints([0, 2, 1, 3]),
+    });
+    const merged = g.op('Reshape', [context, g.int64([0, 0, nh * hd])]);
+    x = g.op('Add', [x, linear(merged, H, nh * hd, `${p}.self_attn.o_proj.weight`)]);
+    const h2 = rmsNorm(x, `${p}.post_attention_layernorm.weight`);
+    const gate = linear(h2, config.intermediateSize, H, `${p}.mlp.gate_proj.weight`);
+    const up = linear(h2, config.intermediateSize, H, `${p}.mlp.up_proj.weight`);
+    const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+    x = g.op('Add', [x, linear(act, H, config.intermediateSize, `${p}.mlp.down_proj.weight`)]);
+  }
+  const final = rmsNorm(x, 'model.norm.weight');
+  const head = config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  linear(final, config.vocabSize, H, head, undefined, 'logits');
+
+  const I64 = DataType.INT64;
+  const F32 = DataType.FLOAT;
+  const inputs: GraphValue[] = [
+    { name: 'input_ids', elemType: I64, dims: ['batch_size', 'sequence_length'] },
+    { name: 'attention_mask', elemType: I64, dims: ['batch_size', 'total_sequence_length'] },
+    { name: 'position_ids', elemType: I64, dims: ['batch_size', 'sequence_length'] },
+  ];
+  const outputs: GraphValue[] = [
+    { name: 'logits', elemType: F32, dims: ['batch_size', 'sequence_length', config.vocabSize] },
+  ];
+  for (let i = 0; i < config.numHiddenLayers; i++) {
+    for (const kind of ['key', 'value']) {
+      inputs.push({
+        name: `past_key_values.${i}.${kind}`,
+        elemType: F32,
+        dims: ['batch_size', kvh, 'past_sequence_length', hd],
+      });
+      outputs.push({
+        name: `present.${i}.${kind}`,
+        elemType: F32,
+        dims: ['batch_size', kvh, 'total_sequence_length', hd],
+      });
+    }
+  }
+  return { builder: g, weights: weightSpecs(config), inputs, outputs };
+}

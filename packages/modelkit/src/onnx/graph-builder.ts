@@ -1,0 +1,114 @@
+import { DataType } from './onnx-schema.js';
+
+/** An ONNX attribute value, tagged by type. */
+export type Attr =
+  | { type: 'int'; value: number }
+  | { type: 'float'; value: number }
+  | { type: 'ints'; value: number[] }
+  | { type: 'string'; value: string };
+
+/** Attribute constructors: `{ axis: int(1) }`. */
+export const int = (value: number): Attr => ({ type: 'int', value });
+export const float = (value: number): Attr => ({ type: 'float', value });
+export const ints = (value: number[]): Attr => ({ type: 'ints', value });
+
+/** A node as a plain object of the NodeProto schema. */
+export interface NodeObject {
+  input: string[];
+  output: string[];
+  name: string;
+  op_type: string;
+  domain?: string;
+  attribute: Record<string, unknown>[];
+}
+
+/** A small constant tensor held in memory and written inline. */
+export interface ConstantTensor {
+  name: string;
+  dims: number[];
+  dataType: number;
+  raw: Uint8Array;
+}
+
+const ATTR_TYPE = { float: 1, int: 2, string: 3, ints: 7 } as const;
+
+function attributeObject(name: string, attr: Attr): Record<string, unknown> {
+  const out: Record<string, unknown> = { name, type: ATTR_TYPE[attr.type] };
+  if (attr.type === 'int') out.i = attr.value;
+  else if (attr.type === 'float') out.f = attr.value;
+  else if (attr.type === 'ints') out.ints = attr.value;
+  else out.s = new TextEncoder().encode(attr.value);
+  return out;
+}
+
+/**
+ * Accumulates ONNX nodes and small constants with generated unique names; weights are referenced by
+ * name and supplied when the model is written.
+ */
+export class GraphBuilder {
+  readonly nodes: NodeObject[] = [];
+  readonly constants: ConstantTensor[] = [];
+  private counter = 0;
+  private readonly constantCache = new Map<string, string>();
+
+  /** Adds a node and returns its output names (`outputs` fixes them, else generated). */
+  opN(
+    opType: string,
+    inputs: string[],
+    attrs: Record<string, Attr> = {},
+    outputs?: string[] | number,
+  ): string[] {
+    const id = this.counter++;
+    const outs = Array.isArray(outputs)
+      ? outputs
+      : Array.from({ length: outputs ?? 1 }, (_, k) => `/${opType}_${id}_out${k}`);
+    this.nodes.push({
+      input: inputs,
+      output: outs,
+      name: `/${opType}_${id}`,
+      op_type: opType,
+      attribute: Object.entries(attrs).map(([n, a]) => attributeObject(n, a)),
+    });
+    return outs;
+  }
+
+  /** Adds a single-output node and returns its output name. */
+  op(opType: string, inputs: string[], attrs: Record<string, Attr> = {}, output?: string): string {
+    return this.opN(opType, inputs, attrs, output ? [output] : 1)[0]!;
+  }
+
+  /** An int64 constant (dims `[]` for a scalar), deduplicated by value. */
+  int64(values: number[], dims: number[] = [values.length]): string {
+    const key = `i64:${dims.join('x')}:${values.join(',')}`;
+    const cached = this.constantCache.get(key);
+    if (cached) return cached;
+    const raw = new Uint8Array(values.length * 8);
+    const view = new DataView(raw.buffer);
+    values.forEach((v, i) => {
+      view.setBigInt64(i * 8, BigInt(v), true);
+    });
+    const name = `/const_i64_${this.constants.length}`;
+    this.constants.push({ name, dims, dataType: DataType.INT64, raw });
+    this.constantCache.set(key, name);
+    return name;
+  }
+
+  /** A float32 constant; scalars deduplicated by value. */
+  float32(values: Float32Array | number[], dims: number[] = [values.length], name?: string): string {
+    const data = values instanceof Float32Array ? values : Float32Array.from(values);
+    const key = name ? undefined : `f32:${dims.join('x')}:${Array.from(data).join(',')}`;
+    if (key && data.length <= 4) {
+      const cached = this.constantCache.get(key);
+      if (cached) return cached;
+    }
+    const constName = name ?? `/const_f32_${this.constants.length}`;
+    this.constants.push({
+      name: constName,
+      dims,
+      dataType: DataType.FLOAT,
+      raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
+    if (key && data.length <= 4) this.constantCache.set(key, constName);
+    return constName;
+  }
+}

@@ -1,0 +1,161 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { DecoderConfig } from '../config.js';
+import { ModelWeightsError } from '../errors.js';
+import { numel, type WeightSource } from '../weights.js';
+import { buildDecoderGraph, type GraphValue } from './decoder-graph.js';
+import { DataType, onnxType } from './onnx-schema.js';
+
+/** Opset and IR version of the written graphs (onnxruntime 1.16+ runs them). */
+export const OPSET_VERSION = 17;
+export const IR_VERSION = 8;
+/** Default total tensor size above which weights go to `<model>_data` (protobuf files cap at 2 GiB). */
+export const EXTERNAL_DATA_THRESHOLD = 2 * 1024 ** 3 - 64 * 1024 ** 2;
+/** Tensors smaller than this stay inline even in the external-data layout (as onnx's converter does). */
+const EXTERNAL_MIN_BYTES = 1024;
+const ALIGN = 4096;
+
+/** Options of {@link writeOnnxModel}. */
+export interface WriteOnnxOptions {
+  /** Total tensor bytes above which weights are written to `<file>_data`; default just under 2 GiB. */
+  externalDataThreshold?: number;
+  /** Called after each weight tensor is written. */
+  onTensor?: (name: string, index: number, count: number) => void;
+}
+
+/** What {@link writeOnnxModel} wrote. */
+export interface WrittenOnnx {
+  /** Files written (the model, and the external data file when used). */
+  files: string[];
+  /** Bytes of weight data (weights only, not constants). */
+  weightBytes: number;
+  external: boolean;
+}
+
+function varint(n: number): Uint8Array {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+
+function valueInfo(v: GraphValue): Record<string, unknown> {
+  return {
+    name: v.name,
+    type: {
+      tensor_type: {
+        elem_type: v.elemType,
+        shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
+      },
+    },
+  };
+}
+
+/**
+ * Writes the decoder's `model.onnx` for `config`, pulling each weight from `source` once and streaming
+ * it to disk (one tensor in memory at a time). Above `externalDataThreshold` total bytes, weights go to
+ * `<file>_data` (4 KiB-aligned offsets) as real large exports do.
+ *
+ * @example
+ * writeOnnxModel('out/onnx/model.onnx', config, randomWeightSource(1));
+ */
+export function writeOnnxModel(
+  file: string,
+  config: DecoderConfig,
+  source: WeightSource,
+  options: WriteOnnxOptions = {},
+): WrittenOnnx {
+  const graph = buildDecoderGraph(config);
+  const TensorProto = onnxType('TensorProto');
+  const weightBytes = graph.weights.reduce((n, s) => n + numel(s.shape) * 4, 0);
+  const threshold = options.externalDataThreshold ?? EXTERNAL_DATA_THRESHOLD;
+  const external = weightBytes > threshold;
+  const dataFile = `${file}_data`;
+  const dataName = basename(dataFile);
+
+  // Headers (everything but raw_data) of each weight, and where its bytes go.
+  let dataOffset = 0;
+  const records = graph.weights.map((spec) => {
+    const bytes = numel(spec.shape) * 4;
+    const isExternal = external && bytes >= EXTERNAL_MIN_BYTES;
+    const header: Record<string, unknown> = { dims: spec.shape, data_type: DataType.FLOAT, name: spec.name };
+    let offset = 0;
+    if (isExternal) {
+      dataOffset = Math.ceil(dataOffset / ALIGN) * ALIGN;
+      offset = dataOffset;
+      dataOffset += bytes;
+      header.external_data = [
+        { key: 'location', value: dataName },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(bytes) },
+      ];
+      header.data_location = 1;
+    }
+    const head = TensorProto.encode(TensorProto.fromObject(header)).finish();
+    const rawPrefix = isExternal ? new Uint8Array(0) : Uint8Array.from([0x4a, ...varint(bytes)]);
+    const recordLength = head.length + rawPrefix.length + (isExternal ? 0 : bytes);
+    const prefix = Uint8Array.from([0x2a, ...varint(recordLength), ...head, ...rawPrefix]);
+    return { spec, bytes, isExternal, offset, prefix };
+  });
+
+  const GraphProto = onnxType('GraphProto');
+  const graphBody = GraphProto.encode(
+    GraphProto.fromObject({
+      name: 'main_graph',
+      node: graph.builder.nodes,
+      input: graph.inputs.map(valueInfo),
+      output: graph.outputs.map(valueInfo),
+      initializer: graph.builder.constants.map((c) => ({
+        name: c.name,
+        dims: c.dims,
+        data_type: c.dataType,
+        raw_data: c.raw,
+      })),
+    }),
+  ).finish();
+  const graphLength = records.reduce(
+    (n, r) => n + r.prefix.length + (r.isExternal ? 0 : r.bytes),
+    graphBody.length,
+  );
+  const ModelProto = onnxType('ModelProto');
+  const head = ModelProto.encode(
+    ModelProto.fromObject({
+      ir_version: IR_VERSION,
+      opset_import: [{ domain: '', version: OPSET_VERSION }],
+      producer_name: '@implicit-it/modelkit',
+      producer_version: '0.1.0',
+      metadata_props: [{ key: 'model_type', value: config.modelType }],
+    }),
+  ).finish();
+
+  const files = [file];
+  const fd = openSync(file, 'w');
+  const dataFd = external ? openSync(dataFile, 'w') : undefined;
+  if (external) files.push(dataFile);
+  try {
+    writeSync(fd, head);
+    writeSync(fd, Uint8Array.from([0x3a, ...varint(graphLength)]));
+    writeSync(fd, graphBody);
+    records.forEach((r, index) => {
+      const tensor = source(r.spec);
+      if (!(tensor instanceof Float32Array) || tensor.length !== r.bytes / 4) {
+        throw new ModelWeightsError(
+          r.spec.name,
+          `source gave ${tensor instanceof Float32Array ? `${tensor.length} values` : typeof tensor}, expected a Float32Array of ${r.bytes / 4} for shape [${r.spec.shape.join(', ')}]`,
+        );
+      }
+      const raw = new Uint8Array(tensor.buffer, tensor.byteOffset, tensor.byteLength);
+      writeSync(fd, r.prefix);
+      if (r.isExternal) writeSync(dataFd!, raw, 0, raw.length, r.offset);
+      else writeSync(fd, raw);
+      options.onTensor?.(r.spec.name, index, records.length);
+    });
+  } finally {
+    closeSync(fd);
+    if (dataFd !== undefined) closeSync(dataFd);
+  }
+  return { files, weightBytes, external };
+}

@@ -1,0 +1,113 @@
+import type { DecoderConfig, DecoderConfigOverrides } from './config.js';
+import { ModelConfigError } from './errors.js';
+import { PRESETS, type PresetName } from './presets.js';
+
+/** A preset name plus overrides, as accepted by {@link resolveConfig} and {@link createModel}. */
+export interface ConfigInput extends DecoderConfigOverrides {
+  /** Starting point; default `tiny`. */
+  preset?: PresetName;
+}
+
+/**
+ * Merges a preset with overrides and validates the result. When `hiddenSize` or `numAttentionHeads`
+ * is overridden but `headDim` is not, `headDim` follows `hiddenSize / numAttentionHeads`.
+ *
+ * @example
+ * resolveConfig({ preset: 'tiny', numHiddenLayers: 1 }).numHiddenLayers; // 1
+ * resolveConfig({ hiddenSize: 60, numAttentionHeads: 7 }); // throws ModelConfigError (hiddenSize)
+ */
+export function resolveConfig(input: ConfigInput = {}): DecoderConfig {
+  const { preset = 'tiny', ...overrides } = input;
+  const base = PRESETS[preset];
+  if (!base) {
+    throw new ModelConfigError(
+      'preset',
+      `unknown preset "${preset}"; use one of ${Object.keys(PRESETS).join(', ')}`,
+    );
+  }
+  const merged: DecoderConfig = { ...base };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value !== undefined) (merged as unknown as Record<string, unknown>)[key] = value;
+  }
+  const shapeChanged = overrides.hiddenSize !== undefined || overrides.numAttentionHeads !== undefined;
+  if (overrides.headDim === undefined && shapeChanged) {
+    merged.headDim = merged.hiddenSize / merged.numAttentionHeads;
+  }
+  validateConfig(merged);
+  return merged;
+}
+
+const POSITIVE_INTS = [
+  'vocabSize',
+  'hiddenSize',
+  'intermediateSize',
+  'numHiddenLayers',
+  'numAttentionHeads',
+  'numKeyValueHeads',
+  'headDim',
+  'maxPositionEmbeddings',
+] as const;
+
+/**
+ * Throws a {@link ModelConfigError} naming the field when the configuration cannot describe a model.
+ * `tokenizerVocabSize`, when given, must not exceed `vocabSize` (ids beyond the LM head would be
+ * unreachable and crash the embedding lookup).
+ *
+ * @example
+ * validateConfig({ ...PRESETS.tiny, numKeyValueHeads: 3 }); // throws: numKeyValueHeads must divide numAttentionHeads
+ */
+export function validateConfig(config: DecoderConfig, options: { tokenizerVocabSize?: number } = {}): void {
+  if (config.modelType !== 'llama' && config.modelType !== 'qwen2') {
+    throw new ModelConfigError('modelType', `"${config.modelType}" is not supported; use "llama" or "qwen2"`);
+  }
+  const positive = (field: (typeof POSITIVE_INTS)[number]) => {
+    const v = config[field];
+    if (!Number.isInteger(v) || v <= 0) {
+      throw new ModelConfigError(field, `must be a positive integer, got ${String(v)}`);
+    }
+  };
+  for (const field of POSITIVE_INTS) if (field !== 'headDim') positive(field);
+  if (config.hiddenSize % config.numAttentionHeads !== 0) {
+    throw new ModelConfigError(
+      'hiddenSize',
+      `${config.hiddenSize} is not divisible by numAttentionHeads ${config.numAttentionHeads}; pick a multiple of ${config.numAttentionHeads}`,
+    );
+  }
+  positive('headDim');
+  if (config.numAttentionHeads % config.numKeyValueHeads !== 0) {
+    throw new ModelConfigError(
+      'numKeyValueHeads',
+      `${config.numKeyValueHeads} does not divide numAttentionHeads ${config.numAttentionHeads}; use a divisor of it`,
+    );
+  }
+  if (config.headDim % 2 !== 0) {
+    throw new ModelConfigError('headDim', `${config.headDim} must be even for rotary embeddings`);
+  }
+  for (const field of ['rmsNormEps', 'ropeTheta'] as const) {
+    const v = config[field];
+    if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) {
+      throw new ModelConfigError(field, `must be a positive finite number, got ${String(v)}`);
+    }
+  }
+  for (const field of ['bosTokenId', 'eosTokenId', 'padTokenId'] as const) {
+    const v = config[field];
+    if (v !== null && (!Number.isInteger(v) || v < 0 || v >= config.vocabSize)) {
+      throw new ModelConfigError(
+        field,
+        `${String(v)} is not an id below vocabSize ${config.vocabSize}; use null or a valid id`,
+      );
+    }
+  }
+  for (const field of ['tieWordEmbeddings', 'attentionBias'] as const) {
+    if (typeof config[field] !== 'boolean') {
+      throw new ModelConfigError(field, `must be true or false, got ${String(config[field])}`);
+    }
+  }
+  const t = options.tokenizerVocabSize;
+  if (t !== undefined && t > config.vocabSize) {
+    throw new ModelConfigError(
+      'vocabSize',
+      `${config.vocabSize} is smaller than the tokenizer's ${t} ids; set vocabSize to at least ${t}`,
+    );
+  }
+}

@@ -1,0 +1,58 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { DecoderConfig, DecoderConfigOverrides } from './config.js';
+import { createModel } from './create-model.js';
+import { fromHfConfig } from './hf-config.js';
+import { hashString } from './rng.js';
+
+/** Bump when the written files change for the same options, so cached tiny models are rebuilt. */
+export const TINY_MODEL_FORMAT = 1;
+
+/** Options of {@link createTinyModel}: the `tiny` preset's overrides, a seed, and where to write. */
+export interface TinyModelOptions extends DecoderConfigOverrides {
+  /** Default 1. */
+  seed?: number;
+  /** Write here (overwriting). Default: a cache directory keyed by the options, reused across runs. */
+  dir?: string;
+}
+
+/** The cache root of {@link createTinyModel}: `$IMPLICIT_IT_MODELKIT_CACHE` or `<tmp>/implicit-it-modelkit`. */
+export function tinyModelCacheDir(): string {
+  return resolve(process.env.IMPLICIT_IT_MODELKIT_CACHE ?? join(tmpdir(), 'implicit-it-modelkit'));
+}
+
+/**
+ * A tiny seeded llama model directory (preset `tiny`: 2 layers, hidden 64, 4 heads / 2 KV heads,
+ * 512-id byte-level BPE tokenizer with the Tulu chat template) for other packages' tests. Without
+ * `dir`, it is written once into a cache directory keyed by the options and reused (written to a
+ * temporary name and renamed, so parallel test workers are safe).
+ *
+ * @example
+ * import { createTinyModel } from '@implicit-it/modelkit/test';
+ * const { dir, config } = await createTinyModel({ seed: 2, numHiddenLayers: 1 });
+ */
+export async function createTinyModel(
+  options: TinyModelOptions = {},
+): Promise<{ dir: string; config: DecoderConfig }> {
+  const { seed = 1, dir, ...overrides } = options;
+  if (dir) {
+    const created = await createModel({ preset: 'tiny', ...overrides, seed, out: dir });
+    return { dir: created.dir, config: created.config };
+  }
+  const sorted = Object.fromEntries(Object.entries(overrides).sort(([a], [b]) => a.localeCompare(b)));
+  const key = JSON.stringify({ format: TINY_MODEL_FORMAT, seed, overrides: sorted });
+  const target = join(tinyModelCacheDir(), `tiny-${hashString(key).toString(16)}-${key.length}`);
+  if (!existsSync(join(target, 'onnx', 'model.onnx'))) {
+    mkdirSync(tinyModelCacheDir(), { recursive: true });
+    const tmp = `${target}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    await createModel({ preset: 'tiny', ...overrides, seed, out: tmp });
+    try {
+      renameSync(tmp, target);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true });
+      if (!existsSync(join(target, 'onnx', 'model.onnx'))) throw new Error(`could not create ${target}`);
+    }
+  }
+  return { dir: target, config: fromHfConfig(JSON.parse(readFileSync(join(target, 'config.json'), 'utf8'))) };
+}

@@ -1,0 +1,168 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import {
+  createModel,
+  ModelConfigError,
+  ModelWeightsError,
+  randomWeights,
+  readModel,
+  referenceForward,
+  resolveConfig,
+} from '../src/index.js';
+import { emptyPast, maxAbsDiff, step } from './ort-helpers.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'modelkit-create-'));
+const read = (dir: string, file: string) => readFileSync(join(dir, file));
+
+describe('createModel', () => {
+  it('writes the Hugging Face layout in well under a second', async () => {
+    const started = performance.now();
+    const created = await createModel({ preset: 'tiny', seed: 1, out: tmp() });
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(created.files.sort()).toEqual(
+      [
+        'config.json',
+        'generation_config.json',
+        'onnx/model.onnx',
+        'tokenizer.json',
+        'tokenizer_config.json',
+      ].sort(),
+    );
+    const config = JSON.parse(read(created.dir, 'config.json').toString());
+    expect(config).toMatchObject({
+      model_type: 'llama',
+      architectures: ['LlamaForCausalLM'],
+      hidden_size: 64,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      head_dim: 16,
+      vocab_size: 512,
+      tie_word_embeddings: true,
+      bos_token_id: 1,
+      eos_token_id: 2,
+    });
+    expect(JSON.parse(read(created.dir, 'generation_config.json').toString()).eos_token_id).toBe(2);
+    expect(created.externalData).toBe(false);
+  });
+
+  it('is seeded: the same seed writes byte-identical files, another seed different weights', async () => {
+    const a = await createModel({ preset: 'tiny', seed: 7, out: tmp() });
+    const b = await createModel({ preset: 'tiny', seed: 7, out: tmp() });
+    const c = await createModel({ preset: 'tiny', seed: 8, out: tmp() });
+    for (const file of a.files) expect(read(a.dir, file).equals(read(b.dir, file))).toBe(true);
+    expect(read(a.dir, 'onnx/model.onnx').equals(read(c.dir, 'onnx/model.onnx'))).toBe(false);
+    expect(read(a.dir, 'tokenizer.json').equals(read(c.dir, 'tokenizer.json'))).toBe(true);
+  });
+
+  it('random weights look like HF init (std 0.02) and logits are not degenerate', () => {
+    const config = resolveConfig({ preset: 'tiny' });
+    const w = randomWeights(config, 1)['model.layers.0.mlp.up_proj.weight']!;
+    const mean = w.reduce((s, x) => s + x, 0) / w.length;
+    const std = Math.sqrt(w.reduce((s, x) => s + (x - mean) ** 2, 0) / w.length);
+    expect(Math.abs(mean)).toBeLessThan(0.002);
+    expect(std).toBeGreaterThan(0.019);
+    expect(std).toBeLessThan(0.021);
+    const logits = referenceForward({ config, weights: randomWeights(config, 1) }, [1, 2, 3]).at(-1)!;
+    const spread = Math.max(...logits) - Math.min(...logits);
+    expect(spread).toBeGreaterThan(0.1);
+  });
+
+  it('builds a model from given weights and reads them back by HF name', async () => {
+    const config = resolveConfig({ preset: 'tiny', tieWordEmbeddings: false });
+    const weights = randomWeights(config, 2);
+    weights['lm_head.weight']!.fill(0.5, 77 * 64, 78 * 64);
+    const created = await createModel({ preset: 'tiny', tieWordEmbeddings: false, weights, out: tmp() });
+    const back = readModel(created.dir);
+    expect(back.config).toEqual(config);
+    for (const [name, t] of Object.entries(weights)) expect(back.weights[name]).toEqual(t);
+  });
+
+  it('rejects weights that do not fit, naming the tensor', async () => {
+    const config = resolveConfig({ preset: 'tiny' });
+    const weights = randomWeights(config, 1);
+    weights['model.norm.weight'] = new Float32Array(3);
+    await expect(createModel({ weights, out: tmp() })).rejects.toThrow(ModelWeightsError);
+    await expect(createModel({ weights, out: tmp() })).rejects.toThrow(/model\.norm\.weight: has 3 values/);
+    const extra = { ...randomWeights(config, 1), 'lm_head.weight': new Float32Array(512 * 64) };
+    await expect(createModel({ weights: extra, out: tmp() })).rejects.toThrow(/tieWordEmbeddings/);
+  });
+
+  it('writes weights to onnx/model.onnx_data above the external-data threshold, and they load', async () => {
+    const created = await createModel({ preset: 'tiny', seed: 9, externalDataThreshold: 1000, out: tmp() });
+    expect(created.externalData).toBe(true);
+    expect(readdirSync(join(created.dir, 'onnx')).sort()).toEqual(['model.onnx', 'model.onnx_data']);
+    const modelSize = statSync(join(created.dir, 'onnx', 'model.onnx')).size;
+    expect(modelSize).toBeLessThan(created.weightBytes / 4);
+    // Tensors under 1 KiB (the norm weights) stay inline, as onnx's external-data converter keeps them.
+    expect(statSync(join(created.dir, 'onnx', 'model.onnx_data')).size).toBeGreaterThan(
+      created.weightBytes * 0.95,
+    );
+    const session = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));
+    const ids = [4, 8, 15, 16, 23, 42];
+    const out = await step(
+      session,
+      created.config,
+      [ids],
+      [ids.map(() => 1)],
+      [ids.map((_, i) => i)],
+      emptyPast(created.config, 1),
+    );
+    const expected = referenceForward(
+      { config: created.config, weights: randomWeights(created.config, 9) },
+      ids,
+    );
+    expect(maxAbsDiff(out.logits[0]![5]!, expected[5]!)).toBeLessThan(1e-4);
+    expect(readModel(created.dir).weights['model.embed_tokens.weight']).toEqual(
+      randomWeights(created.config, 9)['model.embed_tokens.weight'],
+    );
+  });
+});
+
+describe('impossible configs are rejected with the field named', () => {
+  const cases: [string, Parameters<typeof resolveConfig>[0], string, RegExp][] = [
+    [
+      'hidden not divisible by heads',
+      { hiddenSize: 60, numAttentionHeads: 7 },
+      'hiddenSize',
+      /not divisible by numAttentionHeads 7/,
+    ],
+    [
+      'kv heads not dividing heads',
+      { numKeyValueHeads: 3 },
+      'numKeyValueHeads',
+      /does not divide numAttentionHeads 4/,
+    ],
+    ['odd head dim', { headDim: 15 }, 'headDim', /even/],
+    ['zero layers', { numHiddenLayers: 0 }, 'numHiddenLayers', /positive integer/],
+    ['eos outside vocab', { eosTokenId: 600 }, 'eosTokenId', /below vocabSize 512/],
+    ['unknown model type', { modelType: 'gpt2' as 'llama' }, 'modelType', /not supported/],
+  ];
+  for (const [label, input, field, message] of cases) {
+    it(label, () => {
+      try {
+        resolveConfig(input);
+        expect.unreachable();
+      } catch (error) {
+        expect(error).toBeInstanceOf(ModelConfigError);
+        expect((error as ModelConfigError).field).toBe(field);
+        expect((error as ModelConfigError).code).toBe('modelkit.invalid_config');
+        expect((error as Error).message).toMatch(message);
+      }
+    });
+  }
+
+  it('vocab smaller than the tokenizer', async () => {
+    await expect(createModel({ preset: 'tiny', vocabSize: 300, out: tmp() })).rejects.toThrow(
+      /vocabSize: 300 is smaller than the tokenizer's 512 ids; set vocabSize to at least 512/,
+    );
+  });
+
+  it('writes nothing for a rejected config', async () => {
+    const out = join(tmp(), 'never');
+    await expect(createModel({ numKeyValueHeads: 3, out })).rejects.toThrow(ModelConfigError);
+    expect(existsSync(out)).toBe(false);
+  });
+});

@@ -1,0 +1,105 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createModel, type DecoderConfig } from '../src/index.js';
+import { emptyPast, maxAbsDiff, step } from './ort-helpers.js';
+
+const PROMPT = [12, 99, 250, 7, 400, 31, 2, 88, 150];
+
+describe('KV cache', () => {
+  let session: ort.InferenceSession;
+  let config: DecoderConfig;
+  beforeAll(async () => {
+    const created = await createModel({
+      preset: 'tiny',
+      seed: 5,
+      out: mkdtempSync(join(tmpdir(), 'modelkit-kv-')),
+    });
+    config = created.config;
+    session = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));
+  });
+
+  it('decoding one token at a time gives the logits of one full pass', async () => {
+    const full = await step(
+      session,
+      config,
+      [PROMPT],
+      [PROMPT.map(() => 1)],
+      [PROMPT.map((_, i) => i)],
+      emptyPast(config, 1),
+    );
+    let past = emptyPast(config, 1);
+    for (let t = 0; t < PROMPT.length; t++) {
+      const out = await step(session, config, [[PROMPT[t]!]], [Array(t + 1).fill(1)], [[t]], past);
+      past = out.past;
+      expect(maxAbsDiff(out.logits[0]![0]!, full.logits[0]![t]!)).toBeLessThan(1e-4);
+    }
+    expect(past['past_key_values.0.key']!.dims).toEqual([
+      1,
+      config.numKeyValueHeads,
+      PROMPT.length,
+      config.headDim,
+    ]);
+  });
+
+  it('a prompt chunk then single steps matches the full pass (past > 0 with seq > 1)', async () => {
+    const full = await step(
+      session,
+      config,
+      [PROMPT],
+      [PROMPT.map(() => 1)],
+      [PROMPT.map((_, i) => i)],
+      emptyPast(config, 1),
+    );
+    const head = PROMPT.slice(0, 4);
+    const first = await step(
+      session,
+      config,
+      [head],
+      [head.map(() => 1)],
+      [head.map((_, i) => i)],
+      emptyPast(config, 1),
+    );
+    const rest = PROMPT.slice(4);
+    const second = await step(
+      session,
+      config,
+      [rest],
+      [PROMPT.map(() => 1)],
+      [rest.map((_, i) => i + 4)],
+      first.past,
+    );
+    rest.forEach((_, i) => {
+      expect(maxAbsDiff(second.logits[0]![i]!, full.logits[0]![i + 4]!)).toBeLessThan(1e-4);
+    });
+  });
+
+  it('present tensors have the documented shapes', async () => {
+    const out = await session.run({
+      input_ids: new ort.Tensor('int64', BigInt64Array.from([1n, 2n, 3n, 4n, 5n, 6n]), [2, 3]),
+      attention_mask: new ort.Tensor('int64', BigInt64Array.from([1n, 1n, 1n, 1n, 1n, 1n]), [2, 3]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from([0n, 1n, 2n, 0n, 1n, 2n]), [2, 3]),
+      ...emptyPast(config, 2),
+    });
+    expect(out.logits!.dims).toEqual([2, 3, config.vocabSize]);
+    expect(out['present.1.value']!.dims).toEqual([2, config.numKeyValueHeads, 3, config.headDim]);
+    expect(session.inputNames).toEqual([
+      'input_ids',
+      'attention_mask',
+      'position_ids',
+      'past_key_values.0.key',
+      'past_key_values.0.value',
+      'past_key_values.1.key',
+      'past_key_values.1.value',
+    ]);
+    expect(session.outputNames).toEqual([
+      'logits',
+      'present.0.key',
+      'present.0.value',
+      'present.1.key',
+      'present.1.value',
+    ]);
+  });
+});

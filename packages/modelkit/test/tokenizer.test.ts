@@ -1,0 +1,110 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeShared, sharedPath } from '@implicit-it/testkit';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import {
+  createModel,
+  ModelConfigError,
+  ModelTokenizerError,
+  readModel,
+  referenceForward,
+  tinyTokenizer,
+  trainByteLevelBpe,
+} from '../src/index.js';
+import { emptyPast, maxAbsDiff, step } from './ort-helpers.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'modelkit-tok-'));
+
+describe('byte-level BPE training', () => {
+  it('is deterministic and merges the most frequent pairs first', () => {
+    const text = 'low lower lowest low low newer newest';
+    const a = trainByteLevelBpe(text, { merges: 6 });
+    const b = trainByteLevelBpe(text, { merges: 6 });
+    expect(a.merges).toEqual(b.merges);
+    expect(a.merges[0]).toEqual(['l', 'o']);
+    expect(a.vocab.get('<|endoftext|>')).toBe(0);
+    expect(a.vocab.get('Ġ')).toBeGreaterThan(2);
+    expect(a.vocab.size).toBe(3 + 256 + 6);
+  });
+
+  it('stops early when no pair repeats', () => {
+    expect(trainByteLevelBpe('abc', { merges: 50 }).merges).toEqual([]);
+  });
+
+  it('the tiny tokenizer has 512 ids, </s> as EOS and <|user|> as ordinary text', () => {
+    const tok = tinyTokenizer();
+    expect(tok.vocabSize).toBe(512);
+    expect([tok.bosTokenId, tok.eosTokenId, tok.padTokenId]).toEqual([1, 2, 0]);
+    const json = JSON.parse(tok.files['tokenizer.json'] as string);
+    expect(json.added_tokens.map((t: { content: string }) => t.content)).toEqual([
+      '<|endoftext|>',
+      '<s>',
+      '</s>',
+    ]);
+    expect(json.model.merges).toHaveLength(253);
+    expect(json.model.vocab).toHaveProperty('user');
+    const config = JSON.parse(tok.files['tokenizer_config.json'] as string);
+    expect(config.chat_template).toContain('<|assistant|>');
+    expect(config.eos_token).toBe('</s>');
+  });
+});
+
+describeShared(
+  'a given tokenizer directory (smollm fixture)',
+  ['fixtures/tokenizers/smollm/tokenizer.json'],
+  () => {
+    const smollm = sharedPath('fixtures', 'tokenizers', 'smollm');
+
+    it('is copied in, sets token ids, and a 1-layer smollm2-135m-shaped model matches the reference', async () => {
+      const created = await createModel({
+        preset: 'smollm2-135m',
+        numHiddenLayers: 1,
+        seed: 2,
+        tokenizerDir: smollm,
+        out: tmp(),
+      });
+      for (const file of [
+        'tokenizer.json',
+        'tokenizer_config.json',
+        'vocab.json',
+        'merges.txt',
+        'special_tokens_map.json',
+      ]) {
+        expect(readFileSync(join(created.dir, file)).equals(readFileSync(join(smollm, file)))).toBe(true);
+      }
+      expect(created.config).toMatchObject({ vocabSize: 49152, bosTokenId: 1, eosTokenId: 2, padTokenId: 2 });
+      const session = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));
+      const ids = [1, 4093, 314, 2];
+      const out = await step(
+        session,
+        created.config,
+        [ids],
+        [ids.map(() => 1)],
+        [ids.map((_, i) => i)],
+        emptyPast(created.config, 1),
+      );
+      const expected = referenceForward(readModel(created.dir), ids);
+      expect(maxAbsDiff(out.logits[0]![3]!, expected[3]!)).toBeLessThan(1e-4);
+    }, 60_000);
+
+    it('rejects a vocabSize smaller than the tokenizer, naming vocabSize', async () => {
+      await expect(createModel({ preset: 'tiny', tokenizerDir: smollm, out: tmp() })).rejects.toThrow(
+        ModelConfigError,
+      );
+      await expect(createModel({ preset: 'tiny', tokenizerDir: smollm, out: tmp() })).rejects.toThrow(
+        /vocabSize: 512 is smaller than the tokenizer's 49152 ids/,
+      );
+    });
+  },
+);
+
+describe('tokenizer directory errors', () => {
+  it('names the missing file', async () => {
+    await expect(createModel({ tokenizerDir: tmp(), out: tmp() })).rejects.toThrow(ModelTokenizerError);
+    await expect(createModel({ tokenizerDir: tmp(), out: tmp() })).rejects.toThrow(
+      /tokenizer\.json: not found/,
+    );
+  });
+});
