@@ -1,0 +1,281 @@
+import { join } from 'node:path';
+import * as transformers from '@huggingface/transformers';
+import { PreTrainedTokenizer } from '@huggingface/transformers';
+import { type Detokenizer, type DetokenizerOptions, WindowDetokenizer } from './detokenizer.js';
+import { PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
+import type { JsonObject, TokenizerFiles } from './files.js';
+import { buildPromptWith, type Prompt, type PromptInput } from './prompt.js';
+import { resolveSpecialIds } from './special-tokens.js';
+import { detectPieceEncoding, type PieceEncoding } from './surfaces.js';
+import type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
+import type { ChatMessage } from './tulu.js';
+import { type AddedTokenInfo, TokenizerVocabulary } from './vocabulary.js';
+
+/** Options of `createTokenizer` and `loadTokenizer`. */
+export interface TokenizerOptions {
+  /** EOS ids to use instead of the ones the files name (e.g. several stop tokens). */
+  eosIds?: readonly number[];
+  /** A jinja chat template to use instead of the tokenizer's own. */
+  chatTemplate?: string;
+}
+
+const SPECIAL_KEYS = [
+  'bos_token',
+  'eos_token',
+  'unk_token',
+  'sep_token',
+  'pad_token',
+  'cls_token',
+  'mask_token',
+];
+
+function malformed(files: TokenizerFiles, field: string, message: string): never {
+  throw new TokenizerLoadError('tokenizers.malformed_file', join(files.source, 'tokenizer.json'), message, {
+    field,
+  });
+}
+
+function validateTokenizerJson(files: TokenizerFiles): { size: number; added: AddedTokenInfo[] } {
+  const json = files.tokenizerJson;
+  const model = json.model as JsonObject | undefined;
+  if (typeof model !== 'object' || model === null || Array.isArray(model)) {
+    malformed(files, 'model', 'must be an object (the tokenizer model: type, vocab, merges)');
+  }
+  const vocab = model.vocab;
+  let size = 0;
+  if (Array.isArray(vocab)) size = vocab.length;
+  else if (typeof vocab === 'object' && vocab !== null) {
+    for (const [piece, id] of Object.entries(vocab)) {
+      if (!Number.isInteger(id) || (id as number) < 0) {
+        malformed(
+          files,
+          `model.vocab[${JSON.stringify(piece)}]`,
+          `must be a non-negative integer id, found ${id}`,
+        );
+      }
+      if ((id as number) >= size) size = (id as number) + 1;
+    }
+  } else malformed(files, 'model.vocab', 'must be an object mapping pieces to ids (or a Unigram list)');
+  if (model.merges !== undefined) {
+    if (!Array.isArray(model.merges)) malformed(files, 'model.merges', 'must be a list of merges');
+    model.merges.forEach((m: unknown, i: number) => {
+      const ok =
+        typeof m === 'string' ||
+        (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string');
+      if (!ok)
+        malformed(files, `model.merges[${i}]`, `must be "a b" or ["a", "b"], found ${JSON.stringify(m)}`);
+    });
+  }
+  const addedJson = json.added_tokens ?? [];
+  if (!Array.isArray(addedJson)) malformed(files, 'added_tokens', 'must be a list of added tokens');
+  const added = addedJson.map((t: unknown, i: number): AddedTokenInfo => {
+    const token = t as JsonObject;
+    if (typeof token?.content !== 'string' || !Number.isInteger(token.id) || (token.id as number) < 0) {
+      malformed(
+        files,
+        `added_tokens[${i}]`,
+        `must be { id: integer, content: string }, found ${JSON.stringify(t)}`,
+      );
+    }
+    return { id: token.id as number, content: token.content, special: token.special === true };
+  });
+  for (const t of added) if (t.id >= size) size = t.id + 1;
+  if (size === 0) malformed(files, 'model.vocab', 'is empty');
+  return { size, added };
+}
+
+function chatTemplateOf(files: TokenizerFiles, options: TokenizerOptions): string | undefined {
+  if (options.chatTemplate !== undefined) return options.chatTemplate;
+  if (files.chatTemplate !== undefined) return files.chatTemplate;
+  const value = files.tokenizerConfig?.chat_template;
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) {
+    const named = value as { name?: unknown; template?: unknown }[];
+    const pick = named.find((t) => t?.name === 'default') ?? named[0];
+    if (typeof pick?.template === 'string') return pick.template;
+  }
+  throw new TokenizerLoadError(
+    'tokenizers.malformed_file',
+    join(files.source, 'tokenizer_config.json'),
+    'must be a jinja template string or a list of { name, template }',
+    { field: 'chat_template' },
+  );
+}
+
+/** tokenizer_config.json with special_tokens_map.json's special tokens filled in, as plain strings. */
+function hfConfig(files: TokenizerFiles, chatTemplate: string | undefined): JsonObject {
+  const config: JsonObject = { ...(files.tokenizerConfig ?? {}) };
+  for (const key of SPECIAL_KEYS) {
+    const own = config[key];
+    const value = own === undefined || own === null ? files.specialTokensMap?.[key] : own;
+    if (typeof value === 'object' && value !== null && typeof (value as JsonObject).content === 'string') {
+      config[key] = (value as JsonObject).content;
+    } else if (value !== undefined) config[key] = value;
+  }
+  config.chat_template = chatTemplate ?? null;
+  return config;
+}
+
+function tokenizerClass(name: unknown): typeof PreTrainedTokenizer {
+  if (typeof name !== 'string') return PreTrainedTokenizer;
+  const cls = (transformers as Record<string, unknown>)[name.replace(/Fast$/, '')];
+  return typeof cls === 'function' && cls.prototype instanceof PreTrainedTokenizer
+    ? (cls as typeof PreTrainedTokenizer)
+    : PreTrainedTokenizer;
+}
+
+class HfTokenizer implements Tokenizer {
+  readonly source: string;
+  readonly pieceEncoding: PieceEncoding;
+  readonly eosIds: readonly number[];
+  readonly eosSource: string | undefined;
+  readonly bosId: number | undefined;
+  readonly padId: number;
+  readonly chatTemplate: string | undefined;
+  readonly hf: PreTrainedTokenizer;
+  private readonly size: number;
+  private readonly added: AddedTokenInfo[];
+  private readonly specialIds: Set<number>;
+  private readonly byteFallback: boolean;
+  private vocab: TokenizerVocabulary | undefined;
+  private readonly singleLengths = [new Map<number, number>(), new Map<number, number>()];
+
+  constructor(files: TokenizerFiles, options: TokenizerOptions) {
+    const { size, added } = validateTokenizerJson(files);
+    this.source = files.source;
+    this.size = size;
+    this.added = added;
+    this.specialIds = new Set(added.filter((t) => t.special).map((t) => t.id));
+    this.chatTemplate = chatTemplateOf(files, options);
+    const model = files.tokenizerJson.model as JsonObject;
+    this.byteFallback = model.byte_fallback === true;
+    this.pieceEncoding = detectPieceEncoding(files.tokenizerJson);
+    const config = hfConfig(files, this.chatTemplate);
+    const Cls = tokenizerClass(config.tokenizer_class);
+    try {
+      this.hf = new Cls(files.tokenizerJson, config);
+    } catch (error) {
+      throw new TokenizerLoadError(
+        'tokenizers.unsupported',
+        join(files.source, 'tokenizer.json'),
+        `@huggingface/transformers cannot build this tokenizer (${(error as Error).message}); ` +
+          're-save it with a recent Python transformers (tokenizer.save_pretrained)',
+        { cause: error },
+      );
+    }
+    const special = resolveSpecialIds(
+      files,
+      { size, tokenToId: (t) => this.hf._tokenizer.token_to_id(t) },
+      new Set(added.filter((t) => t.special).map((t) => t.content)),
+    );
+    if (options.eosIds) {
+      for (const id of options.eosIds) this.checkId(id, 'options.eosIds');
+      this.eosIds = Object.freeze([...new Set(options.eosIds)]);
+      this.eosSource = 'options.eosIds';
+    } else {
+      this.eosIds = Object.freeze(special.eosIds);
+      this.eosSource = special.eosSource;
+    }
+    this.bosId = special.bosId;
+    this.padId = special.padId;
+  }
+
+  get vocabulary(): TokenizerVocabulary {
+    this.vocab ??= new TokenizerVocabulary({
+      size: this.size,
+      eosIds: this.eosIds,
+      vocab: this.hf._tokenizer.get_vocab(false),
+      added: this.added,
+      encoding: this.pieceEncoding,
+      byteFallback: this.byteFallback,
+    });
+    return this.vocab;
+  }
+
+  encode(text: string, options?: EncodeOptions): number[] {
+    if (typeof text !== 'string')
+      throw new TokenizerInputError(`encode: text must be a string, got ${typeof text}`);
+    return this.hf._tokenizer.encode(text, { add_special_tokens: options?.addSpecialTokens ?? true }).ids;
+  }
+
+  decode(ids: ArrayLike<number>, options?: DecodeOptions): string {
+    const list = Array.isArray(ids) ? (ids as number[]) : Array.from(ids);
+    for (let i = 0; i < list.length; i++) this.checkId(list[i]!, `decode: ids[${i}]`);
+    if (list.length === 0) return '';
+    return this.hf._tokenizer.decode(list, {
+      skip_special_tokens: options?.skipSpecialTokens ?? false,
+      clean_up_tokenization_spaces: options?.cleanUpTokenizationSpaces ?? false,
+    });
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.hf._tokenizer.id_to_token(id);
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.hf._tokenizer.token_to_id(token);
+  }
+
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  buildPrompt(input: PromptInput): Prompt {
+    return buildPromptWith(this, input);
+  }
+
+  /** @internal used by prompt building */
+  renderChatTemplate(
+    messages: readonly ChatMessage[],
+    template: string,
+    addGenerationPrompt: boolean,
+  ): string {
+    try {
+      return this.hf.apply_chat_template(messages as ChatMessage[], {
+        tokenize: false,
+        add_generation_prompt: addGenerationPrompt,
+        chat_template: template,
+      }) as string;
+    } catch (error) {
+      throw new PromptError(
+        'tokenizers.invalid_prompt',
+        `the chat template of ${this.source} failed to render these messages: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  createDetokenizer(options?: DetokenizerOptions): Detokenizer {
+    const skip = options?.skipSpecialTokens ?? false;
+    const decodeOptions = { skip_special_tokens: skip, clean_up_tokenization_spaces: false };
+    const tokenizer = this.hf._tokenizer;
+    return new WindowDetokenizer(
+      (ids) => tokenizer.decode(ids, decodeOptions),
+      skip ? this.specialIds : undefined,
+      this.size,
+      this.singleLengths[skip ? 1 : 0]!,
+      this.source,
+    );
+  }
+
+  private checkId(id: number, where: string): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.size) {
+      throw new TokenizerInputError(
+        `${where}: token id ${id} is outside [0, ${this.size}) of ${this.source}`,
+      );
+    }
+  }
+}
+
+/**
+ * Builds a `Tokenizer` from tokenizer files already in memory (see `readTokenizerFiles`), with
+ * `@huggingface/transformers` (no network). Both tokenizer.json merge serializations load
+ * (`"a b"` strings and `["a", "b"]` pairs). Throws `TokenizerLoadError` for malformed files.
+ *
+ * @example
+ * const tok = createTokenizer({ source: 'inline', tokenizerJson, tokenizerConfig: { eos_token: '</s>' } });
+ * tok.encode('hello', { addSpecialTokens: false });
+ */
+export function createTokenizer(files: TokenizerFiles, options: TokenizerOptions = {}): Tokenizer {
+  return new HfTokenizer(files, options);
+}

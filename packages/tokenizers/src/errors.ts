@@ -1,0 +1,67 @@
+import { ImplicitItError } from '@implicit-it/rules';
+
+/**
+ * A tokenizer directory that cannot be loaded: the directory or a required file is missing
+ * (`tokenizers.missing_file`), a file is not valid JSON or a field has the wrong shape
+ * (`tokenizers.malformed_file`), or `@huggingface/transformers` cannot build the tokenizer
+ * (`tokenizers.unsupported`). `file` is the path of the file at fault; `field` the JSON field, when
+ * one is to blame.
+ *
+ * @example
+ * try {
+ *   await loadTokenizer('./missing');
+ * } catch (error) {
+ *   if (error instanceof TokenizerLoadError) console.error(error.code, error.file);
+ * }
+ */
+export class TokenizerLoadError extends ImplicitItError {
+  readonly file: string;
+  readonly field: string | undefined;
+  constructor(
+    code: 'tokenizers.missing_file' | 'tokenizers.malformed_file' | 'tokenizers.unsupported',
+    file: string,
+    message: string,
+    options?: { field?: string; cause?: unknown },
+  ) {
+    super(code, `${file}${options?.field ? ` (field ${options.field})` : ''}: ${message}`, options);
+    this.name = 'TokenizerLoadError';
+    this.file = file;
+    this.field = options?.field;
+  }
+}
+
+/**
+ * A prompt that cannot be built: bad messages (`tokenizers.invalid_prompt`), no chat template
+ * (`tokenizers.no_chat_template`), or a template that hides where the last user message starts
+ * (`tokenizers.scope_not_found`).
+ *
+ * @example
+ * try {
+ *   tok.buildPrompt({ format: 'tulu', messages: [] });
+ * } catch (error) {
+ *   if (error instanceof PromptError) console.error(error.code); // 'tokenizers.invalid_prompt'
+ * }
+ */
+export class PromptError extends ImplicitItError {
+  constructor(
+    code: 'tokenizers.invalid_prompt' | 'tokenizers.no_chat_template' | 'tokenizers.scope_not_found',
+    message: string,
+  ) {
+    super(code, message);
+    this.name = 'PromptError';
+  }
+}
+
+/**
+ * Invalid input to `encode`, `decode` or a detokenizer: a non-string text, or a token id that is not
+ * an integer in `[0, vocabulary.size)` (`tokenizers.invalid_input`).
+ *
+ * @example
+ * tok.decode([-1]); // throws TokenizerInputError: token id -1 at index 0 is outside [0, 32000)
+ */
+export class TokenizerInputError extends ImplicitItError {
+  constructor(message: string) {
+    super('tokenizers.invalid_input', message);
+    this.name = 'TokenizerInputError';
+  }
+}

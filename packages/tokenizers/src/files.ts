@@ -1,0 +1,127 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TokenizerLoadError } from './errors.js';
+
+/** A JSON object as parsed from a tokenizer file. */
+export type JsonObject = Record<string, unknown>;
+
+/**
+ * The contents of a Hugging Face tokenizer directory. Only `tokenizerJson` is required; the other
+ * files refine special tokens and the chat template when present.
+ */
+export interface TokenizerFiles {
+  /** Where the files came from (a directory path, or any label); used in error messages. */
+  source: string;
+  /** `tokenizer.json`: the fast-tokenizer serialization (`model`, `added_tokens`, ...). */
+  tokenizerJson: JsonObject;
+  /** `tokenizer_config.json`: special tokens, `chat_template`, `tokenizer_class`. */
+  tokenizerConfig?: JsonObject;
+  /** `special_tokens_map.json`. */
+  specialTokensMap?: JsonObject;
+  /** `generation_config.json`: `eos_token_id` (number or list), `bos_token_id`, `pad_token_id`. */
+  generationConfig?: JsonObject;
+  /** `chat_template.jinja` (newer layout); takes precedence over `tokenizer_config.json`'s field. */
+  chatTemplate?: string;
+}
+
+/** The file names `readTokenizerFiles` reads. */
+export const TOKENIZER_FILE_NAMES = {
+  tokenizerJson: 'tokenizer.json',
+  tokenizerConfig: 'tokenizer_config.json',
+  specialTokensMap: 'special_tokens_map.json',
+  generationConfig: 'generation_config.json',
+  chatTemplate: 'chat_template.jinja',
+} as const;
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new TokenizerLoadError('tokenizers.missing_file', path, `cannot be read (${String(error)})`, {
+      cause: error,
+    });
+  }
+}
+
+function parseJsonObject(path: string, text: string): JsonObject {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new TokenizerLoadError(
+      'tokenizers.malformed_file',
+      path,
+      `is not valid JSON (${(error as Error).message}); restore the file from the model's repository`,
+      { cause: error },
+    );
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TokenizerLoadError(
+      'tokenizers.malformed_file',
+      path,
+      `must hold a JSON object, found ${Array.isArray(value) ? 'an array' : typeof value}`,
+    );
+  }
+  return value as JsonObject;
+}
+
+/**
+ * Reads a Hugging Face tokenizer directory from disk (no network): `tokenizer.json` (required),
+ * `tokenizer_config.json`, `special_tokens_map.json`, `generation_config.json` and
+ * `chat_template.jinja` when present. Throws `TokenizerLoadError` naming the file at fault.
+ *
+ * @example
+ * const files = await readTokenizerFiles('./models/llama2');
+ * const tok = createTokenizer(files);
+ */
+export async function readTokenizerFiles(dir: string): Promise<TokenizerFiles> {
+  let isDir = false;
+  try {
+    isDir = (await stat(dir)).isDirectory();
+  } catch {
+    throw new TokenizerLoadError(
+      'tokenizers.missing_file',
+      dir,
+      'the tokenizer directory does not exist; pass a local Hugging Face model or tokenizer directory',
+    );
+  }
+  if (!isDir) {
+    throw new TokenizerLoadError(
+      'tokenizers.missing_file',
+      dir,
+      'is a file, not a directory; pass the directory that holds tokenizer.json',
+    );
+  }
+  const path = (name: string) => join(dir, name);
+  const names = TOKENIZER_FILE_NAMES;
+  const [tokenizerText, configText, specialText, generationText, chatTemplate] = await Promise.all([
+    readOptional(path(names.tokenizerJson)),
+    readOptional(path(names.tokenizerConfig)),
+    readOptional(path(names.specialTokensMap)),
+    readOptional(path(names.generationConfig)),
+    readOptional(path(names.chatTemplate)),
+  ]);
+  if (tokenizerText === undefined) {
+    throw new TokenizerLoadError(
+      'tokenizers.missing_file',
+      path(names.tokenizerJson),
+      'is missing; only fast-tokenizer directories are supported (convert a slow tokenizer with ' +
+        "transformers' AutoTokenizer.from_pretrained(...).save_pretrained(dir) in Python)",
+    );
+  }
+  const files: TokenizerFiles = {
+    source: dir,
+    tokenizerJson: parseJsonObject(path(names.tokenizerJson), tokenizerText),
+  };
+  if (configText !== undefined)
+    files.tokenizerConfig = parseJsonObject(path(names.tokenizerConfig), configText);
+  if (specialText !== undefined) {
+    files.specialTokensMap = parseJsonObject(path(names.specialTokensMap), specialText);
+  }
+  if (generationText !== undefined) {
+    files.generationConfig = parseJsonObject(path(names.generationConfig), generationText);
+  }
+  if (chatTemplate !== undefined) files.chatTemplate = chatTemplate;
+  return files;
+}

@@ -1,0 +1,11 @@
+export { createTokenizer, type TokenizerOptions } from './create-tokenizer.js';
+export type { Detokenizer, DetokenizerOptions } from './detokenizer.js';
+export { PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
+export { type JsonObject, readTokenizerFiles, TOKENIZER_FILE_NAMES, type TokenizerFiles } from './files.js';
+export { loadTokenizer } from './load-tokenizer.js';
+export type { Conversation, Prompt, PromptInput } from './prompt.js';
+export { CONVENTIONAL_EOS_TOKENS } from './special-tokens.js';
+export { byteLevelDecoder, detectPieceEncoding, type PieceEncoding, pieceSurface } from './surfaces.js';
+export type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
+export { type ChatMessage, tuluParts } from './tulu.js';
+export { type AddedTokenInfo, TokenizerVocabulary } from './vocabulary.js';

@@ -1,0 +1,176 @@
+import { PromptError } from './errors.js';
+import { type ChatMessage, lastUserIndex, tuluParts } from './tulu.js';
+
+/** A prompt ready for the runtime and the rules. */
+export interface Prompt {
+  /** Token ids of the whole prompt, BOS included when the format adds one. */
+  ids: number[];
+  /**
+   * S in rules-spec.md: index in `ids` of the first token of the last user message. When the
+   * tokenizer merges the message's first characters with the text before it into one token, S is
+   * that merged token (the first token holding any character of the message).
+   */
+  scopeStart: number;
+  /** P in rules-spec.md: `ids.length`. */
+  promptLength: number;
+  /** The prompt as text: what was tokenized, with a BOS the builder prepended written as its token. */
+  text: string;
+}
+
+/** Messages or a single instruction (a one-message user conversation). */
+export type Conversation =
+  | { messages: readonly ChatMessage[]; instruction?: never }
+  | { instruction: string; messages?: never };
+
+/**
+ * What `buildPrompt` builds:
+ * - `tulu`: the paper's format `<|user|>\n{instruction}\n<|assistant|>\n`, BOS prepended (as the paper
+ *   does) when the tokenizer has one (`addBos`, default true); multi-turn as open-instruct's
+ *   `create_prompt_with_tulu_chat_format` (`</s>`, i.e. the EOS token, after assistant turns).
+ * - `chat-template`: the model's own jinja template (or `template`), rendered by
+ *   `@huggingface/transformers` and tokenized without added special tokens, as Hugging Face's
+ *   `apply_chat_template` does; `addGenerationPrompt` defaults to true; `addBos` (default false)
+ *   prepends BOS when the rendered template does not start with it.
+ * - `raw`: the text as is, tokenized with the tokenizer's special tokens (`addSpecialTokens`,
+ *   default true); `scopeStart` is the first token of the text.
+ */
+export type PromptInput =
+  | ({ format: 'tulu'; addBos?: boolean } & Conversation)
+  | ({
+      format: 'chat-template';
+      addGenerationPrompt?: boolean;
+      template?: string;
+      addBos?: boolean;
+    } & Conversation)
+  | { format: 'raw'; text: string; addSpecialTokens?: boolean };
+
+/** What prompt building needs from a tokenizer. @internal */
+export interface PromptTokenizer {
+  readonly source: string;
+  readonly bosId: number | undefined;
+  readonly eosIds: readonly number[];
+  readonly chatTemplate: string | undefined;
+  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  idToToken(id: number): string | undefined;
+  renderChatTemplate(
+    messages: readonly ChatMessage[],
+    template: string,
+    addGenerationPrompt: boolean,
+  ): string;
+}
+
+/** Stands in for the last user message to find where it starts (mixed case: a case filter changes it). */
+const SENTINEL = 'ImplicitItScope7Sentinel';
+
+function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+function messagesOf(input: Conversation): readonly ChatMessage[] {
+  if (typeof input.instruction === 'string') {
+    if (input.messages !== undefined) {
+      throw new PromptError('tokenizers.invalid_prompt', 'give either instruction or messages, not both');
+    }
+    return [{ role: 'user', content: input.instruction }];
+  }
+  if (input.messages === undefined) {
+    throw new PromptError('tokenizers.invalid_prompt', 'give instruction (a string) or messages (a list)');
+  }
+  return input.messages;
+}
+
+/**
+ * Builds prompt ids, S and P. The whole prompt text is tokenized once (so the ids are exactly what
+ * tokenizing the full prompt gives, as the reference code does); S is found by tokenizing only the
+ * text before the last user message and taking the length of the common prefix of both id lists.
+ * Pieces are never tokenized separately and concatenated: SentencePiece adds a leading `▁` to every
+ * separately encoded piece, and byte-level BPE may merge across a boundary.
+ *
+ * @internal
+ */
+export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Prompt {
+  const format: unknown = input?.format;
+  if (format !== 'tulu' && format !== 'chat-template' && format !== 'raw') {
+    throw new PromptError(
+      'tokenizers.invalid_prompt',
+      `format: expected 'tulu', 'chat-template' or 'raw', got ${JSON.stringify(format)}`,
+    );
+  }
+  if (input.format === 'raw') {
+    if (typeof input.text !== 'string') {
+      throw new PromptError('tokenizers.invalid_prompt', 'text: a raw prompt needs text (a string)');
+    }
+    const ids = tok.encode(input.text, { addSpecialTokens: input.addSpecialTokens ?? true });
+    const plain =
+      input.addSpecialTokens === false ? ids : tok.encode(input.text, { addSpecialTokens: false });
+    let scopeStart = 0;
+    for (let k = 0; k + plain.length <= ids.length; k++) {
+      if (commonPrefixLength(ids.slice(k), plain) === plain.length) {
+        scopeStart = k;
+        break;
+      }
+    }
+    return { ids, scopeStart, promptLength: ids.length, text: input.text };
+  }
+
+  const messages = messagesOf(input);
+  let before: string;
+  let body: string;
+  let bos: number[] = [];
+  if (input.format === 'tulu') {
+    const eos = tok.eosIds[0];
+    const parts = tuluParts(messages, eos === undefined ? undefined : tok.idToToken(eos));
+    before = parts.before;
+    body = parts.before + parts.content + parts.after;
+    if (input.addBos ?? tok.bosId !== undefined) {
+      if (tok.bosId === undefined) {
+        throw new PromptError(
+          'tokenizers.invalid_prompt',
+          `addBos: ${tok.source} names no BOS token (bos_token in tokenizer_config.json); drop addBos`,
+        );
+      }
+      bos = [tok.bosId];
+    }
+  } else {
+    const template = input.template ?? tok.chatTemplate;
+    if (template === undefined) {
+      throw new PromptError(
+        'tokenizers.no_chat_template',
+        `${tok.source} has no chat template (chat_template in tokenizer_config.json or chat_template.jinja); ` +
+          "pass { template } or use format 'tulu'",
+      );
+    }
+    const last = lastUserIndex(messages);
+    const addGen = input.addGenerationPrompt ?? true;
+    body = tok.renderChatTemplate(messages, template, addGen);
+    const marked = messages.map((m, i) => (i === last ? { ...m, content: SENTINEL } : m));
+    const withSentinel = tok.renderChatTemplate(marked, template, addGen);
+    const at = withSentinel.indexOf(SENTINEL);
+    if (at < 0 || !body.startsWith(withSentinel.slice(0, at))) {
+      throw new PromptError(
+        'tokenizers.scope_not_found',
+        'the chat template does not write the last user message verbatim, so where it starts is unknown; ' +
+          "use format 'tulu' or a template that inserts message content as is",
+      );
+    }
+    before = withSentinel.slice(0, at);
+    if (input.addBos && tok.bosId === undefined) {
+      throw new PromptError(
+        'tokenizers.invalid_prompt',
+        `addBos: ${tok.source} names no BOS token (bos_token in tokenizer_config.json); drop addBos`,
+      );
+    }
+    if (input.addBos) bos = [tok.bosId!];
+  }
+
+  const bodyIds = tok.encode(body, { addSpecialTokens: false });
+  if (input.format === 'chat-template' && bodyIds[0] === tok.bosId) bos = [];
+  const ids = [...bos, ...bodyIds];
+  const prefix = [...bos, ...tok.encode(before, { addSpecialTokens: false })];
+  const scopeStart = commonPrefixLength(prefix, ids);
+  const bosText = bos.length ? (tok.idToToken(bos[0]!) ?? '') : '';
+  return { ids, scopeStart, promptLength: ids.length, text: bosText + body };
+}

@@ -1,0 +1,69 @@
+import type { PreTrainedTokenizer } from '@huggingface/transformers';
+import type { Detokenizer, DetokenizerOptions } from './detokenizer.js';
+import type { Prompt, PromptInput } from './prompt.js';
+import type { PieceEncoding } from './surfaces.js';
+import type { TokenizerVocabulary } from './vocabulary.js';
+
+/** Options of `Tokenizer.encode`. */
+export interface EncodeOptions {
+  /** Add the tokenizer's special tokens (Llama-2: BOS), as Hugging Face does by default. Default true. */
+  addSpecialTokens?: boolean;
+}
+
+/** Options of `Tokenizer.decode`. */
+export interface DecodeOptions {
+  /** Leave special tokens (`</s>`, `<|im_end|>`) out of the text. Default false. */
+  skipSpecialTokens?: boolean;
+  /**
+   * Apply Hugging Face's `clean_up_tokenization_spaces` (`"a ."` -> `"a."`). Default false, so that
+   * streamed text (`createDetokenizer`) always equals `decode`: the clean-up can remove a space that
+   * was already streamed.
+   */
+  cleanUpTokenizationSpaces?: boolean;
+}
+
+/**
+ * A loaded Hugging Face tokenizer, adapted for implicit-it: encode/decode, the rules' vocabulary,
+ * special ids, prompt building with the rules' scope start, and streaming detokenization.
+ *
+ * @example
+ * const tok = await loadTokenizer('./models/llama2');
+ * const prompt = tok.buildPrompt({ format: 'tulu', instruction: 'Give me a recipe for tiramisu.' });
+ * prompt.scopeStart; // 7
+ * const rules = compileRules('hewitt2024', tok.vocabulary);
+ */
+export interface Tokenizer {
+  /** The directory (or label) the tokenizer was loaded from. */
+  readonly source: string;
+  /** How vocabulary pieces spell text: `sentencepiece`, `byte-level` or `plain`. */
+  readonly pieceEncoding: PieceEncoding;
+  /** The rules' `Vocabulary` (built on first access); `size` counts every id, added tokens included. */
+  readonly vocabulary: TokenizerVocabulary;
+  /** EOS ids: generation_config.json, else tokenizer_config.json, else special_tokens_map.json, else a conventional special token. */
+  readonly eosIds: readonly number[];
+  /** Where `eosIds` came from (e.g. `generation_config.json eos_token_id`), or undefined when none was found. */
+  readonly eosSource: string | undefined;
+  /** BOS id, or undefined when the tokenizer names none. */
+  readonly bosId: number | undefined;
+  /** Padding id: pad token of the configs, else the first EOS id, else 0. */
+  readonly padId: number;
+  /** The jinja chat template (chat_template.jinja, else tokenizer_config.json), if any. */
+  readonly chatTemplate: string | undefined;
+  /** The underlying `@huggingface/transformers` tokenizer, for anything this adapter does not cover. */
+  readonly hf: PreTrainedTokenizer;
+
+  /** Token ids of `text`. */
+  encode(text: string, options?: EncodeOptions): number[];
+  /** The text of `ids` (validated: integers in `[0, vocabulary.size)`). */
+  decode(ids: ArrayLike<number>, options?: DecodeOptions): string;
+  /** The vocabulary piece of `id` (`▁I`, `ĠI`, `</s>`), or undefined. */
+  idToToken(id: number): string | undefined;
+  /** The id of a vocabulary piece or added token, or undefined. */
+  tokenToId(token: string): number | undefined;
+  /** Whether `id` is a special added token (skipped by `skipSpecialTokens`). */
+  isSpecial(id: number): boolean;
+  /** Prompt ids with the rules' scope start S and prompt length P (see `PromptInput`). */
+  buildPrompt(input: PromptInput): Prompt;
+  /** A streaming detokenizer whose deltas join to `decode(ids, options)`. */
+  createDetokenizer(options?: DetokenizerOptions): Detokenizer;
+}

@@ -1,0 +1,105 @@
+import { describe, expect, it, vi } from 'vitest';
+import { createTokenizer, type Tokenizer, TokenizerInputError } from '../src/index.js';
+import { byteLevelFiles, sentencePieceFiles } from './helpers/build-tokenizer.js';
+import { STREAM_TEXTS, streamDeltas } from './helpers/stream.js';
+
+const families: [string, () => Tokenizer][] = [
+  ['byte-level', () => createTokenizer(byteLevelFiles())],
+  ['sentencepiece', () => createTokenizer(sentencePieceFiles())],
+];
+
+describe.each(families)('streaming detokenizer, %s (built tokenizer)', (_name, make) => {
+  const tok = make();
+
+  it.each(STREAM_TEXTS)('deltas join to decode(ids) exactly: %j', (text) => {
+    for (const addSpecialTokens of [false, true]) {
+      const ids = tok.encode(text, { addSpecialTokens });
+      for (const skip of [false, true]) {
+        const { text: streamed } = streamDeltas(tok, ids, skip);
+        expect(streamed).toBe(tok.decode(ids, { skipSpecialTokens: skip }));
+      }
+    }
+    expect(tok.decode(tok.encode(text, { addSpecialTokens: false }))).toBe(text);
+  });
+
+  it('never emits a partial character: U+FFFD never appears for valid text', () => {
+    const ids = tok.encode(STREAM_TEXTS.join(' '), { addSpecialTokens: false });
+    const { deltas } = streamDeltas(tok, ids);
+    expect(deltas.join('').includes('\uFFFD')).toBe(false);
+  });
+
+  it('holds an incomplete character back and flushes it as U+FFFD', () => {
+    const ids = tok.encode('a 🎉', { addSpecialTokens: false });
+    const detok = tok.createDetokenizer();
+    const cut = ids.slice(0, -1); // the emoji without its last byte
+    const out = cut.map((id) => detok.push(id)).join('');
+    expect(out).toBe('a ');
+    expect(detok.flush()).toBe('\uFFFD');
+    expect(tok.decode(cut)).toBe('a \uFFFD');
+  });
+
+  it('decodes only a small window per token (O(1) amortized)', () => {
+    const ids = tok.encode(STREAM_TEXTS.join('\n').repeat(20), { addSpecialTokens: false });
+    const spy = vi.spyOn(tok.hf._tokenizer, 'decode');
+    streamDeltas(tok, ids);
+    const decodedIds = spy.mock.calls.reduce(
+      (n: number, call: unknown[]) => n + (call[0] as number[]).length,
+      0,
+    );
+    spy.mockRestore();
+    expect(ids.length).toBeGreaterThan(1000);
+    expect(decodedIds / ids.length).toBeLessThan(8);
+  });
+
+  it('rejects ids outside the vocabulary', () => {
+    const detok = tok.createDetokenizer();
+    expect(() => detok.push(tok.vocabulary.size)).toThrow(TokenizerInputError);
+    expect(() => detok.push(1.5)).toThrow(/detokenizer.push: token id 1.5 is outside \[0, \d+\)/);
+  });
+});
+
+describe('streaming detokenizer, exact deltas', () => {
+  it('byte-level: an emoji split over four byte tokens arrives whole with the fourth', () => {
+    const tok = createTokenizer(byteLevelFiles());
+    const ids = tok.encode('hello 🎉!', { addSpecialTokens: false });
+    expect(ids).toEqual([281, 32, 240, 159, 142, 137, 33]);
+    expect(streamDeltas(tok, ids).deltas).toEqual(['hello', ' ', '', '', '', '🎉', '!']);
+  });
+
+  it('SentencePiece: leading spaces survive mid-stream; the first one is stripped as in decode', () => {
+    const tok = createTokenizer(sentencePieceFiles());
+    const ids = tok.encode('Hello the world 世', { addSpecialTokens: false });
+    expect(ids.map((id) => tok.idToToken(id))).toEqual([
+      '▁Hello',
+      '▁the',
+      '▁world',
+      '▁',
+      '<0xE4>',
+      '<0xB8>',
+      '<0x96>',
+    ]);
+    const { deltas, rest } = streamDeltas(tok, ids);
+    expect(deltas).toEqual(['Hello', ' the', ' world', ' ', '', '', '世']);
+    expect(rest).toBe('');
+  });
+
+  it('SentencePiece: skipping a special token keeps the next word’s space', () => {
+    const tok = createTokenizer(sentencePieceFiles());
+    const ids = [
+      ...tok.encode('Hello', { addSpecialTokens: false }),
+      2,
+      ...tok.encode('the', { addSpecialTokens: false }),
+    ];
+    expect(streamDeltas(tok, ids, true).deltas).toEqual(['Hello', '', ' the']);
+    expect(tok.decode(ids, { skipSpecialTokens: true })).toBe('Hello the');
+    expect(streamDeltas(tok, ids, false).text).toBe(tok.decode(ids));
+  });
+
+  it('flush resets: the next push starts a new sequence', () => {
+    const tok = createTokenizer(sentencePieceFiles());
+    const detok = tok.createDetokenizer();
+    const [hello, the] = tok.encode('Hello the', { addSpecialTokens: false });
+    expect([detok.push(hello!), detok.push(the!), detok.flush()]).toEqual(['Hello', ' the', '']);
+    expect([detok.push(the!), detok.flush()]).toEqual(['the', '']);
+  });
+});

@@ -1,0 +1,238 @@
+import { readFileSync } from 'node:fs';
+import { compileRules, HEWITT2024_UNIFORM } from '@implicit-it/rules';
+import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { beforeAll, expect, it } from 'vitest';
+import { loadTokenizer, type Tokenizer, tuluParts } from '../src/index.js';
+import { STREAM_TEXTS, streamDeltas } from './helpers/stream.js';
+
+const fixture = (name: string) => sharedPath('fixtures/tokenizers', name);
+const files = (name: string) => [`fixtures/tokenizers/${name}/tokenizer.json`];
+
+/** rules-spec.md, "Verified exact ids": surface -> id per tokenizer (null: no such item). */
+const SPEC_IDS: Record<string, Record<string, number | null>> = {
+  llama2: Object.fromEntries(HEWITT2024_UNIFORM.map((e) => [e.text, e.llama2Id])),
+  gpt2: {
+    '<': 27,
+    ' <': 1279,
+    '|': 91,
+    ' I': 314,
+    I: 40,
+    ' We': 775,
+    What: 2061,
+    ' should': 815,
+    ' *': 1635,
+    ' -': 532,
+    '   ': null,
+    ' #': 1303,
+    ' ##': 22492,
+    '\n': 198,
+    '!': 0,
+  },
+  smollm: {
+    '<': 44,
+    ' <': 2067,
+    '|': 108,
+    ' I': 339,
+    I: 57,
+    ' We': 1046,
+    What: 1780,
+    ' should': 868,
+    ' *': 1672,
+    ' -': 731,
+    '   ': 333,
+    ' #': 907,
+    ' ##': 15530,
+    '\n': 198,
+    '!': 17,
+  },
+  olmo: {
+    '<': 29,
+    ' <': 654,
+    '|': 93,
+    ' I': 309,
+    I: 42,
+    ' We': 844,
+    What: 1276,
+    ' should': 943,
+    ' *': 475,
+    ' -': 428,
+    '   ': 341,
+    ' #': 1852,
+    ' ##': 20263,
+    '\n': 187,
+    '!': 2,
+  },
+};
+
+const EXPECTED = {
+  llama2: { size: 32000, eosIds: [2], bosId: 1, padId: 0, encoding: 'sentencepiece', mergeStyle: 'pair' },
+  gpt2: {
+    size: 50257,
+    eosIds: [50256],
+    bosId: 50256,
+    padId: 50256,
+    encoding: 'byte-level',
+    mergeStyle: 'string',
+  },
+  smollm: { size: 49152, eosIds: [2], bosId: 1, padId: 2, encoding: 'byte-level', mergeStyle: 'string' },
+  olmo: {
+    size: 50280,
+    eosIds: [50279],
+    bosId: undefined,
+    padId: 50279,
+    encoding: 'byte-level',
+    mergeStyle: 'string',
+  },
+} as const;
+
+const TIRAMISU = 'Give me a recipe for tiramisu.';
+
+for (const name of Object.keys(EXPECTED) as (keyof typeof EXPECTED)[]) {
+  describeShared(`fixture tokenizer ${name}`, files(name), () => {
+    let tok: Tokenizer;
+    beforeAll(async () => {
+      tok = await loadTokenizer(fixture(name));
+    });
+    const expected = EXPECTED[name];
+
+    it('loads with the expected special ids and vocabulary size', () => {
+      const json = JSON.parse(readFileSync(`${fixture(name)}/tokenizer.json`, 'utf8'));
+      expect(Array.isArray(json.model.merges[0]) ? 'pair' : 'string').toBe(expected.mergeStyle);
+      expect({
+        size: tok.vocabulary.size,
+        eosIds: tok.eosIds,
+        bosId: tok.bosId,
+        padId: tok.padId,
+        encoding: tok.pieceEncoding,
+        mergeStyle: expected.mergeStyle,
+      }).toEqual(expected);
+    });
+
+    it('resolves the hewitt2024 surfaces to exactly the spec ids', () => {
+      const got = Object.fromEntries(
+        HEWITT2024_UNIFORM.map((e) => {
+          const ids = tok.vocabulary.idsOf(e.text);
+          return [e.text, ids.length === 0 ? null : ids.length === 1 ? ids[0]! : [...ids]];
+        }),
+      );
+      expect(got).toEqual(SPEC_IDS[name]);
+      for (const [text, id] of Object.entries(SPEC_IDS[name]!)) {
+        if (id !== null) expect(tok.vocabulary.surfaceOf(id)).toBe(text);
+      }
+      const rules = compileRules('hewitt2024', tok.vocabulary);
+      expect(rules.unresolved).toEqual(
+        name === 'gpt2'
+          ? [{ rule: 'uniform', text: '   ', reason: 'no vocabulary item has the surface text "   "' }]
+          : [],
+      );
+    });
+
+    it('builds the Tulu prompt: whole-prompt ids, S at the instruction, P = length', () => {
+      const p = tok.buildPrompt({ format: 'tulu', instruction: TIRAMISU });
+      const bos = expected.bosId === undefined ? [] : [expected.bosId];
+      const body = `<|user|>\n${TIRAMISU}\n<|assistant|>\n`;
+      expect(p.ids).toEqual([...bos, ...tok.encode(body, { addSpecialTokens: false })]);
+      expect(p.ids.slice(0, p.scopeStart)).toEqual([
+        ...bos,
+        ...tok.encode('<|user|>\n', { addSpecialTokens: false }),
+      ]);
+      expect(tok.decode(p.ids.slice(p.scopeStart), { skipSpecialTokens: true })).toBe(
+        `${TIRAMISU}\n<|assistant|>\n`,
+      );
+      expect(p.promptLength).toBe(p.ids.length);
+      if (name === 'llama2') {
+        expect(p.ids).toEqual([
+          1, 529, 29989, 1792, 29989, 29958, 13, 29954, 573, 592, 263, 9522, 412, 363, 19493, 314, 28311,
+          29889, 13, 29966, 29989, 465, 22137, 29989, 29958, 13,
+        ]);
+        expect([p.scopeStart, p.promptLength]).toEqual([7, 26]);
+        expect(p.text).toBe(`<s>${body}`);
+      }
+    });
+
+    it('tokenizing the Tulu pieces separately gives the whole-prompt ids (byte-level) or documents why not (SentencePiece)', () => {
+      const messages = [
+        { role: 'system', content: 'You are terse.' },
+        { role: 'user', content: 'Hi!' },
+        { role: 'assistant', content: 'Hello.' },
+        { role: 'user', content: TIRAMISU },
+      ];
+      const p = tok.buildPrompt({ format: 'tulu', messages });
+      const eos = tok.idToToken(tok.eosIds[0]!)!;
+      const parts = tuluParts(messages, eos);
+      const bos = expected.bosId === undefined ? [] : [expected.bosId];
+      const pieces = [parts.before, parts.content, parts.after].map((s) =>
+        tok.encode(s, { addSpecialTokens: false }),
+      );
+      expect(p.ids.slice(0, p.scopeStart)).toEqual([...bos, ...pieces[0]!]);
+      if (expected.encoding === 'byte-level') {
+        expect(p.ids).toEqual([...bos, ...pieces.flat()]);
+      } else {
+        // SentencePiece prepends ▁ to every separately encoded piece ('▁Give' vs 'G' 'ive' after a newline),
+        // which is why the builder tokenizes the whole prompt once.
+        expect(tok.idToToken(pieces[1]![0]!)).toBe('▁Give');
+        expect(tok.idToToken(p.ids[p.scopeStart]!)).toBe('G');
+      }
+      expect(p.ids.slice(bos.length).filter((id) => id === tok.eosIds[0])).toHaveLength(1);
+    });
+
+    it('streams emoji, CJK and byte-fallback text with deltas that join to decode(ids)', () => {
+      for (const text of STREAM_TEXTS) {
+        const ids = tok.encode(text, { addSpecialTokens: false });
+        const { deltas, text: streamed } = streamDeltas(tok, ids);
+        expect(streamed).toBe(tok.decode(ids));
+        expect(deltas.join('').includes('\uFFFD')).toBe(false);
+      }
+      const prompt = tok.buildPrompt({ format: 'tulu', instruction: STREAM_TEXTS[1]! }).ids;
+      for (const skip of [false, true]) {
+        expect(streamDeltas(tok, prompt, skip).text).toBe(tok.decode(prompt, { skipSpecialTokens: skip }));
+      }
+    });
+  });
+}
+
+describeShared('fixture chat templates', [...files('llama2'), ...files('smollm')], () => {
+  it('smollm: ChatML from tokenizer_config.json', async () => {
+    const tok = await loadTokenizer(fixture('smollm'));
+    const p = tok.buildPrompt({
+      format: 'chat-template',
+      messages: [
+        { role: 'system', content: 'Be nice.' },
+        { role: 'user', content: 'Hi there' },
+      ],
+    });
+    expect(p.text).toBe(
+      '<|im_start|>system\nBe nice.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n',
+    );
+    expect(p.ids).toEqual([
+      1, 9690, 198, 6077, 9239, 30, 2, 198, 1, 4093, 198, 26843, 665, 2, 198, 1, 520, 9531, 198,
+    ]);
+    expect([p.scopeStart, p.promptLength]).toEqual([11, 19]);
+  });
+
+  it('llama2: TinyLlama chat_template.jinja (Zephyr-style), no BOS unless asked', async () => {
+    const tok = await loadTokenizer(fixture('llama2'));
+    const p = tok.buildPrompt({ format: 'chat-template', instruction: TIRAMISU });
+    expect(p.text).toBe(`<|user|>\n${TIRAMISU}</s>\n<|assistant|>\n`);
+    expect(p.ids.slice(0, p.scopeStart)).toEqual([529, 29989, 1792, 29989, 29958, 13]);
+    expect(p.ids[p.scopeStart]).toBe(29954);
+    const withBos = tok.buildPrompt({ format: 'chat-template', instruction: TIRAMISU, addBos: true });
+    expect(withBos.ids).toEqual([1, ...p.ids]);
+    expect(withBos.scopeStart).toBe(7);
+  });
+
+  it('llama2: byte-fallback deltas for an emoji arrive whole', async () => {
+    const tok = await loadTokenizer(fixture('llama2'));
+    const ids = tok.encode('Hi 🎉!', { addSpecialTokens: false });
+    expect(ids.map((id) => tok.idToToken(id))).toEqual([
+      '▁Hi',
+      '▁',
+      '<0xF0>',
+      '<0x9F>',
+      '<0x8E>',
+      '<0x89>',
+      '!',
+    ]);
+    expect(streamDeltas(tok, ids).deltas).toEqual(['Hi', ' ', '', '', '', '🎉', '!']);
+  });
+});

@@ -1,0 +1,186 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ImplicitItError } from '@implicit-it/rules';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createTokenizer, loadTokenizer, TokenizerInputError, TokenizerLoadError } from '../src/index.js';
+import {
+  byteLevelFiles,
+  CHATML_TEMPLATE,
+  sentencePieceFiles,
+  writeTokenizerDir,
+} from './helpers/build-tokenizer.js';
+
+const dirs: string[] = [];
+const tempDir = (files = sentencePieceFiles()) => {
+  const dir = writeTokenizerDir(files);
+  dirs.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function loadError(dir: string): Promise<TokenizerLoadError> {
+  try {
+    await loadTokenizer(dir);
+  } catch (error) {
+    expect(error).toBeInstanceOf(TokenizerLoadError);
+    expect(ImplicitItError.isInstance(error)).toBe(true);
+    return error as TokenizerLoadError;
+  }
+  throw new Error(`loading ${dir} did not fail`);
+}
+
+describe('loadTokenizer from a directory (built tokenizers)', () => {
+  it('loads a SentencePiece dir and a byte-level dir with chat_template.jinja', async () => {
+    const sp = await loadTokenizer(tempDir());
+    expect(sp.encode('Hello world')).toEqual([1, 330, 335]);
+    const files = byteLevelFiles('pair');
+    delete files.tokenizerConfig!.chat_template;
+    files.chatTemplate = CHATML_TEMPLATE;
+    const bl = await loadTokenizer(tempDir(files));
+    expect(bl.chatTemplate).toBe(CHATML_TEMPLATE);
+    expect(bl.encode(' the world')).toEqual([258, 286]);
+  });
+
+  it('EOS order: generation_config.json (a list), then tokenizer_config.json, then special_tokens_map.json', async () => {
+    const files = sentencePieceFiles();
+    files.generationConfig = { eos_token_id: [2, 0], bos_token_id: 1, pad_token_id: 0 };
+    const a = await loadTokenizer(tempDir(files));
+    expect([a.eosIds, a.eosSource, a.bosId, a.padId]).toEqual([
+      [2, 0],
+      'generation_config.json eos_token_id',
+      1,
+      0,
+    ]);
+    expect(a.vocabulary.eosIds).toEqual([2, 0]);
+
+    const b = sentencePieceFiles();
+    b.tokenizerConfig = { tokenizer_class: 'LlamaTokenizer' };
+    b.specialTokensMap = { eos_token: { content: '</s>', lstrip: false }, bos_token: '<s>' };
+    const loaded = await loadTokenizer(tempDir(b));
+    expect([loaded.eosIds, loaded.eosSource, loaded.bosId]).toEqual([
+      [2],
+      'special_tokens_map.json eos_token',
+      1,
+    ]);
+
+    const c = sentencePieceFiles();
+    delete c.tokenizerConfig;
+    const bare = createTokenizer(c);
+    // No config at all: a conventional special token; BOS from the post-processor template.
+    expect([bare.eosIds, bare.eosSource, bare.bosId, bare.padId]).toEqual([
+      [2],
+      'tokenizer.json special token </s>',
+      1,
+      2,
+    ]);
+    expect(createTokenizer(c, { eosIds: [0, 2] }).eosIds).toEqual([0, 2]);
+  });
+
+  it('a missing directory or tokenizer.json names the path and the fix', async () => {
+    const missing = join(tmpdir(), 'implicit-it-no-such-dir');
+    const e1 = await loadError(missing);
+    expect(e1.code).toBe('tokenizers.missing_file');
+    expect(e1.message).toBe(
+      `${missing}: the tokenizer directory does not exist; pass a local Hugging Face model or tokenizer directory`,
+    );
+    const empty = mkdtempSync(join(tmpdir(), 'implicit-it-empty-'));
+    dirs.push(empty);
+    const e2 = await loadError(empty);
+    expect(e2.file).toBe(join(empty, 'tokenizer.json'));
+    expect(e2.message).toMatch(/tokenizer\.json: is missing; only fast-tokenizer directories are supported/);
+    const file = join(empty, 'not-a-dir.txt');
+    writeFileSync(file, 'x');
+    expect((await loadError(file)).message).toBe(
+      `${file}: is a file, not a directory; pass the directory that holds tokenizer.json`,
+    );
+  });
+
+  it('malformed JSON names the file and the parse error', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'tokenizer_config.json'), '{"eos_token": ');
+    const e = await loadError(dir);
+    expect(e.code).toBe('tokenizers.malformed_file');
+    expect(e.file).toBe(join(dir, 'tokenizer_config.json'));
+    expect(e.message).toMatch(/tokenizer_config\.json: is not valid JSON \(.+\); restore the file/);
+    writeFileSync(join(dir, 'tokenizer_config.json'), '[1, 2]');
+    expect((await loadError(dir)).message).toBe(
+      `${join(dir, 'tokenizer_config.json')}: must hold a JSON object, found an array`,
+    );
+  });
+
+  it('malformed fields name the file and the field', async () => {
+    const cases: [(f: ReturnType<typeof sentencePieceFiles>) => void, string, string][] = [
+      [
+        (f) => delete f.tokenizerJson.model,
+        'model',
+        'must be an object (the tokenizer model: type, vocab, merges)',
+      ],
+      [
+        (f) => ((f.tokenizerJson.model as { merges: unknown[] }).merges[3] = 42),
+        'model.merges[3]',
+        'must be "a b" or ["a", "b"], found 42',
+      ],
+      [
+        (f) => ((f.tokenizerJson.added_tokens as unknown[])[1] = { id: 'x' }),
+        'added_tokens[1]',
+        'must be { id: integer, content: string }, found {"id":"x"}',
+      ],
+      [
+        (f) => (f.generationConfig = { eos_token_id: 99999 }),
+        'eos_token_id',
+        'must be a token id or a list of token ids in [0, 352), found 99999',
+      ],
+      [
+        (f) => (f.tokenizerConfig!.eos_token = '<|end|>'),
+        'eos_token',
+        'names "<|end|>", which is not a token of tokenizer.json; fix the field or remove it',
+      ],
+      [
+        (f) => (f.tokenizerConfig!.chat_template = 7),
+        'chat_template',
+        'must be a jinja template string or a list of { name, template }',
+      ],
+    ];
+    for (const [mutate, field, message] of cases) {
+      const files = sentencePieceFiles();
+      mutate(files);
+      const dir = tempDir(files);
+      const e = await loadError(dir);
+      expect([e.code, e.field]).toEqual(['tokenizers.malformed_file', field]);
+      expect(e.message.endsWith(`(field ${field}): ${message}`)).toBe(true);
+    }
+  });
+
+  it('a tokenizer model transformers.js cannot build is reported as unsupported', () => {
+    const files = sentencePieceFiles();
+    files.tokenizerJson.normalizer = { type: 'NoSuchNormalizer' };
+    try {
+      createTokenizer(files);
+      expect.unreachable();
+    } catch (error) {
+      expect((error as TokenizerLoadError).code).toBe('tokenizers.unsupported');
+      expect((error as Error).message).toBe(
+        'built:sentencepiece-pair/tokenizer.json: @huggingface/transformers cannot build this tokenizer ' +
+          '(Unknown Normalizer type: NoSuchNormalizer); re-save it with a recent Python transformers (tokenizer.save_pretrained)',
+      );
+    }
+  });
+
+  it('encode/decode validate their input', () => {
+    const tok = createTokenizer(sentencePieceFiles());
+    expect(() => tok.decode([1, -1])).toThrow(
+      new TokenizerInputError('decode: ids[1]: token id -1 is outside [0, 352) of built:sentencepiece-pair'),
+    );
+    expect(() => tok.encode(42 as never)).toThrow('encode: text must be a string, got number');
+    expect(tok.decode([])).toBe('');
+    expect(tok.decode(Int32Array.from([330, 335]))).toBe('Hello world');
+    expect(tok.decode([1, 330, 2], { skipSpecialTokens: true })).toBe('Hello');
+    expect(createTokenizer(byteLevelFiles()).decode([258, 32, 46])).toBe(' the .');
+    expect(createTokenizer(byteLevelFiles()).decode([258, 32, 46], { cleanUpTokenizationSpaces: true })).toBe(
+      ' the.',
+    );
+  });
+});

@@ -1,0 +1,212 @@
+import { describe, expect, it } from 'vitest';
+import { createTokenizer, PromptError, tuluParts } from '../src/index.js';
+import { byteLevelFiles, sentencePieceFiles } from './helpers/build-tokenizer.js';
+
+describe('tuluParts (open-instruct create_prompt_with_tulu_chat_format)', () => {
+  it('formats one instruction', () => {
+    expect(tuluParts([{ role: 'user', content: 'Hi' }], '</s>')).toEqual({
+      before: '<|user|>\n',
+      content: 'Hi',
+      after: '\n<|assistant|>\n',
+    });
+  });
+
+  it('formats multi-turn: system, EOS after trimmed assistant turns, split at the last user message', () => {
+    const parts = tuluParts(
+      [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'A?' },
+        { role: 'assistant', content: '  B.  ' },
+        { role: 'user', content: 'C?' },
+      ],
+      '</s>',
+    );
+    expect(parts.before + parts.content + parts.after).toBe(
+      '<|system|>\nBe brief.\n<|user|>\nA?\n<|assistant|>\nB.</s>\n<|user|>\nC?\n<|assistant|>\n',
+    );
+    expect(parts.content).toBe('C?');
+    expect(parts.after).toBe('\n<|assistant|>\n');
+  });
+
+  it('rejects bad messages with the index and the fix', () => {
+    expect(() => tuluParts([], '</s>')).toThrow('messages: give at least one message');
+    expect(() => tuluParts([{ role: 'assistant', content: 'x' }], '</s>')).toThrow(/no user message/);
+    expect(() =>
+      tuluParts(
+        [
+          { role: 'tool', content: 'x' },
+          { role: 'user', content: 'y' },
+        ],
+        '</s>',
+      ),
+    ).toThrow(`messages[0].role: the Tulu format supports 'system', 'user' and 'assistant', got "tool"`);
+    expect(() =>
+      tuluParts(
+        [
+          { role: 'user', content: 'x' },
+          { role: 'assistant', content: 'y' },
+          { role: 'user', content: 'z' },
+        ],
+        undefined,
+      ),
+    ).toThrow(/messages\[1\]: an assistant turn ends with the EOS token/);
+  });
+});
+
+describe('buildPrompt on a SentencePiece tokenizer (built)', () => {
+  const tok = createTokenizer(sentencePieceFiles());
+
+  it('tulu: BOS id first, whole-prompt ids, S at the instruction, P = length', () => {
+    const p = tok.buildPrompt({ format: 'tulu', instruction: 'Give the world' });
+    expect(p.text).toBe('<s><|user|>\nGive the world\n<|assistant|>\n');
+    expect(p.ids).toEqual([1, ...tok.encode(p.text.slice(3), { addSpecialTokens: false })]);
+    expect(p.ids.slice(0, 7).map((id) => tok.idToToken(id))).toEqual(['<s>', '▁<', '|', 'u', 's', 'e', 'r']);
+    expect(p.scopeStart).toBe(10);
+    expect(tok.idToToken(p.ids[p.scopeStart]!)).toBe('G');
+    expect(tok.idToToken(p.ids[p.scopeStart - 1]!)).toBe('<0x0A>');
+    expect(p.promptLength).toBe(p.ids.length);
+    // The text before S alone tokenizes to exactly ids[0:S].
+    expect([1, ...tok.encode('<|user|>\n', { addSpecialTokens: false })]).toEqual(
+      p.ids.slice(0, p.scopeStart),
+    );
+    // Encoding the instruction as a separate piece would differ (SentencePiece's dummy prefix ▁):
+    expect(tok.encode('Give', { addSpecialTokens: false }).map((id) => tok.idToToken(id))).toEqual(['▁Give']);
+    expect(p.ids.slice(10, 14).map((id) => tok.idToToken(id))).toEqual(['G', 'i', 'v', 'e']);
+  });
+
+  it('tulu multi-turn: EOS token after assistant turns; S at the last user message', () => {
+    const p = tok.buildPrompt({
+      format: 'tulu',
+      messages: [
+        { role: 'user', content: 'I' },
+        { role: 'assistant', content: 'What' },
+        { role: 'user', content: 'the' },
+      ],
+    });
+    expect(p.text).toBe('<s><|user|>\nI\n<|assistant|>\nWhat</s>\n<|user|>\nthe\n<|assistant|>\n');
+    expect(p.ids.filter((id) => id === 2)).toEqual([2]);
+    expect(p.ids.slice(p.scopeStart, p.scopeStart + 3).map((id) => tok.idToToken(id))).toEqual([
+      't',
+      'h',
+      'e',
+    ]);
+    expect(tok.decode(p.ids.slice(p.scopeStart))).toBe('the\n<|assistant|>\n');
+  });
+
+  it('addBos: false leaves BOS out', () => {
+    const p = tok.buildPrompt({ format: 'tulu', instruction: 'Give', addBos: false });
+    expect(p.ids[0]).not.toBe(1);
+    expect(p.text).toBe('<|user|>\nGive\n<|assistant|>\n');
+    expect(p.scopeStart).toBe(9);
+  });
+
+  it('raw: special tokens added, S after them', () => {
+    const p = tok.buildPrompt({ format: 'raw', text: 'Hello world' });
+    expect(p).toEqual({ ids: [1, 330, 335], scopeStart: 1, promptLength: 3, text: 'Hello world' });
+    expect(tok.buildPrompt({ format: 'raw', text: 'Hello world', addSpecialTokens: false })).toEqual({
+      ids: [330, 335],
+      scopeStart: 0,
+      promptLength: 2,
+      text: 'Hello world',
+    });
+  });
+
+  it('chat-template without a template is a PromptError naming the files and the fix', () => {
+    expect(() => tok.buildPrompt({ format: 'chat-template', instruction: 'x' })).toThrow(
+      "built:sentencepiece-pair has no chat template (chat_template in tokenizer_config.json or chat_template.jinja); pass { template } or use format 'tulu'",
+    );
+    try {
+      tok.buildPrompt({ format: 'chat-template', instruction: 'x' });
+    } catch (error) {
+      expect(PromptError.isInstance(error) && error.code).toBe('tokenizers.no_chat_template');
+    }
+  });
+
+  it('chat-template with an explicit template; addBos prepends BOS once', () => {
+    const template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}[assistant]";
+    const p = tok.buildPrompt({
+      format: 'chat-template',
+      instruction: 'Hello world',
+      template,
+      addBos: true,
+    });
+    expect(p.text).toBe('<s>[user] Hello world\n[assistant]');
+    expect(p.ids[0]).toBe(1);
+    expect(p.ids.slice(p.scopeStart, p.scopeStart + 2)).toEqual([330, 335]);
+  });
+});
+
+describe('buildPrompt on a byte-level BPE tokenizer (built)', () => {
+  const tok = createTokenizer(byteLevelFiles());
+
+  it('tulu: tokenizing the pieces separately gives the same ids as the whole prompt', () => {
+    const messages = [
+      { role: 'user', content: 'Give me a recipe' },
+      { role: 'assistant', content: 'What?' },
+      { role: 'user', content: 'hello the world' },
+    ];
+    const p = tok.buildPrompt({ format: 'tulu', messages });
+    const parts = tuluParts(messages, '<|im_end|>');
+    const pieces = [parts.before, parts.content, parts.after].map((s) =>
+      tok.encode(s, { addSpecialTokens: false }),
+    );
+    expect([303, ...pieces.flat()]).toEqual(p.ids);
+    expect(p.scopeStart).toBe(1 + pieces[0]!.length);
+    expect(p.text).toBe(
+      '<|im_start|><|user|>\nGive me a recipe\n<|assistant|>\nWhat?<|im_end|>\n<|user|>\nhello the world\n<|assistant|>\n',
+    );
+  });
+
+  it('where the tokenizer merges across the boundary, S is the merged token', () => {
+    // GPT-2's pre-tokenizer splits '\n' + '\n\nhello' into '\n\n', '\n', 'hello': the first pre-token
+    // holds the prompt's newline and the message's first newline, and BPE merges it into ĊĊ.
+    const p = tok.buildPrompt({ format: 'tulu', instruction: '\n\nhello', addBos: false });
+    const before = tok.encode('<|user|>\n', { addSpecialTokens: false });
+    expect(before.at(-1)).toBe(10);
+    expect(p.ids[before.length - 1]).toBe(tok.vocabulary.idsOf('\n\n')[0]);
+    expect(p.scopeStart).toBe(before.length - 1);
+    expect(p.ids.slice(p.scopeStart, p.scopeStart + 3)).toEqual([287, 10, 281]);
+    expect(tok.decode(p.ids.slice(p.scopeStart))).toBe('\n\n\nhello\n<|assistant|>\n');
+  });
+
+  it('chat-template (ChatML from tokenizer_config.json): S at the last user content', () => {
+    const p = tok.buildPrompt({
+      format: 'chat-template',
+      messages: [
+        { role: 'system', content: 'the' },
+        { role: 'user', content: 'hello' },
+      ],
+    });
+    expect(p.text).toBe(
+      '<|im_start|>system\nthe<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n',
+    );
+    expect(p.ids).toEqual(tok.encode(p.text, { addSpecialTokens: false }));
+    expect(tok.idToToken(p.ids[p.scopeStart]!)).toBe('hello');
+    expect(p.ids[p.scopeStart - 1]).toBe(10);
+    const noGen = tok.buildPrompt({
+      format: 'chat-template',
+      instruction: 'hello',
+      addGenerationPrompt: false,
+    });
+    expect(noGen.text).toBe('<|im_start|>user\nhello<|im_end|>\n');
+  });
+
+  it('chat-template that rewrites the content cannot place S: scope_not_found', () => {
+    const template = "{% for m in messages %}{{ m['content'] | upper }}{% endfor %}";
+    expect(() => tok.buildPrompt({ format: 'chat-template', instruction: 'hello', template })).toThrow(
+      /does not write the last user message verbatim/,
+    );
+  });
+
+  it('rejects malformed input with PromptError', () => {
+    expect(() => tok.buildPrompt({ format: 'tulu' } as never)).toThrow(
+      'give instruction (a string) or messages (a list)',
+    );
+    expect(() => tok.buildPrompt({ format: 'xml', text: 'x' } as never)).toThrow(
+      `format: expected 'tulu', 'chat-template' or 'raw', got "xml"`,
+    );
+    expect(() => tok.buildPrompt({ format: 'tulu', instruction: 'a', messages: [] } as never)).toThrow(
+      'give either instruction or messages, not both',
+    );
+  });
+});

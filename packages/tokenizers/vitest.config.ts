@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config';
+
+// Fixture tokenizers take ~0.4 s each to load; one worker keeps the shared 2-core machine usable.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
