@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { codePointLength, discreteWinRate, roundHalfEven, standardError, winRate } from '../src/index.js';
+import {
+  codePointLength,
+  discreteWinRate,
+  formatWinRate,
+  roundHalfEven,
+  standardError,
+  WIN_RATE_KEYS,
+  winRate,
+} from '../src/index.js';
 
 describe('winRate (alpaca_eval semantics, hand-checked)', () => {
   it('averages preference - 1, counts wins, losses and draws, drops NaN', () => {
@@ -50,5 +58,28 @@ describe('winRate (alpaca_eval semantics, hand-checked)', () => {
   it('counts lengths in code points, like Python', () => {
     expect(codePointLength('héllo 👋')).toBe(7);
     expect(standardError([1, 2, 3, 4])).toBeCloseTo(0.6454972243679028, 15);
+  });
+});
+
+describe('formatWinRate (the eval winrate command)', () => {
+  it('--json prints one object with exactly the leaderboard keys, NaN as null', () => {
+    const json = JSON.parse(formatWinRate(winRate([{ preference: 2, output_2: 'abc' }]), { json: true }));
+    expect(Object.keys(json)).toEqual([...WIN_RATE_KEYS]);
+    expect(json).toEqual({
+      win_rate: 100,
+      standard_error: null,
+      n_wins: 1,
+      n_wins_base: 0,
+      n_draws: 0,
+      n_total: 1,
+      discrete_win_rate: 100,
+      avg_length: 3,
+    });
+  });
+  it('prints one aligned line per statistic otherwise', () => {
+    const text = formatWinRate(winRate([{ preference: 1.25 }, { preference: 2 }]));
+    expect(text.split('\n')).toHaveLength(8);
+    expect(text).toMatch(/^win_rate {11}62\.500000$/m);
+    expect(text).toMatch(/^n_total {12}2$/m);
   });
 });
