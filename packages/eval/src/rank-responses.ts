@@ -30,7 +30,7 @@ export interface RankResponsesOptions extends ProgressCallbacks {
   bootstrap?: number;
   /** Confidence level (default 0.95). */
   confidence?: number;
-  /** Resume journal (recommended for long runs); none by default. */
+  /** Resume journal; default `${out}.journal.jsonl` when `out` is given, none otherwise. Removed after success. */
   journalPath?: string;
   /** Where to write the result JSON (optional). */
   out?: string;
@@ -203,8 +203,9 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
     );
   }
   const negatives = drawNegatives(n, k, seed);
-  const journal = options.journalPath
-    ? Journal.open<RankedExample>(options.journalPath, {
+  const journalPath = options.journalPath ?? (options.out ? `${options.out}.journal.jsonl` : undefined);
+  const journal = journalPath
+    ? Journal.open<RankedExample>(journalPath, {
         kind: 'rank',
         version: 1,
         n,

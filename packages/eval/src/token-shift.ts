@@ -56,7 +56,9 @@ export interface TokenShiftOptions extends ProgressCallbacks {
   positionBins?: readonly number[];
   /** How many shifted tokens to list (default 20). */
   topK?: number;
+  /** Resume journal; default `${out}.journal.jsonl` when `out` is given, none otherwise. Removed after success. */
   journalPath?: string;
+  /** Where to write the result JSON (optional). */
   out?: string;
   fingerprint?: Record<string, unknown>;
   signal?: AbortSignal;
@@ -95,8 +97,9 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
     });
   }
   const batchSize = options.batchSize ?? 8;
-  const journal = options.journalPath
-    ? Journal.open<{ i: number; tokens: TokenRank[] }>(options.journalPath, {
+  const journalPath = options.journalPath ?? (options.out ? `${options.out}.journal.jsonl` : undefined);
+  const journal = journalPath
+    ? Journal.open<{ i: number; tokens: TokenRank[] }>(journalPath, {
         kind: 'shift',
         version: 1,
         outputs: sha256(aligned.map((a) => [a.instruction, a.output])),
