@@ -47,6 +47,14 @@ function table(header: string[], rows: string[][]): string {
   ].join('\n');
 }
 
+/** `position 0`, `positions 2-4`, `positions 200+`. */
+function positionLabel(from: number, to: number | null): string {
+  if (to === null) return `positions ${from}+`;
+  return to - from === 1 ? `position ${from}` : `positions ${from}-${to - 1}`;
+}
+
+const orderKey = (x: number) => (Number.isNaN(x) ? Number.NEGATIVE_INFINITY : x);
+
 function jsonFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
@@ -74,7 +82,7 @@ export function winRatesOfRun(runDir: string): WinRateRow[] {
         ...winRate(annotations),
       };
     })
-    .sort((a, b) => (Number.isNaN(b.win_rate) ? -1 : b.win_rate - a.win_rate));
+    .sort((a, b) => orderKey(b.win_rate) - orderKey(a.win_rate) || a.name.localeCompare(b.name));
 }
 
 /**
@@ -248,7 +256,7 @@ export async function writeReport(
           title: `Token shift by position: ${r.label}`,
           series: ['unshifted (rank 1)', 'marginal (2-3)', 'shifted (>3)'],
           bars: r.byPosition.map((b) => ({
-            label: b.to === null ? `positions ${b.from}+` : `positions ${b.from}-${b.to - 1}`,
+            label: `${positionLabel(b.from, b.to)} (${b.tokens} tokens)`,
             values: [b.percent.unshifted, b.percent.marginal, b.percent.shifted],
           })),
         }),

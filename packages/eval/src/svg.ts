@@ -160,9 +160,15 @@ export function stackedBarsSvg(options: {
       `<text x="${left - 8}" y="${y + rowH / 2 + 4}" text-anchor="end" ${FONT} font-size="12" fill="${COLORS.ink}">${escapeXml(truncate(b.label, 34))}</text>`,
     );
     const total = b.values.reduce((s, v) => s + (Number.isFinite(v) ? v : 0), 0);
+    if (!(total > 0)) {
+      body.push(
+        `<text x="${left + 4}" y="${y + rowH / 2 + 4}" ${FONT} font-size="12" fill="${COLORS.grey}">no data</text>`,
+      );
+      return;
+    }
     let x = left;
     b.values.forEach((v, k) => {
-      if (!(total > 0) || !Number.isFinite(v)) return;
+      if (!Number.isFinite(v)) return;
       const w = ((right - left) * v) / total;
       body.push(
         `<rect x="${n(x)}" y="${y + 6}" width="${n(w)}" height="${rowH - 12}" fill="${colors[k % colors.length]}"><title>${escapeXml(`${b.label}, ${options.series[k]}: ${v.toFixed(2)}%`)}</title></rect>`,
