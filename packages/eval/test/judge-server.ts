@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
  * answers with one token and real `top_logprobs`, deterministically. It reads the two answers from
  * the prompt and prefers the longer one: P(first) : P(second) : P("The") =
  * 0.98 (L1 + 1) / S : 0.98 (L2 + 1) / S : 0.02 with S = L1 + L2 + 2.
+ * With `model`, the answer's log-probabilities come from that model instead (e.g. a modelkit model).
  * Markers in the request text change its behaviour: `[no-logprobs]` (no logprobs field), `[flaky]`
  * (503 on the first attempt), `[rate]` (429 with retry-after-ms on the first attempt), `[garbage]`
  * (answers "The" without m or M among the top logprobs).
@@ -32,8 +33,13 @@ async function readBody(req: IncomingMessage): Promise<string | undefined> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** A judge model: the log-probabilities of its first answer token, best first. */
+export type JudgeModel = (
+  messages: { role: string; content: string }[],
+) => { token: string; logprob: number }[];
+
 export async function startJudgeServer(
-  options: { delayMs?: number; apiKey?: string } = {},
+  options: { delayMs?: number; apiKey?: string; model?: JudgeModel } = {},
 ): Promise<JudgeServer> {
   const attempts = new Map<string, number>();
   const state = { served: 0, received: 0 };
@@ -81,6 +87,7 @@ export async function startJudgeServer(
         { token: 'The', logprob: -0.01 },
         { token: 'Both', logprob: -5 },
       ];
+    if (options.model) top = options.model(body.messages);
     top.sort((a, b) => b.logprob - a.logprob);
     top = top.slice(0, body.top_logprobs);
     const answer = top[0]!.token;
