@@ -38,7 +38,7 @@ export class Journal<T> {
   /** Opens (or creates) the journal at `path` for a run identified by `header`. */
   static open<T>(path: string, header: Record<string, unknown>): Journal<T> {
     mkdirSync(dirname(path), { recursive: true });
-    const headerLine = JSON.stringify({ journal: header });
+    const headerLine = canonicalJson({ journal: header });
     const entries: T[] = [];
     let keepBytes = 0;
     if (existsSync(path)) {
@@ -56,7 +56,7 @@ export class Journal<T> {
           throw new ResumeMismatchError(path, `line ${line + 1} is not valid JSON (the file is damaged)`);
         }
         if (line === 0) {
-          if (JSON.stringify(value) !== headerLine) {
+          if (canonicalJson(value) !== headerLine) {
             throw new ResumeMismatchError(
               path,
               `was written by a different run (its header ${text.slice(0, 300)} differs from ${headerLine.slice(0, 300)})`,
@@ -108,4 +108,15 @@ export class Journal<T> {
     }
     fsyncSync(this.fd);
   }
+}
+
+/** JSON with object keys sorted at every level, so equal headers compare equal whatever their key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
 }

@@ -237,3 +237,17 @@ describe('runAblations', () => {
     expect(seen.length).toBe(0);
   });
 });
+
+describe('Journal', () => {
+  it('accepts the same header with keys in another order, refuses a different one', async () => {
+    const { Journal } = await import('../src/index.js');
+    const path = join(tmp(), 'j.jsonl');
+    const a = Journal.open<{ i: number }>(path, { model: 'x', opts: { a: 1, b: 2 } });
+    a.append([{ i: 1 }]);
+    a.close();
+    const b = Journal.open<{ i: number }>(path, { opts: { b: 2, a: 1 }, model: 'x' });
+    expect(b.entries).toEqual([{ i: 1 }]);
+    b.close();
+    expect(() => Journal.open(path, { model: 'y', opts: { a: 1, b: 2 } })).toThrow(ResumeMismatchError);
+  });
+});
