@@ -1,0 +1,124 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { getDatasetRecipe } from './dataset-recipes.js';
+import { type LengthStats, lengthStats } from './length-stats.js';
+import type { ChatExample } from './messages.js';
+import type { RowIssue } from './row-issue.js';
+import { type SplitOptions, splitTrainValidation } from './split.js';
+
+/** Default raw data directory: `../shared/data` relative to the working directory. */
+export const DEFAULT_DATA_DIR = '../shared/data';
+
+/** Options of {@link buildDataset}. */
+export interface BuildDatasetOptions {
+  /** A dataset recipe name (see `DATASET_RECIPE_NAMES`). */
+  recipe: string;
+  /** Raw data directory (default `../shared/data`). */
+  dataDir?: string;
+  /** Where to write the training JSONL; nothing is written when omitted. */
+  out?: string;
+  /** Hold out a seeded validation split, written to `validationOut` (default: `out` with `.val.jsonl`). */
+  validation?: SplitOptions & { out?: string };
+  /** Called as the build advances. */
+  onProgress?: (event: { stage: 'read' | 'split' | 'write'; message: string }) => void;
+}
+
+/** What {@link buildDataset} made: the examples plus a summary that is also the CLI's `--json` output. */
+export interface BuildDatasetResult {
+  recipe: string;
+  /** Examples in the training output (after any validation split). */
+  count: number;
+  /** Examples in the validation output (0 without a split). */
+  validationCount: number;
+  /** Examples the recipe produced before the split. */
+  total: number;
+  /** The paper's count for this recipe; `total !== expected` means rows were skipped or malformed. */
+  expected: number;
+  /** Raw records read. */
+  rawCount: number;
+  /** Rows not turned into examples (skipped + malformed). */
+  skipped: number;
+  /** Each such row with its file, line and reason. */
+  issues: RowIssue[];
+  /** Character lengths of user content, assistant content, and whole examples. */
+  stats: { userChars: LengthStats; assistantChars: LengthStats; totalChars: LengthStats };
+  /** Files written. */
+  files: { train?: string; validation?: string };
+  train: ChatExample[];
+  validation: ChatExample[];
+}
+
+/** Serializes examples as JSONL in the open-instruct `messages` format (`{dataset, id, messages}`). */
+export function examplesToJsonl(examples: ChatExample[]): string {
+  return examples
+    .map((e) => `${JSON.stringify({ dataset: e.dataset, id: e.id, messages: e.messages })}\n`)
+    .join('');
+}
+
+/**
+ * Builds one of the paper's training sets from the raw files, optionally holds out a seeded
+ * validation split, and writes JSONL. Malformed rows never throw: they are listed in `issues` with
+ * their line numbers and counted in `skipped`; a missing raw file throws `DataFileError`.
+ *
+ * @example
+ * const r = await buildDataset({ recipe: 'mbpp', dataDir: '../shared/data', out: 'mbpp.jsonl' });
+ * console.log(r.count, r.skipped); // 374 0
+ */
+export async function buildDataset(options: BuildDatasetOptions): Promise<BuildDatasetResult> {
+  const recipe = getDatasetRecipe(options.recipe);
+  const dataDir = resolve(options.dataDir ?? DEFAULT_DATA_DIR);
+  const progress = options.onProgress ?? (() => {});
+  progress({ stage: 'read', message: `reading ${recipe.files.join(', ')} from ${dataDir}` });
+  const built = await recipe.build(dataDir);
+  const { train, validation } = options.validation
+    ? splitTrainValidation(built.examples, options.validation)
+    : { train: built.examples, validation: [] as ChatExample[] };
+  if (options.validation)
+    progress({ stage: 'split', message: `${train.length} train, ${validation.length} validation` });
+
+  const files: BuildDatasetResult['files'] = {};
+  if (options.out) {
+    const out = resolve(options.out);
+    await mkdir(dirname(out), { recursive: true });
+    await writeFile(out, examplesToJsonl(train));
+    files.train = out;
+    if (options.validation) {
+      const valOut = resolve(options.validation.out ?? out.replace(/(\.jsonl)?$/, '.val.jsonl'));
+      await writeFile(valOut, examplesToJsonl(validation));
+      files.validation = valOut;
+    }
+    progress({ stage: 'write', message: `wrote ${Object.values(files).join(', ')}` });
+  }
+
+  const sum = (e: ChatExample, role?: string) =>
+    e.messages.filter((m) => !role || m.role === role).reduce((n, m) => n + m.content.length, 0);
+  return {
+    recipe: recipe.name,
+    count: train.length,
+    validationCount: validation.length,
+    total: built.examples.length,
+    expected: built.expected,
+    rawCount: built.rawCount,
+    skipped: built.issues.length,
+    issues: built.issues,
+    stats: {
+      userChars: lengthStats(built.examples.map((e) => sum(e, 'user'))),
+      assistantChars: lengthStats(built.examples.map((e) => sum(e, 'assistant'))),
+      totalChars: lengthStats(built.examples.map((e) => sum(e))),
+    },
+    files,
+    train,
+    validation,
+  };
+}
+
+/**
+ * The JSON summary of a build (no examples): what `implicit-it finetune data --json` prints.
+ *
+ * @example
+ * console.log(JSON.stringify(datasetSummary(await buildDataset({ recipe: 'gsm' }))));
+ */
+export function datasetSummary(result: BuildDatasetResult): Omit<BuildDatasetResult, 'train' | 'validation'> {
+  const { train: _t, validation: _v, ...summary } = result;
+  return summary;
+}

@@ -1,0 +1,135 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { EncodedExample } from './encode-messages.js';
+import { IGNORE_INDEX } from './encode-messages.js';
+import { DataFileError } from './errors.js';
+
+/** Format tag of encoded shards; the Python entry point checks it. */
+export const SHARD_FORMAT = 'implicit-it/encoded-shard@1';
+
+/**
+ * The manifest of an encoded shard directory (`manifest.json`). Tokens live in three little-endian
+ * files: `input_ids.i32` (int32 per token), `loss_mask.u8` (1 where the label is the token, 0 where
+ * it is -100) and `offsets.i64` (count + 1 int64 example boundaries).
+ */
+export interface ShardManifest {
+  format: typeof SHARD_FORMAT;
+  recipe: string;
+  split: 'train' | 'validation';
+  count: number;
+  tokens: number;
+  trainedTokens: number;
+  /** Examples cut at maxSeqLength. */
+  truncated: number;
+  /** Ids of examples dropped because no label survived (open-instruct drops them too). */
+  dropped: string[];
+  maxSeqLength: number;
+  addBos: boolean;
+  tokenizer: { name?: string; hash?: string; addsBos: boolean; bosId?: number; eosToken: string };
+  /** Example ids in shard order. */
+  ids: string[];
+  files: { inputIds: 'input_ids.i32'; lossMask: 'loss_mask.u8'; offsets: 'offsets.i64' };
+}
+
+/**
+ * Writes encoded examples to `dir` (created if needed) with their manifest.
+ *
+ * @example
+ * await writeEncodedShard('job/data/train', encoded, { recipe: 'gsm', split: 'train', ...rest });
+ */
+export async function writeEncodedShard(
+  dir: string,
+  examples: EncodedExample[],
+  meta: Omit<ShardManifest, 'format' | 'count' | 'tokens' | 'trainedTokens' | 'truncated' | 'ids' | 'files'>,
+): Promise<ShardManifest> {
+  const tokens = examples.reduce((n, e) => n + e.inputIds.length, 0);
+  const ids = new Int32Array(tokens);
+  const mask = new Uint8Array(tokens);
+  const offsets = new BigInt64Array(examples.length + 1);
+  let at = 0;
+  let trained = 0;
+  examples.forEach((e, i) => {
+    offsets[i] = BigInt(at);
+    for (let t = 0; t < e.inputIds.length; t++) {
+      ids[at + t] = e.inputIds[t]!;
+      const on = e.labels[t] !== IGNORE_INDEX;
+      mask[at + t] = on ? 1 : 0;
+      if (on) trained++;
+    }
+    at += e.inputIds.length;
+  });
+  offsets[examples.length] = BigInt(at);
+  const manifest: ShardManifest = {
+    format: SHARD_FORMAT,
+    ...meta,
+    count: examples.length,
+    tokens,
+    trainedTokens: trained,
+    truncated: examples.filter((e) => e.truncated).length,
+    ids: examples.map((e) => e.id),
+    files: { inputIds: 'input_ids.i32', lossMask: 'loss_mask.u8', offsets: 'offsets.i64' },
+  };
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'input_ids.i32'), le(ids));
+  await writeFile(join(dir, 'loss_mask.u8'), mask);
+  await writeFile(join(dir, 'offsets.i64'), le(offsets));
+  await writeFile(join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  return manifest;
+}
+
+/**
+ * Reads a shard directory back into examples (labels rebuilt from the loss mask).
+ *
+ * @example
+ * const { manifest, examples } = await readEncodedShard('job/data/train');
+ */
+export async function readEncodedShard(
+  dir: string,
+): Promise<{ manifest: ShardManifest; examples: EncodedExample[] }> {
+  const manifestPath = join(dir, 'manifest.json');
+  let manifest: ShardManifest;
+  try {
+    manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as ShardManifest;
+  } catch (cause) {
+    throw new DataFileError(manifestPath, 'cannot read the shard manifest; encode the data again', { cause });
+  }
+  if (manifest.format !== SHARD_FORMAT) {
+    throw new DataFileError(
+      manifestPath,
+      `format is ${JSON.stringify(manifest.format)}, expected ${SHARD_FORMAT}`,
+    );
+  }
+  const idsBuf = await readFile(join(dir, manifest.files.inputIds));
+  const mask = await readFile(join(dir, manifest.files.lossMask));
+  const offBuf = await readFile(join(dir, manifest.files.offsets));
+  const examples: EncodedExample[] = [];
+  for (let i = 0; i < manifest.count; i++) {
+    const a = Number(offBuf.readBigInt64LE(i * 8));
+    const b = Number(offBuf.readBigInt64LE((i + 1) * 8));
+    const inputIds: number[] = [];
+    const labels: number[] = [];
+    let trainedTokens = 0;
+    for (let t = a; t < b; t++) {
+      const id = idsBuf.readInt32LE(t * 4);
+      inputIds.push(id);
+      labels.push(mask[t] ? id : IGNORE_INDEX);
+      if (mask[t]) trainedTokens++;
+    }
+    examples.push({
+      id: manifest.ids[i]!,
+      inputIds,
+      labels,
+      trainedTokens,
+      truncated: b - a >= manifest.maxSeqLength,
+    });
+  }
+  return { manifest, examples };
+}
+
+function le(view: Int32Array | BigInt64Array): Uint8Array {
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  // Typed arrays use the platform's byte order; every platform Node supports is little-endian, but check.
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
+    throw new Error('big-endian platforms are not supported');
+  return bytes;
+}

@@ -1,0 +1,247 @@
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { buildDataset } from './build-dataset.js';
+import { encodeDataset } from './encode-dataset.js';
+import type { EncodedExample } from './encode-messages.js';
+import type { ShardManifest } from './encoded-shard.js';
+import { writeEncodedShard } from './encoded-shard.js';
+import type { EncodingTokenizer } from './encoding-tokenizer.js';
+import { FinetuneOptionError } from './errors.js';
+import {
+  accelerateConfigYaml,
+  deepspeedZero3Config,
+  type LaunchTopology,
+  launchScript,
+} from './launch-configs.js';
+import { loadEncodingTokenizer } from './load-encoding-tokenizer.js';
+import { trainEntryPointPath } from './package-files.js';
+import type { SplitOptions } from './split.js';
+import { gradientAccumulationSteps, type TrainingRecipe, trainingRecipe } from './training-recipe.js';
+
+/** Format tag of job.json. */
+export const JOB_FORMAT = 'implicit-it/finetune-job@1';
+
+/** A progress event of planning: building data, encoding (with counts), writing. */
+export interface PlanProgress {
+  stage: 'data' | 'encode' | 'write';
+  message: string;
+  done?: number;
+  total?: number;
+}
+
+/** Options of {@link planJob}. */
+export interface PlanJobOptions {
+  /** Dataset recipe name (`lima-response`, `gsm`, ...). */
+  recipe: string;
+  /** Base model: a local Hugging Face directory or a hub id (resolved by the training machine). */
+  model: string;
+  /** The job directory to write. */
+  out: string;
+  /** GPUs per node (default 1); 0 trains on CPU. */
+  gpus?: number;
+  /** Nodes (default 1). */
+  nodes?: number;
+  /** Raw data directory (default ../shared/data). */
+  dataDir?: string;
+  /** Tokenizer directory or instance (default: the model directory). */
+  tokenizer?: string | EncodingTokenizer;
+  /** Overrides of the paper's hyperparameters. */
+  training?: Partial<TrainingRecipe>;
+  /** Hold out a seeded validation split, trained on never, evaluated every epoch. */
+  validation?: SplitOptions;
+  /** DeepSpeed ZeRO-3 (default: true when gpus > 0). */
+  zero3?: boolean;
+  /** Export the trained model to ONNX when optimum is installed (default true). */
+  exportOnnx?: boolean;
+  /** Force BOS text in front (open-instruct --add_bos, for OLMo-style tokenizers). */
+  addBos?: boolean;
+  onProgress?: (event: PlanProgress) => void;
+}
+
+/** The content of job.json: everything train.py needs. */
+export interface JobSpec {
+  format: typeof JOB_FORMAT;
+  recipe: string;
+  model: string;
+  tokenizerDir?: string;
+  data: { train: string; validation?: string };
+  training: TrainingRecipe & { gradientAccumulationSteps: number };
+  launch: LaunchTopology & { processes: number };
+  outputDir: string;
+  exportOnnx: boolean;
+  counts: {
+    train: number;
+    validation: number;
+    trainTokens: number;
+    trainedTokens: number;
+    dropped: number;
+    truncated: number;
+  };
+}
+
+/** What {@link planJob} wrote. */
+export interface PlanJobResult {
+  jobDir: string;
+  job: JobSpec;
+  files: string[];
+  train: ShardManifest;
+  validation?: ShardManifest;
+}
+
+/** Encoded data shared by the jobs of a sweep. @internal */
+export interface PreparedData {
+  recipe: string;
+  tokenizer: EncodingTokenizer;
+  tokenizerDir?: string;
+  train: { encoded: EncodedExample[]; dropped: string[] };
+  validation?: { encoded: EncodedExample[]; dropped: string[] };
+}
+
+/** Builds and encodes a recipe's data once. @internal */
+export async function prepareData(options: PlanJobOptions, maxSeqLength: number): Promise<PreparedData> {
+  const progress = options.onProgress ?? (() => {});
+  let tokenizer: EncodingTokenizer;
+  let tokenizerDir: string | undefined;
+  if (typeof options.tokenizer === 'object') {
+    tokenizer = options.tokenizer;
+  } else {
+    tokenizerDir = resolve(options.tokenizer ?? options.model);
+    if (!existsSync(join(tokenizerDir, 'tokenizer.json'))) {
+      throw new FinetuneOptionError(
+        'tokenizer',
+        `${tokenizerDir} has no tokenizer.json; pass the model as a local directory or a tokenizer directory (--tokenizer DIR) that matches the hub model "${options.model}"`,
+      );
+    }
+    tokenizer = await loadEncodingTokenizer(tokenizerDir);
+  }
+  const built = await buildDataset({
+    recipe: options.recipe,
+    dataDir: options.dataDir,
+    validation: options.validation,
+    onProgress: (e) => progress({ stage: 'data', message: e.message }),
+  });
+  progress({
+    stage: 'data',
+    message: `${built.recipe}: ${built.count} train, ${built.validationCount} validation, ${built.skipped} skipped`,
+  });
+  const encode = async (examples: typeof built.train, split: 'train' | 'validation') => {
+    const r = await encodeDataset({
+      examples,
+      tokenizer,
+      recipe: built.recipe,
+      split,
+      maxSeqLength,
+      addBos: options.addBos,
+      onProgress: (done, total) => progress({ stage: 'encode', message: `encoding ${split}`, done, total }),
+    });
+    return { encoded: r.encoded, dropped: r.dropped };
+  };
+  return {
+    recipe: built.recipe,
+    tokenizer,
+    tokenizerDir,
+    train: await encode(built.train, 'train'),
+    validation: built.validationCount > 0 ? await encode(built.validation, 'validation') : undefined,
+  };
+}
+
+/** Writes one job directory from prepared data. @internal */
+export async function writeJob(
+  data: PreparedData,
+  options: PlanJobOptions,
+  recipe: TrainingRecipe,
+): Promise<PlanJobResult> {
+  const gpus = options.gpus ?? 1;
+  const nodes = options.nodes ?? 1;
+  if (!(Number.isInteger(gpus) && gpus >= 0))
+    throw new FinetuneOptionError('gpus', `must be an integer >= 0, got ${gpus}`);
+  if (!(Number.isInteger(nodes) && nodes >= 1))
+    throw new FinetuneOptionError('nodes', `must be an integer >= 1, got ${nodes}`);
+  if (gpus === 0 && nodes > 1) throw new FinetuneOptionError('nodes', 'CPU jobs (gpus 0) run on one node');
+  const processes = Math.max(1, gpus) * nodes;
+  const topology: LaunchTopology = {
+    gpusPerNode: gpus,
+    nodes,
+    zero3: options.zero3 ?? gpus > 0,
+    bf16: recipe.bf16 && gpus > 0,
+  };
+  const jobDir = resolve(options.out);
+  const progress = options.onProgress ?? (() => {});
+  await mkdir(jobDir, { recursive: true });
+
+  const meta = (dropped: string[]) => ({
+    recipe: data.recipe,
+    dropped,
+    maxSeqLength: recipe.maxSeqLength,
+    addBos: options.addBos ?? false,
+    tokenizer: {
+      name: data.tokenizer.name,
+      hash: data.tokenizer.hash,
+      addsBos: data.tokenizer.addsBos,
+      bosId: data.tokenizer.bosId,
+      eosToken: data.tokenizer.eosToken,
+    },
+  });
+  const train = await writeEncodedShard(join(jobDir, 'data/train'), data.train.encoded, {
+    ...meta(data.train.dropped),
+    split: 'train',
+  });
+  const validation = data.validation
+    ? await writeEncodedShard(join(jobDir, 'data/validation'), data.validation.encoded, {
+        ...meta(data.validation.dropped),
+        split: 'validation',
+      })
+    : undefined;
+
+  const job: JobSpec = {
+    format: JOB_FORMAT,
+    recipe: data.recipe,
+    model: existsSync(options.model) ? resolve(options.model) : options.model,
+    tokenizerDir: data.tokenizerDir,
+    data: { train: 'data/train', ...(validation ? { validation: 'data/validation' } : {}) },
+    training: { ...recipe, gradientAccumulationSteps: gradientAccumulationSteps(recipe, processes) },
+    launch: { ...topology, processes },
+    outputDir: 'output',
+    exportOnnx: options.exportOnnx ?? true,
+    counts: {
+      train: train.count,
+      validation: validation?.count ?? 0,
+      trainTokens: train.tokens,
+      trainedTokens: train.trainedTokens,
+      dropped: train.dropped.length,
+      truncated: train.truncated,
+    },
+  };
+  const files = ['job.json', 'accelerate.yaml', 'launch.sh', 'train.py', 'data/train/manifest.json'];
+  await writeFile(join(jobDir, 'job.json'), `${JSON.stringify(job, null, 2)}\n`);
+  await writeFile(join(jobDir, 'accelerate.yaml'), accelerateConfigYaml(topology, 'ds_zero3.json'));
+  if (topology.zero3) {
+    await writeFile(
+      join(jobDir, 'ds_zero3.json'),
+      `${JSON.stringify(deepspeedZero3Config(topology.bf16), null, 2)}\n`,
+    );
+    files.push('ds_zero3.json');
+  }
+  await writeFile(join(jobDir, 'launch.sh'), launchScript(topology));
+  await chmod(join(jobDir, 'launch.sh'), 0o755);
+  await copyFile(trainEntryPointPath(), join(jobDir, 'train.py'));
+  if (validation) files.push('data/validation/manifest.json');
+  progress({ stage: 'write', message: `wrote ${jobDir}` });
+  return { jobDir, job, files, train, validation };
+}
+
+/**
+ * Writes a self-contained training job directory for the paper's PyTorch stack: the encoded data
+ * (ids + loss masks, see `writeEncodedShard`), `accelerate.yaml` (CPU, multi-GPU or multi-node),
+ * `ds_zero3.json` (DeepSpeed ZeRO-3, with GPUs), `launch.sh`, `train.py` and `job.json`.
+ *
+ * @example
+ * const { jobDir } = await planJob({ recipe: 'lima-response', model: 'models/Llama-2-7b-hf', gpus: 8, nodes: 1, out: 'jobs/res' });
+ * // then: await runJob(jobDir)   or on the cluster: bash jobs/res/launch.sh
+ */
+export async function planJob(options: PlanJobOptions): Promise<PlanJobResult> {
+  const recipe = trainingRecipe(options.training);
+  const data = await prepareData(options, recipe.maxSeqLength);
+  return writeJob(data, options, recipe);
+}

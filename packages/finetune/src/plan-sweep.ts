@@ -1,0 +1,49 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type PlanJobOptions, type PlanJobResult, prepareData, writeJob } from './plan-job.js';
+import { EPOCH_CHOICES, SEEDS, trainingRecipe } from './training-recipe.js';
+
+/** Options of {@link planSweep}: those of `planJob`, plus the grid. */
+export interface PlanSweepOptions extends PlanJobOptions {
+  /** Epoch counts (default the paper's 5, 7, 10, 15, 20). */
+  epochs?: number[];
+  /** Seeds (default 1..5). */
+  seeds?: number[];
+}
+
+/** What {@link planSweep} wrote: one job per (epochs, seed), and `sweep.json` listing them. */
+export interface PlanSweepResult {
+  sweepDir: string;
+  jobs: (PlanJobResult & { epochs: number; seed: number; name: string })[];
+}
+
+/**
+ * Writes the epoch x seed grid of jobs under `out` (`<recipe>-ep<E>-seed<S>/`), encoding the data
+ * once. The paper picks the epoch count on the validation set, then reports seeds 1..5.
+ *
+ * @example
+ * const { jobs } = await planSweep({ recipe: 'gsm', model: 'models/Llama-2-7b-hf', out: 'jobs/gsm-sweep', gpus: 2 });
+ * jobs.length; // 25
+ */
+export async function planSweep(options: PlanSweepOptions): Promise<PlanSweepResult> {
+  const epochs = options.epochs ?? [...EPOCH_CHOICES];
+  const seeds = options.seeds ?? [...SEEDS];
+  const base = trainingRecipe(options.training);
+  const data = await prepareData(options, base.maxSeqLength);
+  const sweepDir = resolve(options.out);
+  await mkdir(sweepDir, { recursive: true });
+  const jobs: PlanSweepResult['jobs'] = [];
+  for (const e of epochs) {
+    for (const s of seeds) {
+      const name = `${data.recipe}-ep${e}-seed${s}`;
+      const recipe = trainingRecipe({ ...options.training, epochs: e, seed: s });
+      const r = await writeJob(data, { ...options, out: join(sweepDir, name) }, recipe);
+      jobs.push({ ...r, epochs: e, seed: s, name });
+    }
+  }
+  await writeFile(
+    join(sweepDir, 'sweep.json'),
+    `${JSON.stringify({ recipe: data.recipe, epochs, seeds, jobs: jobs.map((j) => ({ name: j.name, epochs: j.epochs, seed: j.seed })) }, null, 2)}\n`,
+  );
+  return { sweepDir, jobs };
+}

@@ -1,0 +1,13 @@
+import type { ChatExample } from './messages.js';
+import type { RowIssue } from './row-issue.js';
+
+/** What a dataset recipe makes of its raw files. */
+export interface RecipeOutput {
+  examples: ChatExample[];
+  /** Rows skipped on purpose or unparseable, with their lines. */
+  issues: RowIssue[];
+  /** Raw records read (before the recipe's cut, e.g. all 7,473 GSM8K rows). */
+  rawCount: number;
+  /** How many examples the recipe is meant to produce (the paper's count); the build reports any shortfall. */
+  expected: number;
+}

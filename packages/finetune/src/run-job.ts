@@ -1,0 +1,159 @@
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { JobError, MissingPythonError, TrainingFailedError } from './errors.js';
+import { JOB_FORMAT, type JobSpec } from './plan-job.js';
+import { defaultPython, probePython } from './python-env.js';
+import { parseTrainingLogLine, type TrainingEvent, type TrainingProgress } from './training-log.js';
+
+/** Options of {@link runJob}. */
+export interface RunJobOptions {
+  /** Python interpreter (default: IMPLICIT_IT_PYTHON, else python3). */
+  python?: string;
+  /** Extra arguments to train.py, e.g. ['--max-steps', '5']. */
+  args?: string[];
+  /** Extra environment for the launch (e.g. MACHINE_RANK, MAIN_PROCESS_IP, CUDA_VISIBLE_DEVICES). */
+  env?: Record<string, string>;
+  /** Every raw log line, as it arrives. */
+  onLine?: (line: string) => void;
+  /** Every parsed event. */
+  onEvent?: (event: TrainingEvent) => void;
+  /** After every optimizer step: step, total, loss, ETA. */
+  onProgress?: (progress: TrainingProgress) => void;
+  /** Aborting kills the training process. */
+  signal?: AbortSignal;
+}
+
+/** What a finished run reports. */
+export interface RunJobResult {
+  jobDir: string;
+  steps: number;
+  totalSteps: number;
+  finalLoss?: number;
+  losses: number[];
+  valLosses: number[];
+  onnx?: { exported: boolean; path?: string; reason?: string };
+  outputDir: string;
+  logFile: string;
+  durationSeconds: number;
+}
+
+/**
+ * Reads and checks a job directory's job.json.
+ *
+ * @example
+ * const job = await readJob('jobs/res'); job.training.epochs;
+ */
+export async function readJob(jobDir: string): Promise<JobSpec> {
+  const file = join(resolve(jobDir), 'job.json');
+  if (!existsSync(file))
+    throw new JobError(
+      resolve(jobDir),
+      'job.json not found; write the job with planJob (implicit-it finetune plan) first',
+    );
+  const job = JSON.parse(await readFile(file, 'utf8')) as JobSpec;
+  if (job.format !== JOB_FORMAT)
+    throw new JobError(
+      resolve(jobDir),
+      `job.json format is ${JSON.stringify(job.format)}, expected ${JOB_FORMAT}; plan the job again`,
+    );
+  return job;
+}
+
+/** The Python modules a job needs: torch, transformers, accelerate, plus deepspeed (ZeRO-3 on GPUs) and peft (LoRA). */
+export function requiredModules(job: JobSpec): string[] {
+  const mods = ['torch', 'transformers', 'accelerate'];
+  if (job.launch.zero3 && job.launch.gpusPerNode > 0) mods.push('deepspeed');
+  if (job.training.lora) mods.push('peft');
+  return mods;
+}
+
+/**
+ * Launches a planned job (`launch.sh`) when Python has what it needs, streams its log to
+ * `train.log` and to the callbacks (steps, loss, ETA), and resolves when it finishes. Throws
+ * `MissingPythonError` listing exactly what to install, or `TrainingFailedError` with the log tail.
+ *
+ * @example
+ * const r = await runJob('jobs/res', { onProgress: (p) => process.stderr.write(`\r${formatProgress(p)}`) });
+ * console.log(r.finalLoss, r.outputDir);
+ */
+export async function runJob(jobDir: string, options: RunJobOptions = {}): Promise<RunJobResult> {
+  const dir = resolve(jobDir);
+  const job = await readJob(dir);
+  const python = options.python ?? defaultPython();
+  const probe = await probePython(python, requiredModules(job));
+  if (!probe.found || probe.missing.length > 0)
+    throw new MissingPythonError(python, probe.missing, probe.install);
+
+  const logFile = join(dir, 'train.log');
+  const log = createWriteStream(logFile);
+  const started = Date.now();
+  const tail: string[] = [];
+  const losses: number[] = [];
+  const result: RunJobResult = {
+    jobDir: dir,
+    steps: 0,
+    totalSteps: 0,
+    losses,
+    valLosses: [],
+    outputDir: join(dir, job.outputDir),
+    logFile,
+    durationSeconds: 0,
+  };
+  let firstStepAt: number | undefined;
+
+  const child = spawn('bash', [join(dir, 'launch.sh'), ...(options.args ?? [])], {
+    cwd: dir,
+    env: { ...process.env, PYTHON: python, PYTHONUNBUFFERED: '1', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const abort = () => child.kill('SIGTERM');
+  options.signal?.addEventListener('abort', abort, { once: true });
+
+  const onLine = (line: string) => {
+    log.write(`${line}\n`);
+    tail.push(line);
+    if (tail.length > 20) tail.shift();
+    options.onLine?.(line);
+    const event = parseTrainingLogLine(line);
+    if (!event) return;
+    options.onEvent?.(event);
+    if (event.type === 'start') {
+      result.totalSteps = event.totalSteps;
+      firstStepAt = Date.now();
+    } else if (event.type === 'step') {
+      result.steps = event.step;
+      result.totalSteps = event.totalSteps ?? result.totalSteps;
+      result.finalLoss = event.loss;
+      losses.push(event.loss);
+      const now = Date.now();
+      firstStepAt ??= now;
+      const perStep = (now - firstStepAt) / 1000 / event.step;
+      options.onProgress?.({
+        step: event.step,
+        totalSteps: result.totalSteps,
+        loss: event.loss,
+        etaSeconds: perStep > 0 ? perStep * Math.max(0, result.totalSteps - event.step) : undefined,
+        elapsedSeconds: (now - started) / 1000,
+      });
+    } else if (event.type === 'eval') {
+      result.valLosses.push(event.valLoss);
+    } else if (event.type === 'onnx') {
+      result.onnx = { exported: event.exported, path: event.path, reason: event.reason };
+    }
+  };
+  const lines = [createInterface({ input: child.stdout }), createInterface({ input: child.stderr })];
+  for (const rl of lines) rl.on('line', onLine);
+
+  const exitCode = await new Promise<number | null>((res, rej) => {
+    child.on('error', rej);
+    child.on('close', (code) => res(code));
+  });
+  options.signal?.removeEventListener('abort', abort);
+  await new Promise<void>((res) => log.end(res));
+  result.durationSeconds = (Date.now() - started) / 1000;
+  if (exitCode !== 0) throw new TrainingFailedError(dir, exitCode, tail.join('\n'));
+  return result;
+}

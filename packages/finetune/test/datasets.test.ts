@@ -1,0 +1,138 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
+import { describe, expect, it } from 'vitest';
+import {
+  buildDataset,
+  DATASET_RECIPE_NAMES,
+  DataFileError,
+  datasetSummary,
+  FinetuneOptionError,
+} from '../src/index.js';
+
+const DATA = join(SHARED_DIR, 'data');
+const files = [
+  'data/lima/lima_data.jsonl',
+  'data/lima/lima_no_instruction.jsonl',
+  'data/gsm8k/train.jsonl',
+  'data/mbpp/mbpp.jsonl',
+  'data/poetry/poems.csv',
+  'data/recipes/recipes.csv',
+  'data/chess/games.pgn',
+];
+
+describeShared('dataset recipes on ../shared/data', files, () => {
+  it.each([
+    ['lima', 1030, 0],
+    ['lima-response', 1030, 0],
+    ['gsm', 1000, 0],
+    ['mbpp', 374, 0],
+    ['poetry', 571, 2],
+    ['recipes', 1000, 0],
+    ['chess', 1000, 0],
+  ])('%s: %i examples, %i skipped', async (recipe, count, skipped) => {
+    const r = await buildDataset({ recipe, dataDir: DATA });
+    expect(r.count).toBe(count);
+    expect(r.skipped).toBe(skipped);
+    expect(r.total).toBe(r.expected);
+    expect(new Set(r.train.map((e) => e.id)).size).toBe(count);
+  });
+
+  it("lima-response equals the paper's lima_no_instruction.jsonl", async () => {
+    const r = await buildDataset({ recipe: 'lima-response', dataDir: DATA });
+    const paper = readFileSync(sharedPath('data/lima/lima_no_instruction.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    expect(r.train.map((e) => e.messages)).toEqual(paper.map((e) => e.messages));
+    expect(r.train.map((e) => e.id)).toEqual(paper.map((e) => e.id));
+  });
+
+  it("single-task layouts follow the paper's make_*.py scripts", async () => {
+    const gsm = await buildDataset({ recipe: 'gsm', dataDir: DATA });
+    expect(gsm.train[0]!.id).toBe('gsm8k_0');
+    expect(gsm.train[0]!.messages[0]!.content).toMatch(/^Natalia sold clips/);
+    const mbpp = await buildDataset({ recipe: 'mbpp', dataDir: DATA });
+    expect(mbpp.train[0]!.messages[0]!.content).toMatch(/longest chain/); // task_id 601
+    expect(mbpp.train.some((e) => e.messages[1]!.content.includes('\r'))).toBe(false);
+    const poetry = await buildDataset({ recipe: 'poetry', dataDir: DATA });
+    expect(poetry.train[0]!.messages[0]!.content).toBe('Write a poem called The Phoenix and the Turtle');
+    expect(poetry.issues.every((i) => i.kind === 'skipped' && i.line > 1)).toBe(true);
+    const recipes = await buildDataset({ recipe: 'recipes', dataDir: DATA });
+    expect(recipes.train[0]!.messages[0]!.content).toBe('Recipe for Crispy Salt and Pepper Potatoes');
+    expect(recipes.train[0]!.messages[1]!.content).toMatch(
+      /^ - 2 lbs baby potatoes\n - 3 tbsp olive oil\n[\s\S]*\n\n\n1\. Preheat/,
+    );
+    const chess = await buildDataset({ recipe: 'chess', dataDir: DATA });
+    expect(chess.train[0]!.messages[0]!.content).toBe('[WhiteElo "3318"]\n[BlackElo "3303"]\n');
+    expect(chess.train[0]!.messages[1]!.content).toMatch(/^1\. d4 d5 2\. Nc3 e5 3\. e4 dxe4 /);
+    expect(chess.train.every((e) => /^[^{}%]*(1-0|0-1|1\/2-1\/2|\*)$/.test(e.messages[1]!.content))).toBe(
+      true,
+    );
+    expect(chess.train.some((e) => /\d\.\.\./.test(e.messages[1]!.content))).toBe(false);
+  });
+
+  it('writes JSONL plus a seeded validation split, and a JSON summary', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ft-data-'));
+    const out = join(dir, 'gsm.jsonl');
+    const r = await buildDataset({
+      recipe: 'gsm',
+      dataDir: DATA,
+      out,
+      validation: { fraction: 0.05, seed: 3 },
+    });
+    expect([r.count, r.validationCount]).toEqual([950, 50]);
+    const lines = readFileSync(out, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(950);
+    expect(Object.keys(JSON.parse(lines[0]!))).toEqual(['dataset', 'id', 'messages']);
+    expect(readFileSync(join(dir, 'gsm.val.jsonl'), 'utf8').trim().split('\n')).toHaveLength(50);
+    const again = await buildDataset({
+      recipe: 'gsm',
+      dataDir: DATA,
+      validation: { fraction: 0.05, seed: 3 },
+    });
+    expect(again.validation.map((e) => e.id)).toEqual(r.validation.map((e) => e.id));
+    const summary = datasetSummary(r);
+    expect(summary).toMatchObject({ recipe: 'gsm', count: 950, skipped: 0 });
+    expect(summary).not.toHaveProperty('train');
+    expect(summary.stats.assistantChars.count).toBe(1000);
+  });
+});
+
+describe('bad input', () => {
+  it('reports malformed rows with their lines, never crashes, never silently changes the count', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ft-bad-'));
+    mkdirSync(join(dir, 'gsm8k'));
+    mkdirSync(join(dir, 'recipes'));
+    const good = (i: number) => JSON.stringify({ question: `q${i}`, answer: `a${i}` });
+    writeFileSync(
+      join(dir, 'gsm8k/train.jsonl'),
+      [good(0), '{not json', good(2), JSON.stringify({ question: 1 }), good(4)].join('\n'),
+    );
+    const gsm = await buildDataset({ recipe: 'gsm', dataDir: dir });
+    expect(gsm.count).toBe(3);
+    expect(gsm.issues.map((i) => [i.kind, i.line])).toEqual([
+      ['malformed', 2],
+      ['malformed', 4],
+    ]);
+    expect(gsm.issues[1]!.reason).toMatch(/"question"/);
+    expect(gsm.train.map((e) => e.id)).toEqual(['gsm8k_0', 'gsm8k_2', 'gsm8k_4']);
+
+    writeFileSync(
+      join(dir, 'recipes/recipes.csv'),
+      'Title,Ingredients,Instructions,Image_Name\nA,"[\'x\', \'y\']","Mix\nwell",a\nB,"__import__(\'os\')",Boom,b\nC,"[\'z\']",Cook,c\n',
+    );
+    const rec = await buildDataset({ recipe: 'recipes', dataDir: dir });
+    expect(rec.count).toBe(2);
+    expect(rec.issues).toMatchObject([{ kind: 'malformed', line: 4, file: 'recipes/recipes.csv' }]);
+    expect(rec.train[0]!.messages[1]!.content).toBe(' - x\n - y\n\n\nMix\nwell');
+  });
+
+  it('throws DataFileError for a missing file and FinetuneOptionError for an unknown recipe', async () => {
+    await expect(buildDataset({ recipe: 'gsm', dataDir: '/nonexistent' })).rejects.toThrow(DataFileError);
+    await expect(buildDataset({ recipe: 'gsm', dataDir: '/nonexistent' })).rejects.toThrow(/--data-dir/);
+    await expect(buildDataset({ recipe: 'alpaca' })).rejects.toThrow(FinetuneOptionError);
+    expect(DATASET_RECIPE_NAMES).toHaveLength(7);
+  });
+});

@@ -1,0 +1,127 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
+import { describe, expect, it } from 'vitest';
+import {
+  type EncodedExample,
+  planJob,
+  runJob,
+  trainEntryPointPath,
+  writeEncodedShard,
+} from '../src/index.js';
+import { missingModules, PYTHON } from './python-env.js';
+
+const torchMissing = await missingModules(['torch']);
+const stackMissing = await missingModules(['torch', 'transformers', 'accelerate']);
+if (torchMissing.length) {
+  console.warn(
+    `[skip] train.py core: ${PYTHON} lacks torch (apt-get install python3-torch, or set IMPLICIT_IT_PYTHON)`,
+  );
+}
+if (stackMissing.length) {
+  console.warn(
+    `[skip] train.py end to end: ${PYTHON} lacks ${stackMissing.join(', ')} (set IMPLICIT_IT_PYTHON to a Python that has them)`,
+  );
+}
+
+// A learnable toy task: a masked 3-token prompt, then a counting sequence that is trained.
+function toyExamples(n: number): EncodedExample[] {
+  return Array.from({ length: n }, (_, i) => {
+    const prompt = [1, 10 + (i % 5), 20 + (i % 7)];
+    const answer = Array.from({ length: 6 + (i % 4) }, (_, k) => 30 + ((i + k) % 20));
+    return {
+      id: `toy_${i}`,
+      inputIds: [...prompt, ...answer],
+      labels: [...prompt.map(() => -100), ...answer],
+      trainedTokens: answer.length,
+      truncated: false,
+    };
+  });
+}
+
+describe.skipIf(torchMissing.length > 0)('train.py core with plain torch', () => {
+  it('reads our shards exactly, pads, masks, and learns', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ft-core-'));
+    const examples = toyExamples(32);
+    await writeEncodedShard(dir, examples, {
+      recipe: 'toy',
+      split: 'train',
+      dropped: [],
+      maxSeqLength: 64,
+      addBos: false,
+      tokenizer: { addsBos: true, bosId: 1, eosToken: '</s>' },
+    });
+    const run = spawnSync(
+      PYTHON,
+      [join(import.meta.dirname, 'python/core_check.py'), trainEntryPointPath(), dir],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!);
+    expect(out.count).toBe(32);
+    expect(out.first_ids).toEqual(examples[0]!.inputIds);
+    expect(out.first_labels).toEqual(examples[0]!.labels);
+    expect(out.batch_shape).toEqual([3, 11]); // longest of the first three: 3 + 8
+    expect(out.attention).toBe(9 + 10 + 11);
+    expect(out.steps).toBe(out.total_steps);
+    expect(out.total_steps).toBe(12); // 3 epochs x ceil(8 batches / 2)
+    expect(out.val_losses).toHaveLength(3);
+    expect(out.after).toBeLessThan(out.before * 0.7);
+    expect(out.mask_ok).toBe(true);
+  });
+});
+
+describeShared(
+  'train.py end to end (tiny llama, CPU)',
+  ['data/mbpp/mbpp.jsonl', 'fixtures/tokenizers/llama2/tokenizer.json'],
+  () => {
+    it.skipIf(stackMissing.length > 0)(
+      'plans a job, runs 3 steps, streams progress, saves the model',
+      { timeout: 240_000 },
+      async () => {
+        const root = mkdtempSync(join(tmpdir(), 'ft-e2e-'));
+        const model = join(root, 'tiny-llama');
+        const make = spawnSync(
+          PYTHON,
+          [
+            '-c',
+            `import sys, torch
+from transformers import LlamaConfig, LlamaForCausalLM
+torch.manual_seed(0)
+cfg = LlamaConfig(vocab_size=32000, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)
+LlamaForCausalLM(cfg).save_pretrained(sys.argv[1])`,
+            model,
+          ],
+          { encoding: 'utf8' },
+        );
+        expect(make.status, make.stderr).toBe(0);
+        const plan = await planJob({
+          recipe: 'mbpp',
+          model,
+          tokenizer: sharedPath('fixtures/tokenizers/llama2'),
+          dataDir: join(SHARED_DIR, 'data'),
+          gpus: 0,
+          out: join(root, 'job'),
+          training: { effectiveBatchSize: 4, perDeviceBatchSize: 2, maxSeqLength: 128, epochs: 1 },
+          validation: { count: 4, seed: 1 },
+        });
+        const progress: number[] = [];
+        const r = await runJob(plan.jobDir, {
+          python: PYTHON,
+          args: ['--max-steps', '3'],
+          onProgress: (p) => progress.push(p.step),
+        });
+        expect(progress).toEqual([1, 2, 3]);
+        expect(r.steps).toBe(3);
+        expect(Number.isFinite(r.finalLoss)).toBe(true);
+        expect(r.valLosses).toHaveLength(1);
+        expect(r.onnx).toBeDefined(); // exported, or a reason naming optimum
+        if (!r.onnx!.exported) expect(r.onnx!.reason).toMatch(/optimum/);
+      },
+    );
+  },
+);

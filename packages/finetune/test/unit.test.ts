@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import {
+  accelerateConfigYaml,
+  cleanMovetext,
+  deepspeedZero3Config,
+  FinetuneOptionError,
+  formatProgress,
+  gradientAccumulationSteps,
+  lengthStats,
+  PAPER_TRAINING,
+  parsePythonStringList,
+  parseTrainingLogLine,
+  splitPgnGames,
+  splitTrainValidation,
+  trainingRecipe,
+} from '../src/index.js';
+
+describe('parsePythonStringList', () => {
+  it('parses quotes, escapes and trailing commas without eval', () => {
+    expect(parsePythonStringList(`['1 egg', "baker's yeast", 'a\\'b', 'tab\\t', '\\xe9']`)).toEqual([
+      '1 egg',
+      "baker's yeast",
+      "a'b",
+      'tab\t',
+      'é',
+    ]);
+    expect(parsePythonStringList(' [ ] ')).toEqual([]);
+    expect(parsePythonStringList("['a',]")).toEqual(['a']);
+  });
+  it('rejects code and broken literals', () => {
+    expect(() => parsePythonStringList("__import__('os')")).toThrow(SyntaxError);
+    expect(() => parsePythonStringList("['a' + 'b']")).toThrow(/expected "," or "\]"/);
+    expect(() => parsePythonStringList("['a")).toThrow(/unterminated/);
+  });
+});
+
+describe('PGN', () => {
+  it('splits games and strips comments, clocks and repeated move numbers', () => {
+    const games = splitPgnGames(
+      '[White "a"]\n[WhiteElo "1"]\n\n1. e4 { [%clk 0:01:00] } 1... e5 2. Nf3 $1 1-0\n\n[White "b"]\n\n1. d4 0-1\n',
+    );
+    expect(games).toHaveLength(2);
+    expect(games[1]!.line).toBe(6);
+    expect(cleanMovetext(games[0]!.movetext)).toBe('1. e4 e5 2. Nf3 1-0');
+  });
+});
+
+describe('splitTrainValidation', () => {
+  const items = Array.from({ length: 100 }, (_, i) => i);
+  it('is seeded, disjoint and order-preserving', () => {
+    const a = splitTrainValidation(items, { fraction: 0.1, seed: 7 });
+    const b = splitTrainValidation(items, { fraction: 0.1, seed: 7 });
+    const c = splitTrainValidation(items, { fraction: 0.1, seed: 8 });
+    expect(a.validation).toHaveLength(10);
+    expect(a).toEqual(b);
+    expect(a.validation).not.toEqual(c.validation);
+    expect([...a.train, ...a.validation].sort((x, y) => x - y)).toEqual(items);
+    expect(a.train).toEqual([...a.train].sort((x, y) => x - y));
+  });
+  it('validates its options', () => {
+    expect(() => splitTrainValidation(items, { fraction: 1.5 })).toThrow(FinetuneOptionError);
+    expect(() => splitTrainValidation(items, { count: 101 })).toThrow(/split.count/);
+  });
+});
+
+describe('lengthStats', () => {
+  it('computes nearest-rank percentiles', () => {
+    expect(lengthStats([1, 2, 3, 10])).toEqual({ count: 4, min: 1, max: 10, mean: 4, p50: 2, p95: 10 });
+    expect(lengthStats([]).count).toBe(0);
+  });
+});
+
+describe('training recipes', () => {
+  it("carries the paper's hyperparameters", () => {
+    expect(PAPER_TRAINING).toMatchObject({
+      learningRate: 1e-5,
+      lrScheduler: 'linear',
+      warmupRatio: 0.03,
+      weightDecay: 0,
+      effectiveBatchSize: 64,
+      maxSeqLength: 2048,
+      bf16: true,
+    });
+  });
+  it('derives gradient accumulation from the device count, and refuses inexact batches', () => {
+    expect(gradientAccumulationSteps(trainingRecipe(), 2)).toBe(32);
+    expect(gradientAccumulationSteps(trainingRecipe({ perDeviceBatchSize: 2 }), 8)).toBe(4);
+    expect(() => gradientAccumulationSteps(trainingRecipe(), 3)).toThrow(/not a multiple/);
+    expect(() => trainingRecipe({ epochs: 0 })).toThrow(/epochs/);
+  });
+  it('writes accelerate configs for CPU, ZeRO-3 multi-node and plain multi-GPU', () => {
+    expect(
+      accelerateConfigYaml({ gpusPerNode: 0, nodes: 1, zero3: false, bf16: false }, 'ds.json'),
+    ).toContain('use_cpu: true');
+    const multi = accelerateConfigYaml({ gpusPerNode: 8, nodes: 2, zero3: true, bf16: true }, 'ds.json');
+    expect(multi).toContain('distributed_type: DEEPSPEED');
+    expect(multi).toContain('num_processes: 16');
+    expect(multi).toContain('num_machines: 2');
+    expect(accelerateConfigYaml({ gpusPerNode: 4, nodes: 1, zero3: false, bf16: true }, 'ds.json')).toContain(
+      'MULTI_GPU',
+    );
+    expect(deepspeedZero3Config(true).zero_optimization.stage3_gather_16bit_weights_on_model_save).toBe(true);
+  });
+});
+
+describe('training log', () => {
+  it('parses train.py events and open-instruct step lines', () => {
+    expect(
+      parseTrainingLogLine(
+        'IMPLICIT_IT_EVENT {"event":"step","step":3,"total_steps":10,"loss":2.5,"lr":1e-5}',
+      ),
+    ).toMatchObject({ type: 'step', step: 3, totalSteps: 10, loss: 2.5 });
+    expect(parseTrainingLogLine('10/20/2024 - INFO - __main__ -   Step: 7, LR: 9.5e-06, Loss: 1.25')).toEqual(
+      { type: 'step', step: 7, lr: 9.5e-6, loss: 1.25 },
+    );
+    expect(
+      parseTrainingLogLine('IMPLICIT_IT_EVENT {"event":"onnx","exported":false,"reason":"no optimum"}'),
+    ).toMatchObject({ type: 'onnx', exported: false });
+    expect(parseTrainingLogLine('Loading weights')).toBeUndefined();
+    expect(parseTrainingLogLine('IMPLICIT_IT_EVENT {broken')).toBeUndefined();
+  });
+  it('formats a progress bar with ETA', () => {
+    expect(
+      formatProgress({ step: 5, totalSteps: 10, loss: 1.23456, etaSeconds: 65, elapsedSeconds: 60 }, 10),
+    ).toBe('[#####-----] 5/10 loss 1.235 eta 1m05s');
+  });
+});
