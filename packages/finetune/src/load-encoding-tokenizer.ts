@@ -1,6 +1,5 @@
-// Adapts @implicit-it/tokenizers' loadTokenizer to the encoder's EncodingTokenizer, adding the one
-// thing encoding for training needs beyond it: Python parity for Llama's legacy=false text after
-// special tokens (see useLegacyFalsePrepend).
+// Adapts @implicit-it/tokenizers' loadTokenizer to the encoder's EncodingTokenizer. Python parity
+// for Llama's legacy=false text after special tokens lives in the tokenizers package.
 
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -60,11 +59,8 @@ export async function loadEncodingTokenizer(dir: string): Promise<EncodingTokeni
       abs,
       'the tokenizer has no eos_token; set eos_token in tokenizer_config.json',
     );
-  const prependFirstOnly = useLegacyFalsePrepend(hf, config);
   return {
-    encode: prependFirstOnly
-      ? (text) => hf.encode(`\u2581${text}`, { add_special_tokens: false })
-      : (text) => tok.encode(text, { addSpecialTokens: false }),
+    encode: (text) => tok.encode(text, { addSpecialTokens: false }),
     addsBos,
     bosId,
     bosToken: bosId !== undefined ? tok.idToToken(bosId) : undefined,
@@ -74,36 +70,7 @@ export async function loadEncodingTokenizer(dir: string): Promise<EncodingTokeni
   };
 }
 
-/**
- * Llama-2 tokenizer.json files prepend "▁" with a normalizer, which transformers.js applies to every
- * text section between special tokens, so `</s>\n` encodes as `</s> ▁ \n`. With
- * `"legacy": false` in tokenizer_config.json, Python (slow LlamaTokenizer, and the fast one in
- * transformers 5) prepends "▁" only once, at the start of the text, and encodes `</s>\n` as
- * `</s> \n` — which matters for LIMA's multi-turn examples. We match Python: drop the Prepend
- * normalizer and prepend "▁" to the whole text ourselves.
- */
-function useLegacyFalsePrepend(tok: HfTokenizer, config: Record<string, unknown>): boolean {
-  const normalizer = tok._tokenizer?.normalizer as
-    | { normalizers?: { config?: { type?: string; prepend?: string } }[] }
-    | undefined;
-  const first = normalizer?.normalizers?.[0]?.config;
-  if (config.legacy !== false || first?.type !== 'Prepend' || first.prepend !== '\u2581') return false;
-  normalizer!.normalizers = normalizer!.normalizers!.slice(1);
-  // Speed: the file has no pre-tokenizer, so transformers.js runs BPE over a whole text as one
-  // "word" and its per-word cache never hits. SentencePiece pieces never hold "▁" after another
-  // character, so splitting before each such "▁" gives the same ids (checked against transformers'
-  // Python tokenizer on every text of all seven recipes: 12,010 texts, 0 differences) several
-  // times faster.
-  const inner = tok._tokenizer as { pre_tokenizer?: unknown } | undefined;
-  if (inner && inner.pre_tokenizer == null) {
-    inner.pre_tokenizer = (text: string) => text.split(/(?<=[^\u2581])(?=\u2581)/);
-  }
-  return true;
-}
-
 interface HfTokenizer {
-  _tokenizer?: { normalizer?: unknown; pre_tokenizer?: unknown };
-  encode(text: string, options?: { add_special_tokens?: boolean }): number[];
   eos_token?: string | null;
 }
 

@@ -7,7 +7,7 @@ import { fromHfConfig } from './hf-config.js';
 import { hashString } from './rng.js';
 
 /** Bump when the written files change for the same options, so cached tiny models are rebuilt. */
-export const TINY_MODEL_FORMAT = 1;
+export const TINY_MODEL_FORMAT = 2;
 
 /** Options of {@link createTinyModel}: the `tiny` preset's overrides, a seed, and where to write. */
 export interface TinyModelOptions extends DecoderConfigOverrides {

@@ -15,8 +15,15 @@ export class ImplicitItError extends Error {
     this.code = code;
   }
 
-  static isInstance(error: unknown): error is ImplicitItError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[marker] === true;
+  /**
+   * Whether `error` is an implicit-it error of this class (by its stable `name`, so it works across
+   * duplicate copies of a package): `ImplicitItError.isInstance` accepts every implicit-it error,
+   * `RuleConfigError.isInstance` only rule-config errors.
+   */
+  static isInstance<T extends typeof ImplicitItError>(this: T, error: unknown): error is InstanceType<T> {
+    if (typeof error !== 'object' || error === null || (error as Record<symbol, unknown>)[marker] !== true)
+      return false;
+    return this === ImplicitItError || (error as Error).name === this.name;
   }
 }
 

@@ -1,4 +1,4 @@
-import { RULE_DEFAULTS, type RuleSetConfig } from './config.js';
+import { HEWITT2024_UNIFORM, RULE_DEFAULTS, type RuleSetConfig } from './config.js';
 import { RuleConfigError, RuleInputError } from './errors.js';
 import { type RuleSpec, resolveRuleSpec } from './presets.js';
 import { scoreString } from './start.js';
@@ -136,9 +136,8 @@ export class RuleSet {
     const merged = new Map<number, number>();
     if (uniform) {
       enabled.push('uniform');
-      const entries = uniform.entries ?? resolveRuleSpec('hewitt2024').uniform;
-      const list = Array.isArray(entries) ? entries : [];
-      for (const [i, entry] of list.entries()) {
+      const entries = uniform.entries ?? HEWITT2024_UNIFORM.map(({ text, score }) => ({ text, score }));
+      for (const [i, entry] of entries.entries()) {
         if ('id' in entry) checkId(entry.id, `uniform.entries[${i}].id`);
         const ids = 'id' in entry ? [entry.id] : lookup('uniform', entry.text);
         for (const id of ids) merged.set(id, (merged.get(id) ?? 0) + entry.score);

@@ -143,3 +143,31 @@ describe('bad per-sequence input', () => {
     expect(() => idVocabulary({ size: 0, eosIds: [] })).toThrow('size must be a positive integer, got 0');
   });
 });
+
+describe('isInstance', () => {
+  it('is per class, by name', () => {
+    const config = new RuleConfigError('eos', 'bad');
+    const input = new RuleInputError('bad');
+    expect(ImplicitItError.isInstance(config)).toBe(true);
+    expect(RuleConfigError.isInstance(config)).toBe(true);
+    expect(RuleInputError.isInstance(config)).toBe(false);
+    expect(RuleInputError.isInstance(input)).toBe(true);
+    expect(RuleConfigError.isInstance(new Error('x'))).toBe(false);
+    // a copy from another package instance: same marker and name, another prototype
+    const foreign = Object.assign(new Error('x'), {
+      name: 'RuleConfigError',
+      [Symbol.for('implicit-it.error')]: true,
+    });
+    expect(RuleConfigError.isInstance(foreign)).toBe(true);
+  });
+});
+
+describe('rules turned on with true', () => {
+  it('{ uniform: true } uses the 15 hewitt2024 entries', () => {
+    const surfaces = ['</s>', ' I', 'I', '\n'];
+    const set = compileRules({ uniform: true }, createVocabulary({ surfaces, eosIds: [0] }));
+    const s = set.createState({ promptIds: [3], scopeStart: 0 });
+    expect(Object.fromEntries(set.scores(s))).toEqual({ 1: -5, 2: -5, 3: 1 });
+    expect(set.unresolved).toHaveLength(12);
+  });
+});

@@ -4,6 +4,7 @@ import { PreTrainedTokenizer } from '@huggingface/transformers';
 import { type Detokenizer, type DetokenizerOptions, WindowDetokenizer } from './detokenizer.js';
 import { PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
 import type { JsonObject, TokenizerFiles } from './files.js';
+import { applyLegacyFalsePrepend, encodeOnce } from './legacy-prepend.js';
 import { buildPromptWith, type Prompt, type PromptInput } from './prompt.js';
 import { resolveSpecialIds } from './special-tokens.js';
 import { detectPieceEncoding, type PieceEncoding } from './surfaces.js';
@@ -140,6 +141,9 @@ class HfTokenizer implements Tokenizer {
   private readonly byteFallback: boolean;
   private vocab: TokenizerVocabulary | undefined;
   private readonly singleLengths = [new Map<number, number>(), new Map<number, number>()];
+  /** Llama `legacy: false`: "▁" is prepended once per text, as Python does (see legacy-prepend.ts). */
+  private readonly prependOnce: boolean;
+  private readonly spaceId: number | undefined;
 
   constructor(files: TokenizerFiles, options: TokenizerOptions) {
     const { size, added } = validateTokenizerJson(files);
@@ -164,6 +168,8 @@ class HfTokenizer implements Tokenizer {
         { cause: error },
       );
     }
+    this.prependOnce = applyLegacyFalsePrepend(this.hf._tokenizer as never, files.tokenizerConfig);
+    this.spaceId = this.prependOnce ? (this.hf._tokenizer.token_to_id('\u2581') ?? undefined) : undefined;
     const special = resolveSpecialIds(
       files,
       { size, tokenToId: (t) => this.hf._tokenizer.token_to_id(t) },
@@ -196,7 +202,11 @@ class HfTokenizer implements Tokenizer {
   encode(text: string, options?: EncodeOptions): number[] {
     if (typeof text !== 'string')
       throw new TokenizerInputError(`encode: text must be a string, got ${typeof text}`);
-    return this.hf._tokenizer.encode(text, { add_special_tokens: options?.addSpecialTokens ?? true }).ids;
+    const addSpecial = options?.addSpecialTokens ?? true;
+    const encode = (t: string, special: boolean) =>
+      this.hf._tokenizer.encode(t, { add_special_tokens: special }).ids;
+    if (!this.prependOnce) return encode(text, addSpecial);
+    return encodeOnce(encode, text, addSpecial, this.spaceId, (id) => this.specialIds.has(id));
   }
 
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string {

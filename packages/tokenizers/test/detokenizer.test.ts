@@ -8,7 +8,7 @@ const families: [string, () => Tokenizer][] = [
   ['sentencepiece', () => createTokenizer(sentencePieceFiles())],
 ];
 
-describe.each(families)('streaming detokenizer, %s (built tokenizer)', (_name, make) => {
+describe.each(families)('streaming detokenizer, %s (built tokenizer)', (name, make) => {
   const tok = make();
 
   it.each(STREAM_TEXTS)('deltas join to decode(ids) exactly: %j', (text) => {
@@ -19,7 +19,10 @@ describe.each(families)('streaming detokenizer, %s (built tokenizer)', (_name, m
         expect(streamed).toBe(tok.decode(ids, { skipSpecialTokens: skip }));
       }
     }
-    expect(tok.decode(tok.encode(text, { addSpecialTokens: false }))).toBe(text);
+    // SentencePiece with legacy: false, exactly as Python transformers: no "▁" is prepended to a text
+    // that starts with a space, and decode strips the first "▁", so one leading space is lost
+    const lost = name === 'sentencepiece' && text.startsWith(' ');
+    expect(tok.decode(tok.encode(text, { addSpecialTokens: false }))).toBe(lost ? text.slice(1) : text);
   });
 
   it('never emits a partial character: U+FFFD never appears for valid text', () => {

@@ -236,3 +236,21 @@ describeShared('fixture chat templates', [...files('llama2'), ...files('smollm')
     expect(streamDeltas(tok, ids).deltas).toEqual(['Hi', ' ', '', '', '', '🎉', '!']);
   });
 });
+
+describeShared('llama2 legacy: false matches Python transformers', files('llama2'), () => {
+  // ids from Python transformers 5 (LlamaTokenizer and LlamaTokenizerFast agree), add_special_tokens=False
+  it.each([
+    ['</s>\n<|user|>\nHi', [2, 13, 29966, 29989, 1792, 29989, 29958, 13, 18567]],
+    ['Hello</s>\nWorld', [15043, 2, 13, 14058]],
+    ['</s>', [2]],
+    ['a\n</s>b', [263, 13, 2, 29890]],
+    ['<s>Hi', [1, 18567]],
+    ['  two spaces', [29871, 1023, 8162]],
+    [' one', [697]],
+    ['x  y   z', [921, 29871, 343, 259, 503]],
+    ['', []],
+  ])('%j', async (text, ids) => {
+    const tok = await loadTokenizer(fixture('llama2'));
+    expect(tok.encode(text, { addSpecialTokens: false })).toEqual(ids);
+  });
+});

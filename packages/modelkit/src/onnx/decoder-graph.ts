@@ -94,11 +94,11 @@ export function buildDecoderGraph(config: DecoderConfig): DecoderGraph {
   };
   const heads = (x: string, n: number): string =>
     g.op('Transpose', [g.op('Reshape', [x, g.int64([0, 0, n, hd])])], { perm: ints([0, 2, 1, 3]) });
-  const repeatKv = (x: string): string => {
-    if (nRep === 1) return x;
-    const expanded = g.op('Expand', [g.op('Unsqueeze', [x, g.int64([2])]), g.int64([1, 1, nRep, 1, 1])]);
-    return g.op('Reshape', [expanded, g.int64([0, nh, -1, hd])]);
-  };
+  // Grouped-query attention without repeating K/V (HF's repeat_kv): query head h uses KV head
+  // floor(h / nRep), so [B, nh, S, x] viewed as [B, kvh, nRep * S, x] puts each KV head's queries in
+  // one matrix. Same dot products, no Expand copies of the cache, and M = nRep * S matmuls.
+  const toGroups = (x: string): string => (nRep === 1 ? x : g.op('Reshape', [x, g.int64([0, kvh, -1, 0])]));
+  const toHeads = (x: string): string => (nRep === 1 ? x : g.op('Reshape', [x, g.int64([0, nh, -1, 0])]));
   const scale = g.float32([1 / Math.sqrt(hd)], []);
   const masked = g.float32([MASKED_SCORE], []);
 
@@ -117,10 +117,10 @@ export function buildDecoderGraph(config: DecoderConfig): DecoderGraph {
       { axis: int(2) },
       `present.${i}.value`,
     );
-    const keys = g.op('Transpose', [repeatKv(presentK)], { perm: ints([0, 1, 3, 2]) });
-    const scores = g.op('Mul', [g.op('MatMul', [q, keys]), scale]);
+    const keys = g.op('Transpose', [presentK], { perm: ints([0, 1, 3, 2]) });
+    const scores = g.op('Mul', [toHeads(g.op('MatMul', [toGroups(q), keys])), scale]);
     const probs = g.op('Softmax', [g.op('Where', [mask, scores, masked])], { axis: int(-1) });
-    const context = g.op('Transpose', [g.op('MatMul', [probs, repeatKv(presentV)])], {
+    const context = g.op('Transpose', [toHeads(g.op('MatMul', [toGroups(probs), presentV]))], {
       perm: ints([0, 2, 1, 3]),
     });
     const merged = g.op('Reshape', [context, g.int64([0, 0, nh * hd])]);

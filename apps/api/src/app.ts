@@ -1,0 +1,225 @@
+import { zValidator } from '@hono/zod-validator';
+import { resolveRuleSpec } from '@implicit-it/rules';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { bearerAuth } from './auth.js';
+import { ApiError, toApiError } from './errors.js';
+import { jsonBody } from './json-body.js';
+import { Metrics } from './metrics.js';
+import { type ApiOptions, type ResolvedApiOptions, resolveApiOptions } from './options.js';
+import { planChat, planCompletion, RuleCache } from './plan.js';
+import { playgroundPage } from './playground/page.js';
+import { type RunContext, runComplete, runStream } from './run-plan.js';
+import { chatRequestSchema, completionRequestSchema } from './schemas.js';
+import { zodToApiError } from './validation.js';
+import { WorkQueue } from './work-queue.js';
+
+type Env = { Variables: { started: number } };
+
+const ROUTES = new Set(['/', '/health', '/metrics', '/v1/models', '/v1/chat/completions', '/v1/completions']);
+const routeLabel = (path: string) =>
+  ROUTES.has(path) ? path : path.startsWith('/v1/models/') ? '/v1/models/:id' : 'other';
+
+/** What a running app exposes besides its routes (for the CLI, tests and embedding). */
+export interface AppState {
+  readonly options: ResolvedApiOptions;
+  readonly metrics: Metrics;
+  /** Generations running now. */
+  readonly active: number;
+  /** Requests waiting for a slot. */
+  readonly queued: number;
+}
+
+/** A Hono app with the server's state attached. */
+export type ApiApp = Hono<Env> & { readonly state: AppState };
+
+/**
+ * The OpenAI-compatible API as a Hono app: `POST /v1/chat/completions`, `POST /v1/completions`,
+ * `GET /v1/models`, `GET /health`, `GET /metrics` and the playground at `GET /`. Serve it with
+ * `serve`, or mount it in your own Hono / fetch-based server (`app.fetch`).
+ *
+ * @example
+ * import { loadModel } from '@implicit-it/runtime';
+ * import { createApp } from '@implicit-it/api';
+ *
+ * const model = await loadModel('./SmolLM2-135M');
+ * const app = createApp({ models: [{ id: 'smollm2', model }], rules: 'hewitt2024' });
+ * const res = await app.request('/v1/models');
+ */
+export function createApp(options: ApiOptions): ApiApp {
+  const server = resolveApiOptions(options);
+  // validate the default rules once, at start-up, against every model
+  const rules = new RuleCache();
+  for (const { model } of server.models) rules.get(model, server.rules);
+  const queue = new WorkQueue({ concurrency: server.concurrency, maxQueued: server.maxQueued });
+  const metrics = new Metrics(() => {
+    const mem = process.memoryUsage();
+    return {
+      implicit_it_queue_depth: queue.depth,
+      implicit_it_active_generations: queue.active,
+      implicit_it_concurrency_limit: queue.concurrency,
+      implicit_it_queue_limit: queue.maxQueued,
+      process_resident_memory_bytes: mem.rss,
+      nodejs_heap_used_bytes: mem.heapUsed,
+    };
+  });
+
+  const app = new Hono<Env>();
+
+  app.onError((error, c) => {
+    let apiError: ApiError;
+    if (error instanceof ApiError) apiError = error;
+    else if (error instanceof HTTPException) {
+      apiError = new ApiError(error.status, error.message || 'bad request', {
+        code: error.status === 413 ? 'request_too_large' : 'invalid_request',
+      });
+    } else {
+      apiError = toApiError(error);
+      if (apiError.status >= 500)
+        server.log(`${c.req.method} ${c.req.path}: ${(error as Error)?.stack ?? error}`);
+    }
+    return c.json(apiError.body, apiError.status as ContentfulStatusCode, apiError.headers);
+  });
+  app.notFound((c) => {
+    const e = new ApiError(404, `Unknown request URL: ${c.req.method} ${c.req.path}`, {
+      code: 'unknown_url',
+    });
+    return c.json(e.body, 404);
+  });
+
+  app.use('*', async (c, next) => {
+    c.set('started', performance.now());
+    await next();
+    const route = routeLabel(c.req.path);
+    metrics.inc('implicit_it_requests_total', { route, status: String(c.res.status) });
+    if (!c.res.headers.get('Content-Type')?.startsWith('text/event-stream')) {
+      metrics.observe(
+        'implicit_it_request_duration_seconds',
+        { route },
+        (performance.now() - c.get('started')) / 1000,
+      );
+    }
+  });
+  if (server.apiKey) {
+    app.use('/v1/*', bearerAuth(server.apiKey));
+    app.use('/metrics', bearerAuth(server.apiKey));
+  }
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: server.bodyLimit,
+      onError: () => {
+        throw new ApiError(
+          413,
+          `The request body is larger than this server's limit of ${server.bodyLimit} bytes.`,
+          {
+            code: 'request_too_large',
+          },
+        );
+      },
+    }),
+  );
+  app.use('/v1/*', jsonBody());
+
+  const hook = (result: { success: boolean; error?: unknown }) => {
+    if (!result.success) throw zodToApiError(result.error as Parameters<typeof zodToApiError>[0]);
+  };
+  const runContext = (
+    c: { req: { raw: Request }; get(key: 'started'): number },
+    route: string,
+  ): RunContext => ({
+    queue,
+    metrics,
+    log: server.log,
+    route,
+    started: c.get('started'),
+    signal: c.req.raw.signal,
+  });
+
+  app.post('/v1/chat/completions', zValidator('json', chatRequestSchema, hook), async (c) => {
+    const plan = planChat(c.req.valid('json'), server, rules);
+    const ctx = runContext(c, '/v1/chat/completions');
+    return plan.stream ? runStream(plan, ctx) : runComplete(plan, ctx);
+  });
+
+  app.post('/v1/completions', zValidator('json', completionRequestSchema, hook), async (c) => {
+    const plan = planCompletion(c.req.valid('json'), server, rules);
+    const ctx = runContext(c, '/v1/completions');
+    return plan.stream ? runStream(plan, ctx) : runComplete(plan, ctx);
+  });
+
+  const created = Math.floor(Date.now() / 1000);
+  const modelObject = (id: string) => {
+    const { model } = server.models.find((m) => m.id === id)!;
+    return {
+      id,
+      object: 'model',
+      created,
+      owned_by: 'implicit-it',
+      // extension: what a client may want to know before sending a request
+      context_length: model.info.maxPositions ?? null,
+      vocab_size: model.info.vocabSize,
+      dtype: model.info.dtype,
+      execution_provider: model.info.provider,
+    };
+  };
+  app.get('/v1/models', (c) => c.json({ object: 'list', data: server.models.map((m) => modelObject(m.id)) }));
+  app.get('/v1/models/:id{.+}', (c) => {
+    const id = c.req.param('id');
+    if (!server.models.some((m) => m.id === id)) {
+      throw new ApiError(404, `The model ${JSON.stringify(id)} does not exist on this server`, {
+        param: 'model',
+        code: 'model_not_found',
+      });
+    }
+    return c.json(modelObject(id));
+  });
+
+  app.get('/health', (c) =>
+    c.json({
+      status: 'ok',
+      models: server.models.map((m) => m.id),
+      active: queue.active,
+      queued: queue.depth,
+    }),
+  );
+
+  app.get('/metrics', (c) =>
+    c.body(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }),
+  );
+
+  if (server.playground) {
+    const config = {
+      models: server.models.map((m) => m.id),
+      defaultRules: Object.fromEntries(
+        Object.entries(resolveRuleSpec(server.rules)).map(([k, v]) => [k, v !== undefined && v !== false]),
+      ),
+      auth: server.apiKey !== undefined,
+      maxTokens: server.maxTokens,
+      ...(server.notice ? { notice: server.notice } : {}),
+    };
+    const html = playgroundPage(config);
+    app.get('/', (c) =>
+      c.html(html, 200, {
+        'Content-Security-Policy':
+          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+        'X-Content-Type-Options': 'nosniff',
+      }),
+    );
+  }
+
+  return Object.assign(app, {
+    state: {
+      options: server,
+      metrics,
+      get active() {
+        return queue.active;
+      },
+      get queued() {
+        return queue.depth;
+      },
+    },
+  });
+}

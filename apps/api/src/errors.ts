@@ -1,0 +1,95 @@
+import { ImplicitItError, RuleConfigError } from '@implicit-it/rules';
+import { GenerationError } from '@implicit-it/runtime';
+
+/** OpenAI's error `type`s that this server uses. */
+export type ApiErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'server_error';
+
+/** The OpenAI error body: `{"error":{"message","type","param","code"}}`. */
+export interface ApiErrorBody {
+  error: { message: string; type: ApiErrorType; param: string | null; code: string | null };
+}
+
+/**
+ * An error answered as an OpenAI-style JSON body with its HTTP status.
+ *
+ * @example
+ * throw new ApiError(400, 'max_tokens: expected an integer', { param: 'max_tokens', code: 'invalid_value' });
+ */
+export class ApiError extends ImplicitItError {
+  readonly status: number;
+  readonly type: ApiErrorType;
+  readonly param: string | null;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    status: number,
+    message: string,
+    options: {
+      type?: ApiErrorType;
+      param?: string | null;
+      code?: string;
+      headers?: Record<string, string>;
+    } = {},
+  ) {
+    super(options.code ?? 'api.error', message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.type = options.type ?? (status >= 500 ? 'server_error' : 'invalid_request_error');
+    this.param = options.param ?? null;
+    this.headers = options.headers ?? {};
+  }
+
+  get body(): ApiErrorBody {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+/** The runtime's option names, as the API spells them. */
+const PARAM_NAMES: Record<string, string> = {
+  maxNewTokens: 'max_tokens',
+  topP: 'top_p',
+  topK: 'top_k',
+  logprobs: 'top_logprobs',
+  logitBias: 'logit_bias',
+  prompt: 'prompt',
+};
+
+/**
+ * Maps anything thrown while serving a request to an `ApiError`: our own errors as they are, the
+ * packages' input errors to 400 naming the field, a client that went away to 499, the rest to 500.
+ */
+export function toApiError(error: unknown, promptParam = 'messages'): ApiError {
+  if (error instanceof ApiError) return error;
+  if (ImplicitItError.isInstance(error) && error.code === 'runtime.aborted') {
+    return new ApiError(499, 'the client closed the request', { code: 'client_closed' });
+  }
+  if (
+    error instanceof RuleConfigError ||
+    (ImplicitItError.isInstance(error) && error.code.startsWith('rules.'))
+  ) {
+    const path = error instanceof RuleConfigError ? error.path : '';
+    return new ApiError(400, `rules: ${error.message}`, {
+      param: path ? `rules.${path}` : 'rules',
+      code: 'invalid_rules',
+    });
+  }
+  if (error instanceof GenerationError) {
+    const param =
+      error.param === 'prompt' ? promptParam : (PARAM_NAMES[error.param ?? ''] ?? error.param ?? null);
+    return new ApiError(400, error.message, {
+      param,
+      code: error.code === 'runtime.prompt_too_long' ? 'context_length_exceeded' : 'invalid_value',
+    });
+  }
+  if (ImplicitItError.isInstance(error) && error.code.startsWith('tokenizers.')) {
+    return new ApiError(400, error.message, { param: promptParam, code: 'invalid_prompt' });
+  }
+  return new ApiError(500, 'the server could not complete the request (see its log)', {
+    code: 'internal_error',
+  });
+}

@@ -1,0 +1,117 @@
+type Labels = Record<string, string>;
+
+const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+const key = (labels: Labels) =>
+  Object.entries(labels)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
+    .join(',');
+
+interface Histogram {
+  buckets: number[];
+  sum: number;
+  count: number;
+}
+
+/**
+ * The server's counters in the Prometheus text format (version 0.0.4): requests by route and
+ * status, prompt and completion tokens, request latency and time to first token, queue depth,
+ * running generations, client disconnects, process memory. No dependency: a few maps.
+ */
+export class Metrics {
+  private readonly counters = new Map<string, Map<string, number>>();
+  private readonly histograms = new Map<string, Map<string, Histogram>>();
+
+  constructor(private readonly gauges: () => Record<string, number>) {}
+
+  /** Adds `by` to a counter. */
+  inc(name: string, labels: Labels = {}, by = 1): void {
+    let series = this.counters.get(name);
+    if (!series) {
+      series = new Map();
+      this.counters.set(name, series);
+    }
+    const k = key(labels);
+    series.set(k, (series.get(k) ?? 0) + by);
+  }
+
+  /** Records one observation (seconds) in a histogram. */
+  observe(name: string, labels: Labels, value: number): void {
+    let series = this.histograms.get(name);
+    if (!series) {
+      series = new Map();
+      this.histograms.set(name, series);
+    }
+    const k = key(labels);
+    let h = series.get(k);
+    if (!h) {
+      h = { buckets: LATENCY_BUCKETS.map(() => 0), sum: 0, count: 0 };
+      series.set(k, h);
+    }
+    const hist = h;
+    LATENCY_BUCKETS.forEach((le, i) => {
+      if (value <= le) hist.buckets[i]!++;
+    });
+    hist.sum += value;
+    hist.count++;
+  }
+
+  /** A counter's value (for tests and the playground). */
+  value(name: string, labels: Labels = {}): number {
+    return this.counters.get(name)?.get(key(labels)) ?? 0;
+  }
+
+  /** The exposition text. */
+  render(): string {
+    const lines: string[] = [];
+    const HELP: Record<string, [string, string]> = {
+      implicit_it_requests_total: ['counter', 'HTTP requests by route and status code.'],
+      implicit_it_prompt_tokens_total: ['counter', 'Prompt tokens of started generations.'],
+      implicit_it_completion_tokens_total: [
+        'counter',
+        'Generated tokens (those of aborted generations included).',
+      ],
+      implicit_it_rejected_total: ['counter', 'Requests refused with 429 because the queue was full.'],
+      implicit_it_client_aborts_total: ['counter', 'Generations stopped because the client disconnected.'],
+      implicit_it_request_duration_seconds: ['histogram', 'Time from request to last byte, by route.'],
+      implicit_it_time_to_first_token_seconds: [
+        'histogram',
+        'Time from request to the first generated token.',
+      ],
+    };
+    const series = (name: string, labels: string, value: number) =>
+      lines.push(`${name}${labels ? `{${labels}}` : ''} ${Number.isFinite(value) ? value : 0}`);
+    for (const [name, map] of this.counters) {
+      const [type, help] = HELP[name] ?? ['counter', name];
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [labels, value] of map) series(name, labels, value);
+    }
+    for (const [name, map] of this.histograms) {
+      const [, help] = HELP[name] ?? ['histogram', name];
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+      for (const [labels, h] of map) {
+        const sep = labels ? `${labels},` : '';
+        LATENCY_BUCKETS.forEach((le, i) => {
+          series(`${name}_bucket`, `${sep}le="${le}"`, h.buckets[i]!);
+        });
+        series(`${name}_bucket`, `${sep}le="+Inf"`, h.count);
+        series(`${name}_sum`, labels, h.sum);
+        series(`${name}_count`, labels, h.count);
+      }
+    }
+    const gaugeHelp: Record<string, string> = {
+      implicit_it_queue_depth: 'Requests waiting for a generation slot.',
+      implicit_it_active_generations: 'Generations running now.',
+      implicit_it_concurrency_limit: 'Generations allowed to run at once.',
+      implicit_it_queue_limit: 'Requests allowed to wait; more get 429.',
+      process_resident_memory_bytes: 'Resident memory of the server process.',
+      nodejs_heap_used_bytes: 'V8 heap in use.',
+    };
+    for (const [name, value] of Object.entries(this.gauges())) {
+      lines.push(`# HELP ${name} ${gaugeHelp[name] ?? name}`, `# TYPE ${name} gauge`);
+      series(name, '', value);
+    }
+    return `${lines.join('\n')}\n`;
+  }
+}

@@ -1,0 +1,114 @@
+import { basename } from 'node:path';
+import type { RuleSpec } from '@implicit-it/rules';
+import type { Model } from '@implicit-it/runtime';
+
+/** A model the server serves, under the id that requests name it by. */
+export interface ServedModel {
+  /** What `model` in a request must equal, e.g. `SmolLM2-135M`. */
+  id: string;
+  model: Model;
+}
+
+/** Options of `createApp` (and `serve`). */
+export interface ApiOptions {
+  /**
+   * The models served. A request chooses among these ids only; it can never name a path. A bare
+   * `Model` is served under its directory's name.
+   */
+  models: Model | ServedModel | readonly ServedModel[];
+  /** Rules of requests that do not set `rules` (a preset / subset name, a rule-set JSON, or false). Default `'hewitt2024'`. */
+  rules?: RuleSpec;
+  /** How chat messages become a prompt: the paper's Tulu format (default) or the model's chat template. */
+  format?: 'tulu' | 'chat-template';
+  /** Require `Authorization: Bearer <apiKey>` on /v1/* and /metrics. Default: no key. */
+  apiKey?: string;
+  /**
+   * Generations running at once. Default 16, the runtime's default batch size: concurrent requests
+   * are decoded together in one batch (continuous batching), so this is also the batch they share.
+   */
+  concurrency?: number;
+  /** Requests waiting for a slot beyond `concurrency`; more get 429. Default 32. */
+  maxQueued?: number;
+  /** Upper limit of `max_tokens`: larger requests are capped to it. Default 2048. */
+  maxTokens?: number;
+  /** `max_tokens` of a chat request that sets none. Default 256 (completions: 16, as OpenAI). */
+  defaultMaxTokens?: number;
+  /** Temperature of a request that sets none. Default 0 (greedy, as the paper evaluates). */
+  temperature?: number;
+  /** Largest request body in bytes. Default 1 MiB. */
+  bodyLimit?: number;
+  /** Serve the playground page at `GET /`. Default true. */
+  playground?: boolean;
+  /** A notice shown on top of the playground (e.g. that a model's weights are random). */
+  notice?: string;
+  /** One line per notable event (errors, start-up). Default: stderr. */
+  log?: (line: string) => void;
+}
+
+/** `ApiOptions` with every default filled in. */
+export interface ResolvedApiOptions {
+  models: ServedModel[];
+  rules: RuleSpec;
+  format: 'tulu' | 'chat-template';
+  apiKey: string | undefined;
+  concurrency: number;
+  maxQueued: number;
+  maxTokens: number;
+  defaultMaxTokens: number;
+  temperature: number;
+  bodyLimit: number;
+  playground: boolean;
+  notice: string | undefined;
+  log: (line: string) => void;
+}
+
+function positiveInt(value: number | undefined, name: string, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min) {
+    throw new RangeError(`${name}: expected an integer >= ${min}, got ${value}`);
+  }
+  return value;
+}
+
+/** A model's default id: the name of its directory. */
+export function defaultModelId(model: Model): string {
+  return basename(model.info.dir);
+}
+
+/** Fills in defaults and checks the options; throws `RangeError` / `TypeError` naming the option. */
+export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
+  if (!options || options.models === undefined) throw new TypeError('models: give at least one model');
+  const list: ServedModel[] = Array.isArray(options.models)
+    ? [...(options.models as readonly ServedModel[])]
+    : 'model' in (options.models as object) && 'id' in (options.models as object)
+      ? [options.models as ServedModel]
+      : [{ id: defaultModelId(options.models as Model), model: options.models as Model }];
+  if (list.length === 0) throw new TypeError('models: give at least one model');
+  const ids = new Set<string>();
+  for (const m of list) {
+    if (typeof m.id !== 'string' || m.id.length === 0)
+      throw new TypeError('models[].id: expected a non-empty string');
+    if (ids.has(m.id)) throw new TypeError(`models: the id "${m.id}" is given twice`);
+    ids.add(m.id);
+  }
+  const temperature = options.temperature ?? 0;
+  if (!(temperature >= 0 && temperature <= 2)) {
+    throw new RangeError(`temperature: expected a number in [0, 2], got ${temperature}`);
+  }
+  const maxTokens = positiveInt(options.maxTokens, 'maxTokens', 2048);
+  return {
+    models: list,
+    rules: options.rules ?? 'hewitt2024',
+    format: options.format ?? 'tulu',
+    apiKey: options.apiKey || undefined,
+    concurrency: positiveInt(options.concurrency, 'concurrency', 16),
+    maxQueued: positiveInt(options.maxQueued, 'maxQueued', 32, 0),
+    maxTokens,
+    defaultMaxTokens: Math.min(positiveInt(options.defaultMaxTokens, 'defaultMaxTokens', 256), maxTokens),
+    temperature,
+    bodyLimit: positiveInt(options.bodyLimit, 'bodyLimit', 1024 * 1024),
+    playground: options.playground ?? true,
+    notice: options.notice || undefined,
+    log: options.log ?? ((line) => process.stderr.write(`[implicit-it api] ${line}\n`)),
+  };
+}

@@ -1,0 +1,211 @@
+import { compileRules, type RuleSet, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
+import type { GenerateOptions, Model } from '@implicit-it/runtime';
+import { ApiError, toApiError } from './errors.js';
+import type { ResolvedApiOptions, ServedModel } from './options.js';
+import type { ChatRequest, CompletionRequest } from './schemas.js';
+
+/** A validated request, ready for the runtime. */
+export interface Plan {
+  kind: 'chat' | 'completion';
+  served: ServedModel;
+  input: { promptIds: number[]; scopeStart: number };
+  options: GenerateOptions;
+  stream: boolean;
+  includeUsage: boolean;
+  /** Top alternatives per token (0 = only the chosen token's), or null: no log-probs. */
+  logprobs: number | null;
+  trace: boolean;
+}
+
+/** The served model named `id`, or a 404 listing the ids there are. */
+export function findModel(models: readonly ServedModel[], id: string): ServedModel {
+  const served = models.find((m) => m.id === id);
+  if (!served) {
+    throw new ApiError(
+      404,
+      `The model ${JSON.stringify(id)} does not exist on this server; it serves ${models.map((m) => JSON.stringify(m.id)).join(', ')} (GET /v1/models)`,
+      { param: 'model', code: 'model_not_found', type: 'invalid_request_error' },
+    );
+  }
+  return served;
+}
+
+const RULE_CACHE_SIZE = 32;
+
+/**
+ * Compiles rule sets per model, at most `RULE_CACHE_SIZE` per model (least recently used dropped),
+ * so that clients sending ever new rule-set JSON cannot grow the server's memory.
+ */
+export class RuleCache {
+  private readonly cache = new WeakMap<Model, Map<string, RuleSet | false>>();
+
+  get(model: Model, spec: RuleSpec): RuleSet | false {
+    const config = resolveRuleSpec(spec);
+    const key = JSON.stringify(config);
+    let map = this.cache.get(model);
+    if (!map) {
+      map = new Map();
+      this.cache.set(model, map);
+    }
+    let set = map.get(key);
+    if (set === undefined) {
+      const compiled = compileRules(config, model.tokenizer.vocabulary);
+      set = compiled.enabled.length === 0 ? false : compiled;
+      if (map.size >= RULE_CACHE_SIZE) map.delete(map.keys().next().value!);
+    } else map.delete(key);
+    map.set(key, set);
+    return set;
+  }
+}
+
+function contentText(content: ChatRequest['messages'][number]['content']): string {
+  if (content === null || content === undefined) return '';
+  if (typeof content === 'string') return content;
+  return content.map((part) => part.text).join('');
+}
+
+function checkIds(ids: readonly number[], model: Model, param: string): void {
+  const size = model.info.vocabSize;
+  const bad = ids.findIndex((id) => id >= size);
+  if (bad >= 0) {
+    throw new ApiError(400, `${param}: token id ${ids[bad]} is outside the vocabulary [0, ${size})`, {
+      param,
+      code: 'invalid_value',
+    });
+  }
+}
+
+function checkPromptLength(ids: readonly number[], model: Model, param: string): void {
+  if (ids.length === 0) {
+    throw new ApiError(400, `${param}: the prompt has no tokens`, { param, code: 'invalid_value' });
+  }
+  const max = model.info.maxPositions;
+  if (max !== undefined && ids.length >= max) {
+    throw new ApiError(
+      400,
+      `This model's maximum context length is ${max} tokens; the prompt has ${ids.length}. Shorten the ${param}.`,
+      { param, code: 'context_length_exceeded' },
+    );
+  }
+}
+
+/** Common options of both endpoints. */
+function baseOptions(
+  req: ChatRequest | CompletionRequest,
+  model: Model,
+  server: ResolvedApiOptions,
+  rules: RuleCache,
+  requestedMax: number | null | undefined,
+  defaultMax: number,
+): GenerateOptions {
+  const options: GenerateOptions = {
+    format: server.format,
+    maxNewTokens: Math.min(requestedMax ?? defaultMax, server.maxTokens),
+    temperature: req.temperature ?? server.temperature,
+  };
+  if (req.top_p === 0) options.topK = 1;
+  else if (req.top_p !== null && req.top_p !== undefined && req.top_p < 1) options.topP = req.top_p;
+  if (req.top_k) options.topK = Math.min(req.top_k, options.topK ?? req.top_k);
+  if (req.seed !== null && req.seed !== undefined) options.seed = ((req.seed % 2 ** 32) + 2 ** 32) % 2 ** 32;
+  if (req.stop !== null && req.stop !== undefined)
+    options.stop = typeof req.stop === 'string' ? [req.stop] : req.stop;
+  if (req.logit_bias) {
+    const ids = Object.keys(req.logit_bias).map(Number);
+    checkIds(ids, model, 'logit_bias');
+    options.logitBias = Object.fromEntries(ids.map((id) => [id, req.logit_bias![String(id)]!]));
+  }
+  const spec = req.rules === undefined || req.rules === null || req.rules === true ? server.rules : req.rules;
+  try {
+    options.rules = rules.get(model, spec as RuleSpec);
+  } catch (error) {
+    throw toApiError(error);
+  }
+  if (req.trace) options.trace = true;
+  return options;
+}
+
+function streamFlags(req: ChatRequest | CompletionRequest): { stream: boolean; includeUsage: boolean } {
+  const stream = req.stream === true;
+  if (!stream && req.stream_options) {
+    throw new ApiError(400, 'stream_options: only allowed when stream is true', {
+      param: 'stream_options',
+      code: 'invalid_value',
+    });
+  }
+  return { stream, includeUsage: stream && req.stream_options?.include_usage === true };
+}
+
+/** A chat request as a plan: the model, the prompt ids and S, the runtime options. */
+export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: RuleCache): Plan {
+  const served = findModel(server.models, req.model);
+  const model = served.model;
+  const messages = req.messages.map((m) => ({
+    role: m.role === 'developer' ? 'system' : m.role,
+    content: contentText(m.content),
+  }));
+  let prompt: { ids: number[]; scopeStart: number };
+  try {
+    prompt = model.prompt({ messages }, server.format);
+  } catch (error) {
+    throw toApiError(error, 'messages');
+  }
+  checkPromptLength(prompt.ids, model, 'messages');
+  if (req.top_logprobs !== null && req.top_logprobs !== undefined && req.logprobs !== true) {
+    throw new ApiError(400, 'top_logprobs: set logprobs to true to use top_logprobs', {
+      param: 'top_logprobs',
+      code: 'invalid_value',
+    });
+  }
+  const logprobs = req.logprobs === true ? (req.top_logprobs ?? 0) : null;
+  const options = baseOptions(
+    req,
+    model,
+    server,
+    rules,
+    req.max_completion_tokens ?? req.max_tokens,
+    server.defaultMaxTokens,
+  );
+  if (logprobs !== null) options.logprobs = logprobs;
+  return {
+    kind: 'chat',
+    served,
+    input: { promptIds: prompt.ids, scopeStart: prompt.scopeStart },
+    options,
+    ...streamFlags(req),
+    logprobs,
+    trace: req.trace === true,
+  };
+}
+
+/** A completions request as a plan: the text is the prompt as is (format raw), or token ids. */
+export function planCompletion(req: CompletionRequest, server: ResolvedApiOptions, rules: RuleCache): Plan {
+  const served = findModel(server.models, req.model);
+  const model = served.model;
+  const raw = Array.isArray(req.prompt) ? req.prompt[0]! : req.prompt;
+  let prompt: { ids: number[]; scopeStart: number };
+  if (typeof raw === 'string') {
+    try {
+      prompt = model.prompt({ text: raw }, 'raw');
+    } catch (error) {
+      throw toApiError(error, 'prompt');
+    }
+  } else {
+    const ids = typeof raw === 'number' ? (req.prompt as number[]) : raw;
+    checkIds(ids, model, 'prompt');
+    prompt = { ids: [...ids], scopeStart: 0 };
+  }
+  checkPromptLength(prompt.ids, model, 'prompt');
+  const options = baseOptions(req, model, server, rules, req.max_tokens, Math.min(16, server.maxTokens));
+  options.format = 'raw';
+  const logprobs = req.logprobs ?? null;
+  if (logprobs !== null) options.logprobs = logprobs;
+  return {
+    kind: 'completion',
+    served,
+    input: { promptIds: prompt.ids, scopeStart: prompt.scopeStart },
+    options,
+    ...streamFlags(req),
+    logprobs,
+    trace: req.trace === true,
+  };
+}

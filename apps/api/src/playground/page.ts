@@ -1,0 +1,85 @@
+import { PLAYGROUND_SCRIPT } from './script.js';
+import { PLAYGROUND_STYLE } from './style.js';
+
+/** What the page needs to know about the server, embedded at start-up. */
+export interface PlaygroundConfig {
+  models: string[];
+  /** Which rules the server's default rule set turns on (`eos`, `uniform`, `used`, `start`). */
+  defaultRules: Record<string, boolean>;
+  /** Whether requests need an API key (the page then asks for one). */
+  auth: boolean;
+  maxTokens: number;
+  /** Shown in a banner on top of the page. */
+  notice?: string;
+}
+
+const escapeHtml = (text: string) =>
+  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+const escapeJson = (value: unknown) =>
+  JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
+
+/**
+ * The playground: one self-contained HTML page (inline CSS and JS, no external requests). It sends the
+ * instruction twice to `/v1/chat/completions` (rules off, and the chosen rules) with `stream` and the
+ * `trace` extension, and colours each token by its rank under the base model alone.
+ */
+export function playgroundPage(config: PlaygroundConfig): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>implicit-it playground</title>
+<style>${PLAYGROUND_STYLE}</style>
+</head>
+<body>
+<header>
+  <h1>implicit-it <span>playground</span></h1>
+  <p>A <em>base</em> model, and the same model multiplied by three hand-written rules
+  (Hewitt et al., 2024, <cite>Instruction Following without Instruction Tuning</cite>). Each token of an answer is
+  coloured by where the base model alone ranked it at that step.</p>
+</header>
+<main>
+  ${config.notice ? `<p class="notice" id="notice">${escapeHtml(config.notice)}</p>` : ''}
+  <section class="controls">
+    <label for="instruction" class="label">Instruction</label>
+    <textarea id="instruction" rows="3" placeholder="Give me a recipe for tiramisu.">Give me a recipe for tiramisu.</textarea>
+    <div class="row">
+      <label>Model <select id="model"></select></label>
+      <label>Max tokens <input id="max-tokens" type="number" min="1" value="128"></label>
+      <label>Temperature <input id="temperature" type="number" min="0" max="2" step="0.1" value="0"></label>
+      <label id="key-field" hidden>API key <input id="api-key" type="password" autocomplete="off"></label>
+      <span class="spacer"></span>
+      <button id="stop" type="button" disabled>Stop</button>
+      <button id="generate" type="button" class="primary" title="Ctrl+Enter">Generate</button>
+    </div>
+    <fieldset id="rules">
+      <legend>Rules of the right-hand column</legend>
+    </fieldset>
+  </section>
+  <section class="columns">
+    <article id="col-base" class="column" data-state="idle">
+      <h2>Base model <small>rules off</small></h2>
+      <div class="tokens" aria-live="polite"></div>
+      <div class="meta"></div>
+    </article>
+    <article id="col-rules" class="column" data-state="idle">
+      <h2>Base + rules <small id="rules-name"></small></h2>
+      <div class="tokens" aria-live="polite"></div>
+      <div class="meta"></div>
+    </article>
+  </section>
+  <footer class="legend" id="legend">
+    <span><i class="tok unshifted">token</i> unshifted: the base model's own top-1</span>
+    <span><i class="tok marginal">token</i> marginal: its 2nd or 3rd choice</span>
+    <span><i class="tok shifted">token</i> shifted: ranked lower by the base model</span>
+    <span class="note">(categories of Lin et al., 2023; hover a token for its rank)</span>
+  </footer>
+</main>
+<script>window.PLAYGROUND = ${escapeJson(config)};</script>
+<script>${PLAYGROUND_SCRIPT}</script>
+</body>
+</html>
+`;
+}

@@ -1,0 +1,191 @@
+/**
+ * The playground's JavaScript (inline in the page; plain ES2020, no build step). It is a string, so it
+ * uses no template literals of its own.
+ */
+export const PLAYGROUND_SCRIPT = String.raw`
+(function () {
+  'use strict';
+  var config = window.PLAYGROUND;
+  var RULES = [
+    { key: 'eos', part: 'eos', name: 'EOS ramp', help: 'end-of-sequence score rises from 0 to 15 over 250 tokens' },
+    { key: 'uniform', part: 'uniform', name: 'Uniform token changes', help: '15 fixed scores: I -5, should -6, \\n +1, ...' },
+    { key: 'used', part: 'diversity', name: 'Used-token penalty', help: '-1.5 for each token already used' },
+    { key: 'start', part: 'start', name: 'Start rule', help: 'off in hewitt2024: favours words at the first steps' }
+  ];
+  var $ = function (sel) { return document.querySelector(sel); };
+  var running = null;
+
+  var select = $('#model');
+  config.models.forEach(function (id) {
+    var opt = document.createElement('option');
+    opt.value = id; opt.textContent = id; select.appendChild(opt);
+  });
+  $('#max-tokens').max = String(config.maxTokens);
+  if (config.auth) {
+    $('#key-field').hidden = false;
+    $('#api-key').value = localStorage.getItem('implicit-it-api-key') || '';
+  }
+  var fieldset = $('#rules');
+  RULES.forEach(function (rule) {
+    var label = document.createElement('label');
+    var box = document.createElement('input');
+    box.type = 'checkbox'; box.id = 'rule-' + rule.key; box.checked = !!config.defaultRules[rule.key];
+    box.addEventListener('change', showRulesName);
+    var text = document.createElement('span');
+    text.textContent = rule.name;
+    var small = document.createElement('small');
+    small.textContent = rule.help;
+    label.appendChild(box); label.appendChild(text); label.appendChild(small);
+    fieldset.appendChild(label);
+  });
+
+  /** The chosen rules as the paper's subset name (eos-uniform-diversity), or false. */
+  function rulesSpec() {
+    var parts = RULES.filter(function (r) { return $('#rule-' + r.key).checked; })
+      .map(function (r) { return r.part; });
+    return parts.length ? parts.join('-') : false;
+  }
+  function showRulesName() {
+    var spec = rulesSpec();
+    $('#rules-name').textContent = spec ? spec : 'no rules on';
+  }
+  showRulesName();
+
+  function category(rank) {
+    if (rank === null || rank === undefined) return 'unknown';
+    if (rank <= 1) return 'unshifted';
+    if (rank <= 3) return 'marginal';
+    return 'shifted';
+  }
+  var ORDER = { unknown: 0, unshifted: 1, marginal: 2, shifted: 3 };
+
+  function Column(id) {
+    this.el = $(id);
+    this.tokens = this.el.querySelector('.tokens');
+    this.meta = this.el.querySelector('.meta');
+  }
+  Column.prototype.reset = function () {
+    this.tokens.textContent = '';
+    this.meta.textContent = '';
+    this.counts = { unshifted: 0, marginal: 0, shifted: 0, unknown: 0 };
+    this.n = 0;
+    this.el.dataset.state = 'running';
+  };
+  /** Text of one chunk and the tokens that made it; the end-of-sequence token alone shows as a marker. */
+  Column.prototype.add = function (text, trace, finish) {
+    var worst = 'unknown', ranks = [];
+    (trace || []).forEach(function (t) {
+      var c = category(t.base_rank);
+      ranks.push(t.base_rank);
+      if (ORDER[c] > ORDER[worst]) worst = c;
+    }, this);
+    for (var i = 0; i < (trace || []).length; i++) this.counts[category(trace[i].base_rank)]++;
+    this.n += (trace || []).length;
+    var eos = !text && finish === 'stop' && ranks.length > 0;
+    if (!text && !eos) return;
+    var span = document.createElement('span');
+    span.className = 'tok ' + worst + (eos ? ' eos' : '');
+    span.textContent = eos ? '\u27e8end\u27e9' : text;
+    span.title = (eos ? 'end of sequence; ' : '') + 'base-model rank ' + ranks.join(', ');
+    this.tokens.appendChild(span);
+  };
+  Column.prototype.finish = function (reason, usage) {
+    this.el.dataset.state = 'done';
+    var c = this.counts, n = this.n || 1;
+    var pct = function (k) { return Math.round((100 * c[k]) / n) + '%'; };
+    this.meta.textContent = this.n + ' tokens, finish: ' + reason +
+      ' | unshifted ' + pct('unshifted') + ', marginal ' + pct('marginal') + ', shifted ' + pct('shifted') +
+      (usage ? ' | prompt ' + usage.prompt_tokens + ' tokens' : '');
+  };
+  Column.prototype.fail = function (message) {
+    this.el.dataset.state = 'error';
+    var span = document.createElement('span');
+    span.className = 'error';
+    span.textContent = message;
+    this.meta.textContent = '';
+    this.meta.appendChild(span);
+  };
+
+  var columns = { base: new Column('#col-base'), rules: new Column('#col-rules') };
+
+  async function run(column, rules, signal) {
+    column.reset();
+    var headers = { 'Content-Type': 'application/json' };
+    var key = $('#api-key').value;
+    if (config.auth && key) {
+      headers.Authorization = 'Bearer ' + key;
+      localStorage.setItem('implicit-it-api-key', key);
+    }
+    var body = {
+      model: select.value,
+      messages: [{ role: 'user', content: $('#instruction').value }],
+      max_tokens: Number($('#max-tokens').value) || 128,
+      temperature: Number($('#temperature').value) || 0,
+      stream: true,
+      stream_options: { include_usage: true },
+      rules: rules,
+      trace: true
+    };
+    var res = await fetch('/v1/chat/completions', {
+      method: 'POST', headers: headers, body: JSON.stringify(body), signal: signal
+    });
+    if (!res.ok) {
+      var err = await res.json().catch(function () { return null; });
+      throw new Error(err && err.error ? err.error.message : 'HTTP ' + res.status);
+    }
+    var reader = res.body.getReader();
+    var decoder = new TextDecoder();
+    var buffer = '', reason = 'stop', usage = null;
+    for (;;) {
+      var chunk = await reader.read();
+      if (chunk.done) break;
+      buffer += decoder.decode(chunk.value, { stream: true });
+      var events = buffer.split('\n\n');
+      buffer = events.pop();
+      for (var i = 0; i < events.length; i++) {
+        var line = events[i].trim();
+        if (line.indexOf('data: ') !== 0) continue;
+        var data = line.slice(6);
+        if (data === '[DONE]') continue;
+        var event = JSON.parse(data);
+        if (event.error) throw new Error(event.error.message);
+        if (event.usage) usage = event.usage;
+        var choice = event.choices && event.choices[0];
+        if (!choice) continue;
+        column.add(choice.delta && choice.delta.content, choice.trace, choice.finish_reason);
+        if (choice.finish_reason) reason = choice.finish_reason;
+      }
+    }
+    column.finish(reason, usage);
+  }
+
+  async function generate() {
+    if (running) running.abort();
+    var controller = new AbortController();
+    running = controller;
+    $('#generate').disabled = true;
+    $('#stop').disabled = false;
+    var jobs = [
+      run(columns.base, false, controller.signal).catch(function (e) { fail(columns.base, e); }),
+      run(columns.rules, rulesSpec(), controller.signal).catch(function (e) { fail(columns.rules, e); })
+    ];
+    await Promise.all(jobs);
+    if (running === controller) {
+      running = null;
+      $('#generate').disabled = false;
+      $('#stop').disabled = true;
+    }
+  }
+  function fail(column, e) {
+    column.fail(e && e.name === 'AbortError' ? 'stopped' : String((e && e.message) || e));
+  }
+
+  $('#generate').addEventListener('click', generate);
+  $('#stop').addEventListener('click', function () {
+    if (running) running.abort();
+  });
+  $('#instruction').addEventListener('keydown', function (e) {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); generate(); }
+  });
+})();
+`;

@@ -1,0 +1,215 @@
+import type { StreamPart } from '@implicit-it/runtime';
+import { ApiError, toApiError } from './errors.js';
+import type { Metrics } from './metrics.js';
+import { ResponseWriter, type TokenInfo } from './openai-format.js';
+import type { Plan } from './plan.js';
+import type { Release, WorkQueue } from './work-queue.js';
+
+/** What running a plan needs from the app. */
+export interface RunContext {
+  queue: WorkQueue;
+  metrics: Metrics;
+  log: (line: string) => void;
+  /** The route label for metrics. */
+  route: string;
+  /** When the request arrived (performance.now()). */
+  started: number;
+  /** Aborted when the client disconnects. */
+  signal: AbortSignal;
+}
+
+const encoder = new TextEncoder();
+const sse = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`);
+const DONE = encoder.encode('data: [DONE]\n\n');
+
+/** Seconds a client told 429 should wait: about one queue's worth of average work, 1 to 60. */
+function retryAfter(queue: WorkQueue): string {
+  return String(Math.min(60, Math.max(1, Math.ceil(queue.depth / queue.concurrency))));
+}
+
+async function acquire(ctx: RunContext, abort: AbortController): Promise<Release> {
+  let release: Release | null;
+  try {
+    release = await ctx.queue.acquire(abort.signal);
+  } catch {
+    throw new ApiError(499, 'the client closed the request while it was queued', { code: 'client_closed' });
+  }
+  if (release === null) {
+    ctx.metrics.inc('implicit_it_rejected_total');
+    throw new ApiError(
+      429,
+      `The server is busy: ${ctx.queue.active} generations are running and ${ctx.queue.depth} are waiting (its limit). Retry after the Retry-After header's seconds.`,
+      { type: 'rate_limit_error', code: 'queue_full', headers: { 'Retry-After': retryAfter(ctx.queue) } },
+    );
+  }
+  return release;
+}
+
+function linkedAbort(signal: AbortSignal): AbortController {
+  const abort = new AbortController();
+  if (signal.aborted) abort.abort(signal.reason);
+  else signal.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
+  return abort;
+}
+
+/** Counts a generation's prompt tokens as it starts (generated tokens are counted one by one). */
+function countPrompt(ctx: RunContext, plan: Plan): void {
+  ctx.metrics.inc('implicit_it_prompt_tokens_total', {}, plan.input.promptIds.length);
+}
+
+/** Runs a plan without streaming: one JSON response. */
+export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response> {
+  const abort = linkedAbort(ctx.signal);
+  const release = await acquire(ctx, abort);
+  const writer = new ResponseWriter(plan);
+  countPrompt(ctx, plan);
+  try {
+    const tokens: TokenInfo[] = [];
+    let finish: Extract<StreamPart, { type: 'finish' }> | null = null;
+    // stream() rather than generate(): the same path as streaming, and tokens carry their trace
+    for await (const part of plan.served.model.stream(plan.input, {
+      ...plan.options,
+      signal: abort.signal,
+    })) {
+      if (part.type === 'token') {
+        if (tokens.length === 0)
+          ctx.metrics.observe('implicit_it_time_to_first_token_seconds', {}, seconds(ctx));
+        ctx.metrics.inc('implicit_it_completion_tokens_total');
+        tokens.push(part);
+      } else if (part.type === 'finish') finish = part;
+    }
+    if (!finish) throw new Error('the generation ended without a finish part');
+    return Response.json(
+      writer.complete({ text: finish.text, finishReason: finish.finishReason, usage: finish.usage, tokens }),
+    );
+  } catch (error) {
+    if (abort.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
+    throw toApiError(error, plan.kind === 'chat' ? 'messages' : 'prompt');
+  } finally {
+    release();
+  }
+}
+
+const seconds = (ctx: RunContext) => (performance.now() - ctx.started) / 1000;
+
+/**
+ * Runs a plan as server-sent events. Errors before the first token are answered as JSON errors (the
+ * status is still free); afterwards as a final `data: {"error":...}` event. A client that disconnects
+ * cancels the body: the generation is aborted at its next step and its slot freed.
+ */
+export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> {
+  const abort = linkedAbort(ctx.signal);
+  const release = await acquire(ctx, abort);
+  const writer = new ResponseWriter(plan);
+  countPrompt(ctx, plan);
+  const gen = plan.served.model.stream(plan.input, { ...plan.options, signal: abort.signal });
+  let first: IteratorResult<StreamPart>;
+  try {
+    first = await gen.next();
+  } catch (error) {
+    release();
+    if (abort.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
+    throw toApiError(error, plan.kind === 'chat' ? 'messages' : 'prompt');
+  }
+
+  let ended = false;
+  let cancelled = false;
+  let sawToken = false;
+  const end = (status: 'ok' | 'aborted' | 'error') => {
+    if (ended) return;
+    ended = true;
+    if (cancelled) status = 'aborted';
+    release();
+    if (status === 'aborted') ctx.metrics.inc('implicit_it_client_aborts_total');
+    ctx.metrics.observe('implicit_it_request_duration_seconds', { route: ctx.route }, seconds(ctx));
+  };
+  let pending: TokenInfo[] = [];
+
+  /** Chunks for one part; true when the stream is over. */
+  const handle = (part: StreamPart, out: Uint8Array[]): boolean => {
+    if (part.type === 'token') {
+      if (!sawToken) {
+        sawToken = true;
+        ctx.metrics.observe('implicit_it_time_to_first_token_seconds', {}, seconds(ctx));
+      }
+      ctx.metrics.inc('implicit_it_completion_tokens_total');
+      pending.push(part);
+    } else if (part.type === 'text-delta') {
+      out.push(sse(writer.deltaChunk(part.text, pending)));
+      pending = [];
+    } else {
+      out.push(sse(writer.finishChunk(part.finishReason, pending)));
+      pending = [];
+      if (plan.includeUsage) out.push(sse(writer.usageChunk(part.usage)));
+      out.push(DONE);
+      return true;
+    }
+    return false;
+  };
+
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const out: Uint8Array[] = [];
+      const role = writer.roleChunk();
+      if (role) out.push(sse(role));
+      let over = first.done === true;
+      if (!first.done) over = handle(first.value, out);
+      for (const chunk of out) controller.enqueue(chunk);
+      if (over) {
+        controller.close();
+        end('ok');
+      }
+    },
+    async pull(controller) {
+      // one pull enqueues at least one chunk or ends the stream
+      for (;;) {
+        let next: IteratorResult<StreamPart>;
+        try {
+          next = await gen.next();
+        } catch (error) {
+          if (abort.signal.aborted) {
+            end('aborted');
+            return;
+          }
+          const apiError = toApiError(error);
+          ctx.log(`stream failed: ${(error as Error)?.stack ?? String(error)}`);
+          try {
+            controller.enqueue(sse(apiError.body));
+            controller.close();
+          } catch {}
+          end('error');
+          return;
+        }
+        const out: Uint8Array[] = [];
+        const over = next.done === true || handle(next.value, out);
+        try {
+          for (const chunk of out) controller.enqueue(chunk);
+          if (over) controller.close();
+        } catch {
+          // cancelled meanwhile
+        }
+        if (over) {
+          end('ok');
+          return;
+        }
+        if (out.length > 0) return;
+      }
+    },
+    async cancel() {
+      cancelled = true;
+      abort.abort(new Error('client disconnected'));
+      // the slot is freed once decoding has stopped and its tensors are released
+      await gen.return(undefined).catch(() => {});
+      end('aborted');
+    },
+  });
+
+  return new Response(body, {
+    headers: {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    },
+  });
+}

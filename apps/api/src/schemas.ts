@@ -1,0 +1,151 @@
+import { z } from 'zod';
+
+const INT32_MAX = 2 ** 31 - 1;
+
+const tokenCount = z
+  .number({ error: 'expected an integer' })
+  .int({ error: 'expected an integer' })
+  .min(0, { error: 'expected at least 0' })
+  .max(INT32_MAX, { error: `expected at most ${INT32_MAX}` });
+
+const stop = z.union(
+  [
+    z.string().min(1, { error: 'a stop string may not be empty' }).max(256),
+    z
+      .array(z.string().min(1, { error: 'a stop string may not be empty' }).max(256))
+      .max(4, { error: 'at most 4 stop strings' }),
+  ],
+  { error: 'expected a string or an array of at most 4 strings' },
+);
+
+const logitBias = z
+  .record(
+    z.string().regex(/^\d{1,9}$/, { error: 'keys are token ids (non-negative integers)' }),
+    z
+      .number({ error: 'expected a number in [-100, 100]' })
+      .min(-100, { error: 'expected a number in [-100, 100]' })
+      .max(100, { error: 'expected a number in [-100, 100]' }),
+    { error: 'expected an object mapping token ids to biases' },
+  )
+  .refine((v) => Object.keys(v).length <= 1024, { error: 'at most 1024 entries' });
+
+/** Extension: a preset / subset name, `false` (none), `true` (the server's default), or a rule-set JSON. */
+const rules = z.union([z.string().min(1).max(200), z.boolean(), z.record(z.string(), z.unknown())], {
+  error: 'expected a rule-set name (e.g. "hewitt2024"), false, or a rule-set JSON object',
+});
+
+const streamOptions = z.strictObject({
+  include_usage: z.boolean().nullish(),
+  include_obfuscation: z.boolean().nullish(),
+});
+
+/** Fields both endpoints take. */
+const common = {
+  model: z.string({ error: 'expected a model id (GET /v1/models lists them)' }).min(1).max(256),
+  max_tokens: tokenCount.nullish(),
+  temperature: z
+    .number({ error: 'expected a number in [0, 2]' })
+    .min(0, { error: 'expected a number in [0, 2]' })
+    .max(2, { error: 'expected a number in [0, 2]' })
+    .nullish(),
+  top_p: z
+    .number({ error: 'expected a number in [0, 1]' })
+    .min(0, { error: 'expected a number in [0, 1]' })
+    .max(1, { error: 'expected a number in [0, 1]' })
+    .nullish(),
+  /** Extension (as vLLM): keep only the k most likely tokens when sampling; 0 = off. */
+  top_k: z.number().int().min(0).max(INT32_MAX).nullish(),
+  seed: z
+    .number({ error: 'expected an integer' })
+    .int({ error: 'expected an integer' })
+    .refine(Number.isSafeInteger, { error: 'expected a safe integer' })
+    .nullish(),
+  stop: stop.nullish(),
+  n: z.literal(1, { error: 'only n = 1 is supported; send one request per completion' }).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: streamOptions.nullish(),
+  logit_bias: logitBias.nullish(),
+  frequency_penalty: z
+    .literal(0, { error: 'only 0 is supported (the rules penalize used tokens)' })
+    .nullish(),
+  presence_penalty: z.literal(0, { error: 'only 0 is supported (the rules penalize used tokens)' }).nullish(),
+  user: z.string().max(256).nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+  store: z.boolean().nullish(),
+  service_tier: z.string().max(64).nullish(),
+  /** Extension: the rule-based adapter for this request. */
+  rules: rules.nullish(),
+  /** Extension: report each token's rank under the base model alone (`choices[].trace`). */
+  trace: z.boolean().nullish(),
+};
+
+const textPart = z.strictObject({ type: z.literal('text'), text: z.string() });
+
+const message = z
+  .strictObject({
+    role: z.enum(['system', 'developer', 'user', 'assistant'], {
+      error: 'expected "system", "developer", "user" or "assistant" (tool messages are not supported)',
+    }),
+    content: z
+      .union([z.string(), z.array(textPart).max(256)], {
+        error: 'expected a string or an array of {"type":"text","text":...} parts',
+      })
+      .nullish(),
+    name: z.string().max(64).nullish(),
+    refusal: z.string().nullish(),
+  })
+  .superRefine((m, ctx) => {
+    // only an assistant turn may come without content (OpenAI allows it with tool calls)
+    if (m.role !== 'assistant' && (m.content === null || m.content === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['content'], message: 'this field is required' });
+    }
+  });
+
+/** `POST /v1/chat/completions`. */
+export const chatRequestSchema = z.strictObject({
+  ...common,
+  messages: z
+    .array(message, { error: 'expected an array of messages' })
+    .min(1, { error: 'give at least one message' })
+    .max(1024, { error: 'at most 1024 messages' }),
+  max_completion_tokens: tokenCount.nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20, { error: 'expected an integer in [0, 20]' }).nullish(),
+  response_format: z
+    .strictObject({ type: z.literal('text', { error: 'only {"type":"text"} is supported' }) })
+    .nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+});
+
+const tokenId = z.number().int().min(0).max(INT32_MAX);
+
+/** `POST /v1/completions`. */
+export const completionRequestSchema = z.strictObject({
+  ...common,
+  prompt: z.union(
+    [
+      z.string(),
+      z.array(z.string()).length(1, { error: 'one prompt per request' }),
+      z.array(tokenId).min(1).max(1_000_000),
+      z.array(z.array(tokenId).min(1)).length(1, { error: 'one prompt per request' }),
+    ],
+    { error: 'expected a string, or an array of token ids (one prompt per request)' },
+  ),
+  logprobs: z.number().int().min(0).max(20, { error: 'expected an integer in [0, 20]' }).nullish(),
+  echo: z.literal(false, { error: 'echo is not supported' }).nullish(),
+  best_of: z.literal(1, { error: 'only best_of = 1 is supported' }).nullish(),
+  suffix: z.null({ error: 'suffix is not supported' }).optional(),
+});
+
+export type ChatRequest = z.infer<typeof chatRequestSchema>;
+export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+
+/** `a.b[0].c` from a zod issue path. */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out;
+}

@@ -1,0 +1,412 @@
+import type { Model } from '@implicit-it/runtime';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type ApiApp, createApp } from '../src/index.js';
+import { json, parseSse, tinyModel } from './helpers.js';
+
+const user = (content: string) => [{ role: 'user', content }];
+const chat = (extra: Record<string, unknown> = {}) => ({
+  model: 'tiny',
+  messages: user('Give me a recipe for tiramisu.'),
+  max_tokens: 12,
+  ...extra,
+});
+
+let model: Model;
+let app: ApiApp;
+
+beforeAll(async () => {
+  model = await tinyModel();
+  app = createApp({ models: [{ id: 'tiny', model }], log: () => {}, maxTokens: 40 });
+});
+
+async function post(path: string, body: unknown, headers: Record<string, string> = {}) {
+  const res = await app.request(path, json(body, headers));
+  const text = await res.text();
+  return { res, text, body: res.headers.get('Content-Type')?.includes('json') ? JSON.parse(text) : null };
+}
+
+describe('GET routes', () => {
+  it('lists the served models with their context length', async () => {
+    const res = await app.request('/v1/models');
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body.object).toBe('list');
+    expect(body.data).toEqual([
+      expect.objectContaining({ id: 'tiny', object: 'model', owned_by: 'implicit-it', context_length: 512 }),
+    ]);
+    expect((await app.request('/v1/models/tiny')).status).toBe(200);
+    expect((await app.request('/v1/models/other')).status).toBe(404);
+  });
+
+  it('answers /health without a key', async () => {
+    const res = await app.request('/health');
+    expect(await res.json()).toEqual({ status: 'ok', models: ['tiny'], active: 0, queued: 0 });
+  });
+
+  it('serves Prometheus text at /metrics', async () => {
+    await post('/v1/chat/completions', chat());
+    const text = await (await app.request('/metrics')).text();
+    expect(text).toMatch(/^# HELP implicit_it_requests_total/m);
+    expect(text).toMatch(/^implicit_it_requests_total\{route="\/v1\/chat\/completions",status="200"\} \d+$/m);
+    expect(text).toMatch(/^implicit_it_completion_tokens_total \d+$/m);
+    expect(text).toMatch(
+      /^implicit_it_request_duration_seconds_bucket\{route="\/v1\/chat\/completions",le="\+Inf"\} \d+$/m,
+    );
+    expect(text).toMatch(/^implicit_it_queue_depth 0$/m);
+    expect(text).toMatch(/^implicit_it_active_generations 0$/m);
+  });
+
+  it('answers unknown URLs with a JSON 404', async () => {
+    const res = await app.request('/v1/engines');
+    expect(res.status).toBe(404);
+    expect((await res.json()).error.code).toBe('unknown_url');
+  });
+
+  it('serves the playground page with no external resource', async () => {
+    const res = await app.request('/');
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain('id="instruction"');
+    expect(html).toContain('id="col-base"');
+    expect(html).toContain('id="col-rules"');
+    expect(html).not.toMatch(/(src|href)="https?:/);
+    expect(res.headers.get('Content-Security-Policy')).toContain("connect-src 'self'");
+    expect(html).not.toContain('id="notice"');
+  });
+
+  it('shows a notice on the playground when given one (escaped)', async () => {
+    const a = createApp({
+      models: [{ id: 'tiny', model }],
+      log: () => {},
+      notice: 'RANDOM <weights> & noise',
+    });
+    const html = await (await a.request('/')).text();
+    expect(html).toContain('<p class="notice" id="notice">RANDOM &lt;weights&gt; &amp; noise</p>');
+  });
+});
+
+describe('POST /v1/chat/completions', () => {
+  it('answers with an OpenAI chat.completion', async () => {
+    const { res, body } = await post('/v1/chat/completions', chat());
+    expect(res.status).toBe(200);
+    expect(body.object).toBe('chat.completion');
+    expect(body.id).toMatch(/^chatcmpl-/);
+    expect(body.model).toBe('tiny');
+    expect(body.choices).toHaveLength(1);
+    expect(body.choices[0].message.role).toBe('assistant');
+    expect(typeof body.choices[0].message.content).toBe('string');
+    expect(['stop', 'length']).toContain(body.choices[0].finish_reason);
+    expect(body.choices[0].logprobs).toBeNull();
+    const u = body.usage;
+    expect(u.total_tokens).toBe(u.prompt_tokens + u.completion_tokens);
+    expect(u.completion_tokens).toBeLessThanOrEqual(12);
+  });
+
+  it('matches the runtime (greedy, server default rules hewitt2024)', async () => {
+    const { body } = await post('/v1/chat/completions', chat({ max_tokens: 20 }));
+    const [direct] = await model.generate('Give me a recipe for tiramisu.', {
+      maxNewTokens: 20,
+      rules: 'hewitt2024',
+    });
+    expect(body.choices[0].message.content).toBe(direct!.text);
+    expect(body.usage.completion_tokens).toBe(direct!.tokenIds.length);
+  });
+
+  it('takes rules per request: false is the base model, names and JSON are validated', async () => {
+    const base = (await post('/v1/chat/completions', chat({ max_tokens: 30, rules: false }))).body;
+    const [direct] = await model.generate('Give me a recipe for tiramisu.', {
+      maxNewTokens: 30,
+      rules: false,
+    });
+    expect(base.choices[0].message.content).toBe(direct!.text);
+    const subset = await post('/v1/chat/completions', chat({ rules: 'uniform-diversity' }));
+    expect(subset.res.status).toBe(200);
+    const custom = await post('/v1/chat/completions', chat({ rules: { used: { penalty: -3 } } }));
+    expect(custom.res.status).toBe(200);
+    const bad = await post('/v1/chat/completions', chat({ rules: { used: { penalty: 'high' } } }));
+    expect(bad.res.status).toBe(400);
+    expect(bad.body.error.param).toBe('rules.used.penalty');
+  });
+
+  it('reports log-probs with top alternatives', async () => {
+    const { body } = await post('/v1/chat/completions', chat({ logprobs: true, top_logprobs: 3 }));
+    const content = body.choices[0].logprobs.content;
+    expect(content).toHaveLength(body.usage.completion_tokens);
+    for (const item of content) {
+      expect(item.logprob).toBeLessThanOrEqual(0);
+      expect(item.top_logprobs).toHaveLength(3);
+      expect(item.bytes).toEqual([...new TextEncoder().encode(item.token)]);
+      expect(item.top_logprobs[0].logprob).toBeGreaterThanOrEqual(item.top_logprobs[2].logprob);
+    }
+  });
+
+  it("reports each token's base-model rank with the trace extension", async () => {
+    const { body } = await post('/v1/chat/completions', chat({ trace: true, max_tokens: 30 }));
+    const trace = body.choices[0].trace;
+    expect(trace).toHaveLength(body.usage.completion_tokens);
+    for (const t of trace) expect(t.base_rank).toBeGreaterThanOrEqual(1);
+    const [direct] = await model.generate('Give me a recipe for tiramisu.', {
+      maxNewTokens: 30,
+      rules: 'hewitt2024',
+      trace: true,
+    });
+    expect(trace.map((t: { base_rank: number }) => t.base_rank)).toEqual(direct!.baseRanks);
+  });
+
+  it('caps max_tokens at the server limit and honours max_completion_tokens', async () => {
+    const big = await post('/v1/chat/completions', chat({ max_tokens: 100_000, logit_bias: { 2: -100 } }));
+    expect(big.res.status).toBe(200);
+    expect(big.body.usage.completion_tokens).toBe(40);
+    expect(big.body.choices[0].finish_reason).toBe('length');
+    const mct = await post(
+      '/v1/chat/completions',
+      chat({ max_completion_tokens: 3, logit_bias: { 2: -100 } }),
+    );
+    expect(mct.body.usage.completion_tokens).toBe(3);
+  });
+
+  it('applies logit_bias and stop', async () => {
+    const forced = await post(
+      '/v1/chat/completions',
+      chat({ logit_bias: { 65: 100 }, max_tokens: 4, rules: false }),
+    );
+    expect(forced.body.choices[0].logprobs).toBeNull();
+    const [direct] = await model.generate('x', { maxNewTokens: 1, logitBias: { 65: 100 }, format: 'raw' });
+    expect(forced.body.choices[0].message.content).toBe(direct!.text.repeat(4));
+    const base = (await post('/v1/chat/completions', chat({ max_tokens: 30, rules: false }))).body.choices[0]
+      .message.content as string;
+    const stopAt = base.slice(5, 7);
+    const stopped = await post(
+      '/v1/chat/completions',
+      chat({ max_tokens: 30, rules: false, stop: [stopAt] }),
+    );
+    expect(stopped.body.choices[0].message.content).toBe(base.slice(0, base.indexOf(stopAt)));
+    expect(stopped.body.choices[0].finish_reason).toBe('stop');
+  });
+
+  it('samples reproducibly with a seed', async () => {
+    const a = await post('/v1/chat/completions', chat({ temperature: 1, seed: 7, max_tokens: 20 }));
+    const b = await post('/v1/chat/completions', chat({ temperature: 1, seed: 7, max_tokens: 20 }));
+    expect(a.body.choices[0].message.content).toBe(b.body.choices[0].message.content);
+  });
+
+  it('streams OpenAI chunks ending with [DONE], usage last when asked', async () => {
+    const { res, text } = await post(
+      '/v1/chat/completions',
+      chat({ stream: true, stream_options: { include_usage: true }, trace: true }),
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get('Content-Type')).toMatch(/^text\/event-stream/);
+    const events = parseSse(text);
+    expect(events.at(-1)).toBe('[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    expect(chunks[0].choices[0].delta.role).toBe('assistant');
+    const ids = new Set(chunks.map((c) => c.id));
+    expect(ids.size).toBe(1);
+    for (const c of chunks) expect(c.object).toBe('chat.completion.chunk');
+    const usage = chunks.at(-1);
+    expect(usage.choices).toEqual([]);
+    expect(usage.usage.completion_tokens).toBeGreaterThan(0);
+    const finish = chunks.at(-2);
+    expect(['stop', 'length']).toContain(finish.choices[0].finish_reason);
+    const text2 = chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('');
+    const whole = (await post('/v1/chat/completions', chat())).body.choices[0].message.content;
+    expect(text2).toBe(whole);
+    const traced = chunks.flatMap((c) => c.choices[0]?.trace ?? []);
+    expect(traced).toHaveLength(usage.usage.completion_tokens);
+  });
+});
+
+describe('concurrent requests', () => {
+  it('are decoded together and each gets the answer it gets alone', async () => {
+    const prompts = ['Give me a recipe for tiramisu.', 'Write a poem about the sea.', 'What is 2 + 2?', 'Hi'];
+    const ask = (content: string, extra: Record<string, unknown> = {}) =>
+      post('/v1/chat/completions', chat({ messages: user(content), max_tokens: 24, ...extra }));
+    const alone: string[] = [];
+    for (const p of prompts) alone.push((await ask(p)).body.choices[0].message.content);
+    const together = await Promise.all(prompts.map((p) => ask(p)));
+    expect(together.map((r) => r.body.choices[0].message.content)).toEqual(alone);
+    // streaming and not, with and without rules, in one batch
+    const mixed = await Promise.all([
+      ask(prompts[0]!, { stream: true }),
+      ask(prompts[1]!, { rules: false }),
+      ask(prompts[2]!, { logprobs: true }),
+    ]);
+    const streamed = parseSse(mixed[0].text)
+      .slice(0, -1)
+      .map((e) => JSON.parse(e).choices[0]?.delta?.content ?? '')
+      .join('');
+    expect(streamed).toBe(alone[0]);
+    const [baseAlone] = await model.generate(prompts[1]!, { maxNewTokens: 24, rules: false });
+    expect(mixed[1].body.choices[0].message.content).toBe(baseAlone!.text);
+    expect(mixed[2].body.choices[0].message.content).toBe(alone[2]);
+  });
+});
+
+describe('POST /v1/completions', () => {
+  it('continues raw text (no chat format), 16 tokens by default', async () => {
+    const { res, body } = await post('/v1/completions', {
+      model: 'tiny',
+      prompt: 'Once upon a time',
+      logit_bias: { 2: -100 },
+    });
+    expect(res.status).toBe(200);
+    expect(body.object).toBe('text_completion');
+    expect(body.usage.completion_tokens).toBe(16);
+    const [direct] = await model.generate(
+      { text: 'Once upon a time' },
+      {
+        maxNewTokens: 16,
+        rules: 'hewitt2024',
+        logitBias: { 2: -100 },
+      },
+    );
+    expect(body.choices[0].text).toBe(direct!.text);
+  });
+
+  it('takes token ids and legacy log-probs', async () => {
+    const { body } = await post('/v1/completions', {
+      model: 'tiny',
+      prompt: [1, 100, 200],
+      max_tokens: 5,
+      logprobs: 2,
+    });
+    const lp = body.choices[0].logprobs;
+    expect(lp.tokens).toHaveLength(body.usage.completion_tokens);
+    expect(lp.token_logprobs).toHaveLength(lp.tokens.length);
+    expect(Object.keys(lp.top_logprobs[0]).length).toBeLessThanOrEqual(2);
+    expect(lp.text_offset[0]).toBe(0);
+    expect(body.usage.prompt_tokens).toBe(3);
+  });
+
+  it('streams text_completion chunks', async () => {
+    const { text } = await post('/v1/completions', {
+      model: 'tiny',
+      prompt: 'Hello',
+      max_tokens: 6,
+      stream: true,
+    });
+    const events = parseSse(text);
+    expect(events.at(-1)).toBe('[DONE]');
+    for (const e of events.slice(0, -1)) expect(JSON.parse(e).object).toBe('text_completion');
+  });
+
+  it('rejects token ids outside the vocabulary and several prompts', async () => {
+    const ids = await post('/v1/completions', { model: 'tiny', prompt: [1, 99999] });
+    expect(ids.res.status).toBe(400);
+    expect(ids.body.error.param).toBe('prompt');
+    const many = await post('/v1/completions', { model: 'tiny', prompt: ['a', 'b'] });
+    expect(many.res.status).toBe(400);
+  });
+});
+
+describe('errors', () => {
+  const cases: [string, Record<string, unknown>, number, string | null][] = [
+    ['missing model', { messages: user('hi') }, 400, 'model'],
+    ['unknown model', { model: 'gpt-4o', messages: user('hi') }, 404, 'model'],
+    ['path as model', { model: '/etc/passwd', messages: user('hi') }, 404, 'model'],
+    ['n > 1', chat({ n: 3 }), 400, 'n'],
+    ['bad temperature', chat({ temperature: 9 }), 400, 'temperature'],
+    ['bad role', { model: 'tiny', messages: [{ role: 'tool', content: 'x' }] }, 400, 'messages[0].role'],
+    ['tools', chat({ tools: [] }), 400, 'tools'],
+    ['unknown field', chat({ foo: 1 }), 400, 'foo'],
+    ['unknown rules', chat({ rules: 'hewitt2025' }), 400, 'rules'],
+    ['top_logprobs without logprobs', chat({ top_logprobs: 2 }), 400, 'top_logprobs'],
+    ['logit_bias id out of range', chat({ logit_bias: { 100000: 1 } }), 400, 'logit_bias'],
+    [
+      'stream_options without stream',
+      chat({ stream_options: { include_usage: true } }),
+      400,
+      'stream_options',
+    ],
+  ];
+  for (const [name, body, status, param] of cases) {
+    it(`${name}: ${status} naming ${param}`, async () => {
+      const r = await post('/v1/chat/completions', body);
+      expect(r.res.status).toBe(status);
+      expect(r.body.error).toEqual({
+        message: expect.any(String),
+        type: 'invalid_request_error',
+        param,
+        code: expect.any(String),
+      });
+    });
+  }
+
+  it('rejects a prompt longer than the context with 400 context_length_exceeded', async () => {
+    const r = await post('/v1/chat/completions', chat({ messages: user('tiramisu '.repeat(400)) }));
+    expect(r.res.status).toBe(400);
+    expect(r.body.error.code).toBe('context_length_exceeded');
+    expect(r.body.error.param).toBe('messages');
+  });
+
+  it('rejects malformed JSON and other content types', async () => {
+    const bad = await app.request('/v1/chat/completions', json('{"model": '));
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error.type).toBe('invalid_request_error');
+    const form = await app.request('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'Content-Type': 'text/plain' },
+      body: '{}',
+    });
+    expect(form.status).toBe(400);
+  });
+
+  it('limits the body size (413)', async () => {
+    const small = createApp({ models: [{ id: 'tiny', model }], log: () => {}, bodyLimit: 1000 });
+    const res = await small.request('/v1/chat/completions', json(chat({ messages: user('x'.repeat(2000)) })));
+    expect(res.status).toBe(413);
+    expect((await res.json()).error.code).toBe('request_too_large');
+  });
+});
+
+describe('API key', () => {
+  const keyed = () => createApp({ models: [{ id: 'tiny', model }], log: () => {}, apiKey: 'sk-test-123' });
+
+  it('401 without or with a wrong key, 200 with it; /health and / stay open', async () => {
+    const a = keyed();
+    const none = await a.request('/v1/models');
+    expect(none.status).toBe(401);
+    expect(none.headers.get('WWW-Authenticate')).toBe('Bearer');
+    expect((await none.json()).error.code).toBe('invalid_api_key');
+    expect((await a.request('/v1/models', { headers: { Authorization: 'Bearer sk-test-12' } })).status).toBe(
+      401,
+    );
+    expect(
+      (await a.request('/v1/models', { headers: { Authorization: 'Bearer sk-test-1234' } })).status,
+    ).toBe(401);
+    expect((await a.request('/metrics')).status).toBe(401);
+    expect((await a.request('/v1/models', { headers: { Authorization: 'Bearer sk-test-123' } })).status).toBe(
+      200,
+    );
+    const gen = await a.request(
+      '/v1/chat/completions',
+      json(chat(), { Authorization: 'Bearer sk-test-123' }),
+    );
+    expect(gen.status).toBe(200);
+    expect((await a.request('/health')).status).toBe(200);
+    expect((await a.request('/')).status).toBe(200);
+  });
+});
+
+describe('options', () => {
+  it('refuses bad server options naming them', () => {
+    expect(() => createApp({ models: [] })).toThrow(/models/);
+    expect(() => createApp({ models: [{ id: 'a', model }], concurrency: 0 })).toThrow(/concurrency/);
+    expect(() => createApp({ models: [{ id: 'a', model }], rules: 'nope' })).toThrow(/unknown rule set/);
+    expect(() =>
+      createApp({
+        models: [
+          { id: 'a', model },
+          { id: 'a', model },
+        ],
+      }),
+    ).toThrow(/twice/);
+  });
+
+  it('serves a bare Model under its directory name', async () => {
+    const a = createApp({ models: model, log: () => {} });
+    const body = await (await a.request('/v1/models')).json();
+    expect(body.data[0].id).toMatch(/^implicit-it-api-tiny/);
+  });
+});

@@ -1,0 +1,136 @@
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, serve } from '../src/index.js';
+import { tinyModel } from './helpers.js';
+
+// The official client, unchanged: only baseURL and apiKey point it at our server on loopback.
+let server: RunningServer;
+let client: OpenAI;
+
+beforeAll(async () => {
+  const model = await tinyModel();
+  server = await serve({
+    models: [{ id: 'tiny', model }],
+    port: 0,
+    hostname: '127.0.0.1',
+    apiKey: 'sk-local',
+    log: () => {},
+  });
+  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'sk-local', maxRetries: 0, timeout: 30_000 });
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+describe('the openai client against the server', () => {
+  it('lists models', async () => {
+    const list = await client.models.list();
+    expect(list.data.map((m) => m.id)).toEqual(['tiny']);
+  });
+
+  it('chat completion', async () => {
+    const res = await client.chat.completions.create({
+      model: 'tiny',
+      messages: [
+        { role: 'system', content: 'You are terse.' },
+        { role: 'user', content: 'Name three colors.' },
+      ],
+      max_tokens: 10,
+    });
+    expect(res.object).toBe('chat.completion');
+    expect(res.choices[0]!.message.role).toBe('assistant');
+    expect(typeof res.choices[0]!.message.content).toBe('string');
+    expect(res.usage!.completion_tokens).toBeGreaterThan(0);
+    expect(res.usage!.completion_tokens).toBeLessThanOrEqual(10);
+  });
+
+  it('streamed chat completion with usage, same text as without streaming', async () => {
+    const params = {
+      model: 'tiny',
+      messages: [{ role: 'user' as const, content: 'Write a haiku about rain.' }],
+      max_tokens: 16,
+    };
+    const stream = await client.chat.completions.create({
+      ...params,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = '';
+    let finish: string | null = null;
+    let usage: OpenAI.CompletionUsage | undefined | null;
+    for await (const chunk of stream) {
+      if (chunk.usage) usage = chunk.usage;
+      const choice = chunk.choices[0];
+      if (!choice) continue;
+      text += choice.delta.content ?? '';
+      finish = choice.finish_reason ?? finish;
+    }
+    expect(finish).toMatch(/^(stop|length)$/);
+    expect(usage!.completion_tokens).toBeGreaterThan(0);
+    const whole = await client.chat.completions.create(params);
+    expect(text).toBe(whole.choices[0]!.message.content);
+  });
+
+  it('chat log-probs', async () => {
+    const res = await client.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'Hello' }],
+      max_tokens: 5,
+      logprobs: true,
+      top_logprobs: 2,
+    });
+    const content = res.choices[0]!.logprobs!.content!;
+    expect(content.length).toBe(res.usage!.completion_tokens);
+    expect(content[0]!.top_logprobs).toHaveLength(2);
+    expect(content[0]!.logprob).toBeLessThanOrEqual(0);
+  });
+
+  it('completion, streamed and not, with legacy log-probs', async () => {
+    const res = await client.completions.create({
+      model: 'tiny',
+      prompt: 'Once upon a time',
+      max_tokens: 8,
+      logprobs: 1,
+    });
+    expect(res.object).toBe('text_completion');
+    expect(res.choices[0]!.logprobs!.tokens!.length).toBe(res.usage!.completion_tokens);
+    const stream = await client.completions.create({
+      model: 'tiny',
+      prompt: 'Once upon a time',
+      max_tokens: 8,
+      stream: true,
+    });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+    expect(text).toBe(res.choices[0]!.text);
+  });
+
+  it('the rules extension passes through the client', async () => {
+    const body = { model: 'tiny', messages: [{ role: 'user' as const, content: 'Hi' }], max_tokens: 8 };
+    const off = await client.chat.completions.create({
+      ...body,
+      rules: false,
+    } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    expect(off.choices[0]!.message.content).toBeTypeOf('string');
+  });
+
+  it("errors arrive as the client's typed errors", async () => {
+    const notFound = await client.chat.completions
+      .create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e) => e);
+    expect(notFound).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(notFound.status).toBe(404);
+    expect(notFound.code).toBe('model_not_found');
+
+    const bad = await client.chat.completions
+      .create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], temperature: 5 })
+      .catch((e) => e);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(bad.param).toBe('temperature');
+
+    const wrongKey = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'sk-wrong', maxRetries: 0 });
+    const auth = await wrongKey.models.list().catch((e) => e);
+    expect(auth).toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+});

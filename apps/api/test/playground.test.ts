@@ -1,0 +1,150 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, serve } from '../src/index.js';
+import { tinyModel } from './helpers.js';
+
+/**
+ * The playground in headless Chromium: Debian's `chromium` package (`apt-get install -y chromium`)
+ * driven by playwright-core, which downloads no browser of its own. Skipped with a message when
+ * /usr/bin/chromium is absent.
+ */
+const CHROMIUM = process.env.IMPLICIT_IT_CHROMIUM ?? '/usr/bin/chromium';
+const OUT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'test-output');
+export const SCREENSHOT = join(OUT_DIR, 'playground.png');
+
+const available = existsSync(CHROMIUM);
+if (!available) {
+  console.warn(
+    `[skip] playground browser test: ${CHROMIUM} is missing (install it with: apt-get install -y chromium)`,
+  );
+}
+
+describe.skipIf(!available)('playground in headless Chromium', () => {
+  let server: RunningServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    const model = await tinyModel();
+    server = await serve({ models: [{ id: 'tiny', model }], port: 0, hostname: '127.0.0.1', log: () => {} });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('streams both columns side by side and colours every token by its base-model rank', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    const external: string[] = [];
+    page.on('request', (req) => {
+      if (!req.url().startsWith(server.url)) external.push(req.url());
+    });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(server.url);
+
+    // toggles for each rule, the server's default (hewitt2024: eos, uniform, used on; start off)
+    for (const rule of ['eos', 'uniform', 'used']) expect(await page.isChecked(`#rule-${rule}`)).toBe(true);
+    expect(await page.isChecked('#rule-start')).toBe(false);
+    expect(await page.textContent('#rules-name')).toBe('eos-uniform-diversity');
+    await expect(page.textContent('#legend')).resolves.toMatch(/unshifted.*marginal.*shifted/s);
+
+    await page.fill('#instruction', 'Give me a recipe for tiramisu.');
+    await page.fill('#max-tokens', '64');
+    await page.click('#generate');
+    await page.waitForSelector('#col-base[data-state="done"]', { timeout: 30_000 });
+    await page.waitForSelector('#col-rules[data-state="done"]', { timeout: 30_000 });
+
+    const column = (id: string) =>
+      page.$$eval(`${id} .tokens .tok`, (spans) =>
+        spans.map((s) => ({ text: s.textContent ?? '', cls: s.className, title: s.getAttribute('title') })),
+      );
+    const base = await column('#col-base');
+    const ruled = await column('#col-rules');
+    expect(base.length).toBeGreaterThan(0);
+    expect(ruled.length).toBeGreaterThan(0);
+    for (const t of [...base, ...ruled]) expect(t.cls).toMatch(/^tok (unshifted|marginal|shifted)( eos)?$/);
+    const text = (spans: { cls: string; text: string }[]) =>
+      spans
+        .filter((t) => !t.cls.endsWith(' eos'))
+        .map((t) => t.text)
+        .join('');
+    // the base model alone, greedy: every token is its own top-1
+    expect(base.every((t) => t.cls === 'tok unshifted')).toBe(true);
+    // with the rules some tokens moved (for this model and prompt the EOS ramp and the penalties do)
+    expect(ruled.some((t) => t.cls !== 'tok unshifted')).toBe(true);
+    expect(await page.textContent('#col-rules .meta')).toMatch(/tokens, finish: (stop|length)/);
+
+    // the columns hold exactly what the API answers for the same requests
+    const api = async (rules: unknown) => {
+      const res = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({
+          model: 'tiny',
+          messages: [{ role: 'user', content: 'Give me a recipe for tiramisu.' }],
+          max_tokens: 64,
+          rules,
+        }),
+      });
+      return (await res.json()).choices[0].message.content as string;
+    };
+    expect(text(base)).toBe(await api(false));
+    expect(text(ruled)).toBe(await api('eos-uniform-diversity'));
+    // the answer with rules ended by EOS, which the EOS ramp pushed up: shown as a marker
+    if ((await page.textContent('#col-rules .meta'))?.includes('finish: stop')) {
+      expect(ruled.at(-1)!.cls).toMatch(/ eos$/);
+    }
+
+    mkdirSync(OUT_DIR, { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    expect(existsSync(SCREENSHOT)).toBe(true);
+
+    // toggling every rule off makes the right column the base model's answer
+    for (const rule of ['eos', 'uniform', 'used']) await page.uncheck(`#rule-${rule}`);
+    expect(await page.textContent('#rules-name')).toBe('no rules on');
+    await page.click('#generate');
+    await page.waitForSelector('#col-rules[data-state="done"]', { timeout: 30_000 });
+    await page.waitForSelector('#col-base[data-state="done"]', { timeout: 30_000 });
+    const off = await column('#col-rules');
+    expect(text(off)).toBe(text(base));
+
+    expect(errors).toEqual([]);
+    expect(external).toEqual([]);
+    await page.close();
+  });
+
+  it('asks for the API key when the server has one, and reports errors in the column', async () => {
+    const model = await tinyModel();
+    const keyed = await serve({
+      models: [{ id: 'tiny', model }],
+      port: 0,
+      hostname: '127.0.0.1',
+      apiKey: 'sk-play',
+      log: () => {},
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(keyed.url);
+      expect(await page.isVisible('#api-key')).toBe(true);
+      await page.click('#generate');
+      await page.waitForSelector('#col-rules[data-state="error"]', { timeout: 30_000 });
+      expect(await page.textContent('#col-rules .meta')).toMatch(/API key/);
+      await page.fill('#api-key', 'sk-play');
+      await page.fill('#max-tokens', '8');
+      await page.click('#generate');
+      await page.waitForSelector('#col-rules[data-state="done"]', { timeout: 30_000 });
+      await page.close();
+    } finally {
+      await keyed.close();
+    }
+  });
+});

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// ONNX sessions use the machine's cores: run test files one at a time. --expose-gc lets the load test
+// measure memory after a collection.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    fileParallelism: false,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    execArgv: ['--expose-gc'],
+  },
+});

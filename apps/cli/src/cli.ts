@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+import { CommanderError } from 'commander';
+import { CliError, EXIT, exitCodeOf, painter } from './output.js';
+import { createProgram } from './program.js';
+
+async function main(): Promise<void> {
+  const program = createProgram();
+  const override = (cmd: typeof program) => {
+    cmd.exitOverride();
+    for (const sub of cmd.commands) override(sub);
+  };
+  override(program);
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // help and version exit 0; every parse error is a usage error (the message is already printed)
+      process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return;
+    }
+    const paint = painter(process.stderr);
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`${paint('red', 'error:')} ${message}\n`);
+    if (error instanceof CliError && error.hint)
+      process.stderr.write(`${paint('dim', `hint: ${error.hint}`)}\n`);
+    if (process.env.IMPLICIT_IT_DEBUG && error instanceof Error && error.stack)
+      process.stderr.write(`${error.stack}\n`);
+    process.exitCode = exitCodeOf(error);
+  }
+}
+
+await main();

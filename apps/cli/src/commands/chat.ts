@@ -1,0 +1,171 @@
+import { createInterface } from 'node:readline';
+import type { RuleSpec } from '@implicit-it/rules';
+import type { ChatMessage } from '@implicit-it/tokenizers';
+import type { Command } from 'commander';
+import { type ModelFlags, openModel, parseRules, rulesLabel } from '../flags.js';
+import { CliError, forTerminal, painter } from '../output.js';
+import { addGenerationOptions, DEFAULT_MODEL_HELP, generationOptions, shiftStyle } from './generate.js';
+
+interface ChatFlags extends ModelFlags {
+  rules?: string;
+  format: 'tulu' | 'chat-template' | 'raw';
+  maxTokens: number;
+  temperature: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+  stop?: string[];
+  system?: string;
+  trace?: boolean;
+}
+
+const HELP = `commands: /rules <spec> (e.g. off, hewitt2024, eos-uniform), /reset (forget the conversation),
+          /history, /help, /exit (or Ctrl-D). Ctrl-C stops a reply; Ctrl-C at an empty prompt quits.`;
+
+async function run(flags: ChatFlags): Promise<void> {
+  if (flags.format === 'raw')
+    throw new CliError('chat needs a chat format: --format tulu or chat-template', 2);
+  let rules: RuleSpec = parseRules(flags.rules);
+  const opened = await openModel(flags);
+  const { model } = opened;
+  const out = painter(process.stdout);
+  const system: ChatMessage[] = flags.system ? [{ role: 'system', content: flags.system }] : [];
+  let messages: ChatMessage[] = [...system];
+
+  process.stdout.write(
+    `${out('bold', 'implicit-it chat')} with ${opened.id}, rules: ${rulesLabel(rules)}, format: ${flags.format}\n${out('dim', HELP)}\n`,
+  );
+  const rl = createInterface({
+    input: process.stdin,
+    output: process.stdout,
+    terminal: process.stdin.isTTY === true,
+    historySize: 200,
+  });
+  let generating: AbortController | null = null;
+  let closed = false;
+  rl.on('SIGINT', () => {
+    if (generating) generating.abort(new Error('interrupted'));
+    else if (rl.line.length > 0) {
+      rl.write(null, { ctrl: true, name: 'u' });
+      rl.prompt();
+    } else rl.close();
+  });
+  rl.on('close', () => {
+    closed = true;
+  });
+  const prompt = () => {
+    rl.setPrompt(out('green', 'you> '));
+    rl.prompt();
+  };
+
+  const reply = async (): Promise<void> => {
+    generating = new AbortController();
+    process.stdout.write(out('cyan', 'assistant> '));
+    let text = '';
+    let rank: number | undefined;
+    let finish = '';
+    try {
+      for await (const part of model.stream(
+        { messages },
+        { ...generationOptions(flags, rules), trace: flags.trace === true, signal: generating.signal },
+      )) {
+        if (part.type === 'token') rank = part.baseRank;
+        else if (part.type === 'text-delta') {
+          const style = flags.trace ? shiftStyle(rank) : null;
+          const shown = forTerminal(part.text);
+          process.stdout.write(style ? out(style, shown) : shown);
+        } else {
+          text = part.text;
+          finish = part.finishReason;
+        }
+      }
+      messages.push({ role: 'assistant', content: text });
+      process.stdout.write(finish === 'length' ? out('dim', ' [max tokens]\n') : '\n');
+    } catch (error) {
+      if (generating.signal.aborted) {
+        process.stdout.write(out('dim', ' [stopped]\n'));
+        messages.pop();
+      } else throw error;
+    } finally {
+      generating = null;
+    }
+  };
+
+  const handle = async (line: string): Promise<boolean> => {
+    const input = line.trim();
+    if (!input) return true;
+    if (input.startsWith('/')) {
+      const [command, ...rest] = input.split(/\s+/);
+      switch (command) {
+        case '/exit':
+        case '/quit':
+          return false;
+        case '/reset':
+          messages = [...system];
+          process.stdout.write(out('dim', 'conversation cleared\n'));
+          return true;
+        case '/rules':
+          try {
+            rules = parseRules(rest.join(' ') || 'hewitt2024');
+            process.stdout.write(out('dim', `rules: ${rulesLabel(rules)}\n`));
+          } catch (error) {
+            process.stdout.write(out('red', `${(error as Error).message}\n`));
+          }
+          return true;
+        case '/history':
+          for (const m of messages) process.stdout.write(`${out('dim', `${m.role}:`)} ${m.content}\n`);
+          return true;
+        case '/help':
+          process.stdout.write(`${HELP}\n`);
+          return true;
+        default:
+          process.stdout.write(out('red', `unknown command ${command}; /help lists them\n`));
+          return true;
+      }
+    }
+    messages.push({ role: 'user', content: input });
+    try {
+      await reply();
+    } catch (error) {
+      messages.pop();
+      process.stdout.write(out('red', `error: ${(error as Error).message}\n`));
+    }
+    return true;
+  };
+
+  try {
+    prompt();
+    for await (const line of rl) {
+      rl.pause();
+      const go = await handle(line);
+      if (!go || closed) break;
+      rl.resume();
+      prompt();
+    }
+  } finally {
+    rl.close();
+    await model.dispose();
+  }
+  process.stdout.write('\n');
+}
+
+export function registerChat(program: Command): void {
+  const cmd = program
+    .command('chat')
+    .description('an interactive multi-turn chat, streamed (base model + rules)')
+    .option('-s, --system <text>', 'a system message opening the conversation')
+    .option('--trace', "colour each token by the base model's rank of it (1 plain, 2-3 yellow, lower red)");
+  addGenerationOptions(cmd)
+    .addHelpText(
+      'after',
+      `
+In the chat: ${HELP}
+
+Examples:
+  $ implicit-it chat
+  $ implicit-it chat --model ./models/smol --rules eos-uniform-diversity --max-tokens 200
+  $ implicit-it chat --rules off --system "You are a helpful assistant." --trace
+${DEFAULT_MODEL_HELP}`,
+    )
+    .action(async (flags: ChatFlags) => run(flags));
+}

@@ -1,0 +1,178 @@
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultHubCacheDir, providerStatus } from '@implicit-it/runtime';
+import type { Command } from 'commander';
+import * as ort from 'onnxruntime-node';
+import { cacheRoot, DEFAULT_HUB_ID, randomModelDir } from '../default-model.js';
+import { EXIT, painter, printJson } from '../output.js';
+import { sharedDir } from '../shared-dir.js';
+
+/** One check: `ok`, `warn` (works, with less), or `fail` (something will not work). */
+export interface Check {
+  name: string;
+  status: 'ok' | 'warn' | 'fail';
+  detail: string;
+  fix?: string;
+}
+
+function nodeCheck(): Check {
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  const ok = major > 20 || (major === 20 && minor >= 10);
+  return {
+    name: 'Node.js',
+    status: ok ? 'ok' : 'fail',
+    detail: `v${process.versions.node}`,
+    ...(ok ? {} : { fix: 'install Node 20.10 or newer (https://nodejs.org, or nvm install 20)' }),
+  };
+}
+
+function ortCheck(): Check[] {
+  const version =
+    (ort.env.versions as Record<string, string>).node ?? (ort.env.versions as Record<string, string>).common;
+  const checks: Check[] = [{ name: 'onnxruntime-node', status: 'ok', detail: `v${version}` }];
+  for (const p of providerStatus()) {
+    checks.push({
+      name: `execution provider ${p.name}`,
+      status: p.available ? 'ok' : p.name === 'cpu' ? 'fail' : 'warn',
+      detail: p.reason,
+      ...(p.available
+        ? {}
+        : p.name === 'cuda'
+          ? {
+              fix: 'optional (CPU works): on a CUDA 12 machine, ONNXRUNTIME_NODE_INSTALL=cuda12 pnpm install && pnpm rebuild onnxruntime-node',
+            }
+          : { fix: 'reinstall onnxruntime-node (pnpm install --force)' }),
+    });
+  }
+  return checks;
+}
+
+function cudaCheck(): Check {
+  const driver = existsSync('/proc/driver/nvidia/version') || existsSync('/dev/nvidiactl');
+  let gpus = '';
+  try {
+    gpus = execFileSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader'], {
+      encoding: 'utf8',
+      timeout: 5000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {}
+  const visible = process.env.CUDA_VISIBLE_DEVICES;
+  if (gpus) {
+    return {
+      name: 'CUDA',
+      status: 'ok',
+      detail: `${gpus.split('\n').join('; ')}${visible !== undefined ? ` (CUDA_VISIBLE_DEVICES=${visible})` : ''}`,
+    };
+  }
+  return {
+    name: 'CUDA',
+    status: 'warn',
+    detail: driver
+      ? 'an NVIDIA driver is present but nvidia-smi lists no GPU'
+      : 'no NVIDIA GPU or driver visible',
+    fix: 'optional: models run on the CPU; for a GPU install the NVIDIA driver and CUDA 12',
+  };
+}
+
+function sharedCheck(): Check {
+  const dir = sharedDir();
+  const wanted = ['llama2', 'gpt2', 'smollm', 'olmo'].map((t) =>
+    join('fixtures', 'tokenizers', t, 'tokenizer.json'),
+  );
+  if (!dir) {
+    return {
+      name: 'shared fixtures',
+      status: 'warn',
+      detail: 'no ../shared beside the repository (tokenizer fixtures and datasets)',
+      fix: 'needed by the repository tests and for real SmolLM2 ids in the offline default model: put it at ../shared or set IMPLICIT_IT_SHARED_DIR',
+    };
+  }
+  const missing = wanted.filter((f) => !existsSync(join(dir, f)));
+  const data = existsSync(join(dir, 'data'));
+  return missing.length === 0 && data
+    ? { name: 'shared fixtures', status: 'ok', detail: `${dir} (4 tokenizers, data/)` }
+    : {
+        name: 'shared fixtures',
+        status: 'warn',
+        detail: `${dir} lacks ${[...missing, ...(data ? [] : ['data/'])].join(', ')}`,
+        fix: 'restore the shared material (see shared/README.md)',
+      };
+}
+
+function cacheCheck(): Check[] {
+  const root = cacheRoot();
+  const checks: Check[] = [];
+  try {
+    mkdirSync(root, { recursive: true });
+    accessSync(root, constants.W_OK);
+    checks.push({ name: 'model cache', status: 'ok', detail: `${root} (writable)` });
+  } catch (error) {
+    checks.push({
+      name: 'model cache',
+      status: 'fail',
+      detail: `${root}: ${(error as Error).message}`,
+      fix: 'set IMPLICIT_IT_CACHE to a writable directory',
+    });
+  }
+  const hub = join(defaultHubCacheDir(), DEFAULT_HUB_ID);
+  const random = randomModelDir();
+  checks.push(
+    existsSync(join(hub, 'config.json'))
+      ? { name: 'default model', status: 'ok', detail: `${DEFAULT_HUB_ID} cached in ${hub}` }
+      : existsSync(random)
+        ? {
+            name: 'default model',
+            status: 'warn',
+            detail: `only the random-weights stand-in (${random}) is cached`,
+            fix: `run once with a network to fetch ${DEFAULT_HUB_ID}, or pass --model DIR`,
+          }
+        : {
+            name: 'default model',
+            status: 'ok',
+            detail: `not cached yet: fetched on first use (${DEFAULT_HUB_ID}), or created offline`,
+          },
+  );
+  return checks;
+}
+
+/** Every check, in order. */
+export function runChecks(): Check[] {
+  return [nodeCheck(), ...ortCheck(), cudaCheck(), sharedCheck(), ...cacheCheck()];
+}
+
+export function registerDoctor(program: Command): void {
+  program
+    .command('doctor')
+    .description(
+      'check Node, onnxruntime-node and its execution providers, CUDA, the shared fixtures, the cache',
+    )
+    .option('--json', 'print the checks as JSON')
+    .addHelpText(
+      'after',
+      `
+Exit code 0 when nothing fails (warnings are fine), 1 otherwise.
+
+Examples:
+  $ implicit-it doctor
+  $ implicit-it doctor --json | jq '.checks[] | select(.status != "ok")'`,
+    )
+    .action((flags: { json?: boolean }) => {
+      const checks = runChecks();
+      const failed = checks.some((c) => c.status === 'fail');
+      if (flags.json) printJson({ ok: !failed, checks });
+      else {
+        const p = painter();
+        const mark = { ok: p('green', 'ok  '), warn: p('yellow', 'warn'), fail: p('red', 'FAIL') };
+        const width = Math.max(...checks.map((c) => c.name.length));
+        let out = '';
+        for (const c of checks) {
+          out += `${mark[c.status]}  ${c.name.padEnd(width)}  ${c.detail}\n`;
+          if (c.fix) out += `      ${' '.repeat(width)}  ${p('dim', `-> ${c.fix}`)}\n`;
+        }
+        process.stdout.write(out);
+      }
+      if (failed) process.exitCode = EXIT.failure;
+    });
+}

@@ -1,0 +1,244 @@
+import type { RuleSpec } from '@implicit-it/rules';
+import type { GenerateOptions, Model, StreamPart } from '@implicit-it/runtime';
+import { type Command, Option } from 'commander';
+import { collect, intArg, type ModelFlags, numArg, openModel, parseRules, rulesLabel } from '../flags.js';
+import { CliError, EXIT, forTerminal, note, painter, printJson, usage } from '../output.js';
+import { multiProgress } from '../progress.js';
+import { sideBySide } from '../side-by-side.js';
+
+interface GenerateFlags extends ModelFlags {
+  rules?: string;
+  format: 'tulu' | 'chat-template' | 'raw';
+  maxTokens: number;
+  temperature: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+  stop?: string[];
+  compare?: boolean;
+  trace?: boolean;
+  json?: boolean;
+}
+
+/** Options shared by `generate` and `chat`. */
+export function addGenerationOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '-m, --model <dir|hub-id>',
+      'model directory or hub id (default: the embedded default, see below)',
+    )
+    .option(
+      '-r, --rules <spec>',
+      'rules: hewitt2024 | hewitt2024-prose | eos-uniform | uniform-diversity | ... | off | JSON | @file.json',
+      'hewitt2024',
+    )
+    .addOption(
+      new Option('-f, --format <format>', 'prompt format')
+        .choices(['tulu', 'chat-template', 'raw'])
+        .default('tulu'),
+    )
+    .option('-n, --max-tokens <n>', 'most tokens to generate', intArg(0, 1_000_000), 256)
+    .option('-t, --temperature <t>', '0 is greedy, as the paper evaluates', numArg(0, 100), 0)
+    .option('--top-p <p>', 'nucleus sampling', numArg(Number.MIN_VALUE, 1))
+    .option('--top-k <k>', 'keep the k most likely tokens', intArg(0))
+    .option('--seed <n>', 'seed of the sampler', intArg(0, 2 ** 32 - 1))
+    .option('--stop <text>', 'stop string (repeatable)', collect)
+    .option('--offline', 'never use the network (the default model is then the random-weights stand-in)')
+    .addOption(
+      new Option('--provider <name>', 'execution provider').choices(['auto', 'cpu', 'cuda']).default('auto'),
+    )
+    .option('--dtype <dtype>', 'ONNX weights variant (fp32, fp16, q8, ...)', 'fp32')
+    .option('-v, --verbose', 'log model loading details to stderr');
+}
+
+export function generationOptions(flags: GenerateFlags, rules: RuleSpec): GenerateOptions {
+  return {
+    format: flags.format,
+    maxNewTokens: flags.maxTokens,
+    temperature: flags.temperature,
+    ...(flags.topP !== undefined ? { topP: flags.topP } : {}),
+    ...(flags.topK !== undefined ? { topK: flags.topK } : {}),
+    ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
+    ...(flags.stop ? { stop: flags.stop } : {}),
+    rules,
+  };
+}
+
+async function readInstruction(words: string[]): Promise<string> {
+  if (words.length === 1 && words[0] === '-') words = [];
+  if (words.length > 0) return words.join(' ');
+  if (process.stdin.isTTY)
+    throw usage('give an instruction: implicit-it generate "Write a haiku about rain."');
+  let text = '';
+  for await (const chunk of process.stdin) text += chunk;
+  if (!text.trim()) throw usage('the instruction read from stdin is empty');
+  return text.replace(/\n$/, '');
+}
+
+/** Colour of a token by how the rules moved it (base-model rank 1 / 2-3 / lower). */
+export function shiftStyle(rank: number | undefined): 'bgYellow' | 'bgRed' | null {
+  if (rank === undefined || rank <= 1) return null;
+  return rank <= 3 ? 'bgYellow' : 'bgRed';
+}
+
+interface Collected {
+  text: string;
+  tokenIds: number[];
+  baseRanks: number[];
+  finishReason: string;
+  usage: { promptTokens: number; completionTokens: number; totalTokens: number };
+  seconds: number;
+}
+
+async function collect1(
+  model: Model,
+  instruction: string,
+  options: GenerateOptions,
+  onPart: (part: StreamPart, lastRank: number | undefined) => void,
+): Promise<Collected> {
+  const started = performance.now();
+  const out: Collected = {
+    text: '',
+    tokenIds: [],
+    baseRanks: [],
+    finishReason: 'length',
+    usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 },
+    seconds: 0,
+  };
+  let lastRank: number | undefined;
+  for await (const part of model.stream(instruction, options)) {
+    if (part.type === 'token') {
+      out.tokenIds.push(part.id);
+      if (part.baseRank !== undefined) {
+        out.baseRanks.push(part.baseRank);
+        lastRank = part.baseRank;
+      }
+    } else if (part.type === 'finish') {
+      out.text = part.text;
+      out.finishReason = part.finishReason;
+      out.usage = part.usage;
+    }
+    onPart(part, lastRank);
+  }
+  out.seconds = (performance.now() - started) / 1000;
+  return out;
+}
+
+function stats(r: Collected): string {
+  const rate = r.seconds > 0 ? (r.usage.completionTokens / r.seconds).toFixed(1) : '-';
+  return `${r.usage.completionTokens} tokens, ${rate} tokens/s, finish: ${r.finishReason}`;
+}
+
+function jsonOf(r: Collected, rules: RuleSpec, trace: boolean) {
+  return {
+    rules,
+    text: r.text,
+    tokenIds: r.tokenIds,
+    finishReason: r.finishReason,
+    usage: r.usage,
+    ...(trace ? { baseRanks: r.baseRanks } : {}),
+  };
+}
+
+async function run(words: string[], flags: GenerateFlags): Promise<void> {
+  const rules = parseRules(flags.rules);
+  const instruction = await readInstruction(words);
+  const opened = await openModel(flags);
+  const { model } = opened;
+  const abort = new AbortController();
+  const onSigint = () => abort.abort(new Error('interrupted'));
+  process.once('SIGINT', onSigint);
+  const dim = painter(process.stderr);
+  try {
+    if (flags.compare) {
+      const bars = multiProgress(['base', `base + rules (${rulesLabel(rules)})`], flags.maxTokens, 'tokens');
+      const runOne = (spec: RuleSpec, bar: (typeof bars)[number]) => {
+        let n = 0;
+        return collect1(
+          model,
+          instruction,
+          { ...generationOptions(flags, spec), trace: true, signal: abort.signal },
+          (part) => {
+            if (part.type === 'token') bar.update(++n);
+          },
+        ).finally(() => bar.stop());
+      };
+      const [base, ruled] = await Promise.all([runOne(false, bars[0]!), runOne(rules, bars[1]!)]);
+      if (flags.json) {
+        printJson({
+          model: opened.id,
+          instruction,
+          base: jsonOf(base, false, true),
+          rules: jsonOf(ruled, rules, true),
+        });
+        return;
+      }
+      const width = process.stdout.columns || Number(process.env.COLUMNS) || 100;
+      process.stdout.write(
+        sideBySide(
+          [
+            { title: 'base', text: base.text, footer: stats(base) },
+            { title: `base + rules (${rulesLabel(rules)})`, text: ruled.text, footer: stats(ruled) },
+          ],
+          Math.max(width, 40),
+          painter(process.stdout),
+        ),
+      );
+      return;
+    }
+
+    const paint = painter(process.stdout);
+    const result = await collect1(
+      model,
+      instruction,
+      { ...generationOptions(flags, rules), trace: flags.trace === true, signal: abort.signal },
+      (part, rank) => {
+        if (flags.json || part.type !== 'text-delta') return;
+        const style = flags.trace ? shiftStyle(rank) : null;
+        const text = forTerminal(part.text);
+        process.stdout.write(style ? paint(style, text) : text);
+      },
+    );
+    if (flags.json) {
+      printJson({ model: opened.id, instruction, ...jsonOf(result, rules, flags.trace === true) });
+      return;
+    }
+    process.stdout.write('\n');
+    if (process.stderr.isTTY) note(dim('dim', `[${stats(result)}; rules: ${rulesLabel(rules)}]`));
+  } catch (error) {
+    if (abort.signal.aborted) throw new CliError('interrupted', EXIT.interrupted);
+    throw error;
+  } finally {
+    process.off('SIGINT', onSigint);
+    await model.dispose();
+  }
+}
+
+export const DEFAULT_MODEL_HELP = `
+Default model (when --model is omitted): HuggingFaceTB/SmolLM2-135M from the Hugging Face hub (its ONNX
+export, downloaded once into $IMPLICIT_IT_CACHE/hub or ~/.cache/implicit-it/hub) when a network exists;
+offline or with --offline, a SmolLM2-135M-shaped model with RANDOM weights created once in
+$IMPLICIT_IT_CACHE/models/smollm2-135m-random (a notice says so: only the mechanics are real).`;
+
+export function registerGenerate(program: Command): void {
+  const cmd = program
+    .command('generate')
+    .description('generate a response to an instruction, streamed (base model + rules)')
+    .argument('[instruction...]', 'the instruction (or "-" / nothing to read it from stdin)');
+  addGenerationOptions(cmd)
+    .option('--compare', 'generate with and without the rules and print them side by side')
+    .option('--trace', "colour each token by the base model's rank of it (1 plain, 2-3 yellow, lower red)")
+    .option('--json', 'print one JSON object (text, token ids, finish reason, usage) instead of streaming')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ implicit-it generate "Give me a recipe for tiramisu."
+  $ implicit-it generate --model ./models/smol --rules eos-uniform --max-tokens 128 "Write a poem about the sea."
+  $ implicit-it generate --compare --rules hewitt2024 "List three colors."
+  $ implicit-it generate --rules '{"used":{"penalty":-3}}' --temperature 0.7 --seed 1 "Tell a story."
+  $ echo "Summarize: ..." | implicit-it generate --json -
+${DEFAULT_MODEL_HELP}`,
+    )
+    .action(async (words: string[], flags: GenerateFlags) => run(words, flags));
+}

@@ -1,0 +1,238 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { createModel, PRESETS } from '@implicit-it/modelkit';
+import { compileRules, resolveRuleSpec } from '@implicit-it/rules';
+import { type ModelDtype, resolveModel, resolveModelFiles } from '@implicit-it/runtime';
+import { loadTokenizer } from '@implicit-it/tokenizers';
+import type { Command } from 'commander';
+import * as ort from 'onnxruntime-node';
+import { intArg, parseRules, rulesLabel } from '../flags.js';
+import { CliError, EXIT, painter, printJson, usage } from '../output.js';
+import { progressBar } from '../progress.js';
+
+const human = (bytes: number) =>
+  bytes >= 2 ** 30
+    ? `${(bytes / 2 ** 30).toFixed(2)} GiB`
+    : bytes >= 2 ** 20
+      ? `${(bytes / 2 ** 20).toFixed(1)} MiB`
+      : `${(bytes / 1024).toFixed(1)} KiB`;
+
+function dirSize(dir: string): { files: { path: string; bytes: number }[]; total: number } {
+  const files: { path: string; bytes: number }[] = [];
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (entry.isFile()) files.push({ path: relative(dir, p), bytes: statSync(p).size });
+    }
+  };
+  walk(dir);
+  files.sort((a, b) => a.path.localeCompare(b.path));
+  return { files, total: files.reduce((s, f) => s + f.bytes, 0) };
+}
+
+interface CreateFlags {
+  preset: string;
+  seed: number;
+  out: string;
+  tokenizer?: string;
+  json?: boolean;
+}
+
+async function create(flags: CreateFlags): Promise<void> {
+  if (!(flags.preset in PRESETS)) {
+    throw usage(`--preset: expected one of ${Object.keys(PRESETS).join(', ')}, got "${flags.preset}"`);
+  }
+  if (flags.tokenizer && !existsSync(join(flags.tokenizer, 'tokenizer.json'))) {
+    throw new CliError(`--tokenizer: ${flags.tokenizer} has no tokenizer.json`, EXIT.load);
+  }
+  const bar = progressBar(`writing ${flags.preset}`, 1, 'tensors');
+  const started = performance.now();
+  let created: Awaited<ReturnType<typeof createModel>>;
+  try {
+    created = await createModel({
+      preset: flags.preset as keyof typeof PRESETS,
+      seed: flags.seed,
+      out: flags.out,
+      tokenizerDir: flags.tokenizer,
+      onProgress: ({ index, count }) => bar.update(index + 1, count),
+    });
+  } finally {
+    bar.stop();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  if (flags.json) {
+    printJson({
+      dir: created.dir,
+      preset: flags.preset,
+      seed: flags.seed,
+      parameters: created.parameters,
+      weightBytes: created.weightBytes,
+      externalData: created.externalData,
+      files: created.files,
+      config: created.config,
+      seconds: Number(seconds.toFixed(2)),
+    });
+    return;
+  }
+  const paint = painter();
+  process.stdout.write(
+    `${paint('green', 'created')} ${created.dir}\n` +
+      `  preset ${flags.preset}, seed ${flags.seed}: ${(created.parameters / 1e6).toFixed(2)}M parameters, ` +
+      `${human(created.weightBytes)} of weights${created.externalData ? ' (onnx/model.onnx_data)' : ''}, ${seconds.toFixed(1)} s\n` +
+      `  files: ${created.files.join(', ')}\n` +
+      `  ${paint('dim', 'weights are random: use it to test mechanics, not answers')}\n`,
+  );
+}
+
+interface InspectFlags {
+  rules?: string;
+  dtype: string;
+  json?: boolean;
+}
+
+async function inspect(target: string, flags: InspectFlags): Promise<void> {
+  const rulesSpec = parseRules(flags.rules);
+  const dir = await resolveModel(target, { offline: true, dtype: flags.dtype as ModelDtype });
+  if (!existsSync(dir)) throw new CliError(`${target}: no such directory`, EXIT.load);
+  const files = resolveModelFiles(dir, flags.dtype as ModelDtype);
+  const tok = await loadTokenizer(dir);
+  const session = await ort.InferenceSession.create(files.onnxFile, { executionProviders: ['cpu'] });
+  const io = (names: readonly string[], meta: readonly ort.InferenceSession.ValueMetadata[]) =>
+    names.map((name) => {
+      const m = meta.find((x) => x.name === name);
+      return m?.isTensor ? { name, type: m.type, shape: m.shape } : { name, type: 'non-tensor', shape: [] };
+    });
+  const inputs = io(session.inputNames, session.inputMetadata);
+  const outputs = io(session.outputNames, session.outputMetadata);
+  await session.release();
+
+  const rules = compileRules(rulesSpec, tok.vocabulary);
+  const config = rulesSpec === false ? {} : resolveRuleSpec(rulesSpec);
+  const uniform = typeof config.uniform === 'object' ? (config.uniform.entries ?? []) : [];
+  const entries = uniform.map((e) =>
+    'id' in e
+      ? { entry: `id ${e.id}`, score: e.score, ids: [e.id] }
+      : { entry: JSON.stringify(e.text), score: e.score, ids: [...tok.vocabulary.idsOf(e.text)] },
+  );
+  const size = dirSize(dir);
+  const c = files.config;
+  const report = {
+    dir,
+    config: {
+      modelType: c.model_type,
+      layers: c.num_hidden_layers,
+      hiddenSize: c.hidden_size,
+      heads: c.num_attention_heads,
+      kvHeads: c.num_key_value_heads,
+      headDim: c.head_dim,
+      vocabSize: c.vocab_size,
+      maxPositions: c.max_position_embeddings ?? null,
+      bosTokenId: c.bos_token_id ?? null,
+      eosTokenIds: c.eos_token_id,
+    },
+    onnx: { file: relative(dir, files.onnxFile), dtype: files.dtype, merged: files.merged, inputs, outputs },
+    size: { bytes: size.total, files: size.files },
+    tokenizer: {
+      pieceEncoding: tok.pieceEncoding,
+      vocabularySize: tok.vocabulary.size,
+      eosIds: [...tok.eosIds],
+      eosSource: tok.eosSource ?? null,
+      bosId: tok.bosId ?? null,
+      chatTemplate: tok.chatTemplate !== undefined,
+    },
+    rules: {
+      spec: rulesLabel(rulesSpec),
+      enabled: rules.enabled,
+      eosIds: rules.enabled.includes('eos') ? [...tok.vocabulary.eosIds] : [],
+      uniform: entries,
+      unresolved: rules.unresolved,
+    },
+  };
+  if (flags.json) {
+    printJson(report);
+    return;
+  }
+  const p = painter();
+  const line = (k: string, v: string) => `  ${k.padEnd(26)} ${v}\n`;
+  let out = `${p('bold', dir)}\n`;
+  out += `${p('bold', 'config')}\n`;
+  out += line('type', `${c.model_type}, ${c.num_hidden_layers} layers, hidden ${c.hidden_size}`);
+  out += line(
+    'attention',
+    `${c.num_attention_heads} heads, ${c.num_key_value_heads} KV heads, head dim ${c.head_dim}`,
+  );
+  out += line('vocabulary', `${c.vocab_size} (tokenizer: ${tok.vocabulary.size}, ${tok.pieceEncoding})`);
+  out += line('context', `${c.max_position_embeddings ?? 'unknown'} positions`);
+  out += line('EOS', `${JSON.stringify([...tok.eosIds])} (${tok.eosSource ?? 'not named'})`);
+  out += line('chat template', tok.chatTemplate ? 'yes' : 'no (use --format tulu)');
+  out += `${p('bold', 'onnx')} ${report.onnx.file} (${files.dtype})\n`;
+  for (const i of inputs) out += line(`in ${i.name}`, `${i.type} [${i.shape.join(', ')}]`);
+  for (const o of outputs) out += line(`out ${o.name}`, `${o.type} [${o.shape.join(', ')}]`);
+  out += `${p('bold', 'size')} ${human(size.total)} in ${size.files.length} files\n`;
+  out += `${p('bold', 'rules')} ${rulesLabel(rulesSpec)}: ${rules.enabled.join(', ') || 'none enabled'}\n`;
+  if (rules.enabled.includes('eos'))
+    out += line('eos ramp', `ids ${JSON.stringify([...tok.vocabulary.eosIds])}`);
+  for (const e of entries) {
+    out += line(
+      e.entry,
+      e.ids.length
+        ? `${e.score > 0 ? '+' : ''}${e.score} -> id ${e.ids.join(', ')}`
+        : p('yellow', `${e.score} unresolved`),
+    );
+  }
+  if (rules.unresolved.length) {
+    out += p(
+      'yellow',
+      `  ${rules.unresolved.length} entries do not resolve (no vocabulary item with that exact text)\n`,
+    );
+  }
+  process.stdout.write(out);
+}
+
+export function registerModel(program: Command): void {
+  const model = program
+    .command('model')
+    .description('create and inspect model directories')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ implicit-it model create --preset tiny --seed 1 --out ./models/tiny
+  $ implicit-it model inspect ./models/tiny`,
+    );
+  model
+    .command('create')
+    .description('write a llama-family ONNX model directory with seeded random weights (modelkit)')
+    .requiredOption('--preset <name>', `shape: ${Object.keys(PRESETS).join(', ')}`)
+    .option('--seed <n>', 'seed of the random weights', intArg(0, 2 ** 32 - 1), 0)
+    .requiredOption('--out <dir>', 'directory to write (files in it are overwritten)')
+    .option(
+      '--tokenizer <dir>',
+      "a Hugging Face tokenizer directory to copy in (default: modelkit's tiny tokenizer)",
+    )
+    .option('--json', 'print what was written as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ implicit-it model create --preset tiny --seed 1 --out ./models/tiny
+  $ implicit-it model create --preset smollm2-135m --out ./models/smol --tokenizer ../shared/fixtures/tokenizers/smollm`,
+    )
+    .action(async (flags: CreateFlags) => create(flags));
+  model
+    .command('inspect')
+    .description('config, ONNX inputs/outputs, dtype, size, EOS, and which rule entries resolve')
+    .argument('<dir>', 'a model directory (or a cached hub id)')
+    .option('-r, --rules <spec>', 'rules to resolve against the vocabulary', 'hewitt2024')
+    .option('--dtype <dtype>', 'ONNX weights variant', 'fp32')
+    .option('--json', 'print the report as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ implicit-it model inspect ./models/tiny
+  $ implicit-it model inspect ./models/smol --rules hewitt2024-prose --json | jq .rules.unresolved`,
+    )
+    .action(async (dir: string, flags: InspectFlags) => inspect(dir, flags));
+}

@@ -1,0 +1,149 @@
+import { type ServedModel, serve } from '@implicit-it/api';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { RANDOM_MODEL_ID } from '../default-model.js';
+import { collect, intArg, type OpenedModel, openModel, parseRules, rulesLabel } from '../flags.js';
+import { note, painter, usage } from '../output.js';
+import { DEFAULT_MODEL_HELP } from './generate.js';
+
+interface ServeFlags {
+  model?: string[];
+  port: number;
+  host: string;
+  rules?: string;
+  apiKey?: string;
+  concurrency: number;
+  maxQueued: number;
+  maxTokens: number;
+  format: 'tulu' | 'chat-template';
+  playground: boolean;
+  offline?: boolean;
+  provider?: string;
+  dtype?: string;
+  verbose?: boolean;
+  json?: boolean;
+}
+
+async function run(flags: ServeFlags): Promise<void> {
+  const rules = parseRules(flags.rules);
+  const apiKey = flags.apiKey ?? process.env.IMPLICIT_IT_API_KEY;
+  const specs = flags.model && flags.model.length > 0 ? flags.model : [undefined];
+  const opened: (OpenedModel & { served: string })[] = [];
+  try {
+    for (const spec of specs) {
+      // ID=DIR names a model; otherwise it is served under its hub id or directory name
+      const named = spec ? /^([\w.-]+)=(.+)$/.exec(spec) : null;
+      // the runtime decodes concurrent requests in one batch: as many rows as requests may run
+      const m = await openModel({
+        ...flags,
+        model: named ? named[2] : spec,
+        maxBatchSize: flags.concurrency,
+      });
+      opened.push({ ...m, served: named ? named[1]! : m.id });
+    }
+    const ids = opened.map((m) => m.served);
+    const dup = ids.find((id, i) => ids.indexOf(id) !== i);
+    if (dup) throw usage(`--model: two models would be served as "${dup}"; name them: --model ID=DIR`);
+    const models: ServedModel[] = opened.map((m) => ({ id: m.served, model: m.model }));
+    const server = await serve({
+      models,
+      port: flags.port,
+      hostname: flags.host,
+      rules,
+      apiKey,
+      concurrency: flags.concurrency,
+      maxQueued: flags.maxQueued,
+      maxTokens: flags.maxTokens,
+      format: flags.format,
+      playground: flags.playground,
+      notice: opened.some((m) => m.random)
+        ? `${RANDOM_MODEL_ID} has RANDOM weights: its answers are noise, only the mechanics (rules, streaming, colouring) are real. Start the server with --model DIR (or with a network) for a real model.`
+        : undefined,
+    });
+    if (flags.json) {
+      // one line for scripts that start the server and need its address
+      process.stdout.write(
+        `${JSON.stringify({ url: server.url, models: ids, rules, playground: flags.playground ? `${server.url}/` : null, apiKey: apiKey !== undefined })}\n`,
+      );
+    }
+    const paint = painter(process.stderr);
+    note(
+      [
+        `${paint('bold', 'implicit-it API')} listening on ${paint('cyan', server.url)}`,
+        `  models:      ${ids.join(', ')}`,
+        `  rules:       ${rulesLabel(rules)} (requests may set "rules")`,
+        `  playground:  ${flags.playground ? `${server.url}/` : 'off'}`,
+        `  endpoints:   POST /v1/chat/completions, POST /v1/completions, GET /v1/models, /health, /metrics`,
+        `  API key:     ${apiKey ? 'required (Authorization: Bearer ...)' : 'none (anyone who can reach the port may use it)'}`,
+        `  concurrency: ${flags.concurrency} running (one batch), ${flags.maxQueued} queued, then 429`,
+        'Ctrl-C stops the server.',
+      ].join('\n'),
+    );
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        note('stopping...');
+        resolve();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await server.close();
+  } finally {
+    for (const m of opened) await m.model.dispose();
+  }
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('start the OpenAI-compatible API with the playground page')
+    .option(
+      '-m, --model <dir|hub-id|id=dir>',
+      'a model to serve (repeatable; ID=DIR names it; default: the embedded default)',
+      collect,
+    )
+    .option('-p, --port <port>', 'port (0 picks a free one)', intArg(0, 65535), 8080)
+    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
+    .option(
+      '-r, --rules <spec>',
+      'default rules of requests that set none (preset, subset, off, JSON, @file)',
+      'hewitt2024',
+    )
+    .option(
+      '--api-key <key>',
+      'require "Authorization: Bearer <key>" (default: $IMPLICIT_IT_API_KEY, else none)',
+    )
+    .option(
+      '--concurrency <n>',
+      'generations running at once, decoded together in one batch',
+      intArg(1, 1024),
+      16,
+    )
+    .option('--max-queued <n>', 'requests waiting beyond that; more get 429', intArg(0, 100_000), 32)
+    .option('--max-tokens <n>', 'upper limit of max_tokens', intArg(1, 1_000_000), 2048)
+    .addOption(
+      new Option('-f, --format <format>', 'how chat messages become a prompt')
+        .choices(['tulu', 'chat-template'])
+        .default('tulu'),
+    )
+    .option('--no-playground', 'do not serve the playground page at /')
+    .option('--offline', 'never use the network (the default model is then the random-weights stand-in)')
+    .addOption(
+      new Option('--provider <name>', 'execution provider').choices(['auto', 'cpu', 'cuda']).default('auto'),
+    )
+    .option('--dtype <dtype>', 'ONNX weights variant (fp32, fp16, q8, ...)', 'fp32')
+    .option('-v, --verbose', 'log model loading details to stderr')
+    .option('--json', 'also print {"url","models",...} as one JSON line on stdout once listening')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ implicit-it serve                                   # the default model on http://127.0.0.1:8080
+  $ implicit-it serve --model ./models/smol --port 3000 --rules eos-uniform-diversity
+  $ implicit-it serve --model base=./models/a --model other=./models/b --api-key sk-local
+  $ curl http://127.0.0.1:8080/v1/chat/completions -H 'Content-Type: application/json' \\
+      -d '{"model":"smollm2-135m-random","messages":[{"role":"user","content":"Hi"}],"rules":"hewitt2024"}'
+${DEFAULT_MODEL_HELP}`,
+    )
+    .action(async (flags: ServeFlags) => run(flags));
+}

@@ -1,0 +1,124 @@
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createModel } from '@implicit-it/modelkit';
+import { defaultHubCacheDir, resolveModel } from '@implicit-it/runtime';
+import { note } from './output.js';
+import { progressBar } from './progress.js';
+import { sharedDir } from './shared-dir.js';
+
+/** The hub model used when `--model` is omitted and a network exists. */
+export const DEFAULT_HUB_ID = 'HuggingFaceTB/SmolLM2-135M';
+/** The id of the random-weights stand-in used offline. */
+export const RANDOM_MODEL_ID = 'smollm2-135m-random';
+
+/** The implicit-it cache root: `$IMPLICIT_IT_CACHE`, else `~/.cache/implicit-it`. */
+export function cacheRoot(): string {
+  return resolve(process.env.IMPLICIT_IT_CACHE ?? join(homedir(), '.cache', 'implicit-it'));
+}
+
+/** Where the random-weights stand-in lives. */
+export function randomModelDir(): string {
+  return join(cacheRoot(), 'models', RANDOM_MODEL_ID);
+}
+
+/** The default model, resolved to a directory. */
+export interface DefaultModel {
+  dir: string;
+  /** The id it is served under. */
+  id: string;
+  /** True for the random-weights stand-in. */
+  random: boolean;
+}
+
+const MARKER = 'implicit-it-random-model.json';
+
+function hubCached(): string | undefined {
+  const dir = join(defaultHubCacheDir(), DEFAULT_HUB_ID);
+  return existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'onnx', 'model.onnx'))
+    ? dir
+    : undefined;
+}
+
+/** Whether the hub answers within a few seconds (one HEAD request). */
+async function hubReachable(): Promise<boolean> {
+  try {
+    const res = await fetch(`https://huggingface.co/api/models/${DEFAULT_HUB_ID}`, {
+      method: 'HEAD',
+      signal: AbortSignal.timeout(4000),
+    });
+    return res.status < 500;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The random-weights stand-in: a `smollm2-135m`-shaped modelkit model (seed 0), written once into the
+ * cache. It uses the real SmolLM2 tokenizer from `../shared` when that exists, else modelkit's tiny one.
+ */
+export async function ensureRandomModel(): Promise<string> {
+  const dir = randomModelDir();
+  if (existsSync(join(dir, MARKER))) return dir;
+  const smollm = sharedDir() && join(sharedDir()!, 'fixtures', 'tokenizers', 'smollm');
+  const tokenizerDir = smollm && existsSync(join(smollm, 'tokenizer.json')) ? smollm : undefined;
+  mkdirSync(join(cacheRoot(), 'models'), { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}`;
+  note(`creating the random-weights stand-in model in ${dir} (once; about 540 MB)...`);
+  const bar = progressBar('writing weights', 1, 'tensors');
+  try {
+    await createModel({
+      preset: 'smollm2-135m',
+      seed: 0,
+      out: tmp,
+      tokenizerDir,
+      onProgress: ({ index, count }) => bar.update(index + 1, count),
+    });
+    writeFileSync(
+      join(tmp, MARKER),
+      `${JSON.stringify({ preset: 'smollm2-135m', seed: 0, tokenizer: tokenizerDir ? 'smollm (../shared)' : 'modelkit tiny', weights: 'random' }, null, 2)}\n`,
+    );
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+  } catch (error) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw error;
+  } finally {
+    bar.stop();
+  }
+  return dir;
+}
+
+/** The notice printed whenever the random-weights stand-in is used. */
+export function randomNotice(dir: string): string {
+  return [
+    `NOTICE: using ${RANDOM_MODEL_ID}, a SmolLM2-135M-shaped model with RANDOM weights (${dir}).`,
+    '        Its answers are noise: only the mechanics (rules, streaming, the API, the playground) are real.',
+    `        With a network, the default is ${DEFAULT_HUB_ID}; or pass --model DIR for a model of your own.`,
+  ].join('\n');
+}
+
+/**
+ * The model used when `--model` is omitted: the hub's SmolLM2-135M (its ONNX export, downloaded once and
+ * cached) when a network exists; offline (or with `offline`), the random-weights stand-in, created on
+ * first use, with a notice on stderr.
+ */
+export async function resolveDefaultModel(options: { offline?: boolean } = {}): Promise<DefaultModel> {
+  const cached = hubCached();
+  if (cached) return { dir: cached, id: DEFAULT_HUB_ID, random: false };
+  const offline =
+    options.offline || process.env.HF_HUB_OFFLINE === '1' || process.env.IMPLICIT_IT_OFFLINE === '1';
+  if (!offline) {
+    if (await hubReachable()) {
+      try {
+        const dir = await resolveModel(DEFAULT_HUB_ID, { onProgress: (message) => note(message) });
+        return { dir, id: DEFAULT_HUB_ID, random: false };
+      } catch (error) {
+        note(`could not fetch ${DEFAULT_HUB_ID}: ${(error as Error).message}`);
+      }
+    } else note(`the Hugging Face hub is not reachable: falling back to the offline default`);
+  }
+  const dir = await ensureRandomModel();
+  note(randomNotice(dir));
+  return { dir, id: RANDOM_MODEL_ID, random: true };
+}

@@ -1,0 +1,142 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { ImplicitItError, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
+import {
+  type ExecutionProvider,
+  isHubId,
+  loadModel,
+  type Model,
+  type ModelDtype,
+} from '@implicit-it/runtime';
+import { InvalidArgumentError } from 'commander';
+import { resolveDefaultModel } from './default-model.js';
+import { CliError, EXIT, note, usage } from './output.js';
+
+/** A commander parser for an integer in [min, max]. */
+export const intArg =
+  (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer in [${min}, ${max}], got "${value}"`);
+    }
+    return n;
+  };
+
+/** A commander parser for a number in [min, max]. */
+export const numArg =
+  (min: number, max: number) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a number in [${min}, ${max}], got "${value}"`);
+    }
+    return n;
+  };
+
+/** A commander parser for a comma-separated list of token ids. */
+export const idsArg = (value: string): number[] => {
+  const parts = value.split(',').map((s) => s.trim());
+  if (value.trim() === '') return [];
+  return parts.map((p) => {
+    if (!/^\d+$/.test(p)) throw new InvalidArgumentError(`expected comma-separated token ids, got "${p}"`);
+    return Number(p);
+  });
+};
+
+/** Collects a repeatable option. */
+export const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/**
+ * A `--rules` value: a preset or subset name (`hewitt2024`, `eos-uniform`), `off` / `none`, inline
+ * rule-set JSON (`{"eos":{}}`), or `@file.json`. Validated here, so that a typo fails before a model
+ * loads (exit 2).
+ */
+export function parseRules(value: string | undefined, fallback: RuleSpec = 'hewitt2024'): RuleSpec {
+  if (value === undefined) return fallback;
+  const text = value.trim();
+  let spec: RuleSpec;
+  if (['off', 'none', 'false', 'base'].includes(text)) return false;
+  if (text.startsWith('@')) {
+    const file = text.slice(1);
+    if (!existsSync(file)) throw usage(`--rules: ${file} does not exist`);
+    try {
+      spec = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (error) {
+      throw usage(`--rules: ${file} is not valid JSON (${(error as Error).message})`);
+    }
+  } else if (text.startsWith('{')) {
+    try {
+      spec = JSON.parse(text);
+    } catch (error) {
+      throw usage(`--rules: not valid JSON (${(error as Error).message})`);
+    }
+  } else spec = text;
+  try {
+    resolveRuleSpec(spec);
+  } catch (error) {
+    if (ImplicitItError.isInstance(error)) throw usage(`--rules: ${error.message}`);
+    throw error;
+  }
+  return spec;
+}
+
+/** A short label for a rule spec. */
+export function rulesLabel(spec: RuleSpec): string {
+  return spec === false ? 'off' : typeof spec === 'string' ? spec : 'custom JSON';
+}
+
+/** Flags every model-loading command takes. */
+export interface ModelFlags {
+  model?: string;
+  offline?: boolean;
+  provider?: string;
+  dtype?: string;
+  verbose?: boolean;
+  /** Rows the runtime decodes together (continuous batching). */
+  maxBatchSize?: number;
+}
+
+/** A loaded model and the id it goes by. */
+export interface OpenedModel {
+  model: Model;
+  id: string;
+  random: boolean;
+}
+
+const PROVIDERS = ['auto', 'cpu', 'cuda'];
+
+/** Loads `--model` (a directory or a hub id), or the default model when it is omitted. */
+export async function openModel(flags: ModelFlags): Promise<OpenedModel> {
+  if (flags.provider && !PROVIDERS.includes(flags.provider)) {
+    throw usage(`--provider: expected one of ${PROVIDERS.join(', ')}, got "${flags.provider}"`);
+  }
+  let target = flags.model;
+  let id: string;
+  let random = false;
+  if (target === undefined) {
+    const found = await resolveDefaultModel({ offline: flags.offline });
+    target = found.dir;
+    id = found.id;
+    random = found.random;
+  } else {
+    if (!existsSync(target) && !isHubId(target)) {
+      throw new CliError(
+        `--model: "${target}" is neither a directory nor a hub id (owner/name)`,
+        EXIT.load,
+        'create one with `implicit-it model create --preset tiny --out DIR`',
+      );
+    }
+    id = isHubId(target) ? target : basename(target.replace(/\/+$/, '')) || target;
+  }
+  const log = flags.verbose ? (line: string) => note(`[implicit-it] ${line}`) : () => {};
+  const model = await loadModel(target, {
+    executionProvider: (flags.provider ?? 'auto') as ExecutionProvider | 'auto',
+    dtype: (flags.dtype ?? 'fp32') as ModelDtype,
+    offline: flags.offline,
+    ...(flags.maxBatchSize ? { maxBatchSize: flags.maxBatchSize } : {}),
+    log,
+    onProgress: (message) => note(message),
+  });
+  return { model, id, random };
+}

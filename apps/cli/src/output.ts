@@ -1,0 +1,99 @@
+import { ImplicitItError } from '@implicit-it/rules';
+
+/**
+ * Exit codes (also in `--help` and the README):
+ * 0 success; 1 the work failed; 2 bad usage (flags, arguments, rule specs); 3 a model or tokenizer
+ * could not be found or loaded; 130 interrupted (Ctrl-C).
+ */
+export const EXIT = { ok: 0, failure: 1, usage: 2, load: 3, interrupted: 130 } as const;
+
+/** An error that ends the command with a message and an exit code. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.failure,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/** A usage error (exit 2). */
+export const usage = (message: string, hint?: string) => new CliError(message, EXIT.usage, hint);
+
+/** Whether to colour a stream: a TTY, NO_COLOR unset, TERM not dumb; FORCE_COLOR forces it. */
+export function colorEnabled(stream: NodeJS.WriteStream = process.stdout): boolean {
+  if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '') return false;
+  if (process.env.FORCE_COLOR !== undefined && process.env.FORCE_COLOR !== '0') return true;
+  return stream.isTTY === true && process.env.TERM !== 'dumb';
+}
+
+const codes = {
+  bold: [1, 22],
+  dim: [2, 22],
+  red: [31, 39],
+  green: [32, 39],
+  yellow: [33, 39],
+  cyan: [36, 39],
+  bgYellow: [43, 49],
+  bgRed: [41, 49],
+} as const;
+
+export type Style = keyof typeof codes;
+
+/** Styles text for a stream, or leaves it plain when colour is off. */
+export function painter(stream: NodeJS.WriteStream = process.stdout) {
+  const on = colorEnabled(stream);
+  return (style: Style, text: string) =>
+    on ? `\u001b[${codes[style][0]}m${text}\u001b[${codes[style][1]}m` : text;
+}
+
+/** Prints one JSON value on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** A message for stderr (not part of a command's output). */
+export function note(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+const USAGE_CODES = new Set([
+  'rules.invalid_config',
+  'runtime.bad_option',
+  'runtime.bad_dtype',
+  'runtime.prompt_too_long',
+  'runtime.empty_prompt',
+  'tokenizers.invalid_prompt',
+  'tokenizers.no_chat_template',
+  'modelkit.invalid_config',
+]);
+
+/** The exit code an error ends the CLI with. */
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof CliError) return error.exitCode;
+  if (ImplicitItError.isInstance(error)) {
+    if (USAGE_CODES.has(error.code)) return EXIT.usage;
+    if (error.code === 'runtime.aborted') return EXIT.interrupted;
+    if (error.name === 'ModelLoadError' || error.name === 'TokenizerLoadError') return EXIT.load;
+  }
+  return EXIT.failure;
+}
+
+/**
+ * Text for a terminal: control characters other than newline and tab (a random-weights model emits
+ * them) would move the cursor or clear the screen, so they show as U+FFFD. Pipes get the text as is.
+ */
+export function forTerminal(text: string, stream: NodeJS.WriteStream = process.stdout): string {
+  if (!stream.isTTY) return text;
+  let out = '';
+  for (const ch of text) {
+    const code = ch.codePointAt(0)!;
+    out +=
+      (code < 0x20 && ch !== '\n' && ch !== '\t') || code === 0x7f || (code >= 0x80 && code < 0xa0)
+        ? '\ufffd'
+        : ch;
+  }
+  return out;
+}

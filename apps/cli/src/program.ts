@@ -1,0 +1,48 @@
+import { Command } from 'commander';
+import { registerChat } from './commands/chat.js';
+import { registerDoctor } from './commands/doctor.js';
+import { registerGenerate } from './commands/generate.js';
+import { registerModel } from './commands/model.js';
+import { registerRules } from './commands/rules-trace.js';
+import { registerServe } from './commands/serve.js';
+
+declare const __VERSION__: string;
+
+/**
+ * The `implicit-it` program. Later issues add their commands here (`eval`, `finetune`).
+ *
+ * @example
+ * await createProgram().parseAsync(['node', 'implicit-it', 'doctor']);
+ */
+export function createProgram(): Command {
+  const program = new Command('implicit-it')
+    .description(
+      'Instruction following without instruction tuning (Hewitt et al., 2024): a base language model plus ' +
+        'three hand-written decoding rules, from the command line.',
+    )
+    .version(typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0', '-V, --version')
+    .showHelpAfterError('(add --help for usage and examples)')
+    .configureHelp({ sortSubcommands: false, showGlobalOptions: false })
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ implicit-it generate "Give me a recipe for tiramisu."          # stream an answer (default model, hewitt2024)
+  $ implicit-it generate --compare "List three colors."            # base vs base + rules, side by side
+  $ implicit-it chat --model ./models/smol                         # interactive, multi-turn
+  $ implicit-it serve --port 8080                                  # OpenAI-compatible API + playground
+  $ implicit-it rules trace --tokenizer DIR --instruction "Hi" --response "Hello"
+  $ implicit-it model create --preset tiny --out ./models/tiny
+  $ implicit-it doctor
+
+Exit codes: 0 ok, 1 failure, 2 bad usage, 3 model/tokenizer not found or not loadable, 130 interrupted.
+Colour follows the terminal; NO_COLOR=1 turns it off, FORCE_COLOR=1 on.`,
+    );
+  registerGenerate(program);
+  registerChat(program);
+  registerServe(program);
+  registerRules(program);
+  registerModel(program);
+  registerDoctor(program);
+  return program;
+}

@@ -1,0 +1,74 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CACHE, CLI, tinyModelDir } from './helpers.js';
+
+/**
+ * `chat` in a real terminal: tmux gives it a pseudo-terminal, send-keys types, capture-pane reads the
+ * screen. Skipped with a message when tmux is absent (apt-get install -y tmux).
+ */
+const TMUX = ['/usr/bin/tmux', '/usr/local/bin/tmux'].find((p) => existsSync(p));
+if (!TMUX) console.warn('[skip] chat pseudo-terminal test: tmux is missing (apt-get install -y tmux)');
+
+const session = `implicit-it-chat-${process.pid}`;
+const tmux = (...args: string[]) => execFileSync(TMUX!, args, { encoding: 'utf8' });
+const screen = () => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', session);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(pattern: RegExp, ms = 20_000): Promise<string> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const text = screen();
+    if (pattern.test(text)) return text;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${pattern}; screen:\n${text}`);
+    await sleep(100);
+  }
+}
+
+describe.skipIf(!TMUX)('chat in a pseudo-terminal (tmux)', () => {
+  let model: string;
+  beforeAll(async () => {
+    model = await tinyModelDir();
+  });
+
+  it('streams replies turn after turn, takes /commands, quits with /exit (exit 0)', async () => {
+    const command = `NO_COLOR=1 HF_HUB_OFFLINE=1 IMPLICIT_IT_CACHE=${CACHE} ${process.execPath} ${CLI} chat --model ${model} -n 12; echo "EXIT CODE $?"; sleep 60`;
+    tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '50', command);
+    try {
+      await waitFor(/you> $/m);
+      tmux('send-keys', '-t', session, 'Hello there', 'Enter');
+      await waitFor(/assistant> .+\n.*you> $/m);
+      tmux('send-keys', '-t', session, '/rules off', 'Enter');
+      await waitFor(/rules: off/);
+      tmux('send-keys', '-t', session, 'And a second question', 'Enter');
+      await waitFor(/And a second question\nassistant> .+\n.*you> $/m);
+      tmux('send-keys', '-t', session, '/history', 'Enter');
+      const history = await waitFor(/user: And a second question\nassistant: /);
+      // two user turns and two assistant turns in the conversation
+      expect(history.match(/^user: /gm)).toHaveLength(2);
+      expect(history.match(/^assistant: /gm)).toHaveLength(2);
+      tmux('send-keys', '-t', session, '/reset', 'Enter');
+      await waitFor(/conversation cleared/);
+      tmux('send-keys', '-t', session, '/exit', 'Enter');
+      const end = await waitFor(/EXIT CODE \d+/);
+      expect(end).toMatch(/EXIT CODE 0/);
+      expect(end).toMatch(
+        /^implicit-it chat with implicit-it-cli-tiny-x10-v1, rules: hewitt2024, format: tulu/m,
+      );
+    } finally {
+      tmux('kill-session', '-t', session);
+    }
+  });
+
+  it('Ctrl-C at an empty prompt quits', async () => {
+    const command = `NO_COLOR=1 HF_HUB_OFFLINE=1 ${process.execPath} ${CLI} chat --model ${model} -n 4; echo "EXIT CODE $?"; sleep 60`;
+    tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '30', command);
+    try {
+      await waitFor(/you> $/m);
+      tmux('send-keys', '-t', session, 'C-c');
+      expect(await waitFor(/EXIT CODE \d+/)).toMatch(/EXIT CODE 0/);
+    } finally {
+      tmux('kill-session', '-t', session);
+    }
+  });
+});

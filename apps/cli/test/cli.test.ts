@@ -1,0 +1,162 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { run, tinyModelDir } from './helpers.js';
+
+let model: string;
+beforeAll(async () => {
+  model = await tinyModelDir();
+});
+
+describe('help, version, usage errors', () => {
+  const commands = [
+    ['rules'],
+    ['model'],
+    ['generate'],
+    ['chat'],
+    ['serve'],
+    ['rules', 'trace'],
+    ['model', 'create'],
+    ['model', 'inspect'],
+    ['doctor'],
+  ];
+  it('prints help with examples for the program and every command (exit 0)', async () => {
+    const top = await run(['--help']);
+    expect(top.code).toBe(0);
+    for (const c of ['generate', 'chat', 'serve', 'rules', 'model', 'doctor'])
+      expect(top.stdout).toContain(c);
+    expect(top.stdout).toMatch(/Exit codes: 0 ok, 1 failure, 2 bad usage, 3 model/);
+    expect(top.stdout).toContain('NO_COLOR');
+    for (const cmd of commands) {
+      const r = await run([...cmd, '--help']);
+      expect(r.code, cmd.join(' ')).toBe(0);
+      expect(r.stdout, cmd.join(' ')).toMatch(/Examples:\n\s+\$ implicit-it /);
+    }
+  });
+
+  it('--version prints the package version', async () => {
+    const r = await run(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('exits 2 on an unknown command, a bad flag value, an unknown rule set', async () => {
+    expect((await run(['frobnicate'])).code).toBe(2);
+    const bad = await run(['generate', '--model', model, '--max-tokens', 'many', 'Hi']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--max-tokens.*expected an integer/);
+    const rules = await run(['generate', '--model', model, '--rules', 'hewitt2025', 'Hi']);
+    expect(rules.code).toBe(2);
+    expect(rules.stderr).toMatch(/unknown rule set "hewitt2025"/);
+    const format = await run(['generate', '--model', model, '--format', 'alpaca', 'Hi']);
+    expect(format.code).toBe(2);
+  });
+
+  it('exits 3 when the model cannot be found or loaded', async () => {
+    const r = await run(['generate', '--model', '/nonexistent/model', 'Hi']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/neither a directory nor a hub id/);
+    const empty = await run(['generate', '--model', '/tmp', 'Hi']);
+    expect(empty.code).toBe(3);
+  });
+});
+
+describe('generate', () => {
+  it('streams the response to stdout, equal to --json text', async () => {
+    const streamed = await run(['generate', '--model', model, '-n', '24', 'Give me a recipe for tiramisu.']);
+    expect(streamed.code).toBe(0);
+    const json = await run([
+      'generate',
+      '--model',
+      model,
+      '-n',
+      '24',
+      '--json',
+      'Give me a recipe for tiramisu.',
+    ]);
+    expect(json.code).toBe(0);
+    const out = JSON.parse(json.stdout);
+    expect(out).toMatchObject({ rules: 'hewitt2024', finishReason: expect.stringMatching(/stop|length/) });
+    expect(out.tokenIds.length).toBe(out.usage.completionTokens);
+    expect(out.usage.completionTokens).toBeLessThanOrEqual(24);
+    expect(streamed.stdout).toBe(`${out.text}\n`);
+  });
+
+  it('reads the instruction from stdin', async () => {
+    const a = await run(['generate', '--model', model, '-n', '8', '--json', '-'], {
+      input: 'Write a haiku.\n',
+    });
+    const b = await run(['generate', '--model', model, '-n', '8', '--json', 'Write a haiku.']);
+    expect(JSON.parse(a.stdout).text).toBe(JSON.parse(b.stdout).text);
+  });
+
+  it('--rules off is the base model; subsets and JSON are accepted', async () => {
+    const off = JSON.parse(
+      (await run(['generate', '--model', model, '-n', '30', '--rules', 'off', '--json', 'Hi'])).stdout,
+    );
+    expect(off.rules).toBe(false);
+    const json = await run([
+      'generate',
+      '--model',
+      model,
+      '-n',
+      '5',
+      '--rules',
+      '{"used":{"penalty":-3}}',
+      '--json',
+      'Hi',
+    ]);
+    expect(json.code).toBe(0);
+    const sub = await run([
+      'generate',
+      '--model',
+      model,
+      '-n',
+      '5',
+      '--rules',
+      'eos-uniform',
+      '--json',
+      'Hi',
+    ]);
+    expect(JSON.parse(sub.stdout).rules).toBe('eos-uniform');
+  });
+
+  it('--compare prints base and base+rules side by side (and both in --json)', async () => {
+    const text = await run(
+      ['generate', '--model', model, '-n', '40', '--compare', 'Give me a recipe for tiramisu.'],
+      {
+        env: { COLUMNS: '100' },
+      },
+    );
+    expect(text.code).toBe(0);
+    const lines = text.stdout.split('\n');
+    expect(lines[0]).toMatch(/^base\s+│ base \+ rules \(hewitt2024\)$/);
+    expect(lines.at(-2)).toMatch(/tokens, .* tokens\/s, finish: \w+\s+│ \d+ tokens/);
+    for (const line of lines) expect([...line].length).toBeLessThanOrEqual(100);
+    const json = JSON.parse(
+      (
+        await run([
+          'generate',
+          '--model',
+          model,
+          '-n',
+          '40',
+          '--compare',
+          '--json',
+          'Give me a recipe for tiramisu.',
+        ])
+      ).stdout,
+    );
+    expect(json.base.rules).toBe(false);
+    expect(json.rules.rules).toBe('hewitt2024');
+    expect(json.base.baseRanks.every((r: number) => r === 1)).toBe(true);
+    expect(json.rules.baseRanks.length).toBe(json.rules.tokenIds.length);
+    expect(json.base.text).not.toBe(json.rules.text);
+  });
+
+  it('--trace colours shifted tokens unless NO_COLOR', async () => {
+    const args = ['generate', '--model', model, '-n', '40', '--trace', 'Give me a recipe for tiramisu.'];
+    const colour = await run(args, { env: { NO_COLOR: undefined, FORCE_COLOR: '1' } });
+    expect(colour.stdout.includes('\u001b[43m') || colour.stdout.includes('\u001b[41m')).toBe(true);
+    const plain = await run(args, { env: { NO_COLOR: '1', FORCE_COLOR: '1' } });
+    expect(plain.stdout).not.toContain('\u001b[');
+  });
+});

@@ -1,0 +1,80 @@
+import { spawn } from 'node:child_process';
+import { existsSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createModel, randomTensor } from '@implicit-it/modelkit';
+import { inject } from 'vitest';
+import './global-setup.js';
+
+/** The built bin (turbo builds before testing). */
+export const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
+
+/** A private cache dir, so that no test touches ~/.cache or the network. */
+export const CACHE = inject('cacheDir');
+
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI as a child process (no colour, offline, private cache unless `env` says otherwise). */
+export function run(
+  args: string[],
+  options: { env?: Record<string, string | undefined>; input?: string; timeout?: number } = {},
+): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      NO_COLOR: '1',
+      FORCE_COLOR: undefined,
+      HF_HUB_OFFLINE: '1',
+      IMPLICIT_IT_CACHE: CACHE,
+      ...options.env,
+    };
+    for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+    const child = spawn(process.execPath, [CLI, ...args], { env: env as NodeJS.ProcessEnv });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeout ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/**
+ * A tiny modelkit model (preset `tiny`) with its seeded weights scaled by 10, so that greedy answers
+ * vary from token to token. Written once into the temp dir.
+ */
+export async function tinyModelDir(): Promise<string> {
+  const dir = join(tmpdir(), 'implicit-it-cli-tiny-x10-v1');
+  if (!existsSync(join(dir, 'onnx', 'model.onnx'))) {
+    const tmp = `${dir}.tmp-${process.pid}`;
+    await createModel({
+      preset: 'tiny',
+      out: tmp,
+      weights: (spec) => {
+        const t = randomTensor(spec, 1);
+        if (spec.kind !== 'norm') for (let i = 0; i < t.length; i++) t[i]! *= 10;
+        return t;
+      },
+    });
+    try {
+      renameSync(tmp, dir);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  return dir;
+}

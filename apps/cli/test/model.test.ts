@@ -1,0 +1,87 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { run } from './helpers.js';
+
+const out = mkdtempSync(join(tmpdir(), 'implicit-it-cli-model-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe('model create / inspect', () => {
+  it('creates a tiny model (--json) and inspects it', async () => {
+    const dir = join(out, 'tiny');
+    const created = await run(['model', 'create', '--preset', 'tiny', '--seed', '7', '--out', dir, '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    const info = JSON.parse(created.stdout);
+    expect(info).toMatchObject({ preset: 'tiny', seed: 7, externalData: false });
+    expect(info.files).toContain('onnx/model.onnx');
+    expect(existsSync(join(dir, 'onnx', 'model.onnx'))).toBe(true);
+
+    const report = JSON.parse((await run(['model', 'inspect', dir, '--json'])).stdout);
+    expect(report.config).toMatchObject({ modelType: 'llama', layers: 2, vocabSize: 512, maxPositions: 512 });
+    expect(report.onnx.inputs.map((i: { name: string }) => i.name)).toEqual([
+      'input_ids',
+      'attention_mask',
+      'position_ids',
+      'past_key_values.0.key',
+      'past_key_values.0.value',
+      'past_key_values.1.key',
+      'past_key_values.1.value',
+    ]);
+    expect(report.onnx.outputs[0]).toMatchObject({ name: 'logits', type: 'float32' });
+    expect(report.onnx.dtype).toBe('fp32');
+    expect(report.size.bytes).toBeGreaterThan(100_000);
+    expect(report.tokenizer.eosIds).toEqual([2]);
+    expect(report.rules.enabled).toEqual(['eos', 'uniform', 'diversity']);
+    expect(report.rules.uniform).toHaveLength(15);
+    const newline = report.rules.uniform.find((e: { entry: string }) => e.entry === '"\\n"');
+    expect(newline.ids).toHaveLength(1);
+    expect(report.rules.unresolved.length).toBe(
+      report.rules.uniform.filter((e: { ids: number[] }) => e.ids.length === 0).length,
+    );
+
+    const text = await run(['model', 'inspect', dir]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/in input_ids\s+int64 \[batch_size, sequence_length\]/);
+    expect(text.stdout).toMatch(/EOS\s+\[2\]/);
+    expect(text.stdout).toMatch(/entries do not resolve/);
+  });
+
+  it('refuses an unknown preset (2) and a missing directory (3)', async () => {
+    const bad = await run(['model', 'create', '--preset', 'gpt-5', '--out', join(out, 'x')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/expected one of tiny, smollm2-135m/);
+    expect((await run(['model', 'create', '--preset', 'tiny'])).code).toBe(2); // --out required
+    const missing = await run(['model', 'inspect', join(out, 'missing')]);
+    expect(missing.code).toBe(3);
+  });
+});
+
+describe('doctor', () => {
+  it('reports Node, onnxruntime-node, providers, CUDA, shared fixtures, cache; --json', async () => {
+    const r = await run(['doctor', '--json']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const names = report.checks.map((c: { name: string }) => c.name);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'Node.js',
+        'onnxruntime-node',
+        'execution provider cpu',
+        'execution provider cuda',
+        'CUDA',
+        'shared fixtures',
+        'model cache',
+      ]),
+    );
+    for (const c of report.checks) {
+      expect(['ok', 'warn', 'fail']).toContain(c.status);
+      if (c.status !== 'ok') expect(c.fix).toEqual(expect.any(String));
+    }
+    expect(report.checks.find((c: { name: string }) => c.name === 'execution provider cpu').status).toBe(
+      'ok',
+    );
+    const text = await run(['doctor']);
+    expect(text.stdout).toMatch(/^ok\s+Node\.js\s+v\d+/m);
+  });
+});

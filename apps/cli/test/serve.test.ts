@@ -1,0 +1,132 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { missingShared } from '@implicit-it/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, run, tinyModelDir } from './helpers.js';
+
+/** Starts `implicit-it serve ...` on a free loopback port; resolves once it prints its URL. */
+function startServe(args: string[], env: Record<string, string> = {}, timeout = 60_000) {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--host', '127.0.0.1', ...args], {
+    env: { ...process.env, NO_COLOR: '1', HF_HUB_OFFLINE: '1', ...env },
+  });
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const url = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), timeout);
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.on('close', () => reject(new Error(`serve exited:\n${stderr}`)));
+  });
+  return { child, url, exited, stderr: () => stderr };
+}
+
+async function stop(child: ChildProcess, exited: Promise<number | null>) {
+  child.kill('SIGINT');
+  return exited;
+}
+
+describe('serve', () => {
+  let model: string;
+  beforeAll(async () => {
+    model = await tinyModelDir();
+  });
+
+  it('serves the API and the playground on loopback, with an API key, and stops on Ctrl-C (exit 0)', async () => {
+    const s = startServe([
+      '--model',
+      `tiny=${model}`,
+      '--api-key',
+      'sk-cli',
+      '--rules',
+      'eos-uniform',
+      '--json',
+    ]);
+    let stdout = '';
+    s.child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    const url = await s.url;
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      expect(JSON.parse(stdout)).toEqual({
+        url,
+        models: ['tiny'],
+        rules: 'eos-uniform',
+        playground: `${url}/`,
+        apiKey: true,
+      });
+      expect(s.stderr()).toMatch(/models:\s+tiny/);
+      expect(s.stderr()).toMatch(/rules:\s+eos-uniform/);
+      const health = await fetch(`${url}/health`);
+      expect(await health.json()).toMatchObject({ status: 'ok', models: ['tiny'] });
+      expect((await fetch(`${url}/v1/models`)).status).toBe(401);
+      const headers = { Authorization: 'Bearer sk-cli', 'Content-Type': 'application/json' };
+      const res = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5 }),
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { usage: { completion_tokens: number } };
+      expect(body.usage.completion_tokens).toBeGreaterThan(0);
+      const page = await fetch(`${url}/`);
+      expect(await page.text()).toContain('implicit-it playground');
+    } finally {
+      expect(await stop(s.child, s.exited)).toBe(0);
+    }
+  });
+
+  it('refuses bad options with exit 2', async () => {
+    expect((await run(['serve', '--model', model, '--port', '70000'])).code).toBe(2);
+    expect((await run(['serve', '--model', model, '--rules', 'bogus'])).code).toBe(2);
+    expect((await run(['serve', '--model', `a=${model}`, '--model', `a=${model}`, '--port', '0'])).code).toBe(
+      2,
+    );
+  });
+});
+
+describe('the embedded default model (offline)', () => {
+  const cache = mkdtempSync(join(tmpdir(), 'implicit-it-default-'));
+  afterAll(() => rmSync(cache, { recursive: true, force: true }));
+
+  it('creates the random-weights SmolLM2-135M stand-in once, says so, and serves it by default', async () => {
+    const env = { IMPLICIT_IT_CACHE: cache };
+    const first = await run(['generate', '--offline', '-n', '3', '--json', 'Hi'], { env, timeout: 240_000 });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/creating the random-weights stand-in model/);
+    expect(first.stderr).toMatch(/NOTICE: .*RANDOM weights/);
+    expect(first.stderr).toMatch(/only the mechanics .* are real/);
+    const out = JSON.parse(first.stdout);
+    expect(out.model).toBe('smollm2-135m-random');
+    expect(out.usage.completionTokens).toBeGreaterThan(0);
+    const dir = join(cache, 'models', 'smollm2-135m-random');
+    expect(existsSync(join(dir, 'onnx', 'model.onnx'))).toBe(true);
+    // SmolLM2-135M's shape; with ../shared it has the real SmolLM2 tokenizer (49152 ids), else modelkit's
+    const inspect = JSON.parse((await run(['model', 'inspect', dir, '--json'])).stdout);
+    expect(inspect.config).toMatchObject({ layers: 30, hiddenSize: 576, vocabSize: 49152 });
+    if (!missingShared('fixtures/tokenizers/smollm/tokenizer.json'))
+      expect(inspect.tokenizer.vocabularySize).toBe(49152);
+
+    // `pnpm start` is `implicit-it serve` without --model: the same default, reused (not rebuilt)
+    const s = startServe(['--offline'], env, 120_000);
+    const url = await s.url;
+    try {
+      expect(s.stderr()).not.toMatch(/creating the random-weights/);
+      expect(s.stderr()).toMatch(/NOTICE: .*RANDOM weights/);
+      const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
+      expect(models.data[0].id).toBe('smollm2-135m-random');
+      const page = await (await fetch(`${url}/`)).text();
+      expect(page).toMatch(/id="notice">smollm2-135m-random has RANDOM weights/);
+    } finally {
+      expect(await stop(s.child, s.exited)).toBe(0);
+    }
+  }, 400_000); // about 20 s alone; writing 540 MB and loading it twice crawls on a busy machine
+});

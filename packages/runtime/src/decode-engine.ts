@@ -1,0 +1,366 @@
+import type { RuleSet } from '@implicit-it/rules';
+import * as ort from 'onnxruntime-node';
+import type { DecoderSession, StepOutputs } from './decoder-session.js';
+import { GenerationAbortedError } from './errors.js';
+import type { LogitsProcessor } from './logits-processor.js';
+import { RulesProcessor } from './logits-processor.js';
+import { createRng, logSumExp, rankOf, type SamplingOptions, sampleToken, topEntries } from './sampling.js';
+import { StopMatcher } from './stop-matcher.js';
+
+/** Why a row stopped: EOS or a stop string, the token limit, or its AbortSignal. */
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+/** The log-probability of a generated token and its top alternatives (under the adapted distribution). */
+export interface TokenLogprob {
+  id: number;
+  token: string;
+  logprob: number;
+  top: { id: number; token: string; logprob: number }[];
+}
+
+/** One generated token, as streamed. */
+export interface TokenEvent {
+  id: number;
+  /** Text this token made safe to show (may be '' mid-character or while a stop string may follow). */
+  text: string;
+  logprob?: TokenLogprob;
+  /**
+   * Rank of the token under the base model alone (before the logit bias and the rules): 1 = the base
+   * model's own top-1. With `trace`.
+   */
+  baseRank?: number;
+}
+
+/** One sequence to generate, prepared. */
+export interface RowRequest {
+  promptIds: readonly number[];
+  scopeStart: number;
+  maxNewTokens: number;
+  /** Keep going past EOS (benchmarks). */
+  ignoreEos: boolean;
+  stop: readonly string[];
+  rules: RuleSet | null;
+  processors: readonly LogitsProcessor[];
+  sampling: SamplingOptions;
+  /** null: no log-probs; k: the chosen token's and the top k alternatives'. */
+  logprobs: number | null;
+  logitBias: ReadonlyMap<number, number> | null;
+  trace: boolean;
+  signal?: AbortSignal;
+  onToken?: (event: TokenEvent) => void;
+}
+
+/** What one row produced. */
+export interface RowResult {
+  text: string;
+  tokenIds: number[];
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+  logprobs?: TokenLogprob[];
+  baseRanks?: number[];
+}
+
+/** What the engine needs from the tokenizer. */
+export interface EngineTokenizer {
+  createDetokenizer(options?: { skipSpecialTokens?: boolean }): { push(id: number): string; flush(): string };
+  /** The text of one token, for log-probs (e.g. decode([id])). */
+  tokenText(id: number): string;
+}
+
+/** Engine settings. */
+export interface EngineOptions {
+  eosIds: ReadonlySet<number>;
+  padId: number;
+  maxPositions: number | undefined;
+  /** Rows decoded together at most (default 16). */
+  maxBatchSize: number;
+}
+
+interface Row {
+  req: RowRequest;
+  out: number[];
+  rules: RulesProcessor | null;
+  detok: { push(id: number): string; flush(): string };
+  stop: StopMatcher;
+  rng: () => number;
+  logprobs: TokenLogprob[];
+  baseRanks: number[];
+  finish: FinishReason | null;
+  /** position id of the next token to feed */
+  nextPos: number;
+  /** attention mask over the cache (0 = padding) */
+  mask: number[];
+  resolve: (r: RowResult) => void;
+  reject: (e: unknown) => void;
+}
+
+const I64 = (xs: ArrayLike<number>) => {
+  const a = new BigInt64Array(xs.length);
+  for (let i = 0; i < xs.length; i++) a[i] = BigInt(xs[i]!);
+  return a;
+};
+
+type KvData = Float32Array | Uint16Array;
+const kvData = (t: ort.Tensor) => t.data as KvData;
+const alloc = (like: KvData, n: number): KvData =>
+  like instanceof Uint16Array ? new Uint16Array(n) : new Float32Array(n);
+
+/** Keeps the given batch rows of each KV tensor [batch, heads, T, dim]. */
+function gatherRows(tensors: ort.Tensor[], keep: number[]): ort.Tensor[] {
+  return tensors.map((t) => {
+    const [, h, len, d] = t.dims as number[];
+    const block = h! * len! * d!;
+    const src = kvData(t);
+    const dst = alloc(src, keep.length * block);
+    for (const [i, b] of keep.entries()) dst.set(src.subarray(b * block, (b + 1) * block), i * block);
+    return new ort.Tensor(t.type as 'float32', dst as Float32Array, [keep.length, h!, len!, d!]);
+  });
+}
+
+/**
+ * Concatenates two caches along the batch axis, left-padding the shorter one's time axis with zeros
+ * (those positions are masked out, so their values never matter).
+ */
+function concatRows(a: ort.Tensor[], b: ort.Tensor[], length: number): ort.Tensor[] {
+  return a.map((ta, i) => {
+    const tb = b[i]!;
+    const [na, h, la, d] = ta.dims as number[];
+    const [nb, , lb] = tb.dims as number[];
+    const out = alloc(kvData(ta), (na! + nb!) * h! * length * d!);
+    const copy = (src: KvData, rows: number, len: number, rowOffset: number) => {
+      for (let r = 0; r < rows; r++) {
+        for (let k = 0; k < h!; k++) {
+          const from = (r * h! + k) * len * d!;
+          const to = (((rowOffset + r) * h! + k) * length + (length - len)) * d!;
+          out.set(src.subarray(from, from + len * d!), to);
+        }
+      }
+    };
+    copy(kvData(ta), na!, la!, 0);
+    copy(kvData(tb), nb!, lb!, na!);
+    return new ort.Tensor(ta.type as 'float32', out as Float32Array, [na! + nb!, h!, length, d!]);
+  });
+}
+
+/**
+ * Continuous batching over one decoder session: rows are submitted at any time and join the running
+ * batch at the next step (their prompts are prefilled together, with logits only for the last
+ * position, and their cache is merged with the running one); each row leaves the batch when it stops
+ * (EOS, stop string, token limit, abort), so finished rows cost nothing.
+ */
+export class DecodeEngine {
+  private readonly pending: Row[] = [];
+  private active: Row[] = [];
+  private past: ort.Tensor[] | null = null;
+  private running: Promise<void> | null = null;
+  private row = new Float32Array(0);
+  private base = new Float32Array(0);
+  /** Rows waiting to join the batch (for metrics). */
+  get queued(): number {
+    return this.pending.length;
+  }
+  /** Rows being decoded now. */
+  get batchSize(): number {
+    return this.active.length;
+  }
+
+  constructor(
+    private readonly session: DecoderSession,
+    private readonly tokenizer: EngineTokenizer,
+    private readonly options: EngineOptions,
+  ) {}
+
+  /** Generates one row; resolves when it stops (rejects with GenerationAbortedError when aborted). */
+  submit(req: RowRequest): Promise<RowResult> {
+    return new Promise<RowResult>((resolve, reject) => {
+      const row: Row = {
+        req,
+        out: [],
+        rules: req.rules
+          ? new RulesProcessor(req.rules, {
+              promptIds: req.promptIds,
+              scopeStart: req.scopeStart,
+              promptLength: req.promptIds.length,
+            })
+          : null,
+        detok: this.tokenizer.createDetokenizer({ skipSpecialTokens: true }),
+        stop: new StopMatcher(req.stop),
+        rng: createRng(req.sampling.seed ?? 0),
+        logprobs: [],
+        baseRanks: [],
+        finish: null,
+        nextPos: req.promptIds.length,
+        mask: [],
+        resolve,
+        reject,
+      };
+      if (req.maxNewTokens <= 0) {
+        row.finish = 'length';
+        this.settle(row);
+        return;
+      }
+      this.pending.push(row);
+      this.running ??= this.loop().finally(() => {
+        this.running = null;
+      });
+    });
+  }
+
+  private async loop(): Promise<void> {
+    while (this.pending.length > 0 || this.active.length > 0) {
+      try {
+        for (const r of [...this.pending, ...this.active]) if (r.req.signal?.aborted) r.finish = 'abort';
+        this.dropFinished();
+        const room = this.options.maxBatchSize - this.active.length;
+        if (room > 0 && this.pending.length > 0) await this.admit(this.pending.splice(0, room));
+        else if (this.active.length > 0) await this.step();
+        this.dropFinished();
+      } catch (error) {
+        for (const r of [...this.active, ...this.pending]) r.reject(error);
+        this.active = [];
+        this.pending.length = 0;
+        this.past = null;
+      }
+    }
+  }
+
+  /** Prefills new rows (left-padded together) and merges them into the running batch. */
+  private async admit(rows: Row[]): Promise<void> {
+    for (const r of rows) if (r.finish !== null) this.settle(r);
+    rows = rows.filter((r) => r.finish === null);
+    if (rows.length === 0) return;
+    const width = Math.max(...rows.map((r) => r.req.promptIds.length));
+    const ids: number[] = [];
+    const pos: number[] = [];
+    for (const r of rows) {
+      const n = r.req.promptIds.length;
+      const pad = width - n;
+      r.mask = [...new Array(pad).fill(0), ...new Array(n).fill(1)];
+      ids.push(...new Array(pad).fill(this.options.padId), ...r.req.promptIds);
+      pos.push(...new Array(pad).fill(1), ...r.req.promptIds.map((_, i) => i));
+    }
+    const out = await this.session.run({
+      batch: rows.length,
+      seq: width,
+      inputIds: I64(ids),
+      attentionMask: I64(rows.flatMap((r) => r.mask)),
+      positionIds: I64(pos),
+      past: null,
+      logitsFrom: -1,
+    });
+    this.choose(rows, out);
+    if (this.active.length === 0 || this.past === null) {
+      this.active = rows;
+      this.past = out.present;
+      return;
+    }
+    const length = Math.max(this.active[0]!.mask.length, width);
+    for (const r of [...this.active, ...rows])
+      if (r.mask.length < length) r.mask = [...new Array(length - r.mask.length).fill(0), ...r.mask];
+    this.past = concatRows(this.past, out.present, length);
+    this.active = [...this.active, ...rows];
+  }
+
+  /** One decoding step for every running row. */
+  private async step(): Promise<void> {
+    const rows = this.active;
+    for (const r of rows) r.mask.push(1);
+    const out = await this.session.run({
+      batch: rows.length,
+      seq: 1,
+      inputIds: I64(rows.map((r) => r.out[r.out.length - 1]!)),
+      attentionMask: I64(rows.flatMap((r) => r.mask)),
+      positionIds: I64(rows.map((r) => r.nextPos - 1)),
+      past: this.past,
+      logitsFrom: -1,
+    });
+    this.past = out.present;
+    this.choose(rows, out);
+  }
+
+  /** Picks each row's next token from the last position's logits. */
+  private choose(rows: Row[], step: StepOutputs): void {
+    const V = step.vocab;
+    if (this.row.length !== V) {
+      this.row = new Float32Array(V);
+      this.base = new Float32Array(V);
+    }
+    const row = this.row;
+    for (const [b, r] of rows.entries()) {
+      row.set(step.logits.subarray((b * step.kept + step.kept - 1) * V, (b * step.kept + step.kept) * V));
+      if (r.req.trace) this.base.set(row);
+      if (r.req.logitBias) for (const [id, bias] of r.req.logitBias) if (id < V) row[id]! += bias;
+      r.rules?.apply(row);
+      if (r.req.processors.length > 0) {
+        const ctx = { row: b, step: r.out.length, promptIds: r.req.promptIds, responseIds: r.out };
+        for (const p of r.req.processors) p.process(row, ctx);
+      }
+      const id = sampleToken(row, r.req.sampling, r.rng);
+      const event: TokenEvent = { id, text: '' };
+      if (r.req.logprobs !== null) {
+        const lse = logSumExp(row);
+        const text = (t: number) => this.tokenizer.tokenText(t);
+        event.logprob = {
+          id,
+          token: text(id),
+          logprob: row[id]! - lse,
+          top: topEntries(row, r.req.logprobs).map(([t, v]) => ({ id: t, token: text(t), logprob: v - lse })),
+        };
+        r.logprobs.push(event.logprob);
+      }
+      if (r.req.trace) {
+        event.baseRank = rankOf(this.base, id);
+        r.baseRanks.push(event.baseRank);
+      }
+      r.rules?.append(id);
+      r.out.push(id);
+      r.nextPos++;
+      if (this.options.eosIds.has(id) && !r.req.ignoreEos) {
+        r.finish = 'stop';
+        event.text = r.stop.push(r.detok.flush()).emit + r.stop.finish();
+      } else {
+        const pushed = r.stop.push(r.detok.push(id));
+        event.text = pushed.emit;
+        const max = this.options.maxPositions;
+        if (pushed.stopped) r.finish = 'stop';
+        else if (r.out.length >= r.req.maxNewTokens || (max !== undefined && r.nextPos >= max)) {
+          r.finish = 'length';
+          event.text += r.stop.push(r.detok.flush()).emit + r.stop.finish();
+        }
+      }
+      r.req.onToken?.(event);
+    }
+  }
+
+  /** Settles finished rows and removes them from the batch and the cache. */
+  private dropFinished(): void {
+    const pendingLeft = this.pending.filter((r) => r.finish === null);
+    for (const r of this.pending) if (r.finish !== null) this.settle(r);
+    this.pending.splice(0, this.pending.length, ...pendingLeft);
+    if (this.active.every((r) => r.finish === null)) return;
+    const keep: number[] = [];
+    for (const [b, r] of this.active.entries()) {
+      if (r.finish === null) keep.push(b);
+      else this.settle(r);
+    }
+    this.past = keep.length > 0 && this.past ? gatherRows(this.past, keep) : null;
+    this.active = keep.map((b) => this.active[b]!);
+  }
+
+  private settle(r: Row): void {
+    if (r.finish === 'abort') {
+      r.reject(new GenerationAbortedError(r.req.signal?.reason));
+      return;
+    }
+    r.resolve({
+      text: r.stop.value,
+      tokenIds: r.out,
+      finishReason: r.finish ?? 'length',
+      promptTokens: r.req.promptIds.length,
+      completionTokens: r.out.length,
+      ...(r.req.logprobs !== null ? { logprobs: r.logprobs } : {}),
+      ...(r.req.trace ? { baseRanks: r.baseRanks } : {}),
+    });
+  }
+}

@@ -1,0 +1,225 @@
+import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ModelLoadError } from './errors.js';
+import { halvesToFloats } from './float16.js';
+import type { ModelFiles } from './model-dir.js';
+import { LOGITS_START_INPUT, patchLogitsSlice } from './onnx-patch.js';
+import { chooseProviders, type ExecutionProvider, type ProviderStatus } from './providers.js';
+
+/** Session options of `loadModel`. */
+export interface SessionOptions {
+  /** `auto` (default): CUDA when usable, else CPU. */
+  executionProvider?: ExecutionProvider | 'auto';
+  /** Threads inside one operator (default: onnxruntime's choice, the physical cores). */
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  /**
+   * Compute the LM head only where logits are needed (default true): the graph is patched in memory
+   * with a Slice before the LM head. Set false to run the graph exactly as exported.
+   */
+  sliceLogits?: boolean;
+  /** Receives one line per notable event (the provider chosen, a patch skipped). */
+  log?: (line: string) => void;
+}
+
+type Tensor = ort.Tensor;
+
+/** One forward step's inputs. Arrays are row-major [batch, seq] / [batch, total]. */
+export interface StepInputs {
+  batch: number;
+  seq: number;
+  inputIds: BigInt64Array;
+  attentionMask: BigInt64Array;
+  positionIds: BigInt64Array;
+  /** past key/values per layer (key, value, key, value...), or null for the first step */
+  past: Tensor[] | null;
+  /** First position whose logits are needed: -1 = only the last (generation), 0 = all (scoring). */
+  logitsFrom: number;
+}
+
+/** A step's outputs: logits as float32 [batch, kept, vocab] and the new cache. */
+export interface StepOutputs {
+  logits: Float32Array;
+  /** Positions per row in `logits` (1 when only the last was computed). */
+  kept: number;
+  vocab: number;
+  present: Tensor[];
+}
+
+/**
+ * An onnxruntime session over a decoder in the optimum / transformers.js layout, with its interface
+ * discovered from the graph.
+ */
+export class DecoderSession {
+  readonly provider: ExecutionProvider;
+  readonly layers: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly kvType: 'float32' | 'float16';
+  readonly hasPositionIds: boolean;
+  readonly hasUseCacheBranch: boolean;
+  /** How logits are limited to the needed positions: our patch, the graph's own input, or not at all. */
+  readonly logitsMode: 'patched' | 'num_logits_to_keep' | 'all';
+  private readonly pastNames: string[];
+  private readonly presentNames: string[];
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    provider: ExecutionProvider,
+    files: ModelFiles,
+    patched: boolean,
+  ) {
+    this.provider = provider;
+    const inputs = session.inputNames;
+    const file = files.onnxFile;
+    for (const required of ['input_ids', 'attention_mask', 'logits']) {
+      const names = required === 'logits' ? session.outputNames : inputs;
+      if (!names.includes(required)) {
+        throw new ModelLoadError(
+          'runtime.bad_graph',
+          `${file}: the graph has no ${required === 'logits' ? 'output' : 'input'} "${required}" (found ${names.join(', ')}); expected a decoder exported by optimum / for transformers.js`,
+          { file },
+        );
+      }
+    }
+    this.pastNames = inputs.filter((n) => n.startsWith('past_key_values.'));
+    this.presentNames = this.pastNames.map((n) => n.replace('past_key_values.', 'present.'));
+    const missing = this.presentNames.find((n) => !session.outputNames.includes(n));
+    if (this.pastNames.length === 0 || missing) {
+      throw new ModelLoadError(
+        'runtime.no_kv_cache',
+        `${file}: the graph has no KV cache (${missing ? `output ${missing} missing` : 'no past_key_values.* inputs'}); export the model with past key values ("text-generation-with-past")`,
+        { file },
+      );
+    }
+    this.layers = this.pastNames.length / 2;
+    const meta = session.inputMetadata.find((m) => m.name === this.pastNames[0]);
+    const shape = meta?.isTensor ? meta.shape : [];
+    const dim = (i: number, fallback: number) =>
+      typeof shape[i] === 'number' ? (shape[i] as number) : fallback;
+    this.kvHeads = dim(1, files.config.num_key_value_heads);
+    this.headDim = dim(3, files.config.head_dim);
+    this.kvType = meta?.isTensor && meta.type === 'float16' ? 'float16' : 'float32';
+    this.hasPositionIds = inputs.includes('position_ids');
+    this.hasUseCacheBranch = inputs.includes('use_cache_branch');
+    this.logitsMode = patched
+      ? 'patched'
+      : inputs.includes('num_logits_to_keep')
+        ? 'num_logits_to_keep'
+        : 'all';
+  }
+
+  /** Creates the session, trying execution providers by priority (CUDA, then CPU). */
+  static async create(files: ModelFiles, options: SessionOptions = {}): Promise<DecoderSession> {
+    const log = options.log ?? (() => {});
+    const { order, skipped } = chooseProviders(options.executionProvider ?? 'auto');
+    let model: Uint8Array | string = files.onnxFile;
+    let patched = false;
+    if (options.sliceLogits !== false) {
+      const bytes = readFileSync(files.onnxFile);
+      const result = patchLogitsSlice(bytes);
+      if (result.patched) {
+        model = result.external ? writeBesideExternalData(files.onnxFile, result.bytes) : result.bytes;
+        patched = true;
+      } else log(`logits for every position (graph not patched: ${result.reason})`);
+    }
+    const failures: ProviderStatus[] = [...skipped];
+    for (const provider of order) {
+      try {
+        const session = await ort.InferenceSession.create(model as Uint8Array, {
+          executionProviders: [provider],
+          graphOptimizationLevel: 'all',
+          ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+          ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
+        });
+        const why = failures.length
+          ? ` (skipped: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')})`
+          : '';
+        log(`execution provider: ${provider}${why}`);
+        return new DecoderSession(session, provider, files, patched);
+      } catch (cause) {
+        if (cause instanceof ModelLoadError) throw cause;
+        failures.push({ name: provider, available: false, reason: (cause as Error).message.split('\n')[0]! });
+      }
+    }
+    throw new ModelLoadError(
+      'runtime.no_provider',
+      `${files.onnxFile}: no execution provider could load the model: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`,
+      { file: files.onnxFile },
+    );
+  }
+
+  /** Zero-length past tensors for the first step. */
+  emptyPast(batch: number): Tensor[] {
+    const dims = [batch, this.kvHeads, 0, this.headDim];
+    return this.pastNames.map(() =>
+      this.kvType === 'float16'
+        ? new ort.Tensor('float16', new Uint16Array(0), dims)
+        : new ort.Tensor('float32', new Float32Array(0), dims),
+    );
+  }
+
+  /** Runs one forward step. */
+  async run(step: StepInputs): Promise<StepOutputs> {
+    const { batch, seq } = step;
+    const total = step.attentionMask.length / batch;
+    const feeds: Record<string, Tensor> = {
+      input_ids: new ort.Tensor('int64', step.inputIds, [batch, seq]),
+      attention_mask: new ort.Tensor('int64', step.attentionMask, [batch, total]),
+    };
+    if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', step.positionIds, [batch, seq]);
+    if (this.hasUseCacheBranch) feeds.use_cache_branch = new ort.Tensor('bool', [step.past !== null], [1]);
+    const past = step.past ?? this.emptyPast(batch);
+    for (let i = 0; i < past.length; i++) feeds[this.pastNames[i]!] = past[i]!;
+    const from = step.logitsFrom < 0 ? Math.max(0, seq + step.logitsFrom) : step.logitsFrom;
+    if (this.logitsMode === 'patched')
+      feeds[LOGITS_START_INPUT] = new ort.Tensor('int64', BigInt64Array.of(BigInt(from)), [1]);
+    if (this.logitsMode === 'num_logits_to_keep') {
+      feeds.num_logits_to_keep = new ort.Tensor(
+        'int64',
+        BigInt64Array.of(BigInt(from === 0 ? 0 : seq - from)),
+        [],
+      );
+    }
+    const out = await this.session.run(feeds);
+    const logitsTensor = out.logits!;
+    const [, kept, vocab] = logitsTensor.dims as number[];
+    let logits: Float32Array;
+    if (logitsTensor.type === 'float16') {
+      const src = logitsTensor.data as Uint16Array;
+      logits = halvesToFloats(src, 0, new Float32Array(src.length));
+    } else logits = logitsTensor.data as Float32Array;
+    // graphs that ignore the request (mode 'all') return every position: keep the asked ones
+    if (kept! > seq - from && this.logitsMode === 'all') {
+      const keep = seq - from;
+      const trimmed = new Float32Array(batch * keep * vocab!);
+      for (let b = 0; b < batch; b++) {
+        trimmed.set(
+          logits.subarray((b * kept! + from) * vocab!, (b * kept! + seq) * vocab!),
+          b * keep * vocab!,
+        );
+      }
+      return { logits: trimmed, kept: keep, vocab: vocab!, present: this.presentNames.map((n) => out[n]!) };
+    }
+    return { logits, kept: kept!, vocab: vocab!, present: this.presentNames.map((n) => out[n]!) };
+  }
+
+  /** Frees the session. */
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** Writes a patched graph into a temporary directory beside links to its external data files. */
+function writeBesideExternalData(onnxFile: string, bytes: Uint8Array): string {
+  const dir = mkdtempSync(join(tmpdir(), 'implicit-it-graph-'));
+  const src = dirname(onnxFile);
+  for (const name of readdirSync(src)) {
+    if (name !== basename(onnxFile)) symlinkSync(join(src, name), join(dir, name));
+  }
+  const out = join(dir, basename(onnxFile));
+  writeFileSync(out, bytes);
+  return out;
+}

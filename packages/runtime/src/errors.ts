@@ -1,0 +1,32 @@
+import { ImplicitItError } from '@implicit-it/rules';
+
+/** A model directory or file that cannot be used: `file` names it, the message says what was expected. */
+export class ModelLoadError extends ImplicitItError {
+  readonly file: string | undefined;
+  constructor(code: string, message: string, options?: { file?: string; cause?: unknown }) {
+    super(code, message, { cause: options?.cause });
+    this.name = 'ModelLoadError';
+    this.file = options?.file;
+  }
+}
+
+/** A generation request that cannot run as given (prompt too long for the model, bad option value...). */
+export class GenerationError extends ImplicitItError {
+  /** The request option at fault, e.g. `maxNewTokens`. */
+  readonly param: string | undefined;
+  constructor(code: string, message: string, param?: string) {
+    super(code, message);
+    this.name = 'GenerationError';
+    this.param = param;
+  }
+}
+
+/** Thrown by generation stopped through its AbortSignal. */
+export class GenerationAbortedError extends ImplicitItError {
+  constructor(reason?: unknown) {
+    super('runtime.aborted', `generation aborted${reason instanceof Error ? `: ${reason.message}` : ''}`, {
+      cause: reason,
+    });
+    this.name = 'GenerationAbortedError';
+  }
+}

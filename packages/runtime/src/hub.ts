@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ModelLoadError } from './errors.js';
+import { DTYPE_SUFFIX, type ModelDtype } from './model-dir.js';
+
+const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+
+/** Whether `s` looks like a hub id (`owner/name`) rather than a path. */
+export function isHubId(s: string): boolean {
+  return HUB_ID.test(s) && !s.startsWith('.') && !existsSync(s);
+}
+
+/** Where hub models are cached: `$IMPLICIT_IT_CACHE/hub`, else `~/.cache/implicit-it/hub`. */
+export function defaultHubCacheDir(): string {
+  return resolve(process.env.IMPLICIT_IT_CACHE ?? join(homedir(), '.cache', 'implicit-it'), 'hub');
+}
+
+/** Options of `resolveModel`. */
+export interface ResolveOptions {
+  dtype?: ModelDtype;
+  /** Never use the network: a hub id must already be cached. */
+  offline?: boolean;
+  cacheDir?: string;
+  /** Called with progress messages while downloading. */
+  onProgress?: (message: string) => void;
+}
+
+function cached(dir: string, dtype: ModelDtype): boolean {
+  const suffix = DTYPE_SUFFIX[dtype];
+  return (
+    existsSync(join(dir, 'config.json')) &&
+    existsSync(join(dir, 'tokenizer.json')) &&
+    (existsSync(join(dir, 'onnx', `model${suffix}.onnx`)) ||
+      existsSync(join(dir, 'onnx', `decoder_model_merged${suffix}.onnx`)))
+  );
+}
+
+/**
+ * A local model directory for a path or a hub id. A hub id (`HuggingFaceTB/SmolLM2-135M`) is fetched
+ * once with the hub client of `@huggingface/transformers` into the cache, in the Hugging Face layout
+ * (`<cacheDir>/<owner>/<name>/config.json, onnx/model.onnx, ...`); later calls use the cache offline.
+ *
+ * @example
+ * const dir = await resolveModel('HuggingFaceTB/SmolLM2-135M', { dtype: 'fp32' });
+ */
+export async function resolveModel(model: string, options: ResolveOptions = {}): Promise<string> {
+  if (!isHubId(model)) return resolve(model);
+  const dtype = options.dtype ?? 'fp32';
+  const cacheDir = options.cacheDir ?? defaultHubCacheDir();
+  const dir = join(cacheDir, model);
+  if (cached(dir, dtype)) return dir;
+  if (options.offline || process.env.HF_HUB_OFFLINE === '1') {
+    throw new ModelLoadError(
+      'runtime.offline',
+      `"${model}" is neither a local directory nor cached in ${dir}, and the hub is off (offline): pass a local model directory, or run once with network access to cache it`,
+      { file: dir },
+    );
+  }
+  options.onProgress?.(`downloading ${model} (${dtype}) into ${dir}`);
+  const hf = await import('@huggingface/transformers');
+  const saved = {
+    cacheDir: hf.env.cacheDir,
+    allowRemoteModels: hf.env.allowRemoteModels,
+    useFSCache: hf.env.useFSCache,
+  };
+  Object.assign(hf.env, { cacheDir, allowRemoteModels: true, useFSCache: true });
+  try {
+    await hf.AutoConfig.from_pretrained(model);
+    await hf.AutoTokenizer.from_pretrained(model);
+    // loading the model fetches generation_config.json and the ONNX file(s) into the cache
+    const loaded = await hf.AutoModelForCausalLM.from_pretrained(model, { dtype, device: 'cpu' });
+    await loaded.dispose();
+  } catch (cause) {
+    throw new ModelLoadError(
+      'runtime.hub_unreachable',
+      `could not fetch "${model}" from the Hugging Face hub (${(cause as Error).message}); check the id and your network, or pass a local model directory`,
+      { file: dir, cause },
+    );
+  } finally {
+    Object.assign(hf.env, saved);
+  }
+  if (!cached(dir, dtype)) {
+    throw new ModelLoadError(
+      'runtime.hub_layout',
+      `"${model}" was fetched but ${dir} lacks config.json, tokenizer.json or an onnx/ decoder for dtype ${dtype}`,
+      {
+        file: dir,
+      },
+    );
+  }
+  return dir;
+}

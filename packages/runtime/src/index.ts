@@ -1,0 +1,25 @@
+export type { FinishReason, TokenEvent, TokenLogprob } from './decode-engine.js';
+export { DecoderSession, type SessionOptions } from './decoder-session.js';
+export { GenerationAbortedError, GenerationError, ModelLoadError } from './errors.js';
+export { defaultHubCacheDir, isHubId, type ResolveOptions, resolveModel } from './hub.js';
+export type { LogitsProcessor, ProcessorContext } from './logits-processor.js';
+export { type LoadOptions, loadModel, Model, type ModelInfo } from './model.js';
+export {
+  DTYPE_SUFFIX,
+  type ModelConfig,
+  type ModelDtype,
+  type ModelFiles,
+  resolveModelFiles,
+} from './model-dir.js';
+export { LOGITS_START_INPUT, type LogitsPatch, patchLogitsSlice } from './onnx-patch.js';
+export type { GenerateInput, GenerateOptions, GenerationResult, StreamPart } from './options.js';
+export {
+  type ExecutionProvider,
+  PROVIDER_PRIORITY,
+  type ProviderStatus,
+  providerStatus,
+} from './providers.js';
+export { generateWithoutCache } from './reference.js';
+export { argmax, createRng, rankOf, type SamplingOptions, sampleToken, topEntries } from './sampling.js';
+export type { ScoreItem, ScoreOptions, ScoreResult } from './score.js';
+export { transformersRulesProcessor } from './transformers-processor.js';

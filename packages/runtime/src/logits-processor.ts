@@ -1,0 +1,40 @@
+import type { RuleSet, RuleState } from '@implicit-it/rules';
+
+/** What a logits processor sees of the row it processes. */
+export interface ProcessorContext {
+  /** Index of the request in its batch. */
+  readonly row: number;
+  /** Number of tokens generated so far for this row. */
+  readonly step: number;
+  readonly promptIds: readonly number[];
+  /** The response ids so far. */
+  readonly responseIds: readonly number[];
+}
+
+/**
+ * The logits-processor hook: called on every row's logits (float32, length = vocabulary of the
+ * graph) before sampling, after the logit bias and the rules. Modify `logits` in place.
+ *
+ * @example
+ * const noDigits: LogitsProcessor = { process: (logits) => { for (const id of digitIds) logits[id] = -Infinity; } };
+ */
+export interface LogitsProcessor {
+  process(logits: Float32Array, ctx: ProcessorContext): void;
+}
+
+/** The rules as a per-row processor: one `RuleState` per row, advanced with every token. */
+export class RulesProcessor {
+  readonly state: RuleState;
+  constructor(
+    readonly rules: RuleSet,
+    init: { promptIds: readonly number[]; scopeStart: number; promptLength: number },
+  ) {
+    this.state = rules.createState(init);
+  }
+  apply(logits: Float32Array): void {
+    this.rules.apply(logits, this.state);
+  }
+  append(id: number): void {
+    this.state.append(id);
+  }
+}

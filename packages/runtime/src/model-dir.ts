@@ -1,0 +1,180 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ModelLoadError } from './errors.js';
+
+/** ONNX weight variants, named as transformers.js names them (`dtype` option). */
+export const DTYPE_SUFFIX = {
+  fp32: '',
+  fp16: '_fp16',
+  q8: '_quantized',
+  int8: '_int8',
+  uint8: '_uint8',
+  q4: '_q4',
+  q4f16: '_q4f16',
+  bnb4: '_bnb4',
+} as const;
+export type ModelDtype = keyof typeof DTYPE_SUFFIX;
+
+/** The parts of config.json the runtime reads. */
+export interface ModelConfig {
+  model_type: string;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  hidden_size: number;
+  head_dim: number;
+  vocab_size: number;
+  max_position_embeddings: number | undefined;
+  eos_token_id: number[];
+  bos_token_id: number | undefined;
+  pad_token_id: number | undefined;
+  raw: Record<string, unknown>;
+}
+
+/** A validated model directory. */
+export interface ModelFiles {
+  dir: string;
+  config: ModelConfig;
+  /** generation_config.json, or `{}` when the directory has none. */
+  generationConfig: Record<string, unknown>;
+  /** The ONNX decoder chosen for `dtype`. */
+  onnxFile: string;
+  /** `decoder_model_merged*.onnx` (with a `use_cache_branch` input) rather than `model*.onnx`. */
+  merged: boolean;
+  dtype: ModelDtype;
+}
+
+function readJson(file: string, what: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new ModelLoadError(
+      'runtime.missing_file',
+      `${file}: cannot read ${what} (${(cause as Error).message})`,
+      {
+        file,
+        cause,
+      },
+    );
+  }
+  try {
+    const value = JSON.parse(text);
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      throw new Error('not a JSON object');
+    return value;
+  } catch (cause) {
+    throw new ModelLoadError(
+      'runtime.malformed_file',
+      `${file}: ${what} is not valid JSON (${(cause as Error).message})`,
+      {
+        file,
+        cause,
+      },
+    );
+  }
+}
+
+const ids = (v: unknown): number[] =>
+  v === undefined || v === null
+    ? []
+    : (Array.isArray(v) ? v : [v]).filter((x): x is number => Number.isInteger(x));
+
+function parseConfig(raw: Record<string, unknown>, file: string): ModelConfig {
+  // multimodal / nested configs keep the decoder's fields under text_config
+  const c = (
+    typeof raw.text_config === 'object' && raw.text_config !== null ? { ...raw, ...raw.text_config } : raw
+  ) as Record<string, unknown>;
+  const int = (key: string, fallback?: number): number => {
+    const v = c[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
+      throw new ModelLoadError(
+        'runtime.bad_config',
+        `${file}: field "${key}" must be a positive integer, got ${JSON.stringify(v)}`,
+        {
+          file,
+        },
+      );
+    }
+    return v;
+  };
+  const heads = int('num_attention_heads');
+  const hidden = int('hidden_size');
+  const maxPos = c.max_position_embeddings;
+  return {
+    model_type: typeof c.model_type === 'string' ? c.model_type : 'unknown',
+    num_hidden_layers: int('num_hidden_layers'),
+    num_attention_heads: heads,
+    num_key_value_heads: int('num_key_value_heads', heads),
+    hidden_size: hidden,
+    head_dim: int('head_dim', Math.floor(hidden / heads)),
+    vocab_size: int('vocab_size'),
+    max_position_embeddings: typeof maxPos === 'number' ? maxPos : undefined,
+    eos_token_id: ids(c.eos_token_id),
+    bos_token_id: ids(c.bos_token_id)[0],
+    pad_token_id: ids(c.pad_token_id)[0],
+    raw,
+  };
+}
+
+/**
+ * Validates a local Hugging Face model directory and picks its ONNX decoder:
+ * `onnx/model{suffix}.onnx`, else `onnx/decoder_model_merged{suffix}.onnx` (also looked for at the top
+ * level, as some exports place them).
+ *
+ * @example
+ * const files = resolveModelFiles('./SmolLM2-135M', 'fp32');
+ */
+export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): ModelFiles {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new ModelLoadError(
+      'runtime.not_a_directory',
+      `${dir}: not a directory (expected a Hugging Face model directory with config.json and onnx/model.onnx)`,
+      {
+        file: dir,
+      },
+    );
+  }
+  if (!(dtype in DTYPE_SUFFIX)) {
+    throw new ModelLoadError(
+      'runtime.bad_dtype',
+      `dtype "${dtype}" is not one of ${Object.keys(DTYPE_SUFFIX).join(', ')}`,
+    );
+  }
+  const configFile = join(dir, 'config.json');
+  if (!existsSync(configFile)) {
+    throw new ModelLoadError(
+      'runtime.missing_file',
+      `${configFile} is missing: ${dir} is not a Hugging Face model directory`,
+      {
+        file: configFile,
+      },
+    );
+  }
+  const config = parseConfig(readJson(configFile, 'the model config'), configFile);
+  const genFile = join(dir, 'generation_config.json');
+  const generationConfig = existsSync(genFile) ? readJson(genFile, 'the generation config') : {};
+
+  const suffix = DTYPE_SUFFIX[dtype];
+  const candidates = [
+    [join(dir, 'onnx', `model${suffix}.onnx`), false],
+    [join(dir, 'onnx', `decoder_model_merged${suffix}.onnx`), true],
+    [join(dir, `model${suffix}.onnx`), false],
+    [join(dir, `decoder_model_merged${suffix}.onnx`), true],
+  ] as const;
+  const found = candidates.find(([file]) => existsSync(file));
+  if (!found) {
+    throw new ModelLoadError(
+      'runtime.missing_file',
+      `${dir}: no ONNX decoder for dtype "${dtype}": expected ${candidates.map(([f]) => f.slice(dir.length + 1)).join(' or ')}`,
+      { file: candidates[0][0] },
+    );
+  }
+  return { dir, config, generationConfig, onnxFile: found[0], merged: found[1], dtype };
+}
+
+/** EOS ids of a model: generation_config, then config.json (the tokenizer adds its own). */
+export function modelEosIds(files: ModelFiles): number[] {
+  const fromGen = ids(files.generationConfig.eos_token_id);
+  return fromGen.length > 0 ? fromGen : files.config.eos_token_id;
+}

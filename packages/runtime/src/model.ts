@@ -1,0 +1,379 @@
+import { compileRules, RuleSet, type RuleSpec } from '@implicit-it/rules';
+import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
+import { DecodeEngine, type RowRequest, type RowResult, type TokenEvent } from './decode-engine.js';
+import { DecoderSession, type SessionOptions } from './decoder-session.js';
+import { GenerationError } from './errors.js';
+import { type ResolveOptions, resolveModel } from './hub.js';
+import { type ModelFiles, modelEosIds, resolveModelFiles } from './model-dir.js';
+import {
+  checkOptions,
+  type GenerateInput,
+  type GenerateOptions,
+  type GenerationResult,
+  type StreamPart,
+} from './options.js';
+import { rankOf } from './sampling.js';
+import { type ScoreItem, type ScoreOptions, type ScoreResult, scoreBatch } from './score.js';
+
+/** Compiled rule sets kept per model. */
+const RULE_CACHE_SIZE = 64;
+
+/** Options of `loadModel`. */
+export interface LoadOptions extends SessionOptions, ResolveOptions {
+  /** Rules used when a request names none (default false: the base model). */
+  rules?: RuleSpec;
+  /**
+   * Rows decoded together at most (default 16). Concurrent `generate` / `stream` calls share one
+   * batch (continuous batching): a request joins the running batch at the next step.
+   */
+  maxBatchSize?: number;
+}
+
+/** Where the model came from and how it runs. */
+export interface ModelInfo {
+  dir: string;
+  onnxFile: string;
+  dtype: string;
+  provider: string;
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+  kvType: string;
+  vocabSize: number;
+  maxPositions: number | undefined;
+  eosIds: number[];
+  logitsMode: string;
+}
+
+/**
+ * A loaded model: an ONNX decoder session, its tokenizer, and generation with the rules.
+ *
+ * @example
+ * const model = await loadModel('./SmolLM2-135M', { rules: 'hewitt2024' });
+ * const [out] = await model.generate(['Give me a recipe for tiramisu.'], { maxNewTokens: 128 });
+ * console.log(out.text);
+ */
+export class Model {
+  readonly info: ModelInfo;
+  private readonly eos: Set<number>;
+  private readonly ruleCache = new Map<string, RuleSet | null>();
+  private readonly engine: DecodeEngine;
+  private released = false;
+
+  /** @internal use `loadModel` */
+  constructor(
+    readonly files: ModelFiles,
+    readonly tokenizer: Tokenizer,
+    /** @internal the ONNX session (for reference implementations and benchmarks) */
+    readonly session: DecoderSession,
+    private readonly defaultRules: RuleSpec,
+    maxBatchSize = 16,
+  ) {
+    this.eos = new Set([...modelEosIds(files), ...tokenizer.eosIds]);
+    this.info = {
+      dir: files.dir,
+      onnxFile: files.onnxFile,
+      dtype: files.dtype,
+      provider: session.provider,
+      layers: session.layers,
+      kvHeads: session.kvHeads,
+      headDim: session.headDim,
+      kvType: session.kvType,
+      vocabSize: files.config.vocab_size,
+      maxPositions: files.config.max_position_embeddings,
+      eosIds: [...this.eos],
+      logitsMode: session.logitsMode,
+    };
+    this.engine = new DecodeEngine(session, this.loopTokenizer(), {
+      eosIds: this.eos,
+      padId: tokenizer.padId,
+      maxPositions: files.config.max_position_embeddings,
+      maxBatchSize,
+    });
+  }
+
+  /** Requests waiting to join the decoding batch, and rows being decoded (for metrics). */
+  get load(): { queued: number; decoding: number } {
+    return { queued: this.engine.queued, decoding: this.engine.batchSize };
+  }
+
+  /** A rule set compiled against this model's tokenizer (cached per spec). */
+  rules(spec: RuleSpec | RuleSet | undefined = this.defaultRules): RuleSet | null {
+    if (spec instanceof RuleSet) return spec;
+    if (spec === false || spec === undefined) return null;
+    const key = JSON.stringify(spec);
+    let set = this.ruleCache.get(key);
+    if (set === undefined) {
+      set = compileRules(spec, this.tokenizer.vocabulary);
+      if (set.enabled.length === 0) set = null;
+      // least recently used first out: requests may carry any number of distinct rule sets
+      if (this.ruleCache.size >= RULE_CACHE_SIZE) this.ruleCache.delete(this.ruleCache.keys().next().value!);
+    } else this.ruleCache.delete(key);
+    this.ruleCache.set(key, set);
+    return set;
+  }
+
+  /** Builds the prompt of an input (ids, S, P). */
+  prompt(input: GenerateInput, format: GenerateOptions['format'] = 'tulu'): Prompt {
+    if (typeof input === 'string') input = format === 'raw' ? { text: input } : { instruction: input };
+    if ('promptIds' in input) {
+      const ids = [...input.promptIds];
+      const scopeStart = input.scopeStart ?? 0;
+      return { ids, scopeStart, promptLength: ids.length, text: this.tokenizer.decode(ids) };
+    }
+    if ('text' in input) return this.tokenizer.buildPrompt({ format: 'raw', text: input.text });
+    if (format === 'raw') {
+      throw new GenerationError(
+        'runtime.bad_option',
+        'format "raw" takes { text } or a string, not instructions or messages',
+        'format',
+      );
+    }
+    return this.tokenizer.buildPrompt({ format, ...input } as Parameters<Tokenizer['buildPrompt']>[0]);
+  }
+
+  private checkPrompt(prompt: Prompt): void {
+    const max = this.info.maxPositions;
+    if (prompt.ids.length === 0)
+      throw new GenerationError('runtime.empty_prompt', 'the prompt has no tokens', 'prompt');
+    if (max !== undefined && prompt.ids.length >= max) {
+      throw new GenerationError(
+        'runtime.prompt_too_long',
+        `the prompt has ${prompt.ids.length} tokens; this model's context is ${max} (max_position_embeddings)`,
+        'prompt',
+      );
+    }
+  }
+
+  private row(prompt: Prompt, options: GenerateOptions, onToken?: (e: TokenEvent) => void): RowRequest {
+    const logprobs =
+      options.logprobs === undefined || options.logprobs === false
+        ? null
+        : options.logprobs === true
+          ? 0
+          : options.logprobs;
+    const bias = options.logitBias
+      ? new Map(Object.entries(options.logitBias).map(([k, v]) => [Number(k), v]))
+      : null;
+    return {
+      promptIds: prompt.ids,
+      scopeStart: prompt.scopeStart,
+      maxNewTokens: options.maxNewTokens ?? 256,
+      ignoreEos: options.ignoreEos ?? false,
+      stop: options.stop ?? [],
+      rules: this.rules(options.rules),
+      processors: options.processors ?? [],
+      sampling: {
+        temperature: options.temperature,
+        topK: options.topK,
+        topP: options.topP,
+        seed: options.seed,
+      },
+      logprobs,
+      logitBias: bias,
+      trace: options.trace ?? false,
+      signal: options.signal,
+      onToken,
+    };
+  }
+
+  private result(p: Prompt, r: RowResult): GenerationResult {
+    return {
+      text: r.text,
+      tokenIds: r.tokenIds,
+      finishReason: r.finishReason,
+      usage: {
+        promptTokens: r.promptTokens,
+        completionTokens: r.completionTokens,
+        totalTokens: r.promptTokens + r.completionTokens,
+      },
+      prompt: { ids: p.ids, scopeStart: p.scopeStart, promptLength: p.promptLength },
+      ...(r.logprobs ? { logprobs: r.logprobs } : {}),
+      ...(r.baseRanks ? { baseRanks: r.baseRanks } : {}),
+    };
+  }
+
+  private loopTokenizer() {
+    const tok = this.tokenizer;
+    return {
+      createDetokenizer: (o?: { skipSpecialTokens?: boolean }) => tok.createDetokenizer(o),
+      tokenText: (id: number) => tok.decode([id]),
+    };
+  }
+
+  private live(): void {
+    if (this.released) throw new GenerationError('runtime.released', 'this model was disposed');
+  }
+
+  /**
+   * Generates for one or more prompts (decoded together in batches of `batchSize`, shortest
+   * prompts batched together). Results come back in input order.
+   */
+  async generate(
+    inputs: GenerateInput | readonly GenerateInput[],
+    options: GenerateOptions = {},
+  ): Promise<GenerationResult[]> {
+    this.live();
+    checkOptions(options);
+    const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
+    const prompts = list.map((input) => this.prompt(input, options.format));
+    for (const p of prompts) this.checkPrompt(p);
+    // shortest prompts first: rows admitted together need less padding
+    const order = prompts.map((_, i) => i).sort((a, b) => prompts[a]!.ids.length - prompts[b]!.ids.length);
+    const limit = options.batchSize ?? Number.POSITIVE_INFINITY;
+    const results: GenerationResult[] = new Array(prompts.length);
+    await new Promise<void>((resolve, reject) => {
+      let next = 0;
+      let inFlight = 0;
+      let done = 0;
+      if (order.length === 0) resolve();
+      const launch = () => {
+        while (inFlight < limit && next < order.length) {
+          const i = order[next++]!;
+          inFlight++;
+          this.engine.submit(this.row(prompts[i]!, options)).then((r) => {
+            results[i] = this.result(prompts[i]!, r);
+            inFlight--;
+            done++; // not inside onProgress?.(...): an optional call skips evaluating its arguments
+            options.onProgress?.(done, order.length);
+            if (done === order.length) resolve();
+            else launch();
+          }, reject);
+        }
+      };
+      launch();
+    });
+    return results;
+  }
+
+  /**
+   * Streams one generation as typed parts: `text-delta`, `token`, then `finish`. Breaking out of the
+   * loop, or aborting `options.signal`, stops decoding at the next step and frees its tensors.
+   *
+   * @example
+   * for await (const part of model.stream('Write a haiku.', { rules: 'hewitt2024' })) {
+   *   if (part.type === 'text-delta') process.stdout.write(part.text);
+   * }
+   */
+  async *stream(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<StreamPart> {
+    this.live();
+    checkOptions(options);
+    const prompt = this.prompt(input, options.format);
+    this.checkPrompt(prompt);
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) onAbort();
+    const queue: StreamPart[] = [];
+    let wake: (() => void) | null = null;
+    let done = false;
+    let failure: unknown = null;
+    const push = (part: StreamPart) => {
+      queue.push(part);
+      wake?.();
+    };
+    const run = this.engine
+      .submit(
+        this.row(prompt, { ...options, signal: stop.signal }, (e) => {
+          push({
+            type: 'token',
+            id: e.id,
+            ...(e.logprob ? { logprob: e.logprob } : {}),
+            ...(e.baseRank !== undefined ? { baseRank: e.baseRank } : {}),
+          });
+          if (e.text) push({ type: 'text-delta', text: e.text });
+        }),
+      )
+      .then(
+        (r) => {
+          push({
+            type: 'finish',
+            finishReason: r.finishReason,
+            text: r.text,
+            usage: this.result(prompt, r).usage,
+          });
+          done = true;
+          wake?.();
+        },
+        (e) => {
+          failure = e;
+          done = true;
+          wake?.();
+        },
+      );
+    try {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!;
+        if (done) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = null;
+      }
+      while (queue.length > 0) yield queue.shift()!;
+      if (failure) throw failure;
+    } finally {
+      // the consumer stopped early (break / return) or an error: stop decoding, wait for the loop
+      stop.abort();
+      options.signal?.removeEventListener('abort', onAbort);
+      await run.catch(() => {});
+    }
+  }
+
+  /**
+   * Teacher-forced scoring: the log-prob (and optionally the greedy rank) of each token of a given
+   * continuation after a prompt, batched, with or without the rules.
+   */
+  async score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
+    this.live();
+    const prepared = items.map((item) => {
+      const prompt = this.prompt(item.prompt, options.format);
+      const continuation =
+        typeof item.continuation === 'string'
+          ? this.tokenizer.encode(item.continuation, { addSpecialTokens: false })
+          : [...item.continuation];
+      const total = prompt.ids.length + continuation.length;
+      if (this.info.maxPositions !== undefined && total > this.info.maxPositions) {
+        throw new GenerationError(
+          'runtime.prompt_too_long',
+          `prompt + continuation is ${total} tokens; the context is ${this.info.maxPositions}`,
+          'continuation',
+        );
+      }
+      return { prompt, continuation };
+    });
+    return scoreBatch(
+      this.session,
+      this.tokenizer.padId,
+      prepared,
+      this.rules(options.rules ?? false),
+      options,
+      rankOf,
+    );
+  }
+
+  /** Frees the session. The model cannot be used afterwards. */
+  async dispose(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.session.release();
+  }
+}
+
+/**
+ * Loads a model from a local Hugging Face directory (or a hub id, fetched once into the cache where a
+ * network exists): config, generation config, tokenizer and the ONNX decoder for `dtype`.
+ *
+ * @example
+ * const model = await loadModel('./my-model', { executionProvider: 'auto', rules: 'hewitt2024' });
+ */
+export async function loadModel(model: string, options: LoadOptions = {}): Promise<Model> {
+  const dir = await resolveModel(model, options);
+  const files = resolveModelFiles(dir, options.dtype ?? 'fp32');
+  const tokenizer = await loadTokenizer(dir);
+  const session = await DecoderSession.create(files, {
+    ...options,
+    log: options.log ?? ((line) => process.stderr.write(`[implicit-it] ${line}\n`)),
+  });
+  return new Model(files, tokenizer, session, options.rules ?? false, options.maxBatchSize);
+}

@@ -1,0 +1,270 @@
+/**
+ * In-memory ONNX graph surgery at the protobuf wire level: only the graph's node list is decoded; the
+ * weights (most of the bytes) are copied as opaque ranges. Used to compute the LM head only for the
+ * positions whose logits are needed (the last one while generating), which standard optimum exports
+ * do not offer: they compute logits for every prompt position.
+ */
+
+interface WireField {
+  no: number;
+  wireType: number;
+  /** whole field, tag included */
+  start: number;
+  end: number;
+  /** payload of a length-delimited field */
+  dataStart: number;
+}
+
+function readVarint(buf: Uint8Array, pos: number): [number, number] {
+  let result = 0;
+  let shift = 1;
+  for (;;) {
+    if (pos >= buf.length) throw new RangeError('truncated varint');
+    const b = buf[pos++]!;
+    result += (b & 0x7f) * shift;
+    if ((b & 0x80) === 0) return [result, pos];
+    shift *= 128;
+  }
+}
+
+function* wireFields(buf: Uint8Array, start: number, end: number): Generator<WireField> {
+  let pos = start;
+  while (pos < end) {
+    const fieldStart = pos;
+    const [tag, afterTag] = readVarint(buf, pos);
+    const no = Math.floor(tag / 8);
+    const wireType = tag & 7;
+    pos = afterTag;
+    let dataStart = pos;
+    if (wireType === 0) pos = readVarint(buf, pos)[1];
+    else if (wireType === 1) pos += 8;
+    else if (wireType === 5) pos += 4;
+    else if (wireType === 2) {
+      const [len, p] = readVarint(buf, pos);
+      dataStart = p;
+      pos = p + len;
+    } else throw new RangeError(`unsupported protobuf wire type ${wireType}`);
+    if (pos > end) throw new RangeError('truncated protobuf field');
+    yield { no, wireType, start: fieldStart, end: pos, dataStart };
+  }
+}
+
+const utf8 = new TextDecoder();
+const enc = new TextEncoder();
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 128) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return out;
+}
+
+function lenField(no: number, payload: Uint8Array): Uint8Array {
+  const head = [...varint(no * 8 + 2), ...varint(payload.length)];
+  const out = new Uint8Array(head.length + payload.length);
+  out.set(head);
+  out.set(payload, head.length);
+  return out;
+}
+
+const concat = (parts: Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+
+const str = (no: number, s: string) => lenField(no, enc.encode(s));
+const varintField = (no: number, n: number) => new Uint8Array([...varint(no * 8), ...varint(n)]);
+
+interface NodeInfo {
+  field: WireField;
+  inputs: string[];
+  outputs: string[];
+  opType: string;
+}
+
+function readNode(buf: Uint8Array, f: WireField): NodeInfo {
+  const node: NodeInfo = { field: f, inputs: [], outputs: [], opType: '' };
+  for (const g of wireFields(buf, f.dataStart, f.end)) {
+    if (g.wireType !== 2) continue;
+    const s = () => utf8.decode(buf.subarray(g.dataStart, g.end));
+    if (g.no === 1) node.inputs.push(s());
+    else if (g.no === 2) node.outputs.push(s());
+    else if (g.no === 4) node.opType = s();
+  }
+  return node;
+}
+
+/** Rewrites a node (a GraphProto `node` field), replacing its input number `index`. */
+function withInput(buf: Uint8Array, node: NodeInfo, index: number, input: string): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let seen = 0;
+  for (const g of wireFields(buf, node.field.dataStart, node.field.end)) {
+    if (g.no === 1 && g.wireType === 2 && seen++ === index) parts.push(str(1, input));
+    else parts.push(buf.subarray(g.start, g.end));
+  }
+  return lenField(1, concat(parts));
+}
+
+function nodeField(
+  inputs: string[],
+  outputs: string[],
+  name: string,
+  opType: string,
+  attrs: Uint8Array[] = [],
+): Uint8Array {
+  return lenField(
+    1,
+    concat([
+      ...inputs.map((i) => str(1, i)),
+      ...outputs.map((o) => str(2, o)),
+      str(3, name),
+      str(4, opType),
+      ...attrs,
+    ]),
+  );
+}
+
+/** AttributeProto { name, i, type: INT (2) } as a NodeProto `attribute` field. */
+const intAttr = (name: string, value: number) =>
+  lenField(5, concat([str(1, name), varintField(3, value), varintField(20, 2)]));
+
+function int64Initializer(name: string, value: bigint): Uint8Array {
+  const raw = new Uint8Array(8);
+  new DataView(raw.buffer).setBigInt64(0, value, true);
+  // TensorProto: dims = [1], data_type = INT64 (7), name, raw_data
+  return lenField(5, concat([varintField(1, 1), varintField(2, 7), str(8, name), lenField(9, raw)]));
+}
+
+/** Where the LM head reads the hidden state, and what must change to feed it a sliced one. */
+interface HeadSite {
+  /** the 3-D hidden state [batch, seq, hidden] */
+  hidden: string;
+  /** node whose input `index` is the hidden state */
+  reader: NodeInfo;
+  index: number;
+  /** Reshape back to [batch, seq, vocab] whose shape input must follow the sliced length */
+  unflatten?: NodeInfo;
+}
+
+function findHead(producer: Map<string, NodeInfo>): HeadSite | string {
+  let node = producer.get('logits');
+  for (let hops = 0; node && (node.opType === 'Cast' || node.opType === 'Add') && hops < 3; hops++) {
+    node = producer.get(node.inputs[0]!);
+  }
+  if (!node) return 'no node produces "logits"';
+  // optimum: logits = MatMul(hidden[B, S, H], W[H, V])
+  if (node.opType === 'MatMul') return { hidden: node.inputs[0]!, reader: node, index: 0 };
+  // flattened linear: Reshape(Gemm|MatMul(Reshape(hidden, [-1, H]), W), [B, S, V])
+  if (node.opType === 'Reshape') {
+    const lin = producer.get(node.inputs[0]!);
+    const flat =
+      lin && (lin.opType === 'Gemm' || lin.opType === 'MatMul') ? producer.get(lin.inputs[0]!) : undefined;
+    if (flat?.opType === 'Reshape')
+      return { hidden: flat.inputs[0]!, reader: flat, index: 0, unflatten: node };
+  }
+  return `the LM head is not MatMul(hidden, W) or Reshape(Gemm(Reshape(hidden))) (found ${node.opType})`;
+}
+
+/** The name of the int64 [1] input the patch adds: the first position whose logits are computed (-1: last). */
+export const LOGITS_START_INPUT = 'implicit_it_logits_start';
+
+/** What `patchLogitsSlice` did. */
+export type LogitsPatch =
+  | { patched: true; bytes: Uint8Array; external: boolean }
+  | { patched: false; reason: string };
+
+/**
+ * Inserts `Slice(hidden, starts=[implicit_it_logits_start], ends=[INT64_MAX], axes=[1])` before the LM
+ * head's MatMul, so that the graph computes logits only from a given position on. Follows the
+ * `logits` output back through Cast/Add nodes to the MatMul. Returns `patched: false` with a reason
+ * when the graph has another shape.
+ */
+export function patchLogitsSlice(model: Uint8Array): LogitsPatch {
+  try {
+    return patch(model);
+  } catch (e) {
+    return { patched: false, reason: `cannot read the graph (${(e as Error).message})` };
+  }
+}
+
+function patch(model: Uint8Array): LogitsPatch {
+  const top = [...wireFields(model, 0, model.length)];
+  const graphField = top.find((f) => f.no === 7 && f.wireType === 2);
+  if (!graphField) return { patched: false, reason: 'no graph in the model file' };
+  const graphFields = [...wireFields(model, graphField.dataStart, graphField.end)];
+  const nodes = graphFields.filter((f) => f.no === 1 && f.wireType === 2).map((f) => readNode(model, f));
+  const producer = new Map<string, NodeInfo>();
+  for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
+  const inputs = graphFields.filter((f) => f.no === 11).map((f) => readNode(model, { ...f, no: 1 }));
+  if (inputs.some((i) => i.inputs[0] === LOGITS_START_INPUT))
+    return { patched: false, reason: 'already patched' };
+
+  const site = findHead(producer);
+  if (typeof site === 'string') return { patched: false, reason: site };
+  const p = 'implicit_it/logits_slice';
+  const sliced = `${p}/hidden`;
+  const inserted = [
+    nodeField([site.hidden, LOGITS_START_INPUT, `${p}/ends`, `${p}/axes`], [sliced], p, 'Slice'),
+  ];
+  const initializers = [
+    int64Initializer(`${p}/ends`, 0x7fffffffffffffffn),
+    int64Initializer(`${p}/axes`, 1n),
+  ];
+  const replace = new Map<number, Uint8Array>();
+  if (site.unflatten) {
+    // the reshape back to [batch, seq, vocab] takes its shape from the sliced hidden state: [B, k, -1]
+    inserted.push(
+      nodeField([sliced], [`${p}/shape`], `${p}/shape`, 'Shape'),
+      nodeField([`${p}/shape`, `${p}/zero`, `${p}/two`, `${p}/zero`], [`${p}/bs`], `${p}/bs`, 'Slice'),
+      nodeField([`${p}/bs`, `${p}/minus_one`], [`${p}/out_shape`], `${p}/out_shape`, 'Concat', [
+        intAttr('axis', 0),
+      ]),
+    );
+    initializers.push(
+      int64Initializer(`${p}/zero`, 0n),
+      int64Initializer(`${p}/two`, 2n),
+      int64Initializer(`${p}/minus_one`, -1n),
+    );
+    replace.set(site.unflatten.field.start, withInput(model, site.unflatten, 1, `${p}/out_shape`));
+  }
+  replace.set(
+    site.reader.field.start,
+    concat([...inserted, withInput(model, site.reader, site.index, sliced)]),
+  );
+  // ValueInfoProto { name, type: TypeProto { tensor_type { elem_type: INT64, shape { dim { dim_value: 1 } } } } }
+  const shape = lenField(2, lenField(1, varintField(1, 1)));
+  const startInput = lenField(
+    11,
+    concat([str(1, LOGITS_START_INPUT), lenField(2, lenField(1, concat([varintField(1, 7), shape])))]),
+  );
+
+  let external = false;
+  const parts: Uint8Array[] = [];
+  for (const f of graphFields) {
+    const replacement = f.no === 1 ? replace.get(f.start) : undefined;
+    if (replacement) {
+      parts.push(replacement);
+      continue;
+    }
+    if (f.no === 5 && !external) {
+      // TensorProto.data_location (14) == EXTERNAL (1)
+      for (const g of wireFields(model, f.dataStart, f.end)) {
+        if (g.no === 14 && g.wireType === 0 && readVarint(model, g.dataStart)[0] === 1) external = true;
+      }
+    }
+    parts.push(model.subarray(f.start, f.end));
+  }
+  parts.push(...initializers, startInput);
+  const graph = lenField(7, concat(parts));
+  const out: Uint8Array[] = [];
+  for (const f of top) out.push(f === graphField ? graph : model.subarray(f.start, f.end));
+  return { patched: true, bytes: concat(out), external };
+}

@@ -1,0 +1,87 @@
+import type { RuleSet, RuleSpec } from '@implicit-it/rules';
+import type { ChatMessage } from '@implicit-it/tokenizers';
+import type { FinishReason, TokenLogprob } from './decode-engine.js';
+import { GenerationError } from './errors.js';
+import type { LogitsProcessor } from './logits-processor.js';
+
+/**
+ * A prompt: an instruction (string), chat messages, raw text, or token ids you built yourself (with
+ * the index of the first token of the last user message, for the rules).
+ */
+export type GenerateInput =
+  | string
+  | { instruction: string }
+  | { messages: readonly ChatMessage[] }
+  | { text: string }
+  | { promptIds: readonly number[]; scopeStart?: number };
+
+/** Options of `Model.generate`, `Model.stream` and `Model.score`. */
+export interface GenerateOptions {
+  /** How instructions and messages become a prompt: the paper's Tulu format (default), the model's chat template, or raw text. */
+  format?: 'tulu' | 'chat-template' | 'raw';
+  /** Default 256. */
+  maxNewTokens?: number;
+  /** 0 (default) is greedy, as the paper evaluates. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  /** Seed of the sampler (default 0): the same seed gives the same output. */
+  seed?: number;
+  /** Keep generating past EOS until `maxNewTokens` (for benchmarks; vLLM's ignore_eos). */
+  ignoreEos?: boolean;
+  /** Stop strings: generation ends before the first one, which is not included in the text. */
+  stop?: readonly string[];
+  /** The rule-based adapter: a preset / subset name, a rule-set config, a compiled `RuleSet`, or false. Default: the model's default (false unless set at load). */
+  rules?: RuleSpec | RuleSet;
+  /** More logits processors, applied after the logit bias and the rules. */
+  processors?: readonly LogitsProcessor[];
+  /** Per-token log-probs: true, or the number of top alternatives (0-20) to return with each. */
+  logprobs?: boolean | number;
+  /** Added to the logits of these ids at every step (OpenAI's logit_bias). */
+  logitBias?: Readonly<Record<number, number>>;
+  /** Also return each token's rank under the base model alone (how much the rules moved it). */
+  trace?: boolean;
+  signal?: AbortSignal;
+  /** At most this many of this call's prompts are decoded at once (default: as many as the model's `maxBatchSize` allows). */
+  batchSize?: number;
+  /** Progress of multi-prompt generation. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** One generation's result. */
+export interface GenerationResult {
+  text: string;
+  tokenIds: number[];
+  finishReason: FinishReason;
+  usage: { promptTokens: number; completionTokens: number; totalTokens: number };
+  prompt: { ids: number[]; scopeStart: number; promptLength: number };
+  logprobs?: TokenLogprob[];
+  baseRanks?: number[];
+}
+
+/** Streamed parts, tagged by `type`. */
+export type StreamPart =
+  | { type: 'text-delta'; text: string }
+  | { type: 'token'; id: number; logprob?: TokenLogprob; baseRank?: number }
+  | { type: 'finish'; finishReason: FinishReason; text: string; usage: GenerationResult['usage'] };
+
+export function checkOptions(o: GenerateOptions): void {
+  const bad = (param: string, message: string) => {
+    throw new GenerationError('runtime.bad_option', `${param}: ${message}`, param);
+  };
+  const int = (v: number | undefined, param: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (v !== undefined && (!Number.isInteger(v) || v < min || v > max))
+      bad(param, `expected an integer in [${min}, ${max}], got ${v}`);
+  };
+  int(o.maxNewTokens, 'maxNewTokens', 0);
+  int(o.topK, 'topK', 0);
+  int(o.batchSize, 'batchSize', 1, 1024);
+  int(o.seed, 'seed', 0, 2 ** 32 - 1);
+  if (o.temperature !== undefined && !(o.temperature >= 0 && Number.isFinite(o.temperature)))
+    bad('temperature', `expected a number >= 0, got ${o.temperature}`);
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1))
+    bad('topP', `expected a number in (0, 1], got ${o.topP}`);
+  if (typeof o.logprobs === 'number') int(o.logprobs, 'logprobs', 0, 20);
+  if (o.stop !== undefined && (!Array.isArray(o.stop) || o.stop.some((s) => typeof s !== 'string')))
+    bad('stop', 'expected an array of strings');
+}

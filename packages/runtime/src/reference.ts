@@ -1,0 +1,54 @@
+import type { RuleSpec } from '@implicit-it/rules';
+import type { Model } from './model.js';
+import type { GenerateInput } from './options.js';
+import { argmax } from './sampling.js';
+
+/**
+ * Greedy decoding the way the paper's released code runs it (`use_cache = False`): every step reruns
+ * the whole sequence through the model and keeps the last position's logits. Slow by design; the
+ * reference that the KV-cached engine is checked and benchmarked against.
+ *
+ * @example
+ * const ids = await generateWithoutCache(model, 'Give me a recipe for tiramisu.', { maxNewTokens: 32, rules: 'hewitt2024' });
+ */
+export async function generateWithoutCache(
+  model: Model,
+  input: GenerateInput,
+  options: {
+    maxNewTokens: number;
+    rules?: RuleSpec;
+    format?: 'tulu' | 'chat-template' | 'raw';
+    ignoreEos?: boolean;
+  },
+): Promise<number[]> {
+  const prompt = model.prompt(input, options.format);
+  const rules = model.rules(options.rules ?? false);
+  const state = rules?.createState({
+    promptIds: prompt.ids,
+    scopeStart: prompt.scopeStart,
+    promptLength: prompt.promptLength,
+  });
+  const eos = new Set(model.info.eosIds);
+  const seq = [...prompt.ids];
+  const out: number[] = [];
+  while (out.length < options.maxNewTokens) {
+    const n = seq.length;
+    const step = await model.session.run({
+      batch: 1,
+      seq: n,
+      inputIds: BigInt64Array.from(seq, BigInt),
+      attentionMask: new BigInt64Array(n).fill(1n),
+      positionIds: BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
+      past: null,
+      logitsFrom: -1,
+    });
+    const row = step.logits.slice((step.kept - 1) * step.vocab, step.kept * step.vocab);
+    if (rules && state) rules.apply(row, state);
+    const id = argmax(row);
+    out.push(id);
+    state?.append(id);
+    if (eos.has(id) && !options.ignoreEos) break;
+    seq.push(id);
+  }
+  return out;
+}

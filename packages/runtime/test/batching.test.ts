@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { GenerationAbortedError, loadModel } from '../src/index.js';
+import { diverseModelDir, PROMPTS } from './helpers.js';
+
+describe('continuous batching', () => {
+  it('requests that join a running batch (longer and shorter prompts) give exactly their single-row output', async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {}, maxBatchSize: 3 });
+    const opts = { maxNewTokens: 24, rules: 'hewitt2024' } as const;
+    const alone = [];
+    for (const p of PROMPTS) alone.push((await model.generate(p, opts))[0]!);
+
+    // the first request starts alone; the others arrive while it decodes, one of them must wait for room
+    let tokens = 0;
+    let release!: () => void;
+    const started = new Promise<void>((r) => {
+      release = r;
+    });
+    const first = (async () => {
+      const ids: number[] = [];
+      for await (const part of model.stream(PROMPTS[0]!, opts)) {
+        if (part.type === 'token') {
+          ids.push(part.id);
+          if (++tokens === 5) release();
+        }
+      }
+      return ids;
+    })();
+    await started;
+    const loads: number[] = [];
+    const others = Promise.all(
+      PROMPTS.slice(1).map((p) => model.generate(p, opts).then(([r]) => r!.tokenIds)),
+    );
+    loads.push(model.load.queued + model.load.decoding);
+    const results = [await first, ...(await others)];
+    for (const [i, ids] of results.entries()) expect(ids).toEqual(alone[i]!.tokenIds);
+    expect(loads[0]).toBe(4); // 1 decoding + 3 queued, 2 of which join at the next step
+    await model.dispose();
+  });
+
+  it('one aborted request leaves the others in its batch untouched', async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {} });
+    const opts = { maxNewTokens: 20 } as const;
+    const [want] = await model.generate(PROMPTS[1]!, opts);
+    const controller = new AbortController();
+    const doomed = model.generate(PROMPTS[0]!, {
+      ...opts,
+      maxNewTokens: 400,
+      ignoreEos: true,
+      signal: controller.signal,
+    });
+    const survivor = model.generate(PROMPTS[1]!, opts);
+    setTimeout(() => controller.abort(new Error('client went away')), 30);
+    await expect(doomed).rejects.toBeInstanceOf(GenerationAbortedError);
+    expect((await survivor)[0]!.tokenIds).toEqual(want!.tokenIds);
+    expect(model.load).toEqual({ queued: 0, decoding: 0 });
+    await model.dispose();
+  });
+
+  it('generate with many prompts and a per-call limit returns results in input order', async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {}, maxBatchSize: 2 });
+    const progress: number[] = [];
+    const all = await model.generate([...PROMPTS, ...PROMPTS], {
+      maxNewTokens: 10,
+      batchSize: 3,
+      onProgress: (d) => progress.push(d),
+    });
+    for (const [i, r] of all.entries()) {
+      const [single] = await model.generate(PROMPTS[i % 4]!, { maxNewTokens: 10 });
+      expect(r.tokenIds).toEqual(single!.tokenIds);
+    }
+    expect(progress).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    await model.dispose();
+  });
+});

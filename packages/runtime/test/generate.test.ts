@@ -1,0 +1,211 @@
+import { dirname } from 'node:path';
+import { AutoModelForCausalLM, env, LogitsProcessorList, Tensor } from '@huggingface/transformers';
+import { describe, expect, it } from 'vitest';
+import {
+  GenerationAbortedError,
+  GenerationError,
+  generateWithoutCache,
+  transformersRulesProcessor,
+} from '../src/index.js';
+import { diverseModelDir, PROMPTS, tinyModel } from './helpers.js';
+
+describe('greedy decoding with the KV cache', () => {
+  it.each([false, 'hewitt2024'] as const)(
+    'equals the no-cache loop token for token (rules: %s)',
+    async (rules) => {
+      const model = await tinyModel();
+      for (const prompt of PROMPTS) {
+        const [cached] = await model.generate(prompt, { maxNewTokens: 40, rules });
+        const reference = await generateWithoutCache(model, prompt, { maxNewTokens: 40, rules });
+        expect(cached!.tokenIds).toEqual(reference);
+        expect(new Set(reference).size).toBeGreaterThan(15); // a real sequence, not a loop
+      }
+    },
+  );
+
+  it('equals @huggingface/transformers generate() with the rules as its LogitsProcessor', async () => {
+    const model = await tinyModel();
+    const dir = await diverseModelDir();
+    env.allowRemoteModels = false;
+    env.localModelPath = dirname(dir);
+    const hf = await AutoModelForCausalLM.from_pretrained(dir.split('/').pop()!, {
+      dtype: 'fp32',
+      device: 'cpu',
+    });
+    try {
+      for (const prompt of PROMPTS.slice(0, 3)) {
+        const [ours] = await model.generate(prompt, { maxNewTokens: 32, rules: 'hewitt2024' });
+        const p = ours!.prompt;
+        const list = new LogitsProcessorList();
+        list.push((await transformersRulesProcessor(model.rules('hewitt2024')!, p)) as never);
+        const input = new Tensor('int64', BigInt64Array.from(p.ids, BigInt), [1, p.ids.length]);
+        const out = (await hf.generate({
+          input_ids: input,
+          attention_mask: new Tensor('int64', new BigInt64Array(p.ids.length).fill(1n), [1, p.ids.length]),
+          max_new_tokens: 32,
+          do_sample: false,
+          logits_processor: list,
+          eos_token_id: model.info.eosIds,
+        } as never)) as Tensor;
+        const theirs = Array.from(out.data as BigInt64Array, Number).slice(p.ids.length);
+        expect(ours!.tokenIds).toEqual(theirs);
+        expect(theirs.length).toBeGreaterThan(10);
+      }
+    } finally {
+      await hf.dispose();
+    }
+  });
+
+  it('batched rows (left-padded, finishing at different steps) equal their single-row runs', async () => {
+    const model = await tinyModel();
+    const lengths = new Set<number>();
+    for (const rules of [false, 'hewitt2024'] as const) {
+      const batched = await model.generate(PROMPTS, {
+        maxNewTokens: 30,
+        rules,
+        batchSize: 4,
+        stop: [' model'],
+      });
+      for (const r of batched) lengths.add(r.tokenIds.length);
+      for (const [i, prompt] of PROMPTS.entries()) {
+        const [single] = await model.generate(prompt, { maxNewTokens: 30, rules, stop: [' model'] });
+        expect(batched[i]!.tokenIds).toEqual(single!.tokenIds);
+        expect(batched[i]!.text).toBe(single!.text);
+        expect(batched[i]!.finishReason).toBe(single!.finishReason);
+      }
+    }
+    expect(lengths.size).toBeGreaterThan(1); // rows finished at different steps
+  });
+});
+
+describe('output', () => {
+  it('returns text, ids, finish reason and usage; the text is the decoded ids', async () => {
+    const model = await tinyModel();
+    const [r] = await model.generate('Give me a recipe for tiramisu.', { maxNewTokens: 12 });
+    expect(r!.finishReason).toBe('length');
+    expect(r!.tokenIds).toHaveLength(12);
+    expect(r!.usage).toEqual({
+      promptTokens: r!.prompt.ids.length,
+      completionTokens: 12,
+      totalTokens: r!.prompt.ids.length + 12,
+    });
+    expect(r!.text).toBe(model.tokenizer.decode(r!.tokenIds, { skipSpecialTokens: true }));
+  });
+
+  it('log-probs: the greedy token is the top alternative, and score() agrees to 1e-5', async () => {
+    const model = await tinyModel();
+    const [r] = await model.generate(PROMPTS[1]!, { maxNewTokens: 10, logprobs: 3, rules: 'hewitt2024' });
+    for (const lp of r!.logprobs!) {
+      expect(lp.top).toHaveLength(3);
+      expect(lp.top[0]!.id).toBe(lp.id);
+      expect(lp.top[0]!.logprob).toBeGreaterThanOrEqual(lp.top[1]!.logprob);
+    }
+    const [s] = await model.score([{ prompt: PROMPTS[1]!, continuation: r!.tokenIds }], {
+      rules: 'hewitt2024',
+      ranks: true,
+    });
+    for (const [i, lp] of s!.logprobs.entries()) expect(lp).toBeCloseTo(r!.logprobs![i]!.logprob, 5);
+    expect(s!.ranks).toEqual(r!.tokenIds.map(() => 1));
+  });
+
+  it('stop strings end the text before the stop string', async () => {
+    const model = await tinyModel();
+    const [full] = await model.generate(PROMPTS[0]!, { maxNewTokens: 40 });
+    const text = full!.text;
+    const stopAt = Math.floor(text.length / 2);
+    const stop = text.slice(stopAt, stopAt + 3);
+    const [cut] = await model.generate(PROMPTS[0]!, { maxNewTokens: 40, stop: [stop] });
+    expect(cut!.finishReason).toBe('stop');
+    expect(cut!.text).toBe(text.slice(0, text.indexOf(stop)));
+  });
+
+  it('logit bias forces a token', async () => {
+    const model = await tinyModel();
+    const [r] = await model.generate(PROMPTS[0]!, { maxNewTokens: 5, logitBias: { 77: 100 } });
+    expect(r!.tokenIds).toEqual([77, 77, 77, 77, 77]);
+  });
+
+  it('sampling is reproducible by seed; top-k 1 is greedy', async () => {
+    const model = await tinyModel();
+    const opts = { maxNewTokens: 20, temperature: 1.5, topP: 0.95 } as const;
+    const [a] = await model.generate(PROMPTS[2]!, { ...opts, seed: 7 });
+    const [b] = await model.generate(PROMPTS[2]!, { ...opts, seed: 7 });
+    const [c] = await model.generate(PROMPTS[2]!, { ...opts, seed: 8 });
+    expect(a!.tokenIds).toEqual(b!.tokenIds);
+    expect(a!.tokenIds).not.toEqual(c!.tokenIds);
+    const [greedy] = await model.generate(PROMPTS[2]!, { maxNewTokens: 20 });
+    const [k1] = await model.generate(PROMPTS[2]!, { maxNewTokens: 20, temperature: 1, topK: 1, seed: 3 });
+    expect(k1!.tokenIds).toEqual(greedy!.tokenIds);
+  });
+
+  it('bad options and prompts name the parameter', async () => {
+    const model = await tinyModel();
+    await expect(model.generate('x', { maxNewTokens: -1 })).rejects.toThrow(
+      'maxNewTokens: expected an integer in [0,',
+    );
+    await expect(model.generate('x', { topP: 0 })).rejects.toThrow(
+      'topP: expected a number in (0, 1], got 0',
+    );
+    await expect(model.generate('x', { temperature: Number.NaN })).rejects.toThrow(
+      'temperature: expected a number >= 0',
+    );
+    await expect(model.generate('x', { logprobs: 21 })).rejects.toThrow(
+      'logprobs: expected an integer in [0, 20], got 21',
+    );
+    const long = 'word '.repeat(5000);
+    const err = await model.generate(long).catch((e) => e);
+    expect(err).toBeInstanceOf(GenerationError);
+    expect(err.param).toBe('prompt');
+    expect(err.message).toMatch(
+      /the prompt has \d+ tokens; this model's context is \d+ \(max_position_embeddings\)/,
+    );
+  });
+});
+
+describe('streaming', () => {
+  it('text deltas join to the text; token parts carry ids; one finish part ends it', async () => {
+    const model = await tinyModel();
+    const [r] = await model.generate(PROMPTS[3]!, { maxNewTokens: 25, rules: 'hewitt2024' });
+    let text = '';
+    const ids: number[] = [];
+    const kinds: string[] = [];
+    for await (const part of model.stream(PROMPTS[3]!, {
+      maxNewTokens: 25,
+      rules: 'hewitt2024',
+      trace: true,
+    })) {
+      kinds.push(part.type);
+      if (part.type === 'text-delta') text += part.text;
+      if (part.type === 'token') {
+        ids.push(part.id);
+        expect(part.baseRank).toBeGreaterThanOrEqual(1);
+      }
+      if (part.type === 'finish') expect(part.text).toBe(r!.text);
+    }
+    expect(text).toBe(r!.text);
+    expect(ids).toEqual(r!.tokenIds);
+    expect(kinds.filter((k) => k === 'finish')).toHaveLength(1);
+    expect(kinds.at(-1)).toBe('finish');
+  });
+
+  it('an AbortSignal stops decoding with GenerationAbortedError; breaking out stops it too', async () => {
+    const model = await tinyModel();
+    const controller = new AbortController();
+    let tokens = 0;
+    const run = async () => {
+      for await (const part of model.stream(PROMPTS[0]!, { maxNewTokens: 500, signal: controller.signal })) {
+        if (part.type === 'token' && ++tokens === 3) controller.abort();
+      }
+    };
+    await expect(run()).rejects.toBeInstanceOf(GenerationAbortedError);
+    expect(tokens).toBeLessThanOrEqual(4);
+    let seen = 0;
+    for await (const part of model.stream(PROMPTS[0]!, { maxNewTokens: 500 })) {
+      if (part.type === 'token' && ++seen === 2) break;
+    }
+    expect(seen).toBe(2);
+    // the model keeps working afterwards
+    const [after] = await model.generate(PROMPTS[0]!, { maxNewTokens: 3 });
+    expect(after!.tokenIds).toHaveLength(3);
+  });
+});

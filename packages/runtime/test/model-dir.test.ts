@@ -1,0 +1,151 @@
+import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DecoderSession, loadModel, ModelLoadError, resolveModel, resolveModelFiles } from '../src/index.js';
+import { diverseModelDir, PROMPTS } from './helpers.js';
+
+const work = mkdtempSync(join(tmpdir(), 'runtime-dir-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+async function copyModel(name: string): Promise<string> {
+  const dir = join(work, name);
+  cpSync(await diverseModelDir(), dir, { recursive: true });
+  return dir;
+}
+
+describe('model directory validation', () => {
+  it('a path that is not a directory', () => {
+    expect(() => resolveModelFiles(join(work, 'nope'))).toThrow(
+      `${join(work, 'nope')}: not a directory (expected a Hugging Face model directory with config.json and onnx/model.onnx)`,
+    );
+  });
+
+  it('a directory without config.json', () => {
+    const dir = join(work, 'empty');
+    mkdirSync(dir);
+    const err = (() => {
+      try {
+        resolveModelFiles(dir);
+      } catch (e) {
+        return e as ModelLoadError;
+      }
+    })()!;
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.code).toBe('runtime.missing_file');
+    expect(err.file).toBe(join(dir, 'config.json'));
+    expect(err.message).toBe(
+      `${join(dir, 'config.json')} is missing: ${dir} is not a Hugging Face model directory`,
+    );
+  });
+
+  it('malformed config.json and bad fields name the file and field', async () => {
+    const dir = await copyModel('badconfig');
+    writeFileSync(join(dir, 'config.json'), '{"model_type": "llama",');
+    expect(() => resolveModelFiles(dir)).toThrow(
+      `${join(dir, 'config.json')}: the model config is not valid JSON`,
+    );
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({ num_hidden_layers: 2, num_attention_heads: 4, hidden_size: 64, vocab_size: -1 }),
+    );
+    expect(() => resolveModelFiles(dir)).toThrow(
+      `${join(dir, 'config.json')}: field "vocab_size" must be a positive integer, got -1`,
+    );
+  });
+
+  it('a missing ONNX file for the dtype lists what was looked for', async () => {
+    const dir = await copyModel('nofp16');
+    expect(() => resolveModelFiles(dir, 'fp16')).toThrow(
+      `${dir}: no ONNX decoder for dtype "fp16": expected onnx/model_fp16.onnx or onnx/decoder_model_merged_fp16.onnx or model_fp16.onnx or decoder_model_merged_fp16.onnx`,
+    );
+    expect(() => resolveModelFiles(dir, 'fp8' as never)).toThrow('dtype "fp8" is not one of fp32, fp16, q8');
+  });
+
+  it('picks onnx/model_{dtype}.onnx, and decoder_model_merged.onnx when that is what the export has', async () => {
+    const dir = await copyModel('variants');
+    renameSync(join(dir, 'onnx', 'model.onnx'), join(dir, 'onnx', 'model_quantized.onnx'));
+    expect(resolveModelFiles(dir, 'q8')).toMatchObject({
+      onnxFile: join(dir, 'onnx', 'model_quantized.onnx'),
+      merged: false,
+    });
+    renameSync(join(dir, 'onnx', 'model_quantized.onnx'), join(dir, 'onnx', 'decoder_model_merged.onnx'));
+    const files = resolveModelFiles(dir, 'fp32');
+    expect(files).toMatchObject({ onnxFile: join(dir, 'onnx', 'decoder_model_merged.onnx'), merged: true });
+    const model = await loadModel(dir, { log: () => {} });
+    const [r] = await model.generate(PROMPTS[0]!, { maxNewTokens: 4 });
+    expect(r!.tokenIds).toHaveLength(4);
+    await model.dispose();
+  });
+
+  it('a file that is not an ONNX graph is reported with its path', async () => {
+    const dir = await copyModel('garbage');
+    writeFileSync(join(dir, 'onnx', 'model.onnx'), 'not a model');
+    const err = await loadModel(dir, { log: () => {}, executionProvider: 'cpu' }).catch((e) => e);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.code).toBe('runtime.no_provider');
+    expect(err.message).toContain(
+      `${join(dir, 'onnx', 'model.onnx')}: no execution provider could load the model: cpu:`,
+    );
+  });
+
+  it('a hub id offline fails with what to do', async () => {
+    const err = await resolveModel('HuggingFaceTB/SmolLM2-135M', {
+      offline: true,
+      cacheDir: join(work, 'hub'),
+    }).catch((e) => e);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.message).toBe(
+      `"HuggingFaceTB/SmolLM2-135M" is neither a local directory nor cached in ${join(work, 'hub', 'HuggingFaceTB/SmolLM2-135M')}, and the hub is off (offline): pass a local model directory, or run once with network access to cache it`,
+    );
+  });
+
+  it('a hub id already in the cache resolves offline to its directory', async () => {
+    const cache = join(work, 'hub2');
+    const target = join(cache, 'org', 'tiny');
+    mkdirSync(join(cache, 'org'), { recursive: true });
+    cpSync(await diverseModelDir(), target, { recursive: true });
+    expect(await resolveModel('org/tiny', { offline: true, cacheDir: cache })).toBe(target);
+  });
+});
+
+describe('execution providers and logits', () => {
+  it('logs which provider runs, and why others were skipped', async () => {
+    const lines: string[] = [];
+    const model = await loadModel(await diverseModelDir(), { log: (l) => lines.push(l) });
+    expect(model.info.provider).toBe('cpu');
+    expect(lines.some((l) => /^execution provider: cpu( \(skipped: cuda: .+\))?$/.test(l))).toBe(true);
+    await model.dispose();
+  });
+
+  it('the logits-slice patch gives the same logits as the graph as exported', async () => {
+    const files = resolveModelFiles(await diverseModelDir());
+    const patched = await DecoderSession.create(files, { log: () => {} });
+    const plain = await DecoderSession.create(files, { log: () => {}, sliceLogits: false });
+    expect([patched.logitsMode, plain.logitsMode]).toEqual(['patched', 'all']);
+    const ids = [1, 40, 41, 42, 300, 301, 77, 9];
+    const step = (s: DecoderSession, from: number) =>
+      s.run({
+        batch: 1,
+        seq: ids.length,
+        inputIds: BigInt64Array.from(ids, BigInt),
+        attentionMask: new BigInt64Array(ids.length).fill(1n),
+        positionIds: BigInt64Array.from(ids, (_, i) => BigInt(i)),
+        past: null,
+        logitsFrom: from,
+      });
+    const all = await step(plain, 0);
+    expect(all.kept).toBe(ids.length);
+    for (const from of [-1, 3, 0]) {
+      const a = await step(patched, from);
+      const want = from < 0 ? ids.length + from : from;
+      expect(a.kept).toBe(ids.length - want);
+      const ref = all.logits.subarray(want * all.vocab);
+      let maxDiff = 0;
+      for (let i = 0; i < a.logits.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a.logits[i]! - ref[i]!));
+      expect(maxDiff).toBeLessThan(1e-5);
+    }
+    await patched.release();
+    await plain.release();
+  });
+});

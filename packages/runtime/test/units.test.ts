@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { halfToFloat } from '../src/float16.js';
+import { createRng, rankOf, sampleToken, topEntries } from '../src/index.js';
+import { StopMatcher } from '../src/stop-matcher.js';
+
+describe('StopMatcher', () => {
+  it('holds back a possible stop-string prefix and cuts before the stop string', () => {
+    const m = new StopMatcher(['\nUser:']);
+    expect(m.push('Hello')).toEqual({ emit: 'Hello', stopped: false });
+    expect(m.push(' there\nUs')).toEqual({ emit: ' there', stopped: false });
+    expect(m.push('ually')).toEqual({ emit: '\nUsually', stopped: false });
+    expect(m.push('\nUser: hi')).toEqual({ emit: '', stopped: true });
+    expect(m.value).toBe('Hello there\nUsually');
+  });
+  it('finds a stop string split over several deltas and the earliest of several', () => {
+    const m = new StopMatcher(['END', 'ND!']);
+    expect(m.push('abcE').emit).toBe('abc');
+    expect(m.push('N')).toEqual({ emit: '', stopped: false });
+    expect(m.push('D!')).toEqual({ emit: '', stopped: true });
+    expect(m.value).toBe('abc');
+  });
+  it('finish releases held text', () => {
+    const m = new StopMatcher(['xyz']);
+    m.push('abx');
+    expect(m.finish()).toBe('x');
+  });
+});
+
+describe('sampling', () => {
+  const row = Float32Array.from([0.1, 3, 2.9, -1, 2.95]);
+  it('topEntries and rankOf', () => {
+    expect(topEntries(row, 3).map(([i]) => i)).toEqual([1, 4, 2]);
+    expect([rankOf(row, 1), rankOf(row, 2), rankOf(row, 3)]).toEqual([1, 3, 5]);
+  });
+  it('greedy at temperature 0; seeded sampling follows the distribution', () => {
+    expect(sampleToken(row, {}, createRng(1))).toBe(1);
+    const rng = createRng(123);
+    const counts = [0, 0, 0, 0, 0];
+    for (let i = 0; i < 20000; i++) counts[sampleToken(row, { temperature: 1 }, rng)]!++;
+    const z = [...row].reduce((a, v) => a + Math.exp(v), 0);
+    for (const [i, c] of counts.entries()) expect(c / 20000).toBeCloseTo(Math.exp(row[i]!) / z, 1);
+  });
+  it('top-k and top-p restrict the candidates', () => {
+    const rng = createRng(5);
+    const seen = new Set<number>();
+    for (let i = 0; i < 2000; i++) seen.add(sampleToken(row, { temperature: 1, topK: 2 }, rng));
+    expect([...seen].sort()).toEqual([1, 4]);
+    seen.clear();
+    for (let i = 0; i < 2000; i++) seen.add(sampleToken(row, { temperature: 1, topP: 0.3 }, rng));
+    expect([...seen]).toEqual([1]);
+  });
+});
+
+describe('float16', () => {
+  it.each([
+    [0x3c00, 1],
+    [0xc000, -2],
+    [0x7bff, 65504],
+    [0x0001, 2 ** -24],
+    [0x8000, -0],
+    [0x7c00, Number.POSITIVE_INFINITY],
+    [0x3555, 0.333251953125],
+  ])('%s -> %s', (h, f) => expect(halfToFloat(h)).toBe(f));
+});
