@@ -22,6 +22,8 @@ export interface RunAblationsOptions extends ProgressCallbacks {
    */
   maxNewTokens?: number | ((subset: string, rules: RuleSetConfig) => number);
   batchSize?: number;
+  /** Keep the generated token ids in the outputs (`token_ids`), for an exact token-shift analysis. */
+  tokenIds?: boolean;
   /** Extra fingerprint for the resume journals (e.g. the model dir). */
   fingerprint?: Record<string, unknown>;
   signal?: AbortSignal;
@@ -80,6 +82,7 @@ export async function runAblations(options: RunAblationsOptions): Promise<Ablati
       maxNewTokens,
       fingerprint: { ...options.fingerprint, subset, rules },
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+      ...(options.tokenIds !== undefined ? { tokenIds: options.tokenIds } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onWarning ? { onWarning: options.onWarning } : {}),
       onProgress: (p) => options.onProgress?.({ ...p, label: subset }),

@@ -38,26 +38,24 @@ export interface Annotation {
 export function readAnnotations(path: string): Annotation[] {
   const data = readJson(path);
   if (!Array.isArray(data)) {
-    throw new EvalInputError('expected a JSON array of annotations (alpaca_eval annotations.json)', {
-      file: path,
-    });
+    throw new EvalInputError(path, 'expected a JSON array of annotations (alpaca_eval annotations.json)');
   }
   data.forEach((row, i) => {
     if (typeof row !== 'object' || row === null || Array.isArray(row)) {
-      throw new EvalInputError(`annotation ${i} is not an object`, { file: path, field: `[${i}]` });
+      throw new EvalInputError(path, `annotation ${i} is not an object`, { field: `[${i}]` });
     }
     const r = row as Record<string, unknown>;
     if (r.preference !== null && r.preference !== undefined && typeof r.preference !== 'number') {
       throw new EvalInputError(
+        path,
         `[${i}].preference must be a number in [1, 2] or null, got ${JSON.stringify(r.preference)}`,
-        { file: path, field: 'preference' },
+        { field: 'preference' },
       );
     }
     if (r.preference === undefined) r.preference = null;
     for (const key of ['instruction', 'output_1', 'output_2'] as const) {
       if (typeof r[key] !== 'string') {
-        throw new EvalInputError(`[${i}].${key} must be a string, got ${JSON.stringify(r[key])}`, {
-          file: path,
+        throw new EvalInputError(path, `[${i}].${key} must be a string, got ${JSON.stringify(r[key])}`, {
           field: key,
         });
       }

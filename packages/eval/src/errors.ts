@@ -2,19 +2,20 @@ import { ImplicitItError } from '@implicit-it/rules';
 
 /**
  * Bad input to an evaluation: a file that is not in the expected format, a field with the wrong type,
- * inconsistent options. `file` and `field` name where, the message says how to fix it.
+ * inconsistent options. `file` (empty when the input did not come from a file) and `field` name where,
+ * the message says how to fix it.
  *
  * @example
- * throw new EvalInputError('annotations[3].preference must be a number or null', { file: 'a.json', field: 'preference' });
+ * throw new EvalInputError('a.json', '[3].preference must be a number or null', { field: 'preference' });
  */
 export class EvalInputError extends ImplicitItError {
-  readonly file: string | undefined;
+  readonly file: string;
   readonly field: string | undefined;
-  constructor(message: string, where: { file?: string; field?: string } = {}, options?: { cause?: unknown }) {
-    super('eval.invalid_input', where.file ? `${where.file}: ${message}` : message, options);
+  constructor(file: string, message: string, options: { field?: string; cause?: unknown } = {}) {
+    super('eval.invalid_input', file ? `${file}: ${message}` : message, { cause: options.cause });
     this.name = 'EvalInputError';
-    this.file = where.file;
-    this.field = where.field;
+    this.file = file;
+    this.field = options.field;
   }
 }
 
@@ -38,21 +39,27 @@ export class ResumeMismatchError extends ImplicitItError {
 }
 
 /**
- * A judge request that failed for good: a non-retryable HTTP status, or retries exhausted.
- * `status` is the last HTTP status (undefined for network errors); `isRetryable` says whether
- * trying again later may help.
+ * A judge request that failed for good: a non-retryable HTTP status, or retries exhausted. `url` is
+ * the endpoint, `status` the last HTTP status (undefined for network errors); `isRetryable` says
+ * whether trying again later may help.
  *
  * @example
- * if (JudgeRequestError.isInstance(e) && e.code === 'eval.judge_request') console.error(e.status);
+ * if (JudgeRequestError.isInstance(e)) console.error(e.status, e.isRetryable);
  */
 export class JudgeRequestError extends ImplicitItError {
+  readonly url: string;
   readonly status: number | undefined;
   readonly isRetryable: boolean;
-  constructor(message: string, info: { status?: number; isRetryable: boolean; cause?: unknown }) {
+  constructor(
+    url: string,
+    message: string,
+    info: { status?: number; isRetryable?: boolean; cause?: unknown } = {},
+  ) {
     super('eval.judge_request', message, { cause: info.cause });
     this.name = 'JudgeRequestError';
+    this.url = url;
     this.status = info.status;
-    this.isRetryable = info.isRetryable;
+    this.isRetryable = info.isRetryable ?? false;
   }
 }
 

@@ -28,6 +28,11 @@ export interface GenerateRunOptions extends ProgressCallbacks {
   journalPath?: string;
   /** Trim leading and trailing whitespace of outputs, as alpaca_eval does (default true). */
   strip?: boolean;
+  /**
+   * Also write each output's generated token ids (`token_ids`, from generators that report them), for
+   * an exact token-shift analysis. Default false. Ids are of the untrimmed output.
+   */
+  tokenIds?: boolean;
   /** Batch instructions of similar length together, which wastes less padding (default true). Output order is unaffected. */
   sortByLength?: boolean;
   signal?: AbortSignal;
@@ -46,6 +51,7 @@ export interface GenerateRunResult {
 interface JournalEntry {
   i: number;
   output: string;
+  ids?: number[];
 }
 
 /**
@@ -66,7 +72,7 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
     typeof options.instructions === 'string' ? readInstructions(options.instructions) : options.instructions;
   const batchSize = options.batchSize ?? 8;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new EvalInputError(`batchSize must be a positive integer, got ${batchSize}`, {
+    throw new EvalInputError('', `batchSize must be a positive integer, got ${batchSize}`, {
       field: 'batchSize',
     });
   }
@@ -79,11 +85,16 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
     instructions: sha256(instructions.map((x) => x.instruction)),
     maxNewTokens: options.maxNewTokens ?? null,
     strip,
+    tokenIds: options.tokenIds ?? false,
     fingerprint: options.fingerprint ?? null,
   });
   try {
     const texts = new Map<number, string>();
-    for (const e of journal.entries) texts.set(e.i, e.output);
+    const ids = new Map<number, number[]>();
+    for (const e of journal.entries) {
+      texts.set(e.i, e.output);
+      if (e.ids) ids.set(e.i, e.ids);
+    }
     const resumed = texts.size;
     const total = instructions.length;
     let pending = instructions.map((_, i) => i).filter((i) => !texts.has(i));
@@ -112,10 +123,14 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
         const text = generations[k]?.text;
         if (typeof text !== 'string')
           throw new AdapterContractError(`generateBatch output ${k} has no string "text"`);
-        return { i, output: strip ? text.trim() : text };
+        const tokenIds = options.tokenIds ? generations[k]?.tokenIds : undefined;
+        return { i, output: strip ? text.trim() : text, ...(tokenIds ? { ids: tokenIds } : {}) };
       });
       journal.append(entries);
-      for (const e of entries) texts.set(e.i, e.output);
+      for (const e of entries) {
+        texts.set(e.i, e.output);
+        if (e.ids) ids.set(e.i, e.ids);
+      }
       options.onProgress?.({ phase: 'generate', done: texts.size, total, resumed });
     }
     const outputs: ModelOutput[] = instructions.map((x, i) => ({
@@ -123,6 +138,7 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
       output: texts.get(i)!,
       generator: options.generatorName,
       dataset: x.dataset ?? '',
+      ...(ids.has(i) ? { token_ids: ids.get(i)! } : {}),
     }));
     await writeModelOutputs(options.out, outputs);
     journal.remove();

@@ -54,6 +54,13 @@ export { createRateLimiter } from './rate-limiter.js';
 export { fmt, type ReportResult, type WinRateRow, winRatesOfRun, writeReport } from './report.js';
 export { createRng, type Rng } from './rng.js';
 export { runPaths } from './run-layout.js';
+export {
+  type RuntimeAdapterOptions,
+  type RuntimeModel,
+  runtimeGenerator,
+  runtimeRankSource,
+  runtimeScorer,
+} from './runtime-adapters.js';
 export { mean, quantileSorted, roundHalfEven, standardError, sum } from './stats.js';
 export { barChartSvg, COLORS, escapeXml, histogramSvg, stackedBarsSvg } from './svg.js';
 export {

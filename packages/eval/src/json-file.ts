@@ -45,11 +45,11 @@ export function readJson(path: string): unknown {
   try {
     text = readFileSync(path, 'utf8');
   } catch (cause) {
-    throw new EvalInputError(`cannot read the file (${(cause as Error).message})`, { file: path }, { cause });
+    throw new EvalInputError(path, `cannot read the file (${(cause as Error).message})`, { cause });
   }
   try {
     return JSON.parse(text);
   } catch (cause) {
-    throw new EvalInputError(`is not valid JSON (${(cause as Error).message})`, { file: path }, { cause });
+    throw new EvalInputError(path, `is not valid JSON (${(cause as Error).message})`, { cause });
   }
 }

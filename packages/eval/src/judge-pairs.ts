@@ -54,6 +54,7 @@ function pairUp(baseline: readonly ModelOutput[], model: readonly ModelOutput[])
   const missing = model.filter((m) => !byInstruction.has(m.instruction));
   if (missing.length > 0) {
     throw new EvalInputError(
+      '',
       `${missing.length} of the model's ${model.length} instructions have no baseline output (first: ${JSON.stringify(missing[0]!.instruction.slice(0, 80))}); use baseline outputs for the same instruction set`,
       { field: 'instruction' },
     );

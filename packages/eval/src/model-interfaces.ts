@@ -1,6 +1,6 @@
 /**
- * What evaluations need from a model, as small interfaces. `@implicit-it/runtime` provides adapters
- * (see `runtime-adapters.ts`); anything else that can generate or score (a remote API, a test double)
+ * What evaluations need from a model, as small interfaces. `runtimeGenerator`, `runtimeScorer` and
+ * `runtimeRankSource` adapt an `@implicit-it/runtime` model to them; anything else that can generate or score (a remote API, a test double)
  * can implement them too. Every method takes *user messages* (instructions), not formatted prompts:
  * the adapter applies the chat template (the paper uses the Tulu format
  * `<|user|>\n{instruction}\n<|assistant|>\n`), because it also knows where the user message starts,
@@ -19,10 +19,12 @@ export interface GenerateOptions {
 export interface Generation {
   /** The decoded response text, without the prompt and without the end-of-sequence token. */
   text: string;
-  /** Why generation stopped, when the adapter knows. */
-  finishReason?: 'eos' | 'length' | 'stop';
+  /** Why generation stopped, when the adapter knows: `stop` (EOS or a stop string) or `length` (the token limit). */
+  finishReason?: 'stop' | 'length';
   /** Number of generated tokens, when the adapter knows. */
   tokenCount?: number;
+  /** The generated token ids, when the adapter knows (token-shift analysis ranks exactly these). */
+  tokenIds?: number[];
 }
 
 /**
@@ -40,6 +42,11 @@ export interface Generator {
 export interface ResponseItem {
   instruction: string;
   response: string;
+  /**
+   * The response's token ids, when known (e.g. from a generation with the same tokenizer): ranked or
+   * scored as they are instead of re-tokenizing `response`, which need not give the same tokens back.
+   */
+  responseIds?: readonly number[];
 }
 
 /** Teacher-forced log-probabilities of a response's tokens (natural log), one per token. */

@@ -14,18 +14,22 @@ export interface ModelOutput {
   output: string;
   generator: string;
   dataset?: string;
+  /**
+   * The generated token ids (an extra field, written only when `generateRun` is asked for it; alpaca_eval
+   * ignores it). Token-shift analysis ranks exactly these tokens when they are present.
+   */
+  token_ids?: number[];
 }
 
 function checkRows(rows: unknown[], file: string, required: readonly string[]): Record<string, unknown>[] {
   return rows.map((row, i) => {
     if (typeof row !== 'object' || row === null || Array.isArray(row)) {
-      throw new EvalInputError(`row ${i} is not an object`, { file, field: `[${i}]` });
+      throw new EvalInputError(file, `row ${i} is not an object`, { field: `[${i}]` });
     }
     const r = row as Record<string, unknown>;
     for (const key of required) {
       if (typeof r[key] !== 'string') {
-        throw new EvalInputError(`row ${i}: "${key}" must be a string, got ${JSON.stringify(r[key])}`, {
-          file,
+        throw new EvalInputError(file, `row ${i}: "${key}" must be a string, got ${JSON.stringify(r[key])}`, {
           field: key,
         });
       }
@@ -48,11 +52,7 @@ export function readInstructions(path: string): EvalInstruction[] {
     try {
       text = readFileSync(path, 'utf8');
     } catch (cause) {
-      throw new EvalInputError(
-        `cannot read the file (${(cause as Error).message})`,
-        { file: path },
-        { cause },
-      );
+      throw new EvalInputError(path, `cannot read the file (${(cause as Error).message})`, { cause });
     }
     rows = text
       .split('\n')
@@ -62,15 +62,13 @@ export function readInstructions(path: string): EvalInstruction[] {
         try {
           return JSON.parse(line) as unknown;
         } catch (cause) {
-          throw new EvalInputError(`line ${i + 1} is not valid JSON`, { file: path }, { cause });
+          throw new EvalInputError(path, `line ${i + 1} is not valid JSON`, { cause });
         }
       });
   } else {
     const data = readJson(path);
     if (!Array.isArray(data)) {
-      throw new EvalInputError('expected a JSON array of {instruction} objects, or a .jsonl file', {
-        file: path,
-      });
+      throw new EvalInputError(path, 'expected a JSON array of {instruction} objects, or a .jsonl file');
     }
     rows = data;
   }
@@ -91,10 +89,8 @@ export function readModelOutputs(path: string): ModelOutput[] {
   const data = readJson(path);
   if (!Array.isArray(data)) {
     throw new EvalInputError(
+      path,
       'expected a JSON array of {instruction, output, generator} (model_outputs.json)',
-      {
-        file: path,
-      },
     );
   }
   return checkRows(data, path, ['instruction', 'output']).map((r) => ({
@@ -102,6 +98,9 @@ export function readModelOutputs(path: string): ModelOutput[] {
     output: r.output as string,
     generator: typeof r.generator === 'string' ? r.generator : 'unknown',
     ...(typeof r.dataset === 'string' ? { dataset: r.dataset } : {}),
+    ...(Array.isArray(r.token_ids) && r.token_ids.every((x) => Number.isInteger(x))
+      ? { token_ids: r.token_ids as number[] }
+      : {}),
   }));
 }
 

@@ -123,6 +123,7 @@ export function openAIJudge(options: OpenAIJudgeOptions): JudgeClient {
               body = JSON.parse(text);
             } catch (cause) {
               throw new JudgeRequestError(
+                url,
                 `${url} answered ${status} with a body that is not JSON: ${text.slice(0, 200)}`,
                 {
                   status,
@@ -137,6 +138,7 @@ export function openAIJudge(options: OpenAIJudgeOptions): JudgeClient {
               !Array.isArray((body as ChatCompletionResponse).choices)
             ) {
               throw new JudgeRequestError(
+                url,
                 `${url} answered without a "choices" array: ${text.slice(0, 200)}`,
                 {
                   status,
@@ -157,6 +159,7 @@ export function openAIJudge(options: OpenAIJudgeOptions): JudgeClient {
         }
         if (!retryable || attempt >= maxRetries) {
           throw new JudgeRequestError(
+            url,
             `judge request to ${url} failed${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ${error}${
               status === 401 || status === 403
                 ? ` (check the API key in ${options.apiKeyEnv ?? 'OPENAI_API_KEY'})`

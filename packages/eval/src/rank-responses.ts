@@ -87,12 +87,12 @@ export function alpacaInstruction(example: AlpacaExample): string {
 export function readAlpacaData(path: string): AlpacaExample[] {
   const data = readJson(path);
   if (!Array.isArray(data))
-    throw new EvalInputError('expected a JSON array of {instruction, input, output}', { file: path });
+    throw new EvalInputError(path, 'expected a JSON array of {instruction, input, output}');
   return data.map((row, i) => {
     const r = row as Record<string, unknown>;
     for (const key of ['instruction', 'output']) {
       if (typeof r?.[key] !== 'string') {
-        throw new EvalInputError(`[${i}].${key} must be a string`, { file: path, field: key });
+        throw new EvalInputError(path, `[${i}].${key} must be a string`, { field: key });
       }
     }
     return {
@@ -111,7 +111,7 @@ export function responseScore(tokenLogprobs: readonly number[]): number {
 /** The negatives of every example: `k` distinct other examples among the first `n`, seeded. */
 export function drawNegatives(n: number, k: number, seed: number | string): number[][] {
   if (k > n - 1)
-    throw new EvalInputError(`negatives (${k}) must be at most n - 1 (${n - 1})`, { field: 'negatives' });
+    throw new EvalInputError('', `negatives (${k}) must be at most n - 1 (${n - 1})`, { field: 'negatives' });
   const rng = createRng(`negatives:${seed}`);
   return Array.from({ length: n }, (_, i) => {
     const chosen = new Set<number>();
@@ -198,6 +198,7 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
   const seed = options.seed ?? 0;
   if (!Number.isInteger(n) || n < 2 || n > data.length) {
     throw new EvalInputError(
+      '',
       `n must be an integer in [2, ${data.length}] (the number of examples), got ${n}`,
       { field: 'n' },
     );

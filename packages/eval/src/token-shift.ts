@@ -46,8 +46,12 @@ export interface ShiftResult {
 export interface TokenShiftOptions extends ProgressCallbacks {
   /** The base model, ranking each token of the aligned outputs. */
   base: RankSource;
-  /** The aligned model's greedy outputs (model_outputs.json rows), or a path to them. */
-  aligned: readonly Pick<ModelOutput, 'instruction' | 'output'>[] | string;
+  /**
+   * The aligned model's greedy outputs (model_outputs.json rows), or a path to them. Rows with
+   * `token_ids` (see `generateRun({ tokenIds: true })`) are ranked token by token exactly as generated;
+   * others are re-tokenized from their text.
+   */
+  aligned: readonly Pick<ModelOutput, 'instruction' | 'output' | 'token_ids'>[] | string;
   /** Name of the comparison (default `aligned vs base`). */
   label?: string;
   /** Outputs per `rankTokens` call (default 8). */
@@ -92,7 +96,7 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
   const aligned = typeof options.aligned === 'string' ? readModelOutputs(options.aligned) : options.aligned;
   const bins = [...(options.positionBins ?? DEFAULT_BINS)];
   if (bins[0] !== 0 || bins.some((b, i) => i > 0 && b <= bins[i - 1]!)) {
-    throw new EvalInputError(`positionBins must start at 0 and increase, got [${bins.join(', ')}]`, {
+    throw new EvalInputError('', `positionBins must start at 0 and increase, got [${bins.join(', ')}]`, {
       field: 'positionBins',
     });
   }
@@ -102,7 +106,7 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
     ? Journal.open<{ i: number; tokens: TokenRank[] }>(journalPath, {
         kind: 'shift',
         version: 1,
-        outputs: sha256(aligned.map((a) => [a.instruction, a.output])),
+        outputs: sha256(aligned.map((a) => [a.instruction, a.output, a.token_ids ?? null])),
         fingerprint: options.fingerprint ?? null,
       })
     : undefined;
@@ -122,7 +126,14 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
       options.signal?.throwIfAborted();
       const group = pending.slice(start, start + batchSize);
       const ranked = await options.base.rankTokens(
-        group.map((i) => ({ instruction: aligned[i]!.instruction, response: aligned[i]!.output })),
+        group.map((i) => {
+          const a = aligned[i]!;
+          return {
+            instruction: a.instruction,
+            response: a.output,
+            ...(a.token_ids ? { responseIds: a.token_ids } : {}),
+          };
+        }),
         options.signal ? { signal: options.signal } : {},
       );
       if (!Array.isArray(ranked) || ranked.length !== group.length) {

@@ -20,6 +20,7 @@ describe('createRateLimiter', () => {
     );
     expect(peak).toBeLessThanOrEqual(2);
     starts.sort((a, b) => a - b);
-    for (let i = 1; i < starts.length; i++) expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(45);
+    // the i-th start is scheduled at i * 50 ms (a late timer under load delays one start, not the schedule)
+    for (let i = 1; i < starts.length; i++) expect(starts[i]!).toBeGreaterThanOrEqual(i * 50 - 5);
   });
 });

@@ -46,7 +46,7 @@ export async function referenceAdapters(model: ReferenceModel, dir: string) {
         while (out.length < maxNewTokens) {
           const next = argmax(rows([...ids, ...out]).at(-1)!);
           if (next === eosTokenId)
-            return { text: decode(out), finishReason: 'eos' as const, tokenCount: out.length };
+            return { text: decode(out), finishReason: 'stop' as const, tokenCount: out.length };
           out.push(next);
         }
         return { text: decode(out), finishReason: 'length' as const, tokenCount: out.length };
