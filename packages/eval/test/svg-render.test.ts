@@ -1,9 +1,10 @@
 /// <reference lib="dom" />
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describeWithBinary } from '@implicit-it/testkit';
 import { chromium } from 'playwright-core';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   type Annotation,
   barChartSvg,
@@ -15,19 +16,9 @@ import {
 } from '../src/index.js';
 
 // Rasterizes the report's SVG charts in headless Chromium. Needs a Chromium binary (Debian:
-// `apt-get install -y chromium`); skipped with a message without one, a failure when
-// IMPLICIT_IT_REQUIRE_CHROMIUM=1.
+// `apt-get install -y chromium`, or set IMPLICIT_IT_CHROMIUM); skipped with a message without one, a
+// failure when IMPLICIT_IT_REQUIRE_TOOLS=1 (CI).
 const CHROMIUM = process.env.IMPLICIT_IT_CHROMIUM ?? '/usr/bin/chromium';
-const present = existsSync(CHROMIUM);
-if (!present && process.env.IMPLICIT_IT_REQUIRE_CHROMIUM === '1') {
-  throw new Error(
-    `${CHROMIUM} is missing and IMPLICIT_IT_REQUIRE_CHROMIUM=1: install it with apt-get install -y chromium`,
-  );
-}
-if (!present)
-  console.warn(
-    `[skip] SVG rasterization: ${CHROMIUM} not found (apt-get install -y chromium, or set IMPLICIT_IT_CHROMIUM)`,
-  );
 
 /** Loads each SVG as an <img> (which fails for malformed SVG), draws it on a canvas and measures it. */
 async function rasterize(svgs: string[]) {
@@ -77,7 +68,7 @@ async function rasterize(svgs: string[]) {
   }
 }
 
-describe.skipIf(!present)('SVG charts render in headless Chromium', () => {
+describeWithBinary('SVG charts render in headless Chromium', CHROMIUM, 'apt-get install -y chromium', () => {
   it('rasterizes every chart of a report and the hand-made charts, with ink where the bars are', async () => {
     const runDir = mkdtempSync(join(tmpdir(), 'eval-svg-'));
     try {
