@@ -1,28 +1,22 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describeWithBinary } from '@implicit-it/testkit';
 import { type Browser, chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, serve } from '../src/index.js';
 import { tinyModel } from './helpers.js';
 
 /**
  * The playground in headless Chromium: Debian's `chromium` package (`apt-get install -y chromium`)
  * driven by playwright-core, which downloads no browser of its own. Skipped with a message when
- * /usr/bin/chromium is absent.
+ * /usr/bin/chromium is absent; a failure then when IMPLICIT_IT_REQUIRE_TOOLS=1 (CI).
  */
 const CHROMIUM = process.env.IMPLICIT_IT_CHROMIUM ?? '/usr/bin/chromium';
 const OUT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'test-output');
 export const SCREENSHOT = join(OUT_DIR, 'playground.png');
 
-const available = existsSync(CHROMIUM);
-if (!available) {
-  console.warn(
-    `[skip] playground browser test: ${CHROMIUM} is missing (install it with: apt-get install -y chromium)`,
-  );
-}
-
-describe.skipIf(!available)('playground in headless Chromium', () => {
+describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install -y chromium', () => {
   let server: RunningServer;
   let browser: Browser;
 

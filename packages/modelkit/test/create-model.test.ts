@@ -18,10 +18,9 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'modelkit-create-'));
 const read = (dir: string, file: string) => readFileSync(join(dir, file));
 
 describe('createModel', () => {
-  it('writes the Hugging Face layout in well under a second', async () => {
-    const started = performance.now();
+  // how long it takes is measured by bench/create.bench.mjs, not asserted here (a loaded machine is slow)
+  it('writes the Hugging Face layout', async () => {
     const created = await createModel({ preset: 'tiny', seed: 1, out: tmp() });
-    expect(performance.now() - started).toBeLessThan(1000);
     expect(created.files.sort()).toEqual(
       [
         'config.json',

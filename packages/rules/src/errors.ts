@@ -23,6 +23,8 @@ export class ImplicitItError extends Error {
   static isInstance<T extends typeof ImplicitItError>(this: T, error: unknown): error is InstanceType<T> {
     if (typeof error !== 'object' || error === null || (error as Record<symbol, unknown>)[marker] !== true)
       return false;
+    // `this` is the class isInstance was called on (RuleConfigError.isInstance): the check is polymorphic
+    // biome-ignore lint/complexity/noThisInStatic: replacing `this` by the base class would accept every subclass
     return this === ImplicitItError || (error as Error).name === this.name;
   }
 }

@@ -29,6 +29,36 @@ export function missingShared(...paths: string[]): string | undefined {
   return paths.map((p) => sharedPath(p)).find((p) => !existsSync(p));
 }
 
+/** True when CI installed the external programs tests use (IMPLICIT_IT_REQUIRE_TOOLS=1). */
+export const REQUIRE_TOOLS = process.env.IMPLICIT_IT_REQUIRE_TOOLS === '1';
+
+/**
+ * `describe` for tests that run an external program (Chromium, tmux): skipped with a message saying how
+ * to install it when it is missing, a failure when IMPLICIT_IT_REQUIRE_TOOLS=1 (CI installs them).
+ *
+ * @example
+ * describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install -y chromium', () => { ... });
+ */
+export function describeWithBinary(name: string, binary: string, install: string, fn: () => void): void {
+  const found = binary.includes('/') ? existsSync(binary) : onPath(binary);
+  if (!found && REQUIRE_TOOLS) {
+    describe(name, () => {
+      throw new Error(`${binary} is missing and IMPLICIT_IT_REQUIRE_TOOLS=1: install it with ${install}`);
+    });
+    return;
+  }
+  if (!found) {
+    console.warn(`[skip] ${name}: ${binary} is missing (install it with: ${install})`);
+    describe.skip(`${name} (skipped: ${binary} missing)`, fn);
+    return;
+  }
+  describe(name, fn);
+}
+
+function onPath(binary: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(join(dir, binary)));
+}
+
 /**
  * `describe` for tests that read ../shared: skipped with a message when a file is missing, a failure
  * when IMPLICIT_IT_REQUIRE_SHARED=1.

@@ -1,0 +1,75 @@
+import { EvalInputError } from './errors.js';
+import { readJson, writeJson } from './json-file.js';
+
+/**
+ * One pairwise judgement in alpaca_eval's `annotations.json` format. `output_1` is the baseline
+ * (reference), `output_2` the model being evaluated; `preference` is in [1, 2]: 1 means output_1 is
+ * better, 2 means output_2 is better, 1.5 (or the legacy 0) a draw, `null` no judgement (NaN).
+ * Fields alpaca_eval does not know (`preference_source`, `is_switched_outputs`) are ignored by it.
+ */
+export interface Annotation {
+  instruction: string;
+  output_1: string;
+  generator_1: string;
+  output_2: string;
+  generator_2: string;
+  annotator: string;
+  preference: number | null;
+  dataset?: string;
+  /**
+   * How the preference was obtained: from `top_logprobs`, from the discrete one-token answer, not at
+   * all (null preference), or without a judge because both outputs are identical (a draw).
+   */
+  preference_source?: 'logprobs' | 'discrete' | 'none' | 'identical';
+  /** True when the judge saw output_2 first (labelled `m`). */
+  is_switched_outputs?: boolean;
+  raw_completion?: unknown;
+  price_per_example?: number;
+  time_per_example?: number;
+  [extra: string]: unknown;
+}
+
+/**
+ * Reads an alpaca_eval `annotations.json` (ours or theirs) and checks the fields the statistics use.
+ *
+ * @example
+ * const annotations = readAnnotations('results/claude-2/weighted_alpaca_eval_gpt4_turbo/annotations.json');
+ */
+export function readAnnotations(path: string): Annotation[] {
+  const data = readJson(path);
+  if (!Array.isArray(data)) {
+    throw new EvalInputError(path, 'expected a JSON array of annotations (alpaca_eval annotations.json)');
+  }
+  data.forEach((row, i) => {
+    if (typeof row !== 'object' || row === null || Array.isArray(row)) {
+      throw new EvalInputError(path, `annotation ${i} is not an object`, { field: `[${i}]` });
+    }
+    const r = row as Record<string, unknown>;
+    if (r.preference !== null && r.preference !== undefined && typeof r.preference !== 'number') {
+      throw new EvalInputError(
+        path,
+        `[${i}].preference must be a number in [1, 2] or null, got ${JSON.stringify(r.preference)}`,
+        { field: 'preference' },
+      );
+    }
+    if (r.preference === undefined) r.preference = null;
+    for (const key of ['instruction', 'output_1', 'output_2'] as const) {
+      if (typeof r[key] !== 'string') {
+        throw new EvalInputError(path, `[${i}].${key} must be a string, got ${JSON.stringify(r[key])}`, {
+          field: key,
+        });
+      }
+    }
+  });
+  return data as Annotation[];
+}
+
+/**
+ * Writes annotations in alpaca_eval's `annotations.json` format (a JSON array, 2-space indent), atomically.
+ *
+ * @example
+ * await writeAnnotations('run/annotations/model.json', annotations);
+ */
+export async function writeAnnotations(path: string, annotations: readonly Annotation[]): Promise<void> {
+  await writeJson(path, annotations);
+}

@@ -1,0 +1,78 @@
+import { ImplicitItError } from '@implicit-it/rules';
+
+/**
+ * Bad input to an evaluation: a file that is not in the expected format, a field with the wrong type,
+ * inconsistent options. `file` (empty when the input did not come from a file) and `field` name where,
+ * the message says how to fix it.
+ *
+ * @example
+ * throw new EvalInputError('a.json', '[3].preference must be a number or null', { field: 'preference' });
+ */
+export class EvalInputError extends ImplicitItError {
+  readonly file: string;
+  readonly field: string | undefined;
+  constructor(file: string, message: string, options: { field?: string; cause?: unknown } = {}) {
+    super('eval.invalid_input', file ? `${file}: ${message}` : message, { cause: options.cause });
+    this.name = 'EvalInputError';
+    this.file = file;
+    this.field = options.field;
+  }
+}
+
+/**
+ * A resume journal or cache that does not belong to the run being resumed (different model, rules,
+ * instructions) or is damaged beyond its last line.
+ *
+ * @example
+ * throw new ResumeMismatchError('out.json.journal.jsonl', 'was written for model "a", this run is "b"');
+ */
+export class ResumeMismatchError extends ImplicitItError {
+  readonly file: string;
+  constructor(file: string, message: string) {
+    super(
+      'eval.resume_mismatch',
+      `${file}: ${message}; delete it to start over, or rerun with the options it was written with`,
+    );
+    this.name = 'ResumeMismatchError';
+    this.file = file;
+  }
+}
+
+/**
+ * A judge request that failed for good: a non-retryable HTTP status, or retries exhausted. `url` is
+ * the endpoint, `status` the last HTTP status (undefined for network errors); `isRetryable` says
+ * whether trying again later may help.
+ *
+ * @example
+ * if (JudgeRequestError.isInstance(e)) console.error(e.status, e.isRetryable);
+ */
+export class JudgeRequestError extends ImplicitItError {
+  readonly url: string;
+  readonly status: number | undefined;
+  readonly isRetryable: boolean;
+  constructor(
+    url: string,
+    message: string,
+    info: { status?: number; isRetryable?: boolean; cause?: unknown } = {},
+  ) {
+    super('eval.judge_request', message, { cause: info.cause });
+    this.name = 'JudgeRequestError';
+    this.url = url;
+    this.status = info.status;
+    this.isRetryable = info.isRetryable ?? false;
+  }
+}
+
+/**
+ * A model adapter (Generator, Scorer, RankSource) returned something that breaks its contract,
+ * e.g. fewer outputs than prompts.
+ *
+ * @example
+ * throw new AdapterContractError('generateBatch returned 3 outputs for 4 prompts');
+ */
+export class AdapterContractError extends ImplicitItError {
+  constructor(message: string) {
+    super('eval.adapter_contract', message);
+    this.name = 'AdapterContractError';
+  }
+}

@@ -1,0 +1,81 @@
+export { type AblationRun, type RunAblationsOptions, runAblations } from './ablations.js';
+export { type Annotation, readAnnotations, writeAnnotations } from './annotations.js';
+export { AdapterContractError, EvalInputError, JudgeRequestError, ResumeMismatchError } from './errors.js';
+export { type GenerateRunOptions, type GenerateRunResult, generateRun } from './generate-run.js';
+export { sha256 } from './hash.js';
+export { Journal } from './journal.js';
+export { readJson, writeFileAtomic, writeJson } from './json-file.js';
+export { JudgeCache } from './judge-cache.js';
+export { type JudgePairsOptions, type JudgePairsResult, judgePairs } from './judge-pairs.js';
+export {
+  type ChatCompletionChoice,
+  type JudgedPreference,
+  preferenceFromChoice,
+} from './judge-preference.js';
+export { type ChatMessage, isSwitched, JUDGE_LABELS, judgeMessages } from './judge-prompt.js';
+export type {
+  ContinuationScore,
+  GenerateOptions,
+  Generation,
+  Generator,
+  Progress,
+  ProgressCallbacks,
+  RankSource,
+  ResponseItem,
+  Scorer,
+  TokenRank,
+} from './model-interfaces.js';
+export {
+  type EvalInstruction,
+  type ModelOutput,
+  readInstructions,
+  readModelOutputs,
+  writeModelOutputs,
+} from './model-outputs.js';
+export {
+  type ChatCompletionResponse,
+  type JudgeClient,
+  type JudgeRequest,
+  type OpenAIJudgeOptions,
+  openAIJudge,
+} from './openai-judge.js';
+export {
+  type AlpacaExample,
+  alpacaInstruction,
+  drawNegatives,
+  type RankedExample,
+  type RankingResult,
+  type RankResponsesOptions,
+  rankResponses,
+  readAlpacaData,
+  responseScore,
+} from './rank-responses.js';
+export { createRateLimiter } from './rate-limiter.js';
+export { fmt, type ReportResult, type WinRateRow, winRatesOfRun, writeReport } from './report.js';
+export { createRng, type Rng } from './rng.js';
+export { runPaths } from './run-layout.js';
+export {
+  type RuntimeAdapterOptions,
+  type RuntimeModel,
+  runtimeGenerator,
+  runtimeRankSource,
+  runtimeScorer,
+} from './runtime-adapters.js';
+export { mean, quantileSorted, roundHalfEven, standardError, sum } from './stats.js';
+export { barChartSvg, COLORS, escapeXml, histogramSvg, stackedBarsSvg } from './svg.js';
+export {
+  type ShiftCategory,
+  type ShiftCounts,
+  type ShiftResult,
+  shiftCategory,
+  type TokenShiftOptions,
+  tokenShift,
+} from './token-shift.js';
+export {
+  codePointLength,
+  discreteWinRate,
+  formatWinRate,
+  WIN_RATE_KEYS,
+  type WinRateStats,
+  winRate,
+} from './win-rate.js';

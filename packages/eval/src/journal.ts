@@ -1,0 +1,122 @@
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
+import { ResumeMismatchError } from './errors.js';
+
+/**
+ * An append-only JSONL journal: a header line that identifies the run, then one line per finished
+ * item. Every `append` is written and fsynced before it returns, so a run killed at any moment
+ * (kill -9 included) loses nothing it reported as done. On reopening, a torn last line (the process
+ * died mid-write) is cut off; a header that differs from this run's is a `ResumeMismatchError`.
+ *
+ * @example
+ * const j = Journal.open<{ i: number; output: string }>('out.json.journal.jsonl', { model: 'm' });
+ * j.append([{ i: 0, output: 'hi' }]);
+ * j.entries; // everything appended so far, this run and earlier ones
+ */
+export class Journal<T> {
+  readonly path: string;
+  readonly entries: T[];
+  private fd: number;
+
+  private constructor(path: string, fd: number, entries: T[]) {
+    this.path = path;
+    this.fd = fd;
+    this.entries = entries;
+  }
+
+  /** Opens (or creates) the journal at `path` for a run identified by `header`. */
+  static open<T>(path: string, header: Record<string, unknown>): Journal<T> {
+    mkdirSync(dirname(path), { recursive: true });
+    const headerLine = canonicalJson({ journal: header });
+    const entries: T[] = [];
+    let keepBytes = 0;
+    if (existsSync(path)) {
+      const buf = readFileSync(path);
+      let start = 0;
+      let line = 0;
+      while (start < buf.length) {
+        const nl = buf.indexOf(10, start);
+        if (nl < 0) break; // torn last line: no newline, cut it off
+        const text = buf.subarray(start, nl).toString('utf8');
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch {
+          throw new ResumeMismatchError(path, `line ${line + 1} is not valid JSON (the file is damaged)`);
+        }
+        if (line === 0) {
+          if (canonicalJson(value) !== headerLine) {
+            throw new ResumeMismatchError(
+              path,
+              `was written by a different run (its header ${text.slice(0, 300)} differs from ${headerLine.slice(0, 300)})`,
+            );
+          }
+        } else {
+          entries.push(value as T);
+        }
+        line++;
+        start = nl + 1;
+        keepBytes = start;
+      }
+    }
+    const fd = openSync(path, existsSync(path) ? 'r+' : 'w+');
+    ftruncateSync(fd, keepBytes);
+    const journal = new Journal<T>(path, fd, entries);
+    if (keepBytes === 0) journal.writeLines([headerLine]);
+    return journal;
+  }
+
+  /** Appends entries durably (written and fsynced before returning). */
+  append(items: readonly T[]): void {
+    if (items.length === 0) return;
+    this.writeLines(items.map((item) => JSON.stringify(item)));
+    this.entries.push(...items);
+  }
+
+  /** Closes the file; the journal stays on disk. */
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  /** Closes and deletes the journal (after the run's final output is safely written). */
+  remove(): void {
+    this.close();
+    rmSync(this.path, { force: true });
+  }
+
+  private writeLines(lines: string[]): void {
+    // explicit position: the file is opened r+, not O_APPEND
+    let position = fstatSync(this.fd).size;
+    const bytes = Buffer.from(`${lines.join('\n')}\n`, 'utf8');
+    let offset = 0;
+    while (offset < bytes.length) {
+      const n = writeSync(this.fd, bytes, offset, bytes.length - offset, position);
+      offset += n;
+      position += n;
+    }
+    fsyncSync(this.fd);
+  }
+}
+
+/** JSON with object keys sorted at every level, so equal headers compare equal whatever their key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
+}

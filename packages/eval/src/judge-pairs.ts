@@ -1,0 +1,181 @@
+import type { Annotation } from './annotations.js';
+import { writeAnnotations } from './annotations.js';
+import { EvalInputError } from './errors.js';
+import { sha256 } from './hash.js';
+import { JudgeCache } from './judge-cache.js';
+import { preferenceFromChoice } from './judge-preference.js';
+import { isSwitched, judgeMessages } from './judge-prompt.js';
+import type { ProgressCallbacks } from './model-interfaces.js';
+import { type ModelOutput, readModelOutputs } from './model-outputs.js';
+import type { ChatCompletionResponse, JudgeClient, JudgeRequest } from './openai-judge.js';
+
+/** Options of `judgePairs`. */
+export interface JudgePairsOptions extends ProgressCallbacks {
+  judge: JudgeClient;
+  /** The reference outputs (alpaca_eval's `output_1`, e.g. gpt4_1106_preview), or a path to them. */
+  baseline: readonly ModelOutput[] | string;
+  /** The evaluated model's outputs (`output_2`), or a path to them. */
+  model: readonly ModelOutput[] | string;
+  /** Directory of the judge cache: a rerun answers every cached (judge, prompt) for free. */
+  cacheDir: string;
+  /** Where to write `annotations.json` (optional). */
+  out?: string;
+  /** Seed of the output order (default 0). */
+  seed?: number | string;
+  /** Judgements started at once (default 8; the judge client's own limits still apply). */
+  concurrency?: number;
+  /** The `annotator` field (default `weighted_judge:${judge.id}`). */
+  annotatorName?: string;
+  /** Request parameters; defaults are alpaca_eval's weighted GPT-4-turbo method: 1 token, temperature 1, top 5 logprobs. */
+  request?: Partial<Omit<JudgeRequest, 'messages'>>;
+  signal?: AbortSignal;
+}
+
+/** What `judgePairs` did. */
+export interface JudgePairsResult {
+  annotations: Annotation[];
+  /** Judge calls made by this run. */
+  requests: number;
+  /** Judgements answered from the cache. */
+  cacheHits: number;
+  /** Pairs with identical outputs: a draw (1.5) without asking the judge. */
+  identical: number;
+  /** Judgements read from the discrete answer because the response had no usable logprobs. */
+  discreteFallbacks: number;
+  /** Judgements whose answer could not be read (preference null). */
+  unreadable: number;
+}
+
+function pairUp(baseline: readonly ModelOutput[], model: readonly ModelOutput[]) {
+  const aligned =
+    baseline.length === model.length && baseline.every((b, i) => b.instruction === model[i]!.instruction);
+  if (aligned) return model.map((m, i) => [baseline[i]!, m] as const);
+  const byInstruction = new Map(baseline.map((b) => [b.instruction, b]));
+  const missing = model.filter((m) => !byInstruction.has(m.instruction));
+  if (missing.length > 0) {
+    throw new EvalInputError(
+      '',
+      `${missing.length} of the model's ${model.length} instructions have no baseline output (first: ${JSON.stringify(missing[0]!.instruction.slice(0, 80))}); use baseline outputs for the same instruction set`,
+      { field: 'instruction' },
+    );
+  }
+  return model.map((m) => [byInstruction.get(m.instruction)!, m] as const);
+}
+
+/**
+ * Pairwise judgements of a model's outputs against baseline outputs, alpaca_eval's
+ * `weighted_alpaca_eval_gpt4_turbo` way: for each instruction the two outputs are shown as `m` and
+ * `M` in an order seeded by the instruction, the judge answers with one token, and the preference
+ * is 2 - P(m) / (P(m) + P(M)) from `top_logprobs`, mapped back so that 1 means the baseline
+ * (`output_1`) is better and 2 the model (`output_2`). Without logprobs the discrete answer is used
+ * and `onWarning` says so. Calls are cached on disk by (judge, prompt), so a rerun, or a run resumed
+ * after being killed, pays only for what is missing. Writes alpaca_eval's `annotations.json` to `out`.
+ *
+ * @example
+ * const { annotations } = await judgePairs({
+ *   judge: openAIJudge({ baseURL: 'https://api.openai.com/v1', model: 'gpt-4-turbo' }),
+ *   baseline: '../shared/data/alpaca_eval/gpt4_1106_preview.model_outputs.json',
+ *   model: 'run/outputs/eos-uniform-diversity.json',
+ *   cacheDir: 'run/.judge-cache', out: 'run/annotations/eos-uniform-diversity.json',
+ * });
+ * console.log(winRate(annotations).win_rate);
+ */
+export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairsResult> {
+  const baseline =
+    typeof options.baseline === 'string' ? readModelOutputs(options.baseline) : options.baseline;
+  const model = typeof options.model === 'string' ? readModelOutputs(options.model) : options.model;
+  const pairs = pairUp(baseline, model);
+  const cache = new JudgeCache(options.cacheDir);
+  const params = { max_tokens: 1, temperature: 1, logprobs: true, top_logprobs: 5, ...options.request };
+  const annotator = options.annotatorName ?? `weighted_judge:${options.judge.id}`;
+  const result: JudgePairsResult = {
+    annotations: new Array(pairs.length),
+    requests: 0,
+    cacheHits: 0,
+    identical: 0,
+    discreteFallbacks: 0,
+    unreadable: 0,
+  };
+  let done = 0;
+  const report = () =>
+    options.onProgress?.({
+      phase: 'judge',
+      done,
+      total: pairs.length,
+      resumed: result.cacheHits + result.identical,
+    });
+
+  async function judgeOne(index: number): Promise<void> {
+    const [base, mine] = pairs[index]!;
+    const annotation: Annotation = {
+      instruction: mine.instruction,
+      output_1: base.output,
+      generator_1: base.generator,
+      dataset: mine.dataset ?? base.dataset ?? '',
+      output_2: mine.output,
+      generator_2: mine.generator,
+      annotator,
+      preference: null,
+    };
+    if (base.output === mine.output) {
+      result.identical++;
+      result.annotations[index] = { ...annotation, preference: 1.5, preference_source: 'identical' };
+      return;
+    }
+    const switched = isSwitched(mine.instruction, options.seed ?? 0);
+    const [first, second] = switched ? [mine.output, base.output] : [base.output, mine.output];
+    const request: JudgeRequest = { messages: judgeMessages(mine.instruction, first, second), ...params };
+    const key = sha256({ judge: options.judge.id, request });
+    let response = cache.get(key)?.response as ChatCompletionResponse | undefined;
+    if (response) {
+      result.cacheHits++;
+    } else {
+      response = await options.judge.complete(request, options.signal ? { signal: options.signal } : {});
+      result.requests++;
+      await cache.set(key, { judge: options.judge.id, request, response });
+    }
+    const choice = response.choices[0];
+    const judged = preferenceFromChoice(choice);
+    if (judged.source === 'discrete') result.discreteFallbacks++;
+    if (judged.source === 'none') result.unreadable++;
+    const inFrame = Number.isNaN(judged.preference) ? null : judged.preference;
+    result.annotations[index] = {
+      ...annotation,
+      preference: inFrame === null ? null : switched ? 3 - inFrame : inFrame,
+      preference_source: judged.source,
+      is_switched_outputs: switched,
+      raw_completion: choice ?? null,
+    };
+  }
+
+  report();
+  let next = 0;
+  let failed = false;
+  const workers = Array.from({ length: Math.max(1, options.concurrency ?? 8) }, async () => {
+    while (next < pairs.length && !failed) {
+      options.signal?.throwIfAborted();
+      const index = next++;
+      try {
+        await judgeOne(index);
+      } catch (error) {
+        failed = true; // the other workers stop taking new pairs; what is cached stays cached
+        throw error;
+      }
+      done++;
+      report();
+    }
+  });
+  await Promise.all(workers);
+  if (result.discreteFallbacks > 0) {
+    options.onWarning?.(
+      `${result.discreteFallbacks} of ${pairs.length} judgements had no usable top_logprobs; their preference is the discrete answer (1 or 2), not a weighted one. Use a judge endpoint that returns logprobs for alpaca_eval's weighted method.`,
+    );
+  }
+  if (result.unreadable > 0) {
+    options.onWarning?.(
+      `${result.unreadable} of ${pairs.length} judgements could not be read (no m/M in logprobs or answer); their preference is null and they are left out of the win rate.`,
+    );
+  }
+  if (options.out) await writeAnnotations(options.out, result.annotations);
+  return result;
+}

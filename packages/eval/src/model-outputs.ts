@@ -1,0 +1,115 @@
+import { readFileSync } from 'node:fs';
+import { EvalInputError } from './errors.js';
+import { readJson, writeJson } from './json-file.js';
+
+/** One instruction of an evaluation set (alpaca_eval.jsonl rows have these fields and more). */
+export interface EvalInstruction {
+  instruction: string;
+  dataset?: string;
+}
+
+/** One row of alpaca_eval's `model_outputs.json`. */
+export interface ModelOutput {
+  instruction: string;
+  output: string;
+  generator: string;
+  dataset?: string;
+  /**
+   * The generated token ids (an extra field, written only when `generateRun` is asked for it; alpaca_eval
+   * ignores it). Token-shift analysis ranks exactly these tokens when they are present.
+   */
+  token_ids?: number[];
+}
+
+function checkRows(rows: unknown[], file: string, required: readonly string[]): Record<string, unknown>[] {
+  return rows.map((row, i) => {
+    if (typeof row !== 'object' || row === null || Array.isArray(row)) {
+      throw new EvalInputError(file, `row ${i} is not an object`, { field: `[${i}]` });
+    }
+    const r = row as Record<string, unknown>;
+    for (const key of required) {
+      if (typeof r[key] !== 'string') {
+        throw new EvalInputError(file, `row ${i}: "${key}" must be a string, got ${JSON.stringify(r[key])}`, {
+          field: key,
+        });
+      }
+    }
+    return r;
+  });
+}
+
+/**
+ * Reads instructions from a `.jsonl` file (one JSON object per line, like alpaca_eval.jsonl) or a
+ * `.json` array. Each row needs a string `instruction`; `dataset` is kept when present.
+ *
+ * @example
+ * const instructions = readInstructions('../shared/data/alpaca_eval/alpaca_eval.jsonl'); // 805 rows
+ */
+export function readInstructions(path: string): EvalInstruction[] {
+  let rows: unknown[];
+  if (path.endsWith('.jsonl')) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (cause) {
+      throw new EvalInputError(path, `cannot read the file (${(cause as Error).message})`, { cause });
+    }
+    rows = text
+      .split('\n')
+      .map((line, i) => [line.trim(), i] as const)
+      .filter(([line]) => line.length > 0)
+      .map(([line, i]) => {
+        try {
+          return JSON.parse(line) as unknown;
+        } catch (cause) {
+          throw new EvalInputError(path, `line ${i + 1} is not valid JSON`, { cause });
+        }
+      });
+  } else {
+    const data = readJson(path);
+    if (!Array.isArray(data)) {
+      throw new EvalInputError(path, 'expected a JSON array of {instruction} objects, or a .jsonl file');
+    }
+    rows = data;
+  }
+  return checkRows(rows, path, ['instruction']).map((r) =>
+    typeof r.dataset === 'string'
+      ? { instruction: r.instruction as string, dataset: r.dataset }
+      : { instruction: r.instruction as string },
+  );
+}
+
+/**
+ * Reads alpaca_eval's `model_outputs.json` (a JSON array of `{instruction, output, generator, dataset}`).
+ *
+ * @example
+ * const reference = readModelOutputs('../shared/data/alpaca_eval/gpt4_1106_preview.model_outputs.json');
+ */
+export function readModelOutputs(path: string): ModelOutput[] {
+  const data = readJson(path);
+  if (!Array.isArray(data)) {
+    throw new EvalInputError(
+      path,
+      'expected a JSON array of {instruction, output, generator} (model_outputs.json)',
+    );
+  }
+  return checkRows(data, path, ['instruction', 'output']).map((r) => ({
+    instruction: r.instruction as string,
+    output: r.output as string,
+    generator: typeof r.generator === 'string' ? r.generator : 'unknown',
+    ...(typeof r.dataset === 'string' ? { dataset: r.dataset } : {}),
+    ...(Array.isArray(r.token_ids) && r.token_ids.every((x) => Number.isInteger(x))
+      ? { token_ids: r.token_ids as number[] }
+      : {}),
+  }));
+}
+
+/**
+ * Writes outputs in alpaca_eval's `model_outputs.json` format, atomically.
+ *
+ * @example
+ * await writeModelOutputs('outputs.json', [{ instruction: 'Hi', output: 'Hello!', generator: 'm', dataset: 'x' }]);
+ */
+export async function writeModelOutputs(path: string, outputs: readonly ModelOutput[]): Promise<void> {
+  await writeJson(path, outputs);
+}

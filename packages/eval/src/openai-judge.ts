@@ -1,0 +1,183 @@
+import { JudgeRequestError } from './errors.js';
+import type { ChatCompletionChoice } from './judge-preference.js';
+import type { ChatMessage } from './judge-prompt.js';
+import { createRateLimiter } from './rate-limiter.js';
+
+/** A chat-completion request as the judge sends it (OpenAI field names). */
+export interface JudgeRequest {
+  messages: ChatMessage[];
+  max_tokens: number;
+  temperature: number;
+  logprobs: boolean;
+  top_logprobs: number;
+}
+
+/** The part of an OpenAI-compatible response the judge reads. */
+export interface ChatCompletionResponse {
+  choices: ChatCompletionChoice[];
+  [extra: string]: unknown;
+}
+
+/**
+ * Something that answers judge requests. `id` names the judge in cache keys and annotations
+ * (the same prompt to the same judge is answered from the cache).
+ *
+ * @example
+ * const judge = openAIJudge({ baseURL: 'http://127.0.0.1:8080/v1', model: 'tiny' });
+ */
+export interface JudgeClient {
+  readonly id: string;
+  complete(request: JudgeRequest, options?: { signal?: AbortSignal }): Promise<ChatCompletionResponse>;
+}
+
+/** Options of `openAIJudge`. */
+export interface OpenAIJudgeOptions {
+  /** Base URL up to and including `/v1`, e.g. `https://api.openai.com/v1` or this project's API server. */
+  baseURL: string;
+  /** The judge model, sent as `model`. */
+  model: string;
+  /** API key; default: the environment variable named by `apiKeyEnv`. */
+  apiKey?: string;
+  /** Environment variable holding the API key (default `OPENAI_API_KEY`); none set means no Authorization header. */
+  apiKeyEnv?: string;
+  /** Judge id for the cache (default `model`). */
+  id?: string;
+  /** Start at most this many requests per minute (default: unlimited). */
+  requestsPerMinute?: number;
+  /** Requests in flight at once (default 4). */
+  concurrency?: number;
+  /** Retries of a retryable failure (429, 408, 409, 5xx, network errors, timeouts); default 6. */
+  maxRetries?: number;
+  /** First backoff delay in ms (default 1000), doubled each retry with jitter, capped by `maxDelayMs` (default 60000). */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** Per-request timeout in ms (default 120000). */
+  timeoutMs?: number;
+  /** Extra body fields (e.g. `seed`). */
+  extraBody?: Record<string, unknown>;
+  /** Called before each retry, e.g. to log it. */
+  onRetry?: (info: { attempt: number; delayMs: number; status?: number; error: string }) => void;
+}
+
+const RETRYABLE = new Set([408, 409, 429, 500, 502, 503, 504]);
+
+function retryAfterMs(headers: Headers): number | undefined {
+  const ms = headers.get('retry-after-ms');
+  if (ms && Number.isFinite(Number(ms))) return Number(ms);
+  const s = headers.get('retry-after');
+  if (!s) return undefined;
+  if (Number.isFinite(Number(s))) return Number(s) * 1000;
+  const date = Date.parse(s);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/**
+ * A judge on any OpenAI-compatible `/chat/completions` endpoint (OpenAI, vLLM, this project's API
+ * server...), rate-limited, with retries and exponential backoff that honour `Retry-After`.
+ *
+ * @example
+ * const judge = openAIJudge({ baseURL: 'https://api.openai.com/v1', model: 'gpt-4-turbo', requestsPerMinute: 500 });
+ */
+export function openAIJudge(options: OpenAIJudgeOptions): JudgeClient {
+  const url = `${options.baseURL.replace(/\/+$/, '')}/chat/completions`;
+  const apiKey = options.apiKey ?? process.env[options.apiKeyEnv ?? 'OPENAI_API_KEY'];
+  const limit = createRateLimiter({
+    ...(options.requestsPerMinute !== undefined ? { requestsPerMinute: options.requestsPerMinute } : {}),
+    concurrency: options.concurrency ?? 4,
+  });
+  const maxRetries = options.maxRetries ?? 6;
+  const baseDelay = options.baseDelayMs ?? 1000;
+  const maxDelay = options.maxDelayMs ?? 60_000;
+  const timeoutMs = options.timeoutMs ?? 120_000;
+
+  async function once(request: JudgeRequest, signal?: AbortSignal) {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+      },
+      body: JSON.stringify({ model: options.model, ...request, ...options.extraBody }),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+    const text = await response.text();
+    return { response, text };
+  }
+
+  return {
+    id: options.id ?? options.model,
+    async complete(request, { signal } = {}) {
+      for (let attempt = 0; ; attempt++) {
+        signal?.throwIfAborted();
+        let status: number | undefined;
+        let error: string;
+        let retryable: boolean;
+        let hinted: number | undefined;
+        try {
+          const { response, text } = await limit(() => once(request, signal));
+          status = response.status;
+          if (response.ok) {
+            let body: unknown;
+            try {
+              body = JSON.parse(text);
+            } catch (cause) {
+              throw new JudgeRequestError(
+                url,
+                `${url} answered ${status} with a body that is not JSON: ${text.slice(0, 200)}`,
+                {
+                  status,
+                  isRetryable: false,
+                  cause,
+                },
+              );
+            }
+            if (
+              !body ||
+              typeof body !== 'object' ||
+              !Array.isArray((body as ChatCompletionResponse).choices)
+            ) {
+              throw new JudgeRequestError(
+                url,
+                `${url} answered without a "choices" array: ${text.slice(0, 200)}`,
+                {
+                  status,
+                  isRetryable: false,
+                },
+              );
+            }
+            return body as ChatCompletionResponse;
+          }
+          error = `HTTP ${status}: ${text.slice(0, 300)}`;
+          retryable = RETRYABLE.has(status);
+          hinted = retryAfterMs(response.headers);
+        } catch (e) {
+          if (JudgeRequestError.isInstance(e)) throw e;
+          if (signal?.aborted) throw e;
+          error = (e as Error).message; // network error or timeout
+          retryable = true;
+        }
+        if (!retryable || attempt >= maxRetries) {
+          throw new JudgeRequestError(
+            url,
+            `judge request to ${url} failed${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ${error}${
+              status === 401 || status === 403
+                ? ` (check the API key in ${options.apiKeyEnv ?? 'OPENAI_API_KEY'})`
+                : ''
+            }`,
+            { ...(status !== undefined ? { status } : {}), isRetryable: retryable },
+          );
+        }
+        const backoff = Math.min(maxDelay, baseDelay * 2 ** attempt) * (0.5 + Math.random() / 2);
+        const delayMs = Math.min(maxDelay, Math.max(hinted ?? 0, backoff));
+        options.onRetry?.({
+          attempt: attempt + 1,
+          delayMs,
+          ...(status !== undefined ? { status } : {}),
+          error,
+        });
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+    },
+  };
+}

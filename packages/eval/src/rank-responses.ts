@@ -1,0 +1,267 @@
+import { AdapterContractError, EvalInputError } from './errors.js';
+import { sha256 } from './hash.js';
+import { Journal } from './journal.js';
+import { readJson, writeJson } from './json-file.js';
+import type { ProgressCallbacks, ResponseItem, Scorer } from './model-interfaces.js';
+import { createRng } from './rng.js';
+import { mean, quantileSorted } from './stats.js';
+
+/** One Alpaca example (`alpaca_data.json` rows). */
+export interface AlpacaExample {
+  instruction: string;
+  input?: string;
+  output: string;
+}
+
+/** Options of `rankResponses`. */
+export interface RankResponsesOptions extends ProgressCallbacks {
+  scorer: Scorer;
+  /** Alpaca examples, or a path to `alpaca_data.json`. */
+  data: readonly AlpacaExample[] | string;
+  /** Use the first `n` examples (default 1000, as the paper). */
+  n?: number;
+  /** Random responses of other examples per example (default 5). */
+  negatives?: number;
+  /** Seed of the negative draws and of the bootstrap (default 0). */
+  seed?: number | string;
+  /** Scored items per `scoreContinuations` call (default 12), rounded to whole examples. */
+  batchSize?: number;
+  /** Bootstrap resamples for the confidence interval (default 1000). */
+  bootstrap?: number;
+  /** Confidence level (default 0.95). */
+  confidence?: number;
+  /** Resume journal; default `${out}.journal.jsonl` when `out` is given, none otherwise. Removed after success. */
+  journalPath?: string;
+  /** Where to write the result JSON (optional). */
+  out?: string;
+  /** Anything else that identifies the run (model dir...): a journal of a different run is refused. */
+  fingerprint?: Record<string, unknown>;
+  signal?: AbortSignal;
+}
+
+/** The scores of one example: the real response and the random ones. */
+export interface RankedExample {
+  i: number;
+  real: number;
+  negatives: { j: number; score: number }[];
+}
+
+/** The result of `rankResponses`. */
+export interface RankingResult {
+  n: number;
+  negatives: number;
+  seed: number | string;
+  /** (real, random) pairs compared (pairs with a NaN score are left out). */
+  pairs: number;
+  /** Pairs in which the real response scores strictly higher. */
+  wins: number;
+  ties: number;
+  /** 100 * wins / pairs. */
+  percent: number;
+  /** Bootstrap percentile interval of `percent`, resampling examples. */
+  ci: { low: number; high: number; level: number; resamples: number };
+  /** `histogram[k]`: examples whose real response beat exactly k of its random ones. */
+  histogram: number[];
+  /** Mean score of the real and of the random responses. */
+  meanReal: number;
+  meanRandom: number;
+  examples: RankedExample[];
+}
+
+/**
+ * The prompt text of an Alpaca example: the instruction, and its input after a blank line when there is one.
+ *
+ * @example
+ * alpacaInstruction({ instruction: 'Translate.', input: 'Hallo', output: 'Hello' }); // 'Translate.\n\nHallo'
+ */
+export function alpacaInstruction(example: AlpacaExample): string {
+  return example.input ? `${example.instruction}\n\n${example.input}` : example.instruction;
+}
+
+/**
+ * Reads Stanford Alpaca's `alpaca_data.json` (`[{instruction, input, output}]`).
+ *
+ * @example
+ * const data = readAlpacaData('../shared/data/alpaca/alpaca_data_2k.json');
+ */
+export function readAlpacaData(path: string): AlpacaExample[] {
+  const data = readJson(path);
+  if (!Array.isArray(data))
+    throw new EvalInputError(path, 'expected a JSON array of {instruction, input, output}');
+  return data.map((row, i) => {
+    const r = row as Record<string, unknown>;
+    for (const key of ['instruction', 'output']) {
+      if (typeof r?.[key] !== 'string') {
+        throw new EvalInputError(path, `[${i}].${key} must be a string`, { field: key });
+      }
+    }
+    return {
+      instruction: r.instruction as string,
+      input: typeof r.input === 'string' ? r.input : '',
+      output: r.output as string,
+    };
+  });
+}
+
+/** The response score of the paper: exp(-mean token NLL) = exp(mean log-prob); NaN for no tokens. */
+export function responseScore(tokenLogprobs: readonly number[]): number {
+  return tokenLogprobs.length === 0 ? Number.NaN : Math.exp(mean(tokenLogprobs));
+}
+
+/** The negatives of every example: `k` distinct other examples among the first `n`, seeded. */
+export function drawNegatives(n: number, k: number, seed: number | string): number[][] {
+  if (k > n - 1)
+    throw new EvalInputError('', `negatives (${k}) must be at most n - 1 (${n - 1})`, { field: 'negatives' });
+  const rng = createRng(`negatives:${seed}`);
+  return Array.from({ length: n }, (_, i) => {
+    const chosen = new Set<number>();
+    while (chosen.size < k) {
+      const j = rng.int(n);
+      if (j !== i) chosen.add(j);
+    }
+    return [...chosen];
+  });
+}
+
+function summarize(
+  examples: RankedExample[],
+  options: { n: number; negatives: number; seed: number | string; bootstrap: number; confidence: number },
+): RankingResult {
+  const perExample = examples.map((e) => {
+    let wins = 0;
+    let ties = 0;
+    let pairs = 0;
+    for (const neg of e.negatives) {
+      if (Number.isNaN(e.real) || Number.isNaN(neg.score)) continue;
+      pairs++;
+      if (e.real > neg.score) wins++;
+      else if (e.real === neg.score) ties++;
+    }
+    return { wins, ties, pairs };
+  });
+  const wins = perExample.reduce((s, e) => s + e.wins, 0);
+  const pairs = perExample.reduce((s, e) => s + e.pairs, 0);
+  const rng = createRng(`bootstrap:${options.seed}`);
+  const stats: number[] = [];
+  for (let b = 0; b < options.bootstrap; b++) {
+    let w = 0;
+    let p = 0;
+    for (let k = 0; k < perExample.length; k++) {
+      const e = perExample[rng.int(perExample.length)]!;
+      w += e.wins;
+      p += e.pairs;
+    }
+    stats.push(p === 0 ? Number.NaN : (100 * w) / p);
+  }
+  stats.sort((a, b) => a - b);
+  const alpha = (1 - options.confidence) / 2;
+  const histogram = new Array<number>(options.negatives + 1).fill(0);
+  for (const e of perExample) histogram[e.wins]!++;
+  return {
+    n: options.n,
+    negatives: options.negatives,
+    seed: options.seed,
+    pairs,
+    wins,
+    ties: perExample.reduce((s, e) => s + e.ties, 0),
+    percent: pairs === 0 ? Number.NaN : (100 * wins) / pairs,
+    ci: {
+      low: quantileSorted(stats, alpha),
+      high: quantileSorted(stats, 1 - alpha),
+      level: options.confidence,
+      resamples: options.bootstrap,
+    },
+    histogram,
+    meanReal: mean(examples.map((e) => e.real).filter((x) => !Number.isNaN(x))),
+    meanRandom: mean(
+      examples.flatMap((e) => e.negatives.map((x) => x.score)).filter((x) => !Number.isNaN(x)),
+    ),
+    examples,
+  };
+}
+
+/**
+ * The response-ranking test of the paper (section 4.2): for each of the first `n` Alpaca examples,
+ * its real response and `negatives` responses of other random examples (seeded) are scored under the
+ * example's instruction as exp(-mean token NLL); the result is the percentage of (real, random) pairs
+ * in which the real response scores higher, with a bootstrap confidence interval over examples.
+ * Batched through the scorer, resumable through `journalPath`.
+ *
+ * @example
+ * const r = await rankResponses({ scorer, data: '../shared/data/alpaca/alpaca_data_2k.json', n: 1000 });
+ * console.log(`${r.percent.toFixed(1)}% [${r.ci.low.toFixed(1)}, ${r.ci.high.toFixed(1)}]`);
+ */
+export async function rankResponses(options: RankResponsesOptions): Promise<RankingResult> {
+  const data = typeof options.data === 'string' ? readAlpacaData(options.data) : options.data;
+  const n = options.n ?? 1000;
+  const k = options.negatives ?? 5;
+  const seed = options.seed ?? 0;
+  if (!Number.isInteger(n) || n < 2 || n > data.length) {
+    throw new EvalInputError(
+      '',
+      `n must be an integer in [2, ${data.length}] (the number of examples), got ${n}`,
+      { field: 'n' },
+    );
+  }
+  const negatives = drawNegatives(n, k, seed);
+  const journalPath = options.journalPath ?? (options.out ? `${options.out}.journal.jsonl` : undefined);
+  const journal = journalPath
+    ? Journal.open<RankedExample>(journalPath, {
+        kind: 'rank',
+        version: 1,
+        n,
+        negatives: k,
+        seed,
+        data: sha256(data.slice(0, n)),
+        fingerprint: options.fingerprint ?? null,
+      })
+    : undefined;
+  try {
+    const done = new Map<number, RankedExample>();
+    const num = (x: number | null) => (x === null ? Number.NaN : x); // JSON wrote NaN as null
+    for (const e of journal?.entries ?? []) {
+      done.set(e.i, {
+        i: e.i,
+        real: num(e.real),
+        negatives: e.negatives.map((x) => ({ j: x.j, score: num(x.score) })),
+      });
+    }
+    const resumed = done.size;
+    const pending = Array.from({ length: n }, (_, i) => i).filter((i) => !done.has(i));
+    const perBatch = Math.max(1, Math.floor((options.batchSize ?? 12) / (k + 1)));
+    options.onProgress?.({ phase: 'rank', done: done.size, total: n, resumed });
+    for (let start = 0; start < pending.length; start += perBatch) {
+      options.signal?.throwIfAborted();
+      const group = pending.slice(start, start + perBatch);
+      const items: ResponseItem[] = group.flatMap((i) => {
+        const instruction = alpacaInstruction(data[i]!);
+        return [i, ...negatives[i]!].map((j) => ({ instruction, response: data[j]!.output }));
+      });
+      const scores = await options.scorer.scoreContinuations(
+        items,
+        options.signal ? { signal: options.signal } : {},
+      );
+      if (!Array.isArray(scores) || scores.length !== items.length) {
+        throw new AdapterContractError(
+          `scoreContinuations returned ${scores?.length} scores for ${items.length} items`,
+        );
+      }
+      const ranked = group.map((i, g) => {
+        const s = scores.slice(g * (k + 1), (g + 1) * (k + 1)).map((x) => responseScore(x.tokenLogprobs));
+        return { i, real: s[0]!, negatives: negatives[i]!.map((j, m) => ({ j, score: s[m + 1]! })) };
+      });
+      journal?.append(ranked);
+      for (const r of ranked) done.set(r.i, r);
+      options.onProgress?.({ phase: 'rank', done: done.size, total: n, resumed });
+    }
+    const result = summarize(
+      Array.from({ length: n }, (_, i) => done.get(i)!),
+      { n, negatives: k, seed, bootstrap: options.bootstrap ?? 1000, confidence: options.confidence ?? 0.95 },
+    );
+    if (options.out) await writeJson(options.out, result);
+    journal?.remove();
+    return result;
+  } finally {
+    journal?.close();
+  }
+}

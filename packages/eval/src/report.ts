@@ -1,0 +1,283 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { readAnnotations } from './annotations.js';
+import { readJson, writeFileAtomic, writeJson } from './json-file.js';
+import type { ProgressCallbacks } from './model-interfaces.js';
+import type { RankingResult } from './rank-responses.js';
+import { runPaths } from './run-layout.js';
+import { barChartSvg, histogramSvg, stackedBarsSvg } from './svg.js';
+import type { ShiftResult } from './token-shift.js';
+import { type WinRateStats, winRate } from './win-rate.js';
+
+/** A model's win-rate statistics and whom it was compared against. */
+export interface WinRateRow extends WinRateStats {
+  name: string;
+  baseline: string;
+  annotator: string;
+}
+
+/** What `writeReport` wrote and the numbers it used. */
+export interface ReportResult {
+  markdownPath: string;
+  markdown: string;
+  charts: string[];
+  winrates: WinRateRow[];
+  rankings: { name: string; result: RankingResult }[];
+  shifts: { name: string; result: ShiftResult }[];
+}
+
+/** Formats a number for the report: `digits` decimals, `n/a` for NaN. */
+export function fmt(x: number | null | undefined, digits = 2): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
+}
+
+const cell = (text: string) => text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+/** A token for a Markdown table: its JSON string (whitespace visible) in a code span. */
+function tokenCell(text: string): string {
+  const shown = JSON.stringify(text);
+  return shown.includes('`') ? cell(shown) : `\`${cell(shown)}\``;
+}
+
+function table(header: string[], rows: string[][]): string {
+  return [
+    `| ${header.join(' | ')} |`,
+    `| ${header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
+/** `position 0`, `positions 2-4`, `positions 200+`. */
+function positionLabel(from: number, to: number | null): string {
+  if (to === null) return `positions ${from}+`;
+  return to - from === 1 ? `position ${from}` : `positions ${from}-${to - 1}`;
+}
+
+const orderKey = (x: number) => (Number.isNaN(x) ? Number.NEGATIVE_INFINITY : x);
+
+function jsonFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+/**
+ * Win-rate statistics of every `annotations/NAME.json` in a run directory, sorted by win rate.
+ *
+ * @example
+ * winRatesOfRun('runs/llama2').map((r) => `${r.name}: ${r.win_rate.toFixed(1)}`);
+ */
+export function winRatesOfRun(runDir: string): WinRateRow[] {
+  return jsonFiles(runPaths(runDir).annotations)
+    .map((file) => {
+      const annotations = readAnnotations(file);
+      const unique = (key: 'generator_1' | 'annotator') =>
+        [...new Set(annotations.map((a) => String(a[key] ?? '')))].join(', ');
+      return {
+        name: basename(file, '.json'),
+        baseline: unique('generator_1'),
+        annotator: unique('annotator'),
+        ...winRate(annotations),
+      };
+    })
+    .sort((a, b) => orderKey(b.win_rate) - orderKey(a.win_rate) || a.name.localeCompare(b.name));
+}
+
+/**
+ * The run's Markdown report with SVG charts, readable on GitHub: win rates with 95% error bars
+ * (± 1.96 standard errors) per model or ablation, the response-ranking histogram, and stacked
+ * token-shift bars. Reads the files of `runPaths(runDir)`; writes `report.md`, `winrates.json`
+ * and `charts/*.svg`. Sections without data are left out.
+ *
+ * @example
+ * const { markdownPath } = await writeReport('runs/llama2');
+ */
+export async function writeReport(
+  runDir: string,
+  options: ProgressCallbacks & { title?: string } = {},
+): Promise<ReportResult> {
+  const paths = runPaths(runDir);
+  const winrates = winRatesOfRun(runDir);
+  const rankings = jsonFiles(paths.ranking).map((f) => ({
+    name: basename(f, '.json'),
+    result: readJson(f) as RankingResult,
+  }));
+  const shifts = jsonFiles(paths.shift).map((f) => ({
+    name: basename(f, '.json'),
+    result: readJson(f) as ShiftResult,
+  }));
+  const total = 1 + (winrates.length ? 1 : 0) + rankings.length + (shifts.length ? 1 + shifts.length : 0);
+  let done = 0;
+  const tick = () => {
+    done++;
+    options.onProgress?.({ phase: 'report', done, total, resumed: 0 });
+  };
+  const charts: string[] = [];
+  const chart = async (name: string, svg: string) => {
+    const file = join(paths.charts, name);
+    await writeFileAtomic(file, svg);
+    charts.push(file);
+    tick();
+    return `charts/${name}`;
+  };
+  const md: string[] = [`# ${options.title ?? `Evaluation report: ${basename(runDir)}`}`, ''];
+
+  if (winrates.length > 0) {
+    await writeJson(
+      paths.winrates,
+      Object.fromEntries(
+        winrates.map(({ name, baseline, annotator, ...stats }) => [name, { ...stats, baseline, annotator }]),
+      ),
+    );
+    const src = await chart(
+      'win-rates.svg',
+      barChartSvg({
+        title: 'Win rate against the baseline (%)',
+        unit: '%',
+        bars: winrates.map((r) => ({ label: r.name, value: r.win_rate, error: 1.96 * r.standard_error })),
+        note: 'Error bars: 95% confidence interval (± 1.96 standard errors).',
+      }),
+    );
+    md.push(
+      '## Win rates',
+      '',
+      `Pairwise judgements against ${[...new Set(winrates.map((r) => `\`${r.baseline}\``))].join(', ')} by ${[...new Set(winrates.map((r) => `\`${r.annotator}\``))].join(', ')}, with alpaca_eval's statistics (\`winrates.json\`).`,
+      '',
+      `![Win rates](${src})`,
+      '',
+      table(
+        [
+          'model',
+          'win rate',
+          'standard error',
+          'wins',
+          'losses',
+          'draws',
+          'total',
+          'discrete win rate',
+          'avg length',
+        ],
+        winrates.map((r) => [
+          cell(r.name),
+          fmt(r.win_rate),
+          fmt(r.standard_error),
+          String(r.n_wins),
+          String(r.n_wins_base),
+          String(r.n_draws),
+          String(r.n_total),
+          fmt(r.discrete_win_rate),
+          fmt(r.avg_length, 0),
+        ]),
+      ),
+      '',
+    );
+  }
+
+  if (rankings.length > 0) {
+    md.push(
+      '## Response ranking',
+      '',
+      'Share of (real, random) response pairs in which the real response of an Alpaca instruction scores higher, score = exp(-mean token NLL).',
+      '',
+    );
+    md.push(
+      table(
+        ['model', 'real ranked higher (%)', 'CI low', 'CI high', 'pairs', 'wins', 'ties', 'examples'],
+        rankings.map(({ name, result: r }) => [
+          cell(name),
+          fmt(r.percent),
+          fmt(r.ci.low),
+          fmt(r.ci.high),
+          String(r.pairs),
+          String(r.wins),
+          String(r.ties),
+          String(r.n),
+        ]),
+      ),
+      '',
+    );
+    for (const { name, result: r } of rankings) {
+      const src = await chart(
+        `ranking-${name}.svg`,
+        histogramSvg({
+          title: `Response ranking: ${name}`,
+          xLabel: `random responses (of ${r.negatives}) that the real response beats`,
+          yLabel: 'examples',
+          bins: r.histogram.map((_, k) => String(k)),
+          counts: r.histogram,
+        }),
+      );
+      md.push(
+        `![Response ranking histogram: ${name}](${src})`,
+        '',
+        `${name}: ${fmt(r.percent)}% of ${r.pairs} pairs, ${Math.round(r.ci.level * 100)}% bootstrap CI [${fmt(r.ci.low)}, ${fmt(r.ci.high)}] over ${r.ci.resamples} resamples.`,
+        '',
+      );
+    }
+  }
+
+  if (shifts.length > 0) {
+    const src = await chart(
+      'token-shift.svg',
+      stackedBarsSvg({
+        title: 'Token shift against the base model',
+        series: ['unshifted (rank 1)', 'marginal (2-3)', 'shifted (>3)'],
+        bars: shifts.map(({ result: r }) => ({
+          label: r.label,
+          values: [r.overall.percent.unshifted, r.overall.percent.marginal, r.overall.percent.shifted],
+        })),
+      }),
+    );
+    md.push(
+      '## Token shift',
+      '',
+      "Rank of each token of the aligned model's greedy output under the base model given the same prefix (Lin et al., 2023).",
+      '',
+      `![Token shift](${src})`,
+      '',
+      table(
+        ['comparison', 'tokens', 'unshifted (%)', 'marginal (%)', 'shifted (%)'],
+        shifts.map(({ result: r }) => [
+          cell(r.label),
+          String(r.overall.tokens),
+          fmt(r.overall.percent.unshifted),
+          fmt(r.overall.percent.marginal),
+          fmt(r.overall.percent.shifted),
+        ]),
+      ),
+      '',
+    );
+    for (const { name, result: r } of shifts) {
+      const bySrc = await chart(
+        `token-shift-${name}.svg`,
+        stackedBarsSvg({
+          title: `Token shift by position: ${r.label}`,
+          series: ['unshifted (rank 1)', 'marginal (2-3)', 'shifted (>3)'],
+          bars: r.byPosition.map((b) => ({
+            label: `${positionLabel(b.from, b.to)} (${b.tokens} tokens)`,
+            values: [b.percent.unshifted, b.percent.marginal, b.percent.shifted],
+          })),
+        }),
+      );
+      md.push(
+        `### ${cell(r.label)}`,
+        '',
+        `![Token shift by position: ${cell(r.label)}](${bySrc})`,
+        '',
+        table(
+          ['token', 'times shifted', 'of shifted (%)'],
+          r.topShifted.map((t) => [tokenCell(t.text), String(t.count), fmt(t.percentOfShifted)]),
+        ),
+        '',
+      );
+    }
+  }
+  if (charts.length === 0)
+    md.push('No results yet: this run directory has no annotations/, ranking/ or shift/ files.', '');
+  const markdown = md.join('\n');
+  await writeFileAtomic(paths.report, markdown);
+  tick();
+  return { markdownPath: paths.report, markdown, charts, winrates, rankings, shifts };
+}

@@ -1,0 +1,193 @@
+import { AdapterContractError, EvalInputError } from './errors.js';
+import { sha256 } from './hash.js';
+import { Journal } from './journal.js';
+import { writeJson } from './json-file.js';
+import type { ProgressCallbacks, RankSource, TokenRank } from './model-interfaces.js';
+import { type ModelOutput, readModelOutputs } from './model-outputs.js';
+
+/** Lin et al. (2023)'s categories of an aligned token by its rank under the base model. */
+export type ShiftCategory = 'unshifted' | 'marginal' | 'shifted';
+
+/**
+ * The category of a base-model rank: 1 unshifted, 2-3 marginal, more than 3 shifted.
+ *
+ * @example
+ * shiftCategory(2); // 'marginal'
+ */
+export function shiftCategory(rank: number): ShiftCategory {
+  if (!Number.isInteger(rank) || rank < 1)
+    throw new AdapterContractError(`token rank must be an integer >= 1, got ${rank}`);
+  return rank === 1 ? 'unshifted' : rank <= 3 ? 'marginal' : 'shifted';
+}
+
+/** Token counts and percentages of each category. */
+export interface ShiftCounts {
+  tokens: number;
+  unshifted: number;
+  marginal: number;
+  shifted: number;
+  /** Percentages of `tokens` (NaN when there are none). */
+  percent: { unshifted: number; marginal: number; shifted: number };
+}
+
+/** The result of `tokenShift`. */
+export interface ShiftResult {
+  /** What was compared, e.g. `llama2-chat vs llama2` or `llama2+rules vs llama2`. */
+  label: string;
+  outputs: number;
+  overall: ShiftCounts;
+  /** Counts by response position (0-based token index), in bins `[from, to)`; `to` null is open. */
+  byPosition: (ShiftCounts & { from: number; to: number | null })[];
+  /** The most frequently shifted tokens (rank > 3), most frequent first. */
+  topShifted: { text: string; id: number; count: number; percentOfShifted: number }[];
+}
+
+/** Options of `tokenShift`. */
+export interface TokenShiftOptions extends ProgressCallbacks {
+  /** The base model, ranking each token of the aligned outputs. */
+  base: RankSource;
+  /**
+   * The aligned model's greedy outputs (model_outputs.json rows), or a path to them. Rows with
+   * `token_ids` (see `generateRun({ tokenIds: true })`) are ranked token by token exactly as generated;
+   * others are re-tokenized from their text.
+   */
+  aligned: readonly Pick<ModelOutput, 'instruction' | 'output' | 'token_ids'>[] | string;
+  /** Name of the comparison (default `aligned vs base`). */
+  label?: string;
+  /** Outputs per `rankTokens` call (default 8). */
+  batchSize?: number;
+  /** Left edges of the position bins (default [0, 1, 2, 5, 10, 20, 50, 100, 200]; the last bin is open). */
+  positionBins?: readonly number[];
+  /** How many shifted tokens to list (default 20). */
+  topK?: number;
+  /** Resume journal; default `${out}.journal.jsonl` when `out` is given, none otherwise. Removed after success. */
+  journalPath?: string;
+  /** Where to write the result JSON (optional). */
+  out?: string;
+  fingerprint?: Record<string, unknown>;
+  signal?: AbortSignal;
+}
+
+const DEFAULT_BINS = [0, 1, 2, 5, 10, 20, 50, 100, 200];
+
+function counts(ranks: readonly number[]): ShiftCounts {
+  const c = { unshifted: 0, marginal: 0, shifted: 0 };
+  for (const r of ranks) c[shiftCategory(r)]++;
+  const pct = (x: number) => (ranks.length === 0 ? Number.NaN : (100 * x) / ranks.length);
+  return {
+    tokens: ranks.length,
+    ...c,
+    percent: { unshifted: pct(c.unshifted), marginal: pct(c.marginal), shifted: pct(c.shifted) },
+  };
+}
+
+/**
+ * Token-distribution shift (Lin et al., 2023, "The Unlocking Spell on Base LLMs"): for every token of
+ * the aligned model's greedy output, its rank under the base model given the same prefix; tokens are
+ * unshifted (rank 1), marginal (2-3) or shifted (> 3). Reports the percentages overall and by
+ * position, and the most frequently shifted tokens. Use it twice to compare an instruction-tuned model
+ * with its base, and base+rules with base (which shows which tokens the rules change).
+ *
+ * @example
+ * const r = await tokenShift({ base: baseRanks, aligned: 'run/outputs/eos-uniform-diversity.json', label: 'rules vs base' });
+ * console.log(r.overall.percent.shifted);
+ */
+export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResult> {
+  const aligned = typeof options.aligned === 'string' ? readModelOutputs(options.aligned) : options.aligned;
+  const bins = [...(options.positionBins ?? DEFAULT_BINS)];
+  if (bins[0] !== 0 || bins.some((b, i) => i > 0 && b <= bins[i - 1]!)) {
+    throw new EvalInputError('', `positionBins must start at 0 and increase, got [${bins.join(', ')}]`, {
+      field: 'positionBins',
+    });
+  }
+  const batchSize = options.batchSize ?? 8;
+  const journalPath = options.journalPath ?? (options.out ? `${options.out}.journal.jsonl` : undefined);
+  const journal = journalPath
+    ? Journal.open<{ i: number; tokens: TokenRank[] }>(journalPath, {
+        kind: 'shift',
+        version: 1,
+        outputs: sha256(aligned.map((a) => [a.instruction, a.output, a.token_ids ?? null])),
+        fingerprint: options.fingerprint ?? null,
+      })
+    : undefined;
+  try {
+    const done = new Map<number, TokenRank[]>();
+    for (const e of journal?.entries ?? []) done.set(e.i, e.tokens);
+    const resumed = done.size;
+    const pending = aligned.map((_, i) => i).filter((i) => !done.has(i));
+    options.onProgress?.({
+      phase: 'shift',
+      done: done.size,
+      total: aligned.length,
+      resumed,
+      ...(options.label ? { label: options.label } : {}),
+    });
+    for (let start = 0; start < pending.length; start += batchSize) {
+      options.signal?.throwIfAborted();
+      const group = pending.slice(start, start + batchSize);
+      const ranked = await options.base.rankTokens(
+        group.map((i) => {
+          const a = aligned[i]!;
+          return {
+            instruction: a.instruction,
+            response: a.output,
+            ...(a.token_ids ? { responseIds: a.token_ids } : {}),
+          };
+        }),
+        options.signal ? { signal: options.signal } : {},
+      );
+      if (!Array.isArray(ranked) || ranked.length !== group.length) {
+        throw new AdapterContractError(
+          `rankTokens returned ${ranked?.length} results for ${group.length} outputs`,
+        );
+      }
+      const entries = group.map((i, g) => ({ i, tokens: ranked[g]!.tokens }));
+      for (const e of entries) for (const t of e.tokens) shiftCategory(t.rank); // validate before journaling
+      journal?.append(entries);
+      for (const e of entries) done.set(e.i, e.tokens);
+      options.onProgress?.({
+        phase: 'shift',
+        done: done.size,
+        total: aligned.length,
+        resumed,
+        ...(options.label ? { label: options.label } : {}),
+      });
+    }
+    const all = aligned.map((_, i) => done.get(i)!);
+    const ranks = all.flatMap((tokens) => tokens.map((t) => t.rank));
+    const byPosition = bins.map((from, b) => {
+      const to = b + 1 < bins.length ? bins[b + 1]! : null;
+      const inBin = all.flatMap((tokens) =>
+        tokens.filter((_, p) => p >= from && (to === null || p < to)).map((t) => t.rank),
+      );
+      return { from, to, ...counts(inBin) };
+    });
+    const shiftedTokens = new Map<string, { text: string; id: number; count: number }>();
+    for (const tokens of all) {
+      for (const t of tokens) {
+        if (t.rank <= 3) continue;
+        const key = `${t.id}`;
+        const entry = shiftedTokens.get(key) ?? { text: t.text, id: t.id, count: 0 };
+        entry.count++;
+        shiftedTokens.set(key, entry);
+      }
+    }
+    const overall = counts(ranks);
+    const topShifted = [...shiftedTokens.values()]
+      .sort((a, b) => b.count - a.count || a.id - b.id)
+      .slice(0, options.topK ?? 20)
+      .map((t) => ({ ...t, percentOfShifted: (100 * t.count) / overall.shifted }));
+    const result: ShiftResult = {
+      label: options.label ?? 'aligned vs base',
+      outputs: aligned.length,
+      overall,
+      byPosition,
+      topShifted,
+    };
+    if (options.out) await writeJson(options.out, result);
+    journal?.remove();
+    return result;
+  } finally {
+    journal?.close();
+  }
+}

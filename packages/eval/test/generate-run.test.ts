@@ -1,0 +1,253 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  AdapterContractError,
+  type Generator,
+  generateRun,
+  type Progress,
+  ResumeMismatchError,
+  readModelOutputs,
+  runAblations,
+} from '../src/index.js';
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'eval-gen-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A generator that records what it was asked. */
+function recording(fn: (x: string) => string = (x) => `out:${x}`) {
+  const seen: string[] = [];
+  const generator: Generator = {
+    async generateBatch(instructions) {
+      seen.push(...instructions);
+      return instructions.map((x) => ({ text: fn(x) }));
+    },
+  };
+  return { generator, seen };
+}
+
+const instructions = Array.from({ length: 23 }, (_, i) => ({
+  instruction: `task ${i} ${'x'.repeat((i % 5) + 1)}`,
+  dataset: 'd',
+}));
+
+describe('generateRun', () => {
+  it('writes model_outputs.json in order, stripped, in batches, with progress', async () => {
+    const dir = tmp();
+    const { generator, seen } = recording((x) => `  out:${x}\n`);
+    const progress: Progress[] = [];
+    const r = await generateRun({
+      generator,
+      instructions,
+      out: join(dir, 'o.json'),
+      generatorName: 'g',
+      batchSize: 4,
+      onProgress: (p) => progress.push(p),
+    });
+    expect(r.generated).toBe(23);
+    expect(seen.sort()).toEqual(instructions.map((x) => x.instruction).sort());
+    const written = readModelOutputs(join(dir, 'o.json'));
+    expect(written).toEqual(
+      instructions.map((x) => ({
+        instruction: x.instruction,
+        output: `out:${x.instruction}`,
+        generator: 'g',
+        dataset: 'd',
+      })),
+    );
+    expect(JSON.parse(readFileSync(join(dir, 'o.json'), 'utf8'))[0]).toEqual({
+      instruction: 'task 0 x',
+      output: 'out:task 0 x',
+      generator: 'g',
+      dataset: 'd',
+    });
+    expect(progress.at(-1)).toEqual({ phase: 'generate', done: 23, total: 23, resumed: 0 });
+    expect(progress.length).toBe(1 + Math.ceil(23 / 4));
+    expect(existsSync(join(dir, 'o.json.journal.jsonl'))).toBe(false);
+  });
+
+  it('resumes from the journal and refuses a journal of another run', async () => {
+    const dir = tmp();
+    const out = join(dir, 'o.json');
+    let calls = 0;
+    const failing: Generator = {
+      async generateBatch(xs) {
+        if (++calls === 3) throw new Error('boom');
+        return xs.map((x) => ({ text: `out:${x}` }));
+      },
+    };
+    await expect(
+      generateRun({ generator: failing, instructions, out, generatorName: 'g', batchSize: 5 }),
+    ).rejects.toThrow('boom');
+    expect(existsSync(out)).toBe(false);
+    await expect(
+      generateRun({
+        generator: recording().generator,
+        instructions,
+        out,
+        generatorName: 'other',
+        batchSize: 5,
+      }),
+    ).rejects.toThrow(ResumeMismatchError);
+    const { generator, seen } = recording();
+    const r = await generateRun({ generator, instructions, out, generatorName: 'g', batchSize: 5 });
+    expect(r.resumed).toBe(10);
+    expect(seen.length).toBe(13);
+    expect(readModelOutputs(out).map((o) => o.output)).toEqual(
+      instructions.map((x) => `out:${x.instruction}`),
+    );
+  });
+
+  it('rejects a generator that breaks its contract', async () => {
+    const bad: Generator = { generateBatch: async (xs) => xs.slice(1).map(() => ({ text: '' })) };
+    await expect(
+      generateRun({ generator: bad, instructions, out: join(tmp(), 'o.json'), generatorName: 'g' }),
+    ).rejects.toThrow(AdapterContractError);
+  });
+
+  it('survives kill -9 mid-run: the rerun regenerates nothing already journaled', async () => {
+    const dir = tmp();
+    const many = Array.from({ length: 60 }, (_, i) => ({ instruction: `q${String(i).padStart(2, '0')}` }));
+    const file = join(dir, 'instructions.json');
+    writeFileSync(file, JSON.stringify(many));
+    const out = join(dir, 'o.json');
+    const journal = `${out}.journal.jsonl`;
+    const dist = resolve(import.meta.dirname, '../dist/index.js');
+    expect(existsSync(dist), 'build the package first (turbo runs build before test)').toBe(true);
+    const child = spawn(
+      process.execPath,
+      [resolve(import.meta.dirname, 'fixtures/generate-child.mjs'), dist, file, out, '40'],
+      { stdio: 'inherit' },
+    );
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_code, signal) => r(signal)));
+    const lines = () =>
+      existsSync(journal) ? readFileSync(journal, 'utf8').split('\n').filter(Boolean).length : 0;
+    const deadline = Date.now() + 20_000;
+    while (lines() < 1 + 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    expect(existsSync(out)).toBe(false);
+    const journaled = readFileSync(journal, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .slice(1)
+      .map((l) => JSON.parse(l) as { i: number; output: string });
+    expect(journaled.length).toBeGreaterThanOrEqual(10);
+    expect(journaled.length).toBeLessThan(60);
+
+    const { generator, seen } = recording((x) => ` out:${x} `);
+    const r = await generateRun({ generator, instructions: file, out, generatorName: 'slow', batchSize: 2 });
+    expect(r.resumed).toBe(journaled.length);
+    expect(seen.length).toBe(60 - journaled.length);
+    for (const e of journaled) expect(seen).not.toContain(many[e.i]!.instruction);
+    expect(readModelOutputs(out).map((o) => o.output)).toEqual(many.map((x) => `out:${x.instruction}`));
+    expect(existsSync(journal)).toBe(false);
+  }, 30_000);
+
+  it('cuts a torn last journal line instead of failing', async () => {
+    const dir = tmp();
+    const out = join(dir, 'o.json');
+    const calls = { n: 0 };
+    const failing: Generator = {
+      async generateBatch(xs) {
+        if (++calls.n === 2) throw new Error('stop');
+        return xs.map((x) => ({ text: `out:${x}` }));
+      },
+    };
+    await expect(
+      generateRun({ generator: failing, instructions, out, generatorName: 'g', batchSize: 3 }),
+    ).rejects.toThrow('stop');
+    writeFileSync(`${out}.journal.jsonl`, `${readFileSync(`${out}.journal.jsonl`, 'utf8')}{"i":7,"outp`);
+    const { generator, seen } = recording();
+    const r = await generateRun({ generator, instructions, out, generatorName: 'g', batchSize: 3 });
+    expect(r.resumed).toBe(3);
+    expect(seen.length).toBe(20);
+  });
+});
+
+describe('runAblations', () => {
+  it('writes one file per rule subset, with the paper limits, and skips finished subsets on rerun', async () => {
+    const dir = tmp();
+    const made: { subset: string; rules: object; max: number | undefined }[] = [];
+    const create = (rules: object, subset: string): Generator => ({
+      async generateBatch(xs, o) {
+        made.push({ subset, rules, max: o.maxNewTokens });
+        return xs.map((x) => ({ text: `${subset}:${x}` }));
+      },
+    });
+    const runs = await runAblations({
+      createGenerator: create,
+      instructions: instructions.slice(0, 3),
+      outDir: dir,
+      modelName: 'base',
+    });
+    expect(runs.map((r) => r.subset)).toEqual([
+      'eos-uniform-diversity',
+      'uniform-diversity',
+      'eos-uniform',
+      'eos-diversity',
+      'none',
+    ]);
+    const none = readModelOutputs(join(dir, 'none.json'));
+    expect(none[0]).toMatchObject({ output: `none:${instructions[0]!.instruction}`, generator: 'base-none' });
+    const limits = Object.fromEntries(made.map((m) => [m.subset, m.max]));
+    expect(limits).toEqual({
+      'eos-uniform-diversity': 8192,
+      'uniform-diversity': 512,
+      'eos-uniform': 8192,
+      'eos-diversity': 8192,
+      none: 512,
+    });
+    expect(made.find((m) => m.subset === 'none')!.rules).toEqual({});
+    expect(Object.keys(made.find((m) => m.subset === 'eos-diversity')!.rules).sort()).toEqual([
+      'eos',
+      'used',
+    ]);
+    made.length = 0;
+    const again = await runAblations({
+      createGenerator: create,
+      instructions: instructions.slice(0, 3),
+      outDir: dir,
+      modelName: 'base',
+    });
+    expect(made.length).toBe(0);
+    expect(again.every((r) => r.generated === 0)).toBe(true);
+  });
+
+  it('rejects an unknown subset before generating anything', async () => {
+    const { generator, seen } = recording();
+    await expect(
+      runAblations({
+        createGenerator: () => generator,
+        instructions,
+        outDir: tmp(),
+        modelName: 'b',
+        subsets: ['eos', 'bogus'],
+      }),
+    ).rejects.toThrow(/unknown rule set "bogus"/);
+    expect(seen.length).toBe(0);
+  });
+});
+
+describe('Journal', () => {
+  it('accepts the same header with keys in another order, refuses a different one', async () => {
+    const { Journal } = await import('../src/index.js');
+    const path = join(tmp(), 'j.jsonl');
+    const a = Journal.open<{ i: number }>(path, { model: 'x', opts: { a: 1, b: 2 } });
+    a.append([{ i: 1 }]);
+    a.close();
+    const b = Journal.open<{ i: number }>(path, { opts: { b: 2, a: 1 }, model: 'x' });
+    expect(b.entries).toEqual([{ i: 1 }]);
+    b.close();
+    expect(() => Journal.open(path, { model: 'y', opts: { a: 1, b: 2 } })).toThrow(ResumeMismatchError);
+  });
+});

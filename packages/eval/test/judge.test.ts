@@ -1,0 +1,289 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  isSwitched,
+  JudgeRequestError,
+  judgeMessages,
+  judgePairs,
+  type ModelOutput,
+  openAIJudge,
+  preferenceFromChoice,
+  readAnnotations,
+  winRate,
+} from '../src/index.js';
+import { type JudgeServer, startJudgeServer } from './judge-server.js';
+
+const KEY_ENV = 'IMPLICIT_IT_TEST_JUDGE_KEY';
+let server: JudgeServer;
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'eval-judge-'));
+  dirs.push(d);
+  return d;
+};
+beforeAll(async () => {
+  process.env[KEY_ENV] = 'secret-test-key';
+  server = await startJudgeServer({ apiKey: 'secret-test-key' });
+});
+afterAll(async () => {
+  await server.close();
+  delete process.env[KEY_ENV];
+});
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const judge = () =>
+  openAIJudge({
+    baseURL: server.baseURL,
+    model: 'tiny-judge',
+    apiKeyEnv: KEY_ENV,
+    baseDelayMs: 2,
+    maxDelayMs: 20,
+  });
+
+function pairs(n: number, tag = ''): { baseline: ModelOutput[]; model: ModelOutput[] } {
+  const baseline: ModelOutput[] = [];
+  const model: ModelOutput[] = [];
+  for (let i = 0; i < n; i++) {
+    const instruction = `Question ${i}${tag}: explain "quotes" and\nnewlines`;
+    baseline.push({ instruction, output: 'b'.repeat(5 + ((i * 7) % 13)), generator: 'base', dataset: 'd' });
+    model.push({ instruction, output: `m${'é'.repeat((i * 5) % 17)}`, generator: 'mine', dataset: 'd' });
+  }
+  return { baseline, model };
+}
+
+/** What the test server's length-preferring judge must yield after the order is mapped back. */
+const expected = (b: string, m: string) => 1 + ([...m].length + 1) / ([...b].length + [...m].length + 2);
+
+describe('preferenceFromChoice (alpaca_eval logprob_parser, is_binarize false)', () => {
+  it('is 2 - P(m) / (P(m) + P(M)) over the top logprobs', () => {
+    const p = preferenceFromChoice({
+      logprobs: {
+        content: [
+          {
+            token: 'M',
+            logprob: -0.0001202317,
+            top_logprobs: [
+              { token: 'M', logprob: -0.0001202317 },
+              { token: 'm', logprob: -9.03137 },
+              { token: 'The', logprob: -16.0 },
+            ],
+          },
+        ],
+      },
+    });
+    const pm = Math.exp(-9.03137);
+    const pM = Math.exp(-0.0001202317);
+    expect(p.source).toBe('logprobs');
+    expect(p.preference).toBeCloseTo(2 - pm / (pm + pM), 14);
+    // claude-2's first published annotation: the outputs were switched, so the stored value is 3 - p
+    expect(3 - p.preference).toBeCloseTo(1.0001195986, 9);
+  });
+  it('treats a label missing from the top list as probability 0, and falls back to the answer', () => {
+    expect(
+      preferenceFromChoice({
+        logprobs: { content: [{ token: 'm', logprob: -1, top_logprobs: [{ token: 'm', logprob: -1 }] }] },
+      }),
+    ).toEqual({ preference: 1, source: 'logprobs' });
+    expect(preferenceFromChoice({ message: { content: 'M' }, logprobs: null })).toEqual({
+      preference: 2,
+      source: 'discrete',
+    });
+    expect(preferenceFromChoice({ message: { content: ' m\n' } })).toEqual({
+      preference: 1,
+      source: 'discrete',
+    });
+    const none = preferenceFromChoice({ message: { content: 'Both' } });
+    expect(none.source).toBe('none');
+    expect(Number.isNaN(none.preference)).toBe(true);
+  });
+});
+
+describe('judge prompt and order', () => {
+  it('labels the first output m and the second M, as JSON strings', () => {
+    const [system, user] = judgeMessages('Say "hi"', 'A\n"1"', 'B');
+    expect(system!.role).toBe('system');
+    expect(user!.content).toContain('{"assistant": "m", "answer": "A\\n\\"1\\""}');
+    expect(user!.content).toContain('{"assistant": "M", "answer": "B"}');
+    expect(user!.content).toContain('{"request": "Say \\"hi\\""}');
+  });
+  it('randomizes the order per instruction, reproducibly, and by seed', () => {
+    const xs = Array.from({ length: 400 }, (_, i) => `instruction ${i}`);
+    const switched = xs.filter((x) => isSwitched(x)).length;
+    expect(switched).toBeGreaterThan(160);
+    expect(switched).toBeLessThan(240);
+    expect(xs.map((x) => isSwitched(x))).toEqual(xs.map((x) => isSwitched(x)));
+    expect(xs.map((x) => isSwitched(x, 1))).not.toEqual(xs.map((x) => isSwitched(x)));
+  });
+});
+
+describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1)', () => {
+  it('maps preferences back through the random order, writes annotations.json, and caches', async () => {
+    const dir = tmp();
+    const { baseline, model } = pairs(30);
+    const out = join(dir, 'annotations.json');
+    const before = server.served;
+    const r = await judgePairs({ judge: judge(), baseline, model, cacheDir: join(dir, 'cache'), out });
+    expect(r.requests).toBe(30);
+    expect(server.served - before).toBe(30);
+    expect(
+      r.annotations.some((a) => a.is_switched_outputs) && r.annotations.some((a) => !a.is_switched_outputs),
+    ).toBe(true);
+    for (const [i, a] of r.annotations.entries()) {
+      expect(a.preference_source).toBe('logprobs');
+      expect(a.preference!).toBeCloseTo(expected(baseline[i]!.output, model[i]!.output), 12);
+      expect(a).toMatchObject({
+        output_1: baseline[i]!.output,
+        output_2: model[i]!.output,
+        generator_1: 'base',
+        generator_2: 'mine',
+        annotator: 'weighted_judge:tiny-judge',
+      });
+    }
+    // alpaca_eval's format: our reader (which reads theirs) reads ours, and the statistics agree
+    const read = readAnnotations(out);
+    expect(winRate(read)).toEqual(winRate(r.annotations));
+    // rerun: every call is a cache hit, the server sees nothing
+    const again = await judgePairs({ judge: judge(), baseline, model, cacheDir: join(dir, 'cache') });
+    expect(again.requests).toBe(0);
+    expect(again.cacheHits).toBe(30);
+    expect(server.served - before).toBe(30);
+    expect(again.annotations).toEqual(r.annotations);
+  });
+
+  it('retries 503 and 429, falls back to the discrete answer and says so, keeps unreadable as null', async () => {
+    const dir = tmp();
+    const baseline: ModelOutput[] = ['[flaky] a', '[rate] b', '[no-logprobs] c', '[garbage] d'].map(
+      (instruction) => ({ instruction, output: 'short', generator: 'base' }),
+    );
+    const model = baseline.map((b) => ({ ...b, output: 'a much longer answer', generator: 'mine' }));
+    const warnings: string[] = [];
+    const retries: number[] = [];
+    const j = openAIJudge({
+      baseURL: server.baseURL,
+      model: 'tiny-judge',
+      apiKeyEnv: KEY_ENV,
+      baseDelayMs: 1,
+      onRetry: (x) => retries.push(x.status!),
+    });
+    const r = await judgePairs({
+      judge: j,
+      baseline,
+      model,
+      cacheDir: join(dir, 'c'),
+      onWarning: (w) => warnings.push(w),
+    });
+    expect(retries.sort()).toEqual([429, 503]);
+    expect(r.annotations.map((a) => a.preference_source)).toEqual([
+      'logprobs',
+      'logprobs',
+      'discrete',
+      'none',
+    ]);
+    expect(r.annotations[2]!.preference).toBe(2);
+    expect(r.annotations[3]!.preference).toBeNull();
+    expect(r.discreteFallbacks).toBe(1);
+    expect(warnings.join('\n')).toMatch(/1 of 4 judgements had no usable top_logprobs/);
+    expect(warnings.join('\n')).toMatch(/1 of 4 judgements could not be read/);
+    expect(winRate(r.annotations).n_total).toBe(3);
+  });
+
+  it('judges identical outputs a draw without a call, and refuses unmatched instructions', async () => {
+    const dir = tmp();
+    const same = [{ instruction: 'x', output: 'same', generator: 'a' }];
+    const r = await judgePairs({
+      judge: judge(),
+      baseline: same,
+      model: [{ ...same[0]!, generator: 'b' }],
+      cacheDir: dir,
+    });
+    expect(r.requests).toBe(0);
+    expect(r.annotations[0]).toMatchObject({ preference: 1.5, preference_source: 'identical' });
+    await expect(
+      judgePairs({
+        judge: judge(),
+        baseline: same,
+        model: [{ instruction: 'y', output: 'o', generator: 'b' }],
+        cacheDir: dir,
+      }),
+    ).rejects.toThrow(/have no baseline output/);
+  });
+
+  it('fails with a clear error on a bad API key (not retried)', async () => {
+    const bad = openAIJudge({
+      baseURL: server.baseURL,
+      model: 'tiny-judge',
+      apiKey: 'wrong',
+      baseDelayMs: 1,
+    });
+    const { baseline, model } = pairs(1, 'key');
+    const error = await judgePairs({ judge: bad, baseline, model, cacheDir: tmp() }).catch((e: unknown) => e);
+    expect(JudgeRequestError.isInstance(error)).toBe(true);
+    expect((error as JudgeRequestError).status).toBe(401);
+    expect((error as JudgeRequestError).message).toMatch(/HTTP 401.*check the API key/);
+  });
+
+  it('resumes after the judging process is killed with SIGKILL: cached calls are not repeated', async () => {
+    const dir = tmp();
+    const slow = await startJudgeServer({ delayMs: 25 });
+    try {
+      const { baseline, model } = pairs(40, ' kill');
+      writeFileSync(join(dir, 'baseline.json'), JSON.stringify(baseline));
+      writeFileSync(join(dir, 'model.json'), JSON.stringify(model));
+      const cacheDir = join(dir, 'cache');
+      const out = join(dir, 'annotations.json');
+      const dist = resolve(import.meta.dirname, '../dist/index.js');
+      expect(existsSync(dist), 'build the package first (turbo runs build before test)').toBe(true);
+      const child = spawn(
+        process.execPath,
+        [
+          resolve(import.meta.dirname, 'fixtures/judge-child.mjs'),
+          dist,
+          slow.baseURL,
+          join(dir, 'baseline.json'),
+          join(dir, 'model.json'),
+          cacheDir,
+          out,
+        ],
+        { stdio: 'inherit' },
+      );
+      const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_c, s) => r(s)));
+      const cached = () =>
+        existsSync(cacheDir)
+          ? readdirSync(cacheDir, { recursive: true }).filter((f) => String(f).endsWith('.json')).length
+          : 0;
+      const deadline = Date.now() + 20_000;
+      while (cached() < 12 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+      expect(existsSync(out)).toBe(false);
+      const k = cached();
+      expect(k).toBeGreaterThanOrEqual(12);
+      expect(k).toBeLessThan(40);
+      await new Promise((r) => setTimeout(r, 200)); // let the server finish the killed child's in-flight requests
+      const servedBefore = slow.served;
+      const j = openAIJudge({ baseURL: slow.baseURL, model: 'tiny-judge', concurrency: 2 });
+      const resumed = await judgePairs({
+        judge: j,
+        baseline: join(dir, 'baseline.json'),
+        model: join(dir, 'model.json'),
+        cacheDir,
+        out,
+      });
+      expect(resumed.cacheHits).toBe(k);
+      expect(resumed.requests).toBe(40 - k);
+      expect(slow.served - servedBefore).toBe(40 - k);
+      for (const [i, a] of resumed.annotations.entries())
+        expect(a.preference!).toBeCloseTo(expected(baseline[i]!.output, model[i]!.output), 12);
+      const third = await judgePairs({ judge: j, baseline, model, cacheDir });
+      expect(third.requests).toBe(0);
+      expect(third.annotations).toEqual(readAnnotations(out));
+    } finally {
+      await slow.close();
+    }
+  }, 30_000);
+});

@@ -1,0 +1,175 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  drawNegatives,
+  type RankSource,
+  rankResponses,
+  readAlpacaData,
+  responseScore,
+  type Scorer,
+  shiftCategory,
+  tokenShift,
+} from '../src/index.js';
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'eval-rank-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** Words of the response: log-prob 0 when the word occurs in the instruction, -1 otherwise. */
+const overlapScorer = (calls: number[] = []): Scorer => ({
+  async scoreContinuations(items) {
+    calls.push(items.length);
+    return items.map(({ instruction, response }) => {
+      const known = new Set(instruction.toLowerCase().split(/\W+/));
+      return {
+        tokenLogprobs: response
+          .toLowerCase()
+          .split(/\W+/)
+          .filter(Boolean)
+          .map((w) => (known.has(w) ? 0 : -1)),
+      };
+    });
+  },
+});
+
+describe('rankResponses', () => {
+  const data = [
+    { instruction: 'name a red fruit', output: 'apple is a red fruit' }, // 3/5 known -> exp(-2/5)
+    { instruction: 'say hello', output: 'hello' }, // 1/1 known -> 1
+    { instruction: 'count to three', input: 'in English', output: 'one two three' }, // 'three' known: exp(-2/3)
+  ];
+
+  it('scores exp(-mean NLL) and counts real > random pairs (hand-checked)', async () => {
+    expect(drawNegatives(3, 2, 0).map((js) => [...js].sort())).toEqual([
+      [1, 2],
+      [0, 2],
+      [0, 1],
+    ]);
+    const r = await rankResponses({ scorer: overlapScorer(), data, n: 3, negatives: 2, bootstrap: 200 });
+    // example 0 (red fruit): real exp(-2/5); 'hello' -> exp(-1); 'one two three' -> exp(-1) : 2 wins
+    // example 1 (say hello): real 1; 'apple is a red fruit' -> exp(-1); 'one two three' -> exp(-1): 2 wins
+    // example 2 (count to three / in English): real exp(-2/3); 'apple is a red fruit' -> exp(-1); 'hello' -> exp(-1): 2 wins
+    expect(r.examples.map((e) => e.real)).toEqual([Math.exp(-2 / 5), 1, Math.exp(-2 / 3)]);
+    expect(r.pairs).toBe(6);
+    expect(r.wins).toBe(6);
+    expect(r.percent).toBe(100);
+    expect(r.histogram).toEqual([0, 0, 3]);
+    expect(r.ci).toMatchObject({ low: 100, high: 100, level: 0.95 });
+  });
+
+  it('counts ties as not higher and reports them', async () => {
+    const flat: Scorer = {
+      scoreContinuations: async (items) => items.map(() => ({ tokenLogprobs: [-0.5] })),
+    };
+    const r = await rankResponses({ scorer: flat, data, n: 3, negatives: 2, bootstrap: 10 });
+    expect(r).toMatchObject({ wins: 0, ties: 6, pairs: 6, percent: 0 });
+    expect(responseScore([])).toBeNaN();
+  });
+
+  it('batches whole examples and resumes from its journal', async () => {
+    const dir = tmp();
+    const calls: number[] = [];
+    let fail = true;
+    const flaky: Scorer = {
+      async scoreContinuations(items, o) {
+        if (calls.length === 1 && fail) {
+          fail = false;
+          throw new Error('interrupted');
+        }
+        return overlapScorer(calls).scoreContinuations(items, o);
+      },
+    };
+    const opts = {
+      scorer: flaky,
+      data,
+      n: 3,
+      negatives: 2,
+      batchSize: 3,
+      journalPath: join(dir, 'rank.journal.jsonl'),
+      out: join(dir, 'ranking.json'),
+    };
+    await expect(rankResponses(opts)).rejects.toThrow('interrupted');
+    const r = await rankResponses(opts);
+    expect(calls).toEqual([3, 3, 3]); // one example (3 items) per call; the first survived the interruption
+    expect(r.percent).toBe(100);
+    expect(JSON.parse(readFileSync(join(dir, 'ranking.json'), 'utf8')).wins).toBe(6);
+  });
+});
+
+describeShared('rankResponses on the shared Alpaca data', ['data/alpaca/alpaca_data_2k.json'], () => {
+  it('real responses overlap their own instruction more than random ones (n = 1000, seeded)', async () => {
+    const data = readAlpacaData(sharedPath('data/alpaca/alpaca_data_2k.json'));
+    expect(data.length).toBe(2000);
+    const a = await rankResponses({ scorer: overlapScorer(), data, n: 1000, batchSize: 60, bootstrap: 300 });
+    const b = await rankResponses({ scorer: overlapScorer(), data, n: 1000, batchSize: 60, bootstrap: 300 });
+    expect(a.pairs + a.examples.flatMap((e) => e.negatives).filter((x) => Number.isNaN(x.score)).length).toBe(
+      5000,
+    );
+    expect(a.percent).toBeGreaterThan(60);
+    expect(a.ci.low).toBeLessThan(a.percent);
+    expect(a.ci.high).toBeGreaterThan(a.percent);
+    expect(b).toEqual(a); // seeded: same negatives, same bootstrap
+  });
+});
+
+/** Tokens are characters: rank 1 for lowercase letters, 2 for digits, 7 for anything else. */
+const charRanks: RankSource = {
+  async rankTokens(items) {
+    return items.map(({ response }) => ({
+      tokens: [...response].map((c) => ({
+        id: c.codePointAt(0)!,
+        text: c,
+        rank: /[a-z]/.test(c) ? 1 : /\d/.test(c) ? 2 : 7,
+      })),
+    }));
+  },
+};
+
+describe('tokenShift', () => {
+  it('classifies ranks as Lin et al. do', () => {
+    expect([1, 2, 3, 4, 100].map(shiftCategory)).toEqual([
+      'unshifted',
+      'marginal',
+      'marginal',
+      'shifted',
+      'shifted',
+    ]);
+    expect(() => shiftCategory(0)).toThrow(/rank must be/);
+  });
+
+  it('reports percentages overall, by position and the top shifted tokens (hand-checked)', async () => {
+    const r = await tokenShift({
+      base: charRanks,
+      aligned: [
+        { instruction: 'q1', output: 'Hi 2 you!' }, // H,' ',' ','!' shifted (4); i,y,o,u unshifted (4); 2 marginal
+        { instruction: 'q2', output: 'ok.' }, // o,k unshifted; . shifted
+      ],
+      label: 'toy vs base',
+      positionBins: [0, 2, 5],
+    });
+    expect(r.overall).toEqual({
+      tokens: 12,
+      unshifted: 6,
+      marginal: 1,
+      shifted: 5,
+      percent: { unshifted: 50, marginal: (100 * 1) / 12, shifted: (100 * 5) / 12 },
+    });
+    // positions 0-1: H i | o k -> 1 shifted, 3 unshifted; 2-4: ' ' 2 ' ' | . -> 3 shifted, 1 marginal; 5+: y o u ! -> 3 unshifted, 1 shifted
+    expect(r.byPosition.map((b) => [b.from, b.to, b.unshifted, b.marginal, b.shifted])).toEqual([
+      [0, 2, 3, 0, 1],
+      [2, 5, 0, 1, 3],
+      [5, null, 3, 0, 1],
+    ]);
+    expect(r.topShifted[0]).toEqual({ text: ' ', id: 32, count: 2, percentOfShifted: 40 });
+    expect(r.topShifted.map((t) => t.text)).toEqual([' ', '!', '.', 'H']);
+  });
+});

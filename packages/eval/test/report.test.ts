@@ -1,0 +1,151 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Annotation,
+  fmt,
+  type RankSource,
+  rankResponses,
+  runPaths,
+  type Scorer,
+  tokenShift,
+  writeAnnotations,
+  writeReport,
+} from '../src/index.js';
+
+let runDir: string;
+beforeAll(async () => {
+  runDir = mkdtempSync(join(tmpdir(), 'eval-report-'));
+  const p = runPaths(runDir);
+  const annotate = (name: string, prefs: (number | null)[]): Annotation[] =>
+    prefs.map((preference, i) => ({
+      instruction: `q${i}`,
+      output_1: 'ref',
+      generator_1: 'ref-model',
+      output_2: 'x'.repeat(i + 1),
+      generator_2: name,
+      annotator: 'toy-judge',
+      preference,
+    }));
+  await writeAnnotations(
+    p.annotation('eos-uniform-diversity'),
+    annotate('rules', [2, 1.8, 1.2, 1.5, 1, 1.9]),
+  );
+  await writeAnnotations(p.annotation('none'), annotate('none', [1, 1, 1.1, 1.05, null, 1.3]));
+  await writeAnnotations(p.annotation('a|b'), annotate('pipe', [1.5])); // a name that needs escaping; one judgement: SE n/a
+  const scorer: Scorer = {
+    scoreContinuations: async (items) =>
+      items.map((x) => ({ tokenLogprobs: [x.response.length % 3 === 0 ? -0.1 : -1] })),
+  };
+  const data = Array.from({ length: 12 }, (_, i) => ({ instruction: `i${i}`, output: 'y'.repeat(i + 1) }));
+  await rankResponses({ scorer, data, n: 12, negatives: 3, bootstrap: 100, out: p.rankingResult('base') });
+  const ranks: RankSource = {
+    rankTokens: async (items) =>
+      items.map((x) => ({
+        tokens: [...x.response].map((c, k) => ({ id: k, text: c === '|' ? '|`' : c, rank: 1 + (k % 5) })),
+      })),
+  };
+  await tokenShift({
+    base: ranks,
+    aligned: [{ instruction: 'a', output: 'hel| world' }],
+    label: 'rules vs base',
+    out: p.shiftResult('rules'),
+  });
+});
+afterAll(() => rmSync(runDir, { recursive: true, force: true }));
+
+/** The rows of the Markdown table that follows a header line starting with `| first |`. */
+function tableRows(markdown: string, first: string): string[][] {
+  const lines = markdown.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`| ${first} |`));
+  const rows: string[][] = [];
+  for (let i = start + 2; i < lines.length && lines[i]!.startsWith('|'); i++) {
+    rows.push(lines[i]!.slice(2, -2).split(/(?<!\\) \| /));
+  }
+  return rows;
+}
+
+describe('writeReport', () => {
+  it('writes report.md, winrates.json and the charts, and the numbers in the report are the JSON numbers', async () => {
+    const r = await writeReport(runDir);
+    const md = readFileSync(join(runDir, 'report.md'), 'utf8');
+    expect(md).toBe(r.markdown);
+    const json = JSON.parse(readFileSync(join(runDir, 'winrates.json'), 'utf8')) as Record<
+      string,
+      Record<string, number | null>
+    >;
+    const rows = tableRows(md, 'model');
+    expect(rows.map((row) => row[0])).toEqual(['eos-uniform-diversity', 'a\\|b', 'none']); // sorted by win rate
+    for (const row of rows) {
+      const s = json[row[0]!.replace(/\\\|/g, '|')]!;
+      expect(row.slice(1)).toEqual([
+        fmt(s.win_rate),
+        fmt(s.standard_error),
+        String(s.n_wins),
+        String(s.n_wins_base),
+        String(s.n_draws),
+        String(s.n_total),
+        fmt(s.discrete_win_rate),
+        fmt(s.avg_length, 0),
+      ]);
+    }
+    expect(json['a|b']!.standard_error).toBeNull();
+    expect(json['eos-uniform-diversity']).toMatchObject({
+      n_wins: 3,
+      n_wins_base: 2,
+      n_draws: 1,
+      n_total: 6,
+      baseline: 'ref-model',
+      annotator: 'toy-judge',
+    });
+
+    const ranking = JSON.parse(readFileSync(runPaths(runDir).rankingResult('base'), 'utf8'));
+    const rankRow = md
+      .split('\n')
+      .find((l) => l.startsWith('| base |'))!
+      .slice(2, -2)
+      .split(' | ');
+    expect(rankRow).toEqual([
+      'base',
+      fmt(ranking.percent),
+      fmt(ranking.ci.low),
+      fmt(ranking.ci.high),
+      String(ranking.pairs),
+      String(ranking.wins),
+      String(ranking.ties),
+      '12',
+    ]);
+
+    const shift = JSON.parse(readFileSync(runPaths(runDir).shiftResult('rules'), 'utf8'));
+    expect(tableRows(md, 'comparison')).toEqual([
+      [
+        'rules vs base',
+        String(shift.overall.tokens),
+        fmt(shift.overall.percent.unshifted),
+        fmt(shift.overall.percent.marginal),
+        fmt(shift.overall.percent.shifted),
+      ],
+    ]);
+    expect(md).toContain('| "\\|`" | 1 |'); // the token |` as its JSON string, pipe escaped, no code span (it has a backtick)
+    for (const c of ['win-rates.svg', 'ranking-base.svg', 'token-shift.svg', 'token-shift-rules.svg']) {
+      expect(existsSync(join(runDir, 'charts', c))).toBe(true);
+      expect(md).toContain(`](charts/${c})`);
+    }
+    // the chart shows the same numbers
+    const svg = readFileSync(join(runDir, 'charts', 'win-rates.svg'), 'utf8');
+    expect(svg).toContain(`>${fmt(json['eos-uniform-diversity']!.win_rate as number)}<`);
+    expect(svg).toContain('a|b');
+  });
+
+  it('says so when a run directory is empty', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'eval-report-empty-'));
+    try {
+      const r = await writeReport(empty);
+      expect(r.markdown).toContain('No results yet');
+      expect(r.charts).toEqual([]);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});

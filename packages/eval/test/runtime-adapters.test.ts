@@ -1,0 +1,187 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createModel, forceGreedyToken, randomWeights, resolveConfig } from '@implicit-it/modelkit';
+import { loadModel, type Model } from '@implicit-it/runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  generateRun,
+  type RuntimeModel,
+  rankResponses,
+  runAblations,
+  runtimeGenerator,
+  runtimeRankSource,
+  runtimeScorer,
+  tokenShift,
+} from '../src/index.js';
+import { referenceAdapters } from './reference-model.js';
+
+// The adapters on @implicit-it/runtime's real API, with modelkit models: a seeded tiny model and its
+// forced-greedy twin (greedy next token always T), loaded by the runtime (onnxruntime-node, CPU).
+// The runtime's numbers are cross-checked against modelkit's reference forward pass.
+
+// type test: a runtime Model is a RuntimeModel
+const _typeCheck = (m: Model): RuntimeModel => m;
+void _typeCheck;
+
+let root: string;
+let base: Model;
+let forced: Model;
+let diverse: Model;
+let refBase: Awaited<ReturnType<typeof referenceAdapters>>;
+let refDiverse: Awaited<ReturnType<typeof referenceAdapters>>;
+let T: number;
+let tText: string;
+const quiet = { log: () => {} };
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'eval-runtime-'));
+  const config = resolveConfig({ preset: 'tiny' });
+  const weights = randomWeights(config, 7);
+  // modelkit's seeded weights times 10 (norms kept): greedy outputs are diverse instead of empty loops
+  const diverseWeights = Object.fromEntries(
+    Object.entries(weights).map(([name, t]) => [name, name.includes('norm') ? t : t.map((x) => x * 10)]),
+  );
+  const diverseDir = (
+    await createModel({ preset: 'tiny', weights: diverseWeights, out: join(root, 'diverse') })
+  ).dir;
+  refDiverse = await referenceAdapters({ config, weights: diverseWeights }, diverseDir);
+  diverse = await loadModel(diverseDir, quiet);
+  const baseDir = (await createModel({ preset: 'tiny', weights, out: join(root, 'base') })).dir;
+  refBase = await referenceAdapters({ config, weights }, baseDir);
+  T = [...'!?#%&*+=@^~']
+    .map((c) => refBase.encode(c))
+    .find(
+      (ids) => ids.length === 1 && refBase.encode(refBase.decode([ids[0]!, ids[0]!, ids[0]!])).length === 3,
+    )![0]!;
+  tText = refBase.decode([T]);
+  const forcedDir = (
+    await createModel({
+      preset: 'tiny',
+      weights: forceGreedyToken(config, weights, T),
+      out: join(root, 'forced'),
+    })
+  ).dir;
+  base = await loadModel(baseDir, quiet);
+  forced = await loadModel(forcedDir, quiet);
+}, 120_000);
+afterAll(async () => {
+  await base?.dispose();
+  await forced?.dispose();
+  await diverse?.dispose();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
+  it('runtimeGenerator: generateRun writes the forced model T-runs; the base model matches the reference greedy loop', async () => {
+    const instructions = [
+      { instruction: 'Say something.' },
+      { instruction: 'Name a color.' },
+      { instruction: 'Count to three, please.' },
+    ];
+    const forcedRun = await generateRun({
+      generator: runtimeGenerator(forced),
+      instructions,
+      out: join(root, 'forced.json'),
+      generatorName: 'forced',
+      maxNewTokens: 5,
+    });
+    expect(forcedRun.outputs.map((o) => o.output)).toEqual(instructions.map(() => tText.repeat(5)));
+    const baseRun = await generateRun({
+      generator: runtimeGenerator(diverse),
+      instructions,
+      out: join(root, 'base.json'),
+      generatorName: 'base',
+      maxNewTokens: 6,
+    });
+    const reference = await refDiverse.generator.generateBatch(
+      instructions.map((x) => x.instruction),
+      { maxNewTokens: 6 },
+    );
+    expect(baseRun.outputs.map((o) => o.output)).toEqual(reference.map((r) => r.text.trim()));
+    expect(baseRun.outputs.every((o) => o.output.length > 0)).toBe(true);
+  }, 60_000);
+
+  it('runtimeScorer: log-probs equal the reference forward pass; ranking hand-count (5 wins, 20 ties of 30)', async () => {
+    const items = [
+      { instruction: 'Say hi.', response: 'hello world' },
+      { instruction: 'Describe rain.', response: `${tText}${tText} drops` },
+      { instruction: 'x', response: '' },
+    ];
+    const ours = await runtimeScorer(base).scoreContinuations(items);
+    const ref = await refBase.scorer.scoreContinuations(items.slice(0, 2));
+    for (let i = 0; i < 2; i++) {
+      expect(ours[i]!.tokenLogprobs.length).toBe(ref[i]!.tokenLogprobs.length);
+      for (const [k, lp] of ours[i]!.tokenLogprobs.entries())
+        expect(lp).toBeCloseTo(ref[i]!.tokenLogprobs[k]!, 3);
+    }
+    expect(ours[2]!.tokenLogprobs).toEqual([]); // an empty response has no tokens (and is not sent to the runtime)
+
+    const data = [
+      { instruction: 'Say something.', output: tText.repeat(6) },
+      ...['Name a color.', 'Count to two.', 'Greet me.', 'Describe rain.', 'Pick a number.'].map(
+        (instruction) => ({ instruction, output: 'hello world' }),
+      ),
+    ];
+    const r = await rankResponses({
+      scorer: runtimeScorer(forced),
+      data,
+      n: 6,
+      negatives: 5,
+      bootstrap: 100,
+    });
+    expect(r.histogram).toEqual([5, 0, 0, 0, 0, 1]);
+    expect(r).toMatchObject({ pairs: 30, wins: 5, ties: 20 });
+  }, 60_000);
+
+  it('runtimeRankSource: T-runs unshifted under the forced model; ranks equal the reference; base+rules vs base', async () => {
+    const self = await tokenShift({
+      base: runtimeRankSource(forced),
+      aligned: [{ instruction: 'Say something.', output: tText.repeat(5) }],
+    });
+    expect(self.overall).toMatchObject({ tokens: 5, unshifted: 5 });
+    const aligned = [{ instruction: 'Describe rain.', output: 'It falls from the sky.' }];
+    const ours = await runtimeRankSource(base).rankTokens(
+      aligned.map((a) => ({ instruction: a.instruction, response: a.output })),
+    );
+    const ref = await refBase.ranks.rankTokens(
+      aligned.map((a) => ({ instruction: a.instruction, response: a.output })),
+    );
+    expect(ours[0]!.tokens.map((t) => [t.id, t.text])).toEqual(ref[0]!.tokens.map((t) => [t.id, t.text]));
+    for (const [k, t] of ours[0]!.tokens.entries()) {
+      expect(Math.abs(t.rank - ref[0]!.tokens[k]!.rank)).toBeLessThanOrEqual(1); // fp32 near-ties
+    }
+
+    // with the generated token ids kept, the base model's own greedy outputs are all its rank-1 tokens;
+    // base+rules moves some of them
+    const instructions = [
+      'Give me a recipe for tiramisu.',
+      'Write a poem about the sea.',
+      'What is 2 + 2?',
+    ].map((instruction) => ({ instruction }));
+    const runs = await runAblations({
+      createGenerator: (rules) => runtimeGenerator(diverse, { rules }),
+      instructions,
+      outDir: join(root, 'ablations'),
+      modelName: 'tiny',
+      subsets: ['none', 'eos-uniform-diversity'],
+      maxNewTokens: 24,
+      tokenIds: true,
+    });
+    const [none, rules] = runs.map((r) => r.outputs);
+    const vsBase = await tokenShift({
+      base: runtimeRankSource(diverse),
+      aligned: none!,
+      label: 'base vs base',
+    });
+    const rulesVsBase = await tokenShift({
+      base: runtimeRankSource(diverse),
+      aligned: rules!,
+      label: 'rules vs base',
+    });
+    expect(none!.every((o) => o.token_ids && o.token_ids.length > 0)).toBe(true);
+    expect(vsBase.overall.percent.unshifted).toBe(100);
+    expect(rulesVsBase.overall.percent.unshifted).toBeLessThan(vsBase.overall.percent.unshifted);
+    expect(rules).not.toEqual(none);
+  }, 120_000);
+});

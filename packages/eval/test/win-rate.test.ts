@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import {
+  codePointLength,
+  discreteWinRate,
+  formatWinRate,
+  roundHalfEven,
+  standardError,
+  WIN_RATE_KEYS,
+  winRate,
+} from '../src/index.js';
+
+describe('winRate (alpaca_eval semantics, hand-checked)', () => {
+  it('averages preference - 1, counts wins, losses and draws, drops NaN', () => {
+    const s = winRate([
+      { preference: 2, output_2: 'ab' },
+      { preference: 1, output_2: 'abcd' },
+      { preference: 1.5, output_2: '' },
+      { preference: 0, output_2: 'x' }, // legacy draw
+      { preference: null, output_2: 'xyz' }, // no judgement: out of n_total, still in avg_length
+      { preference: 1.75, output_2: 'a' },
+    ]);
+    // shifted values: 1, 0, 0.5, 0.5, 0.75 -> mean 0.55
+    expect(s.win_rate).toBeCloseTo(55, 12);
+    expect(s.n_total).toBe(5);
+    expect(s.n_wins).toBe(2);
+    expect(s.n_wins_base).toBe(1);
+    expect(s.n_draws).toBe(2);
+    // sample sd of [1,0,.5,.5,.75]: squares .2025+.3025+.0025+.0025+.04 = .55 -> sqrt(.55/4)/sqrt(5)
+    expect(s.standard_error).toBeCloseTo((Math.sqrt(0.55 / 4) / Math.sqrt(5)) * 100, 12);
+    // discrete: 1, 0, .5, .5, 1 (1.75 -> 2) -> 0.6
+    expect(s.discrete_win_rate).toBeCloseTo(60, 12);
+    expect(s.avg_length).toBe(Math.trunc((2 + 4 + 0 + 1 + 3 + 1) / 6));
+  });
+
+  it('drops preferences outside [1, 2] from the continuous rate, as alpaca_eval does', () => {
+    const s = winRate([{ preference: 2.5 }, { preference: 2 }, { preference: Number.NaN }]);
+    expect(s.n_total).toBe(1);
+    expect(s.win_rate).toBe(100);
+    expect(Number.isNaN(s.standard_error)).toBe(true); // ddof = 1 with one value
+  });
+
+  it('rounds half to even in the discrete rate, with exact 1.5 a draw', () => {
+    expect(discreteWinRate([1.5])).toBe(50);
+    expect(discreteWinRate([1.5000001])).toBe(100);
+    expect(discreteWinRate([1.4999999])).toBe(0);
+    expect(roundHalfEven(2.5)).toBe(2);
+    expect(roundHalfEven(-1.5)).toBe(-2);
+    expect(roundHalfEven(0.5)).toBe(0);
+  });
+
+  it('empty input gives NaN rates and zero counts', () => {
+    const s = winRate([]);
+    expect(s.n_total).toBe(0);
+    expect(Number.isNaN(s.win_rate)).toBe(true);
+    expect(Number.isNaN(s.avg_length)).toBe(true);
+  });
+
+  it('counts lengths in code points, like Python', () => {
+    expect(codePointLength('héllo 👋')).toBe(7);
+    expect(standardError([1, 2, 3, 4])).toBeCloseTo(0.6454972243679028, 15);
+  });
+});
+
+describe('formatWinRate (the eval winrate command)', () => {
+  it('--json prints one object with exactly the leaderboard keys, NaN as null', () => {
+    const json = JSON.parse(formatWinRate(winRate([{ preference: 2, output_2: 'abc' }]), { json: true }));
+    expect(Object.keys(json)).toEqual([...WIN_RATE_KEYS]);
+    expect(json).toEqual({
+      win_rate: 100,
+      standard_error: null,
+      n_wins: 1,
+      n_wins_base: 0,
+      n_draws: 0,
+      n_total: 1,
+      discrete_win_rate: 100,
+      avg_length: 3,
+    });
+  });
+  it('prints one aligned line per statistic otherwise', () => {
+    const text = formatWinRate(winRate([{ preference: 1.25 }, { preference: 2 }]));
+    expect(text.split('\n')).toHaveLength(8);
+    expect(text).toMatch(/^win_rate {11}62\.500000$/m);
+    expect(text).toMatch(/^n_total {12}2$/m);
+  });
+});
