@@ -70,6 +70,7 @@ const USAGE_CODES = new Set([
   'modelkit.invalid_config',
   'finetune.invalid_option',
   'finetune.invalid_job',
+  'eval.invalid_input',
 ]);
 
 /** The exit code an error ends the CLI with. */

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerChat } from './commands/chat.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerEval } from './commands/eval.js';
 import { registerFinetune } from './commands/finetune.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerModel } from './commands/model.js';
@@ -36,6 +37,8 @@ Examples:
   $ implicit-it model create --preset tiny --out ./models/tiny
   $ implicit-it finetune data --recipe mbpp --out data/mbpp.jsonl   # the paper's training sets
   $ implicit-it finetune plan --recipe lima-response --model DIR --gpus 8 --out jobs/res
+  $ implicit-it eval generate --model DIR --rules hewitt2024 --out run/outputs/rules.json  # AlpacaEval outputs
+  $ implicit-it eval winrate --annotations run/annotations/rules.json --json
   $ implicit-it doctor
 
 Exit codes: 0 ok, 1 failure, 2 bad usage, 3 model/tokenizer not found or not loadable, 130 interrupted.
@@ -47,6 +50,7 @@ Colour follows the terminal; NO_COLOR=1 turns it off, FORCE_COLOR=1 on.`,
   registerRules(program);
   registerModel(program);
   registerFinetune(program);
+  registerEval(program);
   registerDoctor(program);
   return program;
 }

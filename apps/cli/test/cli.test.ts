@@ -22,11 +22,19 @@ describe('help, version, usage errors', () => {
     ['finetune', 'plan'],
     ['finetune', 'sweep'],
     ['finetune', 'run'],
+    ['eval'],
+    ['eval', 'generate'],
+    ['eval', 'ablations'],
+    ['eval', 'judge'],
+    ['eval', 'winrate'],
+    ['eval', 'rank'],
+    ['eval', 'shift'],
+    ['eval', 'report'],
   ];
   it('prints help with examples for the program and every command (exit 0)', async () => {
     const top = await run(['--help']);
     expect(top.code).toBe(0);
-    for (const c of ['generate', 'chat', 'serve', 'rules', 'model', 'doctor', 'finetune'])
+    for (const c of ['generate', 'chat', 'serve', 'rules', 'model', 'doctor', 'finetune', 'eval'])
       expect(top.stdout).toContain(c);
     expect(top.stdout).toMatch(/Exit codes: 0 ok, 1 failure, 2 bad usage, 3 model/);
     expect(top.stdout).toContain('NO_COLOR');

@@ -1,0 +1,946 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import {
+  type EvalInstruction,
+  type Progress as EvalProgress,
+  formatWinRate,
+  generateRun,
+  judgePairs,
+  openAIJudge,
+  type RankingResult,
+  rankResponses,
+  readAnnotations,
+  readInstructions,
+  runAblations,
+  runPaths,
+  runtimeGenerator,
+  runtimeRankSource,
+  runtimeScorer,
+  tokenShift,
+  WIN_RATE_KEYS,
+  type WinRateStats,
+  winRate,
+  writeReport,
+} from '@implicit-it/eval';
+import { ABLATIONS, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
+import type { Model } from '@implicit-it/runtime';
+import { type Command, Option } from 'commander';
+import { intArg, type ModelFlags, numArg, type OpenedModel, openModel, parseRules } from '../flags.js';
+import { CliError, EXIT, note, painter, printJson, usage } from '../output.js';
+import { type Progress, progressBar } from '../progress.js';
+import { sharedDir } from '../shared-dir.js';
+
+// ---------------------------------------------------------------------------------------------
+// shared pieces
+
+/** A file under `<shared>/data`, as the default of an option (undefined without ../shared). */
+function sharedData(...parts: string[]): string | undefined {
+  const shared = sharedDir();
+  const file = shared ? join(shared, 'data', ...parts) : undefined;
+  return file && existsSync(file) ? file : undefined;
+}
+
+const ALPACA_EVAL = ['alpaca_eval', 'alpaca_eval.jsonl'];
+const ALPACA_DATA = ['alpaca', 'alpaca_data_2k.json'];
+const GPT4_BASELINE = ['alpaca_eval', 'gpt4_1106_preview.model_outputs.json'];
+
+function required(value: string | undefined, flag: string, what: string): string {
+  if (value) return value;
+  throw usage(`${flag}: give ${what} (the default under ../shared/data is not there)`);
+}
+
+interface EvalModelFlags extends ModelFlags {
+  format: 'tulu' | 'chat-template' | 'raw';
+  batchSize?: number;
+}
+
+/** `--model` (required here: an evaluation of the random default model would mean nothing) and how to load it. */
+function addModelOptions(
+  cmd: Command,
+  flag = '--model <dir|hub-id>',
+  what = 'the model to evaluate',
+): Command {
+  return cmd
+    .requiredOption(flag, `${what}: a model directory or a hub id`)
+    .addOption(
+      new Option('-f, --format <format>', 'prompt format (the paper: tulu)')
+        .choices(['tulu', 'chat-template', 'raw'])
+        .default('tulu'),
+    )
+    .option('--offline', 'never use the network (hub ids must be cached)')
+    .addOption(
+      new Option('--provider <name>', 'execution provider').choices(['auto', 'cpu', 'cuda']).default('auto'),
+    )
+    .option('--dtype <dtype>', 'ONNX weights variant (fp32, fp16, q8, ...)', 'fp32')
+    .option('-v, --verbose', 'log model loading details to stderr');
+}
+
+async function loadFor(model: string, flags: EvalModelFlags): Promise<OpenedModel> {
+  return openModel({ ...flags, model, ...(flags.batchSize ? { maxBatchSize: flags.batchSize } : {}) });
+}
+
+/** A progress bar per label (a rule subset, an outputs file), on stderr, terminals only. */
+function progressReporter(unit: string, prefix: string) {
+  let bar: Progress | undefined;
+  let current: string | undefined;
+  let last: EvalProgress | undefined;
+  return {
+    onProgress(p: EvalProgress) {
+      last = p;
+      const label = p.label ? `${prefix} ${p.label}` : prefix;
+      if (!bar || current !== label) {
+        bar?.stop();
+        current = label;
+        if (p.resumed > 0 && p.done < p.total)
+          note(painter(process.stderr)('dim', `${label}: resuming, ${p.resumed} of ${p.total} already done`));
+        bar = progressBar(label, p.total, unit);
+      }
+      bar.update(p.done, p.total);
+    },
+    stop() {
+      bar?.stop();
+      bar = undefined;
+    },
+    get last() {
+      return last;
+    },
+  };
+}
+
+/** Runs `work` with an AbortSignal that Ctrl-C fires; an interrupted run exits 130 with `resumeHint`. */
+async function interruptible<T>(
+  work: (signal: AbortSignal) => Promise<T>,
+  resumeHint: () => string,
+): Promise<T> {
+  const abort = new AbortController();
+  const onSigint = () => abort.abort(new Error('interrupted'));
+  process.once('SIGINT', onSigint);
+  try {
+    return await work(abort.signal);
+  } catch (error) {
+    if (abort.signal.aborted) throw new CliError(`interrupted; ${resumeHint()}`, EXIT.interrupted);
+    throw error;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+const warn = (message: string) => note(painter(process.stderr)('yellow', `warning: ${message}`));
+
+/** A name for outputs: `model-rules` (`tiny-hewitt2024`, `tiny-custom`, `tiny` for the base model). */
+function generatorName(id: string, rules: RuleSpec): string {
+  const model = id.replace(/[/\\]+/g, '_');
+  return rules === false ? model : `${model}-${typeof rules === 'string' ? rules : 'custom'}`;
+}
+
+/** The paper's new-token limit: 8192 with the EOS rule (it ends answers), 512 without. */
+function paperMaxTokens(rules: RuleSpec): number {
+  return resolveRuleSpec(rules).eos ? 8192 : 512;
+}
+
+function readLimited(file: string, limit: number | undefined): EvalInstruction[] {
+  const all = readInstructions(file);
+  return limit === undefined ? all : all.slice(0, limit);
+}
+
+const pct = (x: number | null | undefined) =>
+  x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : `${x.toFixed(2)}%`;
+
+// ---------------------------------------------------------------------------------------------
+// eval generate
+
+interface GenerateFlags extends EvalModelFlags {
+  model: string;
+  rules?: string;
+  instructions?: string;
+  out: string;
+  name?: string;
+  limit?: number;
+  maxTokens?: number;
+  tokenIds?: boolean;
+  json?: boolean;
+}
+
+async function generate(flags: GenerateFlags): Promise<void> {
+  const rules = parseRules(flags.rules);
+  const file = required(
+    flags.instructions ?? sharedData(...ALPACA_EVAL),
+    '--instructions',
+    'a .jsonl or .json file',
+  );
+  const instructions = readLimited(file, flags.limit);
+  const opened = await loadFor(flags.model, flags);
+  const name = flags.name ?? generatorName(opened.id, rules);
+  const progress = progressReporter('instructions', 'generating');
+  try {
+    const result = await interruptible(
+      (signal) =>
+        generateRun({
+          generator: runtimeGenerator(opened.model, {
+            rules,
+            format: flags.format,
+            ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+          }),
+          instructions,
+          out: flags.out,
+          generatorName: name,
+          maxNewTokens: flags.maxTokens ?? paperMaxTokens(rules),
+          fingerprint: { model: flags.model, rules, format: flags.format },
+          ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+          ...(flags.tokenIds ? { tokenIds: true } : {}),
+          signal,
+          onProgress: progress.onProgress,
+          onWarning: warn,
+        }),
+      () =>
+        `${progress.last?.done ?? 0} of ${instructions.length} outputs are kept in ${flags.out}.journal.jsonl: rerun the same command to resume`,
+    );
+    progress.stop();
+    const summary = {
+      out: resolve(result.out),
+      generator: name,
+      count: result.outputs.length,
+      generated: result.generated,
+      resumed: result.resumed,
+    };
+    if (flags.json) {
+      printJson(summary);
+      return;
+    }
+    process.stdout.write(
+      `${painter()('green', 'wrote')} ${summary.out}: ${summary.count} outputs of "${name}" ` +
+        `(${summary.generated} generated, ${summary.resumed} resumed)\n`,
+    );
+  } finally {
+    progress.stop();
+    await opened.model.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// eval ablations
+
+interface AblationFlags extends EvalModelFlags {
+  model: string;
+  instructions?: string;
+  runDir: string;
+  subsets?: string[];
+  name?: string;
+  limit?: number;
+  maxTokens?: number;
+  tokenIds?: boolean;
+  json?: boolean;
+}
+
+async function ablations(flags: AblationFlags): Promise<void> {
+  const subsets = flags.subsets ?? [...ABLATIONS];
+  for (const s of subsets) parseRules(s); // a typo fails before the model loads (exit 2)
+  const file = required(
+    flags.instructions ?? sharedData(...ALPACA_EVAL),
+    '--instructions',
+    'a .jsonl or .json file',
+  );
+  const instructions = readLimited(file, flags.limit);
+  const opened = await loadFor(flags.model, flags);
+  const name = flags.name ?? generatorName(opened.id, false);
+  const paths = runPaths(flags.runDir);
+  const progress = progressReporter('instructions', 'generating');
+  try {
+    const runs = await interruptible(
+      (signal) =>
+        runAblations({
+          createGenerator: (rules) =>
+            runtimeGenerator(opened.model, {
+              rules,
+              format: flags.format,
+              ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+            }),
+          instructions,
+          outDir: paths.outputs,
+          modelName: name,
+          subsets,
+          ...(flags.maxTokens !== undefined ? { maxNewTokens: flags.maxTokens } : {}),
+          ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+          ...(flags.tokenIds ? { tokenIds: true } : {}),
+          fingerprint: { model: flags.model, format: flags.format },
+          signal,
+          onProgress: progress.onProgress,
+          onWarning: warn,
+        }),
+      () => `finished subsets are kept in ${paths.outputs}, the current one in its journal: rerun to resume`,
+    );
+    progress.stop();
+    const summary = {
+      runDir: resolve(flags.runDir),
+      runs: runs.map((r) => ({
+        subset: r.subset,
+        generator: `${name}-${r.subset}`,
+        out: resolve(r.out),
+        count: r.outputs.length,
+        generated: r.generated,
+        resumed: r.resumed,
+      })),
+    };
+    if (flags.json) {
+      printJson(summary);
+      return;
+    }
+    const p = painter();
+    let out = `${p('green', 'wrote')} ${runs.length} ablation outputs in ${paths.outputs}\n`;
+    for (const r of summary.runs)
+      out += `  ${r.subset.padEnd(22)} ${r.count} outputs (${r.generated} generated, ${r.resumed} resumed)\n`;
+    out += `next: implicit-it eval judge --run-dir ${flags.runDir}\n`;
+    process.stdout.write(out);
+  } finally {
+    progress.stop();
+    await opened.model.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// eval judge
+
+interface JudgeFlags {
+  outputs?: string;
+  out?: string;
+  runDir?: string;
+  baseline?: string;
+  baseUrl?: string;
+  judgeModel: string;
+  apiKeyEnv: string;
+  cacheDir?: string;
+  requestsPerMinute?: number;
+  concurrency?: number;
+  maxRetries?: number;
+  timeout?: number;
+  seed?: string;
+  json?: boolean;
+}
+
+const statsOnly = (s: WinRateStats) =>
+  Object.fromEntries(WIN_RATE_KEYS.map((k) => [k, Number.isFinite(s[k]) ? s[k] : null]));
+
+async function judge(flags: JudgeFlags): Promise<void> {
+  if (Boolean(flags.outputs) === Boolean(flags.runDir)) {
+    throw usage(
+      'give --outputs FILE (with --out), or --run-dir DIR to judge every outputs/NAME.json of a run',
+    );
+  }
+  if (flags.outputs && !flags.out) throw usage('--outputs needs --out FILE (where annotations.json goes)');
+  const baseline = required(
+    flags.baseline ?? sharedData(...GPT4_BASELINE),
+    '--baseline',
+    'the baseline outputs',
+  );
+  const baseURL = flags.baseUrl ?? process.env.OPENAI_BASE_URL ?? 'https://api.openai.com/v1';
+  if (/^https:\/\/api\.openai\.com\b/.test(baseURL) && !process.env[flags.apiKeyEnv]) {
+    throw usage(
+      `${flags.apiKeyEnv} is not set: the judge at ${baseURL} needs an API key`,
+      'export the key, name another variable with --api-key-env, or point --base-url at your own endpoint',
+    );
+  }
+  const client = openAIJudge({
+    baseURL,
+    model: flags.judgeModel,
+    apiKeyEnv: flags.apiKeyEnv,
+    ...(flags.requestsPerMinute ? { requestsPerMinute: flags.requestsPerMinute } : {}),
+    ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+    ...(flags.maxRetries !== undefined ? { maxRetries: flags.maxRetries } : {}),
+    ...(flags.timeout ? { timeoutMs: flags.timeout * 1000 } : {}),
+    onRetry: (r) =>
+      note(
+        painter(process.stderr)(
+          'dim',
+          `judge: retry ${r.attempt} in ${(r.delayMs / 1000).toFixed(1)} s (${r.status ? `HTTP ${r.status}` : r.error})`,
+        ),
+      ),
+  });
+
+  const jobs: { name: string; outputs: string; out: string; cacheDir: string }[] = [];
+  if (flags.runDir) {
+    const paths = runPaths(flags.runDir);
+    if (!existsSync(paths.outputs))
+      throw usage(`--run-dir: ${paths.outputs} does not exist (run eval ablations first)`);
+    for (const f of readdirSync(paths.outputs)
+      .filter((x) => x.endsWith('.json'))
+      .sort()) {
+      const name = basename(f, '.json');
+      jobs.push({
+        name,
+        outputs: join(paths.outputs, f),
+        out: paths.annotation(name),
+        cacheDir: flags.cacheDir ?? paths.judgeCache,
+      });
+    }
+    if (jobs.length === 0) throw usage(`--run-dir: no outputs/*.json in ${flags.runDir}`);
+  } else {
+    jobs.push({
+      name: basename(flags.outputs!, '.json'),
+      outputs: flags.outputs!,
+      out: flags.out!,
+      cacheDir: flags.cacheDir ?? join(dirname(resolve(flags.out!)), '.judge-cache'),
+    });
+  }
+
+  const progress = progressReporter('pairs', 'judging');
+  const results = [];
+  try {
+    for (const job of jobs) {
+      const r = await interruptible(
+        (signal) =>
+          judgePairs({
+            judge: client,
+            baseline,
+            model: job.outputs,
+            cacheDir: job.cacheDir,
+            out: job.out,
+            ...(flags.seed !== undefined
+              ? { seed: /^\d+$/.test(flags.seed) ? Number(flags.seed) : flags.seed }
+              : {}),
+            signal,
+            onProgress: (p) => progress.onProgress({ ...p, ...(jobs.length > 1 ? { label: job.name } : {}) }),
+            onWarning: warn,
+          }),
+        () =>
+          `every answered judgement is cached in ${job.cacheDir}: rerun to resume without paying for them again`,
+      );
+      progress.stop();
+      results.push({
+        name: job.name,
+        outputs: resolve(job.outputs),
+        out: resolve(job.out),
+        requests: r.requests,
+        cacheHits: r.cacheHits,
+        identical: r.identical,
+        discreteFallbacks: r.discreteFallbacks,
+        unreadable: r.unreadable,
+        stats: statsOnly(winRate(r.annotations)),
+      });
+    }
+  } finally {
+    progress.stop();
+  }
+  if (flags.json) {
+    printJson(
+      flags.runDir ? { runDir: resolve(flags.runDir), judge: flags.judgeModel, results } : results[0],
+    );
+    return;
+  }
+  const p = painter();
+  let out = '';
+  for (const r of results) {
+    const s = r.stats as Record<string, number | null>;
+    out +=
+      `${p('green', 'judged')} ${r.name}: win rate ${pct(s.win_rate)} ± ${s.standard_error === null ? 'n/a' : s.standard_error.toFixed(2)} ` +
+      `over ${s.n_total} pairs (${s.n_wins} wins, ${s.n_wins_base} losses, ${s.n_draws} draws) -> ${r.out}\n` +
+      `  ${r.requests} judge requests, ${r.cacheHits} cached, ${r.identical} identical pairs` +
+      `${r.discreteFallbacks ? `, ${r.discreteFallbacks} without logprobs` : ''}${r.unreadable ? `, ${r.unreadable} unreadable` : ''}\n`;
+  }
+  process.stdout.write(out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// eval winrate
+
+async function winrate(flags: { annotations: string; json?: boolean }): Promise<void> {
+  const stats = winRate(readAnnotations(flags.annotations));
+  process.stdout.write(`${formatWinRate(stats, { json: flags.json === true })}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// eval rank
+
+interface RankFlags extends EvalModelFlags {
+  model: string;
+  rules?: string;
+  data?: string;
+  n: number;
+  negatives: number;
+  seed: number;
+  bootstrap: number;
+  out?: string;
+  json?: boolean;
+}
+
+function rankingSummary(r: RankingResult) {
+  const { examples: _examples, ...rest } = r;
+  return rest;
+}
+
+async function rank(flags: RankFlags): Promise<void> {
+  const rules = parseRules(flags.rules, false);
+  const data = required(flags.data ?? sharedData(...ALPACA_DATA), '--data', "Alpaca's alpaca_data.json");
+  const opened = await loadFor(flags.model, flags);
+  const progress = progressReporter('examples', 'ranking');
+  try {
+    const result = await interruptible(
+      (signal) =>
+        rankResponses({
+          scorer: runtimeScorer(opened.model, {
+            rules,
+            format: flags.format,
+            ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+          }),
+          data,
+          n: flags.n,
+          negatives: flags.negatives,
+          seed: flags.seed,
+          bootstrap: flags.bootstrap,
+          ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+          ...(flags.out ? { out: flags.out } : {}),
+          fingerprint: { model: flags.model, rules, format: flags.format },
+          signal,
+          onProgress: progress.onProgress,
+          onWarning: warn,
+        }),
+      () =>
+        flags.out
+          ? `scored examples are kept in ${flags.out}.journal.jsonl: rerun the same command to resume`
+          : 'without --out nothing was kept',
+    );
+    progress.stop();
+    const summary = { ...(flags.out ? { out: resolve(flags.out) } : {}), ...rankingSummary(result) };
+    if (flags.json) {
+      printJson(summary);
+      return;
+    }
+    const r = result;
+    let out =
+      `response ranking, first ${r.n} examples, ${r.negatives} random responses each: the real response scores higher in ` +
+      `${pct(r.percent)} of ${r.pairs} pairs (${Math.round(r.ci.level * 100)}% CI ${pct(r.ci.low)} - ${pct(r.ci.high)}), ${r.ties} ties\n` +
+      `  examples whose real response beat k of ${r.negatives}: ${r.histogram.map((c, k) => `${k}: ${c}`).join(', ')}\n` +
+      `  mean score (exp mean log-prob): real ${r.meanReal.toFixed(4)}, random ${r.meanRandom.toFixed(4)}\n`;
+    if (flags.out) out += `${painter()('green', 'wrote')} ${resolve(flags.out)}\n`;
+    process.stdout.write(out);
+  } finally {
+    progress.stop();
+    await opened.model.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// eval shift
+
+interface ShiftFlags extends EvalModelFlags {
+  base: string;
+  aligned: string;
+  alignedRules?: string;
+  instructions?: string;
+  limit?: number;
+  maxTokens?: number;
+  alignedOut?: string;
+  label?: string;
+  topK?: number;
+  out?: string;
+  json?: boolean;
+}
+
+/**
+ * Where the outputs of an aligned model directory go: in a run directory (`--out RUN/shift/X.json`)
+ * `RUN/outputs/NAME.json`, where `eval report` and `eval judge --run-dir` expect model outputs (a
+ * model_outputs.json in shift/ would be read as a shift result); else `OUT.aligned-outputs.json`
+ * beside `--out`, or `NAME.outputs.json` here without `--out`.
+ */
+export function defaultAlignedOut(out: string | undefined, name: string): string {
+  if (!out) return `${name}.outputs.json`;
+  const dir = dirname(resolve(out));
+  if (basename(dir) === 'shift') return runPaths(dirname(dir)).output(name);
+  return out.replace(/(\.json)?$/, '.aligned-outputs.json');
+}
+
+async function shift(flags: ShiftFlags): Promise<void> {
+  const alignedIsFile = existsSync(flags.aligned) && statSync(flags.aligned).isFile();
+  const alignedRules = parseRules(flags.alignedRules, false);
+  if (alignedIsFile && (flags.alignedRules || flags.instructions || flags.limit !== undefined)) {
+    throw usage(
+      '--aligned-rules, --instructions and --limit are for an aligned model directory, not an outputs file',
+    );
+  }
+  const base = await loadFor(flags.base, flags);
+  let aligned: OpenedModel | undefined;
+  const progress = progressReporter('outputs', 'ranking tokens');
+  try {
+    let alignedOutputs = flags.aligned;
+    let label = flags.label;
+    if (!alignedIsFile) {
+      // a model directory: its greedy outputs first (with their token ids, so the shift ranks exactly them)
+      const file = required(
+        flags.instructions ?? sharedData(...ALPACA_EVAL),
+        '--instructions',
+        'a .jsonl or .json file',
+      );
+      const instructions = readLimited(file, flags.limit);
+      aligned =
+        resolve(flags.aligned) === resolve(flags.base) ? undefined : await loadFor(flags.aligned, flags);
+      const model: Model = aligned?.model ?? base.model;
+      const id = aligned?.id ?? base.id;
+      const name = generatorName(id, alignedRules);
+      alignedOutputs = flags.alignedOut ?? defaultAlignedOut(flags.out, name);
+      label ??= `${name} vs ${base.id}`;
+      const gen = progressReporter('instructions', `generating ${name}`);
+      try {
+        await interruptible(
+          (signal) =>
+            generateRun({
+              generator: runtimeGenerator(model, {
+                rules: alignedRules,
+                format: flags.format,
+                ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+              }),
+              instructions,
+              out: alignedOutputs,
+              generatorName: name,
+              maxNewTokens: flags.maxTokens ?? paperMaxTokens(alignedRules),
+              tokenIds: true,
+              fingerprint: { model: flags.aligned, rules: alignedRules, format: flags.format },
+              ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+              signal,
+              onProgress: gen.onProgress,
+              onWarning: warn,
+            }),
+          () => `the aligned outputs so far are kept in ${alignedOutputs}.journal.jsonl: rerun to resume`,
+        );
+      } finally {
+        gen.stop();
+      }
+    }
+    const result = await interruptible(
+      (signal) =>
+        tokenShift({
+          base: runtimeRankSource(base.model, {
+            format: flags.format,
+            ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+          }),
+          aligned: alignedOutputs,
+          label: label ?? `${basename(alignedOutputs, '.json')} vs ${base.id}`,
+          ...(flags.topK !== undefined ? { topK: flags.topK } : {}),
+          ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+          ...(flags.out ? { out: flags.out } : {}),
+          fingerprint: { base: flags.base, format: flags.format },
+          signal,
+          onProgress: progress.onProgress,
+          onWarning: warn,
+        }),
+      () =>
+        flags.out
+          ? `ranked outputs are kept in ${flags.out}.journal.jsonl: rerun to resume`
+          : 'without --out nothing was kept',
+    );
+    progress.stop();
+    const summary = {
+      ...(flags.out ? { out: resolve(flags.out) } : {}),
+      alignedOutputs: resolve(alignedOutputs),
+      ...result,
+    };
+    if (flags.json) {
+      printJson(summary);
+      return;
+    }
+    const o = result.overall;
+    let out =
+      `token shift (${result.label}): ${o.tokens} tokens in ${result.outputs} outputs: ` +
+      `unshifted ${pct(o.percent.unshifted)}, marginal ${pct(o.percent.marginal)}, shifted ${pct(o.percent.shifted)}\n`;
+    for (const b of result.byPosition) {
+      if (b.tokens === 0) continue;
+      const where =
+        b.to === null ? `${b.from}+` : b.to - b.from === 1 ? `${b.from}` : `${b.from}-${b.to - 1}`;
+      out += `  position ${where.padEnd(8)} ${String(b.tokens).padStart(6)} tokens, shifted ${pct(b.percent.shifted)}\n`;
+    }
+    if (result.topShifted.length) {
+      out += `  most shifted: ${result.topShifted
+        .slice(0, 10)
+        .map((t) => `${JSON.stringify(t.text)} ${t.count}`)
+        .join(', ')}\n`;
+    }
+    if (flags.out) out += `${painter()('green', 'wrote')} ${resolve(flags.out)}\n`;
+    process.stdout.write(out);
+  } finally {
+    progress.stop();
+    await aligned?.model.dispose();
+    await base.model.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// eval report
+
+async function report(runDir: string, flags: { title?: string; json?: boolean }): Promise<void> {
+  if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw usage(`${runDir}: no such run directory`);
+  const progress = progressReporter('steps', 'writing report');
+  let result: Awaited<ReturnType<typeof writeReport>>;
+  try {
+    result = await writeReport(runDir, {
+      ...(flags.title ? { title: flags.title } : {}),
+      onProgress: progress.onProgress,
+      onWarning: warn,
+    });
+  } finally {
+    progress.stop();
+  }
+  const summary = {
+    markdownPath: resolve(result.markdownPath),
+    charts: result.charts.map((c) => resolve(c)),
+    winrates: result.winrates.map((w) => ({ ...w, ...statsOnly(w) })),
+    rankings: result.rankings.map((r) => r.name),
+    shifts: result.shifts.map((s) => s.name),
+  };
+  if (flags.json) {
+    printJson(summary);
+    return;
+  }
+  process.stdout.write(
+    `${painter()('green', 'wrote')} ${summary.markdownPath} with ${summary.charts.length} charts: ` +
+      `win rates of ${summary.winrates.length} outputs, ${summary.rankings.length} rankings, ${summary.shifts.length} token shifts\n`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const listArg = (value: string) =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+export function registerEval(program: Command): void {
+  const ev = program
+    .command('eval')
+    .description(
+      "the paper's evaluations: AlpacaEval outputs and ablations, pairwise judging, win rates, ranking, token shift",
+    )
+    .addHelpText(
+      'after',
+      `
+A run directory (--run-dir) holds outputs/NAME.json, annotations/NAME.json, ranking/NAME.json and
+shift/NAME.json; \`eval report\` turns it into report.md with charts.
+
+Examples:
+  $ implicit-it eval generate --model ./models/smol --rules hewitt2024 --out run/outputs/rules.json
+  $ implicit-it eval ablations --model ./models/smol --run-dir run
+  $ OPENAI_API_KEY=... implicit-it eval judge --run-dir run --judge-model gpt-4-turbo
+  $ implicit-it eval winrate --annotations run/annotations/eos-uniform-diversity.json --json
+  $ implicit-it eval rank --model ./models/smol --n 1000 --out run/ranking/smol.json
+  $ implicit-it eval shift --base ./models/smol --aligned run/outputs/rules.json --out run/shift/rules.json
+  $ implicit-it eval report run`,
+    );
+
+  addModelOptions(
+    ev
+      .command('generate')
+      .description(
+        "greedy outputs for every instruction, in alpaca_eval's model_outputs.json format (batched, resumable)",
+      ),
+  )
+    .option(
+      '-r, --rules <spec>',
+      'rules: hewitt2024 | eos-uniform | ... | off | JSON | @file.json',
+      'hewitt2024',
+    )
+    .option(
+      '--instructions <file>',
+      'a .jsonl / .json of {instruction, dataset} (default: ../shared/data/alpaca_eval/alpaca_eval.jsonl)',
+    )
+    .requiredOption('-o, --out <file>', 'model_outputs.json to write (resume journal: OUT.journal.jsonl)')
+    .option('--name <name>', 'the "generator" field (default: MODEL-RULES)')
+    .option('--limit <n>', 'only the first n instructions', intArg(1))
+    .option(
+      '-n, --max-tokens <n>',
+      'most new tokens per output (default as the paper: 8192 with the EOS rule, 512 without)',
+      intArg(1),
+    )
+    .option('--batch-size <n>', 'instructions decoded together (default 8)', intArg(1, 1024))
+    .option(
+      '--token-ids',
+      'also keep each output\'s generated token ids ("token_ids"), for an exact `eval shift`',
+    )
+    .option('--json', 'print one JSON object {out, generator, count, generated, resumed}')
+    .addHelpText(
+      'after',
+      `
+Resumable: finished batches are journaled (fsynced) in OUT.journal.jsonl, so a run stopped at any
+moment (Ctrl-C, kill -9, a crash) continues where it stopped when the same command runs again, and
+loses nothing it had generated. Ctrl-C exits 130.
+
+Examples:
+  $ implicit-it eval generate --model ./models/smol --rules hewitt2024 --out run/outputs/rules.json
+  $ implicit-it eval generate --model ./models/smol --rules off --max-tokens 512 --out run/outputs/base.json
+  $ implicit-it eval generate --model ./models/tiny --instructions ../shared/data/alpaca_eval/alpaca_eval.jsonl \\
+      --limit 20 --max-tokens 32 --batch-size 4 --out /tmp/outputs.json --json`,
+    )
+    .action(async (flags: GenerateFlags) => generate(flags));
+
+  addModelOptions(
+    ev
+      .command('ablations')
+      .description("the paper's rule ablations: one model_outputs.json per rule subset in RUN_DIR/outputs"),
+  )
+    .option('--instructions <file>', 'instructions (default: ../shared/data/alpaca_eval/alpaca_eval.jsonl)')
+    .requiredOption('--run-dir <dir>', 'the run directory (outputs go to RUN_DIR/outputs/SUBSET.json)')
+    .option('--subsets <list>', `comma-separated rule subsets (default: ${ABLATIONS.join(',')})`, listArg)
+    .option(
+      '--name <name>',
+      'model name; outputs are labelled NAME-SUBSET (default: the model directory name)',
+    )
+    .option('--limit <n>', 'only the first n instructions', intArg(1))
+    .option(
+      '-n, --max-tokens <n>',
+      'most new tokens per output (default: 8192 with the EOS rule, 512 without)',
+      intArg(1),
+    )
+    .option('--batch-size <n>', 'instructions decoded together (default 8)', intArg(1, 1024))
+    .option('--token-ids', 'keep generated token ids in the outputs')
+    .option('--json', 'print one JSON object {runDir, runs: [{subset, out, count, generated, resumed}]}')
+    .addHelpText(
+      'after',
+      `
+Every subset resumes on its own, and a finished one is skipped: rerun after an interruption.
+
+Examples:
+  $ implicit-it eval ablations --model ./models/smol --run-dir run
+  $ implicit-it eval ablations --model ./models/tiny --run-dir /tmp/run --subsets none,eos-uniform-diversity \\
+      --limit 10 --max-tokens 32 --json`,
+    )
+    .action(async (flags: AblationFlags) => ablations(flags));
+
+  ev.command('judge')
+    .description(
+      "alpaca_eval's weighted pairwise judge on any OpenAI-compatible endpoint; writes annotations.json",
+    )
+    .option('--outputs <file>', 'the evaluated model_outputs.json (output_2)')
+    .option('-o, --out <file>', 'annotations.json to write (with --outputs)')
+    .option('--run-dir <dir>', 'judge every RUN_DIR/outputs/NAME.json into RUN_DIR/annotations/NAME.json')
+    .option(
+      '--baseline <file>',
+      'baseline outputs (output_1; default: ../shared/data/alpaca_eval/gpt4_1106_preview.model_outputs.json)',
+    )
+    .option(
+      '--base-url <url>',
+      'the endpoint up to /v1 (default: $OPENAI_BASE_URL, else https://api.openai.com/v1)',
+    )
+    .option('--judge-model <name>', 'the judge model', 'gpt-4-turbo')
+    .option(
+      '--api-key-env <name>',
+      'environment variable holding the API key (never a flag)',
+      'OPENAI_API_KEY',
+    )
+    .option('--cache-dir <dir>', 'judge cache (default: .judge-cache beside the annotations)')
+    .option('--requests-per-minute <n>', 'start at most n requests a minute', intArg(1))
+    .option('--concurrency <n>', 'requests in flight (default 4)', intArg(1, 1024))
+    .option('--max-retries <n>', 'retries of 408/409/429/5xx and network errors (default 6)', intArg(0, 100))
+    .option('--timeout <seconds>', 'per request (default 120)', numArg(0.001, 3600))
+    .option('--seed <seed>', 'seed of the order the two outputs are shown in (default 0)')
+    .option(
+      '--json',
+      'print one JSON object (requests, cache hits, the win-rate statistics); with --run-dir {runDir, results}',
+    )
+    .addHelpText(
+      'after',
+      `
+Each instruction's two outputs are shown as "m" and "M" in a seeded order; the judge answers with one
+token and the preference is read from its top_logprobs (alpaca_eval's weighted_alpaca_eval_gpt4_turbo).
+Answers are cached by (judge, prompt): a rerun, or a run resumed after Ctrl-C, pays only for what is
+missing. The API key comes from the environment only (--api-key-env names the variable).
+
+Examples:
+  $ OPENAI_API_KEY=sk-... implicit-it eval judge --outputs run/outputs/rules.json --out run/annotations/rules.json
+  $ implicit-it eval judge --run-dir run --base-url http://127.0.0.1:8000/v1 --judge-model my-judge
+  $ JUDGE_KEY=... implicit-it eval judge --run-dir run --api-key-env JUDGE_KEY --requests-per-minute 300 --json`,
+    )
+    .action(async (flags: JudgeFlags) => judge(flags));
+
+  ev.command('winrate')
+    .description("alpaca_eval's leaderboard statistics of an annotations.json (ours or alpaca_eval's)")
+    .requiredOption('--annotations <file>', 'annotations.json (output_1 the baseline, output_2 the model)')
+    .option('--json', `print ONE JSON object with exactly the keys ${WIN_RATE_KEYS.join(', ')}`)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ implicit-it eval winrate --annotations run/annotations/rules.json
+  $ implicit-it eval winrate --annotations ../shared/data/alpaca_eval/annotations/claude-2.json --json | jq .win_rate`,
+    )
+    .action(async (flags: { annotations: string; json?: boolean }) => winrate(flags));
+
+  addModelOptions(
+    ev
+      .command('rank')
+      .description('response ranking (paper 4.2): does the model score the real response above random ones?'),
+  )
+    .option('--data <file>', "Alpaca's alpaca_data.json (default: ../shared/data/alpaca/alpaca_data_2k.json)")
+    .option('--n <n>', 'the first n examples', intArg(2), 1000)
+    .option('--negatives <k>', 'random responses per example', intArg(1), 5)
+    .option('--seed <n>', 'seed of the negatives and the bootstrap', intArg(0, 2 ** 32 - 1), 0)
+    .option('--bootstrap <n>', 'bootstrap resamples of the confidence interval', intArg(1), 1000)
+    .option('-r, --rules <spec>', 'score under the rules (default off: the model alone)', 'off')
+    .option('--batch-size <n>', 'continuations scored together (default 12)', intArg(1, 1024))
+    .option('-o, --out <file>', 'result JSON to write, with every score (resume journal: OUT.journal.jsonl)')
+    .option(
+      '--json',
+      'print one JSON object (percent, ci, pairs, wins, ties, histogram, means; no per-example scores)',
+    )
+    .addHelpText(
+      'after',
+      `
+Scores are exp(mean log-prob) of the response tokens after the instruction's prompt.
+
+Examples:
+  $ implicit-it eval rank --model ./models/smol --data ../shared/data/alpaca/alpaca_data_2k.json --n 1000
+  $ implicit-it eval rank --model ./models/tiny --n 20 --out run/ranking/tiny.json --json | jq .percent`,
+    )
+    .action(async (flags: RankFlags) => rank(flags));
+
+  addModelOptions(
+    ev
+      .command('shift')
+      .description(
+        "token shift (Lin et al., 2023): the aligned outputs' tokens by their rank under the base model",
+      ),
+    '--base <dir|hub-id>',
+    'the base model',
+  )
+    .requiredOption(
+      '--aligned <dir|outputs.json>',
+      'model_outputs.json of the aligned model, or a model directory to generate them with first',
+    )
+    .option('--aligned-rules <spec>', 'with a model directory: the rules it generates with (default off)')
+    .option('--instructions <file>', 'with a model directory: instructions (default: the AlpacaEval set)')
+    .option('--limit <n>', 'with a model directory: only the first n instructions', intArg(1))
+    .option('-n, --max-tokens <n>', 'with a model directory: most new tokens per output', intArg(1))
+    .option(
+      '--aligned-out <file>',
+      'with a model directory: where its outputs go (default: RUN/outputs/NAME.json for --out RUN/shift/X.json, else OUT.aligned-outputs.json)',
+    )
+    .option('--label <text>', 'name of the comparison (default: ALIGNED vs BASE)')
+    .option('--top-k <n>', 'shifted tokens to list (default 20)', intArg(0))
+    .option('--batch-size <n>', 'outputs ranked together (default 8)', intArg(1, 1024))
+    .option('-o, --out <file>', 'result JSON to write (resume journal: OUT.journal.jsonl)')
+    .option('--json', 'print the result as one JSON object')
+    .addHelpText(
+      'after',
+      `
+Each token of the aligned outputs is unshifted (the base model's rank 1), marginal (2-3) or shifted
+(> 3). Outputs with token_ids (eval generate --token-ids) are ranked exactly as generated. The base
+model is the same as the aligned one with --aligned-rules to see what the rules change.
+
+Examples:
+  $ implicit-it eval shift --base ./models/llama2 --aligned ./models/llama2-chat --out run/shift/chat.json
+  $ implicit-it eval shift --base ./models/smol --aligned ./models/smol --aligned-rules hewitt2024 \\
+      --limit 50 --out run/shift/rules.json
+  $ implicit-it eval shift --base ./models/smol --aligned run/outputs/rules.json --json | jq .overall.percent`,
+    )
+    .action(async (flags: ShiftFlags) => shift(flags));
+
+  ev.command('report')
+    .description('report.md with SVG charts from a run directory (win rates, rankings, token shifts)')
+    .argument('<run-dir>', 'a run directory (annotations/, ranking/, shift/)')
+    .option('--title <text>', 'the report title')
+    .option('--json', 'print one JSON object {markdownPath, charts, winrates, rankings, shifts}')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ implicit-it eval report run
+  $ implicit-it eval report run --title "SmolLM2-135M + rules" --json | jq .charts`,
+    )
+    .action(async (runDir: string, flags: { title?: string; json?: boolean }) => report(runDir, flags));
+}

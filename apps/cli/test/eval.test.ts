@@ -1,0 +1,693 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTinyModel } from '@implicit-it/modelkit/test';
+import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CACHE, CLI, run, tinyModelDir } from './helpers.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'implicit-it-cli-eval-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const WIN_RATE_KEYS = [
+  'win_rate',
+  'standard_error',
+  'n_wins',
+  'n_wins_base',
+  'n_draws',
+  'n_total',
+  'discrete_win_rate',
+  'avg_length',
+];
+
+interface Output {
+  instruction: string;
+  output: string;
+  generator: string;
+  dataset: string;
+  token_ids?: number[];
+}
+const readJson = (file: string) => JSON.parse(readFileSync(file, 'utf8'));
+const journalLines = (file: string) =>
+  existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
+
+/** 240 instructions of varied length, as alpaca_eval.jsonl rows. */
+function writeInstructions(file: string, n = 240): string[] {
+  const topics = ['rain', 'tiramisu', 'the sea', 'prime numbers', 'a red fox', 'Paris', 'chess', 'bread'];
+  const list = Array.from(
+    { length: n },
+    (_, i) =>
+      `${'Please '.repeat(i % 3)}Write ${1 + (i % 5)} sentences about ${topics[i % topics.length]} (#${i}).`,
+  );
+  writeFileSync(
+    file,
+    list.map((instruction) => `${JSON.stringify({ instruction, dataset: 'toy' })}\n`).join(''),
+  );
+  return list;
+}
+
+function spawnCli(args: string[]): ChildProcess & { stderrText: () => string } {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, NO_COLOR: '1', HF_HUB_OFFLINE: '1', IMPLICIT_IT_CACHE: CACHE },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+  });
+  child.stdout!.resume();
+  return Object.assign(child, { stderrText: () => stderr });
+}
+
+async function waitFor(check: () => boolean, ms = 60_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+let model: string;
+let instructionsFile: string;
+let instructions: string[];
+beforeAll(async () => {
+  model = await tinyModelDir();
+  instructionsFile = join(tmp, 'instructions.jsonl');
+  instructions = writeInstructions(instructionsFile);
+});
+
+describe('eval generate', () => {
+  const args = (out: string, extra: string[] = []) => [
+    'eval',
+    'generate',
+    '--model',
+    model,
+    '--instructions',
+    instructionsFile,
+    '--max-tokens',
+    '24',
+    '--batch-size',
+    '4',
+    '--out',
+    out,
+    ...extra,
+  ];
+
+  it("writes alpaca_eval's model_outputs.json (--json summary; --token-ids)", async () => {
+    const out = join(tmp, 'small.json');
+    const r = await run(args(out, ['--limit', '6', '--name', 'tiny-rules', '--json']));
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      out,
+      generator: 'tiny-rules',
+      count: 6,
+      generated: 6,
+      resumed: 0,
+    });
+    const outputs: Output[] = readJson(out);
+    expect(outputs.map((o) => o.instruction)).toEqual(instructions.slice(0, 6));
+    for (const o of outputs) {
+      expect(Object.keys(o).sort()).toEqual(['dataset', 'generator', 'instruction', 'output']);
+      expect(o).toMatchObject({ generator: 'tiny-rules', dataset: 'toy', output: expect.any(String) });
+    }
+    expect(existsSync(`${out}.journal.jsonl`)).toBe(false);
+
+    const ids = join(tmp, 'small-ids.json');
+    const text = await run(args(ids, ['--limit', '3', '--rules', 'off', '--token-ids']));
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toBe(
+      `wrote ${ids}: 3 outputs of "implicit-it-cli-tiny-x10-v1" (3 generated, 0 resumed)\n`,
+    );
+    for (const o of readJson(ids) as Output[]) {
+      expect(o.token_ids!.length).toBeGreaterThan(0);
+      expect(o.token_ids!.length).toBeLessThanOrEqual(24);
+    }
+  });
+
+  it('resumes after kill -9: nothing lost, no duplicates, the same outputs as an uninterrupted run', async () => {
+    const fresh = join(tmp, 'fresh.json');
+    const whole = await run(args(fresh, ['--json']));
+    expect(whole.code, whole.stderr).toBe(0);
+    expect(JSON.parse(whole.stdout)).toMatchObject({ count: 240, generated: 240, resumed: 0 });
+
+    const out = join(tmp, 'killed.json');
+    const journal = `${out}.journal.jsonl`;
+    const child = spawnCli(args(out));
+    // header + 2 finished batches of 4 (one journal line per output), then kill -9 mid-run
+    await waitFor(() => journalLines(journal) >= 9 || child.exitCode !== null);
+    child.kill('SIGKILL');
+    const [code, signal] = await new Promise<[number | null, string | null]>((res) =>
+      child.on('close', (c, s) => res([c, s])),
+    );
+    expect(signal, `the run ended before it could be killed: ${child.stderrText()}`).toBe('SIGKILL');
+    expect(code).toBeNull();
+    expect(existsSync(out)).toBe(false);
+    const kept = journalLines(journal) - 1;
+    expect(kept).toBeGreaterThanOrEqual(8);
+    expect(kept).toBeLessThan(240);
+
+    const again = await run(args(out, ['--json']));
+    expect(again.code, again.stderr).toBe(0);
+    const summary = JSON.parse(again.stdout);
+    expect(summary.count).toBe(240);
+    // whole batches are journaled in one write each: all of them come back (a torn last line would be cut)
+    expect(summary.resumed).toBeGreaterThanOrEqual(8);
+    expect(summary.resumed).toBeLessThanOrEqual(kept);
+    expect(summary.resumed % 4).toBe(0);
+    expect(summary.resumed + summary.generated).toBe(240);
+    const outputs: Output[] = readJson(out);
+    expect(outputs.map((o) => o.instruction)).toEqual(instructions); // each once, in order
+    expect(new Set(outputs.map((o) => o.instruction)).size).toBe(240);
+    expect(outputs).toEqual(readJson(fresh)); // greedy: identical to the uninterrupted run
+    expect(existsSync(journal)).toBe(false);
+  });
+
+  it('Ctrl-C exits 130 and says how to resume', async () => {
+    const out = join(tmp, 'interrupted.json');
+    const child = spawnCli(args(out));
+    await waitFor(() => journalLines(`${out}.journal.jsonl`) >= 2 || child.exitCode !== null);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((res) => child.on('close', res));
+    expect(code, child.stderrText()).toBe(130);
+    expect(child.stderrText()).toMatch(
+      /interrupted; \d+ of 240 outputs are kept in .*interrupted\.json\.journal\.jsonl: rerun the same command to resume/,
+    );
+  });
+
+  it('exits 2 on bad rules or a bad instructions file, 3 on a missing model', async () => {
+    const rules = await run([
+      'eval',
+      'generate',
+      '--model',
+      model,
+      '--rules',
+      'hewitt2025',
+      '--instructions',
+      instructionsFile,
+      '--out',
+      join(tmp, 'x.json'),
+    ]);
+    expect(rules.code).toBe(2);
+    const bad = join(tmp, 'bad.jsonl');
+    writeFileSync(bad, '{"instruction": "ok"}\n{"text": "no instruction"}\n');
+    const file = await run([
+      'eval',
+      'generate',
+      '--model',
+      model,
+      '--instructions',
+      bad,
+      '--out',
+      join(tmp, 'x.json'),
+    ]);
+    expect(file.code).toBe(2);
+    expect(file.stderr).toContain('row 1: "instruction" must be a string');
+    const missing = await run([
+      'eval',
+      'generate',
+      '--model',
+      join(tmp, 'nope'),
+      '--instructions',
+      instructionsFile,
+      '--out',
+      join(tmp, 'x.json'),
+    ]);
+    expect(missing.code).toBe(3);
+  });
+});
+
+describe('eval ablations', () => {
+  it('one model_outputs.json per subset in RUN/outputs; a rerun skips finished subsets', async () => {
+    const runDir = join(tmp, 'run');
+    const args = [
+      'eval',
+      'ablations',
+      '--model',
+      model,
+      '--instructions',
+      instructionsFile,
+      '--run-dir',
+      runDir,
+      '--subsets',
+      'none,eos-uniform-diversity',
+      '--limit',
+      '5',
+      '--max-tokens',
+      '16',
+      '--name',
+      'tiny',
+      '--json',
+    ];
+    const r = await run(args);
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.runDir).toBe(runDir);
+    expect(s.runs).toEqual([
+      {
+        subset: 'none',
+        generator: 'tiny-none',
+        out: join(runDir, 'outputs', 'none.json'),
+        count: 5,
+        generated: 5,
+        resumed: 0,
+      },
+      {
+        subset: 'eos-uniform-diversity',
+        generator: 'tiny-eos-uniform-diversity',
+        out: join(runDir, 'outputs', 'eos-uniform-diversity.json'),
+        count: 5,
+        generated: 5,
+        resumed: 0,
+      },
+    ]);
+    const none: Output[] = readJson(join(runDir, 'outputs', 'none.json'));
+    expect(none.map((o) => o.generator)).toEqual(Array(5).fill('tiny-none'));
+    const again = JSON.parse((await run(args)).stdout);
+    expect(again.runs.map((x: { generated: number; resumed: number }) => [x.generated, x.resumed])).toEqual([
+      [0, 5],
+      [0, 5],
+    ]);
+    const typo = await run([
+      'eval',
+      'ablations',
+      '--model',
+      model,
+      '--run-dir',
+      runDir,
+      '--subsets',
+      'none,eos-unifrom',
+    ]);
+    expect(typo.code).toBe(2);
+  });
+});
+
+describeShared(
+  'eval winrate',
+  ['data/alpaca_eval/annotations/leaderboard_rows.csv', 'data/alpaca_eval/annotations/claude-2.json'],
+  () => {
+    const dir = sharedPath('data', 'alpaca_eval', 'annotations');
+    const rows = () => {
+      const [header, ...lines] = readFileSync(join(dir, 'leaderboard_rows.csv'), 'utf8').trim().split('\n');
+      const keys = header!.split(',');
+      return lines.map((line) => Object.fromEntries(line.split(',').map((c, i) => [keys[i]!, c])));
+    };
+
+    it('--json is ONE object with exactly the leaderboard keys, equal to every published row to 1e-6', async () => {
+      const published = rows();
+      expect(published.length).toBeGreaterThan(0);
+      for (const row of published) {
+        const name = row['']!;
+        const r = await run(['eval', 'winrate', '--annotations', join(dir, `${name}.json`), '--json']);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout.trim().split('\n')).toHaveLength(1);
+        const stats = JSON.parse(r.stdout);
+        expect(Object.keys(stats)).toEqual(WIN_RATE_KEYS);
+        for (const key of WIN_RATE_KEYS) {
+          expect(Math.abs(stats[key] - Number(row[key])), `${name}.${key}`).toBeLessThan(1e-6);
+        }
+      }
+    });
+
+    it('prints the statistics as a table; a bad file exits 2', async () => {
+      const r = await run(['eval', 'winrate', '--annotations', join(dir, 'claude-2.json')]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(
+        [
+          'win_rate           17.188240',
+          'standard_error     1.174828',
+          'n_wins             131',
+          'n_wins_base        673',
+          'n_draws            1',
+          'n_total            805',
+          'discrete_win_rate  16.335404',
+          'avg_length         1069',
+          '',
+        ].join('\n'),
+      );
+      const bad = join(tmp, 'not-annotations.json');
+      writeFileSync(bad, '{"preference": 2}');
+      const e = await run(['eval', 'winrate', '--annotations', bad]);
+      expect(e.code).toBe(2);
+      expect(e.stderr).toContain('expected a JSON array of annotations');
+    });
+  },
+);
+
+/** An OpenAI-compatible judge that always answers "M" with P(M) = 0.75, P(m) = 0.25, and wants a key. */
+function fakeJudge(key: string): Promise<{ server: Server; url: string; requests: () => number }> {
+  let requests = 0;
+  const body = (req: IncomingMessage) =>
+    new Promise<string>((res) => {
+      let s = '';
+      req.on('data', (d) => {
+        s += d;
+      });
+      req.on('end', () => res(s));
+    });
+  const server = createServer(async (req, res) => {
+    const request = JSON.parse(await body(req));
+    if (req.headers.authorization !== `Bearer ${key}`) {
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":{"message":"bad key"}}');
+      return;
+    }
+    const { model, max_tokens, logprobs, top_logprobs } = request;
+    if (model !== 'fake-judge' || max_tokens !== 1 || logprobs !== true || top_logprobs !== 5) {
+      res
+        .writeHead(400, { 'content-type': 'application/json' })
+        .end('{"error":{"message":"unexpected request"}}');
+      return;
+    }
+    requests++;
+    const top = [
+      { token: 'M', logprob: Math.log(0.75) },
+      { token: 'm', logprob: Math.log(0.25) },
+    ];
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        choices: [
+          {
+            message: { role: 'assistant', content: 'M' },
+            logprobs: { content: [{ ...top[0], top_logprobs: top }] },
+          },
+        ],
+      }),
+    );
+  });
+  return new Promise((res) =>
+    server.listen(0, '127.0.0.1', () =>
+      res({
+        server,
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+        requests: () => requests,
+      }),
+    ),
+  );
+}
+
+describeShared(
+  'eval judge / rank / shift / report',
+  [
+    'data/alpaca_eval/alpaca_eval.jsonl',
+    'data/alpaca_eval/gpt4_1106_preview.model_outputs.json',
+    'data/alpaca/alpaca_data_2k.json',
+  ],
+  () => {
+    let judgeServer: Awaited<ReturnType<typeof fakeJudge>>;
+    let longModel: string;
+    const runDir = join(tmp, 'shared-run');
+    beforeAll(async () => {
+      judgeServer = await fakeJudge('s3cret');
+      // the tiny preset with 4096 positions: Alpaca's responses do not fit in 512
+      longModel = (await createTinyModel({ maxPositionEmbeddings: 4096 })).dir;
+    });
+    afterAll(() => judgeServer?.server.close());
+
+    it('generate defaults to the AlpacaEval instructions', async () => {
+      const out = join(runDir, 'outputs', 'rules.json');
+      const r = await run([
+        'eval',
+        'generate',
+        '--model',
+        model,
+        '--limit',
+        '8',
+        '--max-tokens',
+        '24',
+        '--name',
+        'tiny-rules',
+        '--token-ids',
+        '--out',
+        out,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const outputs: Output[] = readJson(out);
+      const first = readFileSync(sharedPath('data', 'alpaca_eval', 'alpaca_eval.jsonl'), 'utf8')
+        .split('\n')
+        .slice(0, 8);
+      expect(outputs.map((o) => o.instruction)).toEqual(first.map((l) => JSON.parse(l).instruction));
+      expect(outputs[0]!.dataset).toBe(JSON.parse(first[0]!).dataset);
+    });
+
+    it('judge: the key from the env, alpaca_eval annotations, cached on rerun, winrate agrees', async () => {
+      const out = join(runDir, 'annotations', 'rules.json');
+      const args = [
+        'eval',
+        'judge',
+        '--outputs',
+        join(runDir, 'outputs', 'rules.json'),
+        '--out',
+        out,
+        '--base-url',
+        judgeServer.url,
+        '--judge-model',
+        'fake-judge',
+        '--api-key-env',
+        'FAKE_JUDGE_KEY',
+        '--json',
+      ];
+      const r = await run(args, { env: { FAKE_JUDGE_KEY: 's3cret' } });
+      expect(r.code, r.stderr).toBe(0);
+      const s = JSON.parse(r.stdout);
+      expect(s).toMatchObject({
+        name: 'rules',
+        out,
+        requests: 8,
+        cacheHits: 0,
+        identical: 0,
+        discreteFallbacks: 0,
+        unreadable: 0,
+      });
+      expect(judgeServer.requests()).toBe(8);
+      const annotations = readJson(out);
+      expect(annotations).toHaveLength(8);
+      for (const a of annotations) {
+        expect(a).toMatchObject({
+          generator_1: 'gpt4_1106_preview',
+          generator_2: 'tiny-rules',
+          annotator: 'weighted_judge:fake-judge',
+          preference_source: 'logprobs',
+        });
+        // the judge prefers whatever it sees second (M): the model unless the order was switched
+        expect(a.preference).toBeCloseTo(a.is_switched_outputs ? 1.25 : 1.75, 12);
+      }
+      const expected =
+        (100 * annotations.reduce((t: number, a: { preference: number }) => t + a.preference - 1, 0)) / 8;
+      expect(s.stats.win_rate).toBeCloseTo(expected, 10);
+      expect(Object.keys(s.stats)).toEqual(WIN_RATE_KEYS);
+
+      const again = JSON.parse((await run(args, { env: { FAKE_JUDGE_KEY: 's3cret' } })).stdout);
+      expect(again).toMatchObject({ requests: 0, cacheHits: 8 });
+      expect(judgeServer.requests()).toBe(8);
+      expect(again.stats).toEqual(s.stats);
+
+      const wr = JSON.parse((await run(['eval', 'winrate', '--annotations', out, '--json'])).stdout);
+      expect(wr).toEqual(s.stats);
+    });
+
+    it('judge: a wrong key exits 1 naming the variable; OpenAI without a key exits 2 before any request', async () => {
+      const args = [
+        'eval',
+        'judge',
+        '--outputs',
+        join(runDir, 'outputs', 'rules.json'),
+        '--out',
+        join(tmp, 'denied.json'),
+        '--cache-dir',
+        join(tmp, 'denied-cache'),
+        '--base-url',
+        judgeServer.url,
+        '--judge-model',
+        'fake-judge',
+        '--api-key-env',
+        'FAKE_JUDGE_KEY',
+      ];
+      const denied = await run(args, { env: { FAKE_JUDGE_KEY: 'wrong' } });
+      expect(denied.code).toBe(1);
+      expect(denied.stderr).toContain('HTTP 401');
+      expect(denied.stderr).toContain('check the API key in FAKE_JUDGE_KEY');
+      const noKey = await run(
+        ['eval', 'judge', '--outputs', join(runDir, 'outputs', 'rules.json'), '--out', join(tmp, 'x.json')],
+        { env: { OPENAI_API_KEY: undefined, OPENAI_BASE_URL: undefined } },
+      );
+      expect(noKey.code).toBe(2);
+      expect(noKey.stderr).toContain('OPENAI_API_KEY is not set');
+      expect((await run(['eval', 'judge', '--base-url', judgeServer.url])).code).toBe(2); // neither --outputs nor --run-dir
+    });
+
+    it('rank: the response-ranking statistics, consistent with the scores it writes', async () => {
+      const out = join(runDir, 'ranking', 'tiny.json');
+      const r = await run([
+        'eval',
+        'rank',
+        '--model',
+        longModel,
+        '--data',
+        sharedPath('data', 'alpaca', 'alpaca_data_2k.json'),
+        '--n',
+        '8',
+        '--negatives',
+        '3',
+        '--bootstrap',
+        '200',
+        '--out',
+        out,
+        '--json',
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const s = JSON.parse(r.stdout);
+      expect(s).toMatchObject({ out, n: 8, negatives: 3, seed: 0, ci: { level: 0.95, resamples: 200 } });
+      expect(s).not.toHaveProperty('examples');
+      const full = readJson(out);
+      expect(full.examples).toHaveLength(8);
+      const pairs = full.examples.flatMap((e: { real: number; negatives: { score: number }[] }) =>
+        e.negatives.map((n) => [e.real, n.score]),
+      );
+      expect(s.pairs).toBe(24);
+      expect(s.wins).toBe(pairs.filter(([a, b]: number[]) => a! > b!).length);
+      expect(s.percent).toBeCloseTo((100 * s.wins) / 24, 10);
+      expect(s.histogram.reduce((a: number, b: number) => a + b, 0)).toBe(8);
+      expect(s.ci.low).toBeLessThanOrEqual(s.percent);
+      expect(s.ci.high).toBeGreaterThanOrEqual(s.percent);
+      const { out: _o, ...withoutOut } = s;
+      const { examples: _e, ...fileSummary } = full;
+      expect(fileSummary).toEqual(withoutOut);
+    });
+
+    it("shift: the base model's own greedy tokens are 100% unshifted; the rules shift some", async () => {
+      const base = join(tmp, 'base-ids.json');
+      const gen = await run([
+        'eval',
+        'generate',
+        '--model',
+        model,
+        '--rules',
+        'off',
+        '--limit',
+        '6',
+        '--max-tokens',
+        '24',
+        '--token-ids',
+        '--out',
+        base,
+      ]);
+      expect(gen.code, gen.stderr).toBe(0);
+      const tokens = (readJson(base) as Output[]).reduce((n, o) => n + o.token_ids!.length, 0);
+      const r = await run(['eval', 'shift', '--base', model, '--aligned', base, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const s = JSON.parse(r.stdout);
+      expect(s.outputs).toBe(6);
+      expect(s.overall).toMatchObject({
+        tokens,
+        unshifted: tokens,
+        marginal: 0,
+        shifted: 0,
+        percent: { unshifted: 100 },
+      });
+
+      const out = join(runDir, 'shift', 'rules.json');
+      const rules = await run([
+        'eval',
+        'shift',
+        '--base',
+        model,
+        '--aligned',
+        model,
+        '--aligned-rules',
+        'hewitt2024',
+        '--limit',
+        '6',
+        '--max-tokens',
+        '24',
+        '--out',
+        out,
+        '--json',
+      ]);
+      expect(rules.code, rules.stderr).toBe(0);
+      const sr = JSON.parse(rules.stdout);
+      expect(sr).toMatchObject({
+        out,
+        alignedOutputs: join(runDir, 'outputs', 'implicit-it-cli-tiny-x10-v1-hewitt2024.json'), // run layout
+        outputs: 6,
+      });
+      expect(sr.label).toBe('implicit-it-cli-tiny-x10-v1-hewitt2024 vs implicit-it-cli-tiny-x10-v1');
+      expect(sr.overall.unshifted).toBeLessThan(sr.overall.tokens);
+      expect(sr.overall.unshifted + sr.overall.marginal + sr.overall.shifted).toBe(sr.overall.tokens);
+      const aligned: Output[] = readJson(sr.alignedOutputs);
+      expect(sr.overall.tokens).toBe(aligned.reduce((n, o) => n + o.token_ids!.length, 0));
+      const { out: _o, alignedOutputs: _a, ...result } = sr;
+      expect(readJson(out)).toEqual(result);
+      const misuse = await run([
+        'eval',
+        'shift',
+        '--base',
+        model,
+        '--aligned',
+        base,
+        '--aligned-rules',
+        'hewitt2024',
+      ]);
+      expect(misuse.code).toBe(2);
+    });
+
+    it('report: report.md and charts from the run directory', async () => {
+      const r = await run(['eval', 'report', runDir, '--title', 'Tiny run', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const s = JSON.parse(r.stdout);
+      expect(s.markdownPath).toBe(join(runDir, 'report.md'));
+      expect(s.winrates.map((w: { name: string }) => w.name)).toEqual(['rules']);
+      expect(s.rankings).toEqual(['tiny']);
+      expect(s.shifts).toEqual(['rules']);
+      expect(s.charts.length).toBeGreaterThan(0);
+      for (const c of s.charts) expect(readFileSync(c, 'utf8')).toMatch(/^<svg/);
+      const md = readFileSync(s.markdownPath, 'utf8');
+      expect(md.startsWith('# Tiny run')).toBe(true);
+      expect(readdirSync(join(runDir, 'charts')).length).toBe(s.charts.length);
+      expect((await run(['eval', 'report', join(tmp, 'no-run')])).code).toBe(2);
+    });
+
+    it('judge --run-dir judges every outputs/NAME.json', async () => {
+      const dir = join(tmp, 'judge-run');
+      mkdirSync(join(dir, 'outputs'), { recursive: true });
+      for (const name of ['a', 'b']) {
+        const outputs = (readJson(join(runDir, 'outputs', 'rules.json')) as Output[])
+          .slice(0, 3)
+          .map((o) => ({ ...o, generator: name }));
+        writeFileSync(join(dir, 'outputs', `${name}.json`), JSON.stringify(outputs));
+      }
+      const r = await run(
+        [
+          'eval',
+          'judge',
+          '--run-dir',
+          dir,
+          '--base-url',
+          judgeServer.url,
+          '--judge-model',
+          'fake-judge',
+          '--api-key-env',
+          'FAKE_JUDGE_KEY',
+          '--json',
+        ],
+        { env: { FAKE_JUDGE_KEY: 's3cret' } },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const s = JSON.parse(r.stdout);
+      expect(s.results.map((x: { name: string; out: string }) => [x.name, x.out])).toEqual([
+        ['a', join(dir, 'annotations', 'a.json')],
+        ['b', join(dir, 'annotations', 'b.json')],
+      ]);
+      expect(existsSync(join(dir, '.judge-cache'))).toBe(true);
+    });
+  },
+);
