@@ -842,8 +842,8 @@ Answers are cached by (judge, prompt): a rerun, or a run resumed after Ctrl-C, p
 missing. The API key comes from the environment only (--api-key-env names the variable).
 
 Examples:
-  $ OPENAI_API_KEY=sk-... implicit-it eval judge --outputs run/outputs/rules.json --out run/annotations/rules.json
   $ implicit-it eval judge --run-dir run --base-url http://127.0.0.1:8000/v1 --judge-model my-judge
+  $ OPENAI_API_KEY=sk-... implicit-it eval judge --outputs run/outputs/rules.json --out run/annotations/rules.json
   $ JUDGE_KEY=... implicit-it eval judge --run-dir run --api-key-env JUDGE_KEY --requests-per-minute 300 --json`,
     )
     .action(async (flags: JudgeFlags) => judge(flags));
