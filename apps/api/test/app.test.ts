@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import type { Model } from '@implicit-it/runtime';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, createApp } from '../src/index.js';
@@ -407,6 +408,6 @@ describe('options', () => {
   it('serves a bare Model under its directory name', async () => {
     const a = createApp({ models: model, log: () => {} });
     const body = await (await a.request('/v1/models')).json();
-    expect(body.data[0].id).toMatch(/^implicit-it-api-tiny/);
+    expect(body.data[0].id).toBe(basename(model.info.dir));
   });
 });

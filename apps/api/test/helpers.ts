@@ -1,34 +1,12 @@
-import { existsSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createModel, randomTensor } from '@implicit-it/modelkit';
+import { createTinyModel } from '@implicit-it/modelkit/test';
 import { loadModel, type Model } from '@implicit-it/runtime';
 
 /**
- * A tiny modelkit model (preset `tiny`, Tulu chat template) whose seeded weights are scaled by 10, so
- * that its greedy answers vary from token to token and the rules visibly shift some of them. Written
- * once into the temp dir and reused.
+ * A tiny modelkit model whose seeded weights are scaled by 10, so that its greedy answers vary from
+ * token to token (see createTinyModel's initScale). Written once into modelkit's cache and reused.
  */
 export async function tinyModelDir(seed = 1): Promise<string> {
-  const dir = join(tmpdir(), `implicit-it-api-tiny-x10-s${seed}-v1`);
-  if (!existsSync(join(dir, 'onnx', 'model.onnx'))) {
-    const tmp = `${dir}.tmp-${process.pid}`;
-    await createModel({
-      preset: 'tiny',
-      out: tmp,
-      weights: (spec) => {
-        const t = randomTensor(spec, seed);
-        if (spec.kind !== 'norm') for (let i = 0; i < t.length; i++) t[i]! *= 10;
-        return t;
-      },
-    });
-    try {
-      renameSync(tmp, dir);
-    } catch {
-      rmSync(tmp, { recursive: true, force: true });
-    }
-  }
-  return dir;
+  return (await createTinyModel({ seed: seed, initScale: 10 })).dir;
 }
 
 let shared: Promise<Model> | undefined;

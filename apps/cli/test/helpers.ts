@@ -1,9 +1,7 @@
 import { spawn } from 'node:child_process';
-import { existsSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createModel, randomTensor } from '@implicit-it/modelkit';
+import { createTinyModel } from '@implicit-it/modelkit/test';
 import { inject } from 'vitest';
 import './global-setup.js';
 
@@ -54,27 +52,9 @@ export function run(
 }
 
 /**
- * A tiny modelkit model (preset `tiny`) with its seeded weights scaled by 10, so that greedy answers
- * vary from token to token. Written once into the temp dir.
+ * A tiny modelkit model whose seeded weights are scaled by 10, so that its greedy answers vary from
+ * token to token (see createTinyModel's initScale). Written once into modelkit's cache and reused.
  */
 export async function tinyModelDir(): Promise<string> {
-  const dir = join(tmpdir(), 'implicit-it-cli-tiny-x10-v1');
-  if (!existsSync(join(dir, 'onnx', 'model.onnx'))) {
-    const tmp = `${dir}.tmp-${process.pid}`;
-    await createModel({
-      preset: 'tiny',
-      out: tmp,
-      weights: (spec) => {
-        const t = randomTensor(spec, 1);
-        if (spec.kind !== 'norm') for (let i = 0; i < t.length; i++) t[i]! *= 10;
-        return t;
-      },
-    });
-    try {
-      renameSync(tmp, dir);
-    } catch {
-      rmSync(tmp, { recursive: true, force: true });
-    }
-  }
-  return dir;
+  return (await createTinyModel({ seed: 1, initScale: 10 })).dir;
 }

@@ -5,6 +5,7 @@ import type { DecoderConfig, DecoderConfigOverrides } from './config.js';
 import { createModel } from './create-model.js';
 import { fromHfConfig } from './hf-config.js';
 import { hashString } from './rng.js';
+import { randomTensor, type WeightSource } from './weights.js';
 
 /** Bump when the written files change for the same options, so cached tiny models are rebuilt. */
 export const TINY_MODEL_FORMAT = 2;
@@ -15,6 +16,12 @@ export interface TinyModelOptions extends DecoderConfigOverrides {
   seed?: number;
   /** Write here (overwriting). Default: a cache directory keyed by the options, reused across runs. */
   dir?: string;
+  /**
+   * Multiplies the seeded weights (not the norms) by this factor. modelkit's std 0.02 init gives a tiny
+   * model near-uniform logits whose greedy output loops; 10 gives varied greedy sequences, which tests
+   * that compare decoders token for token need. Default 1.
+   */
+  initScale?: number;
 }
 
 /** The cache root of {@link createTinyModel}: `$IMPLICIT_IT_MODELKIT_CACHE` or `<tmp>/implicit-it-modelkit`. */
@@ -35,18 +42,26 @@ export function tinyModelCacheDir(): string {
 export async function createTinyModel(
   options: TinyModelOptions = {},
 ): Promise<{ dir: string; config: DecoderConfig }> {
-  const { seed = 1, dir, ...overrides } = options;
+  const { seed = 1, dir, initScale = 1, ...overrides } = options;
+  const weights: WeightSource | undefined =
+    initScale === 1
+      ? undefined
+      : (spec) => {
+          const t = randomTensor(spec, seed);
+          if (spec.kind !== 'norm') for (let i = 0; i < t.length; i++) t[i]! *= initScale;
+          return t;
+        };
   if (dir) {
-    const created = await createModel({ preset: 'tiny', ...overrides, seed, out: dir });
+    const created = await createModel({ preset: 'tiny', ...overrides, seed, weights, out: dir });
     return { dir: created.dir, config: created.config };
   }
   const sorted = Object.fromEntries(Object.entries(overrides).sort(([a], [b]) => a.localeCompare(b)));
-  const key = JSON.stringify({ format: TINY_MODEL_FORMAT, seed, overrides: sorted });
+  const key = JSON.stringify({ format: TINY_MODEL_FORMAT, seed, initScale, overrides: sorted });
   const target = join(tinyModelCacheDir(), `tiny-${hashString(key).toString(16)}-${key.length}`);
   if (!existsSync(join(target, 'onnx', 'model.onnx'))) {
     mkdirSync(tinyModelCacheDir(), { recursive: true });
     const tmp = `${target}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await createModel({ preset: 'tiny', ...overrides, seed, out: tmp });
+    await createModel({ preset: 'tiny', ...overrides, seed, weights, out: tmp });
     try {
       renameSync(tmp, target);
     } catch {

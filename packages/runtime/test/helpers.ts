@@ -1,37 +1,14 @@
-import { existsSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createModel, randomTensor } from '@implicit-it/modelkit';
-import { TINY_MODEL_FORMAT } from '@implicit-it/modelkit/test';
+import { createTinyModel } from '@implicit-it/modelkit/test';
 import { loadModel, type Model } from '../src/index.js';
 
 const loaded = new Map<number, Promise<Model>>();
 
 /**
- * A tiny modelkit model whose weights are modelkit's seeded ones times 10 (std 0.2 instead of 0.02):
- * its greedy outputs are diverse (no immediate loops), so equality tests compare real sequences.
- * Written once into the temp dir and reused.
+ * A tiny modelkit model whose seeded weights are scaled by 10, so that its greedy answers vary from
+ * token to token (see createTinyModel's initScale). Written once into modelkit's cache and reused.
  */
 export async function diverseModelDir(seed = 1): Promise<string> {
-  const dir = join(tmpdir(), `implicit-it-runtime-tiny-x10-s${seed}-g${TINY_MODEL_FORMAT}`);
-  if (!existsSync(join(dir, 'onnx', 'model.onnx'))) {
-    const tmp = `${dir}.tmp-${process.pid}`;
-    await createModel({
-      preset: 'tiny',
-      out: tmp,
-      weights: (spec) => {
-        const t = randomTensor(spec, seed);
-        if (spec.kind !== 'norm') for (let i = 0; i < t.length; i++) t[i]! *= 10;
-        return t;
-      },
-    });
-    try {
-      renameSync(tmp, dir);
-    } catch {
-      rmSync(tmp, { recursive: true, force: true });
-    }
-  }
-  return dir;
+  return (await createTinyModel({ seed: seed, initScale: 10 })).dir;
 }
 
 /** The diverse tiny model, loaded once per test file (quiet). */
