@@ -11,7 +11,7 @@ import {
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -126,9 +126,7 @@ describe('eval generate', () => {
     const ids = join(tmp, 'small-ids.json');
     const text = await run(args(ids, ['--limit', '3', '--rules', 'off', '--token-ids']));
     expect(text.code, text.stderr).toBe(0);
-    expect(text.stdout).toBe(
-      `wrote ${ids}: 3 outputs of "implicit-it-cli-tiny-x10-v1" (3 generated, 0 resumed)\n`,
-    );
+    expect(text.stdout).toBe(`wrote ${ids}: 3 outputs of "${basename(model)}" (3 generated, 0 resumed)\n`);
     for (const o of readJson(ids) as Output[]) {
       expect(o.token_ids!.length).toBeGreaterThan(0);
       expect(o.token_ids!.length).toBeLessThanOrEqual(24);
@@ -617,10 +615,10 @@ describeShared(
       const sr = JSON.parse(rules.stdout);
       expect(sr).toMatchObject({
         out,
-        alignedOutputs: join(runDir, 'outputs', 'implicit-it-cli-tiny-x10-v1-hewitt2024.json'), // run layout
+        alignedOutputs: join(runDir, 'outputs', `${basename(model)}-hewitt2024.json`), // run layout
         outputs: 6,
       });
-      expect(sr.label).toBe('implicit-it-cli-tiny-x10-v1-hewitt2024 vs implicit-it-cli-tiny-x10-v1');
+      expect(sr.label).toBe(`${basename(model)}-hewitt2024 vs ${basename(model)}`);
       expect(sr.overall.unshifted).toBeLessThan(sr.overall.tokens);
       expect(sr.overall.unshifted + sr.overall.marginal + sr.overall.shifted).toBe(sr.overall.tokens);
       const aligned: Output[] = readJson(sr.alignedOutputs);
