@@ -3,6 +3,14 @@ import { CommanderError } from 'commander';
 import { CliError, EXIT, exitCodeOf, painter } from './output.js';
 import { createProgram } from './program.js';
 
+// `implicit-it ... | head` closes the pipe early: that ends the output, it is not an error
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+    throw error;
+  });
+}
+
 async function main(): Promise<void> {
   const program = createProgram();
   const override = (cmd: typeof program) => {

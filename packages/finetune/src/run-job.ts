@@ -82,7 +82,9 @@ export function requiredModules(job: JobSpec): string[] {
 export async function runJob(jobDir: string, options: RunJobOptions = {}): Promise<RunJobResult> {
   const dir = resolve(jobDir);
   const job = await readJob(dir);
-  const python = options.python ?? defaultPython();
+  // launch.sh changes into the job directory: a relative interpreter path must be made absolute first
+  const given = options.python ?? defaultPython();
+  const python = given.includes('/') ? resolve(given) : given;
   const probe = await probePython(python, requiredModules(job));
   if (!probe.found || probe.missing.length > 0)
     throw new MissingPythonError(python, probe.missing, probe.install);
