@@ -73,7 +73,7 @@ export interface EngineOptions {
   eosIds: ReadonlySet<number>;
   padId: number;
   maxPositions: number | undefined;
-  /** Rows decoded together at most (default 16). */
+  /** Rows decoded together at most. */
   maxBatchSize: number;
 }
 
@@ -143,6 +143,9 @@ function concatRows(a: ort.Tensor[], b: ort.Tensor[], length: number): ort.Tenso
   });
 }
 
+/** Decoding steps a waiting row may be held back for a fuller admission group. */
+const MAX_ADMISSION_WAIT = 8;
+
 /**
  * Continuous batching over one decoder session: rows are submitted at any time and join the running
  * batch at the next step (their prompts are prefilled together, with logits only for the last
@@ -154,6 +157,8 @@ export class DecodeEngine {
   private active: Row[] = [];
   private past: ort.Tensor[] | null = null;
   private running: Promise<void> | null = null;
+  /** Steps decoded while rows waited for a group of free slots. */
+  private waited = 0;
   private row = new Float32Array(0);
   private base = new Float32Array(0);
   /** Rows waiting to join the batch (for metrics). */
@@ -212,9 +217,20 @@ export class DecodeEngine {
       try {
         for (const r of [...this.pending, ...this.active]) if (r.req.signal?.aborted) r.finish = 'abort';
         this.dropFinished();
+        // admit waiting rows in groups: each prefill reads every weight once, so admitting rows one by
+        // one as others finish costs a pass each; wait for a quarter of the batch to free up, unless
+        // everything waiting fits (a lone request is admitted at once), but never more than
+        // MAX_ADMISSION_WAIT steps (long generations must not hold new requests back)
         const room = this.options.maxBatchSize - this.active.length;
-        if (room > 0 && this.pending.length > 0) await this.admit(this.pending.splice(0, room));
-        else if (this.active.length > 0) await this.step();
+        const waiting = room > 0 && this.pending.length > 0;
+        const group = Math.min(this.pending.length, Math.ceil(this.options.maxBatchSize / 4));
+        if (waiting && (this.active.length === 0 || room >= group || this.waited >= MAX_ADMISSION_WAIT)) {
+          this.waited = 0;
+          await this.admit(this.pending.splice(0, room));
+        } else if (this.active.length > 0) {
+          if (waiting) this.waited++;
+          await this.step();
+        }
         this.dropFinished();
       } catch (error) {
         for (const r of [...this.active, ...this.pending]) r.reject(error);

@@ -23,7 +23,7 @@ export interface LoadOptions extends SessionOptions, ResolveOptions {
   /** Rules used when a request names none (default false: the base model). */
   rules?: RuleSpec;
   /**
-   * Rows decoded together at most (default 16). Concurrent `generate` / `stream` calls share one
+   * Rows decoded together at most (default 32; the KV cache grows with it). Concurrent `generate` / `stream` calls share one
    * batch (continuous batching): a request joins the running batch at the next step.
    */
   maxBatchSize?: number;
@@ -43,6 +43,8 @@ export interface ModelInfo {
   maxPositions: number | undefined;
   eosIds: number[];
   logitsMode: string;
+  /** Rows decoded together at most. */
+  maxBatchSize: number;
 }
 
 /**
@@ -67,7 +69,7 @@ export class Model {
     /** @internal the ONNX session (for reference implementations and benchmarks) */
     readonly session: DecoderSession,
     private readonly defaultRules: RuleSpec,
-    maxBatchSize = 16,
+    maxBatchSize = 32,
   ) {
     this.eos = new Set([...modelEosIds(files), ...tokenizer.eosIds]);
     this.info = {
@@ -83,6 +85,7 @@ export class Model {
       maxPositions: files.config.max_position_embeddings,
       eosIds: [...this.eos],
       logitsMode: session.logitsMode,
+      maxBatchSize,
     };
     this.engine = new DecodeEngine(session, this.loopTokenizer(), {
       eosIds: this.eos,
