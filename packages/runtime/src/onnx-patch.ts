@@ -263,8 +263,13 @@ function patch(model: Uint8Array): LogitsPatch {
     parts.push(model.subarray(f.start, f.end));
   }
   parts.push(...initializers, startInput);
-  const graph = lenField(7, concat(parts));
+  // one copy of the (large) model: the graph's header is written by hand around its parts
+  const graphLength = parts.reduce((n, p) => n + p.length, 0);
+  const graphHeader = new Uint8Array([...varint(7 * 8 + 2), ...varint(graphLength)]);
   const out: Uint8Array[] = [];
-  for (const f of top) out.push(f === graphField ? graph : model.subarray(f.start, f.end));
+  for (const f of top) {
+    if (f === graphField) out.push(graphHeader, ...parts);
+    else out.push(model.subarray(f.start, f.end));
+  }
   return { patched: true, bytes: concat(out), external };
 }
