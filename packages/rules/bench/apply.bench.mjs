@@ -1,15 +1,12 @@
 // Cost of the hewitt2024 rules per decoding step, next to the unavoidable O(V) work of greedy decoding
 // (one argmax over the logits row). Measured side by side, interleaved, in one run.
-import { argmax, compileRules, createVocabulary } from '../dist/index.js';
+import { argmax, compileRules, createVocabulary, HEWITT2024_UNIFORM } from '../dist/index.js';
 
 const V = 49152;
 const USED = 300;
 const surfaces = Array.from({ length: V }, (_, i) => `t${i}`);
-['<', ' <', '|', ' I', 'I', ' We', 'What', ' should', ' *', ' -', '   ', ' #', ' ##', '\n', '!'].forEach(
-  (s, i) => {
-    surfaces[1000 + i * 7] = s;
-  },
-);
+// the spec's 15 surfaces, spread over the vocabulary so every uniform entry resolves
+for (const [i, { text }] of HEWITT2024_UNIFORM.entries()) surfaces[1000 + i * 7] = text;
 const vocab = createVocabulary({ surfaces, eosIds: [0] });
 const rules = compileRules('hewitt2024', vocab);
 

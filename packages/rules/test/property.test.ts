@@ -3,6 +3,7 @@ import {
   argmax,
   compileRules,
   createVocabulary,
+  HEWITT2024_UNIFORM,
   logSoftmax,
   productOfExperts,
   softmax,
@@ -23,23 +24,7 @@ function rng(seed: number) {
 const V = 512;
 const surfaces = Array.from({ length: V }, (_, i) => `tok${i}`);
 // place the spec's surfaces so every uniform entry resolves
-for (const [i, s] of [
-  '<',
-  ' <',
-  '|',
-  ' I',
-  'I',
-  ' We',
-  'What',
-  ' should',
-  ' *',
-  ' -',
-  '   ',
-  ' #',
-  ' ##',
-  '\n',
-  '!',
-].entries()) {
+for (const [i, { text: s }] of HEWITT2024_UNIFORM.entries()) {
   surfaces[10 + i] = s;
 }
 const vocab = createVocabulary({ surfaces, eosIds: [0] });

@@ -1,3 +1,4 @@
+export { argmax } from '@implicit-it/rules';
 export type { FinishReason, TokenEvent, TokenLogprob } from './decode-engine.js';
 export { DecoderSession, type SessionOptions } from './decoder-session.js';
 export { GenerationAbortedError, GenerationError, ModelLoadError } from './errors.js';
@@ -20,6 +21,6 @@ export {
   providerStatus,
 } from './providers.js';
 export { generateWithoutCache } from './reference.js';
-export { argmax, createRng, rankOf, type SamplingOptions, sampleToken, topEntries } from './sampling.js';
+export { createRng, rankOf, type SamplingOptions, sampleToken, topEntries } from './sampling.js';
 export type { ScoreItem, ScoreOptions, ScoreResult } from './score.js';
 export { transformersRulesProcessor } from './transformers-processor.js';

@@ -12,7 +12,6 @@ import {
   type GenerationResult,
   type StreamPart,
 } from './options.js';
-import { rankOf } from './sampling.js';
 import { type ScoreItem, type ScoreOptions, type ScoreResult, scoreBatch } from './score.js';
 
 /** Compiled rule sets kept per model. */
@@ -351,7 +350,6 @@ export class Model {
       prepared,
       this.rules(options.rules ?? false),
       options,
-      rankOf,
     );
   }
 

@@ -1,7 +1,6 @@
-import type { RuleSpec } from '@implicit-it/rules';
+import { argmax, type RuleSpec } from '@implicit-it/rules';
 import type { Model } from './model.js';
 import type { GenerateInput } from './options.js';
-import { argmax } from './sampling.js';
 
 /**
  * Greedy decoding the way the paper's released code runs it (`use_cache = False`): every step reruns

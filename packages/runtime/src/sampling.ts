@@ -1,3 +1,5 @@
+import { argmax } from '@implicit-it/rules';
+
 /** Sampling options; `temperature` 0 (default) is greedy. */
 export interface SamplingOptions {
   temperature?: number;
@@ -16,20 +18,6 @@ export function createRng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** Index of the largest entry (first on ties). */
-export function argmax(row: Float32Array): number {
-  let best = 0;
-  let max = row[0]!;
-  for (let i = 1; i < row.length; i++) {
-    const v = row[i]!;
-    if (v > max) {
-      max = v;
-      best = i;
-    }
-  }
-  return best;
 }
 
 /** log(sum(exp(row))), stable. */

@@ -3,7 +3,7 @@ import type { Prompt } from '@implicit-it/tokenizers';
 import type { DecoderSession } from './decoder-session.js';
 import { GenerationError } from './errors.js';
 import type { GenerateInput } from './options.js';
-import { logSumExp } from './sampling.js';
+import { logSumExp, rankOf } from './sampling.js';
 
 /** A prompt and the continuation to score after it (text, or ids). */
 export interface ScoreItem {
@@ -40,7 +40,6 @@ export async function scoreBatch(
   items: readonly { prompt: Prompt; continuation: number[] }[],
   rules: RuleSet | null,
   options: ScoreOptions,
-  rankOf: (row: Float32Array, id: number) => number,
 ): Promise<ScoreResult[]> {
   items.forEach((item, i) => {
     if (item.continuation.length === 0) {
