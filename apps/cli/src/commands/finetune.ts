@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import {
   type BuildDatasetResult,
   buildDataset,
@@ -422,20 +422,8 @@ function parseEnv(pairs: string[] = []): Record<string, string> {
   return env;
 }
 
-/**
- * The interpreter as the job will see it: launch.sh runs in the job directory, so a relative path
- * (`--python .venv/bin/python`) is made absolute against the working directory; a bare command name
- * (`python3`) is left to PATH.
- */
-export function resolvePython(python: string | undefined): string | undefined {
-  const chosen = python ?? process.env.IMPLICIT_IT_PYTHON;
-  if (chosen === undefined || !chosen.includes('/')) return chosen;
-  return resolve(chosen);
-}
-
 async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags): Promise<void> {
   const env = parseEnv(flags.env);
-  const python = resolvePython(flags.python);
   const args = [
     ...(flags.maxSteps !== undefined ? ['--max-steps', String(flags.maxSteps)] : []),
     ...trainArgs,
@@ -448,7 +436,8 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
   let result: RunJobResult;
   try {
     result = await runJob(jobDir, {
-      ...(python ? { python } : {}),
+      // runJob makes a relative --python absolute (launch.sh runs in the job directory)
+      ...(flags.python ? { python: flags.python } : {}),
       args,
       env,
       signal: abort.signal,
