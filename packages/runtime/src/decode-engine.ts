@@ -1,7 +1,7 @@
 import type { RuleSet } from '@implicit-it/rules';
-import * as ort from 'onnxruntime-node';
 import type { DecoderSession, StepOutputs } from './decoder-session.js';
 import { GenerationAbortedError } from './errors.js';
+import { type KvCache, PresentCache, SlotCache } from './kv-cache.js';
 import type { LogitsProcessor } from './logits-processor.js';
 import { RulesProcessor } from './logits-processor.js';
 import { createRng, logSumExp, rankOf, type SamplingOptions, sampleToken, topEntries } from './sampling.js';
@@ -101,48 +101,6 @@ const I64 = (xs: ArrayLike<number>) => {
   return a;
 };
 
-type KvData = Float32Array | Uint16Array;
-const kvData = (t: ort.Tensor) => t.data as KvData;
-const alloc = (like: KvData, n: number): KvData =>
-  like instanceof Uint16Array ? new Uint16Array(n) : new Float32Array(n);
-
-/** Keeps the given batch rows of each KV tensor [batch, heads, T, dim]. */
-function gatherRows(tensors: ort.Tensor[], keep: number[]): ort.Tensor[] {
-  return tensors.map((t) => {
-    const [, h, len, d] = t.dims as number[];
-    const block = h! * len! * d!;
-    const src = kvData(t);
-    const dst = alloc(src, keep.length * block);
-    for (const [i, b] of keep.entries()) dst.set(src.subarray(b * block, (b + 1) * block), i * block);
-    return new ort.Tensor(t.type as 'float32', dst as Float32Array, [keep.length, h!, len!, d!]);
-  });
-}
-
-/**
- * Concatenates two caches along the batch axis, left-padding the shorter one's time axis with zeros
- * (those positions are masked out, so their values never matter).
- */
-function concatRows(a: ort.Tensor[], b: ort.Tensor[], length: number): ort.Tensor[] {
-  return a.map((ta, i) => {
-    const tb = b[i]!;
-    const [na, h, la, d] = ta.dims as number[];
-    const [nb, , lb] = tb.dims as number[];
-    const out = alloc(kvData(ta), (na! + nb!) * h! * length * d!);
-    const copy = (src: KvData, rows: number, len: number, rowOffset: number) => {
-      for (let r = 0; r < rows; r++) {
-        for (let k = 0; k < h!; k++) {
-          const from = (r * h! + k) * len * d!;
-          const to = (((rowOffset + r) * h! + k) * length + (length - len)) * d!;
-          out.set(src.subarray(from, from + len * d!), to);
-        }
-      }
-    };
-    copy(kvData(ta), na!, la!, 0);
-    copy(kvData(tb), nb!, lb!, na!);
-    return new ort.Tensor(ta.type as 'float32', out as Float32Array, [na! + nb!, h!, length, d!]);
-  });
-}
-
 /** Decoding steps a waiting row may be held back for a fuller admission group. */
 const MAX_ADMISSION_WAIT = 8;
 
@@ -155,7 +113,7 @@ const MAX_ADMISSION_WAIT = 8;
 export class DecodeEngine {
   private readonly pending: Row[] = [];
   private active: Row[] = [];
-  private past: ort.Tensor[] | null = null;
+  private cache: KvCache | null = null;
   private running: Promise<void> | null = null;
   /** Steps decoded while rows waited for a group of free slots. */
   private waited = 0;
@@ -170,11 +128,16 @@ export class DecodeEngine {
     return this.active.length;
   }
 
+  /** The cache lives in the engine's buffers (see SlotCache), else `present.*` is fed back whole. */
+  private readonly slots: boolean;
+
   constructor(
     private readonly session: DecoderSession,
     private readonly tokenizer: EngineTokenizer,
     private readonly options: EngineOptions,
-  ) {}
+  ) {
+    this.slots = session.cacheMode === 'slots';
+  }
 
   /** Generates one row; resolves when it stops (rejects with GenerationAbortedError when aborted). */
   submit(req: RowRequest): Promise<RowResult> {
@@ -236,7 +199,7 @@ export class DecodeEngine {
         for (const r of [...this.active, ...this.pending]) r.reject(error);
         this.active = [];
         this.pending.length = 0;
-        this.past = null;
+        this.cache = null;
       }
     }
   }
@@ -264,34 +227,45 @@ export class DecodeEngine {
       positionIds: I64(pos),
       past: null,
       logitsFrom: -1,
+      fetch: this.slots ? 'new' : 'present',
     });
     this.choose(rows, out);
-    if (this.active.length === 0 || this.past === null) {
+    const cache = this.slots ? SlotCache.fromPrefill(out.kv) : new PresentCache(out.kv);
+    if (this.active.length === 0 || this.cache === null) {
       this.active = rows;
-      this.past = out.present;
+      this.cache = cache;
       return;
     }
-    const length = Math.max(this.active[0]!.mask.length, width);
+    const length = Math.max(this.cache.length, width);
     for (const r of [...this.active, ...rows])
       if (r.mask.length < length) r.mask = [...new Array(length - r.mask.length).fill(0), ...r.mask];
-    this.past = concatRows(this.past, out.present, length);
+    this.cache = this.cache.merge(cache);
     this.active = [...this.active, ...rows];
   }
 
   /** One decoding step for every running row. */
   private async step(): Promise<void> {
     const rows = this.active;
-    for (const r of rows) r.mask.push(1);
+    const cache = this.cache!;
+    // each row's mask over the cache, then its free slots (hidden), then the token fed now
+    const width = cache.width + 1;
+    const mask = new BigInt64Array(rows.length * width);
+    for (const [b, r] of rows.entries()) {
+      for (let t = 0; t < r.mask.length; t++) if (r.mask[t] === 1) mask[b * width + t] = 1n;
+      mask[b * width + width - 1] = 1n;
+    }
     const out = await this.session.run({
       batch: rows.length,
       seq: 1,
       inputIds: I64(rows.map((r) => r.out[r.out.length - 1]!)),
-      attentionMask: I64(rows.flatMap((r) => r.mask)),
+      attentionMask: mask,
       positionIds: I64(rows.map((r) => r.nextPos - 1)),
-      past: this.past,
+      past: cache.feeds(),
       logitsFrom: -1,
+      fetch: this.slots ? 'new' : 'present',
     });
-    this.past = out.present;
+    for (const r of rows) r.mask.push(1);
+    this.cache = cache.advance(out.kv);
     this.choose(rows, out);
   }
 
@@ -360,7 +334,7 @@ export class DecodeEngine {
       if (r.finish === null) keep.push(b);
       else this.settle(r);
     }
-    this.past = keep.length > 0 && this.past ? gatherRows(this.past, keep) : null;
+    this.cache = keep.length > 0 && this.cache ? this.cache.gather(keep) : null;
     this.active = keep.map((b) => this.active[b]!);
   }
 

@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { ModelLoadError } from './errors.js';
 import { halvesToFloats } from './float16.js';
 import type { ModelFiles } from './model-dir.js';
-import { LOGITS_START_INPUT, patchLogitsSlice } from './onnx-patch.js';
+import { LOGITS_START_INPUT, NEW_KV_PREFIX, patchDecoderGraph } from './onnx-patch.js';
 import { chooseProviders, type ExecutionProvider, type ProviderStatus } from './providers.js';
 
 /** Session options of `loadModel`. */
@@ -20,6 +20,13 @@ export interface SessionOptions {
    * with a Slice before the LM head. Set false to run the graph exactly as exported.
    */
   sliceLogits?: boolean;
+  /**
+   * Let the engine keep the KV cache in its own buffers (default true): the graph is patched in memory
+   * with outputs for each step's new keys/values, so a step copies those out of onnxruntime instead of
+   * the whole `present.*` cache. Set false (or use a graph the patch does not apply to, e.g. a merged
+   * decoder) to feed `present.*` back as exported.
+   */
+  cacheOutputs?: boolean;
   /** Receives one line per notable event (the provider chosen, a patch skipped). */
   log?: (line: string) => void;
 }
@@ -37,15 +44,21 @@ export interface StepInputs {
   past: Tensor[] | null;
   /** First position whose logits are needed: -1 = only the last (generation), 0 = all (scoring). */
   logitsFrom: number;
+  /**
+   * Cache outputs to fetch: `present` (default) the whole `present.*`, `new` only this step's keys and
+   * values (needs `cacheMode === 'slots'`), `none` none (scoring, the no-cache loop).
+   */
+  fetch?: 'present' | 'new' | 'none';
 }
 
-/** A step's outputs: logits as float32 [batch, kept, vocab] and the new cache. */
+/** A step's outputs: logits as float32 [batch, kept, vocab] and the cache outputs asked for. */
 export interface StepOutputs {
   logits: Float32Array;
   /** Positions per row in `logits` (1 when only the last was computed). */
   kept: number;
   vocab: number;
-  present: Tensor[];
+  /** per layer (key, value, ...): `present.*` [batch, kvHeads, total, headDim], or the new [batch, kvHeads, seq, headDim], or [] */
+  kv: Tensor[];
 }
 
 /**
@@ -62,14 +75,21 @@ export class DecoderSession {
   readonly hasUseCacheBranch: boolean;
   /** How logits are limited to the needed positions: our patch, the graph's own input, or not at all. */
   readonly logitsMode: 'patched' | 'num_logits_to_keep' | 'all';
+  /**
+   * How the engine keeps the cache: `slots` in its own buffers, fetching each step's new keys/values
+   * (patched graph), or `present` fed back whole.
+   */
+  readonly cacheMode: 'slots' | 'present';
   private readonly pastNames: string[];
   private readonly presentNames: string[];
+  private readonly newNames: string[];
+  private readonly fetchNames: Record<'present' | 'new' | 'none', string[]>;
 
   private constructor(
     private readonly session: ort.InferenceSession,
     provider: ExecutionProvider,
     files: ModelFiles,
-    patched: boolean,
+    patched: { logits: boolean; kv: boolean },
   ) {
     this.provider = provider;
     const inputs = session.inputNames;
@@ -104,7 +124,15 @@ export class DecoderSession {
     this.kvType = meta?.isTensor && meta.type === 'float16' ? 'float16' : 'float32';
     this.hasPositionIds = inputs.includes('position_ids');
     this.hasUseCacheBranch = inputs.includes('use_cache_branch');
-    this.logitsMode = patched
+    this.newNames = this.pastNames.map((n) => n.replace('past_key_values.', NEW_KV_PREFIX));
+    this.cacheMode =
+      patched.kv && this.newNames.every((n) => session.outputNames.includes(n)) ? 'slots' : 'present';
+    this.fetchNames = {
+      present: ['logits', ...this.presentNames],
+      new: ['logits', ...this.newNames],
+      none: ['logits'],
+    };
+    this.logitsMode = patched.logits
       ? 'patched'
       : inputs.includes('num_logits_to_keep')
         ? 'num_logits_to_keep'
@@ -116,14 +144,19 @@ export class DecoderSession {
     const log = options.log ?? (() => {});
     const { order, skipped } = chooseProviders(options.executionProvider ?? 'auto');
     let model: Uint8Array | string = files.onnxFile;
-    let patched = false;
-    if (options.sliceLogits !== false) {
-      const bytes = readFileSync(files.onnxFile);
-      const result = patchLogitsSlice(bytes);
-      if (result.patched) {
+    const patched = { logits: false, kv: false };
+    const request = { logitsSlice: options.sliceLogits !== false, kvOutputs: options.cacheOutputs !== false };
+    if (request.logitsSlice || request.kvOutputs) {
+      const result = patchDecoderGraph(readFileSync(files.onnxFile), request);
+      if (result.bytes) {
         model = result.external ? writeBesideExternalData(files.onnxFile, result.bytes) : result.bytes;
-        patched = true;
-      } else log(`logits for every position (graph not patched: ${result.reason})`);
+        patched.logits = result.logitsSlice === true;
+        patched.kv = result.kvOutputs === true;
+      }
+      if (request.logitsSlice && result.logitsSlice !== true)
+        log(`logits for every position (graph not patched: ${result.logitsSlice})`);
+      if (request.kvOutputs && result.kvOutputs !== true)
+        log(`KV cache copied out of onnxruntime at every step (graph not patched: ${result.kvOutputs})`);
     }
     const failures: ProviderStatus[] = [...skipped];
     for (const provider of order) {
@@ -183,7 +216,16 @@ export class DecoderSession {
         [],
       );
     }
-    const out = await this.session.run(feeds);
+    const fetch = step.fetch ?? 'present';
+    if (fetch === 'new' && this.cacheMode !== 'slots')
+      throw new Error('DecoderSession.run: fetch "new" needs a graph patched with new key/value outputs');
+    const out = await this.session.run(feeds, this.fetchNames[fetch]);
+    const kv =
+      fetch === 'present'
+        ? this.presentNames.map((n) => out[n]!)
+        : fetch === 'new'
+          ? this.newNames.map((n) => out[n]!)
+          : [];
     const logitsTensor = out.logits!;
     const [, kept, vocab] = logitsTensor.dims as number[];
     let logits: Float32Array;
@@ -201,9 +243,9 @@ export class DecoderSession {
           b * keep * vocab!,
         );
       }
-      return { logits: trimmed, kept: keep, vocab: vocab!, present: this.presentNames.map((n) => out[n]!) };
+      return { logits: trimmed, kept: keep, vocab: vocab!, kv };
     }
-    return { logits, kept: kept!, vocab: vocab!, present: this.presentNames.map((n) => out[n]!) };
+    return { logits, kept: kept!, vocab: vocab!, kv };
   }
 
   /** Frees the session. */

@@ -12,7 +12,15 @@ export {
   type ModelFiles,
   resolveModelFiles,
 } from './model-dir.js';
-export { LOGITS_START_INPUT, type LogitsPatch, patchLogitsSlice } from './onnx-patch.js';
+export {
+  type GraphPatch,
+  LOGITS_START_INPUT,
+  type LogitsPatch,
+  NEW_KV_PREFIX,
+  type PatchRequest,
+  patchDecoderGraph,
+  patchLogitsSlice,
+} from './onnx-patch.js';
 export type { GenerateInput, GenerateOptions, GenerationResult, StreamPart } from './options.js';
 export {
   type ExecutionProvider,

@@ -42,6 +42,8 @@ export interface ModelInfo {
   maxPositions: number | undefined;
   eosIds: number[];
   logitsMode: string;
+  /** `slots`: the engine keeps the KV cache in its own buffers; `present`: it feeds `present.*` back whole. */
+  cacheMode: string;
   /** Rows decoded together at most. */
   maxBatchSize: number;
 }
@@ -84,6 +86,7 @@ export class Model {
       maxPositions: files.config.max_position_embeddings,
       eosIds: [...this.eos],
       logitsMode: session.logitsMode,
+      cacheMode: session.cacheMode,
       maxBatchSize,
     };
     this.engine = new DecodeEngine(session, this.loopTokenizer(), {

@@ -176,6 +176,27 @@ function findHead(producer: Map<string, NodeInfo>): HeadSite | string {
 /** The name of the int64 [1] input the patch adds: the first position whose logits are computed (-1: last). */
 export const LOGITS_START_INPUT = 'implicit_it_logits_start';
 
+/** The prefix of the outputs the patch adds for this step's keys/values: `${prefix}0.key` is what `present.0.key` appends. */
+export const NEW_KV_PREFIX = 'implicit_it_new.';
+
+/** What `patchDecoderGraph` should do. */
+export interface PatchRequest {
+  /** Slice the hidden state before the LM head (logits only where needed). */
+  logitsSlice: boolean;
+  /** Add outputs for each layer's new keys/values (what `present.*` appends to `past_key_values.*`). */
+  kvOutputs: boolean;
+}
+
+/** What `patchDecoderGraph` did: the new bytes (when anything changed) and, per part, why it was not done. */
+export interface GraphPatch {
+  /** null when nothing was patched */
+  bytes: Uint8Array | null;
+  /** the graph's weights live in external data files (the patched bytes must be written beside them) */
+  external: boolean;
+  logitsSlice: true | string;
+  kvOutputs: true | string;
+}
+
 /** What `patchLogitsSlice` did. */
 export type LogitsPatch =
   | { patched: true; bytes: Uint8Array; external: boolean }
@@ -188,65 +209,184 @@ export type LogitsPatch =
  * when the graph has another shape.
  */
 export function patchLogitsSlice(model: Uint8Array): LogitsPatch {
+  const result = patchDecoderGraph(model, { logitsSlice: true, kvOutputs: false });
+  return result.logitsSlice === true && result.bytes
+    ? { patched: true, bytes: result.bytes, external: result.external }
+    : { patched: false, reason: result.logitsSlice === true ? 'nothing patched' : result.logitsSlice };
+}
+
+/**
+ * Patches a decoder graph in memory: the logits slice (see `patchLogitsSlice`) and/or outputs named
+ * `implicit_it_new.{layer}.key|value` for the keys and values each step appends to the cache. The
+ * latter lets an engine keep the cache in its own buffers and fetch only what is new, instead of
+ * copying the whole `present.*` cache out of onnxruntime at every step. It applies where every
+ * `present.*` output is `Concat(past_key_values.*, new, axis=2)` at the top level of the graph
+ * (optimum's and transformers.js' llama-family exports); merged decoders (an `If` node) are left as
+ * they are, with the reason.
+ */
+export function patchDecoderGraph(model: Uint8Array, request: PatchRequest): GraphPatch {
   try {
-    return patch(model);
+    return patch(model, request);
   } catch (e) {
-    return { patched: false, reason: `cannot read the graph (${(e as Error).message})` };
+    const reason = `cannot read the graph (${(e as Error).message})`;
+    return { bytes: null, external: false, logitsSlice: reason, kvOutputs: reason };
   }
 }
 
-function patch(model: Uint8Array): LogitsPatch {
+interface ValueInfo {
+  field: WireField;
+  name: string;
+  /** TensorProto.DataType of a tensor value, 0 when not given */
+  elemType: number;
+}
+
+function readValueInfo(buf: Uint8Array, f: WireField): ValueInfo {
+  const info: ValueInfo = { field: f, name: '', elemType: 0 };
+  for (const g of wireFields(buf, f.dataStart, f.end)) {
+    if (g.no === 1 && g.wireType === 2) info.name = utf8.decode(buf.subarray(g.dataStart, g.end));
+    if (g.no !== 2 || g.wireType !== 2) continue;
+    // TypeProto.tensor_type (1) -> TypeProto.Tensor.elem_type (1)
+    for (const t of wireFields(buf, g.dataStart, g.end)) {
+      if (t.no !== 1 || t.wireType !== 2) continue;
+      for (const e of wireFields(buf, t.dataStart, t.end))
+        if (e.no === 1 && e.wireType === 0) info.elemType = readVarint(buf, e.dataStart)[0];
+    }
+  }
+  return info;
+}
+
+/** The integer attribute `name` of a node, or undefined. */
+function intAttribute(buf: Uint8Array, node: NodeInfo, name: string): number | undefined {
+  for (const g of wireFields(buf, node.field.dataStart, node.field.end)) {
+    if (g.no !== 5 || g.wireType !== 2) continue;
+    let attrName = '';
+    let value: number | undefined;
+    for (const a of wireFields(buf, g.dataStart, g.end)) {
+      if (a.no === 1 && a.wireType === 2) attrName = utf8.decode(buf.subarray(a.dataStart, a.end));
+      if (a.no === 3 && a.wireType === 0) {
+        // int64 as a varint (negative values are 10-byte two's complement): read exactly with BigInt
+        let raw = 0n;
+        let shift = 0n;
+        for (let pos = a.dataStart; pos < a.end; pos++, shift += 7n) raw |= BigInt(buf[pos]! & 0x7f) << shift;
+        value = Number(BigInt.asIntN(64, raw));
+      }
+    }
+    if (attrName === name) return value;
+  }
+  return undefined;
+}
+
+/** For each `present.*` output, the value its Concat appends; or why the graph does not qualify. */
+function findNewKv(
+  buf: Uint8Array,
+  producer: Map<string, NodeInfo>,
+  inputNames: Set<string>,
+  outputs: ValueInfo[],
+): { present: ValueInfo; appended: string }[] | string {
+  const presents = outputs.filter((o) => o.name.startsWith('present.'));
+  if (presents.length === 0) return 'the graph has no present.* outputs';
+  const found: { present: ValueInfo; appended: string }[] = [];
+  for (const present of presents) {
+    const node = producer.get(present.name);
+    if (!node) return `${present.name} is not produced by a top-level node (a merged decoder?)`;
+    const axis = node.opType === 'Concat' ? intAttribute(buf, node, 'axis') : undefined;
+    const past = present.name.replace('present.', 'past_key_values.');
+    if (node.opType !== 'Concat' || node.inputs.length !== 2 || node.inputs[0] !== past) {
+      return `${present.name} is not Concat(${past}, new) (found ${node.opType})`;
+    }
+    if (axis !== 2 && axis !== -2) return `${present.name} concatenates on axis ${axis}, not 2`;
+    if (!inputNames.has(past)) return `${past} is not a graph input`;
+    found.push({ present, appended: node.inputs[1]! });
+  }
+  return found;
+}
+
+function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
   const top = [...wireFields(model, 0, model.length)];
   const graphField = top.find((f) => f.no === 7 && f.wireType === 2);
-  if (!graphField) return { patched: false, reason: 'no graph in the model file' };
+  const result: GraphPatch = {
+    bytes: null,
+    external: false,
+    logitsSlice: request.logitsSlice ? 'not tried' : 'not requested',
+    kvOutputs: request.kvOutputs ? 'not tried' : 'not requested',
+  };
+  if (!graphField) {
+    if (request.logitsSlice) result.logitsSlice = 'no graph in the model file';
+    if (request.kvOutputs) result.kvOutputs = 'no graph in the model file';
+    return result;
+  }
   const graphFields = [...wireFields(model, graphField.dataStart, graphField.end)];
   const nodes = graphFields.filter((f) => f.no === 1 && f.wireType === 2).map((f) => readNode(model, f));
   const producer = new Map<string, NodeInfo>();
   for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
-  const inputs = graphFields.filter((f) => f.no === 11).map((f) => readNode(model, { ...f, no: 1 }));
-  if (inputs.some((i) => i.inputs[0] === LOGITS_START_INPUT))
-    return { patched: false, reason: 'already patched' };
+  const inputs = graphFields.filter((f) => f.no === 11).map((f) => readValueInfo(model, f));
+  const outputs = graphFields.filter((f) => f.no === 12).map((f) => readValueInfo(model, f));
+  const inputNames = new Set(inputs.map((i) => i.name));
 
-  const site = findHead(producer);
-  if (typeof site === 'string') return { patched: false, reason: site };
-  const p = 'implicit_it/logits_slice';
-  const sliced = `${p}/hidden`;
-  const inserted = [
-    nodeField([site.hidden, LOGITS_START_INPUT, `${p}/ends`, `${p}/axes`], [sliced], p, 'Slice'),
-  ];
-  const initializers = [
-    int64Initializer(`${p}/ends`, 0x7fffffffffffffffn),
-    int64Initializer(`${p}/axes`, 1n),
-  ];
   const replace = new Map<number, Uint8Array>();
-  if (site.unflatten) {
-    // the reshape back to [batch, seq, vocab] takes its shape from the sliced hidden state: [B, k, -1]
-    inserted.push(
-      nodeField([sliced], [`${p}/shape`], `${p}/shape`, 'Shape'),
-      nodeField([`${p}/shape`, `${p}/zero`, `${p}/two`, `${p}/zero`], [`${p}/bs`], `${p}/bs`, 'Slice'),
-      nodeField([`${p}/bs`, `${p}/minus_one`], [`${p}/out_shape`], `${p}/out_shape`, 'Concat', [
-        intAttr('axis', 0),
-      ]),
-    );
-    initializers.push(
-      int64Initializer(`${p}/zero`, 0n),
-      int64Initializer(`${p}/two`, 2n),
-      int64Initializer(`${p}/minus_one`, -1n),
-    );
-    replace.set(site.unflatten.field.start, withInput(model, site.unflatten, 1, `${p}/out_shape`));
-  }
-  replace.set(
-    site.reader.field.start,
-    concat([...inserted, withInput(model, site.reader, site.index, sliced)]),
-  );
-  // ValueInfoProto { name, type: TypeProto { tensor_type { elem_type: INT64, shape { dim { dim_value: 1 } } } } }
-  const shape = lenField(2, lenField(1, varintField(1, 1)));
-  const startInput = lenField(
-    11,
-    concat([str(1, LOGITS_START_INPUT), lenField(2, lenField(1, concat([varintField(1, 7), shape])))]),
-  );
+  const added: Uint8Array[] = [];
 
-  let external = false;
+  if (request.logitsSlice) {
+    const site = inputNames.has(LOGITS_START_INPUT) ? 'already patched' : findHead(producer);
+    if (typeof site === 'string') result.logitsSlice = site;
+    else {
+      const p = 'implicit_it/logits_slice';
+      const sliced = `${p}/hidden`;
+      const inserted = [
+        nodeField([site.hidden, LOGITS_START_INPUT, `${p}/ends`, `${p}/axes`], [sliced], p, 'Slice'),
+      ];
+      added.push(int64Initializer(`${p}/ends`, 0x7fffffffffffffffn), int64Initializer(`${p}/axes`, 1n));
+      if (site.unflatten) {
+        // the reshape back to [batch, seq, vocab] takes its shape from the sliced hidden state: [B, k, -1]
+        inserted.push(
+          nodeField([sliced], [`${p}/shape`], `${p}/shape`, 'Shape'),
+          nodeField([`${p}/shape`, `${p}/zero`, `${p}/two`, `${p}/zero`], [`${p}/bs`], `${p}/bs`, 'Slice'),
+          nodeField([`${p}/bs`, `${p}/minus_one`], [`${p}/out_shape`], `${p}/out_shape`, 'Concat', [
+            intAttr('axis', 0),
+          ]),
+        );
+        added.push(
+          int64Initializer(`${p}/zero`, 0n),
+          int64Initializer(`${p}/two`, 2n),
+          int64Initializer(`${p}/minus_one`, -1n),
+        );
+        replace.set(site.unflatten.field.start, withInput(model, site.unflatten, 1, `${p}/out_shape`));
+      }
+      replace.set(
+        site.reader.field.start,
+        concat([...inserted, withInput(model, site.reader, site.index, sliced)]),
+      );
+      // ValueInfoProto { name, type: TypeProto { tensor_type { elem_type: INT64, shape { dim { dim_value: 1 } } } } }
+      const shape = lenField(2, lenField(1, varintField(1, 1)));
+      added.push(
+        lenField(
+          11,
+          concat([str(1, LOGITS_START_INPUT), lenField(2, lenField(1, concat([varintField(1, 7), shape])))]),
+        ),
+      );
+      result.logitsSlice = true;
+    }
+  }
+
+  if (request.kvOutputs) {
+    const sites = outputs.some((o) => o.name.startsWith(NEW_KV_PREFIX))
+      ? 'already patched'
+      : findNewKv(model, producer, inputNames, outputs);
+    if (typeof sites === 'string') result.kvOutputs = sites;
+    else {
+      for (const { present, appended } of sites) {
+        const name = present.name.replace('present.', NEW_KV_PREFIX);
+        added.push(nodeField([appended], [name], `implicit_it/${name}`, 'Identity'));
+        // ValueInfoProto { name, type { tensor_type { elem_type } } }: shape left to inference
+        added.push(
+          lenField(12, concat([str(1, name), lenField(2, lenField(1, varintField(1, present.elemType)))])),
+        );
+      }
+      result.kvOutputs = true;
+    }
+  }
+
+  if (result.logitsSlice !== true && result.kvOutputs !== true) return result;
   const parts: Uint8Array[] = [];
   for (const f of graphFields) {
     const replacement = f.no === 1 ? replace.get(f.start) : undefined;
@@ -254,15 +394,16 @@ function patch(model: Uint8Array): LogitsPatch {
       parts.push(replacement);
       continue;
     }
-    if (f.no === 5 && !external) {
+    if (f.no === 5 && !result.external) {
       // TensorProto.data_location (14) == EXTERNAL (1)
       for (const g of wireFields(model, f.dataStart, f.end)) {
-        if (g.no === 14 && g.wireType === 0 && readVarint(model, g.dataStart)[0] === 1) external = true;
+        if (g.no === 14 && g.wireType === 0 && readVarint(model, g.dataStart)[0] === 1)
+          result.external = true;
       }
     }
     parts.push(model.subarray(f.start, f.end));
   }
-  parts.push(...initializers, startInput);
+  parts.push(...added);
   // one copy of the (large) model: the graph's header is written by hand around its parts
   const graphLength = parts.reduce((n, p) => n + p.length, 0);
   const graphHeader = new Uint8Array([...varint(7 * 8 + 2), ...varint(graphLength)]);
@@ -271,5 +412,6 @@ function patch(model: Uint8Array): LogitsPatch {
     if (f === graphField) out.push(graphHeader, ...parts);
     else out.push(model.subarray(f.start, f.end));
   }
-  return { patched: true, bytes: concat(out), external };
+  result.bytes = concat(out);
+  return result;
 }

@@ -40,6 +40,7 @@ export async function generateWithoutCache(
       positionIds: BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
       past: null,
       logitsFrom: -1,
+      fetch: 'none',
     });
     const row = step.logits.slice((step.kept - 1) * step.vocab, step.kept * step.vocab);
     if (rules && state) rules.apply(row, state);

@@ -79,6 +79,7 @@ export async function scoreBatch(
       positionIds: pos,
       past: null,
       logitsFrom: from,
+      fetch: 'none',
     });
     const V = step.vocab;
     const row = new Float32Array(V);

@@ -1,0 +1,225 @@
+import * as ort from 'onnxruntime-node';
+
+type KvData = Float32Array | Uint16Array;
+const kvData = (t: ort.Tensor) => t.data as KvData;
+const alloc = (like: KvData, n: number): KvData =>
+  like instanceof Uint16Array ? new Uint16Array(n) : new Float32Array(n);
+const tensor = (type: ort.Tensor.Type, data: KvData, dims: number[]) =>
+  new ort.Tensor(type as 'float32', data as Float32Array, dims);
+
+/**
+ * The key/value cache of the rows being decoded together, per layer (key, value, key, value...), each
+ * [batch, kvHeads, positions, headDim]. Rows are right-aligned: a row shorter than the batch's longest
+ * is left-padded with positions its attention mask hides, so all rows append at the same position.
+ */
+export interface KvCache {
+  readonly batch: number;
+  /** Positions cached per row (left padding included): the length of each row's attention mask. */
+  readonly length: number;
+  /** Past length fed to the graph: `length`, plus any free slots (the mask hides them). */
+  readonly width: number;
+  /** The `past_key_values.*` feeds of the next step. */
+  feeds(): ort.Tensor[];
+  /** The cache after a decoding step, given the step's cache outputs (whole `present.*` or the new keys/values). */
+  advance(outputs: ort.Tensor[]): KvCache;
+  /** Keeps the given rows, in that order. */
+  gather(keep: readonly number[]): KvCache;
+  /** This cache's rows followed by `other`'s, right-aligned to the longer of the two. */
+  merge(other: KvCache): KvCache;
+}
+
+/**
+ * The cache as onnxruntime returns it: `present.*` of the last step, fed back whole as the next step's
+ * past. Every step copies the whole cache out of onnxruntime; used where the graph cannot be patched
+ * to output only the new keys/values (see `SlotCache`).
+ */
+export class PresentCache implements KvCache {
+  readonly batch: number;
+  readonly length: number;
+  get width(): number {
+    return this.length;
+  }
+
+  constructor(private readonly tensors: ort.Tensor[]) {
+    const [batch, , length] = tensors[0]!.dims as number[];
+    this.batch = batch!;
+    this.length = length!;
+  }
+
+  feeds(): ort.Tensor[] {
+    return this.tensors;
+  }
+
+  advance(present: ort.Tensor[]): KvCache {
+    return new PresentCache(present);
+  }
+
+  gather(keep: readonly number[]): KvCache {
+    return new PresentCache(
+      this.tensors.map((t) => {
+        const [, h, len, d] = t.dims as number[];
+        const block = h! * len! * d!;
+        const src = kvData(t);
+        const dst = alloc(src, keep.length * block);
+        for (const [i, b] of keep.entries()) dst.set(src.subarray(b * block, (b + 1) * block), i * block);
+        return tensor(t.type, dst, [keep.length, h!, len!, d!]);
+      }),
+    );
+  }
+
+  merge(other: KvCache): KvCache {
+    const b = other.feeds();
+    const length = Math.max(this.length, other.length);
+    return new PresentCache(
+      this.tensors.map((ta, i) => {
+        const tb = b[i]!;
+        const [, h, , d] = ta.dims as number[];
+        const out = alloc(kvData(ta), (this.batch + other.batch) * h! * length * d!);
+        copyRows(kvData(ta), this.batch, h!, d!, this.length, this.length, out, length, 0);
+        copyRows(kvData(tb), other.batch, h!, d!, other.width, other.length, out, length, this.batch);
+        return tensor(ta.type, out, [this.batch + other.batch, h!, length, d!]);
+      }),
+    );
+  }
+}
+
+/** Free slots added at a time when a `SlotCache` fills up. */
+export const SLOT_CHUNK = 32;
+
+/**
+ * The cache in the engine's own buffers, with room to grow: each tensor is [batch, kvHeads, capacity,
+ * headDim], positions [0, length) filled and the rest free (hidden by the attention mask, so they cost
+ * attention reads but never change a result). A step feeds the buffers as they are and fetches only
+ * the new keys/values (the graph patched with `implicit_it_new.*` outputs), which are written into
+ * the next free slot: no step copies the whole cache, and nothing is allocated until the buffers are
+ * full (then they grow by SLOT_CHUNK positions).
+ */
+export class SlotCache implements KvCache {
+  private constructor(
+    readonly batch: number,
+    private readonly heads: number,
+    private readonly dim: number,
+    private readonly type: ort.Tensor.Type,
+    private capacity: number,
+    private filled: number,
+    private data: KvData[],
+  ) {}
+
+  get length(): number {
+    return this.filled;
+  }
+  get width(): number {
+    return this.capacity;
+  }
+
+  /** A cache holding a prefill's keys/values ([batch, kvHeads, seq, headDim] per layer). */
+  static fromPrefill(outputs: ort.Tensor[]): SlotCache {
+    const [batch, heads, seq, dim] = outputs[0]!.dims as number[];
+    const capacity = roundUp(seq! + 1);
+    const data = outputs.map((t) => {
+      const out = alloc(kvData(t), batch! * heads! * capacity * dim!);
+      copyRows(kvData(t), batch!, heads!, dim!, seq!, seq!, out, capacity, 0, 0);
+      return out;
+    });
+    return new SlotCache(batch!, heads!, dim!, outputs[0]!.type, capacity, seq!, data);
+  }
+
+  feeds(): ort.Tensor[] {
+    const dims = [this.batch, this.heads, this.capacity, this.dim];
+    return this.data.map((d) => tensor(this.type, d, dims));
+  }
+
+  advance(fresh: ort.Tensor[]): KvCache {
+    if (this.filled === this.capacity) this.resize(this.capacity + SLOT_CHUNK);
+    const { heads, dim, capacity, filled } = this;
+    for (const [i, t] of fresh.entries()) {
+      const src = kvData(t);
+      const dst = this.data[i]!;
+      for (let bh = 0; bh < this.batch * heads; bh++)
+        dst.set(src.subarray(bh * dim, (bh + 1) * dim), (bh * capacity + filled) * dim);
+    }
+    this.filled++;
+    return this;
+  }
+
+  gather(keep: readonly number[]): KvCache {
+    const block = this.heads * this.capacity * this.dim;
+    const data = this.data.map((src) => {
+      const dst = alloc(src, keep.length * block);
+      for (const [i, b] of keep.entries()) dst.set(src.subarray(b * block, (b + 1) * block), i * block);
+      return dst;
+    });
+    return new SlotCache(keep.length, this.heads, this.dim, this.type, this.capacity, this.filled, data);
+  }
+
+  merge(other: KvCache): KvCache {
+    const length = Math.max(this.filled, other.length);
+    const capacity = roundUp(length + 1);
+    const b = other.feeds();
+    const data = this.data.map((da, i) => {
+      const out = alloc(da, (this.batch + other.batch) * this.heads * capacity * this.dim);
+      copyRows(
+        da,
+        this.batch,
+        this.heads,
+        this.dim,
+        this.capacity,
+        this.filled,
+        out,
+        capacity,
+        0,
+        length - this.filled,
+      );
+      copyRows(
+        kvData(b[i]!),
+        other.batch,
+        this.heads,
+        this.dim,
+        other.width,
+        other.length,
+        out,
+        capacity,
+        this.batch,
+        length - other.length,
+      );
+      return out;
+    });
+    return new SlotCache(this.batch + other.batch, this.heads, this.dim, this.type, capacity, length, data);
+  }
+
+  private resize(capacity: number): void {
+    this.data = this.data.map((src) => {
+      const out = alloc(src, this.batch * this.heads * capacity * this.dim);
+      copyRows(src, this.batch, this.heads, this.dim, this.capacity, this.filled, out, capacity, 0, 0);
+      return out;
+    });
+    this.capacity = capacity;
+  }
+}
+
+const roundUp = (n: number) => Math.ceil(n / SLOT_CHUNK) * SLOT_CHUNK;
+
+/**
+ * Copies the first `len` positions of `rows` rows ([rows, heads, srcWidth, dim]) into `out`
+ * ([*, heads, outWidth, dim]) at row `rowOffset`, starting at position `at` (default: right-aligned).
+ */
+function copyRows(
+  src: KvData,
+  rows: number,
+  heads: number,
+  dim: number,
+  srcWidth: number,
+  len: number,
+  out: KvData,
+  outWidth: number,
+  rowOffset: number,
+  at = outWidth - len,
+): void {
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < heads; k++) {
+      const from = (r * heads + k) * srcWidth * dim;
+      const to = (((rowOffset + r) * heads + k) * outWidth + at) * dim;
+      out.set(src.subarray(from, from + len * dim), to);
+    }
+  }
+}

@@ -1,0 +1,184 @@
+import { readFileSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { DecoderSession, loadModel, patchDecoderGraph, resolveModelFiles } from '../src/index.js';
+import { type KvCache, PresentCache, SLOT_CHUNK, SlotCache } from '../src/kv-cache.js';
+import { diverseModelDir, PROMPTS } from './helpers.js';
+
+/** Random cache outputs: `layers` key/value pairs of [batch, heads, len, dim], values tagged by origin. */
+function outputs(batch: number, len: number, tag: number, heads = 2, dim = 3, layers = 2): ort.Tensor[] {
+  return Array.from({ length: layers * 2 }, (_, i) => {
+    const data = Float32Array.from({ length: batch * heads * len * dim }, (_, j) => tag * 1e4 + i * 1e3 + j);
+    return new ort.Tensor('float32', data, [batch, heads, len, dim]);
+  });
+}
+
+/** The cache's filled positions, row by row: [tensor][row][head][position][dim]. */
+function contents(cache: KvCache): number[][][][][] {
+  const filledFrom = cache.width - cache.length; // PresentCache: 0; SlotCache: positions [0, length)
+  return cache.feeds().map((t) => {
+    const [b, h, w, d] = t.dims as number[];
+    const data = t.data as Float32Array;
+    return Array.from({ length: b! }, (_, r) =>
+      Array.from({ length: h! }, (_, k) =>
+        Array.from({ length: cache.length }, (_, p) => {
+          const pos = cache instanceof SlotCache ? p : p + filledFrom;
+          const at = ((r * h! + k) * w! + pos) * d!;
+          return Array.from(data.subarray(at, at + d!));
+        }),
+      ),
+    );
+  });
+}
+
+describe('KV caches', () => {
+  it('SlotCache holds exactly what PresentCache holds through prefill, steps past a chunk, gather and merge', () => {
+    const prefill = outputs(2, 5, 1);
+    let slots: KvCache = SlotCache.fromPrefill(prefill);
+    let present: KvCache = new PresentCache(prefill);
+    expect(slots.width).toBe(SLOT_CHUNK);
+    const presentAfter = (cache: KvCache, fresh: ort.Tensor[]) =>
+      cache.feeds().map((t, i) => {
+        const [b, h, w, d] = t.dims as number[];
+        const out = new Float32Array(b! * h! * (w! + 1) * d!);
+        const src = t.data as Float32Array;
+        const add = fresh[i]!.data as Float32Array;
+        for (let bh = 0; bh < b! * h!; bh++) {
+          out.set(src.subarray(bh * w! * d!, (bh + 1) * w! * d!), bh * (w! + 1) * d!);
+          out.set(add.subarray(bh * d!, (bh + 1) * d!), (bh * (w! + 1) + w!) * d!);
+        }
+        return new ort.Tensor('float32', out, [b!, h!, w! + 1, d!]);
+      });
+    for (let step = 0; step < SLOT_CHUNK + 4; step++) {
+      const fresh = outputs(2, 1, 100 + step);
+      present = present.advance(presentAfter(present, fresh));
+      slots = slots.advance(fresh);
+    }
+    expect(slots.length).toBe(5 + SLOT_CHUNK + 4);
+    expect(slots.width).toBe(2 * SLOT_CHUNK); // grew once, by a chunk
+    expect(contents(slots)).toEqual(contents(present));
+
+    slots = slots.gather([1]);
+    present = present.gather([1]);
+    expect(contents(slots)).toEqual(contents(present));
+
+    // a shorter and a longer joiner: the shorter side is left-padded with zeros
+    for (const len of [7, 80]) {
+      const joiner = outputs(2, len, 7 + len);
+      slots = slots.merge(SlotCache.fromPrefill(joiner));
+      present = present.merge(new PresentCache(joiner));
+      expect(slots.batch).toBe(present.batch);
+      expect(slots.length).toBe(present.length);
+      expect(slots.width).toBeGreaterThan(slots.length);
+      expect(contents(slots)).toEqual(contents(present));
+    }
+    expect(slots.length).toBe(80);
+  });
+
+  it('the new-KV patch: outputs equal what present.* appends, at prefill and at a decoding step', async () => {
+    const files = resolveModelFiles(await diverseModelDir());
+    const session = await DecoderSession.create(files, { log: () => {} });
+    const plain = await DecoderSession.create(files, { log: () => {}, cacheOutputs: false });
+    expect([session.cacheMode, plain.cacheMode]).toEqual(['slots', 'present']);
+    const ids = [1, 40, 41, 42, 300, 301, 77, 9];
+    const prefill = (fetch: 'present' | 'new') =>
+      session.run({
+        batch: 1,
+        seq: ids.length,
+        inputIds: BigInt64Array.from(ids, BigInt),
+        attentionMask: new BigInt64Array(ids.length).fill(1n),
+        positionIds: BigInt64Array.from(ids, (_, i) => BigInt(i)),
+        past: null,
+        logitsFrom: -1,
+        fetch,
+      });
+    const whole = await prefill('present');
+    const fresh = await prefill('new');
+    expect(fresh.kv.map((t) => t.dims)).toEqual(whole.kv.map((t) => t.dims));
+    expect(fresh.kv.map((t) => Array.from(t.data as Float32Array))).toEqual(
+      whole.kv.map((t) => Array.from(t.data as Float32Array)),
+    );
+    expect(Array.from(fresh.logits)).toEqual(Array.from(whole.logits));
+
+    const step = await session.run({
+      batch: 1,
+      seq: 1,
+      inputIds: BigInt64Array.of(5n),
+      attentionMask: new BigInt64Array(ids.length + 1).fill(1n),
+      positionIds: BigInt64Array.of(BigInt(ids.length)),
+      past: whole.kv,
+      logitsFrom: -1,
+      fetch: 'present',
+    });
+    const stepNew = await session.run({
+      batch: 1,
+      seq: 1,
+      inputIds: BigInt64Array.of(5n),
+      attentionMask: new BigInt64Array(ids.length + 1).fill(1n),
+      positionIds: BigInt64Array.of(BigInt(ids.length)),
+      past: whole.kv,
+      logitsFrom: -1,
+      fetch: 'new',
+    });
+    for (const [i, t] of stepNew.kv.entries()) {
+      const [, h, , d] = t.dims as number[];
+      const present = step.kv[i]!.data as Float32Array;
+      for (let k = 0; k < h!; k++) {
+        const last = (k * (ids.length + 1) + ids.length) * d!;
+        expect(Array.from((t.data as Float32Array).subarray(k * d!, (k + 1) * d!))).toEqual(
+          Array.from(present.subarray(last, last + d!)),
+        );
+      }
+    }
+    await expect(
+      plain.run({
+        batch: 1,
+        seq: 1,
+        inputIds: BigInt64Array.of(5n),
+        attentionMask: BigInt64Array.of(1n),
+        positionIds: BigInt64Array.of(0n),
+        past: null,
+        logitsFrom: -1,
+        fetch: 'new',
+      }),
+    ).rejects.toThrow('DecoderSession.run: fetch "new" needs a graph patched with new key/value outputs');
+    await session.release();
+    await plain.release();
+  });
+
+  it('the patch says why it does not apply', async () => {
+    const bytes = readFileSync(resolveModelFiles(await diverseModelDir()).onnxFile);
+    const once = patchDecoderGraph(bytes, { logitsSlice: true, kvOutputs: true });
+    expect([once.logitsSlice, once.kvOutputs]).toEqual([true, true]);
+    const twice = patchDecoderGraph(once.bytes!, { logitsSlice: true, kvOutputs: true });
+    expect(twice).toMatchObject({
+      bytes: null,
+      logitsSlice: 'already patched',
+      kvOutputs: 'already patched',
+    });
+    const junk = patchDecoderGraph(Uint8Array.of(0x3a, 0xff), { logitsSlice: false, kvOutputs: true });
+    expect(junk.kvOutputs).toMatch(/^cannot read the graph/);
+    expect(junk.logitsSlice).toMatch(/^cannot read the graph/);
+  });
+
+  it('the engine gives the same tokens with its own cache buffers as with present.* fed back', async () => {
+    const dir = await diverseModelDir();
+    const slots = await loadModel(dir, { log: () => {}, maxBatchSize: 3 });
+    const present = await loadModel(dir, { log: () => {}, maxBatchSize: 3, cacheOutputs: false });
+    expect([slots.info.cacheMode, present.info.cacheMode]).toEqual(['slots', 'present']);
+    // rows of different lengths, more than a chunk of steps, a batch limit so that rows join mid-way
+    const opts = { maxNewTokens: SLOT_CHUNK + 20, ignoreEos: true, rules: 'hewitt2024' } as const;
+    const want = await present.generate(PROMPTS, opts);
+    const got = await Promise.all(
+      PROMPTS.map((p, i) =>
+        new Promise((r) => setTimeout(r, i * 15)).then(() =>
+          slots.generate(p, { ...opts, maxNewTokens: opts.maxNewTokens - i * 5 }),
+        ),
+      ),
+    );
+    for (const [i, [r]] of got.entries())
+      expect(r!.tokenIds).toEqual(want[i]!.tokenIds.slice(0, opts.maxNewTokens - i * 5));
+    await slots.dispose();
+    await present.dispose();
+  });
+});
