@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { readAnnotations } from './annotations.js';
+import { EvalInputError } from './errors.js';
 import { readJson, writeFileAtomic, writeJson } from './json-file.js';
 import type { ProgressCallbacks } from './model-interfaces.js';
 import type { RankingResult } from './rank-responses.js';
@@ -55,6 +56,27 @@ function positionLabel(from: number, to: number | null): string {
 
 const orderKey = (x: number) => (Number.isNaN(x) ? Number.NEGATIVE_INFINITY : x);
 
+/**
+ * Reads a result file of a run directory, checking the fields the report uses, so that a stray JSON
+ * file (e.g. model outputs saved into shift/) is named instead of failing deep inside a chart.
+ */
+function expectResult<T>(file: string, fields: string[], what: string): T {
+  const data = readJson(file);
+  for (const field of fields) {
+    let v: unknown = data;
+    for (const key of field.split('.'))
+      v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
+    if (v === undefined) {
+      throw new EvalInputError(
+        file,
+        `is not ${what} (no field "${field}"); the report reads every .json in ${basename(dirname(file))}/, so move other files out of it`,
+        { field },
+      );
+    }
+  }
+  return data as T;
+}
+
 function jsonFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
@@ -102,11 +124,25 @@ export async function writeReport(
   const winrates = winRatesOfRun(runDir);
   const rankings = jsonFiles(paths.ranking).map((f) => ({
     name: basename(f, '.json'),
-    result: readJson(f) as RankingResult,
+    result: expectResult<RankingResult>(
+      f,
+      ['percent', 'pairs', 'ci.low', 'ci.high'],
+      'a response-ranking result',
+    ),
   }));
   const shifts = jsonFiles(paths.shift).map((f) => ({
     name: basename(f, '.json'),
-    result: readJson(f) as ShiftResult,
+    result: expectResult<ShiftResult>(
+      f,
+      [
+        'label',
+        'overall.percent.unshifted',
+        'overall.percent.marginal',
+        'overall.percent.shifted',
+        'byPosition',
+      ],
+      'a token-shift result',
+    ),
   }));
   const total = 1 + (winrates.length ? 1 : 0) + rankings.length + (shifts.length ? 1 + shifts.length : 0);
   let done = 0;

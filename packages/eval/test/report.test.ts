@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Annotation,
+  EvalInputError,
   fmt,
   type RankSource,
   rankResponses,
@@ -146,6 +147,25 @@ describe('writeReport', () => {
       expect(r.charts).toEqual([]);
     } finally {
       rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('names a stray file in shift/ or ranking/ instead of failing inside a chart', async () => {
+    const run = mkdtempSync(join(tmpdir(), 'eval-report-stray-'));
+    try {
+      const p = runPaths(run);
+      mkdirSync(p.shift, { recursive: true });
+      writeFileSync(join(p.shift, 'model_outputs.json'), JSON.stringify([{ instruction: 'x', output: 'y' }]));
+      await expect(writeReport(run)).rejects.toThrow(
+        `${join(p.shift, 'model_outputs.json')}: is not a token-shift result (no field "label"); the report reads every .json in shift/, so move other files out of it`,
+      );
+      rmSync(p.shift, { recursive: true });
+      mkdirSync(p.ranking, { recursive: true });
+      writeFileSync(join(p.ranking, 'base.json'), JSON.stringify({ percent: 50, pairs: 2 }));
+      await expect(writeReport(run)).rejects.toBeInstanceOf(EvalInputError);
+      await expect(writeReport(run)).rejects.toThrow('(no field "ci.low")');
+    } finally {
+      rmSync(run, { recursive: true, force: true });
     }
   });
 });
