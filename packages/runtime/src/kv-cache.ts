@@ -83,7 +83,7 @@ export class PresentCache implements KvCache {
   }
 }
 
-/** Free slots added at a time when a `SlotCache` fills up. */
+/** Free slots are added in multiples of this many positions when a `SlotCache` fills up. */
 export const SLOT_CHUNK = 32;
 
 /**
@@ -92,7 +92,7 @@ export const SLOT_CHUNK = 32;
  * attention reads but never change a result). A step feeds the buffers as they are and fetches only
  * the new keys/values (the graph patched with `implicit_it_new.*` outputs), which are written into
  * the next free slot: no step copies the whole cache, and nothing is allocated until the buffers are
- * full (then they grow by SLOT_CHUNK positions).
+ * full (then they grow by half, in whole chunks of SLOT_CHUNK positions, at most four at a time).
  */
 export class SlotCache implements KvCache {
   private constructor(
@@ -130,13 +130,18 @@ export class SlotCache implements KvCache {
   }
 
   advance(fresh: ort.Tensor[]): KvCache {
-    if (this.filled === this.capacity) this.resize(this.capacity + SLOT_CHUNK);
+    if (this.filled === this.capacity) this.resize(grow(this.capacity));
     const { heads, dim, capacity, filled } = this;
-    for (const [i, t] of fresh.entries()) {
-      const src = kvData(t);
+    const blocks = this.batch * heads;
+    for (let i = 0; i < fresh.length; i++) {
+      const src = kvData(fresh[i]!);
       const dst = this.data[i]!;
-      for (let bh = 0; bh < this.batch * heads; bh++)
-        dst.set(src.subarray(bh * dim, (bh + 1) * dim), (bh * capacity + filled) * dim);
+      // plain loops: 60 tensors x (batch x heads) blocks of headDim values per step, no subarrays
+      for (let bh = 0; bh < blocks; bh++) {
+        const from = bh * dim;
+        const to = (bh * capacity + filled) * dim;
+        for (let j = 0; j < dim; j++) dst[to + j] = src[from + j]!;
+      }
     }
     this.filled++;
     return this;
@@ -198,6 +203,12 @@ export class SlotCache implements KvCache {
 }
 
 const roundUp = (n: number) => Math.ceil(n / SLOT_CHUNK) * SLOT_CHUNK;
+/**
+ * The next capacity of a full cache: half again, between one and four chunks (each resize copies the
+ * whole cache; each free slot costs attention reads until it is filled).
+ */
+const grow = (capacity: number) =>
+  capacity + Math.min(4 * SLOT_CHUNK, Math.max(SLOT_CHUNK, roundUp(capacity / 2)));
 
 /**
  * Copies the first `len` positions of `rows` rows ([rows, heads, srcWidth, dim]) into `out`

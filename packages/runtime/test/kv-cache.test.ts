@@ -49,13 +49,16 @@ describe('KV caches', () => {
         }
         return new ort.Tensor('float32', out, [b!, h!, w! + 1, d!]);
       });
-    for (let step = 0; step < SLOT_CHUNK + 4; step++) {
+    const widths = [slots.width];
+    for (let step = 0; step < 100; step++) {
       const fresh = outputs(2, 1, 100 + step);
       present = present.advance(presentAfter(present, fresh));
       slots = slots.advance(fresh);
+      if (slots.width !== widths.at(-1)) widths.push(slots.width);
     }
-    expect(slots.length).toBe(5 + SLOT_CHUNK + 4);
-    expect(slots.width).toBe(2 * SLOT_CHUNK); // grew once, by a chunk
+    expect(slots.length).toBe(105);
+    // grows by half, in whole chunks: 32 -> 64 -> 96 -> 160
+    expect(widths).toEqual([SLOT_CHUNK, 2 * SLOT_CHUNK, 3 * SLOT_CHUNK, 5 * SLOT_CHUNK]);
     expect(contents(slots)).toEqual(contents(present));
 
     slots = slots.gather([1]);
@@ -63,7 +66,7 @@ describe('KV caches', () => {
     expect(contents(slots)).toEqual(contents(present));
 
     // a shorter and a longer joiner: the shorter side is left-padded with zeros
-    for (const len of [7, 80]) {
+    for (const len of [7, 130]) {
       const joiner = outputs(2, len, 7 + len);
       slots = slots.merge(SlotCache.fromPrefill(joiner));
       present = present.merge(new PresentCache(joiner));
@@ -72,7 +75,7 @@ describe('KV caches', () => {
       expect(slots.width).toBeGreaterThan(slots.length);
       expect(contents(slots)).toEqual(contents(present));
     }
-    expect(slots.length).toBe(80);
+    expect(slots.length).toBe(130);
   });
 
   it('the new-KV patch: outputs equal what present.* appends, at prefill and at a decoding step', async () => {
