@@ -30,6 +30,11 @@ export interface CreateModelOptions extends ConfigInput {
   tokenizerDir?: string;
   /** Total weight bytes above which weights go to `onnx/model.onnx_data`; default just under 2 GiB. */
   externalDataThreshold?: number;
+  /**
+   * Element type of the KV cache (`past_key_values.*` / `present.*`): `float16` writes a graph with a
+   * half-precision cache (weights and compute stay float32). Default float32.
+   */
+  kvDtype?: 'float32' | 'float16';
   /** Progress per written weight tensor. */
   onProgress?: (event: { tensor: string; index: number; count: number }) => void;
 }
@@ -60,7 +65,16 @@ export interface CreatedModel {
  * await createModel({ preset: 'smollm2-135m', seed: 1, out: '/tmp/smol', tokenizerDir: '../shared/fixtures/tokenizers/smollm' });
  */
 export async function createModel(options: CreateModelOptions): Promise<CreatedModel> {
-  const { out, seed = 0, weights, tokenizerDir, externalDataThreshold, onProgress, ...configInput } = options;
+  const {
+    out,
+    seed = 0,
+    weights,
+    tokenizerDir,
+    externalDataThreshold,
+    onProgress,
+    kvDtype,
+    ...configInput
+  } = options;
   const base = resolveConfig(configInput);
   const tokenizer = tokenizerDir ? readTokenizerDir(tokenizerDir) : tinyTokenizer(base.maxPositionEmbeddings);
   const config: DecoderConfig = { ...base };
@@ -94,6 +108,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
   }
   const written = writeOnnxModel(join(dir, 'onnx', 'model.onnx'), config, source, {
     externalDataThreshold,
+    kvDtype,
     onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
   });
   files.push('onnx/model.onnx');

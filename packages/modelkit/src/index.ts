@@ -3,7 +3,13 @@ export { type CreatedModel, type CreateModelOptions, createModel } from './creat
 export { ModelConfigError, ModelFileError, ModelTokenizerError, ModelWeightsError } from './errors.js';
 export { type ForceGreedyOptions, forceGreedyToken } from './greedy-token.js';
 export { fromHfConfig, type HfConfigJson, toGenerationConfig, toHfConfig } from './hf-config.js';
-export { buildDecoderGraph, type DecoderGraph, type GraphValue, MASKED_SCORE } from './onnx/decoder-graph.js';
+export {
+  buildDecoderGraph,
+  type DecoderGraph,
+  type DecoderGraphOptions,
+  type GraphValue,
+  MASKED_SCORE,
+} from './onnx/decoder-graph.js';
 export { type ModelOnDisk, readModel } from './onnx/read-onnx.js';
 export {
   EXTERNAL_DATA_THRESHOLD,

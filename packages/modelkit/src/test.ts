@@ -22,6 +22,8 @@ export interface TinyModelOptions extends DecoderConfigOverrides {
    * that compare decoders token for token need. Default 1.
    */
   initScale?: number;
+  /** Element type of the KV cache (see `createModel`); default float32. */
+  kvDtype?: 'float32' | 'float16';
 }
 
 /** The cache root of {@link createTinyModel}: `$IMPLICIT_IT_MODELKIT_CACHE` or `<tmp>/implicit-it-modelkit`. */

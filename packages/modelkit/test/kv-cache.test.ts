@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createModel, type DecoderConfig } from '../src/index.js';
-import { emptyPast, maxAbsDiff, step } from './ort-helpers.js';
+import { emptyPast, maxAbsDiff, type Past, step } from './ort-helpers.js';
 
 const PROMPT = [12, 99, 250, 7, 400, 31, 2, 88, 150];
 
@@ -101,5 +101,51 @@ describe('KV cache', () => {
       'present.1.key',
       'present.1.value',
     ]);
+  });
+
+  it('kvDtype float16: a half-precision cache, one step at a time equal to the full pass, close to float32', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'modelkit-kv16-'));
+    const created = await createModel({ preset: 'tiny', seed: 5, out: dir, kvDtype: 'float16' });
+    const half = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));
+    const meta = half.inputMetadata.find((m) => m.name === 'past_key_values.0.key');
+    expect(meta?.isTensor && meta.type).toBe('float16');
+    const empty = (): Past => {
+      const past: Past = {};
+      for (const name of half.inputNames.filter((n) => n.startsWith('past_key_values.')))
+        past[name] = new ort.Tensor('float16', new Uint16Array(0), [
+          1,
+          config.numKeyValueHeads,
+          0,
+          config.headDim,
+        ]);
+      return past;
+    };
+    const full = await step(
+      half,
+      config,
+      [PROMPT],
+      [PROMPT.map(() => 1)],
+      [PROMPT.map((_, i) => i)],
+      empty(),
+    );
+    expect(full.past['past_key_values.1.value']!.type).toBe('float16');
+    let past = empty();
+    for (let t = 0; t < PROMPT.length; t++) {
+      const out = await step(half, config, [[PROMPT[t]!]], [Array(t + 1).fill(1)], [[t]], past);
+      past = out.past;
+      // the same half-precision keys/values either way: equal up to float32 summation order
+      expect(maxAbsDiff(out.logits[0]![0]!, full.logits[0]![t]!)).toBeLessThan(1e-4);
+    }
+    const f32 = await step(
+      session,
+      config,
+      [PROMPT],
+      [PROMPT.map(() => 1)],
+      [PROMPT.map((_, i) => i)],
+      emptyPast(config, 1),
+    );
+    const diff = Math.max(...PROMPT.map((_, t) => maxAbsDiff(full.logits[0]![t]!, f32.logits[0]![t]!)));
+    expect(diff).toBeGreaterThan(0); // keys/values were rounded
+    expect(diff).toBeLessThan(1e-2);
   });
 });

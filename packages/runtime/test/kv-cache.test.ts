@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
+import { createTinyModel } from '@implicit-it/modelkit/test';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { DecoderSession, loadModel, patchDecoderGraph, resolveModelFiles } from '../src/index.js';
+import {
+  DecoderSession,
+  generateWithoutCache,
+  loadModel,
+  patchDecoderGraph,
+  resolveModelFiles,
+} from '../src/index.js';
 import { type KvCache, PresentCache, SLOT_CHUNK, SlotCache } from '../src/kv-cache.js';
 import { diverseModelDir, PROMPTS } from './helpers.js';
 
@@ -181,6 +188,27 @@ describe('KV caches', () => {
     );
     for (const [i, [r]] of got.entries())
       expect(r!.tokenIds).toEqual(want[i]!.tokenIds.slice(0, opts.maxNewTokens - i * 5));
+    await slots.dispose();
+    await present.dispose();
+  });
+
+  it('a float16 KV cache: same tokens as the no-cache loop, batched or alone, in both cache modes', async () => {
+    const { dir } = await createTinyModel({ seed: 1, initScale: 10, kvDtype: 'float16' });
+    const slots = await loadModel(dir, { log: () => {}, maxBatchSize: 2 });
+    const present = await loadModel(dir, { log: () => {}, cacheOutputs: false });
+    expect([slots.info.kvType, slots.info.cacheMode, present.info.cacheMode]).toEqual([
+      'float16',
+      'slots',
+      'present',
+    ]);
+    const opts = { maxNewTokens: SLOT_CHUNK + 8, ignoreEos: true, rules: 'hewitt2024' } as const;
+    const batched = await slots.generate(PROMPTS, opts); // 2 at a time: rows join as others finish
+    for (const [i, prompt] of PROMPTS.entries()) {
+      const reference = await generateWithoutCache(slots, prompt, opts);
+      expect(new Set(reference).size).toBeGreaterThan(10);
+      expect(batched[i]!.tokenIds).toEqual(reference);
+      expect((await present.generate(prompt, opts))[0]!.tokenIds).toEqual(reference);
+    }
     await slots.dispose();
     await present.dispose();
   });

@@ -22,14 +22,27 @@ export interface DecoderGraph {
 /** Value substituted for masked attention scores before the softmax. */
 export const MASKED_SCORE = -1e9;
 
+/** Options of {@link buildDecoderGraph}. */
+export interface DecoderGraphOptions {
+  /**
+   * Element type of `past_key_values.*` / `present.*` (default `float32`). With `float16` the new keys
+   * and values are cast to float16 before they are appended to the cache, and the cache is cast back to
+   * float32 for attention, as exports with a half-precision KV cache do.
+   */
+  kvDtype?: 'float32' | 'float16';
+}
+
 /**
  * Builds the llama-family decoder graph with the optimum / transformers.js interface (see the package
  * README): standard opset-17 ops only. Linear layers are `Gemm(transB=1)` on weights kept in their
  * PyTorch [out, in] layout under their Hugging Face names, so the tied LM head reuses
  * `model.embed_tokens.weight` without a transposed copy.
  */
-export function buildDecoderGraph(config: DecoderConfig): DecoderGraph {
+export function buildDecoderGraph(config: DecoderConfig, options: DecoderGraphOptions = {}): DecoderGraph {
   const g = new GraphBuilder();
+  const halfKv = options.kvDtype === 'float16';
+  const toCache = (x: string) => (halfKv ? g.op('Cast', [x], { to: int(DataType.FLOAT16) }) : x);
+  const fromCache = (x: string) => (halfKv ? g.op('Cast', [x], { to: int(DataType.FLOAT) }) : x);
   const { hiddenSize: H, numAttentionHeads: nh, numKeyValueHeads: kvh, headDim: hd } = config;
   const nRep = nh / kvh;
   const half = hd / 2;
@@ -110,17 +123,22 @@ export function buildDecoderGraph(config: DecoderConfig): DecoderGraph {
     const q = rope(heads(linear(h, nh * hd, H, `${p}.self_attn.q_proj.weight`, bias('q_proj')), nh));
     const k = rope(heads(linear(h, kvh * hd, H, `${p}.self_attn.k_proj.weight`, bias('k_proj')), kvh));
     const v = heads(linear(h, kvh * hd, H, `${p}.self_attn.v_proj.weight`, bias('v_proj')), kvh);
-    const presentK = g.op('Concat', [`past_key_values.${i}.key`, k], { axis: int(2) }, `present.${i}.key`);
+    const presentK = g.op(
+      'Concat',
+      [`past_key_values.${i}.key`, toCache(k)],
+      { axis: int(2) },
+      `present.${i}.key`,
+    );
     const presentV = g.op(
       'Concat',
-      [`past_key_values.${i}.value`, v],
+      [`past_key_values.${i}.value`, toCache(v)],
       { axis: int(2) },
       `present.${i}.value`,
     );
-    const keys = g.op('Transpose', [presentK], { perm: ints([0, 1, 3, 2]) });
+    const keys = g.op('Transpose', [fromCache(presentK)], { perm: ints([0, 1, 3, 2]) });
     const scores = g.op('Mul', [toHeads(g.op('MatMul', [toGroups(q), keys])), scale]);
     const probs = g.op('Softmax', [g.op('Where', [mask, scores, masked])], { axis: int(-1) });
-    const context = g.op('Transpose', [toHeads(g.op('MatMul', [toGroups(probs), presentV]))], {
+    const context = g.op('Transpose', [toHeads(g.op('MatMul', [toGroups(probs), fromCache(presentV)]))], {
       perm: ints([0, 2, 1, 3]),
     });
     const merged = g.op('Reshape', [context, g.int64([0, 0, nh * hd])]);
@@ -137,6 +155,7 @@ export function buildDecoderGraph(config: DecoderConfig): DecoderGraph {
 
   const I64 = DataType.INT64;
   const F32 = DataType.FLOAT;
+  const KV = halfKv ? DataType.FLOAT16 : F32;
   const inputs: GraphValue[] = [
     { name: 'input_ids', elemType: I64, dims: ['batch_size', 'sequence_length'] },
     { name: 'attention_mask', elemType: I64, dims: ['batch_size', 'total_sequence_length'] },
@@ -149,12 +168,12 @@ export function buildDecoderGraph(config: DecoderConfig): DecoderGraph {
     for (const kind of ['key', 'value']) {
       inputs.push({
         name: `past_key_values.${i}.${kind}`,
-        elemType: F32,
+        elemType: KV,
         dims: ['batch_size', kvh, 'past_sequence_length', hd],
       });
       outputs.push({
         name: `present.${i}.${kind}`,
-        elemType: F32,
+        elemType: KV,
         dims: ['batch_size', kvh, 'total_sequence_length', hd],
       });
     }

@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import type { DecoderConfig } from '../config.js';
 import { ModelWeightsError } from '../errors.js';
 import { numel, type WeightSource } from '../weights.js';
-import { buildDecoderGraph, type GraphValue } from './decoder-graph.js';
+import { buildDecoderGraph, type DecoderGraphOptions, type GraphValue } from './decoder-graph.js';
 import { DataType, onnxType } from './onnx-schema.js';
 
 /** Opset and IR version of the written graphs (onnxruntime 1.16+ runs them). */
@@ -21,6 +21,8 @@ export interface WriteOnnxOptions {
   externalDataThreshold?: number;
   /** Called after each weight tensor is written. */
   onTensor?: (name: string, index: number, count: number) => void;
+  /** Element type of the KV cache inputs/outputs (see {@link DecoderGraphOptions}); default float32. */
+  kvDtype?: DecoderGraphOptions['kvDtype'];
 }
 
 /** What {@link writeOnnxModel} wrote. */
@@ -68,7 +70,7 @@ export function writeOnnxModel(
   source: WeightSource,
   options: WriteOnnxOptions = {},
 ): WrittenOnnx {
-  const graph = buildDecoderGraph(config);
+  const graph = buildDecoderGraph(config, { kvDtype: options.kvDtype });
   const TensorProto = onnxType('TensorProto');
   const weightBytes = graph.weights.reduce((n, s) => n + numel(s.shape) * 4, 0);
   const threshold = options.externalDataThreshold ?? EXTERNAL_DATA_THRESHOLD;
