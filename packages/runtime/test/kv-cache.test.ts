@@ -110,26 +110,19 @@ describe('KV caches', () => {
     );
     expect(Array.from(fresh.logits)).toEqual(Array.from(whole.logits));
 
-    const step = await session.run({
-      batch: 1,
-      seq: 1,
-      inputIds: BigInt64Array.of(5n),
-      attentionMask: new BigInt64Array(ids.length + 1).fill(1n),
-      positionIds: BigInt64Array.of(BigInt(ids.length)),
-      past: whole.kv,
-      logitsFrom: -1,
-      fetch: 'present',
-    });
-    const stepNew = await session.run({
-      batch: 1,
-      seq: 1,
-      inputIds: BigInt64Array.of(5n),
-      attentionMask: new BigInt64Array(ids.length + 1).fill(1n),
-      positionIds: BigInt64Array.of(BigInt(ids.length)),
-      past: whole.kv,
-      logitsFrom: -1,
-      fetch: 'new',
-    });
+    const decode = (fetch: 'present' | 'new') =>
+      session.run({
+        batch: 1,
+        seq: 1,
+        inputIds: BigInt64Array.of(5n),
+        attentionMask: new BigInt64Array(ids.length + 1).fill(1n),
+        positionIds: BigInt64Array.of(BigInt(ids.length)),
+        past: whole.kv,
+        logitsFrom: -1,
+        fetch,
+      });
+    const step = await decode('present');
+    const stepNew = await decode('new');
     for (const [i, t] of stepNew.kv.entries()) {
       const [, h, , d] = t.dims as number[];
       const present = step.kv[i]!.data as Float32Array;
