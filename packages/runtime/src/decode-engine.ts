@@ -128,15 +128,15 @@ export class DecodeEngine {
     return this.active.length;
   }
 
-  /** The cache lives in the engine's buffers (see SlotCache), else `present.*` is fed back whole. */
-  private readonly slots: boolean;
+  /** `new`: the cache lives in the engine's buffers (see SlotCache); `present`: it is fed back whole. */
+  private readonly fetch: 'new' | 'present';
 
   constructor(
     private readonly session: DecoderSession,
     private readonly tokenizer: EngineTokenizer,
     private readonly options: EngineOptions,
   ) {
-    this.slots = session.cacheMode === 'slots';
+    this.fetch = session.cacheMode === 'slots' ? 'new' : 'present';
   }
 
   /** Generates one row; resolves when it stops (rejects with GenerationAbortedError when aborted). */
@@ -227,10 +227,10 @@ export class DecodeEngine {
       positionIds: I64(pos),
       past: null,
       logitsFrom: -1,
-      fetch: this.slots ? 'new' : 'present',
+      fetch: this.fetch,
     });
     this.choose(rows, out);
-    const cache = this.slots ? SlotCache.fromPrefill(out.kv) : new PresentCache(out.kv);
+    const cache = this.fetch === 'new' ? SlotCache.fromPrefill(out.kv) : new PresentCache(out.kv);
     if (this.active.length === 0 || this.cache === null) {
       this.active = rows;
       this.cache = cache;
@@ -262,7 +262,7 @@ export class DecodeEngine {
       positionIds: I64(rows.map((r) => r.nextPos - 1)),
       past: cache.feeds(),
       logitsFrom: -1,
-      fetch: this.slots ? 'new' : 'present',
+      fetch: this.fetch,
     });
     for (const r of rows) r.mask.push(1);
     this.cache = cache.advance(out.kv);

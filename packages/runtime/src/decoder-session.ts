@@ -82,8 +82,8 @@ export class DecoderSession {
   readonly cacheMode: 'slots' | 'present';
   private readonly pastNames: string[];
   private readonly presentNames: string[];
-  private readonly newNames: string[];
-  private readonly fetchNames: Record<'present' | 'new' | 'none', string[]>;
+  /** The cache outputs of each `StepInputs.fetch` choice. */
+  private readonly kvNames: Record<'present' | 'new' | 'none', string[]>;
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -124,14 +124,10 @@ export class DecoderSession {
     this.kvType = meta?.isTensor && meta.type === 'float16' ? 'float16' : 'float32';
     this.hasPositionIds = inputs.includes('position_ids');
     this.hasUseCacheBranch = inputs.includes('use_cache_branch');
-    this.newNames = this.pastNames.map((n) => n.replace('past_key_values.', NEW_KV_PREFIX));
+    const newNames = this.pastNames.map((n) => n.replace('past_key_values.', NEW_KV_PREFIX));
     this.cacheMode =
-      patched.kv && this.newNames.every((n) => session.outputNames.includes(n)) ? 'slots' : 'present';
-    this.fetchNames = {
-      present: ['logits', ...this.presentNames],
-      new: ['logits', ...this.newNames],
-      none: ['logits'],
-    };
+      patched.kv && newNames.every((n) => session.outputNames.includes(n)) ? 'slots' : 'present';
+    this.kvNames = { present: this.presentNames, new: newNames, none: [] };
     this.logitsMode = patched.logits
       ? 'patched'
       : inputs.includes('num_logits_to_keep')
@@ -219,13 +215,9 @@ export class DecoderSession {
     const fetch = step.fetch ?? 'present';
     if (fetch === 'new' && this.cacheMode !== 'slots')
       throw new Error('DecoderSession.run: fetch "new" needs a graph patched with new key/value outputs');
-    const out = await this.session.run(feeds, this.fetchNames[fetch]);
-    const kv =
-      fetch === 'present'
-        ? this.presentNames.map((n) => out[n]!)
-        : fetch === 'new'
-          ? this.newNames.map((n) => out[n]!)
-          : [];
+    const kvNames = this.kvNames[fetch];
+    const out = await this.session.run(feeds, ['logits', ...kvNames]);
+    const kv = kvNames.map((n) => out[n]!);
     const logitsTensor = out.logits!;
     const [, kept, vocab] = logitsTensor.dims as number[];
     let logits: Float32Array;

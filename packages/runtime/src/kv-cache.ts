@@ -58,11 +58,7 @@ export class PresentCache implements KvCache {
     return new PresentCache(
       this.tensors.map((t) => {
         const [, h, len, d] = t.dims as number[];
-        const block = h! * len! * d!;
-        const src = kvData(t);
-        const dst = alloc(src, keep.length * block);
-        for (const [i, b] of keep.entries()) dst.set(src.subarray(b * block, (b + 1) * block), i * block);
-        return tensor(t.type, dst, [keep.length, h!, len!, d!]);
+        return tensor(t.type, gatherRows(kvData(t), keep, h! * len! * d!), [keep.length, h!, len!, d!]);
       }),
     );
   }
@@ -149,11 +145,7 @@ export class SlotCache implements KvCache {
 
   gather(keep: readonly number[]): KvCache {
     const block = this.heads * this.capacity * this.dim;
-    const data = this.data.map((src) => {
-      const dst = alloc(src, keep.length * block);
-      for (const [i, b] of keep.entries()) dst.set(src.subarray(b * block, (b + 1) * block), i * block);
-      return dst;
-    });
+    const data = this.data.map((src) => gatherRows(src, keep, block));
     return new SlotCache(keep.length, this.heads, this.dim, this.type, this.capacity, this.filled, data);
   }
 
@@ -209,6 +201,13 @@ const roundUp = (n: number) => Math.ceil(n / SLOT_CHUNK) * SLOT_CHUNK;
  */
 const grow = (capacity: number) =>
   capacity + Math.min(4 * SLOT_CHUNK, Math.max(SLOT_CHUNK, roundUp(capacity / 2)));
+
+/** The rows `keep` (each `block` values long) of `src`, in that order, in a new array. */
+function gatherRows(src: KvData, keep: readonly number[], block: number): KvData {
+  const dst = alloc(src, keep.length * block);
+  for (const [i, b] of keep.entries()) dst.set(src.subarray(b * block, (b + 1) * block), i * block);
+  return dst;
+}
 
 /**
  * Copies the first `len` positions of `rows` rows ([rows, heads, srcWidth, dim]) into `out`

@@ -301,14 +301,91 @@ function findNewKv(
   return found;
 }
 
+/** A graph input or output (GraphProto field 11 or 12): ValueInfoProto { name, type { tensor_type { elem_type, shape? } } }. */
+function valueInfoField(fieldNo: 11 | 12, name: string, elemType: number, dims?: number[]): Uint8Array {
+  const shape = dims ? [lenField(2, concat(dims.map((d) => lenField(1, varintField(1, d)))))] : [];
+  return lenField(
+    fieldNo,
+    concat([str(1, name), lenField(2, lenField(1, concat([varintField(1, elemType), ...shape])))]),
+  );
+}
+
+/** How a patch changes the graph: node fields replaced (by their offset) and fields appended. */
+interface Edits {
+  replace: Map<number, Uint8Array>;
+  added: Uint8Array[];
+}
+
+/** The logits slice (see `patchLogitsSlice`) as edits, or why it does not apply. */
+function logitsSliceEdits(
+  model: Uint8Array,
+  producer: Map<string, NodeInfo>,
+  inputNames: Set<string>,
+): Edits | string {
+  const site = inputNames.has(LOGITS_START_INPUT) ? 'already patched' : findHead(producer);
+  if (typeof site === 'string') return site;
+  const p = 'implicit_it/logits_slice';
+  const sliced = `${p}/hidden`;
+  const replace = new Map<number, Uint8Array>();
+  const inserted = [
+    nodeField([site.hidden, LOGITS_START_INPUT, `${p}/ends`, `${p}/axes`], [sliced], p, 'Slice'),
+  ];
+  const added = [int64Initializer(`${p}/ends`, 0x7fffffffffffffffn), int64Initializer(`${p}/axes`, 1n)];
+  if (site.unflatten) {
+    // the reshape back to [batch, seq, vocab] takes its shape from the sliced hidden state: [B, k, -1]
+    inserted.push(
+      nodeField([sliced], [`${p}/shape`], `${p}/shape`, 'Shape'),
+      nodeField([`${p}/shape`, `${p}/zero`, `${p}/two`, `${p}/zero`], [`${p}/bs`], `${p}/bs`, 'Slice'),
+      nodeField([`${p}/bs`, `${p}/minus_one`], [`${p}/out_shape`], `${p}/out_shape`, 'Concat', [
+        intAttr('axis', 0),
+      ]),
+    );
+    added.push(
+      int64Initializer(`${p}/zero`, 0n),
+      int64Initializer(`${p}/two`, 2n),
+      int64Initializer(`${p}/minus_one`, -1n),
+    );
+    replace.set(site.unflatten.field.start, withInput(model, site.unflatten, 1, `${p}/out_shape`));
+  }
+  replace.set(
+    site.reader.field.start,
+    concat([...inserted, withInput(model, site.reader, site.index, sliced)]),
+  );
+  added.push(valueInfoField(11, LOGITS_START_INPUT, 7 /* INT64 */, [1]));
+  return { replace, added };
+}
+
+/** `implicit_it_new.*` outputs (an Identity of what each present Concat appends) as edits, or why not. */
+function newKvEdits(
+  model: Uint8Array,
+  producer: Map<string, NodeInfo>,
+  inputNames: Set<string>,
+  outputs: ValueInfo[],
+): Edits | string {
+  const sites = outputs.some((o) => o.name.startsWith(NEW_KV_PREFIX))
+    ? 'already patched'
+    : findNewKv(model, producer, inputNames, outputs);
+  if (typeof sites === 'string') return sites;
+  const added: Uint8Array[] = [];
+  for (const { present, appended } of sites) {
+    const name = present.name.replace('present.', NEW_KV_PREFIX);
+    // the shape is left to inference
+    added.push(
+      nodeField([appended], [name], `implicit_it/${name}`, 'Identity'),
+      valueInfoField(12, name, present.elemType),
+    );
+  }
+  return { replace: new Map(), added };
+}
+
 function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
   const top = [...wireFields(model, 0, model.length)];
   const graphField = top.find((f) => f.no === 7 && f.wireType === 2);
   const result: GraphPatch = {
     bytes: null,
     external: false,
-    logitsSlice: request.logitsSlice ? 'not tried' : 'not requested',
-    kvOutputs: request.kvOutputs ? 'not tried' : 'not requested',
+    logitsSlice: 'not requested',
+    kvOutputs: 'not requested',
   };
   if (!graphField) {
     if (request.logitsSlice) result.logitsSlice = 'no graph in the model file';
@@ -325,66 +402,14 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
 
   const replace = new Map<number, Uint8Array>();
   const added: Uint8Array[] = [];
-
-  if (request.logitsSlice) {
-    const site = inputNames.has(LOGITS_START_INPUT) ? 'already patched' : findHead(producer);
-    if (typeof site === 'string') result.logitsSlice = site;
-    else {
-      const p = 'implicit_it/logits_slice';
-      const sliced = `${p}/hidden`;
-      const inserted = [
-        nodeField([site.hidden, LOGITS_START_INPUT, `${p}/ends`, `${p}/axes`], [sliced], p, 'Slice'),
-      ];
-      added.push(int64Initializer(`${p}/ends`, 0x7fffffffffffffffn), int64Initializer(`${p}/axes`, 1n));
-      if (site.unflatten) {
-        // the reshape back to [batch, seq, vocab] takes its shape from the sliced hidden state: [B, k, -1]
-        inserted.push(
-          nodeField([sliced], [`${p}/shape`], `${p}/shape`, 'Shape'),
-          nodeField([`${p}/shape`, `${p}/zero`, `${p}/two`, `${p}/zero`], [`${p}/bs`], `${p}/bs`, 'Slice'),
-          nodeField([`${p}/bs`, `${p}/minus_one`], [`${p}/out_shape`], `${p}/out_shape`, 'Concat', [
-            intAttr('axis', 0),
-          ]),
-        );
-        added.push(
-          int64Initializer(`${p}/zero`, 0n),
-          int64Initializer(`${p}/two`, 2n),
-          int64Initializer(`${p}/minus_one`, -1n),
-        );
-        replace.set(site.unflatten.field.start, withInput(model, site.unflatten, 1, `${p}/out_shape`));
-      }
-      replace.set(
-        site.reader.field.start,
-        concat([...inserted, withInput(model, site.reader, site.index, sliced)]),
-      );
-      // ValueInfoProto { name, type: TypeProto { tensor_type { elem_type: INT64, shape { dim { dim_value: 1 } } } } }
-      const shape = lenField(2, lenField(1, varintField(1, 1)));
-      added.push(
-        lenField(
-          11,
-          concat([str(1, LOGITS_START_INPUT), lenField(2, lenField(1, concat([varintField(1, 7), shape])))]),
-        ),
-      );
-      result.logitsSlice = true;
-    }
-  }
-
-  if (request.kvOutputs) {
-    const sites = outputs.some((o) => o.name.startsWith(NEW_KV_PREFIX))
-      ? 'already patched'
-      : findNewKv(model, producer, inputNames, outputs);
-    if (typeof sites === 'string') result.kvOutputs = sites;
-    else {
-      for (const { present, appended } of sites) {
-        const name = present.name.replace('present.', NEW_KV_PREFIX);
-        added.push(nodeField([appended], [name], `implicit_it/${name}`, 'Identity'));
-        // ValueInfoProto { name, type { tensor_type { elem_type } } }: shape left to inference
-        added.push(
-          lenField(12, concat([str(1, name), lenField(2, lenField(1, varintField(1, present.elemType)))])),
-        );
-      }
-      result.kvOutputs = true;
-    }
-  }
+  const apply = (edits: Edits | string): true | string => {
+    if (typeof edits === 'string') return edits;
+    for (const [at, bytes] of edits.replace) replace.set(at, bytes);
+    added.push(...edits.added);
+    return true;
+  };
+  if (request.logitsSlice) result.logitsSlice = apply(logitsSliceEdits(model, producer, inputNames));
+  if (request.kvOutputs) result.kvOutputs = apply(newKvEdits(model, producer, inputNames, outputs));
 
   if (result.logitsSlice !== true && result.kvOutputs !== true) return result;
   const parts: Uint8Array[] = [];
