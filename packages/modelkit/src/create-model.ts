@@ -35,6 +35,11 @@ export interface CreateModelOptions extends ConfigInput {
    * half-precision cache (weights and compute stay float32). Default float32.
    */
   kvDtype?: 'float32' | 'float16';
+  /**
+   * `expand`: attention repeats the KV heads with Expand, as optimum's exports do (Hugging Face's
+   * `repeat_kv`); default `grouped`, the same results without copying the cache per head group.
+   */
+  repeatKv?: 'grouped' | 'expand';
   /** Progress per written weight tensor. */
   onProgress?: (event: { tensor: string; index: number; count: number }) => void;
 }
@@ -73,6 +78,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     externalDataThreshold,
     onProgress,
     kvDtype,
+    repeatKv,
     ...configInput
   } = options;
   const base = resolveConfig(configInput);
@@ -109,6 +115,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
   const written = writeOnnxModel(join(dir, 'onnx', 'model.onnx'), config, source, {
     externalDataThreshold,
     kvDtype,
+    repeatKv,
     onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
   });
   files.push('onnx/model.onnx');

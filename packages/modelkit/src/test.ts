@@ -24,6 +24,8 @@ export interface TinyModelOptions extends DecoderConfigOverrides {
   initScale?: number;
   /** Element type of the KV cache (see `createModel`); default float32. */
   kvDtype?: 'float32' | 'float16';
+  /** How attention repeats KV heads (see `createModel`); default grouped. */
+  repeatKv?: 'grouped' | 'expand';
 }
 
 /** The cache root of {@link createTinyModel}: `$IMPLICIT_IT_MODELKIT_CACHE` or `<tmp>/implicit-it-modelkit`. */

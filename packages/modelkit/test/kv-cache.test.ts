@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createModel, type DecoderConfig } from '../src/index.js';
+import { buildDecoderGraph, createModel, type DecoderConfig } from '../src/index.js';
 import { emptyPast, maxAbsDiff, type Past, step } from './ort-helpers.js';
 
 const PROMPT = [12, 99, 250, 7, 400, 31, 2, 88, 150];
@@ -147,5 +147,26 @@ describe('KV cache', () => {
     const diff = Math.max(...PROMPT.map((_, t) => maxAbsDiff(full.logits[0]![t]!, f32.logits[0]![t]!)));
     expect(diff).toBeGreaterThan(0); // keys/values were rounded
     expect(diff).toBeLessThan(1e-2);
+  });
+
+  it("repeatKv expand: HF's repeat_kv (Expand), the logits of the grouped graph, one step at a time too", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'modelkit-expand-'));
+    const created = await createModel({ preset: 'tiny', seed: 5, out: dir, repeatKv: 'expand' });
+    const file = join(created.dir, 'onnx', 'model.onnx');
+    const ops = (repeatKv: 'grouped' | 'expand') =>
+      buildDecoderGraph(config, { repeatKv }).builder.nodes.filter((n) => n.op_type === 'Expand').length;
+    expect([ops('grouped'), ops('expand')]).toEqual([0, 2 * config.numHiddenLayers]);
+    const expanded = await ort.InferenceSession.create(file);
+    const run = (s: ort.InferenceSession) =>
+      step(s, config, [PROMPT], [PROMPT.map(() => 1)], [PROMPT.map((_, i) => i)], emptyPast(config, 1));
+    const [want, got] = [await run(session), await run(expanded)];
+    for (let t = 0; t < PROMPT.length; t++)
+      expect(maxAbsDiff(got.logits[0]![t]!, want.logits[0]![t]!)).toBeLessThan(1e-4);
+    let past = emptyPast(config, 1);
+    for (let t = 0; t < PROMPT.length; t++) {
+      const out = await step(expanded, config, [[PROMPT[t]!]], [Array(t + 1).fill(1)], [[t]], past);
+      past = out.past;
+      expect(maxAbsDiff(out.logits[0]![0]!, want.logits[0]![t]!)).toBeLessThan(1e-4);
+    }
   });
 });

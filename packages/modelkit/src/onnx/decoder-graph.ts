@@ -30,6 +30,13 @@ export interface DecoderGraphOptions {
    * float32 for attention, as exports with a half-precision KV cache do.
    */
   kvDtype?: 'float32' | 'float16';
+  /**
+   * How grouped-query attention reads the cache (default `grouped`): `grouped` views each KV head's
+   * queries as one matrix (no copies); `expand` repeats the KV heads with Unsqueeze/Expand/Reshape on
+   * shapes taken from the cache (Hugging Face's `repeat_kv`, as optimum's exports of llama-family
+   * models have it). Same results; `expand` copies the cache once per head group at every step.
+   */
+  repeatKv?: 'grouped' | 'expand';
 }
 
 /**
@@ -112,6 +119,24 @@ export function buildDecoderGraph(config: DecoderConfig, options: DecoderGraphOp
   // one matrix. Same dot products, no Expand copies of the cache, and M = nRep * S matmuls.
   const toGroups = (x: string): string => (nRep === 1 ? x : g.op('Reshape', [x, g.int64([0, kvh, -1, 0])]));
   const toHeads = (x: string): string => (nRep === 1 ? x : g.op('Reshape', [x, g.int64([0, nh, -1, 0])]));
+  // HF's repeat_kv: [B, kvh, T, hd] -> [B, kvh, nRep, T, hd] (Expand) -> [B, nh, T, hd]
+  const expandKv = options.repeatKv === 'expand' && nRep > 1;
+  const repeatKv = (x: string): string => {
+    if (!expandKv) return x;
+    const shape = g.op('Shape', [x]);
+    const b = g.op('Slice', [shape, g.int64([0]), g.int64([1])]);
+    const t = g.op('Slice', [shape, g.int64([2]), g.int64([3])]);
+    const expanded = g.op('Expand', [
+      g.op('Unsqueeze', [x, g.int64([2])]),
+      g.op('Concat', [b, g.int64([kvh, nRep]), t, g.int64([hd])], { axis: int(0) }),
+    ]);
+    return g.op('Reshape', [
+      expanded,
+      g.op('Concat', [b, g.int64([nh]), t, g.int64([hd])], { axis: int(0) }),
+    ]);
+  };
+  const grouped = (x: string): string => (expandKv ? x : toGroups(x));
+  const ungrouped = (x: string): string => (expandKv ? x : toHeads(x));
   const scale = g.float32([1 / Math.sqrt(hd)], []);
   const masked = g.float32([MASKED_SCORE], []);
 
@@ -135,10 +160,11 @@ export function buildDecoderGraph(config: DecoderConfig, options: DecoderGraphOp
       { axis: int(2) },
       `present.${i}.value`,
     );
-    const keys = g.op('Transpose', [fromCache(presentK)], { perm: ints([0, 1, 3, 2]) });
-    const scores = g.op('Mul', [toHeads(g.op('MatMul', [toGroups(q), keys])), scale]);
+    const keys = g.op('Transpose', [repeatKv(fromCache(presentK))], { perm: ints([0, 1, 3, 2]) });
+    const scores = g.op('Mul', [ungrouped(g.op('MatMul', [grouped(q), keys])), scale]);
     const probs = g.op('Softmax', [g.op('Where', [mask, scores, masked])], { axis: int(-1) });
-    const context = g.op('Transpose', [toHeads(g.op('MatMul', [toGroups(probs), fromCache(presentV)]))], {
+    const values = repeatKv(fromCache(presentV));
+    const context = g.op('Transpose', [ungrouped(g.op('MatMul', [grouped(probs), values]))], {
       perm: ints([0, 2, 1, 3]),
     });
     const merged = g.op('Reshape', [context, g.int64([0, 0, nh * hd])]);

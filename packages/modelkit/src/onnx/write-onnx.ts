@@ -23,6 +23,8 @@ export interface WriteOnnxOptions {
   onTensor?: (name: string, index: number, count: number) => void;
   /** Element type of the KV cache inputs/outputs (see {@link DecoderGraphOptions}); default float32. */
   kvDtype?: DecoderGraphOptions['kvDtype'];
+  /** How attention repeats KV heads (see {@link DecoderGraphOptions}); default `grouped`. */
+  repeatKv?: DecoderGraphOptions['repeatKv'];
 }
 
 /** What {@link writeOnnxModel} wrote. */
@@ -70,7 +72,7 @@ export function writeOnnxModel(
   source: WeightSource,
   options: WriteOnnxOptions = {},
 ): WrittenOnnx {
-  const graph = buildDecoderGraph(config, { kvDtype: options.kvDtype });
+  const graph = buildDecoderGraph(config, { kvDtype: options.kvDtype, repeatKv: options.repeatKv });
   const TensorProto = onnxType('TensorProto');
   const weightBytes = graph.weights.reduce((n, s) => n + numel(s.shape) * 4, 0);
   const threshold = options.externalDataThreshold ?? EXTERNAL_DATA_THRESHOLD;
