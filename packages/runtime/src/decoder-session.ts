@@ -27,6 +27,14 @@ export interface SessionOptions {
    * decoder) to feed `present.*` back as exported.
    */
   cacheOutputs?: boolean;
+  /**
+   * With the cache in the engine's buffers: attend to the cached and the new keys/values separately
+   * (default true), so that no step copies the whole cache into a `present.*` Concat inside onnxruntime.
+   * The graph is patched in memory and loses its `present.*` outputs; graphs the patch does not fit
+   * (e.g. K/V heads repeated with Expand) keep their attention, with a log line. Results agree with
+   * the exported attention to float rounding (the same products, summed in another order).
+   */
+  splitAttention?: boolean;
   /** Receives one line per notable event (the provider chosen, a patch skipped). */
   log?: (line: string) => void;
 }
@@ -80,6 +88,8 @@ export class DecoderSession {
    * (patched graph), or `present` fed back whole.
    */
   readonly cacheMode: 'slots' | 'present';
+  /** Attention split into past and new keys/values (patched graph without `present.*`; see `SessionOptions.splitAttention`). */
+  readonly splitAttention: boolean;
   private readonly pastNames: string[];
   private readonly presentNames: string[];
   /** The cache outputs of each `StepInputs.fetch` choice. */
@@ -89,7 +99,7 @@ export class DecoderSession {
     private readonly session: ort.InferenceSession,
     provider: ExecutionProvider,
     files: ModelFiles,
-    patched: { logits: boolean; kv: boolean },
+    patched: { logits: boolean; kv: boolean; split: boolean },
   ) {
     this.provider = provider;
     const inputs = session.inputNames;
@@ -106,7 +116,10 @@ export class DecoderSession {
     }
     this.pastNames = inputs.filter((n) => n.startsWith('past_key_values.'));
     this.presentNames = this.pastNames.map((n) => n.replace('past_key_values.', 'present.'));
-    const missing = this.presentNames.find((n) => !session.outputNames.includes(n));
+    // a split-attention graph has no present.* outputs: the patch removed them after checking them
+    const missing = patched.split
+      ? undefined
+      : this.presentNames.find((n) => !session.outputNames.includes(n));
     if (this.pastNames.length === 0 || missing) {
       throw new ModelLoadError(
         'runtime.no_kv_cache',
@@ -127,6 +140,7 @@ export class DecoderSession {
     const newNames = this.pastNames.map((n) => n.replace('past_key_values.', NEW_KV_PREFIX));
     this.cacheMode =
       patched.kv && newNames.every((n) => session.outputNames.includes(n)) ? 'slots' : 'present';
+    this.splitAttention = patched.split && this.cacheMode === 'slots';
     this.kvNames = { present: this.presentNames, new: newNames, none: [] };
     this.logitsMode = patched.logits
       ? 'patched'
@@ -140,19 +154,28 @@ export class DecoderSession {
     const log = options.log ?? (() => {});
     const { order, skipped } = chooseProviders(options.executionProvider ?? 'auto');
     let model: Uint8Array | string = files.onnxFile;
-    const patched = { logits: false, kv: false };
-    const request = { logitsSlice: options.sliceLogits !== false, kvOutputs: options.cacheOutputs !== false };
+    const patched = { logits: false, kv: false, split: false };
+    const request = {
+      logitsSlice: options.sliceLogits !== false,
+      kvOutputs: options.cacheOutputs !== false,
+      splitAttention: options.cacheOutputs !== false && options.splitAttention !== false,
+    };
     if (request.logitsSlice || request.kvOutputs) {
       const result = patchDecoderGraph(readFileSync(files.onnxFile), request);
       if (result.bytes) {
         model = result.external ? writeBesideExternalData(files.onnxFile, result.bytes) : result.bytes;
         patched.logits = result.logitsSlice === true;
         patched.kv = result.kvOutputs === true;
+        patched.split = result.splitAttention === true;
       }
       if (request.logitsSlice && result.logitsSlice !== true)
         log(`logits for every position (graph not patched: ${result.logitsSlice})`);
       if (request.kvOutputs && result.kvOutputs !== true)
         log(`KV cache copied out of onnxruntime at every step (graph not patched: ${result.kvOutputs})`);
+      else if (request.splitAttention && result.splitAttention !== true)
+        log(
+          `KV cache concatenated inside onnxruntime at every step (attention not split: ${result.splitAttention})`,
+        );
     }
     const failures: ProviderStatus[] = [...skipped];
     for (const provider of order) {
@@ -215,6 +238,10 @@ export class DecoderSession {
     const fetch = step.fetch ?? 'present';
     if (fetch === 'new' && this.cacheMode !== 'slots')
       throw new Error('DecoderSession.run: fetch "new" needs a graph patched with new key/value outputs');
+    if (fetch === 'present' && this.splitAttention)
+      throw new Error(
+        'DecoderSession.run: fetch "present" needs the present.* outputs, which a split-attention graph does not have (load with splitAttention: false)',
+      );
     const kvNames = this.kvNames[fetch];
     const out = await this.session.run(feeds, ['logits', ...kvNames]);
     const kv = kvNames.map((n) => out[n]!);

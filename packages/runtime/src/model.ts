@@ -44,6 +44,8 @@ export interface ModelInfo {
   logitsMode: string;
   /** `slots`: the engine keeps the KV cache in its own buffers; `present`: it feeds `present.*` back whole. */
   cacheMode: string;
+  /** Attention split into cached and new keys/values, so no step copies the cache (see `SessionOptions.splitAttention`). */
+  splitAttention: boolean;
   /** Rows decoded together at most. */
   maxBatchSize: number;
 }
@@ -87,6 +89,7 @@ export class Model {
       eosIds: [...this.eos],
       logitsMode: session.logitsMode,
       cacheMode: session.cacheMode,
+      splitAttention: session.splitAttention,
       maxBatchSize,
     };
     this.engine = new DecodeEngine(session, this.loopTokenizer(), {

@@ -54,6 +54,16 @@ const enc = new TextEncoder();
 
 function varint(n: number): number[] {
   const out: number[] = [];
+  if (n < 0) {
+    // int64 fields: negative values are ten-byte two's complement
+    let u = BigInt.asUintN(64, BigInt(n));
+    while (u >= 0x80n) {
+      out.push(Number(u & 0x7fn) | 0x80);
+      u >>= 7n;
+    }
+    out.push(Number(u));
+    return out;
+  }
   while (n >= 0x80) {
     out.push((n % 128) | 0x80);
     n = Math.floor(n / 128);
@@ -185,6 +195,11 @@ export interface PatchRequest {
   logitsSlice: boolean;
   /** Add outputs for each layer's new keys/values (what `present.*` appends to `past_key_values.*`). */
   kvOutputs: boolean;
+  /**
+   * With `kvOutputs`: attend to the past and the new keys/values separately, so that no step copies the
+   * cache into a `present.*` Concat; the `present.*` outputs are removed (see `splitAttentionEdits`).
+   */
+  splitAttention?: boolean;
 }
 
 /** What `patchDecoderGraph` did: the new bytes (when anything changed) and, per part, why it was not done. */
@@ -195,6 +210,7 @@ export interface GraphPatch {
   external: boolean;
   logitsSlice: true | string;
   kvOutputs: true | string;
+  splitAttention: true | string;
 }
 
 /** What `patchLogitsSlice` did. */
@@ -229,7 +245,7 @@ export function patchDecoderGraph(model: Uint8Array, request: PatchRequest): Gra
     return patch(model, request);
   } catch (e) {
     const reason = `cannot read the graph (${(e as Error).message})`;
-    return { bytes: null, external: false, logitsSlice: reason, kvOutputs: reason };
+    return { bytes: null, external: false, logitsSlice: reason, kvOutputs: reason, splitAttention: reason };
   }
 }
 
@@ -310,7 +326,7 @@ function valueInfoField(fieldNo: 11 | 12, name: string, elemType: number, dims?:
   );
 }
 
-/** How a patch changes the graph: node fields replaced (by their offset) and fields appended. */
+/** How a patch changes the graph: graph fields replaced (by their offset; empty = removed) and fields appended. */
 interface Edits {
   replace: Map<number, Uint8Array>;
   added: Uint8Array[];
@@ -378,6 +394,200 @@ function newKvEdits(
   return { replace: new Map(), added };
 }
 
+/** The integer-list attribute `name` of a node (packed or not), or undefined. */
+function intsAttribute(buf: Uint8Array, node: NodeInfo, name: string): number[] | undefined {
+  for (const g of wireFields(buf, node.field.dataStart, node.field.end)) {
+    if (g.no !== 5 || g.wireType !== 2) continue;
+    let attrName = '';
+    const values: number[] = [];
+    for (const a of wireFields(buf, g.dataStart, g.end)) {
+      if (a.no === 1 && a.wireType === 2) attrName = utf8.decode(buf.subarray(a.dataStart, a.end));
+      // small non-negative ints (a permutation): plain varints suffice
+      if (a.no === 8 && a.wireType === 0) values.push(readVarint(buf, a.dataStart)[0]);
+      if (a.no === 8 && a.wireType === 2)
+        for (let pos = a.dataStart; pos < a.end; ) {
+          const [v, next] = readVarint(buf, pos);
+          values.push(v);
+          pos = next;
+        }
+    }
+    if (attrName === name) return values;
+  }
+  return undefined;
+}
+
+/** A copy of a node (op type, domain, attributes kept) with new inputs, outputs and name. */
+function cloneNode(
+  buf: Uint8Array,
+  node: NodeInfo,
+  inputs: string[],
+  outputs: string[],
+  name: string,
+): Uint8Array {
+  const kept: Uint8Array[] = [];
+  for (const g of wireFields(buf, node.field.dataStart, node.field.end))
+    if (g.no !== 1 && g.no !== 2 && g.no !== 3) kept.push(buf.subarray(g.start, g.end));
+  return lenField(
+    1,
+    concat([...inputs.map((i) => str(1, i)), ...outputs.map((o) => str(2, o)), str(3, name), ...kept]),
+  );
+}
+
+/** One cache tensor's way into attention: `present` -> Cast/Identity* -> [Transpose(0,1,3,2)] -> MatMul(_, it). */
+interface AttentionRead {
+  present: string;
+  past: string;
+  appended: string;
+  concat: NodeInfo;
+  /** element-wise nodes between the Concat and the matmul (fp16 caches: a Cast) */
+  chain: NodeInfo[];
+  /** keys: the transpose to [.., headDim, positions] */
+  transpose: NodeInfo | null;
+  matmul: NodeInfo;
+}
+
+/** Follows a `present.*` value to the attention MatMul that reads it, or says why it cannot. */
+function findAttentionRead(
+  buf: Uint8Array,
+  readers: Map<string, { node: NodeInfo; index: number }[]>,
+  producer: Map<string, NodeInfo>,
+  outputNames: Set<string>,
+  present: string,
+): AttentionRead | string {
+  const concatNode = producer.get(present)!;
+  const isKey = present.endsWith('.key');
+  const chain: NodeInfo[] = [];
+  let transpose: NodeInfo | null = null;
+  let value = present;
+  for (;;) {
+    const next = readers.get(value) ?? [];
+    if (next.length !== 1 || (value !== present && outputNames.has(value))) {
+      const what = value === present ? present : `${value} (from ${present})`;
+      return `${what} is read by ${next.map((r) => r.node.opType).join(', ') || 'no node'}, not by attention alone`;
+    }
+    const { node, index } = next[0]!;
+    if (node.opType === 'Cast' || node.opType === 'Identity') {
+      chain.push(node);
+    } else if (node.opType === 'Transpose' && isKey && transpose === null) {
+      const perm = intsAttribute(buf, node, 'perm');
+      if (perm?.join(',') !== '0,1,3,2') return `${present} is transposed with perm [${perm}], not [0,1,3,2]`;
+      transpose = node;
+    } else if (node.opType === 'MatMul' && index === 1 && (transpose !== null || !isKey)) {
+      return {
+        present,
+        past: concatNode.inputs[0]!,
+        appended: concatNode.inputs[1]!,
+        concat: concatNode,
+        chain,
+        transpose,
+        matmul: node,
+      };
+    } else {
+      return `${present} reaches ${node.opType} before attention (e.g. repeat_kv's Expand): attention is left as exported`;
+    }
+    value = node.outputs[0]!;
+  }
+}
+
+/**
+ * Splits each layer's attention over `Concat(past, new)` into attention over the past and over the new
+ * keys/values, the way the engine's slot cache needs it: scores = Concat(q·pastᵀ, q·newᵀ) (a small
+ * [.., seq, positions] tensor instead of the whole cache) and context = probs[.., :T]·past_v +
+ * probs[.., T:]·new_v. The same products, summed in another order (results agree to float rounding);
+ * the cache Concats and the `present.*` outputs they fed are removed, so no step copies the cache.
+ * Applies where every cache tensor reaches its MatMul through Cast/Identity nodes (and, for keys, a
+ * Transpose to [.., headDim, positions]); graphs that repeat K/V heads with Expand are left as they are.
+ */
+function splitAttentionEdits(
+  model: Uint8Array,
+  nodes: NodeInfo[],
+  producer: Map<string, NodeInfo>,
+  inputNames: Set<string>,
+  graphFields: WireField[],
+  outputs: ValueInfo[],
+): Edits | string {
+  const sites = findNewKv(model, producer, inputNames, outputs);
+  if (typeof sites === 'string') return sites;
+  const readers = new Map<string, { node: NodeInfo; index: number }[]>();
+  for (const node of nodes)
+    for (const [index, input] of node.inputs.entries()) {
+      const list = readers.get(input) ?? [];
+      list.push({ node, index });
+      readers.set(input, list);
+    }
+  const outputNames = new Set(outputs.map((o) => o.name));
+  const reads: AttentionRead[] = [];
+  for (const { present } of sites) {
+    const read = findAttentionRead(model, readers, producer, outputNames, present.name);
+    if (typeof read === 'string') return read;
+    reads.push(read);
+  }
+  const q = 'implicit_it/split';
+  const replace = new Map<number, Uint8Array>();
+  const removed = new Uint8Array(0);
+  for (const r of reads) {
+    const p = `${q}/${r.present.slice('present.'.length)}`;
+    for (const n of [r.concat, ...r.chain, ...(r.transpose ? [r.transpose] : [])])
+      replace.set(n.field.start, removed);
+    const inserted: Uint8Array[] = [];
+    // the cache tensor as the matmul reads it, built from `source` (past or new) by the same nodes
+    const operand = (source: string, part: string): string => {
+      let value = source;
+      for (const [k, n] of [...r.chain, ...(r.transpose ? [r.transpose] : [])].entries()) {
+        const out = `${p}/${part}/${k}`;
+        inserted.push(cloneNode(model, n, [value, ...n.inputs.slice(1)], [out], out));
+        value = out;
+      }
+      return value;
+    };
+    const [first, rest] = [`${p}/past`, `${p}/new`];
+    const result = r.matmul.outputs[0]!;
+    if (r.transpose) {
+      // keys: scores over the past positions, then over the new ones
+      const a = r.matmul.inputs[0]!;
+      inserted.push(
+        cloneNode(model, r.matmul, [a, operand(r.past, 'past')], [first], first),
+        cloneNode(model, r.matmul, [a, operand(r.appended, 'new')], [rest], rest),
+        nodeField([first, rest], [result], `${p}/scores`, 'Concat', [intAttr('axis', -1)]),
+      );
+    } else {
+      // values: the probabilities of the past positions weigh the past, the rest the new values
+      const probs = r.matmul.inputs[0]!;
+      inserted.push(
+        nodeField([r.past], [`${p}/shape`], `${p}/shape`, 'Shape'),
+        nodeField([`${p}/shape`, `${q}/two`], [`${p}/length`], `${p}/length`, 'Gather', [intAttr('axis', 0)]),
+        nodeField(
+          [probs, `${q}/zero`, `${p}/length`, `${q}/last`],
+          [`${p}/probs_past`],
+          `${p}/probs_past`,
+          'Slice',
+        ),
+        nodeField(
+          [probs, `${p}/length`, `${q}/end`, `${q}/last`],
+          [`${p}/probs_new`],
+          `${p}/probs_new`,
+          'Slice',
+        ),
+        cloneNode(model, r.matmul, [`${p}/probs_past`, operand(r.past, 'past')], [first], first),
+        cloneNode(model, r.matmul, [`${p}/probs_new`, operand(r.appended, 'new')], [rest], rest),
+        nodeField([first, rest], [result], `${p}/context`, 'Add'),
+      );
+    }
+    replace.set(r.matmul.field.start, concat(inserted));
+  }
+  // the present.* outputs are gone with their Concats
+  const presents = new Set(reads.map((r) => r.present));
+  for (const f of graphFields)
+    if (f.no === 12 && presents.has(readValueInfo(model, f).name)) replace.set(f.start, removed);
+  const added = [
+    int64Initializer(`${q}/zero`, 0n),
+    int64Initializer(`${q}/two`, 2n),
+    int64Initializer(`${q}/end`, 0x7fffffffffffffffn),
+    int64Initializer(`${q}/last`, -1n),
+  ];
+  return { replace, added };
+}
+
 function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
   const top = [...wireFields(model, 0, model.length)];
   const graphField = top.find((f) => f.no === 7 && f.wireType === 2);
@@ -386,10 +596,12 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
     external: false,
     logitsSlice: 'not requested',
     kvOutputs: 'not requested',
+    splitAttention: 'not requested',
   };
   if (!graphField) {
     if (request.logitsSlice) result.logitsSlice = 'no graph in the model file';
     if (request.kvOutputs) result.kvOutputs = 'no graph in the model file';
+    if (request.splitAttention) result.splitAttention = 'no graph in the model file';
     return result;
   }
   const graphFields = [...wireFields(model, graphField.dataStart, graphField.end)];
@@ -410,11 +622,17 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
   };
   if (request.logitsSlice) result.logitsSlice = apply(logitsSliceEdits(model, producer, inputNames));
   if (request.kvOutputs) result.kvOutputs = apply(newKvEdits(model, producer, inputNames, outputs));
+  if (request.splitAttention) {
+    result.splitAttention =
+      result.kvOutputs === true
+        ? apply(splitAttentionEdits(model, nodes, producer, inputNames, graphFields, outputs))
+        : `needs the new key/value outputs (${result.kvOutputs})`;
+  }
 
   if (result.logitsSlice !== true && result.kvOutputs !== true) return result;
   const parts: Uint8Array[] = [];
   for (const f of graphFields) {
-    const replacement = f.no === 1 ? replace.get(f.start) : undefined;
+    const replacement = replace.get(f.start);
     if (replacement) {
       parts.push(replacement);
       continue;

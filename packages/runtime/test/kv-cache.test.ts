@@ -87,7 +87,8 @@ describe('KV caches', () => {
 
   it('the new-KV patch: outputs equal what present.* appends, at prefill and at a decoding step', async () => {
     const files = resolveModelFiles(await diverseModelDir());
-    const session = await DecoderSession.create(files, { log: () => {} });
+    // attention as exported, so that present.* can be fetched beside the new outputs
+    const session = await DecoderSession.create(files, { log: () => {}, splitAttention: false });
     const plain = await DecoderSession.create(files, { log: () => {}, cacheOutputs: false });
     expect([session.cacheMode, plain.cacheMode]).toEqual(['slots', 'present']);
     const ids = [1, 40, 41, 42, 300, 301, 77, 9];
@@ -149,6 +150,90 @@ describe('KV caches', () => {
     await plain.release();
   });
 
+  it('split attention: the logits of the exported attention, left padding and a cache with free slots included', async () => {
+    const files = resolveModelFiles(await diverseModelDir());
+    const split = await DecoderSession.create(files, { log: () => {} });
+    const plain = await DecoderSession.create(files, { log: () => {}, cacheOutputs: false });
+    expect([split.cacheMode, split.splitAttention, plain.splitAttention]).toEqual(['slots', true, false]);
+    const close = (a: Float32Array, b: Float32Array) => {
+      expect(a.length).toBe(b.length);
+      let max = 0;
+      for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+      expect(max).toBeLessThan(1e-5);
+    };
+    // two rows, the second left-padded by 3
+    const ids = [1, 40, 41, 42, 300, 301, 77, 9, 0, 0, 0, 5, 6, 7, 8, 9];
+    const mask = ids.map((_, i) => (i >= 8 && i < 11 ? 0n : 1n));
+    const pos = ids.map((_, i) => BigInt(i < 8 ? i : Math.max(0, i - 11)));
+    const prefill = (s: DecoderSession, fetch: 'present' | 'new') =>
+      s.run({
+        batch: 2,
+        seq: 8,
+        inputIds: BigInt64Array.from(ids, BigInt),
+        attentionMask: BigInt64Array.from(mask),
+        positionIds: BigInt64Array.from(pos),
+        past: null,
+        logitsFrom: 0,
+        fetch,
+      });
+    const want = await prefill(plain, 'present');
+    const got = await prefill(split, 'new');
+    close(got.logits, want.logits);
+    for (const [i, t] of got.kv.entries()) close(t.data as Float32Array, want.kv[i]!.data as Float32Array);
+
+    // a decoding step over the engine's own cache: 8 positions, 3 free slots (masked), then the new token
+    const cache = SlotCache.fromPrefill(got.kv);
+    expect(cache.width - cache.length).toBeGreaterThan(0);
+    const width = cache.width + 1;
+    const stepMask = new BigInt64Array(2 * width);
+    for (let b = 0; b < 2; b++) {
+      for (let t = 0; t < 8; t++) stepMask[b * width + t] = mask[b * 8 + t]!;
+      stepMask[b * width + width - 1] = 1n;
+    }
+    const decode = (s: DecoderSession, past: ort.Tensor[], attentionMask: BigInt64Array) =>
+      s.run({
+        batch: 2,
+        seq: 1,
+        inputIds: BigInt64Array.of(17n, 18n),
+        attentionMask,
+        positionIds: BigInt64Array.of(8n, 5n),
+        past,
+        logitsFrom: -1,
+        fetch: s === split ? 'new' : 'present',
+      });
+    const next = await decode(split, cache.feeds(), stepMask);
+    const ref = await decode(
+      plain,
+      want.kv,
+      BigInt64Array.from([...mask.slice(0, 8), 1n, ...mask.slice(8), 1n]),
+    );
+    close(next.logits, ref.logits);
+    await expect(prefill(split, 'present')).rejects.toThrow(
+      'DecoderSession.run: fetch "present" needs the present.* outputs, which a split-attention graph does not have (load with splitAttention: false)',
+    );
+    await split.release();
+    await plain.release();
+  });
+
+  it("split attention is left out, with the reason logged, where K/V heads are repeated with Expand (optimum's repeat_kv)", async () => {
+    const { dir } = await createTinyModel({ seed: 1, initScale: 10, repeatKv: 'expand' });
+    const bytes = readFileSync(resolveModelFiles(dir).onnxFile);
+    const result = patchDecoderGraph(bytes, { logitsSlice: true, kvOutputs: true, splitAttention: true });
+    expect([result.logitsSlice, result.kvOutputs]).toEqual([true, true]);
+    expect(result.splitAttention).toBe('present.0.key is read by Shape, Unsqueeze, not by attention alone');
+    const lines: string[] = [];
+    const model = await loadModel(dir, { log: (l) => lines.push(l), maxBatchSize: 2 });
+    expect([model.info.cacheMode, model.info.splitAttention]).toEqual(['slots', false]);
+    expect(lines).toContain(
+      'KV cache concatenated inside onnxruntime at every step (attention not split: present.0.key is read by Shape, Unsqueeze, not by attention alone)',
+    );
+    const opts = { maxNewTokens: 12, ignoreEos: true, rules: 'hewitt2024' } as const;
+    const batched = await model.generate(PROMPTS, opts);
+    for (const [i, prompt] of PROMPTS.entries())
+      expect(batched[i]!.tokenIds).toEqual(await generateWithoutCache(model, prompt, opts));
+    await model.dispose();
+  });
+
   it('the patch says why it does not apply', async () => {
     const bytes = readFileSync(resolveModelFiles(await diverseModelDir()).onnxFile);
     const once = patchDecoderGraph(bytes, { logitsSlice: true, kvOutputs: true });
@@ -167,8 +252,10 @@ describe('KV caches', () => {
   it('the engine gives the same tokens with its own cache buffers as with present.* fed back', async () => {
     const dir = await diverseModelDir();
     const slots = await loadModel(dir, { log: () => {}, maxBatchSize: 3 });
+    const unsplit = await loadModel(dir, { log: () => {}, maxBatchSize: 3, splitAttention: false });
     const present = await loadModel(dir, { log: () => {}, maxBatchSize: 3, cacheOutputs: false });
     expect([slots.info.cacheMode, present.info.cacheMode]).toEqual(['slots', 'present']);
+    expect([slots.info.splitAttention, unsplit.info.splitAttention]).toEqual([true, false]);
     // rows of different lengths, more than a chunk of steps, a batch limit so that rows join mid-way
     const opts = { maxNewTokens: SLOT_CHUNK + 20, ignoreEos: true, rules: 'hewitt2024' } as const;
     const want = await present.generate(PROMPTS, opts);
@@ -181,6 +268,10 @@ describe('KV caches', () => {
     );
     for (const [i, [r]] of got.entries())
       expect(r!.tokenIds).toEqual(want[i]!.tokenIds.slice(0, opts.maxNewTokens - i * 5));
+    expect((await unsplit.generate(PROMPTS, opts)).map((r) => r.tokenIds)).toEqual(
+      want.map((r) => r.tokenIds),
+    );
+    await unsplit.dispose();
     await slots.dispose();
     await present.dispose();
   });
@@ -194,6 +285,7 @@ describe('KV caches', () => {
       'slots',
       'present',
     ]);
+    expect(slots.info.splitAttention).toBe(true); // through the graph's Cast back to float32
     const opts = { maxNewTokens: SLOT_CHUNK + 8, ignoreEos: true, rules: 'hewitt2024' } as const;
     const batched = await slots.generate(PROMPTS, opts); // 2 at a time: rows join as others finish
     for (const [i, prompt] of PROMPTS.entries()) {

@@ -133,6 +133,7 @@ describe('execution providers and logits', () => {
         positionIds: BigInt64Array.from(ids, (_, i) => BigInt(i)),
         past: null,
         logitsFrom: from,
+        fetch: 'none',
       });
     const all = await step(plain, 0);
     expect(all.kept).toBe(ids.length);
