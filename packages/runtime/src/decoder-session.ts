@@ -153,6 +153,38 @@ export class DecoderSession {
   static async create(files: ModelFiles, options: SessionOptions = {}): Promise<DecoderSession> {
     const log = options.log ?? (() => {});
     const { order, skipped } = chooseProviders(options.executionProvider ?? 'auto');
+    const failures: ProviderStatus[] = [...skipped];
+    let session = await DecoderSession.open(files, options, order, failures, log);
+    if (session.splitAttention) {
+      const problem = await checkSplitAttention(session);
+      if (problem !== null) {
+        // an unforeseen graph shape: never decode with a split that does not hold
+        log(`KV cache concatenated inside onnxruntime at every step (attention not split: ${problem})`);
+        await session.release();
+        session = await DecoderSession.open(
+          files,
+          { ...options, splitAttention: false },
+          order,
+          failures,
+          () => {},
+        );
+      }
+    }
+    const why = failures.length
+      ? ` (skipped: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')})`
+      : '';
+    log(`execution provider: ${session.provider}${why}`);
+    return session;
+  }
+
+  /** Patches the graph as asked (logging what could not be) and opens it with the first provider that works. */
+  private static async open(
+    files: ModelFiles,
+    options: SessionOptions,
+    order: ExecutionProvider[],
+    failures: ProviderStatus[],
+    log: (line: string) => void,
+  ): Promise<DecoderSession> {
     let model: Uint8Array | string = files.onnxFile;
     const patched = { logits: false, kv: false, split: false };
     const request = {
@@ -177,8 +209,8 @@ export class DecoderSession {
           `KV cache concatenated inside onnxruntime at every step (attention not split: ${result.splitAttention})`,
         );
     }
-    const failures: ProviderStatus[] = [...skipped];
     for (const provider of order) {
+      if (failures.some((f) => f.name === provider)) continue;
       try {
         const session = await ort.InferenceSession.create(model as Uint8Array, {
           executionProviders: [provider],
@@ -186,10 +218,6 @@ export class DecoderSession {
           ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
           ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
         });
-        const why = failures.length
-          ? ` (skipped: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')})`
-          : '';
-        log(`execution provider: ${provider}${why}`);
         return new DecoderSession(session, provider, files, patched);
       } catch (cause) {
         if (cause instanceof ModelLoadError) throw cause;
@@ -203,27 +231,39 @@ export class DecoderSession {
     );
   }
 
-  /** Zero-length past tensors for the first step. */
-  emptyPast(batch: number): Tensor[] {
-    const dims = [batch, this.kvHeads, 0, this.headDim];
+  /** Past tensors for the first step: zero-length, or `length` zeroed positions. */
+  emptyPast(batch: number, length = 0): Tensor[] {
+    const dims = [batch, this.kvHeads, length, this.headDim];
+    const n = batch * this.kvHeads * length * this.headDim;
     return this.pastNames.map(() =>
       this.kvType === 'float16'
-        ? new ort.Tensor('float16', new Uint16Array(0), dims)
-        : new ort.Tensor('float32', new Float32Array(0), dims),
+        ? new ort.Tensor('float16', new Uint16Array(n), dims)
+        : new ort.Tensor('float32', new Float32Array(n), dims),
     );
   }
 
   /** Runs one forward step. */
   async run(step: StepInputs): Promise<StepOutputs> {
     const { batch, seq } = step;
-    const total = step.attentionMask.length / batch;
+    let total = step.attentionMask.length / batch;
+    let mask = step.attentionMask;
+    let past = step.past ?? this.emptyPast(batch);
+    if (step.past === null && this.splitAttention) {
+      // a split graph reshapes the past on shapes read from it, and Reshape reads a 0 in a shape as
+      // "keep this dimension": a zero-length past breaks repeat_kv. The first step attends to one
+      // zeroed slot instead, hidden by the mask (its weight is exactly 0).
+      past = this.emptyPast(batch, 1);
+      mask = new BigInt64Array(batch * (total + 1));
+      for (let b = 0; b < batch; b++)
+        mask.set(step.attentionMask.subarray(b * total, (b + 1) * total), b * (total + 1) + 1);
+      total++;
+    }
     const feeds: Record<string, Tensor> = {
       input_ids: new ort.Tensor('int64', step.inputIds, [batch, seq]),
-      attention_mask: new ort.Tensor('int64', step.attentionMask, [batch, total]),
+      attention_mask: new ort.Tensor('int64', mask, [batch, total]),
     };
     if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', step.positionIds, [batch, seq]);
     if (this.hasUseCacheBranch) feeds.use_cache_branch = new ort.Tensor('bool', [step.past !== null], [1]);
-    const past = step.past ?? this.emptyPast(batch);
     for (let i = 0; i < past.length; i++) feeds[this.pastNames[i]!] = past[i]!;
     const from = step.logitsFrom < 0 ? Math.max(0, seq + step.logitsFrom) : step.logitsFrom;
     if (this.logitsMode === 'patched')
@@ -283,4 +323,45 @@ function writeBesideExternalData(onnxFile: string, bytes: Uint8Array): string {
   const out = join(dir, basename(onnxFile));
   writeFileSync(out, bytes);
   return out;
+}
+
+/**
+ * Checks a split-attention graph against itself: the last logits of a 4-token prompt (no past, so the
+ * split changes nothing) must equal those of a 3-token prompt followed by one decoding step over its
+ * cache (where the split does all the work), to float rounding. Returns null when they agree, else
+ * what differed. `DecoderSession.create` runs it at load and falls back to the exported attention on failure.
+ */
+export async function checkSplitAttention(
+  session: Pick<DecoderSession, 'run' | 'kvType'>,
+): Promise<string | null> {
+  const ids = [1, 2, 3, 4];
+  const step = (tokens: number[], from: number, past: Tensor[] | null, fetch: 'new' | 'none') =>
+    session.run({
+      batch: 1,
+      seq: tokens.length,
+      inputIds: BigInt64Array.from(tokens, BigInt),
+      attentionMask: new BigInt64Array(from + tokens.length).fill(1n),
+      positionIds: BigInt64Array.from(tokens, (_, i) => BigInt(from + i)),
+      past,
+      logitsFrom: -1,
+      fetch,
+    });
+  try {
+    const whole = await step(ids, 0, null, 'none');
+    const head = await step(ids.slice(0, 3), 0, null, 'new');
+    const next = await step(ids.slice(3), 3, head.kv, 'none');
+    let diff = 0;
+    let scale = 0;
+    for (let i = 0; i < whole.logits.length; i++) {
+      diff = Math.max(diff, Math.abs(whole.logits[i]! - next.logits[i]!));
+      scale = Math.max(scale, Math.abs(whole.logits[i]!));
+    }
+    // float32 rounding is ~1e-7 relative; a half-precision cache rounds keys/values to ~1e-3
+    const tolerance = (session.kvType === 'float16' ? 1e-2 : 1e-4) * scale + 1e-5;
+    if (!(diff <= tolerance))
+      return `a decoding step over the cache gave logits ${diff.toPrecision(3)} away from the full pass (tolerance ${tolerance.toPrecision(3)})`;
+    return null;
+  } catch (error) {
+    return `the patched graph failed to run (${(error as Error).message.split('\n')[0]})`;
+  }
 }

@@ -98,16 +98,21 @@ interface NodeInfo {
   inputs: string[];
   outputs: string[];
   opType: string;
+  name: string;
+  /** '' for the default ONNX domain */
+  domain: string;
 }
 
 function readNode(buf: Uint8Array, f: WireField): NodeInfo {
-  const node: NodeInfo = { field: f, inputs: [], outputs: [], opType: '' };
+  const node: NodeInfo = { field: f, inputs: [], outputs: [], opType: '', name: '', domain: '' };
   for (const g of wireFields(buf, f.dataStart, f.end)) {
     if (g.wireType !== 2) continue;
     const s = () => utf8.decode(buf.subarray(g.dataStart, g.end));
     if (g.no === 1) node.inputs.push(s());
     else if (g.no === 2) node.outputs.push(s());
+    else if (g.no === 3) node.name = s();
     else if (g.no === 4) node.opType = s();
+    else if (g.no === 7) node.domain = s() === 'ai.onnx' ? '' : s();
   }
   return node;
 }
@@ -394,28 +399,6 @@ function newKvEdits(
   return { replace: new Map(), added };
 }
 
-/** The integer-list attribute `name` of a node (packed or not), or undefined. */
-function intsAttribute(buf: Uint8Array, node: NodeInfo, name: string): number[] | undefined {
-  for (const g of wireFields(buf, node.field.dataStart, node.field.end)) {
-    if (g.no !== 5 || g.wireType !== 2) continue;
-    let attrName = '';
-    const values: number[] = [];
-    for (const a of wireFields(buf, g.dataStart, g.end)) {
-      if (a.no === 1 && a.wireType === 2) attrName = utf8.decode(buf.subarray(a.dataStart, a.end));
-      // small non-negative ints (a permutation): plain varints suffice
-      if (a.no === 8 && a.wireType === 0) values.push(readVarint(buf, a.dataStart)[0]);
-      if (a.no === 8 && a.wireType === 2)
-        for (let pos = a.dataStart; pos < a.end; ) {
-          const [v, next] = readVarint(buf, pos);
-          values.push(v);
-          pos = next;
-        }
-    }
-    if (attrName === name) return values;
-  }
-  return undefined;
-}
-
 /** A copy of a node (op type, domain, attributes kept) with new inputs, outputs and name. */
 function cloneNode(
   buf: Uint8Array,
@@ -433,70 +416,99 @@ function cloneNode(
   );
 }
 
-/** One cache tensor's way into attention: `present` -> Cast/Identity* -> [Transpose(0,1,3,2)] -> MatMul(_, it). */
+/**
+ * Ops a cache tensor may pass through on its way into attention: element-wise and layout ops (a Cast
+ * back from float16, a transpose of the keys, a scale, Hugging Face's repeat_kv as Unsqueeze/Expand/
+ * Reshape) and the shape arithmetic that feeds them. Nothing that mixes positions (no reductions, no
+ * matmuls); the engine checks the patched graph against itself at load (`checkSplitAttention`).
+ */
+const PASS_THROUGH = new Set([
+  'Cast',
+  'Identity',
+  'Transpose',
+  'Unsqueeze',
+  'Squeeze',
+  'Expand',
+  'Reshape',
+  'Shape',
+  'Gather',
+  'Slice',
+  'Concat',
+  'Mul',
+  'Div',
+  'Add',
+  'Sub',
+  'Where',
+  'Equal',
+  'ConstantOfShape',
+]);
+
+/** One cache tensor's way into attention: `present` -> nodes that act per position -> MatMul(_, it). */
 interface AttentionRead {
   present: string;
   past: string;
   appended: string;
   concat: NodeInfo;
-  /** element-wise nodes between the Concat and the matmul (fp16 caches: a Cast) */
-  chain: NodeInfo[];
-  /** keys: the transpose to [.., headDim, positions] */
-  transpose: NodeInfo | null;
+  /** the nodes between the Concat and the matmul, in graph order (fp16 caches: a Cast; GQA: repeat_kv) */
+  inside: NodeInfo[];
+  /** values computed from `present` (itself included) */
+  derived: Set<string>;
   matmul: NodeInfo;
 }
 
 /** Follows a `present.*` value to the attention MatMul that reads it, or says why it cannot. */
 function findAttentionRead(
-  buf: Uint8Array,
   readers: Map<string, { node: NodeInfo; index: number }[]>,
   producer: Map<string, NodeInfo>,
+  order: Map<NodeInfo, number>,
   outputNames: Set<string>,
   present: string,
 ): AttentionRead | string {
   const concatNode = producer.get(present)!;
-  const isKey = present.endsWith('.key');
-  const chain: NodeInfo[] = [];
-  let transpose: NodeInfo | null = null;
-  let value = present;
-  for (;;) {
-    const next = readers.get(value) ?? [];
-    if (next.length !== 1 || (value !== present && outputNames.has(value))) {
-      const what = value === present ? present : `${value} (from ${present})`;
-      return `${what} is read by ${next.map((r) => r.node.opType).join(', ') || 'no node'}, not by attention alone`;
+  const inside = new Set<NodeInfo>();
+  const derived = new Set([present]);
+  const queue = [present];
+  let matmul: NodeInfo | null = null;
+  while (queue.length > 0) {
+    const value = queue.shift()!;
+    for (const { node, index } of readers.get(value) ?? []) {
+      if (node.opType === 'MatMul' && node.domain === '') {
+        if (index !== 1) return `${present} reaches a MatMul as its first operand`;
+        if (matmul && matmul !== node) return `${present} reaches more than one MatMul`;
+        matmul = node;
+      } else if (!PASS_THROUGH.has(node.opType) || node.domain !== '') {
+        return `${present} reaches ${node.opType} before attention`;
+      } else if (!inside.has(node)) {
+        inside.add(node);
+        for (const out of node.outputs) {
+          if (outputNames.has(out)) return `${out}, computed from ${present}, is a graph output`;
+          derived.add(out);
+          queue.push(out);
+        }
+      }
     }
-    const { node, index } = next[0]!;
-    if (node.opType === 'Cast' || node.opType === 'Identity') {
-      chain.push(node);
-    } else if (node.opType === 'Transpose' && isKey && transpose === null) {
-      const perm = intsAttribute(buf, node, 'perm');
-      if (perm?.join(',') !== '0,1,3,2') return `${present} is transposed with perm [${perm}], not [0,1,3,2]`;
-      transpose = node;
-    } else if (node.opType === 'MatMul' && index === 1 && (transpose !== null || !isKey)) {
-      return {
-        present,
-        past: concatNode.inputs[0]!,
-        appended: concatNode.inputs[1]!,
-        concat: concatNode,
-        chain,
-        transpose,
-        matmul: node,
-      };
-    } else {
-      return `${present} reaches ${node.opType} before attention (e.g. repeat_kv's Expand): attention is left as exported`;
-    }
-    value = node.outputs[0]!;
   }
+  if (!matmul) return `${present} does not reach an attention MatMul`;
+  if (derived.has(matmul.inputs[0]!)) return `both operands of ${present}'s MatMul are computed from it`;
+  return {
+    present,
+    past: concatNode.inputs[0]!,
+    appended: concatNode.inputs[1]!,
+    concat: concatNode,
+    inside: [...inside].sort((a, b) => order.get(a)! - order.get(b)!),
+    derived,
+    matmul,
+  };
 }
 
 /**
  * Splits each layer's attention over `Concat(past, new)` into attention over the past and over the new
  * keys/values, the way the engine's slot cache needs it: scores = Concat(q·pastᵀ, q·newᵀ) (a small
  * [.., seq, positions] tensor instead of the whole cache) and context = probs[.., :T]·past_v +
- * probs[.., T:]·new_v. The same products, summed in another order (results agree to float rounding);
- * the cache Concats and the `present.*` outputs they fed are removed, so no step copies the cache.
- * Applies where every cache tensor reaches its MatMul through Cast/Identity nodes (and, for keys, a
- * Transpose to [.., headDim, positions]); graphs that repeat K/V heads with Expand are left as they are.
+ * probs[.., T:]·new_v. The nodes between each cache Concat and its MatMul are cloned for the past and
+ * for the new part (shapes recomputed from each). The same products, summed in another order (results
+ * agree to float rounding); the cache Concats and the `present.*` outputs they fed are removed, so no
+ * step copies the cache. Keys and values are told apart by their names (`present.*.key|value`).
  */
 function splitAttentionEdits(
   model: Uint8Array,
@@ -515,10 +527,11 @@ function splitAttentionEdits(
       list.push({ node, index });
       readers.set(input, list);
     }
+  const order = new Map(nodes.map((n, i) => [n, i]));
   const outputNames = new Set(outputs.map((o) => o.name));
   const reads: AttentionRead[] = [];
   for (const { present } of sites) {
-    const read = findAttentionRead(model, readers, producer, outputNames, present.name);
+    const read = findAttentionRead(readers, producer, order, outputNames, present.name);
     if (typeof read === 'string') return read;
     reads.push(read);
   }
@@ -527,35 +540,37 @@ function splitAttentionEdits(
   const removed = new Uint8Array(0);
   for (const r of reads) {
     const p = `${q}/${r.present.slice('present.'.length)}`;
-    for (const n of [r.concat, ...r.chain, ...(r.transpose ? [r.transpose] : [])])
-      replace.set(n.field.start, removed);
+    for (const n of [r.concat, ...r.inside]) replace.set(n.field.start, removed);
     const inserted: Uint8Array[] = [];
-    // the cache tensor as the matmul reads it, built from `source` (past or new) by the same nodes
+    // the matmul's cache operand computed from `source` (past or new) by clones of the same nodes
     const operand = (source: string, part: string): string => {
-      let value = source;
-      for (const [k, n] of [...r.chain, ...(r.transpose ? [r.transpose] : [])].entries()) {
-        const out = `${p}/${part}/${k}`;
-        inserted.push(cloneNode(model, n, [value, ...n.inputs.slice(1)], [out], out));
-        value = out;
+      const rename = (v: string) => (v === r.present ? source : r.derived.has(v) ? `${p}/${part}/${v}` : v);
+      for (const n of r.inside) {
+        const outs = n.outputs.map(rename);
+        inserted.push(cloneNode(model, n, n.inputs.map(rename), outs, `${p}/${part}/${n.name || outs[0]}`));
       }
-      return value;
+      return rename(r.matmul.inputs[1]!);
     };
     const [first, rest] = [`${p}/past`, `${p}/new`];
     const result = r.matmul.outputs[0]!;
-    if (r.transpose) {
+    const pastOperand = operand(r.past, 'past');
+    const newOperand = operand(r.appended, 'new');
+    if (r.present.endsWith('.key')) {
       // keys: scores over the past positions, then over the new ones
       const a = r.matmul.inputs[0]!;
       inserted.push(
-        cloneNode(model, r.matmul, [a, operand(r.past, 'past')], [first], first),
-        cloneNode(model, r.matmul, [a, operand(r.appended, 'new')], [rest], rest),
+        cloneNode(model, r.matmul, [a, pastOperand], [first], first),
+        cloneNode(model, r.matmul, [a, newOperand], [rest], rest),
         nodeField([first, rest], [result], `${p}/scores`, 'Concat', [intAttr('axis', -1)]),
       );
     } else {
       // values: the probabilities of the past positions weigh the past, the rest the new values
       const probs = r.matmul.inputs[0]!;
       inserted.push(
-        nodeField([r.past], [`${p}/shape`], `${p}/shape`, 'Shape'),
-        nodeField([`${p}/shape`, `${q}/two`], [`${p}/length`], `${p}/length`, 'Gather', [intAttr('axis', 0)]),
+        nodeField([pastOperand], [`${p}/shape`], `${p}/shape`, 'Shape'),
+        nodeField([`${p}/shape`, `${q}/minus_two`], [`${p}/length`], `${p}/length`, 'Gather', [
+          intAttr('axis', 0),
+        ]),
         nodeField(
           [probs, `${q}/zero`, `${p}/length`, `${q}/last`],
           [`${p}/probs_past`],
@@ -568,8 +583,8 @@ function splitAttentionEdits(
           `${p}/probs_new`,
           'Slice',
         ),
-        cloneNode(model, r.matmul, [`${p}/probs_past`, operand(r.past, 'past')], [first], first),
-        cloneNode(model, r.matmul, [`${p}/probs_new`, operand(r.appended, 'new')], [rest], rest),
+        cloneNode(model, r.matmul, [`${p}/probs_past`, pastOperand], [first], first),
+        cloneNode(model, r.matmul, [`${p}/probs_new`, newOperand], [rest], rest),
         nodeField([first, rest], [result], `${p}/context`, 'Add'),
       );
     }
@@ -581,7 +596,7 @@ function splitAttentionEdits(
     if (f.no === 12 && presents.has(readValueInfo(model, f).name)) replace.set(f.start, removed);
   const added = [
     int64Initializer(`${q}/zero`, 0n),
-    int64Initializer(`${q}/two`, 2n),
+    int64Initializer(`${q}/minus_two`, -2n),
     int64Initializer(`${q}/end`, 0x7fffffffffffffffn),
     int64Initializer(`${q}/last`, -1n),
   ];
