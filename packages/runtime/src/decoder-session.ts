@@ -35,6 +35,13 @@ export interface SessionOptions {
    * the exported attention to float rounding (the same products, summed in another order).
    */
   splitAttention?: boolean;
+  /**
+   * With split attention, where the graph repeats KV heads for grouped-query attention (Hugging Face's
+   * `repeat_kv`: Unsqueeze, Expand, Reshape, as in optimum's exports), drop the repeat and view the
+   * queries as KV-head groups instead (default true): the repeat copies the cache once per query head
+   * at every step.
+   */
+  groupQueries?: boolean;
   /** Receives one line per notable event (the provider chosen, a patch skipped). */
   log?: (line: string) => void;
 }
@@ -88,8 +95,16 @@ export class DecoderSession {
    * (patched graph), or `present` fed back whole.
    */
   readonly cacheMode: 'slots' | 'present';
-  /** Attention split into past and new keys/values (patched graph without `present.*`; see `SessionOptions.splitAttention`). */
-  readonly splitAttention: boolean;
+  /**
+   * `split`: attention over the cache and the new keys/values separately (patched graph without
+   * `present.*`; see `SessionOptions.splitAttention`); `grouped`: split, and repeat_kv replaced by
+   * grouped queries (`SessionOptions.groupQueries`); `exported`: as in the graph.
+   */
+  readonly attention: 'exported' | 'split' | 'grouped';
+  /** Whether attention is split (`attention` is `split` or `grouped`). */
+  get splitAttention(): boolean {
+    return this.attention !== 'exported';
+  }
   private readonly pastNames: string[];
   private readonly presentNames: string[];
   /** The cache outputs of each `StepInputs.fetch` choice. */
@@ -99,7 +114,7 @@ export class DecoderSession {
     private readonly session: ort.InferenceSession,
     provider: ExecutionProvider,
     files: ModelFiles,
-    patched: { logits: boolean; kv: boolean; split: boolean },
+    patched: { logits: boolean; kv: boolean; split: boolean; grouped: boolean },
   ) {
     this.provider = provider;
     const inputs = session.inputNames;
@@ -140,7 +155,8 @@ export class DecoderSession {
     const newNames = this.pastNames.map((n) => n.replace('past_key_values.', NEW_KV_PREFIX));
     this.cacheMode =
       patched.kv && newNames.every((n) => session.outputNames.includes(n)) ? 'slots' : 'present';
-    this.splitAttention = patched.split && this.cacheMode === 'slots';
+    this.attention =
+      patched.split && this.cacheMode === 'slots' ? (patched.grouped ? 'grouped' : 'split') : 'exported';
     this.kvNames = { present: this.presentNames, new: newNames, none: [] };
     this.logitsMode = patched.logits
       ? 'patched'
@@ -149,32 +165,44 @@ export class DecoderSession {
         : 'all';
   }
 
-  /** Creates the session, trying execution providers by priority (CUDA, then CPU). */
+  /**
+   * Creates the session, trying execution providers by priority (CUDA, then CPU). The graph is patched
+   * in memory as the options ask; a patched graph that does not load, or whose split attention does not
+   * hold (`checkSplitAttention`), steps back to less patching, with a log line each time: first no
+   * regrouped queries, then attention as exported, then the graph as exported.
+   */
   static async create(files: ModelFiles, options: SessionOptions = {}): Promise<DecoderSession> {
     const log = options.log ?? (() => {});
     const { order, skipped } = chooseProviders(options.executionProvider ?? 'auto');
-    const failures: ProviderStatus[] = [...skipped];
-    let session = await DecoderSession.open(files, options, order, failures, log);
-    if (session.splitAttention) {
-      const problem = await checkSplitAttention(session);
-      if (problem !== null) {
-        // an unforeseen graph shape: never decode with a split that does not hold
+    let current = options;
+    let quiet = false; // what the patch could not do is logged once, by the first attempt
+    for (;;) {
+      const opened = await DecoderSession.open(files, current, order, skipped, quiet ? () => {} : log);
+      quiet = true;
+      if ('error' in opened) {
+        if (!opened.patched) throw opened.error;
+        log(`graph as exported (the patched graph did not load: ${opened.reason})`);
+        current = { ...options, sliceLogits: false, cacheOutputs: false };
+        continue;
+      }
+      const { session, failures } = opened;
+      const problem = session.splitAttention ? await checkSplitAttention(session) : null;
+      if (problem === null) {
+        const why = failures.length
+          ? ` (skipped: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')})`
+          : '';
+        log(`execution provider: ${session.provider}${why}`);
+        return session;
+      }
+      await session.release();
+      if (session.attention === 'grouped') {
+        log(`KV heads repeated at every step (queries not regrouped: ${problem})`);
+        current = { ...current, groupQueries: false };
+      } else {
         log(`KV cache concatenated inside onnxruntime at every step (attention not split: ${problem})`);
-        await session.release();
-        session = await DecoderSession.open(
-          files,
-          { ...options, splitAttention: false },
-          order,
-          failures,
-          () => {},
-        );
+        current = { ...current, splitAttention: false };
       }
     }
-    const why = failures.length
-      ? ` (skipped: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')})`
-      : '';
-    log(`execution provider: ${session.provider}${why}`);
-    return session;
   }
 
   /** Patches the graph as asked (logging what could not be) and opens it with the first provider that works. */
@@ -182,15 +210,19 @@ export class DecoderSession {
     files: ModelFiles,
     options: SessionOptions,
     order: ExecutionProvider[],
-    failures: ProviderStatus[],
+    skipped: ProviderStatus[],
     log: (line: string) => void,
-  ): Promise<DecoderSession> {
+  ): Promise<
+    | { session: DecoderSession; failures: ProviderStatus[] }
+    | { error: ModelLoadError; patched: boolean; reason: string }
+  > {
     let model: Uint8Array | string = files.onnxFile;
-    const patched = { logits: false, kv: false, split: false };
+    const patched = { logits: false, kv: false, split: false, grouped: false };
     const request = {
       logitsSlice: options.sliceLogits !== false,
       kvOutputs: options.cacheOutputs !== false,
       splitAttention: options.cacheOutputs !== false && options.splitAttention !== false,
+      groupQueries: options.groupQueries !== false,
     };
     if (request.logitsSlice || request.kvOutputs) {
       const result = patchDecoderGraph(readFileSync(files.onnxFile), request);
@@ -199,6 +231,7 @@ export class DecoderSession {
         patched.logits = result.logitsSlice === true;
         patched.kv = result.kvOutputs === true;
         patched.split = result.splitAttention === true;
+        patched.grouped = result.groupQueries === true;
       }
       if (request.logitsSlice && result.logitsSlice !== true)
         log(`logits for every position (graph not patched: ${result.logitsSlice})`);
@@ -209,8 +242,8 @@ export class DecoderSession {
           `KV cache concatenated inside onnxruntime at every step (attention not split: ${result.splitAttention})`,
         );
     }
+    const failures: ProviderStatus[] = [...skipped];
     for (const provider of order) {
-      if (failures.some((f) => f.name === provider)) continue;
       try {
         const session = await ort.InferenceSession.create(model as Uint8Array, {
           executionProviders: [provider],
@@ -218,17 +251,18 @@ export class DecoderSession {
           ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
           ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
         });
-        return new DecoderSession(session, provider, files, patched);
+        return { session: new DecoderSession(session, provider, files, patched), failures };
       } catch (cause) {
         if (cause instanceof ModelLoadError) throw cause;
         failures.push({ name: provider, available: false, reason: (cause as Error).message.split('\n')[0]! });
       }
     }
-    throw new ModelLoadError(
+    const error = new ModelLoadError(
       'runtime.no_provider',
       `${files.onnxFile}: no execution provider could load the model: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`,
       { file: files.onnxFile },
     );
+    return { error, patched: model !== files.onnxFile, reason: failures[failures.length - 1]?.reason ?? '' };
   }
 
   /** Past tensors for the first step: zero-length, or `length` zeroed positions. */

@@ -44,8 +44,12 @@ export interface ModelInfo {
   logitsMode: string;
   /** `slots`: the engine keeps the KV cache in its own buffers; `present`: it feeds `present.*` back whole. */
   cacheMode: string;
-  /** Attention split into cached and new keys/values, so no step copies the cache (see `SessionOptions.splitAttention`). */
-  splitAttention: boolean;
+  /**
+   * `split`: attention over the cached and the new keys/values separately, so no step copies the cache
+   * (`SessionOptions.splitAttention`); `grouped`: split, and repeat_kv replaced by grouped queries
+   * (`SessionOptions.groupQueries`); `exported`: as in the graph.
+   */
+  attention: string;
   /** Rows decoded together at most. */
   maxBatchSize: number;
 }
@@ -89,7 +93,7 @@ export class Model {
       eosIds: [...this.eos],
       logitsMode: session.logitsMode,
       cacheMode: session.cacheMode,
-      splitAttention: session.splitAttention,
+      attention: session.attention,
       maxBatchSize,
     };
     this.engine = new DecodeEngine(session, this.loopTokenizer(), {

@@ -205,6 +205,12 @@ export interface PatchRequest {
    * cache into a `present.*` Concat; the `present.*` outputs are removed (see `splitAttentionEdits`).
    */
   splitAttention?: boolean;
+  /**
+   * With `splitAttention`: where attention repeats KV heads (Hugging Face's repeat_kv: Unsqueeze,
+   * Expand, Reshape), drop the repeat and view the queries (and probabilities) as KV-head groups
+   * instead, so that no step copies the cache once per query head either. Default true.
+   */
+  groupQueries?: boolean;
 }
 
 /** What `patchDecoderGraph` did: the new bytes (when anything changed) and, per part, why it was not done. */
@@ -216,6 +222,8 @@ export interface GraphPatch {
   logitsSlice: true | string;
   kvOutputs: true | string;
   splitAttention: true | string;
+  /** repeat_kv replaced by grouped queries in at least one layer (see `PatchRequest.groupQueries`) */
+  groupQueries: true | string;
 }
 
 /** What `patchLogitsSlice` did. */
@@ -250,7 +258,14 @@ export function patchDecoderGraph(model: Uint8Array, request: PatchRequest): Gra
     return patch(model, request);
   } catch (e) {
     const reason = `cannot read the graph (${(e as Error).message})`;
-    return { bytes: null, external: false, logitsSlice: reason, kvOutputs: reason, splitAttention: reason };
+    return {
+      bytes: null,
+      external: false,
+      logitsSlice: reason,
+      kvOutputs: reason,
+      splitAttention: reason,
+      groupQueries: reason,
+    };
   }
 }
 
@@ -517,7 +532,8 @@ function splitAttentionEdits(
   inputNames: Set<string>,
   graphFields: WireField[],
   outputs: ValueInfo[],
-): Edits | string {
+  group: boolean,
+): { edits: Edits; grouped: true | string } | string {
   const sites = findNewKv(model, producer, inputNames, outputs);
   if (typeof sites === 'string') return sites;
   const readers = new Map<string, { node: NodeInfo; index: number }[]>();
@@ -538,56 +554,96 @@ function splitAttentionEdits(
   const q = 'implicit_it/split';
   const replace = new Map<number, Uint8Array>();
   const removed = new Uint8Array(0);
+  let grouped = 0;
   for (const r of reads) {
     const p = `${q}/${r.present.slice('present.'.length)}`;
     for (const n of [r.concat, ...r.inside]) replace.set(n.field.start, removed);
     const inserted: Uint8Array[] = [];
+    const repeat = group ? findRepeatKv(r, readers) : null;
+    if (repeat) grouped++;
+    // with repeat_kv gone, the matmul reads the cache tensor as it was before its Unsqueeze
+    const alias = new Map(repeat ? [[repeat.reshape.outputs[0]!, repeat.unsqueeze.inputs[0]!]] : []);
+    const operandName = r.matmul.inputs[1]!;
+    const used = neededNodes(r, operandName, alias, producer);
     // the matmul's cache operand computed from `source` (past or new) by clones of the same nodes
     const operand = (source: string, part: string): string => {
-      const rename = (v: string) => (v === r.present ? source : r.derived.has(v) ? `${p}/${part}/${v}` : v);
+      const rename = (v: string): string => {
+        const a = alias.get(v);
+        if (a !== undefined) return rename(a);
+        return v === r.present ? source : r.derived.has(v) ? `${p}/${part}/${v}` : v;
+      };
       for (const n of r.inside) {
+        if (!used.has(n)) continue;
         const outs = n.outputs.map(rename);
         inserted.push(cloneNode(model, n, n.inputs.map(rename), outs, `${p}/${part}/${n.name || outs[0]}`));
       }
-      return rename(r.matmul.inputs[1]!);
+      return rename(operandName);
     };
     const [first, rest] = [`${p}/past`, `${p}/new`];
     const result = r.matmul.outputs[0]!;
     const pastOperand = operand(r.past, 'past');
     const newOperand = operand(r.appended, 'new');
+    const other = r.matmul.inputs[0]!; // the query (keys) or the probabilities (values): [B, heads, S, x]
+    // grouped: [B, heads, S, x] viewed as [B, kvHeads, heads / kvHeads * S, x] (query head h reads KV
+    // head floor(h / nRep), as repeat_kv arranged them), and the result viewed back
+    let a = other;
+    let joined = result;
+    if (repeat) {
+      a = `${p}/grouped`;
+      joined = `${p}/joined`;
+      inserted.push(
+        nodeField([r.past], [`${p}/past_shape`], `${p}/past_shape`, 'Shape'),
+        nodeField([`${p}/past_shape`, `${q}/one`], [`${p}/kv_heads`], `${p}/kv_heads`, 'Gather', [
+          intAttr('axis', 0),
+        ]),
+        nodeField([other], [`${p}/other_shape`], `${p}/other_shape`, 'Shape'),
+        nodeField([`${p}/other_shape`, `${q}/one`], [`${p}/heads`], `${p}/heads`, 'Gather', [
+          intAttr('axis', 0),
+        ]),
+        nodeField(
+          [`${q}/zero`, `${p}/kv_heads`, `${q}/last`, `${q}/zero`],
+          [`${p}/groups_shape`],
+          `${p}/groups_shape`,
+          'Concat',
+          [intAttr('axis', 0)],
+        ),
+        nodeField(
+          [`${q}/zero`, `${p}/heads`, `${q}/last`, `${q}/zero`],
+          [`${p}/heads_shape`],
+          `${p}/heads_shape`,
+          'Concat',
+          [intAttr('axis', 0)],
+        ),
+        nodeField([other, `${p}/groups_shape`], [a], a, 'Reshape'),
+      );
+    }
     if (r.present.endsWith('.key')) {
       // keys: scores over the past positions, then over the new ones
-      const a = r.matmul.inputs[0]!;
       inserted.push(
         cloneNode(model, r.matmul, [a, pastOperand], [first], first),
         cloneNode(model, r.matmul, [a, newOperand], [rest], rest),
-        nodeField([first, rest], [result], `${p}/scores`, 'Concat', [intAttr('axis', -1)]),
+        nodeField([first, rest], [joined], `${p}/scores`, 'Concat', [intAttr('axis', -1)]),
       );
     } else {
       // values: the probabilities of the past positions weigh the past, the rest the new values
-      const probs = r.matmul.inputs[0]!;
       inserted.push(
         nodeField([pastOperand], [`${p}/shape`], `${p}/shape`, 'Shape'),
         nodeField([`${p}/shape`, `${q}/minus_two`], [`${p}/length`], `${p}/length`, 'Gather', [
           intAttr('axis', 0),
         ]),
         nodeField(
-          [probs, `${q}/zero`, `${p}/length`, `${q}/last`],
+          [a, `${q}/zero`, `${p}/length`, `${q}/last`],
           [`${p}/probs_past`],
           `${p}/probs_past`,
           'Slice',
         ),
-        nodeField(
-          [probs, `${p}/length`, `${q}/end`, `${q}/last`],
-          [`${p}/probs_new`],
-          `${p}/probs_new`,
-          'Slice',
-        ),
+        nodeField([a, `${p}/length`, `${q}/end`, `${q}/last`], [`${p}/probs_new`], `${p}/probs_new`, 'Slice'),
         cloneNode(model, r.matmul, [`${p}/probs_past`, pastOperand], [first], first),
         cloneNode(model, r.matmul, [`${p}/probs_new`, newOperand], [rest], rest),
-        nodeField([first, rest], [result], `${p}/context`, 'Add'),
+        nodeField([first, rest], [joined], `${p}/context`, 'Add'),
       );
     }
+    if (repeat) inserted.push(nodeField([joined, `${p}/heads_shape`], [result], `${p}/ungrouped`, 'Reshape'));
     replace.set(r.matmul.field.start, concat(inserted));
   }
   // the present.* outputs are gone with their Concats
@@ -596,11 +652,58 @@ function splitAttentionEdits(
     if (f.no === 12 && presents.has(readValueInfo(model, f).name)) replace.set(f.start, removed);
   const added = [
     int64Initializer(`${q}/zero`, 0n),
+    int64Initializer(`${q}/one`, 1n),
     int64Initializer(`${q}/minus_two`, -2n),
     int64Initializer(`${q}/end`, 0x7fffffffffffffffn),
     int64Initializer(`${q}/last`, -1n),
   ];
-  return { replace, added };
+  return {
+    edits: { replace, added },
+    grouped: grouped > 0 ? true : group ? 'no repeat_kv found' : 'not requested',
+  };
+}
+
+/** Hugging Face's repeat_kv on a cache tensor's way to attention: Unsqueeze -> Expand -> Reshape. */
+function findRepeatKv(
+  r: AttentionRead,
+  readers: Map<string, { node: NodeInfo; index: number }[]>,
+): { unsqueeze: NodeInfo; reshape: NodeInfo } | null {
+  const only = (value: string, op: string) => {
+    const list = readers.get(value) ?? [];
+    return list.length === 1 && list[0]!.index === 0 && list[0]!.node.opType === op ? list[0]!.node : null;
+  };
+  for (const unsqueeze of r.inside) {
+    if (unsqueeze.opType !== 'Unsqueeze') continue;
+    const expand = only(unsqueeze.outputs[0]!, 'Expand');
+    const reshape = expand && only(expand.outputs[0]!, 'Reshape');
+    if (reshape) return { unsqueeze, reshape };
+  }
+  return null;
+}
+
+/** The nodes of `r.inside` that `value` depends on (through `alias`: values replaced by others). */
+function neededNodes(
+  r: AttentionRead,
+  value: string,
+  alias: Map<string, string>,
+  producer: Map<string, NodeInfo>,
+): Set<NodeInfo> {
+  const inside = new Set(r.inside);
+  const needed = new Set<NodeInfo>();
+  const stack = [value];
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    const a = alias.get(v);
+    if (a !== undefined) {
+      stack.push(a);
+      continue;
+    }
+    const n = producer.get(v);
+    if (!n || !inside.has(n) || needed.has(n)) continue;
+    needed.add(n);
+    stack.push(...n.inputs);
+  }
+  return needed;
 }
 
 function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
@@ -612,11 +715,14 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
     logitsSlice: 'not requested',
     kvOutputs: 'not requested',
     splitAttention: 'not requested',
+    groupQueries: 'not requested',
   };
   if (!graphField) {
     if (request.logitsSlice) result.logitsSlice = 'no graph in the model file';
     if (request.kvOutputs) result.kvOutputs = 'no graph in the model file';
     if (request.splitAttention) result.splitAttention = 'no graph in the model file';
+    if (request.splitAttention && request.groupQueries !== false)
+      result.groupQueries = 'no graph in the model file';
     return result;
   }
   const graphFields = [...wireFields(model, graphField.dataStart, graphField.end)];
@@ -638,10 +744,13 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
   if (request.logitsSlice) result.logitsSlice = apply(logitsSliceEdits(model, producer, inputNames));
   if (request.kvOutputs) result.kvOutputs = apply(newKvEdits(model, producer, inputNames, outputs));
   if (request.splitAttention) {
-    result.splitAttention =
+    const group = request.groupQueries !== false;
+    const split =
       result.kvOutputs === true
-        ? apply(splitAttentionEdits(model, nodes, producer, inputNames, graphFields, outputs))
+        ? splitAttentionEdits(model, nodes, producer, inputNames, graphFields, outputs, group)
         : `needs the new key/value outputs (${result.kvOutputs})`;
+    result.splitAttention = apply(typeof split === 'string' ? split : split.edits);
+    if (group) result.groupQueries = typeof split === 'string' ? split : split.grouped;
   }
 
   if (result.logitsSlice !== true && result.kvOutputs !== true) return result;

@@ -238,15 +238,22 @@ describe('KV caches', () => {
     const { dir } = await createTinyModel({ seed: 1, initScale: 10, repeatKv: 'expand' });
     const bytes = readFileSync(resolveModelFiles(dir).onnxFile);
     const result = patchDecoderGraph(bytes, { logitsSlice: true, kvOutputs: true, splitAttention: true });
-    expect([result.logitsSlice, result.kvOutputs, result.splitAttention]).toEqual([true, true, true]);
+    expect([result.logitsSlice, result.kvOutputs, result.splitAttention, result.groupQueries]).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
     const lines: string[] = [];
     const model = await loadModel(dir, { log: (l) => lines.push(l), maxBatchSize: 2 });
     const exported = await loadModel(dir, { log: () => {}, splitAttention: false });
-    expect([model.info.cacheMode, model.info.splitAttention, exported.info.splitAttention]).toEqual([
-      'slots',
-      true,
-      false,
-    ]);
+    const split = await loadModel(dir, { log: () => {}, groupQueries: false });
+    expect([
+      model.info.cacheMode,
+      model.info.attention,
+      split.info.attention,
+      exported.info.attention,
+    ]).toEqual(['slots', 'grouped', 'split', 'exported']);
     expect(lines.filter((l) => !l.startsWith('execution provider'))).toEqual([]);
     expect(await checkSplitAttention(model.session)).toBeNull();
     const opts = { maxNewTokens: SLOT_CHUNK + 4, ignoreEos: true, rules: 'hewitt2024' } as const;
@@ -256,8 +263,10 @@ describe('KV caches', () => {
       expect(new Set(reference).size).toBeGreaterThan(10);
       expect(batched[i]!.tokenIds).toEqual(reference);
       expect((await exported.generate(prompt, opts))[0]!.tokenIds).toEqual(reference);
+      expect((await split.generate(prompt, opts))[0]!.tokenIds).toEqual(reference);
     }
     await model.dispose();
+    await split.dispose();
     await exported.dispose();
   });
 
@@ -317,7 +326,7 @@ describe('KV caches', () => {
     const unsplit = await loadModel(dir, { log: () => {}, maxBatchSize: 3, splitAttention: false });
     const present = await loadModel(dir, { log: () => {}, maxBatchSize: 3, cacheOutputs: false });
     expect([slots.info.cacheMode, present.info.cacheMode]).toEqual(['slots', 'present']);
-    expect([slots.info.splitAttention, unsplit.info.splitAttention]).toEqual([true, false]);
+    expect([slots.info.attention, unsplit.info.attention]).toEqual(['split', 'exported']);
     // rows of different lengths, more than a chunk of steps, a batch limit so that rows join mid-way
     const opts = { maxNewTokens: SLOT_CHUNK + 20, ignoreEos: true, rules: 'hewitt2024' } as const;
     const want = await present.generate(PROMPTS, opts);
@@ -347,7 +356,7 @@ describe('KV caches', () => {
       'slots',
       'present',
     ]);
-    expect(slots.info.splitAttention).toBe(true); // through the graph's Cast back to float32
+    expect(slots.info.attention).toBe('split'); // through the graph's Cast back to float32
     const opts = { maxNewTokens: SLOT_CHUNK + 8, ignoreEos: true, rules: 'hewitt2024' } as const;
     const batched = await slots.generate(PROMPTS, opts); // 2 at a time: rows join as others finish
     for (const [i, prompt] of PROMPTS.entries()) {
