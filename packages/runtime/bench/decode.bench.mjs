@@ -41,7 +41,7 @@ const weightBytes = statSync(join(dir, 'onnx', 'model.onnx')).size;
 const lines = [];
 const model = await loadModel(dir, { log: (l) => lines.push(l) });
 console.log(
-  `model: ${dir} (${(weightBytes / 2 ** 20).toFixed(0)} MB), ${lines.join('; ')}, logits: ${model.info.logitsMode}`,
+  `model: ${dir} (${(weightBytes / 2 ** 20).toFixed(0)} MB), ${lines.join('; ')}, logits: ${model.info.logitsMode}, cache: ${model.info.cacheMode}, attention: ${model.info.attention}`,
 );
 console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}`);
 env.allowRemoteModels = false;
@@ -289,6 +289,53 @@ bench(
   '>= 4x',
   decodeRatio >= 4,
 );
+
+// 4b. the same shape exported the way optimum exports GQA models (repeat_kv: K/V heads repeated with
+// Expand at every step): this engine's patched attention vs the attention as exported, batch 8
+const expandDir = join(
+  process.env.IMPLICIT_IT_CACHE ?? tmpdir(),
+  `implicit-it-bench-smollm2-135m-s1-g${TINY_MODEL_FORMAT}-repeat-kv`,
+);
+if (!existsSync(join(expandDir, 'onnx', 'model.onnx'))) {
+  await createModel({
+    preset: 'smollm2-135m',
+    seed: 1,
+    out: expandDir,
+    repeatKv: 'expand',
+    tokenizerDir: existsSync(smollm) ? smollm : undefined,
+  });
+}
+const patchedKv = await loadModel(expandDir, { log: () => {} });
+const exportedKv = await loadModel(expandDir, { log: () => {}, splitAttention: false });
+const rk = { patched: [], exported: [] };
+let rkSame = true;
+for (let round = 0; round < (quick ? 1 : 2); round++) {
+  const outs = {};
+  for (const [name, m] of [
+    ['patched', patchedKv],
+    ['exported', exportedKv],
+  ]) {
+    const t = now();
+    outs[name] = await m.generate(prompts8, { maxNewTokens: 64, ignoreEos: true, rules: 'hewitt2024' });
+    rk[name].push(now() - t);
+  }
+  rkSame &&=
+    JSON.stringify(outs.patched.map((r) => r.tokenIds)) ===
+    JSON.stringify(outs.exported.map((r) => r.tokenIds));
+}
+const rkRatio = median(rk.exported) / median(rk.patched);
+console.log(
+  `   optimum-style graph (repeat_kv), batch 8 x 64 tokens: attention ${patchedKv.info.attention} ${median(rk.patched).toFixed(0)} ms vs as exported ${median(rk.exported).toFixed(0)} ms -> ${rkRatio.toFixed(2)}x (same tokens: ${rkSame})`,
+);
+bench(
+  'runtime: repeat_kv graph, patched vs exported attention (batch 8)',
+  +rkRatio.toFixed(2),
+  'x',
+  'report',
+  rkSame,
+);
+await patchedKv.dispose();
+await exportedKv.dispose();
 
 // 5. roofline: bytes read per decoded token vs this machine's memory bandwidth
 // read bandwidth with native scans (memchr over zeroed buffers, one per core), best of 5
