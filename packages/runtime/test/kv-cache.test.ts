@@ -7,6 +7,7 @@ import {
   DecoderSession,
   generateWithoutCache,
   loadModel,
+  type Model,
   patchDecoderGraph,
   resolveModelFiles,
 } from '../src/index.js';
@@ -19,6 +20,21 @@ function outputs(batch: number, len: number, tag: number, heads = 2, dim = 3, la
     const data = Float32Array.from({ length: batch * heads * len * dim }, (_, j) => tag * 1e4 + i * 1e3 + j);
     return new ort.Tensor('float32', data, [batch, heads, len, dim]);
   });
+}
+
+/**
+ * `model` generating PROMPTS together (rows join as others finish when its batch is small) and each of
+ * `others` generating them one at a time give the tokens of the no-cache loop, prompt by prompt.
+ */
+async function expectNoCacheLoopTokens(model: Model, others: Model[], maxNewTokens: number): Promise<void> {
+  const opts = { maxNewTokens, ignoreEos: true, rules: 'hewitt2024' } as const;
+  const batched = await model.generate(PROMPTS, opts);
+  for (const [i, prompt] of PROMPTS.entries()) {
+    const reference = await generateWithoutCache(model, prompt, opts);
+    expect(new Set(reference).size).toBeGreaterThan(10);
+    expect(batched[i]!.tokenIds).toEqual(reference);
+    for (const other of others) expect((await other.generate(prompt, opts))[0]!.tokenIds).toEqual(reference);
+  }
 }
 
 /** The cache's filled positions, row by row: [tensor][row][head][position][dim]. */
@@ -256,15 +272,7 @@ describe('KV caches', () => {
     ]).toEqual(['slots', 'grouped', 'split', 'exported']);
     expect(lines.filter((l) => !l.startsWith('execution provider'))).toEqual([]);
     expect(await checkSplitAttention(model.session)).toBeNull();
-    const opts = { maxNewTokens: SLOT_CHUNK + 4, ignoreEos: true, rules: 'hewitt2024' } as const;
-    const batched = await model.generate(PROMPTS, opts); // 2 at a time: rows join as others finish
-    for (const [i, prompt] of PROMPTS.entries()) {
-      const reference = await generateWithoutCache(model, prompt, opts);
-      expect(new Set(reference).size).toBeGreaterThan(10);
-      expect(batched[i]!.tokenIds).toEqual(reference);
-      expect((await exported.generate(prompt, opts))[0]!.tokenIds).toEqual(reference);
-      expect((await split.generate(prompt, opts))[0]!.tokenIds).toEqual(reference);
-    }
+    await expectNoCacheLoopTokens(model, [exported, split], SLOT_CHUNK + 4);
     await model.dispose();
     await split.dispose();
     await exported.dispose();
@@ -357,14 +365,7 @@ describe('KV caches', () => {
       'present',
     ]);
     expect(slots.info.attention).toBe('split'); // through the graph's Cast back to float32
-    const opts = { maxNewTokens: SLOT_CHUNK + 8, ignoreEos: true, rules: 'hewitt2024' } as const;
-    const batched = await slots.generate(PROMPTS, opts); // 2 at a time: rows join as others finish
-    for (const [i, prompt] of PROMPTS.entries()) {
-      const reference = await generateWithoutCache(slots, prompt, opts);
-      expect(new Set(reference).size).toBeGreaterThan(10);
-      expect(batched[i]!.tokenIds).toEqual(reference);
-      expect((await present.generate(prompt, opts))[0]!.tokenIds).toEqual(reference);
-    }
+    await expectNoCacheLoopTokens(slots, [present], SLOT_CHUNK + 8);
     await slots.dispose();
     await present.dispose();
   });
