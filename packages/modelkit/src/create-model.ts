@@ -2,6 +2,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DecoderConfig } from './config.js';
 import { toGenerationConfig, toHfConfig } from './hf-config.js';
+import type { DecoderGraphOptions } from './onnx/decoder-graph.js';
 import { writeOnnxModel } from './onnx/write-onnx.js';
 import { type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
 import { tinyTokenizer } from './tokenizer/tiny-tokenizer.js';
@@ -15,7 +16,7 @@ import {
 } from './weights.js';
 
 /** Options of {@link createModel}: a preset plus config overrides, where to write, and what weights. */
-export interface CreateModelOptions extends ConfigInput {
+export interface CreateModelOptions extends ConfigInput, DecoderGraphOptions {
   /** The model directory to write (created; existing files are overwritten). */
   out: string;
   /** Seed of the random weights (ignored when `weights` is given); default 0. */
@@ -30,16 +31,6 @@ export interface CreateModelOptions extends ConfigInput {
   tokenizerDir?: string;
   /** Total weight bytes above which weights go to `onnx/model.onnx_data`; default just under 2 GiB. */
   externalDataThreshold?: number;
-  /**
-   * Element type of the KV cache (`past_key_values.*` / `present.*`): `float16` writes a graph with a
-   * half-precision cache (weights and compute stay float32). Default float32.
-   */
-  kvDtype?: 'float32' | 'float16';
-  /**
-   * `expand`: attention repeats the KV heads with Expand, as optimum's exports do (Hugging Face's
-   * `repeat_kv`); default `grouped`, the same results without copying the cache per head group.
-   */
-  repeatKv?: 'grouped' | 'expand';
   /** Progress per written weight tensor. */
   onProgress?: (event: { tensor: string; index: number; count: number }) => void;
 }
@@ -79,6 +70,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     onProgress,
     kvDtype,
     repeatKv,
+    positionIds,
     ...configInput
   } = options;
   const base = resolveConfig(configInput);
@@ -116,6 +108,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     externalDataThreshold,
     kvDtype,
     repeatKv,
+    positionIds,
     onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
   });
   files.push('onnx/model.onnx');

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import type { DecoderConfig, DecoderConfigOverrides } from './config.js';
 import { createModel } from './create-model.js';
 import { fromHfConfig } from './hf-config.js';
+import type { DecoderGraphOptions } from './onnx/decoder-graph.js';
 import { hashString } from './rng.js';
 import { randomTensor, type WeightSource } from './weights.js';
 
@@ -11,7 +12,7 @@ import { randomTensor, type WeightSource } from './weights.js';
 export const TINY_MODEL_FORMAT = 2;
 
 /** Options of {@link createTinyModel}: the `tiny` preset's overrides, a seed, and where to write. */
-export interface TinyModelOptions extends DecoderConfigOverrides {
+export interface TinyModelOptions extends DecoderConfigOverrides, DecoderGraphOptions {
   /** Default 1. */
   seed?: number;
   /** Write here (overwriting). Default: a cache directory keyed by the options, reused across runs. */
@@ -22,10 +23,6 @@ export interface TinyModelOptions extends DecoderConfigOverrides {
    * that compare decoders token for token need. Default 1.
    */
   initScale?: number;
-  /** Element type of the KV cache (see `createModel`); default float32. */
-  kvDtype?: 'float32' | 'float16';
-  /** How attention repeats KV heads (see `createModel`); default grouped. */
-  repeatKv?: 'grouped' | 'expand';
 }
 
 /** The cache root of {@link createTinyModel}: `$IMPLICIT_IT_MODELKIT_CACHE` or `<tmp>/implicit-it-modelkit`. */

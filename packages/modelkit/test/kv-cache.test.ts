@@ -8,6 +8,13 @@ import { emptyPast, maxAbsDiff, type Past, step } from './ort-helpers.js';
 
 const PROMPT = [12, 99, 250, 7, 400, 31, 2, 88, 150];
 
+/** Row `b` of a [batch, ...] float32 tensor. */
+function sliceRow(t: ort.Tensor, b: number): ort.Tensor {
+  const [, ...rest] = t.dims as number[];
+  const n = rest.reduce((a, x) => a * x, 1);
+  return new ort.Tensor('float32', (t.data as Float32Array).slice(b * n, (b + 1) * n), [1, ...rest]);
+}
+
 describe('KV cache', () => {
   let session: ort.InferenceSession;
   let config: DecoderConfig;
@@ -147,6 +154,40 @@ describe('KV cache', () => {
     const diff = Math.max(...PROMPT.map((_, t) => maxAbsDiff(full.logits[0]![t]!, f32.logits[0]![t]!)));
     expect(diff).toBeGreaterThan(0); // keys/values were rounded
     expect(diff).toBeLessThan(1e-2);
+  });
+
+  it('positionIds false: no position_ids input, positions from the mask; the logits of explicit positions, left-padded too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'modelkit-nopos-'));
+    const created = await createModel({ preset: 'tiny', seed: 5, out: dir, positionIds: false });
+    const nopos = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));
+    expect(nopos.inputNames).not.toContain('position_ids');
+    expect(session.inputNames).toContain('position_ids');
+    // row 0: the prompt; row 1: its first 6 ids, left-padded by 3
+    const ids = [PROMPT, [0, 0, 0, ...PROMPT.slice(0, 6)]];
+    const mask = [PROMPT.map(() => 1), [0, 0, 0, 1, 1, 1, 1, 1, 1]];
+    const positions = [PROMPT.map((_, i) => i), [1, 1, 1, 0, 1, 2, 3, 4, 5]];
+    const want = await step(session, config, ids, mask, positions, emptyPast(config, 2));
+    const i64 = (rows: number[][]) =>
+      new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0]!.length]);
+    const out = await nopos.run({ input_ids: i64(ids), attention_mask: i64(mask), ...emptyPast(config, 2) });
+    const logits = out.logits!.data as Float32Array;
+    const V = config.vocabSize;
+    for (const [b, row] of mask.entries())
+      for (const [t, m] of row.entries()) {
+        if (!m) continue;
+        const got = logits.subarray((b * 9 + t) * V, (b * 9 + t + 1) * V);
+        expect(maxAbsDiff(got, want.logits[b]![t]!)).toBeLessThan(1e-4);
+      }
+    // a decoding step: the position comes from the mask over past and new
+    const next = await nopos.run({
+      input_ids: i64([[PROMPT[6]!]]),
+      attention_mask: i64([[0, 0, 0, 1, 1, 1, 1, 1, 1, 1]]),
+      'past_key_values.0.key': sliceRow(out['present.0.key']!, 1),
+      'past_key_values.0.value': sliceRow(out['present.0.value']!, 1),
+      'past_key_values.1.key': sliceRow(out['present.1.key']!, 1),
+      'past_key_values.1.value': sliceRow(out['present.1.value']!, 1),
+    });
+    expect(maxAbsDiff(next.logits!.data as Float32Array, want.logits[0]![6]!)).toBeLessThan(1e-4);
   });
 
   it("repeatKv expand: HF's repeat_kv (Expand), the logits of the grouped graph, one step at a time too", async () => {

@@ -278,6 +278,21 @@ describe('KV caches', () => {
     await exported.dispose();
   });
 
+  it('a graph without position_ids (positions from the mask): split, batched and alone, same tokens as the no-cache loop', async () => {
+    const { dir } = await createTinyModel({ seed: 1, initScale: 10, positionIds: false });
+    const model = await loadModel(dir, { log: () => {}, maxBatchSize: 2 });
+    const exported = await loadModel(dir, { log: () => {}, cacheOutputs: false });
+    expect(model.session.hasPositionIds).toBe(false);
+    expect([model.info.cacheMode, model.info.attention, exported.info.attention]).toEqual([
+      'slots',
+      'split',
+      'exported',
+    ]);
+    await expectNoCacheLoopTokens(model, [exported], SLOT_CHUNK + 4);
+    await model.dispose();
+    await exported.dispose();
+  });
+
   it('the load-time check of a split graph reports logits that differ and graphs that fail to run', async () => {
     const model = await loadModel(await diverseModelDir(), { log: () => {} });
     const s = model.session;

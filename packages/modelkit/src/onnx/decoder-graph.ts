@@ -37,6 +37,12 @@ export interface DecoderGraphOptions {
    * models have it). Same results; `expand` copies the cache once per head group at every step.
    */
   repeatKv?: 'grouped' | 'expand';
+  /**
+   * `false`: no `position_ids` input; the graph derives positions from `attention_mask` the way
+   * Hugging Face does without them (cumsum(mask) - 1, padding at 1), as exports of models without
+   * that input have it. Default true.
+   */
+  positionIds?: boolean;
 }
 
 /**
@@ -58,6 +64,17 @@ export function buildDecoderGraph(config: DecoderConfig, options: DecoderGraphOp
   const bs = g.op('Shape', ['input_ids']);
   const S = g.op('Gather', [bs, g.int64([1], [])], { axis: int(0) });
   const T = g.op('Gather', [g.op('Shape', ['attention_mask']), g.int64([1], [])], { axis: int(0) });
+  const withPositions = options.positionIds !== false;
+  // without a position_ids input: cumsum(mask) - 1 (padding at 1), the last S columns
+  let positionIds = 'position_ids';
+  if (!withPositions) {
+    const cumsum = g.op('CumSum', ['attention_mask', g.int64([1], [])]);
+    const counted = g.op('Sub', [cumsum, g.int64([1], [])]);
+    const padding = g.op('Equal', ['attention_mask', g.int64([0], [])]);
+    const all = g.op('Where', [padding, g.int64([1], []), counted]);
+    const start = g.op('Unsqueeze', [g.op('Sub', [T, S]), g.int64([0])]);
+    positionIds = g.op('Slice', [all, start, g.int64([Number.MAX_SAFE_INTEGER]), g.int64([1])]);
+  }
   const past = g.op('Sub', [T, S]);
   const one = g.int64([1], []);
   const keyPos = g.op('Range', [g.int64([0], []), T, one]);
@@ -76,8 +93,8 @@ export function buildDecoderGraph(config: DecoderConfig, options: DecoderGraphOp
   const cosTable = g.float32(tables.cos, [config.maxPositionEmbeddings, hd], 'rotary.cos_cached');
   const sinTable = g.float32(tables.sin, [config.maxPositionEmbeddings, hd], 'rotary.sin_cached');
   const axis1 = g.int64([1]);
-  const cos = g.op('Unsqueeze', [g.op('Gather', [cosTable, 'position_ids'], { axis: int(0) }), axis1]);
-  const sin = g.op('Unsqueeze', [g.op('Gather', [sinTable, 'position_ids'], { axis: int(0) }), axis1]);
+  const cos = g.op('Unsqueeze', [g.op('Gather', [cosTable, positionIds], { axis: int(0) }), axis1]);
+  const sin = g.op('Unsqueeze', [g.op('Gather', [sinTable, positionIds], { axis: int(0) }), axis1]);
 
   const flatShapes = new Map<number, string>();
   const linear = (
@@ -185,7 +202,9 @@ export function buildDecoderGraph(config: DecoderConfig, options: DecoderGraphOp
   const inputs: GraphValue[] = [
     { name: 'input_ids', elemType: I64, dims: ['batch_size', 'sequence_length'] },
     { name: 'attention_mask', elemType: I64, dims: ['batch_size', 'total_sequence_length'] },
-    { name: 'position_ids', elemType: I64, dims: ['batch_size', 'sequence_length'] },
+    ...(withPositions
+      ? [{ name: 'position_ids', elemType: I64, dims: ['batch_size', 'sequence_length'] }]
+      : []),
   ];
   const outputs: GraphValue[] = [
     { name: 'logits', elemType: F32, dims: ['batch_size', 'sequence_length', config.vocabSize] },

@@ -16,15 +16,11 @@ const EXTERNAL_MIN_BYTES = 1024;
 const ALIGN = 4096;
 
 /** Options of {@link writeOnnxModel}. */
-export interface WriteOnnxOptions {
+export interface WriteOnnxOptions extends DecoderGraphOptions {
   /** Total tensor bytes above which weights are written to `<file>_data`; default just under 2 GiB. */
   externalDataThreshold?: number;
   /** Called after each weight tensor is written. */
   onTensor?: (name: string, index: number, count: number) => void;
-  /** Element type of the KV cache inputs/outputs (see {@link DecoderGraphOptions}); default float32. */
-  kvDtype?: DecoderGraphOptions['kvDtype'];
-  /** How attention repeats KV heads (see {@link DecoderGraphOptions}); default `grouped`. */
-  repeatKv?: DecoderGraphOptions['repeatKv'];
 }
 
 /** What {@link writeOnnxModel} wrote. */
@@ -72,7 +68,11 @@ export function writeOnnxModel(
   source: WeightSource,
   options: WriteOnnxOptions = {},
 ): WrittenOnnx {
-  const graph = buildDecoderGraph(config, { kvDtype: options.kvDtype, repeatKv: options.repeatKv });
+  const graph = buildDecoderGraph(config, {
+    kvDtype: options.kvDtype,
+    repeatKv: options.repeatKv,
+    positionIds: options.positionIds,
+  });
   const TensorProto = onnxType('TensorProto');
   const weightBytes = graph.weights.reduce((n, s) => n + numel(s.shape) * 4, 0);
   const threshold = options.externalDataThreshold ?? EXTERNAL_DATA_THRESHOLD;
