@@ -1,13 +1,15 @@
 import { dirname } from 'node:path';
 import { AutoModelForCausalLM, env, LogitsProcessorList, Tensor } from '@huggingface/transformers';
+import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
 import {
   GenerationAbortedError,
   GenerationError,
   generateWithoutCache,
+  loadModel,
   transformersRulesProcessor,
 } from '../src/index.js';
-import { diverseModelDir, PROMPTS, tinyModel } from './helpers.js';
+import { PROMPTS, tinyModel } from './helpers.js';
 
 describe('greedy decoding with the KV cache', () => {
   it.each([false, 'hewitt2024'] as const)(
@@ -23,38 +25,46 @@ describe('greedy decoding with the KV cache', () => {
     },
   );
 
-  it('equals @huggingface/transformers generate() with the rules as its LogitsProcessor', async () => {
-    const model = await tinyModel();
-    const dir = await diverseModelDir();
-    env.allowRemoteModels = false;
-    env.localModelPath = dirname(dir);
-    const hf = await AutoModelForCausalLM.from_pretrained(dir.split('/').pop()!, {
-      dtype: 'fp32',
-      device: 'cpu',
-    });
-    try {
-      for (const prompt of PROMPTS.slice(0, 3)) {
-        const [ours] = await model.generate(prompt, { maxNewTokens: 32, rules: 'hewitt2024' });
-        const p = ours!.prompt;
-        const list = new LogitsProcessorList();
-        list.push((await transformersRulesProcessor(model.rules('hewitt2024')!, p)) as never);
-        const input = new Tensor('int64', BigInt64Array.from(p.ids, BigInt), [1, p.ids.length]);
-        const out = (await hf.generate({
-          input_ids: input,
-          attention_mask: new Tensor('int64', new BigInt64Array(p.ids.length).fill(1n), [1, p.ids.length]),
-          max_new_tokens: 32,
-          do_sample: false,
-          logits_processor: list,
-          eos_token_id: model.info.eosIds,
-        } as never)) as Tensor;
-        const theirs = Array.from(out.data as BigInt64Array, Number).slice(p.ids.length);
-        expect(ours!.tokenIds).toEqual(theirs);
-        expect(theirs.length).toBeGreaterThan(10);
+  it.each([
+    ['modelkit graph', {}],
+    ['repeat_kv as optimum exports it', { repeatKv: 'expand' }],
+    ['no position_ids input', { positionIds: false }],
+  ] as const)(
+    'equals @huggingface/transformers generate() with the rules as its LogitsProcessor (%s)',
+    async (_, graph) => {
+      const { dir } = await createTinyModel({ seed: 1, initScale: 10, ...graph });
+      const model = await loadModel(dir, { log: () => {} });
+      env.allowRemoteModels = false;
+      env.localModelPath = dirname(dir);
+      const hf = await AutoModelForCausalLM.from_pretrained(dir.split('/').pop()!, {
+        dtype: 'fp32',
+        device: 'cpu',
+      });
+      try {
+        for (const prompt of PROMPTS.slice(0, 3)) {
+          const [ours] = await model.generate(prompt, { maxNewTokens: 32, rules: 'hewitt2024' });
+          const p = ours!.prompt;
+          const list = new LogitsProcessorList();
+          list.push((await transformersRulesProcessor(model.rules('hewitt2024')!, p)) as never);
+          const input = new Tensor('int64', BigInt64Array.from(p.ids, BigInt), [1, p.ids.length]);
+          const out = (await hf.generate({
+            input_ids: input,
+            attention_mask: new Tensor('int64', new BigInt64Array(p.ids.length).fill(1n), [1, p.ids.length]),
+            max_new_tokens: 32,
+            do_sample: false,
+            logits_processor: list,
+            eos_token_id: model.info.eosIds,
+          } as never)) as Tensor;
+          const theirs = Array.from(out.data as BigInt64Array, Number).slice(p.ids.length);
+          expect(ours!.tokenIds).toEqual(theirs);
+          expect(theirs.length).toBeGreaterThan(10);
+        }
+      } finally {
+        await hf.dispose();
+        await model.dispose();
       }
-    } finally {
-      await hf.dispose();
-    }
-  });
+    },
+  );
 
   it('batched rows (left-padded, finishing at different steps) equal their single-row runs', async () => {
     const model = await tinyModel();

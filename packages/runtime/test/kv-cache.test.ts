@@ -1,13 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import * as ort from 'onnxruntime-node';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   checkSplitAttention,
   DecoderSession,
   generateWithoutCache,
   loadModel,
   type Model,
+  ModelLoadError,
   patchDecoderGraph,
   resolveModelFiles,
 } from '../src/index.js';
@@ -291,6 +292,33 @@ describe('KV caches', () => {
     await expectNoCacheLoopTokens(model, [exported], SLOT_CHUNK + 4);
     await model.dispose();
     await exported.dispose();
+  });
+
+  it('a patched graph that does not load falls back to the graph as exported, with the reason', async () => {
+    const files = resolveModelFiles(await diverseModelDir());
+    const open = vi.spyOn(DecoderSession as never as { open: () => Promise<unknown> }, 'open');
+    const error = new ModelLoadError(
+      'runtime.no_provider',
+      'x: no execution provider could load the model',
+      {},
+    );
+    // the first attempt (everything patched) fails as onnxruntime would on a graph it rejects
+    open.mockResolvedValueOnce({ error, patched: true, reason: 'two nodes with the same name' });
+    const lines: string[] = [];
+    const session = await DecoderSession.create(files, { log: (l) => lines.push(l) });
+    expect([session.logitsMode, session.cacheMode, session.attention]).toEqual([
+      'all',
+      'present',
+      'exported',
+    ]);
+    expect(lines[0]).toBe('graph as exported (the patched graph did not load: two nodes with the same name)');
+    expect(lines[1]).toMatch(/^execution provider: cpu/);
+    expect(open).toHaveBeenCalledTimes(2);
+    await session.release();
+    // the graph as exported failing is the model's problem: its error is thrown
+    open.mockResolvedValueOnce({ error, patched: false, reason: 'bad' });
+    await expect(DecoderSession.create(files, { log: () => {} })).rejects.toBe(error);
+    open.mockRestore();
   });
 
   it('the load-time check of a split graph reports logits that differ and graphs that fail to run', async () => {
