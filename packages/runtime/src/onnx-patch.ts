@@ -2,7 +2,8 @@
  * In-memory ONNX graph surgery at the protobuf wire level: only the graph's node list is decoded; the
  * weights (most of the bytes) are copied as opaque ranges. Used to compute the LM head only for the
  * positions whose logits are needed (the last one while generating), which standard optimum exports
- * do not offer: they compute logits for every prompt position.
+ * do not offer: they compute logits for every prompt position; to output each step's new keys/values;
+ * and to attend to the cache without copying it (split attention, grouped queries).
  */
 
 interface WireField {
@@ -251,7 +252,10 @@ export function patchLogitsSlice(model: Uint8Array): LogitsPatch {
  * copying the whole `present.*` cache out of onnxruntime at every step. It applies where every
  * `present.*` output is `Concat(past_key_values.*, new, axis=2)` at the top level of the graph
  * (optimum's and transformers.js' llama-family exports); merged decoders (an `If` node) are left as
- * they are, with the reason.
+ * they are, with the reason. With those outputs, `splitAttention` also rewrites attention so that no
+ * step copies the cache (see `splitAttentionEdits`), and `groupQueries` replaces repeat_kv by grouped
+ * queries; the rewrite assumes what it cannot see, so engines should check the result at load
+ * (`checkSplitAttention`).
  */
 export function patchDecoderGraph(model: Uint8Array, request: PatchRequest): GraphPatch {
   try {
