@@ -30,9 +30,10 @@ export interface SessionOptions {
   /**
    * With the cache in the engine's buffers: attend to the cached and the new keys/values separately
    * (default true), so that no step copies the whole cache into a `present.*` Concat inside onnxruntime.
-   * The graph is patched in memory and loses its `present.*` outputs; graphs the patch does not fit
-   * (e.g. K/V heads repeated with Expand) keep their attention, with a log line. Results agree with
-   * the exported attention to float rounding (the same products, summed in another order).
+   * The graph is patched in memory and loses its `present.*` outputs; graphs the patch does not fit, or
+   * whose patched form fails its check at load (`checkSplitAttention`), keep their attention, with a
+   * log line. Results agree with the exported attention to float rounding (the same products, summed
+   * in another order).
    */
   splitAttention?: boolean;
   /**
@@ -281,8 +282,8 @@ export class DecoderSession {
     const { batch, seq } = step;
     let total = step.attentionMask.length / batch;
     let mask = step.attentionMask;
-    let past = step.past ?? this.emptyPast(batch);
-    if (step.past === null && this.splitAttention) {
+    let past = step.past;
+    if (past === null && this.splitAttention) {
       // a split graph reshapes the past on shapes read from it, and Reshape reads a 0 in a shape as
       // "keep this dimension": a zero-length past breaks repeat_kv. The first step attends to one
       // zeroed slot instead, hidden by the mask (its weight is exactly 0).
@@ -292,6 +293,7 @@ export class DecoderSession {
         mask.set(step.attentionMask.subarray(b * total, (b + 1) * total), b * (total + 1) + 1);
       total++;
     }
+    past ??= this.emptyPast(batch);
     const feeds: Record<string, Tensor> = {
       input_ids: new ort.Tensor('int64', step.inputIds, [batch, seq]),
       attention_mask: new ort.Tensor('int64', mask, [batch, total]),
@@ -363,7 +365,7 @@ function writeBesideExternalData(onnxFile: string, bytes: Uint8Array): string {
  * Checks a split-attention graph against itself: the last logits of a 4-token prompt (no past, so the
  * split changes nothing) must equal those of a 3-token prompt followed by one decoding step over its
  * cache (where the split does all the work), to float rounding. Returns null when they agree, else
- * what differed. `DecoderSession.create` runs it at load and falls back to the exported attention on failure.
+ * what differed. `DecoderSession.create` runs it at load and, on failure, steps back to less patching.
  */
 export async function checkSplitAttention(
   session: Pick<DecoderSession, 'run' | 'kvType'>,

@@ -118,15 +118,32 @@ function readNode(buf: Uint8Array, f: WireField): NodeInfo {
   return node;
 }
 
+/** A copy of a node (op type, domain, attributes kept) with new inputs, outputs and name. */
+function cloneNode(
+  buf: Uint8Array,
+  node: NodeInfo,
+  inputs: string[],
+  outputs: string[],
+  name: string,
+): Uint8Array {
+  const kept: Uint8Array[] = [];
+  for (const g of wireFields(buf, node.field.dataStart, node.field.end))
+    if (g.no !== 1 && g.no !== 2 && g.no !== 3) kept.push(buf.subarray(g.start, g.end));
+  return lenField(
+    1,
+    concat([
+      ...inputs.map((i) => str(1, i)),
+      ...outputs.map((o) => str(2, o)),
+      ...(name ? [str(3, name)] : []),
+      ...kept,
+    ]),
+  );
+}
+
 /** Rewrites a node (a GraphProto `node` field), replacing its input number `index`. */
 function withInput(buf: Uint8Array, node: NodeInfo, index: number, input: string): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let seen = 0;
-  for (const g of wireFields(buf, node.field.dataStart, node.field.end)) {
-    if (g.no === 1 && g.wireType === 2 && seen++ === index) parts.push(str(1, input));
-    else parts.push(buf.subarray(g.start, g.end));
-  }
-  return lenField(1, concat(parts));
+  const inputs = node.inputs.map((v, i) => (i === index ? input : v));
+  return cloneNode(buf, node, inputs, node.outputs, node.name);
 }
 
 function nodeField(
@@ -317,15 +334,21 @@ function intAttribute(buf: Uint8Array, node: NodeInfo, name: string): number | u
 }
 
 /** For each `present.*` output, the value its Concat appends; or why the graph does not qualify. */
+/** A `present.*` output and the value its Concat appends to the past. */
+interface KvSite {
+  present: ValueInfo;
+  appended: string;
+}
+
 function findNewKv(
   buf: Uint8Array,
   producer: Map<string, NodeInfo>,
   inputNames: Set<string>,
   outputs: ValueInfo[],
-): { present: ValueInfo; appended: string }[] | string {
+): KvSite[] | string {
   const presents = outputs.filter((o) => o.name.startsWith('present.'));
   if (presents.length === 0) return 'the graph has no present.* outputs';
-  const found: { present: ValueInfo; appended: string }[] = [];
+  const found: KvSite[] = [];
   for (const present of presents) {
     const node = producer.get(present.name);
     if (!node) return `${present.name} is not produced by a top-level node (a merged decoder?)`;
@@ -395,17 +418,8 @@ function logitsSliceEdits(
   return { replace, added };
 }
 
-/** `implicit_it_new.*` outputs (an Identity of what each present Concat appends) as edits, or why not. */
-function newKvEdits(
-  model: Uint8Array,
-  producer: Map<string, NodeInfo>,
-  inputNames: Set<string>,
-  outputs: ValueInfo[],
-): Edits | string {
-  const sites = outputs.some((o) => o.name.startsWith(NEW_KV_PREFIX))
-    ? 'already patched'
-    : findNewKv(model, producer, inputNames, outputs);
-  if (typeof sites === 'string') return sites;
+/** `implicit_it_new.*` outputs (an Identity of what each present Concat appends) as edits. */
+function newKvEdits(sites: KvSite[]): Edits {
   const added: Uint8Array[] = [];
   for (const { present, appended } of sites) {
     const name = present.name.replace('present.', NEW_KV_PREFIX);
@@ -416,23 +430,6 @@ function newKvEdits(
     );
   }
   return { replace: new Map(), added };
-}
-
-/** A copy of a node (op type, domain, attributes kept) with new inputs, outputs and name. */
-function cloneNode(
-  buf: Uint8Array,
-  node: NodeInfo,
-  inputs: string[],
-  outputs: string[],
-  name: string,
-): Uint8Array {
-  const kept: Uint8Array[] = [];
-  for (const g of wireFields(buf, node.field.dataStart, node.field.end))
-    if (g.no !== 1 && g.no !== 2 && g.no !== 3) kept.push(buf.subarray(g.start, g.end));
-  return lenField(
-    1,
-    concat([...inputs.map((i) => str(1, i)), ...outputs.map((o) => str(2, o)), str(3, name), ...kept]),
-  );
 }
 
 /**
@@ -533,13 +530,11 @@ function splitAttentionEdits(
   model: Uint8Array,
   nodes: NodeInfo[],
   producer: Map<string, NodeInfo>,
-  inputNames: Set<string>,
   graphFields: WireField[],
   outputs: ValueInfo[],
+  sites: KvSite[],
   group: boolean,
 ): { edits: Edits; grouped: true | string } | string {
-  const sites = findNewKv(model, producer, inputNames, outputs);
-  if (typeof sites === 'string') return sites;
   const readers = new Map<string, { node: NodeInfo; index: number }[]>();
   for (const node of nodes)
     for (const [index, input] of node.inputs.entries()) {
@@ -746,12 +741,16 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
     return true;
   };
   if (request.logitsSlice) result.logitsSlice = apply(logitsSliceEdits(model, producer, inputNames));
-  if (request.kvOutputs) result.kvOutputs = apply(newKvEdits(model, producer, inputNames, outputs));
+  // the present.* Concats, found once for both edits that build on them
+  const sites = outputs.some((o) => o.name.startsWith(NEW_KV_PREFIX))
+    ? 'already patched'
+    : findNewKv(model, producer, inputNames, outputs);
+  if (request.kvOutputs) result.kvOutputs = apply(typeof sites === 'string' ? sites : newKvEdits(sites));
   if (request.splitAttention) {
     const group = request.groupQueries !== false;
     const split =
-      result.kvOutputs === true
-        ? splitAttentionEdits(model, nodes, producer, inputNames, graphFields, outputs, group)
+      result.kvOutputs === true && typeof sites !== 'string'
+        ? splitAttentionEdits(model, nodes, producer, graphFields, outputs, sites, group)
         : `needs the new key/value outputs (${result.kvOutputs})`;
     result.splitAttention = apply(typeof split === 'string' ? split : split.edits);
     if (group) result.groupQueries = typeof split === 'string' ? split : split.grouped;

@@ -68,11 +68,7 @@ export function writeOnnxModel(
   source: WeightSource,
   options: WriteOnnxOptions = {},
 ): WrittenOnnx {
-  const graph = buildDecoderGraph(config, {
-    kvDtype: options.kvDtype,
-    repeatKv: options.repeatKv,
-    positionIds: options.positionIds,
-  });
+  const graph = buildDecoderGraph(config, options);
   const TensorProto = onnxType('TensorProto');
   const weightBytes = graph.weights.reduce((n, s) => n + numel(s.shape) * 4, 0);
   const threshold = options.externalDataThreshold ?? EXTERNAL_DATA_THRESHOLD;
