@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildDecoderGraph, createModel, type DecoderConfig } from '../src/index.js';
-import { emptyPast, maxAbsDiff, type Past, step } from './ort-helpers.js';
+import { emptyPast, i64, maxAbsDiff, type Past, step } from './ort-helpers.js';
 
 const PROMPT = [12, 99, 250, 7, 400, 31, 2, 88, 150];
 
@@ -28,21 +28,25 @@ describe('KV cache', () => {
     session = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));
   });
 
-  it('decoding one token at a time gives the logits of one full pass', async () => {
-    const full = await step(
-      session,
-      config,
-      [PROMPT],
-      [PROMPT.map(() => 1)],
-      [PROMPT.map((_, i) => i)],
-      emptyPast(config, 1),
-    );
-    let past = emptyPast(config, 1);
+  /** PROMPT in one pass, from an empty cache. */
+  const fullPass = (s: ort.InferenceSession, past = emptyPast(config, 1)) =>
+    step(s, config, [PROMPT], [PROMPT.map(() => 1)], [PROMPT.map((_, i) => i)], past);
+  /** PROMPT one token at a time from `past`: each step's logits equal `full`'s at its position (to 1e-4). */
+  async function expectStepwise(
+    s: ort.InferenceSession,
+    full: Awaited<ReturnType<typeof step>>,
+    past = emptyPast(config, 1),
+  ): Promise<Past> {
     for (let t = 0; t < PROMPT.length; t++) {
-      const out = await step(session, config, [[PROMPT[t]!]], [Array(t + 1).fill(1)], [[t]], past);
+      const out = await step(s, config, [[PROMPT[t]!]], [Array(t + 1).fill(1)], [[t]], past);
       past = out.past;
       expect(maxAbsDiff(out.logits[0]![0]!, full.logits[0]![t]!)).toBeLessThan(1e-4);
     }
+    return past;
+  }
+
+  it('decoding one token at a time gives the logits of one full pass', async () => {
+    const past = await expectStepwise(session, await fullPass(session));
     expect(past['past_key_values.0.key']!.dims).toEqual([
       1,
       config.numKeyValueHeads,
@@ -52,14 +56,7 @@ describe('KV cache', () => {
   });
 
   it('a prompt chunk then single steps matches the full pass (past > 0 with seq > 1)', async () => {
-    const full = await step(
-      session,
-      config,
-      [PROMPT],
-      [PROMPT.map(() => 1)],
-      [PROMPT.map((_, i) => i)],
-      emptyPast(config, 1),
-    );
+    const full = await fullPass(session);
     const head = PROMPT.slice(0, 4);
     const first = await step(
       session,
@@ -127,30 +124,11 @@ describe('KV cache', () => {
         ]);
       return past;
     };
-    const full = await step(
-      half,
-      config,
-      [PROMPT],
-      [PROMPT.map(() => 1)],
-      [PROMPT.map((_, i) => i)],
-      empty(),
-    );
+    const full = await fullPass(half, empty());
     expect(full.past['past_key_values.1.value']!.type).toBe('float16');
-    let past = empty();
-    for (let t = 0; t < PROMPT.length; t++) {
-      const out = await step(half, config, [[PROMPT[t]!]], [Array(t + 1).fill(1)], [[t]], past);
-      past = out.past;
-      // the same half-precision keys/values either way: equal up to float32 summation order
-      expect(maxAbsDiff(out.logits[0]![0]!, full.logits[0]![t]!)).toBeLessThan(1e-4);
-    }
-    const f32 = await step(
-      session,
-      config,
-      [PROMPT],
-      [PROMPT.map(() => 1)],
-      [PROMPT.map((_, i) => i)],
-      emptyPast(config, 1),
-    );
+    // the same half-precision keys/values either way: equal up to float32 summation order
+    await expectStepwise(half, full, empty());
+    const f32 = await fullPass(session);
     const diff = Math.max(...PROMPT.map((_, t) => maxAbsDiff(full.logits[0]![t]!, f32.logits[0]![t]!)));
     expect(diff).toBeGreaterThan(0); // keys/values were rounded
     expect(diff).toBeLessThan(1e-2);
@@ -167,8 +145,6 @@ describe('KV cache', () => {
     const mask = [PROMPT.map(() => 1), [0, 0, 0, 1, 1, 1, 1, 1, 1]];
     const positions = [PROMPT.map((_, i) => i), [1, 1, 1, 0, 1, 2, 3, 4, 5]];
     const want = await step(session, config, ids, mask, positions, emptyPast(config, 2));
-    const i64 = (rows: number[][]) =>
-      new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0]!.length]);
     const out = await nopos.run({ input_ids: i64(ids), attention_mask: i64(mask), ...emptyPast(config, 2) });
     const logits = out.logits!.data as Float32Array;
     const V = config.vocabSize;
@@ -198,16 +174,9 @@ describe('KV cache', () => {
       buildDecoderGraph(config, { repeatKv }).builder.nodes.filter((n) => n.op_type === 'Expand').length;
     expect([ops('grouped'), ops('expand')]).toEqual([0, 2 * config.numHiddenLayers]);
     const expanded = await ort.InferenceSession.create(file);
-    const run = (s: ort.InferenceSession) =>
-      step(s, config, [PROMPT], [PROMPT.map(() => 1)], [PROMPT.map((_, i) => i)], emptyPast(config, 1));
-    const [want, got] = [await run(session), await run(expanded)];
+    const [want, got] = [await fullPass(session), await fullPass(expanded)];
     for (let t = 0; t < PROMPT.length; t++)
       expect(maxAbsDiff(got.logits[0]![t]!, want.logits[0]![t]!)).toBeLessThan(1e-4);
-    let past = emptyPast(config, 1);
-    for (let t = 0; t < PROMPT.length; t++) {
-      const out = await step(expanded, config, [[PROMPT[t]!]], [Array(t + 1).fill(1)], [[t]], past);
-      past = out.past;
-      expect(maxAbsDiff(out.logits[0]![0]!, want.logits[0]![t]!)).toBeLessThan(1e-4);
-    }
+    await expectStepwise(expanded, want);
   });
 });

@@ -19,7 +19,8 @@ export function emptyPast(config: DecoderConfig, batch: number): Past {
   return past;
 }
 
-const i64 = (rows: number[][]) =>
+/** Rows of ids as an int64 [rows, columns] tensor. */
+export const i64 = (rows: number[][]) =>
   new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0]!.length]);
 
 /** One session.run: returns logits as [row][position] -> Float32Array(vocab), and the next past. */

@@ -1,7 +1,16 @@
 import { createTinyModel } from '@implicit-it/modelkit/test';
+import { expect } from 'vitest';
 import { loadModel, type Model } from '../src/index.js';
 
 const loaded = new Map<number, Promise<Model>>();
+
+/** `a` and `b` have the same length and differ by less than 1e-5 everywhere (float rounding). */
+export function expectClose(a: Float32Array, b: Float32Array): void {
+  expect(a.length).toBe(b.length);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+  expect(max).toBeLessThan(1e-5);
+}
 
 /**
  * A tiny modelkit model whose seeded weights are scaled by 10, so that its greedy answers vary from

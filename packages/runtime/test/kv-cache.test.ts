@@ -13,7 +13,7 @@ import {
   resolveModelFiles,
 } from '../src/index.js';
 import { type KvCache, PresentCache, SLOT_CHUNK, SlotCache } from '../src/kv-cache.js';
-import { diverseModelDir, PROMPTS } from './helpers.js';
+import { diverseModelDir, expectClose, PROMPTS } from './helpers.js';
 
 /** Random cache outputs: `layers` key/value pairs of [batch, heads, len, dim], values tagged by origin. */
 function outputs(batch: number, len: number, tag: number, heads = 2, dim = 3, layers = 2): ort.Tensor[] {
@@ -173,12 +173,6 @@ describe('KV caches', () => {
     const split = await DecoderSession.create(files, { log: () => {} });
     const plain = await DecoderSession.create(files, { log: () => {}, cacheOutputs: false });
     expect([split.cacheMode, split.splitAttention, plain.splitAttention]).toEqual(['slots', true, false]);
-    const close = (a: Float32Array, b: Float32Array) => {
-      expect(a.length).toBe(b.length);
-      let max = 0;
-      for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
-      expect(max).toBeLessThan(1e-5);
-    };
     // two rows, the second left-padded by 3
     const ids = [1, 40, 41, 42, 300, 301, 77, 9, 0, 0, 0, 5, 6, 7, 8, 9];
     const mask = ids.map((_, i) => (i >= 8 && i < 11 ? 0n : 1n));
@@ -201,7 +195,7 @@ describe('KV caches', () => {
       Float32Array.from(
         mask.flatMap((m, i) => (m ? Array.from(data.subarray(i * width, (i + 1) * width)) : [])),
       );
-    close(real(got.logits, got.vocab), real(want.logits, want.vocab));
+    expectClose(real(got.logits, got.vocab), real(want.logits, want.vocab));
     for (const [i, t] of got.kv.entries()) {
       // [2, heads, 8, headDim]: one head at a time
       const [, h, , d] = t.dims as number[];
@@ -213,7 +207,7 @@ describe('KV caches', () => {
               return m ? Array.from(x.subarray(at, at + d!)) : [];
             }),
           );
-        close(head(t.data as Float32Array), head(want.kv[i]!.data as Float32Array));
+        expectClose(head(t.data as Float32Array), head(want.kv[i]!.data as Float32Array));
       }
     }
 
@@ -243,7 +237,7 @@ describe('KV caches', () => {
       want.kv,
       BigInt64Array.from([...mask.slice(0, 8), 1n, ...mask.slice(8), 1n]),
     );
-    close(next.logits, ref.logits);
+    expectClose(next.logits, ref.logits);
     await expect(prefill(split, 'present')).rejects.toThrow(
       'DecoderSession.run: fetch "present" needs the present.* outputs, which a split-attention graph does not have (load with splitAttention: false)',
     );
