@@ -27,6 +27,12 @@ export interface DecoderConfig {
   tieWordEmbeddings: boolean;
   /** Biases on q/k/v projections (Qwen2) — `o_proj` never has one. */
   attentionBias: boolean;
+  /**
+   * Sliding-window attention on every layer (Qwen2's `use_sliding_window`): a query attends to the keys
+   * fewer than this many cache positions back, itself included. `null` or absent: the whole context.
+   * Needs `modelType: 'qwen2'` (llama has no sliding window in transformers).
+   */
+  slidingWindow?: number | null;
   bosTokenId: number | null;
   eosTokenId: number | null;
   padTokenId: number | null;

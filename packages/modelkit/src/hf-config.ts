@@ -47,6 +47,11 @@ export function toHfConfig(config: DecoderConfig): HfConfigJson {
     json.attention_bias = config.attentionBias;
     json.mlp_bias = false;
     json.pretraining_tp = 1;
+  } else if (config.slidingWindow) {
+    // every layer windowed: Qwen2 windows the layers from max_window_layers on
+    json.use_sliding_window = true;
+    json.sliding_window = config.slidingWindow;
+    json.max_window_layers = 0;
   } else {
     json.use_sliding_window = false;
     json.sliding_window = config.maxPositionEmbeddings;
@@ -121,6 +126,15 @@ export function fromHfConfig(json: HfConfigJson): DecoderConfig {
     eosTokenId: tokenId(json, 'eos_token_id'),
     padTokenId: tokenId(json, 'pad_token_id'),
   };
+  if (modelType === 'qwen2' && json.use_sliding_window === true) {
+    if (num(json, 'max_window_layers', 0) !== 0) {
+      throw new ModelConfigError(
+        'max_window_layers',
+        'must be 0 with use_sliding_window (modelkit windows every layer or none)',
+      );
+    }
+    config.slidingWindow = num(json, 'sliding_window');
+  }
   validateConfig(config);
   return config;
 }

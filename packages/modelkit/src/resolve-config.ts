@@ -103,6 +103,18 @@ export function validateConfig(config: DecoderConfig, options: { tokenizerVocabS
       throw new ModelConfigError(field, `must be true or false, got ${String(config[field])}`);
     }
   }
+  const w = config.slidingWindow;
+  if (w !== undefined && w !== null) {
+    if (!Number.isInteger(w) || w <= 0) {
+      throw new ModelConfigError('slidingWindow', `must be a positive integer or null, got ${String(w)}`);
+    }
+    if (config.modelType !== 'qwen2') {
+      throw new ModelConfigError(
+        'slidingWindow',
+        `needs modelType "qwen2" (llama has no sliding window in transformers), got "${config.modelType}"`,
+      );
+    }
+  }
   const t = options.tokenizerVocabSize;
   if (t !== undefined && t > config.vocabSize) {
     throw new ModelConfigError(

@@ -5,12 +5,14 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import {
   createModel,
+  fromHfConfig,
   ModelConfigError,
   ModelWeightsError,
   randomWeights,
   readModel,
   referenceForward,
   resolveConfig,
+  toHfConfig,
 } from '../src/index.js';
 import { emptyPast, maxAbsDiff, step } from './ort-helpers.js';
 
@@ -138,6 +140,13 @@ describe('impossible configs are rejected with the field named', () => {
     ['zero layers', { numHiddenLayers: 0 }, 'numHiddenLayers', /positive integer/],
     ['eos outside vocab', { eosTokenId: 600 }, 'eosTokenId', /below vocabSize 512/],
     ['unknown model type', { modelType: 'gpt2' as 'llama' }, 'modelType', /not supported/],
+    ['sliding window on llama', { slidingWindow: 8 }, 'slidingWindow', /needs modelType "qwen2"/],
+    [
+      'fractional sliding window',
+      { modelType: 'qwen2', slidingWindow: 2.5 },
+      'slidingWindow',
+      /positive integer or null, got 2.5/,
+    ],
   ];
   for (const [label, input, field, message] of cases) {
     it(label, () => {
@@ -152,6 +161,24 @@ describe('impossible configs are rejected with the field named', () => {
       }
     });
   }
+
+  it('a sliding window round-trips through config.json as Qwen2 writes it', () => {
+    const config = resolveConfig({
+      preset: 'tiny',
+      modelType: 'qwen2',
+      attentionBias: true,
+      slidingWindow: 6,
+    });
+    const json = toHfConfig(config);
+    expect(json).toMatchObject({ use_sliding_window: true, sliding_window: 6, max_window_layers: 0 });
+    expect(fromHfConfig(json)).toEqual(config);
+    const plain = toHfConfig({ ...config, slidingWindow: null });
+    expect(plain.use_sliding_window).toBe(false);
+    expect(fromHfConfig(plain).slidingWindow).toBeUndefined();
+    expect(() => fromHfConfig({ ...json, max_window_layers: 2 })).toThrow(
+      /max_window_layers: must be 0 with use_sliding_window/,
+    );
+  });
 
   it('vocab smaller than the tokenizer', async () => {
     await expect(createModel({ preset: 'tiny', vocabSize: 300, out: tmp() })).rejects.toThrow(

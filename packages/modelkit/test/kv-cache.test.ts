@@ -55,6 +55,19 @@ describe('KV cache', () => {
     ]);
   });
 
+  it('with a sliding window, too (the window counts cache positions)', async () => {
+    const created = await createModel({
+      preset: 'tiny',
+      modelType: 'qwen2',
+      attentionBias: true,
+      slidingWindow: 3,
+      seed: 5,
+      out: mkdtempSync(join(tmpdir(), 'modelkit-kv-window-')),
+    });
+    const windowed = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));
+    await expectStepwise(windowed, await fullPass(windowed));
+  });
+
   it('a prompt chunk then single steps matches the full pass (past > 0 with seq > 1)', async () => {
     const full = await fullPass(session);
     const head = PROMPT.slice(0, 4);

@@ -14,6 +14,7 @@ describe('ONNX graph vs reference forward', () => {
     ['tiny (GQA, tied)', {}],
     ['MHA, untied, 3 layers', { numKeyValueHeads: 4, tieWordEmbeddings: false, numHiddenLayers: 3 }],
     ['qwen2 biases, 1 KV head', { modelType: 'qwen2', numKeyValueHeads: 1, attentionBias: true }],
+    ['qwen2, sliding window of 4', { modelType: 'qwen2', attentionBias: true, slidingWindow: 4 }],
   ] as const) {
     it(`${label}: full-pass logits match to 1e-4`, async () => {
       const created = await createModel({ preset: 'tiny', ...overrides, seed: 3, out: tmp() });
@@ -33,4 +34,22 @@ describe('ONNX graph vs reference forward', () => {
       });
     });
   }
+});
+
+describe('sliding window', () => {
+  it('changes the logits only where a query has keys beyond the window', async () => {
+    const config = resolveConfig({
+      preset: 'tiny',
+      modelType: 'qwen2',
+      attentionBias: true,
+      slidingWindow: 4,
+    });
+    const weights = randomWeights(config, 3);
+    const windowed = referenceForward({ config, weights }, PROMPT);
+    const whole = referenceForward({ config: { ...config, slidingWindow: null }, weights }, PROMPT);
+    PROMPT.forEach((_, p) => {
+      if (p < 4) expect(maxAbsDiff(windowed[p]!, whole[p]!)).toBe(0);
+      else expect(maxAbsDiff(windowed[p]!, whole[p]!)).toBeGreaterThan(1e-3);
+    });
+  });
 });

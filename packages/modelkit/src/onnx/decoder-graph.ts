@@ -79,10 +79,14 @@ export function buildDecoderGraph(config: DecoderConfig, options: DecoderGraphOp
   const one = g.int64([1], []);
   const keyPos = g.op('Range', [g.int64([0], []), T, one]);
   const queryPos = g.op('Range', [past, T, one]);
-  const causal = g.op('LessOrEqual', [
-    g.op('Unsqueeze', [keyPos, g.int64([0])]),
-    g.op('Unsqueeze', [queryPos, g.int64([1])]),
-  ]);
+  const keyCol = g.op('Unsqueeze', [keyPos, g.int64([0])]);
+  let causal = g.op('LessOrEqual', [keyCol, g.op('Unsqueeze', [queryPos, g.int64([1])])]);
+  if (config.slidingWindow) {
+    // as transformers masks it: keys fewer than `slidingWindow` cache positions back (key > query - W)
+    const windowStart = g.op('Sub', [queryPos, g.int64([config.slidingWindow], [])]);
+    const inWindow = g.op('Greater', [keyCol, g.op('Unsqueeze', [windowStart, g.int64([1])])]);
+    causal = g.op('And', [causal, inWindow]);
+  }
   const notPad = g.op('Cast', [g.op('Unsqueeze', ['attention_mask', g.int64([1, 2])])], {
     to: int(DataType.BOOL),
   });
