@@ -73,6 +73,8 @@ export interface EngineOptions {
   eosIds: ReadonlySet<number>;
   padId: number;
   maxPositions: number | undefined;
+  /** The model's sliding attention window (`ModelConfig.sliding_window`), or null. */
+  slidingWindow: number | null;
   /** Rows decoded together at most. */
   maxBatchSize: number;
 }
@@ -230,7 +232,10 @@ export class DecodeEngine {
       fetch: this.fetch,
     });
     this.choose(rows, out);
-    const cache = this.fetch === 'new' ? SlotCache.fromPrefill(out.kv) : new PresentCache(out.kv);
+    const cache =
+      this.fetch === 'new'
+        ? SlotCache.fromPrefill(out.kv, this.options.slidingWindow)
+        : new PresentCache(out.kv);
     if (this.active.length === 0 || this.cache === null) {
       this.active = rows;
       this.cache = cache;

@@ -89,6 +89,13 @@ export const SLOT_CHUNK = 32;
  * the new keys/values (the graph patched with `implicit_it_new.*` outputs), which are written into
  * the next free slot: no step copies the whole cache, and nothing is allocated until the buffers are
  * full (then they grow by half, in whole chunks of SLOT_CHUNK positions, at most four at a time).
+ *
+ * Free slots sit between the cached positions and the token fed next, so they add to how far back the
+ * graph sees each key. That is harmless unless the model has a sliding window (`window`: a query sees
+ * the keys fewer than `window` cache positions back): there the capacity stays below `window` (no key
+ * can then fall out of it), and once the cache reaches `window - 1` positions it has no free slots,
+ * growing by one position a step (copying the cache, as feeding `present.*` back would) so that cache
+ * positions are true distances again.
  */
 export class SlotCache implements KvCache {
   private constructor(
@@ -99,6 +106,7 @@ export class SlotCache implements KvCache {
     private capacity: number,
     private filled: number,
     private data: KvData[],
+    private readonly window: number | null,
   ) {}
 
   get length(): number {
@@ -108,16 +116,19 @@ export class SlotCache implements KvCache {
     return this.capacity;
   }
 
-  /** A cache holding a prefill's keys/values ([batch, kvHeads, seq, headDim] per layer). */
-  static fromPrefill(outputs: ort.Tensor[]): SlotCache {
+  /**
+   * A cache holding a prefill's keys/values ([batch, kvHeads, seq, headDim] per layer), for a model
+   * whose attention sees `window` cache positions back (null: all of them).
+   */
+  static fromPrefill(outputs: ort.Tensor[], window: number | null = null): SlotCache {
     const [batch, heads, seq, dim] = outputs[0]!.dims as number[];
-    const capacity = roundUp(seq! + 1);
+    const capacity = withinWindow(roundUp(seq! + 1), seq!, window);
     const data = outputs.map((t) => {
       const out = alloc(kvData(t), batch! * heads! * capacity * dim!);
       copyRows(kvData(t), batch!, heads!, dim!, seq!, seq!, out, capacity, 0, 0);
       return out;
     });
-    return new SlotCache(batch!, heads!, dim!, outputs[0]!.type, capacity, seq!, data);
+    return new SlotCache(batch!, heads!, dim!, outputs[0]!.type, capacity, seq!, data, window);
   }
 
   feeds(): ort.Tensor[] {
@@ -126,7 +137,8 @@ export class SlotCache implements KvCache {
   }
 
   advance(fresh: ort.Tensor[]): KvCache {
-    if (this.filled === this.capacity) this.resize(grow(this.capacity));
+    if (this.filled === this.capacity)
+      this.resize(withinWindow(grow(this.capacity), this.filled + 1, this.window));
     const { heads, dim, capacity, filled } = this;
     const blocks = this.batch * heads;
     for (let i = 0; i < fresh.length; i++) {
@@ -146,12 +158,21 @@ export class SlotCache implements KvCache {
   gather(keep: readonly number[]): KvCache {
     const block = this.heads * this.capacity * this.dim;
     const data = this.data.map((src) => gatherRows(src, keep, block));
-    return new SlotCache(keep.length, this.heads, this.dim, this.type, this.capacity, this.filled, data);
+    return new SlotCache(
+      keep.length,
+      this.heads,
+      this.dim,
+      this.type,
+      this.capacity,
+      this.filled,
+      data,
+      this.window,
+    );
   }
 
   merge(other: KvCache): KvCache {
     const length = Math.max(this.filled, other.length);
-    const capacity = roundUp(length + 1);
+    const capacity = withinWindow(roundUp(length + 1), length, this.window);
     const b = other.feeds();
     const data = this.data.map((da, i) => {
       const out = alloc(da, (this.batch + other.batch) * this.heads * capacity * this.dim);
@@ -181,7 +202,16 @@ export class SlotCache implements KvCache {
       );
       return out;
     });
-    return new SlotCache(this.batch + other.batch, this.heads, this.dim, this.type, capacity, length, data);
+    return new SlotCache(
+      this.batch + other.batch,
+      this.heads,
+      this.dim,
+      this.type,
+      capacity,
+      length,
+      data,
+      this.window,
+    );
   }
 
   private resize(capacity: number): void {
@@ -201,6 +231,14 @@ const roundUp = (n: number) => Math.ceil(n / SLOT_CHUNK) * SLOT_CHUNK;
  */
 const grow = (capacity: number) =>
   capacity + Math.min(4 * SLOT_CHUNK, Math.max(SLOT_CHUNK, roundUp(capacity / 2)));
+
+/**
+ * `capacity` where no key can leave a sliding window through the free slots (the token fed next sits
+ * `capacity` positions after the first slot: below `window` every slot is in it), else no free slots
+ * beyond the `needed` positions.
+ */
+const withinWindow = (capacity: number, needed: number, window: number | null) =>
+  window === null || capacity < window ? capacity : Math.max(window - 1, needed);
 
 /** The rows `keep` (each `block` values long) of `src`, in that order, in a new array. */
 function gatherRows(src: KvData, keep: readonly number[], block: number): KvData {

@@ -25,6 +25,13 @@ export interface ModelConfig {
   head_dim: number;
   vocab_size: number;
   max_position_embeddings: number | undefined;
+  /**
+   * The sliding window of the model's attention (Mistral, Phi-3, Gemma 2, Qwen2 with
+   * `use_sliding_window`): a query sees the keys fewer than this many cache positions back. Null when
+   * every layer sees the whole context (no `sliding_window`, `use_sliding_window: false`, no
+   * `sliding_attention` layer, or a window as long as `max_position_embeddings`).
+   */
+  sliding_window: number | null;
   eos_token_id: number[];
   bos_token_id: number | undefined;
   pad_token_id: number | undefined;
@@ -80,6 +87,24 @@ const ids = (v: unknown): number[] =>
     ? []
     : (Array.isArray(v) ? v : [v]).filter((x): x is number => Number.isInteger(x));
 
+/**
+ * The attention window declared by a config, read conservatively: a window on any layer counts (a
+ * layer that in fact sees everything only costs the engine some cache copies past the window).
+ */
+function slidingWindow(c: Record<string, unknown>): number | null {
+  const w = c.sliding_window;
+  if (typeof w !== 'number' || !Number.isInteger(w) || w <= 0) return null;
+  if (c.use_sliding_window === false) return null;
+  if (Array.isArray(c.layer_types) && !c.layer_types.includes('sliding_attention')) return null;
+  // Qwen2: layers from max_window_layers on are windowed
+  const layers = c.num_hidden_layers;
+  if (c.use_sliding_window === true && typeof c.max_window_layers === 'number' && typeof layers === 'number')
+    if (c.max_window_layers >= layers) return null;
+  const maxPos = c.max_position_embeddings;
+  if (typeof maxPos === 'number' && w >= maxPos) return null;
+  return w;
+}
+
 function parseConfig(raw: Record<string, unknown>, file: string): ModelConfig {
   // multimodal / nested configs keep the decoder's fields under text_config
   const c = (
@@ -110,6 +135,7 @@ function parseConfig(raw: Record<string, unknown>, file: string): ModelConfig {
     head_dim: int('head_dim', Math.floor(hidden / heads)),
     vocab_size: int('vocab_size'),
     max_position_embeddings: typeof maxPos === 'number' ? maxPos : undefined,
+    sliding_window: slidingWindow(c),
     eos_token_id: ids(c.eos_token_id),
     bos_token_id: ids(c.bos_token_id)[0],
     pad_token_id: ids(c.pad_token_id)[0],

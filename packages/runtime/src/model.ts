@@ -40,6 +40,8 @@ export interface ModelInfo {
   kvType: string;
   vocabSize: number;
   maxPositions: number | undefined;
+  /** The model's sliding attention window in cache positions, or null (see `ModelConfig.sliding_window`). */
+  slidingWindow: number | null;
   eosIds: number[];
   logitsMode: string;
   /** `slots`: the engine keeps the KV cache in its own buffers; `present`: it feeds `present.*` back whole. */
@@ -90,6 +92,7 @@ export class Model {
       kvType: session.kvType,
       vocabSize: files.config.vocab_size,
       maxPositions: files.config.max_position_embeddings,
+      slidingWindow: files.config.sliding_window,
       eosIds: [...this.eos],
       logitsMode: session.logitsMode,
       cacheMode: session.cacheMode,
@@ -100,6 +103,7 @@ export class Model {
       eosIds: this.eos,
       padId: tokenizer.padId,
       maxPositions: files.config.max_position_embeddings,
+      slidingWindow: files.config.sliding_window,
       maxBatchSize,
     });
   }

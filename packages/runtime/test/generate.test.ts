@@ -29,6 +29,7 @@ describe('greedy decoding with the KV cache', () => {
     ['modelkit graph', {}],
     ['repeat_kv as optimum exports it', { repeatKv: 'expand' }],
     ['no position_ids input', { positionIds: false }],
+    ['a sliding window (Qwen2)', { modelType: 'qwen2', attentionBias: true, slidingWindow: 40 }],
   ] as const)(
     'equals @huggingface/transformers generate() with the rules as its LogitsProcessor (%s)',
     async (_, graph) => {

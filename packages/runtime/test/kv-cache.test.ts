@@ -288,6 +288,59 @@ describe('KV caches', () => {
     await exported.dispose();
   });
 
+  it('a sliding window: free slots never push a key out of it (same tokens as the no-cache loop)', async () => {
+    // prompts of up to 42 tokens and 48 new ones cross the window of 48: the cache first has free
+    // slots (capacity 32 or 47), is held below the window (47), and at 47 positions loses its free slots
+    const window = 48;
+    const { dir } = await createTinyModel({
+      seed: 1,
+      initScale: 10,
+      modelType: 'qwen2',
+      attentionBias: true,
+      slidingWindow: window,
+    });
+    const model = await loadModel(dir, { log: () => {}, maxBatchSize: 2 });
+    const exported = await loadModel(dir, { log: () => {}, cacheOutputs: false });
+    expect([model.info.slidingWindow, model.info.cacheMode, exported.info.cacheMode]).toEqual([
+      window,
+      'slots',
+      'present',
+    ]);
+    const lengths = PROMPTS.map((p) => model.prompt(p).ids.length);
+    expect(Math.min(...lengths)).toBeLessThan(SLOT_CHUNK);
+    expect(Math.max(...lengths)).toBeLessThan(window);
+    await expectNoCacheLoopTokens(model, [exported], 48);
+    await model.dispose();
+    await exported.dispose();
+  });
+
+  it('SlotCache keeps a sliding window: capacity below it, or no free slots', () => {
+    const window = 40;
+    let cache: KvCache = SlotCache.fromPrefill(outputs(1, 20, 1), window);
+    const seen: [number, number][] = [[cache.length, cache.width]];
+    for (let step = 0; step < 30; step++) {
+      cache = cache.advance(outputs(1, 1, 2 + step));
+      seen.push([cache.length, cache.width]);
+      expect(cache.width < window || cache.width === cache.length).toBe(true);
+    }
+    // 32 slots, then held at 39 (window - 1), then exact from 39 positions on
+    expect(seen.filter(([l]) => [20, 32, 33, 38, 39, 40, 50].includes(l))).toEqual([
+      [20, 32],
+      [32, 32],
+      [33, 39],
+      [38, 39],
+      [39, 39],
+      [40, 40],
+      [50, 50],
+    ]);
+    // a merge that reaches the window has no free slots either
+    const merged = SlotCache.fromPrefill(outputs(1, 10, 3), window).merge(
+      SlotCache.fromPrefill(outputs(1, 45, 4), window),
+    );
+    expect([merged.length, merged.width]).toEqual([45, 45]);
+    expect([SlotCache.fromPrefill(outputs(1, 45, 5)).width]).toEqual([64]);
+  });
+
   it('a patched graph that does not load falls back to the graph as exported, with the reason', async () => {
     const files = resolveModelFiles(await diverseModelDir());
     const open = vi.spyOn(DecoderSession as never as { open: () => Promise<unknown> }, 'open');

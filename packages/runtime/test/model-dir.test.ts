@@ -54,6 +54,45 @@ describe('model directory validation', () => {
     );
   });
 
+  it('reads the sliding window the way each family declares it', async () => {
+    const dir = await copyModel('windows');
+    const base = { num_hidden_layers: 28, num_attention_heads: 4, hidden_size: 64, vocab_size: 512 };
+    const windowOf = (fields: Record<string, unknown>) => {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...base, ...fields }));
+      return resolveModelFiles(dir).config.sliding_window;
+    };
+    const cases: [string, Record<string, unknown>, number | null][] = [
+      ['Mistral 7B v0.1', { sliding_window: 4096, max_position_embeddings: 32768 }, 4096],
+      ['Mistral 7B v0.2 (null)', { sliding_window: null, max_position_embeddings: 32768 }, null],
+      ['Phi-3 mini 4k', { sliding_window: 2047, max_position_embeddings: 4096 }, 2047],
+      [
+        'Qwen2.5 (use_sliding_window false)',
+        { use_sliding_window: false, sliding_window: 4096, max_position_embeddings: 32768 },
+        null,
+      ],
+      [
+        'Qwen2, no layer past max_window_layers',
+        { use_sliding_window: true, sliding_window: 4096, max_window_layers: 28 },
+        null,
+      ],
+      [
+        'Qwen2, upper layers windowed',
+        { use_sliding_window: true, sliding_window: 4096, max_window_layers: 21 },
+        4096,
+      ],
+      [
+        'Gemma 3 (layer_types)',
+        { sliding_window: 512, layer_types: ['sliding_attention', 'full_attention'] },
+        512,
+      ],
+      ['layer_types without a sliding layer', { sliding_window: 512, layer_types: ['full_attention'] }, null],
+      ['a window as long as the context', { sliding_window: 2048, max_position_embeddings: 2048 }, null],
+      ['no window', {}, null],
+    ];
+    for (const [label, fields, expected] of cases)
+      expect([label, windowOf(fields)]).toEqual([label, expected]);
+  });
+
   it('a missing ONNX file for the dtype lists what was looked for', async () => {
     const dir = await copyModel('nofp16');
     expect(() => resolveModelFiles(dir, 'fp16')).toThrow(
