@@ -386,9 +386,12 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
   const dir = await resolveModel(model, options);
   const files = resolveModelFiles(dir, options.dtype ?? 'fp32');
   const tokenizer = await loadTokenizer(dir);
-  const session = await DecoderSession.create(files, {
-    ...options,
-    log: options.log ?? ((line) => process.stderr.write(`[implicit-it] ${line}\n`)),
-  });
+  const log = options.log ?? ((line) => process.stderr.write(`[implicit-it] ${line}\n`));
+  const session = await DecoderSession.create(files, { ...options, log });
+  const window = files.config.sliding_window;
+  if (window !== null && session.cacheMode === 'slots')
+    log(
+      `sliding window of ${window} positions: from ${window - 1} cached positions on, the cache has no free slots and each step copies it`,
+    );
   return new Model(files, tokenizer, session, options.rules ?? false, options.maxBatchSize);
 }

@@ -299,7 +299,11 @@ describe('KV caches', () => {
       attentionBias: true,
       slidingWindow: window,
     });
-    const model = await loadModel(dir, { log: () => {}, maxBatchSize: 2 });
+    const lines: string[] = [];
+    const model = await loadModel(dir, { log: (l) => lines.push(l), maxBatchSize: 2 });
+    expect(lines.filter((l) => !l.startsWith('execution provider'))).toEqual([
+      'sliding window of 48 positions: from 47 cached positions on, the cache has no free slots and each step copies it',
+    ]);
     const exported = await loadModel(dir, { log: () => {}, cacheOutputs: false });
     expect([model.info.slidingWindow, model.info.cacheMode, exported.info.cacheMode]).toEqual([
       window,
