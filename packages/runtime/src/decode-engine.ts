@@ -103,6 +103,12 @@ const I64 = (xs: ArrayLike<number>) => {
   return a;
 };
 
+/**
+ * Positions the rows may still add to the cache: one per token they may still generate (each is fed,
+ * and cached, at the next step, except the last; the token fed now is cached now).
+ */
+const room = (rows: readonly Row[]) => Math.max(0, ...rows.map((r) => r.req.maxNewTokens - r.out.length));
+
 /** Decoding steps a waiting row may be held back for a fuller admission group. */
 const MAX_ADMISSION_WAIT = 8;
 
@@ -234,7 +240,7 @@ export class DecodeEngine {
     this.choose(rows, out);
     const cache =
       this.fetch === 'new'
-        ? SlotCache.fromPrefill(out.kv, this.options.slidingWindow)
+        ? SlotCache.fromPrefill(out.kv, this.options.slidingWindow, width + room(rows))
         : new PresentCache(out.kv);
     if (this.active.length === 0 || this.cache === null) {
       this.active = rows;
@@ -244,7 +250,7 @@ export class DecodeEngine {
     const length = Math.max(this.cache.length, width);
     for (const r of [...this.active, ...rows])
       if (r.mask.length < length) r.mask = [...new Array(length - r.mask.length).fill(0), ...r.mask];
-    this.cache = this.cache.merge(cache);
+    this.cache = this.cache.merge(cache, length + room([...this.active, ...rows]));
     this.active = [...this.active, ...rows];
   }
 
@@ -270,7 +276,7 @@ export class DecodeEngine {
       fetch: this.fetch,
     });
     for (const r of rows) r.mask.push(1);
-    this.cache = cache.advance(out.kv);
+    this.cache = cache.advance(out.kv, cache.length + room(rows));
     this.choose(rows, out);
   }
 

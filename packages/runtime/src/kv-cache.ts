@@ -20,12 +20,16 @@ export interface KvCache {
   readonly width: number;
   /** The `past_key_values.*` feeds of the next step. */
   feeds(): ort.Tensor[];
-  /** The cache after a decoding step, given the step's cache outputs (whole `present.*` or the new keys/values). */
-  advance(outputs: ort.Tensor[]): KvCache;
+  /**
+   * The cache after a decoding step, given the step's cache outputs (whole `present.*` or the new
+   * keys/values). `limit`: the most positions the batch can still come to hold (room beyond it is
+   * never allocated).
+   */
+  advance(outputs: ort.Tensor[], limit?: number): KvCache;
   /** Keeps the given rows, in that order. */
   gather(keep: readonly number[]): KvCache;
-  /** This cache's rows followed by `other`'s, right-aligned to the longer of the two. */
-  merge(other: KvCache): KvCache;
+  /** This cache's rows followed by `other`'s, right-aligned to the longer of the two (`limit` as in `advance`). */
+  merge(other: KvCache, limit?: number): KvCache;
 }
 
 /**
@@ -88,7 +92,8 @@ export const SLOT_CHUNK = 32;
  * attention reads but never change a result). A step feeds the buffers as they are and fetches only
  * the new keys/values (the graph patched with `implicit_it_new.*` outputs), which are written into
  * the next free slot: no step copies the whole cache, and nothing is allocated until the buffers are
- * full (then they grow by half, in whole chunks of SLOT_CHUNK positions, at most four at a time).
+ * full (then they grow by half, in whole chunks of SLOT_CHUNK positions, at most four at a time, but
+ * never past the positions the batch can still reach: each free slot costs attention reads).
  *
  * Free slots sit between the cached positions and the token fed next, so they add to how far back the
  * graph sees each key. That is harmless unless the model has a sliding window (`window`: a query sees
@@ -120,9 +125,9 @@ export class SlotCache implements KvCache {
    * A cache holding a prefill's keys/values ([batch, kvHeads, seq, headDim] per layer), for a model
    * whose attention sees `window` cache positions back (null: all of them).
    */
-  static fromPrefill(outputs: ort.Tensor[], window: number | null = null): SlotCache {
+  static fromPrefill(outputs: ort.Tensor[], window: number | null = null, limit?: number): SlotCache {
     const [batch, heads, seq, dim] = outputs[0]!.dims as number[];
-    const capacity = withinWindow(roundUp(seq! + 1), seq!, window);
+    const capacity = sized(roundUp(seq! + 1), seq!, limit, window);
     const data = outputs.map((t) => {
       const out = alloc(kvData(t), batch! * heads! * capacity * dim!);
       copyRows(kvData(t), batch!, heads!, dim!, seq!, seq!, out, capacity, 0, 0);
@@ -136,9 +141,9 @@ export class SlotCache implements KvCache {
     return this.data.map((d) => tensor(this.type, d, dims));
   }
 
-  advance(fresh: ort.Tensor[]): KvCache {
+  advance(fresh: ort.Tensor[], limit?: number): KvCache {
     if (this.filled === this.capacity)
-      this.resize(withinWindow(grow(this.capacity), this.filled + 1, this.window));
+      this.resize(sized(grow(this.capacity), this.filled + 1, limit, this.window));
     const { heads, dim, capacity, filled } = this;
     const blocks = this.batch * heads;
     for (let i = 0; i < fresh.length; i++) {
@@ -170,9 +175,9 @@ export class SlotCache implements KvCache {
     );
   }
 
-  merge(other: KvCache): KvCache {
+  merge(other: KvCache, limit?: number): KvCache {
     const length = Math.max(this.filled, other.length);
-    const capacity = withinWindow(roundUp(length + 1), length, this.window);
+    const capacity = sized(roundUp(length + 1), length, limit, this.window);
     const b = other.feeds();
     const data = this.data.map((da, i) => {
       const out = alloc(da, (this.batch + other.batch) * this.heads * capacity * this.dim);
@@ -239,6 +244,13 @@ const grow = (capacity: number) =>
  */
 const withinWindow = (capacity: number, needed: number, window: number | null) =>
   window === null || capacity < window ? capacity : Math.max(window - 1, needed);
+
+/**
+ * The capacity to allocate for `needed` positions: `capacity`, but no room beyond the `limit` positions
+ * the batch can still come to hold (rows stop at their token limits), and within a sliding window.
+ */
+const sized = (capacity: number, needed: number, limit: number | undefined, window: number | null) =>
+  withinWindow(Math.max(needed, Math.min(capacity, limit ?? capacity)), needed, window);
 
 /** The rows `keep` (each `block` values long) of `src`, in that order, in a new array. */
 function gatherRows(src: KvData, keep: readonly number[], block: number): KvData {

@@ -318,6 +318,35 @@ describe('KV caches', () => {
     await exported.dispose();
   });
 
+  it('the engine allocates no cache slot beyond what its rows can still reach', async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {} });
+    const widths: number[] = [];
+    const run = model.session.run.bind(model.session);
+    vi.spyOn(model.session, 'run').mockImplementation((step) => {
+      if (step.past !== null) widths.push(step.attentionMask.length / step.batch);
+      return run(step);
+    });
+    const longest = Math.max(...PROMPTS.map((p) => model.prompt(p).ids.length));
+    const maxNewTokens = 40;
+    await model.generate(PROMPTS, { maxNewTokens, ignoreEos: true });
+    // the cache ends holding longest + 39 positions (the last token is never fed); the rule before
+    // (grow by half in whole chunks) fed 97 for the 42-token prompt
+    expect(widths.length).toBe(maxNewTokens - 1);
+    expect(Math.max(...widths)).toBeLessThanOrEqual(longest + maxNewTokens);
+    await model.dispose();
+  });
+
+  it('SlotCache never grows past its limit', () => {
+    let cache: KvCache = SlotCache.fromPrefill(outputs(1, 20, 1), null, 25);
+    expect(cache.width).toBe(25);
+    for (let step = 0; step < 10; step++) cache = cache.advance(outputs(1, 1, 2 + step), 30);
+    expect([cache.length, cache.width]).toEqual([30, 30]);
+    cache = cache.advance(outputs(1, 1, 20)); // no limit: grows by whole chunks again
+    expect(cache.width).toBe(30 + SLOT_CHUNK);
+    const merged = SlotCache.fromPrefill(outputs(1, 5, 3)).merge(SlotCache.fromPrefill(outputs(1, 9, 4)), 12);
+    expect([merged.length, merged.width]).toEqual([9, 12]);
+  });
+
   it('SlotCache keeps a sliding window: capacity below it, or no free slots', () => {
     const window = 40;
     let cache: KvCache = SlotCache.fromPrefill(outputs(1, 20, 1), window);
