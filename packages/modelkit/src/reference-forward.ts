@@ -58,8 +58,9 @@ function applyRope(
 
 /**
  * The decoder's logits for every position of one unpadded sequence, computed in plain TypeScript
- * (float32 storage, causal attention within `slidingWindow` if set, no cache): the oracle the ONNX graph is tested against. Slow
- * (O(parameters) per token); meant for tiny models and a few tokens of large ones.
+ * (float32 storage, causal attention within `slidingWindow` if set, no cache): the oracle the ONNX
+ * graph is tested against. Slow (O(parameters) per token); meant for tiny models and a few tokens of
+ * large ones.
  *
  * @returns one `Float32Array(vocabSize)` per input position.
  * @example
@@ -98,8 +99,6 @@ export function referenceForward(
   });
   const nRep = nh / kvh;
   const scale = 1 / Math.sqrt(hd);
-  // the first key a query at index t sees: all of them, or the last `slidingWindow`
-  const first = (t: number) => (config.slidingWindow ? Math.max(0, t - config.slidingWindow + 1) : 0);
   for (let l = 0; l < config.numHiddenLayers; l++) {
     const p = `model.layers.${l}`;
     const b = (proj: string) => (config.attentionBias ? w[`${p}.self_attn.${proj}.bias`] : undefined);
@@ -117,23 +116,25 @@ export function referenceForward(
       vs.push(linear(h, w[`${p}.self_attn.v_proj.weight`]!, kvh * hd, b('v_proj')));
     });
     xs = xs.map((x, t) => {
+      // the first key this query sees: all of them, or the last `slidingWindow`
+      const first = config.slidingWindow ? Math.max(0, t - config.slidingWindow + 1) : 0;
       const context = new Float32Array(nh * hd);
       for (let head = 0; head < nh; head++) {
         const kvHead = Math.floor(head / nRep);
         const scores = new Float32Array(t + 1);
         let max = -Infinity;
-        for (let s = first(t); s <= t; s++) {
+        for (let s = first; s <= t; s++) {
           let dot = 0;
           for (let j = 0; j < hd; j++) dot += qs[t]![head * hd + j]! * ks[s]![kvHead * hd + j]!;
           scores[s] = Math.fround(dot) * scale;
           max = Math.max(max, scores[s]!);
         }
         let sum = 0;
-        for (let s = first(t); s <= t; s++) {
+        for (let s = first; s <= t; s++) {
           scores[s] = Math.exp(scores[s]! - max);
           sum += scores[s]!;
         }
-        for (let s = first(t); s <= t; s++) {
+        for (let s = first; s <= t; s++) {
           const pr = scores[s]! / sum;
           for (let j = 0; j < hd; j++) context[head * hd + j] += pr * vs[s]![kvHead * hd + j]!;
         }

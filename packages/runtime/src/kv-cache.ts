@@ -238,19 +238,15 @@ const grow = (capacity: number) =>
   capacity + Math.min(4 * SLOT_CHUNK, Math.max(SLOT_CHUNK, roundUp(capacity / 2)));
 
 /**
- * `capacity` where no key can leave a sliding window through the free slots (the token fed next sits
- * `capacity` positions after the first slot: below `window` every slot is in it), else no free slots
- * beyond the `needed` positions.
+ * The capacity to allocate for `needed` positions: `wanted`, but no room beyond the `limit` positions
+ * the batch can still come to hold (rows stop at their token limits). Under a sliding window it stays
+ * below `window` (the token fed next sits `capacity` positions after the first slot, so every slot is
+ * then inside the window), or else has no free slots beyond `needed`.
  */
-const withinWindow = (capacity: number, needed: number, window: number | null) =>
-  window === null || capacity < window ? capacity : Math.max(window - 1, needed);
-
-/**
- * The capacity to allocate for `needed` positions: `capacity`, but no room beyond the `limit` positions
- * the batch can still come to hold (rows stop at their token limits), and within a sliding window.
- */
-const sized = (capacity: number, needed: number, limit: number | undefined, window: number | null) =>
-  withinWindow(Math.max(needed, Math.min(capacity, limit ?? capacity)), needed, window);
+function sized(wanted: number, needed: number, limit: number | undefined, window: number | null): number {
+  const capacity = Math.max(needed, Math.min(wanted, limit ?? wanted));
+  return window === null || capacity < window ? capacity : Math.max(window - 1, needed);
+}
 
 /** The rows `keep` (each `block` values long) of `src`, in that order, in a new array. */
 function gatherRows(src: KvData, keep: readonly number[], block: number): KvData {

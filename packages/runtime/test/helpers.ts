@@ -1,5 +1,6 @@
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { expect } from 'vitest';
+import type { StepInputs } from '../src/decoder-session.js';
 import { loadModel, type Model } from '../src/index.js';
 
 const loaded = new Map<number, Promise<Model>>();
@@ -36,3 +37,21 @@ export const PROMPTS = [
   'What is 2 + 2?',
   'List three colors and explain why you like each of them in one sentence.',
 ];
+
+/** One unpadded row `ids` from an empty cache, as `DecoderSession.run` takes it. */
+export function promptStep(
+  ids: readonly number[],
+  logitsFrom: number,
+  fetch: NonNullable<StepInputs['fetch']>,
+): StepInputs {
+  return {
+    batch: 1,
+    seq: ids.length,
+    inputIds: BigInt64Array.from(ids, BigInt),
+    attentionMask: new BigInt64Array(ids.length).fill(1n),
+    positionIds: BigInt64Array.from(ids, (_, i) => BigInt(i)),
+    past: null,
+    logitsFrom,
+    fetch,
+  };
+}

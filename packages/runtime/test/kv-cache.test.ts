@@ -13,7 +13,7 @@ import {
   resolveModelFiles,
 } from '../src/index.js';
 import { type KvCache, PresentCache, SLOT_CHUNK, SlotCache } from '../src/kv-cache.js';
-import { diverseModelDir, expectClose, PROMPTS } from './helpers.js';
+import { diverseModelDir, expectClose, PROMPTS, promptStep } from './helpers.js';
 
 /** Random cache outputs: `layers` key/value pairs of [batch, heads, len, dim], values tagged by origin. */
 function outputs(batch: number, len: number, tag: number, heads = 2, dim = 3, layers = 2): ort.Tensor[] {
@@ -110,17 +110,7 @@ describe('KV caches', () => {
     const plain = await DecoderSession.create(files, { log: () => {}, cacheOutputs: false });
     expect([session.cacheMode, plain.cacheMode]).toEqual(['slots', 'present']);
     const ids = [1, 40, 41, 42, 300, 301, 77, 9];
-    const prefill = (fetch: 'present' | 'new') =>
-      session.run({
-        batch: 1,
-        seq: ids.length,
-        inputIds: BigInt64Array.from(ids, BigInt),
-        attentionMask: new BigInt64Array(ids.length).fill(1n),
-        positionIds: BigInt64Array.from(ids, (_, i) => BigInt(i)),
-        past: null,
-        logitsFrom: -1,
-        fetch,
-      });
+    const prefill = (fetch: 'present' | 'new') => session.run(promptStep(ids, -1, fetch));
     const whole = await prefill('present');
     const fresh = await prefill('new');
     expect(fresh.kv.map((t) => t.dims)).toEqual(whole.kv.map((t) => t.dims));
@@ -320,15 +310,14 @@ describe('KV caches', () => {
 
   it('the engine allocates no cache slot beyond what its rows can still reach', async () => {
     const model = await loadModel(await diverseModelDir(), { log: () => {} });
-    const widths: number[] = [];
-    const run = model.session.run.bind(model.session);
-    vi.spyOn(model.session, 'run').mockImplementation((step) => {
-      if (step.past !== null) widths.push(step.attentionMask.length / step.batch);
-      return run(step);
-    });
+    const run = vi.spyOn(model.session, 'run');
     const longest = Math.max(...PROMPTS.map((p) => model.prompt(p).ids.length));
     const maxNewTokens = 40;
     await model.generate(PROMPTS, { maxNewTokens, ignoreEos: true });
+    const widths = run.mock.calls
+      .map(([step]) => step)
+      .filter((step) => step.past !== null)
+      .map((step) => step.attentionMask.length / step.batch);
     // the cache ends holding longest + 39 positions (the last token is never fed); the rule before
     // (grow by half in whole chunks) fed 97 for the 42-token prompt
     expect(widths.length).toBe(maxNewTokens - 1);

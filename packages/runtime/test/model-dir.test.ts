@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DecoderSession, loadModel, ModelLoadError, resolveModel, resolveModelFiles } from '../src/index.js';
-import { diverseModelDir, expectClose, PROMPTS } from './helpers.js';
+import { diverseModelDir, expectClose, PROMPTS, promptStep } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'runtime-dir-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -163,17 +163,7 @@ describe('execution providers and logits', () => {
     const plain = await DecoderSession.create(files, { log: () => {}, sliceLogits: false });
     expect([patched.logitsMode, plain.logitsMode]).toEqual(['patched', 'all']);
     const ids = [1, 40, 41, 42, 300, 301, 77, 9];
-    const step = (s: DecoderSession, from: number) =>
-      s.run({
-        batch: 1,
-        seq: ids.length,
-        inputIds: BigInt64Array.from(ids, BigInt),
-        attentionMask: new BigInt64Array(ids.length).fill(1n),
-        positionIds: BigInt64Array.from(ids, (_, i) => BigInt(i)),
-        past: null,
-        logitsFrom: from,
-        fetch: 'none',
-      });
+    const step = (s: DecoderSession, from: number) => s.run(promptStep(ids, from, 'none'));
     const all = await step(plain, 0);
     expect(all.kept).toBe(ids.length);
     for (const from of [-1, 3, 0]) {
