@@ -115,13 +115,15 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
     for (const e of journal?.entries ?? []) done.set(e.i, e.tokens);
     const resumed = done.size;
     const pending = aligned.map((_, i) => i).filter((i) => !done.has(i));
-    options.onProgress?.({
-      phase: 'shift',
-      done: done.size,
-      total: aligned.length,
-      resumed,
-      ...(options.label ? { label: options.label } : {}),
-    });
+    const progress = () =>
+      options.onProgress?.({
+        phase: 'shift',
+        done: done.size,
+        total: aligned.length,
+        resumed,
+        ...(options.label ? { label: options.label } : {}),
+      });
+    progress();
     for (let start = 0; start < pending.length; start += batchSize) {
       options.signal?.throwIfAborted();
       const group = pending.slice(start, start + batchSize);
@@ -145,13 +147,7 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
       for (const e of entries) for (const t of e.tokens) shiftCategory(t.rank); // validate before journaling
       journal?.append(entries);
       for (const e of entries) done.set(e.i, e.tokens);
-      options.onProgress?.({
-        phase: 'shift',
-        done: done.size,
-        total: aligned.length,
-        resumed,
-        ...(options.label ? { label: options.label } : {}),
-      });
+      progress();
     }
     const all = aligned.map((_, i) => done.get(i)!);
     const ranks = all.flatMap((tokens) => tokens.map((t) => t.rank));

@@ -147,6 +147,7 @@ describe('tokenShift', () => {
   });
 
   it('reports percentages overall, by position and the top shifted tokens (hand-checked)', async () => {
+    const progress: unknown[] = [];
     const r = await tokenShift({
       base: charRanks,
       aligned: [
@@ -155,7 +156,12 @@ describe('tokenShift', () => {
       ],
       label: 'toy vs base',
       positionBins: [0, 2, 5],
+      batchSize: 1,
+      onProgress: (p) => progress.push(p),
     });
+    expect(progress).toEqual(
+      [0, 1, 2].map((done) => ({ phase: 'shift', done, total: 2, resumed: 0, label: 'toy vs base' })),
+    );
     expect(r.overall).toEqual({
       tokens: 12,
       unshifted: 6,
