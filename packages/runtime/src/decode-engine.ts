@@ -177,9 +177,13 @@ export class DecodeEngine {
         return;
       }
       this.pending.push(row);
-      this.running ??= this.loop().finally(() => {
-        this.running = null;
-      });
+      // the loop starts in a microtask, after the caller's synchronous submits: rows submitted together
+      // (one generate() call) are prefilled together instead of the first alone
+      this.running ??= Promise.resolve()
+        .then(() => this.loop())
+        .finally(() => {
+          this.running = null;
+        });
     });
   }
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { GenerationAbortedError, loadModel } from '../src/index.js';
 import { diverseModelDir, PROMPTS } from './helpers.js';
 
@@ -34,6 +34,16 @@ describe('continuous batching', () => {
     const results = [await first, ...(await others)];
     for (const [i, ids] of results.entries()) expect(ids).toEqual(alone[i]!.tokenIds);
     expect(loads[0]).toBe(4); // 1 decoding + 3 queued, 2 of which join at the next step
+    await model.dispose();
+  });
+
+  it('the prompts of one generate() call are prefilled together, in one pass', async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {} });
+    const run = vi.spyOn(model.session, 'run');
+    await model.generate(PROMPTS, { maxNewTokens: 3, ignoreEos: true });
+    const prefills = run.mock.calls.filter(([step]) => step.past === null).map(([step]) => step.batch);
+    expect(prefills).toEqual([4]); // not [1, 3]: the first prompt alone, the rest after it
+    expect(run).toHaveBeenCalledTimes(3); // the prefill gives each row its first token, 2 steps the rest
     await model.dispose();
   });
 
