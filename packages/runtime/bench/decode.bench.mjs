@@ -2,19 +2,17 @@
 // Decoding benchmarks of issue 5 on a smollm2-135m-shaped modelkit model (random weights, the SmolLM
 // tokenizer from ../shared when present), CPU, greedy. Every figure is a ratio measured side by side
 // in this one run (runs interleaved, medians). Prints a report and `BENCH {...}` lines.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AutoModelForCausalLM, env, LogitsProcessorList, Tensor } from '@huggingface/transformers';
 import { createModel } from '@implicit-it/modelkit';
 import { TINY_MODEL_FORMAT } from '@implicit-it/modelkit/test';
 import * as Ort from 'onnxruntime-node';
 import { generateWithoutCache, loadModel, transformersRulesProcessor } from '../dist/index.js';
+import { benchModelDir, evalInstructions, promptMaker, smollmTokenizer } from './bench-model.mjs';
 
-const here = new URL('.', import.meta.url).pathname;
-const shared = process.env.IMPLICIT_IT_SHARED_DIR ?? resolve(here, '../../../../shared');
-const smollm = join(shared, 'fixtures/tokenizers/smollm');
 const quick = process.env.BENCH_QUICK === '1';
 const bench = (name, value, unit, target, ok) =>
   console.log(`BENCH ${JSON.stringify({ name, value, unit, target, ok })}`);
@@ -23,20 +21,7 @@ const now = () => performance.now();
 const RUNS = quick ? 1 : 3;
 
 // --- the model: written once, reused
-const dir = join(
-  process.env.IMPLICIT_IT_CACHE ?? tmpdir(),
-  `implicit-it-bench-smollm2-135m-s1-g${TINY_MODEL_FORMAT}`,
-);
-if (!existsSync(join(dir, 'onnx', 'model.onnx'))) {
-  const t0 = now();
-  await createModel({
-    preset: 'smollm2-135m',
-    seed: 1,
-    out: dir,
-    tokenizerDir: existsSync(smollm) ? smollm : undefined,
-  });
-  console.log(`wrote ${dir} in ${((now() - t0) / 1000).toFixed(1)} s`);
-}
+const dir = await benchModelDir();
 const weightBytes = statSync(join(dir, 'onnx', 'model.onnx')).size;
 const lines = [];
 const model = await loadModel(dir, { log: (l) => lines.push(l) });
@@ -50,18 +35,8 @@ const hf = await AutoModelForCausalLM.from_pretrained(dir.split('/').pop(), { dt
 const rules = model.rules('hewitt2024');
 
 // --- prompts: real text (alpaca_eval instructions) cut to exact token counts
-const evalFile = join(shared, 'data/alpaca_eval/alpaca_eval.jsonl');
-const instructions = existsSync(evalFile)
-  ? readFileSync(evalFile, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l).instruction)
-  : Array.from(
-      { length: 64 },
-      (_, i) => `Instruction number ${i}: explain a topic you know well, step by step.`,
-    );
-const corpus = model.tokenizer.encode(instructions.join('\n\n'), { addSpecialTokens: false });
-const promptOf = (n, offset = 0) => corpus.slice(offset, offset + n);
+const instructions = evalInstructions();
+const promptOf = promptMaker(model);
 
 async function ours(ids, maxNewTokens, opts = {}) {
   const t0 = now();
@@ -355,7 +330,7 @@ if (!existsSync(join(expandDir, 'onnx', 'model.onnx'))) {
     seed: 1,
     out: expandDir,
     repeatKv: 'expand',
-    tokenizerDir: existsSync(smollm) ? smollm : undefined,
+    tokenizerDir: existsSync(smollmTokenizer) ? smollmTokenizer : undefined,
   });
 }
 const patchedKv = await loadModel(expandDir, { log: () => {} });

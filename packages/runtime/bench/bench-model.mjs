@@ -1,0 +1,51 @@
+// What the runtime's bench scripts share: the smollm2-135m-shaped modelkit model (random weights, the
+// SmolLM tokenizer from ../shared when present), written once into the cache and reused, and prompts of
+// exact token counts cut from real text (alpaca_eval instructions).
+import { existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createModel } from '@implicit-it/modelkit';
+import { TINY_MODEL_FORMAT } from '@implicit-it/modelkit/test';
+
+const here = new URL('.', import.meta.url).pathname;
+export const shared = process.env.IMPLICIT_IT_SHARED_DIR ?? resolve(here, '../../../../shared');
+export const smollmTokenizer = join(shared, 'fixtures/tokenizers/smollm');
+
+/** The directory of the smollm2-135m bench model, written on first use. */
+export async function benchModelDir() {
+  const dir = join(
+    process.env.IMPLICIT_IT_CACHE ?? tmpdir(),
+    `implicit-it-bench-smollm2-135m-s1-g${TINY_MODEL_FORMAT}`,
+  );
+  if (!existsSync(join(dir, 'onnx', 'model.onnx'))) {
+    const t0 = performance.now();
+    await createModel({
+      preset: 'smollm2-135m',
+      seed: 1,
+      out: dir,
+      tokenizerDir: existsSync(smollmTokenizer) ? smollmTokenizer : undefined,
+    });
+    console.log(`wrote ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  return dir;
+}
+
+/** The alpaca_eval instructions from ../shared (64 made-up ones when it is missing). */
+export function evalInstructions() {
+  const file = join(shared, 'data/alpaca_eval/alpaca_eval.jsonl');
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).instruction)
+    : Array.from(
+        { length: 64 },
+        (_, i) => `Instruction number ${i}: explain a topic you know well, step by step.`,
+      );
+}
+
+/** `promptOf(n, offset)`: n token ids of the instructions' text, from token `offset` on. */
+export function promptMaker(model) {
+  const corpus = model.tokenizer.encode(evalInstructions().join('\n\n'), { addSpecialTokens: false });
+  return (n, offset = 0) => corpus.slice(offset, offset + n);
+}
