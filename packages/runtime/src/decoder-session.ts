@@ -1,8 +1,8 @@
-import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { ModelLoadError } from './errors.js';
+import { GenerationError, ModelLoadError } from './errors.js';
 import { halvesToFloats } from './float16.js';
 import type { ModelFiles } from './model-dir.js';
 import { LOGITS_START_INPUT, NEW_KV_PREFIX, patchDecoderGraph } from './onnx-patch.js';
@@ -43,6 +43,13 @@ export interface SessionOptions {
    * at every step.
    */
   groupQueries?: boolean;
+  /**
+   * Profile onnxruntime: a path prefix. onnxruntime then writes a Chrome trace (one event per kernel
+   * run, with its op type and duration; open it in chrome://tracing or Perfetto) to
+   * `<profile>_<date>.json`, which `Model.endProfiling()` finishes and names. For finding where step
+   * time goes; profiling slows every kernel run a little, so small kernels look larger than they are.
+   */
+  profile?: string;
   /** Receives one line per notable event (the provider chosen, a patch skipped). */
   log?: (line: string) => void;
 }
@@ -116,6 +123,7 @@ export class DecoderSession {
     provider: ExecutionProvider,
     files: ModelFiles,
     patched: { logits: boolean; kv: boolean; split: boolean; grouped: boolean },
+    private profile: string | null,
   ) {
     this.provider = provider;
     const inputs = session.inputNames;
@@ -251,8 +259,12 @@ export class DecoderSession {
           graphOptimizationLevel: 'all',
           ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
           ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
+          ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
         });
-        return { session: new DecoderSession(session, provider, files, patched), failures };
+        return {
+          session: new DecoderSession(session, provider, files, patched, options.profile ?? null),
+          failures,
+        };
       } catch (cause) {
         if (cause instanceof ModelLoadError) throw cause;
         failures.push({ name: provider, available: false, reason: (cause as Error).message.split('\n')[0]! });
@@ -341,6 +353,36 @@ export class DecoderSession {
       return { logits: trimmed, kept: keep, vocab: vocab!, kv };
     }
     return { logits, kept: kept!, vocab: vocab!, kv };
+  }
+
+  /**
+   * Finishes the profile that `SessionOptions.profile` started and returns the path of its file. Kernel
+   * runs after this are not profiled.
+   */
+  endProfiling(): string {
+    const prefix = this.profile;
+    if (prefix === null)
+      throw new GenerationError(
+        'runtime.not_profiling',
+        'endProfiling: this model is not being profiled (load it with the profile option, e.g. { profile: "/tmp/step" })',
+        'profile',
+      );
+    this.profile = null;
+    this.session.endProfiling();
+    // onnxruntime names the file `<prefix>_<session start time>.json` and does not return the name
+    const dir = dirname(resolve(prefix));
+    const stem = `${basename(prefix)}_`;
+    const written = readdirSync(dir)
+      .filter((n) => n.startsWith(stem) && n.endsWith('.json'))
+      .map((n) => join(dir, n))
+      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+    if (written === undefined)
+      throw new GenerationError(
+        'runtime.profile_missing',
+        `endProfiling: onnxruntime wrote no ${stem}*.json in ${dir}`,
+        'profile',
+      );
+    return written;
   }
 
   /** Frees the session. */

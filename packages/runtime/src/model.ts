@@ -367,6 +367,16 @@ export class Model {
     );
   }
 
+  /**
+   * Finishes the onnxruntime profile started by the `profile` load option and returns its file: a
+   * Chrome trace with one event per kernel run (`cat: "Node"`, `args.op_name`, `dur` in microseconds)
+   * and one per run (`name: "model_run"`). `bench/profile.mjs` sums it per op type.
+   */
+  endProfiling(): string {
+    if (this.released) throw new GenerationError('runtime.released', 'this model was disposed');
+    return this.session.endProfiling();
+  }
+
   /** Frees the session. The model cannot be used afterwards. */
   async dispose(): Promise<void> {
     if (this.released) return;

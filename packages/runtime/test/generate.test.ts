@@ -1,4 +1,6 @@
-import { dirname } from 'node:path';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { AutoModelForCausalLM, env, LogitsProcessorList, Tensor } from '@huggingface/transformers';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +11,7 @@ import {
   loadModel,
   transformersRulesProcessor,
 } from '../src/index.js';
-import { PROMPTS, tinyModel } from './helpers.js';
+import { diverseModelDir, PROMPTS, tinyModel } from './helpers.js';
 
 describe('greedy decoding with the KV cache', () => {
   it.each([false, 'hewitt2024'] as const)(
@@ -218,5 +220,34 @@ describe('streaming', () => {
     // the model keeps working afterwards
     const [after] = await model.generate(PROMPTS[0]!, { maxNewTokens: 3 });
     expect(after!.tokenIds).toHaveLength(3);
+  });
+});
+
+describe('profiling', () => {
+  it('the profile option makes onnxruntime trace every run; endProfiling names the file once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'implicit-it-profile-'));
+    const model = await loadModel(await diverseModelDir(), { log: () => {}, profile: join(dir, 'step') });
+    try {
+      await model.generate(PROMPTS.slice(0, 2), { maxNewTokens: 5, ignoreEos: true });
+      const file = model.endProfiling();
+      expect(dirname(file)).toBe(dir);
+      expect(basename(file)).toMatch(/^step_.*\.json$/);
+      const events = JSON.parse(readFileSync(file, 'utf8')) as {
+        cat: string;
+        name: string;
+        args?: { op_name?: string };
+      }[];
+      // 3 runs of the split-attention check at load, then one prefill of both rows and 4 steps
+      expect(events.filter((e) => e.cat === 'Session' && e.name === 'model_run')).toHaveLength(8);
+      const ops = new Set(events.filter((e) => e.cat === 'Node').map((e) => e.args?.op_name));
+      expect(ops).toContain('Softmax');
+      expect(() => model.endProfiling()).toThrow(/not being profiled/);
+    } finally {
+      await model.dispose();
+    }
+    const plain = await tinyModel();
+    expect(() => plain.endProfiling()).toThrow(
+      expect.objectContaining({ code: 'runtime.not_profiling', param: 'profile' }),
+    );
   });
 });

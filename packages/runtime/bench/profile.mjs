@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// Where a step's time goes, per onnxruntime op type, on the smollm2-135m bench model (CPU): a 512-token
+// prefill, decoding steps at batch 1 and at batch 8 (64-token prompts, a cache of about 100 positions),
+// read from onnxruntime's own profile (the `profile` load option) and set side by side, with the
+// engine's time outside onnxruntime. Profiling adds a few microseconds to every kernel run, so small
+// kernels (Reshape, Slice...) look larger than they are; compare columns, not absolute sums.
+// `PROFILE_KEEP=1` keeps the trace (open it in chrome://tracing or Perfetto).
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadModel } from '../dist/index.js';
+import { benchModelDir, promptMaker } from './bench-model.mjs';
+
+const out = mkdtempSync(join(tmpdir(), 'implicit-it-profile-'));
+const model = await loadModel(await benchModelDir(), { log: () => {}, profile: join(out, 'runtime') });
+const promptOf = promptMaker(model);
+
+// every onnxruntime run, labelled with the phase that made it (runs at load are not labelled)
+const labels = [];
+let phase = 'warm-up';
+const run = model.session.run.bind(model.session);
+model.session.run = (step) => {
+  labels.push(phase);
+  return run(step);
+};
+async function measure(name, prompts, maxNewTokens) {
+  phase = name;
+  await model.generate(prompts, { maxNewTokens, ignoreEos: true, rules: 'hewitt2024' });
+}
+const rows = (n, len) =>
+  Array.from({ length: n }, (_, i) => ({ promptIds: promptOf(len, i * len), scopeStart: 0 }));
+
+await measure('warm-up', rows(8, 64), 4);
+for (let i = 0; i < 3; i++) await measure('prefill 512', rows(1, 512), 1);
+await measure('batch 1', rows(1, 64), 41);
+await measure('batch 8', rows(8, 64), 41);
+const file = model.endProfiling();
+await model.dispose();
+
+// the trace: one `model_run` event per run, one `*_kernel_time` event per kernel run inside it
+const events = JSON.parse(readFileSync(file, 'utf8'));
+const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
+const kernels = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
+const atLoad = runs.length - labels.length;
+let k = 0;
+const profiled = runs.map((r, i) => {
+  const run = { label: i < atLoad ? 'load' : labels[i - atLoad], ms: r.dur / 1000, kernelMs: 0, nodes: 0 };
+  run.ops = new Map();
+  while (k < kernels.length && kernels[k].ts < r.ts) k++;
+  for (; k < kernels.length && kernels[k].ts <= r.ts + r.dur; k++) {
+    const ms = kernels[k].dur / 1000;
+    run.ops.set(kernels[k].args.op_name, (run.ops.get(kernels[k].args.op_name) ?? 0) + ms);
+    run.kernelMs += ms;
+    run.nodes++;
+  }
+  return run;
+});
+/** The mean run of a phase; for the decoding phases, of their steps (the first run is the prefill). */
+function mean(label) {
+  let these = profiled.filter((r) => r.label === label);
+  if (label.startsWith('batch')) these = these.slice(1);
+  const n = these.length;
+  const ops = new Map();
+  for (const r of these) for (const [op, ms] of r.ops) ops.set(op, (ops.get(op) ?? 0) + ms / n);
+  const sum = (f) => these.reduce((a, r) => a + f(r), 0) / n;
+  return { n, ops, ms: sum((r) => r.ms), kernelMs: sum((r) => r.kernelMs), nodes: sum((r) => r.nodes) };
+}
+const pre = mean('prefill 512');
+const s1 = mean('batch 1');
+const s8 = mean('batch 8');
+
+console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}; ${file}`);
+console.log(
+  `nodes per run: ${Math.round(s1.nodes)}; milliseconds per run, by op type (kernel time under the profiler):\n`,
+);
+const pad = (x, n) => String(x).padStart(n);
+console.log(
+  `${'op type'.padEnd(30)}${pad('prefill 512', 13)}${pad('%', 6)}${pad('step, batch 1', 15)}${pad('%', 6)}${pad('step, batch 8', 15)}${pad('%', 6)}${pad('8 / 1', 8)}`,
+);
+const order = [...new Set([...pre.ops.keys(), ...s1.ops.keys(), ...s8.ops.keys()])].sort(
+  (a, b) => (s8.ops.get(b) ?? 0) - (s8.ops.get(a) ?? 0),
+);
+for (const op of order) {
+  const a = pre.ops.get(op) ?? 0;
+  const x = s1.ops.get(op) ?? 0;
+  const y = s8.ops.get(op) ?? 0;
+  if (a < 0.5 && x < 0.05 && y < 0.05) continue;
+  console.log(
+    `${op.padEnd(30)}${pad(a.toFixed(1), 13)}${pad(((100 * a) / pre.kernelMs).toFixed(1), 6)}${pad(x.toFixed(2), 15)}${pad(((100 * x) / s1.kernelMs).toFixed(1), 6)}${pad(y.toFixed(2), 15)}${pad(((100 * y) / s8.kernelMs).toFixed(1), 6)}${pad(x > 0 ? (y / x).toFixed(2) : '-', 8)}`,
+  );
+}
+console.log(
+  `${'all kernels'.padEnd(30)}${pad(pre.kernelMs.toFixed(1), 13)}${pad('', 6)}${pad(s1.kernelMs.toFixed(2), 15)}${pad('', 6)}${pad(s8.kernelMs.toFixed(2), 15)}${pad('', 6)}${pad((s8.kernelMs / s1.kernelMs).toFixed(2), 8)}`,
+);
+console.log(`\nper decoding step (${s1.n} steps each), under the profiler:`);
+for (const [name, s] of [
+  ['batch 1', s1],
+  ['batch 8', s8],
+])
+  console.log(
+    `   ${name}: onnxruntime runs ${s.ms.toFixed(2)} ms, of which kernels ${s.kernelMs.toFixed(2)} ms and the executor between them ${(s.ms - s.kernelMs).toFixed(2)} ms`,
+  );
+console.log(
+  `   batch 8 vs batch 1 throughput of the kernels alone: ${((8 * s1.kernelMs) / s8.kernelMs).toFixed(2)}x (the profiler's own time, outside the kernels, is left out)`,
+);
+if (process.env.PROFILE_KEEP === '1') console.log(`kept ${file}`);
+else rmSync(out, { recursive: true, force: true });
