@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // Where a step's time goes, per onnxruntime op type, on the smollm2-135m bench model (CPU): a 512-token
 // prefill, decoding steps at batch 1 and at batch 8 (64-token prompts, a cache of about 100 positions),
-// read from onnxruntime's own profile (the `profile` load option) and set side by side, with the
-// engine's time outside onnxruntime. Profiling adds a few microseconds to every kernel run, so small
+// read from onnxruntime's own profile (the `profile` load option) and set side by side. Profiling adds a few microseconds to every kernel run, so small
 // kernels (Reshape, Slice...) look larger than they are; compare columns, not absolute sums.
 // `PROFILE_KEEP=1` keeps the trace (open it in chrome://tracing or Perfetto).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -44,16 +43,17 @@ const kernels = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kerne
 const atLoad = runs.length - labels.length;
 let k = 0;
 const profiled = runs.map((r, i) => {
-  const run = { label: i < atLoad ? 'load' : labels[i - atLoad], ms: r.dur / 1000, kernelMs: 0, nodes: 0 };
-  run.ops = new Map();
+  const label = i < atLoad ? 'load' : labels[i - atLoad];
+  const entry = { label, ms: r.dur / 1000, kernelMs: 0, nodes: 0, ops: new Map() };
   while (k < kernels.length && kernels[k].ts < r.ts) k++;
   for (; k < kernels.length && kernels[k].ts <= r.ts + r.dur; k++) {
+    const op = kernels[k].args.op_name;
     const ms = kernels[k].dur / 1000;
-    run.ops.set(kernels[k].args.op_name, (run.ops.get(kernels[k].args.op_name) ?? 0) + ms);
-    run.kernelMs += ms;
-    run.nodes++;
+    entry.ops.set(op, (entry.ops.get(op) ?? 0) + ms);
+    entry.kernelMs += ms;
+    entry.nodes++;
   }
-  return run;
+  return entry;
 });
 /** The mean run of a phase; for the decoding phases, of their steps (the first run is the prefill). */
 function mean(label) {

@@ -373,7 +373,7 @@ export class Model {
    * and one per run (`name: "model_run"`). `bench/profile.mjs` sums it per op type.
    */
   endProfiling(): string {
-    if (this.released) throw new GenerationError('runtime.released', 'this model was disposed');
+    this.live();
     return this.session.endProfiling();
   }
 

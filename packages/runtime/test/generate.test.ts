@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { AutoModelForCausalLM, env, LogitsProcessorList, Tensor } from '@huggingface/transformers';
@@ -244,6 +244,7 @@ describe('profiling', () => {
       expect(() => model.endProfiling()).toThrow(/not being profiled/);
     } finally {
       await model.dispose();
+      rmSync(dir, { recursive: true, force: true });
     }
     const plain = await tinyModel();
     expect(() => plain.endProfiling()).toThrow(
