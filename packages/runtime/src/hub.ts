@@ -22,8 +22,52 @@ export interface ResolveOptions {
   /** Never use the network: a hub id must already be cached. */
   offline?: boolean;
   cacheDir?: string;
-  /** Called with progress messages while downloading. */
+  /**
+   * The hub to fetch from: a mirror, or a server of your own with the same `/{id}/resolve/main/{file}`
+   * paths. Default: the `HF_ENDPOINT` environment variable (as the Python hub client reads it), else
+   * https://huggingface.co.
+   */
+  endpoint?: string;
+  /**
+   * Called with progress messages while downloading: one when it starts, one per file fetched, and, for
+   * files of 10 MB or more, one each time another tenth of the file has arrived.
+   */
   onProgress?: (message: string) => void;
+}
+
+/** Where hub ids are fetched from (see `ResolveOptions.endpoint`). */
+export function hubEndpoint(endpoint?: string): string {
+  return (endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
+}
+
+/** What the hub client of @huggingface/transformers reports while it fetches (`progress_callback`). */
+interface HubProgress {
+  status: string;
+  file?: string;
+  loaded?: number;
+  total?: number;
+}
+
+const MB = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** Turns the hub client's progress events into `onProgress` lines (see `ResolveOptions.onProgress`); exported for tests. */
+export function progressLines(onProgress: (message: string) => void): (event: HubProgress) => void {
+  const tenths = new Map<string, number>();
+  const done = new Set<string>();
+  return ({ status, file, loaded, total }) => {
+    if (file === undefined) return;
+    if (status === 'done' && !done.has(file)) {
+      // the client reports a file again when a later step reads it from the cache
+      done.add(file);
+      onProgress(`fetched ${file}`);
+    } else if (status === 'progress' && loaded !== undefined && total !== undefined && total >= 10e6) {
+      const tenth = Math.floor((10 * loaded) / total);
+      if (tenth > (tenths.get(file) ?? 0) && tenth < 10) {
+        tenths.set(file, tenth);
+        onProgress(`${file}: ${MB(loaded)} of ${MB(total)} (${tenth * 10}%)`);
+      }
+    }
+  };
 }
 
 function cached(dir: string, dtype: ModelDtype): boolean {
@@ -57,24 +101,31 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
       { file: dir },
     );
   }
-  options.onProgress?.(`downloading ${model} (${dtype}) into ${dir}`);
+  const endpoint = hubEndpoint(options.endpoint);
+  options.onProgress?.(`downloading ${model} (${dtype}) from ${endpoint} into ${dir}`);
   const hf = await import('@huggingface/transformers');
   const saved = {
     cacheDir: hf.env.cacheDir,
     allowRemoteModels: hf.env.allowRemoteModels,
     useFSCache: hf.env.useFSCache,
+    remoteHost: hf.env.remoteHost,
   };
-  Object.assign(hf.env, { cacheDir, allowRemoteModels: true, useFSCache: true });
+  Object.assign(hf.env, { cacheDir, allowRemoteModels: true, useFSCache: true, remoteHost: `${endpoint}/` });
+  const progress_callback = options.onProgress ? progressLines(options.onProgress) : undefined;
   try {
-    await hf.AutoConfig.from_pretrained(model);
-    await hf.AutoTokenizer.from_pretrained(model);
+    await hf.AutoConfig.from_pretrained(model, { progress_callback });
+    await hf.AutoTokenizer.from_pretrained(model, { progress_callback });
     // loading the model fetches generation_config.json and the ONNX file(s) into the cache
-    const loaded = await hf.AutoModelForCausalLM.from_pretrained(model, { dtype, device: 'cpu' });
+    const loaded = await hf.AutoModelForCausalLM.from_pretrained(model, {
+      dtype,
+      device: 'cpu',
+      progress_callback,
+    });
     await loaded.dispose();
   } catch (cause) {
     throw new ModelLoadError(
       'runtime.hub_unreachable',
-      `could not fetch "${model}" from the Hugging Face hub (${(cause as Error).message}); check the id and your network, or pass a local model directory`,
+      `could not fetch "${model}" from ${endpoint} (${(cause as Error).message}); check the id and your network, or pass a local model directory`,
       { file: dir, cause },
     );
   } finally {

@@ -1,0 +1,143 @@
+// Hub ids are fetched with the real hub client of @huggingface/transformers, from a local HTTP server
+// that serves a modelkit model under the hub's paths (`/{id}/resolve/main/{file}`): no network needed.
+import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { progressLines } from '../src/hub.js';
+import { hubEndpoint, loadModel, ModelLoadError, resolveModel } from '../src/index.js';
+import { diverseModelDir } from './helpers.js';
+
+const work = mkdtempSync(join(tmpdir(), 'runtime-hub-'));
+let source = '';
+let server: Server;
+let endpoint = '';
+const requests: string[] = [];
+
+/** Serves `source` as the repository `test-org/tiny` (GET, with the single ranges the client asks for). */
+function serve(): Promise<Server> {
+  const s = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    const path = /^\/test-org\/tiny\/resolve\/main\/(.+)$/.exec(decodeURIComponent(req.url ?? ''))?.[1];
+    const file = path && !path.includes('..') ? join(source, path) : null;
+    if (!file || !statSync(file, { throwIfNoEntry: false })?.isFile()) {
+      res.writeHead(404).end('Entry not found');
+      return;
+    }
+    const size = statSync(file).size;
+    const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (range) {
+      const [start, end] = [Number(range[1]), Math.min(Number(range[2]), size - 1)];
+      res.writeHead(206, {
+        'content-length': end - start + 1,
+        'content-range': `bytes ${start}-${end}/${size}`,
+      });
+      createReadStream(file, { start, end }).pipe(res);
+      return;
+    }
+    res.writeHead(200, { 'content-length': size });
+    createReadStream(file).pipe(res);
+  });
+  return new Promise((done) => s.listen(0, '127.0.0.1', () => done(s)));
+}
+
+/** Every file under `dir`, relative to it, sorted. */
+const filesOf = (dir: string): string[] =>
+  readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => statSync(join(dir, f)).isFile())
+    .map((f) => relative(dir, join(dir, f)))
+    .sort();
+
+beforeAll(async () => {
+  source = await diverseModelDir();
+  server = await serve();
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => {
+  server.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('hub ids', () => {
+  it('are fetched from the endpoint into the cache, in the Hugging Face layout, with progress', async () => {
+    const cacheDir = join(work, 'cache');
+    const lines: string[] = [];
+    const dir = await resolveModel('test-org/tiny', {
+      cacheDir,
+      endpoint: `${endpoint}/`,
+      onProgress: (l) => lines.push(l),
+    });
+    expect(dir).toBe(join(cacheDir, 'test-org', 'tiny'));
+    // every file the engine reads, byte for byte
+    expect(filesOf(dir)).toEqual(filesOf(source));
+    for (const f of filesOf(source))
+      expect(readFileSync(join(dir, f)).equals(readFileSync(join(source, f)))).toBe(true);
+    expect(lines[0]).toBe(`downloading test-org/tiny (fp32) from ${endpoint} into ${dir}`);
+    expect(lines.slice(1).sort()).toEqual(filesOf(source).map((f) => `fetched ${f}`));
+    expect(requests.every((r) => r.startsWith('GET /test-org/tiny/resolve/main/'))).toBe(true);
+  });
+
+  it('load offline from the cache once fetched, and generate as the source directory does', async () => {
+    const cacheDir = join(work, 'cache');
+    const before = requests.length;
+    const fromHub = await loadModel('test-org/tiny', { cacheDir, offline: true, log: () => {} });
+    const fromDir = await loadModel(source, { log: () => {} });
+    const options = { maxNewTokens: 12, ignoreEos: true };
+    const [a] = await fromHub.generate(['Give me a recipe for tiramisu.'], options);
+    const [b] = await fromDir.generate(['Give me a recipe for tiramisu.'], options);
+    expect(a!.tokenIds).toHaveLength(12);
+    expect(a!.tokenIds).toEqual(b!.tokenIds);
+    expect(requests.length).toBe(before);
+    await fromHub.dispose();
+    await fromDir.dispose();
+  });
+
+  it('an id the endpoint does not have fails with the endpoint, the cause and what to do', async () => {
+    const cacheDir = join(work, 'cache-missing');
+    const err = await resolveModel('test-org/missing', { cacheDir, endpoint }).catch((e) => e);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.code).toBe('runtime.hub_unreachable');
+    expect(err.file).toBe(join(cacheDir, 'test-org', 'missing'));
+    expect(err.message).toMatch(
+      new RegExp(
+        `^could not fetch "test-org/missing" from ${endpoint} \\(.*config\\.json.*\\); check the id and your network, or pass a local model directory$`,
+      ),
+    );
+  });
+
+  it('the endpoint defaults to HF_ENDPOINT, else huggingface.co', () => {
+    const saved = process.env.HF_ENDPOINT;
+    try {
+      delete process.env.HF_ENDPOINT;
+      expect(hubEndpoint()).toBe('https://huggingface.co');
+      process.env.HF_ENDPOINT = 'https://hf-mirror.example/';
+      expect(hubEndpoint()).toBe('https://hf-mirror.example');
+      expect(hubEndpoint('http://127.0.0.1:9000//')).toBe('http://127.0.0.1:9000');
+    } finally {
+      if (saved === undefined) delete process.env.HF_ENDPOINT;
+      else process.env.HF_ENDPOINT = saved;
+    }
+  });
+
+  it('progress: each tenth of a large file once, each file fetched once', () => {
+    const lines: string[] = [];
+    const report = progressLines((l) => lines.push(l));
+    const total = 50e6;
+    report({ status: 'initiate', file: 'onnx/model.onnx' });
+    for (let loaded = 0; loaded <= total; loaded += 2e6)
+      report({ status: 'progress', file: 'onnx/model.onnx', loaded, total });
+    report({ status: 'progress', file: 'config.json', loaded: 700, total: 700 });
+    report({ status: 'done', file: 'onnx/model.onnx' });
+    report({ status: 'done', file: 'config.json' });
+    report({ status: 'done', file: 'config.json' });
+    expect(lines).toEqual([
+      ...[1, 2, 3, 4, 5, 6, 7, 8, 9].map(
+        (t) => `onnx/model.onnx: ${(Math.ceil(t * 2.5) * 2).toFixed(1)} MB of 50.0 MB (${t * 10}%)`,
+      ),
+      'fetched onnx/model.onnx',
+      'fetched config.json',
+    ]);
+  });
+});
