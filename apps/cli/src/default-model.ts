@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:f
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createModel } from '@implicit-it/modelkit';
-import { defaultHubCacheDir, resolveModel } from '@implicit-it/runtime';
+import { defaultHubCacheDir, hubEndpoint, resolveModel } from '@implicit-it/runtime';
 import { note } from './output.js';
 import { progressBar } from './progress.js';
 import { sharedDir } from './shared-dir.js';
@@ -43,7 +43,8 @@ function hubCached(): string | undefined {
 /** Whether the hub answers within a few seconds (one HEAD request). */
 async function hubReachable(): Promise<boolean> {
   try {
-    const res = await fetch(`https://huggingface.co/api/models/${DEFAULT_HUB_ID}`, {
+    // a file the hub client itself would fetch: any endpoint it can use (HF_ENDPOINT) serves it
+    const res = await fetch(`${hubEndpoint()}/${DEFAULT_HUB_ID}/resolve/main/config.json`, {
       method: 'HEAD',
       signal: AbortSignal.timeout(4000),
     });
@@ -116,7 +117,8 @@ export async function resolveDefaultModel(options: { offline?: boolean } = {}): 
       } catch (error) {
         note(`could not fetch ${DEFAULT_HUB_ID}: ${(error as Error).message}`);
       }
-    } else note(`the Hugging Face hub is not reachable: falling back to the offline default`);
+    } else
+      note(`the Hugging Face hub (${hubEndpoint()}) is not reachable: falling back to the offline default`);
   }
   const dir = await ensureRandomModel();
   note(randomNotice(dir));
