@@ -71,6 +71,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     kvDtype,
     repeatKv,
     positionIds,
+    linear,
     ...configInput
   } = options;
   const base = resolveConfig(configInput);
@@ -109,6 +110,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     kvDtype,
     repeatKv,
     positionIds,
+    linear,
     onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
   });
   files.push('onnx/model.onnx');

@@ -192,4 +192,21 @@ describe('KV cache', () => {
       expect(maxAbsDiff(got.logits[0]![t]!, want.logits[0]![t]!)).toBeLessThan(1e-4);
     await expectStepwise(expanded, want);
   });
+
+  it("linear matmul: optimum's MatMul linears (no Gemm, no flattening Reshape), the logits of the Gemm graph", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'modelkit-matmul-'));
+    const created = await createModel({ preset: 'tiny', seed: 5, out: dir, linear: 'matmul' });
+    const count = (linear: 'gemm' | 'matmul', op: string) =>
+      buildDecoderGraph(config, { linear }).builder.nodes.filter((n) => n.op_type === op).length;
+    // 7 linears per layer and the LM head; attention's own MatMuls (2 per layer) in both
+    const linears = 7 * config.numHiddenLayers + 1;
+    expect([count('gemm', 'Gemm'), count('matmul', 'Gemm')]).toEqual([linears, 0]);
+    expect(count('matmul', 'MatMul') - count('gemm', 'MatMul')).toBe(linears);
+    expect(count('gemm', 'Reshape') - count('matmul', 'Reshape')).toBe(2 * linears);
+    const matmul = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));
+    const [want, got] = [await fullPass(session), await fullPass(matmul)];
+    for (let t = 0; t < PROMPT.length; t++)
+      expect(maxAbsDiff(got.logits[0]![t]!, want.logits[0]![t]!)).toBeLessThan(1e-4);
+    await expectStepwise(matmul, want);
+  });
 });

@@ -43,13 +43,21 @@ export interface DecoderGraphOptions {
    * that input have it. Default true.
    */
   positionIds?: boolean;
+  /**
+   * How linear layers are written (default `gemm`): `gemm` flattens the activations and runs
+   * `Gemm(transB=1)` on the [out, in] weight (`Reshape -> Gemm -> Reshape`); `matmul` is what optimum's
+   * exports have: `MatMul(x, W)` on the [B, S, in] activations with an [in, out] weight, here
+   * `Transpose(weight)` of the same initializer (onnxruntime folds it at load), the tied LM head too
+   * (`MatMul(x, Transpose(embed))`). Same logits.
+   */
+  linear?: 'gemm' | 'matmul';
 }
 
 /**
  * Builds the llama-family decoder graph with the optimum / transformers.js interface (see the package
- * README): standard opset-17 ops only. Linear layers are `Gemm(transB=1)` on weights kept in their
- * PyTorch [out, in] layout under their Hugging Face names, so the tied LM head reuses
- * `model.embed_tokens.weight` without a transposed copy.
+ * README): standard opset-17 ops only. Linear layers are `Gemm(transB=1)` (or, with `linear: 'matmul'`,
+ * `MatMul` on their transpose) on weights kept in their PyTorch [out, in] layout under their Hugging
+ * Face names, so the tied LM head reuses `model.embed_tokens.weight` without a transposed copy.
  */
 export function buildDecoderGraph(config: DecoderConfig, options: DecoderGraphOptions = {}): DecoderGraph {
   const g = new GraphBuilder();
@@ -109,6 +117,15 @@ export function buildDecoderGraph(config: DecoderConfig, options: DecoderGraphOp
     bias?: string,
     output?: string,
   ): string => {
+    if (options.linear === 'matmul') {
+      const y = g.op(
+        'MatMul',
+        [x, g.op('Transpose', [weight], { perm: ints([1, 0]) })],
+        {},
+        bias ? undefined : output,
+      );
+      return bias ? g.op('Add', [y, bias], {}, output) : y;
+    }
     const flat = g.op('Reshape', [x, g.int64([-1, cols])]);
     const y = g.op('Gemm', bias ? [flat, weight, bias] : [flat, weight], { transB: int(1) });
     let shape = flatShapes.get(rows);
