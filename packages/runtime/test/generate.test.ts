@@ -28,15 +28,30 @@ describe('greedy decoding with the KV cache', () => {
   );
 
   it.each([
-    ['modelkit graph', {}],
-    ['repeat_kv as optimum exports it', { repeatKv: 'expand' }],
-    ['no position_ids input', { positionIds: false }],
-    ['a sliding window (Qwen2)', { modelType: 'qwen2', attentionBias: true, slidingWindow: 40 }],
+    ['modelkit graph', {}, 'split'],
+    ['repeat_kv as optimum exports it', { repeatKv: 'expand' }, 'grouped'],
+    [
+      'MatMul linears and repeat_kv, as optimum exports llama',
+      { linear: 'matmul', repeatKv: 'expand' },
+      'grouped',
+    ],
+    ['no position_ids input', { positionIds: false }, 'split'],
+    [
+      'a sliding window (Qwen2)',
+      { modelType: 'qwen2', attentionBias: true, slidingWindow: 40, linear: 'matmul' },
+      'split',
+    ],
   ] as const)(
     'equals @huggingface/transformers generate() with the rules as its LogitsProcessor (%s)',
-    async (_, graph) => {
+    async (_, graph, attention) => {
       const { dir } = await createTinyModel({ seed: 1, initScale: 10, ...graph });
       const model = await loadModel(dir, { log: () => {} });
+      // every patch applied: logits only where needed, the cache in the engine's buffers, split attention
+      expect([model.info.logitsMode, model.info.cacheMode, model.info.attention]).toEqual([
+        'patched',
+        'slots',
+        attention,
+      ]);
       env.allowRemoteModels = false;
       env.localModelPath = dirname(dir);
       const hf = await AutoModelForCausalLM.from_pretrained(dir.split('/').pop()!, {
