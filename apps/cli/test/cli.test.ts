@@ -1,8 +1,7 @@
-import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { serveHubRepo } from '@implicit-it/testkit';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run, tinyModelDir } from './helpers.js';
 
@@ -182,21 +181,8 @@ describe('generate', () => {
 describe('the default model', () => {
   it('is fetched once from HF_ENDPOINT (here a local server with the hub paths) and then used from the cache', async () => {
     // a tiny model served as HuggingFaceTB/SmolLM2-135M; the CLI fetches it with the hub client
-    const requests: string[] = [];
-    const server = createServer((req, res) => {
-      requests.push(`${req.method} ${req.url}`);
-      const path = /^\/HuggingFaceTB\/SmolLM2-135M\/resolve\/main\/([\w./-]+)$/.exec(req.url ?? '')?.[1];
-      const file = path && !path.includes('..') ? join(model, path) : null;
-      if (!file || !existsSync(file)) {
-        res.writeHead(404).end();
-        return;
-      }
-      res.writeHead(200, { 'content-length': statSync(file).size });
-      if (req.method === 'HEAD') res.end();
-      else createReadStream(file).pipe(res);
-    });
-    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-    const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const hub = await serveHubRepo(model, 'HuggingFaceTB/SmolLM2-135M');
+    const { endpoint } = hub;
     const cache = mkdtempSync(join(tmpdir(), 'cli-hub-'));
     const env = { HF_HUB_OFFLINE: undefined, HF_ENDPOINT: endpoint, IMPLICIT_IT_CACHE: cache };
     try {
@@ -212,14 +198,14 @@ describe('the default model', () => {
       expect(
         readFileSync(join(dir, 'onnx', 'model.onnx')).equals(readFileSync(join(model, 'onnx', 'model.onnx'))),
       ).toBe(true);
-      const seen = requests.length;
+      const seen = hub.requests.length;
       const second = await run(['generate', '-n', '6', '--json', 'Hi'], { env });
       expect(second.code).toBe(0);
       expect(second.stderr).not.toContain('downloading');
       expect(JSON.parse(second.stdout).tokenIds).toEqual(JSON.parse(first.stdout).tokenIds);
-      expect(requests.length).toBe(seen);
+      expect(hub.requests.length).toBe(seen);
     } finally {
-      server.close();
+      await hub.close();
       rmSync(cache, { recursive: true, force: true });
     }
   });

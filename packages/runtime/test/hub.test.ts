@@ -1,10 +1,9 @@
 // Hub ids are fetched with the real hub client of @huggingface/transformers, from a local HTTP server
 // that serves a modelkit model under the hub's paths (`/{id}/resolve/main/{file}`): no network needed.
-import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { type LocalHub, serveHubRepo } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { progressLines } from '../src/hub.js';
 import { hubEndpoint, loadModel, ModelLoadError, resolveModel } from '../src/index.js';
@@ -12,36 +11,7 @@ import { diverseModelDir } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'runtime-hub-'));
 let source = '';
-let server: Server;
-let endpoint = '';
-const requests: string[] = [];
-
-/** Serves `source` as the repository `test-org/tiny` (GET, with the single ranges the client asks for). */
-function serve(): Promise<Server> {
-  const s = createServer((req, res) => {
-    requests.push(`${req.method} ${req.url}`);
-    const path = /^\/test-org\/tiny\/resolve\/main\/(.+)$/.exec(decodeURIComponent(req.url ?? ''))?.[1];
-    const file = path && !path.includes('..') ? join(source, path) : null;
-    if (!file || !statSync(file, { throwIfNoEntry: false })?.isFile()) {
-      res.writeHead(404).end('Entry not found');
-      return;
-    }
-    const size = statSync(file).size;
-    const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
-    if (range) {
-      const [start, end] = [Number(range[1]), Math.min(Number(range[2]), size - 1)];
-      res.writeHead(206, {
-        'content-length': end - start + 1,
-        'content-range': `bytes ${start}-${end}/${size}`,
-      });
-      createReadStream(file, { start, end }).pipe(res);
-      return;
-    }
-    res.writeHead(200, { 'content-length': size });
-    createReadStream(file).pipe(res);
-  });
-  return new Promise((done) => s.listen(0, '127.0.0.1', () => done(s)));
-}
+let hub: LocalHub;
 
 /** Every file under `dir`, relative to it, sorted. */
 const filesOf = (dir: string): string[] =>
@@ -52,11 +22,10 @@ const filesOf = (dir: string): string[] =>
 
 beforeAll(async () => {
   source = await diverseModelDir();
-  server = await serve();
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  hub = await serveHubRepo(source, 'test-org/tiny');
 });
-afterAll(() => {
-  server.close();
+afterAll(async () => {
+  await hub.close();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -66,7 +35,7 @@ describe('hub ids', () => {
     const lines: string[] = [];
     const dir = await resolveModel('test-org/tiny', {
       cacheDir,
-      endpoint: `${endpoint}/`,
+      endpoint: `${hub.endpoint}/`,
       onProgress: (l) => lines.push(l),
     });
     expect(dir).toBe(join(cacheDir, 'test-org', 'tiny'));
@@ -74,14 +43,14 @@ describe('hub ids', () => {
     expect(filesOf(dir)).toEqual(filesOf(source));
     for (const f of filesOf(source))
       expect(readFileSync(join(dir, f)).equals(readFileSync(join(source, f)))).toBe(true);
-    expect(lines[0]).toBe(`downloading test-org/tiny (fp32) from ${endpoint} into ${dir}`);
+    expect(lines[0]).toBe(`downloading test-org/tiny (fp32) from ${hub.endpoint} into ${dir}`);
     expect(lines.slice(1).sort()).toEqual(filesOf(source).map((f) => `fetched ${f}`));
-    expect(requests.every((r) => r.startsWith('GET /test-org/tiny/resolve/main/'))).toBe(true);
+    expect(hub.requests.every((r) => r.startsWith('GET /test-org/tiny/resolve/main/'))).toBe(true);
   });
 
   it('load offline from the cache once fetched, and generate as the source directory does', async () => {
     const cacheDir = join(work, 'cache');
-    const before = requests.length;
+    const before = hub.requests.length;
     const fromHub = await loadModel('test-org/tiny', { cacheDir, offline: true, log: () => {} });
     const fromDir = await loadModel(source, { log: () => {} });
     const options = { maxNewTokens: 12, ignoreEos: true };
@@ -89,20 +58,20 @@ describe('hub ids', () => {
     const [b] = await fromDir.generate(['Give me a recipe for tiramisu.'], options);
     expect(a!.tokenIds).toHaveLength(12);
     expect(a!.tokenIds).toEqual(b!.tokenIds);
-    expect(requests.length).toBe(before);
+    expect(hub.requests.length).toBe(before);
     await fromHub.dispose();
     await fromDir.dispose();
   });
 
   it('an id the endpoint does not have fails with the endpoint, the cause and what to do', async () => {
     const cacheDir = join(work, 'cache-missing');
-    const err = await resolveModel('test-org/missing', { cacheDir, endpoint }).catch((e) => e);
+    const err = await resolveModel('test-org/missing', { cacheDir, endpoint: hub.endpoint }).catch((e) => e);
     expect(err).toBeInstanceOf(ModelLoadError);
     expect(err.code).toBe('runtime.hub_unreachable');
     expect(err.file).toBe(join(cacheDir, 'test-org', 'missing'));
     expect(err.message).toMatch(
       new RegExp(
-        `^could not fetch "test-org/missing" from ${endpoint} \\(.*config\\.json.*\\); check the id and your network, or pass a local model directory$`,
+        `^could not fetch "test-org/missing" from ${hub.endpoint} \\(.*config\\.json.*\\); check the id and your network, or pass a local model directory$`,
       ),
     );
   });

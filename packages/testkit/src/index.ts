@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { describe } from 'vitest';
 
@@ -82,4 +84,55 @@ export function describeShared(name: string, paths: string[], fn: () => void): v
     return;
   }
   describe(name, fn);
+}
+
+/** A local stand-in for the Hugging Face hub (see {@link serveHubRepo}). */
+export interface LocalHub {
+  /** `http://127.0.0.1:<port>`: what `HF_ENDPOINT` or the `endpoint` option take. */
+  endpoint: string;
+  /** Every request, as `METHOD /path`. */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Serves the files of `dir` as the hub repository `repo` (`/{repo}/resolve/main/{file}`), with what the
+ * hub client of @huggingface/transformers asks for: GET, HEAD, and single byte ranges. Anything else
+ * is a 404. For testing downloads without a network.
+ *
+ * @example
+ * const hub = await serveHubRepo(modelDir, 'test-org/tiny');
+ * await resolveModel('test-org/tiny', { endpoint: hub.endpoint, cacheDir });
+ * await hub.close();
+ */
+export async function serveHubRepo(dir: string, repo: string): Promise<LocalHub> {
+  const requests: string[] = [];
+  const prefix = `/${repo}/resolve/main/`;
+  const server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    const url = decodeURIComponent(req.url ?? '');
+    const path = url.startsWith(prefix) ? url.slice(prefix.length) : null;
+    const file = path && !path.split('/').includes('..') ? join(dir, path) : null;
+    const size = file ? statSync(file, { throwIfNoEntry: false }) : undefined;
+    if (!file || !size?.isFile()) {
+      res.writeHead(404).end('Entry not found');
+      return;
+    }
+    const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    const [start, end] = range
+      ? [Number(range[1]), Math.min(Number(range[2]), size.size - 1)]
+      : [0, size.size - 1];
+    res.writeHead(range ? 206 : 200, {
+      'content-length': end - start + 1,
+      ...(range ? { 'content-range': `bytes ${start}-${end}/${size.size}` } : {}),
+    });
+    if (req.method === 'HEAD') res.end();
+    else createReadStream(file, { start, end }).pipe(res);
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    close: () => new Promise((done) => server.close(() => done())),
+  };
 }
