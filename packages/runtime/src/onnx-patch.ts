@@ -333,13 +333,13 @@ function intAttribute(buf: Uint8Array, node: NodeInfo, name: string): number | u
   return undefined;
 }
 
-/** For each `present.*` output, the value its Concat appends; or why the graph does not qualify. */
 /** A `present.*` output and the value its Concat appends to the past. */
 interface KvSite {
   present: ValueInfo;
   appended: string;
 }
 
+/** For each `present.*` output, the value its Concat appends; or why the graph does not qualify. */
 function findNewKv(
   buf: Uint8Array,
   producer: Map<string, NodeInfo>,
@@ -590,29 +590,23 @@ function splitAttentionEdits(
     if (repeat) {
       a = `${p}/grouped`;
       joined = `${p}/joined`;
+      // the Reshape target [0, heads of `of`, -1, 0]: batch and last dim kept, the rest folded
+      const headsShape = (of: string, name: string): Uint8Array[] => [
+        nodeField([of], [`${p}/${name}/of`], `${p}/${name}/of`, 'Shape'),
+        nodeField([`${p}/${name}/of`, `${q}/one`], [`${p}/${name}/heads`], `${p}/${name}/heads`, 'Gather', [
+          intAttr('axis', 0),
+        ]),
+        nodeField(
+          [`${q}/zero`, `${p}/${name}/heads`, `${q}/last`, `${q}/zero`],
+          [`${p}/${name}`],
+          `${p}/${name}`,
+          'Concat',
+          [intAttr('axis', 0)],
+        ),
+      ];
       inserted.push(
-        nodeField([r.past], [`${p}/past_shape`], `${p}/past_shape`, 'Shape'),
-        nodeField([`${p}/past_shape`, `${q}/one`], [`${p}/kv_heads`], `${p}/kv_heads`, 'Gather', [
-          intAttr('axis', 0),
-        ]),
-        nodeField([other], [`${p}/other_shape`], `${p}/other_shape`, 'Shape'),
-        nodeField([`${p}/other_shape`, `${q}/one`], [`${p}/heads`], `${p}/heads`, 'Gather', [
-          intAttr('axis', 0),
-        ]),
-        nodeField(
-          [`${q}/zero`, `${p}/kv_heads`, `${q}/last`, `${q}/zero`],
-          [`${p}/groups_shape`],
-          `${p}/groups_shape`,
-          'Concat',
-          [intAttr('axis', 0)],
-        ),
-        nodeField(
-          [`${q}/zero`, `${p}/heads`, `${q}/last`, `${q}/zero`],
-          [`${p}/heads_shape`],
-          `${p}/heads_shape`,
-          'Concat',
-          [intAttr('axis', 0)],
-        ),
+        ...headsShape(r.past, 'groups_shape'),
+        ...headsShape(other, 'heads_shape'),
         nodeField([other, `${p}/groups_shape`], [a], a, 'Reshape'),
       );
     }
