@@ -11,11 +11,15 @@ const here = new URL('.', import.meta.url).pathname;
 export const shared = process.env.IMPLICIT_IT_SHARED_DIR ?? resolve(here, '../../../../shared');
 export const smollmTokenizer = join(shared, 'fixtures/tokenizers/smollm');
 
-/** The directory of the smollm2-135m bench model, written on first use. */
-export async function benchModelDir() {
+/**
+ * The directory of the smollm2-135m bench model, written on first use. A variant (`name`, with
+ * createModel options that override the preset's: fewer layers, another graph layout) gets its own
+ * directory.
+ */
+export async function benchModelDir(name = '', options = {}) {
   const dir = join(
     process.env.IMPLICIT_IT_CACHE ?? tmpdir(),
-    `implicit-it-bench-smollm2-135m-s1-g${TINY_MODEL_FORMAT}`,
+    `implicit-it-bench-smollm2-135m-s1-g${TINY_MODEL_FORMAT}${name ? `-${name}` : ''}`,
   );
   if (!existsSync(join(dir, 'onnx', 'model.onnx'))) {
     const t0 = performance.now();
@@ -24,6 +28,7 @@ export async function benchModelDir() {
       seed: 1,
       out: dir,
       tokenizerDir: existsSync(smollmTokenizer) ? smollmTokenizer : undefined,
+      ...options,
     });
     console.log(`wrote ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }

@@ -2,16 +2,14 @@
 // Decoding benchmarks of issue 5 on a smollm2-135m-shaped modelkit model (random weights, the SmolLM
 // tokenizer from ../shared when present), CPU, greedy. Every figure is a ratio measured side by side
 // in this one run (runs interleaved, medians). Prints a report and `BENCH {...}` lines.
-import { existsSync, statSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AutoModelForCausalLM, env, LogitsProcessorList, Tensor } from '@huggingface/transformers';
-import { createModel } from '@implicit-it/modelkit';
-import { TINY_MODEL_FORMAT } from '@implicit-it/modelkit/test';
 import * as Ort from 'onnxruntime-node';
 import { generateWithoutCache, loadModel, transformersRulesProcessor } from '../dist/index.js';
-import { benchModelDir, evalInstructions, promptMaker, smollmTokenizer } from './bench-model.mjs';
+import { benchModelDir, evalInstructions, promptMaker } from './bench-model.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
 const bench = (name, value, unit, target, ok) =>
@@ -245,18 +243,7 @@ for (let round = 0; round < 3; round++)
 // 49152 x 576 fp32, in a one-layer model) at 1 row (bytes/s: the best its matrix-vector product reaches
 // here) and at 8 rows (how much batching can win when the weights are read once for all rows)
 async function headKernel() {
-  const headDir = join(
-    process.env.IMPLICIT_IT_CACHE ?? tmpdir(),
-    `implicit-it-bench-lm-head-g${TINY_MODEL_FORMAT}`,
-  );
-  if (!existsSync(join(headDir, 'onnx', 'model.onnx')))
-    await createModel({
-      preset: 'smollm2-135m',
-      numHiddenLayers: 1,
-      intermediateSize: 8,
-      seed: 1,
-      out: headDir,
-    });
+  const headDir = await benchModelDir('lm-head', { numHiddenLayers: 1, intermediateSize: 8 });
   const m = await loadModel(headDir, { log: () => {} });
   const s = m.session;
   const step = (batch) => () =>
@@ -321,20 +308,7 @@ bench(
 // 4b. the same shape exported the way optimum exports llama-family models (MatMul linears; repeat_kv:
 // K/V heads repeated with Expand at every step): this engine's patched attention vs the attention as
 // exported, batch 8
-const expandDir = join(
-  process.env.IMPLICIT_IT_CACHE ?? tmpdir(),
-  `implicit-it-bench-smollm2-135m-s1-g${TINY_MODEL_FORMAT}-optimum`,
-);
-if (!existsSync(join(expandDir, 'onnx', 'model.onnx'))) {
-  await createModel({
-    preset: 'smollm2-135m',
-    seed: 1,
-    out: expandDir,
-    repeatKv: 'expand',
-    linear: 'matmul',
-    tokenizerDir: existsSync(smollmTokenizer) ? smollmTokenizer : undefined,
-  });
-}
+const expandDir = await benchModelDir('optimum', { repeatKv: 'expand', linear: 'matmul' });
 const patchedKv = await loadModel(expandDir, { log: () => {} });
 const exportedKv = await loadModel(expandDir, { log: () => {}, splitAttention: false });
 const rk = { patched: [], exported: [] };
