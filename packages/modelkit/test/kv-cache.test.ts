@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildDecoderGraph, createModel, type DecoderConfig } from '../src/index.js';
+import {
+  buildDecoderGraph,
+  createModel,
+  type DecoderConfig,
+  type DecoderGraphOptions,
+} from '../src/index.js';
 import { emptyPast, i64, maxAbsDiff, type Past, step } from './ort-helpers.js';
 
 const PROMPT = [12, 99, 250, 7, 400, 31, 2, 88, 150];
@@ -179,34 +184,39 @@ describe('KV cache', () => {
     expect(maxAbsDiff(next.logits!.data as Float32Array, want.logits[0]![6]!)).toBeLessThan(1e-4);
   });
 
-  it("repeatKv expand: HF's repeat_kv (Expand), the logits of the grouped graph, one step at a time too", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'modelkit-expand-'));
-    const created = await createModel({ preset: 'tiny', seed: 5, out: dir, repeatKv: 'expand' });
-    const file = join(created.dir, 'onnx', 'model.onnx');
-    const ops = (repeatKv: 'grouped' | 'expand') =>
-      buildDecoderGraph(config, { repeatKv }).builder.nodes.filter((n) => n.op_type === 'Expand').length;
-    expect([ops('grouped'), ops('expand')]).toEqual([0, 2 * config.numHiddenLayers]);
-    const expanded = await ort.InferenceSession.create(file);
-    const [want, got] = [await fullPass(session), await fullPass(expanded)];
+  /** How many `op` nodes the graph built with `options` has. */
+  const opCount = (options: DecoderGraphOptions, op: string) =>
+    buildDecoderGraph(config, options).builder.nodes.filter((n) => n.op_type === op).length;
+  /** A model written with graph `options` gives the default graph's logits: in one pass, and one token at a time. */
+  async function expectDefaultLogits(options: DecoderGraphOptions, prefix: string): Promise<void> {
+    const created = await createModel({
+      preset: 'tiny',
+      seed: 5,
+      out: mkdtempSync(join(tmpdir(), prefix)),
+      ...options,
+    });
+    const variant = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));
+    const [want, got] = [await fullPass(session), await fullPass(variant)];
     for (let t = 0; t < PROMPT.length; t++)
       expect(maxAbsDiff(got.logits[0]![t]!, want.logits[0]![t]!)).toBeLessThan(1e-4);
-    await expectStepwise(expanded, want);
+    await expectStepwise(variant, want);
+  }
+
+  it("repeatKv expand: HF's repeat_kv (Expand), the logits of the grouped graph, one step at a time too", async () => {
+    expect([opCount({ repeatKv: 'grouped' }, 'Expand'), opCount({ repeatKv: 'expand' }, 'Expand')]).toEqual([
+      0,
+      2 * config.numHiddenLayers,
+    ]);
+    await expectDefaultLogits({ repeatKv: 'expand' }, 'modelkit-expand-');
   });
 
   it("linear matmul: optimum's MatMul linears (no Gemm, no flattening Reshape), the logits of the Gemm graph", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'modelkit-matmul-'));
-    const created = await createModel({ preset: 'tiny', seed: 5, out: dir, linear: 'matmul' });
-    const count = (linear: 'gemm' | 'matmul', op: string) =>
-      buildDecoderGraph(config, { linear }).builder.nodes.filter((n) => n.op_type === op).length;
+    const count = (linear: 'gemm' | 'matmul', op: string) => opCount({ linear }, op);
     // 7 linears per layer and the LM head; attention's own MatMuls (2 per layer) in both
     const linears = 7 * config.numHiddenLayers + 1;
     expect([count('gemm', 'Gemm'), count('matmul', 'Gemm')]).toEqual([linears, 0]);
     expect(count('matmul', 'MatMul') - count('gemm', 'MatMul')).toBe(linears);
     expect(count('gemm', 'Reshape') - count('matmul', 'Reshape')).toBe(2 * linears);
-    const matmul = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));
-    const [want, got] = [await fullPass(session), await fullPass(matmul)];
-    for (let t = 0; t < PROMPT.length; t++)
-      expect(maxAbsDiff(got.logits[0]![t]!, want.logits[0]![t]!)).toBeLessThan(1e-4);
-    await expectStepwise(matmul, want);
+    await expectDefaultLogits({ linear: 'matmul' }, 'modelkit-matmul-');
   });
 });
