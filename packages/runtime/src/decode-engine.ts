@@ -77,6 +77,12 @@ export interface EngineOptions {
   slidingWindow: number | null;
   /** Rows decoded together at most. */
   maxBatchSize: number;
+  /**
+   * Prompt positions prefilled per onnxruntime run (see `LoadOptions.prefillChunk`); 0: all at once.
+   * Chunks need the cache in the engine's buffers (`slots`) and a graph whose LM head is sliced (the
+   * chunks before the last ask for no logits); the caller sets 0 otherwise.
+   */
+  prefillChunk: number;
 }
 
 interface Row {
@@ -231,30 +237,61 @@ export class DecodeEngine {
       ids.push(...new Array(pad).fill(this.options.padId), ...r.req.promptIds);
       pos.push(...new Array(pad).fill(1), ...r.req.promptIds.map((_, i) => i));
     }
-    const out = await this.session.run({
-      batch: rows.length,
-      seq: width,
-      inputIds: I64(ids),
-      attentionMask: I64(rows.flatMap((r) => r.mask)),
-      positionIds: I64(pos),
-      past: null,
-      logitsFrom: -1,
-      fetch: this.fetch,
-    });
-    this.choose(rows, out);
-    const cache =
-      this.fetch === 'new'
-        ? SlotCache.fromPrefill(out.kv, this.options.slidingWindow, width + room(rows))
-        : new PresentCache(out.kv);
+    const limit = width + room(rows);
+    const chunk = this.options.prefillChunk > 0 ? this.options.prefillChunk : width;
+    let cache: SlotCache | PresentCache | null = null;
+    let out: StepOutputs | null = null;
+    for (let at = 0; at < width; at += chunk) {
+      const n = Math.min(chunk, width - at);
+      const slice = (xs: readonly number[]) =>
+        rows.flatMap((_, b) => xs.slice(b * width + at, b * width + at + n));
+      let mask: BigInt64Array;
+      if (cache === null) mask = I64(slice(rows.flatMap((r) => r.mask)));
+      else {
+        // each row's mask over the chunks cached so far, the free slots (hidden), then this chunk
+        const total = cache.width + n;
+        mask = new BigInt64Array(rows.length * total);
+        for (const [b, r] of rows.entries()) {
+          for (let t = 0; t < at; t++) if (r.mask[t] === 1) mask[b * total + t] = 1n;
+          for (let t = 0; t < n; t++) if (r.mask[at + t] === 1) mask[b * total + cache.width + t] = 1n;
+        }
+      }
+      const last = at + n === width;
+      out = await this.session.run({
+        batch: rows.length,
+        seq: n,
+        inputIds: I64(slice(ids)),
+        attentionMask: mask,
+        positionIds: I64(slice(pos)),
+        past: cache?.feeds() ?? null,
+        // no logits before the last chunk (an empty slice of the patched LM head)
+        logitsFrom: last ? -1 : n,
+        fetch: this.fetch,
+      });
+      // chunks leave no free slots in the cache until the last (the next chunk would attend to them)
+      if (cache instanceof SlotCache) cache = cache.extend(out.kv, !last, limit);
+      else if (this.fetch === 'new')
+        cache = SlotCache.fromPrefill(out.kv, this.options.slidingWindow, last ? limit : n);
+      else cache = new PresentCache(out.kv);
+      if (!last && rows.every((r) => r.req.signal?.aborted)) {
+        // a long prompt comes in many chunks: stop as soon as nobody waits for it
+        for (const r of rows) {
+          r.finish = 'abort';
+          this.settle(r);
+        }
+        return;
+      }
+    }
+    this.choose(rows, out!);
     if (this.active.length === 0 || this.cache === null) {
       this.active = rows;
-      this.cache = cache;
+      this.cache = cache!;
       return;
     }
     const length = Math.max(this.cache.length, width);
     for (const r of [...this.active, ...rows])
       if (r.mask.length < length) r.mask = [...new Array(length - r.mask.length).fill(0), ...r.mask];
-    this.cache = this.cache.merge(cache, length + room([...this.active, ...rows]));
+    this.cache = this.cache.merge(cache!, length + room([...this.active, ...rows]));
     this.active = [...this.active, ...rows];
   }
 

@@ -142,22 +142,47 @@ export class SlotCache implements KvCache {
   }
 
   advance(fresh: ort.Tensor[], limit?: number): KvCache {
-    if (this.filled === this.capacity)
-      this.resize(sized(grow(this.capacity), this.filled + 1, limit, this.window));
-    const { heads, dim, capacity, filled } = this;
+    const needed = this.filled + fresh[0]!.dims[2]!;
+    this.write(
+      fresh,
+      needed > this.capacity ? sized(grow(this.capacity), needed, limit, this.window) : this.capacity,
+    );
+    return this;
+  }
+
+  /**
+   * Adds a chunk of prompt keys/values ([batch, kvHeads, n, headDim]). While `more` chunks follow,
+   * the cache keeps no free slots (the next chunk's attention would read each one); after the last,
+   * it has the room a whole-prompt prefill would have (see `fromPrefill`).
+   */
+  extend(fresh: ort.Tensor[], more: boolean, limit?: number): SlotCache {
+    const needed = this.filled + fresh[0]!.dims[2]!;
+    this.write(fresh, more ? needed : sized(roundUp(needed + 1), needed, limit, this.window));
+    return this;
+  }
+
+  /**
+   * Writes `fresh` ([batch, kvHeads, n, headDim]: one position a decoding step, more for a prompt
+   * chunk) after the filled positions, first moving the cache into buffers of `capacity` positions
+   * when that differs from the current one.
+   */
+  private write(fresh: ort.Tensor[], capacity: number): void {
+    if (capacity !== this.capacity) this.resize(capacity);
+    const n = fresh[0]!.dims[2]!;
+    const { heads, dim, filled } = this;
     const blocks = this.batch * heads;
+    const span = n * dim;
     for (let i = 0; i < fresh.length; i++) {
       const src = kvData(fresh[i]!);
       const dst = this.data[i]!;
-      // plain loops: 60 tensors x (batch x heads) blocks of headDim values per step, no subarrays
+      // plain loops: 60 tensors x (batch x heads) blocks of n x headDim values, no subarrays
       for (let bh = 0; bh < blocks; bh++) {
-        const from = bh * dim;
+        const from = bh * span;
         const to = (bh * capacity + filled) * dim;
-        for (let j = 0; j < dim; j++) dst[to + j] = src[from + j]!;
+        for (let j = 0; j < span; j++) dst[to + j] = src[from + j]!;
       }
     }
-    this.filled++;
-    return this;
+    this.filled += n;
   }
 
   gather(keep: readonly number[]): KvCache {

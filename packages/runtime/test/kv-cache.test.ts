@@ -336,6 +336,32 @@ describe('KV caches', () => {
     expect([merged.length, merged.width]).toEqual([9, 12]);
   });
 
+  it('SlotCache.extend: prompt chunks leave no free slots until the last, then the room of a whole prefill', () => {
+    const whole = outputs(2, 70, 1);
+    // the same 70 positions in chunks of 32, 32 and 6
+    const chunk = (from: number, n: number) =>
+      whole.map((t) => {
+        const [b, h, , d] = t.dims as number[];
+        const src = t.data as Float32Array;
+        const out = new Float32Array(b! * h! * n * d!);
+        for (let bh = 0; bh < b! * h!; bh++)
+          out.set(src.subarray((bh * 70 + from) * d!, (bh * 70 + from + n) * d!), bh * n * d!);
+        return new ort.Tensor('float32', out, [b!, h!, n, d!]);
+      });
+    const cache = SlotCache.fromPrefill(chunk(0, 32), null, 32);
+    expect([cache.length, cache.width]).toEqual([32, 32]);
+    cache.extend(chunk(32, 32), true, 100);
+    expect([cache.length, cache.width]).toEqual([64, 64]);
+    cache.extend(chunk(64, 6), false, 100);
+    const prefilled = SlotCache.fromPrefill(whole, null, 100);
+    expect([cache.length, cache.width]).toEqual([prefilled.length, prefilled.width]);
+    expect(cache.width).toBe(3 * SLOT_CHUNK);
+    expect(contents(cache)).toEqual(contents(prefilled));
+    // a decoding step writes one position after the prompt, as after a whole prefill
+    const fresh = outputs(2, 1, 9);
+    expect(contents(cache.advance(fresh, 100))).toEqual(contents(prefilled.advance(fresh, 100)));
+  });
+
   it('SlotCache keeps a sliding window: capacity below it, or no free slots', () => {
     const window = 40;
     let cache: KvCache = SlotCache.fromPrefill(outputs(1, 20, 1), window);

@@ -1,0 +1,135 @@
+import { describe, expect, it, vi } from 'vitest';
+import type { StepInputs } from '../src/decoder-session.js';
+import { GenerationAbortedError, generateWithoutCache, loadModel } from '../src/index.js';
+import { diverseModelDir, PROMPTS } from './helpers.js';
+
+const quiet = { log: () => {} };
+
+/** The prefill runs among one `generate` call's runs: those before the first single-position step. */
+function prefillRuns(steps: StepInputs[]): StepInputs[] {
+  const firstStep = steps.findIndex((s) => s.seq === 1 && s.past !== null);
+  return steps.slice(0, firstStep < 0 ? steps.length : firstStep);
+}
+
+describe('chunked prefill', () => {
+  it('gives the tokens and log-probs of a whole-prompt prefill, with rows padded across chunk borders', async () => {
+    const dir = await diverseModelDir();
+    const whole = await loadModel(dir, { ...quiet, prefillChunk: 0 });
+    const chunked = await loadModel(dir, { ...quiet, prefillChunk: 4 });
+    expect(whole.info.prefillChunk).toBe(0);
+    expect(chunked.info.prefillChunk).toBe(4);
+    const opts = { maxNewTokens: 24, rules: 'hewitt2024', logprobs: 3 } as const;
+    const want = await whole.generate(PROMPTS, opts);
+    const run = vi.spyOn(chunked.session, 'run');
+    const got = await chunked.generate(PROMPTS, opts);
+
+    const prompts = PROMPTS.map((p) => chunked.prompt(p).ids.length);
+    const width = Math.max(...prompts);
+    expect(Math.min(...prompts) % 4).not.toBe(width % 4); // some row's padding ends inside a chunk
+    const runs = prefillRuns(run.mock.calls.map(([step]) => step));
+    expect(runs.map((s) => s.seq)).toEqual([
+      ...new Array(Math.floor((width - 1) / 4)).fill(4),
+      width - 4 * Math.floor((width - 1) / 4),
+    ]);
+    expect(runs.map((s) => s.batch)).toEqual(runs.map(() => 4));
+    // no LM head before the last chunk; the chunks after the first attend to the cache
+    expect(runs.map((s) => s.logitsFrom)).toEqual([...runs.slice(1).map(() => 4), -1]);
+    expect(runs.map((s) => s.past === null)).toEqual(runs.map((_, i) => i === 0));
+
+    for (const [i, r] of got.entries()) {
+      expect(r.tokenIds).toEqual(want[i]!.tokenIds);
+      expect(new Set(r.tokenIds).size).toBeGreaterThan(10); // a real sequence, not a loop
+      for (const [t, lp] of r.logprobs!.entries()) {
+        const w = want[i]!.logprobs![t]!;
+        expect(lp.top.map((e) => e.id)).toEqual(w.top.map((e) => e.id));
+        expect(Math.abs(lp.logprob - w.logprob)).toBeLessThan(1e-4);
+      }
+    }
+    await whole.dispose();
+    await chunked.dispose();
+  });
+
+  it.each([1, 3, 64])(
+    'equals the no-cache loop token for token (chunks of %i positions)',
+    async (prefillChunk) => {
+      const model = await loadModel(await diverseModelDir(), { ...quiet, prefillChunk });
+      for (const prompt of PROMPTS) {
+        const [cached] = await model.generate(prompt, { maxNewTokens: 20, rules: 'hewitt2024' });
+        const reference = await generateWithoutCache(model, prompt, {
+          maxNewTokens: 20,
+          rules: 'hewitt2024',
+        });
+        expect(cached!.tokenIds).toEqual(reference);
+      }
+      await model.dispose();
+    },
+  );
+
+  it('prompts that join a running batch in chunks give their single-row output', async () => {
+    const model = await loadModel(await diverseModelDir(), { ...quiet, prefillChunk: 5, maxBatchSize: 4 });
+    const opts = { maxNewTokens: 16, rules: 'hewitt2024' } as const;
+    const alone = [];
+    for (const p of PROMPTS) alone.push((await model.generate(p, opts))[0]!.tokenIds);
+    let release!: () => void;
+    const started = new Promise<void>((r) => {
+      release = r;
+    });
+    const first = (async () => {
+      const ids: number[] = [];
+      for await (const part of model.stream(PROMPTS[0]!, opts)) {
+        if (part.type !== 'token') continue;
+        ids.push(part.id);
+        if (ids.length === 3) release();
+      }
+      return ids;
+    })();
+    await started;
+    const run = vi.spyOn(model.session, 'run');
+    const others = await Promise.all(PROMPTS.slice(1).map((p) => model.generate(p, opts)));
+    expect([await first, ...others.map(([r]) => r!.tokenIds)]).toEqual(alone);
+    // the three joined together, prefilled in chunks (with past) while the first row had a cache
+    const chunks = run.mock.calls.map(([step]) => step).filter((s) => s.batch === 3 && s.seq > 1);
+    expect(chunks.length).toBeGreaterThan(2);
+    await model.dispose();
+  });
+
+  it('stops between chunks when every row of the prefill is aborted', async () => {
+    const model = await loadModel(await diverseModelDir(), { ...quiet, prefillChunk: 2 });
+    const prompt = PROMPTS[3]!;
+    expect(model.prompt(prompt).ids.length).toBeGreaterThan(10);
+    const controller = new AbortController();
+    const run = model.session.run.bind(model.session);
+    let calls = 0;
+    vi.spyOn(model.session, 'run').mockImplementation((step) => {
+      if (++calls === 2) controller.abort(new Error('user left'));
+      return run(step);
+    });
+    const doomed = model.generate(prompt, { maxNewTokens: 5, signal: controller.signal });
+    await expect(doomed).rejects.toThrow(GenerationAbortedError);
+    await expect(doomed).rejects.toThrow('generation aborted: user left');
+    expect(calls).toBe(2); // the chunk running when the signal fired, none after it
+    await model.dispose();
+  });
+
+  it('rejects a prefillChunk that is not a whole number', async () => {
+    const dir = await diverseModelDir();
+    for (const bad of [-1, 2.5, Number.NaN])
+      await expect(loadModel(dir, { ...quiet, prefillChunk: bad })).rejects.toThrow(
+        `loadModel: prefillChunk must be a whole number of positions (0: no chunks), got ${bad}`,
+      );
+  });
+
+  it('runs prompts whole where the cache is fed back as present.*', async () => {
+    const model = await loadModel(await diverseModelDir(), {
+      ...quiet,
+      cacheOutputs: false,
+      prefillChunk: 2,
+    });
+    expect(model.info.cacheMode).toBe('present');
+    expect(model.info.prefillChunk).toBe(0);
+    const run = vi.spyOn(model.session, 'run');
+    await model.generate(PROMPTS[3]!, { maxNewTokens: 2 });
+    expect(run.mock.calls[0]![0].seq).toBe(model.prompt(PROMPTS[3]!).ids.length);
+    await model.dispose();
+  });
+});
