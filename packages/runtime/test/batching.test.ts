@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { GenerationAbortedError, loadModel } from '../src/index.js';
-import { diverseModelDir, PROMPTS } from './helpers.js';
+import { diverseModelDir, PROMPTS, streamInBackground } from './helpers.js';
 
 describe('continuous batching', () => {
   it('requests that join a running batch (longer and shorter prompts) give exactly their single-row output', async () => {
@@ -10,28 +10,14 @@ describe('continuous batching', () => {
     for (const p of PROMPTS) alone.push((await model.generate(p, opts))[0]!);
 
     // the first request starts alone; the others arrive while it decodes, one of them must wait for room
-    let tokens = 0;
-    let release!: () => void;
-    const started = new Promise<void>((r) => {
-      release = r;
-    });
-    const first = (async () => {
-      const ids: number[] = [];
-      for await (const part of model.stream(PROMPTS[0]!, opts)) {
-        if (part.type === 'token') {
-          ids.push(part.id);
-          if (++tokens === 5) release();
-        }
-      }
-      return ids;
-    })();
-    await started;
+    const first = streamInBackground(model, PROMPTS[0]!, opts, 5);
+    await first.started;
     const loads: number[] = [];
     const others = Promise.all(
       PROMPTS.slice(1).map((p) => model.generate(p, opts).then(([r]) => r!.tokenIds)),
     );
     loads.push(model.load.queued + model.load.decoding);
-    const results = [await first, ...(await others)];
+    const results = [await first.ids, ...(await others)];
     for (const [i, ids] of results.entries()) expect(ids).toEqual(alone[i]!.tokenIds);
     expect(loads[0]).toBe(4); // 1 decoding + 3 queued, 2 of which join at the next step
     await model.dispose();

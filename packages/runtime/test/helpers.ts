@@ -1,7 +1,7 @@
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { expect } from 'vitest';
 import type { StepInputs } from '../src/decoder-session.js';
-import { loadModel, type Model } from '../src/index.js';
+import { type GenerateOptions, loadModel, type Model } from '../src/index.js';
 
 const loaded = new Map<number, Promise<Model>>();
 
@@ -54,4 +54,30 @@ export function promptStep(
     logitsFrom,
     fetch,
   };
+}
+
+/**
+ * Streams `prompt` on `model`: `started` resolves once `tokens` tokens are out (so that other requests
+ * can join a running batch), `ids` with every token id when the stream ends.
+ */
+export function streamInBackground(
+  model: Model,
+  prompt: string,
+  options: GenerateOptions,
+  tokens: number,
+): { started: Promise<void>; ids: Promise<number[]> } {
+  let release!: () => void;
+  const started = new Promise<void>((r) => {
+    release = r;
+  });
+  const ids = (async () => {
+    const out: number[] = [];
+    for await (const part of model.stream(prompt, options)) {
+      if (part.type !== 'token') continue;
+      out.push(part.id);
+      if (out.length === tokens) release();
+    }
+    return out;
+  })();
+  return { started, ids };
 }

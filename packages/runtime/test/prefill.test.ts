@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { StepInputs } from '../src/decoder-session.js';
 import { GenerationAbortedError, generateWithoutCache, loadModel } from '../src/index.js';
-import { diverseModelDir, PROMPTS } from './helpers.js';
+import { diverseModelDir, PROMPTS, streamInBackground } from './helpers.js';
 
 const quiet = { log: () => {} };
 
@@ -70,23 +70,11 @@ describe('chunked prefill', () => {
     const opts = { maxNewTokens: 16, rules: 'hewitt2024' } as const;
     const alone = [];
     for (const p of PROMPTS) alone.push((await model.generate(p, opts))[0]!.tokenIds);
-    let release!: () => void;
-    const started = new Promise<void>((r) => {
-      release = r;
-    });
-    const first = (async () => {
-      const ids: number[] = [];
-      for await (const part of model.stream(PROMPTS[0]!, opts)) {
-        if (part.type !== 'token') continue;
-        ids.push(part.id);
-        if (ids.length === 3) release();
-      }
-      return ids;
-    })();
-    await started;
+    const first = streamInBackground(model, PROMPTS[0]!, opts, 3);
+    await first.started;
     const run = vi.spyOn(model.session, 'run');
     const others = await Promise.all(PROMPTS.slice(1).map((p) => model.generate(p, opts)));
-    expect([await first, ...others.map(([r]) => r!.tokenIds)]).toEqual(alone);
+    expect([await first.ids, ...others.map(([r]) => r!.tokenIds)]).toEqual(alone);
     // the three joined together, prefilled in chunks (with past) while the first row had a cache
     const chunks = run.mock.calls.map(([step]) => step).filter((s) => s.batch === 3 && s.seq > 1);
     expect(chunks.length).toBeGreaterThan(2);
