@@ -1,9 +1,10 @@
 import type { RuleSet } from '@implicit-it/rules';
 import type { DecoderSession, StepOutputs } from './decoder-session.js';
 import { GenerationAbortedError } from './errors.js';
-import { type KvCache, PresentCache, SlotCache } from './kv-cache.js';
+import type { KvCache } from './kv-cache.js';
 import type { LogitsProcessor } from './logits-processor.js';
 import { RulesProcessor } from './logits-processor.js';
+import { type ChunkOutputs, runChunked } from './prefill.js';
 import { createRng, logSumExp, rankOf, type SamplingOptions, sampleToken, topEntries } from './sampling.js';
 import { StopMatcher } from './stop-matcher.js';
 
@@ -238,42 +239,18 @@ export class DecodeEngine {
       pos.push(...new Array(pad).fill(1), ...r.req.promptIds.map((_, i) => i));
     }
     const limit = width + room(rows);
-    const chunk = this.options.prefillChunk > 0 ? this.options.prefillChunk : width;
-    let cache: SlotCache | PresentCache | null = null;
-    let out: StepOutputs | null = null;
-    for (let at = 0; at < width; at += chunk) {
-      const n = Math.min(chunk, width - at);
-      const slice = (xs: readonly number[]) =>
-        rows.flatMap((_, b) => xs.slice(b * width + at, b * width + at + n));
-      let mask: BigInt64Array;
-      if (cache === null) mask = I64(slice(rows.flatMap((r) => r.mask)));
-      else {
-        // each row's mask over the chunks cached so far, the free slots (hidden), then this chunk
-        const total = cache.width + n;
-        mask = new BigInt64Array(rows.length * total);
-        for (const [b, r] of rows.entries()) {
-          for (let t = 0; t < at; t++) if (r.mask[t] === 1) mask[b * total + t] = 1n;
-          for (let t = 0; t < n; t++) if (r.mask[at + t] === 1) mask[b * total + cache.width + t] = 1n;
-        }
-      }
-      const last = at + n === width;
-      out = await this.session.run({
-        batch: rows.length,
-        seq: n,
-        inputIds: I64(slice(ids)),
-        attentionMask: mask,
-        positionIds: I64(slice(pos)),
-        past: cache?.feeds() ?? null,
-        // no logits before the last chunk (an empty slice of the patched LM head)
-        logitsFrom: last ? -1 : n,
-        fetch: this.fetch,
-      });
-      // chunks leave no free slots in the cache until the last (the next chunk would attend to them)
-      if (cache instanceof SlotCache) cache = cache.extend(out.kv, !last, limit);
-      else if (this.fetch === 'new')
-        cache = SlotCache.fromPrefill(out.kv, this.options.slidingWindow, last ? limit : n);
-      else cache = new PresentCache(out.kv);
-      if (!last && rows.every((r) => r.req.signal?.aborted)) {
+    const prompts = { batch: rows.length, width, ids, mask: rows.flatMap((r) => r.mask), positions: pos };
+    const plan = {
+      chunk: this.options.prefillChunk,
+      logitsFrom: width - 1,
+      fetch: this.fetch,
+      window: this.options.slidingWindow,
+      limit,
+    };
+    let done: ChunkOutputs | null = null;
+    for await (const run of runChunked(this.session, prompts, plan)) {
+      done = run;
+      if (run.at + run.n < width && rows.every((r) => r.req.signal?.aborted)) {
         // a long prompt comes in many chunks: stop as soon as nobody waits for it
         for (const r of rows) {
           r.finish = 'abort';
@@ -282,7 +259,8 @@ export class DecodeEngine {
         return;
       }
     }
-    this.choose(rows, out!);
+    const { out, cache } = done!;
+    this.choose(rows, out);
     if (this.active.length === 0 || this.cache === null) {
       this.active = rows;
       this.cache = cache!;

@@ -3,6 +3,7 @@ import type { Prompt } from '@implicit-it/tokenizers';
 import type { DecoderSession } from './decoder-session.js';
 import { GenerationError } from './errors.js';
 import type { GenerateInput } from './options.js';
+import { runChunked } from './prefill.js';
 import { logSumExp, rankOf } from './sampling.js';
 
 /** A prompt and the continuation to score after it (text, or ids). */
@@ -40,6 +41,8 @@ export async function scoreBatch(
   items: readonly { prompt: Prompt; continuation: number[] }[],
   rules: RuleSet | null,
   options: ScoreOptions,
+  /** Positions per onnxruntime run (`ModelInfo.prefillChunk`); 0: each batch in one run. */
+  prefillChunk = 0,
 ): Promise<ScoreResult[]> {
   items.forEach((item, i) => {
     if (item.continuation.length === 0) {
@@ -53,64 +56,77 @@ export async function scoreBatch(
   const order = items.map((_, i) => i).sort((a, b) => total(items[a]!) - total(items[b]!));
   const batchSize = options.batchSize ?? 8;
   const results: ScoreResult[] = new Array(items.length);
+  let row = new Float32Array(0);
   for (let start = 0; start < order.length; start += batchSize) {
-    const chunk = order.slice(start, start + batchSize).map((i) => ({ i, ...items[i]! }));
-    const width = Math.max(...chunk.map(total));
-    const maxCont = Math.max(...chunk.map((c) => c.continuation.length));
-    const ids = new BigInt64Array(chunk.length * width);
-    const mask = new BigInt64Array(chunk.length * width);
-    const pos = new BigInt64Array(chunk.length * width);
-    chunk.forEach((c, b) => {
+    const group = order.slice(start, start + batchSize).map((i) => ({ i, ...items[i]! }));
+    const width = Math.max(...group.map(total));
+    const maxCont = Math.max(...group.map((c) => c.continuation.length));
+    const ids: number[] = [];
+    const mask: number[] = [];
+    const positions: number[] = [];
+    for (const c of group) {
       const seq = [...c.prompt.ids, ...c.continuation];
       const pad = width - seq.length;
       for (let t = 0; t < width; t++) {
         const real = t >= pad;
-        ids[b * width + t] = BigInt(real ? seq[t - pad]! : padId);
-        mask[b * width + t] = real ? 1n : 0n;
-        pos[b * width + t] = BigInt(real ? t - pad : 1);
+        ids.push(real ? seq[t - pad]! : padId);
+        mask.push(real ? 1 : 0);
+        positions.push(real ? t - pad : 1);
       }
-    });
-    const from = width - maxCont - 1;
-    const step = await session.run({
-      batch: chunk.length,
-      seq: width,
-      inputIds: ids,
-      attentionMask: mask,
-      positionIds: pos,
-      past: null,
-      logitsFrom: from,
-      fetch: 'none',
-    });
-    const V = step.vocab;
-    const row = new Float32Array(V);
-    chunk.forEach((c, b) => {
-      const n = c.continuation.length;
-      const state =
+    }
+    const scored = group.map((c) => ({
+      state:
         rules?.createState({
           promptIds: c.prompt.ids,
           scopeStart: c.prompt.scopeStart,
           promptLength: c.prompt.ids.length,
-        }) ?? null;
-      const logprobs: number[] = [];
-      const ranks: number[] = [];
-      for (let j = 0; j < n; j++) {
-        const at = width - n - 1 + j - from; // position predicting continuation token j
-        row.set(step.logits.subarray((b * step.kept + at) * V, (b * step.kept + at + 1) * V));
-        if (state) rules!.apply(row, state);
-        const tok = c.continuation[j]!;
-        logprobs.push(row[tok]! - logSumExp(row));
-        if (options.ranks) ranks.push(rankOf(row, tok));
-        state?.append(tok);
+        }) ?? null,
+      logprobs: [] as number[],
+      ranks: [] as number[],
+    }));
+    // logits from the position predicting the first continuation token of the longest one; long rows
+    // run in chunks (their logits are consumed chunk by chunk, never held for the whole sequence)
+    const plan = {
+      chunk: prefillChunk,
+      logitsFrom: width - maxCont - 1,
+      fetch: prefillChunk > 0 ? ('new' as const) : ('none' as const),
+      window: null,
+      limit: width,
+    };
+    for await (const { at, n: ran, out, logitsAt } of runChunked(
+      session,
+      { batch: group.length, width, ids, mask, positions },
+      plan,
+    )) {
+      if (logitsAt === at + ran) continue; // a chunk before the first position scored: no logits
+      const V = out.vocab;
+      if (row.length !== V) row = new Float32Array(V);
+      for (const [b, c] of group.entries()) {
+        const n = c.continuation.length;
+        const s = scored[b]!;
+        for (let k = 0; k < out.kept; k++) {
+          const j = logitsAt + k - (width - n - 1); // the continuation token predicted here
+          if (j < 0 || j >= n) continue;
+          row.set(out.logits.subarray((b * out.kept + k) * V, (b * out.kept + k + 1) * V));
+          if (s.state) rules!.apply(row, s.state);
+          const tok = c.continuation[j]!;
+          s.logprobs.push(row[tok]! - logSumExp(row));
+          if (options.ranks) s.ranks.push(rankOf(row, tok));
+          s.state?.append(tok);
+        }
       }
+    }
+    for (const [b, c] of group.entries()) {
+      const { logprobs, ranks } = scored[b]!;
       const sum = logprobs.reduce((a, x) => a + x, 0);
       results[c.i] = {
         tokenIds: c.continuation,
         logprobs,
         sumLogprob: sum,
-        meanLogprob: sum / n,
+        meanLogprob: sum / logprobs.length,
         ...(options.ranks ? { ranks } : {}),
       };
-    });
+    }
     options.onProgress?.(Math.min(start + batchSize, order.length), order.length);
   }
   return results;

@@ -46,6 +46,9 @@ describe('greedy decoding with the KV cache', () => {
     async (_, graph, attention) => {
       const { dir } = await createTinyModel({ seed: 1, initScale: 10, ...graph });
       const model = await loadModel(dir, { log: () => {} });
+      // the same graph with prompts prefilled 3 positions at a time (not under a sliding window)
+      const chunked = await loadModel(dir, { log: () => {}, prefillChunk: 3 });
+      expect(chunked.info.prefillChunk).toBe('slidingWindow' in graph ? 0 : 3);
       // every patch applied: logits only where needed, the cache in the engine's buffers, split attention
       expect([model.info.logitsMode, model.info.cacheMode, model.info.attention]).toEqual([
         'patched',
@@ -76,10 +79,13 @@ describe('greedy decoding with the KV cache', () => {
           const theirs = Array.from(out.data as BigInt64Array, Number).slice(p.ids.length);
           expect(ours!.tokenIds).toEqual(theirs);
           expect(theirs.length).toBeGreaterThan(10);
+          const [inChunks] = await chunked.generate(prompt, { maxNewTokens: 32, rules: 'hewitt2024' });
+          expect(inChunks!.tokenIds).toEqual(theirs);
         }
       } finally {
         await hf.dispose();
         await model.dispose();
+        await chunked.dispose();
       }
     },
   );

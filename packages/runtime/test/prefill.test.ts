@@ -32,8 +32,9 @@ describe('chunked prefill', () => {
       width - 4 * Math.floor((width - 1) / 4),
     ]);
     expect(runs.map((s) => s.batch)).toEqual(runs.map(() => 4));
-    // no LM head before the last chunk; the chunks after the first attend to the cache
-    expect(runs.map((s) => s.logitsFrom)).toEqual([...runs.slice(1).map(() => 4), -1]);
+    // no LM head before the last chunk (an empty slice), then the last position's; the chunks after the
+    // first attend to the cache
+    expect(runs.map((s) => s.logitsFrom)).toEqual([...runs.slice(1).map(() => 4), runs.at(-1)!.seq - 1]);
     expect(runs.map((s) => s.past === null)).toEqual(runs.map((_, i) => i === 0));
 
     for (const [i, r] of got.entries()) {
@@ -97,6 +98,39 @@ describe('chunked prefill', () => {
     await expect(doomed).rejects.toThrow('generation aborted: user left');
     expect(calls).toBe(2); // the chunk running when the signal fired, none after it
     await model.dispose();
+  });
+
+  it('score(): continuations scored across chunks get the log-probs and ranks of one whole pass', async () => {
+    const dir = await diverseModelDir();
+    const whole = await loadModel(dir, { ...quiet, prefillChunk: 0 });
+    const chunked = await loadModel(dir, { ...quiet, prefillChunk: 4 });
+    // continuations of different lengths (10 to 24 tokens), so rows are padded and each spans chunks
+    const items = await Promise.all(
+      PROMPTS.map(async (prompt, i) => {
+        const [r] = await whole.generate(prompt, { maxNewTokens: 10 + 5 * i, ignoreEos: true });
+        return { prompt, continuation: r!.tokenIds };
+      }),
+    );
+    const opts = { rules: 'hewitt2024', ranks: true } as const;
+    const want = await whole.score(items, opts);
+    const run = vi.spyOn(chunked.session, 'run');
+    const got = await chunked.score(items, opts);
+    const steps = run.mock.calls.map(([step]) => step);
+    const width = Math.max(
+      ...items.map((it) => chunked.prompt(it.prompt).ids.length + it.continuation.length),
+    );
+    expect(steps.map((s) => s.seq).reduce((a, b) => a + b, 0)).toBe(width);
+    expect(steps.length).toBe(Math.ceil(width / 4));
+    for (const [i, r] of got.entries()) {
+      expect(r.tokenIds).toEqual(items[i]!.continuation);
+      expect(r.logprobs).toHaveLength(items[i]!.continuation.length);
+      expect(r.ranks).toEqual(want[i]!.ranks);
+      for (const [t, lp] of r.logprobs.entries())
+        expect(Math.abs(lp - want[i]!.logprobs[t]!)).toBeLessThan(1e-4);
+      expect(Math.abs(r.meanLogprob - want[i]!.meanLogprob)).toBeLessThan(1e-5);
+    }
+    await whole.dispose();
+    await chunked.dispose();
   });
 
   it('rejects a prefillChunk that is not a whole number', async () => {
