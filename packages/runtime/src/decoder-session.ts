@@ -91,6 +91,8 @@ export interface StepOutputs {
 export class DecoderSession {
   readonly provider: ExecutionProvider;
   readonly layers: number;
+  /** The model's vocabulary size (config.json's `vocab_size`). */
+  private readonly vocabSize: number;
   readonly kvHeads: number;
   readonly headDim: number;
   readonly kvType: 'float32' | 'float16';
@@ -152,6 +154,7 @@ export class DecoderSession {
       );
     }
     this.layers = this.pastNames.length / 2;
+    this.vocabSize = files.config.vocab_size;
     const meta = session.inputMetadata.find((m) => m.name === this.pastNames[0]);
     const shape = meta?.isTensor ? meta.shape : [];
     const dim = (i: number, fallback: number) =>
@@ -334,6 +337,9 @@ export class DecoderSession {
     const out = await this.session.run(feeds, ['logits', ...kvNames]);
     const kv = kvNames.map((n) => out[n]!);
     const logitsTensor = out.logits!;
+    // no position asked for (logitsFrom = seq, e.g. a prompt chunk before the last): the graph's
+    // Reshape back to [batch, 0, vocab] reads that 0 as "keep this dimension" in some exports
+    if (logitsTensor.size === 0) return { logits: new Float32Array(0), kept: 0, vocab: this.vocabSize, kv };
     const [, kept, vocab] = logitsTensor.dims as number[];
     let logits: Float32Array;
     if (logitsTensor.type === 'float16') {

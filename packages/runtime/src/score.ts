@@ -93,12 +93,12 @@ export async function scoreBatch(
       window: null,
       limit: width,
     };
-    for await (const { at, n: ran, out, logitsAt } of runChunked(
+    for await (const { out, logitsAt } of runChunked(
       session,
       { batch: group.length, width, ids, mask, positions },
       plan,
     )) {
-      if (logitsAt === at + ran) continue; // a chunk before the first position scored: no logits
+      if (out.kept === 0) continue; // a chunk before the first position scored
       const V = out.vocab;
       if (row.length !== V) row = new Float32Array(V);
       for (const [b, c] of group.entries()) {

@@ -1,7 +1,8 @@
+import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it, vi } from 'vitest';
 import type { StepInputs } from '../src/decoder-session.js';
 import { GenerationAbortedError, generateWithoutCache, loadModel } from '../src/index.js';
-import { diverseModelDir, PROMPTS, streamInBackground } from './helpers.js';
+import { diverseModelDir, PROMPTS, promptStep, streamInBackground } from './helpers.js';
 
 const quiet = { log: () => {} };
 
@@ -131,6 +132,20 @@ describe('chunked prefill', () => {
     }
     await whole.dispose();
     await chunked.dispose();
+  });
+
+  it.each([
+    ['Gemm', {}],
+    ['MatMul', { linear: 'matmul' }],
+  ] as const)('a run that asks for no logits returns none (%s LM head)', async (_, graph) => {
+    const { dir } = await createTinyModel({ seed: 1, initScale: 10, ...graph });
+    const model = await loadModel(dir, quiet);
+    const ids = [1, 5, 6, 7, 8];
+    const step = promptStep(ids, ids.length, 'new');
+    const out = await model.session.run(step);
+    expect([out.logits.length, out.kept, out.vocab]).toEqual([0, 0, model.info.vocabSize]);
+    expect(out.kv[0]!.dims).toEqual([1, model.info.kvHeads, ids.length, model.info.headDim]);
+    await model.dispose();
   });
 
   it('rejects a prefillChunk that is not a whole number', async () => {
