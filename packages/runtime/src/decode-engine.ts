@@ -4,7 +4,7 @@ import { GenerationAbortedError } from './errors.js';
 import type { KvCache } from './kv-cache.js';
 import type { LogitsProcessor } from './logits-processor.js';
 import { RulesProcessor } from './logits-processor.js';
-import { type ChunkOutputs, runChunked } from './prefill.js';
+import { type ChunkOutputs, I64, runChunked } from './prefill.js';
 import { createRng, logSumExp, rankOf, type SamplingOptions, sampleToken, topEntries } from './sampling.js';
 import { StopMatcher } from './stop-matcher.js';
 
@@ -103,12 +103,6 @@ interface Row {
   resolve: (r: RowResult) => void;
   reject: (e: unknown) => void;
 }
-
-const I64 = (xs: ArrayLike<number>) => {
-  const a = new BigInt64Array(xs.length);
-  for (let i = 0; i < xs.length; i++) a[i] = BigInt(xs[i]!);
-  return a;
-};
 
 /**
  * Positions the rows may still add to the cache: one per token they may still generate (each is fed,

@@ -4,7 +4,7 @@ export { checkSplitAttention, DecoderSession, type SessionOptions } from './deco
 export { GenerationAbortedError, GenerationError, ModelLoadError } from './errors.js';
 export { defaultHubCacheDir, hubEndpoint, isHubId, type ResolveOptions, resolveModel } from './hub.js';
 export type { LogitsProcessor, ProcessorContext } from './logits-processor.js';
-export { type LoadOptions, loadModel, Model, type ModelInfo } from './model.js';
+export { DEFAULT_PREFILL_CHUNK, type LoadOptions, loadModel, Model, type ModelInfo } from './model.js';
 export {
   DTYPE_SUFFIX,
   type ModelConfig,

@@ -39,7 +39,8 @@ export interface ChunkOutputs {
   cache: SlotCache | PresentCache | null;
 }
 
-const I64 = (xs: ArrayLike<number>) => {
+/** `xs` as the int64 array of an onnxruntime tensor. */
+export const I64 = (xs: ArrayLike<number>): BigInt64Array => {
   const a = new BigInt64Array(xs.length);
   for (let i = 0; i < xs.length; i++) a[i] = BigInt(xs[i]!);
   return a;
