@@ -127,7 +127,7 @@ export class SlotCache implements KvCache {
    */
   static fromPrefill(outputs: ort.Tensor[], window: number | null = null, limit?: number): SlotCache {
     const [batch, heads, seq, dim] = outputs[0]!.dims as number[];
-    const capacity = sized(roundUp(seq! + 1), seq!, limit, window);
+    const capacity = promptCapacity(seq!, limit, window);
     const data = outputs.map((t) => {
       const out = alloc(kvData(t), batch! * heads! * capacity * dim!);
       copyRows(kvData(t), batch!, heads!, dim!, seq!, seq!, out, capacity, 0, 0);
@@ -157,7 +157,7 @@ export class SlotCache implements KvCache {
    */
   extend(fresh: ort.Tensor[], more: boolean, limit?: number): SlotCache {
     const needed = this.filled + fresh[0]!.dims[2]!;
-    this.write(fresh, more ? needed : sized(roundUp(needed + 1), needed, limit, this.window));
+    this.write(fresh, more ? needed : promptCapacity(needed, limit, this.window));
     return this;
   }
 
@@ -202,7 +202,7 @@ export class SlotCache implements KvCache {
 
   merge(other: KvCache, limit?: number): KvCache {
     const length = Math.max(this.filled, other.length);
-    const capacity = sized(roundUp(length + 1), length, limit, this.window);
+    const capacity = promptCapacity(length, limit, this.window);
     const b = other.feeds();
     const data = this.data.map((da, i) => {
       const out = alloc(da, (this.batch + other.batch) * this.heads * capacity * this.dim);
@@ -272,6 +272,10 @@ function sized(wanted: number, needed: number, limit: number | undefined, window
   const capacity = Math.max(needed, Math.min(wanted, limit ?? wanted));
   return window === null || capacity < window ? capacity : Math.max(window - 1, needed);
 }
+
+/** The capacity of a cache that has just taken in a prompt of `filled` positions: room for the next token, in whole chunks. */
+const promptCapacity = (filled: number, limit: number | undefined, window: number | null) =>
+  sized(roundUp(filled + 1), filled, limit, window);
 
 /** The rows `keep` (each `block` values long) of `src`, in that order, in a new array. */
 function gatherRows(src: KvData, keep: readonly number[], block: number): KvData {

@@ -68,17 +68,13 @@ export async function* runChunked(
       for (let b = 0; b < batch; b++) for (let t = 0; t < n; t++) out.push(xs[b * width + at + t]!);
       return out;
     };
-    let mask: BigInt64Array;
-    if (cache === null) mask = I64(slice(rows.mask));
-    else {
-      // each row's mask over the chunks cached so far, the free slots (hidden), then this chunk
-      const total = cache.width + n;
-      mask = new BigInt64Array(batch * total);
-      for (let b = 0; b < batch; b++) {
-        for (let t = 0; t < at; t++) if (rows.mask[b * width + t] === 1) mask[b * total + t] = 1n;
-        for (let t = 0; t < n; t++)
-          if (rows.mask[b * width + at + t] === 1) mask[b * total + cache.width + t] = 1n;
-      }
+    // each row's mask over the chunks cached so far, the free slots (hidden), then this chunk
+    const past = cache?.width ?? 0;
+    const total = past + n;
+    const mask = new BigInt64Array(batch * total);
+    for (let b = 0; b < batch; b++) {
+      for (let t = 0; t < at; t++) if (rows.mask[b * width + t] === 1) mask[b * total + t] = 1n;
+      for (let t = 0; t < n; t++) if (rows.mask[b * width + at + t] === 1) mask[b * total + past + t] = 1n;
     }
     const last = at + n === width;
     const localFrom = Math.min(n, Math.max(0, plan.logitsFrom - at));
