@@ -2,13 +2,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { ImplicitItError, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import {
+  DEFAULT_PREFILL_CHUNK,
   type ExecutionProvider,
   isHubId,
   loadModel,
   type Model,
   type ModelDtype,
 } from '@implicit-it/runtime';
-import { InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { resolveDefaultModel } from './default-model.js';
 import { CliError, EXIT, note, usage } from './output.js';
 
@@ -92,9 +93,38 @@ export interface ModelFlags {
   offline?: boolean;
   provider?: string;
   dtype?: string;
+  /** onnxruntime's intra-op threads (default: its choice, the physical cores). */
+  threads?: number;
+  /** Prompt positions prefilled per onnxruntime run (0: whole prompts). */
+  prefillChunk?: number;
   verbose?: boolean;
   /** Rows the runtime decodes together (continuous batching). */
   maxBatchSize?: number;
+}
+
+/**
+ * How a model loads: the flags every model-loading command takes after its `--model`.
+ * `offlineHelp` says what `--offline` means for the command (the default model, or cached hub ids).
+ */
+export function addLoadOptions(
+  cmd: Command,
+  offlineHelp = 'never use the network (the default model is then the random-weights stand-in)',
+): Command {
+  return cmd
+    .option('--offline', offlineHelp)
+    .addOption(new Option('--provider <name>', 'execution provider').choices(PROVIDERS).default('auto'))
+    .option('--dtype <dtype>', 'ONNX weights variant (fp32, fp16, q8, ...)', 'fp32')
+    .option(
+      '--threads <n>',
+      "onnxruntime's threads per operator (default: the physical cores)",
+      intArg(1, 1024),
+    )
+    .option(
+      '--prefill-chunk <n>',
+      `prompt positions prefilled per onnxruntime run (0: whole prompts; default ${DEFAULT_PREFILL_CHUNK})`,
+      intArg(0),
+    )
+    .option('-v, --verbose', 'log model loading details to stderr');
 }
 
 /** A loaded model and the id it goes by. */
@@ -135,6 +165,8 @@ export async function openModel(flags: ModelFlags): Promise<OpenedModel> {
     dtype: (flags.dtype ?? 'fp32') as ModelDtype,
     offline: flags.offline,
     ...(flags.maxBatchSize ? { maxBatchSize: flags.maxBatchSize } : {}),
+    ...(flags.threads ? { intraOpThreads: flags.threads } : {}),
+    ...(flags.prefillChunk !== undefined ? { prefillChunk: flags.prefillChunk } : {}),
     log,
     onProgress: (message) => note(message),
   });

@@ -47,6 +47,26 @@ describe('help, version, usage errors', () => {
       expect(r.code, cmd.join(' ')).toBe(0);
       expect(r.stdout, cmd.join(' ')).toMatch(/Examples:\n\s+\$ implicit-it /);
     }
+    // every command that loads a model takes the same loading flags
+    for (const cmd of [
+      'generate',
+      'chat',
+      'serve',
+      'eval generate',
+      'eval ablations',
+      'eval rank',
+      'eval shift',
+    ]) {
+      const help = (await run([...cmd.split(' '), '--help'])).stdout;
+      for (const flag of [
+        '--offline',
+        '--provider <name>',
+        '--dtype <dtype>',
+        '--threads <n>',
+        '--prefill-chunk <n>',
+      ])
+        expect(help, `${cmd}: ${flag}`).toContain(flag);
+    }
   });
 
   it('--version prints the package version', async () => {
@@ -95,6 +115,42 @@ describe('generate', () => {
     expect(out.tokenIds.length).toBe(out.usage.completionTokens);
     expect(out.usage.completionTokens).toBeLessThanOrEqual(24);
     expect(streamed.stdout).toBe(`${out.text}\n`);
+  });
+
+  it('--threads and --prefill-chunk reach the runtime (-v says so) and keep the output', async () => {
+    const prompt = 'Give me a recipe for tiramisu, with the steps numbered.';
+    const plain = JSON.parse(
+      (await run(['generate', '--model', model, '-n', '12', '--json', prompt])).stdout,
+    );
+    const r = await run([
+      'generate',
+      '--model',
+      model,
+      '-n',
+      '12',
+      '--threads',
+      '1',
+      '--prefill-chunk',
+      '3',
+      '-v',
+      '--json',
+      prompt,
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^\[implicit-it\] execution provider: cpu, intra-op threads: 1/m);
+    expect(r.stderr).toContain('[implicit-it] prompts prefilled in chunks of 3 positions');
+    expect(JSON.parse(r.stdout).tokenIds).toEqual(plain.tokenIds);
+    const whole = await run(['generate', '--model', model, '-n', '1', '--prefill-chunk', '0', '-v', 'Hi']);
+    expect(whole.stderr).toContain('[implicit-it] prompts prefilled whole');
+    for (const [flag, value] of [
+      ['--threads', '0'],
+      ['--prefill-chunk', '-1'],
+      ['--prefill-chunk', '2.5'],
+    ] as const) {
+      const bad = await run(['generate', '--model', model, flag, value, 'Hi']);
+      expect(bad.code, `${flag} ${value}`).toBe(2);
+      expect(bad.stderr).toContain(`${flag} <n>' argument '${value}' is invalid`);
+    }
   });
 
   it('reads the instruction from stdin', async () => {

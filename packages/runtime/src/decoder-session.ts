@@ -203,7 +203,8 @@ export class DecoderSession {
         const why = failures.length
           ? ` (skipped: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')})`
           : '';
-        log(`execution provider: ${session.provider}${why}`);
+        const threads = options.intraOpThreads ? `, intra-op threads: ${options.intraOpThreads}` : '';
+        log(`execution provider: ${session.provider}${threads}${why}`);
         return session;
       }
       await session.release();

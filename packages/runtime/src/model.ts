@@ -434,5 +434,14 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
     log(
       `sliding window of ${window} positions: from ${window - 1} cached positions on, the cache has no free slots and each step copies it`,
     );
-  return new Model(files, tokenizer, session, options.rules ?? false, options.maxBatchSize, chunk);
+  const loaded = new Model(files, tokenizer, session, options.rules ?? false, options.maxBatchSize, chunk);
+  const { prefillChunk } = loaded.info;
+  log(
+    prefillChunk > 0
+      ? `prompts prefilled in chunks of ${prefillChunk} positions`
+      : chunk
+        ? 'prompts prefilled whole (chunks need the patched graph and no sliding window)'
+        : 'prompts prefilled whole',
+  );
+  return loaded;
 }

@@ -157,6 +157,16 @@ describe('execution providers and logits', () => {
     await model.dispose();
   });
 
+  it('sets and logs the threads per operator', async () => {
+    const lines: string[] = [];
+    const model = await loadModel(await diverseModelDir(), { log: (l) => lines.push(l), intraOpThreads: 1 });
+    expect(
+      lines.some((l) => /^execution provider: cpu, intra-op threads: 1( \(skipped: .+\))?$/.test(l)),
+    ).toBe(true);
+    expect((await model.generate('Hi', { maxNewTokens: 2 }))[0]!.usage.completionTokens).toBeGreaterThan(0);
+    await model.dispose();
+  });
+
   it('the logits-slice patch gives the same logits as the graph as exported', async () => {
     const files = resolveModelFiles(await diverseModelDir());
     const patched = await DecoderSession.create(files, { log: () => {} });

@@ -156,14 +156,30 @@ describe('chunked prefill', () => {
       );
   });
 
+  it('says at load how prompts are prefilled', async () => {
+    const lines: string[] = [];
+    const chunked = await loadModel(await diverseModelDir(), { log: (l) => lines.push(l), prefillChunk: 64 });
+    await chunked.dispose();
+    const whole = await loadModel(await diverseModelDir(), { log: (l) => lines.push(l), prefillChunk: 0 });
+    await whole.dispose();
+    expect(lines.filter((l) => l.startsWith('prompts'))).toEqual([
+      'prompts prefilled in chunks of 64 positions',
+      'prompts prefilled whole',
+    ]);
+  });
+
   it('runs prompts whole where the cache is fed back as present.*', async () => {
+    const lines: string[] = [];
     const model = await loadModel(await diverseModelDir(), {
-      ...quiet,
+      log: (l) => lines.push(l),
       cacheOutputs: false,
       prefillChunk: 2,
     });
     expect(model.info.cacheMode).toBe('present');
     expect(model.info.prefillChunk).toBe(0);
+    expect(lines.at(-1)).toBe(
+      'prompts prefilled whole (chunks need the patched graph and no sliding window)',
+    );
     const run = vi.spyOn(model.session, 'run');
     await model.generate(PROMPTS[3]!, { maxNewTokens: 2 });
     expect(run.mock.calls[0]![0].seq).toBe(model.prompt(PROMPTS[3]!).ids.length);

@@ -25,7 +25,15 @@ import {
 import { ABLATIONS, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import type { Model } from '@implicit-it/runtime';
 import { type Command, Option } from 'commander';
-import { intArg, type ModelFlags, numArg, type OpenedModel, openModel, parseRules } from '../flags.js';
+import {
+  addLoadOptions,
+  intArg,
+  type ModelFlags,
+  numArg,
+  type OpenedModel,
+  openModel,
+  parseRules,
+} from '../flags.js';
 import { CliError, EXIT, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar } from '../progress.js';
 import { sharedDir } from '../shared-dir.js';
@@ -60,19 +68,14 @@ function addModelOptions(
   flag = '--model <dir|hub-id>',
   what = 'the model to evaluate',
 ): Command {
-  return cmd
+  cmd
     .requiredOption(flag, `${what}: a model directory or a hub id`)
     .addOption(
       new Option('-f, --format <format>', 'prompt format (the paper: tulu)')
         .choices(['tulu', 'chat-template', 'raw'])
         .default('tulu'),
-    )
-    .option('--offline', 'never use the network (hub ids must be cached)')
-    .addOption(
-      new Option('--provider <name>', 'execution provider').choices(['auto', 'cpu', 'cuda']).default('auto'),
-    )
-    .option('--dtype <dtype>', 'ONNX weights variant (fp32, fp16, q8, ...)', 'fp32')
-    .option('-v, --verbose', 'log model loading details to stderr');
+    );
+  return addLoadOptions(cmd, 'never use the network (hub ids must be cached)');
 }
 
 async function loadFor(model: string, flags: EvalModelFlags): Promise<OpenedModel> {

@@ -1,7 +1,16 @@
 import type { RuleSpec } from '@implicit-it/rules';
 import type { GenerateOptions, Model, StreamPart } from '@implicit-it/runtime';
 import { type Command, Option } from 'commander';
-import { collect, intArg, type ModelFlags, numArg, openModel, parseRules, rulesLabel } from '../flags.js';
+import {
+  addLoadOptions,
+  collect,
+  intArg,
+  type ModelFlags,
+  numArg,
+  openModel,
+  parseRules,
+  rulesLabel,
+} from '../flags.js';
 import { CliError, EXIT, forTerminal, note, painter, printJson, usage } from '../output.js';
 import { multiProgress } from '../progress.js';
 import { sideBySide } from '../side-by-side.js';
@@ -22,7 +31,7 @@ interface GenerateFlags extends ModelFlags {
 
 /** Options shared by `generate` and `chat`. */
 export function addGenerationOptions(cmd: Command): Command {
-  return cmd
+  cmd
     .option(
       '-m, --model <dir|hub-id>',
       'model directory or hub id (default: the embedded default, see below)',
@@ -42,13 +51,8 @@ export function addGenerationOptions(cmd: Command): Command {
     .option('--top-p <p>', 'nucleus sampling', numArg(Number.MIN_VALUE, 1))
     .option('--top-k <k>', 'keep the k most likely tokens', intArg(0))
     .option('--seed <n>', 'seed of the sampler', intArg(0, 2 ** 32 - 1))
-    .option('--stop <text>', 'stop string (repeatable)', collect)
-    .option('--offline', 'never use the network (the default model is then the random-weights stand-in)')
-    .addOption(
-      new Option('--provider <name>', 'execution provider').choices(['auto', 'cpu', 'cuda']).default('auto'),
-    )
-    .option('--dtype <dtype>', 'ONNX weights variant (fp32, fp16, q8, ...)', 'fp32')
-    .option('-v, --verbose', 'log model loading details to stderr');
+    .option('--stop <text>', 'stop string (repeatable)', collect);
+  return addLoadOptions(cmd);
 }
 
 export function generationOptions(flags: GenerateFlags, rules: RuleSpec): GenerateOptions {

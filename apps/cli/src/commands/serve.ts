@@ -2,11 +2,20 @@ import { type ServedModel, serve } from '@implicit-it/api';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { RANDOM_MODEL_ID } from '../default-model.js';
-import { collect, intArg, type OpenedModel, openModel, parseRules, rulesLabel } from '../flags.js';
+import {
+  addLoadOptions,
+  collect,
+  intArg,
+  type ModelFlags,
+  type OpenedModel,
+  openModel,
+  parseRules,
+  rulesLabel,
+} from '../flags.js';
 import { note, painter, usage } from '../output.js';
 import { DEFAULT_MODEL_HELP } from './generate.js';
 
-interface ServeFlags {
+interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   model?: string[];
   port: number;
   host: string;
@@ -17,10 +26,6 @@ interface ServeFlags {
   maxTokens: number;
   format: 'tulu' | 'chat-template';
   playground: boolean;
-  offline?: boolean;
-  provider?: string;
-  dtype?: string;
-  verbose?: boolean;
   json?: boolean;
 }
 
@@ -94,7 +99,7 @@ async function run(flags: ServeFlags): Promise<void> {
 }
 
 export function registerServe(program: Command): void {
-  program
+  const cmd = program
     .command('serve')
     .description('start the OpenAI-compatible API with the playground page')
     .option(
@@ -127,13 +132,8 @@ export function registerServe(program: Command): void {
         .default('tulu'),
     )
     .option('--no-playground', 'do not serve the playground page at /')
-    .option('--offline', 'never use the network (the default model is then the random-weights stand-in)')
-    .addOption(
-      new Option('--provider <name>', 'execution provider').choices(['auto', 'cpu', 'cuda']).default('auto'),
-    )
-    .option('--dtype <dtype>', 'ONNX weights variant (fp32, fp16, q8, ...)', 'fp32')
-    .option('-v, --verbose', 'log model loading details to stderr')
-    .option('--json', 'also print {"url","models",...} as one JSON line on stdout once listening')
+    .option('--json', 'also print {"url","models",...} as one JSON line on stdout once listening');
+  addLoadOptions(cmd)
     .addHelpText(
       'after',
       `
