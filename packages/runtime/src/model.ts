@@ -435,13 +435,21 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
       `sliding window of ${window} positions: from ${window - 1} cached positions on, the cache has no free slots and each step copies it`,
     );
   const loaded = new Model(files, tokenizer, session, options.rules ?? false, options.maxBatchSize, chunk);
-  const { prefillChunk } = loaded.info;
+  const { prefillChunk, slidingWindow, cacheMode, logitsMode } = loaded.info;
+  const why =
+    slidingWindow !== null
+      ? 'a sliding window'
+      : cacheMode !== 'slots'
+        ? 'the cache fed back as present.*'
+        : logitsMode !== 'patched'
+          ? 'an LM head that is not sliced'
+          : null;
   log(
     prefillChunk > 0
       ? `prompts prefilled in chunks of ${prefillChunk} positions`
-      : chunk
-        ? 'prompts prefilled whole (chunks need the patched graph and no sliding window)'
-        : 'prompts prefilled whole',
+      : chunk === 0 || why === null
+        ? 'prompts prefilled whole'
+        : `prompts prefilled whole (no chunks with ${why})`,
   );
   return loaded;
 }

@@ -255,7 +255,9 @@ describe('KV caches', () => {
       split.info.attention,
       exported.info.attention,
     ]).toEqual(['slots', 'grouped', 'split', 'exported']);
-    expect(lines.filter((l) => !l.startsWith('execution provider'))).toEqual([]);
+    expect(lines.filter((l) => !l.startsWith('execution provider'))).toEqual([
+      'prompts prefilled in chunks of 256 positions',
+    ]);
     expect(await checkSplitAttention(model.session)).toBeNull();
     await expectNoCacheLoopTokens(model, [exported, split], SLOT_CHUNK + 4);
     await model.dispose();
@@ -293,6 +295,7 @@ describe('KV caches', () => {
     const model = await loadModel(dir, { log: (l) => lines.push(l), maxBatchSize: 2 });
     expect(lines.filter((l) => !l.startsWith('execution provider'))).toEqual([
       'sliding window of 48 positions: from 47 cached positions on, the cache has no free slots and each step copies it',
+      'prompts prefilled whole (no chunks with a sliding window)',
     ]);
     const exported = await loadModel(dir, { log: () => {}, cacheOutputs: false });
     expect([model.info.slidingWindow, model.info.cacheMode, exported.info.cacheMode]).toEqual([

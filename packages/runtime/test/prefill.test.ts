@@ -177,9 +177,7 @@ describe('chunked prefill', () => {
     });
     expect(model.info.cacheMode).toBe('present');
     expect(model.info.prefillChunk).toBe(0);
-    expect(lines.at(-1)).toBe(
-      'prompts prefilled whole (chunks need the patched graph and no sliding window)',
-    );
+    expect(lines.at(-1)).toBe('prompts prefilled whole (no chunks with the cache fed back as present.*)');
     const run = vi.spyOn(model.session, 'run');
     await model.generate(PROMPTS[3]!, { maxNewTokens: 2 });
     expect(run.mock.calls[0]![0].seq).toBe(model.prompt(PROMPTS[3]!).ids.length);
