@@ -98,11 +98,7 @@ export class Model {
     maxBatchSize = 32,
     prefillChunk = DEFAULT_PREFILL_CHUNK,
   ) {
-    const chunked =
-      session.cacheMode === 'slots' &&
-      session.logitsMode === 'patched' &&
-      files.config.sliding_window === null;
-    if (!chunked) prefillChunk = 0;
+    if (whyPromptsRunWhole(session, files.config.sliding_window) !== null) prefillChunk = 0;
     this.eos = new Set([...modelEosIds(files), ...tokenizer.eosIds]);
     this.info = {
       dir: files.dir,
@@ -435,21 +431,25 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
       `sliding window of ${window} positions: from ${window - 1} cached positions on, the cache has no free slots and each step copies it`,
     );
   const loaded = new Model(files, tokenizer, session, options.rules ?? false, options.maxBatchSize, chunk);
-  const { prefillChunk, slidingWindow, cacheMode, logitsMode } = loaded.info;
-  const why =
-    slidingWindow !== null
-      ? 'a sliding window'
-      : cacheMode !== 'slots'
-        ? 'the cache fed back as present.*'
-        : logitsMode !== 'patched'
-          ? 'an LM head that is not sliced'
-          : null;
+  const why = whyPromptsRunWhole(session, window);
   log(
-    prefillChunk > 0
-      ? `prompts prefilled in chunks of ${prefillChunk} positions`
+    loaded.info.prefillChunk > 0
+      ? `prompts prefilled in chunks of ${loaded.info.prefillChunk} positions`
       : chunk === 0 || why === null
         ? 'prompts prefilled whole'
         : `prompts prefilled whole (no chunks with ${why})`,
   );
   return loaded;
+}
+
+/**
+ * What keeps prompts from running in chunks, or null where they can: chunks need the cache in the
+ * engine's buffers, the LM head sliced (the chunks before the last ask for no logits), and no sliding
+ * window.
+ */
+function whyPromptsRunWhole(session: DecoderSession, slidingWindow: number | null): string | null {
+  if (slidingWindow !== null) return 'a sliding window';
+  if (session.cacheMode !== 'slots') return 'the cache fed back as present.*';
+  if (session.logitsMode !== 'patched') return 'an LM head that is not sliced';
+  return null;
 }
