@@ -359,7 +359,7 @@ const exportedKv = await loadModel(expandDir, { log: () => {}, splitAttention: f
 for (const m of [patchedKv, exportedKv]) await m.generate(prompts8, { maxNewTokens: 2, ignoreEos: true });
 const rk = { patched: [], exported: [] };
 let rkSame = true;
-for (let round = 0; round < (quick ? 1 : 2); round++) {
+for (let round = 0; round < (quick ? 1 : 3); round++) {
   const outs = {};
   for (const [name, m] of [
     ['patched', patchedKv],
