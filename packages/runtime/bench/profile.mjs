@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Where a step's time goes, per onnxruntime op type, on the smollm2-135m bench model (CPU): a 512-token
 // prefill, decoding steps at batch 1 and at batch 8 (64-token prompts, a cache of about 100 positions),
-// read from onnxruntime's own profile (the `profile` load option) and set side by side. Profiling adds a few microseconds to every kernel run, so small
-// kernels (Reshape, Slice...) look larger than they are; compare columns, not absolute sums.
+// read from onnxruntime's own profile (the `profile` load option) and set side by side. Profiling adds a
+// few microseconds to every kernel run, so small kernels (Reshape, Slice...) look larger than they are;
+// compare columns, not absolute sums.
 // `PROFILE_KEEP=1` keeps the trace (open it in chrome://tracing or Perfetto).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
