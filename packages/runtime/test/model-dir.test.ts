@@ -1,7 +1,8 @@
 import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { DecoderSession, loadModel, ModelLoadError, resolveModel, resolveModelFiles } from '../src/index.js';
 import { diverseModelDir, expectClose, PROMPTS, promptStep } from './helpers.js';
 
@@ -159,7 +160,12 @@ describe('execution providers and logits', () => {
 
   it('sets and logs the threads per operator', async () => {
     const lines: string[] = [];
+    const create = vi.spyOn(ort.InferenceSession, 'create');
     const model = await loadModel(await diverseModelDir(), { log: (l) => lines.push(l), intraOpThreads: 1 });
+    // every session onnxruntime was asked for got the thread count
+    expect(create).toHaveBeenCalled();
+    for (const call of create.mock.calls) expect(call[1]).toMatchObject({ intraOpNumThreads: 1 });
+    create.mockRestore();
     expect(
       lines.some((l) => /^execution provider: cpu, intra-op threads: 1( \(skipped: .+\))?$/.test(l)),
     ).toBe(true);
