@@ -15,16 +15,19 @@ const out = mkdtempSync(join(tmpdir(), 'implicit-it-profile-'));
 const model = await loadModel(await benchModelDir(), { log: () => {}, profile: join(out, 'runtime') });
 const promptOf = promptMaker(model);
 
-// every onnxruntime run, labelled with the phase that made it (runs at load are not labelled)
+// every onnxruntime run, labelled with the phase and the generate() call that made it (runs at load are
+// not labelled): a prefill in chunks (`prefillChunk`) is several runs of one call
 const labels = [];
 let phase = 'warm-up';
+let call = 0;
 const run = model.session.run.bind(model.session);
 model.session.run = (step) => {
-  labels.push(phase);
+  labels.push({ phase, call });
   return run(step);
 };
 async function measure(name, prompts, maxNewTokens) {
   phase = name;
+  call++;
   await model.generate(prompts, { maxNewTokens, ignoreEos: true, rules: 'hewitt2024' });
 }
 const rows = (n, len) =>
@@ -44,8 +47,8 @@ const kernels = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kerne
 const atLoad = runs.length - labels.length;
 let k = 0;
 const profiled = runs.map((r, i) => {
-  const label = i < atLoad ? 'load' : labels[i - atLoad];
-  const entry = { label, ms: r.dur / 1000, kernelMs: 0, nodes: 0, ops: new Map() };
+  const { phase: label, call } = i < atLoad ? { phase: 'load', call: 0 } : labels[i - atLoad];
+  const entry = { label, call, ms: r.dur / 1000, kernelMs: 0, nodes: 0, ops: new Map() };
   while (k < kernels.length && kernels[k].ts < r.ts) k++;
   for (; k < kernels.length && kernels[k].ts <= r.ts + r.dur; k++) {
     const op = kernels[k].args.op_name;
@@ -56,15 +59,35 @@ const profiled = runs.map((r, i) => {
   }
   return entry;
 });
-/** The mean run of a phase; for the decoding phases, of their steps (the first run is the prefill). */
+/** Adds up the runs of each generate() call: one entry per call. */
+function perCall(runs) {
+  const calls = new Map();
+  for (const r of runs) {
+    const c = calls.get(r.call) ?? { ms: 0, kernelMs: 0, nodes: 0, runs: 0, ops: new Map() };
+    c.ms += r.ms;
+    c.kernelMs += r.kernelMs;
+    c.nodes += r.nodes;
+    c.runs++;
+    for (const [op, ms] of r.ops) c.ops.set(op, (c.ops.get(op) ?? 0) + ms);
+    calls.set(r.call, c);
+  }
+  return [...calls.values()];
+}
+/**
+ * The mean prefill of a phase (all its runs, chunks included, per generate() call) or, for the decoding
+ * phases, the mean decoding step (the runs after the call's first token).
+ */
 function mean(label) {
   let these = profiled.filter((r) => r.label === label);
+  // a 64-token prompt is shorter than a chunk: one run of prefill, then the steps
   if (label.startsWith('batch')) these = these.slice(1);
+  else these = perCall(these);
   const n = these.length;
   const ops = new Map();
   for (const r of these) for (const [op, ms] of r.ops) ops.set(op, (ops.get(op) ?? 0) + ms / n);
   const sum = (f) => these.reduce((a, r) => a + f(r), 0) / n;
-  return { n, ops, ms: sum((r) => r.ms), kernelMs: sum((r) => r.kernelMs), nodes: sum((r) => r.nodes) };
+  const runs = sum((r) => r.runs ?? 1);
+  return { n, runs, ops, ms: sum((r) => r.ms), kernelMs: sum((r) => r.kernelMs), nodes: sum((r) => r.nodes) };
 }
 const pre = mean('prefill 512');
 const s1 = mean('batch 1');
@@ -72,7 +95,7 @@ const s8 = mean('batch 8');
 
 console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}; ${file}`);
 console.log(
-  `nodes per run: ${Math.round(s1.nodes)}; milliseconds per run, by op type (kernel time under the profiler):\n`,
+  `nodes per decoding step: ${Math.round(s1.nodes)}; the prefill of 512 positions takes ${pre.runs} run(s) (prefillChunk ${model.info.prefillChunk}).\nMilliseconds per prefill and per step, by op type (kernel time under the profiler):\n`,
 );
 const pad = (x, n) => String(x).padStart(n);
 console.log(
