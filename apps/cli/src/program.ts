@@ -4,6 +4,7 @@ import { registerDoctor } from './commands/doctor.js';
 import { registerEval } from './commands/eval.js';
 import { registerFinetune } from './commands/finetune.js';
 import { registerGenerate } from './commands/generate.js';
+import { registerInstallCuda } from './commands/install-cuda.js';
 import { registerModel } from './commands/model.js';
 import { registerRules } from './commands/rules-trace.js';
 import { registerServe } from './commands/serve.js';
@@ -40,6 +41,7 @@ Examples:
   $ implicit-it eval generate --model DIR --rules hewitt2024 --out run/outputs/rules.json  # AlpacaEval outputs
   $ implicit-it eval winrate --annotations run/annotations/rules.json --json
   $ implicit-it doctor
+  $ implicit-it install-cuda                                       # the GPU provider a pnpm 10 install skips
 
 Exit codes: 0 ok, 1 failure, 2 bad usage, 3 model/tokenizer not found or not loadable, 130 interrupted.
 Colour follows the terminal; NO_COLOR=1 turns it off, FORCE_COLOR=1 on.`,
@@ -52,5 +54,6 @@ Colour follows the terminal; NO_COLOR=1 turns it off, FORCE_COLOR=1 on.`,
   registerFinetune(program);
   registerEval(program);
   registerDoctor(program);
+  registerInstallCuda(program);
   return program;
 }

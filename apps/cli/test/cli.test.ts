@@ -21,6 +21,7 @@ describe('help, version, usage errors', () => {
     ['model', 'create'],
     ['model', 'inspect'],
     ['doctor'],
+    ['install-cuda'],
     ['finetune'],
     ['finetune', 'data'],
     ['finetune', 'plan'],
@@ -38,7 +39,17 @@ describe('help, version, usage errors', () => {
   it('prints help with examples for the program and every command (exit 0)', async () => {
     const top = await run(['--help']);
     expect(top.code).toBe(0);
-    for (const c of ['generate', 'chat', 'serve', 'rules', 'model', 'doctor', 'finetune', 'eval'])
+    for (const c of [
+      'generate',
+      'chat',
+      'serve',
+      'rules',
+      'model',
+      'doctor',
+      'install-cuda',
+      'finetune',
+      'eval',
+    ])
       expect(top.stdout).toContain(c);
     expect(top.stdout).toMatch(/Exit codes: 0 ok, 1 failure, 2 bad usage, 3 model/);
     expect(top.stdout).toContain('NO_COLOR');

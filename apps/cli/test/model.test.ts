@@ -85,3 +85,30 @@ describe('doctor', () => {
     expect(text.stdout).toMatch(/^ok\s+Node\.js\s+v\d+/m);
   });
 });
+
+describe('install-cuda', () => {
+  // onnxruntime-node's real install script runs, through a proxy that refuses every connection
+  // (GLOBAL_AGENT_HTTPS_PROXY, read by the script): the download fails at once, network or not.
+  it.runIf(process.platform === 'linux' && process.arch === 'x64')(
+    "runs onnxruntime-node's install script and exits 1 with its error when the download fails",
+    async () => {
+      const env = { GLOBAL_AGENT_HTTPS_PROXY: 'http://127.0.0.1:9' };
+      const r = await run(['install-cuda'], { env });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines[0]).toBe(
+        "running onnxruntime-node's install script (ONNXRUNTIME_NODE_INSTALL=cuda12), from api.nuget.org",
+      );
+      // the script's own output, then the error
+      expect(lines).toContain('Error: connect ECONNREFUSED 127.0.0.1:9');
+      expect(lines.slice(-2)).toEqual([
+        "error: onnxruntime-node's install script (ONNXRUNTIME_NODE_INSTALL=cuda12) failed: Error: connect ECONNREFUSED 127.0.0.1:9",
+        'hint: the download needs https access to api.nuget.org; behind a proxy, set GLOBAL_AGENT_HTTPS_PROXY',
+      ]);
+      const quiet = await run(['install-cuda', '--quiet'], { env });
+      expect(quiet.code).toBe(1);
+      expect(quiet.stderr.trimEnd().split('\n')).toEqual([lines[0], ...lines.slice(-2)]);
+    },
+  );
+});

@@ -24,7 +24,10 @@ export {
 export type { GenerateInput, GenerateOptions, GenerationResult, StreamPart } from './options.js';
 export {
   type ExecutionProvider,
+  type InstallCudaOptions,
+  installCudaProvider,
   PROVIDER_PRIORITY,
+  ProviderInstallError,
   type ProviderStatus,
   providerStatus,
 } from './providers.js';

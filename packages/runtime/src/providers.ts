@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { ImplicitItError } from '@implicit-it/rules';
 import * as ort from 'onnxruntime-node';
 
 /** Execution providers the runtime knows, in priority order for `auto`. */
@@ -14,15 +16,22 @@ export interface ProviderStatus {
   reason: string;
 }
 
-function ortBinDir(): string | undefined {
+/** The onnxruntime-node package this runtime loads (its directory), if it resolves. */
+function ortPackageDir(): string | undefined {
   try {
-    const require = createRequire(import.meta.url);
-    const main = require.resolve('onnxruntime-node');
-    return join(dirname(main), '..', 'bin', `napi-v6`, process.platform, process.arch);
+    return dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
   } catch {
     return undefined;
   }
 }
+
+function ortBinDir(): string | undefined {
+  const dir = ortPackageDir();
+  return dir && join(dir, 'bin', `napi-v6`, process.platform, process.arch);
+}
+
+/** The CUDA provider library onnxruntime-node loads, where its install script puts it. */
+const CUDA_LIBRARY = 'libonnxruntime_providers_cuda.so';
 
 /**
  * Which execution providers can run on this machine, and why not (like onnxruntime's backend
@@ -40,13 +49,13 @@ export function providerStatus(): ProviderStatus[] {
         available: false,
         reason: `onnxruntime-node ${ort.env.versions.node} has no CUDA backend on ${process.platform}-${process.arch}`,
       };
-    const lib = bin && join(bin, 'libonnxruntime_providers_cuda.so');
+    const lib = bin && join(bin, CUDA_LIBRARY);
     if (!lib || !existsSync(lib)) {
       return {
         name,
         available: false,
         reason:
-          'CUDA binaries not installed (reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12 and run its install script: see the README)',
+          'CUDA binaries not installed: installCudaProvider() (or `implicit-it install-cuda`) fetches them',
       };
     }
     const visible = existsSync('/dev/nvidiactl') || existsSync('/proc/driver/nvidia/version');
@@ -67,4 +76,96 @@ export function chooseProviders(requested: ExecutionProvider | 'auto'): {
     order: status.filter((s) => s.available).map((s) => s.name),
     skipped: status.filter((s) => !s.available),
   };
+}
+
+/** `installCudaProvider` failed: `code` says how (`runtime.cuda_platform`, `runtime.cuda_install`). */
+export class ProviderInstallError extends ImplicitItError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'ProviderInstallError';
+  }
+}
+
+/** Options of `installCudaProvider`. */
+export interface InstallCudaOptions {
+  /** Each line the install script prints (stdout and stderr). Default: none are shown. */
+  onOutput?: (line: string) => void;
+}
+
+/**
+ * Fetches onnxruntime-node's CUDA execution provider (about 300 MB from NuGet) next to its CPU binaries,
+ * by running the package's own install script with `ONNXRUNTIME_NODE_INSTALL=cuda12`: the script that
+ * pnpm 10 skips on install unless `onnxruntime-node` is in `onlyBuiltDependencies` (and where it is not,
+ * `pnpm rebuild onnxruntime-node` skips it too). Resolves to the provider library's path. Behind a proxy,
+ * set `GLOBAL_AGENT_HTTPS_PROXY` (the script reads it). Running models on the provider needs an NVIDIA
+ * driver, CUDA 12 and cuDNN 9 on the machine; `providerStatus()` then lists `cuda` as available.
+ *
+ * @example
+ * const library = await installCudaProvider({ onOutput: console.log });
+ */
+export async function installCudaProvider(options: InstallCudaOptions = {}): Promise<string> {
+  const platform = `${process.platform}-${process.arch}`;
+  if (platform !== 'linux-x64')
+    throw new ProviderInstallError(
+      'runtime.cuda_platform',
+      `onnxruntime-node ships no CUDA provider to download for ${platform} (linux-x64 only); models run on the CPU here`,
+    );
+  const dir = ortPackageDir();
+  const script = dir && join(dir, 'script', 'install.js');
+  if (!script || !existsSync(script))
+    throw new ProviderInstallError(
+      'runtime.cuda_install',
+      `onnxruntime-node's install script is missing (${script ?? 'onnxruntime-node does not resolve'}); reinstall onnxruntime-node`,
+    );
+  const install = 'cuda12';
+  // The script exits at once, installing nothing, when it believes it runs in onnxruntime-node's own
+  // checkout: when npm_package_json (set by `npm exec`, `pnpm run`...) sits in npm_config_local_prefix.
+  // Under a script of this project that is true, so neither is passed on.
+  const { npm_config_local_prefix: _prefix, npm_package_json: _json, ...env } = process.env;
+  const output: string[] = [];
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(process.execPath, [script], {
+      cwd: dir,
+      env: { ...env, ONNXRUNTIME_NODE_INSTALL: install },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let pending = '';
+    const onData = (chunk: Buffer) => {
+      const lines = (pending + chunk.toString('utf8')).split(/\r?\n/);
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        output.push(line);
+        options.onOutput?.(line);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('error', reject);
+    child.on('close', (exit) => {
+      if (pending) {
+        output.push(pending);
+        options.onOutput?.(pending);
+      }
+      resolve(exit);
+    });
+  });
+  const library = join(ortBinDir()!, CUDA_LIBRARY);
+  if (code !== 0) {
+    // the script's own error is the last line naming one (a failed download, an unknown value...)
+    const reason =
+      output
+        .filter((l) => /^\s*\w*Error\b/.test(l))
+        .at(-1)
+        ?.trim() ?? `exit code ${code}`;
+    throw new ProviderInstallError(
+      'runtime.cuda_install',
+      `onnxruntime-node's install script (ONNXRUNTIME_NODE_INSTALL=${install}) failed: ${reason}`,
+    );
+  }
+  if (!existsSync(library))
+    throw new ProviderInstallError(
+      'runtime.cuda_install',
+      `onnxruntime-node's install script (ONNXRUNTIME_NODE_INSTALL=${install}) ran, but ${library} is not there`,
+    );
+  return library;
 }

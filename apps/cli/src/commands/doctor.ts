@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultHubCacheDir, providerStatus } from '@implicit-it/runtime';
+import { defaultHubCacheDir, type ProviderStatus, providerStatus } from '@implicit-it/runtime';
 import type { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
 import { cacheRoot, DEFAULT_HUB_ID, randomModelDir } from '../default-model.js';
@@ -27,6 +27,14 @@ function nodeCheck(): Check {
   };
 }
 
+/** What to do about a provider that cannot run. */
+function providerFix(p: ProviderStatus): string {
+  if (p.name === 'cpu') return 'reinstall onnxruntime-node (pnpm install --force)';
+  if (p.reason.startsWith('CUDA binaries not installed'))
+    return 'optional (CPU works): with an NVIDIA GPU and CUDA 12, run `implicit-it install-cuda`';
+  return 'optional (CPU works)';
+}
+
 function ortCheck(): Check[] {
   const version =
     (ort.env.versions as Record<string, string>).node ?? (ort.env.versions as Record<string, string>).common;
@@ -36,13 +44,7 @@ function ortCheck(): Check[] {
       name: `execution provider ${p.name}`,
       status: p.available ? 'ok' : p.name === 'cpu' ? 'fail' : 'warn',
       detail: p.reason,
-      ...(p.available
-        ? {}
-        : p.name === 'cuda'
-          ? {
-              fix: 'optional (CPU works): on a CUDA 12 machine, ONNXRUNTIME_NODE_INSTALL=cuda12 pnpm install && pnpm rebuild onnxruntime-node',
-            }
-          : { fix: 'reinstall onnxruntime-node (pnpm install --force)' }),
+      ...(p.available ? {} : { fix: providerFix(p) }),
     });
   }
   return checks;
