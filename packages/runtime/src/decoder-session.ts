@@ -192,7 +192,8 @@ export class DecoderSession {
       const opened = await DecoderSession.open(files, current, order, skipped, quiet ? () => {} : log);
       quiet = true;
       if ('error' in opened) {
-        if (!opened.patched) throw opened.error;
+        // with no provider to try (a named one whose binaries are missing), no graph would load either
+        if (!opened.patched || order.length === 0) throw opened.error;
         log(`graph as exported (the patched graph did not load: ${opened.reason})`);
         current = { ...options, sliceLogits: false, cacheOutputs: false };
         continue;

@@ -59,19 +59,30 @@ export function providerStatus(): ProviderStatus[] {
       };
     }
     const visible = existsSync('/dev/nvidiactl') || existsSync('/proc/driver/nvidia/version');
-    if (!visible)
-      return { name, available: false, reason: 'CUDA binaries present but no NVIDIA GPU/driver visible' };
+    if (!visible) return { name, available: false, reason: NO_GPU_VISIBLE };
     return { name, available: true, reason: `CUDA binaries at ${lib}` };
   });
 }
 
-/** The providers to try for a request: `auto` = every available one by priority. */
+/** The one reason that may be wrong (a GPU a container exposes otherwise): a provider asked for by name is still tried. */
+const NO_GPU_VISIBLE = 'CUDA binaries present but no NVIDIA GPU/driver visible';
+
+/**
+ * The providers to try for a request: `auto` = every available one by priority. A provider asked for by
+ * name is tried unless its binaries are missing: onnxruntime would only fail on them, loudly, with a
+ * message that does not say what to do, where `skipped` carries the status that does.
+ */
 export function chooseProviders(requested: ExecutionProvider | 'auto'): {
   order: ExecutionProvider[];
   skipped: ProviderStatus[];
 } {
   const status = providerStatus();
-  if (requested !== 'auto') return { order: [requested], skipped: [] };
+  if (requested !== 'auto') {
+    const wanted = status.find((s) => s.name === requested)!;
+    return wanted.available || wanted.reason === NO_GPU_VISIBLE
+      ? { order: [requested], skipped: [] }
+      : { order: [], skipped: [wanted] };
+  }
   return {
     order: status.filter((s) => s.available).map((s) => s.name),
     skipped: status.filter((s) => !s.available),

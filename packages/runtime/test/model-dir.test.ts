@@ -9,6 +9,7 @@ import {
   loadModel,
   ModelLoadError,
   ProviderInstallError,
+  providerStatus,
   resolveModel,
   resolveModelFiles,
 } from '../src/index.js';
@@ -134,6 +135,30 @@ describe('model directory validation', () => {
     expect(err.code).toBe('runtime.no_provider');
     expect(err.message).toContain(
       `${join(dir, 'onnx', 'model.onnx')}: no execution provider could load the model: cpu:`,
+    );
+  });
+
+  it('the cuda provider asked for without its binaries fails with what to do, before onnxruntime tries', async () => {
+    const cuda = providerStatus().find((p) => p.name === 'cuda')!;
+    if (cuda.available) return; // a machine with the CUDA provider installed: nothing to check here
+    const dir = await diverseModelDir();
+    const create = vi.spyOn(ort.InferenceSession, 'create');
+    const lines: string[] = [];
+    const err = await loadModel(dir, { log: (l) => lines.push(l), executionProvider: 'cuda' }).catch(
+      (e) => e,
+    );
+    const tried = create.mock.calls.length;
+    create.mockRestore();
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.code).toBe('runtime.no_provider');
+    if (cuda.reason.startsWith('CUDA binaries present')) return; // tried: onnxruntime says why it failed
+    expect(tried).toBe(0);
+    expect(lines.filter((l) => l.startsWith('graph as exported'))).toEqual([]); // no second attempt
+    expect(err.message).toBe(
+      `${join(dir, 'onnx', 'model.onnx')}: no execution provider could load the model: cuda: ${cuda.reason}`,
+    );
+    expect(cuda.reason).toMatch(
+      /^CUDA binaries not installed: installCudaProvider\(\) \(or `implicit-it install-cuda`\) fetches them$|^onnxruntime-node .* has no CUDA backend/,
     );
   });
 
