@@ -22,16 +22,8 @@ const varint = (n) => {
   out.push(n);
   return out;
 };
-/** Concatenates byte arrays (and arrays of byte values) into one Uint8Array. */
-const bytes = (parts) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+/** Concatenates byte arrays (and arrays of byte values). */
+const bytes = (parts) => Buffer.concat(parts.map((p) => (p instanceof Uint8Array ? p : Uint8Array.from(p))));
 const int = (no, n) => [...varint(no * 8), ...varint(n)];
 const len = (no, payload) => bytes([varint(no * 8 + 2), varint(payload.length), payload]);
 const str = (no, s) => len(no, new TextEncoder().encode(s));
