@@ -58,7 +58,9 @@ export function providerStatus(): ProviderStatus[] {
           'CUDA binaries not installed: installCudaProvider() (or `implicit-it install-cuda`) fetches them',
       };
     }
-    const visible = existsSync('/dev/nvidiactl') || existsSync('/proc/driver/nvidia/version');
+    // a Linux driver shows /dev/nvidiactl and /proc/driver/nvidia; WSL 2 passes the GPU through /dev/dxg
+    const visible =
+      existsSync('/dev/nvidiactl') || existsSync('/proc/driver/nvidia/version') || existsSync('/dev/dxg');
     if (!visible) return { name, available: false, reason: NO_GPU_VISIBLE };
     return { name, available: true, reason: `CUDA binaries at ${lib}` };
   });

@@ -51,7 +51,8 @@ function ortCheck(): Check[] {
 }
 
 function cudaCheck(): Check {
-  const driver = existsSync('/proc/driver/nvidia/version') || existsSync('/dev/nvidiactl');
+  const driver =
+    existsSync('/proc/driver/nvidia/version') || existsSync('/dev/nvidiactl') || existsSync('/dev/dxg');
   let gpus = '';
   try {
     gpus = execFileSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader'], {
