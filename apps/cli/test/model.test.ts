@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cudaPackageUrl } from '@implicit-it/runtime';
 import { afterAll, describe, expect, it } from 'vitest';
 import { run } from './helpers.js';
 
@@ -104,11 +105,17 @@ describe('install-cuda', () => {
       expect(lines).toContain('Error: connect ECONNREFUSED 127.0.0.1:9');
       expect(lines.slice(-2)).toEqual([
         "error: onnxruntime-node's install script (ONNXRUNTIME_NODE_INSTALL=cuda12) failed: Error: connect ECONNREFUSED 127.0.0.1:9",
-        'hint: the download needs https access to api.nuget.org; behind a proxy, set GLOBAL_AGENT_HTTPS_PROXY',
+        `hint: without direct https access to api.nuget.org (a proxy, no network), download ${cudaPackageUrl()} and run: implicit-it install-cuda --from FILE`,
       ]);
       const quiet = await run(['install-cuda', '--quiet'], { env });
       expect(quiet.code).toBe(1);
       expect(quiet.stderr.trimEnd().split('\n')).toEqual([lines[0], ...lines.slice(-2)]);
+
+      // --from reads a package already downloaded, and names the one to download when it is not there
+      const missing = join(out, 'missing.nupkg');
+      const from = await run(['install-cuda', '--from', missing]);
+      expect(from.code).toBe(1);
+      expect(from.stderr.trimEnd()).toBe(`error: ${missing}: no such file (download ${cudaPackageUrl()})`);
     },
   );
 });

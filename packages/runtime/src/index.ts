@@ -23,6 +23,7 @@ export {
 } from './onnx-patch.js';
 export type { GenerateInput, GenerateOptions, GenerationResult, StreamPart } from './options.js';
 export {
+  cudaPackageUrl,
   type ExecutionProvider,
   type InstallCudaOptions,
   installCudaProvider,

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { ImplicitItError } from '@implicit-it/rules';
 import * as ort from 'onnxruntime-node';
 
@@ -25,8 +27,7 @@ function ortPackageDir(): string | undefined {
   }
 }
 
-function ortBinDir(): string | undefined {
-  const dir = ortPackageDir();
+function ortBinDir(dir = ortPackageDir()): string | undefined {
   return dir && join(dir, 'bin', `napi-v6`, process.platform, process.arch);
 }
 
@@ -101,20 +102,132 @@ export class ProviderInstallError extends ImplicitItError {
 
 /** Options of `installCudaProvider`. */
 export interface InstallCudaOptions {
+  /**
+   * A NuGet package already downloaded (`cudaPackageUrl()` says which): its libraries are extracted
+   * into onnxruntime-node without the network, the way for hosts behind a proxy or offline.
+   */
+  from?: string;
   /** Each line the install script prints (stdout and stderr). Default: none are shown. */
   onOutput?: (line: string) => void;
+  /** Called about twice a second while the package downloads, with the bytes received so far. */
+  onProgress?: (bytes: number) => void;
+  /** The onnxruntime-node package directory to install into. Default: the one this runtime loads. */
+  packageDir?: string;
+}
+
+/** What onnxruntime-node's install metadata says of its CUDA provider for linux-x64. */
+interface CudaManifest {
+  name: string;
+  version: string;
+  /** library file name -> its path inside the NuGet package */
+  files: Map<string, string>;
+}
+
+function cudaManifest(dir: string): CudaManifest {
+  const metadata = createRequire(join(dir, 'package.json'))('./script/install-metadata.js') as {
+    manifests: Record<string, Record<string, { package: string; path: string }>>;
+    packages: Record<string, { name: string; versions: { feed: string; version: string }[] }>;
+  };
+  const manifest = metadata.manifests['linux/x64:cuda12'];
+  const pkg = metadata.packages['nuget:linux/x64:cuda12'];
+  const version = pkg?.versions.find((v) => v.feed === 'nuget')?.version;
+  if (!manifest || !pkg || !version)
+    throw new ProviderInstallError(
+      'runtime.cuda_install',
+      `onnxruntime-node's install metadata (${join(dir, 'script', 'install-metadata.js')}) names no CUDA 12 package for linux-x64`,
+    );
+  const files = new Map(
+    Object.entries(manifest).map(([file, { path }]) => [file.replace(/^\.\//, ''), path]),
+  );
+  return { name: pkg.name, version, files };
+}
+
+/**
+ * Where NuGet serves the CUDA provider package that this onnxruntime-node needs (about 300 MB), for
+ * fetching it by other means and installing it with `installCudaProvider({ from })`.
+ */
+export function cudaPackageUrl(packageDir?: string): string {
+  const dir = packageDir ?? ortPackageDir();
+  if (!dir) throw new ProviderInstallError('runtime.cuda_install', 'onnxruntime-node does not resolve');
+  const { name, version } = cudaManifest(dir);
+  const id = name.toLowerCase();
+  return `https://api.nuget.org/v3-flatcontainer/${id}/${version}/${id}.${version}.nupkg`;
+}
+
+/** Extracts the provider's libraries from a downloaded NuGet package into `bin`. */
+function installFromPackage(dir: string, bin: string, file: string): void {
+  const { name, version, files } = cudaManifest(dir);
+  if (!existsSync(file))
+    throw new ProviderInstallError(
+      'runtime.cuda_install',
+      `${file}: no such file (download ${cudaPackageUrl(dir)})`,
+    );
+  // the zip reader onnxruntime-node's own install script uses: a dependency of that package
+  type Zip = {
+    getEntries(): { entryName: string; getData(): Buffer }[];
+    getEntry(name: string): { getData(): Buffer } | null;
+  };
+  let zip: Zip;
+  try {
+    const AdmZip = createRequire(join(dir, 'package.json'))('adm-zip') as new (file: string) => Zip;
+    zip = new AdmZip(file);
+  } catch (cause) {
+    throw new ProviderInstallError(
+      'runtime.cuda_install',
+      `${file}: not a NuGet package (${(cause as Error).message})`,
+      { cause },
+    );
+  }
+  const nuspec = zip.getEntries().find((e) => e.entryName.endsWith('.nuspec'));
+  const spec = nuspec?.getData().toString('utf8') ?? '';
+  const id = /<id>([^<]+)<\/id>/.exec(spec)?.[1];
+  const found = /<version>([^<]+)<\/version>/.exec(spec)?.[1];
+  if (id?.toLowerCase() !== name.toLowerCase() || found !== version)
+    throw new ProviderInstallError(
+      'runtime.cuda_install',
+      `${file} is ${id ?? 'no package'} ${found ?? ''}`.trimEnd() +
+        `, but this onnxruntime-node needs ${name} ${version} (${cudaPackageUrl(dir)})`,
+    );
+  mkdirSync(bin, { recursive: true });
+  for (const [library, path] of files) {
+    const entry = zip.getEntry(path);
+    if (!entry)
+      throw new ProviderInstallError(
+        'runtime.cuda_install',
+        `${file} lacks ${path}, which onnxruntime-node needs`,
+      );
+    writeFileSync(join(bin, library), entry.getData());
+  }
+}
+
+/** Bytes of the NuGet packages under `dir` (the install script downloads them there); 0 while there are none. */
+function downloadedBytes(dir: string): number {
+  let bytes = 0;
+  try {
+    for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' }))
+      if (f.endsWith('.nupkg')) bytes += statSync(join(dir, f)).size;
+  } catch {
+    // the script removes its directory when it is done
+  }
+  return bytes;
 }
 
 /**
  * Fetches onnxruntime-node's CUDA execution provider (about 300 MB from NuGet) next to its CPU binaries,
  * by running the package's own install script with `ONNXRUNTIME_NODE_INSTALL=cuda12`: the script that
  * pnpm 10 skips on install unless `onnxruntime-node` is in `onlyBuiltDependencies` (and where it is not,
- * `pnpm rebuild onnxruntime-node` skips it too). Resolves to the provider library's path. Behind a proxy,
- * set `GLOBAL_AGENT_HTTPS_PROXY` (the script reads it). Running models on the provider needs an NVIDIA
- * driver, CUDA 12 and cuDNN 9 on the machine; `providerStatus()` then lists `cuda` as available.
+ * `pnpm rebuild onnxruntime-node` skips it too). Where the provider's files are already there, the script
+ * fetches nothing. Resolves to the provider library's path. The script's downloads do not work through
+ * an HTTPS proxy (its global-agent 4.1.3 checks the certificate against the wrong name, gajus/global-agent#83):
+ * behind one, or offline, fetch `cudaPackageUrl()` by other means and pass the file as `from`. Running
+ * models on the provider needs an NVIDIA driver, CUDA 12 and cuDNN 9 on the machine; `providerStatus()`
+ * then lists `cuda` as available.
  *
  * @example
- * const library = await installCudaProvider({ onOutput: console.log });
+ * const library = await installCudaProvider({
+ *   onOutput: console.log,
+ *   onProgress: (bytes) => console.log(`${(bytes / 1e6).toFixed(0)} MB`),
+ * });
  */
 export async function installCudaProvider(options: InstallCudaOptions = {}): Promise<string> {
   const platform = `${process.platform}-${process.arch}`;
@@ -123,46 +236,52 @@ export async function installCudaProvider(options: InstallCudaOptions = {}): Pro
       'runtime.cuda_platform',
       `onnxruntime-node ships no CUDA provider to download for ${platform} (linux-x64 only); models run on the CPU here`,
     );
-  const dir = ortPackageDir();
+  const dir = options.packageDir ?? ortPackageDir();
   const script = dir && join(dir, 'script', 'install.js');
-  if (!script || !existsSync(script))
+  if (!dir || !script || !existsSync(script))
     throw new ProviderInstallError(
       'runtime.cuda_install',
       `onnxruntime-node's install script is missing (${script ?? 'onnxruntime-node does not resolve'}); reinstall onnxruntime-node`,
     );
+  const library = join(ortBinDir(dir)!, CUDA_LIBRARY);
+  if (options.from !== undefined) {
+    installFromPackage(dir, ortBinDir(dir)!, options.from);
+    return library;
+  }
   const install = 'cuda12';
   // The script exits at once, installing nothing, when it believes it runs in onnxruntime-node's own
   // checkout: when npm_package_json (set by `npm exec`, `pnpm run`...) sits in npm_config_local_prefix.
-  // Under a script of this project that is true, so neither is passed on.
+  // Under a script of this project that is true, so neither is passed on. Its temporary directory is
+  // one of ours, where the download's progress can be read.
   const { npm_config_local_prefix: _prefix, npm_package_json: _json, ...env } = process.env;
+  const temp = mkdtempSync(join(tmpdir(), 'implicit-it-cuda-'));
   const output: string[] = [];
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn(process.execPath, [script], {
-      cwd: dir,
-      env: { ...env, ONNXRUNTIME_NODE_INSTALL: install },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  let code: number | null;
+  let lastBytes = 0;
+  const progress = setInterval(() => {
+    const bytes = downloadedBytes(temp);
+    if (bytes > lastBytes) options.onProgress?.(bytes);
+    lastBytes = Math.max(lastBytes, bytes);
+  }, 500);
+  try {
+    code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(process.execPath, [script], {
+        cwd: dir,
+        env: { ...env, ONNXRUNTIME_NODE_INSTALL: install, TMPDIR: temp },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      for (const stream of [child.stdout, child.stderr])
+        createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
+          output.push(line);
+          options.onOutput?.(line);
+        });
+      child.on('error', reject);
+      child.on('close', resolve);
     });
-    let pending = '';
-    const onData = (chunk: Buffer) => {
-      const lines = (pending + chunk.toString('utf8')).split(/\r?\n/);
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        output.push(line);
-        options.onOutput?.(line);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', reject);
-    child.on('close', (exit) => {
-      if (pending) {
-        output.push(pending);
-        options.onOutput?.(pending);
-      }
-      resolve(exit);
-    });
-  });
-  const library = join(ortBinDir()!, CUDA_LIBRARY);
+  } finally {
+    clearInterval(progress);
+    rmSync(temp, { recursive: true, force: true });
+  }
   if (code !== 0) {
     // the script's own error is the last line naming one (a failed download, an unknown value...)
     const reason =
