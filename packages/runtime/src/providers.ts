@@ -1,5 +1,14 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -196,7 +205,10 @@ function installFromPackage(dir: string, bin: string, file: string): void {
         'runtime.cuda_install',
         `${file} lacks ${path}, which onnxruntime-node needs`,
       );
-    writeFileSync(join(bin, library), entry.getData());
+    // written beside, then renamed: an interrupted install leaves no half library that looks installed
+    const target = join(bin, library);
+    writeFileSync(`${target}.partial`, entry.getData());
+    renameSync(`${target}.partial`, target);
   }
 }
 

@@ -12,6 +12,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -117,6 +118,11 @@ describe.runIf(linuxX64)('installCudaProvider', () => {
     expect(library).toBe(join(bin, 'libonnxruntime_providers_cuda.so'));
     expect(readFileSync(library).equals(cudaLibrary)).toBe(true);
     expect(readFileSync(join(bin, 'libonnxruntime_providers_tensorrt.so'), 'utf8')).toBe('tensorrt');
+    expect(readdirSync(bin).sort()).toEqual([
+      'libonnxruntime_providers_cuda.so',
+      'libonnxruntime_providers_shared.so',
+      'libonnxruntime_providers_tensorrt.so',
+    ]);
     rmSync(join(packageDir, 'bin'), { recursive: true });
   });
 
