@@ -41,7 +41,8 @@ function ortBinDir(dir = ortPackageDir()): string | undefined {
 }
 
 /** The CUDA provider library onnxruntime-node loads, where its install script puts it. */
-const CUDA_LIBRARY = 'libonnxruntime_providers_cuda.so';
+const CUDA_LIBRARY =
+  process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
 
 /**
  * Which execution providers can run on this machine, and why not (like onnxruntime's backend
@@ -65,12 +66,18 @@ export function providerStatus(): ProviderStatus[] {
         name,
         available: false,
         reason:
-          'CUDA binaries not installed: installCudaProvider() (or `implicit-it install-cuda`) fetches them',
+          process.platform === 'linux' && process.arch === 'x64'
+            ? 'CUDA binaries not installed: installCudaProvider() (or `implicit-it install-cuda`) fetches them'
+            : `CUDA binaries not installed (no ${lib ?? CUDA_LIBRARY})`,
       };
     }
-    // a Linux driver shows /dev/nvidiactl and /proc/driver/nvidia; WSL 2 passes the GPU through /dev/dxg
+    // a Linux driver shows /dev/nvidiactl and /proc/driver/nvidia; WSL 2 passes the GPU through /dev/dxg.
+    // Elsewhere there is no such file to look for: onnxruntime says whether it can run.
     const visible =
-      existsSync('/dev/nvidiactl') || existsSync('/proc/driver/nvidia/version') || existsSync('/dev/dxg');
+      process.platform !== 'linux' ||
+      existsSync('/dev/nvidiactl') ||
+      existsSync('/proc/driver/nvidia/version') ||
+      existsSync('/dev/dxg');
     if (!visible) return { name, available: false, reason: NO_GPU_VISIBLE };
     return { name, available: true, reason: `CUDA binaries at ${lib}` };
   });
