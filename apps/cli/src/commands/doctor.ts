@@ -30,7 +30,11 @@ function nodeCheck(): Check {
 /** What to do about a provider that cannot run. */
 function providerFix(p: ProviderStatus): string {
   if (p.name === 'cpu') return 'reinstall onnxruntime-node (pnpm install --force)';
-  if (p.reason.startsWith('CUDA binaries not installed'))
+  if (
+    p.reason.startsWith('CUDA binaries not installed') &&
+    process.platform === 'linux' &&
+    process.arch === 'x64'
+  )
     return 'optional (CPU works): with an NVIDIA GPU and CUDA 12, run `implicit-it install-cuda`';
   return 'optional (CPU works)';
 }
