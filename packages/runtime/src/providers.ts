@@ -40,6 +40,9 @@ function ortBinDir(dir = ortPackageDir()): string | undefined {
   return dir && join(dir, 'bin', `napi-v6`, process.platform, process.arch);
 }
 
+/** Whether onnxruntime-node's install script has a CUDA provider to download here (`installCudaProvider`). */
+const CUDA_DOWNLOADABLE = process.platform === 'linux' && process.arch === 'x64';
+
 /** The CUDA provider library onnxruntime-node loads, where its install script puts it. */
 const CUDA_LIBRARY =
   process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
@@ -65,10 +68,9 @@ export function providerStatus(): ProviderStatus[] {
       return {
         name,
         available: false,
-        reason:
-          process.platform === 'linux' && process.arch === 'x64'
-            ? 'CUDA binaries not installed: installCudaProvider() (or `implicit-it install-cuda`) fetches them'
-            : `CUDA binaries not installed (no ${lib ?? CUDA_LIBRARY})`,
+        reason: CUDA_DOWNLOADABLE
+          ? 'CUDA binaries not installed: installCudaProvider() (or `implicit-it install-cuda`) fetches them'
+          : `CUDA binaries not installed (no ${lib ?? CUDA_LIBRARY})`,
       };
     }
     // a Linux driver shows /dev/nvidiactl and /proc/driver/nvidia; WSL 2 passes the GPU through /dev/dxg.
@@ -135,6 +137,8 @@ export interface InstallCudaOptions {
 interface CudaManifest {
   name: string;
   version: string;
+  /** where NuGet serves the package */
+  url: string;
   /** library file name -> its path inside the NuGet package */
   files: Map<string, string>;
 }
@@ -152,10 +156,12 @@ function cudaManifest(dir: string): CudaManifest {
       'runtime.cuda_install',
       `onnxruntime-node's install metadata (${join(dir, 'script', 'install-metadata.js')}) names no CUDA 12 package for linux-x64`,
     );
+  const id = pkg.name.toLowerCase();
+  const url = `https://api.nuget.org/v3-flatcontainer/${id}/${version}/${id}.${version}.nupkg`;
   const files = new Map(
     Object.entries(manifest).map(([file, { path }]) => [file.replace(/^\.\//, ''), path]),
   );
-  return { name: pkg.name, version, files };
+  return { name: pkg.name, version, url, files };
 }
 
 /**
@@ -165,19 +171,14 @@ function cudaManifest(dir: string): CudaManifest {
 export function cudaPackageUrl(packageDir?: string): string {
   const dir = packageDir ?? ortPackageDir();
   if (!dir) throw new ProviderInstallError('runtime.cuda_install', 'onnxruntime-node does not resolve');
-  const { name, version } = cudaManifest(dir);
-  const id = name.toLowerCase();
-  return `https://api.nuget.org/v3-flatcontainer/${id}/${version}/${id}.${version}.nupkg`;
+  return cudaManifest(dir).url;
 }
 
 /** Extracts the provider's libraries from a downloaded NuGet package into `bin`. */
 function installFromPackage(dir: string, bin: string, file: string): void {
-  const { name, version, files } = cudaManifest(dir);
+  const { name, version, url, files } = cudaManifest(dir);
   if (!existsSync(file))
-    throw new ProviderInstallError(
-      'runtime.cuda_install',
-      `${file}: no such file (download ${cudaPackageUrl(dir)})`,
-    );
+    throw new ProviderInstallError('runtime.cuda_install', `${file}: no such file (download ${url})`);
   // the zip reader onnxruntime-node's own install script uses: a dependency of that package
   type Zip = {
     getEntries(): { entryName: string; getData(): Buffer }[];
@@ -202,7 +203,7 @@ function installFromPackage(dir: string, bin: string, file: string): void {
     throw new ProviderInstallError(
       'runtime.cuda_install',
       `${file} is ${id ?? 'no package'} ${found ?? ''}`.trimEnd() +
-        `, but this onnxruntime-node needs ${name} ${version} (${cudaPackageUrl(dir)})`,
+        `, but this onnxruntime-node needs ${name} ${version} (${url})`,
     );
   mkdirSync(bin, { recursive: true });
   for (const [library, path] of files) {
@@ -249,11 +250,10 @@ function downloadedBytes(dir: string): number {
  * });
  */
 export async function installCudaProvider(options: InstallCudaOptions = {}): Promise<string> {
-  const platform = `${process.platform}-${process.arch}`;
-  if (platform !== 'linux-x64')
+  if (!CUDA_DOWNLOADABLE)
     throw new ProviderInstallError(
       'runtime.cuda_platform',
-      `onnxruntime-node ships no CUDA provider to download for ${platform} (linux-x64 only); models run on the CPU here`,
+      `onnxruntime-node ships no CUDA provider to download for ${process.platform}-${process.arch} (linux-x64 only); models run on the CPU here`,
     );
   const dir = options.packageDir ?? ortPackageDir();
   const script = dir && join(dir, 'script', 'install.js');
@@ -262,9 +262,10 @@ export async function installCudaProvider(options: InstallCudaOptions = {}): Pro
       'runtime.cuda_install',
       `onnxruntime-node's install script is missing (${script ?? 'onnxruntime-node does not resolve'}); reinstall onnxruntime-node`,
     );
-  const library = join(ortBinDir(dir)!, CUDA_LIBRARY);
+  const bin = ortBinDir(dir)!;
+  const library = join(bin, CUDA_LIBRARY);
   if (options.from !== undefined) {
-    installFromPackage(dir, ortBinDir(dir)!, options.from);
+    installFromPackage(dir, bin, options.from);
     return library;
   }
   const install = 'cuda12';

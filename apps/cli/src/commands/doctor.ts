@@ -30,11 +30,8 @@ function nodeCheck(): Check {
 /** What to do about a provider that cannot run. */
 function providerFix(p: ProviderStatus): string {
   if (p.name === 'cpu') return 'reinstall onnxruntime-node (pnpm install --force)';
-  if (
-    p.reason.startsWith('CUDA binaries not installed') &&
-    process.platform === 'linux' &&
-    process.arch === 'x64'
-  )
+  // the runtime names the installer where it can download one (Linux x64)
+  if (p.reason.includes('implicit-it install-cuda'))
     return 'optional (CPU works): with an NVIDIA GPU and CUDA 12, run `implicit-it install-cuda`';
   return 'optional (CPU works)';
 }
