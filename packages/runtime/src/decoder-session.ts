@@ -186,14 +186,15 @@ export class DecoderSession {
   static async create(files: ModelFiles, options: SessionOptions = {}): Promise<DecoderSession> {
     const log = options.log ?? (() => {});
     const { order, skipped } = chooseProviders(options.executionProvider ?? 'auto');
+    // a provider named without its binaries: no graph would load, so none is read or patched
+    if (order.length === 0) throw noProviderError(files, skipped);
     let current = options;
     let quiet = false; // what the patch could not do is logged once, by the first attempt
     for (;;) {
       const opened = await DecoderSession.open(files, current, order, skipped, quiet ? () => {} : log);
       quiet = true;
       if ('error' in opened) {
-        // with no provider to try (a named one whose binaries are missing), no graph would load either
-        if (!opened.patched || order.length === 0) throw opened.error;
+        if (!opened.patched) throw opened.error;
         log(`graph as exported (the patched graph did not load: ${opened.reason})`);
         current = { ...options, sliceLogits: false, cacheOutputs: false };
         continue;
@@ -275,11 +276,7 @@ export class DecoderSession {
         failures.push({ name: provider, available: false, reason: (cause as Error).message.split('\n')[0]! });
       }
     }
-    const error = new ModelLoadError(
-      'runtime.no_provider',
-      `${files.onnxFile}: no execution provider could load the model: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`,
-      { file: files.onnxFile },
-    );
+    const error = noProviderError(files, failures);
     return { error, patched: model !== files.onnxFile, reason: failures[failures.length - 1]?.reason ?? '' };
   }
 
@@ -450,4 +447,13 @@ export async function checkSplitAttention(
   } catch (error) {
     return `the patched graph failed to run (${(error as Error).message.split('\n')[0]})`;
   }
+}
+
+/** No execution provider could load the model: each one tried or skipped, with why. */
+function noProviderError(files: ModelFiles, failures: readonly ProviderStatus[]): ModelLoadError {
+  return new ModelLoadError(
+    'runtime.no_provider',
+    `${files.onnxFile}: no execution provider could load the model: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`,
+    { file: files.onnxFile },
+  );
 }
