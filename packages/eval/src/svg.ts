@@ -74,8 +74,13 @@ export function barChartSvg(options: {
   max?: number;
   note?: string;
 }): string {
-  const { bars } = options;
   const unit = options.unit ?? '';
+  // A standard error is NaN for fewer than two judgements: such a bar has no error bar, and
+  // must not turn the axis into NaN for every other bar.
+  const bars = options.bars.map((b) => ({
+    ...b,
+    error: b.error !== undefined && Number.isFinite(b.error) && b.error > 0 ? b.error : 0,
+  }));
   const left = 230;
   const width = 760;
   const right = width - 70;
@@ -85,7 +90,7 @@ export function barChartSvg(options: {
   const max =
     options.max ??
     niceMax(
-      Math.max(...bars.map((b) => (Number.isFinite(b.value) ? b.value : 0) + (b.error ?? 0)), 1) * 1.05,
+      Math.max(...bars.map((b) => (Number.isFinite(b.value) ? b.value : 0) + b.error), 1) * 1.05,
     );
   const sx = (v: number) => n(left + ((right - left) * Math.max(0, Math.min(v, max))) / max);
   const body = axis(left, right, bottom, max, unit, top);
@@ -104,7 +109,7 @@ export function barChartSvg(options: {
     body.push(
       `<rect x="${left}" y="${y + 6}" width="${n(sx(b.value) - left)}" height="${rowH - 12}" fill="${COLORS.blue}"><title>${escapeXml(`${b.label}: ${b.value.toFixed(2)}${unit}`)}</title></rect>`,
     );
-    if (b.error !== undefined && Number.isFinite(b.error) && b.error > 0) {
+    if (b.error > 0) {
       const lo = sx(b.value - b.error);
       const hi = sx(b.value + b.error);
       body.push(
@@ -115,7 +120,7 @@ export function barChartSvg(options: {
           `<line x1="${x}" y1="${cy - 6}" x2="${x}" y2="${cy + 6}" stroke="${COLORS.ink}" stroke-width="1.5"/>`,
         );
     }
-    const labelX = sx(b.value + (b.error ?? 0)) + 6;
+    const labelX = sx(b.value + b.error) + 6;
     body.push(
       `<text x="${n(labelX)}" y="${cy + 4}" ${FONT} font-size="11" fill="${COLORS.ink}">${escapeXml(b.value.toFixed(2))}</text>`,
     );

@@ -137,6 +137,9 @@ describe('writeReport', () => {
     const svg = readFileSync(join(runDir, 'charts', 'win-rates.svg'), 'utf8');
     expect(svg).toContain(`>${fmt(json['eos-uniform-diversity']!.win_rate as number)}<`);
     expect(svg).toContain('a|b');
+    // 'a|b' has one judgement, so no standard error: the axis still spans the other bars
+    const ticks = [...svg.matchAll(/>([\d.]+)%</g)].map((m) => Number(m[1]));
+    expect(Math.max(...ticks)).toBeGreaterThanOrEqual(json['eos-uniform-diversity']!.win_rate as number);
   });
 
   it('says so when a run directory is empty', async () => {
