@@ -20,6 +20,10 @@ export interface JudgedPreference {
 /**
  * alpaca_eval's weighted preference from one completion: 2 - P(m) / (P(m) + P(M)) over the
  * `top_logprobs` of the first answer token (a label missing from the top list has probability 0).
+ * Labels are matched exactly, as alpaca_eval does (GPT-4 lists ` M` beside `M`, and alpaca_eval's
+ * published numbers leave it out). When the answer token itself is a whitespace variant (a judge
+ * whose vocabulary answers ` M`), or no exact label is listed, the variants of each label are summed
+ * instead: exact matching would read ` M` at 0.9 and `m` at 0.05 as "certainly m".
  * When the completion has no logprobs, or neither label is among them, the discrete answer is used:
  * `m` -> 1, `M` -> 2 (`source: 'discrete'`); anything else is NaN (`source: 'none'`).
  *
@@ -31,23 +35,40 @@ export interface JudgedPreference {
 export function preferenceFromChoice(choice: ChatCompletionChoice | undefined): JudgedPreference {
   const top = choice?.logprobs?.content?.[0]?.top_logprobs;
   if (Array.isArray(top)) {
-    const found = new Map<string, number>();
-    for (const t of top) {
-      if ((t.token === 'm' || t.token === 'M') && !found.has(t.token) && Number.isFinite(t.logprob)) {
-        found.set(t.token, t.logprob);
-      }
-    }
-    if (found.size > 0) {
-      const lm = found.get('m') ?? Number.NEGATIVE_INFINITY;
-      const lM = found.get('M') ?? Number.NEGATIVE_INFINITY;
-      const max = Math.max(lm, lM);
-      const pm = Math.exp(lm - max);
-      const pM = Math.exp(lM - max);
-      return { preference: 2 - pm / (pm + pM), source: 'logprobs' };
-    }
+    // alpaca_eval's logprob_parser: the labels exactly as listed. A judge whose answer token itself
+    // is a variant (` M`) has a vocabulary that spells labels so: there, or when no exact label is
+    // listed, the whitespace variants of each label are summed.
+    const first = choice?.logprobs?.content?.[0]?.token;
+    const variantAnswer = typeof first === 'string' && first !== first.trim() && isLabel(first.trim());
+    const exact = variantAnswer ? undefined : labelPreference(top, (token) => token);
+    const weighted = exact ?? labelPreference(top, (token) => token.trim());
+    if (weighted !== undefined) return { preference: weighted, source: 'logprobs' };
   }
   const answer = choice?.message?.content?.trim();
   if (answer === 'm') return { preference: 1, source: 'discrete' };
   if (answer === 'M') return { preference: 2, source: 'discrete' };
   return { preference: Number.NaN, source: 'none' };
+}
+
+const isLabel = (text: string): text is 'm' | 'M' => text === 'm' || text === 'M';
+
+/** 2 - P(m) / (P(m) + P(M)) over the listed tokens that `label` maps to m or M; undefined if none does. */
+function labelPreference(
+  top: { token: string; logprob: number }[],
+  label: (token: string) => string,
+): number | undefined {
+  const seen = new Set<string>(); // a token listed twice counts once
+  const logprobs: Record<'m' | 'M', number[]> = { m: [], M: [] };
+  for (const t of top) {
+    if (typeof t?.token !== 'string' || seen.has(t.token) || !Number.isFinite(t.logprob)) continue;
+    const l = label(t.token);
+    if (!isLabel(l)) continue;
+    seen.add(t.token);
+    logprobs[l].push(t.logprob);
+  }
+  if (seen.size === 0) return undefined;
+  const max = Math.max(...logprobs.m, ...logprobs.M);
+  const pm = logprobs.m.reduce((sum, l) => sum + Math.exp(l - max), 0);
+  const pM = logprobs.M.reduce((sum, l) => sum + Math.exp(l - max), 0);
+  return 2 - pm / (pm + pM);
 }

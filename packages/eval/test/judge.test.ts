@@ -101,6 +101,45 @@ describe('preferenceFromChoice (alpaca_eval logprob_parser, is_binarize false)',
     expect(none.source).toBe('none');
     expect(Number.isNaN(none.preference)).toBe(true);
   });
+  it('reads a label with whitespace around it as the label, summing its variants', () => {
+    // a judge whose vocabulary answers " M": 0.9 for M, 0.05 for m (exact matching would read "certainly m")
+    const p = preferenceFromChoice({
+      message: { content: ' M' },
+      logprobs: {
+        content: [
+          {
+            token: ' M',
+            logprob: Math.log(0.9),
+            top_logprobs: [
+              { token: ' M', logprob: Math.log(0.9) },
+              { token: 'm', logprob: Math.log(0.05) },
+              { token: 'M', logprob: Math.log(0.03) },
+              { token: ' M', logprob: Math.log(0.9) }, // listed twice: counted once
+            ],
+          },
+        ],
+      },
+    });
+    expect(p.source).toBe('logprobs');
+    expect(p.preference).toBeCloseTo(2 - 0.05 / (0.05 + 0.93), 12);
+    // GPT-4 answers "M" and lists " M" too: alpaca_eval (and its published numbers) leave " M" out
+    const top = [
+      { token: 'M', logprob: Math.log(0.6) },
+      { token: 'm', logprob: Math.log(0.2) },
+      { token: ' M', logprob: Math.log(0.2) },
+    ];
+    expect(
+      preferenceFromChoice({
+        logprobs: { content: [{ token: 'M', logprob: top[0]!.logprob, top_logprobs: top }] },
+      }).preference,
+    ).toBeCloseTo(2 - 0.2 / 0.8, 12);
+    // no exact label listed: the variants
+    expect(
+      preferenceFromChoice({
+        logprobs: { content: [{ token: 'The', logprob: -1, top_logprobs: [{ token: ' m', logprob: -2 }] }] },
+      }),
+    ).toEqual({ preference: 1, source: 'logprobs' });
+  });
 });
 
 describe('judge prompt and order', () => {
