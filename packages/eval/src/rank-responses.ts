@@ -58,9 +58,9 @@ export interface RankingResult {
   ties: number;
   /** 100 * wins / pairs. */
   percent: number;
-  /** Bootstrap percentile interval of `percent`, resampling examples. */
+  /** Bootstrap percentile interval of `percent`, resampling the examples that have a scored pair. */
   ci: { low: number; high: number; level: number; resamples: number };
-  /** `histogram[k]`: examples whose real response beat exactly k of its random ones. */
+  /** `histogram[k]`: examples whose real response beat exactly k of its random ones (examples with no scored pair left out). */
   histogram: number[];
   /** Mean score of the real and of the random responses. */
   meanReal: number;
@@ -141,22 +141,25 @@ function summarize(
   });
   const wins = perExample.reduce((s, e) => s + e.wins, 0);
   const pairs = perExample.reduce((s, e) => s + e.pairs, 0);
+  // examples without a single scored pair (e.g. an empty response) carry no evidence: they are left
+  // out of the bootstrap (a resample of only those would have no percentage) and of the histogram
+  const scored = perExample.filter((e) => e.pairs > 0);
   const rng = createRng(`bootstrap:${options.seed}`);
   const stats: number[] = [];
-  for (let b = 0; b < options.bootstrap; b++) {
+  for (let b = 0; b < options.bootstrap && scored.length > 0; b++) {
     let w = 0;
     let p = 0;
-    for (let k = 0; k < perExample.length; k++) {
-      const e = perExample[rng.int(perExample.length)]!;
+    for (let k = 0; k < scored.length; k++) {
+      const e = scored[rng.int(scored.length)]!;
       w += e.wins;
       p += e.pairs;
     }
-    stats.push(p === 0 ? Number.NaN : (100 * w) / p);
+    stats.push((100 * w) / p);
   }
   stats.sort((a, b) => a - b);
   const alpha = (1 - options.confidence) / 2;
   const histogram = new Array<number>(options.negatives + 1).fill(0);
-  for (const e of perExample) histogram[e.wins]!++;
+  for (const e of scored) histogram[e.wins]!++;
   return {
     n: options.n,
     negatives: options.negatives,

@@ -75,6 +75,21 @@ describe('rankResponses', () => {
     expect(responseScore([])).toBeNaN();
   });
 
+  it('leaves examples with no scored pair out of the bootstrap and the histogram', async () => {
+    // two empty responses: their examples have no pair, and every pair with them as negative is dropped
+    const sparse = [...data, { instruction: 'x', output: '' }, { instruction: 'y', output: '' }];
+    const r = await rankResponses({
+      scorer: overlapScorer(),
+      data: sparse,
+      n: 5,
+      negatives: 4,
+      bootstrap: 200,
+    });
+    expect(r.pairs).toBe(6); // the three non-empty examples, each against the two other non-empty ones
+    expect(r.histogram).toEqual([0, 0, 3, 0, 0]);
+    expect(r.ci).toMatchObject({ low: 100, high: 100 });
+  });
+
   it('batches whole examples and resumes from its journal', async () => {
     const dir = tmp();
     const calls: number[] = [];
