@@ -130,7 +130,7 @@ export async function writeReport(
       'a response-ranking result',
     ),
   }));
-  const shifts = jsonFiles(paths.shift).map((f) => ({
+  const shiftResults = jsonFiles(paths.shift).map((f) => ({
     name: basename(f, '.json'),
     result: expectResult<ShiftResult>(
       f,
@@ -144,6 +144,14 @@ export async function writeReport(
       'a token-shift result',
     ),
   }));
+  // results that share a label (e.g. two with the default 'aligned vs base') are told apart by file name
+  const labelCount = new Map<string, number>();
+  for (const { result } of shiftResults)
+    labelCount.set(result.label, (labelCount.get(result.label) ?? 0) + 1);
+  const shifts = shiftResults.map(({ name, result }) => ({
+    name,
+    result: labelCount.get(result.label)! > 1 ? { ...result, label: `${result.label} (${name})` } : result,
+  }));
   const total = 1 + (winrates.length ? 1 : 0) + rankings.length + (shifts.length ? 1 + shifts.length : 0);
   let done = 0;
   const tick = () => {
@@ -156,7 +164,8 @@ export async function writeReport(
     await writeFileAtomic(file, svg);
     charts.push(file);
     tick();
-    return `charts/${name}`;
+    // a link target: spaces and parentheses in a run name would end it early in Markdown
+    return `charts/${encodeURIComponent(name).replace(/\(/g, '%28').replace(/\)/g, '%29')}`;
   };
   const md: string[] = [`# ${options.title ?? `Evaluation report: ${basename(runDir)}`}`, ''];
 
@@ -315,5 +324,5 @@ export async function writeReport(
   const markdown = md.join('\n');
   await writeFileAtomic(paths.report, markdown);
   tick();
-  return { markdownPath: paths.report, markdown, charts, winrates, rankings, shifts };
+  return { markdownPath: paths.report, markdown, charts, winrates, rankings, shifts: shiftResults };
 }

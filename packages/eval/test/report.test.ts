@@ -142,6 +142,31 @@ describe('writeReport', () => {
     expect(Math.max(...ticks)).toBeGreaterThanOrEqual(json['eos-uniform-diversity']!.win_rate as number);
   });
 
+  it('tells apart token-shift results with the same label, and links chart names with spaces', async () => {
+    const run = mkdtempSync(join(tmpdir(), 'eval-report-labels-'));
+    try {
+      const ranks: RankSource = {
+        rankTokens: async (items) =>
+          items.map((x) => ({ tokens: [...x.response].map((c, k) => ({ id: k, text: c, rank: 1 + k })) })),
+      };
+      for (const name of ['a', 'my run (2)']) {
+        await tokenShift({
+          base: ranks,
+          aligned: [{ instruction: 'i', output: 'abcd' }],
+          out: runPaths(run).shiftResult(name),
+        });
+      }
+      const r = await writeReport(run);
+      expect(r.markdown).toContain('### aligned vs base (a)\n');
+      expect(r.markdown).toContain('### aligned vs base (my run (2))\n');
+      expect(r.markdown).toContain('](charts/token-shift-my%20run%20%282%29.svg)');
+      expect(existsSync(join(run, 'charts', 'token-shift-my run (2).svg'))).toBe(true);
+      expect(r.shifts.map((s) => s.result.label)).toEqual(['aligned vs base', 'aligned vs base']);
+    } finally {
+      rmSync(run, { recursive: true, force: true });
+    }
+  });
+
   it('says so when a run directory is empty', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'eval-report-empty-'));
     try {
