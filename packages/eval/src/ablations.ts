@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ABLATIONS, type RuleSetConfig, resolveRuleSpec } from '@implicit-it/rules';
-import { type GenerateRunResult, generateRun } from './generate-run.js';
+import { finishedRun, type GenerateRunResult, generateRun } from './generate-run.js';
 import type { Generator, ProgressCallbacks } from './model-interfaces.js';
-import { type EvalInstruction, readInstructions, readModelOutputs } from './model-outputs.js';
+import { type EvalInstruction, readInstructions } from './model-outputs.js';
 
 /** Options of `runAblations`. */
 export interface RunAblationsOptions extends ProgressCallbacks {
@@ -37,9 +36,10 @@ export interface AblationRun extends GenerateRunResult {
 
 /**
  * `generateRun` over every rule subset of the spec, one `model_outputs.json` per subset
- * (`${outDir}/${subset}.json`). Each subset resumes on its own; a subset already finished (its output
- * file exists with one output per instruction, same generator name, and no journal is pending) is
- * skipped, so rerunning after an interruption redoes nothing.
+ * (`${outDir}/${subset}.json`). Each subset resumes on its own; a subset already finished by a run
+ * with the same options (`finishedRun`: same generator name, instructions, token limit, `tokenIds` and
+ * fingerprint, recorded in `${subset}.json.done`) is skipped, so rerunning after an interruption redoes
+ * nothing, and a rerun with another model or limit never reuses the old outputs.
  *
  * @example
  * await runAblations({
@@ -61,7 +61,9 @@ export async function runAblations(options: RunAblationsOptions): Promise<Ablati
         : (options.maxNewTokens ?? (rules.eos ? 8192 : 512));
     const out = join(options.outDir, `${subset}.json`);
     const generatorName = `${options.modelName}-${subset}`;
-    const done = finishedRun(out, generatorName, instructions);
+    const fingerprint = { ...options.fingerprint, subset, rules };
+    const tokenIds = options.tokenIds ?? false;
+    const done = finishedRun({ out, generatorName, instructions, maxNewTokens, tokenIds, fingerprint });
     if (done) {
       runs.push({ outputs: done, out, generated: 0, resumed: done.length, subset, rules });
       options.onProgress?.({
@@ -80,9 +82,9 @@ export async function runAblations(options: RunAblationsOptions): Promise<Ablati
       out,
       generatorName,
       maxNewTokens,
-      fingerprint: { ...options.fingerprint, subset, rules },
+      fingerprint,
+      tokenIds,
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
-      ...(options.tokenIds !== undefined ? { tokenIds: options.tokenIds } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onWarning ? { onWarning: options.onWarning } : {}),
       onProgress: (p) => options.onProgress?.({ ...p, label: subset }),
@@ -90,13 +92,4 @@ export async function runAblations(options: RunAblationsOptions): Promise<Ablati
     runs.push({ ...run, subset, rules });
   }
   return runs;
-}
-
-function finishedRun(out: string, generatorName: string, instructions: readonly EvalInstruction[]) {
-  if (!existsSync(out) || existsSync(`${out}.journal.jsonl`)) return undefined;
-  const outputs = readModelOutputs(out);
-  const same =
-    outputs.length === instructions.length &&
-    outputs.every((o, i) => o.generator === generatorName && o.instruction === instructions[i]!.instruction);
-  return same ? outputs : undefined;
 }

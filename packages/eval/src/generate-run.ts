@@ -1,11 +1,14 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
-import { Journal } from './journal.js';
+import { canonicalJson, Journal } from './journal.js';
+import { writeFileAtomic } from './json-file.js';
 import type { Generator, ProgressCallbacks } from './model-interfaces.js';
 import {
   type EvalInstruction,
   type ModelOutput,
   readInstructions,
+  readModelOutputs,
   writeModelOutputs,
 } from './model-outputs.js';
 
@@ -58,7 +61,9 @@ interface JournalEntry {
  * Greedy outputs for every instruction, written in alpaca_eval's `model_outputs.json` format. Batched,
  * resumable: each finished batch is appended to a journal (`${out}.journal.jsonl`) and fsynced, so a
  * run killed at any point (kill -9 included) continues where it stopped on the next call and loses
- * nothing already generated. The final file is written atomically, then the journal is removed.
+ * nothing already generated. The final file is written atomically, then `${out}.done` records the run
+ * that made it (the journal's header: generator name, instructions, token limit, fingerprint...), then
+ * the journal is removed. `finishedRun` reads that record back.
  *
  * @example
  * const { outputs } = await generateRun({
@@ -78,16 +83,8 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
   }
   const strip = options.strip ?? true;
   const journalPath = options.journalPath ?? `${options.out}.journal.jsonl`;
-  const journal = Journal.open<JournalEntry>(journalPath, {
-    kind: 'generate',
-    version: 1,
-    generator: options.generatorName,
-    instructions: sha256(instructions.map((x) => x.instruction)),
-    maxNewTokens: options.maxNewTokens ?? null,
-    strip,
-    tokenIds: options.tokenIds ?? false,
-    fingerprint: options.fingerprint ?? null,
-  });
+  const header = runHeader(options, instructions);
+  const journal = Journal.open<JournalEntry>(journalPath, header);
   try {
     const texts = new Map<number, string>();
     const ids = new Map<number, number[]>();
@@ -141,9 +138,66 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
       ...(ids.has(i) ? { token_ids: ids.get(i)! } : {}),
     }));
     await writeModelOutputs(options.out, outputs);
+    await writeFileAtomic(donePath(options.out), `${canonicalJson(header)}\n`);
     journal.remove();
     return { outputs, out: options.out, generated: total - resumed, resumed };
   } finally {
     journal.close();
   }
+}
+
+/** What identifies a run: the header of its journal, and the content of `${out}.done` once it finished. */
+function runHeader(
+  options: Pick<GenerateRunOptions, 'generatorName' | 'maxNewTokens' | 'strip' | 'tokenIds' | 'fingerprint'>,
+  instructions: readonly EvalInstruction[],
+): Record<string, unknown> {
+  return {
+    kind: 'generate',
+    version: 1,
+    generator: options.generatorName,
+    instructions: sha256(instructions.map((x) => x.instruction)),
+    maxNewTokens: options.maxNewTokens ?? null,
+    strip: options.strip ?? true,
+    tokenIds: options.tokenIds ?? false,
+    fingerprint: options.fingerprint ?? null,
+  };
+}
+
+const donePath = (out: string) => `${out}.done`;
+
+/**
+ * The outputs of a `generateRun` that finished with these very options (same generator name,
+ * instructions, token limit, token ids, fingerprint...), or undefined: no output file, a journal
+ * still pending, no `${out}.done` record (a file written some other way, or before records existed),
+ * or a record of a different run. Lets a caller skip work already done without ever reusing outputs
+ * of another model or configuration.
+ *
+ * @example
+ * const done = finishedRun({ out, generatorName, instructions, fingerprint: { model: dir } });
+ * if (!done) await generateRun({ generator, out, generatorName, instructions, fingerprint: { model: dir } });
+ */
+export function finishedRun(
+  options: Pick<
+    GenerateRunOptions,
+    'out' | 'generatorName' | 'maxNewTokens' | 'strip' | 'tokenIds' | 'fingerprint' | 'journalPath'
+  > & { instructions: readonly EvalInstruction[] },
+): ModelOutput[] | undefined {
+  const { out } = options;
+  if (!existsSync(out) || !existsSync(donePath(out))) return undefined;
+  if (existsSync(options.journalPath ?? `${out}.journal.jsonl`)) return undefined;
+  let record: unknown;
+  try {
+    record = JSON.parse(readFileSync(donePath(out), 'utf8'));
+  } catch {
+    return undefined; // damaged record: redo the run rather than trust it
+  }
+  if (canonicalJson(record) !== canonicalJson(runHeader(options, options.instructions))) return undefined;
+  const outputs = readModelOutputs(out);
+  const same =
+    outputs.length === options.instructions.length &&
+    outputs.every(
+      (o, i) =>
+        o.generator === options.generatorName && o.instruction === options.instructions[i]!.instruction,
+    );
+  return same ? outputs : undefined;
 }

@@ -1,7 +1,7 @@
 export { type AblationRun, type RunAblationsOptions, runAblations } from './ablations.js';
 export { type Annotation, readAnnotations, writeAnnotations } from './annotations.js';
 export { AdapterContractError, EvalInputError, JudgeRequestError, ResumeMismatchError } from './errors.js';
-export { type GenerateRunOptions, type GenerateRunResult, generateRun } from './generate-run.js';
+export { finishedRun, type GenerateRunOptions, type GenerateRunResult, generateRun } from './generate-run.js';
 export { sha256 } from './hash.js';
 export { Journal } from './journal.js';
 export { readJson, writeFileAtomic, writeJson } from './json-file.js';

@@ -16,8 +16,9 @@ import { ResumeMismatchError } from './errors.js';
 /**
  * An append-only JSONL journal: a header line that identifies the run, then one line per finished
  * item. Every `append` is written and fsynced before it returns, so a run killed at any moment
- * (kill -9 included) loses nothing it reported as done. On reopening, a torn last line (the process
- * died mid-write) is cut off; a header that differs from this run's is a `ResumeMismatchError`.
+ * (kill -9 included) loses nothing it reported as done. On reopening, a torn or unparsable last line
+ * (the process or the machine died mid-write) is cut off; a header that differs from this run's, or
+ * a damaged line before the last, is a `ResumeMismatchError`.
  *
  * @example
  * const j = Journal.open<{ i: number; output: string }>('out.json.journal.jsonl', { model: 'm' });
@@ -53,6 +54,9 @@ export class Journal<T> {
         try {
           value = JSON.parse(text);
         } catch {
+          // the last line: a write that never completed (power loss can leave garbage ending in a
+          // newline); cut it off like a torn line. Damage before it is not ours to guess about.
+          if (nl === buf.length - 1) break;
           throw new ResumeMismatchError(path, `line ${line + 1} is not valid JSON (the file is damaged)`);
         }
         if (line === 0) {
@@ -111,7 +115,7 @@ export class Journal<T> {
 }
 
 /** JSON with object keys sorted at every level, so equal headers compare equal whatever their key order. */
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
     v && typeof v === 'object' && !Array.isArray(v)
       ? Object.fromEntries(

@@ -89,9 +89,7 @@ export function barChartSvg(options: {
   const bottom = top + rowH * Math.max(1, bars.length);
   const max =
     options.max ??
-    niceMax(
-      Math.max(...bars.map((b) => (Number.isFinite(b.value) ? b.value : 0) + b.error), 1) * 1.05,
-    );
+    niceMax(Math.max(...bars.map((b) => (Number.isFinite(b.value) ? b.value : 0) + b.error), 1) * 1.05);
   const sx = (v: number) => n(left + ((right - left) * Math.max(0, Math.min(v, max))) / max);
   const body = axis(left, right, bottom, max, unit, top);
   bars.forEach((b, i) => {

@@ -223,6 +223,67 @@ describe('runAblations', () => {
     expect(again.every((r) => r.generated === 0)).toBe(true);
   });
 
+  it('redoes a finished subset whose run differed (model, token limit, token ids), never reusing its outputs', async () => {
+    const dir = tmp();
+    const calls: string[] = [];
+    const create =
+      (model: string) =>
+      (_rules: object, subset: string): Generator => ({
+        async generateBatch(xs) {
+          calls.push(`${model}:${subset}`);
+          return xs.map((x, k) => ({ text: `${model}:${x}`, tokenIds: [k, 7] }));
+        },
+      });
+    const base = { instructions: instructions.slice(0, 2), outDir: dir, modelName: 'm', subsets: ['none'] };
+    await runAblations({ ...base, createGenerator: create('A'), fingerprint: { model: 'dirA' } });
+    expect(existsSync(join(dir, 'none.json.done'))).toBe(true);
+    expect(calls).toEqual(['A:none']);
+
+    // same options: skipped
+    const same = await runAblations({
+      ...base,
+      createGenerator: create('A'),
+      fingerprint: { model: 'dirA' },
+    });
+    expect(same[0]!.generated).toBe(0);
+    expect(calls).toEqual(['A:none']);
+
+    // another model dir, another token limit, token ids asked for: each regenerates
+    const other = await runAblations({
+      ...base,
+      createGenerator: create('B'),
+      fingerprint: { model: 'dirB' },
+    });
+    expect(other[0]!.generated).toBe(2);
+    expect(readModelOutputs(join(dir, 'none.json'))[0]!.output).toBe(`B:${instructions[0]!.instruction}`);
+    await runAblations({
+      ...base,
+      createGenerator: create('C'),
+      fingerprint: { model: 'dirB' },
+      maxNewTokens: 7,
+    });
+    const ids = await runAblations({
+      ...base,
+      createGenerator: create('D'),
+      fingerprint: { model: 'dirB' },
+      maxNewTokens: 7,
+      tokenIds: true,
+    });
+    expect(calls).toEqual(['A:none', 'B:none', 'C:none', 'D:none']);
+    expect(ids[0]!.outputs[0]!.token_ids).toEqual([0, 7]);
+
+    // an output file without a record of its run (written some other way) is not trusted
+    rmSync(join(dir, 'none.json.done'));
+    await runAblations({
+      ...base,
+      createGenerator: create('E'),
+      fingerprint: { model: 'dirB' },
+      maxNewTokens: 7,
+      tokenIds: true,
+    });
+    expect(calls.at(-1)).toBe('E:none');
+  });
+
   it('rejects an unknown subset before generating anything', async () => {
     const { generator, seen } = recording();
     await expect(
@@ -249,5 +310,27 @@ describe('Journal', () => {
     expect(b.entries).toEqual([{ i: 1 }]);
     b.close();
     expect(() => Journal.open(path, { model: 'y', opts: { a: 1, b: 2 } })).toThrow(ResumeMismatchError);
+  });
+
+  it('cuts off an unparsable last line (ended by a newline or not), refuses damage before it', async () => {
+    const { Journal } = await import('../src/index.js');
+    const path = join(tmp(), 'j.jsonl');
+    const a = Journal.open<{ i: number }>(path, { model: 'x' });
+    a.append([{ i: 1 }, { i: 2 }]);
+    a.close();
+    const good = readFileSync(path, 'utf8');
+    for (const tail of ['{"i":3', '\0\0\0\0\n', '{"i":3,\n']) {
+      writeFileSync(path, good + tail);
+      const b = Journal.open<{ i: number }>(path, { model: 'x' });
+      expect(b.entries).toEqual([{ i: 1 }, { i: 2 }]);
+      b.append([{ i: 3 }]);
+      b.close();
+      expect(readFileSync(path, 'utf8')).toBe(`${good}{"i":3}\n`);
+    }
+    const lines = good.split('\n');
+    writeFileSync(path, [lines[0], 'garbage', lines[2], ''].join('\n'));
+    expect(() => Journal.open(path, { model: 'x' })).toThrow(
+      `${path}: line 2 is not valid JSON (the file is damaged)`,
+    );
   });
 });
