@@ -57,6 +57,7 @@ export { runPaths } from './run-layout.js';
 export {
   type RuntimeAdapterOptions,
   type RuntimeModel,
+  type RuntimeScorerOptions,
   runtimeGenerator,
   runtimeRankSource,
   runtimeScorer,

@@ -27,7 +27,12 @@ export interface RuntimeModel {
       batchSize?: number;
     },
   ): Promise<{ tokenIds: number[]; logprobs: number[]; ranks?: number[] }[]>;
-  readonly tokenizer: { decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string };
+  readonly tokenizer: {
+    encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+    decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
+    /** End-of-sequence ids; the first is the one the Tulu prompt and the paper's scoring write. */
+    readonly eosIds: readonly number[];
+  };
 }
 
 /** Options shared by the runtime adapters. */
@@ -78,21 +83,40 @@ export function runtimeGenerator(model: RuntimeModel, options: RuntimeAdapterOpt
   };
 }
 
-/** Scores items, skipping empty responses (they have no tokens to score). */
+/**
+ * Scores items, skipping empty responses (they have no tokens to score). `eos: 'append'` scores the
+ * response followed by the end-of-sequence token (unless its ids already end with one); `'drop'`
+ * scores the response's own tokens, a trailing end-of-sequence id left out.
+ */
 async function scoreNonEmpty(
   model: RuntimeModel,
   items: readonly ResponseItem[],
   options: RuntimeAdapterOptions,
   ranks: boolean,
+  eos: 'append' | 'drop',
 ) {
+  const eosIds = model.tokenizer.eosIds;
   const live = items
-    .map((x, i) => [x, i] as const)
-    .filter(([x]) => (x.responseIds ? x.responseIds.length > 0 : x.response.length > 0));
+    .map((x, i) => {
+      let ids = x.responseIds
+        ? [...x.responseIds]
+        : model.tokenizer.encode(x.response, { addSpecialTokens: false });
+      const endsWithEos = ids.length > 0 && eosIds.includes(ids.at(-1)!);
+      if (eos === 'drop' && endsWithEos) ids = ids.slice(0, -1);
+      const empty = ids.length === 0;
+      if (eos === 'append' && !endsWithEos && !empty) {
+        if (eosIds[0] === undefined) {
+          throw new AdapterContractError(
+            "the model's tokenizer names no end-of-sequence token to score after each response; pass { eos: false }",
+          );
+        }
+        ids.push(eosIds[0]);
+      }
+      return { x, i, ids, empty };
+    })
+    .filter((r) => !r.empty);
   const scored = await model.score(
-    live.map(([x]) => ({
-      prompt: { instruction: x.instruction },
-      continuation: x.responseIds ?? x.response,
-    })),
+    live.map(({ x, ids }) => ({ prompt: { instruction: x.instruction }, continuation: ids })),
     { ...pick(options), ranks },
   );
   // Array.from, not new Array(n): map() skips the holes of a sparse array
@@ -100,23 +124,35 @@ async function scoreNonEmpty(
     { length: items.length },
     () => undefined,
   );
-  live.forEach(([, i], k) => {
+  live.forEach(({ i }, k) => {
     out[i] = scored[k];
   });
   return out;
 }
 
+/** Options of `runtimeScorer`. */
+export interface RuntimeScorerOptions extends RuntimeAdapterOptions {
+  /**
+   * Score the end-of-sequence token after each response too, as the paper's response ranking does
+   * (its `ratio_eval.py` scores the assistant turn `content + eos_token`). Default true; the token's
+   * log-prob is the last of `tokenLogprobs`.
+   */
+  eos?: boolean;
+}
+
 /**
- * A `Scorer` on a runtime model: teacher-forced log-probs of each response token after the Tulu
- * prompt of its instruction (the paper's response ranking scores exp(mean) of them).
+ * A `Scorer` on a runtime model: teacher-forced log-probs of each response token, then of the
+ * end-of-sequence token, after the Tulu prompt of its instruction (the paper's response ranking
+ * scores exp(mean) of them).
  *
  * @example
  * await rankResponses({ scorer: runtimeScorer(model), data: 'alpaca_data_2k.json', n: 1000 });
  */
-export function runtimeScorer(model: RuntimeModel, options: RuntimeAdapterOptions = {}): Scorer {
+export function runtimeScorer(model: RuntimeModel, options: RuntimeScorerOptions = {}): Scorer {
+  const eos = options.eos === false ? 'drop' : 'append';
   return {
     async scoreContinuations(items) {
-      const scored = await scoreNonEmpty(model, items, options, false);
+      const scored = await scoreNonEmpty(model, items, options, false, eos);
       return scored.map((s) => ({ tokenLogprobs: s?.logprobs ?? [] }));
     },
   };
@@ -124,7 +160,9 @@ export function runtimeScorer(model: RuntimeModel, options: RuntimeAdapterOption
 
 /**
  * A `RankSource` on a runtime model: each response token's rank under the model (1 = its greedy
- * pick) given the same prefix, with the token's text, for the token-shift analysis.
+ * pick) given the same prefix, with the token's text, for the token-shift analysis. The tokens are
+ * those of the response text: a generation's final end-of-sequence id (kept in `token_ids`) is left
+ * out, so that outputs with and without `token_ids` count the same tokens.
  *
  * @example
  * await tokenShift({ base: runtimeRankSource(baseModel), aligned: 'run/outputs/chat.json' });
@@ -132,7 +170,7 @@ export function runtimeScorer(model: RuntimeModel, options: RuntimeAdapterOption
 export function runtimeRankSource(model: RuntimeModel, options: RuntimeAdapterOptions = {}): RankSource {
   return {
     async rankTokens(items) {
-      const scored = await scoreNonEmpty(model, items, options, true);
+      const scored = await scoreNonEmpty(model, items, options, true, 'drop');
       return scored.map((s) => {
         if (!s) return { tokens: [] };
         if (!s.ranks || s.ranks.length !== s.tokenIds.length) {

@@ -55,9 +55,9 @@ export async function referenceAdapters(model: ReferenceModel, dir: string) {
   };
   const scorer: Scorer = {
     async scoreContinuations(items) {
-      return items.map(({ instruction, response }) => {
+      return items.map(({ instruction, response, responseIds }) => {
         const p = prompt(instruction);
-        const r = encode(response);
+        const r = responseIds ? [...responseIds] : encode(response);
         const logits = rows([...p, ...r]);
         return { tokenLogprobs: r.map((id, k) => logSoftmaxAt(logits[p.length - 1 + k]!, id)) };
       });

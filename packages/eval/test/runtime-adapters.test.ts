@@ -108,14 +108,30 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
       { instruction: 'Describe rain.', response: `${tText}${tText} drops` },
       { instruction: 'x', response: '' },
     ];
+    // the paper's ratio_eval.py scores the response, then the end-of-sequence token
+    const eos = base.tokenizer.eosIds[0]!;
     const ours = await runtimeScorer(base).scoreContinuations(items);
-    const ref = await refBase.scorer.scoreContinuations(items.slice(0, 2));
+    const ref = await refBase.scorer.scoreContinuations(
+      items.slice(0, 2).map((x) => ({ ...x, responseIds: [...refBase.encode(x.response), eos] })),
+    );
+    const bare = await runtimeScorer(base, { eos: false }).scoreContinuations(items);
     for (let i = 0; i < 2; i++) {
+      expect(ours[i]!.tokenLogprobs.length).toBe(refBase.encode(items[i]!.response).length + 1);
       expect(ours[i]!.tokenLogprobs.length).toBe(ref[i]!.tokenLogprobs.length);
       for (const [k, lp] of ours[i]!.tokenLogprobs.entries())
         expect(lp).toBeCloseTo(ref[i]!.tokenLogprobs[k]!, 3);
+      expect(bare[i]!.tokenLogprobs.length).toBe(ours[i]!.tokenLogprobs.length - 1);
+      for (const [k, lp] of bare[i]!.tokenLogprobs.entries())
+        expect(lp).toBeCloseTo(ours[i]!.tokenLogprobs[k]!, 5);
     }
     expect(ours[2]!.tokenLogprobs).toEqual([]); // an empty response has no tokens (and is not sent to the runtime)
+    // ids that already end with the end-of-sequence token are scored as they are
+    const withIds = await runtimeScorer(base).scoreContinuations([
+      { ...items[0]!, responseIds: [...refBase.encode(items[0]!.response), eos] },
+    ]);
+    expect(withIds[0]!.tokenLogprobs.length).toBe(ours[0]!.tokenLogprobs.length);
+    for (const [k, lp] of withIds[0]!.tokenLogprobs.entries())
+      expect(lp).toBeCloseTo(ours[0]!.tokenLogprobs[k]!, 5);
 
     const data = [
       { instruction: 'Say something.', output: tText.repeat(6) },
@@ -151,6 +167,16 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
     for (const [k, t] of ours[0]!.tokens.entries()) {
       expect(Math.abs(t.rank - ref[0]!.tokens[k]!.rank)).toBeLessThanOrEqual(1); // fp32 near-ties
     }
+    // a generation's final end-of-sequence id is not one of the text's tokens: left out, as re-tokenizing would
+    const ids = refBase.encode(aligned[0]!.output);
+    const withEos = await runtimeRankSource(base).rankTokens([
+      {
+        instruction: aligned[0]!.instruction,
+        response: aligned[0]!.output,
+        responseIds: [...ids, base.tokenizer.eosIds[0]!],
+      },
+    ]);
+    expect(withEos[0]!.tokens.map((t) => [t.id, t.rank])).toEqual(ours[0]!.tokens.map((t) => [t.id, t.rank]));
 
     // with the generated token ids kept, the base model's own greedy outputs are all its rank-1 tokens;
     // base+rules moves some of them
