@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { compileRules, type RuleSet, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import type { GenerateOptions, Model } from '@implicit-it/runtime';
 import { ApiError, toApiError } from './errors.js';
@@ -107,6 +108,8 @@ function baseOptions(
   else if (req.top_p !== null && req.top_p !== undefined && req.top_p < 1) options.topP = req.top_p;
   if (req.top_k) options.topK = Math.min(req.top_k, options.topK ?? req.top_k);
   if (req.seed !== null && req.seed !== undefined) options.seed = ((req.seed % 2 ** 32) + 2 ** 32) % 2 ** 32;
+  // as OpenAI: without a seed every request samples anew (the runtime's own default seed is fixed)
+  else if (options.temperature! > 0) options.seed = randomInt(2 ** 32);
   if (req.stop !== null && req.stop !== undefined)
     options.stop = typeof req.stop === 'string' ? [req.stop] : req.stop;
   if (req.logit_bias) {

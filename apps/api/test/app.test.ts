@@ -191,6 +191,15 @@ describe('POST /v1/chat/completions', () => {
     expect(a.body.choices[0].message.content).toBe(b.body.choices[0].message.content);
   });
 
+  it('samples anew on every request without a seed, as OpenAI does', async () => {
+    const texts = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const r = await post('/v1/chat/completions', chat({ temperature: 1.5, max_tokens: 20, rules: false }));
+      texts.add(r.body.choices[0].message.content);
+    }
+    expect(texts.size).toBeGreaterThan(1);
+  });
+
   it('streams OpenAI chunks ending with [DONE], usage last when asked', async () => {
     const { res, text } = await post(
       '/v1/chat/completions',

@@ -236,6 +236,38 @@ describe('generate', () => {
     expect(json.base.text).not.toBe(json.rules.text);
   });
 
+  it('samples with a new seed each run unless --seed (the seed is in --json); greedy has none', async () => {
+    const sample = async (...extra: string[]) =>
+      JSON.parse(
+        (
+          await run([
+            'generate',
+            '--model',
+            model,
+            '-n',
+            '16',
+            '-t',
+            '1.5',
+            '-r',
+            'off',
+            '--json',
+            ...extra,
+            'Hi',
+          ])
+        ).stdout,
+      );
+    const [a, b] = [await sample(), await sample()];
+    expect(Number.isInteger(a.seed) && Number.isInteger(b.seed)).toBe(true);
+    expect(a.seed).not.toBe(b.seed);
+    // the printed seed reproduces the run
+    expect((await sample('--seed', String(a.seed))).text).toBe(a.text);
+    const pinned = [await sample('--seed', '5'), await sample('--seed', '5')];
+    expect(pinned.map((r) => r.seed)).toEqual([5, 5]);
+    expect(pinned[0].text).toBe(pinned[1].text);
+    const greedy = JSON.parse((await run(['generate', '--model', model, '-n', '4', '--json', 'Hi'])).stdout);
+    expect(greedy).not.toHaveProperty('seed');
+  });
+
   it('--trace colours shifted tokens unless NO_COLOR', async () => {
     const args = ['generate', '--model', model, '-n', '40', '--trace', 'Give me a recipe for tiramisu.'];
     const colour = await run(args, { env: { NO_COLOR: undefined, FORCE_COLOR: '1' } });

@@ -4,7 +4,13 @@ import type { ChatMessage } from '@implicit-it/tokenizers';
 import type { Command } from 'commander';
 import { type ModelFlags, openModel, parseRules, rulesLabel } from '../flags.js';
 import { CliError, forTerminal, painter } from '../output.js';
-import { addGenerationOptions, DEFAULT_MODEL_HELP, generationOptions, shiftStyle } from './generate.js';
+import {
+  addGenerationOptions,
+  DEFAULT_MODEL_HELP,
+  generationOptions,
+  samplingSeed,
+  shiftStyle,
+} from './generate.js';
 
 interface ChatFlags extends ModelFlags {
   rules?: string;
@@ -18,6 +24,8 @@ interface ChatFlags extends ModelFlags {
   system?: string;
   trace?: boolean;
 }
+
+const seedOf = (seed: number | undefined) => (seed !== undefined ? { seed } : {});
 
 const HELP = `commands: /rules <spec> (e.g. off, hewitt2024, eos-uniform), /reset (forget the conversation),
           /history, /help, /exit (or Ctrl-D). Ctrl-C stops a reply; Ctrl-C at an empty prompt quits.`;
@@ -67,7 +75,11 @@ async function run(flags: ChatFlags): Promise<void> {
     try {
       for await (const part of model.stream(
         { messages },
-        { ...generationOptions(flags, rules), trace: flags.trace === true, signal: generating.signal },
+        {
+          ...generationOptions({ ...flags, ...seedOf(samplingSeed(flags)) }, rules),
+          trace: flags.trace === true,
+          signal: generating.signal,
+        },
       )) {
         if (part.type === 'token') rank = part.baseRank;
         else if (part.type === 'text-delta') {

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { RuleSpec } from '@implicit-it/rules';
 import type { GenerateOptions, Model, StreamPart } from '@implicit-it/runtime';
 import { type Command, Option } from 'commander';
@@ -50,9 +51,21 @@ export function addGenerationOptions(cmd: Command): Command {
     .option('-t, --temperature <t>', '0 is greedy, as the paper evaluates', numArg(0, 100), 0)
     .option('--top-p <p>', 'nucleus sampling', numArg(Number.MIN_VALUE, 1))
     .option('--top-k <k>', 'keep the k most likely tokens', intArg(0))
-    .option('--seed <n>', 'seed of the sampler', intArg(0, 2 ** 32 - 1))
+    .option(
+      '--seed <n>',
+      'seed of the sampler (default: a new one each run, shown after the output)',
+      intArg(0, 2 ** 32 - 1),
+    )
     .option('--stop <text>', 'stop string (repeatable)', collect);
   return addLoadOptions(cmd);
+}
+
+/**
+ * The sampler's seed: `--seed`, else a new one when sampling (so that runs differ, as with OpenAI's
+ * API; the runtime's own default seed is fixed), else none (greedy needs none).
+ */
+export function samplingSeed(flags: { temperature: number; seed?: number }): number | undefined {
+  return flags.seed ?? (flags.temperature > 0 ? randomInt(2 ** 32) : undefined);
 }
 
 export function generationOptions(flags: GenerateFlags, rules: RuleSpec): GenerateOptions {
@@ -153,6 +166,10 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
   const onSigint = () => abort.abort(new Error('interrupted'));
   process.once('SIGINT', onSigint);
   const dim = painter(process.stderr);
+  // one seed for the run: --compare samples base and base + rules with the same one
+  const seed = samplingSeed(flags);
+  const sampled = { ...flags, ...(seed !== undefined ? { seed } : {}) };
+  const seedJson = seed !== undefined ? { seed } : {};
   try {
     if (flags.compare) {
       const bars = multiProgress(['base', `base + rules (${rulesLabel(rules)})`], flags.maxTokens, 'tokens');
@@ -161,7 +178,7 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
         return collect1(
           model,
           instruction,
-          { ...generationOptions(flags, spec), trace: true, signal: abort.signal },
+          { ...generationOptions(sampled, spec), trace: true, signal: abort.signal },
           (part) => {
             if (part.type === 'token') bar.update(++n);
           },
@@ -172,6 +189,7 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
         printJson({
           model: opened.id,
           instruction,
+          ...seedJson,
           base: jsonOf(base, false, true),
           rules: jsonOf(ruled, rules, true),
         });
@@ -188,6 +206,7 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
           painter(process.stdout),
         ),
       );
+      if (seed !== undefined && process.stderr.isTTY) note(dim('dim', `[seed ${seed}]`));
       return;
     }
 
@@ -195,7 +214,7 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
     const result = await collect1(
       model,
       instruction,
-      { ...generationOptions(flags, rules), trace: flags.trace === true, signal: abort.signal },
+      { ...generationOptions(sampled, rules), trace: flags.trace === true, signal: abort.signal },
       (part, rank) => {
         if (flags.json || part.type !== 'text-delta') return;
         const style = flags.trace ? shiftStyle(rank) : null;
@@ -204,11 +223,17 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
       },
     );
     if (flags.json) {
-      printJson({ model: opened.id, instruction, ...jsonOf(result, rules, flags.trace === true) });
+      printJson({
+        model: opened.id,
+        instruction,
+        ...seedJson,
+        ...jsonOf(result, rules, flags.trace === true),
+      });
       return;
     }
     process.stdout.write('\n');
-    if (process.stderr.isTTY) note(dim('dim', `[${stats(result)}; rules: ${rulesLabel(rules)}]`));
+    const seedNote = seed !== undefined ? `; seed ${seed}` : '';
+    if (process.stderr.isTTY) note(dim('dim', `[${stats(result)}; rules: ${rulesLabel(rules)}${seedNote}]`));
   } catch (error) {
     if (abort.signal.aborted) throw new CliError('interrupted', EXIT.interrupted);
     throw error;
