@@ -16,8 +16,8 @@ export interface TokenInfo {
   baseRank?: number;
 }
 
-const encoder = new TextEncoder();
-const bytes = (s: string) => Array.from(encoder.encode(s));
+/** The UTF-8 bytes of a token: exact for a token that holds part of a character (its text is U+FFFD). */
+type TokenBytes = (id: number) => Uint8Array;
 
 export const SYSTEM_FINGERPRINT = 'implicit-it';
 
@@ -34,40 +34,57 @@ export function finishReason(reason: FinishReason): 'stop' | 'length' {
 }
 
 /** Chat log-probs: `{ content: [{ token, logprob, bytes, top_logprobs }] }`. */
-function chatLogprobs(tokens: readonly TokenInfo[], top: number) {
+function chatLogprobs(tokens: readonly TokenInfo[], top: number, bytes: TokenBytes) {
   return {
     content: tokens
       .filter((t) => t.logprob)
       .map(({ logprob: lp }) => ({
         token: lp!.token,
         logprob: lp!.logprob,
-        bytes: bytes(lp!.token),
+        bytes: Array.from(bytes(lp!.id)),
         top_logprobs: lp!.top.slice(0, top).map((alt) => ({
           token: alt.token,
           logprob: alt.logprob,
-          bytes: bytes(alt.token),
+          bytes: Array.from(bytes(alt.id)),
         })),
       })),
     refusal: null,
   };
 }
 
+/**
+ * Where each token starts in the completion text (legacy `text_offset`, in UTF-16 code units as the
+ * text's own indices): the characters its predecessors' bytes complete, so a character split over
+ * two tokens counts once.
+ */
+export class TextOffsets {
+  private readonly decoder = new TextDecoder('utf-8');
+  private chars = 0;
+
+  constructor(private readonly bytes: TokenBytes) {}
+
+  next(id: number): number {
+    const at = this.chars;
+    this.chars += this.decoder.decode(this.bytes(id), { stream: true }).length;
+    return at;
+  }
+}
+
 /** Legacy completions log-probs: parallel arrays, `top_logprobs` as `{ token: logprob }` maps. */
-function completionLogprobs(tokens: readonly TokenInfo[], top: number, offset: number) {
+function completionLogprobs(tokens: readonly TokenInfo[], top: number, offsets: TextOffsets) {
   const out = {
     tokens: [] as string[],
     token_logprobs: [] as number[],
     top_logprobs: [] as Record<string, number>[],
     text_offset: [] as number[],
   };
-  let at = offset;
-  for (const { logprob: lp } of tokens) {
+  for (const { id, logprob: lp } of tokens) {
+    const at = offsets.next(id);
     if (!lp) continue;
     out.tokens.push(lp.token);
     out.token_logprobs.push(lp.logprob);
     out.top_logprobs.push(Object.fromEntries(lp.top.slice(0, top).map((alt) => [alt.token, alt.logprob])));
     out.text_offset.push(at);
-    at += lp.token.length;
   }
   return out;
 }
@@ -84,11 +101,15 @@ function traceOf(tokens: readonly TokenInfo[]) {
 export class ResponseWriter {
   readonly id: string;
   readonly created = Math.floor(Date.now() / 1000);
-  /** Characters of completion text sent so far (legacy `text_offset`). */
-  private sent = 0;
+  private readonly bytes: TokenBytes;
+  /** Token start offsets in the completion text, carried from chunk to chunk (legacy `text_offset`). */
+  private readonly offsets: TextOffsets;
 
   constructor(private readonly plan: Plan) {
     this.id = `${plan.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
+    const { tokenizer } = plan.served.model;
+    this.bytes = (id) => tokenizer.tokenBytes(id);
+    this.offsets = new TextOffsets(this.bytes);
   }
 
   private head() {
@@ -101,14 +122,14 @@ export class ResponseWriter {
     };
   }
 
-  private extras(tokens: readonly TokenInfo[], offset: number) {
+  private extras(tokens: readonly TokenInfo[]) {
     const { plan } = this;
     const logprobs =
       plan.logprobs === null
         ? null
         : plan.kind === 'chat'
-          ? chatLogprobs(tokens, plan.logprobs)
-          : completionLogprobs(tokens, plan.logprobs, offset);
+          ? chatLogprobs(tokens, plan.logprobs, this.bytes)
+          : completionLogprobs(tokens, plan.logprobs, this.offsets);
     return { logprobs, ...(plan.trace ? { trace: traceOf(tokens) } : {}) };
   }
 
@@ -120,7 +141,7 @@ export class ResponseWriter {
     tokens: TokenInfo[];
   }) {
     const { plan } = this;
-    const extras = this.extras(result.tokens, 0);
+    const extras = this.extras(result.tokens);
     const choice =
       plan.kind === 'chat'
         ? {
@@ -164,8 +185,7 @@ export class ResponseWriter {
 
   /** A chunk carrying `text` and the tokens that produced it. */
   deltaChunk(text: string, tokens: readonly TokenInfo[]) {
-    const extras = this.extras(tokens, this.sent);
-    this.sent += text.length;
+    const extras = this.extras(tokens);
     const choice =
       this.plan.kind === 'chat'
         ? { index: 0, delta: { content: text }, ...extras, finish_reason: null }
@@ -175,7 +195,7 @@ export class ResponseWriter {
 
   /** The chunk with the finish reason (and the log-probs of tokens that produced no text, e.g. EOS). */
   finishChunk(reason: FinishReason, tokens: readonly TokenInfo[]) {
-    const extras = this.extras(tokens, this.sent);
+    const extras = this.extras(tokens);
     const choice =
       this.plan.kind === 'chat'
         ? { index: 0, delta: {}, ...extras, finish_reason: finishReason(reason) }

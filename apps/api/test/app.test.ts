@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import type { Model } from '@implicit-it/runtime';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, createApp } from '../src/index.js';
+import { TextOffsets } from '../src/openai-format.js';
 import { json, parseSse, tinyModel } from './helpers.js';
 
 const user = (content: string) => [{ role: 'user', content }];
@@ -136,9 +137,44 @@ describe('POST /v1/chat/completions', () => {
     for (const item of content) {
       expect(item.logprob).toBeLessThanOrEqual(0);
       expect(item.top_logprobs).toHaveLength(3);
-      expect(item.bytes).toEqual([...new TextEncoder().encode(item.token)]);
       expect(item.top_logprobs[0].logprob).toBeGreaterThanOrEqual(item.top_logprobs[2].logprob);
     }
+    // the tokens' bytes join to the content (an end-of-sequence token, if any, is not part of it)
+    const shown = body.choices[0].finish_reason === 'stop' ? content.slice(0, -1) : content;
+    const joined = new TextDecoder().decode(
+      Uint8Array.from(shown.flatMap((t: { bytes: number[] }) => t.bytes)),
+    );
+    expect(joined).toBe(body.choices[0].message.content);
+  });
+
+  it('gives the raw bytes of a token that holds part of a character (OpenAI `bytes`), and text offsets that count it once', async () => {
+    const tok = model.tokenizer;
+    const fatal = new TextDecoder('utf-8', { fatal: true });
+    const partial = Array.from({ length: tok.vocabulary.size }, (_, id) => id).find((id) => {
+      try {
+        fatal.decode(tok.tokenBytes(id));
+        return false;
+      } catch {
+        return tok.tokenBytes(id)[0]! >= 0xf0; // the lead byte of a 4-byte character
+      }
+    })!;
+    expect(partial).toBeDefined();
+    const { body } = await post(
+      '/v1/chat/completions',
+      chat({ max_tokens: 1, rules: false, logprobs: true, top_logprobs: 1, logit_bias: { [partial]: 100 } }),
+    );
+    const item = body.choices[0].logprobs.content[0];
+    expect(item.token).toBe('\uFFFD');
+    expect(item.bytes).toEqual([...tok.tokenBytes(partial)]);
+    expect(item.top_logprobs[0].bytes).toEqual(item.bytes);
+    // legacy text_offset: where each token starts in the text, a split character counted once
+    const text = 'a世x🎉y';
+    const ids = tok.encode(text, { addSpecialTokens: false });
+    const offsets = new TextOffsets((id) => tok.tokenBytes(id));
+    const starts = ids.map((id) => offsets.next(id));
+    const at = (piece: string) => starts[ids.findIndex((id) => tok.decode([id]) === piece)];
+    expect(ids.length).toBeGreaterThan(5); // 世 and 🎉 are split into byte tokens
+    expect([at('a'), at('x'), at('y')]).toEqual([0, text.indexOf('x'), text.indexOf('y')]);
   });
 
   it("reports each token's base-model rank with the trace extension", async () => {

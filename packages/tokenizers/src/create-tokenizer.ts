@@ -7,7 +7,7 @@ import type { JsonObject, TokenizerFiles } from './files.js';
 import { applyLegacyFalsePrepend, encodeOnce } from './legacy-prepend.js';
 import { buildPromptWith, type Prompt, type PromptInput } from './prompt.js';
 import { resolveSpecialIds } from './special-tokens.js';
-import { detectPieceEncoding, type PieceEncoding } from './surfaces.js';
+import { detectPieceEncoding, type PieceEncoding, pieceBytes } from './surfaces.js';
 import type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
 import type { ChatMessage } from './tulu.js';
 import { type AddedTokenInfo, TokenizerVocabulary } from './vocabulary.js';
@@ -138,6 +138,7 @@ class HfTokenizer implements Tokenizer {
   private readonly size: number;
   private readonly added: AddedTokenInfo[];
   private readonly specialIds: Set<number>;
+  private readonly addedById: Map<number, string>;
   private readonly byteFallback: boolean;
   private vocab: TokenizerVocabulary | undefined;
   private readonly singleLengths = [new Map<number, number>(), new Map<number, number>()];
@@ -151,6 +152,7 @@ class HfTokenizer implements Tokenizer {
     this.size = size;
     this.added = added;
     this.specialIds = new Set(added.filter((t) => t.special).map((t) => t.id));
+    this.addedById = new Map(added.map((t) => [t.id, t.content]));
     this.chatTemplate = chatTemplateOf(files, options);
     const model = files.tokenizerJson.model as JsonObject;
     this.byteFallback = model.byte_fallback === true;
@@ -229,6 +231,17 @@ class HfTokenizer implements Tokenizer {
 
   isSpecial(id: number): boolean {
     return this.specialIds.has(id);
+  }
+
+  tokenBytes(id: number): Uint8Array {
+    this.checkId(id, 'tokenBytes: id');
+    const added = this.addedById.get(id);
+    if (added !== undefined) return new TextEncoder().encode(added);
+    const piece = this.hf._tokenizer.id_to_token(id);
+    if (piece === undefined) {
+      throw new TokenizerInputError(`tokenBytes: token id ${id} has no piece in ${this.source}`);
+    }
+    return pieceBytes(piece, this.pieceEncoding, this.byteFallback);
   }
 
   buildPrompt(input: PromptInput): Prompt {

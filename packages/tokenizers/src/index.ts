@@ -5,7 +5,13 @@ export { type JsonObject, readTokenizerFiles, TOKENIZER_FILE_NAMES, type Tokeniz
 export { loadTokenizer } from './load-tokenizer.js';
 export type { Conversation, Prompt, PromptInput } from './prompt.js';
 export { CONVENTIONAL_EOS_TOKENS } from './special-tokens.js';
-export { byteLevelDecoder, detectPieceEncoding, type PieceEncoding, pieceSurface } from './surfaces.js';
+export {
+  byteLevelDecoder,
+  detectPieceEncoding,
+  type PieceEncoding,
+  pieceBytes,
+  pieceSurface,
+} from './surfaces.js';
 export type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
 export { type ChatMessage, tuluParts } from './tulu.js';
 export { type AddedTokenInfo, TokenizerVocabulary } from './vocabulary.js';

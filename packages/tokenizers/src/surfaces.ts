@@ -62,6 +62,37 @@ export function byteLevelDecoder(): Map<number, number> {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const utf8Encoder = new TextEncoder();
+
+/**
+ * The bytes one vocabulary piece adds to decoded text: byte-level pieces through the GPT-2 byte
+ * table, SentencePiece byte pieces (`<0xF0>`) as their byte, `▁` as a space. Unlike its text, this is
+ * exact for a piece that holds part of a multi-byte character (what OpenAI's logprob `bytes` are for).
+ *
+ * @example
+ * pieceBytes('ðŁ', 'byte-level', false); // Uint8Array [0xf0, 0x9f]
+ * pieceBytes('<0xE2>', 'sentencepiece', true); // Uint8Array [0xe2]
+ * pieceBytes('▁I', 'sentencepiece', true); // Uint8Array [0x20, 0x49]
+ */
+export function pieceBytes(piece: string, encoding: PieceEncoding, byteFallback: boolean): Uint8Array {
+  if (encoding === 'byte-level') {
+    const table = byteLevelDecoder();
+    const out: number[] = [];
+    for (const ch of piece) {
+      const b = table.get(ch.codePointAt(0)!);
+      if (b === undefined)
+        out.push(...utf8Encoder.encode(ch)); // not a byte-level character: as text
+      else out.push(b);
+    }
+    return Uint8Array.from(out);
+  }
+  if (encoding === 'sentencepiece') {
+    const byte = byteFallback ? BYTE_PIECE.exec(piece) : null;
+    if (byte) return Uint8Array.of(Number.parseInt(byte[1]!, 16));
+    return utf8Encoder.encode(piece.replaceAll('\u2581', ' '));
+  }
+  return utf8Encoder.encode(piece);
+}
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
 
 /**

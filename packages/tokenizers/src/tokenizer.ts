@@ -62,6 +62,11 @@ export interface Tokenizer {
   tokenToId(token: string): number | undefined;
   /** Whether `id` is a special added token (skipped by `skipSpecialTokens`). */
   isSpecial(id: number): boolean;
+  /**
+   * The UTF-8 bytes token `id` stands for: exact also for a token that holds part of a multi-byte
+   * character, whose `decode([id])` is U+FFFD. Added tokens give their content's bytes.
+   */
+  tokenBytes(id: number): Uint8Array;
   /** Prompt ids with the rules' scope start S and prompt length P (see `PromptInput`). */
   buildPrompt(input: PromptInput): Prompt;
   /** A streaming detokenizer whose deltas join to `decode(ids, options)`. */

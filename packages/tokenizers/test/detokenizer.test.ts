@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createTokenizer, type Tokenizer, TokenizerInputError } from '../src/index.js';
 import { byteLevelFiles, sentencePieceFiles } from './helpers/build-tokenizer.js';
-import { STREAM_TEXTS, streamDeltas } from './helpers/stream.js';
+import { joinedTokenBytes, STREAM_TEXTS, streamDeltas } from './helpers/stream.js';
 
 const families: [string, () => Tokenizer][] = [
   ['byte-level', () => createTokenizer(byteLevelFiles())],
@@ -23,6 +23,23 @@ describe.each(families)('streaming detokenizer, %s (built tokenizer)', (name, ma
     // that starts with a space, and decode strips the first "▁", so one leading space is lost
     const lost = name === 'sentencepiece' && text.startsWith(' ');
     expect(tok.decode(tok.encode(text, { addSpecialTokens: false }))).toBe(lost ? text.slice(1) : text);
+  });
+
+  it('tokenBytes: the bytes of the tokens join to the text, split characters included', () => {
+    let partial = 0;
+    for (const text of STREAM_TEXTS) {
+      const ids = tok.encode(text, { addSpecialTokens: false });
+      const joined = joinedTokenBytes(tok, ids);
+      // SentencePiece: one "▁" is prepended to a text that does not start with a space, and decode
+      // drops the first one; the bytes keep its space
+      const sentencePiece = text.startsWith(' ') ? text : ` ${text}`;
+      expect(joined.text).toBe(name === 'sentencepiece' ? sentencePiece : tok.decode(ids));
+      partial += joined.partial;
+    }
+    expect(partial).toBeGreaterThan(0); // emoji are split into byte tokens
+    const eos = tok.eosIds[0]!;
+    expect(new TextDecoder().decode(tok.tokenBytes(eos))).toBe(tok.decode([eos]));
+    expect(() => tok.tokenBytes(-1)).toThrow(TokenizerInputError);
   });
 
   it('never emits a partial character: U+FFFD never appears for valid text', () => {

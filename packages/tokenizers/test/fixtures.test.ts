@@ -3,7 +3,7 @@ import { compileRules, HEWITT2024_UNIFORM } from '@implicit-it/rules';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { beforeAll, expect, it } from 'vitest';
 import { loadTokenizer, type Tokenizer, tuluParts } from '../src/index.js';
-import { STREAM_TEXTS, streamDeltas } from './helpers/stream.js';
+import { joinedTokenBytes, STREAM_TEXTS, streamDeltas } from './helpers/stream.js';
 
 const fixture = (name: string) => sharedPath('fixtures/tokenizers', name);
 const files = (name: string) => [`fixtures/tokenizers/${name}/tokenizer.json`];
@@ -187,6 +187,22 @@ for (const name of Object.keys(EXPECTED) as (keyof typeof EXPECTED)[]) {
       for (const skip of [false, true]) {
         expect(streamDeltas(tok, prompt, skip).text).toBe(tok.decode(prompt, { skipSpecialTokens: skip }));
       }
+    });
+
+    it('tokenBytes: the bytes of the tokens join to the text, split characters included', () => {
+      let partial = 0;
+      for (const text of STREAM_TEXTS) {
+        const ids = tok.encode(text, { addSpecialTokens: false });
+        const joined = joinedTokenBytes(tok, ids);
+        const decoded = tok.decode(ids);
+        // SentencePiece: decode drops the first token's leading space; the bytes keep it
+        expect(
+          joined.text === decoded || joined.text === ` ${decoded}`,
+          `${name}: ${JSON.stringify(text)}`,
+        ).toBe(true);
+        partial += joined.partial;
+      }
+      expect(partial).toBeGreaterThan(0);
     });
   });
 }

@@ -17,3 +17,21 @@ export const STREAM_TEXTS = [
   'e\u0301 cafe\u0301 naïve — “quotes” … ½ ✓',
   '\n\n\tindent\n  - item *bold* #1 ##2',
 ];
+
+/**
+ * The UTF-8 of `tokenBytes` over `ids`, joined; and how many tokens hold part of a character (their
+ * own text is U+FFFD, their bytes alone are not UTF-8).
+ */
+export function joinedTokenBytes(tok: Tokenizer, ids: readonly number[]) {
+  const all = ids.flatMap((id) => [...tok.tokenBytes(id)]);
+  const fatal = new TextDecoder('utf-8', { fatal: true });
+  const partial = ids.filter((id) => {
+    try {
+      fatal.decode(tok.tokenBytes(id));
+      return false;
+    } catch {
+      return tok.decode([id]) === '\uFFFD';
+    }
+  }).length;
+  return { text: new TextDecoder().decode(Uint8Array.from(all)), partial };
+}
