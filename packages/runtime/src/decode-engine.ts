@@ -8,8 +8,14 @@ import { type ChunkOutputs, I64, runChunked } from './prefill.js';
 import { createRng, logSumExp, rankOf, type SamplingOptions, sampleToken, topEntries } from './sampling.js';
 import { StopMatcher } from './stop-matcher.js';
 
-/** Why a row stopped: EOS or a stop string, the token limit, or its AbortSignal. */
-export type FinishReason = 'stop' | 'length' | 'abort';
+/**
+ * Why a generation stopped: EOS or a stop string, or the token limit. (An aborted generation
+ * rejects with `GenerationAbortedError` instead of finishing.)
+ */
+export type FinishReason = 'stop' | 'length';
+
+/** How a row ended, inside the engine: finished, aborted (rejects), or failed (rejects with `failure`). */
+type RowEnd = FinishReason | 'abort' | 'error';
 
 /** The log-probability of a generated token and its top alternatives (under the adapted distribution). */
 export interface TokenLogprob {
@@ -95,7 +101,9 @@ interface Row {
   rng: () => number;
   logprobs: TokenLogprob[];
   baseRanks: number[];
-  finish: FinishReason | null;
+  finish: RowEnd | null;
+  /** With `finish: 'error'`: what this row's own processing threw (its logits processors, sampling). */
+  failure?: unknown;
   /** position id of the next token to feed */
   nextPos: number;
   /** attention mask over the cache (0 = padding) */
@@ -124,6 +132,8 @@ export class DecodeEngine {
   private active: Row[] = [];
   private cache: KvCache | null = null;
   private running: Promise<void> | null = null;
+  /** Rows taken from `pending` whose prefill runs now (rejected with the others if it fails). */
+  private admitting: Row[] = [];
   /** Steps decoded while rows waited for a group of free slots. */
   private waited = 0;
   private row = new Float32Array(0);
@@ -178,14 +188,24 @@ export class DecodeEngine {
         return;
       }
       this.pending.push(row);
-      // the loop starts in a microtask, after the caller's synchronous submits: rows submitted together
-      // (one generate() call) are prefilled together instead of the first alone
-      this.running ??= Promise.resolve()
-        .then(() => this.loop())
-        .finally(() => {
-          this.running = null;
-        });
+      this.kick();
     });
+  }
+
+  /**
+   * Starts the loop unless it runs. It starts in a microtask, after the caller's synchronous submits:
+   * rows submitted together (one generate() call) are prefilled together instead of the first alone.
+   * A row submitted while a finished loop is still winding down (e.g. by the callback of the row it
+   * just settled) starts it again, once it is down.
+   */
+  private kick(): void {
+    if (this.running) return;
+    this.running = Promise.resolve()
+      .then(() => this.loop())
+      .finally(() => {
+        this.running = null;
+        if (this.pending.length > 0 || this.active.length > 0) this.kick();
+      });
   }
 
   private async loop(): Promise<void> {
@@ -202,15 +222,19 @@ export class DecodeEngine {
         const group = Math.min(this.pending.length, Math.ceil(this.options.maxBatchSize / 4));
         if (waiting && (this.active.length === 0 || room >= group || this.waited >= MAX_ADMISSION_WAIT)) {
           this.waited = 0;
-          await this.admit(this.pending.splice(0, room));
+          this.admitting = this.pending.splice(0, room);
+          await this.admit(this.admitting);
+          this.admitting = [];
         } else if (this.active.length > 0) {
           if (waiting) this.waited++;
           await this.step();
         }
         this.dropFinished();
       } catch (error) {
-        for (const r of [...this.active, ...this.pending]) r.reject(error);
+        // an onnxruntime run failed (out of memory...): every row of the batch shares it
+        for (const r of [...this.active, ...this.admitting, ...this.pending]) r.reject(error);
         this.active = [];
+        this.admitting = [];
         this.pending.length = 0;
         this.cache = null;
       }
@@ -300,51 +324,63 @@ export class DecodeEngine {
       this.row = new Float32Array(V);
       this.base = new Float32Array(V);
     }
-    const row = this.row;
     for (const [b, r] of rows.entries()) {
-      row.set(step.logits.subarray((b * step.kept + step.kept - 1) * V, (b * step.kept + step.kept) * V));
-      if (r.req.trace) this.base.set(row);
-      if (r.req.logitBias) for (const [id, bias] of r.req.logitBias) if (id < V) row[id]! += bias;
-      r.rules?.apply(row);
-      if (r.req.processors.length > 0) {
-        const ctx = { row: b, step: r.out.length, promptIds: r.req.promptIds, responseIds: r.out };
-        for (const p of r.req.processors) p.process(row, ctx);
+      try {
+        this.chooseRow(b, r, step);
+      } catch (error) {
+        // this row's own processing failed (a logits processor threw, or left no token to sample):
+        // it alone ends, with that error; the rest of the batch goes on
+        r.finish = 'error';
+        r.failure = error;
       }
-      const id = sampleToken(row, r.req.sampling, r.rng);
-      const event: TokenEvent = { id, text: '' };
-      if (r.req.logprobs !== null) {
-        const lse = logSumExp(row);
-        const text = (t: number) => this.tokenizer.tokenText(t);
-        event.logprob = {
-          id,
-          token: text(id),
-          logprob: row[id]! - lse,
-          top: topEntries(row, r.req.logprobs).map(([t, v]) => ({ id: t, token: text(t), logprob: v - lse })),
-        };
-        r.logprobs.push(event.logprob);
-      }
-      if (r.req.trace) {
-        event.baseRank = rankOf(this.base, id);
-        r.baseRanks.push(event.baseRank);
-      }
-      r.rules?.append(id);
-      r.out.push(id);
-      r.nextPos++;
-      if (this.options.eosIds.has(id) && !r.req.ignoreEos) {
-        r.finish = 'stop';
-        event.text = r.stop.push(r.detok.flush()).emit + r.stop.finish();
-      } else {
-        const pushed = r.stop.push(r.detok.push(id));
-        event.text = pushed.emit;
-        const max = this.options.maxPositions;
-        if (pushed.stopped) r.finish = 'stop';
-        else if (r.out.length >= r.req.maxNewTokens || (max !== undefined && r.nextPos >= max)) {
-          r.finish = 'length';
-          event.text += r.stop.push(r.detok.flush()).emit + r.stop.finish();
-        }
-      }
-      r.req.onToken?.(event);
     }
+  }
+
+  private chooseRow(b: number, r: Row, step: StepOutputs): void {
+    const V = step.vocab;
+    const row = this.row;
+    row.set(step.logits.subarray((b * step.kept + step.kept - 1) * V, (b * step.kept + step.kept) * V));
+    if (r.req.trace) this.base.set(row);
+    if (r.req.logitBias) for (const [id, bias] of r.req.logitBias) if (id < V) row[id]! += bias;
+    r.rules?.apply(row);
+    if (r.req.processors.length > 0) {
+      const ctx = { row: b, step: r.out.length, promptIds: r.req.promptIds, responseIds: r.out };
+      for (const p of r.req.processors) p.process(row, ctx);
+    }
+    const id = sampleToken(row, r.req.sampling, r.rng);
+    const event: TokenEvent = { id, text: '' };
+    if (r.req.logprobs !== null) {
+      const lse = logSumExp(row);
+      const text = (t: number) => this.tokenizer.tokenText(t);
+      event.logprob = {
+        id,
+        token: text(id),
+        logprob: row[id]! - lse,
+        top: topEntries(row, r.req.logprobs).map(([t, v]) => ({ id: t, token: text(t), logprob: v - lse })),
+      };
+      r.logprobs.push(event.logprob);
+    }
+    if (r.req.trace) {
+      event.baseRank = rankOf(this.base, id);
+      r.baseRanks.push(event.baseRank);
+    }
+    r.rules?.append(id);
+    r.out.push(id);
+    r.nextPos++;
+    if (this.options.eosIds.has(id) && !r.req.ignoreEos) {
+      r.finish = 'stop';
+      event.text = r.stop.push(r.detok.flush()).emit + r.stop.finish();
+    } else {
+      const pushed = r.stop.push(r.detok.push(id));
+      event.text = pushed.emit;
+      const max = this.options.maxPositions;
+      if (pushed.stopped) r.finish = 'stop';
+      else if (r.out.length >= r.req.maxNewTokens || (max !== undefined && r.nextPos >= max)) {
+        r.finish = 'length';
+        event.text += r.stop.push(r.detok.flush()).emit + r.stop.finish();
+      }
+    }
+    r.req.onToken?.(event);
   }
 
   /** Settles finished rows and removes them from the batch and the cache. */
@@ -365,6 +401,10 @@ export class DecodeEngine {
   private settle(r: Row): void {
     if (r.finish === 'abort') {
       r.reject(new GenerationAbortedError(r.req.signal?.reason));
+      return;
+    }
+    if (r.finish === 'error') {
+      r.reject(r.failure);
       return;
     }
     r.resolve({

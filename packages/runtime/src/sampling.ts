@@ -1,4 +1,5 @@
 import { argmax } from '@implicit-it/rules';
+import { GenerationError } from './errors.js';
 
 /** Sampling options; `temperature` 0 (default) is greedy. */
 export interface SamplingOptions {
@@ -61,12 +62,17 @@ export function rankOf(row: Float32Array, id: number): number {
  */
 export function sampleToken(row: Float32Array, options: SamplingOptions, rng: () => number): number {
   const temperature = options.temperature ?? 0;
-  if (temperature <= 0) return argmax(row);
+  if (temperature <= 0) {
+    const id = argmax(row);
+    if (!(row[id]! > Number.NEGATIVE_INFINITY)) throw noToken();
+    return id;
+  }
   const topK = options.topK && options.topK > 0 ? Math.min(options.topK, row.length) : row.length;
   const topP = options.topP ?? 1;
   // candidates: the top-k (or every id with a non-negligible probability), descending
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < row.length; i++) if (row[i]! > max) max = row[i]!;
+  if (max === Number.NEGATIVE_INFINITY) throw noToken(); // NaN never compares greater: all NaN too
   let candidates: [number, number][];
   if (topK < row.length) candidates = topEntries(row, topK);
   else {
@@ -97,3 +103,10 @@ export function sampleToken(row: Float32Array, options: SamplingOptions, rng: ()
   }
   return candidates[candidates.length - 1]![0];
 }
+
+const noToken = () =>
+  new GenerationError(
+    'runtime.no_token',
+    'no token can be picked: every logit is -Infinity or NaN after the logit bias, the rules and the logits processors',
+    'processors',
+  );

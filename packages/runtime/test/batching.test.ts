@@ -67,4 +67,63 @@ describe('continuous batching', () => {
     expect(progress).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     await model.dispose();
   });
+
+  it('a per-call limit below the prompts settles when the engine runs dry between rows', async () => {
+    // batchSize 1: each row is submitted by the callback of the one before, while the finished loop
+    // winds down (it used to stay queued forever)
+    const model = await loadModel(await diverseModelDir(), { log: () => {} });
+    const single = [];
+    for (const p of PROMPTS) single.push((await model.generate(p, { maxNewTokens: 4 }))[0]!.tokenIds);
+    for (const batchSize of [1, 2]) {
+      const all = await model.generate(PROMPTS, { maxNewTokens: 4, batchSize });
+      expect(all.map((r) => r.tokenIds)).toEqual(single);
+    }
+    // a generate() started from inside onProgress
+    const nested = await new Promise<number[]>((resolve, reject) => {
+      let started = false;
+      model
+        .generate(PROMPTS.slice(0, 2), {
+          maxNewTokens: 4,
+          onProgress: () => {
+            if (started) return;
+            started = true;
+            model.generate(PROMPTS[2]!, { maxNewTokens: 4 }).then(([r]) => resolve(r!.tokenIds), reject);
+          },
+        })
+        .catch(reject);
+    });
+    expect(nested).toEqual(single[2]);
+    expect(model.load).toEqual({ queued: 0, decoding: 0 });
+    await model.dispose();
+  });
+
+  it('a request whose own processing fails rejects alone, when it joins or later; the batch goes on', async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {} });
+    const opts = { maxNewTokens: 12 } as const;
+    const [want] = await model.generate(PROMPTS[1]!, opts);
+    const failing = (atStep: number) => ({
+      process(_row: Float32Array, ctx: { step: number }) {
+        if (ctx.step === atStep) throw new Error(`processor bug at step ${atStep}`);
+      },
+    });
+    for (const atStep of [0, 3]) {
+      const doomed = model.generate(PROMPTS[0]!, { ...opts, processors: [failing(atStep)] });
+      const innocent = model.generate(PROMPTS[1]!, opts);
+      await expect(doomed).rejects.toThrow(`processor bug at step ${atStep}`);
+      expect((await innocent)[0]!.tokenIds).toEqual(want!.tokenIds);
+    }
+    // a processor that leaves nothing to pick: a clear error, greedy or sampled
+    const nan = { process: (row: Float32Array) => row.fill(Number.NaN) };
+    for (const temperature of [0, 1]) {
+      await expect(
+        model.generate(PROMPTS[0]!, { ...opts, temperature, processors: [nan] }),
+      ).rejects.toMatchObject({
+        code: 'runtime.no_token',
+        param: 'processors',
+      });
+    }
+    expect(model.load).toEqual({ queued: 0, decoding: 0 });
+    expect((await model.generate(PROMPTS[1]!, opts))[0]!.tokenIds).toEqual(want!.tokenIds);
+    await model.dispose();
+  });
 });
