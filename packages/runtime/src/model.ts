@@ -7,6 +7,7 @@ import { type ResolveOptions, resolveModel } from './hub.js';
 import { type ModelFiles, modelEosIds, resolveModelFiles } from './model-dir.js';
 import {
   checkOptions,
+  checkScoreOptions,
   type GenerateInput,
   type GenerateOptions,
   type GenerationResult,
@@ -155,6 +156,7 @@ export class Model {
     if (typeof input === 'string') input = format === 'raw' ? { text: input } : { instruction: input };
     if ('promptIds' in input) {
       const ids = [...input.promptIds];
+      this.checkIds(ids, 'promptIds');
       const scopeStart = input.scopeStart ?? 0;
       return { ids, scopeStart, promptLength: ids.length, text: this.tokenizer.decode(ids) };
     }
@@ -167,6 +169,40 @@ export class Model {
       );
     }
     return this.tokenizer.buildPrompt({ format, ...input } as Parameters<Tokenizer['buildPrompt']>[0]);
+  }
+
+  private checkLogitBias(bias: Readonly<Record<number, number>>): void {
+    const size = this.info.vocabSize;
+    for (const [key, value] of Object.entries(bias)) {
+      const id = Number(key);
+      if (!(Number.isInteger(id) && id >= 0 && id < size)) {
+        throw new GenerationError(
+          'runtime.bad_token',
+          `logitBias: key ${JSON.stringify(key)} is not a token id in [0, ${size}) for this model`,
+          'logitBias',
+        );
+      }
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        throw new GenerationError(
+          'runtime.bad_option',
+          `logitBias[${key}]: expected a finite number, got ${value}`,
+          'logitBias',
+        );
+      }
+    }
+  }
+
+  /** Token ids given by the caller: integers in the model's vocabulary. */
+  private checkIds(ids: readonly number[], param: string): void {
+    const size = this.info.vocabSize;
+    const k = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= size);
+    if (k >= 0) {
+      throw new GenerationError(
+        'runtime.bad_token',
+        `${param}[${k}] is ${ids[k]}: token ids are integers in [0, ${size}) for this model`,
+        param,
+      );
+    }
   }
 
   private checkPrompt(prompt: Prompt): void {
@@ -252,6 +288,7 @@ export class Model {
   ): Promise<GenerationResult[]> {
     this.live();
     checkOptions(options);
+    if (options.logitBias) this.checkLogitBias(options.logitBias);
     const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
     const prompts = list.map((input) => this.prompt(input, options.format));
     for (const p of prompts) this.checkPrompt(p);
@@ -295,6 +332,7 @@ export class Model {
   async *stream(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<StreamPart> {
     this.live();
     checkOptions(options);
+    if (options.logitBias) this.checkLogitBias(options.logitBias);
     const prompt = this.prompt(input, options.format);
     this.checkPrompt(prompt);
     const stop = new AbortController();
@@ -363,12 +401,17 @@ export class Model {
    */
   async score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
     this.live();
-    const prepared = items.map((item) => {
+    checkScoreOptions(options);
+    const prepared = items.map((item, i) => {
       const prompt = this.prompt(item.prompt, options.format);
+      // the first continuation token is scored from the prompt's last position: there must be one
+      if (prompt.ids.length === 0)
+        throw new GenerationError('runtime.empty_prompt', `items[${i}].prompt has no tokens`, 'prompt');
       const continuation =
         typeof item.continuation === 'string'
           ? this.tokenizer.encode(item.continuation, { addSpecialTokens: false })
           : [...item.continuation];
+      this.checkIds(continuation, `items[${i}].continuation`);
       const total = prompt.ids.length + continuation.length;
       if (this.info.maxPositions !== undefined && total > this.info.maxPositions) {
         throw new GenerationError(
@@ -420,6 +463,9 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
     throw new RangeError(
       `loadModel: prefillChunk must be a whole number of positions (0: no chunks), got ${chunk}`,
     );
+  const rows = options.maxBatchSize;
+  if (rows !== undefined && !(Number.isInteger(rows) && rows >= 1))
+    throw new RangeError(`loadModel: maxBatchSize must be a whole number of rows, at least 1, got ${rows}`);
   const dir = await resolveModel(model, options);
   const files = resolveModelFiles(dir, options.dtype ?? 'fp32');
   const tokenizer = await loadTokenizer(dir);

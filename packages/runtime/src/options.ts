@@ -65,6 +65,20 @@ export type StreamPart =
   | { type: 'token'; id: number; logprob?: TokenLogprob; baseRank?: number }
   | { type: 'finish'; finishReason: FinishReason; text: string; usage: GenerationResult['usage'] };
 
+/** Validates `score()` options (the error names the option). */
+export function checkScoreOptions(o: { batchSize?: number; format?: string }): void {
+  if (
+    o.batchSize !== undefined &&
+    !(Number.isInteger(o.batchSize) && o.batchSize >= 1 && o.batchSize <= 1024)
+  ) {
+    throw new GenerationError(
+      'runtime.bad_option',
+      `batchSize: expected an integer in [1, 1024], got ${o.batchSize}`,
+      'batchSize',
+    );
+  }
+}
+
 export function checkOptions(o: GenerateOptions): void {
   const bad = (param: string, message: string) => {
     throw new GenerationError('runtime.bad_option', `${param}: ${message}`, param);

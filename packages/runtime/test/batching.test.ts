@@ -68,6 +68,14 @@ describe('continuous batching', () => {
     await model.dispose();
   });
 
+  it('refuses a maxBatchSize that could never decode a row', async () => {
+    const dir = await diverseModelDir();
+    for (const bad of [0, -1, Number.NaN, 1.5])
+      await expect(loadModel(dir, { log: () => {}, maxBatchSize: bad })).rejects.toThrow(
+        `loadModel: maxBatchSize must be a whole number of rows, at least 1, got ${bad}`,
+      );
+  });
+
   it('a per-call limit below the prompts settles when the engine runs dry between rows', async () => {
     // batchSize 1: each row is submitted by the callback of the one before, while the finished loop
     // winds down (it used to stay queued forever)

@@ -186,6 +186,33 @@ describe('output', () => {
     await expect(model.generate('x', { logprobs: 21 })).rejects.toThrow(
       'logprobs: expected an integer in [0, 20], got 21',
     );
+    // logit bias: token ids of this model and finite numbers
+    const V = model.info.vocabSize;
+    await expect(model.generate('x', { logitBias: { [V]: 1 } })).rejects.toThrow(
+      `logitBias: key "${V}" is not a token id in [0, ${V}) for this model`,
+    );
+    await expect(model.generate('x', { logitBias: { 5: Number.NaN } })).rejects.toThrow(
+      'logitBias[5]: expected a finite number, got NaN',
+    );
+    await expect(model.generate({ promptIds: [1, V] })).rejects.toMatchObject({
+      code: 'runtime.bad_token',
+      param: 'promptIds',
+      message: `promptIds[1] is ${V}: token ids are integers in [0, ${V}) for this model`,
+    });
+    // score(): options, empty prompts and token ids are checked before anything runs
+    for (const batchSize of [0, -1, Number.NaN, 1.5]) {
+      await expect(model.score([{ prompt: 'Hi', continuation: ' a' }], { batchSize })).rejects.toThrow(
+        `batchSize: expected an integer in [1, 1024], got ${batchSize}`,
+      );
+    }
+    await expect(model.score([{ prompt: { promptIds: [] }, continuation: [5, 6] }])).rejects.toMatchObject({
+      code: 'runtime.empty_prompt',
+      message: 'items[0].prompt has no tokens',
+    });
+    await expect(model.score([{ prompt: 'Hi', continuation: [5, V + 3] }])).rejects.toMatchObject({
+      code: 'runtime.bad_token',
+      param: 'items[0].continuation',
+    });
     const long = 'word '.repeat(5000);
     const err = await model.generate(long).catch((e) => e);
     expect(err).toBeInstanceOf(GenerationError);
