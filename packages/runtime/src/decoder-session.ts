@@ -155,6 +155,15 @@ export class DecoderSession {
     }
     this.layers = this.pastNames.length / 2;
     this.vocabSize = files.config.vocab_size;
+    const logitsMeta = session.outputMetadata.find((m) => m.name === 'logits');
+    const graphVocab = logitsMeta?.isTensor ? logitsMeta.shape.at(-1) : undefined;
+    if (typeof graphVocab === 'number' && graphVocab !== this.vocabSize) {
+      throw new ModelLoadError(
+        'runtime.bad_config',
+        `${join(files.dir, 'config.json')}: "vocab_size" is ${this.vocabSize}, but the logits of ${file} have ${graphVocab} ids; the config is not this graph's`,
+        { file: join(files.dir, 'config.json') },
+      );
+    }
     const meta = session.inputMetadata.find((m) => m.name === this.pastNames[0]);
     const shape = meta?.isTensor ? meta.shape : [];
     const dim = (i: number, fallback: number) =>

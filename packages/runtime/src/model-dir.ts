@@ -125,7 +125,11 @@ function parseConfig(raw: Record<string, unknown>, file: string): ModelConfig {
   };
   const heads = int('num_attention_heads');
   const hidden = int('hidden_size');
-  const maxPos = c.max_position_embeddings;
+  // optional (no context limit without it), but a value there must be one
+  const maxPos =
+    c.max_position_embeddings === undefined || c.max_position_embeddings === null
+      ? undefined
+      : int('max_position_embeddings');
   return {
     model_type: typeof c.model_type === 'string' ? c.model_type : 'unknown',
     num_hidden_layers: int('num_hidden_layers'),
@@ -134,7 +138,7 @@ function parseConfig(raw: Record<string, unknown>, file: string): ModelConfig {
     hidden_size: hidden,
     head_dim: int('head_dim', Math.floor(hidden / heads)),
     vocab_size: int('vocab_size'),
-    max_position_embeddings: typeof maxPos === 'number' ? maxPos : undefined,
+    max_position_embeddings: maxPos,
     sliding_window: slidingWindow(c),
     eos_token_id: ids(c.eos_token_id),
     bos_token_id: ids(c.bos_token_id)[0],

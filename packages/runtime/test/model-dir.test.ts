@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -60,6 +60,27 @@ describe('model directory validation', () => {
     expect(() => resolveModelFiles(dir)).toThrow(
       `${join(dir, 'config.json')}: field "vocab_size" must be a positive integer, got -1`,
     );
+  });
+
+  it("a context length that is not a positive integer, and a vocab_size that is not the graph's, are refused", async () => {
+    const dir = await copyModel('badfields');
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    for (const bad of [0, 'x']) {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, max_position_embeddings: bad }));
+      expect(() => resolveModelFiles(dir)).toThrow(
+        `${join(dir, 'config.json')}: field "max_position_embeddings" must be a positive integer, got ${JSON.stringify(bad)}`,
+      );
+    }
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, max_position_embeddings: null }));
+    expect(resolveModelFiles(dir).config.max_position_embeddings).toBeUndefined(); // no limit declared
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({ ...config, vocab_size: config.vocab_size + 488 }),
+    );
+    await expect(loadModel(dir, { log: () => {} })).rejects.toMatchObject({
+      code: 'runtime.bad_config',
+      message: `${join(dir, 'config.json')}: "vocab_size" is ${config.vocab_size + 488}, but the logits of ${join(dir, 'onnx', 'model.onnx')} have ${config.vocab_size} ids; the config is not this graph's`,
+    });
   });
 
   it('reads the sliding window the way each family declares it', async () => {
