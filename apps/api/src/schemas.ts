@@ -5,7 +5,7 @@ const INT32_MAX = 2 ** 31 - 1;
 const tokenCount = z
   .number({ error: 'expected an integer' })
   .int({ error: 'expected an integer' })
-  .min(0, { error: 'expected at least 0' })
+  .min(1, { error: 'expected at least 1' })
   .max(INT32_MAX, { error: `expected at most ${INT32_MAX}` });
 
 const stop = z.union(
@@ -79,6 +79,31 @@ const common = {
   trace: z.boolean().nullish(),
 };
 
+/** Parameters OpenAI has and this server does not, with why. */
+export const UNSUPPORTED: Record<string, string> = {
+  tools: 'tool calls are not supported by this server',
+  tool_choice: 'tool calls are not supported by this server',
+  functions: 'function calls are not supported by this server',
+  function_call: 'function calls are not supported by this server',
+  audio: 'audio output is not supported',
+  modalities: 'only text is supported',
+  prediction: 'predicted outputs are not supported',
+  reasoning_effort: 'this model does not reason in a separate channel',
+  web_search_options: 'web search is not supported',
+};
+
+/**
+ * An OpenAI field this server has no use for: accepted at its no-op values (null, and e.g.
+ * `modalities: ["text"]`, which clients send by default), refused with the reason otherwise.
+ */
+const onlyNoOp = (key: keyof typeof UNSUPPORTED, ...noOps: unknown[]) =>
+  z
+    .unknown()
+    .refine((v) => v === null || noOps.some((ok) => JSON.stringify(ok) === JSON.stringify(v)), {
+      error: UNSUPPORTED[key]!,
+    })
+    .optional();
+
 const textPart = z.strictObject({ type: z.literal('text'), text: z.string() });
 
 const message = z
@@ -115,6 +140,15 @@ export const chatRequestSchema = z.strictObject({
     .strictObject({ type: z.literal('text', { error: 'only {"type":"text"} is supported' }) })
     .nullish(),
   parallel_tool_calls: z.boolean().nullish(),
+  tools: onlyNoOp('tools'),
+  tool_choice: onlyNoOp('tool_choice', 'none'),
+  functions: onlyNoOp('functions'),
+  function_call: onlyNoOp('function_call', 'none'),
+  audio: onlyNoOp('audio'),
+  modalities: onlyNoOp('modalities', ['text']),
+  prediction: onlyNoOp('prediction'),
+  reasoning_effort: onlyNoOp('reasoning_effort'),
+  web_search_options: onlyNoOp('web_search_options'),
 });
 
 const tokenId = z.number().int().min(0).max(INT32_MAX);

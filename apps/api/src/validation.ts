@@ -1,19 +1,6 @@
 import type { $ZodError, $ZodIssue } from 'zod/v4/core';
 import { ApiError } from './errors.js';
-import { fieldPath } from './schemas.js';
-
-/** Parameters OpenAI has and this server does not, with why. */
-const UNSUPPORTED: Record<string, string> = {
-  tools: 'tool calls are not supported by this server',
-  tool_choice: 'tool calls are not supported by this server',
-  functions: 'function calls are not supported by this server',
-  function_call: 'function calls are not supported by this server',
-  audio: 'audio output is not supported',
-  modalities: 'only text is supported',
-  prediction: 'predicted outputs are not supported',
-  reasoning_effort: 'this model does not reason in a separate channel',
-  web_search_options: 'web search is not supported',
-};
+import { fieldPath, UNSUPPORTED } from './schemas.js';
 
 function describe(issue: $ZodIssue): { param: string | null; message: string } {
   const at = fieldPath(issue.path);

@@ -221,6 +221,38 @@ describe('POST /v1/chat/completions', () => {
     expect(stopped.body.choices[0].finish_reason).toBe('stop');
   });
 
+  it('accepts the no-op values OpenAI clients send for features it lacks, refuses the rest with why', async () => {
+    const ok = await post(
+      '/v1/chat/completions',
+      chat({
+        max_tokens: 3,
+        tools: null,
+        tool_choice: 'none',
+        functions: null,
+        function_call: null,
+        modalities: ['text'],
+        audio: null,
+        prediction: null,
+      }),
+    );
+    expect(ok.res.status).toBe(200);
+    for (const [field, value, message] of [
+      ['modalities', ['text', 'audio'], 'modalities: only text is supported'],
+      [
+        'tools',
+        [{ type: 'function', function: { name: 'f' } }],
+        'tools: tool calls are not supported by this server',
+      ],
+      ['tool_choice', 'auto', 'tool_choice: tool calls are not supported by this server'],
+      ['max_tokens', 0, 'max_tokens: expected at least 1'],
+      ['max_completion_tokens', 0, 'max_completion_tokens: expected at least 1'],
+    ] as const) {
+      const bad = await post('/v1/chat/completions', chat({ [field]: value }));
+      expect(bad.res.status, field).toBe(400);
+      expect(bad.body.error).toMatchObject({ message, param: field });
+    }
+  });
+
   it('samples reproducibly with a seed', async () => {
     const a = await post('/v1/chat/completions', chat({ temperature: 1, seed: 7, max_tokens: 20 }));
     const b = await post('/v1/chat/completions', chat({ temperature: 1, seed: 7, max_tokens: 20 }));
