@@ -132,6 +132,8 @@ export class DecodeEngine {
   private active: Row[] = [];
   private cache: KvCache | null = null;
   private running: Promise<void> | null = null;
+  /** Set by `close`: every row ends, aborted, with this reason. */
+  private closed: Error | null = null;
   /** Rows taken from `pending` whose prefill runs now (rejected with the others if it fails). */
   private admitting: Row[] = [];
   /** Steps decoded while rows waited for a group of free slots. */
@@ -145,6 +147,16 @@ export class DecodeEngine {
   /** Rows being decoded now. */
   get batchSize(): number {
     return this.active.length;
+  }
+
+  /**
+   * Ends every row (each rejects with a `GenerationAbortedError` carrying `reason`) at the next step,
+   * refuses new ones, and resolves once the loop has stopped: the session is free to release then.
+   */
+  async close(reason: Error): Promise<void> {
+    this.closed = reason;
+    this.kick(); // rows may wait with no loop running (none does once they are gone)
+    while (this.running) await this.running;
   }
 
   /** `new`: the cache lives in the engine's buffers (see SlotCache); `present`: it is fed back whole. */
@@ -187,6 +199,10 @@ export class DecodeEngine {
         this.settle(row);
         return;
       }
+      if (this.closed) {
+        reject(new GenerationAbortedError(this.closed));
+        return;
+      }
       this.pending.push(row);
       this.kick();
     });
@@ -211,7 +227,8 @@ export class DecodeEngine {
   private async loop(): Promise<void> {
     while (this.pending.length > 0 || this.active.length > 0) {
       try {
-        for (const r of [...this.pending, ...this.active]) if (r.req.signal?.aborted) r.finish = 'abort';
+        for (const r of [...this.pending, ...this.active])
+          if (r.req.signal?.aborted || this.closed) r.finish = 'abort';
         this.dropFinished();
         // admit waiting rows in groups: each prefill reads every weight once, so admitting rows one by
         // one as others finish costs a pass each; wait for a quarter of the batch to free up, unless
@@ -268,7 +285,7 @@ export class DecodeEngine {
     let done: ChunkOutputs | null = null;
     for await (const run of runChunked(this.session, prompts, plan)) {
       done = run;
-      if (run.at + run.n < width && rows.every((r) => r.req.signal?.aborted)) {
+      if (run.at + run.n < width && (this.closed || rows.every((r) => r.req.signal?.aborted))) {
         // a long prompt comes in many chunks: stop as soon as nobody waits for it
         for (const r of rows) {
           r.finish = 'abort';
@@ -400,7 +417,7 @@ export class DecodeEngine {
 
   private settle(r: Row): void {
     if (r.finish === 'abort') {
-      r.reject(new GenerationAbortedError(r.req.signal?.reason));
+      r.reject(new GenerationAbortedError(r.req.signal?.aborted ? r.req.signal.reason : this.closed));
       return;
     }
     if (r.finish === 'error') {

@@ -88,6 +88,8 @@ export class Model {
   private readonly ruleCache = new Map<string, RuleSet | null>();
   private readonly engine: DecodeEngine;
   private released = false;
+  /** score() calls in flight: dispose() lets them finish before it frees the session. */
+  private readonly scoring = new Set<Promise<ScoreResult[]>>();
 
   /** @internal use `loadModel` */
   constructor(
@@ -422,7 +424,7 @@ export class Model {
       }
       return { prompt, continuation };
     });
-    return scoreBatch(
+    const run = scoreBatch(
       this.session,
       this.tokenizer.padId,
       prepared,
@@ -430,6 +432,12 @@ export class Model {
       options,
       this.info.prefillChunk,
     );
+    this.scoring.add(run);
+    try {
+      return await run;
+    } finally {
+      this.scoring.delete(run);
+    }
   }
 
   /**
@@ -442,10 +450,16 @@ export class Model {
     return this.session.endProfiling();
   }
 
-  /** Frees the session. The model cannot be used afterwards. */
+  /**
+   * Frees the session. Generations still running end at their next step (they reject with
+   * `GenerationAbortedError`: "the model was disposed"), scoring calls in flight finish first; the
+   * model cannot be used afterwards.
+   */
   async dispose(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    await this.engine.close(new Error('the model was disposed'));
+    await Promise.allSettled(this.scoring);
     await this.session.release();
   }
 }

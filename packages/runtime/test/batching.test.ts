@@ -68,6 +68,29 @@ describe('continuous batching', () => {
     await model.dispose();
   });
 
+  it('dispose() ends running generations at the next step and lets scoring finish, then frees the session', async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {} });
+    const [want] = await model.score([{ prompt: PROMPTS[0]!, continuation: ' a b c d' }]);
+    const running = expect(model.generate(PROMPTS, { maxNewTokens: 400, ignoreEos: true })).rejects.toThrow(
+      'generation aborted: the model was disposed',
+    );
+    const parts: string[] = [];
+    const streamed = expect(
+      (async () => {
+        for await (const part of model.stream(PROMPTS[1]!, { maxNewTokens: 400, ignoreEos: true }))
+          parts.push(part.type);
+      })(),
+    ).rejects.toBeInstanceOf(GenerationAbortedError);
+    await new Promise((r) => setTimeout(r, 50));
+    const scoring = model.score([{ prompt: PROMPTS[0]!, continuation: ' a b c d' }]);
+    await model.dispose();
+    await running;
+    await streamed;
+    expect(parts).not.toContain('finish');
+    expect((await scoring)[0]!.logprobs).toEqual(want!.logprobs);
+    await expect(model.generate('Hi')).rejects.toMatchObject({ code: 'runtime.released' });
+  });
+
   it('refuses a maxBatchSize that could never decode a row', async () => {
     const dir = await diverseModelDir();
     for (const bad of [0, -1, Number.NaN, 1.5])
