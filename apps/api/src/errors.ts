@@ -78,6 +78,12 @@ export function toApiError(error: unknown, promptParam = 'messages'): ApiError {
       code: 'invalid_rules',
     });
   }
+  if (ImplicitItError.isInstance(error) && error.code === 'runtime.released') {
+    return new ApiError(503, 'the server is shutting down; retry on another instance', {
+      code: 'server_shutting_down',
+      type: 'server_error',
+    });
+  }
   if (error instanceof GenerationError) {
     const param =
       error.param === 'prompt' ? promptParam : (PARAM_NAMES[error.param ?? ''] ?? error.param ?? null);

@@ -1,3 +1,4 @@
+import { ImplicitItError } from '@implicit-it/rules';
 import type { StreamPart } from '@implicit-it/runtime';
 import { ApiError, toApiError } from './errors.js';
 import type { Metrics } from './metrics.js';
@@ -167,7 +168,11 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
         try {
           next = await gen.next();
         } catch (error) {
-          if (abort.signal.aborted) {
+          // the client went away, or the server shuts down (the model is disposed): nobody to tell
+          if (
+            abort.signal.aborted ||
+            (ImplicitItError.isInstance(error) && error.code === 'runtime.aborted')
+          ) {
             end('aborted');
             return;
           }

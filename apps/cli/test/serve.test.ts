@@ -84,6 +84,35 @@ describe('serve', () => {
     }
   });
 
+  it('stops on Ctrl-C in the middle of generations without an error in its log', async () => {
+    const s = startServe(['--model', `tiny=${model}`]);
+    const url = await s.url;
+    const body = (stream: boolean) =>
+      JSON.stringify({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'Hi' }],
+        max_tokens: 400,
+        logit_bias: { 2: -100 }, // no end-of-sequence: both run until the server stops
+        rules: false,
+        stream,
+      });
+    const post = (stream: boolean) =>
+      fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: body(stream),
+      });
+    const plain = post(false).catch((e: Error) => e);
+    const streamed = await post(true);
+    const reader = streamed.body!.getReader();
+    await reader.read(); // generation is under way
+    expect(await stop(s.child, s.exited)).toBe(0);
+    await reader.read().catch(() => {});
+    await plain;
+    expect(s.stderr()).toContain('stopping...');
+    expect(s.stderr()).not.toMatch(/stream failed|disposed|Error/);
+  });
+
   it('refuses bad options with exit 2', async () => {
     expect((await run(['serve', '--model', model, '--port', '70000'])).code).toBe(2);
     expect((await run(['serve', '--model', model, '--rules', 'bogus'])).code).toBe(2);
