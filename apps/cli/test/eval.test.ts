@@ -580,7 +580,11 @@ describeShared(
         base,
       ]);
       expect(gen.code, gen.stderr).toBe(0);
-      const tokens = (readJson(base) as Output[]).reduce((n, o) => n + o.token_ids!.length, 0);
+      // the text's tokens: an output's final end-of-sequence id is not ranked
+      const eos = new Set([readJson(join(model, 'generation_config.json')).eos_token_id].flat());
+      const textTokens = (outputs: Output[]) =>
+        outputs.reduce((n, o) => n + o.token_ids!.length - (eos.has(o.token_ids!.at(-1)) ? 1 : 0), 0);
+      const tokens = textTokens(readJson(base));
       const r = await run(['eval', 'shift', '--base', model, '--aligned', base, '--json']);
       expect(r.code, r.stderr).toBe(0);
       const s = JSON.parse(r.stdout);
@@ -622,7 +626,7 @@ describeShared(
       expect(sr.overall.unshifted).toBeLessThan(sr.overall.tokens);
       expect(sr.overall.unshifted + sr.overall.marginal + sr.overall.shifted).toBe(sr.overall.tokens);
       const aligned: Output[] = readJson(sr.alignedOutputs);
-      expect(sr.overall.tokens).toBe(aligned.reduce((n, o) => n + o.token_ids!.length, 0));
+      expect(sr.overall.tokens).toBe(textTokens(aligned));
       const { out: _o, alignedOutputs: _a, ...result } = sr;
       expect(readJson(out)).toEqual(result);
       const misuse = await run([
