@@ -113,7 +113,7 @@ describeShared(
       expect(readFileSync(join(out, 'accelerate.yaml'), 'utf8')).toContain('num_processes: 8');
       expect(readFileSync(join(out, 'launch.sh'), 'utf8')).toContain('MACHINE_RANK');
       expect(statSync(join(out, 'launch.sh')).mode & 0o111).not.toBe(0);
-    });
+    }, 30_000); // tokenizes MBPP with the Llama-2 tokenizer: ~4 s alone on 2 cores, more under a parallel CI run
 
     it('refuses a hub id without a tokenizer directory, and inexact batch sizes', async () => {
       const out = mkdtempSync(join(tmpdir(), 'ft-plan-'));
@@ -137,7 +137,7 @@ describeShared(
         [7, 2],
       ]);
       expect(JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')).jobs).toHaveLength(4);
-    });
+    }, 30_000);
 
     it('runJob lists exactly what to install when Python lacks the stack', async () => {
       const out = join(mkdtempSync(join(tmpdir(), 'ft-run-')), 'job');
