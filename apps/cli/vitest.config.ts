@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // one private IMPLICIT_IT_CACHE for the run (helpers.ts injects it): no test touches ~/.cache
+    globalSetup: ['test/global-setup.ts'],
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 300_000,

@@ -10,6 +10,7 @@ export const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', '
 
 /** A private cache dir, so that no test touches ~/.cache or the network. */
 export const CACHE = inject('cacheDir');
+if (!CACHE) throw new Error('no cacheDir: vitest.config.ts must list test/global-setup.ts in globalSetup');
 
 export interface Run {
   code: number | null;
