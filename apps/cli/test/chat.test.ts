@@ -59,6 +59,27 @@ describe.skipIf(!TMUX)('chat in a pseudo-terminal (tmux)', () => {
     }
   });
 
+  it('Ctrl-C during a reply stops it and the chat goes on', async () => {
+    // the offline default model (SmolLM2-135M shapes): a 300-token reply lasts seconds
+    const command = `NO_COLOR=1 HF_HUB_OFFLINE=1 IMPLICIT_IT_CACHE=${CACHE} ${process.execPath} ${CLI} chat --offline --rules off -n 300; echo "EXIT CODE $?"; sleep 60`;
+    tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '50', command);
+    try {
+      await waitFor(/you> $/m, 120_000);
+      tmux('send-keys', '-t', session, 'Tell me a long story', 'Enter');
+      await waitFor(/assistant> \S/);
+      tmux('send-keys', '-t', session, 'C-c');
+      await waitFor(/\[stopped\]\n.*you> $/m);
+      tmux('send-keys', '-t', session, '/history', 'Enter');
+      await waitFor(/\/history\n.*you> $/m); // the stopped turn was taken back: no history
+      tmux('send-keys', '-t', session, '/exit', 'Enter');
+      const end = await waitFor(/EXIT CODE \d+/);
+      expect(end).toMatch(/EXIT CODE 0/);
+      expect(end).not.toContain('[max tokens]');
+    } finally {
+      tmux('kill-session', '-t', session);
+    }
+  }, 180_000);
+
   it('Ctrl-C at an empty prompt quits', async () => {
     const command = `NO_COLOR=1 HF_HUB_OFFLINE=1 ${process.execPath} ${CLI} chat --model ${model} -n 4; echo "EXIT CODE $?"; sleep 60`;
     tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '30', command);

@@ -147,11 +147,11 @@ async function run(flags: ChatFlags): Promise<void> {
 
   try {
     prompt();
+    // readline keeps reading while a reply streams (no rl.pause()): in a terminal Ctrl-C is a key it
+    // reads, so a paused readline would only see it after the reply, as a Ctrl-C at an empty prompt
     for await (const line of rl) {
-      rl.pause();
       const go = await handle(line);
       if (!go || closed) break;
-      rl.resume();
       prompt();
     }
   } finally {
