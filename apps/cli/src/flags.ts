@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, relative, resolve } from 'node:path';
 import { ImplicitItError, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import {
   DEFAULT_PREFILL_CHUNK,
@@ -132,6 +132,23 @@ export interface OpenedModel {
   model: Model;
   id: string;
   random: boolean;
+}
+
+/**
+ * What identifies a loaded model in resume journals and finished-run records: its directory
+ * (absolute, so `./m` and `m` agree) and its ONNX graph's name, size and modification time, so that
+ * a model recreated at the same path is not taken for the one that wrote earlier outputs.
+ */
+export function modelFingerprint(model: Model): Record<string, unknown> {
+  const { dir, onnxFile, dtype } = model.info;
+  const graph = statSync(onnxFile);
+  return {
+    dir: resolve(dir),
+    onnx: relative(dir, onnxFile),
+    dtype,
+    bytes: graph.size,
+    mtimeMs: Math.round(graph.mtimeMs),
+  };
 }
 
 const PROVIDERS = ['auto', 'cpu', 'cuda'];

@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -122,6 +124,11 @@ describe('eval generate', () => {
       expect(o).toMatchObject({ generator: 'tiny-rules', dataset: 'toy', output: expect.any(String) });
     }
     expect(existsSync(`${out}.journal.jsonl`)).toBe(false);
+    // the same command again: the finished run is found, nothing is generated
+    const again = await run(args(out, ['--limit', '6', '--name', 'tiny-rules', '--json']));
+    expect(JSON.parse(again.stdout)).toMatchObject({ count: 6, generated: 0, resumed: 6 });
+    expect(again.stderr).toContain(`${out} is already complete (same model, rules and limits)`);
+    expect(readJson(out)).toEqual(outputs);
 
     const ids = join(tmp, 'small-ids.json');
     const text = await run(args(ids, ['--limit', '3', '--rules', 'off', '--token-ids']));
@@ -272,7 +279,26 @@ describe('eval ablations', () => {
     const none: Output[] = readJson(join(runDir, 'outputs', 'none.json'));
     expect(none.map((o) => o.generator)).toEqual(Array(5).fill('tiny-none'));
     const again = JSON.parse((await run(args)).stdout);
-    expect(again.runs.map((x: { generated: number; resumed: number }) => [x.generated, x.resumed])).toEqual([
+    const counts = (r: { stdout: string }) =>
+      JSON.parse(r.stdout).runs.map((x: { generated: number; resumed: number }) => [x.generated, x.resumed]);
+    expect(counts({ stdout: JSON.stringify(again) })).toEqual([
+      [0, 5],
+      [0, 5],
+    ]);
+    // another model directory, or the same one recreated (a new graph file): nothing is reused
+    const copy = join(tmp, 'model-copy');
+    cpSync(model, copy, { recursive: true });
+    const withCopy = args.map((a) => (a === model ? copy : a));
+    expect(counts(await run(withCopy))).toEqual([
+      [5, 0],
+      [5, 0],
+    ]);
+    utimesSync(join(copy, 'onnx', 'model.onnx'), new Date(), new Date(Date.now() + 5000));
+    expect(counts(await run(withCopy))).toEqual([
+      [5, 0],
+      [5, 0],
+    ]);
+    expect(counts(await run(withCopy))).toEqual([
       [0, 5],
       [0, 5],
     ]);

@@ -3,6 +3,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import {
   type EvalInstruction,
   type Progress as EvalProgress,
+  finishedRun,
   formatWinRate,
   generateRun,
   judgePairs,
@@ -29,6 +30,7 @@ import {
   addLoadOptions,
   intArg,
   type ModelFlags,
+  modelFingerprint,
   numArg,
   type OpenedModel,
   openModel,
@@ -175,29 +177,41 @@ async function generate(flags: GenerateFlags): Promise<void> {
   const opened = await loadFor(flags.model, flags);
   const name = flags.name ?? generatorName(opened.id, rules);
   const progress = progressReporter('instructions', 'generating');
+  // what identifies the run: the same command on the same model finds its finished outputs
+  const run = {
+    instructions,
+    out: flags.out,
+    generatorName: name,
+    maxNewTokens: flags.maxTokens ?? paperMaxTokens(rules),
+    fingerprint: { model: modelFingerprint(opened.model), rules, format: flags.format },
+    tokenIds: flags.tokenIds === true,
+  };
   try {
-    const result = await interruptible(
-      (signal) =>
-        generateRun({
-          generator: runtimeGenerator(opened.model, {
-            rules,
-            format: flags.format,
-            ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
-          }),
-          instructions,
-          out: flags.out,
-          generatorName: name,
-          maxNewTokens: flags.maxTokens ?? paperMaxTokens(rules),
-          fingerprint: { model: flags.model, rules, format: flags.format },
-          ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
-          ...(flags.tokenIds ? { tokenIds: true } : {}),
-          signal,
-          onProgress: progress.onProgress,
-          onWarning: warn,
-        }),
-      () =>
-        `${progress.last?.done ?? 0} of ${instructions.length} outputs are kept in ${flags.out}.journal.jsonl: rerun the same command to resume`,
-    );
+    const done = finishedRun(run);
+    if (done) {
+      note(
+        `${flags.out} is already complete (same model, rules and limits): nothing to do; delete it to generate again`,
+      );
+    }
+    const result = done
+      ? { outputs: done, out: flags.out, generated: 0, resumed: done.length }
+      : await interruptible(
+          (signal) =>
+            generateRun({
+              ...run,
+              generator: runtimeGenerator(opened.model, {
+                rules,
+                format: flags.format,
+                ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+              }),
+              ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+              signal,
+              onProgress: progress.onProgress,
+              onWarning: warn,
+            }),
+          () =>
+            `${progress.last?.done ?? 0} of ${instructions.length} outputs are kept in ${flags.out}.journal.jsonl: rerun the same command to resume`,
+        );
     progress.stop();
     const summary = {
       out: resolve(result.out),
@@ -265,7 +279,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
           ...(flags.maxTokens !== undefined ? { maxNewTokens: flags.maxTokens } : {}),
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           ...(flags.tokenIds ? { tokenIds: true } : {}),
-          fingerprint: { model: flags.model, format: flags.format },
+          fingerprint: { model: modelFingerprint(opened.model), format: flags.format },
           signal,
           onProgress: progress.onProgress,
           onWarning: warn,
@@ -491,7 +505,7 @@ async function rank(flags: RankFlags): Promise<void> {
           bootstrap: flags.bootstrap,
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           ...(flags.out ? { out: flags.out } : {}),
-          fingerprint: { model: flags.model, rules, format: flags.format },
+          fingerprint: { model: modelFingerprint(opened.model), rules, format: flags.format },
           signal,
           onProgress: progress.onProgress,
           onWarning: warn,
@@ -595,7 +609,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
               generatorName: name,
               maxNewTokens: flags.maxTokens ?? paperMaxTokens(alignedRules),
               tokenIds: true,
-              fingerprint: { model: flags.aligned, rules: alignedRules, format: flags.format },
+              fingerprint: { model: modelFingerprint(model), rules: alignedRules, format: flags.format },
               ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
               signal,
               onProgress: gen.onProgress,
@@ -619,7 +633,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
           ...(flags.topK !== undefined ? { topK: flags.topK } : {}),
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           ...(flags.out ? { out: flags.out } : {}),
-          fingerprint: { base: flags.base, format: flags.format },
+          fingerprint: { base: modelFingerprint(base.model), format: flags.format },
           signal,
           onProgress: progress.onProgress,
           onWarning: warn,
