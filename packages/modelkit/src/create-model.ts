@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DecoderConfig } from './config.js';
 import { toGenerationConfig, toHfConfig } from './hf-config.js';
@@ -102,7 +102,12 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
   writeJson('generation_config.json', toGenerationConfig(config));
   for (const [name, content] of Object.entries(tokenizer.files)) {
     if (typeof content === 'string') writeFileSync(join(dir, name), content);
-    else copyFileSync(content.path, join(dir, name));
+    else {
+      // the copy gets the model's own mode: a read-only source (0444) must not make a rerun fail
+      rmSync(join(dir, name), { force: true });
+      copyFileSync(content.path, join(dir, name));
+      chmodSync(join(dir, name), 0o644);
+    }
     files.push(name);
   }
   const written = writeOnnxModel(join(dir, 'onnx', 'model.onnx'), config, source, {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -20,6 +20,17 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'modelkit-create-'));
 const read = (dir: string, file: string) => readFileSync(join(dir, file));
 
 describe('createModel', () => {
+  it('copies a read-only tokenizer directory into files of its own mode, so a rerun can overwrite them', async () => {
+    const source = (await createModel({ preset: 'tiny', seed: 1, out: tmp() })).dir;
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) chmodSync(join(source, f), 0o444);
+    const out = tmp();
+    for (let run = 0; run < 2; run++) {
+      await createModel({ preset: 'tiny', seed: 1, tokenizerDir: source, out });
+      expect(statSync(join(out, 'tokenizer.json')).mode & 0o777).toBe(0o644);
+    }
+    expect(read(out, 'tokenizer.json').equals(read(source, 'tokenizer.json'))).toBe(true);
+  });
+
   // how long it takes is measured by bench/create.bench.mjs, not asserted here (a loaded machine is slow)
   it('writes the Hugging Face layout', async () => {
     const created = await createModel({ preset: 'tiny', seed: 1, out: tmp() });
