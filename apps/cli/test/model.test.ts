@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cudaPackageUrl } from '@implicit-it/runtime';
+import { missingShared, sharedPath } from '@implicit-it/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { run } from './helpers.js';
 
@@ -55,6 +56,21 @@ describe('model create / inspect', () => {
     expect((await run(['model', 'create', '--preset', 'tiny'])).code).toBe(2); // --out required
     const missing = await run(['model', 'inspect', join(out, 'missing')]);
     expect(missing.code).toBe(3);
+  });
+
+  it('a tokenizer larger than the preset vocabulary names the presets that hold it (exit 2)', async (ctx) => {
+    if (missingShared('fixtures/tokenizers/smollm/tokenizer.json')) {
+      if (process.env.IMPLICIT_IT_REQUIRE_SHARED === '1')
+        throw new Error('../shared/fixtures/tokenizers/smollm is missing');
+      return ctx.skip();
+    }
+    const big = sharedPath('fixtures', 'tokenizers', 'smollm'); // 49152 ids
+    const r = await run(['model', 'create', '--preset', 'tiny', '--out', join(out, 'y'), '--tokenizer', big]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      '--tokenizer: its 49152 ids do not fit the 512-id vocabulary of --preset tiny',
+    );
+    expect(r.stderr).toContain('smollm2-135m (49152 ids)');
   });
 });
 

@@ -418,7 +418,7 @@ export class Model {
       if (this.info.maxPositions !== undefined && total > this.info.maxPositions) {
         throw new GenerationError(
           'runtime.prompt_too_long',
-          `prompt + continuation is ${total} tokens; the context is ${this.info.maxPositions}`,
+          `items[${i}]: prompt + continuation is ${total} tokens; this model's context is ${this.info.maxPositions} (max_position_embeddings)`,
           'continuation',
         );
       }

@@ -902,7 +902,7 @@ Scores are exp(mean log-prob) of the response tokens after the instruction's pro
 
 Examples:
   $ implicit-it eval rank --model ./models/smol --data ../shared/data/alpaca/alpaca_data_2k.json --n 1000
-  $ implicit-it eval rank --model ./models/tiny --n 20 --out run/ranking/tiny.json --json | jq .percent`,
+  $ implicit-it eval rank --model ./models/smol --n 20 --out run/ranking/smol.json --json | jq .percent`,
     )
     .action(async (flags: RankFlags) => rank(flags));
 

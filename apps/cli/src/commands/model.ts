@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { createModel, PRESETS } from '@implicit-it/modelkit';
+import { createModel, ModelConfigError, PRESETS } from '@implicit-it/modelkit';
 import { compileRules, resolveRuleSpec } from '@implicit-it/rules';
 import { type ModelDtype, resolveModel, resolveModelFiles } from '@implicit-it/runtime';
 import { loadTokenizer } from '@implicit-it/tokenizers';
@@ -57,6 +57,20 @@ async function create(flags: CreateFlags): Promise<void> {
       tokenizerDir: flags.tokenizer,
       onProgress: ({ index, count }) => bar.update(index + 1, count),
     });
+  } catch (error) {
+    // the library names its vocabSize option; here the preset fixes the vocabulary
+    if (error instanceof ModelConfigError && error.field === 'vocabSize' && flags.tokenizer) {
+      const fits = Object.entries(PRESETS)
+        .map(([name, p]) => `${name} (${p.vocabSize} ids)`)
+        .join(', ');
+      const ids = /tokenizer's (\d+) ids/.exec(error.message)?.[1] ?? 'all';
+      throw new CliError(
+        `--tokenizer: its ${ids} ids do not fit the ${PRESETS[flags.preset as keyof typeof PRESETS].vocabSize}-id vocabulary of --preset ${flags.preset}`,
+        EXIT.usage,
+        `choose a preset whose vocabulary holds the tokenizer's ids: ${fits}`,
+      );
+    }
+    throw error;
   } finally {
     bar.stop();
   }
