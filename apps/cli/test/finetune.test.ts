@@ -374,7 +374,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     const r = await run(['finetune', 'run', job], { env: { IMPLICIT_IT_PYTHON: '/nonexistent/python3' } });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(
-      '/nonexistent/python3 lacks torch, transformers, accelerate, deepspeed; install with: install Python 3.9+ then: pip install torch transformers accelerate deepspeed',
+      '/nonexistent/python3 could not be started (not found, or not an executable); install Python 3.9+ then: pip install torch transformers accelerate deepspeed (or point IMPLICIT_IT_PYTHON (the python option, --python in the CLI) at an interpreter that has them)',
     );
     expect(existsSync(join(job, 'train.log'))).toBe(false);
     if (!python) return console.warn('[skip] no python3: the partial-stack case is not checked');

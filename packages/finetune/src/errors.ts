@@ -92,10 +92,14 @@ export class MissingPythonError extends ImplicitItError {
   readonly python: string;
   readonly missing: string[];
   readonly install: string;
-  constructor(python: string, missing: string[], install: string) {
+  constructor(python: string, missing: string[], install: string, found = true) {
+    const elsewhere =
+      'or point IMPLICIT_IT_PYTHON (the python option, --python in the CLI) at an interpreter that has them';
     super(
       'finetune.missing_python',
-      `${python} lacks ${missing.join(', ')}; install with: ${install} (or point IMPLICIT_IT_PYTHON / the python option at an interpreter that has them)`,
+      found
+        ? `${python} lacks ${missing.join(', ')}; install with: ${install} (${elsewhere})`
+        : `${python} could not be started (not found, or not an executable); ${install} (${elsewhere})`,
     );
     this.name = 'MissingPythonError';
     this.python = python;

@@ -87,7 +87,7 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
   const python = given.includes('/') ? resolve(given) : given;
   const probe = await probePython(python, requiredModules(job));
   if (!probe.found || probe.missing.length > 0)
-    throw new MissingPythonError(python, probe.missing, probe.install);
+    throw new MissingPythonError(python, probe.missing, probe.install, probe.found);
 
   const logFile = join(dir, 'train.log');
   const log = createWriteStream(logFile);

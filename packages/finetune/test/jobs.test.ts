@@ -146,6 +146,9 @@ describeShared(
       expect(err).toBeInstanceOf(MissingPythonError);
       expect(err.missing).toEqual(['torch', 'transformers', 'accelerate']);
       expect(err.message).toMatch(/pip install torch transformers accelerate/);
+      expect(err.message).toMatch(
+        /^\/nonexistent\/python3 could not be started \(not found, or not an executable\)/,
+      );
     });
   },
 );
