@@ -53,30 +53,34 @@ export const collect = (value: string, previous: string[] = []) => [...previous,
  * rule-set JSON (`{"eos":{}}`), or `@file.json`. Validated here, so that a typo fails before a model
  * loads (exit 2).
  */
-export function parseRules(value: string | undefined, fallback: RuleSpec = 'hewitt2024'): RuleSpec {
+export function parseRules(
+  value: string | undefined,
+  fallback: RuleSpec = 'hewitt2024',
+  flag = '--rules',
+): RuleSpec {
   if (value === undefined) return fallback;
   const text = value.trim();
   let spec: RuleSpec;
   if (['off', 'none', 'false', 'base'].includes(text)) return false;
   if (text.startsWith('@')) {
     const file = text.slice(1);
-    if (!existsSync(file)) throw usage(`--rules: ${file} does not exist`);
+    if (!existsSync(file)) throw usage(`${flag}: ${file} does not exist`);
     try {
       spec = JSON.parse(readFileSync(file, 'utf8'));
     } catch (error) {
-      throw usage(`--rules: ${file} is not valid JSON (${(error as Error).message})`);
+      throw usage(`${flag}: ${file} is not valid JSON (${(error as Error).message})`);
     }
   } else if (text.startsWith('{')) {
     try {
       spec = JSON.parse(text);
     } catch (error) {
-      throw usage(`--rules: not valid JSON (${(error as Error).message})`);
+      throw usage(`${flag}: not valid JSON (${(error as Error).message})`);
     }
   } else spec = text;
   try {
     resolveRuleSpec(spec);
   } catch (error) {
-    if (ImplicitItError.isInstance(error)) throw usage(`--rules: ${error.message}`);
+    if (ImplicitItError.isInstance(error)) throw usage(`${flag}: ${error.message}`);
     throw error;
   }
   return spec;
@@ -154,7 +158,7 @@ export function modelFingerprint(model: Model): Record<string, unknown> {
 const PROVIDERS = ['auto', 'cpu', 'cuda'];
 
 /** Loads `--model` (a directory or a hub id), or the default model when it is omitted. */
-export async function openModel(flags: ModelFlags): Promise<OpenedModel> {
+export async function openModel(flags: ModelFlags, flag = '--model'): Promise<OpenedModel> {
   if (flags.provider && !PROVIDERS.includes(flags.provider)) {
     throw usage(`--provider: expected one of ${PROVIDERS.join(', ')}, got "${flags.provider}"`);
   }
@@ -169,7 +173,7 @@ export async function openModel(flags: ModelFlags): Promise<OpenedModel> {
   } else {
     if (!existsSync(target) && !isHubId(target)) {
       throw new CliError(
-        `--model: "${target}" is neither a directory nor a hub id (owner/name)`,
+        `${flag}: "${target}" is neither a directory nor a hub id (owner/name)`,
         EXIT.load,
         'create one with `implicit-it model create --preset tiny --out DIR`',
       );

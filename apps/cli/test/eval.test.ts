@@ -313,6 +313,7 @@ describe('eval ablations', () => {
       'none,eos-unifrom',
     ]);
     expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('--subsets: unknown rule set "eos-unifrom"');
   });
 });
 
@@ -666,6 +667,17 @@ describeShared(
         'hewitt2024',
       ]);
       expect(misuse.code).toBe(2);
+      // a mistyped outputs file is named as such, not as a bad model
+      const typo = await run(['eval', 'shift', '--base', model, '--aligned', join(tmp, 'no-such.json')]);
+      expect(typo.code).toBe(2);
+      expect(typo.stderr).toContain(
+        `--aligned: ${join(tmp, 'no-such.json')} does not exist (an outputs .json file, or a model directory)`,
+      );
+      const badBase = await run(['eval', 'shift', '--base', join(tmp, 'no-model'), '--aligned', base]);
+      expect(badBase.code).toBe(3);
+      expect(badBase.stderr).toContain(
+        `--base: "${join(tmp, 'no-model')}" is neither a directory nor a hub id`,
+      );
     });
 
     it('report: report.md and charts from the run directory', async () => {

@@ -80,8 +80,8 @@ function addModelOptions(
   return addLoadOptions(cmd, 'never use the network (hub ids must be cached)');
 }
 
-async function loadFor(model: string, flags: EvalModelFlags): Promise<OpenedModel> {
-  return openModel({ ...flags, model, ...(flags.batchSize ? { maxBatchSize: flags.batchSize } : {}) });
+async function loadFor(model: string, flags: EvalModelFlags, flag = '--model'): Promise<OpenedModel> {
+  return openModel({ ...flags, model, ...(flags.batchSize ? { maxBatchSize: flags.batchSize } : {}) }, flag);
 }
 
 /** A progress bar per label (a rule subset, an outputs file), on stderr, terminals only. */
@@ -251,7 +251,7 @@ interface AblationFlags extends EvalModelFlags {
 
 async function ablations(flags: AblationFlags): Promise<void> {
   const subsets = flags.subsets ?? [...ABLATIONS];
-  for (const s of subsets) parseRules(s); // a typo fails before the model loads (exit 2)
+  for (const s of subsets) parseRules(s, undefined, '--subsets'); // a typo fails before the model loads (exit 2)
   const file = required(
     flags.instructions ?? sharedData(...ALPACA_EVAL),
     '--instructions',
@@ -567,13 +567,16 @@ export function defaultAlignedOut(out: string | undefined, name: string): string
 
 async function shift(flags: ShiftFlags): Promise<void> {
   const alignedIsFile = existsSync(flags.aligned) && statSync(flags.aligned).isFile();
-  const alignedRules = parseRules(flags.alignedRules, false);
+  if (!existsSync(flags.aligned) && /\.jsonl?$/.test(flags.aligned)) {
+    throw usage(`--aligned: ${flags.aligned} does not exist (an outputs .json file, or a model directory)`);
+  }
+  const alignedRules = parseRules(flags.alignedRules, false, '--aligned-rules');
   if (alignedIsFile && (flags.alignedRules || flags.instructions || flags.limit !== undefined)) {
     throw usage(
       '--aligned-rules, --instructions and --limit are for an aligned model directory, not an outputs file',
     );
   }
-  const base = await loadFor(flags.base, flags);
+  const base = await loadFor(flags.base, flags, '--base');
   let aligned: OpenedModel | undefined;
   const progress = progressReporter('outputs', 'ranking tokens');
   try {
@@ -588,7 +591,9 @@ async function shift(flags: ShiftFlags): Promise<void> {
       );
       const instructions = readLimited(file, flags.limit);
       aligned =
-        resolve(flags.aligned) === resolve(flags.base) ? undefined : await loadFor(flags.aligned, flags);
+        resolve(flags.aligned) === resolve(flags.base)
+          ? undefined
+          : await loadFor(flags.aligned, flags, '--aligned');
       const model: Model = aligned?.model ?? base.model;
       const id = aligned?.id ?? base.id;
       const name = generatorName(id, alignedRules);
