@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cudaPackageUrl } from '@implicit-it/runtime';
@@ -56,6 +56,15 @@ describe('model create / inspect', () => {
     expect((await run(['model', 'create', '--preset', 'tiny'])).code).toBe(2); // --out required
     const missing = await run(['model', 'inspect', join(out, 'missing')]);
     expect(missing.code).toBe(3);
+    // a truncated graph (an interrupted write): exit 3 naming the file, and what to do
+    const made = await run(['model', 'create', '--preset', 'tiny', '--out', join(out, 'cut')]);
+    expect(made.code, made.stderr).toBe(0);
+    const graph = join(out, 'cut', 'onnx', 'model.onnx');
+    truncateSync(graph, 1000);
+    const cut = await run(['model', 'inspect', join(out, 'cut')]);
+    expect(cut.code).toBe(3);
+    expect(cut.stderr).toContain(`${graph}: onnxruntime cannot load it`);
+    expect(cut.stderr).toContain('recreate or download it again');
   });
 
   it('a tokenizer larger than the preset vocabulary names the presets that hold it (exit 2)', async (ctx) => {

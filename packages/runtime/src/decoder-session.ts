@@ -460,9 +460,13 @@ export async function checkSplitAttention(
 
 /** No execution provider could load the model: each one tried or skipped, with why. */
 function noProviderError(files: ModelFiles, failures: readonly ProviderStatus[]): ModelLoadError {
+  // a graph onnxruntime cannot parse is damaged (an interrupted write or download), whatever the provider
+  const damaged = failures.some((f) => /Protobuf parsing failed/i.test(f.reason))
+    ? ' (the file is not a complete ONNX graph: an interrupted write or download leaves one; recreate or download it again)'
+    : '';
   return new ModelLoadError(
     'runtime.no_provider',
-    `${files.onnxFile}: no execution provider could load the model: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`,
+    `${files.onnxFile}: no execution provider could load the model: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}${damaged}`,
     { file: files.onnxFile },
   );
 }

@@ -155,6 +155,7 @@ describe('model directory validation', () => {
     expect(err.message).toContain(
       `${join(dir, 'onnx', 'model.onnx')}: no execution provider could load the model: cpu:`,
     );
+    expect(err.message).toContain('(the file is not a complete ONNX graph: an interrupted write or download');
   });
 
   it('the cuda provider asked for without its binaries fails with what to do, before onnxruntime tries', async () => {

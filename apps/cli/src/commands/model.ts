@@ -111,7 +111,18 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
   if (!existsSync(dir)) throw new CliError(`${target}: no such directory`, EXIT.load);
   const files = resolveModelFiles(dir, flags.dtype as ModelDtype);
   const tok = await loadTokenizer(dir);
-  const session = await ort.InferenceSession.create(files.onnxFile, { executionProviders: ['cpu'] });
+  const session = await ort.InferenceSession.create(files.onnxFile, { executionProviders: ['cpu'] }).catch(
+    (error: Error) => {
+      // as every command that loads a model: exit 3, naming the file
+      throw new CliError(
+        `${files.onnxFile}: onnxruntime cannot load it (${error.message.split('\n')[0]})`,
+        EXIT.load,
+        /Protobuf parsing failed/i.test(error.message)
+          ? 'the file is not a complete ONNX graph (an interrupted write or download): recreate or download it again'
+          : undefined,
+      );
+    },
+  );
   const io = (names: readonly string[], meta: readonly ort.InferenceSession.ValueMetadata[]) =>
     names.map((name) => {
       const m = meta.find((x) => x.name === name);
