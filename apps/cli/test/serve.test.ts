@@ -113,6 +113,20 @@ describe('serve', () => {
     expect(s.stderr()).not.toMatch(/stream failed|disposed|Error/);
   });
 
+  it('a port in use is an error that says what to do (exit 1)', async () => {
+    const s = startServe(['--model', `tiny=${model}`]);
+    const url = await s.url;
+    try {
+      const port = new URL(url).port;
+      const r = await run(['serve', '--model', `tiny=${model}`, '--port', port, '--host', '127.0.0.1']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${port} (EADDRINUSE`);
+      expect(r.stderr).toContain('pick another with --port N (0 picks a free one)');
+    } finally {
+      await stop(s.child, s.exited);
+    }
+  });
+
   it('refuses bad options with exit 2', async () => {
     expect((await run(['serve', '--model', model, '--port', '70000'])).code).toBe(2);
     expect((await run(['serve', '--model', model, '--rules', 'bogus'])).code).toBe(2);

@@ -12,7 +12,7 @@ import {
   parseRules,
   rulesLabel,
 } from '../flags.js';
-import { note, painter, usage } from '../output.js';
+import { CliError, EXIT, note, painter, usage } from '../output.js';
 import { DEFAULT_MODEL_HELP } from './generate.js';
 
 interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
@@ -64,6 +64,19 @@ async function run(flags: ServeFlags): Promise<void> {
       notice: opened.some((m) => m.random)
         ? `${RANDOM_MODEL_ID} has RANDOM weights: its answers are noise, only the mechanics (rules, streaming, colouring) are real. Start the server with --model DIR (or with a network) for a real model.`
         : undefined,
+    }).catch((error: NodeJS.ErrnoException) => {
+      if (error?.code === 'EADDRINUSE' || error?.code === 'EACCES' || error?.code === 'EADDRNOTAVAIL') {
+        throw new CliError(
+          `cannot listen on ${flags.host}:${flags.port} (${error.code}: ${error.message})`,
+          EXIT.failure,
+          error.code === 'EADDRINUSE'
+            ? 'another process uses this port: pick another with --port N (0 picks a free one)'
+            : error.code === 'EACCES'
+              ? 'ports below 1024 need privileges: pick --port 1024 or higher'
+              : `--host ${flags.host} is not an address of this machine (127.0.0.1 or 0.0.0.0)`,
+        );
+      }
+      throw error;
     });
     if (flags.json) {
       // one line for scripts that start the server and need its address
