@@ -1,4 +1,13 @@
-import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DecoderConfig } from './config.js';
 import { toGenerationConfig, toHfConfig } from './hf-config.js';
@@ -92,7 +101,21 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
         : weightsSource(config, weights);
 
   const dir = resolve(out);
-  mkdirSync(join(dir, 'onnx'), { recursive: true });
+  const onnxDir = join(dir, 'onnx');
+  mkdirSync(onnxDir, { recursive: true });
+  // the graph (the long part) is written aside and renamed into place last: an interrupted run leaves
+  // the previous model whole, or no graph, never a truncated one; leftovers of such runs go first
+  for (const entry of readdirSync(onnxDir))
+    if (entry.startsWith('.partial-')) rmSync(join(onnxDir, entry), { recursive: true, force: true });
+  const partial = mkdtempSync(join(onnxDir, '.partial-'));
+  const written = writeOnnxModel(join(partial, 'model.onnx'), config, source, {
+    externalDataThreshold,
+    kvDtype,
+    repeatKv,
+    positionIds,
+    linear,
+    onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
+  });
   const files: string[] = [];
   const writeJson = (name: string, value: unknown) => {
     writeFileSync(join(dir, name), `${JSON.stringify(value, null, 2)}\n`);
@@ -110,14 +133,11 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     }
     files.push(name);
   }
-  const written = writeOnnxModel(join(dir, 'onnx', 'model.onnx'), config, source, {
-    externalDataThreshold,
-    kvDtype,
-    repeatKv,
-    positionIds,
-    linear,
-    onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
-  });
+  if (written.external) {
+    renameSync(join(partial, 'model.onnx_data'), join(onnxDir, 'model.onnx_data'));
+  } else rmSync(join(onnxDir, 'model.onnx_data'), { force: true }); // a previous, larger model's
+  renameSync(join(partial, 'model.onnx'), join(onnxDir, 'model.onnx'));
+  rmSync(partial, { recursive: true, force: true });
   files.push('onnx/model.onnx');
   if (written.external) files.push('onnx/model.onnx_data');
   return {

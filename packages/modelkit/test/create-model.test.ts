@@ -1,4 +1,13 @@
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -20,6 +29,20 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'modelkit-create-'));
 const read = (dir: string, file: string) => readFileSync(join(dir, file));
 
 describe('createModel', () => {
+  it('writes the graph aside and renames it in last, clearing what interrupted runs left', async () => {
+    const out = tmp();
+    const first = await createModel({ preset: 'tiny', seed: 1, out, externalDataThreshold: 0 });
+    expect(first.externalData).toBe(true);
+    mkdirSync(join(out, 'onnx', '.partial-stale'), { recursive: true }); // as an interrupted run leaves
+    writeFileSync(join(out, 'onnx', '.partial-stale', 'model.onnx'), 'cut short');
+    const second = await createModel({ preset: 'tiny', seed: 2, out });
+    expect(second.externalData).toBe(false);
+    expect(readdirSync(join(out, 'onnx'))).toEqual(['model.onnx']); // no leftovers, no stale _data
+    const session = await ort.InferenceSession.create(join(out, 'onnx', 'model.onnx'));
+    expect(session.outputNames).toContain('logits');
+    await session.release();
+  });
+
   it('copies a read-only tokenizer directory into files of its own mode, so a rerun can overwrite them', async () => {
     const source = (await createModel({ preset: 'tiny', seed: 1, out: tmp() })).dir;
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) chmodSync(join(source, f), 0o444);
