@@ -173,14 +173,22 @@ export class Model {
     return this.tokenizer.buildPrompt({ format, ...input } as Parameters<Tokenizer['buildPrompt']>[0]);
   }
 
+  /** `checkOptions`, and the options only the model can check (`logitBias` ids against its vocabulary). */
+  private checkGenerateOptions(options: GenerateOptions): void {
+    checkOptions(options);
+    if (options.logitBias) this.checkLogitBias(options.logitBias);
+  }
+
+  private isTokenId(id: number): boolean {
+    return Number.isInteger(id) && id >= 0 && id < this.info.vocabSize;
+  }
+
   private checkLogitBias(bias: Readonly<Record<number, number>>): void {
-    const size = this.info.vocabSize;
     for (const [key, value] of Object.entries(bias)) {
-      const id = Number(key);
-      if (!(Number.isInteger(id) && id >= 0 && id < size)) {
+      if (!this.isTokenId(Number(key))) {
         throw new GenerationError(
           'runtime.bad_token',
-          `logitBias: key ${JSON.stringify(key)} is not a token id in [0, ${size}) for this model`,
+          `logitBias: key ${JSON.stringify(key)} is not a token id in [0, ${this.info.vocabSize}) for this model`,
           'logitBias',
         );
       }
@@ -196,12 +204,11 @@ export class Model {
 
   /** Token ids given by the caller: integers in the model's vocabulary. */
   private checkIds(ids: readonly number[], param: string): void {
-    const size = this.info.vocabSize;
-    const k = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= size);
+    const k = ids.findIndex((id) => !this.isTokenId(id));
     if (k >= 0) {
       throw new GenerationError(
         'runtime.bad_token',
-        `${param}[${k}] is ${ids[k]}: token ids are integers in [0, ${size}) for this model`,
+        `${param}[${k}] is ${ids[k]}: token ids are integers in [0, ${this.info.vocabSize}) for this model`,
         param,
       );
     }
@@ -289,8 +296,7 @@ export class Model {
     options: GenerateOptions = {},
   ): Promise<GenerationResult[]> {
     this.live();
-    checkOptions(options);
-    if (options.logitBias) this.checkLogitBias(options.logitBias);
+    this.checkGenerateOptions(options);
     const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
     const prompts = list.map((input) => this.prompt(input, options.format));
     for (const p of prompts) this.checkPrompt(p);
@@ -333,8 +339,7 @@ export class Model {
    */
   async *stream(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<StreamPart> {
     this.live();
-    checkOptions(options);
-    if (options.logitBias) this.checkLogitBias(options.logitBias);
+    this.checkGenerateOptions(options);
     const prompt = this.prompt(input, options.format);
     this.checkPrompt(prompt);
     const stop = new AbortController();

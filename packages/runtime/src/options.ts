@@ -65,28 +65,22 @@ export type StreamPart =
   | { type: 'token'; id: number; logprob?: TokenLogprob; baseRank?: number }
   | { type: 'finish'; finishReason: FinishReason; text: string; usage: GenerationResult['usage'] };
 
+const bad = (param: string, message: string): never => {
+  throw new GenerationError('runtime.bad_option', `${param}: ${message}`, param);
+};
+
+/** An optional integer option in [min, max], or a `runtime.bad_option` error naming it. */
+const int = (v: number | undefined, param: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
+  if (v !== undefined && (!Number.isInteger(v) || v < min || v > max))
+    bad(param, `expected an integer in [${min}, ${max}], got ${v}`);
+};
+
 /** Validates `score()` options (the error names the option). */
-export function checkScoreOptions(o: { batchSize?: number; format?: string }): void {
-  if (
-    o.batchSize !== undefined &&
-    !(Number.isInteger(o.batchSize) && o.batchSize >= 1 && o.batchSize <= 1024)
-  ) {
-    throw new GenerationError(
-      'runtime.bad_option',
-      `batchSize: expected an integer in [1, 1024], got ${o.batchSize}`,
-      'batchSize',
-    );
-  }
+export function checkScoreOptions(o: { batchSize?: number }): void {
+  int(o.batchSize, 'batchSize', 1, 1024);
 }
 
 export function checkOptions(o: GenerateOptions): void {
-  const bad = (param: string, message: string) => {
-    throw new GenerationError('runtime.bad_option', `${param}: ${message}`, param);
-  };
-  const int = (v: number | undefined, param: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
-    if (v !== undefined && (!Number.isInteger(v) || v < min || v > max))
-      bad(param, `expected an integer in [${min}, ${max}], got ${v}`);
-  };
   int(o.maxNewTokens, 'maxNewTokens', 0);
   int(o.topK, 'topK', 0);
   int(o.batchSize, 'batchSize', 1, 1024);
