@@ -82,7 +82,7 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
     });
   }
   const strip = options.strip ?? true;
-  const journalPath = options.journalPath ?? `${options.out}.journal.jsonl`;
+  const journalPath = journalPathOf(options);
   const header = runHeader(options, instructions);
   const journal = Journal.open<JournalEntry>(journalPath, header);
   try {
@@ -164,6 +164,8 @@ function runHeader(
 }
 
 const donePath = (out: string) => `${out}.done`;
+const journalPathOf = (o: Pick<GenerateRunOptions, 'out' | 'journalPath'>) =>
+  o.journalPath ?? `${o.out}.journal.jsonl`;
 
 /**
  * The outputs of a `generateRun` that finished with these very options (same generator name,
@@ -184,7 +186,7 @@ export function finishedRun(
 ): ModelOutput[] | undefined {
   const { out } = options;
   if (!existsSync(out) || !existsSync(donePath(out))) return undefined;
-  if (existsSync(options.journalPath ?? `${out}.journal.jsonl`)) return undefined;
+  if (existsSync(journalPathOf(options))) return undefined;
   let record: unknown;
   try {
     record = JSON.parse(readFileSync(donePath(out), 'utf8'));
