@@ -458,12 +458,23 @@ export async function checkSplitAttention(
   }
 }
 
+/**
+ * What to do about an ONNX file onnxruntime failed to load with `message`, when the message says the
+ * file cannot be parsed: it is damaged (an interrupted write or download), whatever the provider.
+ *
+ * @example
+ * damagedGraphHint('Load model from m.onnx failed:Protobuf parsing failed.'); // 'the file is not ...'
+ */
+export function damagedGraphHint(message: string): string | undefined {
+  return /Protobuf parsing failed/i.test(message)
+    ? 'the file is not a complete ONNX graph: an interrupted write or download leaves one; recreate or download it again'
+    : undefined;
+}
+
 /** No execution provider could load the model: each one tried or skipped, with why. */
 function noProviderError(files: ModelFiles, failures: readonly ProviderStatus[]): ModelLoadError {
-  // a graph onnxruntime cannot parse is damaged (an interrupted write or download), whatever the provider
-  const damaged = failures.some((f) => /Protobuf parsing failed/i.test(f.reason))
-    ? ' (the file is not a complete ONNX graph: an interrupted write or download leaves one; recreate or download it again)'
-    : '';
+  const hint = failures.map((f) => damagedGraphHint(f.reason)).find((h) => h !== undefined);
+  const damaged = hint ? ` (${hint})` : '';
   return new ModelLoadError(
     'runtime.no_provider',
     `${files.onnxFile}: no execution provider could load the model: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}${damaged}`,

@@ -1,6 +1,11 @@
 export { argmax } from '@implicit-it/rules';
 export type { FinishReason, TokenEvent, TokenLogprob } from './decode-engine.js';
-export { checkSplitAttention, DecoderSession, type SessionOptions } from './decoder-session.js';
+export {
+  checkSplitAttention,
+  DecoderSession,
+  damagedGraphHint,
+  type SessionOptions,
+} from './decoder-session.js';
 export { GenerationAbortedError, GenerationError, ModelLoadError } from './errors.js';
 export { defaultHubCacheDir, hubEndpoint, isHubId, type ResolveOptions, resolveModel } from './hub.js';
 export type { LogitsProcessor, ProcessorContext } from './logits-processor.js';

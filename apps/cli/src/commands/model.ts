@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createModel, ModelConfigError, PRESETS } from '@implicit-it/modelkit';
 import { compileRules, resolveRuleSpec } from '@implicit-it/rules';
-import { type ModelDtype, resolveModel, resolveModelFiles } from '@implicit-it/runtime';
+import { damagedGraphHint, type ModelDtype, resolveModel, resolveModelFiles } from '@implicit-it/runtime';
 import { loadTokenizer } from '@implicit-it/tokenizers';
 import type { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
@@ -117,9 +117,7 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
       throw new CliError(
         `${files.onnxFile}: onnxruntime cannot load it (${error.message.split('\n')[0]})`,
         EXIT.load,
-        /Protobuf parsing failed/i.test(error.message)
-          ? 'the file is not a complete ONNX graph (an interrupted write or download): recreate or download it again'
-          : undefined,
+        damagedGraphHint(error.message),
       );
     },
   );
