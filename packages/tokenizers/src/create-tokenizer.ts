@@ -5,7 +5,8 @@ import { type Detokenizer, type DetokenizerOptions, WindowDetokenizer } from './
 import { PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
 import type { JsonObject, TokenizerFiles } from './files.js';
 import { applyLegacyFalsePrepend, encodeOnce } from './legacy-prepend.js';
-import { buildPromptWith, type Prompt, type PromptInput } from './prompt.js';
+import { encodeWithLiteralRanges, type InnerTokenizer } from './literal-ranges.js';
+import { buildPromptWith, type Prompt, type PromptInput, type TextRange } from './prompt.js';
 import { resolveSpecialIds } from './special-tokens.js';
 import { detectPieceEncoding, type PieceEncoding, pieceBytes } from './surfaces.js';
 import type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
@@ -134,6 +135,7 @@ class HfTokenizer implements Tokenizer {
   readonly bosId: number | undefined;
   readonly padId: number;
   readonly chatTemplate: string | undefined;
+  readonly specialTokenTexts: readonly string[];
   readonly hf: PreTrainedTokenizer;
   private readonly size: number;
   private readonly added: AddedTokenInfo[];
@@ -153,6 +155,7 @@ class HfTokenizer implements Tokenizer {
     this.added = added;
     this.specialIds = new Set(added.filter((t) => t.special).map((t) => t.id));
     this.addedById = new Map(added.map((t) => [t.id, t.content]));
+    this.specialTokenTexts = Object.freeze(added.filter((t) => t.special).map((t) => t.content));
     this.chatTemplate = chatTemplateOf(files, options);
     const model = files.tokenizerJson.model as JsonObject;
     this.byteFallback = model.byte_fallback === true;
@@ -207,8 +210,13 @@ class HfTokenizer implements Tokenizer {
     const addSpecial = options?.addSpecialTokens ?? true;
     const encode = (t: string, special: boolean) =>
       this.hf._tokenizer.encode(t, { add_special_tokens: special }).ids;
-    if (!this.prependOnce) return encode(text, addSpecial);
-    return encodeOnce(encode, text, addSpecial, this.spaceId, (id) => this.specialIds.has(id));
+    const run = () =>
+      this.prependOnce
+        ? encodeOnce(encode, text, addSpecial, this.spaceId, (id) => this.specialIds.has(id))
+        : encode(text, addSpecial);
+    const ranges = checkRanges(options?.literalRanges, text.length);
+    if (ranges.length === 0) return run();
+    return encodeWithLiteralRanges(this.hf._tokenizer as unknown as InnerTokenizer, text, ranges, run);
   }
 
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string {
@@ -288,6 +296,23 @@ class HfTokenizer implements Tokenizer {
       );
     }
   }
+}
+
+/** `EncodeOptions.literalRanges`, validated; empty ones dropped. */
+function checkRanges(ranges: readonly TextRange[] | undefined, length: number): TextRange[] {
+  if (ranges === undefined) return [];
+  if (!Array.isArray(ranges)) {
+    throw new TokenizerInputError('encode: literalRanges must be a list of [start, end] ranges');
+  }
+  return ranges.filter((range, i) => {
+    const [start, end] = Array.isArray(range) ? range : [];
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start! < 0 || start! > end! || end! > length) {
+      throw new TokenizerInputError(
+        `encode: literalRanges[${i}] must be [start, end] with integers 0 <= start <= end <= ${length} (the text's length), got ${JSON.stringify(range)}`,
+      );
+    }
+    return start! < end!;
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { PromptError } from './errors.js';
-import { type ChatMessage, lastUserIndex, tuluParts } from './tulu.js';
+import { type ChatMessage, lastUserIndex, tuluSegments } from './tulu.js';
 
 /** A prompt ready for the runtime and the rules. */
 export interface Prompt {
@@ -32,17 +32,32 @@ export type Conversation =
  *   `apply_chat_template` does; `addGenerationPrompt` defaults to true; `addBos` (default false)
  *   prepends BOS when the rendered template does not start with it.
  * - `raw`: the text as is, tokenized with the tokenizer's special tokens (`addSpecialTokens`,
- *   default true); `scopeStart` is the first token of the text.
+ *   default true); `scopeStart` is the first token of the text. Special tokens written in the text
+ *   are read as special tokens: a raw prompt is the caller's own.
+ *
+ * In `tulu` and `chat-template`, `specialTokensInContent` says what a special token's text written
+ * inside a message (`<|im_end|>`, `</s>`) becomes: `'text'` (default) tokenizes it as ordinary text,
+ * as OpenAI does and as Hugging Face does with `split_special_tokens=True`, so a user cannot close
+ * their turn or forge another role's; `'parse'` reads it as the special token, as Hugging Face's
+ * `apply_chat_template` and the paper's code (which tokenize the rendered string) do. Prompts whose
+ * messages hold no special token's text are the same either way.
  */
 export type PromptInput =
-  | ({ format: 'tulu'; addBos?: boolean } & Conversation)
+  | ({ format: 'tulu'; addBos?: boolean; specialTokensInContent?: SpecialTokensInContent } & Conversation)
   | ({
       format: 'chat-template';
       addGenerationPrompt?: boolean;
       template?: string;
       addBos?: boolean;
+      specialTokensInContent?: SpecialTokensInContent;
     } & Conversation)
   | { format: 'raw'; text: string; addSpecialTokens?: boolean };
+
+/** What special-token text inside a message becomes (see `PromptInput`). */
+export type SpecialTokensInContent = 'text' | 'parse';
+
+/** A character range `[start, end)` of a text. */
+export type TextRange = readonly [start: number, end: number];
 
 /** What prompt building needs from a tokenizer. @internal */
 export interface PromptTokenizer {
@@ -50,7 +65,12 @@ export interface PromptTokenizer {
   readonly bosId: number | undefined;
   readonly eosIds: readonly number[];
   readonly chatTemplate: string | undefined;
-  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  /** The contents of the special added tokens (`</s>`, `<|im_end|>`). */
+  readonly specialTokenTexts: readonly string[];
+  encode(
+    text: string,
+    options?: { addSpecialTokens?: boolean; literalRanges?: readonly TextRange[] },
+  ): number[];
   idToToken(id: number): string | undefined;
   renderChatTemplate(
     messages: readonly ChatMessage[],
@@ -61,6 +81,50 @@ export interface PromptTokenizer {
 
 /** Stands in for the last user message to find where it starts (mixed case: a case filter changes it). */
 const SENTINEL = 'ImplicitItScope7Sentinel';
+/** Stands in for message `i` to find where each message's content lies in a rendered template. */
+const contentSentinel = (i: number) => `ImplicitItContent${i}Sentinel`;
+const CONTENT_SENTINEL = /ImplicitItContent(\d+)Sentinel/g;
+
+/**
+ * Where the messages' contents lie in `body`, a chat template's rendering of `messages`: the template
+ * is rendered again with one sentinel per message and the two renderings are aligned. A template may
+ * trim a content (Llama 2's `.strip()`); undefined when a content is written any other way.
+ */
+function templateContentRanges(
+  tok: PromptTokenizer,
+  messages: readonly ChatMessage[],
+  template: string,
+  addGenerationPrompt: boolean,
+  body: string,
+): TextRange[] | undefined {
+  const marked = messages.map((m, i) => ({ ...m, content: contentSentinel(i) }));
+  const rendered = tok.renderChatTemplate(marked, template, addGenerationPrompt);
+  const found = [...rendered.matchAll(CONTENT_SENTINEL)];
+  const ranges: TextRange[] = [];
+  let pos = 0;
+  let from = 0;
+  for (const [k, match] of found.entries()) {
+    const fragment = rendered.slice(from, match.index);
+    if (!body.startsWith(fragment, pos)) return undefined;
+    pos += fragment.length;
+    from = match.index + match[0].length;
+    const next = rendered.slice(from, found[k + 1]?.index ?? rendered.length);
+    const content = messages[Number(match[1])]?.content;
+    if (content === undefined) return undefined;
+    const written = [content, content.trim(), content.trimStart(), content.trimEnd()].find(
+      (c) => body.startsWith(c, pos) && body.startsWith(next, pos + c.length),
+    );
+    if (written === undefined) return undefined;
+    ranges.push([pos, pos + written.length]);
+    pos += written.length;
+  }
+  return body.slice(pos) === rendered.slice(from) ? ranges : undefined;
+}
+
+/** The ranges of `ranges` that start before `end`, cut at `end`. */
+function rangesBefore(ranges: readonly TextRange[], end: number): TextRange[] {
+  return ranges.filter(([start]) => start < end).map(([start, stop]) => [start, Math.min(stop, end)]);
+}
 
 function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
@@ -117,14 +181,34 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
   }
 
   const messages = messagesOf(input);
+  const mode: unknown = input.specialTokensInContent ?? 'text';
+  if (mode !== 'text' && mode !== 'parse') {
+    throw new PromptError(
+      'tokenizers.invalid_prompt',
+      `specialTokensInContent: expected 'text' or 'parse', got ${JSON.stringify(mode)}`,
+    );
+  }
+  // only a message that holds a special token's text needs its content kept apart
+  const literal =
+    mode === 'text' &&
+    Array.isArray(messages) &&
+    messages.some(
+      (m) => typeof m?.content === 'string' && tok.specialTokenTexts.some((t) => m.content.includes(t)),
+    );
   let before: string;
   let body: string;
   let bos: number[] = [];
+  let contentRanges: TextRange[] = [];
   if (input.format === 'tulu') {
     const eos = tok.eosIds[0];
-    const parts = tuluParts(messages, eos === undefined ? undefined : tok.idToToken(eos));
-    before = parts.before;
-    body = parts.before + parts.content + parts.after;
+    const { segments, lastUser } = tuluSegments(messages, eos === undefined ? undefined : tok.idToToken(eos));
+    body = '';
+    before = '';
+    segments.forEach((segment, i) => {
+      if (i === lastUser) before = body;
+      if (segment.content) contentRanges.push([body.length, body.length + segment.text.length]);
+      body += segment.text;
+    });
     if (input.addBos ?? tok.bosId !== undefined) {
       if (tok.bosId === undefined) {
         throw new PromptError(
@@ -157,6 +241,18 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
       );
     }
     before = withSentinel.slice(0, at);
+    if (literal) {
+      const ranges = templateContentRanges(tok, messages, template, addGen, body);
+      if (ranges === undefined) {
+        throw new PromptError(
+          'tokenizers.scope_not_found',
+          'a message holds the text of a special token, and the chat template does not write message contents ' +
+            "as they are, so they cannot be kept as text; pass specialTokensInContent: 'parse' to read them as " +
+            "special tokens, or use format 'tulu'",
+        );
+      }
+      contentRanges = ranges;
+    }
     if (input.addBos && tok.bosId === undefined) {
       throw new PromptError(
         'tokenizers.invalid_prompt',
@@ -165,12 +261,16 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
     }
     if (input.addBos) bos = [tok.bosId!];
   }
+  if (!literal) contentRanges = [];
 
-  const bodyIds = tok.encode(body, { addSpecialTokens: false });
+  const bodyIds = tok.encode(body, { addSpecialTokens: false, literalRanges: contentRanges });
   if (input.format === 'chat-template' && bodyIds[0] === tok.bosId) bos = [];
   const ids = [...bos, ...bodyIds];
-  const prefix = [...bos, ...tok.encode(before, { addSpecialTokens: false })];
-  const scopeStart = commonPrefixLength(prefix, ids);
+  const beforeIds = tok.encode(before, {
+    addSpecialTokens: false,
+    literalRanges: rangesBefore(contentRanges, before.length),
+  });
+  const scopeStart = commonPrefixLength([...bos, ...beforeIds], ids);
   const bosText = bos.length ? (tok.idToToken(bos[0]!) ?? '') : '';
   return { ids, scopeStart, promptLength: ids.length, text: bosText + body };
 }

@@ -1,6 +1,6 @@
 import type { PreTrainedTokenizer } from '@huggingface/transformers';
 import type { Detokenizer, DetokenizerOptions } from './detokenizer.js';
-import type { Prompt, PromptInput } from './prompt.js';
+import type { Prompt, PromptInput, TextRange } from './prompt.js';
 import type { PieceEncoding } from './surfaces.js';
 import type { TokenizerVocabulary } from './vocabulary.js';
 
@@ -8,6 +8,14 @@ import type { TokenizerVocabulary } from './vocabulary.js';
 export interface EncodeOptions {
   /** Add the tokenizer's special tokens (Llama-2: BOS), as Hugging Face does by default. Default true. */
   addSpecialTokens?: boolean;
+  /**
+   * Character ranges `[start, end)` of `text` where special tokens are not recognised: a special
+   * token's text there (`<|im_end|>`) is tokenized as ordinary text, as Hugging Face does with
+   * `split_special_tokens=True`; elsewhere they are special tokens as usual. Used for message contents
+   * by `buildPrompt` (see `PromptInput.specialTokensInContent`); `[[0, text.length]]` reads the whole
+   * text literally.
+   */
+  literalRanges?: readonly TextRange[];
 }
 
 /** Options of `Tokenizer.decode`. */
@@ -49,6 +57,8 @@ export interface Tokenizer {
   readonly padId: number;
   /** The jinja chat template (chat_template.jinja, else tokenizer_config.json), if any. */
   readonly chatTemplate: string | undefined;
+  /** The contents of the special added tokens (`</s>`, `<|im_end|>`), in tokenizer.json's order. */
+  readonly specialTokenTexts: readonly string[];
   /** The underlying `@huggingface/transformers` tokenizer, for anything this adapter does not cover. */
   readonly hf: PreTrainedTokenizer;
 

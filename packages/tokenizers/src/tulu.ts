@@ -20,13 +20,46 @@ export function tuluParts(
   messages: readonly ChatMessage[],
   eosToken: string | undefined,
 ): { before: string; content: string; after: string } {
+  const { segments, lastUser } = tuluSegments(messages, eosToken);
+  const join = (parts: readonly TuluSegment[]) => parts.map((p) => p.text).join('');
+  return {
+    before: join(segments.slice(0, lastUser)),
+    content: segments[lastUser]!.text,
+    after: join(segments.slice(lastUser + 1)),
+  };
+}
+
+/** A piece of a Tulu prompt: template text, or a message's content (`content: true`). @internal */
+export interface TuluSegment {
+  text: string;
+  content: boolean;
+}
+
+/**
+ * The Tulu prompt of `tuluParts` as template and content segments, and the index of the last user
+ * message's content segment. @internal
+ */
+export function tuluSegments(
+  messages: readonly ChatMessage[],
+  eosToken: string | undefined,
+): { segments: TuluSegment[]; lastUser: number } {
   const last = lastUserIndex(messages);
-  const turn = (m: ChatMessage, i: number): string => {
+  const segments: TuluSegment[] = [];
+  const template = (text: string) => {
+    const prev = segments[segments.length - 1];
+    if (prev !== undefined && !prev.content) prev.text += text;
+    else segments.push({ text, content: false });
+  };
+  let lastUser = -1;
+  messages.forEach((m, i) => {
     switch (m.role) {
       case 'system':
-        return `<|system|>\n${m.content}\n`;
       case 'user':
-        return `<|user|>\n${m.content}\n`;
+        template(`<|${m.role}|>\n`);
+        if (i === last) lastUser = segments.length;
+        segments.push({ text: m.content, content: true });
+        template('\n');
+        return;
       case 'assistant':
         if (eosToken === undefined) {
           throw new PromptError(
@@ -35,20 +68,19 @@ export function tuluParts(
               'pass eosIds to loadTokenizer',
           );
         }
-        return `<|assistant|>\n${m.content.trim()}${eosToken}\n`;
+        template('<|assistant|>\n');
+        segments.push({ text: m.content.trim(), content: true });
+        template(`${eosToken}\n`);
+        return;
       default:
         throw new PromptError(
           'tokenizers.invalid_prompt',
           `messages[${i}].role: the Tulu format supports 'system', 'user' and 'assistant', got ${JSON.stringify(m.role)}`,
         );
     }
-  };
-  const before = `${messages.slice(0, last).map(turn).join('')}<|user|>\n`;
-  const after = `\n${messages
-    .slice(last + 1)
-    .map((m, i) => turn(m, last + 1 + i))
-    .join('')}<|assistant|>\n`;
-  return { before, content: messages[last]!.content, after };
+  });
+  template('<|assistant|>\n');
+  return { segments, lastUser };
 }
 
 /** Index of the last `user` message; throws `PromptError` for an empty or malformed list. */
