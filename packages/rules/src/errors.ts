@@ -16,16 +16,17 @@ export class ImplicitItError extends Error {
   }
 
   /**
-   * Whether `error` is an implicit-it error of this class (by its stable `name`, so it works across
-   * duplicate copies of a package): `ImplicitItError.isInstance` accepts every implicit-it error,
-   * `RuleConfigError.isInstance` only rule-config errors.
+   * Whether `error` is an implicit-it error of this class: `ImplicitItError.isInstance` accepts every
+   * implicit-it error, `RuleConfigError.isInstance` only rule-config errors. It works across duplicate
+   * copies of a package (by the error's stable `name`) and in minified bundles, where class names
+   * change (by the prototype chain).
    */
   static isInstance<T extends typeof ImplicitItError>(this: T, error: unknown): error is InstanceType<T> {
     if (typeof error !== 'object' || error === null || (error as Record<symbol, unknown>)[marker] !== true)
       return false;
     // `this` is the class isInstance was called on (RuleConfigError.isInstance): the check is polymorphic
     // biome-ignore lint/complexity/noThisInStatic: replacing `this` by the base class would accept every subclass
-    return this === ImplicitItError || (error as Error).name === this.name;
+    return this === ImplicitItError || error instanceof this || (error as Error).name === this.name;
   }
 }
 

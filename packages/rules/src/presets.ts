@@ -63,14 +63,15 @@ export function resolveRuleSpec(spec: RuleSpec): RuleSetConfig {
   if (spec === false) return {};
   if (typeof spec === 'string') {
     const name = spec.trim();
-    const preset = PRESETS[name];
+    // own keys only: 'constructor' or '__proto__' are not presets
+    const preset = Object.hasOwn(PRESETS, name) ? PRESETS[name] : undefined;
     if (preset) return preset();
     if (name === 'none' || name === 'off') return {};
     const parts = name.split('-');
     const base = PRESETS.hewitt2024!();
     const config: RuleSetConfig = {};
     for (const part of parts) {
-      const rule = SUBSET_PARTS[part];
+      const rule = Object.hasOwn(SUBSET_PARTS, part) ? SUBSET_PARTS[part] : undefined;
       if (!rule) {
         throw new RuleConfigError(
           '',

@@ -61,7 +61,14 @@ export function eosBonus(
   t: number,
   options: { rampLength?: number; maxBonus?: number; afterRamp?: 'zero' | 'hold' } = {},
 ): number {
-  const { rampLength, maxBonus, afterRamp } = { ...RULE_DEFAULTS.eos, ...options };
+  if (typeof t !== 'number' || !Number.isFinite(t)) {
+    throw new RuleInputError(`eosBonus: t must be a finite number, got ${t}`);
+  }
+  // an option passed as undefined keeps its default
+  const rampLength = options.rampLength ?? RULE_DEFAULTS.eos.rampLength;
+  const maxBonus = options.maxBonus ?? RULE_DEFAULTS.eos.maxBonus;
+  const afterRamp = options.afterRamp ?? RULE_DEFAULTS.eos.afterRamp;
+  if (!(rampLength > 0)) throw new RuleInputError(`eosBonus: rampLength must be positive, got ${rampLength}`);
   if (t <= 0) return 0;
   if (t < rampLength) return (maxBonus * t) / rampLength;
   return afterRamp === 'hold' ? maxBonus : 0;
@@ -108,6 +115,14 @@ export class RuleSet {
     };
     const lookup = (rule: UnresolvedEntry['rule'], text: string): readonly number[] => {
       const ids = vocab.idsOf(text);
+      for (const id of ids) {
+        if (!Number.isInteger(id) || id < 0 || id >= size) {
+          throw new RuleConfigError(
+            'vocabulary',
+            `idsOf(${JSON.stringify(text)}) returned id ${id}, outside the vocabulary [0, ${size})`,
+          );
+        }
+      }
       if (ids.length === 0) {
         unresolved.push({
           rule,
@@ -129,7 +144,8 @@ export class RuleSet {
       if (ids.length === 0)
         unresolved.push({ rule: 'eos', text: '<eos>', reason: 'the vocabulary names no EOS id' });
       const { rampLength, maxBonus, afterRamp } = { ...RULE_DEFAULTS.eos, ...eos };
-      this.eos = { ids: Int32Array.from(ids), rampLength, maxBonus, hold: afterRamp === 'hold' };
+      // an id named twice gets the bonus once
+      this.eos = { ids: Int32Array.from(new Set(ids)), rampLength, maxBonus, hold: afterRamp === 'hold' };
     } else this.eos = null;
 
     const uniform = on(config.uniform);
@@ -171,6 +187,9 @@ export class RuleSet {
     }
 
     this.custom = options.custom ?? [];
+    if (!Array.isArray(this.custom)) {
+      throw new RuleConfigError('custom', 'expected a list of { name: string, score(ctx, add) }');
+    }
     this.custom.forEach((rule, i) => {
       if (typeof rule?.name !== 'string' || typeof rule.score !== 'function') {
         throw new RuleConfigError(`custom[${i}]`, 'expected { name: string, score(ctx, add) }');
@@ -191,6 +210,11 @@ export class RuleSet {
     if (init === null || typeof init !== 'object' || init.promptIds === undefined) {
       throw new RuleInputError('createState: expected { promptIds, scopeStart, promptLength? }');
     }
+    if (typeof init.promptIds !== 'object' || typeof init.promptIds?.length !== 'number') {
+      throw new RuleInputError(
+        `createState: promptIds must be a list of token ids (an array or typed array), got ${JSON.stringify(init.promptIds)}`,
+      );
+    }
     const promptLength = init.promptLength ?? init.promptIds.length;
     const trackFrom =
       this.usedPenalty === null ? null : this.usedScope === 'conversation' ? init.scopeStart : promptLength;
@@ -198,6 +222,9 @@ export class RuleSet {
   }
 
   private check(logits: { length: number }, state: RuleState): void {
+    if (typeof logits?.length !== 'number') {
+      throw new RuleInputError(`expected a logits row (Float32Array or Float64Array), got ${logits}`);
+    }
     if (!(state instanceof RuleState) || state.owner !== this) {
       throw new RuleInputError('state was not created by this rule set (use ruleSet.createState)');
     }
@@ -208,8 +235,15 @@ export class RuleSet {
     }
   }
 
-  /** Calls `add(id, score)` for every score of this step; the same ids may come more than once. */
-  private visit(state: RuleState, add: (id: number, score: number) => void): void {
+  /**
+   * Calls `add(id, score)` for every score of this step; the same ids may come more than once. With
+   * `dense` (`apply`'s row), the start rule's dense vector at t = 0 is added to it directly.
+   */
+  private visit(
+    state: RuleState,
+    add: (id: number, score: number) => void,
+    dense?: Float32Array | Float64Array,
+  ): void {
     const t = state.length - state.promptLength;
     const eos = this.eos;
     if (eos !== null && t > 0) {
@@ -224,7 +258,7 @@ export class RuleSet {
       const used = state.usedIds;
       for (let i = 0, n = state.usedCount; i < n; i++) add(used[i]!, penalty);
     }
-    this.visitExtra(state, t, add);
+    this.visitExtra(state, t, add, dense);
   }
 
   /**
@@ -238,9 +272,13 @@ export class RuleSet {
    */
   apply(logits: Float32Array | Float64Array, state: RuleState): void {
     this.check(logits, state);
-    this.visit(state, (id, score) => {
-      logits[id]! += score;
-    });
+    this.visit(
+      state,
+      (id, score) => {
+        logits[id]! += score;
+      },
+      logits,
+    );
   }
 
   /**
@@ -265,11 +303,18 @@ export class RuleSet {
   }
 
   /** The start rule and custom rules. */
-  private visitExtra(state: RuleState, t: number, add: (id: number, score: number) => void): void {
+  private visitExtra(
+    state: RuleState,
+    t: number,
+    add: (id: number, score: number) => void,
+    row: Float32Array | Float64Array | undefined,
+  ): void {
     if (this.startDense !== null) {
       if (t === 0) {
         const dense = this.startDense;
-        for (let id = 0; id < dense.length; id++) if (dense[id] !== 0) add(id, dense[id]!);
+        // a loop over the row, not one add() call per vocabulary item
+        if (row !== undefined) for (let id = 0; id < dense.length; id++) row[id]! += dense[id]!;
+        else for (let id = 0; id < dense.length; id++) if (dense[id] !== 0) add(id, dense[id]!);
       } else if (t === 1) {
         for (const id of this.startT1) add(id, this.startOptions.exclamationBonus);
       } else if (t === 2) {
@@ -279,6 +324,11 @@ export class RuleSet {
     const size = this.vocabSize;
     for (const rule of this.custom) {
       rule.score(state, (id, score) => {
+        if (typeof score !== 'number' || !Number.isFinite(score)) {
+          throw new RuleInputError(
+            `custom rule "${rule.name}" scored id ${id} with ${typeof score === 'string' ? JSON.stringify(score) : score}: a score is a finite number`,
+          );
+        }
         if (Number.isInteger(id) && id >= 0 && id < size) add(id, score);
       });
     }

@@ -106,7 +106,8 @@ export class RuleState implements RuleContext {
   }
 
   tokenAt(i: number): number {
-    if (i < 0 || i >= this.length) throw new RangeError(`tokenAt(${i}): context has ${this.length} tokens`);
+    if (!Number.isInteger(i) || i < 0 || i >= this.length)
+      throw new RangeError(`tokenAt(${i}): context has ${this.length} tokens`);
     return this.tokens[i]!;
   }
 
@@ -116,7 +117,12 @@ export class RuleState implements RuleContext {
   }
 
   isUsed(id: number): boolean {
-    return id >= 0 && id < this.vocabSize && (this.usedBits[id >>> 5]! & (1 << (id & 31))) !== 0;
+    return (
+      Number.isInteger(id) &&
+      id >= 0 &&
+      id < this.vocabSize &&
+      (this.usedBits[id >>> 5]! & (1 << (id & 31))) !== 0
+    );
   }
 
   /** Number of distinct ids in the used-token scope. */
@@ -130,7 +136,9 @@ export class RuleState implements RuleContext {
    */
   append(id: number): void {
     if ((id | 0) !== id || id < 0)
-      throw new RuleInputError(`append: token id must be a non-negative integer, got ${id}`);
+      throw new RuleInputError(
+        `append: token id must be a non-negative integer, got ${typeof id === 'string' ? JSON.stringify(id) : id}`,
+      );
     if (this.length === this.tokens.length) {
       const grown = new Int32Array(this.tokens.length * 2);
       grown.set(this.tokens);

@@ -5,8 +5,8 @@ type Json = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const describe = (v: unknown): string =>
-  v === null
-    ? 'null'
+  v === null || v === undefined
+    ? String(v)
     : Array.isArray(v)
       ? 'an array'
       : typeof v === 'string'

@@ -22,13 +22,13 @@ export interface Vocabulary {
  * vocab.idsOf(' I'); // [1]
  */
 export function createVocabulary(options: {
-  surfaces: readonly (string | undefined)[];
+  surfaces: readonly (string | null | undefined)[];
   eosIds: readonly number[];
 }): Vocabulary {
   const { surfaces, eosIds } = options;
   const index = new Map<string, number[]>();
   surfaces.forEach((surface, id) => {
-    if (surface === undefined) return;
+    if (typeof surface !== 'string') return; // no surface (null in JSON vocab lists)
     const ids = index.get(surface);
     if (ids) ids.push(id);
     else index.set(surface, [id]);
@@ -44,7 +44,7 @@ export function createVocabulary(options: {
     size: surfaces.length,
     eosIds: [...eosIds],
     idsOf: (surface) => index.get(surface) ?? [],
-    surfaceOf: (id) => surfaces[id],
+    surfaceOf: (id) => surfaces[id] ?? undefined,
   };
 }
 

@@ -171,3 +171,103 @@ describe('rules turned on with true', () => {
     expect(set.unresolved).toHaveLength(12);
   });
 });
+
+describe('audit: inputs that used to pass silently or crash with a TypeError', () => {
+  it.each(['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf', 'eos-constructor'])(
+    'rule set name %j is unknown, not an empty or broken rule set',
+    (name) => {
+      expect(() => resolveRuleSpec(name)).toThrow(RuleConfigError);
+      expect(() => resolveRuleSpec(name)).toThrow(`unknown rule set "${name}"`);
+    },
+  );
+
+  it('an EOS id named twice gets the bonus once', () => {
+    const twice = compileRules({ eos: { ids: [2, 2] } }, vocab);
+    const s = twice.createState({ promptIds: [1], scopeStart: 0 });
+    for (let i = 0; i < 125; i++) s.append(5);
+    expect(Object.fromEntries(twice.scores(s))).toEqual({ 2: 7.5 });
+    const dupVocab = compileRules('eos', idVocabulary({ size: 10, eosIds: [2, 2] }));
+    const d = dupVocab.createState({ promptIds: [1], scopeStart: 0 });
+    for (let i = 0; i < 125; i++) d.append(5);
+    expect(dupVocab.denseScores(d)[2]).toBe(7.5);
+  });
+
+  it('an id a vocabulary returns outside its size is an error naming the surface', () => {
+    const broken = {
+      size: 10,
+      eosIds: [0],
+      idsOf: (s: string) => (s === ' I' ? [12] : []),
+      surfaceOf: () => undefined,
+    };
+    expect(() => compileRules('hewitt2024', broken)).toThrow(
+      'vocabulary: idsOf(" I") returned id 12, outside the vocabulary [0, 10)',
+    );
+  });
+
+  it('state lookups reject fractional and NaN indices', () => {
+    const rules = compileRules('hewitt2024', vocab);
+    const s = rules.createState({ promptIds: [6, 7], scopeStart: 0 });
+    expect(s.isUsed(6)).toBe(true);
+    expect(s.isUsed(6.5)).toBe(false);
+    expect(() => s.tokenAt(0.5)).toThrow(RangeError);
+    expect(() => s.tokenAt(Number.NaN)).toThrow('tokenAt(NaN)');
+    expect(() => s.append('7' as never)).toThrow('append: token id must be a non-negative integer, got "7"');
+  });
+
+  it('bad arguments are implicit-it errors with the fix, not TypeErrors', () => {
+    const rules = compileRules('hewitt2024', vocab);
+    const s = rules.createState({ promptIds: [1], scopeStart: 0 });
+    expect(() => rules.apply(null as never, s)).toThrow(RuleInputError);
+    expect(() => rules.apply(null as never, s)).toThrow(
+      'expected a logits row (Float32Array or Float64Array), got null',
+    );
+    expect(() => rules.createState({ promptIds: 5 as never, scopeStart: 0 })).toThrow(
+      'createState: promptIds must be a list of token ids (an array or typed array), got 5',
+    );
+    expect(() => compileRules('hewitt2024', vocab, { custom: {} as never })).toThrow(
+      'custom: expected a list of { name: string, score(ctx, add) }',
+    );
+    expect(() => compileRules(undefined as never, vocab)).toThrow(
+      'expected a rule-set object, got undefined',
+    );
+  });
+
+  it('a custom rule must score with finite numbers', () => {
+    const nan = compileRules('none', vocab, {
+      custom: [{ name: 'nan', score: (_c, add) => add(3, Number.NaN) }],
+    });
+    const s = nan.createState({ promptIds: [1], scopeStart: 0 });
+    expect(() => nan.apply(new Float32Array(100), s)).toThrow(
+      'custom rule "nan" scored id 3 with NaN: a score is a finite number',
+    );
+    const str = compileRules('none', vocab, {
+      custom: [{ name: 'str', score: (_c, add) => add(3, '1' as never) }],
+    });
+    expect(() => str.scores(str.createState({ promptIds: [1], scopeStart: 0 }))).toThrow(
+      'scored id 3 with "1"',
+    );
+  });
+
+  it('null surfaces (JSON vocab lists) are items without a surface', () => {
+    const v = createVocabulary({ surfaces: ['</s>', null, 'a'], eosIds: [0] });
+    expect(v.surfaceOf(1)).toBeUndefined();
+    const start = compileRules({ start: true }, v);
+    expect(Object.fromEntries(start.scores(start.createState({ promptIds: [2], scopeStart: 0 })))).toEqual({
+      0: -5,
+      2: 5,
+    });
+  });
+
+  it('isInstance works when class names are minified', () => {
+    // a bundler renames the class (function name) but not the name the constructor sets
+    class u extends RuleConfigError {}
+    Object.defineProperty(RuleConfigError, 'name', { value: 'u', configurable: true });
+    try {
+      expect(RuleConfigError.isInstance(new u('eos', 'bad'))).toBe(true);
+      expect(RuleConfigError.isInstance(new RuleConfigError('eos', 'bad'))).toBe(true);
+      expect(RuleInputError.isInstance(new RuleConfigError('eos', 'bad'))).toBe(false);
+    } finally {
+      Object.defineProperty(RuleConfigError, 'name', { value: 'RuleConfigError', configurable: true });
+    }
+  });
+});

@@ -134,6 +134,10 @@ describe('EOS ramp', () => {
   });
   it('custom ramp length and bonus', () => {
     expect(eosBonus(50, { rampLength: 100, maxBonus: 10 })).toBe(5);
+    // an option given as undefined keeps its default; t and rampLength are checked
+    expect(eosBonus(125, { rampLength: undefined, maxBonus: undefined })).toBe(7.5);
+    expect(() => eosBonus(Number.NaN)).toThrow('eosBonus: t must be a finite number, got NaN');
+    expect(() => eosBonus(10, { rampLength: 0 })).toThrow('eosBonus: rampLength must be positive, got 0');
   });
 });
 

@@ -53,3 +53,18 @@ describe('start rule in a rule set', () => {
     ]);
   });
 });
+
+describe('start rule at t = 0 through apply', () => {
+  it('adds the dense vector to the row: the same row as adding scores()', () => {
+    const surfaces = Array.from({ length: 5000 }, (_, i) =>
+      i % 3 === 0 ? ` w${i}` : i % 3 === 1 ? `.${i}` : `${i}`,
+    );
+    const set = compileRules({ start: true, used: true }, createVocabulary({ surfaces, eosIds: [0] }));
+    const state = set.createState({ promptIds: [4, 7], scopeStart: 0 });
+    const row = Float32Array.from({ length: 5002 }, (_, i) => Math.sin(i));
+    const expected = Float32Array.from(row);
+    for (const [id, score] of set.scores(state)) expected[id]! += score;
+    set.apply(row, state);
+    expect(row).toEqual(expected);
+  });
+});
