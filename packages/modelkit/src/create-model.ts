@@ -10,6 +10,7 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DecoderConfig } from './config.js';
+import { ModelConfigError } from './errors.js';
 import { toGenerationConfig, toHfConfig } from './hf-config.js';
 import type { DecoderGraphOptions } from './onnx/decoder-graph.js';
 import { writeOnnxModel } from './onnx/write-onnx.js';
@@ -18,24 +19,55 @@ import { tinyTokenizer } from './tokenizer/tiny-tokenizer.js';
 import { readTokenizerDir } from './tokenizer/tokenizer-dir.js';
 import {
   type ModelWeights,
+  numel,
   parameterCount,
   randomWeightSource,
   type WeightSource,
+  weightSpecs,
   weightsSource,
 } from './weights.js';
+
+/** The largest Float32Array V8 allocates, 2^32 values (each weight tensor is one). */
+const MAX_TENSOR_BYTES = 4 * 2 ** 32;
+
+/** Throws a {@link ModelConfigError} naming the field when a weight tensor is too large for one array. */
+function checkTensorSizes(config: DecoderConfig): void {
+  const field: Record<string, keyof DecoderConfig> = {
+    embed_tokens: 'vocabSize',
+    lm_head: 'vocabSize',
+    q_proj: 'hiddenSize',
+    k_proj: 'hiddenSize',
+    v_proj: 'hiddenSize',
+    o_proj: 'hiddenSize',
+    gate_proj: 'intermediateSize',
+    up_proj: 'intermediateSize',
+    down_proj: 'intermediateSize',
+  };
+  for (const spec of weightSpecs(config)) {
+    const bytes = numel(spec.shape) * 4;
+    if (bytes > MAX_TENSOR_BYTES) {
+      const part = Object.keys(field).find((k) => spec.name.includes(k));
+      throw new ModelConfigError(
+        part ? field[part]! : 'hiddenSize',
+        `makes ${spec.name} [${spec.shape.join(', ')}] ${(bytes / 1024 ** 3).toFixed(1)} GiB, more than one Float32Array can hold (16 GiB); pick smaller sizes`,
+      );
+    }
+  }
+}
 
 /** Options of {@link createModel}: a preset plus config overrides, where to write, and what weights. */
 export interface CreateModelOptions extends ConfigInput, DecoderGraphOptions {
   /** The model directory to write (created; existing files are overwritten). */
   out: string;
-  /** Seed of the random weights (ignored when `weights` is given); default 0. */
+  /** Seed of the random weights, an integer in [0, 2^32) (ignored when `weights` is given); default 0. */
   seed?: number;
   /** Explicit weights by Hugging Face name (see {@link randomWeights}), or a source called per tensor. */
   weights?: ModelWeights | WeightSource;
   /**
-   * A Hugging Face tokenizer directory whose files are copied in (its vocabulary must fit `vocabSize`);
-   * its BOS/EOS/PAD tokens set the config's ids unless given explicitly. Default: the built-in tiny
-   * byte-level BPE tokenizer.
+   * A Hugging Face tokenizer directory whose files are copied in (its vocabulary must fit `vocabSize`).
+   * Default: the built-in tiny byte-level BPE tokenizer. The written tokenizer's BOS/EOS/PAD tokens
+   * set the config's ids unless they are given explicitly (a preset's own ids are its real
+   * tokenizer's); every id must be one of the tokenizer's.
    */
   tokenizerDir?: string;
   /** Total weight bytes above which weights go to `onnx/model.onnx_data`; default just under 2 GiB. */
@@ -83,15 +115,19 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     linear,
     ...configInput
   } = options;
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
+    throw new ModelConfigError('seed', `must be an integer in [0, 2^32), got ${String(seed)}`);
+  }
   const base = resolveConfig(configInput);
   const tokenizer = tokenizerDir ? readTokenizerDir(tokenizerDir) : tinyTokenizer(base.maxPositionEmbeddings);
   const config: DecoderConfig = { ...base };
-  if (tokenizerDir) {
-    for (const key of ['bosTokenId', 'eosTokenId', 'padTokenId'] as const) {
-      if (configInput[key] === undefined && tokenizer[key] !== null) config[key] = tokenizer[key];
-    }
+  // the special ids are the written tokenizer's (a preset's are its real tokenizer's, e.g. Qwen's
+  // 151643, which the built-in 512-id tokenizer does not have), unless given explicitly
+  for (const key of ['bosTokenId', 'eosTokenId', 'padTokenId'] as const) {
+    if (configInput[key] === undefined && tokenizer[key] !== null) config[key] = tokenizer[key];
   }
   validateConfig(config, { tokenizerVocabSize: tokenizer.vocabSize });
+  checkTensorSizes(config);
 
   const source: WeightSource =
     weights === undefined
@@ -108,14 +144,20 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
   for (const entry of readdirSync(onnxDir))
     if (entry.startsWith('.partial-')) rmSync(join(onnxDir, entry), { recursive: true, force: true });
   const partial = mkdtempSync(join(onnxDir, '.partial-'));
-  const written = writeOnnxModel(join(partial, 'model.onnx'), config, source, {
-    externalDataThreshold,
-    kvDtype,
-    repeatKv,
-    positionIds,
-    linear,
-    onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
-  });
+  let written: ReturnType<typeof writeOnnxModel>;
+  try {
+    written = writeOnnxModel(join(partial, 'model.onnx'), config, source, {
+      externalDataThreshold,
+      kvDtype,
+      repeatKv,
+      positionIds,
+      linear,
+      onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
+    });
+  } catch (error) {
+    rmSync(partial, { recursive: true, force: true });
+    throw error;
+  }
   const files: string[] = [];
   const writeJson = (name: string, value: unknown) => {
     writeFileSync(join(dir, name), `${JSON.stringify(value, null, 2)}\n`);

@@ -93,7 +93,9 @@ function tokenId(json: HfConfigJson, key: string): number | null {
 }
 
 /**
- * Reads a llama or qwen2 `config.json` object back into a validated {@link DecoderConfig}.
+ * Reads a llama or qwen2 `config.json` object back into a validated {@link DecoderConfig}. Features
+ * modelkit does not build (`rope_scaling`, an activation other than silu, `mlp_bias`) throw a
+ * {@link ModelConfigError}; of a list of EOS ids, the first is kept.
  *
  * @example
  * fromHfConfig(JSON.parse(readFileSync('model/config.json', 'utf8'))).hiddenSize;
@@ -104,6 +106,25 @@ export function fromHfConfig(json: HfConfigJson): DecoderConfig {
     throw new ModelConfigError(
       'model_type',
       `"${String(modelType)}" is not supported; use "llama" or "qwen2"`,
+    );
+  }
+  // what modelkit's graph cannot build is refused, not dropped
+  if (json.rope_scaling !== undefined && json.rope_scaling !== null) {
+    throw new ModelConfigError(
+      'rope_scaling',
+      `${JSON.stringify(json.rope_scaling)} is not supported (modelkit builds plain rotary embeddings); set it to null`,
+    );
+  }
+  if (json.hidden_act !== undefined && json.hidden_act !== 'silu') {
+    throw new ModelConfigError(
+      'hidden_act',
+      `"${String(json.hidden_act)}" is not supported; modelkit builds "silu"`,
+    );
+  }
+  if (json.mlp_bias === true) {
+    throw new ModelConfigError(
+      'mlp_bias',
+      'true is not supported (modelkit builds MLPs without biases); set it to false',
     );
   }
   const hiddenSize = num(json, 'hidden_size');

@@ -29,6 +29,8 @@ export function resolveConfig(input: ConfigInput = {}): DecoderConfig {
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined) (merged as unknown as Record<string, unknown>)[key] = value;
   }
+  // transformers' Qwen2 always has q/k/v biases
+  if (merged.modelType === 'qwen2' && overrides.attentionBias === undefined) merged.attentionBias = true;
   const shapeChanged = overrides.hiddenSize !== undefined || overrides.numAttentionHeads !== undefined;
   if (overrides.headDim === undefined && shapeChanged) {
     merged.headDim = merged.hiddenSize / merged.numAttentionHeads;
@@ -51,7 +53,8 @@ const POSITIVE_INTS = [
 /**
  * Throws a {@link ModelConfigError} naming the field when the configuration cannot describe a model.
  * `tokenizerVocabSize`, when given, must not exceed `vocabSize` (ids beyond the LM head would be
- * unreachable and crash the embedding lookup).
+ * unreachable and crash the embedding lookup), and the BOS/EOS/PAD ids must be below it. `qwen2` has
+ * q/k/v biases (`attentionBias: true`), `llama` none.
  *
  * @example
  * validateConfig({ ...PRESETS.tiny, numKeyValueHeads: 3 }); // throws: numKeyValueHeads must divide numAttentionHeads
@@ -103,6 +106,18 @@ export function validateConfig(config: DecoderConfig, options: { tokenizerVocabS
       throw new ModelConfigError(field, `must be true or false, got ${String(config[field])}`);
     }
   }
+  if (config.modelType === 'qwen2' && !config.attentionBias) {
+    throw new ModelConfigError(
+      'attentionBias',
+      'must be true for modelType "qwen2": transformers\' Qwen2 always has q/k/v biases (its config cannot say otherwise); use modelType "llama" for none',
+    );
+  }
+  if (config.modelType === 'llama' && config.attentionBias) {
+    throw new ModelConfigError(
+      'attentionBias',
+      'must be false for modelType "llama": Llama\'s attention_bias also puts a bias on o_proj, which modelkit does not build; use modelType "qwen2" for q/k/v biases',
+    );
+  }
   const w = config.slidingWindow;
   if (w !== undefined && w !== null) {
     if (!Number.isInteger(w) || w <= 0) {
@@ -121,5 +136,16 @@ export function validateConfig(config: DecoderConfig, options: { tokenizerVocabS
       'vocabSize',
       `${config.vocabSize} is smaller than the tokenizer's ${t} ids; set vocabSize to at least ${t}`,
     );
+  }
+  if (t !== undefined) {
+    for (const field of ['bosTokenId', 'eosTokenId', 'padTokenId'] as const) {
+      const v = config[field];
+      if (v !== null && v >= t) {
+        throw new ModelConfigError(
+          field,
+          `${v} is not a token of the tokenizer (${t} ids): the runtime could never stop on or decode it; give ${field} explicitly, or a tokenizer whose tokenizer_config.json names the token`,
+        );
+      }
+    }
   }
 }

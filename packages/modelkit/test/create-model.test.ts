@@ -125,6 +125,20 @@ describe('createModel', () => {
     await expect(createModel({ weights: extra, out: tmp() })).rejects.toThrow(/tieWordEmbeddings/);
   });
 
+  it('counts the rotary tables against the threshold too (a long context makes them large)', async () => {
+    const small = await createModel({ preset: 'tiny', seed: 1, out: tmp() });
+    // rotary cos/sin tables of 65536 positions x 8 frequencies: 4 MiB, no weight among them
+    const created = await createModel({
+      preset: 'tiny',
+      seed: 1,
+      maxPositionEmbeddings: 65536,
+      externalDataThreshold: small.weightBytes + 1024 ** 2,
+      out: tmp(),
+    });
+    expect(created.weightBytes).toBe(small.weightBytes);
+    expect(created.externalData).toBe(true);
+  });
+
   it('writes weights to onnx/model.onnx_data above the external-data threshold, and they load', async () => {
     const created = await createModel({ preset: 'tiny', seed: 9, externalDataThreshold: 1000, out: tmp() });
     expect(created.externalData).toBe(true);
@@ -176,6 +190,18 @@ describe('impossible configs are rejected with the field named', () => {
     ['unknown model type', { modelType: 'gpt2' as 'llama' }, 'modelType', /not supported/],
     ['sliding window on llama', { slidingWindow: 8 }, 'slidingWindow', /needs modelType "qwen2"/],
     [
+      'qwen2 without its q/k/v biases',
+      { modelType: 'qwen2', attentionBias: false },
+      'attentionBias',
+      /must be true for modelType "qwen2"/,
+    ],
+    [
+      'llama with attention_bias (an o_proj bias modelkit does not build)',
+      { attentionBias: true },
+      'attentionBias',
+      /must be false for modelType "llama": Llama's attention_bias also puts a bias on o_proj/,
+    ],
+    [
       'fractional sliding window',
       { modelType: 'qwen2', slidingWindow: 2.5 },
       'slidingWindow',
@@ -224,5 +250,74 @@ describe('impossible configs are rejected with the field named', () => {
     const out = join(tmp(), 'never');
     await expect(createModel({ numKeyValueHeads: 3, out })).rejects.toThrow(ModelConfigError);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('qwen2 gets its biases by default', () => {
+    expect(resolveConfig({ preset: 'tiny', modelType: 'qwen2' }).attentionBias).toBe(true);
+  });
+
+  it('config.json features modelkit cannot build are refused, not dropped', () => {
+    const json = toHfConfig(resolveConfig({ preset: 'tiny' }));
+    expect(() => fromHfConfig({ ...json, rope_scaling: { rope_type: 'llama3', factor: 32 } })).toThrow(
+      /rope_scaling: \{"rope_type":"llama3","factor":32\} is not supported/,
+    );
+    expect(() => fromHfConfig({ ...json, hidden_act: 'gelu' })).toThrow(
+      'hidden_act: "gelu" is not supported',
+    );
+    expect(() => fromHfConfig({ ...json, mlp_bias: true })).toThrow(/mlp_bias: true is not supported/);
+    expect(() => fromHfConfig({ ...json, attention_bias: true })).toThrow(/attentionBias: must be false/);
+  });
+
+  it('a seed that is not an integer in [0, 2^32) is refused (1.5 and 1 used to give the same weights)', async () => {
+    for (const seed of [1.5, -1, 2 ** 32, Number.NaN]) {
+      await expect(createModel({ preset: 'tiny', seed, out: tmp() })).rejects.toThrow(
+        `seed: must be an integer in [0, 2^32), got ${seed}`,
+      );
+    }
+  });
+
+  it('a weight tensor larger than one Float32Array names the field', async () => {
+    const out = join(tmp(), 'never');
+    await expect(createModel({ preset: 'tiny', vocabSize: 2 ** 31, out })).rejects.toThrow(
+      /vocabSize: makes model\.embed_tokens\.weight \[2147483648, 64\] 512\.0 GiB, more than one Float32Array can hold/,
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('a failed write leaves no partial graph behind', async () => {
+    const out = tmp();
+    const failing = (spec: { name: string }) => {
+      if (spec.name.includes('layers.1.')) throw new Error('disk full');
+      return new Float32Array(0);
+    };
+    await expect(createModel({ preset: 'tiny', weights: failing as never, out })).rejects.toThrow();
+    expect(readdirSync(join(out, 'onnx'))).toEqual([]);
+  });
+});
+
+describe("special ids are the written tokenizer's", () => {
+  it("a real-shape preset with the built-in tokenizer gets the tokenizer's ids, not its real ones", async () => {
+    // qwen2.5-0.5b names 151643 (Qwen's <|endoftext|>), which the built-in 512-id tokenizer lacks
+    const created = await createModel({
+      preset: 'qwen2.5-0.5b',
+      numHiddenLayers: 1,
+      hiddenSize: 32,
+      numAttentionHeads: 2,
+      numKeyValueHeads: 1,
+      intermediateSize: 32,
+      seed: 1,
+      out: tmp(),
+    });
+    expect([created.config.bosTokenId, created.config.eosTokenId, created.config.padTokenId]).toEqual([
+      1, 2, 0,
+    ]);
+    const generation = JSON.parse(read(created.dir, 'generation_config.json').toString());
+    expect(generation).toMatchObject({ bos_token_id: 1, eos_token_id: 2, pad_token_id: 0 });
+  });
+
+  it('an explicit id the tokenizer does not have is refused, naming the field', async () => {
+    await expect(
+      createModel({ preset: 'tiny', vocabSize: 1024, eosTokenId: 700, out: join(tmp(), 'never') }),
+    ).rejects.toThrow(/eosTokenId: 700 is not a token of the tokenizer \(512 ids\)/);
   });
 });

@@ -100,6 +100,27 @@ describeShared(
   },
 );
 
+describeShared(
+  'a tokenizer with its chat template in chat_template.jinja (llama2 fixture)',
+  ['fixtures/tokenizers/llama2/chat_template.jinja'],
+  () => {
+    it('copies chat_template.jinja with the other files', async () => {
+      const llama2 = sharedPath('fixtures', 'tokenizers', 'llama2');
+      const created = await createModel({
+        preset: 'tiny',
+        vocabSize: 32000,
+        numHiddenLayers: 1,
+        tokenizerDir: llama2,
+        out: tmp(),
+      });
+      expect(created.files).toContain('chat_template.jinja');
+      expect(readFileSync(join(created.dir, 'chat_template.jinja'), 'utf8')).toBe(
+        readFileSync(join(llama2, 'chat_template.jinja'), 'utf8'),
+      );
+    });
+  },
+);
+
 describe('tokenizer directory errors', () => {
   it('names the missing file', async () => {
     await expect(createModel({ tokenizerDir: tmp(), out: tmp() })).rejects.toThrow(ModelTokenizerError);

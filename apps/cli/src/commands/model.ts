@@ -46,6 +46,9 @@ async function create(flags: CreateFlags): Promise<void> {
   if (flags.tokenizer && !existsSync(join(flags.tokenizer, 'tokenizer.json'))) {
     throw new CliError(`--tokenizer: ${flags.tokenizer} has no tokenizer.json`, EXIT.load);
   }
+  if (existsSync(flags.out) && !statSync(flags.out).isDirectory()) {
+    throw usage(`--out: ${flags.out} is a file; give a directory (created when missing)`);
+  }
   const bar = progressBar(`writing ${flags.preset}`, 1, 'tensors');
   const started = performance.now();
   let created: Awaited<ReturnType<typeof createModel>>;
@@ -69,6 +72,18 @@ async function create(flags: CreateFlags): Promise<void> {
         EXIT.usage,
         `choose a preset whose vocabulary holds the tokenizer's ids: ${fits}`,
       );
+    }
+    if (error instanceof ModelConfigError && /^(bos|eos|pad)TokenId$/.test(error.field) && flags.tokenizer) {
+      const token = error.field.slice(0, 3);
+      throw new CliError(
+        `--tokenizer: ${flags.tokenizer} names no ${token} token, and --preset ${flags.preset}'s id is not one of its tokens`,
+        EXIT.usage,
+        `use a tokenizer directory whose tokenizer_config.json names ${token}_token`,
+      );
+    }
+    const code = (error as NodeJS.ErrnoException)?.code;
+    if (code === 'ENOTDIR' || code === 'EACCES' || code === 'EROFS') {
+      throw new CliError(`--out: cannot write ${flags.out} (${(error as Error).message})`, EXIT.failure);
     }
     throw error;
   } finally {

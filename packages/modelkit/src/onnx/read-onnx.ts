@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { DecoderConfig } from '../config.js';
 import { ModelFileError } from '../errors.js';
@@ -30,8 +30,23 @@ function tensorData(t: TensorMessage, onnxFile: string): Float32Array {
     const offset = Number(entry('offset') ?? 0);
     const length = Number(entry('length') ?? numel(t.dims.map(Number)) * 4);
     if (!existsSync(file)) throw new ModelFileError(file, `external data of ${t.name} not found`);
-    const buf = readFileSync(file).subarray(offset, offset + length);
-    return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+    // only this tensor's bytes: the data file may be larger than one read can return (2 GiB)
+    const out = new Float32Array(length / 4);
+    const bytes = new Uint8Array(out.buffer);
+    const fd = openSync(file, 'r');
+    try {
+      let done = 0;
+      while (done < length) {
+        const n = readSync(fd, bytes, done, Math.min(64 * 1024 ** 2, length - done), offset + done);
+        if (n === 0) {
+          throw new ModelFileError(file, `ends before ${t.name} (offset ${offset}, ${length} bytes)`);
+        }
+        done += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return out;
   }
   if (t.raw_data && t.raw_data.length > 0) {
     const r = t.raw_data;

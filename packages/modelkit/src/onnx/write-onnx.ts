@@ -32,6 +32,18 @@ export interface WrittenOnnx {
   external: boolean;
 }
 
+/** Bytes per write call: one call cannot write 2 GiB or more. */
+const WRITE_CHUNK = 64 * 1024 ** 2;
+
+/** Writes all of `bytes` (at `position`, or at the file's current position), in chunks. */
+function writeAll(fd: number, bytes: Uint8Array, position?: number): void {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = Math.min(WRITE_CHUNK, bytes.length - done);
+    done += writeSync(fd, bytes, done, n, position === undefined ? null : position + done);
+  }
+}
+
 function varint(n: number): Uint8Array {
   const out: number[] = [];
   while (n >= 0x80) {
@@ -71,8 +83,24 @@ export function writeOnnxModel(
   const graph = buildDecoderGraph(config, options);
   const TensorProto = onnxType('TensorProto');
   const weightBytes = graph.weights.reduce((n, s) => n + numel(s.shape) * 4, 0);
+  const GraphProto = onnxType('GraphProto');
+  const graphBody = GraphProto.encode(
+    GraphProto.fromObject({
+      name: 'main_graph',
+      node: graph.builder.nodes,
+      input: graph.inputs.map(valueInfo),
+      output: graph.outputs.map(valueInfo),
+      initializer: graph.builder.constants.map((c) => ({
+        name: c.name,
+        dims: c.dims,
+        data_type: c.dataType,
+        raw_data: c.raw,
+      })),
+    }),
+  ).finish();
   const threshold = options.externalDataThreshold ?? EXTERNAL_DATA_THRESHOLD;
-  const external = weightBytes > threshold;
+  // the graph's own constants (rotary tables: maxPositionEmbeddings x headDim floats) count too
+  const external = weightBytes + graphBody.length > threshold;
   const dataFile = `${file}_data`;
   const dataName = basename(dataFile);
 
@@ -101,21 +129,6 @@ export function writeOnnxModel(
     return { spec, bytes, isExternal, offset, prefix };
   });
 
-  const GraphProto = onnxType('GraphProto');
-  const graphBody = GraphProto.encode(
-    GraphProto.fromObject({
-      name: 'main_graph',
-      node: graph.builder.nodes,
-      input: graph.inputs.map(valueInfo),
-      output: graph.outputs.map(valueInfo),
-      initializer: graph.builder.constants.map((c) => ({
-        name: c.name,
-        dims: c.dims,
-        data_type: c.dataType,
-        raw_data: c.raw,
-      })),
-    }),
-  ).finish();
   const graphLength = records.reduce(
     (n, r) => n + r.prefix.length + (r.isExternal ? 0 : r.bytes),
     graphBody.length,
@@ -136,9 +149,9 @@ export function writeOnnxModel(
   const dataFd = external ? openSync(dataFile, 'w') : undefined;
   if (external) files.push(dataFile);
   try {
-    writeSync(fd, head);
-    writeSync(fd, Uint8Array.from([0x3a, ...varint(graphLength)]));
-    writeSync(fd, graphBody);
+    writeAll(fd, head);
+    writeAll(fd, Uint8Array.from([0x3a, ...varint(graphLength)]));
+    writeAll(fd, graphBody);
     records.forEach((r, index) => {
       const tensor = source(r.spec);
       if (!(tensor instanceof Float32Array) || tensor.length !== r.bytes / 4) {
@@ -148,9 +161,9 @@ export function writeOnnxModel(
         );
       }
       const raw = new Uint8Array(tensor.buffer, tensor.byteOffset, tensor.byteLength);
-      writeSync(fd, r.prefix);
-      if (r.isExternal) writeSync(dataFd!, raw, 0, raw.length, r.offset);
-      else writeSync(fd, raw);
+      writeAll(fd, r.prefix);
+      if (r.isExternal) writeAll(dataFd!, raw, r.offset);
+      else writeAll(fd, raw);
       options.onTensor?.(r.spec.name, index, records.length);
     });
   } finally {

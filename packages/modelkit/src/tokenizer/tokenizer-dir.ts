@@ -12,6 +12,8 @@ export const TOKENIZER_FILE_NAMES = [
   'merges.txt',
   'tokenizer.model',
   'added_tokens.json',
+  'chat_template.jinja',
+  'chat_template.json',
 ];
 
 function readJson(file: string): Record<string, unknown> {
