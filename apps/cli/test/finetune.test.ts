@@ -31,6 +31,36 @@ describeShared('finetune data', ['data/mbpp/mbpp.jsonl', 'data/poetry/poems.csv'
     expect(s).not.toHaveProperty('train');
   });
 
+  it('--out - writes the JSONL to stdout and the summary to stderr; a directory or the same file is refused', async () => {
+    const r = await run(['finetune', 'data', '--recipe', 'mbpp', '--out', '-']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(374);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ dataset: 'mbpp', id: 'mbpp_0' });
+    expect(r.stderr).toContain('wrote 374 examples to stdout');
+    expect(existsSync('-')).toBe(false);
+    const dir = mkdtempSync(join(tmpdir(), 'cli-ft-dir-'));
+    const isDir = await run(['finetune', 'data', '--recipe', 'mbpp', '--out', dir]);
+    expect(isDir.code).toBe(2);
+    expect(isDir.stderr).toContain(`--out: ${dir} is a directory; give a file path`);
+    const same = join(dir, 'same.jsonl');
+    const both = await run([
+      'finetune',
+      'data',
+      '--recipe',
+      'mbpp',
+      '--validation',
+      '5',
+      '--out',
+      same,
+      '--validation-out',
+      same,
+    ]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('the held-out examples would overwrite the training set');
+    expect(existsSync(same)).toBe(false);
+  });
+
   it('poetry: 571 examples, the 2 nameless poems skipped with their line numbers', async () => {
     const r = await run(['finetune', 'data', '--recipe', 'poetry', '--data-dir', DATA, '--json']);
     expect(r.code, r.stderr).toBe(0);
@@ -219,6 +249,9 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       'launch.sh',
       'train.py',
       'data/train/manifest.json',
+      'tokenizer/tokenizer.json',
+      'tokenizer/tokenizer_config.json',
+      'tokenizer/generation_config.json',
       'ds_zero3.json',
       'data/validation/manifest.json',
     ]);
@@ -226,7 +259,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(job).toMatchObject({
       recipe: 'mbpp',
       model,
-      tokenizerDir: model,
+      tokenizerDir: 'tokenizer',
       training: {
         epochs: 10,
         seed: 3,
@@ -479,6 +512,12 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(code, stderr).toBe(130);
     expect(stderr).toContain('interrupted');
     expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('plan --out - is refused: a job is a directory', async () => {
+    const r = await run(['finetune', 'plan', '--recipe', 'mbpp', '--model', 'tiny', '--out', '-']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--out: a job is a directory; give its path, not -');
   });
 
   it('run on a directory that is not a job exits 2', async () => {

@@ -208,17 +208,30 @@ def main(argv=None):
     with open(args.job) as f:
         job = json.load(f)
     t = job["training"]
+    # the tokenizer files the output model gets: the job's copy (relative to the job), else the model's
+    # directory; checked now, not after hours of training
+    tokenizer_dir = os.path.join(job_dir, job.get("tokenizerDir") or job["model"])
+    local_tokenizer = bool(job.get("tokenizerDir")) or os.path.isdir(tokenizer_dir)
+    if local_tokenizer and not os.path.isfile(os.path.join(tokenizer_dir, "tokenizer.json")):
+        raise SystemExit(f"train.py: no tokenizer.json in {tokenizer_dir}: the trained model could not be loaded "
+                         "without it; plan the job again (it keeps a copy of the tokenizer in tokenizer/)")
 
     from accelerate import Accelerator  # noqa: PLC0415
     from transformers import AutoModelForCausalLM  # noqa: PLC0415
 
+    from accelerate.utils import set_seed  # noqa: PLC0415
+
     mixed = "bf16" if t["bf16"] and job["launch"]["gpusPerNode"] > 0 else "no"
     accelerator = Accelerator(gradient_accumulation_steps=t["gradientAccumulationSteps"], mixed_precision=mixed)
+    # seeded before the model is built, as open-instruct does: LoRA's adapter init draws from it
+    set_seed(t["seed"])
     examples, manifest = load_shard(os.path.join(job_dir, job["data"]["train"]))
     validation = None
     if job["data"].get("validation"):
         validation, _ = load_shard(os.path.join(job_dir, job["data"]["validation"]))
-    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch.bfloat16 if mixed == "bf16" else None)
+    # float32 weights, as the paper's finetune.py loads them: bf16 is mixed precision (accelerate /
+    # DeepSpeed autocast, fp32 master weights), not bf16 parameters, whose small updates round away
+    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch.float32)
     if t.get("lora"):
         from peft import LoraConfig, TaskType, get_peft_model  # noqa: PLC0415
         lora = t["lora"]
@@ -239,12 +252,16 @@ def main(argv=None):
     unwrapped.save_pretrained(out, is_main_process=accelerator.is_main_process, save_function=accelerator.save,
                               state_dict=accelerator.get_state_dict(model))
     if accelerator.is_main_process:
-        model_dir = job.get("tokenizerDir") or job["model"]
-        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
-            src = os.path.join(model_dir, name)
-            if os.path.isfile(src):
-                with open(src, "rb") as fi, open(os.path.join(out, name), "wb") as fo:
-                    fo.write(fi.read())
+        if local_tokenizer:
+            for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                         "generation_config.json"):
+                src = os.path.join(tokenizer_dir, name)
+                if os.path.isfile(src):
+                    with open(src, "rb") as fi, open(os.path.join(out, name), "wb") as fo:
+                        fo.write(fi.read())
+        else:  # a hub model planned with a tokenizer object of its own: the hub's tokenizer
+            from transformers import AutoTokenizer  # noqa: PLC0415
+            AutoTokenizer.from_pretrained(job["model"]).save_pretrained(out)
         with open(os.path.join(job_dir, "result.json"), "w") as f:
             json.dump({**summary, "output": out}, f, indent=2)
         emit("saved", path=out)

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { getDatasetRecipe } from './dataset-recipes.js';
+import { FinetuneOptionError } from './errors.js';
 import { type LengthStats, lengthStats } from './length-stats.js';
 import type { ChatExample } from './messages.js';
 import type { RowIssue } from './row-issue.js';
@@ -79,11 +80,19 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
   const files: BuildDatasetResult['files'] = {};
   if (options.out) {
     const out = resolve(options.out);
+    const valOut = options.validation
+      ? resolve(options.validation.out ?? out.replace(/(\.jsonl)?$/, '.val.jsonl'))
+      : undefined;
+    if (valOut === out) {
+      throw new FinetuneOptionError(
+        'validation.out',
+        `is the training output ${out}: the held-out examples would overwrite the training set; give another file`,
+      );
+    }
     await mkdir(dirname(out), { recursive: true });
     await writeFile(out, examplesToJsonl(train));
     files.train = out;
-    if (options.validation) {
-      const valOut = resolve(options.validation.out ?? out.replace(/(\.jsonl)?$/, '.val.jsonl'));
+    if (valOut !== undefined) {
       await writeFile(valOut, examplesToJsonl(validation));
       files.validation = valOut;
     }

@@ -117,13 +117,18 @@ export class MissingPythonError extends ImplicitItError {
 export class TrainingFailedError extends ImplicitItError {
   readonly exitCode: number | null;
   readonly logTail: string;
-  constructor(jobDir: string, exitCode: number | null, logTail: string) {
+  /** Whether the run was stopped through `RunJobOptions.signal`. */
+  readonly aborted: boolean;
+  constructor(jobDir: string, exitCode: number | null, logTail: string, options: { aborted?: boolean } = {}) {
     super(
       'finetune.training_failed',
-      `${jobDir}: training exited with ${exitCode}; see ${jobDir}/train.log. Last lines:\n${logTail}`,
+      options.aborted
+        ? `${jobDir}: training was stopped before it finished; the partial log is in ${jobDir}/train.log`
+        : `${jobDir}: training exited with ${exitCode}; see ${jobDir}/train.log. Last lines:\n${logTail}`,
     );
     this.name = 'TrainingFailedError';
     this.exitCode = exitCode;
     this.logTail = logTail;
+    this.aborted = options.aborted === true;
   }
 }

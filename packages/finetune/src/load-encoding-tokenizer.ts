@@ -63,7 +63,8 @@ export async function loadEncodingTokenizer(dir: string): Promise<EncodingTokeni
     encode: (text) => tok.encode(text, { addSpecialTokens: false }),
     addsBos,
     bosId,
-    bosToken: bosId !== undefined ? tok.idToToken(bosId) : undefined,
+    // no BOS (OLMo): addBos prepends the EOS token, as open-instruct does (`tokenizer.bos_token = tokenizer.eos_token`)
+    bosToken: bosId !== undefined ? tok.idToToken(bosId) : eosToken,
     eosToken,
     hash: tokenizerDirHash(abs),
     name: basename(abs),

@@ -64,6 +64,10 @@ export interface JobSpec {
   format: typeof JOB_FORMAT;
   recipe: string;
   model: string;
+  /**
+   * The tokenizer files copied into the output model: `tokenizer` (the job's own copy, relative to the
+   * job directory); jobs planned before 0.x name an absolute directory.
+   */
   tokenizerDir?: string;
   data: { train: string; validation?: string };
   training: TrainingRecipe & { gradientAccumulationSteps: number };
@@ -146,6 +150,17 @@ export async function prepareData(options: PlanJobOptions, maxSeqLength: number)
   };
 }
 
+/** Where a job keeps its copy of the tokenizer, relative to the job directory. */
+const JOB_TOKENIZER_DIR = 'tokenizer';
+/** What is copied there: the tokenizer, and generation_config.json (EOS ids) when the directory is the model's. */
+const JOB_TOKENIZER_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'chat_template.jinja',
+  'generation_config.json',
+];
+
 /** Writes one job directory from prepared data. @internal */
 export async function writeJob(
   data: PreparedData,
@@ -166,6 +181,15 @@ export async function writeJob(
     zero3: options.zero3 ?? gpus > 0,
     bf16: recipe.bf16 && gpus > 0,
   };
+  if (data.train.encoded.length === 0) {
+    const dropped = data.train.dropped.length;
+    throw new FinetuneOptionError(
+      dropped > 0 ? 'maxSeqLength' : 'validation',
+      dropped > 0
+        ? `no training example is left: all ${dropped} were dropped (no response token fits in ${recipe.maxSeqLength} tokens); raise maxSeqLength (--max-seq-length)`
+        : 'no training example is left (the validation split took them all); hold out fewer (--validation N)',
+    );
+  }
   const jobDir = resolve(options.out);
   const progress = options.onProgress ?? (() => {});
   await mkdir(jobDir, { recursive: true });
@@ -198,7 +222,8 @@ export async function writeJob(
     format: JOB_FORMAT,
     recipe: data.recipe,
     model: existsSync(options.model) ? resolve(options.model) : options.model,
-    tokenizerDir: data.tokenizerDir,
+    // a copy inside the job: the job directory moves to the training machine whole
+    tokenizerDir: data.tokenizerDir === undefined ? undefined : JOB_TOKENIZER_DIR,
     data: { train: 'data/train', ...(validation ? { validation: 'data/validation' } : {}) },
     training: { ...recipe, gradientAccumulationSteps: gradientAccumulationSteps(recipe, processes) },
     launch: { ...topology, processes },
@@ -214,6 +239,14 @@ export async function writeJob(
     },
   };
   const files = ['job.json', 'accelerate.yaml', 'launch.sh', 'train.py', 'data/train/manifest.json'];
+  if (data.tokenizerDir !== undefined) {
+    await mkdir(join(jobDir, JOB_TOKENIZER_DIR), { recursive: true });
+    for (const name of JOB_TOKENIZER_FILES) {
+      if (!existsSync(join(data.tokenizerDir, name))) continue;
+      await copyFile(join(data.tokenizerDir, name), join(jobDir, JOB_TOKENIZER_DIR, name));
+      files.push(`${JOB_TOKENIZER_DIR}/${name}`);
+    }
+  }
   await writeFile(join(jobDir, 'job.json'), `${JSON.stringify(job, null, 2)}\n`);
   await writeFile(join(jobDir, 'accelerate.yaml'), accelerateConfigYaml(topology, 'ds_zero3.json'));
   if (topology.zero3) {

@@ -44,8 +44,9 @@ export async function buildGsm(dataDir: string): Promise<RecipeOutput> {
 
 /**
  * MBPP: Hugging Face's "full" train split, i.e. task_id 601..974 (374 rows) in task_id order;
- * user = text, assistant = code, CRLF normalized to LF (the raw file has Windows line ends).
- * Ids `mbpp_{index in split}` as make_mbpp.py numbers them.
+ * user = text, assistant = code, both as they are: the code keeps its Windows line ends (`\r\n`), as
+ * make_mbpp.py wrote them from Hugging Face's loader (the paper trained on them). Ids
+ * `mbpp_{index in split}` as make_mbpp.py numbers them.
  */
 export async function buildMbpp(dataDir: string): Promise<RecipeOutput> {
   const file = 'mbpp/mbpp.jsonl';
@@ -67,8 +68,7 @@ export async function buildMbpp(dataDir: string): Promise<RecipeOutput> {
     if (taskId >= 601 && taskId <= 974) rows.push({ taskId, text: row.text!, code: row.code! });
   }
   rows.sort((a, b) => a.taskId - b.taskId);
-  const crlf = (s: string) => s.replace(/\r\n?/g, '\n');
-  const examples = rows.map((r, i) => pair('mbpp', `mbpp_${i}`, crlf(r.text), crlf(r.code)));
+  const examples = rows.map((r, i) => pair('mbpp', `mbpp_${i}`, r.text, r.code));
   return { examples, issues, rawCount: lines.length, expected: 374 };
 }
 

@@ -22,8 +22,14 @@ export interface RunJobOptions {
   onEvent?: (event: TrainingEvent) => void;
   /** After every optimizer step: step, total, loss, ETA. */
   onProgress?: (progress: TrainingProgress) => void;
-  /** Aborting kills the training process. */
+  /**
+   * Aborting stops the training: SIGTERM to the launch's whole process group (launch.sh, accelerate's
+   * launcher and every `train.py` it started), SIGKILL after `killGraceMs`. The call then rejects
+   * with `TrainingFailedError`.
+   */
   signal?: AbortSignal;
+  /** How long an aborted run may take to stop before it is killed (SIGKILL); default 10 000 ms. */
+  killGraceMs?: number;
 }
 
 /** What a finished run reports. */
@@ -106,13 +112,33 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
   };
   let firstStepAt: number | undefined;
 
+  // its own process group: accelerate's launcher does not pass a signal on to its workers, so
+  // stopping means signalling the whole group (launch.sh, the launcher, every train.py)
   const child = spawn('bash', [join(dir, 'launch.sh'), ...(options.args ?? [])], {
     cwd: dir,
     env: { ...process.env, PYTHON: python, PYTHONUNBUFFERED: '1', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
-  const abort = () => child.kill('SIGTERM');
-  options.signal?.addEventListener('abort', abort, { once: true });
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      // the group is gone already
+    }
+  };
+  let forceKill: NodeJS.Timeout | undefined;
+  const abort = () => {
+    signalGroup('SIGTERM');
+    // a worker that ignores SIGTERM (or hangs in a collective) gets SIGKILL after a grace period
+    forceKill = setTimeout(() => signalGroup('SIGKILL'), options.killGraceMs ?? 10_000);
+    forceKill.unref();
+  };
+  if (options.signal?.aborted) abort();
+  else options.signal?.addEventListener('abort', abort, { once: true });
+  // this process ending (an uncaught error, process.exit) must not leave training running on its own
+  const onExit = () => signalGroup('SIGKILL');
+  process.once('exit', onExit);
 
   const onLine = (line: string) => {
     log.write(`${line}\n`);
@@ -152,10 +178,15 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
   const exitCode = await new Promise<number | null>((res, rej) => {
     child.on('error', rej);
     child.on('close', (code) => res(code));
+  }).finally(() => {
+    options.signal?.removeEventListener('abort', abort);
+    process.off('exit', onExit);
+    clearTimeout(forceKill);
   });
-  options.signal?.removeEventListener('abort', abort);
   await new Promise<void>((res) => log.end(res));
   result.durationSeconds = (Date.now() - started) / 1000;
-  if (exitCode !== 0) throw new TrainingFailedError(dir, exitCode, tail.join('\n'));
+  // a stopped run fails even when the launcher exits 0 once its workers are gone
+  const aborted = options.signal?.aborted === true;
+  if (exitCode !== 0 || aborted) throw new TrainingFailedError(dir, exitCode, tail.join('\n'), { aborted });
   return result;
 }

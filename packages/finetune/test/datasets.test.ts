@@ -55,7 +55,14 @@ describeShared('dataset recipes on ../shared/data', files, () => {
     expect(gsm.train[0]!.messages[0]!.content).toMatch(/^Natalia sold clips/);
     const mbpp = await buildDataset({ recipe: 'mbpp', dataDir: DATA });
     expect(mbpp.train[0]!.messages[0]!.content).toMatch(/longest chain/); // task_id 601
-    expect(mbpp.train.some((e) => e.messages[1]!.content.includes('\r'))).toBe(false);
+    // the code as the raw file (and make_mbpp.py) has it, Windows line ends included
+    const raw = readFileSync(join(DATA, 'mbpp', 'mbpp.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((r) => r.task_id === 601);
+    expect(mbpp.train[0]!.messages[1]!.content).toBe(raw.code);
+    expect(raw.code).toContain('\r\n');
     const poetry = await buildDataset({ recipe: 'poetry', dataDir: DATA });
     expect(poetry.train[0]!.messages[0]!.content).toBe('Write a poem called The Phoenix and the Turtle');
     expect(poetry.issues.every((i) => i.kind === 'skipped' && i.line > 1)).toBe(true);
@@ -134,5 +141,14 @@ describe('bad input', () => {
     await expect(buildDataset({ recipe: 'gsm', dataDir: '/nonexistent' })).rejects.toThrow(/--data-dir/);
     await expect(buildDataset({ recipe: 'alpaca' })).rejects.toThrow(FinetuneOptionError);
     expect(DATASET_RECIPE_NAMES).toHaveLength(7);
+  });
+});
+
+describeShared('buildDataset output paths', ['data/mbpp/mbpp.jsonl'], () => {
+  it('refuses a validation output that is the training output', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'ft-same-')), 'same.jsonl');
+    await expect(
+      buildDataset({ recipe: 'mbpp', dataDir: DATA, out, validation: { count: 5, out } }),
+    ).rejects.toThrow(`validation.out: is the training output ${out}`);
   });
 });

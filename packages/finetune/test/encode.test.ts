@@ -181,3 +181,24 @@ describeShared(
     });
   },
 );
+
+describeShared(
+  'addBos on a tokenizer without BOS (OLMo)',
+  ['fixtures/tokenizers/olmo/tokenizer.json'],
+  () => {
+    it("prepends the EOS token, as open-instruct's OLMo setup does", async () => {
+      const olmo = await loadEncodingTokenizer(sharedPath('fixtures/tokenizers/olmo'));
+      expect(olmo.bosId).toBeUndefined();
+      expect(olmo.bosToken).toBe(olmo.eosToken);
+      const e = encodeMessages(
+        ex([
+          { role: 'user', content: 'Hi' },
+          { role: 'assistant', content: 'Yo' },
+        ]),
+        olmo,
+        { maxSeqLength: 64, addBos: true },
+      );
+      expect(e.inputIds[0]).toBe(olmo.encode(olmo.eosToken)[0]);
+    });
+  },
+);

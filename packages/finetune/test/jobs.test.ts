@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
@@ -12,6 +12,7 @@ import {
   planSweep,
   readEncodedShard,
   runJob,
+  TrainingFailedError,
   writeEncodedShard,
 } from '../src/index.js';
 
@@ -96,9 +97,20 @@ describeShared(
         'train.py',
         'data/train/manifest.json',
         'data/validation/manifest.json',
+        'tokenizer/tokenizer.json',
+        'tokenizer/tokenizer_config.json',
+        'tokenizer/generation_config.json',
       ]) {
         expect(existsSync(join(out, f)), f).toBe(true);
       }
+      // the job keeps its own tokenizer copy, named relative to the job: it moves to a cluster whole
+      expect(r.job.tokenizerDir).toBe('tokenizer');
+      expect(
+        readFileSync(join(out, 'tokenizer/tokenizer.json')).equals(
+          readFileSync(join(base.tokenizer, 'tokenizer.json')),
+        ),
+      ).toBe(true);
+      expect(r.files).toContain('tokenizer/tokenizer.json');
       expect(r.job.training).toMatchObject({
         learningRate: 1e-5,
         warmupRatio: 0.03,
@@ -114,6 +126,16 @@ describeShared(
       expect(readFileSync(join(out, 'launch.sh'), 'utf8')).toContain('MACHINE_RANK');
       expect(statSync(join(out, 'launch.sh')).mode & 0o111).not.toBe(0);
     }, 30_000); // tokenizes MBPP with the Llama-2 tokenizer: ~4 s alone on 2 cores, more under a parallel CI run
+
+    it('refuses a job with no training example left, saying why', async () => {
+      const out = mkdtempSync(join(tmpdir(), 'ft-plan-'));
+      await expect(planJob({ ...base, gpus: 0, training: { maxSeqLength: 16 }, out })).rejects.toThrow(
+        'maxSeqLength: no training example is left: all 374 were dropped (no response token fits in 16 tokens); raise maxSeqLength (--max-seq-length)',
+      );
+      await expect(planJob({ ...base, gpus: 0, validation: { count: 374 }, out })).rejects.toThrow(
+        /no training example is left \(the validation split took them all\)/,
+      );
+    }, 30_000);
 
     it('refuses a hub id without a tokenizer directory, and inexact batch sizes', async () => {
       const out = mkdtempSync(join(tmpdir(), 'ft-plan-'));
@@ -156,6 +178,82 @@ describeShared(
 describe('runJob on a directory that is not a job', () => {
   it('throws JobError', async () => {
     await expect(runJob(mkdtempSync(join(tmpdir(), 'ft-nojob-')))).rejects.toThrow(JobError);
+  });
+});
+
+describe('runJob abort', () => {
+  /**
+   * A job directory whose launch.sh behaves like accelerate's launcher: it starts a worker (the
+   * stand-in for train.py), ignores SIGTERM itself and does not pass it on. The interpreter answers
+   * the module probe as if the training stack were installed.
+   */
+  function launcherJob(worker: string): string {
+    const dir = mkdtempSync(join(tmpdir(), 'ft-abort-'));
+    writeFileSync(
+      join(dir, 'job.json'),
+      JSON.stringify({
+        format: 'implicit-it/finetune-job@1',
+        launch: { zero3: false, gpusPerNode: 0 },
+        training: {},
+        outputDir: 'output',
+      }),
+    );
+    writeFileSync(
+      join(dir, 'launch.sh'),
+      `${worker} &\necho $! > worker.pid\ntrap '' TERM\necho started\nwait\n`,
+    );
+    writeFileSync(
+      join(dir, 'python'),
+      `#!/bin/sh\necho '{"torch": "2", "transformers": "5", "accelerate": "1"}'\n`,
+    );
+    chmodSync(join(dir, 'python'), 0o755);
+    return dir;
+  }
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('stops the workers the launcher does not signal, and rejects', async () => {
+    const dir = launcherJob('sleep 300');
+    const ac = new AbortController();
+    const run = runJob(dir, {
+      python: join(dir, 'python'),
+      signal: ac.signal,
+      killGraceMs: 60_000, // SIGTERM to the group must be enough: the grace period never ends here
+      onLine: (line) => {
+        if (line === 'started') ac.abort();
+      },
+    });
+    const error = await run.catch((e) => e);
+    expect(error).toBeInstanceOf(TrainingFailedError);
+    expect(error.aborted).toBe(true);
+    expect(error.message).toBe(
+      `${dir}: training was stopped before it finished; the partial log is in ${dir}/train.log`,
+    );
+    const pid = Number(readFileSync(join(dir, 'worker.pid'), 'utf8'));
+    expect(alive(pid)).toBe(false);
+  });
+
+  it('kills a worker that ignores SIGTERM after the grace period', async () => {
+    const dir = launcherJob("(trap '' TERM; exec sleep 300)");
+    const ac = new AbortController();
+    const started = Date.now();
+    const run = runJob(dir, {
+      python: join(dir, 'python'),
+      signal: ac.signal,
+      killGraceMs: 300,
+      onLine: (line) => {
+        if (line === 'started') ac.abort();
+      },
+    });
+    await expect(run).rejects.toThrow(TrainingFailedError);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(alive(Number(readFileSync(join(dir, 'worker.pid'), 'utf8')))).toBe(false);
   });
 });
 

@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
 import { describe, expect, it } from 'vitest';
 import {
+  DEFAULT_LORA,
   type EncodedExample,
   planJob,
   runJob,
@@ -15,6 +16,7 @@ import { missingModules, PYTHON } from './python-env.js';
 
 const torchMissing = await missingModules(['torch']);
 const stackMissing = await missingModules(['torch', 'transformers', 'accelerate']);
+const loraMissing = await missingModules(['peft', 'safetensors']);
 if (torchMissing.length) {
   console.warn(
     `[skip] train.py core: ${PYTHON} lacks torch (apt-get install python3-torch, or set IMPLICIT_IT_PYTHON)`,
@@ -121,6 +123,47 @@ LlamaForCausalLM(cfg).save_pretrained(sys.argv[1])`,
         expect(r.valLosses).toHaveLength(1);
         expect(r.onnx).toBeDefined(); // exported, or a reason naming optimum
         if (!r.onnx!.exported) expect(r.onnx!.reason).toMatch(/optimum/);
+        // the output model carries the job's own tokenizer copy
+        expect(
+          readFileSync(join(r.outputDir, 'tokenizer.json')).equals(
+            readFileSync(join(sharedPath('fixtures/tokenizers/llama2'), 'tokenizer.json')),
+          ),
+        ).toBe(true);
+
+        // LoRA: the same seed gives the same adapter (its init draws from the seed set before the model)
+        if (loraMissing.length > 0) return;
+        const adapters: string[] = [];
+        for (const name of ['lora-a', 'lora-b']) {
+          const job = await planJob({
+            recipe: 'mbpp',
+            model,
+            tokenizer: sharedPath('fixtures/tokenizers/llama2'),
+            dataDir: join(SHARED_DIR, 'data'),
+            gpus: 0,
+            out: join(root, name),
+            training: {
+              effectiveBatchSize: 2,
+              perDeviceBatchSize: 2,
+              maxSeqLength: 64,
+              epochs: 1,
+              lora: { ...DEFAULT_LORA, rank: 4 },
+            },
+            exportOnnx: false,
+          });
+          const run = await runJob(job.jobDir, { python: PYTHON, args: ['--max-steps', '1'] });
+          const dump = spawnSync(
+            PYTHON,
+            [
+              '-c',
+              'import sys, safetensors.torch as s; t = s.load_file(sys.argv[1]); print(sorted((k, v.sum().item()) for k, v in t.items()))',
+              join(run.outputDir, 'adapter_model.safetensors'),
+            ],
+            { encoding: 'utf8' },
+          );
+          expect(dump.status, dump.stderr).toBe(0);
+          adapters.push(dump.stdout);
+        }
+        expect(adapters[1]).toBe(adapters[0]);
       },
     );
   },

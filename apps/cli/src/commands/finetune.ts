@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative } from 'node:path';
 import {
   type BuildDatasetResult,
@@ -8,6 +9,7 @@ import {
   DEFAULT_LORA,
   datasetSummary,
   EPOCH_CHOICES,
+  examplesToJsonl,
   type JobSpec,
   type LengthStats,
   type PlanJobOptions,
@@ -109,11 +111,28 @@ export function issueLines(issues: BuildDatasetResult['issues'], limit = 20): st
 
 async function data(flags: DataFlags): Promise<void> {
   if (flags.validationOut && !flags.validation) throw usage('--validation-out needs --validation');
+  // --out -: the JSONL on stdout, the summary on stderr
+  const toStdout = flags.out === '-';
+  if (toStdout && flags.json) throw usage('--out - writes the examples to stdout: drop --json');
+  if (flags.validationOut === '-') throw usage('--validation-out: give a file (only --out may be -)');
+  for (const [flag, path] of [
+    ['--out', flags.out],
+    ['--validation-out', flags.validationOut],
+  ] as const) {
+    if (path && path !== '-' && existsSync(path) && statSync(path).isDirectory()) {
+      throw usage(
+        `${flag}: ${path} is a directory; give a file path (e.g. ${join(path, `${flags.recipe}.jsonl`)})`,
+      );
+    }
+  }
+  if (toStdout && flags.validation && !flags.validationOut) {
+    throw usage('--out - with --validation: give --validation-out FILE for the held-out examples');
+  }
   const dataDir = flags.dataDir ?? defaultDataDir();
   const result = await buildDataset({
     recipe: flags.recipe,
     dataDir,
-    out: flags.out,
+    out: toStdout ? undefined : flags.out,
     validation: flags.validation
       ? { ...flags.validation, seed: flags.seed, out: flags.validationOut }
       : undefined,
@@ -121,6 +140,10 @@ async function data(flags: DataFlags): Promise<void> {
       if (!flags.json) status(e.message);
     },
   });
+  if (toStdout) {
+    process.stdout.write(examplesToJsonl(result.train));
+    if (flags.validationOut) await writeFile(flags.validationOut, examplesToJsonl(result.validation));
+  }
   const summary = datasetSummary(result);
   if (flags.json) {
     printJson(summary);
@@ -140,8 +163,13 @@ async function data(flags: DataFlags): Promise<void> {
   for (const line of issueLines(summary.issues)) out += `  ${p('yellow', line)}\n`;
   if (summary.files.train) out += `${p('green', 'wrote')} ${summary.files.train}\n`;
   if (summary.files.validation) out += `${p('green', 'wrote')} ${summary.files.validation}\n`;
+  if (toStdout) {
+    out += `${p('green', 'wrote')} ${result.count} examples to stdout\n`;
+    if (flags.validationOut) out += `${p('green', 'wrote')} ${flags.validationOut}\n`;
+  }
   if (!flags.out) out += p('dim', '  (no --out: nothing written)\n');
-  process.stdout.write(out);
+  // with --out - the examples own stdout: the summary goes to stderr
+  (toStdout ? process.stderr : process.stdout).write(out);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,6 +315,10 @@ function jobOptions(
   training: Partial<TrainingRecipe>,
   onProgress: PlanJobOptions['onProgress'],
 ) {
+  if (flags.out === '-') throw usage('--out: a job is a directory; give its path, not -');
+  if (existsSync(flags.out) && !statSync(flags.out).isDirectory()) {
+    throw usage(`--out: ${flags.out} is a file; a job is a directory`);
+  }
   if (!existsSync(flags.model) && !isHubId(flags.model)) {
     throw new CliError(
       `--model: "${flags.model}" is neither a directory nor a hub id (owner/name)`,
