@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -96,6 +96,12 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
     throw new MissingPythonError(python, probe.missing, probe.install, probe.found);
 
   const logFile = join(dir, 'train.log');
+  // a rerun keeps the earlier run's log (an interrupted run's is all there is of it): train.log.1, .2, ...
+  if (existsSync(logFile)) {
+    let n = 1;
+    while (existsSync(`${logFile}.${n}`)) n++;
+    renameSync(logFile, `${logFile}.${n}`);
+  }
   const log = createWriteStream(logFile);
   const started = Date.now();
   const tail: string[] = [];

@@ -1,4 +1,12 @@
-import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
@@ -237,6 +245,25 @@ describe('runJob abort', () => {
     );
     const pid = Number(readFileSync(join(dir, 'worker.pid'), 'utf8'));
     expect(alive(pid)).toBe(false);
+  });
+
+  it('a rerun keeps the earlier logs (train.log.1, .2)', async () => {
+    const dir = launcherJob('echo worker');
+    for (let i = 0; i < 3; i++) {
+      const ac = new AbortController();
+      await runJob(dir, {
+        python: join(dir, 'python'),
+        signal: ac.signal,
+        onLine: (line) => {
+          if (line === 'started') ac.abort();
+        },
+      }).catch(() => {});
+    }
+    expect(
+      readdirSync(dir)
+        .filter((f) => f.startsWith('train.log'))
+        .sort(),
+    ).toEqual(['train.log', 'train.log.1', 'train.log.2']);
   });
 
   it('kills a worker that ignores SIGTERM after the grace period', async () => {
