@@ -206,9 +206,10 @@ describe('runJob abort', () => {
         outputDir: 'output',
       }),
     );
+    // the worker writes its pid once it is set up (its own traps included); then the launcher says so
     writeFileSync(
       join(dir, 'launch.sh'),
-      `${worker} &\necho $! > worker.pid\ntrap '' TERM\necho started\nwait\n`,
+      `(${worker}) &\nwhile [ ! -s worker.pid ]; do sleep 0.02; done\ntrap '' TERM\necho started\nwait\n`,
     );
     writeFileSync(
       join(dir, 'python'),
@@ -217,17 +218,19 @@ describe('runJob abort', () => {
     chmodSync(join(dir, 'python'), 0o755);
     return dir;
   }
+  /** Whether `pid` still runs: a killed process its parent has not reaped yet (a zombie) does not. */
   const alive = (pid: number) => {
     try {
       process.kill(pid, 0);
-      return true;
     } catch {
       return false;
     }
+    const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8') : '';
+    return !/^\d+ \(.*\) Z/.test(stat);
   };
 
   it('stops the workers the launcher does not signal, and rejects', async () => {
-    const dir = launcherJob('sleep 300');
+    const dir = launcherJob('echo $BASHPID > worker.pid; exec sleep 300');
     const ac = new AbortController();
     const run = runJob(dir, {
       python: join(dir, 'python'),
@@ -248,7 +251,7 @@ describe('runJob abort', () => {
   });
 
   it('a rerun keeps the earlier logs (train.log.1, .2)', async () => {
-    const dir = launcherJob('echo worker');
+    const dir = launcherJob('echo $BASHPID > worker.pid');
     for (let i = 0; i < 3; i++) {
       const ac = new AbortController();
       await runJob(dir, {
@@ -267,7 +270,7 @@ describe('runJob abort', () => {
   });
 
   it('kills a worker that ignores SIGTERM after the grace period', async () => {
-    const dir = launcherJob("(trap '' TERM; exec sleep 300)");
+    const dir = launcherJob("trap '' TERM; echo $BASHPID > worker.pid; exec sleep 300");
     const ac = new AbortController();
     const started = Date.now();
     const run = runJob(dir, {
