@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { TOKENIZER_FILE_NAMES } from '@implicit-it/tokenizers';
 import { buildDataset } from './build-dataset.js';
 import { encodeDataset } from './encode-dataset.js';
 import type { EncodedExample } from './encode-messages.js';
@@ -152,14 +153,6 @@ export async function prepareData(options: PlanJobOptions, maxSeqLength: number)
 
 /** Where a job keeps its copy of the tokenizer, relative to the job directory. */
 const JOB_TOKENIZER_DIR = 'tokenizer';
-/** What is copied there: the tokenizer, and generation_config.json (EOS ids) when the directory is the model's. */
-const JOB_TOKENIZER_FILES = [
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'chat_template.jinja',
-  'generation_config.json',
-];
 
 /** Writes one job directory from prepared data. @internal */
 export async function writeJob(
@@ -241,7 +234,8 @@ export async function writeJob(
   const files = ['job.json', 'accelerate.yaml', 'launch.sh', 'train.py', 'data/train/manifest.json'];
   if (data.tokenizerDir !== undefined) {
     await mkdir(join(jobDir, JOB_TOKENIZER_DIR), { recursive: true });
-    for (const name of JOB_TOKENIZER_FILES) {
+    // what the tokenizer loader reads (generation_config.json included: the EOS ids)
+    for (const name of Object.values(TOKENIZER_FILE_NAMES)) {
       if (!existsSync(join(data.tokenizerDir, name))) continue;
       await copyFile(join(data.tokenizerDir, name), join(jobDir, JOB_TOKENIZER_DIR, name));
       files.push(`${JOB_TOKENIZER_DIR}/${name}`);

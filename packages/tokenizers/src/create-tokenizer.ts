@@ -178,7 +178,7 @@ class HfTokenizer implements Tokenizer {
     const special = resolveSpecialIds(
       files,
       { size, tokenToId: (t) => this.hf._tokenizer.token_to_id(t) },
-      new Set(added.filter((t) => t.special).map((t) => t.content)),
+      new Set(this.specialTokenTexts),
     );
     if (options.eosIds) {
       for (const id of options.eosIds) this.checkId(id, 'options.eosIds');

@@ -206,7 +206,7 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
     before = '';
     segments.forEach((segment, i) => {
       if (i === lastUser) before = body;
-      if (segment.content) contentRanges.push([body.length, body.length + segment.text.length]);
+      if (literal && segment.content) contentRanges.push([body.length, body.length + segment.text.length]);
       body += segment.text;
     });
     if (input.addBos ?? tok.bosId !== undefined) {
@@ -261,7 +261,6 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
     }
     if (input.addBos) bos = [tok.bosId!];
   }
-  if (!literal) contentRanges = [];
 
   const bodyIds = tok.encode(body, { addSpecialTokens: false, literalRanges: contentRanges });
   if (input.format === 'chat-template' && bodyIds[0] === tok.bosId) bos = [];
