@@ -13,6 +13,11 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { resolveDefaultModel } from './default-model.js';
 import { CliError, EXIT, note, usage } from './output.js';
 
+/** Refuses an `--out` that must be a directory but names an existing file (usage error, `why` says what it is for). */
+export function checkOutDirectory(out: string, why: string): void {
+  if (existsSync(out) && !statSync(out).isDirectory()) throw usage(`--out: ${out} is a file; ${why}`);
+}
+
 /** A commander parser for an integer in [min, max]. */
 export const intArg =
   (min: number, max = Number.MAX_SAFE_INTEGER) =>

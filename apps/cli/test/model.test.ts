@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cudaPackageUrl } from '@implicit-it/runtime';
-import { missingShared, sharedPath } from '@implicit-it/testkit';
+import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { run } from './helpers.js';
 
@@ -67,39 +67,6 @@ describe('model create / inspect', () => {
     expect(cut.stderr).toContain('recreate or download it again');
   });
 
-  it('a tokenizer larger than the preset vocabulary names the presets that hold it (exit 2)', async (ctx) => {
-    if (missingShared('fixtures/tokenizers/smollm/tokenizer.json')) {
-      if (process.env.IMPLICIT_IT_REQUIRE_SHARED === '1')
-        throw new Error('../shared/fixtures/tokenizers/smollm is missing');
-      return ctx.skip();
-    }
-    const big = sharedPath('fixtures', 'tokenizers', 'smollm'); // 49152 ids
-    const r = await run(['model', 'create', '--preset', 'tiny', '--out', join(out, 'y'), '--tokenizer', big]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(
-      '--tokenizer: its 49152 ids do not fit the 512-id vocabulary of --preset tiny',
-    );
-    expect(r.stderr).toContain('smollm2-135m (49152 ids)');
-  });
-
-  it('a tokenizer that names no EOS under a preset whose EOS id it lacks: exit 2 with the fix', async (ctx) => {
-    if (missingShared('fixtures/tokenizers/gpt2/tokenizer.json')) {
-      if (process.env.IMPLICIT_IT_REQUIRE_SHARED === '1')
-        throw new Error('../shared/fixtures/tokenizers/gpt2 is missing');
-      return ctx.skip();
-    }
-    // gpt2's tokenizer_config.json names no special tokens; qwen2.5-0.5b's ids are 151643 (>= 50257)
-    const gpt2 = sharedPath('fixtures', 'tokenizers', 'gpt2');
-    const dir = join(out, 'qwen-gpt2');
-    const r = await run(['model', 'create', '--preset', 'qwen2.5-0.5b', '--out', dir, '--tokenizer', gpt2]);
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toContain(
-      `--tokenizer: ${gpt2} names no bos token, and --preset qwen2.5-0.5b's id is not one of its tokens`,
-    );
-    expect(r.stderr).toContain('tokenizer_config.json names bos_token');
-    expect(existsSync(dir)).toBe(false);
-  });
-
   it('--out naming a file is a usage error (exit 2), not ENOTDIR', async () => {
     const file = join(out, 'a-file');
     writeFileSync(file, 'x');
@@ -108,6 +75,44 @@ describe('model create / inspect', () => {
     expect(r.stderr).toContain(`--out: ${file} is a file; give a directory (created when missing)`);
   });
 });
+
+describeShared(
+  'model create with a shared tokenizer',
+  ['fixtures/tokenizers/smollm/tokenizer.json', 'fixtures/tokenizers/gpt2/tokenizer.json'],
+  () => {
+    it('a tokenizer larger than the preset vocabulary names the presets that hold it (exit 2)', async () => {
+      const big = sharedPath('fixtures', 'tokenizers', 'smollm'); // 49152 ids
+      const r = await run([
+        'model',
+        'create',
+        '--preset',
+        'tiny',
+        '--out',
+        join(out, 'y'),
+        '--tokenizer',
+        big,
+      ]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        '--tokenizer: its 49152 ids do not fit the 512-id vocabulary of --preset tiny',
+      );
+      expect(r.stderr).toContain('smollm2-135m (49152 ids)');
+    });
+
+    it('a tokenizer that names no EOS under a preset whose EOS id it lacks: exit 2 with the fix', async () => {
+      // gpt2's tokenizer_config.json names no special tokens; qwen2.5-0.5b's ids are 151643 (>= 50257)
+      const gpt2 = sharedPath('fixtures', 'tokenizers', 'gpt2');
+      const dir = join(out, 'qwen-gpt2');
+      const r = await run(['model', 'create', '--preset', 'qwen2.5-0.5b', '--out', dir, '--tokenizer', gpt2]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(
+        `--tokenizer: ${gpt2} names no bos token, and --preset qwen2.5-0.5b's id is not one of its tokens`,
+      );
+      expect(r.stderr).toContain('tokenizer_config.json names bos_token');
+      expect(existsSync(dir)).toBe(false);
+    });
+  },
+);
 
 describe('doctor', () => {
   it('reports Node, onnxruntime-node, providers, CUDA, shared fixtures, cache; --json', async () => {

@@ -24,7 +24,7 @@ import {
 } from '@implicit-it/finetune';
 import { isHubId } from '@implicit-it/runtime';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { collect, intArg, numArg } from '../flags.js';
+import { checkOutDirectory, collect, intArg, numArg } from '../flags.js';
 import { CliError, EXIT, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar, trainingBar } from '../progress.js';
 import { sharedDir } from '../shared-dir.js';
@@ -316,9 +316,7 @@ function jobOptions(
   onProgress: PlanJobOptions['onProgress'],
 ) {
   if (flags.out === '-') throw usage('--out: a job is a directory; give its path, not -');
-  if (existsSync(flags.out) && !statSync(flags.out).isDirectory()) {
-    throw usage(`--out: ${flags.out} is a file; a job is a directory`);
-  }
+  checkOutDirectory(flags.out, 'a job is a directory');
   if (!existsSync(flags.model) && !isHubId(flags.model)) {
     throw new CliError(
       `--model: "${flags.model}" is neither a directory nor a hub id (owner/name)`,

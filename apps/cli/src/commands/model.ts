@@ -6,7 +6,7 @@ import { damagedGraphHint, type ModelDtype, resolveModel, resolveModelFiles } fr
 import { loadTokenizer } from '@implicit-it/tokenizers';
 import type { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
-import { intArg, parseRules, rulesLabel } from '../flags.js';
+import { checkOutDirectory, intArg, parseRules, rulesLabel } from '../flags.js';
 import { CliError, EXIT, painter, printJson, usage } from '../output.js';
 import { progressBar } from '../progress.js';
 
@@ -46,9 +46,7 @@ async function create(flags: CreateFlags): Promise<void> {
   if (flags.tokenizer && !existsSync(join(flags.tokenizer, 'tokenizer.json'))) {
     throw new CliError(`--tokenizer: ${flags.tokenizer} has no tokenizer.json`, EXIT.load);
   }
-  if (existsSync(flags.out) && !statSync(flags.out).isDirectory()) {
-    throw usage(`--out: ${flags.out} is a file; give a directory (created when missing)`);
-  }
+  checkOutDirectory(flags.out, 'give a directory (created when missing)');
   const bar = progressBar(`writing ${flags.preset}`, 1, 'tensors');
   const started = performance.now();
   let created: Awaited<ReturnType<typeof createModel>>;
