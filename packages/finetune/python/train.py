@@ -16,6 +16,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 
@@ -102,6 +103,95 @@ def linear_schedule(optimizer, warmup_steps, total_steps):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+class EpochShuffle(torch.utils.data.Sampler):
+    """Epoch e's order is the (e+1)-th permutation drawn from torch.Generator().manual_seed(seed): the
+    same in a run that resumes at any epoch as in one that never stopped, and on every process."""
+
+    def __init__(self, n, seed):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed)
+        order = None
+        for _ in range(self.epoch + 1):
+            order = torch.randperm(self.n, generator=generator)
+        return iter(order.tolist())
+
+
+CHECKPOINT_FORMAT = "implicit-it/checkpoint@1"
+
+
+def complete_checkpoints(directory):
+    """The complete checkpoints under `directory` (those with a meta.json), oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    found = []
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if name.startswith("step-") and not name.endswith(".partial") and os.path.isfile(os.path.join(path, "meta.json")):
+            found.append(path)
+    return sorted(found, key=lambda p: int(os.path.basename(p)[len("step-"):]))
+
+
+def save_checkpoint(directory, meta, model, optimizer, scheduler, accelerator, keep):
+    """Writes checkpoints/step-N (model, optimizer, schedule, RNG states, where the loop stands) into
+    step-N.partial and renames it once complete, then removes all but the newest `keep`."""
+    final = os.path.join(directory, f"step-{meta['step']:08d}")
+    partial = final + ".partial"
+    main = accelerator.is_main_process if accelerator else True
+    if accelerator is None or accelerator.is_local_main_process:
+        if main:
+            shutil.rmtree(partial, ignore_errors=True)
+        os.makedirs(partial, exist_ok=True)  # across nodes, a shared filesystem (ZeRO-3 writes per rank)
+    if accelerator:
+        accelerator.wait_for_everyone()
+        accelerator.save_state(partial)  # model, optimizer, the registered scheduler, every RNG
+        accelerator.wait_for_everyone()
+    else:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                    "python_rng": random.getstate()}, os.path.join(partial, "state.pt"))
+    if main:
+        with open(os.path.join(partial, "meta.json"), "w") as f:
+            json.dump({"format": CHECKPOINT_FORMAT, **meta}, f, indent=2)
+        shutil.rmtree(final, ignore_errors=True)
+        os.rename(partial, final)
+        for old in complete_checkpoints(directory)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    if accelerator:
+        accelerator.wait_for_everyone()
+    emit("checkpoint", step=meta["step"], path=final)
+
+
+def load_checkpoint(path, expected, model, optimizer, scheduler, accelerator):
+    """Restores a checkpoint written by save_checkpoint; returns its meta. Refuses one written by a
+    run that differs in what decides the steps (batch, accumulation, processes, seed, total steps)."""
+    with open(os.path.join(path, "meta.json")) as f:
+        meta = json.load(f)
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise SystemExit(f"train.py: {path}/meta.json: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+    differs = [f"{k} {meta.get(k)!r} (now {v!r})" for k, v in expected.items() if meta.get(k) != v]
+    if differs:
+        raise SystemExit(f"train.py: cannot resume from {path}: it was written by a run with " + ", ".join(differs)
+                         + "; resume with the same settings, or start over without --resume")
+    if accelerator:
+        accelerator.load_state(path)
+    else:
+        state = torch.load(os.path.join(path, "state.pt"), weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+    return meta
+
+
 def evaluate(model, examples, batch_size, pad_id, device, forward):
     model.eval()
     total, n = 0.0, 0
@@ -118,18 +208,26 @@ def evaluate(model, examples, batch_size, pad_id, device, forward):
 
 def train_loop(model, examples, *, epochs, learning_rate, warmup_ratio, weight_decay, batch_size,
                grad_accum, seed, pad_id, forward=None, accelerator=None, max_steps=None,
-               validation=None, logging_steps=1):
+               validation=None, logging_steps=1, checkpoint=None):
     """Trains `model` in place; returns a summary dict. `forward(model, batch)` returns logits
     (default: model(input_ids=..., attention_mask=...).logits). With an accelerate `accelerator`
     (created with gradient_accumulation_steps=grad_accum), the dataloader is sharded across
-    processes and accumulation/synchronization are accelerate's, as in open-instruct."""
+    processes and accumulation/synchronization are accelerate's, as in open-instruct.
+
+    `checkpoint`: {"dir": ..., "every": "epoch" | N optimizer steps | None, "keep": K, "resume": path
+    or None}. A checkpoint is taken at an optimizer-step boundary; a run resumed from it takes the
+    same steps on the same batches, with the same schedule and RNG states, as one that never stopped."""
     random.seed(seed)
     torch.manual_seed(seed)
+    checkpoint = checkpoint or {}
     if forward is None:
         def forward(m, b):
             return m(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
+    sampler = EpochShuffle(len(examples), seed)
     loader = torch.utils.data.DataLoader(
-        examples, batch_size=batch_size, shuffle=True, collate_fn=lambda b: collate(b, pad_id),
+        examples, batch_size=batch_size, sampler=sampler, collate_fn=lambda b: collate(b, pad_id),
+        # its own generator: each epoch's iterator draws a base seed, which must not come from the global
+        # RNG (dropout's) or a run resumed mid-epoch would draw its dropout masks one seed later
         generator=torch.Generator().manual_seed(seed),
     )
     optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=learning_rate)
@@ -141,12 +239,40 @@ def train_loop(model, examples, *, epochs, learning_rate, warmup_ratio, weight_d
     warmup_steps = int(total_steps * warmup_ratio)
     # Not passed to accelerator.prepare: it is stepped once per optimizer step on every process.
     scheduler = linear_schedule(optimizer, warmup_steps, total_steps)
+    if accelerator:
+        accelerator.register_for_checkpointing(scheduler)
+    processes = accelerator.num_processes if accelerator else 1
+    # what a resumed run must share with the run that wrote its checkpoint
+    identity = {"total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "examples": len(examples),
+                "batch_size": batch_size, "grad_accum": grad_accum, "processes": processes, "seed": seed}
+    step, first_epoch, skip, elapsed, val_losses = 0, 0, 0, 0.0, []
+    if checkpoint.get("resume"):
+        meta = load_checkpoint(checkpoint["resume"], identity, model, optimizer, scheduler, accelerator)
+        step, first_epoch, skip = meta["step"], meta["epoch"], meta["batches_done"]
+        elapsed, val_losses = meta["elapsed_s"], list(meta["val_losses"])
+        emit("resume", step=step, epoch=first_epoch + 1, path=checkpoint["resume"])
     emit("start", total_steps=total_steps, steps_per_epoch=steps_per_epoch, examples=len(examples),
-         epochs=epochs, warmup_steps=warmup_steps, processes=accelerator.num_processes if accelerator else 1)
-    step, started, window_loss, window_batches, val_losses = 0, time.time(), 0.0, 0, []
+         epochs=epochs, warmup_steps=warmup_steps, processes=processes, step=step)
+    every = checkpoint.get("every")
+
+    def save(epoch, batches_done):
+        save_checkpoint(checkpoint["dir"], {**identity, "step": step, "epoch": epoch, "batches_done": batches_done,
+                                            "val_losses": val_losses, "elapsed_s": round(time.time() - started, 3)},
+                        model, optimizer, scheduler, accelerator, checkpoint.get("keep", 1))
+
+    started, window_loss, window_batches = time.time() - elapsed, 0.0, 0
     model.train()
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, epochs):
+        if step >= total_steps:
+            break
+        sampler.set_epoch(epoch)
+        if hasattr(loader, "set_epoch"):
+            # accelerate's loader sets its sampler's epoch to how often it was iterated: here, from 0
+            # in a resumed run
+            loader.set_epoch(epoch)
         for i, batch in enumerate(loader):
+            if epoch == first_epoch and i < skip:
+                continue  # trained on before the checkpoint this run resumed from
             batch = {k: v.to(device) for k, v in batch.items()}
             if accelerator:
                 with accelerator.accumulate(model):
@@ -177,12 +303,14 @@ def train_loop(model, examples, *, epochs, learning_rate, warmup_ratio, weight_d
             window_loss, window_batches = 0.0, 0
             if step >= total_steps:
                 break
+            if isinstance(every, int) and step % every == 0 and i + 1 < len(loader):
+                save(epoch, i + 1)
         if validation:
             val = evaluate(model, validation, batch_size, pad_id, device, forward)
             val_losses.append(val)
             emit("eval", epoch=epoch + 1, step=step, val_loss=val)
-        if step >= total_steps:
-            break
+        if every is not None and step < total_steps:
+            save(epoch + 1, 0)  # each epoch's end (step checkpoints too: the next resumes past its eval)
     return {"steps": step, "total_steps": total_steps, "val_losses": val_losses,
             "elapsed_s": round(time.time() - started, 3), "model": model}
 
@@ -203,11 +331,27 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Train on an @implicit-it/finetune job")
     parser.add_argument("--job", required=True, help="the job's job.json")
     parser.add_argument("--max-steps", type=int, default=None, help="stop early (smoke tests)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in the job's checkpoints/ directory")
     args = parser.parse_args(argv)
     job_dir = os.path.dirname(os.path.abspath(args.job))
     with open(args.job) as f:
         job = json.load(f)
     t = job["training"]
+    # checked before anything loads: a resume needs a checkpoint, a fresh start must not mix its
+    # checkpoints with an earlier run's (pruning keeps the highest steps, which would be the old ones)
+    checkpoint_dir = os.path.join(job_dir, "checkpoints")
+    existing = complete_checkpoints(checkpoint_dir)
+    if args.resume and not existing:
+        raise SystemExit(f"train.py: --resume: no complete checkpoint in {checkpoint_dir}; run without --resume to start")
+    if not args.resume and existing:
+        raise SystemExit(f"train.py: {checkpoint_dir} holds checkpoints of an earlier run (newest: "
+                         f"{os.path.basename(existing[-1])}): pass --resume to continue it, or delete the "
+                         "directory to start over")
+    checkpointing = job.get("checkpointing")  # absent in jobs planned before checkpoints existed
+    checkpoint = {"dir": checkpoint_dir, "every": checkpointing["every"] if checkpointing else None,
+                  "keep": checkpointing["keep"] if checkpointing else 1,
+                  "resume": existing[-1] if args.resume else None}
     # the tokenizer files the output model gets: the job's copy (relative to the job), else the model's
     # directory; checked now, not after hours of training
     tokenizer_dir = os.path.join(job_dir, job.get("tokenizerDir") or job["model"])
@@ -244,6 +388,7 @@ def main(argv=None):
         model, examples, epochs=t["epochs"], learning_rate=t["learningRate"], warmup_ratio=t["warmupRatio"],
         weight_decay=t["weightDecay"], batch_size=t["perDeviceBatchSize"], grad_accum=t["gradientAccumulationSteps"],
         seed=t["seed"], pad_id=pad_id, accelerator=accelerator, max_steps=args.max_steps, validation=validation,
+        checkpoint=checkpoint,
     )
     model = summary.pop("model")
     out = os.path.join(job_dir, job["outputDir"])
@@ -265,6 +410,8 @@ def main(argv=None):
         with open(os.path.join(job_dir, "result.json"), "w") as f:
             json.dump({**summary, "output": out}, f, indent=2)
         emit("saved", path=out)
+        # checkpoints exist to resume an interrupted run; this one is done and its model saved
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
         if job.get("exportOnnx", True):
             export_onnx(out)
         emit("done", **summary)

@@ -119,16 +119,27 @@ export class TrainingFailedError extends ImplicitItError {
   readonly logTail: string;
   /** Whether the run was stopped through `RunJobOptions.signal`. */
   readonly aborted: boolean;
-  constructor(jobDir: string, exitCode: number | null, logTail: string, options: { aborted?: boolean } = {}) {
+  /** The newest checkpoint the run saved, if any: `runJob(dir, { resume: true })` continues from it. */
+  readonly checkpoint?: { step: number; path: string };
+  constructor(
+    jobDir: string,
+    exitCode: number | null,
+    logTail: string,
+    options: { aborted?: boolean; checkpoint?: { step: number; path: string } } = {},
+  ) {
+    const resume = options.checkpoint
+      ? `; a checkpoint at step ${options.checkpoint.step} was saved: resume from it with runJob(dir, { resume: true }) (implicit-it finetune run ${jobDir} --resume)`
+      : '';
     super(
       'finetune.training_failed',
       options.aborted
-        ? `${jobDir}: training was stopped before it finished; the partial log is in ${jobDir}/train.log`
-        : `${jobDir}: training exited with ${exitCode}; see ${jobDir}/train.log. Last lines:\n${logTail}`,
+        ? `${jobDir}: training was stopped before it finished${resume}; the partial log is in ${jobDir}/train.log`
+        : `${jobDir}: training exited with ${exitCode}${resume}; see ${jobDir}/train.log. Last lines:\n${logTail}`,
     );
     this.name = 'TrainingFailedError';
     this.exitCode = exitCode;
     this.logTail = logTail;
     this.aborted = options.aborted === true;
+    if (options.checkpoint) this.checkpoint = options.checkpoint;
   }
 }

@@ -14,6 +14,12 @@ export interface RunJobOptions {
   python?: string;
   /** Extra arguments to train.py, e.g. ['--max-steps', '5']. */
   args?: string[];
+  /**
+   * Continue from the newest checkpoint in the job's `checkpoints/` (train.py --resume): the same
+   * steps, on the same batches, as a run that never stopped. Without it, a job that holds
+   * checkpoints of an earlier run refuses to start over (delete `checkpoints/` to do so).
+   */
+  resume?: boolean;
   /** Extra environment for the launch (e.g. MACHINE_RANK, MAIN_PROCESS_IP, CUDA_VISIBLE_DEVICES). */
   env?: Record<string, string>;
   /** Every raw log line, as it arrives. */
@@ -41,6 +47,8 @@ export interface RunJobResult {
   losses: number[];
   valLosses: number[];
   onnx?: { exported: boolean; path?: string; reason?: string };
+  /** The checkpoint this run resumed from. */
+  resumedFrom?: { step: number; path: string };
   outputDir: string;
   logFile: string;
   durationSeconds: number;
@@ -117,10 +125,14 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
     durationSeconds: 0,
   };
   let firstStepAt: number | undefined;
+  // steps taken before this run (a resumed run's checkpoint), left out of the time per step
+  let stepsBefore = 0;
+  let checkpoint: { step: number; path: string } | undefined;
 
   // its own process group: accelerate's launcher does not pass a signal on to its workers, so
   // stopping means signalling the whole group (launch.sh, the launcher, every train.py)
-  const child = spawn('bash', [join(dir, 'launch.sh'), ...(options.args ?? [])], {
+  const args = [...(options.resume ? ['--resume'] : []), ...(options.args ?? [])];
+  const child = spawn('bash', [join(dir, 'launch.sh'), ...args], {
     cwd: dir,
     env: { ...process.env, PYTHON: python, PYTHONUNBUFFERED: '1', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -156,7 +168,12 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
     options.onEvent?.(event);
     if (event.type === 'start') {
       result.totalSteps = event.totalSteps;
+      result.steps = stepsBefore = event.step;
       firstStepAt = Date.now();
+    } else if (event.type === 'resume') {
+      result.resumedFrom = { step: event.step, path: event.path };
+    } else if (event.type === 'checkpoint') {
+      checkpoint = { step: event.step, path: event.path };
     } else if (event.type === 'step') {
       result.steps = event.step;
       result.totalSteps = event.totalSteps ?? result.totalSteps;
@@ -164,7 +181,7 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
       losses.push(event.loss);
       const now = Date.now();
       firstStepAt ??= now;
-      const perStep = (now - firstStepAt) / 1000 / event.step;
+      const perStep = (now - firstStepAt) / 1000 / Math.max(1, event.step - stepsBefore);
       options.onProgress?.({
         step: event.step,
         totalSteps: result.totalSteps,
@@ -193,6 +210,13 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
   result.durationSeconds = (Date.now() - started) / 1000;
   // a stopped run fails even when the launcher exits 0 once its workers are gone
   const aborted = options.signal?.aborted === true;
-  if (exitCode !== 0 || aborted) throw new TrainingFailedError(dir, exitCode, tail.join('\n'), { aborted });
+  if (exitCode !== 0 || aborted) {
+    // the newest checkpoint, this run's or (when it saved none) the one it resumed from
+    checkpoint ??= result.resumedFrom;
+    throw new TrainingFailedError(dir, exitCode, tail.join('\n'), {
+      aborted,
+      ...(checkpoint && existsSync(checkpoint.path) ? { checkpoint } : {}),
+    });
+  }
   return result;
 }

@@ -1,6 +1,14 @@
 /** A parsed line of a job's training log. */
 export type TrainingEvent =
-  | { type: 'start'; totalSteps: number; stepsPerEpoch: number; examples: number; epochs: number }
+  | {
+      type: 'start';
+      totalSteps: number;
+      stepsPerEpoch: number;
+      examples: number;
+      epochs: number;
+      /** Steps already taken: those of the checkpoint a resumed run starts from, else 0. */
+      step: number;
+    }
   | {
       type: 'step';
       step: number;
@@ -11,6 +19,8 @@ export type TrainingEvent =
       elapsedSeconds?: number;
     }
   | { type: 'eval'; epoch: number; step: number; valLoss: number }
+  | { type: 'checkpoint'; step: number; path: string }
+  | { type: 'resume'; step: number; epoch: number; path: string }
   | { type: 'onnx'; exported: boolean; path?: string; reason?: string }
   | { type: 'saved'; path: string }
   | { type: 'done'; steps: number; valLosses: number[] };
@@ -45,6 +55,7 @@ export function parseTrainingLogLine(line: string): TrainingEvent | undefined {
           stepsPerEpoch: n('steps_per_epoch') ?? 0,
           examples: n('examples') ?? 0,
           epochs: n('epochs') ?? 0,
+          step: n('step') ?? 0,
         };
       case 'step':
         return {
@@ -63,6 +74,10 @@ export function parseTrainingLogLine(line: string): TrainingEvent | undefined {
           step: n('step') ?? 0,
           valLoss: n('val_loss') ?? Number.NaN,
         };
+      case 'checkpoint':
+        return { type: 'checkpoint', step: n('step') ?? 0, path: String(e.path) };
+      case 'resume':
+        return { type: 'resume', step: n('step') ?? 0, epoch: n('epoch') ?? 0, path: String(e.path) };
       case 'onnx':
         return {
           type: 'onnx',

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
@@ -9,6 +9,7 @@ import {
   type EncodedExample,
   planJob,
   runJob,
+  TrainingFailedError,
   trainEntryPointPath,
   writeEncodedShard,
 } from '../src/index.js';
@@ -77,6 +78,58 @@ describe.skipIf(torchMissing.length > 0)('train.py core with plain torch', () =>
   });
 });
 
+describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch', () => {
+  it('resumes an interrupted run exactly where it stopped', { timeout: 180_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ft-resume-'));
+    await writeEncodedShard(dir, toyExamples(32), {
+      recipe: 'toy',
+      split: 'train',
+      dropped: [],
+      maxSeqLength: 64,
+      addBos: false,
+      tokenizer: { addsBos: true, bosId: 1, eosToken: '</s>' },
+    });
+    const run = spawnSync(
+      PYTHON,
+      [join(import.meta.dirname, 'python/resume_check.py'), trainEntryPointPath(), dir],
+      { encoding: 'utf8' },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as {
+      ref_losses: number[];
+      ref_val_losses: number[];
+      cases: {
+        every: string | number;
+        kept: string[];
+        resumed_at: number;
+        same_weights: boolean;
+        losses: number[];
+        val_losses: number[];
+        steps: number;
+      }[];
+      refused: string | null;
+    };
+    expect(out.ref_losses).toHaveLength(18); // 3 epochs x 6 optimizer steps
+    // interrupted at an epoch's end, in a later epoch, mid-epoch, after the first step
+    expect(out.cases.map((c) => [c.every, c.resumed_at, c.kept])).toEqual([
+      ['epoch', 6, ['step-00000006']],
+      ['epoch', 12, ['step-00000012']],
+      [4, 4, ['step-00000004']],
+      [1, 1, ['step-00000001']],
+    ]);
+    for (const c of out.cases) {
+      // the same batches, dropout masks, schedule and optimizer state as the run that never stopped
+      expect(c.same_weights, `every ${c.every}`).toBe(true);
+      expect(c.losses).toEqual(out.ref_losses);
+      expect(c.val_losses).toEqual(out.ref_val_losses);
+      expect(c.steps).toBe(18);
+    }
+    expect(out.refused).toMatch(
+      /cannot resume from .*step-\d{8}: it was written by a run with total_steps 18 \(now 33\), steps_per_epoch 6 \(now 11\), grad_accum 2 \(now 1\)/,
+    );
+  });
+});
+
 describeShared(
   'train.py end to end (tiny llama, CPU)',
   ['data/mbpp/mbpp.jsonl', 'fixtures/tokenizers/llama2/tokenizer.json'],
@@ -129,6 +182,60 @@ LlamaForCausalLM(cfg).save_pretrained(sys.argv[1])`,
             readFileSync(join(sharedPath('fixtures/tokenizers/llama2'), 'tokenizer.json')),
           ),
         ).toBe(true);
+
+        // interrupted after a checkpoint and resumed: the same model as a run that never stopped
+        const ckJob = (name: string) =>
+          planJob({
+            recipe: 'mbpp',
+            model,
+            tokenizer: sharedPath('fixtures/tokenizers/llama2'),
+            dataDir: join(SHARED_DIR, 'data'),
+            gpus: 0,
+            out: join(root, name),
+            training: { effectiveBatchSize: 4, perDeviceBatchSize: 2, maxSeqLength: 64, epochs: 1 },
+            checkpointing: 2,
+            exportOnnx: false,
+          });
+        const whole = await runJob((await ckJob('whole')).jobDir, {
+          python: PYTHON,
+          args: ['--max-steps', '6'],
+        });
+        const cut = (await ckJob('cut')).jobDir;
+        const stop = new AbortController();
+        const failure = await runJob(cut, {
+          python: PYTHON,
+          args: ['--max-steps', '6'],
+          signal: stop.signal,
+          killGraceMs: 30_000, // SIGTERM, not SIGKILL: a checkpoint being written is left partial either way
+          onEvent: (e) => {
+            if (e.type === 'checkpoint') stop.abort();
+          },
+        }).catch((e: unknown) => e);
+        expect(failure).toBeInstanceOf(TrainingFailedError);
+        const saved = (failure as TrainingFailedError).checkpoint!;
+        expect(saved.path).toBe(join(cut, 'checkpoints', `step-${String(saved.step).padStart(8, '0')}`));
+        expect((failure as Error).message).toMatch(/--resume/);
+        // starting over would mix two runs' checkpoints: refused, naming both ways on
+        await expect(runJob(cut, { python: PYTHON, args: ['--max-steps', '6'] })).rejects.toThrow(
+          /holds checkpoints of an earlier run .*pass --resume to continue it, or delete the directory/s,
+        );
+        const steps: number[] = [];
+        const resumed = await runJob(cut, {
+          python: PYTHON,
+          args: ['--max-steps', '6'],
+          resume: true,
+          onProgress: (p) => steps.push(p.step),
+        });
+        expect(resumed.resumedFrom?.step).toBeGreaterThanOrEqual(saved.step);
+        expect(steps[0]).toBe(resumed.resumedFrom!.step + 1);
+        expect(resumed.steps).toBe(6);
+        expect(resumed.finalLoss).toBe(whole.finalLoss);
+        expect(
+          readFileSync(join(resumed.outputDir, 'model.safetensors')).equals(
+            readFileSync(join(whole.outputDir, 'model.safetensors')),
+          ),
+        ).toBe(true);
+        expect(existsSync(join(cut, 'checkpoints'))).toBe(false); // done: removed once the model is saved
 
         // LoRA: the same seed gives the same adapter (its init draws from the seed set before the model)
         if (loraMissing.length > 0) return;

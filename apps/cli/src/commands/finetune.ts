@@ -20,6 +20,7 @@ import {
   runJob,
   SEEDS,
   type SplitOptions,
+  TrainingFailedError,
   type TrainingRecipe,
 } from '@implicit-it/finetune';
 import { isHubId } from '@implicit-it/runtime';
@@ -34,6 +35,15 @@ export function defaultDataDir(): string {
   const shared = sharedDir();
   return shared ? join(shared, 'data') : DEFAULT_DATA_DIR;
 }
+
+/** `--checkpointing epoch|N|off`. */
+export const checkpointingArg = (value: string): 'epoch' | number | false => {
+  const text = value.trim();
+  if (text === 'epoch') return 'epoch';
+  if (text === 'off') return false;
+  if (/^[1-9][0-9]*$/.test(text)) return Number(text);
+  throw new InvalidArgumentError('expected epoch, a number of optimizer steps (1 or more) or off');
+};
 
 /** `--validation N|FRACTION`: an integer is a count of examples, a number in (0, 1) a fraction. */
 export const splitArg = (value: string): SplitOptions => {
@@ -200,6 +210,8 @@ interface JobFlags {
   zero3?: boolean;
   exportOnnx: boolean;
   addBos?: boolean;
+  checkpointing: 'epoch' | number | false;
+  keepCheckpoints: number;
   json?: boolean;
 }
 
@@ -254,6 +266,13 @@ function addJobOptions(cmd: Command): Command {
     .option('--no-zero3', 'plain data parallelism on GPUs, without DeepSpeed')
     .option('--no-export-onnx', 'skip the ONNX export after training (done when optimum is installed)')
     .option('--add-bos', "put the BOS text in front (open-instruct's --add_bos, for OLMo-style tokenizers)")
+    .option(
+      '--checkpointing <epoch|N|off>',
+      'save a checkpoint to resume from (`finetune run --resume`) at each epoch end, also every N optimizer steps, or never',
+      checkpointingArg,
+      'epoch' as const,
+    )
+    .option('--keep-checkpoints <n>', 'how many of the newest checkpoints to keep', intArg(1), 1)
     .option('--json', 'print what was written as one JSON object');
 }
 
@@ -339,6 +358,8 @@ function jobOptions(
     ...(flags.zero3 !== undefined ? { zero3: flags.zero3 } : {}),
     exportOnnx: flags.exportOnnx,
     ...(flags.addBos ? { addBos: true } : {}),
+    checkpointing: flags.checkpointing,
+    keepCheckpoints: flags.keepCheckpoints,
     onProgress,
   } satisfies PlanJobOptions;
 }
@@ -437,6 +458,7 @@ async function sweep(flags: SweepFlags): Promise<void> {
 interface RunFlags {
   python?: string;
   maxSteps?: number;
+  resume?: boolean;
   env?: string[];
   verbose?: boolean;
   json?: boolean;
@@ -470,13 +492,21 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
       ...(flags.python ? { python: flags.python } : {}),
       args,
       env,
+      ...(flags.resume ? { resume: true } : {}),
       signal: abort.signal,
       onLine: flags.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
       onProgress: (p) => bar.update(p.step, p.totalSteps, p.loss, p.etaSeconds),
     });
   } catch (error) {
-    if (abort.signal.aborted)
-      throw new CliError('interrupted; the partial log is in train.log', EXIT.interrupted);
+    if (abort.signal.aborted) {
+      const saved = error instanceof TrainingFailedError ? error.checkpoint : undefined;
+      throw new CliError(
+        saved
+          ? `interrupted; continue from the checkpoint at step ${saved.step} with: implicit-it finetune run ${jobDir} --resume`
+          : 'interrupted before a checkpoint was saved; the partial log is in train.log',
+        EXIT.interrupted,
+      );
+    }
     throw error;
   } finally {
     bar.stop();
@@ -492,6 +522,7 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
   let out = `${p('green', 'trained')} ${result.jobDir}: ${result.steps}/${result.totalSteps} steps in ${result.durationSeconds.toFixed(1)} s, ${loss}\n`;
   if (result.valLosses.length)
     out += `  validation loss by epoch  ${result.valLosses.map((v) => v.toFixed(4)).join(', ')}\n`;
+  if (result.resumedFrom) out += `  resumed   from step ${result.resumedFrom.step}\n`;
   out += `  model     ${result.outputDir}\n`;
   if (result.onnx)
     out += result.onnx.exported
@@ -608,6 +639,10 @@ Examples:
     .option('--python <path>', 'the interpreter (default: $IMPLICIT_IT_PYTHON, else python3)')
     .option('--max-steps <n>', 'stop after n optimizer steps (a smoke test)', intArg(1))
     .option(
+      '--resume',
+      "continue an interrupted run from the newest checkpoint in the job's checkpoints/ directory",
+    )
+    .option(
       '--env <KEY=VALUE>',
       'environment for the launch, repeatable (MACHINE_RANK, CUDA_VISIBLE_DEVICES, ...)',
       collect,
@@ -620,10 +655,14 @@ Examples:
 Needs Python with torch, transformers and accelerate (plus deepspeed for ZeRO-3 on GPUs, peft for
 LoRA). When any is missing, nothing starts: the error lists exactly what to install (exit 1).
 The trained model goes to JOB_DIR/output (and JOB_DIR/output/onnx when optimum is installed).
+Checkpoints (each epoch's end by default; see \`finetune plan --checkpointing\`) go to
+JOB_DIR/checkpoints until the model is saved: after an interruption or a crash, --resume continues
+with the same batches, schedule and RNG states as a run that never stopped.
 
 Examples:
   $ implicit-it finetune run jobs/res
   $ implicit-it finetune run jobs/mbpp-lora --max-steps 3 --json
+  $ implicit-it finetune run jobs/res --resume
   $ IMPLICIT_IT_PYTHON=~/venvs/torch/bin/python implicit-it finetune run jobs/res --verbose
   $ implicit-it finetune run jobs/gsm --env MACHINE_RANK=1 --env MAIN_PROCESS_IP=10.0.0.1`,
     )

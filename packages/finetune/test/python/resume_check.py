@@ -1,0 +1,81 @@
+"""Resumes train.py's torch-only loop from its checkpoints (see train-python.test.ts).
+
+Usage: resume_check.py PATH_TO_train.py SHARD_DIR -> prints one JSON object: for each case, a run
+interrupted after some forward passes and resumed from its newest checkpoint, against one that never
+stopped (weights compared exactly); and the message of a resume with different settings.
+"""
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+
+import torch
+
+spec = importlib.util.spec_from_file_location("train", sys.argv[1])
+train = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(train)
+examples, _ = train.load_shard(sys.argv[2])
+
+
+class Interrupted(Exception):
+    pass
+
+
+def run(checkpoint=None, stop_after=None, grad_accum=2):
+    """3 epochs; dropout, so the RNG state matters. Returns (model, summary or None, step losses)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(64, 32), torch.nn.Dropout(0.2), torch.nn.Linear(32, 64))
+    calls = [0]
+
+    def forward(m, b):
+        calls[0] += 1
+        if stop_after is not None and calls[0] > stop_after:
+            raise Interrupted()
+        return m(b["input_ids"])
+
+    losses = []
+    emit = train.emit
+    train.emit = lambda event, **f: losses.append(f["loss"]) if event == "step" else None
+    try:
+        summary = train.train_loop(model, examples, epochs=3, learning_rate=1e-2, warmup_ratio=0.1, weight_decay=0.0,
+                                   batch_size=3, grad_accum=grad_accum, seed=1, pad_id=0, forward=forward,
+                                   validation=examples[:4], checkpoint=checkpoint)
+    except Interrupted:
+        summary = None
+    finally:
+        train.emit = emit
+    return model, summary, losses
+
+
+reference, ref_summary, ref_losses = run()
+cases = []
+# 32 examples in batches of 3: 11 batches, 6 optimizer steps per epoch; validation takes 2 forward passes
+for every, stop_after in (("epoch", 15), ("epoch", 28), (4, 12), (1, 2)):
+    directory = tempfile.mkdtemp()
+    _, _, first = run({"dir": directory, "every": every, "keep": 1}, stop_after=stop_after)
+    kept = sorted(os.listdir(directory))
+    newest = train.complete_checkpoints(directory)[-1]
+    with open(os.path.join(newest, "meta.json")) as f:
+        meta = json.load(f)
+    model, summary, second = run({"dir": directory, "every": every, "keep": 1, "resume": newest})
+    cases.append({
+        "every": every,
+        "kept": kept,
+        "resumed_at": meta["step"],
+        "same_weights": all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(),
+                                                              model.state_dict().values())),
+        "losses": first[: meta["step"]] + second,
+        "val_losses": summary["val_losses"],
+        "steps": summary["steps"],
+    })
+
+try:  # the last case's newest checkpoint, resumed with another accumulation
+    run({"dir": directory, "every": "epoch", "keep": 1, "resume": train.complete_checkpoints(directory)[-1]},
+        grad_accum=1)
+    refused = None
+except SystemExit as e:
+    refused = str(e)
+
+print(json.dumps({"ref_losses": ref_losses, "ref_val_losses": ref_summary["val_losses"], "cases": cases,
+                  "refused": refused}))
