@@ -1,7 +1,7 @@
 import type { RuleSet } from '@implicit-it/rules';
 import type { DecoderSession, StepOutputs } from './decoder-session.js';
 import { GenerationAbortedError } from './errors.js';
-import type { KvCache } from './kv-cache.js';
+import { type KvCache, SLOT_CHUNK } from './kv-cache.js';
 import type { LogitsProcessor } from './logits-processor.js';
 import { RulesProcessor } from './logits-processor.js';
 import { type ChunkOutputs, I64, runChunked } from './prefill.js';
@@ -40,6 +40,8 @@ export interface TokenEvent {
 
 /** One sequence to generate, prepared. */
 export interface RowRequest {
+  /** Index of the input in its generate() call (`ProcessorContext.input`). */
+  input: number;
   promptIds: readonly number[];
   scopeStart: number;
   maxNewTokens: number;
@@ -85,6 +87,11 @@ export interface EngineOptions {
   /** Rows decoded together at most. */
   maxBatchSize: number;
   /**
+   * Ids the tokenizer has: logits beyond (an LM head padded wider than the vocabulary) are never
+   * picked, nor listed among log-prob alternatives.
+   */
+  tokenIds: number;
+  /**
    * Prompt positions prefilled per onnxruntime run (see `LoadOptions.prefillChunk`); 0: all at once.
    * Chunks need the cache in the engine's buffers (`slots`) and a graph whose LM head is sliced (the
    * chunks before the last ask for no logits); the caller sets 0 otherwise.
@@ -93,6 +100,8 @@ export interface EngineOptions {
 }
 
 interface Row {
+  /** `ProcessorContext.request` */
+  id: number;
   req: RowRequest;
   out: number[];
   rules: RulesProcessor | null;
@@ -139,6 +148,7 @@ export class DecodeEngine {
   /** Steps decoded while rows waited for a group of free slots. */
   private waited = 0;
   private row = new Float32Array(0);
+  private submitted = 0;
   private base = new Float32Array(0);
   /** Rows waiting to join the batch (for metrics). */
   get queued(): number {
@@ -174,6 +184,7 @@ export class DecodeEngine {
   submit(req: RowRequest): Promise<RowResult> {
     return new Promise<RowResult>((resolve, reject) => {
       const row: Row = {
+        id: this.submitted++,
         req,
         out: [],
         rules: req.rules
@@ -357,11 +368,19 @@ export class DecodeEngine {
     const V = step.vocab;
     const row = this.row;
     row.set(step.logits.subarray((b * step.kept + step.kept - 1) * V, (b * step.kept + step.kept) * V));
+    if (this.options.tokenIds < V) row.fill(Number.NEGATIVE_INFINITY, this.options.tokenIds);
     if (r.req.trace) this.base.set(row);
     if (r.req.logitBias) for (const [id, bias] of r.req.logitBias) if (id < V) row[id]! += bias;
     r.rules?.apply(row);
     if (r.req.processors.length > 0) {
-      const ctx = { row: b, step: r.out.length, promptIds: r.req.promptIds, responseIds: r.out };
+      const ctx = {
+        row: b,
+        request: r.id,
+        input: r.req.input,
+        step: r.out.length,
+        promptIds: r.req.promptIds,
+        responseIds: r.out,
+      };
       for (const p of r.req.processors) p.process(row, ctx);
     }
     const id = sampleToken(row, r.req.sampling, r.rng);
@@ -373,7 +392,10 @@ export class DecodeEngine {
         id,
         token: text(id),
         logprob: row[id]! - lse,
-        top: topEntries(row, r.req.logprobs).map(([t, v]) => ({ id: t, token: text(t), logprob: v - lse })),
+        // alternatives the rules or a processor ruled out (-Infinity) are not listed
+        top: topEntries(row, r.req.logprobs)
+          .filter(([, v]) => v > Number.NEGATIVE_INFINITY)
+          .map(([t, v]) => ({ id: t, token: text(t), logprob: v - lse })),
       };
       r.logprobs.push(event.logprob);
     }
@@ -413,6 +435,18 @@ export class DecodeEngine {
     }
     this.cache = keep.length > 0 && this.cache ? this.cache.gather(keep) : null;
     this.active = keep.map((b) => this.active[b]!);
+    // the leading positions no row left sees (the prompts and tokens of rows gone): dropped once
+    // they fill a chunk, or a batch that never empties (a busy server) would grow its cache, and
+    // each step's attention, by a position a step for as long as it runs
+    if (this.cache === null) return;
+    let start = this.cache.length;
+    for (const r of this.active) {
+      const first = r.mask.indexOf(1);
+      start = Math.min(start, first < 0 ? r.mask.length : first);
+    }
+    if (start < SLOT_CHUNK) return;
+    this.cache = this.cache.trimLeft(start);
+    for (const r of this.active) r.mask = r.mask.slice(start);
   }
 
   private settle(r: Row): void {

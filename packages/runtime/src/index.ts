@@ -9,7 +9,15 @@ export {
 export { GenerationAbortedError, GenerationError, ModelLoadError } from './errors.js';
 export { defaultHubCacheDir, hubEndpoint, isHubId, type ResolveOptions, resolveModel } from './hub.js';
 export type { LogitsProcessor, ProcessorContext } from './logits-processor.js';
-export { DEFAULT_PREFILL_CHUNK, type LoadOptions, loadModel, Model, type ModelInfo } from './model.js';
+export {
+  DEFAULT_PREFILL_CHUNK,
+  inputSeed,
+  type LoadOptions,
+  loadModel,
+  MAX_LOGIT_BIAS,
+  Model,
+  type ModelInfo,
+} from './model.js';
 export {
   DTYPE_SUFFIX,
   type ModelConfig,

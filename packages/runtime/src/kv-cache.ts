@@ -30,6 +30,12 @@ export interface KvCache {
   gather(keep: readonly number[]): KvCache;
   /** This cache's rows followed by `other`'s, right-aligned to the longer of the two (`limit` as in `advance`). */
   merge(other: KvCache, limit?: number): KvCache;
+  /**
+   * Drops the first `start` positions, which every row's mask hides (rows that left the batch were
+   * the last to see them): keys keep their rotary positions and the distances between cache
+   * positions are unchanged, so no result changes. Free slots stay as many.
+   */
+  trimLeft(start: number): KvCache;
 }
 
 /**
@@ -78,6 +84,18 @@ export class PresentCache implements KvCache {
         copyRows(kvData(ta), this.batch, h!, d!, this.length, this.length, out, length, 0);
         copyRows(kvData(tb), other.batch, h!, d!, other.width, other.length, out, length, this.batch);
         return tensor(ta.type, out, [this.batch + other.batch, h!, length, d!]);
+      }),
+    );
+  }
+
+  trimLeft(start: number): KvCache {
+    const length = this.length - start;
+    return new PresentCache(
+      this.tensors.map((t) => {
+        const [, h, , d] = t.dims as number[];
+        const out = alloc(kvData(t), this.batch * h! * length * d!);
+        copyRows(kvData(t), this.batch, h!, d!, this.length, length, out, length, 0, 0, start);
+        return tensor(t.type, out, [this.batch, h!, length, d!]);
       }),
     );
   }
@@ -244,6 +262,17 @@ export class SlotCache implements KvCache {
     );
   }
 
+  trimLeft(start: number): KvCache {
+    const capacity = this.capacity - start;
+    const filled = this.filled - start;
+    const data = this.data.map((src) => {
+      const out = alloc(src, this.batch * this.heads * capacity * this.dim);
+      copyRows(src, this.batch, this.heads, this.dim, this.capacity, filled, out, capacity, 0, 0, start);
+      return out;
+    });
+    return new SlotCache(this.batch, this.heads, this.dim, this.type, capacity, filled, data, this.window);
+  }
+
   private resize(capacity: number): void {
     this.data = this.data.map((src) => {
       const out = alloc(src, this.batch * this.heads * capacity * this.dim);
@@ -285,8 +314,9 @@ function gatherRows(src: KvData, keep: readonly number[], block: number): KvData
 }
 
 /**
- * Copies the first `len` positions of `rows` rows ([rows, heads, srcWidth, dim]) into `out`
- * ([*, heads, outWidth, dim]) at row `rowOffset`, starting at position `at` (default: right-aligned).
+ * Copies `len` positions of `rows` rows ([rows, heads, srcWidth, dim]), from position `srcAt` on
+ * (default: the first), into `out` ([*, heads, outWidth, dim]) at row `rowOffset`, starting at
+ * position `at` (default: right-aligned).
  */
 function copyRows(
   src: KvData,
@@ -299,10 +329,11 @@ function copyRows(
   outWidth: number,
   rowOffset: number,
   at = outWidth - len,
+  srcAt = 0,
 ): void {
   for (let r = 0; r < rows; r++) {
     for (let k = 0; k < heads; k++) {
-      const from = (r * heads + k) * srcWidth * dim;
+      const from = ((r * heads + k) * srcWidth + srcAt) * dim;
       const to = (((rowOffset + r) * heads + k) * outWidth + at) * dim;
       out.set(src.subarray(from, from + len * dim), to);
     }

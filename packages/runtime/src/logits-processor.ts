@@ -2,8 +2,15 @@ import type { RuleSet, RuleState } from '@implicit-it/rules';
 
 /** What a logits processor sees of the row it processes. */
 export interface ProcessorContext {
-  /** Index of the request in its batch. */
+  /**
+   * The row's position in the batch decoded at this step. It changes as rows join and leave the
+   * batch (and follows the engine's order, not the inputs'): key per-request state on `request`.
+   */
   readonly row: number;
+  /** The request's id: the same at every step of one generation, distinct across a model's requests. */
+  readonly request: number;
+  /** Index of the input in the `generate()` call that made the request (0 for `stream()`). */
+  readonly input: number;
   /** Number of tokens generated so far for this row. */
   readonly step: number;
   readonly promptIds: readonly number[];

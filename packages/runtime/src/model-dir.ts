@@ -165,7 +165,7 @@ export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): Mode
       },
     );
   }
-  if (!(dtype in DTYPE_SUFFIX)) {
+  if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_SUFFIX, dtype)) {
     throw new ModelLoadError(
       'runtime.bad_dtype',
       `dtype "${dtype}" is not one of ${Object.keys(DTYPE_SUFFIX).join(', ')}`,

@@ -55,6 +55,11 @@ export interface ModelInfo {
   headDim: number;
   kvType: string;
   vocabSize: number;
+  /**
+   * Ids that are tokens: the tokenizer's, within the LM head. Fewer than `vocabSize` where the head
+   * is padded (OLMo: 50280 of 50304); the logits beyond are never picked.
+   */
+  tokenIds: number;
   maxPositions: number | undefined;
   /** The model's sliding attention window in cache positions, or null (see `ModelConfig.sliding_window`). */
   slidingWindow: number | null;
@@ -88,6 +93,7 @@ export class Model {
   private readonly ruleCache = new Map<string, RuleSet | null>();
   private readonly engine: DecodeEngine;
   private released = false;
+  private disposing: Promise<void> | undefined;
   /** score() calls in flight: dispose() lets them finish before it frees the session. */
   private readonly scoring = new Set<Promise<ScoreResult[]>>();
 
@@ -113,6 +119,7 @@ export class Model {
       headDim: session.headDim,
       kvType: session.kvType,
       vocabSize: files.config.vocab_size,
+      tokenIds: Math.min(files.config.vocab_size, tokenizer.size),
       maxPositions: files.config.max_position_embeddings,
       slidingWindow: files.config.sliding_window,
       eosIds: [...this.eos],
@@ -129,6 +136,7 @@ export class Model {
       slidingWindow: files.config.sliding_window,
       maxBatchSize,
       prefillChunk,
+      tokenIds: this.info.tokenIds,
     });
   }
 
@@ -180,7 +188,7 @@ export class Model {
   }
 
   private isTokenId(id: number): boolean {
-    return Number.isInteger(id) && id >= 0 && id < this.info.vocabSize;
+    return Number.isInteger(id) && id >= 0 && id < this.info.tokenIds;
   }
 
   private checkLogitBias(bias: Readonly<Record<number, number>>): void {
@@ -188,14 +196,14 @@ export class Model {
       if (!this.isTokenId(Number(key))) {
         throw new GenerationError(
           'runtime.bad_token',
-          `logitBias: key ${JSON.stringify(key)} is not a token id in [0, ${this.info.vocabSize}) for this model`,
+          `logitBias: key ${JSON.stringify(key)} is not a token id in [0, ${this.info.tokenIds}) for this model`,
           'logitBias',
         );
       }
-      if (typeof value !== 'number' || !Number.isFinite(value)) {
+      if (typeof value !== 'number' || !(Math.abs(value) <= MAX_LOGIT_BIAS)) {
         throw new GenerationError(
           'runtime.bad_option',
-          `logitBias[${key}]: expected a finite number, got ${value}`,
+          `logitBias[${key}]: expected a number in [-${MAX_LOGIT_BIAS}, ${MAX_LOGIT_BIAS}] (logits are float32; ${MAX_LOGIT_BIAS} already forces or bans a token), got ${value}`,
           'logitBias',
         );
       }
@@ -208,7 +216,7 @@ export class Model {
     if (k >= 0) {
       throw new GenerationError(
         'runtime.bad_token',
-        `${param}[${k}] is ${ids[k]}: token ids are integers in [0, ${this.info.vocabSize}) for this model`,
+        `${param}[${k}] is ${ids[k]}: token ids are integers in [0, ${this.info.tokenIds}) for this model`,
         param,
       );
     }
@@ -227,7 +235,12 @@ export class Model {
     }
   }
 
-  private row(prompt: Prompt, options: GenerateOptions, onToken?: (e: TokenEvent) => void): RowRequest {
+  private row(
+    prompt: Prompt,
+    options: GenerateOptions,
+    onToken?: (e: TokenEvent) => void,
+    input = 0,
+  ): RowRequest {
     const logprobs =
       options.logprobs === undefined || options.logprobs === false
         ? null
@@ -238,6 +251,7 @@ export class Model {
       ? new Map(Object.entries(options.logitBias).map(([k, v]) => [Number(k), v]))
       : null;
     return {
+      input,
       promptIds: prompt.ids,
       scopeStart: prompt.scopeStart,
       maxNewTokens: options.maxNewTokens ?? 256,
@@ -249,7 +263,8 @@ export class Model {
         temperature: options.temperature,
         topK: options.topK,
         topP: options.topP,
-        seed: options.seed,
+        // each input its own stream: repeated prompts in one call sample differently
+        seed: inputSeed(options.seed ?? 0, input),
       },
       logprobs,
       logitBias: bias,
@@ -304,27 +319,50 @@ export class Model {
     const order = prompts.map((_, i) => i).sort((a, b) => prompts[a]!.ids.length - prompts[b]!.ids.length);
     const limit = options.batchSize ?? Number.POSITIVE_INFINITY;
     const results: GenerationResult[] = new Array(prompts.length);
-    await new Promise<void>((resolve, reject) => {
-      let next = 0;
-      let inFlight = 0;
-      let done = 0;
-      if (order.length === 0) resolve();
-      const launch = () => {
-        while (inFlight < limit && next < order.length) {
-          const i = order[next++]!;
-          inFlight++;
-          this.engine.submit(this.row(prompts[i]!, options)).then((r) => {
-            results[i] = this.result(prompts[i]!, r);
-            inFlight--;
-            done++; // not inside onProgress?.(...): an optional call skips evaluating its arguments
-            options.onProgress?.(done, order.length);
-            if (done === order.length) resolve();
-            else launch();
-          }, reject);
-        }
-      };
-      launch();
-    });
+    // the call's own signal: when one row fails (or onProgress throws), the others stop too
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) onAbort();
+    const rowOptions = { ...options, signal: stop.signal };
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let next = 0;
+        let inFlight = 0;
+        let done = 0;
+        let failed = false;
+        const fail = (error: unknown) => {
+          if (failed) return;
+          failed = true;
+          stop.abort(error);
+          reject(error);
+        };
+        if (order.length === 0) resolve();
+        const launch = () => {
+          while (!failed && inFlight < limit && next < order.length) {
+            const i = order[next++]!;
+            inFlight++;
+            this.engine.submit(this.row(prompts[i]!, rowOptions, undefined, i)).then((r) => {
+              if (failed) return;
+              results[i] = this.result(prompts[i]!, r);
+              inFlight--;
+              done++; // not inside onProgress?.(...): an optional call skips evaluating its arguments
+              try {
+                options.onProgress?.(done, order.length);
+              } catch (error) {
+                fail(error);
+                return;
+              }
+              if (done === order.length) resolve();
+              else launch();
+            }, fail);
+          }
+        };
+        launch();
+      });
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
     return results;
   }
 
@@ -461,12 +499,30 @@ export class Model {
    * model cannot be used afterwards.
    */
   async dispose(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    await this.engine.close(new Error('the model was disposed'));
-    await Promise.allSettled(this.scoring);
-    await this.session.release();
+    // a second call waits for the first: resolved means released
+    this.disposing ??= (async () => {
+      this.released = true;
+      await this.engine.close(new Error('the model was disposed'));
+      await Promise.allSettled(this.scoring);
+      await this.session.release();
+    })();
+    return this.disposing;
   }
+}
+
+/** The largest |logitBias| value (OpenAI's API takes [-100, 100]). */
+export const MAX_LOGIT_BIAS = 1e6;
+
+/**
+ * The sampling seed of input `i` of a call seeded `seed`: `seed` itself for the first input (a
+ * single prompt samples as before), a hash of both for the others.
+ */
+export function inputSeed(seed: number, i: number): number {
+  if (i === 0) return seed;
+  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(i, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /**
@@ -485,6 +541,13 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
   const rows = options.maxBatchSize;
   if (rows !== undefined && !(Number.isInteger(rows) && rows >= 1))
     throw new RangeError(`loadModel: maxBatchSize must be a whole number of rows, at least 1, got ${rows}`);
+  for (const key of ['intraOpThreads', 'interOpThreads'] as const) {
+    const n = options[key];
+    if (n !== undefined && !(Number.isInteger(n) && n >= 0))
+      throw new RangeError(
+        `loadModel: ${key} must be a whole number of threads (0: onnxruntime's default), got ${n}`,
+      );
+  }
   const dir = await resolveModel(model, options);
   const files = resolveModelFiles(dir, options.dtype ?? 'fp32');
   const tokenizer = await loadTokenizer(dir);
@@ -496,6 +559,12 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
       `sliding window of ${window} positions: from ${window - 1} cached positions on, the cache has no free slots and each step copies it`,
     );
   const loaded = new Model(files, tokenizer, session, options.rules ?? false, options.maxBatchSize, chunk);
+  try {
+    loaded.rules(); // the default rules, compiled now: a bad name fails the load, not every generate
+  } catch (error) {
+    await loaded.dispose();
+    throw error;
+  }
   const why = whyPromptsRunWhole(session, window);
   log(
     loaded.info.prefillChunk > 0

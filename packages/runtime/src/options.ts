@@ -90,6 +90,24 @@ export function checkOptions(o: GenerateOptions): void {
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1))
     bad('topP', `expected a number in (0, 1], got ${o.topP}`);
   if (typeof o.logprobs === 'number') int(o.logprobs, 'logprobs', 0, 20);
+  else if (o.logprobs !== undefined && typeof o.logprobs !== 'boolean')
+    bad(
+      'logprobs',
+      `expected true, false or a number of alternatives (0-20), got ${JSON.stringify(o.logprobs)}`,
+    );
   if (o.stop !== undefined && (!Array.isArray(o.stop) || o.stop.some((s) => typeof s !== 'string')))
     bad('stop', 'expected an array of strings');
+  for (const flag of ['ignoreEos', 'trace'] as const)
+    if (o[flag] !== undefined && typeof o[flag] !== 'boolean')
+      bad(flag, `expected true or false, got ${JSON.stringify(o[flag])}`);
+  if (o.processors !== undefined) {
+    if (!Array.isArray(o.processors)) bad('processors', 'expected an array of { process(logits, ctx) }');
+    const k = o.processors.findIndex(
+      (p) => typeof (p as { process?: unknown } | null)?.process !== 'function',
+    );
+    if (k >= 0) bad('processors', `processors[${k}] has no process(logits, ctx) method`);
+  }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) bad('signal', 'expected an AbortSignal');
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function')
+    bad('onProgress', 'expected a function (done, total)');
 }

@@ -99,7 +99,11 @@ export function chooseProviders(requested: ExecutionProvider | 'auto'): {
 } {
   const status = providerStatus();
   if (requested !== 'auto') {
-    const wanted = status.find((s) => s.name === requested)!;
+    const wanted = status.find((s) => s.name === requested);
+    if (!wanted)
+      throw new RangeError(
+        `executionProvider: expected auto or one of ${status.map((s) => s.name).join(', ')}, got ${JSON.stringify(requested)}`,
+      );
     return wanted.available || wanted.reason === NO_GPU_VISIBLE
       ? { order: [requested], skipped: [] }
       : { order: [], skipped: [wanted] };

@@ -1,4 +1,3 @@
-import { argmax } from '@implicit-it/rules';
 import { GenerationError } from './errors.js';
 
 /** Sampling options; `temperature` 0 (default) is greedy. */
@@ -63,8 +62,16 @@ export function rankOf(row: Float32Array, id: number): number {
 export function sampleToken(row: Float32Array, options: SamplingOptions, rng: () => number): number {
   const temperature = options.temperature ?? 0;
   if (temperature <= 0) {
-    const id = argmax(row);
-    if (!(row[id]! > Number.NEGATIVE_INFINITY)) throw noToken();
+    // the first largest; NaN never compares greater, so a NaN logit is never picked
+    let id = -1;
+    let best = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < row.length; i++) {
+      if (row[i]! > best) {
+        best = row[i]!;
+        id = i;
+      }
+    }
+    if (id < 0) throw noToken();
     return id;
   }
   const topK = options.topK && options.topK > 0 ? Math.min(options.topK, row.length) : row.length;
@@ -73,9 +80,20 @@ export function sampleToken(row: Float32Array, options: SamplingOptions, rng: ()
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < row.length; i++) if (row[i]! > max) max = row[i]!;
   if (max === Number.NEGATIVE_INFINITY) throw noToken(); // NaN never compares greater: all NaN too
+  if (max === Number.POSITIVE_INFINITY) {
+    // a processor forced several ids to +Infinity: each is equally likely (exp(inf - inf) is NaN)
+    const forced: number[] = [];
+    for (let i = 0; i < row.length; i++) if (row[i] === max) forced.push(i);
+    return forced[Math.min(forced.length - 1, Math.floor(rng() * forced.length))]!;
+  }
   let candidates: [number, number][];
-  if (topK < row.length) candidates = topEntries(row, topK);
-  else {
+  if (topK < row.length) {
+    candidates = topEntries(row, topK);
+    // ids tied with the k-th stay candidates, as in transformers' TopKLogitsWarper (scores < k-th removed)
+    const kth = candidates[candidates.length - 1]![1];
+    const taken = new Set(candidates.map(([i]) => i));
+    for (let i = 0; i < row.length; i++) if (row[i] === kth && !taken.has(i)) candidates.push([i, kth]);
+  } else {
     // ids more than 30 nats (times temperature) below the max have p < 1e-13: never sampled in float64
     const cutoff = max - 30 * temperature;
     candidates = [];

@@ -4,7 +4,8 @@ import type { RuleSet } from '@implicit-it/rules';
 /**
  * The rules as a `@huggingface/transformers` LogitsProcessor, for using them inside transformers.js
  * `generate()` (and for checking this engine against it). One rule state per batch row, created
- * from the row's last `promptLength` ids (left padding is skipped) and advanced with each new token.
+ * from the row's last `promptLength` ids (left padding is skipped) and advanced with each new token;
+ * a call whose ids do not extend the row's last ones (the next `generate()`) starts a new state.
  *
  * @example
  * import { LogitsProcessorList } from '@huggingface/transformers';
@@ -19,14 +20,16 @@ export async function transformersRulesProcessor(
   const { LogitsProcessor } = await import('@huggingface/transformers');
   class RulesLogitsProcessor extends LogitsProcessor {
     private readonly states: ReturnType<RuleSet['createState']>[] = [];
-    private readonly seen: number[] = [];
+    /** Each row's ids at the last call: a call whose ids do not extend them starts a new generation. */
+    private readonly seen: bigint[][] = [];
     override _call(inputIds: bigint[][], logits: Tensor) {
       // logits[i] is a view of row i: the rules add to it in place, as transformers' own processors do
       const rows = logits as unknown as { [row: number]: { data: Float32Array } };
       for (let i = 0; i < inputIds.length; i++) {
         const ids = inputIds[i]!;
         let state = this.states[i];
-        if (!state) {
+        const before = this.seen[i];
+        if (!state || !before || !extends_(ids, before)) {
           const promptIds = ids.slice(ids.length - prompt.promptLength).map(Number);
           state = rules.createState({
             promptIds,
@@ -34,14 +37,21 @@ export async function transformersRulesProcessor(
             promptLength: prompt.promptLength,
           });
           this.states[i] = state;
-          this.seen[i] = ids.length;
+          this.seen[i] = ids.slice();
         }
-        for (let j = this.seen[i]!; j < ids.length; j++) state.append(Number(ids[j]));
-        this.seen[i] = ids.length;
+        for (let j = this.seen[i]!.length; j < ids.length; j++) state.append(Number(ids[j]));
+        this.seen[i] = ids.slice();
         rules.apply(rows[i]!.data, state);
       }
       return logits;
     }
   }
   return new RulesLogitsProcessor();
+}
+
+/** Whether `ids` is `before` followed by at least one more id. */
+function extends_(ids: readonly bigint[], before: readonly bigint[]): boolean {
+  if (ids.length <= before.length) return false;
+  for (let j = 0; j < before.length; j++) if (ids[j] !== before[j]) return false;
+  return true;
 }

@@ -78,6 +78,21 @@ describe('greedy decoding with the KV cache', () => {
           } as never)) as Tensor;
           const theirs = Array.from(out.data as BigInt64Array, Number).slice(p.ids.length);
           expect(ours!.tokenIds).toEqual(theirs);
+          if (prompt === PROMPTS[0]) {
+            // the same processor list again: a new generation, a new rule state (not the last one's)
+            const again = (await hf.generate({
+              input_ids: input,
+              attention_mask: new Tensor('int64', new BigInt64Array(p.ids.length).fill(1n), [
+                1,
+                p.ids.length,
+              ]),
+              max_new_tokens: 32,
+              do_sample: false,
+              logits_processor: list,
+              eos_token_id: model.info.eosIds,
+            } as never)) as Tensor;
+            expect(Array.from(again.data as BigInt64Array, Number).slice(p.ids.length)).toEqual(theirs);
+          }
           expect(theirs.length).toBeGreaterThan(10);
           const [inChunks] = await chunked.generate(prompt, { maxNewTokens: 32, rules: 'hewitt2024' });
           expect(inChunks!.tokenIds).toEqual(theirs);
@@ -192,7 +207,7 @@ describe('output', () => {
       `logitBias: key "${V}" is not a token id in [0, ${V}) for this model`,
     );
     await expect(model.generate('x', { logitBias: { 5: Number.NaN } })).rejects.toThrow(
-      'logitBias[5]: expected a finite number, got NaN',
+      'logitBias[5]: expected a number in [-1000000, 1000000] (logits are float32; 1000000 already forces or bans a token), got NaN',
     );
     await expect(model.generate({ promptIds: [1, V] })).rejects.toMatchObject({
       code: 'runtime.bad_token',

@@ -90,6 +90,17 @@ describe('KV caches', () => {
     present = present.gather([1]);
     expect(contents(slots)).toEqual(contents(present));
 
+    // dropping leading positions: the rest, in place, the free slots as many
+    const before = contents(present);
+    const freeSlots = slots.width - slots.length;
+    slots = slots.trimLeft(40);
+    present = present.trimLeft(40);
+    expect([slots.length, present.length, slots.width - slots.length]).toEqual([65, 65, freeSlots]);
+    expect(contents(present)).toEqual(
+      before.map((layer) => layer.map((row) => row.map((head) => head.slice(40)))),
+    );
+    expect(contents(slots)).toEqual(contents(present));
+
     // a shorter and a longer joiner: the shorter side is left-padded with zeros
     for (const len of [7, 130]) {
       const joiner = outputs(2, len, 7 + len);
@@ -326,6 +337,41 @@ describe('KV caches', () => {
     expect(widths.length).toBe(maxNewTokens - 1);
     expect(Math.max(...widths)).toBeLessThanOrEqual(longest + maxNewTokens);
     await model.dispose();
+  });
+
+  it('a batch that never empties keeps its cache to what its rows see (same tokens as alone)', async () => {
+    for (const cacheOutputs of [true, false]) {
+      const model = await loadModel(await diverseModelDir(), {
+        log: () => {},
+        maxBatchSize: 4,
+        cacheOutputs,
+      });
+      const opts = (i: number) =>
+        ({ maxNewTokens: 10 + (i % 7), ignoreEos: true, rules: 'hewitt2024' }) as const;
+      const alone = new Map<string, number[]>();
+      for (const [p, prompt] of PROMPTS.entries())
+        for (let i = 0; i < 7; i++)
+          alone.set(`${p}/${i}`, (await model.generate(prompt, opts(i)))[0]!.tokenIds);
+      const run = vi.spyOn(model.session, 'run');
+      // a busy server: 4 clients, each sending its next request as soon as the last one is answered
+      const client = async (c: number) => {
+        for (let i = 0; i < 24; i++) {
+          const p = (c + i) % PROMPTS.length;
+          const [r] = await model.generate(PROMPTS[p]!, opts(c + i));
+          expect(r!.tokenIds).toEqual(alone.get(`${p}/${(c + i) % 7}`));
+        }
+      };
+      await Promise.all(
+        [0, 1, 2, 3].map((c) => new Promise((r) => setTimeout(r, c * 7)).then(() => client(c))),
+      );
+      const steps = run.mock.calls.map(([s]) => s).filter((s) => s.past !== null && s.batch > 1);
+      const widths = steps.map((s) => s.attentionMask.length / s.batch);
+      const longest = Math.max(...PROMPTS.map((p) => model.prompt(p).ids.length));
+      // about 300 steps with a batch of 2 or more: before, the cache grew by one position a step
+      expect(steps.length).toBeGreaterThan(250);
+      expect(Math.max(...widths)).toBeLessThanOrEqual(longest + 16 + 2 * SLOT_CHUNK);
+      await model.dispose();
+    }
   });
 
   it('SlotCache never grows past its limit', () => {

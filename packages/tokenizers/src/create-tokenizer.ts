@@ -137,7 +137,7 @@ class HfTokenizer implements Tokenizer {
   readonly chatTemplate: string | undefined;
   readonly specialTokenTexts: readonly string[];
   readonly hf: PreTrainedTokenizer;
-  private readonly size: number;
+  readonly size: number;
   private readonly added: AddedTokenInfo[];
   private readonly specialIds: Set<number>;
   private readonly addedById: Map<number, string>;

@@ -47,6 +47,11 @@ export interface Tokenizer {
   readonly pieceEncoding: PieceEncoding;
   /** The rules' `Vocabulary` (built on first access); `size` counts every id, added tokens included. */
   readonly vocabulary: TokenizerVocabulary;
+  /**
+   * How many ids the tokenizer has (`vocabulary.size`, without building the vocabulary): ids are
+   * `[0, size)`. A model's LM head may be wider (OLMo's 50304 logits for 50280 ids).
+   */
+  readonly size: number;
   /** EOS ids: generation_config.json, else tokenizer_config.json, else special_tokens_map.json, else a conventional special token. */
   readonly eosIds: readonly number[];
   /** Where `eosIds` came from (e.g. `generation_config.json eos_token_id`), or undefined when none was found. */

@@ -1,0 +1,214 @@
+import { createTinyModel } from '@implicit-it/modelkit/test';
+import { describe, expect, it } from 'vitest';
+import {
+  createRng,
+  inputSeed,
+  loadModel,
+  MAX_LOGIT_BIAS,
+  type ProcessorContext,
+  sampleToken,
+} from '../src/index.js';
+import { diverseModelDir, PROMPTS, tinyModel } from './helpers.js';
+
+describe('generate() as a whole', () => {
+  it('rejects with what onProgress threw, and stops its other rows', async () => {
+    const model = await tinyModel();
+    const boom = new Error('progress sink failed');
+    const calls: number[] = [];
+    const run = model.generate(PROMPTS, {
+      maxNewTokens: 400,
+      ignoreEos: true,
+      batchSize: 4,
+      // the first row to finish throws; the others would decode 400 tokens each
+      processors: [{ process: (_, ctx) => void calls.push(ctx.request) }],
+      onProgress: () => {
+        throw boom;
+      },
+      stop: ['\u0000never'],
+    });
+    const early = model.generate(PROMPTS[0]!, { maxNewTokens: 2 });
+    await expect(run).rejects.toBe(boom);
+    await early;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(model.load).toEqual({ queued: 0, decoding: 0 });
+  });
+
+  it('a row that fails stops the rows of its call', async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {} });
+    let steps = 0;
+    const fail = new Error('processor failed');
+    const run = model.generate(PROMPTS, {
+      maxNewTokens: 300,
+      ignoreEos: true,
+      processors: [
+        {
+          process: (_, ctx) => {
+            steps++;
+            if (ctx.input === 2 && ctx.step === 3) throw fail;
+          },
+        },
+      ],
+    });
+    await expect(run).rejects.toBe(fail);
+    await new Promise((r) => setTimeout(r, 100));
+    const after = steps;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(steps).toBe(after); // nobody decodes for a call that has failed
+    expect(steps).toBeLessThan(4 * 20);
+    expect(model.load).toEqual({ queued: 0, decoding: 0 });
+    await model.dispose();
+  });
+
+  it('each input samples from its own stream: the first as a single prompt, all independent of batching', async () => {
+    const model = await tinyModel();
+    const opts = { maxNewTokens: 12, temperature: 1, seed: 42, ignoreEos: true } as const;
+    const four = await model.generate([PROMPTS[0]!, PROMPTS[0]!, PROMPTS[0]!, PROMPTS[0]!], opts);
+    expect(new Set(four.map((r) => r.tokenIds.join())).size).toBe(4);
+    expect(four[0]!.tokenIds).toEqual((await model.generate(PROMPTS[0]!, opts))[0]!.tokenIds);
+    const oneByOne = await model.generate([PROMPTS[0]!, PROMPTS[0]!, PROMPTS[0]!, PROMPTS[0]!], {
+      ...opts,
+      batchSize: 1,
+    });
+    expect(oneByOne.map((r) => r.tokenIds)).toEqual(four.map((r) => r.tokenIds));
+    expect([inputSeed(42, 0), inputSeed(42, 1) === inputSeed(43, 0), inputSeed(7, 3)]).toEqual([
+      42,
+      false,
+      inputSeed(7, 3),
+    ]);
+  });
+
+  it('processors see a stable request id and their input index; the batch position moves', async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {} });
+    const seen = new Map<number, { input: number; rows: Set<number>; steps: number[] }>();
+    const processor = {
+      process: (_: Float32Array, ctx: ProcessorContext) => {
+        const s = seen.get(ctx.request) ?? { input: ctx.input, rows: new Set(), steps: [] };
+        expect(ctx.input).toBe(s.input);
+        s.rows.add(ctx.row);
+        s.steps.push(ctx.step);
+        seen.set(ctx.request, s);
+      },
+    };
+    const lengths = [3, 9, 6];
+    await Promise.all(
+      lengths.map((n, i) =>
+        model.generate([PROMPTS[i]!, PROMPTS[3]!], {
+          maxNewTokens: n,
+          ignoreEos: true,
+          processors: [processor],
+        }),
+      ),
+    );
+    expect(seen.size).toBe(6);
+    for (const s of seen.values()) expect(s.steps).toEqual(s.steps.map((_, k) => k));
+    expect([...seen.values()].map((s) => s.input).sort()).toEqual([0, 0, 0, 1, 1, 1]);
+    expect([...seen.values()].some((s) => s.rows.size > 1)).toBe(true); // rows left, others moved up
+    await model.dispose();
+  });
+});
+
+describe('a padded LM head (more logits than tokenizer ids)', () => {
+  it('never picks, lists or scores an id the tokenizer lacks', async () => {
+    const { dir } = await createTinyModel({ seed: 1, initScale: 10, vocabSize: 640 });
+    const model = await loadModel(dir, { log: () => {} });
+    expect([model.info.vocabSize, model.info.tokenIds]).toEqual([640, model.tokenizer.size]);
+    const tokens = model.tokenizer.size;
+    expect(tokens).toBeLessThan(640);
+    const [hot] = await model.generate('Hi', { maxNewTokens: 64, temperature: 5, seed: 3, logprobs: 20 });
+    expect(hot!.tokenIds.every((id) => id < tokens)).toBe(true);
+    expect(hot!.logprobs!.flatMap((l) => l.top.map((t) => t.id)).every((id) => id < tokens)).toBe(true);
+    await expect(model.generate('Hi', { logitBias: { 600: 100 } })).rejects.toThrow(
+      `logitBias: key "600" is not a token id in [0, ${tokens}) for this model`,
+    );
+    await expect(model.score([{ prompt: 'Hi', continuation: [600] }])).rejects.toThrow(
+      /continuation\[0\] is 600: token ids are integers in \[0, \d+\)/,
+    );
+    await model.dispose();
+  });
+});
+
+describe('sampling edges', () => {
+  it('top-k keeps every id tied with the k-th, as transformers does', () => {
+    const rng = createRng(1);
+    const picked = new Set<number>();
+    for (let i = 0; i < 300; i++)
+      picked.add(sampleToken(new Float32Array([1, 1, 1, 0]), { temperature: 1, topK: 2 }, rng));
+    expect([...picked].sort()).toEqual([0, 1, 2]);
+  });
+
+  it('greedy skips NaN logits; several +Infinity ones are equally likely', () => {
+    expect(sampleToken(new Float32Array([Number.NaN, 1, 3, 2]), {}, createRng(0))).toBe(2);
+    expect(() =>
+      sampleToken(new Float32Array([Number.NaN, Number.NEGATIVE_INFINITY]), {}, createRng(0)),
+    ).toThrow(/no token can be picked/);
+    const rng = createRng(5);
+    const counts = [0, 0, 0];
+    const row = new Float32Array([Number.POSITIVE_INFINITY, 0, Number.POSITIVE_INFINITY]);
+    for (let i = 0; i < 2000; i++) counts[sampleToken(row, { temperature: 1 }, rng)]!++;
+    expect(counts[1]).toBe(0);
+    expect(Math.abs(counts[0]! - counts[2]!)).toBeLessThan(200);
+  });
+
+  it('a logit bias beyond what float32 logits can carry is refused', async () => {
+    const model = await tinyModel();
+    await expect(model.generate('Hi', { logitBias: { 7: 1e39 } })).rejects.toThrow(
+      `logitBias[7]: expected a number in [-${MAX_LOGIT_BIAS}, ${MAX_LOGIT_BIAS}]`,
+    );
+    const [r] = await model.generate('Hi', {
+      maxNewTokens: 2,
+      logitBias: { 7: MAX_LOGIT_BIAS },
+      logprobs: 2,
+    });
+    expect(r!.tokenIds).toEqual([7, 7]);
+    expect(r!.logprobs![0]!.logprob).toBe(0);
+  });
+});
+
+describe('option checks', () => {
+  it('names the option for every malformed one', async () => {
+    const model = await tinyModel();
+    const cases: [object, RegExp][] = [
+      [{ logprobs: '2' }, /logprobs: expected true, false or a number/],
+      [{ processors: {} }, /processors: expected an array/],
+      [{ processors: [{}] }, /processors\[0\] has no process\(logits, ctx\) method/],
+      [{ signal: 'x' }, /signal: expected an AbortSignal/],
+      [{ ignoreEos: 'no' }, /ignoreEos: expected true or false/],
+      [{ trace: 1 }, /trace: expected true or false/],
+      [{ onProgress: 'x' }, /onProgress: expected a function/],
+    ];
+    for (const [options, message] of cases) {
+      await expect(model.generate('Hi', options as never), JSON.stringify(options)).rejects.toMatchObject({
+        code: 'runtime.bad_option',
+        message: expect.stringMatching(message),
+      });
+    }
+  });
+
+  it('load options: provider, dtype, threads and the default rules are checked before anything runs', async () => {
+    const dir = await diverseModelDir();
+    const quiet = { log: () => {} };
+    await expect(loadModel(dir, { ...quiet, executionProvider: 'bogus' as never })).rejects.toThrow(
+      /executionProvider: expected auto or one of cuda, cpu, got "bogus"/,
+    );
+    await expect(loadModel(dir, { ...quiet, dtype: 'constructor' as never })).rejects.toMatchObject({
+      code: 'runtime.bad_dtype',
+    });
+    await expect(loadModel(dir, { ...quiet, intraOpThreads: 1.5 })).rejects.toThrow(
+      /intraOpThreads must be a whole number of threads/,
+    );
+    await expect(loadModel(dir, { ...quiet, rules: 'bogus' })).rejects.toMatchObject({
+      code: 'rules.invalid_config',
+    });
+  });
+
+  it('a second dispose() resolves once the model is released', async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {} });
+    const pending = model.generate(PROMPTS[0]!, { maxNewTokens: 200, ignoreEos: true });
+    await new Promise((r) => setTimeout(r, 20));
+    const [a, b] = [model.dispose(), model.dispose()];
+    await b;
+    await expect(pending).rejects.toThrow(/disposed/);
+    await a;
+    await expect(model.generate('Hi')).rejects.toMatchObject({ code: 'runtime.released' });
+  });
+});
