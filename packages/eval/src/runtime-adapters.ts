@@ -27,6 +27,13 @@ export interface RuntimeModel {
       batchSize?: number;
     },
   ): Promise<{ tokenIds: number[]; logprobs: number[]; ranks?: number[] }[]>;
+  /** The prompt of an instruction (its ids and text). */
+  prompt(
+    input: { instruction: string },
+    format?: 'tulu' | 'chat-template' | 'raw',
+  ): { ids: number[]; text: string };
+  /** The ids of a response where it follows its prompt (prompt and response tokenized together). */
+  continuationIds(prompt: { ids: number[]; text: string }, text: string): number[];
   readonly tokenizer: {
     encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
     decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
@@ -98,9 +105,14 @@ async function scoreNonEmpty(
   const eosIds = model.tokenizer.eosIds;
   const live = items
     .map((x, i) => {
+      // a response's text is tokenized where it follows its prompt, as ratio_eval.py does: alone, a
+      // Llama-2 response would begin with a word-initial "▁" token the model never sees there
       let ids = x.responseIds
         ? [...x.responseIds]
-        : model.tokenizer.encode(x.response, { addSpecialTokens: false });
+        : model.continuationIds(
+            model.prompt({ instruction: x.instruction }, pick(options).format),
+            x.response,
+          );
       const endsWithEos = ids.length > 0 && eosIds.includes(ids.at(-1)!);
       if (eos === 'drop' && endsWithEos) ids = ids.slice(0, -1);
       const empty = ids.length === 0;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createModel, forceGreedyToken, randomWeights, resolveConfig } from '@implicit-it/modelkit';
 import { loadModel, type Model } from '@implicit-it/runtime';
+import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   generateRun,
@@ -211,3 +212,43 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
     expect(rules).not.toEqual(none);
   }, 120_000);
 });
+
+describeShared(
+  'response ranking on a Llama-2 tokenizer',
+  ['fixtures/tokenizers/llama2/tokenizer.json'],
+  () => {
+    it('scores each response as tokenized after its prompt (ratio_eval.py), then the EOS', async () => {
+      const out = join(root, 'llama2');
+      await createModel({
+        preset: 'tiny',
+        seed: 1,
+        out,
+        tokenizerDir: sharedPath('fixtures/tokenizers/llama2'),
+        vocabSize: 32000,
+      });
+      const model = await loadModel(out, quiet);
+      try {
+        const seen: (string | readonly number[])[] = [];
+        const spy: RuntimeModel = {
+          generate: (i, o) => model.generate(i, o),
+          prompt: (i, f) => model.prompt(i, f),
+          continuationIds: (p, t) => model.continuationIds(p as never, t),
+          score: (items, o) => {
+            seen.push(...items.map((x) => x.continuation));
+            return model.score(items, o);
+          },
+          tokenizer: model.tokenizer,
+        };
+        const [scored] = await runtimeScorer(spy).scoreContinuations([
+          { instruction: 'Name a prime.', response: 'Seven is a prime number.' },
+        ]);
+        const pieces = [...(seen[0] as number[])].map((id) => model.tokenizer.idToToken(id));
+        // alone, the response would begin '▁Seven': a token the model never sees after the prompt's newline
+        expect(pieces).toEqual(['Se', 'ven', '▁is', '▁a', '▁prime', '▁number', '.', '</s>']);
+        expect(scored!.tokenLogprobs).toHaveLength(8);
+      } finally {
+        await model.dispose();
+      }
+    });
+  },
+);

@@ -181,6 +181,37 @@ export class Model {
     return this.tokenizer.buildPrompt({ format, ...input } as Parameters<Tokenizer['buildPrompt']>[0]);
   }
 
+  /**
+   * The ids of `text` where it follows `prompt`: the prompt's text and `text` tokenized together,
+   * the prompt's ids cut off, as the paper's `ratio_eval.py` tokenizes an instruction's prompt and
+   * response. Tokenized alone, a SentencePiece (Llama-2) response would start with the word-initial
+   * "▁" form of its first word, which the model never sees after the prompt's newline. Where the
+   * joint tokenization does not begin with the prompt's ids (a token spanning the prompt's end, a
+   * prompt given as ids), `text` is tokenized alone.
+   *
+   * @example
+   * const p = model.prompt({ instruction: 'Name a prime.' });
+   * model.continuationIds(p, 'Seven.'); // Llama-2: ['Se', 'ven', '.'], not ['▁Seven', '.']
+   */
+  continuationIds(prompt: Prompt, text: string): number[] {
+    const tok = this.tokenizer;
+    const n = prompt.ids.length;
+    const after = (joint: number[]) =>
+      joint.length >= n && prompt.ids.every((id, k) => joint[k] === id) ? joint.slice(n) : null;
+    // a BOS the builder added is the tokenizer's to add again (Llama-2's legacy: false tokenizer
+    // prepends "▁" to text at the start, not to text after a written "<s>")
+    const bos = tok.bosId === undefined ? undefined : tok.idToToken(tok.bosId);
+    const withBos =
+      bos !== undefined && prompt.ids[0] === tok.bosId && prompt.text.startsWith(bos)
+        ? after(tok.encode(prompt.text.slice(bos.length) + text, { addSpecialTokens: true }))
+        : null;
+    return (
+      withBos ??
+      after(tok.encode(prompt.text + text, { addSpecialTokens: false })) ??
+      tok.encode(text, { addSpecialTokens: false })
+    );
+  }
+
   /** `checkOptions`, and the options only the model can check (`logitBias` ids against its vocabulary). */
   private checkGenerateOptions(options: GenerateOptions): void {
     checkOptions(options);
@@ -454,7 +485,7 @@ export class Model {
         throw new GenerationError('runtime.empty_prompt', `items[${i}].prompt has no tokens`, 'prompt');
       const continuation =
         typeof item.continuation === 'string'
-          ? this.tokenizer.encode(item.continuation, { addSpecialTokens: false })
+          ? this.continuationIds(prompt, item.continuation)
           : [...item.continuation];
       this.checkIds(continuation, `items[${i}].continuation`);
       const total = prompt.ids.length + continuation.length;

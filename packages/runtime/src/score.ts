@@ -6,7 +6,10 @@ import type { GenerateInput } from './options.js';
 import { runChunked } from './prefill.js';
 import { logSumExp, rankOf } from './sampling.js';
 
-/** A prompt and the continuation to score after it (text, or ids). */
+/**
+ * A prompt and the continuation to score after it: ids, or text, tokenized where it follows the
+ * prompt (see `Model.continuationIds`).
+ */
 export interface ScoreItem {
   prompt: GenerateInput;
   continuation: string | readonly number[];

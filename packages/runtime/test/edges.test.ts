@@ -1,4 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createModel } from '@implicit-it/modelkit';
 import { createTinyModel } from '@implicit-it/modelkit/test';
+import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { describe, expect, it } from 'vitest';
 import {
   createRng,
@@ -212,3 +217,40 @@ describe('option checks', () => {
     await expect(model.generate('Hi')).rejects.toMatchObject({ code: 'runtime.released' });
   });
 });
+
+describeShared(
+  'scoring text where it follows the prompt',
+  ['fixtures/tokenizers/llama2/tokenizer.json'],
+  () => {
+    it('a Llama-2 response is tokenized with its prompt, as ratio_eval.py does, not with a word-initial ▁', async () => {
+      const out = mkdtempSync(join(tmpdir(), 'rt-llama2-'));
+      await createModel({
+        preset: 'tiny',
+        seed: 1,
+        out,
+        tokenizerDir: sharedPath('fixtures/tokenizers/llama2'),
+        vocabSize: 32000,
+      });
+      const model = await loadModel(out, { log: () => {} });
+      try {
+        const prompt = model.prompt({ instruction: 'Name a prime.' });
+        const ids = model.continuationIds(prompt, 'Seven is a prime number.');
+        const pieces = ids.map((id) => model.tokenizer.idToToken(id));
+        expect(pieces.slice(0, 2)).toEqual(['Se', 'ven']); // alone: ['▁Seven', ...]
+        expect(
+          model.tokenizer
+            .encode('Seven', { addSpecialTokens: false })
+            .map((id) => model.tokenizer.idToToken(id)),
+        ).toEqual(['▁Seven']);
+        expect(model.tokenizer.decode(ids)).toBe('Seven is a prime number.');
+        const [scored] = await model.score([
+          { prompt: { instruction: 'Name a prime.' }, continuation: 'Seven is a prime number.' },
+        ]);
+        expect(scored!.tokenIds).toEqual(ids);
+      } finally {
+        await model.dispose();
+        rmSync(out, { recursive: true, force: true });
+      }
+    });
+  },
+);
