@@ -85,6 +85,17 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
     typeof options.baseline === 'string' ? readModelOutputs(options.baseline) : options.baseline;
   const model = typeof options.model === 'string' ? readModelOutputs(options.model) : options.model;
   const pairs = pairUp(baseline, model);
+  // a win rate over part of the instruction set, or over repeated instructions, looks like any other
+  const distinct = new Set(model.map((m) => m.instruction)).size;
+  if (distinct < model.length)
+    options.onWarning?.(
+      `${model.length - distinct} of the model's ${model.length} outputs repeat an instruction: each is judged, so the win rate weighs those instructions more`,
+    );
+  const baselineSet = new Set(baseline.map((b) => b.instruction));
+  if (distinct < baselineSet.size)
+    options.onWarning?.(
+      `the model's outputs cover ${distinct} of the baseline's ${baselineSet.size} instructions: the win rate is over that subset, not the whole set`,
+    );
   const cache = new JudgeCache(options.cacheDir);
   const params = { max_tokens: 1, temperature: 1, logprobs: true, top_logprobs: 5, ...options.request };
   const annotator = options.annotatorName ?? `weighted_judge:${options.judge.id}`;

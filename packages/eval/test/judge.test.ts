@@ -252,6 +252,34 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
     ).rejects.toThrow(/have no baseline output/);
   });
 
+  it('warns when the outputs cover part of the baseline set, or repeat instructions', async () => {
+    const baseline = ['a', 'b', 'c'].map((instruction) => ({ instruction, output: 'x', generator: 'base' }));
+    const warnings: string[] = [];
+    await judgePairs({
+      judge: judge(),
+      baseline,
+      model: [
+        { instruction: 'a', output: 'x', generator: 'm' },
+        { instruction: 'a', output: 'x', generator: 'm' },
+      ],
+      cacheDir: tmp(),
+      onWarning: (w) => warnings.push(w),
+    });
+    expect(warnings).toEqual([
+      "1 of the model's 2 outputs repeat an instruction: each is judged, so the win rate weighs those instructions more",
+      "the model's outputs cover 1 of the baseline's 3 instructions: the win rate is over that subset, not the whole set",
+    ]);
+    warnings.length = 0;
+    await judgePairs({
+      judge: judge(),
+      baseline,
+      model: baseline,
+      cacheDir: tmp(),
+      onWarning: (w) => warnings.push(w),
+    });
+    expect(warnings).toEqual([]);
+  });
+
   it('fails with a clear error on a bad API key (not retried)', async () => {
     const bad = openAIJudge({
       baseURL: server.baseURL,

@@ -24,5 +24,5 @@ export {
 } from './rule-set.js';
 export { scoreString } from './start.js';
 export { type RuleContext, RuleState } from './state.js';
-export { parseRuleSetConfig, ruleSetJsonSchema } from './validate.js';
+export { MAX_RULE_VALUE, parseRuleSetConfig, ruleSetJsonSchema } from './validate.js';
 export { createVocabulary, idVocabulary, type Vocabulary } from './vocabulary.js';

@@ -24,6 +24,11 @@ function expectKeys(obj: Json, path: string, allowed: readonly string[]): void {
   }
 }
 
+/** The largest |score|, |bonus|, |penalty| or |weight| a rule-set config may give. */
+export const MAX_RULE_VALUE = 1e6;
+
+const ruleValue = { type: 'number', minimum: -MAX_RULE_VALUE, maximum: MAX_RULE_VALUE } as const;
+
 function num(
   obj: Json,
   key: string,
@@ -36,6 +41,13 @@ function num(
   if (typeof v !== 'number' || !Number.isFinite(v))
     throw new RuleConfigError(at, `expected a finite number, got ${describe(v)}`);
   if (check?.integer && !Number.isInteger(v)) throw new RuleConfigError(at, `expected an integer, got ${v}`);
+  // scores, bonuses, penalties and weights are added to float32 logits: beyond this they overflow
+  // (1e39 is Infinity there) or swamp every other score, which a much smaller value already does
+  if (!check?.integer && Math.abs(v) > MAX_RULE_VALUE)
+    throw new RuleConfigError(
+      at,
+      `expected a number in [-1e6, 1e6] (it is added to float32 logits), got ${v}`,
+    );
   if (check?.positive && v <= 0) throw new RuleConfigError(at, `expected a positive number, got ${v}`);
   if (check?.min !== undefined && v < check.min)
     throw new RuleConfigError(at, `expected at least ${check.min}, got ${v}`);
@@ -170,7 +182,7 @@ export const ruleSetJsonSchema = Object.freeze({
   properties: {
     eos: ruleOr({
       rampLength: { type: 'integer', exclusiveMinimum: 0, default: 250 },
-      maxBonus: { type: 'number', default: 15 },
+      maxBonus: { ...ruleValue, default: 15 },
       afterRamp: { enum: ['zero', 'hold'], default: 'zero' },
       ids: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 },
     }),
@@ -183,26 +195,26 @@ export const ruleSetJsonSchema = Object.freeze({
               type: 'object',
               additionalProperties: false,
               required: ['text', 'score'],
-              properties: { text: { type: 'string', minLength: 1 }, score: { type: 'number' } },
+              properties: { text: { type: 'string', minLength: 1 }, score: ruleValue },
             },
             {
               type: 'object',
               additionalProperties: false,
               required: ['id', 'score'],
-              properties: { id: { type: 'integer', minimum: 0 }, score: { type: 'number' } },
+              properties: { id: { type: 'integer', minimum: 0 }, score: ruleValue },
             },
           ],
         },
       },
     }),
     used: ruleOr({
-      penalty: { type: 'number', default: -1.5 },
+      penalty: { ...ruleValue, default: -1.5 },
       scope: { enum: ['conversation', 'response'], default: 'conversation' },
     }),
     start: ruleOr({
-      weight: { type: 'number', default: 5 },
-      exclamationBonus: { type: 'number', default: 15 },
-      newlinePenalty: { type: 'number', default: -10 },
+      weight: { ...ruleValue, default: 5 },
+      exclamationBonus: { ...ruleValue, default: 15 },
+      newlinePenalty: { ...ruleValue, default: -10 },
     }),
   },
 });

@@ -32,6 +32,14 @@ describe('bad rule specs', () => {
     [{ eos: { ids: [-1] } }, 'eos.ids[0].id: expected at least 0, got -1'],
     [{ used: { scope: 'all' } }, 'used.scope: expected one of "conversation", "response", got "all"'],
     [{ used: { penalty: null } }, 'used.penalty: expected a finite number, got null'],
+    [
+      { used: { penalty: -1e39 } },
+      'used.penalty: expected a number in [-1e6, 1e6] (it is added to float32 logits), got -1e+39',
+    ],
+    [
+      { eos: { maxBonus: 1e308 } },
+      'eos.maxBonus: expected a number in [-1e6, 1e6] (it is added to float32 logits), got 1e+308',
+    ],
     [{ uniform: { entries: [{ text: 'x' }] } }, 'uniform.entries[0].score: required'],
     [
       { uniform: { entries: [{ text: 'x', id: 1, score: 1 }] } },
