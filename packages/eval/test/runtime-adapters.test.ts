@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createModel, forceGreedyToken, randomWeights, resolveConfig } from '@implicit-it/modelkit';
+import { createTinyModel } from '@implicit-it/modelkit/test';
 import { loadModel, type Model } from '@implicit-it/runtime';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -218,15 +219,12 @@ describeShared(
   ['fixtures/tokenizers/llama2/tokenizer.json'],
   () => {
     it('scores each response as tokenized after its prompt (ratio_eval.py), then the EOS', async () => {
-      const out = join(root, 'llama2');
-      await createModel({
-        preset: 'tiny',
+      const { dir } = await createTinyModel({
         seed: 1,
-        out,
         tokenizerDir: sharedPath('fixtures/tokenizers/llama2'),
         vocabSize: 32000,
       });
-      const model = await loadModel(out, quiet);
+      const model = await loadModel(dir, quiet);
       try {
         const seen: (string | readonly number[])[] = [];
         const spy: RuntimeModel = {

@@ -44,18 +44,24 @@ function toyExamples(n: number): EncodedExample[] {
   });
 }
 
+/** The examples written as a train shard in a new temporary directory. */
+async function toyShard(prefix: string, examples: EncodedExample[]): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  await writeEncodedShard(dir, examples, {
+    recipe: 'toy',
+    split: 'train',
+    dropped: [],
+    maxSeqLength: 64,
+    addBos: false,
+    tokenizer: { addsBos: true, bosId: 1, eosToken: '</s>' },
+  });
+  return dir;
+}
+
 describe.skipIf(torchMissing.length > 0)('train.py core with plain torch', () => {
   it('reads our shards exactly, pads, masks, and learns', { timeout: 120_000 }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ft-core-'));
     const examples = toyExamples(32);
-    await writeEncodedShard(dir, examples, {
-      recipe: 'toy',
-      split: 'train',
-      dropped: [],
-      maxSeqLength: 64,
-      addBos: false,
-      tokenizer: { addsBos: true, bosId: 1, eosToken: '</s>' },
-    });
+    const dir = await toyShard('ft-core-', examples);
     const run = spawnSync(
       PYTHON,
       [join(import.meta.dirname, 'python/core_check.py'), trainEntryPointPath(), dir],
@@ -80,15 +86,7 @@ describe.skipIf(torchMissing.length > 0)('train.py core with plain torch', () =>
 
 describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch', () => {
   it('resumes an interrupted run exactly where it stopped', { timeout: 180_000 }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ft-resume-'));
-    await writeEncodedShard(dir, toyExamples(32), {
-      recipe: 'toy',
-      split: 'train',
-      dropped: [],
-      maxSeqLength: 64,
-      addBos: false,
-      tokenizer: { addsBos: true, bosId: 1, eosToken: '</s>' },
-    });
+    const dir = await toyShard('ft-resume-', toyExamples(32));
     const run = spawnSync(
       PYTHON,
       [join(import.meta.dirname, 'python/resume_check.py'), trainEntryPointPath(), dir],

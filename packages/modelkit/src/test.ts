@@ -23,6 +23,11 @@ export interface TinyModelOptions extends DecoderConfigOverrides, DecoderGraphOp
    * that compare decoders token for token need. Default 1.
    */
   initScale?: number;
+  /**
+   * A tokenizer directory to write instead of the built-in 512-id one (give `vocabSize` its size or
+   * more); the cache key holds its tokenizer.json's hash.
+   */
+  tokenizerDir?: string;
 }
 
 /** The cache root of {@link createTinyModel}: `$IMPLICIT_IT_MODELKIT_CACHE` or `<tmp>/implicit-it-modelkit`. */
@@ -43,7 +48,7 @@ export function tinyModelCacheDir(): string {
 export async function createTinyModel(
   options: TinyModelOptions = {},
 ): Promise<{ dir: string; config: DecoderConfig }> {
-  const { seed = 1, dir, initScale = 1, ...overrides } = options;
+  const { seed = 1, dir, initScale = 1, tokenizerDir, ...overrides } = options;
   const weights: WeightSource | undefined =
     initScale === 1
       ? undefined
@@ -53,16 +58,27 @@ export async function createTinyModel(
           return t;
         };
   if (dir) {
-    const created = await createModel({ preset: 'tiny', ...overrides, seed, weights, out: dir });
+    const created = await createModel({
+      preset: 'tiny',
+      ...overrides,
+      seed,
+      weights,
+      tokenizerDir,
+      out: dir,
+    });
     return { dir: created.dir, config: created.config };
   }
   const sorted = Object.fromEntries(Object.entries(overrides).sort(([a], [b]) => a.localeCompare(b)));
-  const key = JSON.stringify({ format: TINY_MODEL_FORMAT, seed, initScale, overrides: sorted });
+  const tokenizer =
+    tokenizerDir === undefined
+      ? undefined
+      : hashString(readFileSync(join(tokenizerDir, 'tokenizer.json'), 'utf8'));
+  const key = JSON.stringify({ format: TINY_MODEL_FORMAT, seed, initScale, overrides: sorted, tokenizer });
   const target = join(tinyModelCacheDir(), `tiny-${hashString(key).toString(16)}-${key.length}`);
   if (!existsSync(join(target, 'onnx', 'model.onnx'))) {
     mkdirSync(tinyModelCacheDir(), { recursive: true });
     const tmp = `${target}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await createModel({ preset: 'tiny', ...overrides, seed, weights, out: tmp });
+    await createModel({ preset: 'tiny', ...overrides, seed, weights, tokenizerDir, out: tmp });
     try {
       renameSync(tmp, target);
     } catch {

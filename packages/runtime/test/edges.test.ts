@@ -1,7 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createModel } from '@implicit-it/modelkit';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { describe, expect, it } from 'vitest';
@@ -223,15 +219,12 @@ describeShared(
   ['fixtures/tokenizers/llama2/tokenizer.json'],
   () => {
     it('a Llama-2 response is tokenized with its prompt, as ratio_eval.py does, not with a word-initial ▁', async () => {
-      const out = mkdtempSync(join(tmpdir(), 'rt-llama2-'));
-      await createModel({
-        preset: 'tiny',
+      const { dir } = await createTinyModel({
         seed: 1,
-        out,
         tokenizerDir: sharedPath('fixtures/tokenizers/llama2'),
         vocabSize: 32000,
       });
-      const model = await loadModel(out, { log: () => {} });
+      const model = await loadModel(dir, { log: () => {} });
       try {
         const prompt = model.prompt({ instruction: 'Name a prime.' });
         const ids = model.continuationIds(prompt, 'Seven is a prime number.');
@@ -249,7 +242,6 @@ describeShared(
         expect(scored!.tokenIds).toEqual(ids);
       } finally {
         await model.dispose();
-        rmSync(out, { recursive: true, force: true });
       }
     });
   },
