@@ -38,7 +38,23 @@ function malformed(files: TokenizerFiles, field: string, message: string): never
 }
 
 function validateTokenizerJson(files: TokenizerFiles): { size: number; added: AddedTokenInfo[] } {
+  if (typeof files !== 'object' || files === null) {
+    throw new TokenizerLoadError(
+      'tokenizers.missing_file',
+      'createTokenizer',
+      `files must be { source, tokenizerJson, ... } (see readTokenizerFiles), got ${files === null ? 'null' : typeof files}`,
+    );
+  }
   const json = files.tokenizerJson;
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new TokenizerLoadError(
+      'tokenizers.missing_file',
+      join(String(files.source ?? ''), 'tokenizer.json'),
+      `files.tokenizerJson is missing (got ${json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json}); ` +
+        'pass the parsed tokenizer.json object, e.g. from readTokenizerFiles(dir)',
+      { field: 'tokenizerJson' },
+    );
+  }
   const model = json.model as JsonObject | undefined;
   if (typeof model !== 'object' || model === null || Array.isArray(model)) {
     malformed(files, 'model', 'must be an object (the tokenizer model: type, vocab, merges)');
@@ -144,6 +160,8 @@ class HfTokenizer implements Tokenizer {
   private readonly byteFallback: boolean;
   private vocab: TokenizerVocabulary | undefined;
   private readonly singleLengths = [new Map<number, number>(), new Map<number, number>()];
+  /** Memo of the detokenizers' token bytes (as `tokenBytes`, without its checks). */
+  private readonly streamBytes = new Map<number, Uint8Array>();
   /** Llama `legacy: false`: "▁" is prepended once per text, as Python does (see legacy-prepend.ts). */
   private readonly prependOnce: boolean;
   private readonly spaceId: number | undefined;
@@ -220,6 +238,11 @@ class HfTokenizer implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string {
+    if (typeof ids !== 'object' || ids === null || typeof (ids as { length?: unknown }).length !== 'number') {
+      throw new TokenizerInputError(
+        `decode: ids must be an array of token ids, got ${ids === null ? 'null' : typeof ids}`,
+      );
+    }
     const list = Array.isArray(ids) ? (ids as number[]) : Array.from(ids);
     for (let i = 0; i < list.length; i++) this.checkId(list[i]!, `decode: ids[${i}]`);
     if (list.length === 0) return '';
@@ -280,13 +303,53 @@ class HfTokenizer implements Tokenizer {
     const skip = options?.skipSpecialTokens ?? false;
     const decodeOptions = { skip_special_tokens: skip, clean_up_tokenization_spaces: false };
     const tokenizer = this.hf._tokenizer;
+    const decodeWindow = (ids: number[]) => tokenizer.decode(ids, decodeOptions);
+    const encoder = new TextEncoder();
+    const memo = this.streamBytes;
+    // what the decoder sees of an id: its added-token content or piece; an id with neither (a gap in
+    // tokenizer.json's ids) decodes as the unknown token, whose text is complete characters
+    const bytes = (id: number): Uint8Array => {
+      let b = memo.get(id);
+      if (b === undefined) {
+        const added = this.addedById.get(id);
+        const piece = added === undefined ? tokenizer.id_to_token(id) : undefined;
+        b =
+          added !== undefined
+            ? encoder.encode(added)
+            : piece === undefined
+              ? encoder.encode(decodeWindow([id]))
+              : pieceBytes(piece, this.pieceEncoding, this.byteFallback);
+        memo.set(id, b);
+      }
+      return b;
+    };
     return new WindowDetokenizer(
-      (ids) => tokenizer.decode(ids, decodeOptions),
-      skip ? this.specialIds : undefined,
+      decodeWindow,
+      bytes,
+      skip ? this.skippedByDecode() : undefined,
       this.size,
       this.singleLengths[skip ? 1 : 0]!,
       this.source,
     );
+  }
+
+  /**
+   * Whether `decode(..., { skipSpecialTokens: true })` leaves `id` out: as transformers.js does, by
+   * its token text (special added tokens and additional_special_tokens; an id with no piece reads as
+   * the unknown token).
+   */
+  private skippedByDecode(): (id: number) => boolean {
+    const inner = this.hf._tokenizer as unknown as {
+      special_tokens?: readonly string[];
+      model?: { unk_token?: string | null };
+      id_to_token(id: number): string | undefined;
+    };
+    const texts = new Set(inner.special_tokens ?? this.specialTokenTexts);
+    const unk = inner.model?.unk_token ?? undefined;
+    return (id) => {
+      const token = inner.id_to_token(id) ?? unk;
+      return token !== undefined && texts.has(token);
+    };
   }
 
   private checkId(id: number, where: string): void {

@@ -20,34 +20,107 @@ export interface DetokenizerOptions {
   skipSpecialTokens?: boolean;
 }
 
-/** Undecided trailing U+FFFD characters held back at most (an incomplete UTF-8 sequence is <= 3 bytes). */
-const MAX_HELD_REPLACEMENTS = 3;
-/** Tokens that may pile up without a clean text boundary before the window is cut anyway. */
+/** Tokens that may pile up behind the left context before the window is restarted at a safe boundary. */
 const MAX_PENDING = 64;
+
+/** UTF-8 continuation byte (`10xxxxxx`). */
+const isContinuation = (byte: number) => (byte & 0xc0) === 0x80;
+
+/** Bytes of the UTF-8 sequence that `lead` starts, or 0 when it starts none (ASCII, continuation, C0/C1, F5..FF). */
+function sequenceLength(lead: number): number {
+  if (lead >= 0xc2 && lead <= 0xdf) return 2;
+  if (lead >= 0xe0 && lead <= 0xef) return 3;
+  if (lead >= 0xf0 && lead <= 0xf4) return 4;
+  return 0;
+}
+
+/**
+ * Whether `byte` continues the incomplete sequence `pending` (WHATWG UTF-8 decoder: the second byte
+ * of E0, ED, F0 and F4 sequences has a narrower range, which rules out overlong forms and surrogates).
+ */
+function continuesSequence(pending: readonly number[], byte: number): boolean {
+  if (pending.length !== 1) return isContinuation(byte);
+  switch (pending[0]) {
+    case 0xe0:
+      return byte >= 0xa0 && byte <= 0xbf;
+    case 0xed:
+      return byte >= 0x80 && byte <= 0x9f;
+    case 0xf0:
+      return byte >= 0x90 && byte <= 0xbf;
+    case 0xf4:
+      return byte >= 0x80 && byte <= 0x8f;
+    default:
+      return isContinuation(byte);
+  }
+}
+
+/**
+ * The incomplete UTF-8 sequence (1 to 3 bytes: a lead byte and the continuation bytes it accepts so
+ * far) that a byte stream ending in `pending` (its own incomplete tail) and then `bytes` ends with, or
+ * `[]` when it ends at a character boundary or in invalid bytes a later byte cannot complete. This is
+ * exactly the state a WHATWG UTF-8 decoder (`TextDecoder`, which the tokenizers' byte-level and
+ * byte-fallback decoders use) is left in: that state lies in the last three bytes, and any lead byte
+ * starts a new sequence.
+ *
+ * @internal
+ */
+export function incompleteTail(pending: readonly number[], bytes: ArrayLike<number>): readonly number[] {
+  const n = bytes.length;
+  if (n > 0 && bytes[n - 1]! < 0x80) return NONE; // ends in ASCII (most tokens)
+  // only the last three bytes matter
+  const all = n >= 3 ? [bytes[n - 3]!, bytes[n - 2]!, bytes[n - 1]!] : [...pending, ...Array.from(bytes)];
+  for (let p = all.length - 1; p >= Math.max(0, all.length - 3); p--) {
+    const byte = all[p]!;
+    if (isContinuation(byte)) continue;
+    const need = sequenceLength(byte);
+    if (all.length - p >= need) return NONE; // ASCII, an invalid byte, or a complete (or overlong) sequence
+    const tail = [byte];
+    for (const next of all.slice(p + 1)) {
+      if (!continuesSequence(tail, next)) return NONE;
+      tail.push(next);
+    }
+    return tail;
+  }
+  return NONE;
+}
+const NONE: readonly number[] = Object.freeze([]);
 
 /**
  * The window algorithm behind `Tokenizer.createDetokenizer` (O(1) amortized per token): it decodes
  * only a small window (the last cleanly decoded token as left context, plus the tokens since) and
- * emits what lies beyond the context's text, holding back trailing U+FFFD characters that a later
- * byte may still complete. The left context keeps SentencePiece's "strip the first space" rule from
- * eating spaces mid-stream. Only an invalid byte run of more than 64 tokens with no clean boundary is
- * cut without context (its replacement characters may then differ from a full decode).
+ * emits what lies beyond the context's text. What to hold back is decided from the tokens' bytes, not
+ * from the decoded text: only while the bytes so far end with an incomplete UTF-8 sequence are the
+ * trailing U+FFFD that the sequence decodes to (at most one per byte) held back; genuine U+FFFD
+ * characters in the text are emitted at once. The left context keeps SentencePiece's "strip the first
+ * space" rule from eating spaces mid-stream.
+ *
+ * Skipped tokens (special tokens with `skipSpecialTokens`) decode to nothing, so they never enter the
+ * window. A window that piles up more than 64 tokens without reaching a character boundary (only
+ * invalid byte runs do) is restarted at its latest safe boundary: a token boundary where the UTF-8
+ * decoder holds no sequence that the next token's first byte continues, so the text before it is final
+ * whatever follows. A cut therefore never splits a character or a surrogate pair.
  *
  * @internal
  */
 export class WindowDetokenizer implements Detokenizer {
   private window: number[] = [];
-  /** Tokens at the start of `window` whose text was emitted before (left context). */
+  /** Tokens at the start of `window` whose text was emitted before (left context): 0 or 1. */
   private contextCount = 0;
   /** `decode(window[0:contextCount]).length`. */
   private contextLength = 0;
   /** Characters emitted beyond the context in this window. */
   private emitted = 0;
+  /** The incomplete UTF-8 sequence the bytes pushed so far end with (see `incompleteTail`). */
+  private pending: readonly number[] = NONE;
+  /** The latest index `i` of `window` where the text of `window[0:i]` is final (a safe boundary). */
+  private lastSafe = 0;
 
   constructor(
     private readonly decodeWindow: (ids: number[]) => string,
-    /** Ids left out of the text (special tokens when skipping them), or undefined. */
-    private readonly skipped: ReadonlySet<number> | undefined,
+    /** The UTF-8 bytes token `id` adds to the decoded text (`Tokenizer.tokenBytes`). */
+    private readonly tokenBytes: (id: number) => ArrayLike<number>,
+    /** Whether `id` is left out of the text (a special token when skipping them), or undefined. */
+    private readonly skipped: ((id: number) => boolean) | undefined,
     /** Number of ids; anything outside `[0, size)` is rejected. */
     private readonly size: number,
     /** Shared memo of `decode([id]).length` (single-token windows are context-free). */
@@ -61,20 +134,31 @@ export class WindowDetokenizer implements Detokenizer {
         `detokenizer.push: token id ${id} is outside [0, ${this.size}) of ${this.source}`,
       );
     }
+    if (this.skipped?.(id)) return ''; // decodes to nothing, wherever it is
     const window = this.window;
+    const bytes = this.tokenBytes(id);
+    // the text before this token is final unless its first byte continues a pending sequence
+    if (this.pending.length === 0 || (bytes.length > 0 && !continuesSequence(this.pending, bytes[0]!))) {
+      this.lastSafe = window.length;
+    }
+    this.pending = incompleteTail(this.pending, bytes);
     window.push(id);
     const text = this.decodeWindow(window);
-    let held = 0;
-    while (held < MAX_HELD_REPLACEMENTS && text.charCodeAt(text.length - 1 - held) === 0xfffd) held++;
     const start = this.contextLength + this.emitted;
+    if (this.pending.length === 0) {
+      const delta = text.slice(start);
+      this.advance();
+      return delta;
+    }
+    // the incomplete sequence decodes to trailing U+FFFD (one per byte at most) that a later byte may
+    // replace: hold them back (holding a genuine U+FFFD before them as well is harmless)
+    let held = 0;
+    while (held < this.pending.length && text.charCodeAt(text.length - 1 - held) === 0xfffd) held++;
     const end = text.length - held;
     const delta = end > start ? text.slice(start, end) : '';
     this.emitted += delta.length;
-    if (held === 0) this.advance();
-    else if (window.length - this.contextCount > MAX_PENDING) {
-      this.emitted += text.length - end;
-      this.advance();
-      return delta + text.slice(end);
+    if (window.length - this.contextCount > MAX_PENDING && this.lastSafe > this.contextCount) {
+      return delta + this.cut(text);
     }
     return delta;
   }
@@ -84,31 +168,51 @@ export class WindowDetokenizer implements Detokenizer {
       ? this.decodeWindow(this.window).slice(this.contextLength + this.emitted)
       : '';
     this.window = [];
-    this.contextCount = this.contextLength = this.emitted = 0;
+    this.contextCount = this.contextLength = this.emitted = this.lastSafe = 0;
+    this.pending = NONE;
     return rest;
   }
 
-  /** Everything decoded is emitted: keep the last non-skipped token as the next window's left context. */
+  /** Everything decoded is emitted and the bytes end at a character boundary: the last token becomes the left context. */
   private advance(): void {
-    const window = this.window;
-    let k = window.length - 1;
-    const skipped = this.skipped;
-    if (skipped) {
-      while (k > 0 && skipped.has(window[k]!)) k--;
-      if (k === 0 && window.length > MAX_PENDING) k = window.length - 1;
-    }
-    const context = k === window.length - 1 ? [window[k]!] : window.slice(k);
-    this.window = context;
-    this.contextCount = context.length;
+    const id = this.window[this.window.length - 1]!;
+    this.window = [id];
+    this.contextCount = 1;
+    this.contextLength = this.lengthOf(id);
     this.emitted = 0;
-    if (context.length === 1) {
-      const id = context[0]!;
-      let length = this.singleLength.get(id);
-      if (length === undefined) {
-        length = this.decodeWindow(context).length;
-        this.singleLength.set(id, length);
-      }
-      this.contextLength = length;
-    } else this.contextLength = this.decodeWindow(context).length;
+    this.lastSafe = 1;
+  }
+
+  /**
+   * Restarts the window at `lastSafe` (the text before it is final), with the token before it as left
+   * context. `text` is the current window's text; returns the held-back characters that lie before
+   * the boundary, which are final now.
+   */
+  private cut(text: string): string {
+    const at = this.lastSafe;
+    const next = this.window.slice(at - 1);
+    const contextLength = this.lengthOf(next[0]!);
+    const after = this.decodeWindow(next).length - contextLength; // the text after the boundary
+    const unemitted = text.length - (this.contextLength + this.emitted);
+    this.window = next;
+    this.contextCount = 1;
+    this.contextLength = contextLength;
+    this.lastSafe = 1;
+    if (after >= unemitted) {
+      this.emitted = after - unemitted;
+      return '';
+    }
+    this.emitted = 0;
+    return text.slice(text.length - unemitted, text.length - after);
+  }
+
+  /** `decode([id]).length`, memoized. */
+  private lengthOf(id: number): number {
+    let length = this.singleLength.get(id);
+    if (length === undefined) {
+      length = this.decodeWindow([id]).length;
+      this.singleLength.set(id, length);
+    }
+    return length;
   }
 }

@@ -34,8 +34,9 @@ export function applyLegacyFalsePrepend(inner: InnerTokenizer, config: JsonObjec
 
 /**
  * Encodes as Python does with `legacy: false`: "▁" prepended once to the whole text (unless it starts
- * with a space); an empty text gives no ids; a lone leading "▁" directly before a special token is
- * dropped.
+ * with a space or "▁"); an empty text gives no ids; the "▁" this function prepended is dropped when it
+ * stays a lone token directly before a special token (`</s>` gives `[2]`). A space or "▁" the text
+ * itself starts with is kept: ` </s>` gives `[29871, 2]`, as in Python.
  */
 export function encodeOnce(
   encode: (text: string, addSpecial: boolean) => number[],
@@ -46,10 +47,10 @@ export function encodeOnce(
 ): number[] {
   if (text === '') return encode('', addSpecial);
   // like the Metaspace pre-tokenizer (prepend_scheme "first"): no "▁" before a text that starts with a space
-  const ids = encode(text.startsWith(' ') || text.startsWith('\u2581') ? text : `\u2581${text}`, addSpecial);
+  const prepend = !(text.startsWith(' ') || text.startsWith('\u2581'));
+  const ids = encode(prepend ? `\u2581${text}` : text, addSpecial);
+  if (!prepend || spaceId === undefined) return ids;
   const lead = encode('', addSpecial).length; // BOS etc. added in front
-  if (spaceId !== undefined && ids[lead] === spaceId && ids.length > lead + 1 && isSpecial(ids[lead + 1]!)) {
-    ids.splice(lead, 1);
-  }
+  if (ids[lead] === spaceId && ids.length > lead + 1 && isSpecial(ids[lead + 1]!)) ids.splice(lead, 1);
   return ids;
 }

@@ -1,5 +1,5 @@
 import { PromptError } from './errors.js';
-import { type ChatMessage, lastUserIndex, tuluSegments } from './tulu.js';
+import { type ChatMessage, scopeMessageIndex, tuluSegments } from './tulu.js';
 
 /** A prompt ready for the runtime and the rules. */
 export interface Prompt {
@@ -8,7 +8,9 @@ export interface Prompt {
   /**
    * S in rules-spec.md: index in `ids` of the first token of the last user message. When the
    * tokenizer merges the message's first characters with the text before it into one token, S is
-   * that merged token (the first token holding any character of the message).
+   * that merged token (the first token holding any character of the message). A conversation with no
+   * user message (e.g. a system prompt alone) starts the scope at its last message instead; and if a
+   * chat template does not write that message verbatim, at 0 (the whole prompt).
    */
   scopeStart: number;
   /** P in rules-spec.md: `ids.length`. */
@@ -149,7 +151,8 @@ function messagesOf(input: Conversation): readonly ChatMessage[] {
 /**
  * Builds prompt ids, S and P. The whole prompt text is tokenized once (so the ids are exactly what
  * tokenizing the full prompt gives, as the reference code does); S is found by tokenizing only the
- * text before the last user message and taking the length of the common prefix of both id lists.
+ * text before the last user message (with no user message, the last message: `scopeMessageIndex`) and
+ * taking the length of the common prefix of both id lists.
  * Pieces are never tokenized separately and concatenated: SentencePiece adds a leading `▁` to every
  * separately encoded piece, and byte-level BPE may merge across a boundary.
  *
@@ -199,13 +202,14 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
   let body: string;
   let bos: number[] = [];
   let contentRanges: TextRange[] = [];
+  let scopeAtStart = false;
   if (input.format === 'tulu') {
     const eos = tok.eosIds[0];
-    const { segments, lastUser } = tuluSegments(messages, eos === undefined ? undefined : tok.idToToken(eos));
+    const { segments, scope } = tuluSegments(messages, eos === undefined ? undefined : tok.idToToken(eos));
     body = '';
     before = '';
     segments.forEach((segment, i) => {
-      if (i === lastUser) before = body;
+      if (i === scope) before = body;
       if (literal && segment.content) contentRanges.push([body.length, body.length + segment.text.length]);
       body += segment.text;
     });
@@ -227,20 +231,25 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
           "pass { template } or use format 'tulu'",
       );
     }
-    const last = lastUserIndex(messages);
+    const last = scopeMessageIndex(messages);
     const addGen = input.addGenerationPrompt ?? true;
     body = tok.renderChatTemplate(messages, template, addGen);
     const marked = messages.map((m, i) => (i === last ? { ...m, content: SENTINEL } : m));
     const withSentinel = tok.renderChatTemplate(marked, template, addGen);
     const at = withSentinel.indexOf(SENTINEL);
-    if (at < 0 || !body.startsWith(withSentinel.slice(0, at))) {
+    if (at >= 0 && body.startsWith(withSentinel.slice(0, at))) before = withSentinel.slice(0, at);
+    else if (messages[last]!.role !== 'user') {
+      // no user message, and the template hides the last message (or leaves it out): S is only a
+      // convention then, so the scope is the whole prompt rather than an error
+      scopeAtStart = true;
+      before = '';
+    } else {
       throw new PromptError(
         'tokenizers.scope_not_found',
         'the chat template does not write the last user message verbatim, so where it starts is unknown; ' +
           "use format 'tulu' or a template that inserts message content as is",
       );
     }
-    before = withSentinel.slice(0, at);
     if (literal) {
       const ranges = templateContentRanges(tok, messages, template, addGen, body);
       if (ranges === undefined) {
@@ -269,7 +278,7 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
     addSpecialTokens: false,
     literalRanges: rangesBefore(contentRanges, before.length),
   });
-  const scopeStart = commonPrefixLength([...bos, ...beforeIds], ids);
+  const scopeStart = scopeAtStart ? 0 : commonPrefixLength([...bos, ...beforeIds], ids);
   const bosText = bos.length ? (tok.idToToken(bos[0]!) ?? '') : '';
   return { ids, scopeStart, promptLength: ids.length, text: bosText + body };
 }

@@ -61,7 +61,8 @@ export function byteLevelDecoder(): Map<number, number> {
   return table;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a piece holding U+FEFF (OLMo's 41497) keeps it; by default TextDecoder strips a leading BOM
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
 /**

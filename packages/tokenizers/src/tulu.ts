@@ -8,8 +8,8 @@ export interface ChatMessage {
 
 /**
  * The Tulu chat format the paper prompts with (open-instruct's `create_prompt_with_tulu_chat_format`),
- * split where the last user message's content starts: `before + content + after` is the prompt text
- * (without BOS). Each turn is `<|system|>\n{c}\n`, `<|user|>\n{c}\n` or `<|assistant|>\n{c.trim()}{eos}\n`;
+ * split where the last user message's content starts (with no user message, the last message's: see
+ * `scopeMessageIndex`): `before + content + after` is the prompt text (without BOS). Each turn is `<|system|>\n{c}\n`, `<|user|>\n{c}\n` or `<|assistant|>\n{c.trim()}{eos}\n`;
  * the prompt ends with `<|assistant|>\n`.
  *
  * @example
@@ -20,12 +20,12 @@ export function tuluParts(
   messages: readonly ChatMessage[],
   eosToken: string | undefined,
 ): { before: string; content: string; after: string } {
-  const { segments, lastUser } = tuluSegments(messages, eosToken);
+  const { segments, scope } = tuluSegments(messages, eosToken);
   const join = (parts: readonly TuluSegment[]) => parts.map((p) => p.text).join('');
   return {
-    before: join(segments.slice(0, lastUser)),
-    content: segments[lastUser]!.text,
-    after: join(segments.slice(lastUser + 1)),
+    before: join(segments.slice(0, scope)),
+    content: segments[scope]!.text,
+    after: join(segments.slice(scope + 1)),
   };
 }
 
@@ -36,27 +36,27 @@ export interface TuluSegment {
 }
 
 /**
- * The Tulu prompt of `tuluParts` as template and content segments, and the index of the last user
- * message's content segment. @internal
+ * The Tulu prompt of `tuluParts` as template and content segments, and `scope`, the index of the
+ * content segment of the message where the rules' scope starts (`scopeMessageIndex`). @internal
  */
 export function tuluSegments(
   messages: readonly ChatMessage[],
   eosToken: string | undefined,
-): { segments: TuluSegment[]; lastUser: number } {
-  const last = lastUserIndex(messages);
+): { segments: TuluSegment[]; scope: number } {
+  const last = scopeMessageIndex(messages);
   const segments: TuluSegment[] = [];
   const template = (text: string) => {
     const prev = segments[segments.length - 1];
     if (prev !== undefined && !prev.content) prev.text += text;
     else segments.push({ text, content: false });
   };
-  let lastUser = -1;
+  let scope = -1;
   messages.forEach((m, i) => {
     switch (m.role) {
       case 'system':
       case 'user':
         template(`<|${m.role}|>\n`);
-        if (i === last) lastUser = segments.length;
+        if (i === last) scope = segments.length;
         segments.push({ text: m.content, content: true });
         template('\n');
         return;
@@ -69,6 +69,7 @@ export function tuluSegments(
           );
         }
         template('<|assistant|>\n');
+        if (i === last) scope = segments.length;
         segments.push({ text: m.content.trim(), content: true });
         template(`${eosToken}\n`);
         return;
@@ -80,11 +81,20 @@ export function tuluSegments(
     }
   });
   template('<|assistant|>\n');
-  return { segments, lastUser };
+  return { segments, scope };
 }
 
-/** Index of the last `user` message; throws `PromptError` for an empty or malformed list. */
-export function lastUserIndex(messages: readonly ChatMessage[]): number {
+/**
+ * Index of the message where the rules' scope starts: S (`Prompt.scopeStart`) is the first token of
+ * its content. rules-spec.md ("Positions") defines S as the first token of the last user message, the
+ * instruction the response answers. A conversation with no user message (a system prompt alone, or
+ * system + assistant turns; OpenAI's chat API accepts them) has no such message: then the scope starts
+ * at the last message, whatever its role, so that it still holds the text the response follows and
+ * not the whole conversation. Throws `PromptError` only for an empty or malformed list.
+ *
+ * @internal
+ */
+export function scopeMessageIndex(messages: readonly ChatMessage[]): number {
   if (!Array.isArray(messages) || messages.length === 0) {
     throw new PromptError('tokenizers.invalid_prompt', 'messages: give at least one message');
   }
@@ -97,8 +107,5 @@ export function lastUserIndex(messages: readonly ChatMessage[]): number {
     }
   });
   for (let i = messages.length - 1; i >= 0; i--) if (messages[i]!.role === 'user') return i;
-  throw new PromptError(
-    'tokenizers.invalid_prompt',
-    'messages: no user message; the rules scope starts at the last user message, so give one',
-  );
+  return messages.length - 1; // no user message: the last message
 }

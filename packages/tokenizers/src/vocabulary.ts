@@ -37,8 +37,8 @@ export class TokenizerVocabulary implements Vocabulary {
   constructor(options: {
     size: number;
     eosIds: readonly number[];
-    /** Model vocabulary: piece -> id. */
-    vocab: ReadonlyMap<string, number>;
+    /** Model vocabulary: piece -> id (entries whose piece is not a string, as for id gaps, are skipped). */
+    vocab: ReadonlyMap<string | undefined, number>;
     added: readonly AddedTokenInfo[];
     encoding: PieceEncoding;
     byteFallback: boolean;
@@ -50,7 +50,9 @@ export class TokenizerVocabulary implements Vocabulary {
     this.pieces = new Array<string | undefined>(size).fill(undefined);
     const addedIds = new Set(added.map((t) => t.id));
     for (const [piece, id] of vocab) {
-      if (id < 0 || id >= size) continue;
+      // ids missing from tokenizer.json (a gap before an added token) come back without a piece:
+      // they have no piece and no surface
+      if (typeof piece !== 'string' || !Number.isInteger(id) || id < 0 || id >= size) continue;
       this.pieces[id] = piece;
       if (addedIds.has(id)) continue;
       const s = pieceSurface(piece, encoding, byteFallback);

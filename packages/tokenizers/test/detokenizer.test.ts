@@ -3,6 +3,8 @@ import { createTokenizer, type Tokenizer, TokenizerInputError } from '../src/ind
 import { byteLevelFiles, sentencePieceFiles } from './helpers/build-tokenizer.js';
 import { joinedTokenBytes, STREAM_TEXTS, streamDeltas } from './helpers/stream.js';
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 const families: [string, () => Tokenizer][] = [
   ['byte-level', () => createTokenizer(byteLevelFiles())],
   ['sentencepiece', () => createTokenizer(sentencePieceFiles())],
@@ -71,6 +73,67 @@ describe.each(families)('streaming detokenizer, %s (built tokenizer)', (name, ma
     expect(decodedIds / ids.length).toBeLessThan(8);
   });
 
+  it('genuine U+FFFD runs before an emoji: deltas join to decode(ids), no lone surrogate', () => {
+    for (const n of [1, 3, 63, 64, 65, 127, 200]) {
+      const text = `Bad bytes: ${'\uFFFD'.repeat(n)}🎉 done \uFFFD👩‍👩‍👧\uFFFD\uFFFD世`;
+      const ids = tok.encode(text, { addSpecialTokens: false });
+      for (const skip of [false, true]) {
+        const { deltas, rest, text: streamed } = streamDeltas(tok, ids, skip);
+        expect(streamed).toBe(tok.decode(ids, { skipSpecialTokens: skip }));
+        expect([...deltas, rest].filter((d) => LONE_SURROGATE.test(d))).toEqual([]);
+      }
+      // a genuine U+FFFD is emitted with its token, not held back
+      const { deltas } = streamDeltas(tok, tok.encode('a\uFFFD', { addSpecialTokens: false }));
+      expect(deltas.join('')).toBe(tok.decode(tok.encode('a\uFFFD', { addSpecialTokens: false })));
+    }
+  });
+
+  it('invalid byte runs longer than the window: exact, never cut inside a character', () => {
+    const byteToken = (byte: number) => {
+      for (let id = 0; id < tok.size; id++) {
+        const b = tok.tokenBytes(id);
+        if (b.length === 1 && b[0] === byte && !tok.isSpecial(id)) return id;
+      }
+      throw new Error(`no token for byte ${byte}`);
+    };
+    const [f0, x9f, x8e, x89, e2, x82] = [0xf0, 0x9f, 0x8e, 0x89, 0xe2, 0x82].map(byteToken) as number[];
+    const emoji = [f0!, x9f!, x8e!, x89!];
+    const eos = tok.eosIds[0]!;
+    const cases = [
+      [...Array<number>(200).fill(f0!), ...emoji],
+      [...Array.from({ length: 100 }, () => [f0!, x9f!]).flat(), ...emoji, f0!, x9f!, x8e!],
+      Array.from({ length: 50 }, () => [f0!, x9f!, x8e!, e2!, x82!, ...emoji]).flat(),
+      [
+        f0!,
+        ...Array<number>(100).fill(eos),
+        x9f!,
+        x8e!,
+        x89!,
+        f0!,
+        x9f!,
+        ...Array<number>(70).fill(eos),
+        x8e!,
+        x89!,
+      ],
+    ];
+    for (const ids of cases) {
+      for (const skip of [false, true]) {
+        const inner = tok.hf._tokenizer;
+        const decode = inner.decode.bind(inner);
+        let decodedIds = 0; // counted at each call: the detokenizer reuses its window array
+        const spy = vi.spyOn(inner, 'decode').mockImplementation((...args: Parameters<typeof decode>) => {
+          decodedIds += args[0].length;
+          return decode(...args);
+        });
+        const { deltas, rest, text } = streamDeltas(tok, ids, skip);
+        spy.mockRestore();
+        expect(text).toBe(tok.decode(ids, { skipSpecialTokens: skip }));
+        expect([...deltas, rest].filter((d) => LONE_SURROGATE.test(d))).toEqual([]);
+        expect(decodedIds / ids.length).toBeLessThan(40); // the window was cut, not decoded whole
+      }
+    }
+  });
+
   it('rejects ids outside the vocabulary', () => {
     const detok = tok.createDetokenizer();
     expect(() => detok.push(tok.vocabulary.size)).toThrow(TokenizerInputError);
@@ -113,6 +176,17 @@ describe('streaming detokenizer, exact deltas', () => {
     expect(streamDeltas(tok, ids, true).deltas).toEqual(['Hello', '', ' the']);
     expect(tok.decode(ids, { skipSpecialTokens: true })).toBe('Hello the');
     expect(streamDeltas(tok, ids, false).text).toBe(tok.decode(ids));
+  });
+
+  it('SentencePiece: a word after 64 or more skipped special tokens keeps its space', () => {
+    const tok = createTokenizer(sentencePieceFiles());
+    const hello = tok.encode('Hello the', { addSpecialTokens: false });
+    for (const n of [1, 63, 64, 65, 200]) {
+      const ids = [...hello, ...Array<number>(n).fill(2), ...hello];
+      expect(tok.decode(ids, { skipSpecialTokens: true })).toBe('Hello the Hello the');
+      expect(streamDeltas(tok, ids, true).text).toBe('Hello the Hello the');
+      expect(streamDeltas(tok, ids, false).text).toBe(tok.decode(ids));
+    }
   });
 
   it('flush resets: the next push starts a new sequence', () => {

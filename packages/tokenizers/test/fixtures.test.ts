@@ -189,6 +189,24 @@ for (const name of Object.keys(EXPECTED) as (keyof typeof EXPECTED)[]) {
       }
     });
 
+    it('streams genuine U+FFFD runs before an emoji: deltas join to decode(ids), no lone surrogate', () => {
+      const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+      // 64 (SmolLM), 124 (OLMo) and 127 (Llama-2) put the old 64-token cut inside the emoji
+      for (const n of [1, 64, 124, 127, 300]) {
+        const text = `Bad bytes: ${'\uFFFD'.repeat(n)}🎉 done`;
+        for (const ids of [
+          tok.encode(text, { addSpecialTokens: false }),
+          tok.buildPrompt({ format: 'tulu', instruction: `${text} \uFFFD\uFFFD世界 👩‍👩‍👧` }).ids,
+        ]) {
+          for (const skip of [false, true]) {
+            const { deltas, rest, text: streamed } = streamDeltas(tok, ids, skip);
+            expect(streamed).toBe(tok.decode(ids, { skipSpecialTokens: skip }));
+            expect([...deltas, rest].filter((d) => lone.test(d))).toEqual([]);
+          }
+        }
+      }
+    });
+
     it('tokenBytes: the bytes of the tokens join to the text, split characters included', () => {
       let partial = 0;
       for (const text of STREAM_TEXTS) {
@@ -224,6 +242,19 @@ describeShared('fixture chat templates', [...files('llama2'), ...files('smollm')
       1, 9690, 198, 6077, 9239, 30, 2, 198, 1, 4093, 198, 26843, 665, 2, 198, 1, 520, 9531, 198,
     ]);
     expect([p.scopeStart, p.promptLength]).toEqual([11, 19]);
+  });
+
+  it('smollm: a system-only conversation puts S at the system message content', async () => {
+    const tok = await loadTokenizer(fixture('smollm'));
+    const p = tok.buildPrompt({
+      format: 'chat-template',
+      messages: [{ role: 'system', content: 'Write a poem about tea.' }],
+    });
+    expect(p.text).toBe('<|im_start|>system\nWrite a poem about tea.<|im_end|>\n<|im_start|>assistant\n');
+    expect(p.ids.slice(0, p.scopeStart)).toEqual([1, 9690, 198]);
+    expect(tok.decode(p.ids.slice(p.scopeStart))).toBe(
+      'Write a poem about tea.<|im_end|>\n<|im_start|>assistant\n',
+    );
   });
 
   it('llama2: TinyLlama chat_template.jinja (Zephyr-style), no BOS unless asked', async () => {
@@ -268,5 +299,43 @@ describeShared('llama2 legacy: false matches Python transformers', files('llama2
   ])('%j', async (text, ids) => {
     const tok = await loadTokenizer(fixture('llama2'));
     expect(tok.encode(text, { addSpecialTokens: false })).toEqual(ids);
+  });
+
+  // ids from Python transformers 5 (AutoTokenizer), and the Metaspace prepend_scheme "first" tokenizer
+  // its LlamaConverter builds for legacy=False: only the "▁" the encoder prepends itself is dropped
+  it('a leading space or ▁ before a special token is kept', async () => {
+    const tok = await loadTokenizer(fixture('llama2'));
+    const cases: [string, number[]][] = [
+      [' </s>', [29871, 2]],
+      [' <s>hi', [29871, 1, 2918]],
+      [' <unk>\t', [29871, 0, 12]],
+      ['\u2581</s>', [29871, 2]],
+      ['x </s>', [921, 29871, 2]],
+      ['</s>', [2]],
+    ];
+    for (const [text, ids] of cases) {
+      expect(tok.encode(text, { addSpecialTokens: false }), JSON.stringify(text)).toEqual(ids);
+      expect(tok.encode(text), JSON.stringify(text)).toEqual([1, ...ids]);
+    }
+  });
+
+  it('streaming with skipSpecialTokens: a word after 64 or more special tokens keeps its space', async () => {
+    const tok = await loadTokenizer(fixture('llama2'));
+    const hw = tok.encode('Hello world', { addSpecialTokens: false });
+    for (const n of [63, 64, 65, 130]) {
+      const ids = [...hw, ...Array<number>(n).fill(0), ...hw];
+      expect(streamDeltas(tok, ids, true).text).toBe('Hello world Hello world');
+      expect(tok.decode(ids, { skipSpecialTokens: true })).toBe('Hello world Hello world');
+    }
+  });
+});
+
+describeShared('olmo byte-level surfaces', files('olmo'), () => {
+  it('a piece holding U+FEFF keeps it as its surface (TextDecoder ignoreBOM)', async () => {
+    const tok = await loadTokenizer(fixture('olmo'));
+    expect(tok.decode([41497])).toBe('\uFEFF');
+    expect(tok.vocabulary.surfaceOf(41497)).toBe('\uFEFF');
+    expect(tok.vocabulary.idsOf('\uFEFF')).toContain(41497);
+    expect(tok.vocabulary.idsOf('')).toEqual([]);
   });
 });

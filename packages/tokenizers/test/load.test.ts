@@ -169,6 +169,27 @@ describe('loadTokenizer from a directory (built tokenizers)', () => {
     }
   });
 
+  it('decode(null) / decode(undefined) throw TokenizerInputError', () => {
+    const tok = createTokenizer(sentencePieceFiles());
+    for (const ids of [null, undefined, 42, 'abc']) {
+      expect(() => tok.decode(ids as never)).toThrow(TokenizerInputError);
+    }
+    expect(() => tok.decode(null as never)).toThrow('decode: ids must be an array of token ids, got null');
+  });
+
+  it('createTokenizer without tokenizerJson throws TokenizerLoadError naming it', () => {
+    for (const files of [{ source: 'x' }, { source: 'x', tokenizerJson: null }, null]) {
+      try {
+        createTokenizer(files as never);
+        expect.unreachable();
+      } catch (error) {
+        expect(error).toBeInstanceOf(TokenizerLoadError);
+        expect((error as TokenizerLoadError).code).toBe('tokenizers.missing_file');
+        expect((error as Error).message).toMatch(/tokenizerJson/);
+      }
+    }
+  });
+
   it('encode/decode validate their input', () => {
     const tok = createTokenizer(sentencePieceFiles());
     expect(() => tok.decode([1, -1])).toThrow(

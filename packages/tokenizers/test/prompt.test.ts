@@ -28,9 +28,30 @@ describe('tuluParts (open-instruct create_prompt_with_tulu_chat_format)', () => 
     expect(parts.after).toBe('\n<|assistant|>\n');
   });
 
+  it('no user message: the scope starts at the last message (system only, or system + assistant)', () => {
+    expect(tuluParts([{ role: 'system', content: 'Write a haiku.' }], '</s>')).toEqual({
+      before: '<|system|>\n',
+      content: 'Write a haiku.',
+      after: '\n<|assistant|>\n',
+    });
+    expect(
+      tuluParts(
+        [
+          { role: 'system', content: 'Be brief.' },
+          { role: 'assistant', content: ' Sure ' },
+        ],
+        '</s>',
+      ),
+    ).toEqual({
+      before: '<|system|>\nBe brief.\n<|assistant|>\n',
+      content: 'Sure',
+      after: '</s>\n<|assistant|>\n',
+    });
+    expect(tuluParts([{ role: 'assistant', content: 'x' }], '</s>').content).toBe('x');
+  });
+
   it('rejects bad messages with the index and the fix', () => {
     expect(() => tuluParts([], '</s>')).toThrow('messages: give at least one message');
-    expect(() => tuluParts([{ role: 'assistant', content: 'x' }], '</s>')).toThrow(/no user message/);
     expect(() =>
       tuluParts(
         [
@@ -91,6 +112,54 @@ describe('buildPrompt on a SentencePiece tokenizer (built)', () => {
       'e',
     ]);
     expect(tok.decode(p.ids.slice(p.scopeStart))).toBe('the\n<|assistant|>\n');
+  });
+
+  it('no user message: S at the last message (system only; system + assistant), as OpenAI accepts them', () => {
+    const system = tok.buildPrompt({
+      format: 'tulu',
+      messages: [{ role: 'system', content: 'Give the world' }],
+    });
+    expect(system.text).toBe('<s><|system|>\nGive the world\n<|assistant|>\n');
+    expect(system.ids.slice(0, system.scopeStart)).toEqual([
+      1,
+      ...tok.encode('<|system|>\n', { addSpecialTokens: false }),
+    ]);
+    expect(tok.decode(system.ids.slice(system.scopeStart))).toBe('Give the world\n<|assistant|>\n');
+    const prefill = tok.buildPrompt({
+      format: 'tulu',
+      messages: [
+        { role: 'system', content: 'I' },
+        { role: 'assistant', content: 'What the' },
+      ],
+    });
+    expect(prefill.text).toBe('<s><|system|>\nI\n<|assistant|>\nWhat the</s>\n<|assistant|>\n');
+    expect(tok.decode(prefill.ids.slice(prefill.scopeStart))).toBe('What the</s>\n<|assistant|>\n');
+
+    const template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}[assistant]";
+    const chat = tok.buildPrompt({
+      format: 'chat-template',
+      template,
+      messages: [{ role: 'system', content: 'Hello world' }],
+    });
+    expect(chat.text).toBe('[system] Hello world\n[assistant]');
+    expect(chat.ids.slice(chat.scopeStart, chat.scopeStart + 2)).toEqual([330, 335]);
+    // a template that leaves the last (non-user) message out: S is 0, the whole prompt
+    const usersOnly =
+      "{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] }}{% endif %}{% endfor %}[assistant]";
+    const hidden = tok.buildPrompt({
+      format: 'chat-template',
+      template: usersOnly,
+      messages: [{ role: 'system', content: 'Hello' }],
+    });
+    expect([hidden.text, hidden.scopeStart]).toEqual(['[assistant]', 0]);
+    // a hidden user message is still an error: S would be wrong, not merely conventional
+    expect(() =>
+      tok.buildPrompt({
+        format: 'chat-template',
+        template: "{% for m in messages %}{{ m['content'] | upper }}{% endfor %}",
+        messages: [{ role: 'user', content: 'hello' }],
+      }),
+    ).toThrow(/does not write the last user message verbatim/);
   });
 
   it('addBos: false leaves BOS out', () => {

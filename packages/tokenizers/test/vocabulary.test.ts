@@ -2,6 +2,7 @@ import { compileRules, HEWITT2024_UNIFORM } from '@implicit-it/rules';
 import { describe, expect, it } from 'vitest';
 import { byteLevelDecoder, createTokenizer, detectPieceEncoding, pieceSurface } from '../src/index.js';
 import { byteLevelFiles, bytesToUnicode, sentencePieceFiles } from './helpers/build-tokenizer.js';
+import { streamDeltas } from './helpers/stream.js';
 
 describe('byte-level BPE vocabulary (built tokenizer)', () => {
   for (const style of ['string', 'pair'] as const) {
@@ -75,6 +76,12 @@ describe('piece surfaces', () => {
     expect(pieceSurface('##ing', 'plain', false)).toEqual({ surface: '##ing', tier: 0 });
   });
 
+  it('a byte-level piece holding U+FEFF keeps the BOM in its surface', () => {
+    // 'ï»¿' is EF BB BF, U+FEFF (OLMo's id 41497)
+    expect(pieceSurface('ï»¿', 'byte-level', false)).toEqual({ surface: '\uFEFF', tier: 0 });
+    expect(pieceSurface('ï»¿Hi', 'byte-level', false)).toEqual({ surface: '\uFEFFHi', tier: 0 });
+  });
+
   it('detects the piece encoding from tokenizer.json', () => {
     expect(detectPieceEncoding(byteLevelFiles().tokenizerJson)).toBe('byte-level');
     expect(detectPieceEncoding(sentencePieceFiles().tokenizerJson)).toBe('sentencepiece');
@@ -84,5 +91,34 @@ describe('piece surfaces', () => {
     expect(
       detectPieceEncoding({ model: { type: 'Unigram', vocab: [] }, decoder: { type: 'Metaspace' } }),
     ).toBe('sentencepiece');
+  });
+});
+
+describe('tokenizer.json with a gap in its ids', () => {
+  it('builds the vocabulary: gap ids have no piece and no surface', () => {
+    const files = byteLevelFiles();
+    const json = files.tokenizerJson as { added_tokens: { id: number }[] };
+    const last = Math.max(...json.added_tokens.map((t) => t.id));
+    json.added_tokens.push({
+      id: last + 10,
+      content: '<|pad|>',
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    } as never);
+    const tok = createTokenizer(files);
+    const v = tok.vocabulary;
+    expect(v.size).toBe(last + 11);
+    for (let id = last + 1; id < last + 10; id++) {
+      expect(v.pieceOf(id)).toBeUndefined();
+      expect(v.surfaceOf(id)).toBeUndefined();
+    }
+    expect(v.pieceOf(last + 10)).toBe('<|pad|>');
+    expect(v.idsOf(' the')).toEqual([258]);
+    expect(compileRules('hewitt2024', v).unresolved).toEqual([]);
+    const ids = [258, last + 3, 286];
+    expect(streamDeltas(tok, ids).text).toBe(tok.decode(ids));
   });
 });
