@@ -2,6 +2,7 @@ import { zValidator } from '@hono/zod-validator';
 import { resolveRuleSpec } from '@implicit-it/rules';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { bearerAuth } from './auth.js';
@@ -10,7 +11,7 @@ import { jsonBody } from './json-body.js';
 import { Metrics } from './metrics.js';
 import { type ApiOptions, type ResolvedApiOptions, resolveApiOptions } from './options.js';
 import { planChat, planCompletion, RuleCache } from './plan.js';
-import { playgroundPage } from './playground/page.js';
+import { type PlaygroundConfig, playgroundPage } from './playground/page.js';
 import { type RunContext, runComplete, runStream } from './run-plan.js';
 import { chatRequestSchema, completionRequestSchema } from './schemas.js';
 import { zodToApiError } from './validation.js';
@@ -102,6 +103,19 @@ export function createApp(options: ApiOptions): ApiApp {
       );
     }
   });
+  if (server.cors) {
+    // before the key check: a browser's preflight OPTIONS carries no Authorization header
+    app.use(
+      '*',
+      cors({
+        origin: server.cors,
+        allowMethods: ['GET', 'POST', 'OPTIONS'],
+        // the request headers the preflight names are allowed (the openai client sends x-stainless-*)
+        exposeHeaders: ['Retry-After'],
+        maxAge: 600,
+      }),
+    );
+  }
   if (server.apiKey) {
     app.use('/v1/*', bearerAuth(server.apiKey));
     app.use('/metrics', bearerAuth(server.apiKey));
@@ -191,11 +205,20 @@ export function createApp(options: ApiOptions): ApiApp {
   );
 
   if (server.playground) {
-    const config = {
+    const resolved = resolveRuleSpec(server.rules);
+    const config: PlaygroundConfig = {
       models: server.models.map((m) => m.id),
       defaultRules: Object.fromEntries(
-        Object.entries(resolveRuleSpec(server.rules)).map(([k, v]) => [k, v !== undefined && v !== false]),
+        Object.entries(resolved).map(([k, v]) => [k, v !== undefined && v !== false]),
       ),
+      rules: resolved,
+      rulesName:
+        typeof server.rules === 'string'
+          ? server.rules.trim()
+          : server.rules === false
+            ? 'none'
+            : 'server rules',
+      ruleDefaults: resolveRuleSpec('eos-uniform-diversity-start'),
       auth: server.apiKey !== undefined,
       maxTokens: server.maxTokens,
       ...(server.notice ? { notice: server.notice } : {}),

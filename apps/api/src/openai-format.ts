@@ -52,26 +52,177 @@ function chatLogprobs(tokens: readonly TokenInfo[], top: number, bytes: TokenByt
   };
 }
 
+/** What `TextOffsets` needs of a model's tokenizer. */
+export interface OffsetTokenizer {
+  createDetokenizer(options: { skipSpecialTokens: boolean }): { push(id: number): string };
+  decode(ids: ArrayLike<number>, options: { skipSpecialTokens: boolean }): string;
+  isSpecial(id: number): boolean;
+  tokenBytes(id: number): Uint8Array;
+}
+
+const REPLACEMENT = 0xfffd;
+/** Tokens a held-back character may span before the run is given up (the detokenizer's own bound). */
+const MAX_HELD_TOKENS = 64;
+
+const endsHeld = (text: string) => text.length > 0 && text.charCodeAt(text.length - 1) === REPLACEMENT;
+const trailingReplacements = (text: string) => {
+  let n = 0;
+  while (n < text.length && text.charCodeAt(text.length - 1 - n) === REPLACEMENT) n++;
+  return n;
+};
+const commonPrefix = (a: string, b: string) => {
+  let n = 0;
+  while (n < a.length && n < b.length && a.charCodeAt(n) === b.charCodeAt(n)) n++;
+  return n;
+};
+
+/** Bytes of the UTF-8 sequence `lead` starts, or 0 (ASCII, a continuation byte, an invalid byte). */
+const sequenceLength = (lead: number) =>
+  lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+
+/** Whether `byte` continues the incomplete sequence `tail` (as a WHATWG UTF-8 decoder reads it). */
+function continuesSequence(tail: readonly number[], byte: number): boolean {
+  if (tail.length === 0) return false;
+  // the second byte after E0, ED, F0 and F4 has a narrower range (no overlong forms, no surrogates)
+  if (tail.length === 1) {
+    switch (tail[0]) {
+      case 0xe0:
+        return byte >= 0xa0 && byte <= 0xbf;
+      case 0xed:
+        return byte >= 0x80 && byte <= 0x9f;
+      case 0xf0:
+        return byte >= 0x90 && byte <= 0xbf;
+      case 0xf4:
+        return byte >= 0x80 && byte <= 0x8f;
+    }
+  }
+  return (byte & 0xc0) === 0x80;
+}
+
+/** The incomplete UTF-8 sequence that `tail` (itself one, or empty) followed by `bytes` ends with. */
+function incompleteTail(tail: readonly number[], bytes: ArrayLike<number>): number[] {
+  const all = [...tail, ...Array.from(bytes)];
+  for (let p = all.length - 1; p >= Math.max(0, all.length - 3); p--) {
+    if ((all[p]! & 0xc0) === 0x80) continue;
+    if (all.length - p >= sequenceLength(all[p]!)) return [];
+    const out = [all[p]!];
+    for (const next of all.slice(p + 1)) {
+      if (!continuesSequence(out, next)) return [];
+      out.push(next);
+    }
+    return out;
+  }
+  return [];
+}
+
 /**
  * Where each token starts in the completion text (legacy `text_offset`, in UTF-16 code units as the
- * text's own indices): the characters its predecessors' bytes complete, so a character split over
- * two tokens counts once.
+ * text's own indices). The text is counted as the runtime builds it: the same detokenizer, special
+ * tokens left out (they add nothing; the end-of-sequence token is not decoded at all). A character
+ * split over byte tokens counts once, and each of its tokens points at its start; a token after bytes
+ * that became U+FFFD points past them.
  */
 export class TextOffsets {
-  private readonly decoder = new TextDecoder('utf-8');
+  private readonly detokenizer: { push(id: number): string };
+  /** Text emitted so far. */
   private chars = 0;
+  /** Tokens whose text ends in U+FFFD, which a later byte may still complete (held back). */
+  private held: number[] = [];
+  /** Their text (decoded alone), where it starts, and the incomplete UTF-8 sequence they end with. */
+  private heldText = '';
+  private heldStart = 0;
+  private tail: number[] = [];
+  /** How many of the held tokens, at the end, hold bytes of `tail`. */
+  private tailTokens = 0;
 
-  constructor(private readonly bytes: TokenBytes) {}
+  constructor(
+    private readonly tokenizer: OffsetTokenizer,
+    private readonly eosIds: ReadonlySet<number>,
+  ) {
+    this.detokenizer = tokenizer.createDetokenizer({ skipSpecialTokens: true });
+  }
 
   next(id: number): number {
-    const at = this.chars;
-    this.chars += this.decoder.decode(this.bytes(id), { stream: true }).length;
+    const tok = this.tokenizer;
+    if (this.eosIds.has(id)) {
+      // not decoded: the text ends here, held bytes included (the runtime flushes them)
+      return Math.max(this.chars, this.heldStart + this.heldText.length);
+    }
+    if (tok.isSpecial(id)) {
+      // left out of the text: it points where the text so far ends, before an incomplete character
+      this.chars += this.detokenizer.push(id).length;
+      return this.held.length === 0 ? this.chars : this.heldStart + this.heldText.length - this.pending();
+    }
+    const before = this.chars;
+    this.chars += this.detokenizer.push(id).length;
+    const bytes = tok.tokenBytes(id);
+    if (this.held.length === 0) {
+      const text = tok.decode([id], { skipSpecialTokens: true });
+      if (endsHeld(text)) this.hold([id], text, before, incompleteTail([], bytes), 1);
+      return before;
+    }
+    // after held bytes: this token's text starts where the held text and the held text followed by
+    // it first differ (a U+FFFD the held bytes became is before it, a character it completes is not)
+    const text = tok.decode([...this.held, id], { skipSpecialTokens: true });
+    let common = commonPrefix(this.heldText, text);
+    const continues = bytes.length > 0 && continuesSequence(this.tail, bytes[0]!);
+    const stillHeld = endsHeld(text) && this.held.length < MAX_HELD_TOKENS;
+    // it continues a character the held bytes began, still incomplete: it starts where that
+    // character does, before the U+FFFD its bytes so far decode to (the common prefix is past them)
+    if (continues && stillHeld) common = Math.min(common, this.heldText.length - this.pending());
+    const at = this.heldStart + common;
+    if (stillHeld) {
+      const tail = incompleteTail(this.tail, bytes);
+      const grew = continues && tail.length === this.tail.length + bytes.length;
+      this.hold([...this.held, id], text, this.heldStart, tail, grew ? this.tailTokens + 1 : 1);
+    } else this.hold([], '', this.chars, [], 0);
     return at;
+  }
+
+  /** The U+FFFD at the end of the held text that the incomplete character decodes to (so far). */
+  private pending(): number {
+    if (this.tail.length === 0) return 0;
+    const own = this.tokenizer.decode(this.held.slice(-this.tailTokens), { skipSpecialTokens: true });
+    return Math.min(trailingReplacements(own), trailingReplacements(this.heldText));
+  }
+
+  private hold(ids: number[], text: string, start: number, tail: number[], tailTokens: number): void {
+    this.held = ids;
+    this.heldText = text;
+    this.heldStart = start;
+    this.tail = tail;
+    this.tailTokens = tailTokens;
   }
 }
 
-/** Legacy completions log-probs: parallel arrays, `top_logprobs` as `{ token: logprob }` maps. */
-function completionLogprobs(tokens: readonly TokenInfo[], top: number, offsets: TextOffsets) {
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A token's name in legacy log-probs: its text, or, for a token that is not whole UTF-8 text (part of
+ * a character, whose text would be U+FFFD), its bytes as `bytes:\xe4\xb8` as OpenAI's legacy API
+ * names them: different partial tokens keep different names.
+ */
+export function legacyTokenName(token: string, bytes: Uint8Array): string {
+  try {
+    fatalUtf8.decode(bytes);
+    return token;
+  } catch {
+    return `bytes:${Array.from(bytes, (b) => `\\x${b.toString(16).padStart(2, '0')}`).join('')}`;
+  }
+}
+
+/**
+ * Legacy completions log-probs: parallel arrays, `top_logprobs` as `{ token: logprob }` maps (two
+ * alternatives with the same name keep the higher log-prob). `textEnd` is the length of the text
+ * up to these tokens: no offset points past it.
+ */
+function completionLogprobs(
+  tokens: readonly TokenInfo[],
+  top: number,
+  offsets: TextOffsets,
+  bytes: TokenBytes,
+  textEnd: number,
+) {
   const out = {
     tokens: [] as string[],
     token_logprobs: [] as number[],
@@ -79,11 +230,17 @@ function completionLogprobs(tokens: readonly TokenInfo[], top: number, offsets: 
     text_offset: [] as number[],
   };
   for (const { id, logprob: lp } of tokens) {
-    const at = offsets.next(id);
+    const at = Math.min(offsets.next(id), textEnd);
     if (!lp) continue;
-    out.tokens.push(lp.token);
+    out.tokens.push(legacyTokenName(lp.token, bytes(lp.id)));
     out.token_logprobs.push(lp.logprob);
-    out.top_logprobs.push(Object.fromEntries(lp.top.slice(0, top).map((alt) => [alt.token, alt.logprob])));
+    const map = new Map<string, number>();
+    for (const alt of lp.top.slice(0, top)) {
+      const name = legacyTokenName(alt.token, bytes(alt.id));
+      const seen = map.get(name);
+      if (seen === undefined || alt.logprob > seen) map.set(name, alt.logprob);
+    }
+    out.top_logprobs.push(Object.fromEntries(map));
     out.text_offset.push(at);
   }
   return out;
@@ -104,12 +261,14 @@ export class ResponseWriter {
   private readonly bytes: TokenBytes;
   /** Token start offsets in the completion text, carried from chunk to chunk (legacy `text_offset`). */
   private readonly offsets: TextOffsets;
+  /** Length of the text streamed so far. */
+  private streamed = 0;
 
   constructor(private readonly plan: Plan) {
     this.id = `${plan.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
-    const { tokenizer } = plan.served.model;
+    const { tokenizer, info } = plan.served.model;
     this.bytes = (id) => tokenizer.tokenBytes(id);
-    this.offsets = new TextOffsets(this.bytes);
+    this.offsets = new TextOffsets(tokenizer, new Set(info.eosIds));
   }
 
   private head() {
@@ -122,14 +281,15 @@ export class ResponseWriter {
     };
   }
 
-  private extras(tokens: readonly TokenInfo[]) {
+  /** `textEnd`: the length of the text up to and including these tokens'. */
+  private extras(tokens: readonly TokenInfo[], textEnd: number) {
     const { plan } = this;
     const logprobs =
       plan.logprobs === null
         ? null
         : plan.kind === 'chat'
           ? chatLogprobs(tokens, plan.logprobs, this.bytes)
-          : completionLogprobs(tokens, plan.logprobs, this.offsets);
+          : completionLogprobs(tokens, plan.logprobs, this.offsets, this.bytes, textEnd);
     return { logprobs, ...(plan.trace ? { trace: traceOf(tokens) } : {}) };
   }
 
@@ -141,7 +301,7 @@ export class ResponseWriter {
     tokens: TokenInfo[];
   }) {
     const { plan } = this;
-    const extras = this.extras(result.tokens);
+    const extras = this.extras(result.tokens, result.text.length);
     const choice =
       plan.kind === 'chat'
         ? {
@@ -185,7 +345,8 @@ export class ResponseWriter {
 
   /** A chunk carrying `text` and the tokens that produced it. */
   deltaChunk(text: string, tokens: readonly TokenInfo[]) {
-    const extras = this.extras(tokens);
+    this.streamed += text.length;
+    const extras = this.extras(tokens, this.streamed);
     const choice =
       this.plan.kind === 'chat'
         ? { index: 0, delta: { content: text }, ...extras, finish_reason: null }
@@ -195,7 +356,7 @@ export class ResponseWriter {
 
   /** The chunk with the finish reason (and the log-probs of tokens that produced no text, e.g. EOS). */
   finishChunk(reason: FinishReason, tokens: readonly TokenInfo[]) {
-    const extras = this.extras(tokens);
+    const extras = this.extras(tokens, this.streamed);
     const choice =
       this.plan.kind === 'chat'
         ? { index: 0, delta: {}, ...extras, finish_reason: finishReason(reason) }

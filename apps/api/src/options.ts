@@ -41,6 +41,12 @@ export interface ApiOptions {
   playground?: boolean;
   /** A notice shown on top of the playground (e.g. that a model's weights are random). */
   notice?: string;
+  /**
+   * Cross-origin requests from browsers (CORS), off by default: `true` or `'*'` allows every origin;
+   * an origin (`'http://localhost:3000'`), a comma-separated list of them, or an array allows those
+   * only. Preflight `OPTIONS` requests are answered before the API key is checked.
+   */
+  cors?: boolean | string | readonly string[];
   /** One line per notable event (errors, start-up). Default: stderr. */
   log?: (line: string) => void;
 }
@@ -59,6 +65,8 @@ export interface ResolvedApiOptions {
   bodyLimit: number;
   playground: boolean;
   notice: string | undefined;
+  /** The allowed origins (`'*'`: any), or undefined: no CORS. */
+  cors: '*' | string[] | undefined;
   log: (line: string) => void;
 }
 
@@ -68,6 +76,26 @@ function positiveInt(value: number | undefined, name: string, fallback: number, 
     throw new RangeError(`${name}: expected an integer >= ${min}, got ${value}`);
   }
   return value;
+}
+
+/** `ApiOptions.cors` as allowed origins: `'*'`, a list, or undefined (off). */
+function resolveCors(cors: ApiOptions['cors']): '*' | string[] | undefined {
+  if (cors === undefined || cors === false) return undefined;
+  if (cors === true) return '*';
+  const list = typeof cors === 'string' ? cors.split(',') : cors;
+  if (!Array.isArray(list)) throw new TypeError('cors: expected a boolean, an origin, or a list of origins');
+  const origins = list.map((o) => (typeof o === 'string' ? o.trim() : o));
+  if (origins.includes('*')) return '*';
+  if (origins.length === 0) throw new TypeError('cors: give at least one origin, or true for any');
+  for (const origin of origins) {
+    // browsers send an Origin header as scheme://host[:port], without a path or a trailing slash
+    if (typeof origin !== 'string' || !/^[a-z][a-z0-9+.-]*:\/\/[^/\s,]+$/i.test(origin)) {
+      throw new TypeError(
+        `cors: ${JSON.stringify(origin)} is not an origin; expected scheme://host[:port] such as http://localhost:3000, or '*'`,
+      );
+    }
+  }
+  return origins;
 }
 
 /** A model's default id: the name of its directory. */
@@ -109,6 +137,7 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     bodyLimit: positiveInt(options.bodyLimit, 'bodyLimit', 1024 * 1024),
     playground: options.playground ?? true,
     notice: options.notice || undefined,
+    cors: resolveCors(options.cors),
     log: options.log ?? ((line) => process.stderr.write(`[implicit-it api] ${line}\n`)),
   };
 }

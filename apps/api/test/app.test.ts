@@ -2,7 +2,8 @@ import { basename } from 'node:path';
 import type { Model } from '@implicit-it/runtime';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, createApp } from '../src/index.js';
-import { TextOffsets } from '../src/openai-format.js';
+import { ResponseWriter, TextOffsets } from '../src/openai-format.js';
+import type { Plan } from '../src/plan.js';
 import { json, parseSse, tinyModel } from './helpers.js';
 
 const user = (content: string) => [{ role: 'user', content }];
@@ -182,7 +183,7 @@ describe('POST /v1/chat/completions', () => {
     // legacy text_offset: where each token starts in the text, a split character counted once
     const text = 'a世x🎉y';
     const ids = tok.encode(text, { addSpecialTokens: false });
-    const offsets = new TextOffsets((id) => tok.tokenBytes(id));
+    const offsets = new TextOffsets(tok, new Set(model.info.eosIds));
     const starts = ids.map((id) => offsets.next(id));
     const at = (piece: string) => starts[ids.findIndex((id) => tok.decode([id]) === piece)];
     expect(ids.length).toBeGreaterThan(5); // 世 and 🎉 are split into byte tokens
@@ -369,6 +370,172 @@ describe('POST /v1/completions', () => {
     expect(body.usage.prompt_tokens).toBe(3);
   });
 
+  it('gives text offsets that index into the text: special tokens add none, a token after a lone partial byte counts its U+FFFD', async () => {
+    const tok = model.tokenizer;
+    const request = { model: 'tiny', prompt: 'hi', max_tokens: 40, logprobs: 0 };
+    const { body } = await post('/v1/completions', request);
+    const { text, logprobs: lp } = body.choices[0];
+    const special = (t: string) => tok.specialTokenTexts.includes(t);
+    const partial = (t: string) => t.startsWith('bytes:') || t.includes('\uFFFD');
+    // this greedy answer has what once made the offsets drift: a special token (<s>) mid-text, and
+    // partial bytes that become U+FFFD followed by whole tokens
+    expect(lp.tokens.some((t: string, i: number) => special(t) && i < lp.tokens.length - 1)).toBe(true);
+    expect(
+      lp.tokens.some((t: string, i: number) => partial(t) && !partial(lp.tokens[i + 1] ?? '\uFFFD')),
+    ).toBe(true);
+    lp.tokens.forEach((t: string, i: number) => {
+      const at = lp.text_offset[i];
+      expect(at).toBeGreaterThanOrEqual(i > 0 ? lp.text_offset[i - 1] : 0);
+      expect(at).toBeLessThanOrEqual(text.length);
+      if (special(t)) expect(lp.text_offset[i + 1] ?? text.length).toBe(at);
+      else if (partial(t)) expect(at).toBeLessThan(text.length);
+      else expect(text.slice(at, at + t.length)).toBe(t);
+    });
+    // streamed: the same offsets, into the joined text
+    const streamed = parseSse((await post('/v1/completions', { ...request, stream: true })).text)
+      .filter((e) => e !== '[DONE]')
+      .map((e) => JSON.parse(e).choices[0]);
+    expect(streamed.map((c) => c.text).join('')).toBe(text);
+    expect(streamed.flatMap((c) => c.logprobs.text_offset)).toEqual(lp.text_offset);
+
+    // a stop string that spans tokens cuts the text before them: their offsets point at its end
+    const cut = text.slice(lp.text_offset[0], lp.text_offset[2]);
+    for (const stream of [false, true]) {
+      const stopped = await post('/v1/completions', { ...request, stop: cut, stream });
+      const choices = stream
+        ? parseSse(stopped.text)
+            .filter((e) => e !== '[DONE]')
+            .map((e) => JSON.parse(e).choices[0])
+        : [stopped.body.choices[0]];
+      expect(choices.map((c) => c.text).join('')).toBe('');
+      expect(choices.flatMap((c) => c.logprobs.text_offset)).toEqual([0, 0]);
+    }
+
+    // token by token: a special token mid-text, a lone lead byte before x, 世 in three byte tokens,
+    // two lone continuation bytes, an invalid byte before an incomplete 4-byte character, EOS
+    const byte = (b: number) =>
+      Array.from({ length: tok.size }, (_, id) => id).find((id) => {
+        const bytes = tok.tokenBytes(id);
+        return bytes.length === 1 && bytes[0] === b;
+      })!;
+    const one = (piece: string) => tok.encode(piece, { addSpecialTokens: false })[0]!;
+    const eos = model.info.eosIds[0]!;
+    const ids = [
+      ...[one('a'), tok.bosId!, one('b'), byte(0xf0), one('x')],
+      ...[byte(0xe4), byte(0xb8), byte(0x96), one('y')],
+      ...[byte(0x95), byte(0xb7), byte(0x95), byte(0xf0), byte(0x9f), byte(0x98), one('z'), eos],
+    ];
+    expect(tok.isSpecial(tok.bosId!)).toBe(true);
+    expect(tok.decode(ids.slice(0, -1), { skipSpecialTokens: true })).toBe(
+      'ab\uFFFDx世y\uFFFD\uFFFD\uFFFD\uFFFDz',
+    );
+    const offsets = new TextOffsets(tok, new Set(model.info.eosIds));
+    expect(ids.map((id) => offsets.next(id))).toEqual([0, 1, 1, 2, 3, 4, 4, 4, 5, 6, 7, 8, 9, 9, 9, 10, 11]);
+  });
+
+  it('gives each token the offset a UTF-8 decoder gives its first byte (random byte and text tokens)', () => {
+    const tok = model.tokenizer;
+    const eos = new Set(model.info.eosIds);
+    const fatal = new TextDecoder('utf-8', { fatal: true });
+    const whole = (id: number) => {
+      try {
+        fatal.decode(tok.tokenBytes(id));
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const all = Array.from({ length: tok.size }, (_, id) => id);
+    const partial = all.filter((id) => !whole(id));
+    const text = all.filter((id) => whole(id) && !tok.isSpecial(id));
+    const special = all.filter((id) => tok.isSpecial(id) && !eos.has(id));
+    let state = 12345; // mulberry32
+    const random = (n: number) => {
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const pick = (list: number[]) => list[random(list.length)]!;
+    for (let trial = 0; trial < 400; trial++) {
+      const ids = Array.from({ length: 1 + random(12) }, () => {
+        const r = random(20);
+        return r < 10 ? pick(partial) : r < 18 ? pick(text) : r < 19 ? pick(special) : pick([...eos]);
+      });
+      const end = ids.findIndex((id) => eos.has(id));
+      if (end >= 0) ids.splice(end + 1);
+      // expected: the UTF-16 units of the characters that a UTF-8 decoder ends before the token's
+      // first byte (a pending incomplete character is not before it); special tokens have no bytes
+      const bytes: number[] = [];
+      const expected = ids.map((id) => {
+        if (eos.has(id)) return new TextDecoder().decode(Uint8Array.from(bytes)).length;
+        if (tok.isSpecial(id))
+          return new TextDecoder().decode(Uint8Array.from(bytes), { stream: true }).length;
+        const first = bytes.length;
+        bytes.push(...tok.tokenBytes(id));
+        const decoder = new TextDecoder();
+        let out = '';
+        let length = 0;
+        for (let k = 0; k <= first; k++) {
+          out = decoder.decode(Uint8Array.of(bytes[k]!), { stream: true });
+          length += out.length;
+        }
+        const pending = new TextDecoder().decode(Uint8Array.from(bytes.slice(0, first + 1))).length > length;
+        const own = out.length === 0 ? 0 : /[\udc00-\udfff]$/.test(out) ? 2 : 1;
+        return pending ? length : length - own;
+      });
+      const offsets = new TextOffsets(tok, eos);
+      expect(
+        ids.map((id) => offsets.next(id)),
+        JSON.stringify(ids),
+      ).toEqual(expected);
+    }
+  });
+
+  it('names partial-byte tokens by their bytes (bytes:\\xNN), so that top_logprobs keeps each', async () => {
+    const tok = model.tokenizer;
+    const lead = (b: number) =>
+      Array.from({ length: tok.size }, (_, id) => id).find((id) => {
+        const bytes = tok.tokenBytes(id);
+        return bytes.length === 1 && bytes[0] === b;
+      })!;
+    const [e4, f0, e2] = [lead(0xe4), lead(0xf0), lead(0xe2)];
+    for (const id of [e4, f0, e2]) expect(tok.decode([id])).toBe('\uFFFD');
+    const { body } = await post('/v1/completions', {
+      model: 'tiny',
+      prompt: 'hi',
+      max_tokens: 1,
+      rules: false,
+      logprobs: 5,
+      logit_bias: { [e4]: 60, [f0]: 50, [e2]: 40 },
+    });
+    const lp = body.choices[0].logprobs;
+    expect(lp.tokens).toEqual(['bytes:\\xe4']);
+    const top = lp.top_logprobs[0];
+    expect(Object.keys(top).slice(0, 3)).toEqual(['bytes:\\xe4', 'bytes:\\xf0', 'bytes:\\xe2']);
+    expect(top['bytes:\\xe4']).toBe(lp.token_logprobs[0]);
+    expect(top['bytes:\\xf0']).toBeLessThan(top['bytes:\\xe4']);
+    expect(Object.keys(top)).toHaveLength(5);
+  });
+
+  it('keeps the highest log-prob of top alternatives that share a name', () => {
+    const [x, y] = [model.tokenizer.encode('x', { addSpecialTokens: false })[0]!, 5];
+    const plan = { kind: 'completion', served: { id: 'tiny', model }, logprobs: 3 } as unknown as Plan;
+    const top = [
+      { id: x, token: 'x', logprob: -1 },
+      { id: y, token: 'x', logprob: -2 },
+      { id: 7, token: 'z', logprob: -3 },
+    ];
+    const response = new ResponseWriter(plan).complete({
+      text: 'x',
+      finishReason: 'length',
+      usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 },
+      tokens: [{ id: x, logprob: { id: x, token: 'x', logprob: -1, top } }],
+    });
+    const logprobs = response.choices[0]!.logprobs as { top_logprobs: Record<string, number>[] };
+    expect(logprobs.top_logprobs).toEqual([{ x: -1, z: -3 }]);
+  });
+
   it('streams text_completion chunks', async () => {
     const { text } = await post('/v1/completions', {
       model: 'tiny',
@@ -476,6 +643,69 @@ describe('API key', () => {
     expect(gen.status).toBe(200);
     expect((await a.request('/health')).status).toBe(200);
     expect((await a.request('/')).status).toBe(200);
+  });
+});
+
+describe('CORS', () => {
+  const preflight = (a: ApiApp, origin: string, path = '/v1/chat/completions') =>
+    a.request(path, {
+      method: 'OPTIONS',
+      headers: {
+        Origin: origin,
+        'Access-Control-Request-Method': 'POST',
+        'Access-Control-Request-Headers': 'content-type,authorization',
+      },
+    });
+
+  it('is off by default: no preflight answer, no Access-Control headers', async () => {
+    expect((await preflight(app, 'http://localhost:3000')).status).toBe(404);
+    const res = await app.request('/v1/models', { headers: { Origin: 'http://localhost:3000' } });
+    expect(res.headers.get('Access-Control-Allow-Origin')).toBeNull();
+  });
+
+  it('answers preflights before the API key check and marks responses for the allowed origins', async () => {
+    const a = createApp({
+      models: [{ id: 'tiny', model }],
+      log: () => {},
+      apiKey: 'sk-cors',
+      cors: 'http://localhost:3000, https://app.example',
+    });
+    const pre = await preflight(a, 'http://localhost:3000');
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('Access-Control-Allow-Origin')).toBe('http://localhost:3000');
+    expect(pre.headers.get('Access-Control-Allow-Methods')).toContain('POST');
+    expect(pre.headers.get('Access-Control-Allow-Headers')).toBe('content-type,authorization');
+    const ok = await a.request(
+      '/v1/chat/completions',
+      json(chat({ max_tokens: 2 }), { Authorization: 'Bearer sk-cors', Origin: 'https://app.example' }),
+    );
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('Access-Control-Allow-Origin')).toBe('https://app.example');
+    // errors too, so that a page can read them
+    const denied = await a.request('/v1/models', { headers: { Origin: 'http://localhost:3000' } });
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get('Access-Control-Allow-Origin')).toBe('http://localhost:3000');
+    // another origin is not allowed
+    const other = await preflight(a, 'http://evil.example');
+    expect(other.headers.get('Access-Control-Allow-Origin')).toBeNull();
+    const get = await a.request('/health', { headers: { Origin: 'http://evil.example' } });
+    expect(get.headers.get('Access-Control-Allow-Origin')).toBeNull();
+  });
+
+  it('allows every origin with cors: true', async () => {
+    const a = createApp({ models: [{ id: 'tiny', model }], log: () => {}, cors: true });
+    const pre = await preflight(a, 'http://anywhere.example');
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('Access-Control-Allow-Origin')).toBe('*');
+    const res = await a.request('/v1/models', { headers: { Origin: 'http://anywhere.example' } });
+    expect(res.headers.get('Access-Control-Allow-Origin')).toBe('*');
+  });
+
+  it('refuses what is not an origin', () => {
+    const make = (cors: string | string[]) => () => createApp({ models: [{ id: 'tiny', model }], cors });
+    expect(make('localhost:3000')).toThrow(/cors: "localhost:3000" is not an origin/);
+    expect(make(['http://localhost:3000/'])).toThrow(/cors/);
+    expect(make([])).toThrow(/cors/);
   });
 });
 

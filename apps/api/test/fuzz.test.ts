@@ -90,8 +90,7 @@ const BAD_FIELDS: Record<string, unknown[]> = {
     [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'http://x' } }] }],
     [{ role: 'user', content: 'x', tool_calls: [] }],
     [{ role: 'USER', content: 'x' }],
-    [{ role: 'assistant', content: 'no user message' }],
-    [{ role: 'system', content: 'only system' }],
+    // (a conversation without a user message, e.g. a system prompt alone, is valid: OpenAI answers it)
     Array.from({ length: 1100 }, () => ({ role: 'user', content: '' })),
     [{ role: 'user', content: 'tiramisu '.repeat(600) }],
   ],

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { resolveRuleSpec } from '@implicit-it/rules';
 import { describeWithBinary } from '@implicit-it/testkit';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -48,7 +49,7 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     // toggles for each rule, the server's default (hewitt2024: eos, uniform, used on; start off)
     for (const rule of ['eos', 'uniform', 'used']) expect(await page.isChecked(`#rule-${rule}`)).toBe(true);
     expect(await page.isChecked('#rule-start')).toBe(false);
-    expect(await page.textContent('#rules-name')).toBe('eos-uniform-diversity');
+    expect(await page.textContent('#rules-name')).toBe('hewitt2024');
     await expect(page.textContent('#legend')).resolves.toMatch(/unshifted.*marginal.*shifted/s);
 
     await page.fill('#instruction', 'Give me a recipe for tiramisu.');
@@ -114,6 +115,58 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     expect(errors).toEqual([]);
     expect(external).toEqual([]);
     await page.close();
+  });
+
+  it("uses the server's rule set in the rules column (hewitt2024-prose), less the unticked rules", async () => {
+    const model = await tinyModel();
+    const prose = await serve({
+      models: [{ id: 'tiny', model }],
+      port: 0,
+      hostname: '127.0.0.1',
+      rules: 'hewitt2024-prose',
+      log: () => {},
+    });
+    try {
+      const page = await browser.newPage();
+      const sent: unknown[] = [];
+      page.on('request', (req) => {
+        if (req.url().endsWith('/v1/chat/completions')) sent.push(JSON.parse(req.postData()!).rules);
+      });
+      await page.goto(prose.url);
+      expect(await page.textContent('#rules-name')).toBe('hewitt2024-prose');
+      const answer = async () => {
+        await page.fill('#max-tokens', '24');
+        await page.click('#generate');
+        await page.waitForSelector('#col-rules[data-state="done"]', { timeout: 30_000 });
+        await page.waitForSelector('#col-base[data-state="done"]', { timeout: 30_000 });
+        return page.$$eval('#col-rules .tokens .tok:not(.eos)', (spans) =>
+          spans.map((s) => s.textContent).join(''),
+        );
+      };
+      const api = async (rules: unknown) => {
+        const res = await fetch(`${prose.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({
+            model: 'tiny',
+            messages: [{ role: 'user', content: 'Give me a recipe for tiramisu.' }],
+            max_tokens: 24,
+            rules,
+          }),
+        });
+        return (await res.json()).choices[0].message.content as string;
+      };
+      expect(await answer()).toBe(await api('hewitt2024-prose'));
+      expect(sent).toEqual([false, true]);
+      await page.uncheck('#rule-uniform');
+      expect(await page.textContent('#rules-name')).toBe('hewitt2024-prose without uniform');
+      const { eos, used } = resolveRuleSpec('hewitt2024-prose');
+      expect(await answer()).toBe(await api({ eos, used }));
+      expect(sent.slice(2)).toEqual([false, { eos, used }]);
+      await page.close();
+    } finally {
+      await prose.close();
+    }
   });
 
   it('asks for the API key when the server has one, and reports errors in the column', async () => {

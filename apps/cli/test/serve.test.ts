@@ -47,6 +47,8 @@ describe('serve', () => {
       'sk-cli',
       '--rules',
       'eos-uniform',
+      '--cors',
+      'http://localhost:3000',
       '--json',
     ]);
     let stdout = '';
@@ -68,6 +70,14 @@ describe('serve', () => {
       const health = await fetch(`${url}/health`);
       expect(await health.json()).toMatchObject({ status: 'ok', models: ['tiny'] });
       expect((await fetch(`${url}/v1/models`)).status).toBe(401);
+      // a web page on the allowed origin: its preflight is answered without the key
+      const preflight = await fetch(`${url}/v1/chat/completions`, {
+        method: 'OPTIONS',
+        headers: { Origin: 'http://localhost:3000', 'Access-Control-Request-Method': 'POST' },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get('access-control-allow-origin')).toBe('http://localhost:3000');
+      expect(s.stderr()).toMatch(/CORS:\s+http:\/\/localhost:3000/);
       const headers = { Authorization: 'Bearer sk-cli', 'Content-Type': 'application/json' };
       const res = await fetch(`${url}/v1/chat/completions`, {
         method: 'POST',

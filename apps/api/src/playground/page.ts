@@ -1,3 +1,4 @@
+import type { RuleSetConfig } from '@implicit-it/rules';
 import { PLAYGROUND_SCRIPT } from './script.js';
 import { PLAYGROUND_STYLE } from './style.js';
 
@@ -6,6 +7,15 @@ export interface PlaygroundConfig {
   models: string[];
   /** Which rules the server's default rule set turns on (`eos`, `uniform`, `used`, `start`). */
   defaultRules: Record<string, boolean>;
+  /**
+   * The server's default rule set, resolved: with boxes unticked the page sends it without those
+   * rules (with the boxes as the server has them, `rules: true`, the server's own).
+   */
+  rules: RuleSetConfig;
+  /** What the page calls the server's rule set (`hewitt2024`, `hewitt2024-prose`, ...). */
+  rulesName: string;
+  /** Each rule as the paper's subset names turn it on, for a box the server's rule set leaves off. */
+  ruleDefaults: RuleSetConfig;
   /** Whether requests need an API key (the page then asks for one). */
   auth: boolean;
   maxTokens: number;

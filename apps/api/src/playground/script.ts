@@ -39,15 +39,37 @@ export const PLAYGROUND_SCRIPT = String.raw`
     fieldset.appendChild(label);
   });
 
-  /** The chosen rules as the paper's subset name (eos-uniform-diversity), or false. */
+  var checked = function (rule) { return $('#rule-' + rule.key).checked; };
+  var isOn = function (value) { return value !== undefined && value !== false; };
+  /**
+   * The rules of the right-hand column: true (the server's own rule set) while the boxes are as the
+   * server has them; otherwise the server's rule set without the unticked rules, a ticked rule it
+   * leaves off as the paper's subsets have it; false with every box unticked.
+   */
   function rulesSpec() {
-    var parts = RULES.filter(function (r) { return $('#rule-' + r.key).checked; })
-      .map(function (r) { return r.part; });
-    return parts.length ? parts.join('-') : false;
+    if (RULES.every(function (r) { return checked(r) === !!config.defaultRules[r.key]; })) return true;
+    var spec = {}, any = false;
+    RULES.forEach(function (r) {
+      if (!checked(r)) return;
+      var own = config.rules[r.key];
+      spec[r.key] = isOn(own) ? own : config.ruleDefaults[r.key];
+      any = true;
+    });
+    return any ? spec : false;
+  }
+  /** The right-hand column's rules in words: the server's rule set's name, less or plus some rules. */
+  function rulesName() {
+    if (!RULES.some(checked)) return 'no rules on';
+    var off = RULES.filter(function (r) { return config.defaultRules[r.key] && !checked(r); });
+    var on = RULES.filter(function (r) { return !config.defaultRules[r.key] && checked(r); });
+    var part = function (r) { return r.part; };
+    var name = RULES.some(function (r) { return config.defaultRules[r.key]; }) ? config.rulesName : '';
+    if (off.length) name += ' without ' + off.map(part).join(', ');
+    if (on.length) name += (name ? ' + ' : '') + on.map(part).join('-');
+    return name;
   }
   function showRulesName() {
-    var spec = rulesSpec();
-    $('#rules-name').textContent = spec ? spec : 'no rules on';
+    $('#rules-name').textContent = rulesName();
   }
   showRulesName();
 

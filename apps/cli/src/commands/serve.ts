@@ -26,6 +26,7 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   maxTokens: number;
   format: 'tulu' | 'chat-template';
   playground: boolean;
+  cors?: string;
   json?: boolean;
 }
 
@@ -61,6 +62,7 @@ async function run(flags: ServeFlags): Promise<void> {
       maxTokens: flags.maxTokens,
       format: flags.format,
       playground: flags.playground,
+      ...(flags.cors !== undefined ? { cors: flags.cors === '*' ? true : flags.cors } : {}),
       notice: opened.some((m) => m.random)
         ? `${RANDOM_MODEL_ID} has RANDOM weights: its answers are noise, only the mechanics (rules, streaming, colouring) are real. Start the server with --model DIR (or with a network) for a real model.`
         : undefined,
@@ -92,6 +94,7 @@ async function run(flags: ServeFlags): Promise<void> {
         `  rules:       ${rulesLabel(rules)} (requests may set "rules")`,
         `  playground:  ${flags.playground ? `${server.url}/` : 'off'}`,
         `  endpoints:   POST /v1/chat/completions, POST /v1/completions, GET /v1/models, /health, /metrics`,
+        `  CORS:        ${flags.cors === undefined ? 'off (same origin only)' : flags.cors}`,
         `  API key:     ${apiKey ? 'required (Authorization: Bearer ...)' : 'none (anyone who can reach the port may use it)'}`,
         `  concurrency: ${flags.concurrency} running (one batch), ${flags.maxQueued} queued, then 429`,
         'Ctrl-C stops the server.',
@@ -145,6 +148,10 @@ export function registerServe(program: Command): void {
         .default('tulu'),
     )
     .option('--no-playground', 'do not serve the playground page at /')
+    .option(
+      '--cors <origins>',
+      'let web pages on these origins call the API (comma-separated, or * for any); preflights skip the API key',
+    )
     .option('--json', 'also print {"url","models",...} as one JSON line on stdout once listening');
   addLoadOptions(cmd)
     .addHelpText(

@@ -1,0 +1,148 @@
+import { runInNewContext } from 'node:vm';
+import { type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
+import type { Model } from '@implicit-it/runtime';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type ApiApp, createApp } from '../src/index.js';
+import { PLAYGROUND_SCRIPT } from '../src/playground/script.js';
+import { json, tinyModel } from './helpers.js';
+
+/** Just enough of a DOM element for the playground's script. */
+class Element {
+  id = '';
+  value = '';
+  checked = false;
+  textContent = '';
+  hidden = false;
+  disabled = false;
+  dataset: Record<string, string> = {};
+  readonly children: Element[] = [];
+  readonly listeners: Record<string, (() => unknown)[]> = {};
+  private readonly parts = new Map<string, Element>();
+
+  constructor(private readonly registry: Map<string, Element>) {}
+
+  appendChild(child: Element) {
+    this.children.push(child);
+    if (child.id) this.registry.set(`#${child.id}`, child);
+    for (const c of child.children) if (c.id) this.registry.set(`#${c.id}`, c);
+  }
+  addEventListener(type: string, fn: () => unknown) {
+    this.listeners[type] = [...(this.listeners[type] ?? []), fn];
+  }
+  querySelector(sel: string): Element {
+    if (!this.parts.has(sel)) this.parts.set(sel, new Element(this.registry));
+    return this.parts.get(sel)!;
+  }
+  setAttribute() {}
+}
+
+/**
+ * Runs the page's script as served by `app` on a stub DOM; returns its elements and the `rules` of
+ * the requests a click on Generate sends.
+ */
+async function loadPage(app: ApiApp) {
+  const html = await (await app.request('/')).text();
+  const config = JSON.parse(html.match(/window\.PLAYGROUND = (.*);<\/script>/)![1]!);
+  const elements = new Map<string, Element>();
+  const document = {
+    querySelector(sel: string) {
+      if (!elements.has(sel)) elements.set(sel, new Element(elements));
+      return elements.get(sel)!;
+    },
+    createElement: () => new Element(elements),
+  };
+  const sent: unknown[][] = [];
+  let batch: unknown[] = [];
+  const fetch = async (_url: string, init: { body: string }) => {
+    batch.push(JSON.parse(init.body).rules);
+    throw new Error('no network here');
+  };
+  runInNewContext(PLAYGROUND_SCRIPT, { window: { PLAYGROUND: config }, document, fetch, AbortController });
+  const el = (sel: string) => document.querySelector(sel);
+  return {
+    config,
+    el,
+    /** Ticks or unticks a rule's box as a click does. */
+    set(rule: string, on: boolean) {
+      const box = el(`#rule-${rule}`);
+      box.checked = on;
+      for (const fn of box.listeners.change ?? []) fn();
+    },
+    /** Clicks Generate; the rules of the two requests (base column, rules column). */
+    async generate() {
+      batch = [];
+      await el('#generate').listeners.click![0]!();
+      sent.push(batch);
+      return batch;
+    },
+  };
+}
+
+describe("the playground's rules column", () => {
+  let model: Model;
+  const server = (rules: RuleSpec) => createApp({ models: [{ id: 'tiny', model }], log: () => {}, rules });
+
+  beforeAll(async () => {
+    model = await tinyModel();
+  });
+
+  it("sends the server's own rules (true) with the boxes as the server has them", async () => {
+    const page = await loadPage(server('hewitt2024-prose'));
+    for (const rule of ['eos', 'uniform', 'used']) expect(page.el(`#rule-${rule}`).checked).toBe(true);
+    expect(page.el('#rule-start').checked).toBe(false);
+    expect(page.el('#rules-name').textContent).toBe('hewitt2024-prose');
+    expect(await page.generate()).toEqual([false, true]);
+  });
+
+  it("sends the server's rule set without the unticked rules, a ticked rule it lacks as the paper's", async () => {
+    const app = server('hewitt2024-prose');
+    const page = await loadPage(app);
+    const prose = resolveRuleSpec('hewitt2024-prose');
+    page.set('uniform', false);
+    expect(page.el('#rules-name').textContent).toBe('hewitt2024-prose without uniform');
+    const [, spec] = await page.generate();
+    expect(spec).toEqual({ eos: prose.eos, used: prose.used });
+    // the prose variants are kept: the EOS bonus held after the ramp, the penalty over the response
+    expect(spec).toMatchObject({ eos: { afterRamp: 'hold' }, used: { scope: 'response' } });
+    page.set('start', true);
+    expect(page.el('#rules-name').textContent).toBe('hewitt2024-prose without uniform + start');
+    expect((await page.generate())[1]).toEqual({ eos: prose.eos, used: prose.used, start: {} });
+    // and the server takes what the page sends
+    const res = await app.request(
+      '/v1/chat/completions',
+      json({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, rules: spec }),
+    );
+    expect(res.status).toBe(200);
+    // every box unticked: no rules; ticked back as the server has them: the server's own again
+    for (const rule of ['eos', 'used', 'start']) page.set(rule, false);
+    expect(page.el('#rules-name').textContent).toBe('no rules on');
+    expect((await page.generate())[1]).toBe(false);
+    for (const rule of ['eos', 'uniform', 'used']) page.set(rule, true);
+    expect((await page.generate())[1]).toBe(true);
+  });
+
+  it('works from a rule-set JSON server default and from none', async () => {
+    const custom = { used: { penalty: -3 }, uniform: { entries: [{ text: ' I', score: -9 }] } };
+    const page = await loadPage(server(custom));
+    expect(['eos', 'uniform', 'used', 'start'].map((r) => page.el(`#rule-${r}`).checked)).toEqual([
+      false,
+      true,
+      true,
+      false,
+    ]);
+    expect(await page.generate()).toEqual([false, true]);
+    page.set('uniform', false);
+    page.set('eos', true);
+    expect((await page.generate())[1]).toEqual({
+      eos: resolveRuleSpec('hewitt2024').eos,
+      used: resolveRuleSpec(custom).used,
+    });
+
+    const none = await loadPage(server(false));
+    expect(none.el('#rules-name').textContent).toBe('no rules on');
+    expect(await none.generate()).toEqual([false, true]);
+    none.set('eos', true);
+    expect(none.el('#rules-name').textContent).toBe('eos');
+    expect((await none.generate())[1]).toEqual({ eos: resolveRuleSpec('eos').eos });
+  });
+});
