@@ -160,8 +160,10 @@ class HfTokenizer implements Tokenizer {
   private readonly byteFallback: boolean;
   private vocab: TokenizerVocabulary | undefined;
   private readonly singleLengths = [new Map<number, number>(), new Map<number, number>()];
-  /** Memo of the detokenizers' token bytes (as `tokenBytes`, without its checks). */
-  private readonly streamBytes = new Map<number, Uint8Array>();
+  /** Memo of the detokenizers' token bytes (as `tokenBytes`, without its checks), by id. */
+  private streamBytes: (Uint8Array | undefined)[] | undefined;
+  /** Memo of `skippedByDecode`, by id: 0 not computed yet, 1 skipped, 2 kept. */
+  private skipMemo: Uint8Array | undefined;
   /** Llama `legacy: false`: "▁" is prepended once per text, as Python does (see legacy-prepend.ts). */
   private readonly prependOnce: boolean;
   private readonly spaceId: number | undefined;
@@ -305,11 +307,12 @@ class HfTokenizer implements Tokenizer {
     const tokenizer = this.hf._tokenizer;
     const decodeWindow = (ids: number[]) => tokenizer.decode(ids, decodeOptions);
     const encoder = new TextEncoder();
-    const memo = this.streamBytes;
+    // preallocated: assigning far ids into an empty array would make it a slow dictionary
+    const memo = (this.streamBytes ??= new Array<Uint8Array | undefined>(this.size).fill(undefined));
     // what the decoder sees of an id: its added-token content or piece; an id with neither (a gap in
     // tokenizer.json's ids) decodes as the unknown token, whose text is complete characters
     const bytes = (id: number): Uint8Array => {
-      let b = memo.get(id);
+      let b = memo[id];
       if (b === undefined) {
         const added = this.addedById.get(id);
         const piece = added === undefined ? tokenizer.id_to_token(id) : undefined;
@@ -319,7 +322,7 @@ class HfTokenizer implements Tokenizer {
             : piece === undefined
               ? encoder.encode(decodeWindow([id]))
               : pieceBytes(piece, this.pieceEncoding, this.byteFallback);
-        memo.set(id, b);
+        memo[id] = b;
       }
       return b;
     };
@@ -346,9 +349,16 @@ class HfTokenizer implements Tokenizer {
     };
     const texts = new Set(inner.special_tokens ?? this.specialTokenTexts);
     const unk = inner.model?.unk_token ?? undefined;
+    // a lookup per streamed token: memoized by id (ids are checked against the size before)
+    const memo = (this.skipMemo ??= new Uint8Array(this.size));
     return (id) => {
-      const token = inner.id_to_token(id) ?? unk;
-      return token !== undefined && texts.has(token);
+      let known = memo[id]!;
+      if (known === 0) {
+        const token = inner.id_to_token(id) ?? unk;
+        known = token !== undefined && texts.has(token) ? 1 : 2;
+        memo[id] = known;
+      }
+      return known === 1;
     };
   }
 

@@ -39,8 +39,13 @@ function sequenceLength(lead: number): number {
  * of E0, ED, F0 and F4 sequences has a narrower range, which rules out overlong forms and surrogates).
  */
 function continuesSequence(pending: readonly number[], byte: number): boolean {
-  if (pending.length !== 1) return isContinuation(byte);
-  switch (pending[0]) {
+  return continuesAt(pending[0]!, pending.length, byte);
+}
+
+/** Whether `byte` may be byte `index` (1 to 3) of the sequence that `lead` starts. */
+function continuesAt(lead: number, index: number, byte: number): boolean {
+  if (index !== 1) return isContinuation(byte);
+  switch (lead) {
     case 0xe0:
       return byte >= 0xa0 && byte <= 0xbf;
     case 0xed:
@@ -66,24 +71,32 @@ function continuesSequence(pending: readonly number[], byte: number): boolean {
  */
 export function incompleteTail(pending: readonly number[], bytes: ArrayLike<number>): readonly number[] {
   const n = bytes.length;
-  if (n > 0 && bytes[n - 1]! < 0x80) return NONE; // ends in ASCII (most tokens)
-  // only the last three bytes matter
-  const all = n >= 3 ? [bytes[n - 3]!, bytes[n - 2]!, bytes[n - 1]!] : [...pending, ...Array.from(bytes)];
-  for (let p = all.length - 1; p >= Math.max(0, all.length - 3); p--) {
-    const byte = all[p]!;
-    if (isContinuation(byte)) continue;
-    const need = sequenceLength(byte);
-    if (all.length - p >= need) return NONE; // ASCII, an invalid byte, or a complete (or overlong) sequence
-    const tail = [byte];
-    for (const next of all.slice(p + 1)) {
-      if (!continuesSequence(tail, next)) return NONE;
-      tail.push(next);
-    }
+  if (n === 0) return pending;
+  if (bytes[n - 1]! < 0x80) return NONE; // ends in ASCII (most tokens)
+  // this runs for every streamed token: no allocation unless the stream ends mid-sequence, and the
+  // (rare) bytes held from before joined in only when this token alone has fewer than three
+  if (pending.length === 0 || n >= 3) return tailOf(bytes);
+  const joined = pending.slice();
+  for (let i = 0; i < n; i++) joined.push(bytes[i]!);
+  return tailOf(joined);
+}
+
+/** `incompleteTail` of a stream that is `bytes` (only its last three bytes matter). */
+function tailOf(bytes: ArrayLike<number>): readonly number[] {
+  const total = bytes.length;
+  for (let p = total - 1; p >= Math.max(0, total - 3); p--) {
+    const lead = bytes[p]!;
+    if (isContinuation(lead)) continue;
+    if (total - p >= sequenceLength(lead)) return NONE; // ASCII, an invalid byte, or a complete (or overlong) sequence
+    for (let q = p + 1; q < total; q++) if (!continuesAt(lead, q - p, bytes[q]!)) return NONE;
+    const tail: number[] = [];
+    for (let q = p; q < total; q++) tail.push(bytes[q]!);
     return tail;
   }
   return NONE;
 }
-const NONE: readonly number[] = Object.freeze([]);
+/** No incomplete sequence (a plain array, as the tails are: one shape for the engine's fields). */
+const NONE: readonly number[] = [];
 
 /**
  * The window algorithm behind `Tokenizer.createDetokenizer` (O(1) amortized per token): it decodes
@@ -136,14 +149,21 @@ export class WindowDetokenizer implements Detokenizer {
     }
     if (this.skipped?.(id)) return ''; // decodes to nothing, wherever it is
     const window = this.window;
-    const bytes = this.tokenBytes(id);
-    // the text before this token is final unless its first byte continues a pending sequence
-    if (this.pending.length === 0 || (bytes.length > 0 && !continuesSequence(this.pending, bytes[0]!))) {
+    const before = this.pending;
+    // the text before this token is final unless its first byte continues a pending sequence (the
+    // token's bytes are looked at only where they may matter: most tokens end a character)
+    const bytes = before.length === 0 ? undefined : this.tokenBytes(id);
+    if (bytes === undefined || (bytes.length > 0 && !continuesSequence(before, bytes[0]!))) {
       this.lastSafe = window.length;
     }
-    this.pending = incompleteTail(this.pending, bytes);
     window.push(id);
     const text = this.decodeWindow(window);
+    // an incomplete trailing sequence decodes to a trailing U+FFFD: text ending otherwise ends at a
+    // character boundary, and only a trailing U+FFFD needs the bytes to tell the two apart
+    this.pending =
+      text.charCodeAt(text.length - 1) === 0xfffd
+        ? incompleteTail(before, bytes ?? this.tokenBytes(id))
+        : NONE;
     const start = this.contextLength + this.emitted;
     if (this.pending.length === 0) {
       const delta = text.slice(start);
