@@ -308,7 +308,8 @@ class HfTokenizer implements Tokenizer {
     const decodeWindow = (ids: number[]) => tokenizer.decode(ids, decodeOptions);
     const encoder = new TextEncoder();
     // preallocated: assigning far ids into an empty array would make it a slow dictionary
-    const memo = (this.streamBytes ??= new Array<Uint8Array | undefined>(this.size).fill(undefined));
+    this.streamBytes ??= new Array<Uint8Array | undefined>(this.size).fill(undefined);
+    const memo = this.streamBytes;
     // what the decoder sees of an id: its added-token content or piece; an id with neither (a gap in
     // tokenizer.json's ids) decodes as the unknown token, whose text is complete characters
     const bytes = (id: number): Uint8Array => {
@@ -350,7 +351,8 @@ class HfTokenizer implements Tokenizer {
     const texts = new Set(inner.special_tokens ?? this.specialTokenTexts);
     const unk = inner.model?.unk_token ?? undefined;
     // a lookup per streamed token: memoized by id (ids are checked against the size before)
-    const memo = (this.skipMemo ??= new Uint8Array(this.size));
+    this.skipMemo ??= new Uint8Array(this.size);
+    const memo = this.skipMemo;
     return (id) => {
       let known = memo[id]!;
       if (known === 0) {
