@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FinishReason, TokenLogprob } from '@implicit-it/runtime';
+import { continuesSequence, incompleteTail } from '@implicit-it/tokenizers';
 import type { Plan } from './plan.js';
 
 /** Usage, as OpenAI spells it. */
@@ -76,45 +77,6 @@ const commonPrefix = (a: string, b: string) => {
   return n;
 };
 
-/** Bytes of the UTF-8 sequence `lead` starts, or 0 (ASCII, a continuation byte, an invalid byte). */
-const sequenceLength = (lead: number) =>
-  lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
-
-/** Whether `byte` continues the incomplete sequence `tail` (as a WHATWG UTF-8 decoder reads it). */
-function continuesSequence(tail: readonly number[], byte: number): boolean {
-  if (tail.length === 0) return false;
-  // the second byte after E0, ED, F0 and F4 has a narrower range (no overlong forms, no surrogates)
-  if (tail.length === 1) {
-    switch (tail[0]) {
-      case 0xe0:
-        return byte >= 0xa0 && byte <= 0xbf;
-      case 0xed:
-        return byte >= 0x80 && byte <= 0x9f;
-      case 0xf0:
-        return byte >= 0x90 && byte <= 0xbf;
-      case 0xf4:
-        return byte >= 0x80 && byte <= 0x8f;
-    }
-  }
-  return (byte & 0xc0) === 0x80;
-}
-
-/** The incomplete UTF-8 sequence that `tail` (itself one, or empty) followed by `bytes` ends with. */
-function incompleteTail(tail: readonly number[], bytes: ArrayLike<number>): number[] {
-  const all = [...tail, ...Array.from(bytes)];
-  for (let p = all.length - 1; p >= Math.max(0, all.length - 3); p--) {
-    if ((all[p]! & 0xc0) === 0x80) continue;
-    if (all.length - p >= sequenceLength(all[p]!)) return [];
-    const out = [all[p]!];
-    for (const next of all.slice(p + 1)) {
-      if (!continuesSequence(out, next)) return [];
-      out.push(next);
-    }
-    return out;
-  }
-  return [];
-}
-
 /**
  * Where each token starts in the completion text (legacy `text_offset`, in UTF-16 code units as the
  * text's own indices). The text is counted as the runtime builds it: the same detokenizer, special
@@ -131,7 +93,7 @@ export class TextOffsets {
   /** Their text (decoded alone), where it starts, and the incomplete UTF-8 sequence they end with. */
   private heldText = '';
   private heldStart = 0;
-  private tail: number[] = [];
+  private tail: readonly number[] = [];
   /** How many of the held tokens, at the end, hold bytes of `tail`. */
   private tailTokens = 0;
 
@@ -186,7 +148,13 @@ export class TextOffsets {
     return Math.min(trailingReplacements(own), trailingReplacements(this.heldText));
   }
 
-  private hold(ids: number[], text: string, start: number, tail: number[], tailTokens: number): void {
+  private hold(
+    ids: number[],
+    text: string,
+    start: number,
+    tail: readonly number[],
+    tailTokens: number,
+  ): void {
     this.held = ids;
     this.heldText = text;
     this.heldStart = start;

@@ -35,11 +35,15 @@ function sequenceLength(lead: number): number {
 }
 
 /**
- * Whether `byte` continues the incomplete sequence `pending` (WHATWG UTF-8 decoder: the second byte
- * of E0, ED, F0 and F4 sequences has a narrower range, which rules out overlong forms and surrogates).
+ * Whether `byte` continues the incomplete UTF-8 sequence `pending` (as `incompleteTail` returns it;
+ * WHATWG UTF-8 decoder: the second byte of E0, ED, F0 and F4 sequences has a narrower range, which
+ * rules out overlong forms and surrogates).
+ *
+ * @example
+ * continuesSequence([0xf0, 0x9f], 0x8e); // true: the third byte of 🎉
  */
-function continuesSequence(pending: readonly number[], byte: number): boolean {
-  return continuesAt(pending[0]!, pending.length, byte);
+export function continuesSequence(pending: readonly number[], byte: number): boolean {
+  return pending.length > 0 && continuesAt(pending[0]!, pending.length, byte);
 }
 
 /** Whether `byte` may be byte `index` (1 to 3) of the sequence that `lead` starts. */
@@ -67,7 +71,8 @@ function continuesAt(lead: number, index: number, byte: number): boolean {
  * byte-fallback decoders use) is left in: that state lies in the last three bytes, and any lead byte
  * starts a new sequence.
  *
- * @internal
+ * @example
+ * incompleteTail([], [0x61, 0xf0, 0x9f]); // [0xf0, 0x9f]: 🎉 begun, two bytes to come
  */
 export function incompleteTail(pending: readonly number[], bytes: ArrayLike<number>): readonly number[] {
   const n = bytes.length;

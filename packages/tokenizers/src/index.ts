@@ -1,5 +1,10 @@
 export { createTokenizer, type TokenizerOptions } from './create-tokenizer.js';
-export type { Detokenizer, DetokenizerOptions } from './detokenizer.js';
+export {
+  continuesSequence,
+  type Detokenizer,
+  type DetokenizerOptions,
+  incompleteTail,
+} from './detokenizer.js';
 export { PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
 export { type JsonObject, readTokenizerFiles, TOKENIZER_FILE_NAMES, type TokenizerFiles } from './files.js';
 export { loadTokenizer } from './load-tokenizer.js';
