@@ -160,8 +160,8 @@ class HfTokenizer implements Tokenizer {
   private readonly byteFallback: boolean;
   private vocab: TokenizerVocabulary | undefined;
   private readonly singleLengths = [new Map<number, number>(), new Map<number, number>()];
-  /** Memo of the detokenizers' token bytes (as `tokenBytes`, without its checks), by id. */
-  private streamBytes: (Uint8Array | undefined)[] | undefined;
+  /** Memo of `bytesOf`, by id: undefined not computed yet, null no piece. */
+  private byteMemo: (Uint8Array | null | undefined)[] | undefined;
   /** Memo of `skippedByDecode`, by id: 0 not computed yet, 1 skipped, 2 kept. */
   private skipMemo: Uint8Array | undefined;
   /** Llama `legacy: false`: "▁" is prepended once per text, as Python does (see legacy-prepend.ts). */
@@ -268,13 +268,34 @@ class HfTokenizer implements Tokenizer {
 
   tokenBytes(id: number): Uint8Array {
     this.checkId(id, 'tokenBytes: id');
-    const added = this.addedById.get(id);
-    if (added !== undefined) return new TextEncoder().encode(added);
-    const piece = this.hf._tokenizer.id_to_token(id);
-    if (piece === undefined) {
+    const bytes = this.bytesOf(id);
+    if (bytes === null) {
       throw new TokenizerInputError(`tokenBytes: token id ${id} has no piece in ${this.source}`);
     }
-    return pieceBytes(piece, this.pieceEncoding, this.byteFallback);
+    return bytes.slice(); // the memo's own array stays unshared
+  }
+
+  /**
+   * The UTF-8 bytes `id` adds to decoded text (its added-token content, or its piece's bytes),
+   * memoized by id: streaming reads them for its tokens. null for an id with no piece (a gap in
+   * tokenizer.json's ids). `id` must be checked already.
+   */
+  private bytesOf(id: number): Uint8Array | null {
+    // preallocated: assigning far ids into an empty array would make it a slow dictionary
+    this.byteMemo ??= new Array<Uint8Array | null | undefined>(this.size).fill(undefined);
+    let bytes = this.byteMemo[id];
+    if (bytes === undefined) {
+      const added = this.addedById.get(id);
+      const piece = added === undefined ? this.hf._tokenizer.id_to_token(id) : undefined;
+      bytes =
+        added !== undefined
+          ? new TextEncoder().encode(added)
+          : piece === undefined
+            ? null
+            : pieceBytes(piece, this.pieceEncoding, this.byteFallback);
+      this.byteMemo[id] = bytes;
+    }
+    return bytes;
   }
 
   buildPrompt(input: PromptInput): Prompt {
@@ -306,27 +327,10 @@ class HfTokenizer implements Tokenizer {
     const decodeOptions = { skip_special_tokens: skip, clean_up_tokenization_spaces: false };
     const tokenizer = this.hf._tokenizer;
     const decodeWindow = (ids: number[]) => tokenizer.decode(ids, decodeOptions);
-    const encoder = new TextEncoder();
-    // preallocated: assigning far ids into an empty array would make it a slow dictionary
-    this.streamBytes ??= new Array<Uint8Array | undefined>(this.size).fill(undefined);
-    const memo = this.streamBytes;
-    // what the decoder sees of an id: its added-token content or piece; an id with neither (a gap in
-    // tokenizer.json's ids) decodes as the unknown token, whose text is complete characters
-    const bytes = (id: number): Uint8Array => {
-      let b = memo[id];
-      if (b === undefined) {
-        const added = this.addedById.get(id);
-        const piece = added === undefined ? tokenizer.id_to_token(id) : undefined;
-        b =
-          added !== undefined
-            ? encoder.encode(added)
-            : piece === undefined
-              ? encoder.encode(decodeWindow([id]))
-              : pieceBytes(piece, this.pieceEncoding, this.byteFallback);
-        memo[id] = b;
-      }
-      return b;
-    };
+    // an id with no piece (a gap in tokenizer.json's ids) decodes as the unknown token, whose text is
+    // complete characters
+    const bytes = (id: number): Uint8Array =>
+      this.bytesOf(id) ?? new TextEncoder().encode(decodeWindow([id]));
     return new WindowDetokenizer(
       decodeWindow,
       bytes,
