@@ -47,11 +47,14 @@ export function productOfExperts(baseLogits: ArrayLike<number>, ruleScores: Arra
   return pBase;
 }
 
-/** Index of the largest entry (the first one on ties), as greedy decoding picks. */
+/**
+ * Index of the largest entry (the first one on ties), as greedy decoding picks. NaN entries are never
+ * picked; a row with nothing above -Infinity gives 0.
+ */
 export function argmax(row: ArrayLike<number>): number {
   let best = 0;
-  let max = row[0]!;
-  for (let i = 1; i < row.length; i++) {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < row.length; i++) {
     if (row[i]! > max) {
       max = row[i]!;
       best = i;

@@ -55,6 +55,16 @@ describe('product of experts (property, 200 random cases)', () => {
   }, 60_000); // 200 cases over 512-wide rows: seconds when the machine is busy
 });
 
+describe('argmax', () => {
+  it('picks the first largest entry, never a NaN one; 0 when nothing is above -Infinity', () => {
+    expect(argmax([1, 3, 3, 2])).toBe(1);
+    expect(argmax(new Float32Array([Number.NaN, 1, 3, 2]))).toBe(2);
+    expect(argmax([2, Number.NaN, 1])).toBe(0);
+    expect(argmax([Number.NEGATIVE_INFINITY, Number.NaN])).toBe(0);
+    expect(argmax([Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY])).toBe(1);
+  });
+});
+
 describe('state', () => {
   it('fork gives an independent copy', () => {
     const a = rules.createState({ promptIds: [1, 2, 3], scopeStart: 1 });

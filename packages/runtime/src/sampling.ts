@@ -1,3 +1,4 @@
+import { argmax } from '@implicit-it/rules';
 import { GenerationError } from './errors.js';
 
 /** Sampling options; `temperature` 0 (default) is greedy. */
@@ -62,16 +63,8 @@ export function rankOf(row: Float32Array, id: number): number {
 export function sampleToken(row: Float32Array, options: SamplingOptions, rng: () => number): number {
   const temperature = options.temperature ?? 0;
   if (temperature <= 0) {
-    // the first largest; NaN never compares greater, so a NaN logit is never picked
-    let id = -1;
-    let best = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < row.length; i++) {
-      if (row[i]! > best) {
-        best = row[i]!;
-        id = i;
-      }
-    }
-    if (id < 0) throw noToken();
+    const id = argmax(row); // never a NaN logit
+    if (!(row[id]! > Number.NEGATIVE_INFINITY)) throw noToken();
     return id;
   }
   const topK = options.topK && options.topK > 0 ? Math.min(options.topK, row.length) : row.length;
