@@ -29,6 +29,8 @@ export async function transformersRulesProcessor(
         const ids = inputIds[i]!;
         let state = this.states[i];
         const before = this.seen[i];
+        // the ids after those the state holds (none for a new state: it starts from this prompt)
+        let from = before?.length ?? 0;
         if (!state || !before || !extends_(ids, before)) {
           const promptIds = ids.slice(ids.length - prompt.promptLength).map(Number);
           state = rules.createState({
@@ -37,9 +39,9 @@ export async function transformersRulesProcessor(
             promptLength: prompt.promptLength,
           });
           this.states[i] = state;
-          this.seen[i] = ids.slice();
+          from = ids.length;
         }
-        for (let j = this.seen[i]!.length; j < ids.length; j++) state.append(Number(ids[j]));
+        for (let j = from; j < ids.length; j++) state.append(Number(ids[j]));
         this.seen[i] = ids.slice();
         rules.apply(rows[i]!.data, state);
       }
