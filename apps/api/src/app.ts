@@ -205,13 +205,9 @@ export function createApp(options: ApiOptions): ApiApp {
   );
 
   if (server.playground) {
-    const resolved = resolveRuleSpec(server.rules);
     const config: PlaygroundConfig = {
       models: server.models.map((m) => m.id),
-      defaultRules: Object.fromEntries(
-        Object.entries(resolved).map(([k, v]) => [k, v !== undefined && v !== false]),
-      ),
-      rules: resolved,
+      rules: resolveRuleSpec(server.rules),
       rulesName:
         typeof server.rules === 'string'
           ? server.rules.trim()

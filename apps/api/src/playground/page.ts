@@ -5,11 +5,10 @@ import { PLAYGROUND_STYLE } from './style.js';
 /** What the page needs to know about the server, embedded at start-up. */
 export interface PlaygroundConfig {
   models: string[];
-  /** Which rules the server's default rule set turns on (`eos`, `uniform`, `used`, `start`). */
-  defaultRules: Record<string, boolean>;
   /**
-   * The server's default rule set, resolved: with boxes unticked the page sends it without those
-   * rules (with the boxes as the server has them, `rules: true`, the server's own).
+   * The server's default rule set, resolved: its rules are the boxes ticked at first; with boxes
+   * unticked the page sends it without those rules (with the boxes as the server has them,
+   * `rules: true`, the server's own).
    */
   rules: RuleSetConfig;
   /** What the page calls the server's rule set (`hewitt2024`, `hewitt2024-prose`, ...). */

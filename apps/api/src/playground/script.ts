@@ -25,11 +25,13 @@ export const PLAYGROUND_SCRIPT = String.raw`
     $('#key-field').hidden = false;
     $('#api-key').value = localStorage.getItem('implicit-it-api-key') || '';
   }
+  /** Whether the server's rule set turns a rule on. */
+  var serverHas = function (rule) { var v = config.rules[rule.key]; return v !== undefined && v !== false; };
   var fieldset = $('#rules');
   RULES.forEach(function (rule) {
     var label = document.createElement('label');
     var box = document.createElement('input');
-    box.type = 'checkbox'; box.id = 'rule-' + rule.key; box.checked = !!config.defaultRules[rule.key];
+    box.type = 'checkbox'; box.id = 'rule-' + rule.key; box.checked = serverHas(rule);
     box.addEventListener('change', showRulesName);
     var text = document.createElement('span');
     text.textContent = rule.name;
@@ -40,19 +42,17 @@ export const PLAYGROUND_SCRIPT = String.raw`
   });
 
   var checked = function (rule) { return $('#rule-' + rule.key).checked; };
-  var isOn = function (value) { return value !== undefined && value !== false; };
   /**
    * The rules of the right-hand column: true (the server's own rule set) while the boxes are as the
    * server has them; otherwise the server's rule set without the unticked rules, a ticked rule it
    * leaves off as the paper's subsets have it; false with every box unticked.
    */
   function rulesSpec() {
-    if (RULES.every(function (r) { return checked(r) === !!config.defaultRules[r.key]; })) return true;
+    if (RULES.every(function (r) { return checked(r) === serverHas(r); })) return true;
     var spec = {}, any = false;
     RULES.forEach(function (r) {
       if (!checked(r)) return;
-      var own = config.rules[r.key];
-      spec[r.key] = isOn(own) ? own : config.ruleDefaults[r.key];
+      spec[r.key] = serverHas(r) ? config.rules[r.key] : config.ruleDefaults[r.key];
       any = true;
     });
     return any ? spec : false;
@@ -60,10 +60,10 @@ export const PLAYGROUND_SCRIPT = String.raw`
   /** The right-hand column's rules in words: the server's rule set's name, less or plus some rules. */
   function rulesName() {
     if (!RULES.some(checked)) return 'no rules on';
-    var off = RULES.filter(function (r) { return config.defaultRules[r.key] && !checked(r); });
-    var on = RULES.filter(function (r) { return !config.defaultRules[r.key] && checked(r); });
+    var off = RULES.filter(function (r) { return serverHas(r) && !checked(r); });
+    var on = RULES.filter(function (r) { return !serverHas(r) && checked(r); });
     var part = function (r) { return r.part; };
-    var name = RULES.some(function (r) { return config.defaultRules[r.key]; }) ? config.rulesName : '';
+    var name = RULES.some(serverHas) ? config.rulesName : '';
     if (off.length) name += ' without ' + off.map(part).join(', ');
     if (on.length) name += (name ? ' + ' : '') + on.map(part).join('-');
     return name;
