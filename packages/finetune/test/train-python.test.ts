@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_LORA,
   type EncodedExample,
+  type PlanJobOptions,
   planJob,
   runJob,
   TrainingFailedError,
@@ -152,13 +153,18 @@ LlamaForCausalLM(cfg).save_pretrained(sys.argv[1])`,
           { encoding: 'utf8' },
         );
         expect(make.status, make.stderr).toBe(0);
-        const plan = await planJob({
-          recipe: 'mbpp',
-          model,
-          tokenizer: sharedPath('fixtures/tokenizers/llama2'),
-          dataDir: join(SHARED_DIR, 'data'),
-          gpus: 0,
-          out: join(root, 'job'),
+        // MBPP jobs on the tiny Llama with the Llama-2 tokenizer, on CPU, in root/NAME
+        const planMbpp = (name: string, options: Omit<PlanJobOptions, 'recipe' | 'model' | 'out'>) =>
+          planJob({
+            recipe: 'mbpp',
+            model,
+            tokenizer: sharedPath('fixtures/tokenizers/llama2'),
+            dataDir: join(SHARED_DIR, 'data'),
+            gpus: 0,
+            out: join(root, name),
+            ...options,
+          });
+        const plan = await planMbpp('job', {
           training: { effectiveBatchSize: 4, perDeviceBatchSize: 2, maxSeqLength: 128, epochs: 1 },
           validation: { count: 4, seed: 1 },
         });
@@ -183,13 +189,7 @@ LlamaForCausalLM(cfg).save_pretrained(sys.argv[1])`,
 
         // interrupted after a checkpoint and resumed: the same model as a run that never stopped
         const ckJob = (name: string) =>
-          planJob({
-            recipe: 'mbpp',
-            model,
-            tokenizer: sharedPath('fixtures/tokenizers/llama2'),
-            dataDir: join(SHARED_DIR, 'data'),
-            gpus: 0,
-            out: join(root, name),
+          planMbpp(name, {
             training: { effectiveBatchSize: 4, perDeviceBatchSize: 2, maxSeqLength: 64, epochs: 1 },
             checkpointing: 2,
             exportOnnx: false,
@@ -239,13 +239,7 @@ LlamaForCausalLM(cfg).save_pretrained(sys.argv[1])`,
         if (loraMissing.length > 0) return;
         const adapters: string[] = [];
         for (const name of ['lora-a', 'lora-b']) {
-          const job = await planJob({
-            recipe: 'mbpp',
-            model,
-            tokenizer: sharedPath('fixtures/tokenizers/llama2'),
-            dataDir: join(SHARED_DIR, 'data'),
-            gpus: 0,
-            out: join(root, name),
+          const job = await planMbpp(name, {
             training: {
               effectiveBatchSize: 2,
               perDeviceBatchSize: 2,
