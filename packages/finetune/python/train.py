@@ -315,6 +315,26 @@ def train_loop(model, examples, *, epochs, learning_rate, warmup_ratio, weight_d
             "elapsed_s": round(time.time() - started, 3), "model": model}
 
 
+def name_bos_stand_in(output_dir, manifest):
+    """A job that put the EOS token in front of every example because the tokenizer has no BOS (OLMo,
+    `addBos`) names it as the output tokenizer's bos_token, as open-instruct saves its tokenizer after
+    `tokenizer.bos_token = tokenizer.eos_token`: prompts built for the trained model then start as its
+    training examples did. Returns whether tokenizer_config.json was written."""
+    tokenizer = manifest["tokenizer"]
+    if not manifest.get("addBos") or tokenizer.get("bosId") is not None:
+        return False
+    path = os.path.join(output_dir, "tokenizer_config.json")
+    config = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    config["bos_token"] = tokenizer["eosToken"]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    return True
+
+
 def export_onnx(output_dir):
     try:
         from optimum.exporters.onnx import main_export  # noqa: PLC0415
@@ -407,6 +427,7 @@ def main(argv=None):
         else:  # a hub model planned with a tokenizer object of its own: the hub's tokenizer
             from transformers import AutoTokenizer  # noqa: PLC0415
             AutoTokenizer.from_pretrained(job["model"]).save_pretrained(out)
+        name_bos_stand_in(out, manifest)
         with open(os.path.join(job_dir, "result.json"), "w") as f:
             json.dump({**summary, "output": out}, f, indent=2)
         emit("saved", path=out)

@@ -55,7 +55,11 @@ export interface PlanJobOptions {
   zero3?: boolean;
   /** Export the trained model to ONNX when optimum is installed (default true). */
   exportOnnx?: boolean;
-  /** Force BOS text in front (open-instruct --add_bos, for OLMo-style tokenizers). */
+  /**
+   * Force BOS text in front (open-instruct --add_bos, for OLMo-style tokenizers). A tokenizer without a
+   * BOS gets its EOS in front, and the trained model's tokenizer_config.json names it as `bos_token`
+   * (as open-instruct saves it), so `buildPrompt` starts its prompts the same way.
+   */
   addBos?: boolean;
   /**
    * When train.py saves a checkpoint to resume from (`runJob(dir, { resume: true })`): at each epoch's

@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
+import { loadTokenizer } from '@implicit-it/tokenizers';
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_LORA,
@@ -128,6 +129,75 @@ describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch'
     );
   });
 });
+
+describeShared(
+  'train.py names the BOS stand-in of a tokenizer without BOS (OLMo)',
+  ['data/mbpp/mbpp.jsonl', 'fixtures/tokenizers/olmo/tokenizer.json'],
+  () => {
+    it.skipIf(torchMissing.length > 0)(
+      'prompts for the trained model start with the EOS its training examples started with',
+      { timeout: 120_000 },
+      async () => {
+        const root = mkdtempSync(join(tmpdir(), 'ft-olmo-bos-'));
+        const olmo = sharedPath('fixtures/tokenizers/olmo');
+        const plan = (name: string, addBos: boolean) =>
+          planJob({
+            recipe: 'mbpp',
+            model: 'allenai/OLMo-1B-hf',
+            tokenizer: olmo,
+            dataDir: join(SHARED_DIR, 'data'),
+            gpus: 0,
+            out: join(root, name),
+            addBos,
+            exportOnnx: false,
+          });
+        // what train.py does to the output's tokenizer files once they are written: here, a copy of the
+        // job's tokenizer (OLMo's has no tokenizer_config.json; the stand-in gets one)
+        const finish = (jobDir: string) => {
+          const out = join(jobDir, 'output');
+          mkdirSync(out);
+          copyFileSync(join(jobDir, 'tokenizer', 'tokenizer.json'), join(out, 'tokenizer.json'));
+          const run = spawnSync(
+            PYTHON,
+            [
+              '-c',
+              `import importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location("train", sys.argv[1])
+train = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(train)
+_, manifest = train.load_shard(os.path.join(sys.argv[2], "data", "train"))
+print(json.dumps(train.name_bos_stand_in(os.path.join(sys.argv[2], "output"), manifest)))`,
+              join(jobDir, 'train.py'),
+              jobDir,
+            ],
+            { encoding: 'utf8' },
+          );
+          expect(run.status, run.stderr).toBe(0);
+          return { out, written: JSON.parse(run.stdout.trim()) as boolean };
+        };
+
+        const job = await plan('with-bos', true);
+        const { out, written } = finish(job.jobDir);
+        expect(written).toBe(true);
+        expect(JSON.parse(readFileSync(join(out, 'tokenizer_config.json'), 'utf8'))).toEqual({
+          bos_token: '<|endoftext|>',
+        });
+        const trained = await loadTokenizer(out);
+        expect(trained.bosId).toBe(50279);
+        const prompt = trained.buildPrompt({ format: 'tulu', instruction: 'Write a function.' });
+        const firstExample = readFileSync(join(job.jobDir, 'data', 'train', 'input_ids.i32'));
+        expect(prompt.ids[0]).toBe(50279);
+        expect(prompt.ids[0]).toBe(firstExample.readInt32LE(0));
+
+        // no addBos: the output's tokenizer stays as it was
+        const plain = finish((await plan('without-bos', false)).jobDir);
+        expect(plain.written).toBe(false);
+        expect(existsSync(join(plain.out, 'tokenizer_config.json'))).toBe(false);
+        expect((await loadTokenizer(plain.out)).bosId).toBeUndefined();
+      },
+    );
+  },
+);
 
 describeShared(
   'train.py end to end (tiny llama, CPU)',

@@ -27,8 +27,10 @@ export type Conversation =
 /**
  * What `buildPrompt` builds:
  * - `tulu`: the paper's format `<|user|>\n{instruction}\n<|assistant|>\n`, BOS prepended (as the paper
- *   does) when the tokenizer has one (`addBos`, default true); multi-turn as open-instruct's
- *   `create_prompt_with_tulu_chat_format` (`</s>`, i.e. the EOS token, after assistant turns).
+ *   does) when the tokenizer has one (`addBos`, default: whether it has one); multi-turn as
+ *   open-instruct's `create_prompt_with_tulu_chat_format` (`</s>`, i.e. the EOS token, after assistant
+ *   turns). `addBos: true` on a tokenizer without a BOS (OLMo) prepends its EOS, as open-instruct and
+ *   `@implicit-it/finetune`'s `addBos` do; the paper's OLMo prompts start that way.
  * - `chat-template`: the model's own jinja template (or `template`), rendered by
  *   `@huggingface/transformers` and tokenized without added special tokens, as Hugging Face's
  *   `apply_chat_template` does; `addGenerationPrompt` defaults to true; `addBos` (default false)
@@ -135,6 +137,22 @@ function commonPrefixLength(a: readonly number[], b: readonly number[]): number 
   return i;
 }
 
+/**
+ * The id `addBos` prepends: the tokenizer's BOS or, when it names none (OLMo), its first EOS, as
+ * open-instruct sets `tokenizer.bos_token = tokenizer.eos_token` for such tokenizers and the paper's OLMo
+ * prompts start with `|||IP_ADDRESS|||`, the EOS of OLMo's original tokenizer (rules-spec.md).
+ */
+function bosStandIn(tok: PromptTokenizer): number {
+  const id = tok.bosId ?? tok.eosIds[0];
+  if (id === undefined) {
+    throw new PromptError(
+      'tokenizers.invalid_prompt',
+      `addBos: ${tok.source} names neither a BOS nor an EOS token (bos_token, eos_token in tokenizer_config.json); drop addBos`,
+    );
+  }
+  return id;
+}
+
 function messagesOf(input: Conversation): readonly ChatMessage[] {
   if (typeof input.instruction === 'string') {
     if (input.messages !== undefined) {
@@ -213,15 +231,7 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
       if (literal && segment.content) contentRanges.push([body.length, body.length + segment.text.length]);
       body += segment.text;
     });
-    if (input.addBos ?? tok.bosId !== undefined) {
-      if (tok.bosId === undefined) {
-        throw new PromptError(
-          'tokenizers.invalid_prompt',
-          `addBos: ${tok.source} names no BOS token (bos_token in tokenizer_config.json); drop addBos`,
-        );
-      }
-      bos = [tok.bosId];
-    }
+    if (input.addBos ?? tok.bosId !== undefined) bos = [bosStandIn(tok)];
   } else {
     const template = input.template ?? tok.chatTemplate;
     if (template === undefined) {
@@ -262,13 +272,7 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
       }
       contentRanges = ranges;
     }
-    if (input.addBos && tok.bosId === undefined) {
-      throw new PromptError(
-        'tokenizers.invalid_prompt',
-        `addBos: ${tok.source} names no BOS token (bos_token in tokenizer_config.json); drop addBos`,
-      );
-    }
-    if (input.addBos) bos = [tok.bosId!];
+    if (input.addBos) bos = [bosStandIn(tok)];
   }
 
   const bodyIds = tok.encode(body, { addSpecialTokens: false, literalRanges: contentRanges });

@@ -140,6 +140,17 @@ for (const name of Object.keys(EXPECTED) as (keyof typeof EXPECTED)[]) {
         `${TIRAMISU}\n<|assistant|>\n`,
       );
       expect(p.promptLength).toBe(p.ids.length);
+      // asked for a BOS, a tokenizer without one (OLMo) starts with its EOS, as the paper's OLMo prompts
+      // and open-instruct (bos_token = eos_token) do; S and P move with it
+      const withBos = tok.buildPrompt({ format: 'tulu', instruction: TIRAMISU, addBos: true });
+      const first = expected.bosId ?? expected.eosIds[0];
+      expect(withBos.ids).toEqual([first, ...tok.encode(body, { addSpecialTokens: false })]);
+      expect([withBos.scopeStart, withBos.promptLength]).toEqual([
+        p.scopeStart + 1 - bos.length,
+        p.ids.length + 1 - bos.length,
+      ]);
+      expect(withBos.text).toBe(`${tok.idToToken(first)}${body}`);
+      if (name === 'olmo') expect(withBos.ids[0]).toBe(50279);
       if (name === 'llama2') {
         expect(p.ids).toEqual([
           1, 529, 29989, 1792, 29989, 29958, 13, 29954, 573, 592, 263, 9522, 412, 363, 19493, 314, 28311,

@@ -169,6 +169,26 @@ describe('buildPrompt on a SentencePiece tokenizer (built)', () => {
     expect(p.scopeStart).toBe(9);
   });
 
+  it('addBos on a tokenizer with neither BOS nor EOS is a PromptError naming both', () => {
+    const files = byteLevelFiles();
+    // no bos_token/eos_token, and no special added token (else one would be the conventional EOS)
+    const addedTokens = (files.tokenizerJson.added_tokens as object[]).map((t) => ({ ...t, special: false }));
+    const bare = createTokenizer({
+      ...files,
+      tokenizerJson: { ...files.tokenizerJson, added_tokens: addedTokens },
+      tokenizerConfig: { ...files.tokenizerConfig, bos_token: null, eos_token: null },
+    });
+    expect([bare.bosId, bare.eosIds]).toEqual([undefined, []]);
+    expect(bare.buildPrompt({ format: 'tulu', instruction: 'Hello' }).text).toBe(
+      '<|user|>\nHello\n<|assistant|>\n',
+    );
+    for (const format of ['tulu', 'chat-template'] as const) {
+      expect(() => bare.buildPrompt({ format, instruction: 'Hello', addBos: true })).toThrow(
+        'addBos: built:byte-level-string names neither a BOS nor an EOS token (bos_token, eos_token in tokenizer_config.json); drop addBos',
+      );
+    }
+  });
+
   it('raw: special tokens added, S after them', () => {
     const p = tok.buildPrompt({ format: 'raw', text: 'Hello world' });
     expect(p).toEqual({ ids: [1, 330, 335], scopeStart: 1, promptLength: 3, text: 'Hello world' });

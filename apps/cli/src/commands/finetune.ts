@@ -265,7 +265,10 @@ function addJobOptions(cmd: Command): Command {
     .option('--zero3', 'DeepSpeed ZeRO-3 (default with GPUs)')
     .option('--no-zero3', 'plain data parallelism on GPUs, without DeepSpeed')
     .option('--no-export-onnx', 'skip the ONNX export after training (done when optimum is installed)')
-    .option('--add-bos', "put the BOS text in front (open-instruct's --add_bos, for OLMo-style tokenizers)")
+    .option(
+      '--add-bos',
+      "put the BOS text in front (open-instruct's --add_bos); a tokenizer without one (OLMo) gets its EOS, named the trained model's bos_token",
+    )
     .option(
       '--checkpointing <epoch|N|off>',
       'save a checkpoint to resume from (`finetune run --resume`) at each epoch end, also every N optimizer steps, or never',
