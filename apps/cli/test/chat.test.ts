@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CACHE, CLI, tinyModelDir } from './helpers.js';
+import { CACHE, CLI, run, tinyModelDir } from './helpers.js';
 
 /**
  * `chat` in a real terminal: tmux gives it a pseudo-terminal, send-keys types, capture-pane reads the
@@ -25,6 +25,31 @@ async function waitFor(pattern: RegExp, ms = 20_000): Promise<string> {
     await sleep(100);
   }
 }
+
+describe('chat with piped stdin', () => {
+  it('answers every piped line in order, slash commands included, then exits 0 at EOF', async () => {
+    const model = await tinyModelDir();
+    const input = 'Hi\n/history\n/rules off\nHello again\n/history\n';
+    const r = await run(['chat', '--model', model, '--max-tokens', '3', '--rules', 'eos'], { input });
+    expect(r.code, r.stderr).toBe(0);
+    // two replies: the lines that came while the first one was generating were not lost
+    expect(r.stdout.match(/assistant> /g)).toHaveLength(2);
+    expect(r.stdout).toContain('rules: off\n');
+    // the first /history lists the first turn; the second /history both turns, after the second reply
+    const histories = r.stdout.split('you> ').filter((s) => s.startsWith('user: '));
+    expect(histories).toHaveLength(2);
+    expect(histories[0]!.match(/^user: /gm)).toHaveLength(1);
+    expect(histories[1]!.match(/^user: /gm)).toEqual(['user: ', 'user: ']);
+    expect(histories[1]).toContain('user: Hello again\n');
+  });
+
+  it('names the seed of each sampled reply', async () => {
+    const model = await tinyModelDir();
+    const r = await run(['chat', '--model', model, '-n', '2', '-t', '1', '--seed', '7'], { input: 'Hi\n' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/assistant> .*\[max tokens; seed 7\]\n/);
+  });
+});
 
 describe.skipIf(!TMUX)('chat in a pseudo-terminal (tmux)', () => {
   let model: string;

@@ -268,6 +268,22 @@ describe('generate', () => {
     expect(greedy).not.toHaveProperty('seed');
   });
 
+  it('prints the drawn seed on stderr when stderr is not a terminal (plain, --json, --compare)', async () => {
+    const args = ['generate', '--model', model, '-n', '5', '-t', '0.8', 'Hi'];
+    const plain = await run(args);
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).toMatch(/^\[seed \d+\]$/m);
+    expect(plain.stdout).not.toContain('seed');
+    const json = await run([...args, '--json']);
+    expect(json.stderr).toContain(`[seed ${JSON.parse(json.stdout).seed}]\n`);
+    const compare = await run([...args, '--compare']);
+    expect(compare.code).toBe(0);
+    expect(compare.stderr).toMatch(/^\[seed \d+\]$/m);
+    expect(compare.stdout).not.toContain('seed');
+    // greedy decoding has no seed to print
+    expect((await run(['generate', '--model', model, '-n', '3', 'Hi'])).stderr).not.toContain('seed');
+  });
+
   it('--trace colours shifted tokens unless NO_COLOR', async () => {
     const args = ['generate', '--model', model, '-n', '40', '--trace', 'Give me a recipe for tiramisu.'];
     const colour = await run(args, { env: { NO_COLOR: undefined, FORCE_COLOR: '1' } });

@@ -50,16 +50,12 @@ async function run(flags: ChatFlags): Promise<void> {
     historySize: 200,
   });
   let generating: AbortController | null = null;
-  let closed = false;
   rl.on('SIGINT', () => {
     if (generating) generating.abort(new Error('interrupted'));
     else if (rl.line.length > 0) {
       rl.write(null, { ctrl: true, name: 'u' });
       rl.prompt();
     } else rl.close();
-  });
-  rl.on('close', () => {
-    closed = true;
   });
   const prompt = () => {
     rl.setPrompt(out('green', 'you> '));
@@ -72,11 +68,12 @@ async function run(flags: ChatFlags): Promise<void> {
     let text = '';
     let rank: number | undefined;
     let finish = '';
+    const seed = samplingSeed(flags);
     try {
       for await (const part of model.stream(
         { messages },
         {
-          ...generationOptions({ ...flags, ...seedOf(samplingSeed(flags)) }, rules),
+          ...generationOptions({ ...flags, ...seedOf(seed) }, rules),
           trace: flags.trace === true,
           signal: generating.signal,
         },
@@ -92,7 +89,12 @@ async function run(flags: ChatFlags): Promise<void> {
         }
       }
       messages.push({ role: 'assistant', content: text });
-      process.stdout.write(finish === 'length' ? out('dim', ' [max tokens]\n') : '\n');
+      // a sampled reply names its seed (`--seed N` gives that reply again)
+      const notes = [
+        ...(finish === 'length' ? ['max tokens'] : []),
+        ...(seed !== undefined ? [`seed ${seed}`] : []),
+      ];
+      process.stdout.write(notes.length > 0 ? out('dim', ` [${notes.join('; ')}]\n`) : '\n');
     } catch (error) {
       if (generating.signal.aborted) {
         process.stdout.write(out('dim', ' [stopped]\n'));
@@ -148,10 +150,11 @@ async function run(flags: ChatFlags): Promise<void> {
   try {
     prompt();
     // readline keeps reading while a reply streams (no rl.pause()): in a terminal Ctrl-C is a key it
-    // reads, so a paused readline would only see it after the reply, as a Ctrl-C at an empty prompt
+    // reads, so a paused readline would only see it after the reply, as a Ctrl-C at an empty prompt.
+    // Lines that arrive meanwhile (piped stdin comes all at once) wait in the iterator's queue, which
+    // yields every one of them before it ends at EOF (Ctrl-D or the end of the pipe)
     for await (const line of rl) {
-      const go = await handle(line);
-      if (!go || closed) break;
+      if (!(await handle(line))) break;
       prompt();
     }
   } finally {

@@ -206,7 +206,7 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
           painter(process.stdout),
         ),
       );
-      if (seed !== undefined && process.stderr.isTTY) note(dim('dim', `[seed ${seed}]`));
+      if (seed !== undefined) note(dim('dim', `[seed ${seed}]`));
       return;
     }
 
@@ -229,11 +229,16 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
         ...seedJson,
         ...jsonOf(result, rules, flags.trace === true),
       });
+      // the seed is in the JSON; on stderr too, for a log that keeps only stderr
+      if (seed !== undefined) note(`[seed ${seed}]`);
       return;
     }
     process.stdout.write('\n');
     const seedNote = seed !== undefined ? `; seed ${seed}` : '';
+    // the statistics are for a person at a terminal; the seed always reaches stderr (a log of stderr
+    // keeps it, stdout stays the bare answer), since a sampled run is only reproducible with it
     if (process.stderr.isTTY) note(dim('dim', `[${stats(result)}; rules: ${rulesLabel(rules)}${seedNote}]`));
+    else if (seed !== undefined) note(`[seed ${seed}]`);
   } catch (error) {
     if (abort.signal.aborted) throw new CliError('interrupted', EXIT.interrupted);
     throw error;
