@@ -67,6 +67,28 @@ describe('model create / inspect', () => {
     expect(cut.stderr).toContain('recreate or download it again');
   });
 
+  it("a model created into another model's directory leaves none of its tokenizer files", async () => {
+    // a tokenizer directory with SmolLM's slow-tokenizer files beside tokenizer.json
+    const tokenizer = join(out, 'tok');
+    expect((await run(['model', 'create', '--preset', 'tiny', '--out', tokenizer])).code).toBe(0);
+    for (const f of ['vocab.json', 'special_tokens_map.json']) writeFileSync(join(tokenizer, f), '{}');
+    writeFileSync(join(tokenizer, 'merges.txt'), '#version: 0.2\n');
+    const dir = join(out, 'reused');
+    const first = await run(['model', 'create', '--preset', 'tiny', '--out', dir, '--tokenizer', tokenizer]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(existsSync(join(dir, 'merges.txt'))).toBe(true);
+    writeFileSync(join(dir, 'notes.txt'), 'mine');
+    const second = await run(['model', 'create', '--preset', 'tiny', '--out', dir]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toContain(
+      "removed a previous model's special_tokens_map.json, vocab.json, merges.txt\n",
+    );
+    for (const f of ['vocab.json', 'merges.txt', 'special_tokens_map.json'])
+      expect(existsSync(join(dir, f)), f).toBe(false);
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'notes.txt'])
+      expect(existsSync(join(dir, f)), f).toBe(true);
+  });
+
   it('--out naming a file is a usage error (exit 2), not ENOTDIR', async () => {
     const file = join(out, 'a-file');
     writeFileSync(file, 'x');

@@ -1,6 +1,7 @@
 import {
   chmodSync,
   copyFileSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -16,7 +17,7 @@ import type { DecoderGraphOptions } from './onnx/decoder-graph.js';
 import { writeOnnxModel } from './onnx/write-onnx.js';
 import { type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
 import { tinyTokenizer } from './tokenizer/tiny-tokenizer.js';
-import { readTokenizerDir } from './tokenizer/tokenizer-dir.js';
+import { readTokenizerDir, TOKENIZER_FILE_NAMES } from './tokenizer/tokenizer-dir.js';
 import {
   type ModelWeights,
   numel,
@@ -55,9 +56,71 @@ function checkTensorSizes(config: DecoderConfig): void {
   }
 }
 
+/**
+ * Files of a Hugging Face model directory that loaders read (this repository's runtime and tokenizers,
+ * transformers.js, transformers): those a new model does not write are removed from the directory, so
+ * that no file of a previous model there is read beside the new one (SmolLM's `vocab.json` and
+ * `merges.txt` beside a tiny `tokenizer.json`, a stale `onnx/model_fp16.onnx` loaded for `fp16`, old
+ * PyTorch weights that transformers would load with the new config). Other files are left alone.
+ */
+const MODEL_FILE_NAMES: readonly string[] = [
+  'config.json',
+  'generation_config.json',
+  ...TOKENIZER_FILE_NAMES,
+  'model.safetensors',
+  'model.safetensors.index.json',
+  'pytorch_model.bin',
+  'pytorch_model.bin.index.json',
+];
+/** Sharded PyTorch weights (`model-00001-of-00002.safetensors`). */
+const WEIGHT_SHARD = /^(model|pytorch_model)-\d+-of-\d+\.(safetensors|bin)$/;
+/**
+ * ONNX decoders the runtime and transformers.js pick by dtype (fp32, fp16, q8, int8, uint8, q4, q4f16,
+ * bnb4), at the top or in `onnx/`, with their external data.
+ */
+const ONNX_DECODER =
+  /^(model|decoder_model_merged)(_fp16|_quantized|_int8|_uint8|_q4|_q4f16|_bnb4)?\.onnx(_data(_\d+)?)?$/;
+
+/** Removes the model files under `dir` that are not in `written` (paths relative to `dir`); returns them. */
+function removeStaleModelFiles(dir: string, written: readonly string[]): string[] {
+  const keep = new Set(written);
+  const removed: string[] = [];
+  const remove = (path: string) => {
+    if (keep.has(path)) return;
+    const full = join(dir, path);
+    let isFile = false;
+    try {
+      isFile = lstatSync(full).isFile();
+    } catch {
+      return; // absent
+    }
+    if (!isFile) return; // a directory of that name is none of ours
+    rmSync(full, { force: true });
+    removed.push(path);
+  };
+  for (const name of MODEL_FILE_NAMES) remove(name);
+  for (const sub of ['', 'onnx']) {
+    let entries: string[];
+    try {
+      entries = readdirSync(join(dir, sub));
+    } catch {
+      continue;
+    }
+    for (const entry of entries.sort()) {
+      if (ONNX_DECODER.test(entry) || (sub === '' && WEIGHT_SHARD.test(entry)))
+        remove(sub ? `${sub}/${entry}` : entry);
+    }
+  }
+  return removed;
+}
+
 /** Options of {@link createModel}: a preset plus config overrides, where to write, and what weights. */
 export interface CreateModelOptions extends ConfigInput, DecoderGraphOptions {
-  /** The model directory to write (created; existing files are overwritten). */
+  /**
+   * The model directory to write (created when missing). Files of the same names are overwritten, and
+   * a previous model's files that the new one does not write (other tokenizer files, ONNX graphs of
+   * other dtypes, PyTorch weights) are removed; other files are left alone.
+   */
   out: string;
   /** Seed of the random weights, an integer in [0, 2^32) (ignored when `weights` is given); default 0. */
   seed?: number;
@@ -83,6 +146,8 @@ export interface CreatedModel {
   config: DecoderConfig;
   /** Paths of the written files, relative to `dir`. */
   files: string[];
+  /** Paths of a previous model's files that were removed (see {@link CreateModelOptions.out}), relative to `dir`. */
+  removed: string[];
   parameters: number;
   /** Bytes of weight data in the ONNX file(s). */
   weightBytes: number;
@@ -182,10 +247,13 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
   rmSync(partial, { recursive: true, force: true });
   files.push('onnx/model.onnx');
   if (written.external) files.push('onnx/model.onnx_data');
+  // after the new graph is in place: an interrupted run leaves the previous model's files whole
+  const removed = removeStaleModelFiles(dir, files);
   return {
     dir,
     config,
     files,
+    removed,
     parameters: parameterCount(config),
     weightBytes: written.weightBytes,
     externalData: written.external,

@@ -43,6 +43,42 @@ describe('createModel', () => {
     await session.release();
   });
 
+  it("removes a previous model's files the new one does not write, and nothing else", async () => {
+    // a tokenizer directory with the slow-tokenizer files as SmolLM's has them
+    const source = (await createModel({ preset: 'tiny', seed: 1, out: tmp() })).dir;
+    for (const f of ['vocab.json', 'special_tokens_map.json']) writeFileSync(join(source, f), '{}');
+    writeFileSync(join(source, 'merges.txt'), '#version: 0.2\n');
+    const out = tmp();
+    const first = await createModel({ preset: 'tiny', seed: 1, tokenizerDir: source, out });
+    expect(first.files).toContain('merges.txt');
+    expect(first.removed).toEqual([]);
+    // what other exports leave: other dtypes' graphs, merged decoders, PyTorch weights; and the user's own files
+    const stale = [
+      'onnx/model_fp16.onnx',
+      'onnx/model_fp16.onnx_data',
+      'onnx/decoder_model_merged.onnx',
+      'model_quantized.onnx',
+      'model.safetensors',
+      'model-00001-of-00002.safetensors',
+      'chat_template.jinja',
+    ];
+    const own = ['README.md', 'notes.txt', 'onnx/model_backup.onnx', 'onnx/my_model.onnx', 'vocab.json.bak'];
+    for (const f of [...stale, ...own]) writeFileSync(join(out, f), 'x');
+    mkdirSync(join(out, 'tokenizer.model')); // a directory of a listed name is not a model file
+    const second = await createModel({ preset: 'tiny', seed: 2, out });
+    expect(second.removed.sort()).toEqual(
+      [...stale, 'merges.txt', 'special_tokens_map.json', 'vocab.json'].sort(),
+    );
+    for (const f of second.removed) expect(existsSync(join(out, f)), f).toBe(false);
+    for (const f of [...own, 'tokenizer.model', ...second.files])
+      expect(existsSync(join(out, f)), f).toBe(true);
+    expect(readdirSync(join(out, 'onnx')).sort()).toEqual([
+      'model.onnx',
+      'model_backup.onnx',
+      'my_model.onnx',
+    ]);
+  });
+
   it('copies a read-only tokenizer directory into files of its own mode, so a rerun can overwrite them', async () => {
     const source = (await createModel({ preset: 'tiny', seed: 1, out: tmp() })).dir;
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) chmodSync(join(source, f), 0o444);

@@ -97,6 +97,7 @@ async function create(flags: CreateFlags): Promise<void> {
       weightBytes: created.weightBytes,
       externalData: created.externalData,
       files: created.files,
+      removed: created.removed,
       config: created.config,
       seconds: Number(seconds.toFixed(2)),
     });
@@ -108,6 +109,7 @@ async function create(flags: CreateFlags): Promise<void> {
       `  preset ${flags.preset}, seed ${flags.seed}: ${(created.parameters / 1e6).toFixed(2)}M parameters, ` +
       `${human(created.weightBytes)} of weights${created.externalData ? ' (onnx/model.onnx_data)' : ''}, ${seconds.toFixed(1)} s\n` +
       `  files: ${created.files.join(', ')}\n` +
+      (created.removed.length > 0 ? `  removed a previous model's ${created.removed.join(', ')}\n` : '') +
       `  ${paint('dim', 'weights are random: use it to test mechanics, not answers')}\n`,
   );
 }
@@ -242,7 +244,10 @@ Examples:
     .description('write a llama-family ONNX model directory with seeded random weights (modelkit)')
     .requiredOption('--preset <name>', `shape: ${Object.keys(PRESETS).join(', ')}`)
     .option('--seed <n>', 'seed of the random weights', intArg(0, 2 ** 32 - 1), 0)
-    .requiredOption('--out <dir>', 'directory to write (files in it are overwritten)')
+    .requiredOption(
+      '--out <dir>',
+      "directory to write (a previous model's files in it are replaced or removed, other files kept)",
+    )
     .option(
       '--tokenizer <dir>',
       "a Hugging Face tokenizer directory to copy in (default: modelkit's tiny tokenizer)",
