@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveHubRepo } from '@implicit-it/testkit';
@@ -104,6 +104,28 @@ describe('help, version, usage errors', () => {
     expect(r.stderr).toMatch(/neither a directory nor a hub id/);
     const empty = await run(['generate', '--model', '/tmp', 'Hi']);
     expect(empty.code).toBe(3);
+  });
+
+  it('a damaged graph with --provider auto leads with why the CPU failed, not with the skipped CUDA', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cli-corrupt-'));
+    try {
+      cpSync(model, dir, { recursive: true });
+      writeFileSync(join(dir, 'onnx', 'model.onnx'), Buffer.from([0xff, 0x13, 0x07, 0x42, 0x99, 0x00, 0xfe]));
+      const r = await run(['generate', '--model', dir, 'Hi']);
+      expect(r.code).toBe(3);
+      const graph = join(dir, 'onnx', 'model.onnx');
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^error: ${graph}: no execution provider could load the model: (cpu|cuda): Load model from`,
+        ),
+      );
+      expect(r.stderr).toContain('Protobuf parsing failed');
+      // a CUDA that was not there to try comes last, as context
+      const cuda = r.stderr.indexOf('cuda: CUDA binaries');
+      if (cuda >= 0) expect(cuda).toBeGreaterThan(r.stderr.indexOf('recreate or download it again'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -196,7 +196,7 @@ export class DecoderSession {
     const log = options.log ?? (() => {});
     const { order, skipped } = chooseProviders(options.executionProvider ?? 'auto');
     // a provider named without its binaries: no graph would load, so none is read or patched
-    if (order.length === 0) throw noProviderError(files, skipped);
+    if (order.length === 0) throw noProviderError(files, [], skipped);
     let current = options;
     let quiet = false; // what the patch could not do is logged once, by the first attempt
     for (;;) {
@@ -266,7 +266,7 @@ export class DecoderSession {
           `KV cache concatenated inside onnxruntime at every step (attention not split: ${result.splitAttention})`,
         );
     }
-    const failures: ProviderStatus[] = [...skipped];
+    const tried: ProviderStatus[] = [];
     for (const provider of order) {
       try {
         const session = await ort.InferenceSession.create(model as Uint8Array, {
@@ -278,15 +278,15 @@ export class DecoderSession {
         });
         return {
           session: new DecoderSession(session, provider, files, patched, options.profile ?? null),
-          failures,
+          failures: [...skipped, ...tried],
         };
       } catch (cause) {
         if (cause instanceof ModelLoadError) throw cause;
-        failures.push({ name: provider, available: false, reason: (cause as Error).message.split('\n')[0]! });
+        tried.push({ name: provider, available: false, reason: (cause as Error).message.split('\n')[0]! });
       }
     }
-    const error = noProviderError(files, failures);
-    return { error, patched: model !== files.onnxFile, reason: failures[failures.length - 1]?.reason ?? '' };
+    const error = noProviderError(files, tried, skipped);
+    return { error, patched: model !== files.onnxFile, reason: tried[tried.length - 1]?.reason ?? '' };
   }
 
   /** Past tensors for the first step: zero-length, or `length` zeroed positions. */
@@ -471,13 +471,24 @@ export function damagedGraphHint(message: string): string | undefined {
     : undefined;
 }
 
-/** No execution provider could load the model: each one tried or skipped, with why. */
-function noProviderError(files: ModelFiles, failures: readonly ProviderStatus[]): ModelLoadError {
-  const hint = failures.map((f) => damagedGraphHint(f.reason)).find((h) => h !== undefined);
+/**
+ * No execution provider could load the model. The providers tried come first, with how each failed:
+ * that is the cause (a damaged graph fails on every provider). Those skipped (`auto` on a machine
+ * without CUDA) follow only as context; when none was tried they are the cause.
+ */
+function noProviderError(
+  files: ModelFiles,
+  tried: readonly ProviderStatus[],
+  skipped: readonly ProviderStatus[],
+): ModelLoadError {
+  const list = (statuses: readonly ProviderStatus[]) =>
+    statuses.map((f) => `${f.name}: ${f.reason}`).join('; ');
+  const hint = tried.map((f) => damagedGraphHint(f.reason)).find((h) => h !== undefined);
   const damaged = hint ? ` (${hint})` : '';
+  const context = tried.length > 0 && skipped.length > 0 ? ` [not tried: ${list(skipped)}]` : '';
   return new ModelLoadError(
     'runtime.no_provider',
-    `${files.onnxFile}: no execution provider could load the model: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}${damaged}`,
+    `${files.onnxFile}: no execution provider could load the model: ${list(tried.length > 0 ? tried : skipped)}${damaged}${context}`,
     { file: files.onnxFile },
   );
 }

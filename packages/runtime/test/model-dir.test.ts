@@ -158,6 +158,27 @@ describe('model directory validation', () => {
     expect(err.message).toContain('(the file is not a complete ONNX graph: an interrupted write or download');
   });
 
+  it('with provider auto, the failure on the provider tried comes first; a skipped CUDA only after it', async () => {
+    const dir = await copyModel('garbage-auto');
+    writeFileSync(join(dir, 'onnx', 'model.onnx'), 'not a model');
+    const err = await loadModel(dir, { log: () => {} }).catch((e) => e);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.code).toBe('runtime.no_provider');
+    const cuda = providerStatus().find((p) => p.name === 'cuda')!;
+    const head = `${join(dir, 'onnx', 'model.onnx')}: no execution provider could load the model: `;
+    if (cuda.available) {
+      expect(err.message.startsWith(`${head}cuda: `), err.message).toBe(true);
+      return; // tried too: both failures are causes
+    }
+    expect(err.message.startsWith(`${head}cpu: Load model from`), err.message).toBe(true);
+    expect(err.message).toContain('Protobuf parsing failed');
+    expect(
+      err.message.endsWith(
+        `(the file is not a complete ONNX graph: an interrupted write or download leaves one; recreate or download it again) [not tried: cuda: ${cuda.reason}]`,
+      ),
+    ).toBe(true);
+  });
+
   it('the cuda provider asked for without its binaries fails with what to do, before onnxruntime tries', async () => {
     const cuda = providerStatus().find((p) => p.name === 'cuda')!;
     if (cuda.available) return; // a machine with the CUDA provider installed: nothing to check here
