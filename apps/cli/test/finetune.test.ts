@@ -129,6 +129,19 @@ describeShared('finetune data', ['data/mbpp/mbpp.jsonl', 'data/poetry/poems.csv'
     expect(count.stdout).toMatch(/^mbpp: 337 examples \+ 37 validation/);
     expect(readFileSync(join(tmp, 'again-val.jsonl'), 'utf8')).toBe(readFileSync(s.files.validation, 'utf8'));
   });
+
+  it('--validation that leaves nothing to train on, or holds out more than there is, exits 2 naming it', async () => {
+    const out = join(tmp, 'all-held-out.jsonl');
+    const all = await run(['finetune', 'data', '--recipe', 'mbpp', '--validation', '374', '--out', out]);
+    expect(all.code).toBe(2);
+    expect(all.stderr).toBe(
+      'error: --validation: holds out all 374 mbpp examples, which leaves nothing to train on; hold out fewer (a count below 374, or a smaller fraction)\n',
+    );
+    expect(existsSync(out)).toBe(false);
+    const more = await run(['finetune', 'data', '--recipe', 'mbpp', '--validation', '1000']);
+    expect(more.code).toBe(2);
+    expect(more.stderr).toBe('error: --validation: must be an integer in [0, 374], got 1000\n');
+  });
 });
 
 describe('finetune data: errors', () => {
@@ -153,6 +166,20 @@ describe('finetune data: errors', () => {
     expect(text.stdout).toContain("2 is not the paper's 374");
     expect(text.stdout).toMatch(/mbpp\/mbpp\.jsonl:2 malformed: /);
     expect(text.stdout).toContain('mbpp/mbpp.jsonl:4 malformed: field "task_id" is not a number');
+  });
+
+  it('nothing to train on exits 1 naming the empty file, writing nothing', async () => {
+    const dir = join(tmp, 'empty-data');
+    mkdirSync(join(dir, 'mbpp'), { recursive: true });
+    writeFileSync(join(dir, 'mbpp', 'mbpp.jsonl'), '');
+    const out = join(tmp, 'empty.jsonl');
+    const r = await run(['finetune', 'data', '--recipe', 'mbpp', '--data-dir', dir, '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `error: ${join(dir, 'mbpp', 'mbpp.jsonl')}: holds no records: nothing to train on; restore the file, or pass --data-dir pointing at a complete copy of the shared data (../shared/data)\n`,
+    );
+    expect(r.stdout).toBe('');
+    expect(existsSync(out)).toBe(false);
   });
 
   it('exits 2 on an unknown recipe or a bad --validation, 1 on a missing data file', async () => {
@@ -299,7 +326,13 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(text.stdout).toContain('fp32, LoRA rank 16 alpha 16');
     expect(text.stdout).toContain('launch    CPU, 1 process');
     expect(text.stdout).toContain('next: implicit-it finetune run ');
+    // the tiny model's context is 512 positions: the paper's 2048 tokens are lowered, with a note
+    expect(text.stdout).toContain(', 512 tokens, fp32');
+    expect(text.stderr).toBe(
+      `note: --max-seq-length 512, not the paper's 2048: the model's context is 512 positions (max_position_embeddings in ${join(model, 'config.json')}); examples are truncated to 512 tokens\n`,
+    );
     const lora = JSON.parse(readFileSync(join(tmp, 'jobs', 'mbpp-lora', 'job.json'), 'utf8'));
+    expect(lora.training.maxSeqLength).toBe(512);
     expect(lora.training.lora).toEqual({
       rank: 16,
       alpha: 16,
@@ -335,7 +368,10 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       join(tmp, 'x'),
     ]);
     expect(batch.code).toBe(2);
-    expect(batch.stderr).toMatch(/effectiveBatchSize: 64 is not a multiple of .* = 3/);
+    expect(batch.stderr).toBe(
+      'error: --effective-batch-size: 64 is not a multiple of --per-device-batch-size x devices = 3; change the device count or --per-device-batch-size\n',
+    );
+    expect(existsSync(join(tmp, 'x'))).toBe(false); // refused before anything is written
     const bad = await run([
       'finetune',
       'plan',
@@ -348,6 +384,28 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     ]);
     expect(bad.code).toBe(3);
     expect((await run(['finetune', 'plan', '--recipe', 'mbpp', '--model', model])).code).toBe(2); // --out
+  });
+
+  it("plan refuses, up front, a --max-seq-length above the model's context and --zero3 with --gpus 0", async () => {
+    const out = join(tmp, 'refused');
+    const plan = (...extra: string[]) =>
+      run(['finetune', 'plan', '--recipe', 'mbpp', '--model', model, '--gpus', '0', '--out', out, ...extra]);
+    const long = await plan('--max-seq-length', '100000');
+    expect(long.code).toBe(2);
+    expect(long.stderr).toBe(
+      `error: --max-seq-length 100000 is more than the model's context of 512 positions (max_position_embeddings in ${join(model, 'config.json')})\nhint: give --max-seq-length 512 or less\n`,
+    );
+    const zero3 = await plan('--zero3');
+    expect(zero3.code).toBe(2);
+    expect(zero3.stderr).toBe(
+      'error: --zero3 with --gpus 0: DeepSpeed ZeRO-3 shards a model across GPUs, and a CPU job trains in one plain process\nhint: drop --zero3 for a CPU job, or give --gpus N\n',
+    );
+    expect(existsSync(out)).toBe(false);
+    // the data's own holes, as finetune data reports them
+    const all = await plan('--validation', '374');
+    expect(all.code).toBe(2);
+    expect(all.stderr).toContain('error: --validation: holds out all 374 mbpp examples');
+    expect(existsSync(out)).toBe(false);
   });
 
   it('sweep writes the epoch x seed grid and sweep.json', async () => {
@@ -520,9 +578,12 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(r.stderr).toContain('--out: a job is a directory; give its path, not -');
   });
 
-  it('run on a directory that is not a job exits 2', async () => {
+  it('run on a directory that is not a job exits 2, saying how to write one', async () => {
     const r = await run(['finetune', 'run', tmp]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('job.json not found');
+    expect(r.stderr).toBe(
+      `error: ${tmp}: not a training job (no job.json)\nhint: give a directory written by \`implicit-it finetune plan\` (or one job of \`finetune sweep\`); write one with: implicit-it finetune plan --recipe NAME --model DIR --out ${tmp}\n`,
+    );
+    expect(r.stderr).not.toContain('planJob');
   });
 });

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { getDatasetRecipe } from './dataset-recipes.js';
-import { FinetuneOptionError } from './errors.js';
+import { DataFileError, FinetuneOptionError } from './errors.js';
 import { type LengthStats, lengthStats } from './length-stats.js';
 import type { ChatExample } from './messages.js';
 import type { RowIssue } from './row-issue.js';
@@ -59,7 +59,9 @@ export function examplesToJsonl(examples: ChatExample[]): string {
 /**
  * Builds one of the paper's training sets from the raw files, optionally holds out a seeded
  * validation split, and writes JSONL. Malformed rows never throw: they are listed in `issues` with
- * their line numbers and counted in `skipped`; a missing raw file throws `DataFileError`.
+ * their line numbers and counted in `skipped`; a missing raw file, or one that makes no example,
+ * throws `DataFileError`, and a validation split that holds out every example `FinetuneOptionError`
+ * (field `validation`): nothing is written then.
  *
  * @example
  * const r = await buildDataset({ recipe: 'mbpp', dataDir: '../shared/data', out: 'mbpp.jsonl' });
@@ -71,9 +73,29 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
   const progress = options.onProgress ?? (() => {});
   progress({ stage: 'read', message: `reading ${recipe.files.join(', ')} from ${dataDir}` });
   const built = await recipe.build(dataDir);
+  // nothing to train on is an error, not an empty file
+  if (built.examples.length === 0) {
+    const file = recipe.files.map((f) => join(dataDir, f)).join(', ');
+    const fix =
+      'nothing to train on; restore the file, or pass dataDir (--data-dir) pointing at a complete copy of the shared data (../shared/data)';
+    const first = built.issues[0];
+    throw new DataFileError(
+      file,
+      built.rawCount === 0
+        ? `holds no records: ${fix}`
+        : `none of its ${built.rawCount} records makes a ${recipe.name} example (${built.issues.length} skipped${first ? `, the first at line ${first.line}: ${first.reason}` : ''}): ${fix}`,
+    );
+  }
   const { train, validation } = options.validation
     ? splitTrainValidation(built.examples, options.validation)
     : { train: built.examples, validation: [] as ChatExample[] };
+  if (train.length === 0) {
+    const n = built.examples.length;
+    throw new FinetuneOptionError(
+      'validation',
+      `holds out all ${n} ${recipe.name} examples, which leaves nothing to train on; hold out fewer (a count below ${n}, or a smaller fraction)`,
+    );
+  }
   if (options.validation)
     progress({ stage: 'split', message: `${train.length} train, ${validation.length} validation` });
 

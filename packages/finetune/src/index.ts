@@ -42,6 +42,7 @@ export { cleanMovetext, type PgnGame, splitPgnGames } from './pgn.js';
 export {
   JOB_FORMAT,
   type JobSpec,
+  modelContextLength,
   type PlanJobOptions,
   type PlanJobResult,
   type PlanProgress,

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { TOKENIZER_FILE_NAMES } from '@implicit-it/tokenizers';
@@ -18,7 +18,12 @@ import {
 import { loadEncodingTokenizer } from './load-encoding-tokenizer.js';
 import { trainEntryPointPath } from './package-files.js';
 import type { SplitOptions } from './split.js';
-import { gradientAccumulationSteps, type TrainingRecipe, trainingRecipe } from './training-recipe.js';
+import {
+  gradientAccumulationSteps,
+  PAPER_TRAINING,
+  type TrainingRecipe,
+  trainingRecipe,
+} from './training-recipe.js';
 
 /** Format tag of job.json. */
 export const JOB_FORMAT = 'implicit-it/finetune-job@1';
@@ -51,7 +56,7 @@ export interface PlanJobOptions {
   training?: Partial<TrainingRecipe>;
   /** Hold out a seeded validation split, trained on never, evaluated every epoch. */
   validation?: SplitOptions;
-  /** DeepSpeed ZeRO-3 (default: true when gpus > 0). */
+  /** DeepSpeed ZeRO-3 (default: true when gpus > 0; refused with gpus 0, a CPU job). */
   zero3?: boolean;
   /** Export the trained model to ONNX when optimum is installed (default true). */
   exportOnnx?: boolean;
@@ -113,6 +118,66 @@ export interface PlanJobResult {
   files: string[];
   train: ShardManifest;
   validation?: ShardManifest;
+  /**
+   * What planning decided that the options did not say, for the user to read: the paper's 2048-token
+   * `maxSeqLength` lowered to a shorter model context.
+   */
+  notes: string[];
+}
+
+/**
+ * The context length a local model directory declares: `max_position_embeddings` in its config.json
+ * (`n_positions` in GPT-2's). Undefined for a hub id (the training machine resolves it) or a
+ * config.json without either.
+ *
+ * @example
+ * modelContextLength('models/tiny'); // { positions: 512, file: '/abs/models/tiny/config.json' }
+ */
+export function modelContextLength(model: string): { positions: number; file: string } | undefined {
+  const file = resolve(model, 'config.json');
+  if (!existsSync(model) || !statSync(model).isDirectory() || !existsSync(file)) return undefined;
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined; // not ours to judge here: the training machine's transformers reports it
+  }
+  const positions = config.max_position_embeddings ?? config.n_positions;
+  return typeof positions === 'number' && Number.isInteger(positions) && positions > 0
+    ? { positions, file }
+    : undefined;
+}
+
+/**
+ * The training overrides fitted to a local model's context: a `maxSeqLength` above it is refused
+ * (`FinetuneOptionError`, field `maxSeqLength`); without one, the paper's 2048 is lowered to the
+ * context when that is shorter, with a note saying so (it changes which examples are truncated).
+ * @internal
+ */
+export function fitModelContext(options: PlanJobOptions): {
+  training: Partial<TrainingRecipe>;
+  notes: string[];
+} {
+  const training = { ...options.training };
+  const context = modelContextLength(options.model);
+  if (!context) return { training, notes: [] };
+  const { positions, file } = context;
+  if (training.maxSeqLength !== undefined) {
+    if (training.maxSeqLength > positions)
+      throw new FinetuneOptionError(
+        'maxSeqLength',
+        `${training.maxSeqLength} tokens is more than the model's context of ${positions} positions (max_position_embeddings in ${file}); use ${positions} or less`,
+      );
+    return { training, notes: [] };
+  }
+  if (PAPER_TRAINING.maxSeqLength <= positions) return { training, notes: [] };
+  training.maxSeqLength = positions;
+  return {
+    training,
+    notes: [
+      `maxSeqLength ${positions}, not the paper's ${PAPER_TRAINING.maxSeqLength}: the model's context is ${positions} positions (max_position_embeddings in ${file}); examples are truncated to ${positions} tokens`,
+    ],
+  };
 }
 
 /** Encoded data shared by the jobs of a sweep. @internal */
@@ -188,12 +253,14 @@ function checkpointingSpec(options: PlanJobOptions): CheckpointingSpec | null {
 /** Where a job keeps its copy of the tokenizer, relative to the job directory. */
 const JOB_TOKENIZER_DIR = 'tokenizer';
 
-/** Writes one job directory from prepared data. @internal */
-export async function writeJob(
-  data: PreparedData,
+/**
+ * Validates where a job runs, before any data is built or file written: GPUs, nodes, ZeRO-3, and the
+ * gradient accumulation that makes the effective batch exact on that many devices. @internal
+ */
+export function checkTopology(
   options: PlanJobOptions,
   recipe: TrainingRecipe,
-): Promise<PlanJobResult> {
+): { gpus: number; nodes: number; processes: number; accumulation: number } {
   const gpus = options.gpus ?? 1;
   const nodes = options.nodes ?? 1;
   if (!(Number.isInteger(gpus) && gpus >= 0))
@@ -201,7 +268,22 @@ export async function writeJob(
   if (!(Number.isInteger(nodes) && nodes >= 1))
     throw new FinetuneOptionError('nodes', `must be an integer >= 1, got ${nodes}`);
   if (gpus === 0 && nodes > 1) throw new FinetuneOptionError('nodes', 'CPU jobs (gpus 0) run on one node');
+  if (gpus === 0 && options.zero3 === true)
+    throw new FinetuneOptionError(
+      'zero3',
+      'DeepSpeed ZeRO-3 shards a model across GPUs, and a CPU job (gpus 0) trains in one plain process; leave zero3 out, or give gpus',
+    );
   const processes = Math.max(1, gpus) * nodes;
+  return { gpus, nodes, processes, accumulation: gradientAccumulationSteps(recipe, processes) };
+}
+
+/** Writes one job directory from prepared data. @internal */
+export async function writeJob(
+  data: PreparedData,
+  options: PlanJobOptions,
+  recipe: TrainingRecipe,
+): Promise<PlanJobResult> {
+  const { gpus, nodes, processes, accumulation } = checkTopology(options, recipe);
   const topology: LaunchTopology = {
     gpusPerNode: gpus,
     nodes,
@@ -253,7 +335,7 @@ export async function writeJob(
     // a copy inside the job: the job directory moves to the training machine whole
     tokenizerDir: data.tokenizerDir === undefined ? undefined : JOB_TOKENIZER_DIR,
     data: { train: 'data/train', ...(validation ? { validation: 'data/validation' } : {}) },
-    training: { ...recipe, gradientAccumulationSteps: gradientAccumulationSteps(recipe, processes) },
+    training: { ...recipe, gradientAccumulationSteps: accumulation },
     launch: { ...topology, processes },
     outputDir: 'output',
     exportOnnx: options.exportOnnx ?? true,
@@ -291,20 +373,24 @@ export async function writeJob(
   await copyFile(trainEntryPointPath(), join(jobDir, 'train.py'));
   if (validation) files.push('data/validation/manifest.json');
   progress({ stage: 'write', message: `wrote ${jobDir}` });
-  return { jobDir, job, files, train, validation };
+  return { jobDir, job, files, train, validation, notes: [] };
 }
 
 /**
  * Writes a self-contained training job directory for the paper's PyTorch stack: the encoded data
  * (ids + loss masks, see `writeEncodedShard`), `accelerate.yaml` (CPU, multi-GPU or multi-node),
- * `ds_zero3.json` (DeepSpeed ZeRO-3, with GPUs), `launch.sh`, `train.py` and `job.json`.
+ * `ds_zero3.json` (DeepSpeed ZeRO-3, with GPUs), `launch.sh`, `train.py` and `job.json`. With a local
+ * model directory, `maxSeqLength` must fit its context (config.json's `max_position_embeddings`); the
+ * paper's 2048 is lowered to a shorter context, as `notes` says.
  *
  * @example
  * const { jobDir } = await planJob({ recipe: 'lima-response', model: 'models/Llama-2-7b-hf', gpus: 8, nodes: 1, out: 'jobs/res' });
  * // then: await runJob(jobDir)   or on the cluster: bash jobs/res/launch.sh
  */
 export async function planJob(options: PlanJobOptions): Promise<PlanJobResult> {
-  const recipe = trainingRecipe(options.training);
+  const { training, notes } = fitModelContext(options);
+  const recipe = trainingRecipe(training);
+  checkTopology(options, recipe);
   const data = await prepareData(options, recipe.maxSeqLength);
-  return writeJob(data, options, recipe);
+  return { ...(await writeJob(data, options, recipe)), notes };
 }

@@ -1,6 +1,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type PlanJobOptions, type PlanJobResult, prepareData, writeJob } from './plan-job.js';
+import {
+  checkTopology,
+  fitModelContext,
+  type PlanJobOptions,
+  type PlanJobResult,
+  prepareData,
+  writeJob,
+} from './plan-job.js';
 import { EPOCH_CHOICES, SEEDS, trainingRecipe } from './training-recipe.js';
 
 /** Options of {@link planSweep}: those of `planJob`, plus the grid. */
@@ -15,6 +22,8 @@ export interface PlanSweepOptions extends PlanJobOptions {
 export interface PlanSweepResult {
   sweepDir: string;
   jobs: (PlanJobResult & { epochs: number; seed: number; name: string })[];
+  /** As `planJob`'s: what planning decided that the options did not say (the same for every job). */
+  notes: string[];
 }
 
 /**
@@ -28,7 +37,9 @@ export interface PlanSweepResult {
 export async function planSweep(options: PlanSweepOptions): Promise<PlanSweepResult> {
   const epochs = options.epochs ?? [...EPOCH_CHOICES];
   const seeds = options.seeds ?? [...SEEDS];
-  const base = trainingRecipe(options.training);
+  const { training, notes } = fitModelContext(options);
+  const base = trainingRecipe(training);
+  checkTopology(options, base);
   const data = await prepareData(options, base.maxSeqLength);
   const sweepDir = resolve(options.out);
   await mkdir(sweepDir, { recursive: true });
@@ -36,14 +47,14 @@ export async function planSweep(options: PlanSweepOptions): Promise<PlanSweepRes
   for (const e of epochs) {
     for (const s of seeds) {
       const name = `${data.recipe}-ep${e}-seed${s}`;
-      const recipe = trainingRecipe({ ...options.training, epochs: e, seed: s });
+      const recipe = trainingRecipe({ ...training, epochs: e, seed: s });
       const r = await writeJob(data, { ...options, out: join(sweepDir, name) }, recipe);
-      jobs.push({ ...r, epochs: e, seed: s, name });
+      jobs.push({ ...r, notes, epochs: e, seed: s, name });
     }
   }
   await writeFile(
     join(sweepDir, 'sweep.json'),
     `${JSON.stringify({ recipe: data.recipe, epochs, seeds, jobs: jobs.map((j) => ({ name: j.name, epochs: j.epochs, seed: j.seed })) }, null, 2)}\n`,
   );
-  return { sweepDir, jobs };
+  return { sweepDir, jobs, notes };
 }

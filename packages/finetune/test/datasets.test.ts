@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
@@ -134,6 +134,29 @@ describe('bad input', () => {
     expect(rec.count).toBe(2);
     expect(rec.issues).toMatchObject([{ kind: 'malformed', line: 4, file: 'recipes/recipes.csv' }]);
     expect(rec.train[0]!.messages[1]!.content).toBe(' - x\n - y\n\n\nMix\nwell');
+  });
+
+  it('nothing to train on is an error naming why, and nothing is written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ft-empty-'));
+    mkdirSync(join(dir, 'gsm8k'));
+    const file = join(dir, 'gsm8k', 'train.jsonl');
+    const out = join(dir, 'out.jsonl');
+    writeFileSync(file, '');
+    const empty = await buildDataset({ recipe: 'gsm', dataDir: dir, out }).catch((e) => e);
+    expect(empty).toBeInstanceOf(DataFileError);
+    expect(empty.message).toBe(
+      `${file}: holds no records: nothing to train on; restore the file, or pass dataDir (--data-dir) pointing at a complete copy of the shared data (../shared/data)`,
+    );
+    writeFileSync(file, '{not json\n{"question": 1}\n');
+    await expect(buildDataset({ recipe: 'gsm', dataDir: dir, out })).rejects.toThrow(
+      `${file}: none of its 2 records makes a gsm example (2 skipped, the first at line 1: `,
+    );
+    writeFileSync(file, [1, 2, 3].map((i) => JSON.stringify({ question: `q${i}`, answer: 'a' })).join('\n'));
+    for (const validation of [{ count: 3 }, { fraction: 0.9 }])
+      await expect(buildDataset({ recipe: 'gsm', dataDir: dir, out, validation })).rejects.toThrow(
+        'validation: holds out all 3 gsm examples, which leaves nothing to train on; hold out fewer (a count below 3, or a smaller fraction)',
+      );
+    expect(existsSync(out)).toBe(false);
   });
 
   it('throws DataFileError for a missing file and FinetuneOptionError for an unknown recipe', async () => {

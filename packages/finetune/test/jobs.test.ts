@@ -16,6 +16,7 @@ import {
   FinetuneOptionError,
   JobError,
   MissingPythonError,
+  modelContextLength,
   planJob,
   planSweep,
   readEncodedShard,
@@ -141,9 +142,45 @@ describeShared(
         'maxSeqLength: no training example is left: all 374 were dropped (no response token fits in 16 tokens); raise maxSeqLength (--max-seq-length)',
       );
       await expect(planJob({ ...base, gpus: 0, validation: { count: 374 }, out })).rejects.toThrow(
-        /no training example is left \(the validation split took them all\)/,
+        'validation: holds out all 374 mbpp examples, which leaves nothing to train on; hold out fewer (a count below 374, or a smaller fraction)',
       );
     }, 30_000);
+
+    it("fits maxSeqLength to a local model's context: the paper's 2048 lowered with a note, more refused", async () => {
+      const model = mkdtempSync(join(tmpdir(), 'ft-model-'));
+      writeFileSync(join(model, 'config.json'), JSON.stringify({ max_position_embeddings: 300 }));
+      const config = join(model, 'config.json');
+      const out = join(mkdtempSync(join(tmpdir(), 'ft-plan-')), 'job');
+      // refused before any data is built or file written
+      await expect(
+        planJob({ ...base, model, gpus: 0, training: { maxSeqLength: 301 }, out }),
+      ).rejects.toThrow(
+        `maxSeqLength: 301 tokens is more than the model's context of 300 positions (max_position_embeddings in ${config}); use 300 or less`,
+      );
+      expect(existsSync(out)).toBe(false);
+      const r = await planJob({ ...base, model, gpus: 0, out });
+      expect(r.job.training.maxSeqLength).toBe(300);
+      expect(r.notes).toEqual([
+        `maxSeqLength 300, not the paper's 2048: the model's context is 300 positions (max_position_embeddings in ${config}); examples are truncated to 300 tokens`,
+      ]);
+      expect(JSON.parse(readFileSync(join(out, 'data/train/manifest.json'), 'utf8')).maxSeqLength).toBe(300);
+      // a hub id has no local config.json: the paper's length, no note
+      expect(modelContextLength('meta-llama/Llama-2-7b-hf')).toBeUndefined();
+    }, 30_000);
+
+    it('refuses ZeRO-3 on a CPU job (gpus 0) before writing anything', async () => {
+      const out = join(mkdtempSync(join(tmpdir(), 'ft-plan-')), 'job');
+      const err = await planJob({ ...base, gpus: 0, zero3: true, out }).catch((e) => e);
+      expect(err).toBeInstanceOf(FinetuneOptionError);
+      expect(err.field).toBe('zero3');
+      expect(err.message).toBe(
+        'zero3: DeepSpeed ZeRO-3 shards a model across GPUs, and a CPU job (gpus 0) trains in one plain process; leave zero3 out, or give gpus',
+      );
+      await expect(
+        planSweep({ ...base, gpus: 0, zero3: true, out, epochs: [5], seeds: [1] }),
+      ).rejects.toThrow(FinetuneOptionError);
+      expect(existsSync(out)).toBe(false);
+    });
 
     it('refuses a hub id without a tokenizer directory, and inexact batch sizes', async () => {
       const out = mkdtempSync(join(tmpdir(), 'ft-plan-'));

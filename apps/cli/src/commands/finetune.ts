@@ -12,6 +12,7 @@ import {
   examplesToJsonl,
   type JobSpec,
   type LengthStats,
+  modelContextLength,
   type PlanJobOptions,
   type PlanProgress,
   planJob,
@@ -26,7 +27,7 @@ import {
 import { isHubId } from '@implicit-it/runtime';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { checkOutDirectory, collect, intArg, numArg } from '../flags.js';
-import { CliError, EXIT, note, painter, printJson, usage } from '../output.js';
+import { CliError, EXIT, exitCodeOf, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar, trainingBar } from '../progress.js';
 import { sharedDir } from '../shared-dir.js';
 
@@ -81,6 +82,68 @@ function shown(path: string): string {
 /** A status line on stderr, for terminals only (pipes, logs and --json runs stay quiet). */
 function status(message: string): void {
   if (process.stderr.isTTY) note(painter(process.stderr)('dim', message));
+}
+
+/** The flag of each option that `@implicit-it/finetune`'s errors name (`split.count`, `maxSeqLength`). */
+const DATA_FLAGS: Readonly<Record<string, string>> = {
+  split: '--validation',
+  'split.count': '--validation',
+  'split.fraction': '--validation',
+  'split.seed': '--seed',
+  validation: '--validation',
+  'validation.out': '--validation-out',
+  recipe: '--recipe',
+  dataDir: '--data-dir',
+};
+const JOB_FLAGS: Readonly<Record<string, string>> = {
+  ...DATA_FLAGS,
+  'split.seed': '--validation-seed',
+  maxSeqLength: '--max-seq-length',
+  gpus: '--gpus',
+  nodes: '--nodes',
+  zero3: '--zero3',
+  learningRate: '--learning-rate',
+  warmupRatio: '--warmup-ratio',
+  effectiveBatchSize: '--effective-batch-size',
+  perDeviceBatchSize: '--per-device-batch-size',
+  epochs: '--epochs',
+  seed: '--seed',
+  'lora.rank': '--lora-rank',
+  'lora.alpha': '--lora-alpha',
+  'lora.dropout': '--lora-dropout',
+  'lora.targetModules': '--lora-target-modules',
+  checkpointing: '--checkpointing',
+  keepCheckpoints: '--keep-checkpoints',
+};
+
+/**
+ * A library message in the CLI's words: option names become the flags that set them (the leading
+ * `split.count:` becomes `--validation:`, `raise maxSeqLength (--max-seq-length)` becomes
+ * `raise --max-seq-length`). Names with no flag, and plain words, stay.
+ */
+export function inFlagTerms(message: string, flags: Readonly<Record<string, string>>): string {
+  // longest first: `split.count` before `split`
+  const names = Object.keys(flags).sort((a, b) => b.length - a.length);
+  const literal = (n: string) => n.replace(/\./g, '\\.');
+  let out = message;
+  for (const name of names) {
+    const flag = flags[name]!;
+    // "NAME (--flag ...)" says the same thing twice
+    out = out.replace(new RegExp(`(^|[^\\w.-])${literal(name)} \\((--[a-z-]+)[^)]*\\)`, 'g'), '$1$2');
+    // the leading "NAME: " of every FinetuneOptionError, and camelCase or dotted names in the text
+    if (out.startsWith(`${name}: `)) out = `${flag}${out.slice(name.length)}`;
+    if (/[A-Z.]/.test(name))
+      out = out.replace(new RegExp(`(^|[^\\w.-])${literal(name)}(?![\\w.])`, 'g'), `$1${flag}`);
+  }
+  return out;
+}
+
+/** Rethrows a finetune option or data error in the CLI's terms (same exit code), others as they are. */
+function rethrowInFlagTerms(error: unknown, flags: Readonly<Record<string, string>>): never {
+  if (error instanceof Error && (error.name === 'FinetuneOptionError' || error.name === 'DataFileError')) {
+    throw new CliError(inFlagTerms(error.message, flags), exitCodeOf(error));
+  }
+  throw error;
 }
 
 const recipeOption = () =>
@@ -139,6 +202,7 @@ async function data(flags: DataFlags): Promise<void> {
     throw usage('--out - with --validation: give --validation-out FILE for the held-out examples');
   }
   const dataDir = flags.dataDir ?? defaultDataDir();
+  // no examples (an empty or unusable raw file, a split that holds out all) is an error: exit 1 or 2
   const result = await buildDataset({
     recipe: flags.recipe,
     dataDir,
@@ -149,7 +213,7 @@ async function data(flags: DataFlags): Promise<void> {
     onProgress: (e) => {
       if (!flags.json) status(e.message);
     },
-  });
+  }).catch((error: unknown) => rethrowInFlagTerms(error, DATA_FLAGS));
   if (toStdout) {
     process.stdout.write(examplesToJsonl(result.train));
     if (flags.validationOut) await writeFile(flags.validationOut, examplesToJsonl(result.validation));
@@ -240,7 +304,11 @@ function addJobOptions(cmd: Command): Command {
     .option('--warmup-ratio <r>', 'linear warmup share of the steps (paper: 0.03)', numArg(0, 0.999999))
     .option('--effective-batch-size <n>', 'examples per optimizer step (paper: 64)', intArg(1))
     .option('--per-device-batch-size <n>', 'examples per device per forward pass (paper: 1)', intArg(1))
-    .option('--max-seq-length <n>', 'truncate examples to this many tokens (paper: 2048)', intArg(2))
+    .option(
+      '--max-seq-length <n>',
+      "truncate examples to this many tokens (paper: 2048; at most the model's context)",
+      intArg(2),
+    )
     .option('--no-bf16', 'train in fp32 on GPUs (default: bf16, as the paper)')
     .option('--gradient-checkpointing', 'trade compute for memory')
     .option(
@@ -339,6 +407,19 @@ function jobOptions(
 ) {
   if (flags.out === '-') throw usage('--out: a job is a directory; give its path, not -');
   checkOutDirectory(flags.out, 'a job is a directory');
+  if (flags.zero3 === true && flags.gpus === 0) {
+    throw usage(
+      '--zero3 with --gpus 0: DeepSpeed ZeRO-3 shards a model across GPUs, and a CPU job trains in one plain process',
+      'drop --zero3 for a CPU job, or give --gpus N',
+    );
+  }
+  const context = modelContextLength(flags.model);
+  if (context && flags.maxSeqLength !== undefined && flags.maxSeqLength > context.positions) {
+    throw usage(
+      `--max-seq-length ${flags.maxSeqLength} is more than the model's context of ${context.positions} positions (max_position_embeddings in ${context.file})`,
+      `give --max-seq-length ${context.positions} or less`,
+    );
+  }
   if (!existsSync(flags.model) && !isHubId(flags.model)) {
     throw new CliError(
       `--model: "${flags.model}" is neither a directory nor a hub id (owner/name)`,
@@ -385,6 +466,11 @@ function describeLaunch(job: JobSpec): string {
   return `${l.nodes} node${l.nodes > 1 ? 's' : ''} x ${l.gpusPerNode} GPU${l.gpusPerNode > 1 ? 's' : ''}${l.zero3 ? ', DeepSpeed ZeRO-3' : ''}`;
 }
 
+/** Planning's notes (the paper's 2048 tokens lowered to the model's context) on stderr, always. */
+function printNotes(notes: readonly string[]): void {
+  for (const n of notes) note(painter(process.stderr)('yellow', `note: ${inFlagTerms(n, JOB_FLAGS)}`));
+}
+
 async function plan(flags: PlanFlags): Promise<void> {
   const training = trainingOverrides(flags);
   if (flags.epochs !== undefined) training.epochs = flags.epochs;
@@ -392,13 +478,16 @@ async function plan(flags: PlanFlags): Promise<void> {
   const reporter = planReporter(flags.json === true);
   let result: Awaited<ReturnType<typeof planJob>>;
   try {
-    result = await planJob(jobOptions(flags, training, reporter.onProgress));
+    result = await planJob(jobOptions(flags, training, reporter.onProgress)).catch((error: unknown) =>
+      rethrowInFlagTerms(error, JOB_FLAGS),
+    );
   } finally {
     reporter.stop();
   }
-  const { jobDir, job, files } = result;
+  const { jobDir, job, files, notes } = result;
+  printNotes(notes);
   if (flags.json) {
-    printJson({ jobDir, files, job });
+    printJson({ jobDir, files, job, notes: notes.map((n) => inFlagTerms(n, JOB_FLAGS)) });
     return;
   }
   const p = painter();
@@ -427,12 +516,13 @@ async function sweep(flags: SweepFlags): Promise<void> {
       ...jobOptions(flags, trainingOverrides(flags), reporter.onProgress),
       epochs: flags.epochs,
       seeds: flags.seeds,
-    });
+    }).catch((error: unknown) => rethrowInFlagTerms(error, JOB_FLAGS));
   } finally {
     reporter.stop();
   }
   const epochs = flags.epochs ?? [...EPOCH_CHOICES];
   const seeds = flags.seeds ?? [...SEEDS];
+  printNotes(result.notes);
   if (flags.json) {
     printJson({
       sweepDir: result.sweepDir,
@@ -440,6 +530,7 @@ async function sweep(flags: SweepFlags): Promise<void> {
       epochs,
       seeds,
       jobs: result.jobs.map((j) => ({ name: j.name, epochs: j.epochs, seed: j.seed, jobDir: j.jobDir })),
+      notes: result.notes.map((n) => inFlagTerms(n, JOB_FLAGS)),
     });
     return;
   }
@@ -487,6 +578,12 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
   const onSigint = () => abort.abort(new Error('interrupted'));
   process.once('SIGINT', onSigint);
   // Raw log lines (--verbose) and a redrawn bar do not mix: the bar only without --verbose.
+  if (!existsSync(join(jobDir, 'job.json'))) {
+    throw usage(
+      `${jobDir}: not a training job (no job.json)`,
+      `give a directory written by \`implicit-it finetune plan\` (or one job of \`finetune sweep\`); write one with: implicit-it finetune plan --recipe NAME --model DIR --out ${jobDir}`,
+    );
+  }
   const bar = flags.verbose ? { update() {}, stop() {} } : trainingBar();
   let result: RunJobResult;
   try {
@@ -597,7 +694,9 @@ Examples:
       'after',
       `
 Hyperparameters default to the paper's: lr 1e-5, linear schedule, warmup 0.03, weight decay 0,
-effective batch 64, 2048 tokens, bf16. The tokenizer must be local: --model DIR, or --tokenizer DIR
+effective batch 64, 2048 tokens, bf16. With a local --model whose config.json gives a shorter context
+(max_position_embeddings), examples are truncated to that context instead, with a note saying so, and a
+longer --max-seq-length is refused. --zero3 needs GPUs (not --gpus 0). The tokenizer must be local: --model DIR, or --tokenizer DIR
 for a hub id. Train with \`implicit-it finetune run JOB_DIR\`, or copy the directory to a cluster and
 run launch.sh on every node (MACHINE_RANK, MAIN_PROCESS_IP).
 ${RECIPES_HELP}
