@@ -85,7 +85,9 @@ export function parseRules(
   try {
     resolveRuleSpec(spec);
   } catch (error) {
-    if (ImplicitItError.isInstance(error)) throw usage(`${flag}: ${error.message}`);
+    // the library's name for no rules is "none"; the CLI documents `off` (both work)
+    if (ImplicitItError.isInstance(error))
+      throw usage(`${flag}: ${error.message.replace('"none"', 'off')}`);
     throw error;
   }
   return spec;

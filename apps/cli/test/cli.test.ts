@@ -1,6 +1,6 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { serveHubRepo } from '@implicit-it/testkit';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run, tinyModelDir } from './helpers.js';
@@ -93,7 +93,8 @@ describe('help, version, usage errors', () => {
     expect(bad.stderr).toMatch(/--max-tokens.*expected an integer/);
     const rules = await run(['generate', '--model', model, '--rules', 'hewitt2025', 'Hi']);
     expect(rules.code).toBe(2);
-    expect(rules.stderr).toMatch(/unknown rule set "hewitt2025"/);
+    expect(rules.stderr).toMatch(/^error: --rules: unknown rule set "hewitt2025"/);
+    expect(rules.stderr).toContain('), off, or rule names joined by "-"'); // as documented, not "none"
     const format = await run(['generate', '--model', model, '--format', 'alpaca', 'Hi']);
     expect(format.code).toBe(2);
   });
@@ -104,6 +105,28 @@ describe('help, version, usage errors', () => {
     expect(r.stderr).toMatch(/neither a directory nor a hub id/);
     const empty = await run(['generate', '--model', '/tmp', 'Hi']);
     expect(empty.code).toBe(3);
+  });
+
+  it('--format chat-template with a tokenizer that has no chat template is a usage error naming the flag', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cli-no-template-'));
+    try {
+      cpSync(model, dir, { recursive: true });
+      const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
+      delete config.chat_template;
+      writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+      const expected =
+        `error: --format chat-template: ${basename(dir)} has no chat template (no chat_template in its tokenizer_config.json, no chat_template.jinja)\n` +
+        "hint: use --format tulu (the paper's format), or a model whose tokenizer has a chat template\n";
+      const generate = await run(['generate', '--model', dir, '--format', 'chat-template', 'Hi']);
+      expect(generate.code).toBe(2);
+      expect(generate.stderr).toBe(expected);
+      const chat = await run(['chat', '--model', dir, '--format', 'chat-template'], { input: 'Hi\n' });
+      expect(chat.code).toBe(2);
+      expect(chat.stderr).toBe(expected);
+      expect(chat.stdout).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a damaged graph with --provider auto leads with why the CPU failed, not with the skipped CUDA', async () => {

@@ -134,7 +134,13 @@ describe('rules trace: usage', () => {
     expect(
       (await run([...base, '--prompt-ids', '1,99999', '--scope-start', '0', '--response', 'x'])).code,
     ).toBe(2);
-    expect((await run([...base, '--preset', 'nope', '--instruction', 'x', '--response', 'y'])).code).toBe(2);
+    const preset = await run([...base, '--preset', 'nope', '--instruction', 'x', '--response', 'y']);
+    expect(preset.code).toBe(2);
+    // the flag given, and the documented name of no rules (off), not the library's "none"
+    expect(preset.stderr).toMatch(
+      /^error: --preset: unknown rule set "nope": expected a preset \(hewitt2024, [^)]*\), off, or rule names joined by "-"/,
+    );
+    expect(preset.stderr).not.toContain('"none"');
     const missing = await run([
       'rules',
       'trace',

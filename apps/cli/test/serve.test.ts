@@ -137,6 +137,15 @@ describe('serve', () => {
     }
   });
 
+  it('refuses a --host that does not resolve with exit 2, naming the flag, before loading a model', async () => {
+    const r = await run(['serve', '--model', '/nonexistent/model', '--host', '999.1.1.1', '--port', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'error: --host: 999.1.1.1 is neither an IP address nor a host name this machine resolves (ENOTFOUND)\n' +
+        'hint: give an address of this machine: 127.0.0.1 (this machine only, the default), 0.0.0.0 (every interface), or its IP\n',
+    );
+  });
+
   it('refuses bad options with exit 2', async () => {
     expect((await run(['serve', '--model', model, '--port', '70000'])).code).toBe(2);
     expect((await run(['serve', '--model', model, '--rules', 'bogus'])).code).toBe(2);

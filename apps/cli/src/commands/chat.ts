@@ -6,6 +6,7 @@ import { type ModelFlags, openModel, parseRules, rulesLabel } from '../flags.js'
 import { CliError, forTerminal, painter } from '../output.js';
 import {
   addGenerationOptions,
+  checkChatTemplate,
   DEFAULT_MODEL_HELP,
   generationOptions,
   samplingSeed,
@@ -35,6 +36,7 @@ async function run(flags: ChatFlags): Promise<void> {
     throw new CliError('chat needs a chat format: --format tulu or chat-template', 2);
   let rules: RuleSpec = parseRules(flags.rules);
   const opened = await openModel(flags);
+  await checkChatTemplate(opened, flags.format);
   const { model } = opened;
   const out = painter(process.stdout);
   const system: ChatMessage[] = flags.system ? [{ role: 'system', content: flags.system }] : [];

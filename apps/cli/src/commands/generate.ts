@@ -8,6 +8,7 @@ import {
   intArg,
   type ModelFlags,
   numArg,
+  type OpenedModel,
   openModel,
   parseRules,
   rulesLabel,
@@ -79,6 +80,19 @@ export function generationOptions(flags: GenerateFlags, rules: RuleSpec): Genera
     ...(flags.stop ? { stop: flags.stop } : {}),
     rules,
   };
+}
+
+/**
+ * Refuses `--format chat-template` for a model whose tokenizer has no chat template (usage error,
+ * before any generation): the library would say "pass { template }", which no flag does.
+ */
+export async function checkChatTemplate(opened: OpenedModel, format: string): Promise<void> {
+  if (format !== 'chat-template' || opened.model.tokenizer.chatTemplate !== undefined) return;
+  await opened.model.dispose();
+  throw usage(
+    `--format chat-template: ${opened.id} has no chat template (no chat_template in its tokenizer_config.json, no chat_template.jinja)`,
+    "use --format tulu (the paper's format), or a model whose tokenizer has a chat template",
+  );
 }
 
 async function readInstruction(words: string[]): Promise<string> {
@@ -161,6 +175,7 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
   const rules = parseRules(flags.rules);
   const instruction = await readInstruction(words);
   const opened = await openModel(flags);
+  await checkChatTemplate(opened, flags.format);
   const { model } = opened;
   const abort = new AbortController();
   const onSigint = () => abort.abort(new Error('interrupted'));

@@ -39,7 +39,10 @@ async function run(flags: TraceFlags): Promise<void> {
   if ((flags.response === undefined) === (flags.responseIds === undefined)) {
     throw usage('give the response as --response TEXT or as --response-ids 4,5,6 (one of them)');
   }
-  const spec: RuleSpec = parseRules(flags.rules ?? flags.preset, 'hewitt2024');
+  const spec: RuleSpec =
+    flags.rules !== undefined
+      ? parseRules(flags.rules, 'hewitt2024', '--rules')
+      : parseRules(flags.preset, 'hewitt2024', '--preset');
   if (!existsSync(flags.tokenizer)) {
     throw new CliError(`--tokenizer: ${flags.tokenizer} does not exist`, EXIT.load);
   }

@@ -1,3 +1,5 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { type ServedModel, serve } from '@implicit-it/api';
 import type { Command } from 'commander';
 import { Option } from 'commander';
@@ -30,8 +32,27 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   json?: boolean;
 }
 
+/**
+ * Refuses, before any model is loaded, a --host that is neither an address nor a name this machine
+ * resolves (`999.1.1.1`): listening would fail with a bare `getaddrinfo ENOTFOUND`.
+ */
+async function checkHost(host: string): Promise<void> {
+  if (isIP(host) !== 0) return;
+  try {
+    await lookup(host);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTFOUND' && code !== 'EAI_NONAME') return; // a DNS outage: listening will say
+    throw usage(
+      `--host: ${host} is neither an IP address nor a host name this machine resolves (${code})`,
+      'give an address of this machine: 127.0.0.1 (this machine only, the default), 0.0.0.0 (every interface), or its IP',
+    );
+  }
+}
+
 async function run(flags: ServeFlags): Promise<void> {
   const rules = parseRules(flags.rules);
+  await checkHost(flags.host);
   const apiKey = flags.apiKey ?? process.env.IMPLICIT_IT_API_KEY;
   const specs = flags.model && flags.model.length > 0 ? flags.model : [undefined];
   const opened: (OpenedModel & { served: string })[] = [];
