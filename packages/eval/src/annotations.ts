@@ -30,7 +30,9 @@ export interface Annotation {
 }
 
 /**
- * Reads an alpaca_eval `annotations.json` (ours or theirs) and checks the fields the statistics use.
+ * Reads an alpaca_eval `annotations.json` (ours or theirs) and checks the fields the statistics use:
+ * a preference outside [1, 2], 0 and null is refused, naming its annotation, rather than silently left
+ * out of the statistics.
  *
  * @example
  * const annotations = readAnnotations('results/claude-2/weighted_alpaca_eval_gpt4_turbo/annotations.json');
@@ -45,10 +47,12 @@ export function readAnnotations(path: string): Annotation[] {
       throw new EvalInputError(path, `annotation ${i} is not an object`, { field: `[${i}]` });
     }
     const r = row as Record<string, unknown>;
-    if (r.preference !== null && r.preference !== undefined && typeof r.preference !== 'number') {
+    // alpaca_eval's values: [1, 2] (weighted judges give any number between), 0 a legacy draw, null none
+    const p = r.preference;
+    if (p !== null && p !== undefined && (typeof p !== 'number' || !(p === 0 || (p >= 1 && p <= 2)))) {
       throw new EvalInputError(
         path,
-        `[${i}].preference must be a number in [1, 2] or null, got ${JSON.stringify(r.preference)}`,
+        `[${i}].preference must be a number in [1, 2] (1: output_1 is better, 2: output_2, 1.5 a draw), 0 (a draw, as older files write it) or null (no judgement), got ${JSON.stringify(p)}`,
         { field: 'preference' },
       );
     }

@@ -76,3 +76,36 @@ export class AdapterContractError extends ImplicitItError {
     this.name = 'AdapterContractError';
   }
 }
+
+/** One input that does not fit in a model's context: its index in the call and its length in tokens. */
+export interface ContextOverrun {
+  index: number;
+  /** Prompt tokens, plus the response's for scored items. */
+  tokens: number;
+}
+
+/**
+ * Inputs longer than the model's context (`max_position_embeddings`): `context` is its length in
+ * tokens, `overruns` the inputs that do not fit (by index in the call), `total` how many inputs the
+ * call had; `where` (may be empty) prefixes the message. A model with a longer context, or inputs
+ * without these, is the fix.
+ *
+ * @example
+ * if (ContextLengthError.isInstance(e)) console.error(e.context, e.overruns.map((o) => o.index));
+ */
+export class ContextLengthError extends ImplicitItError {
+  readonly context: number;
+  readonly overruns: ContextOverrun[];
+  readonly total: number;
+  constructor(
+    where: string,
+    message: string,
+    info: { context?: number; overruns?: ContextOverrun[]; total?: number; cause?: unknown } = {},
+  ) {
+    super('eval.context_length', where ? `${where}: ${message}` : message, { cause: info.cause });
+    this.name = 'ContextLengthError';
+    this.context = info.context ?? 0;
+    this.overruns = info.overruns ?? [];
+    this.total = info.total ?? this.overruns.length;
+  }
+}

@@ -203,3 +203,44 @@ export function finishedRun(
     );
   return same ? outputs : undefined;
 }
+
+/**
+ * How the run recorded in `${out}.done` differs from a run with these options: the record's keys
+ * whose values differ (`generator`, `instructions`, `maxNewTokens`, `strip`, `tokenIds`, and
+ * `fingerprint.KEY` for each fingerprint entry), an empty list when it is the same run, or
+ * undefined when there is no readable record (no `${out}.done`, or a damaged one). Lets a caller refuse
+ * to replace finished outputs of another configuration, naming what differs.
+ *
+ * @example
+ * const diff = finishedRunDifferences({ out, generatorName, instructions, fingerprint: { rules: 'off' } });
+ * if (diff?.length) throw new Error(`${out} was made with another ${diff.join(', ')}`);
+ */
+export function finishedRunDifferences(
+  options: Pick<
+    GenerateRunOptions,
+    'out' | 'generatorName' | 'maxNewTokens' | 'strip' | 'tokenIds' | 'fingerprint'
+  > & { instructions: readonly EvalInstruction[] },
+): string[] | undefined {
+  let record: unknown;
+  try {
+    record = JSON.parse(readFileSync(donePath(options.out), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!record || typeof record !== 'object' || Array.isArray(record)) return undefined;
+  const header = runHeader(options, options.instructions);
+  const had = record as Record<string, unknown>;
+  const differs = (a: unknown, b: unknown) => canonicalJson(a ?? null) !== canonicalJson(b ?? null);
+  const out: string[] = [];
+  for (const key of new Set([...Object.keys(header), ...Object.keys(had)])) {
+    if (!differs(header[key], had[key])) continue;
+    const [mine, theirs] = [header[key], had[key]];
+    const isObject = (v: unknown): v is Record<string, unknown> =>
+      !!v && typeof v === 'object' && !Array.isArray(v);
+    if (key === 'fingerprint' && isObject(mine) && isObject(theirs)) {
+      for (const k of new Set([...Object.keys(mine), ...Object.keys(theirs)]))
+        if (differs(mine[k], theirs[k])) out.push(`fingerprint.${k}`);
+    } else out.push(key);
+  }
+  return out;
+}

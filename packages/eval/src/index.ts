@@ -1,7 +1,20 @@
 export { type AblationRun, type RunAblationsOptions, runAblations } from './ablations.js';
 export { type Annotation, readAnnotations, writeAnnotations } from './annotations.js';
-export { AdapterContractError, EvalInputError, JudgeRequestError, ResumeMismatchError } from './errors.js';
-export { finishedRun, type GenerateRunOptions, type GenerateRunResult, generateRun } from './generate-run.js';
+export {
+  AdapterContractError,
+  ContextLengthError,
+  type ContextOverrun,
+  EvalInputError,
+  JudgeRequestError,
+  ResumeMismatchError,
+} from './errors.js';
+export {
+  finishedRun,
+  finishedRunDifferences,
+  type GenerateRunOptions,
+  type GenerateRunResult,
+  generateRun,
+} from './generate-run.js';
 export { sha256 } from './hash.js';
 export { Journal } from './journal.js';
 export { readJson, writeFileAtomic, writeJson } from './json-file.js';
@@ -55,6 +68,7 @@ export { fmt, type ReportResult, type WinRateRow, winRatesOfRun, writeReport } f
 export { createRng, type Rng } from './rng.js';
 export { runPaths } from './run-layout.js';
 export {
+  promptsOverContext,
   type RuntimeAdapterOptions,
   type RuntimeModel,
   type RuntimeScorerOptions,

@@ -1,5 +1,5 @@
 import type { RuleSetConfig } from '@implicit-it/rules';
-import { AdapterContractError } from './errors.js';
+import { AdapterContractError, ContextLengthError, type ContextOverrun } from './errors.js';
 import type { Generator, RankSource, ResponseItem, Scorer } from './model-interfaces.js';
 
 /**
@@ -34,6 +34,8 @@ export interface RuntimeModel {
   ): { ids: number[]; text: string };
   /** The ids of a response where it follows its prompt (prompt and response tokenized together). */
   continuationIds(prompt: { ids: number[]; text: string }, text: string): number[];
+  /** The model's context in tokens (`max_position_embeddings`; undefined: none named). */
+  readonly info?: { readonly maxPositions?: number | undefined };
   readonly tokenizer: {
     encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
     decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
@@ -57,6 +59,41 @@ const pick = (o: RuntimeAdapterOptions) => ({
   rules: o.rules ?? false,
   ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
 });
+
+/** The first words of a text, for messages: at most `max` characters, whitespace collapsed. */
+function excerpt(text: string, max = 60): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return JSON.stringify(flat.length > max ? `${flat.slice(0, max - 3).trimEnd()}...` : flat);
+}
+
+/**
+ * The instructions whose prompt leaves the model no position to generate in: a prompt (the
+ * instruction in the prompt format) of as many tokens as the model's context
+ * (`info.maxPositions`, its `max_position_embeddings`) or more, which the runtime refuses. Empty when
+ * every prompt fits or the model names no context. It only tokenizes (fast), so that a run can refuse
+ * before generating anything rather than fail at the first batch that holds such an instruction. A
+ * prompt that fits but leaves fewer positions than `maxNewTokens` is not an overrun: generation stops
+ * at the end of the context with finish reason `length`.
+ *
+ * @example
+ * const over = promptsOverContext(model, instructions.map((x) => x.instruction));
+ * if (over.length) console.error(`instruction ${over[0].index} has ${over[0].tokens} prompt tokens`);
+ */
+export function promptsOverContext(
+  model: RuntimeModel,
+  instructions: readonly string[],
+  options: Pick<RuntimeAdapterOptions, 'format'> = {},
+): ContextOverrun[] {
+  const context = model.info?.maxPositions;
+  if (context === undefined) return [];
+  const format = pick(options).format;
+  const over: ContextOverrun[] = [];
+  instructions.forEach((instruction, index) => {
+    const tokens = model.prompt({ instruction }, format).ids.length;
+    if (tokens >= context) over.push({ index, tokens });
+  });
+  return over;
+}
 
 /**
  * A `Generator` on a runtime model: greedy decoding under the Tulu prompt, with or without the rules.
@@ -103,16 +140,14 @@ async function scoreNonEmpty(
   eos: 'append' | 'drop',
 ) {
   const eosIds = model.tokenizer.eosIds;
+  const context = model.info?.maxPositions;
+  const overruns: (ContextOverrun & { x: ResponseItem })[] = [];
   const live = items
     .map((x, i) => {
+      const prompt = model.prompt({ instruction: x.instruction }, pick(options).format);
       // a response's text is tokenized where it follows its prompt, as ratio_eval.py does: alone, a
       // Llama-2 response would begin with a word-initial "▁" token the model never sees there
-      let ids = x.responseIds
-        ? [...x.responseIds]
-        : model.continuationIds(
-            model.prompt({ instruction: x.instruction }, pick(options).format),
-            x.response,
-          );
+      let ids = x.responseIds ? [...x.responseIds] : model.continuationIds(prompt, x.response);
       const endsWithEos = ids.length > 0 && eosIds.includes(ids.at(-1)!);
       if (eos === 'drop' && endsWithEos) ids = ids.slice(0, -1);
       const empty = ids.length === 0;
@@ -124,9 +159,25 @@ async function scoreNonEmpty(
         }
         ids.push(eosIds[0]);
       }
+      const tokens = prompt.ids.length + ids.length;
+      if (!empty && context !== undefined && tokens > context) overruns.push({ index: i, tokens, x });
       return { x, i, ids, empty };
     })
     .filter((r) => !r.empty);
+  if (overruns.length > 0) {
+    const first = overruns[0]!;
+    throw new ContextLengthError(
+      '',
+      `${overruns.length} of the ${items.length} responses of this batch do not fit in the model's context of ${context} tokens ` +
+        `(max_position_embeddings) after their prompt: the first, ${excerpt(first.x.response)} after the ` +
+        `instruction ${excerpt(first.x.instruction)}, is ${first.tokens} tokens with its prompt`,
+      {
+        context: context!,
+        overruns: overruns.map(({ index, tokens }) => ({ index, tokens })),
+        total: items.length,
+      },
+    );
+  }
   const scored = await model.score(
     live.map(({ x, ids }) => ({ prompt: { instruction: x.instruction }, continuation: ids })),
     { ...pick(options), ranks },

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AdapterContractError,
+  finishedRunDifferences,
   type Generator,
   generateRun,
   type Progress,
@@ -332,5 +333,37 @@ describe('Journal', () => {
     expect(() => Journal.open(path, { model: 'x' })).toThrow(
       `${path}: line 2 is not valid JSON (the file is damaged)`,
     );
+  });
+});
+
+describe('finishedRunDifferences', () => {
+  it('names what differs from the run recorded in OUT.done; [] for the same run; undefined without a record', async () => {
+    const dir = tmp();
+    const out = join(dir, 'o.json');
+    const run = {
+      instructions: instructions.slice(0, 3),
+      out,
+      generatorName: 'g',
+      maxNewTokens: 8,
+      fingerprint: { model: 'm', rules: 'off' },
+    };
+    expect(finishedRunDifferences(run)).toBeUndefined();
+    await generateRun({ ...run, generator: recording().generator });
+    expect(finishedRunDifferences(run)).toEqual([]);
+    expect(
+      finishedRunDifferences({
+        ...run,
+        instructions: instructions.slice(0, 4),
+        maxNewTokens: 9,
+        tokenIds: true,
+        fingerprint: { model: 'm', rules: 'hewitt2024', format: 'raw' },
+      }),
+    ).toEqual(['instructions', 'maxNewTokens', 'tokenIds', 'fingerprint.rules', 'fingerprint.format']);
+    expect(finishedRunDifferences({ ...run, generatorName: 'h', fingerprint: undefined })).toEqual([
+      'generator',
+      'fingerprint',
+    ]);
+    writeFileSync(`${out}.done`, '{not json');
+    expect(finishedRunDifferences(run)).toBeUndefined();
   });
 });

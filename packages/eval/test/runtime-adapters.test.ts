@@ -7,7 +7,9 @@ import { loadModel, type Model } from '@implicit-it/runtime';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ContextLengthError,
   generateRun,
+  promptsOverContext,
   type RuntimeModel,
   rankResponses,
   runAblations,
@@ -212,6 +214,65 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
     expect(rulesVsBase.overall.percent.unshifted).toBeLessThan(vsBase.overall.percent.unshifted);
     expect(rules).not.toEqual(none);
   }, 120_000);
+});
+
+describe('inputs longer than the context', () => {
+  /** The base model with its context cut to `context` tokens; `scored` counts calls of score(). */
+  const shortContext = (context: number) => {
+    const calls = { scored: 0 };
+    const model: RuntimeModel = {
+      generate: (i, o) => base.generate(i, o),
+      prompt: (i, f) => base.prompt(i, f),
+      continuationIds: (p, t) => base.continuationIds(p as never, t),
+      score: (items, o) => {
+        calls.scored++;
+        return base.score(items, o);
+      },
+      tokenizer: base.tokenizer,
+      info: { maxPositions: context },
+    };
+    return { model, calls };
+  };
+
+  it('promptsOverContext: prompts of as many tokens as the context or more, by index (tokenizing only)', () => {
+    const instructions = ['Hi.', 'Write a long story about the sea and its ships.', 'Yes?'];
+    const lengths = instructions.map((x) => base.prompt({ instruction: x }).ids.length);
+    const long = lengths[1]!;
+    expect(promptsOverContext(shortContext(long).model, instructions)).toEqual([{ index: 1, tokens: long }]);
+    // one position left to generate in is enough: generation stops at the context (finish reason length)
+    expect(promptsOverContext(shortContext(long + 1).model, instructions)).toEqual([]);
+    expect(promptsOverContext(base, instructions)).toEqual([]); // the tiny preset's 512 positions
+    // a model that names no context: nothing to check
+    expect(promptsOverContext({ ...shortContext(1).model, info: {} }, instructions)).toEqual([]);
+  });
+
+  it('runtimeScorer / runtimeRankSource: a ContextLengthError naming the item before anything is scored', async () => {
+    const items = [
+      { instruction: 'Say hi.', response: 'hello' },
+      { instruction: 'Describe rain.', response: 'It falls from the sky, drop by drop, all day long.' },
+    ];
+    const prompt = base.prompt({ instruction: items[1]!.instruction });
+    const tokens = prompt.ids.length + base.continuationIds(prompt, items[1]!.response).length + 1; // + EOS
+    const { model, calls } = shortContext(tokens - 1);
+    const error = await runtimeScorer(model)
+      .scoreContinuations(items)
+      .catch((e: unknown) => e);
+    expect(ContextLengthError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({
+      code: 'eval.context_length',
+      context: tokens - 1,
+      overruns: [{ index: 1, tokens }],
+      total: 2,
+      message: `1 of the 2 responses of this batch do not fit in the model's context of ${tokens - 1} tokens (max_position_embeddings) after their prompt: the first, "It falls from the sky, drop by drop, all day long." after the instruction "Describe rain.", is ${tokens} tokens with its prompt`,
+    });
+    expect(calls.scored).toBe(0);
+    // the rank source scores the response without the EOS: it fits in one position less
+    await expect(runtimeRankSource(model).rankTokens(items)).resolves.toHaveLength(2);
+    expect(calls.scored).toBe(1);
+    await expect(runtimeScorer(shortContext(tokens).model).scoreContinuations(items)).resolves.toHaveLength(
+      2,
+    );
+  });
 });
 
 describeShared(

@@ -1,8 +1,13 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   codePointLength,
   discreteWinRate,
+  EvalInputError,
   formatWinRate,
+  readAnnotations,
   roundHalfEven,
   standardError,
   WIN_RATE_KEYS,
@@ -81,5 +86,37 @@ describe('formatWinRate (the eval winrate command)', () => {
     expect(text.split('\n')).toHaveLength(8);
     expect(text).toMatch(/^win_rate {11}62\.500000$/m);
     expect(text).toMatch(/^n_total {12}2$/m);
+  });
+});
+
+describe('readAnnotations', () => {
+  const row = (preference: unknown) => ({ instruction: 'i', output_1: 'a', output_2: 'b', preference });
+  const withRows = (rows: unknown[], check: (file: string) => void) => {
+    const dir = mkdtempSync(join(tmpdir(), 'eval-annotations-'));
+    try {
+      const file = join(dir, 'annotations.json');
+      writeFileSync(file, JSON.stringify(rows));
+      check(file);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it("accepts alpaca_eval's preferences: [1, 2] (weighted judges), 0 (a legacy draw), null or none", () => {
+    withRows(
+      [row(1), row(1.37), row(1.5), row(2), row(0), row(null), { ...row(1), preference: undefined }],
+      (f) => expect(readAnnotations(f).map((a) => a.preference)).toEqual([1, 1.37, 1.5, 2, 0, null, null]),
+    );
+  });
+
+  it('refuses any other preference, naming the annotation, instead of dropping it from the statistics', () => {
+    for (const bad of [7, 2.5, 0.5, -1, '2']) {
+      withRows([row(2), row(bad)], (f) => {
+        expect(() => readAnnotations(f)).toThrow(EvalInputError);
+        expect(() => readAnnotations(f)).toThrow(
+          `${f}: [1].preference must be a number in [1, 2] (1: output_1 is better, 2: output_2, 1.5 a draw), 0 (a draw, as older files write it) or null (no judgement), got ${JSON.stringify(bad)}`,
+        );
+      });
+    }
   });
 });
