@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { ImplicitItError, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import {
   DEFAULT_PREFILL_CHUNK,
@@ -13,9 +13,41 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { resolveDefaultModel } from './default-model.js';
 import { CliError, EXIT, note, usage } from './output.js';
 
+/**
+ * Refuses, before any work, an output path that cannot be written as `kind`: a directory where a
+ * file goes (`example` names a file to suggest in it), a file where a directory goes (`why` says what
+ * it is for), or a path below an existing file. Usage error (exit 2) naming `flag`.
+ */
+export function checkOutPath(
+  path: string,
+  kind: 'file' | 'directory',
+  flag = '--out',
+  explain: { why?: string; example?: string } = {},
+): void {
+  if (existsSync(path)) {
+    const isDir = statSync(path).isDirectory();
+    if (kind === 'file' && isDir) {
+      throw usage(
+        `${flag}: ${path} is a directory; give a file path${explain.example ? ` (e.g. ${join(path, explain.example)})` : ''}`,
+      );
+    }
+    if (kind === 'directory' && !isDir)
+      throw usage(`${flag}: ${path} is a file; ${explain.why ?? 'give a directory'}`);
+    return;
+  }
+  // the nearest existing ancestor must be a directory, or nothing can be created below it
+  for (let up = dirname(resolve(path)); ; up = dirname(up)) {
+    if (existsSync(up)) {
+      if (!statSync(up).isDirectory()) throw usage(`${flag}: ${up} is a file, so ${path} cannot be created`);
+      return;
+    }
+    if (dirname(up) === up) return;
+  }
+}
+
 /** Refuses an `--out` that must be a directory but names an existing file (usage error, `why` says what it is for). */
-export function checkOutDirectory(out: string, why: string): void {
-  if (existsSync(out) && !statSync(out).isDirectory()) throw usage(`--out: ${out} is a file; ${why}`);
+export function checkOutDirectory(out: string, why: string, flag = '--out'): void {
+  checkOutPath(out, 'directory', flag, { why });
 }
 
 /** A commander parser for an integer in [min, max]. */
@@ -86,8 +118,7 @@ export function parseRules(
     resolveRuleSpec(spec);
   } catch (error) {
     // the library's name for no rules is "none"; the CLI documents `off` (both work)
-    if (ImplicitItError.isInstance(error))
-      throw usage(`${flag}: ${error.message.replace('"none"', 'off')}`);
+    if (ImplicitItError.isInstance(error)) throw usage(`${flag}: ${error.message.replace('"none"', 'off')}`);
     throw error;
   }
   return spec;

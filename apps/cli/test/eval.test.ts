@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { loadTokenizer } from '@implicit-it/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CACHE, CLI, run, tinyModelDir } from './helpers.js';
 
@@ -314,6 +315,490 @@ describe('eval ablations', () => {
     ]);
     expect(typo.code).toBe(2);
     expect(typo.stderr).toContain('--subsets: unknown rule set "eos-unifrom"');
+  });
+});
+
+/** Writes rows as a .jsonl of {instruction} (or any objects) and returns the file. */
+function jsonl(name: string, rows: (string | object)[]): string {
+  const file = join(tmp, name);
+  writeFileSync(
+    file,
+    rows.map((r) => `${JSON.stringify(typeof r === 'string' ? { instruction: r } : r)}\n`).join(''),
+  );
+  return file;
+}
+
+/** A fresh directory under tmp. */
+function dirIn(name: string): string {
+  const dir = join(tmp, name);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+describe('eval: what is refused up front, and what fails clearly', () => {
+  const long = (verb: string) =>
+    `${verb} this: ${'the quick brown fox jumps over the lazy dog, '.repeat(30)}`;
+
+  it('instructions too long for the context: exit 1 before anything is generated, naming them and the fix', async () => {
+    const file = jsonl('too-long.jsonl', [
+      'Say hi.',
+      'Name a color.',
+      long('Summarize'),
+      'Count.',
+      long('Shorten'),
+    ]);
+    const out = join(tmp, 'too-long', 'o.json');
+    const r = await run(['eval', 'generate', '--model', model, '--instructions', file, '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^error: 2 of the 5 instructions of ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} do not fit in the context of --model ${basename(model)}: ` +
+          `their prompts leave no position to generate in, the model's context being 512 tokens \\(max_position_embeddings\\): ` +
+          `#2 "Summarize this: the quick brown fox jumps over..." \\(\\d+ tokens\\), #4 "Shorten this: the quick brown fox jumps over th..." \\(\\d+ tokens\\) ` +
+          `\\(# counts rows of the file from 0; nothing was generated\\)\nhint: use a model with a longer context, or leave them out: ` +
+          '--limit 2 stops before the first, or give --instructions a file without them\n$',
+      ),
+    );
+    expect(existsSync(join(tmp, 'too-long'))).toBe(false); // no journal, no outputs
+    // one of them alone; the fix the hint gives works
+    const one = jsonl('one-too-long.jsonl', ['Say hi.', long('Summarize')]);
+    const single = await run(['eval', 'generate', '--model', model, '--instructions', one, '--out', out]);
+    expect(single.code).toBe(1);
+    expect(single.stderr).toContain(
+      `error: instruction #1 "Summarize this: the quick brown fox jumps over..." (`,
+    );
+    expect(single.stderr).toContain(
+      `tokens) of ${one} does not fit in the context of --model ${basename(model)}: its prompt`,
+    );
+    expect(single.stderr).toContain(
+      'hint: use a model with a longer context, or leave it out: --limit 1 stops before it',
+    );
+    const fixed = await run([
+      'eval',
+      'generate',
+      '--model',
+      model,
+      '--instructions',
+      file,
+      '--limit',
+      '2',
+      '--max-tokens',
+      '4',
+      '--out',
+      out,
+    ]);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    // ablations check the same before their first subset
+    const runDir = join(tmp, 'too-long-run');
+    const abl = await run([
+      'eval',
+      'ablations',
+      '--model',
+      model,
+      '--instructions',
+      file,
+      '--run-dir',
+      runDir,
+      '--subsets',
+      'none',
+    ]);
+    expect(abl.code).toBe(1);
+    expect(abl.stderr).toContain('error: 2 of the 5 instructions of');
+    expect(existsSync(join(runDir, 'outputs'))).toBe(false);
+  });
+
+  it('a prompt that fits but leaves fewer positions than --max-tokens: the output stops at the context', async () => {
+    const tok = await loadTokenizer(model);
+    const promptLength = (text: string) => tok.buildPrompt({ format: 'tulu', instruction: text }).ids.length;
+    const text = long('Repeat').repeat(3);
+    let [lo, hi] = [0, text.length]; // the shortest prefix whose prompt has 505 tokens or more
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (promptLength(text.slice(0, mid)) >= 505) hi = mid;
+      else lo = mid + 1;
+    }
+    const instruction = text.slice(0, lo);
+    const n = promptLength(instruction);
+    expect(n).toBeGreaterThanOrEqual(505);
+    expect(n).toBeLessThan(512);
+    const out = join(tmp, 'at-context.json');
+    const r = await run([
+      'eval',
+      'generate',
+      '--model',
+      model,
+      '--instructions',
+      jsonl('at-context.jsonl', [instruction]),
+      '--rules',
+      'off',
+      '--max-tokens',
+      '64',
+      '--token-ids',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const [o] = readJson(out) as Output[];
+    const eos = [readJson(join(model, 'generation_config.json')).eos_token_id].flat();
+    const ids = o!.token_ids!;
+    expect(ids.length).toBeLessThanOrEqual(512 - n);
+    if (!eos.includes(ids.at(-1))) expect(ids.length).toBe(512 - n);
+  });
+
+  it('an --out, --run-dir or --cache-dir of the wrong kind: exit 2 naming the flag, before any model loads, nothing left behind', async () => {
+    const dir = dirIn('out-is-a-dir');
+    const file = join(tmp, 'a-file.json');
+    writeFileSync(file, '[]');
+    const cases: [string[], string][] = [
+      [
+        ['generate', '--model', model, '--instructions', instructionsFile, '--limit', '2', '--out', dir],
+        `--out: ${dir} is a directory; give a file path (e.g. ${join(dir, 'outputs.json')})`,
+      ],
+      [
+        ['generate', '--model', model, '--instructions', instructionsFile, '--out', join(file, 'o.json')],
+        `--out: ${file} is a file, so ${join(file, 'o.json')} cannot be created`,
+      ],
+      [
+        ['ablations', '--model', model, '--instructions', instructionsFile, '--run-dir', file],
+        `--run-dir: ${file} is a file; give a run directory (created when missing)`,
+      ],
+      [
+        ['shift', '--base', model, '--aligned', model, '--limit', '2', '--out', dir],
+        `--out: ${dir} is a directory; give a file path (e.g. ${join(dir, 'shift.json')})`,
+      ],
+      [
+        ['shift', '--base', model, '--aligned', model, '--limit', '2', '--aligned-out', dir],
+        `--aligned-out: ${dir} is a directory; give a file path`,
+      ],
+      [
+        ['rank', '--model', model, '--data', file, '--out', dir],
+        `--out: ${dir} is a directory; give a file path (e.g. ${join(dir, 'ranking.json')})`,
+      ],
+      [
+        ['judge', '--outputs', file, '--out', dir, '--base-url', 'http://127.0.0.1:9/v1'],
+        `--out: ${dir} is a directory; give a file path (e.g. ${join(dir, 'annotations.json')})`,
+      ],
+      [
+        [
+          'judge',
+          '--outputs',
+          file,
+          '--out',
+          join(tmp, 'ann.json'),
+          '--cache-dir',
+          file,
+          '--base-url',
+          'http://127.0.0.1:9/v1',
+        ],
+        `--cache-dir: ${file} is a file; the judge cache is a directory`,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(['eval', ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toContain(`error: ${message}`);
+    }
+    expect(readdirSync(dir)).toEqual([]); // no X.tmp-*, no X.journal.jsonl
+    expect(readdirSync(tmp).filter((f) => f.startsWith('out-is-a-dir.'))).toEqual([]);
+  });
+
+  it('judge: --base-url (or $OPENAI_BASE_URL) must be an http(s) URL: exit 2 before any request', async () => {
+    const outputs = join(tmp, 'judge-url-outputs.json');
+    writeFileSync(outputs, JSON.stringify([{ instruction: 'a', output: 'b', generator: 'g' }]));
+    const args = [
+      'eval',
+      'judge',
+      '--outputs',
+      outputs,
+      '--baseline',
+      outputs,
+      '--out',
+      join(tmp, 'judge-url', 'a.json'),
+    ];
+    for (const url of ['not-a-url', 'ftp://example.com/v1']) {
+      const r = await run([...args, '--base-url', url], { timeout: 10_000 });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(
+        `error: --base-url: expected an http:// or https:// URL, got ${JSON.stringify(url)}\n` +
+          'hint: give the endpoint up to /v1, e.g. http://127.0.0.1:8080/v1 or https://api.openai.com/v1\n',
+      );
+    }
+    const env = await run(args, { env: { OPENAI_BASE_URL: 'localhost:8080' }, timeout: 10_000 });
+    expect(env.code).toBe(2);
+    expect(env.stderr).toContain(
+      'error: $OPENAI_BASE_URL: expected an http:// or https:// URL, got "localhost:8080"',
+    );
+    expect(existsSync(join(tmp, 'judge-url'))).toBe(false);
+  });
+
+  it('empty inputs are errors naming the flag and the file, not results', async () => {
+    const emptyJsonl = jsonl('empty.jsonl', []);
+    const emptyJson = join(tmp, 'empty.json');
+    writeFileSync(emptyJson, '[]\n');
+    const nulls = join(tmp, 'null-annotations.json');
+    writeFileSync(
+      nulls,
+      JSON.stringify([{ instruction: 'a', output_1: 'x', output_2: 'y', preference: null }]),
+    );
+    const emptyRun = dirIn('empty-run');
+    const baseline = join(tmp, 'one-output.json');
+    writeFileSync(baseline, JSON.stringify([{ instruction: 'a', output: 'b', generator: 'g' }]));
+    const cases: [string[], number, string][] = [
+      [
+        ['generate', '--model', model, '--instructions', emptyJsonl, '--out', join(tmp, 'e', 'o.json')],
+        2,
+        `--instructions: ${emptyJsonl} has no instructions`,
+      ],
+      [
+        ['ablations', '--model', model, '--instructions', emptyJson, '--run-dir', join(tmp, 'e')],
+        2,
+        `--instructions: ${emptyJson} has no instructions`,
+      ],
+      [
+        ['winrate', '--annotations', emptyJson],
+        2,
+        `--annotations: ${emptyJson} has no annotations (an empty list)`,
+      ],
+      [
+        ['winrate', '--annotations', nulls],
+        1,
+        `--annotations: none of the 1 annotations in ${nulls} has a preference (all are null: no judgement), so there is no win rate`,
+      ],
+      [
+        ['shift', '--base', model, '--aligned', emptyJson],
+        2,
+        `--aligned: ${emptyJson} has no outputs (an empty list)`,
+      ],
+      [
+        ['shift', '--base', model, '--aligned', model, '--instructions', emptyJsonl],
+        2,
+        `--instructions: ${emptyJsonl} has no instructions`,
+      ],
+      [
+        ['report', emptyRun],
+        2,
+        `${emptyRun}: nothing to report: no annotations/*.json, ranking/*.json or shift/*.json in it`,
+      ],
+      [
+        [
+          'judge',
+          '--outputs',
+          emptyJson,
+          '--out',
+          join(tmp, 'e', 'a.json'),
+          '--baseline',
+          baseline,
+          '--base-url',
+          'http://127.0.0.1:9/v1',
+        ],
+        2,
+        `--outputs: ${emptyJson} has no outputs (an empty list)`,
+      ],
+      [
+        ['rank', '--model', model, '--data', emptyJson],
+        2,
+        `--data: ${emptyJson} has no examples; response ranking needs at least 2`,
+      ],
+    ];
+    for (const [args, code, message] of cases) {
+      const r = await run(['eval', ...args]);
+      expect(r.code, args.join(' ')).toBe(code);
+      expect(r.stderr, args.join(' ')).toContain(`error: ${message}`);
+      expect(r.stdout, args.join(' ')).toBe('');
+    }
+    expect(existsSync(join(tmp, 'e'))).toBe(false);
+    expect(readdirSync(emptyRun)).toEqual([]);
+  });
+
+  it('judge: when no judgement can be read, the annotations are written, then exit 1 with the count', async () => {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () =>
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: 'Both are fine.' } }] })),
+      );
+    });
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    try {
+      const rows = ['a', 'b', 'c'].map((x) => ({ instruction: `Say ${x}.`, dataset: 'toy' }));
+      const baseline = join(tmp, 'unread-baseline.json');
+      const outputs = join(tmp, 'unread-outputs.json');
+      writeFileSync(baseline, JSON.stringify(rows.map((r) => ({ ...r, output: 'base', generator: 'b' }))));
+      writeFileSync(outputs, JSON.stringify(rows.map((r) => ({ ...r, output: 'mine', generator: 'm' }))));
+      const out = join(tmp, 'unread', 'annotations.json');
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      const r = await run([
+        'eval',
+        'judge',
+        '--outputs',
+        outputs,
+        '--baseline',
+        baseline,
+        '--out',
+        out,
+        '--base-url',
+        url,
+        '--judge-model',
+        'mute',
+        '--json',
+      ]);
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.stdout)).toMatchObject({
+        out,
+        requests: 3,
+        unreadable: 3,
+        stats: { n_total: 0, win_rate: null },
+      });
+      expect(r.stderr).toContain(
+        `error: unread-outputs: none of the 3 judgements could be read (no "m" or "M" in the judge's answer or its top_logprobs), so there is no win rate; ${out} keeps them with preference null\n` +
+          `hint: check that --judge-model mute at ${url} answers with the single token m or M; its answers are cached in ${join(tmp, 'unread', '.judge-cache')}: delete that to ask again\n`,
+      );
+      expect((readJson(out) as { preference: unknown }[]).map((a) => a.preference)).toEqual([
+        null,
+        null,
+        null,
+      ]);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('winrate: a preference other than [1, 2], 0 or null is refused, naming the annotation', async () => {
+    const file = join(tmp, 'bad-preference.json');
+    const row = (preference: number) => ({ instruction: 'a', output_1: 'x', output_2: 'yy', preference });
+    writeFileSync(file, JSON.stringify([row(2), row(7)]));
+    const r = await run(['eval', 'winrate', '--annotations', file, '--json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      `error: ${file}: [1].preference must be a number in [1, 2] (1: output_1 is better, 2: output_2, 1.5 a draw), 0 (a draw, as older files write it) or null (no judgement), got 7`,
+    );
+    writeFileSync(file, JSON.stringify([row(2), row(0), row(1.25)]));
+    const ok = await run(['eval', 'winrate', '--annotations', file, '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ n_total: 3, n_wins: 1, n_wins_base: 1, n_draws: 1 });
+  });
+
+  it('rank: --data, --n and --negatives checked against the data; a response longer than the context names --data and the fix', async () => {
+    const data = join(tmp, 'alpaca-long.json');
+    const examples = [
+      { instruction: 'Say hi.', input: '', output: 'Hi!' },
+      { instruction: 'Name a color.', input: '', output: long('Red') },
+      { instruction: 'Count.', input: '', output: 'One, two.' },
+    ];
+    writeFileSync(data, JSON.stringify(examples));
+    const n = await run(['eval', 'rank', '--model', model, '--data', data, '--n', '5']);
+    expect(n.code).toBe(2);
+    expect(n.stderr).toContain(`error: --n: ${data} has 3 examples; give --n 3 or less`);
+    const k = await run(['eval', 'rank', '--model', model, '--data', data, '--n', '3', '--negatives', '3']);
+    expect(k.code).toBe(2);
+    expect(k.stderr).toContain(
+      'error: --negatives: each of the --n 3 examples draws its random responses from the 2 others; give --negatives 2 or less',
+    );
+    const out = join(tmp, 'rank-long.json');
+    const r = await run([
+      'eval',
+      'rank',
+      '--model',
+      model,
+      '--data',
+      data,
+      '--n',
+      '3',
+      '--negatives',
+      '1',
+      '--out',
+      out,
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^error: --data .*alpaca-long\.json: 3 of the 6 responses of this batch do not fit in the model's context of 512 tokens \(max_position_embeddings\) after their prompt: the first, "Red this: the quick brown fox jumps over the lazy dog, th..." after the instruction "Say hi\.", is \d+ tokens with its prompt\n/,
+    );
+    expect(r.stderr).toContain(
+      `hint: rank with a model whose context holds these instructions with their responses (${basename(model)}'s is 512 tokens), or give --data examples that fit`,
+    );
+  });
+
+  it('ablations: --subsets must list something, and nothing twice', async () => {
+    const base = [
+      'eval',
+      'ablations',
+      '--model',
+      model,
+      '--instructions',
+      instructionsFile,
+      '--run-dir',
+      join(tmp, 'subsets'),
+    ];
+    const cases: [string, string][] = [
+      ['none,none', '--subsets: "none" is listed twice'],
+      ['none,off', '--subsets: "none" and "off" are the same rules; list one of them'],
+      [
+        'eos-uniform,uniform-eos',
+        '--subsets: "eos-uniform" and "uniform-eos" are the same rules; list one of them',
+      ],
+      ['', '--subsets: the list is empty; give rule subsets separated by commas'],
+    ];
+    for (const [subsets, message] of cases) {
+      const r = await run([...base, '--subsets', subsets]);
+      expect(r.code, subsets).toBe(2);
+      expect(r.stderr, subsets).toContain(`error: ${message}`);
+    }
+    expect(existsSync(join(tmp, 'subsets'))).toBe(false);
+  });
+
+  it('generate: a finished --out of other settings, or of unknown origin, is not replaced', async () => {
+    const out = join(tmp, 'settings.json');
+    const args = (extra: string[]) => [
+      'eval',
+      'generate',
+      '--model',
+      model,
+      '--instructions',
+      instructionsFile,
+      '--limit',
+      '2',
+      '--max-tokens',
+      '4',
+      '--out',
+      out,
+      ...extra,
+    ];
+    expect((await run(args(['--rules', 'off']))).code).toBe(0);
+    const before = readFileSync(out, 'utf8');
+    const hint = `hint: give another --out, or delete ${out} to generate it again with these settings\n`;
+    const rules = await run(args(['--rules', 'hewitt2024']));
+    expect(rules.code).toBe(2);
+    expect(rules.stderr).toBe(
+      `error: --out: ${out} holds the finished outputs of another run (different --rules); they are not replaced\n${hint}`,
+    );
+    const more = await run(args(['--rules', 'off', '--max-tokens', '5', '--token-ids', '--name', 'other']));
+    expect(more.code).toBe(2);
+    expect(more.stderr).toContain('(different --name, --max-tokens, --token-ids); they are not replaced');
+    expect(readFileSync(out, 'utf8')).toBe(before);
+    // the same settings: the finished run is found, as before
+    const same = await run(args(['--rules', 'off']));
+    expect(same.code).toBe(0);
+    expect(same.stdout).toContain('(0 generated, 2 resumed)');
+    const foreign = join(tmp, 'foreign.json');
+    writeFileSync(foreign, '[]\n');
+    const f = await run([
+      'eval',
+      'generate',
+      '--model',
+      model,
+      '--instructions',
+      instructionsFile,
+      '--limit',
+      '1',
+      '--out',
+      foreign,
+    ]);
+    expect(f.code).toBe(2);
+    expect(f.stderr).toContain(
+      `error: --out: ${foreign} exists, and there is no record of the run that wrote it (${foreign}.done): it may be anything, so it is not replaced`,
+    );
+    expect(readFileSync(foreign, 'utf8')).toBe('[]\n');
   });
 });
 
@@ -656,6 +1141,31 @@ describeShared(
       expect(sr.overall.tokens).toBe(textTokens(aligned));
       const { out: _o, alignedOutputs: _a, ...result } = sr;
       expect(readJson(out)).toEqual(result);
+      // the same command again reuses the aligned outputs; other settings do not replace them
+      const shiftArgs = [
+        'eval',
+        'shift',
+        '--base',
+        model,
+        '--aligned',
+        model,
+        '--aligned-rules',
+        'hewitt2024',
+        '--limit',
+        '6',
+      ];
+      const again = await run([...shiftArgs, '--max-tokens', '24', '--out', out, '--json']);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toContain(
+        `${sr.alignedOutputs} is already complete (same model, rules and limits): its outputs are reused`,
+      );
+      expect(JSON.parse(again.stdout)).toEqual(sr);
+      const other = await run([...shiftArgs, '--max-tokens', '25', '--out', out]);
+      expect(other.code).toBe(2);
+      expect(other.stderr).toContain(
+        `error: --aligned-out: ${sr.alignedOutputs} holds the finished outputs of another run (different --max-tokens); they are not replaced`,
+      );
+      expect(readJson(sr.alignedOutputs)).toEqual(aligned);
       const misuse = await run([
         'eval',
         'shift',

@@ -1,17 +1,23 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
+  ContextLengthError,
   type EvalInstruction,
   type Progress as EvalProgress,
   finishedRun,
+  finishedRunDifferences,
   formatWinRate,
   generateRun,
   judgePairs,
+  type ModelOutput,
   openAIJudge,
+  promptsOverContext,
   type RankingResult,
   rankResponses,
+  readAlpacaData,
   readAnnotations,
   readInstructions,
+  readModelOutputs,
   runAblations,
   runPaths,
   runtimeGenerator,
@@ -28,6 +34,8 @@ import type { Model } from '@implicit-it/runtime';
 import { type Command, Option } from 'commander';
 import {
   addLoadOptions,
+  checkOutDirectory,
+  checkOutPath,
   intArg,
   type ModelFlags,
   modelFingerprint,
@@ -143,9 +151,117 @@ function paperMaxTokens(rules: RuleSpec): number {
   return resolveRuleSpec(rules).eos ? 8192 : 512;
 }
 
-function readLimited(file: string, limit: number | undefined): EvalInstruction[] {
+/** The instructions of `file` (the first `limit`); an empty file is a usage error naming `flag`. */
+function readLimited(file: string, limit: number | undefined, flag = '--instructions'): EvalInstruction[] {
   const all = readInstructions(file);
+  if (all.length === 0) {
+    throw usage(
+      `${flag}: ${file} has no instructions`,
+      'give a .jsonl file of {"instruction": ...} objects, one a line, or a .json array of them',
+    );
+  }
   return limit === undefined ? all : all.slice(0, limit);
+}
+
+/** The first words of a text for a message, quoted: at most `max` characters, whitespace collapsed. */
+function firstWords(text: string, max = 50): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return JSON.stringify(flat.length > max ? `${flat.slice(0, max - 3).trimEnd()}...` : flat);
+}
+
+/**
+ * Refuses, before anything is generated, instructions whose prompt leaves the model no position to
+ * generate in (the runtime would fail at the first batch that holds one, after the batches before
+ * it). Exit 1: the instructions and the model do not go together. A prompt that fits but leaves fewer
+ * positions than --max-tokens is fine: its output stops at the end of the context (finish reason
+ * `length`), like any output that reaches the token limit.
+ */
+function checkPromptsFit(
+  opened: OpenedModel,
+  instructions: readonly EvalInstruction[],
+  format: EvalModelFlags['format'],
+  file: string,
+  modelFlag = '--model',
+): void {
+  const over = promptsOverContext(
+    opened.model,
+    instructions.map((x) => x.instruction),
+    { format },
+  );
+  if (over.length === 0) return;
+  const context = opened.model.info.maxPositions;
+  const shown = over
+    .slice(0, 5)
+    .map((o) => `#${o.index} ${firstWords(instructions[o.index]!.instruction)} (${o.tokens} tokens)`)
+    .join(', ');
+  const first = over[0]!.index;
+  const which =
+    over.length === 1
+      ? `instruction ${shown} of ${file} does not fit in the context of ${modelFlag} ${opened.id}: its prompt leaves`
+      : `${over.length} of the ${instructions.length} instructions of ${file} do not fit in the context of ` +
+        `${modelFlag} ${opened.id}: their prompts leave`;
+  throw new CliError(
+    `${which} no position to generate in, the model's context being ${context} tokens (max_position_embeddings)` +
+      `${over.length === 1 ? '' : `: ${shown}${over.length > 5 ? `, and ${over.length - 5} more` : ''}`}` +
+      ' (# counts rows of the file from 0; nothing was generated)',
+    EXIT.failure,
+    `use a model with a longer context, or leave ${over.length === 1 ? 'it' : 'them'} out: ` +
+      `${first > 0 ? `--limit ${first} stops before ${over.length === 1 ? 'it' : 'the first'}, or ` : ''}` +
+      `give --instructions a file without ${over.length === 1 ? 'it' : 'them'}`,
+  );
+}
+
+/** What each part of a generate run's record (finishedRunDifferences) is set by, for messages. */
+const RUN_SETTINGS: Record<string, string> = {
+  generator: '--name',
+  instructions: '--instructions or --limit',
+  maxNewTokens: '--max-tokens',
+  tokenIds: '--token-ids',
+  'fingerprint.model': '--model (its directory or ONNX graph file)',
+  'fingerprint.rules': '--rules',
+  'fingerprint.format': '--format',
+};
+
+/**
+ * Refuses to replace an existing `out` that is not the finished run of these very settings (the
+ * caller has checked finishedRun): finished outputs of other settings (naming what differs), a file
+ * without the record of the run that wrote it, or one changed since. A pending journal is left to
+ * generateRun (it resumes it, or refuses a journal of another run). `named`: the generator name was
+ * given (--name), not derived from the model and rules.
+ */
+function refuseToReplace(
+  run: Parameters<typeof finishedRunDifferences>[0],
+  outFlag: string,
+  named: boolean,
+  settings: Record<string, string> = RUN_SETTINGS,
+): void {
+  const { out } = run;
+  if (!existsSync(out) || existsSync(`${out}.journal.jsonl`)) return;
+  const hint = `give another ${outFlag}, or delete ${out} to generate it again with these settings`;
+  const diff = finishedRunDifferences(run);
+  if (diff === undefined) {
+    throw usage(
+      `${outFlag}: ${out} exists, and there is no record of the run that wrote it (${out}.done): it may be anything, so it is not replaced`,
+      hint,
+    );
+  }
+  if (diff.length > 0) {
+    // a default name follows the model and the rules: where they differ, that says more than the name
+    const shown = diff.length > 1 && !named ? diff.filter((k) => k !== 'generator') : diff;
+    const what = [...new Set(shown.map((k) => settings[k] ?? k))].join(', ');
+    throw usage(
+      `${outFlag}: ${out} holds the finished outputs of another run (different ${what}); they are not replaced`,
+      hint,
+    );
+  }
+  throw usage(`${outFlag}: ${out} was changed since the run that wrote it; it is not replaced`, hint);
+}
+
+/** Rethrows a ContextLengthError of a scoring step as a CLI error naming `where` and the fix. */
+function explainContext(error: unknown, where: string, hint: string): never {
+  if (ContextLengthError.isInstance(error))
+    throw new CliError(`${where}: ${error.message}`, EXIT.failure, hint);
+  throw error;
 }
 
 const pct = (x: number | null | undefined) =>
@@ -168,6 +284,7 @@ interface GenerateFlags extends EvalModelFlags {
 
 async function generate(flags: GenerateFlags): Promise<void> {
   const rules = parseRules(flags.rules);
+  checkOutPath(flags.out, 'file', '--out', { example: 'outputs.json' });
   const file = required(
     flags.instructions ?? sharedData(...ALPACA_EVAL),
     '--instructions',
@@ -177,17 +294,21 @@ async function generate(flags: GenerateFlags): Promise<void> {
   const opened = await loadFor(flags.model, flags);
   const name = flags.name ?? generatorName(opened.id, rules);
   const progress = progressReporter('instructions', 'generating');
-  // what identifies the run: the same command on the same model finds its finished outputs
-  const run = {
-    instructions,
-    out: flags.out,
-    generatorName: name,
-    maxNewTokens: flags.maxTokens ?? paperMaxTokens(rules),
-    fingerprint: { model: modelFingerprint(opened.model), rules, format: flags.format },
-    tokenIds: flags.tokenIds === true,
-  };
   try {
+    // what identifies the run: the same command on the same model finds its finished outputs
+    const run = {
+      instructions,
+      out: flags.out,
+      generatorName: name,
+      maxNewTokens: flags.maxTokens ?? paperMaxTokens(rules),
+      fingerprint: { model: modelFingerprint(opened.model), rules, format: flags.format },
+      tokenIds: flags.tokenIds === true,
+    };
     const done = finishedRun(run);
+    if (!done) {
+      refuseToReplace(run, '--out', flags.name !== undefined);
+      checkPromptsFit(opened, instructions, flags.format, file);
+    }
     if (done) {
       note(
         `${flags.out} is already complete (same model, rules and limits): nothing to do; delete it to generate again`,
@@ -249,9 +370,39 @@ interface AblationFlags extends EvalModelFlags {
   json?: boolean;
 }
 
+/** JSON with object keys sorted, so that equal rule sets compare equal whatever their key order. */
+const sortedJson = (value: unknown): string =>
+  JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
+  );
+
+/** `--subsets`: at least one, each valid (a typo fails before the model loads), none twice. */
+function checkSubsets(subsets: readonly string[]): void {
+  if (subsets.length === 0) {
+    throw usage(
+      '--subsets: the list is empty; give rule subsets separated by commas',
+      `e.g. --subsets none,eos-uniform-diversity (the default: ${ABLATIONS.join(',')})`,
+    );
+  }
+  const seen = new Map<string, string>();
+  for (const s of subsets) {
+    const rules = sortedJson(resolveRuleSpec(parseRules(s, undefined, '--subsets')));
+    const twin = seen.get(rules);
+    if (twin === s) throw usage(`--subsets: "${s}" is listed twice`);
+    if (twin !== undefined)
+      throw usage(`--subsets: "${twin}" and "${s}" are the same rules; list one of them`);
+    seen.set(rules, s);
+  }
+}
+
 async function ablations(flags: AblationFlags): Promise<void> {
   const subsets = flags.subsets ?? [...ABLATIONS];
-  for (const s of subsets) parseRules(s, undefined, '--subsets'); // a typo fails before the model loads (exit 2)
+  checkSubsets(subsets);
+  const paths = runPaths(flags.runDir);
+  checkOutDirectory(flags.runDir, 'give a run directory (created when missing)', '--run-dir');
+  for (const s of subsets) checkOutPath(paths.output(s), 'file', '--run-dir');
   const file = required(
     flags.instructions ?? sharedData(...ALPACA_EVAL),
     '--instructions',
@@ -260,9 +411,9 @@ async function ablations(flags: AblationFlags): Promise<void> {
   const instructions = readLimited(file, flags.limit);
   const opened = await loadFor(flags.model, flags);
   const name = flags.name ?? generatorName(opened.id, false);
-  const paths = runPaths(flags.runDir);
   const progress = progressReporter('instructions', 'generating');
   try {
+    checkPromptsFit(opened, instructions, flags.format, file);
     const runs = await interruptible(
       (signal) =>
         runAblations({
@@ -344,12 +495,15 @@ async function judge(flags: JudgeFlags): Promise<void> {
     );
   }
   if (flags.outputs && !flags.out) throw usage('--outputs needs --out FILE (where annotations.json goes)');
-  const baseline = required(
+  if (flags.out) checkOutPath(flags.out, 'file', '--out', { example: 'annotations.json' });
+  if (flags.cacheDir) checkOutDirectory(flags.cacheDir, 'the judge cache is a directory', '--cache-dir');
+  const baselineFile = required(
     flags.baseline ?? sharedData(...GPT4_BASELINE),
     '--baseline',
     'the baseline outputs',
   );
-  const baseURL = flags.baseUrl ?? process.env.OPENAI_BASE_URL ?? 'https://api.openai.com/v1';
+  const baseURL = flags.baseUrl ?? (process.env.OPENAI_BASE_URL || 'https://api.openai.com/v1');
+  checkBaseUrl(baseURL, flags.baseUrl !== undefined ? '--base-url' : '$OPENAI_BASE_URL');
   if (/^https:\/\/api\.openai\.com\b/.test(baseURL) && !process.env[flags.apiKeyEnv]) {
     throw usage(
       `${flags.apiKeyEnv} is not set: the judge at ${baseURL} needs an API key`,
@@ -390,6 +544,8 @@ async function judge(flags: JudgeFlags): Promise<void> {
       });
     }
     if (jobs.length === 0) throw usage(`--run-dir: no outputs/*.json in ${flags.runDir}`);
+    for (const job of jobs) checkOutPath(job.out, 'file', '--run-dir');
+    if (!flags.cacheDir) checkOutDirectory(paths.judgeCache, 'the judge cache is a directory', '--run-dir');
   } else {
     jobs.push({
       name: basename(flags.outputs!, '.json'),
@@ -397,18 +553,22 @@ async function judge(flags: JudgeFlags): Promise<void> {
       out: flags.out!,
       cacheDir: flags.cacheDir ?? join(dirname(resolve(flags.out!)), '.judge-cache'),
     });
+    if (!flags.cacheDir) checkOutDirectory(jobs[0]!.cacheDir, 'the judge cache is a directory', '--out');
   }
+  // every file read (and found non-empty) before the first request is paid for
+  const baseline = nonEmptyOutputs(baselineFile, '--baseline');
+  const outputs = jobs.map((job) => nonEmptyOutputs(job.outputs, flags.runDir ? '--run-dir' : '--outputs'));
 
   const progress = progressReporter('pairs', 'judging');
   const results = [];
   try {
-    for (const job of jobs) {
+    for (const [k, job] of jobs.entries()) {
       const r = await interruptible(
         (signal) =>
           judgePairs({
             judge: client,
             baseline,
-            model: job.outputs,
+            model: outputs[k]!,
             cacheDir: job.cacheDir,
             out: job.out,
             ...(flags.seed !== undefined
@@ -441,26 +601,74 @@ async function judge(flags: JudgeFlags): Promise<void> {
     printJson(
       flags.runDir ? { runDir: resolve(flags.runDir), judge: flags.judgeModel, results } : results[0],
     );
-    return;
+  } else {
+    const p = painter();
+    let out = '';
+    for (const r of results) {
+      const s = r.stats as Record<string, number | null>;
+      out +=
+        `${p('green', 'judged')} ${r.name}: win rate ${pct(s.win_rate)} ± ${s.standard_error === null ? 'n/a' : s.standard_error.toFixed(2)} ` +
+        `over ${s.n_total} pairs (${s.n_wins} wins, ${s.n_wins_base} losses, ${s.n_draws} draws) -> ${r.out}\n` +
+        `  ${r.requests} judge requests, ${r.cacheHits} cached, ${r.identical} identical pairs` +
+        `${r.discreteFallbacks ? `, ${r.discreteFallbacks} without logprobs` : ''}${r.unreadable ? `, ${r.unreadable} unreadable` : ''}\n`;
+    }
+    process.stdout.write(out);
   }
-  const p = painter();
-  let out = '';
-  for (const r of results) {
-    const s = r.stats as Record<string, number | null>;
-    out +=
-      `${p('green', 'judged')} ${r.name}: win rate ${pct(s.win_rate)} ± ${s.standard_error === null ? 'n/a' : s.standard_error.toFixed(2)} ` +
-      `over ${s.n_total} pairs (${s.n_wins} wins, ${s.n_wins_base} losses, ${s.n_draws} draws) -> ${r.out}\n` +
-      `  ${r.requests} judge requests, ${r.cacheHits} cached, ${r.identical} identical pairs` +
-      `${r.discreteFallbacks ? `, ${r.discreteFallbacks} without logprobs` : ''}${r.unreadable ? `, ${r.unreadable} unreadable` : ''}\n`;
+  // written and reported, but a win rate of no judgement is a failure, not a result
+  const unread = results.filter((r) => r.stats.n_total === 0);
+  if (unread.length > 0) {
+    throw new CliError(
+      unread
+        .map(
+          (r) =>
+            `${r.name}: none of the ${r.unreadable} judgements could be read (no "m" or "M" in the judge's answer or its top_logprobs), so there is no win rate; ${r.out} keeps them with preference null`,
+        )
+        .join('\n'),
+      EXIT.failure,
+      `check that --judge-model ${flags.judgeModel} at ${baseURL} answers with the single token m or M; ` +
+        `its answers are cached in ${[...new Set(jobs.map((j) => j.cacheDir))].join(', ')}: delete that to ask again`,
+    );
   }
-  process.stdout.write(out);
+}
+
+/** `--base-url` (or $OPENAI_BASE_URL): an http(s) URL, or every request would fail and be retried. */
+function checkBaseUrl(value: string, source: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw usage(
+      `${source}: expected an http:// or https:// URL, got ${JSON.stringify(value)}`,
+      'give the endpoint up to /v1, e.g. http://127.0.0.1:8080/v1 or https://api.openai.com/v1',
+    );
+  }
+}
+
+/** A model_outputs.json with at least one output (an empty one is a usage error naming `flag`). */
+function nonEmptyOutputs(file: string, flag: string): ModelOutput[] {
+  const outputs = readModelOutputs(file);
+  if (outputs.length === 0) throw usage(`${flag}: ${file} has no outputs (an empty list)`);
+  return outputs;
 }
 
 // ---------------------------------------------------------------------------------------------
 // eval winrate
 
 async function winrate(flags: { annotations: string; json?: boolean }): Promise<void> {
-  const stats = winRate(readAnnotations(flags.annotations));
+  const annotations = readAnnotations(flags.annotations);
+  if (annotations.length === 0)
+    throw usage(`--annotations: ${flags.annotations} has no annotations (an empty list)`);
+  const stats = winRate(annotations);
+  if (stats.n_total === 0) {
+    throw new CliError(
+      `--annotations: none of the ${annotations.length} annotations in ${flags.annotations} has a preference (all are null: no judgement), so there is no win rate`,
+      EXIT.failure,
+      'judge the outputs again (eval judge) with a judge whose answers can be read',
+    );
+  }
   process.stdout.write(`${formatWinRate(stats, { json: flags.json === true })}\n`);
 }
 
@@ -486,7 +694,21 @@ function rankingSummary(r: RankingResult) {
 
 async function rank(flags: RankFlags): Promise<void> {
   const rules = parseRules(flags.rules, false);
-  const data = required(flags.data ?? sharedData(...ALPACA_DATA), '--data', "Alpaca's alpaca_data.json");
+  if (flags.out) checkOutPath(flags.out, 'file', '--out', { example: 'ranking.json' });
+  const dataFile = required(flags.data ?? sharedData(...ALPACA_DATA), '--data', "Alpaca's alpaca_data.json");
+  const data = readAlpacaData(dataFile);
+  if (data.length < 2) {
+    throw usage(
+      `--data: ${dataFile} has ${data.length === 0 ? 'no examples' : 'one example'}; response ranking needs at least 2`,
+    );
+  }
+  if (flags.n > data.length)
+    throw usage(`--n: ${dataFile} has ${data.length} examples; give --n ${data.length} or less`);
+  if (flags.negatives > flags.n - 1) {
+    throw usage(
+      `--negatives: each of the --n ${flags.n} examples draws its random responses from the ${flags.n - 1} others; give --negatives ${flags.n - 1} or less`,
+    );
+  }
   const opened = await loadFor(flags.model, flags);
   const progress = progressReporter('examples', 'ranking');
   try {
@@ -514,6 +736,12 @@ async function rank(flags: RankFlags): Promise<void> {
         flags.out
           ? `scored examples are kept in ${flags.out}.journal.jsonl: rerun the same command to resume`
           : 'without --out nothing was kept',
+    ).catch((error: unknown) =>
+      explainContext(
+        error,
+        `--data ${dataFile}`,
+        `rank with a model whose context holds these instructions with their responses (${opened.id}'s is ${opened.model.info.maxPositions} tokens), or give --data examples that fit`,
+      ),
     );
     progress.stop();
     const summary = { ...(flags.out ? { out: resolve(flags.out) } : {}), ...rankingSummary(result) };
@@ -576,20 +804,22 @@ async function shift(flags: ShiftFlags): Promise<void> {
       '--aligned-rules, --instructions and --limit are for an aligned model directory, not an outputs file',
     );
   }
+  if (flags.out) checkOutPath(flags.out, 'file', '--out', { example: 'shift.json' });
+  if (flags.alignedOut) checkOutPath(flags.alignedOut, 'file', '--aligned-out', { example: 'outputs.json' });
+  // an outputs file, or the instructions a model directory answers: read (and found non-empty) before any model loads
+  let alignedRows = alignedIsFile ? nonEmptyOutputs(flags.aligned, '--aligned') : undefined;
+  const instructionsFile = alignedIsFile
+    ? undefined
+    : required(flags.instructions ?? sharedData(...ALPACA_EVAL), '--instructions', 'a .jsonl or .json file');
+  const instructions = instructionsFile ? readLimited(instructionsFile, flags.limit) : [];
   const base = await loadFor(flags.base, flags, '--base');
   let aligned: OpenedModel | undefined;
   const progress = progressReporter('outputs', 'ranking tokens');
   try {
     let alignedOutputs = flags.aligned;
     let label = flags.label;
-    if (!alignedIsFile) {
+    if (instructionsFile) {
       // a model directory: its greedy outputs first (with their token ids, so the shift ranks exactly them)
-      const file = required(
-        flags.instructions ?? sharedData(...ALPACA_EVAL),
-        '--instructions',
-        'a .jsonl or .json file',
-      );
-      const instructions = readLimited(file, flags.limit);
       aligned =
         resolve(flags.aligned) === resolve(flags.base)
           ? undefined
@@ -598,32 +828,51 @@ async function shift(flags: ShiftFlags): Promise<void> {
       const id = aligned?.id ?? base.id;
       const name = generatorName(id, alignedRules);
       alignedOutputs = flags.alignedOut ?? defaultAlignedOut(flags.out, name);
+      const outFlag = '--aligned-out';
+      if (!flags.alignedOut) checkOutPath(alignedOutputs, 'file', outFlag);
       label ??= `${name} vs ${base.id}`;
-      const gen = progressReporter('instructions', `generating ${name}`);
-      try {
-        await interruptible(
-          (signal) =>
-            generateRun({
-              generator: runtimeGenerator(model, {
-                rules: alignedRules,
-                format: flags.format,
-                ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
-              }),
-              instructions,
-              out: alignedOutputs,
-              generatorName: name,
-              maxNewTokens: flags.maxTokens ?? paperMaxTokens(alignedRules),
-              tokenIds: true,
-              fingerprint: { model: modelFingerprint(model), rules: alignedRules, format: flags.format },
-              ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
-              signal,
-              onProgress: gen.onProgress,
-              onWarning: warn,
-            }),
-          () => `the aligned outputs so far are kept in ${alignedOutputs}.journal.jsonl: rerun to resume`,
-        );
-      } finally {
-        gen.stop();
+      const run = {
+        instructions,
+        out: alignedOutputs,
+        generatorName: name,
+        maxNewTokens: flags.maxTokens ?? paperMaxTokens(alignedRules),
+        tokenIds: true,
+        fingerprint: { model: modelFingerprint(model), rules: alignedRules, format: flags.format },
+      };
+      alignedRows = finishedRun(run);
+      if (alignedRows) {
+        note(`${alignedOutputs} is already complete (same model, rules and limits): its outputs are reused`);
+      } else {
+        refuseToReplace(run, outFlag, false, {
+          ...RUN_SETTINGS,
+          generator: '--aligned model',
+          'fingerprint.model': '--aligned model (its directory or ONNX graph file)',
+          'fingerprint.rules': '--aligned-rules',
+        });
+        checkPromptsFit(aligned ?? base, instructions, flags.format, instructionsFile, '--aligned');
+        const gen = progressReporter('instructions', `generating ${name}`);
+        try {
+          alignedRows = (
+            await interruptible(
+              (signal) =>
+                generateRun({
+                  ...run,
+                  generator: runtimeGenerator(model, {
+                    rules: alignedRules,
+                    format: flags.format,
+                    ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+                  }),
+                  ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+                  signal,
+                  onProgress: gen.onProgress,
+                  onWarning: warn,
+                }),
+              () => `the aligned outputs so far are kept in ${alignedOutputs}.journal.jsonl: rerun to resume`,
+            )
+          ).outputs;
+        } finally {
+          gen.stop();
+        }
       }
     }
     const result = await interruptible(
@@ -633,7 +882,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
             format: flags.format,
             ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           }),
-          aligned: alignedOutputs,
+          aligned: alignedRows!,
           label: label ?? `${basename(alignedOutputs, '.json')} vs ${base.id}`,
           ...(flags.topK !== undefined ? { topK: flags.topK } : {}),
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
@@ -647,6 +896,12 @@ async function shift(flags: ShiftFlags): Promise<void> {
         flags.out
           ? `ranked outputs are kept in ${flags.out}.journal.jsonl: rerun to resume`
           : 'without --out nothing was kept',
+    ).catch((error: unknown) =>
+      explainContext(
+        error,
+        `--aligned ${alignedOutputs}`,
+        `the base model must hold each aligned output after its prompt: use a --base model with a longer context (${base.id}'s is ${base.model.info.maxPositions} tokens), or aligned outputs of fewer tokens (--max-tokens)`,
+      ),
     );
     progress.stop();
     const summary = {
@@ -688,6 +943,24 @@ async function shift(flags: ShiftFlags): Promise<void> {
 
 async function report(runDir: string, flags: { title?: string; json?: boolean }): Promise<void> {
   if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw usage(`${runDir}: no such run directory`);
+  const paths = runPaths(runDir);
+  const results = (dir: string) => existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.json'));
+  if (![paths.annotations, paths.ranking, paths.shift].some(results)) {
+    throw usage(
+      `${runDir}: nothing to report: no annotations/*.json, ranking/*.json or shift/*.json in it`,
+      'fill it first: eval judge --run-dir RUN, eval rank --out RUN/ranking/NAME.json, eval shift --out RUN/shift/NAME.json',
+    );
+  }
+  for (const [path, kind] of [
+    [paths.report, 'file'],
+    [paths.winrates, 'file'],
+    [paths.charts, 'directory'],
+  ] as const) {
+    if (existsSync(path) && statSync(path).isDirectory() !== (kind === 'directory'))
+      throw usage(
+        `${path} is a ${kind === 'file' ? 'directory' : 'file'}, where the report writes its ${kind}: move it away`,
+      );
+  }
   const progress = progressReporter('steps', 'writing report');
   let result: Awaited<ReturnType<typeof writeReport>>;
   try {
@@ -781,7 +1054,13 @@ Examples:
       `
 Resumable: finished batches are journaled (fsynced) in OUT.journal.jsonl, so a run stopped at any
 moment (Ctrl-C, kill -9, a crash) continues where it stopped when the same command runs again, and
-loses nothing it had generated. Ctrl-C exits 130.
+loses nothing it had generated. Ctrl-C exits 130. A finished OUT is not redone by the same command,
+and not replaced by another: other settings (--model, --rules, --limit, --max-tokens, ...) into an
+existing OUT are refused (exit 2), naming what differs; give another --out, or delete OUT.
+
+Every prompt must fit in the model's context (max_position_embeddings): instructions that do not are
+listed before anything is generated (exit 1). An output that reaches the end of the context stops
+there, as one that reaches --max-tokens does.
 
 Examples:
   $ implicit-it eval generate --model ./models/smol --rules hewitt2024 --out run/outputs/rules.json
@@ -798,7 +1077,11 @@ Examples:
   )
     .option('--instructions <file>', 'instructions (default: ../shared/data/alpaca_eval/alpaca_eval.jsonl)')
     .requiredOption('--run-dir <dir>', 'the run directory (outputs go to RUN_DIR/outputs/SUBSET.json)')
-    .option('--subsets <list>', `comma-separated rule subsets (default: ${ABLATIONS.join(',')})`, listArg)
+    .option(
+      '--subsets <list>',
+      `comma-separated rule subsets, each once (default: ${ABLATIONS.join(',')})`,
+      listArg,
+    )
     .option(
       '--name <name>',
       'model name; outputs are labelled NAME-SUBSET (default: the model directory name)',
@@ -837,7 +1120,7 @@ Examples:
     )
     .option(
       '--base-url <url>',
-      'the endpoint up to /v1 (default: $OPENAI_BASE_URL, else https://api.openai.com/v1)',
+      'the endpoint, an http(s) URL up to /v1 (default: $OPENAI_BASE_URL, else https://api.openai.com/v1)',
     )
     .option('--judge-model <name>', 'the judge model', 'gpt-4-turbo')
     .option(
@@ -861,7 +1144,9 @@ Examples:
 Each instruction's two outputs are shown as "m" and "M" in a seeded order; the judge answers with one
 token and the preference is read from its top_logprobs (alpaca_eval's weighted_alpaca_eval_gpt4_turbo).
 Answers are cached by (judge, prompt): a rerun, or a run resumed after Ctrl-C, pays only for what is
-missing. The API key comes from the environment only (--api-key-env names the variable).
+missing. The API key comes from the environment only (--api-key-env names the variable). When none
+of an outputs file's judgements can be read (no m or M), its annotations are written and the command
+exits 1.
 
 Examples:
   $ implicit-it eval judge --run-dir run --base-url http://127.0.0.1:8000/v1 --judge-model my-judge
@@ -877,6 +1162,10 @@ Examples:
     .addHelpText(
       'after',
       `
+Preferences are alpaca_eval's: a number in [1, 2] (1 the baseline output_1 is better, 2 the model's
+output_2, 1.5 a draw), 0 (a draw, in older files) or null (no judgement, left out). Any other value is
+refused (exit 2), naming its annotation; a file without a single judgement exits 1.
+
 Examples:
   $ implicit-it eval winrate --annotations run/annotations/rules.json
   $ implicit-it eval winrate --annotations ../shared/data/alpaca_eval/annotations/claude-2.json --json | jq .win_rate`,
@@ -942,7 +1231,9 @@ Examples:
       `
 Each token of the aligned outputs is unshifted (the base model's rank 1), marginal (2-3) or shifted
 (> 3). Outputs with token_ids (eval generate --token-ids) are ranked exactly as generated. The base
-model is the same as the aligned one with --aligned-rules to see what the rules change.
+model is the same as the aligned one with --aligned-rules to see what the rules change. The outputs
+generated for an aligned model directory are reused when the same run finished them before, and an
+existing file of another run is not replaced (as eval generate).
 
 Examples:
   $ implicit-it eval shift --base ./models/llama2 --aligned ./models/llama2-chat --out run/shift/chat.json
