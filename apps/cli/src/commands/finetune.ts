@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative } from 'node:path';
 import {
@@ -26,7 +26,7 @@ import {
 } from '@implicit-it/finetune';
 import { isHubId } from '@implicit-it/runtime';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { checkOutDirectory, collect, intArg, numArg } from '../flags.js';
+import { checkOutDirectory, checkOutPath, collect, intArg, numArg } from '../flags.js';
 import { CliError, EXIT, exitCodeOf, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar, trainingBar } from '../progress.js';
 import { sharedDir } from '../shared-dir.js';
@@ -192,11 +192,7 @@ async function data(flags: DataFlags): Promise<void> {
     ['--out', flags.out],
     ['--validation-out', flags.validationOut],
   ] as const) {
-    if (path && path !== '-' && existsSync(path) && statSync(path).isDirectory()) {
-      throw usage(
-        `${flag}: ${path} is a directory; give a file path (e.g. ${join(path, `${flags.recipe}.jsonl`)})`,
-      );
-    }
+    if (path && path !== '-') checkOutPath(path, 'file', flag, { example: `${flags.recipe}.jsonl` });
   }
   if (toStdout && flags.validation && !flags.validationOut) {
     throw usage('--out - with --validation: give --validation-out FILE for the held-out examples');
