@@ -1110,7 +1110,7 @@ describeShared(
       });
 
       const out = join(runDir, 'shift', 'rules.json');
-      const rules = await run([
+      const shiftArgs = [
         'eval',
         'shift',
         '--base',
@@ -1121,12 +1121,8 @@ describeShared(
         'hewitt2024',
         '--limit',
         '6',
-        '--max-tokens',
-        '24',
-        '--out',
-        out,
-        '--json',
-      ]);
+      ];
+      const rules = await run([...shiftArgs, '--max-tokens', '24', '--out', out, '--json']);
       expect(rules.code, rules.stderr).toBe(0);
       const sr = JSON.parse(rules.stdout);
       expect(sr).toMatchObject({
@@ -1142,18 +1138,6 @@ describeShared(
       const { out: _o, alignedOutputs: _a, ...result } = sr;
       expect(readJson(out)).toEqual(result);
       // the same command again reuses the aligned outputs; other settings do not replace them
-      const shiftArgs = [
-        'eval',
-        'shift',
-        '--base',
-        model,
-        '--aligned',
-        model,
-        '--aligned-rules',
-        'hewitt2024',
-        '--limit',
-        '6',
-      ];
       const again = await run([...shiftArgs, '--max-tokens', '24', '--out', out, '--json']);
       expect(again.code, again.stderr).toBe(0);
       expect(again.stderr).toContain(
