@@ -32,7 +32,7 @@ export interface LoadOptions extends SessionOptions, ResolveOptions {
    * generation and in `score()`. A longer prompt is run in chunks, each attending to the cache of
    * those before it: attention then skips the scores above the causal diagonal between chunks, and
    * its intermediate tensors are bounded by chunk x prompt instead of prompt x prompt (on 2 CPU cores,
-   * a 2,048-token prompt took 8.1 s instead of 10.0 s, a 4,096-token one 21.9 s instead of 33.1 s and
+   * a 2,048-token prompt took about 8 s instead of 10 s, a 4,096-token one 21.9 s instead of 33.1 s and
    * 2 GiB less memory). Results agree with a whole-prompt prefill to float rounding (the same
    * products, summed in another order). Applies where the engine keeps the cache in its buffers and
    * slices the LM head (`ModelInfo.cacheMode` `slots`, `logitsMode` `patched`), without a sliding
