@@ -68,6 +68,7 @@ export { fmt, type ReportResult, type WinRateRow, winRatesOfRun, writeReport } f
 export { createRng, type Rng } from './rng.js';
 export { runPaths } from './run-layout.js';
 export {
+  excerpt,
   promptsOverContext,
   type RuntimeAdapterOptions,
   type RuntimeModel,

@@ -60,8 +60,13 @@ const pick = (o: RuntimeAdapterOptions) => ({
   ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
 });
 
-/** The first words of a text, for messages: at most `max` characters, whitespace collapsed. */
-function excerpt(text: string, max = 60): string {
+/**
+ * The first words of a text for a message, quoted: at most `max` characters, whitespace collapsed.
+ *
+ * @example
+ * excerpt('Give me  a recipe\nfor tiramisu.', 16); // '"Give me a rec..."'
+ */
+export function excerpt(text: string, max = 60): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   return JSON.stringify(flat.length > max ? `${flat.slice(0, max - 3).trimEnd()}...` : flat);
 }

@@ -4,6 +4,7 @@ import {
   ContextLengthError,
   type EvalInstruction,
   type Progress as EvalProgress,
+  excerpt,
   finishedRun,
   finishedRunDifferences,
   formatWinRate,
@@ -163,12 +164,6 @@ function readLimited(file: string, limit: number | undefined, flag = '--instruct
   return limit === undefined ? all : all.slice(0, limit);
 }
 
-/** The first words of a text for a message, quoted: at most `max` characters, whitespace collapsed. */
-function firstWords(text: string, max = 50): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return JSON.stringify(flat.length > max ? `${flat.slice(0, max - 3).trimEnd()}...` : flat);
-}
-
 /**
  * Refuses, before anything is generated, instructions whose prompt leaves the model no position to
  * generate in (the runtime would fail at the first batch that holds one, after the batches before
@@ -192,7 +187,7 @@ function checkPromptsFit(
   const context = opened.model.info.maxPositions;
   const shown = over
     .slice(0, 5)
-    .map((o) => `#${o.index} ${firstWords(instructions[o.index]!.instruction)} (${o.tokens} tokens)`)
+    .map((o) => `#${o.index} ${excerpt(instructions[o.index]!.instruction, 50)} (${o.tokens} tokens)`)
     .join(', ');
   const first = over[0]!.index;
   const which =
