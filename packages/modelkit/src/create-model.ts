@@ -1,20 +1,10 @@
-import {
-  chmodSync,
-  copyFileSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, copyFileSync, lstatSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DecoderConfig } from './config.js';
 import { ModelConfigError } from './errors.js';
 import { toGenerationConfig, toHfConfig } from './hf-config.js';
 import type { DecoderGraphOptions } from './onnx/decoder-graph.js';
-import { writeOnnxModel } from './onnx/write-onnx.js';
+import { writeGraphAside } from './onnx/write-aside.js';
 import { type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
 import { tinyTokenizer } from './tokenizer/tiny-tokenizer.js';
 import { readTokenizerDir, TOKENIZER_FILE_NAMES } from './tokenizer/tokenizer-dir.js';
@@ -202,51 +192,37 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
         : weightsSource(config, weights);
 
   const dir = resolve(out);
-  const onnxDir = join(dir, 'onnx');
-  mkdirSync(onnxDir, { recursive: true });
-  // the graph (the long part) is written aside and renamed into place last: an interrupted run leaves
-  // the previous model whole, or no graph, never a truncated one; leftovers of such runs go first
-  for (const entry of readdirSync(onnxDir))
-    if (entry.startsWith('.partial-')) rmSync(join(onnxDir, entry), { recursive: true, force: true });
-  const partial = mkdtempSync(join(onnxDir, '.partial-'));
-  let written: ReturnType<typeof writeOnnxModel>;
+  const graph = writeGraphAside(dir, config, source, {
+    externalDataThreshold,
+    kvDtype,
+    repeatKv,
+    positionIds,
+    linear,
+    onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
+  });
+  const files: string[] = [];
   try {
-    written = writeOnnxModel(join(partial, 'model.onnx'), config, source, {
-      externalDataThreshold,
-      kvDtype,
-      repeatKv,
-      positionIds,
-      linear,
-      onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
-    });
+    const writeJson = (name: string, value: unknown) => {
+      writeFileSync(join(dir, name), `${JSON.stringify(value, null, 2)}\n`);
+      files.push(name);
+    };
+    writeJson('config.json', toHfConfig(config));
+    writeJson('generation_config.json', toGenerationConfig(config));
+    for (const [name, content] of Object.entries(tokenizer.files)) {
+      if (typeof content === 'string') writeFileSync(join(dir, name), content);
+      else {
+        // the copy gets the model's own mode: a read-only source (0444) must not make a rerun fail
+        rmSync(join(dir, name), { force: true });
+        copyFileSync(content.path, join(dir, name));
+        chmodSync(join(dir, name), 0o644);
+      }
+      files.push(name);
+    }
   } catch (error) {
-    rmSync(partial, { recursive: true, force: true });
+    graph.discard();
     throw error;
   }
-  const files: string[] = [];
-  const writeJson = (name: string, value: unknown) => {
-    writeFileSync(join(dir, name), `${JSON.stringify(value, null, 2)}\n`);
-    files.push(name);
-  };
-  writeJson('config.json', toHfConfig(config));
-  writeJson('generation_config.json', toGenerationConfig(config));
-  for (const [name, content] of Object.entries(tokenizer.files)) {
-    if (typeof content === 'string') writeFileSync(join(dir, name), content);
-    else {
-      // the copy gets the model's own mode: a read-only source (0444) must not make a rerun fail
-      rmSync(join(dir, name), { force: true });
-      copyFileSync(content.path, join(dir, name));
-      chmodSync(join(dir, name), 0o644);
-    }
-    files.push(name);
-  }
-  if (written.external) {
-    renameSync(join(partial, 'model.onnx_data'), join(onnxDir, 'model.onnx_data'));
-  } else rmSync(join(onnxDir, 'model.onnx_data'), { force: true }); // a previous, larger model's
-  renameSync(join(partial, 'model.onnx'), join(onnxDir, 'model.onnx'));
-  rmSync(partial, { recursive: true, force: true });
-  files.push('onnx/model.onnx');
-  if (written.external) files.push('onnx/model.onnx_data');
+  files.push(...graph.commit());
   // after the new graph is in place: an interrupted run leaves the previous model's files whole
   const removed = removeStaleModelFiles(dir, files);
   return {
@@ -255,7 +231,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     files,
     removed,
     parameters: parameterCount(config),
-    weightBytes: written.weightBytes,
-    externalData: written.external,
+    weightBytes: graph.written.weightBytes,
+    externalData: graph.written.external,
   };
 }

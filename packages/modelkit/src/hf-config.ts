@@ -93,8 +93,9 @@ function tokenId(json: HfConfigJson, key: string): number | null {
 }
 
 /**
- * Reads a llama or qwen2 `config.json` object back into a validated {@link DecoderConfig}. Features
- * modelkit does not build (`rope_scaling`, an activation other than silu, `mlp_bias`) throw a
+ * Reads a llama or qwen2 `config.json` object (as transformers 4 or 5 writes it: `rope_theta` or
+ * `rope_parameters`) back into a validated {@link DecoderConfig}. Features modelkit does not build
+ * (`rope_scaling`, a `rope_type` other than default, an activation other than silu, `mlp_bias`) throw a
  * {@link ModelConfigError}; of a list of EOS ids, the first is kept.
  *
  * @example
@@ -127,6 +128,27 @@ export function fromHfConfig(json: HfConfigJson): DecoderConfig {
       'true is not supported (modelkit builds MLPs without biases); set it to false',
     );
   }
+  // transformers v5 writes the rotary settings as rope_parameters ({ rope_type, rope_theta })
+  const ropeParameters = json.rope_parameters;
+  let ropeTheta = num(json, 'rope_theta', 10000);
+  if (ropeParameters !== undefined && ropeParameters !== null) {
+    const rope = ropeParameters as HfConfigJson;
+    if (typeof rope !== 'object' || (rope.rope_type ?? 'default') !== 'default') {
+      throw new ModelConfigError(
+        'rope_parameters',
+        `${JSON.stringify(ropeParameters)} is not supported (modelkit builds plain rotary embeddings, rope_type "default")`,
+      );
+    }
+    if (rope.rope_theta !== undefined) {
+      if (typeof rope.rope_theta !== 'number') {
+        throw new ModelConfigError(
+          'rope_parameters',
+          `rope_theta must be a number, got ${JSON.stringify(rope.rope_theta)}`,
+        );
+      }
+      ropeTheta = rope.rope_theta;
+    }
+  }
   const hiddenSize = num(json, 'hidden_size');
   const numAttentionHeads = num(json, 'num_attention_heads');
   const config: DecoderConfig = {
@@ -139,7 +161,7 @@ export function fromHfConfig(json: HfConfigJson): DecoderConfig {
     numKeyValueHeads: num(json, 'num_key_value_heads', numAttentionHeads),
     headDim: num(json, 'head_dim', hiddenSize / numAttentionHeads),
     rmsNormEps: num(json, 'rms_norm_eps', 1e-6),
-    ropeTheta: num(json, 'rope_theta', 10000),
+    ropeTheta,
     maxPositionEmbeddings: num(json, 'max_position_embeddings', 2048),
     tieWordEmbeddings: json.tie_word_embeddings === true,
     attentionBias: modelType === 'qwen2' ? true : json.attention_bias === true,
@@ -155,6 +177,17 @@ export function fromHfConfig(json: HfConfigJson): DecoderConfig {
       );
     }
     config.slidingWindow = num(json, 'sliding_window');
+  }
+  // transformers v5 also lists each layer's attention; modelkit windows every layer or none
+  if (Array.isArray(json.layer_types)) {
+    const expected = config.slidingWindow ? 'sliding_attention' : 'full_attention';
+    const other = json.layer_types.findIndex((t) => t !== expected);
+    if (other >= 0) {
+      throw new ModelConfigError(
+        'layer_types',
+        `layer ${other} is ${JSON.stringify(json.layer_types[other])}, but ${config.slidingWindow ? 'use_sliding_window with max_window_layers 0 windows every layer' : 'no sliding window is configured'} (modelkit builds one kind of attention for all layers)`,
+      );
+    }
   }
   validateConfig(config);
   return config;

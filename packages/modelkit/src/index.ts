@@ -1,6 +1,7 @@
 export type { DecoderConfig, DecoderConfigOverrides, ModelType } from './config.js';
 export { type CreatedModel, type CreateModelOptions, createModel } from './create-model.js';
 export { ModelConfigError, ModelFileError, ModelTokenizerError, ModelWeightsError } from './errors.js';
+export { type ExportedOnnx, type ExportOnnxOptions, exportOnnx } from './export-onnx.js';
 export { type ForceGreedyOptions, forceGreedyToken } from './greedy-token.js';
 export { fromHfConfig, type HfConfigJson, toGenerationConfig, toHfConfig } from './hf-config.js';
 export {
@@ -23,6 +24,13 @@ export { PRESETS, type PresetName } from './presets.js';
 export { type ReferenceForwardOptions, type ReferenceModel, referenceForward } from './reference-forward.js';
 export { type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
 export { ropeTables } from './rope.js';
+export {
+  openSafetensors,
+  type SafetensorsCheckpoint,
+  type SafetensorsDtype,
+  type SafetensorsEntry,
+  writeSafetensors,
+} from './safetensors.js';
 export { BUILTIN_CORPUS } from './tokenizer/corpus.js';
 export { type TokenizerFiles, tinyTokenizer } from './tokenizer/tiny-tokenizer.js';
 export { readTokenizerDir } from './tokenizer/tokenizer-dir.js';

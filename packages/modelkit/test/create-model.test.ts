@@ -304,6 +304,23 @@ describe('impossible configs are rejected with the field named', () => {
     expect(() => fromHfConfig({ ...json, attention_bias: true })).toThrow(/attentionBias: must be false/);
   });
 
+  it('reads transformers 5 configs: rope_parameters and layer_types', () => {
+    const {
+      rope_theta: _theta,
+      rope_scaling: _scaling,
+      ...json
+    } = toHfConfig(resolveConfig({ preset: 'tiny' }));
+    const v5 = { ...json, rope_parameters: { rope_type: 'default', rope_theta: 5000 } };
+    expect(fromHfConfig(v5).ropeTheta).toBe(5000);
+    expect(fromHfConfig({ ...v5, layer_types: ['full_attention', 'full_attention'] }).ropeTheta).toBe(5000);
+    expect(() =>
+      fromHfConfig({ ...v5, rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, factor: 8 } }),
+    ).toThrow(/^rope_parameters: \{"rope_type":"llama3",.*\} is not supported/);
+    expect(() => fromHfConfig({ ...v5, layer_types: ['full_attention', 'sliding_attention'] })).toThrow(
+      'layer_types: layer 1 is "sliding_attention", but no sliding window is configured',
+    );
+  });
+
   it('a seed that is not an integer in [0, 2^32) is refused (1.5 and 1 used to give the same weights)', async () => {
     for (const seed of [1.5, -1, 2 ** 32, Number.NaN]) {
       await expect(createModel({ preset: 'tiny', seed, out: tmp() })).rejects.toThrow(

@@ -1,0 +1,263 @@
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  createModel,
+  type DecoderConfig,
+  exportOnnx,
+  ModelConfigError,
+  ModelFileError,
+  ModelWeightsError,
+  openSafetensors,
+  randomWeights,
+  resolveConfig,
+  toHfConfig,
+  weightSpecs,
+  writeSafetensors,
+} from '../src/index.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'modelkit-export-'));
+
+/** A raw safetensors file: tensors of any dtype, given as their bytes (header padded to 8). */
+function writeRaw(
+  file: string,
+  tensors: { name: string; dtype: string; shape: number[]; bytes: Uint8Array }[],
+) {
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  let offset = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
+    offset += t.bytes.length;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(
+    file,
+    Buffer.concat([length, Buffer.from(json), ...tensors.map((t) => Buffer.from(t.bytes))]),
+  );
+}
+
+/** Weights as `name -> { shape, data }` for writeSafetensors. */
+function named(config: DecoderConfig, weights: Record<string, Float32Array>) {
+  return Object.fromEntries(
+    weightSpecs(config).map((s) => [s.name, { shape: s.shape, data: weights[s.name]! }]),
+  );
+}
+
+/** createModel's directory for these weights, and a second directory with only its config.json. */
+async function pair(overrides: Parameters<typeof resolveConfig>[0], weights: Record<string, Float32Array>) {
+  const reference = await createModel({ ...overrides, weights, out: tmp() });
+  const dir = tmp();
+  copyFileSync(join(reference.dir, 'config.json'), join(dir, 'config.json'));
+  return { reference: reference.dir, dir };
+}
+
+const graphBytes = (dir: string) => readFileSync(join(dir, 'onnx', 'model.onnx'));
+
+/** float32 values rounded toward zero to bfloat16, and their bf16 bit patterns. */
+function toBf16(values: Float32Array): { widened: Float32Array; bytes: Uint8Array } {
+  const words = new Uint32Array(Float32Array.from(values).buffer);
+  const half = new Uint16Array(words.length);
+  for (let i = 0; i < words.length; i++) {
+    half[i] = words[i]! >>> 16;
+    words[i] = (half[i]! << 16) >>> 0;
+  }
+  return { widened: new Float32Array(words.buffer), bytes: new Uint8Array(half.buffer) };
+}
+
+describe('exportOnnx', () => {
+  it('writes the same graph createModel writes for the same weights (F32, tied and untied, qwen2 biases)', async () => {
+    for (const overrides of [
+      { preset: 'tiny' as const },
+      { preset: 'tiny' as const, tieWordEmbeddings: false },
+      { preset: 'tiny' as const, modelType: 'qwen2' as const },
+    ]) {
+      const config = resolveConfig(overrides);
+      const weights = randomWeights(config, 3);
+      const { reference, dir } = await pair(overrides, weights);
+      writeSafetensors(join(dir, 'model.safetensors'), named(config, weights));
+      const progress: number[] = [];
+      const exported = await exportOnnx({ dir, onProgress: (p) => progress.push(p.index) });
+      expect(exported.files).toEqual(['onnx/model.onnx']);
+      expect(exported.sourceDtypes).toEqual(['F32']);
+      expect(exported.ignored).toEqual([]);
+      expect(exported.config).toEqual(config);
+      expect(progress).toEqual(weightSpecs(config).map((_, i) => i));
+      expect(graphBytes(dir).equals(graphBytes(reference))).toBe(true);
+      // nothing else in the directory was written
+      expect(readFileSync(join(dir, 'config.json'), 'utf8')).toBe(
+        readFileSync(join(reference, 'config.json'), 'utf8'),
+      );
+    }
+  });
+
+  it('widens BF16 and F16 weights exactly, and reads shards through model.safetensors.index.json', async () => {
+    const config = resolveConfig({ preset: 'tiny' });
+    const weights = randomWeights(config, 4);
+    const specs = weightSpecs(config);
+    // every tensor stored as bf16: the model is the one whose float32 weights are the bf16 values
+    const bf16 = Object.fromEntries(specs.map((s) => [s.name, toBf16(weights[s.name]!)]));
+    const widened = Object.fromEntries(specs.map((s) => [s.name, bf16[s.name]!.widened]));
+    const { reference, dir } = await pair({ preset: 'tiny' }, widened);
+    const half = Math.floor(specs.length / 2);
+    const shards = [specs.slice(0, half), specs.slice(half)];
+    const weightMap: Record<string, string> = {};
+    shards.forEach((part, i) => {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      writeRaw(
+        join(dir, file),
+        part.map((s) => ({ name: s.name, dtype: 'BF16', shape: s.shape, bytes: bf16[s.name]!.bytes })),
+      );
+      for (const s of part) weightMap[s.name] = file;
+    });
+    writeFileSync(
+      join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: {}, weight_map: weightMap }),
+    );
+    const exported = await exportOnnx({ dir });
+    expect(exported.source).toBe(join(dir, 'model.safetensors.index.json'));
+    expect(exported.sourceDtypes).toEqual(['BF16']);
+    expect(graphBytes(dir).equals(graphBytes(reference))).toBe(true);
+
+    // F16 bit patterns: 1, -2, 0.5, the largest half (65504), the smallest subnormal (2^-24), -0, +inf
+    const f16 = Uint16Array.from([0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001, 0x8000, 0x7c00]);
+    const one = tmp();
+    writeRaw(join(one, 'model.safetensors'), [
+      { name: 'x', dtype: 'F16', shape: [7], bytes: new Uint8Array(f16.buffer) },
+      { name: 'y', dtype: 'F64', shape: [2], bytes: new Uint8Array(Float64Array.from([0.1, -3]).buffer) },
+    ]);
+    const ckpt = openSafetensors(one);
+    expect([...ckpt.read('x')]).toEqual([1, -2, 0.5, 65504, 2 ** -24, -0, Number.POSITIVE_INFINITY]);
+    expect([...ckpt.read('y')]).toEqual([Math.fround(0.1), -3]);
+    expect(ckpt.metadata).toEqual({ format: 'pt' });
+  });
+
+  it("takes a bare decoder's names, ignores rotary buffers and a tied lm_head, and leaves other files alone", async () => {
+    const config = resolveConfig({ preset: 'tiny' });
+    const weights = randomWeights(config, 5);
+    const { reference, dir } = await pair({ preset: 'tiny' }, weights);
+    const tensors = Object.fromEntries(
+      Object.entries(named(config, weights)).map(([name, t]) => [name.replace(/^model\./, ''), t]),
+    );
+    tensors['layers.0.self_attn.rotary_emb.inv_freq'] = { shape: [8], data: new Float32Array(8) };
+    tensors['lm_head.weight'] = {
+      shape: [config.vocabSize, config.hiddenSize],
+      data: weights['model.embed_tokens.weight']!,
+    };
+    writeSafetensors(join(dir, 'model.safetensors'), tensors);
+    writeFileSync(join(dir, 'README.md'), 'mine');
+    const exported = await exportOnnx({ dir });
+    expect(exported.ignored).toEqual(['layers.0.self_attn.rotary_emb.inv_freq', 'lm_head.weight']);
+    expect(graphBytes(dir).equals(graphBytes(reference))).toBe(true);
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toBe('mine');
+    // a second export needs overwrite
+    await expect(exportOnnx({ dir })).rejects.toThrow(
+      `${join(dir, 'onnx', 'model.onnx')}: exists; pass overwrite: true (CLI: --force) to replace it`,
+    );
+    expect((await exportOnnx({ dir, overwrite: true, externalDataThreshold: 0 })).files).toEqual([
+      'onnx/model.onnx',
+      'onnx/model.onnx_data',
+    ]);
+  });
+
+  it('refuses what it cannot convert, naming the file and tensor', async () => {
+    const config = resolveConfig({ preset: 'tiny' });
+    const weights = randomWeights(config, 6);
+    const withConfig = (hf: Record<string, unknown> = toHfConfig(config)) => {
+      const dir = tmp();
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(hf));
+      return dir;
+    };
+    const fail = async (dir: string) => (await exportOnnx({ dir }).catch((e: unknown) => e)) as Error;
+
+    const empty = tmp();
+    expect((await fail(empty)).message).toBe(
+      `${join(empty, 'config.json')}: missing: a Hugging Face model directory has config.json beside its weights`,
+    );
+    const none = withConfig();
+    expect((await fail(none)).message).toBe(
+      `${join(none, 'model.safetensors')}: missing, and no model.safetensors.index.json: ${none} holds no safetensors weights`,
+    );
+    const pickle = withConfig();
+    writeFileSync(join(pickle, 'pytorch_model.bin'), 'x');
+    expect((await fail(pickle)).message).toMatch(
+      /PyTorch pickle weights \(pytorch_model\.bin\).*safe_serialization=True/,
+    );
+
+    const scaled = withConfig({ ...toHfConfig(config), rope_scaling: { rope_type: 'llama3', factor: 8 } });
+    const scaledError = await fail(scaled);
+    expect(scaledError).toBeInstanceOf(ModelConfigError);
+    expect(scaledError.message).toMatch(/^rope_scaling: .* is not supported/);
+
+    const all = named(config, weights);
+    const missing = withConfig();
+    const { 'model.norm.weight': _norm, ...withoutNorm } = all;
+    writeSafetensors(join(missing, 'model.safetensors'), withoutNorm);
+    const missingError = await fail(missing);
+    expect(missingError).toBeInstanceOf(ModelWeightsError);
+    expect(missingError.message).toBe(
+      `model.norm.weight: missing from ${join(missing, 'model.safetensors')}`,
+    );
+
+    const untied = withConfig({ ...toHfConfig(config), tie_word_embeddings: false });
+    writeSafetensors(join(untied, 'model.safetensors'), all);
+    expect((await fail(untied)).message).toMatch(
+      /^lm_head\.weight: missing .*set it true if the model reuses/,
+    );
+
+    const misshaped = withConfig();
+    writeSafetensors(join(misshaped, 'model.safetensors'), {
+      ...all,
+      'model.norm.weight': { shape: [2, 32], data: weights['model.norm.weight']! },
+    });
+    expect((await fail(misshaped)).message).toBe(
+      `model.norm.weight: is [2, 32] in ${join(misshaped, 'model.safetensors')}, but config.json makes it [64]`,
+    );
+
+    const lora = withConfig();
+    writeSafetensors(join(lora, 'model.safetensors'), {
+      ...all,
+      'model.layers.0.self_attn.q_proj.lora_A.weight': { shape: [8, 64], data: new Float32Array(512) },
+    });
+    expect((await fail(lora)).message).toMatch(
+      /has no place for: model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight \(LoRA weights: merge the adapter/,
+    );
+
+    const int8 = withConfig();
+    writeRaw(join(int8, 'model.safetensors'), [
+      { name: 'q', dtype: 'I8', shape: [4], bytes: new Uint8Array(4) },
+    ]);
+    expect(() => openSafetensors(int8).read('q')).toThrow(
+      `${join(int8, 'model.safetensors')}: tensor "q" is I8; modelkit reads F32, F16, BF16 and F64 weights (a quantized checkpoint must be dequantized first)`,
+    );
+
+    const truncated = withConfig();
+    writeSafetensors(join(truncated, 'model.safetensors'), all);
+    const bytes = readFileSync(join(truncated, 'model.safetensors'));
+    writeFileSync(join(truncated, 'model.safetensors'), bytes.subarray(0, bytes.length - 10));
+    const truncatedError = await fail(truncated);
+    expect(truncatedError).toBeInstanceOf(ModelFileError);
+    expect(truncatedError.message).toMatch(/past the end of the file .*: the file is truncated$/);
+
+    const garbage = withConfig();
+    writeFileSync(join(garbage, 'model.safetensors'), Buffer.from('not a safetensors file at all'));
+    expect((await fail(garbage)).message).toMatch(
+      /model\.safetensors: not a safetensors file: header length \d+ does not fit/,
+    );
+
+    const shardless = withConfig();
+    writeFileSync(
+      join(shardless, 'model.safetensors.index.json'),
+      JSON.stringify({ weight_map: { 'model.norm.weight': 'model-00001-of-00002.safetensors' } }),
+    );
+    expect((await fail(shardless)).message).toBe(
+      `${join(shardless, 'model-00001-of-00002.safetensors')}: missing (listed in model.safetensors.index.json)`,
+    );
+    // every check runs before anything is written
+    for (const dir of [missing, misshaped, lora, truncated])
+      expect(existsSync(join(dir, 'onnx'))).toBe(false);
+  });
+});

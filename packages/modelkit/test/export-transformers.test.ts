@@ -1,0 +1,85 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { exportOnnx } from '../src/index.js';
+import { emptyPast, maxAbsDiff, step } from './ort-helpers.js';
+
+// A checkpoint saved by transformers itself (its names, its config.json of whatever version is
+// installed, bf16 shards) exported and run by onnxruntime gives transformers' own logits.
+const PYTHON = process.env.IMPLICIT_IT_PYTHON ?? 'python3';
+const probe = spawnSync(PYTHON, ['-c', 'import torch, transformers, safetensors'], { encoding: 'utf8' });
+const missing = probe.status !== 0;
+if (missing) {
+  console.warn(
+    `[skip] exportOnnx vs transformers: ${PYTHON} lacks torch, transformers or safetensors (set IMPLICIT_IT_PYTHON to a Python that has them)`,
+  );
+}
+
+const SAVE = `
+import sys, json, torch
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+kind, out, dtype = sys.argv[1:4]
+torch.manual_seed(0)
+shape = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+if kind == "llama":
+    model = LlamaForCausalLM(LlamaConfig(**shape, rope_theta=5000.0, tie_word_embeddings=False))
+else:
+    model = Qwen2ForCausalLM(Qwen2Config(**shape, tie_word_embeddings=True))
+with torch.no_grad():  # HF init has zero biases and unit norms: perturb every tensor
+    for p in model.parameters():
+        p.add_(torch.randn_like(p) * 0.05)
+model = model.to(getattr(torch, dtype))
+model.save_pretrained(out, max_shard_size="200KB")  # shards, with model.safetensors.index.json
+# the reference: the saved checkpoint loaded back in float32 (rotary tables rebuilt in float32)
+try:
+    model = type(model).from_pretrained(out, dtype=torch.float32)
+except TypeError:  # transformers 4
+    model = type(model).from_pretrained(out, torch_dtype=torch.float32)
+model = model.eval()
+with torch.no_grad():
+    logits = model(torch.tensor([[3, 17, 200, 45, 9, 120, 77, 5]])).logits[0]
+json.dump(logits.tolist(), open(out + "/expected.json", "w"))
+`;
+
+describe.skipIf(missing)('exportOnnx vs transformers', () => {
+  for (const [kind, dtype] of [
+    ['llama', 'bfloat16'],
+    ['qwen2', 'float32'],
+  ] as const) {
+    it(`${kind} saved as ${dtype}: prefill and one cached step give transformers' logits`, {
+      timeout: 120_000,
+    }, async () => {
+      const dir = mkdtempSync(join(tmpdir(), `modelkit-hf-${kind}-`));
+      const saved = spawnSync(PYTHON, ['-c', SAVE, kind, dir, dtype], { encoding: 'utf8' });
+      expect(saved.status, saved.stderr).toBe(0);
+      const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as number[][];
+      const exported = await exportOnnx({ dir });
+      expect(exported.source).toBe(join(dir, 'model.safetensors.index.json'));
+      expect(exported.sourceDtypes).toEqual([dtype === 'bfloat16' ? 'BF16' : 'F32']);
+      if (kind === 'llama') expect(exported.config.ropeTheta).toBe(5000);
+      const config = exported.config;
+      const session = await ort.InferenceSession.create(join(dir, 'onnx', 'model.onnx'));
+      try {
+        const ids = [3, 17, 200, 45, 9, 120, 77, 5];
+        const first = await step(
+          session,
+          config,
+          [ids.slice(0, 7)],
+          [Array(7).fill(1)],
+          [[0, 1, 2, 3, 4, 5, 6]],
+          emptyPast(config, 1),
+        );
+        const next = await step(session, config, [[ids[7]!]], [Array(8).fill(1)], [[7]], first.past);
+        const got = [...first.logits[0]!, next.logits[0]![0]!];
+        const worst = Math.max(...got.map((row, i) => maxAbsDiff(row, expected[i]!)));
+        expect(worst).toBeLessThan(1e-4);
+      } finally {
+        await session.release();
+      }
+    });
+  }
+});
