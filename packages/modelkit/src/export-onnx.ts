@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DecoderConfig } from './config.js';
 import { ModelFileError, ModelWeightsError } from './errors.js';
@@ -12,6 +12,12 @@ import { numel, parameterCount, type WeightSpec, weightSpecs } from './weights.j
 export interface ExportOnnxOptions extends DecoderGraphOptions {
   /** A Hugging Face model directory: `config.json` and `model.safetensors` (or its sharded index). */
   dir: string;
+  /**
+   * For a LoRA adapter directory (`adapter_config.json`, `adapter_model.safetensors`, as peft saves
+   * it): the base model directory its weights are merged into. Default: the adapter's
+   * `base_model_name_or_path`, when that is a local directory.
+   */
+  base?: string;
   /** Replace an existing `onnx/model.onnx` (default false: refused, naming the file). */
   overwrite?: boolean;
   /** Total weight bytes above which weights go to `onnx/model.onnx_data`; default just under 2 GiB. */
@@ -38,6 +44,8 @@ export interface ExportedOnnx {
   weightBytes: number;
   /** Whether weights went to `onnx/model.onnx_data`. */
   externalData: boolean;
+  /** A LoRA adapter merged into its base: W + scale * B A on each adapted matrix. */
+  adapter?: { base: string; rank: number; scale: number; matrices: number };
 }
 
 /** Buffers some checkpoints carry that the graph computes itself. */
@@ -73,7 +81,10 @@ function checkpointName(ckpt: SafetensorsCheckpoint, spec: WeightSpec): string |
 export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOnnx> {
   const { dir: given, overwrite = false, externalDataThreshold, onProgress, ...graphOptions } = options;
   const dir = resolve(given);
-  const configFile = join(dir, 'config.json');
+  const adapterFile = join(dir, 'adapter_config.json');
+  const adapter = existsSync(adapterFile) ? readAdapter(dir, adapterFile, options.base) : undefined;
+  const modelDir = adapter?.base ?? dir;
+  const configFile = join(modelDir, 'config.json');
   if (!existsSync(configFile)) {
     throw new ModelFileError(
       configFile,
@@ -91,7 +102,8 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
   if (!overwrite && existsSync(target)) {
     throw new ModelFileError(target, 'exists; pass overwrite: true (CLI: --force) to replace it');
   }
-  const ckpt = openSafetensors(dir);
+  const ckpt = openSafetensors(modelDir);
+  const lora = adapter ? loraPairs(adapter, config) : undefined;
 
   const specs = weightSpecs(config);
   const names = new Map<string, string>();
@@ -142,6 +154,10 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
       const values = ckpt.read(names.get(spec.name)!);
       if (values.length !== numel(spec.shape))
         throw new ModelWeightsError(spec.name, 'changed size while reading');
+      const pair = lora?.get(spec.name);
+      if (pair && adapter) {
+        mergeLora(values, spec.shape, adapter.ckpt.read(pair.a), adapter.ckpt.read(pair.b), adapter);
+      }
       return values;
     },
     {
@@ -150,7 +166,17 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
       onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
     },
   );
-  const files = graph.commit();
+  const files: string[] = [];
+  if (adapter) {
+    // the adapter directory becomes a model directory: the base's config beside the adapter's tokenizer
+    for (const name of ['config.json', 'generation_config.json']) {
+      if (!existsSync(join(dir, name)) && existsSync(join(modelDir, name))) {
+        copyFileSync(join(modelDir, name), join(dir, name));
+        files.push(name);
+      }
+    }
+  }
+  files.push(...graph.commit());
   return {
     dir,
     config,
@@ -161,5 +187,150 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
     parameters: parameterCount(config),
     weightBytes: graph.written.weightBytes,
     externalData: graph.written.external,
+    ...(adapter && lora
+      ? { adapter: { base: adapter.base, rank: adapter.rank, scale: adapter.scale, matrices: lora.size } }
+      : {}),
   };
+}
+
+/** A LoRA adapter as peft saves it, checked for what a plain merge covers. */
+interface Adapter {
+  base: string;
+  rank: number;
+  scale: number;
+  ckpt: SafetensorsCheckpoint;
+  file: string;
+}
+
+function isNonEmptyObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && Object.keys(value).length > 0;
+}
+
+function readAdapter(dir: string, file: string, givenBase: string | undefined): Adapter {
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new ModelFileError(file, `is not JSON (${(error as Error).message})`);
+  }
+  const refuse = (field: string, why: string) => new ModelFileError(file, `${field}: ${why}`);
+  if (json.peft_type !== undefined && json.peft_type !== 'LORA') {
+    throw refuse(
+      'peft_type',
+      `${JSON.stringify(json.peft_type)} is not supported; modelkit merges LORA adapters`,
+    );
+  }
+  const rank = json.r;
+  const alpha = json.lora_alpha;
+  if (typeof rank !== 'number' || !Number.isInteger(rank) || rank <= 0) {
+    throw refuse('r', `must be a positive integer, got ${JSON.stringify(rank)}`);
+  }
+  if (typeof alpha !== 'number') throw refuse('lora_alpha', `must be a number, got ${JSON.stringify(alpha)}`);
+  const unsupported: [string, boolean][] = [
+    ['use_dora', json.use_dora === true],
+    ['fan_in_fan_out', json.fan_in_fan_out === true],
+    ['bias', json.bias !== undefined && json.bias !== 'none'],
+    ['modules_to_save', Array.isArray(json.modules_to_save) && json.modules_to_save.length > 0],
+    ['layers_to_transform', json.layers_to_transform !== undefined && json.layers_to_transform !== null],
+    ['rank_pattern', isNonEmptyObject(json.rank_pattern)],
+    ['alpha_pattern', isNonEmptyObject(json.alpha_pattern)],
+  ];
+  for (const [field, set] of unsupported) {
+    if (set) {
+      throw refuse(
+        field,
+        `${JSON.stringify(json[field])} is not supported (modelkit merges plain LoRA: W + alpha / r * B A); merge with peft's merge_and_unload() and save the model instead`,
+      );
+    }
+  }
+  const named = typeof json.base_model_name_or_path === 'string' ? json.base_model_name_or_path : undefined;
+  const base = givenBase ?? named;
+  if (base === undefined || !existsSync(join(base, 'config.json'))) {
+    throw new ModelFileError(
+      file,
+      base === undefined
+        ? 'names no base model (base_model_name_or_path); give the base model directory (base, CLI: --base DIR)'
+        : `its base model ${JSON.stringify(base)} is not a local model directory (no config.json there); give the base model directory (base, CLI: --base DIR)`,
+    );
+  }
+  const weights = join(dir, 'adapter_model.safetensors');
+  if (!existsSync(weights)) {
+    throw new ModelFileError(
+      weights,
+      existsSync(join(dir, 'adapter_model.bin'))
+        ? 'missing; the adapter is a PyTorch pickle (adapter_model.bin), which modelkit does not read: save it with safe_serialization=True'
+        : 'missing: a LoRA adapter directory holds adapter_config.json and adapter_model.safetensors',
+    );
+  }
+  const ckpt = openSafetensors(dir, 'adapter_model.safetensors');
+  const scale = json.use_rslora === true ? alpha / Math.sqrt(rank) : alpha / rank;
+  return { base: resolve(base), rank, scale, ckpt, file: weights };
+}
+
+/**
+ * The adapter's A and B tensors by the name of the weight they adapt
+ * (`model.layers.0.self_attn.q_proj.weight`); every tensor of the adapter must be one of a pair.
+ */
+function loraPairs(adapter: Adapter, config: DecoderConfig): Map<string, { a: string; b: string }> {
+  const specs = new Map(weightSpecs(config).map((s) => [s.name, s]));
+  const pairs = new Map<string, { a?: string; b?: string }>();
+  for (const [name, entry] of adapter.ckpt.tensors) {
+    const m = /^(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/.exec(name);
+    const target = m ? `${m[1]}.weight` : undefined;
+    const spec = target ? specs.get(target) : undefined;
+    if (!m || !target || !spec || spec.kind !== 'linear') {
+      throw new ModelWeightsError(
+        name,
+        `in ${adapter.file} is not the A or B matrix of a linear layer of this ${config.modelType} model; modelkit merges LoRA on linear layers only`,
+      );
+    }
+    const [rows, cols] = spec.shape as [number, number];
+    const expected = m[2] === 'A' ? [adapter.rank, cols] : [rows, adapter.rank];
+    if (entry.shape.length !== 2 || entry.shape[0] !== expected[0] || entry.shape[1] !== expected[1]) {
+      throw new ModelWeightsError(
+        name,
+        `is [${entry.shape.join(', ')}] in ${adapter.file}, expected [${expected.join(', ')}] (r ${adapter.rank}, ${target} [${rows}, ${cols}])`,
+      );
+    }
+    const pair = pairs.get(target) ?? {};
+    if (m[2] === 'A') pair.a = name;
+    else pair.b = name;
+    pairs.set(target, pair);
+  }
+  const complete = new Map<string, { a: string; b: string }>();
+  for (const [target, { a, b }] of pairs) {
+    if (!a || !b) {
+      throw new ModelWeightsError(
+        target,
+        `has a LoRA ${a ? 'A' : 'B'} matrix without its ${a ? 'B' : 'A'} in ${adapter.file}`,
+      );
+    }
+    complete.set(target, { a, b });
+  }
+  if (complete.size === 0) throw new ModelWeightsError(adapter.file, 'holds no LoRA matrices');
+  return complete;
+}
+
+/** w [rows, cols] += scale * (b [rows, r] @ a [r, cols]), as peft's merge does. */
+function mergeLora(
+  w: Float32Array,
+  shape: readonly number[],
+  a: Float32Array,
+  b: Float32Array,
+  adapter: Adapter,
+): void {
+  const { rank, scale } = adapter;
+  const [rows, cols] = shape as [number, number];
+  const row = new Float32Array(cols);
+  for (let i = 0; i < rows; i++) {
+    row.fill(0);
+    for (let k = 0; k < rank; k++) {
+      const bik = b[i * rank + k]!;
+      if (bik === 0) continue;
+      const off = k * cols;
+      for (let j = 0; j < cols; j++) row[j]! += bik * a[off + j]!;
+    }
+    const off = i * cols;
+    for (let j = 0; j < cols; j++) w[off + j]! += scale * row[j]!;
+  }
 }

@@ -185,18 +185,18 @@ function readTensor(entry: SafetensorsEntry): Float32Array {
 }
 
 /**
- * Opens the safetensors checkpoint of a Hugging Face model directory: `model.safetensors`, or the
- * shards that `model.safetensors.index.json` lists. Only the headers are read; {@link SafetensorsCheckpoint.read}
- * reads one tensor at a time, so a checkpoint of any size is converted in the memory of its largest
+ * Opens the safetensors checkpoint of a Hugging Face model directory: `model.safetensors` (or another
+ * `file`, e.g. `adapter_model.safetensors`), or the shards that `model.safetensors.index.json` lists.
+ * Only the headers are read; {@link SafetensorsCheckpoint.read} reads one tensor at a time, so a checkpoint of any size is converted in the memory of its largest
  * tensor. Throws a {@link ModelFileError} naming the file for a missing, truncated or malformed one.
  *
  * @example
  * const ckpt = openSafetensors('/models/smollm2-135m');
  * ckpt.read('model.norm.weight').length; // 576
  */
-export function openSafetensors(dir: string): SafetensorsCheckpoint {
-  const single = join(dir, 'model.safetensors');
-  const index = join(dir, 'model.safetensors.index.json');
+export function openSafetensors(dir: string, file = 'model.safetensors'): SafetensorsCheckpoint {
+  const single = join(dir, file);
+  const index = join(dir, `${file}.index.json`);
   let files: string[];
   let source: string;
   let weightMap: Record<string, string> | undefined;
@@ -221,7 +221,7 @@ export function openSafetensors(dir: string): SafetensorsCheckpoint {
         );
       }
       if (!existsSync(join(dir, shard)))
-        throw new ModelFileError(join(dir, shard), 'missing (listed in model.safetensors.index.json)');
+        throw new ModelFileError(join(dir, shard), `missing (listed in ${basename(index)})`);
     }
     files = files.map((f) => join(dir, f));
   } else if (existsSync(single)) {
@@ -235,20 +235,20 @@ export function openSafetensors(dir: string): SafetensorsCheckpoint {
       single,
       legacy
         ? `missing; ${dir} has PyTorch pickle weights (${legacy}), which modelkit does not read: save them as safetensors (model.save_pretrained(dir, safe_serialization=True))`
-        : `missing, and no model.safetensors.index.json: ${dir} holds no safetensors weights`,
+        : `missing, and no ${basename(index)}: ${dir} holds no safetensors weights`,
     );
   }
   const tensors = new Map<string, SafetensorsEntry>();
   let metadata: Record<string, string> = {};
-  for (const file of files) {
-    const fd = openSync(file, 'r');
+  for (const path of files) {
+    const fd = openSync(path, 'r');
     try {
-      const header = readHeader(file, fd);
-      if (file === files[0]) metadata = header.metadata;
+      const header = readHeader(path, fd);
+      if (path === files[0]) metadata = header.metadata;
       for (const entry of header.entries) {
         if (tensors.has(entry.name))
-          throw new ModelFileError(file, `holds tensor "${entry.name}" a second time`);
-        if (weightMap && weightMap[entry.name] !== basename(file)) continue; // the index decides
+          throw new ModelFileError(path, `holds tensor "${entry.name}" a second time`);
+        if (weightMap && weightMap[entry.name] !== basename(path)) continue; // the index decides
         tensors.set(entry.name, entry);
       }
     } finally {
@@ -260,7 +260,7 @@ export function openSafetensors(dir: string): SafetensorsCheckpoint {
       if (!tensors.has(name))
         throw new ModelFileError(
           join(dirname(index), shard),
-          `lacks tensor "${name}" (listed in model.safetensors.index.json)`,
+          `lacks tensor "${name}" (listed in ${basename(index)})`,
         );
     }
   }

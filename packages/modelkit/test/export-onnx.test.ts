@@ -11,6 +11,7 @@ import {
   ModelWeightsError,
   openSafetensors,
   randomWeights,
+  readModel,
   resolveConfig,
   toHfConfig,
   weightSpecs,
@@ -259,5 +260,113 @@ describe('exportOnnx', () => {
     // every check runs before anything is written
     for (const dir of [missing, misshaped, lora, truncated])
       expect(existsSync(join(dir, 'onnx'))).toBe(false);
+  });
+});
+
+describe('exportOnnx of a LoRA adapter', () => {
+  const config = resolveConfig({ preset: 'tiny' });
+  const weights = randomWeights(config, 7);
+  const targets = ['model.layers.0.self_attn.q_proj', 'model.layers.1.mlp.down_proj'];
+
+  /** A base model directory (config, tokenizer, model.safetensors) and a peft-style adapter directory for it. */
+  async function adapterPair(adapterConfig: Record<string, unknown> = {}, rank = 4) {
+    const base = (await createModel({ preset: 'tiny', weights, out: tmp() })).dir;
+    writeSafetensors(join(base, 'model.safetensors'), named(config, weights));
+    const dir = tmp();
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(base, f), join(dir, f));
+    writeFileSync(
+      join(dir, 'adapter_config.json'),
+      JSON.stringify({
+        peft_type: 'LORA',
+        base_model_name_or_path: base,
+        r: rank,
+        lora_alpha: 8,
+        bias: 'none',
+        ...adapterConfig,
+      }),
+    );
+    const specs = new Map(weightSpecs(config).map((s) => [s.name, s]));
+    const lora: Record<string, { shape: number[]; data: Float32Array }> = {};
+    targets.forEach((t, n) => {
+      const [rows, cols] = specs.get(`${t}.weight`)!.shape as [number, number];
+      const fill = (len: number, k: number) =>
+        Float32Array.from({ length: len }, (_, i) => Math.sin(i * 0.37 + k + n) * 0.1);
+      lora[`base_model.model.${t}.lora_A.weight`] = { shape: [rank, cols], data: fill(rank * cols, 1) };
+      lora[`base_model.model.${t}.lora_B.weight`] = { shape: [rows, rank], data: fill(rows * rank, 2) };
+    });
+    writeSafetensors(join(dir, 'adapter_model.safetensors'), lora);
+    return { base, dir, lora, rank };
+  }
+
+  it('merges W + alpha / r * B A into the base, and makes the adapter directory a model directory', async () => {
+    for (const [extra, scale] of [
+      [{}, 8 / 4],
+      [{ use_rslora: true }, 8 / 2],
+    ] as const) {
+      const { base, dir, lora, rank } = await adapterPair(extra);
+      const exported = await exportOnnx({ dir });
+      expect(exported.adapter).toEqual({ base, rank, scale, matrices: 2 });
+      expect(exported.files).toEqual(['config.json', 'generation_config.json', 'onnx/model.onnx']);
+      expect(readFileSync(join(dir, 'config.json'), 'utf8')).toBe(
+        readFileSync(join(base, 'config.json'), 'utf8'),
+      );
+      const merged = readModel(dir).weights;
+      for (const spec of weightSpecs(config)) {
+        const target = spec.name.replace(/\.weight$/, '');
+        if (!targets.includes(target)) {
+          expect(merged[spec.name], spec.name).toEqual(weights[spec.name]);
+          continue;
+        }
+        // the merge computed here in float64, element by element
+        const [rows, cols] = spec.shape as [number, number];
+        const a = lora[`base_model.model.${target}.lora_A.weight`]!.data;
+        const b = lora[`base_model.model.${target}.lora_B.weight`]!.data;
+        let worst = 0;
+        for (let i = 0; i < rows; i++) {
+          for (let j = 0; j < cols; j++) {
+            let sum = 0;
+            for (let k = 0; k < rank; k++) sum += b[i * rank + k]! * a[k * cols + j]!;
+            const want = weights[spec.name]![i * cols + j]! + scale * sum;
+            worst = Math.max(worst, Math.abs(merged[spec.name]![i * cols + j]! - want));
+          }
+        }
+        expect(worst, spec.name).toBeLessThan(1e-6);
+        expect(merged[spec.name]).not.toEqual(weights[spec.name]); // the adapter changed it
+      }
+    }
+  });
+
+  it('refuses adapters a plain merge does not cover, and a base it cannot find', async () => {
+    const fail = async (dir: string, base?: string) =>
+      ((await exportOnnx({ dir, base }).catch((e: unknown) => e)) as Error).message;
+    const dora = await adapterPair({ use_dora: true });
+    expect(await fail(dora.dir)).toBe(
+      `${join(dora.dir, 'adapter_config.json')}: use_dora: true is not supported (modelkit merges plain LoRA: W + alpha / r * B A); merge with peft's merge_and_unload() and save the model instead`,
+    );
+    const saved = await adapterPair({ modules_to_save: ['lm_head'] });
+    expect(await fail(saved.dir)).toMatch(/: modules_to_save: \["lm_head"\] is not supported/);
+    const elsewhere = await adapterPair({ base_model_name_or_path: 'meta-llama/Llama-2-7b-hf' });
+    expect(await fail(elsewhere.dir)).toBe(
+      `${join(elsewhere.dir, 'adapter_config.json')}: its base model "meta-llama/Llama-2-7b-hf" is not a local model directory (no config.json there); give the base model directory (base, CLI: --base DIR)`,
+    );
+    // the base given explicitly
+    expect((await exportOnnx({ dir: elsewhere.dir, base: elsewhere.base })).adapter?.matrices).toBe(2);
+    const ranked = await adapterPair({ r: 8 });
+    expect(await fail(ranked.dir)).toMatch(
+      /^base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight: is \[4, 64\] in .*adapter_model\.safetensors, expected \[8, 64\] \(r 8, model\.layers\.0\.self_attn\.q_proj\.weight \[64, 64\]\)$/,
+    );
+    const embedding = await adapterPair();
+    writeSafetensors(join(embedding.dir, 'adapter_model.safetensors'), {
+      ...embedding.lora,
+      'base_model.model.model.embed_tokens.lora_embedding_A': {
+        shape: [4, 512],
+        data: new Float32Array(2048),
+      },
+    });
+    expect(await fail(embedding.dir)).toMatch(
+      /^base_model\.model\.model\.embed_tokens\.lora_embedding_A: in .* is not the A or B matrix of a linear layer of this llama model/,
+    );
+    for (const dir of [dora.dir, saved.dir, ranked.dir, embedding.dir])
+      expect(existsSync(join(dir, 'config.json'))).toBe(false);
   });
 });

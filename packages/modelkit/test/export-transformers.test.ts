@@ -45,6 +45,65 @@ with torch.no_grad():
 json.dump(logits.tolist(), open(out + "/expected.json", "w"))
 `;
 
+const peftMissing = missing || spawnSync(PYTHON, ['-c', 'import peft'], { encoding: 'utf8' }).status !== 0;
+if (!missing && peftMissing)
+  console.warn(`[skip] exportOnnx of a LoRA adapter vs peft: ${PYTHON} lacks peft`);
+
+// a peft LoRA adapter on a saved base, and the logits of peft's own merge_and_unload()
+const SAVE_LORA = `
+import sys, json, torch
+from transformers import LlamaConfig, LlamaForCausalLM
+from peft import LoraConfig, get_peft_model
+base_dir, adapter_dir = sys.argv[1:3]
+torch.manual_seed(0)
+base = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128))
+base.save_pretrained(base_dir)
+base = LlamaForCausalLM.from_pretrained(base_dir)  # as train.py loads it: the adapter names base_dir
+model = get_peft_model(base, LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
+                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+with torch.no_grad():  # lora_B starts at zero: give the adapter an effect
+    for name, p in model.named_parameters():
+        if "lora_" in name:
+            p.add_(torch.randn_like(p) * 0.1)
+model.save_pretrained(adapter_dir)
+merged = model.merge_and_unload().eval()
+with torch.no_grad():
+    logits = merged(torch.tensor([[3, 17, 200, 45, 9, 120, 77, 5]])).logits[0]
+json.dump(logits.tolist(), open(adapter_dir + "/expected.json", "w"))
+`;
+
+describe.skipIf(peftMissing)('exportOnnx of a LoRA adapter vs peft', () => {
+  it("merges a peft adapter into its base: peft's merge_and_unload() logits", {
+    timeout: 120_000,
+  }, async () => {
+    const root = mkdtempSync(join(tmpdir(), 'modelkit-peft-'));
+    const [base, dir] = [join(root, 'base'), join(root, 'adapter')];
+    const saved = spawnSync(PYTHON, ['-c', SAVE_LORA, base, dir], { encoding: 'utf8' });
+    expect(saved.status, saved.stderr).toBe(0);
+    const exported = await exportOnnx({ dir });
+    expect(exported.adapter).toEqual({ base, rank: 4, scale: 4, matrices: 14 });
+    const config = exported.config;
+    const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as number[][];
+    const session = await ort.InferenceSession.create(join(dir, 'onnx', 'model.onnx'));
+    try {
+      const ids = [3, 17, 200, 45, 9, 120, 77, 5];
+      const out = await step(
+        session,
+        config,
+        [ids],
+        [Array(8).fill(1)],
+        [ids.map((_, i) => i)],
+        emptyPast(config, 1),
+      );
+      const worst = Math.max(...out.logits[0]!.map((row, i) => maxAbsDiff(row, expected[i]!)));
+      expect(worst).toBeLessThan(1e-4);
+    } finally {
+      await session.release();
+    }
+  });
+});
+
 describe.skipIf(missing)('exportOnnx vs transformers', () => {
   for (const [kind, dtype] of [
     ['llama', 'bfloat16'],
