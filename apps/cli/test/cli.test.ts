@@ -19,6 +19,7 @@ describe('help, version, usage errors', () => {
     ['serve'],
     ['rules', 'trace'],
     ['model', 'create'],
+    ['model', 'export'],
     ['model', 'inspect'],
     ['doctor'],
     ['install-cuda'],

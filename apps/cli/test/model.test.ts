@@ -1,6 +1,16 @@
-import { existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomWeights, resolveConfig, weightSpecs, writeSafetensors } from '@implicit-it/modelkit';
 import { cudaPackageUrl } from '@implicit-it/runtime';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -65,6 +75,91 @@ describe('model create / inspect', () => {
     expect(cut.code).toBe(3);
     expect(cut.stderr).toContain(`${graph}: onnxruntime cannot load it`);
     expect(cut.stderr).toContain('recreate or download it again');
+  });
+
+  it('exports a safetensors checkpoint to ONNX that generates what the created model generates', async () => {
+    const made = join(out, 'made');
+    expect((await run(['model', 'create', '--preset', 'tiny', '--seed', '3', '--out', made])).code).toBe(0);
+    // the same model as a checkpoint: config, tokenizer and model.safetensors, no onnx/
+    const ckpt = join(out, 'ckpt');
+    mkdirSync(ckpt);
+    for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'])
+      copyFileSync(join(made, f), join(ckpt, f));
+    const config = resolveConfig({ preset: 'tiny' });
+    const weights = randomWeights(config, 3);
+    writeSafetensors(
+      join(ckpt, 'model.safetensors'),
+      Object.fromEntries(
+        weightSpecs(config).map((s) => [s.name, { shape: s.shape, data: weights[s.name]! }]),
+      ),
+    );
+    const exported = await run(['model', 'export', ckpt, '--json']);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(JSON.parse(exported.stdout)).toMatchObject({
+      files: ['onnx/model.onnx'],
+      sourceDtypes: ['F32'],
+      ignored: [],
+    });
+    expect(
+      readFileSync(join(ckpt, 'onnx', 'model.onnx')).equals(readFileSync(join(made, 'onnx', 'model.onnx'))),
+    ).toBe(true);
+    const generate = async (dir: string) =>
+      JSON.parse((await run(['generate', '--model', dir, '-n', '8', '--json', 'Write a haiku.'])).stdout)
+        .text;
+    expect(await generate(ckpt)).toBe(await generate(made));
+
+    const again = await run(['model', 'export', ckpt]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain(`${join(ckpt, 'onnx', 'model.onnx')}: exists`);
+    expect(again.stderr).toContain('pass --force to replace it');
+    const forced = await run(['model', 'export', ckpt, '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stdout).toMatch(
+      /^exported .*model\.onnx\n {2}llama, 2 layers, hidden 64: .* from model\.safetensors \(F32\)/,
+    );
+
+    // a LoRA adapter whose base is not local: --base names it; the adapter directory becomes a model
+    const adapter = join(out, 'adapter');
+    mkdirSync(adapter);
+    for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+      copyFileSync(join(made, f), join(adapter, f));
+    const loraConfig = {
+      peft_type: 'LORA',
+      base_model_name_or_path: 'HuggingFaceTB/SmolLM2-135M',
+      r: 2,
+      lora_alpha: 4,
+    };
+    writeFileSync(join(adapter, 'adapter_config.json'), JSON.stringify(loraConfig));
+    const q = 'base_model.model.model.layers.0.self_attn.q_proj';
+    writeSafetensors(join(adapter, 'adapter_model.safetensors'), {
+      [`${q}.lora_A.weight`]: { shape: [2, 64], data: new Float32Array(128).fill(0.01) },
+      [`${q}.lora_B.weight`]: { shape: [64, 2], data: new Float32Array(128).fill(0.01) },
+    });
+    const noBase = await run(['model', 'export', adapter]);
+    expect(noBase.code).toBe(3);
+    expect(noBase.stderr).toContain('is not a local model directory (no config.json there)');
+    const merged = await run(['model', 'export', adapter, '--base', ckpt, '--json']);
+    expect(merged.code, merged.stderr).toBe(0);
+    expect(JSON.parse(merged.stdout)).toMatchObject({
+      adapter: { base: ckpt, rank: 2, scale: 2, matrices: 1 },
+      files: ['config.json', 'generation_config.json', 'onnx/model.onnx'],
+    });
+    expect((await run(['generate', '--model', adapter, '-n', '4', 'Hi'])).code).toBe(0);
+
+    const scaled = JSON.parse(readFileSync(join(ckpt, 'config.json'), 'utf8'));
+    writeFileSync(
+      join(ckpt, 'config.json'),
+      JSON.stringify({ ...scaled, rope_scaling: { rope_type: 'yarn', factor: 4 } }),
+    );
+    const refused = await run(['model', 'export', ckpt, '--force']);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain(
+      `${join(ckpt, 'config.json')}: rope_scaling: {"rope_type":"yarn","factor":4} is not supported`,
+    );
+    expect(refused.stderr).toContain('optimum-cli export onnx');
+    const nowhere = await run(['model', 'export', join(out, 'nowhere')]);
+    expect(nowhere.code).toBe(3);
+    expect(nowhere.stderr).toContain('no such directory');
   });
 
   it("a model created into another model's directory leaves none of its tokenizer files", async () => {

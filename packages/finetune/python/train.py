@@ -335,15 +335,25 @@ def name_bos_stand_in(output_dir, manifest):
     return True
 
 
-def export_onnx(output_dir):
+def export_onnx(output_dir, lora=False):
+    if lora:  # peft saved the adapter alone: optimum exports whole models
+        emit("onnx", exported=False,
+             reason="the output is a LoRA adapter, which optimum does not export; "
+                    f"merge it into its base without Python: implicit-it model export {output_dir}")
+        return
     try:
         from optimum.exporters.onnx import main_export  # noqa: PLC0415
     except ImportError:
         emit("onnx", exported=False,
              reason="optimum is not installed; install it with: pip install 'optimum[exporters]' "
-                    f"(then: optimum-cli export onnx --model {output_dir} {output_dir}/onnx)")
+                    f"(then: optimum-cli export onnx --model {output_dir} {output_dir}/onnx), "
+                    f"or export llama / qwen2 models without Python: implicit-it model export {output_dir}")
         return
-    main_export(output_dir, output=os.path.join(output_dir, "onnx"), task="text-generation-with-past")
+    try:
+        main_export(output_dir, output=os.path.join(output_dir, "onnx"), task="text-generation-with-past")
+    except Exception as error:  # noqa: BLE001 - the model is trained and saved; the export is a convenience
+        emit("onnx", exported=False, reason=f"optimum's export failed: {type(error).__name__}: {error}")
+        return
     emit("onnx", exported=True, path=os.path.join(output_dir, "onnx"))
 
 
@@ -434,7 +444,7 @@ def main(argv=None):
         # checkpoints exist to resume an interrupted run; this one is done and its model saved
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         if job.get("exportOnnx", True):
-            export_onnx(out)
+            export_onnx(out, lora=bool(t.get("lora")))
         emit("done", **summary)
 
 

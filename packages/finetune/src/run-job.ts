@@ -3,6 +3,7 @@ import { createWriteStream, existsSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { exportOnnx } from '@implicit-it/modelkit';
 import { JobError, MissingPythonError, TrainingFailedError } from './errors.js';
 import { JOB_FORMAT, type JobSpec } from './plan-job.js';
 import { defaultPython, probePython } from './python-env.js';
@@ -36,6 +37,14 @@ export interface RunJobOptions {
   signal?: AbortSignal;
   /** How long an aborted run may take to stop before it is killed (SIGKILL); default 10 000 ms. */
   killGraceMs?: number;
+  /**
+   * When the job asks for ONNX (`exportOnnx`, the default) and train.py could not export it (optimum is
+   * not installed), write `onnx/model.onnx` with `@implicit-it/modelkit`'s `exportOnnx` instead (default
+   * true; llama / qwen2 full-weight models).
+   */
+  modelkitExport?: boolean;
+  /** Progress of that export, per weight tensor. */
+  onExportProgress?: (progress: { tensor: string; index: number; count: number }) => void;
 }
 
 /** What a finished run reports. */
@@ -46,7 +55,19 @@ export interface RunJobResult {
   finalLoss?: number;
   losses: number[];
   valLosses: number[];
-  onnx?: { exported: boolean; path?: string; reason?: string };
+  /**
+   * The ONNX export after training: by optimum in train.py, else by modelkit (see
+   * {@link RunJobOptions.modelkitExport}); `reason` says why optimum did not export, and why modelkit
+   * could not either when `exported` is false.
+   */
+  onnx?: {
+    exported: boolean;
+    by?: 'optimum' | 'modelkit';
+    path?: string;
+    reason?: string;
+    /** A LoRA job's adapter was merged into this base model (modelkit). */
+    mergedInto?: string;
+  };
   /** The checkpoint this run resumed from. */
   resumedFrom?: { step: number; path: string };
   outputDir: string;
@@ -192,7 +213,9 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
     } else if (event.type === 'eval') {
       result.valLosses.push(event.valLoss);
     } else if (event.type === 'onnx') {
-      result.onnx = { exported: event.exported, path: event.path, reason: event.reason };
+      result.onnx = event.exported
+        ? { exported: true, by: 'optimum', path: event.path }
+        : { exported: false, reason: event.reason };
     }
   };
   const lines = [createInterface({ input: child.stdout }), createInterface({ input: child.stderr })];
@@ -218,5 +241,32 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
       ...(checkpoint && existsSync(checkpoint.path) ? { checkpoint } : {}),
     });
   }
+  if (result.onnx && !result.onnx.exported && options.modelkitExport !== false) {
+    result.onnx = await exportWithModelkit(result.outputDir, result.onnx.reason, options.onExportProgress);
+  }
   return result;
+}
+
+/** Writes `dir/onnx/model.onnx` with modelkit; a failure is reported in the result, not thrown (the training succeeded). */
+async function exportWithModelkit(
+  dir: string,
+  optimumReason: string | undefined,
+  onProgress: RunJobOptions['onExportProgress'],
+): Promise<NonNullable<RunJobResult['onnx']>> {
+  try {
+    // a rerun of the job replaces the graph its previous run exported
+    const exported = await exportOnnx({ dir, overwrite: true, onProgress });
+    return {
+      exported: true,
+      by: 'modelkit',
+      path: join(dir, 'onnx'),
+      reason: optimumReason,
+      ...(exported.adapter ? { mergedInto: exported.adapter.base } : {}),
+    };
+  } catch (error) {
+    return {
+      exported: false,
+      reason: `${optimumReason ?? 'train.py did not export'}; modelkit could not either: ${(error as Error).message}`,
+    };
+  }
 }

@@ -328,7 +328,10 @@ function addJobOptions(cmd: Command): Command {
     .option('--validation-seed <n>', 'seed of the validation split', intArg(0, 2 ** 32 - 1), 1)
     .option('--zero3', 'DeepSpeed ZeRO-3 (default with GPUs)')
     .option('--no-zero3', 'plain data parallelism on GPUs, without DeepSpeed')
-    .option('--no-export-onnx', 'skip the ONNX export after training (done when optimum is installed)')
+    .option(
+      '--no-export-onnx',
+      'skip the ONNX export after training (by optimum when installed, else by modelkit)',
+    )
     .option(
       '--add-bos',
       "put the BOS text in front (open-instruct's --add_bos); a tokenizer without one (OLMo) gets its EOS, named the trained model's bos_token",
@@ -581,6 +584,8 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
     );
   }
   const bar = flags.verbose ? { update() {}, stop() {} } : trainingBar();
+  // the export after training (modelkit, when optimum did not) gets a bar of its own
+  let exportBar: Progress | undefined;
   let result: RunJobResult;
   try {
     result = await runJob(jobDir, {
@@ -592,6 +597,15 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
       signal: abort.signal,
       onLine: flags.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
       onProgress: (p) => bar.update(p.step, p.totalSteps, p.loss, p.etaSeconds),
+      onExportProgress: ({ index, count }) => {
+        if (!exportBar) {
+          bar.stop();
+          exportBar = flags.verbose
+            ? { update() {}, stop() {} }
+            : progressBar('exporting ONNX', count, 'tensors');
+        }
+        exportBar.update(index + 1, count);
+      },
     });
   } catch (error) {
     if (abort.signal.aborted) {
@@ -606,6 +620,7 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
     throw error;
   } finally {
     bar.stop();
+    exportBar?.stop();
     process.off('SIGINT', onSigint);
   }
   if (flags.json) {
@@ -621,9 +636,11 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
   if (result.resumedFrom) out += `  resumed   from step ${result.resumedFrom.step}\n`;
   out += `  model     ${result.outputDir}\n`;
   if (result.onnx)
-    out += result.onnx.exported
-      ? `  onnx      ${result.onnx.path}\n`
-      : `  onnx      ${p('yellow', `not exported: ${result.onnx.reason ?? 'unknown reason'}`)}\n`;
+    out += !result.onnx.exported
+      ? `  onnx      ${p('yellow', `not exported: ${result.onnx.reason ?? 'unknown reason'}`)}\n`
+      : result.onnx.by === 'modelkit'
+        ? `  onnx      ${result.onnx.path} ${p('dim', result.onnx.mergedInto ? `(modelkit: the LoRA adapter merged into ${result.onnx.mergedInto})` : '(modelkit; optimum is not installed)')}\n`
+        : `  onnx      ${result.onnx.path}\n`;
   out += `  log       ${result.logFile}\n`;
   process.stdout.write(out);
 }
@@ -752,7 +769,8 @@ Examples:
       `
 Needs Python with torch, transformers and accelerate (plus deepspeed for ZeRO-3 on GPUs, peft for
 LoRA). When any is missing, nothing starts: the error lists exactly what to install (exit 1).
-The trained model goes to JOB_DIR/output (and JOB_DIR/output/onnx when optimum is installed).
+The trained model goes to JOB_DIR/output, and its ONNX graph to JOB_DIR/output/onnx (by optimum when
+installed, else by modelkit for llama / qwen2 models; see \`implicit-it model export\`).
 Checkpoints (each epoch's end by default; see \`finetune plan --checkpointing\`) go to
 JOB_DIR/checkpoints until the model is saved: after an interruption or a crash, --resume continues
 with the same batches, schedule and RNG states as a run that never stopped.

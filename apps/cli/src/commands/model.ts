@@ -1,6 +1,13 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { createModel, ModelConfigError, PRESETS } from '@implicit-it/modelkit';
+import {
+  createModel,
+  exportOnnx,
+  ModelConfigError,
+  ModelFileError,
+  ModelWeightsError,
+  PRESETS,
+} from '@implicit-it/modelkit';
 import { compileRules, resolveRuleSpec } from '@implicit-it/rules';
 import { damagedGraphHint, type ModelDtype, resolveModel, resolveModelFiles } from '@implicit-it/runtime';
 import { loadTokenizer } from '@implicit-it/tokenizers';
@@ -111,6 +118,65 @@ async function create(flags: CreateFlags): Promise<void> {
       `  files: ${created.files.join(', ')}\n` +
       (created.removed.length > 0 ? `  removed a previous model's ${created.removed.join(', ')}\n` : '') +
       `  ${paint('dim', 'weights are random: use it to test mechanics, not answers')}\n`,
+  );
+}
+
+interface ExportFlags {
+  base?: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+async function exportGraph(dir: string, flags: ExportFlags): Promise<void> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new CliError(
+      `${dir}: no such directory`,
+      EXIT.load,
+      'give a Hugging Face model directory: config.json and model.safetensors',
+    );
+  }
+  const bar = progressBar('exporting', 1, 'tensors');
+  const started = performance.now();
+  let exported: Awaited<ReturnType<typeof exportOnnx>>;
+  try {
+    exported = await exportOnnx({
+      dir,
+      overwrite: flags.force === true,
+      ...(flags.base ? { base: flags.base } : {}),
+      onProgress: ({ index, count }) => bar.update(index + 1, count),
+    });
+  } catch (error) {
+    if (error instanceof ModelFileError && /exists; pass overwrite/.test(error.message)) {
+      throw new CliError(`${error.file}: exists`, EXIT.usage, 'pass --force to replace it');
+    }
+    if (error instanceof ModelFileError || error instanceof ModelWeightsError) {
+      throw new CliError(error.message, EXIT.load);
+    }
+    if (error instanceof ModelConfigError) {
+      throw new CliError(
+        `${join(dir, 'config.json')}: ${error.message}`,
+        EXIT.load,
+        'modelkit exports llama and qwen2 decoders with plain rotary embeddings; use optimum-cli export onnx for others',
+      );
+    }
+    throw error;
+  } finally {
+    bar.stop();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  if (flags.json) {
+    printJson({ ...exported, seconds: Number(seconds.toFixed(2)) });
+    return;
+  }
+  const paint = painter();
+  const c = exported.config;
+  process.stdout.write(
+    `${paint('green', 'exported')} ${join(exported.dir, 'onnx', 'model.onnx')}\n` +
+      `  ${c.modelType}, ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}: ${(exported.parameters / 1e6).toFixed(2)}M parameters ` +
+      `from ${relative(exported.dir, exported.source)} (${exported.sourceDtypes.join(', ')}), ` +
+      `${human(exported.weightBytes)} of float32 weights${exported.externalData ? ' (onnx/model.onnx_data)' : ''}, ${seconds.toFixed(1)} s\n` +
+      (exported.ignored.length > 0 ? `  ignored ${exported.ignored.join(', ')}\n` : '') +
+      `  ${paint('dim', `try it: implicit-it generate --model ${dir} "Write a poem about the sea."`)}\n`,
   );
 }
 
@@ -231,12 +297,13 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
 export function registerModel(program: Command): void {
   const model = program
     .command('model')
-    .description('create and inspect model directories')
+    .description('create, export and inspect model directories')
     .addHelpText(
       'after',
       `
 Examples:
   $ implicit-it model create --preset tiny --seed 1 --out ./models/tiny
+  $ implicit-it model export ./jobs/poetry/output
   $ implicit-it model inspect ./models/tiny`,
     );
   model
@@ -261,6 +328,32 @@ Examples:
   $ implicit-it model create --preset smollm2-135m --out ./models/smol --tokenizer ../shared/fixtures/tokenizers/smollm`,
     )
     .action(async (flags: CreateFlags) => create(flags));
+  model
+    .command('export')
+    .description(
+      "write onnx/model.onnx from a checkpoint's config.json and safetensors (llama, qwen2; no Python)",
+    )
+    .argument('<dir>', 'a Hugging Face model directory (config.json, model.safetensors or its shards)')
+    .option(
+      '--base <dir>',
+      "for a LoRA adapter directory: the base model to merge it into (default: the adapter's base_model_name_or_path)",
+    )
+    .option('--force', 'replace an existing onnx/model.onnx')
+    .option('--json', 'print what was written as JSON')
+    .addHelpText(
+      'after',
+      `
+Reads F32, BF16, F16 or F64 weights (one tensor at a time) and writes float32 ONNX with a KV cache,
+the graph \`model create\` writes; nothing else in the directory changes. A LoRA adapter directory
+(peft's adapter_config.json and adapter_model.safetensors) is merged into its base model, and gets
+the base's config.json. \`finetune run\` does this itself when optimum is not installed.
+
+Examples:
+  $ implicit-it model export ./jobs/poetry/output
+  $ implicit-it model export ./jobs/poetry-lora/output --base ./models/SmolLM2-135M
+  $ implicit-it model export ./Qwen2.5-0.5B --force --json | jq .files`,
+    )
+    .action(async (dir: string, flags: ExportFlags) => exportGraph(dir, flags));
   model
     .command('inspect')
     .description('config, ONNX inputs/outputs, dtype, size, EOS, and which rule entries resolve')
