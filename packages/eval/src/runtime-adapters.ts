@@ -12,6 +12,7 @@ export interface RuntimeModel {
     inputs: readonly { instruction: string }[],
     options: {
       format?: 'tulu' | 'chat-template' | 'raw';
+      addBos?: boolean;
       maxNewTokens?: number;
       rules?: string | false | RuleSetConfig;
       batchSize?: number;
@@ -22,15 +23,17 @@ export interface RuntimeModel {
     items: readonly { prompt: { instruction: string }; continuation: string | readonly number[] }[],
     options: {
       format?: 'tulu' | 'chat-template' | 'raw';
+      addBos?: boolean;
       rules?: string | false | RuleSetConfig;
       ranks?: boolean;
       batchSize?: number;
     },
   ): Promise<{ tokenIds: number[]; logprobs: number[]; ranks?: number[] }[]>;
-  /** The prompt of an instruction (its ids and text). */
+  /** The prompt of an instruction (its ids and text), `addBos` as in `generate`. */
   prompt(
     input: { instruction: string },
     format?: 'tulu' | 'chat-template' | 'raw',
+    options?: { addBos?: boolean },
   ): { ids: number[]; text: string };
   /** The ids of a response where it follows its prompt (prompt and response tokenized together). */
   continuationIds(prompt: { ids: number[]; text: string }, text: string): number[];
@@ -48,14 +51,26 @@ export interface RuntimeModel {
 export interface RuntimeAdapterOptions {
   /** Prompt format (default `tulu`, the paper's). */
   format?: 'tulu' | 'chat-template' | 'raw';
+  /**
+   * Start each prompt with the BOS token (default: the format's own, see the runtime's
+   * `GenerateOptions.addBos`); on a tokenizer without a BOS (OLMo) `true` puts its EOS first, as the
+   * paper's OLMo prompts do. A run's record should hold it beside `format` (the CLI's fingerprints do).
+   */
+  addBos?: boolean;
   /** The rule-based adapter: a preset / subset name, a config, or false for the base model (default false). */
   rules?: string | false | RuleSetConfig;
   /** Rows per forward pass / decoding batch (default: the runtime's). */
   batchSize?: number;
 }
 
-const pick = (o: RuntimeAdapterOptions) => ({
+/** What `model.prompt` takes of the options: the format, and `addBos` where given. */
+const promptOptions = (o: Pick<RuntimeAdapterOptions, 'format' | 'addBos'>) => ({
   format: o.format ?? 'tulu',
+  ...(o.addBos !== undefined ? { addBos: o.addBos } : {}),
+});
+
+const pick = (o: RuntimeAdapterOptions) => ({
+  ...promptOptions(o),
   rules: o.rules ?? false,
   ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
 });
@@ -87,14 +102,14 @@ export function excerpt(text: string, max = 60): string {
 export function promptsOverContext(
   model: RuntimeModel,
   instructions: readonly string[],
-  options: Pick<RuntimeAdapterOptions, 'format'> = {},
+  options: Pick<RuntimeAdapterOptions, 'format' | 'addBos'> = {},
 ): ContextOverrun[] {
   const context = model.info?.maxPositions;
   if (context === undefined) return [];
-  const format = pick(options).format;
+  const { format, ...bos } = promptOptions(options);
   const over: ContextOverrun[] = [];
   instructions.forEach((instruction, index) => {
-    const tokens = model.prompt({ instruction }, format).ids.length;
+    const tokens = model.prompt({ instruction }, format, bos).ids.length;
     if (tokens >= context) over.push({ index, tokens });
   });
   return over;
@@ -147,9 +162,10 @@ async function scoreNonEmpty(
   const eosIds = model.tokenizer.eosIds;
   const context = model.info?.maxPositions;
   const overruns: (ContextOverrun & { x: ResponseItem })[] = [];
+  const { format, ...bos } = promptOptions(options);
   const live = items
     .map((x, i) => {
-      const prompt = model.prompt({ instruction: x.instruction }, pick(options).format);
+      const prompt = model.prompt({ instruction: x.instruction }, format, bos);
       // a response's text is tokenized where it follows its prompt, as ratio_eval.py does: alone, a
       // Llama-2 response would begin with a word-initial "▁" token the model never sees there
       let ids = x.responseIds ? [...x.responseIds] : model.continuationIds(prompt, x.response);

@@ -161,24 +161,61 @@ export class Model {
     return set;
   }
 
-  /** Builds the prompt of an input (ids, S, P). */
-  prompt(input: GenerateInput, format: GenerateOptions['format'] = 'tulu'): Prompt {
+  /**
+   * Builds the prompt of an input (ids, S, P). `options.addBos` as in `GenerateOptions`: for
+   * instructions and messages only.
+   *
+   * @example
+   * model.prompt({ instruction: 'Name a prime.' }, 'tulu', { addBos: true }).ids[0]; // OLMo: its EOS, 50279
+   */
+  prompt(
+    input: GenerateInput,
+    format: GenerateOptions['format'] = 'tulu',
+    options: Pick<GenerateOptions, 'addBos'> = {},
+  ): Prompt {
+    const { addBos } = options;
+    if (addBos !== undefined && typeof addBos !== 'boolean') {
+      throw new GenerationError(
+        'runtime.bad_option',
+        `addBos: expected true or false, got ${JSON.stringify(addBos)}`,
+        'addBos',
+      );
+    }
     if (typeof input === 'string') input = format === 'raw' ? { text: input } : { instruction: input };
     if ('promptIds' in input) {
+      if (addBos !== undefined) {
+        throw new GenerationError(
+          'runtime.bad_option',
+          'addBos: a prompt given as promptIds is taken as it is; put the BOS id first yourself, or drop addBos',
+          'addBos',
+        );
+      }
       const ids = [...input.promptIds];
       this.checkIds(ids, 'promptIds');
       const scopeStart = input.scopeStart ?? 0;
       return { ids, scopeStart, promptLength: ids.length, text: this.tokenizer.decode(ids) };
     }
-    if ('text' in input) return this.tokenizer.buildPrompt({ format: 'raw', text: input.text });
-    if (format === 'raw') {
+    if ('text' in input || format === 'raw') {
+      if (addBos !== undefined) {
+        throw new GenerationError(
+          'runtime.bad_option',
+          "addBos: a raw text prompt is tokenized as written (with the tokenizer's own special tokens); " +
+            "write the BOS in the text, or use format 'tulu' or 'chat-template'",
+          'addBos',
+        );
+      }
+      if ('text' in input) return this.tokenizer.buildPrompt({ format: 'raw', text: input.text });
       throw new GenerationError(
         'runtime.bad_option',
         'format "raw" takes { text } or a string, not instructions or messages',
         'format',
       );
     }
-    return this.tokenizer.buildPrompt({ format, ...input } as Parameters<Tokenizer['buildPrompt']>[0]);
+    return this.tokenizer.buildPrompt({
+      format,
+      ...input,
+      ...(addBos !== undefined ? { addBos } : {}),
+    } as Parameters<Tokenizer['buildPrompt']>[0]);
   }
 
   /**
@@ -344,7 +381,7 @@ export class Model {
     this.live();
     this.checkGenerateOptions(options);
     const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
-    const prompts = list.map((input) => this.prompt(input, options.format));
+    const prompts = list.map((input) => this.prompt(input, options.format, options));
     for (const p of prompts) this.checkPrompt(p);
     // shortest prompts first: rows admitted together need less padding
     const order = prompts.map((_, i) => i).sort((a, b) => prompts[a]!.ids.length - prompts[b]!.ids.length);
@@ -409,7 +446,7 @@ export class Model {
   async *stream(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<StreamPart> {
     this.live();
     this.checkGenerateOptions(options);
-    const prompt = this.prompt(input, options.format);
+    const prompt = this.prompt(input, options.format, options);
     this.checkPrompt(prompt);
     const stop = new AbortController();
     const onAbort = () => stop.abort(options.signal?.reason);
@@ -479,7 +516,7 @@ export class Model {
     this.live();
     checkScoreOptions(options);
     const prepared = items.map((item, i) => {
-      const prompt = this.prompt(item.prompt, options.format);
+      const prompt = this.prompt(item.prompt, options.format, options);
       // the first continuation token is scored from the prompt's last position: there must be one
       if (prompt.ids.length === 0)
         throw new GenerationError('runtime.empty_prompt', `items[${i}].prompt has no tokens`, 'prompt');

@@ -19,6 +19,14 @@ export type GenerateInput =
 export interface GenerateOptions {
   /** How instructions and messages become a prompt: the paper's Tulu format (default), the model's chat template, or raw text. */
   format?: 'tulu' | 'chat-template' | 'raw';
+  /**
+   * Start the prompt with the tokenizer's BOS token. Default: the format's own (`tulu`: whether the
+   * tokenizer has a BOS, as the paper's prompts; `chat-template`: false, the template writes its own).
+   * `true` on a tokenizer without a BOS (OLMo) prepends its EOS instead, as the paper's OLMo prompts
+   * and open-instruct do. Refused (`runtime.bad_option`) for raw text and `promptIds`, whose tokens
+   * are the caller's own.
+   */
+  addBos?: boolean;
   /** Default 256. */
   maxNewTokens?: number;
   /** 0 (default) is greedy, as the paper evaluates. */
@@ -75,9 +83,16 @@ const int = (v: number | undefined, param: string, min: number, max = Number.MAX
     bad(param, `expected an integer in [${min}, ${max}], got ${v}`);
 };
 
+/** An optional boolean option, or a `runtime.bad_option` error naming it. */
+const flag = (v: unknown, param: string) => {
+  if (v !== undefined && typeof v !== 'boolean')
+    bad(param, `expected true or false, got ${JSON.stringify(v)}`);
+};
+
 /** Validates `score()` options (the error names the option). */
-export function checkScoreOptions(o: { batchSize?: number }): void {
+export function checkScoreOptions(o: { batchSize?: number; addBos?: boolean }): void {
   int(o.batchSize, 'batchSize', 1, 1024);
+  flag(o.addBos, 'addBos');
 }
 
 export function checkOptions(o: GenerateOptions): void {
@@ -97,9 +112,7 @@ export function checkOptions(o: GenerateOptions): void {
     );
   if (o.stop !== undefined && (!Array.isArray(o.stop) || o.stop.some((s) => typeof s !== 'string')))
     bad('stop', 'expected an array of strings');
-  for (const flag of ['ignoreEos', 'trace'] as const)
-    if (o[flag] !== undefined && typeof o[flag] !== 'boolean')
-      bad(flag, `expected true or false, got ${JSON.stringify(o[flag])}`);
+  for (const name of ['ignoreEos', 'trace', 'addBos'] as const) flag(o[name], name);
   if (o.processors !== undefined) {
     if (!Array.isArray(o.processors)) bad('processors', 'expected an array of { process(logits, ctx) }');
     const k = o.processors.findIndex(

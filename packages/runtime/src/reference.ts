@@ -17,10 +17,11 @@ export async function generateWithoutCache(
     maxNewTokens: number;
     rules?: RuleSpec;
     format?: 'tulu' | 'chat-template' | 'raw';
+    addBos?: boolean;
     ignoreEos?: boolean;
   },
 ): Promise<number[]> {
-  const prompt = model.prompt(input, options.format);
+  const prompt = model.prompt(input, options.format, options);
   const rules = model.rules(options.rules ?? false);
   const state = rules?.createState({
     promptIds: prompt.ids,

@@ -18,6 +18,8 @@ export interface ScoreItem {
 /** Options of `Model.score`. */
 export interface ScoreOptions {
   format?: 'tulu' | 'chat-template' | 'raw';
+  /** Start each prompt with the BOS token (see `GenerateOptions.addBos`). */
+  addBos?: boolean;
   /** Score under base + rules (default false: the base model). */
   rules?: RuleSpec | RuleSet;
   /** Also return each token's rank (1 = the greedy pick). */
