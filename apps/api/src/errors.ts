@@ -56,6 +56,7 @@ const PARAM_NAMES: Record<string, string> = {
   topK: 'top_k',
   logprobs: 'top_logprobs',
   logitBias: 'logit_bias',
+  addBos: 'add_bos',
   prompt: 'prompt',
 };
 

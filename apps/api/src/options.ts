@@ -20,6 +20,12 @@ export interface ApiOptions {
   rules?: RuleSpec;
   /** How chat messages become a prompt: the paper's Tulu format (default) or the model's chat template. */
   format?: 'tulu' | 'chat-template';
+  /**
+   * Start chat prompts with the BOS token, for requests that do not set `add_bos`. Default: the
+   * format's own (`tulu`: whether the tokenizer has a BOS; `chat-template`: false). `true` on a
+   * tokenizer without a BOS (OLMo) puts its EOS first, as the paper's OLMo prompts do.
+   */
+  addBos?: boolean;
   /** Require `Authorization: Bearer <apiKey>` on /v1/* and /metrics. Default: no key. */
   apiKey?: string;
   /**
@@ -56,6 +62,8 @@ export interface ResolvedApiOptions {
   models: ServedModel[];
   rules: RuleSpec;
   format: 'tulu' | 'chat-template';
+  /** Undefined: the format's own default. */
+  addBos: boolean | undefined;
   apiKey: string | undefined;
   concurrency: number;
   maxQueued: number;
@@ -124,10 +132,14 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     throw new RangeError(`temperature: expected a number in [0, 2], got ${temperature}`);
   }
   const maxTokens = positiveInt(options.maxTokens, 'maxTokens', 2048);
+  if (options.addBos !== undefined && typeof options.addBos !== 'boolean') {
+    throw new TypeError(`addBos: expected true or false, got ${JSON.stringify(options.addBos)}`);
+  }
   return {
     models: list,
     rules: options.rules ?? 'hewitt2024',
     format: options.format ?? 'tulu',
+    addBos: options.addBos,
     apiKey: options.apiKey || undefined,
     concurrency: positiveInt(options.concurrency, 'concurrency', 16),
     maxQueued: positiveInt(options.maxQueued, 'maxQueued', 32, 0),

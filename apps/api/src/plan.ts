@@ -146,9 +146,10 @@ export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: Ru
     role: m.role === 'developer' ? 'system' : m.role,
     content: contentText(m.content),
   }));
+  const addBos = req.add_bos ?? server.addBos;
   let prompt: { ids: number[]; scopeStart: number };
   try {
-    prompt = model.prompt({ messages }, server.format);
+    prompt = model.prompt({ messages }, server.format, addBos === undefined ? {} : { addBos });
   } catch (error) {
     throw toApiError(error, 'messages');
   }

@@ -134,6 +134,11 @@ export const chatRequestSchema = z.strictObject({
     .min(1, { error: 'give at least one message' })
     .max(1024, { error: 'at most 1024 messages' }),
   max_completion_tokens: tokenCount.nullish(),
+  /**
+   * Extension: start the prompt with the BOS token (the EOS on a tokenizer without one, as the paper's
+   * OLMo prompts); none: the server's setting.
+   */
+  add_bos: z.boolean({ error: 'expected true or false' }).nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20, { error: 'expected an integer in [0, 20]' }).nullish(),
   response_format: z
@@ -169,6 +174,13 @@ export const completionRequestSchema = z.strictObject({
   echo: z.literal(false, { error: 'echo is not supported' }).nullish(),
   best_of: z.literal(1, { error: 'only best_of = 1 is supported' }).nullish(),
   suffix: z.null({ error: 'suffix is not supported' }).optional(),
+  /** Chat completions' extension: refused here, where the prompt is the caller's own. */
+  add_bos: z
+    .null({
+      error:
+        'a completions prompt is read as written, special tokens included: write the BOS in it (add_bos is for /v1/chat/completions)',
+    })
+    .optional(),
 });
 
 export type ChatRequest = z.infer<typeof chatRequestSchema>;

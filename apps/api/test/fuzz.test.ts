@@ -144,6 +144,7 @@ const BAD_FIELDS: Record<string, unknown[]> = {
     '🦙-🦙',
   ],
   trace: ['yes', 1, {}],
+  add_bos: ['yes', 1, {}, [true]],
   response_format: [{ type: 'json_object' }, { type: 'json_schema', json_schema: {} }, 'text', 5],
   tools: [[], [{ type: 'function', function: { name: 'f' } }]],
   tool_choice: ['auto', 'required', { type: 'function', function: { name: 'f' } }],
@@ -179,6 +180,7 @@ const BAD_COMPLETION_FIELDS: Record<string, unknown[]> = {
   echo: [true, 'yes'],
   best_of: [2, 0, 'x'],
   suffix: ['after', 5],
+  add_bos: [true, false],
   messages: [[{ role: 'user', content: 'x' }]],
 };
 

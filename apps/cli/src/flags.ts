@@ -176,6 +176,34 @@ export interface OpenedModel {
   random: boolean;
 }
 
+/** `--add-bos`'s help, the same in every command that builds prompts. */
+export const ADD_BOS_HELP =
+  "start the prompt with the BOS token (the EOS on tokenizers without one, as the paper's OLMo prompts)";
+
+/** How instructions become prompts: `--format`, and `--add-bos` where given. */
+export interface PromptFlags {
+  format: 'tulu' | 'chat-template' | 'raw';
+  addBos?: boolean;
+}
+
+/**
+ * The prompt settings of `flags` for the runtime and for run records: `addBos` only where
+ * `--add-bos` was given, so that records of runs without it stay as they were.
+ */
+export function promptSettings(flags: PromptFlags): { format: PromptFlags['format']; addBos?: true } {
+  return { format: flags.format, ...(flags.addBos ? { addBos: true as const } : {}) };
+}
+
+/** Refuses `--add-bos` with `--format raw` (usage error): a raw prompt is the text as written. */
+export function checkAddBos(flags: PromptFlags): void {
+  if (flags.addBos && flags.format === 'raw') {
+    throw usage(
+      '--add-bos: a --format raw prompt is the text as written, special tokens included',
+      'write the BOS in the text, or use --format tulu or chat-template',
+    );
+  }
+}
+
 /**
  * What identifies a loaded model in resume journals and finished-run records: its directory
  * (absolute, so `./m` and `m` agree) and its ONNX graph's name, size and modification time, so that

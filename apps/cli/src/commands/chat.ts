@@ -16,6 +16,7 @@ import {
 interface ChatFlags extends ModelFlags {
   rules?: string;
   format: 'tulu' | 'chat-template' | 'raw';
+  addBos?: boolean;
   maxTokens: number;
   temperature: number;
   topP?: number;
@@ -43,7 +44,7 @@ async function run(flags: ChatFlags): Promise<void> {
   let messages: ChatMessage[] = [...system];
 
   process.stdout.write(
-    `${out('bold', 'implicit-it chat')} with ${opened.id}, rules: ${rulesLabel(rules)}, format: ${flags.format}\n${out('dim', HELP)}\n`,
+    `${out('bold', 'implicit-it chat')} with ${opened.id}, rules: ${rulesLabel(rules)}, format: ${flags.format}${flags.addBos ? ' (--add-bos)' : ''}\n${out('dim', HELP)}\n`,
   );
   const rl = createInterface({
     input: process.stdin,

@@ -34,7 +34,9 @@ import { ABLATIONS, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import type { Model } from '@implicit-it/runtime';
 import { type Command, Option } from 'commander';
 import {
+  ADD_BOS_HELP,
   addLoadOptions,
+  checkAddBos,
   checkOutDirectory,
   checkOutPath,
   intArg,
@@ -43,7 +45,9 @@ import {
   numArg,
   type OpenedModel,
   openModel,
+  type PromptFlags,
   parseRules,
+  promptSettings,
 } from '../flags.js';
 import { CliError, EXIT, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar } from '../progress.js';
@@ -68,8 +72,7 @@ function required(value: string | undefined, flag: string, what: string): string
   throw usage(`${flag}: give ${what} (the default under ../shared/data is not there)`);
 }
 
-interface EvalModelFlags extends ModelFlags {
-  format: 'tulu' | 'chat-template' | 'raw';
+interface EvalModelFlags extends ModelFlags, PromptFlags {
   batchSize?: number;
 }
 
@@ -85,11 +88,13 @@ function addModelOptions(
       new Option('-f, --format <format>', 'prompt format (the paper: tulu)')
         .choices(['tulu', 'chat-template', 'raw'])
         .default('tulu'),
-    );
+    )
+    .option('--add-bos', ADD_BOS_HELP);
   return addLoadOptions(cmd, 'never use the network (hub ids must be cached)');
 }
 
 async function loadFor(model: string, flags: EvalModelFlags, flag = '--model'): Promise<OpenedModel> {
+  checkAddBos(flags);
   return openModel({ ...flags, model, ...(flags.batchSize ? { maxBatchSize: flags.batchSize } : {}) }, flag);
 }
 
@@ -174,14 +179,14 @@ function readLimited(file: string, limit: number | undefined, flag = '--instruct
 function checkPromptsFit(
   opened: OpenedModel,
   instructions: readonly EvalInstruction[],
-  format: EvalModelFlags['format'],
+  prompt: PromptFlags,
   file: string,
   modelFlag = '--model',
 ): void {
   const over = promptsOverContext(
     opened.model,
     instructions.map((x) => x.instruction),
-    { format },
+    promptSettings(prompt),
   );
   if (over.length === 0) return;
   const context = opened.model.info.maxPositions;
@@ -215,6 +220,7 @@ const RUN_SETTINGS: Record<string, string> = {
   'fingerprint.model': '--model (its directory or ONNX graph file)',
   'fingerprint.rules': '--rules',
   'fingerprint.format': '--format',
+  'fingerprint.addBos': '--add-bos',
 };
 
 /**
@@ -296,13 +302,13 @@ async function generate(flags: GenerateFlags): Promise<void> {
       out: flags.out,
       generatorName: name,
       maxNewTokens: flags.maxTokens ?? paperMaxTokens(rules),
-      fingerprint: { model: modelFingerprint(opened.model), rules, format: flags.format },
+      fingerprint: { model: modelFingerprint(opened.model), rules, ...promptSettings(flags) },
       tokenIds: flags.tokenIds === true,
     };
     const done = finishedRun(run);
     if (!done) {
       refuseToReplace(run, '--out', flags.name !== undefined);
-      checkPromptsFit(opened, instructions, flags.format, file);
+      checkPromptsFit(opened, instructions, flags, file);
     }
     if (done) {
       note(
@@ -317,7 +323,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
               ...run,
               generator: runtimeGenerator(opened.model, {
                 rules,
-                format: flags.format,
+                ...promptSettings(flags),
                 ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
               }),
               ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
@@ -408,14 +414,14 @@ async function ablations(flags: AblationFlags): Promise<void> {
   const name = flags.name ?? generatorName(opened.id, false);
   const progress = progressReporter('instructions', 'generating');
   try {
-    checkPromptsFit(opened, instructions, flags.format, file);
+    checkPromptsFit(opened, instructions, flags, file);
     const runs = await interruptible(
       (signal) =>
         runAblations({
           createGenerator: (rules) =>
             runtimeGenerator(opened.model, {
               rules,
-              format: flags.format,
+              ...promptSettings(flags),
               ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
             }),
           instructions,
@@ -425,7 +431,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
           ...(flags.maxTokens !== undefined ? { maxNewTokens: flags.maxTokens } : {}),
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           ...(flags.tokenIds ? { tokenIds: true } : {}),
-          fingerprint: { model: modelFingerprint(opened.model), format: flags.format },
+          fingerprint: { model: modelFingerprint(opened.model), ...promptSettings(flags) },
           signal,
           onProgress: progress.onProgress,
           onWarning: warn,
@@ -712,7 +718,7 @@ async function rank(flags: RankFlags): Promise<void> {
         rankResponses({
           scorer: runtimeScorer(opened.model, {
             rules,
-            format: flags.format,
+            ...promptSettings(flags),
             ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           }),
           data,
@@ -722,7 +728,7 @@ async function rank(flags: RankFlags): Promise<void> {
           bootstrap: flags.bootstrap,
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           ...(flags.out ? { out: flags.out } : {}),
-          fingerprint: { model: modelFingerprint(opened.model), rules, format: flags.format },
+          fingerprint: { model: modelFingerprint(opened.model), rules, ...promptSettings(flags) },
           signal,
           onProgress: progress.onProgress,
           onWarning: warn,
@@ -832,7 +838,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
         generatorName: name,
         maxNewTokens: flags.maxTokens ?? paperMaxTokens(alignedRules),
         tokenIds: true,
-        fingerprint: { model: modelFingerprint(model), rules: alignedRules, format: flags.format },
+        fingerprint: { model: modelFingerprint(model), rules: alignedRules, ...promptSettings(flags) },
       };
       alignedRows = finishedRun(run);
       if (alignedRows) {
@@ -844,7 +850,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
           'fingerprint.model': '--aligned model (its directory or ONNX graph file)',
           'fingerprint.rules': '--aligned-rules',
         });
-        checkPromptsFit(aligned ?? base, instructions, flags.format, instructionsFile, '--aligned');
+        checkPromptsFit(aligned ?? base, instructions, flags, instructionsFile, '--aligned');
         const gen = progressReporter('instructions', `generating ${name}`);
         try {
           alignedRows = (
@@ -854,7 +860,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
                   ...run,
                   generator: runtimeGenerator(model, {
                     rules: alignedRules,
-                    format: flags.format,
+                    ...promptSettings(flags),
                     ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
                   }),
                   ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
@@ -874,7 +880,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
       (signal) =>
         tokenShift({
           base: runtimeRankSource(base.model, {
-            format: flags.format,
+            ...promptSettings(flags),
             ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           }),
           aligned: alignedRows!,
@@ -882,7 +888,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
           ...(flags.topK !== undefined ? { topK: flags.topK } : {}),
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           ...(flags.out ? { out: flags.out } : {}),
-          fingerprint: { base: modelFingerprint(base.model), format: flags.format },
+          fingerprint: { base: modelFingerprint(base.model), ...promptSettings(flags) },
           signal,
           onProgress: progress.onProgress,
           onWarning: warn,

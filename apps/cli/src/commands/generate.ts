@@ -3,7 +3,9 @@ import type { RuleSpec } from '@implicit-it/rules';
 import type { GenerateOptions, Model, StreamPart } from '@implicit-it/runtime';
 import { type Command, Option } from 'commander';
 import {
+  ADD_BOS_HELP,
   addLoadOptions,
+  checkAddBos,
   collect,
   intArg,
   type ModelFlags,
@@ -11,6 +13,7 @@ import {
   type OpenedModel,
   openModel,
   parseRules,
+  promptSettings,
   rulesLabel,
 } from '../flags.js';
 import { CliError, EXIT, forTerminal, note, painter, printJson, usage } from '../output.js';
@@ -20,6 +23,7 @@ import { sideBySide } from '../side-by-side.js';
 interface GenerateFlags extends ModelFlags {
   rules?: string;
   format: 'tulu' | 'chat-template' | 'raw';
+  addBos?: boolean;
   maxTokens: number;
   temperature: number;
   topP?: number;
@@ -48,6 +52,7 @@ export function addGenerationOptions(cmd: Command): Command {
         .choices(['tulu', 'chat-template', 'raw'])
         .default('tulu'),
     )
+    .option('--add-bos', ADD_BOS_HELP)
     .option('-n, --max-tokens <n>', 'most tokens to generate', intArg(0, 1_000_000), 256)
     .option('-t, --temperature <t>', '0 is greedy, as the paper evaluates', numArg(0, 100), 0)
     .option('--top-p <p>', 'nucleus sampling', numArg(Number.MIN_VALUE, 1))
@@ -71,7 +76,7 @@ export function samplingSeed(flags: { temperature: number; seed?: number }): num
 
 export function generationOptions(flags: GenerateFlags, rules: RuleSpec): GenerateOptions {
   return {
-    format: flags.format,
+    ...promptSettings(flags),
     maxNewTokens: flags.maxTokens,
     temperature: flags.temperature,
     ...(flags.topP !== undefined ? { topP: flags.topP } : {}),
@@ -173,6 +178,7 @@ function jsonOf(r: Collected, rules: RuleSpec, trace: boolean) {
 
 async function run(words: string[], flags: GenerateFlags): Promise<void> {
   const rules = parseRules(flags.rules);
+  checkAddBos(flags);
   const instruction = await readInstruction(words);
   const opened = await openModel(flags);
   await checkChatTemplate(opened, flags.format);

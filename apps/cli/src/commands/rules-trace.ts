@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { compileRules, type RuleSpec } from '@implicit-it/rules';
 import { loadTokenizer } from '@implicit-it/tokenizers';
 import { type Command, Option } from 'commander';
-import { idsArg, intArg, parseRules } from '../flags.js';
+import { ADD_BOS_HELP, idsArg, intArg, parseRules } from '../flags.js';
 import { CliError, EXIT, note, usage } from '../output.js';
 
 interface TraceFlags {
@@ -11,6 +11,7 @@ interface TraceFlags {
   rules?: string;
   instruction?: string;
   format: 'tulu' | 'chat-template';
+  addBos?: boolean;
   promptIds?: number[];
   scopeStart?: number;
   response?: string;
@@ -31,6 +32,11 @@ async function run(flags: TraceFlags): Promise<void> {
   if ((flags.instruction === undefined) === (flags.promptIds === undefined)) {
     throw usage(
       'give the prompt as --instruction TEXT or as --prompt-ids 1,2,3 --scope-start N (one of them)',
+    );
+  }
+  if (flags.promptIds !== undefined && flags.addBos) {
+    throw usage(
+      '--add-bos is for --instruction: --prompt-ids are taken as they are (put the BOS id first yourself)',
     );
   }
   if (flags.promptIds !== undefined && flags.scopeStart === undefined) {
@@ -54,7 +60,11 @@ async function run(flags: TraceFlags): Promise<void> {
   let promptIds: number[];
   let scopeStart: number;
   if (flags.instruction !== undefined) {
-    const prompt = tok.buildPrompt({ format: flags.format, instruction: flags.instruction });
+    const prompt = tok.buildPrompt({
+      format: flags.format,
+      instruction: flags.instruction,
+      ...(flags.addBos ? { addBos: true } : {}),
+    });
     promptIds = prompt.ids;
     scopeStart = prompt.scopeStart;
   } else {
@@ -113,6 +123,7 @@ Examples:
         .choices(['tulu', 'chat-template'])
         .default('tulu'),
     )
+    .option('--add-bos', `with --instruction: ${ADD_BOS_HELP}`)
     .option('--prompt-ids <ids>', 'the prompt as comma-separated token ids', idsArg)
     .option(
       '--scope-start <n>',

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { RANDOM_MODEL_ID } from '../default-model.js';
 import {
+  ADD_BOS_HELP,
   addLoadOptions,
   collect,
   intArg,
@@ -27,6 +28,7 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   maxQueued: number;
   maxTokens: number;
   format: 'tulu' | 'chat-template';
+  addBos?: boolean;
   playground: boolean;
   cors?: string;
   json?: boolean;
@@ -82,6 +84,7 @@ async function run(flags: ServeFlags): Promise<void> {
       maxQueued: flags.maxQueued,
       maxTokens: flags.maxTokens,
       format: flags.format,
+      ...(flags.addBos ? { addBos: true } : {}),
       playground: flags.playground,
       ...(flags.cors !== undefined ? { cors: flags.cors === '*' ? true : flags.cors } : {}),
       notice: opened.some((m) => m.random)
@@ -168,6 +171,7 @@ export function registerServe(program: Command): void {
         .choices(['tulu', 'chat-template'])
         .default('tulu'),
     )
+    .option('--add-bos', `${ADD_BOS_HELP}; requests may set "add_bos"`)
     .option('--no-playground', 'do not serve the playground page at /')
     .option(
       '--cors <origins>',

@@ -1,0 +1,217 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTinyModel } from '@implicit-it/modelkit/test';
+import { loadModel, type Model } from '@implicit-it/runtime';
+import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { CLI, run } from './helpers.js';
+
+const TIRAMISU = 'Give me a recipe for tiramisu.';
+const OLMO_EOS = 50279;
+/** The Tulu prompt of TIRAMISU on OLMo's tokenizer (S = 5, P = 21). */
+const OLMO_TULU = [
+  29, 93, 4537, 49651, 187, 19735, 479, 247, 13612, 323, 45310, 312, 37364, 15, 187, 29, 93, 515, 5567, 49651,
+  187,
+];
+
+describeShared(
+  '--add-bos on a tokenizer without a BOS (OLMo): its EOS first, as the paper',
+  ['fixtures/tokenizers/olmo/tokenizer.json'],
+  () => {
+    const olmoTokenizer = sharedPath('fixtures', 'tokenizers', 'olmo');
+    let dir: string;
+    let model: Model;
+    let root: string;
+    beforeAll(async () => {
+      // OLMo-1B-hf's special ids: no BOS, EOS 50279, PAD 1
+      dir = (
+        await createTinyModel({
+          seed: 1,
+          initScale: 10,
+          tokenizerDir: olmoTokenizer,
+          vocabSize: 50280,
+          bosTokenId: null,
+          eosTokenId: OLMO_EOS,
+          padTokenId: 1,
+        })
+      ).dir;
+      model = await loadModel(dir, { log: () => {} });
+      root = mkdtempSync(join(tmpdir(), 'cli-add-bos-'));
+    });
+    afterAll(async () => {
+      await model?.dispose();
+      if (root) rmSync(root, { recursive: true, force: true });
+    });
+
+    it("generate: the prompt has the EOS in front (22 tokens, not 21), and the answer is that prompt's", async () => {
+      const args = ['generate', '--model', dir, '--rules', 'off', '--max-tokens', '5', '--json'];
+      const [plain, withBos] = await Promise.all([
+        run([...args, TIRAMISU]),
+        run([...args, '--add-bos', TIRAMISU]),
+      ]);
+      expect(plain.code, plain.stderr).toBe(0);
+      expect(withBos.code, withBos.stderr).toBe(0);
+      const a = JSON.parse(plain.stdout);
+      const b = JSON.parse(withBos.stdout);
+      expect(a.usage.promptTokens).toBe(21);
+      expect(b.usage).toEqual({ promptTokens: 22, completionTokens: 5, totalTokens: 27 });
+      const [direct] = await model.generate(TIRAMISU, { maxNewTokens: 5, rules: false, addBos: true });
+      expect(direct!.prompt.ids).toEqual([OLMO_EOS, ...OLMO_TULU]);
+      expect(b.tokenIds).toEqual(direct!.tokenIds);
+      expect(b.tokenIds).not.toEqual(a.tokenIds);
+    });
+
+    it('generate --format raw --add-bos is a usage error, before any model loads', async () => {
+      const r = await run(['generate', '--model', dir, '--format', 'raw', '--add-bos', 'Hi']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        '--add-bos: a --format raw prompt is the text as written, special tokens included',
+      );
+      expect(r.stderr).toContain('write the BOS in the text, or use --format tulu or chat-template');
+    });
+
+    it('chat: the reply is that of the conversation with the EOS in front', async () => {
+      const args = ['chat', '--model', dir, '--rules', 'off', '--max-tokens', '3'];
+      const r = await run([...args, '--add-bos'], { input: 'Hi\n/history\n' });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('format: tulu (--add-bos)\n');
+      const [direct] = await model.generate(
+        { messages: [{ role: 'user', content: 'Hi' }] },
+        {
+          maxNewTokens: 3,
+          rules: false,
+          addBos: true,
+        },
+      );
+      expect(direct!.prompt.ids[0]).toBe(OLMO_EOS);
+      const [plain] = await model.generate(
+        { messages: [{ role: 'user', content: 'Hi' }] },
+        {
+          maxNewTokens: 3,
+          rules: false,
+        },
+      );
+      expect(plain!.text).not.toBe(direct!.text);
+      // /history lists the reply as the model wrote it
+      expect(r.stdout).toContain(`assistant: ${direct!.text}\n`);
+    });
+
+    it('rules trace --add-bos: prompt ids, S and P with the EOS in front; not with --prompt-ids', async () => {
+      const trace = async (...extra: string[]) => {
+        const r = await run([
+          'rules',
+          'trace',
+          '--tokenizer',
+          olmoTokenizer,
+          '--instruction',
+          TIRAMISU,
+          '--response-ids',
+          '19735',
+          ...extra,
+        ]);
+        expect(r.code, r.stderr).toBe(0);
+        return JSON.parse(r.stdout);
+      };
+      const plain = await trace();
+      const withBos = await trace('--add-bos');
+      expect([plain.promptIds, plain.scopeStart, plain.promptLength]).toEqual([OLMO_TULU, 5, 21]);
+      expect([withBos.promptIds, withBos.scopeStart, withBos.promptLength]).toEqual([
+        [OLMO_EOS, ...OLMO_TULU],
+        6,
+        22,
+      ]);
+      const ids = await run([
+        'rules',
+        'trace',
+        '--tokenizer',
+        olmoTokenizer,
+        '--prompt-ids',
+        '29,93',
+        '--scope-start',
+        '0',
+        '--response-ids',
+        '5',
+        '--add-bos',
+      ]);
+      expect(ids.code).toBe(2);
+      expect(ids.stderr).toContain(
+        '--add-bos is for --instruction: --prompt-ids are taken as they are (put the BOS id first yourself)',
+      );
+    });
+
+    it('eval generate: --add-bos reaches the prompts and is part of the run record', async () => {
+      const instructions = join(root, 'instructions.jsonl');
+      writeFileSync(instructions, `${JSON.stringify({ instruction: TIRAMISU, dataset: 'test' })}\n`);
+      const out = join(root, 'outputs.json');
+      const args = ['eval', 'generate', '--model', dir, '--instructions', instructions, '--rules', 'off'];
+      const more = ['--max-tokens', '5', '--token-ids', '--out', out, '--json'];
+      const r = await run([...args, '--add-bos', ...more]);
+      expect(r.code, r.stderr).toBe(0);
+      const [direct] = await model.generate(TIRAMISU, { maxNewTokens: 5, rules: false, addBos: true });
+      expect(JSON.parse(readFileSync(out, 'utf8'))[0].token_ids).toEqual(direct!.tokenIds);
+      const record = JSON.parse(readFileSync(`${out}.done`, 'utf8'));
+      expect(record.fingerprint).toMatchObject({ rules: false, format: 'tulu', addBos: true });
+      // the same command finds its run; without --add-bos it is another run's file
+      const again = await run([...args, '--add-bos', ...more]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(JSON.parse(again.stdout)).toMatchObject({ generated: 0, resumed: 1 });
+      const other = await run([...args, ...more]);
+      expect(other.code).toBe(2);
+      expect(other.stderr).toContain(
+        `error: --out: ${out} holds the finished outputs of another run (different --add-bos); they are not replaced`,
+      );
+      const raw = await run([...args, '--format', 'raw', '--add-bos', ...more]);
+      expect(raw.code).toBe(2);
+      expect(raw.stderr).toContain('--add-bos: a --format raw prompt is the text as written');
+    });
+
+    it('serve --add-bos: chat requests that set no add_bos get the EOS in front', async () => {
+      const { child, url, exited } = startServe(['--model', `olmo=${dir}`, '--add-bos']);
+      try {
+        const ask = async (extra: Record<string, unknown> = {}) => {
+          const res = await fetch(`${await url}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({
+              model: 'olmo',
+              messages: [{ role: 'user', content: TIRAMISU }],
+              max_tokens: 2,
+              ...extra,
+            }),
+          });
+          expect(res.status).toBe(200);
+          return ((await res.json()) as { usage: { prompt_tokens: number } }).usage.prompt_tokens;
+        };
+        expect(await ask()).toBe(22);
+        expect(await ask({ add_bos: false })).toBe(21);
+      } finally {
+        child.kill('SIGINT');
+        await exited;
+      }
+    });
+  },
+);
+
+/** `implicit-it serve ...` on a free loopback port; `url` resolves once it prints it. */
+function startServe(args: string[]): { child: ChildProcess; url: Promise<string>; exited: Promise<unknown> } {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--host', '127.0.0.1', ...args], {
+    env: { ...process.env, NO_COLOR: '1', HF_HUB_OFFLINE: '1' },
+  });
+  let stderr = '';
+  const exited = new Promise((resolve) => child.on('close', resolve));
+  const url = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), 60_000);
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.on('close', () => reject(new Error(`serve exited:\n${stderr}`)));
+  });
+  return { child, url, exited };
+}
