@@ -2,6 +2,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import {
+  randomWeights,
+  resolveConfig,
+  toHfConfig,
+  weightSpecs,
+  writeSafetensors,
+} from '@implicit-it/modelkit';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describeShared, SHARED_DIR } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -499,7 +506,11 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       losses: [2, 1, 2 / 3],
       finalLoss: 2 / 3,
       valLosses: [0.75],
-      onnx: { exported: false, reason: 'optimum is not installed' },
+      // the stand-in saves no model: modelkit's fallback export has nothing to read either
+      onnx: {
+        exported: false,
+        reason: `optimum is not installed; modelkit could not either: ${join(job, 'output', 'config.json')}: missing: a Hugging Face model directory has config.json beside its weights`,
+      },
       outputDir: join(job, 'output'),
       logFile: join(job, 'train.log'),
     });
@@ -507,6 +518,17 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(log).toContain('fake accelerate launch, epochs 5 rank 0');
     expect(log.match(/"event": "step"/g)).toHaveLength(3);
 
+    // a saved model in the output (as train.py leaves it): modelkit exports it, optimum being absent
+    const config = resolveConfig({ preset: 'tiny' });
+    const weights = randomWeights(config, 1);
+    mkdirSync(join(job, 'output'), { recursive: true });
+    writeFileSync(join(job, 'output', 'config.json'), JSON.stringify(toHfConfig(config)));
+    writeSafetensors(
+      join(job, 'output', 'model.safetensors'),
+      Object.fromEntries(
+        weightSpecs(config).map((s) => [s.name, { shape: s.shape, data: weights[s.name]! }]),
+      ),
+    );
     const text = await run([
       'finetune',
       'run',
@@ -521,7 +543,10 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^trained .*poetry-ep5-seed1: 2\/2 steps in [\d.]+ s, final loss 1\.0000\n/);
     expect(text.stdout).toContain('validation loss by epoch  0.7500');
-    expect(text.stdout).toContain('not exported: optimum is not installed');
+    expect(text.stdout).toContain(
+      `onnx      ${join(job, 'output', 'onnx')} (modelkit; optimum is not installed)`,
+    );
+    expect(existsSync(join(job, 'output', 'onnx', 'model.onnx'))).toBe(true);
     expect(text.stderr).toContain('fake accelerate launch'); // --verbose echoes the log
   });
 

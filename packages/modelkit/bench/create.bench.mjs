@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Times writing model directories (run `pnpm build` first; the root `pnpm bench` does).
 // Prints a report and one `BENCH {...}` line per headline figure (see scripts/bench.mjs).
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createModel } from '../dist/index.js';
+import { createModel, exportOnnx, randomWeights, weightSpecs, writeSafetensors } from '../dist/index.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const sharedDir = process.env.IMPLICIT_IT_SHARED_DIR ?? resolve(here, '../../../../shared');
@@ -78,6 +78,54 @@ try {
     'MB',
     '< 540 MB (streamed)',
     peakRss - rssBefore < 540 * 1024 * 1024,
+  );
+
+  // The same weights as a safetensors checkpoint, exported back to ONNX: time against writing them
+  // from the seed, peak memory (one tensor at a time), and the graph byte for byte.
+  const ckpt = join(root, 'ckpt');
+  mkdirSync(ckpt);
+  copyFileSync(join(created.dir, 'config.json'), join(ckpt, 'config.json'));
+  {
+    const weights = randomWeights(created.config, 1);
+    writeSafetensors(
+      join(ckpt, 'model.safetensors'),
+      Object.fromEntries(
+        weightSpecs(created.config).map((s) => [s.name, { shape: s.shape, data: weights[s.name] }]),
+      ),
+    );
+  }
+  globalThis.gc?.();
+  const rssBeforeExport = process.memoryUsage().rss;
+  let peakExport = rssBeforeExport;
+  const t3 = performance.now();
+  await exportOnnx({
+    dir: ckpt,
+    onProgress: () => {
+      peakExport = Math.max(peakExport, process.memoryUsage().rss);
+    },
+  });
+  const exportSeconds = Math.round((performance.now() - t3) / 10) / 100;
+  const same = readFileSync(join(ckpt, 'onnx', 'model.onnx')).equals(
+    readFileSync(join(created.dir, 'onnx', 'model.onnx')),
+  );
+  const exportRatio = exportSeconds / seconds;
+  console.log(
+    `export of the same weights from model.safetensors: ${exportSeconds} s vs ${seconds} s written from the seed -> ${exportRatio.toFixed(2)}x the time; ` +
+      `graph ${same ? 'byte-identical' : 'DIFFERENT'}; RSS ${mb(rssBeforeExport)} MB before, ${mb(peakExport)} MB peak`,
+  );
+  bench(
+    'modelkit: export smollm2-135m from safetensors',
+    exportSeconds,
+    's',
+    '< 60 s, identical graph',
+    exportSeconds < 60 && same,
+  );
+  bench(
+    'modelkit: RSS growth exporting smollm2-135m',
+    mb(peakExport - rssBeforeExport),
+    'MB',
+    '< 540 MB (one tensor at a time)',
+    peakExport - rssBeforeExport < 540 * 1024 * 1024,
   );
 } finally {
   rmSync(root, { recursive: true, force: true });
