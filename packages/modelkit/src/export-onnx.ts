@@ -69,20 +69,25 @@ function checkpointName(ckpt: SafetensorsCheckpoint, spec: WeightSpec): string |
  * the ONNX runtime without Python's optimum. Nothing else in the directory changes; weights are read
  * one tensor at a time.
  *
+ * A LoRA adapter directory as peft saves it (`adapter_config.json`, `adapter_model.safetensors`) is
+ * merged into its base model (`base`): W + alpha / r * B A on each adapted linear layer; the directory
+ * then gets the base's `config.json` and `generation_config.json` beside its own tokenizer.
+ *
  * Refused, with an error naming the file and field: a `config.json` modelkit does not build
  * (`rope_scaling`, an activation other than silu, `mlp_bias`, a model type other than llama/qwen2),
- * a missing or mis-shaped tensor, a tensor the configuration has no place for (a LoRA adapter must be
- * merged first), a non-float dtype, and an existing `onnx/model.onnx` unless `overwrite`.
+ * a missing or mis-shaped tensor, a tensor the configuration has no place for (LoRA weights inside a
+ * full checkpoint), an adapter a plain merge does not cover (DoRA, `modules_to_save`, ...), a
+ * non-float dtype, and an existing `onnx/model.onnx` unless `overwrite`.
  *
  * @example
  * const exported = await exportOnnx({ dir: 'jobs/poetry/output' });
  * console.log(exported.files); // ['onnx/model.onnx']
  */
 export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOnnx> {
-  const { dir: given, overwrite = false, externalDataThreshold, onProgress, ...graphOptions } = options;
+  const { dir: given, base, overwrite = false, externalDataThreshold, onProgress, ...graphOptions } = options;
   const dir = resolve(given);
   const adapterFile = join(dir, 'adapter_config.json');
-  const adapter = existsSync(adapterFile) ? readAdapter(dir, adapterFile, options.base) : undefined;
+  const adapter = existsSync(adapterFile) ? readAdapter(dir, adapterFile, base) : undefined;
   const modelDir = adapter?.base ?? dir;
   const configFile = join(modelDir, 'config.json');
   if (!existsSync(configFile)) {
@@ -137,12 +142,12 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
   if (unknown.length > 0) {
     const shown =
       unknown.slice(0, 5).join(', ') + (unknown.length > 5 ? `, and ${unknown.length - 5} more` : '');
-    const lora = unknown.some((n) => n.includes('lora_'))
+    const loraHint = unknown.some((n) => n.includes('lora_'))
       ? ' (LoRA weights: merge the adapter into the model first)'
       : '';
     throw new ModelWeightsError(
       unknown[0]!,
-      `${ckpt.source} holds tensors a ${config.modelType} model of this config.json has no place for: ${shown}${lora}`,
+      `${ckpt.source} holds tensors a ${config.modelType} model of this config.json has no place for: ${shown}${loraHint}`,
     );
   }
   const sourceDtypes = [...new Set([...names.values()].map((n) => ckpt.tensors.get(n)!.dtype))].sort();
