@@ -69,6 +69,7 @@ export { createRng, type Rng } from './rng.js';
 export { runPaths } from './run-layout.js';
 export {
   excerpt,
+  type PromptInput,
   promptsOverContext,
   type RuntimeAdapterOptions,
   type RuntimeModel,

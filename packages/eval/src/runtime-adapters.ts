@@ -2,6 +2,16 @@ import type { RuleSetConfig } from '@implicit-it/rules';
 import { AdapterContractError, ContextLengthError, type ContextOverrun } from './errors.js';
 import type { Generator, RankSource, ResponseItem, Scorer } from './model-interfaces.js';
 
+/** An instruction, or (format `raw`) the instruction as the whole prompt text. */
+export type PromptInput = { instruction: string } | { text: string };
+
+/**
+ * The runtime input of an instruction: under format `raw` the instruction is the prompt itself (no
+ * template; the runtime takes raw prompts as `{ text }`), otherwise it goes into the format's template.
+ */
+const promptInput = (instruction: string, format: RuntimeAdapterOptions['format']): PromptInput =>
+  format === 'raw' ? { text: instruction } : { instruction };
+
 /**
  * The part of an `@implicit-it/runtime` `Model` the adapters use, written out structurally so that
  * this package does not pull onnxruntime-node into installs that only compute win rates. A loaded
@@ -9,7 +19,7 @@ import type { Generator, RankSource, ResponseItem, Scorer } from './model-interf
  */
 export interface RuntimeModel {
   generate(
-    inputs: readonly { instruction: string }[],
+    inputs: readonly PromptInput[],
     options: {
       format?: 'tulu' | 'chat-template' | 'raw';
       addBos?: boolean;
@@ -20,7 +30,7 @@ export interface RuntimeModel {
     },
   ): Promise<{ text: string; finishReason: string; tokenIds: number[] }[]>;
   score(
-    items: readonly { prompt: { instruction: string }; continuation: string | readonly number[] }[],
+    items: readonly { prompt: PromptInput; continuation: string | readonly number[] }[],
     options: {
       format?: 'tulu' | 'chat-template' | 'raw';
       addBos?: boolean;
@@ -31,7 +41,7 @@ export interface RuntimeModel {
   ): Promise<{ tokenIds: number[]; logprobs: number[]; ranks?: number[] }[]>;
   /** The prompt of an instruction (its ids and text), `addBos` as in `generate`. */
   prompt(
-    input: { instruction: string },
+    input: PromptInput,
     format?: 'tulu' | 'chat-template' | 'raw',
     options?: { addBos?: boolean },
   ): { ids: number[]; text: string };
@@ -49,7 +59,10 @@ export interface RuntimeModel {
 
 /** Options shared by the runtime adapters. */
 export interface RuntimeAdapterOptions {
-  /** Prompt format (default `tulu`, the paper's). */
+  /**
+   * Prompt format (default `tulu`, the paper's); `chat-template` is the model's own template, `raw`
+   * the instruction alone as the prompt text.
+   */
   format?: 'tulu' | 'chat-template' | 'raw';
   /**
    * Start each prompt with the BOS token (default: the format's own, see the runtime's
@@ -109,7 +122,7 @@ export function promptsOverContext(
   const { format, ...bos } = promptOptions(options);
   const over: ContextOverrun[] = [];
   instructions.forEach((instruction, index) => {
-    const tokens = model.prompt({ instruction }, format, bos).ids.length;
+    const tokens = model.prompt(promptInput(instruction, format), format, bos).ids.length;
     if (tokens >= context) over.push({ index, tokens });
   });
   return over;
@@ -126,7 +139,7 @@ export function runtimeGenerator(model: RuntimeModel, options: RuntimeAdapterOpt
   return {
     async generateBatch(instructions, o) {
       const results = await model.generate(
-        instructions.map((instruction) => ({ instruction })),
+        instructions.map((instruction) => promptInput(instruction, options.format)),
         {
           ...pick(options),
           ...(o.maxNewTokens !== undefined ? { maxNewTokens: o.maxNewTokens } : {}),
@@ -165,7 +178,7 @@ async function scoreNonEmpty(
   const { format, ...bos } = promptOptions(options);
   const live = items
     .map((x, i) => {
-      const prompt = model.prompt({ instruction: x.instruction }, format, bos);
+      const prompt = model.prompt(promptInput(x.instruction, format), format, bos);
       // a response's text is tokenized where it follows its prompt, as ratio_eval.py does: alone, a
       // Llama-2 response would begin with a word-initial "▁" token the model never sees there
       let ids = x.responseIds ? [...x.responseIds] : model.continuationIds(prompt, x.response);
@@ -200,7 +213,7 @@ async function scoreNonEmpty(
     );
   }
   const scored = await model.score(
-    live.map(({ x, ids }) => ({ prompt: { instruction: x.instruction }, continuation: ids })),
+    live.map(({ x, ids }) => ({ prompt: promptInput(x.instruction, options.format), continuation: ids })),
     { ...pick(options), ranks },
   );
   // Array.from, not new Array(n): map() skips the holes of a sparse array

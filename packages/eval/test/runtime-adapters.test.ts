@@ -106,6 +106,30 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
     expect(baseRun.outputs.every((o) => o.output.length > 0)).toBe(true);
   }, 60_000);
 
+  it("format 'raw': the instruction is the whole prompt, in generation, scoring and the context check", async () => {
+    const instruction = 'Once upon a time, the river';
+    const [raw] = await runtimeGenerator(diverse, { format: 'raw' }).generateBatch([instruction], {
+      maxNewTokens: 8,
+    });
+    const [direct] = await diverse.generate([{ text: instruction }], { maxNewTokens: 8 });
+    expect(raw!.tokenIds).toEqual(direct!.tokenIds);
+    const rawPrompt = diverse.prompt({ text: instruction });
+    expect(rawPrompt.ids.length).toBeLessThan(diverse.prompt({ instruction }).ids.length); // no Tulu tags
+    // scoring follows the raw prompt: the log-probs of the runtime's own score() on { text }
+    const [scored] = await runtimeScorer(diverse, { format: 'raw', eos: false }).scoreContinuations([
+      { instruction, response: ' flowed on' },
+    ]);
+    const [own] = await diverse.score([
+      { prompt: { text: instruction }, continuation: diverse.continuationIds(rawPrompt, ' flowed on') },
+    ]);
+    expect(scored!.tokenLogprobs).toEqual(own!.logprobs);
+    // the up-front context check counts the raw prompt's tokens
+    const long = 'word '.repeat(600);
+    expect(promptsOverContext(diverse, [instruction, long], { format: 'raw' })).toEqual([
+      { index: 1, tokens: diverse.prompt({ text: long }).ids.length },
+    ]);
+  });
+
   it('runtimeScorer: log-probs equal the reference forward pass; ranking hand-count (5 wins, 20 ties of 30)', async () => {
     const items = [
       { instruction: 'Say hi.', response: 'hello world' },
