@@ -1,12 +1,9 @@
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { loadModel, type Model } from '@implicit-it/runtime';
-import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { describeShared, OLMO_EOS, TIRAMISU, tinyOlmoModelOptions } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, createApp } from '../src/index.js';
 import { json, tinyModel } from './helpers.js';
-
-const TIRAMISU = 'Give me a recipe for tiramisu.';
-const OLMO_EOS = 50279;
 
 const chat = (extra: Record<string, unknown> = {}) => ({
   model: 'tiny',
@@ -92,16 +89,7 @@ describeShared(
   () => {
     let olmo: Model;
     beforeAll(async () => {
-      // OLMo-1B-hf's special ids: no BOS, EOS 50279, PAD 1
-      const { dir } = await createTinyModel({
-        seed: 1,
-        initScale: 10,
-        tokenizerDir: sharedPath('fixtures/tokenizers/olmo'),
-        vocabSize: 50280,
-        bosTokenId: null,
-        eosTokenId: OLMO_EOS,
-        padTokenId: 1,
-      });
+      const { dir } = await createTinyModel(tinyOlmoModelOptions());
       olmo = await loadModel(dir, { log: () => {} });
     });
     afterAll(() => olmo?.dispose());

@@ -4,17 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { loadModel, type Model } from '@implicit-it/runtime';
-import { describeShared, sharedPath } from '@implicit-it/testkit';
+import {
+  describeShared,
+  OLMO_EOS,
+  OLMO_TULU_TIRAMISU,
+  sharedPath,
+  TIRAMISU,
+  tinyOlmoModelOptions,
+} from '@implicit-it/testkit';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CLI, run } from './helpers.js';
-
-const TIRAMISU = 'Give me a recipe for tiramisu.';
-const OLMO_EOS = 50279;
-/** The Tulu prompt of TIRAMISU on OLMo's tokenizer (S = 5, P = 21). */
-const OLMO_TULU = [
-  29, 93, 4537, 49651, 187, 19735, 479, 247, 13612, 323, 45310, 312, 37364, 15, 187, 29, 93, 515, 5567, 49651,
-  187,
-];
 
 describeShared(
   '--add-bos on a tokenizer without a BOS (OLMo): its EOS first, as the paper',
@@ -25,18 +24,7 @@ describeShared(
     let model: Model;
     let root: string;
     beforeAll(async () => {
-      // OLMo-1B-hf's special ids: no BOS, EOS 50279, PAD 1
-      dir = (
-        await createTinyModel({
-          seed: 1,
-          initScale: 10,
-          tokenizerDir: olmoTokenizer,
-          vocabSize: 50280,
-          bosTokenId: null,
-          eosTokenId: OLMO_EOS,
-          padTokenId: 1,
-        })
-      ).dir;
+      dir = (await createTinyModel(tinyOlmoModelOptions())).dir;
       model = await loadModel(dir, { log: () => {} });
       root = mkdtempSync(join(tmpdir(), 'cli-add-bos-'));
     });
@@ -58,7 +46,7 @@ describeShared(
       expect(a.usage.promptTokens).toBe(21);
       expect(b.usage).toEqual({ promptTokens: 22, completionTokens: 5, totalTokens: 27 });
       const [direct] = await model.generate(TIRAMISU, { maxNewTokens: 5, rules: false, addBos: true });
-      expect(direct!.prompt.ids).toEqual([OLMO_EOS, ...OLMO_TULU]);
+      expect(direct!.prompt.ids).toEqual([OLMO_EOS, ...OLMO_TULU_TIRAMISU]);
       expect(b.tokenIds).toEqual(direct!.tokenIds);
       expect(b.tokenIds).not.toEqual(a.tokenIds);
     });
@@ -116,9 +104,9 @@ describeShared(
       };
       const plain = await trace();
       const withBos = await trace('--add-bos');
-      expect([plain.promptIds, plain.scopeStart, plain.promptLength]).toEqual([OLMO_TULU, 5, 21]);
+      expect([plain.promptIds, plain.scopeStart, plain.promptLength]).toEqual([OLMO_TULU_TIRAMISU, 5, 21]);
       expect([withBos.promptIds, withBos.scopeStart, withBos.promptLength]).toEqual([
-        [OLMO_EOS, ...OLMO_TULU],
+        [OLMO_EOS, ...OLMO_TULU_TIRAMISU],
         6,
         22,
       ]);

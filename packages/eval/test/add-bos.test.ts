@@ -1,6 +1,6 @@
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { loadModel, type Model } from '@implicit-it/runtime';
-import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { describeShared, OLMO_EOS, TIRAMISU, tinyOlmoModelOptions } from '@implicit-it/testkit';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   promptsOverContext,
@@ -10,9 +10,6 @@ import {
   runtimeScorer,
 } from '../src/index.js';
 
-const TIRAMISU = 'Give me a recipe for tiramisu.';
-const OLMO_EOS = 50279;
-
 describeShared(
   'runtime adapters with addBos on a tokenizer without a BOS (OLMo)',
   ['fixtures/tokenizers/olmo/tokenizer.json'],
@@ -21,16 +18,7 @@ describeShared(
     /** `model`, recording the first id of every prompt built and the options of every call. */
     let spy: RuntimeModel & { firstIds: number[]; calls: Record<string, unknown>[] };
     beforeAll(async () => {
-      // OLMo-1B-hf's special ids: no BOS, EOS 50279, PAD 1
-      const { dir } = await createTinyModel({
-        seed: 1,
-        initScale: 10,
-        tokenizerDir: sharedPath('fixtures/tokenizers/olmo'),
-        vocabSize: 50280,
-        bosTokenId: null,
-        eosTokenId: OLMO_EOS,
-        padTokenId: 1,
-      });
+      const { dir } = await createTinyModel(tinyOlmoModelOptions());
       model = await loadModel(dir, { log: () => {} });
       const firstIds: number[] = [];
       const calls: Record<string, unknown>[] = [];

@@ -1,16 +1,14 @@
 import { createTinyModel } from '@implicit-it/modelkit/test';
-import { describeShared, sharedPath } from '@implicit-it/testkit';
+import {
+  describeShared,
+  OLMO_EOS,
+  OLMO_TULU_TIRAMISU,
+  TIRAMISU,
+  tinyOlmoModelOptions,
+} from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateWithoutCache, loadModel, type Model } from '../src/index.js';
 import { tinyModel } from './helpers.js';
-
-const TIRAMISU = 'Give me a recipe for tiramisu.';
-const OLMO_EOS = 50279;
-/** The Tulu prompt of TIRAMISU on OLMo's tokenizer: `<|user|>\n` is 5 tokens, S is 5, P is 21. */
-const OLMO_TULU = [
-  29, 93, 4537, 49651, 187, 19735, 479, 247, 13612, 323, 45310, 312, 37364, 15, 187, 29, 93, 515, 5567, 49651,
-  187,
-];
 
 describe('addBos is checked', () => {
   it("refuses raw text and promptIds, whose tokens are the caller's own, naming addBos", async () => {
@@ -74,16 +72,7 @@ describeShared(
   () => {
     let model: Model;
     beforeAll(async () => {
-      // OLMo-1B-hf's special ids: no BOS, EOS 50279, PAD 1; the tiny model's vocabulary is the tokenizer's
-      const { dir } = await createTinyModel({
-        seed: 1,
-        initScale: 10,
-        tokenizerDir: sharedPath('fixtures/tokenizers/olmo'),
-        vocabSize: 50280,
-        bosTokenId: null,
-        eosTokenId: OLMO_EOS,
-        padTokenId: 1,
-      });
+      const { dir } = await createTinyModel(tinyOlmoModelOptions());
       model = await loadModel(dir, { log: () => {} });
     });
     afterAll(() => model?.dispose());
@@ -91,11 +80,11 @@ describeShared(
     it('the prompt starts with the EOS only when asked, and S and P move by one', () => {
       expect(model.tokenizer.bosId).toBeUndefined();
       const plain = model.prompt({ instruction: TIRAMISU });
-      expect(plain).toMatchObject({ ids: OLMO_TULU, scopeStart: 5, promptLength: 21 });
+      expect(plain).toMatchObject({ ids: OLMO_TULU_TIRAMISU, scopeStart: 5, promptLength: 21 });
       expect(model.prompt({ instruction: TIRAMISU }, 'tulu', { addBos: false })).toEqual(plain);
       const withBos = model.prompt({ instruction: TIRAMISU }, 'tulu', { addBos: true });
       expect(withBos).toEqual({
-        ids: [OLMO_EOS, ...OLMO_TULU],
+        ids: [OLMO_EOS, ...OLMO_TULU_TIRAMISU],
         scopeStart: 6,
         promptLength: 22,
         text: `<|endoftext|><|user|>\n${TIRAMISU}\n<|assistant|>\n`,
@@ -109,12 +98,16 @@ describeShared(
         model.generate(TIRAMISU, { maxNewTokens: 6 }),
         model.generate(TIRAMISU, { maxNewTokens: 6, addBos: true }),
       ]);
-      expect(plain[0]!.prompt).toEqual({ ids: OLMO_TULU, scopeStart: 5, promptLength: 21 });
-      expect(withBos[0]!.prompt).toEqual({ ids: [OLMO_EOS, ...OLMO_TULU], scopeStart: 6, promptLength: 22 });
+      expect(plain[0]!.prompt).toEqual({ ids: OLMO_TULU_TIRAMISU, scopeStart: 5, promptLength: 21 });
+      expect(withBos[0]!.prompt).toEqual({
+        ids: [OLMO_EOS, ...OLMO_TULU_TIRAMISU],
+        scopeStart: 6,
+        promptLength: 22,
+      });
       expect(withBos[0]!.usage).toEqual({ promptTokens: 22, completionTokens: 6, totalTokens: 28 });
       // the same as giving those ids, S included (the rules' scope), and unlike the prompt without it
       const [byIds] = await model.generate(
-        { promptIds: [OLMO_EOS, ...OLMO_TULU], scopeStart: 6 },
+        { promptIds: [OLMO_EOS, ...OLMO_TULU_TIRAMISU], scopeStart: 6 },
         { maxNewTokens: 6, rules: 'hewitt2024' },
       );
       const [ruled] = await model.generate(TIRAMISU, { maxNewTokens: 6, rules: 'hewitt2024', addBos: true });
@@ -135,7 +128,9 @@ describeShared(
     it('score() scores after the prompt with the EOS in front', async () => {
       const continuation = [19735, 479, 247];
       const [withBos] = await model.score([{ prompt: TIRAMISU, continuation }], { addBos: true });
-      const [byIds] = await model.score([{ prompt: { promptIds: [OLMO_EOS, ...OLMO_TULU] }, continuation }]);
+      const [byIds] = await model.score([
+        { prompt: { promptIds: [OLMO_EOS, ...OLMO_TULU_TIRAMISU] }, continuation },
+      ]);
       const [plain] = await model.score([{ prompt: TIRAMISU, continuation }]);
       expect(withBos!.logprobs).toEqual(byIds!.logprobs);
       expect(withBos!.logprobs).not.toEqual(plain!.logprobs);

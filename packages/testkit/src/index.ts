@@ -136,3 +136,31 @@ export async function serveHubRepo(dir: string, repo: string): Promise<LocalHub>
     close: () => new Promise((done) => server.close(() => done())),
   };
 }
+
+/** The instruction of the paper's worked prompt example (rules-spec.md). */
+export const TIRAMISU = 'Give me a recipe for tiramisu.';
+/** OLMo's EOS id in the shared OLMo tokenizer: the BOS stand-in of the paper's OLMo prompts (it names no BOS). */
+export const OLMO_EOS = 50279;
+/** The Tulu prompt of {@link TIRAMISU} on the shared OLMo tokenizer: `<|user|>\n` is 5 tokens, S is 5, P is 21. */
+export const OLMO_TULU_TIRAMISU: readonly number[] = [
+  29, 93, 4537, 49651, 187, 19735, 479, 247, 13612, 323, 45310, 312, 37364, 15, 187, 29, 93, 515, 5567, 49651,
+  187,
+];
+
+/**
+ * Options of modelkit's `createTinyModel` for a tiny model on the shared OLMo tokenizer (its vocabulary
+ * the tokenizer's) with OLMo-1B-hf's special ids: no BOS, EOS {@link OLMO_EOS}, PAD 1. Weights are
+ * scaled so that greedy outputs are diverse. Use under `describeShared` with
+ * `fixtures/tokenizers/olmo/tokenizer.json`.
+ */
+export function tinyOlmoModelOptions() {
+  return {
+    seed: 1,
+    initScale: 10,
+    tokenizerDir: sharedPath('fixtures', 'tokenizers', 'olmo'),
+    vocabSize: 50280,
+    bosTokenId: null,
+    eosTokenId: OLMO_EOS,
+    padTokenId: 1,
+  };
+}
