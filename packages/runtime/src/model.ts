@@ -6,8 +6,10 @@ import { GenerationError } from './errors.js';
 import { type ResolveOptions, resolveModel } from './hub.js';
 import { type ModelFiles, modelEosIds, resolveModelFiles } from './model-dir.js';
 import {
+  bad,
   checkOptions,
   checkScoreOptions,
+  flag,
   type GenerateInput,
   type GenerateOptions,
   type GenerationResult,
@@ -174,22 +176,14 @@ export class Model {
     options: Pick<GenerateOptions, 'addBos'> = {},
   ): Prompt {
     const { addBos } = options;
-    if (addBos !== undefined && typeof addBos !== 'boolean') {
-      throw new GenerationError(
-        'runtime.bad_option',
-        `addBos: expected true or false, got ${JSON.stringify(addBos)}`,
-        'addBos',
-      );
-    }
+    flag(addBos, 'addBos');
     if (typeof input === 'string') input = format === 'raw' ? { text: input } : { instruction: input };
     if ('promptIds' in input) {
-      if (addBos !== undefined) {
-        throw new GenerationError(
-          'runtime.bad_option',
-          'addBos: a prompt given as promptIds is taken as it is; put the BOS id first yourself, or drop addBos',
+      if (addBos !== undefined)
+        bad(
           'addBos',
+          'a prompt given as promptIds is taken as it is; put the BOS id first yourself, or drop addBos',
         );
-      }
       const ids = [...input.promptIds];
       this.checkIds(ids, 'promptIds');
       const scopeStart = input.scopeStart ?? 0;
@@ -197,11 +191,10 @@ export class Model {
     }
     if ('text' in input || format === 'raw') {
       if (addBos !== undefined) {
-        throw new GenerationError(
-          'runtime.bad_option',
-          "addBos: a raw text prompt is tokenized as written (with the tokenizer's own special tokens); " +
-            "write the BOS in the text, or use format 'tulu' or 'chat-template'",
+        bad(
           'addBos',
+          "a raw text prompt is tokenized as written (with the tokenizer's own special tokens); " +
+            "write the BOS in the text, or use format 'tulu' or 'chat-template'",
         );
       }
       if ('text' in input) return this.tokenizer.buildPrompt({ format: 'raw', text: input.text });

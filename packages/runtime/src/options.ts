@@ -73,7 +73,8 @@ export type StreamPart =
   | { type: 'token'; id: number; logprob?: TokenLogprob; baseRank?: number }
   | { type: 'finish'; finishReason: FinishReason; text: string; usage: GenerationResult['usage'] };
 
-const bad = (param: string, message: string): never => {
+/** Throws the `runtime.bad_option` error of an option: `param: message`, naming it. */
+export const bad = (param: string, message: string): never => {
   throw new GenerationError('runtime.bad_option', `${param}: ${message}`, param);
 };
 
@@ -84,7 +85,7 @@ const int = (v: number | undefined, param: string, min: number, max = Number.MAX
 };
 
 /** An optional boolean option, or a `runtime.bad_option` error naming it. */
-const flag = (v: unknown, param: string) => {
+export const flag = (v: unknown, param: string) => {
   if (v !== undefined && typeof v !== 'boolean')
     bad(param, `expected true or false, got ${JSON.stringify(v)}`);
 };
