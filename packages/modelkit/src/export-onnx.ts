@@ -1,12 +1,13 @@
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DecoderConfig } from './config.js';
 import { ModelFileError, ModelWeightsError } from './errors.js';
 import { fromHfConfig } from './hf-config.js';
+import { readJsonFile } from './json-file.js';
 import type { DecoderGraphOptions } from './onnx/decoder-graph.js';
 import { writeGraphAside } from './onnx/write-aside.js';
 import { openSafetensors, type SafetensorsCheckpoint } from './safetensors.js';
-import { numel, parameterCount, type WeightSpec, weightSpecs } from './weights.js';
+import { parameterCount, type WeightSpec, weightSpecs } from './weights.js';
 
 /** Options of {@link exportOnnx}. */
 export interface ExportOnnxOptions extends DecoderGraphOptions {
@@ -96,13 +97,7 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
       'missing: a Hugging Face model directory has config.json beside its weights',
     );
   }
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(readFileSync(configFile, 'utf8'));
-  } catch (error) {
-    throw new ModelFileError(configFile, `is not JSON (${(error as Error).message})`);
-  }
-  const config = fromHfConfig(json);
+  const config = fromHfConfig(readJsonFile(configFile));
   const target = join(dir, 'onnx', 'model.onnx');
   if (!overwrite && existsSync(target)) {
     throw new ModelFileError(target, 'exists; pass overwrite: true (CLI: --force) to replace it');
@@ -156,9 +151,8 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
     dir,
     config,
     (spec) => {
+      // the shape was checked against the spec above: read() returns exactly its values
       const values = ckpt.read(names.get(spec.name)!);
-      if (values.length !== numel(spec.shape))
-        throw new ModelWeightsError(spec.name, 'changed size while reading');
       const pair = lora?.get(spec.name);
       if (pair && adapter) {
         mergeLora(values, spec.shape, adapter.ckpt.read(pair.a), adapter.ckpt.read(pair.b), adapter);
@@ -204,7 +198,6 @@ interface Adapter {
   rank: number;
   scale: number;
   ckpt: SafetensorsCheckpoint;
-  file: string;
 }
 
 function isNonEmptyObject(value: unknown): boolean {
@@ -212,12 +205,7 @@ function isNonEmptyObject(value: unknown): boolean {
 }
 
 function readAdapter(dir: string, file: string, givenBase: string | undefined): Adapter {
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (error) {
-    throw new ModelFileError(file, `is not JSON (${(error as Error).message})`);
-  }
+  const json = readJsonFile(file);
   const refuse = (field: string, why: string) => new ModelFileError(file, `${field}: ${why}`);
   if (json.peft_type !== undefined && json.peft_type !== 'LORA') {
     throw refuse(
@@ -269,7 +257,7 @@ function readAdapter(dir: string, file: string, givenBase: string | undefined): 
   }
   const ckpt = openSafetensors(dir, 'adapter_model.safetensors');
   const scale = json.use_rslora === true ? alpha / Math.sqrt(rank) : alpha / rank;
-  return { base: resolve(base), rank, scale, ckpt, file: weights };
+  return { base: resolve(base), rank, scale, ckpt };
 }
 
 /**
@@ -286,7 +274,7 @@ function loraPairs(adapter: Adapter, config: DecoderConfig): Map<string, { a: st
     if (!m || !target || !spec || spec.kind !== 'linear') {
       throw new ModelWeightsError(
         name,
-        `in ${adapter.file} is not the A or B matrix of a linear layer of this ${config.modelType} model; modelkit merges LoRA on linear layers only`,
+        `in ${adapter.ckpt.source} is not the A or B matrix of a linear layer of this ${config.modelType} model; modelkit merges LoRA on linear layers only`,
       );
     }
     const [rows, cols] = spec.shape as [number, number];
@@ -294,7 +282,7 @@ function loraPairs(adapter: Adapter, config: DecoderConfig): Map<string, { a: st
     if (entry.shape.length !== 2 || entry.shape[0] !== expected[0] || entry.shape[1] !== expected[1]) {
       throw new ModelWeightsError(
         name,
-        `is [${entry.shape.join(', ')}] in ${adapter.file}, expected [${expected.join(', ')}] (r ${adapter.rank}, ${target} [${rows}, ${cols}])`,
+        `is [${entry.shape.join(', ')}] in ${adapter.ckpt.source}, expected [${expected.join(', ')}] (r ${adapter.rank}, ${target} [${rows}, ${cols}])`,
       );
     }
     const pair = pairs.get(target) ?? {};
@@ -307,12 +295,12 @@ function loraPairs(adapter: Adapter, config: DecoderConfig): Map<string, { a: st
     if (!a || !b) {
       throw new ModelWeightsError(
         target,
-        `has a LoRA ${a ? 'A' : 'B'} matrix without its ${a ? 'B' : 'A'} in ${adapter.file}`,
+        `has a LoRA ${a ? 'A' : 'B'} matrix without its ${a ? 'B' : 'A'} in ${adapter.ckpt.source}`,
       );
     }
     complete.set(target, { a, b });
   }
-  if (complete.size === 0) throw new ModelWeightsError(adapter.file, 'holds no LoRA matrices');
+  if (complete.size === 0) throw new ModelWeightsError(adapter.ckpt.source, 'holds no LoRA matrices');
   return complete;
 }
 

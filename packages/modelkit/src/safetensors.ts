@@ -1,6 +1,8 @@
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ModelFileError } from './errors.js';
+import { readJsonFile } from './json-file.js';
+import { writeAll } from './onnx/write-onnx.js';
 import { numel } from './weights.js';
 
 /**
@@ -187,8 +189,8 @@ function readTensor(entry: SafetensorsEntry): Float32Array {
 /**
  * Opens the safetensors checkpoint of a Hugging Face model directory: `model.safetensors` (or another
  * `file`, e.g. `adapter_model.safetensors`), or the shards that `model.safetensors.index.json` lists.
- * Only the headers are read; {@link SafetensorsCheckpoint.read} reads one tensor at a time, so a checkpoint of any size is converted in the memory of its largest
- * tensor. Throws a {@link ModelFileError} naming the file for a missing, truncated or malformed one.
+ * Only the headers are read; {@link SafetensorsCheckpoint.read} reads one tensor at a time, so a
+ * checkpoint of any size is converted in the memory of its largest tensor. Throws a {@link ModelFileError} naming the file for a missing, truncated or malformed one.
  *
  * @example
  * const ckpt = openSafetensors('/models/smollm2-135m');
@@ -202,12 +204,7 @@ export function openSafetensors(dir: string, file = 'model.safetensors'): Safete
   let weightMap: Record<string, string> | undefined;
   if (existsSync(index)) {
     source = index;
-    let json: { weight_map?: Record<string, string> };
-    try {
-      json = JSON.parse(readFileSync(index, 'utf8'));
-    } catch (error) {
-      throw new ModelFileError(index, `is not JSON (${(error as Error).message})`);
-    }
+    const json = readJsonFile<{ weight_map?: Record<string, string> }>(index);
     if (typeof json.weight_map !== 'object' || json.weight_map === null) {
       throw new ModelFileError(index, 'has no "weight_map" object (tensor name -> shard file)');
     }
@@ -309,9 +306,7 @@ export function writeSafetensors(
     writeSync(fd, length);
     writeSync(fd, json);
     for (const t of Object.values(tensors)) {
-      const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-      for (let done = 0; done < bytes.length; )
-        done += writeSync(fd, bytes, done, Math.min(bytes.length - done, 2 ** 30));
+      writeAll(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
     }
   } finally {
     closeSync(fd);

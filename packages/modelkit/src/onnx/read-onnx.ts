@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import type { DecoderConfig } from '../config.js';
 import { ModelFileError } from '../errors.js';
 import { fromHfConfig } from '../hf-config.js';
+import { readJsonFile } from '../json-file.js';
 import { type ModelWeights, numel, weightSpecs } from '../weights.js';
 import { DataType, onnxType } from './onnx-schema.js';
 
@@ -69,7 +70,7 @@ export function readModel(dir: string, onnxFile = join(dir, 'onnx', 'model.onnx'
   if (!existsSync(configFile)) throw new ModelFileError(configFile, 'not found; is this a model directory?');
   if (!existsSync(onnxFile))
     throw new ModelFileError(onnxFile, 'not found; write the model with createModel');
-  const config = fromHfConfig(JSON.parse(readFileSync(configFile, 'utf8')));
+  const config = fromHfConfig(readJsonFile(configFile));
   const ModelProto = onnxType('ModelProto');
   const model = ModelProto.toObject(ModelProto.decode(readFileSync(onnxFile)), {
     longs: Number,

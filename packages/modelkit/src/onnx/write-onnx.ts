@@ -36,7 +36,7 @@ export interface WrittenOnnx {
 const WRITE_CHUNK = 64 * 1024 ** 2;
 
 /** Writes all of `bytes` (at `position`, or at the file's current position), in chunks. */
-function writeAll(fd: number, bytes: Uint8Array, position?: number): void {
+export function writeAll(fd: number, bytes: Uint8Array, position?: number): void {
   let done = 0;
   while (done < bytes.length) {
     const n = Math.min(WRITE_CHUNK, bytes.length - done);
