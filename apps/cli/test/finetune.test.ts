@@ -231,7 +231,7 @@ for s in range(1, steps + 1):
     emit("step", step=s, total_steps=steps, epoch=1, loss=2.0 / s, lr=1e-5)
 emit("eval", epoch=1, step=steps, val_loss=0.75)
 emit("saved", path=os.path.join(os.path.dirname(os.path.abspath("job.json")), "output"))
-emit("onnx", exported=False, reason="optimum is not installed")
+emit("onnx", exported=False, reason=os.environ.get("FAKE_ONNX_REASON", "optimum is not installed"))
 emit("done", steps=steps, val_losses=[0.75])
 `,
   );
@@ -547,6 +547,22 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       `onnx      ${join(job, 'output', 'onnx')} (modelkit; optimum is not installed)`,
     );
     expect(existsSync(join(job, 'output', 'onnx', 'model.onnx'))).toBe(true);
+    // the label says why optimum did not export: here its export failed
+    const failed = await run([
+      'finetune',
+      'run',
+      job,
+      '--python',
+      python,
+      '--env',
+      "FAKE_ONNX_REASON=optimum's export failed: ValueError: unsupported",
+      '--max-steps',
+      '1',
+    ]);
+    expect(failed.code, failed.stderr).toBe(0);
+    expect(failed.stdout).toContain(
+      `onnx      ${join(job, 'output', 'onnx')} (modelkit; optimum's export failed: ValueError: unsupported)`,
+    );
     expect(text.stderr).toContain('fake accelerate launch'); // --verbose echoes the log
   });
 

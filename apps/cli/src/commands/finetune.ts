@@ -635,12 +635,20 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
     out += `  validation loss by epoch  ${result.valLosses.map((v) => v.toFixed(4)).join(', ')}\n`;
   if (result.resumedFrom) out += `  resumed   from step ${result.resumedFrom.step}\n`;
   out += `  model     ${result.outputDir}\n`;
-  if (result.onnx)
-    out += !result.onnx.exported
-      ? `  onnx      ${p('yellow', `not exported: ${result.onnx.reason ?? 'unknown reason'}`)}\n`
-      : result.onnx.by === 'modelkit'
-        ? `  onnx      ${result.onnx.path} ${p('dim', result.onnx.mergedInto ? `(modelkit: the LoRA adapter merged into ${result.onnx.mergedInto})` : '(modelkit; optimum is not installed)')}\n`
-        : `  onnx      ${result.onnx.path}\n`;
+  const onnx = result.onnx;
+  if (onnx) {
+    // modelkit exports where optimum did not: say why (the first clause of train.py's reason)
+    const why = onnx.mergedInto
+      ? `modelkit: the LoRA adapter merged into ${onnx.mergedInto}`
+      : `modelkit; ${onnx.reason?.split(';')[0] ?? 'optimum did not export'}`;
+    out += `  onnx      ${
+      !onnx.exported
+        ? p('yellow', `not exported: ${onnx.reason ?? 'unknown reason'}`)
+        : onnx.by === 'modelkit'
+          ? `${onnx.path} ${p('dim', `(${why})`)}`
+          : onnx.path
+    }\n`;
+  }
   out += `  log       ${result.logFile}\n`;
   process.stdout.write(out);
 }
