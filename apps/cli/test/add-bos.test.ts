@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +12,7 @@ import {
   tinyOlmoModelOptions,
 } from '@implicit-it/testkit';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CLI, run } from './helpers.js';
+import { run, startServe, stop } from './helpers.js';
 
 describeShared(
   '--add-bos on a tokenizer without a BOS (OLMo): its EOS first, as the paper',
@@ -175,31 +174,8 @@ describeShared(
         expect(await ask()).toBe(22);
         expect(await ask({ add_bos: false })).toBe(21);
       } finally {
-        child.kill('SIGINT');
-        await exited;
+        await stop(child, exited);
       }
     });
   },
 );
-
-/** `implicit-it serve ...` on a free loopback port; `url` resolves once it prints it. */
-function startServe(args: string[]): { child: ChildProcess; url: Promise<string>; exited: Promise<unknown> } {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--host', '127.0.0.1', ...args], {
-    env: { ...process.env, NO_COLOR: '1', HF_HUB_OFFLINE: '1' },
-  });
-  let stderr = '';
-  const exited = new Promise((resolve) => child.on('close', resolve));
-  const url = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), 60_000);
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    child.on('close', () => reject(new Error(`serve exited:\n${stderr}`)));
-  });
-  return { child, url, exited };
-}

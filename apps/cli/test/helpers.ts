@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTinyModel } from '@implicit-it/modelkit/test';
@@ -58,4 +58,32 @@ export function run(
  */
 export async function tinyModelDir(): Promise<string> {
   return (await createTinyModel({ seed: 1, initScale: 10 })).dir;
+}
+
+/** Starts `implicit-it serve ...` on a free loopback port; resolves once it prints its URL. */
+export function startServe(args: string[], env: Record<string, string> = {}, timeout = 60_000) {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--host', '127.0.0.1', ...args], {
+    env: { ...process.env, NO_COLOR: '1', HF_HUB_OFFLINE: '1', ...env },
+  });
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const url = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), timeout);
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.on('close', () => reject(new Error(`serve exited:\n${stderr}`)));
+  });
+  return { child, url, exited, stderr: () => stderr };
+}
+
+/** Stops a server started by {@link startServe} with Ctrl-C; resolves to its exit code. */
+export async function stop(child: ChildProcess, exited: Promise<number | null>) {
+  child.kill('SIGINT');
+  return exited;
 }

@@ -1,37 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { missingShared } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, run, tinyModelDir } from './helpers.js';
-
-/** Starts `implicit-it serve ...` on a free loopback port; resolves once it prints its URL. */
-function startServe(args: string[], env: Record<string, string> = {}, timeout = 60_000) {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--host', '127.0.0.1', ...args], {
-    env: { ...process.env, NO_COLOR: '1', HF_HUB_OFFLINE: '1', ...env },
-  });
-  let stderr = '';
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  const url = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), timeout);
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    child.on('close', () => reject(new Error(`serve exited:\n${stderr}`)));
-  });
-  return { child, url, exited, stderr: () => stderr };
-}
-
-async function stop(child: ChildProcess, exited: Promise<number | null>) {
-  child.kill('SIGINT');
-  return exited;
-}
+import { run, startServe, stop, tinyModelDir } from './helpers.js';
 
 describe('serve', () => {
   let model: string;
