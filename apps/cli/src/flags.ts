@@ -190,7 +190,10 @@ export interface PromptFlags {
  * The prompt settings of `flags` for the runtime and for run records: `addBos` only where
  * `--add-bos` was given, so that records of runs without it stay as they were.
  */
-export function promptSettings(flags: PromptFlags): { format: PromptFlags['format']; addBos?: true } {
+export function promptSettings<F extends PromptFlags['format']>(flags: {
+  format: F;
+  addBos?: boolean;
+}): { format: F; addBos?: true } {
   return { format: flags.format, ...(flags.addBos ? { addBos: true as const } : {}) };
 }
 

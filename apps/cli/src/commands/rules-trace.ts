@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { compileRules, type RuleSpec } from '@implicit-it/rules';
 import { loadTokenizer } from '@implicit-it/tokenizers';
 import { type Command, Option } from 'commander';
-import { ADD_BOS_HELP, idsArg, intArg, parseRules } from '../flags.js';
+import { ADD_BOS_HELP, idsArg, intArg, parseRules, promptSettings } from '../flags.js';
 import { CliError, EXIT, note, usage } from '../output.js';
 
 interface TraceFlags {
@@ -60,11 +60,7 @@ async function run(flags: TraceFlags): Promise<void> {
   let promptIds: number[];
   let scopeStart: number;
   if (flags.instruction !== undefined) {
-    const prompt = tok.buildPrompt({
-      format: flags.format,
-      instruction: flags.instruction,
-      ...(flags.addBos ? { addBos: true } : {}),
-    });
+    const prompt = tok.buildPrompt({ ...promptSettings(flags), instruction: flags.instruction });
     promptIds = prompt.ids;
     scopeStart = prompt.scopeStart;
   } else {

@@ -13,6 +13,7 @@ import {
   type OpenedModel,
   openModel,
   parseRules,
+  promptSettings,
   rulesLabel,
 } from '../flags.js';
 import { CliError, EXIT, note, painter, usage } from '../output.js';
@@ -83,8 +84,7 @@ async function run(flags: ServeFlags): Promise<void> {
       concurrency: flags.concurrency,
       maxQueued: flags.maxQueued,
       maxTokens: flags.maxTokens,
-      format: flags.format,
-      ...(flags.addBos ? { addBos: true } : {}),
+      ...promptSettings(flags),
       playground: flags.playground,
       ...(flags.cors !== undefined ? { cors: flags.cors === '*' ? true : flags.cors } : {}),
       notice: opened.some((m) => m.random)
