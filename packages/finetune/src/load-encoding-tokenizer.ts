@@ -49,9 +49,10 @@ export async function loadEncodingTokenizer(dir: string): Promise<EncodingTokeni
     typeof config.add_bos_token === 'boolean'
       ? config.add_bos_token
       : bosId !== undefined && probe[0] === bosId;
-  const hf = tok.hf as unknown as HfTokenizer;
+  // the eos_token Python's tokenizer has: tokenizer_config.json's, else special_tokens_map.json's
   const eosToken =
-    hf.eos_token ||
+    tokenText(config.eos_token) ||
+    tokenText(readJson(join(abs, 'special_tokens_map.json')).eos_token) ||
     (tok.eosIds[0] !== undefined ? tok.idToToken(tok.eosIds[0]) : undefined) ||
     eosFromModelConfig(abs);
   if (!eosToken)
@@ -71,8 +72,11 @@ export async function loadEncodingTokenizer(dir: string): Promise<EncodingTokeni
   };
 }
 
-interface HfTokenizer {
-  eos_token?: string | null;
+/** A special token's text: a string, or an AddedToken object's `content`. */
+function tokenText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  const content = (value as { content?: unknown } | null | undefined)?.content;
+  return typeof content === 'string' ? content : undefined;
 }
 
 /** The eos token text from config.json's eos_token_id and tokenizer.json's added tokens (GPT-2 dirs often lack it in tokenizer_config.json). */

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import * as transformers from '@huggingface/transformers';
-import { PreTrainedTokenizer } from '@huggingface/transformers';
+import { Template } from '@huggingface/jinja';
+import { Tokenizer as InnerTokenizerClass } from '@huggingface/tokenizers';
 import { type Detokenizer, type DetokenizerOptions, WindowDetokenizer } from './detokenizer.js';
 import { PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
 import type { JsonObject, TokenizerFiles } from './files.js';
@@ -135,14 +135,6 @@ function hfConfig(files: TokenizerFiles, chatTemplate: string | undefined): Json
   return config;
 }
 
-function tokenizerClass(name: unknown): typeof PreTrainedTokenizer {
-  if (typeof name !== 'string') return PreTrainedTokenizer;
-  const cls = (transformers as Record<string, unknown>)[name.replace(/Fast$/, '')];
-  return typeof cls === 'function' && cls.prototype instanceof PreTrainedTokenizer
-    ? (cls as typeof PreTrainedTokenizer)
-    : PreTrainedTokenizer;
-}
-
 class HfTokenizer implements Tokenizer {
   readonly source: string;
   readonly pieceEncoding: PieceEncoding;
@@ -152,7 +144,7 @@ class HfTokenizer implements Tokenizer {
   readonly padId: number;
   readonly chatTemplate: string | undefined;
   readonly specialTokenTexts: readonly string[];
-  readonly hf: PreTrainedTokenizer;
+  readonly inner: InnerTokenizerClass;
   readonly size: number;
   private readonly added: AddedTokenInfo[];
   private readonly specialIds: Set<number>;
@@ -167,6 +159,9 @@ class HfTokenizer implements Tokenizer {
   /** Llama `legacy: false`: "▁" is prepended once per text, as Python does (see legacy-prepend.ts). */
   private readonly prependOnce: boolean;
   private readonly spaceId: number | undefined;
+  /** The special tokens a chat template sees as variables (`bos_token`, `eos_token`, ...). */
+  private readonly templateTokens: Record<string, string>;
+  private readonly templates = new Map<string, Template>();
 
   constructor(files: TokenizerFiles, options: TokenizerOptions) {
     const { size, added } = validateTokenizerJson(files);
@@ -181,23 +176,27 @@ class HfTokenizer implements Tokenizer {
     this.byteFallback = model.byte_fallback === true;
     this.pieceEncoding = detectPieceEncoding(files.tokenizerJson);
     const config = hfConfig(files, this.chatTemplate);
-    const Cls = tokenizerClass(config.tokenizer_class);
+    this.templateTokens = {};
+    for (const key of SPECIAL_KEYS) {
+      const value = config[key];
+      if (typeof value === 'string' && value !== '') this.templateTokens[key] = value;
+    }
     try {
-      this.hf = new Cls(files.tokenizerJson, config);
+      this.inner = new InnerTokenizerClass(files.tokenizerJson, config);
     } catch (error) {
       throw new TokenizerLoadError(
         'tokenizers.unsupported',
         join(files.source, 'tokenizer.json'),
-        `@huggingface/transformers cannot build this tokenizer (${(error as Error).message}); ` +
+        `@huggingface/tokenizers cannot build this tokenizer (${(error as Error).message}); ` +
           're-save it with a recent Python transformers (tokenizer.save_pretrained)',
         { cause: error },
       );
     }
-    this.prependOnce = applyLegacyFalsePrepend(this.hf._tokenizer as never, files.tokenizerConfig);
-    this.spaceId = this.prependOnce ? (this.hf._tokenizer.token_to_id('\u2581') ?? undefined) : undefined;
+    this.prependOnce = applyLegacyFalsePrepend(this.inner as never, files.tokenizerConfig);
+    this.spaceId = this.prependOnce ? (this.inner.token_to_id('\u2581') ?? undefined) : undefined;
     const special = resolveSpecialIds(
       files,
-      { size, tokenToId: (t) => this.hf._tokenizer.token_to_id(t) },
+      { size, tokenToId: (t) => this.inner.token_to_id(t) },
       new Set(this.specialTokenTexts),
     );
     if (options.eosIds) {
@@ -216,7 +215,7 @@ class HfTokenizer implements Tokenizer {
     this.vocab ??= new TokenizerVocabulary({
       size: this.size,
       eosIds: this.eosIds,
-      vocab: this.hf._tokenizer.get_vocab(false),
+      vocab: this.inner.get_vocab(false),
       added: this.added,
       encoding: this.pieceEncoding,
       byteFallback: this.byteFallback,
@@ -228,15 +227,14 @@ class HfTokenizer implements Tokenizer {
     if (typeof text !== 'string')
       throw new TokenizerInputError(`encode: text must be a string, got ${typeof text}`);
     const addSpecial = options?.addSpecialTokens ?? true;
-    const encode = (t: string, special: boolean) =>
-      this.hf._tokenizer.encode(t, { add_special_tokens: special }).ids;
+    const encode = (t: string, special: boolean) => this.inner.encode(t, { add_special_tokens: special }).ids;
     const run = () =>
       this.prependOnce
         ? encodeOnce(encode, text, addSpecial, this.spaceId, (id) => this.specialIds.has(id))
         : encode(text, addSpecial);
     const ranges = checkRanges(options?.literalRanges, text.length);
     if (ranges.length === 0) return run();
-    return encodeWithLiteralRanges(this.hf._tokenizer as unknown as InnerTokenizer, text, ranges, run);
+    return encodeWithLiteralRanges(this.inner as unknown as InnerTokenizer, text, ranges, run);
   }
 
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string {
@@ -248,18 +246,18 @@ class HfTokenizer implements Tokenizer {
     const list = Array.isArray(ids) ? (ids as number[]) : Array.from(ids);
     for (let i = 0; i < list.length; i++) this.checkId(list[i]!, `decode: ids[${i}]`);
     if (list.length === 0) return '';
-    return this.hf._tokenizer.decode(list, {
+    return this.inner.decode(list, {
       skip_special_tokens: options?.skipSpecialTokens ?? false,
       clean_up_tokenization_spaces: options?.cleanUpTokenizationSpaces ?? false,
     });
   }
 
   idToToken(id: number): string | undefined {
-    return this.hf._tokenizer.id_to_token(id);
+    return this.inner.id_to_token(id);
   }
 
   tokenToId(token: string): number | undefined {
-    return this.hf._tokenizer.token_to_id(token);
+    return this.inner.token_to_id(token);
   }
 
   isSpecial(id: number): boolean {
@@ -286,7 +284,7 @@ class HfTokenizer implements Tokenizer {
     let bytes = this.byteMemo[id];
     if (bytes === undefined) {
       const added = this.addedById.get(id);
-      const piece = added === undefined ? this.hf._tokenizer.id_to_token(id) : undefined;
+      const piece = added === undefined ? this.inner.id_to_token(id) : undefined;
       bytes =
         added !== undefined
           ? new TextEncoder().encode(added)
@@ -309,11 +307,19 @@ class HfTokenizer implements Tokenizer {
     addGenerationPrompt: boolean,
   ): string {
     try {
-      return this.hf.apply_chat_template(messages as ChatMessage[], {
-        tokenize: false,
+      let compiled = this.templates.get(template);
+      if (compiled === undefined) {
+        compiled = new Template(template);
+        this.templates.set(template, compiled);
+      }
+      // the variables transformers' apply_chat_template gives a template (no tools, no documents)
+      return compiled.render({
+        messages: messages as ChatMessage[],
         add_generation_prompt: addGenerationPrompt,
-        chat_template: template,
-      }) as string;
+        tools: null,
+        documents: null,
+        ...this.templateTokens,
+      });
     } catch (error) {
       throw new PromptError(
         'tokenizers.invalid_prompt',
@@ -325,7 +331,7 @@ class HfTokenizer implements Tokenizer {
   createDetokenizer(options?: DetokenizerOptions): Detokenizer {
     const skip = options?.skipSpecialTokens ?? false;
     const decodeOptions = { skip_special_tokens: skip, clean_up_tokenization_spaces: false };
-    const tokenizer = this.hf._tokenizer;
+    const tokenizer = this.inner;
     const decodeWindow = (ids: number[]) => tokenizer.decode(ids, decodeOptions);
     // an id with no piece (a gap in tokenizer.json's ids) decodes as the unknown token, whose text is
     // complete characters
@@ -347,7 +353,7 @@ class HfTokenizer implements Tokenizer {
    * the unknown token).
    */
   private skippedByDecode(): (id: number) => boolean {
-    const inner = this.hf._tokenizer as unknown as {
+    const inner = this.inner as unknown as {
       special_tokens?: readonly string[];
       model?: { unk_token?: string | null };
       id_to_token(id: number): string | undefined;
@@ -396,8 +402,9 @@ function checkRanges(ranges: readonly TextRange[] | undefined, length: number): 
 
 /**
  * Builds a `Tokenizer` from tokenizer files already in memory (see `readTokenizerFiles`), with
- * `@huggingface/transformers` (no network). Both tokenizer.json merge serializations load
- * (`"a b"` strings and `["a", "b"]` pairs). Throws `TokenizerLoadError` for malformed files.
+ * `@huggingface/tokenizers`, the library transformers.js wraps (no network; chat templates render
+ * with `@huggingface/jinja`, given the variables transformers.js's `apply_chat_template` gives).
+ * Both tokenizer.json merge serializations load (`"a b"` strings and `["a", "b"]` pairs). Throws `TokenizerLoadError` for malformed files.
  *
  * @example
  * const tok = createTokenizer({ source: 'inline', tokenizerJson, tokenizerConfig: { eos_token: '</s>' } });

@@ -3,7 +3,7 @@ import { ImplicitItError } from '@implicit-it/rules';
 /**
  * A tokenizer directory that cannot be loaded: the directory or a required file is missing
  * (`tokenizers.missing_file`), a file is not valid JSON or a field has the wrong shape
- * (`tokenizers.malformed_file`), or `@huggingface/transformers` cannot build the tokenizer
+ * (`tokenizers.malformed_file`), or `@huggingface/tokenizers` cannot build the tokenizer
  * (`tokenizers.unsupported`). `file` is the path of the file at fault; `field` the JSON field, when
  * one is to blame.
  *

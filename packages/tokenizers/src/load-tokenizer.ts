@@ -5,7 +5,7 @@ import type { Tokenizer } from './tokenizer.js';
 /**
  * Loads a local Hugging Face tokenizer directory (tokenizer.json, and tokenizer_config.json,
  * special_tokens_map.json, generation_config.json, chat_template.jinja when present). Offline: the
- * files are read from disk and handed to `@huggingface/transformers`; nothing is fetched.
+ * files are read from disk and handed to `@huggingface/tokenizers`; nothing is fetched.
  *
  * @example
  * import { compileRules } from '@implicit-it/rules';

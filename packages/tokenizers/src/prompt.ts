@@ -32,7 +32,7 @@ export type Conversation =
  *   turns). `addBos: true` on a tokenizer without a BOS (OLMo) prepends its EOS, as open-instruct and
  *   `@implicit-it/finetune`'s `addBos` do; the paper's OLMo prompts start that way.
  * - `chat-template`: the model's own jinja template (or `template`), rendered by
- *   `@huggingface/transformers` and tokenized without added special tokens, as Hugging Face's
+ *   `@huggingface/jinja` (as transformers.js does) and tokenized without added special tokens, as Hugging Face's
  *   `apply_chat_template` does; `addGenerationPrompt` defaults to true; `addBos` (default false)
  *   prepends BOS when the rendered template does not start with it.
  * - `raw`: the text as is, tokenized with the tokenizer's special tokens (`addSpecialTokens`,

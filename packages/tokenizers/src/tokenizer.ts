@@ -1,4 +1,4 @@
-import type { PreTrainedTokenizer } from '@huggingface/transformers';
+import type { Tokenizer as InnerTokenizer } from '@huggingface/tokenizers';
 import type { Detokenizer, DetokenizerOptions } from './detokenizer.js';
 import type { Prompt, PromptInput, TextRange } from './prompt.js';
 import type { PieceEncoding } from './surfaces.js';
@@ -64,8 +64,11 @@ export interface Tokenizer {
   readonly chatTemplate: string | undefined;
   /** The contents of the special added tokens (`</s>`, `<|im_end|>`), in tokenizer.json's order. */
   readonly specialTokenTexts: readonly string[];
-  /** The underlying `@huggingface/transformers` tokenizer, for anything this adapter does not cover. */
-  readonly hf: PreTrainedTokenizer;
+  /**
+   * The underlying `@huggingface/tokenizers` `Tokenizer` (the one transformers.js wraps), for
+   * anything this adapter does not cover.
+   */
+  readonly inner: InnerTokenizer;
 
   /** Token ids of `text`. */
   encode(text: string, options?: EncodeOptions): number[];

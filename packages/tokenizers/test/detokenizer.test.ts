@@ -62,7 +62,7 @@ describe.each(families)('streaming detokenizer, %s (built tokenizer)', (name, ma
 
   it('decodes only a small window per token (O(1) amortized)', () => {
     const ids = tok.encode(STREAM_TEXTS.join('\n').repeat(20), { addSpecialTokens: false });
-    const spy = vi.spyOn(tok.hf._tokenizer, 'decode');
+    const spy = vi.spyOn(tok.inner, 'decode');
     streamDeltas(tok, ids);
     const decodedIds = spy.mock.calls.reduce(
       (n: number, call: unknown[]) => n + (call[0] as number[]).length,
@@ -118,7 +118,7 @@ describe.each(families)('streaming detokenizer, %s (built tokenizer)', (name, ma
     ];
     for (const ids of cases) {
       for (const skip of [false, true]) {
-        const inner = tok.hf._tokenizer;
+        const inner = tok.inner;
         const decode = inner.decode.bind(inner);
         let decodedIds = 0; // counted at each call: the detokenizer reuses its window array
         const spy = vi.spyOn(inner, 'decode').mockImplementation((...args: Parameters<typeof decode>) => {

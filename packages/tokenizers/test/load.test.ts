@@ -154,7 +154,7 @@ describe('loadTokenizer from a directory (built tokenizers)', () => {
     }
   });
 
-  it('a tokenizer model transformers.js cannot build is reported as unsupported', () => {
+  it('a tokenizer model @huggingface/tokenizers cannot build is reported as unsupported', () => {
     const files = sentencePieceFiles();
     files.tokenizerJson.normalizer = { type: 'NoSuchNormalizer' };
     try {
@@ -163,7 +163,7 @@ describe('loadTokenizer from a directory (built tokenizers)', () => {
     } catch (error) {
       expect((error as TokenizerLoadError).code).toBe('tokenizers.unsupported');
       expect((error as Error).message).toBe(
-        'built:sentencepiece-pair/tokenizer.json: @huggingface/transformers cannot build this tokenizer ' +
+        'built:sentencepiece-pair/tokenizer.json: @huggingface/tokenizers cannot build this tokenizer ' +
           '(Unknown Normalizer type: NoSuchNormalizer); re-save it with a recent Python transformers (tokenizer.save_pretrained)',
       );
     }
