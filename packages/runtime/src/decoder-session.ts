@@ -50,9 +50,19 @@ export interface SessionOptions {
    * time goes; profiling slows every kernel run a little, so small kernels look larger than they are.
    */
   profile?: string;
+  /**
+   * What onnxruntime itself writes to stderr (default `error`, as transformers.js does: its warnings at
+   * load are about graph clean-ups, e.g. an initializer no node reads). `verbose` or `info` for
+   * debugging a graph or a provider.
+   */
+  onnxLogLevel?: OnnxLogLevel;
   /** Receives one line per notable event (the provider chosen, a patch skipped). */
   log?: (line: string) => void;
 }
+
+/** onnxruntime's log severities, in its order (0 verbose ... 4 fatal). */
+export const ONNX_LOG_LEVELS = ['verbose', 'info', 'warning', 'error', 'fatal'] as const;
+export type OnnxLogLevel = (typeof ONNX_LOG_LEVELS)[number];
 
 type Tensor = ort.Tensor;
 
@@ -272,6 +282,7 @@ export class DecoderSession {
         const session = await ort.InferenceSession.create(model as Uint8Array, {
           executionProviders: [provider],
           graphOptimizationLevel: 'all',
+          logSeverityLevel: ONNX_LOG_LEVELS.indexOf(options.onnxLogLevel ?? 'error') as 0 | 1 | 2 | 3 | 4,
           ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
           ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
           ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),

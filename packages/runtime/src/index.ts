@@ -4,6 +4,8 @@ export {
   checkSplitAttention,
   DecoderSession,
   damagedGraphHint,
+  ONNX_LOG_LEVELS,
+  type OnnxLogLevel,
   type SessionOptions,
 } from './decoder-session.js';
 export { GenerationAbortedError, GenerationError, ModelLoadError } from './errors.js';

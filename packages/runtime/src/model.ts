@@ -1,7 +1,7 @@
 import { compileRules, RuleSet, type RuleSpec } from '@implicit-it/rules';
 import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
 import { DecodeEngine, type RowRequest, type RowResult, type TokenEvent } from './decode-engine.js';
-import { DecoderSession, type SessionOptions } from './decoder-session.js';
+import { DecoderSession, ONNX_LOG_LEVELS, type SessionOptions } from './decoder-session.js';
 import { GenerationError } from './errors.js';
 import { type ResolveOptions, resolveModel } from './hub.js';
 import { type ModelFiles, modelEosIds, resolveModelFiles } from './model-dir.js';
@@ -609,6 +609,11 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
         `loadModel: ${key} must be a whole number of threads (0: onnxruntime's default), got ${n}`,
       );
   }
+  const level = options.onnxLogLevel;
+  if (level !== undefined && !ONNX_LOG_LEVELS.includes(level))
+    throw new RangeError(
+      `loadModel: onnxLogLevel must be one of ${ONNX_LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`,
+    );
   const dir = await resolveModel(model, options);
   const files = resolveModelFiles(dir, options.dtype ?? 'fp32');
   const tokenizer = await loadTokenizer(dir);

@@ -643,9 +643,10 @@ function splitAttentionEdits(
   const presents = new Set(reads.map((r) => r.present));
   for (const f of graphFields)
     if (f.no === 12 && presents.has(readValueInfo(model, f).name)) replace.set(f.start, removed);
+  // only what the inserted nodes read: onnxruntime warns about each unused initializer at load
   const added = [
     int64Initializer(`${q}/zero`, 0n),
-    int64Initializer(`${q}/one`, 1n),
+    ...(grouped > 0 ? [int64Initializer(`${q}/one`, 1n)] : []),
     int64Initializer(`${q}/minus_two`, -2n),
     int64Initializer(`${q}/end`, 0x7fffffffffffffffn),
     int64Initializer(`${q}/last`, -1n),

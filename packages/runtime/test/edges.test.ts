@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { describe, expect, it } from 'vitest';
@@ -197,6 +199,9 @@ describe('option checks', () => {
     await expect(loadModel(dir, { ...quiet, intraOpThreads: 1.5 })).rejects.toThrow(
       /intraOpThreads must be a whole number of threads/,
     );
+    await expect(loadModel(dir, { ...quiet, onnxLogLevel: 'loud' as never })).rejects.toThrow(
+      'loadModel: onnxLogLevel must be one of verbose, info, warning, error, fatal, got "loud"',
+    );
     await expect(loadModel(dir, { ...quiet, rules: 'bogus' })).rejects.toMatchObject({
       code: 'rules.invalid_config',
     });
@@ -246,3 +251,25 @@ describeShared(
     });
   },
 );
+
+describe("onnxruntime's own log lines", () => {
+  // onnxruntime writes from native code to the process's stderr: a child process holds it
+  const loadIn = (dir: string, options: string) => {
+    const dist = resolve(import.meta.dirname, '..', 'dist', 'index.js');
+    const script = `const { loadModel } = await import(${JSON.stringify(dist)});
+const model = await loadModel(${JSON.stringify(dir)}, { log: () => {}, ${options} });
+await model.generate('Hi', { maxNewTokens: 2 });
+await model.dispose();`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    return run.stderr;
+  };
+
+  it('by default none reach stderr; the patched graph gives no warning; onnxLogLevel info lets them through', async () => {
+    const dir = await diverseModelDir();
+    expect(loadIn(dir, '')).toBe('');
+    // the split-attention patch adds only initializers its nodes read (an unused one is a warning)
+    expect(loadIn(dir, "onnxLogLevel: 'warning'")).toBe('');
+    expect(loadIn(dir, "onnxLogLevel: 'info'")).toMatch(/\[I:onnxruntime/);
+  }, 60_000);
+});
