@@ -87,8 +87,9 @@ function templateBos(files: TokenizerFiles, lookup: Lookup): number | undefined 
 /**
  * Resolves EOS, BOS and PAD ids. EOS: `generation_config.json` `eos_token_id` (a list gives several),
  * else `tokenizer_config.json` `eos_token`, else `special_tokens_map.json` `eos_token`, else the first
- * of `CONVENTIONAL_EOS_TOKENS` that tokenizer.json has as a special token. BOS in the same file order,
- * else the special token tokenizer.json's post-processor puts first. PAD in the same order, else the
+ * of `CONVENTIONAL_EOS_TOKENS` that tokenizer.json has as a special token. BOS: `tokenizer_config.json`,
+ * then `special_tokens_map.json`; none where tokenizer_config.json says `bos_token: null`; else the
+ * special token tokenizer.json's post-processor puts first, else `generation_config.json`. PAD in the same order, else the
  * first EOS id, else 0 (padded positions are masked, so any id is valid).
  */
 export function resolveSpecialIds(
@@ -109,11 +110,17 @@ export function resolveSpecialIds(
     if (id !== undefined) [eosIds, eosSource] = [[id], `tokenizer.json special token ${name}`];
   }
 
-  const bosId =
-    generationIds(files, lookup, 'bos_token_id')?.[0] ??
+  // The tokenizer's own files first, as Python's tokenizer: `bos_token: null` there means none, whatever
+  // generation_config.json says (Qwen2.5 names bos_token_id 151643 there; its tokenizer has no BOS
+  // and tokenizer(prompt) adds none). generation_config.json only where the tokenizer files are
+  // silent (GPT-2: Python's class default is <|endoftext|>, which generation_config.json names too).
+  const named =
     resolveToken(files, lookup, 'tokenizer_config.json', 'bos_token') ??
-    resolveToken(files, lookup, 'special_tokens_map.json', 'bos_token') ??
-    templateBos(files, lookup);
+    resolveToken(files, lookup, 'special_tokens_map.json', 'bos_token');
+  const none = files.tokenizerConfig?.bos_token === null;
+  const bosId =
+    named ??
+    (none ? undefined : (templateBos(files, lookup) ?? generationIds(files, lookup, 'bos_token_id')?.[0]));
 
   const padId =
     generationIds(files, lookup, 'pad_token_id')?.[0] ??

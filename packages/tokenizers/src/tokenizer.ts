@@ -56,7 +56,12 @@ export interface Tokenizer {
   readonly eosIds: readonly number[];
   /** Where `eosIds` came from (e.g. `generation_config.json eos_token_id`), or undefined when none was found. */
   readonly eosSource: string | undefined;
-  /** BOS id, or undefined when the tokenizer names none. */
+  /**
+   * BOS id: `bos_token` of tokenizer_config.json or special_tokens_map.json, else the token
+   * tokenizer.json's post-processor adds first, else generation_config.json's `bos_token_id`.
+   * Undefined when the tokenizer has none: `bos_token: null` in tokenizer_config.json (OLMo, Qwen2.5)
+   * wins over generation_config.json.
+   */
   readonly bosId: number | undefined;
   /** Padding id: pad token of the configs, else the first EOS id, else 0. */
   readonly padId: number;

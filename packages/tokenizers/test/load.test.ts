@@ -79,6 +79,27 @@ describe('loadTokenizer from a directory (built tokenizers)', () => {
     expect(createTokenizer(c, { eosIds: [0, 2] }).eosIds).toEqual([0, 2]);
   });
 
+  it("bos_token: null in tokenizer_config.json wins over generation_config.json's bos_token_id (a Qwen2.5 directory)", async () => {
+    // Qwen2.5: bos_token null in tokenizer_config.json, bos_token_id in generation_config.json (and
+    // config.json); Python's tokenizer has no BOS and tokenizer(prompt) adds none
+    const files = byteLevelFiles();
+    const endoftext = (files.tokenizerJson.added_tokens as { id: number }[])[0]!.id;
+    files.tokenizerConfig = {
+      ...files.tokenizerConfig,
+      bos_token: null,
+      eos_token: '<|endoftext|>',
+      add_bos_token: false,
+    };
+    files.generationConfig = { bos_token_id: endoftext, eos_token_id: endoftext };
+    const tok = await loadTokenizer(tempDir(files));
+    expect([tok.bosId, tok.eosIds]).toEqual([undefined, [endoftext]]);
+    const tulu = tok.buildPrompt({ format: 'tulu', instruction: 'the world' });
+    expect(tulu.ids).toEqual(tok.encode('<|user|>\nthe world\n<|assistant|>\n', { addSpecialTokens: false }));
+    // asked for, the BOS stand-in is the EOS, as for OLMo
+    const asked = tok.buildPrompt({ format: 'tulu', instruction: 'the world', addBos: true });
+    expect(asked.ids).toEqual([endoftext, ...tulu.ids]);
+  });
+
   it('a missing directory or tokenizer.json names the path and the fix', async () => {
     const missing = join(tmpdir(), 'implicit-it-no-such-dir');
     const e1 = await loadError(missing);
