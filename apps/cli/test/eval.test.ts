@@ -286,23 +286,44 @@ describe('eval ablations', () => {
       [0, 5],
       [0, 5],
     ]);
-    // another model directory, or the same one recreated (a new graph file): nothing is reused
+    // another model directory: its outputs are not reused, nor do they replace these (as eval
+    // generate refuses its --out), before anything is generated
     const copy = join(tmp, 'model-copy');
     cpSync(model, copy, { recursive: true });
     const withCopy = args.map((a) => (a === model ? copy : a));
-    expect(counts(await run(withCopy))).toEqual([
+    const noneFile = join(runDir, 'outputs', 'none.json');
+    const refusal = (what: string) =>
+      `error: --run-dir: ${noneFile} holds the finished outputs of another run (different ${what}); they are not replaced\n` +
+      `hint: give another --run-dir, or delete ${noneFile} to generate it again with these settings\n`;
+    const refused = await run(withCopy);
+    expect([refused.code, refused.stderr]).toEqual([
+      2,
+      refusal('--model (its directory or ONNX graph file)'),
+    ]);
+    expect(readJson(noneFile)).toEqual(none);
+    const other = await run([...args, '--max-tokens', '8']);
+    expect([other.code, other.stderr]).toEqual([2, refusal('--max-tokens')]);
+    // in a run directory of its own; then the same directory recreated (a new graph file) is refused too
+    const copyArgs = withCopy.map((a) => (a === runDir ? join(tmp, 'run-copy') : a));
+    expect(counts(await run(copyArgs))).toEqual([
       [5, 0],
       [5, 0],
     ]);
     utimesSync(join(copy, 'onnx', 'model.onnx'), new Date(), new Date(Date.now() + 5000));
-    expect(counts(await run(withCopy))).toEqual([
-      [5, 0],
-      [5, 0],
+    expect((await run(copyArgs)).code).toBe(2);
+    // every subset is checked before the first is generated: with none.json deleted, the other
+    // subset's outputs are refused and none.json is not written
+    const copyNone = join(tmp, 'run-copy', 'outputs', 'none.json');
+    rmSync(copyNone);
+    const second = await run(copyArgs);
+    expect([second.code, second.stderr]).toEqual([
+      2,
+      refusal('--model (its directory or ONNX graph file)').replaceAll(
+        noneFile,
+        join(tmp, 'run-copy', 'outputs', 'eos-uniform-diversity.json'),
+      ),
     ]);
-    expect(counts(await run(withCopy))).toEqual([
-      [0, 5],
-      [0, 5],
-    ]);
+    expect(existsSync(copyNone)).toBe(false);
     const typo = await run([
       'eval',
       'ablations',

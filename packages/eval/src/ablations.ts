@@ -34,12 +34,57 @@ export interface AblationRun extends GenerateRunResult {
   rules: RuleSetConfig;
 }
 
+/** What `runAblations` runs for one subset: its rules, and the `generateRun` options that identify it. */
+export interface AblationPlan {
+  subset: string;
+  rules: RuleSetConfig;
+  /** `out`, generator name, instructions, token limit, token ids and fingerprint, as `finishedRun` takes them. */
+  run: Parameters<typeof finishedRun>[0];
+}
+
+/**
+ * The runs `runAblations` makes, one per subset, without running them: for checking outputs already
+ * on disk first (`finishedRun` says whether a subset is done, `finishedRunDifferences` how a finished
+ * output of other settings differs, which `runAblations` would replace). Validates every subset.
+ *
+ * @example
+ * for (const { subset, run } of planAblations(options))
+ *   if (!finishedRun(run) && finishedRunDifferences(run)?.length) throw new Error(`${subset}: other settings`);
+ */
+export function planAblations(
+  options: Pick<
+    RunAblationsOptions,
+    'instructions' | 'outDir' | 'modelName' | 'subsets' | 'maxNewTokens' | 'tokenIds' | 'fingerprint'
+  >,
+): AblationPlan[] {
+  const subsets = options.subsets ?? ABLATIONS;
+  const resolved = subsets.map((subset) => ({ subset, rules: resolveRuleSpec(subset) })); // validate all first
+  const instructions =
+    typeof options.instructions === 'string' ? readInstructions(options.instructions) : options.instructions;
+  return resolved.map(({ subset, rules }) => ({
+    subset,
+    rules,
+    run: {
+      out: join(options.outDir, `${subset}.json`),
+      generatorName: `${options.modelName}-${subset}`,
+      instructions,
+      maxNewTokens:
+        typeof options.maxNewTokens === 'function'
+          ? options.maxNewTokens(subset, rules)
+          : (options.maxNewTokens ?? (rules.eos ? 8192 : 512)),
+      tokenIds: options.tokenIds ?? false,
+      fingerprint: { ...options.fingerprint, subset, rules },
+    },
+  }));
+}
+
 /**
  * `generateRun` over every rule subset of the spec, one `model_outputs.json` per subset
  * (`${outDir}/${subset}.json`). Each subset resumes on its own; a subset already finished by a run
  * with the same options (`finishedRun`: same generator name, instructions, token limit, `tokenIds` and
  * fingerprint, recorded in `${subset}.json.done`) is skipped, so rerunning after an interruption redoes
- * nothing, and a rerun with another model or limit never reuses the old outputs.
+ * nothing, and a rerun with another model or limit never reuses the old outputs: it generates them
+ * again and replaces them (check first with `planAblations` to refuse that instead, as the CLI does).
  *
  * @example
  * await runAblations({
@@ -48,24 +93,12 @@ export interface AblationRun extends GenerateRunResult {
  * });
  */
 export async function runAblations(options: RunAblationsOptions): Promise<AblationRun[]> {
-  const subsets = options.subsets ?? ABLATIONS;
-  const resolved = subsets.map((subset) => ({ subset, rules: resolveRuleSpec(subset) })); // validate all first
-  const instructions =
-    typeof options.instructions === 'string' ? readInstructions(options.instructions) : options.instructions;
   const runs: AblationRun[] = [];
-  for (const { subset, rules } of resolved) {
+  for (const { subset, rules, run: plan } of planAblations(options)) {
     options.signal?.throwIfAborted();
-    const maxNewTokens =
-      typeof options.maxNewTokens === 'function'
-        ? options.maxNewTokens(subset, rules)
-        : (options.maxNewTokens ?? (rules.eos ? 8192 : 512));
-    const out = join(options.outDir, `${subset}.json`);
-    const generatorName = `${options.modelName}-${subset}`;
-    const fingerprint = { ...options.fingerprint, subset, rules };
-    const tokenIds = options.tokenIds ?? false;
-    const done = finishedRun({ out, generatorName, instructions, maxNewTokens, tokenIds, fingerprint });
+    const done = finishedRun(plan);
     if (done) {
-      runs.push({ outputs: done, out, generated: 0, resumed: done.length, subset, rules });
+      runs.push({ outputs: done, out: plan.out, generated: 0, resumed: done.length, subset, rules });
       options.onProgress?.({
         phase: 'generate',
         done: done.length,
@@ -77,13 +110,8 @@ export async function runAblations(options: RunAblationsOptions): Promise<Ablati
     }
     const generator = await options.createGenerator(rules, subset);
     const run = await generateRun({
+      ...plan,
       generator,
-      instructions,
-      out,
-      generatorName,
-      maxNewTokens,
-      fingerprint,
-      tokenIds,
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onWarning ? { onWarning: options.onWarning } : {}),

@@ -1,4 +1,10 @@
-export { type AblationRun, type RunAblationsOptions, runAblations } from './ablations.js';
+export {
+  type AblationPlan,
+  type AblationRun,
+  planAblations,
+  type RunAblationsOptions,
+  runAblations,
+} from './ablations.js';
 export { type Annotation, readAnnotations, writeAnnotations } from './annotations.js';
 export {
   AdapterContractError,

@@ -5,10 +5,12 @@ import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AdapterContractError,
+  finishedRun,
   finishedRunDifferences,
   type Generator,
   generateRun,
   type Progress,
+  planAblations,
   ResumeMismatchError,
   readModelOutputs,
   runAblations,
@@ -283,6 +285,35 @@ describe('runAblations', () => {
       tokenIds: true,
     });
     expect(calls.at(-1)).toBe('E:none');
+  });
+
+  it('planAblations names the runs runAblations makes, so that outputs on disk can be checked first', async () => {
+    const dir = tmp();
+    const base = { instructions: instructions.slice(0, 2), outDir: dir, modelName: 'm' };
+    const plan = planAblations({ ...base, subsets: ['none', 'eos'], fingerprint: { model: 'dirA' } });
+    expect(plan.map((p) => [p.subset, p.run.out, p.run.generatorName, p.run.maxNewTokens])).toEqual([
+      ['none', join(dir, 'none.json'), 'm-none', 512],
+      ['eos', join(dir, 'eos.json'), 'm-eos', 8192],
+    ]);
+    expect(plan[1]!.run.fingerprint).toEqual({ model: 'dirA', subset: 'eos', rules: plan[1]!.rules });
+    const { generator } = recording();
+    await runAblations({
+      ...base,
+      subsets: ['none'],
+      fingerprint: { model: 'dirA' },
+      createGenerator: () => generator,
+    });
+    // the plan of the same options finds the run finished; another model's finds what differs
+    expect(finishedRun(plan[0]!.run)?.length).toBe(2);
+    const [other] = planAblations({
+      ...base,
+      subsets: ['none'],
+      fingerprint: { model: 'dirB' },
+      maxNewTokens: 9,
+    });
+    expect(finishedRun(other!.run)).toBeUndefined();
+    expect(finishedRunDifferences(other!.run)).toEqual(['maxNewTokens', 'fingerprint.model']);
+    expect(() => planAblations({ ...base, subsets: ['bogus'] })).toThrow(/unknown rule set "bogus"/);
   });
 
   it('rejects an unknown subset before generating anything', async () => {

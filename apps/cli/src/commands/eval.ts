@@ -12,6 +12,7 @@ import {
   judgePairs,
   type ModelOutput,
   openAIJudge,
+  planAblations,
   promptsOverContext,
   type RankingResult,
   rankResponses,
@@ -223,6 +224,13 @@ const RUN_SETTINGS: Record<string, string> = {
   'fingerprint.addBos': '--add-bos',
 };
 
+/** The same for a subset of eval ablations (its rules follow from its name, given by --subsets). */
+const ABLATION_SETTINGS: Record<string, string> = {
+  ...RUN_SETTINGS,
+  'fingerprint.subset': '--subsets',
+  'fingerprint.rules': 'rules for this subset name (another implicit-it version)',
+};
+
 /**
  * Refuses to replace an existing `out` that is not the finished run of these very settings (the
  * caller has checked finishedRun): finished outputs of other settings (naming what differs), a file
@@ -415,23 +423,30 @@ async function ablations(flags: AblationFlags): Promise<void> {
   const progress = progressReporter('instructions', 'generating');
   try {
     checkPromptsFit(opened, instructions, flags, file);
+    const runSettings = {
+      instructions,
+      outDir: paths.outputs,
+      modelName: name,
+      subsets,
+      ...(flags.maxTokens !== undefined ? { maxNewTokens: flags.maxTokens } : {}),
+      ...(flags.tokenIds ? { tokenIds: true } : {}),
+      fingerprint: { model: modelFingerprint(opened.model), ...promptSettings(flags) },
+    };
+    // a subset's finished outputs of other settings are refused before anything is generated, as
+    // eval generate refuses its --out (runAblations would generate them again and replace them)
+    for (const { run } of planAblations(runSettings))
+      if (!finishedRun(run)) refuseToReplace(run, '--run-dir', flags.name !== undefined, ABLATION_SETTINGS);
     const runs = await interruptible(
       (signal) =>
         runAblations({
+          ...runSettings,
           createGenerator: (rules) =>
             runtimeGenerator(opened.model, {
               rules,
               ...promptSettings(flags),
               ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
             }),
-          instructions,
-          outDir: paths.outputs,
-          modelName: name,
-          subsets,
-          ...(flags.maxTokens !== undefined ? { maxNewTokens: flags.maxTokens } : {}),
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
-          ...(flags.tokenIds ? { tokenIds: true } : {}),
-          fingerprint: { model: modelFingerprint(opened.model), ...promptSettings(flags) },
           signal,
           onProgress: progress.onProgress,
           onWarning: warn,
@@ -1100,6 +1115,8 @@ Examples:
       'after',
       `
 Every subset resumes on its own, and a finished one is skipped: rerun after an interruption.
+Finished outputs of other settings (--model, --limit, --max-tokens, ...) are not replaced: every
+subset is checked before the first is generated (give another --run-dir, or delete the file).
 
 Examples:
   $ implicit-it eval ablations --model ./models/smol --run-dir run
