@@ -120,7 +120,8 @@ export interface CreateModelOptions extends ConfigInput, DecoderGraphOptions {
    * A Hugging Face tokenizer directory whose files are copied in (its vocabulary must fit `vocabSize`).
    * Default: the built-in tiny byte-level BPE tokenizer. The written tokenizer's BOS/EOS/PAD tokens
    * set the config's ids unless they are given explicitly (a preset's own ids are its real
-   * tokenizer's); every id must be one of the tokenizer's.
+   * tokenizer's); `bos_token: null` in its tokenizer_config.json sets no BOS. Every id must be one of
+   * the tokenizer's.
    */
   tokenizerDir?: string;
   /** Total weight bytes above which weights go to `onnx/model.onnx_data`; default just under 2 GiB. */
@@ -181,6 +182,9 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
   for (const key of ['bosTokenId', 'eosTokenId', 'padTokenId'] as const) {
     if (configInput[key] === undefined && tokenizer[key] !== null) config[key] = tokenizer[key];
   }
+  // a tokenizer that says it has no BOS leaves none in the config (the preset's id would be a token
+  // of another tokenizer, and loaders that fall back to generation_config.json would prepend it)
+  if (configInput.bosTokenId === undefined && tokenizer.noBos) config.bosTokenId = null;
   validateConfig(config, { tokenizerVocabSize: tokenizer.vocabSize });
   checkTensorSizes(config);
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
@@ -118,6 +118,33 @@ describeShared(
         readFileSync(join(llama2, 'chat_template.jinja'), 'utf8'),
       );
     });
+  },
+);
+
+describeShared(
+  "a tokenizer that says it has no BOS (olmo fixture with OLMo-hf's tokenizer_config.json)",
+  ['fixtures/tokenizers/olmo/tokenizer.json'],
+  () => {
+    it("leaves no BOS in config.json and generation_config.json; one that names nothing keeps the preset's", async () => {
+      const olmo = tmp();
+      cpSync(sharedPath('fixtures', 'tokenizers', 'olmo', 'tokenizer.json'), join(olmo, 'tokenizer.json'));
+      const options = { preset: 'tiny', vocabSize: 50280, numHiddenLayers: 1, tokenizerDir: olmo } as const;
+      // the fixture alone names nothing: the preset's ids stay
+      const silent = await createModel({ ...options, out: tmp() });
+      expect(silent.config.bosTokenId).toBe(1);
+      writeFileSync(
+        join(olmo, 'tokenizer_config.json'),
+        JSON.stringify({ bos_token: null, eos_token: '<|endoftext|>', pad_token: '<|padding|>' }),
+      );
+      const created = await createModel({ ...options, out: tmp() });
+      expect(created.config).toMatchObject({ bosTokenId: null, eosTokenId: 50279, padTokenId: 1 });
+      const json = (file: string) => JSON.parse(readFileSync(join(created.dir, file), 'utf8'));
+      expect(json('config.json').bos_token_id).toBeNull();
+      expect(json('generation_config.json').bos_token_id).toBeNull();
+      // given explicitly, an id still wins
+      const given = await createModel({ ...options, bosTokenId: 50279, out: tmp() });
+      expect(given.config.bosTokenId).toBe(50279);
+    }, 60_000);
   },
 );
 

@@ -12,6 +12,8 @@ export interface TokenizerFiles {
   bosTokenId: number | null;
   eosTokenId: number | null;
   padTokenId: number | null;
+  /** The tokenizer says it has no BOS (`bos_token: null` in tokenizer_config.json: OLMo, Qwen2.5). */
+  noBos?: boolean;
 }
 
 let cached: ByteLevelBpe | undefined;

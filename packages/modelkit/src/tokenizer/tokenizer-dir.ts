@@ -84,6 +84,7 @@ export function readTokenizerDir(dir: string): TokenizerFiles {
     files,
     vocabSize,
     bosTokenId: idOf('bos_token'),
+    noBos: config.bos_token === null,
     eosTokenId: idOf('eos_token'),
     padTokenId: idOf('pad_token') ?? idOf('eos_token'),
   };
