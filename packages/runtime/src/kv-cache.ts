@@ -122,7 +122,7 @@ export const SLOT_CHUNK = 32;
  */
 export class SlotCache implements KvCache {
   private constructor(
-    readonly batch: number,
+    private rows: number,
     private readonly heads: number,
     private readonly dim: number,
     private readonly type: ort.Tensor.Type,
@@ -132,6 +132,9 @@ export class SlotCache implements KvCache {
     private readonly window: number | null,
   ) {}
 
+  get batch(): number {
+    return this.rows;
+  }
   get length(): number {
     return this.filled;
   }
@@ -156,7 +159,9 @@ export class SlotCache implements KvCache {
 
   feeds(): ort.Tensor[] {
     const dims = [this.batch, this.heads, this.capacity, this.dim];
-    return this.data.map((d) => tensor(this.type, d, dims));
+    const n = this.batch * this.heads * this.capacity * this.dim;
+    // after an in-place gather the buffers hold rows beyond the batch: a view of the batch's rows
+    return this.data.map((d) => tensor(this.type, d.length === n ? d : d.subarray(0, n), dims));
   }
 
   advance(fresh: ort.Tensor[], limit?: number): KvCache {
@@ -203,8 +208,21 @@ export class SlotCache implements KvCache {
     this.filled += n;
   }
 
+  /**
+   * Keeps the rows `keep`. Rows kept in their order (the engine's case: finished rows leave) move
+   * down in place, each row after the first one gone copied once, and nothing is allocated: rows
+   * leave a continuous batch one or a few at a time, and copying the whole cache into new buffers at
+   * each departure (then collecting the old ones) cost about a tenth of the evaluation workload's
+   * time. The buffers keep their size until the cache next grows, merges or trims.
+   */
   gather(keep: readonly number[]): KvCache {
     const block = this.heads * this.capacity * this.dim;
+    if (keep.every((b, i) => b >= i && (i === 0 || b > keep[i - 1]!) && b < this.rows)) {
+      for (const d of this.data)
+        for (const [i, b] of keep.entries()) if (b !== i) d.copyWithin(i * block, b * block, (b + 1) * block);
+      this.rows = keep.length;
+      return this;
+    }
     const data = this.data.map((src) => gatherRows(src, keep, block));
     return new SlotCache(
       keep.length,

@@ -114,6 +114,52 @@ describe('KV caches', () => {
     expect(slots.length).toBe(130);
   });
 
+  it('SlotCache.gather moves kept rows down in place, in their order; another order copies', () => {
+    const prefill = outputs(4, 5, 1);
+    let slots: KvCache = SlotCache.fromPrefill(prefill);
+    let present: KvCache = new PresentCache(prefill);
+    const buffers = slots.feeds().map((t) => (t.data as Float32Array).buffer);
+    const step = (tag: number) => {
+      const fresh = outputs(slots.batch, 1, tag);
+      present = new PresentCache(
+        present.feeds().map((t, i) => {
+          const [b, h, w, d] = t.dims as number[];
+          const out = new Float32Array(b! * h! * (w! + 1) * d!);
+          for (let bh = 0; bh < b! * h!; bh++) {
+            out.set((t.data as Float32Array).subarray(bh * w! * d!, (bh + 1) * w! * d!), bh * (w! + 1) * d!);
+            out.set(
+              (fresh[i]!.data as Float32Array).subarray(bh * d!, (bh + 1) * d!),
+              (bh * (w! + 1) + w!) * d!,
+            );
+          }
+          return new ort.Tensor('float32', out, [b!, h!, w! + 1, d!]);
+        }),
+      );
+      slots = slots.advance(fresh);
+    };
+    step(10);
+    const kept = slots.gather([0, 2, 3]);
+    expect(kept).toBe(slots); // in place
+    present = present.gather([0, 2, 3]);
+    // the feeds are views of the batch's rows in the same buffers
+    expect(slots.feeds().map((t) => [t.dims[0], (t.data as Float32Array).buffer])).toEqual(
+      buffers.map((b) => [3, b]),
+    );
+    expect(contents(slots)).toEqual(contents(present));
+    step(11);
+    step(12);
+    expect(contents(slots)).toEqual(contents(present));
+    // the last row only, then a reversed order (copied into new buffers)
+    slots = slots.gather([2]);
+    present = present.gather([2]);
+    expect(contents(slots)).toEqual(contents(present));
+    slots = slots.merge(SlotCache.fromPrefill(outputs(2, 3, 5)));
+    present = present.merge(new PresentCache(outputs(2, 3, 5)));
+    const reversed = slots.gather([2, 1, 0]);
+    expect(reversed).not.toBe(slots);
+    expect(contents(reversed)).toEqual(contents(present.gather([2, 1, 0])));
+  });
+
   it('the new-KV patch: outputs equal what present.* appends, at prefill and at a decoding step', async () => {
     const files = resolveModelFiles(await diverseModelDir());
     // attention as exported, so that present.* can be fetched beside the new outputs
