@@ -212,12 +212,12 @@ export class SlotCache implements KvCache {
    * Keeps the rows `keep`. Rows kept in their order (the engine's case: finished rows leave) move
    * down in place, each row after the first one gone copied once, and nothing is allocated: rows
    * leave a continuous batch one or a few at a time, and copying the whole cache into new buffers at
-   * each departure (then collecting the old ones) cost about a tenth of the evaluation workload's
+   * each departure (then collecting the old ones) cost about a sixth of the evaluation workload's
    * time. The buffers keep their size until the cache next grows, merges or trims.
    */
   gather(keep: readonly number[]): KvCache {
     const block = this.heads * this.capacity * this.dim;
-    if (keep.every((b, i) => b >= i && (i === 0 || b > keep[i - 1]!) && b < this.rows)) {
+    if (keep.every((b, i) => (i === 0 ? b >= 0 : b > keep[i - 1]!) && b < this.rows)) {
       for (const d of this.data)
         for (const [i, b] of keep.entries()) if (b !== i) d.copyWithin(i * block, b * block, (b + 1) * block);
       this.rows = keep.length;
