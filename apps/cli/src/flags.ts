@@ -8,6 +8,8 @@ import {
   loadModel,
   type Model,
   type ModelDtype,
+  ONNX_LOG_LEVELS,
+  type OnnxLogLevel,
 } from '@implicit-it/runtime';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { resolveDefaultModel } from './default-model.js';
@@ -142,6 +144,8 @@ export interface ModelFlags {
   verbose?: boolean;
   /** Rows the runtime decodes together (continuous batching). */
   maxBatchSize?: number;
+  /** What onnxruntime itself writes to stderr (default: errors only). */
+  onnxLogLevel?: string;
 }
 
 /**
@@ -166,7 +170,15 @@ export function addLoadOptions(
       `prompt positions prefilled per onnxruntime run (0: whole prompts; default ${DEFAULT_PREFILL_CHUNK})`,
       intArg(0),
     )
-    .option('-v, --verbose', 'log model loading details to stderr');
+    .option('-v, --verbose', 'log model loading details to stderr')
+    .addOption(
+      new Option(
+        '--onnx-log-level <level>',
+        "onnxruntime's own log lines on stderr (info or verbose to debug a graph)",
+      )
+        .choices(ONNX_LOG_LEVELS)
+        .default('error'),
+    );
 }
 
 /** A loaded model and the id it goes by. */
@@ -257,6 +269,7 @@ export async function openModel(flags: ModelFlags, flag = '--model'): Promise<Op
     ...(flags.maxBatchSize ? { maxBatchSize: flags.maxBatchSize } : {}),
     ...(flags.threads ? { intraOpThreads: flags.threads } : {}),
     ...(flags.prefillChunk !== undefined ? { prefillChunk: flags.prefillChunk } : {}),
+    ...(flags.onnxLogLevel ? { onnxLogLevel: flags.onnxLogLevel as OnnxLogLevel } : {}),
     log,
     onProgress: (message) => note(message),
   });

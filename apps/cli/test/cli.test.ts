@@ -76,6 +76,7 @@ describe('help, version, usage errors', () => {
         '--dtype <dtype>',
         '--threads <n>',
         '--prefill-chunk <n>',
+        '--onnx-log-level <level>',
       ])
         expect(help, `${cmd}: ${flag}`).toContain(flag);
     }
@@ -208,6 +209,17 @@ describe('generate', () => {
       expect(bad.code, `${flag} ${value}`).toBe(2);
       expect(bad.stderr).toContain(`${flag} <n>' argument '${value}' is invalid`);
     }
+  });
+
+  it("--onnx-log-level lets onnxruntime's own lines through; by default stderr has none", async () => {
+    const quiet = await run(['generate', '--model', model, '-n', '1', 'Hi']);
+    expect([quiet.code, quiet.stderr]).toEqual([0, '']);
+    const info = await run(['generate', '--model', model, '-n', '1', '--onnx-log-level', 'info', 'Hi']);
+    expect(info.code).toBe(0);
+    expect(info.stderr).toMatch(/\[I:onnxruntime/);
+    const bad = await run(['generate', '--model', model, '--onnx-log-level', 'loud', 'Hi']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("option '--onnx-log-level <level>' argument 'loud' is invalid");
   });
 
   it('reads the instruction from stdin', async () => {
