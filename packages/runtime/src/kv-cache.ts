@@ -236,10 +236,41 @@ export class SlotCache implements KvCache {
     );
   }
 
+  /**
+   * This cache's rows, then `other`'s, right-aligned. Where the joiners' prompts are no longer than
+   * the positions cached and the buffers have room for their rows (rows that left since the buffers
+   * were last allocated: see `gather`), they are written into those rows in place; otherwise both go
+   * into new buffers. A continuous batch's rows leave and join one by one: copying the whole cache
+   * at each join cost about 400 ms at 32 rows x 1,024 positions of smollm2-135m, in place about 3.
+   */
   merge(other: KvCache, limit?: number): KvCache {
     const length = Math.max(this.filled, other.length);
-    const capacity = promptCapacity(length, limit, this.window);
     const b = other.feeds();
+    const rows = this.rows + other.batch;
+    const block = this.heads * this.capacity * this.dim;
+    if (other.length <= this.filled && this.data.every((d) => d.length >= rows * block)) {
+      const pad = this.filled - other.length;
+      this.data.forEach((d, i) => {
+        copyRows(
+          kvData(b[i]!),
+          other.batch,
+          this.heads,
+          this.dim,
+          other.width,
+          other.length,
+          d,
+          this.capacity,
+          this.rows,
+          pad,
+        );
+        // the joiners' left padding: zeros, as in new buffers (hidden by the mask either way)
+        for (let rh = this.rows * this.heads; rh < rows * this.heads; rh++)
+          d.fill(0, rh * this.capacity * this.dim, (rh * this.capacity + pad) * this.dim);
+      });
+      this.rows = rows;
+      return this;
+    }
+    const capacity = promptCapacity(length, limit, this.window);
     const data = this.data.map((da, i) => {
       const out = alloc(da, (this.batch + other.batch) * this.heads * capacity * this.dim);
       copyRows(
@@ -292,6 +323,8 @@ export class SlotCache implements KvCache {
   }
 
   private resize(capacity: number): void {
+    // the batch's rows only: rows that left stop holding memory once the cache grows (a burst of
+    // rows would otherwise size every later resize of a long-running row)
     this.data = this.data.map((src) => {
       const out = alloc(src, this.batch * this.heads * capacity * this.dim);
       copyRows(src, this.batch, this.heads, this.dim, this.capacity, this.filled, out, capacity, 0, 0);

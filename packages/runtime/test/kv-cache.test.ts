@@ -114,7 +114,7 @@ describe('KV caches', () => {
     expect(slots.length).toBe(130);
   });
 
-  it('SlotCache.gather moves kept rows down in place, in their order; another order copies', () => {
+  it('SlotCache.gather moves kept rows down in place, merge fills the rows left; other cases copy', () => {
     const prefill = outputs(4, 5, 1);
     let slots: KvCache = SlotCache.fromPrefill(prefill);
     let present: KvCache = new PresentCache(prefill);
@@ -153,8 +153,30 @@ describe('KV caches', () => {
     slots = slots.gather([2]);
     present = present.gather([2]);
     expect(contents(slots)).toEqual(contents(present));
-    slots = slots.merge(SlotCache.fromPrefill(outputs(2, 3, 5)));
+    // joiners whose prompts fit the cached positions go into the rows that left, in place
+    const joined = slots.merge(SlotCache.fromPrefill(outputs(2, 3, 5)));
+    expect(joined).toBe(slots);
     present = present.merge(new PresentCache(outputs(2, 3, 5)));
+    expect(contents(slots)).toEqual(contents(present));
+    step(13);
+    expect(contents(slots)).toEqual(contents(present));
+    expect(slots.feeds().map((t) => (t.data as Float32Array).buffer)).toEqual(buffers);
+    // growing drops the rows that left: new buffers of the batch's rows only
+    const width = slots.width;
+    while (slots.width === width) step(14);
+    expect(contents(slots)).toEqual(contents(present));
+    expect(
+      slots
+        .feeds()
+        .every((t) => (t.data as Float32Array).length === (t.data as Float32Array).buffer.byteLength / 4),
+    ).toBe(true);
+    // a longer joiner, or more rows than the buffers hold: new buffers
+    const longer = outputs(1, 20, 6);
+    const grown = slots.merge(SlotCache.fromPrefill(longer));
+    expect(grown).not.toBe(slots);
+    slots = grown;
+    present = present.merge(new PresentCache(longer));
+    expect(contents(slots)).toEqual(contents(present));
     const reversed = slots.gather([2, 1, 0]);
     expect(reversed).not.toBe(slots);
     expect(contents(reversed)).toEqual(contents(present.gather([2, 1, 0])));
