@@ -248,21 +248,24 @@ export class SlotCache implements KvCache {
     const b = other.feeds();
     const rows = this.rows + other.batch;
     const block = this.heads * this.capacity * this.dim;
+    // the joiners' rows of tensor i, after this cache's rows of `out`, from position `at`
+    const join = (i: number, out: KvData, width: number, at: number) =>
+      copyRows(
+        kvData(b[i]!),
+        other.batch,
+        this.heads,
+        this.dim,
+        other.width,
+        other.length,
+        out,
+        width,
+        this.rows,
+        at,
+      );
     if (other.length <= this.filled && this.data.every((d) => d.length >= rows * block)) {
       const pad = this.filled - other.length;
       this.data.forEach((d, i) => {
-        copyRows(
-          kvData(b[i]!),
-          other.batch,
-          this.heads,
-          this.dim,
-          other.width,
-          other.length,
-          d,
-          this.capacity,
-          this.rows,
-          pad,
-        );
+        join(i, d, this.capacity, pad);
         // the joiners' left padding: zeros, as in new buffers (hidden by the mask either way)
         for (let rh = this.rows * this.heads; rh < rows * this.heads; rh++)
           d.fill(0, rh * this.capacity * this.dim, (rh * this.capacity + pad) * this.dim);
@@ -285,18 +288,7 @@ export class SlotCache implements KvCache {
         0,
         length - this.filled,
       );
-      copyRows(
-        kvData(b[i]!),
-        other.batch,
-        this.heads,
-        this.dim,
-        other.width,
-        other.length,
-        out,
-        capacity,
-        this.batch,
-        length - other.length,
-      );
+      join(i, out, capacity, length - other.length);
       return out;
     });
     return new SlotCache(
