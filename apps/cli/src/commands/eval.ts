@@ -212,6 +212,19 @@ function checkPromptsFit(
   );
 }
 
+/** The generator of an eval command: the model with `rules`, the prompt flags and --batch-size. */
+function evalGenerator(
+  model: Model,
+  rules: NonNullable<Parameters<typeof runtimeGenerator>[1]>['rules'],
+  flags: PromptFlags & { batchSize?: number },
+) {
+  return runtimeGenerator(model, {
+    rules,
+    ...promptSettings(flags),
+    ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+  });
+}
+
 /** What each part of a generate run's record (finishedRunDifferences) is set by, for messages. */
 const RUN_SETTINGS: Record<string, string> = {
   generator: '--name',
@@ -329,11 +342,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
           (signal) =>
             generateRun({
               ...run,
-              generator: runtimeGenerator(opened.model, {
-                rules,
-                ...promptSettings(flags),
-                ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
-              }),
+              generator: evalGenerator(opened.model, rules, flags),
               ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
               signal,
               onProgress: progress.onProgress,
@@ -440,12 +449,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
       (signal) =>
         runAblations({
           ...runSettings,
-          createGenerator: (rules) =>
-            runtimeGenerator(opened.model, {
-              rules,
-              ...promptSettings(flags),
-              ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
-            }),
+          createGenerator: (rules) => evalGenerator(opened.model, rules, flags),
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           signal,
           onProgress: progress.onProgress,
@@ -873,11 +877,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
               (signal) =>
                 generateRun({
                   ...run,
-                  generator: runtimeGenerator(model, {
-                    rules: alignedRules,
-                    ...promptSettings(flags),
-                    ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
-                  }),
+                  generator: evalGenerator(model, alignedRules, flags),
                   ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
                   signal,
                   onProgress: gen.onProgress,
