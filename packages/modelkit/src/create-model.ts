@@ -3,8 +3,8 @@ import { join, resolve } from 'node:path';
 import type { DecoderConfig } from './config.js';
 import { ModelConfigError } from './errors.js';
 import { toGenerationConfig, toHfConfig } from './hf-config.js';
-import type { DecoderGraphOptions } from './onnx/decoder-graph.js';
-import { writeGraphAside } from './onnx/write-aside.js';
+import type { DecoderGraphOptions, Q4Options, WeightDtype } from './onnx/decoder-graph.js';
+import { checkDtypes, writeGraphAside } from './onnx/write-aside.js';
 import { type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
 import { tinyTokenizer } from './tokenizer/tiny-tokenizer.js';
 import { readTokenizerDir, TOKENIZER_FILE_NAMES } from './tokenizer/tokenizer-dir.js';
@@ -105,7 +105,7 @@ function removeStaleModelFiles(dir: string, written: readonly string[]): string[
 }
 
 /** Options of {@link createModel}: a preset plus config overrides, where to write, and what weights. */
-export interface CreateModelOptions extends ConfigInput, DecoderGraphOptions {
+export interface CreateModelOptions extends ConfigInput, DecoderGraphOptions, Q4Options {
   /**
    * The model directory to write (created when missing). Files of the same names are overwritten, and
    * a previous model's files that the new one does not write (other tokenizer files, ONNX graphs of
@@ -124,9 +124,14 @@ export interface CreateModelOptions extends ConfigInput, DecoderGraphOptions {
    * the tokenizer's.
    */
   tokenizerDir?: string;
-  /** Total weight bytes above which weights go to `onnx/model.onnx_data`; default just under 2 GiB. */
+  /**
+   * The ONNX graphs to write, by transformers.js dtype: `fp32` (`onnx/model.onnx`) and/or `q4`
+   * (`onnx/model_q4.onnx`, see {@link WeightDtype}). Default `['fp32']`.
+   */
+  dtypes?: readonly WeightDtype[];
+  /** Weight bytes of a graph above which its weights go to `onnx/<file>_data`; default just under 2 GiB. */
   externalDataThreshold?: number;
-  /** Progress per written weight tensor. */
+  /** Progress per written weight tensor (of all graphs). */
   onProgress?: (event: { tensor: string; index: number; count: number }) => void;
 }
 
@@ -140,9 +145,9 @@ export interface CreatedModel {
   /** Paths of a previous model's files that were removed (see {@link CreateModelOptions.out}), relative to `dir`. */
   removed: string[];
   parameters: number;
-  /** Bytes of weight data in the ONNX file(s). */
+  /** Bytes of weight data in the ONNX file(s), of all graphs (quantized weights at their packed size). */
   weightBytes: number;
-  /** Whether weights went to `onnx/model.onnx_data`. */
+  /** Whether weights went to `onnx/<file>_data` (for any graph). */
   externalData: boolean;
 }
 
@@ -150,7 +155,7 @@ export interface CreatedModel {
  * Writes a complete Hugging Face model directory in the optimum / transformers.js layout:
  * `config.json`, `generation_config.json`, `tokenizer.json`, `tokenizer_config.json` (plus the given
  * tokenizer's other files) and `onnx/model.onnx` (with `onnx/model.onnx_data` for weights above the
- * external-data threshold). The same options write byte-identical files. Weights are streamed to disk
+ * external-data threshold), or the graphs of the `dtypes` asked for (`onnx/model_q4.onnx`). The same options write byte-identical files. Weights are streamed to disk
  * one tensor at a time.
  *
  * @example
@@ -169,8 +174,12 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     repeatKv,
     positionIds,
     linear,
+    dtypes = ['fp32'],
+    q4BlockSize,
+    q4AccuracyLevel,
     ...configInput
   } = options;
+  checkDtypes(dtypes);
   if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
     throw new ModelConfigError('seed', `must be an integer in [0, 2^32), got ${String(seed)}`);
   }
@@ -196,14 +205,22 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
         : weightsSource(config, weights);
 
   const dir = resolve(out);
-  const graph = writeGraphAside(dir, config, source, {
-    externalDataThreshold,
-    kvDtype,
-    repeatKv,
-    positionIds,
-    linear,
-    onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
-  });
+  const graph = writeGraphAside(
+    dir,
+    config,
+    source,
+    {
+      externalDataThreshold,
+      kvDtype,
+      repeatKv,
+      positionIds,
+      linear,
+      q4BlockSize,
+      q4AccuracyLevel,
+      onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
+    },
+    dtypes,
+  );
   const files: string[] = [];
   try {
     const writeJson = (name: string, value: unknown) => {
@@ -235,7 +252,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     files,
     removed,
     parameters: parameterCount(config),
-    weightBytes: graph.written.weightBytes,
-    externalData: graph.written.external,
+    weightBytes: graph.written.reduce((n, w) => n + w.weightBytes, 0),
+    externalData: graph.written.some((w) => w.external),
   };
 }

@@ -4,13 +4,13 @@ import type { DecoderConfig } from './config.js';
 import { ModelFileError, ModelWeightsError } from './errors.js';
 import { fromHfConfig } from './hf-config.js';
 import { readJsonFile } from './json-file.js';
-import type { DecoderGraphOptions } from './onnx/decoder-graph.js';
-import { writeGraphAside } from './onnx/write-aside.js';
+import type { DecoderGraphOptions, Q4Options, WeightDtype } from './onnx/decoder-graph.js';
+import { checkDtypes, DTYPE_FILES, writeGraphAside } from './onnx/write-aside.js';
 import { openSafetensors, type SafetensorsCheckpoint } from './safetensors.js';
 import { parameterCount, type WeightSpec, weightSpecs } from './weights.js';
 
 /** Options of {@link exportOnnx}. */
-export interface ExportOnnxOptions extends DecoderGraphOptions {
+export interface ExportOnnxOptions extends DecoderGraphOptions, Q4Options {
   /** A Hugging Face model directory: `config.json` and `model.safetensors` (or its sharded index). */
   dir: string;
   /**
@@ -19,7 +19,12 @@ export interface ExportOnnxOptions extends DecoderGraphOptions {
    * `base_model_name_or_path`, when that is a local directory.
    */
   base?: string;
-  /** Replace an existing `onnx/model.onnx` (default false: refused, naming the file). */
+  /**
+   * The graphs to write, by transformers.js dtype: `fp32` (`onnx/model.onnx`) and/or `q4`
+   * (`onnx/model_q4.onnx`: 4-bit linear layers, see `WeightDtype`). Default `['fp32']`.
+   */
+  dtypes?: readonly WeightDtype[];
+  /** Replace existing graphs of those dtypes (default false: refused, naming the file). */
   overwrite?: boolean;
   /** Total weight bytes above which weights go to `onnx/model.onnx_data`; default just under 2 GiB. */
   externalDataThreshold?: number;
@@ -41,9 +46,9 @@ export interface ExportedOnnx {
   /** Paths of the written files, relative to `dir`. */
   files: string[];
   parameters: number;
-  /** Bytes of weight data in the ONNX file(s). */
+  /** Bytes of weight data in the ONNX file(s), of all graphs (quantized weights at their packed size). */
   weightBytes: number;
-  /** Whether weights went to `onnx/model.onnx_data`. */
+  /** Whether weights went to `onnx/<file>_data` (for any graph). */
   externalData: boolean;
   /** A LoRA adapter merged into its base: W + scale * B A on each adapted matrix. */
   adapter?: { base: string; rank: number; scale: number; matrices: number };
@@ -85,7 +90,16 @@ function checkpointName(ckpt: SafetensorsCheckpoint, spec: WeightSpec): string |
  * console.log(exported.files); // ['onnx/model.onnx']
  */
 export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOnnx> {
-  const { dir: given, base, overwrite = false, externalDataThreshold, onProgress, ...graphOptions } = options;
+  const {
+    dir: given,
+    base,
+    overwrite = false,
+    externalDataThreshold,
+    onProgress,
+    dtypes = ['fp32'],
+    ...graphOptions
+  } = options;
+  checkDtypes(dtypes);
   const dir = resolve(given);
   const adapterFile = join(dir, 'adapter_config.json');
   const adapter = existsSync(adapterFile) ? readAdapter(dir, adapterFile, base) : undefined;
@@ -98,9 +112,11 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
     );
   }
   const config = fromHfConfig(readJsonFile(configFile));
-  const target = join(dir, 'onnx', 'model.onnx');
-  if (!overwrite && existsSync(target)) {
-    throw new ModelFileError(target, 'exists; pass overwrite: true (CLI: --force) to replace it');
+  for (const dtype of dtypes) {
+    const target = join(dir, 'onnx', DTYPE_FILES[dtype]);
+    if (!overwrite && existsSync(target)) {
+      throw new ModelFileError(target, 'exists; pass overwrite: true (CLI: --force) to replace it');
+    }
   }
   const ckpt = openSafetensors(modelDir);
   const lora = adapter ? loraPairs(adapter, config) : undefined;
@@ -164,6 +180,7 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
       externalDataThreshold,
       onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
     },
+    dtypes,
   );
   const files: string[] = [];
   if (adapter) {
@@ -184,8 +201,8 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
     ignored,
     files,
     parameters: parameterCount(config),
-    weightBytes: graph.written.weightBytes,
-    externalData: graph.written.external,
+    weightBytes: graph.written.reduce((n, w) => n + w.weightBytes, 0),
+    externalData: graph.written.some((w) => w.external),
     ...(adapter && lora
       ? { adapter: { base: adapter.base, rank: adapter.rank, scale: adapter.scale, matrices: lora.size } }
       : {}),

@@ -8,10 +8,14 @@ export {
   buildDecoderGraph,
   type DecoderGraph,
   type DecoderGraphOptions,
+  type GraphTensor,
   type GraphValue,
   MASKED_SCORE,
+  type Q4Options,
+  type WeightDtype,
 } from './onnx/decoder-graph.js';
 export { type ModelOnDisk, readModel } from './onnx/read-onnx.js';
+export { DTYPE_FILES } from './onnx/write-aside.js';
 export {
   EXTERNAL_DATA_THRESHOLD,
   IR_VERSION,
@@ -21,6 +25,7 @@ export {
   writeOnnxModel,
 } from './onnx/write-onnx.js';
 export { PRESETS, type PresetName } from './presets.js';
+export { dequantizeQ4, Q4_BLOCK_SIZES, type Q4Matrix, quantizeQ4 } from './quantize.js';
 export { type ReferenceForwardOptions, type ReferenceModel, referenceForward } from './reference-forward.js';
 export { type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
 export { ropeTables } from './rope.js';

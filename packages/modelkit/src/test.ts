@@ -4,7 +4,8 @@ import { join, resolve } from 'node:path';
 import type { DecoderConfig, DecoderConfigOverrides } from './config.js';
 import { createModel } from './create-model.js';
 import { fromHfConfig } from './hf-config.js';
-import type { DecoderGraphOptions } from './onnx/decoder-graph.js';
+import type { DecoderGraphOptions, Q4Options, WeightDtype } from './onnx/decoder-graph.js';
+import { DTYPE_FILES } from './onnx/write-aside.js';
 import { hashString } from './rng.js';
 import { randomTensor, type WeightSource } from './weights.js';
 
@@ -12,9 +13,11 @@ import { randomTensor, type WeightSource } from './weights.js';
 export const TINY_MODEL_FORMAT = 2;
 
 /** Options of {@link createTinyModel}: the `tiny` preset's overrides, a seed, and where to write. */
-export interface TinyModelOptions extends DecoderConfigOverrides, DecoderGraphOptions {
+export interface TinyModelOptions extends DecoderConfigOverrides, DecoderGraphOptions, Q4Options {
   /** Default 1. */
   seed?: number;
+  /** The graphs to write (see `createModel`); default `['fp32']`. */
+  dtypes?: readonly WeightDtype[];
   /** Write here (overwriting). Default: a cache directory keyed by the options, reused across runs. */
   dir?: string;
   /**
@@ -75,7 +78,8 @@ export async function createTinyModel(
       : hashString(readFileSync(join(tokenizerDir, 'tokenizer.json'), 'utf8'));
   const key = JSON.stringify({ format: TINY_MODEL_FORMAT, seed, initScale, overrides: sorted, tokenizer });
   const target = join(tinyModelCacheDir(), `tiny-${hashString(key).toString(16)}-${key.length}`);
-  if (!existsSync(join(target, 'onnx', 'model.onnx'))) {
+  const graph = join(target, 'onnx', DTYPE_FILES[overrides.dtypes?.[0] ?? 'fp32']);
+  if (!existsSync(graph)) {
     mkdirSync(tinyModelCacheDir(), { recursive: true });
     const tmp = `${target}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
     await createModel({ preset: 'tiny', ...overrides, seed, weights, tokenizerDir, out: tmp });
@@ -83,7 +87,7 @@ export async function createTinyModel(
       renameSync(tmp, target);
     } catch {
       rmSync(tmp, { recursive: true, force: true });
-      if (!existsSync(join(target, 'onnx', 'model.onnx'))) throw new Error(`could not create ${target}`);
+      if (!existsSync(graph)) throw new Error(`could not create ${target}`);
     }
   }
   return { dir: target, config: fromHfConfig(JSON.parse(readFileSync(join(target, 'config.json'), 'utf8'))) };

@@ -1,6 +1,7 @@
 import type { DecoderConfig } from '../config.js';
+import { Q4_BLOCK_SIZES } from '../quantize.js';
 import { ropeTables } from '../rope.js';
-import { type WeightSpec, weightSpecs } from '../weights.js';
+import { numel, type WeightSpec, weightSpecs } from '../weights.js';
 import { GraphBuilder, int, ints } from './graph-builder.js';
 import { DataType } from './onnx-schema.js';
 
@@ -11,12 +12,47 @@ export interface GraphValue {
   dims: (number | string)[];
 }
 
+/**
+ * One initializer of the weights, derived from a weight tensor: the tensor itself (`float32`), or the
+ * packed 4-bit values or the scales of its {@link quantizeQ4} form (`q4-data`, `q4-scales`).
+ */
+export interface GraphTensor {
+  /** The weight it is made from. */
+  spec: WeightSpec;
+  name: string;
+  dims: number[];
+  dataType: number;
+  bytes: number;
+  form: 'float32' | 'q4-data' | 'q4-scales';
+}
+
 /** A built decoder graph: nodes and constants in `builder`, the weights it references, and its interface. */
 export interface DecoderGraph {
   builder: GraphBuilder;
   weights: WeightSpec[];
+  /** The initializers made from `weights`, grouped by weight in `weights` order. */
+  tensors: GraphTensor[];
   inputs: GraphValue[];
   outputs: GraphValue[];
+}
+
+/**
+ * How linear weights are stored, by the transformers.js dtype of the file (`onnx/model.onnx`,
+ * `onnx/model_q4.onnx`): `fp32`, or `q4`: every linear layer, the LM head included, a `MatMulNBits`
+ * (onnxruntime's contrib op) on blockwise symmetric 4-bit weights; embeddings and norms stay float32.
+ */
+export type WeightDtype = 'fp32' | 'q4';
+
+/** Options of the `q4` weights. */
+export interface Q4Options {
+  /** Values per quantization block, one scale each (default 32, as transformers.js's q4 files). */
+  q4BlockSize?: (typeof Q4_BLOCK_SIZES)[number];
+  /**
+   * `MatMulNBits`'s `accuracy_level`, the precision onnxruntime computes in (default 4: int8, its
+   * fastest CPU path, rounding the activations to 8 bits per block; 0: float32 on the dequantized
+   * weights, what onnxruntime's quantizer writes by default).
+   */
+  q4AccuracyLevel?: 0 | 1 | 2 | 3 | 4;
 }
 
 /** Value substituted for masked attention scores before the softmax. */
@@ -59,8 +95,24 @@ export interface DecoderGraphOptions {
  * `MatMul` on their transpose) on weights kept in their PyTorch [out, in] layout under their Hugging
  * Face names, so the tied LM head reuses `model.embed_tokens.weight` without a transposed copy.
  */
-export function buildDecoderGraph(config: DecoderConfig, options: DecoderGraphOptions = {}): DecoderGraph {
+export function buildDecoderGraph(
+  config: DecoderConfig,
+  options: DecoderGraphOptions & Q4Options & { dtype?: WeightDtype } = {},
+): DecoderGraph {
   const g = new GraphBuilder();
+  const q4 = options.dtype === 'q4';
+  const blockSize = options.q4BlockSize ?? 32;
+  if (q4 && !(Q4_BLOCK_SIZES as readonly number[]).includes(blockSize)) {
+    throw new RangeError(`q4BlockSize must be one of ${Q4_BLOCK_SIZES.join(', ')}, got ${blockSize}`);
+  }
+  const accuracyLevel = options.q4AccuracyLevel ?? 4;
+  if (q4 && ![0, 1, 2, 3, 4].includes(accuracyLevel)) {
+    throw new RangeError(`q4AccuracyLevel must be 0, 1, 2, 3 or 4, got ${accuracyLevel}`);
+  }
+  // the quantized initializers of a linear weight, by the onnxruntime quantizer's names
+  const q4Names = (weight: string) => ({ data: `${weight}_Q4`, scales: `${weight}_scales` });
+  // a tied LM head reads a quantized copy of the embeddings (the Gather keeps the float32 table)
+  const headWeight = config.tieWordEmbeddings ? 'lm_head.weight' : undefined;
   const halfKv = options.kvDtype === 'float16';
   const toCache = (x: string) => (halfKv ? g.op('Cast', [x], { to: int(DataType.FLOAT16) }) : x);
   const fromCache = (x: string) => (halfKv ? g.op('Cast', [x], { to: int(DataType.FLOAT) }) : x);
@@ -117,6 +169,23 @@ export function buildDecoderGraph(config: DecoderConfig, options: DecoderGraphOp
     bias?: string,
     output?: string,
   ): string => {
+    if (q4) {
+      const names = q4Names(weight === 'model.embed_tokens.weight' ? headWeight! : weight);
+      const y = g.op(
+        'MatMulNBits',
+        [x, names.data, names.scales],
+        {
+          K: int(cols),
+          N: int(rows),
+          bits: int(4),
+          block_size: int(blockSize),
+          accuracy_level: int(accuracyLevel),
+        },
+        bias ? undefined : output,
+        'com.microsoft',
+      );
+      return bias ? g.op('Add', [y, bias], {}, output) : y;
+    }
     if (options.linear === 'matmul') {
       const y = g.op(
         'MatMul',
@@ -244,5 +313,47 @@ export function buildDecoderGraph(config: DecoderConfig, options: DecoderGraphOp
       });
     }
   }
-  return { builder: g, weights: weightSpecs(config), inputs, outputs };
+  const weights = weightSpecs(config);
+  const tensors: GraphTensor[] = [];
+  const float = (spec: WeightSpec) =>
+    tensors.push({
+      spec,
+      name: spec.name,
+      dims: spec.shape,
+      dataType: F32,
+      bytes: numel(spec.shape) * 4,
+      form: 'float32',
+    });
+  const quantized = (spec: WeightSpec, name: string) => {
+    const [rows, cols] = spec.shape as [number, number];
+    const blocks = Math.ceil(cols / blockSize);
+    const names = q4Names(name);
+    tensors.push(
+      {
+        spec,
+        name: names.data,
+        dims: [rows, blocks, blockSize / 2],
+        dataType: DataType.UINT8,
+        bytes: (rows * blocks * blockSize) / 2,
+        form: 'q4-data',
+      },
+      {
+        spec,
+        name: names.scales,
+        dims: [rows * blocks],
+        dataType: F32,
+        bytes: rows * blocks * 4,
+        form: 'q4-scales',
+      },
+    );
+  };
+  for (const spec of weights) {
+    if (!q4 || spec.kind === 'norm' || spec.kind === 'bias') float(spec);
+    else if (spec.kind === 'linear') quantized(spec, spec.name);
+    else {
+      float(spec); // the embeddings, gathered
+      if (headWeight) quantized(spec, headWeight);
+    }
+  }
+  return { builder: g, weights, tensors, inputs, outputs };
 }

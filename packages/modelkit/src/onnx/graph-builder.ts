@@ -51,12 +51,16 @@ export class GraphBuilder {
   private counter = 0;
   private readonly constantCache = new Map<string, string>();
 
-  /** Adds a node and returns its output names (`outputs` fixes them, else generated). */
+  /**
+   * Adds a node and returns its output names (`outputs` fixes them, else generated). `domain`: an
+   * operator set other than the default one (`com.microsoft` for onnxruntime's contrib ops).
+   */
   opN(
     opType: string,
     inputs: string[],
     attrs: Record<string, Attr> = {},
     outputs?: string[] | number,
+    domain?: string,
   ): string[] {
     const id = this.counter++;
     const outs = Array.isArray(outputs)
@@ -67,14 +71,26 @@ export class GraphBuilder {
       output: outs,
       name: `/${opType}_${id}`,
       op_type: opType,
+      ...(domain ? { domain } : {}),
       attribute: Object.entries(attrs).map(([n, a]) => attributeObject(n, a)),
     });
     return outs;
   }
 
   /** Adds a single-output node and returns its output name. */
-  op(opType: string, inputs: string[], attrs: Record<string, Attr> = {}, output?: string): string {
-    return this.opN(opType, inputs, attrs, output ? [output] : 1)[0]!;
+  op(
+    opType: string,
+    inputs: string[],
+    attrs: Record<string, Attr> = {},
+    output?: string,
+    domain?: string,
+  ): string {
+    return this.opN(opType, inputs, attrs, output ? [output] : 1, domain)[0]!;
+  }
+
+  /** The operator-set domains the nodes use besides the default one. */
+  domains(): string[] {
+    return [...new Set(this.nodes.flatMap((n) => (n.domain ? [n.domain] : [])))].sort();
   }
 
   /** An int64 constant (dims `[]` for a scalar), deduplicated by value. */

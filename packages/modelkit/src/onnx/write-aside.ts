@@ -1,38 +1,78 @@
 import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DecoderConfig } from '../config.js';
+import { ModelConfigError } from '../errors.js';
 import type { WeightSource } from '../weights.js';
+import type { WeightDtype } from './decoder-graph.js';
 import { type WriteOnnxOptions, type WrittenOnnx, writeOnnxModel } from './write-onnx.js';
 
-/** A graph written beside a model directory's `onnx/`, not yet in place. */
+/** The file of each weight dtype in `onnx/`, as transformers.js names them. */
+export const DTYPE_FILES: Record<WeightDtype, string> = { fp32: 'model.onnx', q4: 'model_q4.onnx' };
+
+/**
+ * Throws a {@link ModelConfigError} (field `dtypes`) unless `dtypes` is a non-empty list of distinct
+ * weight dtypes modelkit writes.
+ */
+export function checkDtypes(dtypes: readonly WeightDtype[]): void {
+  if (!Array.isArray(dtypes) || dtypes.length === 0) {
+    throw new ModelConfigError(
+      'dtypes',
+      `expected a non-empty list of ${Object.keys(DTYPE_FILES).join(', ')}`,
+    );
+  }
+  for (const [i, dtype] of dtypes.entries()) {
+    if (!Object.hasOwn(DTYPE_FILES, dtype)) {
+      throw new ModelConfigError(
+        'dtypes',
+        `modelkit writes ${Object.keys(DTYPE_FILES).join(' and ')} weights, got ${JSON.stringify(dtype)}`,
+      );
+    }
+    if (dtypes.indexOf(dtype) !== i) throw new ModelConfigError('dtypes', `${dtype} is listed twice`);
+  }
+}
+
+/** The graphs written beside a model directory's `onnx/`, not yet in place. */
 export interface GraphAside {
-  written: WrittenOnnx;
-  /** Moves `onnx/model.onnx` (and its `_data`) into place; returns their paths relative to the directory. */
+  /** What each graph's writer wrote, in the order of the dtypes given. */
+  written: (WrittenOnnx & { dtype: WeightDtype })[];
+  /** Moves the graphs (and their `_data`) into place; returns their paths relative to the directory. */
   commit(): string[];
-  /** Removes the graph written aside. */
+  /** Removes the graphs written aside. */
   discard(): void;
 }
 
 /**
- * Writes `dir/onnx/model.onnx` in a `.partial-*` folder of `dir/onnx` (the long part), to be moved into
- * place by `commit()` once everything else is written: an interrupted run leaves the previous model
- * whole, or no graph, never a truncated one. Leftovers of earlier interrupted runs are removed first.
+ * Writes `dir/onnx/model.onnx` (and the other dtypes' files, see {@link DTYPE_FILES}) in a
+ * `.partial-*` folder of `dir/onnx` (the long part), to be moved into place by `commit()` once
+ * everything else is written: an interrupted run leaves the previous model whole, or no graph, never
+ * a truncated one. Leftovers of earlier interrupted runs are removed first. `source` is asked for
+ * every weight once per graph.
  */
 export function writeGraphAside(
   dir: string,
   config: DecoderConfig,
   source: WeightSource,
-  options: WriteOnnxOptions,
+  options: Omit<WriteOnnxOptions, 'dtype'>,
+  dtypes: readonly WeightDtype[] = ['fp32'],
 ): GraphAside {
+  checkDtypes(dtypes);
   const onnxDir = join(dir, 'onnx');
   mkdirSync(onnxDir, { recursive: true });
   for (const entry of readdirSync(onnxDir))
     if (entry.startsWith('.partial-')) rmSync(join(onnxDir, entry), { recursive: true, force: true });
   const partial = mkdtempSync(join(onnxDir, '.partial-'));
   const discard = () => rmSync(partial, { recursive: true, force: true });
-  let written: WrittenOnnx;
+  const written: GraphAside['written'] = [];
   try {
-    written = writeOnnxModel(join(partial, 'model.onnx'), config, source, options);
+    for (const [k, dtype] of dtypes.entries()) {
+      const file = join(partial, DTYPE_FILES[dtype]);
+      // progress counts the weights of all graphs
+      const onTensor = options.onTensor
+        ? (name: string, index: number, count: number) =>
+            options.onTensor!(name, k * count + index, dtypes.length * count)
+        : undefined;
+      written.push({ ...writeOnnxModel(file, config, source, { ...options, onTensor, dtype }), dtype });
+    }
   } catch (error) {
     discard();
     throw error;
@@ -41,11 +81,16 @@ export function writeGraphAside(
     written,
     discard,
     commit() {
-      if (written.external) renameSync(join(partial, 'model.onnx_data'), join(onnxDir, 'model.onnx_data'));
-      else rmSync(join(onnxDir, 'model.onnx_data'), { force: true }); // a previous, larger model's
-      renameSync(join(partial, 'model.onnx'), join(onnxDir, 'model.onnx'));
+      const files: string[] = [];
+      for (const { dtype, external } of written) {
+        const name = DTYPE_FILES[dtype];
+        if (external) renameSync(join(partial, `${name}_data`), join(onnxDir, `${name}_data`));
+        else rmSync(join(onnxDir, `${name}_data`), { force: true }); // a previous, larger model's
+        renameSync(join(partial, name), join(onnxDir, name));
+        files.push(`onnx/${name}`, ...(external ? [`onnx/${name}_data`] : []));
+      }
       discard();
-      return written.external ? ['onnx/model.onnx', 'onnx/model.onnx_data'] : ['onnx/model.onnx'];
+      return files;
     },
   };
 }

@@ -2,9 +2,17 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { DecoderConfig } from '../config.js';
 import { ModelWeightsError } from '../errors.js';
-import { numel, type WeightSource } from '../weights.js';
-import { buildDecoderGraph, type DecoderGraphOptions, type GraphValue } from './decoder-graph.js';
-import { DataType, onnxType } from './onnx-schema.js';
+import { type Q4Matrix, quantizeQ4 } from '../quantize.js';
+import type { WeightSource } from '../weights.js';
+import {
+  buildDecoderGraph,
+  type DecoderGraphOptions,
+  type GraphTensor,
+  type GraphValue,
+  type Q4Options,
+  type WeightDtype,
+} from './decoder-graph.js';
+import { onnxType } from './onnx-schema.js';
 
 /** Opset and IR version of the written graphs (onnxruntime 1.16+ runs them). */
 export const OPSET_VERSION = 17;
@@ -16,7 +24,9 @@ const EXTERNAL_MIN_BYTES = 1024;
 const ALIGN = 4096;
 
 /** Options of {@link writeOnnxModel}. */
-export interface WriteOnnxOptions extends DecoderGraphOptions {
+export interface WriteOnnxOptions extends DecoderGraphOptions, Q4Options {
+  /** How linear weights are stored (default `fp32`; see {@link WeightDtype}). */
+  dtype?: WeightDtype;
   /** Total tensor bytes above which weights are written to `<file>_data`; default just under 2 GiB. */
   externalDataThreshold?: number;
   /** Called after each weight tensor is written. */
@@ -27,9 +37,26 @@ export interface WriteOnnxOptions extends DecoderGraphOptions {
 export interface WrittenOnnx {
   /** Files written (the model, and the external data file when used). */
   files: string[];
-  /** Bytes of weight data (weights only, not constants). */
+  /** Bytes of weight data (weights only, not constants; quantized weights at their packed size). */
   weightBytes: number;
   external: boolean;
+}
+
+/** The bytes of one initializer, from its weight's values (quantized once, for both q4 parts). */
+function tensorBytes(
+  tensor: GraphTensor,
+  weight: { values: Float32Array; q4?: Q4Matrix },
+  blockSize: number,
+): Uint8Array {
+  if (tensor.form === 'float32') {
+    const v = weight.values;
+    return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  }
+  const [rows, cols] = tensor.spec.shape as [number, number];
+  weight.q4 ??= quantizeQ4(weight.values, rows, cols, blockSize);
+  if (tensor.form === 'q4-data') return weight.q4.data;
+  const s = weight.q4.scales;
+  return new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
 }
 
 /** Bytes per write call: one call cannot write 2 GiB or more. */
@@ -82,7 +109,7 @@ export function writeOnnxModel(
 ): WrittenOnnx {
   const graph = buildDecoderGraph(config, options);
   const TensorProto = onnxType('TensorProto');
-  const weightBytes = graph.weights.reduce((n, s) => n + numel(s.shape) * 4, 0);
+  const weightBytes = graph.tensors.reduce((n, t) => n + t.bytes, 0);
   const GraphProto = onnxType('GraphProto');
   const graphBody = GraphProto.encode(
     GraphProto.fromObject({
@@ -106,10 +133,14 @@ export function writeOnnxModel(
 
   // Headers (everything but raw_data) of each weight, and where its bytes go.
   let dataOffset = 0;
-  const records = graph.weights.map((spec) => {
-    const bytes = numel(spec.shape) * 4;
+  const records = graph.tensors.map((tensor) => {
+    const { bytes } = tensor;
     const isExternal = external && bytes >= EXTERNAL_MIN_BYTES;
-    const header: Record<string, unknown> = { dims: spec.shape, data_type: DataType.FLOAT, name: spec.name };
+    const header: Record<string, unknown> = {
+      dims: tensor.dims,
+      data_type: tensor.dataType,
+      name: tensor.name,
+    };
     let offset = 0;
     if (isExternal) {
       dataOffset = Math.ceil(dataOffset / ALIGN) * ALIGN;
@@ -126,7 +157,7 @@ export function writeOnnxModel(
     const rawPrefix = isExternal ? new Uint8Array(0) : Uint8Array.from([0x4a, ...varint(bytes)]);
     const recordLength = head.length + rawPrefix.length + (isExternal ? 0 : bytes);
     const prefix = Uint8Array.from([0x2a, ...varint(recordLength), ...head, ...rawPrefix]);
-    return { spec, bytes, isExternal, offset, prefix };
+    return { tensor, bytes, isExternal, offset, prefix };
   });
 
   const graphLength = records.reduce(
@@ -137,7 +168,10 @@ export function writeOnnxModel(
   const head = ModelProto.encode(
     ModelProto.fromObject({
       ir_version: IR_VERSION,
-      opset_import: [{ domain: '', version: OPSET_VERSION }],
+      opset_import: [
+        { domain: '', version: OPSET_VERSION },
+        ...graph.builder.domains().map((domain) => ({ domain, version: 1 })),
+      ],
       producer_name: '@implicit-it/modelkit',
       producer_version: '0.1.0',
       metadata_props: [{ key: 'model_type', value: config.modelType }],
@@ -152,20 +186,29 @@ export function writeOnnxModel(
     writeAll(fd, head);
     writeAll(fd, Uint8Array.from([0x3a, ...varint(graphLength)]));
     writeAll(fd, graphBody);
-    records.forEach((r, index) => {
-      const tensor = source(r.spec);
-      if (!(tensor instanceof Float32Array) || tensor.length !== r.bytes / 4) {
-        throw new ModelWeightsError(
-          r.spec.name,
-          `source gave ${tensor instanceof Float32Array ? `${tensor.length} values` : typeof tensor}, expected a Float32Array of ${r.bytes / 4} for shape [${r.spec.shape.join(', ')}]`,
-        );
+    // the source is asked once per weight; its initializers follow one another
+    let current: { spec: GraphTensor['spec']; values: Float32Array; q4?: Q4Matrix } | undefined;
+    let index = 0;
+    for (const r of records) {
+      const { spec } = r.tensor;
+      if (current?.spec !== spec) {
+        if (current) options.onTensor?.(current.spec.name, index++, graph.weights.length);
+        const values = source(spec);
+        const expected = spec.shape.reduce((a, b) => a * b, 1);
+        if (!(values instanceof Float32Array) || values.length !== expected) {
+          throw new ModelWeightsError(
+            spec.name,
+            `source gave ${values instanceof Float32Array ? `${values.length} values` : typeof values}, expected a Float32Array of ${expected} for shape [${spec.shape.join(', ')}]`,
+          );
+        }
+        current = { spec, values };
       }
-      const raw = new Uint8Array(tensor.buffer, tensor.byteOffset, tensor.byteLength);
+      const raw = tensorBytes(r.tensor, current, options.q4BlockSize ?? 32);
       writeAll(fd, r.prefix);
       if (r.isExternal) writeAll(dataFd!, raw, r.offset);
       else writeAll(fd, raw);
-      options.onTensor?.(r.spec.name, index, records.length);
-    });
+    }
+    if (current) options.onTensor?.(current.spec.name, index, graph.weights.length);
   } finally {
     closeSync(fd);
     if (dataFd !== undefined) closeSync(dataFd);

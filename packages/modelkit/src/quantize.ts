@@ -1,0 +1,95 @@
+/**
+ * A [rows, cols] float matrix (PyTorch's [out, in] layout of a Linear weight) in blockwise symmetric
+ * 4-bit form, as onnxruntime's `MatMulNBits` (com.microsoft, bits 4, no zero points) reads it: each
+ * row is cut into blocks of `blockSize` columns (the last one padded with zeros), each block has one
+ * float scale, and value i of a block is `(q_i - 8) * scale`.
+ */
+export interface Q4Matrix {
+  rows: number;
+  cols: number;
+  blockSize: number;
+  /** [rows, blocks, blockSize / 2] bytes: two values a byte, the even-indexed one in the low nibble. */
+  data: Uint8Array;
+  /** [rows * blocks] */
+  scales: Float32Array;
+}
+
+/** Block sizes `MatMulNBits` accepts: a power of two, at least 16. */
+export const Q4_BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
+
+/**
+ * Quantizes a [rows, cols] row-major matrix to 4 bits per value, blockwise along each row, the way
+ * onnxruntime's own quantizer (`MatMulNBitsQuantizer`, symmetric) does: the scale of a block is its
+ * value of largest magnitude divided by -8 (so that value is exactly representable, as q = 0), and
+ * each value becomes `floor(v / scale + 8.5)` clamped to [0, 15].
+ *
+ * @example
+ * const q = quantizeQ4(weight, 1536, 576); // weight: the [1536, 576] gate_proj of a SmolLM2 layer
+ * q.data.length; // 1536 * 18 * 16
+ */
+export function quantizeQ4(weight: Float32Array, rows: number, cols: number, blockSize = 32): Q4Matrix {
+  if (!(Q4_BLOCK_SIZES as readonly number[]).includes(blockSize)) {
+    throw new RangeError(`q4 block size must be one of ${Q4_BLOCK_SIZES.join(', ')}, got ${blockSize}`);
+  }
+  if (weight.length !== rows * cols) {
+    throw new RangeError(`expected ${rows} x ${cols} = ${rows * cols} values, got ${weight.length}`);
+  }
+  const blocks = Math.ceil(cols / blockSize);
+  const half = blockSize / 2;
+  const data = new Uint8Array(rows * blocks * half);
+  const scales = new Float32Array(rows * blocks);
+  // float32 arithmetic, as onnxruntime's quantizer: v * (1 / scale) rounded to float32, + 8.5, floored
+  const block = new Float32Array(blockSize); // the block's values, zero-padded
+  for (let r = 0; r < rows; r++) {
+    const row = r * cols;
+    for (let b = 0; b < blocks; b++) {
+      const start = row + b * blockSize;
+      const n = Math.min(blockSize, cols - b * blockSize);
+      block.set(weight.subarray(start, start + n));
+      if (n < blockSize) block.fill(0, n);
+      let amax = 0;
+      let max = 0;
+      for (let i = 0; i < n; i++) {
+        const v = block[i]!;
+        const a = v < 0 ? -v : v;
+        if (a > amax) {
+          amax = a;
+          max = v;
+        }
+      }
+      const scale = Math.fround(max / -8);
+      scales[r * blocks + b] = scale;
+      const inv = scale === 0 ? 0 : Math.fround(1 / scale);
+      let out = (r * blocks + b) * half;
+      for (let i = 0; i < blockSize; i += 2) {
+        const lo = Math.min(15, Math.max(0, Math.floor(Math.fround(block[i]! * inv) + 8.5)));
+        const hi = Math.min(15, Math.max(0, Math.floor(Math.fround(block[i + 1]! * inv) + 8.5)));
+        data[out++] = lo | (hi << 4);
+      }
+    }
+  }
+  return { rows, cols, blockSize, data, scales };
+}
+
+/**
+ * The float values a {@link Q4Matrix} stands for, [rows, cols] row-major: what `MatMulNBits`
+ * multiplies by (exactly, with accuracy level 0; level 4 also rounds the activations to 8 bits).
+ *
+ * @example
+ * const w = dequantizeQ4(quantizeQ4(weight, rows, cols)); // |w - weight| <= scale / 2 per block
+ */
+export function dequantizeQ4(q: Q4Matrix): Float32Array {
+  const { rows, cols, blockSize, data, scales } = q;
+  const blocks = Math.ceil(cols / blockSize);
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const b = Math.floor(c / blockSize);
+      const i = c % blockSize;
+      const byte = data[(r * blocks + b) * (blockSize / 2) + (i >> 1)]!;
+      const nibble = i & 1 ? byte >> 4 : byte & 15;
+      out[r * cols + c] = (nibble - 8) * scales[r * blocks + b]!;
+    }
+  }
+  return out;
+}
