@@ -296,7 +296,11 @@ export class DecodeEngine {
     let done: ChunkOutputs | null = null;
     for await (const run of runChunked(this.session, prompts, plan)) {
       done = run;
-      if (run.at + run.n < width && (this.closed || rows.every((r) => r.req.signal?.aborted))) {
+      if (run.at + run.n >= width) continue;
+      // onnxruntime-node runs a chunk on this thread: let the event loop take the I/O that came in
+      // meanwhile (a client that left, other requests) before the next one, and see its abort now
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.closed || rows.every((r) => r.req.signal?.aborted)) {
         // a long prompt comes in many chunks: stop as soon as nobody waits for it
         for (const r of rows) {
           r.finish = 'abort';

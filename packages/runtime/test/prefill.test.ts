@@ -101,6 +101,24 @@ describe('chunked prefill', () => {
     await model.dispose();
   });
 
+  it('sees an abort that arrives with the I/O after a chunk before it runs the next one', async () => {
+    const model = await loadModel(await diverseModelDir(), { ...quiet, prefillChunk: 2 });
+    const controller = new AbortController();
+    const run = model.session.run.bind(model.session);
+    let calls = 0;
+    vi.spyOn(model.session, 'run').mockImplementation(async (step) => {
+      const out = await run(step);
+      // as a socket's close event, delivered by the event loop's next turn (onnxruntime-node runs a
+      // chunk synchronously: a client that leaves meanwhile is seen only after it)
+      if (++calls === 2) setImmediate(() => controller.abort(new Error('user left')));
+      return out;
+    });
+    const doomed = model.generate(PROMPTS[3]!, { maxNewTokens: 5, signal: controller.signal });
+    await expect(doomed).rejects.toThrow('generation aborted: user left');
+    expect(calls).toBe(2);
+    await model.dispose();
+  });
+
   it('score(): continuations scored across chunks get the log-probs and ranks of one whole pass', async () => {
     const dir = await diverseModelDir();
     const whole = await loadModel(dir, { ...quiet, prefillChunk: 0 });
