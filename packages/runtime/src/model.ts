@@ -609,6 +609,11 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
         `loadModel: ${key} must be a whole number of threads (0: onnxruntime's default), got ${n}`,
       );
   }
+  const accuracy = options.q4AccuracyLevel;
+  if (accuracy !== undefined && ![0, 1, 2, 3, 4].includes(accuracy))
+    throw new RangeError(
+      `loadModel: q4AccuracyLevel must be 0, 1, 2, 3 or 4, got ${JSON.stringify(accuracy)}`,
+    );
   const level = options.onnxLogLevel;
   if (level !== undefined && !ONNX_LOG_LEVELS.includes(level))
     throw new RangeError(

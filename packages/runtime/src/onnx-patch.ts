@@ -169,6 +169,33 @@ function nodeField(
 const intAttr = (name: string, value: number) =>
   lenField(5, concat([str(1, name), varintField(3, value), varintField(20, 2)]));
 
+/** A node (a GraphProto `node` field of `buf`) with its attribute `name` set to the integer `value`. */
+function withIntAttribute(buf: Uint8Array, node: WireField, name: string, value: number): Uint8Array {
+  const kept: Uint8Array[] = [];
+  for (const g of wireFields(buf, node.dataStart, node.end)) {
+    if (g.no === 5 && g.wireType === 2) {
+      const named = [...wireFields(buf, g.dataStart, g.end)].find((a) => a.no === 1 && a.wireType === 2);
+      if (named && utf8.decode(buf.subarray(named.dataStart, named.end)) === name) continue;
+    }
+    kept.push(buf.subarray(g.start, g.end));
+  }
+  return lenField(1, concat([...kept, intAttr(name, value)]));
+}
+
+/** GraphProto `node` fields (one, or an edit's several) with every MatMulNBits node's `accuracy_level` set. */
+function withAccuracyLevel(nodes: Uint8Array, level: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const f of wireFields(nodes, 0, nodes.length)) {
+    const node = readNode(nodes, f);
+    parts.push(
+      node.opType === 'MatMulNBits' && node.domain === 'com.microsoft'
+        ? withIntAttribute(nodes, f, 'accuracy_level', level)
+        : nodes.subarray(f.start, f.end),
+    );
+  }
+  return concat(parts);
+}
+
 function int64Initializer(name: string, value: bigint): Uint8Array {
   const raw = new Uint8Array(8);
   new DataView(raw.buffer).setBigInt64(0, value, true);
@@ -193,8 +220,9 @@ function findHead(producer: Map<string, NodeInfo>): HeadSite | string {
     node = producer.get(node.inputs[0]!);
   }
   if (!node) return 'no node produces "logits"';
-  // optimum: logits = MatMul(hidden[B, S, H], W[H, V])
-  if (node.opType === 'MatMul') return { hidden: node.inputs[0]!, reader: node, index: 0 };
+  // optimum: logits = MatMul(hidden[B, S, H], W[H, V]); 4-bit exports: MatMulNBits(hidden, W_Q4, scales)
+  if (node.opType === 'MatMul' || node.opType === 'MatMulNBits')
+    return { hidden: node.inputs[0]!, reader: node, index: 0 };
   // flattened linear: Reshape(Gemm|MatMul(Reshape(hidden, [-1, H]), W), [B, S, V])
   if (node.opType === 'Reshape') {
     const lin = producer.get(node.inputs[0]!);
@@ -203,7 +231,7 @@ function findHead(producer: Map<string, NodeInfo>): HeadSite | string {
     if (flat?.opType === 'Reshape')
       return { hidden: flat.inputs[0]!, reader: flat, index: 0, unflatten: node };
   }
-  return `the LM head is not MatMul(hidden, W) or Reshape(Gemm(Reshape(hidden))) (found ${node.opType})`;
+  return `the LM head is not MatMul(hidden, W), MatMulNBits(hidden, ...) or Reshape(Gemm(Reshape(hidden))) (found ${node.opType})`;
 }
 
 /** The name of the int64 [1] input the patch adds: the first position whose logits are computed (-1: last). */
@@ -229,6 +257,12 @@ export interface PatchRequest {
    * instead, so that no step copies the cache once per query head either. Default true.
    */
   groupQueries?: boolean;
+  /**
+   * Set the `accuracy_level` of every `MatMulNBits` node (onnxruntime's blockwise-quantized linear
+   * layers, as in 4-bit exports) to this: 0 computes in float32 on the dequantized weights, 4 in int8
+   * (activations rounded to 8 bits per block; onnxruntime's fastest CPU path).
+   */
+  q4AccuracyLevel?: number;
 }
 
 /** What `patchDecoderGraph` did: the new bytes (when anything changed) and, per part, why it was not done. */
@@ -242,6 +276,8 @@ export interface GraphPatch {
   splitAttention: true | string;
   /** repeat_kv replaced by grouped queries in at least one layer (see `PatchRequest.groupQueries`) */
   groupQueries: true | string;
+  /** `MatMulNBits` nodes given `PatchRequest.q4AccuracyLevel` (0 when not requested or none in the graph) */
+  q4Nodes: number;
 }
 
 /** What `patchLogitsSlice` did. */
@@ -286,6 +322,7 @@ export function patchDecoderGraph(model: Uint8Array, request: PatchRequest): Gra
       kvOutputs: reason,
       splitAttention: reason,
       groupQueries: reason,
+      q4Nodes: 0,
     };
   }
 }
@@ -710,6 +747,7 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
     kvOutputs: 'not requested',
     splitAttention: 'not requested',
     groupQueries: 'not requested',
+    q4Nodes: 0,
   };
   if (!graphField) {
     if (request.logitsSlice) result.logitsSlice = 'no graph in the model file';
@@ -751,10 +789,23 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
     if (group) result.groupQueries = typeof split === 'string' ? split : split.grouped;
   }
 
-  if (result.logitsSlice !== true && result.kvOutputs !== true) return result;
+  // MatMulNBits nodes whose accuracy level changes (on top of any other edit of the same node)
+  const level = request.q4AccuracyLevel;
+  const nBits = new Set(
+    level === undefined
+      ? []
+      : nodes
+          .filter((n) => n.opType === 'MatMulNBits' && n.domain === 'com.microsoft')
+          .map((n) => n.field.start),
+  );
+  result.q4Nodes = nBits.size;
+  if (result.logitsSlice !== true && result.kvOutputs !== true && nBits.size === 0) return result;
   const parts: Uint8Array[] = [];
   for (const f of graphFields) {
-    const replacement = replace.get(f.start);
+    let replacement = replace.get(f.start);
+    if (nBits.has(f.start)) {
+      replacement = withAccuracyLevel(replacement ?? model.subarray(f.start, f.end), level!);
+    }
     if (replacement) {
       parts.push(replacement);
       continue;

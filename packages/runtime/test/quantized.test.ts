@@ -1,0 +1,115 @@
+import { dirname } from 'node:path';
+import { AutoModelForCausalLM, env, LogitsProcessorList, Tensor } from '@huggingface/transformers';
+import { createTinyModel } from '@implicit-it/modelkit/test';
+import { describe, expect, it } from 'vitest';
+import { generateWithoutCache, loadModel, transformersRulesProcessor } from '../src/index.js';
+import { PROMPTS } from './helpers.js';
+
+// 4-bit graphs as transformers.js's `model_q4.onnx` files have them: every linear layer, the LM head
+// included, a MatMulNBits (onnxruntime's contrib op); modelkit writes them from the same weights
+const q4Model = (accuracy: 0 | 4) =>
+  createTinyModel({ seed: 1, initScale: 10, dtypes: ['fp32', 'q4'], q4AccuracyLevel: accuracy });
+
+describe('q4 models (onnx/model_q4.onnx, dtype: "q4")', () => {
+  it('get every patch, and greedy decoding equals the no-cache loop, transformers.js and single-row runs', async () => {
+    const { dir } = await q4Model(4);
+    const model = await loadModel(dir, { dtype: 'q4', log: () => {} });
+    const fp32 = await loadModel(dir, { log: () => {} });
+    expect(model.files.onnxFile).toMatch(/onnx\/model_q4\.onnx$/);
+    // the LM head found behind MatMulNBits: logits only where needed; the cache in the engine's buffers
+    expect([model.info.logitsMode, model.info.cacheMode, model.info.attention]).toEqual([
+      'patched',
+      'slots',
+      'split',
+    ]);
+    env.allowRemoteModels = false;
+    env.localModelPath = dirname(dir);
+    const hf = await AutoModelForCausalLM.from_pretrained(dir.split('/').pop()!, {
+      dtype: 'q4',
+      device: 'cpu',
+    });
+    try {
+      const batched = await model.generate(PROMPTS, { maxNewTokens: 24, rules: 'hewitt2024', batchSize: 4 });
+      let differs = 0;
+      for (const [i, prompt] of PROMPTS.entries()) {
+        const [ours] = await model.generate(prompt, { maxNewTokens: 24, rules: 'hewitt2024' });
+        expect(batched[i]!.tokenIds).toEqual(ours!.tokenIds);
+        const reference = await generateWithoutCache(model, prompt, {
+          maxNewTokens: 24,
+          rules: 'hewitt2024',
+        });
+        expect(ours!.tokenIds).toEqual(reference);
+        const p = ours!.prompt;
+        const list = new LogitsProcessorList();
+        list.push((await transformersRulesProcessor(model.rules('hewitt2024')!, p)) as never);
+        const out = (await hf.generate({
+          input_ids: new Tensor('int64', BigInt64Array.from(p.ids, BigInt), [1, p.ids.length]),
+          attention_mask: new Tensor('int64', new BigInt64Array(p.ids.length).fill(1n), [1, p.ids.length]),
+          max_new_tokens: 24,
+          do_sample: false,
+          logits_processor: list,
+          eos_token_id: model.info.eosIds,
+        } as never)) as Tensor;
+        expect(ours!.tokenIds).toEqual(Array.from(out.data as BigInt64Array, Number).slice(p.ids.length));
+        expect(new Set(ours!.tokenIds).size).toBeGreaterThan(8); // a real sequence, not a loop
+        const [float] = await fp32.generate(prompt, { maxNewTokens: 24, rules: 'hewitt2024' });
+        if (JSON.stringify(float!.tokenIds) !== JSON.stringify(ours!.tokenIds)) differs++;
+      }
+      // the q4 file is the one that ran: 4-bit weights change some answers of this model
+      expect(differs).toBeGreaterThan(0);
+    } finally {
+      await hf.dispose();
+      await model.dispose();
+      await fp32.dispose();
+    }
+  });
+
+  it('scores continuations with the same log-probs as a generation computes', async () => {
+    const { dir } = await q4Model(0);
+    const model = await loadModel(dir, { dtype: 'q4', log: () => {} });
+    try {
+      const [gen] = await model.generate(PROMPTS[0]!, { maxNewTokens: 12, logprobs: true });
+      const [scored] = await model.score([{ prompt: PROMPTS[0]!, continuation: gen!.tokenIds }]);
+      const generated = gen!.logprobs!.map((l) => l.logprob);
+      expect(scored!.logprobs.length).toBe(generated.length);
+      scored!.logprobs.forEach((lp, i) => {
+        expect(Math.abs(lp - generated[i]!)).toBeLessThan(1e-4);
+      });
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('q4AccuracyLevel rewrites the MatMulNBits nodes at load: a level-0 file then computes as a level-4 one', async () => {
+    const level0 = (await q4Model(0)).dir;
+    const level4 = (await q4Model(4)).dir; // the same weights, written with accuracy_level 4
+    const lines: string[] = [];
+    const models = await Promise.all([
+      loadModel(level0, { dtype: 'q4', log: () => {} }),
+      loadModel(level0, { dtype: 'q4', q4AccuracyLevel: 4, log: (l) => lines.push(l) }),
+      loadModel(level4, { dtype: 'q4', log: () => {} }),
+    ]);
+    try {
+      // 2 layers x 7 linear layers, and the LM head
+      expect(lines).toContain('MatMulNBits accuracy level 4 on 15 nodes');
+      expect(models[1]!.info.logitsMode).toBe('patched'); // the head's other edit is kept
+      const item = [{ prompt: PROMPTS[1]!, continuation: ' The sea is wide and deep and blue.' }];
+      const [asWritten, raised, written4] = await Promise.all(models.map((m) => m.score(item)));
+      expect(raised![0]!.logprobs).toEqual(written4![0]!.logprobs);
+      expect(raised![0]!.logprobs).not.toEqual(asWritten![0]!.logprobs);
+    } finally {
+      await Promise.all(models.map((m) => m.dispose()));
+    }
+  });
+
+  it('q4AccuracyLevel on a graph without MatMulNBits says so; a level onnxruntime has not is refused', async () => {
+    const lines: string[] = [];
+    const { dir } = await q4Model(0);
+    const model = await loadModel(dir, { q4AccuracyLevel: 4, log: (l) => lines.push(l) });
+    await model.dispose();
+    expect(lines).toContain('q4AccuracyLevel 4 not applied: the graph has no MatMulNBits node');
+    await expect(loadModel(dir, { dtype: 'q4', q4AccuracyLevel: 5 as never })).rejects.toThrow(
+      'loadModel: q4AccuracyLevel must be 0, 1, 2, 3 or 4, got 5',
+    );
+  });
+});
