@@ -55,10 +55,14 @@ const common = {
     .nullish(),
   /** Extension (as vLLM): keep only the k most likely tokens when sampling; 0 = off. */
   top_k: z.number().int().min(0).max(INT32_MAX).nullish(),
+  /** Folded to 32 bits (the sampler's seed): seeds that differ by a multiple of 2^32 sample alike. */
   seed: z
     .number({ error: 'expected an integer' })
-    .int({ error: 'expected an integer' })
-    .refine(Number.isSafeInteger, { error: 'expected a safe integer' })
+    .refine(Number.isInteger, { error: 'expected an integer' })
+    .refine(Number.isSafeInteger, {
+      error:
+        'expected an integer in [-(2^53 - 1), 2^53 - 1] (larger ones do not survive JSON parsing exactly)',
+    })
     .nullish(),
   stop: stop.nullish(),
   n: z.literal(1, { error: 'only n = 1 is supported; send one request per completion' }).nullish(),
@@ -70,6 +74,9 @@ const common = {
     .nullish(),
   presence_penalty: z.literal(0, { error: 'only 0 is supported (the rules penalize used tokens)' }).nullish(),
   user: z.string().max(256).nullish(),
+  /** OpenAI's successor of `user` (abuse monitoring) and its prompt-cache routing key: accepted, unused. */
+  safety_identifier: z.string().max(256).nullish(),
+  prompt_cache_key: z.string().max(1024).nullish(),
   metadata: z.record(z.string(), z.string()).nullish(),
   store: z.boolean().nullish(),
   service_tier: z.string().max(64).nullish(),
@@ -90,6 +97,9 @@ export const UNSUPPORTED: Record<string, string> = {
   prediction: 'predicted outputs are not supported',
   reasoning_effort: 'this model does not reason in a separate channel',
   web_search_options: 'web search is not supported',
+  verbosity: 'this server does not tune answer length by a verbosity hint',
+  tool_calls: 'tool calls are not supported by this server',
+  annotations: 'annotations (web-search citations) are not supported',
 };
 
 /**
@@ -118,11 +128,22 @@ const message = z
       .nullish(),
     name: z.string().max(64).nullish(),
     refusal: z.string().nullish(),
+    // what an OpenAI reply carries besides its content, which clients send back in the history:
+    // accepted at their no-op values
+    tool_calls: onlyNoOp('tool_calls', []),
+    function_call: onlyNoOp('function_call'),
+    audio: onlyNoOp('audio'),
+    annotations: onlyNoOp('annotations', []),
   })
   .superRefine((m, ctx) => {
     // only an assistant turn may come without content (OpenAI allows it with tool calls)
     if (m.role !== 'assistant' && (m.content === null || m.content === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['content'], message: 'this field is required' });
+    }
+    if (m.role === 'assistant') return;
+    for (const key of ['tool_calls', 'function_call', 'audio', 'annotations'] as const) {
+      if (m[key] !== undefined)
+        ctx.addIssue({ code: 'custom', path: [key], message: `only an assistant message has ${key}` });
     }
   });
 
@@ -154,6 +175,7 @@ export const chatRequestSchema = z.strictObject({
   prediction: onlyNoOp('prediction'),
   reasoning_effort: onlyNoOp('reasoning_effort'),
   web_search_options: onlyNoOp('web_search_options'),
+  verbosity: onlyNoOp('verbosity', 'medium'),
 });
 
 const tokenId = z.number().int().min(0).max(INT32_MAX);
@@ -168,7 +190,12 @@ export const completionRequestSchema = z.strictObject({
       z.array(tokenId).min(1).max(1_000_000),
       z.array(z.array(tokenId).min(1)).length(1, { error: 'one prompt per request' }),
     ],
-    { error: 'expected a string, or an array of token ids (one prompt per request)' },
+    {
+      error: (issue) =>
+        issue.input === undefined
+          ? 'this field is required'
+          : 'expected a string, or an array of token ids (one prompt per request)',
+    },
   ),
   logprobs: z.number().int().min(0).max(20, { error: 'expected an integer in [0, 20]' }).nullish(),
   echo: z.literal(false, { error: 'echo is not supported' }).nullish(),

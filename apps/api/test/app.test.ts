@@ -246,9 +246,59 @@ describe('POST /v1/chat/completions', () => {
         modalities: ['text'],
         audio: null,
         prediction: null,
+        safety_identifier: 'user-1234',
+        prompt_cache_key: 'tiramisu',
+        verbosity: 'medium',
+        // the previous reply sent back whole, as a client's model_dump() of it has it
+        messages: [
+          { role: 'user', content: 'Hi.' },
+          {
+            role: 'assistant',
+            content: 'Hello.',
+            refusal: null,
+            tool_calls: null,
+            function_call: null,
+            audio: null,
+            annotations: [],
+          },
+          { role: 'user', content: 'Give me a recipe for tiramisu.' },
+        ],
       }),
     );
     expect(ok.res.status).toBe(200);
+    const history = (assistant: Record<string, unknown>) => ({
+      messages: [
+        { role: 'user', content: 'Hi.' },
+        { role: 'assistant', content: 'Hello.', ...assistant },
+      ],
+    });
+    for (const [field, body, message] of [
+      [
+        'messages[1].tool_calls',
+        history({ tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }),
+        'messages[1].tool_calls: tool calls are not supported by this server',
+      ],
+      [
+        'messages[1].annotations',
+        history({ annotations: [{ type: 'url_citation' }] }),
+        'messages[1].annotations: annotations (web-search citations) are not supported',
+      ],
+      [
+        'verbosity',
+        { verbosity: 'low' },
+        'verbosity: this server does not tune answer length by a verbosity hint',
+      ],
+      [
+        'seed',
+        { seed: 2 ** 53 + 2 },
+        'seed: expected an integer in [-(2^53 - 1), 2^53 - 1] (larger ones do not survive JSON parsing exactly)',
+      ],
+      ['seed', { seed: 1.5 }, 'seed: expected an integer'],
+    ] as const) {
+      const bad = await post('/v1/chat/completions', chat(body));
+      expect(bad.res.status, field).toBe(400);
+      expect(bad.body.error).toMatchObject({ message, param: field });
+    }
     for (const [field, value, message] of [
       ['modalities', ['text', 'audio'], 'modalities: only text is supported'],
       [
@@ -554,6 +604,9 @@ describe('POST /v1/completions', () => {
     expect(ids.body.error.param).toBe('prompt');
     const many = await post('/v1/completions', { model: 'tiny', prompt: ['a', 'b'] });
     expect(many.res.status).toBe(400);
+    const missing = await post('/v1/completions', { model: 'tiny' });
+    expect(missing.res.status).toBe(400);
+    expect(missing.body.error).toMatchObject({ message: 'prompt: this field is required', param: 'prompt' });
   });
 });
 
