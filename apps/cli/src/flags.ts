@@ -146,6 +146,8 @@ export interface ModelFlags {
   maxBatchSize?: number;
   /** What onnxruntime itself writes to stderr (default: errors only). */
   onnxLogLevel?: string;
+  /** `accuracy_level` given to a 4-bit graph's MatMulNBits nodes (default: as exported). */
+  q4AccuracyLevel?: number;
 }
 
 /**
@@ -159,7 +161,12 @@ export function addLoadOptions(
   return cmd
     .option('--offline', offlineHelp)
     .addOption(new Option('--provider <name>', 'execution provider').choices(PROVIDERS).default('auto'))
-    .option('--dtype <dtype>', 'ONNX weights variant (fp32, fp16, q8, ...)', 'fp32')
+    .option('--dtype <dtype>', 'ONNX weights variant (fp32, fp16, q8, q4, ...)', 'fp32')
+    .option(
+      '--q4-accuracy-level <n>',
+      "with --dtype q4: the MatMulNBits accuracy level (4: int8 compute, onnxruntime's fastest on CPU; 0: float32; default: as exported)",
+      intArg(0, 4),
+    )
     .option(
       '--threads <n>',
       "onnxruntime's threads per operator (default: the physical cores)",
@@ -270,6 +277,9 @@ export async function openModel(flags: ModelFlags, flag = '--model'): Promise<Op
     ...(flags.threads ? { intraOpThreads: flags.threads } : {}),
     ...(flags.prefillChunk !== undefined ? { prefillChunk: flags.prefillChunk } : {}),
     ...(flags.onnxLogLevel ? { onnxLogLevel: flags.onnxLogLevel as OnnxLogLevel } : {}),
+    ...(flags.q4AccuracyLevel !== undefined
+      ? { q4AccuracyLevel: flags.q4AccuracyLevel as 0 | 1 | 2 | 3 | 4 }
+      : {}),
     log,
     onProgress: (message) => note(message),
   });

@@ -59,6 +59,47 @@ describe('model create / inspect', () => {
     expect(text.stdout).toMatch(/entries do not resolve/);
   });
 
+  it('--dtypes fp32,q4 writes the 4-bit graph too, which generate --dtype q4 runs', async () => {
+    const dir = join(out, 'q4');
+    const created = await run([
+      'model',
+      'create',
+      '--preset',
+      'tiny',
+      '--out',
+      dir,
+      '--dtypes',
+      'fp32,q4',
+      '--json',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout).files).toEqual(
+      expect.arrayContaining(['onnx/model.onnx', 'onnx/model_q4.onnx']),
+    );
+    const generate = async (...flags: string[]) => {
+      const r = await run(['generate', '--model', dir, '-n', '6', '--json', '--verbose', ...flags, 'Hi.']);
+      expect(r.code, r.stderr).toBe(0);
+      return { out: JSON.parse(r.stdout), stderr: r.stderr };
+    };
+    const q4 = await generate('--dtype', 'q4', '--q4-accuracy-level', '0');
+    // the 4-bit graph ran (the float32 one has no MatMulNBits node)
+    expect(q4.stderr).toContain('MatMulNBits accuracy level 0 on 15 nodes');
+    expect(q4.out).toMatchObject({ finishReason: 'length', usage: { completionTokens: 6 } });
+    const report = JSON.parse((await run(['model', 'inspect', dir, '--dtype', 'q4', '--json'])).stdout);
+    expect(report.onnx).toMatchObject({ file: 'onnx/model_q4.onnx', dtype: 'q4' });
+    for (const [flags, message] of [
+      [['--dtypes', 'fp32,q8'], 'expected a comma-separated list of fp32, q4, got "q8"'],
+      [['--dtypes', 'q4,q4'], 'q4 is listed twice'],
+    ] as const) {
+      const bad = await run(['model', 'create', '--preset', 'tiny', '--out', join(out, 'bad'), ...flags]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain(message);
+    }
+    const level = await run(['generate', '--model', dir, '--dtype', 'q4', '--q4-accuracy-level', '5', 'Hi.']);
+    expect(level.code).toBe(2);
+    expect(level.stderr).toContain('expected an integer in [0, 4], got "5"');
+  });
+
   it('refuses an unknown preset (2) and a missing directory (3)', async () => {
     const bad = await run(['model', 'create', '--preset', 'gpt-5', '--out', join(out, 'x')]);
     expect(bad.code).toBe(2);
@@ -114,6 +155,9 @@ describe('model create / inspect', () => {
     expect(again.stderr).toContain('pass --force to replace it');
     const forced = await run(['model', 'export', ckpt, '--force']);
     expect(forced.code, forced.stderr).toBe(0);
+    const q4 = await run(['model', 'export', ckpt, '--dtypes', 'q4', '--json']);
+    expect(q4.code, q4.stderr).toBe(0);
+    expect(JSON.parse(q4.stdout).files).toEqual(['onnx/model_q4.onnx']);
     expect(forced.stdout).toMatch(
       /^exported .*model\.onnx\n {2}llama, 2 layers, hidden 64: .* from model\.safetensors \(F32\)/,
     );
