@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { AutoModelForCausalLM, env, LogitsProcessorList, Tensor } from '@huggingface/transformers';
+import { AutoModelForCausalLM, env, LogitsProcessorList } from '@huggingface/transformers';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
 import {
@@ -11,7 +11,7 @@ import {
   loadModel,
   transformersRulesProcessor,
 } from '../src/index.js';
-import { diverseModelDir, PROMPTS, tinyModel } from './helpers.js';
+import { diverseModelDir, PROMPTS, tinyModel, transformersGreedy } from './helpers.js';
 
 describe('greedy decoding with the KV cache', () => {
   it.each([false, 'hewitt2024'] as const)(
@@ -67,31 +67,11 @@ describe('greedy decoding with the KV cache', () => {
           const p = ours!.prompt;
           const list = new LogitsProcessorList();
           list.push((await transformersRulesProcessor(model.rules('hewitt2024')!, p)) as never);
-          const input = new Tensor('int64', BigInt64Array.from(p.ids, BigInt), [1, p.ids.length]);
-          const out = (await hf.generate({
-            input_ids: input,
-            attention_mask: new Tensor('int64', new BigInt64Array(p.ids.length).fill(1n), [1, p.ids.length]),
-            max_new_tokens: 32,
-            do_sample: false,
-            logits_processor: list,
-            eos_token_id: model.info.eosIds,
-          } as never)) as Tensor;
-          const theirs = Array.from(out.data as BigInt64Array, Number).slice(p.ids.length);
+          const theirs = await transformersGreedy(hf, model, p.ids, 32, list);
           expect(ours!.tokenIds).toEqual(theirs);
           if (prompt === PROMPTS[0]) {
             // the same processor list again: a new generation, a new rule state (not the last one's)
-            const again = (await hf.generate({
-              input_ids: input,
-              attention_mask: new Tensor('int64', new BigInt64Array(p.ids.length).fill(1n), [
-                1,
-                p.ids.length,
-              ]),
-              max_new_tokens: 32,
-              do_sample: false,
-              logits_processor: list,
-              eos_token_id: model.info.eosIds,
-            } as never)) as Tensor;
-            expect(Array.from(again.data as BigInt64Array, Number).slice(p.ids.length)).toEqual(theirs);
+            expect(await transformersGreedy(hf, model, p.ids, 32, list)).toEqual(theirs);
           }
           expect(theirs.length).toBeGreaterThan(10);
           const [inChunks] = await chunked.generate(prompt, { maxNewTokens: 32, rules: 'hewitt2024' });

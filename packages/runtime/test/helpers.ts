@@ -1,3 +1,5 @@
+import type { LogitsProcessorList } from '@huggingface/transformers';
+import { Tensor } from '@huggingface/transformers';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { expect } from 'vitest';
 import type { StepInputs } from '../src/decoder-session.js';
@@ -80,4 +82,27 @@ export function streamInBackground(
     return out;
   })();
   return { started, ids };
+}
+
+/**
+ * Greedy `@huggingface/transformers` generate() on `hf` (a causal LM loaded from `model`'s
+ * directory), the prompt `ids` and the rules `processors` as its LogitsProcessorList, stopping at
+ * `model`'s EOS ids: the new token ids.
+ */
+export async function transformersGreedy(
+  hf: { generate(options: unknown): Promise<unknown> },
+  model: Model,
+  ids: readonly number[],
+  maxNewTokens: number,
+  processors: LogitsProcessorList,
+): Promise<number[]> {
+  const out = (await hf.generate({
+    input_ids: new Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
+    attention_mask: new Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
+    max_new_tokens: maxNewTokens,
+    do_sample: false,
+    logits_processor: processors,
+    eos_token_id: model.info.eosIds,
+  })) as Tensor;
+  return Array.from(out.data as BigInt64Array, Number).slice(ids.length);
 }
