@@ -394,6 +394,52 @@ bench(
 await patchedKv.dispose();
 await exportedKv.dispose();
 
+// 4c. 4-bit weights: the same model's onnx/model_q4.onnx (modelkit: MatMulNBits, blocks of 32), at
+// accuracy level 4 (int8 compute, as written) and 0 (float32 compute, what hub q4 files carry)
+{
+  const q4Dir = await benchModelDir('q4', { dtypes: ['q4'] });
+  const q4Bytes = statSync(join(q4Dir, 'onnx', 'model_q4.onnx')).size;
+  const variants = [
+    ['fp32', model],
+    ['q4', await loadModel(q4Dir, { dtype: 'q4', log: () => {} })],
+    ['q4, level 0', await loadModel(q4Dir, { dtype: 'q4', q4AccuracyLevel: 0, log: () => {} })],
+  ];
+  const run = (m, ids, n) =>
+    m.generate({ promptIds: ids, scopeStart: 0 }, { maxNewTokens: n, ignoreEos: true, rules: 'hewitt2024' });
+  for (const [, m] of variants) await run(m, p64, 4); // warm-up
+  const t = Object.fromEntries(variants.map(([name]) => [name, { one: [], all: [], ttft: [], b8: [] }]));
+  for (let i = 0; i < RUNS; i++) {
+    for (const [name, m] of variants) {
+      t[name].one.push(await timed(() => run(m, p64, 1)));
+      t[name].all.push(await timed(() => run(m, p64, 128)));
+      t[name].ttft.push(await timed(() => run(m, p512, 1)));
+      t[name].b8.push(
+        await timed(() =>
+          m.generate(prompts8, { maxNewTokens: 128, ignoreEos: true, rules: 'hewitt2024' }),
+        ),
+      );
+    }
+  }
+  const decode = (name) => 127 / ((median(t[name].all) - median(t[name].one)) / 1000);
+  const [d32, d4, d40] = ['fp32', 'q4', 'q4, level 0'].map(decode);
+  const ttft = (name) => median(t[name].ttft);
+  const b8 = (name) => (8 * 128) / (median(t[name].b8) / 1000);
+  console.log(
+    `\n4c. 4-bit weights (onnx/model_q4.onnx, ${(q4Bytes / 2 ** 20).toFixed(0)} MB vs ${(weightBytes / 2 ** 20).toFixed(0)} MB), this engine, hewitt2024:`,
+  );
+  console.log(
+    `   batch-1 decode: q4 ${d4.toFixed(1)} tok/s, q4 at accuracy level 0 ${d40.toFixed(1)} tok/s, fp32 ${d32.toFixed(1)} tok/s -> ${(d4 / d32).toFixed(2)}x (level 0: ${(d40 / d32).toFixed(2)}x)`,
+  );
+  console.log(
+    `   time to first token, 512-token prompt: q4 ${ttft('q4').toFixed(0)} ms, level 0 ${ttft('q4, level 0').toFixed(0)} ms, fp32 ${ttft('fp32').toFixed(0)} ms`,
+  );
+  console.log(
+    `   batch 8 x 128 tokens: q4 ${b8('q4').toFixed(1)} tok/s, level 0 ${b8('q4, level 0').toFixed(1)} tok/s, fp32 ${b8('fp32').toFixed(1)} tok/s -> ${(b8('q4') / b8('fp32')).toFixed(2)}x`,
+  );
+  bench('runtime: q4 vs fp32 batch-1 decode', +(d4 / d32).toFixed(2), 'x', 'report', true);
+  for (const [, m] of variants.slice(1)) await m.dispose();
+}
+
 // 5. roofline: bytes read per decoded token vs this machine's memory bandwidth
 // read bandwidth with native scans (memchr over zeroed buffers, one per core), best of 5
 async function bandwidth() {
