@@ -4,7 +4,8 @@
 // read from onnxruntime's own profile (the `profile` load option) and set side by side. Profiling adds a
 // few microseconds to every kernel run, so small kernels (Reshape, Slice...) look larger than they are;
 // compare columns, not absolute sums.
-// `PROFILE_KEEP=1` keeps the trace (open it in chrome://tracing or Perfetto).
+// `PROFILE_KEEP=1` keeps the trace (open it in chrome://tracing or Perfetto); `PROFILE_DTYPE=q4` profiles
+// the model's 4-bit graph (as bench 4c writes it) instead of the float32 one.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,9 @@ import { loadModel } from '../dist/index.js';
 import { benchModelDir, promptMaker } from './bench-model.mjs';
 
 const out = mkdtempSync(join(tmpdir(), 'implicit-it-profile-'));
-const model = await loadModel(await benchModelDir(), { log: () => {}, profile: join(out, 'runtime') });
+const dtype = process.env.PROFILE_DTYPE ?? 'fp32';
+const dir = dtype === 'q4' ? await benchModelDir('q4', { dtypes: ['q4'] }) : await benchModelDir();
+const model = await loadModel(dir, { dtype, log: () => {}, profile: join(out, 'runtime') });
 const promptOf = promptMaker(model);
 
 // every onnxruntime run, labelled with the phase and the generate() call that made it (runs at load are
