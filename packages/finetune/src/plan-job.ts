@@ -201,7 +201,9 @@ export async function prepareData(options: PlanJobOptions, maxSeqLength: number)
     if (!existsSync(join(tokenizerDir, 'tokenizer.json'))) {
       throw new FinetuneOptionError(
         'tokenizer',
-        `${tokenizerDir} has no tokenizer.json; pass the model as a local directory or a tokenizer directory (--tokenizer DIR) that matches the hub model "${options.model}"`,
+        options.tokenizer === undefined
+          ? `${tokenizerDir} has no tokenizer.json: "${options.model}" is read as a local model directory here; for a hub model, give the \`tokenizer\` option (CLI: --tokenizer DIR), a directory with the tokenizer files of "${options.model}"`
+          : `${tokenizerDir} has no tokenizer.json; give a tokenizer directory that matches the model "${options.model}"`,
       );
     }
     tokenizer = await loadEncodingTokenizer(tokenizerDir);

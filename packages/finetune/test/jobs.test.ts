@@ -8,7 +8,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
 import { describe, expect, it } from 'vitest';
 import {
@@ -184,7 +184,12 @@ describeShared(
 
     it('refuses a hub id without a tokenizer directory, and inexact batch sizes', async () => {
       const out = mkdtempSync(join(tmpdir(), 'ft-plan-'));
-      await expect(planJob({ ...base, tokenizer: undefined, out })).rejects.toThrow(/--tokenizer DIR/);
+      await expect(planJob({ ...base, tokenizer: undefined, out })).rejects.toThrow(
+        `tokenizer: ${resolve('meta-llama/Llama-2-7b-hf')} has no tokenizer.json: "meta-llama/Llama-2-7b-hf" is read as a local model directory here; for a hub model, give the \`tokenizer\` option (CLI: --tokenizer DIR), a directory with the tokenizer files of "meta-llama/Llama-2-7b-hf"`,
+      );
+      await expect(planJob({ ...base, tokenizer: out, out: join(out, 'job') })).rejects.toThrow(
+        `tokenizer: ${out} has no tokenizer.json; give a tokenizer directory that matches the model "meta-llama/Llama-2-7b-hf"`,
+      );
       await expect(planJob({ ...base, gpus: 3, out })).rejects.toThrow(FinetuneOptionError);
     });
 

@@ -278,7 +278,9 @@ export function openSafetensors(dir: string, file = 'model.safetensors'): Safete
  * bytes as the reference writer does): the format transformers' `from_pretrained` reads.
  *
  * @example
- * writeSafetensors('/tmp/m/model.safetensors', randomWeights(config, 1), { format: 'pt' });
+ * const weights = randomWeights(config, 1);
+ * const tensors = Object.fromEntries(weightSpecs(config).map((s) => [s.name, { shape: s.shape, data: weights[s.name]! }]));
+ * writeSafetensors('/tmp/m/model.safetensors', tensors, { format: 'pt' });
  */
 export function writeSafetensors(
   file: string,
