@@ -86,7 +86,17 @@ describe('model create / inspect', () => {
     expect(q4.stderr).toContain('MatMulNBits accuracy level 0 on 15 nodes');
     expect(q4.out).toMatchObject({ finishReason: 'length', usage: { completionTokens: 6 } });
     const report = JSON.parse((await run(['model', 'inspect', dir, '--dtype', 'q4', '--json'])).stdout);
-    expect(report.onnx).toMatchObject({ file: 'onnx/model_q4.onnx', dtype: 'q4' });
+    expect(report.onnx).toMatchObject({
+      file: 'onnx/model_q4.onnx',
+      dtype: 'q4',
+      matMulNBits: { count: 15, bits: [4], blockSizes: [32], accuracyLevels: [4] },
+    });
+    expect(report.onnx.ops['com.microsoft.MatMulNBits']).toBe(15);
+    const fp32 = JSON.parse((await run(['model', 'inspect', dir, '--json'])).stdout);
+    expect(fp32.onnx.matMulNBits).toBeNull();
+    expect((await run(['model', 'inspect', dir, '--dtype', 'q4'])).stdout).toMatch(
+      /quantized linear layers\s+15 MatMulNBits, 4 bits, blocks of 32, accuracy level 4\n/,
+    );
     for (const [flags, message] of [
       [['--dtypes', 'fp32,q8'], 'expected a comma-separated list of fp32, q4, got "q8"'],
       [['--dtypes', 'q4,q4'], 'q4 is listed twice'],

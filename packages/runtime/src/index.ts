@@ -29,12 +29,14 @@ export {
 } from './model-dir.js';
 export {
   type GraphPatch,
+  type GraphSummary,
   LOGITS_START_INPUT,
   type LogitsPatch,
   NEW_KV_PREFIX,
   type PatchRequest,
   patchDecoderGraph,
   patchLogitsSlice,
+  summarizeGraph,
 } from './onnx-patch.js';
 export type { GenerateInput, GenerateOptions, GenerationResult, StreamPart } from './options.js';
 export {

@@ -370,6 +370,64 @@ function intAttribute(buf: Uint8Array, node: NodeInfo, name: string): number | u
   return undefined;
 }
 
+/** What a graph is made of (see `summarizeGraph`). */
+export interface GraphSummary {
+  /** Nodes at the top level of the graph. */
+  nodes: number;
+  /** Node counts by op type (`com.microsoft.MatMulNBits` for ops outside the default domain). */
+  ops: Record<string, number>;
+  /**
+   * The blockwise-quantized linear layers (onnxruntime's `MatMulNBits`, as in 4-bit exports): their
+   * distinct `bits`, `block_size` and `accuracy_level` values (0 where the attribute is absent, its
+   * default); null when the graph has none.
+   */
+  matMulNBits: { count: number; bits: number[]; blockSizes: number[]; accuracyLevels: number[] } | null;
+}
+
+/**
+ * Counts a graph's nodes by op type and reads its `MatMulNBits` attributes (what `q4AccuracyLevel`
+ * changes), from the protobuf wire format without decoding the weights.
+ *
+ * @example
+ * summarizeGraph(readFileSync('onnx/model_q4.onnx')).matMulNBits; // { count: 211, bits: [4], blockSizes: [32], accuracyLevels: [0] }
+ */
+export function summarizeGraph(model: Uint8Array): GraphSummary {
+  const graph = [...wireFields(model, 0, model.length)].find((f) => f.no === 7 && f.wireType === 2);
+  const nodes = graph
+    ? [...wireFields(model, graph.dataStart, graph.end)]
+        .filter((f) => f.no === 1 && f.wireType === 2)
+        .map((f) => readNode(model, f))
+    : [];
+  const ops: Record<string, number> = {};
+  const bits = new Set<number>();
+  const blockSizes = new Set<number>();
+  const accuracyLevels = new Set<number>();
+  let count = 0;
+  for (const node of nodes) {
+    const op = node.domain ? `${node.domain}.${node.opType}` : node.opType;
+    ops[op] = (ops[op] ?? 0) + 1;
+    if (node.opType !== 'MatMulNBits' || node.domain !== 'com.microsoft') continue;
+    count++;
+    bits.add(intAttribute(model, node, 'bits') ?? 4);
+    blockSizes.add(intAttribute(model, node, 'block_size') ?? 0);
+    accuracyLevels.add(intAttribute(model, node, 'accuracy_level') ?? 0);
+  }
+  const sorted = (values: Set<number>) => [...values].sort((a, b) => a - b);
+  return {
+    nodes: nodes.length,
+    ops,
+    matMulNBits:
+      count === 0
+        ? null
+        : {
+            count,
+            bits: sorted(bits),
+            blockSizes: sorted(blockSizes),
+            accuracyLevels: sorted(accuracyLevels),
+          },
+  };
+}
+
 /** A `present.*` output and the value its Concat appends to the past. */
 interface KvSite {
   present: ValueInfo;

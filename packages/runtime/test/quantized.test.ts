@@ -1,8 +1,15 @@
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { AutoModelForCausalLM, env, LogitsProcessorList } from '@huggingface/transformers';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
-import { generateWithoutCache, loadModel, transformersRulesProcessor } from '../src/index.js';
+import {
+  generateWithoutCache,
+  loadModel,
+  patchDecoderGraph,
+  summarizeGraph,
+  transformersRulesProcessor,
+} from '../src/index.js';
 import { PROMPTS, transformersGreedy } from './helpers.js';
 
 // 4-bit graphs as transformers.js's `model_q4.onnx` files have them: every linear layer, the LM head
@@ -103,5 +110,25 @@ describe('q4 models (onnx/model_q4.onnx, dtype: "q4")', () => {
     await expect(loadModel(dir, { dtype: 'q4', q4AccuracyLevel: 5 as never })).rejects.toThrow(
       'loadModel: q4AccuracyLevel must be 0, 1, 2, 3 or 4, got 5',
     );
+  });
+
+  it('summarizeGraph counts the ops and reads the MatMulNBits attributes, before and after the patch', async () => {
+    const { dir } = await q4Model(0);
+    const q4 = readFileSync(join(dir, 'onnx', 'model_q4.onnx'));
+    const summary = summarizeGraph(q4);
+    expect(summary.matMulNBits).toEqual({ count: 15, bits: [4], blockSizes: [32], accuracyLevels: [0] });
+    expect(summary.ops['com.microsoft.MatMulNBits']).toBe(15);
+    expect(summary.ops.Gemm).toBeUndefined();
+    expect(Object.values(summary.ops).reduce((a, b) => a + b, 0)).toBe(summary.nodes);
+    const patched = patchDecoderGraph(q4, { logitsSlice: true, kvOutputs: false, q4AccuracyLevel: 4 });
+    expect(summarizeGraph(patched.bytes!).matMulNBits).toEqual({
+      count: 15,
+      bits: [4],
+      blockSizes: [32],
+      accuracyLevels: [4],
+    });
+    const fp32 = summarizeGraph(readFileSync(join(dir, 'onnx', 'model.onnx')));
+    expect(fp32.matMulNBits).toBeNull();
+    expect(fp32.ops.Gemm).toBe(15);
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import {
   createModel,
@@ -10,7 +10,13 @@ import {
   PRESETS,
 } from '@implicit-it/modelkit';
 import { compileRules, resolveRuleSpec } from '@implicit-it/rules';
-import { damagedGraphHint, type ModelDtype, resolveModel, resolveModelFiles } from '@implicit-it/runtime';
+import {
+  damagedGraphHint,
+  type ModelDtype,
+  resolveModel,
+  resolveModelFiles,
+  summarizeGraph,
+} from '@implicit-it/runtime';
 import { loadTokenizer } from '@implicit-it/tokenizers';
 import { type Command, InvalidArgumentError } from 'commander';
 import * as ort from 'onnxruntime-node';
@@ -235,6 +241,7 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
   const inputs = io(session.inputNames, session.inputMetadata);
   const outputs = io(session.outputNames, session.outputMetadata);
   await session.release();
+  const graph = summarizeGraph(readFileSync(files.onnxFile));
 
   const rules = compileRules(rulesSpec, tok.vocabulary);
   const config = rulesSpec === false ? {} : resolveRuleSpec(rulesSpec);
@@ -260,7 +267,16 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
       bosTokenId: c.bos_token_id ?? null,
       eosTokenIds: c.eos_token_id,
     },
-    onnx: { file: relative(dir, files.onnxFile), dtype: files.dtype, merged: files.merged, inputs, outputs },
+    onnx: {
+      file: relative(dir, files.onnxFile),
+      dtype: files.dtype,
+      merged: files.merged,
+      inputs,
+      outputs,
+      nodes: graph.nodes,
+      ops: graph.ops,
+      matMulNBits: graph.matMulNBits,
+    },
     size: { bytes: size.total, files: size.files },
     tokenizer: {
       pieceEncoding: tok.pieceEncoding,
@@ -298,6 +314,23 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
   out += `${p('bold', 'onnx')} ${report.onnx.file} (${files.dtype})\n`;
   for (const i of inputs) out += line(`in ${i.name}`, `${i.type} [${i.shape.join(', ')}]`);
   for (const o of outputs) out += line(`out ${o.name}`, `${o.type} [${o.shape.join(', ')}]`);
+  const top = Object.entries(graph.ops)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 6)
+    .map(([op, n]) => `${op.replace(/^com\.microsoft\./, '')} ${n}`);
+  out += line(
+    'nodes',
+    `${graph.nodes} (${top.join(', ')}${Object.keys(graph.ops).length > 6 ? ', ...' : ''})`,
+  );
+  const nBits = graph.matMulNBits;
+  if (nBits) {
+    const levels = nBits.accuracyLevels.join(', ');
+    out += line(
+      'quantized linear layers',
+      `${nBits.count} MatMulNBits, ${nBits.bits.join('/')} bits, blocks of ${nBits.blockSizes.join('/')}, accuracy level ${levels}` +
+        (nBits.accuracyLevels.includes(4) ? '' : ' (--q4-accuracy-level 4: int8 compute, faster on CPU)'),
+    );
+  }
   out += `${p('bold', 'size')} ${human(size.total)} in ${size.files.length} files\n`;
   out += `${p('bold', 'rules')} ${rulesLabel(rulesSpec)}: ${rules.enabled.join(', ') || 'none enabled'}\n`;
   if (rules.enabled.includes('eos'))
