@@ -414,9 +414,7 @@ await exportedKv.dispose();
       t[name].all.push(await timed(() => run(m, p64, 128)));
       t[name].ttft.push(await timed(() => run(m, p512, 1)));
       t[name].b8.push(
-        await timed(() =>
-          m.generate(prompts8, { maxNewTokens: 128, ignoreEos: true, rules: 'hewitt2024' }),
-        ),
+        await timed(() => m.generate(prompts8, { maxNewTokens: 128, ignoreEos: true, rules: 'hewitt2024' })),
       );
     }
   }
