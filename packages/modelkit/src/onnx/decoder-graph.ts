@@ -84,7 +84,8 @@ export interface DecoderGraphOptions {
    * `Gemm(transB=1)` on the [out, in] weight (`Reshape -> Gemm -> Reshape`); `matmul` is what optimum's
    * exports have: `MatMul(x, W)` on the [B, S, in] activations with an [in, out] weight, here
    * `Transpose(weight)` of the same initializer (onnxruntime folds it at load), the tied LM head too
-   * (`MatMul(x, Transpose(embed))`). Same logits.
+   * (`MatMul(x, Transpose(embed))`). Same logits. A q4 graph's linear layers are `MatMulNBits`
+   * whatever this says.
    */
   linear?: 'gemm' | 'matmul';
 }
