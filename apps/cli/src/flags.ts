@@ -232,7 +232,7 @@ export function checkAddBos(flags: PromptFlags): void {
  * a model recreated at the same path is not taken for the one that wrote earlier outputs.
  */
 export function modelFingerprint(model: Model): Record<string, unknown> {
-  const { dir, onnxFile, dtype } = model.info;
+  const { dir, onnxFile, dtype, q4AccuracyLevel } = model.info;
   const graph = statSync(onnxFile);
   return {
     dir: resolve(dir),
@@ -240,6 +240,8 @@ export function modelFingerprint(model: Model): Record<string, unknown> {
     dtype,
     bytes: graph.size,
     mtimeMs: Math.round(graph.mtimeMs),
+    // only where --q4-accuracy-level changed the graph, so that records of other runs stay as they were
+    ...(q4AccuracyLevel !== null ? { q4AccuracyLevel } : {}),
   };
 }
 

@@ -107,6 +107,24 @@ describe('eval generate', () => {
     ...extra,
   ];
 
+  it('a finished run of a q4 graph is not taken for one at another --q4-accuracy-level', async () => {
+    const { dir } = await createTinyModel({ seed: 1, dtypes: ['fp32', 'q4'], q4AccuracyLevel: 0 });
+    const out = join(tmp, 'q4.json');
+    const q4 = (...extra: string[]) =>
+      run(
+        args(out, ['--limit', '2', '--max-tokens', '4', '--dtype', 'q4', ...extra]).map((a) =>
+          a === model ? dir : a,
+        ),
+      );
+    expect((await q4()).code).toBe(0);
+    expect((await q4('--json')).stdout).toContain('"resumed": 2'); // the same settings: finished
+    const raised = await q4('--q4-accuracy-level', '4');
+    expect(raised.code).toBe(2);
+    expect(raised.stderr).toContain(
+      `holds the finished outputs of another run (different --model (its directory or ONNX graph file, --dtype, --q4-accuracy-level))`,
+    );
+  });
+
   it("writes alpaca_eval's model_outputs.json (--json summary; --token-ids)", async () => {
     const out = join(tmp, 'small.json');
     const r = await run(args(out, ['--limit', '6', '--name', 'tiny-rules', '--json']));
@@ -298,7 +316,7 @@ describe('eval ablations', () => {
     const refused = await run(withCopy);
     expect([refused.code, refused.stderr]).toEqual([
       2,
-      refusal('--model (its directory or ONNX graph file)'),
+      refusal('--model (its directory or ONNX graph file, --dtype, --q4-accuracy-level)'),
     ]);
     expect(readJson(noneFile)).toEqual(none);
     const other = await run([...args, '--max-tokens', '8']);
@@ -318,7 +336,7 @@ describe('eval ablations', () => {
     const second = await run(copyArgs);
     expect([second.code, second.stderr]).toEqual([
       2,
-      refusal('--model (its directory or ONNX graph file)').replaceAll(
+      refusal('--model (its directory or ONNX graph file, --dtype, --q4-accuracy-level)').replaceAll(
         noneFile,
         join(tmp, 'run-copy', 'outputs', 'eos-uniform-diversity.json'),
       ),

@@ -119,6 +119,8 @@ export class DecoderSession {
   readonly hasUseCacheBranch: boolean;
   /** How logits are limited to the needed positions: our patch, the graph's own input, or not at all. */
   readonly logitsMode: 'patched' | 'num_logits_to_keep' | 'all';
+  /** The `accuracy_level` given to the graph's MatMulNBits nodes at load (`q4AccuracyLevel`), or null: as exported. */
+  readonly q4AccuracyLevel: number | null;
   /**
    * How the engine keeps the cache: `slots` in its own buffers, fetching each step's new keys/values
    * (patched graph), or `present` fed back whole.
@@ -143,7 +145,7 @@ export class DecoderSession {
     private readonly session: ort.InferenceSession,
     provider: ExecutionProvider,
     files: ModelFiles,
-    patched: { logits: boolean; kv: boolean; split: boolean; grouped: boolean },
+    patched: { logits: boolean; kv: boolean; split: boolean; grouped: boolean; q4Level: number | null },
     private profile: string | null,
   ) {
     this.provider = provider;
@@ -198,6 +200,7 @@ export class DecoderSession {
     this.attention =
       patched.split && this.cacheMode === 'slots' ? (patched.grouped ? 'grouped' : 'split') : 'exported';
     this.kvNames = { present: this.presentNames, new: newNames, none: [] };
+    this.q4AccuracyLevel = patched.q4Level;
     this.logitsMode = patched.logits
       ? 'patched'
       : inputs.includes('num_logits_to_keep')
@@ -261,7 +264,13 @@ export class DecoderSession {
     | { error: ModelLoadError; patched: boolean; reason: string }
   > {
     let model: Uint8Array | string = files.onnxFile;
-    const patched = { logits: false, kv: false, split: false, grouped: false };
+    const patched = {
+      logits: false,
+      kv: false,
+      split: false,
+      grouped: false,
+      q4Level: null as number | null,
+    };
     const request = {
       logitsSlice: options.sliceLogits !== false,
       kvOutputs: options.cacheOutputs !== false,
@@ -277,6 +286,7 @@ export class DecoderSession {
         patched.kv = result.kvOutputs === true;
         patched.split = result.splitAttention === true;
         patched.grouped = result.groupQueries === true;
+        patched.q4Level = result.q4Nodes > 0 ? request.q4AccuracyLevel! : null;
       }
       if (request.logitsSlice && result.logitsSlice !== true)
         log(`logits for every position (graph not patched: ${result.logitsSlice})`);

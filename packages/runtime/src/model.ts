@@ -79,6 +79,11 @@ export interface ModelInfo {
   maxBatchSize: number;
   /** Prompt positions prefilled per onnxruntime run (`LoadOptions.prefillChunk`; 0 where prompts run whole). */
   prefillChunk: number;
+  /**
+   * The `accuracy_level` its MatMulNBits nodes were given at load (`LoadOptions.q4AccuracyLevel`), or
+   * null where they run as exported (or the graph has none).
+   */
+  q4AccuracyLevel: number | null;
 }
 
 /**
@@ -130,6 +135,7 @@ export class Model {
       attention: session.attention,
       maxBatchSize,
       prefillChunk,
+      q4AccuracyLevel: session.q4AccuracyLevel,
     };
     this.engine = new DecodeEngine(session, this.loopTokenizer(), {
       eosIds: this.eos,

@@ -92,6 +92,7 @@ describe('q4 models (onnx/model_q4.onnx, dtype: "q4")', () => {
       // 2 layers x 7 linear layers, and the LM head
       expect(lines).toContain('MatMulNBits accuracy level 4 on 15 nodes');
       expect(models[1]!.info.logitsMode).toBe('patched'); // the head's other edit is kept
+      expect(models.map((m) => m.info.q4AccuracyLevel)).toEqual([null, 4, null]);
       const item = [{ prompt: PROMPTS[1]!, continuation: ' The sea is wide and deep and blue.' }];
       const [asWritten, raised, written4] = await Promise.all(models.map((m) => m.score(item)));
       expect(raised![0]!.logprobs).toEqual(written4![0]!.logprobs);
@@ -105,6 +106,7 @@ describe('q4 models (onnx/model_q4.onnx, dtype: "q4")', () => {
     const lines: string[] = [];
     const { dir } = await q4Model(0);
     const model = await loadModel(dir, { q4AccuracyLevel: 4, log: (l) => lines.push(l) });
+    expect(model.info.q4AccuracyLevel).toBeNull();
     await model.dispose();
     expect(lines).toContain('q4AccuracyLevel 4 not applied: the graph has no MatMulNBits node');
     await expect(loadModel(dir, { dtype: 'q4', q4AccuracyLevel: 5 as never })).rejects.toThrow(

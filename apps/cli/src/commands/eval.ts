@@ -231,7 +231,7 @@ const RUN_SETTINGS: Record<string, string> = {
   instructions: '--instructions or --limit',
   maxNewTokens: '--max-tokens',
   tokenIds: '--token-ids',
-  'fingerprint.model': '--model (its directory or ONNX graph file)',
+  'fingerprint.model': '--model (its directory or ONNX graph file, --dtype, --q4-accuracy-level)',
   'fingerprint.rules': '--rules',
   'fingerprint.format': '--format',
   'fingerprint.addBos': '--add-bos',
@@ -866,7 +866,8 @@ async function shift(flags: ShiftFlags): Promise<void> {
         refuseToReplace(run, outFlag, false, {
           ...RUN_SETTINGS,
           generator: '--aligned model',
-          'fingerprint.model': '--aligned model (its directory or ONNX graph file)',
+          'fingerprint.model':
+            '--aligned model (its directory or ONNX graph file, --dtype, --q4-accuracy-level)',
           'fingerprint.rules': '--aligned-rules',
         });
         checkPromptsFit(aligned ?? base, instructions, flags, instructionsFile, '--aligned');
