@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
+import { DTYPE_FILES } from '@implicit-it/modelkit';
 import { ImplicitItError, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import {
   DEFAULT_PREFILL_CHUNK,
@@ -286,4 +287,20 @@ export async function openModel(flags: ModelFlags, flag = '--model'): Promise<Op
     onProgress: (message) => note(message),
   });
   return { model, id, random };
+}
+
+/** The ONNX graphs modelkit writes, by transformers.js dtype. */
+export type WeightDtype = keyof typeof DTYPE_FILES;
+
+/** `--dtypes fp32,q4`: the ONNX graphs to write, each named as transformers.js names it. */
+export function dtypesArg(value: string): WeightDtype[] {
+  const list = value.split(',').map((d) => d.trim());
+  for (const [i, d] of list.entries()) {
+    if (!Object.hasOwn(DTYPE_FILES, d))
+      throw new InvalidArgumentError(
+        `expected a comma-separated list of ${Object.keys(DTYPE_FILES).join(', ')}, got "${d}"`,
+      );
+    if (list.indexOf(d) !== i) throw new InvalidArgumentError(`${d} is listed twice`);
+  }
+  return list as WeightDtype[];
 }

@@ -1,5 +1,14 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -231,7 +240,10 @@ for s in range(1, steps + 1):
     emit("step", step=s, total_steps=steps, epoch=1, loss=2.0 / s, lr=1e-5)
 emit("eval", epoch=1, step=steps, val_loss=0.75)
 emit("saved", path=os.path.join(os.path.dirname(os.path.abspath("job.json")), "output"))
-emit("onnx", exported=False, reason=os.environ.get("FAKE_ONNX_REASON", "optimum is not installed"))
+if os.environ.get("FAKE_ONNX_EXPORTED"):
+    emit("onnx", exported=True, path=os.path.join(os.path.dirname(os.path.abspath("job.json")), "output", "onnx"))
+else:
+    emit("onnx", exported=False, reason=os.environ.get("FAKE_ONNX_REASON", "optimum is not installed"))
 emit("done", steps=steps, val_losses=[0.75])
 `,
   );
@@ -563,6 +575,51 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(failed.stdout).toContain(
       `onnx      ${join(job, 'output', 'onnx')} (modelkit; optimum's export failed: ValueError: unsupported)`,
     );
+    // --onnx-dtypes fp32,q4: the 4-bit graph too, from the trained weights (by modelkit, whoever
+    // wrote the float32 one)
+    rmSync(join(job, 'output', 'onnx'), { recursive: true });
+    const q4 = await run([
+      'finetune',
+      'run',
+      job,
+      '--python',
+      python,
+      '--max-steps',
+      '1',
+      '--onnx-dtypes',
+      'fp32,q4',
+    ]);
+    expect(q4.code, q4.stderr).toBe(0);
+    expect(q4.stdout).toContain(
+      `onnx      ${join(job, 'output', 'onnx')} [fp32, q4] (modelkit; optimum is not installed)`,
+    );
+    expect(readdirSync(join(job, 'output', 'onnx')).sort()).toEqual(['model.onnx', 'model_q4.onnx']);
+    rmSync(join(job, 'output', 'onnx'), { recursive: true });
+    const byOptimum = await run([
+      'finetune',
+      'run',
+      job,
+      '--python',
+      python,
+      '--env',
+      'FAKE_ONNX_EXPORTED=1',
+      '--max-steps',
+      '1',
+      '--onnx-dtypes',
+      'fp32,q4',
+      '--json',
+    ]);
+    expect(byOptimum.code, byOptimum.stderr).toBe(0);
+    expect(JSON.parse(byOptimum.stdout).onnx).toEqual({
+      exported: true,
+      by: 'optimum',
+      path: join(job, 'output', 'onnx'),
+      dtypes: ['fp32', 'q4'],
+    });
+    expect(readdirSync(join(job, 'output', 'onnx'))).toEqual(['model_q4.onnx']); // the stand-in wrote no fp32
+    const bad = await run(['finetune', 'run', job, '--python', python, '--onnx-dtypes', 'fp16']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('expected a comma-separated list of fp32, q4, got "fp16"');
     expect(text.stderr).toContain('fake accelerate launch'); // --verbose echoes the log
   });
 

@@ -3,8 +3,8 @@ import { createWriteStream, existsSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { exportOnnx } from '@implicit-it/modelkit';
-import { JobError, MissingPythonError, TrainingFailedError } from './errors.js';
+import { DTYPE_FILES, exportOnnx, type WeightDtype } from '@implicit-it/modelkit';
+import { FinetuneOptionError, JobError, MissingPythonError, TrainingFailedError } from './errors.js';
 import { JOB_FORMAT, type JobSpec } from './plan-job.js';
 import { defaultPython, probePython } from './python-env.js';
 import { parseTrainingLogLine, type TrainingEvent, type TrainingProgress } from './training-log.js';
@@ -43,6 +43,13 @@ export interface RunJobOptions {
    * true; llama / qwen2 full-weight models).
    */
   modelkitExport?: boolean;
+  /**
+   * The ONNX graphs wanted after training, by transformers.js dtype (default `['fp32']`): with `'q4'`,
+   * modelkit also writes `onnx/model_q4.onnx` (4-bit linear layers, see `@implicit-it/modelkit`'s
+   * `dtypes`) from the trained weights, beside the float32 graph optimum or modelkit exported.
+   * Checked before training starts.
+   */
+  onnxDtypes?: readonly WeightDtype[];
   /** Progress of that export, per weight tensor. */
   onExportProgress?: (progress: { tensor: string; index: number; count: number }) => void;
 }
@@ -67,6 +74,8 @@ export interface RunJobResult {
     reason?: string;
     /** A LoRA job's adapter was merged into this base model (modelkit). */
     mergedInto?: string;
+    /** The graphs written (`onnxDtypes`): `fp32`, and `q4` where asked for and written. */
+    dtypes?: WeightDtype[];
   };
   /** The checkpoint this run resumed from. */
   resumedFrom?: { step: number; path: string };
@@ -117,6 +126,14 @@ export function requiredModules(job: JobSpec): string[] {
 export async function runJob(jobDir: string, options: RunJobOptions = {}): Promise<RunJobResult> {
   const dir = resolve(jobDir);
   const job = await readJob(dir);
+  const dtypes = options.onnxDtypes ?? ['fp32'];
+  for (const [i, d] of dtypes.entries()) {
+    if (!Object.hasOwn(DTYPE_FILES, d) || dtypes.indexOf(d) !== i)
+      throw new FinetuneOptionError(
+        'onnxDtypes',
+        `expected distinct dtypes of ${Object.keys(DTYPE_FILES).join(', ')}, got ${JSON.stringify(dtypes)}`,
+      );
+  }
   // launch.sh changes into the job directory: a relative interpreter path must be made absolute first
   const given = options.python ?? defaultPython();
   const python = given.includes('/') ? resolve(given) : given;
@@ -242,26 +259,45 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
     });
   }
   if (result.onnx && !result.onnx.exported && options.modelkitExport !== false) {
-    result.onnx = await exportWithModelkit(result.outputDir, result.onnx.reason, options.onExportProgress);
+    result.onnx = await exportWithModelkit(
+      result.outputDir,
+      result.onnx.reason,
+      options.onExportProgress,
+      dtypes,
+    );
+  } else if (result.onnx?.exported) {
+    // optimum wrote the float32 graph; the 4-bit one, if asked for, comes from modelkit
+    result.onnx.dtypes = ['fp32'];
+    if (dtypes.includes('q4')) {
+      try {
+        const onProgress = options.onExportProgress;
+        await exportOnnx({ dir: result.outputDir, overwrite: true, onProgress, dtypes: ['q4'] });
+        result.onnx.dtypes.push('q4');
+      } catch (error) {
+        result.onnx.reason = `modelkit did not write the q4 graph: ${(error as Error).message}`;
+      }
+    }
   }
   return result;
 }
 
-/** Writes `dir/onnx/model.onnx` with modelkit; a failure is reported in the result, not thrown (the training succeeded). */
+/** Writes `dir/onnx/model.onnx` (and the other `dtypes`' graphs) with modelkit; a failure is reported in the result, not thrown (the training succeeded). */
 async function exportWithModelkit(
   dir: string,
   optimumReason: string | undefined,
   onProgress: RunJobOptions['onExportProgress'],
+  dtypes: readonly WeightDtype[],
 ): Promise<NonNullable<RunJobResult['onnx']>> {
   try {
-    // a rerun of the job replaces the graph its previous run exported
-    const exported = await exportOnnx({ dir, overwrite: true, onProgress });
+    // a rerun of the job replaces the graphs its previous run exported
+    const exported = await exportOnnx({ dir, overwrite: true, onProgress, dtypes });
     return {
       exported: true,
       by: 'modelkit',
       path: join(dir, 'onnx'),
       reason: optimumReason,
       ...(exported.adapter ? { mergedInto: exported.adapter.base } : {}),
+      dtypes: [...dtypes],
     };
   } catch (error) {
     return {

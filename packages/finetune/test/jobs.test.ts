@@ -221,6 +221,17 @@ describeShared(
       expect(err.message).toMatch(
         /^\/nonexistent\/python3 could not be started \(not found, or not an executable\)/,
       );
+      // graphs modelkit cannot write are refused before Python is even looked for
+      for (const onnxDtypes of [['fp16'], ['q4', 'q4']] as const) {
+        const bad = await runJob(out, {
+          python: '/nonexistent/python3',
+          onnxDtypes: onnxDtypes as never,
+        }).catch((e) => e);
+        expect(bad).toBeInstanceOf(FinetuneOptionError);
+        expect(bad.message).toBe(
+          `onnxDtypes: expected distinct dtypes of fp32, q4, got ${JSON.stringify(onnxDtypes)}`,
+        );
+      }
     });
   },
 );

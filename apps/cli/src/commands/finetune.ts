@@ -26,7 +26,15 @@ import {
 } from '@implicit-it/finetune';
 import { isHubId } from '@implicit-it/runtime';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { checkOutDirectory, checkOutPath, collect, intArg, numArg } from '../flags.js';
+import {
+  checkOutDirectory,
+  checkOutPath,
+  collect,
+  dtypesArg,
+  intArg,
+  numArg,
+  type WeightDtype,
+} from '../flags.js';
 import { CliError, EXIT, exitCodeOf, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar, trainingBar } from '../progress.js';
 import { sharedDir } from '../shared-dir.js';
@@ -550,6 +558,7 @@ async function sweep(flags: SweepFlags): Promise<void> {
 
 interface RunFlags {
   python?: string;
+  onnxDtypes?: WeightDtype[];
   maxSteps?: number;
   resume?: boolean;
   env?: string[];
@@ -594,6 +603,7 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
       args,
       env,
       ...(flags.resume ? { resume: true } : {}),
+      ...(flags.onnxDtypes ? { onnxDtypes: flags.onnxDtypes } : {}),
       signal: abort.signal,
       onLine: flags.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
       onProgress: (p) => bar.update(p.step, p.totalSteps, p.loss, p.etaSeconds),
@@ -641,12 +651,13 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
     const why = onnx.mergedInto
       ? `modelkit: the LoRA adapter merged into ${onnx.mergedInto}`
       : `modelkit; ${onnx.reason?.split(';')[0] ?? 'optimum did not export'}`;
+    const graphs = onnx.dtypes && onnx.dtypes.length > 1 ? ` [${onnx.dtypes.join(', ')}]` : '';
     out += `  onnx      ${
       !onnx.exported
         ? p('yellow', `not exported: ${onnx.reason ?? 'unknown reason'}`)
         : onnx.by === 'modelkit'
-          ? `${onnx.path} ${p('dim', `(${why})`)}`
-          : onnx.path
+          ? `${onnx.path}${graphs} ${p('dim', `(${why})`)}`
+          : `${onnx.path}${graphs}${onnx.reason ? ` ${p('yellow', `(${onnx.reason})`)}` : ''}`
     }\n`;
   }
   out += `  log       ${result.logFile}\n`;
@@ -769,6 +780,11 @@ Examples:
       '--env <KEY=VALUE>',
       'environment for the launch, repeatable (MACHINE_RANK, CUDA_VISIBLE_DEVICES, ...)',
       collect,
+    )
+    .option(
+      '--onnx-dtypes <list>',
+      'ONNX graphs after training, comma-separated: fp32 (optimum or modelkit), q4 (modelkit: onnx/model_q4.onnx, 4-bit linear layers)',
+      dtypesArg,
     )
     .option('-v, --verbose', 'echo the training log to stderr (instead of the progress bar)')
     .option('--json', 'print the result as one JSON object (steps, losses, validation losses, output, onnx)')

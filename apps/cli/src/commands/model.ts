@@ -2,7 +2,6 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import {
   createModel,
-  DTYPE_FILES,
   exportOnnx,
   ModelConfigError,
   ModelFileError,
@@ -18,9 +17,9 @@ import {
   summarizeGraph,
 } from '@implicit-it/runtime';
 import { loadTokenizer } from '@implicit-it/tokenizers';
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
-import { checkOutDirectory, intArg, parseRules, rulesLabel } from '../flags.js';
+import { checkOutDirectory, dtypesArg, intArg, parseRules, rulesLabel, type WeightDtype } from '../flags.js';
 import { CliError, EXIT, painter, printJson, usage } from '../output.js';
 import { progressBar } from '../progress.js';
 
@@ -43,21 +42,6 @@ function dirSize(dir: string): { files: { path: string; bytes: number }[]; total
   walk(dir);
   files.sort((a, b) => a.path.localeCompare(b.path));
   return { files, total: files.reduce((s, f) => s + f.bytes, 0) };
-}
-
-type WeightDtype = keyof typeof DTYPE_FILES;
-
-/** `--dtypes fp32,q4`: the ONNX graphs to write, each named as transformers.js names it. */
-function dtypesArg(value: string): WeightDtype[] {
-  const list = value.split(',').map((d) => d.trim());
-  for (const [i, d] of list.entries()) {
-    if (!Object.hasOwn(DTYPE_FILES, d))
-      throw new InvalidArgumentError(
-        `expected a comma-separated list of ${Object.keys(DTYPE_FILES).join(', ')}, got "${d}"`,
-      );
-    if (list.indexOf(d) !== i) throw new InvalidArgumentError(`${d} is listed twice`);
-  }
-  return list as WeightDtype[];
 }
 
 const DTYPES_HELP = `ONNX graphs to write, comma-separated: fp32 (onnx/model.onnx), q4 (onnx/model_q4.onnx: 4-bit linear layers, MatMulNBits)`;
