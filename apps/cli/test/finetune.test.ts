@@ -559,18 +559,11 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       `onnx      ${join(job, 'output', 'onnx')} (modelkit; optimum is not installed)`,
     );
     expect(existsSync(join(job, 'output', 'onnx', 'model.onnx'))).toBe(true);
+    // one step of the job again, with these flags
+    const again = (...flags: string[]) =>
+      run(['finetune', 'run', job, '--python', python, '--max-steps', '1', ...flags]);
     // the label says why optimum did not export: here its export failed
-    const failed = await run([
-      'finetune',
-      'run',
-      job,
-      '--python',
-      python,
-      '--env',
-      "FAKE_ONNX_REASON=optimum's export failed: ValueError: unsupported",
-      '--max-steps',
-      '1',
-    ]);
+    const failed = await again('--env', "FAKE_ONNX_REASON=optimum's export failed: ValueError: unsupported");
     expect(failed.code, failed.stderr).toBe(0);
     expect(failed.stdout).toContain(
       `onnx      ${join(job, 'output', 'onnx')} (modelkit; optimum's export failed: ValueError: unsupported)`,
@@ -578,37 +571,14 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     // --onnx-dtypes fp32,q4: the 4-bit graph too, from the trained weights (by modelkit, whoever
     // wrote the float32 one)
     rmSync(join(job, 'output', 'onnx'), { recursive: true });
-    const q4 = await run([
-      'finetune',
-      'run',
-      job,
-      '--python',
-      python,
-      '--max-steps',
-      '1',
-      '--onnx-dtypes',
-      'fp32,q4',
-    ]);
+    const q4 = await again('--onnx-dtypes', 'fp32,q4');
     expect(q4.code, q4.stderr).toBe(0);
     expect(q4.stdout).toContain(
       `onnx      ${join(job, 'output', 'onnx')} [fp32, q4] (modelkit; optimum is not installed)`,
     );
     expect(readdirSync(join(job, 'output', 'onnx')).sort()).toEqual(['model.onnx', 'model_q4.onnx']);
     rmSync(join(job, 'output', 'onnx'), { recursive: true });
-    const byOptimum = await run([
-      'finetune',
-      'run',
-      job,
-      '--python',
-      python,
-      '--env',
-      'FAKE_ONNX_EXPORTED=1',
-      '--max-steps',
-      '1',
-      '--onnx-dtypes',
-      'fp32,q4',
-      '--json',
-    ]);
+    const byOptimum = await again('--env', 'FAKE_ONNX_EXPORTED=1', '--onnx-dtypes', 'fp32,q4', '--json');
     expect(byOptimum.code, byOptimum.stderr).toBe(0);
     expect(JSON.parse(byOptimum.stdout).onnx).toEqual({
       exported: true,
@@ -617,7 +587,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       dtypes: ['fp32', 'q4'],
     });
     expect(readdirSync(join(job, 'output', 'onnx'))).toEqual(['model_q4.onnx']); // the stand-in wrote no fp32
-    const bad = await run(['finetune', 'run', job, '--python', python, '--onnx-dtypes', 'fp16']);
+    const bad = await again('--onnx-dtypes', 'fp16');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('expected a comma-separated list of fp32, q4, got "fp16"');
     expect(text.stderr).toContain('fake accelerate launch'); // --verbose echoes the log

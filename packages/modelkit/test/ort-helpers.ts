@@ -63,3 +63,25 @@ export function argmax(a: ArrayLike<number>): number {
   for (let i = 1; i < a.length; i++) if (a[i]! > a[best]!) best = i;
   return best;
 }
+
+/** The logits of one unpadded prompt run from an empty cache through the graph `file`, per position. */
+export async function promptLogits(
+  file: string,
+  config: DecoderConfig,
+  prompt: number[],
+): Promise<Float32Array[]> {
+  const session = await ort.InferenceSession.create(file);
+  try {
+    const { logits } = await step(
+      session,
+      config,
+      [prompt],
+      [prompt.map(() => 1)],
+      [prompt.map((_, i) => i)],
+      emptyPast(config, 1),
+    );
+    return logits[0]!;
+  } finally {
+    await session.release();
+  }
+}

@@ -1,7 +1,6 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import {
   createModel,
@@ -19,7 +18,7 @@ import {
   weightSpecs,
   writeSafetensors,
 } from '../src/index.js';
-import { emptyPast, maxAbsDiff, step } from './ort-helpers.js';
+import { maxAbsDiff, promptLogits } from './ort-helpers.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'modelkit-q4-'));
 const PROMPT = [5, 17, 300, 42, 9, 260, 128, 77, 3, 511, 64];
@@ -37,23 +36,6 @@ function dequantizedModel(config: DecoderConfig, weights: ModelWeights, blockSiz
   const embed = weights['model.embed_tokens.weight']!;
   out['lm_head.weight'] = q(embed, [config.vocabSize, config.hiddenSize]);
   return { config: { ...config, tieWordEmbeddings: false }, weights: out };
-}
-
-async function logitsOf(file: string, config: DecoderConfig) {
-  const session = await ort.InferenceSession.create(file);
-  try {
-    const { logits } = await step(
-      session,
-      config,
-      [PROMPT],
-      [PROMPT.map(() => 1)],
-      [PROMPT.map((_, i) => i)],
-      emptyPast(config, 1),
-    );
-    return logits[0]!;
-  } finally {
-    await session.release();
-  }
 }
 
 describe('quantizeQ4', () => {
@@ -119,7 +101,7 @@ describe('q4 graphs (onnx/model_q4.onnx)', () => {
       const config = resolveConfig({ preset: 'tiny', ...overrides });
       const weights = randomWeights(config, 3);
       const expected = referenceForward(dequantizedModel(config, weights), PROMPT);
-      const logits = await logitsOf(join(out, 'onnx', 'model_q4.onnx'), created.config);
+      const logits = await promptLogits(join(out, 'onnx', 'model_q4.onnx'), created.config, PROMPT);
       PROMPT.forEach((_, p) => {
         expect(maxAbsDiff(logits[p]!, expected[p]!)).toBeLessThan(1e-4);
       });
@@ -136,7 +118,7 @@ describe('q4 graphs (onnx/model_q4.onnx)', () => {
     expect(existsSync(join(out, 'onnx', 'model.onnx'))).toBe(false);
     const config = resolveConfig({ preset: 'tiny' });
     const expected = referenceForward(dequantizedModel(config, randomWeights(config, 3)), PROMPT);
-    const logits = await logitsOf(join(out, 'onnx', 'model_q4.onnx'), created.config);
+    const logits = await promptLogits(join(out, 'onnx', 'model_q4.onnx'), created.config, PROMPT);
     // the activations are rounded to 8 bits per block of 32: about 1 % of the logits' spread here
     let spread = 0;
     for (const v of expected.at(-1)!) spread = Math.max(spread, Math.abs(v));
