@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { zValidator } from '@hono/zod-validator';
 import { resolveRuleSpec } from '@implicit-it/rules';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
+import { requestId } from 'hono/request-id';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { bearerAuth } from './auth.js';
 import { ApiError, toApiError } from './errors.js';
@@ -17,7 +19,7 @@ import { chatRequestSchema, completionRequestSchema } from './schemas.js';
 import { zodToApiError } from './validation.js';
 import { WorkQueue } from './work-queue.js';
 
-type Env = { Variables: { started: number } };
+type Env = { Variables: { started: number; requestId: string } };
 
 const ROUTES = new Set(['/', '/health', '/metrics', '/v1/models', '/v1/chat/completions', '/v1/completions']);
 const routeLabel = (path: string) =>
@@ -79,7 +81,9 @@ export function createApp(options: ApiOptions): ApiApp {
     } else {
       apiError = toApiError(error);
       if (apiError.status >= 500)
-        server.log(`${c.req.method} ${c.req.path}: ${(error as Error)?.stack ?? error}`);
+        server.log(
+          `${c.req.method} ${c.req.path} (${c.get('requestId')}): ${(error as Error)?.stack ?? error}`,
+        );
     }
     return c.json(apiError.body, apiError.status as ContentfulStatusCode, apiError.headers);
   });
@@ -90,9 +94,14 @@ export function createApp(options: ApiOptions): ApiApp {
     return c.json(e.body, 404);
   });
 
+  // every response names its request, as OpenAI's do (the client's X-Request-Id when it sent a valid
+  // one): the openai client exposes it as `_request_id`, and server errors are logged with it
+  app.use('*', requestId({ generator: () => `req_${randomUUID().replace(/-/g, '')}` }));
   app.use('*', async (c, next) => {
     c.set('started', performance.now());
     await next();
+    // the completion routes answer with Responses of their own, which the header set above misses
+    if (!c.res.headers.has('X-Request-Id')) c.res.headers.set('X-Request-Id', c.get('requestId'));
     const route = routeLabel(c.req.path);
     metrics.inc('implicit_it_requests_total', { route, status: String(c.res.status) });
     if (!c.res.headers.get('Content-Type')?.startsWith('text/event-stream')) {
@@ -111,7 +120,7 @@ export function createApp(options: ApiOptions): ApiApp {
         origin: server.cors,
         allowMethods: ['GET', 'POST', 'OPTIONS'],
         // the request headers the preflight names are allowed (the openai client sends x-stainless-*)
-        exposeHeaders: ['Retry-After'],
+        exposeHeaders: ['Retry-After', 'X-Request-Id'],
         maxAge: 600,
       }),
     );

@@ -43,6 +43,28 @@ describe('the openai client against the server', () => {
     expect(typeof res.choices[0]!.message.content).toBe('string');
     expect(res.usage!.completion_tokens).toBeGreaterThan(0);
     expect(res.usage!.completion_tokens).toBeLessThanOrEqual(10);
+    // the response's X-Request-Id, as OpenAI's responses carry one
+    expect(res._request_id).toMatch(/^req_[0-9a-f]{32}$/);
+  });
+
+  it('every response names its request, errors included, and a valid X-Request-Id sent is kept', async () => {
+    const sent = await fetch(`${server.url}/v1/models`, {
+      headers: { Authorization: 'Bearer sk-local', 'X-Request-Id': 'trace-42' },
+    });
+    expect(sent.headers.get('x-request-id')).toBe('trace-42');
+    const unauthorized = await fetch(`${server.url}/v1/models`);
+    expect(unauthorized.status).toBe(401);
+    expect(unauthorized.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{32}$/);
+    const error = await client.chat.completions
+      .create({ model: 'nope', messages: [{ role: 'user', content: 'Hi' }] })
+      .catch((e) => e);
+    expect(error).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(error.requestID).toMatch(/^req_[0-9a-f]{32}$/);
+    const stream = await client.chat.completions
+      .create({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2, stream: true })
+      .withResponse();
+    expect(stream.request_id).toMatch(/^req_[0-9a-f]{32}$/);
+    for await (const _ of stream.data);
   });
 
   it('streamed chat completion with usage, same text as without streaming', async () => {
