@@ -194,9 +194,18 @@ export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): Mode
   ] as const;
   const found = candidates.find(([file]) => existsSync(file));
   if (!found) {
+    // the dtypes whose decoders the directory does have
+    const present = (Object.keys(DTYPE_SUFFIX) as ModelDtype[]).filter((d) =>
+      ['onnx/model', 'onnx/decoder_model_merged', 'model', 'decoder_model_merged'].some((stem) =>
+        existsSync(join(dir, `${stem}${DTYPE_SUFFIX[d]}.onnx`)),
+      ),
+    );
     throw new ModelLoadError(
       'runtime.missing_file',
-      `${dir}: no ONNX decoder for dtype "${dtype}": expected ${candidates.map(([f]) => f.slice(dir.length + 1)).join(' or ')}`,
+      `${dir}: no ONNX decoder for dtype "${dtype}": expected ${candidates.map(([f]) => f.slice(dir.length + 1)).join(' or ')}` +
+        (present.length > 0
+          ? `; it has ${present.map((d) => `dtype "${d}"`).join(', ')} (the dtype option, CLI --dtype)`
+          : ''),
       { file: candidates[0][0] },
     );
   }

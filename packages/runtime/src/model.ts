@@ -80,8 +80,9 @@ export interface ModelInfo {
   /** Prompt positions prefilled per onnxruntime run (`LoadOptions.prefillChunk`; 0 where prompts run whole). */
   prefillChunk: number;
   /**
-   * The `accuracy_level` its MatMulNBits nodes were given at load (`LoadOptions.q4AccuracyLevel`), or
-   * null where they run as exported (or the graph has none).
+   * The `accuracy_level` its MatMulNBits nodes run at: `LoadOptions.q4AccuracyLevel`, else the
+   * graph's own (the highest where they differ); null where the graph has none (or was run exactly as
+   * exported, unread).
    */
   q4AccuracyLevel: number | null;
 }

@@ -278,6 +278,8 @@ export interface GraphPatch {
   groupQueries: true | string;
   /** `MatMulNBits` nodes given `PatchRequest.q4AccuracyLevel` (0 when not requested or none in the graph) */
   q4Nodes: number;
+  /** The distinct accuracy levels the graph's `MatMulNBits` nodes run at after the patch (none: []) */
+  q4Levels: number[];
 }
 
 /** What `patchLogitsSlice` did. */
@@ -323,6 +325,7 @@ export function patchDecoderGraph(model: Uint8Array, request: PatchRequest): Gra
       splitAttention: reason,
       groupQueries: reason,
       q4Nodes: 0,
+      q4Levels: [],
     };
   }
 }
@@ -806,6 +809,7 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
     splitAttention: 'not requested',
     groupQueries: 'not requested',
     q4Nodes: 0,
+    q4Levels: [],
   };
   if (!graphField) {
     if (request.logitsSlice) result.logitsSlice = 'no graph in the model file';
@@ -849,14 +853,12 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
 
   // MatMulNBits nodes whose accuracy level changes (on top of any other edit of the same node)
   const level = request.q4AccuracyLevel;
-  const nBits = new Set(
-    level === undefined
-      ? []
-      : nodes
-          .filter((n) => n.opType === 'MatMulNBits' && n.domain === 'com.microsoft')
-          .map((n) => n.field.start),
-  );
+  const quantized = nodes.filter((n) => n.opType === 'MatMulNBits' && n.domain === 'com.microsoft');
+  const nBits = new Set(level === undefined ? [] : quantized.map((n) => n.field.start));
   result.q4Nodes = nBits.size;
+  result.q4Levels = [
+    ...new Set(quantized.map((n) => level ?? intAttribute(model, n, 'accuracy_level') ?? 0)),
+  ].sort((a, b) => a - b);
   if (result.logitsSlice !== true && result.kvOutputs !== true && nBits.size === 0) return result;
   const parts: Uint8Array[] = [];
   for (const f of graphFields) {

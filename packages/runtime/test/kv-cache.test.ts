@@ -552,6 +552,18 @@ describe('KV caches', () => {
       /^a decoding step over the cache gave logits \S+ away from the full pass \(tolerance \S+\)$/,
     );
     expect(calls).toBe(3);
+    // 4-bit layers computing in int8 (accuracy level 4) round activations: 1e-3 passes, 0.1 does not
+    expect(await checkSplitAttention({ ...skewed, q4AccuracyLevel: 4 })).toBeNull();
+    const far = {
+      ...skewed,
+      q4AccuracyLevel: 4,
+      run: async (step: Parameters<DecoderSession['run']>[0]) => {
+        const out = await s.run(step);
+        if (step.past !== null) out.logits[7]! += 0.1 * Math.max(...out.logits.map(Math.abs));
+        return out;
+      },
+    };
+    expect(await checkSplitAttention(far)).toMatch(/^a decoding step over the cache gave logits/);
     const failing = { kvType: s.kvType, run: () => Promise.reject(new Error('Concat: shapes differ\nmore')) };
     expect(await checkSplitAttention(failing)).toBe(
       'the patched graph failed to run (Concat: shapes differ)',

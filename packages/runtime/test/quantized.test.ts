@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { AutoModelForCausalLM, env, LogitsProcessorList } from '@huggingface/transformers';
+import { createModel, randomTensor } from '@implicit-it/modelkit';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
 import {
@@ -92,7 +94,7 @@ describe('q4 models (onnx/model_q4.onnx, dtype: "q4")', () => {
       // 2 layers x 7 linear layers, and the LM head
       expect(lines).toContain('MatMulNBits accuracy level 4 on 15 nodes');
       expect(models[1]!.info.logitsMode).toBe('patched'); // the head's other edit is kept
-      expect(models.map((m) => m.info.q4AccuracyLevel)).toEqual([null, 4, null]);
+      expect(models.map((m) => m.info.q4AccuracyLevel)).toEqual([0, 4, 4]);
       const item = [{ prompt: PROMPTS[1]!, continuation: ' The sea is wide and deep and blue.' }];
       const [asWritten, raised, written4] = await Promise.all(models.map((m) => m.score(item)));
       expect(raised![0]!.logprobs).toEqual(written4![0]!.logprobs);
@@ -132,5 +134,45 @@ describe('q4 models (onnx/model_q4.onnx, dtype: "q4")', () => {
     const fp32 = summarizeGraph(readFileSync(join(dir, 'onnx', 'model.onnx')));
     expect(fp32.matMulNBits).toBeNull();
     expect(fp32.ops.Gemm).toBe(15);
+  });
+
+  it('a q4 graph with external data gets its patches and its accuracy level, from memory', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'runtime-q4-external-'));
+    const { dir: inline } = await q4Model(0);
+    await createModel({
+      preset: 'tiny',
+      seed: 1,
+      weights: (spec) => {
+        // the weights of q4Model (createTinyModel's initScale 10)
+        const t = randomTensor(spec, 1);
+        if (spec.kind !== 'norm') for (let i = 0; i < t.length; i++) t[i]! *= 10;
+        return t;
+      },
+      out,
+      dtypes: ['q4'],
+      q4AccuracyLevel: 0,
+      externalDataThreshold: 0,
+    });
+    expect(readdirSync(join(out, 'onnx')).sort()).toEqual(['model_q4.onnx', 'model_q4.onnx_data']);
+    const lines: string[] = [];
+    const before = readdirSync(tmpdir()).filter((f) => f.startsWith('implicit-it-graph-')).length;
+    const external = await loadModel(out, { dtype: 'q4', q4AccuracyLevel: 4, log: (l) => lines.push(l) });
+    const raised = await loadModel(inline, { dtype: 'q4', q4AccuracyLevel: 4, log: () => {} });
+    try {
+      expect(lines.filter((l) => l.startsWith('graph as exported'))).toEqual([]);
+      expect([external.info.logitsMode, external.info.cacheMode, external.info.q4AccuracyLevel]).toEqual([
+        'patched',
+        'slots',
+        4,
+      ]);
+      // nothing written beside it any more
+      expect(readdirSync(tmpdir()).filter((f) => f.startsWith('implicit-it-graph-')).length).toBe(before);
+      const [a] = await external.generate(PROMPTS[0]!, { maxNewTokens: 16 });
+      const [b] = await raised.generate(PROMPTS[0]!, { maxNewTokens: 16 });
+      expect(a!.tokenIds).toEqual(b!.tokenIds);
+    } finally {
+      await external.dispose();
+      await raised.dispose();
+    }
   });
 });
