@@ -4,7 +4,7 @@ import type { DecoderConfig } from './config.js';
 import { ModelConfigError } from './errors.js';
 import { toGenerationConfig, toHfConfig } from './hf-config.js';
 import type { DecoderGraphOptions, Q4Options, WeightDtype } from './onnx/decoder-graph.js';
-import { checkDtypes, writeGraphAside } from './onnx/write-aside.js';
+import { checkDtypes, checkQ4Options, writeGraphAside } from './onnx/write-aside.js';
 import { type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
 import { tinyTokenizer } from './tokenizer/tiny-tokenizer.js';
 import { readTokenizerDir, TOKENIZER_FILE_NAMES } from './tokenizer/tokenizer-dir.js';
@@ -68,7 +68,7 @@ const WEIGHT_SHARD = /^(model|pytorch_model)-\d+-of-\d+\.(safetensors|bin)$/;
  * ONNX decoders the runtime and transformers.js pick by dtype (fp32, fp16, q8, int8, uint8, q4, q4f16,
  * bnb4), at the top or in `onnx/`, with their external data.
  */
-const ONNX_DECODER =
+export const ONNX_DECODER =
   /^(model|decoder_model_merged)(_fp16|_quantized|_int8|_uint8|_q4|_q4f16|_bnb4)?\.onnx(_data(_\d+)?)?$/;
 
 /** Removes the model files under `dir` that are not in `written` (paths relative to `dir`); returns them. */
@@ -180,6 +180,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     ...configInput
   } = options;
   checkDtypes(dtypes);
+  checkQ4Options({ q4BlockSize, q4AccuracyLevel });
   if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
     throw new ModelConfigError('seed', `must be an integer in [0, 2^32), got ${String(seed)}`);
   }

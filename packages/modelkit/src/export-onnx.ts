@@ -1,11 +1,12 @@
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DecoderConfig } from './config.js';
+import { ONNX_DECODER } from './create-model.js';
 import { ModelFileError, ModelWeightsError } from './errors.js';
 import { fromHfConfig } from './hf-config.js';
 import { readJsonFile } from './json-file.js';
 import type { DecoderGraphOptions, Q4Options, WeightDtype } from './onnx/decoder-graph.js';
-import { checkDtypes, DTYPE_FILES, writeGraphAside } from './onnx/write-aside.js';
+import { checkDtypes, checkQ4Options, DTYPE_FILES, writeGraphAside } from './onnx/write-aside.js';
 import { openSafetensors, type SafetensorsCheckpoint } from './safetensors.js';
 import { parameterCount, type WeightSpec, weightSpecs } from './weights.js';
 
@@ -26,7 +27,7 @@ export interface ExportOnnxOptions extends DecoderGraphOptions, Q4Options {
   dtypes?: readonly WeightDtype[];
   /** Replace existing graphs of those dtypes (default false: refused, naming the file). */
   overwrite?: boolean;
-  /** Total weight bytes above which weights go to `onnx/model.onnx_data`; default just under 2 GiB. */
+  /** Weight bytes of a graph above which its weights go to `onnx/<file>_data`; default just under 2 GiB. */
   externalDataThreshold?: number;
   /** Progress per written weight tensor. */
   onProgress?: (event: { tensor: string; index: number; count: number }) => void;
@@ -50,6 +51,12 @@ export interface ExportedOnnx {
   weightBytes: number;
   /** Whether weights went to `onnx/<file>_data` (for any graph). */
   externalData: boolean;
+  /**
+   * ONNX decoders in `onnx/` this export did not write (another dtype's `model_q4.onnx`, an optimum
+   * `model_fp16.onnx`...), relative to `dir`: they still hold the weights they were made from, which
+   * may no longer be the checkpoint's.
+   */
+  otherGraphs: string[];
   /** A LoRA adapter merged into its base: W + scale * B A on each adapted matrix. */
   adapter?: { base: string; rank: number; scale: number; matrices: number };
 }
@@ -100,6 +107,7 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
     ...graphOptions
   } = options;
   checkDtypes(dtypes);
+  checkQ4Options(graphOptions);
   const dir = resolve(given);
   const adapterFile = join(dir, 'adapter_config.json');
   const adapter = existsSync(adapterFile) ? readAdapter(dir, adapterFile, base) : undefined;
@@ -193,6 +201,10 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
     }
   }
   files.push(...graph.commit());
+  const otherGraphs = readdirSync(join(dir, 'onnx'))
+    .filter((f) => ONNX_DECODER.test(f) && !f.includes('.onnx_data') && !files.includes(`onnx/${f}`))
+    .sort()
+    .map((f) => `onnx/${f}`);
   return {
     dir,
     config,
@@ -203,6 +215,7 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
     parameters: parameterCount(config),
     weightBytes: graph.written.reduce((n, w) => n + w.weightBytes, 0),
     externalData: graph.written.some((w) => w.external),
+    otherGraphs,
     ...(adapter && lora
       ? { adapter: { base: adapter.base, rank: adapter.rank, scale: adapter.scale, matrices: lora.size } }
       : {}),

@@ -20,8 +20,9 @@ export const Q4_BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
 /**
  * Quantizes a [rows, cols] row-major matrix to 4 bits per value, blockwise along each row, the way
  * onnxruntime's own quantizer (`MatMulNBitsQuantizer`, symmetric) does: the scale of a block is its
- * value of largest magnitude divided by -8 (so that value is exactly representable, as q = 0), and
- * each value becomes `floor(v / scale + 8.5)` clamped to [0, 15].
+ * value of largest magnitude (the negative one of a tie) divided by -8 (so that value is exactly
+ * representable, as q = 0), and each value becomes `floor(v / scale + 8.5)` clamped to [0, 15].
+ * Throws a RangeError naming the position of a NaN or infinite value.
  *
  * @example
  * const q = quantizeQ4(weight, 1536, 576); // weight: the [1536, 576] gate_proj of a SmolLM2 layer
@@ -51,8 +52,13 @@ export function quantizeQ4(weight: Float32Array, rows: number, cols: number, blo
       let max = 0;
       for (let i = 0; i < n; i++) {
         const v = block[i]!;
+        if (!Number.isFinite(v))
+          throw new RangeError(
+            `value ${v} at row ${r}, column ${b * blockSize + i}: a 4-bit block cannot hold it`,
+          );
         const a = v < 0 ? -v : v;
-        if (a > amax) {
+        // of two values of the same magnitude, the negative one (as onnxruntime's quantizer picks it)
+        if (a > amax || (a === amax && v < max)) {
           amax = a;
           max = v;
         }

@@ -10,6 +10,7 @@ import {
   ModelConfigError,
   ModelFileError,
   type ModelWeights,
+  ModelWeightsError,
   quantizeQ4,
   randomWeights,
   referenceForward,
@@ -71,6 +72,21 @@ describe('quantizeQ4', () => {
         expect(Math.abs(back[r * cols + c]! - v)).toBeLessThanOrEqual(bound + 1e-9);
       }
     }
+  });
+
+  it("takes the negative value of a tie for the scale, as onnxruntime's quantizer does", () => {
+    const row = new Float32Array(16);
+    row[0] = 1;
+    row[1] = -1;
+    const q = quantizeQ4(row, 1, 16, 16);
+    expect(q.scales).toEqual(Float32Array.of(0.125)); // -1 / -8
+    expect(Array.from(dequantizeQ4(q).slice(0, 2))).toEqual([0.875, -1]); // 1 is clamped to 7 steps
+  });
+
+  it('refuses NaN and infinite values, naming where they are', () => {
+    const w = new Float32Array(64);
+    w[37] = Number.NaN;
+    expect(() => quantizeQ4(w, 2, 32)).toThrow('value NaN at row 1, column 5: a 4-bit block cannot hold it');
   });
 
   it('refuses a block size MatMulNBits does not take, and a length that is not rows x cols', () => {
@@ -155,6 +171,29 @@ describe('q4 graphs (onnx/model_q4.onnx)', () => {
     expect(events.filter((_, i) => i % 2 === 0)).toEqual(Array.from({ length: 2 * n }, (_, i) => i));
   });
 
+  it('refuses q4 options MatMulNBits does not take before writing anything, and weights it cannot hold', async () => {
+    for (const [options, field, message] of [
+      [{ q4BlockSize: 48 }, 'q4BlockSize', 'must be one of 16, 32, 64, 128, 256, got 48'],
+      [{ q4BlockSize: '32' }, 'q4BlockSize', 'must be one of 16, 32, 64, 128, 256, got "32"'],
+      [{ q4AccuracyLevel: 5 }, 'q4AccuracyLevel', 'must be 0, 1, 2, 3 or 4, got 5'],
+    ] as const) {
+      const out = tmp();
+      await expect(
+        createModel({ preset: 'tiny', out, dtypes: ['q4'], ...(options as object) }),
+      ).rejects.toThrow(new ModelConfigError(field, message));
+      expect(readdirSync(out)).toEqual([]);
+    }
+    const config = resolveConfig({ preset: 'tiny' });
+    const weights = randomWeights(config, 1);
+    weights['model.layers.1.mlp.up_proj.weight']![3] = Number.POSITIVE_INFINITY;
+    await expect(createModel({ preset: 'tiny', out: tmp(), dtypes: ['q4'], weights })).rejects.toThrow(
+      new ModelWeightsError(
+        'model.layers.1.mlp.up_proj.weight',
+        'value Infinity at row 0, column 3: a 4-bit block cannot hold it',
+      ),
+    );
+  });
+
   it('refuses dtypes it does not write, an empty list and a repeated one', async () => {
     for (const [dtypes, message] of [
       [['fp16'], 'dtypes: modelkit writes fp32 and q4 weights, got "fp16"'],
@@ -183,13 +222,17 @@ describe('q4 graphs (onnx/model_q4.onnx)', () => {
     writeFileSync(join(dir, 'config.json'), JSON.stringify(toHfConfig(config)));
     const exported = await exportOnnx({ dir, dtypes: ['q4'] });
     expect(exported.files).toEqual(['onnx/model_q4.onnx']);
+    expect(exported.otherGraphs).toEqual([]);
     // the same graph and weights as createModel's
     expect(readFileSync(join(dir, 'onnx', 'model_q4.onnx'))).toEqual(
       readFileSync(join(made.dir, 'onnx', 'model_q4.onnx')),
     );
+    // the float32 graph alone: the q4 one, left as it was, is named
+    const fp32 = await exportOnnx({ dir });
+    expect(fp32.otherGraphs).toEqual(['onnx/model_q4.onnx']);
     await expect(exportOnnx({ dir, dtypes: ['fp32', 'q4'] })).rejects.toThrow(ModelFileError);
     await expect(exportOnnx({ dir, dtypes: ['fp32', 'q4'] })).rejects.toThrow(
-      `${join(dir, 'onnx', 'model_q4.onnx')}: exists; pass overwrite: true (CLI: --force) to replace it`,
+      `${join(dir, 'onnx', 'model.onnx')}: exists; pass overwrite: true (CLI: --force) to replace it`,
     );
   });
 });

@@ -2,8 +2,9 @@ import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs
 import { join } from 'node:path';
 import type { DecoderConfig } from '../config.js';
 import { ModelConfigError } from '../errors.js';
+import { Q4_BLOCK_SIZES } from '../quantize.js';
 import type { WeightSource } from '../weights.js';
-import type { WeightDtype } from './decoder-graph.js';
+import type { Q4Options, WeightDtype } from './decoder-graph.js';
 import { type WriteOnnxOptions, type WrittenOnnx, writeOnnxModel } from './write-onnx.js';
 
 /** The file of each weight dtype in `onnx/`, as transformers.js names them. */
@@ -31,6 +32,21 @@ export function checkDtypes(dtypes: readonly WeightDtype[]): void {
   }
 }
 
+/**
+ * Throws a {@link ModelConfigError} naming the option unless the q4 options are ones `MatMulNBits`
+ * takes (called before anything is written).
+ */
+export function checkQ4Options(options: Q4Options): void {
+  const { q4BlockSize: size, q4AccuracyLevel: level } = options;
+  if (size !== undefined && !(Q4_BLOCK_SIZES as readonly unknown[]).includes(size))
+    throw new ModelConfigError(
+      'q4BlockSize',
+      `must be one of ${Q4_BLOCK_SIZES.join(', ')}, got ${JSON.stringify(size)}`,
+    );
+  if (level !== undefined && ![0, 1, 2, 3, 4].includes(level as number))
+    throw new ModelConfigError('q4AccuracyLevel', `must be 0, 1, 2, 3 or 4, got ${JSON.stringify(level)}`);
+}
+
 /** The graphs written beside a model directory's `onnx/`, not yet in place. */
 export interface GraphAside {
   /** What each graph's writer wrote, in the order of the dtypes given. */
@@ -56,6 +72,7 @@ export function writeGraphAside(
   dtypes: readonly WeightDtype[] = ['fp32'],
 ): GraphAside {
   checkDtypes(dtypes);
+  checkQ4Options(options);
   const onnxDir = join(dir, 'onnx');
   mkdirSync(onnxDir, { recursive: true });
   for (const entry of readdirSync(onnxDir))

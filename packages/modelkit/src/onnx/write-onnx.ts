@@ -53,7 +53,11 @@ function tensorBytes(
     return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
   }
   const [rows, cols] = tensor.spec.shape as [number, number];
-  weight.q4 ??= quantizeQ4(weight.values, rows, cols, blockSize);
+  try {
+    weight.q4 ??= quantizeQ4(weight.values, rows, cols, blockSize);
+  } catch (error) {
+    throw new ModelWeightsError(tensor.spec.name, (error as Error).message);
+  }
   if (tensor.form === 'q4-data') return weight.q4.data;
   const s = weight.q4.scales;
   return new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
