@@ -286,6 +286,10 @@ export async function openModel(flags: ModelFlags, flag = '--model'): Promise<Op
     log,
     onProgress: (message) => note(message),
   });
+  if (flags.q4AccuracyLevel !== undefined && model.info.q4AccuracyLevel === null)
+    note(
+      `--q4-accuracy-level: ${relative(process.cwd(), model.info.onnxFile) || model.info.onnxFile} has no MatMulNBits layers, so nothing changed (4-bit graphs load with --dtype q4)`,
+    );
   return { model, id, random };
 }
 

@@ -561,7 +561,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(existsSync(join(job, 'output', 'onnx', 'model.onnx'))).toBe(true);
     // one step of the job again, with these flags
     const again = (...flags: string[]) =>
-      run(['finetune', 'run', job, '--python', python, '--max-steps', '1', ...flags]);
+      run(['finetune', 'run', job, '--python', python!, '--max-steps', '1', ...flags]);
     // the label says why optimum did not export: here its export failed
     const failed = await again('--env', "FAKE_ONNX_REASON=optimum's export failed: ValueError: unsupported");
     expect(failed.code, failed.stderr).toBe(0);
@@ -577,6 +577,12 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       `onnx      ${join(job, 'output', 'onnx')} [fp32, q4] (modelkit; optimum is not installed)`,
     );
     expect(readdirSync(join(job, 'output', 'onnx')).sort()).toEqual(['model.onnx', 'model_q4.onnx']);
+    // a rerun without q4: the earlier run's 4-bit graph (its weights) is removed, and said so
+    const fp32Only = await again();
+    expect(fp32Only.stdout).toContain(
+      `removed   ${join(job, 'output', 'onnx', 'model_q4.onnx')} (an earlier run's graphs, of other dtypes)`,
+    );
+    expect(readdirSync(join(job, 'output', 'onnx'))).toEqual(['model.onnx']);
     rmSync(join(job, 'output', 'onnx'), { recursive: true });
     const byOptimum = await again('--env', 'FAKE_ONNX_EXPORTED=1', '--onnx-dtypes', 'fp32,q4', '--json');
     expect(byOptimum.code, byOptimum.stderr).toBe(0);

@@ -105,6 +105,12 @@ describe('model create / inspect', () => {
       expect(bad.code).toBe(2);
       expect(bad.stderr).toContain(message);
     }
+    // on the float32 graph the flag changes nothing, and says so
+    const onFp32 = await run(['generate', '--model', dir, '-n', '2', '--q4-accuracy-level', '4', 'Hi.']);
+    expect(onFp32.code, onFp32.stderr).toBe(0);
+    expect(onFp32.stderr).toMatch(
+      /--q4-accuracy-level: \S*onnx\/model\.onnx has no MatMulNBits layers, so nothing changed \(4-bit graphs load with --dtype q4\)/,
+    );
     const level = await run(['generate', '--model', dir, '--dtype', 'q4', '--q4-accuracy-level', '5', 'Hi.']);
     expect(level.code).toBe(2);
     expect(level.stderr).toContain('expected an integer in [0, 4], got "5"');
@@ -168,6 +174,11 @@ describe('model create / inspect', () => {
     const q4 = await run(['model', 'export', ckpt, '--dtypes', 'q4', '--json']);
     expect(q4.code, q4.stderr).toBe(0);
     expect(JSON.parse(q4.stdout).files).toEqual(['onnx/model_q4.onnx']);
+    // the float32 graph again, alone: the 4-bit one it left is named
+    const fp32Again = await run(['model', 'export', ckpt, '--force']);
+    expect(fp32Again.stdout).toContain(
+      'onnx/model_q4.onnx was not written: it holds the weights it was made from; export it too (--dtypes fp32,q4 --force), or remove it',
+    );
     expect(forced.stdout).toMatch(
       /^exported .*model\.onnx\n {2}llama, 2 layers, hidden 64: .* from model\.safetensors \(F32\)/,
     );

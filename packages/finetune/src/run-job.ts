@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, renameSync } from 'node:fs';
+import { createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -76,6 +76,11 @@ export interface RunJobResult {
     mergedInto?: string;
     /** The graphs written (`onnxDtypes`): `fp32`, and `q4` where asked for and written. */
     dtypes?: WeightDtype[];
+    /**
+     * Graphs an earlier run of the job left in `output/onnx` that this one did not write (another
+     * dtype's), removed: they held the earlier training's weights.
+     */
+    removed?: string[];
   };
   /** The checkpoint this run resumed from. */
   resumedFrom?: { step: number; path: string };
@@ -278,7 +283,29 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
       }
     }
   }
+  if (result.onnx?.exported && result.onnx.dtypes) {
+    const removed = removeStaleGraphs(join(result.outputDir, 'onnx'), result.onnx.dtypes);
+    if (removed.length > 0) result.onnx.removed = removed;
+  }
   return result;
+}
+
+/**
+ * Removes the graphs of the dtypes modelkit writes that are not in `kept` (with their external data)
+ * from a job's `output/onnx`: an earlier run's, holding its weights. Returns their paths.
+ */
+function removeStaleGraphs(onnxDir: string, kept: readonly WeightDtype[]): string[] {
+  const removed: string[] = [];
+  for (const dtype of Object.keys(DTYPE_FILES) as WeightDtype[]) {
+    if (kept.includes(dtype)) continue;
+    for (const file of [DTYPE_FILES[dtype], `${DTYPE_FILES[dtype]}_data`]) {
+      const path = join(onnxDir, file);
+      if (!existsSync(path)) continue;
+      rmSync(path, { force: true });
+      removed.push(path);
+    }
+  }
+  return removed;
 }
 
 /** Writes `dir/onnx/model.onnx` (and the other `dtypes`' graphs) with modelkit; a failure is reported in the result, not thrown (the training succeeded). */

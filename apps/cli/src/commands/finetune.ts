@@ -651,7 +651,7 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
     const why = onnx.mergedInto
       ? `modelkit: the LoRA adapter merged into ${onnx.mergedInto}`
       : `modelkit; ${onnx.reason?.split(';')[0] ?? 'optimum did not export'}`;
-    const graphs = onnx.dtypes && onnx.dtypes.length > 1 ? ` [${onnx.dtypes.join(', ')}]` : '';
+    const graphs = onnx.dtypes?.some((d) => d !== 'fp32') ? ` [${onnx.dtypes.join(', ')}]` : '';
     out += `  onnx      ${
       !onnx.exported
         ? p('yellow', `not exported: ${onnx.reason ?? 'unknown reason'}`)
@@ -660,6 +660,8 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
           : `${onnx.path}${graphs}${onnx.reason ? ` ${p('yellow', `(${onnx.reason})`)}` : ''}`
     }\n`;
   }
+  if (onnx?.removed)
+    out += `  removed   ${onnx.removed.join(', ')} ${p('dim', "(an earlier run's graphs, of other dtypes)")}\n`;
   out += `  log       ${result.logFile}\n`;
   process.stdout.write(out);
 }

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import {
   createModel,
+  DTYPE_FILES,
   exportOnnx,
   ModelConfigError,
   ModelFileError,
@@ -191,8 +192,18 @@ async function exportGraph(dir: string, flags: ExportFlags): Promise<void> {
       `from ${relative(exported.dir, exported.source)} (${exported.sourceDtypes.join(', ')}), ` +
       `${human(exported.weightBytes)} of weights${exported.externalData ? ' (external data)' : ''}, ${seconds.toFixed(1)} s\n` +
       (exported.ignored.length > 0 ? `  ignored ${exported.ignored.join(', ')}\n` : '') +
-      `  ${paint('dim', `try it: implicit-it generate --model ${dir} "Write a poem about the sea."`)}\n`,
+      exported.otherGraphs.map((g) => `  ${paint('yellow', staleGraphNote(g, flags.dtypes))}\n`).join('') +
+      `  ${paint('dim', `try it: implicit-it generate --model ${dir}${flags.dtypes.includes('fp32') ? '' : ` --dtype ${flags.dtypes[0]}`} "Write a poem about the sea."`)}\n`,
   );
+}
+
+/** What to say of a graph an export left as it was (see `ExportedOnnx.otherGraphs`). */
+function staleGraphNote(graph: string, written: readonly WeightDtype[]): string {
+  const dtype = (Object.keys(DTYPE_FILES) as WeightDtype[]).find((d) => graph === `onnx/${DTYPE_FILES[d]}`);
+  const redo = dtype
+    ? `export it too (--dtypes ${[...new Set([...written, dtype])].join(',')} --force), or `
+    : '';
+  return `${graph} was not written: it holds the weights it was made from; ${redo}remove it`;
 }
 
 interface InspectFlags {
@@ -312,7 +323,9 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
     out += line(
       'quantized linear layers',
       `${nBits.count} MatMulNBits, ${nBits.bits.join('/')} bits, blocks of ${nBits.blockSizes.join('/')}, accuracy level ${levels}` +
-        (nBits.accuracyLevels.includes(4) ? '' : ' (--q4-accuracy-level 4: int8 compute, faster on CPU)'),
+        (nBits.accuracyLevels.includes(4)
+          ? ''
+          : ' (load it with --q4-accuracy-level 4 for int8 compute, faster on CPU)'),
     );
   }
   out += `${p('bold', 'size')} ${human(size.total)} in ${size.files.length} files\n`;
