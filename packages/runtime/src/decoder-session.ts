@@ -165,6 +165,17 @@ export class DecoderSession {
     }
     this.pastNames = inputs.filter((n) => n.startsWith('past_key_values.'));
     this.presentNames = this.pastNames.map((n) => n.replace('past_key_values.', 'present.'));
+    const newNames = this.pastNames.map((n) => n.replace('past_key_values.', NEW_KV_PREFIX));
+    // a graph saved after this patch ("already patched") has its interface: the logits-start input,
+    // the new keys/values outputs, and (split) no present.* outputs; it runs as patched
+    const outputs = session.outputNames;
+    const hasNew = this.pastNames.length > 0 && newNames.every((n) => outputs.includes(n));
+    patched = {
+      ...patched,
+      logits: patched.logits || inputs.includes(LOGITS_START_INPUT),
+      kv: patched.kv || (hasNew && !this.presentNames.some((n) => outputs.includes(n))),
+      split: patched.split || (hasNew && !this.presentNames.some((n) => outputs.includes(n))),
+    };
     // a split-attention graph has no present.* outputs: the patch removed them after checking them
     const missing = patched.split
       ? undefined
@@ -196,7 +207,6 @@ export class DecoderSession {
     this.kvType = meta?.isTensor && meta.type === 'float16' ? 'float16' : 'float32';
     this.hasPositionIds = inputs.includes('position_ids');
     this.hasUseCacheBranch = inputs.includes('use_cache_branch');
-    const newNames = this.pastNames.map((n) => n.replace('past_key_values.', NEW_KV_PREFIX));
     this.cacheMode =
       patched.kv && newNames.every((n) => session.outputNames.includes(n)) ? 'slots' : 'present';
     this.attention =

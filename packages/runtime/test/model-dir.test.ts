@@ -7,11 +7,12 @@ import {
   DecoderSession,
   loadModel,
   ModelLoadError,
+  patchDecoderGraph,
   providerStatus,
   resolveModel,
   resolveModelFiles,
 } from '../src/index.js';
-import { diverseModelDir, expectClose, PROMPTS, promptStep } from './helpers.js';
+import { diverseModelDir, expectClose, PROMPTS, promptStep, tinyModel } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'runtime-dir-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -128,6 +129,31 @@ describe('model directory validation', () => {
       `${dir}: no ONNX decoder for dtype "fp16": expected onnx/model_fp16.onnx or onnx/decoder_model_merged_fp16.onnx or model_fp16.onnx or decoder_model_merged_fp16.onnx; it has dtype "fp32" (the dtype option, CLI --dtype)`,
     );
     expect(() => resolveModelFiles(dir, 'fp8' as never)).toThrow('dtype "fp8" is not one of fp32, fp16, q8');
+  });
+
+  it('a graph saved after the patch (already patched) loads and runs as patched', async () => {
+    const dir = await copyModel('prepatched');
+    const file = join(dir, 'onnx', 'model.onnx');
+    const patched = patchDecoderGraph(readFileSync(file), {
+      logitsSlice: true,
+      kvOutputs: true,
+      splitAttention: true,
+    });
+    writeFileSync(file, patched.bytes!);
+    const model = await loadModel(dir, { log: () => {} });
+    const original = await tinyModel();
+    try {
+      expect([model.info.logitsMode, model.info.cacheMode, model.info.attention]).toEqual([
+        'patched',
+        'slots',
+        'split',
+      ]);
+      const [again] = await model.generate(PROMPTS[0]!, { maxNewTokens: 12 });
+      const [first] = await original.generate(PROMPTS[0]!, { maxNewTokens: 12 });
+      expect(again!.tokenIds).toEqual(first!.tokenIds);
+    } finally {
+      await model.dispose();
+    }
   });
 
   it('picks onnx/model_{dtype}.onnx, and decoder_model_merged.onnx when that is what the export has', async () => {
