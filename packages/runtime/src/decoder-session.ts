@@ -305,11 +305,13 @@ export class DecoderSession {
       // the level its MatMulNBits nodes run at (the highest, should they differ), read even when
       // nothing was patched
       patched.q4Level = result.q4Levels.length > 0 ? Math.max(...result.q4Levels) : null;
-      if (request.logitsSlice && result.logitsSlice !== true)
+      // a graph saved after this patch runs as patched (see the constructor): nothing to say
+      const saved = (r: true | string) => r === 'already patched';
+      if (request.logitsSlice && result.logitsSlice !== true && !saved(result.logitsSlice))
         log(`logits for every position (graph not patched: ${result.logitsSlice})`);
-      if (request.kvOutputs && result.kvOutputs !== true)
+      if (request.kvOutputs && result.kvOutputs !== true && !saved(result.kvOutputs))
         log(`KV cache copied out of onnxruntime at every step (graph not patched: ${result.kvOutputs})`);
-      else if (request.splitAttention && result.splitAttention !== true)
+      else if (request.splitAttention && result.splitAttention !== true && !saved(result.kvOutputs))
         log(
           `KV cache concatenated inside onnxruntime at every step (attention not split: ${result.splitAttention})`,
         );

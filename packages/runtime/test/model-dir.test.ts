@@ -140,7 +140,9 @@ describe('model directory validation', () => {
       splitAttention: true,
     });
     writeFileSync(file, patched.bytes!);
-    const model = await loadModel(dir, { log: () => {} });
+    const lines: string[] = [];
+    const model = await loadModel(dir, { log: (l) => lines.push(l) });
+    expect(lines.filter((l) => /^(logits for every position|KV cache)/.test(l))).toEqual([]);
     const original = await tinyModel();
     try {
       expect([model.info.logitsMode, model.info.cacheMode, model.info.attention]).toEqual([
