@@ -253,7 +253,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     files,
     removed,
     parameters: parameterCount(config),
-    weightBytes: graph.written.reduce((n, w) => n + w.weightBytes, 0),
-    externalData: graph.written.some((w) => w.external),
+    weightBytes: graph.weightBytes,
+    externalData: graph.external,
   };
 }

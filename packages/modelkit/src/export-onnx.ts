@@ -213,8 +213,8 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
     ignored,
     files,
     parameters: parameterCount(config),
-    weightBytes: graph.written.reduce((n, w) => n + w.weightBytes, 0),
-    externalData: graph.written.some((w) => w.external),
+    weightBytes: graph.weightBytes,
+    externalData: graph.external,
     otherGraphs,
     ...(adapter && lora
       ? { adapter: { base: adapter.base, rank: adapter.rank, scale: adapter.scale, matrices: lora.size } }

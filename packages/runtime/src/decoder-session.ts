@@ -169,12 +169,15 @@ export class DecoderSession {
     // a graph saved after this patch ("already patched") has its interface: the logits-start input,
     // the new keys/values outputs, and (split) no present.* outputs; it runs as patched
     const outputs = session.outputNames;
-    const hasNew = this.pastNames.length > 0 && newNames.every((n) => outputs.includes(n));
+    const savedSplit =
+      this.pastNames.length > 0 &&
+      newNames.every((n) => outputs.includes(n)) &&
+      !this.presentNames.some((n) => outputs.includes(n));
     patched = {
       ...patched,
       logits: patched.logits || inputs.includes(LOGITS_START_INPUT),
-      kv: patched.kv || (hasNew && !this.presentNames.some((n) => outputs.includes(n))),
-      split: patched.split || (hasNew && !this.presentNames.some((n) => outputs.includes(n))),
+      kv: patched.kv || savedSplit,
+      split: patched.split || savedSplit,
     };
     // a split-attention graph has no present.* outputs: the patch removed them after checking them
     const missing = patched.split

@@ -118,6 +118,13 @@ function readNode(buf: Uint8Array, f: WireField): NodeInfo {
   return node;
 }
 
+/** The GraphProto `node` fields among `fields`, read. */
+const readNodes = (buf: Uint8Array, fields: readonly WireField[]): NodeInfo[] =>
+  fields.filter((f) => f.no === 1 && f.wireType === 2).map((f) => readNode(buf, f));
+
+/** onnxruntime's blockwise-quantized linear layer (4-bit exports). */
+const isMatMulNBits = (node: NodeInfo) => node.opType === 'MatMulNBits' && node.domain === 'com.microsoft';
+
 /** A copy of a node (op type, domain, attributes kept) with new inputs, outputs and name. */
 function cloneNode(
   buf: Uint8Array,
@@ -186,9 +193,8 @@ function withIntAttribute(buf: Uint8Array, node: WireField, name: string, value:
 function withAccuracyLevel(nodes: Uint8Array, level: number): Uint8Array {
   const parts: Uint8Array[] = [];
   for (const f of wireFields(nodes, 0, nodes.length)) {
-    const node = readNode(nodes, f);
     parts.push(
-      node.opType === 'MatMulNBits' && node.domain === 'com.microsoft'
+      isMatMulNBits(readNode(nodes, f))
         ? withIntAttribute(nodes, f, 'accuracy_level', level)
         : nodes.subarray(f.start, f.end),
     );
@@ -373,6 +379,9 @@ function intAttribute(buf: Uint8Array, node: NodeInfo, name: string): number | u
   return undefined;
 }
 
+/** A MatMulNBits node's `accuracy_level` (0, its default, where absent). */
+const accuracyLevel = (buf: Uint8Array, node: NodeInfo) => intAttribute(buf, node, 'accuracy_level') ?? 0;
+
 /** What a graph is made of (see `summarizeGraph`). */
 export interface GraphSummary {
   /** Nodes at the top level of the graph. */
@@ -396,11 +405,7 @@ export interface GraphSummary {
  */
 export function summarizeGraph(model: Uint8Array): GraphSummary {
   const graph = [...wireFields(model, 0, model.length)].find((f) => f.no === 7 && f.wireType === 2);
-  const nodes = graph
-    ? [...wireFields(model, graph.dataStart, graph.end)]
-        .filter((f) => f.no === 1 && f.wireType === 2)
-        .map((f) => readNode(model, f))
-    : [];
+  const nodes = graph ? readNodes(model, [...wireFields(model, graph.dataStart, graph.end)]) : [];
   const ops: Record<string, number> = {};
   const bits = new Set<number>();
   const blockSizes = new Set<number>();
@@ -409,11 +414,11 @@ export function summarizeGraph(model: Uint8Array): GraphSummary {
   for (const node of nodes) {
     const op = node.domain ? `${node.domain}.${node.opType}` : node.opType;
     ops[op] = (ops[op] ?? 0) + 1;
-    if (node.opType !== 'MatMulNBits' || node.domain !== 'com.microsoft') continue;
+    if (!isMatMulNBits(node)) continue;
     count++;
     bits.add(intAttribute(model, node, 'bits') ?? 4);
     blockSizes.add(intAttribute(model, node, 'block_size') ?? 0);
-    accuracyLevels.add(intAttribute(model, node, 'accuracy_level') ?? 0);
+    accuracyLevels.add(accuracyLevel(model, node));
   }
   const sorted = (values: Set<number>) => [...values].sort((a, b) => a - b);
   return {
@@ -820,7 +825,7 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
     return result;
   }
   const graphFields = [...wireFields(model, graphField.dataStart, graphField.end)];
-  const nodes = graphFields.filter((f) => f.no === 1 && f.wireType === 2).map((f) => readNode(model, f));
+  const nodes = readNodes(model, graphFields);
   const producer = new Map<string, NodeInfo>();
   for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
   const inputs = graphFields.filter((f) => f.no === 11).map((f) => readValueInfo(model, f));
@@ -853,12 +858,12 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
 
   // MatMulNBits nodes whose accuracy level changes (on top of any other edit of the same node)
   const level = request.q4AccuracyLevel;
-  const quantized = nodes.filter((n) => n.opType === 'MatMulNBits' && n.domain === 'com.microsoft');
+  const quantized = nodes.filter(isMatMulNBits);
   const nBits = new Set(level === undefined ? [] : quantized.map((n) => n.field.start));
   result.q4Nodes = nBits.size;
-  result.q4Levels = [
-    ...new Set(quantized.map((n) => level ?? intAttribute(model, n, 'accuracy_level') ?? 0)),
-  ].sort((a, b) => a - b);
+  result.q4Levels = [...new Set(quantized.map((n) => level ?? accuracyLevel(model, n)))].sort(
+    (a, b) => a - b,
+  );
   if (result.logitsSlice !== true && result.kvOutputs !== true && nBits.size === 0) return result;
   const parts: Uint8Array[] = [];
   for (const f of graphFields) {

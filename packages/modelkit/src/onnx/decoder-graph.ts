@@ -43,6 +43,11 @@ export interface DecoderGraph {
  */
 export type WeightDtype = 'fp32' | 'q4';
 
+/** `q4BlockSize` when not given: 32, as transformers.js's q4 files. */
+export const DEFAULT_Q4_BLOCK_SIZE = 32;
+/** The `accuracy_level` values `MatMulNBits` takes. */
+export const Q4_ACCURACY_LEVELS: readonly number[] = [0, 1, 2, 3, 4];
+
 /** Options of the `q4` weights. */
 export interface Q4Options {
   /** Values per quantization block, one scale each (default 32, as transformers.js's q4 files). */
@@ -102,12 +107,12 @@ export function buildDecoderGraph(
 ): DecoderGraph {
   const g = new GraphBuilder();
   const q4 = options.dtype === 'q4';
-  const blockSize = options.q4BlockSize ?? 32;
+  const blockSize = options.q4BlockSize ?? DEFAULT_Q4_BLOCK_SIZE;
   if (q4 && !(Q4_BLOCK_SIZES as readonly number[]).includes(blockSize)) {
     throw new RangeError(`q4BlockSize must be one of ${Q4_BLOCK_SIZES.join(', ')}, got ${blockSize}`);
   }
   const accuracyLevel = options.q4AccuracyLevel ?? 4;
-  if (q4 && ![0, 1, 2, 3, 4].includes(accuracyLevel)) {
+  if (q4 && !Q4_ACCURACY_LEVELS.includes(accuracyLevel)) {
     throw new RangeError(`q4AccuracyLevel must be 0, 1, 2, 3 or 4, got ${accuracyLevel}`);
   }
   // the quantized initializers of a linear weight, by the onnxruntime quantizer's names

@@ -4,7 +4,7 @@ import type { DecoderConfig } from '../config.js';
 import { ModelConfigError } from '../errors.js';
 import { Q4_BLOCK_SIZES } from '../quantize.js';
 import type { WeightSource } from '../weights.js';
-import type { Q4Options, WeightDtype } from './decoder-graph.js';
+import { Q4_ACCURACY_LEVELS, type Q4Options, type WeightDtype } from './decoder-graph.js';
 import { type WriteOnnxOptions, type WrittenOnnx, writeOnnxModel } from './write-onnx.js';
 
 /** The file of each weight dtype in `onnx/`, as transformers.js names them. */
@@ -43,7 +43,7 @@ export function checkQ4Options(options: Q4Options): void {
       'q4BlockSize',
       `must be one of ${Q4_BLOCK_SIZES.join(', ')}, got ${JSON.stringify(size)}`,
     );
-  if (level !== undefined && ![0, 1, 2, 3, 4].includes(level as number))
+  if (level !== undefined && !Q4_ACCURACY_LEVELS.includes(level))
     throw new ModelConfigError('q4AccuracyLevel', `must be 0, 1, 2, 3 or 4, got ${JSON.stringify(level)}`);
 }
 
@@ -51,6 +51,10 @@ export function checkQ4Options(options: Q4Options): void {
 export interface GraphAside {
   /** What each graph's writer wrote, in the order of the dtypes given. */
   written: (WrittenOnnx & { dtype: WeightDtype })[];
+  /** Bytes of weight data of all the graphs. */
+  weightBytes: number;
+  /** Whether any graph's weights went to external data. */
+  external: boolean;
   /** Moves the graphs (and their `_data`) into place; returns their paths relative to the directory. */
   commit(): string[];
   /** Removes the graphs written aside. */
@@ -62,7 +66,8 @@ export interface GraphAside {
  * `.partial-*` folder of `dir/onnx` (the long part), to be moved into place by `commit()` once
  * everything else is written: an interrupted run leaves the previous model whole, or no graph, never
  * a truncated one. Leftovers of earlier interrupted runs are removed first. `source` is asked for
- * every weight once per graph.
+ * every weight once per graph. Callers check `dtypes` and the q4 options first (`checkDtypes`,
+ * `checkQ4Options`), before reading anything.
  */
 export function writeGraphAside(
   dir: string,
@@ -71,8 +76,6 @@ export function writeGraphAside(
   options: Omit<WriteOnnxOptions, 'dtype'>,
   dtypes: readonly WeightDtype[] = ['fp32'],
 ): GraphAside {
-  checkDtypes(dtypes);
-  checkQ4Options(options);
   const onnxDir = join(dir, 'onnx');
   mkdirSync(onnxDir, { recursive: true });
   for (const entry of readdirSync(onnxDir))
@@ -96,6 +99,8 @@ export function writeGraphAside(
   }
   return {
     written,
+    weightBytes: written.reduce((n, w) => n + w.weightBytes, 0),
+    external: written.some((w) => w.external),
     discard,
     commit() {
       const files: string[] = [];

@@ -6,6 +6,7 @@ import { type Q4Matrix, quantizeQ4 } from '../quantize.js';
 import type { WeightSource } from '../weights.js';
 import {
   buildDecoderGraph,
+  DEFAULT_Q4_BLOCK_SIZE,
   type DecoderGraphOptions,
   type GraphTensor,
   type GraphValue,
@@ -207,7 +208,7 @@ export function writeOnnxModel(
         }
         current = { spec, values };
       }
-      const raw = tensorBytes(r.tensor, current, options.q4BlockSize ?? 32);
+      const raw = tensorBytes(r.tensor, current, options.q4BlockSize ?? DEFAULT_Q4_BLOCK_SIZE);
       writeAll(fd, r.prefix);
       if (r.isExternal) writeAll(dataFd!, raw, r.offset);
       else writeAll(fd, raw);
