@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { DTYPE_FILES } from '@implicit-it/modelkit';
+import { DTYPE_FILES, type WeightDtype } from '@implicit-it/modelkit';
 import { ImplicitItError, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import {
   DEFAULT_PREFILL_CHUNK,
@@ -241,7 +241,8 @@ export function modelFingerprint(model: Model): Record<string, unknown> {
     dtype,
     bytes: graph.size,
     mtimeMs: Math.round(graph.mtimeMs),
-    // only where --q4-accuracy-level changed the graph, so that records of other runs stay as they were
+    // only for graphs with MatMulNBits layers (the level they run at), so that the records of float32
+    // runs stay as they were
     ...(q4AccuracyLevel !== null ? { q4AccuracyLevel } : {}),
   };
 }
@@ -293,8 +294,7 @@ export async function openModel(flags: ModelFlags, flag = '--model'): Promise<Op
   return { model, id, random };
 }
 
-/** The ONNX graphs modelkit writes, by transformers.js dtype. */
-export type WeightDtype = keyof typeof DTYPE_FILES;
+export type { WeightDtype };
 
 /** `--dtypes fp32,q4`: the ONNX graphs to write, each named as transformers.js names it. */
 export function dtypesArg(value: string): WeightDtype[] {
