@@ -6,7 +6,7 @@ import { ModelFileError, ModelWeightsError } from './errors.js';
 import { fromHfConfig } from './hf-config.js';
 import { readJsonFile } from './json-file.js';
 import type { DecoderGraphOptions, Q4Options, WeightDtype } from './onnx/decoder-graph.js';
-import { checkDtypes, checkQ4Options, DTYPE_FILES, writeGraphAside } from './onnx/write-aside.js';
+import { checkDtypes, checkQ4Options, graphFileName, writeGraphAside } from './onnx/write-aside.js';
 import { openSafetensors, type SafetensorsCheckpoint } from './safetensors.js';
 import { parameterCount, type WeightSpec, weightSpecs } from './weights.js';
 
@@ -121,7 +121,7 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
   }
   const config = fromHfConfig(readJsonFile(configFile));
   for (const dtype of dtypes) {
-    const target = join(dir, 'onnx', DTYPE_FILES[dtype]);
+    const target = join(dir, 'onnx', graphFileName(dtype, graphOptions.merged));
     if (!overwrite && existsSync(target)) {
       throw new ModelFileError(target, 'exists; pass overwrite: true (CLI: --force) to replace it');
     }

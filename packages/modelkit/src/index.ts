@@ -15,7 +15,7 @@ export {
   type WeightDtype,
 } from './onnx/decoder-graph.js';
 export { type ModelOnDisk, readModel } from './onnx/read-onnx.js';
-export { DTYPE_FILES } from './onnx/write-aside.js';
+export { DTYPE_FILES, graphFileName } from './onnx/write-aside.js';
 export {
   EXTERNAL_DATA_THRESHOLD,
   IR_VERSION,

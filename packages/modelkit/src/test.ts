@@ -5,7 +5,7 @@ import type { DecoderConfig, DecoderConfigOverrides } from './config.js';
 import { createModel } from './create-model.js';
 import { fromHfConfig } from './hf-config.js';
 import type { DecoderGraphOptions, Q4Options, WeightDtype } from './onnx/decoder-graph.js';
-import { DTYPE_FILES } from './onnx/write-aside.js';
+import { graphFileName } from './onnx/write-aside.js';
 import { hashString } from './rng.js';
 import { randomTensor, type WeightSource } from './weights.js';
 
@@ -78,7 +78,7 @@ export async function createTinyModel(
       : hashString(readFileSync(join(tokenizerDir, 'tokenizer.json'), 'utf8'));
   const key = JSON.stringify({ format: TINY_MODEL_FORMAT, seed, initScale, overrides: sorted, tokenizer });
   const target = join(tinyModelCacheDir(), `tiny-${hashString(key).toString(16)}-${key.length}`);
-  const graph = join(target, 'onnx', DTYPE_FILES[overrides.dtypes?.[0] ?? 'fp32']);
+  const graph = join(target, 'onnx', graphFileName(overrides.dtypes?.[0] ?? 'fp32', overrides.merged));
   if (!existsSync(graph)) {
     mkdirSync(tinyModelCacheDir(), { recursive: true });
     const tmp = `${target}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;

@@ -220,3 +220,54 @@ describe('KV cache', () => {
     await expectDefaultLogits({ linear: 'matmul' }, 'modelkit-matmul-');
   });
 });
+
+describe('merged decoder (optimum decoder_model_merged.onnx)', () => {
+  it('one If on use_cache_branch: the plain graph logits without the past, then with it; q4 too', async () => {
+    for (const dtypes of [['fp32'], ['q4']] as const) {
+      const out = mkdtempSync(join(tmpdir(), 'modelkit-merged-'));
+      const plain = await createModel({ preset: 'tiny', seed: 5, out, dtypes });
+      const file = dtypes[0] === 'q4' ? 'model_q4.onnx' : 'model.onnx';
+      const want = await ort.InferenceSession.create(join(plain.dir, 'onnx', file));
+      const created = await createModel({ preset: 'tiny', seed: 5, out, dtypes, merged: true });
+      const mergedFile = dtypes[0] === 'q4' ? 'decoder_model_merged_q4.onnx' : 'decoder_model_merged.onnx';
+      expect(created.files).toContain(`onnx/${mergedFile}`);
+      expect(created.removed).toContain(`onnx/${file}`); // the plain graph of the same dtype is replaced
+      const graph = buildDecoderGraph(created.config, { merged: true, dtype: dtypes[0] });
+      expect(graph.builder.nodes.map((n) => n.op_type)).toEqual(['If']);
+      expect(graph.inputs.at(-1)).toEqual({ name: 'use_cache_branch', elemType: 9, dims: [1] });
+      const merged = await ort.InferenceSession.create(join(created.dir, 'onnx', mergedFile));
+      expect(merged.inputNames).toContain('use_cache_branch');
+      const config = created.config;
+      const branch = (cache: boolean) => ({ use_cache_branch: new ort.Tensor('bool', [cache], [1]) });
+      // the first step, with the past inputs given as empty (the branch does not read them)
+      const head = PROMPT.slice(0, 5);
+      const feeds = {
+        input_ids: i64([head]),
+        attention_mask: i64([head.map(() => 1)]),
+        position_ids: i64([head.map((_, i) => i)]),
+        ...emptyPast(config, 1),
+      };
+      const [a, b] = [await want.run(feeds), await merged.run({ ...feeds, ...branch(false) })];
+      expect(maxAbsDiff(b.logits!.data as Float32Array, a.logits!.data as Float32Array)).toBeLessThan(1e-5);
+      expect(b['present.0.key']!.dims).toEqual([1, config.numKeyValueHeads, head.length, config.headDim]);
+      // the rest of the prompt in one chunk on that cache, through the cache branch
+      const rest = PROMPT.slice(head.length);
+      const pastOf = (o: typeof a) =>
+        Object.fromEntries(
+          Object.keys(emptyPast(config, 1)).map((k) => [k, o[k.replace('past_key_values', 'present')]!]),
+        );
+      const next = {
+        input_ids: i64([rest]),
+        attention_mask: i64([PROMPT.map(() => 1)]),
+        position_ids: i64([rest.map((_, i) => head.length + i)]),
+      };
+      const [c, d] = [
+        await want.run({ ...next, ...pastOf(a) }),
+        await merged.run({ ...next, ...pastOf(b), ...branch(true) }),
+      ];
+      expect(maxAbsDiff(d.logits!.data as Float32Array, c.logits!.data as Float32Array)).toBeLessThan(1e-5);
+      expect(d['present.1.value']!.dims).toEqual([1, config.numKeyValueHeads, PROMPT.length, config.headDim]);
+      await Promise.all([want.release(), merged.release()]);
+    }
+  });
+});

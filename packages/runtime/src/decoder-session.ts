@@ -48,7 +48,8 @@ export interface SessionOptions {
    * quantizer writes by default (and transformers.js runs); 4 computes in int8, rounding the
    * activations to 8 bits per block, onnxruntime's fastest CPU path (on 2 CPU cores, a 4-bit LM head
    * of SmolLM2's shape took 0.95 ms a step instead of 5.7 ms). Default: as exported. Results change
-   * slightly; graphs without such nodes are left as they are, with a log line.
+   * slightly; graphs without such nodes are left as they are, with a log line. A merged decoder's
+   * nodes (in its `If` branches) are set too.
    */
   q4AccuracyLevel?: 0 | 1 | 2 | 3 | 4;
   /**

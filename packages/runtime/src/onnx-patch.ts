@@ -189,17 +189,69 @@ function withIntAttribute(buf: Uint8Array, node: WireField, name: string, value:
   return lenField(1, concat([...kept, intAttr(name, value)]));
 }
 
+/**
+ * A GraphProto `node` field with its `accuracy_level` set to `level` if it is a MatMulNBits node, or
+ * with those of the MatMulNBits nodes in its subgraphs (a merged decoder's `If` branches) set; undefined
+ * when it has none.
+ */
+function nodeWithLevel(buf: Uint8Array, node: WireField, level: number): Uint8Array | undefined {
+  if (isMatMulNBits(readNode(buf, node))) return withIntAttribute(buf, node, 'accuracy_level', level);
+  let changed = false;
+  const parts: Uint8Array[] = [];
+  for (const a of wireFields(buf, node.dataStart, node.end)) {
+    if (a.no === 5 && a.wireType === 2) {
+      // AttributeProto: g (6), graphs (11)
+      let graphs = false;
+      const attr: Uint8Array[] = [];
+      for (const g of wireFields(buf, a.dataStart, a.end)) {
+        const sub = isSubgraph(g) ? graphWithLevel(buf, g, level) : undefined;
+        if (sub) graphs = true;
+        attr.push(sub ? lenField(g.no, sub) : buf.subarray(g.start, g.end));
+      }
+      if (graphs) {
+        changed = true;
+        parts.push(lenField(5, concat(attr)));
+        continue;
+      }
+    }
+    parts.push(buf.subarray(a.start, a.end));
+  }
+  return changed ? lenField(1, concat(parts)) : undefined;
+}
+
+/** An attribute's field holding a GraphProto (AttributeProto `g` or one of `graphs`). */
+const isSubgraph = (f: WireField) => (f.no === 6 || f.no === 11) && f.wireType === 2;
+
+/** The body of a GraphProto field with every MatMulNBits node's level set (see `nodeWithLevel`); undefined when unchanged. */
+function graphWithLevel(buf: Uint8Array, graph: WireField, level: number): Uint8Array | undefined {
+  let changed = false;
+  const parts: Uint8Array[] = [];
+  for (const f of wireFields(buf, graph.dataStart, graph.end)) {
+    const node = f.no === 1 && f.wireType === 2 ? nodeWithLevel(buf, f, level) : undefined;
+    if (node) changed = true;
+    parts.push(node ?? buf.subarray(f.start, f.end));
+  }
+  return changed ? concat(parts) : undefined;
+}
+
 /** GraphProto `node` fields (one, or an edit's several) with every MatMulNBits node's `accuracy_level` set. */
 function withAccuracyLevel(nodes: Uint8Array, level: number): Uint8Array {
   const parts: Uint8Array[] = [];
-  for (const f of wireFields(nodes, 0, nodes.length)) {
-    parts.push(
-      isMatMulNBits(readNode(nodes, f))
-        ? withIntAttribute(nodes, f, 'accuracy_level', level)
-        : nodes.subarray(f.start, f.end),
-    );
-  }
+  for (const f of wireFields(nodes, 0, nodes.length))
+    parts.push(nodeWithLevel(nodes, f, level) ?? nodes.subarray(f.start, f.end));
   return concat(parts);
+}
+
+/** Every node of a GraphProto (its field `graph`) and of its subgraphs, depth first. */
+function* allNodes(buf: Uint8Array, graph: WireField): Generator<NodeInfo> {
+  for (const f of wireFields(buf, graph.dataStart, graph.end)) {
+    if (f.no !== 1 || f.wireType !== 2) continue;
+    yield readNode(buf, f);
+    for (const a of wireFields(buf, f.dataStart, f.end)) {
+      if (a.no !== 5 || a.wireType !== 2) continue;
+      for (const g of wireFields(buf, a.dataStart, a.end)) if (isSubgraph(g)) yield* allNodes(buf, g);
+    }
+  }
 }
 
 function int64Initializer(name: string, value: bigint): Uint8Array {
@@ -384,7 +436,7 @@ const accuracyLevel = (buf: Uint8Array, node: NodeInfo) => intAttribute(buf, nod
 
 /** What a graph is made of (see `summarizeGraph`). */
 export interface GraphSummary {
-  /** Nodes at the top level of the graph. */
+  /** Nodes of the graph, those of its subgraphs included (each branch of a merged decoder's `If`). */
   nodes: number;
   /** Node counts by op type (`com.microsoft.MatMulNBits` for ops outside the default domain). */
   ops: Record<string, number>;
@@ -398,14 +450,15 @@ export interface GraphSummary {
 
 /**
  * Counts a graph's nodes by op type and reads its `MatMulNBits` attributes (what `q4AccuracyLevel`
- * changes), from the protobuf wire format without decoding the weights.
+ * changes), from the protobuf wire format without decoding the weights. Subgraphs count: a merged
+ * decoder (`decoder_model_merged*.onnx`) is an `If` whose two branches each hold a whole decoder.
  *
  * @example
  * summarizeGraph(readFileSync('onnx/model_q4.onnx')).matMulNBits; // { count: 211, bits: [4], blockSizes: [32], accuracyLevels: [0] }
  */
 export function summarizeGraph(model: Uint8Array): GraphSummary {
   const graph = [...wireFields(model, 0, model.length)].find((f) => f.no === 7 && f.wireType === 2);
-  const nodes = graph ? readNodes(model, [...wireFields(model, graph.dataStart, graph.end)]) : [];
+  const nodes = graph ? [...allNodes(model, graph)] : [];
   const ops: Record<string, number> = {};
   const bits = new Set<number>();
   const blockSizes = new Set<number>();
@@ -857,19 +910,20 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
   }
 
   // MatMulNBits nodes whose accuracy level changes (on top of any other edit of the same node)
+  // (those in subgraphs too: a merged decoder's are in its If's branches)
   const level = request.q4AccuracyLevel;
-  const quantized = nodes.filter(isMatMulNBits);
-  const nBits = new Set(level === undefined ? [] : quantized.map((n) => n.field.start));
-  result.q4Nodes = nBits.size;
+  const quantized = [...allNodes(model, graphField)].filter(isMatMulNBits);
+  const rewrite = level !== undefined && quantized.length > 0;
+  result.q4Nodes = rewrite ? quantized.length : 0;
   result.q4Levels = [...new Set(quantized.map((n) => level ?? accuracyLevel(model, n)))].sort(
     (a, b) => a - b,
   );
-  if (result.logitsSlice !== true && result.kvOutputs !== true && nBits.size === 0) return result;
+  if (result.logitsSlice !== true && result.kvOutputs !== true && !rewrite) return result;
   const parts: Uint8Array[] = [];
   for (const f of graphFields) {
     let replacement = replace.get(f.start);
-    if (nBits.has(f.start)) {
-      replacement = withAccuracyLevel(replacement ?? model.subarray(f.start, f.end), level!);
+    if (rewrite && f.no === 1 && f.wireType === 2) {
+      replacement = replacement ? withAccuracyLevel(replacement, level) : nodeWithLevel(model, f, level);
     }
     if (replacement) {
       parts.push(replacement);

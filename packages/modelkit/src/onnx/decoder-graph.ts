@@ -2,7 +2,7 @@ import type { DecoderConfig } from '../config.js';
 import { Q4_BLOCK_SIZES } from '../quantize.js';
 import { ropeTables } from '../rope.js';
 import { numel, type WeightSpec, weightSpecs } from '../weights.js';
-import { GraphBuilder, int, ints } from './graph-builder.js';
+import { GraphBuilder, int, ints, type NodeObject, graph as subgraph } from './graph-builder.js';
 import { DataType } from './onnx-schema.js';
 
 /** A graph input or output: name, element type and dims (numbers or symbolic names). */
@@ -10,6 +10,19 @@ export interface GraphValue {
   name: string;
   elemType: number;
   dims: (number | string)[];
+}
+
+/** A graph input or output as a ValueInfoProto object (symbolic dims as `dim_param`). */
+export function valueInfoObject(v: GraphValue): Record<string, unknown> {
+  return {
+    name: v.name,
+    type: {
+      tensor_type: {
+        elem_type: v.elemType,
+        shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
+      },
+    },
+  };
 }
 
 /**
@@ -93,6 +106,13 @@ export interface DecoderGraphOptions {
    * whatever this says.
    */
   linear?: 'gemm' | 'matmul';
+  /**
+   * `true`: one graph holding both decoders of an optimum merged export (`decoder_model_merged.onnx`):
+   * an `If` on a `use_cache_branch` bool [1] input, whose `then` branch appends to `past_key_values.*`
+   * and whose `else` branch (the first step) ignores them, `present.*` holding the new keys and values
+   * only. Same logits as the plain graph. Default false.
+   */
+  merged?: boolean;
 }
 
 /**
@@ -125,172 +145,184 @@ export function buildDecoderGraph(
   const { hiddenSize: H, numAttentionHeads: nh, numKeyValueHeads: kvh, headDim: hd } = config;
   const nRep = nh / kvh;
   const half = hd / 2;
-
-  // Shapes and the attention mask ([B, 1, S, T] bool: causal AND not padding).
-  const bs = g.op('Shape', ['input_ids']);
-  const S = g.op('Gather', [bs, g.int64([1], [])], { axis: int(0) });
-  const T = g.op('Gather', [g.op('Shape', ['attention_mask']), g.int64([1], [])], { axis: int(0) });
   const withPositions = options.positionIds !== false;
-  // without a position_ids input: cumsum(mask) - 1 (padding at 1), the last S columns
-  let positionIds = 'position_ids';
-  if (!withPositions) {
-    const cumsum = g.op('CumSum', ['attention_mask', g.int64([1], [])]);
-    const counted = g.op('Sub', [cumsum, g.int64([1], [])]);
-    const padding = g.op('Equal', ['attention_mask', g.int64([0], [])]);
-    const all = g.op('Where', [padding, g.int64([1], []), counted]);
-    const start = g.op('Unsqueeze', [g.op('Sub', [T, S]), g.int64([0])]);
-    positionIds = g.op('Slice', [all, start, g.int64([Number.MAX_SAFE_INTEGER]), g.int64([1])]);
-  }
-  const past = g.op('Sub', [T, S]);
-  const one = g.int64([1], []);
-  const keyPos = g.op('Range', [g.int64([0], []), T, one]);
-  const queryPos = g.op('Range', [past, T, one]);
-  const keyCol = g.op('Unsqueeze', [keyPos, g.int64([0])]);
-  let causal = g.op('LessOrEqual', [keyCol, g.op('Unsqueeze', [queryPos, g.int64([1])])]);
-  if (config.slidingWindow) {
-    // as transformers masks it: keys fewer than `slidingWindow` cache positions back (key > query - W)
-    const windowStart = g.op('Sub', [queryPos, g.int64([config.slidingWindow], [])]);
-    const inWindow = g.op('Greater', [keyCol, g.op('Unsqueeze', [windowStart, g.int64([1])])]);
-    causal = g.op('And', [causal, inWindow]);
-  }
-  const notPad = g.op('Cast', [g.op('Unsqueeze', ['attention_mask', g.int64([1, 2])])], {
-    to: int(DataType.BOOL),
-  });
-  const mask = g.op('And', [causal, notPad]);
 
-  // Rotary tables gathered by position: [B, 1, S, hd].
+  // Rotary tables (initializers, shared by both branches of a merged graph)
   const tables = ropeTables(config);
   const cosTable = g.float32(tables.cos, [config.maxPositionEmbeddings, hd], 'rotary.cos_cached');
   const sinTable = g.float32(tables.sin, [config.maxPositionEmbeddings, hd], 'rotary.sin_cached');
-  const axis1 = g.int64([1]);
-  const cos = g.op('Unsqueeze', [g.op('Gather', [cosTable, positionIds], { axis: int(0) }), axis1]);
-  const sin = g.op('Unsqueeze', [g.op('Gather', [sinTable, positionIds], { axis: int(0) }), axis1]);
 
-  const flatShapes = new Map<number, string>();
-  const linear = (
-    x: string,
-    rows: number,
-    cols: number,
-    weight: string,
-    bias?: string,
-    output?: string,
-  ): string => {
-    if (q4) {
-      const names = q4Names(weight === 'model.embed_tokens.weight' ? headWeight! : weight);
-      const y = g.op(
-        'MatMulNBits',
-        [x, names.data, names.scales],
-        {
-          K: int(cols),
-          N: int(rows),
-          bits: int(4),
-          block_size: int(blockSize),
-          accuracy_level: int(accuracyLevel),
-        },
-        bias ? undefined : output,
-        'com.microsoft',
-      );
-      return bias ? g.op('Add', [y, bias], {}, output) : y;
+  /**
+   * Adds the decoder's nodes: with the cache (`present.*` = Concat(past, new)), or without it, as the
+   * first-step branch of a merged export has it (`present.*` = the new keys and values; the past
+   * inputs unread). `names`: the outputs take their interface names (`logits`, `present.*`).
+   */
+  const decoder = (withPast: boolean, names: boolean): { logits: string; present: string[] } => {
+    const named = (name: string) => (names ? name : undefined);
+    // Shapes and the attention mask ([B, 1, S, T] bool: causal AND not padding).
+    const bs = g.op('Shape', ['input_ids']);
+    const S = g.op('Gather', [bs, g.int64([1], [])], { axis: int(0) });
+    const T = g.op('Gather', [g.op('Shape', ['attention_mask']), g.int64([1], [])], { axis: int(0) });
+    // without a position_ids input: cumsum(mask) - 1 (padding at 1), the last S columns
+    let positionIds = 'position_ids';
+    if (!withPositions) {
+      const cumsum = g.op('CumSum', ['attention_mask', g.int64([1], [])]);
+      const counted = g.op('Sub', [cumsum, g.int64([1], [])]);
+      const padding = g.op('Equal', ['attention_mask', g.int64([0], [])]);
+      const all = g.op('Where', [padding, g.int64([1], []), counted]);
+      const start = g.op('Unsqueeze', [g.op('Sub', [T, S]), g.int64([0])]);
+      positionIds = g.op('Slice', [all, start, g.int64([Number.MAX_SAFE_INTEGER]), g.int64([1])]);
     }
-    if (options.linear === 'matmul') {
-      const y = g.op(
-        'MatMul',
-        [x, g.op('Transpose', [weight], { perm: ints([1, 0]) })],
-        {},
-        bias ? undefined : output,
-      );
-      return bias ? g.op('Add', [y, bias], {}, output) : y;
+    const past = g.op('Sub', [T, S]);
+    const one = g.int64([1], []);
+    const keyPos = g.op('Range', [g.int64([0], []), T, one]);
+    const queryPos = g.op('Range', [past, T, one]);
+    const keyCol = g.op('Unsqueeze', [keyPos, g.int64([0])]);
+    let causal = g.op('LessOrEqual', [keyCol, g.op('Unsqueeze', [queryPos, g.int64([1])])]);
+    if (config.slidingWindow) {
+      // as transformers masks it: keys fewer than `slidingWindow` cache positions back (key > query - W)
+      const windowStart = g.op('Sub', [queryPos, g.int64([config.slidingWindow], [])]);
+      const inWindow = g.op('Greater', [keyCol, g.op('Unsqueeze', [windowStart, g.int64([1])])]);
+      causal = g.op('And', [causal, inWindow]);
     }
-    const flat = g.op('Reshape', [x, g.int64([-1, cols])]);
-    const y = g.op('Gemm', bias ? [flat, weight, bias] : [flat, weight], { transB: int(1) });
-    let shape = flatShapes.get(rows);
-    if (!shape) {
-      shape = g.op('Concat', [bs, g.int64([rows])], { axis: int(0) });
-      flatShapes.set(rows, shape);
-    }
-    return g.op('Reshape', [y, shape], {}, output);
-  };
-  const two = g.float32([2], []);
-  const eps = g.float32([config.rmsNormEps], []);
-  const rmsNorm = (x: string, weight: string): string => {
-    const variance = g.op('ReduceMean', [g.op('Pow', [x, two])], { axes: ints([-1]), keepdims: int(1) });
-    const normed = g.op('Div', [x, g.op('Sqrt', [g.op('Add', [variance, eps])])]);
-    return g.op('Mul', [normed, weight]);
-  };
-  const sliceLo = [g.int64([0]), g.int64([half]), g.int64([3])];
-  const sliceHi = [g.int64([half]), g.int64([hd]), g.int64([3])];
-  const rope = (x: string): string => {
-    const lo = g.op('Slice', [x, sliceLo[0]!, sliceLo[1]!, sliceLo[2]!]);
-    const hi = g.op('Slice', [x, sliceHi[0]!, sliceHi[1]!, sliceHi[2]!]);
-    const rotated = g.op('Concat', [g.op('Neg', [hi]), lo], { axis: int(3) });
-    return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
-  };
-  const heads = (x: string, n: number): string =>
-    g.op('Transpose', [g.op('Reshape', [x, g.int64([0, 0, n, hd])])], { perm: ints([0, 2, 1, 3]) });
-  // Grouped-query attention without repeating K/V (HF's repeat_kv): query head h uses KV head
-  // floor(h / nRep), so [B, nh, S, x] viewed as [B, kvh, nRep * S, x] puts each KV head's queries in
-  // one matrix. Same dot products, no Expand copies of the cache, and M = nRep * S matmuls.
-  const toGroups = (x: string): string => (nRep === 1 ? x : g.op('Reshape', [x, g.int64([0, kvh, -1, 0])]));
-  const toHeads = (x: string): string => (nRep === 1 ? x : g.op('Reshape', [x, g.int64([0, nh, -1, 0])]));
-  // HF's repeat_kv: [B, kvh, T, hd] -> [B, kvh, nRep, T, hd] (Expand) -> [B, nh, T, hd]
-  const expandKv = options.repeatKv === 'expand' && nRep > 1;
-  const repeatKv = (x: string): string => {
-    if (!expandKv) return x;
-    const shape = g.op('Shape', [x]);
-    const b = g.op('Slice', [shape, g.int64([0]), g.int64([1])]);
-    const t = g.op('Slice', [shape, g.int64([2]), g.int64([3])]);
-    const expanded = g.op('Expand', [
-      g.op('Unsqueeze', [x, g.int64([2])]),
-      g.op('Concat', [b, g.int64([kvh, nRep]), t, g.int64([hd])], { axis: int(0) }),
-    ]);
-    return g.op('Reshape', [
-      expanded,
-      g.op('Concat', [b, g.int64([nh]), t, g.int64([hd])], { axis: int(0) }),
-    ]);
-  };
-  const grouped = (x: string): string => (expandKv ? x : toGroups(x));
-  const ungrouped = (x: string): string => (expandKv ? x : toHeads(x));
-  const scale = g.float32([1 / Math.sqrt(hd)], []);
-  const masked = g.float32([MASKED_SCORE], []);
-
-  let x = g.op('Gather', ['model.embed_tokens.weight', 'input_ids'], { axis: int(0) });
-  for (let i = 0; i < config.numHiddenLayers; i++) {
-    const p = `model.layers.${i}`;
-    const bias = (proj: string) => (config.attentionBias ? `${p}.self_attn.${proj}.bias` : undefined);
-    const h = rmsNorm(x, `${p}.input_layernorm.weight`);
-    const q = rope(heads(linear(h, nh * hd, H, `${p}.self_attn.q_proj.weight`, bias('q_proj')), nh));
-    const k = rope(heads(linear(h, kvh * hd, H, `${p}.self_attn.k_proj.weight`, bias('k_proj')), kvh));
-    const v = heads(linear(h, kvh * hd, H, `${p}.self_attn.v_proj.weight`, bias('v_proj')), kvh);
-    const presentK = g.op(
-      'Concat',
-      [`past_key_values.${i}.key`, toCache(k)],
-      { axis: int(2) },
-      `present.${i}.key`,
-    );
-    const presentV = g.op(
-      'Concat',
-      [`past_key_values.${i}.value`, toCache(v)],
-      { axis: int(2) },
-      `present.${i}.value`,
-    );
-    const keys = g.op('Transpose', [repeatKv(fromCache(presentK))], { perm: ints([0, 1, 3, 2]) });
-    const scores = g.op('Mul', [ungrouped(g.op('MatMul', [grouped(q), keys])), scale]);
-    const probs = g.op('Softmax', [g.op('Where', [mask, scores, masked])], { axis: int(-1) });
-    const values = repeatKv(fromCache(presentV));
-    const context = g.op('Transpose', [ungrouped(g.op('MatMul', [grouped(probs), values]))], {
-      perm: ints([0, 2, 1, 3]),
+    const notPad = g.op('Cast', [g.op('Unsqueeze', ['attention_mask', g.int64([1, 2])])], {
+      to: int(DataType.BOOL),
     });
-    const merged = g.op('Reshape', [context, g.int64([0, 0, nh * hd])]);
-    x = g.op('Add', [x, linear(merged, H, nh * hd, `${p}.self_attn.o_proj.weight`)]);
-    const h2 = rmsNorm(x, `${p}.post_attention_layernorm.weight`);
-    const gate = linear(h2, config.intermediateSize, H, `${p}.mlp.gate_proj.weight`);
-    const up = linear(h2, config.intermediateSize, H, `${p}.mlp.up_proj.weight`);
-    const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-    x = g.op('Add', [x, linear(act, H, config.intermediateSize, `${p}.mlp.down_proj.weight`)]);
-  }
-  const final = rmsNorm(x, 'model.norm.weight');
-  const head = config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-  linear(final, config.vocabSize, H, head, undefined, 'logits');
+    const mask = g.op('And', [causal, notPad]);
+
+    // Rotary tables gathered by position: [B, 1, S, hd].
+    const axis1 = g.int64([1]);
+    const cos = g.op('Unsqueeze', [g.op('Gather', [cosTable, positionIds], { axis: int(0) }), axis1]);
+    const sin = g.op('Unsqueeze', [g.op('Gather', [sinTable, positionIds], { axis: int(0) }), axis1]);
+
+    const flatShapes = new Map<number, string>();
+    const linear = (
+      x: string,
+      rows: number,
+      cols: number,
+      weight: string,
+      bias?: string,
+      output?: string,
+    ): string => {
+      if (q4) {
+        const names = q4Names(weight === 'model.embed_tokens.weight' ? headWeight! : weight);
+        const y = g.op(
+          'MatMulNBits',
+          [x, names.data, names.scales],
+          {
+            K: int(cols),
+            N: int(rows),
+            bits: int(4),
+            block_size: int(blockSize),
+            accuracy_level: int(accuracyLevel),
+          },
+          bias ? undefined : output,
+          'com.microsoft',
+        );
+        return bias ? g.op('Add', [y, bias], {}, output) : y;
+      }
+      if (options.linear === 'matmul') {
+        const y = g.op(
+          'MatMul',
+          [x, g.op('Transpose', [weight], { perm: ints([1, 0]) })],
+          {},
+          bias ? undefined : output,
+        );
+        return bias ? g.op('Add', [y, bias], {}, output) : y;
+      }
+      const flat = g.op('Reshape', [x, g.int64([-1, cols])]);
+      const y = g.op('Gemm', bias ? [flat, weight, bias] : [flat, weight], { transB: int(1) });
+      let shape = flatShapes.get(rows);
+      if (!shape) {
+        shape = g.op('Concat', [bs, g.int64([rows])], { axis: int(0) });
+        flatShapes.set(rows, shape);
+      }
+      return g.op('Reshape', [y, shape], {}, output);
+    };
+    const two = g.float32([2], []);
+    const eps = g.float32([config.rmsNormEps], []);
+    const rmsNorm = (x: string, weight: string): string => {
+      const variance = g.op('ReduceMean', [g.op('Pow', [x, two])], { axes: ints([-1]), keepdims: int(1) });
+      const normed = g.op('Div', [x, g.op('Sqrt', [g.op('Add', [variance, eps])])]);
+      return g.op('Mul', [normed, weight]);
+    };
+    const sliceLo = [g.int64([0]), g.int64([half]), g.int64([3])];
+    const sliceHi = [g.int64([half]), g.int64([hd]), g.int64([3])];
+    const rope = (x: string): string => {
+      const lo = g.op('Slice', [x, sliceLo[0]!, sliceLo[1]!, sliceLo[2]!]);
+      const hi = g.op('Slice', [x, sliceHi[0]!, sliceHi[1]!, sliceHi[2]!]);
+      const rotated = g.op('Concat', [g.op('Neg', [hi]), lo], { axis: int(3) });
+      return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
+    };
+    const heads = (x: string, n: number): string =>
+      g.op('Transpose', [g.op('Reshape', [x, g.int64([0, 0, n, hd])])], { perm: ints([0, 2, 1, 3]) });
+    // Grouped-query attention without repeating K/V (HF's repeat_kv): query head h uses KV head
+    // floor(h / nRep), so [B, nh, S, x] viewed as [B, kvh, nRep * S, x] puts each KV head's queries in
+    // one matrix. Same dot products, no Expand copies of the cache, and M = nRep * S matmuls.
+    const toGroups = (x: string): string => (nRep === 1 ? x : g.op('Reshape', [x, g.int64([0, kvh, -1, 0])]));
+    const toHeads = (x: string): string => (nRep === 1 ? x : g.op('Reshape', [x, g.int64([0, nh, -1, 0])]));
+    // HF's repeat_kv: [B, kvh, T, hd] -> [B, kvh, nRep, T, hd] (Expand) -> [B, nh, T, hd]
+    const expandKv = options.repeatKv === 'expand' && nRep > 1;
+    const repeatKv = (x: string): string => {
+      if (!expandKv) return x;
+      const shape = g.op('Shape', [x]);
+      const b = g.op('Slice', [shape, g.int64([0]), g.int64([1])]);
+      const t = g.op('Slice', [shape, g.int64([2]), g.int64([3])]);
+      const expanded = g.op('Expand', [
+        g.op('Unsqueeze', [x, g.int64([2])]),
+        g.op('Concat', [b, g.int64([kvh, nRep]), t, g.int64([hd])], { axis: int(0) }),
+      ]);
+      return g.op('Reshape', [
+        expanded,
+        g.op('Concat', [b, g.int64([nh]), t, g.int64([hd])], { axis: int(0) }),
+      ]);
+    };
+    const grouped = (x: string): string => (expandKv ? x : toGroups(x));
+    const ungrouped = (x: string): string => (expandKv ? x : toHeads(x));
+    const scale = g.float32([1 / Math.sqrt(hd)], []);
+    const masked = g.float32([MASKED_SCORE], []);
+
+    const present: string[] = [];
+    let x = g.op('Gather', ['model.embed_tokens.weight', 'input_ids'], { axis: int(0) });
+    for (let i = 0; i < config.numHiddenLayers; i++) {
+      const p = `model.layers.${i}`;
+      const bias = (proj: string) => (config.attentionBias ? `${p}.self_attn.${proj}.bias` : undefined);
+      const h = rmsNorm(x, `${p}.input_layernorm.weight`);
+      const q = rope(heads(linear(h, nh * hd, H, `${p}.self_attn.q_proj.weight`, bias('q_proj')), nh));
+      const k = rope(heads(linear(h, kvh * hd, H, `${p}.self_attn.k_proj.weight`, bias('k_proj')), kvh));
+      const v = heads(linear(h, kvh * hd, H, `${p}.self_attn.v_proj.weight`, bias('v_proj')), kvh);
+      const append = (x: string, kind: 'key' | 'value') =>
+        withPast
+          ? g.op(
+              'Concat',
+              [`past_key_values.${i}.${kind}`, toCache(x)],
+              { axis: int(2) },
+              named(`present.${i}.${kind}`),
+            )
+          : toCache(x);
+      const presentK = append(k, 'key');
+      const presentV = append(v, 'value');
+      present.push(presentK, presentV);
+      const keys = g.op('Transpose', [repeatKv(fromCache(presentK))], { perm: ints([0, 1, 3, 2]) });
+      const scores = g.op('Mul', [ungrouped(g.op('MatMul', [grouped(q), keys])), scale]);
+      const probs = g.op('Softmax', [g.op('Where', [mask, scores, masked])], { axis: int(-1) });
+      const values = repeatKv(fromCache(presentV));
+      const context = g.op('Transpose', [ungrouped(g.op('MatMul', [grouped(probs), values]))], {
+        perm: ints([0, 2, 1, 3]),
+      });
+      const merged = g.op('Reshape', [context, g.int64([0, 0, nh * hd])]);
+      x = g.op('Add', [x, linear(merged, H, nh * hd, `${p}.self_attn.o_proj.weight`)]);
+      const h2 = rmsNorm(x, `${p}.post_attention_layernorm.weight`);
+      const gate = linear(h2, config.intermediateSize, H, `${p}.mlp.gate_proj.weight`);
+      const up = linear(h2, config.intermediateSize, H, `${p}.mlp.up_proj.weight`);
+      const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+      x = g.op('Add', [x, linear(act, H, config.intermediateSize, `${p}.mlp.down_proj.weight`)]);
+    }
+    const final = rmsNorm(x, 'model.norm.weight');
+    const head = config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+    const logits = linear(final, config.vocabSize, H, head, undefined, named('logits'));
+    return { logits, present };
+  };
 
   const I64 = DataType.INT64;
   const F32 = DataType.FLOAT;
@@ -318,6 +350,33 @@ export function buildDecoderGraph(
         dims: ['batch_size', kvh, 'total_sequence_length', hd],
       });
     }
+  }
+  // last, as optimum's merged exports have it
+  if (options.merged) inputs.push({ name: 'use_cache_branch', elemType: DataType.BOOL, dims: [1] });
+  if (!options.merged) decoder(true, true);
+  else {
+    // optimum's merged decoder: one If on use_cache_branch, each branch a whole decoder reading the
+    // graph's inputs and initializers from the outer scope; its outputs named in the branch
+    const start = g.nodes.length;
+    const cached = decoder(true, false);
+    const middle = g.nodes.length;
+    const first = decoder(false, false);
+    const branch = (name: string, nodes: NodeObject[], made: { logits: string; present: string[] }) => ({
+      name,
+      node: nodes,
+      output: [made.logits, ...made.present].map((value, k) =>
+        valueInfoObject({ ...outputs[k]!, name: value }),
+      ),
+    });
+    const thenBranch = branch('with_past', g.nodes.slice(start, middle), cached);
+    const elseBranch = branch('without_past', g.nodes.slice(middle), first);
+    g.nodes.length = start;
+    g.opN(
+      'If',
+      ['use_cache_branch'],
+      { then_branch: subgraph(thenBranch), else_branch: subgraph(elseBranch) },
+      outputs.map((o) => o.name),
+    );
   }
   const weights = weightSpecs(config);
   const tensors: GraphTensor[] = [];

@@ -5,12 +5,15 @@ export type Attr =
   | { type: 'int'; value: number }
   | { type: 'float'; value: number }
   | { type: 'ints'; value: number[] }
-  | { type: 'string'; value: string };
+  | { type: 'string'; value: string }
+  | { type: 'graph'; value: Record<string, unknown> };
 
 /** Attribute constructors: `{ axis: int(1) }`. */
 export const int = (value: number): Attr => ({ type: 'int', value });
 export const float = (value: number): Attr => ({ type: 'float', value });
 export const ints = (value: number[]): Attr => ({ type: 'ints', value });
+/** A subgraph (a GraphProto as a plain object), e.g. an `If` node's branches. */
+export const graph = (value: Record<string, unknown>): Attr => ({ type: 'graph', value });
 
 /** A node as a plain object of the NodeProto schema. */
 export interface NodeObject {
@@ -30,13 +33,14 @@ export interface ConstantTensor {
   raw: Uint8Array;
 }
 
-const ATTR_TYPE = { float: 1, int: 2, string: 3, ints: 7 } as const;
+const ATTR_TYPE = { float: 1, int: 2, string: 3, graph: 5, ints: 7 } as const;
 
 function attributeObject(name: string, attr: Attr): Record<string, unknown> {
   const out: Record<string, unknown> = { name, type: ATTR_TYPE[attr.type] };
   if (attr.type === 'int') out.i = attr.value;
   else if (attr.type === 'float') out.f = attr.value;
   else if (attr.type === 'ints') out.ints = attr.value;
+  else if (attr.type === 'graph') out.g = attr.value;
   else out.s = new TextEncoder().encode(attr.value);
   return out;
 }
@@ -49,6 +53,8 @@ export class GraphBuilder {
   readonly nodes: NodeObject[] = [];
   readonly constants: ConstantTensor[] = [];
   private counter = 0;
+  /** domains of every node added, those moved into subgraphs included */
+  private readonly usedDomains = new Set<string>();
   private readonly constantCache = new Map<string, string>();
 
   /**
@@ -63,6 +69,7 @@ export class GraphBuilder {
     domain?: string,
   ): string[] {
     const id = this.counter++;
+    if (domain) this.usedDomains.add(domain);
     const outs = Array.isArray(outputs)
       ? outputs
       : Array.from({ length: outputs ?? 1 }, (_, k) => `/${opType}_${id}_out${k}`);
@@ -88,9 +95,9 @@ export class GraphBuilder {
     return this.opN(opType, inputs, attrs, output ? [output] : 1, domain)[0]!;
   }
 
-  /** The operator-set domains the nodes use besides the default one. */
+  /** The operator-set domains the nodes use besides the default one (subgraphs' nodes included). */
   domains(): string[] {
-    return [...new Set(this.nodes.flatMap((n) => (n.domain ? [n.domain] : [])))].sort();
+    return [...this.usedDomains].sort();
   }
 
   /** An int64 constant (dims `[]` for a scalar), deduplicated by value. */

@@ -16,9 +16,11 @@ message AttributeProto {
   optional int64 i = 3;
   optional bytes s = 4;
   optional TensorProto t = 5;
+  optional GraphProto g = 6;
   repeated float floats = 7;
   repeated int64 ints = 8;
   repeated bytes strings = 9;
+  repeated GraphProto graphs = 11;
   optional AttributeType type = 20;
 }
 

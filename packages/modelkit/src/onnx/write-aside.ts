@@ -11,6 +11,14 @@ import { type WriteOnnxOptions, type WrittenOnnx, writeOnnxModel } from './write
 export const DTYPE_FILES: Record<WeightDtype, string> = { fp32: 'model.onnx', q4: 'model_q4.onnx' };
 
 /**
+ * A graph's file in `onnx/`: {@link DTYPE_FILES}, or for a merged decoder (`merged: true`) optimum's
+ * `decoder_model_merged.onnx` / `decoder_model_merged_q4.onnx`.
+ */
+export function graphFileName(dtype: WeightDtype, merged = false): string {
+  return merged ? DTYPE_FILES[dtype].replace(/^model/, 'decoder_model_merged') : DTYPE_FILES[dtype];
+}
+
+/**
  * Throws a {@link ModelConfigError} (field `dtypes`) unless `dtypes` is a non-empty list of distinct
  * weight dtypes modelkit writes.
  */
@@ -62,7 +70,7 @@ export interface GraphAside {
 }
 
 /**
- * Writes `dir/onnx/model.onnx` (and the other dtypes' files, see {@link DTYPE_FILES}) in a
+ * Writes `dir/onnx/model.onnx` (and the other dtypes' files, see {@link graphFileName}) in a
  * `.partial-*` folder of `dir/onnx` (the long part), to be moved into place by `commit()` once
  * everything else is written: an interrupted run leaves the previous model whole, or no graph, never
  * a truncated one. Leftovers of earlier interrupted runs are removed first. `source` is asked for
@@ -85,7 +93,7 @@ export function writeGraphAside(
   const written: GraphAside['written'] = [];
   try {
     for (const [k, dtype] of dtypes.entries()) {
-      const file = join(partial, DTYPE_FILES[dtype]);
+      const file = join(partial, graphFileName(dtype, options.merged));
       // progress counts the weights of all graphs
       const onTensor = options.onTensor
         ? (name: string, index: number, count: number) =>
@@ -105,7 +113,7 @@ export function writeGraphAside(
     commit() {
       const files: string[] = [];
       for (const { dtype, external } of written) {
-        const name = DTYPE_FILES[dtype];
+        const name = graphFileName(dtype, options.merged);
         if (external) renameSync(join(partial, `${name}_data`), join(onnxDir, `${name}_data`));
         else rmSync(join(onnxDir, `${name}_data`), { force: true }); // a previous, larger model's
         renameSync(join(partial, name), join(onnxDir, name));

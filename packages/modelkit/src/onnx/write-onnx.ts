@@ -9,8 +9,8 @@ import {
   DEFAULT_Q4_BLOCK_SIZE,
   type DecoderGraphOptions,
   type GraphTensor,
-  type GraphValue,
   type Q4Options,
+  valueInfoObject,
   type WeightDtype,
 } from './decoder-graph.js';
 import { onnxType } from './onnx-schema.js';
@@ -86,18 +86,6 @@ function varint(n: number): Uint8Array {
   return Uint8Array.from(out);
 }
 
-function valueInfo(v: GraphValue): Record<string, unknown> {
-  return {
-    name: v.name,
-    type: {
-      tensor_type: {
-        elem_type: v.elemType,
-        shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
-      },
-    },
-  };
-}
-
 /**
  * Writes the decoder's `model.onnx` for `config`, pulling each weight from `source` once and streaming
  * it to disk (one tensor in memory at a time). Above `externalDataThreshold` total bytes, weights go to
@@ -120,8 +108,8 @@ export function writeOnnxModel(
     GraphProto.fromObject({
       name: 'main_graph',
       node: graph.builder.nodes,
-      input: graph.inputs.map(valueInfo),
-      output: graph.outputs.map(valueInfo),
+      input: graph.inputs.map(valueInfoObject),
+      output: graph.outputs.map(valueInfoObject),
       initializer: graph.builder.constants.map((c) => ({
         name: c.name,
         dims: c.dims,

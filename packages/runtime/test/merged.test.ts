@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { AutoModelForCausalLM, env, LogitsProcessorList } from '@huggingface/transformers';
+import { createTinyModel } from '@implicit-it/modelkit/test';
+import { describe, expect, it } from 'vitest';
+import { generateWithoutCache, loadModel, summarizeGraph, transformersRulesProcessor } from '../src/index.js';
+import { PROMPTS, transformersGreedy } from './helpers.js';
+
+// optimum's merged decoders (onnx/decoder_model_merged.onnx, as older transformers.js exports have
+// them): one If on a use_cache_branch input, each branch a whole decoder; modelkit writes them from the
+// same weights as the plain graph
+const merged = (extra: Parameters<typeof createTinyModel>[0] = {}) =>
+  createTinyModel({ seed: 1, initScale: 10, merged: true, ...extra });
+
+describe('merged decoders (onnx/decoder_model_merged.onnx, use_cache_branch)', () => {
+  it('greedy decoding equals the no-cache loop, transformers.js, single-row runs and the plain graph', async () => {
+    const { dir } = await merged();
+    const plainDir = (await createTinyModel({ seed: 1, initScale: 10 })).dir;
+    const lines: string[] = [];
+    const model = await loadModel(dir, { log: (l) => lines.push(l) });
+    const plain = await loadModel(plainDir, { log: () => {} });
+    expect(model.files.onnxFile).toMatch(/onnx\/decoder_model_merged\.onnx$/);
+    // no patch applies inside an If: every position's logits, the cache copied out as present.*
+    expect([model.info.logitsMode, model.info.cacheMode, model.info.attention]).toEqual([
+      'all',
+      'present',
+      'exported',
+    ]);
+    expect(lines.join('\n')).toContain('(found If)');
+    env.allowRemoteModels = false;
+    env.localModelPath = dirname(dir);
+    const hf = await AutoModelForCausalLM.from_pretrained(dir.split('/').pop()!, {
+      dtype: 'fp32',
+      device: 'cpu',
+      model_file_name: 'decoder_model_merged',
+    });
+    try {
+      const options = { maxNewTokens: 24, rules: 'hewitt2024' } as const;
+      const batched = await model.generate(PROMPTS, { ...options, batchSize: 4 });
+      for (const [i, prompt] of PROMPTS.entries()) {
+        const [ours] = await model.generate(prompt, options);
+        expect(batched[i]!.tokenIds).toEqual(ours!.tokenIds);
+        expect(ours!.tokenIds).toEqual(await generateWithoutCache(model, prompt, options));
+        const [fromPlain] = await plain.generate(prompt, options);
+        expect(ours!.tokenIds).toEqual(fromPlain!.tokenIds);
+        const p = ours!.prompt;
+        const list = new LogitsProcessorList();
+        list.push((await transformersRulesProcessor(model.rules('hewitt2024')!, p)) as never);
+        expect(ours!.tokenIds).toEqual(await transformersGreedy(hf, model, p.ids, 24, list));
+        expect(new Set(ours!.tokenIds).size).toBeGreaterThan(8); // a real sequence, not a loop
+      }
+      // a prompt in chunks feeds the cache branch a multi-token step
+      const chunked = await loadModel(dir, { log: () => {}, prefillChunk: 4 });
+      const [whole] = await model.generate(PROMPTS[3]!, { maxNewTokens: 8 });
+      const [inChunks] = await chunked.generate(PROMPTS[3]!, { maxNewTokens: 8 });
+      expect(inChunks!.tokenIds).toEqual(whole!.tokenIds);
+      await chunked.dispose();
+      // teacher-forced scores: those of the generation, and of the plain graph
+      const [gen] = await model.generate(PROMPTS[0]!, { maxNewTokens: 12, logprobs: true });
+      const item = [{ prompt: PROMPTS[0]!, continuation: gen!.tokenIds }];
+      const [[scored], [scoredPlain]] = await Promise.all([model.score(item), plain.score(item)]);
+      scored!.logprobs.forEach((lp, i) => {
+        expect(Math.abs(lp - gen!.logprobs![i]!.logprob)).toBeLessThan(1e-4);
+        expect(Math.abs(lp - scoredPlain!.logprobs[i]!)).toBeLessThan(1e-4);
+      });
+    } finally {
+      await hf.dispose();
+      await model.dispose();
+      await plain.dispose();
+    }
+  });
+
+  it('q4: q4AccuracyLevel reaches the MatMulNBits nodes in both branches; summarizeGraph counts them', async () => {
+    const q4 = (level: 0 | 4) => merged({ dtypes: ['q4'], q4AccuracyLevel: level });
+    const [level0, level4] = [(await q4(0)).dir, (await q4(4)).dir];
+    const file = join(level0, 'onnx', 'decoder_model_merged_q4.onnx');
+    const summary = summarizeGraph(readFileSync(file));
+    // 2 layers x 7 linear layers and the LM head, in each branch
+    expect(summary.matMulNBits).toEqual({ count: 30, bits: [4], blockSizes: [32], accuracyLevels: [0] });
+    expect(summary.ops.If).toBe(1);
+    expect(Object.values(summary.ops).reduce((a, b) => a + b, 0)).toBe(summary.nodes);
+    const lines: string[] = [];
+    const models = await Promise.all([
+      loadModel(level0, { dtype: 'q4', log: () => {} }),
+      loadModel(level0, { dtype: 'q4', q4AccuracyLevel: 4, log: (l) => lines.push(l) }),
+      loadModel(level4, { dtype: 'q4', log: () => {} }),
+    ]);
+    try {
+      expect(lines).toContain('MatMulNBits accuracy level 4 on 30 nodes');
+      expect(models.map((m) => m.info.q4AccuracyLevel)).toEqual([0, 4, 4]);
+      const item = [{ prompt: PROMPTS[1]!, continuation: ' The sea is wide and deep and blue.' }];
+      const [asWritten, raised, written4] = await Promise.all(models.map((m) => m.score(item)));
+      expect(raised![0]!.logprobs).toEqual(written4![0]!.logprobs);
+      expect(raised![0]!.logprobs).not.toEqual(asWritten![0]!.logprobs);
+    } finally {
+      await Promise.all(models.map((m) => m.dispose()));
+    }
+  });
+});
