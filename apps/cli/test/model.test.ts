@@ -116,6 +116,49 @@ describe('model create / inspect', () => {
     expect(level.stderr).toContain('expected an integer in [0, 4], got "5"');
   });
 
+  it("--merged writes optimum's merged decoder, which generate runs and inspect reads through its If", async () => {
+    const dir = join(out, 'merged');
+    const created = await run([
+      'model',
+      'create',
+      '--preset',
+      'tiny',
+      '--out',
+      dir,
+      '--merged',
+      '--dtypes',
+      'q4',
+      '--json',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout).files).toContain('onnx/decoder_model_merged_q4.onnx');
+    const r = await run([
+      'generate',
+      '--model',
+      dir,
+      '--dtype',
+      'q4',
+      '--q4-accuracy-level',
+      '4',
+      '-n',
+      '4',
+      '--verbose',
+      '--json',
+      'Hi.',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    // 2 layers x 7 linear layers and the LM head, in each of the If's branches
+    expect(r.stderr).toContain('MatMulNBits accuracy level 4 on 30 nodes');
+    expect(JSON.parse(r.stdout)).toMatchObject({ usage: { completionTokens: 4 } });
+    const report = JSON.parse((await run(['model', 'inspect', dir, '--dtype', 'q4', '--json'])).stdout);
+    expect(report.onnx).toMatchObject({
+      file: 'onnx/decoder_model_merged_q4.onnx',
+      matMulNBits: { count: 30, accuracyLevels: [4] },
+    });
+    expect(report.onnx.ops.If).toBe(1);
+    expect(report.onnx.inputs.at(-1)).toMatchObject({ name: 'use_cache_branch', type: 'bool' });
+  });
+
   it('refuses an unknown preset (2) and a missing directory (3)', async () => {
     const bad = await run(['model', 'create', '--preset', 'gpt-5', '--out', join(out, 'x')]);
     expect(bad.code).toBe(2);

@@ -53,6 +53,7 @@ interface CreateFlags {
   out: string;
   tokenizer?: string;
   dtypes: WeightDtype[];
+  merged?: boolean;
   json?: boolean;
 }
 
@@ -74,6 +75,7 @@ async function create(flags: CreateFlags): Promise<void> {
       out: flags.out,
       tokenizerDir: flags.tokenizer,
       dtypes: flags.dtypes,
+      merged: flags.merged,
       onProgress: ({ index, count }) => bar.update(index + 1, count),
     });
   } catch (error) {
@@ -371,6 +373,10 @@ Examples:
       "directory to write (a previous model's files in it are replaced or removed, other files kept)",
     )
     .option('--dtypes <list>', DTYPES_HELP, dtypesArg, ['fp32'])
+    .option(
+      '--merged',
+      "write optimum's merged decoder instead (onnx/decoder_model_merged.onnx: one If on a use_cache_branch input, as older transformers.js exports have it)",
+    )
     .option(
       '--tokenizer <dir>',
       "a Hugging Face tokenizer directory to copy in (default: modelkit's tiny tokenizer)",
