@@ -106,3 +106,27 @@ export async function transformersGreedy(
   })) as Tensor;
   return Array.from(out.data as BigInt64Array, Number).slice(ids.length);
 }
+
+/**
+ * A level-0 q4 file loaded with `q4AccuracyLevel: 4` scores exactly like the level-4 file of the same
+ * weights (and unlike itself as written), and the log names `nodes` rewritten nodes.
+ */
+export async function expectLevelRaised(level0: string, level4: string, nodes: number): Promise<Model[]> {
+  const lines: string[] = [];
+  const models = await Promise.all([
+    loadModel(level0, { dtype: 'q4', log: () => {} }),
+    loadModel(level0, { dtype: 'q4', q4AccuracyLevel: 4, log: (l) => lines.push(l) }),
+    loadModel(level4, { dtype: 'q4', log: () => {} }),
+  ]);
+  try {
+    expect(lines).toContain(`MatMulNBits accuracy level 4 on ${nodes} nodes`);
+    expect(models.map((m) => m.info.q4AccuracyLevel)).toEqual([0, 4, 4]);
+    const item = [{ prompt: PROMPTS[1]!, continuation: ' The sea is wide and deep and blue.' }];
+    const [asWritten, raised, written4] = await Promise.all(models.map((m) => m.score(item)));
+    expect(raised![0]!.logprobs).toEqual(written4![0]!.logprobs);
+    expect(raised![0]!.logprobs).not.toEqual(asWritten![0]!.logprobs);
+    return models;
+  } finally {
+    await Promise.all(models.map((m) => m.dispose()));
+  }
+}

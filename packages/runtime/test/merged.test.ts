@@ -4,7 +4,7 @@ import { AutoModelForCausalLM, env, LogitsProcessorList } from '@huggingface/tra
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
 import { generateWithoutCache, loadModel, summarizeGraph, transformersRulesProcessor } from '../src/index.js';
-import { PROMPTS, transformersGreedy } from './helpers.js';
+import { expectLevelRaised, PROMPTS, transformersGreedy } from './helpers.js';
 
 // optimum's merged decoders (onnx/decoder_model_merged.onnx, as older transformers.js exports have
 // them): one If on a use_cache_branch input, each branch a whole decoder; modelkit writes them from the
@@ -79,21 +79,6 @@ describe('merged decoders (onnx/decoder_model_merged.onnx, use_cache_branch)', (
     expect(summary.matMulNBits).toEqual({ count: 30, bits: [4], blockSizes: [32], accuracyLevels: [0] });
     expect(summary.ops.If).toBe(1);
     expect(Object.values(summary.ops).reduce((a, b) => a + b, 0)).toBe(summary.nodes);
-    const lines: string[] = [];
-    const models = await Promise.all([
-      loadModel(level0, { dtype: 'q4', log: () => {} }),
-      loadModel(level0, { dtype: 'q4', q4AccuracyLevel: 4, log: (l) => lines.push(l) }),
-      loadModel(level4, { dtype: 'q4', log: () => {} }),
-    ]);
-    try {
-      expect(lines).toContain('MatMulNBits accuracy level 4 on 30 nodes');
-      expect(models.map((m) => m.info.q4AccuracyLevel)).toEqual([0, 4, 4]);
-      const item = [{ prompt: PROMPTS[1]!, continuation: ' The sea is wide and deep and blue.' }];
-      const [asWritten, raised, written4] = await Promise.all(models.map((m) => m.score(item)));
-      expect(raised![0]!.logprobs).toEqual(written4![0]!.logprobs);
-      expect(raised![0]!.logprobs).not.toEqual(asWritten![0]!.logprobs);
-    } finally {
-      await Promise.all(models.map((m) => m.dispose()));
-    }
+    await expectLevelRaised(level0, level4, 30);
   });
 });

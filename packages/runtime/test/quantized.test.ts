@@ -12,7 +12,7 @@ import {
   summarizeGraph,
   transformersRulesProcessor,
 } from '../src/index.js';
-import { PROMPTS, transformersGreedy } from './helpers.js';
+import { expectLevelRaised, PROMPTS, transformersGreedy } from './helpers.js';
 
 // 4-bit graphs as transformers.js's `model_q4.onnx` files have them: every linear layer, the LM head
 // included, a MatMulNBits (onnxruntime's contrib op); modelkit writes them from the same weights
@@ -84,24 +84,9 @@ describe('q4 models (onnx/model_q4.onnx, dtype: "q4")', () => {
   it('q4AccuracyLevel rewrites the MatMulNBits nodes at load: a level-0 file then computes as a level-4 one', async () => {
     const level0 = (await q4Model(0)).dir;
     const level4 = (await q4Model(4)).dir; // the same weights, written with accuracy_level 4
-    const lines: string[] = [];
-    const models = await Promise.all([
-      loadModel(level0, { dtype: 'q4', log: () => {} }),
-      loadModel(level0, { dtype: 'q4', q4AccuracyLevel: 4, log: (l) => lines.push(l) }),
-      loadModel(level4, { dtype: 'q4', log: () => {} }),
-    ]);
-    try {
-      // 2 layers x 7 linear layers, and the LM head
-      expect(lines).toContain('MatMulNBits accuracy level 4 on 15 nodes');
-      expect(models[1]!.info.logitsMode).toBe('patched'); // the head's other edit is kept
-      expect(models.map((m) => m.info.q4AccuracyLevel)).toEqual([0, 4, 4]);
-      const item = [{ prompt: PROMPTS[1]!, continuation: ' The sea is wide and deep and blue.' }];
-      const [asWritten, raised, written4] = await Promise.all(models.map((m) => m.score(item)));
-      expect(raised![0]!.logprobs).toEqual(written4![0]!.logprobs);
-      expect(raised![0]!.logprobs).not.toEqual(asWritten![0]!.logprobs);
-    } finally {
-      await Promise.all(models.map((m) => m.dispose()));
-    }
+    // 2 layers x 7 linear layers, and the LM head
+    const [, raised] = await expectLevelRaised(level0, level4, 15);
+    expect(raised!.info.logitsMode).toBe('patched'); // the head's other edit is kept
   });
 
   it('q4AccuracyLevel on a graph without MatMulNBits says so; a level onnxruntime has not is refused', async () => {
