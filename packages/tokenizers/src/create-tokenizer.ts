@@ -13,6 +13,9 @@ import type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
 import type { ChatMessage } from './tulu.js';
 import { type AddedTokenInfo, TokenizerVocabulary } from './vocabulary.js';
 
+/** Decodes token bytes; an incomplete or invalid sequence becomes U+FFFD. */
+const UTF8 = new TextDecoder();
+
 /** Options of `createTokenizer` and `loadTokenizer`. */
 export interface TokenizerOptions {
   /** EOS ids to use instead of the ones the files name (e.g. several stop tokens). */
@@ -273,6 +276,12 @@ class HfTokenizer implements Tokenizer {
     return bytes.slice(); // the memo's own array stays unshared
   }
 
+  tokenText(id: number): string {
+    this.checkId(id, 'tokenText: id');
+    const bytes = this.bytesOf(id);
+    return bytes === null ? this.decode([id]) : UTF8.decode(bytes);
+  }
+
   /**
    * The UTF-8 bytes `id` adds to decoded text (its added-token content, or its piece's bytes),
    * memoized by id: streaming reads them for its tokens. null for an id with no piece (a gap in
@@ -344,6 +353,7 @@ class HfTokenizer implements Tokenizer {
       this.size,
       this.singleLengths[skip ? 1 : 0]!,
       this.source,
+      options?.context,
     );
   }
 

@@ -18,6 +18,14 @@ export interface Detokenizer {
 export interface DetokenizerOptions {
   /** Leave special tokens out of the text, as `decode(ids, { skipSpecialTokens: true })`. Default false. */
   skipSpecialTokens?: boolean;
+  /**
+   * Ids the text goes on from (a prompt), never emitted: the stream is then the text `decode(context +
+   * ids)` has beyond `decode(context)`, as generation pipelines return a completion. It matters for
+   * SentencePiece tokenizers, whose decoders drop the leading space of a text's first token: after a
+   * prompt, `▁Paris` is " Paris", not "Paris". Only the last of them that decodes to text is read.
+   * Default: none (the stream is `decode(ids)`).
+   */
+  context?: readonly number[];
 }
 
 /** Tokens that may pile up behind the left context before the window is restarted at a safe boundary. */
@@ -144,14 +152,39 @@ export class WindowDetokenizer implements Detokenizer {
     /** Shared memo of `decode([id]).length` (single-token windows are context-free). */
     private readonly singleLength: Map<number, number>,
     private readonly source: string,
-  ) {}
+    /** `DetokenizerOptions.context`. */
+    context: readonly number[] = NONE,
+  ) {
+    this.begin(context);
+  }
+
+  /**
+   * Starts the window on the last id of `context` that decodes to text, as left context (never
+   * emitted). A context ending inside a character has no boundary to start from: it is not used.
+   */
+  private begin(context: readonly number[]): void {
+    for (const id of context) this.checkId(id, 'createDetokenizer: context id');
+    const kept = this.skipped ? context.filter((id) => !this.skipped!(id)) : context;
+    if (kept.length === 0) return;
+    // the decoder's state at the end lies in the last three bytes: those of the last three tokens at most
+    const bytes: number[] = [];
+    for (const id of kept.slice(-3)) bytes.push(...Array.from(this.tokenBytes(id)));
+    if (incompleteTail(NONE, bytes).length > 0) return;
+    const id = kept[kept.length - 1]!;
+    this.window = [id];
+    this.contextCount = 1;
+    this.contextLength = this.lengthOf(id);
+    this.lastSafe = 1;
+  }
+
+  private checkId(id: number, what: string): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.size) {
+      throw new TokenizerInputError(`${what} ${id} is outside [0, ${this.size}) of ${this.source}`);
+    }
+  }
 
   push(id: number): string {
-    if (!Number.isInteger(id) || id < 0 || id >= this.size) {
-      throw new TokenizerInputError(
-        `detokenizer.push: token id ${id} is outside [0, ${this.size}) of ${this.source}`,
-      );
-    }
+    this.checkId(id, 'detokenizer.push: token id');
     if (this.skipped?.(id)) return ''; // decodes to nothing, wherever it is
     const window = this.window;
     const before = this.pending;

@@ -90,6 +90,13 @@ export interface Tokenizer {
    * character, whose `decode([id])` is U+FFFD. Added tokens give their content's bytes.
    */
   tokenBytes(id: number): Uint8Array;
+  /**
+   * The text token `id` adds where it follows other text, as log-probs and traces show a token: its
+   * bytes as UTF-8, so SentencePiece's `▁Hello` is " Hello" (`decode([id])` drops that space, as it
+   * does for the first token of any text) and part of a character is U+FFFD. An id with no piece (a
+   * gap in tokenizer.json's ids) gives `decode([id])`.
+   */
+  tokenText(id: number): string;
   /** Prompt ids with the rules' scope start S and prompt length P (see `PromptInput`). */
   buildPrompt(input: PromptInput): Prompt;
   /** A streaming detokenizer whose deltas join to `decode(ids, options)`. */

@@ -189,6 +189,44 @@ describe('streaming detokenizer, exact deltas', () => {
     }
   });
 
+  it('context: the text goes on from a prompt, as decode(context + ids) beyond decode(context)', () => {
+    const tok = createTokenizer(sentencePieceFiles());
+    const prompt = tok.encode('Hello the', { addSpecialTokens: false });
+    const ids = tok.encode('world 世', { addSpecialTokens: false }); // ▁world ▁ <0xE4> <0xB8> <0x96>
+    const stream = (context: readonly number[], skip = false) => {
+      const detok = tok.createDetokenizer({ context, skipSpecialTokens: skip });
+      return [...ids.map((id) => detok.push(id)), detok.flush()];
+    };
+    expect(stream([])).toEqual(['world', ' ', '', '', '世', '']); // the first space dropped, as in decode(ids)
+    const want = tok.decode([...prompt, ...ids]).slice(tok.decode(prompt).length);
+    expect(want).toBe(' world 世');
+    expect(stream(prompt).join('')).toBe(want);
+    expect(stream(prompt)).toEqual([' world', ' ', '', '', '世', '']);
+    // special tokens after the prompt's last word are skipped over (with skipSpecialTokens) or are context
+    expect(stream([...prompt, 2], true).join('')).toBe(' world 世');
+    expect(stream([...prompt, 2]).join('')).toBe(
+      tok.decode([...prompt, 2, ...ids]).slice(tok.decode([...prompt, 2]).length),
+    );
+    // a prompt ending inside a character is no boundary to go on from: it is not used
+    expect(stream(tok.encode('世', { addSpecialTokens: false }).slice(0, -1)).join('')).toBe('world 世');
+    expect(() => tok.createDetokenizer({ context: [tok.vocabulary.size] })).toThrow(
+      /createDetokenizer: context id \d+ is outside \[0, \d+\)/,
+    );
+  });
+
+  it('tokenText: the text a token adds after other text, its SentencePiece space kept', () => {
+    const sp = createTokenizer(sentencePieceFiles());
+    const [hello, , , space, e4] = sp.encode('Hello the world 世', { addSpecialTokens: false });
+    expect(sp.idToToken(hello!)).toBe('▁Hello');
+    expect([sp.tokenText(hello!), sp.decode([hello!])]).toEqual([' Hello', 'Hello']);
+    expect([sp.tokenText(space!), sp.tokenText(e4!)]).toEqual([' ', '\uFFFD']);
+    expect(sp.tokenText(2)).toBe(sp.decode([2])); // a special token: its content
+    const bl = createTokenizer(byteLevelFiles());
+    for (const id of bl.encode('hello 🎉!', { addSpecialTokens: false }))
+      expect(bl.tokenText(id)).toBe(bl.decode([id]));
+    expect(() => sp.tokenText(-1)).toThrow(/tokenText: id: token id -1 is outside/);
+  });
+
   it('flush resets: the next push starts a new sequence', () => {
     const tok = createTokenizer(sentencePieceFiles());
     const detok = tok.createDetokenizer();
