@@ -5,7 +5,15 @@ import { type KvCache, SLOT_CHUNK } from './kv-cache.js';
 import type { LogitsProcessor } from './logits-processor.js';
 import { RulesProcessor } from './logits-processor.js';
 import { type ChunkOutputs, I64, runChunked } from './prefill.js';
-import { createRng, logSumExp, rankOf, type SamplingOptions, sampleToken, topEntries } from './sampling.js';
+import {
+  createRng,
+  logProbAt,
+  logSumExp,
+  rankOf,
+  type SamplingOptions,
+  sampleToken,
+  topEntries,
+} from './sampling.js';
 import { StopMatcher } from './stop-matcher.js';
 
 /**
@@ -72,8 +80,11 @@ export interface RowResult {
 
 /** What the engine needs from the tokenizer. */
 export interface EngineTokenizer {
-  createDetokenizer(options?: { skipSpecialTokens?: boolean }): { push(id: number): string; flush(): string };
-  /** The text of one token, for log-probs (e.g. decode([id])). */
+  createDetokenizer(options?: { skipSpecialTokens?: boolean; context?: readonly number[] }): {
+    push(id: number): string;
+    flush(): string;
+  };
+  /** The text of one token where it follows other text, for log-probs (`Tokenizer.tokenText`). */
   tokenText(id: number): string;
 }
 
@@ -194,7 +205,8 @@ export class DecodeEngine {
               promptLength: req.promptIds.length,
             })
           : null,
-        detok: this.tokenizer.createDetokenizer({ skipSpecialTokens: true }),
+        // the text goes on from the prompt: a SentencePiece first token keeps its space (" Paris")
+        detok: this.tokenizer.createDetokenizer({ skipSpecialTokens: true, context: req.promptIds }),
         stop: new StopMatcher(req.stop),
         rng: createRng(req.sampling.seed ?? 0),
         logprobs: [],
@@ -395,11 +407,11 @@ export class DecodeEngine {
       event.logprob = {
         id,
         token: text(id),
-        logprob: row[id]! - lse,
+        logprob: logProbAt(row, id, lse),
         // alternatives the rules or a processor ruled out (-Infinity) are not listed
         top: topEntries(row, r.req.logprobs)
-          .filter(([, v]) => v > Number.NEGATIVE_INFINITY)
-          .map(([t, v]) => ({ id: t, token: text(t), logprob: v - lse })),
+          .map(([t]) => ({ id: t, token: text(t), logprob: logProbAt(row, t, lse) }))
+          .filter((alt) => alt.logprob > Number.NEGATIVE_INFINITY),
       };
       r.logprobs.push(event.logprob);
     }

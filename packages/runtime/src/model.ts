@@ -1,6 +1,12 @@
 import { compileRules, RuleSet, type RuleSpec } from '@implicit-it/rules';
 import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
-import { DecodeEngine, type RowRequest, type RowResult, type TokenEvent } from './decode-engine.js';
+import {
+  DecodeEngine,
+  type EngineTokenizer,
+  type RowRequest,
+  type RowResult,
+  type TokenEvent,
+} from './decode-engine.js';
 import { DecoderSession, ONNX_LOG_LEVELS, type SessionOptions } from './decoder-session.js';
 import { GenerationError } from './errors.js';
 import { type ResolveOptions, resolveModel } from './hub.js';
@@ -185,6 +191,16 @@ export class Model {
     const { addBos } = options;
     flag(addBos, 'addBos');
     if (typeof input === 'string') input = format === 'raw' ? { text: input } : { instruction: input };
+    if (
+      typeof input !== 'object' ||
+      input === null ||
+      !['promptIds', 'text', 'instruction', 'messages'].some((k) => k in input)
+    ) {
+      bad(
+        'prompt',
+        `expected a string, { instruction }, { messages }, { text } or { promptIds }, got ${JSON.stringify(input) ?? String(input)}`,
+      );
+    }
     if ('promptIds' in input) {
       if (addBos !== undefined)
         bad(
@@ -358,11 +374,11 @@ export class Model {
     };
   }
 
-  private loopTokenizer() {
+  private loopTokenizer(): EngineTokenizer {
     const tok = this.tokenizer;
     return {
-      createDetokenizer: (o?: { skipSpecialTokens?: boolean }) => tok.createDetokenizer(o),
-      tokenText: (id: number) => tok.decode([id]),
+      createDetokenizer: (o) => tok.createDetokenizer(o),
+      tokenText: (id) => tok.tokenText(id),
     };
   }
 
@@ -510,12 +526,26 @@ export class Model {
 
   /**
    * Teacher-forced scoring: the log-prob (and optionally the greedy rank) of each token of a given
-   * continuation after a prompt, batched, with or without the rules.
+   * continuation after a prompt, batched, with or without the rules. The softmax is over the
+   * tokenizer's ids (`info.tokenIds`), as generation's log-probs are: a padded LM head's extra logits
+   * are left out.
    */
   async score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
     this.live();
     checkScoreOptions(options);
+    if (!Array.isArray(items))
+      bad(
+        'items',
+        `expected an array of { prompt, continuation }, got ${JSON.stringify(items) ?? String(items)}`,
+      );
     const prepared = items.map((item, i) => {
+      if (typeof item !== 'object' || item === null)
+        bad(`items[${i}]`, `expected { prompt, continuation }, got ${JSON.stringify(item) ?? String(item)}`);
+      if (typeof item.continuation !== 'string' && !Array.isArray(item.continuation))
+        bad(
+          `items[${i}].continuation`,
+          `expected text or an array of token ids, got ${JSON.stringify(item.continuation) ?? String(item.continuation)}`,
+        );
       const prompt = this.prompt(item.prompt, options.format, options);
       // the first continuation token is scored from the prompt's last position: there must be one
       if (prompt.ids.length === 0)
@@ -542,6 +572,7 @@ export class Model {
       this.rules(options.rules ?? false),
       options,
       this.info.prefillChunk,
+      this.info.tokenIds,
     );
     this.scoring.add(run);
     try {

@@ -29,9 +29,15 @@ export interface GenerateOptions {
   addBos?: boolean;
   /** Default 256. */
   maxNewTokens?: number;
-  /** 0 (default) is greedy, as the paper evaluates. */
+  /**
+   * 0 (default) is greedy, as the paper evaluates. Sampling settings in the model's
+   * `generation_config.json` (`do_sample`, `temperature`, `top_k`, `top_p`) are not applied: only its
+   * EOS ids are read.
+   */
   temperature?: number;
+  /** Sample among the k most likely ids (ties with the k-th kept). Default: no limit (transformers' sampling defaults to 50). */
   topK?: number;
+  /** Sample from the smallest set of ids whose probability reaches p (after `topK`), in (0, 1]. Default 1. */
   topP?: number;
   /** Seed of the sampler (default 0): the same seed gives the same output. */
   seed?: number;
@@ -43,7 +49,13 @@ export interface GenerateOptions {
   rules?: RuleSpec | RuleSet;
   /** More logits processors, applied after the logit bias and the rules. */
   processors?: readonly LogitsProcessor[];
-  /** Per-token log-probs: true, or the number of top alternatives (0-20) to return with each. */
+  /**
+   * Per-token log-probs: true, or the number of top alternatives (0-20) to return with each. They are
+   * of the distribution the token was chosen from before sampling shapes it: the model's logits after
+   * the logit bias, the rules and the processors, at temperature 1 and without top-k / top-p (as
+   * `score()` gives them). Ids the rules or a processor ruled out are not
+   * listed; a token text (`TokenLogprob.token`) keeps its leading space (`Tokenizer.tokenText`).
+   */
   logprobs?: boolean | number;
   /** Added to the logits of these ids at every step (OpenAI's logit_bias). */
   logitBias?: Readonly<Record<number, number>>;
@@ -90,21 +102,84 @@ export const flag = (v: unknown, param: string) => {
     bad(param, `expected true or false, got ${JSON.stringify(v)}`);
 };
 
+/** An optional number option, or a `runtime.bad_option` error naming it (a numeric string is no number). */
+const num = (v: unknown, param: string, ok: (n: number) => boolean, expected: string) => {
+  if (v !== undefined && (typeof v !== 'number' || !ok(v)))
+    bad(param, `expected ${expected}, got ${JSON.stringify(v) ?? String(v)}`);
+};
+
+/** The options of `generate()` / `stream()`, for telling a misspelt one (`top_p`) from a known one. */
+const GENERATE_OPTIONS = [
+  'format',
+  'addBos',
+  'maxNewTokens',
+  'temperature',
+  'topK',
+  'topP',
+  'seed',
+  'ignoreEos',
+  'stop',
+  'rules',
+  'processors',
+  'logprobs',
+  'logitBias',
+  'trace',
+  'signal',
+  'batchSize',
+  'onProgress',
+] as const satisfies readonly (keyof GenerateOptions)[];
+
+/** The options of `score()`. */
+const SCORE_OPTIONS = ['format', 'addBos', 'rules', 'ranks', 'batchSize', 'onProgress', 'signal'] as const;
+
+/**
+ * Refuses keys that are not options (a silently ignored `top_p` would sample with the default), with
+ * the option meant where the key is a snake_case or differently cased spelling of one.
+ */
+function checkKnown(o: object, known: readonly string[], call: string): void {
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    bad('options', `expected an object of ${call} options, got ${JSON.stringify(o) ?? String(o)}`);
+  const squash = (k: string) => k.replace(/[_-]/g, '').toLowerCase();
+  for (const key of Object.keys(o)) {
+    if (known.includes(key)) continue;
+    const meant = known.find((k) => squash(k) === squash(key));
+    bad(
+      key,
+      `not an option of ${call}${meant ? ` (did you mean ${meant}?)` : ''}; its options are ${known.join(', ')}`,
+    );
+  }
+}
+
 /** Validates `score()` options (the error names the option). */
-export function checkScoreOptions(o: { batchSize?: number; addBos?: boolean }): void {
+export function checkScoreOptions(o: {
+  batchSize?: number;
+  addBos?: boolean;
+  ranks?: boolean;
+  onProgress?: unknown;
+  signal?: unknown;
+}): void {
+  checkKnown(o, SCORE_OPTIONS, 'score()');
   int(o.batchSize, 'batchSize', 1, 1024);
   flag(o.addBos, 'addBos');
+  flag(o.ranks, 'ranks');
+  checkCallbacks(o);
+}
+
+/** `signal` and `onProgress`, as `generate()` and `score()` take them. */
+function checkCallbacks(o: { signal?: unknown; onProgress?: unknown }): void {
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) bad('signal', 'expected an AbortSignal');
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function')
+    bad('onProgress', 'expected a function (done, total)');
 }
 
 export function checkOptions(o: GenerateOptions): void {
+  checkKnown(o, GENERATE_OPTIONS, 'generate()');
   int(o.maxNewTokens, 'maxNewTokens', 0);
   int(o.topK, 'topK', 0);
   int(o.batchSize, 'batchSize', 1, 1024);
   int(o.seed, 'seed', 0, 2 ** 32 - 1);
-  if (o.temperature !== undefined && !(o.temperature >= 0 && Number.isFinite(o.temperature)))
-    bad('temperature', `expected a number >= 0, got ${o.temperature}`);
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1))
-    bad('topP', `expected a number in (0, 1], got ${o.topP}`);
+  num(o.temperature, 'temperature', (t) => t >= 0 && Number.isFinite(t), 'a number >= 0');
+  num(o.topP, 'topP', (p) => p > 0 && p <= 1, 'a number in (0, 1]');
   if (typeof o.logprobs === 'number') int(o.logprobs, 'logprobs', 0, 20);
   else if (o.logprobs !== undefined && typeof o.logprobs !== 'boolean')
     bad(
@@ -121,7 +196,10 @@ export function checkOptions(o: GenerateOptions): void {
     );
     if (k >= 0) bad('processors', `processors[${k}] has no process(logits, ctx) method`);
   }
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) bad('signal', 'expected an AbortSignal');
-  if (o.onProgress !== undefined && typeof o.onProgress !== 'function')
-    bad('onProgress', 'expected a function (done, total)');
+  if (
+    o.logitBias !== undefined &&
+    (typeof o.logitBias !== 'object' || o.logitBias === null || Array.isArray(o.logitBias))
+  )
+    bad('logitBias', `expected an object of token id -> bias, got ${JSON.stringify(o.logitBias)}`);
+  checkCallbacks(o);
 }

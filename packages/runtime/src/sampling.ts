@@ -25,10 +25,23 @@ export function createRng(seed: number): () => number {
 export function logSumExp(row: Float32Array): number {
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < row.length; i++) if (row[i]! > max) max = row[i]!;
-  if (max === Number.NEGATIVE_INFINITY) return max;
+  if (max === Number.NEGATIVE_INFINITY || max === Number.POSITIVE_INFINITY) return max;
   let sum = 0;
   for (let i = 0; i < row.length; i++) sum += Math.exp(row[i]! - max);
   return max + Math.log(sum);
+}
+
+/**
+ * The log-prob of `id` under softmax(`row`), given `lse = logSumExp(row)`. Where a processor forced
+ * ids to +Infinity (`lse` is +Infinity), each of the n forced ids has -log n and every other id
+ * -Infinity, as `sampleToken` picks among them (the plain difference would be NaN).
+ */
+export function logProbAt(row: Float32Array, id: number, lse: number): number {
+  if (lse !== Number.POSITIVE_INFINITY) return row[id]! - lse;
+  if (row[id] !== Number.POSITIVE_INFINITY) return Number.NEGATIVE_INFINITY;
+  let n = 0;
+  for (let i = 0; i < row.length; i++) if (row[i] === Number.POSITIVE_INFINITY) n++;
+  return n === 1 ? 0 : -Math.log(n); // not -0
 }
 
 /** The `k` largest entries as [index, value], descending (k small: O(V * k) worst, O(V) typical). */

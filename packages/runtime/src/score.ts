@@ -1,10 +1,10 @@
 import type { RuleSet, RuleSpec } from '@implicit-it/rules';
 import type { Prompt } from '@implicit-it/tokenizers';
 import type { DecoderSession } from './decoder-session.js';
-import { GenerationError } from './errors.js';
+import { GenerationAbortedError, GenerationError } from './errors.js';
 import type { GenerateInput } from './options.js';
 import { runChunked } from './prefill.js';
-import { logSumExp, rankOf } from './sampling.js';
+import { logProbAt, logSumExp, rankOf } from './sampling.js';
 
 /**
  * A prompt and the continuation to score after it: ids, or text, tokenized where it follows the
@@ -27,6 +27,8 @@ export interface ScoreOptions {
   /** Items per forward pass (default 8). */
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Stops scoring at the next onnxruntime run: the call rejects with `GenerationAbortedError`. */
+  signal?: AbortSignal;
 }
 
 /** Per-token log-probs of one continuation. */
@@ -48,6 +50,11 @@ export async function scoreBatch(
   options: ScoreOptions,
   /** Positions per onnxruntime run (`ModelInfo.prefillChunk`); 0: each batch in one run. */
   prefillChunk = 0,
+  /**
+   * Ids the tokenizer has (`ModelInfo.tokenIds`): the logits of a padded LM head beyond them are left
+   * out of the softmax, as generation leaves them out. Default: every logit.
+   */
+  tokenIds = Number.POSITIVE_INFINITY,
 ): Promise<ScoreResult[]> {
   items.forEach((item, i) => {
     if (item.continuation.length === 0) {
@@ -62,7 +69,12 @@ export async function scoreBatch(
   const batchSize = options.batchSize ?? 8;
   const results: ScoreResult[] = new Array(items.length);
   let row = new Float32Array(0);
+  const { signal } = options;
+  const checkAbort = () => {
+    if (signal?.aborted) throw new GenerationAbortedError(signal.reason);
+  };
   for (let start = 0; start < order.length; start += batchSize) {
+    checkAbort();
     const group = order.slice(start, start + batchSize).map((i) => ({ i, ...items[i]! }));
     const width = Math.max(...group.map(total));
     const maxCont = Math.max(...group.map((c) => c.continuation.length));
@@ -103,6 +115,7 @@ export async function scoreBatch(
       { batch: group.length, width, ids, mask, positions },
       plan,
     )) {
+      checkAbort();
       if (out.kept === 0) continue; // a chunk before the first position scored
       const V = out.vocab;
       if (row.length !== V) row = new Float32Array(V);
@@ -113,9 +126,10 @@ export async function scoreBatch(
           const j = logitsAt + k - (width - n - 1); // the continuation token predicted here
           if (j < 0 || j >= n) continue;
           row.set(out.logits.subarray((b * out.kept + k) * V, (b * out.kept + k + 1) * V));
+          if (tokenIds < V) row.fill(Number.NEGATIVE_INFINITY, tokenIds);
           if (s.state) rules!.apply(row, s.state);
           const tok = c.continuation[j]!;
-          s.logprobs.push(row[tok]! - logSumExp(row));
+          s.logprobs.push(logProbAt(row, tok, logSumExp(row)));
           if (options.ranks) s.ranks.push(rankOf(row, tok));
           s.state?.append(tok);
         }

@@ -4,8 +4,10 @@ import type { RuleSet } from '@implicit-it/rules';
 /**
  * The rules as a `@huggingface/transformers` LogitsProcessor, for using them inside transformers.js
  * `generate()` (and for checking this engine against it). One rule state per batch row, created
- * from the row's last `promptLength` ids (left padding is skipped) and advanced with each new token;
- * a call whose ids do not extend the row's last ones (the next `generate()`) starts a new state.
+ * from the row's last `promptLength` ids and advanced with each new token; a call whose ids do not
+ * extend the row's last ones (the next `generate()`) starts a new state. In a left-padded batch of
+ * prompts of different lengths, give one prompt per row (an array, in row order): each row's state
+ * then starts after its own padding. One prompt serves every row of one length.
  *
  * @example
  * import { LogitsProcessorList } from '@huggingface/transformers';
@@ -15,8 +17,11 @@ import type { RuleSet } from '@implicit-it/rules';
  */
 export async function transformersRulesProcessor(
   rules: RuleSet,
-  prompt: { scopeStart: number; promptLength: number },
+  prompt:
+    | { scopeStart: number; promptLength: number }
+    | readonly { scopeStart: number; promptLength: number }[],
 ): Promise<object> {
+  const prompts = Array.isArray(prompt) ? prompt : undefined;
   const { LogitsProcessor } = await import('@huggingface/transformers');
   class RulesLogitsProcessor extends LogitsProcessor {
     private readonly states: ReturnType<RuleSet['createState']>[] = [];
@@ -32,12 +37,19 @@ export async function transformersRulesProcessor(
         // the ids after those the state holds (none for a new state: it starts from this prompt)
         let from = before?.length ?? 0;
         if (!state || !before || !extends_(ids, before)) {
-          const promptIds = ids.slice(ids.length - prompt.promptLength).map(Number);
-          state = rules.createState({
-            promptIds,
-            scopeStart: prompt.scopeStart,
-            promptLength: prompt.promptLength,
-          });
+          if (prompts && prompts.length !== inputIds.length)
+            throw new RangeError(
+              `transformersRulesProcessor: ${prompts.length} prompts given for a batch of ${inputIds.length} rows`,
+            );
+          const { scopeStart, promptLength } = prompts
+            ? prompts[i]!
+            : (prompt as { scopeStart: number; promptLength: number });
+          if (promptLength > ids.length)
+            throw new RangeError(
+              `transformersRulesProcessor: row ${i} has ${ids.length} ids, fewer than its promptLength ${promptLength}`,
+            );
+          const promptIds = ids.slice(ids.length - promptLength).map(Number);
+          state = rules.createState({ promptIds, scopeStart, promptLength });
           this.states[i] = state;
           from = ids.length;
         }

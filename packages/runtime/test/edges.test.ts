@@ -11,6 +11,7 @@ import {
   type ProcessorContext,
   sampleToken,
 } from '../src/index.js';
+import { logProbAt, logSumExp } from '../src/sampling.js';
 import { diverseModelDir, PROMPTS, tinyModel } from './helpers.js';
 
 describe('generate() as a whole', () => {
@@ -126,6 +127,18 @@ describe('a padded LM head (more logits than tokenizer ids)', () => {
     await expect(model.score([{ prompt: 'Hi', continuation: [600] }])).rejects.toThrow(
       /continuation\[0\] is 600: token ids are integers in \[0, \d+\)/,
     );
+    // scores are over the same ids as generation's log-probs: the padded logits are left out of both
+    for (const rules of [false, 'hewitt2024'] as const) {
+      const [gen] = await model.generate('Hi', { maxNewTokens: 12, logprobs: true, rules });
+      const [scored] = await model.score([{ prompt: 'Hi', continuation: gen!.tokenIds }], {
+        rules,
+        ranks: true,
+      });
+      scored!.logprobs.forEach((lp, i) => {
+        expect(Math.abs(lp - gen!.logprobs![i]!.logprob)).toBeLessThan(1e-4);
+      });
+      expect(scored!.ranks!.every((r) => r === 1)).toBe(true); // greedy picks rank first
+    }
     await model.dispose();
   });
 });
@@ -150,6 +163,31 @@ describe('sampling edges', () => {
     for (let i = 0; i < 2000; i++) counts[sampleToken(row, { temperature: 1 }, rng)]!++;
     expect(counts[1]).toBe(0);
     expect(Math.abs(counts[0]! - counts[2]!)).toBeLessThan(200);
+    // and their log-probs: -log 2 each, -Infinity for the rest (not NaN)
+    const lse = logSumExp(row);
+    expect([0, 1, 2].map((id) => logProbAt(row, id, lse))).toEqual([
+      -Math.log(2),
+      Number.NEGATIVE_INFINITY,
+      -Math.log(2),
+    ]);
+    expect(
+      logProbAt(new Float32Array([0, Math.log(3)]), 1, logSumExp(new Float32Array([0, Math.log(3)]))),
+    ).toBeCloseTo(Math.log(0.75), 6);
+  });
+
+  it('a token forced to +Infinity by a processor has log-prob 0, its alternatives none', async () => {
+    const model = await tinyModel();
+    const force = {
+      process: (logits: Float32Array) => {
+        logits[7] = Number.POSITIVE_INFINITY;
+      },
+    };
+    const [r] = await model.generate('Hi', { maxNewTokens: 2, processors: [force], logprobs: 3 });
+    expect(r!.tokenIds).toEqual([7, 7]);
+    expect(r!.logprobs!.map((l) => [l.logprob, l.top.map((t) => [t.id, t.logprob])])).toEqual([
+      [0, [[7, 0]]],
+      [0, [[7, 0]]],
+    ]);
   });
 
   it('a logit bias beyond what float32 logits can carry is refused', async () => {
@@ -178,6 +216,16 @@ describe('option checks', () => {
       [{ ignoreEos: 'no' }, /ignoreEos: expected true or false/],
       [{ trace: 1 }, /trace: expected true or false/],
       [{ onProgress: 'x' }, /onProgress: expected a function/],
+      [{ topP: '0.9' }, /topP: expected a number in \(0, 1\], got "0.9"/],
+      [{ temperature: '0.7' }, /temperature: expected a number >= 0, got "0.7"/],
+      [{ logitBias: [5] }, /logitBias: expected an object of token id -> bias, got \[5\]/],
+      // a misspelt option is refused, not ignored (top_p would sample with the default)
+      [
+        { top_p: 0.9 },
+        /^top_p: not an option of generate\(\) \(did you mean topP\?\); its options are format, /,
+      ],
+      [{ max_new_tokens: 5 }, /max_new_tokens: .*did you mean maxNewTokens\?/],
+      [{ repetitionPenalty: 1.2 }, /^repetitionPenalty: not an option of generate\(\); its options/],
     ];
     for (const [options, message] of cases) {
       await expect(model.generate('Hi', options as never), JSON.stringify(options)).rejects.toMatchObject({
@@ -185,6 +233,51 @@ describe('option checks', () => {
         message: expect.stringMatching(message),
       });
     }
+    for (const input of [null, 42, {}, { prompt: 'x' }]) {
+      await expect(model.generate(input as never), JSON.stringify(input)).rejects.toMatchObject({
+        code: 'runtime.bad_option',
+        param: 'prompt',
+        message: expect.stringMatching(/^prompt: expected a string, \{ instruction \}, \{ messages \}/),
+      });
+    }
+  });
+
+  it('score(): its items and options are checked before anything runs, and its signal stops it', async () => {
+    const model = await tinyModel();
+    const cases: [unknown, object, RegExp][] = [
+      ['x', {}, /^items: expected an array of \{ prompt, continuation \}, got "x"/],
+      [[null], {}, /^items\[0\]: expected \{ prompt, continuation \}/],
+      [
+        [{ prompt: 'Hi', continuation: 5 }],
+        {},
+        /^items\[0\]\.continuation: expected text or an array of token ids, got 5/,
+      ],
+      [[{ prompt: 'Hi', continuation: 'x' }], { ranks: 'yes' }, /^ranks: expected true or false/],
+      [[{ prompt: 'Hi', continuation: 'x' }], { onProgress: 5 }, /^onProgress: expected a function/],
+      [[{ prompt: 'Hi', continuation: 'x' }], { batch_size: 4 }, /did you mean batchSize\?/],
+    ];
+    for (const [items, options, message] of cases) {
+      await expect(model.score(items as never, options as never), String(message)).rejects.toMatchObject({
+        code: 'runtime.bad_option',
+        message: expect.stringMatching(message),
+      });
+    }
+    const items = PROMPTS.map((prompt) => ({ prompt, continuation: ' A long enough answer to score.' }));
+    const controller = new AbortController();
+    const batches: number[] = [];
+    const scoring = model.score(items, {
+      batchSize: 1,
+      signal: controller.signal,
+      onProgress: (done) => {
+        batches.push(done);
+        if (done === 2) controller.abort();
+      },
+    });
+    await expect(scoring).rejects.toMatchObject({ code: 'runtime.aborted' });
+    expect(batches).toEqual([1, 2]); // the third batch never ran
+    await expect(model.score(items, { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      code: 'runtime.aborted',
+    });
   });
 
   it('load options: provider, dtype, threads and the default rules are checked before anything runs', async () => {
@@ -245,6 +338,43 @@ describeShared(
           { prompt: { instruction: 'Name a prime.' }, continuation: 'Seven is a prime number.' },
         ]);
         expect(scored!.tokenIds).toEqual(ids);
+      } finally {
+        await model.dispose();
+      }
+    });
+
+    it('generated text goes on from the prompt: a first ▁Paris is " Paris", streamed, stopped and in log-probs', async () => {
+      const { dir } = await createTinyModel({
+        seed: 1,
+        tokenizerDir: sharedPath('fixtures/tokenizers/llama2'),
+        vocabSize: 32000,
+      });
+      const model = await loadModel(dir, { log: () => {} });
+      try {
+        const tok = model.tokenizer;
+        const text = 'The capital of France is';
+        const paris = tok.encode(`${text} Paris`, { addSpecialTokens: false }).at(-1)!;
+        const is = tok.encode('is', { addSpecialTokens: false }).at(-1)!;
+        expect([tok.idToToken(paris), tok.decode([paris])]).toEqual(['▁Paris', 'Paris']);
+        const force = (ids: number[]) => ({
+          process(logits: Float32Array, ctx: { step: number }) {
+            logits.fill(Number.NEGATIVE_INFINITY);
+            logits[ids[ctx.step] ?? ids.at(-1)!] = 0;
+          },
+        });
+        const options = { maxNewTokens: 2, processors: [force([paris, is])], logprobs: 1 };
+        const [out] = await model.generate({ text }, options);
+        const full = tok.decode([...out!.prompt.ids, ...out!.tokenIds], { skipSpecialTokens: true });
+        expect(out!.text).toBe(' Paris is');
+        expect(`${text}${out!.text}`).toBe(full);
+        expect(out!.logprobs!.map((l) => l.token)).toEqual([' Paris', ' is']);
+        const deltas: string[] = [];
+        for await (const part of model.stream({ text }, options))
+          if (part.type === 'text-delta') deltas.push(part.text);
+        expect(deltas.join('')).toBe(' Paris is');
+        // a stop string with the space matches at the first token
+        const [stopped] = await model.generate({ text }, { ...options, stop: [' Paris'] });
+        expect([stopped!.text, stopped!.finishReason]).toEqual(['', 'stop']);
       } finally {
         await model.dispose();
       }

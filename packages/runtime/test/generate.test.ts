@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { AutoModelForCausalLM, env, LogitsProcessorList } from '@huggingface/transformers';
+import { AutoModelForCausalLM, env, LogitsProcessorList, Tensor } from '@huggingface/transformers';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
 import {
@@ -84,6 +84,59 @@ describe('greedy decoding with the KV cache', () => {
       }
     },
   );
+
+  it('transformersRulesProcessor with one prompt per row: a left-padded transformers.js batch equals the engine', async () => {
+    const dir = await diverseModelDir();
+    const model = await tinyModel();
+    env.allowRemoteModels = false;
+    env.localModelPath = dirname(dir);
+    const hf = await AutoModelForCausalLM.from_pretrained(dir.split('/').pop()!, {
+      dtype: 'fp32',
+      device: 'cpu',
+    });
+    try {
+      const ours = await model.generate(PROMPTS, { maxNewTokens: 24, rules: 'hewitt2024' });
+      const prompts = ours.map((o) => o.prompt);
+      expect(new Set(prompts.map((p) => p.ids.length)).size).toBe(PROMPTS.length); // all lengths differ
+      const width = Math.max(...prompts.map((p) => p.ids.length));
+      const eos = model.info.eosIds;
+      const ids: bigint[] = [];
+      const mask: bigint[] = [];
+      for (const p of prompts) {
+        const pad = width - p.ids.length;
+        ids.push(...Array<bigint>(pad).fill(BigInt(eos[0]!)), ...p.ids.map(BigInt));
+        mask.push(...Array<bigint>(pad).fill(0n), ...p.ids.map(() => 1n));
+      }
+      const rows = prompts.length;
+      const run = async (prompt: Parameters<typeof transformersRulesProcessor>[1]) => {
+        const list = new LogitsProcessorList();
+        list.push((await transformersRulesProcessor(model.rules('hewitt2024')!, prompt)) as never);
+        const out = (await hf.generate({
+          input_ids: new Tensor('int64', BigInt64Array.from(ids), [rows, width]),
+          attention_mask: new Tensor('int64', BigInt64Array.from(mask), [rows, width]),
+          max_new_tokens: 24,
+          do_sample: false,
+          logits_processor: list,
+          eos_token_id: eos,
+        })) as Tensor;
+        const all = Array.from(out.data as BigInt64Array, Number);
+        const L = out.dims[1]!;
+        return prompts.map((_, b) => {
+          const seq = all.slice(b * L + width, (b + 1) * L);
+          const end = seq.findIndex((t) => eos.includes(t));
+          return end < 0 ? seq : seq.slice(0, end + 1);
+        });
+      };
+      expect(await run(prompts)).toEqual(ours.map((o) => o.tokenIds));
+      // one prompt for rows of other lengths reads padding as prompt: not what the engine does
+      expect(await run(prompts.at(-1)!)).not.toEqual(ours.map((o) => o.tokenIds));
+      await expect(run(prompts.slice(1))).rejects.toThrow(
+        `transformersRulesProcessor: ${rows - 1} prompts given for a batch of ${rows} rows`,
+      );
+    } finally {
+      await hf.dispose();
+    }
+  });
 
   it('batched rows (left-padded, finishing at different steps) equal their single-row runs', async () => {
     const model = await tinyModel();
