@@ -55,7 +55,9 @@ function chatLogprobs(tokens: readonly TokenInfo[], top: number, bytes: TokenByt
 
 /** What `TextOffsets` needs of a model's tokenizer. */
 export interface OffsetTokenizer {
-  createDetokenizer(options: { skipSpecialTokens: boolean }): { push(id: number): string };
+  createDetokenizer(options: { skipSpecialTokens: boolean; context?: readonly number[] }): {
+    push(id: number): string;
+  };
   decode(ids: ArrayLike<number>, options: { skipSpecialTokens: boolean }): string;
   isSpecial(id: number): boolean;
   tokenBytes(id: number): Uint8Array;
@@ -100,8 +102,10 @@ export class TextOffsets {
   constructor(
     private readonly tokenizer: OffsetTokenizer,
     private readonly eosIds: ReadonlySet<number>,
+    /** The prompt's ids: the completion's text goes on from them, as the runtime's does. */
+    context: readonly number[] = [],
   ) {
-    this.detokenizer = tokenizer.createDetokenizer({ skipSpecialTokens: true });
+    this.detokenizer = tokenizer.createDetokenizer({ skipSpecialTokens: true, context });
   }
 
   next(id: number): number {
@@ -236,7 +240,7 @@ export class ResponseWriter {
     this.id = `${plan.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
     const { tokenizer, info } = plan.served.model;
     this.bytes = (id) => tokenizer.tokenBytes(id);
-    this.offsets = new TextOffsets(tokenizer, new Set(info.eosIds));
+    this.offsets = new TextOffsets(tokenizer, new Set(info.eosIds), plan.input.promptIds);
   }
 
   private head() {

@@ -570,7 +570,12 @@ describe('POST /v1/completions', () => {
 
   it('keeps the highest log-prob of top alternatives that share a name', () => {
     const [x, y] = [model.tokenizer.encode('x', { addSpecialTokens: false })[0]!, 5];
-    const plan = { kind: 'completion', served: { id: 'tiny', model }, logprobs: 3 } as unknown as Plan;
+    const plan = {
+      kind: 'completion',
+      served: { id: 'tiny', model },
+      logprobs: 3,
+      input: { promptIds: [], scopeStart: 0 },
+    } as unknown as Plan;
     const top = [
       { id: x, token: 'x', logprob: -1 },
       { id: y, token: 'x', logprob: -2 },
