@@ -52,6 +52,11 @@ export interface RuntimeModel {
   readonly tokenizer: {
     encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
     decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
+    /**
+     * The text a token adds after other text (`Tokenizer.tokenText`: a SentencePiece `▁I` is " I");
+     * without it, token-shift reports show `decode([id])`, which drops that space.
+     */
+    tokenText?(id: number): string;
     /** End-of-sequence ids; the first is the one the Tulu prompt and the paper's scoring write. */
     readonly eosIds: readonly number[];
   };
@@ -267,6 +272,8 @@ export function runtimeScorer(model: RuntimeModel, options: RuntimeScorerOptions
 export function runtimeRankSource(model: RuntimeModel, options: RuntimeAdapterOptions = {}): RankSource {
   return {
     async rankTokens(items) {
+      const tok = model.tokenizer;
+      const tokenText = (id: number) => tok.tokenText?.(id) ?? tok.decode([id]);
       const scored = await scoreNonEmpty(model, items, options, true, 'drop');
       return scored.map((s) => {
         if (!s) return { tokens: [] };
@@ -276,7 +283,7 @@ export function runtimeRankSource(model: RuntimeModel, options: RuntimeAdapterOp
           );
         }
         return {
-          tokens: s.tokenIds.map((id, k) => ({ id, text: model.tokenizer.decode([id]), rank: s.ranks![k]! })),
+          tokens: s.tokenIds.map((id, k) => ({ id, text: tokenText(id), rank: s.ranks![k]! })),
         };
       });
     },

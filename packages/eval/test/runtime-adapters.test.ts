@@ -329,6 +329,19 @@ describeShared(
         // alone, the response would begin '▁Seven': a token the model never sees after the prompt's newline
         expect(pieces).toEqual(['Se', 'ven', '▁is', '▁a', '▁prime', '▁number', '.', '</s>']);
         expect(scored!.tokenLogprobs).toHaveLength(8);
+        // token-shift reports show each token as it reads in the text: '▁is' is ' is', not 'is'
+        const [ranked] = await runtimeRankSource(model).rankTokens([
+          { instruction: 'Name a prime.', response: 'Seven is a prime number.' },
+        ]);
+        expect(ranked!.tokens.map((t) => t.text)).toEqual([
+          'Se',
+          'ven',
+          ' is',
+          ' a',
+          ' prime',
+          ' number',
+          '.',
+        ]);
       } finally {
         await model.dispose();
       }
