@@ -2,12 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRng,
   inputSeed,
   loadModel,
   MAX_LOGIT_BIAS,
+  type Model,
   type ProcessorContext,
   sampleToken,
 } from '../src/index.js';
@@ -316,68 +317,59 @@ describeShared(
   'scoring text where it follows the prompt',
   ['fixtures/tokenizers/llama2/tokenizer.json'],
   () => {
-    it('a Llama-2 response is tokenized with its prompt, as ratio_eval.py does, not with a word-initial ▁', async () => {
+    let model: Model;
+    beforeAll(async () => {
       const { dir } = await createTinyModel({
         seed: 1,
         tokenizerDir: sharedPath('fixtures/tokenizers/llama2'),
         vocabSize: 32000,
       });
-      const model = await loadModel(dir, { log: () => {} });
-      try {
-        const prompt = model.prompt({ instruction: 'Name a prime.' });
-        const ids = model.continuationIds(prompt, 'Seven is a prime number.');
-        const pieces = ids.map((id) => model.tokenizer.idToToken(id));
-        expect(pieces.slice(0, 2)).toEqual(['Se', 'ven']); // alone: ['▁Seven', ...]
-        expect(
-          model.tokenizer
-            .encode('Seven', { addSpecialTokens: false })
-            .map((id) => model.tokenizer.idToToken(id)),
-        ).toEqual(['▁Seven']);
-        expect(model.tokenizer.decode(ids)).toBe('Seven is a prime number.');
-        const [scored] = await model.score([
-          { prompt: { instruction: 'Name a prime.' }, continuation: 'Seven is a prime number.' },
-        ]);
-        expect(scored!.tokenIds).toEqual(ids);
-      } finally {
-        await model.dispose();
-      }
+      model = await loadModel(dir, { log: () => {} });
+    });
+    afterAll(() => model?.dispose());
+
+    it('a Llama-2 response is tokenized with its prompt, as ratio_eval.py does, not with a word-initial ▁', async () => {
+      const prompt = model.prompt({ instruction: 'Name a prime.' });
+      const ids = model.continuationIds(prompt, 'Seven is a prime number.');
+      const pieces = ids.map((id) => model.tokenizer.idToToken(id));
+      expect(pieces.slice(0, 2)).toEqual(['Se', 'ven']); // alone: ['▁Seven', ...]
+      expect(
+        model.tokenizer
+          .encode('Seven', { addSpecialTokens: false })
+          .map((id) => model.tokenizer.idToToken(id)),
+      ).toEqual(['▁Seven']);
+      expect(model.tokenizer.decode(ids)).toBe('Seven is a prime number.');
+      const [scored] = await model.score([
+        { prompt: { instruction: 'Name a prime.' }, continuation: 'Seven is a prime number.' },
+      ]);
+      expect(scored!.tokenIds).toEqual(ids);
     });
 
     it('generated text goes on from the prompt: a first ▁Paris is " Paris", streamed, stopped and in log-probs', async () => {
-      const { dir } = await createTinyModel({
-        seed: 1,
-        tokenizerDir: sharedPath('fixtures/tokenizers/llama2'),
-        vocabSize: 32000,
+      const tok = model.tokenizer;
+      const text = 'The capital of France is';
+      const paris = tok.encode(`${text} Paris`, { addSpecialTokens: false }).at(-1)!;
+      const is = tok.encode('is', { addSpecialTokens: false }).at(-1)!;
+      expect([tok.idToToken(paris), tok.decode([paris])]).toEqual(['▁Paris', 'Paris']);
+      const force = (ids: number[]) => ({
+        process(logits: Float32Array, ctx: { step: number }) {
+          logits.fill(Number.NEGATIVE_INFINITY);
+          logits[ids[ctx.step] ?? ids.at(-1)!] = 0;
+        },
       });
-      const model = await loadModel(dir, { log: () => {} });
-      try {
-        const tok = model.tokenizer;
-        const text = 'The capital of France is';
-        const paris = tok.encode(`${text} Paris`, { addSpecialTokens: false }).at(-1)!;
-        const is = tok.encode('is', { addSpecialTokens: false }).at(-1)!;
-        expect([tok.idToToken(paris), tok.decode([paris])]).toEqual(['▁Paris', 'Paris']);
-        const force = (ids: number[]) => ({
-          process(logits: Float32Array, ctx: { step: number }) {
-            logits.fill(Number.NEGATIVE_INFINITY);
-            logits[ids[ctx.step] ?? ids.at(-1)!] = 0;
-          },
-        });
-        const options = { maxNewTokens: 2, processors: [force([paris, is])], logprobs: 1 };
-        const [out] = await model.generate({ text }, options);
-        const full = tok.decode([...out!.prompt.ids, ...out!.tokenIds], { skipSpecialTokens: true });
-        expect(out!.text).toBe(' Paris is');
-        expect(`${text}${out!.text}`).toBe(full);
-        expect(out!.logprobs!.map((l) => l.token)).toEqual([' Paris', ' is']);
-        const deltas: string[] = [];
-        for await (const part of model.stream({ text }, options))
-          if (part.type === 'text-delta') deltas.push(part.text);
-        expect(deltas.join('')).toBe(' Paris is');
-        // a stop string with the space matches at the first token
-        const [stopped] = await model.generate({ text }, { ...options, stop: [' Paris'] });
-        expect([stopped!.text, stopped!.finishReason]).toEqual(['', 'stop']);
-      } finally {
-        await model.dispose();
-      }
+      const options = { maxNewTokens: 2, processors: [force([paris, is])], logprobs: 1 };
+      const [out] = await model.generate({ text }, options);
+      const full = tok.decode([...out!.prompt.ids, ...out!.tokenIds], { skipSpecialTokens: true });
+      expect(out!.text).toBe(' Paris is');
+      expect(`${text}${out!.text}`).toBe(full);
+      expect(out!.logprobs!.map((l) => l.token)).toEqual([' Paris', ' is']);
+      const deltas: string[] = [];
+      for await (const part of model.stream({ text }, options))
+        if (part.type === 'text-delta') deltas.push(part.text);
+      expect(deltas.join('')).toBe(' Paris is');
+      // a stop string with the space matches at the first token
+      const [stopped] = await model.generate({ text }, { ...options, stop: [' Paris'] });
+      expect([stopped!.text, stopped!.finishReason]).toEqual(['', 'stop']);
     });
   },
 );

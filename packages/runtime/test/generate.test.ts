@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { AutoModelForCausalLM, env, LogitsProcessorList, Tensor } from '@huggingface/transformers';
+import { LogitsProcessorList, Tensor } from '@huggingface/transformers';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
 import {
@@ -11,7 +11,7 @@ import {
   loadModel,
   transformersRulesProcessor,
 } from '../src/index.js';
-import { diverseModelDir, PROMPTS, tinyModel, transformersGreedy } from './helpers.js';
+import { diverseModelDir, PROMPTS, tinyModel, transformersGreedy, transformersModel } from './helpers.js';
 
 describe('greedy decoding with the KV cache', () => {
   it.each([false, 'hewitt2024'] as const)(
@@ -55,12 +55,7 @@ describe('greedy decoding with the KV cache', () => {
         'slots',
         attention,
       ]);
-      env.allowRemoteModels = false;
-      env.localModelPath = dirname(dir);
-      const hf = await AutoModelForCausalLM.from_pretrained(dir.split('/').pop()!, {
-        dtype: 'fp32',
-        device: 'cpu',
-      });
+      const hf = await transformersModel(dir);
       try {
         for (const prompt of PROMPTS.slice(0, 3)) {
           const [ours] = await model.generate(prompt, { maxNewTokens: 32, rules: 'hewitt2024' });
@@ -88,12 +83,7 @@ describe('greedy decoding with the KV cache', () => {
   it('transformersRulesProcessor with one prompt per row: a left-padded transformers.js batch equals the engine', async () => {
     const dir = await diverseModelDir();
     const model = await tinyModel();
-    env.allowRemoteModels = false;
-    env.localModelPath = dirname(dir);
-    const hf = await AutoModelForCausalLM.from_pretrained(dir.split('/').pop()!, {
-      dtype: 'fp32',
-      device: 'cpu',
-    });
+    const hf = await transformersModel(dir);
     try {
       const ours = await model.generate(PROMPTS, { maxNewTokens: 24, rules: 'hewitt2024' });
       const prompts = ours.map((o) => o.prompt);

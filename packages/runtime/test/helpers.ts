@@ -1,5 +1,6 @@
+import { basename, dirname } from 'node:path';
 import type { LogitsProcessorList } from '@huggingface/transformers';
-import { Tensor } from '@huggingface/transformers';
+import { AutoModelForCausalLM, env, Tensor } from '@huggingface/transformers';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { expect } from 'vitest';
 import type { StepInputs } from '../src/decoder-session.js';
@@ -129,4 +130,14 @@ export async function expectLevelRaised(level0: string, level4: string, nodes: n
   } finally {
     await Promise.all(models.map((m) => m.dispose()));
   }
+}
+
+/** The model directory `dir` loaded by transformers.js, offline, on the CPU (`fp32` unless `options` say otherwise). */
+export function transformersModel(
+  dir: string,
+  options: { dtype?: 'fp32' | 'q4'; model_file_name?: string } = {},
+): ReturnType<typeof AutoModelForCausalLM.from_pretrained> {
+  env.allowRemoteModels = false;
+  env.localModelPath = dirname(dir);
+  return AutoModelForCausalLM.from_pretrained(basename(dir), { dtype: 'fp32', device: 'cpu', ...options });
 }

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { AutoModelForCausalLM, env, LogitsProcessorList } from '@huggingface/transformers';
+import { join } from 'node:path';
+import { LogitsProcessorList } from '@huggingface/transformers';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
 import { generateWithoutCache, loadModel, summarizeGraph, transformersRulesProcessor } from '../src/index.js';
-import { expectLevelRaised, PROMPTS, transformersGreedy } from './helpers.js';
+import { expectLevelRaised, PROMPTS, transformersGreedy, transformersModel } from './helpers.js';
 
 // optimum's merged decoders (onnx/decoder_model_merged.onnx, as older transformers.js exports have
 // them): one If on a use_cache_branch input, each branch a whole decoder; modelkit writes them from the
@@ -27,13 +27,7 @@ describe('merged decoders (onnx/decoder_model_merged.onnx, use_cache_branch)', (
       'exported',
     ]);
     expect(lines.join('\n')).toContain('(found If)');
-    env.allowRemoteModels = false;
-    env.localModelPath = dirname(dir);
-    const hf = await AutoModelForCausalLM.from_pretrained(dir.split('/').pop()!, {
-      dtype: 'fp32',
-      device: 'cpu',
-      model_file_name: 'decoder_model_merged',
-    });
+    const hf = await transformersModel(dir, { model_file_name: 'decoder_model_merged' });
     try {
       const options = { maxNewTokens: 24, rules: 'hewitt2024' } as const;
       const batched = await model.generate(PROMPTS, { ...options, batchSize: 4 });

@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { AutoModelForCausalLM, env, LogitsProcessorList } from '@huggingface/transformers';
+import { join } from 'node:path';
+import { LogitsProcessorList } from '@huggingface/transformers';
 import { createModel, randomTensor } from '@implicit-it/modelkit';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import {
   summarizeGraph,
   transformersRulesProcessor,
 } from '../src/index.js';
-import { expectLevelRaised, PROMPTS, transformersGreedy } from './helpers.js';
+import { expectLevelRaised, PROMPTS, transformersGreedy, transformersModel } from './helpers.js';
 
 // 4-bit graphs as transformers.js's `model_q4.onnx` files have them: every linear layer, the LM head
 // included, a MatMulNBits (onnxruntime's contrib op); modelkit writes them from the same weights
@@ -31,12 +31,7 @@ describe('q4 models (onnx/model_q4.onnx, dtype: "q4")', () => {
       'slots',
       'split',
     ]);
-    env.allowRemoteModels = false;
-    env.localModelPath = dirname(dir);
-    const hf = await AutoModelForCausalLM.from_pretrained(dir.split('/').pop()!, {
-      dtype: 'q4',
-      device: 'cpu',
-    });
+    const hf = await transformersModel(dir, { dtype: 'q4' });
     try {
       const batched = await model.generate(PROMPTS, { maxNewTokens: 24, rules: 'hewitt2024', batchSize: 4 });
       let differs = 0;
