@@ -69,9 +69,26 @@ export function rankOf(row: Float32Array, id: number): number {
   return rank;
 }
 
+/** Scratch buffers of `sampleToken`, grown to the largest vocabulary seen (no allocation per token). */
+let weights = new Float64Array(0);
+let sorted = new Float32Array(0);
+
+/** The `k`-th largest of the non-NaN `row` values (k >= 1), by a native numeric sort of a copy. */
+function kthLargest(row: Float32Array, k: number): number {
+  if (sorted.length < row.length) sorted = new Float32Array(row.length);
+  let n = 0;
+  for (let i = 0; i < row.length; i++) if (row[i] === row[i]) sorted[n++] = row[i]!;
+  const values = sorted.subarray(0, n).sort(); // ascending
+  return values[Math.max(0, n - k)]!;
+}
+
 /**
  * Picks the next token from a processed logits row. Greedy when temperature is 0; otherwise softmax
- * at the temperature, restricted to the top-k and then the top-p nucleus, sampled with `rng`.
+ * at the temperature, restricted to the top-k (ids tied with the k-th kept, as transformers'
+ * TopKLogitsWarper) and then to the top-p nucleus (the fewest most likely ids whose probability
+ * reaches p, ties taken by lower id), sampled with `rng`. The draw walks the kept ids in id order: a
+ * row that differs by float rounding (batched or alone) then rarely changes the pick, as an order by
+ * value would reshuffle near-equal ids. O(V), plus a numeric sort of the candidates for top-p < 1.
  */
 export function sampleToken(row: Float32Array, options: SamplingOptions, rng: () => number): number {
   const temperature = options.temperature ?? 0;
@@ -80,52 +97,74 @@ export function sampleToken(row: Float32Array, options: SamplingOptions, rng: ()
     if (!(row[id]! > Number.NEGATIVE_INFINITY)) throw noToken();
     return id;
   }
-  const topK = options.topK && options.topK > 0 ? Math.min(options.topK, row.length) : row.length;
+  const V = row.length;
+  const topK = options.topK && options.topK > 0 ? Math.min(options.topK, V) : V;
   const topP = options.topP ?? 1;
-  // candidates: the top-k (or every id with a non-negligible probability), descending
   let max = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < row.length; i++) if (row[i]! > max) max = row[i]!;
+  for (let i = 0; i < V; i++) if (row[i]! > max) max = row[i]!;
   if (max === Number.NEGATIVE_INFINITY) throw noToken(); // NaN never compares greater: all NaN too
   if (max === Number.POSITIVE_INFINITY) {
     // a processor forced several ids to +Infinity: each is equally likely (exp(inf - inf) is NaN)
     const forced: number[] = [];
-    for (let i = 0; i < row.length; i++) if (row[i] === max) forced.push(i);
+    for (let i = 0; i < V; i++) if (row[i] === max) forced.push(i);
     return forced[Math.min(forced.length - 1, Math.floor(rng() * forced.length))]!;
   }
-  let candidates: [number, number][];
-  if (topK < row.length) {
-    candidates = topEntries(row, topK);
-    // ids tied with the k-th stay candidates, as in transformers' TopKLogitsWarper (scores < k-th removed)
-    const kth = candidates[candidates.length - 1]![1];
-    const taken = new Set(candidates.map(([i]) => i));
-    for (let i = 0; i < row.length; i++) if (row[i] === kth && !taken.has(i)) candidates.push([i, kth]);
-  } else {
-    // ids more than 30 nats (times temperature) below the max have p < 1e-13: never sampled in float64
-    const cutoff = max - 30 * temperature;
-    candidates = [];
-    for (let i = 0; i < row.length; i++) if (row[i]! >= cutoff) candidates.push([i, row[i]!]);
-    candidates.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+  // candidates: the top-k with ties, or every id not more than 30 nats (times temperature) below the
+  // max (below, p < 1e-13: never sampled in float64)
+  const floor =
+    topK >= V
+      ? max - 30 * temperature
+      : topK <= 256
+        ? topEntries(row, topK).at(-1)![1] // O(V) for a small k
+        : kthLargest(row, topK);
+  if (weights.length < V) weights = new Float64Array(V);
+  if (sorted.length < V) sorted = new Float32Array(V);
+  const w = weights;
+  const scale = 1 / temperature;
+  let total = 0;
+  let count = 0;
+  for (let i = 0; i < V; i++) {
+    const v = row[i]!;
+    if (v >= floor) {
+      const e = Math.exp((v - max) * scale);
+      w[i] = e;
+      total += e;
+      sorted[count++] = v;
+    } else w[i] = 0;
   }
-  const probs = candidates.map(([, v]) => Math.exp((v - max) / temperature));
-  let total = probs.reduce((a, b) => a + b, 0);
   if (topP < 1) {
+    // the nucleus: candidates by value, descending, until their probability reaches topP
+    const values = sorted.subarray(0, count).sort();
     let cum = 0;
     let keep = 0;
-    while (keep < probs.length) {
-      cum += probs[keep]! / total;
+    let cut = values[count - 1]!;
+    while (keep < count) {
+      cut = values[count - 1 - keep]!;
+      cum += Math.exp((cut - max) * scale) / total;
       keep++;
       if (cum >= topP) break;
     }
-    candidates = candidates.slice(0, keep);
-    probs.length = keep;
-    total = probs.reduce((a, b) => a + b, 0);
+    // every id above the cut value, and of those at it the lowest, up to `keep` in all
+    let above = 0;
+    for (let k = count - 1; k >= 0 && values[k]! > cut; k--) above++;
+    let atCut = keep - above;
+    total = 0;
+    for (let i = 0; i < V; i++) {
+      if (w[i] === 0) continue;
+      const v = row[i]!;
+      if (v < cut || (v === cut && atCut-- <= 0)) w[i] = 0;
+      else total += w[i]!;
+    }
   }
   let u = rng() * total;
-  for (let i = 0; i < probs.length; i++) {
-    u -= probs[i]!;
-    if (u < 0) return candidates[i]![0];
+  let last = -1;
+  for (let i = 0; i < V; i++) {
+    if (w[i] === 0) continue;
+    last = i;
+    u -= w[i]!;
+    if (u < 0) return i;
   }
-  return candidates[candidates.length - 1]![0];
+  return last;
 }
 
 const noToken = () =>

@@ -145,6 +145,43 @@ describe('a padded LM head (more logits than tokenizer ids)', () => {
 });
 
 describe('sampling edges', () => {
+  it('sampleToken draws exactly the distribution of temperature, then top-k, then top-p (ties included)', () => {
+    // the reference: transformers' warpers on ids sorted by value, ties by id
+    const reference = (row: Float32Array, T: number, k: number, p: number) => {
+      const ids = Array.from(row.keys()).sort((a, b) => row[b]! - row[a]! || a - b);
+      const kth = k > 0 && k < row.length ? row[ids[k - 1]!]! : Number.NEGATIVE_INFINITY;
+      const kept = ids.filter((i) => row[i]! >= kth);
+      const e = kept.map((i) => Math.exp((row[i]! - row[kept[0]!]!) / T));
+      const sum = e.reduce((a, b) => a + b, 0);
+      let n = kept.length;
+      if (p < 1) for (let c = 0, j = (n = 0); j < kept.length && c < p; j++, n++) c += e[j]! / sum;
+      const nucleus = e.slice(0, n).reduce((a, b) => a + b, 0);
+      const want = new Float64Array(row.length);
+      for (let j = 0; j < n; j++) want[kept[j]!] = e[j]! / nucleus;
+      return want;
+    };
+    const values = createRng(9);
+    for (const [T, k, p] of [
+      [1, 0, 1],
+      [0.7, 0, 0.9],
+      [1, 5, 1],
+      [2, 3, 0.5],
+      [0.5, 0, 0.3],
+      [1, 0, 1e-9],
+      [1, 50, 0.95],
+    ]) {
+      const row = new Float32Array(40).map(() => Math.round(values() * 8) / 2); // many ties
+      const want = reference(row, T!, k!, p!);
+      // every draw u in a fine sweep of [0, 1): the share of u that picks each id
+      const got = new Float64Array(40);
+      const N = 50_000;
+      for (let j = 0; j < N; j++)
+        got[sampleToken(row, { temperature: T!, topK: k!, topP: p! }, () => (j + 0.5) / N)]! += 1 / N;
+      const distance = want.reduce((d, x, i) => d + Math.abs(x - got[i]!) / 2, 0);
+      expect(distance, `T ${T}, top-k ${k}, top-p ${p}`).toBeLessThan(1e-3); // the sweep's grain: 40 ids x 1 / N
+    }
+  });
+
   it('top-k keeps every id tied with the k-th, as transformers does', () => {
     const rng = createRng(1);
     const picked = new Set<number>();
