@@ -142,6 +142,38 @@ const room = (rows: readonly Row[]) => Math.max(0, ...rows.map((r) => r.req.maxN
 const MAX_ADMISSION_WAIT = 8;
 
 /**
+ * Rows prefilled together are padded to the longest prompt: a group is split where its padding would
+ * exceed both this many positions and `PAD_SHARE` of its real ones (one long prompt must not make
+ * short ones wait for, and compute, its length).
+ */
+const PAD_SLACK = 64;
+const PAD_SHARE = 0.25;
+
+/** Positions per row per prefill run, at least (`prefillChunk` is shared by the rows of a group). */
+const MIN_ROW_CHUNK = 16;
+
+/** `rows` in groups of similar prompt length, shortest first (see `PAD_SLACK`). */
+export function lengthGroups<T extends { req: { promptIds: readonly number[] } }>(rows: readonly T[]): T[][] {
+  const sorted = [...rows].sort((a, b) => a.req.promptIds.length - b.req.promptIds.length);
+  const groups: T[][] = [];
+  let group: T[] = [];
+  let real = 0;
+  for (const r of sorted) {
+    const n = r.req.promptIds.length; // the longest so far: the group's width with it
+    const padding = n * (group.length + 1) - (real + n);
+    if (group.length > 0 && padding > Math.max(PAD_SLACK, PAD_SHARE * (real + n))) {
+      groups.push(group);
+      group = [];
+      real = 0;
+    }
+    group.push(r);
+    real += n;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
+
+/**
  * Continuous batching over one decoder session: rows are submitted at any time and join the running
  * batch at the next step (their prompts are prefilled together, with logits only for the last
  * position, and their cache is merged with the running one); each row leaves the batch when it stops
@@ -158,6 +190,8 @@ export class DecodeEngine {
   private admitting: Row[] = [];
   /** Steps decoded while rows waited for a group of free slots. */
   private waited = 0;
+  /** A decoding step of the running batch failed (not a new rows' prefill): every row shares it. */
+  private stepFailed = false;
   private row = new Float32Array(0);
   private submitted = 0;
   private base = new Float32Array(0);
@@ -250,8 +284,7 @@ export class DecodeEngine {
   private async loop(): Promise<void> {
     while (this.pending.length > 0 || this.active.length > 0) {
       try {
-        for (const r of [...this.pending, ...this.active])
-          if (r.req.signal?.aborted || this.closed) r.finish = 'abort';
+        this.markAborted([...this.pending, ...this.active]);
         this.dropFinished();
         // admit waiting rows in groups: each prefill reads every weight once, so admitting rows one by
         // one as others finish costs a pass each; wait for a quarter of the batch to free up, unless
@@ -263,20 +296,29 @@ export class DecodeEngine {
         if (waiting && (this.active.length === 0 || room >= group || this.waited >= MAX_ADMISSION_WAIT)) {
           this.waited = 0;
           this.admitting = this.pending.splice(0, room);
-          await this.admit(this.admitting);
-          this.admitting = [];
+          try {
+            for (const group of lengthGroups(this.admitting)) await this.admit(group);
+          } catch (error) {
+            if (this.stepFailed) throw error;
+            // the new rows' prefill failed (out of memory for their length...): they alone fail;
+            // the running batch and its cache are untouched
+            for (const r of this.admitting) if (!this.active.includes(r)) r.reject(error);
+          } finally {
+            this.admitting = [];
+          }
         } else if (this.active.length > 0) {
           if (waiting) this.waited++;
           await this.step();
         }
         this.dropFinished();
       } catch (error) {
-        // an onnxruntime run failed (out of memory...): every row of the batch shares it
+        // a decoding step failed (out of memory...): every row of the batch shares it
         for (const r of [...this.active, ...this.admitting, ...this.pending]) r.reject(error);
         this.active = [];
         this.admitting = [];
         this.pending.length = 0;
         this.cache = null;
+        this.stepFailed = false;
       }
     }
   }
@@ -298,8 +340,11 @@ export class DecodeEngine {
     }
     const limit = width + room(rows);
     const prompts = { batch: rows.length, width, ids, mask: rows.flatMap((r) => r.mask), positions: pos };
+    // prefillChunk positions per run over all the group's rows (a run blocks this thread: running
+    // streams and other requests wait for it), at least MIN_ROW_CHUNK per row (or prefillChunk itself)
+    const chunk = this.options.prefillChunk;
     const plan = {
-      chunk: this.options.prefillChunk,
+      chunk: chunk > 0 ? Math.max(Math.min(chunk, MIN_ROW_CHUNK), Math.floor(chunk / rows.length)) : 0,
       logitsFrom: width - 1,
       fetch: this.fetch,
       window: this.options.slidingWindow,
@@ -320,6 +365,13 @@ export class DecodeEngine {
         }
         return;
       }
+      // the running rows go on between the chunks: a long prompt does not stall their streams
+      this.markAborted(this.active);
+      this.dropFinished();
+      if (this.active.length > 0) {
+        await this.step();
+        this.dropFinished();
+      }
     }
     const { out, cache } = done!;
     this.choose(rows, out);
@@ -335,8 +387,22 @@ export class DecodeEngine {
     this.active = [...this.active, ...rows];
   }
 
-  /** One decoding step for every running row. */
+  /** Marks the rows whose request was aborted (or all, once the engine is closed) to end. */
+  private markAborted(rows: readonly Row[]): void {
+    for (const r of rows) if (r.req.signal?.aborted || this.closed) r.finish = 'abort';
+  }
+
+  /** One decoding step for every running row; a failure is the whole batch's (`stepFailed`). */
   private async step(): Promise<void> {
+    try {
+      await this.decodeStep();
+    } catch (error) {
+      this.stepFailed = true;
+      throw error;
+    }
+  }
+
+  private async decodeStep(): Promise<void> {
     const rows = this.active;
     const cache = this.cache!;
     // each row's mask over the cache, then its free slots (hidden), then the token fed now

@@ -44,7 +44,9 @@ export interface LoadOptions extends SessionOptions, ResolveOptions {
    * 2 GiB less memory). Results agree with a whole-prompt prefill to float rounding (the same
    * products, summed in another order). Applies where the engine keeps the cache in its buffers and
    * slices the LM head (`ModelInfo.cacheMode` `slots`, `logitsMode` `patched`), without a sliding
-   * window; `ModelInfo.prefillChunk` is 0 elsewhere.
+   * window; `ModelInfo.prefillChunk` is 0 elsewhere. Rows prefilled together share it (each gets
+   * `prefillChunk / rows`, at least 16 or `prefillChunk`), and running rows decode a step between the
+   * chunks of rows joining them.
    */
   prefillChunk?: number;
 }

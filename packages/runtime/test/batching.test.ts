@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { lengthGroups } from '../src/decode-engine.js';
 import { GenerationAbortedError, loadModel } from '../src/index.js';
 import { diverseModelDir, PROMPTS, streamInBackground } from './helpers.js';
 
@@ -155,6 +156,70 @@ describe('continuous batching', () => {
     }
     expect(model.load).toEqual({ queued: 0, decoding: 0 });
     expect((await model.generate(PROMPTS[1]!, opts))[0]!.tokenIds).toEqual(want!.tokenIds);
+    await model.dispose();
+  });
+
+  it('rows admitted together are grouped by prompt length: one long prompt is not padding for short ones', () => {
+    const row = (n: number) => ({ req: { promptIds: new Array<number>(n).fill(1) } });
+    const lengths = (groups: { req: { promptIds: number[] } }[][]) =>
+      groups.map((g) => g.map((r) => r.req.promptIds.length));
+    // the audit's case: seven short prompts and a 1,417-token one arriving together
+    expect(lengths(lengthGroups([row(1417), ...new Array(7).fill(0).map(() => row(19))]))).toEqual([
+      [19, 19, 19, 19, 19, 19, 19],
+      [1417],
+    ]);
+    // padding within 64 positions (or a quarter of the real ones) stays one pass
+    expect(lengths(lengthGroups([row(30), row(10), row(50)]))).toEqual([[10, 30, 50]]);
+    expect(lengths(lengthGroups([row(300), row(400), row(350)]))).toEqual([[300, 350, 400]]);
+    expect(lengths(lengthGroups([row(10), row(200), row(210)]))).toEqual([[10], [200, 210]]);
+    expect(lengthGroups([])).toEqual([]);
+  });
+
+  it('a long prompt joining the batch is prefilled in chunks with decoding steps between them', async () => {
+    const dir = await diverseModelDir();
+    const model = await loadModel(dir, { log: () => {}, prefillChunk: 8 });
+    const opts = { maxNewTokens: 40, ignoreEos: true } as const;
+    const long = { promptIds: Array.from({ length: 120 }, (_, i) => 20 + (i % 300)) };
+    const [aloneA] = await model.generate(PROMPTS[0]!, opts);
+    const [aloneB] = await model.generate(long, { maxNewTokens: 5 });
+    const run = vi.spyOn(model.session, 'run');
+    const first = streamInBackground(model, PROMPTS[0]!, opts, 3);
+    await first.started;
+    run.mockClear();
+    const [joined] = await model.generate(long, { maxNewTokens: 5 });
+    const kinds = run.mock.calls.map(([step]) =>
+      step.seq === 1 ? `step of ${step.batch}` : `prefill ${step.seq}`,
+    );
+    // 120 positions in chunks of 8: 15 runs, each followed by one step of the running row but the last
+    const prefills = kinds.filter((k) => k.startsWith('prefill'));
+    expect(prefills).toEqual(new Array(15).fill('prefill 8'));
+    const between = kinds.slice(kinds.indexOf('prefill 8'), kinds.lastIndexOf('prefill 8') + 1);
+    expect(between).toEqual(new Array(29).fill(0).map((_, i) => (i % 2 === 0 ? 'prefill 8' : 'step of 1')));
+    expect(kinds.slice(kinds.lastIndexOf('prefill 8') + 1)).toContain('step of 2'); // then decoded together
+    expect(joined!.tokenIds).toEqual(aloneB!.tokenIds);
+    expect(await first.ids).toEqual(aloneA!.tokenIds);
+    await model.dispose();
+  });
+
+  it('a failed prefill of new rows fails them alone: the running batch and its cache go on', async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {} });
+    const opts = { maxNewTokens: 30, ignoreEos: true } as const;
+    const [alone] = await model.generate(PROMPTS[0]!, opts);
+    const first = streamInBackground(model, PROMPTS[0]!, opts, 3);
+    await first.started;
+    const run = model.session.run.bind(model.session);
+    const spy = vi.spyOn(model.session, 'run').mockImplementation((step) => {
+      if (step.past === null) return Promise.reject(new Error('out of memory (simulated)'));
+      return run(step);
+    });
+    await expect(model.generate(PROMPTS[3]!, { maxNewTokens: 4 })).rejects.toThrow(
+      'out of memory (simulated)',
+    );
+    spy.mockRestore();
+    expect(await first.ids).toEqual(alone!.tokenIds);
+    // and the engine takes new rows again
+    const [after] = await model.generate(PROMPTS[1]!, { maxNewTokens: 4 });
+    expect(after!.tokenIds).toHaveLength(4);
     await model.dispose();
   });
 });
