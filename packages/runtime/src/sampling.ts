@@ -77,7 +77,7 @@ let sorted = new Float32Array(0);
 function kthLargest(row: Float32Array, k: number): number {
   if (sorted.length < row.length) sorted = new Float32Array(row.length);
   let n = 0;
-  for (let i = 0; i < row.length; i++) if (row[i] === row[i]) sorted[n++] = row[i]!;
+  for (let i = 0; i < row.length; i++) if (!Number.isNaN(row[i]!)) sorted[n++] = row[i]!;
   const values = sorted.subarray(0, n).sort(); // ascending
   return values[Math.max(0, n - k)]!;
 }

@@ -154,7 +154,10 @@ describe('sampling edges', () => {
       const e = kept.map((i) => Math.exp((row[i]! - row[kept[0]!]!) / T));
       const sum = e.reduce((a, b) => a + b, 0);
       let n = kept.length;
-      if (p < 1) for (let c = 0, j = (n = 0); j < kept.length && c < p; j++, n++) c += e[j]! / sum;
+      if (p < 1) {
+        n = 0;
+        for (let c = 0; n < kept.length && c < p; n++) c += e[n]! / sum;
+      }
       const nucleus = e.slice(0, n).reduce((a, b) => a + b, 0);
       const want = new Float64Array(row.length);
       for (let j = 0; j < n; j++) want[kept[j]!] = e[j]! / nucleus;
