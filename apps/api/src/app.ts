@@ -134,12 +134,12 @@ export function createApp(options: ApiOptions): ApiApp {
     bodyLimit({
       maxSize: server.bodyLimit,
       onError: () => {
+        // the unread rest of the body makes the socket unusable: say so, or a keep-alive client
+        // would send its next request into a reset connection
         throw new ApiError(
           413,
           `The request body is larger than this server's limit of ${server.bodyLimit} bytes.`,
-          {
-            code: 'request_too_large',
-          },
+          { code: 'request_too_large', headers: { Connection: 'close' } },
         );
       },
     }),
@@ -150,7 +150,7 @@ export function createApp(options: ApiOptions): ApiApp {
     if (!result.success) throw zodToApiError(result.error as Parameters<typeof zodToApiError>[0]);
   };
   const runContext = (
-    c: { req: { raw: Request }; get(key: 'started'): number },
+    c: { req: { raw: Request }; get(key: 'started'): number; get(key: 'requestId'): string },
     route: string,
   ): RunContext => ({
     queue,
@@ -159,6 +159,7 @@ export function createApp(options: ApiOptions): ApiApp {
     route,
     started: c.get('started'),
     signal: c.req.raw.signal,
+    requestId: c.get('requestId'),
   });
 
   app.post('/v1/chat/completions', zValidator('json', chatRequestSchema, hook), async (c) => {

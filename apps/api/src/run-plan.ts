@@ -17,6 +17,16 @@ export interface RunContext {
   started: number;
   /** Aborted when the client disconnects. */
   signal: AbortSignal;
+  /** The response's `X-Request-Id`, for log lines. */
+  requestId: string;
+}
+
+/** The API error of a generation's failure; server errors (500) are logged with the request id. */
+function failure(ctx: RunContext, plan: Plan, error: unknown): ApiError {
+  const apiError = toApiError(error, plan.kind === 'chat' ? 'messages' : 'prompt');
+  if (apiError.status >= 500 && apiError.code !== 'server_shutting_down')
+    ctx.log(`${ctx.route} (${ctx.requestId}): ${(error as Error)?.stack ?? String(error)}`);
+  return apiError;
 }
 
 const encoder = new TextEncoder();
@@ -85,7 +95,7 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
     );
   } catch (error) {
     if (abort.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
-    throw toApiError(error, plan.kind === 'chat' ? 'messages' : 'prompt');
+    throw failure(ctx, plan, error);
   } finally {
     release();
   }
@@ -110,7 +120,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
   } catch (error) {
     release();
     if (abort.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
-    throw toApiError(error, plan.kind === 'chat' ? 'messages' : 'prompt');
+    throw failure(ctx, plan, error);
   }
 
   let ended = false;
@@ -177,7 +187,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
             return;
           }
           const apiError = toApiError(error);
-          ctx.log(`stream failed: ${(error as Error)?.stack ?? String(error)}`);
+          ctx.log(`stream failed (${ctx.requestId}): ${(error as Error)?.stack ?? String(error)}`);
           try {
             controller.enqueue(sse(apiError.body));
             controller.close();

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { serve as serveNode } from '@hono/node-server';
 import { type ApiApp, createApp } from './app.js';
+import { ApiError } from './errors.js';
 import type { ApiOptions } from './options.js';
 
 /** Options of `serve`: the app's options plus where to listen. */
@@ -17,9 +18,20 @@ export interface RunningServer {
   /** e.g. `http://127.0.0.1:8080` */
   url: string;
   port: number;
-  /** Stops accepting connections, ends open ones, and resolves when the server is closed. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting connections and resolves when the server is closed. Requests in flight get up to
+   * `grace` milliseconds to finish (default 0: open connections are ended at once); meanwhile new
+   * API requests on open connections are answered 503 `server_shutting_down`.
+   */
+  close(options?: { grace?: number }): Promise<void>;
 }
+
+/**
+ * Keep-alive sockets idle this long are closed (Node's default is 5 s). A request that arrives while
+ * a long onnxruntime run blocks the thread is read only after it: with the default, the socket's
+ * timer could fire first and reset a pooled client's connection.
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 /**
  * Starts the API on Node's HTTP server.
@@ -35,20 +47,40 @@ export interface RunningServer {
 export function serve(options: ServeOptions): Promise<RunningServer> {
   const { port = 8080, hostname = '127.0.0.1', ...appOptions } = options;
   const app = createApp(appOptions);
+  let draining = false;
+  const fetch: typeof app.fetch = (request, ...rest) => {
+    if (draining && new URL(request.url).pathname.startsWith('/v1/')) {
+      const error = new ApiError(503, 'the server is shutting down; retry on another instance', {
+        code: 'server_shutting_down',
+        headers: { Connection: 'close' },
+      });
+      return Response.json(error.body, { status: 503, headers: error.headers });
+    }
+    return app.fetch(request, ...rest);
+  };
   return new Promise((resolve, reject) => {
-    const server = serveNode({ fetch: app.fetch, port, hostname }, (info: AddressInfo) => {
+    const server = serveNode({ fetch, port, hostname }, (info: AddressInfo) => {
       const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
       resolve({
         app,
         url: `http://${host}:${info.port}`,
         port: info.port,
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done());
-            (server as { closeAllConnections?: () => void }).closeAllConnections?.();
-          }),
+        async close({ grace = 0 } = {}) {
+          draining = true;
+          const closed = new Promise<void>((done) => server.close(() => done()));
+          const http = server as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
+          http.closeIdleConnections?.();
+          const until = performance.now() + grace;
+          while (performance.now() < until && app.state.active + app.state.queued > 0)
+            await new Promise((r) => setTimeout(r, 50));
+          http.closeAllConnections?.();
+          await closed;
+        },
       });
     });
+    const http = server as { keepAliveTimeout?: number; headersTimeout?: number };
+    http.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    http.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1000;
     server.once('error', reject);
   });
 }

@@ -66,8 +66,8 @@ describe('serve', () => {
     }
   });
 
-  it('stops on Ctrl-C in the middle of generations without an error in its log', async () => {
-    const s = startServe(['--model', `tiny=${model}`]);
+  it('with --shutdown-grace 0, stops on Ctrl-C in the middle of generations without an error in its log', async () => {
+    const s = startServe(['--model', `tiny=${model}`, '--shutdown-grace', '0']);
     const url = await s.url;
     const body = (stream: boolean) =>
       JSON.stringify({
@@ -93,6 +93,61 @@ describe('serve', () => {
     await plain;
     expect(s.stderr()).toContain('stopping...');
     expect(s.stderr()).not.toMatch(/stream failed|disposed|Error/);
+  });
+
+  it('on Ctrl-C, requests in flight finish (--shutdown-grace, default 10 s); a second Ctrl-C stops at once', async () => {
+    const s = startServe(['--model', `tiny=${model}`]);
+    const url = await s.url;
+    const answer = fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'Hi' }],
+        max_tokens: 300,
+        logit_bias: { 2: -100 },
+        rules: false,
+        stream: true,
+      }),
+    });
+    const reader = (await answer).body!.getReader();
+    await reader.read(); // under way
+    s.child.kill('SIGINT');
+    let text = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    expect(text).toContain('"finish_reason":"length"');
+    expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+    expect(await s.exited).toBe(0);
+    expect(s.stderr()).toMatch(/stopping: 1 request\(s\) in flight get up to 10 s to finish/);
+
+    // a second signal does not wait
+    const again = startServe(['--model', `tiny=${model}`, '--shutdown-grace', '600']);
+    const againUrl = await again.url;
+    const long = fetch(`${againUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'Hi' }],
+        max_tokens: 5000,
+        logit_bias: { 2: -100 },
+        rules: false,
+        stream: true,
+      }),
+    });
+    const longReader = (await long).body!.getReader();
+    await longReader.read();
+    again.child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    again.child.kill('SIGINT');
+    expect(await again.exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await longReader.read().catch(() => {});
   });
 
   it('a port in use is an error that says what to do (exit 1)', async () => {

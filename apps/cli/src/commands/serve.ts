@@ -33,6 +33,7 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   playground: boolean;
   cors?: string;
   json?: boolean;
+  shutdownGrace: number;
 }
 
 /**
@@ -126,13 +127,30 @@ async function run(flags: ServeFlags): Promise<void> {
     );
     await new Promise<void>((resolve) => {
       const stop = () => {
-        note('stopping...');
+        const busy = server.app.state.active + server.app.state.queued;
+        note(
+          busy > 0 && flags.shutdownGrace > 0
+            ? `stopping: ${busy} request(s) in flight get up to ${flags.shutdownGrace} s to finish (new ones get 503; Ctrl-C again stops now)`
+            : 'stopping...',
+        );
         resolve();
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
-    await server.close();
+    // a second signal ends the wait
+    let force!: () => void;
+    const forced = new Promise<void>((r) => {
+      force = r;
+    });
+    process.once('SIGINT', force);
+    process.once('SIGTERM', force);
+    await Promise.race([
+      server.close({ grace: flags.shutdownGrace * 1000 }),
+      forced.then(() => server.close()),
+    ]);
+    process.off('SIGINT', force);
+    process.off('SIGTERM', force);
   } finally {
     for (const m of opened) await m.model.dispose();
   }
@@ -177,7 +195,13 @@ export function registerServe(program: Command): void {
       '--cors <origins>',
       'let web pages on these origins call the API (comma-separated, or * for any); preflights skip the API key',
     )
-    .option('--json', 'also print {"url","models",...} as one JSON line on stdout once listening');
+    .option('--json', 'also print {"url","models",...} as one JSON line on stdout once listening')
+    .option(
+      '--shutdown-grace <seconds>',
+      'on SIGINT/SIGTERM, let requests in flight finish for up to this long (new ones get 503)',
+      intArg(0, 3600),
+      10,
+    );
   addLoadOptions(cmd)
     .addHelpText(
       'after',

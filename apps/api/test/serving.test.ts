@@ -1,0 +1,72 @@
+import type { Model } from '@implicit-it/runtime';
+import { describe, expect, it } from 'vitest';
+import { createApp, serve } from '../src/index.js';
+import { json, tinyModel } from './helpers.js';
+
+const chat = (extra: Record<string, unknown> = {}) => ({
+  model: 'tiny',
+  messages: [{ role: 'user', content: 'Write a poem about the sea.' }],
+  ...extra,
+});
+
+describe('serving: shutdown, server errors, oversized bodies', () => {
+  it('close({ grace }) lets requests in flight finish; close() alone ends them', async () => {
+    const model = await tinyModel();
+    for (const grace of [30_000, 0]) {
+      const server = await serve({ models: [{ id: 'tiny', model }], port: 0, log: () => {} });
+      // a generation long enough to be running when the server is told to stop
+      const eos = model.info.eosIds[0]!;
+      const body = chat({ max_tokens: 400, rules: false, logit_bias: { [eos]: -100 } });
+      const answer = fetch(`${server.url}/v1/chat/completions`, json(body)).then(
+        async (res) => ({ status: res.status, body: await res.json() }),
+        (error: Error) => ({ status: 0, body: error.message }),
+      );
+      const started = Date.now();
+      while (server.app.state.active === 0 && Date.now() - started < 10_000)
+        await new Promise((r) => setTimeout(r, 5));
+      expect(server.app.state.active).toBe(1);
+      await server.close({ grace });
+      const got = await answer;
+      if (grace > 0) {
+        expect(got.status).toBe(200);
+        expect(got.body.usage.completion_tokens).toBe(400);
+      } else expect(got.status).toBe(0); // the connection was ended
+      // either way the generation is over (finished, or aborted with its connection)
+      while (server.app.state.active > 0) await new Promise((r) => setTimeout(r, 5));
+    }
+  });
+
+  it('a server error (500) is logged with its request id, streamed or not', async () => {
+    const model = await tinyModel();
+    const failing = new Proxy(model, {
+      get(target, key, receiver) {
+        if (key === 'stream')
+          // biome-ignore lint/correctness/useYield: fails before the first part, as a broken session would
+          return async function* () {
+            throw new Error('the session broke (simulated)');
+          };
+        return Reflect.get(target, key, receiver);
+      },
+    }) as Model;
+    const lines: string[] = [];
+    const app = createApp({ models: [{ id: 'tiny', model: failing }], log: (l) => lines.push(l) });
+    for (const stream of [false, true]) {
+      lines.length = 0;
+      const res = await app.request('/v1/chat/completions', json(chat({ max_tokens: 4, stream })));
+      expect(res.status).toBe(500);
+      const id = res.headers.get('X-Request-Id');
+      expect(id).toMatch(/^req_[0-9a-f]{32}$/);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`/v1/chat/completions (${id}): Error: the session broke (simulated)`);
+    }
+  });
+
+  it('an oversized body gets 413 with Connection: close (its unread rest makes the socket unusable)', async () => {
+    const model = await tinyModel();
+    const app = createApp({ models: [{ id: 'tiny', model }], log: () => {}, bodyLimit: 1024 });
+    const res = await app.request('/v1/chat/completions', json(chat({ pad: 'x'.repeat(4096) })));
+    expect(res.status).toBe(413);
+    expect(res.headers.get('Connection')).toBe('close');
+    expect((await res.json()).error.code).toBe('request_too_large');
+  });
+});
