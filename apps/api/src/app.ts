@@ -14,7 +14,7 @@ import { Metrics } from './metrics.js';
 import { type ApiOptions, type ResolvedApiOptions, resolveApiOptions } from './options.js';
 import { planChat, planCompletion, RuleCache } from './plan.js';
 import { type PlaygroundConfig, playgroundPage } from './playground/page.js';
-import { type RunContext, runComplete, runStream } from './run-plan.js';
+import { busy, type RunContext, runComplete, runStream } from './run-plan.js';
 import { chatRequestSchema, completionRequestSchema } from './schemas.js';
 import { zodToApiError } from './validation.js';
 import { WorkQueue } from './work-queue.js';
@@ -162,13 +162,19 @@ export function createApp(options: ApiOptions): ApiApp {
     requestId: c.get('requestId'),
   });
 
+  // a full server answers 429 before tokenizing: a long prompt costs the thread a while
+  const refuseWhenFull = () => {
+    if (queue.full) throw busy(queue, metrics);
+  };
   app.post('/v1/chat/completions', zValidator('json', chatRequestSchema, hook), async (c) => {
+    refuseWhenFull();
     const plan = planChat(c.req.valid('json'), server, rules);
     const ctx = runContext(c, '/v1/chat/completions');
     return plan.stream ? runStream(plan, ctx) : runComplete(plan, ctx);
   });
 
   app.post('/v1/completions', zValidator('json', completionRequestSchema, hook), async (c) => {
+    refuseWhenFull();
     const plan = planCompletion(c.req.valid('json'), server, rules);
     const ctx = runContext(c, '/v1/completions');
     return plan.stream ? runStream(plan, ctx) : runComplete(plan, ctx);

@@ -45,15 +45,18 @@ async function acquire(ctx: RunContext, abort: AbortController): Promise<Release
   } catch {
     throw new ApiError(499, 'the client closed the request while it was queued', { code: 'client_closed' });
   }
-  if (release === null) {
-    ctx.metrics.inc('implicit_it_rejected_total');
-    throw new ApiError(
-      429,
-      `The server is busy: ${ctx.queue.active} generations are running and ${ctx.queue.depth} are waiting (its limit). Retry after the Retry-After header's seconds.`,
-      { type: 'rate_limit_error', code: 'queue_full', headers: { 'Retry-After': retryAfter(ctx.queue) } },
-    );
-  }
+  if (release === null) throw busy(ctx.queue, ctx.metrics);
   return release;
+}
+
+/** The 429 of a full queue (counted in `implicit_it_rejected_total`). */
+export function busy(queue: WorkQueue, metrics: Metrics): ApiError {
+  metrics.inc('implicit_it_rejected_total');
+  return new ApiError(
+    429,
+    `The server is busy: ${queue.active} generations are running and ${queue.depth} are waiting (its limit). Retry after the Retry-After header's seconds.`,
+    { type: 'rate_limit_error', code: 'queue_full', headers: { 'Retry-After': retryAfter(queue) } },
+  );
 }
 
 function linkedAbort(signal: AbortSignal): AbortController {

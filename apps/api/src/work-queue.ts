@@ -36,6 +36,11 @@ export class WorkQueue {
     return this.waiting.length;
   }
 
+  /** Every slot taken and the queue full: `acquire` would answer `null`. */
+  get full(): boolean {
+    return this.running >= this.concurrency && this.waiting.length >= this.maxQueued;
+  }
+
   private release(): Release {
     let done = false;
     return () => {

@@ -69,4 +69,38 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
     expect(res.headers.get('Connection')).toBe('close');
     expect((await res.json()).error.code).toBe('request_too_large');
   });
+
+  it('a full server answers 429 before tokenizing the prompt', async () => {
+    const model = await tinyModel();
+    let prompts = 0;
+    const counted = new Proxy(model, {
+      get(target, key, receiver) {
+        if (key === 'prompt')
+          return (...args: Parameters<Model['prompt']>) => {
+            prompts++;
+            return target.prompt(...args);
+          };
+        return Reflect.get(target, key, receiver);
+      },
+    }) as Model;
+    const app = createApp({
+      models: [{ id: 'tiny', model: counted }],
+      log: () => {},
+      concurrency: 1,
+      maxQueued: 0,
+    });
+    const eos = model.info.eosIds[0]!;
+    const running = app.request(
+      '/v1/chat/completions',
+      json(chat({ max_tokens: 300, logit_bias: { [eos]: -100 }, rules: false })),
+    );
+    while (app.state.active === 0) await new Promise((r) => setTimeout(r, 5));
+    const before = prompts;
+    expect(before).toBeGreaterThan(0);
+    const refused = await app.request('/v1/chat/completions', json(chat({ max_tokens: 4 })));
+    expect(refused.status).toBe(429);
+    expect((await refused.json()).error.code).toBe('queue_full');
+    expect(prompts).toBe(before); // not tokenized
+    expect((await running).status).toBe(200);
+  });
 });
