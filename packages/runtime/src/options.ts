@@ -39,7 +39,11 @@ export interface GenerateOptions {
   topK?: number;
   /** Sample from the smallest set of ids whose probability reaches p (after `topK`), in (0, 1]. Default 1. */
   topP?: number;
-  /** Seed of the sampler (default 0): the same seed gives the same output. */
+  /**
+   * Seed of the sampler (default 0): the same seed gives the same output for the same prompt run the
+   * same way. A row's logits differ by float rounding (about 1e-6) between batched and single runs,
+   * which can, rarely, move a draw that lands on a boundary between two ids to the other one.
+   */
   seed?: number;
   /** Keep generating past EOS until `maxNewTokens` (for benchmarks; vLLM's ignore_eos). */
   ignoreEos?: boolean;
