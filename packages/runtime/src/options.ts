@@ -3,6 +3,7 @@ import type { ChatMessage } from '@implicit-it/tokenizers';
 import type { FinishReason, TokenLogprob } from './decode-engine.js';
 import { GenerationError } from './errors.js';
 import type { LogitsProcessor } from './logits-processor.js';
+import type { ScoreOptions } from './score.js';
 
 /**
  * A prompt: an instruction (string), chat messages, raw text, or token ids you built yourself (with
@@ -134,7 +135,22 @@ const GENERATE_OPTIONS = [
 ] as const satisfies readonly (keyof GenerateOptions)[];
 
 /** The options of `score()`. */
-const SCORE_OPTIONS = ['format', 'addBos', 'rules', 'ranks', 'batchSize', 'onProgress', 'signal'] as const;
+const SCORE_OPTIONS = [
+  'format',
+  'addBos',
+  'rules',
+  'ranks',
+  'batchSize',
+  'onProgress',
+  'signal',
+] as const satisfies readonly (keyof ScoreOptions)[];
+
+// every option is listed (a new one missing here would be refused as unknown): a compile-time check
+type Unlisted =
+  | Exclude<keyof GenerateOptions, (typeof GENERATE_OPTIONS)[number]>
+  | Exclude<keyof ScoreOptions, (typeof SCORE_OPTIONS)[number]>;
+const _allListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void _allListed;
 
 /**
  * Refuses keys that are not options (a silently ignored `top_p` would sample with the default), with
@@ -144,8 +160,9 @@ function checkKnown(o: object, known: readonly string[], call: string): void {
   if (typeof o !== 'object' || o === null || Array.isArray(o))
     bad('options', `expected an object of ${call} options, got ${JSON.stringify(o) ?? String(o)}`);
   const squash = (k: string) => k.replace(/[_-]/g, '').toLowerCase();
-  for (const key of Object.keys(o)) {
-    if (known.includes(key)) continue;
+  for (const [key, value] of Object.entries(o)) {
+    // an option left undefined (a spread of optional fields) is no option given
+    if (known.includes(key) || value === undefined) continue;
     const meant = known.find((k) => squash(k) === squash(key));
     bad(
       key,
