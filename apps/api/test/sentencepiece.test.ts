@@ -1,6 +1,6 @@
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { loadModel, type Model } from '@implicit-it/runtime';
-import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { describeShared, tinyLlama2ModelOptions } from '@implicit-it/testkit';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApp } from '../src/index.js';
 import { json } from './helpers.js';
@@ -11,11 +11,7 @@ describeShared(
   () => {
     let model: Model;
     beforeAll(async () => {
-      const { dir } = await createTinyModel({
-        seed: 1,
-        tokenizerDir: sharedPath('fixtures/tokenizers/llama2'),
-        vocabSize: 32000,
-      });
+      const { dir } = await createTinyModel(tinyLlama2ModelOptions());
       model = await loadModel(dir, { log: () => {} });
     });
     afterAll(() => model?.dispose());

@@ -96,22 +96,26 @@ describe('serve', () => {
   });
 
   it('on Ctrl-C, requests in flight finish (--shutdown-grace, default 10 s); a second Ctrl-C stops at once', async () => {
+    // a streamed generation without end-of-sequence, under way once its first chunk is read
+    const streaming = async (url: string, maxTokens: number) => {
+      const res = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({
+          model: 'tiny',
+          messages: [{ role: 'user', content: 'Hi' }],
+          max_tokens: maxTokens,
+          logit_bias: { 2: -100 },
+          rules: false,
+          stream: true,
+        }),
+      });
+      const reader = res.body!.getReader();
+      await reader.read();
+      return reader;
+    };
     const s = startServe(['--model', `tiny=${model}`]);
-    const url = await s.url;
-    const answer = fetch(`${url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        model: 'tiny',
-        messages: [{ role: 'user', content: 'Hi' }],
-        max_tokens: 300,
-        logit_bias: { 2: -100 },
-        rules: false,
-        stream: true,
-      }),
-    });
-    const reader = (await answer).body!.getReader();
-    await reader.read(); // under way
+    const reader = await streaming(await s.url, 300);
     s.child.kill('SIGINT');
     let text = '';
     for (;;) {
@@ -126,21 +130,7 @@ describe('serve', () => {
 
     // a second signal does not wait
     const again = startServe(['--model', `tiny=${model}`, '--shutdown-grace', '600']);
-    const againUrl = await again.url;
-    const long = fetch(`${againUrl}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        model: 'tiny',
-        messages: [{ role: 'user', content: 'Hi' }],
-        max_tokens: 5000,
-        logit_bias: { 2: -100 },
-        rules: false,
-        stream: true,
-      }),
-    });
-    const longReader = (await long).body!.getReader();
-    await longReader.read();
+    const longReader = await streaming(await again.url, 5000);
     again.child.kill('SIGINT');
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();

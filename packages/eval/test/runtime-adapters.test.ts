@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createModel, forceGreedyToken, randomWeights, resolveConfig } from '@implicit-it/modelkit';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { loadModel, type Model } from '@implicit-it/runtime';
-import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { describeShared, tinyLlama2ModelOptions } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ContextLengthError,
@@ -304,11 +304,7 @@ describeShared(
   ['fixtures/tokenizers/llama2/tokenizer.json'],
   () => {
     it('scores each response as tokenized after its prompt (ratio_eval.py), then the EOS', async () => {
-      const { dir } = await createTinyModel({
-        seed: 1,
-        tokenizerDir: sharedPath('fixtures/tokenizers/llama2'),
-        vocabSize: 32000,
-      });
+      const { dir } = await createTinyModel(tinyLlama2ModelOptions());
       const model = await loadModel(dir, quiet);
       try {
         const seen: (string | readonly number[])[] = [];

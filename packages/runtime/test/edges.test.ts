@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createTinyModel } from '@implicit-it/modelkit/test';
-import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { describeShared, tinyLlama2ModelOptions } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRng,
@@ -359,11 +359,7 @@ describeShared(
   () => {
     let model: Model;
     beforeAll(async () => {
-      const { dir } = await createTinyModel({
-        seed: 1,
-        tokenizerDir: sharedPath('fixtures/tokenizers/llama2'),
-        vocabSize: 32000,
-      });
+      const { dir } = await createTinyModel(tinyLlama2ModelOptions());
       model = await loadModel(dir, { log: () => {} });
     });
     afterAll(() => model?.dispose());

@@ -164,3 +164,12 @@ export function tinyOlmoModelOptions() {
     padTokenId: 1,
   };
 }
+
+/**
+ * Options of modelkit's `createTinyModel` for a tiny model on the shared Llama-2 tokenizer
+ * (SentencePiece, its 32,000 ids). Use under `describeShared` with
+ * `fixtures/tokenizers/llama2/tokenizer.json`.
+ */
+export function tinyLlama2ModelOptions() {
+  return { seed: 1, tokenizerDir: sharedPath('fixtures', 'tokenizers', 'llama2'), vocabSize: 32000 };
+}
