@@ -131,12 +131,13 @@ describe('serve', () => {
     // a second signal does not wait
     const again = startServe(['--model', `tiny=${model}`, '--shutdown-grace', '600']);
     const longReader = await streaming(await again.url, 5000);
-    again.child.kill('SIGINT');
+    again.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();
-    again.child.kill('SIGINT');
+    again.child.kill('SIGINT'); // the other signal, as Ctrl-C after a SIGTERM
     expect(await again.exited).toBe(0);
     expect(Date.now() - t0).toBeLessThan(5000);
+    expect(again.stderr().match(/stopping/g)).toHaveLength(1); // the second signal forces, silently
     await longReader.read().catch(() => {});
   });
 

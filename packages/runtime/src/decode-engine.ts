@@ -372,6 +372,7 @@ export class DecodeEngine {
         await this.step();
         this.dropFinished();
       }
+      await this.admitShorter(width - (run.at + run.n));
     }
     const { out, cache } = done!;
     this.choose(rows, out);
@@ -385,6 +386,27 @@ export class DecodeEngine {
       if (r.mask.length < length) r.mask = [...new Array(length - r.mask.length).fill(0), ...r.mask];
     this.cache = this.cache.merge(cache!, length + room([...this.active, ...rows]));
     this.active = [...this.active, ...rows];
+  }
+
+  /**
+   * Between the chunks of a prefill with `remaining` positions still to run: requests that arrived
+   * meanwhile with shorter prompts are prefilled now, as far as the batch has room, instead of
+   * waiting for the whole of it. Their failure is theirs alone.
+   */
+  private async admitShorter(remaining: number): Promise<void> {
+    const waiting = this.admitting.filter((r) => !this.active.includes(r)).length;
+    const room = this.options.maxBatchSize - this.active.length - waiting;
+    if (room <= 0 || this.pending.length === 0) return;
+    const joining = this.pending.filter((r) => r.req.promptIds.length < remaining).slice(0, room);
+    if (joining.length === 0) return;
+    for (const r of joining) this.pending.splice(this.pending.indexOf(r), 1);
+    this.admitting.push(...joining);
+    try {
+      for (const group of lengthGroups(joining)) await this.admit(group);
+    } catch (error) {
+      if (this.stepFailed) throw error;
+      for (const r of joining) if (!this.active.includes(r)) r.reject(error);
+    }
   }
 
   /** Marks the rows whose request was aborted (or all, once the engine is closed) to end. */

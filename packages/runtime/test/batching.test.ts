@@ -222,4 +222,31 @@ describe('continuous batching', () => {
     expect(after!.tokenIds).toHaveLength(4);
     await model.dispose();
   });
+
+  it("a short request arriving during a long prompt's prefill is prefilled between its chunks, not after it", async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {}, prefillChunk: 8 });
+    const long = { promptIds: new Array<number>(160).fill(300) };
+    const [aloneLong] = await model.generate(long, { maxNewTokens: 4 });
+    const [aloneShort] = await model.generate(PROMPTS[2]!, { maxNewTokens: 3 });
+    const run = model.session.run.bind(model.session);
+    let longChunks = 0;
+    let short: Promise<number> | undefined;
+    vi.spyOn(model.session, 'run').mockImplementation((step) => {
+      if (step.seq > 1 && step.inputIds.every((id) => id === 300n)) {
+        longChunks++;
+        // the short request arrives while the long prompt's third chunk runs
+        if (longChunks === 3)
+          short = model.generate(PROMPTS[2]!, { maxNewTokens: 3 }).then(([r]) => {
+            expect(r!.tokenIds).toEqual(aloneShort!.tokenIds);
+            return longChunks; // how far the long prefill had come when the short one finished
+          });
+      }
+      return run(step);
+    });
+    const [joined] = await model.generate(long, { maxNewTokens: 4 });
+    expect(joined!.tokenIds).toEqual(aloneLong!.tokenIds);
+    expect(longChunks).toBe(20);
+    expect(await short!).toBeLessThan(10); // done long before the long prompt's 20 chunks
+    await model.dispose();
+  });
 });

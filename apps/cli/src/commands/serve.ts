@@ -125,19 +125,25 @@ async function run(flags: ServeFlags): Promise<void> {
         'Ctrl-C stops the server.',
       ].join('\n'),
     );
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        const busy = server.app.state.active + server.app.state.queued;
-        note(
-          busy > 0 && flags.shutdownGrace > 0
-            ? `stopping: ${busy} request(s) in flight get up to ${flags.shutdownGrace} s to finish (new ones get 503; Ctrl-C again stops now)`
-            : 'stopping...',
-        );
-        resolve();
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+    let stopped!: () => void;
+    const signalled = new Promise<void>((resolve) => {
+      stopped = resolve;
     });
+    const stop = () => {
+      const busy = server.app.state.active + server.app.state.queued;
+      note(
+        busy > 0 && flags.shutdownGrace > 0
+          ? `stopping: ${busy} request(s) in flight get up to ${flags.shutdownGrace} s to finish (new ones get 503; Ctrl-C again stops now)`
+          : 'stopping...',
+      );
+      stopped();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    await signalled;
+    // the first signal came: the other one's handler goes (a second signal forces, below)
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
     // a second signal ends the wait
     let force!: () => void;
     const forced = new Promise<void>((r) => {
