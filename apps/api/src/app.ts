@@ -36,7 +36,14 @@ export interface AppState {
 }
 
 /** A Hono app with the server's state attached. */
-export type ApiApp = Hono<Env> & { readonly state: AppState };
+export type ApiApp = Hono<Env> & {
+  readonly state: AppState;
+  /**
+   * Ends every generation in flight with 503 `server_shutting_down` (an error event in a stream);
+   * `serve`'s `close` calls it once its grace is over. New requests are still taken.
+   */
+  shutdown(): void;
+};
 
 /**
  * The OpenAI-compatible API as a Hono app: `POST /v1/chat/completions`, `POST /v1/completions`,
@@ -70,6 +77,7 @@ export function createApp(options: ApiOptions): ApiApp {
   });
 
   const app = new Hono<Env>();
+  const shutdown = new AbortController();
 
   app.onError((error, c) => {
     let apiError: ApiError;
@@ -159,6 +167,7 @@ export function createApp(options: ApiOptions): ApiApp {
     route,
     started: c.get('started'),
     signal: c.req.raw.signal,
+    shutdown: shutdown.signal,
     requestId: c.get('requestId'),
   });
 
@@ -246,6 +255,7 @@ export function createApp(options: ApiOptions): ApiApp {
   }
 
   return Object.assign(app, {
+    shutdown: () => shutdown.abort(new Error('the server is shutting down')),
     state: {
       options: server,
       metrics,

@@ -79,12 +79,7 @@ export function toApiError(error: unknown, promptParam = 'messages'): ApiError {
       code: 'invalid_rules',
     });
   }
-  if (ImplicitItError.isInstance(error) && error.code === 'runtime.released') {
-    return new ApiError(503, 'the server is shutting down; retry on another instance', {
-      code: 'server_shutting_down',
-      type: 'server_error',
-    });
-  }
+  if (ImplicitItError.isInstance(error) && error.code === 'runtime.released') return shuttingDown();
   if (error instanceof GenerationError) {
     const param =
       error.param === 'prompt' ? promptParam : (PARAM_NAMES[error.param ?? ''] ?? error.param ?? null);
@@ -98,5 +93,14 @@ export function toApiError(error: unknown, promptParam = 'messages'): ApiError {
   }
   return new ApiError(500, 'the server could not complete the request (see its log)', {
     code: 'internal_error',
+  });
+}
+
+/** The 503 of a server that stops: the request may be retried elsewhere. */
+export function shuttingDown(headers: Record<string, string> = {}): ApiError {
+  return new ApiError(503, 'the server is shutting down; retry on another instance', {
+    code: 'server_shutting_down',
+    type: 'server_error',
+    headers,
   });
 }

@@ -1,6 +1,6 @@
 import { ImplicitItError } from '@implicit-it/rules';
 import type { StreamPart } from '@implicit-it/runtime';
-import { ApiError, toApiError } from './errors.js';
+import { ApiError, shuttingDown, toApiError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { ResponseWriter, type TokenInfo } from './openai-format.js';
 import type { Plan } from './plan.js';
@@ -17,12 +17,15 @@ export interface RunContext {
   started: number;
   /** Aborted when the client disconnects. */
   signal: AbortSignal;
+  /** Aborted when the server stops (`ApiApp.shutdown`): generations end with 503 `server_shutting_down`. */
+  shutdown: AbortSignal;
   /** The response's `X-Request-Id`, for log lines. */
   requestId: string;
 }
 
 /** The API error of a generation's failure; server errors (500) are logged with the request id. */
 function failure(ctx: RunContext, plan: Plan, error: unknown): ApiError {
+  if (ctx.shutdown.aborted) return shuttingDown();
   const apiError = toApiError(error, plan.kind === 'chat' ? 'messages' : 'prompt');
   if (apiError.status >= 500 && apiError.code !== 'server_shutting_down')
     ctx.log(`${ctx.route} (${ctx.requestId}): ${(error as Error)?.stack ?? String(error)}`);
@@ -59,10 +62,13 @@ export function busy(queue: WorkQueue, metrics: Metrics): ApiError {
   );
 }
 
-function linkedAbort(signal: AbortSignal): AbortController {
+/** Aborted when the client leaves or the server stops. */
+function linkedAbort(ctx: RunContext): AbortController {
   const abort = new AbortController();
-  if (signal.aborted) abort.abort(signal.reason);
-  else signal.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
+  for (const signal of [ctx.signal, ctx.shutdown]) {
+    if (signal.aborted) abort.abort(signal.reason);
+    else signal.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
+  }
   return abort;
 }
 
@@ -73,7 +79,7 @@ function countPrompt(ctx: RunContext, plan: Plan): void {
 
 /** Runs a plan without streaming: one JSON response. */
 export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response> {
-  const abort = linkedAbort(ctx.signal);
+  const abort = linkedAbort(ctx);
   const release = await acquire(ctx, abort);
   const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
@@ -97,7 +103,7 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
       writer.complete({ text: finish.text, finishReason: finish.finishReason, usage: finish.usage, tokens }),
     );
   } catch (error) {
-    if (abort.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
+    if (ctx.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
     throw failure(ctx, plan, error);
   } finally {
     release();
@@ -112,7 +118,7 @@ const seconds = (ctx: RunContext) => (performance.now() - ctx.started) / 1000;
  * cancels the body: the generation is aborted at its next step and its slot freed.
  */
 export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> {
-  const abort = linkedAbort(ctx.signal);
+  const abort = linkedAbort(ctx);
   const release = await acquire(ctx, abort);
   const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
@@ -122,7 +128,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     first = await gen.next();
   } catch (error) {
     release();
-    if (abort.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
+    if (ctx.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
     throw failure(ctx, plan, error);
   }
 
@@ -182,6 +188,15 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
           next = await gen.next();
         } catch (error) {
           // the client went away, or the server shuts down (the model is disposed): nobody to tell
+          if (ctx.shutdown.aborted) {
+            // the server stops: the client is still there, and is told why its stream ends
+            try {
+              controller.enqueue(sse(shuttingDown().body));
+              controller.close();
+            } catch {}
+            end('error');
+            return;
+          }
           if (
             abort.signal.aborted ||
             (ImplicitItError.isInstance(error) && error.code === 'runtime.aborted')

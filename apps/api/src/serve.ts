@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { serve as serveNode } from '@hono/node-server';
 import { type ApiApp, createApp } from './app.js';
-import { ApiError } from './errors.js';
+import { shuttingDown } from './errors.js';
 import type { ApiOptions } from './options.js';
 
 /** Options of `serve`: the app's options plus where to listen. */
@@ -20,8 +20,9 @@ export interface RunningServer {
   port: number;
   /**
    * Stops accepting connections and resolves when the server is closed. Requests in flight get up to
-   * `grace` milliseconds to finish (default 0: open connections are ended at once); meanwhile new
-   * API requests on open connections are answered 503 `server_shutting_down`.
+   * `grace` milliseconds to finish (default 0); meanwhile new API requests on open connections are
+   * answered 503 `server_shutting_down`. Those still running then end with that error (a 503, or an
+   * error event that closes the stream), and open connections are closed.
    */
   close(options?: { grace?: number }): Promise<void>;
 }
@@ -50,10 +51,7 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
   let draining = false;
   const fetch: typeof app.fetch = (request, ...rest) => {
     if (draining && new URL(request.url).pathname.startsWith('/v1/')) {
-      const error = new ApiError(503, 'the server is shutting down; retry on another instance', {
-        code: 'server_shutting_down',
-        headers: { Connection: 'close' },
-      });
+      const error = shuttingDown({ Connection: 'close' });
       return Response.json(error.body, { status: 503, headers: error.headers });
     }
     return app.fetch(request, ...rest);
@@ -70,9 +68,15 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
           const closed = new Promise<void>((done) => server.close(() => done()));
           const http = server as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
           http.closeIdleConnections?.();
-          const until = performance.now() + grace;
-          while (performance.now() < until && app.state.active + app.state.queued > 0)
-            await new Promise((r) => setTimeout(r, 50));
+          const idle = () => app.state.active + app.state.queued === 0;
+          const wait = async (ms: number) => {
+            const until = performance.now() + ms;
+            while (performance.now() < until && !idle()) await new Promise((r) => setTimeout(r, 50));
+          };
+          await wait(grace);
+          // the rest end now, told so: a 503, or an error event closing the stream
+          app.shutdown();
+          await wait(2000);
           http.closeAllConnections?.();
           await closed;
         },

@@ -10,7 +10,7 @@ const chat = (extra: Record<string, unknown> = {}) => ({
 });
 
 describe('serving: shutdown, server errors, oversized bodies', () => {
-  it('close({ grace }) lets requests in flight finish; close() alone ends them', async () => {
+  it('close({ grace }) lets requests in flight finish; close() alone ends them with a 503', async () => {
     const model = await tinyModel();
     for (const grace of [30_000, 0]) {
       const server = await serve({ models: [{ id: 'tiny', model }], port: 0, log: () => {} });
@@ -30,10 +30,37 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
       if (grace > 0) {
         expect(got.status).toBe(200);
         expect(got.body.usage.completion_tokens).toBe(400);
-      } else expect(got.status).toBe(0); // the connection was ended
-      // either way the generation is over (finished, or aborted with its connection)
+      } else expect(got.status).toBe(503); // ended at once, told why
+      // either way the generation is over (finished, or ended by the shutdown)
       while (server.app.state.active > 0) await new Promise((r) => setTimeout(r, 5));
     }
+  });
+
+  it('requests still running when the grace is over end with 503 server_shutting_down, streamed or not', async () => {
+    const model = await tinyModel();
+    const server = await serve({ models: [{ id: 'tiny', model }], port: 0, log: () => {} });
+    const eos = model.info.eosIds[0]!;
+    const long = (stream: boolean) =>
+      fetch(
+        `${server.url}/v1/chat/completions`,
+        json(chat({ max_tokens: 480, rules: false, logit_bias: { [eos]: -100 }, stream })),
+      );
+    const plain = long(false);
+    const streamed = await long(true);
+    const reader = streamed.body!.getReader();
+    await reader.read(); // under way
+    await server.close({ grace: 100 });
+    const res = await plain;
+    expect(res.status).toBe(503);
+    expect((await res.json()).error.code).toBe('server_shutting_down');
+    let text = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    expect(text.trimEnd()).toMatch(/data: \{"error":\{[^\n]*"code":"server_shutting_down"\}\}$/);
+    expect(server.app.state.metrics.value('implicit_it_client_aborts_total')).toBe(0);
   });
 
   it('a server error (500) is logged with its request id, streamed or not', async () => {
