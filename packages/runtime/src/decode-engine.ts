@@ -297,12 +297,7 @@ export class DecodeEngine {
           this.waited = 0;
           this.admitting = this.pending.splice(0, room);
           try {
-            for (const group of lengthGroups(this.admitting)) await this.admit(group);
-          } catch (error) {
-            if (this.stepFailed) throw error;
-            // the new rows' prefill failed (out of memory for their length...): they alone fail;
-            // the running batch and its cache are untouched
-            for (const r of this.admitting) if (!this.active.includes(r)) r.reject(error);
+            for (const group of lengthGroups(this.admitting)) await this.admitOrFail(group);
           } finally {
             this.admitting = [];
           }
@@ -401,11 +396,20 @@ export class DecodeEngine {
     if (joining.length === 0) return;
     for (const r of joining) this.pending.splice(this.pending.indexOf(r), 1);
     this.admitting.push(...joining);
+    for (const group of lengthGroups(joining)) await this.admitOrFail(group);
+  }
+
+  /**
+   * `admit`, where a failed prefill (out of memory for these prompts' length...) fails these rows
+   * alone: the running batch, its cache and the other groups go on. A failed decoding step of the
+   * running batch (during the prefill's chunks) is everyone's: it is thrown on.
+   */
+  private async admitOrFail(rows: Row[]): Promise<void> {
     try {
-      for (const group of lengthGroups(joining)) await this.admit(group);
+      await this.admit(rows);
     } catch (error) {
       if (this.stepFailed) throw error;
-      for (const r of joining) if (!this.active.includes(r)) r.reject(error);
+      for (const r of rows) if (!this.active.includes(r)) r.reject(error);
     }
   }
 

@@ -220,6 +220,25 @@ describe('continuous batching', () => {
     // and the engine takes new rows again
     const [after] = await model.generate(PROMPTS[1]!, { maxNewTokens: 4 });
     expect(after!.tokenIds).toHaveLength(4);
+    // one admission of three length groups, the middle one's prefill failing: it alone fails, the
+    // longer group after it is still tried
+    const medium = { promptIds: new Array<number>(120).fill(300) };
+    const long = { promptIds: new Array<number>(230).fill(301) };
+    const solo = await Promise.all([PROMPTS[2]!, long].map((p) => model.generate(p, { maxNewTokens: 4 })));
+    vi.spyOn(model.session, 'run').mockImplementation((step) => {
+      if (step.past === null && step.inputIds[0] === 300n)
+        return Promise.reject(new Error('out of memory (simulated)'));
+      return run(step);
+    });
+    const results = await Promise.allSettled(
+      [PROMPTS[2]!, medium, long].map((p) => model.generate(p, { maxNewTokens: 4 })),
+    );
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason.message).toBe('out of memory (simulated)');
+    for (const k of [0, 2] as const)
+      expect((results[k] as PromiseFulfilledResult<{ tokenIds: number[] }[]>).value[0]!.tokenIds).toEqual(
+        solo[k === 0 ? 0 : 1]![0]!.tokenIds,
+      );
     await model.dispose();
   });
 
