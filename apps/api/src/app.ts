@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { zValidator } from '@hono/zod-validator';
 import { resolveRuleSpec } from '@implicit-it/rules';
 import { Hono } from 'hono';
@@ -78,6 +79,8 @@ export function createApp(options: ApiOptions): ApiApp {
 
   const app = new Hono<Env>();
   const shutdown = new AbortController();
+  // each request in flight (running, queued, being planned) listens to it until it ends
+  setMaxListeners(queue.concurrency + queue.maxQueued + 16, shutdown.signal);
 
   app.onError((error, c) => {
     let apiError: ApiError;

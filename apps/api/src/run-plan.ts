@@ -62,14 +62,19 @@ export function busy(queue: WorkQueue, metrics: Metrics): ApiError {
   );
 }
 
-/** Aborted when the client leaves or the server stops. */
-function linkedAbort(ctx: RunContext): AbortController {
+/**
+ * Aborted when the client leaves or the server stops. `unlink` when the request is over: the
+ * server's shutdown signal lives as long as the app and must not collect a listener per request.
+ */
+function linkedAbort(ctx: RunContext): AbortController & { unlink(): void } {
   const abort = new AbortController();
-  for (const signal of [ctx.signal, ctx.shutdown]) {
+  const listeners = [ctx.signal, ctx.shutdown].map((signal) => {
+    const listener = () => abort.abort(signal.reason);
     if (signal.aborted) abort.abort(signal.reason);
-    else signal.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
-  }
-  return abort;
+    else signal.addEventListener('abort', listener, { once: true });
+    return () => signal.removeEventListener('abort', listener);
+  });
+  return Object.assign(abort, { unlink: () => listeners.forEach((remove) => remove()) });
 }
 
 /** Counts a generation's prompt tokens as it starts (generated tokens are counted one by one). */
@@ -80,7 +85,10 @@ function countPrompt(ctx: RunContext, plan: Plan): void {
 /** Runs a plan without streaming: one JSON response. */
 export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response> {
   const abort = linkedAbort(ctx);
-  const release = await acquire(ctx, abort);
+  const release = await acquire(ctx, abort).catch((error) => {
+    abort.unlink();
+    throw error;
+  });
   const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
   try {
@@ -107,6 +115,7 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
     throw failure(ctx, plan, error);
   } finally {
     release();
+    abort.unlink();
   }
 }
 
@@ -119,7 +128,10 @@ const seconds = (ctx: RunContext) => (performance.now() - ctx.started) / 1000;
  */
 export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> {
   const abort = linkedAbort(ctx);
-  const release = await acquire(ctx, abort);
+  const release = await acquire(ctx, abort).catch((error) => {
+    abort.unlink();
+    throw error;
+  });
   const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
   const gen = plan.served.model.stream(plan.input, { ...plan.options, signal: abort.signal });
@@ -128,6 +140,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     first = await gen.next();
   } catch (error) {
     release();
+    abort.unlink();
     if (ctx.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
     throw failure(ctx, plan, error);
   }
@@ -140,6 +153,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     ended = true;
     if (cancelled) status = 'aborted';
     release();
+    abort.unlink();
     if (status === 'aborted') ctx.metrics.inc('implicit_it_client_aborts_total');
     ctx.metrics.observe('implicit_it_request_duration_seconds', { route: ctx.route }, seconds(ctx));
   };

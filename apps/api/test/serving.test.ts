@@ -130,4 +130,23 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
     expect(prompts).toBe(before); // not tokenized
     expect((await running).status).toBe(200);
   });
+
+  it('requests leave no listener on the server-wide shutdown signal (no leak, no MaxListeners warning)', async () => {
+    const model = await tinyModel();
+    // room for 2 + 2 requests in flight: listeners are allowed for 20
+    const app = createApp({ models: [{ id: 'tiny', model }], log: () => {}, concurrency: 2, maxQueued: 2 });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const post = async (body: Record<string, unknown>) =>
+        (await app.request('/v1/chat/completions', json(chat(body)))).text();
+      await Promise.all(Array.from({ length: 12 }, (_, i) => post({ max_tokens: 2, stream: i % 2 === 0 })));
+      for (let i = 0; i < 30; i++) await post({ max_tokens: 1, stream: i % 2 === 0 });
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
 });
