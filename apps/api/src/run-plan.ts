@@ -74,7 +74,11 @@ function linkedAbort(ctx: RunContext): AbortController & { unlink(): void } {
     else signal.addEventListener('abort', listener, { once: true });
     return () => signal.removeEventListener('abort', listener);
   });
-  return Object.assign(abort, { unlink: () => listeners.forEach((remove) => remove()) });
+  return Object.assign(abort, {
+    unlink: () => {
+      for (const remove of listeners) remove();
+    },
+  });
 }
 
 /** Counts a generation's prompt tokens as it starts (generated tokens are counted one by one). */
