@@ -41,14 +41,19 @@ function retryAfter(queue: WorkQueue): string {
   return String(Math.min(60, Math.max(1, Math.ceil(queue.depth / queue.concurrency))));
 }
 
-async function acquire(ctx: RunContext, abort: AbortController): Promise<Release> {
+/** A slot for the request; refused (499 left while queued, 429 full), the request is over: `abort` is unlinked. */
+async function acquire(ctx: RunContext, abort: ReturnType<typeof linkedAbort>): Promise<Release> {
   let release: Release | null;
   try {
     release = await ctx.queue.acquire(abort.signal);
   } catch {
+    abort.unlink();
     throw new ApiError(499, 'the client closed the request while it was queued', { code: 'client_closed' });
   }
-  if (release === null) throw busy(ctx.queue, ctx.metrics);
+  if (release === null) {
+    abort.unlink();
+    throw busy(ctx.queue, ctx.metrics);
+  }
   return release;
 }
 
@@ -89,10 +94,7 @@ function countPrompt(ctx: RunContext, plan: Plan): void {
 /** Runs a plan without streaming: one JSON response. */
 export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response> {
   const abort = linkedAbort(ctx);
-  const release = await acquire(ctx, abort).catch((error) => {
-    abort.unlink();
-    throw error;
-  });
+  const release = await acquire(ctx, abort);
   const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
   try {
@@ -132,10 +134,7 @@ const seconds = (ctx: RunContext) => (performance.now() - ctx.started) / 1000;
  */
 export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> {
   const abort = linkedAbort(ctx);
-  const release = await acquire(ctx, abort).catch((error) => {
-    abort.unlink();
-    throw error;
-  });
+  const release = await acquire(ctx, abort);
   const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
   const gen = plan.served.model.stream(plan.input, { ...plan.options, signal: abort.signal });

@@ -123,16 +123,17 @@ export function sampleToken(row: Float32Array, options: SamplingOptions, rng: ()
   const scale = 1 / temperature;
   let total = 0;
   let count = 0;
+  const nucleus = topP < 1;
   for (let i = 0; i < V; i++) {
     const v = row[i]!;
     if (v >= floor) {
       const e = Math.exp((v - max) * scale);
       w[i] = e;
       total += e;
-      sorted[count++] = v;
+      if (nucleus) sorted[count++] = v; // only top-p sorts the candidates
     } else w[i] = 0;
   }
-  if (topP < 1) {
+  if (nucleus) {
     // the nucleus: candidates by value, descending, until their probability reaches topP
     const values = sorted.subarray(0, count).sort();
     let cum = 0;

@@ -164,13 +164,16 @@ export class WindowDetokenizer implements Detokenizer {
    */
   private begin(context: readonly number[]): void {
     for (const id of context) this.checkId(id, 'createDetokenizer: context id');
-    const kept = this.skipped ? context.filter((id) => !this.skipped!(id)) : context;
-    if (kept.length === 0) return;
-    // the decoder's state at the end lies in the last three bytes: those of the last three tokens at most
+    // the last three ids that decode to text (the decoder's state at the end lies in the last three
+    // bytes: those of three tokens at most), last first
+    const last: number[] = [];
+    for (let i = context.length - 1; i >= 0 && last.length < 3; i--)
+      if (!this.skipped?.(context[i]!)) last.push(context[i]!);
+    if (last.length === 0) return;
     const bytes: number[] = [];
-    for (const id of kept.slice(-3)) bytes.push(...Array.from(this.tokenBytes(id)));
+    for (let k = last.length - 1; k >= 0; k--) bytes.push(...Array.from(this.tokenBytes(last[k]!)));
     if (incompleteTail(NONE, bytes).length > 0) return;
-    const id = kept[kept.length - 1]!;
+    const id = last[0]!;
     this.window = [id];
     this.contextCount = 1;
     this.contextLength = this.lengthOf(id);
