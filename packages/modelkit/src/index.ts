@@ -25,7 +25,16 @@ export {
   writeOnnxModel,
 } from './onnx/write-onnx.js';
 export { PRESETS, type PresetName } from './presets.js';
-export { dequantizeQ4, Q4_BLOCK_SIZES, type Q4Matrix, quantizeQ4 } from './quantize.js';
+export {
+  dequantizeQ4,
+  dequantizeQ8,
+  Q4_BLOCK_SIZES,
+  type Q4Matrix,
+  type Q8Tensor,
+  quantizeQ4,
+  quantizeQ8,
+  transposeInt8,
+} from './quantize.js';
 export { type ReferenceForwardOptions, type ReferenceModel, referenceForward } from './reference-forward.js';
 export { type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
 export { ropeTables } from './rope.js';

@@ -99,3 +99,69 @@ export function dequantizeQ4(q: Q4Matrix): Float32Array {
   }
   return out;
 }
+
+/**
+ * A weight tensor in per-tensor symmetric 8-bit form, as onnxruntime's dynamic quantizer
+ * (`quantize_dynamic`, IntegerOps mode, int8 weights: what transformers.js's `q8` files hold) stores
+ * it: value i is `data[i] * scale`, the zero point 0.
+ */
+export interface Q8Tensor {
+  /** the values, in the order given */
+  data: Int8Array;
+  scale: number;
+}
+
+/**
+ * Quantizes a tensor to 8 bits, one scale for all of it, the way onnxruntime's quantizer does for int8
+ * weights: symmetric over [-127, 127] (its range is the largest magnitude, 0 included), the scale that
+ * range / 127 as a float32 (1 for an all-zero tensor), and each value `round(v / scale)` (float32
+ * division, ties to even, as numpy's `round`). Throws a RangeError naming the index of a NaN or
+ * infinite value.
+ *
+ * @example
+ * const q = quantizeQ8(weight); // weight: the [1536, 576] gate_proj of a SmolLM2 layer
+ * q.data[0] * q.scale; // within q.scale / 2 of weight[0]
+ */
+export function quantizeQ8(values: Float32Array): Q8Tensor {
+  let amax = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (!Number.isFinite(v)) throw new RangeError(`value ${v} at index ${i}: an 8-bit tensor cannot hold it`);
+    const a = v < 0 ? -v : v;
+    if (a > amax) amax = a;
+  }
+  // (rmax - rmin) / (qmax - qmin) in float64, then float32; below float32's smallest normal: 1
+  const wide = (2 * amax) / 254;
+  const scale = wide < 2 ** -126 ? 1 : Math.fround(wide);
+  const data = new Int8Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const q = roundHalfEven(Math.fround(values[i]! / scale));
+    data[i] = Math.min(127, Math.max(-127, q));
+  }
+  return { data, scale };
+}
+
+function roundHalfEven(x: number): number {
+  const r = Math.round(x); // ties up
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** The float values a {@link Q8Tensor} stands for: `data[i] * scale`, in float32. */
+export function dequantizeQ8(q: Q8Tensor): Float32Array {
+  const out = new Float32Array(q.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = q.data[i]! * q.scale;
+  return out;
+}
+
+/** The [cols, rows] transpose of a [rows, cols] row-major int8 matrix. */
+export function transposeInt8(data: Int8Array, rows: number, cols: number): Int8Array {
+  if (data.length !== rows * cols) {
+    throw new RangeError(`expected ${rows} x ${cols} = ${rows * cols} values, got ${data.length}`);
+  }
+  const out = new Int8Array(data.length);
+  for (let r = 0; r < rows; r++) {
+    const row = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = data[row + c]!;
+  }
+  return out;
+}

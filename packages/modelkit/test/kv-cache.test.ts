@@ -8,6 +8,7 @@ import {
   createModel,
   type DecoderConfig,
   type DecoderGraphOptions,
+  graphFileName,
 } from '../src/index.js';
 import { emptyPast, i64, maxAbsDiff, type Past, step } from './ort-helpers.js';
 
@@ -222,14 +223,21 @@ describe('KV cache', () => {
 });
 
 describe('merged decoder (optimum decoder_model_merged.onnx)', () => {
-  it('one If on use_cache_branch: the plain graph logits without the past, then with it; q4 too', async () => {
-    for (const dtypes of [['fp32'], ['q4']] as const) {
+  it('one If on use_cache_branch: the plain graph logits without the past, then with it; q4 and q8 too', async () => {
+    for (const dtypes of [['fp32'], ['q4'], ['q8']] as const) {
       const out = mkdtempSync(join(tmpdir(), 'modelkit-merged-'));
       const plain = await createModel({ preset: 'tiny', seed: 5, out, dtypes });
-      const file = dtypes[0] === 'q4' ? 'model_q4.onnx' : 'model.onnx';
+      const file = graphFileName(dtypes[0]);
       const want = await ort.InferenceSession.create(join(plain.dir, 'onnx', file));
       const created = await createModel({ preset: 'tiny', seed: 5, out, dtypes, merged: true });
-      const mergedFile = dtypes[0] === 'q4' ? 'decoder_model_merged_q4.onnx' : 'decoder_model_merged.onnx';
+      const mergedFile = graphFileName(dtypes[0], true);
+      expect(mergedFile).toBe(
+        {
+          fp32: 'decoder_model_merged.onnx',
+          q4: 'decoder_model_merged_q4.onnx',
+          q8: 'decoder_model_merged_quantized.onnx',
+        }[dtypes[0]],
+      );
       expect(created.files).toContain(`onnx/${mergedFile}`);
       expect(created.removed).toContain(`onnx/${file}`); // the plain graph of the same dtype is replaced
       const graph = buildDecoderGraph(created.config, { merged: true, dtype: dtypes[0] });

@@ -196,8 +196,8 @@ describe('q4 graphs (onnx/model_q4.onnx)', () => {
 
   it('refuses dtypes it does not write, an empty list and a repeated one', async () => {
     for (const [dtypes, message] of [
-      [['fp16'], 'dtypes: modelkit writes fp32 and q4 weights, got "fp16"'],
-      [[], 'dtypes: expected a non-empty list of fp32, q4'],
+      [['fp16'], 'dtypes: modelkit writes fp32, q4 and q8 weights, got "fp16"'],
+      [[], 'dtypes: expected a non-empty list of fp32, q4, q8'],
       [['q4', 'q4'], 'dtypes: q4 is listed twice'],
     ] as const) {
       const out = tmp();

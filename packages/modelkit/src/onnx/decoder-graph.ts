@@ -26,8 +26,10 @@ export function valueInfoObject(v: GraphValue): Record<string, unknown> {
 }
 
 /**
- * One initializer of the weights, derived from a weight tensor: the tensor itself (`float32`), or the
- * packed 4-bit values or the scales of its {@link quantizeQ4} form (`q4-data`, `q4-scales`).
+ * One initializer of the weights, derived from a weight tensor: the tensor itself (`float32`), the
+ * packed 4-bit values or the scales of its {@link quantizeQ4} form (`q4-data`, `q4-scales`), or the
+ * int8 values (as they are for a gathered table, `q8-data`; transposed to [in, out] for
+ * `MatMulInteger`, `q8-data-t`) or the scale of its {@link quantizeQ8} form (`q8-scale`).
  */
 export interface GraphTensor {
   /** The weight it is made from. */
@@ -36,7 +38,7 @@ export interface GraphTensor {
   dims: number[];
   dataType: number;
   bytes: number;
-  form: 'float32' | 'q4-data' | 'q4-scales';
+  form: 'float32' | 'q4-data' | 'q4-scales' | 'q8-data' | 'q8-data-t' | 'q8-scale';
 }
 
 /** A built decoder graph: nodes and constants in `builder`, the weights it references, and its interface. */
@@ -51,10 +53,16 @@ export interface DecoderGraph {
 
 /**
  * How linear weights are stored, by the transformers.js dtype of the file (`onnx/model.onnx`,
- * `onnx/model_q4.onnx`): `fp32`, or `q4`: every linear layer, the LM head included, a `MatMulNBits`
- * (onnxruntime's contrib op) on blockwise symmetric 4-bit weights; embeddings and norms stay float32.
+ * `onnx/model_q4.onnx`, `onnx/model_quantized.onnx`): `fp32`; `q4`: every linear layer, the LM head
+ * included, a `MatMulNBits` (onnxruntime's contrib op) on blockwise symmetric 4-bit weights,
+ * embeddings and norms float32; or `q8`: what onnxruntime's dynamic quantizer writes (transformers.js's
+ * `q8` files): every linear layer's activation quantized to uint8 at run time, one scale per tensor
+ * (`DynamicQuantizeLinear`), times int8 weights with one scale each (`MatMulInteger`, `Cast`, `Mul`),
+ * and the embeddings gathered from an int8 table (`Gather`, `DequantizeLinear`); norms float32.
+ * Per-tensor activation scales make a row's logits depend a little on the other rows and positions
+ * computed with it.
  */
-export type WeightDtype = 'fp32' | 'q4';
+export type WeightDtype = 'fp32' | 'q4' | 'q8';
 
 /** `q4BlockSize` when not given: 32, as transformers.js's q4 files. */
 export const DEFAULT_Q4_BLOCK_SIZE = 32;
@@ -127,6 +135,7 @@ export function buildDecoderGraph(
 ): DecoderGraph {
   const g = new GraphBuilder();
   const q4 = options.dtype === 'q4';
+  const q8 = options.dtype === 'q8';
   const blockSize = options.q4BlockSize ?? DEFAULT_Q4_BLOCK_SIZE;
   if (q4 && !(Q4_BLOCK_SIZES as readonly number[]).includes(blockSize)) {
     throw new RangeError(`q4BlockSize must be one of ${Q4_BLOCK_SIZES.join(', ')}, got ${blockSize}`);
@@ -137,6 +146,9 @@ export function buildDecoderGraph(
   }
   // the quantized initializers of a linear weight, by the onnxruntime quantizer's names
   const q4Names = (weight: string) => ({ data: `${weight}_Q4`, scales: `${weight}_scales` });
+  const q8Names = (weight: string) => ({ data: `${weight}_quantized`, scale: `${weight}_scale` });
+  // the int8 weights' zero point (symmetric: 0), one for all of them
+  const q8Zero = q8 ? g.int8([0], []) : '';
   // a tied LM head reads a quantized copy of the embeddings (the Gather keeps the float32 table)
   const headWeight = config.tieWordEmbeddings ? 'lm_head.weight' : undefined;
   const halfKv = options.kvDtype === 'float16';
@@ -195,6 +207,16 @@ export function buildDecoderGraph(
     const cos = g.op('Unsqueeze', [g.op('Gather', [cosTable, positionIds], { axis: int(0) }), axis1]);
     const sin = g.op('Unsqueeze', [g.op('Gather', [sinTable, positionIds], { axis: int(0) }), axis1]);
 
+    // q8: each activation quantized once, however many linear layers read it (q, k and v read one)
+    const quantizedActivations = new Map<string, string[]>();
+    const quantizedActivation = (x: string): string[] => {
+      let q = quantizedActivations.get(x);
+      if (!q) {
+        q = g.opN('DynamicQuantizeLinear', [x], {}, [`${x}_quantized`, `${x}_scale`, `${x}_zero_point`]);
+        quantizedActivations.set(x, q);
+      }
+      return q;
+    };
     const flatShapes = new Map<number, string>();
     const linear = (
       x: string,
@@ -219,6 +241,15 @@ export function buildDecoderGraph(
           bias ? undefined : output,
           'com.microsoft',
         );
+        return bias ? g.op('Add', [y, bias], {}, output) : y;
+      }
+      if (q8) {
+        const names = q8Names(weight === 'model.embed_tokens.weight' ? headWeight! : weight);
+        const [xq, xScale, xZero] = quantizedActivation(x);
+        const product = g.op('MatMulInteger', [xq!, names.data, xZero!, q8Zero]);
+        const float = g.op('Cast', [product], { to: int(DataType.FLOAT) });
+        const scales = g.op('Mul', [xScale!, names.scale]);
+        const y = g.op('Mul', [float, scales], {}, bias ? undefined : output);
         return bias ? g.op('Add', [y, bias], {}, output) : y;
       }
       if (options.linear === 'matmul') {
@@ -283,7 +314,13 @@ export function buildDecoderGraph(
     const masked = g.float32([MASKED_SCORE], []);
 
     const present: string[] = [];
-    let x = g.op('Gather', ['model.embed_tokens.weight', 'input_ids'], { axis: int(0) });
+    let x = q8
+      ? g.op('DequantizeLinear', [
+          g.op('Gather', [q8Names('model.embed_tokens.weight').data, 'input_ids'], { axis: int(0) }),
+          q8Names('model.embed_tokens.weight').scale,
+          q8Zero,
+        ])
+      : g.op('Gather', ['model.embed_tokens.weight', 'input_ids'], { axis: int(0) });
     for (let i = 0; i < config.numHiddenLayers; i++) {
       const p = `model.layers.${i}`;
       const bias = (proj: string) => (config.attentionBias ? `${p}.self_attn.${proj}.bias` : undefined);
@@ -412,8 +449,27 @@ export function buildDecoderGraph(
       },
     );
   };
+  const int8 = (spec: WeightSpec, name: string, transposed: boolean) => {
+    const [rows, cols] = spec.shape as [number, number];
+    const names = q8Names(name);
+    tensors.push(
+      {
+        spec,
+        name: names.data,
+        dims: transposed ? [cols, rows] : [rows, cols],
+        dataType: DataType.INT8,
+        bytes: rows * cols,
+        form: transposed ? 'q8-data-t' : 'q8-data',
+      },
+      { spec, name: names.scale, dims: [], dataType: F32, bytes: 4, form: 'q8-scale' },
+    );
+  };
   for (const spec of weights) {
-    if (!q4 || spec.kind === 'norm' || spec.kind === 'bias') float(spec);
+    if (q8 && spec.kind !== 'norm' && spec.kind !== 'bias') {
+      // linear layers as MatMulInteger reads them ([in, out]); the embeddings as they are, gathered
+      int8(spec, spec.name, spec.kind === 'linear');
+      if (spec.kind === 'embedding' && headWeight) int8(spec, headWeight, true);
+    } else if (!q4 || spec.kind === 'norm' || spec.kind === 'bias') float(spec);
     else if (spec.kind === 'linear') quantized(spec, spec.name);
     else {
       float(spec); // the embeddings, gathered

@@ -116,6 +116,22 @@ export class GraphBuilder {
     return name;
   }
 
+  /** An int8 constant (dims `[]` for a scalar), deduplicated by value. */
+  int8(values: number[], dims: number[] = [values.length]): string {
+    const key = `i8:${dims.join('x')}:${values.join(',')}`;
+    const cached = this.constantCache.get(key);
+    if (cached) return cached;
+    const name = `/const_i8_${this.constants.length}`;
+    this.constants.push({
+      name,
+      dims,
+      dataType: DataType.INT8,
+      raw: new Uint8Array(Int8Array.from(values).buffer),
+    });
+    this.constantCache.set(key, name);
+    return name;
+  }
+
   /** A float32 constant; scalars deduplicated by value. */
   float32(values: Float32Array | number[], dims: number[] = [values.length], name?: string): string {
     const data = values instanceof Float32Array ? values : Float32Array.from(values);

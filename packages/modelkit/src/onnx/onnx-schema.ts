@@ -125,4 +125,4 @@ export function onnxType(name: string): protobuf.Type {
 }
 
 /** ONNX tensor element types used here. */
-export const DataType = { FLOAT: 1, UINT8: 2, INT64: 7, BOOL: 9, FLOAT16: 10 } as const;
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT64: 7, BOOL: 9, FLOAT16: 10 } as const;

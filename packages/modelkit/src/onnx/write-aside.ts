@@ -8,15 +8,21 @@ import { Q4_ACCURACY_LEVELS, type Q4Options, type WeightDtype } from './decoder-
 import { type WriteOnnxOptions, type WrittenOnnx, writeOnnxModel } from './write-onnx.js';
 
 /** The file of each weight dtype in `onnx/`, as transformers.js names them. */
-export const DTYPE_FILES: Record<WeightDtype, string> = { fp32: 'model.onnx', q4: 'model_q4.onnx' };
+export const DTYPE_FILES: Record<WeightDtype, string> = {
+  fp32: 'model.onnx',
+  q4: 'model_q4.onnx',
+  q8: 'model_quantized.onnx',
+};
 
 /**
  * A graph's file in `onnx/`: {@link DTYPE_FILES}, or for a merged decoder (`merged: true`) optimum's
- * `decoder_model_merged.onnx` / `decoder_model_merged_q4.onnx`.
+ * `decoder_model_merged.onnx` / `decoder_model_merged_q4.onnx` / `decoder_model_merged_quantized.onnx`.
  */
 export function graphFileName(dtype: WeightDtype, merged = false): string {
   return merged ? DTYPE_FILES[dtype].replace(/^model/, 'decoder_model_merged') : DTYPE_FILES[dtype];
 }
+
+const listed = (items: string[]) => `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
 
 /**
  * Throws a {@link ModelConfigError} (field `dtypes`) unless `dtypes` is a non-empty list of distinct
@@ -33,7 +39,7 @@ export function checkDtypes(dtypes: readonly WeightDtype[]): void {
     if (!Object.hasOwn(DTYPE_FILES, dtype)) {
       throw new ModelConfigError(
         'dtypes',
-        `modelkit writes ${Object.keys(DTYPE_FILES).join(' and ')} weights, got ${JSON.stringify(dtype)}`,
+        `modelkit writes ${listed(Object.keys(DTYPE_FILES))} weights, got ${JSON.stringify(dtype)}`,
       );
     }
     if (dtypes.indexOf(dtype) !== i) throw new ModelConfigError('dtypes', `${dtype} is listed twice`);

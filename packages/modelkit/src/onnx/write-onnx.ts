@@ -2,7 +2,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { DecoderConfig } from '../config.js';
 import { ModelWeightsError } from '../errors.js';
-import { type Q4Matrix, quantizeQ4 } from '../quantize.js';
+import { type Q4Matrix, type Q8Tensor, quantizeQ4, quantizeQ8, transposeInt8 } from '../quantize.js';
 import type { WeightSource } from '../weights.js';
 import {
   buildDecoderGraph,
@@ -43,25 +43,38 @@ export interface WrittenOnnx {
   external: boolean;
 }
 
-/** The bytes of one initializer, from its weight's values (quantized once, for both q4 parts). */
-function tensorBytes(
-  tensor: GraphTensor,
-  weight: { values: Float32Array; q4?: Q4Matrix },
-  blockSize: number,
-): Uint8Array {
-  if (tensor.form === 'float32') {
-    const v = weight.values;
-    return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-  }
+/** A weight's values, and its quantized forms once made. */
+interface CurrentWeight {
+  values: Float32Array;
+  q4?: Q4Matrix;
+  q8?: Q8Tensor;
+  q8Transposed?: Int8Array;
+}
+
+const bytesOf = (v: ArrayBufferView) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+
+/** The bytes of one initializer, from its weight's values (quantized once, for all its parts). */
+function tensorBytes(tensor: GraphTensor, weight: CurrentWeight, blockSize: number): Uint8Array {
+  if (tensor.form === 'float32') return bytesOf(weight.values);
   const [rows, cols] = tensor.spec.shape as [number, number];
+  if (tensor.form === 'q8-data' || tensor.form === 'q8-data-t' || tensor.form === 'q8-scale') {
+    try {
+      weight.q8 ??= quantizeQ8(weight.values);
+    } catch (error) {
+      throw new ModelWeightsError(tensor.spec.name, (error as Error).message);
+    }
+    if (tensor.form === 'q8-scale') return bytesOf(Float32Array.of(weight.q8.scale));
+    if (tensor.form === 'q8-data') return bytesOf(weight.q8.data);
+    weight.q8Transposed ??= transposeInt8(weight.q8.data, rows, cols);
+    return bytesOf(weight.q8Transposed);
+  }
   try {
     weight.q4 ??= quantizeQ4(weight.values, rows, cols, blockSize);
   } catch (error) {
     throw new ModelWeightsError(tensor.spec.name, (error as Error).message);
   }
   if (tensor.form === 'q4-data') return weight.q4.data;
-  const s = weight.q4.scales;
-  return new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
+  return bytesOf(weight.q4.scales);
 }
 
 /** Bytes per write call: one call cannot write 2 GiB or more. */
@@ -180,7 +193,7 @@ export function writeOnnxModel(
     writeAll(fd, Uint8Array.from([0x3a, ...varint(graphLength)]));
     writeAll(fd, graphBody);
     // the source is asked once per weight; its initializers follow one another
-    let current: { spec: GraphTensor['spec']; values: Float32Array; q4?: Q4Matrix } | undefined;
+    let current: (CurrentWeight & { spec: GraphTensor['spec'] }) | undefined;
     let index = 0;
     for (const r of records) {
       const { spec } = r.tensor;
