@@ -125,6 +125,13 @@ export class DecoderSession {
    */
   readonly q4AccuracyLevel: number | null;
   /**
+   * Whether the graph rounds activations to 8 bits with one scale per tensor at run time
+   * (`DynamicQuantizeLinear`, as 8-bit exports have it): a row's logits then move a little with the
+   * other rows and positions of its run (batching, prompt chunks), where a float graph's do not.
+   * False where the graph was not read (nothing patched), as `q4AccuracyLevel` is null there.
+   */
+  readonly dynamicQuantization: boolean;
+  /**
    * How the engine keeps the cache: `slots` in its own buffers, fetching each step's new keys/values
    * (patched graph), or `present` fed back whole.
    */
@@ -148,7 +155,14 @@ export class DecoderSession {
     private readonly session: ort.InferenceSession,
     provider: ExecutionProvider,
     files: ModelFiles,
-    patched: { logits: boolean; kv: boolean; split: boolean; grouped: boolean; q4Level: number | null },
+    patched: {
+      logits: boolean;
+      kv: boolean;
+      split: boolean;
+      grouped: boolean;
+      q4Level: number | null;
+      dynamicQuantization: boolean;
+    },
     private profile: string | null,
   ) {
     this.provider = provider;
@@ -217,6 +231,7 @@ export class DecoderSession {
       patched.split && this.cacheMode === 'slots' ? (patched.grouped ? 'grouped' : 'split') : 'exported';
     this.kvNames = { present: this.presentNames, new: newNames, none: [] };
     this.q4AccuracyLevel = patched.q4Level;
+    this.dynamicQuantization = patched.dynamicQuantization;
     this.logitsMode = patched.logits
       ? 'patched'
       : inputs.includes('num_logits_to_keep')
@@ -287,6 +302,7 @@ export class DecoderSession {
       split: false,
       grouped: false,
       q4Level: null as number | null,
+      dynamicQuantization: false,
     };
     const request = {
       logitsSlice: options.sliceLogits !== false,
@@ -309,6 +325,11 @@ export class DecoderSession {
       // the level its MatMulNBits nodes run at (the highest, should they differ), read even when
       // nothing was patched
       patched.q4Level = result.q4Levels.length > 0 ? Math.max(...result.q4Levels) : null;
+      patched.dynamicQuantization = result.dynamicQuantization > 0;
+      if (patched.dynamicQuantization)
+        log(
+          "8-bit graph rounding activations with one scale per run (DynamicQuantizeLinear): rows batched together, and prompt chunks, move each other's logits a little; batchSize: 1 gives each prompt the answer it gets alone",
+        );
       // a graph saved after this patch runs as patched (see the constructor): nothing to say
       const saved = (r: true | string) => r === 'already patched';
       if (request.logitsSlice && result.logitsSlice !== true && !saved(result.logitsSlice))
@@ -476,7 +497,8 @@ export class DecoderSession {
  * what differed. `DecoderSession.create` runs it at load and, on failure, steps back to less patching.
  */
 export async function checkSplitAttention(
-  session: Pick<DecoderSession, 'run' | 'kvType'> & Partial<Pick<DecoderSession, 'q4AccuracyLevel'>>,
+  session: Pick<DecoderSession, 'run' | 'kvType'> &
+    Partial<Pick<DecoderSession, 'q4AccuracyLevel' | 'dynamicQuantization'>>,
 ): Promise<string | null> {
   const ids = [1, 2, 3, 4];
   const step = (tokens: number[], from: number, past: Tensor[] | null, fetch: 'new' | 'none') =>
@@ -503,9 +525,18 @@ export async function checkSplitAttention(
     // float32 rounding is ~1e-7 relative; a half-precision cache rounds keys/values to ~1e-3; 4-bit
     // layers computing in fp16, bf16 or int8 (accuracy level 2-4) round their activations, which turns
     // the split's float rounding into up to ~1 % of the logits (a smollm2-135m q4 graph at level 4:
-    // 0.0141 of 2.2), while a wrong split is off by the logits' own size
+    // 0.0141 of 2.2); 8-bit graphs round each activation with one scale for all the positions of a
+    // run, so the whole pass and the step differ by about as much; a wrong split is off by the
+    // logits' own size
     const lowPrecision = (session.q4AccuracyLevel ?? 0) >= 2;
-    const tolerance = (lowPrecision ? 3e-2 : session.kvType === 'float16' ? 1e-2 : 1e-4) * scale + 1e-5;
+    const relative = session.dynamicQuantization
+      ? 0.15
+      : lowPrecision
+        ? 3e-2
+        : session.kvType === 'float16'
+          ? 1e-2
+          : 1e-4;
+    const tolerance = relative * scale + 1e-5;
     if (!(diff <= tolerance))
       return `a decoding step over the cache gave logits ${diff.toPrecision(3)} away from the full pass (tolerance ${tolerance.toPrecision(3)})`;
     return null;

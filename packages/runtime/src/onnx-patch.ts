@@ -278,6 +278,16 @@ function findHead(producer: Map<string, NodeInfo>): HeadSite | string {
     node = producer.get(node.inputs[0]!);
   }
   if (!node) return 'no node produces "logits"';
+  // 8-bit exports (onnxruntime's dynamic quantization): Mul(Cast(MatMulInteger(DynamicQuantizeLinear(
+  // hidden), W)), scales): the hidden state's one scale covers every position, so the logits of the
+  // positions kept would change with the positions left out
+  const integer = node.opType === 'Mul' ? producer.get(node.inputs[0]!) : undefined;
+  const product = integer?.opType === 'Cast' ? producer.get(integer.inputs[0]!) : undefined;
+  if (
+    product?.opType === 'MatMulInteger' &&
+    producer.get(product.inputs[0]!)?.opType === 'DynamicQuantizeLinear'
+  )
+    return 'the LM head rounds its input to 8 bits with one scale for all positions (DynamicQuantizeLinear), so computing fewer positions would change the logits of those kept';
   // optimum: logits = MatMul(hidden[B, S, H], W[H, V]); 4-bit exports: MatMulNBits(hidden, W_Q4, scales)
   if (node.opType === 'MatMul' || node.opType === 'MatMulNBits')
     return { hidden: node.inputs[0]!, reader: node, index: 0 };
@@ -338,6 +348,12 @@ export interface GraphPatch {
   q4Nodes: number;
   /** The distinct accuracy levels the graph's `MatMulNBits` nodes run at after the patch (none: []) */
   q4Levels: number[];
+  /**
+   * `DynamicQuantizeLinear` nodes (subgraphs included): activations rounded to 8 bits with one scale
+   * per tensor at run time, as in onnxruntime's dynamic quantization (transformers.js's `q8` files). A
+   * position's logits then depend a little on the other positions and rows run with it.
+   */
+  dynamicQuantization: number;
 }
 
 /** What `patchLogitsSlice` did. */
@@ -384,6 +400,7 @@ export function patchDecoderGraph(model: Uint8Array, request: PatchRequest): Gra
       groupQueries: reason,
       q4Nodes: 0,
       q4Levels: [],
+      dynamicQuantization: 0,
     };
   }
 }
@@ -868,6 +885,7 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
     groupQueries: 'not requested',
     q4Nodes: 0,
     q4Levels: [],
+    dynamicQuantization: 0,
   };
   if (!graphField) {
     if (request.logitsSlice) result.logitsSlice = 'no graph in the model file';
@@ -912,7 +930,9 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
   // MatMulNBits nodes whose accuracy level changes (on top of any other edit of the same node)
   // (those in subgraphs too: a merged decoder's are in its If's branches)
   const level = request.q4AccuracyLevel;
-  const quantized = [...allNodes(model, graphField)].filter(isMatMulNBits);
+  const everyNode = [...allNodes(model, graphField)];
+  result.dynamicQuantization = everyNode.filter((n) => n.opType === 'DynamicQuantizeLinear').length;
+  const quantized = everyNode.filter(isMatMulNBits);
   const rewrite = level !== undefined && quantized.length > 0;
   result.q4Nodes = rewrite ? quantized.length : 0;
   result.q4Levels = [...new Set(quantized.map((n) => level ?? accuracyLevel(model, n)))].sort(

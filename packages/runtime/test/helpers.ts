@@ -135,7 +135,7 @@ export async function expectLevelRaised(level0: string, level4: string, nodes: n
 /** The model directory `dir` loaded by transformers.js, offline, on the CPU (`fp32` unless `options` say otherwise). */
 export function transformersModel(
   dir: string,
-  options: { dtype?: 'fp32' | 'q4'; model_file_name?: string } = {},
+  options: { dtype?: 'fp32' | 'q4' | 'q8'; model_file_name?: string } = {},
 ): ReturnType<typeof AutoModelForCausalLM.from_pretrained> {
   env.allowRemoteModels = false;
   env.localModelPath = dirname(dir);

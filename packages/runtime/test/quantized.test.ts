@@ -6,6 +6,7 @@ import { createModel, randomTensor } from '@implicit-it/modelkit';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
 import {
+  type GenerationResult,
   generateWithoutCache,
   loadModel,
   patchDecoderGraph,
@@ -154,5 +155,95 @@ describe('q4 models (onnx/model_q4.onnx, dtype: "q4")', () => {
       await external.dispose();
       await raised.dispose();
     }
+  });
+});
+
+// 8-bit graphs as onnxruntime's dynamic quantizer writes them (transformers.js's `model_quantized.onnx`,
+// dtype "q8"): each activation rounded to uint8 with one scale for the whole tensor, int8 weights
+describe('q8 models (onnx/model_quantized.onnx, dtype: "q8")', () => {
+  const q8Model = () => createTinyModel({ seed: 1, initScale: 10, dtypes: ['fp32', 'q8'] });
+
+  it('keep the LM head whole, split attention, and decode one prompt as transformers.js does', async () => {
+    const { dir } = await q8Model();
+    const lines: string[] = [];
+    const model = await loadModel(dir, { dtype: 'q8', log: (l) => lines.push(l) });
+    const fp32 = await loadModel(dir, { log: () => {} });
+    expect(model.files.onnxFile).toMatch(/onnx\/model_quantized\.onnx$/);
+    expect(model.session.dynamicQuantization).toBe(true);
+    expect(fp32.session.dynamicQuantization).toBe(false);
+    // the head's input has one scale for every position: slicing it would change the logits kept
+    expect([model.info.logitsMode, model.info.cacheMode, model.info.attention]).toEqual([
+      'all',
+      'slots',
+      'split',
+    ]);
+    expect(lines).toContain(
+      'logits for every position (graph not patched: the LM head rounds its input to 8 bits with one scale for all positions (DynamicQuantizeLinear), so computing fewer positions would change the logits of those kept)',
+    );
+    expect(lines.some((l) => l.startsWith('8-bit graph rounding activations with one scale per run'))).toBe(
+      true,
+    );
+    expect(lines.filter((l) => l.startsWith('KV cache'))).toEqual([]); // the split passed its check
+    const hf = await transformersModel(dir, { dtype: 'q8' });
+    try {
+      let differs = 0;
+      for (const prompt of PROMPTS) {
+        const [ours] = await model.generate(prompt, { maxNewTokens: 24, rules: 'hewitt2024' });
+        const p = ours!.prompt;
+        const list = new LogitsProcessorList();
+        list.push((await transformersRulesProcessor(model.rules('hewitt2024')!, p)) as never);
+        expect(ours!.tokenIds).toEqual(await transformersGreedy(hf, model, p.ids, 24, list));
+        expect(new Set(ours!.tokenIds).size).toBeGreaterThan(8);
+        const [float] = await fp32.generate(prompt, { maxNewTokens: 24, rules: 'hewitt2024' });
+        if (JSON.stringify(float!.tokenIds) !== JSON.stringify(ours!.tokenIds)) differs++;
+      }
+      expect(differs).toBeGreaterThan(0); // the 8-bit file is the one that ran
+    } finally {
+      await hf.dispose();
+      await model.dispose();
+      await fp32.dispose();
+    }
+  });
+
+  it('rows batched together move each other (one activation scale per run); batchSize 1 does not', async () => {
+    const { dir } = await q8Model();
+    const model = await loadModel(dir, { dtype: 'q8', log: () => {} });
+    try {
+      const options = { maxNewTokens: 6, logprobs: true } as const;
+      const alone: GenerationResult[] = [];
+      for (const p of PROMPTS) alone.push((await model.generate(p, options))[0]!);
+      // prompts of other lengths are prefilled apart; the decoding steps after run as one batch
+      const together = await model.generate(PROMPTS, { ...options, batchSize: 4 });
+      const serial = await model.generate(PROMPTS, { ...options, batchSize: 1 });
+      let gap = 0;
+      together.forEach((r, i) => {
+        const solo = alone[i]!;
+        // the log-probs of the steps whose tokens so far are the same
+        for (let k = 0; k < r.tokenIds.length && r.tokenIds[k - 1] === solo.tokenIds[k - 1]; k++)
+          gap = Math.max(gap, Math.abs(r.logprobs![k]!.logprob - solo.logprobs![k]!.logprob));
+      });
+      expect(gap).toBeGreaterThan(1e-4);
+      expect(serial.map((r) => r.logprobs)).toEqual(alone.map((r) => r.logprobs));
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('summarizeGraph and the patch count the DynamicQuantizeLinear nodes', async () => {
+    const { dir } = await q8Model();
+    const bytes = readFileSync(join(dir, 'onnx', 'model_quantized.onnx'));
+    const summary = summarizeGraph(bytes);
+    // 2 layers: 4 quantized activations each, and the head's; 7 linear layers each, and the head
+    expect([summary.ops.DynamicQuantizeLinear, summary.ops.MatMulInteger]).toEqual([9, 15]);
+    expect(summary.matMulNBits).toBeNull();
+    const patched = patchDecoderGraph(bytes, { logitsSlice: true, kvOutputs: true, splitAttention: true });
+    expect(patched.dynamicQuantization).toBe(9);
+    expect([patched.kvOutputs, patched.splitAttention]).toEqual([true, true]);
+    expect(patched.logitsSlice).toMatch(/^the LM head rounds its input to 8 bits/);
+    const fp32 = patchDecoderGraph(readFileSync(join(dir, 'onnx', 'model.onnx')), {
+      logitsSlice: true,
+      kvOutputs: false,
+    });
+    expect([fp32.dynamicQuantization, fp32.logitsSlice]).toEqual([0, true]);
   });
 });
