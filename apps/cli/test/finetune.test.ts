@@ -595,7 +595,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(readdirSync(join(job, 'output', 'onnx'))).toEqual(['model_q4.onnx']); // the stand-in wrote no fp32
     const bad = await again('--onnx-dtypes', 'fp16');
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('expected a comma-separated list of fp32, q4, got "fp16"');
+    expect(bad.stderr).toContain('expected a comma-separated list of fp32, q4, q8, got "fp16"');
     expect(text.stderr).toContain('fake accelerate launch'); // --verbose echoes the log
   });
 

@@ -59,6 +59,41 @@ describe('model create / inspect', () => {
     expect(text.stdout).toMatch(/entries do not resolve/);
   });
 
+  it('--dtypes q8 writes the 8-bit graph, which generate --dtype q8 runs and model inspect shows', async () => {
+    const dir = join(out, 'q8');
+    const created = await run([
+      'model',
+      'create',
+      '--preset',
+      'tiny',
+      '--out',
+      dir,
+      '--dtypes',
+      'q8',
+      '--json',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout).files).toContain('onnx/model_quantized.onnx');
+    const r = await run([
+      'generate',
+      '--model',
+      dir,
+      '--dtype',
+      'q8',
+      '-n',
+      '4',
+      '--json',
+      '--verbose',
+      'Hi.',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('8-bit graph rounding activations with one scale per run');
+    expect(JSON.parse(r.stdout)).toMatchObject({ usage: { completionTokens: 4 } });
+    const report = JSON.parse((await run(['model', 'inspect', dir, '--dtype', 'q8', '--json'])).stdout);
+    expect(report.onnx).toMatchObject({ file: 'onnx/model_quantized.onnx', matMulNBits: null });
+    expect([report.onnx.ops.DynamicQuantizeLinear, report.onnx.ops.MatMulInteger]).toEqual([9, 15]);
+  });
+
   it('--dtypes fp32,q4 writes the 4-bit graph too, which generate --dtype q4 runs', async () => {
     const dir = join(out, 'q4');
     const created = await run([
@@ -98,7 +133,7 @@ describe('model create / inspect', () => {
       /quantized linear layers\s+15 MatMulNBits, 4 bits, blocks of 32, accuracy level 4\n/,
     );
     for (const [flags, message] of [
-      [['--dtypes', 'fp32,q8'], 'expected a comma-separated list of fp32, q4, got "q8"'],
+      [['--dtypes', 'fp32,int8'], 'expected a comma-separated list of fp32, q4, q8, got "int8"'],
       [['--dtypes', 'q4,q4'], 'q4 is listed twice'],
     ] as const) {
       const bad = await run(['model', 'create', '--preset', 'tiny', '--out', join(out, 'bad'), ...flags]);

@@ -44,8 +44,9 @@ export interface RunJobOptions {
    */
   modelkitExport?: boolean;
   /**
-   * The ONNX graphs wanted after training, by transformers.js dtype (default `['fp32']`): with `'q4'`,
-   * modelkit also writes `onnx/model_q4.onnx` (4-bit linear layers, see `@implicit-it/modelkit`'s
+   * The ONNX graphs wanted after training, by transformers.js dtype (default `['fp32']`): with `'q4'`
+   * or `'q8'`, modelkit also writes `onnx/model_q4.onnx` (4-bit linear layers) or
+   * `onnx/model_quantized.onnx` (8-bit, onnxruntime's dynamic quantization; see `@implicit-it/modelkit`'s
    * `dtypes`) from the trained weights, beside the float32 graph optimum or modelkit exported.
    * Checked before training starts.
    */
@@ -271,15 +272,16 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
       dtypes,
     );
   } else if (result.onnx?.exported) {
-    // optimum wrote the float32 graph; the 4-bit one, if asked for, comes from modelkit
+    // optimum wrote the float32 graph; the quantized ones, if asked for, come from modelkit
     result.onnx.dtypes = ['fp32'];
-    if (dtypes.includes('q4')) {
+    const quantized = dtypes.filter((d) => d !== 'fp32');
+    if (quantized.length > 0) {
       try {
         const onProgress = options.onExportProgress;
-        await exportOnnx({ dir: result.outputDir, overwrite: true, onProgress, dtypes: ['q4'] });
-        result.onnx.dtypes.push('q4');
+        await exportOnnx({ dir: result.outputDir, overwrite: true, onProgress, dtypes: quantized });
+        result.onnx.dtypes.push(...quantized);
       } catch (error) {
-        result.onnx.reason = `modelkit did not write the q4 graph: ${(error as Error).message}`;
+        result.onnx.reason = `modelkit did not write the ${quantized.join(' and ')} graphs: ${(error as Error).message}`;
       }
     }
   }

@@ -229,7 +229,7 @@ describeShared(
         }).catch((e) => e);
         expect(bad).toBeInstanceOf(FinetuneOptionError);
         expect(bad.message).toBe(
-          `onnxDtypes: expected distinct dtypes of fp32, q4, got ${JSON.stringify(onnxDtypes)}`,
+          `onnxDtypes: expected distinct dtypes of fp32, q4, q8, got ${JSON.stringify(onnxDtypes)}`,
         );
       }
     });

@@ -785,7 +785,7 @@ Examples:
     )
     .option(
       '--onnx-dtypes <list>',
-      'ONNX graphs after training, comma-separated: fp32 (optimum or modelkit), q4 (modelkit: onnx/model_q4.onnx, 4-bit linear layers)',
+      'ONNX graphs after training, comma-separated: fp32 (optimum or modelkit), q4 (modelkit: onnx/model_q4.onnx, 4-bit linear layers), q8 (modelkit: onnx/model_quantized.onnx, 8-bit)',
       dtypesArg,
     )
     .option('-v, --verbose', 'echo the training log to stderr (instead of the progress bar)')

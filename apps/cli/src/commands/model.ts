@@ -45,7 +45,7 @@ function dirSize(dir: string): { files: { path: string; bytes: number }[]; total
   return { files, total: files.reduce((s, f) => s + f.bytes, 0) };
 }
 
-const DTYPES_HELP = `ONNX graphs to write, comma-separated: fp32 (onnx/model.onnx), q4 (onnx/model_q4.onnx: 4-bit linear layers, MatMulNBits)`;
+const DTYPES_HELP = `ONNX graphs to write, comma-separated: fp32 (onnx/model.onnx), q4 (onnx/model_q4.onnx: 4-bit linear layers, MatMulNBits), q8 (onnx/model_quantized.onnx: 8-bit, as onnxruntime's dynamic quantizer writes it)`;
 
 interface CreateFlags {
   preset: string;
@@ -410,7 +410,10 @@ Examples:
 Reads F32, BF16, F16 or F64 weights (one tensor at a time) and writes float32 ONNX with a KV cache,
 the graph \`model create\` writes, and with --dtypes q4 a 4-bit copy (onnx/model_q4.onnx, blocks of
 32 with one scale each, int8 compute: linear layers 6.4x smaller, faster on CPU, answers not
-identical to float32); nothing else in the directory changes. A LoRA adapter directory
+identical to float32); with --dtypes q8 an 8-bit copy (onnx/model_quantized.onnx, as
+onnxruntime's quantize_dynamic writes it and transformers.js loads for dtype q8: weights 4x smaller,
+each activation rounded to 8 bits over its whole tensor, so rows batched together move each other's
+answers a little); nothing else in the directory changes. A LoRA adapter directory
 (peft's adapter_config.json and adapter_model.safetensors) is merged into its base model, and gets
 the base's config.json. \`finetune run\` does this itself when optimum is not installed.
 
