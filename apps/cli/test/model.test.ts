@@ -92,6 +92,9 @@ describe('model create / inspect', () => {
     const report = JSON.parse((await run(['model', 'inspect', dir, '--dtype', 'q8', '--json'])).stdout);
     expect(report.onnx).toMatchObject({ file: 'onnx/model_quantized.onnx', matMulNBits: null });
     expect([report.onnx.ops.DynamicQuantizeLinear, report.onnx.ops.MatMulInteger]).toEqual([9, 15]);
+    expect((await run(['model', 'inspect', dir, '--dtype', 'q8'])).stdout).toMatch(
+      /quantized linear layers\s+15 MatMulInteger on 8-bit weights, 9 activations rounded to 8 bits per tensor at run time/,
+    );
   });
 
   it('--dtypes fp32,q4 writes the 4-bit graph too, which generate --dtype q4 runs', async () => {

@@ -394,15 +394,19 @@ bench(
 await patchedKv.dispose();
 await exportedKv.dispose();
 
-// 4c. 4-bit weights: the same model's onnx/model_q4.onnx (modelkit: MatMulNBits, blocks of 32), at
-// accuracy level 4 (int8 compute, as written) and 0 (float32 compute, what hub q4 files carry)
+// 4c. quantized weights: the same model's onnx/model_q4.onnx (modelkit: MatMulNBits, blocks of 32), at
+// accuracy level 4 (int8 compute, as written) and 0 (float32 compute, what hub q4 files carry), and its
+// onnx/model_quantized.onnx (q8: onnxruntime's dynamic quantization, as transformers.js's q8 files)
 {
   const q4Dir = await benchModelDir('q4', { dtypes: ['q4'] });
   const q4Bytes = statSync(join(q4Dir, 'onnx', 'model_q4.onnx')).size;
+  const q8Dir = await benchModelDir('q8', { dtypes: ['q8'] });
+  const q8Bytes = statSync(join(q8Dir, 'onnx', 'model_quantized.onnx')).size;
   const variants = [
     ['fp32', model],
     ['q4', await loadModel(q4Dir, { dtype: 'q4', log: () => {} })],
     ['q4, level 0', await loadModel(q4Dir, { dtype: 'q4', q4AccuracyLevel: 0, log: () => {} })],
+    ['q8', await loadModel(q8Dir, { dtype: 'q8', log: () => {} })],
   ];
   const run = (m, ids, n) =>
     m.generate({ promptIds: ids, scopeStart: 0 }, { maxNewTokens: n, ignoreEos: true, rules: 'hewitt2024' });
@@ -419,7 +423,7 @@ await exportedKv.dispose();
     }
   }
   const decode = (name) => 127 / ((median(t[name].all) - median(t[name].one)) / 1000);
-  const [d32, d4, d40] = ['fp32', 'q4', 'q4, level 0'].map(decode);
+  const [d32, d4, d40, d8] = ['fp32', 'q4', 'q4, level 0', 'q8'].map(decode);
   const ttft = (name) => median(t[name].ttft);
   const b8 = (name) => (8 * 128) / (median(t[name].b8) / 1000);
   console.log(
@@ -435,6 +439,10 @@ await exportedKv.dispose();
     `   batch 8 x 128 tokens: q4 ${b8('q4').toFixed(1)} tok/s, level 0 ${b8('q4, level 0').toFixed(1)} tok/s, fp32 ${b8('fp32').toFixed(1)} tok/s -> ${(b8('q4') / b8('fp32')).toFixed(2)}x`,
   );
   bench('runtime: q4 vs fp32 batch-1 decode', +(d4 / d32).toFixed(2), 'x', 'report', true);
+  console.log(
+    `   q8 (onnx/model_quantized.onnx, ${(q8Bytes / 2 ** 20).toFixed(0)} MB; LM head over every prompt position, prompts whole): batch-1 decode ${d8.toFixed(1)} tok/s -> ${(d8 / d32).toFixed(2)}x fp32; first token of 512 ${ttft('q8').toFixed(0)} ms; batch 8 ${b8('q8').toFixed(1)} tok/s -> ${(b8('q8') / b8('fp32')).toFixed(2)}x`,
+  );
+  bench('runtime: q8 vs fp32 batch-1 decode', +(d8 / d32).toFixed(2), 'x', 'report', true);
   for (const [, m] of variants.slice(1)) await m.dispose();
 }
 

@@ -330,6 +330,12 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
           : ' (load it with --q4-accuracy-level 4 for int8 compute, faster on CPU)'),
     );
   }
+  const dynamic = graph.ops.DynamicQuantizeLinear ?? 0;
+  if (dynamic > 0)
+    out += line(
+      'quantized linear layers',
+      `${graph.ops.MatMulInteger ?? 0} MatMulInteger on 8-bit weights, ${dynamic} activations rounded to 8 bits per tensor at run time (rows batched together move each other's answers a little)`,
+    );
   out += `${p('bold', 'size')} ${human(size.total)} in ${size.files.length} files\n`;
   out += `${p('bold', 'rules')} ${rulesLabel(rulesSpec)}: ${rules.enabled.join(', ') || 'none enabled'}\n`;
   if (rules.enabled.includes('eos'))

@@ -110,8 +110,8 @@ export interface DecoderGraphOptions {
    * `Gemm(transB=1)` on the [out, in] weight (`Reshape -> Gemm -> Reshape`); `matmul` is what optimum's
    * exports have: `MatMul(x, W)` on the [B, S, in] activations with an [in, out] weight, here
    * `Transpose(weight)` of the same initializer (onnxruntime folds it at load), the tied LM head too
-   * (`MatMul(x, Transpose(embed))`). Same logits. A q4 graph's linear layers are `MatMulNBits`
-   * whatever this says.
+   * (`MatMul(x, Transpose(embed))`). Same logits. A q4 graph's linear layers are `MatMulNBits`, a q8
+   * graph's `MatMulInteger`, whatever this says.
    */
   linear?: 'gemm' | 'matmul';
   /**
@@ -149,7 +149,8 @@ export function buildDecoderGraph(
   const q8Names = (weight: string) => ({ data: `${weight}_quantized`, scale: `${weight}_scale` });
   // the int8 weights' zero point (symmetric: 0), one for all of them
   const q8Zero = q8 ? g.int8([0], []) : '';
-  // a tied LM head reads a quantized copy of the embeddings (the Gather keeps the float32 table)
+  // a tied LM head reads a quantized copy of the embeddings (q4's Gather keeps the float32 table, q8's
+  // reads the int8 one, as they are: the head's copy is its [hidden, vocab] transpose)
   const headWeight = config.tieWordEmbeddings ? 'lm_head.weight' : undefined;
   const halfKv = options.kvDtype === 'float16';
   const toCache = (x: string) => (halfKv ? g.op('Cast', [x], { to: int(DataType.FLOAT16) }) : x);
