@@ -45,7 +45,9 @@ describe('quantizeQ8', () => {
     expect(small.scale).toBe(Math.fround(0.254 / 127)); // the negative extreme sets it too: symmetric
     // 0.001 / scale is 0.5 exactly in float32: to even, 0; 0.0031 / scale = 1.55
     expect(Array.from(small.data)).toEqual([-127, 0, 2, 50]);
-    expect(Array.from(dequantizeQ8(small))).toEqual([-127, 0, 2, 50].map((v) => Math.fround(v * small.scale)));
+    expect(Array.from(dequantizeQ8(small))).toEqual(
+      [-127, 0, 2, 50].map((v) => Math.fround(v * small.scale)),
+    );
   });
 
   it('an all-zero tensor gets scale 1, as onnxruntime gives it', () => {
