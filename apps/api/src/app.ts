@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { zValidator } from '@hono/zod-validator';
 import { resolveRuleSpec } from '@implicit-it/rules';
 import { Hono } from 'hono';
@@ -65,8 +66,19 @@ export function createApp(options: ApiOptions): ApiApp {
   const rules = new RuleCache();
   for (const { model } of server.models) rules.get(model, server.rules);
   const queue = new WorkQueue({ concurrency: server.concurrency, maxQueued: server.maxQueued });
+  // how long the event loop was held between scrapes: onnxruntime runs each step (a prefill chunk,
+  // a decoding step) on this thread, so a long step delays every response and stream write
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   const metrics = new Metrics(() => {
     const mem = process.memoryUsage();
+    const delay = (ns: number) => (loopDelay.count > 0 ? ns / 1e9 : 0);
+    const loop = {
+      nodejs_eventloop_lag_max_seconds: delay(loopDelay.max),
+      nodejs_eventloop_lag_p99_seconds: delay(loopDelay.percentile(99)),
+      nodejs_eventloop_lag_mean_seconds: delay(loopDelay.mean),
+    };
+    loopDelay.reset(); // each scrape covers the time since the last one
     return {
       implicit_it_queue_depth: queue.depth,
       implicit_it_active_generations: queue.active,
@@ -74,6 +86,7 @@ export function createApp(options: ApiOptions): ApiApp {
       implicit_it_queue_limit: queue.maxQueued,
       process_resident_memory_bytes: mem.rss,
       nodejs_heap_used_bytes: mem.heapUsed,
+      ...loop,
     };
   });
 
@@ -258,7 +271,10 @@ export function createApp(options: ApiOptions): ApiApp {
   }
 
   return Object.assign(app, {
-    shutdown: () => shutdown.abort(new Error('the server is shutting down')),
+    shutdown: () => {
+      loopDelay.disable();
+      shutdown.abort(new Error('the server is shutting down'));
+    },
     state: {
       options: server,
       metrics,

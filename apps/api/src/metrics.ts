@@ -17,7 +17,7 @@ interface Histogram {
 /**
  * The server's counters in the Prometheus text format (version 0.0.4): requests by route and
  * status, prompt and completion tokens, request latency and time to first token, queue depth,
- * running generations, client disconnects, process memory. No dependency: a few maps.
+ * running generations, client disconnects, process memory, event-loop delay. No dependency: a few maps.
  */
 export class Metrics {
   private readonly counters = new Map<string, Map<string, number>>();
@@ -107,6 +107,10 @@ export class Metrics {
       implicit_it_queue_limit: 'Requests allowed to wait; more get 429.',
       process_resident_memory_bytes: 'Resident memory of the server process.',
       nodejs_heap_used_bytes: 'V8 heap in use.',
+      nodejs_eventloop_lag_max_seconds:
+        'Longest event-loop delay since the last scrape (onnxruntime steps run on this thread).',
+      nodejs_eventloop_lag_p99_seconds: '99th percentile of event-loop delay since the last scrape.',
+      nodejs_eventloop_lag_mean_seconds: 'Mean event-loop delay since the last scrape.',
     };
     for (const [name, value] of Object.entries(this.gauges())) {
       lines.push(`# HELP ${name} ${gaugeHelp[name] ?? name}`, `# TYPE ${name} gauge`);

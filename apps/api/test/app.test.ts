@@ -59,6 +59,23 @@ describe('GET routes', () => {
     expect(text).toMatch(/^implicit_it_active_generations 0$/m);
   });
 
+  it('/metrics reports how long the event loop was held since the last scrape', async () => {
+    const lag = async () => {
+      const text = await (await app.request('/metrics')).text();
+      const max = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
+      expect(text).toMatch(/^# TYPE nodejs_eventloop_lag_p99_seconds gauge$/m);
+      return Number(max?.[1]);
+    };
+    await lag(); // from here on (the monitor's first tick after a reset only starts its clock)
+    await new Promise((r) => setTimeout(r, 30));
+    const until = performance.now() + 150;
+    while (performance.now() < until); // a long onnxruntime step holds the thread like this
+    await new Promise((r) => setTimeout(r, 40)); // the monitor's timer records the delay
+    expect(await lag()).toBeGreaterThanOrEqual(0.12);
+    await new Promise((r) => setTimeout(r, 40));
+    expect(await lag()).toBeLessThan(0.12); // reset at each scrape
+  });
+
   it('answers unknown URLs with a JSON 404', async () => {
     const res = await app.request('/v1/engines');
     expect(res.status).toBe(404);
