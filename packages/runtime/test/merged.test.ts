@@ -75,4 +75,26 @@ describe('merged decoders (onnx/decoder_model_merged.onnx, use_cache_branch)', (
     expect(Object.values(summary.ops).reduce((a, b) => a + b, 0)).toBe(summary.nodes);
     await expectLevelRaised(level0, level4, 30);
   });
+
+  it('q8: decoder_model_merged_quantized.onnx decodes one prompt as transformers.js does', async () => {
+    const { dir } = await merged({ dtypes: ['q8'] });
+    const lines: string[] = [];
+    const model = await loadModel(dir, { dtype: 'q8', log: (l) => lines.push(l) });
+    expect(model.files.onnxFile).toMatch(/onnx\/decoder_model_merged_quantized\.onnx$/);
+    // the rounding is found inside the If's branches (9 DynamicQuantizeLinear nodes in each)
+    expect(model.session.dynamicQuantization).toBe(true);
+    expect(lines.some((l) => l.startsWith('8-bit graph rounding activations'))).toBe(true);
+    expect(summarizeGraph(readFileSync(model.files.onnxFile)).ops.DynamicQuantizeLinear).toBe(18);
+    const hf = await transformersModel(dir, { dtype: 'q8', model_file_name: 'decoder_model_merged' });
+    try {
+      const [ours] = await model.generate(PROMPTS[1]!, { maxNewTokens: 24, rules: 'hewitt2024' });
+      const p = ours!.prompt;
+      const list = new LogitsProcessorList();
+      list.push((await transformersRulesProcessor(model.rules('hewitt2024')!, p)) as never);
+      expect(ours!.tokenIds).toEqual(await transformersGreedy(hf, model, p.ids, 24, list));
+    } finally {
+      await hf.dispose();
+      await model.dispose();
+    }
+  });
 });
