@@ -19,6 +19,24 @@ import { run } from './helpers.js';
 const out = mkdtempSync(join(tmpdir(), 'implicit-it-cli-model-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
+/** `model create --preset tiny --out DIR ...flags --json`: the files it wrote. */
+async function createTiny(dir: string, ...flags: string[]): Promise<string[]> {
+  const created = await run(['model', 'create', '--preset', 'tiny', '--out', dir, ...flags, '--json']);
+  expect(created.code, created.stderr).toBe(0);
+  return JSON.parse(created.stdout).files;
+}
+
+/** `generate --model DIR --json --verbose ...flags "Hi."`: its JSON and its log. */
+async function generateJson(dir: string, ...flags: string[]) {
+  const r = await run(['generate', '--model', dir, '--json', '--verbose', ...flags, 'Hi.']);
+  expect(r.code, r.stderr).toBe(0);
+  return { out: JSON.parse(r.stdout), stderr: r.stderr };
+}
+
+/** `model inspect DIR ...flags --json` */
+const inspectJson = async (dir: string, ...flags: string[]) =>
+  JSON.parse((await run(['model', 'inspect', dir, ...flags, '--json'])).stdout);
+
 describe('model create / inspect', () => {
   it('creates a tiny model (--json) and inspects it', async () => {
     const dir = join(out, 'tiny');
@@ -61,35 +79,11 @@ describe('model create / inspect', () => {
 
   it('--dtypes q8 writes the 8-bit graph, which generate --dtype q8 runs and model inspect shows', async () => {
     const dir = join(out, 'q8');
-    const created = await run([
-      'model',
-      'create',
-      '--preset',
-      'tiny',
-      '--out',
-      dir,
-      '--dtypes',
-      'q8',
-      '--json',
-    ]);
-    expect(created.code, created.stderr).toBe(0);
-    expect(JSON.parse(created.stdout).files).toContain('onnx/model_quantized.onnx');
-    const r = await run([
-      'generate',
-      '--model',
-      dir,
-      '--dtype',
-      'q8',
-      '-n',
-      '4',
-      '--json',
-      '--verbose',
-      'Hi.',
-    ]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain('8-bit graph rounding activations with one scale per run');
-    expect(JSON.parse(r.stdout)).toMatchObject({ usage: { completionTokens: 4 } });
-    const report = JSON.parse((await run(['model', 'inspect', dir, '--dtype', 'q8', '--json'])).stdout);
+    expect(await createTiny(dir, '--dtypes', 'q8')).toContain('onnx/model_quantized.onnx');
+    const q8 = await generateJson(dir, '--dtype', 'q8', '-n', '4');
+    expect(q8.stderr).toContain('8-bit graph rounding activations with one scale per run');
+    expect(q8.out).toMatchObject({ usage: { completionTokens: 4 } });
+    const report = await inspectJson(dir, '--dtype', 'q8');
     expect(report.onnx).toMatchObject({ file: 'onnx/model_quantized.onnx', matMulNBits: null });
     expect([report.onnx.ops.DynamicQuantizeLinear, report.onnx.ops.MatMulInteger]).toEqual([9, 15]);
     expect((await run(['model', 'inspect', dir, '--dtype', 'q8'])).stdout).toMatch(
@@ -99,38 +93,22 @@ describe('model create / inspect', () => {
 
   it('--dtypes fp32,q4 writes the 4-bit graph too, which generate --dtype q4 runs', async () => {
     const dir = join(out, 'q4');
-    const created = await run([
-      'model',
-      'create',
-      '--preset',
-      'tiny',
-      '--out',
-      dir,
-      '--dtypes',
-      'fp32,q4',
-      '--json',
-    ]);
-    expect(created.code, created.stderr).toBe(0);
-    expect(JSON.parse(created.stdout).files).toEqual(
+    expect(await createTiny(dir, '--dtypes', 'fp32,q4')).toEqual(
       expect.arrayContaining(['onnx/model.onnx', 'onnx/model_q4.onnx']),
     );
-    const generate = async (...flags: string[]) => {
-      const r = await run(['generate', '--model', dir, '-n', '6', '--json', '--verbose', ...flags, 'Hi.']);
-      expect(r.code, r.stderr).toBe(0);
-      return { out: JSON.parse(r.stdout), stderr: r.stderr };
-    };
+    const generate = (...flags: string[]) => generateJson(dir, '-n', '6', ...flags);
     const q4 = await generate('--dtype', 'q4', '--q4-accuracy-level', '0');
     // the 4-bit graph ran (the float32 one has no MatMulNBits node)
     expect(q4.stderr).toContain('MatMulNBits accuracy level 0 on 15 nodes');
     expect(q4.out).toMatchObject({ finishReason: 'length', usage: { completionTokens: 6 } });
-    const report = JSON.parse((await run(['model', 'inspect', dir, '--dtype', 'q4', '--json'])).stdout);
+    const report = await inspectJson(dir, '--dtype', 'q4');
     expect(report.onnx).toMatchObject({
       file: 'onnx/model_q4.onnx',
       dtype: 'q4',
       matMulNBits: { count: 15, bits: [4], blockSizes: [32], accuracyLevels: [4] },
     });
     expect(report.onnx.ops['com.microsoft.MatMulNBits']).toBe(15);
-    const fp32 = JSON.parse((await run(['model', 'inspect', dir, '--json'])).stdout);
+    const fp32 = await inspectJson(dir);
     expect(fp32.onnx.matMulNBits).toBeNull();
     expect((await run(['model', 'inspect', dir, '--dtype', 'q4'])).stdout).toMatch(
       /quantized linear layers\s+15 MatMulNBits, 4 bits, blocks of 32, accuracy level 4\n/,
@@ -156,39 +134,14 @@ describe('model create / inspect', () => {
 
   it("--merged writes optimum's merged decoder, which generate runs and inspect reads through its If", async () => {
     const dir = join(out, 'merged');
-    const created = await run([
-      'model',
-      'create',
-      '--preset',
-      'tiny',
-      '--out',
-      dir,
-      '--merged',
-      '--dtypes',
-      'q4',
-      '--json',
-    ]);
-    expect(created.code, created.stderr).toBe(0);
-    expect(JSON.parse(created.stdout).files).toContain('onnx/decoder_model_merged_q4.onnx');
-    const r = await run([
-      'generate',
-      '--model',
-      dir,
-      '--dtype',
-      'q4',
-      '--q4-accuracy-level',
-      '4',
-      '-n',
-      '4',
-      '--verbose',
-      '--json',
-      'Hi.',
-    ]);
-    expect(r.code, r.stderr).toBe(0);
+    expect(await createTiny(dir, '--merged', '--dtypes', 'q4')).toContain(
+      'onnx/decoder_model_merged_q4.onnx',
+    );
+    const r = await generateJson(dir, '--dtype', 'q4', '--q4-accuracy-level', '4', '-n', '4');
     // 2 layers x 7 linear layers and the LM head, in each of the If's branches
     expect(r.stderr).toContain('MatMulNBits accuracy level 4 on 30 nodes');
-    expect(JSON.parse(r.stdout)).toMatchObject({ usage: { completionTokens: 4 } });
-    const report = JSON.parse((await run(['model', 'inspect', dir, '--dtype', 'q4', '--json'])).stdout);
+    expect(r.out).toMatchObject({ usage: { completionTokens: 4 } });
+    const report = await inspectJson(dir, '--dtype', 'q4');
     expect(report.onnx).toMatchObject({
       file: 'onnx/decoder_model_merged_q4.onnx',
       matMulNBits: { count: 30, accuracyLevels: [4] },
