@@ -263,7 +263,9 @@ export class DecoderSession {
         continue;
       }
       const { session, failures } = opened;
-      const problem = session.splitAttention ? await checkSplitAttention(session) : null;
+      const problem = session.splitAttention
+        ? await DecoderSession.checkSplit(session, files, current)
+        : null;
       if (problem === null) {
         const why = failures.length
           ? ` (skipped: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')})`
@@ -280,6 +282,27 @@ export class DecoderSession {
         log(`KV cache concatenated inside onnxruntime at every step (attention not split: ${problem})`);
         current = { ...current, splitAttention: false };
       }
+    }
+  }
+
+  /**
+   * `checkSplitAttention` as `create` runs it: a graph that rounds activations per tensor
+   * (`dynamicQuantization`) is compared with its unpatched self on the same provider, opened for the
+   * check and released after it (or, should that not open, with the looser whole-pass tolerance).
+   */
+  private static async checkSplit(
+    session: DecoderSession,
+    files: ModelFiles,
+    options: SessionOptions,
+  ): Promise<string | null> {
+    if (!session.dynamicQuantization) return checkSplitAttention(session);
+    const unpatched = { ...options, sliceLogits: false, cacheOutputs: false };
+    const opened = await DecoderSession.open(files, unpatched, [session.provider], [], () => {});
+    if ('error' in opened) return checkSplitAttention(session);
+    try {
+      return await checkSplitAttention(session, opened.session);
+    } finally {
+      await opened.session.release();
     }
   }
 
@@ -495,14 +518,26 @@ export class DecoderSession {
  * split changes nothing) must equal those of a 3-token prompt followed by one decoding step over its
  * cache (where the split does all the work), to float rounding. Returns null when they agree, else
  * what differed. `DecoderSession.create` runs it at load and, on failure, steps back to less patching.
+ *
+ * With `reference` (the same graph unpatched, its cache fed back as `present.*`), the step is compared
+ * with the reference's own 3 + 1 steps instead of a whole pass: what 8-bit graphs need, whose
+ * per-tensor activation scales make a whole pass and a step differ by a few per cent whatever the
+ * split does, while the same steps agree to float rounding.
  */
 export async function checkSplitAttention(
   session: Pick<DecoderSession, 'run' | 'kvType'> &
     Partial<Pick<DecoderSession, 'q4AccuracyLevel' | 'dynamicQuantization'>>,
+  reference?: Pick<DecoderSession, 'run'>,
 ): Promise<string | null> {
   const ids = [1, 2, 3, 4];
-  const step = (tokens: number[], from: number, past: Tensor[] | null, fetch: 'new' | 'none') =>
-    session.run({
+  const step = (
+    tokens: number[],
+    from: number,
+    past: Tensor[] | null,
+    fetch: 'new' | 'present' | 'none',
+    on: Pick<DecoderSession, 'run'> = session,
+  ) =>
+    on.run({
       batch: 1,
       seq: tokens.length,
       inputIds: BigInt64Array.from(tokens, BigInt),
@@ -513,7 +548,15 @@ export async function checkSplitAttention(
       fetch,
     });
   try {
-    const whole = await step(ids, 0, null, 'none');
+    const whole = reference
+      ? await step(
+          ids.slice(3),
+          3,
+          (await step(ids.slice(0, 3), 0, null, 'present', reference)).kv,
+          'none',
+          reference,
+        )
+      : await step(ids, 0, null, 'none');
     const head = await step(ids.slice(0, 3), 0, null, 'new');
     const next = await step(ids.slice(3), 3, head.kv, 'none');
     let diff = 0;
@@ -529,16 +572,17 @@ export async function checkSplitAttention(
     // run, so the whole pass and the step differ by about as much; a wrong split is off by the
     // logits' own size
     const lowPrecision = (session.q4AccuracyLevel ?? 0) >= 2;
-    const relative = session.dynamicQuantization
-      ? 0.15
-      : lowPrecision
-        ? 3e-2
-        : session.kvType === 'float16'
-          ? 1e-2
-          : 1e-4;
+    const relative =
+      session.dynamicQuantization && !reference
+        ? 0.15
+        : lowPrecision
+          ? 3e-2
+          : session.kvType === 'float16'
+            ? 1e-2
+            : 1e-4;
     const tolerance = relative * scale + 1e-5;
     if (!(diff <= tolerance))
-      return `a decoding step over the cache gave logits ${diff.toPrecision(3)} away from the full pass (tolerance ${tolerance.toPrecision(3)})`;
+      return `a decoding step over the cache gave logits ${diff.toPrecision(3)} away from ${reference ? "the unpatched graph's" : 'the full pass'} (tolerance ${tolerance.toPrecision(3)})`;
     return null;
   } catch (error) {
     return `the patched graph failed to run (${(error as Error).message.split('\n')[0]})`;

@@ -6,6 +6,7 @@ import { createModel, randomTensor } from '@implicit-it/modelkit';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
 import {
+  checkSplitAttention,
   type GenerationResult,
   generateWithoutCache,
   loadModel,
@@ -226,6 +227,37 @@ describe('q8 models (onnx/model_quantized.onnx, dtype: "q8")', () => {
       expect(serial.map((r) => r.logprobs)).toEqual(alone.map((r) => r.logprobs));
     } finally {
       await model.dispose();
+    }
+  });
+
+  it("the load-time check compares the split step with the unpatched graph's own cached step", async () => {
+    const { dir } = await q8Model();
+    const patched = await loadModel(dir, { dtype: 'q8', log: () => {} });
+    const plain = await loadModel(dir, { dtype: 'q8', cacheOutputs: false, log: () => {} });
+    try {
+      const s = patched.session;
+      expect(plain.info.cacheMode).toBe('present');
+      expect(await checkSplitAttention(s, plain.session)).toBeNull();
+      // a whole 4-token pass rounds its activations with other scales than a 3 + 1 split: float
+      // rounding's tolerance refuses it, which is why the reference is needed
+      const asFloat = { run: s.run.bind(s), kvType: s.kvType };
+      expect(await checkSplitAttention(asFloat)).toMatch(/away from the full pass/);
+      // against the reference, a step 1e-3 off fails
+      const skewed = {
+        ...asFloat,
+        dynamicQuantization: true,
+        run: async (step: Parameters<typeof s.run>[0]) => {
+          const out = await s.run(step);
+          if (step.past !== null) out.logits[7]! += 1e-3 * Math.max(...out.logits.map(Math.abs));
+          return out;
+        },
+      };
+      expect(await checkSplitAttention(skewed, plain.session)).toMatch(
+        /^a decoding step over the cache gave logits \S+ away from the unpatched graph's \(tolerance \S+\)$/,
+      );
+    } finally {
+      await patched.dispose();
+      await plain.dispose();
     }
   });
 
