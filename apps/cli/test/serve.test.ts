@@ -141,6 +141,32 @@ describe('serve', () => {
     await longReader.read().catch(() => {});
   });
 
+  it('names an 8-bit model whose concurrent requests move each other, unless --concurrency 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'implicit-it-cli-serve-q8-'));
+    try {
+      expect((await run(['model', 'create', '--preset', 'tiny', '--out', dir, '--dtypes', 'q8'])).code).toBe(
+        0,
+      );
+      for (const [flags, noted] of [
+        [[], true],
+        [['--concurrency', '1'], false],
+      ] as const) {
+        const s = startServe(['--model', `q8=${dir}`, '--dtype', 'q8', ...flags]);
+        await s.url;
+        try {
+          await new Promise((r) => setTimeout(r, 100));
+          const note =
+            /note:\s+q8 is an 8-bit graph rounding activations per batch: .*\(--concurrency 1 gives each its own\)/;
+          expect(note.test(s.stderr())).toBe(noted);
+        } finally {
+          expect(await stop(s.child, s.exited)).toBe(0);
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a port in use is an error that says what to do (exit 1)', async () => {
     const s = startServe(['--model', `tiny=${model}`]);
     const url = await s.url;

@@ -122,6 +122,15 @@ async function run(flags: ServeFlags): Promise<void> {
         `  CORS:        ${flags.cors === undefined ? 'off (same origin only)' : flags.cors}`,
         `  API key:     ${apiKey ? 'required (Authorization: Bearer ...)' : 'none (anyone who can reach the port may use it)'}`,
         `  concurrency: ${flags.concurrency} running (one batch), ${flags.maxQueued} queued, then 429`,
+        // 8-bit graphs round activations with one scale per batch: requests move each other
+        ...(flags.concurrency > 1
+          ? opened
+              .filter((m) => m.model.session.dynamicQuantization)
+              .map(
+                (m) =>
+                  `  ${paint('yellow', 'note:')}        ${m.served} is an 8-bit graph rounding activations per batch: requests running together move each other's answers a little (--concurrency 1 gives each its own)`,
+              )
+          : []),
         'Ctrl-C stops the server.',
       ].join('\n'),
     );
