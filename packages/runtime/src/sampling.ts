@@ -83,12 +83,43 @@ function kthLargest(row: Float32Array, k: number): number {
 }
 
 /**
+ * Moves the `m` largest of `a[0, n)` to its end, `a[n - m, n)`, in no particular order (Hoare's
+ * selection, median-of-three pivots: O(n) expected).
+ */
+function selectLargest(a: Float32Array, n: number, m: number): void {
+  const k = n - m; // the index a sort would give the smallest of them
+  let lo = 0;
+  let hi = n - 1;
+  while (hi > lo) {
+    const x = a[lo]!;
+    const y = a[(lo + hi) >>> 1]!;
+    const z = a[hi]!;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i++] = a[j]!;
+        a[j--] = t;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return;
+  }
+}
+
+/**
  * Picks the next token from a processed logits row. Greedy when temperature is 0; otherwise softmax
  * at the temperature, restricted to the top-k (ids tied with the k-th kept, as transformers'
  * TopKLogitsWarper) and then to the top-p nucleus (the fewest most likely ids whose probability
  * reaches p, ties taken by lower id), sampled with `rng`. The draw walks the kept ids in id order: a
  * row that differs by float rounding (batched or alone) then rarely changes the pick, as an order by
- * value would reshuffle near-equal ids. O(V), plus a numeric sort of the candidates for top-p < 1.
+ * value would reshuffle near-equal ids. O(V), plus for top-p < 1 a numeric sort of the largest
+ * candidates, as many as the nucleus needs (all of them for a flat row).
  */
 export function sampleToken(row: Float32Array, options: SamplingOptions, rng: () => number): number {
   const temperature = options.temperature ?? 0;
@@ -134,17 +165,27 @@ export function sampleToken(row: Float32Array, options: SamplingOptions, rng: ()
     } else w[i] = 0;
   }
   if (nucleus) {
-    // the nucleus: candidates by value, descending, until their probability reaches topP
-    const values = sorted.subarray(0, count).sort();
+    // the nucleus: candidates by value, descending, until their probability reaches topP. Only the
+    // largest are put in order, 64 first, then 64 times more each round: a peaked row's nucleus is
+    // found without sorting its whole tail (the values and their order are those of a full sort)
+    const values = sorted;
     let cum = 0;
     let keep = 0;
-    let cut = values[count - 1]!;
-    while (keep < count) {
-      cut = values[count - 1 - keep]!;
-      cum += Math.exp((cut - max) * scale) / total;
-      keep++;
-      if (cum >= topP) break;
-    }
+    let cut = Number.NaN;
+    let ordered = 0; // values[count - ordered, count) hold the largest, ascending
+    do {
+      let more = Math.max(64, ordered * 64);
+      if (more * 4 >= count) more = count; // most of the row: sort it all
+      if (more < count) selectLargest(values, count - ordered, more - ordered);
+      values.subarray(count - more, count - ordered).sort();
+      ordered = more;
+      while (keep < ordered) {
+        cut = values[count - 1 - keep]!;
+        cum += Math.exp((cut - max) * scale) / total;
+        keep++;
+        if (cum >= topP) break;
+      }
+    } while (keep < count && !(cum >= topP)); // the first round keeps at least the largest
     // every id above the cut value, and of those at it the lowest, up to `keep` in all
     let above = 0;
     for (let k = count - 1; k >= 0 && values[k]! > cut; k--) above++;

@@ -185,6 +185,56 @@ describe('sampling edges', () => {
     }
   });
 
+  it('top-p orders only the largest candidates, and picks exactly what a full sort would', () => {
+    // the nucleus by a full sort (values descending; of those at the cut value, the lowest ids), then
+    // the draw over the kept ids in id order, as sampleToken walks them
+    const fullSort = (row: Float32Array, T: number, p: number, u: number) => {
+      let max = Number.NEGATIVE_INFINITY;
+      for (const v of row) max = Math.max(max, v);
+      const e = Array.from(row, (v) => (v >= max - 30 * T ? Math.exp((v - max) / T) : 0));
+      const total = e.reduce((a, b) => a + b, 0);
+      const ids = Array.from(row.keys())
+        .filter((i) => e[i]! > 0 || row[i]! >= max - 30 * T)
+        .sort((a, b) => row[b]! - row[a]! || a - b);
+      let cum = 0;
+      let keep = 0;
+      while (keep < ids.length && !(cum >= p)) cum += Math.exp((row[ids[keep++]!]! - max) / T) / total;
+      const kept = new Set(ids.slice(0, keep));
+      let sum = 0;
+      for (let i = 0; i < row.length; i++) if (kept.has(i)) sum += e[i]!;
+      let left = u * sum;
+      let last = -1;
+      for (let i = 0; i < row.length; i++) {
+        if (!kept.has(i)) continue;
+        last = i;
+        left -= e[i]!;
+        if (left < 0) return i;
+      }
+      return last;
+    };
+    const values = createRng(4);
+    const gauss = () => values() + values() + values() + values() - 2;
+    // 600 ids: the 64 largest are selected, then the rest sorted; 20,000: a second selection (4,096)
+    for (const [n, spread, peaks] of [
+      [600, 2, 0],
+      [600, 1, 8],
+      [20_000, 0.5, 0],
+      [20_000, 2, 12],
+    ] as const) {
+      const row = new Float32Array(n).map(
+        (_, i) => Math.round((gauss() * spread + (i % 97 === 0 ? peaks : 0)) * 4) / 4,
+      );
+      for (const p of [0.05, 0.5, 0.9, 0.99]) {
+        const draws = createRng(n + p);
+        for (let j = 0; j < 200; j++) {
+          const u = draws();
+          const picked = sampleToken(row, { temperature: 0.8, topP: p }, () => u);
+          expect(picked, `${n} ids, spread ${spread}, top-p ${p}, u ${u}`).toBe(fullSort(row, 0.8, p, u));
+        }
+      }
+    }
+  });
+
   it('top-k keeps every id tied with the k-th, as transformers does', () => {
     const rng = createRng(1);
     const picked = new Set<number>();
