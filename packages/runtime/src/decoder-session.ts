@@ -296,7 +296,8 @@ export class DecoderSession {
     options: SessionOptions,
   ): Promise<string | null> {
     if (!session.dynamicQuantization) return checkSplitAttention(session);
-    const unpatched = { ...options, sliceLogits: false, cacheOutputs: false };
+    // not profiled: its kernels are not the model's, and its trace would be left unfinished
+    const unpatched = { ...options, sliceLogits: false, cacheOutputs: false, profile: undefined };
     const opened = await DecoderSession.open(files, unpatched, [session.provider], [], () => {});
     if ('error' in opened) return checkSplitAttention(session);
     try {
