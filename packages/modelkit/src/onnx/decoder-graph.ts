@@ -227,8 +227,10 @@ export function buildDecoderGraph(
       bias?: string,
       output?: string,
     ): string => {
+      // a quantized graph's tied LM head reads its own copy of the embeddings (see `headWeight`)
+      const stored = weight === 'model.embed_tokens.weight' && headWeight ? headWeight : weight;
       if (q4) {
-        const names = q4Names(weight === 'model.embed_tokens.weight' ? headWeight! : weight);
+        const names = q4Names(stored);
         const y = g.op(
           'MatMulNBits',
           [x, names.data, names.scales],
@@ -245,7 +247,7 @@ export function buildDecoderGraph(
         return bias ? g.op('Add', [y, bias], {}, output) : y;
       }
       if (q8) {
-        const names = q8Names(weight === 'model.embed_tokens.weight' ? headWeight! : weight);
+        const names = q8Names(stored);
         const [xq, xScale, xZero] = quantizedActivation(x);
         const product = g.op('MatMulInteger', [xq!, names.data, xZero!, q8Zero]);
         const float = g.op('Cast', [product], { to: int(DataType.FLOAT) });
@@ -315,10 +317,11 @@ export function buildDecoderGraph(
     const masked = g.float32([MASKED_SCORE], []);
 
     const present: string[] = [];
+    const table = q8Names('model.embed_tokens.weight');
     let x = q8
       ? g.op('DequantizeLinear', [
-          g.op('Gather', [q8Names('model.embed_tokens.weight').data, 'input_ids'], { axis: int(0) }),
-          q8Names('model.embed_tokens.weight').scale,
+          g.op('Gather', [table.data, 'input_ids'], { axis: int(0) }),
+          table.scale,
           q8Zero,
         ])
       : g.op('Gather', ['model.embed_tokens.weight', 'input_ids'], { axis: int(0) });

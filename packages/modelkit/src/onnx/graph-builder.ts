@@ -102,32 +102,40 @@ export class GraphBuilder {
 
   /** An int64 constant (dims `[]` for a scalar), deduplicated by value. */
   int64(values: number[], dims: number[] = [values.length]): string {
-    const key = `i64:${dims.join('x')}:${values.join(',')}`;
-    const cached = this.constantCache.get(key);
-    if (cached) return cached;
-    const raw = new Uint8Array(values.length * 8);
-    const view = new DataView(raw.buffer);
-    values.forEach((v, i) => {
-      view.setBigInt64(i * 8, BigInt(v), true);
+    return this.integerConstant('i64', DataType.INT64, values, dims, () => {
+      const raw = new Uint8Array(values.length * 8);
+      const view = new DataView(raw.buffer);
+      values.forEach((v, i) => {
+        view.setBigInt64(i * 8, BigInt(v), true);
+      });
+      return raw;
     });
-    const name = `/const_i64_${this.constants.length}`;
-    this.constants.push({ name, dims, dataType: DataType.INT64, raw });
-    this.constantCache.set(key, name);
-    return name;
   }
 
   /** An int8 constant (dims `[]` for a scalar), deduplicated by value. */
   int8(values: number[], dims: number[] = [values.length]): string {
-    const key = `i8:${dims.join('x')}:${values.join(',')}`;
+    return this.integerConstant(
+      'i8',
+      DataType.INT8,
+      values,
+      dims,
+      () => new Uint8Array(Int8Array.from(values).buffer),
+    );
+  }
+
+  /** The constant of these values, made by `raw` (its bytes) the first time. */
+  private integerConstant(
+    kind: string,
+    dataType: number,
+    values: number[],
+    dims: number[],
+    raw: () => Uint8Array,
+  ): string {
+    const key = `${kind}:${dims.join('x')}:${values.join(',')}`;
     const cached = this.constantCache.get(key);
     if (cached) return cached;
-    const name = `/const_i8_${this.constants.length}`;
-    this.constants.push({
-      name,
-      dims,
-      dataType: DataType.INT8,
-      raw: new Uint8Array(Int8Array.from(values).buffer),
-    });
+    const name = `/const_${kind}_${this.constants.length}`;
+    this.constants.push({ name, dims, dataType, raw: raw() });
     this.constantCache.set(key, name);
     return name;
   }

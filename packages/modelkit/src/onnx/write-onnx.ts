@@ -53,26 +53,27 @@ interface CurrentWeight {
 
 const bytesOf = (v: ArrayBufferView) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 
+/** `quantize()`, its error (a value the form cannot hold) naming the weight. */
+function quantized<T>(tensor: GraphTensor, quantize: () => T): T {
+  try {
+    return quantize();
+  } catch (error) {
+    throw new ModelWeightsError(tensor.spec.name, (error as Error).message);
+  }
+}
+
 /** The bytes of one initializer, from its weight's values (quantized once, for all its parts). */
 function tensorBytes(tensor: GraphTensor, weight: CurrentWeight, blockSize: number): Uint8Array {
   if (tensor.form === 'float32') return bytesOf(weight.values);
   const [rows, cols] = tensor.spec.shape as [number, number];
   if (tensor.form === 'q8-data' || tensor.form === 'q8-data-t' || tensor.form === 'q8-scale') {
-    try {
-      weight.q8 ??= quantizeQ8(weight.values);
-    } catch (error) {
-      throw new ModelWeightsError(tensor.spec.name, (error as Error).message);
-    }
+    weight.q8 ??= quantized(tensor, () => quantizeQ8(weight.values));
     if (tensor.form === 'q8-scale') return bytesOf(Float32Array.of(weight.q8.scale));
     if (tensor.form === 'q8-data') return bytesOf(weight.q8.data);
     weight.q8Transposed ??= transposeInt8(weight.q8.data, rows, cols);
     return bytesOf(weight.q8Transposed);
   }
-  try {
-    weight.q4 ??= quantizeQ4(weight.values, rows, cols, blockSize);
-  } catch (error) {
-    throw new ModelWeightsError(tensor.spec.name, (error as Error).message);
-  }
+  weight.q4 ??= quantized(tensor, () => quantizeQ4(weight.values, rows, cols, blockSize));
   if (tensor.form === 'q4-data') return weight.q4.data;
   return bytesOf(weight.q4.scales);
 }
