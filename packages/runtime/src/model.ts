@@ -20,6 +20,7 @@ import {
   type GenerateOptions,
   type GenerationResult,
   type StreamPart,
+  shown,
 } from './options.js';
 import { type ScoreItem, type ScoreOptions, type ScoreResult, scoreBatch } from './score.js';
 
@@ -200,7 +201,7 @@ export class Model {
     ) {
       bad(
         'prompt',
-        `expected a string, { instruction }, { messages }, { text } or { promptIds }, got ${JSON.stringify(input) ?? String(input)}`,
+        `expected a string, { instruction }, { messages }, { text } or { promptIds }, got ${shown(input)}`,
       );
     }
     if ('promptIds' in input) {
@@ -536,17 +537,14 @@ export class Model {
     this.live();
     checkScoreOptions(options);
     if (!Array.isArray(items))
-      bad(
-        'items',
-        `expected an array of { prompt, continuation }, got ${JSON.stringify(items) ?? String(items)}`,
-      );
+      bad('items', `expected an array of { prompt, continuation }, got ${shown(items)}`);
     const prepared = items.map((item, i) => {
       if (typeof item !== 'object' || item === null)
-        bad(`items[${i}]`, `expected { prompt, continuation }, got ${JSON.stringify(item) ?? String(item)}`);
+        bad(`items[${i}]`, `expected { prompt, continuation }, got ${shown(item)}`);
       if (typeof item.continuation !== 'string' && !Array.isArray(item.continuation))
         bad(
           `items[${i}].continuation`,
-          `expected text or an array of token ids, got ${JSON.stringify(item.continuation) ?? String(item.continuation)}`,
+          `expected text or an array of token ids, got ${shown(item.continuation)}`,
         );
       const prompt = this.prompt(item.prompt, options.format, options);
       // the first continuation token is scored from the prompt's last position: there must be one

@@ -95,6 +95,9 @@ export const bad = (param: string, message: string): never => {
   throw new GenerationError('runtime.bad_option', `${param}: ${message}`, param);
 };
 
+/** A value as an error message shows it: its JSON, or `String(value)` where it has none (undefined, functions). */
+export const shown = (value: unknown): string => JSON.stringify(value) ?? String(value);
+
 /** An optional integer option in [min, max], or a `runtime.bad_option` error naming it. */
 const int = (v: number | undefined, param: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
   if (v !== undefined && (!Number.isInteger(v) || v < min || v > max))
@@ -110,7 +113,7 @@ export const flag = (v: unknown, param: string) => {
 /** An optional number option, or a `runtime.bad_option` error naming it (a numeric string is no number). */
 const num = (v: unknown, param: string, ok: (n: number) => boolean, expected: string) => {
   if (v !== undefined && (typeof v !== 'number' || !ok(v)))
-    bad(param, `expected ${expected}, got ${JSON.stringify(v) ?? String(v)}`);
+    bad(param, `expected ${expected}, got ${shown(v)}`);
 };
 
 /** The options of `generate()` / `stream()`, for telling a misspelt one (`top_p`) from a known one. */
@@ -158,7 +161,7 @@ void _allListed;
  */
 function checkKnown(o: object, known: readonly string[], call: string): void {
   if (typeof o !== 'object' || o === null || Array.isArray(o))
-    bad('options', `expected an object of ${call} options, got ${JSON.stringify(o) ?? String(o)}`);
+    bad('options', `expected an object of ${call} options, got ${shown(o)}`);
   const squash = (k: string) => k.replace(/[_-]/g, '').toLowerCase();
   for (const [key, value] of Object.entries(o)) {
     // an option left undefined (a spread of optional fields) is no option given
