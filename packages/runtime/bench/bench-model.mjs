@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createModel, DTYPE_FILES } from '@implicit-it/modelkit';
+import { createModel, graphFileName } from '@implicit-it/modelkit';
 import { TINY_MODEL_FORMAT } from '@implicit-it/modelkit/test';
 
 const here = new URL('.', import.meta.url).pathname;
@@ -21,7 +21,7 @@ export async function benchModelDir(name = '', options = {}) {
     process.env.IMPLICIT_IT_CACHE ?? tmpdir(),
     `implicit-it-bench-smollm2-135m-s1-g${TINY_MODEL_FORMAT}${name ? `-${name}` : ''}`,
   );
-  if (!existsSync(join(dir, 'onnx', DTYPE_FILES[options.dtypes?.[0] ?? 'fp32']))) {
+  if (!existsSync(join(dir, 'onnx', graphFileName(options.dtypes?.[0] ?? 'fp32', options.merged)))) {
     const t0 = performance.now();
     await createModel({
       preset: 'smollm2-135m',

@@ -359,40 +359,64 @@ bench(
 // K/V heads repeated with Expand at every step): this engine's patched attention vs the attention as
 // exported, batch 8
 const expandDir = await benchModelDir('optimum', { repeatKv: 'expand', linear: 'matmul' });
+/**
+ * Two loadings of a graph side by side on the batch-8 workload (64 new tokens, hewitt2024), rounds
+ * interleaved: median wall times and whether every row got the same tokens.
+ */
+async function batch8SideBySide(a, b) {
+  // warm-up: a model's first batch-8 generation ran about 0.5 s slower than the next ones (onnxruntime's
+  // first runs at new shapes), which is no part of the comparison
+  for (const m of [a, b]) await m.generate(prompts8, { maxNewTokens: 2, ignoreEos: true });
+  const ms = [[], []];
+  let same = true;
+  for (let round = 0; round < (quick ? 1 : 3); round++) {
+    const outs = [];
+    for (const [i, m] of [a, b].entries()) {
+      const t = now();
+      outs.push(await m.generate(prompts8, { maxNewTokens: 64, ignoreEos: true, rules: 'hewitt2024' }));
+      ms[i].push(now() - t);
+    }
+    same &&=
+      JSON.stringify(outs[0].map((r) => r.tokenIds)) === JSON.stringify(outs[1].map((r) => r.tokenIds));
+  }
+  return { a: median(ms[0]), b: median(ms[1]), ratio: median(ms[1]) / median(ms[0]), same };
+}
+
 const patchedKv = await loadModel(expandDir, { log: () => {} });
 const exportedKv = await loadModel(expandDir, { log: () => {}, splitAttention: false });
-// warm-up: a model's first batch-8 generation ran about 0.5 s slower than the next ones (onnxruntime's
-// first runs at new shapes), which is no part of the comparison
-for (const m of [patchedKv, exportedKv]) await m.generate(prompts8, { maxNewTokens: 2, ignoreEos: true });
-const rk = { patched: [], exported: [] };
-let rkSame = true;
-for (let round = 0; round < (quick ? 1 : 3); round++) {
-  const outs = {};
-  for (const [name, m] of [
-    ['patched', patchedKv],
-    ['exported', exportedKv],
-  ]) {
-    const t = now();
-    outs[name] = await m.generate(prompts8, { maxNewTokens: 64, ignoreEos: true, rules: 'hewitt2024' });
-    rk[name].push(now() - t);
-  }
-  rkSame &&=
-    JSON.stringify(outs.patched.map((r) => r.tokenIds)) ===
-    JSON.stringify(outs.exported.map((r) => r.tokenIds));
-}
-const rkRatio = median(rk.exported) / median(rk.patched);
+const rk = await batch8SideBySide(patchedKv, exportedKv);
 console.log(
-  `   optimum-style graph (MatMul linears, repeat_kv), batch 8 x 64 tokens: attention ${patchedKv.info.attention} ${median(rk.patched).toFixed(0)} ms vs as exported ${median(rk.exported).toFixed(0)} ms -> ${rkRatio.toFixed(2)}x (same tokens: ${rkSame})`,
+  `   optimum-style graph (MatMul linears, repeat_kv), batch 8 x 64 tokens: attention ${patchedKv.info.attention} ${rk.a.toFixed(0)} ms vs as exported ${rk.b.toFixed(0)} ms -> ${rk.ratio.toFixed(2)}x (same tokens: ${rk.same})`,
 );
 bench(
   'runtime: repeat_kv graph, patched vs exported attention (batch 8)',
-  +rkRatio.toFixed(2),
+  +rk.ratio.toFixed(2),
   'x',
   'report',
-  rkSame,
+  rk.same,
 );
 await patchedKv.dispose();
 await exportedKv.dispose();
+
+// 4d. the same model as a merged decoder (decoder_model_merged.onnx: one If on use_cache_branch, as
+// older optimum and transformers.js exports have it): both branches patched (logits sliced, new
+// keys/values as outputs) vs the graph as exported (every position's logits, present.* fed back)
+const mergedDir = await benchModelDir('merged', { merged: true });
+const mergedPatched = await loadModel(mergedDir, { log: () => {} });
+const mergedExported = await loadModel(mergedDir, { log: () => {}, sliceLogits: false, cacheOutputs: false });
+const mg = await batch8SideBySide(mergedPatched, mergedExported);
+console.log(
+  `   merged decoder (If on use_cache_branch), batch 8 x 64 tokens: both branches patched ${mg.a.toFixed(0)} ms vs as exported ${mg.b.toFixed(0)} ms -> ${mg.ratio.toFixed(2)}x (same tokens: ${mg.same})`,
+);
+bench(
+  'runtime: merged decoder, patched vs as exported (batch 8)',
+  +mg.ratio.toFixed(2),
+  'x',
+  'report',
+  mg.same,
+);
+await mergedPatched.dispose();
+await mergedExported.dispose();
 
 // 4c. quantized weights: the same model's onnx/model_q4.onnx (modelkit: MatMulNBits, blocks of 32), at
 // accuracy level 4 (int8 compute, as written) and 0 (float32 compute, what hub q4 files carry), and its

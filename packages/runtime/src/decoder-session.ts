@@ -22,8 +22,8 @@ export interface SessionOptions {
   /**
    * Let the engine keep the KV cache in its own buffers (default true): the graph is patched in memory
    * with outputs for each step's new keys/values, so a step copies those out of onnxruntime instead of
-   * the whole `present.*` cache. Set false (or use a graph the patch does not apply to, e.g. a merged
-   * decoder) to feed `present.*` back as exported.
+   * the whole `present.*` cache (a merged decoder's `If` branches are patched too). Set false (or use
+   * a graph the patch does not apply to) to feed `present.*` back as exported.
    */
   cacheOutputs?: boolean;
   /**
@@ -184,14 +184,12 @@ export class DecoderSession {
     // a graph saved after this patch ("already patched") has its interface: the logits-start input,
     // the new keys/values outputs, and (split) no present.* outputs; it runs as patched
     const outputs = session.outputNames;
-    const savedSplit =
-      this.pastNames.length > 0 &&
-      newNames.every((n) => outputs.includes(n)) &&
-      !this.presentNames.some((n) => outputs.includes(n));
+    const savedKv = this.pastNames.length > 0 && newNames.every((n) => outputs.includes(n));
+    const savedSplit = savedKv && !this.presentNames.some((n) => outputs.includes(n));
     patched = {
       ...patched,
       logits: patched.logits || inputs.includes(LOGITS_START_INPUT),
-      kv: patched.kv || savedSplit,
+      kv: patched.kv || savedKv,
       split: patched.split || savedSplit,
     };
     // a split-attention graph has no present.* outputs: the patch removed them after checking them

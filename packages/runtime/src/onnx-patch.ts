@@ -272,12 +272,12 @@ interface HeadSite {
   unflatten?: NodeInfo;
 }
 
-function findHead(producer: Map<string, NodeInfo>): HeadSite | string {
-  let node = producer.get('logits');
+function findHead(producer: Map<string, NodeInfo>, logits = 'logits'): HeadSite | string {
+  let node = producer.get(logits);
   for (let hops = 0; node && (node.opType === 'Cast' || node.opType === 'Add') && hops < 3; hops++) {
     node = producer.get(node.inputs[0]!);
   }
-  if (!node) return 'no node produces "logits"';
+  if (!node) return `no node produces "${logits}"`;
   // 8-bit exports (onnxruntime's dynamic quantization): Mul(Cast(MatMulInteger(DynamicQuantizeLinear(
   // hidden), W)), scales): the hidden state's one scale covers every position, so the logits of the
   // positions kept would change with the positions left out
@@ -380,8 +380,8 @@ export function patchLogitsSlice(model: Uint8Array): LogitsPatch {
  * latter lets an engine keep the cache in its own buffers and fetch only what is new, instead of
  * copying the whole `present.*` cache out of onnxruntime at every step. It applies where every
  * `present.*` output is `Concat(past_key_values.*, new, axis=2)` at the top level of the graph
- * (optimum's and transformers.js' llama-family exports); merged decoders (an `If` node) are left as
- * they are, with the reason. With those outputs, `splitAttention` also rewrites attention so that no
+ * (optimum's and transformers.js' llama-family exports), or inside both branches of a merged decoder's
+ * `If` (where both patches are made in each branch, and attention is left as exported). With those outputs, `splitAttention` also rewrites attention so that no
  * step copies the cache (see `splitAttentionEdits`), and `groupQueries` replaces repeat_kv by grouped
  * queries; the rewrite assumes what it cannot see, so engines should check the result at load
  * (`checkSplitAttention`).
@@ -560,7 +560,16 @@ function logitsSliceEdits(
 ): Edits | string {
   const site = inputNames.has(LOGITS_START_INPUT) ? 'already patched' : findHead(producer);
   if (typeof site === 'string') return site;
-  const p = 'implicit_it/logits_slice';
+  const edits = headSliceEdits(model, site, 'implicit_it/logits_slice');
+  edits.added.push(logitsStartInput());
+  return edits;
+}
+
+/** The graph input the logits slice reads: the first position whose logits are computed. */
+const logitsStartInput = () => valueInfoField(11, LOGITS_START_INPUT, 7 /* INT64 */, [1]);
+
+/** A Slice of the hidden state before the LM head at `site` (values named under `p`), as edits of the graph holding it. */
+function headSliceEdits(model: Uint8Array, site: HeadSite, p: string): Edits {
   const sliced = `${p}/hidden`;
   const replace = new Map<number, Uint8Array>();
   const inserted = [
@@ -587,7 +596,6 @@ function logitsSliceEdits(
     site.reader.field.start,
     concat([...inserted, withInput(model, site.reader, site.index, sliced)]),
   );
-  added.push(valueInfoField(11, LOGITS_START_INPUT, 7 /* INT64 */, [1]));
   return { replace, added };
 }
 
@@ -873,6 +881,176 @@ function neededNodes(
   return needed;
 }
 
+/** One branch of a merged decoder's `If` (AttributeProto `then_branch` or `else_branch`). */
+interface Branch {
+  /** the attribute's name */
+  name: string;
+  /** the attribute's field in the If node, and its GraphProto (`g`) field */
+  attribute: WireField;
+  graph: WireField;
+  fields: WireField[];
+  nodes: NodeInfo[];
+  producer: Map<string, NodeInfo>;
+  /** the branch's outputs, in the If node's output order */
+  outputs: string[];
+}
+
+function readBranches(buf: Uint8Array, node: NodeInfo): Branch[] {
+  const branches: Branch[] = [];
+  for (const a of wireFields(buf, node.field.dataStart, node.field.end)) {
+    if (a.no !== 5 || a.wireType !== 2) continue;
+    let name = '';
+    let graph: WireField | undefined;
+    for (const g of wireFields(buf, a.dataStart, a.end)) {
+      if (g.no === 1 && g.wireType === 2) name = utf8.decode(buf.subarray(g.dataStart, g.end));
+      if (g.no === 6 && g.wireType === 2) graph = g;
+    }
+    if (!graph) continue;
+    const fields = [...wireFields(buf, graph.dataStart, graph.end)];
+    const nodes = readNodes(buf, fields);
+    const producer = new Map<string, NodeInfo>();
+    for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
+    const outputs = fields.filter((f) => f.no === 12).map((f) => readValueInfo(buf, f).name);
+    branches.push({ name, attribute: a, graph, fields, nodes, producer, outputs });
+  }
+  return branches;
+}
+
+/**
+ * For each `present.*` output of a merged decoder's branch, the value that output appends to the
+ * past: what its Concat(past_key_values.*, new) appends, or, in the branch that reads no past (the
+ * first step's), the output itself. Or why the branch does not qualify.
+ */
+function branchNewKv(
+  buf: Uint8Array,
+  branch: Branch,
+  presents: number[],
+  ifNode: NodeInfo,
+): string[] | string {
+  const readsPast = branch.nodes.some((n) => n.inputs.some((i) => i.startsWith('past_key_values.')));
+  const found: string[] = [];
+  for (const k of presents) {
+    const value = branch.outputs[k];
+    const present = ifNode.outputs[k]!;
+    if (value === undefined) return `${branch.name} has no output for ${present}`;
+    if (!readsPast) {
+      found.push(value);
+      continue;
+    }
+    const node = branch.producer.get(value);
+    const past = present.replace('present.', 'past_key_values.');
+    const axis = node?.opType === 'Concat' ? intAttribute(buf, node, 'axis') : undefined;
+    if (node?.opType !== 'Concat' || node.inputs.length !== 2 || node.inputs[0] !== past)
+      return `${branch.name}: ${present} is not Concat(${past}, new) (found ${node?.opType ?? 'no node'})`;
+    if (axis !== 2 && axis !== -2) return `${branch.name}: ${present} concatenates on axis ${axis}, not 2`;
+    found.push(node.inputs[1]!);
+  }
+  return found;
+}
+
+/**
+ * The logits slice and the new key/value outputs in a merged decoder (optimum's
+ * `decoder_model_merged.onnx`: one `If` on `use_cache_branch` whose branches each hold a whole
+ * decoder), as edits of the top-level graph: the If node rebuilt with both branches patched, the
+ * graph's new input and outputs. Each part is done in both branches or in neither. Split attention
+ * is not attempted there.
+ */
+function mergedEdits(
+  model: Uint8Array,
+  ifNode: NodeInfo,
+  request: PatchRequest,
+  inputNames: Set<string>,
+  outputs: ValueInfo[],
+): { edits: Edits; logitsSlice: true | string; kvOutputs: true | string } {
+  const branches = readBranches(model, ifNode);
+  const edits: Edits = { replace: new Map(), added: [] };
+  let logitsSlice: true | string = 'not requested';
+  let kvOutputs: true | string = 'not requested';
+  if (branches.length !== 2) {
+    const reason = `the If producing "logits" has ${branches.length} branches, not 2`;
+    return {
+      edits,
+      logitsSlice: request.logitsSlice ? reason : logitsSlice,
+      kvOutputs: request.kvOutputs ? reason : kvOutputs,
+    };
+  }
+  const branchEdits = branches.map((): Edits => ({ replace: new Map(), added: [] }));
+  const merge = (into: Edits, from: Edits) => {
+    for (const [at, bytes] of from.replace) into.replace.set(at, bytes);
+    into.added.push(...from.added);
+  };
+  if (request.logitsSlice) {
+    const k = ifNode.outputs.indexOf('logits');
+    const sites = branches.map((b) => findHead(b.producer, b.outputs[k] ?? 'logits'));
+    const failed = sites.findIndex((site) => typeof site === 'string');
+    if (inputNames.has(LOGITS_START_INPUT)) logitsSlice = 'already patched';
+    else if (failed >= 0) logitsSlice = `${branches[failed]!.name}: ${sites[failed]}`;
+    else {
+      sites.forEach((site, i) => {
+        const prefix = `implicit_it/${branches[i]!.name}/logits_slice`;
+        merge(branchEdits[i]!, headSliceEdits(model, site as HeadSite, prefix));
+      });
+      edits.added.push(logitsStartInput());
+      logitsSlice = true;
+    }
+  }
+  const newOutputs: string[] = [];
+  if (request.kvOutputs) {
+    const presents = ifNode.outputs.flatMap((o, k) => (o.startsWith('present.') ? [k] : []));
+    const found = branches.map((b) => branchNewKv(model, b, presents, ifNode));
+    const failed = found.find((f) => typeof f === 'string');
+    if (outputs.some((o) => o.name.startsWith(NEW_KV_PREFIX))) kvOutputs = 'already patched';
+    else if (presents.length === 0) kvOutputs = 'the graph has no present.* outputs';
+    else if (typeof failed === 'string') kvOutputs = failed;
+    else {
+      for (const k of presents) {
+        const present = ifNode.outputs[k]!;
+        const name = present.replace('present.', NEW_KV_PREFIX);
+        newOutputs.push(name);
+        const elemType = outputs.find((o) => o.name === present)?.elemType ?? 0;
+        edits.added.push(valueInfoField(12, name, elemType));
+        branches.forEach((b, i) => {
+          // a branch's outputs are its own values: an Identity of what the present appends
+          const local = `implicit_it/${b.name}/${name}`;
+          const appended = (found[i] as string[])[presents.indexOf(k)]!;
+          branchEdits[i]!.added.push(
+            nodeField([appended], [local], local, 'Identity'),
+            valueInfoField(12, local, elemType),
+          );
+        });
+      }
+      kvOutputs = true;
+    }
+  }
+  if (logitsSlice !== true && kvOutputs !== true) return { edits, logitsSlice, kvOutputs };
+  // the If node: its branches rebuilt, the new outputs appended
+  const parts: Uint8Array[] = [];
+  for (const f of wireFields(model, ifNode.field.dataStart, ifNode.field.end)) {
+    const i = branches.findIndex((b) => b.attribute.start === f.start);
+    if (i < 0) {
+      parts.push(model.subarray(f.start, f.end));
+      continue;
+    }
+    const b = branches[i]!;
+    const body = graphBody(model, b.fields, branchEdits[i]!);
+    const attribute: Uint8Array[] = [];
+    for (const g of wireFields(model, f.dataStart, f.end))
+      attribute.push(g.start === b.graph.start ? lenField(6, body) : model.subarray(g.start, g.end));
+    parts.push(lenField(5, concat(attribute)));
+  }
+  parts.push(...newOutputs.map((o) => str(2, o)));
+  edits.replace.set(ifNode.field.start, lenField(1, concat(parts)));
+  return { edits, logitsSlice, kvOutputs };
+}
+
+/** A GraphProto's body with `edits` applied: fields replaced (by offset) or kept, then those added. */
+function graphBody(buf: Uint8Array, fields: readonly WireField[], edits: Edits): Uint8Array {
+  return concat([
+    ...fields.map((f) => edits.replace.get(f.start) ?? buf.subarray(f.start, f.end)),
+    ...edits.added,
+  ]);
+}
+
 function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
   const top = [...wireFields(model, 0, model.length)];
   const graphField = top.find((f) => f.no === 7 && f.wireType === 2);
@@ -911,18 +1089,29 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
     added.push(...edits.added);
     return true;
   };
-  if (request.logitsSlice) result.logitsSlice = apply(logitsSliceEdits(model, producer, inputNames));
+  const merged = producer.get('logits')?.opType === 'If' ? producer.get('logits') : undefined;
+  if (merged) {
+    const done = mergedEdits(model, merged, request, inputNames, outputs);
+    apply(done.edits);
+    result.logitsSlice = done.logitsSlice;
+    result.kvOutputs = done.kvOutputs;
+  } else if (request.logitsSlice) result.logitsSlice = apply(logitsSliceEdits(model, producer, inputNames));
   // the present.* Concats, found once for both edits that build on them
-  const sites = outputs.some((o) => o.name.startsWith(NEW_KV_PREFIX))
-    ? 'already patched'
-    : findNewKv(model, producer, inputNames, outputs);
-  if (request.kvOutputs) result.kvOutputs = apply(typeof sites === 'string' ? sites : newKvEdits(sites));
+  const sites = merged
+    ? 'a merged decoder (split attention does not rewrite the branches of its If)'
+    : outputs.some((o) => o.name.startsWith(NEW_KV_PREFIX))
+      ? 'already patched'
+      : findNewKv(model, producer, inputNames, outputs);
+  if (request.kvOutputs && !merged)
+    result.kvOutputs = apply(typeof sites === 'string' ? sites : newKvEdits(sites));
   if (request.splitAttention) {
     const group = request.groupQueries !== false;
     const split =
-      result.kvOutputs === true && typeof sites !== 'string'
-        ? splitAttentionEdits(model, nodes, producer, graphFields, outputs, sites, group)
-        : `needs the new key/value outputs (${result.kvOutputs})`;
+      result.kvOutputs !== true
+        ? `needs the new key/value outputs (${result.kvOutputs})`
+        : typeof sites === 'string'
+          ? sites
+          : splitAttentionEdits(model, nodes, producer, graphFields, outputs, sites, group);
     result.splitAttention = apply(typeof split === 'string' ? split : split.edits);
     if (group) result.groupQueries = typeof split === 'string' ? split : split.grouped;
   }

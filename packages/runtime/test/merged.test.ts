@@ -1,9 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LogitsProcessorList } from '@huggingface/transformers';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describe, expect, it } from 'vitest';
-import { generateWithoutCache, loadModel, summarizeGraph, transformersRulesProcessor } from '../src/index.js';
+import {
+  generateWithoutCache,
+  loadModel,
+  patchDecoderGraph,
+  summarizeGraph,
+  transformersRulesProcessor,
+} from '../src/index.js';
 import { expectLevelRaised, PROMPTS, transformersGreedy, transformersModel } from './helpers.js';
 
 // optimum's merged decoders (onnx/decoder_model_merged.onnx, as older transformers.js exports have
@@ -20,13 +27,19 @@ describe('merged decoders (onnx/decoder_model_merged.onnx, use_cache_branch)', (
     const model = await loadModel(dir, { log: (l) => lines.push(l) });
     const plain = await loadModel(plainDir, { log: () => {} });
     expect(model.files.onnxFile).toMatch(/onnx\/decoder_model_merged\.onnx$/);
-    // no patch applies inside an If: every position's logits, the cache copied out as present.*
+    // both branches of the If patched: the LM head sliced, the new keys/values as outputs; attention as
+    // exported (the cache still concatenated inside onnxruntime)
     expect([model.info.logitsMode, model.info.cacheMode, model.info.attention]).toEqual([
-      'all',
-      'present',
+      'patched',
+      'slots',
       'exported',
     ]);
-    expect(lines.join('\n')).toContain('(found If)');
+    expect(lines).toContain(
+      'KV cache concatenated inside onnxruntime at every step (attention not split: a merged decoder (split attention does not rewrite the branches of its If))',
+    );
+    // the graph as exported: every position's logits, the cache fed back as present.*
+    const asExported = await loadModel(dir, { log: () => {}, sliceLogits: false, cacheOutputs: false });
+    expect([asExported.info.logitsMode, asExported.info.cacheMode]).toEqual(['all', 'present']);
     const hf = await transformersModel(dir, { model_file_name: 'decoder_model_merged' });
     try {
       const options = { maxNewTokens: 24, rules: 'hewitt2024' } as const;
@@ -37,6 +50,8 @@ describe('merged decoders (onnx/decoder_model_merged.onnx, use_cache_branch)', (
         expect(ours!.tokenIds).toEqual(await generateWithoutCache(model, prompt, options));
         const [fromPlain] = await plain.generate(prompt, options);
         expect(ours!.tokenIds).toEqual(fromPlain!.tokenIds);
+        const [exported] = await asExported.generate(prompt, options);
+        expect(ours!.tokenIds).toEqual(exported!.tokenIds);
         const p = ours!.prompt;
         const list = new LogitsProcessorList();
         list.push((await transformersRulesProcessor(model.rules('hewitt2024')!, p)) as never);
@@ -44,8 +59,10 @@ describe('merged decoders (onnx/decoder_model_merged.onnx, use_cache_branch)', (
         expect(new Set(ours!.tokenIds).size).toBeGreaterThan(8); // a real sequence, not a loop
       }
       // a prompt in chunks feeds the cache branch a multi-token step
+      // (chunks need the engine's own cache buffers: with the patch, a merged decoder has them)
       const chunked = await loadModel(dir, { log: () => {}, prefillChunk: 4 });
-      const [whole] = await model.generate(PROMPTS[3]!, { maxNewTokens: 8 });
+      expect([chunked.info.prefillChunk, asExported.info.prefillChunk]).toEqual([4, 0]);
+      const [whole] = await asExported.generate(PROMPTS[3]!, { maxNewTokens: 8 });
       const [inChunks] = await chunked.generate(PROMPTS[3]!, { maxNewTokens: 8 });
       expect(inChunks!.tokenIds).toEqual(whole!.tokenIds);
       await chunked.dispose();
@@ -61,6 +78,71 @@ describe('merged decoders (onnx/decoder_model_merged.onnx, use_cache_branch)', (
       await hf.dispose();
       await model.dispose();
       await plain.dispose();
+      await asExported.dispose();
+    }
+  });
+
+  it('the patch reaches into both branches of the If; a graph saved after it loads as patched', async () => {
+    const { dir } = await merged();
+    const bytes = readFileSync(join(dir, 'onnx', 'decoder_model_merged.onnx'));
+    const request = { logitsSlice: true, kvOutputs: true, splitAttention: true };
+    const once = patchDecoderGraph(bytes, request);
+    expect(once).toMatchObject({
+      logitsSlice: true,
+      kvOutputs: true,
+      splitAttention: 'a merged decoder (split attention does not rewrite the branches of its If)',
+    });
+    // per branch: a Slice before the LM head and one of its shape (the tiny model's head is flattened,
+    // Reshape(Gemm(Reshape))), an Identity per new key/value (2 layers x 2)
+    const before = summarizeGraph(bytes).ops;
+    const after = summarizeGraph(once.bytes!).ops;
+    expect([after.Slice! - (before.Slice ?? 0), after.Identity! - (before.Identity ?? 0)]).toEqual([4, 8]);
+    expect(after.If).toBe(1);
+    expect(patchDecoderGraph(once.bytes!, request)).toMatchObject({
+      bytes: null,
+      logitsSlice: 'already patched',
+      kvOutputs: 'already patched',
+    });
+    const saved = mkdtempSync(join(tmpdir(), 'implicit-it-merged-patched-'));
+    cpSync(dir, saved, { recursive: true });
+    writeFileSync(join(saved, 'onnx', 'decoder_model_merged.onnx'), once.bytes!);
+    const lines: string[] = [];
+    const [patched, original] = await Promise.all([
+      loadModel(saved, { log: (l) => lines.push(l) }),
+      loadModel(dir, { log: () => {}, sliceLogits: false, cacheOutputs: false }),
+    ]);
+    try {
+      expect(lines.filter((l) => /^logits for every position/.test(l))).toEqual([]);
+      expect([patched.info.logitsMode, patched.info.cacheMode]).toEqual(['patched', 'slots']);
+      const [again] = await patched.generate(PROMPTS, { maxNewTokens: 12 });
+      const [first] = await original.generate(PROMPTS, { maxNewTokens: 12 });
+      expect(again!.tokenIds).toEqual(first!.tokenIds);
+    } finally {
+      await Promise.all([patched.dispose(), original.dispose()]);
+      rmSync(saved, { recursive: true, force: true });
+    }
+  });
+
+  it('a float16 cache: the patched branches decode as the graph as exported does', async () => {
+    const { dir } = await merged({ kvDtype: 'float16' });
+    const [patched, exported] = await Promise.all([
+      loadModel(dir, { log: () => {} }),
+      loadModel(dir, { log: () => {}, sliceLogits: false, cacheOutputs: false }),
+    ]);
+    try {
+      expect([patched.info.kvType, patched.info.cacheMode, exported.info.cacheMode]).toEqual([
+        'float16',
+        'slots',
+        'present',
+      ]);
+      const options = { maxNewTokens: 16, rules: 'hewitt2024' } as const;
+      const [ours, theirs] = await Promise.all([
+        patched.generate(PROMPTS, options),
+        exported.generate(PROMPTS, options),
+      ]);
+      expect(ours.map((r) => r.tokenIds)).toEqual(theirs.map((r) => r.tokenIds));
+    } finally {
+      await Promise.all([patched.dispose(), exported.dispose()]);
     }
   });
 
