@@ -187,7 +187,22 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
   const model = served.model;
   const raw = Array.isArray(req.prompt) ? req.prompt[0]! : req.prompt;
   let prompt: { ids: number[]; scopeStart: number };
-  if (typeof raw === 'string') {
+  if (raw === '') {
+    // OpenAI: with no prompt "the model will generate as if from the beginning of a new document",
+    // i.e. after its document separator, <|endoftext|>: the BOS, or the EOS where there is none
+    const { bosId, eosIds } = model.tokenizer;
+    const start = bosId ?? eosIds[0];
+    if (start === undefined) {
+      throw new ApiError(
+        400,
+        'prompt: an empty prompt starts a new document after the BOS or EOS token, and this tokenizer names neither; write a prompt',
+        { param: 'prompt', code: 'invalid_value' },
+      );
+    }
+    // the separator is not content: the rules' used-token scope starts after it (an EOS in scope would
+    // be penalized, pushing the end of the text back)
+    prompt = { ids: [start], scopeStart: 1 };
+  } else if (typeof raw === 'string') {
     try {
       prompt = model.prompt({ text: raw }, 'raw');
     } catch (error) {

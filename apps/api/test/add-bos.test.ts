@@ -107,6 +107,18 @@ describeShared(
       expect(withBos.body.choices[0].message.content).not.toBe(plain.body.choices[0].message.content);
     });
 
+    it('an empty completions prompt starts after the EOS, the document separator of a tokenizer without a BOS', async () => {
+      const app = createApp({ models: [{ id: 'tiny', model: olmo }], log: () => {} });
+      const r = await post(app, '/v1/completions', { model: 'tiny', prompt: '', max_tokens: 6 });
+      expect(r.status).toBe(200);
+      expect(r.body.usage.prompt_tokens).toBe(1);
+      const [direct] = await olmo.generate(
+        { promptIds: [OLMO_EOS], scopeStart: 1 },
+        { maxNewTokens: 6, rules: 'hewitt2024' },
+      );
+      expect(r.body.choices[0].text).toBe(direct!.text);
+    });
+
     it("the server's addBos is the default of requests that set none; add_bos: false overrides it", async () => {
       const app = createApp({ models: [{ id: 'tiny', model: olmo }], log: () => {}, addBos: true });
       expect((await post(app, '/v1/chat/completions', chat())).body.usage.prompt_tokens).toBe(22);

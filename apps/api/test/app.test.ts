@@ -422,6 +422,28 @@ describe('POST /v1/completions', () => {
     expect(body.choices[0].text).toBe(direct!.text);
   });
 
+  it("an empty prompt starts a new document: after the BOS (OpenAI's <|endoftext|>), outside the rules' scope", async () => {
+    const bos = model.tokenizer.bosId!;
+    const [direct] = await model.generate(
+      { promptIds: [bos], scopeStart: 1 },
+      { maxNewTokens: 12, rules: 'hewitt2024', logitBias: { 2: -100 } },
+    );
+    for (const prompt of ['', ['']]) {
+      const { res, body } = await post('/v1/completions', {
+        model: 'tiny',
+        prompt,
+        max_tokens: 12,
+        logit_bias: { 2: -100 },
+      });
+      expect(res.status).toBe(200);
+      expect(body.usage.prompt_tokens).toBe(1);
+      expect(body.choices[0].text).toBe(direct!.text);
+    }
+    // a prompt of only spaces is text: it is tokenized as written
+    const spaces = await post('/v1/completions', { model: 'tiny', prompt: '  ', max_tokens: 1 });
+    expect(spaces.body.usage.prompt_tokens).toBe(model.prompt({ text: '  ' }, 'raw').ids.length);
+  });
+
   it('takes token ids and legacy log-probs', async () => {
     const { body } = await post('/v1/completions', {
       model: 'tiny',
