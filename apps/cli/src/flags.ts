@@ -200,7 +200,14 @@ export interface OpenedModel {
 export const ADD_BOS_HELP =
   "start the prompt with the BOS token (the EOS on tokenizers without one, as the paper's OLMo prompts)";
 
-/** How instructions become prompts: `--format`, and `--add-bos` where given. */
+/** `--no-add-bos`'s help (unset, neither flag: the format decides). */
+export const NO_ADD_BOS_HELP =
+  'no BOS first, even where the format puts one (tulu, on a tokenizer with a BOS)';
+
+/** The flag that set `addBos`, for messages. */
+export const addBosFlag = (addBos: boolean) => (addBos ? '--add-bos' : '--no-add-bos');
+
+/** How instructions become prompts: `--format`, and `--add-bos` / `--no-add-bos` where given. */
 export interface PromptFlags {
   format: 'tulu' | 'chat-template' | 'raw';
   addBos?: boolean;
@@ -208,20 +215,20 @@ export interface PromptFlags {
 
 /**
  * The prompt settings of `flags` for the runtime and for run records: `addBos` only where
- * `--add-bos` was given, so that records of runs without it stay as they were.
+ * `--add-bos` or `--no-add-bos` was given, so that records of runs without either stay as they were.
  */
 export function promptSettings<F extends PromptFlags['format']>(flags: {
   format: F;
   addBos?: boolean;
-}): { format: F; addBos?: true } {
-  return { format: flags.format, ...(flags.addBos ? { addBos: true as const } : {}) };
+}): { format: F; addBos?: boolean } {
+  return { format: flags.format, ...(flags.addBos !== undefined ? { addBos: flags.addBos } : {}) };
 }
 
-/** Refuses `--add-bos` with `--format raw` (usage error): a raw prompt is the text as written. */
+/** Refuses `--add-bos` / `--no-add-bos` with `--format raw` (usage error): a raw prompt is the text as written. */
 export function checkAddBos(flags: PromptFlags): void {
-  if (flags.addBos && flags.format === 'raw') {
+  if (flags.addBos !== undefined && flags.format === 'raw') {
     throw usage(
-      '--add-bos: a --format raw prompt is the text as written, special tokens included',
+      `${addBosFlag(flags.addBos)}: a --format raw prompt is the text as written, special tokens included`,
       'write the BOS in the text, or use --format tulu or chat-template',
     );
   }

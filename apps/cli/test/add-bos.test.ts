@@ -11,7 +11,7 @@ import {
   TIRAMISU,
   tinyOlmoModelOptions,
 } from '@implicit-it/testkit';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, startServe, stop } from './helpers.js';
 
 describeShared(
@@ -147,7 +147,7 @@ describeShared(
       const other = await run([...args, ...more]);
       expect(other.code).toBe(2);
       expect(other.stderr).toContain(
-        `error: --out: ${out} holds the finished outputs of another run (different --add-bos); they are not replaced`,
+        `error: --out: ${out} holds the finished outputs of another run (different --add-bos / --no-add-bos); they are not replaced`,
       );
       const raw = await run([...args, '--format', 'raw', '--add-bos', ...more]);
       expect(raw.code).toBe(2);
@@ -179,3 +179,50 @@ describeShared(
     });
   },
 );
+
+describe('--no-add-bos: no BOS first, where the tulu format puts one', () => {
+  let dir: string;
+  let model: Model;
+  beforeAll(async () => {
+    dir = (await createTinyModel({ seed: 1 })).dir;
+    model = await loadModel(dir, { log: () => {} });
+  });
+  afterAll(() => model?.dispose());
+
+  it("generate: the prompt loses its BOS, and the answer is that prompt's", async () => {
+    const args = ['generate', '--model', dir, '--rules', 'off', '--max-tokens', '5', '--json'];
+    const [plain, without] = await Promise.all([
+      run([...args, TIRAMISU]),
+      run([...args, '--no-add-bos', TIRAMISU]),
+    ]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(without.code, without.stderr).toBe(0);
+    const [a, b] = [JSON.parse(plain.stdout), JSON.parse(without.stdout)];
+    const [direct] = await model.generate(TIRAMISU, { maxNewTokens: 5, rules: false, addBos: false });
+    expect(direct!.prompt.ids[0]).not.toBe(model.tokenizer.bosId);
+    expect(b.usage.promptTokens).toBe(a.usage.promptTokens - 1);
+    expect(b.usage.promptTokens).toBe(direct!.prompt.ids.length);
+    expect(b.tokenIds).toEqual(direct!.tokenIds);
+  });
+
+  it('is refused where the prompt is taken as written: --format raw, rules trace --prompt-ids', async () => {
+    const raw = await run(['generate', '--model', dir, '--format', 'raw', '--no-add-bos', 'Hi']);
+    expect(raw.code).toBe(2);
+    expect(raw.stderr).toContain('--no-add-bos: a --format raw prompt is the text as written');
+    const trace = await run([
+      'rules',
+      'trace',
+      '--tokenizer',
+      dir,
+      '--prompt-ids',
+      '1,2,3',
+      '--scope-start',
+      '0',
+      '--response',
+      'Hi',
+      '--no-add-bos',
+    ]);
+    expect(trace.code).toBe(2);
+    expect(trace.stderr).toContain('--no-add-bos is for --instruction: --prompt-ids are taken as they are');
+  });
+});

@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline';
 import type { RuleSpec } from '@implicit-it/rules';
 import type { ChatMessage } from '@implicit-it/tokenizers';
 import type { Command } from 'commander';
-import { type ModelFlags, openModel, parseRules, rulesLabel } from '../flags.js';
+import { addBosFlag, type ModelFlags, openModel, parseRules, rulesLabel } from '../flags.js';
 import { CliError, forTerminal, painter } from '../output.js';
 import {
   addGenerationOptions,
@@ -44,7 +44,7 @@ async function run(flags: ChatFlags): Promise<void> {
   let messages: ChatMessage[] = [...system];
 
   process.stdout.write(
-    `${out('bold', 'implicit-it chat')} with ${opened.id}, rules: ${rulesLabel(rules)}, format: ${flags.format}${flags.addBos ? ' (--add-bos)' : ''}\n${out('dim', HELP)}\n`,
+    `${out('bold', 'implicit-it chat')} with ${opened.id}, rules: ${rulesLabel(rules)}, format: ${flags.format}${flags.addBos === undefined ? '' : ` (${addBosFlag(flags.addBos)})`}\n${out('dim', HELP)}\n`,
   );
   const rl = createInterface({
     input: process.stdin,

@@ -43,6 +43,7 @@ import {
   intArg,
   type ModelFlags,
   modelFingerprint,
+  NO_ADD_BOS_HELP,
   numArg,
   type OpenedModel,
   openModel,
@@ -90,7 +91,8 @@ function addModelOptions(
         .choices(['tulu', 'chat-template', 'raw'])
         .default('tulu'),
     )
-    .option('--add-bos', ADD_BOS_HELP);
+    .option('--add-bos', ADD_BOS_HELP)
+    .option('--no-add-bos', NO_ADD_BOS_HELP);
   return addLoadOptions(cmd, 'never use the network (hub ids must be cached)');
 }
 
@@ -234,7 +236,7 @@ const RUN_SETTINGS: Record<string, string> = {
   'fingerprint.model': '--model (its directory or ONNX graph file, --dtype, --q4-accuracy-level)',
   'fingerprint.rules': '--rules',
   'fingerprint.format': '--format',
-  'fingerprint.addBos': '--add-bos',
+  'fingerprint.addBos': '--add-bos / --no-add-bos',
 };
 
 /** The same for a subset of eval ablations (its rules follow from its name, given by --subsets). */

@@ -9,6 +9,7 @@ import {
   collect,
   intArg,
   type ModelFlags,
+  NO_ADD_BOS_HELP,
   numArg,
   type OpenedModel,
   openModel,
@@ -53,6 +54,7 @@ export function addGenerationOptions(cmd: Command): Command {
         .default('tulu'),
     )
     .option('--add-bos', ADD_BOS_HELP)
+    .option('--no-add-bos', NO_ADD_BOS_HELP)
     .option('-n, --max-tokens <n>', 'most tokens to generate', intArg(0, 1_000_000), 256)
     .option('-t, --temperature <t>', '0 is greedy, as the paper evaluates', numArg(0, 100), 0)
     .option('--top-p <p>', 'nucleus sampling', numArg(Number.MIN_VALUE, 1))

@@ -2,7 +2,15 @@ import { existsSync } from 'node:fs';
 import { compileRules, type RuleSpec } from '@implicit-it/rules';
 import { loadTokenizer } from '@implicit-it/tokenizers';
 import { type Command, Option } from 'commander';
-import { ADD_BOS_HELP, idsArg, intArg, parseRules, promptSettings } from '../flags.js';
+import {
+  ADD_BOS_HELP,
+  addBosFlag,
+  idsArg,
+  intArg,
+  NO_ADD_BOS_HELP,
+  parseRules,
+  promptSettings,
+} from '../flags.js';
 import { CliError, EXIT, note, usage } from '../output.js';
 
 interface TraceFlags {
@@ -34,9 +42,9 @@ async function run(flags: TraceFlags): Promise<void> {
       'give the prompt as --instruction TEXT or as --prompt-ids 1,2,3 --scope-start N (one of them)',
     );
   }
-  if (flags.promptIds !== undefined && flags.addBos) {
+  if (flags.promptIds !== undefined && flags.addBos !== undefined) {
     throw usage(
-      '--add-bos is for --instruction: --prompt-ids are taken as they are (put the BOS id first yourself)',
+      `${addBosFlag(flags.addBos)} is for --instruction: --prompt-ids are taken as they are (put the BOS id first yourself)`,
     );
   }
   if (flags.promptIds !== undefined && flags.scopeStart === undefined) {
@@ -120,6 +128,7 @@ Examples:
         .default('tulu'),
     )
     .option('--add-bos', `with --instruction: ${ADD_BOS_HELP}`)
+    .option('--no-add-bos', `with --instruction: ${NO_ADD_BOS_HELP}`)
     .option('--prompt-ids <ids>', 'the prompt as comma-separated token ids', idsArg)
     .option(
       '--scope-start <n>',

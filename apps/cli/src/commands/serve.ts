@@ -10,6 +10,7 @@ import {
   collect,
   intArg,
   type ModelFlags,
+  NO_ADD_BOS_HELP,
   type OpenedModel,
   openModel,
   parseRules,
@@ -205,6 +206,7 @@ export function registerServe(program: Command): void {
         .default('tulu'),
     )
     .option('--add-bos', `${ADD_BOS_HELP}; requests may set "add_bos"`)
+    .option('--no-add-bos', `${NO_ADD_BOS_HELP}; requests may set "add_bos"`)
     .option('--no-playground', 'do not serve the playground page at /')
     .option(
       '--cors <origins>',
