@@ -360,18 +360,21 @@ bench(
 // exported, batch 8
 const expandDir = await benchModelDir('optimum', { repeatKv: 'expand', linear: 'matmul' });
 /**
- * Two loadings of a graph side by side on the batch-8 workload (64 new tokens, hewitt2024), rounds
- * interleaved: median wall times and whether every row got the same tokens.
+ * One graph loaded two ways (`a`, `b`: a label and load options) side by side on the batch-8 workload
+ * (64 new tokens, hewitt2024), rounds interleaved: prints median wall times, the ratio b / a and
+ * whether every row got the same tokens, and records the ratio as `benchName`.
  */
-async function batch8SideBySide(a, b) {
+async function batch8SideBySide(dir, what, a, b, benchName) {
+  const models = [];
+  for (const side of [a, b]) models.push(await loadModel(dir, { log: () => {}, ...side.options }));
   // warm-up: a model's first batch-8 generation ran about 0.5 s slower than the next ones (onnxruntime's
   // first runs at new shapes), which is no part of the comparison
-  for (const m of [a, b]) await m.generate(prompts8, { maxNewTokens: 2, ignoreEos: true });
+  for (const m of models) await m.generate(prompts8, { maxNewTokens: 2, ignoreEos: true });
   const ms = [[], []];
   let same = true;
   for (let round = 0; round < (quick ? 1 : 3); round++) {
     const outs = [];
-    for (const [i, m] of [a, b].entries()) {
+    for (const [i, m] of models.entries()) {
       const t = now();
       outs.push(await m.generate(prompts8, { maxNewTokens: 64, ignoreEos: true, rules: 'hewitt2024' }));
       ms[i].push(now() - t);
@@ -379,44 +382,22 @@ async function batch8SideBySide(a, b) {
     same &&=
       JSON.stringify(outs[0].map((r) => r.tokenIds)) === JSON.stringify(outs[1].map((r) => r.tokenIds));
   }
-  return { a: median(ms[0]), b: median(ms[1]), ratio: median(ms[1]) / median(ms[0]), same };
+  const [ta, tb] = ms.map(median);
+  const label = (side, m) => (typeof side.label === 'function' ? side.label(m.info) : side.label);
+  console.log(
+    `   ${what}, batch 8 x 64 tokens: ${label(a, models[0])} ${ta.toFixed(0)} ms vs ${label(b, models[1])} ${tb.toFixed(0)} ms -> ${(tb / ta).toFixed(2)}x (same tokens: ${same})`,
+  );
+  bench(benchName, +(tb / ta).toFixed(2), 'x', 'report', same);
+  for (const m of models) await m.dispose();
 }
 
-const patchedKv = await loadModel(expandDir, { log: () => {} });
-const exportedKv = await loadModel(expandDir, { log: () => {}, splitAttention: false });
-const rk = await batch8SideBySide(patchedKv, exportedKv);
-console.log(
-  `   optimum-style graph (MatMul linears, repeat_kv), batch 8 x 64 tokens: attention ${patchedKv.info.attention} ${rk.a.toFixed(0)} ms vs as exported ${rk.b.toFixed(0)} ms -> ${rk.ratio.toFixed(2)}x (same tokens: ${rk.same})`,
-);
-bench(
+await batch8SideBySide(
+  expandDir,
+  'optimum-style graph (MatMul linears, repeat_kv)',
+  { label: (info) => `attention ${info.attention}`, options: {} },
+  { label: 'as exported', options: { splitAttention: false } },
   'runtime: repeat_kv graph, patched vs exported attention (batch 8)',
-  +rk.ratio.toFixed(2),
-  'x',
-  'report',
-  rk.same,
 );
-await patchedKv.dispose();
-await exportedKv.dispose();
-
-// 4d. the same model as a merged decoder (decoder_model_merged.onnx: one If on use_cache_branch, as
-// older optimum and transformers.js exports have it): both branches patched (logits sliced, new
-// keys/values as outputs) vs the graph as exported (every position's logits, present.* fed back)
-const mergedDir = await benchModelDir('merged', { merged: true });
-const mergedPatched = await loadModel(mergedDir, { log: () => {} });
-const mergedExported = await loadModel(mergedDir, { log: () => {}, sliceLogits: false, cacheOutputs: false });
-const mg = await batch8SideBySide(mergedPatched, mergedExported);
-console.log(
-  `   merged decoder (If on use_cache_branch), batch 8 x 64 tokens: both branches patched ${mg.a.toFixed(0)} ms vs as exported ${mg.b.toFixed(0)} ms -> ${mg.ratio.toFixed(2)}x (same tokens: ${mg.same})`,
-);
-bench(
-  'runtime: merged decoder, patched vs as exported (batch 8)',
-  +mg.ratio.toFixed(2),
-  'x',
-  'report',
-  mg.same,
-);
-await mergedPatched.dispose();
-await mergedExported.dispose();
 
 // 4c. quantized weights: the same model's onnx/model_q4.onnx (modelkit: MatMulNBits, blocks of 32), at
 // accuracy level 4 (int8 compute, as written) and 0 (float32 compute, what hub q4 files carry), and its
@@ -469,6 +450,17 @@ await mergedExported.dispose();
   bench('runtime: q8 vs fp32 batch-1 decode', +(d8 / d32).toFixed(2), 'x', 'report', true);
   for (const [, m] of variants.slice(1)) await m.dispose();
 }
+
+// 4d. the same model as a merged decoder (decoder_model_merged.onnx: one If on use_cache_branch, as
+// older optimum and transformers.js exports have it): both branches patched (logits sliced, new
+// keys/values as outputs) vs the graph as exported (every position's logits, present.* fed back)
+await batch8SideBySide(
+  await benchModelDir('merged', { merged: true }),
+  'merged decoder (If on use_cache_branch)',
+  { label: 'both branches patched', options: {} },
+  { label: 'as exported', options: { sliceLogits: false, cacheOutputs: false } },
+  'runtime: merged decoder, patched vs as exported (batch 8)',
+);
 
 // 5. roofline: bytes read per decoded token vs this machine's memory bandwidth
 // read bandwidth with native scans (memchr over zeroed buffers, one per core), best of 5
