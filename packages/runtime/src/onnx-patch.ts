@@ -427,23 +427,30 @@ function readValueInfo(buf: Uint8Array, f: WireField): ValueInfo {
   return info;
 }
 
-/** The integer attribute `name` of a node, or undefined. */
-function intAttribute(buf: Uint8Array, node: NodeInfo, name: string): number | undefined {
+/** A node's attributes (NodeProto field 5): each one's name, field and own fields. */
+function* attributesOf(
+  buf: Uint8Array,
+  node: NodeInfo,
+): Generator<{ name: string; field: WireField; fields: WireField[] }> {
   for (const g of wireFields(buf, node.field.dataStart, node.field.end)) {
     if (g.no !== 5 || g.wireType !== 2) continue;
-    let attrName = '';
-    let value: number | undefined;
-    for (const a of wireFields(buf, g.dataStart, g.end)) {
-      if (a.no === 1 && a.wireType === 2) attrName = utf8.decode(buf.subarray(a.dataStart, a.end));
-      if (a.no === 3 && a.wireType === 0) {
-        // int64 as a varint (negative values are 10-byte two's complement): read exactly with BigInt
-        let raw = 0n;
-        let shift = 0n;
-        for (let pos = a.dataStart; pos < a.end; pos++, shift += 7n) raw |= BigInt(buf[pos]! & 0x7f) << shift;
-        value = Number(BigInt.asIntN(64, raw));
-      }
-    }
-    if (attrName === name) return value;
+    const fields = [...wireFields(buf, g.dataStart, g.end)];
+    const named = fields.find((a) => a.no === 1 && a.wireType === 2);
+    yield { name: named ? utf8.decode(buf.subarray(named.dataStart, named.end)) : '', field: g, fields };
+  }
+}
+
+/** The integer attribute `name` of a node, or undefined. */
+function intAttribute(buf: Uint8Array, node: NodeInfo, name: string): number | undefined {
+  for (const attribute of attributesOf(buf, node)) {
+    if (attribute.name !== name) continue;
+    const a = attribute.fields.find((f) => f.no === 3 && f.wireType === 0);
+    if (!a) return undefined;
+    // int64 as a varint (negative values are 10-byte two's complement): read exactly with BigInt
+    let raw = 0n;
+    let shift = 0n;
+    for (let pos = a.dataStart; pos < a.end; pos++, shift += 7n) raw |= BigInt(buf[pos]! & 0x7f) << shift;
+    return Number(BigInt.asIntN(64, raw));
   }
   return undefined;
 }
@@ -897,14 +904,9 @@ interface Branch {
 
 function readBranches(buf: Uint8Array, node: NodeInfo): Branch[] {
   const branches: Branch[] = [];
-  for (const a of wireFields(buf, node.field.dataStart, node.field.end)) {
-    if (a.no !== 5 || a.wireType !== 2) continue;
-    let name = '';
-    let graph: WireField | undefined;
-    for (const g of wireFields(buf, a.dataStart, a.end)) {
-      if (g.no === 1 && g.wireType === 2) name = utf8.decode(buf.subarray(g.dataStart, g.end));
-      if (g.no === 6 && g.wireType === 2) graph = g;
-    }
+  for (const { name, field: a, fields: attributeFields } of attributesOf(buf, node)) {
+    // AttributeProto `g`: one graph
+    const graph = attributeFields.find((g) => g.no === 6 && g.wireType === 2);
     if (!graph) continue;
     const fields = [...wireFields(buf, graph.dataStart, graph.end)];
     const nodes = readNodes(buf, fields);
