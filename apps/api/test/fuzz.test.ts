@@ -174,7 +174,8 @@ const BAD_COMPLETION_FIELDS: Record<string, unknown[]> = {
     [1, 99999],
     [true],
     'tiramisu '.repeat(600),
-    '',
+    // ('' is a valid prompt: a new document after the BOS)
+    [['x']],
   ],
   logprobs: [true, -1, 21, 'five', 2.5],
   echo: [true, 'yes'],
