@@ -380,11 +380,11 @@ export function patchLogitsSlice(model: Uint8Array): LogitsPatch {
  * latter lets an engine keep the cache in its own buffers and fetch only what is new, instead of
  * copying the whole `present.*` cache out of onnxruntime at every step. It applies where every
  * `present.*` output is `Concat(past_key_values.*, new, axis=2)` at the top level of the graph
- * (optimum's and transformers.js' llama-family exports), or inside both branches of a merged decoder's
- * `If` (where both patches are made in each branch, and attention is left as exported). With those outputs, `splitAttention` also rewrites attention so that no
- * step copies the cache (see `splitAttentionEdits`), and `groupQueries` replaces repeat_kv by grouped
- * queries; the rewrite assumes what it cannot see, so engines should check the result at load
- * (`checkSplitAttention`).
+ * (optimum's and transformers.js' llama-family exports), or inside both branches of a merged
+ * decoder's `If` (both patches are made in each branch; attention is left as exported there). With
+ * those outputs, `splitAttention` also rewrites attention so that no step copies the cache (see
+ * `splitAttentionEdits`), and `groupQueries` replaces repeat_kv by grouped queries; the rewrite
+ * assumes what it cannot see, so engines should check the result at load (`checkSplitAttention`).
  */
 export function patchDecoderGraph(model: Uint8Array, request: PatchRequest): GraphPatch {
   try {
