@@ -532,16 +532,23 @@ function findNewKv(
   for (const present of presents) {
     const node = producer.get(present.name);
     if (!node) return `${present.name} is not produced by a top-level node (a merged decoder?)`;
-    const axis = node.opType === 'Concat' ? intAttribute(buf, node, 'axis') : undefined;
-    const past = present.name.replace('present.', 'past_key_values.');
-    if (node.opType !== 'Concat' || node.inputs.length !== 2 || node.inputs[0] !== past) {
-      return `${present.name} is not Concat(${past}, new) (found ${node.opType})`;
-    }
-    if (axis !== 2 && axis !== -2) return `${present.name} concatenates on axis ${axis}, not 2`;
+    const appended = concatAppends(buf, node, present.name);
+    if (typeof appended !== 'string') return appended.reason;
+    const past = node.inputs[0]!;
     if (!inputNames.has(past)) return `${past} is not a graph input`;
-    found.push({ present, appended: node.inputs[1]! });
+    found.push({ present, appended });
   }
   return found;
+}
+
+/** What `node`, producing the output `present`, appends to the past: it must be Concat(past_key_values.*, new, axis=2). */
+function concatAppends(buf: Uint8Array, node: NodeInfo, present: string): string | { reason: string } {
+  const past = present.replace('present.', 'past_key_values.');
+  if (node.opType !== 'Concat' || node.inputs.length !== 2 || node.inputs[0] !== past)
+    return { reason: `${present} is not Concat(${past}, new) (found ${node.opType})` };
+  const axis = intAttribute(buf, node, 'axis');
+  if (axis !== 2 && axis !== -2) return { reason: `${present} concatenates on axis ${axis}, not 2` };
+  return node.inputs[1]!;
 }
 
 /** A graph input or output (GraphProto field 11 or 12): ValueInfoProto { name, type { tensor_type { elem_type, shape? } } }. */
@@ -940,12 +947,11 @@ function branchNewKv(
       continue;
     }
     const node = branch.producer.get(value);
-    const past = present.replace('present.', 'past_key_values.');
-    const axis = node?.opType === 'Concat' ? intAttribute(buf, node, 'axis') : undefined;
-    if (node?.opType !== 'Concat' || node.inputs.length !== 2 || node.inputs[0] !== past)
-      return `${branch.name}: ${present} is not Concat(${past}, new) (found ${node?.opType ?? 'no node'})`;
-    if (axis !== 2 && axis !== -2) return `${branch.name}: ${present} concatenates on axis ${axis}, not 2`;
-    found.push(node.inputs[1]!);
+    if (!node)
+      return `${branch.name}: ${present} is not Concat(${present.replace('present.', 'past_key_values.')}, new) (found no node)`;
+    const appended = concatAppends(buf, node, present);
+    if (typeof appended !== 'string') return `${branch.name}: ${appended.reason}`;
+    found.push(appended);
   }
   return found;
 }
@@ -977,10 +983,6 @@ function mergedEdits(
     };
   }
   const branchEdits = branches.map((): Edits => ({ replace: new Map(), added: [] }));
-  const merge = (into: Edits, from: Edits) => {
-    for (const [at, bytes] of from.replace) into.replace.set(at, bytes);
-    into.added.push(...from.added);
-  };
   if (request.logitsSlice) {
     const k = ifNode.outputs.indexOf('logits');
     const sites = branches.map((b) => findHead(b.producer, b.outputs[k] ?? 'logits'));
@@ -990,7 +992,7 @@ function mergedEdits(
     else {
       sites.forEach((site, i) => {
         const prefix = `implicit_it/${branches[i]!.name}/logits_slice`;
-        merge(branchEdits[i]!, headSliceEdits(model, site as HeadSite, prefix));
+        mergeEdits(branchEdits[i]!, headSliceEdits(model, site as HeadSite, prefix));
       });
       edits.added.push(logitsStartInput());
       logitsSlice = true;
@@ -1045,6 +1047,12 @@ function mergedEdits(
   return { edits, logitsSlice, kvOutputs };
 }
 
+/** Adds `from` to `into` (a later edit of the same field wins). */
+function mergeEdits(into: Edits, from: Edits): void {
+  for (const [at, bytes] of from.replace) into.replace.set(at, bytes);
+  into.added.push(...from.added);
+}
+
 /** A GraphProto's body with `edits` applied: fields replaced (by offset) or kept, then those added. */
 function graphBody(buf: Uint8Array, fields: readonly WireField[], edits: Edits): Uint8Array {
   return concat([
@@ -1083,15 +1091,15 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
   const outputs = graphFields.filter((f) => f.no === 12).map((f) => readValueInfo(model, f));
   const inputNames = new Set(inputs.map((i) => i.name));
 
-  const replace = new Map<number, Uint8Array>();
-  const added: Uint8Array[] = [];
+  const all: Edits = { replace: new Map(), added: [] };
+  const { replace, added } = all;
   const apply = (edits: Edits | string): true | string => {
     if (typeof edits === 'string') return edits;
-    for (const [at, bytes] of edits.replace) replace.set(at, bytes);
-    added.push(...edits.added);
+    mergeEdits(all, edits);
     return true;
   };
-  const merged = producer.get('logits')?.opType === 'If' ? producer.get('logits') : undefined;
+  const logitsNode = producer.get('logits');
+  const merged = logitsNode?.opType === 'If' ? logitsNode : undefined;
   if (merged) {
     const done = mergedEdits(model, merged, request, inputNames, outputs);
     apply(done.edits);
