@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { compileRules, type RuleSet, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import type { GenerateOptions, Model } from '@implicit-it/runtime';
+import { documentStartId } from '@implicit-it/tokenizers';
 import { ApiError, toApiError } from './errors.js';
 import type { ResolvedApiOptions, ServedModel } from './options.js';
 import type { ChatRequest, CompletionRequest } from './schemas.js';
@@ -190,8 +191,7 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
   if (raw === '') {
     // OpenAI: with no prompt "the model will generate as if from the beginning of a new document",
     // i.e. after its document separator, <|endoftext|>: the BOS, or the EOS where there is none
-    const { bosId, eosIds } = model.tokenizer;
-    const start = bosId ?? eosIds[0];
+    const start = documentStartId(model.tokenizer);
     if (start === undefined) {
       throw new ApiError(
         400,

@@ -138,12 +138,18 @@ function commonPrefixLength(a: readonly number[], b: readonly number[]): number 
 }
 
 /**
- * The id `addBos` prepends: the tokenizer's BOS or, when it names none (OLMo), its first EOS, as
- * open-instruct sets `tokenizer.bos_token = tokenizer.eos_token` for such tokenizers and the paper's OLMo
- * prompts start with `|||IP_ADDRESS|||`, the EOS of OLMo's original tokenizer (rules-spec.md).
+ * The token that starts a document: the tokenizer's BOS or, when it names none (OLMo, Qwen2.5), its
+ * first EOS (undefined when it names neither). It is what `addBos` prepends, as open-instruct sets
+ * `tokenizer.bos_token = tokenizer.eos_token` for such tokenizers and the paper's OLMo prompts start
+ * with `|||IP_ADDRESS|||`, the EOS of OLMo's original tokenizer (rules-spec.md).
  */
+export function documentStartId(tok: Pick<PromptTokenizer, 'bosId' | 'eosIds'>): number | undefined {
+  return tok.bosId ?? tok.eosIds[0];
+}
+
+/** `documentStartId`, or an error naming `addBos` where the tokenizer names neither token. */
 function bosStandIn(tok: PromptTokenizer): number {
-  const id = tok.bosId ?? tok.eosIds[0];
+  const id = documentStartId(tok);
   if (id === undefined) {
     throw new PromptError(
       'tokenizers.invalid_prompt',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createTokenizer, PromptError, tuluParts } from '../src/index.js';
+import { createTokenizer, documentStartId, PromptError, tuluParts } from '../src/index.js';
 import { byteLevelFiles, sentencePieceFiles } from './helpers/build-tokenizer.js';
 
 describe('tuluParts (open-instruct create_prompt_with_tulu_chat_format)', () => {
@@ -187,6 +187,17 @@ describe('buildPrompt on a SentencePiece tokenizer (built)', () => {
         'addBos: built:byte-level-string names neither a BOS nor an EOS token (bos_token, eos_token in tokenizer_config.json); drop addBos',
       );
     }
+    // the document start addBos would use: none here; the BOS, else the first EOS, elsewhere
+    expect(documentStartId(bare)).toBeUndefined();
+    const noBos = createTokenizer({
+      ...files,
+      tokenizerConfig: { ...files.tokenizerConfig, bos_token: null },
+    });
+    expect(noBos.bosId).toBeUndefined();
+    expect(documentStartId(noBos)).toBe(noBos.eosIds[0]);
+    expect(noBos.buildPrompt({ format: 'tulu', instruction: 'Hello', addBos: true }).ids[0]).toBe(
+      noBos.eosIds[0],
+    );
   });
 
   it('raw: special tokens added, S after them', () => {
