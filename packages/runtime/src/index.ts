@@ -1,4 +1,5 @@
 export { argmax } from '@implicit-it/rules';
+export { BaseModel, MAX_LOGIT_BIAS, type ModelInfo } from './base-model.js';
 export type { FinishReason, TokenEvent, TokenLogprob } from './decode-engine.js';
 export {
   checkSplitAttention,
@@ -11,15 +12,7 @@ export {
 export { GenerationAbortedError, GenerationError, ModelLoadError } from './errors.js';
 export { defaultHubCacheDir, hubEndpoint, isHubId, type ResolveOptions, resolveModel } from './hub.js';
 export type { LogitsProcessor, ProcessorContext } from './logits-processor.js';
-export {
-  DEFAULT_PREFILL_CHUNK,
-  inputSeed,
-  type LoadOptions,
-  loadModel,
-  MAX_LOGIT_BIAS,
-  Model,
-  type ModelInfo,
-} from './model.js';
+export { DEFAULT_PREFILL_CHUNK, inputSeed, type LoadOptions, loadModel, Model } from './model.js';
 export {
   DTYPE_SUFFIX,
   type ModelConfig,

@@ -1,5 +1,6 @@
-import { compileRules, RuleSet, type RuleSpec } from '@implicit-it/rules';
+import type { RuleSpec } from '@implicit-it/rules';
 import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
+import { BaseModel } from './base-model.js';
 import {
   DecodeEngine,
   type EngineTokenizer,
@@ -13,9 +14,7 @@ import { type ResolveOptions, resolveModel } from './hub.js';
 import { type ModelFiles, modelEosIds, resolveModelFiles } from './model-dir.js';
 import {
   bad,
-  checkOptions,
   checkScoreOptions,
-  flag,
   type GenerateInput,
   type GenerateOptions,
   type GenerationResult,
@@ -23,9 +22,6 @@ import {
   shown,
 } from './options.js';
 import { type ScoreItem, type ScoreOptions, type ScoreResult, scoreBatch } from './score.js';
-
-/** Compiled rule sets kept per model. */
-const RULE_CACHE_SIZE = 64;
 
 /** Options of `loadModel`. */
 export interface LoadOptions extends SessionOptions, ResolveOptions {
@@ -55,47 +51,6 @@ export interface LoadOptions extends SessionOptions, ResolveOptions {
 /** Default of `LoadOptions.prefillChunk`. */
 export const DEFAULT_PREFILL_CHUNK = 256;
 
-/** Where the model came from and how it runs. */
-export interface ModelInfo {
-  dir: string;
-  onnxFile: string;
-  dtype: string;
-  provider: string;
-  layers: number;
-  kvHeads: number;
-  headDim: number;
-  kvType: string;
-  vocabSize: number;
-  /**
-   * Ids that are tokens: the tokenizer's, within the LM head. Fewer than `vocabSize` where the head
-   * is padded (OLMo: 50280 of 50304); the logits beyond are never picked.
-   */
-  tokenIds: number;
-  maxPositions: number | undefined;
-  /** The model's sliding attention window in cache positions, or null (see `ModelConfig.sliding_window`). */
-  slidingWindow: number | null;
-  eosIds: number[];
-  logitsMode: string;
-  /** `slots`: the engine keeps the KV cache in its own buffers; `present`: it feeds `present.*` back whole. */
-  cacheMode: string;
-  /**
-   * `split`: attention over the cached and the new keys/values separately, so no step copies the cache
-   * (`SessionOptions.splitAttention`); `grouped`: split, and repeat_kv replaced by grouped queries
-   * (`SessionOptions.groupQueries`); `exported`: as in the graph.
-   */
-  attention: string;
-  /** Rows decoded together at most. */
-  maxBatchSize: number;
-  /** Prompt positions prefilled per onnxruntime run (`LoadOptions.prefillChunk`; 0 where prompts run whole). */
-  prefillChunk: number;
-  /**
-   * The `accuracy_level` its MatMulNBits nodes run at: `LoadOptions.q4AccuracyLevel`, else the
-   * graph's own (the highest where they differ); null where the graph has none (or was run exactly as
-   * exported, unread).
-   */
-  q4AccuracyLevel: number | null;
-}
-
 /**
  * A loaded model: an ONNX decoder session, its tokenizer, and generation with the rules.
  *
@@ -104,10 +59,7 @@ export interface ModelInfo {
  * const [out] = await model.generate(['Give me a recipe for tiramisu.'], { maxNewTokens: 128 });
  * console.log(out.text);
  */
-export class Model {
-  readonly info: ModelInfo;
-  private readonly eos: Set<number>;
-  private readonly ruleCache = new Map<string, RuleSet | null>();
+export class Model extends BaseModel {
   private readonly engine: DecodeEngine;
   private released = false;
   private disposing: Promise<void> | undefined;
@@ -116,39 +68,44 @@ export class Model {
 
   /** @internal use `loadModel` */
   constructor(
-    readonly files: ModelFiles,
-    readonly tokenizer: Tokenizer,
+    files: ModelFiles,
+    tokenizer: Tokenizer,
     /** @internal the ONNX session (for reference implementations and benchmarks) */
     readonly session: DecoderSession,
-    private readonly defaultRules: RuleSpec,
+    defaultRules: RuleSpec,
     maxBatchSize = 32,
     prefillChunk = DEFAULT_PREFILL_CHUNK,
   ) {
     if (whyPromptsRunWhole(session, files.config.sliding_window) !== null) prefillChunk = 0;
-    this.eos = new Set([...modelEosIds(files), ...tokenizer.eosIds]);
-    this.info = {
-      dir: files.dir,
-      onnxFile: files.onnxFile,
-      dtype: files.dtype,
-      provider: session.provider,
-      layers: session.layers,
-      kvHeads: session.kvHeads,
-      headDim: session.headDim,
-      kvType: session.kvType,
-      vocabSize: files.config.vocab_size,
-      tokenIds: Math.min(files.config.vocab_size, tokenizer.size),
-      maxPositions: files.config.max_position_embeddings,
-      slidingWindow: files.config.sliding_window,
-      eosIds: [...this.eos],
-      logitsMode: session.logitsMode,
-      cacheMode: session.cacheMode,
-      attention: session.attention,
-      maxBatchSize,
-      prefillChunk,
-      q4AccuracyLevel: session.q4AccuracyLevel,
-    };
+    const eos = new Set([...modelEosIds(files), ...tokenizer.eosIds]);
+    super(
+      files,
+      tokenizer,
+      {
+        dir: files.dir,
+        onnxFile: files.onnxFile,
+        dtype: files.dtype,
+        provider: session.provider,
+        layers: session.layers,
+        kvHeads: session.kvHeads,
+        headDim: session.headDim,
+        kvType: session.kvType,
+        vocabSize: files.config.vocab_size,
+        tokenIds: Math.min(files.config.vocab_size, tokenizer.size),
+        maxPositions: files.config.max_position_embeddings,
+        slidingWindow: files.config.sliding_window,
+        eosIds: [...eos],
+        logitsMode: session.logitsMode,
+        cacheMode: session.cacheMode,
+        attention: session.attention,
+        maxBatchSize,
+        prefillChunk,
+        q4AccuracyLevel: session.q4AccuracyLevel,
+      },
+      defaultRules,
+    );
     this.engine = new DecodeEngine(session, this.loopTokenizer(), {
-      eosIds: this.eos,
+      eosIds: eos,
       padId: tokenizer.padId,
       maxPositions: files.config.max_position_embeddings,
       slidingWindow: files.config.sliding_window,
@@ -161,165 +118,6 @@ export class Model {
   /** Requests waiting to join the decoding batch, and rows being decoded (for metrics). */
   get load(): { queued: number; decoding: number } {
     return { queued: this.engine.queued, decoding: this.engine.batchSize };
-  }
-
-  /** A rule set compiled against this model's tokenizer (cached per spec). */
-  rules(spec: RuleSpec | RuleSet | undefined = this.defaultRules): RuleSet | null {
-    if (spec instanceof RuleSet) return spec;
-    if (spec === false || spec === undefined) return null;
-    const key = JSON.stringify(spec);
-    let set = this.ruleCache.get(key);
-    if (set === undefined) {
-      set = compileRules(spec, this.tokenizer.vocabulary);
-      if (set.enabled.length === 0) set = null;
-      // least recently used first out: requests may carry any number of distinct rule sets
-      if (this.ruleCache.size >= RULE_CACHE_SIZE) this.ruleCache.delete(this.ruleCache.keys().next().value!);
-    } else this.ruleCache.delete(key);
-    this.ruleCache.set(key, set);
-    return set;
-  }
-
-  /**
-   * Builds the prompt of an input (ids, S, P). `options.addBos` as in `GenerateOptions`: for
-   * instructions and messages only.
-   *
-   * @example
-   * model.prompt({ instruction: 'Name a prime.' }, 'tulu', { addBos: true }).ids[0]; // OLMo: its EOS, 50279
-   */
-  prompt(
-    input: GenerateInput,
-    format: GenerateOptions['format'] = 'tulu',
-    options: Pick<GenerateOptions, 'addBos'> = {},
-  ): Prompt {
-    const { addBos } = options;
-    flag(addBos, 'addBos');
-    if (typeof input === 'string') input = format === 'raw' ? { text: input } : { instruction: input };
-    if (
-      typeof input !== 'object' ||
-      input === null ||
-      !['promptIds', 'text', 'instruction', 'messages'].some((k) => k in input)
-    ) {
-      bad(
-        'prompt',
-        `expected a string, { instruction }, { messages }, { text } or { promptIds }, got ${shown(input)}`,
-      );
-    }
-    if ('promptIds' in input) {
-      if (addBos !== undefined)
-        bad(
-          'addBos',
-          'a prompt given as promptIds is taken as it is; put the BOS id first yourself, or drop addBos',
-        );
-      const ids = [...input.promptIds];
-      this.checkIds(ids, 'promptIds');
-      const scopeStart = input.scopeStart ?? 0;
-      return { ids, scopeStart, promptLength: ids.length, text: this.tokenizer.decode(ids) };
-    }
-    if ('text' in input || format === 'raw') {
-      if (addBos !== undefined) {
-        bad(
-          'addBos',
-          "a raw text prompt is tokenized as written (with the tokenizer's own special tokens); " +
-            "write the BOS in the text, or use format 'tulu' or 'chat-template'",
-        );
-      }
-      if ('text' in input) return this.tokenizer.buildPrompt({ format: 'raw', text: input.text });
-      throw new GenerationError(
-        'runtime.bad_option',
-        'format "raw" takes { text } or a string, not instructions or messages',
-        'format',
-      );
-    }
-    return this.tokenizer.buildPrompt({
-      format,
-      ...input,
-      ...(addBos !== undefined ? { addBos } : {}),
-    } as Parameters<Tokenizer['buildPrompt']>[0]);
-  }
-
-  /**
-   * The ids of `text` where it follows `prompt`: the prompt's text and `text` tokenized together,
-   * the prompt's ids cut off, as the paper's `ratio_eval.py` tokenizes an instruction's prompt and
-   * response. Tokenized alone, a SentencePiece (Llama-2) response would start with the word-initial
-   * "▁" form of its first word, which the model never sees after the prompt's newline. Where the
-   * joint tokenization does not begin with the prompt's ids (a token spanning the prompt's end, a
-   * prompt given as ids), `text` is tokenized alone.
-   *
-   * @example
-   * const p = model.prompt({ instruction: 'Name a prime.' });
-   * model.continuationIds(p, 'Seven.'); // Llama-2: ['Se', 'ven', '.'], not ['▁Seven', '.']
-   */
-  continuationIds(prompt: Prompt, text: string): number[] {
-    const tok = this.tokenizer;
-    const n = prompt.ids.length;
-    const after = (joint: number[]) =>
-      joint.length >= n && prompt.ids.every((id, k) => joint[k] === id) ? joint.slice(n) : null;
-    // a BOS the builder added is the tokenizer's to add again (Llama-2's legacy: false tokenizer
-    // prepends "▁" to text at the start, not to text after a written "<s>")
-    const bos = tok.bosId === undefined ? undefined : tok.idToToken(tok.bosId);
-    const withBos =
-      bos !== undefined && prompt.ids[0] === tok.bosId && prompt.text.startsWith(bos)
-        ? after(tok.encode(prompt.text.slice(bos.length) + text, { addSpecialTokens: true }))
-        : null;
-    return (
-      withBos ??
-      after(tok.encode(prompt.text + text, { addSpecialTokens: false })) ??
-      tok.encode(text, { addSpecialTokens: false })
-    );
-  }
-
-  /** `checkOptions`, and the options only the model can check (`logitBias` ids against its vocabulary). */
-  private checkGenerateOptions(options: GenerateOptions): void {
-    checkOptions(options);
-    if (options.logitBias) this.checkLogitBias(options.logitBias);
-  }
-
-  private isTokenId(id: number): boolean {
-    return Number.isInteger(id) && id >= 0 && id < this.info.tokenIds;
-  }
-
-  private checkLogitBias(bias: Readonly<Record<number, number>>): void {
-    for (const [key, value] of Object.entries(bias)) {
-      if (!this.isTokenId(Number(key))) {
-        throw new GenerationError(
-          'runtime.bad_token',
-          `logitBias: key ${JSON.stringify(key)} is not a token id in [0, ${this.info.tokenIds}) for this model`,
-          'logitBias',
-        );
-      }
-      if (typeof value !== 'number' || !(Math.abs(value) <= MAX_LOGIT_BIAS)) {
-        throw new GenerationError(
-          'runtime.bad_option',
-          `logitBias[${key}]: expected a number in [-${MAX_LOGIT_BIAS}, ${MAX_LOGIT_BIAS}] (logits are float32; ${MAX_LOGIT_BIAS} already forces or bans a token), got ${value}`,
-          'logitBias',
-        );
-      }
-    }
-  }
-
-  /** Token ids given by the caller: integers in the model's vocabulary. */
-  private checkIds(ids: readonly number[], param: string): void {
-    const k = ids.findIndex((id) => !this.isTokenId(id));
-    if (k >= 0) {
-      throw new GenerationError(
-        'runtime.bad_token',
-        `${param}[${k}] is ${ids[k]}: token ids are integers in [0, ${this.info.tokenIds}) for this model`,
-        param,
-      );
-    }
-  }
-
-  private checkPrompt(prompt: Prompt): void {
-    const max = this.info.maxPositions;
-    if (prompt.ids.length === 0)
-      throw new GenerationError('runtime.empty_prompt', 'the prompt has no tokens', 'prompt');
-    if (max !== undefined && prompt.ids.length >= max) {
-      throw new GenerationError(
-        'runtime.prompt_too_long',
-        `the prompt has ${prompt.ids.length} tokens; this model's context is ${max} (max_position_embeddings)`,
-        'prompt',
-      );
-    }
   }
 
   private row(
@@ -538,33 +336,7 @@ export class Model {
     checkScoreOptions(options);
     if (!Array.isArray(items))
       bad('items', `expected an array of { prompt, continuation }, got ${shown(items)}`);
-    const prepared = items.map((item, i) => {
-      if (typeof item !== 'object' || item === null)
-        bad(`items[${i}]`, `expected { prompt, continuation }, got ${shown(item)}`);
-      if (typeof item.continuation !== 'string' && !Array.isArray(item.continuation))
-        bad(
-          `items[${i}].continuation`,
-          `expected text or an array of token ids, got ${shown(item.continuation)}`,
-        );
-      const prompt = this.prompt(item.prompt, options.format, options);
-      // the first continuation token is scored from the prompt's last position: there must be one
-      if (prompt.ids.length === 0)
-        throw new GenerationError('runtime.empty_prompt', `items[${i}].prompt has no tokens`, 'prompt');
-      const continuation =
-        typeof item.continuation === 'string'
-          ? this.continuationIds(prompt, item.continuation)
-          : [...item.continuation];
-      this.checkIds(continuation, `items[${i}].continuation`);
-      const total = prompt.ids.length + continuation.length;
-      if (this.info.maxPositions !== undefined && total > this.info.maxPositions) {
-        throw new GenerationError(
-          'runtime.prompt_too_long',
-          `items[${i}]: prompt + continuation is ${total} tokens; this model's context is ${this.info.maxPositions} (max_position_embeddings)`,
-          'continuation',
-        );
-      }
-      return { prompt, continuation };
-    });
+    const prepared = this.prepareScore(items, options);
     const run = scoreBatch(
       this.session,
       this.tokenizer.padId,
@@ -608,9 +380,6 @@ export class Model {
     return this.disposing;
   }
 }
-
-/** The largest |logitBias| value (OpenAI's API takes [-100, 100]). */
-export const MAX_LOGIT_BIAS = 1e6;
 
 /**
  * The sampling seed of input `i` of a call seeded `seed`: `seed` itself for the first input (a
