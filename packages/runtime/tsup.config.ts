@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // model-worker: the thread of loadModelInWorker, started from its file beside index.js
+  entry: ['src/index.ts', 'src/model-worker.ts'],
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -46,3 +46,4 @@ export { generateWithoutCache } from './reference.js';
 export { createRng, rankOf, type SamplingOptions, sampleToken, topEntries } from './sampling.js';
 export type { ScoreItem, ScoreOptions, ScoreResult } from './score.js';
 export { transformersRulesProcessor } from './transformers-processor.js';
+export { loadModelInWorker, WorkerModel } from './worker-model.js';

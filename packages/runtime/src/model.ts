@@ -401,31 +401,8 @@ export function inputSeed(seed: number, i: number): number {
  * const model = await loadModel('./my-model', { executionProvider: 'auto', rules: 'hewitt2024' });
  */
 export async function loadModel(model: string, options: LoadOptions = {}): Promise<Model> {
+  checkLoadOptions(options, 'loadModel');
   const chunk = options.prefillChunk;
-  if (chunk !== undefined && !(Number.isInteger(chunk) && chunk >= 0))
-    throw new RangeError(
-      `loadModel: prefillChunk must be a whole number of positions (0: no chunks), got ${chunk}`,
-    );
-  const rows = options.maxBatchSize;
-  if (rows !== undefined && !(Number.isInteger(rows) && rows >= 1))
-    throw new RangeError(`loadModel: maxBatchSize must be a whole number of rows, at least 1, got ${rows}`);
-  for (const key of ['intraOpThreads', 'interOpThreads'] as const) {
-    const n = options[key];
-    if (n !== undefined && !(Number.isInteger(n) && n >= 0))
-      throw new RangeError(
-        `loadModel: ${key} must be a whole number of threads (0: onnxruntime's default), got ${n}`,
-      );
-  }
-  const accuracy = options.q4AccuracyLevel;
-  if (accuracy !== undefined && ![0, 1, 2, 3, 4].includes(accuracy))
-    throw new RangeError(
-      `loadModel: q4AccuracyLevel must be 0, 1, 2, 3 or 4, got ${JSON.stringify(accuracy)}`,
-    );
-  const level = options.onnxLogLevel;
-  if (level !== undefined && !ONNX_LOG_LEVELS.includes(level))
-    throw new RangeError(
-      `loadModel: onnxLogLevel must be one of ${ONNX_LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`,
-    );
   const dir = await resolveModel(model, options);
   const files = resolveModelFiles(dir, options.dtype ?? 'fp32');
   const tokenizer = await loadTokenizer(dir);
@@ -452,6 +429,33 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
         : `prompts prefilled whole (no chunks with ${why})`,
   );
   return loaded;
+}
+
+/** Refuses load options out of range before anything is read (`call` names the function in the error). */
+export function checkLoadOptions(options: LoadOptions, call: string): void {
+  const chunk = options.prefillChunk;
+  if (chunk !== undefined && !(Number.isInteger(chunk) && chunk >= 0))
+    throw new RangeError(
+      `${call}: prefillChunk must be a whole number of positions (0: no chunks), got ${chunk}`,
+    );
+  const rows = options.maxBatchSize;
+  if (rows !== undefined && !(Number.isInteger(rows) && rows >= 1))
+    throw new RangeError(`${call}: maxBatchSize must be a whole number of rows, at least 1, got ${rows}`);
+  for (const key of ['intraOpThreads', 'interOpThreads'] as const) {
+    const n = options[key];
+    if (n !== undefined && !(Number.isInteger(n) && n >= 0))
+      throw new RangeError(
+        `${call}: ${key} must be a whole number of threads (0: onnxruntime's default), got ${n}`,
+      );
+  }
+  const accuracy = options.q4AccuracyLevel;
+  if (accuracy !== undefined && ![0, 1, 2, 3, 4].includes(accuracy))
+    throw new RangeError(`${call}: q4AccuracyLevel must be 0, 1, 2, 3 or 4, got ${JSON.stringify(accuracy)}`);
+  const level = options.onnxLogLevel;
+  if (level !== undefined && !ONNX_LOG_LEVELS.includes(level))
+    throw new RangeError(
+      `${call}: onnxLogLevel must be one of ${ONNX_LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`,
+    );
 }
 
 /**

@@ -1,0 +1,92 @@
+/**
+ * The thread a `WorkerModel` runs in (`loadModelInWorker`): it loads the model and answers the
+ * caller's requests with `Model`'s own generate, stream and score, so that onnxruntime's runs (which
+ * hold the thread they run on for a whole prefill chunk or decoding step) never hold the caller's.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { loadModel, type Model } from './model.js';
+import { errorData, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.js';
+
+if (!parentPort) throw new Error('model-worker: start it as a worker thread (loadModelInWorker does)');
+const port = parentPort;
+const post = (message: FromWorker) => port.postMessage(message);
+const { dir, options } = workerData as WorkerInit;
+
+/** Requests in progress, by id: aborting one aborts its controller. */
+const running = new Map<number, AbortController>();
+
+/** Runs one request, answering its result or its error; `abort` messages reach it through `signal`. */
+async function answer(model: Model, id: number, work: (signal: AbortSignal) => Promise<unknown>) {
+  const controller = new AbortController();
+  running.set(id, controller);
+  try {
+    const value = await work(controller.signal);
+    post({ type: 'result', id, value, load: model.load });
+  } catch (error) {
+    post({ type: 'error', id, error: errorData(error), load: model.load });
+  } finally {
+    running.delete(id);
+  }
+}
+
+const progress = (id: number, wanted: boolean) =>
+  wanted ? (done: number, total: number) => post({ type: 'progress', id, done, total }) : undefined;
+
+function serve(model: Model): void {
+  port.on('message', (message: ToWorker) => {
+    const { id } = message;
+    switch (message.type) {
+      case 'stream':
+        void answer(model, id, async (signal) => {
+          for await (const part of model.stream(message.input, { ...message.options, signal }))
+            post({ type: 'part', id, part, load: model.load });
+          return null;
+        });
+        break;
+      case 'generate':
+        void answer(model, id, (signal) =>
+          model.generate(message.inputs, {
+            ...message.options,
+            signal,
+            onProgress: progress(id, message.progress),
+          }),
+        );
+        break;
+      case 'score':
+        void answer(model, id, (signal) =>
+          model.score(message.items, {
+            ...message.options,
+            signal,
+            onProgress: progress(id, message.progress),
+          }),
+        );
+        break;
+      case 'abort':
+        running.get(id)?.abort(new Error('aborted by the caller'));
+        break;
+      case 'end-profiling':
+        void answer(model, id, async () => model.endProfiling());
+        break;
+      case 'dispose':
+        // the caller terminates this thread once it has the reply
+        void answer(model, id, async () => {
+          await model.dispose();
+          return null;
+        });
+        break;
+    }
+  });
+}
+
+async function main(): Promise<void> {
+  try {
+    const model = await loadModel(dir, { ...options, log: (line) => post({ type: 'log', line }) });
+    post({ type: 'ready', files: model.files, info: model.info });
+    serve(model);
+  } catch (error) {
+    // the thread then ends on its own: nothing listens for requests
+    post({ type: 'failed', error: errorData(error) });
+  }
+}
+
+void main();

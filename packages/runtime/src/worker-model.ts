@@ -1,0 +1,398 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { RuleSet, type RuleSpec } from '@implicit-it/rules';
+import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
+import { BaseModel, type ModelInfo } from './base-model.js';
+import { GenerationAbortedError, GenerationError } from './errors.js';
+import { resolveModel } from './hub.js';
+import { checkLoadOptions, type LoadOptions } from './model.js';
+import type { ModelFiles } from './model-dir.js';
+import {
+  bad,
+  checkScoreOptions,
+  type GenerateInput,
+  type GenerateOptions,
+  type GenerationResult,
+  type StreamPart,
+} from './options.js';
+import type { ScoreItem, ScoreOptions, ScoreResult } from './score.js';
+import {
+  type ErrorData,
+  errorFrom,
+  type FromWorker,
+  type IdsInput,
+  type Load,
+  type SentGenerateOptions,
+  type ToWorker,
+  type WorkerInit,
+} from './worker-protocol.js';
+
+/**
+ * The worker's script: beside this module in the package (`dist/`); when this module runs from its
+ * TypeScript source (the package's own tests), the built one.
+ */
+function workerScript(): URL {
+  const beside = new URL('./model-worker.js', import.meta.url);
+  return existsSync(fileURLToPath(beside)) ? beside : new URL('../dist/model-worker.js', import.meta.url);
+}
+
+/** A request waiting for the worker's answer. */
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  part?: (part: StreamPart) => void;
+  progress?: (done: number, total: number) => void;
+  /** aborted by the caller: the signal whose reason the abort error carries */
+  signal?: AbortSignal;
+  /** an error of the caller's own (a throwing `onProgress`) that ended the request */
+  failure?: unknown;
+}
+
+const defaultLog = (line: string) => {
+  process.stderr.write(`[implicit-it] ${line}\n`);
+};
+
+/**
+ * A model whose onnxruntime session runs in a worker thread (`loadModelInWorker`). It generates,
+ * streams and scores exactly as `Model` does (the worker runs a `Model`; prompts are built and
+ * checked here, on the caller's thread, and cross as token ids), but a prefill chunk or a decoding
+ * step never holds the caller's thread: a server stays responsive (health checks, other requests'
+ * parsing, stream writes) while the model works. Concurrent calls still decode together in one batch.
+ *
+ * What cannot cross a thread boundary is refused, naming the option: logits `processors` (functions)
+ * and `RuleSet`s with custom rules. A compiled `RuleSet` without them crosses as its config.
+ *
+ * @example
+ * const model = await loadModelInWorker('./SmolLM2-135M', { rules: 'hewitt2024' });
+ * for await (const part of model.stream('Write a haiku.')) {
+ *   if (part.type === 'text-delta') process.stdout.write(part.text);
+ * }
+ * await model.dispose(); // ends the thread
+ */
+export class WorkerModel extends BaseModel {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private lastLoad: Load = { queued: 0, decoding: 0 };
+  private released = false;
+  private disposing: Promise<void> | undefined;
+  /** Set when the thread stopped on its own (a crash): every later call fails with it. */
+  private stopped: GenerationError | null = null;
+
+  /** @internal use `loadModelInWorker` */
+  constructor(
+    files: ModelFiles,
+    tokenizer: Tokenizer,
+    info: ModelInfo,
+    defaultRules: RuleSpec,
+    private readonly worker: Worker,
+    log: (line: string) => void,
+  ) {
+    super(files, tokenizer, info, defaultRules);
+    worker.on('message', (message: FromWorker) => {
+      if (message.type === 'log') log(message.line);
+      else if (message.type !== 'ready' && message.type !== 'failed') this.receive(message);
+    });
+    const stop = (why: string) => {
+      if (this.released && why.startsWith('exit')) return;
+      this.stopped ??= new GenerationError(
+        'runtime.worker_stopped',
+        `the worker thread running this model stopped (${why}); load the model again`,
+      );
+      for (const p of this.pending.values()) p.reject(this.stopped);
+      this.pending.clear();
+    };
+    worker.on('error', (error) => stop(`error: ${error.message}`));
+    worker.on('exit', (code) => stop(`exit code ${code}`));
+    worker.unref(); // an idle model does not keep the process alive (one with requests in flight does)
+  }
+
+  /** Requests waiting to join the decoding batch, and rows being decoded, as of the worker's last message. */
+  get load(): { queued: number; decoding: number } {
+    return { ...this.lastLoad };
+  }
+
+  private receive(message: Exclude<FromWorker, { type: 'ready' | 'failed' | 'log' }>): void {
+    const p = this.pending.get(message.id);
+    if ('load' in message) this.lastLoad = message.load;
+    if (!p) return;
+    if (message.type === 'part') p.part?.(message.part);
+    else if (message.type === 'progress') {
+      if (p.failure !== undefined) return;
+      try {
+        p.progress?.(message.done, message.total);
+      } catch (error) {
+        // as Model: a throwing onProgress ends the call with its error, and the call's rows stop
+        p.failure = error;
+        this.post({ type: 'abort', id: message.id });
+      }
+    } else {
+      this.pending.delete(message.id);
+      if (this.pending.size === 0) this.worker.unref();
+      if (p.failure !== undefined) p.reject(p.failure as Error);
+      else if (message.type === 'result') p.resolve(message.value);
+      else p.reject(this.rebuild(message.error, p.signal));
+    }
+  }
+
+  /** The worker's error; an abort the caller asked for carries the caller's reason, as `Model`'s does. */
+  private rebuild(error: ErrorData, signal: AbortSignal | undefined): Error {
+    if (error.name === 'GenerationAbortedError' && signal?.aborted)
+      return new GenerationAbortedError(signal.reason);
+    return errorFrom(error);
+  }
+
+  private post(message: ToWorker): void {
+    this.worker.postMessage(message);
+  }
+
+  /** Sends a request and waits for its answer; `signal` aborting asks the worker to stop it. */
+  private request<T>(
+    message: ToWorker,
+    handlers: Pick<Pending, 'part' | 'progress'> = {},
+    signal?: AbortSignal,
+  ): Promise<T> {
+    if (this.stopped) return Promise.reject(this.stopped);
+    const { id } = message;
+    return new Promise<T>((resolve, reject) => {
+      const p: Pending = { resolve: resolve as (v: unknown) => void, reject, ...handlers, signal };
+      this.pending.set(id, p);
+      if (this.pending.size === 1) this.worker.ref();
+      const onAbort = () => this.post({ type: 'abort', id });
+      if (signal) {
+        signal.addEventListener('abort', onAbort, { once: true });
+        const unlink = () => signal.removeEventListener('abort', onAbort);
+        p.resolve = (v) => {
+          unlink();
+          resolve(v as T);
+        };
+        p.reject = (e) => {
+          unlink();
+          reject(e);
+        };
+      }
+      this.post(message);
+      if (signal?.aborted) onAbort();
+    });
+  }
+
+  private live(): void {
+    if (this.released) throw new GenerationError('runtime.released', 'this model was disposed');
+    if (this.stopped) throw this.stopped;
+  }
+
+  /** The rules as data for the worker: a compiled set crosses as its config, unless it has custom rules. */
+  private sentRules(rules: GenerateOptions['rules']): RuleSpec | undefined {
+    if (!(rules instanceof RuleSet)) return rules;
+    // the built-in rules come first in `enabled`, as many as its config alone compiles to
+    const custom = rules.enabled.slice(this.rules(rules.config)?.enabled.length ?? 0);
+    if (custom.length > 0)
+      bad(
+        'rules',
+        `a RuleSet with custom rules (${custom.join(', ')}) holds functions, which cannot be sent to the worker thread running this model; load it with loadModel to use them`,
+      );
+    return rules.enabled.length === 0 ? false : rules.config;
+  }
+
+  /** Generation options as data for the worker (prompt options are applied here, callbacks stay here). */
+  private sent(options: GenerateOptions): SentGenerateOptions {
+    const { format, addBos, signal, onProgress, processors, rules, ...data } = options;
+    if (processors !== undefined && processors.length > 0)
+      bad(
+        'processors',
+        'logits processors are functions, which cannot be sent to the worker thread running this model; load it with loadModel to use them',
+      );
+    return { ...data, ...(rules !== undefined ? { rules: this.sentRules(rules) } : {}) };
+  }
+
+  private id(): number {
+    return this.nextId++;
+  }
+
+  async generate(
+    inputs: GenerateInput | readonly GenerateInput[],
+    options: GenerateOptions = {},
+  ): Promise<GenerationResult[]> {
+    this.live();
+    this.checkGenerateOptions(options);
+    const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
+    const prompts = list.map((input) => this.prompt(input, options.format, options));
+    for (const p of prompts) this.checkPrompt(p);
+    const results = await this.request<GenerationResult[]>(
+      {
+        type: 'generate',
+        id: this.id(),
+        inputs: prompts.map(idsOf),
+        options: this.sent(options),
+        progress: options.onProgress !== undefined,
+      },
+      { progress: options.onProgress },
+      options.signal,
+    );
+    // the prompt as the caller gave it (the worker saw ids only)
+    return results.map((r, i) => ({ ...r, prompt: promptOf(prompts[i]!) }));
+  }
+
+  async *stream(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<StreamPart> {
+    this.live();
+    this.checkGenerateOptions(options);
+    const prompt = this.prompt(input, options.format, options);
+    this.checkPrompt(prompt);
+    const sent = this.sent(options);
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) onAbort();
+    const queue: StreamPart[] = [];
+    let wake: (() => void) | null = null;
+    let done = false;
+    let failure: unknown = null;
+    const run = this.request<null>(
+      { type: 'stream', id: this.id(), input: idsOf(prompt), options: sent },
+      {
+        part: (part) => {
+          queue.push(part);
+          wake?.();
+        },
+      },
+      stop.signal,
+    ).then(
+      () => {
+        done = true;
+        wake?.();
+      },
+      (error) => {
+        failure = error;
+        done = true;
+        wake?.();
+      },
+    );
+    try {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!;
+        if (done) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = null;
+      }
+      while (queue.length > 0) yield queue.shift()!;
+      if (failure) throw failure;
+    } finally {
+      // the consumer stopped early (break / return) or an error: the worker stops decoding it
+      stop.abort();
+      options.signal?.removeEventListener('abort', onAbort);
+      await run;
+    }
+  }
+
+  async score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
+    this.live();
+    checkScoreOptions(options);
+    const prepared = this.prepareScore(items, options);
+    const rules = this.sentRules(options.rules ?? false);
+    return this.request<ScoreResult[]>(
+      {
+        type: 'score',
+        id: this.id(),
+        items: prepared.map((p) => ({ prompt: idsOf(p.prompt), continuation: p.continuation })),
+        options: {
+          ...(options.ranks !== undefined ? { ranks: options.ranks } : {}),
+          ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+          rules,
+        },
+        progress: options.onProgress !== undefined,
+      },
+      { progress: options.onProgress },
+      options.signal,
+    );
+  }
+
+  /** `Model.endProfiling`, answered by the worker: the profile's file. */
+  async endProfiling(): Promise<string> {
+    this.live();
+    return this.request<string>({ type: 'end-profiling', id: this.id() });
+  }
+
+  /**
+   * Frees the session and ends the thread. Generations still running end at their next step (they
+   * reject with `GenerationAbortedError`: "the model was disposed"), scoring calls in flight finish
+   * first; the model cannot be used afterwards.
+   */
+  async dispose(): Promise<void> {
+    this.disposing ??= (async () => {
+      if (!this.stopped) {
+        const reply = this.request<null>({ type: 'dispose', id: this.id() });
+        this.released = true;
+        await reply;
+      }
+      this.released = true;
+      await this.worker.terminate();
+    })();
+    return this.disposing;
+  }
+}
+
+const idsOf = (p: Prompt): IdsInput => ({ promptIds: p.ids, scopeStart: p.scopeStart });
+const promptOf = (p: Prompt): GenerationResult['prompt'] => ({
+  ids: p.ids,
+  scopeStart: p.scopeStart,
+  promptLength: p.promptLength,
+});
+
+/**
+ * Loads a model as `loadModel` does, with its onnxruntime session in a worker thread of its own: a
+ * `WorkerModel`. The caller's thread resolves a hub id (downloading where needed, with
+ * `onProgress`), loads the tokenizer and builds the prompts; the worker loads and runs the graph.
+ * The log lines of the load (`log`) come from the worker.
+ *
+ * @example
+ * import { loadModelInWorker } from '@implicit-it/runtime';
+ * const model = await loadModelInWorker('./SmolLM2-135M', { rules: 'hewitt2024' });
+ * const [out] = await model.generate('Name three colors.', { maxNewTokens: 32 });
+ * await model.dispose();
+ */
+export async function loadModelInWorker(model: string, options: LoadOptions = {}): Promise<WorkerModel> {
+  checkLoadOptions(options, 'loadModelInWorker');
+  const { log = defaultLog, onProgress: _, ...data } = options;
+  for (const [key, value] of Object.entries(data))
+    if (typeof value === 'function')
+      throw new TypeError(
+        `loadModelInWorker: ${key} is a function, which cannot be sent to the worker thread`,
+      );
+  const dir = await resolveModel(model, options);
+  const init: WorkerInit = { dir, options: data };
+  const worker = new Worker(workerScript(), { workerData: init });
+  const tokenizer = loadTokenizer(dir);
+  tokenizer.catch(() => {}); // awaited below, once the worker has answered
+  const ready = await new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
+    const onMessage = (message: FromWorker) => {
+      if (message.type === 'log') log(message.line);
+      else if (message.type === 'ready') done(() => resolve(message));
+      else if (message.type === 'failed') done(() => reject(errorFrom(message.error)));
+    };
+    const onError = (error: Error) => done(() => reject(error));
+    const onExit = (code: number) =>
+      done(() =>
+        reject(
+          new Error(`loadModelInWorker: the worker thread exited (code ${code}) before the model loaded`),
+        ),
+      );
+    const done = (settle: () => void) => {
+      worker.off('message', onMessage).off('error', onError).off('exit', onExit);
+      settle();
+    };
+    worker.on('message', onMessage).on('error', onError).on('exit', onExit);
+  }).catch(async (error) => {
+    await worker.terminate();
+    throw error;
+  });
+  let loaded: WorkerModel;
+  try {
+    loaded = new WorkerModel(ready.files, await tokenizer, ready.info, options.rules ?? false, worker, log);
+  } catch (error) {
+    await worker.terminate();
+    throw error;
+  }
+  return loaded;
+}

@@ -1,0 +1,221 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTinyModel } from '@implicit-it/modelkit/test';
+import { compileRules, ImplicitItError } from '@implicit-it/rules';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  GenerationAbortedError,
+  GenerationError,
+  loadModel,
+  loadModelInWorker,
+  type Model,
+  ModelLoadError,
+  type StreamPart,
+  type WorkerModel,
+} from '../src/index.js';
+import { diverseModelDir, PROMPTS } from './helpers.js';
+
+// The worker runs the package's built script (dist/model-worker.js): `pnpm test` builds first.
+let dir: string;
+let here: Model;
+let there: WorkerModel;
+beforeAll(async () => {
+  dir = await diverseModelDir();
+  here = await loadModel(dir, { log: () => {} });
+  there = await loadModelInWorker(dir, { log: () => {} });
+});
+afterAll(async () => {
+  await here?.dispose();
+  await there?.dispose();
+});
+
+const collect = async (parts: AsyncIterable<StreamPart>) => {
+  const out: StreamPart[] = [];
+  for await (const part of parts) out.push(part);
+  return out;
+};
+
+describe('a model in a worker thread', () => {
+  it('reports the same model as loadModel', () => {
+    expect(there.info).toEqual(here.info);
+    expect(there.files).toEqual(here.files);
+    expect(there.tokenizer.size).toBe(here.tokenizer.size);
+  });
+
+  it.each([false, 'hewitt2024'] as const)(
+    'generates what the model on this thread does (rules: %s)',
+    async (rules) => {
+      const options = { maxNewTokens: 24, rules, logprobs: 3, trace: true };
+      const mine = await here.generate(PROMPTS, options);
+      const theirs = await there.generate(PROMPTS, options);
+      expect(theirs).toEqual(mine);
+      expect(new Set(theirs[0]!.tokenIds).size).toBeGreaterThan(10);
+    },
+  );
+
+  it('streams the same parts, with sampling, a compiled RuleSet and a chat prompt', async () => {
+    const rules = compileRules('hewitt2024', here.tokenizer.vocabulary);
+    const input = { messages: [{ role: 'user' as const, content: 'Name three colors.' }] };
+    const options = { maxNewTokens: 20, temperature: 0.8, topP: 0.9, seed: 7, rules, logprobs: true };
+    expect(await collect(there.stream(input, options))).toEqual(await collect(here.stream(input, options)));
+  });
+
+  it('scores continuations as the model on this thread does', async () => {
+    const items = PROMPTS.map((p, i) => ({
+      prompt: { instruction: p },
+      continuation: i % 2 ? 'Sure, here it is.' : [5, 6, 7],
+    }));
+    for (const rules of [false, 'hewitt2024'] as const)
+      expect(await there.score(items, { rules, ranks: true })).toEqual(
+        await here.score(items, { rules, ranks: true }),
+      );
+  });
+
+  it('refuses what cannot cross to the thread, naming the option', async () => {
+    const processor = { process: () => {} };
+    await expect(there.generate('Hi', { processors: [processor] })).rejects.toThrow(
+      /^processors: logits processors are functions, which cannot be sent to the worker thread/,
+    );
+    const custom = compileRules('hewitt2024', here.tokenizer.vocabulary, {
+      custom: [{ name: 'mine', score: () => {} }],
+    });
+    await expect(there.generate('Hi', { rules: custom })).rejects.toThrow(
+      /^rules: a RuleSet with custom rules \(mine\) holds functions/,
+    );
+    // a custom-rule set runs on this thread's model
+    await expect(here.generate('Hi', { rules: custom, maxNewTokens: 2 })).resolves.toHaveLength(1);
+  });
+
+  it('checks requests as loadModel does, with the same errors', async () => {
+    const bad = [{ maxNewTokens: -1 }, { top_p: 0.5 } as object, { logitBias: { 999999: 1 } }];
+    for (const options of bad) {
+      const mine = (await here.generate('Hi', options).catch((e: Error) => e)) as Error;
+      const theirs = (await there.generate('Hi', options).catch((e: Error) => e)) as Error;
+      expect(theirs).toBeInstanceOf(GenerationError);
+      expect([theirs.message, (theirs as GenerationError).code]).toEqual([
+        mine.message,
+        (mine as GenerationError).code,
+      ]);
+    }
+    await expect(collect(there.stream({ promptIds: [] }))).rejects.toThrow('the prompt has no tokens');
+  });
+
+  it('stops a generation its signal aborts, with the signal reason, and goes on serving', async () => {
+    const controller = new AbortController();
+    const parts: StreamPart[] = [];
+    const reason = new Error('client left');
+    const run = (async () => {
+      for await (const part of there.stream(PROMPTS[0]!, {
+        maxNewTokens: 200,
+        ignoreEos: true,
+        signal: controller.signal,
+      })) {
+        parts.push(part);
+        if (parts.filter((p) => p.type === 'token').length === 3) controller.abort(reason);
+      }
+    })();
+    const error = await run.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GenerationAbortedError);
+    expect((error as Error).message).toBe('generation aborted: client left');
+    expect((error as Error).cause).toBe(reason);
+    // stopped long before its 200 tokens (the steps already under way when the abort crossed still come)
+    expect(parts.filter((p) => p.type === 'token').length).toBeLessThan(100);
+    // breaking out of the loop stops it too
+    let n = 0;
+    for await (const part of there.stream(PROMPTS[1]!, { maxNewTokens: 200, ignoreEos: true }))
+      if (part.type === 'token' && ++n === 2) break;
+    expect(there.load).toEqual({ queued: 0, decoding: 0 });
+    const [again] = await there.generate(PROMPTS[2]!, { maxNewTokens: 8 });
+    expect(again!.tokenIds).toEqual((await here.generate(PROMPTS[2]!, { maxNewTokens: 8 }))[0]!.tokenIds);
+  });
+
+  it('calls onProgress here, and a throwing one ends the call with its error', async () => {
+    const seen: number[] = [];
+    await there.generate(PROMPTS, { maxNewTokens: 4, batchSize: 1, onProgress: (done) => seen.push(done) });
+    expect(seen).toEqual([1, 2, 3, 4]);
+    const oops = new Error('stop here');
+    await expect(
+      there.generate(PROMPTS, {
+        maxNewTokens: 4,
+        batchSize: 1,
+        onProgress: () => {
+          throw oops;
+        },
+      }),
+    ).rejects.toBe(oops);
+  });
+
+  it('keeps this thread free while the model runs', async () => {
+    // the longest gap between ticks of a 5 ms timer while one 1,500-position prompt is prefilled whole
+    // (about 40 GFLOP): on this thread onnxruntime holds it for the whole run, in the worker never
+    const gapDuring = async (model: Model | WorkerModel) => {
+      let last = performance.now();
+      let gap = 0;
+      const timer = setInterval(() => {
+        const now = performance.now();
+        gap = Math.max(gap, now - last);
+        last = now;
+      }, 5);
+      const ids = Array.from({ length: 1500 }, (_, i) => 3 + (i % 500));
+      await model.generate({ promptIds: ids }, { maxNewTokens: 1 });
+      clearInterval(timer);
+      return Math.max(gap, performance.now() - last);
+    };
+    const { dir: larger } = await createTinyModel({
+      hiddenSize: 256,
+      intermediateSize: 1024,
+      numHiddenLayers: 8,
+      numAttentionHeads: 8,
+      numKeyValueHeads: 4,
+      headDim: 32,
+      maxPositionEmbeddings: 2048,
+    });
+    const whole = await loadModel(larger, { log: () => {}, prefillChunk: 0 });
+    const wholeThere = await loadModelInWorker(larger, { log: () => {}, prefillChunk: 0 });
+    try {
+      const blocked = await gapDuring(whole);
+      const free = await gapDuring(wholeThere);
+      expect(blocked).toBeGreaterThan(3 * free);
+    } finally {
+      await whole.dispose();
+      await wholeThere.dispose();
+    }
+  });
+});
+
+describe('loading and disposing a model in a worker thread', () => {
+  it('fails as loadModel does on a directory that is not a model', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'implicit-it-worker-'));
+    try {
+      writeFileSync(join(empty, 'config.json'), '{}');
+      const mine = (await loadModel(empty, { log: () => {} }).catch((e: Error) => e)) as Error;
+      const theirs = (await loadModelInWorker(empty, { log: () => {} }).catch((e: Error) => e)) as Error;
+      expect(theirs).toBeInstanceOf(ModelLoadError);
+      expect(theirs.message).toBe(mine.message);
+      expect((theirs as ModelLoadError).file).toBe((mine as ModelLoadError).file);
+      expect(ImplicitItError.isInstance(theirs)).toBe(true);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses bad load options before starting a thread, naming the call', async () => {
+    await expect(loadModelInWorker(dir, { prefillChunk: -1 })).rejects.toThrow(
+      'loadModelInWorker: prefillChunk must be a whole number of positions (0: no chunks), got -1',
+    );
+  });
+
+  it('forwards the load log and ends running generations on dispose', async () => {
+    const lines: string[] = [];
+    const model = await loadModelInWorker(dir, { log: (line) => lines.push(line) });
+    expect(lines.some((l) => l.startsWith('execution provider: cpu'))).toBe(true);
+    const running = model.generate(PROMPTS[0]!, { maxNewTokens: 500, ignoreEos: true });
+    await new Promise((r) => setTimeout(r, 50));
+    const outcome = running.catch((e: Error) => e);
+    await model.dispose();
+    expect(await outcome).toBeInstanceOf(GenerationAbortedError);
+    expect(((await outcome) as Error).message).toBe('generation aborted: the model was disposed');
+    await expect(model.generate('Hi')).rejects.toThrow('this model was disposed');
+  });
+});
