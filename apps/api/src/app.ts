@@ -66,8 +66,9 @@ export function createApp(options: ApiOptions): ApiApp {
   const rules = new RuleCache();
   for (const { model } of server.models) rules.get(model, server.rules);
   const queue = new WorkQueue({ concurrency: server.concurrency, maxQueued: server.maxQueued });
-  // how long the event loop was held between scrapes: onnxruntime runs each step (a prefill chunk,
-  // a decoding step) on this thread, so a long step delays every response and stream write
+  // how long the event loop was held between scrapes: onnxruntime runs a `Model`'s steps (a prefill
+  // chunk, a decoding step) on this thread, so a long step delays every response and stream write (a
+  // `WorkerModel` runs them in its own thread)
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
   const metrics = new Metrics(() => {

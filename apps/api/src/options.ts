@@ -1,21 +1,22 @@
 import { basename } from 'node:path';
 import type { RuleSpec } from '@implicit-it/rules';
-import type { Model } from '@implicit-it/runtime';
+import type { BaseModel } from '@implicit-it/runtime';
 
 /** A model the server serves, under the id that requests name it by. */
 export interface ServedModel {
   /** What `model` in a request must equal, e.g. `SmolLM2-135M`. */
   id: string;
-  model: Model;
+  /** A `Model` (`loadModel`), or a `WorkerModel` (`loadModelInWorker`), which keeps this thread free while it runs. */
+  model: BaseModel;
 }
 
 /** Options of `createApp` (and `serve`). */
 export interface ApiOptions {
   /**
    * The models served. A request chooses among these ids only; it can never name a path. A bare
-   * `Model` is served under its directory's name.
+   * model is served under its directory's name.
    */
-  models: Model | ServedModel | readonly ServedModel[];
+  models: BaseModel | ServedModel | readonly ServedModel[];
   /** Rules of requests that do not set `rules` (a preset / subset name, a rule-set JSON, or false). Default `'hewitt2024'`. */
   rules?: RuleSpec;
   /** How chat messages become a prompt: the paper's Tulu format (default) or the model's chat template. */
@@ -107,7 +108,7 @@ function resolveCors(cors: ApiOptions['cors']): '*' | string[] | undefined {
 }
 
 /** A model's default id: the name of its directory. */
-export function defaultModelId(model: Model): string {
+export function defaultModelId(model: BaseModel): string {
   return basename(model.info.dir);
 }
 
@@ -118,7 +119,7 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     ? [...(options.models as readonly ServedModel[])]
     : 'model' in (options.models as object) && 'id' in (options.models as object)
       ? [options.models as ServedModel]
-      : [{ id: defaultModelId(options.models as Model), model: options.models as Model }];
+      : [{ id: defaultModelId(options.models as BaseModel), model: options.models as BaseModel }];
   if (list.length === 0) throw new TypeError('models: give at least one model');
   const ids = new Set<string>();
   for (const m of list) {

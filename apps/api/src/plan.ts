@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { compileRules, type RuleSet, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
-import type { GenerateOptions, Model } from '@implicit-it/runtime';
+import type { BaseModel, GenerateOptions } from '@implicit-it/runtime';
 import { documentStartId } from '@implicit-it/tokenizers';
 import { ApiError, toApiError } from './errors.js';
 import type { ResolvedApiOptions, ServedModel } from './options.js';
@@ -39,9 +39,9 @@ const RULE_CACHE_SIZE = 32;
  * so that clients sending ever new rule-set JSON cannot grow the server's memory.
  */
 export class RuleCache {
-  private readonly cache = new WeakMap<Model, Map<string, RuleSet | false>>();
+  private readonly cache = new WeakMap<BaseModel, Map<string, RuleSet | false>>();
 
-  get(model: Model, spec: RuleSpec): RuleSet | false {
+  get(model: BaseModel, spec: RuleSpec): RuleSet | false {
     const config = resolveRuleSpec(spec);
     const key = JSON.stringify(config);
     let map = this.cache.get(model);
@@ -66,7 +66,7 @@ function contentText(content: ChatRequest['messages'][number]['content']): strin
   return content.map((part) => part.text).join('');
 }
 
-function checkIds(ids: readonly number[], model: Model, param: string): void {
+function checkIds(ids: readonly number[], model: BaseModel, param: string): void {
   const size = model.info.vocabSize;
   const bad = ids.findIndex((id) => id >= size);
   if (bad >= 0) {
@@ -77,7 +77,7 @@ function checkIds(ids: readonly number[], model: Model, param: string): void {
   }
 }
 
-function checkPromptLength(ids: readonly number[], model: Model, param: string): void {
+function checkPromptLength(ids: readonly number[], model: BaseModel, param: string): void {
   if (ids.length === 0) {
     throw new ApiError(400, `${param}: the prompt has no tokens`, { param, code: 'invalid_value' });
   }
@@ -94,7 +94,7 @@ function checkPromptLength(ids: readonly number[], model: Model, param: string):
 /** Common options of both endpoints. */
 function baseOptions(
   req: ChatRequest | CompletionRequest,
-  model: Model,
+  model: BaseModel,
   server: ResolvedApiOptions,
   rules: RuleCache,
   requestedMax: number | null | undefined,

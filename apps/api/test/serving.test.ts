@@ -1,4 +1,5 @@
-import type { Model } from '@implicit-it/runtime';
+import { createTinyModel } from '@implicit-it/modelkit/test';
+import { type BaseModel, loadModel, loadModelInWorker, type Model } from '@implicit-it/runtime';
 import { describe, expect, it } from 'vitest';
 import { createApp, serve } from '../src/index.js';
 import { json, tinyModel } from './helpers.js';
@@ -148,5 +149,76 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
     } finally {
       process.off('warning', onWarning);
     }
+  });
+});
+
+describe('serving a model that runs in a worker thread (loadModelInWorker)', () => {
+  /** The responses' bodies without what differs between any two responses (ids, timestamps). */
+  const stable = (text: string) => text.replace(/"(id|created|system_fingerprint)":("[^"]*"|\d+),?/g, '');
+
+  it('answers as the same model on the server thread does, streamed or not', async () => {
+    const model = await tinyModel();
+    const there = await loadModelInWorker(model.info.dir, { log: () => {} });
+    try {
+      const apps = [model, there].map((m) =>
+        createApp({ models: [{ id: 'tiny', model: m }], log: () => {} }),
+      );
+      for (const body of [
+        chat({ max_tokens: 24, logprobs: true, top_logprobs: 2 }),
+        chat({ max_tokens: 24, stream: true, rules: { eos: true }, temperature: 0.7, seed: 3 }),
+        { model: 'tiny', prompt: 'Once upon a time', max_tokens: 12, logprobs: 2 },
+      ]) {
+        const route = 'messages' in body ? '/v1/chat/completions' : '/v1/completions';
+        const [mine, theirs] = await Promise.all(
+          apps.map(async (a) => (await a.request(route, json(body))).text()),
+        );
+        expect(stable(theirs!)).toBe(stable(mine!));
+        expect(theirs).toContain('"finish_reason":"');
+      }
+    } finally {
+      await there.dispose();
+    }
+  });
+
+  it('answers GET /health while a long prompt is prefilled, which a model on the server thread cannot', async () => {
+    // one onnxruntime run of about 40 GFLOP (a 1,500-token prompt prefilled whole) while /health is
+    // polled
+    const { dir } = await createTinyModel({
+      hiddenSize: 256,
+      intermediateSize: 1024,
+      numHiddenLayers: 8,
+      numAttentionHeads: 8,
+      numKeyValueHeads: 4,
+      headDim: 32,
+      maxPositionEmbeddings: 2048,
+    });
+    const longestHealthWait = async (model: BaseModel) => {
+      const server = await serve({ models: [{ id: 'big', model }], port: 0, log: () => {} });
+      try {
+        const prompt = [Array.from({ length: 1500 }, (_, i) => 3 + (i % 500))];
+        const done = fetch(`${server.url}/v1/completions`, json({ model: 'big', prompt, max_tokens: 1 }));
+        let finished = false;
+        void done.finally(() => {
+          finished = true;
+        });
+        // the longest time between two answers (each poll 10 ms after the last answer)
+        let longest = 0;
+        let last = performance.now();
+        while (!finished) {
+          await new Promise((r) => setTimeout(r, 10));
+          expect((await fetch(`${server.url}/health`)).status).toBe(200);
+          longest = Math.max(longest, performance.now() - last);
+          last = performance.now();
+        }
+        expect((await done).status).toBe(200);
+        return longest;
+      } finally {
+        await server.close();
+        await model.dispose();
+      }
+    };
+    const blocked = await longestHealthWait(await loadModel(dir, { log: () => {}, prefillChunk: 0 }));
+    const free = await longestHealthWait(await loadModelInWorker(dir, { log: () => {}, prefillChunk: 0 }));
+    expect(blocked).toBeGreaterThan(3 * free);
   });
 });
