@@ -59,6 +59,11 @@ export interface ModelInfo {
    * exported, unread).
    */
   q4AccuracyLevel: number | null;
+  /**
+   * Whether the graph rounds activations to 8 bits per run (`DynamicQuantizeLinear`, as 8-bit exports
+   * have it): a row's logits then move a little with the other rows of its batch.
+   */
+  dynamicQuantization: boolean;
 }
 
 /**

@@ -101,6 +101,7 @@ export class Model extends BaseModel {
         maxBatchSize,
         prefillChunk,
         q4AccuracyLevel: session.q4AccuracyLevel,
+        dynamicQuantization: session.dynamicQuantization,
       },
       defaultRules,
     );
