@@ -3,9 +3,11 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DTYPE_FILES, type WeightDtype } from '@implicit-it/modelkit';
 import { ImplicitItError, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import {
+  type BaseModel,
   DEFAULT_PREFILL_CHUNK,
   type ExecutionProvider,
   isHubId,
+  type LoadOptions,
   loadModel,
   type Model,
   type ModelDtype,
@@ -190,8 +192,8 @@ export function addLoadOptions(
 }
 
 /** A loaded model and the id it goes by. */
-export interface OpenedModel {
-  model: Model;
+export interface OpenedModel<M extends BaseModel = Model> {
+  model: M;
   id: string;
   random: boolean;
 }
@@ -256,8 +258,15 @@ export function modelFingerprint(model: Model): Record<string, unknown> {
 
 const PROVIDERS = ['auto', 'cpu', 'cuda'];
 
-/** Loads `--model` (a directory or a hub id), or the default model when it is omitted. */
-export async function openModel(flags: ModelFlags, flag = '--model'): Promise<OpenedModel> {
+/**
+ * Loads `--model` (a directory or a hub id), or the default model when it is omitted, with `load`
+ * (`loadModel`, or `loadModelInWorker` for a model whose onnxruntime session runs in a worker thread).
+ */
+export async function openModel<M extends BaseModel = Model>(
+  flags: ModelFlags,
+  flag = '--model',
+  load: (model: string, options: LoadOptions) => Promise<M> = loadModel as unknown as typeof load,
+): Promise<OpenedModel<M>> {
   if (flags.provider && !PROVIDERS.includes(flags.provider)) {
     throw usage(`--provider: expected one of ${PROVIDERS.join(', ')}, got "${flags.provider}"`);
   }
@@ -280,7 +289,7 @@ export async function openModel(flags: ModelFlags, flag = '--model'): Promise<Op
     id = isHubId(target) ? target : basename(target.replace(/\/+$/, '')) || target;
   }
   const log = flags.verbose ? (line: string) => note(`[implicit-it] ${line}`) : () => {};
-  const model = await loadModel(target, {
+  const model = await load(target, {
     executionProvider: (flags.provider ?? 'auto') as ExecutionProvider | 'auto',
     dtype: (flags.dtype ?? 'fp32') as ModelDtype,
     offline: flags.offline,

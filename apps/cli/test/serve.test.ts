@@ -39,6 +39,7 @@ describe('serve', () => {
       });
       expect(s.stderr()).toMatch(/models:\s+tiny/);
       expect(s.stderr()).toMatch(/rules:\s+eos-uniform/);
+      expect(s.stderr()).toMatch(/onnxruntime:\s+in a worker thread per model/);
       const health = await fetch(`${url}/health`);
       expect(await health.json()).toMatchObject({ status: 'ok', models: ['tiny'] });
       expect((await fetch(`${url}/v1/models`)).status).toBe(401);
@@ -147,9 +148,10 @@ describe('serve', () => {
       expect((await run(['model', 'create', '--preset', 'tiny', '--out', dir, '--dtypes', 'q8'])).code).toBe(
         0,
       );
+      // (the second also on the server's thread: the note reads the model's info either way)
       for (const [flags, noted] of [
         [[], true],
-        [['--concurrency', '1'], false],
+        [['--concurrency', '1', '--no-worker'], false],
       ] as const) {
         const s = startServe(['--model', `q8=${dir}`, '--dtype', 'q8', ...flags]);
         await s.url;
@@ -158,6 +160,9 @@ describe('serve', () => {
           const note =
             /note:\s+q8 is an 8-bit graph rounding activations per batch: .*\(--concurrency 1 gives each its own\)/;
           expect(note.test(s.stderr())).toBe(noted);
+          expect(s.stderr()).toMatch(
+            noted ? /onnxruntime:\s+in a worker thread/ : /onnxruntime:\s+on this thread \(--no-worker\)/,
+          );
         } finally {
           expect(await stop(s.child, s.exited)).toBe(0);
         }

@@ -1,6 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { type ServedModel, serve } from '@implicit-it/api';
+import { type BaseModel, loadModel, loadModelInWorker } from '@implicit-it/runtime';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { RANDOM_MODEL_ID } from '../default-model.js';
@@ -35,6 +36,8 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   cors?: string;
   json?: boolean;
   shutdownGrace: number;
+  /** Run each model's onnxruntime session in a worker thread (default; `--no-worker`: on this thread). */
+  worker: boolean;
 }
 
 /**
@@ -60,17 +63,17 @@ async function run(flags: ServeFlags): Promise<void> {
   await checkHost(flags.host);
   const apiKey = flags.apiKey ?? process.env.IMPLICIT_IT_API_KEY;
   const specs = flags.model && flags.model.length > 0 ? flags.model : [undefined];
-  const opened: (OpenedModel & { served: string })[] = [];
+  const opened: (OpenedModel<BaseModel> & { served: string })[] = [];
   try {
     for (const spec of specs) {
       // ID=DIR names a model; otherwise it is served under its hub id or directory name
       const named = spec ? /^([\w.-]+)=(.+)$/.exec(spec) : null;
       // the runtime decodes concurrent requests in one batch: as many rows as requests may run
-      const m = await openModel({
-        ...flags,
-        model: named ? named[2] : spec,
-        maxBatchSize: flags.concurrency,
-      });
+      const m = await openModel<BaseModel>(
+        { ...flags, model: named ? named[2] : spec, maxBatchSize: flags.concurrency },
+        '--model',
+        flags.worker ? loadModelInWorker : loadModel,
+      );
       opened.push({ ...m, served: named ? named[1]! : m.id });
     }
     const ids = opened.map((m) => m.served);
@@ -123,10 +126,11 @@ async function run(flags: ServeFlags): Promise<void> {
         `  CORS:        ${flags.cors === undefined ? 'off (same origin only)' : flags.cors}`,
         `  API key:     ${apiKey ? 'required (Authorization: Bearer ...)' : 'none (anyone who can reach the port may use it)'}`,
         `  concurrency: ${flags.concurrency} running (one batch), ${flags.maxQueued} queued, then 429`,
+        `  onnxruntime: ${flags.worker ? 'in a worker thread per model (this one answers while they run)' : 'on this thread (--no-worker): every response waits for the step in progress'}`,
         // 8-bit graphs round activations with one scale per batch: requests move each other
         ...(flags.concurrency > 1
           ? opened
-              .filter((m) => m.model.session.dynamicQuantization)
+              .filter((m) => m.model.info.dynamicQuantization)
               .map(
                 (m) =>
                   `  ${paint('yellow', 'note:')}        ${m.served} is an 8-bit graph rounding activations per batch: requests running together move each other's answers a little (--concurrency 1 gives each its own)`,
@@ -208,6 +212,10 @@ export function registerServe(program: Command): void {
     .option('--add-bos', `${ADD_BOS_HELP}; requests may set "add_bos"`)
     .option('--no-add-bos', `${NO_ADD_BOS_HELP}; requests may set "add_bos"`)
     .option('--no-playground', 'do not serve the playground page at /')
+    .option(
+      '--no-worker',
+      "run onnxruntime on the server's thread (default: a worker thread per model, so that /health and other requests are answered during a long prefill)",
+    )
     .option(
       '--cors <origins>',
       'let web pages on these origins call the API (comma-separated, or * for any); preflights skip the API key',
