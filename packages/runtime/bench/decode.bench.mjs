@@ -8,7 +8,12 @@ import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AutoModelForCausalLM, env, LogitsProcessorList, Tensor } from '@huggingface/transformers';
 import * as Ort from 'onnxruntime-node';
-import { generateWithoutCache, loadModel, transformersRulesProcessor } from '../dist/index.js';
+import {
+  generateWithoutCache,
+  loadModel,
+  loadModelInWorker,
+  transformersRulesProcessor,
+} from '../dist/index.js';
 import { benchModelDir, evalInstructions, promptMaker } from './bench-model.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -538,3 +543,69 @@ bench(
 bench('runtime: eval workload identical outputs', identical, `/${n6}`, `${n6}/${n6}`, identical === n6);
 await hf.dispose();
 await model.dispose();
+
+// 7. the same engine with its session in a worker thread (loadModelInWorker, what `implicit-it serve`
+// runs): throughput of 8 concurrent streams, and the caller's longest event-loop gap while one
+// 512-token prompt is answered (a server answers nothing, /health included, during such a gap)
+{
+  const inThread = await loadModel(dir, { log: () => {} });
+  const inWorker = await loadModelInWorker(dir, { log: () => {} });
+  const kinds = [
+    ['this thread', inThread],
+    ['worker thread', inWorker],
+  ];
+  const streamsOf = async (m) => {
+    let tokens = 0;
+    const one = async (i) => {
+      const input = { promptIds: promptOf(64, 64 * i), scopeStart: 0 };
+      for await (const part of m.stream(input, { maxNewTokens: 64, ignoreEos: true, rules: 'hewitt2024' }))
+        if (part.type === 'token') tokens++;
+    };
+    const t0 = now();
+    await Promise.all(Array.from({ length: 8 }, (_, i) => one(i)));
+    return tokens / ((now() - t0) / 1000);
+  };
+  const gapOf = async (m) => {
+    let last = now();
+    let gap = 0;
+    const timer = setInterval(() => {
+      gap = Math.max(gap, now() - last);
+      last = now();
+    }, 5);
+    await m.generate({ promptIds: promptOf(512), scopeStart: 0 }, { maxNewTokens: 16, ignoreEos: true });
+    clearInterval(timer);
+    return Math.max(gap, now() - last);
+  };
+  for (const [, m] of kinds) await streamsOf(m); // warm-up
+  const t = Object.fromEntries(kinds.map(([k]) => [k, { tps: [], gap: [] }]));
+  for (let r = 0; r < RUNS; r++)
+    for (const [k, m] of kinds) {
+      t[k].tps.push(await streamsOf(m));
+      t[k].gap.push(await gapOf(m));
+    }
+  const tps = (k) => median(t[k].tps);
+  const gap = (k) => median(t[k].gap);
+  console.log('\n7. the session in a worker thread (loadModelInWorker) vs on this thread (loadModel):');
+  console.log(
+    `   8 concurrent streams x 64 tokens: worker ${tps('worker thread').toFixed(1)} tok/s vs this thread ${tps('this thread').toFixed(1)} tok/s -> ${(tps('worker thread') / tps('this thread')).toFixed(2)}x`,
+  );
+  console.log(
+    `   longest wait of this thread's event loop while a 512-token prompt is answered: ${gap('this thread').toFixed(0)} ms on this thread, ${gap('worker thread').toFixed(0)} ms with the worker`,
+  );
+  bench(
+    'runtime: worker thread vs this thread, 8 streams',
+    +(tps('worker thread') / tps('this thread')).toFixed(2),
+    'x',
+    'report',
+    true,
+  );
+  bench(
+    'runtime: event-loop gap during a 512-token prompt, this thread / worker',
+    +(gap('this thread') / gap('worker thread')).toFixed(1),
+    'x',
+    'report',
+    true,
+  );
+  await inThread.dispose();
+  await inWorker.dispose();
+}
