@@ -302,3 +302,54 @@ export abstract class BaseModel {
     });
   }
 }
+
+/**
+ * The parts a producer pushes, as an async generator: `start` gets `push` and a signal (aborted with
+ * the caller's `signal`, or when the consumer stops early) and settles once it has pushed its last
+ * part. Parts come in order; the producer's failure is thrown after the parts before it; an early
+ * stop (break, return, an error) aborts the producer and waits for it to settle.
+ */
+export async function* pushedParts<T>(
+  signal: AbortSignal | undefined,
+  start: (push: (part: T) => void, signal: AbortSignal) => Promise<unknown>,
+): AsyncGenerator<T> {
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  const queue: T[] = [];
+  let wake: (() => void) | null = null;
+  let done = false;
+  let failure: unknown = null;
+  const push = (part: T) => {
+    queue.push(part);
+    wake?.();
+  };
+  const run = start(push, stop.signal).then(
+    () => {
+      done = true;
+      wake?.();
+    },
+    (error) => {
+      failure = error;
+      done = true;
+      wake?.();
+    },
+  );
+  try {
+    for (;;) {
+      while (queue.length > 0) yield queue.shift()!;
+      if (done) break;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = null;
+    }
+    while (queue.length > 0) yield queue.shift()!;
+    if (failure) throw failure;
+  } finally {
+    stop.abort();
+    signal?.removeEventListener('abort', onAbort);
+    await run;
+  }
+}

@@ -1,6 +1,6 @@
 import type { RuleSpec } from '@implicit-it/rules';
 import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
-import { BaseModel } from './base-model.js';
+import { BaseModel, pushedParts } from './base-model.js';
 import {
   DecodeEngine,
   type EngineTokenizer,
@@ -266,64 +266,29 @@ export class Model extends BaseModel {
     this.checkGenerateOptions(options);
     const prompt = this.prompt(input, options.format, options);
     this.checkPrompt(prompt);
-    const stop = new AbortController();
-    const onAbort = () => stop.abort(options.signal?.reason);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (options.signal?.aborted) onAbort();
-    const queue: StreamPart[] = [];
-    let wake: (() => void) | null = null;
-    let done = false;
-    let failure: unknown = null;
-    const push = (part: StreamPart) => {
-      queue.push(part);
-      wake?.();
-    };
-    const run = this.engine
-      .submit(
-        this.row(prompt, { ...options, signal: stop.signal }, (e) => {
-          push({
-            type: 'token',
-            id: e.id,
-            ...(e.logprob ? { logprob: e.logprob } : {}),
-            ...(e.baseRank !== undefined ? { baseRank: e.baseRank } : {}),
-          });
-          if (e.text) push({ type: 'text-delta', text: e.text });
-        }),
-      )
-      .then(
-        (r) => {
+    // an early stop (break, return) or an abort ends the row at the next step, its tensors freed
+    yield* pushedParts<StreamPart>(options.signal, (push, signal) =>
+      this.engine
+        .submit(
+          this.row(prompt, { ...options, signal }, (e) => {
+            push({
+              type: 'token',
+              id: e.id,
+              ...(e.logprob ? { logprob: e.logprob } : {}),
+              ...(e.baseRank !== undefined ? { baseRank: e.baseRank } : {}),
+            });
+            if (e.text) push({ type: 'text-delta', text: e.text });
+          }),
+        )
+        .then((r) =>
           push({
             type: 'finish',
             finishReason: r.finishReason,
             text: r.text,
             usage: this.result(prompt, r).usage,
-          });
-          done = true;
-          wake?.();
-        },
-        (e) => {
-          failure = e;
-          done = true;
-          wake?.();
-        },
-      );
-    try {
-      for (;;) {
-        while (queue.length > 0) yield queue.shift()!;
-        if (done) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = null;
-      }
-      while (queue.length > 0) yield queue.shift()!;
-      if (failure) throw failure;
-    } finally {
-      // the consumer stopped early (break / return) or an error: stop decoding, wait for the loop
-      stop.abort();
-      options.signal?.removeEventListener('abort', onAbort);
-      await run.catch(() => {});
-    }
+          }),
+        ),
+    );
   }
 
   /**

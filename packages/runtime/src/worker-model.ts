@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { RuleSet, type RuleSpec } from '@implicit-it/rules';
 import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
-import { BaseModel, type ModelInfo } from './base-model.js';
+import { BaseModel, type ModelInfo, pushedParts } from './base-model.js';
 import { GenerationAbortedError, GenerationError } from './errors.js';
 import { resolveModel } from './hub.js';
 import { checkLoadOptions, type LoadOptions } from './model.js';
@@ -239,51 +239,10 @@ export class WorkerModel extends BaseModel {
     const prompt = this.prompt(input, options.format, options);
     this.checkPrompt(prompt);
     const sent = this.sent(options);
-    const stop = new AbortController();
-    const onAbort = () => stop.abort(options.signal?.reason);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (options.signal?.aborted) onAbort();
-    const queue: StreamPart[] = [];
-    let wake: (() => void) | null = null;
-    let done = false;
-    let failure: unknown = null;
-    const run = this.request<null>(
-      { type: 'stream', id: this.id(), input: idsOf(prompt), options: sent },
-      {
-        part: (part) => {
-          queue.push(part);
-          wake?.();
-        },
-      },
-      stop.signal,
-    ).then(
-      () => {
-        done = true;
-        wake?.();
-      },
-      (error) => {
-        failure = error;
-        done = true;
-        wake?.();
-      },
+    // an early stop (break, return) or an abort asks the worker to end the row at its next step
+    yield* pushedParts<StreamPart>(options.signal, (part, signal) =>
+      this.request({ type: 'stream', id: this.id(), input: idsOf(prompt), options: sent }, { part }, signal),
     );
-    try {
-      for (;;) {
-        while (queue.length > 0) yield queue.shift()!;
-        if (done) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = null;
-      }
-      while (queue.length > 0) yield queue.shift()!;
-      if (failure) throw failure;
-    } finally {
-      // the consumer stopped early (break / return) or an error: the worker stops decoding it
-      stop.abort();
-      options.signal?.removeEventListener('abort', onAbort);
-      await run;
-    }
   }
 
   async score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
