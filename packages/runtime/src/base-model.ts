@@ -107,6 +107,22 @@ export abstract class BaseModel {
   /** Frees the session; the model cannot be used afterwards. */
   abstract dispose(): Promise<void>;
 
+  /** Throws where the model can no longer run (disposed). */
+  protected abstract live(): void;
+
+  /** What `generate` and `stream` do first: the model is live, the options and prompts are checked. */
+  protected generationPrompts(
+    inputs: GenerateInput | readonly GenerateInput[],
+    options: GenerateOptions,
+  ): Prompt[] {
+    this.live();
+    this.checkGenerateOptions(options);
+    const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
+    const prompts = list.map((input) => this.prompt(input, options.format, options));
+    for (const p of prompts) this.checkPrompt(p);
+    return prompts;
+  }
+
   /** A rule set compiled against this model's tokenizer (cached per spec). */
   rules(spec: RuleSpec | RuleSet | undefined = this.defaultRules): RuleSet | null {
     if (spec instanceof RuleSet) return spec;

@@ -184,7 +184,7 @@ export class Model extends BaseModel {
     };
   }
 
-  private live(): void {
+  protected live(): void {
     if (this.released) throw new GenerationError('runtime.released', 'this model was disposed');
   }
 
@@ -196,11 +196,7 @@ export class Model extends BaseModel {
     inputs: GenerateInput | readonly GenerateInput[],
     options: GenerateOptions = {},
   ): Promise<GenerationResult[]> {
-    this.live();
-    this.checkGenerateOptions(options);
-    const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
-    const prompts = list.map((input) => this.prompt(input, options.format, options));
-    for (const p of prompts) this.checkPrompt(p);
+    const prompts = this.generationPrompts(inputs, options);
     // shortest prompts first: rows admitted together need less padding
     const order = prompts.map((_, i) => i).sort((a, b) => prompts[a]!.ids.length - prompts[b]!.ids.length);
     const limit = options.batchSize ?? Number.POSITIVE_INFINITY;
@@ -262,10 +258,7 @@ export class Model extends BaseModel {
    * }
    */
   async *stream(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<StreamPart> {
-    this.live();
-    this.checkGenerateOptions(options);
-    const prompt = this.prompt(input, options.format, options);
-    this.checkPrompt(prompt);
+    const [prompt] = this.generationPrompts([input], options) as [Prompt];
     // an early stop (break, return) or an abort ends the row at the next step, its tensors freed
     yield* pushedParts<StreamPart>(options.signal, (push, signal) =>
       this.engine

@@ -176,7 +176,7 @@ export class WorkerModel extends BaseModel {
     });
   }
 
-  private live(): void {
+  protected live(): void {
     if (this.released) throw new GenerationError('runtime.released', 'this model was disposed');
     if (this.stopped) throw this.stopped;
   }
@@ -213,11 +213,7 @@ export class WorkerModel extends BaseModel {
     inputs: GenerateInput | readonly GenerateInput[],
     options: GenerateOptions = {},
   ): Promise<GenerationResult[]> {
-    this.live();
-    this.checkGenerateOptions(options);
-    const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
-    const prompts = list.map((input) => this.prompt(input, options.format, options));
-    for (const p of prompts) this.checkPrompt(p);
+    const prompts = this.generationPrompts(inputs, options);
     const results = await this.request<GenerationResult[]>(
       {
         type: 'generate',
@@ -234,10 +230,7 @@ export class WorkerModel extends BaseModel {
   }
 
   async *stream(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<StreamPart> {
-    this.live();
-    this.checkGenerateOptions(options);
-    const prompt = this.prompt(input, options.format, options);
-    this.checkPrompt(prompt);
+    const [prompt] = this.generationPrompts([input], options) as [Prompt];
     const sent = this.sent(options);
     // an early stop (break, return) or an abort asks the worker to end the row at its next step
     yield* pushedParts<StreamPart>(options.signal, (part, signal) =>
