@@ -5,6 +5,7 @@ import type { ModelFiles } from './model-dir.js';
 import {
   bad,
   checkOptions,
+  checkScoreOptions,
   flag,
   type GenerateInput,
   type GenerateOptions,
@@ -282,11 +283,16 @@ export abstract class BaseModel {
     }
   }
 
-  /** The prompts and continuation ids of `score()` items, checked (errors name the item). */
+  /**
+   * What `score` does first: the model is live, the options are checked, and the items' prompts and
+   * continuation ids are built and checked (errors name the item).
+   */
   protected prepareScore(
     items: readonly ScoreItem[],
     options: ScoreOptions,
   ): { prompt: Prompt; continuation: number[] }[] {
+    this.live();
+    checkScoreOptions(options);
     if (!Array.isArray(items))
       bad('items', `expected an array of { prompt, continuation }, got ${shown(items)}`);
     return items.map((item, i) => {

@@ -12,15 +12,7 @@ import { DecoderSession, ONNX_LOG_LEVELS, type SessionOptions } from './decoder-
 import { GenerationError } from './errors.js';
 import { type ResolveOptions, resolveModel } from './hub.js';
 import { type ModelFiles, modelEosIds, resolveModelFiles } from './model-dir.js';
-import {
-  bad,
-  checkScoreOptions,
-  type GenerateInput,
-  type GenerateOptions,
-  type GenerationResult,
-  type StreamPart,
-  shown,
-} from './options.js';
+import type { GenerateInput, GenerateOptions, GenerationResult, StreamPart } from './options.js';
 import { type ScoreItem, type ScoreOptions, type ScoreResult, scoreBatch } from './score.js';
 
 /** Options of `loadModel`. */
@@ -291,10 +283,6 @@ export class Model extends BaseModel {
    * are left out.
    */
   async score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
-    this.live();
-    checkScoreOptions(options);
-    if (!Array.isArray(items))
-      bad('items', `expected an array of { prompt, continuation }, got ${shown(items)}`);
     const prepared = this.prepareScore(items, options);
     const run = scoreBatch(
       this.session,
@@ -352,6 +340,11 @@ export function inputSeed(seed: number, i: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/** Where load log lines go without a `log` option: stderr, prefixed. */
+export const defaultLog = (line: string): void => {
+  process.stderr.write(`[implicit-it] ${line}\n`);
+};
+
 /**
  * Loads a model from a local Hugging Face directory (or a hub id, fetched once into the cache where a
  * network exists): config, generation config, tokenizer and the ONNX decoder for `dtype`.
@@ -365,7 +358,7 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
   const dir = await resolveModel(model, options);
   const files = resolveModelFiles(dir, options.dtype ?? 'fp32');
   const tokenizer = await loadTokenizer(dir);
-  const log = options.log ?? ((line) => process.stderr.write(`[implicit-it] ${line}\n`));
+  const log = options.log ?? defaultLog;
   const session = await DecoderSession.create(files, { ...options, log });
   const window = files.config.sliding_window;
   if (window !== null && session.cacheMode === 'slots')

@@ -6,11 +6,10 @@ import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokeniz
 import { BaseModel, type ModelInfo, pushedParts } from './base-model.js';
 import { GenerationAbortedError, GenerationError } from './errors.js';
 import { resolveModel } from './hub.js';
-import { checkLoadOptions, type LoadOptions } from './model.js';
+import { checkLoadOptions, defaultLog, type LoadOptions } from './model.js';
 import type { ModelFiles } from './model-dir.js';
 import {
   bad,
-  checkScoreOptions,
   type GenerateInput,
   type GenerateOptions,
   type GenerationResult,
@@ -48,10 +47,6 @@ interface Pending {
   /** an error of the caller's own (a throwing `onProgress`) that ended the request */
   failure?: unknown;
 }
-
-const defaultLog = (line: string) => {
-  process.stderr.write(`[implicit-it] ${line}\n`);
-};
 
 /**
  * A model whose onnxruntime session runs in a worker thread (`loadModelInWorker`). It generates,
@@ -94,7 +89,6 @@ export class WorkerModel extends BaseModel {
       else if (message.type !== 'ready' && message.type !== 'failed') this.receive(message);
     });
     const stop = (why: string) => {
-      if (this.released && why.startsWith('exit')) return;
       this.stopped ??= new GenerationError(
         'runtime.worker_stopped',
         `the worker thread running this model stopped (${why}); load the model again`,
@@ -103,7 +97,10 @@ export class WorkerModel extends BaseModel {
       this.pending.clear();
     };
     worker.on('error', (error) => stop(`error: ${error.message}`));
-    worker.on('exit', (code) => stop(`exit code ${code}`));
+    // after dispose() the thread is ended on purpose
+    worker.on('exit', (code) => {
+      if (!this.released) stop(`exit code ${code}`);
+    });
     worker.unref(); // an idle model does not keep the process alive (one with requests in flight does)
   }
 
@@ -154,26 +151,21 @@ export class WorkerModel extends BaseModel {
   ): Promise<T> {
     if (this.stopped) return Promise.reject(this.stopped);
     const { id } = message;
-    return new Promise<T>((resolve, reject) => {
-      const p: Pending = { resolve: resolve as (v: unknown) => void, reject, ...handlers, signal };
-      this.pending.set(id, p);
-      if (this.pending.size === 1) this.worker.ref();
+    const answer = new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, ...handlers, signal });
+    });
+    if (this.pending.size === 1) this.worker.ref();
+    this.post(message);
+    if (signal) {
       const onAbort = () => this.post({ type: 'abort', id });
-      if (signal) {
+      if (signal.aborted) onAbort();
+      else {
         signal.addEventListener('abort', onAbort, { once: true });
         const unlink = () => signal.removeEventListener('abort', onAbort);
-        p.resolve = (v) => {
-          unlink();
-          resolve(v as T);
-        };
-        p.reject = (e) => {
-          unlink();
-          reject(e);
-        };
+        answer.then(unlink, unlink);
       }
-      this.post(message);
-      if (signal?.aborted) onAbort();
-    });
+    }
+    return answer;
   }
 
   protected live(): void {
@@ -239,8 +231,6 @@ export class WorkerModel extends BaseModel {
   }
 
   async score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
-    this.live();
-    checkScoreOptions(options);
     const prepared = this.prepareScore(items, options);
     const rules = this.sentRules(options.rules ?? false);
     return this.request<ScoreResult[]>(
