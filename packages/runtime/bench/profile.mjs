@@ -4,8 +4,8 @@
 // read from onnxruntime's own profile (the `profile` load option) and set side by side. Profiling adds a
 // few microseconds to every kernel run, so small kernels (Reshape, Slice...) look larger than they are;
 // compare columns, not absolute sums.
-// `PROFILE_KEEP=1` keeps the trace (open it in chrome://tracing or Perfetto); `PROFILE_DTYPE=q4` profiles
-// the model's 4-bit graph (as bench 4c writes it) instead of the float32 one.
+// `PROFILE_KEEP=1` keeps the trace (open it in chrome://tracing or Perfetto); `PROFILE_DTYPE=q4` or `q8`
+// profiles the model's 4-bit or 8-bit graph (as bench 4c writes them) instead of the float32 one.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { benchModelDir, promptMaker } from './bench-model.mjs';
 
 const out = mkdtempSync(join(tmpdir(), 'implicit-it-profile-'));
 const dtype = process.env.PROFILE_DTYPE ?? 'fp32';
-const dir = dtype === 'q4' ? await benchModelDir('q4', { dtypes: ['q4'] }) : await benchModelDir();
+const dir = dtype === 'fp32' ? await benchModelDir() : await benchModelDir(dtype, { dtypes: [dtype] });
 const model = await loadModel(dir, { dtype, log: () => {}, profile: join(out, 'runtime') });
 const promptOf = promptMaker(model);
 
