@@ -67,7 +67,10 @@ export class Metrics {
     const lines: string[] = [];
     const HELP: Record<string, [string, string]> = {
       implicit_it_requests_total: ['counter', 'HTTP requests by route and status code.'],
-      implicit_it_prompt_tokens_total: ['counter', 'Prompt tokens of started generations.'],
+      implicit_it_prompt_tokens_total: [
+        'counter',
+        'Prompt tokens of started generations (each choice prefills its own copy).',
+      ],
       implicit_it_completion_tokens_total: [
         'counter',
         'Generated tokens (those of aborted generations included).',
@@ -103,7 +106,7 @@ export class Metrics {
     const gaugeHelp: Record<string, string> = {
       implicit_it_queue_depth: 'Requests waiting for a generation slot.',
       implicit_it_active_generations: 'Generations running now.',
-      implicit_it_concurrency_limit: 'Generations allowed to run at once.',
+      implicit_it_concurrency_limit: 'Generations (choices) allowed to run at once.',
       implicit_it_queue_limit: 'Requests allowed to wait; more get 429.',
       process_resident_memory_bytes: 'Resident memory of the server process.',
       nodejs_heap_used_bytes: 'V8 heap in use.',

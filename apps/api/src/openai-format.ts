@@ -22,14 +22,6 @@ type TokenBytes = (id: number) => Uint8Array;
 
 export const SYSTEM_FINGERPRINT = 'implicit-it';
 
-export function usageOf(u: { promptTokens: number; completionTokens: number; totalTokens: number }): Usage {
-  return {
-    prompt_tokens: u.promptTokens,
-    completion_tokens: u.completionTokens,
-    total_tokens: u.totalTokens,
-  };
-}
-
 export function finishReason(reason: FinishReason): 'stop' | 'length' {
   return reason === 'length' ? 'length' : 'stop';
 }
@@ -223,24 +215,58 @@ function traceOf(tokens: readonly TokenInfo[]) {
   return tokens.map((t) => ({ id: t.id, base_rank: t.baseRank ?? null }));
 }
 
+/** A choice's finished generation, as `ResponseWriter.complete` takes it. */
+export interface ChoiceResult {
+  text: string;
+  finishReason: FinishReason;
+  usage: { promptTokens: number; completionTokens: number; totalTokens: number };
+  tokens: TokenInfo[];
+}
+
+/** Per-choice state of a stream: the text's token offsets (legacy `text_offset`) and length so far. */
+interface ChoiceState {
+  offsets: TextOffsets;
+  streamed: number;
+}
+
+/**
+ * The usage of a request: prompt tokens once per prompt (as OpenAI counts them with `n` > 1),
+ * completion tokens of every choice. `usages[i]` is choice `i`'s, `n` choices per prompt.
+ */
+export function requestUsage(
+  usages: readonly { promptTokens: number; completionTokens: number }[],
+  n: number,
+): Usage {
+  let prompt = 0;
+  let completion = 0;
+  usages.forEach((u, i) => {
+    if (i % n === 0) prompt += u.promptTokens;
+    completion += u.completionTokens;
+  });
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
 /**
  * Builds the response objects of one request: the whole response, or its stream chunks. Chunks keep
- * OpenAI's shapes; `trace` is an extension present only when the request asked for it.
+ * OpenAI's shapes; `trace` is an extension present only when the request asked for it. Choice `i`
+ * answers prompt `floor(i / n)` (`Plan.inputs`), as OpenAI orders them.
  */
 export class ResponseWriter {
   readonly id: string;
   readonly created = Math.floor(Date.now() / 1000);
   private readonly bytes: TokenBytes;
-  /** Token start offsets in the completion text, carried from chunk to chunk (legacy `text_offset`). */
-  private readonly offsets: TextOffsets;
-  /** Length of the text streamed so far. */
-  private streamed = 0;
+  private readonly choices: ChoiceState[];
 
   constructor(private readonly plan: Plan) {
     this.id = `${plan.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
     const { tokenizer, info } = plan.served.model;
     this.bytes = (id) => tokenizer.tokenBytes(id);
-    this.offsets = new TextOffsets(tokenizer, new Set(info.eosIds), plan.input.promptIds);
+    const eos = new Set(info.eosIds);
+    const n = plan.n;
+    this.choices = Array.from({ length: plan.inputs.length * n }, (_, i) => ({
+      offsets: new TextOffsets(tokenizer, eos, plan.inputs[Math.floor(i / n)]!.promptIds),
+      streamed: 0,
+    }));
   }
 
   private head() {
@@ -253,44 +279,43 @@ export class ResponseWriter {
     };
   }
 
-  /** `textEnd`: the length of the text up to and including these tokens'. */
-  private extras(tokens: readonly TokenInfo[], textEnd: number) {
+  /** `textEnd`: the length of choice `index`'s text up to and including these tokens'. */
+  private extras(index: number, tokens: readonly TokenInfo[], textEnd: number) {
     const { plan } = this;
     const logprobs =
       plan.logprobs === null
         ? null
         : plan.kind === 'chat'
           ? chatLogprobs(tokens, plan.logprobs, this.bytes)
-          : completionLogprobs(tokens, plan.logprobs, this.offsets, this.bytes, textEnd);
+          : completionLogprobs(tokens, plan.logprobs, this.choices[index]!.offsets, this.bytes, textEnd);
     return { logprobs, ...(plan.trace ? { trace: traceOf(tokens) } : {}) };
   }
 
-  /** The complete (non-streaming) response. */
-  complete(result: {
-    text: string;
-    finishReason: FinishReason;
-    usage: { promptTokens: number; completionTokens: number; totalTokens: number };
-    tokens: TokenInfo[];
-  }) {
+  /** The complete (non-streaming) response: one result per choice, in choice order. */
+  complete(results: readonly ChoiceResult[]) {
     const { plan } = this;
-    const extras = this.extras(result.tokens, result.text.length);
-    const choice =
-      plan.kind === 'chat'
+    const choices = results.map((result, index) => {
+      const extras = this.extras(index, result.tokens, result.text.length);
+      return plan.kind === 'chat'
         ? {
-            index: 0,
+            index,
             message: { role: 'assistant', content: result.text, refusal: null },
             ...extras,
             finish_reason: finishReason(result.finishReason),
           }
-        : { text: result.text, index: 0, ...extras, finish_reason: finishReason(result.finishReason) };
+        : { text: result.text, index, ...extras, finish_reason: finishReason(result.finishReason) };
+    });
     return {
       id: this.id,
       object: plan.kind === 'chat' ? 'chat.completion' : 'text_completion',
       created: this.created,
       model: plan.served.id,
       system_fingerprint: SYSTEM_FINGERPRINT,
-      choices: [choice],
-      usage: usageOf(result.usage),
+      choices,
+      usage: requestUsage(
+        results.map((r) => r.usage),
+        plan.n,
+      ),
     };
   }
 
@@ -298,14 +323,14 @@ export class ResponseWriter {
     return this.plan.includeUsage ? { usage: null } : {};
   }
 
-  /** The first chat chunk: the assistant role, no content (OpenAI sends it first). */
-  roleChunk() {
+  /** The first chat chunk of choice `index`: the assistant role, no content (OpenAI sends it first). */
+  roleChunk(index: number) {
     if (this.plan.kind !== 'chat') return null;
     return {
       ...this.head(),
       choices: [
         {
-          index: 0,
+          index,
           delta: { role: 'assistant', content: '', refusal: null },
           logprobs: null,
           finish_reason: null,
@@ -315,29 +340,33 @@ export class ResponseWriter {
     };
   }
 
-  /** A chunk carrying `text` and the tokens that produced it. */
-  deltaChunk(text: string, tokens: readonly TokenInfo[]) {
-    this.streamed += text.length;
-    const extras = this.extras(tokens, this.streamed);
+  /** A chunk of choice `index` carrying `text` and the tokens that produced it. */
+  deltaChunk(index: number, text: string, tokens: readonly TokenInfo[]) {
+    const state = this.choices[index]!;
+    state.streamed += text.length;
+    const extras = this.extras(index, tokens, state.streamed);
     const choice =
       this.plan.kind === 'chat'
-        ? { index: 0, delta: { content: text }, ...extras, finish_reason: null }
-        : { text, index: 0, ...extras, finish_reason: null };
+        ? { index, delta: { content: text }, ...extras, finish_reason: null }
+        : { text, index, ...extras, finish_reason: null };
     return { ...this.head(), choices: [choice], ...this.usageField() };
   }
 
-  /** The chunk with the finish reason (and the log-probs of tokens that produced no text, e.g. EOS). */
-  finishChunk(reason: FinishReason, tokens: readonly TokenInfo[]) {
-    const extras = this.extras(tokens, this.streamed);
+  /**
+   * The chunk with choice `index`'s finish reason (and the log-probs of tokens that produced no text,
+   * e.g. EOS).
+   */
+  finishChunk(index: number, reason: FinishReason, tokens: readonly TokenInfo[]) {
+    const extras = this.extras(index, tokens, this.choices[index]!.streamed);
     const choice =
       this.plan.kind === 'chat'
-        ? { index: 0, delta: {}, ...extras, finish_reason: finishReason(reason) }
-        : { text: '', index: 0, ...extras, finish_reason: finishReason(reason) };
+        ? { index, delta: {}, ...extras, finish_reason: finishReason(reason) }
+        : { text: '', index, ...extras, finish_reason: finishReason(reason) };
     return { ...this.head(), choices: [choice], ...this.usageField() };
   }
 
-  /** The last chunk when `stream_options.include_usage`: no choices, the usage. */
-  usageChunk(usage: { promptTokens: number; completionTokens: number; totalTokens: number }) {
-    return { ...this.head(), choices: [], usage: usageOf(usage) };
+  /** The last chunk when `stream_options.include_usage`: no choices, the request's usage. */
+  usageChunk(usages: readonly { promptTokens: number; completionTokens: number }[]) {
+    return { ...this.head(), choices: [], usage: requestUsage(usages, this.plan.n) };
   }
 }

@@ -31,10 +31,12 @@ export interface ApiOptions {
   apiKey?: string;
   /**
    * Generations running at once. Default 16, the runtime's default batch size: concurrent requests
-   * are decoded together in one batch (continuous batching), so this is also the batch they share.
+   * are decoded together in one batch (continuous batching), so this is also the batch they share. A
+   * request with several choices (`n`, a list of prompts) runs one generation per choice, and asks
+   * for at most this many.
    */
   concurrency?: number;
-  /** Requests waiting for a slot beyond `concurrency`; more get 429. Default 32. */
+  /** Requests waiting for their slots beyond `concurrency`; more get 429. Default 32. */
   maxQueued?: number;
   /** Upper limit of `max_tokens`: larger requests are capped to it. Default 2048. */
   maxTokens?: number;

@@ -1,22 +1,58 @@
 import { randomInt } from 'node:crypto';
 import { compileRules, type RuleSet, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
-import type { BaseModel, GenerateOptions } from '@implicit-it/runtime';
+import { type BaseModel, type GenerateOptions, inputSeed } from '@implicit-it/runtime';
 import { documentStartId } from '@implicit-it/tokenizers';
 import { ApiError, toApiError } from './errors.js';
 import type { ResolvedApiOptions, ServedModel } from './options.js';
 import type { ChatRequest, CompletionRequest } from './schemas.js';
 
+/** A prompt as the runtime takes it. */
+export interface PlanInput {
+  promptIds: number[];
+  scopeStart: number;
+}
+
 /** A validated request, ready for the runtime. */
 export interface Plan {
   kind: 'chat' | 'completion';
   served: ServedModel;
-  input: { promptIds: number[]; scopeStart: number };
+  /** The prompts (one, or a completions request's list), each answered `n` times. */
+  inputs: PlanInput[];
+  /** Choices per prompt: choice `i` answers prompt `floor(i / n)`, as OpenAI orders them. */
+  n: number;
+  /** The options of choice 0; each choice samples with its own seed (`choices`). */
   options: GenerateOptions;
   stream: boolean;
   includeUsage: boolean;
   /** Top alternatives per token (0 = only the chosen token's), or null: no log-probs. */
   logprobs: number | null;
   trace: boolean;
+}
+
+/**
+ * The generations of a plan, in choice order: choice `i` samples with seed `inputSeed(seed, i)`, as
+ * the runtime seeds the inputs of one call, so choice 0 is what the same request with `n` = 1 gives.
+ */
+export function choices(plan: Plan): { input: PlanInput; options: GenerateOptions }[] {
+  const { seed } = plan.options;
+  return Array.from({ length: plan.inputs.length * plan.n }, (_, i) => ({
+    input: plan.inputs[Math.floor(i / plan.n)]!,
+    options: seed === undefined || i === 0 ? plan.options : { ...plan.options, seed: inputSeed(seed, i) },
+  }));
+}
+
+/**
+ * The number of choices, checked against what the server runs at once: a request's choices are
+ * decoded together, one batch row (and work-queue slot) each.
+ */
+function checkChoices(prompts: number, n: number, server: ResolvedApiOptions): void {
+  if (prompts * n <= server.concurrency) return;
+  const what = prompts > 1 ? `${prompts} prompts × n = ${n} is ${prompts * n} choices` : `n = ${n}`;
+  throw new ApiError(
+    400,
+    `${what}; this server decodes at most ${server.concurrency} at once (its concurrency): ask for fewer, or send several requests`,
+    { param: prompts > 1 ? 'prompt' : 'n', code: 'invalid_value' },
+  );
 }
 
 /** The served model named `id`, or a 404 listing the ids there are. */
@@ -171,10 +207,13 @@ export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: Ru
     server.defaultMaxTokens,
   );
   if (logprobs !== null) options.logprobs = logprobs;
+  const n = req.n ?? 1;
+  checkChoices(1, n, server);
   return {
     kind: 'chat',
     served,
-    input: { promptIds: prompt.ids, scopeStart: prompt.scopeStart },
+    inputs: [{ promptIds: prompt.ids, scopeStart: prompt.scopeStart }],
+    n,
     options,
     ...streamFlags(req),
     logprobs,
@@ -182,11 +221,8 @@ export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: Ru
   };
 }
 
-/** A completions request as a plan: the text is the prompt as is (format raw), or token ids. */
-export function planCompletion(req: CompletionRequest, server: ResolvedApiOptions, rules: RuleCache): Plan {
-  const served = findModel(server.models, req.model);
-  const model = served.model;
-  const raw = Array.isArray(req.prompt) ? req.prompt[0]! : req.prompt;
+/** One completions prompt (`param` names it in errors): the text as is (format raw), or token ids. */
+function completionInput(raw: string | number[], model: BaseModel, param: string): PlanInput {
   let prompt: { ids: number[]; scopeStart: number };
   if (raw === '') {
     // OpenAI: with no prompt "the model will generate as if from the beginning of a new document",
@@ -195,8 +231,8 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
     if (start === undefined) {
       throw new ApiError(
         400,
-        'prompt: an empty prompt starts a new document after the BOS or EOS token, and this tokenizer names neither; write a prompt',
-        { param: 'prompt', code: 'invalid_value' },
+        `${param}: an empty prompt starts a new document after the BOS or EOS token, and this tokenizer names neither; write a prompt`,
+        { param, code: 'invalid_value' },
       );
     }
     // the separator is not content: the rules' used-token scope starts after it (an EOS in scope would
@@ -206,14 +242,36 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
     try {
       prompt = model.prompt({ text: raw }, 'raw');
     } catch (error) {
-      throw toApiError(error, 'prompt');
+      throw toApiError(error, param);
     }
   } else {
-    const ids = typeof raw === 'number' ? (req.prompt as number[]) : raw;
-    checkIds(ids, model, 'prompt');
-    prompt = { ids: [...ids], scopeStart: 0 };
+    checkIds(raw, model, param);
+    prompt = { ids: [...raw], scopeStart: 0 };
   }
-  checkPromptLength(prompt.ids, model, 'prompt');
+  checkPromptLength(prompt.ids, model, param);
+  return { promptIds: prompt.ids, scopeStart: prompt.scopeStart };
+}
+
+/**
+ * A completions request as a plan: a prompt, or a list of them (strings or token-id arrays), each a
+ * text as is (format raw) or token ids.
+ */
+export function planCompletion(req: CompletionRequest, server: ResolvedApiOptions, rules: RuleCache): Plan {
+  const served = findModel(server.models, req.model);
+  const model = served.model;
+  const { prompt } = req;
+  // a list of prompts: strings, or arrays of ids; one array of ids is one prompt
+  const list: (string | number[])[] =
+    typeof prompt === 'string'
+      ? [prompt]
+      : typeof prompt[0] === 'number'
+        ? [prompt as number[]]
+        : (prompt as (string | number[])[]);
+  const n = req.n ?? 1;
+  checkChoices(list.length, n, server);
+  const inputs = list.map((raw, i) =>
+    completionInput(raw, model, list.length > 1 ? `prompt[${i}]` : 'prompt'),
+  );
   const options = baseOptions(req, model, server, rules, req.max_tokens, Math.min(16, server.maxTokens));
   options.format = 'raw';
   const logprobs = req.logprobs ?? null;
@@ -221,7 +279,8 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
   return {
     kind: 'completion',
     served,
-    input: { promptIds: prompt.ids, scopeStart: prompt.scopeStart },
+    inputs,
+    n,
     options,
     ...streamFlags(req),
     logprobs,

@@ -2,8 +2,8 @@ import { ImplicitItError } from '@implicit-it/rules';
 import type { StreamPart } from '@implicit-it/runtime';
 import { ApiError, shuttingDown, toApiError } from './errors.js';
 import type { Metrics } from './metrics.js';
-import { ResponseWriter, type TokenInfo } from './openai-format.js';
-import type { Plan } from './plan.js';
+import { type ChoiceResult, ResponseWriter, type TokenInfo } from './openai-format.js';
+import { choices, type Plan } from './plan.js';
 import type { Release, WorkQueue } from './work-queue.js';
 
 /** What running a plan needs from the app. */
@@ -41,11 +41,14 @@ function retryAfter(queue: WorkQueue): string {
   return String(Math.min(60, Math.max(1, Math.ceil(queue.depth / queue.concurrency))));
 }
 
-/** A slot for the request; refused (499 left while queued, 429 full), the request is over: `abort` is unlinked. */
-async function acquire(ctx: RunContext, abort: ReturnType<typeof linkedAbort>): Promise<Release> {
+/**
+ * The request's slots, one per choice; refused (499 left while queued, 429 full), the request is
+ * over: `abort` is unlinked.
+ */
+async function acquire(ctx: RunContext, plan: Plan, abort: ReturnType<typeof linkedAbort>): Promise<Release> {
   let release: Release | null;
   try {
-    release = await ctx.queue.acquire(abort.signal);
+    release = await ctx.queue.acquire(abort.signal, plan.inputs.length * plan.n);
   } catch {
     abort.unlink();
     throw new ApiError(499, 'the client closed the request while it was queued', { code: 'client_closed' });
@@ -62,7 +65,7 @@ export function busy(queue: WorkQueue, metrics: Metrics): ApiError {
   metrics.inc('implicit_it_rejected_total');
   return new ApiError(
     429,
-    `The server is busy: ${queue.active} generations are running and ${queue.depth} are waiting (its limit). Retry after the Retry-After header's seconds.`,
+    `The server is busy: ${queue.active} generations are running and ${queue.depth} requests are waiting (its limit). Retry after the Retry-After header's seconds.`,
     { type: 'rate_limit_error', code: 'queue_full', headers: { 'Retry-After': retryAfter(queue) } },
   );
 }
@@ -86,36 +89,91 @@ function linkedAbort(ctx: RunContext): AbortController & { unlink(): void } {
   });
 }
 
-/** Counts a generation's prompt tokens as it starts (generated tokens are counted one by one). */
+/**
+ * Counts a request's prompt tokens as it starts, once per choice: each choice's row is prefilled
+ * (generated tokens are counted one by one).
+ */
 function countPrompt(ctx: RunContext, plan: Plan): void {
-  ctx.metrics.inc('implicit_it_prompt_tokens_total', {}, plan.input.promptIds.length);
+  const tokens = plan.inputs.reduce((sum, input) => sum + input.promptIds.length, 0);
+  ctx.metrics.inc('implicit_it_prompt_tokens_total', {}, tokens * plan.n);
+}
+
+/** A part of one choice's stream. */
+interface ChoicePart {
+  index: number;
+  part: StreamPart;
+}
+
+/**
+ * Starts every choice of a plan (concurrent calls: the runtime decodes them in one batch) and yields
+ * their parts as they come, each with its choice's index. When one fails, or the caller stops early,
+ * `abort` stops the others, and they are ended before this ends.
+ */
+async function* choiceParts(plan: Plan, abort: AbortController): AsyncGenerator<ChoicePart> {
+  const gens = choices(plan).map(({ input, options }) =>
+    plan.served.model.stream(input, { ...options, signal: abort.signal }),
+  );
+  type Next =
+    | { index: number; ok: true; result: IteratorResult<StreamPart> }
+    | { index: number; ok: false; error: unknown };
+  // settled, never rejected: a choice's failure must not be left unhandled while another is awaited
+  const next = (index: number): Promise<Next> =>
+    gens[index]!.next().then(
+      (result) => ({ index, ok: true, result }),
+      (error: unknown) => ({ index, ok: false, error }),
+    );
+  const pending = new Map(gens.map((_, i) => [i, next(i)]));
+  let finished = false;
+  try {
+    while (pending.size > 0) {
+      const settled = await Promise.race(pending.values());
+      if (!settled.ok) throw settled.error;
+      const { index, result } = settled;
+      if (result.done) {
+        pending.delete(index);
+        continue;
+      }
+      pending.set(index, next(index));
+      yield { index, part: result.value };
+    }
+    finished = true;
+  } finally {
+    if (!finished) {
+      if (!abort.signal.aborted) abort.abort(new Error('another choice of the request failed'));
+      // an aborted stream settles its pending step; then it can be ended
+      await Promise.all([...pending.values()]);
+      await Promise.all(gens.map((g) => g.return(undefined).catch(() => {})));
+    }
+  }
 }
 
 /** Runs a plan without streaming: one JSON response. */
 export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response> {
   const abort = linkedAbort(ctx);
-  const release = await acquire(ctx, abort);
+  const release = await acquire(ctx, plan, abort);
   const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
   try {
-    const tokens: TokenInfo[] = [];
-    let finish: Extract<StreamPart, { type: 'finish' }> | null = null;
+    const count = plan.inputs.length * plan.n;
+    const tokens: TokenInfo[][] = Array.from({ length: count }, () => []);
+    const results: (ChoiceResult | undefined)[] = Array.from({ length: count }, () => undefined);
+    let sawToken = false;
     // stream() rather than generate(): the same path as streaming, and tokens carry their trace
-    for await (const part of plan.served.model.stream(plan.input, {
-      ...plan.options,
-      signal: abort.signal,
-    })) {
+    for await (const { index, part } of choiceParts(plan, abort)) {
       if (part.type === 'token') {
-        if (tokens.length === 0)
+        if (!sawToken) {
+          sawToken = true;
           ctx.metrics.observe('implicit_it_time_to_first_token_seconds', {}, seconds(ctx));
+        }
         ctx.metrics.inc('implicit_it_completion_tokens_total');
-        tokens.push(part);
-      } else if (part.type === 'finish') finish = part;
+        tokens[index]!.push(part);
+      } else if (part.type === 'finish') {
+        const { text, finishReason, usage } = part;
+        results[index] = { text, finishReason, usage, tokens: tokens[index]! };
+      }
     }
-    if (!finish) throw new Error('the generation ended without a finish part');
-    return Response.json(
-      writer.complete({ text: finish.text, finishReason: finish.finishReason, usage: finish.usage, tokens }),
-    );
+    if (results.some((r) => r === undefined)) throw new Error('a generation ended without a finish part');
+    return Response.json(writer.complete(results as ChoiceResult[]));
   } catch (error) {
     if (ctx.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
     throw failure(ctx, plan, error);
@@ -134,13 +192,13 @@ const seconds = (ctx: RunContext) => (performance.now() - ctx.started) / 1000;
  */
 export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> {
   const abort = linkedAbort(ctx);
-  const release = await acquire(ctx, abort);
+  const release = await acquire(ctx, plan, abort);
   const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
-  const gen = plan.served.model.stream(plan.input, { ...plan.options, signal: abort.signal });
-  let first: IteratorResult<StreamPart>;
+  const parts = choiceParts(plan, abort);
+  let first: IteratorResult<ChoicePart>;
   try {
-    first = await gen.next();
+    first = await parts.next();
   } catch (error) {
     release();
     abort.unlink();
@@ -160,24 +218,30 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     if (status === 'aborted') ctx.metrics.inc('implicit_it_client_aborts_total');
     ctx.metrics.observe('implicit_it_request_duration_seconds', { route: ctx.route }, seconds(ctx));
   };
-  let pending: TokenInfo[] = [];
+  const count = plan.inputs.length * plan.n;
+  /** Tokens of each choice not sent yet (they go with the text they make). */
+  const pending: TokenInfo[][] = Array.from({ length: count }, () => []);
+  const usages: { promptTokens: number; completionTokens: number }[] = [];
+  let open = count;
 
-  /** Chunks for one part; true when the stream is over. */
-  const handle = (part: StreamPart, out: Uint8Array[]): boolean => {
+  /** Chunks for one part; true when the stream is over (every choice finished). */
+  const handle = ({ index, part }: ChoicePart, out: Uint8Array[]): boolean => {
     if (part.type === 'token') {
       if (!sawToken) {
         sawToken = true;
         ctx.metrics.observe('implicit_it_time_to_first_token_seconds', {}, seconds(ctx));
       }
       ctx.metrics.inc('implicit_it_completion_tokens_total');
-      pending.push(part);
+      pending[index]!.push(part);
     } else if (part.type === 'text-delta') {
-      out.push(sse(writer.deltaChunk(part.text, pending)));
-      pending = [];
+      out.push(sse(writer.deltaChunk(index, part.text, pending[index]!)));
+      pending[index] = [];
     } else {
-      out.push(sse(writer.finishChunk(part.finishReason, pending)));
-      pending = [];
-      if (plan.includeUsage) out.push(sse(writer.usageChunk(part.usage)));
+      out.push(sse(writer.finishChunk(index, part.finishReason, pending[index]!)));
+      pending[index] = [];
+      usages[index] = part.usage;
+      if (--open > 0) return false;
+      if (plan.includeUsage) out.push(sse(writer.usageChunk(usages)));
       out.push(DONE);
       return true;
     }
@@ -187,8 +251,10 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
       const out: Uint8Array[] = [];
-      const role = writer.roleChunk();
-      if (role) out.push(sse(role));
+      for (let index = 0; index < count; index++) {
+        const role = writer.roleChunk(index);
+        if (role) out.push(sse(role));
+      }
       let over = first.done === true;
       if (!first.done) over = handle(first.value, out);
       for (const chunk of out) controller.enqueue(chunk);
@@ -200,9 +266,9 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     async pull(controller) {
       // one pull enqueues at least one chunk or ends the stream
       for (;;) {
-        let next: IteratorResult<StreamPart>;
+        let next: IteratorResult<ChoicePart>;
         try {
-          next = await gen.next();
+          next = await parts.next();
         } catch (error) {
           // the client went away, or the server shuts down (the model is disposed): nobody to tell
           if (ctx.shutdown.aborted) {
@@ -248,8 +314,8 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     async cancel() {
       cancelled = true;
       abort.abort(new Error('client disconnected'));
-      // the slot is freed once decoding has stopped and its tensors are released
-      await gen.return(undefined).catch(() => {});
+      // the slots are freed once decoding has stopped and the tensors are released
+      await parts.return(undefined).catch(() => {});
       end('aborted');
     },
   });

@@ -65,7 +65,13 @@ const common = {
     })
     .nullish(),
   stop: stop.nullish(),
-  n: z.literal(1, { error: 'only n = 1 is supported; send one request per completion' }).nullish(),
+  /** Choices per prompt (OpenAI's limit, 128; the server's concurrency bounds it further). */
+  n: z
+    .number({ error: 'expected an integer in [1, 128]' })
+    .int({ error: 'expected an integer in [1, 128]' })
+    .min(1, { error: 'expected an integer in [1, 128]' })
+    .max(128, { error: 'expected an integer in [1, 128]' })
+    .nullish(),
   stream: z.boolean().nullish(),
   stream_options: streamOptions.nullish(),
   logit_bias: logitBias.nullish(),
@@ -179,6 +185,8 @@ export const chatRequestSchema = z.strictObject({
 });
 
 const tokenId = z.number().int().min(0).max(INT32_MAX);
+/** Prompts in one completions request (the server's concurrency bounds prompts × n further). */
+const MAX_PROMPTS = 128;
 
 /** `POST /v1/completions`. */
 export const completionRequestSchema = z.strictObject({
@@ -186,15 +194,15 @@ export const completionRequestSchema = z.strictObject({
   prompt: z.union(
     [
       z.string(),
-      z.array(z.string()).length(1, { error: 'one prompt per request' }),
+      z.array(z.string()).min(1).max(MAX_PROMPTS),
       z.array(tokenId).min(1).max(1_000_000),
-      z.array(z.array(tokenId).min(1)).length(1, { error: 'one prompt per request' }),
+      z.array(z.array(tokenId).min(1).max(1_000_000)).min(1).max(MAX_PROMPTS),
     ],
     {
       error: (issue) =>
         issue.input === undefined
           ? 'this field is required'
-          : 'expected a string, or an array of token ids (one prompt per request)',
+          : `expected a string, an array of token ids, or an array of up to ${MAX_PROMPTS} of either`,
     },
   ),
   logprobs: z.number().int().min(0).max(20, { error: 'expected an integer in [0, 20]' }).nullish(),

@@ -1,13 +1,16 @@
-/** Frees a slot taken from a `WorkQueue`; calling it more than once is harmless. */
+/** Frees the slots taken from a `WorkQueue`; calling it more than once is harmless. */
 export type Release = () => void;
 
 interface Waiter {
+  slots: number;
   grant: (release: Release) => void;
 }
 
 /**
- * A bounded queue in front of the model: at most `concurrency` generations run at once, at most
- * `maxQueued` more wait; `acquire` answers `null` when both are full (the server answers 429).
+ * A bounded queue in front of the model: at most `concurrency` generations (batch rows) run at once,
+ * at most `maxQueued` more requests wait; `acquire` answers `null` when both are full (the server
+ * answers 429). A request with several choices (`n`, a list of prompts) takes a slot per choice, all
+ * at once; waiting requests are served in arrival order, so a large one is not passed over for ever.
  *
  * @example
  * const queue = new WorkQueue({ concurrency: 4, maxQueued: 32 });
@@ -26,12 +29,12 @@ export class WorkQueue {
     this.maxQueued = options.maxQueued;
   }
 
-  /** Generations running now. */
+  /** Generations (slots) running now. */
   get active(): number {
     return this.running;
   }
 
-  /** Requests waiting for a slot. */
+  /** Requests waiting for their slots. */
   get depth(): number {
     return this.waiting.length;
   }
@@ -41,35 +44,52 @@ export class WorkQueue {
     return this.running >= this.concurrency && this.waiting.length >= this.maxQueued;
   }
 
-  private release(): Release {
+  private release(slots: number): Release {
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      const next = this.waiting.shift();
-      if (next) next.grant(this.release());
-      else this.running--;
+      this.running -= slots;
+      this.grantWaiting();
     };
   }
 
+  /** Grants waiting requests in order while the first one's slots are free. */
+  private grantWaiting(): void {
+    while (this.waiting.length > 0 && this.running + this.waiting[0]!.slots <= this.concurrency) {
+      const next = this.waiting.shift()!;
+      this.running += next.slots;
+      next.grant(this.release(next.slots));
+    }
+  }
+
   /**
-   * A slot: at once when one is free, after waiting when the queue has room, `null` when it has none.
-   * Rejects with the signal's reason when `signal` aborts while waiting (the client went away).
+   * `slots` slots (default 1, at most `concurrency`): at once when they are free and nobody waits,
+   * after waiting when the queue has room, `null` when it has none. Rejects with the signal's reason
+   * when `signal` aborts while waiting (the client went away).
    */
-  acquire(signal?: AbortSignal): Promise<Release | null> {
+  acquire(signal?: AbortSignal, slots = 1): Promise<Release | null> {
+    if (!Number.isInteger(slots) || slots < 1 || slots > this.concurrency) {
+      return Promise.reject(
+        new RangeError(`slots: expected an integer in [1, ${this.concurrency}], got ${slots}`),
+      );
+    }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.running < this.concurrency) {
-      this.running++;
-      return Promise.resolve(this.release());
+    if (this.waiting.length === 0 && this.running + slots <= this.concurrency) {
+      this.running += slots;
+      return Promise.resolve(this.release(slots));
     }
     if (this.waiting.length >= this.maxQueued) return Promise.resolve(null);
     return new Promise<Release | null>((resolve, reject) => {
       const onAbort = () => {
         const i = this.waiting.indexOf(waiter);
         if (i >= 0) this.waiting.splice(i, 1);
+        // the first in line leaving may let the ones behind it in
+        if (i === 0) this.grantWaiting();
         reject(signal?.reason);
       };
       const waiter: Waiter = {
+        slots,
         grant: (release) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(release);

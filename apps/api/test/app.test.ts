@@ -613,19 +613,22 @@ describe('POST /v1/completions', () => {
       kind: 'completion',
       served: { id: 'tiny', model },
       logprobs: 3,
-      input: { promptIds: [], scopeStart: 0 },
+      inputs: [{ promptIds: [], scopeStart: 0 }],
+      n: 1,
     } as unknown as Plan;
     const top = [
       { id: x, token: 'x', logprob: -1 },
       { id: y, token: 'x', logprob: -2 },
       { id: 7, token: 'z', logprob: -3 },
     ];
-    const response = new ResponseWriter(plan).complete({
-      text: 'x',
-      finishReason: 'length',
-      usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 },
-      tokens: [{ id: x, logprob: { id: x, token: 'x', logprob: -1, top } }],
-    });
+    const response = new ResponseWriter(plan).complete([
+      {
+        text: 'x',
+        finishReason: 'length',
+        usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 },
+        tokens: [{ id: x, logprob: { id: x, token: 'x', logprob: -1, top } }],
+      },
+    ]);
     const logprobs = response.choices[0]!.logprobs as { top_logprobs: Record<string, number>[] };
     expect(logprobs.top_logprobs).toEqual([{ x: -1, z: -3 }]);
   });
@@ -642,12 +645,27 @@ describe('POST /v1/completions', () => {
     for (const e of events.slice(0, -1)) expect(JSON.parse(e).object).toBe('text_completion');
   });
 
-  it('rejects token ids outside the vocabulary and several prompts', async () => {
+  it('rejects token ids outside the vocabulary, naming the prompt of a list they are in', async () => {
     const ids = await post('/v1/completions', { model: 'tiny', prompt: [1, 99999] });
     expect(ids.res.status).toBe(400);
     expect(ids.body.error.param).toBe('prompt');
-    const many = await post('/v1/completions', { model: 'tiny', prompt: ['a', 'b'] });
-    expect(many.res.status).toBe(400);
+    const listed = await post('/v1/completions', {
+      model: 'tiny',
+      prompt: [
+        [1, 2],
+        [1, 99999],
+      ],
+    });
+    expect(listed.res.status).toBe(400);
+    expect(listed.body.error).toMatchObject({
+      param: 'prompt[1]',
+      message: 'prompt[1]: token id 99999 is outside the vocabulary [0, 512)',
+    });
+    const tooMany = await post('/v1/completions', { model: 'tiny', prompt: Array(129).fill('a') });
+    expect(tooMany.res.status).toBe(400);
+    expect(tooMany.body.error.message).toBe(
+      'prompt: expected a string, an array of token ids, or an array of up to 128 of either',
+    );
     const missing = await post('/v1/completions', { model: 'tiny' });
     expect(missing.res.status).toBe(400);
     expect(missing.body.error).toMatchObject({ message: 'prompt: this field is required', param: 'prompt' });
@@ -659,7 +677,8 @@ describe('errors', () => {
     ['missing model', { messages: user('hi') }, 400, 'model'],
     ['unknown model', { model: 'gpt-4o', messages: user('hi') }, 404, 'model'],
     ['path as model', { model: '/etc/passwd', messages: user('hi') }, 404, 'model'],
-    ['n > 1', chat({ n: 3 }), 400, 'n'],
+    ['n > 128', chat({ n: 129 }), 400, 'n'],
+    ['n beyond the concurrency', chat({ n: 17 }), 400, 'n'],
     ['bad temperature', chat({ temperature: 9 }), 400, 'temperature'],
     ['bad role', { model: 'tiny', messages: [{ role: 'tool', content: 'x' }] }, 400, 'messages[0].role'],
     ['tools', chat({ tools: [] }), 400, 'tools'],

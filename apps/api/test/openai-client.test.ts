@@ -128,6 +128,39 @@ describe('the openai client against the server', () => {
     expect(text).toBe(res.choices[0]!.text);
   });
 
+  it('n and a list of prompts: choices by index, streamed and not', async () => {
+    const chat = await client.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'Name three colors.' }],
+      max_tokens: 6,
+      n: 2,
+      temperature: 1,
+      seed: 5,
+    });
+    expect(chat.choices.map((c) => c.index)).toEqual([0, 1]);
+    const stream = await client.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'Name three colors.' }],
+      max_tokens: 6,
+      n: 2,
+      temperature: 1,
+      seed: 5,
+      stream: true,
+    });
+    const texts = ['', ''];
+    for await (const chunk of stream) for (const c of chunk.choices) texts[c.index] += c.delta.content ?? '';
+    expect(texts).toEqual(chat.choices.map((c) => c.message.content));
+
+    const list = await client.completions.create({
+      model: 'tiny',
+      prompt: ['Once upon a time', 'The end'],
+      max_tokens: 6,
+    });
+    expect(list.choices.map((c) => c.index)).toEqual([0, 1]);
+    const alone = await client.completions.create({ model: 'tiny', prompt: 'The end', max_tokens: 6 });
+    expect(list.choices[1]!.text).toBe(alone.choices[0]!.text);
+  });
+
   it('the rules extension passes through the client', async () => {
     const body = { model: 'tiny', messages: [{ role: 'user' as const, content: 'Hi' }], max_tokens: 8 };
     const off = await client.chat.completions.create({

@@ -1,0 +1,323 @@
+// Several choices in one request: `n`, and a list of completions prompts. Each choice is one row of
+// the runtime's batch: its answer must equal what the runtime gives that prompt with that choice's
+// seed, and streams must interleave the choices' chunks without mixing them up.
+import { inputSeed, type Model } from '@implicit-it/runtime';
+import { documentStartId } from '@implicit-it/tokenizers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type ApiApp, createApp } from '../src/index.js';
+import { type Release, WorkQueue } from '../src/work-queue.js';
+import { json, parseSse, tinyModel } from './helpers.js';
+
+let model: Model;
+let app: ApiApp;
+
+beforeAll(async () => {
+  model = await tinyModel();
+  app = createApp({ models: [{ id: 'tiny', model }], log: () => {}, concurrency: 8 });
+});
+
+async function post(path: string, body: unknown) {
+  const res = await app.request(path, json(body));
+  const text = await res.text();
+  return { res, text, body: res.headers.get('Content-Type')?.includes('json') ? JSON.parse(text) : null };
+}
+
+const chat = (extra: Record<string, unknown> = {}) => ({
+  model: 'tiny',
+  messages: [{ role: 'user', content: 'Give me a recipe for tiramisu.' }],
+  max_tokens: 10,
+  ...extra,
+});
+
+/** Reassembles each choice of a stream: its text, finish reasons and role chunks, by index. */
+function collect(events: string[]) {
+  const choices = new Map<number, { text: string; finish: string[]; roles: number; logprobs: unknown[] }>();
+  let usage: unknown = null;
+  for (const e of events.slice(0, -1)) {
+    const chunk = JSON.parse(e);
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      const entry = choices.get(c.index) ?? { text: '', finish: [], roles: 0, logprobs: [] };
+      if (c.delta?.role) {
+        expect(entry.text).toBe(''); // the role comes first
+        entry.roles++;
+      }
+      entry.text += c.delta?.content ?? c.text ?? '';
+      if (c.finish_reason) entry.finish.push(c.finish_reason);
+      if (c.logprobs) entry.logprobs.push(c.logprobs);
+      choices.set(c.index, entry);
+    }
+  }
+  return { choices, usage };
+}
+
+describe('n: several choices of one chat prompt', () => {
+  it('samples choice i with seed inputSeed(seed, i): choice 0 is the n = 1 answer', async () => {
+    const seed = 7;
+    const { res, body } = await post('/v1/chat/completions', chat({ n: 3, temperature: 1, seed }));
+    expect(res.status).toBe(200);
+    expect(body.choices.map((c: { index: number }) => c.index)).toEqual([0, 1, 2]);
+    const texts: string[] = body.choices.map((c: { message: { content: string } }) => c.message.content);
+    // with the same seed, n = 1 gives choice 0; with the derived seeds, the other choices
+    for (const [i, text] of texts.entries()) {
+      const one = await post('/v1/chat/completions', chat({ temperature: 1, seed: inputSeed(seed, i) }));
+      expect(one.body.choices[0].message.content).toBe(text);
+    }
+    expect(new Set(texts).size).toBeGreaterThan(1); // the seeds differ, so do the samples
+    // usage: the prompt once, as OpenAI counts it; the completion tokens of every choice
+    const single = await post('/v1/chat/completions', chat({ temperature: 1, seed }));
+    expect(body.usage.prompt_tokens).toBe(single.body.usage.prompt_tokens);
+    const p = model.prompt({ messages: chat().messages }, 'tulu');
+    const prompt = p.ids.length;
+    const generated = await model.generate(
+      [0, 1, 2].map(() => ({ promptIds: p.ids, scopeStart: p.scopeStart })),
+      { maxNewTokens: 10, temperature: 1, seed, rules: 'hewitt2024' },
+    );
+    expect(generated.map((g) => g.text)).toEqual(texts);
+    const completion = generated.reduce((sum, g) => sum + g.usage.completionTokens, 0);
+    expect(body.usage).toEqual({
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      total_tokens: prompt + completion,
+    });
+  });
+
+  it('streams every choice: a role chunk first, its deltas, one finish, then the usage of all', async () => {
+    const request = chat({ n: 3, temperature: 1, seed: 11, logprobs: true, top_logprobs: 2 });
+    const whole = await post('/v1/chat/completions', request);
+    const { res, text } = await post('/v1/chat/completions', {
+      ...request,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    expect(res.headers.get('Content-Type')).toContain('text/event-stream');
+    const events = parseSse(text);
+    expect(events.at(-1)).toBe('[DONE]');
+    const { choices, usage } = collect(events);
+    expect([...choices.keys()].sort()).toEqual([0, 1, 2]);
+    for (const [i, c] of choices) {
+      const expected = whole.body.choices[i];
+      expect(c.roles).toBe(1);
+      expect(c.text).toBe(expected.message.content);
+      expect(c.finish).toEqual([expected.finish_reason]);
+      const streamed = c.logprobs.flatMap((l) => (l as { content: unknown[] }).content);
+      expect(streamed).toEqual(expected.logprobs.content);
+    }
+    expect(usage).toEqual(whole.body.usage);
+    // the usage chunk is the last before [DONE], after every finish
+    expect(JSON.parse(events.at(-2)!).choices).toEqual([]);
+  });
+
+  it('greedy choices are alike (as OpenAI: n samples of one distribution)', async () => {
+    const { body } = await post('/v1/chat/completions', chat({ n: 2 }));
+    expect(body.choices[0].message.content).toBe(body.choices[1].message.content);
+  });
+
+  it('refuses more choices than the server decodes at once, naming n', async () => {
+    const { res, body } = await post('/v1/chat/completions', chat({ n: 9 }));
+    expect(res.status).toBe(400);
+    expect(body.error).toEqual({
+      message:
+        'n = 9; this server decodes at most 8 at once (its concurrency): ask for fewer, or send several requests',
+      type: 'invalid_request_error',
+      param: 'n',
+      code: 'invalid_value',
+    });
+  });
+});
+
+describe('a list of completions prompts', () => {
+  const prompts = ['The capital of France is', 'Tiramisu is made of', ''];
+
+  it('answers prompt floor(i / n) in choice i, as the runtime answers the list in one call', async () => {
+    const seed = 3;
+    const { res, body } = await post('/v1/completions', {
+      model: 'tiny',
+      prompt: prompts,
+      n: 2,
+      max_tokens: 8,
+      temperature: 0.8,
+      seed,
+    });
+    expect(res.status).toBe(200);
+    expect(body.choices).toHaveLength(6);
+    const inputs = prompts.flatMap((text) => {
+      const p =
+        text === ''
+          ? { ids: [documentStartId(model.tokenizer)!], scopeStart: 1 }
+          : model.prompt({ text }, 'raw');
+      return [0, 1].map(() => ({ promptIds: p.ids, scopeStart: p.scopeStart }));
+    });
+    const generated = await model.generate(inputs, {
+      maxNewTokens: 8,
+      temperature: 0.8,
+      seed,
+      format: 'raw',
+      rules: 'hewitt2024',
+    });
+    expect(body.choices.map((c: { text: string }) => c.text)).toEqual(generated.map((g) => g.text));
+    expect(body.choices.map((c: { index: number }) => c.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    const promptTokens = inputs.filter((_, i) => i % 2 === 0).reduce((s, p) => s + p.promptIds.length, 0);
+    const completionTokens = generated.reduce((s, g) => s + g.usage.completionTokens, 0);
+    expect(body.usage).toEqual({
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+    });
+  });
+
+  it('streams token-id prompts with log-probs: each choice its own text offsets', async () => {
+    const ids = (text: string) => model.prompt({ text }, 'raw').ids;
+    const request = {
+      model: 'tiny',
+      prompt: [ids('Once upon a time'), ids('1, 2, 3,')],
+      max_tokens: 8,
+      logprobs: 2,
+    };
+    const whole = await post('/v1/completions', request);
+    expect(whole.res.status).toBe(200);
+    // each prompt's choice equals that prompt sent alone (log-probs to float32 rounding: a batch of
+    // two runs other kernel shapes than one row)
+    for (const [i, prompt] of request.prompt.entries()) {
+      const alone = (await post('/v1/completions', { ...request, prompt })).body.choices[0];
+      const choice = whole.body.choices[i];
+      expect(choice.index).toBe(i);
+      expect([choice.text, choice.finish_reason]).toEqual([alone.text, alone.finish_reason]);
+      expect(choice.logprobs.tokens).toEqual(alone.logprobs.tokens);
+      expect(choice.logprobs.text_offset).toEqual(alone.logprobs.text_offset);
+      for (const [j, lp] of choice.logprobs.token_logprobs.entries())
+        expect(lp).toBeCloseTo(alone.logprobs.token_logprobs[j], 4);
+    }
+    const { text } = await post('/v1/completions', { ...request, stream: true });
+    const { choices } = collect(parseSse(text));
+    for (const [i, c] of choices) {
+      const expected = whole.body.choices[i];
+      expect(c.text).toBe(expected.text);
+      const offsets = c.logprobs.flatMap((l) => (l as { text_offset: number[] }).text_offset);
+      expect(offsets).toEqual(expected.logprobs.text_offset);
+    }
+  });
+
+  it('names the prompt of a list that is too long, and the list when it has too many choices', async () => {
+    const long = await post('/v1/completions', {
+      model: 'tiny',
+      prompt: ['a', 'tiramisu '.repeat(600)],
+    });
+    expect(long.res.status).toBe(400);
+    expect(long.body.error).toMatchObject({ param: 'prompt[1]', code: 'context_length_exceeded' });
+    const many = await post('/v1/completions', { model: 'tiny', prompt: ['a', 'b', 'c'], n: 3 });
+    expect(many.res.status).toBe(400);
+    expect(many.body.error).toMatchObject({
+      param: 'prompt',
+      message:
+        '3 prompts × n = 3 is 9 choices; this server decodes at most 8 at once (its concurrency): ask for fewer, or send several requests',
+    });
+  });
+});
+
+describe('failures and slots', () => {
+  it('one failing choice fails the request and stops the others', async () => {
+    let calls = 0;
+    const stopped: boolean[] = [];
+    const failing = new Proxy(model, {
+      get(target, key, receiver) {
+        if (key === 'stream')
+          return async function* (...args: Parameters<Model['stream']>) {
+            const call = calls++;
+            if (call === 1) {
+              // fails after its first part, as a row that breaks mid-way
+              for await (const part of target.stream(...args)) {
+                yield part;
+                break;
+              }
+              throw new Error('choice 1 broke (simulated)');
+            }
+            let parts = 0;
+            try {
+              for await (const part of target.stream(...args)) {
+                parts++;
+                yield part;
+              }
+            } finally {
+              stopped[call] = args[1]?.signal?.aborted === true && parts < 300;
+            }
+          };
+        return Reflect.get(target, key, receiver);
+      },
+    }) as Model;
+    const lines: string[] = [];
+    const failingApp = createApp({ models: [{ id: 'tiny', model: failing }], log: (l) => lines.push(l) });
+    const eos = model.info.eosIds[0]!;
+    const res = await failingApp.request(
+      '/v1/chat/completions',
+      json(chat({ n: 3, max_tokens: 300, rules: false, logit_bias: { [eos]: -100 } })),
+    );
+    expect(res.status).toBe(500);
+    expect(lines.join('\n')).toContain('choice 1 broke (simulated)');
+    // the two healthy choices were aborted, not run to their 300 tokens
+    expect(stopped[0]).toBe(true);
+    expect(stopped[2]).toBe(true);
+    expect(failingApp.state.active).toBe(0);
+  });
+
+  it('a request takes a slot per choice and frees them all', async () => {
+    const small = createApp({ models: [{ id: 'tiny', model }], log: () => {}, concurrency: 4 });
+    const eos = model.info.eosIds[0]!;
+    const running = small.request(
+      '/v1/chat/completions',
+      json(chat({ n: 3, max_tokens: 200, rules: false, logit_bias: { [eos]: -100 } })),
+    );
+    while (small.state.active === 0) await new Promise((r) => setTimeout(r, 5));
+    expect(small.state.active).toBe(3);
+    expect((await running).status).toBe(200);
+    expect(small.state.active).toBe(0);
+  });
+});
+
+describe('WorkQueue with several slots per request', () => {
+  it('grants in arrival order: a small request waits behind a large one', async () => {
+    const queue = new WorkQueue({ concurrency: 4, maxQueued: 4 });
+    const a = (await queue.acquire(undefined, 2))!;
+    const order: string[] = [];
+    const granted = (name: string) => (release: Release | null) => {
+      order.push(name);
+      return release!;
+    };
+    const large = queue.acquire(undefined, 3).then(granted('large'));
+    const small = queue.acquire(undefined, 1).then(granted('small'));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(order).toEqual([]); // 2 slots free: not enough for the first in line, and the second waits
+    expect(queue.depth).toBe(2);
+    a();
+    const releaseLarge = await large;
+    const releaseSmall = await small;
+    expect(order).toEqual(['large', 'small']);
+    expect(queue.active).toBe(4);
+    releaseLarge();
+    releaseLarge(); // twice is harmless
+    expect(queue.active).toBe(1);
+    releaseSmall();
+    expect(queue.active).toBe(0);
+  });
+
+  it('lets the next in when the first in line leaves, and refuses more slots than it has', async () => {
+    const queue = new WorkQueue({ concurrency: 4, maxQueued: 4 });
+    const held = (await queue.acquire(undefined, 2))!;
+    const leaving = new AbortController();
+    const large = queue.acquire(leaving.signal, 4);
+    const small = queue.acquire(undefined, 2);
+    leaving.abort(new Error('gone'));
+    await expect(large).rejects.toThrow('gone');
+    const releaseSmall = (await small)!;
+    expect(queue.active).toBe(4);
+    held();
+    releaseSmall();
+    await expect(queue.acquire(undefined, 5)).rejects.toThrow('slots: expected an integer in [1, 4], got 5');
+    // a full queue answers null
+    const full = new WorkQueue({ concurrency: 2, maxQueued: 0 });
+    const one = (await full.acquire(undefined, 1))!;
+    expect(await full.acquire(undefined, 2)).toBeNull();
+    one();
+    expect(await full.acquire(undefined, 2)).not.toBeNull();
+  });
+});
