@@ -167,6 +167,10 @@ describe('serving a model that runs in a worker thread (loadModelInWorker)', () 
         chat({ max_tokens: 24, logprobs: true, top_logprobs: 2 }),
         chat({ max_tokens: 24, stream: true, rules: { eos: true }, temperature: 0.7, seed: 3 }),
         { model: 'tiny', prompt: 'Once upon a time', max_tokens: 12, logprobs: 2 },
+        // several choices: prefilled together in either thread (a row joining later would run other
+        // kernel shapes, and the log-probs would differ in their last digits)
+        chat({ max_tokens: 16, n: 3, temperature: 0.9, seed: 8 }),
+        { model: 'tiny', prompt: ['Once upon a time', 'The end'], n: 2, max_tokens: 10, logprobs: 1 },
       ]) {
         const route = 'messages' in body ? '/v1/chat/completions' : '/v1/completions';
         const [mine, theirs] = await Promise.all(

@@ -33,7 +33,12 @@ const progress = (id: number, wanted: boolean) =>
   wanted ? (done: number, total: number) => post({ type: 'progress', id, done, total }) : undefined;
 
 function serve(model: Model): void {
-  port.on('message', (message: ToWorker) => {
+  // several messages come as one when the caller sent them in one tick: handled in one task, so that
+  // the engine (which starts in a microtask) takes their rows together
+  port.on('message', (messages: ToWorker | ToWorker[]) => {
+    for (const message of Array.isArray(messages) ? messages : [messages]) handle(message);
+  });
+  function handle(message: ToWorker): void {
     const { id } = message;
     switch (message.type) {
       case 'stream':
@@ -75,7 +80,7 @@ function serve(model: Model): void {
         });
         break;
     }
-  });
+  }
 }
 
 async function main(): Promise<void> {

@@ -69,6 +69,8 @@ export class WorkerModel extends BaseModel {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private lastLoad: Load = { queued: 0, decoding: 0 };
+  /** Messages of this tick, posted together in a microtask (`post`). */
+  private outbox: ToWorker[] = [];
   private released = false;
   private disposing: Promise<void> | undefined;
   /** Set when the thread stopped on its own (a crash): every later call fails with it. */
@@ -139,8 +141,20 @@ export class WorkerModel extends BaseModel {
     return errorFrom(error);
   }
 
+  /**
+   * Posts in a microtask, the messages of one tick as one: the worker then submits them in one task,
+   * so calls made together (a server's concurrent choices) join the decoding batch together, one
+   * prefill for all, as they do on a `Model`. Posted one by one, each would be its own task there, and
+   * the engine, which starts in a microtask, would prefill the first alone.
+   */
   private post(message: ToWorker): void {
-    this.worker.postMessage(message);
+    this.outbox.push(message);
+    if (this.outbox.length > 1) return;
+    queueMicrotask(() => {
+      const messages = this.outbox;
+      this.outbox = [];
+      this.worker.postMessage(messages.length === 1 ? messages[0] : messages);
+    });
   }
 
   /** Sends a request and waits for its answer; `signal` aborting asks the worker to stop it. */

@@ -61,6 +61,18 @@ describe('a model in a worker thread', () => {
     expect(await collect(there.stream(input, options))).toEqual(await collect(here.stream(input, options)));
   });
 
+  it('prefills calls made together in one batch, as the model on this thread does', async () => {
+    // three streams started in one tick (a server's concurrent choices): a row that joined the batch a
+    // step later would be decoded in other kernel shapes, and its log-probs would differ in their last
+    // float32 digits
+    const options = { maxNewTokens: 12, rules: false as const, logprobs: 2 };
+    const together = async (model: Model | WorkerModel) =>
+      Promise.all(PROMPTS.slice(0, 3).map((p) => collect(model.stream(p, options))));
+    const mine = await together(here);
+    const theirs = await together(there);
+    expect(theirs).toEqual(mine);
+  });
+
   it('scores continuations as the model on this thread does', async () => {
     const items = PROMPTS.map((p, i) => ({
       prompt: { instruction: p },
