@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+// What `n` buys a client of the API: 8 samples of one prompt asked as one request with n = 8, as 8
+// requests at once (n = 1 each), and as 8 requests one after another, through the app (`serve`'s
+// routes, in process), on a smollm2-135m-shaped modelkit model (random weights, the SmolLM tokenizer
+// from ../shared when present) in a worker thread, as `implicit-it serve` runs it; CPU, sampled,
+// hewitt2024, 64 new tokens each (EOS biased away, so every choice runs its 64 steps). Every figure
+// is a ratio measured side by side in this one run (runs interleaved, medians).
+import { existsSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createModel, graphFileName } from '@implicit-it/modelkit';
+import { TINY_MODEL_FORMAT } from '@implicit-it/modelkit/test';
+import { loadModelInWorker } from '@implicit-it/runtime';
+import { createApp } from '../dist/index.js';
+
+const quick = process.env.BENCH_QUICK === '1';
+const RUNS = quick ? 1 : 3;
+const N = 8;
+const TOKENS = 64;
+const bench = (name, value, unit, target, ok) =>
+  console.log(`BENCH ${JSON.stringify({ name, value, unit, target, ok })}`);
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+const here = new URL('.', import.meta.url).pathname;
+const shared = process.env.IMPLICIT_IT_SHARED_DIR ?? resolve(here, '../../../../shared');
+const tokenizerDir = join(shared, 'fixtures/tokenizers/smollm');
+// the runtime bench's model directory: written once, shared by both benches
+const dir = join(
+  process.env.IMPLICIT_IT_CACHE ?? tmpdir(),
+  `implicit-it-bench-smollm2-135m-s1-g${TINY_MODEL_FORMAT}`,
+);
+if (!existsSync(join(dir, 'onnx', graphFileName('fp32')))) {
+  const t0 = performance.now();
+  await createModel({
+    preset: 'smollm2-135m',
+    seed: 1,
+    out: dir,
+    tokenizerDir: existsSync(tokenizerDir) ? tokenizerDir : undefined,
+  });
+  console.log(`wrote ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+const model = await loadModelInWorker(dir, { log: () => {} });
+const app = createApp({ models: [{ id: 'bench', model }], log: () => {}, concurrency: N, playground: false });
+console.log(`model: ${dir}, in a worker thread`);
+console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}`);
+
+const eos = model.info.eosIds[0];
+const body = (extra) => ({
+  model: 'bench',
+  messages: [{ role: 'user', content: 'Write a short story about a lighthouse keeper and a storm.' }],
+  max_tokens: TOKENS,
+  temperature: 0.8,
+  logit_bias: { [eos]: -100 },
+  ...extra,
+});
+async function chat(extra) {
+  const res = await app.request('/v1/chat/completions', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body(extra)),
+  });
+  if (res.status !== 200) throw new Error(`${res.status}: ${await res.text()}`);
+  return res.json();
+}
+/** Wall time of `work` and the completion tokens it got. */
+async function timed(work) {
+  const t0 = performance.now();
+  const responses = await work();
+  const ms = performance.now() - t0;
+  const tokens = responses.reduce((sum, r) => sum + r.usage.completion_tokens, 0);
+  if (tokens !== N * TOKENS) throw new Error(`expected ${N * TOKENS} tokens, got ${tokens}`);
+  return ms;
+}
+const ways = {
+  'one request, n = 8': () => chat({ n: N, seed: 1 }).then((r) => [r]),
+  '8 requests at once': () => Promise.all(Array.from({ length: N }, (_, i) => chat({ seed: i }))),
+  '8 requests one after another': async () => {
+    const out = [];
+    for (let i = 0; i < N; i++) out.push(await chat({ seed: i }));
+    return out;
+  },
+};
+await chat({ n: 2, max_tokens: 4 }); // warm-up
+const t = Object.fromEntries(Object.keys(ways).map((k) => [k, []]));
+for (let r = 0; r < RUNS; r++) for (const [k, work] of Object.entries(ways)) t[k].push(await timed(work));
+await model.dispose();
+
+const ms = (k) => median(t[k]);
+const tps = (k) => (N * TOKENS) / (ms(k) / 1000);
+console.log(`\n8 samples of one chat prompt, ${TOKENS} tokens each, through the API (median of ${RUNS}):`);
+for (const k of Object.keys(ways))
+  console.log(
+    `   ${k.padEnd(30)} ${ms(k).toFixed(0).padStart(6)} ms  ${tps(k).toFixed(1).padStart(6)} tok/s`,
+  );
+const vsSequential = ms('8 requests one after another') / ms('one request, n = 8');
+const vsConcurrent = ms('8 requests at once') / ms('one request, n = 8');
+console.log(
+  `   n = 8 vs one after another: ${vsSequential.toFixed(2)}x; vs 8 concurrent requests: ${vsConcurrent.toFixed(2)}x`,
+);
+bench(
+  'api: one request with n = 8 vs 8 requests one after another',
+  +vsSequential.toFixed(2),
+  'x',
+  'report',
+  true,
+);
+bench('api: one request with n = 8 vs 8 concurrent requests', +vsConcurrent.toFixed(2), 'x', 'report', true);
