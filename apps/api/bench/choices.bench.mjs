@@ -3,8 +3,9 @@
 // requests at once (n = 1 each), and as 8 requests one after another, through the app (`serve`'s
 // routes, in process), on a smollm2-135m-shaped modelkit model (random weights, the SmolLM tokenizer
 // from ../shared when present) in a worker thread, as `implicit-it serve` runs it; CPU, sampled,
-// hewitt2024, 64 new tokens each (EOS biased away, so every choice runs its 64 steps). Every figure
-// is a ratio measured side by side in this one run (runs interleaved, medians).
+// hewitt2024, 64 new tokens each (EOS biased away, so every choice runs its 64 steps); then 8 choices
+// of one 512-token prompt (which the runtime prefills once) vs 8 different prompts of that length.
+// Every figure is a ratio measured side by side in this one run (runs interleaved, medians).
 import { existsSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -87,6 +88,41 @@ const ways = {
 await chat({ n: 2, max_tokens: 4 }); // warm-up
 const t = Object.fromEntries(Object.keys(ways).map((k) => [k, []]));
 for (let r = 0; r < RUNS; r++) for (const [k, work] of Object.entries(ways)) t[k].push(await timed(work));
+
+// 2. long prompts: n = 8 of one 512-token prompt (prefilled once, its cache copied to the 8 rows) vs
+// 8 different prompts of 512 tokens (8 prefills), 16 new tokens each
+const LONG = 512;
+const SHORT_OUT = 16;
+const corpus = model.tokenizer.encode(
+  Array.from({ length: 200 }, (_, i) => `Paragraph ${i}: the lighthouse keeper wrote in his log.`).join('\n'),
+  { addSpecialTokens: false },
+);
+const promptAt = (i) => corpus.slice(i * 37, i * 37 + LONG);
+if (promptAt(7).length < LONG) throw new Error('the corpus is too short for 8 prompts');
+async function complete(prompt, n) {
+  const res = await app.request('/v1/completions', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ model: 'bench', prompt, n, max_tokens: SHORT_OUT, logit_bias: { [eos]: -100 } }),
+  });
+  if (res.status !== 200) throw new Error(`${res.status}: ${await res.text()}`);
+  const body = await res.json();
+  const choices = (Array.isArray(prompt[0]) ? prompt.length : 1) * n;
+  if (body.usage.completion_tokens !== choices * SHORT_OUT) throw new Error('short of tokens');
+}
+const long = { same: [], different: [] };
+await complete(promptAt(0), 2); // warm-up
+for (let r = 0; r < RUNS; r++) {
+  let t0 = performance.now();
+  await complete(promptAt(0), N);
+  long.same.push(performance.now() - t0);
+  t0 = performance.now();
+  await complete(
+    Array.from({ length: N }, (_, i) => promptAt(i)),
+    1,
+  );
+  long.different.push(performance.now() - t0);
+}
 await model.dispose();
 
 const ms = (k) => median(t[k]);
@@ -109,3 +145,14 @@ bench(
   true,
 );
 bench('api: one request with n = 8 vs 8 concurrent requests', +vsConcurrent.toFixed(2), 'x', 'report', true);
+const sharedPrefill = median(long.different) / median(long.same);
+console.log(
+  `\n8 choices of ${LONG}-token prompts, ${SHORT_OUT} tokens each (median of ${RUNS}): n = 8 of one prompt (one prefill) ${median(long.same).toFixed(0)} ms vs 8 different prompts ${median(long.different).toFixed(0)} ms -> ${sharedPrefill.toFixed(2)}x`,
+);
+bench(
+  'api: n = 8 of one 512-token prompt vs 8 different prompts',
+  +sharedPrefill.toFixed(2),
+  'x',
+  'report',
+  true,
+);

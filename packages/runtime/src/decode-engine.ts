@@ -138,6 +138,36 @@ interface Row {
  */
 const room = (rows: readonly Row[]) => Math.max(0, ...rows.map((r) => r.req.maxNewTokens - r.out.length));
 
+/**
+ * The rows with distinct prompts, in order, and for each row the index of the distinct row whose
+ * prompt it has.
+ */
+export function distinctPrompts<T extends { req: { promptIds: readonly number[] } }>(
+  rows: readonly T[],
+): { distinct: T[]; source: number[] } {
+  const distinct: T[] = [];
+  const seen = new Map<string, number>();
+  const source = rows.map((r) => {
+    const key = r.req.promptIds.join(',');
+    let i = seen.get(key);
+    if (i === undefined) {
+      i = distinct.push(r) - 1;
+      seen.set(key, i);
+    }
+    return i;
+  });
+  return { distinct, source };
+}
+
+/** A step's logits with row `b` a copy of row `source[b]` (its cache outputs are not carried). */
+function copyLogitRows(step: StepOutputs, source: readonly number[]): StepOutputs {
+  const block = step.kept * step.vocab;
+  const logits = new Float32Array(source.length * block);
+  for (const [b, from] of source.entries())
+    logits.set(step.logits.subarray(from * block, (from + 1) * block), b * block);
+  return { ...step, logits, kv: [] };
+}
+
 /** Decoding steps a waiting row may be held back for a fuller admission group. */
 const MAX_ADMISSION_WAIT = 8;
 
@@ -318,28 +348,42 @@ export class DecodeEngine {
     }
   }
 
-  /** Prefills new rows (left-padded together) and merges them into the running batch. */
+  /**
+   * Prefills new rows (left-padded together) and merges them into the running batch. Rows with the
+   * same prompt (a server request's `n` choices, repeated inputs) share one: each distinct prompt is
+   * run once, and its cache and last logits are copied to every row that has it.
+   */
   private async admit(rows: Row[]): Promise<void> {
     for (const r of rows) if (r.finish !== null) this.settle(r);
     rows = rows.filter((r) => r.finish === null);
     if (rows.length === 0) return;
+    const { distinct, source } = distinctPrompts(rows);
     const width = Math.max(...rows.map((r) => r.req.promptIds.length));
     const ids: number[] = [];
     const pos: number[] = [];
     for (const r of rows) {
       const n = r.req.promptIds.length;
+      r.mask = [...new Array(width - n).fill(0), ...new Array(n).fill(1)];
+    }
+    for (const r of distinct) {
+      const n = r.req.promptIds.length;
       const pad = width - n;
-      r.mask = [...new Array(pad).fill(0), ...new Array(n).fill(1)];
       ids.push(...new Array(pad).fill(this.options.padId), ...r.req.promptIds);
       pos.push(...new Array(pad).fill(1), ...r.req.promptIds.map((_, i) => i));
     }
     const limit = width + room(rows);
-    const prompts = { batch: rows.length, width, ids, mask: rows.flatMap((r) => r.mask), positions: pos };
+    const prompts = {
+      batch: distinct.length,
+      width,
+      ids,
+      mask: distinct.flatMap((r) => r.mask),
+      positions: pos,
+    };
     // prefillChunk positions per run over all the group's rows (a run blocks this thread: running
     // streams and other requests wait for it), at least MIN_ROW_CHUNK per row (or prefillChunk itself)
     const chunk = this.options.prefillChunk;
     const plan = {
-      chunk: chunk > 0 ? Math.max(Math.min(chunk, MIN_ROW_CHUNK), Math.floor(chunk / rows.length)) : 0,
+      chunk: chunk > 0 ? Math.max(Math.min(chunk, MIN_ROW_CHUNK), Math.floor(chunk / distinct.length)) : 0,
       logitsFrom: width - 1,
       fetch: this.fetch,
       window: this.options.slidingWindow,
@@ -369,17 +413,22 @@ export class DecodeEngine {
       }
       await this.admitShorter(width - (run.at + run.n));
     }
-    const { out, cache } = done!;
+    let out = done!.out;
+    let cache: KvCache = done!.cache!;
+    if (distinct.length < rows.length) {
+      cache = cache.gather(source);
+      out = copyLogitRows(out, source);
+    }
     this.choose(rows, out);
     if (this.active.length === 0 || this.cache === null) {
       this.active = rows;
-      this.cache = cache!;
+      this.cache = cache;
       return;
     }
     const length = Math.max(this.cache.length, width);
     for (const r of [...this.active, ...rows])
       if (r.mask.length < length) r.mask = [...new Array(length - r.mask.length).fill(0), ...r.mask];
-    this.cache = this.cache.merge(cache!, length + room([...this.active, ...rows]));
+    this.cache = this.cache.merge(cache, length + room([...this.active, ...rows]));
     this.active = [...this.active, ...rows];
   }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { lengthGroups } from '../src/decode-engine.js';
-import { GenerationAbortedError, loadModel } from '../src/index.js';
+import { distinctPrompts, lengthGroups } from '../src/decode-engine.js';
+import { GenerationAbortedError, inputSeed, loadModel } from '../src/index.js';
 import { diverseModelDir, PROMPTS, streamInBackground } from './helpers.js';
 
 describe('continuous batching', () => {
@@ -32,6 +32,40 @@ describe('continuous batching', () => {
     expect(prefills).toEqual([4]); // not [1, 3]: the first prompt alone, the rest after it
     expect(run).toHaveBeenCalledTimes(3); // the prefill gives each row its first token, 2 steps the rest
     await model.dispose();
+  });
+
+  it('rows with the same prompt share one prefill, and each samples as it would alone', async () => {
+    const model = await loadModel(await diverseModelDir(), { log: () => {} });
+    const run = vi.spyOn(model.session, 'run');
+    // a server's n = 3 of one prompt and n = 2 of another, sampled: 5 rows, 2 distinct prompts
+    const inputs = [PROMPTS[0]!, PROMPTS[0]!, PROMPTS[0]!, PROMPTS[1]!, PROMPTS[1]!];
+    const opts = { maxNewTokens: 16, temperature: 1, seed: 9, logprobs: 2, rules: 'hewitt2024' } as const;
+    const together = await model.generate(inputs, opts);
+    const prefills = run.mock.calls.filter(([step]) => step.past === null).map(([step]) => step.batch);
+    expect(prefills).toEqual([2]);
+    run.mockRestore();
+    // the rows of one prompt start from one copy of its logits (each samples its own token from them)
+    const first = together.map((r) => r.logprobs![0]!.top);
+    expect(first[1]).toEqual(first[0]);
+    expect(first[2]).toEqual(first[0]);
+    expect(first[4]).toEqual(first[3]);
+    // each row as the same call with that row alone would give it (the same seed for input i), the
+    // log-probs to float32 rounding (a batch decodes in other kernel shapes than one row)
+    for (const [i, input] of inputs.entries()) {
+      const [alone] = await model.generate(input, { ...opts, seed: inputSeed(9, i) });
+      expect(together[i]!.tokenIds).toEqual(alone!.tokenIds);
+      for (const [j, lp] of together[i]!.logprobs!.entries())
+        expect(lp.logprob).toBeCloseTo(alone!.logprobs![j]!.logprob, 4);
+    }
+    expect(new Set(together.slice(0, 3).map((r) => r.text)).size).toBeGreaterThan(1);
+    await model.dispose();
+  });
+
+  it('distinctPrompts maps each row to the first row with its prompt', () => {
+    const rows = [[1, 2], [3], [1, 2], [1], [3]].map((promptIds) => ({ req: { promptIds } }));
+    const { distinct, source } = distinctPrompts(rows);
+    expect(distinct).toEqual([rows[0], rows[1], rows[3]]);
+    expect(source).toEqual([0, 1, 0, 2, 1]);
   });
 
   it('one aborted request leaves the others in its batch untouched', async () => {
