@@ -6,44 +6,17 @@
 // hewitt2024, 64 new tokens each (EOS biased away, so every choice runs its 64 steps); then 8 choices
 // of one 512-token prompt (which the runtime prefills once) vs 8 different prompts of that length.
 // Every figure is a ratio measured side by side in this one run (runs interleaved, medians).
-import { existsSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createModel, graphFileName } from '@implicit-it/modelkit';
-import { TINY_MODEL_FORMAT } from '@implicit-it/modelkit/test';
+import { cpus } from 'node:os';
 import { loadModelInWorker } from '@implicit-it/runtime';
+// the runtime bench's model (its directory shared by both benches) and helpers
+import { bench, benchModelDir, median } from '../../../packages/runtime/bench/bench-model.mjs';
 import { createApp } from '../dist/index.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const RUNS = quick ? 1 : 3;
 const N = 8;
 const TOKENS = 64;
-const bench = (name, value, unit, target, ok) =>
-  console.log(`BENCH ${JSON.stringify({ name, value, unit, target, ok })}`);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
-const here = new URL('.', import.meta.url).pathname;
-const shared = process.env.IMPLICIT_IT_SHARED_DIR ?? resolve(here, '../../../../shared');
-const tokenizerDir = join(shared, 'fixtures/tokenizers/smollm');
-// the runtime bench's model directory: written once, shared by both benches
-const dir = join(
-  process.env.IMPLICIT_IT_CACHE ?? tmpdir(),
-  `implicit-it-bench-smollm2-135m-s1-g${TINY_MODEL_FORMAT}`,
-);
-if (!existsSync(join(dir, 'onnx', graphFileName('fp32')))) {
-  const t0 = performance.now();
-  await createModel({
-    preset: 'smollm2-135m',
-    seed: 1,
-    out: dir,
-    tokenizerDir: existsSync(tokenizerDir) ? tokenizerDir : undefined,
-  });
-  console.log(`wrote ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-}
+const dir = await benchModelDir();
 const model = await loadModelInWorker(dir, { log: () => {} });
 const app = createApp({ models: [{ id: 'bench', model }], log: () => {}, concurrency: N, playground: false });
 console.log(`model: ${dir}, in a worker thread`);

@@ -1,7 +1,7 @@
 // Several choices in one request: `n`, and a list of completions prompts. Each choice is one row of
 // the runtime's batch: its answer must equal what the runtime gives that prompt with that choice's
 // seed, and streams must interleave the choices' chunks without mixing them up.
-import { inputSeed, type Model } from '@implicit-it/runtime';
+import { type GenerationResult, inputSeed, type Model } from '@implicit-it/runtime';
 import { documentStartId } from '@implicit-it/tokenizers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, createApp } from '../src/index.js';
@@ -28,6 +28,16 @@ const chat = (extra: Record<string, unknown> = {}) => ({
   max_tokens: 10,
   ...extra,
 });
+
+/** The usage OpenAI reports: the prompts' tokens once, every choice's completion tokens. */
+function usageOf(promptTokens: number, generated: readonly GenerationResult[]) {
+  const completion = generated.reduce((sum, g) => sum + g.usage.completionTokens, 0);
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completion,
+    total_tokens: promptTokens + completion,
+  };
+}
 
 /** Reassembles each choice of a stream: its text, finish reasons and role chunks, by index. */
 function collect(events: string[]) {
@@ -74,12 +84,7 @@ describe('n: several choices of one chat prompt', () => {
       { maxNewTokens: 10, temperature: 1, seed, rules: 'hewitt2024' },
     );
     expect(generated.map((g) => g.text)).toEqual(texts);
-    const completion = generated.reduce((sum, g) => sum + g.usage.completionTokens, 0);
-    expect(body.usage).toEqual({
-      prompt_tokens: prompt,
-      completion_tokens: completion,
-      total_tokens: prompt + completion,
-    });
+    expect(body.usage).toEqual(usageOf(prompt, generated));
   });
 
   it('streams every choice: a role chunk first, its deltas, one finish, then the usage of all', async () => {
@@ -158,12 +163,7 @@ describe('a list of completions prompts', () => {
     expect(body.choices.map((c: { text: string }) => c.text)).toEqual(generated.map((g) => g.text));
     expect(body.choices.map((c: { index: number }) => c.index)).toEqual([0, 1, 2, 3, 4, 5]);
     const promptTokens = inputs.filter((_, i) => i % 2 === 0).reduce((s, p) => s + p.promptIds.length, 0);
-    const completionTokens = generated.reduce((s, g) => s + g.usage.completionTokens, 0);
-    expect(body.usage).toEqual({
-      prompt_tokens: promptTokens,
-      completion_tokens: completionTokens,
-      total_tokens: promptTokens + completionTokens,
-    });
+    expect(body.usage).toEqual(usageOf(promptTokens, generated));
   });
 
   it('streams token-id prompts with log-probs: each choice its own text offsets', async () => {

@@ -129,24 +129,17 @@ describe('the openai client against the server', () => {
   });
 
   it('n and a list of prompts: choices by index, streamed and not', async () => {
-    const chat = await client.chat.completions.create({
+    const params = {
       model: 'tiny',
-      messages: [{ role: 'user', content: 'Name three colors.' }],
+      messages: [{ role: 'user' as const, content: 'Name three colors.' }],
       max_tokens: 6,
       n: 2,
       temperature: 1,
       seed: 5,
-    });
+    };
+    const chat = await client.chat.completions.create(params);
     expect(chat.choices.map((c) => c.index)).toEqual([0, 1]);
-    const stream = await client.chat.completions.create({
-      model: 'tiny',
-      messages: [{ role: 'user', content: 'Name three colors.' }],
-      max_tokens: 6,
-      n: 2,
-      temperature: 1,
-      seed: 5,
-      stream: true,
-    });
+    const stream = await client.chat.completions.create({ ...params, stream: true });
     const texts = ['', ''];
     for await (const chunk of stream) for (const c of chunk.choices) texts[c.index] += c.delta.content ?? '';
     expect(texts).toEqual(chat.choices.map((c) => c.message.content));

@@ -1,4 +1,4 @@
-// What the runtime's bench scripts share: the smollm2-135m-shaped modelkit model (random weights, the
+// What the runtime's bench scripts (and the api's) share: the smollm2-135m-shaped modelkit model (random weights, the
 // SmolLM tokenizer from ../shared when present), written once into the cache and reused, and prompts of
 // exact token counts cut from real text (alpaca_eval instructions).
 import { existsSync, readFileSync } from 'node:fs';
@@ -10,6 +10,17 @@ import { TINY_MODEL_FORMAT } from '@implicit-it/modelkit/test';
 const here = new URL('.', import.meta.url).pathname;
 export const shared = process.env.IMPLICIT_IT_SHARED_DIR ?? resolve(here, '../../../../shared');
 export const smollmTokenizer = join(shared, 'fixtures/tokenizers/smollm');
+
+/** One headline figure, as the root `pnpm bench` collects them into its summary table. */
+export const bench = (name, value, unit, target, ok) =>
+  console.log(`BENCH ${JSON.stringify({ name, value, unit, target, ok })}`);
+
+/** Of an even count, the mean of the middle two (the upper one alone would be the larger of two runs). */
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 
 /**
  * The directory of the smollm2-135m bench model, written on first use. A variant (`name`, with

@@ -14,17 +14,9 @@ import {
   loadModelInWorker,
   transformersRulesProcessor,
 } from '../dist/index.js';
-import { benchModelDir, evalInstructions, promptMaker } from './bench-model.mjs';
+import { bench, benchModelDir, evalInstructions, median, promptMaker } from './bench-model.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
-const bench = (name, value, unit, target, ok) =>
-  console.log(`BENCH ${JSON.stringify({ name, value, unit, target, ok })}`);
-// of an even count, the mean of the middle two (the upper one alone would be the larger of two runs)
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const now = () => performance.now();
 const RUNS = quick ? 1 : 3;
 

@@ -187,8 +187,8 @@ describe('sampling edges', () => {
 
   it('top-p orders only the largest candidates, and picks exactly what a full sort would', () => {
     // the nucleus by a full sort (values descending; of those at the cut value, the lowest ids), then
-    // the draw over the kept ids in id order, as sampleToken walks them
-    const fullSort = (row: Float32Array, T: number, p: number, u: number) => {
+    // the draw over the kept ids in id order, as sampleToken walks them; sorted once per row and p
+    const fullSort = (row: Float32Array, T: number, p: number) => {
       let max = Number.NEGATIVE_INFINITY;
       for (const v of row) max = Math.max(max, v);
       const e = Array.from(row, (v) => (v >= max - 30 * T ? Math.exp((v - max) / T) : 0));
@@ -202,15 +202,17 @@ describe('sampling edges', () => {
       const kept = new Set(ids.slice(0, keep));
       let sum = 0;
       for (let i = 0; i < row.length; i++) if (kept.has(i)) sum += e[i]!;
-      let left = u * sum;
-      let last = -1;
-      for (let i = 0; i < row.length; i++) {
-        if (!kept.has(i)) continue;
-        last = i;
-        left -= e[i]!;
-        if (left < 0) return i;
-      }
-      return last;
+      return (u: number) => {
+        let left = u * sum;
+        let last = -1;
+        for (let i = 0; i < row.length; i++) {
+          if (!kept.has(i)) continue;
+          last = i;
+          left -= e[i]!;
+          if (left < 0) return i;
+        }
+        return last;
+      };
     };
     const values = createRng(4);
     const gauss = () => values() + values() + values() + values() - 2;
@@ -226,10 +228,11 @@ describe('sampling edges', () => {
       );
       for (const p of [0.05, 0.5, 0.9, 0.99]) {
         const draws = createRng(n + p);
+        const expected = fullSort(row, 0.8, p);
         for (let j = 0; j < 200; j++) {
           const u = draws();
           const picked = sampleToken(row, { temperature: 0.8, topP: p }, () => u);
-          expect(picked, `${n} ids, spread ${spread}, top-p ${p}, u ${u}`).toBe(fullSort(row, 0.8, p, u));
+          expect(picked, `${n} ids, spread ${spread}, top-p ${p}, u ${u}`).toBe(expected(u));
         }
       }
     }
