@@ -69,7 +69,7 @@ export class Metrics {
       implicit_it_requests_total: ['counter', 'HTTP requests by route and status code.'],
       implicit_it_prompt_tokens_total: [
         'counter',
-        'Prompt tokens of started generations (each choice prefills its own copy).',
+        'Prompt tokens of started requests (each prompt once, however many choices it has).',
       ],
       implicit_it_completion_tokens_total: [
         'counter',

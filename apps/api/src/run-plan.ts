@@ -90,12 +90,13 @@ function linkedAbort(ctx: RunContext): AbortController & { unlink(): void } {
 }
 
 /**
- * Counts a request's prompt tokens as it starts, once per choice: each choice's row is prefilled
- * (generated tokens are counted one by one).
+ * Counts a request's prompt tokens as it starts, each prompt once however many choices it has (as
+ * `usage` does; the runtime prefills the choices of one prompt once). Generated tokens are counted
+ * one by one.
  */
 function countPrompt(ctx: RunContext, plan: Plan): void {
   const tokens = plan.inputs.reduce((sum, input) => sum + input.promptIds.length, 0);
-  ctx.metrics.inc('implicit_it_prompt_tokens_total', {}, tokens * plan.n);
+  ctx.metrics.inc('implicit_it_prompt_tokens_total', {}, tokens);
 }
 
 /** A part of one choice's stream. */

@@ -113,9 +113,12 @@ describe('n: several choices of one chat prompt', () => {
     expect(JSON.parse(events.at(-2)!).choices).toEqual([]);
   });
 
-  it('greedy choices are alike (as OpenAI: n samples of one distribution)', async () => {
+  it('greedy choices are alike (as OpenAI: n samples of one distribution); the prompt counts once', async () => {
+    const prompted = () => app.state.metrics.value('implicit_it_prompt_tokens_total');
+    const before = prompted();
     const { body } = await post('/v1/chat/completions', chat({ n: 2 }));
     expect(body.choices[0].message.content).toBe(body.choices[1].message.content);
+    expect(prompted() - before).toBe(body.usage.prompt_tokens);
   });
 
   it('refuses more choices than the server decodes at once, naming n', async () => {
