@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FinishReason, TokenLogprob } from '@implicit-it/runtime';
 import { continuesSequence, incompleteTail } from '@implicit-it/tokenizers';
-import type { Plan } from './plan.js';
+import { choiceCount, choiceInput, type Plan } from './plan.js';
 
 /** Usage, as OpenAI spells it. */
 export interface Usage {
@@ -262,9 +262,8 @@ export class ResponseWriter {
     const { tokenizer, info } = plan.served.model;
     this.bytes = (id) => tokenizer.tokenBytes(id);
     const eos = new Set(info.eosIds);
-    const n = plan.n;
-    this.choices = Array.from({ length: plan.inputs.length * n }, (_, i) => ({
-      offsets: new TextOffsets(tokenizer, eos, plan.inputs[Math.floor(i / n)]!.promptIds),
+    this.choices = Array.from({ length: choiceCount(plan) }, (_, i) => ({
+      offsets: new TextOffsets(tokenizer, eos, choiceInput(plan, i).promptIds),
       streamed: 0,
     }));
   }

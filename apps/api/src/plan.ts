@@ -29,14 +29,21 @@ export interface Plan {
   trace: boolean;
 }
 
+/** A plan's choices: `n` per prompt. */
+export const choiceCount = (plan: Pick<Plan, 'inputs' | 'n'>): number => plan.inputs.length * plan.n;
+
+/** The prompt choice `i` answers: prompt `floor(i / n)`, as OpenAI orders choices. */
+export const choiceInput = (plan: Pick<Plan, 'inputs' | 'n'>, i: number): PlanInput =>
+  plan.inputs[Math.floor(i / plan.n)]!;
+
 /**
  * The generations of a plan, in choice order: choice `i` samples with seed `inputSeed(seed, i)`, as
  * the runtime seeds the inputs of one call, so choice 0 is what the same request with `n` = 1 gives.
  */
 export function choices(plan: Plan): { input: PlanInput; options: GenerateOptions }[] {
   const { seed } = plan.options;
-  return Array.from({ length: plan.inputs.length * plan.n }, (_, i) => ({
-    input: plan.inputs[Math.floor(i / plan.n)]!,
+  return Array.from({ length: choiceCount(plan) }, (_, i) => ({
+    input: choiceInput(plan, i),
     options: seed === undefined || i === 0 ? plan.options : { ...plan.options, seed: inputSeed(seed, i) },
   }));
 }

@@ -3,7 +3,7 @@ import type { StreamPart } from '@implicit-it/runtime';
 import { ApiError, shuttingDown, toApiError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { type ChoiceResult, ResponseWriter, type TokenInfo } from './openai-format.js';
-import { choices, type Plan } from './plan.js';
+import { choiceCount, choices, type Plan } from './plan.js';
 import type { Release, WorkQueue } from './work-queue.js';
 
 /** What running a plan needs from the app. */
@@ -48,7 +48,7 @@ function retryAfter(queue: WorkQueue): string {
 async function acquire(ctx: RunContext, plan: Plan, abort: ReturnType<typeof linkedAbort>): Promise<Release> {
   let release: Release | null;
   try {
-    release = await ctx.queue.acquire(abort.signal, plan.inputs.length * plan.n);
+    release = await ctx.queue.acquire(abort.signal, choiceCount(plan));
   } catch {
     abort.unlink();
     throw new ApiError(499, 'the client closed the request while it was queued', { code: 'client_closed' });
@@ -155,7 +155,7 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
   const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
   try {
-    const count = plan.inputs.length * plan.n;
+    const count = choiceCount(plan);
     const tokens: TokenInfo[][] = Array.from({ length: count }, () => []);
     const results: (ChoiceResult | undefined)[] = Array.from({ length: count }, () => undefined);
     let sawToken = false;
@@ -219,7 +219,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     if (status === 'aborted') ctx.metrics.inc('implicit_it_client_aborts_total');
     ctx.metrics.observe('implicit_it_request_duration_seconds', { route: ctx.route }, seconds(ctx));
   };
-  const count = plan.inputs.length * plan.n;
+  const count = choiceCount(plan);
   /** Tokens of each choice not sent yet (they go with the text they make). */
   const pending: TokenInfo[][] = Array.from({ length: count }, () => []);
   const usages: { promptTokens: number; completionTokens: number }[] = [];
