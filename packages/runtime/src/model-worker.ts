@@ -29,8 +29,20 @@ async function answer(model: Model, id: number, work: (signal: AbortSignal) => P
   }
 }
 
-const progress = (id: number, wanted: boolean) =>
-  wanted ? (done: number, total: number) => post({ type: 'progress', id, done, total }) : undefined;
+/**
+ * A generate or score request's options here: its own, this thread's abort signal for it, and an
+ * `onProgress` that sends progress back when the caller has one.
+ */
+const callOptions = <O extends object>(
+  message: { id: number; options: O; progress: boolean },
+  signal: AbortSignal,
+) => ({
+  ...message.options,
+  signal,
+  onProgress: message.progress
+    ? (done: number, total: number) => post({ type: 'progress', id: message.id, done, total })
+    : undefined,
+});
 
 function serve(model: Model): void {
   // several messages come as one when the caller sent them in one tick: handled in one task, so that
@@ -49,22 +61,10 @@ function serve(model: Model): void {
         });
         break;
       case 'generate':
-        void answer(model, id, (signal) =>
-          model.generate(message.inputs, {
-            ...message.options,
-            signal,
-            onProgress: progress(id, message.progress),
-          }),
-        );
+        void answer(model, id, (signal) => model.generate(message.inputs, callOptions(message, signal)));
         break;
       case 'score':
-        void answer(model, id, (signal) =>
-          model.score(message.items, {
-            ...message.options,
-            signal,
-            onProgress: progress(id, message.progress),
-          }),
-        );
+        void answer(model, id, (signal) => model.score(message.items, callOptions(message, signal)));
         break;
       case 'abort':
         running.get(id)?.abort(new Error('aborted by the caller'));
