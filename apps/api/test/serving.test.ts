@@ -1,4 +1,4 @@
-import { createTinyModel } from '@implicit-it/modelkit/test';
+import { createTinyModel, SLOW_PREFILL_MODEL } from '@implicit-it/modelkit/test';
 import { type BaseModel, loadModel, loadModelInWorker, type Model } from '@implicit-it/runtime';
 import { describe, expect, it } from 'vitest';
 import { createApp, serve } from '../src/index.js';
@@ -187,15 +187,7 @@ describe('serving a model that runs in a worker thread (loadModelInWorker)', () 
   it('answers GET /health while a long prompt is prefilled, which a model on the server thread cannot', async () => {
     // one onnxruntime run of about 40 GFLOP (a 1,500-token prompt prefilled whole) while /health is
     // polled
-    const { dir } = await createTinyModel({
-      hiddenSize: 256,
-      intermediateSize: 1024,
-      numHiddenLayers: 8,
-      numAttentionHeads: 8,
-      numKeyValueHeads: 4,
-      headDim: 32,
-      maxPositionEmbeddings: 2048,
-    });
+    const { dir } = await createTinyModel(SLOW_PREFILL_MODEL);
     const longestHealthWait = async (model: BaseModel) => {
       const server = await serve({ models: [{ id: 'big', model }], port: 0, log: () => {} });
       try {

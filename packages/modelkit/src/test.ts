@@ -33,6 +33,21 @@ export interface TinyModelOptions extends DecoderConfigOverrides, DecoderGraphOp
   tokenizerDir?: string;
 }
 
+/**
+ * {@link createTinyModel} options for a model whose prefill holds a CPU for a while (8 layers, hidden
+ * 256, 2,048 positions: a 1,500-token prompt prefilled whole is one onnxruntime run of about 40
+ * GFLOP), for tests of what such a run blocks (a caller's event loop, a server's other requests).
+ */
+export const SLOW_PREFILL_MODEL: Readonly<TinyModelOptions> = {
+  hiddenSize: 256,
+  intermediateSize: 1024,
+  numHiddenLayers: 8,
+  numAttentionHeads: 8,
+  numKeyValueHeads: 4,
+  headDim: 32,
+  maxPositionEmbeddings: 2048,
+};
+
 /** The cache root of {@link createTinyModel}: `$IMPLICIT_IT_MODELKIT_CACHE` or `<tmp>/implicit-it-modelkit`. */
 export function tinyModelCacheDir(): string {
   return resolve(process.env.IMPLICIT_IT_MODELKIT_CACHE ?? join(tmpdir(), 'implicit-it-modelkit'));

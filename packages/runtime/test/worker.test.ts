@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTinyModel } from '@implicit-it/modelkit/test';
+import { createTinyModel, SLOW_PREFILL_MODEL } from '@implicit-it/modelkit/test';
 import { compileRules, ImplicitItError } from '@implicit-it/rules';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -174,15 +174,7 @@ describe('a model in a worker thread', () => {
       clearInterval(timer);
       return Math.max(gap, performance.now() - last);
     };
-    const { dir: larger } = await createTinyModel({
-      hiddenSize: 256,
-      intermediateSize: 1024,
-      numHiddenLayers: 8,
-      numAttentionHeads: 8,
-      numKeyValueHeads: 4,
-      headDim: 32,
-      maxPositionEmbeddings: 2048,
-    });
+    const { dir: larger } = await createTinyModel(SLOW_PREFILL_MODEL);
     const whole = await loadModel(larger, { log: () => {}, prefillChunk: 0 });
     const wholeThere = await loadModelInWorker(larger, { log: () => {}, prefillChunk: 0 });
     try {
