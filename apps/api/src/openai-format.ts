@@ -290,8 +290,11 @@ export class ResponseWriter {
     return { logprobs, ...(plan.trace ? { trace: traceOf(tokens) } : {}) };
   }
 
-  /** The complete (non-streaming) response: one result per choice, in choice order. */
-  complete(results: readonly ChoiceResult[]) {
+  /**
+   * The complete (non-streaming) response: one result per choice, in choice order. Usage counts
+   * `generated`, every candidate generated (`best_of` per prompt; by default the choices).
+   */
+  complete(results: readonly ChoiceResult[], generated: readonly ChoiceResult[] = results) {
     const { plan } = this;
     const choices = results.map((result, index) => {
       const extras = this.extras(index, result.tokens, result.text.length);
@@ -312,8 +315,8 @@ export class ResponseWriter {
       system_fingerprint: SYSTEM_FINGERPRINT,
       choices,
       usage: requestUsage(
-        results.map((r) => r.usage),
-        plan.n,
+        generated.map((r) => r.usage),
+        generated === results ? plan.n : plan.bestOf,
       ),
     };
   }

@@ -20,7 +20,13 @@ export interface Plan {
   inputs: PlanInput[];
   /** Choices per prompt: choice `i` answers prompt `floor(i / n)`, as OpenAI orders them. */
   n: number;
-  /** The options of choice 0; each choice samples with its own seed (`choices`). */
+  /**
+   * Candidates generated per prompt (completions' `best_of`; at least `n`). When more than `n`, the
+   * `n` with the highest mean token log-prob are returned (`pickBest`); otherwise the candidates are
+   * the choices.
+   */
+  bestOf: number;
+  /** The options of candidate 0; each candidate samples with its own seed (`candidates`). */
   options: GenerateOptions;
   stream: boolean;
   includeUsage: boolean;
@@ -36,29 +42,81 @@ export const choiceCount = (plan: Pick<Plan, 'inputs' | 'n'>): number => plan.in
 export const choiceInput = (plan: Pick<Plan, 'inputs' | 'n'>, i: number): PlanInput =>
   plan.inputs[Math.floor(i / plan.n)]!;
 
+/** A plan's generations: `bestOf` per prompt (the choices themselves unless `best_of` > `n`). */
+export const candidateCount = (plan: Pick<Plan, 'inputs' | 'bestOf'>): number =>
+  plan.inputs.length * plan.bestOf;
+
 /**
- * The generations of a plan, in choice order: choice `i` samples with seed `inputSeed(seed, i)`, as
- * the runtime seeds the inputs of one call, so choice 0 is what the same request with `n` = 1 gives.
+ * The generations of a plan, in order: candidate `i` answers prompt `floor(i / bestOf)` and samples
+ * with seed `inputSeed(seed, i)`, as the runtime seeds the inputs of one call, so candidate 0 is what
+ * the same request with `n` = 1 gives. Without `best_of`, candidate `i` is choice `i`.
  */
-export function choices(plan: Plan): { input: PlanInput; options: GenerateOptions }[] {
+export function candidates(plan: Plan): { input: PlanInput; options: GenerateOptions }[] {
   const { seed } = plan.options;
-  return Array.from({ length: choiceCount(plan) }, (_, i) => ({
-    input: choiceInput(plan, i),
+  return Array.from({ length: candidateCount(plan) }, (_, i) => ({
+    input: plan.inputs[Math.floor(i / plan.bestOf)]!,
     options: seed === undefined || i === 0 ? plan.options : { ...plan.options, seed: inputSeed(seed, i) },
   }));
 }
 
+/** What `pickBest` reads of a candidate: its tokens' log-probs (`TokenLogprob.logprob`). */
+interface Scored {
+  tokens: readonly { logprob?: { logprob: number } }[];
+}
+
 /**
- * The number of choices, checked against what the server runs at once: a request's choices are
- * decoded together, one batch row (and work-queue slot) each.
+ * A candidate's score for `best_of`: the mean log-prob of its tokens (the end-of-sequence token
+ * included), under the distribution they were sampled from (the model with the logit bias and the
+ * rules, at temperature 1); `-Infinity` for a candidate without tokens.
  */
-function checkChoices(prompts: number, n: number, server: ResolvedApiOptions): void {
-  if (prompts * n <= server.concurrency) return;
-  const what = prompts > 1 ? `${prompts} prompts × n = ${n} is ${prompts * n} choices` : `n = ${n}`;
+export function candidateScore(candidate: Scored): number {
+  const { tokens } = candidate;
+  if (tokens.length === 0) return Number.NEGATIVE_INFINITY;
+  let sum = 0;
+  for (const t of tokens) {
+    if (!t.logprob) throw new Error('best_of: a candidate was generated without log-probs');
+    sum += t.logprob.logprob;
+  }
+  return sum / tokens.length;
+}
+
+/**
+ * The choices among a plan's candidates (`candidates` order): per prompt, the `n` with the highest
+ * mean token log-prob (`candidateScore`; ties keep the earlier candidate), best first, as OpenAI's
+ * `best_of` returns them. Without `best_of` the candidates are the choices.
+ */
+export function pickBest<T extends Scored>(
+  plan: Pick<Plan, 'inputs' | 'n' | 'bestOf'>,
+  results: readonly T[],
+): T[] {
+  if (results.length !== candidateCount(plan))
+    throw new Error(`expected ${candidateCount(plan)} candidates, got ${results.length}`);
+  if (plan.bestOf === plan.n) return [...results];
+  const picked: T[] = [];
+  for (let p = 0; p < plan.inputs.length; p++) {
+    const group = results
+      .slice(p * plan.bestOf, (p + 1) * plan.bestOf)
+      .map((r) => ({ r, score: candidateScore(r) }));
+    // Array.prototype.sort is stable: equal scores keep candidate order
+    group.sort((a, b) => b.score - a.score);
+    picked.push(...group.slice(0, plan.n).map((g) => g.r));
+  }
+  return picked;
+}
+
+/**
+ * The number of generations, checked against what the server runs at once: a request's candidates
+ * are decoded together, one batch row (and work-queue slot) each.
+ */
+function checkChoices(prompts: number, n: number, bestOf: number, server: ResolvedApiOptions): void {
+  const perPrompt = Math.max(n, bestOf);
+  if (prompts * perPrompt <= server.concurrency) return;
+  const count = bestOf > n ? `best_of = ${bestOf}` : `n = ${n}`;
+  const what = prompts > 1 ? `${prompts} prompts × ${count} is ${prompts * perPrompt} generations` : count;
   throw new ApiError(
     400,
     `${what}; this server decodes at most ${server.concurrency} at once (its concurrency): ask for fewer, or send several requests`,
-    { param: prompts > 1 ? 'prompt' : 'n', code: 'invalid_value' },
+    { param: prompts > 1 ? 'prompt' : bestOf > n ? 'best_of' : 'n', code: 'invalid_value' },
   );
 }
 
@@ -215,12 +273,13 @@ export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: Ru
   );
   if (logprobs !== null) options.logprobs = logprobs;
   const n = req.n ?? 1;
-  checkChoices(1, n, server);
+  checkChoices(1, n, n, server);
   return {
     kind: 'chat',
     served,
     inputs: [{ promptIds: prompt.ids, scopeStart: prompt.scopeStart }],
     n,
+    bestOf: n,
     options,
     ...streamFlags(req),
     logprobs,
@@ -275,7 +334,29 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
         ? [prompt as number[]]
         : (prompt as (string | number[])[]);
   const n = req.n ?? 1;
-  checkChoices(list.length, n, server);
+  const bestOf = req.best_of ?? n;
+  const stream = streamFlags(req);
+  if (bestOf < n) {
+    throw new ApiError(
+      400,
+      `best_of (${bestOf}) must be at least n (${n}): the n best of best_of candidates are returned`,
+      {
+        param: 'best_of',
+        code: 'invalid_value',
+      },
+    );
+  }
+  if (bestOf > n && stream.stream) {
+    throw new ApiError(
+      400,
+      `best_of: results cannot be streamed when best_of (${bestOf}) is greater than n (${n})`,
+      {
+        param: 'best_of',
+        code: 'invalid_value',
+      },
+    );
+  }
+  checkChoices(list.length, n, bestOf, server);
   const inputs = list.map((raw, i) =>
     completionInput(raw, model, list.length > 1 ? `prompt[${i}]` : 'prompt'),
   );
@@ -283,13 +364,16 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
   options.format = 'raw';
   const logprobs = req.logprobs ?? null;
   if (logprobs !== null) options.logprobs = logprobs;
+  // best_of ranks the candidates by their log-probs: generated even when the response has none
+  else if (bestOf > n) options.logprobs = 0;
   return {
     kind: 'completion',
     served,
     inputs,
     n,
+    bestOf,
     options,
-    ...streamFlags(req),
+    ...stream,
     logprobs,
     trace: req.trace === true,
   };

@@ -3,7 +3,7 @@ import type { StreamPart } from '@implicit-it/runtime';
 import { ApiError, shuttingDown, toApiError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { type ChoiceResult, ResponseWriter, type TokenInfo } from './openai-format.js';
-import { choiceCount, choices, type Plan } from './plan.js';
+import { candidateCount, candidates, choiceCount, type Plan, pickBest } from './plan.js';
 import type { Release, WorkQueue } from './work-queue.js';
 
 /** What running a plan needs from the app. */
@@ -42,13 +42,13 @@ function retryAfter(queue: WorkQueue): string {
 }
 
 /**
- * The request's slots, one per choice; refused (499 left while queued, 429 full), the request is
+ * The request's slots, one per candidate (choice); refused (499 left while queued, 429 full), the request is
  * over: `abort` is unlinked.
  */
 async function acquire(ctx: RunContext, plan: Plan, abort: ReturnType<typeof linkedAbort>): Promise<Release> {
   let release: Release | null;
   try {
-    release = await ctx.queue.acquire(abort.signal, choiceCount(plan));
+    release = await ctx.queue.acquire(abort.signal, candidateCount(plan));
   } catch {
     abort.unlink();
     throw new ApiError(499, 'the client closed the request while it was queued', { code: 'client_closed' });
@@ -99,19 +99,20 @@ function countPrompt(ctx: RunContext, plan: Plan): void {
   ctx.metrics.inc('implicit_it_prompt_tokens_total', {}, tokens);
 }
 
-/** A part of one choice's stream. */
+/** A part of one candidate's (choice's) stream. */
 interface ChoicePart {
   index: number;
   part: StreamPart;
 }
 
 /**
- * Starts every choice of a plan (concurrent calls: the runtime decodes them in one batch) and yields
- * their parts as they come, each with its choice's index. When one fails, or the caller stops early,
- * `abort` stops the others, and they are ended before this ends.
+ * Starts every candidate of a plan (concurrent calls: the runtime decodes them in one batch) and
+ * yields their parts as they come, each with its candidate's index (without `best_of`, its choice's).
+ * When one fails, or the caller stops early, `abort` stops the others, and they are ended before this
+ * ends.
  */
 async function* choiceParts(plan: Plan, abort: AbortController): AsyncGenerator<ChoicePart> {
-  const gens = choices(plan).map(({ input, options }) =>
+  const gens = candidates(plan).map(({ input, options }) =>
     plan.served.model.stream(input, { ...options, signal: abort.signal }),
   );
   type Next =
@@ -155,7 +156,7 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
   const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
   try {
-    const count = choiceCount(plan);
+    const count = candidateCount(plan);
     const tokens: TokenInfo[][] = Array.from({ length: count }, () => []);
     const results: (ChoiceResult | undefined)[] = Array.from({ length: count }, () => undefined);
     let sawToken = false;
@@ -174,7 +175,9 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
       }
     }
     if (results.some((r) => r === undefined)) throw new Error('a generation ended without a finish part');
-    return Response.json(writer.complete(results as ChoiceResult[]));
+    const all = results as ChoiceResult[];
+    // usage counts every candidate's tokens, as OpenAI bills best_of
+    return Response.json(writer.complete(pickBest(plan, all), all));
   } catch (error) {
     if (ctx.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
     throw failure(ctx, plan, error);
@@ -219,6 +222,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     if (status === 'aborted') ctx.metrics.inc('implicit_it_client_aborts_total');
     ctx.metrics.observe('implicit_it_request_duration_seconds', { route: ctx.route }, seconds(ctx));
   };
+  // no best_of here: a plan that streams has its candidates as choices
   const count = choiceCount(plan);
   /** Tokens of each choice not sent yet (they go with the text they make). */
   const pending: TokenInfo[][] = Array.from({ length: count }, () => []);

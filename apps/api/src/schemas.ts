@@ -18,6 +18,14 @@ const stop = z.union(
   { error: 'expected a string or an array of at most 4 strings' },
 );
 
+/** `n` and `best_of`: OpenAI's limit, 128 (the server's concurrency bounds them further). */
+const CHOICES_ERROR = 'expected an integer in [1, 128]';
+const choicesPerPrompt = z
+  .number({ error: CHOICES_ERROR })
+  .int({ error: CHOICES_ERROR })
+  .min(1, { error: CHOICES_ERROR })
+  .max(128, { error: CHOICES_ERROR });
+
 const logitBias = z
   .record(
     z.string().regex(/^\d{1,9}$/, { error: 'keys are token ids (non-negative integers)' }),
@@ -65,13 +73,8 @@ const common = {
     })
     .nullish(),
   stop: stop.nullish(),
-  /** Choices per prompt (OpenAI's limit, 128; the server's concurrency bounds it further). */
-  n: z
-    .number({ error: 'expected an integer in [1, 128]' })
-    .int({ error: 'expected an integer in [1, 128]' })
-    .min(1, { error: 'expected an integer in [1, 128]' })
-    .max(128, { error: 'expected an integer in [1, 128]' })
-    .nullish(),
+  /** Choices per prompt. */
+  n: choicesPerPrompt.nullish(),
   stream: z.boolean().nullish(),
   stream_options: streamOptions.nullish(),
   logit_bias: logitBias.nullish(),
@@ -207,7 +210,8 @@ export const completionRequestSchema = z.strictObject({
   ),
   logprobs: z.number().int().min(0).max(20, { error: 'expected an integer in [0, 20]' }).nullish(),
   echo: z.literal(false, { error: 'echo is not supported' }).nullish(),
-  best_of: z.literal(1, { error: 'only best_of = 1 is supported' }).nullish(),
+  /** Candidates per prompt, of which the `n` with the highest mean token log-prob are returned. */
+  best_of: choicesPerPrompt.nullish(),
   suffix: z.null({ error: 'suffix is not supported' }).optional(),
   /** Chat completions' extension: refused here, where the prompt is the caller's own. */
   add_bos: z

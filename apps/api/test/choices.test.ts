@@ -213,8 +213,100 @@ describe('a list of completions prompts', () => {
     expect(many.body.error).toMatchObject({
       param: 'prompt',
       message:
-        '3 prompts × n = 3 is 9 choices; this server decodes at most 8 at once (its concurrency): ask for fewer, or send several requests',
+        '3 prompts × n = 3 is 9 generations; this server decodes at most 8 at once (its concurrency): ask for fewer, or send several requests',
     });
+  });
+});
+
+describe('best_of: the n best of best_of candidates', () => {
+  const completion = (extra: Record<string, unknown> = {}) => ({
+    model: 'tiny',
+    prompt: 'Tiramisu is made of',
+    max_tokens: 8,
+    temperature: 1.2,
+    seed: 5,
+    ...extra,
+  });
+  /** Mean token log-prob of a completions choice (its `token_logprobs`). */
+  const meanLogprob = (choice: { logprobs: { token_logprobs: number[] } }) =>
+    choice.logprobs.token_logprobs.reduce((a, b) => a + b, 0) / choice.logprobs.token_logprobs.length;
+
+  it('returns the n candidates with the highest mean token log-prob, best first', async () => {
+    // best_of candidates are sampled as n = best_of choices are (the same seeds): rank those
+    const all = await post('/v1/completions', completion({ n: 5, logprobs: 0 }));
+    const ranked = [...all.body.choices]
+      .map((c, i) => ({ c, i, score: meanLogprob(c) }))
+      .sort((a, b) => b.score - a.score || a.i - b.i);
+    expect(new Set(ranked.map((r) => r.score)).size).toBeGreaterThan(1); // the ranking decides something
+    const { res, body } = await post('/v1/completions', completion({ n: 2, best_of: 5 }));
+    expect(res.status).toBe(200);
+    expect(body.choices.map((c: { text: string }) => c.text)).toEqual(
+      ranked.slice(0, 2).map((r) => r.c.text),
+    );
+    expect(body.choices.map((c: { index: number }) => c.index)).toEqual([0, 1]);
+    // log-probs were computed to rank, and are not returned unless asked for
+    expect(body.choices.map((c: { logprobs: unknown }) => c.logprobs)).toEqual([null, null]);
+    // usage counts every candidate's tokens (as OpenAI bills best_of), the prompt once
+    expect(body.usage).toEqual(all.body.usage);
+    // asked for, they are the chosen candidates' own
+    const withLogprobs = await post('/v1/completions', completion({ n: 2, best_of: 5, logprobs: 0 }));
+    expect(withLogprobs.body.choices.map((c: { logprobs: unknown }) => c.logprobs)).toEqual(
+      ranked.slice(0, 2).map((r) => r.c.logprobs),
+    );
+  });
+
+  it('picks per prompt of a list: choice i is the best of prompt floor(i / n)', async () => {
+    const prompts = ['The capital of France is', 'Once upon a time'];
+    const all = await post('/v1/completions', completion({ prompt: prompts, n: 3, logprobs: 0 }));
+    const { body } = await post('/v1/completions', completion({ prompt: prompts, best_of: 3 }));
+    expect(body.choices).toHaveLength(2);
+    for (const p of [0, 1]) {
+      const group = all.body.choices.slice(p * 3, p * 3 + 3);
+      const best = group.reduce((a: { score: number; text: string } | null, c: never, i: number) => {
+        const score = meanLogprob(c);
+        return a && a.score >= score ? a : { score, text: group[i].text };
+      }, null);
+      expect(body.choices[p]).toMatchObject({ index: p, text: best!.text });
+    }
+  });
+
+  it('best_of = n is n: same choices, streams allowed', async () => {
+    const a = await post('/v1/completions', completion({ n: 2 }));
+    const b = await post('/v1/completions', completion({ n: 2, best_of: 2 }));
+    expect(b.body.choices).toEqual(a.body.choices);
+    const streamed = await post('/v1/completions', completion({ n: 2, best_of: 2, stream: true }));
+    expect(streamed.res.status).toBe(200);
+  });
+
+  it('refuses best_of below n, a stream that would need ranking, and more candidates than slots', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [
+        { n: 3, best_of: 2 },
+        'best_of (2) must be at least n (3): the n best of best_of candidates are returned',
+      ],
+      [
+        { best_of: 2, stream: true },
+        'best_of: results cannot be streamed when best_of (2) is greater than n (1)',
+      ],
+      [
+        { n: 2, best_of: 9 },
+        'best_of = 9; this server decodes at most 8 at once (its concurrency): ask for fewer, or send several requests',
+      ],
+    ];
+    for (const [extra, message] of cases) {
+      const { res, body } = await post('/v1/completions', completion(extra));
+      expect(res.status).toBe(400);
+      expect(body.error).toEqual({
+        message,
+        type: 'invalid_request_error',
+        param: 'best_of',
+        code: 'invalid_value',
+      });
+    }
+    const list = await post('/v1/completions', completion({ prompt: ['a', 'b', 'c'], best_of: 3 }));
+    expect(list.body.error.message).toBe(
+      '3 prompts × best_of = 3 is 9 generations; this server decodes at most 8 at once (its concurrency): ask for fewer, or send several requests',
+    );
   });
 });
 

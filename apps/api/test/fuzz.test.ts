@@ -180,7 +180,7 @@ const BAD_COMPLETION_FIELDS: Record<string, unknown[]> = {
   ],
   logprobs: [true, -1, 21, 'five', 2.5],
   echo: [true, 'yes'],
-  best_of: [2, 0, 'x'],
+  best_of: [0, 'x', 1.5, 17, 129],
   suffix: ['after', 5],
   add_bos: [true, false],
   messages: [[{ role: 'user', content: 'x' }]],

@@ -152,6 +152,21 @@ describe('the openai client against the server', () => {
     expect(list.choices.map((c) => c.index)).toEqual([0, 1]);
     const alone = await client.completions.create({ model: 'tiny', prompt: 'The end', max_tokens: 6 });
     expect(list.choices[1]!.text).toBe(alone.choices[0]!.text);
+
+    // best_of: the client's own parameter, answered with n choices
+    const best = await client.completions.create({
+      model: 'tiny',
+      prompt: 'Once upon a time',
+      max_tokens: 6,
+      temperature: 1,
+      best_of: 3,
+    });
+    expect(best.choices.map((c) => c.index)).toEqual([0]);
+    const streamed = await client.completions
+      .create({ model: 'tiny', prompt: 'x', best_of: 3, stream: true })
+      .catch((e) => e);
+    expect(streamed).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(streamed.param).toBe('best_of');
   });
 
   it('the rules extension passes through the client', async () => {
