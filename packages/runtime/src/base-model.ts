@@ -13,6 +13,7 @@ import {
   type StreamPart,
   shown,
 } from './options.js';
+import type { PrefixCacheStats } from './prefix-cache.js';
 import type { ScoreItem, ScoreOptions, ScoreResult } from './score.js';
 
 /** Compiled rule sets kept per model. */
@@ -86,6 +87,9 @@ export abstract class BaseModel {
 
   /** Requests waiting to join the decoding batch, and rows being decoded (for metrics). */
   abstract get load(): { queued: number; decoding: number };
+
+  /** What the prefix cache (`LoadOptions.prefixCache`) holds and has saved; null without one. */
+  abstract get prefixCacheStats(): PrefixCacheStats | null;
 
   /**
    * Generates for one or more prompts (decoded together in batches of `batchSize`, shortest

@@ -1,10 +1,11 @@
 import type { RuleSet } from '@implicit-it/rules';
 import type { DecoderSession, StepOutputs } from './decoder-session.js';
 import { GenerationAbortedError } from './errors.js';
-import { type KvCache, SLOT_CHUNK } from './kv-cache.js';
+import { type KvCache, SLOT_CHUNK, SlotCache } from './kv-cache.js';
 import type { LogitsProcessor } from './logits-processor.js';
 import { RulesProcessor } from './logits-processor.js';
 import { type ChunkOutputs, I64, runChunked } from './prefill.js';
+import type { PrefixCache } from './prefix-cache.js';
 import {
   createRng,
   logProbAt,
@@ -74,6 +75,8 @@ export interface RowResult {
   finishReason: FinishReason;
   promptTokens: number;
   completionTokens: number;
+  /** Prompt positions reused from the prefix cache; present where the engine has one. */
+  cachedTokens?: number;
   logprobs?: TokenLogprob[];
   baseRanks?: number[];
 }
@@ -108,6 +111,11 @@ export interface EngineOptions {
    * chunks before the last ask for no logits); the caller sets 0 otherwise.
    */
   prefillChunk: number;
+  /**
+   * Keys/values of recent prompts, reused by prompts that begin the same way (null: none). Needs
+   * what prompt chunks need (see `prefillChunk`): the caller passes null otherwise.
+   */
+  prefixCache: PrefixCache | null;
 }
 
 interface Row {
@@ -128,6 +136,8 @@ interface Row {
   nextPos: number;
   /** attention mask over the cache (0 = padding) */
   mask: number[];
+  /** Prompt positions reused from the prefix cache (not prefilled). */
+  cached: number;
   resolve: (r: RowResult) => void;
   reject: (e: unknown) => void;
 }
@@ -278,6 +288,7 @@ export class DecodeEngine {
         finish: null,
         nextPos: req.promptIds.length,
         mask: [],
+        cached: 0,
         resolve,
         reject,
       };
@@ -351,33 +362,59 @@ export class DecodeEngine {
   /**
    * Prefills new rows (left-padded together) and merges them into the running batch. Rows with the
    * same prompt (a server request's `n` choices, repeated inputs) share one: each distinct prompt is
-   * run once, and its cache and last logits are copied to every row that has it.
+   * run once, and its cache and last logits are copied to every row that has it. With a prefix
+   * cache, a prompt that begins as a kept one goes on from its keys/values and runs only the rest:
+   * each row's cache is then [padding, reused prefix, padding, the rest], the mask hiding the padding.
    */
   private async admit(rows: Row[]): Promise<void> {
     for (const r of rows) if (r.finish !== null) this.settle(r);
     rows = rows.filter((r) => r.finish === null);
     if (rows.length === 0) return;
     const { distinct, source } = distinctPrompts(rows);
-    const width = Math.max(...rows.map((r) => r.req.promptIds.length));
+    const prefixes = this.options.prefixCache;
+    const hits = distinct.map((r) => prefixes?.lookup(r.req.promptIds) ?? null);
+    const reused = hits.map((h) => h?.length ?? 0);
+    const before = Math.max(...reused);
+    // the positions each row runs now, left-padded to the longest
+    const width = Math.max(...distinct.map((r, i) => r.req.promptIds.length - reused[i]!));
     const ids: number[] = [];
     const pos: number[] = [];
-    for (const r of rows) {
-      const n = r.req.promptIds.length;
-      r.mask = [...new Array(width - n).fill(0), ...new Array(n).fill(1)];
+    const masks: { past: number[]; now: number[] }[] = [];
+    for (const [i, r] of distinct.entries()) {
+      const from = reused[i]!;
+      const rest = r.req.promptIds.slice(from);
+      const pad = width - rest.length;
+      ids.push(...new Array(pad).fill(this.options.padId), ...rest);
+      pos.push(...new Array(pad).fill(1), ...rest.map((_, j) => from + j));
+      masks.push({
+        past: [...new Array(before - from).fill(0), ...new Array(from).fill(1)],
+        now: [...new Array(pad).fill(0), ...new Array(rest.length).fill(1)],
+      });
     }
-    for (const r of distinct) {
-      const n = r.req.promptIds.length;
-      const pad = width - n;
-      ids.push(...new Array(pad).fill(this.options.padId), ...r.req.promptIds);
-      pos.push(...new Array(pad).fill(1), ...r.req.promptIds.map((_, i) => i));
+    for (const [b, r] of rows.entries()) {
+      const m = masks[source[b]!]!;
+      r.mask = [...m.past, ...m.now];
+      r.cached = reused[source[b]!]!;
     }
-    const limit = width + room(rows);
+    const limit = before + width + room(rows);
     const prompts = {
       batch: distinct.length,
       width,
       ids,
-      mask: distinct.flatMap((r) => r.mask),
+      mask: masks.flatMap((m) => m.now),
       positions: pos,
+      ...(before > 0
+        ? {
+            past: {
+              cache: SlotCache.fromRows(
+                hits.map((h, i) => (h ? { kv: h.kv, length: reused[i]! } : null)),
+                before,
+                this.options.slidingWindow,
+              ),
+              mask: masks.flatMap((m) => m.past),
+            },
+          }
+        : {}),
     };
     // prefillChunk positions per run over all the group's rows (a run blocks this thread: running
     // streams and other requests wait for it), at least MIN_ROW_CHUNK per row (or prefillChunk itself)
@@ -413,6 +450,26 @@ export class DecodeEngine {
       }
       await this.admitShorter(width - (run.at + run.n));
     }
+    if (prefixes) {
+      // keep each prompt's keys/values, its real positions only (the reused prefix, then the rest)
+      const cache = done!.cache as SlotCache;
+      for (const [i, r] of distinct.entries()) {
+        const n = r.req.promptIds.length;
+        if (n < prefixes.minTokens) continue;
+        const from = reused[i]!;
+        const runs: [number, number][] = [
+          [before - from, from],
+          [before + width - (n - from), n - from],
+        ];
+        prefixes.store(
+          r.req.promptIds,
+          cache.takeRow(
+            i,
+            runs.filter(([, len]) => len > 0),
+          ),
+        );
+      }
+    }
     let out = done!.out;
     let cache: KvCache = done!.cache!;
     if (distinct.length < rows.length) {
@@ -425,7 +482,7 @@ export class DecodeEngine {
       this.cache = cache;
       return;
     }
-    const length = Math.max(this.cache.length, width);
+    const length = Math.max(this.cache.length, before + width);
     for (const r of [...this.active, ...rows])
       if (r.mask.length < length) r.mask = [...new Array(length - r.mask.length).fill(0), ...r.mask];
     this.cache = this.cache.merge(cache, length + room([...this.active, ...rows]));
@@ -621,6 +678,7 @@ export class DecodeEngine {
       finishReason: r.finish ?? 'length',
       promptTokens: r.req.promptIds.length,
       completionTokens: r.out.length,
+      ...(this.options.prefixCache ? { cachedTokens: r.cached } : {}),
       ...(r.req.logprobs !== null ? { logprobs: r.logprobs } : {}),
       ...(r.req.trace ? { baseRanks: r.baseRanks } : {}),
     });

@@ -32,6 +32,7 @@ export {
   summarizeGraph,
 } from './onnx-patch.js';
 export type { GenerateInput, GenerateOptions, GenerationResult, StreamPart } from './options.js';
+export type { PrefixCacheStats } from './prefix-cache.js';
 export {
   cudaPackageUrl,
   type ExecutionProvider,

@@ -101,6 +101,18 @@ export class PresentCache implements KvCache {
   }
 }
 
+/**
+ * Positions of one row taken out of a cache, per layer tensor (key, value, key, value...), each
+ * [kvHeads, length, headDim].
+ */
+export interface KvRows {
+  type: ort.Tensor.Type;
+  heads: number;
+  dim: number;
+  length: number;
+  data: KvData[];
+}
+
 /** Free slots are added in multiples of this many positions when a `SlotCache` fills up. */
 export const SLOT_CHUNK = 32;
 
@@ -155,6 +167,45 @@ export class SlotCache implements KvCache {
       return out;
     });
     return new SlotCache(batch!, heads!, dim!, outputs[0]!.type, capacity, seq!, data, window);
+  }
+
+  /**
+   * A cache of `rows.length` rows and `width` positions, no free slots (a prefill's chunks follow):
+   * row `b` holds the first `rows[b].length` positions of `rows[b].kv`, right-aligned, and zeros
+   * before them (the mask hides them); a null row holds zeros only.
+   */
+  static fromRows(
+    rows: readonly ({ kv: KvRows; length: number } | null)[],
+    width: number,
+    window: number | null = null,
+  ): SlotCache {
+    const first = rows.find((r) => r !== null)!.kv;
+    const { heads, dim, type } = first;
+    const data = first.data.map((like, i) => {
+      const out = alloc(like, rows.length * heads * width * dim);
+      for (const [b, row] of rows.entries())
+        if (row) copyRows(row.kv.data[i]!, 1, heads, dim, row.kv.length, row.length, out, width, b);
+      return out;
+    });
+    return new SlotCache(rows.length, heads, dim, type, width, width, data, window);
+  }
+
+  /** Row `b`'s positions `runs` ([start, length] each, in order), in new arrays. */
+  takeRow(b: number, runs: readonly (readonly [number, number])[]): KvRows {
+    const length = runs.reduce((sum, [, n]) => sum + n, 0);
+    const { heads, dim, capacity } = this;
+    const block = heads * capacity * dim;
+    const data = this.data.map((all) => {
+      const src = all.subarray(b * block, (b + 1) * block);
+      const out = alloc(src, heads * length * dim);
+      let at = 0;
+      for (const [start, n] of runs) {
+        copyRows(src, 1, heads, dim, capacity, n, out, length, 0, at, start);
+        at += n;
+      }
+      return out;
+    });
+    return { type: this.type, heads, dim, length, data };
   }
 
   feeds(): ort.Tensor[] {

@@ -21,9 +21,9 @@ async function answer(model: Model, id: number, work: (signal: AbortSignal) => P
   running.set(id, controller);
   try {
     const value = await work(controller.signal);
-    post({ type: 'result', id, value, load: model.load });
+    post({ type: 'result', id, value, load: model.load, prefix: model.prefixCacheStats });
   } catch (error) {
-    post({ type: 'error', id, error: errorData(error), load: model.load });
+    post({ type: 'error', id, error: errorData(error), load: model.load, prefix: model.prefixCacheStats });
   } finally {
     running.delete(id);
   }
@@ -86,7 +86,7 @@ function serve(model: Model): void {
 async function main(): Promise<void> {
   try {
     const model = await loadModel(dir, { ...options, log: (line) => post({ type: 'log', line }) });
-    post({ type: 'ready', files: model.files, info: model.info });
+    post({ type: 'ready', files: model.files, info: model.info, prefix: model.prefixCacheStats });
     serve(model);
   } catch (error) {
     // the thread then ends on its own: nothing listens for requests

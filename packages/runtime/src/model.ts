@@ -13,6 +13,7 @@ import { GenerationError } from './errors.js';
 import { type ResolveOptions, resolveModel } from './hub.js';
 import { type ModelFiles, modelEosIds, resolveModelFiles } from './model-dir.js';
 import type { GenerateInput, GenerateOptions, GenerationResult, StreamPart } from './options.js';
+import { PrefixCache, type PrefixCacheStats } from './prefix-cache.js';
 import { type ScoreItem, type ScoreOptions, type ScoreResult, scoreBatch } from './score.js';
 
 /** Options of `loadModel`. */
@@ -38,6 +39,18 @@ export interface LoadOptions extends SessionOptions, ResolveOptions {
    * chunks of rows joining them.
    */
   prefillChunk?: number;
+  /**
+   * Bytes of prompt keys/values kept for reuse (default 0: none). A prompt that begins as a kept one
+   * (a conversation's next turn, which re-sends the history; a shared system prompt or few-shot
+   * preamble of 32 tokens or more) then prefills only what follows. Results agree with a fresh
+   * prefill to float rounding (other kernel shapes, as in a batch), so greedy outputs can differ
+   * where two tokens are within rounding of each other. Each prompt of 32 tokens or more is kept
+   * (about 46 KB per token for smollm2-135m in float32: layers x 2 x kvHeads x headDim x 4 bytes),
+   * least recently used dropped first. Applies where prompts can run in chunks (see `prefillChunk`);
+   * `prefixCacheStats` says what it holds and saved, and each result's `usage.cachedTokens` how many
+   * of its prompt's positions it reused.
+   */
+  prefixCache?: number;
 }
 
 /** Default of `LoadOptions.prefillChunk`. */
@@ -53,6 +66,8 @@ export const DEFAULT_PREFILL_CHUNK = 256;
  */
 export class Model extends BaseModel {
   private readonly engine: DecodeEngine;
+  /** Kept prompt keys/values (`LoadOptions.prefixCache`), or null. */
+  private readonly prefixes: PrefixCache | null;
   private released = false;
   private disposing: Promise<void> | undefined;
   /** score() calls in flight: dispose() lets them finish before it frees the session. */
@@ -67,8 +82,10 @@ export class Model extends BaseModel {
     defaultRules: RuleSpec,
     maxBatchSize = 32,
     prefillChunk = DEFAULT_PREFILL_CHUNK,
+    prefixCacheBytes = 0,
   ) {
-    if (whyPromptsRunWhole(session, files.config.sliding_window) !== null) prefillChunk = 0;
+    const whole = whyPromptsRunWhole(session, files.config.sliding_window) !== null;
+    if (whole) prefillChunk = 0;
     const eos = new Set([...modelEosIds(files), ...tokenizer.eosIds]);
     super(
       files,
@@ -97,6 +114,7 @@ export class Model extends BaseModel {
       },
       defaultRules,
     );
+    this.prefixes = prefixCacheBytes > 0 && !whole ? new PrefixCache(prefixCacheBytes) : null;
     this.engine = new DecodeEngine(session, this.loopTokenizer(), {
       eosIds: eos,
       padId: tokenizer.padId,
@@ -105,7 +123,17 @@ export class Model extends BaseModel {
       maxBatchSize,
       prefillChunk,
       tokenIds: this.info.tokenIds,
+      prefixCache: this.prefixes,
     });
+  }
+
+  /** Drops the prompts the prefix cache keeps (its counters stay); nothing without one. */
+  clearPrefixCache(): void {
+    this.prefixes?.clear();
+  }
+
+  get prefixCacheStats(): PrefixCacheStats | null {
+    return this.prefixes?.stats ?? null;
   }
 
   /** Requests waiting to join the decoding batch, and rows being decoded (for metrics). */
@@ -161,6 +189,7 @@ export class Model extends BaseModel {
         promptTokens: r.promptTokens,
         completionTokens: r.completionTokens,
         totalTokens: r.promptTokens + r.completionTokens,
+        ...(r.cachedTokens !== undefined ? { cachedTokens: r.cachedTokens } : {}),
       },
       prompt: { ids: p.ids, scopeStart: p.scopeStart, promptLength: p.promptLength },
       ...(r.logprobs ? { logprobs: r.logprobs } : {}),
@@ -365,7 +394,15 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
     log(
       `sliding window of ${window} positions: from ${window - 1} cached positions on, the cache has no free slots and each step copies it`,
     );
-  const loaded = new Model(files, tokenizer, session, options.rules ?? false, options.maxBatchSize, chunk);
+  const loaded = new Model(
+    files,
+    tokenizer,
+    session,
+    options.rules ?? false,
+    options.maxBatchSize,
+    chunk,
+    options.prefixCache,
+  );
   try {
     loaded.rules(); // the default rules, compiled now: a bad name fails the load, not every generate
   } catch (error) {
@@ -380,6 +417,12 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
         ? 'prompts prefilled whole'
         : `prompts prefilled whole (no chunks with ${why})`,
   );
+  if (options.prefixCache)
+    log(
+      why === null
+        ? `prefix cache of ${(options.prefixCache / 2 ** 20).toFixed(0)} MiB: prompts that begin as a recent one reuse its keys/values`
+        : `no prefix cache with ${why}`,
+    );
   return loaded;
 }
 
@@ -390,6 +433,9 @@ export function checkLoadOptions(options: LoadOptions, call: string): void {
     throw new RangeError(
       `${call}: prefillChunk must be a whole number of positions (0: no chunks), got ${chunk}`,
     );
+  const bytes = options.prefixCache;
+  if (bytes !== undefined && !(Number.isSafeInteger(bytes) && bytes >= 0))
+    throw new RangeError(`${call}: prefixCache must be a whole number of bytes (0: none), got ${bytes}`);
   const rows = options.maxBatchSize;
   if (rows !== undefined && !(Number.isInteger(rows) && rows >= 1))
     throw new RangeError(`${call}: maxBatchSize must be a whole number of rows, at least 1, got ${rows}`);

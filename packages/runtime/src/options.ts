@@ -78,7 +78,8 @@ export interface GenerationResult {
   text: string;
   tokenIds: number[];
   finishReason: FinishReason;
-  usage: { promptTokens: number; completionTokens: number; totalTokens: number };
+  /** `cachedTokens`: prompt positions reused from the prefix cache (present where the model has one). */
+  usage: { promptTokens: number; completionTokens: number; totalTokens: number; cachedTokens?: number };
   prompt: { ids: number[]; scopeStart: number; promptLength: number };
   logprobs?: TokenLogprob[];
   baseRanks?: number[];

@@ -9,6 +9,11 @@ export interface PaddedRows {
   /** 1 for a real position, 0 for padding. */
   mask: readonly number[];
   positions: readonly number[];
+  /**
+   * Keys/values the rows go on from (a kept prompt prefix, `PrefixCache`): `width` positions per row,
+   * no free slots, and each row's mask over them (`[batch, width]`, 0 = padding). None: an empty cache.
+   */
+  past?: { cache: SlotCache; mask: readonly number[] };
 }
 
 /** How `runChunked` runs the rows. */
@@ -60,7 +65,9 @@ export async function* runChunked(
 ): AsyncGenerator<ChunkOutputs> {
   const { batch, width } = rows;
   const chunk = plan.chunk > 0 && plan.fetch !== 'none' ? plan.chunk : width;
-  let cache: SlotCache | PresentCache | null = null;
+  let cache: SlotCache | PresentCache | null = rows.past?.cache ?? null;
+  if (rows.past && plan.fetch !== 'new') throw new Error('runChunked: a past cache needs fetch "new"');
+  const before = rows.past?.cache.width ?? 0;
   for (let at = 0; at < width; at += chunk) {
     const n = Math.min(chunk, width - at);
     const slice = (xs: readonly number[]) => {
@@ -68,12 +75,14 @@ export async function* runChunked(
       for (let b = 0; b < batch; b++) for (let t = 0; t < n; t++) out.push(xs[b * width + at + t]!);
       return out;
     };
-    // each row's mask over the chunks cached so far, the free slots (hidden), then this chunk
+    // each row's mask over the past it goes on from, the chunks cached so far, the free slots
+    // (hidden), then this chunk
     const past = cache?.width ?? 0;
     const total = past + n;
     const mask = new BigInt64Array(batch * total);
     for (let b = 0; b < batch; b++) {
-      for (let t = 0; t < at; t++) if (rows.mask[b * width + t] === 1) mask[b * total + t] = 1n;
+      for (let t = 0; t < before; t++) if (rows.past!.mask[b * before + t] === 1) mask[b * total + t] = 1n;
+      for (let t = 0; t < at; t++) if (rows.mask[b * width + t] === 1) mask[b * total + before + t] = 1n;
       for (let t = 0; t < n; t++) if (rows.mask[b * width + at + t] === 1) mask[b * total + past + t] = 1n;
     }
     const last = at + n === width;

@@ -15,6 +15,7 @@ import {
   type GenerationResult,
   type StreamPart,
 } from './options.js';
+import type { PrefixCacheStats } from './prefix-cache.js';
 import type { ScoreItem, ScoreOptions, ScoreResult } from './score.js';
 import {
   type ErrorData,
@@ -69,6 +70,7 @@ export class WorkerModel extends BaseModel {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private lastLoad: Load = { queued: 0, decoding: 0 };
+  private lastPrefix: PrefixCacheStats | null = null;
   /** Messages of this tick, posted together in a microtask (`post`). */
   private outbox: ToWorker[] = [];
   private released = false;
@@ -84,8 +86,10 @@ export class WorkerModel extends BaseModel {
     defaultRules: RuleSpec,
     private readonly worker: Worker,
     log: (line: string) => void,
+    prefix: PrefixCacheStats | null = null,
   ) {
     super(files, tokenizer, info, defaultRules);
+    this.lastPrefix = prefix;
     worker.on('message', (message: FromWorker) => {
       if (message.type === 'log') log(message.line);
       else if (message.type !== 'ready' && message.type !== 'failed') this.receive(message);
@@ -111,9 +115,15 @@ export class WorkerModel extends BaseModel {
     return { ...this.lastLoad };
   }
 
+  /** The prefix cache's figures (`LoadOptions.prefixCache`) as of the worker's last finished request; null without one. */
+  get prefixCacheStats(): PrefixCacheStats | null {
+    return this.lastPrefix && { ...this.lastPrefix };
+  }
+
   private receive(message: Exclude<FromWorker, { type: 'ready' | 'failed' | 'log' }>): void {
     const p = this.pending.get(message.id);
     if ('load' in message) this.lastLoad = message.load;
+    if ('prefix' in message) this.lastPrefix = message.prefix;
     if (!p) return;
     if (message.type === 'part') p.part?.(message.part);
     else if (message.type === 'progress') {
@@ -345,7 +355,15 @@ export async function loadModelInWorker(model: string, options: LoadOptions = {}
   });
   let loaded: WorkerModel;
   try {
-    loaded = new WorkerModel(ready.files, await tokenizer, ready.info, options.rules ?? false, worker, log);
+    loaded = new WorkerModel(
+      ready.files,
+      await tokenizer,
+      ready.info,
+      options.rules ?? false,
+      worker,
+      log,
+      ready.prefix,
+    );
   } catch (error) {
     await worker.terminate();
     throw error;

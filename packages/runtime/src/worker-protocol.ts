@@ -4,6 +4,7 @@ import { GenerationAbortedError, GenerationError, ModelLoadError } from './error
 import type { LoadOptions } from './model.js';
 import type { ModelFiles } from './model-dir.js';
 import type { GenerateOptions, StreamPart } from './options.js';
+import type { PrefixCacheStats } from './prefix-cache.js';
 import type { ScoreOptions } from './score.js';
 
 /**
@@ -58,13 +59,13 @@ export interface Load {
 
 /** From the worker to the caller's thread. */
 export type FromWorker =
-  | { type: 'ready'; files: ModelFiles; info: ModelInfo }
+  | { type: 'ready'; files: ModelFiles; info: ModelInfo; prefix: PrefixCacheStats | null }
   | { type: 'failed'; error: ErrorData }
   | { type: 'log'; line: string }
   | { type: 'part'; id: number; part: StreamPart; load: Load }
   | { type: 'progress'; id: number; done: number; total: number }
-  | { type: 'result'; id: number; value: unknown; load: Load }
-  | { type: 'error'; id: number; error: ErrorData; load: Load };
+  | { type: 'result'; id: number; value: unknown; load: Load; prefix: PrefixCacheStats | null }
+  | { type: 'error'; id: number; error: ErrorData; load: Load; prefix: PrefixCacheStats | null };
 
 /** An error as it crosses the thread boundary: what rebuilds it on the other side. */
 export interface ErrorData {

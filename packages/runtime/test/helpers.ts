@@ -4,7 +4,7 @@ import { AutoModelForCausalLM, env, Tensor } from '@huggingface/transformers';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { expect } from 'vitest';
 import type { StepInputs } from '../src/decoder-session.js';
-import { type GenerateOptions, loadModel, type Model } from '../src/index.js';
+import { type GenerateInput, type GenerateOptions, loadModel, type Model } from '../src/index.js';
 
 const loaded = new Map<number, Promise<Model>>();
 
@@ -65,7 +65,7 @@ export function promptStep(
  */
 export function streamInBackground(
   model: Model,
-  prompt: string,
+  prompt: GenerateInput,
   options: GenerateOptions,
   tokens: number,
 ): { started: Promise<void>; ids: Promise<number[]> } {

@@ -210,6 +210,27 @@ describe('loading and disposing a model in a worker thread', () => {
     );
   });
 
+  it('keeps a prefix cache in the thread: usage and figures come back with the results', async () => {
+    const model = await loadModelInWorker(dir, { log: () => {}, prefixCache: 8 << 20 });
+    expect(model.prefixCacheStats).toEqual({
+      entries: 0,
+      bytes: 0,
+      maxBytes: 8 << 20,
+      hits: 0,
+      reusedTokens: 0,
+    });
+    const ids = Array.from({ length: 80 }, (_, i) => ((i * 31) % 400) + 5);
+    const opts = { maxNewTokens: 6, rules: 'hewitt2024' } as const;
+    await model.generate({ promptIds: ids.slice(0, 50), scopeStart: 0 }, opts);
+    const [out] = await model.generate({ promptIds: ids, scopeStart: 0 }, opts);
+    expect(out!.usage.cachedTokens).toBe(50);
+    expect(model.prefixCacheStats).toMatchObject({ entries: 1, hits: 1, reusedTokens: 50 });
+    const [fresh] = await here.generate({ promptIds: ids, scopeStart: 0 }, opts);
+    expect(out!.tokenIds).toEqual(fresh!.tokenIds);
+    expect(there.prefixCacheStats).toBeNull();
+    await model.dispose();
+  });
+
   it('forwards the load log and ends running generations on dispose', async () => {
     const lines: string[] = [];
     const model = await loadModelInWorker(dir, { log: (line) => lines.push(line) });

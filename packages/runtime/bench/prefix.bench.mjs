@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// The prefix cache (LoadOptions.prefixCache) on the smollm2-135m-shaped bench model, CPU: time to
+// first token of prompts that begin as an earlier one, with the cache vs without, measured side by
+// side (the two models alternate on each prompt). Two workloads:
+//   - a conversation: each turn re-sends the history (the last prompt, a reply, a new question);
+//   - requests sharing a long preamble (a system prompt, few-shot examples) before short questions.
+// Prints a report and `BENCH {...}` lines.
+import { cpus } from 'node:os';
+import { loadModel } from '../dist/index.js';
+import { bench, benchModelDir, median, promptMaker } from './bench-model.mjs';
+
+const quick = process.env.BENCH_QUICK === '1';
+const now = () => performance.now();
+
+const dir = await benchModelDir();
+const fresh = await loadModel(dir, { log: () => {} });
+const reusing = await loadModel(dir, { log: () => {}, prefixCache: 512 << 20 });
+console.log(`model: ${dir}; machine: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}`);
+const promptOf = promptMaker(fresh);
+const opts = { maxNewTokens: 1, rules: 'hewitt2024' };
+
+/** Time to the first token of `ids` on `model`, and that token. */
+async function ttft(model, ids) {
+  const t0 = now();
+  const [out] = await model.generate({ promptIds: ids, scopeStart: 0 }, opts);
+  return { ms: now() - t0, token: out.tokenIds[0], cached: out.usage.cachedTokens ?? 0 };
+}
+
+// warm-up at these lengths (first runs at new shapes are slower), then an empty cache
+for (const model of [fresh, reusing]) await ttft(model, promptOf(600, 5000));
+reusing.clearPrefixCache();
+
+let mismatches = 0;
+async function side(ids) {
+  const a = await ttft(fresh, ids);
+  const b = await ttft(reusing, ids);
+  if (a.token !== b.token) mismatches++;
+  return { fresh: a.ms, reusing: b.ms, cached: b.cached };
+}
+
+// 1. a conversation: a 256-token first prompt, then each turn adds a 96-token reply and a 32-token question
+const turns = quick ? 4 : 8;
+const text = promptOf(256 + turns * 128, 100);
+const rows = [];
+for (let t = 0; t < turns; t++)
+  rows.push({ length: 256 + t * 128, ...(await side(text.slice(0, 256 + t * 128))) });
+console.log('\n1. a conversation, each turn re-sending the history (time to first token, ms):');
+for (const r of rows)
+  console.log(
+    `   ${String(r.length).padStart(5)} tokens: without ${r.fresh.toFixed(0).padStart(5)}, with ${r.reusing.toFixed(0).padStart(5)} (${r.cached} reused)`,
+  );
+const later = rows.slice(1);
+const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+const turnsRatio = sum(later.map((r) => r.fresh)) / sum(later.map((r) => r.reusing));
+console.log(
+  `   turns 2-${turns}: ${sum(later.map((r) => r.fresh)).toFixed(0)} ms vs ${sum(later.map((r) => r.reusing)).toFixed(0)} ms -> ${turnsRatio.toFixed(2)}x`,
+);
+bench(
+  `runtime: prefix cache, conversation turns 2-${turns} TTFT`,
+  +turnsRatio.toFixed(2),
+  'x',
+  'report',
+  mismatches === 0,
+);
+
+// 2. a shared 512-token preamble, then questions of 24 tokens
+const preamble = promptOf(512, 3000);
+const questions = Array.from({ length: quick ? 4 : 8 }, (_, i) => promptOf(24, 8000 + i * 40));
+reusing.clearPrefixCache();
+const shared = [];
+for (const q of questions) shared.push(await side([...preamble, ...q]));
+const rest = shared.slice(1); // the first one fills the cache
+const sharedRatio = median(rest.map((r) => r.fresh)) / median(rest.map((r) => r.reusing));
+console.log(
+  `\n2. ${questions.length} requests sharing a 512-token preamble, 24-token questions: median TTFT ${median(rest.map((r) => r.fresh)).toFixed(0)} ms vs ${median(rest.map((r) => r.reusing)).toFixed(0)} ms -> ${sharedRatio.toFixed(2)}x (the first request, which fills the cache: ${shared[0].fresh.toFixed(0)} vs ${shared[0].reusing.toFixed(0)} ms)`,
+);
+bench(
+  'runtime: prefix cache, shared 512-token preamble TTFT',
+  +sharedRatio.toFixed(2),
+  'x',
+  'report',
+  mismatches === 0,
+);
+console.log(
+  `\nfirst tokens ${mismatches === 0 ? 'identical' : `DIFFERENT in ${mismatches} prompt(s)`} with and without the cache; cache: ${JSON.stringify(reusing.prefixCacheStats)}`,
+);
+await Promise.all([fresh.dispose(), reusing.dispose()]);

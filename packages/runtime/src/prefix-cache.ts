@@ -1,0 +1,125 @@
+import type { KvRows } from './kv-cache.js';
+
+/** A prompt's keys/values, kept for prompts that begin the same way (`PrefixCache`). */
+interface Entry {
+  ids: readonly number[];
+  kv: KvRows;
+  bytes: number;
+}
+
+/** What a `PrefixCache` holds and has saved. */
+export interface PrefixCacheStats {
+  /** Prompts kept. */
+  entries: number;
+  /** Bytes their keys/values take. */
+  bytes: number;
+  /** The most it may take (`LoadOptions.prefixCache`). */
+  maxBytes: number;
+  /** Prompts that reused a kept prefix. */
+  hits: number;
+  /** Prompt positions not prefilled, thanks to those hits. */
+  reusedTokens: number;
+}
+
+/**
+ * The keys/values of recent prompts, so that a prompt that begins as one of them (a conversation's
+ * next turn, a shared system prompt or few-shot preamble) prefills only what follows. A key or value
+ * at position `t` depends on the tokens up to `t` alone (causal attention; keys carry their rotary
+ * position), so the first `k` positions of a kept prompt serve any prompt with the same first `k`
+ * tokens, exactly as a fresh prefill would compute them (to float rounding: other kernel shapes).
+ *
+ * Bounded by bytes, least recently used dropped first. A kept prompt that begins another one is
+ * dropped when the longer one is kept: the longer serves everything the shorter did.
+ */
+export class PrefixCache {
+  private readonly entries = new Map<string, Entry>();
+  private bytes = 0;
+  private hits = 0;
+  private reused = 0;
+
+  constructor(
+    /** The most bytes of keys/values kept. */
+    readonly maxBytes: number,
+    /** Shorter shared prefixes are not worth a lookup's bookkeeping (and a prompt shorter is not kept). */
+    readonly minTokens = 32,
+  ) {}
+
+  get stats(): PrefixCacheStats {
+    return {
+      entries: this.entries.size,
+      bytes: this.bytes,
+      maxBytes: this.maxBytes,
+      hits: this.hits,
+      reusedTokens: this.reused,
+    };
+  }
+
+  /**
+   * The kept prompt sharing the longest prefix with `ids`, and how many of its positions to reuse:
+   * the shared prefix, but never all of `ids` (its last position is run, for the next token's
+   * logits). Null when no prompt shares `minTokens` or more.
+   */
+  lookup(ids: readonly number[]): { kv: KvRows; length: number } | null {
+    let best: Entry | null = null;
+    let bestLength = 0;
+    const most = ids.length - 1;
+    for (const entry of this.entries.values()) {
+      const n = Math.min(entry.ids.length, most);
+      if (n <= bestLength) continue;
+      let k = 0;
+      while (k < n && entry.ids[k] === ids[k]) k++;
+      if (k > bestLength) {
+        best = entry;
+        bestLength = k;
+      }
+    }
+    if (best === null || bestLength < this.minTokens) return null;
+    // most recently used last
+    const key = keyOf(best.ids);
+    this.entries.delete(key);
+    this.entries.set(key, best);
+    this.hits++;
+    this.reused += bestLength;
+    return { kv: best.kv, length: bestLength };
+  }
+
+  /** Keeps a prompt's keys/values (`kv` holds exactly its `ids.length` positions). */
+  store(ids: readonly number[], kv: KvRows): void {
+    if (ids.length < this.minTokens) return;
+    const bytes = kv.data.reduce((sum, d) => sum + d.byteLength, 0);
+    if (bytes > this.maxBytes) return;
+    for (const [key, entry] of this.entries) {
+      // a kept prompt that begins this one (or is it) is served by this one; one this begins serves it
+      if (startsWith(entry.ids, ids)) {
+        this.entries.delete(key);
+        this.entries.set(key, entry);
+        return;
+      }
+      if (startsWith(ids, entry.ids)) {
+        this.entries.delete(key);
+        this.bytes -= entry.bytes;
+      }
+    }
+    this.entries.set(keyOf(ids), { ids: [...ids], kv, bytes });
+    this.bytes += bytes;
+    for (const [key, entry] of this.entries) {
+      if (this.bytes <= this.maxBytes) break;
+      this.entries.delete(key);
+      this.bytes -= entry.bytes;
+    }
+  }
+
+  /** Drops every kept prompt (the counters stay). */
+  clear(): void {
+    this.entries.clear();
+    this.bytes = 0;
+  }
+}
+
+const keyOf = (ids: readonly number[]) => ids.join(',');
+
+function startsWith(ids: readonly number[], prefix: readonly number[]): boolean {
+  if (prefix.length > ids.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (ids[i] !== prefix[i]) return false;
+  return true;
+}

@@ -1,0 +1,179 @@
+// The prefix cache: a prompt that begins as a kept one runs only the rest of it, and must generate
+// what a fresh prefill of the whole prompt generates.
+import { createTinyModel } from '@implicit-it/modelkit/test';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type GenerationResult, loadModel, type Model } from '../src/index.js';
+import type { KvRows } from '../src/kv-cache.js';
+import { PrefixCache } from '../src/prefix-cache.js';
+import { diverseModelDir, streamInBackground } from './helpers.js';
+
+/** KvRows of `length` positions whose values say which prompt they came from (`tag`). */
+function rows(length: number, tag = 0): KvRows {
+  return { type: 'float32', heads: 1, dim: 2, length, data: [new Float32Array(length * 2).fill(tag)] };
+}
+const seq = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
+
+describe('PrefixCache', () => {
+  it('finds the kept prompt sharing the longest prefix, never all of the prompt', () => {
+    const cache = new PrefixCache(1 << 20, 4);
+    cache.store(seq(10), rows(10, 1));
+    cache.store([...seq(6), 99, 98, 97], rows(9, 2));
+    expect(cache.lookup([...seq(10), 50])).toMatchObject({
+      length: 10,
+      kv: { data: [expect.any(Float32Array)] },
+    });
+    expect(cache.lookup([...seq(10), 50])!.kv.data[0]![0]).toBe(1);
+    expect(cache.lookup([...seq(6), 99, 98, 5])!.kv.data[0]![0]).toBe(2);
+    expect(cache.lookup([...seq(6), 99, 98, 5])!.length).toBe(8);
+    // the same prompt again: all but its last position (which is run for the next token's logits)
+    expect(cache.lookup(seq(10))!.length).toBe(9);
+    // fewer shared tokens than minTokens: a miss
+    expect(cache.lookup([0, 1, 2, 7, 7, 7])).toBeNull();
+    expect(cache.stats).toEqual({ entries: 2, bytes: 19 * 8, maxBytes: 1 << 20, hits: 5, reusedTokens: 45 });
+  });
+
+  it('keeps the longer of two prompts where one begins the other, and drops least recently used past its bytes', () => {
+    const cache = new PrefixCache(100 * 8, 4);
+    cache.store(seq(10), rows(10));
+    cache.store(seq(20), rows(20)); // the next turn of the same conversation: replaces the first
+    expect(cache.stats).toMatchObject({ entries: 1, bytes: 20 * 8 });
+    cache.store(seq(15), rows(15)); // begins a kept one: nothing new
+    expect(cache.stats).toMatchObject({ entries: 1, bytes: 20 * 8 });
+    cache.store(seq(50, 1000), rows(50));
+    cache.lookup([...seq(20), 1]); // the first is used again: the second is now the least recent
+    cache.store(seq(40, 2000), rows(40));
+    expect(cache.stats).toMatchObject({ entries: 2, bytes: 60 * 8 });
+    expect(cache.lookup([...seq(50, 1000), 1])).toBeNull();
+    expect(cache.lookup([...seq(40, 2000), 1])!.length).toBe(40);
+    // shorter than minTokens, or larger than the whole budget: not kept
+    cache.store(seq(3, 5000), rows(3));
+    cache.store(seq(101, 6000), rows(101));
+    expect(cache.stats.entries).toBe(2);
+    cache.clear();
+    expect(cache.stats).toMatchObject({ entries: 0, bytes: 0 });
+  });
+});
+
+describe('a model with a prefix cache', () => {
+  let plain: Model;
+  let cached: Model;
+  let chunked: Model;
+  /** Token ids of a long text, to cut prompts from (the tiny model reads any ids below its vocabulary). */
+  let text: number[];
+
+  beforeAll(async () => {
+    const dir = await diverseModelDir();
+    plain = await loadModel(dir, { log: () => {} });
+    cached = await loadModel(dir, { log: () => {}, prefixCache: 64 << 20 });
+    chunked = await loadModel(dir, { log: () => {}, prefixCache: 64 << 20, prefillChunk: 16 });
+    text = plain.tokenizer.encode(
+      'Tiramisu is a coffee-flavoured Italian dessert. It is made of ladyfingers dipped in coffee, layered with a whipped mixture of eggs, sugar and mascarpone cheese, flavoured with cocoa. The recipe has been adapted into many varieties of cakes and other desserts. Its origin is often disputed among Italian regions. Poems about the sea are as old as writing: Homer calls it wine-dark, and sailors sang of it long before.',
+      { addSpecialTokens: false },
+    );
+    expect(text.length).toBeGreaterThan(100);
+  });
+  beforeEach(() => {
+    cached.clearPrefixCache();
+    chunked.clearPrefixCache();
+  });
+  afterAll(async () => {
+    await Promise.all([plain, cached, chunked].map((m) => m.dispose()));
+  });
+
+  const opts = { maxNewTokens: 12, rules: 'hewitt2024', logprobs: 1 } as const;
+  const input = (ids: number[]) => ({ promptIds: ids, scopeStart: 0 });
+  /** Same tokens as a fresh prefill; log-probs to float32 rounding (other kernel shapes). */
+  function expectSame(got: GenerationResult, want: GenerationResult) {
+    expect(got.tokenIds).toEqual(want.tokenIds);
+    expect(got.text).toBe(want.text);
+    for (const [j, lp] of got.logprobs!.entries())
+      expect(lp.logprob).toBeCloseTo(want.logprobs![j]!.logprob, 4);
+  }
+
+  it("a conversation's next turn reuses the last one's prompt and generates what a fresh prefill does", async () => {
+    const turn1 = text.slice(0, 60);
+    const turn2 = text.slice(0, 100);
+    const [first] = await cached.generate(input(turn1), opts);
+    expect(first!.usage.cachedTokens).toBe(0);
+    expectSame(first!, (await plain.generate(input(turn1), opts))[0]!);
+    const run = vi.spyOn(cached.session, 'run');
+    const [second] = await cached.generate(input(turn2), opts);
+    // only the 40 new positions were prefilled, on top of the 60 kept ones
+    const prefill = run.mock.calls[0]![0];
+    expect([prefill.seq, prefill.past?.[0]?.dims[2]]).toEqual([40, 60]);
+    run.mockRestore();
+    expect(second!.usage).toEqual({
+      promptTokens: 100,
+      completionTokens: 12,
+      totalTokens: 112,
+      cachedTokens: 60,
+    });
+    expectSame(second!, (await plain.generate(input(turn2), opts))[0]!);
+    // the same prompt again: all but its last position
+    const [again] = await cached.generate(input(turn2), opts);
+    expect(again!.usage.cachedTokens).toBe(99);
+    expectSame(again!, second!);
+    expect(plain.prefixCacheStats).toBeNull();
+    expect(cached.prefixCacheStats).toMatchObject({ entries: 1, hits: 2, reusedTokens: 159 });
+  });
+
+  it('rows prefilled together each go on from their own prefix (or none), in chunks too', async () => {
+    for (const model of [cached, chunked]) {
+      await model.generate(input(text.slice(10, 50)), opts); // kept: 40 tokens from position 10
+      await model.generate(input(text.slice(0, 90)), opts); // kept: 90 tokens from the start
+      const prompts = [
+        text.slice(10, 100), // 40 reused, 50 run
+        text.slice(0, 95), // 90 reused, 5 run
+        text.slice(60, 110), // no kept prompt begins so: 50 run
+        text.slice(0, 95), // the same prompt as a row before: shares its prefill
+      ];
+      const together = await model.generate(prompts.map(input), opts);
+      expect(together.map((r) => r.usage.cachedTokens)).toEqual([40, 90, 0, 90]);
+      for (const [i, ids] of prompts.entries())
+        expectSame(together[i]!, (await plain.generate(input(ids), opts))[0]!);
+      model.clearPrefixCache();
+    }
+  });
+
+  it('a row that reuses a prefix joins a running batch as a fresh one does', async () => {
+    const eos = cached.info.eosIds[0]!;
+    await cached.generate(input(text.slice(0, 70)), opts);
+    const long = { ...opts, maxNewTokens: 40, logitBias: { [eos]: -100 } };
+    const running = streamInBackground(cached, input(text.slice(30, 60)), long, 5);
+    running.ids.catch(() => {}); // awaited below; a failed expectation before must not leave it unhandled
+    await running.started;
+    expect(cached.load.decoding).toBe(1);
+    const [joined] = await cached.generate(input(text.slice(0, 80)), opts);
+    expect(joined!.usage.cachedTokens).toBe(70);
+    expectSame(joined!, (await plain.generate(input(text.slice(0, 80)), opts))[0]!);
+    expect(await running.ids).toEqual((await plain.generate(input(text.slice(30, 60)), long))[0]!.tokenIds);
+  });
+
+  it.each([
+    ['no position_ids input (positions from the mask)', { positionIds: false }],
+    ['repeat_kv as optimum exports it', { linear: 'matmul', repeatKv: 'expand' }],
+  ] as const)('goes on from a kept prompt on other graphs too (%s)', async (_, graph) => {
+    const { dir } = await createTinyModel({ seed: 1, initScale: 10, ...graph });
+    const fresh = await loadModel(dir, { log: () => {} });
+    const reusing = await loadModel(dir, { log: () => {}, prefixCache: 16 << 20 });
+    await reusing.generate(input(text.slice(0, 60)), opts);
+    const [got] = await reusing.generate(input(text.slice(0, 100)), opts);
+    expect(got!.usage.cachedTokens).toBe(60);
+    expectSame(got!, (await fresh.generate(input(text.slice(0, 100)), opts))[0]!);
+    await Promise.all([fresh.dispose(), reusing.dispose()]);
+  });
+
+  it('is refused out of range, and off where prompts cannot go on from a cache', async () => {
+    await expect(loadModel(await diverseModelDir(), { prefixCache: -1 })).rejects.toThrow(
+      'loadModel: prefixCache must be a whole number of bytes (0: none), got -1',
+    );
+    const windowed = await createTinyModel({ seed: 3, modelType: 'qwen2', slidingWindow: 40 });
+    const lines: string[] = [];
+    const model = await loadModel(windowed.dir, { log: (l) => lines.push(l), prefixCache: 1 << 20 });
+    expect(lines).toContain('no prefix cache with a sliding window');
+    expect(model.prefixCacheStats).toBeNull();
+    const [out] = await model.generate(input(seq(40, 3)), { maxNewTokens: 2 });
+    expect(out!.usage.cachedTokens).toBeUndefined();
+    await model.dispose();
+  });
+});
