@@ -144,6 +144,8 @@ export interface ModelFlags {
   threads?: number;
   /** Prompt positions prefilled per onnxruntime run (0: whole prompts). */
   prefillChunk?: number;
+  /** MiB of prompt keys/values kept for prompts that begin the same way (0: none). */
+  prefixCache?: number;
   verbose?: boolean;
   /** Rows the runtime decodes together (continuous batching). */
   maxBatchSize?: number;
@@ -179,6 +181,11 @@ export function addLoadOptions(
       '--prefill-chunk <n>',
       `prompt positions prefilled per onnxruntime run (0: whole prompts; default ${DEFAULT_PREFILL_CHUNK})`,
       intArg(0),
+    )
+    .option(
+      '--prefix-cache <MiB>',
+      "keep this many MiB of prompt keys/values: a prompt that begins as a recent one (a chat's next turn, a shared system prompt) prefills only the rest (default 0: none)",
+      intArg(0, 1 << 20),
     )
     .option('-v, --verbose', 'log model loading details to stderr')
     .addOption(
@@ -296,6 +303,7 @@ export async function openModel<M extends BaseModel = Model>(
     ...(flags.maxBatchSize ? { maxBatchSize: flags.maxBatchSize } : {}),
     ...(flags.threads ? { intraOpThreads: flags.threads } : {}),
     ...(flags.prefillChunk !== undefined ? { prefillChunk: flags.prefillChunk } : {}),
+    ...(flags.prefixCache ? { prefixCache: flags.prefixCache * 2 ** 20 } : {}),
     ...(flags.onnxLogLevel ? { onnxLogLevel: flags.onnxLogLevel as OnnxLogLevel } : {}),
     ...(flags.q4AccuracyLevel !== undefined
       ? { q4AccuracyLevel: flags.q4AccuracyLevel as 0 | 1 | 2 | 3 | 4 }

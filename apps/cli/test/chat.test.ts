@@ -49,6 +49,30 @@ describe('chat with piped stdin', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/assistant> .*\[max tokens; seed 7\]\n/);
   });
+
+  it('--prefix-cache: the next turn goes on from the conversation so far (-v says how much)', async () => {
+    const model = await tinyModelDir();
+    const long =
+      'Tell me about tiramisu, the coffee dessert made of ladyfingers, mascarpone, eggs, sugar and cocoa, and where in Italy it comes from.';
+    const args = ['chat', '--model', model, '-n', '4', '--prefix-cache', '16', '-v'];
+    const r = await run(args, { input: `${long}\nAnd the recipe?\n` });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('[implicit-it] prefix cache of 16 MiB');
+    const notes = [...r.stdout.matchAll(/\[max tokens(?:; (\d+) prompt tokens reused)?\]/g)].map((m) => m[1]);
+    // the first turn has nothing to reuse; the second reuses at least the first turn's prompt
+    expect(notes).toHaveLength(2);
+    expect(notes[0]).toBeUndefined();
+    expect(Number(notes[1])).toBeGreaterThan(30);
+    // the same turns without the cache: the same replies
+    const plain = await run(
+      args.filter((a) => a !== '--prefix-cache' && a !== '16'),
+      {
+        input: `${long}\nAnd the recipe?\n`,
+      },
+    );
+    const replies = (out: string) => out.match(/assistant> .*/g)!.map((l) => l.replace(/ \[.*\]$/, ''));
+    expect(replies(r.stdout)).toEqual(replies(plain.stdout));
+  });
 });
 
 describe.skipIf(!TMUX)('chat in a pseudo-terminal (tmux)', () => {

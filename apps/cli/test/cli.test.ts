@@ -76,6 +76,7 @@ describe('help, version, usage errors', () => {
         '--dtype <dtype>',
         '--threads <n>',
         '--prefill-chunk <n>',
+        '--prefix-cache <MiB>',
         '--onnx-log-level <level>',
       ])
         expect(help, `${cmd}: ${flag}`).toContain(flag);

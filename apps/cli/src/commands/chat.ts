@@ -71,6 +71,7 @@ async function run(flags: ChatFlags): Promise<void> {
     let text = '';
     let rank: number | undefined;
     let finish = '';
+    let cached = 0;
     const seed = samplingSeed(flags);
     try {
       for await (const part of model.stream(
@@ -89,6 +90,7 @@ async function run(flags: ChatFlags): Promise<void> {
         } else {
           text = part.text;
           finish = part.finishReason;
+          cached = part.usage.cachedTokens ?? 0;
         }
       }
       messages.push({ role: 'assistant', content: text });
@@ -96,6 +98,8 @@ async function run(flags: ChatFlags): Promise<void> {
       const notes = [
         ...(finish === 'length' ? ['max tokens'] : []),
         ...(seed !== undefined ? [`seed ${seed}`] : []),
+        // with --prefix-cache: the conversation so far was not prefilled again
+        ...(flags.verbose && cached > 0 ? [`${cached} prompt tokens reused`] : []),
       ];
       process.stdout.write(notes.length > 0 ? out('dim', ` [${notes.join('; ')}]\n`) : '\n');
     } catch (error) {
