@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { FinishReason, TokenLogprob } from '@implicit-it/runtime';
+import type { FinishReason, GenerationResult, TokenLogprob } from '@implicit-it/runtime';
 import { continuesSequence, incompleteTail } from '@implicit-it/tokenizers';
 import { choiceCount, choiceInput, type Plan } from './plan.js';
 
@@ -8,6 +8,8 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** With a prefix cache (`LoadOptions.prefixCache`): the prompt tokens it served, as OpenAI reports its own. */
+  prompt_tokens_details?: { cached_tokens: number };
 }
 
 /** One generated token as the API reports it. */
@@ -219,7 +221,7 @@ function traceOf(tokens: readonly TokenInfo[]) {
 export interface ChoiceResult {
   text: string;
   finishReason: FinishReason;
-  usage: { promptTokens: number; completionTokens: number; totalTokens: number };
+  usage: GenerationResult['usage'];
   tokens: TokenInfo[];
 }
 
@@ -234,16 +236,25 @@ interface ChoiceState {
  * completion tokens of every choice. `usages[i]` is choice `i`'s, `n` choices per prompt.
  */
 export function requestUsage(
-  usages: readonly { promptTokens: number; completionTokens: number }[],
+  usages: readonly { promptTokens: number; completionTokens: number; cachedTokens?: number }[],
   n: number,
 ): Usage {
   let prompt = 0;
   let completion = 0;
+  let cached: number | undefined;
   usages.forEach((u, i) => {
-    if (i % n === 0) prompt += u.promptTokens;
+    if (i % n === 0) {
+      prompt += u.promptTokens;
+      if (u.cachedTokens !== undefined) cached = (cached ?? 0) + u.cachedTokens;
+    }
     completion += u.completionTokens;
   });
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    ...(cached !== undefined ? { prompt_tokens_details: { cached_tokens: cached } } : {}),
+  };
 }
 
 /**
@@ -368,7 +379,7 @@ export class ResponseWriter {
   }
 
   /** The last chunk when `stream_options.include_usage`: no choices, the request's usage. */
-  usageChunk(usages: readonly { promptTokens: number; completionTokens: number }[]) {
+  usageChunk(usages: readonly GenerationResult['usage'][]) {
     return { ...this.head(), choices: [], usage: requestUsage(usages, this.plan.n) };
   }
 }

@@ -1,5 +1,5 @@
 import { ImplicitItError } from '@implicit-it/rules';
-import type { StreamPart } from '@implicit-it/runtime';
+import type { GenerationResult, StreamPart } from '@implicit-it/runtime';
 import { ApiError, shuttingDown, toApiError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { type ChoiceResult, ResponseWriter, type TokenInfo } from './openai-format.js';
@@ -226,7 +226,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
   const count = choiceCount(plan);
   /** Tokens of each choice not sent yet (they go with the text they make). */
   const pending: TokenInfo[][] = Array.from({ length: count }, () => []);
-  const usages: { promptTokens: number; completionTokens: number }[] = [];
+  const usages: GenerationResult['usage'][] = [];
   let open = count;
 
   /** Chunks for one part; true when the stream is over (every choice finished). */

@@ -1,12 +1,12 @@
 // Several choices in one request: `n`, and a list of completions prompts. Each choice is one row of
 // the runtime's batch: its answer must equal what the runtime gives that prompt with that choice's
 // seed, and streams must interleave the choices' chunks without mixing them up.
-import { type GenerationResult, inputSeed, type Model } from '@implicit-it/runtime';
+import { type GenerationResult, inputSeed, loadModel, type Model } from '@implicit-it/runtime';
 import { documentStartId } from '@implicit-it/tokenizers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, createApp } from '../src/index.js';
 import { type Release, WorkQueue } from '../src/work-queue.js';
-import { json, parseSse, tinyModel } from './helpers.js';
+import { json, parseSse, tinyModel, tinyModelDir } from './helpers.js';
 
 let model: Model;
 let app: ApiApp;
@@ -414,5 +414,52 @@ describe('WorkQueue with several slots per request', () => {
     expect(await full.acquire(undefined, 2)).toBeNull();
     one();
     expect(await full.acquire(undefined, 2)).not.toBeNull();
+  });
+});
+
+describe('a served model with a prefix cache', () => {
+  it("reports the prompt tokens it served as OpenAI's usage.prompt_tokens_details.cached_tokens", async () => {
+    const reusing = await loadModel(await tinyModelDir(), { log: () => {}, prefixCache: 16 << 20 });
+    const served = createApp({ models: [{ id: 'tiny', model: reusing }], log: () => {} });
+    const ask = async (body: unknown) => {
+      const res = await served.request('/v1/chat/completions', json(body));
+      return res.headers.get('Content-Type')?.includes('json') ? res.json() : parseSse(await res.text());
+    };
+    const first = {
+      model: 'tiny',
+      max_tokens: 6,
+      messages: [
+        {
+          role: 'user',
+          content:
+            'Tell me about tiramisu, the coffee dessert made of ladyfingers, mascarpone, eggs, sugar and cocoa, and where in Italy it comes from.',
+        },
+      ],
+    };
+    const one = await ask(first);
+    expect(one.usage.prompt_tokens_details).toEqual({ cached_tokens: 0 });
+    // the next turn re-sends the conversation: its first turn's prompt is not prefilled again
+    const next = {
+      ...first,
+      n: 2,
+      messages: [
+        ...first.messages,
+        { role: 'assistant', content: one.choices[0].message.content },
+        { role: 'user', content: 'And the recipe?' },
+      ],
+    };
+    const two = await ask(next);
+    const cached = two.usage.prompt_tokens_details.cached_tokens;
+    const firstPrompt = reusing.prompt({ messages: first.messages }, 'tulu').ids.length;
+    expect(cached).toBeGreaterThanOrEqual(firstPrompt); // counted once for the two choices
+    expect(cached).toBeLessThan(two.usage.prompt_tokens);
+    // the same in a stream's usage chunk
+    const events = await ask({ ...next, stream: true, stream_options: { include_usage: true } });
+    expect(JSON.parse(events.at(-2)).usage.prompt_tokens_details.cached_tokens).toBe(
+      two.usage.prompt_tokens - 1,
+    );
+    // a model without one reports no details
+    expect((await post('/v1/chat/completions', chat())).body.usage.prompt_tokens_details).toBeUndefined();
+    await reusing.dispose();
   });
 });
