@@ -325,9 +325,10 @@ export class ResponseWriter {
       model: plan.served.id,
       system_fingerprint: SYSTEM_FINGERPRINT,
       choices,
+      // `generated` holds the same number of generations for each prompt, in prompt order
       usage: requestUsage(
         generated.map((r) => r.usage),
-        generated === results ? plan.n : plan.bestOf,
+        generated.length / plan.inputs.length,
       ),
     };
   }
