@@ -455,14 +455,12 @@ export class DecodeEngine {
       const cache = done!.cache as SlotCache;
       for (const [i, r] of distinct.entries()) {
         const n = r.req.promptIds.length;
-        if (n < prefixes.minTokens) continue;
         const from = reused[i]!;
         const runs: [number, number][] = [
           [before - from, from],
           [before + width - (n - from), n - from],
         ];
-        prefixes.store(
-          r.req.promptIds,
+        prefixes.store(r.req.promptIds, () =>
           cache.takeRow(
             i,
             runs.filter(([, len]) => len > 0),

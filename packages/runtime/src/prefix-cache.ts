@@ -83,22 +83,27 @@ export class PrefixCache {
     return { kv: best.kv, length: bestLength };
   }
 
-  /** Keeps a prompt's keys/values (`kv` holds exactly its `ids.length` positions). */
-  store(ids: readonly number[], kv: KvRows): void {
+  /**
+   * Keeps a prompt's keys/values: `take` gives them (exactly its `ids.length` positions), called only
+   * when the prompt is kept, as copying them out of the batch's cache costs about as much as they weigh.
+   */
+  store(ids: readonly number[], take: () => KvRows): void {
     if (ids.length < this.minTokens) return;
+    // a kept prompt that begins with this one (or is it) serves it already: used, nothing new kept
+    for (const [key, entry] of this.entries) {
+      if (!startsWith(entry.ids, ids)) continue;
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+      return;
+    }
+    const kv = take();
     const bytes = kv.data.reduce((sum, d) => sum + d.byteLength, 0);
     if (bytes > this.maxBytes) return;
+    // kept prompts this one begins with: it serves them
     for (const [key, entry] of this.entries) {
-      // a kept prompt that begins this one (or is it) is served by this one; one this begins serves it
-      if (startsWith(entry.ids, ids)) {
-        this.entries.delete(key);
-        this.entries.set(key, entry);
-        return;
-      }
-      if (startsWith(ids, entry.ids)) {
-        this.entries.delete(key);
-        this.bytes -= entry.bytes;
-      }
+      if (!startsWith(ids, entry.ids)) continue;
+      this.entries.delete(key);
+      this.bytes -= entry.bytes;
     }
     this.entries.set(keyOf(ids), { ids: [...ids], kv, bytes });
     this.bytes += bytes;

@@ -70,7 +70,7 @@ export class WorkerModel extends BaseModel {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private lastLoad: Load = { queued: 0, decoding: 0 };
-  private lastPrefix: PrefixCacheStats | null = null;
+  private lastPrefix: PrefixCacheStats | null;
   /** Messages of this tick, posted together in a microtask (`post`). */
   private outbox: ToWorker[] = [];
   private released = false;

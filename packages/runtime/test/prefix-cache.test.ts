@@ -16,8 +16,8 @@ const seq = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + 
 describe('PrefixCache', () => {
   it('finds the kept prompt sharing the longest prefix, never all of the prompt', () => {
     const cache = new PrefixCache(1 << 20, 4);
-    cache.store(seq(10), rows(10, 1));
-    cache.store([...seq(6), 99, 98, 97], rows(9, 2));
+    cache.store(seq(10), () => rows(10, 1));
+    cache.store([...seq(6), 99, 98, 97], () => rows(9, 2));
     expect(cache.lookup([...seq(10), 50])).toMatchObject({
       length: 10,
       kv: { data: [expect.any(Float32Array)] },
@@ -34,20 +34,22 @@ describe('PrefixCache', () => {
 
   it('keeps the longer of two prompts where one begins the other, and drops least recently used past its bytes', () => {
     const cache = new PrefixCache(100 * 8, 4);
-    cache.store(seq(10), rows(10));
-    cache.store(seq(20), rows(20)); // the next turn of the same conversation: replaces the first
+    cache.store(seq(10), () => rows(10));
+    cache.store(seq(20), () => rows(20)); // the next turn of the same conversation: replaces the first
     expect(cache.stats).toMatchObject({ entries: 1, bytes: 20 * 8 });
-    cache.store(seq(15), rows(15)); // begins a kept one: nothing new
+    cache.store(seq(15), () => {
+      throw new Error('not copied: a kept prompt begins with it'); // begins a kept one: nothing new
+    });
     expect(cache.stats).toMatchObject({ entries: 1, bytes: 20 * 8 });
-    cache.store(seq(50, 1000), rows(50));
+    cache.store(seq(50, 1000), () => rows(50));
     cache.lookup([...seq(20), 1]); // the first is used again: the second is now the least recent
-    cache.store(seq(40, 2000), rows(40));
+    cache.store(seq(40, 2000), () => rows(40));
     expect(cache.stats).toMatchObject({ entries: 2, bytes: 60 * 8 });
     expect(cache.lookup([...seq(50, 1000), 1])).toBeNull();
     expect(cache.lookup([...seq(40, 2000), 1])!.length).toBe(40);
     // shorter than minTokens, or larger than the whole budget: not kept
-    cache.store(seq(3, 5000), rows(3));
-    cache.store(seq(101, 6000), rows(101));
+    cache.store(seq(3, 5000), () => rows(3));
+    cache.store(seq(101, 6000), () => rows(101));
     expect(cache.stats.entries).toBe(2);
     cache.clear();
     expect(cache.stats).toMatchObject({ entries: 0, bytes: 0 });
