@@ -2,8 +2,10 @@
 // The prefix cache (LoadOptions.prefixCache) on the smollm2-135m-shaped bench model, CPU: time to
 // first token of prompts that begin as an earlier one, with the cache vs without, measured side by
 // side (the two models alternate on each prompt). Two workloads:
-//   - a conversation: each turn re-sends the history (the last prompt, a reply, a new question);
-//   - requests sharing a long preamble (a system prompt, few-shot examples) before short questions.
+//   - a conversation: each turn re-sends the history (the last prompt, a reply, a new question), the
+//     replies written elsewhere (edited, or tokenized otherwise), so only the last prompt is reused;
+//   - requests sharing a long preamble (a system prompt, few-shot examples) before short questions;
+//   - a chat with the model's own replies, which the cache keeps with their prompts.
 // Prints a report and `BENCH {...}` lines.
 import { cpus } from 'node:os';
 import { loadModel } from '../dist/index.js';
@@ -38,13 +40,16 @@ async function side(ids) {
   return { fresh: a.ms, reusing: b.ms, cached: b.cached };
 }
 
-// 1. a conversation: a 256-token first prompt, then each turn adds a 96-token reply and a 32-token question
+// 1. a conversation: a 256-token first prompt, then each turn adds a 96-token reply (not the model's:
+// the cache has not seen it) and a 32-token question
 const turns = quick ? 4 : 8;
 const text = promptOf(256 + turns * 128, 100);
 const rows = [];
 for (let t = 0; t < turns; t++)
   rows.push({ length: 256 + t * 128, ...(await side(text.slice(0, 256 + t * 128))) });
-console.log('\n1. a conversation, each turn re-sending the history (time to first token, ms):');
+console.log(
+  '\n1. a conversation, each turn re-sending the history, replies not generated here (time to first token, ms):',
+);
 for (const r of rows)
   console.log(
     `   ${String(r.length).padStart(5)} tokens: without ${r.fresh.toFixed(0).padStart(5)}, with ${r.reusing.toFixed(0).padStart(5)} (${r.cached} reused)`,
@@ -81,6 +86,39 @@ bench(
   'report',
   mismatches === 0,
 );
+// 3. a chat with the model's own replies: each turn re-sends the last prompt, the 64-token reply the
+// model gave to it (generated with the cache, which keeps prompt and reply), and a 32-token question
+reusing.clearPrefixCache();
+const chatTurns = quick ? 3 : 6;
+const chat = [];
+let history = promptOf(256, 12000);
+for (let t = 0; t < chatTurns; t++) {
+  const row = { length: history.length, ...(await side(history)) };
+  chat.push(row);
+  const [reply] = await reusing.generate(
+    { promptIds: history, scopeStart: 0 },
+    { maxNewTokens: 64, rules: 'hewitt2024', ignoreEos: true },
+  );
+  history = [...history, ...reply.tokenIds, ...promptOf(32, 14000 + t * 40)];
+}
+console.log("\n3. a chat, each turn re-sending the model's own last reply (time to first token, ms):");
+for (const r of chat)
+  console.log(
+    `   ${String(r.length).padStart(5)} tokens: without ${r.fresh.toFixed(0).padStart(5)}, with ${r.reusing.toFixed(0).padStart(5)} (${r.cached} reused)`,
+  );
+const chatLater = chat.slice(1);
+const chatRatio = sum(chatLater.map((r) => r.fresh)) / sum(chatLater.map((r) => r.reusing));
+console.log(
+  `   turns 2-${chatTurns}: ${sum(chatLater.map((r) => r.fresh)).toFixed(0)} ms vs ${sum(chatLater.map((r) => r.reusing)).toFixed(0)} ms -> ${chatRatio.toFixed(2)}x`,
+);
+bench(
+  `runtime: prefix cache, chat turns 2-${chatTurns} with the model's replies TTFT`,
+  +chatRatio.toFixed(2),
+  'x',
+  'report',
+  mismatches === 0,
+);
+
 console.log(
   `\nfirst tokens ${mismatches === 0 ? 'identical' : `DIFFERENT in ${mismatches} prompt(s)`} with and without the cache; cache: ${JSON.stringify(reusing.prefixCacheStats)}`,
 );

@@ -643,7 +643,10 @@ export class DecodeEngine {
     const keep: number[] = [];
     for (const [b, r] of this.active.entries()) {
       if (r.finish === null) keep.push(b);
-      else this.settle(r);
+      else {
+        if (r.finish === 'stop' || r.finish === 'length') this.keepSequence(b, r);
+        this.settle(r);
+      }
     }
     this.cache = keep.length > 0 && this.cache ? this.cache.gather(keep) : null;
     this.active = keep.map((b) => this.active[b]!);
@@ -659,6 +662,26 @@ export class DecodeEngine {
     if (start < SLOT_CHUNK) return;
     this.cache = this.cache.trimLeft(start);
     for (const r of this.active) r.mask = r.mask.slice(start);
+  }
+
+  /**
+   * Keeps a finished row's prompt and reply in the prefix cache (where there is one): the next turn of
+   * a conversation re-sends both, so it goes on from the end of this reply, not from the end of this
+   * prompt. Its keys/values are the positions its mask shows: the prompt, then every generated token
+   * but the last (sampled, never fed).
+   */
+  private keepSequence(b: number, r: Row): void {
+    const prefixes = this.options.prefixCache;
+    const cache = this.cache;
+    if (prefixes === null || !(cache instanceof SlotCache)) return;
+    const ids = [...r.req.promptIds, ...r.out.slice(0, -1)];
+    const runs = maskRuns(r.mask);
+    const cached = runs.reduce((sum, [, n]) => sum + n, 0);
+    if (cached !== ids.length)
+      throw new Error(
+        `internal: row ${r.id} has ${ids.length} tokens fed but ${cached} positions in its mask`,
+      );
+    prefixes.store(ids, () => cache.takeRow(b, runs));
   }
 
   private settle(r: Row): void {
@@ -681,4 +704,16 @@ export class DecodeEngine {
       ...(r.req.trace ? { baseRanks: r.baseRanks } : {}),
     });
   }
+}
+
+/** The runs of 1s in an attention mask over the cache, as [start, length] pairs in order. */
+export function maskRuns(mask: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (let t = 0; t < mask.length; t++) {
+    if (mask[t] !== 1) continue;
+    const last = runs[runs.length - 1];
+    if (last && last[0] + last[1] === t) last[1]++;
+    else runs.push([t, 1]);
+  }
+  return runs;
 }

@@ -40,15 +40,16 @@ export interface LoadOptions extends SessionOptions, ResolveOptions {
    */
   prefillChunk?: number;
   /**
-   * Bytes of prompt keys/values kept for reuse (default 0: none). A prompt that begins as a kept one
-   * (a conversation's next turn, which re-sends the history; a shared system prompt or few-shot
-   * preamble of 32 tokens or more) then prefills only what follows. Results agree with a fresh
-   * prefill to float rounding (other kernel shapes, as in a batch), so greedy outputs can differ
-   * where two tokens are within rounding of each other. Each prompt of 32 tokens or more is kept
-   * (about 46 KB per token for smollm2-135m in float32: layers x 2 x kvHeads x headDim x 4 bytes),
-   * least recently used dropped first. Applies where prompts can run in chunks (see `prefillChunk`);
-   * `prefixCacheStats` says what it holds and saved, and each result's `usage.cachedTokens` how many
-   * of its prompt's positions it reused.
+   * Bytes of prompt and reply keys/values kept for reuse (default 0: none). A prompt that begins as a
+   * kept sequence (a chat's next turn, which re-sends the history and the last reply; a shared system
+   * prompt or few-shot preamble of 32 tokens or more) then prefills only what follows. Results agree
+   * with a fresh prefill to float rounding (other kernel shapes, as in a batch), so greedy outputs can
+   * differ where two tokens are within rounding of each other. Each prompt of 32 tokens or more is
+   * kept once prefilled, then with its reply once its row ends (about 46 KB per token for
+   * smollm2-135m in float32: layers x 2 x kvHeads x headDim x 4 bytes), least recently used dropped
+   * first. Applies where prompts can run in chunks (see `prefillChunk`); `prefixCacheStats` says what
+   * it holds and saved, and each result's `usage.cachedTokens` how many of its prompt's positions it
+   * reused.
    */
   prefixCache?: number;
 }

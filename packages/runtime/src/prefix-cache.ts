@@ -1,6 +1,6 @@
 import type { KvRows } from './kv-cache.js';
 
-/** A prompt's keys/values, kept for prompts that begin the same way (`PrefixCache`). */
+/** A prompt's keys/values (with its reply's, once generated), kept for prompts that begin the same way. */
 interface Entry {
   ids: readonly number[];
   kv: KvRows;
@@ -9,7 +9,7 @@ interface Entry {
 
 /** What a `PrefixCache` holds and has saved. */
 export interface PrefixCacheStats {
-  /** Prompts kept. */
+  /** Sequences kept (prompts, and prompts with their replies). */
   entries: number;
   /** Bytes their keys/values take. */
   bytes: number;
@@ -22,13 +22,14 @@ export interface PrefixCacheStats {
 }
 
 /**
- * The keys/values of recent prompts, so that a prompt that begins as one of them (a conversation's
- * next turn, a shared system prompt or few-shot preamble) prefills only what follows. A key or value
- * at position `t` depends on the tokens up to `t` alone (causal attention; keys carry their rotary
- * position), so the first `k` positions of a kept prompt serve any prompt with the same first `k`
- * tokens, exactly as a fresh prefill would compute them (to float rounding: other kernel shapes).
+ * The keys/values of recent sequences (prompts, then prompts with the replies generated to them), so
+ * that a prompt that begins as one of them (a chat's next turn, a shared system prompt or few-shot
+ * preamble) prefills only what follows. A key or value at position `t` depends on the tokens up to
+ * `t` alone (causal attention; keys carry their rotary position), so the first `k` positions of a
+ * kept sequence serve any prompt with the same first `k` tokens, exactly as a fresh prefill would
+ * compute them (to float rounding: other kernel shapes).
  *
- * Bounded by bytes, least recently used dropped first. A kept prompt that begins another one is
+ * Bounded by bytes, least recently used dropped first. A kept sequence that begins another one is
  * dropped when the longer one is kept: the longer serves everything the shorter did.
  */
 export class PrefixCache {
@@ -55,9 +56,9 @@ export class PrefixCache {
   }
 
   /**
-   * The kept prompt sharing the longest prefix with `ids`, and how many of its positions to reuse:
+   * The kept sequence sharing the longest prefix with `ids`, and how many of its positions to reuse:
    * the shared prefix, but never all of `ids` (its last position is run, for the next token's
-   * logits). Null when no prompt shares `minTokens` or more.
+   * logits). Null when no kept sequence shares `minTokens` or more.
    */
   lookup(ids: readonly number[]): { kv: KvRows; length: number } | null {
     let best: Entry | null = null;
@@ -84,12 +85,13 @@ export class PrefixCache {
   }
 
   /**
-   * Keeps a prompt's keys/values: `take` gives them (exactly its `ids.length` positions), called only
-   * when the prompt is kept, as copying them out of the batch's cache costs about as much as they weigh.
+   * Keeps a sequence's keys/values (a prompt, or a prompt and its reply): `take` gives them (exactly
+   * its `ids.length` positions), called only when it is kept, as copying them out of the batch's
+   * cache costs about as much as they weigh.
    */
   store(ids: readonly number[], take: () => KvRows): void {
     if (ids.length < this.minTokens) return;
-    // a kept prompt that begins with this one (or is it) serves it already: used, nothing new kept
+    // a kept sequence that begins with this one (or is it) serves it already: used, nothing new kept
     for (const [key, entry] of this.entries) {
       if (!startsWith(entry.ids, ids)) continue;
       this.entries.delete(key);
@@ -99,7 +101,7 @@ export class PrefixCache {
     const kv = take();
     const bytes = kv.data.reduce((sum, d) => sum + d.byteLength, 0);
     if (bytes > this.maxBytes) return;
-    // kept prompts this one begins with: it serves them
+    // kept sequences this one begins with: it serves them
     for (const [key, entry] of this.entries) {
       if (!startsWith(ids, entry.ids)) continue;
       this.entries.delete(key);
@@ -114,7 +116,7 @@ export class PrefixCache {
     }
   }
 
-  /** Drops every kept prompt (the counters stay). */
+  /** Drops every kept sequence (the counters stay). */
   clear(): void {
     this.entries.clear();
     this.bytes = 0;

@@ -116,7 +116,35 @@ describe('a model with a prefix cache', () => {
     expect(again!.usage.cachedTokens).toBe(99);
     expectSame(again!, second!);
     expect(plain.prefixCacheStats).toBeNull();
-    expect(cached.prefixCacheStats).toMatchObject({ entries: 1, hits: 2, reusedTokens: 159 });
+    // each prompt kept with its reply (the second turn's did not go on as the first reply)
+    expect(cached.prefixCacheStats).toMatchObject({ entries: 2, hits: 2, reusedTokens: 159 });
+  });
+
+  it("a conversation's next turn goes on from the end of the last reply, rows of a batch each from its own", async () => {
+    for (const model of [cached, chunked]) {
+      const firsts = [text.slice(0, 60), text.slice(20, 50), text.slice(40, 110)];
+      // different lengths, left-padded together, and replies of different lengths (EOS held off
+      // for some): each row's keys/values are runs of its mask, with padding between
+      const eos = model.info.eosIds[0]!;
+      const replies = await Promise.all(
+        firsts.map((ids, i) =>
+          model.generate(input(ids), { ...opts, maxNewTokens: 6 + 4 * i, logitBias: { [eos]: -100 } }),
+        ),
+      );
+      const nexts = firsts.map((ids, i) => [
+        ...ids,
+        ...replies[i]![0]!.tokenIds,
+        ...text.slice(110 - 10 * i, 120),
+      ]);
+      const seconds = await model.generate(nexts.map(input), opts);
+      // every token of the last turn but the reply's last (sampled, never fed) is reused
+      expect(seconds.map((r) => r.usage.cachedTokens)).toEqual(
+        firsts.map((ids, i) => ids.length + 6 + 4 * i - 1),
+      );
+      for (const [i, ids] of nexts.entries())
+        expectSame(seconds[i]!, (await plain.generate(input(ids), opts))[0]!);
+      model.clearPrefixCache();
+    }
   });
 
   it('rows prefilled together each go on from their own prefix (or none), in chunks too', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { maskRuns } from '../src/decode-engine.js';
 import { halfToFloat } from '../src/float16.js';
 import { createRng, rankOf, sampleToken, topEntries } from '../src/index.js';
 import { StopMatcher } from '../src/stop-matcher.js';
@@ -61,4 +62,16 @@ describe('float16', () => {
     [0x7c00, Number.POSITIVE_INFINITY],
     [0x3555, 0.333251953125],
   ])('%s -> %s', (h, f) => expect(halfToFloat(h)).toBe(f));
+});
+
+describe('maskRuns', () => {
+  it("gives the runs of a row's cached positions, in order", () => {
+    expect(maskRuns([0, 0, 1, 1, 1, 0, 1, 1, 0, 0, 1])).toEqual([
+      [2, 3],
+      [6, 2],
+      [10, 1],
+    ]);
+    expect(maskRuns([1, 1])).toEqual([[0, 2]]);
+    expect(maskRuns([0, 0])).toEqual([]);
+  });
 });
