@@ -144,7 +144,7 @@ export interface ModelFlags {
   threads?: number;
   /** Prompt positions prefilled per onnxruntime run (0: whole prompts). */
   prefillChunk?: number;
-  /** MiB of prompt keys/values kept for prompts that begin the same way (0: none). */
+  /** MiB of prompt and reply keys/values kept for prompts that begin the same way (0: none). */
   prefixCache?: number;
   verbose?: boolean;
   /** Rows the runtime decodes together (continuous batching). */
@@ -155,13 +155,18 @@ export interface ModelFlags {
   q4AccuracyLevel?: number;
 }
 
+/** MiB of `--prefix-cache` in `chat`, where every turn re-sends the conversation so far. */
+export const CHAT_PREFIX_CACHE_MIB = 256;
+
 /**
  * How a model loads: the flags every model-loading command takes after its `--model`.
- * `offlineHelp` says what `--offline` means for the command (the default model, or cached hub ids).
+ * `offlineHelp` says what `--offline` means for the command (the default model, or cached hub ids);
+ * `prefixCacheMiB` is the command's default `--prefix-cache`.
  */
 export function addLoadOptions(
   cmd: Command,
   offlineHelp = 'never use the network (the default model is then the random-weights stand-in)',
+  prefixCacheMiB = 0,
 ): Command {
   return cmd
     .option('--offline', offlineHelp)
@@ -184,8 +189,9 @@ export function addLoadOptions(
     )
     .option(
       '--prefix-cache <MiB>',
-      "keep this many MiB of prompt keys/values: a prompt that begins as a recent one (a chat's next turn, a shared system prompt) prefills only the rest (default 0: none)",
+      `keep this many MiB of prompt and reply keys/values: a prompt that begins as a recent prompt and reply (a chat's next turn, a shared system prompt) prefills only the rest (${prefixCacheMiB === 0 ? 'default 0: none' : '0: none'})`,
       intArg(0, 1 << 20),
+      prefixCacheMiB > 0 ? prefixCacheMiB : undefined,
     )
     .option('-v, --verbose', 'log model loading details to stderr')
     .addOption(

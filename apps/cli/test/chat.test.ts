@@ -50,26 +50,29 @@ describe('chat with piped stdin', () => {
     expect(r.stdout).toMatch(/assistant> .*\[max tokens; seed 7\]\n/);
   });
 
-  it('--prefix-cache: the next turn goes on from the conversation so far (-v says how much)', async () => {
+  it('keeps a prefix cache by default: the next turn goes on from the last reply (-v says how much)', async () => {
     const model = await tinyModelDir();
     const long =
       'Tell me about tiramisu, the coffee dessert made of ladyfingers, mascarpone, eggs, sugar and cocoa, and where in Italy it comes from.';
-    const args = ['chat', '--model', model, '-n', '4', '--prefix-cache', '16', '-v'];
-    const r = await run(args, { input: `${long}\nAnd the recipe?\n` });
+    const input = `${long}\nAnd the recipe?\n`;
+    const args = ['chat', '--model', model, '-n', '4', '-v'];
+    const r = await run(args, { input });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain('[implicit-it] prefix cache of 16 MiB');
-    const notes = [...r.stdout.matchAll(/\[max tokens(?:; (\d+) prompt tokens reused)?\]/g)].map((m) => m[1]);
-    // the first turn has nothing to reuse; the second reuses at least the first turn's prompt
+    expect(r.stderr).toContain('[implicit-it] prefix cache of 256 MiB');
+    const notes = [...r.stdout.matchAll(/\[max tokens; (\d+) of (\d+) prompt tokens reused\]/g)].map((m) => [
+      Number(m[1]),
+      Number(m[2]),
+    ]);
+    // the first turn has nothing to reuse; the second reuses the first turn's prompt and its reply
+    // but for the reply's last token (sampled, never fed)
     expect(notes).toHaveLength(2);
-    expect(notes[0]).toBeUndefined();
-    expect(Number(notes[1])).toBeGreaterThan(30);
-    // the same turns without the cache: the same replies
-    const plain = await run(
-      args.filter((a) => a !== '--prefix-cache' && a !== '16'),
-      {
-        input: `${long}\nAnd the recipe?\n`,
-      },
-    );
+    expect(notes[0]![0]).toBe(0);
+    expect(notes[1]![0]).toBe(notes[0]![1] + 4 - 1);
+    // the same turns without the cache (--prefix-cache 0): the same replies, and no notes
+    const plain = await run([...args, '--prefix-cache', '0'], { input });
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stderr).not.toContain('prefix cache');
+    expect(plain.stdout).not.toContain('reused');
     const replies = (out: string) => out.match(/assistant> .*/g)!.map((l) => l.replace(/ \[.*\]$/, ''));
     expect(replies(r.stdout)).toEqual(replies(plain.stdout));
   });

@@ -2,7 +2,14 @@ import { createInterface } from 'node:readline';
 import type { RuleSpec } from '@implicit-it/rules';
 import type { ChatMessage } from '@implicit-it/tokenizers';
 import type { Command } from 'commander';
-import { addBosFlag, type ModelFlags, openModel, parseRules, rulesLabel } from '../flags.js';
+import {
+  addBosFlag,
+  CHAT_PREFIX_CACHE_MIB,
+  type ModelFlags,
+  openModel,
+  parseRules,
+  rulesLabel,
+} from '../flags.js';
 import { CliError, forTerminal, painter } from '../output.js';
 import {
   addGenerationOptions,
@@ -71,7 +78,7 @@ async function run(flags: ChatFlags): Promise<void> {
     let text = '';
     let rank: number | undefined;
     let finish = '';
-    let cached = 0;
+    let usage: { promptTokens: number; cachedTokens?: number } | null = null;
     const seed = samplingSeed(flags);
     try {
       for await (const part of model.stream(
@@ -90,7 +97,7 @@ async function run(flags: ChatFlags): Promise<void> {
         } else {
           text = part.text;
           finish = part.finishReason;
-          cached = part.usage.cachedTokens ?? 0;
+          usage = part.usage;
         }
       }
       messages.push({ role: 'assistant', content: text });
@@ -98,8 +105,10 @@ async function run(flags: ChatFlags): Promise<void> {
       const notes = [
         ...(finish === 'length' ? ['max tokens'] : []),
         ...(seed !== undefined ? [`seed ${seed}`] : []),
-        // with --prefix-cache: the conversation so far was not prefilled again
-        ...(flags.verbose && cached > 0 ? [`${cached} prompt tokens reused`] : []),
+        // with --prefix-cache: how much of the conversation so far was not prefilled again
+        ...(flags.verbose && usage?.cachedTokens !== undefined
+          ? [`${usage.cachedTokens} of ${usage.promptTokens} prompt tokens reused`]
+          : []),
       ];
       process.stdout.write(notes.length > 0 ? out('dim', ` [${notes.join('; ')}]\n`) : '\n');
     } catch (error) {
@@ -177,7 +186,7 @@ export function registerChat(program: Command): void {
     .description('an interactive multi-turn chat, streamed (base model + rules)')
     .option('-s, --system <text>', 'a system message opening the conversation')
     .option('--trace', "colour each token by the base model's rank of it (1 plain, 2-3 yellow, lower red)");
-  addGenerationOptions(cmd)
+  addGenerationOptions(cmd, CHAT_PREFIX_CACHE_MIB)
     .addHelpText(
       'after',
       `

@@ -37,7 +37,7 @@ interface GenerateFlags extends ModelFlags {
 }
 
 /** Options shared by `generate` and `chat`. */
-export function addGenerationOptions(cmd: Command): Command {
+export function addGenerationOptions(cmd: Command, prefixCacheMiB = 0): Command {
   cmd
     .option(
       '-m, --model <dir|hub-id>',
@@ -65,7 +65,7 @@ export function addGenerationOptions(cmd: Command): Command {
       intArg(0, 2 ** 32 - 1),
     )
     .option('--stop <text>', 'stop string (repeatable)', collect);
-  return addLoadOptions(cmd);
+  return addLoadOptions(cmd, undefined, prefixCacheMiB);
 }
 
 /**
