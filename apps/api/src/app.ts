@@ -3,6 +3,7 @@ import { setMaxListeners } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { zValidator } from '@hono/zod-validator';
 import { resolveRuleSpec } from '@implicit-it/rules';
+import type { PrefixCacheStats } from '@implicit-it/runtime';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
@@ -12,7 +13,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { bearerAuth } from './auth.js';
 import { ApiError, toApiError } from './errors.js';
 import { jsonBody } from './json-body.js';
-import { Metrics } from './metrics.js';
+import { Metrics, type Sample } from './metrics.js';
 import { type ApiOptions, type ResolvedApiOptions, resolveApiOptions } from './options.js';
 import { planChat, planCompletion, RuleCache } from './plan.js';
 import { type PlaygroundConfig, playgroundPage } from './playground/page.js';
@@ -71,25 +72,28 @@ export function createApp(options: ApiOptions): ApiApp {
   // `WorkerModel` runs them in its own thread)
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
-  const metrics = new Metrics(() => {
-    const mem = process.memoryUsage();
-    const delay = (ns: number) => (loopDelay.count > 0 ? ns / 1e9 : 0);
-    const loop = {
-      nodejs_eventloop_lag_max_seconds: delay(loopDelay.max),
-      nodejs_eventloop_lag_p99_seconds: delay(loopDelay.percentile(99)),
-      nodejs_eventloop_lag_mean_seconds: delay(loopDelay.mean),
-    };
-    loopDelay.reset(); // each scrape covers the time since the last one
-    return {
-      implicit_it_queue_depth: queue.depth,
-      implicit_it_active_generations: queue.active,
-      implicit_it_concurrency_limit: queue.concurrency,
-      implicit_it_queue_limit: queue.maxQueued,
-      process_resident_memory_bytes: mem.rss,
-      nodejs_heap_used_bytes: mem.heapUsed,
-      ...loop,
-    };
-  });
+  const metrics = new Metrics(
+    () => {
+      const mem = process.memoryUsage();
+      const delay = (ns: number) => (loopDelay.count > 0 ? ns / 1e9 : 0);
+      const loop = {
+        nodejs_eventloop_lag_max_seconds: delay(loopDelay.max),
+        nodejs_eventloop_lag_p99_seconds: delay(loopDelay.percentile(99)),
+        nodejs_eventloop_lag_mean_seconds: delay(loopDelay.mean),
+      };
+      loopDelay.reset(); // each scrape covers the time since the last one
+      return {
+        implicit_it_queue_depth: queue.depth,
+        implicit_it_active_generations: queue.active,
+        implicit_it_concurrency_limit: queue.concurrency,
+        implicit_it_queue_limit: queue.maxQueued,
+        process_resident_memory_bytes: mem.rss,
+        nodejs_heap_used_bytes: mem.heapUsed,
+        ...loop,
+      };
+    },
+    () => server.models.flatMap(({ id, model }) => prefixCacheSamples(id, model.prefixCacheStats)),
+  );
 
   const app = new Hono<Env>();
   const shutdown = new AbortController();
@@ -287,4 +291,47 @@ export function createApp(options: ApiOptions): ApiApp {
       },
     },
   });
+}
+
+/** A served model's prefix cache (`LoadOptions.prefixCache`) as metrics, labelled by its id; none without one. */
+function prefixCacheSamples(model: string, stats: PrefixCacheStats | null): Sample[] {
+  if (stats === null) return [];
+  const labels = { model };
+  return [
+    {
+      name: 'implicit_it_prefix_cache_hits_total',
+      type: 'counter',
+      help: 'Prompts that went on from a kept prefix instead of prefilling it (prefix cache).',
+      labels,
+      value: stats.hits,
+    },
+    {
+      name: 'implicit_it_prefix_cache_reused_tokens_total',
+      type: 'counter',
+      help: 'Prompt positions taken from the prefix cache, not prefilled (each prompt once, however many choices).',
+      labels,
+      value: stats.reusedTokens,
+    },
+    {
+      name: 'implicit_it_prefix_cache_entries',
+      type: 'gauge',
+      help: 'Sequences (prompts, prompts with their replies) the prefix cache keeps.',
+      labels,
+      value: stats.entries,
+    },
+    {
+      name: 'implicit_it_prefix_cache_bytes',
+      type: 'gauge',
+      help: 'Bytes of keys/values the prefix cache keeps.',
+      labels,
+      value: stats.bytes,
+    },
+    {
+      name: 'implicit_it_prefix_cache_max_bytes',
+      type: 'gauge',
+      help: 'Bytes the prefix cache may keep (LoadOptions.prefixCache).',
+      labels,
+      value: stats.maxBytes,
+    },
+  ];
 }

@@ -14,16 +14,29 @@ interface Histogram {
   count: number;
 }
 
+/** A series read when scraped, with labels (a served model's figures). */
+export interface Sample {
+  name: string;
+  type: 'counter' | 'gauge';
+  help: string;
+  labels: Labels;
+  value: number;
+}
+
 /**
  * The server's counters in the Prometheus text format (version 0.0.4): requests by route and
  * status, prompt and completion tokens, request latency and time to first token, queue depth,
- * running generations, client disconnects, process memory, event-loop delay. No dependency: a few maps.
+ * running generations, client disconnects, process memory, event-loop delay, and what `samples`
+ * reads at each scrape (each model's prefix cache). No dependency: a few maps.
  */
 export class Metrics {
   private readonly counters = new Map<string, Map<string, number>>();
   private readonly histograms = new Map<string, Map<string, Histogram>>();
 
-  constructor(private readonly gauges: () => Record<string, number>) {}
+  constructor(
+    private readonly gauges: () => Record<string, number>,
+    private readonly samples: () => readonly Sample[] = () => [],
+  ) {}
 
   /** Adds `by` to a counter. */
   inc(name: string, labels: Labels = {}, by = 1): void {
@@ -118,6 +131,13 @@ export class Metrics {
     for (const [name, value] of Object.entries(this.gauges())) {
       lines.push(`# HELP ${name} ${gaugeHelp[name] ?? name}`, `# TYPE ${name} gauge`);
       series(name, '', value);
+    }
+    // one HELP and TYPE per name, however many label sets follow
+    const named = new Map<string, Sample[]>();
+    for (const sample of this.samples()) named.set(sample.name, [...(named.get(sample.name) ?? []), sample]);
+    for (const [name, list] of named) {
+      lines.push(`# HELP ${name} ${list[0]!.help}`, `# TYPE ${name} ${list[0]!.type}`);
+      for (const sample of list) series(name, key(sample.labels), sample.value);
     }
     return `${lines.join('\n')}\n`;
   }

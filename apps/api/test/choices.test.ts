@@ -459,8 +459,22 @@ describe('a served model with a prefix cache', () => {
     expect(JSON.parse(events.at(-2)).usage.prompt_tokens_details.cached_tokens).toBe(
       two.usage.prompt_tokens - 1,
     );
-    // a model without one reports no details
+    // /metrics: the cache's figures, by model (each prompt once: the n = 2 request looked up one)
+    const metrics = await (await served.request('/metrics')).text();
+    const streamed = JSON.parse(events.at(-2)).usage.prompt_tokens_details.cached_tokens;
+    expect(metrics).toContain(
+      '# TYPE implicit_it_prefix_cache_reused_tokens_total counter\n' +
+        `implicit_it_prefix_cache_reused_tokens_total{model="tiny"} ${cached + streamed}\n`,
+    );
+    expect(metrics).toMatch(/^implicit_it_prefix_cache_hits_total\{model="tiny"\} 2$/m);
+    expect(metrics).toMatch(/^implicit_it_prefix_cache_entries\{model="tiny"\} [1-9]\d*$/m);
+    expect(metrics).toContain(`implicit_it_prefix_cache_max_bytes{model="tiny"} ${16 << 20}\n`);
+    expect(metrics).toContain(
+      `implicit_it_prefix_cache_bytes{model="tiny"} ${reusing.prefixCacheStats!.bytes}\n`,
+    );
+    // a model without one reports no details, and no such metrics
     expect((await post('/v1/chat/completions', chat())).body.usage.prompt_tokens_details).toBeUndefined();
+    expect(await (await app.request('/metrics')).text()).not.toContain('prefix_cache');
     await reusing.dispose();
   });
 });
