@@ -192,14 +192,21 @@ const PAD_SHARE = 0.25;
 /** Positions per row per prefill run, at least (`prefillChunk` is shared by the rows of a group). */
 const MIN_ROW_CHUNK = 16;
 
-/** `rows` in groups of similar prompt length, shortest first (see `PAD_SLACK`). */
-export function lengthGroups<T extends { req: { promptIds: readonly number[] } }>(rows: readonly T[]): T[][] {
-  const sorted = [...rows].sort((a, b) => a.req.promptIds.length - b.req.promptIds.length);
+/**
+ * `rows` in groups of similar prompt length, shortest first (see `PAD_SLACK`). `runs` is the length
+ * a row's prefill runs: its prompt's, less what a prefix cache gives it.
+ */
+export function lengthGroups<T extends { req: { promptIds: readonly number[] } }>(
+  rows: readonly T[],
+  runs: (row: T) => number = (r) => r.req.promptIds.length,
+): T[][] {
+  const length = new Map(rows.map((r) => [r, runs(r)]));
+  const sorted = [...rows].sort((a, b) => length.get(a)! - length.get(b)!);
   const groups: T[][] = [];
   let group: T[] = [];
   let real = 0;
   for (const r of sorted) {
-    const n = r.req.promptIds.length; // the longest so far: the group's width with it
+    const n = length.get(r)!; // the longest so far: the group's width with it
     const padding = n * (group.length + 1) - (real + n);
     if (group.length > 0 && padding > Math.max(PAD_SLACK, PAD_SHARE * (real + n))) {
       groups.push(group);
@@ -338,7 +345,7 @@ export class DecodeEngine {
           this.waited = 0;
           this.admitting = this.pending.splice(0, room);
           try {
-            for (const group of lengthGroups(this.admitting)) await this.admitOrFail(group);
+            for (const group of lengthGroups(this.admitting, this.runLength)) await this.admitOrFail(group);
           } finally {
             this.admitting = [];
           }
@@ -358,6 +365,10 @@ export class DecodeEngine {
       }
     }
   }
+
+  /** The prompt positions a row's prefill would run now: less those the prefix cache would give it. */
+  private readonly runLength = (r: Row): number =>
+    r.req.promptIds.length - (this.options.prefixCache?.peek(r.req.promptIds) ?? 0);
 
   /**
    * Prefills new rows (left-padded together) and merges them into the running batch. Rows with the
@@ -496,11 +507,11 @@ export class DecodeEngine {
     const waiting = this.admitting.filter((r) => !this.active.includes(r)).length;
     const room = this.options.maxBatchSize - this.active.length - waiting;
     if (room <= 0 || this.pending.length === 0) return;
-    const joining = this.pending.filter((r) => r.req.promptIds.length < remaining).slice(0, room);
+    const joining = this.pending.filter((r) => this.runLength(r) < remaining).slice(0, room);
     if (joining.length === 0) return;
     for (const r of joining) this.pending.splice(this.pending.indexOf(r), 1);
     this.admitting.push(...joining);
-    for (const group of lengthGroups(joining)) await this.admitOrFail(group);
+    for (const group of lengthGroups(joining, this.runLength)) await this.admitOrFail(group);
   }
 
   /**

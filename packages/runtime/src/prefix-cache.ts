@@ -58,9 +58,28 @@ export class PrefixCache {
   /**
    * The kept sequence sharing the longest prefix with `ids`, and how many of its positions to reuse:
    * the shared prefix, but never all of `ids` (its last position is run, for the next token's
-   * logits). Null when no kept sequence shares `minTokens` or more.
+   * logits). Null when no kept sequence shares `minTokens` or more. Counts a hit, and marks the
+   * sequence used.
    */
   lookup(ids: readonly number[]): { kv: KvRows; length: number } | null {
+    const found = this.longest(ids);
+    if (found === null) return null;
+    const { entry, length } = found;
+    // most recently used last
+    const key = keyOf(entry.ids);
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    this.hits++;
+    this.reused += length;
+    return { kv: entry.kv, length };
+  }
+
+  /** The positions `lookup(ids)` would reuse now (0 for none), counting nothing (to plan a batch). */
+  peek(ids: readonly number[]): number {
+    return this.longest(ids)?.length ?? 0;
+  }
+
+  private longest(ids: readonly number[]): { entry: Entry; length: number } | null {
     let best: Entry | null = null;
     let bestLength = 0;
     const most = ids.length - 1;
@@ -74,14 +93,7 @@ export class PrefixCache {
         bestLength = k;
       }
     }
-    if (best === null || bestLength < this.minTokens) return null;
-    // most recently used last
-    const key = keyOf(best.ids);
-    this.entries.delete(key);
-    this.entries.set(key, best);
-    this.hits++;
-    this.reused += bestLength;
-    return { kv: best.kv, length: bestLength };
+    return best === null || bestLength < this.minTokens ? null : { entry: best, length: bestLength };
   }
 
   /**

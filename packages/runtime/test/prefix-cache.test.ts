@@ -29,6 +29,8 @@ describe('PrefixCache', () => {
     expect(cache.lookup(seq(10))!.length).toBe(9);
     // fewer shared tokens than minTokens: a miss
     expect(cache.lookup([0, 1, 2, 7, 7, 7])).toBeNull();
+    // peek says what a lookup would reuse, and counts nothing
+    expect([cache.peek([...seq(6), 99, 98, 5]), cache.peek([0, 1, 2, 7])]).toEqual([8, 0]);
     expect(cache.stats).toEqual({ entries: 2, bytes: 19 * 8, maxBytes: 1 << 20, hits: 5, reusedTokens: 45 });
   });
 
@@ -163,6 +165,27 @@ describe('a model with a prefix cache', () => {
         expectSame(together[i]!, (await plain.generate(input(ids), opts))[0]!);
       model.clearPrefixCache();
     }
+  });
+
+  it('rows admitted together are grouped by what their prefill runs, less what the cache gives', async () => {
+    await cached.generate(input(text.slice(0, 90)), { ...opts, maxNewTokens: 1 });
+    const prompts = [
+      text.slice(0, 95), // 90 reused: runs 5
+      text.slice(5, 100), // nothing kept begins so: runs 95
+      text.slice(100, 110), // runs 10
+    ];
+    const run = vi.spyOn(cached.session, 'run');
+    const together = await cached.generate(prompts.map(input), { ...opts, maxNewTokens: 1 });
+    const prefills = run.mock.calls.map(([f]) => [f.batch, f.seq]).filter(([, seq]) => seq! > 1);
+    run.mockRestore();
+    // by prompt length the 95-token prompts would share a pass, the reused one padded from 5 to 95
+    expect(prefills).toEqual([
+      [2, 10],
+      [1, 95],
+    ]);
+    expect(together.map((r) => r.usage.cachedTokens)).toEqual([90, 0, 0]);
+    for (const [i, ids] of prompts.entries())
+      expectSame(together[i]!, (await plain.generate(input(ids), { ...opts, maxNewTokens: 1 }))[0]!);
   });
 
   it('a row that reuses a prefix joins a running batch as a fresh one does', async () => {
