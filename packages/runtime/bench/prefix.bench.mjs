@@ -5,7 +5,8 @@
 //   - a conversation: each turn re-sends the history (the last prompt, a reply, a new question), the
 //     replies written elsewhere (edited, or tokenized otherwise), so only the last prompt is reused;
 //   - requests sharing a long preamble (a system prompt, few-shot examples) before short questions;
-//   - a chat with the model's own replies, which the cache keeps with their prompts.
+//   - a chat with the model's own replies, which the cache keeps with their prompts;
+//   - requests sharing a preamble arriving together at an empty cache (one prefills it for the rest).
 // Prints a report and `BENCH {...}` lines.
 import { cpus } from 'node:os';
 import { loadModel } from '../dist/index.js';
@@ -114,6 +115,46 @@ console.log(
 bench(
   `runtime: prefix cache, chat turns 2-${chatTurns} with the model's replies TTFT`,
   +chatRatio.toFixed(2),
+  'x',
+  'report',
+  mismatches === 0,
+);
+
+// 4. requests arriving together at an empty cache, sharing a 512-token preamble: one is prefilled
+// first, the others go on from its preamble (first tokens compared row by row)
+reusing.clearPrefixCache();
+const burst = Array.from({ length: 8 }, (_, i) => ({
+  promptIds: [...preamble, ...promptOf(24, 9000 + i * 40)],
+  scopeStart: 0,
+}));
+const burstRuns = [];
+for (let round = 0; round < (quick ? 1 : 3); round++) {
+  const times = {};
+  for (const [name, model] of [
+    ['fresh', fresh],
+    ['reusing', reusing],
+  ]) {
+    model.clearPrefixCache();
+    const t0 = now();
+    const out = await model.generate(burst, opts);
+    times[name] = {
+      ms: now() - t0,
+      tokens: out.map((r) => r.tokenIds[0]),
+      cached: out.map((r) => r.usage.cachedTokens ?? 0),
+    };
+  }
+  times.fresh.tokens.forEach((t, i) => {
+    if (t !== times.reusing.tokens[i]) mismatches++;
+  });
+  burstRuns.push(times);
+}
+const burstRatio = median(burstRuns.map((r) => r.fresh.ms)) / median(burstRuns.map((r) => r.reusing.ms));
+console.log(
+  `\n4. 8 requests arriving together at an empty cache, sharing a 512-token preamble (24-token questions), all first tokens: ${median(burstRuns.map((r) => r.fresh.ms)).toFixed(0)} ms vs ${median(burstRuns.map((r) => r.reusing.ms)).toFixed(0)} ms -> ${burstRatio.toFixed(2)}x (reused per request: ${burstRuns[0].reusing.cached.join(', ')})`,
+);
+bench(
+  'runtime: prefix cache, 8 requests sharing a 512-token preamble at once',
+  +burstRatio.toFixed(2),
   'x',
   'report',
   mismatches === 0,

@@ -169,6 +169,39 @@ export function distinctPrompts<T extends { req: { promptIds: readonly number[] 
   return { distinct, source };
 }
 
+/**
+ * `rows` as admission waves: rows whose prompt shares `minTokens` more positions with an earlier
+ * row's prompt than the prefix cache gives it wait for the second wave, by when that prompt is kept
+ * (see `DecodeEngine.admitGroups`). Rows with the same prompt stay together (they share one
+ * prefill). One wave (`[rows]`) where no row gains.
+ */
+export function sharedPrefixWaves<T extends { req: { promptIds: readonly number[] } }>(
+  rows: readonly T[],
+  cache: Pick<PrefixCache, 'peek' | 'minTokens'>,
+): T[][] {
+  const { distinct } = distinctPrompts(rows);
+  const leaders: (readonly number[])[] = [];
+  const follows = new Set<string>();
+  // shortest first: a follower of a long prompt would have led a shorter one, which runs sooner
+  const byLength = [...distinct].sort((a, b) => a.req.promptIds.length - b.req.promptIds.length);
+  for (const r of byLength) {
+    const ids = r.req.promptIds;
+    const most = ids.length - 1;
+    let shared = 0;
+    for (const lead of leaders) {
+      const n = Math.min(lead.length, most);
+      let k = 0;
+      while (k < n && lead[k] === ids[k]) k++;
+      shared = Math.max(shared, k);
+    }
+    if (shared >= cache.peek(ids) + cache.minTokens) follows.add(ids.join(','));
+    else leaders.push(ids);
+  }
+  if (follows.size === 0) return [[...rows]];
+  const later = (r: T) => follows.has(r.req.promptIds.join(','));
+  return [rows.filter((r) => !later(r)), rows.filter(later)];
+}
+
 /** A step's logits with row `b` a copy of row `source[b]` (its cache outputs are not carried). */
 function copyLogitRows(step: StepOutputs, source: readonly number[]): StepOutputs {
   const block = step.kept * step.vocab;
@@ -345,7 +378,7 @@ export class DecodeEngine {
           this.waited = 0;
           this.admitting = this.pending.splice(0, room);
           try {
-            for (const group of lengthGroups(this.admitting, this.runLength)) await this.admitOrFail(group);
+            await this.admitGroups(this.admitting);
           } finally {
             this.admitting = [];
           }
@@ -364,6 +397,18 @@ export class DecodeEngine {
         this.stepFailed = false;
       }
     }
+  }
+
+  /**
+   * Admits rows in groups of similar prefill length. With a prefix cache, rows whose prompts share a
+   * beginning the cache does not hold yet (requests with one system prompt arriving together, a list
+   * of prompts after one few-shot preamble) come in two waves: one row per shared beginning first,
+   * then the others, which find its prompt kept and prefill only what follows the shared part.
+   */
+  private async admitGroups(rows: Row[]): Promise<void> {
+    const prefixes = this.options.prefixCache;
+    for (const wave of prefixes ? sharedPrefixWaves(rows, prefixes) : [rows])
+      for (const group of lengthGroups(wave, this.runLength)) await this.admitOrFail(group);
   }
 
   /** The prompt positions a row's prefill would run now: less those the prefix cache would give it. */
@@ -511,7 +556,7 @@ export class DecodeEngine {
     if (joining.length === 0) return;
     for (const r of joining) this.pending.splice(this.pending.indexOf(r), 1);
     this.admitting.push(...joining);
-    for (const group of lengthGroups(joining, this.runLength)) await this.admitOrFail(group);
+    await this.admitGroups(joining);
   }
 
   /**

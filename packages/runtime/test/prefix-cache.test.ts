@@ -2,6 +2,7 @@
 // what a fresh prefill of the whole prompt generates.
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { sharedPrefixWaves } from '../src/decode-engine.js';
 import { type GenerationResult, loadModel, type Model } from '../src/index.js';
 import type { KvRows } from '../src/kv-cache.js';
 import { PrefixCache } from '../src/prefix-cache.js';
@@ -186,6 +187,43 @@ describe('a model with a prefix cache', () => {
     expect(together.map((r) => r.usage.cachedTokens)).toEqual([90, 0, 0]);
     for (const [i, ids] of prompts.entries())
       expectSame(together[i]!, (await plain.generate(input(ids), { ...opts, maxNewTokens: 1 }))[0]!);
+  });
+
+  it('prompts arriving together that share a beginning prefill it once: one first, the others after it', async () => {
+    const a = text.slice(0, 80);
+    const prompts = [
+      a,
+      [...text.slice(0, 70), ...text.slice(100, 110)], // shares 70 positions with the first
+      text.slice(120, 150), // shares nothing
+      a, // the same prompt as the first: shares its prefill
+    ];
+    const run = vi.spyOn(cached.session, 'run');
+    const together = await cached.generate(prompts.map(input), { ...opts, maxNewTokens: 1 });
+    const prefills = run.mock.calls.map(([f]) => [f.batch, f.seq, f.past?.[0]?.dims[2] ?? 0]);
+    run.mockRestore();
+    expect(prefills).toEqual([
+      [2, 80, 0], // the first wave: the first prompt (and its copy) with the unrelated one
+      [1, 10, 70], // then the second goes on from the first's 70 shared positions
+    ]);
+    expect(together.map((r) => r.usage.cachedTokens)).toEqual([0, 70, 0, 0]);
+    for (const [i, ids] of prompts.entries())
+      expectSame(together[i]!, (await plain.generate(input(ids), { ...opts, maxNewTokens: 1 }))[0]!);
+  });
+
+  it('sharedPrefixWaves: a second wave only for rows that gain minTokens over what the cache gives', () => {
+    const row = (ids: number[]) => ({ req: { promptIds: ids } });
+    const [p, q, r, same] = [row(seq(10)), row([...seq(6), 50, 51]), row(seq(8, 100)), row(seq(10))];
+    // the shortest lead: q first; p shares 6 positions with it, and goes second with its copy
+    const rows = [q, p, r, same];
+    const waves = sharedPrefixWaves(rows, { minTokens: 4, peek: () => 0 });
+    expect(waves).toEqual([
+      [q, r],
+      [p, same],
+    ]);
+    expect(waves[1]![1]).toBe(same);
+    // the cache gives p 3 already: 6 shared is not minTokens more
+    expect(sharedPrefixWaves(rows, { minTokens: 4, peek: () => 3 })).toEqual([rows]);
+    expect(sharedPrefixWaves([r, row(seq(8, 200))], { minTokens: 4, peek: () => 0 })).toHaveLength(1);
   });
 
   it('a row that reuses a prefix joins a running batch as a fresh one does', async () => {
