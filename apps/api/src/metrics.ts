@@ -134,7 +134,11 @@ export class Metrics {
     }
     // one HELP and TYPE per name, however many label sets follow
     const named = new Map<string, Sample[]>();
-    for (const sample of this.samples()) named.set(sample.name, [...(named.get(sample.name) ?? []), sample]);
+    for (const sample of this.samples()) {
+      const list = named.get(sample.name);
+      if (list) list.push(sample);
+      else named.set(sample.name, [sample]);
+    }
     for (const [name, list] of named) {
       lines.push(`# HELP ${name} ${list[0]!.help}`, `# TYPE ${name} ${list[0]!.type}`);
       for (const sample of list) series(name, key(sample.labels), sample.value);

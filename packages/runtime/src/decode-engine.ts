@@ -5,7 +5,7 @@ import { type KvCache, SLOT_CHUNK, SlotCache } from './kv-cache.js';
 import type { LogitsProcessor } from './logits-processor.js';
 import { RulesProcessor } from './logits-processor.js';
 import { type ChunkOutputs, I64, runChunked } from './prefill.js';
-import type { PrefixCache } from './prefix-cache.js';
+import { type PrefixCache, sharedLength } from './prefix-cache.js';
 import {
   createRng,
   logProbAt,
@@ -179,27 +179,21 @@ export function sharedPrefixWaves<T extends { req: { promptIds: readonly number[
   rows: readonly T[],
   cache: Pick<PrefixCache, 'peek' | 'minTokens'>,
 ): T[][] {
-  const { distinct } = distinctPrompts(rows);
+  const { distinct, source } = distinctPrompts(rows);
   const leaders: (readonly number[])[] = [];
-  const follows = new Set<string>();
+  const follows = new Set<T>();
   // shortest first: a follower of a long prompt would have led a shorter one, which runs sooner
   const byLength = [...distinct].sort((a, b) => a.req.promptIds.length - b.req.promptIds.length);
   for (const r of byLength) {
     const ids = r.req.promptIds;
-    const most = ids.length - 1;
-    let shared = 0;
-    for (const lead of leaders) {
-      const n = Math.min(lead.length, most);
-      let k = 0;
-      while (k < n && lead[k] === ids[k]) k++;
-      shared = Math.max(shared, k);
-    }
-    if (shared >= cache.peek(ids) + cache.minTokens) follows.add(ids.join(','));
+    const shared = Math.max(0, ...leaders.map((lead) => sharedLength(lead, ids, ids.length - 1)));
+    if (shared >= cache.peek(ids) + cache.minTokens) follows.add(r);
     else leaders.push(ids);
   }
   if (follows.size === 0) return [[...rows]];
-  const later = (r: T) => follows.has(r.req.promptIds.join(','));
-  return [rows.filter((r) => !later(r)), rows.filter(later)];
+  // a row follows where the first row with its prompt does
+  const later = rows.map((_, b) => follows.has(distinct[source[b]!]!));
+  return [rows.filter((_, b) => !later[b]), rows.filter((_, b) => later[b])];
 }
 
 /** A step's logits with row `b` a copy of row `source[b]` (its cache outputs are not carried). */

@@ -84,10 +84,8 @@ export class PrefixCache {
     let bestLength = 0;
     const most = ids.length - 1;
     for (const entry of this.entries.values()) {
-      const n = Math.min(entry.ids.length, most);
-      if (n <= bestLength) continue;
-      let k = 0;
-      while (k < n && entry.ids[k] === ids[k]) k++;
+      if (Math.min(entry.ids.length, most) <= bestLength) continue;
+      const k = sharedLength(entry.ids, ids, most);
       if (k > bestLength) {
         best = entry;
         bestLength = k;
@@ -137,8 +135,18 @@ export class PrefixCache {
 
 const keyOf = (ids: readonly number[]) => ids.join(',');
 
+/** How many first tokens `a` and `b` share, `limit` at most. */
+export function sharedLength(
+  a: readonly number[],
+  b: readonly number[],
+  limit = Number.POSITIVE_INFINITY,
+): number {
+  const n = Math.min(a.length, b.length, limit);
+  let k = 0;
+  while (k < n && a[k] === b[k]) k++;
+  return k;
+}
+
 function startsWith(ids: readonly number[], prefix: readonly number[]): boolean {
-  if (prefix.length > ids.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (ids[i] !== prefix[i]) return false;
-  return true;
+  return prefix.length <= ids.length && sharedLength(ids, prefix) === prefix.length;
 }
