@@ -6,9 +6,12 @@
 //     replies written elsewhere (edited, or tokenized otherwise), so only the last prompt is reused;
 //   - requests sharing a long preamble (a system prompt, few-shot examples) before short questions;
 //   - a chat with the model's own replies, which the cache keeps with their prompts;
-//   - requests sharing a preamble arriving together at an empty cache (one prefills it for the rest).
+//   - requests sharing a preamble arriving together at an empty cache (one prefills it for the rest),
+//     and what the kept prompts weigh (the preamble held once).
 // Prints a report and `BENCH {...}` lines.
+import { readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { loadModel } from '../dist/index.js';
 import { bench, benchModelDir, median, promptMaker } from './bench-model.mjs';
 
@@ -158,6 +161,24 @@ bench(
   'x',
   'report',
   mismatches === 0,
+);
+
+// what the 8 kept prompts weigh: the preamble is held once, each prompt holding only its question
+const burstStats = reusing.prefixCacheStats;
+const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
+const perPosition = config.num_hidden_layers * 2 * config.num_key_value_heads * headDim * 4;
+const separate = sum(burst.map((p) => p.promptIds.length)) * perPosition;
+const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+console.log(
+  `   kept: ${burstStats.entries} prompts in ${mb(burstStats.bytes)} of keys/values; each on its own copy: ${mb(separate)} -> ${(separate / burstStats.bytes).toFixed(2)}x less`,
+);
+bench(
+  'runtime: prefix cache, memory of 8 prompts sharing a 512-token preamble, own copies vs shared',
+  +(separate / burstStats.bytes).toFixed(2),
+  'x',
+  'report',
+  burstStats.entries === burst.length,
 );
 
 console.log(

@@ -457,7 +457,7 @@ export class DecodeEngine {
         ? {
             past: {
               cache: SlotCache.fromRows(
-                hits.map((h, i) => (h ? { kv: h.kv, length: reused[i]! } : null)),
+                hits.map((h, i) => (h ? { pieces: h.pieces, length: reused[i]! } : null)),
                 before,
                 this.options.slidingWindow,
               ),
@@ -510,10 +510,11 @@ export class DecodeEngine {
           [before - from, from],
           [before + width - (n - from), n - from],
         ];
-        prefixes.store(r.req.promptIds, () =>
+        prefixes.store(r.req.promptIds, (skip) =>
           cache.takeRow(
             i,
             runs.filter(([, len]) => len > 0),
+            skip,
           ),
         );
       }
@@ -731,7 +732,7 @@ export class DecodeEngine {
       throw new Error(
         `internal: row ${r.id} has ${ids.length} tokens fed but ${cached} positions in its mask`,
       );
-    prefixes.store(ids, () => cache.takeRow(b, runs));
+    prefixes.store(ids, (skip) => cache.takeRow(b, runs, skip));
   }
 
   private settle(r: Row): void {

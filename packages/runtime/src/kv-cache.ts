@@ -113,6 +113,23 @@ export interface KvRows {
   data: KvData[];
 }
 
+/**
+ * A row's first positions kept in pieces (a prefix shared with other kept rows, then its own): the
+ * first `length` positions of each piece's `kv`, in order.
+ */
+export type KvPieces = readonly { readonly kv: KvRows; readonly length: number }[];
+
+/** The first `n` positions of `kv`, in new arrays. */
+export function firstPositions(kv: KvRows, n: number): KvRows {
+  const { heads, dim } = kv;
+  const data = kv.data.map((d) => {
+    const out = alloc(d, heads * n * dim);
+    copyRows(d, 1, heads, dim, kv.length, n, out, n, 0);
+    return out;
+  });
+  return { ...kv, length: n, data };
+}
+
 /** Free slots are added in multiples of this many positions when a `SlotCache` fills up. */
 export const SLOT_CHUNK = 32;
 
@@ -171,35 +188,52 @@ export class SlotCache implements KvCache {
 
   /**
    * A cache of `rows.length` rows and `width` positions, no free slots (a prefill's chunks follow):
-   * row `b` holds the first `rows[b].length` positions of `rows[b].kv`, right-aligned, and zeros
+   * row `b` holds the first `rows[b].length` positions of `rows[b].pieces`, right-aligned, and zeros
    * before them (the mask hides them); a null row holds zeros only.
    */
   static fromRows(
-    rows: readonly ({ kv: KvRows; length: number } | null)[],
+    rows: readonly ({ pieces: KvPieces; length: number } | null)[],
     width: number,
     window: number | null = null,
   ): SlotCache {
-    const first = rows.find((r) => r !== null)!.kv;
+    const first = rows.find((r) => r !== null)!.pieces[0]!.kv;
     const { heads, dim, type } = first;
     const data = first.data.map((like, i) => {
       const out = alloc(like, rows.length * heads * width * dim);
-      for (const [b, row] of rows.entries())
-        if (row) copyRows(row.kv.data[i]!, 1, heads, dim, row.kv.length, row.length, out, width, b);
+      for (const [b, row] of rows.entries()) {
+        if (!row) continue;
+        let at = width - row.length;
+        for (const { kv, length } of row.pieces) {
+          const n = Math.min(length, width - at);
+          if (n <= 0) break;
+          copyRows(kv.data[i]!, 1, heads, dim, kv.length, n, out, width, b, at);
+          at += n;
+        }
+      }
       return out;
     });
     return new SlotCache(rows.length, heads, dim, type, width, width, data, window);
   }
 
-  /** Row `b`'s positions `runs` ([start, length] each, in order), in new arrays. */
-  takeRow(b: number, runs: readonly (readonly [number, number])[]): KvRows {
-    const length = runs.reduce((sum, [, n]) => sum + n, 0);
+  /**
+   * Row `b`'s positions `runs` ([start, length] each, in order), less the first `skip` of them (kept
+   * already), in new arrays.
+   */
+  takeRow(b: number, runs: readonly (readonly [number, number])[], skip = 0): KvRows {
+    const taken: [number, number][] = [];
+    for (const [start, n] of runs) {
+      const drop = Math.min(skip, n);
+      skip -= drop;
+      if (n > drop) taken.push([start + drop, n - drop]);
+    }
+    const length = taken.reduce((sum, [, n]) => sum + n, 0);
     const { heads, dim, capacity } = this;
     const block = heads * capacity * dim;
     const data = this.data.map((all) => {
       const src = all.subarray(b * block, (b + 1) * block);
       const out = alloc(src, heads * length * dim);
       let at = 0;
-      for (const [start, n] of runs) {
+      for (const [start, n] of taken) {
         copyRows(src, 1, heads, dim, capacity, n, out, length, 0, at, start);
         at += n;
       }

@@ -1,17 +1,28 @@
-import type { KvRows } from './kv-cache.js';
+import { firstPositions, type KvPieces, type KvRows } from './kv-cache.js';
 
-/** A prompt's keys/values (with its reply's, once generated), kept for prompts that begin the same way. */
-interface Entry {
-  ids: readonly number[];
+/** Keys/values of consecutive positions, held once however many kept sequences begin with them. */
+interface Segment {
   kv: KvRows;
   bytes: number;
+  /** Kept sequences that use its first positions (some or all). */
+  users: number;
+}
+
+/**
+ * A kept sequence (a prompt, with its reply once generated): its tokens, and their keys/values as
+ * the first `length` positions of each segment in turn. A sequence that begins as a kept one uses
+ * that one's segments for the shared beginning and holds only the rest.
+ */
+interface Entry {
+  ids: readonly number[];
+  pieces: { segment: Segment; length: number }[];
 }
 
 /** What a `PrefixCache` holds and has saved. */
 export interface PrefixCacheStats {
   /** Sequences kept (prompts, and prompts with their replies). */
   entries: number;
-  /** Bytes their keys/values take. */
+  /** Bytes their keys/values take (a beginning several of them share counted once). */
   bytes: number;
   /** The most it may take (`LoadOptions.prefixCache`). */
   maxBytes: number;
@@ -29,8 +40,12 @@ export interface PrefixCacheStats {
  * kept sequence serve any prompt with the same first `k` tokens, exactly as a fresh prefill would
  * compute them (to float rounding: other kernel shapes).
  *
- * Bounded by bytes, least recently used dropped first. A kept sequence that begins another one is
- * dropped when the longer one is kept: the longer serves everything the shorter did.
+ * Kept sequences share storage where they begin the same way: a sequence stored after one it shares
+ * `minTokens` or more first tokens with holds only what follows them (requests after one system
+ * prompt keep it once, a conversation's turns each hold only what the turn added). Bounded by bytes,
+ * least recently used sequences dropped first; positions no kept sequence uses any more are freed. A
+ * kept sequence that begins another one is dropped when the longer one is kept: the longer serves
+ * everything the shorter did.
  */
 export class PrefixCache {
   private readonly entries = new Map<string, Entry>();
@@ -56,33 +71,30 @@ export class PrefixCache {
   }
 
   /**
-   * The kept sequence sharing the longest prefix with `ids`, and how many of its positions to reuse:
-   * the shared prefix, but never all of `ids` (its last position is run, for the next token's
-   * logits). Null when no kept sequence shares `minTokens` or more. Counts a hit, and marks the
-   * sequence used.
+   * The keys/values of the kept sequence sharing the longest prefix with `ids`, and how many of their
+   * first positions to reuse: the shared prefix, but never all of `ids` (its last position is run,
+   * for the next token's logits). Null when no kept sequence shares `minTokens` or more. Counts a
+   * hit, and marks the sequence used.
    */
-  lookup(ids: readonly number[]): { kv: KvRows; length: number } | null {
-    const found = this.longest(ids);
+  lookup(ids: readonly number[]): { pieces: KvPieces; length: number } | null {
+    const found = this.longest(ids, ids.length - 1);
     if (found === null) return null;
     const { entry, length } = found;
-    // most recently used last
-    const key = keyOf(entry.ids);
-    this.entries.delete(key);
-    this.entries.set(key, entry);
+    this.touch(keyOf(entry.ids), entry);
     this.hits++;
     this.reused += length;
-    return { kv: entry.kv, length };
+    return { pieces: entry.pieces.map(({ segment, length }) => ({ kv: segment.kv, length })), length };
   }
 
   /** The positions `lookup(ids)` would reuse now (0 for none), counting nothing (to plan a batch). */
   peek(ids: readonly number[]): number {
-    return this.longest(ids)?.length ?? 0;
+    return this.longest(ids, ids.length - 1)?.length ?? 0;
   }
 
-  private longest(ids: readonly number[]): { entry: Entry; length: number } | null {
+  /** The kept sequence sharing the most first tokens with `ids` (`most` at most), if `minTokens` or more. */
+  private longest(ids: readonly number[], most: number): { entry: Entry; length: number } | null {
     let best: Entry | null = null;
     let bestLength = 0;
-    const most = ids.length - 1;
     for (const entry of this.entries.values()) {
       if (Math.min(entry.ids.length, most) <= bestLength) continue;
       const k = sharedLength(entry.ids, ids, most);
@@ -95,34 +107,40 @@ export class PrefixCache {
   }
 
   /**
-   * Keeps a sequence's keys/values (a prompt, or a prompt and its reply): `take` gives them (exactly
-   * its `ids.length` positions), called only when it is kept, as copying them out of the batch's
-   * cache costs about as much as they weigh.
+   * Keeps a sequence's keys/values (a prompt, or a prompt and its reply). `take(from)` gives those of
+   * its positions `from` to the end (`from`: the beginning it shares with a kept sequence, whose
+   * keys/values serve it). It is called only when the sequence is kept, as copying keys/values out of
+   * the batch's cache costs about as much as they weigh.
    */
-  store(ids: readonly number[], take: () => KvRows): void {
+  store(ids: readonly number[], take: (from: number) => KvRows): void {
     if (ids.length < this.minTokens) return;
     // a kept sequence that begins with this one (or is it) serves it already: used, nothing new kept
     for (const [key, entry] of this.entries) {
       if (!startsWith(entry.ids, ids)) continue;
-      this.entries.delete(key);
-      this.entries.set(key, entry);
+      this.touch(key, entry);
       return;
     }
-    const kv = take();
-    const bytes = kv.data.reduce((sum, d) => sum + d.byteLength, 0);
+    const shared = this.longest(ids, ids.length);
+    const from = shared?.length ?? 0;
+    const kv = take(from);
+    if (kv.length !== ids.length - from)
+      throw new Error(`internal: ${kv.length} positions given to keep ${ids.length - from}`);
+    const bytes = byteSize(kv);
     if (bytes > this.maxBytes) return;
-    // kept sequences this one begins with: it serves them
-    for (const [key, entry] of this.entries) {
-      if (!startsWith(ids, entry.ids)) continue;
-      this.entries.delete(key);
-      this.bytes -= entry.bytes;
-    }
-    this.entries.set(keyOf(ids), { ids: [...ids], kv, bytes });
+    const pieces = [
+      ...(shared ? firstPieces(shared.entry, from) : []),
+      { segment: { kv, bytes, users: 0 }, length: kv.length },
+    ];
+    for (const { segment } of pieces) segment.users++;
     this.bytes += bytes;
+    const kept = keyOf(ids);
+    this.entries.set(kept, { ids: [...ids], pieces });
+    // kept sequences this one begins with: it serves them
+    for (const [key, entry] of this.entries)
+      if (key !== kept && startsWith(ids, entry.ids)) this.drop(key, entry);
     for (const [key, entry] of this.entries) {
       if (this.bytes <= this.maxBytes) break;
-      this.entries.delete(key);
-      this.bytes -= entry.bytes;
+      this.drop(key, entry);
     }
   }
 
@@ -131,8 +149,49 @@ export class PrefixCache {
     this.entries.clear();
     this.bytes = 0;
   }
+
+  /** Marks a kept sequence used: most recently used last. */
+  private touch(key: string, entry: Entry): void {
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+  }
+
+  /**
+   * Drops a kept sequence, and frees the positions no other kept sequence uses: a segment nobody
+   * uses, and the end of one whose remaining users take only its first positions.
+   */
+  private drop(key: string, entry: Entry): void {
+    this.entries.delete(key);
+    for (const { segment } of entry.pieces) {
+      if (--segment.users === 0) {
+        this.bytes -= segment.bytes;
+        continue;
+      }
+      let used = 0;
+      for (const other of this.entries.values())
+        for (const piece of other.pieces) if (piece.segment === segment) used = Math.max(used, piece.length);
+      if (used === segment.kv.length) continue;
+      // a new object, not the arrays changed: keys/values a lookup has handed out stay as they were
+      segment.kv = firstPositions(segment.kv, used);
+      const bytes = byteSize(segment.kv);
+      this.bytes -= segment.bytes - bytes;
+      segment.bytes = bytes;
+    }
+  }
 }
 
+/** The pieces holding `entry`'s first `n` positions. */
+function firstPieces(entry: Entry, n: number): { segment: Segment; length: number }[] {
+  const pieces: { segment: Segment; length: number }[] = [];
+  for (const { segment, length } of entry.pieces) {
+    if (n <= 0) break;
+    pieces.push({ segment, length: Math.min(length, n) });
+    n -= length;
+  }
+  return pieces;
+}
+
+const byteSize = (kv: KvRows) => kv.data.reduce((sum, d) => sum + d.byteLength, 0);
 const keyOf = (ids: readonly number[]) => ids.join(',');
 
 /** How many first tokens `a` and `b` share, `limit` at most. */

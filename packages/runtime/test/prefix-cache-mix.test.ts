@@ -25,10 +25,10 @@ describe('a prefix cache under a mix of requests', () => {
   it.each(Array.from({ length: 8 }, (_, seed) => seed))(
     'seed %i: every reply is what a model without a cache gives',
     async (seed) => {
-      // prompts in chunks of 16 or whole, a budget of 1 MiB (evicting) or 8, a batch of 5 rows
+      // prompts in chunks of 16 or whole, a budget of 256 KiB (evicting) or 8 MiB, a batch of 5 rows
       const cached = await loadModel(await diverseModelDir(), {
         log: () => {},
-        prefixCache: (seed % 3 === 0 ? 1 : 8) << 20,
+        prefixCache: seed % 3 === 0 ? 1 << 18 : 8 << 20,
         prefillChunk: seed % 2 === 0 ? 16 : 256,
         maxBatchSize: 5,
       });

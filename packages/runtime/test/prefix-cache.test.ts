@@ -4,58 +4,101 @@ import { createTinyModel } from '@implicit-it/modelkit/test';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { sharedPrefixWaves } from '../src/decode-engine.js';
 import { type GenerationResult, loadModel, type Model } from '../src/index.js';
-import type { KvRows } from '../src/kv-cache.js';
+import { SlotCache } from '../src/kv-cache.js';
 import { PrefixCache } from '../src/prefix-cache.js';
 import { diverseModelDir, streamInBackground } from './helpers.js';
 
-/** KvRows of `length` positions whose values say which prompt they came from (`tag`). */
-function rows(length: number, tag = 0): KvRows {
-  return { type: 'float32', heads: 1, dim: 2, length, data: [new Float32Array(length * 2).fill(tag)] };
+/**
+ * Stores `ids` as the keys/values of a prompt tagged `tag`: position `p`'s values are `tag * 1000 + p`
+ * (one head of two values: 8 bytes a position), so that what a lookup hands back says where each
+ * position came from. Returns the positions `take` was asked for.
+ */
+function keep(cache: PrefixCache, ids: readonly number[], tag: number): number | null {
+  let from: number | null = null;
+  cache.store(ids, (skip) => {
+    from = skip;
+    const length = ids.length - skip;
+    const data = new Float32Array(length * 2).map((_, j) => tag * 1000 + skip + Math.floor(j / 2));
+    return { type: 'float32', heads: 1, dim: 2, length, data: [data] };
+  });
+  return from;
+}
+/** The values of the positions a lookup of `ids` reuses, assembled as a prefill's cache would be. */
+function reused(cache: PrefixCache, ids: readonly number[]): number[] | null {
+  const hit = cache.lookup(ids);
+  if (hit === null) return null;
+  const [data] = SlotCache.fromRows([hit], hit.length).feeds();
+  return [...(data!.data as Float32Array)].filter((_, j) => j % 2 === 0);
 }
 const seq = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
+/** `tag`'s positions `from` to `to` (excluded), as `reused` reads them. */
+const positions = (tag: number, from: number, to: number) => seq(to - from, tag * 1000 + from);
 
 describe('PrefixCache', () => {
   it('finds the kept prompt sharing the longest prefix, never all of the prompt', () => {
     const cache = new PrefixCache(1 << 20, 4);
-    cache.store(seq(10), () => rows(10, 1));
-    cache.store([...seq(6), 99, 98, 97], () => rows(9, 2));
-    expect(cache.lookup([...seq(10), 50])).toMatchObject({
-      length: 10,
-      kv: { data: [expect.any(Float32Array)] },
-    });
-    expect(cache.lookup([...seq(10), 50])!.kv.data[0]![0]).toBe(1);
-    expect(cache.lookup([...seq(6), 99, 98, 5])!.kv.data[0]![0]).toBe(2);
-    expect(cache.lookup([...seq(6), 99, 98, 5])!.length).toBe(8);
+    keep(cache, seq(10), 1);
+    keep(cache, [...seq(6), 99, 98, 97], 2);
+    expect(reused(cache, [...seq(10), 50])).toEqual(positions(1, 0, 10));
+    // shares 8 with the second, whose first 6 are the first's (stored once)
+    expect(reused(cache, [...seq(6), 99, 98, 5])).toEqual([...positions(1, 0, 6), ...positions(2, 6, 8)]);
     // the same prompt again: all but its last position (which is run for the next token's logits)
     expect(cache.lookup(seq(10))!.length).toBe(9);
     // fewer shared tokens than minTokens: a miss
     expect(cache.lookup([0, 1, 2, 7, 7, 7])).toBeNull();
     // peek says what a lookup would reuse, and counts nothing
     expect([cache.peek([...seq(6), 99, 98, 5]), cache.peek([0, 1, 2, 7])]).toEqual([8, 0]);
-    expect(cache.stats).toEqual({ entries: 2, bytes: 19 * 8, maxBytes: 1 << 20, hits: 5, reusedTokens: 45 });
+    expect(cache.stats).toEqual({ entries: 2, bytes: 13 * 8, maxBytes: 1 << 20, hits: 3, reusedTokens: 27 });
   });
 
   it('keeps the longer of two prompts where one begins the other, and drops least recently used past its bytes', () => {
     const cache = new PrefixCache(100 * 8, 4);
-    cache.store(seq(10), () => rows(10));
-    cache.store(seq(20), () => rows(20)); // the next turn of the same conversation: replaces the first
+    keep(cache, seq(10), 1);
+    // the next turn of the same conversation: replaces the first, and holds only what it adds
+    expect(keep(cache, seq(20), 2)).toBe(10);
     expect(cache.stats).toMatchObject({ entries: 1, bytes: 20 * 8 });
-    cache.store(seq(15), () => {
-      throw new Error('not copied: a kept prompt begins with it'); // begins a kept one: nothing new
-    });
+    expect(reused(cache, [...seq(20), 1])).toEqual([...positions(1, 0, 10), ...positions(2, 10, 20)]);
+    // begins a kept one: nothing new (not even copied)
+    expect(keep(cache, seq(15), 3)).toBeNull();
     expect(cache.stats).toMatchObject({ entries: 1, bytes: 20 * 8 });
-    cache.store(seq(50, 1000), () => rows(50));
+    keep(cache, seq(50, 1000), 4);
     cache.lookup([...seq(20), 1]); // the first is used again: the second is now the least recent
-    cache.store(seq(40, 2000), () => rows(40));
+    keep(cache, seq(40, 2000), 5);
     expect(cache.stats).toMatchObject({ entries: 2, bytes: 60 * 8 });
     expect(cache.lookup([...seq(50, 1000), 1])).toBeNull();
     expect(cache.lookup([...seq(40, 2000), 1])!.length).toBe(40);
     // shorter than minTokens, or larger than the whole budget: not kept
-    cache.store(seq(3, 5000), () => rows(3));
-    cache.store(seq(101, 6000), () => rows(101));
+    keep(cache, seq(3, 5000), 6);
+    keep(cache, seq(101, 6000), 7);
     expect(cache.stats.entries).toBe(2);
     cache.clear();
     expect(cache.stats).toMatchObject({ entries: 0, bytes: 0 });
+  });
+
+  it('keeps a beginning that sequences share once, and frees what none of them uses any more', () => {
+    const cache = new PrefixCache(100 * 8, 4);
+    const preamble = seq(30);
+    keep(cache, [...preamble, ...seq(10, 100)], 1);
+    // three more requests after the same preamble: each holds only its own 10 positions
+    for (const tag of [2, 3, 4]) expect(keep(cache, [...preamble, ...seq(10, 100 * tag)], tag)).toBe(30);
+    expect(cache.stats).toMatchObject({ entries: 4, bytes: (40 + 3 * 10) * 8 });
+    expect(reused(cache, [...preamble, ...seq(10, 300), 7])).toEqual([
+      ...positions(1, 0, 30),
+      ...positions(3, 30, 40),
+    ]);
+    // the budget drops the least recently used (the first): its own 10 positions go, its preamble
+    // stays for the others
+    keep(cache, seq(40, 5000), 5);
+    expect(cache.stats).toMatchObject({ entries: 4, bytes: (30 + 3 * 10 + 40) * 8 });
+    expect(reused(cache, [...preamble, ...seq(10, 200), 7])).toEqual([
+      ...positions(1, 0, 30),
+      ...positions(2, 30, 40),
+    ]);
+    expect(cache.lookup([...preamble, ...seq(10, 100), 7])!.length).toBe(30);
+    // the last users of the preamble gone, it is freed
+    keep(cache, seq(90, 6000), 6);
+    expect(cache.stats).toMatchObject({ entries: 1, bytes: 90 * 8 });
+    expect(cache.peek([...preamble, 7])).toBe(0);
   });
 });
 
