@@ -172,12 +172,13 @@ export function distinctPrompts<T extends { req: { promptIds: readonly number[] 
 /**
  * `rows` as admission waves: rows whose prompt shares `minTokens` more positions with an earlier
  * row's prompt than the prefix cache gives it wait for the second wave, by when that prompt is kept
- * (see `DecodeEngine.admitGroups`). Rows with the same prompt stay together (they share one
- * prefill). One wave (`[rows]`) where no row gains.
+ * (see `DecodeEngine.admitGroups`); a prompt the cache would not keep (past its budget) leads none.
+ * Rows with the same prompt stay together (they share one prefill). One wave (`[rows]`) where no row
+ * gains.
  */
 export function sharedPrefixWaves<T extends { req: { promptIds: readonly number[] } }>(
   rows: readonly T[],
-  cache: Pick<PrefixCache, 'peek' | 'minTokens'>,
+  cache: Pick<PrefixCache, 'peek' | 'minTokens' | 'keeps'>,
 ): T[][] {
   const { distinct, source } = distinctPrompts(rows);
   const leaders: (readonly number[])[] = [];
@@ -188,7 +189,7 @@ export function sharedPrefixWaves<T extends { req: { promptIds: readonly number[
     const ids = r.req.promptIds;
     const shared = Math.max(0, ...leaders.map((lead) => sharedLength(lead, ids, ids.length - 1)));
     if (shared >= cache.peek(ids) + cache.minTokens) follows.add(r);
-    else leaders.push(ids);
+    else if (cache.keeps(ids)) leaders.push(ids);
   }
   if (follows.size === 0) return [[...rows]];
   // a row follows where the first row with its prompt does

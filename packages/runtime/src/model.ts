@@ -115,7 +115,10 @@ export class Model extends BaseModel {
       },
       defaultRules,
     );
-    this.prefixes = prefixCacheBytes > 0 && !whole ? new PrefixCache(prefixCacheBytes) : null;
+    const positionBytes =
+      session.layers * 2 * session.kvHeads * session.headDim * (session.kvType === 'float16' ? 2 : 4);
+    this.prefixes =
+      prefixCacheBytes > 0 && !whole ? new PrefixCache(prefixCacheBytes, undefined, positionBytes) : null;
     this.engine = new DecodeEngine(session, this.loopTokenizer(), {
       eosIds: eos,
       padId: tokenizer.padId,

@@ -58,6 +58,8 @@ export class PrefixCache {
     readonly maxBytes: number,
     /** Shorter shared prefixes are not worth a lookup's bookkeeping (and a prompt shorter is not kept). */
     readonly minTokens = 32,
+    /** Bytes of keys/values a position takes (all layers), to tell what fits before it is copied; 0: not known. */
+    readonly positionBytes = 0,
   ) {}
 
   get stats(): PrefixCacheStats {
@@ -89,6 +91,16 @@ export class PrefixCache {
   /** The positions `lookup(ids)` would reuse now (0 for none), counting nothing (to plan a batch). */
   peek(ids: readonly number[]): number {
     return this.longest(ids, ids.length - 1)?.length ?? 0;
+  }
+
+  /**
+   * Whether `store(ids)` would keep `ids` now: long enough, and what it would hold (its positions
+   * past the beginning it shares with a kept sequence) within the budget.
+   */
+  keeps(ids: readonly number[]): boolean {
+    if (ids.length < this.minTokens) return false;
+    const fresh = ids.length - (this.longest(ids, ids.length)?.length ?? 0);
+    return fresh * this.positionBytes <= this.maxBytes;
   }
 
   /** The kept sequence sharing the most first tokens with `ids` (`most` at most), if `minTokens` or more. */
@@ -126,6 +138,8 @@ export class PrefixCache {
     if (kv.length !== ids.length - from)
       throw new Error(`internal: ${kv.length} positions given to keep ${ids.length - from}`);
     const bytes = byteSize(kv);
+    if (this.positionBytes > 0 && bytes !== kv.length * this.positionBytes)
+      throw new Error(`internal: ${bytes} bytes for ${kv.length} positions of ${this.positionBytes}`);
     if (bytes > this.maxBytes) return;
     const pieces = [
       ...(shared ? firstPieces(shared.entry, from) : []),

@@ -258,15 +258,25 @@ describe('a model with a prefix cache', () => {
     const [p, q, r, same] = [row(seq(10)), row([...seq(6), 50, 51]), row(seq(8, 100)), row(seq(10))];
     // the shortest lead: q first; p shares 6 positions with it, and goes second with its copy
     const rows = [q, p, r, same];
-    const waves = sharedPrefixWaves(rows, { minTokens: 4, peek: () => 0 });
+    const waves = sharedPrefixWaves(rows, new PrefixCache(8 * 8, 4, 8));
     expect(waves).toEqual([
       [q, r],
       [p, same],
     ]);
     expect(waves[1]![1]).toBe(same);
     // the cache gives p 3 already: 6 shared is not minTokens more
-    expect(sharedPrefixWaves(rows, { minTokens: 4, peek: () => 3 })).toEqual([rows]);
-    expect(sharedPrefixWaves([r, row(seq(8, 200))], { minTokens: 4, peek: () => 0 })).toHaveLength(1);
+    expect(sharedPrefixWaves(rows, { minTokens: 4, peek: () => 3, keeps: () => true })).toEqual([rows]);
+    expect(sharedPrefixWaves([r, row(seq(8, 200))], new PrefixCache(1 << 20, 4, 8))).toHaveLength(1);
+    // a lead past the budget would not be kept, so its followers would find nothing after it
+    const lead = row([...seq(6), 50, 51, 52, 53, 54, 55]);
+    const follower = row([...lead.req.promptIds, 99]);
+    const budget = new PrefixCache(7 * 8, 4, 8);
+    expect(budget.keeps(lead.req.promptIds)).toBe(false);
+    expect(sharedPrefixWaves([lead, follower], budget)).toEqual([[lead, follower]]);
+    // unless the cache holds its beginning already: then it keeps only its last 6 positions
+    keep(budget, seq(6), 1);
+    expect(budget.keeps(lead.req.promptIds)).toBe(true);
+    expect(sharedPrefixWaves([lead, follower], budget)).toEqual([[lead], [follower]]);
   });
 
   it('a row that reuses a prefix joins a running batch as a fresh one does', async () => {
@@ -286,6 +296,7 @@ describe('a model with a prefix cache', () => {
   it.each([
     ['no position_ids input (positions from the mask)', { positionIds: false }],
     ['repeat_kv as optimum exports it', { linear: 'matmul', repeatKv: 'expand' }],
+    ['a float16 cache', { kvDtype: 'float16' }],
   ] as const)('goes on from a kept prompt on other graphs too (%s)', async (_, graph) => {
     const { dir } = await createTinyModel({ seed: 1, initScale: 10, ...graph });
     const fresh = await loadModel(dir, { log: () => {} });
