@@ -91,6 +91,9 @@ export abstract class BaseModel {
   /** What the prefix cache (`LoadOptions.prefixCache`) holds and has saved; null without one. */
   abstract get prefixCacheStats(): PrefixCacheStats | null;
 
+  /** Drops the prompts the prefix cache keeps (its counters stay); nothing without one. */
+  abstract clearPrefixCache(): void | Promise<void>;
+
   /**
    * Generates for one or more prompts (decoded together in batches of `batchSize`, shortest
    * prompts batched together). Results come back in input order.

@@ -56,7 +56,7 @@ function serve(model: Model): void {
       case 'stream':
         void answer(model, id, async (signal) => {
           for await (const part of model.stream(message.input, { ...message.options, signal }))
-            post({ type: 'part', id, part, load: model.load });
+            post({ type: 'part', id, part, load: model.load, prefix: model.prefixCacheStats });
           return null;
         });
         break;
@@ -71,6 +71,9 @@ function serve(model: Model): void {
         break;
       case 'end-profiling':
         void answer(model, id, async () => model.endProfiling());
+        break;
+      case 'clear-prefix-cache':
+        void answer(model, id, async () => model.clearPrefixCache());
         break;
       case 'dispose':
         // the caller terminates this thread once it has the reply

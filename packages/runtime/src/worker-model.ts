@@ -115,7 +115,10 @@ export class WorkerModel extends BaseModel {
     return { ...this.lastLoad };
   }
 
-  /** The prefix cache's figures (`LoadOptions.prefixCache`) as of the worker's last finished request; null without one. */
+  /**
+   * The prefix cache's figures (`LoadOptions.prefixCache`) as of the worker's last message (a
+   * finished request, or a streamed part); null without one.
+   */
   get prefixCacheStats(): PrefixCacheStats | null {
     return this.lastPrefix && { ...this.lastPrefix };
   }
@@ -272,6 +275,12 @@ export class WorkerModel extends BaseModel {
       { progress: options.onProgress },
       options.signal,
     );
+  }
+
+  /** `Model.clearPrefixCache`, done by the worker: drops the prompts its prefix cache keeps. */
+  async clearPrefixCache(): Promise<void> {
+    this.live();
+    await this.request<undefined>({ type: 'clear-prefix-cache', id: this.id() });
   }
 
   /** `Model.endProfiling`, answered by the worker: the profile's file. */

@@ -49,6 +49,7 @@ export type ToWorker =
     }
   | { type: 'abort'; id: number }
   | { type: 'end-profiling'; id: number }
+  | { type: 'clear-prefix-cache'; id: number }
   | { type: 'dispose'; id: number };
 
 /** Requests waiting to join the decoding batch, and rows being decoded, as the worker last saw them. */
@@ -62,7 +63,7 @@ export type FromWorker =
   | { type: 'ready'; files: ModelFiles; info: ModelInfo; prefix: PrefixCacheStats | null }
   | { type: 'failed'; error: ErrorData }
   | { type: 'log'; line: string }
-  | { type: 'part'; id: number; part: StreamPart; load: Load }
+  | { type: 'part'; id: number; part: StreamPart; load: Load; prefix: PrefixCacheStats | null }
   | { type: 'progress'; id: number; done: number; total: number }
   | { type: 'result'; id: number; value: unknown; load: Load; prefix: PrefixCacheStats | null }
   | { type: 'error'; id: number; error: ErrorData; load: Load; prefix: PrefixCacheStats | null };

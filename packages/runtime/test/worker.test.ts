@@ -229,6 +229,17 @@ describe('loading and disposing a model in a worker thread', () => {
     const [fresh] = await here.generate({ promptIds: ids, scopeStart: 0 }, opts);
     expect(out!.tokenIds).toEqual(fresh!.tokenIds);
     expect(there.prefixCacheStats).toBeNull();
+    // a stream's parts bring the figures too: its hit shows before it ends
+    const parts = model.stream({ promptIds: [...ids, 7, 8], scopeStart: 0 }, { ...opts, maxNewTokens: 20 });
+    for await (const _ of parts) {
+      expect(model.prefixCacheStats).toMatchObject({ hits: 2, reusedTokens: 50 + 80 });
+      break;
+    }
+    // emptied in the thread; the counters stay
+    await model.clearPrefixCache();
+    expect(model.prefixCacheStats).toMatchObject({ entries: 0, bytes: 0, hits: 2 });
+    const [again] = await model.generate({ promptIds: ids, scopeStart: 0 }, opts);
+    expect(again!.usage.cachedTokens).toBe(0);
     await model.dispose();
   });
 
