@@ -98,9 +98,24 @@ export class PrefixCache {
    * past the beginning it shares with a kept sequence) within the budget.
    */
   keeps(ids: readonly number[]): boolean {
-    if (ids.length < this.minTokens) return false;
-    const fresh = ids.length - (this.longest(ids, ids.length)?.length ?? 0);
-    return fresh * this.positionBytes <= this.maxBytes;
+    return ids.length >= this.minTokens && this.fits(ids, this.lender(ids));
+  }
+
+  /** Whether `ids`, lent its beginning as `lender(ids)` says, is within the budget. */
+  private fits(ids: readonly number[], { from, lentBytes }: { from: number; lentBytes: number }): boolean {
+    return lentBytes + (ids.length - from) * this.positionBytes <= this.maxBytes;
+  }
+
+  /**
+   * How `ids` would be kept: its first `from` positions lent by the kept sequence sharing the most
+   * with it (`lent`), which hold `lentBytes` however few of their positions it uses (they stay while
+   * it does).
+   */
+  private lender(ids: readonly number[]) {
+    const shared = this.longest(ids, ids.length);
+    const from = shared?.length ?? 0;
+    const lent = shared ? firstPieces(shared.entry, from) : [];
+    return { from, lent, lentBytes: lent.reduce((sum, { segment }) => sum + segment.bytes, 0) };
   }
 
   /** The kept sequence sharing the most first tokens with `ids` (`most` at most), if `minTokens` or more. */
@@ -132,19 +147,19 @@ export class PrefixCache {
       this.touch(key, entry);
       return;
     }
-    const shared = this.longest(ids, ids.length);
-    const from = shared?.length ?? 0;
+    // past the budget on its own (what it shares included): kept, it would be dropped at once, and
+    // whatever it pushed out with it
+    const lender = this.lender(ids);
+    if (!this.fits(ids, lender)) return;
+    const { from, lent, lentBytes } = lender;
     const kv = take(from);
     if (kv.length !== ids.length - from)
       throw new Error(`internal: ${kv.length} positions given to keep ${ids.length - from}`);
     const bytes = byteSize(kv);
     if (this.positionBytes > 0 && bytes !== kv.length * this.positionBytes)
       throw new Error(`internal: ${bytes} bytes for ${kv.length} positions of ${this.positionBytes}`);
-    if (bytes > this.maxBytes) return;
-    const pieces = [
-      ...(shared ? firstPieces(shared.entry, from) : []),
-      { segment: { kv, bytes, users: 0 }, length: kv.length },
-    ];
+    if (lentBytes + bytes > this.maxBytes) return;
+    const pieces = [...lent, { segment: { kv, bytes, users: 0 }, length: kv.length }];
     for (const { segment } of pieces) segment.users++;
     this.bytes += bytes;
     const kept = keyOf(ids);

@@ -100,6 +100,22 @@ describe('PrefixCache', () => {
     expect(cache.stats).toMatchObject({ entries: 1, bytes: 90 * 8 });
     expect(cache.peek([...preamble, 7])).toBe(0);
   });
+
+  it('refuses a sequence that would not fit with the positions it shares, keeping what it shares them with', () => {
+    for (const positionBytes of [8, 0]) {
+      const cache = new PrefixCache(100 * 8, 4, positionBytes);
+      keep(cache, seq(80), 1);
+      // 70 positions shared with the first (which holds 80), 40 of its own: 120 in all
+      expect(cache.keeps([...seq(70), ...seq(40, 500)])).toBe(positionBytes === 0);
+      keep(cache, [...seq(70), ...seq(40, 500)], 2);
+      expect(cache.stats).toMatchObject({ entries: 1, bytes: 80 * 8 });
+      expect(reused(cache, [...seq(80), 1])).toEqual(positions(1, 0, 80));
+      // 20 of its own fit
+      expect(cache.keeps([...seq(70), ...seq(20, 500)])).toBe(true);
+      expect(keep(cache, [...seq(70), ...seq(20, 500)], 3)).toBe(70);
+      expect(cache.stats).toMatchObject({ entries: 2, bytes: 100 * 8 });
+    }
+  });
 });
 
 describe('a model with a prefix cache', () => {
@@ -270,13 +286,12 @@ describe('a model with a prefix cache', () => {
     // a lead past the budget would not be kept, so its followers would find nothing after it
     const lead = row([...seq(6), 50, 51, 52, 53, 54, 55]);
     const follower = row([...lead.req.promptIds, 99]);
-    const budget = new PrefixCache(7 * 8, 4, 8);
-    expect(budget.keeps(lead.req.promptIds)).toBe(false);
-    expect(sharedPrefixWaves([lead, follower], budget)).toEqual([[lead, follower]]);
-    // unless the cache holds its beginning already: then it keeps only its last 6 positions
-    keep(budget, seq(6), 1);
-    expect(budget.keeps(lead.req.promptIds)).toBe(true);
-    expect(sharedPrefixWaves([lead, follower], budget)).toEqual([[lead], [follower]]);
+    const small = new PrefixCache(11 * 8, 4, 8);
+    expect(small.keeps(lead.req.promptIds)).toBe(false);
+    expect(sharedPrefixWaves([lead, follower], small)).toEqual([[lead, follower]]);
+    const fits = new PrefixCache(12 * 8, 4, 8);
+    expect(fits.keeps(lead.req.promptIds)).toBe(true);
+    expect(sharedPrefixWaves([lead, follower], fits)).toEqual([[lead], [follower]]);
   });
 
   it('a row that reuses a prefix joins a running batch as a fresh one does', async () => {
