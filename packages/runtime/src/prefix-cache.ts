@@ -94,8 +94,8 @@ export class PrefixCache {
   }
 
   /**
-   * Whether `store(ids)` would keep `ids` now: long enough, and what it would hold (its positions
-   * past the beginning it shares with a kept sequence) within the budget.
+   * Whether `store(ids)` would keep `ids` now: long enough, and within the budget with the kept
+   * positions it would share (whole blocks: they stay while it is kept).
    */
   keeps(ids: readonly number[]): boolean {
     return ids.length >= this.minTokens && this.fits(ids, this.lender(ids));
