@@ -5,7 +5,7 @@ import { type KvCache, SLOT_CHUNK, SlotCache } from './kv-cache.js';
 import type { LogitsProcessor } from './logits-processor.js';
 import { RulesProcessor } from './logits-processor.js';
 import { type ChunkOutputs, I64, runChunked } from './prefill.js';
-import { type PrefixCache, sharedLength } from './prefix-cache.js';
+import { keyOf, type PrefixCache, sharedLength } from './prefix-cache.js';
 import {
   createRng,
   logProbAt,
@@ -158,7 +158,7 @@ export function distinctPrompts<T extends { req: { promptIds: readonly number[] 
   const distinct: T[] = [];
   const seen = new Map<string, number>();
   const source = rows.map((r) => {
-    const key = r.req.promptIds.join(',');
+    const key = keyOf(r.req.promptIds);
     let i = seen.get(key);
     if (i === undefined) {
       i = distinct.push(r) - 1;
@@ -511,13 +511,7 @@ export class DecodeEngine {
           [before - from, from],
           [before + width - (n - from), n - from],
         ];
-        prefixes.store(r.req.promptIds, (skip) =>
-          cache.takeRow(
-            i,
-            runs.filter(([, len]) => len > 0),
-            skip,
-          ),
-        );
+        prefixes.store(r.req.promptIds, (skip) => cache.takeRow(i, runs, skip));
       }
     }
     let out = done!.out;

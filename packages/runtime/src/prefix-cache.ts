@@ -15,7 +15,13 @@ interface Segment {
  */
 interface Entry {
   ids: readonly number[];
-  pieces: { segment: Segment; length: number }[];
+  pieces: Piece[];
+}
+
+/** The first `length` positions of a segment. */
+interface Piece {
+  segment: Segment;
+  length: number;
 }
 
 /** What a `PrefixCache` holds and has saved. */
@@ -115,7 +121,12 @@ export class PrefixCache {
     const shared = this.longest(ids, ids.length);
     const from = shared?.length ?? 0;
     const lent = shared ? firstPieces(shared.entry, from) : [];
-    return { from, lent, lentBytes: lent.reduce((sum, { segment }) => sum + segment.bytes, 0) };
+    return {
+      entry: shared?.entry ?? null,
+      from,
+      lent,
+      lentBytes: lent.reduce((sum, { segment }) => sum + segment.bytes, 0),
+    };
   }
 
   /** The kept sequence sharing the most first tokens with `ids` (`most` at most), if `minTokens` or more. */
@@ -141,17 +152,16 @@ export class PrefixCache {
    */
   store(ids: readonly number[], take: (from: number) => KvRows): void {
     if (ids.length < this.minTokens) return;
+    const lender = this.lender(ids);
+    const { entry: longest, from, lent, lentBytes } = lender;
     // a kept sequence that begins with this one (or is it) serves it already: used, nothing new kept
-    for (const [key, entry] of this.entries) {
-      if (!startsWith(entry.ids, ids)) continue;
-      this.touch(key, entry);
+    if (longest !== null && from === ids.length) {
+      this.touch(keyOf(longest.ids), longest);
       return;
     }
     // past the budget on its own (what it shares included): kept, it would be dropped at once, and
     // whatever it pushed out with it
-    const lender = this.lender(ids);
     if (!this.fits(ids, lender)) return;
-    const { from, lent, lentBytes } = lender;
     const kv = take(from);
     if (kv.length !== ids.length - from)
       throw new Error(`internal: ${kv.length} positions given to keep ${ids.length - from}`);
@@ -210,8 +220,8 @@ export class PrefixCache {
 }
 
 /** The pieces holding `entry`'s first `n` positions. */
-function firstPieces(entry: Entry, n: number): { segment: Segment; length: number }[] {
-  const pieces: { segment: Segment; length: number }[] = [];
+function firstPieces(entry: Entry, n: number): Piece[] {
+  const pieces: Piece[] = [];
   for (const { segment, length } of entry.pieces) {
     if (n <= 0) break;
     pieces.push({ segment, length: Math.min(length, n) });
@@ -221,7 +231,8 @@ function firstPieces(entry: Entry, n: number): { segment: Segment; length: numbe
 }
 
 const byteSize = (kv: KvRows) => kv.data.reduce((sum, d) => sum + d.byteLength, 0);
-const keyOf = (ids: readonly number[]) => ids.join(',');
+/** A sequence's key among kept ones (and among a batch's prompts). */
+export const keyOf = (ids: readonly number[]) => ids.join(',');
 
 /** How many first tokens `a` and `b` share, `limit` at most. */
 export function sharedLength(
