@@ -144,6 +144,7 @@ const SCORE_OPTIONS = [
   'addBos',
   'rules',
   'ranks',
+  'top',
   'batchSize',
   'onProgress',
   'signal',
@@ -180,11 +181,13 @@ export function checkScoreOptions(o: {
   batchSize?: number;
   addBos?: boolean;
   ranks?: boolean;
+  top?: number;
   onProgress?: unknown;
   signal?: unknown;
 }): void {
   checkKnown(o, SCORE_OPTIONS, 'score()');
   int(o.batchSize, 'batchSize', 1, 1024);
+  int(o.top, 'top', 0, 20);
   flag(o.addBos, 'addBos');
   flag(o.ranks, 'ranks');
   checkCallbacks(o);

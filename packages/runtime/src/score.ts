@@ -4,7 +4,7 @@ import type { DecoderSession } from './decoder-session.js';
 import { GenerationAbortedError, GenerationError } from './errors.js';
 import type { GenerateInput } from './options.js';
 import { runChunked } from './prefill.js';
-import { logProbAt, logSumExp, rankOf } from './sampling.js';
+import { logProbAt, logSumExp, rankOf, topEntries } from './sampling.js';
 
 /**
  * A prompt and the continuation to score after it: ids, or text, tokenized where it follows the
@@ -24,6 +24,12 @@ export interface ScoreOptions {
   rules?: RuleSpec | RuleSet;
   /** Also return each token's rank (1 = the greedy pick). */
   ranks?: boolean;
+  /**
+   * Also return the `top` most likely tokens at each continuation position (0-20), most likely first,
+   * under the same distribution as `logprobs` (ids ruled out, at -Infinity, are not listed): the
+   * alternatives of OpenAI's `top_logprobs`. Default 0: none.
+   */
+  top?: number;
   /** Items per forward pass (default 8). */
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
@@ -39,6 +45,8 @@ export interface ScoreResult {
   /** Mean token log-prob; exp(meanLogprob) is the paper's ranking score exp(-mean NLL). */
   meanLogprob: number;
   ranks?: number[];
+  /** With the `top` option: each position's most likely tokens, most likely first. */
+  top?: { id: number; logprob: number }[][];
 }
 
 /** @internal */
@@ -67,6 +75,7 @@ export async function scoreBatch(
   });
   const order = items.map((_, i) => i).sort((a, b) => total(items[a]!) - total(items[b]!));
   const batchSize = options.batchSize ?? 8;
+  const top = options.top ?? 0;
   const results: ScoreResult[] = new Array(items.length);
   let row = new Float32Array(0);
   const { signal } = options;
@@ -100,6 +109,7 @@ export async function scoreBatch(
         }) ?? null,
       logprobs: [] as number[],
       ranks: [] as number[],
+      top: [] as { id: number; logprob: number }[][],
     }));
     // logits from the position predicting the first continuation token of the longest one; long rows
     // run in chunks (their logits are consumed chunk by chunk, never held for the whole sequence)
@@ -129,14 +139,21 @@ export async function scoreBatch(
           if (tokenIds < V) row.fill(Number.NEGATIVE_INFINITY, tokenIds);
           if (s.state) rules!.apply(row, s.state);
           const tok = c.continuation[j]!;
-          s.logprobs.push(logProbAt(row, tok, logSumExp(row)));
+          const lse = logSumExp(row);
+          s.logprobs.push(logProbAt(row, tok, lse));
           if (options.ranks) s.ranks.push(rankOf(row, tok));
+          if (top > 0)
+            s.top.push(
+              topEntries(row, top)
+                .filter(([, v]) => v > Number.NEGATIVE_INFINITY)
+                .map(([id]) => ({ id, logprob: logProbAt(row, id, lse) })),
+            );
           s.state?.append(tok);
         }
       }
     }
     for (const [b, c] of group.entries()) {
-      const { logprobs, ranks } = scored[b]!;
+      const { logprobs, ranks, top: alternatives } = scored[b]!;
       const sum = logprobs.reduce((a, x) => a + x, 0);
       results[c.i] = {
         tokenIds: c.continuation,
@@ -144,6 +161,7 @@ export async function scoreBatch(
         sumLogprob: sum,
         meanLogprob: sum / logprobs.length,
         ...(options.ranks ? { ranks } : {}),
+        ...(top > 0 ? { top: alternatives } : {}),
       };
     }
     options.onProgress?.(Math.min(start + batchSize, order.length), order.length);

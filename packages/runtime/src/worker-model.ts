@@ -259,21 +259,18 @@ export class WorkerModel extends BaseModel {
 
   async score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
     const prepared = this.prepareScore(items, options);
-    const rules = this.sentRules(options.rules ?? false);
+    // every data option crosses (a new one cannot be left behind); prompts were built here
+    const { format, addBos, signal, onProgress, rules, ...data } = options;
     return this.request<ScoreResult[]>(
       {
         type: 'score',
         id: this.id(),
         items: prepared.map((p) => ({ prompt: idsOf(p.prompt), continuation: p.continuation })),
-        options: {
-          ...(options.ranks !== undefined ? { ranks: options.ranks } : {}),
-          ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
-          rules,
-        },
-        progress: options.onProgress !== undefined,
+        options: { ...data, rules: this.sentRules(rules ?? false) },
+        progress: onProgress !== undefined,
       },
-      { progress: options.onProgress },
-      options.signal,
+      { progress: onProgress },
+      signal,
     );
   }
 

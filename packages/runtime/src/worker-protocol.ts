@@ -31,8 +31,8 @@ export type SentGenerateOptions = Omit<
   'format' | 'addBos' | 'signal' | 'onProgress' | 'processors' | 'rules'
 > & { rules?: RuleSpec };
 
-/** Scoring options that cross to the worker. */
-export type SentScoreOptions = Pick<ScoreOptions, 'ranks' | 'batchSize'> & {
+/** Scoring options that cross to the worker: data only, as generation's. */
+export type SentScoreOptions = Omit<ScoreOptions, 'format' | 'addBos' | 'signal' | 'onProgress' | 'rules'> & {
   rules?: RuleSpec;
 };
 

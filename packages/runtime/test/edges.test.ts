@@ -347,6 +347,7 @@ describe('option checks', () => {
         /^items\[0\]\.continuation: expected text or an array of token ids, got 5/,
       ],
       [[{ prompt: 'Hi', continuation: 'x' }], { ranks: 'yes' }, /^ranks: expected true or false/],
+      [[{ prompt: 'Hi', continuation: 'x' }], { top: 21 }, /^top: expected an integer in \[0, 20\], got 21/],
       [[{ prompt: 'Hi', continuation: 'x' }], { onProgress: 5 }, /^onProgress: expected a function/],
       [[{ prompt: 'Hi', continuation: 'x' }], { batch_size: 4 }, /did you mean batchSize\?/],
     ];

@@ -175,9 +175,18 @@ describe('output', () => {
     const [s] = await model.score([{ prompt: PROMPTS[1]!, continuation: r!.tokenIds }], {
       rules: 'hewitt2024',
       ranks: true,
+      top: 3,
     });
     for (const [i, lp] of s!.logprobs.entries()) expect(lp).toBeCloseTo(r!.logprobs![i]!.logprob, 5);
     expect(s!.ranks).toEqual(r!.tokenIds.map(() => 1));
+    // the alternatives are generation's, the chosen token's log-prob repeated exactly at its rank
+    for (const [i, alts] of s!.top!.entries()) {
+      expect(alts.map((a) => a.id)).toEqual(r!.logprobs![i]!.top.map((a) => a.id));
+      for (const [k, a] of alts.entries()) expect(a.logprob).toBeCloseTo(r!.logprobs![i]!.top[k]!.logprob, 5);
+      expect(alts[0]!.logprob).toBe(s!.logprobs[i]);
+    }
+    const [plain] = await model.score([{ prompt: PROMPTS[1]!, continuation: r!.tokenIds }]);
+    expect(plain).not.toHaveProperty('top');
   });
 
   it('stop strings end the text before the stop string', async () => {

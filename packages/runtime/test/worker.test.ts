@@ -78,10 +78,12 @@ describe('a model in a worker thread', () => {
       prompt: { instruction: p },
       continuation: i % 2 ? 'Sure, here it is.' : [5, 6, 7],
     }));
-    for (const rules of [false, 'hewitt2024'] as const)
-      expect(await there.score(items, { rules, ranks: true })).toEqual(
-        await here.score(items, { rules, ranks: true }),
-      );
+    for (const rules of [false, 'hewitt2024'] as const) {
+      const options = { rules, ranks: true, top: 2, batchSize: 2 };
+      const scored = await there.score(items, options);
+      expect(scored[0]!.top![0]).toHaveLength(2);
+      expect(scored).toEqual(await here.score(items, options));
+    }
   });
 
   it('refuses what cannot cross to the thread, naming the option', async () => {
