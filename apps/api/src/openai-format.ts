@@ -82,6 +82,8 @@ const commonPrefix = (a: string, b: string) => {
  */
 export class TextOffsets {
   private readonly detokenizer: { push(id: number): string };
+  /** Special tokens are left out of the text (a completion), or written in it (an echoed prompt). */
+  private readonly skip: boolean;
   /** Text emitted so far. */
   private chars = 0;
   /** Tokens whose text ends in U+FFFD, which a later byte may still complete (held back). */
@@ -98,8 +100,14 @@ export class TextOffsets {
     private readonly eosIds: ReadonlySet<number>,
     /** The prompt's ids: the completion's text goes on from them, as the runtime's does. */
     context: readonly number[] = [],
+    /**
+     * Count special tokens' text too, as `decode(ids)` writes it: the offsets of an echoed prompt,
+     * which is read with its special tokens (pass no end-of-sequence ids then: an EOS is text there).
+     */
+    keepSpecial = false,
   ) {
-    this.detokenizer = tokenizer.createDetokenizer({ skipSpecialTokens: true, context });
+    this.skip = !keepSpecial;
+    this.detokenizer = tokenizer.createDetokenizer({ skipSpecialTokens: this.skip, context });
   }
 
   next(id: number): number {
@@ -108,7 +116,7 @@ export class TextOffsets {
       // not decoded: the text ends here, held bytes included (the runtime flushes them)
       return Math.max(this.chars, this.heldStart + this.heldText.length);
     }
-    if (tok.isSpecial(id)) {
+    if (this.skip && tok.isSpecial(id)) {
       // left out of the text: it points where the text so far ends, before an incomplete character
       this.chars += this.detokenizer.push(id).length;
       return this.held.length === 0 ? this.chars : this.heldStart + this.heldText.length - this.pending();
@@ -117,13 +125,13 @@ export class TextOffsets {
     this.chars += this.detokenizer.push(id).length;
     const bytes = tok.tokenBytes(id);
     if (this.held.length === 0) {
-      const text = tok.decode([id], { skipSpecialTokens: true });
+      const text = tok.decode([id], { skipSpecialTokens: this.skip });
       if (endsHeld(text)) this.hold([id], text, before, incompleteTail([], bytes), 1);
       return before;
     }
     // after held bytes: this token's text starts where the held text and the held text followed by
     // it first differ (a U+FFFD the held bytes became is before it, a character it completes is not)
-    const text = tok.decode([...this.held, id], { skipSpecialTokens: true });
+    const text = tok.decode([...this.held, id], { skipSpecialTokens: this.skip });
     let common = commonPrefix(this.heldText, text);
     const continues = bytes.length > 0 && continuesSequence(this.tail, bytes[0]!);
     const stillHeld = endsHeld(text) && this.held.length < MAX_HELD_TOKENS;
@@ -142,7 +150,7 @@ export class TextOffsets {
   /** The U+FFFD at the end of the held text that the incomplete character decodes to (so far). */
   private pending(): number {
     if (this.tail.length === 0) return 0;
-    const own = this.tokenizer.decode(this.held.slice(-this.tailTokens), { skipSpecialTokens: true });
+    const own = this.tokenizer.decode(this.held.slice(-this.tailTokens), { skipSpecialTokens: this.skip });
     return Math.min(trailingReplacements(own), trailingReplacements(this.heldText));
   }
 
@@ -178,9 +186,34 @@ export function legacyTokenName(token: string, bytes: Uint8Array): string {
 }
 
 /**
- * Legacy completions log-probs: parallel arrays, `top_logprobs` as `{ token: logprob }` maps (two
- * alternatives with the same name keep the higher log-prob). `textEnd` is the length of the text
- * up to these tokens: no offset points past it.
+ * Legacy completions log-probs: parallel arrays. An echoed prompt's first token has none (null in
+ * `token_logprobs` and `top_logprobs`), as OpenAI's.
+ */
+export interface LegacyLogprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
+/** A token's top alternatives as `{ token: logprob }` (two with the same name keep the higher log-prob). */
+export function legacyTopLogprobs(
+  alternatives: readonly { id: number; token: string; logprob: number }[],
+  bytes: TokenBytes,
+): Record<string, number> {
+  const map = new Map<string, number>();
+  for (const alt of alternatives) {
+    const name = legacyTokenName(alt.token, bytes(alt.id));
+    const seen = map.get(name);
+    if (seen === undefined || alt.logprob > seen) map.set(name, alt.logprob);
+  }
+  return Object.fromEntries(map);
+}
+
+/**
+ * Legacy completions log-probs of generated tokens. `textEnd` is the length of the completion text
+ * up to these tokens: no offset points past it. `base` is added to each offset: the length of an
+ * echoed prompt the completion follows in the response's text.
  */
 function completionLogprobs(
   tokens: readonly TokenInfo[],
@@ -188,29 +221,37 @@ function completionLogprobs(
   offsets: TextOffsets,
   bytes: TokenBytes,
   textEnd: number,
-) {
-  const out = {
-    tokens: [] as string[],
-    token_logprobs: [] as number[],
-    top_logprobs: [] as Record<string, number>[],
-    text_offset: [] as number[],
-  };
+  base: number,
+): LegacyLogprobs {
+  const out: LegacyLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
   for (const { id, logprob: lp } of tokens) {
-    const at = Math.min(offsets.next(id), textEnd);
+    const at = base + Math.min(offsets.next(id), textEnd);
     if (!lp) continue;
     out.tokens.push(legacyTokenName(lp.token, bytes(lp.id)));
     out.token_logprobs.push(lp.logprob);
-    const map = new Map<string, number>();
-    for (const alt of lp.top.slice(0, top)) {
-      const name = legacyTokenName(alt.token, bytes(alt.id));
-      const seen = map.get(name);
-      if (seen === undefined || alt.logprob > seen) map.set(name, alt.logprob);
-    }
-    out.top_logprobs.push(Object.fromEntries(map));
+    out.top_logprobs.push(legacyTopLogprobs(lp.top.slice(0, top), bytes));
     out.text_offset.push(at);
   }
   return out;
 }
+
+/**
+ * What a completions request with `echo` returns before each choice's completion: the prompt's text
+ * (as sent, or its token ids decoded, special tokens written) and, when log-probs are asked for,
+ * its tokens' (under the base model: the rules and the logit bias act on what follows the prompt).
+ */
+export interface PromptEcho {
+  text: string;
+  logprobs: LegacyLogprobs | null;
+}
+
+/** `b`'s arrays appended to `a`'s, in a new object. */
+const joinLogprobs = (a: LegacyLogprobs, b: LegacyLogprobs): LegacyLogprobs => ({
+  tokens: [...a.tokens, ...b.tokens],
+  token_logprobs: [...a.token_logprobs, ...b.token_logprobs],
+  top_logprobs: [...a.top_logprobs, ...b.top_logprobs],
+  text_offset: [...a.text_offset, ...b.text_offset],
+});
 
 /** The `trace` extension: each token's id and rank under the base model alone (1 = its own top-1). */
 function traceOf(tokens: readonly TokenInfo[]) {
@@ -225,10 +266,14 @@ export interface ChoiceResult {
   tokens: TokenInfo[];
 }
 
-/** Per-choice state of a stream: the text's token offsets (legacy `text_offset`) and length so far. */
+/**
+ * Per-choice state of a response: the completion's token offsets (legacy `text_offset`), the length
+ * of its text streamed so far, and the prompt it echoes first (`echo`).
+ */
 interface ChoiceState {
   offsets: TextOffsets;
   streamed: number;
+  echo: PromptEcho | null;
 }
 
 /**
@@ -268,7 +313,11 @@ export class ResponseWriter {
   private readonly bytes: TokenBytes;
   private readonly choices: ChoiceState[];
 
-  constructor(private readonly plan: Plan) {
+  constructor(
+    private readonly plan: Plan,
+    /** With `echo`: each prompt's echo (`Plan.inputs` order). */
+    echoes: readonly PromptEcho[] | null = null,
+  ) {
     this.id = `${plan.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
     const { tokenizer, info } = plan.served.model;
     this.bytes = (id) => tokenizer.tokenBytes(id);
@@ -276,6 +325,7 @@ export class ResponseWriter {
     this.choices = Array.from({ length: choiceCount(plan) }, (_, i) => ({
       offsets: new TextOffsets(tokenizer, eos, choiceInput(plan, i).promptIds),
       streamed: 0,
+      echo: echoes?.[Math.floor(i / plan.n)] ?? null,
     }));
   }
 
@@ -289,15 +339,21 @@ export class ResponseWriter {
     };
   }
 
-  /** `textEnd`: the length of choice `index`'s text up to and including these tokens'. */
-  private extras(index: number, tokens: readonly TokenInfo[], textEnd: number) {
+  /**
+   * `textEnd`: the length of choice `index`'s completion text up to and including these tokens'.
+   * `echoed`: the log-probs follow those of the prompt echoed in the same text (a whole response).
+   */
+  private extras(index: number, tokens: readonly TokenInfo[], textEnd: number, echoed = false) {
     const { plan } = this;
-    const logprobs =
-      plan.logprobs === null
-        ? null
-        : plan.kind === 'chat'
-          ? chatLogprobs(tokens, plan.logprobs, this.bytes)
-          : completionLogprobs(tokens, plan.logprobs, this.choices[index]!.offsets, this.bytes, textEnd);
+    const state = this.choices[index]!;
+    let logprobs: ReturnType<typeof chatLogprobs> | LegacyLogprobs | null = null;
+    if (plan.logprobs !== null && plan.kind === 'chat')
+      logprobs = chatLogprobs(tokens, plan.logprobs, this.bytes);
+    else if (plan.logprobs !== null) {
+      const base = state.echo?.text.length ?? 0;
+      logprobs = completionLogprobs(tokens, plan.logprobs, state.offsets, this.bytes, textEnd, base);
+      if (echoed && state.echo?.logprobs) logprobs = joinLogprobs(state.echo.logprobs, logprobs);
+    }
     return { logprobs, ...(plan.trace ? { trace: traceOf(tokens) } : {}) };
   }
 
@@ -308,7 +364,7 @@ export class ResponseWriter {
   complete(results: readonly ChoiceResult[], generated: readonly ChoiceResult[] = results) {
     const { plan } = this;
     const choices = results.map((result, index) => {
-      const extras = this.extras(index, result.tokens, result.text.length);
+      const extras = this.extras(index, result.tokens, result.text.length, true);
       return plan.kind === 'chat'
         ? {
             index,
@@ -316,7 +372,12 @@ export class ResponseWriter {
             ...extras,
             finish_reason: finishReason(result.finishReason),
           }
-        : { text: result.text, index, ...extras, finish_reason: finishReason(result.finishReason) };
+        : {
+            text: (this.choices[index]!.echo?.text ?? '') + result.text,
+            index,
+            ...extras,
+            finish_reason: finishReason(result.finishReason),
+          };
     });
     return {
       id: this.id,
@@ -352,6 +413,18 @@ export class ResponseWriter {
       ],
       ...this.usageField(),
     };
+  }
+
+  /**
+   * The first completions chunk of choice `index` when the request has `echo`: the prompt's text
+   * and, with log-probs, its tokens'. Null otherwise.
+   */
+  echoChunk(index: number) {
+    const { echo } = this.choices[index]!;
+    if (echo === null) return null;
+    const logprobs = this.plan.logprobs === null ? null : echo.logprobs;
+    const choice = { text: echo.text, index, logprobs, finish_reason: null };
+    return { ...this.head(), choices: [choice], ...this.usageField() };
   }
 
   /** A chunk of choice `index` carrying `text` and the tokens that produced it. */

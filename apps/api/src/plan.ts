@@ -33,6 +33,11 @@ export interface Plan {
   /** Top alternatives per token (0 = only the chosen token's), or null: no log-probs. */
   logprobs: number | null;
   trace: boolean;
+  /**
+   * Completions' `echo`: the text of each prompt (`inputs` order), returned before its completions
+   * (as sent, or its token ids decoded with their special tokens); null without echo.
+   */
+  echo: string[] | null;
 }
 
 /** A plan's choices: `n` per prompt. */
@@ -284,6 +289,7 @@ export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: Ru
     ...streamFlags(req),
     logprobs,
     trace: req.trace === true,
+    echo: null,
   };
 }
 
@@ -360,6 +366,13 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
   const inputs = list.map((raw, i) =>
     completionInput(raw, model, list.length > 1 ? `prompt[${i}]` : 'prompt'),
   );
+  if (req.max_tokens === 0 && req.echo !== true) {
+    throw new ApiError(
+      400,
+      'max_tokens: 0 generates nothing; it is only allowed with echo: true (to get the log-probs of the prompt)',
+      { param: 'max_tokens', code: 'invalid_value' },
+    );
+  }
   const options = baseOptions(req, model, server, rules, req.max_tokens, Math.min(16, server.maxTokens));
   options.format = 'raw';
   const logprobs = req.logprobs ?? null;
@@ -376,5 +389,17 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
     ...stream,
     logprobs,
     trace: req.trace === true,
+    echo: req.echo === true ? list.map((raw, i) => echoText(raw, inputs[i]!, model)) : null,
   };
+}
+
+/**
+ * The text a completions prompt echoes: the prompt as sent, or its token ids decoded with their
+ * special tokens (the prompt is read with them). The empty prompt echoes itself: the document
+ * separator the model reads first (see `completionInput`) is listed among its tokens, not in its text.
+ */
+function echoText(raw: string | number[], input: PlanInput, model: BaseModel): string {
+  return typeof raw === 'string'
+    ? raw
+    : model.tokenizer.decode(input.promptIds, { skipSpecialTokens: false });
 }

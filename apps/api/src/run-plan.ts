@@ -1,8 +1,9 @@
 import { ImplicitItError } from '@implicit-it/rules';
 import type { GenerationResult, StreamPart } from '@implicit-it/runtime';
+import { promptEchoes } from './echo.js';
 import { ApiError, shuttingDown, toApiError } from './errors.js';
 import type { Metrics } from './metrics.js';
-import { type ChoiceResult, ResponseWriter, type TokenInfo } from './openai-format.js';
+import { type ChoiceResult, type PromptEcho, ResponseWriter, type TokenInfo } from './openai-format.js';
 import { candidateCount, candidates, choiceCount, type Plan, pickBest } from './plan.js';
 import type { Release, WorkQueue } from './work-queue.js';
 
@@ -149,13 +150,17 @@ async function* choiceParts(plan: Plan, abort: AbortController): AsyncGenerator<
   }
 }
 
+/** The echo of each prompt, for a plan with `echo` (scored in the request's slots, before it decodes). */
+const echoes = (plan: Plan, abort: AbortController): Promise<PromptEcho[] | null> =>
+  plan.echo === null ? Promise.resolve(null) : promptEchoes(plan, abort.signal);
+
 /** Runs a plan without streaming: one JSON response. */
 export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response> {
   const abort = linkedAbort(ctx);
   const release = await acquire(ctx, plan, abort);
-  const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
   try {
+    const writer = new ResponseWriter(plan, await echoes(plan, abort));
     const count = candidateCount(plan);
     const tokens: TokenInfo[][] = Array.from({ length: count }, () => []);
     const results: (ChoiceResult | undefined)[] = Array.from({ length: count }, () => undefined);
@@ -197,11 +202,13 @@ const seconds = (ctx: RunContext) => (performance.now() - ctx.started) / 1000;
 export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> {
   const abort = linkedAbort(ctx);
   const release = await acquire(ctx, plan, abort);
-  const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
-  const parts = choiceParts(plan, abort);
+  let writer: ResponseWriter;
+  let parts: AsyncGenerator<ChoicePart>;
   let first: IteratorResult<ChoicePart>;
   try {
+    writer = new ResponseWriter(plan, await echoes(plan, abort));
+    parts = choiceParts(plan, abort);
     first = await parts.next();
   } catch (error) {
     release();
@@ -257,8 +264,8 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     start(controller) {
       const out: Uint8Array[] = [];
       for (let index = 0; index < count; index++) {
-        const role = writer.roleChunk(index);
-        if (role) out.push(sse(role));
+        const opening = writer.roleChunk(index) ?? writer.echoChunk(index);
+        if (opening) out.push(sse(opening));
       }
       let over = first.done === true;
       if (!first.done) over = handle(first.value, out);

@@ -209,7 +209,15 @@ export const completionRequestSchema = z.strictObject({
     },
   ),
   logprobs: z.number().int().min(0).max(20, { error: 'expected an integer in [0, 20]' }).nullish(),
-  echo: z.literal(false, { error: 'echo is not supported' }).nullish(),
+  /** `max_tokens` 0 generates nothing: with `echo`, the request scores its prompt. */
+  max_tokens: z
+    .number({ error: 'expected an integer' })
+    .int({ error: 'expected an integer' })
+    .min(0, { error: 'expected at least 0' })
+    .max(INT32_MAX, { error: `expected at most ${INT32_MAX}` })
+    .nullish(),
+  /** Return the prompt before the completion (and, with `logprobs`, its tokens' log-probs). */
+  echo: z.boolean({ error: 'expected true or false' }).nullish(),
   /** Candidates per prompt, of which the `n` with the highest mean token log-prob are returned. */
   best_of: choicesPerPrompt.nullish(),
   suffix: z.null({ error: 'suffix is not supported' }).optional(),

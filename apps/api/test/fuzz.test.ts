@@ -179,7 +179,9 @@ const BAD_COMPLETION_FIELDS: Record<string, unknown[]> = {
     [['x']],
   ],
   logprobs: [true, -1, 21, 'five', 2.5],
-  echo: [true, 'yes'],
+  echo: ['yes', 1],
+  // 0 only with echo (the prompt's log-probs)
+  max_tokens: [0, -1, 1.5],
   best_of: [0, 'x', 1.5, 17, 129],
   suffix: ['after', 5],
   add_bos: [true, false],

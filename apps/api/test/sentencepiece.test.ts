@@ -57,5 +57,33 @@ describeShared(
         ' Paris',
       ]);
     });
+
+    it('echo: a prompt with its BOS reads "<s> The capital...", each offset where its token starts', async () => {
+      const app = createApp({ models: [{ id: 'tiny', model }], log: () => {}, rules: false });
+      const prompt = 'The capital of France is';
+      const ids = [1, ...model.tokenizer.encode(prompt, { addSpecialTokens: false })];
+      const res = await (
+        await app.request(
+          '/v1/completions',
+          json({ model: 'tiny', prompt: ids, echo: true, max_tokens: 0, logprobs: 0 }),
+        )
+      ).json();
+      const choice = res.choices[0];
+      expect(choice.text).toBe(model.tokenizer.decode(ids));
+      const text = choice.text as string;
+      expect(text.endsWith(prompt)).toBe(true);
+      const { tokens, text_offset } = choice.logprobs;
+      expect(tokens[0]).toBe('<s>');
+      // every token after the BOS starts where its text, its space included, does: " The" at the space
+      // decode writes after "<s>"
+      for (let t = 1; t < ids.length; t++)
+        expect(text.slice(text_offset[t]).startsWith(tokens[t])).toBe(true);
+      expect(text_offset[1]).toBe(text.indexOf(' The'));
+      // the text as sent echoes as sent
+      const sent = await (
+        await app.request('/v1/completions', json({ model: 'tiny', prompt, echo: true, max_tokens: 0 }))
+      ).json();
+      expect(sent.choices[0].text).toBe(prompt);
+    });
   },
 );
