@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelLoadError } from './errors.js';
 
@@ -205,11 +205,29 @@ export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): Mode
       `${dir}: no ONNX decoder for dtype "${dtype}": expected ${candidates.map(([f]) => f.slice(dir.length + 1)).join(' or ')}` +
         (present.length > 0
           ? `; it has ${present.map((d) => `dtype "${d}"`).join(', ')} (the dtype option, CLI --dtype)`
-          : ''),
+          : checkpointNote(dir)),
       { file: candidates[0][0] },
     );
   }
   return { dir, config, generationConfig, onnxFile: found[0], merged: found[1], dtype };
+}
+
+/**
+ * For a directory without any ONNX decoder that holds a PyTorch checkpoint (a finetune's output, a
+ * hub snapshot without its ONNX export): how to write the graph this runtime needs.
+ */
+function checkpointNote(dir: string): string {
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return '';
+  }
+  const weights = files.find((f) =>
+    /^(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin)$|\.safetensors\.index\.json$/.test(f),
+  );
+  if (weights === undefined) return '';
+  return `; it holds a PyTorch checkpoint (${weights}): write its ONNX graph with \`implicit-it model export ${dir}\` (@implicit-it/modelkit's exportOnnx: llama and qwen2 decoders) or optimum-cli export onnx`;
 }
 
 /** EOS ids of a model: generation_config, then config.json (the tokenizer adds its own). */

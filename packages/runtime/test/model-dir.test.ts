@@ -131,6 +131,16 @@ describe('model directory validation', () => {
     expect(() => resolveModelFiles(dir, 'fp8' as never)).toThrow('dtype "fp8" is not one of fp32, fp16, q8');
   });
 
+  it('a PyTorch checkpoint without an ONNX graph is named, with how to export it', async () => {
+    const dir = await copyModel('checkpoint');
+    rmSync(join(dir, 'onnx'), { recursive: true });
+    expect(() => resolveModelFiles(dir)).toThrow(/decoder_model_merged\.onnx$/);
+    writeFileSync(join(dir, 'model-00001-of-00002.safetensors'), '');
+    expect(() => resolveModelFiles(dir)).toThrow(
+      `or decoder_model_merged.onnx; it holds a PyTorch checkpoint (model-00001-of-00002.safetensors): write its ONNX graph with \`implicit-it model export ${dir}\``,
+    );
+  });
+
   it('a graph saved after the patch (already patched) loads and runs as patched', async () => {
     const dir = await copyModel('prepatched');
     const file = join(dir, 'onnx', 'model.onnx');
