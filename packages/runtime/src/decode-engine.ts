@@ -62,10 +62,14 @@ export interface RowRequest {
   sampling: SamplingOptions;
   /** null: no log-probs; k: the chosen token's and the top k alternatives'. */
   logprobs: number | null;
+  /** The prompt's log-probs under the base model (null: none; k: with the top k alternatives). */
+  promptLogprobs: number | null;
   logitBias: ReadonlyMap<number, number> | null;
   trace: boolean;
   signal?: AbortSignal;
   onToken?: (event: TokenEvent) => void;
+  /** With `promptLogprobs`: called once the prompt is prefilled, before the first token. */
+  onPromptLogprobs?: (logprobs: (TokenLogprob | null)[]) => void;
 }
 
 /** What one row produced. */
@@ -78,6 +82,7 @@ export interface RowResult {
   /** Prompt positions reused from the prefix cache; present where the engine has one. */
   cachedTokens?: number;
   logprobs?: TokenLogprob[];
+  promptLogprobs?: (TokenLogprob | null)[];
   baseRanks?: number[];
 }
 
@@ -128,6 +133,8 @@ interface Row {
   stop: StopMatcher;
   rng: () => number;
   logprobs: TokenLogprob[];
+  /** With `req.promptLogprobs`: set by the prefill. */
+  promptLogprobs: (TokenLogprob | null)[] | null;
   baseRanks: number[];
   finish: RowEnd | null;
   /** With `finish: 'error'`: what this row's own processing threw (its logits processors, sampling). */
@@ -197,13 +204,16 @@ export function sharedPrefixWaves<T extends { req: { promptIds: readonly number[
   return [rows.filter((_, b) => !later[b]), rows.filter((_, b) => later[b])];
 }
 
-/** A step's logits with row `b` a copy of row `source[b]` (its cache outputs are not carried). */
+/** A step's last-position logits with row `b` a copy of row `source[b]`'s (its cache outputs are not carried). */
 function copyLogitRows(step: StepOutputs, source: readonly number[]): StepOutputs {
-  const block = step.kept * step.vocab;
-  const logits = new Float32Array(source.length * block);
-  for (const [b, from] of source.entries())
-    logits.set(step.logits.subarray(from * block, (from + 1) * block), b * block);
-  return { ...step, logits, kv: [] };
+  // the last position's only: a prompt scored whole (promptLogprobs) has logits at every position
+  const V = step.vocab;
+  const logits = new Float32Array(source.length * V);
+  for (const [b, from] of source.entries()) {
+    const last = (from * step.kept + step.kept - 1) * V;
+    logits.set(step.logits.subarray(last, last + V), b * V);
+  }
+  return { ...step, logits, kept: 1, kv: [] };
 }
 
 /** Decoding steps a waiting row may be held back for a fuller admission group. */
@@ -319,6 +329,7 @@ export class DecodeEngine {
         stop: new StopMatcher(req.stop),
         rng: createRng(req.sampling.seed ?? 0),
         logprobs: [],
+        promptLogprobs: null,
         baseRanks: [],
         finish: null,
         nextPos: req.promptIds.length,
@@ -327,7 +338,8 @@ export class DecodeEngine {
         resolve,
         reject,
       };
-      if (req.maxNewTokens <= 0) {
+      // nothing to generate, nor a prompt to score: nothing to run
+      if (req.maxNewTokens <= 0 && req.promptLogprobs === null) {
         row.finish = 'length';
         this.settle(row);
         return;
@@ -403,12 +415,24 @@ export class DecodeEngine {
   private async admitGroups(rows: Row[]): Promise<void> {
     const prefixes = this.options.prefixCache;
     for (const wave of prefixes ? sharedPrefixWaves(rows, prefixes) : [rows])
-      for (const group of lengthGroups(wave, this.runLength)) await this.admitOrFail(group);
+      for (const group of lengthGroups(wave, this.runLength)) {
+        // rows that want their prompt's log-probs run the LM head at every prompt position: apart
+        // from the others, who need it at the last one only
+        const scored = group.filter((r) => r.req.promptLogprobs !== null);
+        if (scored.length > 0 && scored.length < group.length) {
+          await this.admitOrFail(scored);
+          await this.admitOrFail(group.filter((r) => r.req.promptLogprobs === null));
+        } else await this.admitOrFail(group);
+      }
   }
 
-  /** The prompt positions a row's prefill would run now: less those the prefix cache would give it. */
+  /**
+   * The prompt positions a row's prefill would run now: less those the prefix cache would give it
+   * (none to a row that wants its prompt's log-probs, which needs the logits at every position).
+   */
   private readonly runLength = (r: Row): number =>
-    r.req.promptIds.length - (this.options.prefixCache?.peek(r.req.promptIds) ?? 0);
+    r.req.promptIds.length -
+    (r.req.promptLogprobs === null ? (this.options.prefixCache?.peek(r.req.promptIds) ?? 0) : 0);
 
   /**
    * Prefills new rows (left-padded together) and merges them into the running batch. Rows with the
@@ -422,8 +446,17 @@ export class DecodeEngine {
     rows = rows.filter((r) => r.finish === null);
     if (rows.length === 0) return;
     const { distinct, source } = distinctPrompts(rows);
+    // the alternatives each distinct prompt's log-probs list (the most any of its rows asks), or null
+    const promptTop: (number | null)[] = distinct.map(() => null);
+    for (const [b, r] of rows.entries()) {
+      const k = r.req.promptLogprobs;
+      if (k !== null) promptTop[source[b]!] = Math.max(promptTop[source[b]!] ?? 0, k);
+    }
     const prefixes = this.options.prefixCache;
-    const hits = distinct.map((r) => prefixes?.lookup(r.req.promptIds) ?? null);
+    // a prompt scored whole reuses nothing: the positions a kept prefix would give have no logits
+    const hits = distinct.map((r, i) =>
+      promptTop[i] === null ? (prefixes?.lookup(r.req.promptIds) ?? null) : null,
+    );
     const reused = hits.map((h) => h?.length ?? 0);
     const before = Math.max(...reused);
     // the positions each row runs now, left-padded to the longest
@@ -470,16 +503,27 @@ export class DecodeEngine {
     // prefillChunk positions per run over all the group's rows (a run blocks this thread: running
     // streams and other requests wait for it), at least MIN_ROW_CHUNK per row (or prefillChunk itself)
     const chunk = this.options.prefillChunk;
+    // logits from the first position of the longest prompt scored (its first token predicts its
+    // second), or from the last one only
+    const scoredFrom = distinct
+      .filter((_, i) => promptTop[i] !== null)
+      .map((r) => width - r.req.promptIds.length);
     const plan = {
       chunk: chunk > 0 ? Math.max(Math.min(chunk, MIN_ROW_CHUNK), Math.floor(chunk / distinct.length)) : 0,
-      logitsFrom: width - 1,
+      logitsFrom: Math.min(width - 1, ...scoredFrom),
       fetch: this.fetch,
       window: this.options.slidingWindow,
       limit,
     };
+    const promptLps = promptTop.map((k, i) =>
+      k === null
+        ? null
+        : new PromptLogprobs(distinct[i]!.req.promptIds, k, this.tokenizer, this.options.tokenIds),
+    );
     let done: ChunkOutputs | null = null;
     for await (const run of runChunked(this.session, prompts, plan)) {
       done = run;
+      for (const [i, lps] of promptLps.entries()) lps?.read(run, i, width);
       if (run.at + run.n >= width) continue;
       // onnxruntime-node runs a chunk on this thread: let the event loop take the I/O that came in
       // meanwhile (a client that left, other requests) before the next one, and see its abort now
@@ -519,6 +563,14 @@ export class DecodeEngine {
     if (distinct.length < rows.length) {
       cache = cache.gather(source);
       out = copyLogitRows(out, source);
+    }
+    for (const [b, r] of rows.entries()) {
+      const lps = promptLps[source[b]!];
+      if (!lps || r.req.promptLogprobs === null) continue;
+      r.promptLogprobs = lps.list(r.req.promptLogprobs);
+      r.req.onPromptLogprobs?.(r.promptLogprobs);
+      // a row that only scores its prompt ends here (settled by the next dropFinished, its prompt kept)
+      if (r.req.maxNewTokens <= 0) r.finish = 'length';
     }
     this.choose(rows, out);
     if (this.active.length === 0 || this.cache === null) {
@@ -611,6 +663,7 @@ export class DecodeEngine {
       this.base = new Float32Array(V);
     }
     for (const [b, r] of rows.entries()) {
+      if (r.finish !== null) continue; // ended by its prefill (maxNewTokens 0)
       try {
         this.chooseRow(b, r, step);
       } catch (error) {
@@ -747,8 +800,62 @@ export class DecodeEngine {
       completionTokens: r.out.length,
       ...(this.options.prefixCache ? { cachedTokens: r.cached } : {}),
       ...(r.req.logprobs !== null ? { logprobs: r.logprobs } : {}),
+      ...(r.promptLogprobs !== null ? { promptLogprobs: r.promptLogprobs } : {}),
       ...(r.req.trace ? { baseRanks: r.baseRanks } : {}),
     });
+  }
+}
+
+/**
+ * A prompt's log-probs, read from the logits of its prefill's runs: each token's given those before
+ * it, under the base model (the softmax over the tokenizer's ids, as generation's), with the top `k`
+ * alternatives. The first token has none.
+ */
+class PromptLogprobs {
+  private readonly entries: (TokenLogprob | null)[];
+  private row = new Float32Array(0);
+
+  constructor(
+    private readonly ids: readonly number[],
+    private readonly k: number,
+    private readonly tokenizer: EngineTokenizer,
+    private readonly tokenIds: number,
+  ) {
+    this.entries = ids.map(() => null);
+  }
+
+  /** Reads the positions of `run` that predict a token of this prompt, row `b` of a batch `width` wide. */
+  read(run: ChunkOutputs, b: number, width: number): void {
+    const { out } = run;
+    const V = out.vocab;
+    const pad = width - this.ids.length;
+    if (this.row.length !== V) this.row = new Float32Array(V);
+    const row = this.row;
+    const text = (t: number) => this.tokenizer.tokenText(t);
+    for (let k = 0; k < out.kept; k++) {
+      // position j of the prompt predicts its token j + 1
+      const j = run.logitsAt + k - pad;
+      if (j < 0 || j + 1 >= this.ids.length) continue;
+      row.set(out.logits.subarray((b * out.kept + k) * V, (b * out.kept + k + 1) * V));
+      if (this.tokenIds < V) row.fill(Number.NEGATIVE_INFINITY, this.tokenIds);
+      const lse = logSumExp(row);
+      const id = this.ids[j + 1]!;
+      this.entries[j + 1] = {
+        id,
+        token: text(id),
+        logprob: logProbAt(row, id, lse),
+        top: topEntries(row, this.k)
+          .filter(([, v]) => v > Number.NEGATIVE_INFINITY)
+          .map(([t]) => ({ id: t, token: text(t), logprob: logProbAt(row, t, lse) })),
+      };
+    }
+  }
+
+  /** The log-probs, each with at most `k` alternatives (rows of one prompt may ask for fewer). */
+  list(k: number): (TokenLogprob | null)[] {
+    if (this.entries.some((e, t) => t > 0 && e === null))
+      throw new Error('internal: a prompt position was prefilled without its logits');
+    return this.entries.map((e) => (e && e.top.length > k ? { ...e, top: e.top.slice(0, k) } : e));
   }
 }
 

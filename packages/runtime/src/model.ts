@@ -57,6 +57,10 @@ export interface LoadOptions extends SessionOptions, ResolveOptions {
 /** Default of `LoadOptions.prefillChunk`. */
 export const DEFAULT_PREFILL_CHUNK = 256;
 
+/** A log-probs option as the engine takes it: null (none), or the number of top alternatives. */
+const alternatives = (v: boolean | number | undefined): number | null =>
+  v === undefined || v === false ? null : v === true ? 0 : v;
+
 /**
  * A loaded model: an ONNX decoder session, its tokenizer, and generation with the rules.
  *
@@ -150,13 +154,8 @@ export class Model extends BaseModel {
     options: GenerateOptions,
     onToken?: (e: TokenEvent) => void,
     input = 0,
+    onPromptLogprobs?: RowRequest['onPromptLogprobs'],
   ): RowRequest {
-    const logprobs =
-      options.logprobs === undefined || options.logprobs === false
-        ? null
-        : options.logprobs === true
-          ? 0
-          : options.logprobs;
     const bias = options.logitBias
       ? new Map(Object.entries(options.logitBias).map(([k, v]) => [Number(k), v]))
       : null;
@@ -176,11 +175,13 @@ export class Model extends BaseModel {
         // each input its own stream: repeated prompts in one call sample differently
         seed: inputSeed(options.seed ?? 0, input),
       },
-      logprobs,
+      logprobs: alternatives(options.logprobs),
+      promptLogprobs: alternatives(options.promptLogprobs),
       logitBias: bias,
       trace: options.trace ?? false,
       signal: options.signal,
       onToken,
+      onPromptLogprobs,
     };
   }
 
@@ -197,6 +198,7 @@ export class Model extends BaseModel {
       },
       prompt: { ids: p.ids, scopeStart: p.scopeStart, promptLength: p.promptLength },
       ...(r.logprobs ? { logprobs: r.logprobs } : {}),
+      ...(r.promptLogprobs ? { promptLogprobs: r.promptLogprobs } : {}),
       ...(r.baseRanks ? { baseRanks: r.baseRanks } : {}),
     };
   }
@@ -288,15 +290,21 @@ export class Model extends BaseModel {
     yield* pushedParts<StreamPart>(options.signal, (push, signal) =>
       this.engine
         .submit(
-          this.row(prompt, { ...options, signal }, (e) => {
-            push({
-              type: 'token',
-              id: e.id,
-              ...(e.logprob ? { logprob: e.logprob } : {}),
-              ...(e.baseRank !== undefined ? { baseRank: e.baseRank } : {}),
-            });
-            if (e.text) push({ type: 'text-delta', text: e.text });
-          }),
+          this.row(
+            prompt,
+            { ...options, signal },
+            (e) => {
+              push({
+                type: 'token',
+                id: e.id,
+                ...(e.logprob ? { logprob: e.logprob } : {}),
+                ...(e.baseRank !== undefined ? { baseRank: e.baseRank } : {}),
+              });
+              if (e.text) push({ type: 'text-delta', text: e.text });
+            },
+            0,
+            (logprobs) => push({ type: 'prompt-logprobs', logprobs }),
+          ),
         )
         .then((r) =>
           push({

@@ -62,6 +62,14 @@ export interface GenerateOptions {
    * listed; a token text (`TokenLogprob.token`) keeps its leading space (`Tokenizer.tokenText`).
    */
   logprobs?: boolean | number;
+  /**
+   * The prompt's log-probs too (vLLM's `prompt_logprobs`): true, or the number of top alternatives
+   * (0-20). Each prompt token's, given the tokens before it, under the base model (the logit bias,
+   * the rules and the processors act on what follows the prompt); the first token's is null. They
+   * come from the prefill itself, which then computes the LM head at every prompt position (and
+   * does not reuse the prefix cache). With `maxNewTokens: 0` the prompt is run for them alone.
+   */
+  promptLogprobs?: boolean | number;
   /** Added to the logits of these ids at every step (OpenAI's logit_bias). */
   logitBias?: Readonly<Record<number, number>>;
   /** Also return each token's rank under the base model alone (how much the rules moved it). */
@@ -82,11 +90,17 @@ export interface GenerationResult {
   usage: { promptTokens: number; completionTokens: number; totalTokens: number; cachedTokens?: number };
   prompt: { ids: number[]; scopeStart: number; promptLength: number };
   logprobs?: TokenLogprob[];
+  /** With `promptLogprobs`: one per prompt token (`prompt.ids`), the first null. */
+  promptLogprobs?: (TokenLogprob | null)[];
   baseRanks?: number[];
 }
 
-/** Streamed parts, tagged by `type`. */
+/**
+ * Streamed parts, tagged by `type`. With `promptLogprobs`, a `prompt-logprobs` part comes first, once
+ * the prompt is prefilled.
+ */
 export type StreamPart =
+  | { type: 'prompt-logprobs'; logprobs: (TokenLogprob | null)[] }
   | { type: 'text-delta'; text: string }
   | { type: 'token'; id: number; logprob?: TokenLogprob; baseRank?: number }
   | { type: 'finish'; finishReason: FinishReason; text: string; usage: GenerationResult['usage'] };
@@ -131,6 +145,7 @@ const GENERATE_OPTIONS = [
   'rules',
   'processors',
   'logprobs',
+  'promptLogprobs',
   'logitBias',
   'trace',
   'signal',
@@ -208,12 +223,12 @@ export function checkOptions(o: GenerateOptions): void {
   int(o.seed, 'seed', 0, 2 ** 32 - 1);
   num(o.temperature, 'temperature', (t) => t >= 0 && Number.isFinite(t), 'a number >= 0');
   num(o.topP, 'topP', (p) => p > 0 && p <= 1, 'a number in (0, 1]');
-  if (typeof o.logprobs === 'number') int(o.logprobs, 'logprobs', 0, 20);
-  else if (o.logprobs !== undefined && typeof o.logprobs !== 'boolean')
-    bad(
-      'logprobs',
-      `expected true, false or a number of alternatives (0-20), got ${JSON.stringify(o.logprobs)}`,
-    );
+  for (const param of ['logprobs', 'promptLogprobs'] as const) {
+    const v = o[param];
+    if (typeof v === 'number') int(v, param, 0, 20);
+    else if (v !== undefined && typeof v !== 'boolean')
+      bad(param, `expected true, false or a number of alternatives (0-20), got ${JSON.stringify(v)}`);
+  }
   if (o.stop !== undefined && (!Array.isArray(o.stop) || o.stop.some((s) => typeof s !== 'string')))
     bad('stop', 'expected an array of strings');
   for (const name of ['ignoreEos', 'trace', 'addBos'] as const) flag(o[name], name);
