@@ -235,16 +235,6 @@ function completionLogprobs(
   return out;
 }
 
-/**
- * What a completions request with `echo` returns before each choice's completion: the prompt's text
- * (as sent, or its token ids decoded, special tokens written) and, when log-probs are asked for,
- * its tokens' (under the base model: the rules and the logit bias act on what follows the prompt).
- */
-export interface PromptEcho {
-  text: string;
-  logprobs: LegacyLogprobs | null;
-}
-
 /** `b`'s arrays appended to `a`'s, in a new object. */
 const joinLogprobs = (a: LegacyLogprobs, b: LegacyLogprobs): LegacyLogprobs => ({
   tokens: [...a.tokens, ...b.tokens],
@@ -264,16 +254,18 @@ export interface ChoiceResult {
   finishReason: FinishReason;
   usage: GenerationResult['usage'];
   tokens: TokenInfo[];
+  /** With `echo` and log-probs: the prompt's (the runtime's `promptLogprobs`). */
+  promptLogprobs?: readonly (TokenLogprob | null)[];
 }
 
 /**
  * Per-choice state of a response: the completion's token offsets (legacy `text_offset`), the length
- * of its text streamed so far, and the prompt it echoes first (`echo`).
+ * of its text streamed so far, and the prompt text it echoes first (`Plan.echo`).
  */
 interface ChoiceState {
   offsets: TextOffsets;
   streamed: number;
-  echo: PromptEcho | null;
+  echo: string | null;
 }
 
 /**
@@ -313,11 +305,7 @@ export class ResponseWriter {
   private readonly bytes: TokenBytes;
   private readonly choices: ChoiceState[];
 
-  constructor(
-    private readonly plan: Plan,
-    /** With `echo`: each prompt's echo (`Plan.inputs` order). */
-    echoes: readonly PromptEcho[] | null = null,
-  ) {
+  constructor(private readonly plan: Plan) {
     this.id = `${plan.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
     const { tokenizer, info } = plan.served.model;
     this.bytes = (id) => tokenizer.tokenBytes(id);
@@ -325,7 +313,7 @@ export class ResponseWriter {
     this.choices = Array.from({ length: choiceCount(plan) }, (_, i) => ({
       offsets: new TextOffsets(tokenizer, eos, choiceInput(plan, i).promptIds),
       streamed: 0,
-      echo: echoes?.[Math.floor(i / plan.n)] ?? null,
+      echo: plan.echo?.[Math.floor(i / plan.n)] ?? null,
     }));
   }
 
@@ -341,18 +329,23 @@ export class ResponseWriter {
 
   /**
    * `textEnd`: the length of choice `index`'s completion text up to and including these tokens'.
-   * `echoed`: the log-probs follow those of the prompt echoed in the same text (a whole response).
+   * `echoed`: the echoed prompt's log-probs, which these follow in the same text (a whole response).
    */
-  private extras(index: number, tokens: readonly TokenInfo[], textEnd: number, echoed = false) {
+  private extras(
+    index: number,
+    tokens: readonly TokenInfo[],
+    textEnd: number,
+    echoed: LegacyLogprobs | null = null,
+  ) {
     const { plan } = this;
     const state = this.choices[index]!;
     let logprobs: ReturnType<typeof chatLogprobs> | LegacyLogprobs | null = null;
     if (plan.logprobs !== null && plan.kind === 'chat')
       logprobs = chatLogprobs(tokens, plan.logprobs, this.bytes);
     else if (plan.logprobs !== null) {
-      const base = state.echo?.text.length ?? 0;
+      const base = state.echo?.length ?? 0;
       logprobs = completionLogprobs(tokens, plan.logprobs, state.offsets, this.bytes, textEnd, base);
-      if (echoed && state.echo?.logprobs) logprobs = joinLogprobs(state.echo.logprobs, logprobs);
+      if (echoed) logprobs = joinLogprobs(echoed, logprobs);
     }
     return { logprobs, ...(plan.trace ? { trace: traceOf(tokens) } : {}) };
   }
@@ -364,7 +357,11 @@ export class ResponseWriter {
   complete(results: readonly ChoiceResult[], generated: readonly ChoiceResult[] = results) {
     const { plan } = this;
     const choices = results.map((result, index) => {
-      const extras = this.extras(index, result.tokens, result.text.length, true);
+      const echoed =
+        plan.logprobs !== null && result.promptLogprobs
+          ? this.echoLogprobs(index, result.promptLogprobs)
+          : null;
+      const extras = this.extras(index, result.tokens, result.text.length, echoed);
       return plan.kind === 'chat'
         ? {
             index,
@@ -373,7 +370,7 @@ export class ResponseWriter {
             finish_reason: finishReason(result.finishReason),
           }
         : {
-            text: (this.choices[index]!.echo?.text ?? '') + result.text,
+            text: (this.choices[index]!.echo ?? '') + result.text,
             index,
             ...extras,
             finish_reason: finishReason(result.finishReason),
@@ -417,14 +414,37 @@ export class ResponseWriter {
 
   /**
    * The first completions chunk of choice `index` when the request has `echo`: the prompt's text
-   * and, with log-probs, its tokens'. Null otherwise.
+   * and, with log-probs, its tokens' (the runtime's `promptLogprobs`). Null without echo.
    */
-  echoChunk(index: number) {
+  echoChunk(index: number, promptLogprobs: readonly (TokenLogprob | null)[] | null) {
     const { echo } = this.choices[index]!;
     if (echo === null) return null;
-    const logprobs = this.plan.logprobs === null ? null : echo.logprobs;
-    const choice = { text: echo.text, index, logprobs, finish_reason: null };
+    const logprobs =
+      this.plan.logprobs !== null && promptLogprobs ? this.echoLogprobs(index, promptLogprobs) : null;
+    const choice = { text: echo, index, logprobs, finish_reason: null };
     return { ...this.head(), choices: [choice], ...this.usageField() };
+  }
+
+  /**
+   * The legacy log-probs of choice `index`'s echoed prompt, from the runtime's `promptLogprobs` (one
+   * per prompt token, the first null: nothing comes before it, as OpenAI returns it). Offsets index
+   * the echoed text, which writes special tokens (the prompt is read with them).
+   */
+  private echoLogprobs(index: number, promptLogprobs: readonly (TokenLogprob | null)[]): LegacyLogprobs {
+    const { tokenizer } = this.plan.served.model;
+    const text = this.choices[index]!.echo ?? '';
+    const offsets = new TextOffsets(tokenizer, new Set(), [], true);
+    const out: LegacyLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+    for (const [t, id] of choiceInput(this.plan, index).promptIds.entries()) {
+      const lp = promptLogprobs[t] ?? null;
+      out.tokens.push(legacyTokenName(tokenizer.tokenText(id), this.bytes(id)));
+      out.text_offset.push(Math.min(offsets.next(id), text.length));
+      out.token_logprobs.push(lp?.logprob ?? null);
+      out.top_logprobs.push(
+        lp ? legacyTopLogprobs(lp.top.slice(0, this.plan.logprobs ?? 0), this.bytes) : null,
+      );
+    }
+    return out;
   }
 
   /** A chunk of choice `index` carrying `text` and the tokens that produced it. */

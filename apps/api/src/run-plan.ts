@@ -1,9 +1,8 @@
 import { ImplicitItError } from '@implicit-it/rules';
 import type { GenerationResult, StreamPart } from '@implicit-it/runtime';
-import { promptEchoes } from './echo.js';
 import { ApiError, shuttingDown, toApiError } from './errors.js';
 import type { Metrics } from './metrics.js';
-import { type ChoiceResult, type PromptEcho, ResponseWriter, type TokenInfo } from './openai-format.js';
+import { type ChoiceResult, ResponseWriter, type TokenInfo } from './openai-format.js';
 import { candidateCount, candidates, choiceCount, type Plan, pickBest } from './plan.js';
 import type { Release, WorkQueue } from './work-queue.js';
 
@@ -150,20 +149,17 @@ async function* choiceParts(plan: Plan, abort: AbortController): AsyncGenerator<
   }
 }
 
-/** The echo of each prompt, for a plan with `echo` (scored in the request's slots, before it decodes). */
-const echoes = (plan: Plan, abort: AbortController): Promise<PromptEcho[] | null> =>
-  plan.echo === null ? Promise.resolve(null) : promptEchoes(plan, abort.signal);
-
 /** Runs a plan without streaming: one JSON response. */
 export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response> {
   const abort = linkedAbort(ctx);
   const release = await acquire(ctx, plan, abort);
+  const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
   try {
-    const writer = new ResponseWriter(plan, await echoes(plan, abort));
     const count = candidateCount(plan);
     const tokens: TokenInfo[][] = Array.from({ length: count }, () => []);
     const results: (ChoiceResult | undefined)[] = Array.from({ length: count }, () => undefined);
+    const prompts: ChoiceResult['promptLogprobs'][] = [];
     let sawToken = false;
     // stream() rather than generate(): the same path as streaming, and tokens carry their trace
     for await (const { index, part } of choiceParts(plan, abort)) {
@@ -174,9 +170,17 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
         }
         ctx.metrics.inc('implicit_it_completion_tokens_total');
         tokens[index]!.push(part);
-      } else if (part.type === 'finish') {
+      } else if (part.type === 'prompt-logprobs') prompts[index] = part.logprobs;
+      else if (part.type === 'finish') {
         const { text, finishReason, usage } = part;
-        results[index] = { text, finishReason, usage, tokens: tokens[index]! };
+        const promptLogprobs = prompts[index];
+        results[index] = {
+          text,
+          finishReason,
+          usage,
+          tokens: tokens[index]!,
+          ...(promptLogprobs ? { promptLogprobs } : {}),
+        };
       }
     }
     if (results.some((r) => r === undefined)) throw new Error('a generation ended without a finish part');
@@ -202,13 +206,11 @@ const seconds = (ctx: RunContext) => (performance.now() - ctx.started) / 1000;
 export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> {
   const abort = linkedAbort(ctx);
   const release = await acquire(ctx, plan, abort);
+  const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
-  let writer: ResponseWriter;
-  let parts: AsyncGenerator<ChoicePart>;
+  const parts = choiceParts(plan, abort);
   let first: IteratorResult<ChoicePart>;
   try {
-    writer = new ResponseWriter(plan, await echoes(plan, abort));
-    parts = choiceParts(plan, abort);
     first = await parts.next();
   } catch (error) {
     release();
@@ -238,7 +240,11 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
 
   /** Chunks for one part; true when the stream is over (every choice finished). */
   const handle = ({ index, part }: ChoicePart, out: Uint8Array[]): boolean => {
-    if (part.type === 'token') {
+    if (part.type === 'prompt-logprobs') {
+      // echo with log-probs: the prompt's chunk, once its prefill has them (before any token)
+      const echo = writer.echoChunk(index, part.logprobs);
+      if (echo) out.push(sse(echo));
+    } else if (part.type === 'token') {
       if (!sawToken) {
         sawToken = true;
         ctx.metrics.observe('implicit_it_time_to_first_token_seconds', {}, seconds(ctx));
@@ -264,7 +270,9 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     start(controller) {
       const out: Uint8Array[] = [];
       for (let index = 0; index < count; index++) {
-        const opening = writer.roleChunk(index) ?? writer.echoChunk(index);
+        // echo without log-probs: the prompt's chunk at once (with them, when they come)
+        const opening =
+          writer.roleChunk(index) ?? (plan.logprobs === null ? writer.echoChunk(index, null) : null);
         if (opening) out.push(sse(opening));
       }
       let over = first.done === true;

@@ -1,6 +1,7 @@
 // Completions' `echo`: the prompt returned before the completion, with its tokens' log-probs. The
-// prompt's log-probs come from a teacher-forced pass; they must agree with what decoding reports for
-// the same tokens, and they are what lm-evaluation-harness's `local-completions` reads.
+// prompt's log-probs come from its prefill (the runtime's promptLogprobs); they must agree with what
+// decoding reports for the same tokens, and they are what lm-evaluation-harness's `local-completions`
+// reads.
 import type { Model } from '@implicit-it/runtime';
 import { documentStartId } from '@implicit-it/tokenizers';
 import OpenAI from 'openai';
@@ -159,6 +160,13 @@ describe('echo: the prompt before the completion', () => {
     const context = ids('Question: what color is the sky? Answer:');
     const [greedy] = await model.generate({ promptIds: context }, { maxNewTokens: 3, rules: false });
     const cases = [greedy!.tokenIds, ids(' purple banana')];
+    // each prompt is run once: its prefill gives its log-probs and the one token generated
+    const run = model.session.run.bind(model.session);
+    let runs = 0;
+    model.session.run = (step) => {
+      runs++;
+      return run(step);
+    };
     const { body } = await post({
       prompt: cases.map((c) => [...context, ...c]),
       echo: true,
@@ -166,7 +174,10 @@ describe('echo: the prompt before the completion', () => {
       logprobs: 1,
       temperature: 0,
       seed: 1234,
+    }).finally(() => {
+      model.session.run = run;
     });
+    expect(runs).toBe(1);
     const scored = await model.score(
       cases.map((continuation) => ({ prompt: { promptIds: context }, continuation })),
     );
