@@ -94,7 +94,7 @@ async function run(flags: ChatFlags): Promise<void> {
           const style = flags.trace ? shiftStyle(rank) : null;
           const shown = forTerminal(part.text);
           process.stdout.write(style ? out(style, shown) : shown);
-        } else {
+        } else if (part.type === 'finish') {
           text = part.text;
           finish = part.finishReason;
           usage = part.usage;
