@@ -377,10 +377,10 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
   options.format = 'raw';
   const logprobs = req.logprobs ?? null;
   if (logprobs !== null) options.logprobs = logprobs;
-  // the echoed prompt's log-probs come from its prefill (the base model's)
-  if (req.echo === true && logprobs !== null) options.promptLogprobs = logprobs;
   // best_of ranks the candidates by their log-probs: generated even when the response has none
   else if (bestOf > n) options.logprobs = 0;
+  // the echoed prompt's log-probs come from its prefill (the base model's)
+  if (req.echo === true && logprobs !== null) options.promptLogprobs = logprobs;
   return {
     kind: 'completion',
     served,

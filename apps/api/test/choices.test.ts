@@ -233,7 +233,7 @@ describe('best_of: the n best of best_of candidates', () => {
 
   it('returns the n candidates with the highest mean token log-prob, best first', async () => {
     // best_of candidates are sampled as n = best_of choices are (the same seeds): rank those
-    const all = await post('/v1/completions', completion({ n: 5, logprobs: 0 }));
+    const all = await post('/v1/completions', completion({ n: 5, logprobs: 2 }));
     const ranked = [...all.body.choices]
       .map((c, i) => ({ c, i, score: meanLogprob(c) }))
       .sort((a, b) => b.score - a.score || a.i - b.i);
@@ -248,8 +248,9 @@ describe('best_of: the n best of best_of candidates', () => {
     expect(body.choices.map((c: { logprobs: unknown }) => c.logprobs)).toEqual([null, null]);
     // usage counts every candidate's tokens (as OpenAI bills best_of), the prompt once
     expect(body.usage).toEqual(all.body.usage);
-    // asked for, they are the chosen candidates' own
-    const withLogprobs = await post('/v1/completions', completion({ n: 2, best_of: 5, logprobs: 0 }));
+    // asked for, they are the chosen candidates' own, with the alternatives asked for
+    const withLogprobs = await post('/v1/completions', completion({ n: 2, best_of: 5, logprobs: 2 }));
+    expect(Object.keys(withLogprobs.body.choices[0].logprobs.top_logprobs[0])).toHaveLength(2);
     expect(withLogprobs.body.choices.map((c: { logprobs: unknown }) => c.logprobs)).toEqual(
       ranked.slice(0, 2).map((r) => r.c.logprobs),
     );
