@@ -11,9 +11,10 @@ import {
   logProbAt,
   logSumExp,
   rankOf,
+  readLogitsRow,
   type SamplingOptions,
   sampleToken,
-  topEntries,
+  topLogprobs,
 } from './sampling.js';
 import { StopMatcher } from './stop-matcher.js';
 
@@ -678,8 +679,7 @@ export class DecodeEngine {
   private chooseRow(b: number, r: Row, step: StepOutputs): void {
     const V = step.vocab;
     const row = this.row;
-    row.set(step.logits.subarray((b * step.kept + step.kept - 1) * V, (b * step.kept + step.kept) * V));
-    if (this.options.tokenIds < V) row.fill(Number.NEGATIVE_INFINITY, this.options.tokenIds);
+    readLogitsRow(row, step.logits, b * step.kept + step.kept - 1, this.options.tokenIds);
     if (r.req.trace) this.base.set(row);
     if (r.req.logitBias) for (const [id, bias] of r.req.logitBias) if (id < V) row[id]! += bias;
     r.rules?.apply(row);
@@ -698,15 +698,12 @@ export class DecodeEngine {
     const event: TokenEvent = { id, text: '' };
     if (r.req.logprobs !== null) {
       const lse = logSumExp(row);
-      const text = (t: number) => this.tokenizer.tokenText(t);
       event.logprob = {
         id,
-        token: text(id),
+        token: this.tokenizer.tokenText(id),
         logprob: logProbAt(row, id, lse),
         // alternatives the rules or a processor ruled out (-Infinity) are not listed
-        top: topEntries(row, r.req.logprobs)
-          .map(([t]) => ({ id: t, token: text(t), logprob: logProbAt(row, t, lse) }))
-          .filter((alt) => alt.logprob > Number.NEGATIVE_INFINITY),
+        top: namedTopLogprobs(row, r.req.logprobs, lse, this.tokenizer),
       };
       r.logprobs.push(event.logprob);
     }
@@ -806,6 +803,16 @@ export class DecodeEngine {
   }
 }
 
+/** `topLogprobs`, each alternative with its text (`TokenLogprob.top`). */
+function namedTopLogprobs(
+  row: Float32Array,
+  k: number,
+  lse: number,
+  tokenizer: EngineTokenizer,
+): TokenLogprob['top'] {
+  return topLogprobs(row, k, lse).map(({ id, logprob }) => ({ id, token: tokenizer.tokenText(id), logprob }));
+}
+
 /**
  * A prompt's log-probs, read from the logits of its prefill's runs: each token's given those before
  * it, under the base model (the softmax over the tokenizer's ids, as generation's), with the top `k`
@@ -831,22 +838,18 @@ class PromptLogprobs {
     const pad = width - this.ids.length;
     if (this.row.length !== V) this.row = new Float32Array(V);
     const row = this.row;
-    const text = (t: number) => this.tokenizer.tokenText(t);
     for (let k = 0; k < out.kept; k++) {
       // position j of the prompt predicts its token j + 1
       const j = run.logitsAt + k - pad;
       if (j < 0 || j + 1 >= this.ids.length) continue;
-      row.set(out.logits.subarray((b * out.kept + k) * V, (b * out.kept + k + 1) * V));
-      if (this.tokenIds < V) row.fill(Number.NEGATIVE_INFINITY, this.tokenIds);
+      readLogitsRow(row, out.logits, b * out.kept + k, this.tokenIds);
       const lse = logSumExp(row);
       const id = this.ids[j + 1]!;
       this.entries[j + 1] = {
         id,
-        token: text(id),
+        token: this.tokenizer.tokenText(id),
         logprob: logProbAt(row, id, lse),
-        top: topEntries(row, this.k)
-          .filter(([, v]) => v > Number.NEGATIVE_INFINITY)
-          .map(([t]) => ({ id: t, token: text(t), logprob: logProbAt(row, t, lse) })),
+        top: namedTopLogprobs(row, this.k, lse, this.tokenizer),
       };
     }
   }

@@ -44,6 +44,32 @@ export function logProbAt(row: Float32Array, id: number, lse: number): number {
   return n === 1 ? 0 : -Math.log(n); // not -0
 }
 
+/**
+ * Copies row `index` of a [rows, V] logits array into `row` (V long), the ids from `tokenIds` on (an LM
+ * head padded wider than the tokenizer) at -Infinity: never picked, scored or listed.
+ */
+export function readLogitsRow(
+  row: Float32Array,
+  logits: Float32Array,
+  index: number,
+  tokenIds: number,
+): void {
+  const V = row.length;
+  row.set(logits.subarray(index * V, (index + 1) * V));
+  if (tokenIds < V) row.fill(Number.NEGATIVE_INFINITY, tokenIds);
+}
+
+/**
+ * The `k` most likely ids under softmax(`row`) with their log-probs (`lse = logSumExp(row)`), most
+ * likely first. Ids with no probability (ruled out at -Infinity, or besides ids a processor forced to
+ * +Infinity) are not listed.
+ */
+export function topLogprobs(row: Float32Array, k: number, lse: number): { id: number; logprob: number }[] {
+  return topEntries(row, k)
+    .map(([id]) => ({ id, logprob: logProbAt(row, id, lse) }))
+    .filter((alt) => alt.logprob > Number.NEGATIVE_INFINITY);
+}
+
 /** The `k` largest entries as [index, value], descending (k small: O(V * k) worst, O(V) typical). */
 export function topEntries(row: Float32Array, k: number): [number, number][] {
   const top: [number, number][] = [];

@@ -4,7 +4,7 @@ import type { DecoderSession } from './decoder-session.js';
 import { GenerationAbortedError, GenerationError } from './errors.js';
 import type { GenerateInput } from './options.js';
 import { runChunked } from './prefill.js';
-import { logProbAt, logSumExp, rankOf, topEntries } from './sampling.js';
+import { logProbAt, logSumExp, rankOf, readLogitsRow, topLogprobs } from './sampling.js';
 
 /**
  * A prompt and the continuation to score after it: ids, or text, tokenized where it follows the
@@ -135,19 +135,13 @@ export async function scoreBatch(
         for (let k = 0; k < out.kept; k++) {
           const j = logitsAt + k - (width - n - 1); // the continuation token predicted here
           if (j < 0 || j >= n) continue;
-          row.set(out.logits.subarray((b * out.kept + k) * V, (b * out.kept + k + 1) * V));
-          if (tokenIds < V) row.fill(Number.NEGATIVE_INFINITY, tokenIds);
+          readLogitsRow(row, out.logits, b * out.kept + k, tokenIds);
           if (s.state) rules!.apply(row, s.state);
           const tok = c.continuation[j]!;
           const lse = logSumExp(row);
           s.logprobs.push(logProbAt(row, tok, lse));
           if (options.ranks) s.ranks.push(rankOf(row, tok));
-          if (top > 0)
-            s.top.push(
-              topEntries(row, top)
-                .filter(([, v]) => v > Number.NEGATIVE_INFINITY)
-                .map(([id]) => ({ id, logprob: logProbAt(row, id, lse) })),
-            );
+          if (top > 0) s.top.push(topLogprobs(row, top, lse));
           s.state?.append(tok);
         }
       }
