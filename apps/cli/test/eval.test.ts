@@ -18,7 +18,7 @@ import { createTinyModel } from '@implicit-it/modelkit/test';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { loadTokenizer } from '@implicit-it/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CACHE, CLI, run, tinyModelDir } from './helpers.js';
+import { CACHE, CLI, run, tinyModelDir, waitFor } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'implicit-it-cli-eval-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -71,14 +71,6 @@ function spawnCli(args: string[]): ChildProcess & { stderrText: () => string } {
   });
   child.stdout!.resume();
   return Object.assign(child, { stderrText: () => stderr });
-}
-
-async function waitFor(check: () => boolean, ms = 60_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 let model: string;

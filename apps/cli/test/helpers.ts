@@ -87,3 +87,12 @@ export async function stop(child: ChildProcess, exited: Promise<number | null>) 
   child.kill('SIGINT');
   return exited;
 }
+
+/** Resolves once `check()` holds (polled every 5 ms); throws after `ms`. */
+export async function waitFor(check: () => boolean, ms = 60_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

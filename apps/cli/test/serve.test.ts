@@ -1,9 +1,10 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createTinyModel, SLOW_PREFILL_MODEL } from '@implicit-it/modelkit/test';
 import { missingShared } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run, startServe, stop, tinyModelDir } from './helpers.js';
+import { run, startServe, stop, tinyModelDir, waitFor } from './helpers.js';
 
 describe('serve', () => {
   let model: string;
@@ -129,17 +130,27 @@ describe('serve', () => {
     expect(await s.exited).toBe(0);
     expect(s.stderr()).toMatch(/stopping: 1 request\(s\) in flight get up to 10 s to finish/);
 
-    // a second signal does not wait
-    const again = startServe(['--model', `tiny=${model}`, '--shutdown-grace', '600']);
+    // a second signal does not wait: a larger model's 2,000-token stream lasts seconds, so it is
+    // still running when the second signal lands (the tiny model's ends in about 250 ms)
+    const { dir: larger } = await createTinyModel(SLOW_PREFILL_MODEL);
+    const again = startServe(['--model', `tiny=${larger}`, '--shutdown-grace', '600']);
     const longReader = await streaming(await again.url, 5000);
     again.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => again.stderr().includes('stopping'));
     const t0 = Date.now();
     again.child.kill('SIGINT'); // the other signal, as Ctrl-C after a SIGTERM
     expect(await again.exited).toBe(0);
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(again.stderr().match(/stopping/g)).toHaveLength(1); // the second signal forces, silently
-    await longReader.read().catch(() => {});
+    let rest = '';
+    for (;;) {
+      const chunk = await longReader.read().catch(() => ({ done: true, value: undefined }));
+      if (chunk.done) break;
+      rest += new TextDecoder().decode(chunk.value);
+    }
+    // cut short: the stream ends with the shutdown's error event, without a finish or [DONE]
+    expect(rest).toContain('"code":"server_shutting_down"');
+    expect(rest).not.toMatch(/"finish_reason":"|\[DONE\]/);
   });
 
   it('names an 8-bit model whose concurrent requests move each other, unless --concurrency 1', async () => {

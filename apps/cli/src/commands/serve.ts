@@ -172,7 +172,14 @@ async function run(flags: ServeFlags): Promise<void> {
     process.off('SIGINT', force);
     process.off('SIGTERM', force);
   } finally {
+    // a signal while the models are released (their workers end) exits at once, as one during the
+    // wait does: Node's default action would end the process by the signal instead of exit 0
+    const exitNow = () => process.exit();
+    process.once('SIGINT', exitNow);
+    process.once('SIGTERM', exitNow);
     for (const m of opened) await m.model.dispose();
+    process.off('SIGINT', exitNow);
+    process.off('SIGTERM', exitNow);
   }
 }
 
