@@ -2,12 +2,12 @@
 // prompt's log-probs come from its prefill (the runtime's promptLogprobs); they must agree with what
 // decoding reports for the same tokens, and they are what lm-evaluation-harness's `local-completions`
 // reads.
-import type { Model } from '@implicit-it/runtime';
+import { loadModel, type Model } from '@implicit-it/runtime';
 import { documentStartId } from '@implicit-it/tokenizers';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, createApp, type RunningServer, serve } from '../src/index.js';
-import { json, parseSse, tinyModel } from './helpers.js';
+import { json, parseSse, tinyModel, tinyModelDir } from './helpers.js';
 
 let model: Model;
 let app: ApiApp;
@@ -191,6 +191,39 @@ describe('echo: the prompt before the completion', () => {
         (x, k) => x === Math.max(...Object.values(lp.top_logprobs[context.length + k]!)),
       );
       expect(isGreedy).toBe(i === 0);
+    }
+  });
+
+  it("with a prefix cache, a question's answers after the first run only their own tokens (same log-probs)", async () => {
+    const cachedModel = await loadModel(await tinyModelDir(), { log: () => {}, prefixCache: 16 << 20 });
+    const cachedApp = createApp({ models: [{ id: 'tiny', model: cachedModel }], log: () => {} });
+    try {
+      const context = ids('Question: which of these is a color, and which one is a fruit? Answer:');
+      expect(context.length).toBeGreaterThan(32); // the prefix cache's least
+      // as lm-eval sends them with its default batch size: one request per answer
+      for (const [i, answer] of [' red', ' apple', ' blue', ' pear'].entries()) {
+        const request = {
+          prompt: [...context, ...ids(answer)],
+          echo: true,
+          max_tokens: 1,
+          logprobs: 1,
+          temperature: 0,
+        };
+        const res = await cachedApp.request('/v1/completions', json({ model: 'tiny', ...request }));
+        const body = await res.json();
+        expect(body.usage.prompt_tokens_details).toEqual({ cached_tokens: i === 0 ? 0 : context.length - 1 });
+        const want = (await post(request)).body.choices[0].logprobs as Legacy;
+        const got = body.choices[0].logprobs as Legacy;
+        expect(got.tokens).toEqual(want.tokens);
+        expect(got.token_logprobs[0]).toBeNull();
+        for (let t = 1; t < want.tokens.length; t++)
+          expect(got.token_logprobs[t]).toBeCloseTo(want.token_logprobs[t]!, 4);
+        expect(got.top_logprobs.map((top) => top && Object.keys(top))).toEqual(
+          want.top_logprobs.map((top) => top && Object.keys(top)),
+        );
+      }
+    } finally {
+      await cachedModel.dispose();
     }
   });
 

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // The prefix cache (LoadOptions.prefixCache) on the smollm2-135m-shaped bench model, CPU: time to
 // first token of prompts that begin as an earlier one, with the cache vs without, measured side by
-// side (the two models alternate on each prompt). Two workloads:
+// side (the two models alternate on each prompt). Workloads:
 //   - a conversation: each turn re-sends the history (the last prompt, a reply, a new question), the
 //     replies written elsewhere (edited, or tokenized otherwise), so only the last prompt is reused;
 //   - requests sharing a long preamble (a system prompt, few-shot examples) before short questions;
 //   - a chat with the model's own replies, which the cache keeps with their prompts;
 //   - requests sharing a preamble arriving together at an empty cache (one prefills it for the rest),
-//     and what the kept prompts weigh (the preamble held once).
+//     and what the kept prompts weigh (the preamble held once);
+//   - loglikelihood requests as lm-evaluation-harness sends them: answers after one context, each
+//     prompt's log-probs asked (promptLogprobs).
 // Prints a report and `BENCH {...}` lines.
 import { readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -179,6 +181,56 @@ bench(
   'x',
   'report',
   burstStats.entries === burst.length,
+);
+
+// 5. loglikelihood requests as lm-evaluation-harness sends them (one at a time, its default batch
+// size): questions after a shared few-shot preamble, each with 4 one-token answers, every prompt
+// scored whole (promptLogprobs). With the cache, a prompt kept with its log-probs serves the next:
+// an answer's context is run once, and the preamble once for all questions.
+const llQuestions = quick ? 2 : 6;
+const fewShot = promptOf(256, 12000);
+const requests = [];
+for (let q = 0; q < llQuestions; q++) {
+  const context = [...fewShot, ...promptOf(64, 14000 + q * 100)];
+  for (const answer of promptOf(4, 13000 + q * 7)) requests.push([...context, answer]);
+}
+const scoreOpts = { maxNewTokens: 0, promptLogprobs: 1 };
+const llRuns = [];
+let llWorst = 0;
+for (let round = 0; round < (quick ? 1 : 3); round++) {
+  const times = {};
+  const answers = {};
+  for (const [name, model] of [
+    ['fresh', fresh],
+    ['reusing', reusing],
+  ]) {
+    model.clearPrefixCache();
+    const t0 = now();
+    answers[name] = [];
+    let cached = 0;
+    for (const promptIds of requests) {
+      const [r] = await model.generate({ promptIds, scopeStart: 0 }, scoreOpts);
+      answers[name].push(r.promptLogprobs.at(-1).logprob);
+      cached += r.usage.cachedTokens ?? 0;
+    }
+    times[name] = { ms: now() - t0, cached };
+  }
+  answers.fresh.forEach((lp, i) => {
+    llWorst = Math.max(llWorst, Math.abs(lp - answers.reusing[i]));
+  });
+  llRuns.push(times);
+}
+const llRatio = median(llRuns.map((r) => r.fresh.ms)) / median(llRuns.map((r) => r.reusing.ms));
+const promptTokens = sum(requests.map((r) => r.length));
+console.log(
+  `\n5. ${requests.length} loglikelihood requests, one at a time (${llQuestions} questions after a 256-token few-shot preamble, 64-token questions, 4 one-token answers each; promptLogprobs 1): ${median(llRuns.map((r) => r.fresh.ms)).toFixed(0)} ms vs ${median(llRuns.map((r) => r.reusing.ms)).toFixed(0)} ms -> ${llRatio.toFixed(2)}x (${llRuns[0].reusing.cached} of ${promptTokens} prompt positions reused; answers' log-probs within ${llWorst.toExponential(1)})`,
+);
+bench(
+  'runtime: prefix cache, lm-eval loglikelihood requests (4 answers per question, shared few-shot preamble)',
+  +llRatio.toFixed(2),
+  'x',
+  'report',
+  llWorst < 1e-3,
 );
 
 console.log(

@@ -184,20 +184,35 @@ export function distinctPrompts<T extends { req: { promptIds: readonly number[] 
  * Rows with the same prompt stay together (they share one prefill). One wave (`[rows]`) where no row
  * gains.
  */
-export function sharedPrefixWaves<T extends { req: { promptIds: readonly number[] } }>(
-  rows: readonly T[],
-  cache: Pick<PrefixCache, 'peek' | 'minTokens' | 'keeps'>,
-): T[][] {
+export function sharedPrefixWaves<
+  T extends { req: { promptIds: readonly number[]; promptLogprobs?: number | null } },
+>(rows: readonly T[], cache: Pick<PrefixCache, 'peek' | 'minTokens' | 'keeps'>): T[][] {
   const { distinct, source } = distinctPrompts(rows);
-  const leaders: (readonly number[])[] = [];
+  // the alternatives each distinct prompt's log-probs list (the most its rows ask), or null
+  const scored = new Map<T, number | null>(distinct.map((r) => [r, null]));
+  for (const [b, r] of rows.entries()) {
+    const k = r.req.promptLogprobs ?? null;
+    const first = distinct[source[b]!]!;
+    if (k !== null) scored.set(first, Math.max(scored.get(first) ?? 0, k));
+  }
+  // a prompt scored whole (its log-probs asked) follows only a leader scored with as many
+  // alternatives: the positions it reuses must come with their log-probs
+  const leaders: { ids: readonly number[]; scored: number | null }[] = [];
   const follows = new Set<T>();
   // shortest first: a follower of a long prompt would have led a shorter one, which runs sooner
   const byLength = [...distinct].sort((a, b) => a.req.promptIds.length - b.req.promptIds.length);
   for (const r of byLength) {
     const ids = r.req.promptIds;
-    const shared = Math.max(0, ...leaders.map((lead) => sharedLength(lead, ids, ids.length - 1)));
-    if (shared >= cache.peek(ids) + cache.minTokens) follows.add(r);
-    else if (cache.keeps(ids)) leaders.push(ids);
+    const top = scored.get(r) ?? null;
+    const serving = leaders.filter((lead) => top === null || (lead.scored ?? -1) >= top);
+    // (a scored follower reuses one position less: the last shared one is run, for the next token's log-prob)
+    const reach = top === null ? ids.length - 1 : ids.length;
+    const shared = Math.max(
+      0,
+      ...serving.map((lead) => sharedLength(lead.ids, ids, reach) - (top === null ? 0 : 1)),
+    );
+    if (shared >= cache.peek(ids, top) + cache.minTokens) follows.add(r);
+    else if (cache.keeps(ids)) leaders.push({ ids, scored: top });
   }
   if (follows.size === 0) return [[...rows]];
   // a row follows where the first row with its prompt does
@@ -428,12 +443,11 @@ export class DecodeEngine {
   }
 
   /**
-   * The prompt positions a row's prefill would run now: less those the prefix cache would give it
-   * (none to a row that wants its prompt's log-probs, which needs the logits at every position).
+   * The prompt positions a row's prefill would run now: less those the prefix cache would give it (to
+   * a row that wants its prompt's log-probs, those kept with theirs).
    */
   private readonly runLength = (r: Row): number =>
-    r.req.promptIds.length -
-    (r.req.promptLogprobs === null ? (this.options.prefixCache?.peek(r.req.promptIds) ?? 0) : 0);
+    r.req.promptIds.length - (this.options.prefixCache?.peek(r.req.promptIds, r.req.promptLogprobs) ?? 0);
 
   /**
    * Prefills new rows (left-padded together) and merges them into the running batch. Rows with the
@@ -454,10 +468,8 @@ export class DecodeEngine {
       if (k !== null) promptTop[source[b]!] = Math.max(promptTop[source[b]!] ?? 0, k);
     }
     const prefixes = this.options.prefixCache;
-    // a prompt scored whole reuses nothing: the positions a kept prefix would give have no logits
-    const hits = distinct.map((r, i) =>
-      promptTop[i] === null ? (prefixes?.lookup(r.req.promptIds) ?? null) : null,
-    );
+    // a prompt scored whole reuses only positions kept with their log-probs
+    const hits = distinct.map((r, i) => prefixes?.lookup(r.req.promptIds, promptTop[i] ?? null) ?? null);
     const reused = hits.map((h) => h?.length ?? 0);
     const before = Math.max(...reused);
     // the positions each row runs now, left-padded to the longest
@@ -507,8 +519,8 @@ export class DecodeEngine {
     // logits from the first position of the longest prompt scored (its first token predicts its
     // second), or from the last one only
     const scoredFrom = distinct
-      .filter((_, i) => promptTop[i] !== null)
-      .map((r) => width - r.req.promptIds.length);
+      .map((r, i) => (promptTop[i] === null ? width : width - (r.req.promptIds.length - reused[i]!)))
+      .filter((from) => from < width);
     const plan = {
       chunk: chunk > 0 ? Math.max(Math.min(chunk, MIN_ROW_CHUNK), Math.floor(chunk / distinct.length)) : 0,
       logitsFrom: Math.min(width - 1, ...scoredFrom),
@@ -519,7 +531,14 @@ export class DecodeEngine {
     const promptLps = promptTop.map((k, i) =>
       k === null
         ? null
-        : new PromptLogprobs(distinct[i]!.req.promptIds, k, this.tokenizer, this.options.tokenIds),
+        : new PromptLogprobs(
+            distinct[i]!.req.promptIds,
+            k,
+            this.tokenizer,
+            this.options.tokenIds,
+            reused[i]!,
+            hits[i]?.logprobs ?? [],
+          ),
     );
     let done: ChunkOutputs | null = null;
     for await (const run of runChunked(this.session, prompts, plan)) {
@@ -556,7 +575,12 @@ export class DecodeEngine {
           [before - from, from],
           [before + width - (n - from), n - from],
         ];
-        prefixes.store(r.req.promptIds, (skip) => cache.takeRow(i, runs, skip));
+        const lps = promptLps[i];
+        prefixes.store(
+          r.req.promptIds,
+          (skip) => cache.takeRow(i, runs, skip),
+          lps ? { top: promptTop[i]!, list: lps.list(promptTop[i]!) } : null,
+        );
       }
     }
     let out = done!.out;
@@ -827,11 +851,20 @@ class PromptLogprobs {
     private readonly k: number,
     private readonly tokenizer: EngineTokenizer,
     private readonly tokenIds: number,
+    /** Its first positions, not run: a kept prefix's keys/values (the prefix cache's) stand for them. */
+    private readonly reused: number,
+    /** The log-probs of its first `reused + 1` tokens, kept with those keys/values. */
+    known: readonly (TokenLogprob | null)[],
   ) {
-    this.entries = ids.map(() => null);
+    if (reused > 0 && known.length !== reused + 1)
+      throw new Error(`internal: ${known.length} kept log-probs for ${reused} reused positions`);
+    this.entries = ids.map((_, t) => known[t] ?? null);
   }
 
-  /** Reads the positions of `run` that predict a token of this prompt, row `b` of a batch `width` wide. */
+  /**
+   * Reads the positions of `run` that predict a token of this prompt, row `b` of a batch `width` wide
+   * (its prompt ends at the last column; the columns before its first position run are padding).
+   */
   read(run: ChunkOutputs, b: number, width: number): void {
     const { out } = run;
     const V = out.vocab;
@@ -841,7 +874,7 @@ class PromptLogprobs {
     for (let k = 0; k < out.kept; k++) {
       // position j of the prompt predicts its token j + 1
       const j = run.logitsAt + k - pad;
-      if (j < 0 || j + 1 >= this.ids.length) continue;
+      if (j < this.reused || j + 1 >= this.ids.length) continue;
       readLogitsRow(row, out.logits, b * out.kept + k, this.tokenIds);
       const lse = logSumExp(row);
       const id = this.ids[j + 1]!;

@@ -1,3 +1,4 @@
+import type { TokenLogprob } from './decode-engine.js';
 import { firstPositions, type KvPieces, type KvRows } from './kv-cache.js';
 
 /** Keys/values of consecutive positions, held once however many kept sequences begin with them. */
@@ -16,6 +17,18 @@ interface Segment {
 interface Entry {
   ids: readonly number[];
   pieces: Piece[];
+  /** Its first positions' log-probs, where it was kept from a prompt scored whole (`promptLogprobs`). */
+  logprobs: KeptLogprobs | null;
+}
+
+/**
+ * The log-probs of a kept sequence's first `list.length` tokens (each given those before it, the
+ * first null), each with `top` alternatives: a prompt that begins the same way and wants its own
+ * log-probs reads them for the shared positions instead of running the LM head there.
+ */
+export interface KeptLogprobs {
+  top: number;
+  list: readonly (TokenLogprob | null)[];
 }
 
 /** The first `length` positions of a segment. */
@@ -84,19 +97,34 @@ export class PrefixCache {
    * for the next token's logits). Null when no kept sequence shares `minTokens` or more. Counts a
    * hit, and marks the sequence used.
    */
-  lookup(ids: readonly number[]): { pieces: KvPieces; length: number } | null {
-    const found = this.longest(ids, ids.length - 1);
+  lookup(ids: readonly number[]): { pieces: KvPieces; length: number } | null;
+  /**
+   * With `scored` (the alternatives a prompt's log-probs list): only kept sequences with their
+   * log-probs (as many alternatives or more) serve, and `logprobs` holds those of the reused positions
+   * and of the token after them (the last reused position's logits are not run again): a shared
+   * prefix of `k` tokens reuses `k - 1` positions.
+   */
+  lookup(
+    ids: readonly number[],
+    scored: number | null,
+  ): { pieces: KvPieces; length: number; logprobs?: readonly (TokenLogprob | null)[] } | null;
+  lookup(ids: readonly number[], scored: number | null = null) {
+    const found = this.longest(ids, ids.length - 1, scored);
     if (found === null) return null;
     const { entry, length } = found;
     this.touch(keyOf(entry.ids), entry);
     this.hits++;
     this.reused += length;
-    return { pieces: entry.pieces.map(({ segment, length }) => ({ kv: segment.kv, length })), length };
+    return {
+      pieces: entry.pieces.map(({ segment, length }) => ({ kv: segment.kv, length })),
+      length,
+      ...(scored !== null ? { logprobs: entry.logprobs!.list.slice(0, length + 1) } : {}),
+    };
   }
 
-  /** The positions `lookup(ids)` would reuse now (0 for none), counting nothing (to plan a batch). */
-  peek(ids: readonly number[]): number {
-    return this.longest(ids, ids.length - 1)?.length ?? 0;
+  /** The positions `lookup(ids, scored)` would reuse now (0 for none), counting nothing (to plan a batch). */
+  peek(ids: readonly number[], scored: number | null = null): number {
+    return this.longest(ids, ids.length - 1, scored)?.length ?? 0;
   }
 
   /**
@@ -118,7 +146,7 @@ export class PrefixCache {
    * it does).
    */
   private lender(ids: readonly number[]) {
-    const shared = this.longest(ids, ids.length);
+    const shared = this.longest(ids, ids.length, null);
     const from = shared?.length ?? 0;
     const lent = shared ? firstPieces(shared.entry, from) : [];
     return {
@@ -129,13 +157,27 @@ export class PrefixCache {
     };
   }
 
-  /** The kept sequence sharing the most first tokens with `ids` (`most` at most), if `minTokens` or more. */
-  private longest(ids: readonly number[], most: number): { entry: Entry; length: number } | null {
+  /**
+   * The kept sequence sharing the most first tokens with `ids` (`most` at most), if `minTokens` or
+   * more. With `scored`, among those kept with their log-probs (`scored` alternatives or more), the
+   * one whose positions serve the most: those before the last shared token, whose log-prob must be
+   * known too.
+   */
+  private longest(
+    ids: readonly number[],
+    most: number,
+    scored: number | null,
+  ): { entry: Entry; length: number } | null {
     let best: Entry | null = null;
     let bestLength = 0;
     for (const entry of this.entries.values()) {
-      if (Math.min(entry.ids.length, most) <= bestLength) continue;
-      const k = sharedLength(entry.ids, ids, most);
+      const lps = entry.logprobs;
+      if (scored !== null && (lps === null || lps.top < scored)) continue;
+      // scored: the shared positions whose next token's log-prob is kept too
+      const limit = scored === null ? most : Math.min(most, lps!.list.length - 1, entry.ids.length - 1);
+      if (Math.min(entry.ids.length, limit) <= bestLength) continue;
+      const k =
+        scored === null ? sharedLength(entry.ids, ids, most) : sharedLength(entry.ids, ids, limit + 1) - 1;
       if (k > bestLength) {
         best = entry;
         bestLength = k;
@@ -150,12 +192,16 @@ export class PrefixCache {
    * keys/values serve it). It is called only when the sequence is kept, as copying keys/values out of
    * the batch's cache costs about as much as they weigh.
    */
-  store(ids: readonly number[], take: (from: number) => KvRows): void {
+  store(ids: readonly number[], take: (from: number) => KvRows, logprobs: KeptLogprobs | null = null): void {
     if (ids.length < this.minTokens) return;
+    if (logprobs !== null && logprobs.list.length > ids.length)
+      throw new Error(`internal: ${logprobs.list.length} log-probs given to keep ${ids.length} tokens`);
     const lender = this.lender(ids);
     const { entry: longest, from, lent, lentBytes } = lender;
     // a kept sequence that begins with this one (or is it) serves it already: used, nothing new kept
+    // (but the log-probs, if it has none as good)
     if (longest !== null && from === ids.length) {
+      longest.logprobs = better(longest.logprobs, logprobs);
       this.touch(keyOf(longest.ids), longest);
       return;
     }
@@ -173,10 +219,15 @@ export class PrefixCache {
     for (const { segment } of pieces) segment.users++;
     this.bytes += bytes;
     const kept = keyOf(ids);
-    this.entries.set(kept, { ids: [...ids], pieces });
-    // kept sequences this one begins with: it serves them
+    const added: Entry = { ids: [...ids], pieces, logprobs: frozen(logprobs) };
+    this.entries.set(kept, added);
+    // kept sequences this one begins with: it serves them (and takes their log-probs: a prompt scored,
+    // then kept with its reply)
     for (const [key, entry] of this.entries)
-      if (key !== kept && startsWith(ids, entry.ids)) this.drop(key, entry);
+      if (key !== kept && startsWith(ids, entry.ids)) {
+        added.logprobs = better(added.logprobs, entry.logprobs);
+        this.drop(key, entry);
+      }
     for (const [key, entry] of this.entries) {
       if (this.bytes <= this.maxBytes) break;
       this.drop(key, entry);
@@ -217,6 +268,25 @@ export class PrefixCache {
       segment.bytes = bytes;
     }
   }
+}
+
+/** Of two kept log-prob lists of one sequence, the one with more alternatives, then more positions. */
+function better(a: KeptLogprobs | null, b: KeptLogprobs | null): KeptLogprobs | null {
+  if (a === null || b === null) return a ?? frozen(b);
+  if (b.top !== a.top) return b.top > a.top ? frozen(b) : a;
+  return b.list.length > a.list.length ? frozen(b) : a;
+}
+
+/** Kept log-probs are handed to every prompt that reuses them: frozen, so that none can change them. */
+function frozen(lps: KeptLogprobs | null): KeptLogprobs | null {
+  if (lps === null || Object.isFrozen(lps)) return lps;
+  for (const e of lps.list)
+    if (e) {
+      for (const t of e.top) Object.freeze(t);
+      Object.freeze(e.top);
+      Object.freeze(e);
+    }
+  return Object.freeze({ top: lps.top, list: Object.freeze([...lps.list]) });
 }
 
 /** The pieces holding `entry`'s first `n` positions. */

@@ -51,6 +51,46 @@ describe('PrefixCache', () => {
     expect(cache.stats).toEqual({ entries: 2, bytes: 13 * 8, maxBytes: 1 << 20, hits: 3, reusedTokens: 27 });
   });
 
+  it('serves a prompt that wants its log-probs from one kept with theirs only, the last shared position run', () => {
+    const cache = new PrefixCache(1 << 20, 4);
+    /** Log-probs of `ids` with `top` alternatives, each telling its position. */
+    const lps = (ids: readonly number[], top: number) => ({
+      top,
+      list: ids.map((id, t) =>
+        t === 0
+          ? null
+          : {
+              id,
+              token: `<${id}>`,
+              logprob: -t,
+              top: seq(top).map((k) => ({ id: k, token: `<${k}>`, logprob: -k })),
+            },
+      ),
+    });
+    keep(cache, seq(10), 1); // without log-probs
+    expect([cache.lookup([...seq(10), 5], 0), cache.peek([...seq(10), 5], 0)]).toEqual([null, 0]);
+    // the same prompt, scored: kept already, it takes the log-probs without a copy
+    cache.store(seq(10), () => expect.unreachable('copied again'), lps(seq(10), 2));
+    expect(cache.stats.entries).toBe(1);
+    // 8 tokens shared: 7 positions reused, the 8th run (its logits give the next token's log-prob);
+    // the kept log-probs are those of the 7 positions' tokens and the 8th's
+    const hit = cache.lookup([...seq(8), 50, 51], 1)!;
+    expect(hit.length).toBe(7);
+    expect(hit.logprobs).toEqual(lps(seq(10), 2).list.slice(0, 8));
+    expect(Object.isFrozen(hit.logprobs![3]) && Object.isFrozen(hit.logprobs![3]!.top)).toBe(true);
+    // the same prompt: all but its last position, as without log-probs
+    expect(cache.peek(seq(10), 2)).toBe(9);
+    // more alternatives than kept: a miss
+    expect(cache.lookup(seq(10), 3)).toBeNull();
+    // kept with its reply: the log-probs go with it, and serve the prompt's positions only
+    expect(keep(cache, seq(20), 2)).toBe(10);
+    expect(cache.stats.entries).toBe(1);
+    expect([cache.peek(seq(21), 1), cache.peek(seq(21), null)]).toEqual([9, 20]);
+    expect(() => cache.store(seq(4), () => expect.unreachable(), lps(seq(5), 0))).toThrow(
+      'internal: 5 log-probs given to keep 4 tokens',
+    );
+  });
+
   it('keeps the longer of two prompts where one begins the other, and drops least recently used past its bytes', () => {
     const cache = new PrefixCache(100 * 8, 4);
     keep(cache, seq(10), 1);
@@ -292,6 +332,19 @@ describe('a model with a prefix cache', () => {
     const fits = new PrefixCache(12 * 8, 4, 8);
     expect(fits.keeps(lead.req.promptIds)).toBe(true);
     expect(sharedPrefixWaves([lead, follower], fits)).toEqual([[lead], [follower]]);
+    // rows that want their prompt's log-probs follow a lead that wants as many alternatives or more
+    // (kept with them); the others follow any lead
+    const scored = (ids: number[], k: number) => ({ req: { promptIds: ids, promptLogprobs: k } });
+    const [a, b, c, d] = [
+      scored(seq(10), 1),
+      scored([...seq(9), 50], 1),
+      scored([...seq(9), 51], 2),
+      row([...seq(9), 52]),
+    ];
+    expect(sharedPrefixWaves([a, b, c, d], new PrefixCache(1 << 20, 4, 8))).toEqual([
+      [a, c],
+      [b, d],
+    ]);
   });
 
   it('a row that reuses a prefix joins a running batch as a fresh one does', async () => {

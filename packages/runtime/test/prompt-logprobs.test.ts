@@ -102,14 +102,70 @@ describe('promptLogprobs', () => {
     expect(results[1]!.promptLogprobs).toEqual(results[0]!.promptLogprobs);
   });
 
-  it('a kept prefix is not reused for them (its positions have no logits), and is for others', async () => {
+  it('a prompt kept with its log-probs serves the next one that begins as it does; one kept without does not', async () => {
+    cached.clearPrefixCache();
     const prompt = `${PROMPTS[0]} ${PROMPTS[3]}`;
-    await cached.generate(prompt, { maxNewTokens: 2 });
-    const [again] = await cached.generate(prompt, { maxNewTokens: 2, promptLogprobs: 0 });
-    expect(again!.usage.cachedTokens).toBe(0);
-    await expectScored(again!.promptLogprobs!, again!.prompt.ids, 0);
-    const [reusing] = await cached.generate(prompt, { maxNewTokens: 2 });
-    expect(reusing!.usage.cachedTokens).toBeGreaterThan(0);
+    await cached.generate(prompt, { maxNewTokens: 2 }); // kept, and its reply, without log-probs
+    const [first] = await cached.generate(prompt, { maxNewTokens: 2, promptLogprobs: 1 });
+    expect(first!.usage.cachedTokens).toBe(0);
+    await expectScored(first!.promptLogprobs!, first!.prompt.ids, 1);
+    // kept with them now: the same prompt reruns its last position only, to the same log-probs
+    const n = first!.prompt.ids.length;
+    const [again] = await cached.generate(prompt, { maxNewTokens: 2, promptLogprobs: 1 });
+    expect(again!.usage.cachedTokens).toBe(n - 1);
+    await expectScored(again!.promptLogprobs!, again!.prompt.ids, 1);
+    expect(again!.promptLogprobs!.slice(0, n - 1)).toEqual(first!.promptLogprobs!.slice(0, n - 1));
+    // with fewer alternatives too; not with more than were kept
+    const [fewer] = await cached.generate(prompt, { maxNewTokens: 0, promptLogprobs: 0 });
+    expect(fewer!.usage.cachedTokens).toBe(n - 1);
+    await expectScored(fewer!.promptLogprobs!, fewer!.prompt.ids, 0);
+    const [more] = await cached.generate(prompt, { maxNewTokens: 0, promptLogprobs: 3 });
+    expect(more!.usage.cachedTokens).toBe(0);
+    await expectScored(more!.promptLogprobs!, more!.prompt.ids, 3);
+    // the prompt with its reply and a question (a conversation's next turn): the reply was generated,
+    // not scored, so the prompt's positions serve, not the reply's
+    const ids = [...first!.prompt.ids, ...first!.tokenIds, 65, 66, 67];
+    const [turn] = await cached.generate(
+      { promptIds: ids, scopeStart: 0 },
+      { maxNewTokens: 1, promptLogprobs: 2 },
+    );
+    expect(turn!.usage.cachedTokens).toBe(n - 1);
+    await expectScored(turn!.promptLogprobs!, ids, 2);
+    // and rows that do not score reuse it whole
+    const [plain] = await cached.generate({ promptIds: ids, scopeStart: 0 }, { maxNewTokens: 1 });
+    expect(plain!.usage.cachedTokens).toBe(ids.length - 1);
+  });
+
+  it("choices after one context, as lm-eval's loglikelihood requests send them, prefill the context once", async () => {
+    cached.clearPrefixCache();
+    const hits = cached.prefixCacheStats!.hits;
+    const context = cached.tokenizer.encode(`${PROMPTS[3]}\nQuestion: ${PROMPTS[2]}\nAnswer:`);
+    const choices = [65, 66, 67, 68].map((id) => [...context, id]);
+    const results = await cached.generate(
+      choices.map((promptIds) => ({ promptIds, scopeStart: 0 })),
+      { maxNewTokens: 0, promptLogprobs: 1 },
+    );
+    // the first runs it all; the others, the context's last position and their own
+    expect(results.map((r) => r.usage.cachedTokens)).toEqual(
+      [0, 1, 2, 3].map((i) => (i ? context.length - 1 : 0)),
+    );
+    for (const [i, r] of results.entries()) {
+      await expectScored(r.promptLogprobs!, choices[i]!, 1);
+      expect(r.promptLogprobs!.slice(0, context.length)).toEqual(
+        results[0]!.promptLogprobs!.slice(0, context.length),
+      );
+    }
+    expect(cached.prefixCacheStats!.hits - hits).toBe(3);
+    // one more choice, prefilled with another prompt that runs whole: padded to it, it reads the
+    // log-probs of its own positions only
+    const other = cached.tokenizer.encode(PROMPTS[1]!);
+    const mixed = await cached.generate(
+      [[...context, 69], other].map((promptIds) => ({ promptIds, scopeStart: 0 })),
+      { maxNewTokens: 0, promptLogprobs: 1 },
+    );
+    expect(mixed.map((r) => r.usage.cachedTokens)).toEqual([context.length - 1, 0]);
+    await expectScored(mixed[0]!.promptLogprobs!, [...context, 69], 1);
+    await expectScored(mixed[1]!.promptLogprobs!, other, 1);
   });
 
   it('a stream sends them first, before any token', async () => {
