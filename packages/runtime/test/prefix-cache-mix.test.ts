@@ -1,7 +1,8 @@
 // The prefix cache under a server's mix of requests, seeded: conversations going on from earlier
 // prompts and replies, prompts sharing a beginning arriving together, unrelated prompts, requests
-// aborted mid-way, arrivals spread over time, a cache small enough to evict. Every reply must be
-// the one a model without a cache gives (greedy; the tiny model's logits are far from ties).
+// aborted mid-way, arrivals spread over time, a cache small enough to evict, prompts that want their
+// own log-probs. Every reply must be the one a model without a cache gives (greedy; the tiny model's
+// logits are far from ties), and every prompt's log-probs its own, to float rounding.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../src/index.js';
 import { diverseModelDir } from './helpers.js';
@@ -16,6 +17,8 @@ function random(seed: number): () => number {
 }
 
 describe('a prefix cache under a mix of requests', () => {
+  /** Prompt positions reused by rows that wanted their prompt's log-probs, over all seeds. */
+  let scoredReused = 0;
   let plain: Model;
   beforeAll(async () => {
     plain = await loadModel(await diverseModelDir(), { log: () => {}, maxBatchSize: 32 });
@@ -53,7 +56,12 @@ describe('a prefix cache under a mix of requests', () => {
                     ...tokens(1 + Math.floor(r() * 40)),
                   ]
                 : tokens(2 + Math.floor(r() * 90));
-          return { ids, max: 1 + Math.floor(r() * 16), abort: r() < 0.08, delay: Math.floor(r() * 30) };
+          const max = 1 + Math.floor(r() * 16);
+          const abort = r() < 0.08;
+          const delay = Math.floor(r() * 30);
+          // a third of them want their prompt's log-probs, with 0 to 2 alternatives
+          const scored = r() < 0.33 ? Math.floor(r() * 3) : undefined;
+          return { ids, max, abort, delay, scored };
         });
         const outs = await Promise.all(
           requests.map(async (q) => {
@@ -62,7 +70,8 @@ describe('a prefix cache under a mix of requests', () => {
             if (q.abort) setTimeout(() => abort.abort(), 3);
             try {
               const input = { promptIds: q.ids, scopeStart: 0 };
-              return (await cached.generate(input, { ...opts(q.max), signal: abort.signal }))[0]!;
+              const options = { ...opts(q.max), signal: abort.signal, promptLogprobs: q.scored };
+              return (await cached.generate(input, options))[0]!;
             } catch (error) {
               if (!q.abort) throw error;
               return null; // aborted before it finished
@@ -73,11 +82,22 @@ describe('a prefix cache under a mix of requests', () => {
           const out = outs[i];
           if (!out) continue;
           seen.push([...q.ids, ...out.tokenIds]);
-          const [want] = await plain.generate({ promptIds: q.ids, scopeStart: 0 }, opts(q.max));
-          expect(
-            out.tokenIds,
-            `round ${round}, request ${i}: ${out.usage.cachedTokens} of ${q.ids.length} reused`,
-          ).toEqual(want!.tokenIds);
+          const [want] = await plain.generate(
+            { promptIds: q.ids, scopeStart: 0 },
+            { ...opts(q.max), promptLogprobs: q.scored },
+          );
+          const where = `round ${round}, request ${i}: ${out.usage.cachedTokens} of ${q.ids.length} reused`;
+          expect(out.tokenIds, where).toEqual(want!.tokenIds);
+          if (q.scored !== undefined) {
+            const [got, exact] = [out.promptLogprobs!, want!.promptLogprobs!];
+            expect(
+              got.map((e) => e && [e.id, e.top.map((a) => a.id)]),
+              where,
+            ).toEqual(exact.map((e) => e && [e.id, e.top.map((a) => a.id)]));
+            for (const [t, e] of got.entries())
+              if (e) expect(e.logprob, where).toBeCloseTo(exact[t]!.logprob, 4);
+            scoredReused += out.usage.cachedTokens ?? 0;
+          }
           reused += out.usage.cachedTokens ?? 0;
           compared++;
         }
@@ -89,4 +109,8 @@ describe('a prefix cache under a mix of requests', () => {
     },
     120_000,
   );
+
+  it('prompts that want their log-probs did go on from prompts kept with theirs', () => {
+    expect(scoredReused).toBeGreaterThan(200);
+  });
 });
