@@ -183,10 +183,11 @@ bench(
   burstStats.entries === burst.length,
 );
 
-// 5. loglikelihood requests as lm-evaluation-harness sends them (one at a time, its default batch
-// size): questions after a shared few-shot preamble, each with 4 one-token answers, every prompt
-// scored whole (promptLogprobs). With the cache, a prompt kept with its log-probs serves the next:
-// an answer's context is run once, and the preamble once for all questions.
+// 5. loglikelihood requests as lm-evaluation-harness sends them: questions after a shared few-shot
+// preamble, each with 4 one-token answers, every prompt scored whole (promptLogprobs); one at a time
+// (its default batch size), then 8 prompts a request (batch_size=8: two questions' answers). With
+// the cache, a prompt kept with its log-probs serves the next: an answer's context is run once, and
+// the preamble once for all questions.
 const llQuestions = quick ? 2 : 6;
 const fewShot = promptOf(256, 12000);
 const requests = [];
@@ -194,44 +195,49 @@ for (let q = 0; q < llQuestions; q++) {
   const context = [...fewShot, ...promptOf(64, 14000 + q * 100)];
   for (const answer of promptOf(4, 13000 + q * 7)) requests.push([...context, answer]);
 }
-const scoreOpts = { maxNewTokens: 0, promptLogprobs: 1 };
-const llRuns = [];
-let llWorst = 0;
-for (let round = 0; round < (quick ? 1 : 3); round++) {
-  const times = {};
-  const answers = {};
-  for (const [name, model] of [
-    ['fresh', fresh],
-    ['reusing', reusing],
-  ]) {
-    model.clearPrefixCache();
-    const t0 = now();
-    answers[name] = [];
-    let cached = 0;
-    for (const promptIds of requests) {
-      const [r] = await model.generate({ promptIds, scopeStart: 0 }, scoreOpts);
-      answers[name].push(r.promptLogprobs.at(-1).logprob);
-      cached += r.usage.cachedTokens ?? 0;
-    }
-    times[name] = { ms: now() - t0, cached };
-  }
-  answers.fresh.forEach((lp, i) => {
-    llWorst = Math.max(llWorst, Math.abs(lp - answers.reusing[i]));
-  });
-  llRuns.push(times);
-}
-const llRatio = median(llRuns.map((r) => r.fresh.ms)) / median(llRuns.map((r) => r.reusing.ms));
 const promptTokens = sum(requests.map((r) => r.length));
-console.log(
-  `\n5. ${requests.length} loglikelihood requests, one at a time (${llQuestions} questions after a 256-token few-shot preamble, 64-token questions, 4 one-token answers each; promptLogprobs 1): ${median(llRuns.map((r) => r.fresh.ms)).toFixed(0)} ms vs ${median(llRuns.map((r) => r.reusing.ms)).toFixed(0)} ms -> ${llRatio.toFixed(2)}x (${llRuns[0].reusing.cached} of ${promptTokens} prompt positions reused; answers' log-probs within ${llWorst.toExponential(1)})`,
-);
-bench(
-  'runtime: prefix cache, lm-eval loglikelihood requests (4 answers per question, shared few-shot preamble)',
-  +llRatio.toFixed(2),
-  'x',
-  'report',
-  llWorst < 1e-3,
-);
+const scoreOpts = { maxNewTokens: 0, promptLogprobs: 1 };
+for (const batch of [1, 8]) {
+  const llRuns = [];
+  let llWorst = 0;
+  for (let round = 0; round < (quick ? 1 : 3); round++) {
+    const times = {};
+    const answers = {};
+    for (const [name, model] of [
+      ['fresh', fresh],
+      ['reusing', reusing],
+    ]) {
+      model.clearPrefixCache();
+      const t0 = now();
+      answers[name] = [];
+      let cached = 0;
+      for (let at = 0; at < requests.length; at += batch) {
+        const inputs = requests.slice(at, at + batch).map((promptIds) => ({ promptIds, scopeStart: 0 }));
+        for (const r of await model.generate(inputs, scoreOpts)) {
+          answers[name].push(r.promptLogprobs.at(-1).logprob);
+          cached += r.usage.cachedTokens ?? 0;
+        }
+      }
+      times[name] = { ms: now() - t0, cached };
+    }
+    answers.fresh.forEach((lp, i) => {
+      llWorst = Math.max(llWorst, Math.abs(lp - answers.reusing[i]));
+    });
+    llRuns.push(times);
+  }
+  const llRatio = median(llRuns.map((r) => r.fresh.ms)) / median(llRuns.map((r) => r.reusing.ms));
+  const how = batch === 1 ? 'one at a time' : `${batch} prompts a request`;
+  console.log(
+    `${batch === 1 ? '\n5.' : '  '} ${requests.length} loglikelihood requests, ${how} (${llQuestions} questions after a 256-token few-shot preamble, 64-token questions, 4 one-token answers each; promptLogprobs 1): ${median(llRuns.map((r) => r.fresh.ms)).toFixed(0)} ms vs ${median(llRuns.map((r) => r.reusing.ms)).toFixed(0)} ms -> ${llRatio.toFixed(2)}x (${llRuns[0].reusing.cached} of ${promptTokens} prompt positions reused; answers' log-probs within ${llWorst.toExponential(1)})`,
+  );
+  bench(
+    `runtime: prefix cache, lm-eval loglikelihood requests, ${how} (4 answers per question, shared few-shot preamble)`,
+    +llRatio.toFixed(2),
+    'x',
+    'report',
+    llWorst < 1e-3,
+  );
+}
 
 console.log(
   `\nfirst tokens ${mismatches === 0 ? 'identical' : `DIFFERENT in ${mismatches} prompt(s)`} with and without the cache; cache: ${JSON.stringify(reusing.prefixCacheStats)}`,

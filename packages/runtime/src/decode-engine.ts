@@ -425,13 +425,18 @@ export class DecodeEngine {
   /**
    * Admits rows in groups of similar prefill length. With a prefix cache, rows whose prompts share a
    * beginning the cache does not hold yet (requests with one system prompt arriving together, a list
-   * of prompts after one few-shot preamble) come in two waves: one row per shared beginning first,
-   * then the others, which find its prompt kept and prefill only what follows the shared part.
+   * of prompts after one few-shot preamble) come in waves: one row per shared beginning first, then
+   * the others, which find its prompt kept and prefill only what follows the shared part. The rest are
+   * planned again once a wave is kept, as they may share more among themselves than with it (the
+   * answers of a second question after one preamble: the preamble from the first wave, their question
+   * from the second).
    */
   private async admitGroups(rows: Row[]): Promise<void> {
     const prefixes = this.options.prefixCache;
-    for (const wave of prefixes ? sharedPrefixWaves(rows, prefixes) : [rows])
-      for (const group of lengthGroups(wave, this.runLength)) {
+    for (let left = rows; left.length > 0; ) {
+      const [wave, later = []] = prefixes ? sharedPrefixWaves(left, prefixes) : [left];
+      left = later;
+      for (const group of lengthGroups(wave!, this.runLength)) {
         // rows that want their prompt's log-probs run the LM head at every prompt position: apart
         // from the others, who need it at the last one only
         const scored = group.filter((r) => r.req.promptLogprobs !== null);
@@ -440,6 +445,7 @@ export class DecodeEngine {
           await this.admitOrFail(group.filter((r) => r.req.promptLogprobs === null));
         } else await this.admitOrFail(group);
       }
+    }
   }
 
   /**

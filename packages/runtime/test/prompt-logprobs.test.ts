@@ -11,6 +11,7 @@ import {
   type TokenLogprob,
   type WorkerModel,
 } from '../src/index.js';
+import { sharedLength } from '../src/prefix-cache.js';
 import { diverseModelDir, PROMPTS, tinyModel } from './helpers.js';
 
 let model: Model;
@@ -166,6 +167,29 @@ describe('promptLogprobs', () => {
     expect(mixed.map((r) => r.usage.cachedTokens)).toEqual([context.length - 1, 0]);
     await expectScored(mixed[0]!.promptLogprobs!, [...context, 69], 1);
     await expectScored(mixed[1]!.promptLogprobs!, other, 1);
+  });
+
+  it('the answers of two questions after one preamble, in one call, each run only what the cache lacks', async () => {
+    cached.clearPrefixCache();
+    const preamble = cached.tokenizer.encode(`${PROMPTS[3]} ${PROMPTS[0]}`);
+    const contexts = [PROMPTS[1]!, PROMPTS[2]!].map((q) => [
+      ...preamble,
+      ...cached.tokenizer.encode(`\nQuestion: ${q} ${q} ${q}\nAnswer:`),
+    ]);
+    expect(contexts[0]!.length).toBeLessThan(contexts[1]!.length); // the first leads: shortest first
+    const prompts = contexts.flatMap((c) => [65, 66, 67, 68].map((id) => [...c, id]));
+    const results = await cached.generate(
+      prompts.map((promptIds) => ({ promptIds, scopeStart: 0 })),
+      { maxNewTokens: 0, promptLogprobs: 1 },
+    );
+    // first the first answer of the first question; then its other answers, and the first of the second
+    // question, which goes on from what it shares with the first (the preamble and then some); then the
+    // second's other answers
+    const [a, b] = contexts.map((c) => c.length - 1);
+    const shared = sharedLength(contexts[0]!, contexts[1]!);
+    expect(shared).toBeGreaterThan(preamble.length - 2);
+    expect(results.map((r) => r.usage.cachedTokens)).toEqual([0, a, a, a, shared - 1, b, b, b]);
+    for (const [i, r] of results.entries()) await expectScored(r.promptLogprobs!, prompts[i]!, 1);
   });
 
   it('a stream sends them first, before any token', async () => {
