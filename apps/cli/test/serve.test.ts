@@ -142,15 +142,28 @@ describe('serve', () => {
     expect(await again.exited).toBe(0);
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(again.stderr().match(/stopping/g)).toHaveLength(1); // the second signal forces, silently
-    let rest = '';
-    for (;;) {
-      const chunk = await longReader.read().catch(() => ({ done: true, value: undefined }));
-      if (chunk.done) break;
-      rest += new TextDecoder().decode(chunk.value);
-    }
     // cut short: the stream ends with the shutdown's error event, without a finish or [DONE]
-    expect(rest).toContain('"code":"server_shutting_down"');
-    expect(rest).not.toMatch(/"finish_reason":"|\[DONE\]/);
+    const expectCut = async (reader: typeof longReader) => {
+      let rest = '';
+      for (;;) {
+        const chunk = await reader.read().catch(() => ({ done: true, value: undefined }));
+        if (chunk.done) break;
+        rest += new TextDecoder().decode(chunk.value);
+      }
+      expect(rest).toContain('"code":"server_shutting_down"');
+      expect(rest).not.toMatch(/"finish_reason":"|\[DONE\]/);
+    };
+    await expectCut(longReader);
+
+    // the two signals back to back: the second is not lost, nor does it find no handler
+    const third = startServe(['--model', `tiny=${larger}`, '--shutdown-grace', '600']);
+    const thirdReader = await streaming(await third.url, 5000);
+    const t1 = Date.now();
+    third.child.kill('SIGTERM');
+    third.child.kill('SIGINT');
+    expect(await third.exited).toBe(0);
+    expect(Date.now() - t1).toBeLessThan(5000);
+    await expectCut(thirdReader);
   });
 
   it('names an 8-bit model whose concurrent requests move each other, unless --concurrency 1', async () => {

@@ -64,6 +64,8 @@ async function run(flags: ServeFlags): Promise<void> {
   const apiKey = flags.apiKey ?? process.env.IMPLICIT_IT_API_KEY;
   const specs = flags.model && flags.model.length > 0 ? flags.model : [undefined];
   const opened: (OpenedModel<BaseModel> & { served: string })[] = [];
+  /** What a SIGINT or SIGTERM does now (once the server listens). */
+  let onSignal = (): void => {};
   try {
     for (const spec of specs) {
       // ID=DIR names a model; otherwise it is served under its hub id or directory name
@@ -139,47 +141,35 @@ async function run(flags: ServeFlags): Promise<void> {
         'Ctrl-C stops the server.',
       ].join('\n'),
     );
-    let stopped!: () => void;
-    const signalled = new Promise<void>((resolve) => {
-      stopped = resolve;
+    // one handler per signal for the rest of the process, never removed: removing a signal's last
+    // listener restores Node's default action until the next one is added, and a signal landing in
+    // between (a second Ctrl-C right after the first) would end the process by the signal, not exit 0
+    const handle = () => onSignal();
+    process.on('SIGINT', handle);
+    process.on('SIGTERM', handle);
+    await new Promise<void>((resolve) => {
+      onSignal = () => {
+        const busy = server.app.state.active + server.app.state.queued;
+        note(
+          busy > 0 && flags.shutdownGrace > 0
+            ? `stopping: ${busy} request(s) in flight get up to ${flags.shutdownGrace} s to finish (new ones get 503; Ctrl-C again stops now)`
+            : 'stopping...',
+        );
+        resolve();
+      };
     });
-    const stop = () => {
-      const busy = server.app.state.active + server.app.state.queued;
-      note(
-        busy > 0 && flags.shutdownGrace > 0
-          ? `stopping: ${busy} request(s) in flight get up to ${flags.shutdownGrace} s to finish (new ones get 503; Ctrl-C again stops now)`
-          : 'stopping...',
-      );
-      stopped();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    await signalled;
-    // the first signal came: the other one's handler goes (a second signal forces, below)
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
     // a second signal ends the wait
-    let force!: () => void;
-    const forced = new Promise<void>((r) => {
-      force = r;
+    const forced = new Promise<void>((resolve) => {
+      onSignal = resolve;
     });
-    process.once('SIGINT', force);
-    process.once('SIGTERM', force);
     await Promise.race([
       server.close({ grace: flags.shutdownGrace * 1000 }),
       forced.then(() => server.close()),
     ]);
-    process.off('SIGINT', force);
-    process.off('SIGTERM', force);
   } finally {
-    // a signal while the models are released (their workers end) exits at once, as one during the
-    // wait does: Node's default action would end the process by the signal instead of exit 0
-    const exitNow = () => process.exit();
-    process.once('SIGINT', exitNow);
-    process.once('SIGTERM', exitNow);
+    // a signal while the models are released (their workers end), or after, exits at once
+    onSignal = () => process.exit();
     for (const m of opened) await m.model.dispose();
-    process.off('SIGINT', exitNow);
-    process.off('SIGTERM', exitNow);
   }
 }
 
