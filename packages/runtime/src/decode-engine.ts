@@ -864,7 +864,11 @@ class PromptLogprobs {
   ) {
     if (reused > 0 && known.length !== reused + 1)
       throw new Error(`internal: ${known.length} kept log-probs for ${reused} reused positions`);
-    this.entries = ids.map((_, t) => known[t] ?? null);
+    // copies: the kept ones are frozen, and results are the caller's to change
+    this.entries = ids.map((_, t) => {
+      const e = known[t];
+      return e ? { ...e, top: e.top.map((alt) => ({ ...alt })) } : null;
+    });
   }
 
   /**

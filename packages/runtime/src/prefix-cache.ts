@@ -277,16 +277,16 @@ function better(a: KeptLogprobs | null, b: KeptLogprobs | null): KeptLogprobs | 
   return b.list.length > a.list.length ? frozen(b) : a;
 }
 
-/** Kept log-probs are handed to every prompt that reuses them: frozen, so that none can change them. */
+/**
+ * Kept log-probs are read by every prompt that reuses them: a frozen copy, so that neither the result
+ * they came from nor one they are read into can change them.
+ */
 function frozen(lps: KeptLogprobs | null): KeptLogprobs | null {
   if (lps === null || Object.isFrozen(lps)) return lps;
-  for (const e of lps.list)
-    if (e) {
-      for (const t of e.top) Object.freeze(t);
-      Object.freeze(e.top);
-      Object.freeze(e);
-    }
-  return Object.freeze({ top: lps.top, list: Object.freeze([...lps.list]) });
+  const list = lps.list.map((e) =>
+    e ? Object.freeze({ ...e, top: Object.freeze(e.top.map((t) => Object.freeze({ ...t }))) }) : null,
+  );
+  return Object.freeze({ top: lps.top, list: Object.freeze(list) }) as KeptLogprobs;
 }
 
 /** The pieces holding `entry`'s first `n` positions. */

@@ -110,12 +110,19 @@ describe('promptLogprobs', () => {
     const [first] = await cached.generate(prompt, { maxNewTokens: 2, promptLogprobs: 1 });
     expect(first!.usage.cachedTokens).toBe(0);
     await expectScored(first!.promptLogprobs!, first!.prompt.ids, 1);
-    // kept with them now: the same prompt reruns its last position only, to the same log-probs
+    // kept with them now (a copy: the caller may change its results): the same prompt reruns its last
+    // position only, to the same log-probs
     const n = first!.prompt.ids.length;
+    const kept = structuredClone(first!.promptLogprobs!);
+    first!.promptLogprobs![1]!.logprob = 0;
+    first!.promptLogprobs![1]!.top[0]!.id = -1;
     const [again] = await cached.generate(prompt, { maxNewTokens: 2, promptLogprobs: 1 });
     expect(again!.usage.cachedTokens).toBe(n - 1);
     await expectScored(again!.promptLogprobs!, again!.prompt.ids, 1);
-    expect(again!.promptLogprobs!.slice(0, n - 1)).toEqual(first!.promptLogprobs!.slice(0, n - 1));
+    expect(again!.promptLogprobs!.slice(0, n - 1)).toEqual(kept.slice(0, n - 1));
+    again!.promptLogprobs![1]!.top.pop(); // and so may the next one's caller
+    const [third] = await cached.generate(prompt, { maxNewTokens: 0, promptLogprobs: 1 });
+    expect(third!.promptLogprobs!.slice(0, n - 1)).toEqual(kept.slice(0, n - 1));
     // with fewer alternatives too; not with more than were kept
     const [fewer] = await cached.generate(prompt, { maxNewTokens: 0, promptLogprobs: 0 });
     expect(fewer!.usage.cachedTokens).toBe(n - 1);
