@@ -183,15 +183,25 @@ function checkIds(ids: readonly number[], model: BaseModel, param: string): void
   }
 }
 
-function checkPromptLength(ids: readonly number[], model: BaseModel, param: string): void {
+/**
+ * A prompt must leave room in the context for a token, unless it is only scored (`scoredOnly`: echo
+ * with max_tokens 0), when it may fill the context.
+ */
+function checkPromptLength(
+  ids: readonly number[],
+  model: BaseModel,
+  param: string,
+  scoredOnly = false,
+): void {
   if (ids.length === 0) {
     throw new ApiError(400, `${param}: the prompt has no tokens`, { param, code: 'invalid_value' });
   }
   const max = model.info.maxPositions;
-  if (max !== undefined && ids.length >= max) {
+  if (max !== undefined && ids.length > max - (scoredOnly ? 0 : 1)) {
+    const full = ids.length === max;
     throw new ApiError(
       400,
-      `This model's maximum context length is ${max} tokens; the prompt has ${ids.length}. Shorten the ${param}.`,
+      `This model's maximum context length is ${max} tokens; the prompt has ${ids.length}${full ? ', which leaves no room for the completion' : ''}. Shorten the ${param}${full && param !== 'messages' ? ', or score it with echo and max_tokens 0' : ''}.`,
       { param, code: 'context_length_exceeded' },
     );
   }
@@ -294,7 +304,12 @@ export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: Ru
 }
 
 /** One completions prompt (`param` names it in errors): the text as is (format raw), or token ids. */
-function completionInput(raw: string | number[], model: BaseModel, param: string): PlanInput {
+function completionInput(
+  raw: string | number[],
+  model: BaseModel,
+  param: string,
+  scoredOnly: boolean,
+): PlanInput {
   let prompt: { ids: number[]; scopeStart: number };
   if (raw === '') {
     // OpenAI: with no prompt "the model will generate as if from the beginning of a new document",
@@ -320,7 +335,7 @@ function completionInput(raw: string | number[], model: BaseModel, param: string
     checkIds(raw, model, param);
     prompt = { ids: [...raw], scopeStart: 0 };
   }
-  checkPromptLength(prompt.ids, model, param);
+  checkPromptLength(prompt.ids, model, param, scoredOnly);
   return { promptIds: prompt.ids, scopeStart: prompt.scopeStart };
 }
 
@@ -363,9 +378,6 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
     );
   }
   checkChoices(list.length, n, bestOf, server);
-  const inputs = list.map((raw, i) =>
-    completionInput(raw, model, list.length > 1 ? `prompt[${i}]` : 'prompt'),
-  );
   if (req.max_tokens === 0 && req.echo !== true) {
     throw new ApiError(
       400,
@@ -373,6 +385,10 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
       { param: 'max_tokens', code: 'invalid_value' },
     );
   }
+  // a prompt only scored may fill the context
+  const inputs = list.map((raw, i) =>
+    completionInput(raw, model, list.length > 1 ? `prompt[${i}]` : 'prompt', req.max_tokens === 0),
+  );
   const options = baseOptions(req, model, server, rules, req.max_tokens, Math.min(16, server.maxTokens));
   options.format = 'raw';
   const logprobs = req.logprobs ?? null;

@@ -227,6 +227,27 @@ describe('echo: the prompt before the completion', () => {
     }
   });
 
+  it('a prompt that fills the context is scored with max_tokens 0; with a completion asked, 400 says how', async () => {
+    const max = model.info.maxPositions!;
+    const full = Array.from({ length: max }, (_, t) => 5 + ((t * 7) % 300));
+    const scored = await post({ prompt: full, echo: true, max_tokens: 0, logprobs: 0 });
+    expect(scored.res.status).toBe(200);
+    expect(scored.body.choices[0].logprobs.token_logprobs).toHaveLength(max);
+    const asked = await post({ prompt: full, echo: true, max_tokens: 1, logprobs: 0 });
+    expect(asked.res.status).toBe(400);
+    expect(asked.body.error).toEqual({
+      message: `This model's maximum context length is ${max} tokens; the prompt has ${max}, which leaves no room for the completion. Shorten the prompt, or score it with echo and max_tokens 0.`,
+      type: 'invalid_request_error',
+      param: 'prompt',
+      code: 'context_length_exceeded',
+    });
+    const over = await post({ prompt: [...full, 5], echo: true, max_tokens: 0 });
+    expect(over.body.error).toMatchObject({
+      message: `This model's maximum context length is ${max} tokens; the prompt has ${max + 1}. Shorten the prompt.`,
+      code: 'context_length_exceeded',
+    });
+  });
+
   it('refuses max_tokens 0 without echo, and an echo that is not a boolean', async () => {
     const zero = await post({ prompt: PROMPT, max_tokens: 0 });
     expect(zero.res.status).toBe(400);

@@ -127,7 +127,7 @@ export abstract class BaseModel {
     this.checkGenerateOptions(options);
     const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
     const prompts = list.map((input) => this.prompt(input, options.format, options));
-    for (const p of prompts) this.checkPrompt(p);
+    for (const p of prompts) this.checkPrompt(p, options.maxNewTokens === 0);
     return prompts;
   }
 
@@ -277,14 +277,22 @@ export abstract class BaseModel {
     }
   }
 
-  protected checkPrompt(prompt: Prompt): void {
+  /**
+   * A prompt must leave room in the context for a token, unless none is asked for (`maxNewTokens: 0`,
+   * to read its `promptLogprobs`): then it may fill the context, as `score()`'s items may.
+   */
+  protected checkPrompt(prompt: Prompt, noTokens = false): void {
     const max = this.info.maxPositions;
     if (prompt.ids.length === 0)
       throw new GenerationError('runtime.empty_prompt', 'the prompt has no tokens', 'prompt');
-    if (max !== undefined && prompt.ids.length >= max) {
+    if (max !== undefined && prompt.ids.length > max - (noTokens ? 0 : 1)) {
+      const room =
+        prompt.ids.length === max
+          ? ', which leaves no room for a token (maxNewTokens 0 scores it whole)'
+          : '';
       throw new GenerationError(
         'runtime.prompt_too_long',
-        `the prompt has ${prompt.ids.length} tokens; this model's context is ${max} (max_position_embeddings)`,
+        `the prompt has ${prompt.ids.length} tokens; this model's context is ${max} (max_position_embeddings)${room}`,
         'prompt',
       );
     }

@@ -199,6 +199,28 @@ describe('promptLogprobs', () => {
     for (const [i, r] of results.entries()) await expectScored(r.promptLogprobs!, prompts[i]!, 1);
   });
 
+  it('a prompt that fills the context is scored with maxNewTokens 0, and refused where a token is asked', async () => {
+    const max = model.info.maxPositions!;
+    const ids = Array.from({ length: max }, (_, t) => 5 + ((t * 7) % 300));
+    const [r] = await model.generate(
+      { promptIds: ids, scopeStart: 0 },
+      { maxNewTokens: 0, promptLogprobs: 1 },
+    );
+    expect([r!.finishReason, r!.tokenIds]).toEqual(['length', []]);
+    await expectScored(r!.promptLogprobs!, ids, 1);
+    await expect(model.generate({ promptIds: ids, scopeStart: 0 }, { maxNewTokens: 1 })).rejects.toThrow(
+      `the prompt has ${max} tokens; this model's context is ${max} (max_position_embeddings), which leaves no room for a token (maxNewTokens 0 scores it whole)`,
+    );
+    await expect(
+      model.generate({ promptIds: [...ids, 5], scopeStart: 0 }, { maxNewTokens: 0, promptLogprobs: 1 }),
+    ).rejects.toThrow(
+      `the prompt has ${max + 1} tokens; this model's context is ${max} (max_position_embeddings)`,
+    );
+    // one token less leaves room for one
+    const [one] = await model.generate({ promptIds: ids.slice(1), scopeStart: 0 }, { maxNewTokens: 5 });
+    expect([one!.finishReason, one!.tokenIds.length]).toEqual(['length', 1]);
+  });
+
   it('a stream sends them first, before any token', async () => {
     const parts: StreamPart[] = [];
     for await (const part of model.stream(PROMPTS[1]!, { maxNewTokens: 3, promptLogprobs: 1 }))
