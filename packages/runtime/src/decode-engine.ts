@@ -770,7 +770,9 @@ export class DecodeEngine {
     for (const [b, r] of this.active.entries()) {
       if (r.finish === null) keep.push(b);
       else {
-        if (r.finish === 'stop' || r.finish === 'length') this.keepSequence(b, r);
+        // a reply stopped by its client is kept as far as it went: a chat's next turn re-sends it
+        if (r.finish === 'stop' || r.finish === 'length' || (r.finish === 'abort' && !this.closed))
+          this.keepSequence(b, r);
         this.settle(r);
       }
     }
@@ -791,9 +793,9 @@ export class DecodeEngine {
   }
 
   /**
-   * Keeps a finished row's prompt and reply in the prefix cache (where there is one): the next turn of
-   * a conversation re-sends both, so it goes on from the end of this reply, not from the end of this
-   * prompt. Its keys/values are the positions its mask shows: the prompt, then every generated token
+   * Keeps a finished (or aborted) row's prompt and reply in the prefix cache (where there is one): the
+   * next turn of a conversation re-sends both, so it goes on from the end of this reply, not from the
+   * end of this prompt. Its keys/values are the positions its mask shows: the prompt, then every generated token
    * but the last (sampled, never fed).
    */
   private keepSequence(b: number, r: Row): void {

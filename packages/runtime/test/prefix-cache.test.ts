@@ -3,7 +3,7 @@
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { sharedPrefixWaves } from '../src/decode-engine.js';
-import { type GenerationResult, loadModel, type Model } from '../src/index.js';
+import { GenerationAbortedError, type GenerationResult, loadModel, type Model } from '../src/index.js';
 import { SlotCache } from '../src/kv-cache.js';
 import { PrefixCache } from '../src/prefix-cache.js';
 import { diverseModelDir, streamInBackground } from './helpers.js';
@@ -247,6 +247,34 @@ describe('a model with a prefix cache', () => {
         expectSame(seconds[i]!, (await plain.generate(input(ids), opts))[0]!);
       model.clearPrefixCache();
     }
+  });
+
+  it('a reply its client stopped is kept as far as it went: the next turn re-sends it', async () => {
+    const prompt = text.slice(0, 60);
+    const eos = cached.info.eosIds[0]!;
+    const abort = new AbortController();
+    const received: number[] = [];
+    const stream = cached.stream(input(prompt), {
+      ...opts,
+      maxNewTokens: 200,
+      logitBias: { [eos]: -100 },
+      signal: abort.signal,
+    });
+    await expect(
+      (async () => {
+        for await (const part of stream) {
+          if (part.type !== 'token') continue;
+          received.push(part.id);
+          if (received.length === 8) abort.abort();
+        }
+      })(),
+    ).rejects.toThrow(GenerationAbortedError);
+    expect(received.length).toBeGreaterThanOrEqual(8);
+    const next = [...prompt, ...received, ...text.slice(100, 120)];
+    const [second] = await cached.generate(input(next), opts);
+    // the prompt and every reply token the engine fed (all it sent but the last, at least)
+    expect(second!.usage.cachedTokens).toBeGreaterThanOrEqual(prompt.length + received.length - 1);
+    expectSame(second!, (await plain.generate(input(next), opts))[0]!);
   });
 
   it('rows prefilled together each go on from their own prefix (or none), in chunks too', async () => {
