@@ -8,14 +8,21 @@ const tokenCount = z
   .min(1, { error: 'expected at least 1' })
   .max(INT32_MAX, { error: `expected at most ${INT32_MAX}` });
 
+/**
+ * Stop strings a request may give. OpenAI takes 4; lm-evaluation-harness's `local-completions` sends
+ * a task's whole `until` list and the EOS text (humaneval's: 5 and 1), as vLLM, which sets no bound,
+ * takes them. Each is checked against every token's text, so some bound stays.
+ */
+const MAX_STOP_STRINGS = 16;
+
 const stop = z.union(
   [
     z.string().min(1, { error: 'a stop string may not be empty' }).max(256),
     z
       .array(z.string().min(1, { error: 'a stop string may not be empty' }).max(256))
-      .max(4, { error: 'at most 4 stop strings' }),
+      .max(MAX_STOP_STRINGS, { error: `at most ${MAX_STOP_STRINGS} stop strings` }),
   ],
-  { error: 'expected a string or an array of at most 4 strings' },
+  { error: `expected a string or an array of at most ${MAX_STOP_STRINGS} strings` },
 );
 
 /** `n` and `best_of`: OpenAI's limit, 128 (the server's concurrency bounds them further). */

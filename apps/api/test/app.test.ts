@@ -249,6 +249,19 @@ describe('POST /v1/chat/completions', () => {
     );
     expect(stopped.body.choices[0].message.content).toBe(base.slice(0, base.indexOf(stopAt)));
     expect(stopped.body.choices[0].finish_reason).toBe('stop');
+    // lm-eval's local-completions sends a task's whole until list and the EOS text (humaneval's: 6)
+    const until = ['\nclass', '\ndef', '\n#', '\nif', '\nprint', '</s>', stopAt];
+    const many = await post('/v1/chat/completions', chat({ max_tokens: 30, rules: false, stop: until }));
+    expect(many.body.choices[0].message.content).toBe(stopped.body.choices[0].message.content);
+    const tooMany = await post(
+      '/v1/chat/completions',
+      chat({ max_tokens: 3, stop: Array.from({ length: 17 }, (_, i) => `s${i}`) }),
+    );
+    expect(tooMany.res.status).toBe(400);
+    expect(tooMany.body.error).toMatchObject({
+      param: 'stop',
+      message: expect.stringMatching(/at most 16 strings/),
+    });
   });
 
   it('accepts the no-op values OpenAI clients send for features it lacks, refuses the rest with why', async () => {
