@@ -157,24 +157,29 @@ interface Row {
 const room = (rows: readonly Row[]) => Math.max(0, ...rows.map((r) => r.req.maxNewTokens - r.out.length));
 
 /**
- * The rows with distinct prompts, in order, and for each row the index of the distinct row whose
- * prompt it has.
+ * The rows with distinct prompts, in order; for each row the index of the distinct row whose prompt
+ * it has; and for each distinct prompt the alternatives its log-probs list (`promptLogprobs`: the
+ * most any of its rows asks), or null where none of them asks.
  */
-export function distinctPrompts<T extends { req: { promptIds: readonly number[] } }>(
-  rows: readonly T[],
-): { distinct: T[]; source: number[] } {
+export function distinctPrompts<
+  T extends { req: { promptIds: readonly number[]; promptLogprobs?: number | null } },
+>(rows: readonly T[]): { distinct: T[]; source: number[]; top: (number | null)[] } {
   const distinct: T[] = [];
+  const top: (number | null)[] = [];
   const seen = new Map<string, number>();
   const source = rows.map((r) => {
     const key = keyOf(r.req.promptIds);
     let i = seen.get(key);
     if (i === undefined) {
       i = distinct.push(r) - 1;
+      top.push(null);
       seen.set(key, i);
     }
+    const k = r.req.promptLogprobs ?? null;
+    if (k !== null) top[i] = Math.max(top[i] ?? 0, k);
     return i;
   });
-  return { distinct, source };
+  return { distinct, source, top };
 }
 
 /**
@@ -187,23 +192,19 @@ export function distinctPrompts<T extends { req: { promptIds: readonly number[] 
 export function sharedPrefixWaves<
   T extends { req: { promptIds: readonly number[]; promptLogprobs?: number | null } },
 >(rows: readonly T[], cache: Pick<PrefixCache, 'peek' | 'minTokens' | 'keeps'>): T[][] {
-  const { distinct, source } = distinctPrompts(rows);
-  // the alternatives each distinct prompt's log-probs list (the most its rows ask), or null
-  const scored = new Map<T, number | null>(distinct.map((r) => [r, null]));
-  for (const [b, r] of rows.entries()) {
-    const k = r.req.promptLogprobs ?? null;
-    const first = distinct[source[b]!]!;
-    if (k !== null) scored.set(first, Math.max(scored.get(first) ?? 0, k));
-  }
+  const { distinct, source, top: scored } = distinctPrompts(rows);
   // a prompt scored whole (its log-probs asked) follows only a leader scored with as many
   // alternatives: the positions it reuses must come with their log-probs
   const leaders: { ids: readonly number[]; scored: number | null }[] = [];
-  const follows = new Set<T>();
+  /** Distinct prompts (by index) that go in the second wave. */
+  const follows = new Set<number>();
   // shortest first: a follower of a long prompt would have led a shorter one, which runs sooner
-  const byLength = [...distinct].sort((a, b) => a.req.promptIds.length - b.req.promptIds.length);
-  for (const r of byLength) {
-    const ids = r.req.promptIds;
-    const top = scored.get(r) ?? null;
+  const byLength = [...distinct.keys()].sort(
+    (a, b) => distinct[a]!.req.promptIds.length - distinct[b]!.req.promptIds.length,
+  );
+  for (const i of byLength) {
+    const ids = distinct[i]!.req.promptIds;
+    const top = scored[i] ?? null;
     const serving = leaders.filter((lead) => top === null || (lead.scored ?? -1) >= top);
     // (a scored follower reuses one position less: the last shared one is run, for the next token's log-prob)
     const reach = top === null ? ids.length - 1 : ids.length;
@@ -211,12 +212,12 @@ export function sharedPrefixWaves<
       0,
       ...serving.map((lead) => sharedLength(lead.ids, ids, reach) - (top === null ? 0 : 1)),
     );
-    if (shared >= cache.peek(ids, top) + cache.minTokens) follows.add(r);
+    if (shared >= cache.peek(ids, top) + cache.minTokens) follows.add(i);
     else if (cache.keeps(ids)) leaders.push({ ids, scored: top });
   }
   if (follows.size === 0) return [[...rows]];
   // a row follows where the first row with its prompt does
-  const later = rows.map((_, b) => follows.has(distinct[source[b]!]!));
+  const later = rows.map((_, b) => follows.has(source[b]!));
   return [rows.filter((_, b) => !later[b]), rows.filter((_, b) => later[b])];
 }
 
@@ -466,13 +467,8 @@ export class DecodeEngine {
     for (const r of rows) if (r.finish !== null) this.settle(r);
     rows = rows.filter((r) => r.finish === null);
     if (rows.length === 0) return;
-    const { distinct, source } = distinctPrompts(rows);
-    // the alternatives each distinct prompt's log-probs list (the most any of its rows asks), or null
-    const promptTop: (number | null)[] = distinct.map(() => null);
-    for (const [b, r] of rows.entries()) {
-      const k = r.req.promptLogprobs;
-      if (k !== null) promptTop[source[b]!] = Math.max(promptTop[source[b]!] ?? 0, k);
-    }
+    // promptTop: the alternatives each distinct prompt's log-probs list, or null
+    const { distinct, source, top: promptTop } = distinctPrompts(rows);
     const prefixes = this.options.prefixCache;
     // a prompt scored whole reuses only positions kept with their log-probs
     const hits = distinct.map((r, i) => prefixes?.lookup(r.req.promptIds, promptTop[i] ?? null) ?? null);
@@ -795,8 +791,8 @@ export class DecodeEngine {
   /**
    * Keeps a finished (or aborted) row's prompt and reply in the prefix cache (where there is one): the
    * next turn of a conversation re-sends both, so it goes on from the end of this reply, not from the
-   * end of this prompt. Its keys/values are the positions its mask shows: the prompt, then every generated token
-   * but the last (sampled, never fed).
+   * end of this prompt. Its keys/values are the positions its mask shows: the prompt, then every
+   * generated token but the last (sampled, never fed).
    */
   private keepSequence(b: number, r: Row): void {
     const prefixes = this.options.prefixCache;

@@ -67,7 +67,8 @@ export interface GenerateOptions {
    * (0-20). Each prompt token's, given the tokens before it, under the base model (the logit bias,
    * the rules and the processors act on what follows the prompt); the first token's is null. They
    * come from the prefill itself, which then computes the LM head at every prompt position (and
-   * does not reuse the prefix cache). With `maxNewTokens: 0` the prompt is run for them alone.
+   * reuses from the prefix cache only a prompt kept with its log-probs). With `maxNewTokens: 0` the
+   * prompt is run for them alone, and may fill the context.
    */
   promptLogprobs?: boolean | number;
   /** Added to the logits of these ids at every step (OpenAI's logit_bias). */

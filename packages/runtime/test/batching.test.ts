@@ -66,6 +66,9 @@ describe('continuous batching', () => {
     const { distinct, source } = distinctPrompts(rows);
     expect(distinct).toEqual([rows[0], rows[1], rows[3]]);
     expect(source).toEqual([0, 1, 0, 2, 1]);
+    // and the most alternatives any row of each prompt wants its prompt's log-probs with
+    const scored = [1, null, 3, null, 0].map((k, i) => ({ req: { ...rows[i]!.req, promptLogprobs: k } }));
+    expect(distinctPrompts(scored).top).toEqual([3, 0, null]);
   });
 
   it('one aborted request leaves the others in its batch untouched', async () => {
