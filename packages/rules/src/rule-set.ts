@@ -1,7 +1,7 @@
 import { HEWITT2024_UNIFORM, RULE_DEFAULTS, type RuleSetConfig } from './config.js';
 import { RuleConfigError, RuleInputError } from './errors.js';
 import { type RuleSpec, resolveRuleSpec } from './presets.js';
-import { scoreString } from './start.js';
+import { scoreString, startText } from './start.js';
 import { type RuleContext, RuleState } from './state.js';
 import type { Vocabulary } from './vocabulary.js';
 
@@ -174,8 +174,8 @@ export class RuleSet {
       const weight = start.weight ?? RULE_DEFAULTS.start.weight;
       const dense = new Float32Array(size);
       for (let id = 0; id < size; id++) {
-        const surface = vocab.surfaceOf(id);
-        if (surface !== undefined) dense[id] = weight * scoreString(surface);
+        const text = startText(vocab, id);
+        if (text !== undefined) dense[id] = weight * scoreString(text);
       }
       this.startDense = dense;
       this.startT1 = Int32Array.from(lookup('start', '!'));

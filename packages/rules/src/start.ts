@@ -1,3 +1,5 @@
+import type { Vocabulary } from './vocabulary.js';
+
 const PUNCTUATION = new Set('.,:;!?<>[]{}()"\'`~@#$%^&*-=+\\|/');
 const CASED = /^[\p{Uppercase}\p{Lowercase}]/u;
 
@@ -23,4 +25,22 @@ export function scoreString(surface: string): number {
     return 1;
   if (PUNCTUATION.has(s[0]!)) return -1;
   return 0;
+}
+
+const BYTE_PIECE = /^<0x[0-9A-Fa-f]{2}>$/;
+
+/**
+ * The text the start rule scores for `id`. The reference code scores its vocabulary's raw pieces
+ * (Llama-2's, with one leading `▁` stripped); the rules read surface text, which is the same string
+ * for a regular piece (`▁Hello` is ` Hello`), so the surface is scored. Where they differ, the piece
+ * is scored as the reference does: a byte-fallback piece (`<0x41>` scores as `<`, not as `A`) and a
+ * token with no surface text (special tokens such as `</s>`, pieces holding part of a character).
+ * A vocabulary without `pieceOf` gives surfaces only.
+ * @internal
+ */
+export function startText(vocab: Vocabulary, id: number): string | undefined {
+  const surface = vocab.surfaceOf(id);
+  const piece = vocab.pieceOf?.(id);
+  if (piece !== undefined && (surface === undefined || BYTE_PIECE.test(piece))) return piece;
+  return surface;
 }

@@ -12,6 +12,12 @@ export interface Vocabulary {
   idsOf(surface: string): readonly number[];
   /** The surface text of `id`, or `undefined` when the id has none (unknown id, special token). */
   surfaceOf(id: number): string | undefined;
+  /**
+   * Optional: the piece of `id` as the tokenizer's vocabulary spells it (`▁I`, `<0x0A>`, `</s>`). The
+   * start rule scores it where a token has no surface text, and for byte-fallback pieces, as the
+   * reference code scores its vocabulary's raw pieces.
+   */
+  pieceOf?(id: number): string | undefined;
 }
 
 /**

@@ -54,6 +54,36 @@ describe('start rule in a rule set', () => {
   });
 });
 
+describe('start rule on a vocabulary with pieces (pieceOf)', () => {
+  // Llama-2-like: the reference scores raw pieces, so </s> and every byte piece start with '<'
+  const pieces = ['<unk>', '</s>', '<0x0A>', '<0x41>', '<0xE4>', '\u2581Hello', '\u2581I', 'Okay', '.'];
+  const surfaces = [undefined, undefined, '\n', 'A', undefined, ' Hello', ' I', 'Okay', '.'];
+  const vocab = {
+    ...createVocabulary({ surfaces, eosIds: [1] }),
+    pieceOf: (id: number) => pieces[id],
+  };
+  it('scores a token without surface text, and byte-fallback pieces, by their piece', () => {
+    const set = compileRules({ start: true }, vocab);
+    const state = set.createState({ promptIds: [5], scopeStart: 0 });
+    expect(Object.fromEntries(set.scores(state))).toEqual({
+      0: -5, // '<unk>'
+      1: -5, // '</s>': the empty reply is discouraged at t = 0, as in the reference
+      2: -5, // '<0x0A>', not '\n' (0)
+      3: -5, // '<0x41>', not 'A' (+5)
+      4: -5, // '<0xE4>': part of a character, no surface
+      5: 5,
+      6: -15,
+      7: 50,
+      8: -5,
+    });
+  });
+  it('without pieceOf, surfaces only: ids with none score 0', () => {
+    const set = compileRules({ start: true }, createVocabulary({ surfaces, eosIds: [1] }));
+    const state = set.createState({ promptIds: [5], scopeStart: 0 });
+    expect(Object.fromEntries(set.scores(state))).toEqual({ 3: 5, 5: 5, 6: -15, 7: 50, 8: -5 });
+  });
+});
+
 describe('start rule at t = 0 through apply', () => {
   it('adds the dense vector to the row: the same row as adding scores()', () => {
     const surfaces = Array.from({ length: 5000 }, (_, i) =>

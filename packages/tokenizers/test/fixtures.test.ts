@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { compileRules, HEWITT2024_UNIFORM } from '@implicit-it/rules';
+import { compileRules, HEWITT2024_UNIFORM, scoreString } from '@implicit-it/rules';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { beforeAll, expect, it } from 'vitest';
 import { loadTokenizer, type Tokenizer, tuluParts } from '../src/index.js';
@@ -292,6 +292,23 @@ describeShared('fixture chat templates', [...files('llama2'), ...files('smollm')
       '!',
     ]);
     expect(streamDeltas(tok, ids).deltas).toEqual(['Hi', ' ', '', '', '', '🎉', '!']);
+  });
+});
+
+describeShared('llama2 start rule: the reference scores raw pieces', files('llama2'), () => {
+  it('t = 0 scores every id as 5 * score_string(piece with one leading ▁ stripped)', async () => {
+    const tok = await loadTokenizer(fixture('llama2'));
+    // the pieces as the reference's inverse_map has them: tokenizer.json's model vocab and added tokens
+    const json = JSON.parse(readFileSync(`${fixture('llama2')}/tokenizer.json`, 'utf8'));
+    const pieces: string[] = [];
+    for (const [piece, id] of Object.entries<number>(json.model.vocab)) pieces[id] = piece;
+    for (const t of json.added_tokens as { id: number; content: string }[]) pieces[t.id] = t.content;
+    const set = compileRules({ start: true }, tok.vocabulary);
+    const row = new Float32Array(tok.vocabulary.size);
+    set.apply(row, set.createState({ promptIds: [1], scopeStart: 0 }));
+    const want = pieces.map((p) => 5 * scoreString(p.startsWith('\u2581') ? p.slice(1) : p));
+    expect(Array.from(row)).toEqual(want);
+    expect([row[2], row[13], row[68]]).toEqual([-5, -5, -5]); // '</s>', '<0x0A>', '<0x41>'
   });
 });
 
