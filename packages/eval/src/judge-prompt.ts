@@ -12,13 +12,15 @@ export const JUDGE_LABELS = ['m', 'M'] as const;
 const SYSTEM = [
   'You compare the answers that two AI assistants gave to the same request and pick the one a careful',
   'human reader would prefer. Your choice feeds a ranking of assistants, so judge only the quality of',
-  'the answers, never their position or their length as such.',
+  'the answers.',
 ].join(' ');
 
 /**
  * The judge prompt: our own wording, with the structure of alpaca_eval's weighted GPT-4-turbo
  * classifier prompt (a system message; the instruction; two outputs labelled `m` and `M`; a request
- * for a one-token answer). Texts are embedded as JSON strings, so no output can break the layout.
+ * for a one-token answer). Like that prompt, it says nothing of the answers' length or order: an
+ * instruction about length would move the judge away from the preferences AlpacaEval measures.
+ * Texts are embedded as JSON strings, so no output can break the layout.
  *
  * @example
  * const messages = judgeMessages('Name a prime.', '7', 'Nine.'); // '7' is labelled m, 'Nine.' M
