@@ -109,22 +109,6 @@ export function pickBest<T extends Scored>(
   return picked;
 }
 
-/**
- * The number of generations, checked against what the server runs at once: a request's candidates
- * are decoded together, one batch row (and work-queue slot) each.
- */
-function checkChoices(prompts: number, n: number, bestOf: number, server: ResolvedApiOptions): void {
-  const perPrompt = Math.max(n, bestOf);
-  if (prompts * perPrompt <= server.concurrency) return;
-  const count = bestOf > n ? `best_of = ${bestOf}` : `n = ${n}`;
-  const what = prompts > 1 ? `${prompts} prompts × ${count} is ${prompts * perPrompt} generations` : count;
-  throw new ApiError(
-    400,
-    `${what}; this server decodes at most ${server.concurrency} at once (its concurrency): ask for fewer, or send several requests`,
-    { param: prompts > 1 ? 'prompt' : bestOf > n ? 'best_of' : 'n', code: 'invalid_value' },
-  );
-}
-
 /** The served model named `id`, or a 404 listing the ids there are. */
 export function findModel(models: readonly ServedModel[], id: string): ServedModel {
   const served = models.find((m) => m.id === id);
@@ -288,7 +272,6 @@ export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: Ru
   );
   if (logprobs !== null) options.logprobs = logprobs;
   const n = req.n ?? 1;
-  checkChoices(1, n, n, server);
   return {
     kind: 'chat',
     served,
@@ -377,7 +360,6 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
       },
     );
   }
-  checkChoices(list.length, n, bestOf, server);
   if (req.max_tokens === 0 && req.echo !== true) {
     throw new ApiError(
       400,

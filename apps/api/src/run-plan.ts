@@ -41,14 +41,17 @@ function retryAfter(queue: WorkQueue): string {
   return String(Math.min(60, Math.max(1, Math.ceil(queue.depth / queue.concurrency))));
 }
 
+/** The request's slots: one per candidate (choice), at most the server's concurrency. */
+const slotsOf = (ctx: RunContext, plan: Plan) => Math.min(candidateCount(plan), ctx.queue.concurrency);
+
 /**
- * The request's slots, one per candidate (choice); refused (499 left while queued, 429 full), the request is
- * over: `abort` is unlinked.
+ * The request's slots (`slotsOf`); refused (499 left while queued, 429 full), the request is over:
+ * `abort` is unlinked.
  */
 async function acquire(ctx: RunContext, plan: Plan, abort: ReturnType<typeof linkedAbort>): Promise<Release> {
   let release: Release | null;
   try {
-    release = await ctx.queue.acquire(abort.signal, candidateCount(plan));
+    release = await ctx.queue.acquire(abort.signal, slotsOf(ctx, plan));
   } catch {
     abort.unlink();
     throw new ApiError(499, 'the client closed the request while it was queued', { code: 'client_closed' });
@@ -106,15 +109,20 @@ interface ChoicePart {
 }
 
 /**
- * Starts every candidate of a plan (concurrent calls: the runtime decodes them in one batch) and
- * yields their parts as they come, each with its candidate's index (without `best_of`, its choice's).
- * When one fails, or the caller stops early, `abort` stops the others, and they are ended before this
- * ends.
+ * Runs the candidates of a plan, `slots` at once (concurrent calls: the runtime decodes them in one
+ * batch), and yields their parts as they come, each with its candidate's index (without `best_of`,
+ * its choice's). A candidate that ends lets the next one in, in order; once none is left to start,
+ * its slot is given back (`release(1)`). When one fails, or the caller stops early, `abort` stops the
+ * others, and they are ended before this ends.
  */
-async function* choiceParts(plan: Plan, abort: AbortController): AsyncGenerator<ChoicePart> {
-  const gens = candidates(plan).map(({ input, options }) =>
-    plan.served.model.stream(input, { ...options, signal: abort.signal }),
-  );
+async function* choiceParts(
+  plan: Plan,
+  abort: AbortController,
+  slots: number,
+  release: Release,
+): AsyncGenerator<ChoicePart> {
+  const list = candidates(plan);
+  const gens: AsyncGenerator<StreamPart>[] = [];
   type Next =
     | { index: number; ok: true; result: IteratorResult<StreamPart> }
     | { index: number; ok: false; error: unknown };
@@ -124,7 +132,14 @@ async function* choiceParts(plan: Plan, abort: AbortController): AsyncGenerator<
       (result) => ({ index, ok: true, result }),
       (error: unknown) => ({ index, ok: false, error }),
     );
-  const pending = new Map(gens.map((_, i) => [i, next(i)]));
+  const pending = new Map<number, Promise<Next>>();
+  const start = () => {
+    const index = gens.length;
+    const { input, options } = list[index]!;
+    gens.push(plan.served.model.stream(input, { ...options, signal: abort.signal }));
+    pending.set(index, next(index));
+  };
+  while (gens.length < Math.min(slots, list.length)) start();
   let finished = false;
   try {
     while (pending.size > 0) {
@@ -133,6 +148,8 @@ async function* choiceParts(plan: Plan, abort: AbortController): AsyncGenerator<
       const { index, result } = settled;
       if (result.done) {
         pending.delete(index);
+        if (gens.length < list.length) start();
+        else release(1);
         continue;
       }
       pending.set(index, next(index));
@@ -162,7 +179,7 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
     const prompts: ChoiceResult['promptLogprobs'][] = [];
     let sawToken = false;
     // stream() rather than generate(): the same path as streaming, and tokens carry their trace
-    for await (const { index, part } of choiceParts(plan, abort)) {
+    for await (const { index, part } of choiceParts(plan, abort, slotsOf(ctx, plan), release)) {
       if (part.type === 'token') {
         if (!sawToken) {
           sawToken = true;
@@ -208,7 +225,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
   const release = await acquire(ctx, plan, abort);
   const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
-  const parts = choiceParts(plan, abort);
+  const parts = choiceParts(plan, abort, slotsOf(ctx, plan), release);
   let first: IteratorResult<ChoicePart>;
   try {
     first = await parts.next();

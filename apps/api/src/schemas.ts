@@ -25,7 +25,7 @@ const stop = z.union(
   { error: `expected a string or an array of at most ${MAX_STOP_STRINGS} strings` },
 );
 
-/** `n` and `best_of`: OpenAI's limit, 128 (the server's concurrency bounds them further). */
+/** `n` and `best_of`: OpenAI's limit, 128 (past the server's concurrency, choices run in turn). */
 const CHOICES_ERROR = 'expected an integer in [1, 128]';
 const choicesPerPrompt = z
   .number({ error: CHOICES_ERROR })
@@ -195,7 +195,7 @@ export const chatRequestSchema = z.strictObject({
 });
 
 const tokenId = z.number().int().min(0).max(INT32_MAX);
-/** Prompts in one completions request (the server's concurrency bounds prompts × n further). */
+/** Prompts in one completions request (past the server's concurrency, choices run in turn). */
 const MAX_PROMPTS = 128;
 
 /** `POST /v1/completions`. */

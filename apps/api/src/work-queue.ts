@@ -1,5 +1,9 @@
-/** Frees the slots taken from a `WorkQueue`; calling it more than once is harmless. */
-export type Release = () => void;
+/**
+ * Frees slots taken from a `WorkQueue`: `count` of them (a request whose choices finish one by one),
+ * or without it all those still held. Freeing more than are held frees what is left: calling it again
+ * is harmless.
+ */
+export type Release = (count?: number) => void;
 
 interface Waiter {
   slots: number;
@@ -9,8 +13,9 @@ interface Waiter {
 /**
  * A bounded queue in front of the model: at most `concurrency` generations (batch rows) run at once,
  * at most `maxQueued` more requests wait; `acquire` answers `null` when both are full (the server
- * answers 429). A request with several choices (`n`, a list of prompts) takes a slot per choice, all
- * at once; waiting requests are served in arrival order, so a large one is not passed over for ever.
+ * answers 429). A request with several choices (`n`, a list of prompts) takes a slot per choice, up
+ * to `concurrency`, all at once, and may free them one by one; waiting requests are served in
+ * arrival order, so a large one is not passed over for ever.
  *
  * @example
  * const queue = new WorkQueue({ concurrency: 4, maxQueued: 32 });
@@ -45,11 +50,12 @@ export class WorkQueue {
   }
 
   private release(slots: number): Release {
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      this.running -= slots;
+    let held = slots;
+    return (count = held) => {
+      const freed = Math.min(held, Math.max(0, Math.floor(count)));
+      if (freed === 0) return;
+      held -= freed;
+      this.running -= freed;
       this.grantWaiting();
     };
   }

