@@ -196,11 +196,15 @@ export interface LegacyLogprobs {
   text_offset: number[];
 }
 
-/** A token's top alternatives as `{ token: logprob }` (two with the same name keep the higher log-prob). */
-export function legacyTopLogprobs(
-  alternatives: readonly { id: number; token: string; logprob: number }[],
-  bytes: TokenBytes,
-): Record<string, number> {
+/**
+ * A token's `top` most likely alternatives as `{ token: logprob }`, and the token itself where it is
+ * not among them, as OpenAI's legacy `logprobs` ("the API will always return the logprob of the
+ * sampled token, so there may be up to logprobs+1 elements"; vLLM does the same). Two with the same
+ * name keep the higher log-prob.
+ */
+export function legacyTopLogprobs(lp: TokenLogprob, top: number, bytes: TokenBytes): Record<string, number> {
+  const alternatives = lp.top.slice(0, top);
+  if (!alternatives.some((alt) => alt.id === lp.id)) alternatives.push(lp);
   const map = new Map<string, number>();
   for (const alt of alternatives) {
     const name = legacyTokenName(alt.token, bytes(alt.id));
@@ -229,7 +233,7 @@ function completionLogprobs(
     if (!lp) continue;
     out.tokens.push(legacyTokenName(lp.token, bytes(lp.id)));
     out.token_logprobs.push(lp.logprob);
-    out.top_logprobs.push(legacyTopLogprobs(lp.top.slice(0, top), bytes));
+    out.top_logprobs.push(legacyTopLogprobs(lp, top, bytes));
     out.text_offset.push(at);
   }
   return out;
@@ -440,9 +444,7 @@ export class ResponseWriter {
       out.tokens.push(legacyTokenName(tokenizer.tokenText(id), this.bytes(id)));
       out.text_offset.push(Math.min(offsets.next(id), text.length));
       out.token_logprobs.push(lp?.logprob ?? null);
-      out.top_logprobs.push(
-        lp ? legacyTopLogprobs(lp.top.slice(0, this.plan.logprobs ?? 0), this.bytes) : null,
-      );
+      out.top_logprobs.push(lp ? legacyTopLogprobs(lp, this.plan.logprobs ?? 0, this.bytes) : null);
     }
     return out;
   }

@@ -54,8 +54,10 @@ describe('echo: the prompt before the completion', () => {
     expect(lp.text_offset).toEqual(prompt.map((_, t) => model.tokenizer.decode(prompt.slice(0, t)).length));
     for (let t = 1; t < prompt.length; t++) {
       const top = lp.top_logprobs[t]!;
-      expect(Object.keys(top).length).toBeGreaterThanOrEqual(1);
-      expect(Object.keys(top).length).toBeLessThanOrEqual(2);
+      // the 2 most likely, and the token itself where it is not one of them
+      expect(Object.keys(top).length).toBeGreaterThanOrEqual(2);
+      expect(Object.keys(top).length).toBeLessThanOrEqual(3);
+      expect(top[lp.tokens[t]!]).toBeGreaterThanOrEqual(lp.token_logprobs[t]!);
       const values = Object.values(top);
       expect(values[0]).toBeGreaterThanOrEqual(values[values.length - 1]!);
       expect(lp.token_logprobs[t]!).toBeLessThanOrEqual(values[0]!);
@@ -142,8 +144,12 @@ describe('echo: the prompt before the completion', () => {
     expect(choice.text.endsWith(PROMPT)).toBe(true);
     expect(choice.text.length).toBeGreaterThan(PROMPT.length);
     expect(choice.logprobs.text_offset[1]).toBe(choice.text.length - PROMPT.length);
-    // logprobs 0: the tokens' own log-probs, no alternatives
-    expect(choice.logprobs.top_logprobs.slice(1)).toEqual(sent.slice(1).map(() => ({})));
+    // logprobs 0: no alternatives, only each token itself (OpenAI: "up to logprobs+1 elements")
+    expect(choice.logprobs.top_logprobs.slice(1)).toEqual(
+      sent
+        .slice(1)
+        .map((_, t) => ({ [choice.logprobs.tokens[t + 1]]: choice.logprobs.token_logprobs[t + 1] })),
+    );
     const empty = (await post({ prompt: '', echo: true, max_tokens: 0, logprobs: 1 })).body.choices[0];
     expect(empty.text).toBe('');
     expect(empty.logprobs).toEqual({
