@@ -23,10 +23,13 @@ export interface RunContext {
   requestId: string;
 }
 
+/** The request field that holds the prompt: errors about the prompt name it. */
+const promptParam = (plan: Plan) => (plan.kind === 'chat' ? 'messages' : 'prompt');
+
 /** The API error of a generation's failure; server errors (500) are logged with the request id. */
 function failure(ctx: RunContext, plan: Plan, error: unknown): ApiError {
   if (ctx.shutdown.aborted) return shuttingDown();
-  const apiError = toApiError(error, plan.kind === 'chat' ? 'messages' : 'prompt');
+  const apiError = toApiError(error, promptParam(plan));
   if (apiError.status >= 500 && apiError.code !== 'server_shutting_down')
     ctx.log(`${ctx.route} (${ctx.requestId}): ${(error as Error)?.stack ?? String(error)}`);
   return apiError;
@@ -317,14 +320,17 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
             end('error');
             return;
           }
+          // the client went away (a failing choice also aborts `abort`, to stop the others: that is
+          // not the client leaving, and the client is told)
           if (
-            abort.signal.aborted ||
+            ctx.signal.aborted ||
+            cancelled ||
             (ImplicitItError.isInstance(error) && error.code === 'runtime.aborted')
           ) {
             end('aborted');
             return;
           }
-          const apiError = toApiError(error);
+          const apiError = toApiError(error, promptParam(plan));
           ctx.log(`stream failed (${ctx.requestId}): ${(error as Error)?.stack ?? String(error)}`);
           try {
             controller.enqueue(sse(apiError.body));

@@ -1,7 +1,13 @@
 // Several choices in one request: `n`, and a list of completions prompts. Each choice is one row of
 // the runtime's batch: its answer must equal what the runtime gives that prompt with that choice's
 // seed, and streams must interleave the choices' chunks without mixing them up.
-import { type GenerationResult, inputSeed, loadModel, type Model } from '@implicit-it/runtime';
+import {
+  GenerationError,
+  type GenerationResult,
+  inputSeed,
+  loadModel,
+  type Model,
+} from '@implicit-it/runtime';
 import { documentStartId } from '@implicit-it/tokenizers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, createApp } from '../src/index.js';
@@ -339,6 +345,38 @@ describe('best_of: the n best of best_of candidates', () => {
 });
 
 describe('failures and slots', () => {
+  it("a stream that fails after its first token ends with an error event naming the request's prompt field", async () => {
+    const failing = new Proxy(model, {
+      get(target, key, receiver) {
+        if (key === 'stream')
+          return async function* (...args: Parameters<Model['stream']>) {
+            for await (const part of target.stream(...args)) {
+              yield part;
+              if (part.type === 'text-delta') break;
+            }
+            throw new GenerationError('runtime.simulated', 'the prompt broke (simulated)', 'prompt');
+          };
+        return Reflect.get(target, key, receiver);
+      },
+    }) as Model;
+    const failingApp = createApp({ models: [{ id: 'tiny', model: failing }], log: () => {} });
+    for (const [path, body, param] of [
+      ['/v1/completions', { model: 'tiny', prompt: 'Tiramisu is', max_tokens: 8 }, 'prompt'],
+      ['/v1/chat/completions', chat({ max_tokens: 8 }), 'messages'],
+    ] as const) {
+      const res = await failingApp.request(path, json({ ...body, stream: true }));
+      expect(res.status).toBe(200);
+      const events = parseSse(await res.text());
+      // the chunks sent, then the error as the last event (no [DONE]): the client is told
+      expect(events.length).toBeGreaterThan(1);
+      expect(JSON.parse(events.at(-1)!).error).toMatchObject({
+        message: 'the prompt broke (simulated)',
+        param,
+      });
+    }
+    expect(failingApp.state.active).toBe(0);
+  });
+
   it('one failing choice fails the request and stops the others', async () => {
     let calls = 0;
     const stopped: boolean[] = [];
