@@ -150,10 +150,26 @@ export class RuleCache {
   }
 }
 
-function contentText(content: ChatRequest['messages'][number]['content']): string {
+/**
+ * A message's text. Parts are joined with newlines, as vLLM joins them (joined with nothing, the
+ * words at their ends would run together); an assistant's refusal part counts as its text.
+ */
+function contentText(message: ChatRequest['messages'][number], at: string): string {
+  const { content } = message;
   if (content === null || content === undefined) return '';
   if (typeof content === 'string') return content;
-  return content.map((part) => part.text).join('');
+  return content
+    .map((part, j) => {
+      if (part.type === 'text') return part.text;
+      if (message.role !== 'assistant') {
+        throw new ApiError(400, `${at}.content[${j}]: only an assistant message may have a refusal part`, {
+          param: `${at}.content[${j}]`,
+          code: 'invalid_value',
+        });
+      }
+      return part.refusal;
+    })
+    .join('\n');
 }
 
 function checkIds(ids: readonly number[], model: BaseModel, param: string): void {
@@ -207,7 +223,7 @@ function baseOptions(
   };
   if (req.top_p === 0) options.topK = 1;
   else if (req.top_p !== null && req.top_p !== undefined && req.top_p < 1) options.topP = req.top_p;
-  if (req.top_k) options.topK = Math.min(req.top_k, options.topK ?? req.top_k);
+  if (req.top_k && req.top_k > 0) options.topK = Math.min(req.top_k, options.topK ?? req.top_k);
   if (req.seed !== null && req.seed !== undefined) options.seed = ((req.seed % 2 ** 32) + 2 ** 32) % 2 ** 32;
   // as OpenAI: without a seed every request samples anew (the runtime's own default seed is fixed)
   else if (options.temperature! > 0) options.seed = randomInt(2 ** 32);
@@ -243,9 +259,9 @@ function streamFlags(req: ChatRequest | CompletionRequest): { stream: boolean; i
 export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: RuleCache): Plan {
   const served = findModel(server.models, req.model);
   const model = served.model;
-  const messages = req.messages.map((m) => ({
+  const messages = req.messages.map((m, i) => ({
     role: m.role === 'developer' ? 'system' : m.role,
-    content: contentText(m.content),
+    content: contentText(m, `messages[${i}]`),
   }));
   const addBos = req.add_bos ?? server.addBos;
   let prompt: { ids: number[]; scopeStart: number };

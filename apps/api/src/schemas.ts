@@ -25,6 +25,8 @@ const stop = z.union(
   { error: `expected a string or an array of at most ${MAX_STOP_STRINGS} strings` },
 );
 
+const TOP_K_ERROR = 'expected a positive integer, or 0 or -1 (off)';
+
 /** `n` and `best_of`: OpenAI's limit, 128 (past the server's concurrency, choices run in turn). */
 const CHOICES_ERROR = 'expected an integer in [1, 128]';
 const choicesPerPrompt = z
@@ -68,8 +70,13 @@ const common = {
     .min(0, { error: 'expected a number in [0, 1]' })
     .max(1, { error: 'expected a number in [0, 1]' })
     .nullish(),
-  /** Extension (as vLLM): keep only the k most likely tokens when sampling; 0 = off. */
-  top_k: z.number().int().min(0).max(INT32_MAX).nullish(),
+  /** Extension (as vLLM): keep only the k most likely tokens when sampling; 0 or -1 (vLLM's) = off. */
+  top_k: z
+    .number({ error: TOP_K_ERROR })
+    .int({ error: TOP_K_ERROR })
+    .min(-1, { error: TOP_K_ERROR })
+    .max(INT32_MAX, { error: TOP_K_ERROR })
+    .nullish(),
   /** Folded to 32 bits (the sampler's seed): seeds that differ by a multiple of 2^32 sample alike. */
   seed: z
     .number({ error: 'expected an integer' })
@@ -131,6 +138,8 @@ const onlyNoOp = (key: keyof typeof UNSUPPORTED, ...noOps: unknown[]) =>
     .optional();
 
 const textPart = z.strictObject({ type: z.literal('text'), text: z.string() });
+/** An assistant message's refusal, as OpenAI returns it and clients send it back in the history. */
+const refusalPart = z.strictObject({ type: z.literal('refusal'), refusal: z.string() });
 
 const message = z
   .strictObject({
@@ -138,8 +147,9 @@ const message = z
       error: 'expected "system", "developer", "user" or "assistant" (tool messages are not supported)',
     }),
     content: z
-      .union([z.string(), z.array(textPart).max(256)], {
-        error: 'expected a string or an array of {"type":"text","text":...} parts',
+      .union([z.string(), z.array(z.union([textPart, refusalPart])).max(256)], {
+        error:
+          'expected a string or an array of {"type":"text","text":...} parts (an assistant message may also have {"type":"refusal","refusal":...})',
       })
       .nullish(),
     name: z.string().max(64).nullish(),

@@ -134,6 +134,47 @@ describe('POST /v1/chat/completions', () => {
     expect(body.usage.prompt_tokens).toBe(asText.ids.length);
   });
 
+  it('joins content parts with newlines (as vLLM), and reads an assistant refusal part as its text', async () => {
+    const parts = [
+      { type: 'text', text: 'Give me a recipe' },
+      { type: 'text', text: 'for tiramisu.' },
+    ];
+    const history = (content: unknown, reply: unknown) => [
+      { role: 'user', content },
+      { role: 'assistant', content: reply },
+      { role: 'user', content: 'Why not?' },
+    ];
+    const asParts = await post(
+      '/v1/chat/completions',
+      chat({
+        messages: history(parts, [{ type: 'refusal', refusal: 'I cannot.' }]),
+        max_tokens: 6,
+        logprobs: true,
+      }),
+    );
+    const asText = await post(
+      '/v1/chat/completions',
+      chat({
+        messages: history('Give me a recipe\nfor tiramisu.', 'I cannot.'),
+        max_tokens: 6,
+        logprobs: true,
+      }),
+    );
+    expect(asParts.res.status).toBe(200);
+    expect(asParts.body.usage).toEqual(asText.body.usage);
+    // the same prompt: the same log-probs, to the last bit
+    expect(asParts.body.choices[0].logprobs).toEqual(asText.body.choices[0].logprobs);
+    const refusedUser = await post(
+      '/v1/chat/completions',
+      chat({ messages: [{ role: 'user', content: [{ type: 'refusal', refusal: 'no' }] }] }),
+    );
+    expect(refusedUser.res.status).toBe(400);
+    expect(refusedUser.body.error).toMatchObject({
+      message: 'messages[0].content[0]: only an assistant message may have a refusal part',
+      param: 'messages[0].content[0]',
+    });
+  });
+
   it('matches the runtime (greedy, server default rules hewitt2024)', async () => {
     const { body } = await post('/v1/chat/completions', chat({ max_tokens: 20 }));
     const [direct] = await model.generate('Give me a recipe for tiramisu.', {
@@ -350,6 +391,18 @@ describe('POST /v1/chat/completions', () => {
     const a = await post('/v1/chat/completions', chat({ temperature: 1, seed: 7, max_tokens: 20 }));
     const b = await post('/v1/chat/completions', chat({ temperature: 1, seed: 7, max_tokens: 20 }));
     expect(a.body.choices[0].message.content).toBe(b.body.choices[0].message.content);
+  });
+
+  it('top_k 0 and -1 (vLLM) are off; top_k 1 is greedy', async () => {
+    const request = chat({ temperature: 1, seed: 7, max_tokens: 20, rules: false });
+    const text = async (extra: Record<string, unknown>) =>
+      (await post('/v1/chat/completions', { ...request, ...extra })).body.choices[0].message.content;
+    const off = await text({});
+    expect(await text({ top_k: 0 })).toBe(off);
+    expect(await text({ top_k: -1 })).toBe(off);
+    const greedy = await text({ temperature: 0 });
+    expect(await text({ top_k: 1 })).toBe(greedy);
+    expect(off).not.toBe(greedy);
   });
 
   it('samples anew on every request without a seed, as OpenAI does', async () => {

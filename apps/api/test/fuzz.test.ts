@@ -98,7 +98,7 @@ const BAD_FIELDS: Record<string, unknown[]> = {
   max_completion_tokens: ['5', -5, 0.5, 1e300],
   temperature: ['hot', -0.1, 2.01, 1e308, [], {}, true],
   top_p: ['0.9', -0.5, 1.5, 1e9, [0.5]],
-  top_k: [-1, 0.5, 'ten', 1e10],
+  top_k: [-2, 0.5, 'ten', 1e10],
   seed: [1.5, '42', 1e300, -1e300, [], {}],
   stop: [
     5,
