@@ -1,7 +1,13 @@
 export { type ApiApp, type AppState, createApp } from './app.js';
 export { ApiError, type ApiErrorBody, type ApiErrorType } from './errors.js';
 export type { Metrics } from './metrics.js';
-export { type ApiOptions, defaultModelId, type ResolvedApiOptions, type ServedModel } from './options.js';
+export {
+  type ApiOptions,
+  defaultModelId,
+  type ResolvedApiOptions,
+  resolveCors,
+  type ServedModel,
+} from './options.js';
 export { type PlaygroundConfig, playgroundPage } from './playground/page.js';
 export {
   type ChatRequest,

@@ -89,8 +89,14 @@ function positiveInt(value: number | undefined, name: string, fallback: number, 
   return value;
 }
 
-/** `ApiOptions.cors` as allowed origins: `'*'`, a list, or undefined (off). */
-function resolveCors(cors: ApiOptions['cors']): '*' | string[] | undefined {
+/**
+ * `ApiOptions.cors` as allowed origins: `'*'`, a list, or undefined (off); throws a `TypeError`
+ * naming `cors` for what is not an origin.
+ *
+ * @example
+ * resolveCors('http://localhost:3000,https://example.org'); // ['http://localhost:3000', 'https://example.org']
+ */
+export function resolveCors(cors: ApiOptions['cors']): '*' | string[] | undefined {
   if (cors === undefined || cors === false) return undefined;
   if (cors === true) return '*';
   const list = typeof cors === 'string' ? cors.split(',') : cors;
@@ -135,6 +141,10 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     throw new RangeError(`temperature: expected a number in [0, 2], got ${temperature}`);
   }
   const maxTokens = positiveInt(options.maxTokens, 'maxTokens', 2048);
+  if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey.trim() === '')) {
+    // an empty key would read as no key: a server its owner meant to protect would be open
+    throw new TypeError('apiKey: expected a non-empty string (leave apiKey out to serve without a key)');
+  }
   if (options.addBos !== undefined && typeof options.addBos !== 'boolean') {
     throw new TypeError(`addBos: expected true or false, got ${JSON.stringify(options.addBos)}`);
   }
@@ -143,7 +153,7 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     rules: options.rules ?? 'hewitt2024',
     format: options.format ?? 'tulu',
     addBos: options.addBos,
-    apiKey: options.apiKey || undefined,
+    apiKey: options.apiKey,
     concurrency: positiveInt(options.concurrency, 'concurrency', 16),
     maxQueued: positiveInt(options.maxQueued, 'maxQueued', 32, 0),
     maxTokens,

@@ -904,6 +904,11 @@ describe('options', () => {
         ],
       }),
     ).toThrow(/twice/);
+    // an empty key would read as none: the server its owner meant to protect would be open
+    for (const apiKey of ['', '  '])
+      expect(() => createApp({ models: [{ id: 'a', model }], apiKey })).toThrow(
+        'apiKey: expected a non-empty string (leave apiKey out to serve without a key)',
+      );
   });
 
   it('serves a bare Model under its directory name', async () => {

@@ -127,6 +127,10 @@ describe('help, version, usage errors', () => {
       expect(chat.code).toBe(2);
       expect(chat.stderr).toBe(expected);
       expect(chat.stdout).toBe('');
+      // serve refuses at start, not with a 400 on every request
+      const serve = await run(['serve', '--model', dir, '--format', 'chat-template', '--port', '0']);
+      expect(serve.code).toBe(2);
+      expect(serve.stderr).toBe(expected);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -219,6 +219,28 @@ describe('serve', () => {
     );
   });
 
+  it('refuses an empty API key and a bad --cors with exit 2, naming them, before loading a model', async () => {
+    const args = ['serve', '--model', '/nonexistent/model', '--port', '0'];
+    const empty = await run([...args, '--api-key', '']);
+    expect([empty.code, empty.stderr]).toEqual([
+      2,
+      'error: --api-key is empty: the server would take requests without a key\n' +
+        'hint: give the key (an unset shell variable expands to nothing), or leave --api-key out to serve without one\n',
+    ]);
+    const fromEnv = await run(args, { env: { IMPLICIT_IT_API_KEY: ' ' } });
+    expect([fromEnv.code, fromEnv.stderr]).toEqual([
+      2,
+      'error: IMPLICIT_IT_API_KEY is empty: the server would take requests without a key\n' +
+        'hint: set IMPLICIT_IT_API_KEY to the key, or unset it to serve without one\n',
+    ]);
+    const cors = await run([...args, '--cors', 'bogus']);
+    expect([cors.code, cors.stderr]).toEqual([
+      2,
+      'error: --cors: "bogus" is not an origin; expected scheme://host[:port] such as http://localhost:3000, or \'*\'\n' +
+        'hint: give one or more origins, comma-separated (--cors http://localhost:3000), or * for any\n',
+    ]);
+  });
+
   it('refuses bad options with exit 2', async () => {
     expect((await run(['serve', '--model', model, '--port', '70000'])).code).toBe(2);
     expect((await run(['serve', '--model', model, '--rules', 'bogus'])).code).toBe(2);

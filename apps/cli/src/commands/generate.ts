@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { RuleSpec } from '@implicit-it/rules';
-import type { GenerateOptions, Model, StreamPart } from '@implicit-it/runtime';
+import type { BaseModel, GenerateOptions, Model, StreamPart } from '@implicit-it/runtime';
 import { type Command, Option } from 'commander';
 import {
   ADD_BOS_HELP,
@@ -93,7 +93,7 @@ export function generationOptions(flags: GenerateFlags, rules: RuleSpec): Genera
  * Refuses `--format chat-template` for a model whose tokenizer has no chat template (usage error,
  * before any generation): the library would say "pass { template }", which no flag does.
  */
-export async function checkChatTemplate(opened: OpenedModel, format: string): Promise<void> {
+export async function checkChatTemplate(opened: OpenedModel<BaseModel>, format: string): Promise<void> {
   if (format !== 'chat-template' || opened.model.tokenizer.chatTemplate !== undefined) return;
   await opened.model.dispose();
   throw usage(

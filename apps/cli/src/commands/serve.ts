@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { type ServedModel, serve } from '@implicit-it/api';
+import { resolveCors, type ServedModel, serve } from '@implicit-it/api';
 import { type BaseModel, loadModel, loadModelInWorker } from '@implicit-it/runtime';
 import type { Command } from 'commander';
 import { Option } from 'commander';
@@ -19,7 +19,7 @@ import {
   rulesLabel,
 } from '../flags.js';
 import { CliError, EXIT, note, painter, usage } from '../output.js';
-import { DEFAULT_MODEL_HELP } from './generate.js';
+import { checkChatTemplate, DEFAULT_MODEL_HELP } from './generate.js';
 
 interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   model?: string[];
@@ -58,10 +58,45 @@ async function checkHost(host: string): Promise<void> {
   }
 }
 
+/**
+ * The API key to require, or none; refuses an empty one, which would leave open a server its owner
+ * meant to protect (`--api-key "$UNSET_VARIABLE"`).
+ */
+function apiKeyOf(flags: ServeFlags): string | undefined {
+  const [key, from] =
+    flags.apiKey !== undefined
+      ? [flags.apiKey, '--api-key']
+      : [process.env.IMPLICIT_IT_API_KEY, 'IMPLICIT_IT_API_KEY'];
+  if (key !== undefined && key.trim() === '') {
+    throw usage(
+      `${from} is empty: the server would take requests without a key`,
+      from === '--api-key'
+        ? 'give the key (an unset shell variable expands to nothing), or leave --api-key out to serve without one'
+        : 'set IMPLICIT_IT_API_KEY to the key, or unset it to serve without one',
+    );
+  }
+  return key;
+}
+
+/** --cors as the API takes it, checked before any model is loaded. */
+function corsOf(flags: ServeFlags): true | string | undefined {
+  if (flags.cors === undefined) return undefined;
+  try {
+    resolveCors(flags.cors);
+  } catch (error) {
+    throw usage(
+      `--cors: ${(error as Error).message.replace(/^cors: /, '')}`,
+      'give one or more origins, comma-separated (--cors http://localhost:3000), or * for any',
+    );
+  }
+  return flags.cors === '*' ? true : flags.cors;
+}
+
 async function run(flags: ServeFlags): Promise<void> {
   const rules = parseRules(flags.rules);
   await checkHost(flags.host);
-  const apiKey = flags.apiKey ?? process.env.IMPLICIT_IT_API_KEY;
+  const apiKey = apiKeyOf(flags);
+  const cors = corsOf(flags);
   const specs = flags.model && flags.model.length > 0 ? flags.model : [undefined];
   const opened: (OpenedModel<BaseModel> & { served: string })[] = [];
   /** What a SIGINT or SIGTERM does now (once the server listens). */
@@ -76,6 +111,7 @@ async function run(flags: ServeFlags): Promise<void> {
         '--model',
         flags.worker ? loadModelInWorker : loadModel,
       );
+      await checkChatTemplate(m, flags.format);
       opened.push({ ...m, served: named ? named[1]! : m.id });
     }
     const ids = opened.map((m) => m.served);
@@ -93,7 +129,7 @@ async function run(flags: ServeFlags): Promise<void> {
       maxTokens: flags.maxTokens,
       ...promptSettings(flags),
       playground: flags.playground,
-      ...(flags.cors !== undefined ? { cors: flags.cors === '*' ? true : flags.cors } : {}),
+      ...(cors !== undefined ? { cors } : {}),
       notice: opened.some((m) => m.random)
         ? `${RANDOM_MODEL_ID} has RANDOM weights: its answers are noise, only the mechanics (rules, streaming, colouring) are real. Start the server with --model DIR (or with a network) for a real model.`
         : undefined,
