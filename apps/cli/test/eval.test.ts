@@ -199,6 +199,16 @@ describe('eval generate', () => {
     expect(child.stderrText()).toMatch(
       /interrupted; \d+ of 240 outputs are kept in .*interrupted\.json\.journal\.jsonl: rerun the same command to resume/,
     );
+    // rerun with other flags: exit 2 naming them, the journal kept
+    const journal = `${out}.journal.jsonl`;
+    const before = readFileSync(journal, 'utf8');
+    const other = await run([...args(out), '--max-tokens', '8', '--rules', 'off']);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toBe(
+      `error: ${journal} holds the unfinished work of a run with other settings (different --max-tokens, --rules); it is kept\n` +
+        'hint: rerun with the flags it was started with to resume it, or delete it to start over with these\n',
+    );
+    expect(readFileSync(journal, 'utf8')).toBe(before);
   });
 
   it('exits 2 on bad rules or a bad instructions file, 3 on a missing model', async () => {
@@ -710,7 +720,7 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(JSON.parse(ok.stdout)).toMatchObject({ n_total: 3, n_wins: 1, n_wins_base: 1, n_draws: 1 });
   });
 
-  it('rank: --data, --n and --negatives checked against the data; a response longer than the context names --data and the fix', async () => {
+  it('rank: --data, --n and --negatives checked against the data; a response longer than the context is cut, as ratio_eval.py cuts at 1024', async () => {
     const data = join(tmp, 'alpaca-long.json');
     const examples = [
       { instruction: 'Say hi.', input: '', output: 'Hi!' },
@@ -726,27 +736,23 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(k.stderr).toContain(
       'error: --negatives: each of the --n 3 examples draws its random responses from the 2 others; give --negatives 2 or less',
     );
-    const out = join(tmp, 'rank-long.json');
-    const r = await run([
-      'eval',
-      'rank',
-      '--model',
-      model,
-      '--data',
-      data,
-      '--n',
-      '3',
-      '--negatives',
-      '1',
-      '--out',
-      out,
-    ]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(
-      /^error: --data .*alpaca-long\.json: 3 of the 6 responses of this batch do not fit in the model's context of 512 tokens \(max_position_embeddings\) after their prompt: the first, "Red this: the quick brown fox jumps over the lazy dog, th..." after the instruction "Say hi\.", is \d+ tokens with its prompt\n/,
-    );
+    const rank = (extra: string[]) =>
+      run(['eval', 'rank', '--model', model, '--data', data, '--n', '3', '--negatives', '2', ...extra]);
+    // the long response is scored wherever it is drawn (as real once, as a random one twice): cut at
+    // the 512-token context, with a warning; a shorter --max-seq-length cuts every response
+    const r = await rank(['--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ truncated: 3, pairs: 6 });
     expect(r.stderr).toContain(
-      `hint: rank with a model whose context holds these instructions with their responses (${basename(model)}'s is 512 tokens), or give --data examples that fit`,
+      "warning: 3 of the 9 scored responses were longer than the scorer's maximum length with their prompt: their scores cover their first tokens, as ratio_eval.py's --max_seq_length cuts them",
+    );
+    const cut = await rank(['--max-seq-length', '2', '--json']);
+    expect(cut.code, cut.stderr).toBe(0);
+    // no response token fits after a prompt of more than 2 tokens: nothing to compare
+    expect(JSON.parse(cut.stdout)).toMatchObject({ truncated: 9, pairs: 0 });
+    const text = await rank([]);
+    expect(text.stdout).toContain(
+      '  3 responses cut at --max-seq-length 1024 (or the context) with their prompt\n',
     );
   });
 

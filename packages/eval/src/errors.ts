@@ -28,13 +28,24 @@ export class EvalInputError extends ImplicitItError {
  */
 export class ResumeMismatchError extends ImplicitItError {
   readonly file: string;
-  constructor(file: string, message: string) {
+  /**
+   * The settings that differ between the journal's run and this one, as header key paths (`n`,
+   * `fingerprint.rules`; see `headerDifferences`); empty when the file is damaged instead.
+   */
+  readonly differences: readonly string[];
+  constructor(
+    file: string,
+    message: string,
+    options: { differences?: readonly string[]; cause?: unknown } = {},
+  ) {
     super(
       'eval.resume_mismatch',
       `${file}: ${message}; delete it to start over, or rerun with the options it was written with`,
+      { cause: options.cause },
     );
     this.name = 'ResumeMismatchError';
     this.file = file;
+    this.differences = options.differences ?? [];
   }
 }
 

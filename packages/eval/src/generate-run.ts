@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
-import { canonicalJson, Journal } from './journal.js';
+import { canonicalJson, headerDifferences, Journal } from './journal.js';
 import { writeFileAtomic } from './json-file.js';
 import type { Generator, ProgressCallbacks } from './model-interfaces.js';
 import {
@@ -228,19 +228,5 @@ export function finishedRunDifferences(
     return undefined;
   }
   if (!record || typeof record !== 'object' || Array.isArray(record)) return undefined;
-  const header = runHeader(options, options.instructions);
-  const had = record as Record<string, unknown>;
-  const differs = (a: unknown, b: unknown) => canonicalJson(a ?? null) !== canonicalJson(b ?? null);
-  const out: string[] = [];
-  for (const key of new Set([...Object.keys(header), ...Object.keys(had)])) {
-    if (!differs(header[key], had[key])) continue;
-    const [mine, theirs] = [header[key], had[key]];
-    const isObject = (v: unknown): v is Record<string, unknown> =>
-      !!v && typeof v === 'object' && !Array.isArray(v);
-    if (key === 'fingerprint' && isObject(mine) && isObject(theirs)) {
-      for (const k of new Set([...Object.keys(mine), ...Object.keys(theirs)]))
-        if (differs(mine[k], theirs[k])) out.push(`fingerprint.${k}`);
-    } else out.push(key);
-  }
-  return out;
+  return headerDifferences(runHeader(options, options.instructions), record as Record<string, unknown>);
 }

@@ -22,7 +22,7 @@ export {
   generateRun,
 } from './generate-run.js';
 export { sha256 } from './hash.js';
-export { Journal } from './journal.js';
+export { headerDifferences, Journal } from './journal.js';
 export { readJson, writeFileAtomic, writeJson } from './json-file.js';
 export { JudgeCache } from './judge-cache.js';
 export { type JudgePairsOptions, type JudgePairsResult, judgePairs } from './judge-pairs.js';

@@ -61,9 +61,12 @@ export class Journal<T> {
         }
         if (line === 0) {
           if (canonicalJson(value) !== headerLine) {
+            const stored = (value as { journal?: unknown } | null)?.journal;
+            const diff = headerDifferences(header, isObject(stored) ? stored : {});
             throw new ResumeMismatchError(
               path,
-              `was written by a different run (its header ${text.slice(0, 300)} differs from ${headerLine.slice(0, 300)})`,
+              `was written by a run with other settings (different ${diff.join(', ') || 'header'})`,
+              { differences: diff },
             );
           }
         } else {
@@ -123,4 +126,30 @@ export function canonicalJson(value: unknown): string {
         )
       : v,
   );
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  !!v && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * The settings in which two run headers differ, as key paths: top-level keys, and the keys of a
+ * `fingerprint` object one level down (`fingerprint.rules`), so that a caller can name the option
+ * behind each.
+ *
+ * @example
+ * headerDifferences({ n: 10, fingerprint: { rules: 'off' } }, { n: 20, fingerprint: { rules: 'hewitt2024' } });
+ * // ['n', 'fingerprint.rules']
+ */
+export function headerDifferences(run: Record<string, unknown>, stored: Record<string, unknown>): string[] {
+  const differs = (a: unknown, b: unknown) => canonicalJson(a ?? null) !== canonicalJson(b ?? null);
+  const out: string[] = [];
+  for (const key of new Set([...Object.keys(run), ...Object.keys(stored)])) {
+    const [mine, theirs] = [run[key], stored[key]];
+    if (!differs(mine, theirs)) continue;
+    if (key === 'fingerprint' && isObject(mine) && isObject(theirs)) {
+      for (const k of new Set([...Object.keys(mine), ...Object.keys(theirs)]))
+        if (differs(mine[k], theirs[k])) out.push(`fingerprint.${k}`);
+    } else out.push(key);
+  }
+  return out;
 }

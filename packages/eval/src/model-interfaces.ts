@@ -52,6 +52,11 @@ export interface ResponseItem {
 /** Teacher-forced log-probabilities of a response's tokens (natural log), one per token. */
 export interface ContinuationScore {
   tokenLogprobs: number[];
+  /**
+   * Tokens at the response's end left unscored, when the scorer cuts prompt + response at a maximum
+   * length (as the paper's `ratio_eval.py` does at `--max_seq_length`): `tokenLogprobs` covers the rest.
+   */
+  truncated?: number;
 }
 
 /**

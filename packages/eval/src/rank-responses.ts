@@ -44,6 +44,8 @@ export interface RankedExample {
   i: number;
   real: number;
   negatives: { j: number; score: number }[];
+  /** How many of the example's responses (the real one and the random ones) were scored cut short. */
+  truncated?: number;
 }
 
 /** The result of `rankResponses`. */
@@ -65,6 +67,11 @@ export interface RankingResult {
   /** Mean score of the real and of the random responses. */
   meanReal: number;
   meanRandom: number;
+  /**
+   * Scored responses cut short by the scorer's maximum length (the paper's runs cut prompt +
+   * response at 1,024 tokens): their scores cover their first tokens only.
+   */
+  truncated: number;
   examples: RankedExample[];
 }
 
@@ -179,6 +186,7 @@ function summarize(
     meanRandom: mean(
       examples.flatMap((e) => e.negatives.map((x) => x.score)).filter((x) => !Number.isNaN(x)),
     ),
+    truncated: examples.reduce((sum, e) => sum + (e.truncated ?? 0), 0),
     examples,
   };
 }
@@ -211,7 +219,8 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
   const journal = journalPath
     ? Journal.open<RankedExample>(journalPath, {
         kind: 'rank',
-        version: 1,
+        // 2: instructions and responses are stripped, as ratio_eval.py strips each message
+        version: 2,
         n,
         negatives: k,
         seed,
@@ -227,6 +236,7 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
         i: e.i,
         real: num(e.real),
         negatives: e.negatives.map((x) => ({ j: x.j, score: num(x.score) })),
+        ...(e.truncated ? { truncated: e.truncated } : {}),
       });
     }
     const resumed = done.size;
@@ -236,9 +246,11 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
     for (let start = 0; start < pending.length; start += perBatch) {
       options.signal?.throwIfAborted();
       const group = pending.slice(start, start + perBatch);
+      // ratio_eval.py strips every message's content (Python's str.strip; trim() differs from it
+      // only on rare characters: U+001C-U+001F, which it strips, and U+FEFF, which trim() does)
       const items: ResponseItem[] = group.flatMap((i) => {
-        const instruction = alpacaInstruction(data[i]!);
-        return [i, ...negatives[i]!].map((j) => ({ instruction, response: data[j]!.output }));
+        const instruction = alpacaInstruction(data[i]!).trim();
+        return [i, ...negatives[i]!].map((j) => ({ instruction, response: data[j]!.output.trim() }));
       });
       const scores = await options.scorer.scoreContinuations(
         items,
@@ -249,9 +261,16 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
           `scoreContinuations returned ${scores?.length} scores for ${items.length} items`,
         );
       }
-      const ranked = group.map((i, g) => {
-        const s = scores.slice(g * (k + 1), (g + 1) * (k + 1)).map((x) => responseScore(x.tokenLogprobs));
-        return { i, real: s[0]!, negatives: negatives[i]!.map((j, m) => ({ j, score: s[m + 1]! })) };
+      const ranked = group.map((i, g): RankedExample => {
+        const own = scores.slice(g * (k + 1), (g + 1) * (k + 1));
+        const s = own.map((x) => responseScore(x.tokenLogprobs));
+        const truncated = own.filter((x) => (x.truncated ?? 0) > 0).length;
+        return {
+          i,
+          real: s[0]!,
+          negatives: negatives[i]!.map((j, m) => ({ j, score: s[m + 1]! })),
+          ...(truncated > 0 ? { truncated } : {}),
+        };
       });
       journal?.append(ranked);
       for (const r of ranked) done.set(r.i, r);
@@ -261,6 +280,11 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
       Array.from({ length: n }, (_, i) => done.get(i)!),
       { n, negatives: k, seed, bootstrap: options.bootstrap ?? 1000, confidence: options.confidence ?? 0.95 },
     );
+    if (result.truncated > 0) {
+      options.onWarning?.(
+        `${result.truncated} of the ${n * (k + 1)} scored responses were longer than the scorer's maximum length with their prompt: their scores cover their first tokens, as ratio_eval.py's --max_seq_length cuts them`,
+      );
+    }
     if (options.out) await writeJson(options.out, result);
     journal?.remove();
     return result;

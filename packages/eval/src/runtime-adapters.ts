@@ -1,5 +1,5 @@
 import type { RuleSetConfig } from '@implicit-it/rules';
-import { AdapterContractError, ContextLengthError, type ContextOverrun } from './errors.js';
+import { AdapterContractError, ContextLengthError, type ContextOverrun, EvalInputError } from './errors.js';
 import type { Generator, RankSource, ResponseItem, Scorer } from './model-interfaces.js';
 
 /** An instruction, or (format `raw`) the instruction as the whole prompt text. */
@@ -176,33 +176,43 @@ async function scoreNonEmpty(
   options: RuntimeAdapterOptions,
   ranks: boolean,
   eos: 'append' | 'drop',
+  /**
+   * Cut prompt + response at this many tokens (and at the model's context), scoring what is left,
+   * instead of refusing a batch with a sequence over the context.
+   */
+  maxLength?: number,
 ) {
   const eosIds = model.tokenizer.eosIds;
   const context = model.info?.maxPositions;
   const overruns: (ContextOverrun & { x: ResponseItem })[] = [];
   const { format, ...bos } = promptOptions(options);
-  const live = items
-    .map((x, i) => {
-      const prompt = model.prompt(promptInput(x.instruction, format), format, bos);
-      // a response's text is tokenized where it follows its prompt, as ratio_eval.py does: alone, a
-      // Llama-2 response would begin with a word-initial "▁" token the model never sees there
-      let ids = x.responseIds ? [...x.responseIds] : model.continuationIds(prompt, x.response);
-      const endsWithEos = ids.length > 0 && eosIds.includes(ids.at(-1)!);
-      if (eos === 'drop' && endsWithEos) ids = ids.slice(0, -1);
-      const empty = ids.length === 0;
-      if (eos === 'append' && !endsWithEos && !empty) {
-        if (eosIds[0] === undefined) {
-          throw new AdapterContractError(
-            "the model's tokenizer names no end-of-sequence token to score after each response; pass { eos: false }",
-          );
-        }
-        ids.push(eosIds[0]);
+  const live = items.map((x, i) => {
+    const prompt = model.prompt(promptInput(x.instruction, format), format, bos);
+    // a response's text is tokenized where it follows its prompt, as ratio_eval.py does: alone, a
+    // Llama-2 response would begin with a word-initial "▁" token the model never sees there
+    let ids = x.responseIds ? [...x.responseIds] : model.continuationIds(prompt, x.response);
+    const endsWithEos = ids.length > 0 && eosIds.includes(ids.at(-1)!);
+    if (eos === 'drop' && endsWithEos) ids = ids.slice(0, -1);
+    const empty = ids.length === 0;
+    if (eos === 'append' && !endsWithEos && !empty) {
+      if (eosIds[0] === undefined) {
+        throw new AdapterContractError(
+          "the model's tokenizer names no end-of-sequence token to score after each response; pass { eos: false }",
+        );
       }
-      const tokens = prompt.ids.length + ids.length;
-      if (!empty && context !== undefined && tokens > context) overruns.push({ index: i, tokens, x });
-      return { x, i, ids, empty };
-    })
-    .filter((r) => !r.empty);
+      ids.push(eosIds[0]);
+    }
+    const tokens = prompt.ids.length + ids.length;
+    if (maxLength !== undefined) {
+      const limit = Math.min(maxLength, context ?? Number.POSITIVE_INFINITY);
+      const truncated = Math.max(0, Math.min(ids.length, tokens - limit));
+      if (truncated > 0) ids = ids.slice(0, ids.length - truncated);
+      return { x, i, ids, empty: empty || ids.length === 0, truncated };
+    }
+    if (!empty && context !== undefined && tokens > context) overruns.push({ index: i, tokens, x });
+    return { x, i, ids, empty, truncated: 0 };
+  });
+  const truncated = live.map((r) => r.truncated);
   if (overruns.length > 0) {
     const first = overruns[0]!;
     throw new ContextLengthError(
@@ -217,8 +227,9 @@ async function scoreNonEmpty(
       },
     );
   }
+  const scoring = live.filter((r) => !r.empty);
   const scored = await model.score(
-    live.map(({ x, ids }) => ({ prompt: promptInput(x.instruction, options.format), continuation: ids })),
+    scoring.map(({ x, ids }) => ({ prompt: promptInput(x.instruction, options.format), continuation: ids })),
     { ...pick(options), ranks },
   );
   // Array.from, not new Array(n): map() skips the holes of a sparse array
@@ -226,14 +237,21 @@ async function scoreNonEmpty(
     { length: items.length },
     () => undefined,
   );
-  live.forEach(({ i }, k) => {
+  scoring.forEach(({ i }, k) => {
     out[i] = scored[k];
   });
-  return out;
+  return { scored: out, truncated };
 }
 
 /** Options of `runtimeScorer`. */
 export interface RuntimeScorerOptions extends RuntimeAdapterOptions {
+  /**
+   * Cut prompt + response at this many tokens, scoring the response's first tokens only, as the
+   * paper's `ratio_eval.py` does at `--max_seq_length` (1024 in its runs; the default here). A
+   * sequence longer than the model's context is cut at the context. A response left without a
+   * token scores nothing (NaN, its pairs left out), as in the reference.
+   */
+  maxSeqLength?: number;
   /**
    * Score the end-of-sequence token after each response too, as the paper's response ranking does
    * (its `ratio_eval.py` scores the assistant turn `content + eos_token`). Default true; the token's
@@ -252,10 +270,19 @@ export interface RuntimeScorerOptions extends RuntimeAdapterOptions {
  */
 export function runtimeScorer(model: RuntimeModel, options: RuntimeScorerOptions = {}): Scorer {
   const eos = options.eos === false ? 'drop' : 'append';
+  const maxSeqLength = options.maxSeqLength ?? 1024;
+  if (!Number.isInteger(maxSeqLength) || maxSeqLength < 2) {
+    throw new EvalInputError('', `maxSeqLength must be an integer of at least 2, got ${maxSeqLength}`, {
+      field: 'maxSeqLength',
+    });
+  }
   return {
     async scoreContinuations(items) {
-      const scored = await scoreNonEmpty(model, items, options, false, eos);
-      return scored.map((s) => ({ tokenLogprobs: s?.logprobs ?? [] }));
+      const { scored, truncated } = await scoreNonEmpty(model, items, options, false, eos, maxSeqLength);
+      return scored.map((s, i) => ({
+        tokenLogprobs: s?.logprobs ?? [],
+        ...(truncated[i]! > 0 ? { truncated: truncated[i]! } : {}),
+      }));
     },
   };
 }
@@ -274,7 +301,7 @@ export function runtimeRankSource(model: RuntimeModel, options: RuntimeAdapterOp
     async rankTokens(items) {
       const tok = model.tokenizer;
       const tokenText = (id: number) => tok.tokenText?.(id) ?? tok.decode([id]);
-      const scored = await scoreNonEmpty(model, items, options, true, 'drop');
+      const { scored } = await scoreNonEmpty(model, items, options, true, 'drop');
       return scored.map((s) => {
         if (!s) return { tokens: [] };
         if (!s.ranks || s.ranks.length !== s.tokenIds.length) {

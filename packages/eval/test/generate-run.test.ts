@@ -342,6 +342,20 @@ describe('Journal', () => {
     expect(b.entries).toEqual([{ i: 1 }]);
     b.close();
     expect(() => Journal.open(path, { model: 'y', opts: { a: 1, b: 2 } })).toThrow(ResumeMismatchError);
+    // the error names the settings that differ, down into the fingerprint, not the raw headers
+    const c = Journal.open<{ i: number }>(`${path}.2`, { n: 1, fingerprint: { rules: 'off', model: 'm' } });
+    c.close();
+    const error = (() => {
+      try {
+        Journal.open(`${path}.2`, { n: 2, fingerprint: { rules: 'hewitt2024', model: 'm' } });
+      } catch (e) {
+        return e as InstanceType<typeof ResumeMismatchError>;
+      }
+    })();
+    expect(error?.differences).toEqual(['n', 'fingerprint.rules']);
+    expect(error?.message).toBe(
+      `${path}.2: was written by a run with other settings (different n, fingerprint.rules); delete it to start over, or rerun with the options it was written with`,
+    );
   });
 
   it('cuts off an unparsable last line (ended by a newline or not), refuses damage before it', async () => {

@@ -120,6 +120,54 @@ describe('rankResponses', () => {
   });
 });
 
+describe('rankResponses as ratio_eval.py prepares its items', () => {
+  it('strips instructions and responses, and counts and reports responses the scorer cut short', async () => {
+    const seen: { instruction: string; response: string }[] = [];
+    // cuts every response after its first word, and says how many it left out
+    const cutting: Scorer = {
+      async scoreContinuations(items) {
+        seen.push(...items.map(({ instruction, response }) => ({ instruction, response })));
+        return items.map(({ response }) => {
+          const words = response.split(' ');
+          return {
+            tokenLogprobs: [-words.length],
+            ...(words.length > 1 ? { truncated: words.length - 1 } : {}),
+          };
+        });
+      },
+    };
+    const warnings: string[] = [];
+    const r = await rankResponses({
+      scorer: cutting,
+      data: [
+        { instruction: '  say hi\n', output: '\nhi there  ' },
+        { instruction: 'count', input: 'to two ', output: 'one two\n' },
+        { instruction: 'nod', output: 'yes' },
+      ],
+      n: 3,
+      negatives: 1,
+      bootstrap: 10,
+      onWarning: (w) => warnings.push(w),
+    });
+    expect(seen.map((x) => x.instruction)).toEqual([
+      'say hi',
+      'say hi',
+      'count\n\nto two',
+      'count\n\nto two',
+      'nod',
+      'nod',
+    ]);
+    expect(new Set(seen.map((x) => x.response))).toEqual(new Set(['hi there', 'one two', 'yes']));
+    // 'hi there' and 'one two' are cut wherever they are scored: 2 of each example's 2, less 'yes'
+    const cut = seen.filter((x) => x.response !== 'yes').length;
+    expect(r.truncated).toBe(cut);
+    expect(r.examples.map((e) => e.truncated ?? 0).reduce((a, b) => a + b, 0)).toBe(cut);
+    expect(warnings).toEqual([
+      `${cut} of the 6 scored responses were longer than the scorer's maximum length with their prompt: their scores cover their first tokens, as ratio_eval.py's --max_seq_length cuts them`,
+    ]);
+  });
+});
+
 describeShared('rankResponses on the shared Alpaca data', ['data/alpaca/alpaca_data_2k.json'], () => {
   it('real responses overlap their own instruction more than random ones (n = 1000, seeded)', async () => {
     const data = readAlpacaData(sharedPath('data/alpaca/alpaca_data_2k.json'));

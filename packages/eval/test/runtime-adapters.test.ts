@@ -270,16 +270,16 @@ describe('inputs longer than the context', () => {
     expect(promptsOverContext({ ...shortContext(1).model, info: {} }, instructions)).toEqual([]);
   });
 
-  it('runtimeScorer / runtimeRankSource: a ContextLengthError naming the item before anything is scored', async () => {
+  it('runtimeRankSource: a ContextLengthError naming the item before anything is scored', async () => {
     const items = [
       { instruction: 'Say hi.', response: 'hello' },
       { instruction: 'Describe rain.', response: 'It falls from the sky, drop by drop, all day long.' },
     ];
     const prompt = base.prompt({ instruction: items[1]!.instruction });
-    const tokens = prompt.ids.length + base.continuationIds(prompt, items[1]!.response).length + 1; // + EOS
+    const tokens = prompt.ids.length + base.continuationIds(prompt, items[1]!.response).length; // no EOS
     const { model, calls } = shortContext(tokens - 1);
-    const error = await runtimeScorer(model)
-      .scoreContinuations(items)
+    const error = await runtimeRankSource(model)
+      .rankTokens(items)
       .catch((e: unknown) => e);
     expect(ContextLengthError.isInstance(error)).toBe(true);
     expect(error).toMatchObject({
@@ -290,11 +290,39 @@ describe('inputs longer than the context', () => {
       message: `1 of the 2 responses of this batch do not fit in the model's context of ${tokens - 1} tokens (max_position_embeddings) after their prompt: the first, "It falls from the sky, drop by drop, all day long." after the instruction "Describe rain.", is ${tokens} tokens with its prompt`,
     });
     expect(calls.scored).toBe(0);
-    // the rank source scores the response without the EOS: it fits in one position less
-    await expect(runtimeRankSource(model).rankTokens(items)).resolves.toHaveLength(2);
-    expect(calls.scored).toBe(1);
-    await expect(runtimeScorer(shortContext(tokens).model).scoreContinuations(items)).resolves.toHaveLength(
-      2,
+    await expect(runtimeRankSource(shortContext(tokens).model).rankTokens(items)).resolves.toHaveLength(2);
+  });
+
+  it('runtimeScorer cuts prompt + response at maxSeqLength (default 1024) and at the context, as ratio_eval.py', async () => {
+    const items = [
+      { instruction: 'Say hi.', response: 'hello' },
+      { instruction: 'Describe rain.', response: 'It falls from the sky, drop by drop, all day long.' },
+    ];
+    const prompt = base.prompt({ instruction: items[1]!.instruction });
+    const response = base.continuationIds(prompt, items[1]!.response).length + 1; // + EOS
+    const whole = await runtimeScorer(base).scoreContinuations(items);
+    expect(whole.map((s) => s.truncated)).toEqual([undefined, undefined]);
+    expect(whole[1]!.tokenLogprobs).toHaveLength(response);
+    const close = (a: number[], b: number[]) => {
+      expect(a).toHaveLength(b.length);
+      a.forEach((x, t) => expect(x).toBeCloseTo(b[t]!, 4));
+    };
+    // the context one token short of the whole: the EOS is cut, the rest scored as before
+    const short = await runtimeScorer(
+      shortContext(prompt.ids.length + response - 1).model,
+    ).scoreContinuations(items);
+    expect(short[1]!.truncated).toBe(1);
+    close(short[1]!.tokenLogprobs, whole[1]!.tokenLogprobs.slice(0, -1));
+    close(short[0]!.tokenLogprobs, whole[0]!.tokenLogprobs);
+    // maxSeqLength 2 past the prompt: the first 2 tokens
+    const two = await runtimeScorer(base, { maxSeqLength: prompt.ids.length + 2 }).scoreContinuations(items);
+    expect(two[1]!.truncated).toBe(response - 2);
+    close(two[1]!.tokenLogprobs, whole[1]!.tokenLogprobs.slice(0, 2));
+    // none past the prompt: nothing scored (NaN in the ranking), as the reference's all-masked labels
+    const none = await runtimeScorer(base, { maxSeqLength: prompt.ids.length }).scoreContinuations(items);
+    expect(none[1]).toEqual({ tokenLogprobs: [], truncated: response });
+    expect(() => runtimeScorer(base, { maxSeqLength: 1 })).toThrow(
+      'maxSeqLength must be an integer of at least 2, got 1',
     );
   });
 });
