@@ -43,6 +43,18 @@ describe('chat with piped stdin', () => {
     expect(histories[1]).toContain('user: Hello again\n');
   });
 
+  it('offers only chat formats: --format raw is refused by the flag itself (exit 2), and --help does not list it', async () => {
+    const r = await run(['chat', '--model', await tinyModelDir(), '--format', 'raw'], { input: 'Hi\n' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      "error: option '-f, --format <format>' argument 'raw' is invalid. Allowed choices are tulu, chat-template.",
+    );
+    const help = await run(['chat', '--help']);
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain(
+      'prompt format (choices: "tulu", "chat-template", default: "tulu")',
+    );
+  });
+
   it('names the seed of each sampled reply', async () => {
     const model = await tinyModelDir();
     const r = await run(['chat', '--model', model, '-n', '2', '-t', '1', '--seed', '7'], { input: 'Hi\n' });

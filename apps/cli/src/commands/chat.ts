@@ -10,7 +10,7 @@ import {
   parseRules,
   rulesLabel,
 } from '../flags.js';
-import { CliError, forTerminal, painter } from '../output.js';
+import { forTerminal, painter } from '../output.js';
 import {
   addGenerationOptions,
   checkChatTemplate,
@@ -40,8 +40,6 @@ const HELP = `commands: /rules <spec> (e.g. off, hewitt2024, eos-uniform), /rese
           /history, /help, /exit (or Ctrl-D). Ctrl-C stops a reply; Ctrl-C at an empty prompt quits.`;
 
 async function run(flags: ChatFlags): Promise<void> {
-  if (flags.format === 'raw')
-    throw new CliError('chat needs a chat format: --format tulu or chat-template', 2);
   let rules: RuleSpec = parseRules(flags.rules);
   const opened = await openModel(flags);
   await checkChatTemplate(opened, flags.format);
@@ -186,7 +184,7 @@ export function registerChat(program: Command): void {
     .description('an interactive multi-turn chat, streamed (base model + rules)')
     .option('-s, --system <text>', 'a system message opening the conversation')
     .option('--trace', "colour each token by the base model's rank of it (1 plain, 2-3 yellow, lower red)");
-  addGenerationOptions(cmd, CHAT_PREFIX_CACHE_MIB)
+  addGenerationOptions(cmd, CHAT_PREFIX_CACHE_MIB, ['tulu', 'chat-template'])
     .addHelpText(
       'after',
       `

@@ -37,7 +37,12 @@ interface GenerateFlags extends ModelFlags {
 }
 
 /** Options shared by `generate` and `chat`. */
-export function addGenerationOptions(cmd: Command, prefixCacheMiB = 0): Command {
+export function addGenerationOptions(
+  cmd: Command,
+  prefixCacheMiB = 0,
+  /** The prompt formats the command takes (chat has no raw continuation). */
+  formats: readonly string[] = ['tulu', 'chat-template', 'raw'],
+): Command {
   cmd
     .option(
       '-m, --model <dir|hub-id>',
@@ -48,11 +53,7 @@ export function addGenerationOptions(cmd: Command, prefixCacheMiB = 0): Command 
       'rules: hewitt2024 | hewitt2024-prose | eos-uniform | uniform-diversity | ... | off | JSON | @file.json',
       'hewitt2024',
     )
-    .addOption(
-      new Option('-f, --format <format>', 'prompt format')
-        .choices(['tulu', 'chat-template', 'raw'])
-        .default('tulu'),
-    )
+    .addOption(new Option('-f, --format <format>', 'prompt format').choices(formats).default('tulu'))
     .option('--add-bos', ADD_BOS_HELP)
     .option('--no-add-bos', NO_ADD_BOS_HELP)
     .option('-n, --max-tokens <n>', 'most tokens to generate', intArg(0, 1_000_000), 256)
