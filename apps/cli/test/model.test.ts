@@ -157,6 +157,14 @@ describe('model create / inspect', () => {
     expect((await run(['model', 'create', '--preset', 'tiny'])).code).toBe(2); // --out required
     const missing = await run(['model', 'inspect', join(out, 'missing')]);
     expect(missing.code).toBe(3);
+    // a hub id not in the cache: inspect downloads nothing, and says so (not that the hub is off)
+    const hub = await run(['model', 'inspect', 'nobody/no-such-model'], {
+      env: { HF_HUB_OFFLINE: undefined },
+    });
+    expect(hub.code).toBe(3);
+    expect(hub.stderr).toMatch(
+      /^error: nobody\/no-such-model: neither a model directory nor a hub model in the cache \(.*nobody\/no-such-model\); model inspect downloads nothing\nhint: give a model directory, or fetch it once with a command that loads it \(implicit-it generate --model nobody\/no-such-model "Hi"\)\n$/,
+    );
     // a truncated graph (an interrupted write): exit 3 naming the file, and what to do
     const made = await run(['model', 'create', '--preset', 'tiny', '--out', join(out, 'cut')]);
     expect(made.code, made.stderr).toBe(0);

@@ -120,14 +120,15 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
     );
   }
   const config = fromHfConfig(readJsonFile(configFile));
+  // the weights first: a directory with nothing to export says so, not that its graph exists
+  const ckpt = openSafetensors(modelDir);
+  const lora = adapter ? loraPairs(adapter, config) : undefined;
   for (const dtype of dtypes) {
     const target = join(dir, 'onnx', graphFileName(dtype, graphOptions.merged));
     if (!overwrite && existsSync(target)) {
       throw new ModelFileError(target, 'exists; pass overwrite: true (CLI: --force) to replace it');
     }
   }
-  const ckpt = openSafetensors(modelDir);
-  const lora = adapter ? loraPairs(adapter, config) : undefined;
 
   const specs = weightSpecs(config);
   const names = new Map<string, string>();

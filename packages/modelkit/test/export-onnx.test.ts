@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -179,9 +179,12 @@ describe('exportOnnx', () => {
       `${join(empty, 'config.json')}: missing: a Hugging Face model directory has config.json beside its weights`,
     );
     const none = withConfig();
-    expect((await fail(none)).message).toBe(
-      `${join(none, 'model.safetensors')}: missing, and no model.safetensors.index.json: ${none} holds no safetensors weights`,
-    );
+    const noWeights = `${join(none, 'model.safetensors')}: missing, and no model.safetensors.index.json: ${none} holds no safetensors weights`;
+    expect((await fail(none)).message).toBe(noWeights);
+    // a graph already there (an ONNX-only model directory): still the missing weights, not the graph
+    mkdirSync(join(none, 'onnx'));
+    writeFileSync(join(none, 'onnx', 'model.onnx'), 'x');
+    expect((await fail(none)).message).toBe(noWeights);
     const pickle = withConfig();
     writeFileSync(join(pickle, 'pytorch_model.bin'), 'x');
     expect((await fail(pickle)).message).toMatch(

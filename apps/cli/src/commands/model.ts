@@ -13,6 +13,7 @@ import { compileRules, resolveRuleSpec } from '@implicit-it/rules';
 import {
   damagedGraphHint,
   type ModelDtype,
+  ModelLoadError,
   resolveModel,
   resolveModelFiles,
   summarizeGraph,
@@ -216,7 +217,17 @@ interface InspectFlags {
 
 async function inspect(target: string, flags: InspectFlags): Promise<void> {
   const rulesSpec = parseRules(flags.rules);
-  const dir = await resolveModel(target, { offline: true, dtype: flags.dtype as ModelDtype });
+  // inspect reads what is on this machine: a hub id is looked up in the cache, never downloaded
+  const dir = await resolveModel(target, { offline: true, dtype: flags.dtype as ModelDtype }).catch(
+    (error: unknown) => {
+      if (!ModelLoadError.isInstance(error) || error.code !== 'runtime.offline') throw error;
+      throw new CliError(
+        `${target}: neither a model directory nor a hub model in the cache (${error.file}); model inspect downloads nothing`,
+        EXIT.load,
+        `give a model directory, or fetch it once with a command that loads it (implicit-it generate --model ${target} "Hi")`,
+      );
+    },
+  );
   if (!existsSync(dir)) throw new CliError(`${target}: no such directory`, EXIT.load);
   const files = resolveModelFiles(dir, flags.dtype as ModelDtype);
   const tok = await loadTokenizer(dir);
