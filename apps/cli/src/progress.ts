@@ -1,9 +1,46 @@
 import cliProgress from 'cli-progress';
 
-/** A progress bar on stderr, drawn only when stderr is a terminal (silent in pipes, logs and CI). */
+/**
+ * Progress on stderr: a bar when stderr is a terminal; otherwise (pipes, logs, CI, nohup) a line at
+ * most every `IMPLICIT_IT_PROGRESS_SECONDS` seconds (default 30; 0: none), so that a long job in a
+ * log still shows it is alive.
+ */
 export interface Progress {
   update(value: number, total?: number): void;
   stop(): void;
+}
+
+/** Seconds between progress lines off a terminal (`IMPLICIT_IT_PROGRESS_SECONDS`, default 30; 0: none). */
+function lineInterval(): number {
+  const raw = process.env.IMPLICIT_IT_PROGRESS_SECONDS;
+  const seconds = raw === undefined || raw.trim() === '' ? 30 : Number(raw);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 30_000;
+}
+
+/**
+ * Off a terminal: `label: 120/1000 examples (12%), 1m05s elapsed, ETA 7m55s`, written on an update at
+ * least the interval after the last line (never at the start: short jobs stay quiet).
+ */
+function progressLines(label: string, total: number, unit: string, extra: () => string = () => ''): Progress {
+  const interval = lineInterval();
+  const started = performance.now();
+  let last = started;
+  let all = total;
+  return {
+    update(value, newTotal) {
+      if (newTotal !== undefined) all = newTotal;
+      const now = performance.now();
+      if (interval === 0 || now - last < interval) return;
+      last = now;
+      const elapsed = (now - started) / 1000;
+      const share = all > 0 ? ` (${Math.floor((100 * value) / all)}%)` : '';
+      const eta = value > 0 && all > value ? `, ETA ${formatSeconds((elapsed / value) * (all - value))}` : '';
+      process.stderr.write(
+        `${label}: ${value}/${all} ${unit}${share}${extra()}, ${formatSeconds(elapsed)} elapsed${eta}\n`,
+      );
+    },
+    stop() {},
+  };
 }
 
 /**
@@ -13,7 +50,7 @@ export interface Progress {
  * bar.stop();
  */
 export function progressBar(label: string, total: number, unit: string): Progress {
-  if (!process.stderr.isTTY) return { update() {}, stop() {} };
+  if (!process.stderr.isTTY) return progressLines(label, total, unit);
   const bar = new cliProgress.SingleBar(
     {
       format: `${label} [{bar}] {value}/{total} ${unit} | {duration_formatted}`,
@@ -38,7 +75,7 @@ export function progressBar(label: string, total: number, unit: string): Progres
 
 /** Several labelled bars at once (e.g. base and base+rules generating side by side). */
 export function multiProgress(labels: string[], total: number, unit: string): Progress[] {
-  if (!process.stderr.isTTY) return labels.map(() => ({ update() {}, stop() {} }));
+  if (!process.stderr.isTTY) return labels.map((label) => progressLines(label, total, unit));
   const multi = new cliProgress.MultiBar(
     {
       format: `{label} [{bar}] {value}/{total} ${unit}`,
@@ -82,7 +119,8 @@ export function formatSeconds(seconds: number | undefined): string {
 }
 
 /**
- * A progress bar for training (stderr, only on a terminal): `training [███░░] 12/40 steps | loss 1.234 | ETA 3m05s`.
+ * A progress bar for training (stderr; off a terminal, a line every 30 s as `progressBar`):
+ * `training [███░░] 12/40 steps | loss 1.234 | ETA 3m05s`.
  *
  * @example
  * const bar = trainingBar();
@@ -90,7 +128,17 @@ export function formatSeconds(seconds: number | undefined): string {
  * bar.stop();
  */
 export function trainingBar(label = 'training'): TrainingBar {
-  if (!process.stderr.isTTY) return { update() {}, stop() {} };
+  if (!process.stderr.isTTY) {
+    let loss = '';
+    const lines = progressLines(label, 0, 'steps', () => loss);
+    return {
+      update(step, total, lossValue) {
+        loss = `, loss ${Number.isFinite(lossValue) ? lossValue.toFixed(4) : String(lossValue)}`;
+        lines.update(step, total);
+      },
+      stop() {},
+    };
+  }
   let bar: cliProgress.SingleBar | undefined;
   return {
     update(step, total, loss, etaSeconds) {

@@ -62,7 +62,13 @@ function writeInstructions(file: string, n = 240): string[] {
 
 function spawnCli(args: string[]): ChildProcess & { stderrText: () => string } {
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, NO_COLOR: '1', HF_HUB_OFFLINE: '1', IMPLICIT_IT_CACHE: CACHE },
+    env: {
+      ...process.env,
+      NO_COLOR: '1',
+      HF_HUB_OFFLINE: '1',
+      IMPLICIT_IT_CACHE: CACHE,
+      IMPLICIT_IT_PROGRESS_SECONDS: '0',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

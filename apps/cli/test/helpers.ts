@@ -30,6 +30,8 @@ export function run(
       FORCE_COLOR: undefined,
       HF_HUB_OFFLINE: '1',
       IMPLICIT_IT_CACHE: CACHE,
+      // no progress lines off a terminal: stderr is compared exactly (the lines are tested on their own)
+      IMPLICIT_IT_PROGRESS_SECONDS: '0',
       ...options.env,
     };
     for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
@@ -63,7 +65,7 @@ export async function tinyModelDir(): Promise<string> {
 /** Starts `implicit-it serve ...` on a free loopback port; resolves once it prints its URL. */
 export function startServe(args: string[], env: Record<string, string> = {}, timeout = 60_000) {
   const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--host', '127.0.0.1', ...args], {
-    env: { ...process.env, NO_COLOR: '1', HF_HUB_OFFLINE: '1', ...env },
+    env: { ...process.env, NO_COLOR: '1', HF_HUB_OFFLINE: '1', IMPLICIT_IT_PROGRESS_SECONDS: '0', ...env },
   });
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));

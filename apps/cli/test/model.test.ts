@@ -150,6 +150,20 @@ describe('model create / inspect', () => {
     expect(report.onnx.inputs.at(-1)).toMatchObject({ name: 'use_cache_branch', type: 'bool' });
   });
 
+  it('off a terminal, long work prints a progress line every IMPLICIT_IT_PROGRESS_SECONDS (default 30)', async () => {
+    const r = await run(['model', 'create', '--preset', 'tiny', '--out', join(out, 'progress')], {
+      env: { IMPLICIT_IT_PROGRESS_SECONDS: '0.000001' },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('writing tiny: '));
+    expect(lines.length).toBeGreaterThan(1);
+    for (const line of lines)
+      expect(line).toMatch(/^writing tiny: \d+\/\d+ tensors \(\d+%\), \d+m\d\ds elapsed(, ETA \d+m\d\ds)?$/);
+    // 0 turns them off
+    const quiet = await run(['model', 'create', '--preset', 'tiny', '--out', join(out, 'quiet')]);
+    expect(quiet.stderr).not.toContain('writing tiny: ');
+  });
+
   it('refuses an unknown preset (2) and a missing directory (3)', async () => {
     const bad = await run(['model', 'create', '--preset', 'gpt-5', '--out', join(out, 'x')]);
     expect(bad.code).toBe(2);
