@@ -743,7 +743,7 @@ describe('eval: what is refused up front, and what fails clearly', () => {
       'error: --negatives: each of the --n 3 examples draws its random responses from the 2 others; give --negatives 2 or less',
     );
     const rank = (extra: string[]) =>
-      run(['eval', 'rank', '--model', model, '--data', data, '--n', '3', '--negatives', '2', ...extra]);
+      run(['eval', 'rank', '-m', model, '--data', data, '--n', '3', '--negatives', '2', ...extra]); // -m as in generate
     // the long response is scored wherever it is drawn (as real once, as a random one twice): cut at
     // the 512-token context, with a warning; a shorter --max-seq-length cuts every response
     const r = await rank(['--json']);

@@ -160,7 +160,8 @@ describe('model create / inspect', () => {
     for (const line of lines)
       expect(line).toMatch(/^writing tiny: \d+\/\d+ tensors \(\d+%\), \d+m\d\ds elapsed(, ETA \d+m\d\ds)?$/);
     // 0 turns them off
-    const quiet = await run(['model', 'create', '--preset', 'tiny', '--out', join(out, 'quiet')]);
+    const quiet = await run(['model', 'create', '--preset', 'tiny', '-o', join(out, 'quiet')]); // -o as elsewhere
+    expect(quiet.code, quiet.stderr).toBe(0);
     expect(quiet.stderr).not.toContain('writing tiny: ');
   });
 

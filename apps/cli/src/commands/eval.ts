@@ -82,7 +82,7 @@ interface EvalModelFlags extends ModelFlags, PromptFlags {
 /** `--model` (required here: an evaluation of the random default model would mean nothing) and how to load it. */
 function addModelOptions(
   cmd: Command,
-  flag = '--model <dir|hub-id>',
+  flag = '-m, --model <dir|hub-id>',
   what = 'the model to evaluate',
 ): Command {
   cmd

@@ -297,7 +297,7 @@ function addJobOptions(cmd: Command): Command {
   return cmd
     .addOption(recipeOption())
     .requiredOption(
-      '--model <dir|hub-id>',
+      '-m, --model <dir|hub-id>',
       'base model: a local Hugging Face directory, or a hub id the training machine resolves',
     )
     .option('--gpus <n>', 'GPUs per node; 0 trains on CPU', intArg(0, 1024), 1)

@@ -386,7 +386,7 @@ Examples:
     .requiredOption('--preset <name>', `shape: ${Object.keys(PRESETS).join(', ')}`)
     .option('--seed <n>', 'seed of the random weights', intArg(0, 2 ** 32 - 1), 0)
     .requiredOption(
-      '--out <dir>',
+      '-o, --out <dir>',
       "directory to write (a previous model's files in it are replaced or removed, other files kept)",
     )
     .option('--dtypes <list>', DTYPES_HELP, dtypesArg, ['fp32'])
