@@ -127,10 +127,39 @@ describe('help, version, usage errors', () => {
       expect(chat.code).toBe(2);
       expect(chat.stderr).toBe(expected);
       expect(chat.stdout).toBe('');
-      // serve refuses at start, not with a 400 on every request
+      // serve refuses at start, not with a 400 on every request; eval before its run
       const serve = await run(['serve', '--model', dir, '--format', 'chat-template', '--port', '0']);
       expect(serve.code).toBe(2);
       expect(serve.stderr).toBe(expected);
+      const evalOut = join(dir, 'outputs.json');
+      const evaluate = await run([
+        'eval',
+        'generate',
+        '-m',
+        dir,
+        '--format',
+        'chat-template',
+        '--out',
+        evalOut,
+      ]);
+      expect([evaluate.code, evaluate.stderr]).toEqual([2, expected]);
+      const trace = await run([
+        'rules',
+        'trace',
+        '--tokenizer',
+        dir,
+        '--format',
+        'chat-template',
+        '--instruction',
+        'Hi',
+        '--response',
+        'Hello',
+      ]);
+      expect([trace.code, trace.stderr]).toEqual([
+        2,
+        `error: --format chat-template: ${dir} has no chat template (no chat_template in its tokenizer_config.json, no chat_template.jinja)\n` +
+          "hint: use --format tulu (the paper's format), or a tokenizer that has a chat template\n",
+      ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -55,6 +55,7 @@ import {
 import { CliError, EXIT, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar } from '../progress.js';
 import { sharedDir } from '../shared-dir.js';
+import { checkChatTemplate } from './generate.js';
 
 // ---------------------------------------------------------------------------------------------
 // shared pieces
@@ -99,7 +100,12 @@ function addModelOptions(
 
 async function loadFor(model: string, flags: EvalModelFlags, flag = '--model'): Promise<OpenedModel> {
   checkAddBos(flags);
-  return openModel({ ...flags, model, ...(flags.batchSize ? { maxBatchSize: flags.batchSize } : {}) }, flag);
+  const opened = await openModel(
+    { ...flags, model, ...(flags.batchSize ? { maxBatchSize: flags.batchSize } : {}) },
+    flag,
+  );
+  await checkChatTemplate(opened, flags.format);
+  return opened;
 }
 
 /** A progress bar per label (a rule subset, an outputs file), on stderr, terminals only. */
