@@ -305,7 +305,7 @@ describe('inputs longer than the context', () => {
     expect(whole[1]!.tokenLogprobs).toHaveLength(response);
     const close = (a: number[], b: number[]) => {
       expect(a).toHaveLength(b.length);
-      a.forEach((x, t) => expect(x).toBeCloseTo(b[t]!, 4));
+      for (const [t, x] of a.entries()) expect(x).toBeCloseTo(b[t]!, 4);
     };
     // the context one token short of the whole: the EOS is cut, the rest scored as before
     const short = await runtimeScorer(
