@@ -383,6 +383,23 @@ describe('generate', () => {
     const plain = await run(args, { env: { NO_COLOR: '1', FORCE_COLOR: '1' } });
     expect(plain.stdout).not.toContain('\u001b[');
   });
+
+  it('--compare --trace colours the rules column by base-model rank, in the same layout', async () => {
+    const args = ['generate', '--model', model, '-n', '40', '--compare', 'Give me a recipe for tiramisu.'];
+    const env = { COLUMNS: '100', NO_COLOR: undefined, FORCE_COLOR: '1' };
+    const traced = await run([...args, '--trace'], { env });
+    const plain = await run(args, { env });
+    expect(traced.code, traced.stderr).toBe(0);
+    const shifted = /\u001b\[4[13]m/;
+    expect(traced.stdout).toMatch(shifted);
+    expect(plain.stdout).not.toMatch(shifted);
+    // without the colour codes, the very same text (the footer's tokens/s aside); the base column
+    // (all rank 1) is never coloured
+    const strip = (s: string) =>
+      s.replace(/\u001b\[[0-9;]*m/g, '').replace(/[\d.]+ tokens\/s/g, 'N tokens/s');
+    expect(strip(traced.stdout)).toBe(strip(plain.stdout));
+    for (const line of traced.stdout.split('\n')) expect(line.split('│')[0]).not.toMatch(shifted);
+  });
 });
 
 describe('the default model', () => {

@@ -19,7 +19,7 @@ import {
 } from '../flags.js';
 import { CliError, EXIT, forTerminal, note, painter, printJson, usage } from '../output.js';
 import { multiProgress } from '../progress.js';
-import { sideBySide } from '../side-by-side.js';
+import { type Span, sideBySide } from '../side-by-side.js';
 
 interface GenerateFlags extends ModelFlags {
   rules?: string;
@@ -122,6 +122,8 @@ export function shiftStyle(rank: number | undefined): 'bgYellow' | 'bgRed' | nul
 
 interface Collected {
   text: string;
+  /** The text in the pieces it streamed in, each styled by its token's base-model rank (`--trace`). */
+  spans: Span[];
   tokenIds: number[];
   baseRanks: number[];
   finishReason: string;
@@ -138,6 +140,7 @@ async function collect1(
   const started = performance.now();
   const out: Collected = {
     text: '',
+    spans: [],
     tokenIds: [],
     baseRanks: [],
     finishReason: 'length',
@@ -152,6 +155,8 @@ async function collect1(
         out.baseRanks.push(part.baseRank);
         lastRank = part.baseRank;
       }
+    } else if (part.type === 'text-delta') {
+      out.spans.push({ text: part.text, style: shiftStyle(lastRank) });
     } else if (part.type === 'finish') {
       out.text = part.text;
       out.finishReason = part.finishReason;
@@ -223,8 +228,19 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
       process.stdout.write(
         sideBySide(
           [
-            { title: 'base', text: base.text, footer: stats(base) },
-            { title: `base + rules (${rulesLabel(rules)})`, text: ruled.text, footer: stats(ruled) },
+            // --trace paints each column's tokens by their rank under the base model, as it paints one answer
+            {
+              title: 'base',
+              text: base.text,
+              ...(flags.trace ? { spans: base.spans } : {}),
+              footer: stats(base),
+            },
+            {
+              title: `base + rules (${rulesLabel(rules)})`,
+              text: ruled.text,
+              ...(flags.trace ? { spans: ruled.spans } : {}),
+              footer: stats(ruled),
+            },
           ],
           Math.max(width, 40),
           painter(process.stdout),
