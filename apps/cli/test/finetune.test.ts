@@ -361,7 +361,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(lora.exportOnnx).toBe(false);
   });
 
-  it('plan: a hub id without --tokenizer exits 3, an inexact batch size 2, a bad --model 3', async () => {
+  it('plan: a hub id without --tokenizer exits 2 (the fix is a flag), an inexact batch size 2, a bad --model 3', async () => {
     const hub = await run([
       'finetune',
       'plan',
@@ -372,8 +372,11 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       '--out',
       join(tmp, 'x'),
     ]);
-    expect(hub.code).toBe(3);
-    expect(hub.stderr).toContain('--tokenizer DIR');
+    expect(hub.code).toBe(2);
+    expect(hub.stderr).toBe(
+      'error: --model meta-llama/Llama-2-7b-hf is not a directory here, so planning has no tokenizer to encode the data with\n' +
+        'hint: give --tokenizer DIR, a directory with the tokenizer files of meta-llama/Llama-2-7b-hf (the training machine downloads the model itself)\n',
+    );
     const batch = await run([
       'finetune',
       'plan',

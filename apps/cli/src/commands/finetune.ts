@@ -105,6 +105,7 @@ const DATA_FLAGS: Readonly<Record<string, string>> = {
 };
 const JOB_FLAGS: Readonly<Record<string, string>> = {
   ...DATA_FLAGS,
+  tokenizer: '--tokenizer',
   'split.seed': '--validation-seed',
   maxSeqLength: '--max-seq-length',
   gpus: '--gpus',
@@ -431,6 +432,13 @@ function jobOptions(
     throw new CliError(
       `--model: "${flags.model}" is neither a directory nor a hub id (owner/name)`,
       EXIT.load,
+    );
+  }
+  if (flags.tokenizer === undefined && !existsSync(flags.model)) {
+    // a hub id (checked above): the training machine downloads the model, but planning tokenizes the data here
+    throw usage(
+      `--model ${flags.model} is not a directory here, so planning has no tokenizer to encode the data with`,
+      `give --tokenizer DIR, a directory with the tokenizer files of ${flags.model} (the training machine downloads the model itself)`,
     );
   }
   if (flags.tokenizer && !existsSync(join(flags.tokenizer, 'tokenizer.json'))) {
