@@ -512,6 +512,14 @@ describe('WorkQueue with several slots per request', () => {
     expect(queue.active).toBe(1);
     releaseSmall();
     expect(queue.active).toBe(0);
+    // a request's slots given back one by one, then the rest; more than held frees what is left
+    const three = (await queue.acquire(undefined, 3))!;
+    three(1);
+    expect(queue.active).toBe(2);
+    three(5);
+    expect(queue.active).toBe(0);
+    three();
+    expect(queue.active).toBe(0);
   });
 
   it('lets the next in when the first in line leaves, and refuses more slots than it has', async () => {
