@@ -954,6 +954,8 @@ describeShared(
     'data/alpaca_eval/alpaca_eval.jsonl',
     'data/alpaca_eval/gpt4_1106_preview.model_outputs.json',
     'data/alpaca/alpaca_data_2k.json',
+    'data/val/val.jsonl',
+    'data/val/val-gpt3.5.json',
   ],
   () => {
     let judgeServer: Awaited<ReturnType<typeof fakeJudge>>;
@@ -1231,6 +1233,62 @@ describeShared(
       expect(md.startsWith('# Tiny run')).toBe(true);
       expect(readdirSync(join(runDir, 'charts')).length).toBe(s.charts.length);
       expect((await run(['eval', 'report', join(tmp, 'no-run')])).code).toBe(2);
+    });
+
+    it("the README's epoch choice: val.jsonl outputs per epoch count, judged against GPT-3.5's, a win rate each", async () => {
+      const dir = join(tmp, 'val');
+      for (const [e, seed] of [
+        [5, 1],
+        [7, 2],
+      ] as const) {
+        // stand-ins for two trained epoch counts: tiny models of different seeds
+        const trained = (await createTinyModel({ seed })).dir;
+        const g = await run([
+          'eval',
+          'generate',
+          '-m',
+          trained,
+          '--rules',
+          'off',
+          '--max-tokens',
+          '8',
+          '--limit',
+          '4',
+          '--instructions',
+          sharedPath('data', 'val', 'val.jsonl'),
+          '--name',
+          `ep${e}`,
+          '--out',
+          join(dir, 'outputs', `ep${e}.json`),
+        ]);
+        expect(g.code, g.stderr).toBe(0);
+      }
+      const judged = await run(
+        [
+          'eval',
+          'judge',
+          '--run-dir',
+          dir,
+          '--baseline',
+          sharedPath('data', 'val', 'val-gpt3.5.json'),
+          '--base-url',
+          judgeServer.url,
+          '--judge-model',
+          'fake-judge',
+          '--api-key-env',
+          'FAKE_JUDGE_KEY',
+        ],
+        { env: { FAKE_JUDGE_KEY: 's3cret' } },
+      );
+      expect(judged.code, judged.stderr).toBe(0);
+      for (const e of [5, 7]) {
+        const annotations = readJson(join(dir, 'annotations', `ep${e}.json`));
+        expect(annotations).toHaveLength(4);
+        expect(annotations[0]).toMatchObject({ generator_1: 'val-gpt3.5', generator_2: `ep${e}` });
+      }
+      const report = await run(['eval', 'report', dir, '--json']);
+      expect(report.code, report.stderr).toBe(0);
+      expect(JSON.parse(report.stdout).winrates.map((w: { name: string }) => w.name)).toEqual(['ep5', 'ep7']);
     });
 
     it('judge --run-dir judges every outputs/NAME.json', async () => {

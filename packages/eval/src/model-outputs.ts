@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { EvalInputError } from './errors.js';
 import { readJson, writeJson } from './json-file.js';
 
@@ -81,11 +82,14 @@ export function readInstructions(path: string): EvalInstruction[] {
 
 /**
  * Reads alpaca_eval's `model_outputs.json` (a JSON array of `{instruction, output, generator, dataset}`).
+ * A row without a `generator` is named after the file (`val-gpt3.5.json`: `val-gpt3.5`), so that
+ * annotations against it say whose outputs they are.
  *
  * @example
  * const reference = readModelOutputs('../shared/data/alpaca_eval/gpt4_1106_preview.model_outputs.json');
  */
 export function readModelOutputs(path: string): ModelOutput[] {
+  const fileName = basename(path).replace(/(\.model_outputs)?\.jsonl?$/, '');
   const data = readJson(path);
   if (!Array.isArray(data)) {
     throw new EvalInputError(
@@ -96,7 +100,7 @@ export function readModelOutputs(path: string): ModelOutput[] {
   return checkRows(data, path, ['instruction', 'output']).map((r) => ({
     instruction: r.instruction as string,
     output: r.output as string,
-    generator: typeof r.generator === 'string' ? r.generator : 'unknown',
+    generator: typeof r.generator === 'string' ? r.generator : fileName,
     ...(typeof r.dataset === 'string' ? { dataset: r.dataset } : {}),
     ...(Array.isArray(r.token_ids) && r.token_ids.every((x) => Number.isInteger(x))
       ? { token_ids: r.token_ids as number[] }

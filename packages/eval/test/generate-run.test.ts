@@ -44,6 +44,24 @@ const instructions = Array.from({ length: 23 }, (_, i) => ({
 }));
 
 describe('generateRun', () => {
+  it('readModelOutputs names rows without a generator after their file (val-gpt3.5.json: val-gpt3.5)', () => {
+    const dir = tmp();
+    for (const name of ['val-gpt3.5.json', 'ref.model_outputs.json']) {
+      writeFileSync(
+        join(dir, name),
+        JSON.stringify([
+          { instruction: 'a', output: 'b' },
+          { instruction: 'c', output: 'd', generator: 'x' },
+        ]),
+      );
+    }
+    expect(readModelOutputs(join(dir, 'val-gpt3.5.json')).map((o) => o.generator)).toEqual([
+      'val-gpt3.5',
+      'x',
+    ]);
+    expect(readModelOutputs(join(dir, 'ref.model_outputs.json'))[0]!.generator).toBe('ref');
+  });
+
   it('writes model_outputs.json in order, stripped, in batches, with progress', async () => {
     const dir = tmp();
     const { generator, seen } = recording((x) => `  out:${x}\n`);

@@ -28,7 +28,10 @@ export interface PlanSweepResult {
 
 /**
  * Writes the epoch x seed grid of jobs under `out` (`<recipe>-ep<E>-seed<S>/`), encoding the data
- * once. The paper picks the epoch count on the validation set, then reports seeds 1..5.
+ * once. The paper picks the epoch count by AlpacaEval win rate on its validation set
+ * (`../shared/data/val`, against GPT-3.5's outputs), then reports seeds 1..5: the CLI README's
+ * "Choosing the epoch count" runs that with `eval generate` and `eval judge`. (The `validation`
+ * option holds out training data for a validation loss, which is not how the paper picks.)
  *
  * @example
  * const { jobs } = await planSweep({ recipe: 'gsm', model: 'models/Llama-2-7b-hf', out: 'jobs/gsm-sweep', gpus: 2 });

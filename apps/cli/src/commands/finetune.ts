@@ -763,8 +763,9 @@ Examples:
     .addHelpText(
       'after',
       `
-The paper picks the epoch count on the validation set, then reports seeds 1..5. Every other option is
-the same as \`finetune plan\`'s.
+The paper picks the epoch count by AlpacaEval win rate on its validation set (../shared/data/val,
+against GPT-3.5's outputs), then reports seeds 1..5: the CLI README's "Choosing the epoch count" does
+it with eval generate and eval judge. Every other option is the same as \`finetune plan\`'s.
 
 Examples:
   $ implicit-it finetune sweep --recipe gsm --model models/Llama-2-7b-hf --gpus 2 --out jobs/gsm-sweep
