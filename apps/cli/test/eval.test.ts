@@ -967,6 +967,20 @@ describeShared(
       longModel = (await createTinyModel({ maxPositionEmbeddings: 4096 })).dir;
     });
     afterAll(() => judgeServer?.server.close());
+    /** The flags that point eval judge at the fake judge (its key in FAKE_JUDGE_KEY). */
+    const fakeJudgeFlags = () => [
+      '--base-url',
+      judgeServer.url,
+      '--judge-model',
+      'fake-judge',
+      '--api-key-env',
+      'FAKE_JUDGE_KEY',
+    ];
+    /** eval judge --run-dir DIR against the fake judge. */
+    const judgeRunDir = (dir: string, extra: string[]) =>
+      run(['eval', 'judge', '--run-dir', dir, ...fakeJudgeFlags(), ...extra], {
+        env: { FAKE_JUDGE_KEY: 's3cret' },
+      });
 
     it('generate defaults to the AlpacaEval instructions', async () => {
       const out = join(runDir, 'outputs', 'rules.json');
@@ -1003,12 +1017,7 @@ describeShared(
         join(runDir, 'outputs', 'rules.json'),
         '--out',
         out,
-        '--base-url',
-        judgeServer.url,
-        '--judge-model',
-        'fake-judge',
-        '--api-key-env',
-        'FAKE_JUDGE_KEY',
+        ...fakeJudgeFlags(),
         '--json',
       ];
       const r = await run(args, { env: { FAKE_JUDGE_KEY: 's3cret' } });
@@ -1060,12 +1069,7 @@ describeShared(
         join(tmp, 'denied.json'),
         '--cache-dir',
         join(tmp, 'denied-cache'),
-        '--base-url',
-        judgeServer.url,
-        '--judge-model',
-        'fake-judge',
-        '--api-key-env',
-        'FAKE_JUDGE_KEY',
+        ...fakeJudgeFlags(),
       ];
       const denied = await run(args, { env: { FAKE_JUDGE_KEY: 'wrong' } });
       expect(denied.code).toBe(1);
@@ -1263,23 +1267,7 @@ describeShared(
         ]);
         expect(g.code, g.stderr).toBe(0);
       }
-      const judged = await run(
-        [
-          'eval',
-          'judge',
-          '--run-dir',
-          dir,
-          '--baseline',
-          sharedPath('data', 'val', 'val-gpt3.5.json'),
-          '--base-url',
-          judgeServer.url,
-          '--judge-model',
-          'fake-judge',
-          '--api-key-env',
-          'FAKE_JUDGE_KEY',
-        ],
-        { env: { FAKE_JUDGE_KEY: 's3cret' } },
-      );
+      const judged = await judgeRunDir(dir, ['--baseline', sharedPath('data', 'val', 'val-gpt3.5.json')]);
       expect(judged.code, judged.stderr).toBe(0);
       for (const e of [5, 7]) {
         const annotations = readJson(join(dir, 'annotations', `ep${e}.json`));
@@ -1300,22 +1288,7 @@ describeShared(
           .map((o) => ({ ...o, generator: name }));
         writeFileSync(join(dir, 'outputs', `${name}.json`), JSON.stringify(outputs));
       }
-      const r = await run(
-        [
-          'eval',
-          'judge',
-          '--run-dir',
-          dir,
-          '--base-url',
-          judgeServer.url,
-          '--judge-model',
-          'fake-judge',
-          '--api-key-env',
-          'FAKE_JUDGE_KEY',
-          '--json',
-        ],
-        { env: { FAKE_JUDGE_KEY: 's3cret' } },
-      );
+      const r = await judgeRunDir(dir, ['--json']);
       expect(r.code, r.stderr).toBe(0);
       const s = JSON.parse(r.stdout);
       expect(s.results.map((x: { name: string; out: string }) => [x.name, x.out])).toEqual([
