@@ -53,11 +53,6 @@ function wrapCells(spans: readonly Span[], width: number): Cell[][] {
   return out;
 }
 
-/** Splits text into lines of at most `width` characters (code points), breaking at spaces when it can. */
-export function wrap(text: string, width: number): string[] {
-  return wrapCells([{ text, style: null }], width).map((line) => line.map((c) => c.ch).join(''));
-}
-
 /**
  * Columns of text side by side, each wrapped to its share of `width`, with a title and footer. A
  * column's `spans` (its text in styled pieces, joining to `text`) paint it, as `generate --trace`

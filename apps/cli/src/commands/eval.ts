@@ -151,11 +151,8 @@ async function interruptible<T>(
   } catch (error) {
     if (abort.signal.aborted) throw new CliError(`interrupted; ${resumeHint()}`, EXIT.interrupted);
     if (ResumeMismatchError.isInstance(error) && error.differences.length > 0) {
-      // a run's unfinished work under other flags: the user's choice, which the flags name (a default
-      // generator name follows the model and the rules: where those differ, they say more than it)
-      const diff = error.differences;
-      const shown = diff.length > 1 ? diff.filter((k) => k !== 'generator') : diff;
-      const what = [...new Set(shown.map((k) => settings[k] ?? k))].join(', ');
+      // a run's unfinished work under other flags: the user's choice, which the flags name
+      const what = differentFlags(error.differences, settings, false);
       throw usage(
         `${error.file} holds the unfinished work of a run with other settings (different ${what}); it is kept`,
         'rerun with the flags it was started with to resume it, or delete it to start over with these',
@@ -247,6 +244,16 @@ function evalGenerator(
   });
 }
 
+/**
+ * The flags behind run settings that differ (`headerDifferences` key paths), for messages. A default
+ * generator name follows the model and the rules: where those differ too, they say more than the
+ * name, unless it was given (`named`, --name).
+ */
+function differentFlags(diff: readonly string[], settings: Record<string, string>, named: boolean): string {
+  const shown = diff.length > 1 && !named ? diff.filter((k) => k !== 'generator') : diff;
+  return [...new Set(shown.map((k) => settings[k] ?? k))].join(', ');
+}
+
 /** What each part of a generate run's record (finishedRunDifferences) is set by, for messages. */
 const RUN_SETTINGS: Record<string, string> = {
   version: 'implicit-it version (the run was started by an older one)',
@@ -316,9 +323,7 @@ function refuseToReplace(
     );
   }
   if (diff.length > 0) {
-    // a default name follows the model and the rules: where they differ, that says more than the name
-    const shown = diff.length > 1 && !named ? diff.filter((k) => k !== 'generator') : diff;
-    const what = [...new Set(shown.map((k) => settings[k] ?? k))].join(', ');
+    const what = differentFlags(diff, settings, named);
     throw usage(
       `${outFlag}: ${out} holds the finished outputs of another run (different ${what}); they are not replaced`,
       hint,

@@ -97,9 +97,14 @@ export function generationOptions(flags: GenerateFlags, rules: RuleSpec): Genera
 export async function checkChatTemplate(opened: OpenedModel<BaseModel>, format: string): Promise<void> {
   if (format !== 'chat-template' || opened.model.tokenizer.chatTemplate !== undefined) return;
   await opened.model.dispose();
-  throw usage(
-    `--format chat-template: ${opened.id} has no chat template (no chat_template in its tokenizer_config.json, no chat_template.jinja)`,
-    "use --format tulu (the paper's format), or a model whose tokenizer has a chat template",
+  throw noChatTemplate(opened.id, 'a model whose tokenizer has a chat template');
+}
+
+/** The usage error of `--format chat-template` where `name`'s tokenizer has none; `instead` says what to give. */
+export function noChatTemplate(name: string, instead: string): CliError {
+  return usage(
+    `--format chat-template: ${name} has no chat template (no chat_template in its tokenizer_config.json, no chat_template.jinja)`,
+    `use --format tulu (the paper's format), or ${instead}`,
   );
 }
 

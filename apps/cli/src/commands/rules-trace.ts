@@ -12,6 +12,7 @@ import {
   promptSettings,
 } from '../flags.js';
 import { CliError, EXIT, note, usage } from '../output.js';
+import { noChatTemplate } from './generate.js';
 
 interface TraceFlags {
   tokenizer: string;
@@ -61,12 +62,8 @@ async function run(flags: TraceFlags): Promise<void> {
     throw new CliError(`--tokenizer: ${flags.tokenizer} does not exist`, EXIT.load);
   }
   const tok = await loadTokenizer(flags.tokenizer);
-  if (flags.instruction !== undefined && flags.format === 'chat-template' && tok.chatTemplate === undefined) {
-    throw usage(
-      `--format chat-template: ${flags.tokenizer} has no chat template (no chat_template in its tokenizer_config.json, no chat_template.jinja)`,
-      "use --format tulu (the paper's format), or a tokenizer that has a chat template",
-    );
-  }
+  if (flags.instruction !== undefined && flags.format === 'chat-template' && tok.chatTemplate === undefined)
+    throw noChatTemplate(flags.tokenizer, 'a tokenizer that has a chat template');
   const rules = compileRules(spec, tok.vocabulary);
   for (const u of rules.unresolved)
     note(`note: ${u.rule} entry ${JSON.stringify(u.text)} does not resolve: ${u.reason}`);
