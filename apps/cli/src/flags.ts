@@ -91,6 +91,27 @@ export const idsArg = (value: string): number[] => {
 export const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /**
+ * A flag under its former name (`--n` for `--limit`): still read, so that scripts keep working, but
+ * left out of --help, which documents the new name only.
+ */
+export function formerFlag(flags: string, name: string, parse?: (value: string) => unknown): Option {
+  const option = new Option(flags, `former name of ${name}`).hideHelp();
+  return parse ? option.argParser(parse) : option;
+}
+
+/** A flag given by its name or its former one; both, with different values, is a usage error. */
+export function renamedFlag<T>(
+  value: T | undefined,
+  former: T | undefined,
+  name: string,
+  formerName: string,
+) {
+  if (value !== undefined && former !== undefined && value !== former)
+    throw usage(`give ${name} (${formerName} is its former name), not both`);
+  return value ?? former;
+}
+
+/**
  * A `--rules` value: a preset or subset name (`hewitt2024`, `eos-uniform`), `off` / `none`, inline
  * rule-set JSON (`{"eos":{}}`), or `@file.json`. Validated here, so that a typo fails before a model
  * loads (exit 2).

@@ -726,7 +726,7 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(JSON.parse(ok.stdout)).toMatchObject({ n_total: 3, n_wins: 1, n_wins_base: 1, n_draws: 1 });
   });
 
-  it('rank: --data, --n and --negatives checked against the data; a response longer than the context is cut, as ratio_eval.py cuts at 1024', async () => {
+  it('rank: --data, --limit and --negatives checked against the data; a response longer than the context is cut, as ratio_eval.py cuts at 1024', async () => {
     const data = join(tmp, 'alpaca-long.json');
     const examples = [
       { instruction: 'Say hi.', input: '', output: 'Hi!' },
@@ -734,16 +734,35 @@ describe('eval: what is refused up front, and what fails clearly', () => {
       { instruction: 'Count.', input: '', output: 'One, two.' },
     ];
     writeFileSync(data, JSON.stringify(examples));
-    const n = await run(['eval', 'rank', '--model', model, '--data', data, '--n', '5']);
+    const n = await run(['eval', 'rank', '--model', model, '--data', data, '--limit', '5']);
     expect(n.code).toBe(2);
-    expect(n.stderr).toContain(`error: --n: ${data} has 3 examples; give --n 3 or less`);
-    const k = await run(['eval', 'rank', '--model', model, '--data', data, '--n', '3', '--negatives', '3']);
+    expect(n.stderr).toContain(`error: --limit: ${data} has 3 examples; give --limit 3 or less`);
+    // --n, its former name, is still read (and hidden from --help); both at odds are refused
+    const former = await run(['eval', 'rank', '--model', model, '--data', data, '--n', '5']);
+    expect(former.stderr).toContain(`error: --limit: ${data} has 3 examples`);
+    const both = await run(['eval', 'rank', '--model', model, '--data', data, '--n', '2', '--limit', '3']);
+    expect([both.code, both.stderr]).toEqual([2, 'error: give --limit (--n is its former name), not both\n']);
+    const help = await run(['eval', 'rank', '--help']);
+    expect(help.stdout).toContain('--limit <n>');
+    expect(help.stdout).not.toContain('--n <n>');
+    const k = await run([
+      'eval',
+      'rank',
+      '--model',
+      model,
+      '--data',
+      data,
+      '--limit',
+      '3',
+      '--negatives',
+      '3',
+    ]);
     expect(k.code).toBe(2);
     expect(k.stderr).toContain(
-      'error: --negatives: each of the --n 3 examples draws its random responses from the 2 others; give --negatives 2 or less',
+      'error: --negatives: each of the --limit 3 examples draws its random responses from the 2 others; give --negatives 2 or less',
     );
     const rank = (extra: string[]) =>
-      run(['eval', 'rank', '-m', model, '--data', data, '--n', '3', '--negatives', '2', ...extra]); // -m as in generate
+      run(['eval', 'rank', '-m', model, '--data', data, '--limit', '3', '--negatives', '2', ...extra]); // -m as in generate
     // the long response is scored wherever it is drawn (as real once, as a random one twice): cut at
     // the 512-token context, with a warning; a shorter --max-seq-length cuts every response
     const r = await rank(['--json']);
@@ -1093,7 +1112,7 @@ describeShared(
         longModel,
         '--data',
         sharedPath('data', 'alpaca', 'alpaca_data_2k.json'),
-        '--n',
+        '--limit',
         '8',
         '--negatives',
         '3',

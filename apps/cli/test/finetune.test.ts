@@ -103,7 +103,7 @@ describeShared('finetune data', ['data/mbpp/mbpp.jsonl', 'data/poetry/poems.csv'
       out,
       '--validation',
       '0.1',
-      '--seed',
+      '--validation-seed',
       '3',
       '--json',
     ]);
@@ -136,7 +136,7 @@ describeShared('finetune data', ['data/mbpp/mbpp.jsonl', 'data/poetry/poems.csv'
       again,
       '--validation',
       '37',
-      '--seed',
+      '--seed', // the former name of --validation-seed, still read
       '3',
       '--validation-out',
       join(tmp, 'again-val.jsonl'),
@@ -144,6 +144,28 @@ describeShared('finetune data', ['data/mbpp/mbpp.jsonl', 'data/poetry/poems.csv'
     expect(count.code, count.stderr).toBe(0);
     expect(count.stdout).toMatch(/^mbpp: 337 examples \+ 37 validation/);
     expect(readFileSync(join(tmp, 'again-val.jsonl'), 'utf8')).toBe(readFileSync(s.files.validation, 'utf8'));
+    const otherVal = join(tmp, 'other-val.jsonl');
+    const other = ['--validation', '37', '--validation-seed', '4', '--validation-out', otherVal];
+    expect(
+      (await run(['finetune', 'data', '--recipe', 'mbpp', '--out', join(tmp, 'other.jsonl'), ...other])).code,
+    ).toBe(0);
+    expect(readFileSync(otherVal, 'utf8')).not.toBe(readFileSync(s.files.validation, 'utf8'));
+    const both = await run([
+      'finetune',
+      'data',
+      '--recipe',
+      'mbpp',
+      '--validation',
+      '37',
+      '--validation-seed',
+      '4',
+      '--seed',
+      '3',
+    ]);
+    expect([both.code, both.stderr]).toEqual([
+      2,
+      'error: give --validation-seed (--seed is its former name), not both\n',
+    ]);
   });
 
   it('--validation that leaves nothing to train on, or holds out more than there is, exits 2 naming it', async () => {

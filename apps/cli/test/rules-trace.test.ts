@@ -22,7 +22,7 @@ describeShared(
       const out = await trace([
         '--tokenizer',
         llama2,
-        '--preset',
+        '--rules',
         'hewitt2024',
         '--instruction',
         'Give me a recipe for tiramisu.',
@@ -113,32 +113,37 @@ describe('rules trace: usage', () => {
     expect((await run([...base, '--instruction', 'x'])).code).toBe(2); // no response
     expect((await run([...base, '--instruction', 'x', '--prompt-ids', '1', '--response', 'x'])).code).toBe(2);
     expect((await run([...base, '--prompt-ids', '1,2', '--response', 'x'])).code).toBe(2); // no scope start
-    expect(
-      (
-        await run([
-          ...base,
-          '--preset',
-          'hewitt2024',
-          '--rules',
-          '{}',
-          '--instruction',
-          'x',
-          '--response',
-          'y',
-        ])
-      ).code,
-    ).toBe(2);
+    // --preset, the former name of --rules, is still read; both at odds are refused
+    const both = await run([
+      ...base,
+      '--preset',
+      'hewitt2024',
+      '--rules',
+      '{}',
+      '--instruction',
+      'x',
+      '--response',
+      'y',
+    ]);
+    expect([both.code, both.stderr]).toEqual([
+      2,
+      'error: give --rules (--preset is its former name), not both\n',
+    ]);
+    const former = await run([...base, '--preset', 'eos-uniform', '--instruction', 'x', '--response', 'y']);
+    const current = await run([...base, '-r', 'eos-uniform', '--instruction', 'x', '--response', 'y']);
+    expect([former.code, former.stdout]).toEqual([0, current.stdout]);
+    expect(current.stdout).not.toBe((await run([...base, '--instruction', 'x', '--response', 'y'])).stdout);
     expect((await run([...base, '--prompt-ids', '1,a', '--scope-start', '0', '--response', 'x'])).code).toBe(
       2,
     );
     expect(
       (await run([...base, '--prompt-ids', '1,99999', '--scope-start', '0', '--response', 'x'])).code,
     ).toBe(2);
-    const preset = await run([...base, '--preset', 'nope', '--instruction', 'x', '--response', 'y']);
+    const preset = await run([...base, '--rules', 'nope', '--instruction', 'x', '--response', 'y']);
     expect(preset.code).toBe(2);
     // the flag given, and the documented name of no rules (off), not the library's "none"
     expect(preset.stderr).toMatch(
-      /^error: --preset: unknown rule set "nope": expected a preset \(hewitt2024, [^)]*\), off, or rule names joined by "-"/,
+      /^error: --rules: unknown rule set "nope": expected a preset \(hewitt2024, [^)]*\), off, or rule names joined by "-"/,
     );
     expect(preset.stderr).not.toContain('"none"');
     const missing = await run([

@@ -41,6 +41,7 @@ import {
   checkAddBos,
   checkOutDirectory,
   checkOutPath,
+  formerFlag,
   intArg,
   type ModelFlags,
   modelFingerprint,
@@ -51,6 +52,7 @@ import {
   type PromptFlags,
   parseRules,
   promptSettings,
+  renamedFlag,
 } from '../flags.js';
 import { CliError, EXIT, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar } from '../progress.js';
@@ -278,10 +280,10 @@ const ALIGNED_SETTINGS: Record<string, string> = {
 /** The flags behind the settings of an eval rank journal. */
 const RANK_SETTINGS: Record<string, string> = {
   ...RUN_SETTINGS,
-  n: '--n',
+  n: '--limit',
   negatives: '--negatives',
   seed: '--seed',
-  data: '--data (its first --n examples)',
+  data: '--data (its first --limit examples)',
   'fingerprint.maxSeqLength': '--max-seq-length',
 };
 
@@ -750,11 +752,16 @@ async function winrate(flags: { annotations: string; json?: boolean }): Promise<
 // ---------------------------------------------------------------------------------------------
 // eval rank
 
+/** Examples of a response ranking run: the paper's 1,000. */
+const RANK_EXAMPLES = 1000;
+
 interface RankFlags extends EvalModelFlags {
   model: string;
   rules?: string;
   data?: string;
-  n: number;
+  limit?: number;
+  /** --limit's former name */
+  n?: number;
   negatives: number;
   seed: number;
   bootstrap: number;
@@ -778,11 +785,12 @@ async function rank(flags: RankFlags): Promise<void> {
       `--data: ${dataFile} has ${data.length === 0 ? 'no examples' : 'one example'}; response ranking needs at least 2`,
     );
   }
-  if (flags.n > data.length)
-    throw usage(`--n: ${dataFile} has ${data.length} examples; give --n ${data.length} or less`);
-  if (flags.negatives > flags.n - 1) {
+  const n = renamedFlag(flags.limit, flags.n, '--limit', '--n') ?? RANK_EXAMPLES;
+  if (n > data.length)
+    throw usage(`--limit: ${dataFile} has ${data.length} examples; give --limit ${data.length} or less`);
+  if (flags.negatives > n - 1) {
     throw usage(
-      `--negatives: each of the --n ${flags.n} examples draws its random responses from the ${flags.n - 1} others; give --negatives ${flags.n - 1} or less`,
+      `--negatives: each of the --limit ${n} examples draws its random responses from the ${n - 1} others; give --negatives ${n - 1} or less`,
     );
   }
   const opened = await loadFor(flags.model, flags);
@@ -798,7 +806,7 @@ async function rank(flags: RankFlags): Promise<void> {
             maxSeqLength: flags.maxSeqLength,
           }),
           data,
-          n: flags.n,
+          n,
           negatives: flags.negatives,
           seed: flags.seed,
           bootstrap: flags.bootstrap,
@@ -1086,7 +1094,7 @@ Examples:
   $ implicit-it eval ablations --model ./models/smol --run-dir run
   $ OPENAI_API_KEY=... implicit-it eval judge --run-dir run --judge-model gpt-4-turbo
   $ implicit-it eval winrate --annotations run/annotations/eos-uniform-diversity.json --json
-  $ implicit-it eval rank --model ./models/smol --n 1000 --out run/ranking/smol.json
+  $ implicit-it eval rank --model ./models/smol --limit 1000 --out run/ranking/smol.json
   $ implicit-it eval shift --base ./models/smol --aligned run/outputs/rules.json --out run/shift/rules.json
   $ implicit-it eval report run`,
     );
@@ -1252,7 +1260,8 @@ Examples:
       .description('response ranking (paper 4.2): does the model score the real response above random ones?'),
   )
     .option('--data <file>', "Alpaca's alpaca_data.json (default: ../shared/data/alpaca/alpaca_data_2k.json)")
-    .option('--n <n>', 'the first n examples', intArg(2), 1000)
+    .option('--limit <n>', `only the first n examples (default ${RANK_EXAMPLES}, as the paper)`, intArg(2))
+    .addOption(formerFlag('--n <n>', '--limit', intArg(2)))
     .option('--negatives <k>', 'random responses per example', intArg(1), 5)
     .option('--seed <n>', 'seed of the negatives and the bootstrap', intArg(0, 2 ** 32 - 1), 0)
     .option('--bootstrap <n>', 'bootstrap resamples of the confidence interval', intArg(1), 1000)
@@ -1276,8 +1285,8 @@ Scores are exp(mean log-prob) of the response tokens and the EOS after the instr
 the instruction and response stripped and cut at --max-seq-length tokens, as ratio_eval.py does.
 
 Examples:
-  $ implicit-it eval rank --model ./models/smol --data ../shared/data/alpaca/alpaca_data_2k.json --n 1000
-  $ implicit-it eval rank --model ./models/smol --n 20 --out run/ranking/smol.json --json | jq .percent`,
+  $ implicit-it eval rank --model ./models/smol --data ../shared/data/alpaca/alpaca_data_2k.json --limit 1000
+  $ implicit-it eval rank --model ./models/smol --limit 20 --out run/ranking/smol.json --json | jq .percent`,
     )
     .action(async (flags: RankFlags) => rank(flags));
 

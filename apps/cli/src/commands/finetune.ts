@@ -31,8 +31,10 @@ import {
   checkOutPath,
   collect,
   dtypesArg,
+  formerFlag,
   intArg,
   numArg,
+  renamedFlag,
   type WeightDtype,
 } from '../flags.js';
 import { CliError, EXIT, exitCodeOf, note, painter, printJson, usage } from '../output.js';
@@ -97,7 +99,7 @@ const DATA_FLAGS: Readonly<Record<string, string>> = {
   split: '--validation',
   'split.count': '--validation',
   'split.fraction': '--validation',
-  'split.seed': '--seed',
+  'split.seed': '--validation-seed',
   validation: '--validation',
   'validation.out': '--validation-out',
   recipe: '--recipe',
@@ -106,7 +108,6 @@ const DATA_FLAGS: Readonly<Record<string, string>> = {
 const JOB_FLAGS: Readonly<Record<string, string>> = {
   ...DATA_FLAGS,
   tokenizer: '--tokenizer',
-  'split.seed': '--validation-seed',
   maxSeqLength: '--max-seq-length',
   gpus: '--gpus',
   nodes: '--nodes',
@@ -176,7 +177,9 @@ interface DataFlags {
   dataDir?: string;
   out?: string;
   validation?: SplitOptions;
-  seed: number;
+  validationSeed?: number;
+  /** --validation-seed's former name (plan's --seed is the training seed) */
+  seed?: number;
   validationOut?: string;
   json?: boolean;
 }
@@ -206,6 +209,7 @@ async function data(flags: DataFlags): Promise<void> {
   if (toStdout && flags.validation && !flags.validationOut) {
     throw usage('--out - with --validation: give --validation-out FILE for the held-out examples');
   }
+  const validationSeed = renamedFlag(flags.validationSeed, flags.seed, '--validation-seed', '--seed') ?? 1;
   const dataDir = flags.dataDir ?? defaultDataDir();
   // no examples (an empty or unusable raw file, a split that holds out all) is an error: exit 1 or 2
   const result = await buildDataset({
@@ -213,7 +217,7 @@ async function data(flags: DataFlags): Promise<void> {
     dataDir,
     out: toStdout ? undefined : flags.out,
     validation: flags.validation
-      ? { ...flags.validation, seed: flags.seed, out: flags.validationOut }
+      ? { ...flags.validation, seed: validationSeed, out: flags.validationOut }
       : undefined,
     onProgress: (e) => {
       if (!flags.json) status(e.message);
@@ -701,7 +705,8 @@ Examples:
       'hold out a seeded validation split: a count or a fraction',
       splitArg,
     )
-    .option('--seed <n>', 'seed of the validation split', intArg(0, 2 ** 32 - 1), 1)
+    .option('--validation-seed <n>', 'seed of the validation split (default 1)', intArg(0, 2 ** 32 - 1))
+    .addOption(formerFlag('--seed <n>', '--validation-seed', intArg(0, 2 ** 32 - 1)))
     .option('--validation-out <file.jsonl>', 'where to write the validation split (default: OUT.val.jsonl)')
     .option(
       '--json',
@@ -717,7 +722,7 @@ purpose, or malformed) and counted in "skipped".
 Examples:
   $ implicit-it finetune data --recipe mbpp --out data/mbpp.jsonl
   $ implicit-it finetune data --recipe poetry --json | jq '.count, .skipped, .issues'
-  $ implicit-it finetune data --recipe lima-response --out data/res.jsonl --validation 0.05 --seed 1
+  $ implicit-it finetune data --recipe lima-response --out data/res.jsonl --validation 0.05 --validation-seed 1
   $ implicit-it finetune data --recipe gsm --data-dir ../shared/data --validation 100 --out data/gsm.jsonl`,
     )
     .action(async (flags: DataFlags) => data(flags));

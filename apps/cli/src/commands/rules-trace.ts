@@ -5,17 +5,20 @@ import { type Command, Option } from 'commander';
 import {
   ADD_BOS_HELP,
   addBosFlag,
+  formerFlag,
   idsArg,
   intArg,
   NO_ADD_BOS_HELP,
   parseRules,
   promptSettings,
+  renamedFlag,
 } from '../flags.js';
 import { CliError, EXIT, note, usage } from '../output.js';
 import { noChatTemplate } from './generate.js';
 
 interface TraceFlags {
   tokenizer: string;
+  /** --rules' former name */
   preset?: string;
   rules?: string;
   instruction?: string;
@@ -36,8 +39,12 @@ export interface RulesTrace {
 }
 
 async function run(flags: TraceFlags): Promise<void> {
-  if (flags.preset !== undefined && flags.rules !== undefined)
-    throw usage('give --preset or --rules, not both');
+  const rulesFlag = flags.rules === undefined && flags.preset !== undefined ? '--preset' : '--rules';
+  const spec: RuleSpec = parseRules(
+    renamedFlag(flags.rules, flags.preset, '--rules', '--preset'),
+    'hewitt2024',
+    rulesFlag,
+  );
   if ((flags.instruction === undefined) === (flags.promptIds === undefined)) {
     throw usage(
       'give the prompt as --instruction TEXT or as --prompt-ids 1,2,3 --scope-start N (one of them)',
@@ -54,10 +61,6 @@ async function run(flags: TraceFlags): Promise<void> {
   if ((flags.response === undefined) === (flags.responseIds === undefined)) {
     throw usage('give the response as --response TEXT or as --response-ids 4,5,6 (one of them)');
   }
-  const spec: RuleSpec =
-    flags.rules !== undefined
-      ? parseRules(flags.rules, 'hewitt2024', '--rules')
-      : parseRules(flags.preset, 'hewitt2024', '--preset');
   if (!existsSync(flags.tokenizer)) {
     throw new CliError(`--tokenizer: ${flags.tokenizer} does not exist`, EXIT.load);
   }
@@ -122,8 +125,11 @@ Examples:
       'print ONE JSON object with the sparse rule scores applied when predicting each response token t = 0..R',
     )
     .requiredOption('--tokenizer <dir>', 'a Hugging Face tokenizer directory (or a model directory)')
-    .option('--preset <name>', 'a preset or subset: hewitt2024 (default), hewitt2024-prose, eos-uniform, ...')
-    .option('--rules <json>', 'a rule-set JSON (inline, or @file.json) instead of a preset')
+    .option(
+      '-r, --rules <spec>',
+      'rules: hewitt2024 (default) | hewitt2024-prose | eos-uniform | ... | off | JSON | @file.json',
+    )
+    .addOption(formerFlag('--preset <name>', '--rules'))
     .option('--instruction <text>', 'the instruction, formatted as the paper does (see --format)')
     .addOption(
       new Option('--format <format>', 'prompt format of --instruction')
@@ -151,7 +157,7 @@ Output (one line of JSON on stdout):
 Examples:
   $ implicit-it rules trace --tokenizer ../shared/fixtures/tokenizers/llama2 \\
       --instruction "Give me a recipe for tiramisu." --response "Sure! Here"
-  $ implicit-it rules trace --tokenizer ./models/smol --preset eos-uniform \\
+  $ implicit-it rules trace --tokenizer ./models/smol --rules eos-uniform \\
       --prompt-ids 1,529,29989 --scope-start 1 --response-ids 323,2126,275
   $ implicit-it rules trace --tokenizer ./models/smol --rules '{"used":{"penalty":-2}}' \\
       --instruction "Hi" --response "" | jq '.steps[0].scores'`,
