@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer as InnerTokenizerClass } from '@huggingface/tokenizers';
 import { type Detokenizer, type DetokenizerOptions, WindowDetokenizer } from './detokenizer.js';
-import { PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
+import { badIdMessage, PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
 import type { JsonObject, TokenizerFiles } from './files.js';
 import { applyLegacyFalsePrepend, encodeOnce } from './legacy-prepend.js';
 import { encodeWithLiteralRanges, type InnerTokenizer } from './literal-ranges.js';
@@ -34,6 +34,15 @@ const SPECIAL_KEYS = [
   'mask_token',
 ];
 
+/** The `model.type`s @huggingface/tokenizers builds (others would fall back to a model that encodes to undefined ids). */
+const MODEL_TYPES = ['BPE', 'Unigram', 'WordPiece'];
+
+/**
+ * The parts of a tokenizer.json besides its model, null where there is none: Python's tokenizers
+ * writes each (null for none); other writers may leave them out, which @huggingface/tokenizers refuses.
+ */
+const PIPELINE_PARTS = ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'] as const;
+
 function malformed(files: TokenizerFiles, field: string, message: string): never {
   throw new TokenizerLoadError('tokenizers.malformed_file', join(files.source, 'tokenizer.json'), message, {
     field,
@@ -61,6 +70,14 @@ function validateTokenizerJson(files: TokenizerFiles): { size: number; added: Ad
   const model = json.model as JsonObject | undefined;
   if (typeof model !== 'object' || model === null || Array.isArray(model)) {
     malformed(files, 'model', 'must be an object (the tokenizer model: type, vocab, merges)');
+  }
+  if (model.type !== undefined && !MODEL_TYPES.includes(model.type as string)) {
+    throw new TokenizerLoadError(
+      'tokenizers.unsupported',
+      join(files.source, 'tokenizer.json'),
+      `${JSON.stringify(model.type)} is not a tokenizer model @huggingface/tokenizers builds (${MODEL_TYPES.join(', ')})`,
+      { field: 'model.type' },
+    );
   }
   const vocab = model.vocab;
   let size = 0;
@@ -185,7 +202,8 @@ class HfTokenizer implements Tokenizer {
       if (typeof value === 'string' && value !== '') this.templateTokens[key] = value;
     }
     try {
-      this.inner = new InnerTokenizerClass(files.tokenizerJson, config);
+      const parts = Object.fromEntries(PIPELINE_PARTS.map((k) => [k, null]));
+      this.inner = new InnerTokenizerClass({ ...parts, ...files.tokenizerJson }, config);
     } catch (error) {
       throw new TokenizerLoadError(
         'tokenizers.unsupported',
@@ -386,9 +404,7 @@ class HfTokenizer implements Tokenizer {
 
   private checkId(id: number, where: string): void {
     if (!Number.isInteger(id) || id < 0 || id >= this.size) {
-      throw new TokenizerInputError(
-        `${where}: token id ${id} is outside [0, ${this.size}) of ${this.source}`,
-      );
+      throw new TokenizerInputError(badIdMessage(`${where}: token id`, id, this.size, this.source));
     }
   }
 }

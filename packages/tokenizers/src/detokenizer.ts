@@ -1,4 +1,4 @@
-import { TokenizerInputError } from './errors.js';
+import { badIdMessage, TokenizerInputError } from './errors.js';
 
 /**
  * Streaming detokenization: feed generated ids one at a time, get the new text.
@@ -182,7 +182,7 @@ export class WindowDetokenizer implements Detokenizer {
 
   private checkId(id: number, what: string): void {
     if (!Number.isInteger(id) || id < 0 || id >= this.size) {
-      throw new TokenizerInputError(`${what} ${id} is outside [0, ${this.size}) of ${this.source}`);
+      throw new TokenizerInputError(badIdMessage(what, id, this.size, this.source));
     }
   }
 

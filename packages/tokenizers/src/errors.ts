@@ -57,11 +57,22 @@ export class PromptError extends ImplicitItError {
  * an integer in `[0, vocabulary.size)` (`tokenizers.invalid_input`).
  *
  * @example
- * tok.decode([-1]); // throws TokenizerInputError: token id -1 at index 0 is outside [0, 32000)
+ * tok.decode([-1]); // throws TokenizerInputError: decode: ids[0]: token id -1 is outside [0, 32000) of <dir>
  */
 export class TokenizerInputError extends ImplicitItError {
   constructor(message: string) {
     super('tokenizers.invalid_input', message);
     this.name = 'TokenizerInputError';
   }
+}
+
+/**
+ * Why `id` is no token id of a vocabulary of `size` ids from `source`, after `where`: an integer out of
+ * range is "outside" it; anything else (a string, 1.5, NaN) is not an integer, shown as given (a string
+ * quoted, so that "3" is not read as the id 3).
+ */
+export function badIdMessage(where: string, id: unknown, size: number, source: string): string {
+  return Number.isInteger(id)
+    ? `${where} ${id} is outside [0, ${size}) of ${source}`
+    : `${where} ${typeof id === 'number' ? String(id) : JSON.stringify(id)} is not an integer in [0, ${size}) of ${source}`;
 }

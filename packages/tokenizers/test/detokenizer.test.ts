@@ -137,7 +137,7 @@ describe.each(families)('streaming detokenizer, %s (built tokenizer)', (name, ma
   it('rejects ids outside the vocabulary', () => {
     const detok = tok.createDetokenizer();
     expect(() => detok.push(tok.vocabulary.size)).toThrow(TokenizerInputError);
-    expect(() => detok.push(1.5)).toThrow(/detokenizer.push: token id 1.5 is outside \[0, \d+\)/);
+    expect(() => detok.push(1.5)).toThrow(/detokenizer.push: token id 1.5 is not an integer in \[0, \d+\)/);
   });
 });
 

@@ -190,6 +190,35 @@ describe('loadTokenizer from a directory (built tokenizers)', () => {
     }
   });
 
+  it('an unknown model.type is unsupported, naming the field (it used to encode to undefined ids)', () => {
+    const files = sentencePieceFiles();
+    (files.tokenizerJson.model as { type: string }).type = 'Foo';
+    try {
+      createTokenizer(files);
+      expect.unreachable();
+    } catch (error) {
+      const e = error as TokenizerLoadError;
+      expect([e.code, e.field]).toEqual(['tokenizers.unsupported', 'model.type']);
+      expect(e.message).toBe(
+        'built:sentencepiece-pair/tokenizer.json (field model.type): "Foo" is not a tokenizer model @huggingface/tokenizers builds (BPE, Unigram, WordPiece)',
+      );
+    }
+  });
+
+  it('a tokenizer.json without normalizer, pre_tokenizer, post_processor or decoder reads them as null', () => {
+    const full = createTokenizer(byteLevelFiles());
+    const files = byteLevelFiles();
+    const json = files.tokenizerJson as Record<string, unknown>;
+    const withNulls = ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'].filter(
+      (k) => json[k] === null,
+    );
+    expect(withNulls.length).toBeGreaterThan(0);
+    for (const k of withNulls) delete json[k];
+    const tok = createTokenizer(files);
+    expect(tok.encode(' the .')).toEqual(full.encode(' the .'));
+    expect(tok.decode([258, 32, 46])).toBe(full.decode([258, 32, 46]));
+  });
+
   it('decode(null) / decode(undefined) throw TokenizerInputError', () => {
     const tok = createTokenizer(sentencePieceFiles());
     for (const ids of [null, undefined, 42, 'abc']) {
@@ -217,6 +246,12 @@ describe('loadTokenizer from a directory (built tokenizers)', () => {
       new TokenizerInputError('decode: ids[1]: token id -1 is outside [0, 352) of built:sentencepiece-pair'),
     );
     expect(() => tok.encode(42 as never)).toThrow('encode: text must be a string, got number');
+    // a string or a fraction is no token id at all, not one out of range
+    expect(() => tok.decode(['3'] as never)).toThrow(
+      new TokenizerInputError(
+        'decode: ids[0]: token id "3" is not an integer in [0, 352) of built:sentencepiece-pair',
+      ),
+    );
     expect(tok.decode([])).toBe('');
     expect(tok.decode(Int32Array.from([330, 335]))).toBe('Hello world');
     expect(tok.decode([1, 330, 2], { skipSpecialTokens: true })).toBe('Hello');
