@@ -1,4 +1,4 @@
-import { compileRules, RuleSet, type RuleSpec } from '@implicit-it/rules';
+import { compileRules, RuleSet, type RuleSpec, type UnresolvedEntry } from '@implicit-it/rules';
 import type { Prompt, Tokenizer } from '@implicit-it/tokenizers';
 import { GenerationError } from './errors.js';
 import type { ModelFiles } from './model-dir.js';
@@ -18,6 +18,21 @@ import type { ScoreItem, ScoreOptions, ScoreResult } from './score.js';
 
 /** Compiled rule sets kept per model. */
 const RULE_CACHE_SIZE = 64;
+
+/** The ways of giving a prompt as an object (`GenerateInput`). */
+const PROMPT_KINDS = ['instruction', 'messages', 'text', 'promptIds'] as const;
+
+/**
+ * The note of a rule set's entries that match no vocabulary item (left out, never guessed, as
+ * rules-spec.md has it): `rules hewitt2024: 1 entry matches no token of this vocabulary and is left
+ * out: uniform "   " (...)`.
+ */
+export function unresolvedNote(spec: RuleSpec, unresolved: readonly UnresolvedEntry[]): string {
+  const n = unresolved.length;
+  const name = typeof spec === 'string' ? spec : 'given';
+  const entries = unresolved.map((u) => `${u.rule} ${JSON.stringify(u.text)} (${u.reason})`).join('; ');
+  return `rules ${name}: ${n} ${n === 1 ? 'entry matches' : 'entries match'} no token of this vocabulary and ${n === 1 ? 'is' : 'are'} left out: ${entries}`;
+}
 
 /** The largest |logitBias| value (OpenAI's API takes [-100, 100]). */
 export const MAX_LOGIT_BIAS = 1e6;
@@ -76,6 +91,11 @@ export interface ModelInfo {
  */
 export abstract class BaseModel {
   private readonly ruleCache = new Map<string, RuleSet | null>();
+  /**
+   * @internal Where notes go (`LoadOptions.log`, set by the loaders): rule entries that match no
+   * vocabulary item, once per rule set compiled.
+   */
+  log: (line: string) => void = () => {};
 
   /** @internal */
   constructor(
@@ -131,6 +151,16 @@ export abstract class BaseModel {
     return prompts;
   }
 
+  /** What `stream` does first: `generationPrompts` of its one prompt (a list is refused, naming `generate`). */
+  protected streamPrompt(input: GenerateInput, options: GenerateOptions): [Prompt] {
+    if (Array.isArray(input))
+      bad(
+        'prompt',
+        'stream() takes one prompt, not a list (generate() takes a list and returns a result each)',
+      );
+    return this.generationPrompts([input], options) as [Prompt];
+  }
+
   /** A rule set compiled against this model's tokenizer (cached per spec). */
   rules(spec: RuleSpec | RuleSet | undefined = this.defaultRules): RuleSet | null {
     if (spec instanceof RuleSet) return spec;
@@ -139,6 +169,7 @@ export abstract class BaseModel {
     let set = this.ruleCache.get(key);
     if (set === undefined) {
       set = compileRules(spec, this.tokenizer.vocabulary);
+      if (set.unresolved.length > 0) this.log(unresolvedNote(spec, set.unresolved));
       if (set.enabled.length === 0) set = null;
       // least recently used first out: requests may carry any number of distinct rule sets
       if (this.ruleCache.size >= RULE_CACHE_SIZE) this.ruleCache.delete(this.ruleCache.keys().next().value!);
@@ -162,14 +193,13 @@ export abstract class BaseModel {
     const { addBos } = options;
     flag(addBos, 'addBos');
     if (typeof input === 'string') input = format === 'raw' ? { text: input } : { instruction: input };
-    if (
-      typeof input !== 'object' ||
-      input === null ||
-      !['promptIds', 'text', 'instruction', 'messages'].some((k) => k in input)
-    ) {
+    const kinds = typeof input === 'object' && input !== null ? PROMPT_KINDS.filter((k) => k in input) : [];
+    if (kinds.length !== 1) {
       bad(
         'prompt',
-        `expected a string, { instruction }, { messages }, { text } or { promptIds }, got ${shown(input)}`,
+        kinds.length > 1
+          ? `give one of ${kinds.map((k) => `{ ${k} }`).join(', ')}, not both: which is the prompt is not for the model to guess`
+          : `expected a string, { instruction }, { messages }, { text } or { promptIds }, got ${shown(input)}`,
       );
     }
     if ('promptIds' in input) {
@@ -181,6 +211,12 @@ export abstract class BaseModel {
       const ids = [...input.promptIds];
       this.checkIds(ids, 'promptIds');
       const scopeStart = input.scopeStart ?? 0;
+      // checked whatever the rules: a bad S would fail only once rules were turned on
+      if (!Number.isInteger(scopeStart) || scopeStart < 0 || scopeStart > ids.length)
+        bad(
+          'scopeStart',
+          `expected an integer in [0, ${ids.length}] (the index of the first token of the last user message in promptIds), got ${shown(scopeStart)}`,
+        );
       return { ids, scopeStart, promptLength: ids.length, text: this.tokenizer.decode(ids) };
     }
     if ('text' in input || format === 'raw') {

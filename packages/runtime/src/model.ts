@@ -12,13 +12,24 @@ import { DecoderSession, ONNX_LOG_LEVELS, type SessionOptions } from './decoder-
 import { GenerationError } from './errors.js';
 import { type ResolveOptions, resolveModel } from './hub.js';
 import { type ModelFiles, modelEosIds, resolveModelFiles } from './model-dir.js';
-import type { GenerateInput, GenerateOptions, GenerationResult, StreamPart } from './options.js';
+import {
+  type GenerateInput,
+  type GenerateOptions,
+  type GenerationResult,
+  notAnOption,
+  type StreamPart,
+  shown,
+  unknownOption,
+} from './options.js';
 import { PrefixCache, type PrefixCacheStats } from './prefix-cache.js';
 import { type ScoreItem, type ScoreOptions, type ScoreResult, scoreBatch } from './score.js';
 
 /** Options of `loadModel`. */
 export interface LoadOptions extends SessionOptions, ResolveOptions {
-  /** Rules used when a request names none (default false: the base model). */
+  /**
+   * Rules `generate` and `stream` use when a request names none (default false: the base model).
+   * `score()` is not affected: it scores under the base model unless its own options name rules.
+   */
   rules?: RuleSpec;
   /**
    * Rows decoded together at most (default 32; the KV cache grows with it). Concurrent `generate` / `stream` calls share one
@@ -285,7 +296,7 @@ export class Model extends BaseModel {
    * }
    */
   async *stream(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<StreamPart> {
-    const [prompt] = this.generationPrompts([input], options) as [Prompt];
+    const [prompt] = this.streamPrompt(input, options);
     // an early stop (break, return) or an abort ends the row at the next step, its tensors freed
     yield* pushedParts<StreamPart>(options.signal, (push, signal) =>
       this.engine
@@ -415,6 +426,7 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
     chunk,
     options.prefixCache,
   );
+  loaded.log = log; // notes of rule entries that match no token: the default rules' now, a request's once
   try {
     loaded.rules(); // the default rules, compiled now: a bad name fails the load, not every generate
   } catch (error) {
@@ -438,24 +450,85 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
   return loaded;
 }
 
-/** Refuses load options out of range before anything is read (`call` names the function in the error). */
+/** The options of `loadModel` and `loadModelInWorker`, for refusing a misspelt one (`maxBatch`). */
+const LOAD_OPTIONS = [
+  'rules',
+  'maxBatchSize',
+  'prefillChunk',
+  'prefixCache',
+  'executionProvider',
+  'intraOpThreads',
+  'interOpThreads',
+  'sliceLogits',
+  'cacheOutputs',
+  'splitAttention',
+  'groupQueries',
+  'q4AccuracyLevel',
+  'profile',
+  'onnxLogLevel',
+  'log',
+  'dtype',
+  'offline',
+  'cacheDir',
+  'endpoint',
+  'onProgress',
+] as const satisfies readonly (keyof LoadOptions)[];
+
+// every option is listed (a new one missing here would be refused as unknown): a compile-time check
+type UnlistedLoadOption = Exclude<keyof LoadOptions, (typeof LOAD_OPTIONS)[number]>;
+const _allLoadOptionsListed: [UnlistedLoadOption] extends [never] ? true : UnlistedLoadOption = true;
+void _allLoadOptionsListed;
+
+/**
+ * Refuses load options that are unknown (`TypeError`, with the option meant where the key is another
+ * spelling of one), of the wrong type (`TypeError`) or out of range (`RangeError`), before anything is
+ * read (`call` names the function in the error): a misspelt `maxBatch` or a `sliceLogits: 0` would
+ * otherwise load with the default.
+ */
 export function checkLoadOptions(options: LoadOptions, call: string): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw new TypeError(`${call}: expected an object of load options, got ${shown(options)}`);
+  const unknown = unknownOption(options, LOAD_OPTIONS);
+  if (unknown !== undefined)
+    throw new TypeError(`${call}: ${unknown}: ${notAnOption(unknown, LOAD_OPTIONS, call)}`);
+  const typed = (
+    keys: readonly (keyof LoadOptions)[],
+    type: 'boolean' | 'string' | 'function',
+    what: string,
+  ) => {
+    for (const key of keys) {
+      const value = options[key];
+      if (value !== undefined && typeof value !== type)
+        throw new TypeError(`${call}: ${key} must be ${what}, got ${shown(value)}`);
+    }
+  };
+  typed(
+    ['sliceLogits', 'cacheOutputs', 'splitAttention', 'groupQueries', 'offline'],
+    'boolean',
+    'true or false',
+  );
+  typed(['dtype', 'executionProvider', 'profile', 'cacheDir', 'endpoint'], 'string', 'a string');
+  typed(['log', 'onProgress'], 'function', 'a function (line) => void');
   const chunk = options.prefillChunk;
   if (chunk !== undefined && !(Number.isInteger(chunk) && chunk >= 0))
     throw new RangeError(
-      `${call}: prefillChunk must be a whole number of positions (0: no chunks), got ${chunk}`,
+      `${call}: prefillChunk must be a whole number of positions (0: no chunks), got ${shown(chunk)}`,
     );
   const bytes = options.prefixCache;
   if (bytes !== undefined && !(Number.isSafeInteger(bytes) && bytes >= 0))
-    throw new RangeError(`${call}: prefixCache must be a whole number of bytes (0: none), got ${bytes}`);
+    throw new RangeError(
+      `${call}: prefixCache must be a whole number of bytes (0: none), got ${shown(bytes)}`,
+    );
   const rows = options.maxBatchSize;
   if (rows !== undefined && !(Number.isInteger(rows) && rows >= 1))
-    throw new RangeError(`${call}: maxBatchSize must be a whole number of rows, at least 1, got ${rows}`);
+    throw new RangeError(
+      `${call}: maxBatchSize must be a whole number of rows, at least 1, got ${shown(rows)}`,
+    );
   for (const key of ['intraOpThreads', 'interOpThreads'] as const) {
     const n = options[key];
     if (n !== undefined && !(Number.isInteger(n) && n >= 0))
       throw new RangeError(
-        `${call}: ${key} must be a whole number of threads (0: onnxruntime's default), got ${n}`,
+        `${call}: ${key} must be a whole number of threads (0: onnxruntime's default), got ${shown(n)}`,
       );
   }
   const accuracy = options.q4AccuracyLevel;

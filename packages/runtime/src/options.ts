@@ -36,19 +36,30 @@ export interface GenerateOptions {
    * EOS ids are read.
    */
   temperature?: number;
-  /** Sample among the k most likely ids (ties with the k-th kept). Default: no limit (transformers' sampling defaults to 50). */
+  /**
+   * Sample among the k most likely ids (ties with the k-th kept). Default 0: no limit (transformers'
+   * sampling defaults to 50). Like `topP`, it shapes sampling only: at temperature 0 the pick is greedy.
+   */
   topK?: number;
   /** Sample from the smallest set of ids whose probability reaches p (after `topK`), in (0, 1]. Default 1. */
   topP?: number;
   /**
    * Seed of the sampler (default 0): the same seed gives the same output for the same prompt run the
-   * same way. A row's logits differ by float rounding (about 1e-6) between batched and single runs,
-   * which can, rarely, move a draw that lands on a boundary between two ids to the other one.
+   * same way. Each prompt of a call draws from its own stream, derived from the seed and its index in
+   * the list (`inputSeed(seed, i)`; the first prompt's is `seed` itself), so that a list of one prompt
+   * repeated gives different samples: a prompt moved to another index (a list reordered or split)
+   * samples differently; pass it `inputSeed(seed, i)` alone to reproduce it. A row's logits differ by
+   * float rounding (about 1e-6) between batched and single runs, which can, rarely, move a draw that
+   * lands on a boundary between two ids to the other one.
    */
   seed?: number;
   /** Keep generating past EOS until `maxNewTokens` (for benchmarks; vLLM's ignore_eos). */
   ignoreEos?: boolean;
-  /** Stop strings: generation ends before the first one, which is not included in the text. */
+  /**
+   * Stop strings: generation ends before the first one, which is not included in the text. The tokens
+   * generated stay in `tokenIds`, `logprobs` and `usage.completionTokens`, the one that completed the
+   * stop string included (as vLLM returns them), so `decode(tokenIds)` may run past `text`.
+   */
   stop?: readonly string[];
   /** The rule-based adapter: a preset / subset name, a rule-set config, a compiled `RuleSet`, or false. Default: the model's default (false unless set at load). */
   rules?: RuleSpec | RuleSet;
@@ -111,19 +122,27 @@ export const bad = (param: string, message: string): never => {
   throw new GenerationError('runtime.bad_option', `${param}: ${message}`, param);
 };
 
-/** A value as an error message shows it: its JSON, or `String(value)` where it has none (undefined, functions). */
-export const shown = (value: unknown): string => JSON.stringify(value) ?? String(value);
+/**
+ * A value as an error message shows it: its JSON (strings quoted, so that `"5"` is not read as 5), or
+ * `String(value)` where JSON has no such value (NaN, Infinity, undefined, functions).
+ */
+export const shown = (value: unknown): string =>
+  typeof value === 'number' && !Number.isFinite(value)
+    ? String(value)
+    : (JSON.stringify(value) ?? String(value));
 
-/** An optional integer option in [min, max], or a `runtime.bad_option` error naming it. */
-const int = (v: number | undefined, param: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
-  if (v !== undefined && (!Number.isInteger(v) || v < min || v > max))
-    bad(param, `expected an integer in [${min}, ${max}], got ${v}`);
+/** An optional integer option in [min, max] (no max: `>= min`), or a `runtime.bad_option` error naming it. */
+const int = (v: number | undefined, param: string, min: number, max?: number) => {
+  if (v !== undefined && (!Number.isInteger(v) || v < min || (max !== undefined && v > max)))
+    bad(
+      param,
+      `expected an integer ${max === undefined ? `>= ${min}` : `in [${min}, ${max}]`}, got ${shown(v)}`,
+    );
 };
 
 /** An optional boolean option, or a `runtime.bad_option` error naming it. */
 export const flag = (v: unknown, param: string) => {
-  if (v !== undefined && typeof v !== 'boolean')
-    bad(param, `expected true or false, got ${JSON.stringify(v)}`);
+  if (v !== undefined && typeof v !== 'boolean') bad(param, `expected true or false, got ${shown(v)}`);
 };
 
 /** An optional number option, or a `runtime.bad_option` error naming it (a numeric string is no number). */
@@ -180,16 +199,23 @@ void _allListed;
 function checkKnown(o: object, known: readonly string[], call: string): void {
   if (typeof o !== 'object' || o === null || Array.isArray(o))
     bad('options', `expected an object of ${call} options, got ${shown(o)}`);
+  const key = unknownOption(o, known);
+  if (key !== undefined) bad(key, notAnOption(key, known, call));
+}
+
+/**
+ * The first key of `o` that is not one of `known` (an option left undefined, as a spread of optional
+ * fields leaves it, is no option given), or undefined.
+ */
+export function unknownOption(o: object, known: readonly string[]): string | undefined {
+  return Object.entries(o).find(([key, value]) => value !== undefined && !known.includes(key))?.[0];
+}
+
+/** Why `key` is refused: not an option of `call`, with the option meant where it is another spelling (`top_p`). */
+export function notAnOption(key: string, known: readonly string[], call: string): string {
   const squash = (k: string) => k.replace(/[_-]/g, '').toLowerCase();
-  for (const [key, value] of Object.entries(o)) {
-    // an option left undefined (a spread of optional fields) is no option given
-    if (known.includes(key) || value === undefined) continue;
-    const meant = known.find((k) => squash(k) === squash(key));
-    bad(
-      key,
-      `not an option of ${call}${meant ? ` (did you mean ${meant}?)` : ''}; its options are ${known.join(', ')}`,
-    );
-  }
+  const meant = known.find((k) => squash(k) === squash(key));
+  return `not an option of ${call}${meant ? ` (did you mean ${meant}?)` : ''}; its options are ${known.join(', ')}`;
 }
 
 /** Validates `score()` options (the error names the option). */
@@ -232,6 +258,8 @@ export function checkOptions(o: GenerateOptions): void {
   }
   if (o.stop !== undefined && (!Array.isArray(o.stop) || o.stop.some((s) => typeof s !== 'string')))
     bad('stop', 'expected an array of strings');
+  const empty = o.stop?.indexOf('') ?? -1;
+  if (empty >= 0) bad('stop', `stop[${empty}] is empty: a stop string has at least one character`);
   for (const name of ['ignoreEos', 'trace', 'addBos'] as const) flag(o[name], name);
   if (o.processors !== undefined) {
     if (!Array.isArray(o.processors)) bad('processors', 'expected an array of { process(logits, ctx) }');

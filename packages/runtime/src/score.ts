@@ -20,7 +20,7 @@ export interface ScoreOptions {
   format?: 'tulu' | 'chat-template' | 'raw';
   /** Start each prompt with the BOS token (see `GenerateOptions.addBos`). */
   addBos?: boolean;
-  /** Score under base + rules (default false: the base model). */
+  /** Score under base + rules (default false: the base model, whatever rules the model was loaded with). */
   rules?: RuleSpec | RuleSet;
   /** Also return each token's rank (1 = the greedy pick). */
   ranks?: boolean;

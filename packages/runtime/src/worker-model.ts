@@ -249,7 +249,7 @@ export class WorkerModel extends BaseModel {
   }
 
   async *stream(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<StreamPart> {
-    const [prompt] = this.generationPrompts([input], options) as [Prompt];
+    const [prompt] = this.streamPrompt(input, options);
     const sent = this.sent(options);
     // an early stop (break, return) or an abort asks the worker to end the row at its next step
     yield* pushedParts<StreamPart>(options.signal, (part, signal) =>

@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRng,
   inputSeed,
+  type LoadOptions,
   loadModel,
+  loadModelInWorker,
   MAX_LOGIT_BIAS,
   type Model,
   type ProcessorContext,
@@ -393,6 +395,90 @@ describe('option checks', () => {
     await expect(loadModel(dir, { ...quiet, rules: 'bogus' })).rejects.toMatchObject({
       code: 'rules.invalid_config',
     });
+  });
+
+  it('load options: unknown names and wrong types are refused, naming the option meant', async () => {
+    const dir = await diverseModelDir();
+    const quiet = { log: () => {} };
+    const load = (options: unknown) => loadModel(dir, options as LoadOptions);
+    await expect(load({ ...quiet, maxBatch: 4 })).rejects.toThrow(
+      /^loadModel: maxBatch: not an option of loadModel; its options are rules, maxBatchSize, /,
+    );
+    await expect(load({ ...quiet, max_batch_size: 4 })).rejects.toThrow(
+      'loadModel: max_batch_size: not an option of loadModel (did you mean maxBatchSize?)',
+    );
+    await expect(load({ ...quiet, sliceLogits: 0 })).rejects.toThrow(
+      new TypeError('loadModel: sliceLogits must be true or false, got 0'),
+    );
+    await expect(load({ ...quiet, offline: 'yes' })).rejects.toThrow(
+      'offline must be true or false, got "yes"',
+    );
+    await expect(load({ log: 5 })).rejects.toThrow('loadModel: log must be a function (line) => void, got 5');
+    await expect(load({ ...quiet, cacheDir: 1 })).rejects.toThrow(
+      'loadModel: cacheDir must be a string, got 1',
+    );
+    await expect(load(null)).rejects.toThrow('loadModel: expected an object of load options, got null');
+    // a numeric string is shown quoted, not as the number it looks like
+    await expect(load({ ...quiet, maxBatchSize: '4' })).rejects.toThrow(
+      'loadModel: maxBatchSize must be a whole number of rows, at least 1, got "4"',
+    );
+    await expect(load({ ...quiet, prefillChunk: Number.NaN })).rejects.toThrow('got NaN');
+    await expect(loadModelInWorker(dir, { ...quiet, maxBatch: 4 } as LoadOptions)).rejects.toThrow(
+      /^loadModelInWorker: maxBatch: not an option of loadModelInWorker/,
+    );
+    // options left undefined (a spread of optional fields) are no options given
+    const model = await load({ ...quiet, maxBatchSize: undefined, rules: undefined });
+    await model.dispose();
+  });
+
+  it('rule entries that match no token are logged once per rule set, not dropped in silence', async () => {
+    const lines: string[] = [];
+    const model = await loadModel(await diverseModelDir(), { log: (line) => lines.push(line) });
+    const rules = { uniform: { entries: [{ text: 'Sure!!', score: 5 }] } };
+    const base = await model.generate(PROMPTS[0]!, { maxNewTokens: 4, rules: false });
+    const notes = () => lines.filter((l) => l.startsWith('rules '));
+    expect(notes()).toEqual([]);
+    const ruled = await model.generate(PROMPTS[0]!, { maxNewTokens: 4, rules });
+    expect(ruled[0]!.tokenIds).toEqual(base[0]!.tokenIds); // the entry is left out, as the note says
+    expect(notes()).toEqual([
+      `rules given: 1 entry matches no token of this vocabulary and is left out: uniform "Sure!!" (${model.rules(rules)!.unresolved[0]!.reason})`,
+    ]);
+    await model.generate(PROMPTS[0]!, { maxNewTokens: 4, rules });
+    expect(notes()).toHaveLength(1); // compiled once, noted once
+    await model.dispose();
+  });
+
+  it('prompts: one kind at a time, scopeStart checked with or without rules, stream takes one', async () => {
+    const model = await tinyModel();
+    const bad = (param: string, message: string | RegExp) =>
+      expect.objectContaining({
+        name: 'GenerationError',
+        code: 'runtime.bad_option',
+        param,
+        message: expect.stringMatching(message),
+      });
+    await expect(model.generate({ promptIds: [1, 5, 6], scopeStart: 99 })).rejects.toEqual(
+      bad('scopeStart', /^scopeStart: expected an integer in \[0, 3\] .*, got 99$/),
+    );
+    await expect(
+      model.generate({ promptIds: [1, 5, 6], scopeStart: 1.5 }, { rules: 'hewitt2024' }),
+    ).rejects.toEqual(bad('scopeStart', /got 1\.5$/));
+    expect(
+      (await model.generate({ promptIds: [1, 5, 6], scopeStart: 3 }, { maxNewTokens: 1 }))[0]!.prompt
+        .scopeStart,
+    ).toBe(3);
+    await expect(model.generate({ text: 'a', instruction: 'b' } as never)).rejects.toEqual(
+      bad('prompt', 'give one of { instruction }, { text }, not both'),
+    );
+    await expect(model.generate('Hi', { stop: ['.', ''] })).rejects.toEqual(
+      bad('stop', /^stop: stop\[1\] is empty/),
+    );
+    const stream = model.stream(['a', 'b'] as never);
+    await expect(stream.next()).rejects.toEqual(bad('prompt', /stream\(\) takes one prompt, not a list/));
+    await expect(model.generate('Hi', { topP: Number.NaN })).rejects.toEqual(bad('topP', /got NaN$/));
+    await expect(model.generate('Hi', { maxNewTokens: '5' as never })).rejects.toEqual(
+      bad('maxNewTokens', /^maxNewTokens: expected an integer >= 0, got "5"$/),
+    );
   });
 
   it('a second dispose() resolves once the model is released', async () => {

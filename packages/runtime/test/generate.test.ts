@@ -222,7 +222,7 @@ describe('output', () => {
   it('bad options and prompts name the parameter', async () => {
     const model = await tinyModel();
     await expect(model.generate('x', { maxNewTokens: -1 })).rejects.toThrow(
-      'maxNewTokens: expected an integer in [0,',
+      'maxNewTokens: expected an integer >= 0, got -1',
     );
     await expect(model.generate('x', { topP: 0 })).rejects.toThrow(
       'topP: expected a number in (0, 1], got 0',
