@@ -70,17 +70,17 @@ export function toApiError(error: unknown, promptParam = 'messages'): ApiError {
     return new ApiError(499, 'the client closed the request', { code: 'client_closed' });
   }
   if (
-    error instanceof RuleConfigError ||
+    RuleConfigError.isInstance(error) ||
     (ImplicitItError.isInstance(error) && error.code.startsWith('rules.'))
   ) {
-    const path = error instanceof RuleConfigError ? error.path : '';
+    const path = RuleConfigError.isInstance(error) ? error.path : '';
     return new ApiError(400, `rules: ${error.message}`, {
       param: path ? `rules.${path}` : 'rules',
       code: 'invalid_rules',
     });
   }
   if (ImplicitItError.isInstance(error) && error.code === 'runtime.released') return shuttingDown();
-  if (error instanceof GenerationError) {
+  if (GenerationError.isInstance(error)) {
     const param =
       error.param === 'prompt' ? promptParam : (PARAM_NAMES[error.param ?? ''] ?? error.param ?? null);
     return new ApiError(400, error.message, {

@@ -74,11 +74,29 @@ export function eosBonus(
   return afterRamp === 'hold' ? maxBonus : 0;
 }
 
+/** The mark of a `RuleSet`, shared by every copy of this package (a `Symbol.for` key). */
+const RULE_SET_MARK = Symbol.for('implicit-it.rule-set');
+
 /**
  * A rule set compiled against a vocabulary: the sparse score vector of each step, per-sequence
  * states, and the entries that did not resolve.
  */
 export class RuleSet {
+  /** @internal the mark `isInstance` reads */
+  readonly [RULE_SET_MARK] = true;
+
+  /**
+   * Whether `value` is a compiled rule set, from this copy of the package or another one (an app may
+   * hold two versions, one nested under a package that pins another): unlike `instanceof`, it reads a
+   * `Symbol.for` mark that every copy sets.
+   */
+  static isInstance(value: unknown): value is RuleSet {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[RULE_SET_MARK] === true
+    );
+  }
   readonly vocabSize: number;
   /** The validated config this set was compiled from. */
   readonly config: RuleSetConfig;

@@ -7,6 +7,7 @@ import {
   parseRuleSetConfig,
   RuleConfigError,
   RuleInputError,
+  RuleSet,
   resolveRuleSpec,
 } from '../src/index.js';
 
@@ -167,6 +168,17 @@ describe('isInstance', () => {
       [Symbol.for('implicit-it.error')]: true,
     });
     expect(RuleConfigError.isInstance(foreign)).toBe(true);
+  });
+
+  it('RuleSet.isInstance: compiled sets of any copy of the package, nothing else', () => {
+    const set = compileRules('hewitt2024', idVocabulary({ size: 8, eosIds: [2] }));
+    expect(RuleSet.isInstance(set)).toBe(true);
+    for (const other of [null, undefined, 'hewitt2024', { eos: {} }, set.config])
+      expect(RuleSet.isInstance(other)).toBe(false);
+    // another copy's set: the same Symbol.for mark, another prototype
+    const foreign = Object.create(null, { [Symbol.for('implicit-it.rule-set')]: { value: true } });
+    expect(foreign instanceof RuleSet).toBe(false);
+    expect(RuleSet.isInstance(foreign)).toBe(true);
   });
 });
 

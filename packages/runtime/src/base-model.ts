@@ -163,7 +163,7 @@ export abstract class BaseModel {
 
   /** A rule set compiled against this model's tokenizer (cached per spec). */
   rules(spec: RuleSpec | RuleSet | undefined = this.defaultRules): RuleSet | null {
-    if (spec instanceof RuleSet) return spec;
+    if (RuleSet.isInstance(spec)) return spec;
     if (spec === false || spec === undefined) return null;
     const key = JSON.stringify(spec);
     let set = this.ruleCache.get(key);

@@ -202,7 +202,7 @@ export class WorkerModel extends BaseModel {
 
   /** The rules as data for the worker: a compiled set crosses as its config, unless it has custom rules. */
   private sentRules(rules: GenerateOptions['rules']): RuleSpec | undefined {
-    if (!(rules instanceof RuleSet)) return rules;
+    if (!RuleSet.isInstance(rules)) return rules;
     // the built-in rules come first in `enabled`, as many as its config alone compiles to
     const custom = rules.enabled.slice(this.rules(rules.config)?.enabled.length ?? 0);
     if (custom.length > 0)

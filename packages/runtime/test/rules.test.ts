@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createModel, forceGreedyToken, randomWeights, resolveConfig } from '@implicit-it/modelkit';
+import { RuleSet } from '@implicit-it/rules';
 import { loadTokenizer } from '@implicit-it/tokenizers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/index.js';
@@ -54,4 +56,24 @@ describe('the rules change the output exactly as the spec says', () => {
       }
     },
   );
+});
+
+describe('rule sets from another copy of @implicit-it/rules', () => {
+  it('a RuleSet compiled by a second copy (here the CJS build beside the ESM one) is used as compiled', async () => {
+    // an app can hold two copies (versions drift, or one is required and the other imported): its
+    // RuleSet fails `instanceof` against ours, and used to be read as a config ("vocabSize: unknown field")
+    const other = createRequire(import.meta.url)('@implicit-it/rules') as typeof import('@implicit-it/rules');
+    expect(other.RuleSet).not.toBe(RuleSet);
+    const model = await loadModel(await diverseModelDir(), { log: () => {} });
+    const theirs = other.compileRules('hewitt2024', model.tokenizer.vocabulary);
+    expect(theirs instanceof RuleSet).toBe(false);
+    expect(RuleSet.isInstance(theirs)).toBe(true);
+    const prompt = 'Give me a recipe for tiramisu.';
+    const [a] = await model.generate(prompt, { maxNewTokens: 24, rules: theirs as unknown as RuleSet });
+    const [b] = await model.generate(prompt, { maxNewTokens: 24, rules: 'hewitt2024' });
+    const [base] = await model.generate(prompt, { maxNewTokens: 24, rules: false });
+    expect(a!.tokenIds).toEqual(b!.tokenIds);
+    expect(b!.tokenIds).not.toEqual(base!.tokenIds);
+    await model.dispose();
+  });
 });

@@ -631,7 +631,7 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
     });
   } catch (error) {
     if (abort.signal.aborted) {
-      const saved = error instanceof TrainingFailedError ? error.checkpoint : undefined;
+      const saved = TrainingFailedError.isInstance(error) ? error.checkpoint : undefined;
       throw new CliError(
         saved
           ? `interrupted; continue from the checkpoint at step ${saved.step} with: implicit-it finetune run ${jobDir} --resume`

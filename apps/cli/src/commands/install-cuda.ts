@@ -67,7 +67,7 @@ Examples:
         onProgress: flags.quiet ? undefined : progress.update,
       })
         .catch((error: unknown) => {
-          if (error instanceof ProviderInstallError && error.code === 'runtime.cuda_install')
+          if (ProviderInstallError.isInstance(error) && error.code === 'runtime.cuda_install')
             throw new CliError(
               error.message,
               EXIT.failure,

@@ -81,7 +81,7 @@ async function create(flags: CreateFlags): Promise<void> {
     });
   } catch (error) {
     // the library names its vocabSize option; here the preset fixes the vocabulary
-    if (error instanceof ModelConfigError && error.field === 'vocabSize' && flags.tokenizer) {
+    if (ModelConfigError.isInstance(error) && error.field === 'vocabSize' && flags.tokenizer) {
       const fits = Object.entries(PRESETS)
         .map(([name, p]) => `${name} (${p.vocabSize} ids)`)
         .join(', ');
@@ -92,7 +92,7 @@ async function create(flags: CreateFlags): Promise<void> {
         `choose a preset whose vocabulary holds the tokenizer's ids: ${fits}`,
       );
     }
-    if (error instanceof ModelConfigError && /^(bos|eos|pad)TokenId$/.test(error.field) && flags.tokenizer) {
+    if (ModelConfigError.isInstance(error) && /^(bos|eos|pad)TokenId$/.test(error.field) && flags.tokenizer) {
       const token = error.field.slice(0, 3);
       throw new CliError(
         `--tokenizer: ${flags.tokenizer} names no ${token} token, and --preset ${flags.preset}'s id is not one of its tokens`,
@@ -162,13 +162,13 @@ async function exportGraph(dir: string, flags: ExportFlags): Promise<void> {
       onProgress: ({ index, count }) => bar.update(index + 1, count),
     });
   } catch (error) {
-    if (error instanceof ModelFileError && /exists; pass overwrite/.test(error.message)) {
+    if (ModelFileError.isInstance(error) && /exists; pass overwrite/.test(error.message)) {
       throw new CliError(`${error.file}: exists`, EXIT.usage, 'pass --force to replace it');
     }
-    if (error instanceof ModelFileError || error instanceof ModelWeightsError) {
+    if (ModelFileError.isInstance(error) || ModelWeightsError.isInstance(error)) {
       throw new CliError(error.message, EXIT.load);
     }
-    if (error instanceof ModelConfigError) {
+    if (ModelConfigError.isInstance(error)) {
       throw new CliError(
         `${join(dir, 'config.json')}: ${error.message}`,
         EXIT.load,
