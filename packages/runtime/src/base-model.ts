@@ -1,5 +1,6 @@
 import { compileRules, RuleSet, type RuleSpec, type UnresolvedEntry } from '@implicit-it/rules';
 import type { Prompt, Tokenizer } from '@implicit-it/tokenizers';
+import { whenAborted } from './abort.js';
 import { GenerationError } from './errors.js';
 import type { ModelFiles } from './model-dir.js';
 import {
@@ -387,9 +388,7 @@ export async function* pushedParts<T>(
   start: (push: (part: T) => void, signal: AbortSignal) => Promise<unknown>,
 ): AsyncGenerator<T> {
   const stop = new AbortController();
-  const onAbort = () => stop.abort(signal?.reason);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  if (signal?.aborted) onAbort();
+  const unlink = signal ? whenAborted(signal, () => stop.abort(signal.reason)) : () => {};
   const queue: T[] = [];
   let wake: (() => void) | null = null;
   let done = false;
@@ -422,7 +421,7 @@ export async function* pushedParts<T>(
     if (failure) throw failure;
   } finally {
     stop.abort();
-    signal?.removeEventListener('abort', onAbort);
+    unlink();
     await run;
   }
 }

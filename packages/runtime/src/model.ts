@@ -1,5 +1,6 @@
 import type { RuleSpec } from '@implicit-it/rules';
 import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
+import { whenAborted } from './abort.js';
 import { BaseModel, pushedParts } from './base-model.js';
 import {
   DecodeEngine,
@@ -241,9 +242,8 @@ export class Model extends BaseModel {
     const results: GenerationResult[] = new Array(prompts.length);
     // the call's own signal: when one row fails (or onProgress throws), the others stop too
     const stop = new AbortController();
-    const onAbort = () => stop.abort(options.signal?.reason);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (options.signal?.aborted) onAbort();
+    const { signal } = options;
+    const unlink = signal ? whenAborted(signal, () => stop.abort(signal.reason)) : () => {};
     const rowOptions = { ...options, signal: stop.signal };
     try {
       await new Promise<void>((resolve, reject) => {
@@ -281,7 +281,7 @@ export class Model extends BaseModel {
         launch();
       });
     } finally {
-      options.signal?.removeEventListener('abort', onAbort);
+      unlink();
     }
     return results;
   }

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { RuleSet, type RuleSpec } from '@implicit-it/rules';
 import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
+import { whenAborted } from './abort.js';
 import { BaseModel, type ModelInfo, pushedParts } from './base-model.js';
 import { GenerationAbortedError, GenerationError } from './errors.js';
 import { resolveModel } from './hub.js';
@@ -184,13 +185,8 @@ export class WorkerModel extends BaseModel {
     if (this.pending.size === 1) this.worker.ref();
     this.post(message);
     if (signal) {
-      const onAbort = () => this.post({ type: 'abort', id });
-      if (signal.aborted) onAbort();
-      else {
-        signal.addEventListener('abort', onAbort, { once: true });
-        const unlink = () => signal.removeEventListener('abort', onAbort);
-        answer.then(unlink, unlink);
-      }
+      const unlink = whenAborted(signal, () => this.post({ type: 'abort', id }));
+      answer.then(unlink, unlink);
     }
     return answer;
   }

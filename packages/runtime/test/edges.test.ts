@@ -481,6 +481,39 @@ describe('option checks', () => {
     );
   });
 
+  it('one signal shared by 20 concurrent calls: one listener (no leak warning), and aborting stops them all', async () => {
+    const model = await tinyModel();
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const controller = new AbortController();
+      const calls = Array.from({ length: 20 }, () =>
+        model.generate(PROMPTS[0]!, { maxNewTokens: 400, ignoreEos: true, signal: controller.signal }),
+      );
+      const streams = Array.from({ length: 3 }, () =>
+        model.stream(PROMPTS[1]!, { maxNewTokens: 400, ignoreEos: true, signal: controller.signal }),
+      );
+      const firsts = await Promise.all(streams.map((s) => s.next()));
+      expect(firsts.every((f) => !f.done)).toBe(true);
+      controller.abort(new Error('enough'));
+      for (const call of calls) await expect(call).rejects.toMatchObject({ code: 'runtime.aborted' });
+      // parts pushed before the abort still come first, then the abort
+      const rest = async (s: AsyncGenerator<unknown>) => {
+        for (;;) if ((await s.next()).done) return 'finished';
+      };
+      for (const s of streams) await expect(rest(s)).rejects.toMatchObject({ code: 'runtime.aborted' });
+      // a later call on the aborted signal fails at once
+      await expect(model.generate(PROMPTS[0]!, { signal: controller.signal })).rejects.toMatchObject({
+        code: 'runtime.aborted',
+      });
+      await new Promise((r) => setTimeout(r, 20)); // warnings are emitted on the next tick
+      expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('a second dispose() resolves once the model is released', async () => {
     const model = await loadModel(await diverseModelDir(), { log: () => {} });
     const pending = model.generate(PROMPTS[0]!, { maxNewTokens: 200, ignoreEos: true });
