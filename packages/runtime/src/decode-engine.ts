@@ -28,7 +28,11 @@ export type FinishReason = 'stop' | 'length';
 /** How a row ended, inside the engine: finished, aborted (rejects), or failed (rejects with `failure`). */
 type RowEnd = FinishReason | 'abort' | 'error';
 
-/** The log-probability of a generated token and its top alternatives (under the adapted distribution). */
+/**
+ * The log-probability of a generated token and its top alternatives (under the adapted distribution).
+ * `token` is the token's text (`Tokenizer.tokenText`); a token that holds part of a character split over
+ * byte tokens shows as U+FFFD there, and `model.tokenizer.tokenBytes(id)` gives its exact bytes.
+ */
 export interface TokenLogprob {
   id: number;
   token: string;
