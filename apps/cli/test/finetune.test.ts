@@ -150,18 +150,8 @@ describeShared('finetune data', ['data/mbpp/mbpp.jsonl', 'data/poetry/poems.csv'
       (await run(['finetune', 'data', '--recipe', 'mbpp', '--out', join(tmp, 'other.jsonl'), ...other])).code,
     ).toBe(0);
     expect(readFileSync(otherVal, 'utf8')).not.toBe(readFileSync(s.files.validation, 'utf8'));
-    const both = await run([
-      'finetune',
-      'data',
-      '--recipe',
-      'mbpp',
-      '--validation',
-      '37',
-      '--validation-seed',
-      '4',
-      '--seed',
-      '3',
-    ]);
+    const seeds = ['--validation-seed', '4', '--seed', '3'];
+    const both = await run(['finetune', 'data', '--recipe', 'mbpp', '--validation', '37', ...seeds]);
     expect([both.code, both.stderr]).toEqual([
       2,
       'error: give --validation-seed (--seed is its former name), not both\n',
