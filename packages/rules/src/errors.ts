@@ -21,12 +21,18 @@ export class ImplicitItError extends Error {
    * copies of a package (by the error's stable `name`) and in minified bundles, where class names
    * change (by the prototype chain).
    */
-  static isInstance<T extends typeof ImplicitItError>(this: T, error: unknown): error is InstanceType<T> {
+  // any subclass, whatever its constructor takes (GenerationError's third argument is a param name)
+  static isInstance<T extends abstract new (...args: never[]) => ImplicitItError>(
+    this: T,
+    error: unknown,
+  ): error is InstanceType<T> {
     if (typeof error !== 'object' || error === null || (error as Record<symbol, unknown>)[marker] !== true)
       return false;
     // `this` is the class isInstance was called on (RuleConfigError.isInstance): the check is polymorphic
     // biome-ignore lint/complexity/noThisInStatic: replacing `this` by the base class would accept every subclass
-    return this === ImplicitItError || error instanceof this || (error as Error).name === this.name;
+    return (
+      (this as unknown) === ImplicitItError || error instanceof this || (error as Error).name === this.name
+    );
   }
 }
 
