@@ -836,12 +836,12 @@ export class DecodeEngine {
   }
 }
 
-/** `topLogprobs`, each alternative with its text (`TokenLogprob.top`). */
-function namedTopLogprobs(
+/** `topLogprobs`, each alternative with its text (`TokenLogprob.top`, `ScoreResult.top`). */
+export function namedTopLogprobs(
   row: Float32Array,
   k: number,
   lse: number,
-  tokenizer: EngineTokenizer,
+  tokenizer: Pick<EngineTokenizer, 'tokenText'>,
 ): TokenLogprob['top'] {
   return topLogprobs(row, k, lse).map(({ id, logprob }) => ({ id, token: tokenizer.tokenText(id), logprob }));
 }

@@ -338,7 +338,7 @@ export class Model extends BaseModel {
     const prepared = this.prepareScore(items, options);
     const run = scoreBatch(
       this.session,
-      this.tokenizer.padId,
+      this.tokenizer,
       prepared,
       this.rules(options.rules ?? false),
       options,

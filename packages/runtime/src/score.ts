@@ -1,10 +1,11 @@
 import type { RuleSet, RuleSpec } from '@implicit-it/rules';
 import type { Prompt } from '@implicit-it/tokenizers';
+import { type EngineTokenizer, namedTopLogprobs, type TokenLogprob } from './decode-engine.js';
 import type { DecoderSession } from './decoder-session.js';
 import { GenerationAbortedError, GenerationError } from './errors.js';
 import type { GenerateInput } from './options.js';
 import { runChunked } from './prefill.js';
-import { logProbAt, logSumExp, rankOf, readLogitsRow, topLogprobs } from './sampling.js';
+import { logProbAt, logSumExp, rankOf, readLogitsRow } from './sampling.js';
 
 /**
  * A prompt and the continuation to score after it: ids, or text, tokenized where it follows the
@@ -45,14 +46,18 @@ export interface ScoreResult {
   /** Mean token log-prob; exp(meanLogprob) is the paper's ranking score exp(-mean NLL). */
   meanLogprob: number;
   ranks?: number[];
-  /** With the `top` option: each position's most likely tokens, most likely first. */
-  top?: { id: number; logprob: number }[][];
+  /**
+   * With the `top` option: each position's most likely tokens, most likely first, with their text as
+   * `generate()`'s `TokenLogprob.top` gives it.
+   */
+  top?: TokenLogprob['top'][];
 }
 
 /** @internal */
 export async function scoreBatch(
   session: DecoderSession,
-  padId: number,
+  /** The pad id of batch rows, and the text of each alternative of `top`. */
+  tokenizer: Pick<EngineTokenizer, 'tokenText'> & { padId: number },
   items: readonly { prompt: Prompt; continuation: number[] }[],
   rules: RuleSet | null,
   options: ScoreOptions,
@@ -95,7 +100,7 @@ export async function scoreBatch(
       const pad = width - seq.length;
       for (let t = 0; t < width; t++) {
         const real = t >= pad;
-        ids.push(real ? seq[t - pad]! : padId);
+        ids.push(real ? seq[t - pad]! : tokenizer.padId);
         mask.push(real ? 1 : 0);
         positions.push(real ? t - pad : 1);
       }
@@ -109,7 +114,7 @@ export async function scoreBatch(
         }) ?? null,
       logprobs: [] as number[],
       ranks: [] as number[],
-      top: [] as { id: number; logprob: number }[][],
+      top: [] as TokenLogprob['top'][],
     }));
     // logits from the position predicting the first continuation token of the longest one; long rows
     // run in chunks (their logits are consumed chunk by chunk, never held for the whole sequence)
@@ -141,7 +146,7 @@ export async function scoreBatch(
           const lse = logSumExp(row);
           s.logprobs.push(logProbAt(row, tok, lse));
           if (options.ranks) s.ranks.push(rankOf(row, tok));
-          if (top > 0) s.top.push(topLogprobs(row, top, lse));
+          if (top > 0) s.top.push(namedTopLogprobs(row, top, lse, tokenizer));
           s.state?.append(tok);
         }
       }

@@ -182,6 +182,8 @@ describe('output', () => {
     // the alternatives are generation's, the chosen token's log-prob repeated exactly at its rank
     for (const [i, alts] of s!.top!.entries()) {
       expect(alts.map((a) => a.id)).toEqual(r!.logprobs![i]!.top.map((a) => a.id));
+      // with their text, as generation names them
+      expect(alts.map((a) => a.token)).toEqual(r!.logprobs![i]!.top.map((a) => a.token));
       for (const [k, a] of alts.entries()) expect(a.logprob).toBeCloseTo(r!.logprobs![i]!.top[k]!.logprob, 5);
       expect(alts[0]!.logprob).toBe(s!.logprobs[i]);
     }

@@ -82,6 +82,7 @@ describe('a model in a worker thread', () => {
       const options = { rules, ranks: true, top: 2, batchSize: 2 };
       const scored = await there.score(items, options);
       expect(scored[0]!.top![0]).toHaveLength(2);
+      expect(scored[0]!.top![0]![0]!.token).toBe(there.tokenizer.tokenText(scored[0]!.top![0]![0]!.id));
       expect(scored).toEqual(await here.score(items, options));
     }
   });
