@@ -199,7 +199,7 @@ export abstract class BaseModel {
       bad(
         'prompt',
         kinds.length > 1
-          ? `give one of ${kinds.map((k) => `{ ${k} }`).join(', ')}, not both: which is the prompt is not for the model to guess`
+          ? `give one of ${kinds.map((k) => `{ ${k} }`).join(', ')}, not ${kinds.length === 2 ? 'both' : 'several'}: which is the prompt is not for the model to guess`
           : `expected a string, { instruction }, { messages }, { text } or { promptIds }, got ${shown(input)}`,
       );
     }

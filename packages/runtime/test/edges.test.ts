@@ -470,6 +470,9 @@ describe('option checks', () => {
     await expect(model.generate({ text: 'a', instruction: 'b' } as never)).rejects.toEqual(
       bad('prompt', 'give one of { instruction }, { text }, not both'),
     );
+    await expect(model.generate({ text: 'a', instruction: 'b', promptIds: [1] } as never)).rejects.toEqual(
+      bad('prompt', 'give one of { instruction }, { text }, { promptIds }, not several'),
+    );
     await expect(model.generate('Hi', { stop: ['.', ''] })).rejects.toEqual(
       bad('stop', /^stop: stop\[1\] is empty/),
     );
