@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer as InnerTokenizerClass } from '@huggingface/tokenizers';
 import { type Detokenizer, type DetokenizerOptions, WindowDetokenizer } from './detokenizer.js';
-import { badIdMessage, PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
+import { checkTokenId, PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
 import type { JsonObject, TokenizerFiles } from './files.js';
 import { applyLegacyFalsePrepend, encodeOnce } from './legacy-prepend.js';
 import { encodeWithLiteralRanges, type InnerTokenizer } from './literal-ranges.js';
@@ -403,9 +403,7 @@ class HfTokenizer implements Tokenizer {
   }
 
   private checkId(id: number, where: string): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.size) {
-      throw new TokenizerInputError(badIdMessage(`${where}: token id`, id, this.size, this.source));
-    }
+    checkTokenId(id, `${where}: token id`, this.size, this.source);
   }
 }
 

@@ -1,4 +1,4 @@
-import { badIdMessage, TokenizerInputError } from './errors.js';
+import { checkTokenId } from './errors.js';
 
 /**
  * Streaming detokenization: feed generated ids one at a time, get the new text.
@@ -181,9 +181,7 @@ export class WindowDetokenizer implements Detokenizer {
   }
 
   private checkId(id: number, what: string): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.size) {
-      throw new TokenizerInputError(badIdMessage(what, id, this.size, this.source));
-    }
+    checkTokenId(id, what, this.size, this.source);
   }
 
   push(id: number): string {

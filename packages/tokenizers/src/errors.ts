@@ -67,12 +67,16 @@ export class TokenizerInputError extends ImplicitItError {
 }
 
 /**
- * Why `id` is no token id of a vocabulary of `size` ids from `source`, after `where`: an integer out of
- * range is "outside" it; anything else (a string, 1.5, NaN) is not an integer, shown as given (a string
- * quoted, so that "3" is not read as the id 3).
+ * Throws the `TokenizerInputError` of `id` where it is no token id of a vocabulary of `size` ids from
+ * `source`, the message starting with `where`: an integer out of range is "outside" it; anything else
+ * (a string, 1.5, NaN) is not an integer, shown as given (a string quoted, so that "3" is not read as
+ * the id 3).
  */
-export function badIdMessage(where: string, id: unknown, size: number, source: string): string {
-  return Number.isInteger(id)
-    ? `${where} ${id} is outside [0, ${size}) of ${source}`
-    : `${where} ${typeof id === 'number' ? String(id) : JSON.stringify(id)} is not an integer in [0, ${size}) of ${source}`;
+export function checkTokenId(id: unknown, where: string, size: number, source: string): void {
+  if (Number.isInteger(id) && (id as number) >= 0 && (id as number) < size) return;
+  throw new TokenizerInputError(
+    Number.isInteger(id)
+      ? `${where} ${id} is outside [0, ${size}) of ${source}`
+      : `${where} ${typeof id === 'number' ? String(id) : JSON.stringify(id)} is not an integer in [0, ${size}) of ${source}`,
+  );
 }
