@@ -756,13 +756,49 @@ describe('eval: what is refused up front, and what fails clearly', () => {
       '3',
       '--negatives',
       '3',
+      '--draw',
+      'distinct',
     ]);
     expect(k.code).toBe(2);
     expect(k.stderr).toContain(
-      'error: --negatives: each of the --limit 3 examples draws its random responses from the 2 others; give --negatives 2 or less',
+      'error: --negatives: with --draw distinct each of the --limit 3 examples draws its random responses from the 2 others; give --negatives 2 or less\n' +
+        'hint: --draw paper (the default) draws with replacement',
     );
+    // ratio_eval.py's draws (the default) are with replacement: Python's random.seed(0) draws
+    // [1, 1], [0, 1], [2, 1]; an example's own draws are dropped, so the long response is scored
+    // as real once and as a random one three times
+    const paper = await run([
+      'eval',
+      'rank',
+      '-m',
+      model,
+      '--data',
+      data,
+      '--limit',
+      '3',
+      '--negatives',
+      '2',
+      '--json',
+    ]);
+    expect(paper.code, paper.stderr).toBe(0);
+    expect(JSON.parse(paper.stdout)).toMatchObject({ draw: 'paper', truncated: 4, pairs: 4 });
+    expect(paper.stderr).toContain('warning: 4 of the 7 scored responses were longer');
     const rank = (extra: string[]) =>
-      run(['eval', 'rank', '-m', model, '--data', data, '--limit', '3', '--negatives', '2', ...extra]); // -m as in generate
+      run([
+        'eval',
+        'rank',
+        '-m',
+        model,
+        '--data',
+        data,
+        '--limit',
+        '3',
+        '--negatives',
+        '2',
+        '--draw',
+        'distinct',
+        ...extra,
+      ]); // -m as in generate
     // the long response is scored wherever it is drawn (as real once, as a random one twice): cut at
     // the 512-token context, with a warning; a shorter --max-seq-length cuts every response
     const r = await rank(['--json']);
@@ -1131,9 +1167,21 @@ describeShared(
       const pairs = full.examples.flatMap((e: { real: number; negatives: { score: number }[] }) =>
         e.negatives.map((n) => [e.real, n.score]),
       );
-      expect(s.pairs).toBe(24);
+      // random.seed(0) draws [6, 6, 0], [4, 7, 6], [4, 7, 5], [3, 2, 4], [2, 1, 4], [2, 4, 1], ...:
+      // examples 0, 3 and 4 drew themselves once, which ratio_eval.py's counting drops
+      expect(full.examples.map((e: { negatives: { j: number }[] }) => e.negatives.map((x) => x.j))).toEqual([
+        [6, 6],
+        [4, 7, 6],
+        [4, 7, 5],
+        [2, 4],
+        [2, 1],
+        [2, 4, 1],
+        [1, 5, 7],
+        [1, 5, 6],
+      ]);
+      expect(s.pairs).toBe(21);
       expect(s.wins).toBe(pairs.filter(([a, b]: number[]) => a! > b!).length);
-      expect(s.percent).toBeCloseTo((100 * s.wins) / 24, 10);
+      expect(s.percent).toBeCloseTo((100 * s.wins) / 21, 10);
       expect(s.histogram.reduce((a: number, b: number) => a + b, 0)).toBe(8);
       expect(s.ci.low).toBeLessThanOrEqual(s.percent);
       expect(s.ci.high).toBeGreaterThanOrEqual(s.percent);
@@ -1459,6 +1507,9 @@ describe('eval rank and eval shift: a finished --out is reused, never replaced b
     expect(other.stderr).toContain(
       `error: --out: ${out} holds the finished result of another run (different --seed, --bootstrap); it is not replaced`,
     );
+    const distinct = await rank(['--draw', 'distinct']);
+    expect(distinct.code).toBe(2);
+    expect(distinct.stderr).toContain(`(different --draw); it is not replaced`);
     expect(readFileSync(out, 'utf8')).toBe(written);
     // a file of unknown origin is not replaced either
     const stray = join(dir, 'stray.json');

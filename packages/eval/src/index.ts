@@ -73,6 +73,7 @@ export {
   type FinishedRankingOptions,
   finishedRanking,
   finishedRankingDifferences,
+  type NegativeDraw,
   type RankedExample,
   type RankingResult,
   type RankResponsesOptions,
@@ -82,7 +83,7 @@ export {
 } from './rank-responses.js';
 export { createRateLimiter } from './rate-limiter.js';
 export { fmt, type ReportResult, type WinRateRow, winRatesOfRun, writeReport } from './report.js';
-export { createRng, type Rng } from './rng.js';
+export { createRng, type PythonRandom, pythonRandom, type Rng } from './rng.js';
 export { runPaths } from './run-layout.js';
 export {
   excerpt,

@@ -5,7 +5,7 @@ import { sha256 } from './hash.js';
 import { Journal } from './journal.js';
 import { readJson, writeJson } from './json-file.js';
 import type { ProgressCallbacks, ResponseItem, Scorer } from './model-interfaces.js';
-import { createRng } from './rng.js';
+import { createRng, pythonRandom } from './rng.js';
 import { mean, quantileSorted } from './stats.js';
 
 /** One Alpaca example (`alpaca_data.json` rows). */
@@ -22,9 +22,11 @@ export interface RankResponsesOptions extends ProgressCallbacks {
   data: readonly AlpacaExample[] | string;
   /** Use the first `n` examples (default 1000, as the paper). */
   n?: number;
-  /** Random responses of other examples per example (default 5). */
+  /** Random responses drawn per example (default 5, as the paper). */
   negatives?: number;
-  /** Seed of the negative draws and of the bootstrap (default 0). */
+  /** How they are drawn (default `'paper'`: `ratio_eval.py`'s draws, see `NegativeDraw`). */
+  draw?: NegativeDraw;
+  /** Seed of the negative draws and of the bootstrap (default 0, as the paper; an integer for draw `'paper'`). */
   seed?: number | string;
   /** Scored items per `scoreContinuations` call (default 12), rounded to whole examples. */
   batchSize?: number;
@@ -53,7 +55,9 @@ export interface RankedExample {
 /** The result of `rankResponses`. */
 export interface RankingResult {
   n: number;
+  /** Random responses drawn per example (with draw `'paper'`, an example's own draws are dropped). */
   negatives: number;
+  draw: NegativeDraw;
   seed: number | string;
   /** (real, random) pairs compared (pairs with a NaN score are left out). */
   pairs: number;
@@ -117,10 +121,59 @@ export function responseScore(tokenLogprobs: readonly number[]): number {
   return tokenLogprobs.length === 0 ? Number.NaN : Math.exp(mean(tokenLogprobs));
 }
 
-/** The negatives of every example: `k` distinct other examples among the first `n`, seeded. */
-export function drawNegatives(n: number, k: number, seed: number | string): number[][] {
+/**
+ * How the random responses of each example are drawn:
+ * - `'paper'`: as the paper's `ratio_eval.py` draws them: Python's `random.seed(seed)`, then for each
+ *   example in order `k` times `random.randint(0, n - 1)`, with replacement; a draw of the example
+ *   itself is dropped, as `plot_ratios.py` cannot tell it from the real response, so such an example
+ *   has fewer than `k` random responses. The very pairs of the paper, for an integer seed.
+ * - `'distinct'`: `k` distinct other examples each, from this package's own seeded generator.
+ */
+export type NegativeDraw = 'paper' | 'distinct';
+
+const NEGATIVE_DRAWS: readonly NegativeDraw[] = ['paper', 'distinct'];
+
+/**
+ * The negatives of every example among the first `n`: `k` draws each, as `draw` says (default
+ * `'paper'`, `ratio_eval.py`'s).
+ *
+ * @example
+ * drawNegatives(1000, 5, 0)[0]; // [864, 394, 776, 911, 430]: random.seed(0); randint(0, 999) x 5
+ */
+export function drawNegatives(
+  n: number,
+  k: number,
+  seed: number | string,
+  draw: NegativeDraw = 'paper',
+): number[][] {
+  if (!NEGATIVE_DRAWS.includes(draw)) {
+    throw new EvalInputError(
+      '',
+      `draw must be one of ${NEGATIVE_DRAWS.join(', ')}, got ${JSON.stringify(draw)}`,
+      {
+        field: 'draw',
+      },
+    );
+  }
+  if (!Number.isInteger(k) || k < 1)
+    throw new EvalInputError('', `negatives must be a positive integer, got ${k}`, { field: 'negatives' });
+  if (draw === 'paper') {
+    if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) {
+      throw new EvalInputError(
+        '',
+        `draw 'paper' seeds Python's random.seed() with an integer, got ${JSON.stringify(seed)}; use an integer seed or draw 'distinct'`,
+        { field: 'seed' },
+      );
+    }
+    const py = pythonRandom(seed);
+    return Array.from({ length: n }, (_, i) =>
+      Array.from({ length: k }, () => py.randint(0, n - 1)).filter((j) => j !== i),
+    );
+  }
   if (k > n - 1)
-    throw new EvalInputError('', `negatives (${k}) must be at most n - 1 (${n - 1})`, { field: 'negatives' });
+    throw new EvalInputError('', `negatives (${k}) must be at most n - 1 (${n - 1}) with draw 'distinct'`, {
+      field: 'negatives',
+    });
   const rng = createRng(`negatives:${seed}`);
   return Array.from({ length: n }, (_, i) => {
     const chosen = new Set<number>();
@@ -134,7 +187,14 @@ export function drawNegatives(n: number, k: number, seed: number | string): numb
 
 function summarize(
   examples: RankedExample[],
-  options: { n: number; negatives: number; seed: number | string; bootstrap: number; confidence: number },
+  options: {
+    n: number;
+    negatives: number;
+    draw: NegativeDraw;
+    seed: number | string;
+    bootstrap: number;
+    confidence: number;
+  },
 ): RankingResult {
   const perExample = examples.map((e) => {
     let wins = 0;
@@ -172,6 +232,7 @@ function summarize(
   return {
     n: options.n,
     negatives: options.negatives,
+    draw: options.draw,
     seed: options.seed,
     pairs,
     wins,
@@ -195,7 +256,8 @@ function summarize(
 
 /**
  * The response-ranking test of the paper (section 4.2): for each of the first `n` Alpaca examples,
- * its real response and `negatives` responses of other random examples (seeded) are scored under the
+ * its real response and `negatives` responses of random examples (drawn as `ratio_eval.py` draws
+ * them by default, see `NegativeDraw`) are scored under the
  * example's instruction as exp(-mean token NLL); the result is the percentage of (real, random) pairs
  * in which the real response scores higher, with a bootstrap confidence interval over examples.
  * Batched through the scorer, resumable through `journalPath`.
@@ -209,6 +271,7 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
   const n = options.n ?? 1000;
   const k = options.negatives ?? 5;
   const seed = options.seed ?? 0;
+  const draw = options.draw ?? 'paper';
   if (!Number.isInteger(n) || n < 2 || n > data.length) {
     throw new EvalInputError(
       '',
@@ -216,7 +279,7 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
       { field: 'n' },
     );
   }
-  const negatives = drawNegatives(n, k, seed);
+  const negatives = drawNegatives(n, k, seed, draw);
   const journalPath = options.journalPath ?? (options.out ? `${options.out}.journal.jsonl` : undefined);
   const journal = journalPath
     ? Journal.open<RankedExample>(journalPath, rankHeader(options, data))
@@ -254,8 +317,10 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
           `scoreContinuations returned ${scores?.length} scores for ${items.length} items`,
         );
       }
-      const ranked = group.map((i, g): RankedExample => {
-        const own = scores.slice(g * (k + 1), (g + 1) * (k + 1));
+      let at = 0;
+      const ranked = group.map((i): RankedExample => {
+        const own = scores.slice(at, at + 1 + negatives[i]!.length);
+        at += own.length;
         const s = own.map((x) => responseScore(x.tokenLogprobs));
         const truncated = own.filter((x) => (x.truncated ?? 0) > 0).length;
         return {
@@ -275,7 +340,7 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
     );
     if (result.truncated > 0) {
       options.onWarning?.(
-        `${result.truncated} of the ${n * (k + 1)} scored responses were longer than the scorer's maximum length with their prompt: their scores cover their first tokens, as ratio_eval.py's --max_seq_length cuts them`,
+        `${result.truncated} of the ${negatives.reduce((sum, js) => sum + 1 + js.length, 0)} scored responses were longer than the scorer's maximum length with their prompt: their scores cover their first tokens, as ratio_eval.py's --max_seq_length cuts them`,
       );
     }
     if (options.out) {
@@ -292,12 +357,13 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
 
 type RankSettings = Pick<
   RankResponsesOptions,
-  'n' | 'negatives' | 'seed' | 'bootstrap' | 'confidence' | 'fingerprint'
+  'n' | 'negatives' | 'draw' | 'seed' | 'bootstrap' | 'confidence' | 'fingerprint'
 >;
 
 const summaryOptions = (options: RankSettings) => ({
   n: options.n ?? 1000,
   negatives: options.negatives ?? 5,
+  draw: options.draw ?? 'paper',
   seed: options.seed ?? 0,
   bootstrap: options.bootstrap ?? 1000,
   confidence: options.confidence ?? 0.95,
@@ -305,13 +371,14 @@ const summaryOptions = (options: RankSettings) => ({
 
 /** What identifies a ranking run's scores: its journal's header. */
 function rankHeader(options: RankSettings, data: readonly AlpacaExample[]): Record<string, unknown> {
-  const { n, negatives, seed } = summaryOptions(options);
+  const { n, negatives, draw, seed } = summaryOptions(options);
   return {
     kind: 'rank',
     // 2: instructions and responses are stripped, as ratio_eval.py strips each message
     version: 2,
     n,
     negatives,
+    draw,
     seed,
     data: sha256(data.slice(0, n)),
     fingerprint: options.fingerprint ?? null,

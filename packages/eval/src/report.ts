@@ -221,6 +221,13 @@ export async function writeReport(
   }
 
   if (rankings.length > 0) {
+    // how the random responses were drawn (results written before it was recorded say nothing)
+    const drawn = (r: RankingResult) =>
+      r.draw === 'paper'
+        ? `; random responses drawn as the paper's ratio_eval.py draws them, seed ${r.seed}`
+        : r.draw === 'distinct'
+          ? `; ${r.negatives} distinct random responses per example, seed ${r.seed}`
+          : '';
     md.push(
       '## Response ranking',
       '',
@@ -257,7 +264,7 @@ export async function writeReport(
       md.push(
         `![Response ranking histogram: ${name}](${src})`,
         '',
-        `${name}: ${fmt(r.percent)}% of ${r.pairs} pairs, ${Math.round(r.ci.level * 100)}% bootstrap CI [${fmt(r.ci.low)}, ${fmt(r.ci.high)}] over ${r.ci.resamples} resamples.`,
+        `${name}: ${fmt(r.percent)}% of ${r.pairs} pairs, ${Math.round(r.ci.level * 100)}% bootstrap CI [${fmt(r.ci.low)}, ${fmt(r.ci.high)}] over ${r.ci.resamples} resamples${drawn(r)}.`,
         '',
       );
     }

@@ -85,6 +85,7 @@ describe('evaluations on modelkit models (reference forward, real tokenizer)', (
       data,
       n: 6,
       negatives: 5,
+      draw: 'distinct',
       bootstrap: 200,
       batchSize: 12,
     });

@@ -9,6 +9,7 @@ import {
   finishedRankingDifferences,
   finishedShift,
   finishedShiftDifferences,
+  pythonRandom,
   type RankSource,
   rankResponses,
   readAlpacaData,
@@ -53,12 +54,19 @@ describe('rankResponses', () => {
   ];
 
   it('scores exp(-mean NLL) and counts real > random pairs (hand-checked)', async () => {
-    expect(drawNegatives(3, 2, 0).map((js) => [...js].sort())).toEqual([
+    expect(drawNegatives(3, 2, 0, 'distinct').map((js) => [...js].sort())).toEqual([
       [1, 2],
       [0, 2],
       [0, 1],
     ]);
-    const r = await rankResponses({ scorer: overlapScorer(), data, n: 3, negatives: 2, bootstrap: 200 });
+    const r = await rankResponses({
+      scorer: overlapScorer(),
+      data,
+      n: 3,
+      negatives: 2,
+      draw: 'distinct',
+      bootstrap: 200,
+    });
     // example 0 (red fruit): real exp(-2/5); 'hello' -> exp(-1); 'one two three' -> exp(-1) : 2 wins
     // example 1 (say hello): real 1; 'apple is a red fruit' -> exp(-1); 'one two three' -> exp(-1): 2 wins
     // example 2 (count to three / in English): real exp(-2/3); 'apple is a red fruit' -> exp(-1); 'hello' -> exp(-1): 2 wins
@@ -74,7 +82,14 @@ describe('rankResponses', () => {
     const flat: Scorer = {
       scoreContinuations: async (items) => items.map(() => ({ tokenLogprobs: [-0.5] })),
     };
-    const r = await rankResponses({ scorer: flat, data, n: 3, negatives: 2, bootstrap: 10 });
+    const r = await rankResponses({
+      scorer: flat,
+      data,
+      n: 3,
+      negatives: 2,
+      draw: 'distinct',
+      bootstrap: 10,
+    });
     expect(r).toMatchObject({ wins: 0, ties: 6, pairs: 6, percent: 0 });
     expect(responseScore([])).toBeNaN();
   });
@@ -87,6 +102,7 @@ describe('rankResponses', () => {
       data: sparse,
       n: 5,
       negatives: 4,
+      draw: 'distinct',
       bootstrap: 200,
     });
     expect(r.pairs).toBe(6); // the three non-empty examples, each against the two other non-empty ones
@@ -112,6 +128,7 @@ describe('rankResponses', () => {
       data,
       n: 3,
       negatives: 2,
+      draw: 'distinct' as const,
       batchSize: 3,
       journalPath: join(dir, 'rank.journal.jsonl'),
       out: join(dir, 'ranking.json'),
@@ -126,7 +143,15 @@ describe('rankResponses', () => {
   it('finishedRanking: the finished result of these very settings, never of others', async () => {
     const dir = tmp();
     const out = join(dir, 'ranking.json');
-    const settings = { data, n: 3, negatives: 2, bootstrap: 50, out, fingerprint: { model: 'a' } };
+    const settings = {
+      data,
+      n: 3,
+      negatives: 2,
+      draw: 'distinct' as const,
+      bootstrap: 50,
+      out,
+      fingerprint: { model: 'a' },
+    };
     expect(finishedRanking(settings)).toBeUndefined(); // nothing yet
     const r = await rankResponses({ ...settings, scorer: overlapScorer() });
     expect(finishedRanking(settings)).toEqual(r);
@@ -146,6 +171,92 @@ describe('rankResponses', () => {
     // no record: a file of unknown origin
     rmSync(`${out}.done`);
     expect(finishedRankingDifferences(settings)).toBeUndefined();
+  });
+});
+
+describe("the paper's negatives: ratio_eval.py's draws", () => {
+  it('pythonRandom gives the numbers CPython gives (values printed by CPython 3.11)', () => {
+    const take = (seed: number, count: number, f: (py: ReturnType<typeof pythonRandom>) => number) => {
+      const py = pythonRandom(seed);
+      return Array.from({ length: count }, () => f(py));
+    };
+    // random.seed(0); [random.randint(0, 999) for _ in range(12)]
+    expect(take(0, 12, (py) => py.randint(0, 999))).toEqual([
+      864, 394, 776, 911, 430, 41, 265, 988, 523, 497, 414, 940,
+    ]);
+    expect(take(0, 4, (py) => py.getrandbits(32))).toEqual([3626764237, 1654615998, 3255389356, 3823568514]);
+    expect(take(0, 16, (py) => py.randint(0, 1))).toEqual([1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 1, 0]);
+    // seeds of two 32-bit words, the largest one-word seed, negative seeds (Python seeds with |n|)
+    expect(take(12345678901, 8, (py) => py.randint(0, 15))).toEqual([10, 12, 11, 3, 5, 10, 11, 6]);
+    expect(take(2 ** 32 - 1, 6, (py) => py.randint(5, 7))).toEqual([7, 7, 5, 5, 7, 7]);
+    expect(take(-7, 3, (py) => py.randint(0, 2 ** 32 - 2))).toEqual([1390851128, 4071050724, 647892279]);
+    expect(() => pythonRandom(0).randint(0, 2 ** 32 - 1)).toThrow(
+      'pythonRandom: randint takes integers a <= b less than 2^32 - 1 apart, got 0, 4294967295',
+    );
+    // past the first 624 words: the generator's state is regenerated as CPython regenerates it
+    expect(take(0, 5000, (py) => py.randint(0, 999)).slice(4990)).toEqual([
+      582, 761, 529, 199, 164, 857, 7, 273, 109, 859,
+    ]);
+    expect(() => pythonRandom(0.5)).toThrow('pythonRandom: the seed must be a safe integer, got 0.5');
+  });
+
+  it("draws 5 per example with replacement, in order, and drops an example's own draws, as plot_ratios.py does", () => {
+    // random.seed(0); [[random.randint(0, 999) for _ in range(5)] for i in range(1000)]
+    const paper = drawNegatives(1000, 5, 0);
+    expect(paper.slice(0, 3)).toEqual([
+      [864, 394, 776, 911, 430],
+      [41, 265, 988, 523, 497],
+      [414, 940, 802, 849, 310],
+    ]);
+    expect(paper[999]).toEqual([857, 7, 273, 109, 859]);
+    // CPython drew 6 of the 5000 as the example itself (examples 59, 366, 571, 803, 891, 896)
+    expect(paper.flatMap((js, i) => (js.length < 5 ? [i] : []))).toEqual([59, 366, 571, 803, 891, 896]);
+    expect(paper.flat().length).toBe(4994);
+    // and kept duplicates: 11 examples drew some response twice
+    expect(paper.filter((js) => new Set(js).size < js.length).length).toBe(11);
+    // more draws than other examples is fine with replacement; not with distinct draws
+    expect(drawNegatives(3, 4, 0)).toEqual(
+      [
+        [1, 1, 1],
+        [2, 1, 1],
+        [1, 1, 2, 0],
+      ].map((js, i) => js.filter((j) => j !== i)),
+    );
+    expect(() => drawNegatives(3, 4, 0, 'distinct')).toThrow(
+      "negatives (4) must be at most n - 1 (2) with draw 'distinct'",
+    );
+    expect(() => drawNegatives(3, 2, 'a')).toThrow(
+      `draw 'paper' seeds Python's random.seed() with an integer, got "a"; use an integer seed or draw 'distinct'`,
+    );
+    expect(() => drawNegatives(3, 2, 0, 'shuffled' as never)).toThrow(
+      'draw must be one of paper, distinct, got "shuffled"',
+    );
+    expect(() => drawNegatives(3, 0, 0)).toThrow('negatives must be a positive integer, got 0');
+  });
+
+  it('rankResponses uses them by default and records the draw', async () => {
+    const data = [
+      { instruction: 'name a red fruit', output: 'apple is a red fruit' },
+      { instruction: 'say hello', output: 'hello' },
+      { instruction: 'count to three', input: 'in English', output: 'one two three' },
+    ];
+    const out = join(tmp(), 'ranking.json');
+    const r = await rankResponses({ scorer: overlapScorer(), data, n: 3, negatives: 2, bootstrap: 20, out });
+    // random.seed(0): [1, 1], [0, 1], [2, 1]; example 1 drew itself once, example 2 once
+    expect(r.examples.map((e) => e.negatives.map((x) => x.j))).toEqual([[1, 1], [0], [1]]);
+    // example 0 beats 'hello' twice; example 1 beats 'apple...'; example 2 beats 'hello'
+    expect(r).toMatchObject({
+      draw: 'paper',
+      negatives: 2,
+      pairs: 4,
+      wins: 4,
+      percent: 100,
+      histogram: [0, 2, 1],
+    });
+    expect(finishedRankingDifferences({ data, n: 3, negatives: 2, bootstrap: 20, out })).toEqual([]);
+    expect(
+      finishedRankingDifferences({ data, n: 3, negatives: 2, bootstrap: 20, out, draw: 'distinct' }),
+    ).toEqual(['draw']);
   });
 });
 
@@ -175,6 +286,7 @@ describe('rankResponses as ratio_eval.py prepares its items', () => {
       ],
       n: 3,
       negatives: 1,
+      draw: 'distinct',
       bootstrap: 10,
       onWarning: (w) => warnings.push(w),
     });
@@ -203,8 +315,9 @@ describeShared('rankResponses on the shared Alpaca data', ['data/alpaca/alpaca_d
     expect(data.length).toBe(2000);
     const a = await rankResponses({ scorer: overlapScorer(), data, n: 1000, batchSize: 60, bootstrap: 300 });
     const b = await rankResponses({ scorer: overlapScorer(), data, n: 1000, batchSize: 60, bootstrap: 300 });
+    // ratio_eval.py's 5,000 draws less the 6 of an example itself
     expect(a.pairs + a.examples.flatMap((e) => e.negatives).filter((x) => Number.isNaN(x.score)).length).toBe(
-      5000,
+      4994,
     );
     expect(a.percent).toBeGreaterThan(60);
     expect(a.ci.low).toBeLessThan(a.percent);

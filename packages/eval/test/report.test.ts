@@ -117,6 +117,9 @@ describe('writeReport', () => {
       String(ranking.ties),
       '12',
     ]);
+    expect(md).toContain(
+      `over 100 resamples; random responses drawn as the paper's ratio_eval.py draws them, seed 0.`,
+    );
 
     const shift = JSON.parse(readFileSync(runPaths(runDir).shiftResult('rules'), 'utf8'));
     expect(tableRows(md, 'comparison')).toEqual([

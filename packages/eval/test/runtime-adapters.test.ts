@@ -172,6 +172,7 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
       data,
       n: 6,
       negatives: 5,
+      draw: 'distinct',
       bootstrap: 100,
     });
     expect(r.histogram).toEqual([5, 0, 0, 0, 0, 1]);

@@ -16,6 +16,7 @@ import {
   generateRun,
   judgePairs,
   type ModelOutput,
+  type NegativeDraw,
   openAIJudge,
   pairOutputs,
   planAblations,
@@ -289,6 +290,7 @@ const RANK_SETTINGS: Record<string, string> = {
   ...RUN_SETTINGS,
   n: '--limit',
   negatives: '--negatives',
+  draw: '--draw',
   seed: '--seed',
   bootstrap: '--bootstrap',
   data: '--data (its first --limit examples)',
@@ -826,6 +828,7 @@ interface RankFlags extends EvalModelFlags {
   /** --limit's former name */
   n?: number;
   negatives: number;
+  draw: NegativeDraw;
   seed: number;
   bootstrap: number;
   maxSeqLength: number;
@@ -851,9 +854,10 @@ async function rank(flags: RankFlags): Promise<void> {
   const n = renamedFlag(flags.limit, flags.n, '--limit', '--n') ?? RANK_EXAMPLES;
   if (n > data.length)
     throw usage(`--limit: ${dataFile} has ${data.length} examples; give --limit ${data.length} or less`);
-  if (flags.negatives > n - 1) {
+  if (flags.draw === 'distinct' && flags.negatives > n - 1) {
     throw usage(
-      `--negatives: each of the --limit ${n} examples draws its random responses from the ${n - 1} others; give --negatives ${n - 1} or less`,
+      `--negatives: with --draw distinct each of the --limit ${n} examples draws its random responses from the ${n - 1} others; give --negatives ${n - 1} or less`,
+      '--draw paper (the default) draws with replacement',
     );
   }
   const opened = await loadFor(flags.model, flags);
@@ -864,6 +868,7 @@ async function rank(flags: RankFlags): Promise<void> {
       data,
       n,
       negatives: flags.negatives,
+      draw: flags.draw,
       seed: flags.seed,
       bootstrap: flags.bootstrap,
       fingerprint: {
@@ -913,7 +918,7 @@ async function rank(flags: RankFlags): Promise<void> {
     }
     const r = result;
     let out =
-      `response ranking, first ${r.n} examples, ${r.negatives} random responses each: the real response scores higher in ` +
+      `response ranking, first ${r.n} examples, ${r.negatives} random responses each${r.draw === 'paper' ? " (ratio_eval.py's draws)" : ' (distinct)'}: the real response scores higher in ` +
       `${pct(r.percent)} of ${r.pairs} pairs (${Math.round(r.ci.level * 100)}% CI ${pct(r.ci.low)} - ${pct(r.ci.high)}), ${r.ties} ties\n` +
       `  examples whose real response beat k of ${r.negatives}: ${r.histogram.map((c, k) => `${k}: ${c}`).join(', ')}\n` +
       `  mean score (exp mean log-prob): real ${r.meanReal.toFixed(4)}, random ${r.meanRandom.toFixed(4)}\n`;
@@ -1355,7 +1360,15 @@ Examples:
     .option('--data <file>', "Alpaca's alpaca_data.json (default: ../shared/data/alpaca/alpaca_data_2k.json)")
     .option('--limit <n>', `only the first n examples (default ${RANK_EXAMPLES}, as the paper)`, intArg(2))
     .addOption(formerFlag('--n <n>', '--limit', intArg(2)))
-    .option('--negatives <k>', 'random responses per example', intArg(1), 5)
+    .option('--negatives <k>', 'random responses drawn per example', intArg(1), 5)
+    .addOption(
+      new Option(
+        '--draw <how>',
+        "paper: ratio_eval.py's draws (Python's random.seed(SEED), randint with replacement, an example's own draws dropped); distinct: k distinct other examples",
+      )
+        .choices(['paper', 'distinct'])
+        .default('paper'),
+    )
     .option('--seed <n>', 'seed of the negatives and the bootstrap', intArg(0, 2 ** 32 - 1), 0)
     .option('--bootstrap <n>', 'bootstrap resamples of the confidence interval', intArg(1), 1000)
     .option(
@@ -1376,10 +1389,12 @@ Examples:
       `
 Scores are exp(mean log-prob) of the response tokens and the EOS after the instruction's prompt,
 the instruction and response stripped and cut at --max-seq-length tokens, as ratio_eval.py does.
+The random responses are ratio_eval.py's too (--draw paper): with --seed 0, --limit 1000 and
+--negatives 5, the very pairs of the paper.
 
 Resumable with --out (scored examples are journaled in OUT.journal.jsonl). A finished OUT is not
 redone by the same command, and not replaced by another: other settings (--model, --limit, --seed,
---negatives, --bootstrap, ...) into an existing OUT are refused (exit 2), naming what differs.
+--negatives, --draw, --bootstrap, ...) into an existing OUT are refused (exit 2), naming what differs.
 
 Examples:
   $ implicit-it eval rank --model ./models/smol --data ../shared/data/alpaca/alpaca_data_2k.json --limit 1000
