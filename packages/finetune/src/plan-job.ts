@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { meantOption } from '@implicit-it/rules';
 import { TOKENIZER_FILE_NAMES } from '@implicit-it/tokenizers';
 import { buildDataset } from './build-dataset.js';
 import { encodeDataset } from './encode-dataset.js';
@@ -19,8 +20,10 @@ import { loadEncodingTokenizer } from './load-encoding-tokenizer.js';
 import { trainEntryPointPath } from './package-files.js';
 import type { SplitOptions } from './split.js';
 import {
+  checkKeys,
   gradientAccumulationSteps,
   PAPER_TRAINING,
+  RECIPE_KEYS,
   type TrainingRecipe,
   trainingRecipe,
 } from './training-recipe.js';
@@ -81,6 +84,50 @@ export interface PlanJobOptions {
   /** How many of the newest checkpoints to keep while training (default 1). */
   keepCheckpoints?: number;
   onProgress?: (event: PlanProgress) => void;
+}
+
+/** The options of {@link planJob}, for telling a misspelt one (`gpu`, `epochs`) from a known one. */
+export const PLAN_JOB_OPTIONS = [
+  'recipe',
+  'model',
+  'out',
+  'gpus',
+  'nodes',
+  'dataDir',
+  'tokenizer',
+  'training',
+  'validation',
+  'zero3',
+  'exportOnnx',
+  'addBos',
+  'checkpointing',
+  'keepCheckpoints',
+  'onProgress',
+] as const satisfies readonly (keyof PlanJobOptions)[];
+
+// every option is listed (a new one missing here would be refused as unknown): a compile-time check
+type UnlistedPlanJobOption = Exclude<keyof PlanJobOptions, (typeof PLAN_JOB_OPTIONS)[number]>;
+const _allPlanJobOptionsListed: [UnlistedPlanJobOption] extends [never] ? true : UnlistedPlanJobOption = true;
+void _allPlanJobOptionsListed;
+
+/**
+ * Refuses an option of `call` that is not one of `known`, as `trainingRecipe` refuses its own: a
+ * misspelt `gpu: 8` would plan a one-GPU job. A training option given at the top level (`seed: 3`) is
+ * told to go in `training`, unless it is a near miss of one of `known` (planSweep's `seeds`).
+ */
+export function checkPlanOptions(options: object, known: readonly string[], call: string): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw new FinetuneOptionError('options', `expected an object of ${call} options`);
+  for (const [key, value] of Object.entries(options)) {
+    const misplaced = !known.includes(key) && RECIPE_KEYS.includes(key) && !meantOption(key, known);
+    if (value !== undefined && misplaced) {
+      throw new FinetuneOptionError(
+        key,
+        `a training option, not an option of ${call}: give it in training (training: { ${key}: ${JSON.stringify(value)} })`,
+      );
+    }
+  }
+  checkKeys(options, known, '', `an option of ${call}`);
 }
 
 /** When a job saves checkpoints: `every` epoch or N optimizer steps (and each epoch's end), the newest `keep` kept. */
@@ -430,6 +477,7 @@ export async function writeJob(
  * // then: await runJob(jobDir)   or on the cluster: bash jobs/res/launch.sh
  */
 export async function planJob(options: PlanJobOptions): Promise<PlanJobResult> {
+  checkPlanOptions(options, PLAN_JOB_OPTIONS, 'planJob');
   checkModelWeights(options.model);
   const { training, notes } = fitModelContext(options);
   const recipe = trainingRecipe(training);

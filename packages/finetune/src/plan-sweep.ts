@@ -3,9 +3,11 @@ import { join, resolve } from 'node:path';
 import { FinetuneOptionError } from './errors.js';
 import {
   checkModelWeights,
+  checkPlanOptions,
   checkpointingSpec,
   checkTopology,
   fitModelContext,
+  PLAN_JOB_OPTIONS,
   type PlanJobOptions,
   type PlanJobResult,
   prepareData,
@@ -56,6 +58,7 @@ export interface PlanSweepResult {
 export async function planSweep(options: PlanSweepOptions): Promise<PlanSweepResult> {
   const epochs = options.epochs ?? [...EPOCH_CHOICES];
   const seeds = options.seeds ?? [...SEEDS];
+  checkPlanOptions(options, [...PLAN_JOB_OPTIONS, 'epochs', 'seeds'], 'planSweep');
   checkModelWeights(options.model);
   const { training, notes } = fitModelContext(options);
   const base = trainingRecipe(training);

@@ -60,20 +60,24 @@ export const PAPER_TRAINING: Readonly<TrainingRecipe> = {
 };
 
 /** The keys of a {@link TrainingRecipe}, and of its `lora`. */
-const RECIPE_KEYS = [...Object.keys(PAPER_TRAINING), 'lora'] as readonly string[];
+export const RECIPE_KEYS = [...Object.keys(PAPER_TRAINING), 'lora'] as readonly string[];
 const LORA_KEYS = Object.keys(DEFAULT_LORA) as readonly string[];
 
 /**
  * Refuses a key of `o` that is not one of `known` (a misspelled `epoch` or `learning_rate` would train
- * with the paper's value), naming the key meant where it is another spelling or a near miss.
+ * with the paper's value, a `gpu: 8` plan a one-GPU job), naming the key meant where it is another
+ * spelling or a near miss. Undefined values are no options given.
+ *
+ * @example
+ * checkKeys({ epoch: 3 }, ['epochs', 'seed'], '', 'a training option'); // throws: epoch: not a training option (did you mean epochs?) ...
  */
-function checkKeys(o: object, known: readonly string[], prefix: string): void {
+export function checkKeys(o: object, known: readonly string[], prefix: string, what: string): void {
   for (const [key, value] of Object.entries(o)) {
     if (value === undefined || known.includes(key)) continue;
     const meant = meantOption(key, known);
     throw new FinetuneOptionError(
       `${prefix}${key}`,
-      `not a training option${meant ? ` (did you mean ${prefix}${meant}?)` : ''}; the options are ${known.map((k) => prefix + k).join(', ')}`,
+      `not ${what}${meant ? ` (did you mean ${prefix}${meant}?)` : ''}; the options are ${known.map((k) => prefix + k).join(', ')}`,
     );
   }
 }
@@ -97,7 +101,7 @@ export function trainingRecipe(overrides: Partial<TrainingRecipe> = {}): Trainin
       'training',
       `expected an object of overrides, got ${JSON.stringify(overrides)}`,
     );
-  checkKeys(overrides, RECIPE_KEYS, '');
+  checkKeys(overrides, RECIPE_KEYS, '', 'a training option');
   const given = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   const r: TrainingRecipe = { ...PAPER_TRAINING, ...given };
   const shown = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : String(v));
@@ -138,7 +142,7 @@ export function trainingRecipe(overrides: Partial<TrainingRecipe> = {}): Trainin
         'lora',
         `must be an object of LoRA options (rank, alpha, dropout, targetModules), got ${shown(r.lora)}`,
       );
-    checkKeys(r.lora, LORA_KEYS, 'lora.');
+    checkKeys(r.lora, LORA_KEYS, 'lora.', 'a training option');
     r.lora = {
       ...DEFAULT_LORA,
       ...Object.fromEntries(Object.entries(r.lora).filter(([, v]) => v !== undefined)),

@@ -213,6 +213,32 @@ describeShared(
       expect(existsSync(out)).toBe(false);
     });
 
+    it('refuses unknown options before writing anything, naming the one meant or where it goes', async () => {
+      const out = join(mkdtempSync(join(tmpdir(), 'ft-plan-')), 'job');
+      const refused = (o: object, plan: (o: never) => Promise<unknown> = planJob) =>
+        plan({ ...base, out, ...o } as never).then(
+          () => 'planned',
+          (e: Error) => e.message,
+        );
+      expect(await refused({ gpu: 8 })).toMatch(
+        /^gpu: not an option of planJob \(did you mean gpus\?\); the options are recipe, model, out, gpus, /,
+      );
+      expect(await refused({ seed: 3 })).toBe(
+        'seed: a training option, not an option of planJob: give it in training (training: { seed: 3 })',
+      );
+      expect(await refused({ epochs: [5] })).toBe(
+        'epochs: a training option, not an option of planJob: give it in training (training: { epochs: [5] })',
+      );
+      // planSweep: its own grid options, and `seed` is a near miss of `seeds`
+      expect(await refused({ seed: 3 }, planSweep)).toMatch(
+        /^seed: not an option of planSweep \(did you mean seeds\?\)/,
+      );
+      expect(await refused({ learningRate: 1e-4 }, planSweep)).toBe(
+        'learningRate: a training option, not an option of planSweep: give it in training (training: { learningRate: 0.0001 })',
+      );
+      expect(existsSync(out)).toBe(false);
+    });
+
     it('refuses a hub id without a tokenizer directory, and inexact batch sizes', async () => {
       const out = mkdtempSync(join(tmpdir(), 'ft-plan-'));
       await expect(planJob({ ...base, tokenizer: undefined, out })).rejects.toThrow(

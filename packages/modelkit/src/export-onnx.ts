@@ -13,6 +13,7 @@ import {
   graphFileName,
   writeGraphAside,
 } from './onnx/write-aside.js';
+import { refuseUnknownOptions } from './options.js';
 import { openSafetensors, type SafetensorsCheckpoint } from './safetensors.js';
 import { parameterCount, type WeightSpec, weightSpecs } from './weights.js';
 
@@ -38,6 +39,30 @@ export interface ExportOnnxOptions extends DecoderGraphOptions, Q4Options {
   /** Progress per written weight tensor. */
   onProgress?: (event: { tensor: string; index: number; count: number }) => void;
 }
+
+/** The options of {@link exportOnnx}, for telling a misspelt one (`dtype`, `kvDType`) from a known one. */
+const EXPORT_ONNX_OPTIONS = [
+  'dir',
+  'base',
+  'dtypes',
+  'overwrite',
+  'externalDataThreshold',
+  'onProgress',
+  'kvDtype',
+  'repeatKv',
+  'positionIds',
+  'linear',
+  'merged',
+  'q4BlockSize',
+  'q4AccuracyLevel',
+] as const satisfies readonly (keyof ExportOnnxOptions)[];
+
+// every option is listed (a new one missing here would be refused as unknown): a compile-time check
+type UnlistedExportOnnxOption = Exclude<keyof ExportOnnxOptions, (typeof EXPORT_ONNX_OPTIONS)[number]>;
+const _allExportOnnxOptionsListed: [UnlistedExportOnnxOption] extends [never]
+  ? true
+  : UnlistedExportOnnxOption = true;
+void _allExportOnnxOptionsListed;
 
 /** What {@link exportOnnx} wrote. */
 export interface ExportedOnnx {
@@ -103,6 +128,7 @@ function checkpointName(ckpt: SafetensorsCheckpoint, spec: WeightSpec): string |
  * console.log(exported.files); // ['onnx/model.onnx']
  */
 export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOnnx> {
+  refuseUnknownOptions(options, EXPORT_ONNX_OPTIONS, 'exportOnnx');
   const {
     dir: given,
     base,

@@ -154,6 +154,13 @@ describe('exportOnnx', () => {
     expect(exported.ignored).toEqual(['layers.0.self_attn.rotary_emb.inv_freq', 'lm_head.weight']);
     expect(graphBytes(dir).equals(graphBytes(reference))).toBe(true);
     expect(readFileSync(join(dir, 'README.md'), 'utf8')).toBe('mine');
+    // a misspelt option is refused before anything is written, naming the one meant
+    await expect(exportOnnx({ dir, overwite: true } as never)).rejects.toThrow(
+      'overwite: not an option of exportOnnx (did you mean overwrite?); its options are dir, base, dtypes, overwrite,',
+    );
+    await expect(exportOnnx({ dir, dtype: ['q4'] } as never)).rejects.toThrow(
+      /^dtype: not an option of exportOnnx \(did you mean dtypes\?\)/,
+    );
     // a second export needs overwrite
     await expect(exportOnnx({ dir })).rejects.toThrow(
       `${join(dir, 'onnx', 'model.onnx')}: exists; pass overwrite: true (CLI: --force) to replace it`,
