@@ -30,7 +30,8 @@ export class ResumeMismatchError extends ImplicitItError {
   readonly file: string;
   /**
    * The settings that differ between the journal's run and this one, as header key paths (`n`,
-   * `fingerprint.rules`; see `headerDifferences`); empty when the file is damaged instead.
+   * `fingerprint.rules`, `fingerprint.model.files.tokenizer.json`; see `headerDifferences`); empty
+   * when the file is damaged instead.
    */
   readonly differences: readonly string[];
   constructor(

@@ -132,9 +132,10 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
   !!v && typeof v === 'object' && !Array.isArray(v);
 
 /**
- * The settings in which two run headers differ, as key paths: top-level keys, and the keys of a
- * `fingerprint` object one level down (`fingerprint.rules`), so that a caller can name the option
- * behind each.
+ * The settings in which two run headers differ, as key paths: top-level keys, and within a
+ * `fingerprint` object the paths down to the values that differ (`fingerprint.rules`,
+ * `fingerprint.model.files.tokenizer.json`), so that a caller can name the option behind each. A path
+ * stops where either side holds no object there (a key only one side has, a string against an object).
  *
  * @example
  * headerDifferences({ n: 10, fingerprint: { rules: 'off' } }, { n: 20, fingerprint: { rules: 'hewitt2024' } });
@@ -143,13 +144,15 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
 export function headerDifferences(run: Record<string, unknown>, stored: Record<string, unknown>): string[] {
   const differs = (a: unknown, b: unknown) => canonicalJson(a ?? null) !== canonicalJson(b ?? null);
   const out: string[] = [];
-  for (const key of new Set([...Object.keys(run), ...Object.keys(stored)])) {
-    const [mine, theirs] = [run[key], stored[key]];
-    if (!differs(mine, theirs)) continue;
-    if (key === 'fingerprint' && isObject(mine) && isObject(theirs)) {
-      for (const k of new Set([...Object.keys(mine), ...Object.keys(theirs)]))
-        if (differs(mine[k], theirs[k])) out.push(`fingerprint.${k}`);
-    } else out.push(key);
-  }
+  const compare = (mine: Record<string, unknown>, theirs: Record<string, unknown>, path: string) => {
+    for (const key of new Set([...Object.keys(mine), ...Object.keys(theirs)])) {
+      const [a, b] = [mine[key], theirs[key]];
+      if (!differs(a, b)) continue;
+      if ((path !== '' || key === 'fingerprint') && isObject(a) && isObject(b))
+        compare(a, b, `${path}${key}.`);
+      else out.push(`${path}${key}`);
+    }
+  };
+  compare(run, stored, '');
   return out;
 }

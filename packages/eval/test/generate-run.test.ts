@@ -393,6 +393,27 @@ describe('Journal', () => {
     );
   });
 
+  it('headerDifferences names the paths within the fingerprint down to the values that differ', async () => {
+    const { headerDifferences } = await import('../src/index.js');
+    const model = (eos: string, graph = 'g1') => ({
+      onnx: 'onnx/model.onnx',
+      files: { 'generation_config.json': eos, 'onnx/model.onnx': graph },
+    });
+    expect(
+      headerDifferences(
+        { n: 1, opts: { a: 1 }, fingerprint: { model: model('e2'), rules: { eos: {} } } },
+        { n: 1, opts: { a: 2 }, fingerprint: { model: model('e1'), rules: 'off' } },
+      ),
+    ).toEqual(['opts', 'fingerprint.model.files.generation_config.json', 'fingerprint.rules']);
+    // a key only one side has (a record of an older fingerprint) is named where it is
+    expect(
+      headerDifferences(
+        { fingerprint: { model: model('e1') } },
+        { fingerprint: { model: { onnx: 'onnx/model.onnx', mtimeMs: 1 } } },
+      ),
+    ).toEqual(['fingerprint.model.files', 'fingerprint.model.mtimeMs']);
+  });
+
   it('cuts off an unparsable last line (ended by a newline or not), refuses damage before it', async () => {
     const { Journal } = await import('../src/index.js');
     const path = join(tmp(), 'j.jsonl');
