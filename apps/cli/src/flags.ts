@@ -272,26 +272,6 @@ export function checkAddBos(flags: PromptFlags): void {
   }
 }
 
-/**
- * What identifies a loaded model in resume journals and finished-run records: its directory
- * (absolute, so `./m` and `m` agree) and its ONNX graph's name, size and modification time, so that
- * a model recreated at the same path is not taken for the one that wrote earlier outputs.
- */
-export function modelFingerprint(model: Model): Record<string, unknown> {
-  const { dir, onnxFile, dtype, q4AccuracyLevel } = model.info;
-  const graph = statSync(onnxFile);
-  return {
-    dir: resolve(dir),
-    onnx: relative(dir, onnxFile),
-    dtype,
-    bytes: graph.size,
-    mtimeMs: Math.round(graph.mtimeMs),
-    // only for graphs with MatMulNBits layers (the level they run at), so that the records of float32
-    // runs stay as they were
-    ...(q4AccuracyLevel !== null ? { q4AccuracyLevel } : {}),
-  };
-}
-
 const PROVIDERS = ['auto', 'cpu', 'cuda'];
 
 /**

@@ -119,7 +119,7 @@ describe('eval generate', () => {
     const raised = await q4('--q4-accuracy-level', '4');
     expect(raised.code).toBe(2);
     expect(raised.stderr).toContain(
-      `holds the finished outputs of another run (different --model (its directory or ONNX graph file, --dtype, --q4-accuracy-level))`,
+      'holds the finished outputs of another run (different --q4-accuracy-level); they are not replaced',
     );
   });
 
@@ -217,6 +217,57 @@ describe('eval generate', () => {
     expect(readFileSync(journal, 'utf8')).toBe(before);
   });
 
+  it("a journal follows the model's files: resumed from a moved copy, refused after its EOS ids change", async () => {
+    // copies of the same name (the default --name, the outputs' generator, is the directory's)
+    const first = join(tmp, 'first', 'tiny-model');
+    cpSync(model, first, { recursive: true });
+    const out = join(tmp, 'moved.json');
+    const journal = `${out}.journal.jsonl`;
+    const on = (dir: string, extra: string[] = []) =>
+      args(out, ['--max-tokens', '8', ...extra]).map((a) => (a === model ? dir : a));
+    const child = spawnCli(on(first));
+    await waitFor(() => journalLines(journal) >= 5 || child.exitCode !== null);
+    child.kill('SIGKILL');
+    await new Promise((res) => child.on('close', res));
+    expect(existsSync(out), `the run ended before it could be killed: ${child.stderrText()}`).toBe(false);
+    // the model moved elsewhere, its graph touched
+    const moved = join(tmp, 'moved', 'tiny-model');
+    cpSync(first, moved, { recursive: true });
+    rmSync(first, { recursive: true });
+    utimesSync(join(moved, 'onnx', 'model.onnx'), new Date(), new Date(Date.now() + 5000));
+    // a copy with other EOS ids is another model: refused naming the file, the journal kept
+    const eos = join(tmp, 'eos', 'tiny-model');
+    cpSync(moved, eos, { recursive: true });
+    const generationConfig = join(eos, 'generation_config.json');
+    writeFileSync(generationConfig, JSON.stringify({ ...readJson(generationConfig), eos_token_id: [2, 3] }));
+    const before = readFileSync(journal, 'utf8');
+    const refused = await run(on(eos));
+    expect([refused.code, refused.stderr]).toEqual([
+      2,
+      `error: ${journal} holds the unfinished work of a run with other settings (different --model (its generation_config.json)); it is kept\n` +
+        'hint: rerun with the flags it was started with to resume it, or delete it to start over with these\n',
+    ]);
+    expect(readFileSync(journal, 'utf8')).toBe(before);
+    // a journal of an older version, which identified the model by directory and modification time
+    const [header, ...rest] = before.split('\n');
+    const older = JSON.parse(header!);
+    const { onnx, dtype } = older.journal.fingerprint.model;
+    older.journal.fingerprint.model = { dir: first, onnx, dtype, bytes: 1, mtimeMs: 2 };
+    writeFileSync(journal, [JSON.stringify(older), ...rest].join('\n'));
+    const old = await run(on(moved));
+    expect([old.code, old.stderr]).toEqual([
+      2,
+      `error: ${journal} holds the unfinished work of a run with other settings (different implicit-it version (the run was started by an older one)); it is kept\n` +
+        'hint: this version cannot resume it: finish it with the version that started it, or delete it to start over\n',
+    ]);
+    writeFileSync(journal, before);
+    const resumed = await run(on(moved, ['--json']));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const summary = JSON.parse(resumed.stdout);
+    expect(summary).toMatchObject({ count: 240, generated: 240 - summary.resumed });
+    expect(summary.resumed).toBeGreaterThanOrEqual(4);
+  });
+
   it('exits 2 on bad rules or a bad instructions file, 3 on a missing model', async () => {
     const rules = await run([
       'eval',
@@ -312,44 +363,37 @@ describe('eval ablations', () => {
       [0, 5],
       [0, 5],
     ]);
-    // another model directory: its outputs are not reused, nor do they replace these (as eval
-    // generate refuses its --out), before anything is generated
+    // the same model elsewhere (a copy, its graph touched): its finished outputs are found
     const copy = join(tmp, 'model-copy');
     cpSync(model, copy, { recursive: true });
+    utimesSync(join(copy, 'onnx', 'model.onnx'), new Date(), new Date(Date.now() + 5000));
     const withCopy = args.map((a) => (a === model ? copy : a));
-    const noneFile = join(runDir, 'outputs', 'none.json');
-    const refusal = (what: string) =>
-      `error: --run-dir: ${noneFile} holds the finished outputs of another run (different ${what}); they are not replaced\n` +
-      `hint: give another --run-dir, or delete ${noneFile} to generate it again with these settings\n`;
-    const refused = await run(withCopy);
-    expect([refused.code, refused.stderr]).toEqual([
-      2,
-      refusal('--model (its directory or ONNX graph file, --dtype, --q4-accuracy-level)'),
+    expect(counts(await run(withCopy))).toEqual([
+      [0, 5],
+      [0, 5],
     ]);
+    // with other EOS ids it is another model: its outputs are not reused, nor do they replace these
+    // (as eval generate refuses its --out), before anything is generated
+    const generationConfig = join(copy, 'generation_config.json');
+    writeFileSync(generationConfig, JSON.stringify({ ...readJson(generationConfig), eos_token_id: [2, 3] }));
+    const noneFile = join(runDir, 'outputs', 'none.json');
+    const refusal = (what: string, file = noneFile) =>
+      `error: --run-dir: ${file} holds the finished outputs of another run (different ${what}); they are not replaced\n` +
+      `hint: give another --run-dir, or delete ${file} to generate it again with these settings\n`;
+    const refused = await run(withCopy);
+    expect([refused.code, refused.stderr]).toEqual([2, refusal('--model (its generation_config.json)')]);
     expect(readJson(noneFile)).toEqual(none);
     const other = await run([...args, '--max-tokens', '8']);
     expect([other.code, other.stderr]).toEqual([2, refusal('--max-tokens')]);
-    // in a run directory of its own; then the same directory recreated (a new graph file) is refused too
-    const copyArgs = withCopy.map((a) => (a === runDir ? join(tmp, 'run-copy') : a));
-    expect(counts(await run(copyArgs))).toEqual([
-      [5, 0],
-      [5, 0],
-    ]);
-    utimesSync(join(copy, 'onnx', 'model.onnx'), new Date(), new Date(Date.now() + 5000));
-    expect((await run(copyArgs)).code).toBe(2);
     // every subset is checked before the first is generated: with none.json deleted, the other
     // subset's outputs are refused and none.json is not written
-    const copyNone = join(tmp, 'run-copy', 'outputs', 'none.json');
-    rmSync(copyNone);
-    const second = await run(copyArgs);
+    rmSync(noneFile);
+    const second = await run(withCopy);
     expect([second.code, second.stderr]).toEqual([
       2,
-      refusal('--model (its directory or ONNX graph file, --dtype, --q4-accuracy-level)').replaceAll(
-        noneFile,
-        join(tmp, 'run-copy', 'outputs', 'eos-uniform-diversity.json'),
-      ),
+      refusal('--model (its generation_config.json)', join(runDir, 'outputs', 'eos-uniform-diversity.json')),
     ]);
-    expect(existsSync(copyNone)).toBe(false);
+    expect(existsSync(noneFile)).toBe(false);
     const typo = await run([
       'eval',
       'ablations',

@@ -52,7 +52,6 @@ import {
   formerFlag,
   intArg,
   type ModelFlags,
-  modelFingerprint,
   NO_ADD_BOS_HELP,
   numArg,
   type OpenedModel,
@@ -62,6 +61,7 @@ import {
   promptSettings,
   renamedFlag,
 } from '../flags.js';
+import { modelFingerprint } from '../model-fingerprint.js';
 import { CliError, EXIT, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar } from '../progress.js';
 import { sharedDir } from '../shared-dir.js';
@@ -165,7 +165,9 @@ async function interruptible<T>(
       const what = differentFlags(error.differences, settings, false);
       throw usage(
         `${error.file} holds the unfinished work of a run with other settings (different ${what}); it is kept`,
-        'rerun with the flags it was started with to resume it, or delete it to start over with these',
+        what === OLDER_VERSION
+          ? 'this version cannot resume it: finish it with the version that started it, or delete it to start over'
+          : 'rerun with the flags it was started with to resume it, or delete it to start over with these',
       );
     }
     throw error;
@@ -254,24 +256,67 @@ function evalGenerator(
   });
 }
 
+/** A record's `version` that differs: the record is an older implicit-it's. */
+const OLDER_VERSION = 'implicit-it version (the run was started by an older one)';
+
+/** The fingerprint keys that hold a model's `modelFingerprint`, whose settings name the model's flag. */
+const MODEL_FINGERPRINTS = ['fingerprint.model', 'fingerprint.base'];
+
+/** Keys of the model fingerprint of earlier versions: the model's directory, its graph's size and modification time. */
+const OLDER_MODEL_KEYS = new Set(['dir', 'bytes', 'mtimeMs']);
+
+/**
+ * What differs of the model of `flag`, from the key paths below its fingerprint (`modelFingerprint`:
+ * `files.tokenizer.json`, `dtype`; '' for the whole): its files by name, --dtype (its graph and files
+ * follow from it), --q4-accuracy-level, or the implicit-it version of a record whose fingerprint
+ * identified the model by directory and modification time.
+ */
+function modelDifferences(flag: string, keys: readonly string[]): string[] {
+  if (keys.some((k) => OLDER_MODEL_KEYS.has(k))) return [OLDER_VERSION];
+  if (keys.includes('dtype')) return ['--dtype'];
+  const files = keys.filter((k) => k.startsWith('files.')).map((k) => k.slice('files.'.length));
+  const out = files.length > 0 ? [`${flag} (its ${files.join(', ')})`] : [];
+  if (keys.includes('q4AccuracyLevel')) out.push('--q4-accuracy-level');
+  return out.length > 0 ? out : [`${flag} (its files, --dtype, --q4-accuracy-level)`];
+}
+
+/** The setting behind a key path: that of the path, else of the nearest key above it with one. */
+function settingOf(key: string, settings: Record<string, string>): string {
+  for (let k = key; ; k = k.slice(0, k.lastIndexOf('.'))) {
+    if (settings[k] !== undefined) return settings[k];
+    if (!k.includes('.')) return key;
+  }
+}
+
 /**
  * The flags behind run settings that differ (`headerDifferences` key paths), for messages. A default
  * generator name follows the model and the rules: where those differ too, they say more than the
- * name, unless it was given (`named`, --name).
+ * name, unless it was given (`named`, --name). A model's differences are named as `modelDifferences`
+ * says, after the model's flag (`settings['fingerprint.model']`).
  */
 function differentFlags(diff: readonly string[], settings: Record<string, string>, named: boolean): string {
   const shown = diff.length > 1 && !named ? diff.filter((k) => k !== 'generator') : diff;
-  return [...new Set(shown.map((k) => settings[k] ?? k))].join(', ');
+  const below = (model: string) => shown.filter((k) => k === model || k.startsWith(`${model}.`));
+  const out: string[] = [];
+  for (const key of shown) {
+    const model = MODEL_FINGERPRINTS.find((m) => below(m).includes(key));
+    if (model === undefined) out.push(settingOf(key, settings));
+    else {
+      const keys = below(model).map((k) => k.slice(model.length + 1));
+      out.push(...modelDifferences(settings[model] ?? '--model', keys));
+    }
+  }
+  return [...new Set(out)].join(', ');
 }
 
 /** What each part of a generate run's record (finishedRunDifferences) is set by, for messages. */
 const RUN_SETTINGS: Record<string, string> = {
-  version: 'implicit-it version (the run was started by an older one)',
+  version: OLDER_VERSION,
   generator: '--name',
   instructions: '--instructions or --limit',
   maxNewTokens: '--max-tokens',
   tokenIds: '--token-ids',
-  'fingerprint.model': '--model (its directory or ONNX graph file, --dtype, --q4-accuracy-level)',
+  'fingerprint.model': '--model',
   'fingerprint.rules': '--rules',
   'fingerprint.format': '--format',
   'fingerprint.addBos': '--add-bos / --no-add-bos',
@@ -281,7 +326,7 @@ const RUN_SETTINGS: Record<string, string> = {
 const ALIGNED_SETTINGS: Record<string, string> = {
   ...RUN_SETTINGS,
   generator: '--aligned model',
-  'fingerprint.model': '--aligned model (its directory or ONNX graph file, --dtype, --q4-accuracy-level)',
+  'fingerprint.model': '--aligned model',
   'fingerprint.rules': '--aligned-rules',
 };
 
@@ -303,7 +348,7 @@ const SHIFT_SETTINGS: Record<string, string> = {
   outputs: '--aligned outputs',
   label: '--label',
   topK: '--top-k',
-  'fingerprint.base': '--model (its directory or ONNX graph file, --dtype, --q4-accuracy-level)',
+  'fingerprint.base': '--base',
 };
 
 /** The same for a subset of eval ablations (its rules follow from its name, given by --subsets). */
