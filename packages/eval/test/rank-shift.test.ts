@@ -1,3 +1,4 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -199,6 +200,44 @@ describe("the paper's negatives: ratio_eval.py's draws", () => {
     ]);
     expect(() => pythonRandom(0.5)).toThrow('pythonRandom: the seed must be a safe integer, got 0.5');
   });
+
+  // the same on 300 more seeds (up to 2^43) and ranges (up to 2^32 - 1 values), 50 draws each, against
+  // the CPython on this machine where there is one
+  const python = process.env.IMPLICIT_IT_PYTHON ?? 'python3';
+  const hasPython = spawnSync(python, ['-c', 'import random'], { stdio: 'ignore' }).status === 0;
+  if (!hasPython) console.warn(`[skip] pythonRandom vs CPython: no ${python} (set IMPLICIT_IT_PYTHON)`);
+  it.skipIf(!hasPython)(
+    "pythonRandom gives what this machine's CPython gives, on many seeds and ranges",
+    () => {
+      let x = 12345;
+      const next = () => {
+        x = (x * 1103515245 + 12345) % 2 ** 31;
+        return x;
+      };
+      const cases = Array.from({ length: 300 }, (_, i) => {
+        const seed = i % 3 === 0 ? next() * 4096 + next() : next();
+        const a = (next() % 1000) - 500;
+        const span = [1, 2, 3, 7, 1000, 65536, 2 ** 31, 2 ** 32 - 2, next()][i % 9]!;
+        return [seed, a, a + span] as const;
+      });
+      const script = [
+        'import json, random, sys',
+        'out = []',
+        'for s, a, b in json.load(sys.stdin):',
+        '    random.seed(s)',
+        '    out.append([random.randint(a, b) for _ in range(50)])',
+        'print(json.dumps(out))',
+      ].join('\n');
+      const expected = JSON.parse(
+        execFileSync(python, ['-c', script], { input: JSON.stringify(cases) }).toString(),
+      );
+      const got = cases.map(([seed, a, b]) => {
+        const py = pythonRandom(seed);
+        return Array.from({ length: 50 }, () => py.randint(a, b));
+      });
+      expect(got).toEqual(expected);
+    },
+  );
 
   it("draws 5 per example with replacement, in order, and drops an example's own draws, as plot_ratios.py does", () => {
     // random.seed(0); [[random.randint(0, 999) for _ in range(5)] for i in range(1000)]
