@@ -1555,6 +1555,22 @@ describe('eval rank and eval shift: a finished --out is reused, never replaced b
     expect(distinct.code).toBe(2);
     expect(distinct.stderr).toContain(`(different --draw); it is not replaced`);
     expect(readFileSync(out, 'utf8')).toBe(written);
+    // another --bootstrap alone: the interval again from the stored scores, nothing scored
+    const wider = await rank(['--bootstrap', '10', '--json']);
+    expect(wider.code, wider.stderr).toBe(0);
+    expect(wider.stderr).toContain(
+      `${out} holds the scores of this ranking: its interval computed again with --bootstrap 10, nothing scored`,
+    );
+    const rewritten = JSON.parse(readFileSync(out, 'utf8'));
+    expect(rewritten.ci.resamples).toBe(10);
+    expect(rewritten.examples).toEqual(JSON.parse(written).examples);
+    expect(JSON.parse(wider.stdout)).toMatchObject({
+      pairs: JSON.parse(first.stdout).pairs,
+      ci: { resamples: 10 },
+    });
+    // and back to the default: the very file of the first run
+    expect((await rank([])).code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toBe(written);
     // a file of unknown origin is not replaced either
     const stray = join(dir, 'stray.json');
     writeFileSync(stray, '{}');

@@ -80,6 +80,7 @@ export {
   rankResponses,
   readAlpacaData,
   responseScore,
+  resummarizeRanking,
 } from './rank-responses.js';
 export { createRateLimiter } from './rate-limiter.js';
 export { fmt, type ReportResult, type WinRateRow, winRatesOfRun, writeReport } from './report.js';

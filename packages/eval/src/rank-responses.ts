@@ -1,5 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { clearDoneRecord, doneRecordDifferences, isFinishedAs, writeDoneRecord } from './done-record.js';
+import { existsSync, readFileSync } from 'node:fs';
+import {
+  clearDoneRecord,
+  doneRecordDifferences,
+  isFinishedAs,
+  readDoneRecord,
+  writeDoneRecord,
+} from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
 import { Journal } from './journal.js';
@@ -411,16 +417,25 @@ export type FinishedRankingOptions = RankSettings & {
 export function finishedRanking(options: FinishedRankingOptions): RankingResult | undefined {
   const journalPath = options.journalPath ?? `${options.out}.journal.jsonl`;
   if (!isFinishedAs(options.out, rankRecord(options, options.data), journalPath)) return undefined;
+  const examples = storedScores(options.out, options);
+  return examples && summarize(examples, summaryOptions(options));
+}
+
+/**
+ * The scores stored in `out` by a run summarized with `settings`, or undefined: unreadable, or not
+ * the very file that run wrote (its summary, computed again from its scores, differs).
+ */
+function storedScores(out: string, settings: RankSettings): RankedExample[] | undefined {
   let text: string;
   let stored: RankingResult;
   try {
-    text = readFileSync(options.out, 'utf8');
+    text = readFileSync(out, 'utf8');
     stored = JSON.parse(text) as RankingResult;
   } catch {
     return undefined;
   }
-  const settings = summaryOptions(options);
-  if (!Array.isArray(stored?.examples) || stored.examples.length !== settings.n) return undefined;
+  const summary = summaryOptions(settings);
+  if (!Array.isArray(stored?.examples) || stored.examples.length !== summary.n) return undefined;
   const num = (x: number | null) => (x === null ? Number.NaN : x); // JSON wrote NaN as null
   const examples = stored.examples.map((e) => ({
     ...e,
@@ -428,8 +443,41 @@ export function finishedRanking(options: FinishedRankingOptions): RankingResult 
     negatives: e.negatives.map((x) => ({ j: x.j, score: num(x.score) })),
   }));
   // the summary again from the stored scores: the very file, or it was changed since
-  const result = summarize(examples, settings);
-  return `${JSON.stringify(result, null, 2)}\n` === text ? result : undefined;
+  return `${JSON.stringify(summarize(examples, summary), null, 2)}\n` === text ? examples : undefined;
+}
+
+/** The summary settings of a ranking: recomputing its interval needs no scoring. */
+const SUMMARY_KEYS = ['bootstrap', 'confidence'];
+
+/**
+ * A finished ranking in `out` whose scores are those of these settings (same data, n, negatives,
+ * draw, seed, fingerprint) but whose interval was computed with another `bootstrap` or
+ * `confidence`: summarized again from its stored scores with these, and written back to `out`
+ * with its record, so that a new interval costs no scoring. Undefined, and `out` untouched, where
+ * anything else differs, a journal is pending, or the file was changed since its run.
+ *
+ * @example
+ * const r = resummarizeRanking({ data, n: 1000, bootstrap: 10_000, out: 'run/ranking/smol.json', fingerprint });
+ */
+export async function resummarizeRanking(
+  options: FinishedRankingOptions,
+): Promise<RankingResult | undefined> {
+  const journalPath = options.journalPath ?? `${options.out}.journal.jsonl`;
+  if (existsSync(journalPath)) return undefined;
+  const stored = readDoneRecord(options.out);
+  const differences = finishedRankingDifferences(options);
+  if (!stored || !differences?.length || differences.some((k) => !SUMMARY_KEYS.includes(k))) return undefined;
+  const examples = storedScores(options.out, {
+    ...options,
+    bootstrap: stored.bootstrap as number,
+    confidence: stored.confidence as number,
+  });
+  if (!examples) return undefined;
+  const result = summarize(examples, summaryOptions(options));
+  clearDoneRecord(options.out);
+  await writeJson(options.out, result);
+  await writeDoneRecord(options.out, rankRecord(options, options.data));
+  return result;
 }
 
 /**

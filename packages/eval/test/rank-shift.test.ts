@@ -15,6 +15,7 @@ import {
   rankResponses,
   readAlpacaData,
   responseScore,
+  resummarizeRanking,
   type Scorer,
   shiftCategory,
   tokenShift,
@@ -165,8 +166,20 @@ describe('rankResponses', () => {
     expect(finishedRankingDifferences({ ...settings, fingerprint: { model: 'b' } })).toEqual([
       'fingerprint.model',
     ]);
+    // another interval of the same scores: summarized again from the file, nothing scored
+    const written = readFileSync(out, 'utf8');
+    expect(await resummarizeRanking(settings)).toBeUndefined(); // nothing differs
+    expect(await resummarizeRanking({ ...settings, seed: 1, bootstrap: 60 })).toBeUndefined(); // other scores
+    expect(readFileSync(out, 'utf8')).toBe(written);
+    const wider = await resummarizeRanking({ ...settings, bootstrap: 60, confidence: 0.5 });
+    expect(wider).toMatchObject({ wins: 6, pairs: 6, ci: { resamples: 60, level: 0.5 } });
+    expect(wider!.examples).toEqual(r.examples);
+    expect(finishedRanking({ ...settings, bootstrap: 60, confidence: 0.5 })).toEqual(wider);
+    expect(finishedRanking(settings)).toBeUndefined();
+    expect(await resummarizeRanking(settings)).toEqual(r); // and back
     // a file changed since its run is not that run's result
     writeFileSync(out, readFileSync(out, 'utf8').replace('"wins": 6', '"wins": 5'));
+    expect(await resummarizeRanking({ ...settings, bootstrap: 60 })).toBeUndefined();
     expect(finishedRanking(settings)).toBeUndefined();
     expect(finishedRankingDifferences(settings)).toEqual([]);
     // no record: a file of unknown origin

@@ -28,6 +28,7 @@ import {
   readAnnotations,
   readInstructions,
   readModelOutputs,
+  resummarizeRanking,
   runAblations,
   runPaths,
   runtimeGenerator,
@@ -924,13 +925,22 @@ async function rank(flags: RankFlags): Promise<void> {
       },
     };
     const outFile = flags.out;
-    const done = finishedResult(
-      outFile,
-      (out) => finishedRanking({ ...settings, out }),
-      (out) => finishedRankingDifferences({ ...settings, out }),
-      RANK_SETTINGS,
-      { same: 'model, data and settings', redo: 'rank again' },
-    );
+    // the same scores with another --bootstrap: only the interval is computed again
+    const resummarized = outFile ? await resummarizeRanking({ ...settings, out: outFile }) : undefined;
+    if (resummarized) {
+      note(
+        `${outFile} holds the scores of this ranking: its interval computed again with --bootstrap ${flags.bootstrap}, nothing scored`,
+      );
+    }
+    const done =
+      resummarized ??
+      finishedResult(
+        outFile,
+        (out) => finishedRanking({ ...settings, out }),
+        (out) => finishedRankingDifferences({ ...settings, out }),
+        RANK_SETTINGS,
+        { same: 'model, data and settings', redo: 'rank again' },
+      );
     const result =
       done ??
       (await interruptible(
@@ -1439,7 +1449,8 @@ The random responses are ratio_eval.py's too (--draw paper): with --seed 0, --li
 
 Resumable with --out (scored examples are journaled in OUT.journal.jsonl). A finished OUT is not
 redone by the same command, and not replaced by another: other settings (--model, --limit, --seed,
---negatives, --draw, --bootstrap, ...) into an existing OUT are refused (exit 2), naming what differs.
+--negatives, --draw, ...) into an existing OUT are refused (exit 2), naming what differs. Another
+--bootstrap alone recomputes the interval from the scores in OUT, scoring nothing.
 
 Examples:
   $ implicit-it eval rank --model ./models/smol --data ../shared/data/alpaca/alpaca_data_2k.json --limit 1000
