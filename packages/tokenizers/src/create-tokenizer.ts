@@ -20,7 +20,10 @@ const UTF8 = new TextDecoder();
 export interface TokenizerOptions {
   /** EOS ids to use instead of the ones the files name (e.g. several stop tokens). */
   eosIds?: readonly number[];
-  /** A jinja chat template to use instead of the tokenizer's own. */
+  /**
+   * A jinja chat template to use instead of the tokenizer's own, or the name of one of
+   * tokenizer_config.json's named templates (`chat_template` as a list of `{ name, template }`).
+   */
   chatTemplate?: string;
 }
 
@@ -122,23 +125,77 @@ function validateTokenizerJson(files: TokenizerFiles): { size: number; added: Ad
   return { size, added };
 }
 
-function chatTemplateOf(files: TokenizerFiles, options: TokenizerOptions): string | undefined {
-  if (options.chatTemplate !== undefined) return options.chatTemplate;
-  if (files.chatTemplate !== undefined) return files.chatTemplate;
+/** A chat template and where it came from (for error messages), with the named ones of a list. */
+interface ChatTemplateSource {
+  template: string | undefined;
+  /** e.g. `<dir>/tokenizer_config.json, field chat_template`, or `the chatTemplate option`. */
+  origin: string;
+  /** tokenizer_config.json's `chat_template` as a list of `{ name, template }`, by name. */
+  named: Map<string, string>;
+}
+
+/**
+ * The chat template as Hugging Face picks it: the `chatTemplate` option (a template, or the name of
+ * one of tokenizer_config.json's named templates), else chat_template.jinja, else tokenizer_config.json's
+ * `chat_template`: a string, or from a list of named templates the one named `default` (none when
+ * no template is so named: `apply_chat_template` then asks for a name rather than picking one).
+ */
+function chatTemplateOf(files: TokenizerFiles, options: TokenizerOptions): ChatTemplateSource {
+  const configFile = join(files.source, 'tokenizer_config.json');
+  const named = new Map<string, string>();
   const value = files.tokenizerConfig?.chat_template;
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return value;
-  if (Array.isArray(value)) {
-    const named = value as { name?: unknown; template?: unknown }[];
-    const pick = named.find((t) => t?.name === 'default') ?? named[0];
-    if (typeof pick?.template === 'string') return pick.template;
+  let own: string | undefined;
+  let origin = `${configFile}, field chat_template`;
+  if (typeof value === 'string') own = value;
+  else if (Array.isArray(value)) {
+    value.forEach((entry: unknown, i: number) => {
+      const { name, template } = (entry ?? {}) as { name?: unknown; template?: unknown };
+      if (typeof name !== 'string') {
+        throw new TokenizerLoadError(
+          'tokenizers.malformed_file',
+          configFile,
+          `must be a template name (a string), found ${JSON.stringify(name)}`,
+          {
+            field: `chat_template[${i}].name`,
+          },
+        );
+      }
+      if (typeof template !== 'string') {
+        throw new TokenizerLoadError(
+          'tokenizers.malformed_file',
+          configFile,
+          `must be a jinja template string, found ${JSON.stringify(template)}`,
+          {
+            field: `chat_template[${i}].template`,
+          },
+        );
+      }
+      named.set(name, template);
+    });
+    own = named.get('default');
+    origin = `${configFile}, field chat_template, template "default"`;
+  } else if (value !== undefined && value !== null) {
+    throw new TokenizerLoadError(
+      'tokenizers.malformed_file',
+      configFile,
+      `must be a jinja template string or a list of { name, template }, found ${typeof value}`,
+      { field: 'chat_template' },
+    );
   }
-  throw new TokenizerLoadError(
-    'tokenizers.malformed_file',
-    join(files.source, 'tokenizer_config.json'),
-    'must be a jinja template string or a list of { name, template }',
-    { field: 'chat_template' },
-  );
+  if (options.chatTemplate !== undefined) {
+    const byName = named.get(options.chatTemplate);
+    return byName === undefined
+      ? { template: options.chatTemplate, origin: 'the chatTemplate option', named }
+      : {
+          template: byName,
+          origin: `${configFile}, field chat_template, template ${JSON.stringify(options.chatTemplate)}`,
+          named,
+        };
+  }
+  if (files.chatTemplate !== undefined) {
+    return { template: files.chatTemplate, origin: join(files.source, 'chat_template.jinja'), named };
+  }
+  return { template: own, origin, named };
 }
 
 /** tokenizer_config.json with special_tokens_map.json's special tokens filled in, as plain strings. */
@@ -164,6 +221,8 @@ class HfTokenizer implements Tokenizer {
   readonly addsBos: boolean;
   readonly padId: number;
   readonly chatTemplate: string | undefined;
+  readonly chatTemplateNames: readonly string[];
+  private readonly chatTemplateSource: ChatTemplateSource;
   readonly specialTokenTexts: readonly string[];
   readonly inner: InnerTokenizerClass;
   readonly size: number;
@@ -194,7 +253,9 @@ class HfTokenizer implements Tokenizer {
     this.specialIds = new Set(added.filter((t) => t.special).map((t) => t.id));
     this.addedById = new Map(added.map((t) => [t.id, t.content]));
     this.specialTokenTexts = Object.freeze(added.filter((t) => t.special).map((t) => t.content));
-    this.chatTemplate = chatTemplateOf(files, options);
+    this.chatTemplateSource = chatTemplateOf(files, options);
+    this.chatTemplate = this.chatTemplateSource.template;
+    this.chatTemplateNames = Object.freeze([...this.chatTemplateSource.named.keys()]);
     const model = files.tokenizerJson.model as JsonObject;
     this.byteFallback = model.byte_fallback === true;
     this.pieceEncoding = detectPieceEncoding(files.tokenizerJson);
@@ -341,18 +402,37 @@ class HfTokenizer implements Tokenizer {
     return buildPromptWith(this, input);
   }
 
+  /** @internal used by prompt building: a named template of tokenizer_config.json's list, if any. */
+  chatTemplateNamed(name: string): string | undefined {
+    return this.chatTemplateSource.named.get(name);
+  }
+
   /** @internal used by prompt building */
   renderChatTemplate(
     messages: readonly ChatMessage[],
     template: string,
     addGenerationPrompt: boolean,
   ): string {
-    try {
-      let compiled = this.templates.get(template);
-      if (compiled === undefined) {
+    const origin =
+      template === this.chatTemplate
+        ? this.chatTemplateSource.origin
+        : [...this.chatTemplateSource.named].find(([, t]) => t === template) !== undefined
+          ? `${join(this.source, 'tokenizer_config.json')}, field chat_template`
+          : 'the template given to buildPrompt';
+    const of = `the chat template of ${this.source} (${origin})`;
+    let compiled = this.templates.get(template);
+    if (compiled === undefined) {
+      try {
         compiled = new Template(template);
-        this.templates.set(template, compiled);
+      } catch (error) {
+        throw new PromptError(
+          'tokenizers.invalid_prompt',
+          `${of} is not a valid jinja template (${(error as Error).message}); fix it or pass { template }`,
+        );
       }
+      this.templates.set(template, compiled);
+    }
+    try {
       // the variables transformers' apply_chat_template gives a template (no tools, no documents)
       return compiled.render({
         messages: messages as ChatMessage[],
@@ -364,7 +444,7 @@ class HfTokenizer implements Tokenizer {
     } catch (error) {
       throw new PromptError(
         'tokenizers.invalid_prompt',
-        `the chat template of ${this.source} failed to render these messages: ${(error as Error).message}`,
+        `${of} failed to render these messages: ${(error as Error).message}`,
       );
     }
   }

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { PromptError } from './errors.js';
 import { type ChatMessage, scopeMessageIndex, tuluSegments } from './tulu.js';
 
@@ -33,7 +34,8 @@ export type Conversation =
  *   trains on the same ids. Multi-turn as open-instruct's `create_prompt_with_tulu_chat_format`
  *   (`</s>`, i.e. the EOS token, after assistant turns). `addBos: true` prepends the BOS, or on a
  *   tokenizer without one (OLMo) its EOS, as open-instruct and `@implicit-it/finetune`'s `addBos` do.
- * - `chat-template`: the model's own jinja template (or `template`), rendered by
+ * - `chat-template`: the model's own jinja template (or `template`: a template, or the name of one of
+ *   tokenizer_config.json's named templates), rendered by
  *   `@huggingface/jinja` (as transformers.js does) and tokenized without added special tokens, as Hugging Face's
  *   `apply_chat_template` does; `addGenerationPrompt` defaults to true; `addBos` (default false)
  *   prepends BOS when the rendered template does not start with it.
@@ -73,6 +75,10 @@ export interface PromptTokenizer {
   readonly addsBos: boolean;
   readonly eosIds: readonly number[];
   readonly chatTemplate: string | undefined;
+  /** The names of tokenizer_config.json's named chat templates (a list of `{ name, template }`), if any. */
+  readonly chatTemplateNames?: readonly string[];
+  /** The template of that list named `name`, if any (`template` may name one, as in Hugging Face). */
+  chatTemplateNamed?(name: string): string | undefined;
   /** The contents of the special added tokens (`</s>`, `<|im_end|>`). */
   readonly specialTokenTexts: readonly string[];
   encode(
@@ -243,12 +249,20 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
     });
     if (input.addBos ?? tok.addsBos) bos = [bosStandIn(tok)];
   } else {
-    const template = input.template ?? tok.chatTemplate;
+    const template =
+      (input.template === undefined ? undefined : tok.chatTemplateNamed?.(input.template)) ??
+      input.template ??
+      tok.chatTemplate;
     if (template === undefined) {
+      const names = tok.chatTemplateNames ?? [];
       throw new PromptError(
         'tokenizers.no_chat_template',
-        `${tok.source} has no chat template (chat_template in tokenizer_config.json or chat_template.jinja); ` +
-          "pass { template } or use format 'tulu'",
+        names.length > 0
+          ? `${tok.source} has chat templates named ${names.map((n) => JSON.stringify(n)).join(', ')} and none named "default" ` +
+              `(${join(tok.source, 'tokenizer_config.json')}, field chat_template); ` +
+              "pass { template } (a template or one of those names) or use format 'tulu'"
+          : `${tok.source} has no chat template (chat_template in tokenizer_config.json or chat_template.jinja); ` +
+              "pass { template } or use format 'tulu'",
       );
     }
     const last = scopeMessageIndex(messages);

@@ -74,8 +74,19 @@ export interface Tokenizer {
   readonly addsBos: boolean;
   /** Padding id: pad token of the configs, else the first EOS id, else 0. */
   readonly padId: number;
-  /** The jinja chat template (chat_template.jinja, else tokenizer_config.json), if any. */
+  /**
+   * The jinja chat template (the `chatTemplate` option, else chat_template.jinja, else
+   * tokenizer_config.json's `chat_template`), if any. Where that field is a list of named templates,
+   * the one named `default`; none when no template is so named (as Hugging Face's
+   * `apply_chat_template`, which then asks for a name: pass `template` to `buildPrompt`).
+   */
   readonly chatTemplate: string | undefined;
+  /**
+   * The names of tokenizer_config.json's named chat templates (`chat_template` as a list of
+   * `{ name, template }`), `[]` for a single template. The `chatTemplate` option and `buildPrompt`'s
+   * `template` accept a name as well as a template, as `apply_chat_template(chat_template=...)` does.
+   */
+  readonly chatTemplateNames: readonly string[];
   /** The contents of the special added tokens (`</s>`, `<|im_end|>`), in tokenizer.json's order. */
   readonly specialTokenTexts: readonly string[];
   /**

@@ -162,7 +162,7 @@ describe('loadTokenizer from a directory (built tokenizers)', () => {
       [
         (f) => (f.tokenizerConfig!.chat_template = 7),
         'chat_template',
-        'must be a jinja template string or a list of { name, template }',
+        'must be a jinja template string or a list of { name, template }, found number',
       ],
     ];
     for (const [mutate, field, message] of cases) {

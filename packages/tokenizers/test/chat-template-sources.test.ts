@@ -1,0 +1,139 @@
+import { join } from 'node:path';
+import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { beforeAll, expect, it } from 'vitest';
+import {
+  createTokenizer,
+  PromptError,
+  readTokenizerFiles,
+  type TokenizerFiles,
+  TokenizerLoadError,
+} from '../src/index.js';
+
+const SMOLLM = sharedPath('fixtures/tokenizers', 'smollm');
+const LLAMA2 = sharedPath('fixtures/tokenizers', 'llama2');
+
+function promptError(run: () => unknown): PromptError {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(PromptError);
+    return error as PromptError;
+  }
+  throw new Error('no PromptError');
+}
+
+describeShared(
+  'chat templates: where they come from, and errors naming it',
+  ['fixtures/tokenizers/smollm/tokenizer.json', 'fixtures/tokenizers/llama2/chat_template.jinja'],
+  () => {
+    let smollm: TokenizerFiles;
+    let llama2: TokenizerFiles;
+    beforeAll(async () => {
+      smollm = await readTokenizerFiles(SMOLLM);
+      llama2 = await readTokenizerFiles(LLAMA2);
+    });
+    const withTemplates = (chat_template: unknown): TokenizerFiles => ({
+      ...smollm,
+      tokenizerConfig: { ...smollm.tokenizerConfig, chat_template },
+    });
+
+    it('a template that is not valid jinja is named as such, with the file it came from', () => {
+      const broken = '{% for message in messages %}{{ message.content }}'; // no endfor
+      const own = promptError(() =>
+        createTokenizer(withTemplates(broken)).buildPrompt({ format: 'chat-template', instruction: 'Hi' }),
+      );
+      expect(own.code).toBe('tokenizers.invalid_prompt');
+      expect(own.message).toMatch(
+        `the chat template of ${SMOLLM} (${join(SMOLLM, 'tokenizer_config.json')}, field chat_template) is not a valid jinja template (`,
+      );
+      expect(own.message).not.toMatch(/failed to render these messages/);
+
+      const jinjaFile = promptError(() =>
+        createTokenizer({ ...llama2, chatTemplate: '{{ messages[0].content ' }).buildPrompt({
+          format: 'chat-template',
+          instruction: 'Hi',
+        }),
+      );
+      expect(jinjaFile.message).toMatch(
+        `the chat template of ${LLAMA2} (${join(LLAMA2, 'chat_template.jinja')}) is not a valid jinja template (Unexpected end of input)`,
+      );
+
+      const option = promptError(() =>
+        createTokenizer(smollm, { chatTemplate: '{% if x %}a{% endfor %}' }).buildPrompt({
+          format: 'chat-template',
+          instruction: 'Hi',
+        }),
+      );
+      expect(option.message).toMatch(`(the chatTemplate option) is not a valid jinja template (`);
+
+      const passed = promptError(() =>
+        createTokenizer(smollm).buildPrompt({
+          format: 'chat-template',
+          template: '{% if %}',
+          instruction: 'Hi',
+        }),
+      );
+      expect(passed.message).toMatch(`(the template given to buildPrompt) is not a valid jinja template (`);
+    });
+
+    it('a template that raises names where it came from and keeps its message', () => {
+      const refusing =
+        "{% if messages[0]['role'] != 'user' %}{{ raise_exception('Conversation must start with a user message') }}{% endif %}{{ messages[0]['content'] }}";
+      const e = promptError(() =>
+        createTokenizer(withTemplates(refusing)).buildPrompt({
+          format: 'chat-template',
+          messages: [
+            { role: 'assistant', content: 'Hello' },
+            { role: 'user', content: 'Hi' },
+          ],
+        }),
+      );
+      expect(e.message).toBe(
+        `the chat template of ${SMOLLM} (${join(SMOLLM, 'tokenizer_config.json')}, field chat_template) failed to render these messages: Conversation must start with a user message`,
+      );
+    });
+
+    it("a list of named templates: 'default' is used; without one, as Hugging Face, none is picked silently", () => {
+      const named = [
+        { name: 'tool_use', template: 'TOOL {{ messages[0].content }}' },
+        { name: 'default', template: 'DEFAULT {{ messages[0].content }}' },
+      ];
+      const tok = createTokenizer(withTemplates(named));
+      expect(tok.chatTemplate).toBe(named[1]!.template);
+      expect(tok.buildPrompt({ format: 'chat-template', instruction: 'Hi' }).text).toBe('DEFAULT Hi');
+      // a template's name picks it, as apply_chat_template(chat_template=name) does
+      expect(tok.buildPrompt({ format: 'chat-template', instruction: 'Hi', template: 'tool_use' }).text).toBe(
+        'TOOL Hi',
+      );
+      expect(createTokenizer(withTemplates(named), { chatTemplate: 'tool_use' }).chatTemplate).toBe(
+        named[0]!.template,
+      );
+
+      const noDefault = createTokenizer(
+        withTemplates([named[0], { name: 'rag', template: 'RAG {{ messages[0].content }}' }]),
+      );
+      expect(noDefault.chatTemplate).toBeUndefined();
+      const e = promptError(() => noDefault.buildPrompt({ format: 'chat-template', instruction: 'Hi' }));
+      expect(e.code).toBe('tokenizers.no_chat_template');
+      expect(e.message).toBe(
+        `${SMOLLM} has chat templates named "tool_use", "rag" and none named "default" (${join(SMOLLM, 'tokenizer_config.json')}, field chat_template); ` +
+          "pass { template } (a template or one of those names) or use format 'tulu'",
+      );
+      expect(
+        noDefault.buildPrompt({ format: 'chat-template', instruction: 'Hi', template: 'rag' }).text,
+      ).toBe('RAG Hi');
+    });
+
+    it('a malformed entry of the list names its index', () => {
+      let error: unknown;
+      try {
+        createTokenizer(withTemplates([{ name: 'default', template: 5 }]));
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(TokenizerLoadError);
+      expect((error as TokenizerLoadError).field).toBe('chat_template[0].template');
+      expect((error as TokenizerLoadError).message).toMatch(/must be a jinja template string, found 5$/);
+    });
+  },
+);
