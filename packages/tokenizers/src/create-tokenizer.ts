@@ -97,6 +97,13 @@ function validateTokenizerJson(files: TokenizerFiles): { size: number; added: Ad
       if ((id as number) >= size) size = (id as number) + 1;
     }
   } else malformed(files, 'model.vocab', 'must be an object mapping pieces to ids (or a Unigram list)');
+  if (model.type === 'BPE' && model.merges === undefined) {
+    malformed(
+      files,
+      'model.merges',
+      'a BPE model needs its merges (a list of "a b" or ["a", "b"]), found none',
+    );
+  }
   if (model.merges !== undefined) {
     if (!Array.isArray(model.merges)) malformed(files, 'model.merges', 'must be a list of merges');
     model.merges.forEach((m: unknown, i: number) => {

@@ -44,7 +44,33 @@ async function readOptional(path: string): Promise<string | undefined> {
   }
 }
 
+const LFS_POINTER = 'version https://git-lfs.github.com/spec/';
+
+/**
+ * Throws for a Git LFS pointer in place of the file (a clone made without git-lfs): a few lines
+ * naming the object, which would otherwise read as invalid JSON or as a one-line chat template.
+ */
+function refuseLfsPointer(path: string, text: string): void {
+  if (!text.startsWith(LFS_POINTER)) return;
+  const size = /^size (\d+)$/m.exec(text)?.[1];
+  throw new TokenizerLoadError(
+    'tokenizers.missing_file',
+    path,
+    `is a Git LFS pointer${size === undefined ? '' : ` (to a file of ${size} bytes)`}, not the file itself; ` +
+      'fetch it (git lfs pull in the clone, or download it from the model repository)',
+  );
+}
+
 function parseJsonObject(path: string, text: string): JsonObject {
+  refuseLfsPointer(path, text);
+  if (text.startsWith('\ufeff')) {
+    throw new TokenizerLoadError(
+      'tokenizers.malformed_file',
+      path,
+      "starts with a UTF-8 byte order mark, which JSON readers (Python's json, Rust's serde_json) refuse; " +
+        'save it as UTF-8 without BOM',
+    );
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -122,6 +148,9 @@ export async function readTokenizerFiles(dir: string): Promise<TokenizerFiles> {
   if (generationText !== undefined) {
     files.generationConfig = parseJsonObject(path(names.generationConfig), generationText);
   }
-  if (chatTemplate !== undefined) files.chatTemplate = chatTemplate;
+  if (chatTemplate !== undefined) {
+    refuseLfsPointer(path(names.chatTemplate), chatTemplate);
+    files.chatTemplate = chatTemplate;
+  }
   return files;
 }
