@@ -37,6 +37,13 @@ const SPECIAL_KEYS = [
   'mask_token',
 ];
 
+/**
+ * tokenizer_config.json `tokenizer_class`es whose Python fast tokenizer rebuilds tokenizer.json's
+ * post-processor from `add_bos_token` / `add_eos_token` when it loads (`update_post_processor` of
+ * LlamaTokenizerFast, CodeLlamaTokenizerFast, GemmaTokenizerFast, GPTNeoXTokenizerFast).
+ */
+const REBUILT_POST_PROCESSOR = /^(Llama|CodeLlama|Gemma|GPTNeoX)Tokenizer(Fast)?$/;
+
 /** The `model.type`s @huggingface/tokenizers builds (others would fall back to a model that encodes to undefined ids). */
 const MODEL_TYPES = ['BPE', 'Unigram', 'WordPiece'];
 
@@ -251,6 +258,10 @@ class HfTokenizer implements Tokenizer {
   private readonly templates = new Map<string, Template>();
   /** BOS added by `encode` itself (`add_bos_token: true` the post-processor does not carry out). */
   private readonly prependBos: boolean = false;
+  /** The post-processor's BOS dropped by `encode` (`add_bos_token: false`, see `REBUILT_POST_PROCESSOR`). */
+  private readonly dropBos: boolean = false;
+  /** EOS appended by `encode` (`add_eos_token: true`, see `REBUILT_POST_PROCESSOR`). */
+  private readonly appendEos: number | undefined;
 
   constructor(files: TokenizerFiles, options: TokenizerOptions) {
     const { size, added } = validateTokenizerJson(files);
@@ -306,9 +317,26 @@ class HfTokenizer implements Tokenizer {
     // `add_bos_token: true` in tokenizer_config.json makes Python's Llama and GPT-NeoX fast tokenizers
     // rebuild their post-processor to add BOS (transformers.js ignores it): honoured where the
     // post-processor does not already (e.g. an OLMo tokenizer a finetune job gave its EOS as BOS)
-    this.prependBos =
-      !postProcessorAdds && this.bosId !== undefined && files.tokenizerConfig?.add_bos_token === true;
-    this.addsBos = postProcessorAdds || this.prependBos;
+    const own = files.tokenizerConfig;
+    this.prependBos = !postProcessorAdds && this.bosId !== undefined && own?.add_bos_token === true;
+    // those classes also drop the file's BOS for `add_bos_token: false` and append the EOS token for
+    // `add_eos_token: true` (transformers.js ignores both)
+    const rebuilt = REBUILT_POST_PROCESSOR.test(String(own?.tokenizer_class ?? ''));
+    this.dropBos = rebuilt && postProcessorAdds && own?.add_bos_token === false;
+    if (rebuilt && own?.add_eos_token === true) {
+      const eos = this.templateTokens.eos_token;
+      const id = eos === undefined ? undefined : this.inner.token_to_id(eos);
+      if (id === undefined) {
+        throw new TokenizerLoadError(
+          'tokenizers.malformed_file',
+          join(files.source, 'tokenizer_config.json'),
+          'add_eos_token is true, and no eos_token names a token of tokenizer.json to add; set eos_token or drop add_eos_token',
+          { field: 'add_eos_token' },
+        );
+      }
+      this.appendEos = id;
+    }
+    this.addsBos = (postProcessorAdds && !this.dropBos) || this.prependBos;
   }
 
   get vocabulary(): TokenizerVocabulary {
@@ -333,6 +361,8 @@ class HfTokenizer implements Tokenizer {
         ? encodeOnce(encode, text, addSpecial, this.spaceId, (id) => this.specialIds.has(id))
         : encode(text, addSpecial);
       if (addSpecial && this.prependBos) ids.unshift(this.bosId!);
+      if (addSpecial && this.dropBos && ids[0] === this.bosId) ids.shift();
+      if (addSpecial && this.appendEos !== undefined) ids.push(this.appendEos);
       return ids;
     };
     const ranges = checkRanges(options?.literalRanges, text.length);

@@ -67,7 +67,9 @@ export interface Tokenizer {
    * Whether encoding with special tokens (`addSpecialTokens`, as Hugging Face's `tokenizer(text)`)
    * puts `bosId` first: the post-processor of tokenizer.json adds it (Llama-2, Llama-3: true;
    * GPT-2, SmolLM2, OLMo, Qwen2.5: false), or tokenizer_config.json says `add_bos_token: true` (as
-   * Python's Llama and GPT-NeoX tokenizers honour it). The `tulu` prompt starts with BOS by default
+   * Python's Llama and GPT-NeoX tokenizers honour it). For a `tokenizer_class` of Llama, CodeLlama,
+   * Gemma or GPT-NeoX, `add_bos_token: false` drops the post-processor's BOS and `add_eos_token: true`
+   * makes `encode` append the EOS token, as those Python tokenizers rebuild their post-processor. The `tulu` prompt starts with BOS by default
    * where it does, as the paper's pipeline (a prompt written without BOS, tokenized with special
    * tokens) gets.
    */
