@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+// What npm consumers get, checked offline after a build (`pnpm test` and `pnpm release` run it):
+//
+// - every publishable package's tarball (`pnpm pack --dry-run`) holds each file its package.json
+//   names (main, module, types, exports, bin, typesVersions) and its LICENSE, and every subpath
+//   export with types has a typesVersions entry, so that `moduleResolution: node10` finds them too;
+// - @implicit-it/rules, packed and unpacked into a scratch node_modules, type-checks from a consumer
+//   with skipLibCheck off, under node16 (an ES module and a CommonJS one), bundler and node10, with
+//   neither @types/node nor the DOM (it runs wherever ES2022 does), and loads with require and import.
+//
+// `node scripts/check-pack.mjs --built`, a package's prepublishOnly, only checks that the files its
+// package.json names exist: `pnpm publish` from a checkout without dist/ stops there. (Publishing
+// builds first: `pnpm release`, which runs turbo's build. prepublishOnly builds nothing itself, because
+// changeset publish publishes several packages at once and their builds would race on each other's dist/.)
+import { execFile } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const root = join(new URL('.', import.meta.url).pathname, '..');
+const readJson = (file) => JSON.parse(readFileSync(file, 'utf8'));
+
+/** The files a package.json names, relative to the package ('dist/index.js'). */
+function entryFiles(pkg) {
+  const files = new Set();
+  const add = (value) => {
+    if (typeof value === 'string') {
+      if (!value.includes('*')) files.add(value.replace(/^\.\//, ''));
+    } else if (value && typeof value === 'object') Object.values(value).forEach(add);
+  };
+  add(pkg.main);
+  add(pkg.module);
+  add(pkg.types);
+  add(pkg.typings);
+  add(pkg.bin);
+  add(pkg.exports);
+  add(pkg.typesVersions);
+  return [...files];
+}
+
+/** Problems with a subpath export's types under node10: a typesVersions entry must map it. */
+function node10Problems(pkg) {
+  const problems = [];
+  if (!pkg.exports || typeof pkg.exports !== 'object') return problems;
+  const mapped = pkg.typesVersions?.['*'] ?? {};
+  for (const [subpath, target] of Object.entries(pkg.exports)) {
+    if (subpath === '.' || !subpath.startsWith('./') || !JSON.stringify(target).includes('"types"')) continue;
+    if (!mapped[subpath.slice(2)])
+      problems.push(`exports "${subpath}" has types but typesVersions["*"] has no "${subpath.slice(2)}"`);
+  }
+  return problems;
+}
+
+if (process.argv.includes('--built')) {
+  const pkg = readJson('package.json');
+  const missing = entryFiles(pkg).filter((f) => !existsSync(f));
+  if (missing.length) {
+    console.error(
+      `${pkg.name}: ${missing.join(', ')} missing: build before publishing (pnpm release builds and publishes)`,
+    );
+    process.exit(1);
+  }
+  process.exit(0);
+}
+
+const packageDirs = ['packages', 'apps'].flatMap((top) =>
+  readdirSync(join(root, top))
+    .map((d) => join(root, top, d))
+    .filter((d) => existsSync(join(d, 'package.json')) && !readJson(join(d, 'package.json')).private),
+);
+
+let failed = false;
+const fail = (message) => {
+  failed = true;
+  console.error(message);
+};
+
+// 1. tarball contents (pnpm -r packs private packages too: they are skipped)
+const { stdout: packs } = await run('pnpm', ['-r', 'pack', '--dry-run', '--json'], { cwd: root });
+const packedFiles = new Map(JSON.parse(packs).map((p) => [p.name, new Set(p.files.map((f) => f.path))]));
+for (const dir of packageDirs) {
+  const pkg = readJson(join(dir, 'package.json'));
+  const packed = packedFiles.get(pkg.name) ?? new Set();
+  for (const file of [...entryFiles(pkg), 'LICENSE'])
+    if (!packed.has(file)) fail(`${pkg.name}: ${file} is not in the tarball (is it built, and in "files"?)`);
+  for (const problem of node10Problems(pkg)) fail(`${pkg.name}: ${problem}`);
+}
+
+// 2. @implicit-it/rules from its tarball
+const work = mkdtempSync(join(tmpdir(), 'implicit-it-consumer-'));
+try {
+  const rulesDir = join(root, 'packages', 'rules');
+  const { stdout } = await run('pnpm', ['pack', '--json', '--pack-destination', work], { cwd: rulesDir });
+  const installed = join(work, 'node_modules', '@implicit-it', 'rules');
+  mkdirSync(installed, { recursive: true });
+  await run('tar', ['-xzf', JSON.parse(stdout).filename, '-C', installed, '--strip-components=1']);
+
+  const consumer = `import {
+  argmax,
+  compileRules,
+  createVocabulary,
+  ImplicitItError,
+  parseRuleSetConfig,
+  PRESETS,
+  RuleConfigError,
+  type RuleSetConfig,
+  type Vocabulary,
+} from '@implicit-it/rules';
+
+const vocab: Vocabulary = createVocabulary({ surfaces: ['</s>', ' I', 'I', '\\n', ' Sure'], eosIds: [0] });
+const rules = compileRules('hewitt2024', vocab);
+const state = rules.createState({ promptIds: [3, 1, 3], scopeStart: 1 });
+const logits = new Float32Array([0.1, 2.0, 0.3, 0.5, 1.9]);
+rules.apply(logits, state);
+const next: number = argmax(logits);
+state.append(next);
+const config: RuleSetConfig = parseRuleSetConfig({ eos: true });
+const error: ImplicitItError = new RuleConfigError('eos.maxBonus', 'too big');
+export const used = [next, config, Object.keys(PRESETS), error.code];
+`;
+  const modes = {
+    esm: { file: 'consumer.mts', options: { module: 'node16', moduleResolution: 'node16' } },
+    cjs: { file: 'consumer.cts', options: { module: 'node16', moduleResolution: 'node16' } },
+    bundler: { file: 'consumer.ts', options: { module: 'preserve', moduleResolution: 'bundler' } },
+    node10: { file: 'consumer.ts', options: { module: 'commonjs', moduleResolution: 'node10' } },
+  };
+  // TypeScript's API: one process for the four programs, as `tsc -p` would check each
+  const ts = createRequire(join(root, 'package.json'))('typescript');
+  for (const [name, { file, options }] of Object.entries(modes)) {
+    writeFileSync(join(work, file), consumer);
+    const compilerOptions = {
+      ...options,
+      strict: true,
+      noEmit: true,
+      skipLibCheck: false,
+      target: 'ES2022',
+      lib: ['ES2022'],
+      types: [],
+    };
+    const parsed = ts.convertCompilerOptionsFromJson(compilerOptions, work);
+    const program = ts.createProgram({ rootNames: [join(work, file)], options: parsed.options });
+    const diagnostics = [...parsed.errors, ...ts.getPreEmitDiagnostics(program)];
+    if (diagnostics.length) {
+      const host = {
+        getCanonicalFileName: (f) => f,
+        getCurrentDirectory: () => work,
+        getNewLine: () => '\n',
+      };
+      fail(
+        `@implicit-it/rules: a ${name} consumer does not type-check:\n${ts.formatDiagnostics(diagnostics, host)}`,
+      );
+    }
+  }
+
+  const loads = {
+    require: ['-e', "if (typeof require('@implicit-it/rules').compileRules !== 'function') process.exit(1)"],
+    import: [
+      '--input-type=module',
+      '-e',
+      "if (typeof (await import('@implicit-it/rules')).compileRules !== 'function') process.exit(1)",
+    ],
+  };
+  for (const [how, args] of Object.entries(loads)) {
+    try {
+      await run(process.execPath, args, { cwd: work });
+    } catch (e) {
+      fail(`@implicit-it/rules: ${how} from a consumer fails:\n${e.stderr}`);
+    }
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+if (failed) process.exit(1);
+console.log(
+  `pack: ${packageDirs.length} packages hold what they name; @implicit-it/rules type-checks and loads`,
+);
