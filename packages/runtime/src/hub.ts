@@ -80,10 +80,39 @@ function cached(dir: string, dtype: ModelDtype): boolean {
   );
 }
 
+/** Whether `error` says that `name` itself (not something it imports) is not installed. */
+export function isMissingPackage(error: unknown, name: string): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return (
+    (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') &&
+    typeof message === 'string' &&
+    message.includes(`'${name}'`)
+  );
+}
+
+/**
+ * The hub client, `@huggingface/transformers`: an optional peer dependency, loaded only to fetch a
+ * hub id that is not cached yet.
+ */
+async function importHubClient(model: string, dir: string) {
+  try {
+    return await import('@huggingface/transformers');
+  } catch (cause) {
+    if (!isMissingPackage(cause, '@huggingface/transformers')) throw cause;
+    throw new ModelLoadError(
+      'runtime.hub_client_missing',
+      `fetching "${model}" from the hub needs @huggingface/transformers, an optional peer dependency of @implicit-it/runtime: install it (npm install @huggingface/transformers@4.3.1), or pass a local model directory`,
+      { file: dir, cause },
+    );
+  }
+}
+
 /**
  * A local model directory for a path or a hub id. A hub id (`HuggingFaceTB/SmolLM2-135M`) is fetched
  * once with the hub client of `@huggingface/transformers` into the cache, in the Hugging Face layout
  * (`<cacheDir>/<owner>/<name>/config.json, onnx/model.onnx, ...`); later calls use the cache offline.
+ * `@huggingface/transformers` is an optional peer dependency: only fetching needs it (without it,
+ * a `ModelLoadError` with code `runtime.hub_client_missing`).
  *
  * @example
  * const dir = await resolveModel('HuggingFaceTB/SmolLM2-135M', { dtype: 'fp32' });
@@ -102,8 +131,8 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
     );
   }
   const endpoint = hubEndpoint(options.endpoint);
+  const hf = await importHubClient(model, dir);
   options.onProgress?.(`downloading ${model} (${dtype}) from ${endpoint} into ${dir}`);
-  const hf = await import('@huggingface/transformers');
   const saved = {
     cacheDir: hf.env.cacheDir,
     allowRemoteModels: hf.env.allowRemoteModels,

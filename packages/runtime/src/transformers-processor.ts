@@ -7,7 +7,8 @@ import type { RuleSet } from '@implicit-it/rules';
  * from the row's last `promptLength` ids and advanced with each new token; a call whose ids do not
  * extend the row's last ones (the next `generate()`) starts a new state. In a left-padded batch of
  * prompts of different lengths, give one prompt per row (an array, in row order): each row's state
- * then starts after its own padding. One prompt serves every row of one length.
+ * then starts after its own padding. One prompt serves every row of one length. It loads
+ * `@huggingface/transformers` (an optional peer dependency of this package): install it to use this.
  *
  * @example
  * import { LogitsProcessorList } from '@huggingface/transformers';

@@ -1,11 +1,13 @@
 // Hub ids are fetched with the real hub client of @huggingface/transformers, from a local HTTP server
 // that serves a modelkit model under the hub's paths (`/{id}/resolve/main/{file}`): no network needed.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type LocalHub, serveHubRepo } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { progressLines } from '../src/hub.js';
+import { isMissingPackage, progressLines } from '../src/hub.js';
 import { hubEndpoint, loadModel, ModelLoadError, resolveModel } from '../src/index.js';
 import { diverseModelDir } from './helpers.js';
 
@@ -108,5 +110,63 @@ describe('hub ids', () => {
       'fetched onnx/model.onnx',
       'fetched config.json',
     ]);
+  });
+});
+
+// @huggingface/transformers is an optional peer dependency: a Node resolve hook makes it missing, as
+// it is where it is not installed, for the built package (`pnpm test` builds first), imported as an
+// ES module and required as a CommonJS one.
+describe('without @huggingface/transformers', () => {
+  const hook = `export async function resolve(specifier, context, next) {
+  if (specifier !== '@huggingface/transformers') return next(specifier, context);
+  throw Object.assign(new Error("Cannot find package '@huggingface/transformers' imported from " + context.parentURL), { code: 'ERR_MODULE_NOT_FOUND' });
+}`;
+  const script = (load: string) => `import { createRequire, register } from 'node:module';
+register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));
+const { resolveModel } = ${load};
+const local = await resolveModel(${JSON.stringify(source)});
+const error = await resolveModel('test-org/tiny', { cacheDir: ${JSON.stringify(join(work, 'no-client'))}, endpoint: ${JSON.stringify(hub.endpoint)} }).catch((e) => e);
+console.log(JSON.stringify({ local, name: error.name, code: error.code, message: error.message, cause: error.cause?.code }));`;
+  const dist = (file: string) => fileURLToPath(new URL(`../dist/${file}`, import.meta.url));
+
+  for (const [kind, load] of [
+    ['ES module', `await import(${JSON.stringify(pathToFileURL(dist('index.js')).href)})`],
+    ['CommonJS', `createRequire(import.meta.url)(${JSON.stringify(dist('index.cjs'))})`],
+  ] as const) {
+    it(`${kind}: local directories load, a hub id fails with what to install`, () => {
+      const before = hub.requests.length;
+      const out = execFileSync(process.execPath, ['--input-type=module', '-e', script(load)], {
+        encoding: 'utf8',
+      });
+      expect(JSON.parse(out)).toEqual({
+        local: source,
+        name: 'ModelLoadError',
+        code: 'runtime.hub_client_missing',
+        message:
+          'fetching "test-org/tiny" from the hub needs @huggingface/transformers, an optional peer dependency of @implicit-it/runtime: install it (npm install @huggingface/transformers@4.3.1), or pass a local model directory',
+        cause: 'ERR_MODULE_NOT_FOUND',
+      });
+      expect(hub.requests.length).toBe(before); // nothing fetched
+    });
+  }
+
+  it('a missing package is told from a package that fails to load something of its own', () => {
+    const missing = (message: string, code = 'ERR_MODULE_NOT_FOUND') =>
+      Object.assign(new Error(message), { code });
+    const name = '@huggingface/transformers';
+    expect(isMissingPackage(missing(`Cannot find package '${name}' imported from /x/index.js`), name)).toBe(
+      true,
+    );
+    expect(
+      isMissingPackage(missing(`Cannot find module '${name}'\nRequire stack:`, 'MODULE_NOT_FOUND'), name),
+    ).toBe(true);
+    expect(
+      isMissingPackage(
+        missing(`Cannot find package 'sharp' imported from /x/node_modules/${name}/dist/a.js`),
+        name,
+      ),
+    ).toBe(false);
+    expect(isMissingPackage(new Error(`'${name}' failed`), name)).toBe(false);
+    expect(isMissingPackage(undefined, name)).toBe(false);
   });
 });
