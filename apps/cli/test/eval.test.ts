@@ -811,38 +811,13 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     // ratio_eval.py's draws (the default) are with replacement: Python's random.seed(0) draws
     // [1, 1], [0, 1], [2, 1]; an example's own draws are dropped, so the long response is scored
     // as real once and as a random one three times
-    const paper = await run([
-      'eval',
-      'rank',
-      '-m',
-      model,
-      '--data',
-      data,
-      '--limit',
-      '3',
-      '--negatives',
-      '2',
-      '--json',
-    ]);
+    const rankWith = (extra: string[]) =>
+      run(['eval', 'rank', '-m', model, '--data', data, '--limit', '3', '--negatives', '2', ...extra]); // -m as in generate
+    const paper = await rankWith(['--json']);
     expect(paper.code, paper.stderr).toBe(0);
     expect(JSON.parse(paper.stdout)).toMatchObject({ draw: 'paper', truncated: 4, pairs: 4 });
     expect(paper.stderr).toContain('warning: 4 of the 7 scored responses were longer');
-    const rank = (extra: string[]) =>
-      run([
-        'eval',
-        'rank',
-        '-m',
-        model,
-        '--data',
-        data,
-        '--limit',
-        '3',
-        '--negatives',
-        '2',
-        '--draw',
-        'distinct',
-        ...extra,
-      ]); // -m as in generate
+    const rank = (extra: string[]) => rankWith(['--draw', 'distinct', ...extra]);
     // the long response is scored wherever it is drawn (as real once, as a random one twice): cut at
     // the 512-token context, with a warning; a shorter --max-seq-length cuts every response
     const r = await rank(['--json']);

@@ -5,7 +5,7 @@ import { ModelConfigError } from './errors.js';
 import { toGenerationConfig, toHfConfig } from './hf-config.js';
 import type { DecoderGraphOptions, Q4Options, WeightDtype } from './onnx/decoder-graph.js';
 import { checkDtypes, checkGraphOptions, checkQ4Options, writeGraphAside } from './onnx/write-aside.js';
-import { refuseUnknownOptions } from './options.js';
+import { GRAPH_OPTIONS, type ListsEveryKey, refuseUnknownOptions } from './options.js';
 import { CONFIG_INPUT_OPTIONS, type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
 import { shown } from './shown.js';
 import { tinyTokenizer } from './tokenizer/tiny-tokenizer.js';
@@ -152,20 +152,11 @@ const CREATE_MODEL_OPTIONS = [
   'dtypes',
   'externalDataThreshold',
   'onProgress',
-  'kvDtype',
-  'repeatKv',
-  'positionIds',
-  'linear',
-  'merged',
-  'q4BlockSize',
-  'q4AccuracyLevel',
+  ...GRAPH_OPTIONS,
 ] as const satisfies readonly (keyof CreateModelOptions)[];
 
-// every option is listed (a new one missing here would be refused as unknown): a compile-time check
-type UnlistedCreateModelOption = Exclude<keyof CreateModelOptions, (typeof CREATE_MODEL_OPTIONS)[number]>;
-const _allCreateModelOptionsListed: [UnlistedCreateModelOption] extends [never]
-  ? true
-  : UnlistedCreateModelOption = true;
+// every option is listed (a new one missing here would be refused as unknown)
+const _allCreateModelOptionsListed: ListsEveryKey<CreateModelOptions, typeof CREATE_MODEL_OPTIONS> = true;
 void _allCreateModelOptionsListed;
 
 /** What {@link createModel} wrote. */

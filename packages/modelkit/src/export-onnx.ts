@@ -13,7 +13,7 @@ import {
   graphFileName,
   writeGraphAside,
 } from './onnx/write-aside.js';
-import { refuseUnknownOptions } from './options.js';
+import { GRAPH_OPTIONS, type ListsEveryKey, refuseUnknownOptions } from './options.js';
 import { openSafetensors, type SafetensorsCheckpoint } from './safetensors.js';
 import { parameterCount, type WeightSpec, weightSpecs } from './weights.js';
 
@@ -48,20 +48,11 @@ const EXPORT_ONNX_OPTIONS = [
   'overwrite',
   'externalDataThreshold',
   'onProgress',
-  'kvDtype',
-  'repeatKv',
-  'positionIds',
-  'linear',
-  'merged',
-  'q4BlockSize',
-  'q4AccuracyLevel',
+  ...GRAPH_OPTIONS,
 ] as const satisfies readonly (keyof ExportOnnxOptions)[];
 
-// every option is listed (a new one missing here would be refused as unknown): a compile-time check
-type UnlistedExportOnnxOption = Exclude<keyof ExportOnnxOptions, (typeof EXPORT_ONNX_OPTIONS)[number]>;
-const _allExportOnnxOptionsListed: [UnlistedExportOnnxOption] extends [never]
-  ? true
-  : UnlistedExportOnnxOption = true;
+// every option is listed (a new one missing here would be refused as unknown)
+const _allExportOnnxOptionsListed: ListsEveryKey<ExportOnnxOptions, typeof EXPORT_ONNX_OPTIONS> = true;
 void _allExportOnnxOptionsListed;
 
 /** What {@link exportOnnx} wrote. */
