@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { meantOption } from '@implicit-it/rules';
+import { type ListsEveryKey, meantOption } from '@implicit-it/rules';
 import { TOKENIZER_FILE_NAMES } from '@implicit-it/tokenizers';
 import { buildDataset } from './build-dataset.js';
 import { encodeDataset } from './encode-dataset.js';
@@ -105,9 +105,8 @@ export const PLAN_JOB_OPTIONS = [
   'onProgress',
 ] as const satisfies readonly (keyof PlanJobOptions)[];
 
-// every option is listed (a new one missing here would be refused as unknown): a compile-time check
-type UnlistedPlanJobOption = Exclude<keyof PlanJobOptions, (typeof PLAN_JOB_OPTIONS)[number]>;
-const _allPlanJobOptionsListed: [UnlistedPlanJobOption] extends [never] ? true : UnlistedPlanJobOption = true;
+// every option is listed (a new one missing here would be refused as unknown)
+const _allPlanJobOptionsListed: ListsEveryKey<PlanJobOptions, typeof PLAN_JOB_OPTIONS> = true;
 void _allPlanJobOptionsListed;
 
 /**

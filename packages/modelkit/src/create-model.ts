@@ -1,11 +1,12 @@
 import { chmodSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { ListsEveryKey } from '@implicit-it/rules';
 import type { DecoderConfig } from './config.js';
 import { ModelConfigError } from './errors.js';
 import { toGenerationConfig, toHfConfig } from './hf-config.js';
 import type { DecoderGraphOptions, Q4Options, WeightDtype } from './onnx/decoder-graph.js';
 import { checkDtypes, checkGraphOptions, checkQ4Options, writeGraphAside } from './onnx/write-aside.js';
-import { GRAPH_OPTIONS, type ListsEveryKey, refuseUnknownOptions } from './options.js';
+import { GRAPH_OPTIONS, refuseUnknownOptions } from './options.js';
 import { CONFIG_INPUT_OPTIONS, type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
 import { shown } from './shown.js';
 import { tinyTokenizer } from './tokenizer/tiny-tokenizer.js';

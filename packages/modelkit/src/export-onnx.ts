@@ -1,5 +1,6 @@
 import { copyFileSync, existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { ListsEveryKey } from '@implicit-it/rules';
 import type { DecoderConfig } from './config.js';
 import { ONNX_DECODER } from './create-model.js';
 import { ModelFileError, ModelWeightsError } from './errors.js';
@@ -13,7 +14,7 @@ import {
   graphFileName,
   writeGraphAside,
 } from './onnx/write-aside.js';
-import { GRAPH_OPTIONS, type ListsEveryKey, refuseUnknownOptions } from './options.js';
+import { GRAPH_OPTIONS, refuseUnknownOptions } from './options.js';
 import { openSafetensors, type SafetensorsCheckpoint } from './safetensors.js';
 import { parameterCount, type WeightSpec, weightSpecs } from './weights.js';
 

@@ -36,17 +36,6 @@ export function checkOneOf(value: unknown, field: string, allowed: readonly unkn
   }
 }
 
-/**
- * `true` when the list `L` names every key of `T`, else the keys it misses: a compile-time check
- * that an option list kept for refusing unknown options is complete.
- *
- * @example
- * const _listed: ListsEveryKey<{ a?: 1; b?: 2 }, ['a']> = true; // error: type 'true' is not assignable to type '"b"'
- */
-export type ListsEveryKey<T, L extends readonly unknown[]> = [Exclude<keyof T, L[number]>] extends [never]
-  ? true
-  : Exclude<keyof T, L[number]>;
-
 /** The decoder-graph and q4 options that `createModel` and `exportOnnx` share. */
 export const GRAPH_OPTIONS = [
   'kvDtype',

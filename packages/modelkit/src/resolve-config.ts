@@ -1,3 +1,4 @@
+import type { ListsEveryKey } from '@implicit-it/rules';
 import type { DecoderConfig, DecoderConfigOverrides } from './config.js';
 import { ModelConfigError } from './errors.js';
 import { refuseUnknownOptions } from './options.js';
@@ -32,9 +33,8 @@ export const CONFIG_INPUT_OPTIONS = [
   'padTokenId',
 ] as const satisfies readonly (keyof ConfigInput)[];
 
-// every field is listed (a new one missing here would be refused as unknown): a compile-time check
-type UnlistedConfigInput = Exclude<keyof ConfigInput, (typeof CONFIG_INPUT_OPTIONS)[number]>;
-const _allConfigInputListed: [UnlistedConfigInput] extends [never] ? true : UnlistedConfigInput = true;
+// every field is listed (a new one missing here would be refused as unknown)
+const _allConfigInputListed: ListsEveryKey<ConfigInput, typeof CONFIG_INPUT_OPTIONS> = true;
 void _allConfigInputListed;
 
 /**

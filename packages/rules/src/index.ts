@@ -12,7 +12,7 @@ export {
 } from './config.js';
 export { argmax, logSoftmax, productOfExperts, softmax } from './distribution.js';
 export { ImplicitItError, RuleConfigError, RuleInputError } from './errors.js';
-export { meantOption, shownValue } from './option-names.js';
+export { type ListsEveryKey, meantOption, shownValue } from './option-names.js';
 export { ABLATIONS, PRESETS, type RuleSpec, resolveRuleSpec } from './presets.js';
 export {
   type CompileOptions,

@@ -37,6 +37,19 @@ export function meantOption(key: string, known: readonly string[]): string | und
 }
 
 /**
+ * `true` when the list `L` names every key of `T`, else the keys it misses: a compile-time check
+ * that a list of option names kept for refusing unknown options (with {@link meantOption}) is
+ * complete, so that a new option is not refused as unknown.
+ *
+ * @example
+ * const OPTIONS = ['a'] as const;
+ * const listed: ListsEveryKey<{ a?: 1; b?: 2 }, typeof OPTIONS> = true; // error: 'true' is not assignable to '"b"'
+ */
+export type ListsEveryKey<T, L extends readonly unknown[]> = [Exclude<keyof T, L[number]>] extends [never]
+  ? true
+  : Exclude<keyof T, L[number]>;
+
+/**
  * A value as an error message shows it: its JSON (strings quoted, so that `"2"` is not read as 2), or
  * `String(value)` where JSON has no such value (NaN, Infinity, undefined, functions, bigints, cycles).
  *

@@ -1,4 +1,4 @@
-import type { RuleSpec } from '@implicit-it/rules';
+import type { ListsEveryKey, RuleSpec } from '@implicit-it/rules';
 import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
 import { whenAborted } from './abort.js';
 import { BaseModel, pushedParts } from './base-model.js';
@@ -474,9 +474,8 @@ const LOAD_OPTIONS = [
   'onProgress',
 ] as const satisfies readonly (keyof LoadOptions)[];
 
-// every option is listed (a new one missing here would be refused as unknown): a compile-time check
-type UnlistedLoadOption = Exclude<keyof LoadOptions, (typeof LOAD_OPTIONS)[number]>;
-const _allLoadOptionsListed: [UnlistedLoadOption] extends [never] ? true : UnlistedLoadOption = true;
+// every option is listed (a new one missing here would be refused as unknown)
+const _allLoadOptionsListed: ListsEveryKey<LoadOptions, typeof LOAD_OPTIONS> = true;
 void _allLoadOptionsListed;
 
 /**

@@ -1,4 +1,4 @@
-import { type RuleSet, type RuleSpec, shownValue } from '@implicit-it/rules';
+import { type ListsEveryKey, type RuleSet, type RuleSpec, shownValue } from '@implicit-it/rules';
 import type { ChatMessage } from '@implicit-it/tokenizers';
 import type { FinishReason, TokenLogprob } from './decode-engine.js';
 import { GenerationError } from './errors.js';
@@ -180,12 +180,11 @@ const SCORE_OPTIONS = [
   'signal',
 ] as const satisfies readonly (keyof ScoreOptions)[];
 
-// every option is listed (a new one missing here would be refused as unknown): a compile-time check
-type Unlisted =
-  | Exclude<keyof GenerateOptions, (typeof GENERATE_OPTIONS)[number]>
-  | Exclude<keyof ScoreOptions, (typeof SCORE_OPTIONS)[number]>;
-const _allListed: [Unlisted] extends [never] ? true : Unlisted = true;
-void _allListed;
+// every option is listed (a new one missing here would be refused as unknown)
+const _allGenerateOptionsListed: ListsEveryKey<GenerateOptions, typeof GENERATE_OPTIONS> = true;
+const _allScoreOptionsListed: ListsEveryKey<ScoreOptions, typeof SCORE_OPTIONS> = true;
+void _allGenerateOptionsListed;
+void _allScoreOptionsListed;
 
 /**
  * Refuses keys that are not options (a silently ignored `top_p` would sample with the default), with
