@@ -8,7 +8,7 @@ import {
 } from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
-import { Journal } from './journal.js';
+import { headerDifferences, Journal } from './journal.js';
 import { readJson, writeJson } from './json-file.js';
 import type { ProgressCallbacks, ResponseItem, Scorer } from './model-interfaces.js';
 import { createRng, pythonRandom } from './rng.js';
@@ -292,15 +292,7 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
     : undefined;
   try {
     const done = new Map<number, RankedExample>();
-    const num = (x: number | null) => (x === null ? Number.NaN : x); // JSON wrote NaN as null
-    for (const e of journal?.entries ?? []) {
-      done.set(e.i, {
-        i: e.i,
-        real: num(e.real),
-        negatives: e.negatives.map((x) => ({ j: x.j, score: num(x.score) })),
-        ...(e.truncated ? { truncated: e.truncated } : {}),
-      });
-    }
+    for (const e of journal?.entries ?? []) done.set(e.i, revived(e));
     const resumed = done.size;
     const pending = Array.from({ length: n }, (_, i) => i).filter((i) => !done.has(i));
     const perBatch = Math.max(1, Math.floor((options.batchSize ?? 12) / (k + 1)));
@@ -417,15 +409,20 @@ export type FinishedRankingOptions = RankSettings & {
 export function finishedRanking(options: FinishedRankingOptions): RankingResult | undefined {
   const journalPath = options.journalPath ?? `${options.out}.journal.jsonl`;
   if (!isFinishedAs(options.out, rankRecord(options, options.data), journalPath)) return undefined;
-  const examples = storedScores(options.out, options);
-  return examples && summarize(examples, summaryOptions(options));
+  return storedRanking(options.out, options);
+}
+
+/** A ranked example as JSON gives it back (JSON wrote NaN scores as null). */
+function revived(e: RankedExample): RankedExample {
+  const num = (x: number | null) => (x === null ? Number.NaN : x);
+  return { ...e, real: num(e.real), negatives: e.negatives.map((x) => ({ j: x.j, score: num(x.score) })) };
 }
 
 /**
- * The scores stored in `out` by a run summarized with `settings`, or undefined: unreadable, or not
+ * The result stored in `out` by a run summarized with `settings`, or undefined: unreadable, or not
  * the very file that run wrote (its summary, computed again from its scores, differs).
  */
-function storedScores(out: string, settings: RankSettings): RankedExample[] | undefined {
+function storedRanking(out: string, settings: RankSettings): RankingResult | undefined {
   let text: string;
   let stored: RankingResult;
   try {
@@ -436,14 +433,9 @@ function storedScores(out: string, settings: RankSettings): RankedExample[] | un
   }
   const summary = summaryOptions(settings);
   if (!Array.isArray(stored?.examples) || stored.examples.length !== summary.n) return undefined;
-  const num = (x: number | null) => (x === null ? Number.NaN : x); // JSON wrote NaN as null
-  const examples = stored.examples.map((e) => ({
-    ...e,
-    real: num(e.real),
-    negatives: e.negatives.map((x) => ({ j: x.j, score: num(x.score) })),
-  }));
   // the summary again from the stored scores: the very file, or it was changed since
-  return `${JSON.stringify(summarize(examples, summary), null, 2)}\n` === text ? examples : undefined;
+  const result = summarize(stored.examples.map(revived), summary);
+  return `${JSON.stringify(result, null, 2)}\n` === text ? result : undefined;
 }
 
 /** The summary settings of a ranking: recomputing its interval needs no scoring. */
@@ -465,15 +457,16 @@ export async function resummarizeRanking(
   const journalPath = options.journalPath ?? `${options.out}.journal.jsonl`;
   if (existsSync(journalPath)) return undefined;
   const stored = readDoneRecord(options.out);
-  const differences = finishedRankingDifferences(options);
-  if (!stored || !differences?.length || differences.some((k) => !SUMMARY_KEYS.includes(k))) return undefined;
-  const examples = storedScores(options.out, {
+  if (!stored) return undefined;
+  const differences = headerDifferences(rankRecord(options, options.data), stored);
+  if (!differences.length || differences.some((k) => !SUMMARY_KEYS.includes(k))) return undefined;
+  const before = storedRanking(options.out, {
     ...options,
     bootstrap: stored.bootstrap as number,
     confidence: stored.confidence as number,
   });
-  if (!examples) return undefined;
-  const result = summarize(examples, summaryOptions(options));
+  if (!before) return undefined;
+  const result = summarize(before.examples, summaryOptions(options));
   clearDoneRecord(options.out);
   await writeJson(options.out, result);
   await writeDoneRecord(options.out, rankRecord(options, options.data));
