@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { ListsEveryKey } from '@implicit-it/rules';
 import { FinetuneOptionError } from './errors.js';
 import {
   checkModelWeights,
@@ -35,6 +36,13 @@ export interface PlanSweepOptions extends PlanJobOptions {
   seeds?: number[];
 }
 
+/** The options of {@link planSweep}: planJob's and the grid's. */
+const PLAN_SWEEP_OPTIONS = [...PLAN_JOB_OPTIONS, 'epochs', 'seeds'] as const;
+
+// every option is listed (a new one missing here would be refused as unknown)
+const _allPlanSweepOptionsListed: ListsEveryKey<PlanSweepOptions, typeof PLAN_SWEEP_OPTIONS> = true;
+void _allPlanSweepOptionsListed;
+
 /** What {@link planSweep} wrote: one job per (epochs, seed), and `sweep.json` listing them. */
 export interface PlanSweepResult {
   sweepDir: string;
@@ -58,7 +66,7 @@ export interface PlanSweepResult {
 export async function planSweep(options: PlanSweepOptions): Promise<PlanSweepResult> {
   const epochs = options.epochs ?? [...EPOCH_CHOICES];
   const seeds = options.seeds ?? [...SEEDS];
-  checkPlanOptions(options, [...PLAN_JOB_OPTIONS, 'epochs', 'seeds'], 'planSweep');
+  checkPlanOptions(options, PLAN_SWEEP_OPTIONS, 'planSweep');
   checkModelWeights(options.model);
   const { training, notes } = fitModelContext(options);
   const base = trainingRecipe(training);
