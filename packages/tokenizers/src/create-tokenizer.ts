@@ -222,6 +222,14 @@ function hfConfig(files: TokenizerFiles, chatTemplate: string | undefined): Json
       config[key] = (value as JsonObject).content;
     } else if (value !== undefined) config[key] = value;
   }
+  const additional = config.additional_special_tokens ?? files.specialTokensMap?.additional_special_tokens;
+  if (Array.isArray(additional)) {
+    config.additional_special_tokens = additional.map((t) =>
+      typeof t === 'object' && t !== null && typeof (t as JsonObject).content === 'string'
+        ? (t as JsonObject).content
+        : t,
+    );
+  }
   config.chat_template = chatTemplate ?? null;
   return config;
 }
@@ -255,6 +263,8 @@ class HfTokenizer implements Tokenizer {
   private readonly spaceId: number | undefined;
   /** The special tokens a chat template sees as variables (`bos_token`, `eos_token`, ...). */
   private readonly templateTokens: Record<string, string>;
+  /** `additional_special_tokens` for chat templates, as Python's `special_tokens_map` (only when set). */
+  private readonly additionalSpecialTokens: readonly string[] | undefined;
   private readonly templates = new Map<string, Template>();
   /** BOS added by `encode` itself (`add_bos_token: true` the post-processor does not carry out). */
   private readonly prependBos: boolean = false;
@@ -283,6 +293,11 @@ class HfTokenizer implements Tokenizer {
       const value = config[key];
       if (typeof value === 'string' && value !== '') this.templateTokens[key] = value;
     }
+    const additional = config.additional_special_tokens;
+    this.additionalSpecialTokens =
+      Array.isArray(additional) && additional.length > 0 && additional.every((t) => typeof t === 'string')
+        ? Object.freeze([...(additional as string[])])
+        : undefined;
     try {
       const parts = Object.fromEntries(PIPELINE_PARTS.map((k) => [k, null]));
       this.inner = new InnerTokenizerClass({ ...parts, ...files.tokenizerJson }, config);
@@ -477,6 +492,7 @@ class HfTokenizer implements Tokenizer {
         tools: null,
         documents: null,
         ...this.templateTokens,
+        ...(this.additionalSpecialTokens ? { additional_special_tokens: this.additionalSpecialTokens } : {}),
       });
     } catch (error) {
       throw new PromptError(

@@ -124,6 +124,44 @@ describeShared(
       ).toBe('RAG Hi');
     });
 
+    it('templates see additional_special_tokens as transformers passes them (special_tokens_map), only when set', () => {
+      const template =
+        '{% if additional_special_tokens is defined %}{{ additional_special_tokens | join(",") }}{% else %}none{% endif %}|{{ messages[0].content }}';
+      const render = (files: TokenizerFiles) =>
+        createTokenizer(files, { chatTemplate: template })
+          .buildPrompt({
+            format: 'chat-template',
+            instruction: 'Hi',
+          })
+          .text.replace(/\|Hi$/, '');
+      // smollm's tokenizer_config.json lists them as strings
+      expect(render(smollm)).toBe('<|im_start|>,<|im_end|>');
+      // special_tokens_map.json alone, as AddedToken objects: their contents
+      const { additional_special_tokens: _, ...config } = smollm.tokenizerConfig ?? {};
+      expect(render({ ...smollm, tokenizerConfig: config })).toBe('<|im_start|>,<|im_end|>');
+      // none, or an empty list: not defined, as Python's special_tokens_map leaves out what is empty
+      expect(render({ ...smollm, tokenizerConfig: config, specialTokensMap: undefined })).toBe('none');
+      expect(
+        render({
+          ...smollm,
+          tokenizerConfig: { ...config, additional_special_tokens: [] },
+          specialTokensMap: undefined,
+        }),
+      ).toBe('none');
+    });
+
+    it("additional_special_tokens of special_tokens_map.json are special for decoding, as Python's all_special_ids", () => {
+      // <|im_start|> an added token that tokenizer.json does not mark special, listed only in special_tokens_map.json
+      const tokenizerJson = structuredClone(smollm.tokenizerJson);
+      for (const t of tokenizerJson.added_tokens as { content: string; special: boolean }[])
+        if (t.content === '<|im_start|>') t.special = false;
+      const { additional_special_tokens: _, ...config } = smollm.tokenizerConfig ?? {};
+      const tok = createTokenizer({ ...smollm, tokenizerJson, tokenizerConfig: config });
+      const ids = tok.encode('<|im_start|>hi', { addSpecialTokens: false });
+      expect(tok.decode(ids)).toBe('<|im_start|>hi');
+      expect(tok.decode(ids, { skipSpecialTokens: true })).toBe('hi');
+    });
+
     it('a malformed entry of the list names its index', () => {
       let error: unknown;
       try {
