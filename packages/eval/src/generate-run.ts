@@ -1,3 +1,4 @@
+import { pythonStrip } from '@implicit-it/rules';
 import { clearDoneRecord, doneRecordDifferences, isFinishedAs, writeDoneRecord } from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
@@ -28,7 +29,7 @@ export interface GenerateRunOptions extends ProgressCallbacks {
   fingerprint?: Record<string, unknown>;
   /** The resume journal (default `${out}.journal.jsonl`). */
   journalPath?: string;
-  /** Trim leading and trailing whitespace of outputs, as alpaca_eval does (default true). */
+  /** Strip leading and trailing whitespace of outputs (Python's `str.strip`), as alpaca_eval does (default true). */
   strip?: boolean;
   /**
    * Also write each output's generated token ids (`token_ids`, from generators that report them), for
@@ -120,7 +121,7 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
         if (typeof text !== 'string')
           throw new AdapterContractError(`generateBatch output ${k} has no string "text"`);
         const tokenIds = options.tokenIds ? generations[k]?.tokenIds : undefined;
-        return { i, output: strip ? text.trim() : text, ...(tokenIds ? { ids: tokenIds } : {}) };
+        return { i, output: strip ? pythonStrip(text) : text, ...(tokenIds ? { ids: tokenIds } : {}) };
       });
       journal.append(entries);
       for (const e of entries) {

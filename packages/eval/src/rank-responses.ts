@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { pythonStrip } from '@implicit-it/rules';
 import {
   clearDoneRecord,
   doneRecordDifferences,
@@ -300,11 +301,10 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
     for (let start = 0; start < pending.length; start += perBatch) {
       options.signal?.throwIfAborted();
       const group = pending.slice(start, start + perBatch);
-      // ratio_eval.py strips every message's content (Python's str.strip; trim() differs from it
-      // only on rare characters: U+001C-U+001F, which it strips, and U+FEFF, which trim() does)
+      // ratio_eval.py strips every message's content, with Python's str.strip
       const items: ResponseItem[] = group.flatMap((i) => {
-        const instruction = alpacaInstruction(data[i]!).trim();
-        return [i, ...negatives[i]!].map((j) => ({ instruction, response: data[j]!.output.trim() }));
+        const instruction = pythonStrip(alpacaInstruction(data[i]!));
+        return [i, ...negatives[i]!].map((j) => ({ instruction, response: pythonStrip(data[j]!.output) }));
       });
       const scores = await options.scorer.scoreContinuations(
         items,

@@ -81,7 +81,8 @@ describe('generateRun', () => {
 
   it('writes model_outputs.json in order, stripped, in batches, with progress', async () => {
     const dir = tmp();
-    const { generator, seen } = recording((x) => `  out:${x}\n`);
+    // stripped as Python's str.strip: U+0085 and U+001C go, the BOM (U+FEFF) at the end stays
+    const { generator, seen } = recording((x) => `  \x85out:${x}\n\x1c\ufeff`);
     const progress: Progress[] = [];
     const r = await generateRun({
       generator,
@@ -97,14 +98,14 @@ describe('generateRun', () => {
     expect(written).toEqual(
       instructions.map((x) => ({
         instruction: x.instruction,
-        output: `out:${x.instruction}`,
+        output: `out:${x.instruction}\n\x1c\ufeff`,
         generator: 'g',
         dataset: 'd',
       })),
     );
     expect(JSON.parse(readFileSync(join(dir, 'o.json'), 'utf8'))[0]).toEqual({
       instruction: 'task 0 x',
-      output: 'out:task 0 x',
+      output: 'out:task 0 x\n\x1c\ufeff',
       generator: 'g',
       dataset: 'd',
     });

@@ -334,7 +334,8 @@ describe('rankResponses as ratio_eval.py prepares its items', () => {
       data: [
         { instruction: '  say hi\n', output: '\nhi there  ' },
         { instruction: 'count', input: 'to two ', output: 'one two\n' },
-        { instruction: 'nod', output: 'yes' },
+        // Python's str.strip: U+001C and U+0085 go, the BOM (U+FEFF) stays; String.trim does the opposite
+        { instruction: 'nod\x1c', output: '\ufeffyes\x85' },
       ],
       n: 3,
       negatives: 1,
@@ -350,9 +351,9 @@ describe('rankResponses as ratio_eval.py prepares its items', () => {
       'nod',
       'nod',
     ]);
-    expect(new Set(seen.map((x) => x.response))).toEqual(new Set(['hi there', 'one two', 'yes']));
+    expect(new Set(seen.map((x) => x.response))).toEqual(new Set(['hi there', 'one two', '\ufeffyes']));
     // 'hi there' and 'one two' are cut wherever they are scored: 2 of each example's 2, less 'yes'
-    const cut = seen.filter((x) => x.response !== 'yes').length;
+    const cut = seen.filter((x) => x.response !== '\ufeffyes').length;
     expect(r.truncated).toBe(cut);
     expect(r.examples.map((e) => e.truncated ?? 0).reduce((a, b) => a + b, 0)).toBe(cut);
     expect(warnings).toEqual([

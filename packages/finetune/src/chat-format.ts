@@ -1,6 +1,6 @@
+import { pythonStrip } from '@implicit-it/rules';
 import { EncodeError } from './errors.js';
 import type { ChatMessage } from './messages.js';
-import { pythonStrip } from './python-strip.js';
 
 /** The assistant tag that follows every non-assistant message in the Tulu format. */
 export const ASSISTANT_TAG = '<|assistant|>\n';

@@ -1,8 +1,8 @@
+import { pythonStrip } from '@implicit-it/rules';
 import { ASSISTANT_TAG, concatMessages } from './chat-format.js';
 import type { EncodingTokenizer } from './encoding-tokenizer.js';
 import { EncodeError } from './errors.js';
 import type { ChatExample } from './messages.js';
-import { pythonStrip } from './python-strip.js';
 
 /** The label of a token that carries no loss (PyTorch's CrossEntropyLoss ignore_index). */
 export const IGNORE_INDEX = -100;

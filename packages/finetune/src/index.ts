@@ -1,3 +1,4 @@
+export { pythonStrip } from '@implicit-it/rules';
 export {
   type BuildDatasetOptions,
   type BuildDatasetResult,
@@ -51,7 +52,6 @@ export {
 export { type PlanSweepOptions, type PlanSweepResult, planSweep } from './plan-sweep.js';
 export { defaultPython, type PythonProbe, probePython, TRAINING_MODULES } from './python-env.js';
 export { parsePythonStringList } from './python-list.js';
-export { pythonStrip } from './python-strip.js';
 export type { RecipeOutput } from './recipe-output.js';
 export type { RowIssue } from './row-issue.js';
 export { type RunJobOptions, type RunJobResult, readJob, requiredModules, runJob } from './run-job.js';

@@ -6,7 +6,6 @@ import {
   type EncodingTokenizer,
   encodeMessages,
   loadEncodingTokenizer,
-  pythonStrip,
 } from '../src/index.js';
 
 const M = -100;
@@ -91,14 +90,6 @@ describe('encodeMessages (character tokenizer)', () => {
     expect(() => encodeMessages(bad, charTok, { maxSeqLength: 10 })).toThrow(
       /example e2, messages\[0\]\.role/,
     );
-  });
-});
-
-describe('pythonStrip', () => {
-  it('strips what Python strips, not what String.trim strips', () => {
-    expect(pythonStrip('\u00a0\x1c hi \u3000\x85')).toBe('hi');
-    expect(pythonStrip('\ufeffhi\ufeff')).toBe('\ufeffhi\ufeff');
-    expect(pythonStrip('   ')).toBe('');
   });
 });
 

@@ -1,3 +1,4 @@
+import { pythonStrip } from '@implicit-it/rules';
 import { PromptError } from './errors.js';
 
 /** One chat message. Tulu supports the roles `system`, `user` and `assistant`. */
@@ -9,7 +10,7 @@ export interface ChatMessage {
 /**
  * The Tulu chat format the paper prompts with (open-instruct's `create_prompt_with_tulu_chat_format`),
  * split where the last user message's content starts (with no user message, the last message's: see
- * `scopeMessageIndex`): `before + content + after` is the prompt text (without BOS). Each turn is `<|system|>\n{c}\n`, `<|user|>\n{c}\n` or `<|assistant|>\n{c.trim()}{eos}\n`;
+ * `scopeMessageIndex`): `before + content + after` is the prompt text (without BOS). Each turn is `<|system|>\n{c}\n`, `<|user|>\n{c}\n` or `<|assistant|>\n{c.strip()}{eos}\n` (Python's `str.strip`);
  * the prompt ends with `<|assistant|>\n`.
  *
  * @example
@@ -70,7 +71,7 @@ export function tuluSegments(
         }
         template('<|assistant|>\n');
         if (i === last) scope = segments.length;
-        segments.push({ text: m.content.trim(), content: true });
+        segments.push({ text: pythonStrip(m.content), content: true });
         template(`${eosToken}\n`);
         return;
       default:

@@ -28,6 +28,19 @@ describe('tuluParts (open-instruct create_prompt_with_tulu_chat_format)', () => 
     expect(parts.after).toBe('\n<|assistant|>\n');
   });
 
+  it("assistant turns are stripped as Python's str.strip does, not as String.trim", () => {
+    const parts = tuluParts(
+      [
+        { role: 'user', content: 'A?' },
+        { role: 'assistant', content: '\ufeffB.\x1c\x85 ' },
+        { role: 'user', content: 'C?' },
+      ],
+      '</s>',
+    );
+    // Python keeps the BOM (U+FEFF) and strips U+001C and U+0085; String.trim does the opposite
+    expect(parts.before).toBe('<|user|>\nA?\n<|assistant|>\n\ufeffB.</s>\n<|user|>\n');
+  });
+
   it('no user message: the scope starts at the last message (system only, or system + assistant)', () => {
     expect(tuluParts([{ role: 'system', content: 'Write a haiku.' }], '</s>')).toEqual({
       before: '<|system|>\n',
