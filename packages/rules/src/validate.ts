@@ -8,7 +8,9 @@ const describe = (v: unknown): string =>
   v === null || v === undefined
     ? String(v)
     : Array.isArray(v)
-      ? 'an array'
+      ? v.length === 0
+        ? 'an empty array'
+        : 'an array'
       : typeof v === 'string'
         ? `"${v}"`
         : `${typeof v} ${String(v)}`;
@@ -29,15 +31,15 @@ export const MAX_RULE_VALUE = 1e6;
 
 const ruleValue = { type: 'number', minimum: -MAX_RULE_VALUE, maximum: MAX_RULE_VALUE } as const;
 
-function num(
-  obj: Json,
-  key: string,
-  path: string,
-  check?: { min?: number; integer?: boolean; positive?: boolean },
-) {
-  const v = obj[key];
+type NumCheck = { min?: number; integer?: boolean; positive?: boolean };
+
+function num(obj: Json, key: string, path: string, check?: NumCheck) {
+  return numAt(obj[key], `${path}.${key}`, check);
+}
+
+/** Checks the number `v` found at `at` (the field's full path, e.g. `eos.ids[1]`). */
+function numAt(v: unknown, at: string, check?: NumCheck) {
   if (v === undefined) return undefined;
-  const at = `${path}.${key}`;
   if (typeof v !== 'number' || !Number.isFinite(v))
     throw new RuleConfigError(at, `expected a finite number, got ${describe(v)}`);
   if (check?.integer && !Number.isInteger(v)) throw new RuleConfigError(at, `expected an integer, got ${v}`);
@@ -129,7 +131,12 @@ export function parseRuleSetConfig(input: unknown, path = ''): RuleSetConfig {
             `expected a non-empty array of ids, got ${describe(o.ids)}`,
           );
         }
-        ids = o.ids.map((id, i) => num({ id }, 'id', `${p('eos')}.ids[${i}]`, { integer: true, min: 0 })!);
+        ids = o.ids.map((id, i) => {
+          const at = `${p('eos')}.ids[${i}]`;
+          // numAt reads undefined as an option left out; in a list it is a missing id
+          if (id === undefined) throw new RuleConfigError(at, 'expected an id, got undefined');
+          return numAt(id, at, { integer: true, min: 0 })!;
+        });
       }
       out.eos = defined({
         rampLength: num(o, 'rampLength', p('eos'), { integer: true, positive: true }),

@@ -25,14 +25,17 @@ describe('bad rule specs', () => {
 
   it.each([
     [42, 'expected a rule-set object, got number 42'],
-    [[], 'expected a rule-set object, got an array'],
+    [[], 'expected a rule-set object, got an empty array'],
+    [[{ eos: true }], 'expected a rule-set object, got an array'],
     [{ eos: 'yes' }, 'eos: expected true, false or an options object, got "yes"'],
     [{ eos: { rampLength: -3 } }, 'eos.rampLength: expected a positive number, got -3'],
     [{ eos: { rampLength: 2.5 } }, 'eos.rampLength: expected an integer, got 2.5'],
     [{ eos: { maxBonus: '15' } }, 'eos.maxBonus: expected a finite number, got "15"'],
     [{ eos: { afterRamp: 'keep' } }, 'eos.afterRamp: expected one of "zero", "hold", got "keep"'],
-    [{ eos: { ids: [] } }, 'eos.ids: expected a non-empty array of ids, got an array'],
-    [{ eos: { ids: [-1] } }, 'eos.ids[0].id: expected at least 0, got -1'],
+    [{ eos: { ids: [] } }, 'eos.ids: expected a non-empty array of ids, got an empty array'],
+    [{ eos: { ids: [-1] } }, 'eos.ids[0]: expected at least 0, got -1'],
+    [{ eos: { ids: [2, 'x'] } }, 'eos.ids[1]: expected a finite number, got "x"'],
+    [{ eos: { ids: [2, undefined] } }, 'eos.ids[1]: expected an id, got undefined'],
     [{ used: { scope: 'all' } }, 'used.scope: expected one of "conversation", "response", got "all"'],
     [{ used: { penalty: null } }, 'used.penalty: expected a finite number, got null'],
     [
@@ -61,6 +64,12 @@ describe('bad rule specs', () => {
     const run = () => parseRuleSetConfig(input);
     expect(run).toThrow(RuleConfigError);
     expect(run).toThrow(message);
+  });
+
+  it('the path of a bad EOS id names the list item, as the API reports it', () => {
+    expect(() => parseRuleSetConfig({ eos: { ids: [2, 2.5] } })).toThrow(
+      expect.objectContaining({ path: 'eos.ids[1]' }),
+    );
   });
 
   it('errors carry a path, a stable code and work with isInstance', () => {
