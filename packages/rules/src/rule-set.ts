@@ -234,8 +234,9 @@ export class RuleSet {
       );
     }
     const promptLength = init.promptLength ?? init.promptIds.length;
-    const trackFrom =
-      this.usedPenalty === null ? null : this.usedScope === 'conversation' ? init.scopeStart : promptLength;
+    // tracked whether or not the used rule is on: custom rules read `isUsed` (with the rule off, in
+    // the default scope)
+    const trackFrom = this.usedScope === 'conversation' ? init.scopeStart : promptLength;
     return RuleState.create(this, this.vocabSize, init.promptIds, init.scopeStart, promptLength, trackFrom);
   }
 

@@ -10,7 +10,10 @@ export interface RuleContext {
   readonly t: number;
   /** Token `i` of the context (prompt then response), `0 <= i < promptLength + t`. */
   tokenAt(i: number): number;
-  /** Whether `id` is in the used-token scope of this state. */
+  /**
+   * Whether `id` is in the used-token scope of this state: the `used` rule's scope, or its default
+   * (`'conversation'`) when the rule is off, so that a custom rule can read it in any rule set.
+   */
   isUsed(id: number): boolean;
 }
 
@@ -61,7 +64,7 @@ export class RuleState implements RuleContext {
     promptIds: ArrayLike<number>,
     scopeStart: number,
     promptLength: number,
-    trackFrom: number | null,
+    trackFrom: number,
   ): RuleState {
     const n = promptIds.length;
     if (!Number.isInteger(promptLength) || promptLength < 0) {
@@ -87,14 +90,13 @@ export class RuleState implements RuleContext {
       new Int32Array(INITIAL_CAPACITY),
       0,
     );
-    state.trackResponse = trackFrom !== null;
     for (let i = 0; i < n; i++) {
       const id = promptIds[i]!;
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
         throw new RuleInputError(`promptIds[${i}] = ${id} is outside the vocabulary [0, ${vocabSize})`);
       }
       tokens[i] = id;
-      if (trackFrom !== null && i >= trackFrom) state.markUsed(id);
+      if (i >= trackFrom) state.markUsed(id);
     }
     // ids after promptLength (a prompt given with part of the response) count as response tokens
     state.length = n;
@@ -145,12 +147,12 @@ export class RuleState implements RuleContext {
       this.tokens = grown;
     }
     this.tokens[this.length++] = id;
-    if (this.trackResponse && id < this.vocabSize) this.markUsed(id);
+    if (id < this.vocabSize) this.markUsed(id);
   }
 
   /** An independent copy (O(vocabulary / 32 + context) words). */
   fork(): RuleState {
-    const copy = new RuleState(
+    return new RuleState(
       this.owner,
       this.vocabSize,
       this.tokens.slice(),
@@ -161,11 +163,7 @@ export class RuleState implements RuleContext {
       this.usedIds.slice(),
       this.usedCount,
     );
-    copy.trackResponse = this.trackResponse;
-    return copy;
   }
-
-  /** @internal */ trackResponse = true;
 
   /** @internal */
   markUsed(id: number): void {

@@ -6,6 +6,7 @@ import {
   HEWITT2024_UNIFORM,
   logSoftmax,
   productOfExperts,
+  type RuleContext,
   softmax,
 } from '../src/index.js';
 
@@ -125,6 +126,24 @@ describe('custom rules', () => {
     const logits = new Float32Array(V);
     set.apply(logits, s);
     expect(logits[42]).toBe(-100);
+  });
+
+  it('read isUsed in a rule set without the used rule (its default scope, conversation)', () => {
+    // a researcher's own used-token penalty on the eos-uniform subset
+    const ownPenalty = {
+      name: 'own-used',
+      score: (ctx: RuleContext, add: (id: number, s: number) => void) => {
+        for (const id of [1, 2, 3, 50]) if (ctx.isUsed(id)) add(id, -2);
+      },
+    };
+    const set = compileRules('eos-uniform', vocab, { custom: [ownPenalty] });
+    const s = set.createState({ promptIds: [1, 2, 3], scopeStart: 1 });
+    s.append(50);
+    expect([1, 2, 3, 50].map((id) => s.isUsed(id))).toEqual([false, true, true, true]);
+    expect(set.scores(s).get(2)).toBe(-2);
+    expect(set.scores(s).get(50)).toBe(-2);
+    expect(set.scores(s).has(1)).toBe(false);
+    expect(s.fork().isUsed(50)).toBe(true);
   });
 
   it('combine with a preset', () => {
