@@ -62,25 +62,26 @@ export type RuleName = (typeof RULE_NAMES)[number];
  * The uniform token changes of hewitt2024 (rules-spec.md, rule 2), on surface text. `What` is -5 as in
  * the reference code (the paper's table prints -3).
  */
-export const HEWITT2024_UNIFORM: readonly { text: string; score: number; llama2Id: number }[] = Object.freeze(
-  [
-    { text: '<', score: -4, llama2Id: 29966 },
-    { text: ' <', score: -4, llama2Id: 529 },
-    { text: '|', score: -4, llama2Id: 29989 },
-    { text: ' I', score: -5, llama2Id: 306 },
-    { text: 'I', score: -5, llama2Id: 29902 },
-    { text: ' We', score: -3, llama2Id: 1334 },
-    { text: 'What', score: -5, llama2Id: 5618 },
-    { text: ' should', score: -6, llama2Id: 881 },
-    { text: ' *', score: 1, llama2Id: 334 },
-    { text: ' -', score: 1, llama2Id: 448 },
-    { text: '   ', score: 1, llama2Id: 1678 },
-    { text: ' #', score: 1, llama2Id: 396 },
-    { text: ' ##', score: 1, llama2Id: 444 },
-    { text: '\n', score: 1, llama2Id: 13 },
-    { text: '!', score: 1, llama2Id: 29991 },
-  ],
-);
+export const HEWITT2024_UNIFORM: readonly Readonly<{ text: string; score: number; llama2Id: number }>[] =
+  Object.freeze(
+    [
+      { text: '<', score: -4, llama2Id: 29966 },
+      { text: ' <', score: -4, llama2Id: 529 },
+      { text: '|', score: -4, llama2Id: 29989 },
+      { text: ' I', score: -5, llama2Id: 306 },
+      { text: 'I', score: -5, llama2Id: 29902 },
+      { text: ' We', score: -3, llama2Id: 1334 },
+      { text: 'What', score: -5, llama2Id: 5618 },
+      { text: ' should', score: -6, llama2Id: 881 },
+      { text: ' *', score: 1, llama2Id: 334 },
+      { text: ' -', score: 1, llama2Id: 448 },
+      { text: '   ', score: 1, llama2Id: 1678 },
+      { text: ' #', score: 1, llama2Id: 396 },
+      { text: ' ##', score: 1, llama2Id: 444 },
+      { text: '\n', score: 1, llama2Id: 13 },
+      { text: '!', score: 1, llama2Id: 29991 },
+    ].map((entry) => Object.freeze(entry)), // frozen entries: the presets and `uniform: true` read them
+  );
 
 /** Defaults of each rule (hewitt2024's values). */
 export const RULE_DEFAULTS = Object.freeze({

@@ -200,6 +200,22 @@ describe('uniform + used overlap', () => {
     s.append(13);
     expect(resp.scores(s).get(13)).toBe(-0.5);
   });
+  it('the shared hewitt2024 table cannot be edited in place (every preset reads it)', () => {
+    const what = HEWITT2024_UNIFORM.find((e) => e.text === 'What') as { score: number };
+    try {
+      expect(() => {
+        what.score = -3;
+      }).toThrow(TypeError);
+    } finally {
+      if (!Object.isFrozen(what)) what.score = -5; // repairs the table for the other tests
+    }
+    const set = compileRules(
+      { uniform: true },
+      createVocabulary({ surfaces: ['</s>', 'What'], eosIds: [0] }),
+    );
+    expect(set.scores(set.createState({ promptIds: [0], scopeStart: 0 })).get(1)).toBe(-5);
+  });
+
   it('defaults are the spec values', () => {
     expect(RULE_DEFAULTS).toEqual({
       eos: { rampLength: 250, maxBonus: 15, afterRamp: 'zero' },
