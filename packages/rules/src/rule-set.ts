@@ -1,5 +1,6 @@
 import { HEWITT2024_UNIFORM, RULE_DEFAULTS, type RuleSetConfig } from './config.js';
 import { RuleConfigError, RuleInputError } from './errors.js';
+import { shownValue } from './option-names.js';
 import { type RuleSpec, resolveRuleSpec } from './presets.js';
 import { scoreString, startText } from './start.js';
 import { type RuleContext, RuleState } from './state.js';
@@ -69,6 +70,11 @@ export function eosBonus(
   const maxBonus = options.maxBonus ?? RULE_DEFAULTS.eos.maxBonus;
   const afterRamp = options.afterRamp ?? RULE_DEFAULTS.eos.afterRamp;
   if (!(rampLength > 0)) throw new RuleInputError(`eosBonus: rampLength must be positive, got ${rampLength}`);
+  if (typeof maxBonus !== 'number' || !Number.isFinite(maxBonus))
+    throw new RuleInputError(`eosBonus: maxBonus must be a finite number, got ${shownValue(maxBonus)}`);
+  // a misspelt mode (`'Hold'`) would otherwise read as 'zero'
+  if (afterRamp !== 'zero' && afterRamp !== 'hold')
+    throw new RuleInputError(`eosBonus: afterRamp must be "zero" or "hold", got ${shownValue(afterRamp)}`);
   if (t <= 0) return 0;
   if (t < rampLength) return (maxBonus * t) / rampLength;
   return afterRamp === 'hold' ? maxBonus : 0;

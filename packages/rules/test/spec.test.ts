@@ -138,6 +138,14 @@ describe('EOS ramp', () => {
     expect(eosBonus(125, { rampLength: undefined, maxBonus: undefined })).toBe(7.5);
     expect(() => eosBonus(Number.NaN)).toThrow('eosBonus: t must be a finite number, got NaN');
     expect(() => eosBonus(10, { rampLength: 0 })).toThrow('eosBonus: rampLength must be positive, got 0');
+    // a misspelt afterRamp or a non-number bonus is an error, not a silent 0 or NaN
+    expect(() => eosBonus(300, { afterRamp: 'Hold' as never })).toThrow(
+      'eosBonus: afterRamp must be "zero" or "hold", got "Hold"',
+    );
+    expect(() => eosBonus(10, { maxBonus: Number.NaN })).toThrow(
+      'eosBonus: maxBonus must be a finite number, got NaN',
+    );
+    expect(() => eosBonus(10, { maxBonus: '15' as never })).toThrow('got "15"');
   });
 });
 
