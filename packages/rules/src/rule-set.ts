@@ -80,6 +80,24 @@ export function eosBonus(
   return afterRamp === 'hold' ? maxBonus : 0;
 }
 
+/**
+ * `apply`'s scratch: per-id sums of one step (float64), whether an id has a sum yet, and the ids that
+ * do. One for every rule set (it grows to the largest vocabulary): `apply` runs to completion.
+ */
+interface Scratch {
+  sums: Float64Array;
+  summed: Uint8Array;
+  ids: Int32Array;
+  busy: boolean;
+}
+const newScratch = (): Scratch => ({
+  sums: new Float64Array(0),
+  summed: new Uint8Array(0),
+  ids: new Int32Array(256),
+  busy: false,
+});
+const shared = newScratch();
+
 /** The mark of a `RuleSet`, shared by every copy of this package (a `Symbol.for` key). */
 const RULE_SET_MARK = Symbol.for('implicit-it.rule-set');
 
@@ -114,6 +132,14 @@ export class RuleSet {
   private readonly eos: EosCompiled | null;
   private readonly uniformIds: Int32Array;
   private readonly uniformScores: Float64Array;
+  /**
+   * The ids the EOS or uniform rule scores (each once), with their uniform score and whether they are
+   * an EOS id, and a bitset of them: `apply` sums an id's scores before adding them to its logit.
+   */
+  private readonly fixedIds: Int32Array;
+  private readonly fixedUniform: Float64Array;
+  private readonly fixedFlags: Uint8Array; // 1: has a uniform score, 2: an EOS id
+  private readonly fixedBits: Uint32Array;
   private readonly usedPenalty: number | null;
   private readonly usedScope: 'conversation' | 'response';
   private readonly startDense: Float32Array | null;
@@ -185,6 +211,15 @@ export class RuleSet {
     }
     this.uniformIds = Int32Array.from(merged.keys());
     this.uniformScores = Float64Array.from(merged.values());
+    const fixed = [...new Set([...(this.eos?.ids ?? []), ...merged.keys()])];
+    this.fixedIds = Int32Array.from(fixed);
+    this.fixedUniform = Float64Array.from(fixed, (id) => merged.get(id) ?? 0);
+    this.fixedFlags = Uint8Array.from(
+      fixed,
+      (id) => (merged.has(id) ? 1 : 0) | (this.eos?.ids.includes(id) ? 2 : 0),
+    );
+    this.fixedBits = new Uint32Array((size + 31) >>> 5);
+    for (const id of fixed) this.fixedBits[id >>> 5]! |= 1 << (id & 31);
 
     const used = on(config.used);
     if (used) enabled.push('diversity');
@@ -260,21 +295,22 @@ export class RuleSet {
     }
   }
 
+  /** The EOS rule's bonus at response length `t` (0 when the rule is off). */
+  private eosBonusAt(t: number): number {
+    const eos = this.eos;
+    if (eos === null || t <= 0) return 0;
+    return t < eos.rampLength ? (eos.maxBonus * t) / eos.rampLength : eos.hold ? eos.maxBonus : 0;
+  }
+
   /**
    * Calls `add(id, score)` for every score of this step; the same ids may come more than once. With
-   * `dense` (`apply`'s row), the start rule's dense vector at t = 0 is added to it directly.
+   * `dense` (`denseScores`' vector), the start rule's dense vector at t = 0 is added to it directly.
    */
-  private visit(
-    state: RuleState,
-    add: (id: number, score: number) => void,
-    dense?: Float32Array | Float64Array,
-  ): void {
+  private visit(state: RuleState, add: (id: number, score: number) => void, dense?: Float64Array): void {
     const t = state.length - state.promptLength;
     const eos = this.eos;
-    if (eos !== null && t > 0) {
-      const bonus = t < eos.rampLength ? (eos.maxBonus * t) / eos.rampLength : eos.hold ? eos.maxBonus : 0;
-      if (bonus !== 0) for (let i = 0; i < eos.ids.length; i++) add(eos.ids[i]!, bonus);
-    }
+    const bonus = this.eosBonusAt(t);
+    if (eos !== null && bonus !== 0) for (let i = 0; i < eos.ids.length; i++) add(eos.ids[i]!, bonus);
     const uIds = this.uniformIds;
     const uScores = this.uniformScores;
     for (let i = 0; i < uIds.length; i++) add(uIds[i]!, uScores[i]!);
@@ -288,7 +324,9 @@ export class RuleSet {
 
   /**
    * Adds this step's rule scores to `logits` in place: O(number of scored ids). The row may be
-   * wider than the vocabulary (padded embeddings); extra ids get no score.
+   * wider than the vocabulary (padded embeddings); extra ids get no score. An id that several rules
+   * score gets their sum, added once, so that the row is `base + r` rounded once per entry, the
+   * same as adding `scores(state)` (rounding after each rule's add can land an ulp away).
    *
    * @example
    * rules.apply(logitsRow, state);
@@ -297,13 +335,85 @@ export class RuleSet {
    */
   apply(logits: Float32Array | Float64Array, state: RuleState): void {
     this.check(logits, state);
-    this.visit(
-      state,
-      (id, score) => {
-        logits[id]! += score;
-      },
-      logits,
-    );
+    const t = state.length - state.promptLength;
+    if (this.startDense !== null && t === 0) {
+      // the start rule at t = 0: r is dense (one O(V) pass, once per sequence)
+      const r = this.denseScores(state);
+      for (let id = 0; id < r.length; id++) logits[id]! += r[id]!;
+    } else if (this.custom.length === 0 && (this.startDense === null || t > 2))
+      this.applyBuiltIn(logits, state, t);
+    else this.applySummed(logits, state);
+  }
+
+  /**
+   * `apply` for the EOS, uniform and used rules alone (the hot path): each EOS or uniform id gets its
+   * scores summed in the order `scores` sums them, each other used id the penalty. No scratch.
+   */
+  private applyBuiltIn(logits: Float32Array | Float64Array, state: RuleState, t: number): void {
+    const bonus = this.eosBonusAt(t);
+    const penalty = this.usedPenalty;
+    const used = state.usedBits;
+    const ids = this.fixedIds;
+    const flags = this.fixedFlags;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      let sum = 0;
+      let scored = false;
+      if ((flags[i]! & 2) !== 0 && bonus !== 0) {
+        sum = bonus;
+        scored = true;
+      }
+      if ((flags[i]! & 1) !== 0) {
+        sum += this.fixedUniform[i]!;
+        scored = true;
+      }
+      if (penalty !== null && (used[id >>> 5]! & (1 << (id & 31))) !== 0) {
+        sum += penalty;
+        scored = true;
+      }
+      if (scored) logits[id]! += sum;
+    }
+    if (penalty === null) return;
+    const fixed = this.fixedBits;
+    const usedIds = state.usedIds;
+    for (let i = 0, n = state.usedCount; i < n; i++) {
+      const id = usedIds[i]!;
+      if ((fixed[id >>> 5]! & (1 << (id & 31))) === 0) logits[id]! += penalty;
+    }
+  }
+
+  /** `apply` with custom rules or the start rule's sparse steps: any id, summed in scratch first. */
+  private applySummed(logits: Float32Array | Float64Array, state: RuleState): void {
+    const size = this.vocabSize;
+    // a custom rule that applies a rule set from inside `score` gets scratch of its own
+    const own = !shared.busy;
+    const scratch = own ? shared : newScratch();
+    if (scratch.sums.length < size) {
+      scratch.sums = new Float64Array(size);
+      scratch.summed = new Uint8Array(size);
+    }
+    const { sums, summed } = scratch;
+    let n = 0;
+    scratch.busy = true;
+    try {
+      this.visit(state, (id, score) => {
+        if (summed[id] === 0) {
+          summed[id] = 1;
+          sums[id] = score;
+          if (n === scratch.ids.length) {
+            const grown = new Int32Array(n * 2);
+            grown.set(scratch.ids);
+            scratch.ids = grown;
+          }
+          scratch.ids[n++] = id;
+        } else sums[id]! += score;
+      });
+      const ids = scratch.ids;
+      for (let i = 0; i < n; i++) logits[ids[i]!]! += sums[ids[i]!]!;
+    } finally {
+      for (let i = 0; i < n; i++) summed[scratch.ids[i]!] = 0; // clean for the next step, even after a throw
+      scratch.busy = false;
+    }
   }
 
   /**
@@ -321,9 +431,13 @@ export class RuleSet {
   denseScores(state: RuleState): Float64Array {
     this.check({ length: this.vocabSize }, state);
     const r = new Float64Array(this.vocabSize);
-    this.visit(state, (id, score) => {
-      r[id]! += score;
-    });
+    this.visit(
+      state,
+      (id, score) => {
+        r[id]! += score;
+      },
+      r,
+    );
     return r;
   }
 
@@ -332,7 +446,7 @@ export class RuleSet {
     state: RuleState,
     t: number,
     add: (id: number, score: number) => void,
-    row: Float32Array | Float64Array | undefined,
+    row: Float64Array | undefined,
   ): void {
     if (this.startDense !== null) {
       if (t === 0) {

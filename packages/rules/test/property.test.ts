@@ -56,6 +56,84 @@ describe('product of experts (property, 200 random cases)', () => {
   }, 60_000); // 200 cases over 512-wide rows: seconds when the machine is busy
 });
 
+describe('apply is base + r, rounded once (float32 rows)', () => {
+  // r(w) = r_eos + r_uniform + r_used (+ start, custom): an id scored by several rules gets their sum,
+  // added to its logit once. Adding each rule's score to a float32 logit in turn rounds after every
+  // add and lands an ulp away from base + r, which can flip a greedy near-tie.
+  const withStart = compileRules('eos-uniform-diversity-start', vocab, {
+    custom: [{ name: 'again', score: (ctx, add) => ctx.t % 2 === 1 && add(10 + 13, 0.3) }],
+  });
+  it.each([
+    ['hewitt2024', rules],
+    ['hewitt2024-prose (EOS held, response scope)', compileRules('hewitt2024-prose', vocab)],
+    [
+      'an EOS id that is also uniform and used',
+      compileRules({ eos: { ids: [23] }, uniform: true, used: true }, vocab),
+    ],
+    ['with the start rule', compileRules('eos-uniform-diversity-start', vocab)],
+    ['all rules, start and a custom one', withStart],
+  ])('%s: every entry equals fround(base + scores) exactly, at every t', (_name, set) => {
+    const rand = rng(7);
+    for (let trial = 0; trial < 40; trial++) {
+      // the uniform ids (10..24) and the EOS (0) in the prompt: scored by two or three rules
+      const prompt = [0, ...Array.from({ length: 15 }, (_, i) => 10 + i), 300, 301];
+      const state = set.createState({ promptIds: prompt, scopeStart: 0 });
+      for (let t = 0; t < 8; t++) {
+        const base = new Float32Array(V).map(() => (rand() - 0.5) * 40);
+        const row = Float32Array.from(base);
+        set.apply(row, state);
+        const r = set.denseScores(state);
+        const want = base.map((x, i) => x + r[i]!); // Float32Array: one rounding per entry
+        expect(row).toEqual(want);
+        const sparse = Float32Array.from(base);
+        for (const [id, score] of set.scores(state)) sparse[id]! += score;
+        expect(row).toEqual(sparse);
+        state.append(rand() < 0.5 ? 10 + (t % 15) : 400 + t);
+      }
+    }
+  });
+});
+
+describe('apply when a custom rule throws or applies another rule set', () => {
+  it('leaves the row as it was, and the next apply exact', () => {
+    let fail = true;
+    const set = compileRules('hewitt2024', vocab, {
+      custom: [
+        {
+          name: 'flaky',
+          score: () => {
+            if (fail) throw new Error('flaky');
+          },
+        },
+      ],
+    });
+    const state = set.createState({ promptIds: [0, 10, 23], scopeStart: 0 });
+    state.append(5);
+    const row = new Float32Array(V).fill(0.1);
+    expect(() => set.apply(row, state)).toThrow('flaky');
+    expect(row).toEqual(new Float32Array(V).fill(0.1)); // nothing half-added
+    fail = false;
+    set.apply(row, state);
+    const want = new Float32Array(V).fill(0.1);
+    for (const [id, score] of set.scores(state)) want[id]! += score;
+    expect(row).toEqual(want);
+  });
+
+  it('a custom rule that applies another set inside score does not disturb the outer apply', () => {
+    const inner = compileRules('eos-diversity', vocab);
+    const innerState = inner.createState({ promptIds: [7, 8], scopeStart: 0 });
+    const innerRow = new Float32Array(V);
+    const outer = compileRules('hewitt2024', vocab, {
+      custom: [{ name: 'nested', score: () => inner.apply(innerRow, innerState) }],
+    });
+    const state = outer.createState({ promptIds: [0, 10, 23], scopeStart: 0 });
+    const row = new Float32Array(V);
+    outer.apply(row, state);
+    expect([innerRow[7], innerRow[8], innerRow[9]]).toEqual([-1.5, -1.5, 0]);
+    expect(Float64Array.from(row)).toEqual(outer.denseScores(state).map((x) => Math.fround(x)));
+  });
+});
+
 describe('argmax', () => {
   it('picks the first largest entry, never a NaN one; 0 when nothing is above -Infinity', () => {
     expect(argmax([1, 3, 3, 2])).toBe(1);
