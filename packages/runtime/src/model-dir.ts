@@ -1,5 +1,5 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { ModelLoadError } from './errors.js';
 
 /** ONNX weight variants, named as transformers.js names them (`dtype` option). */
@@ -209,7 +209,56 @@ export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): Mode
       { file: candidates[0][0] },
     );
   }
+  checkGraphFiles(dir, found[0]);
   return { dir, config, generationConfig, onnxFile: found[0], merged: found[1], dtype };
+}
+
+/** How every Git LFS pointer file begins (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md). */
+const LFS_POINTER = 'version https://git-lfs.github.com/spec/';
+
+/**
+ * Refuses an ONNX graph file, or an external data file beside it (`model.onnx_data`,
+ * `model.onnx_data_1`, `model.onnx.data`), that cannot hold the graph, before onnxruntime reads it
+ * with a message that names neither the cause nor the fix: a directory, an empty file (an interrupted
+ * write or download), or a Git LFS pointer (a repository cloned without git-lfs, where onnxruntime
+ * says only "Protobuf parsing failed" or "out of bounds").
+ */
+function checkGraphFiles(dir: string, graph: string): void {
+  if (!statSync(graph).isFile())
+    throw new ModelLoadError('runtime.malformed_file', `${graph}: not a file (expected an ONNX graph)`, {
+      file: graph,
+    });
+  const name = basename(graph);
+  const data = readdirSync(dirname(graph))
+    .filter((f) => f.startsWith(`${name}_data`) || f.startsWith(`${name}.data`))
+    .map((f) => join(dirname(graph), f));
+  for (const file of [graph, ...data]) {
+    const { size } = statSync(file);
+    const what = file === graph ? 'the ONNX graph' : `external data of ${name}`;
+    if (size === 0)
+      throw new ModelLoadError(
+        'runtime.malformed_file',
+        `${file}: ${what} is empty (0 bytes): an interrupted write or download leaves one; recreate or download it again`,
+        { file },
+      );
+    if (size < 1024 && readHead(file, LFS_POINTER.length) === LFS_POINTER)
+      throw new ModelLoadError(
+        'runtime.malformed_file',
+        `${file}: ${what} is a Git LFS pointer (${size} bytes), not the file itself: the repository was cloned without its LFS files; run \`git lfs install && git lfs pull\` in ${dir}, or download the file`,
+        { file },
+      );
+  }
+}
+
+/** The first `n` bytes of a file, as latin1 text. */
+function readHead(file: string, n: number): string {
+  const fd = openSync(file, 'r');
+  try {
+    const buffer = Buffer.alloc(n);
+    return buffer.toString('latin1', 0, readSync(fd, buffer, 0, n, 0));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

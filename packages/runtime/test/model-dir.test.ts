@@ -196,6 +196,47 @@ describe('model directory validation', () => {
     expect(err.message).toContain('(the file is not a complete ONNX graph: an interrupted write or download');
   });
 
+  it('a Git LFS pointer, an empty file or a directory in place of the graph or its data is named, with the fix', async () => {
+    const dir = await copyModel('lfs');
+    const graph = join(dir, 'onnx', 'model.onnx');
+    const pointer =
+      'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 540000000\n';
+    const refusal = (file: string) => {
+      try {
+        resolveModelFiles(dir);
+      } catch (e) {
+        const err = e as ModelLoadError;
+        return { code: err.code, file: err.file, message: err.message };
+      }
+      return { file, message: 'loaded' };
+    };
+    const graphBytes = readFileSync(graph);
+    writeFileSync(graph, pointer);
+    expect(refusal(graph)).toEqual({
+      code: 'runtime.malformed_file',
+      file: graph,
+      message: `${graph}: the ONNX graph is a Git LFS pointer (${pointer.length} bytes), not the file itself: the repository was cloned without its LFS files; run \`git lfs install && git lfs pull\` in ${dir}, or download the file`,
+    });
+    writeFileSync(graph, '');
+    expect(refusal(graph).message).toBe(
+      `${graph}: the ONNX graph is empty (0 bytes): an interrupted write or download leaves one; recreate or download it again`,
+    );
+    rmSync(graph);
+    mkdirSync(graph);
+    expect(refusal(graph).message).toBe(`${graph}: not a file (expected an ONNX graph)`);
+    rmSync(graph, { recursive: true });
+    // the graph is there, its external data (as optimum and transformers.js name it) a pointer
+    writeFileSync(graph, graphBytes);
+    const data = join(dir, 'onnx', 'model.onnx_data');
+    writeFileSync(data, pointer);
+    expect(refusal(data)).toMatchObject({
+      file: data,
+      message: expect.stringContaining(`${data}: external data of model.onnx is a Git LFS pointer`),
+    });
+    rmSync(data);
+    expect(resolveModelFiles(dir).onnxFile).toBe(graph);
+  });
+
   it('with provider auto, the failure on the provider tried comes first; a skipped CUDA only after it', async () => {
     const dir = await copyModel('garbage-auto');
     writeFileSync(join(dir, 'onnx', 'model.onnx'), 'not a model');
