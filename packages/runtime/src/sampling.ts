@@ -21,13 +21,21 @@ export function createRng(seed: number): () => number {
   };
 }
 
-/** log(sum(exp(row))), stable. */
+/**
+ * log(sum(exp(row))), stable. NaN logits count as no probability, as `sampleToken` never picks them
+ * (a processor that wrote one NaN would otherwise make every log-prob of the row NaN).
+ */
 export function logSumExp(row: Float32Array): number {
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < row.length; i++) if (row[i]! > max) max = row[i]!;
   if (max === Number.NEGATIVE_INFINITY || max === Number.POSITIVE_INFINITY) return max;
   let sum = 0;
   for (let i = 0; i < row.length; i++) sum += Math.exp(row[i]! - max);
+  if (Number.isNaN(sum)) {
+    // the rare row with NaN logits: summed again without them (no cost to the others)
+    sum = 0;
+    for (let i = 0; i < row.length; i++) if (!Number.isNaN(row[i]!)) sum += Math.exp(row[i]! - max);
+  }
   return max + Math.log(sum);
 }
 

@@ -271,6 +271,29 @@ describe('sampling edges', () => {
     ).toBeCloseTo(Math.log(0.75), 6);
   });
 
+  it('NaN logits have no probability in log-probs either: the other ids keep theirs', async () => {
+    const row = new Float32Array([0, Number.NaN, Math.log(3)]);
+    const lse = logSumExp(row);
+    expect(lse).toBeCloseTo(Math.log(4), 6);
+    expect(logProbAt(row, 2, lse)).toBeCloseTo(Math.log(0.75), 6);
+    // a processor that writes one NaN: the picks skip it, and the log-probs are those of the rest
+    const model = await tinyModel();
+    const nan = {
+      process: (logits: Float32Array) => {
+        logits[5] = Number.NaN;
+      },
+    };
+    const [r] = await model.generate('Hi', { maxNewTokens: 3, processors: [nan], logprobs: 2 });
+    const ban = {
+      process: (logits: Float32Array) => {
+        logits[5] = Number.NEGATIVE_INFINITY;
+      },
+    };
+    const [banned] = await model.generate('Hi', { maxNewTokens: 3, processors: [ban], logprobs: 2 });
+    expect(r!.tokenIds).toEqual(banned!.tokenIds);
+    expect(r!.logprobs).toEqual(banned!.logprobs);
+  });
+
   it('a token forced to +Infinity by a processor has log-prob 0, its alternatives none', async () => {
     const model = await tinyModel();
     const force = {
