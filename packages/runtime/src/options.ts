@@ -59,7 +59,10 @@ export interface GenerateOptions {
   /**
    * Stop strings: generation ends before the first one, which is not included in the text. The tokens
    * generated stay in `tokenIds`, `logprobs` and `usage.completionTokens`, the one that completed the
-   * stop string included (as vLLM returns them), so `decode(tokenIds)` may run past `text`.
+   * stop string included (as vLLM returns them), so `decode(tokenIds)` may run past `text`. They are
+   * matched against `text`, which holds no special tokens: a special token's text (`<|im_end|>`) never
+   * matches. Special tokens end generation as EOS ids: those of `generation_config.json` /
+   * `config.json` and the tokenizer's (`ModelInfo.eosIds`).
    */
   stop?: readonly string[];
   /** The rule-based adapter: a preset / subset name, a rule-set config, a compiled `RuleSet`, or false. Default: the model's default (false unless set at load). */
