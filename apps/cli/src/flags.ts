@@ -68,13 +68,22 @@ export const intArg =
     return n;
   };
 
-/** A commander parser for a number in [min, max]. */
+/**
+ * A commander parser for a number in [min, max]; `open.min` / `open.max` leave that bound out, so
+ * that the message says what is meant ("(0, 1]", not a stand-in such as Number.MIN_VALUE).
+ *
+ * @example
+ * numArg(0, 1, { min: true })('0'); // throws: expected a number in (0, 1], got "0"
+ */
 export const numArg =
-  (min: number, max: number) =>
+  (min: number, max: number, open: { min?: boolean; max?: boolean } = {}) =>
   (value: string): number => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected a number in [${min}, ${max}], got "${value}"`);
+    const above = open.min ? n > min : n >= min;
+    const below = open.max ? n < max : n <= max;
+    if (value.trim() === '' || !Number.isFinite(n) || !above || !below) {
+      const range = `${open.min ? '(' : '['}${min}, ${max}${open.max ? ')' : ']'}`;
+      throw new InvalidArgumentError(`expected a number in ${range}, got "${value}"`);
     }
     return n;
   };

@@ -102,6 +102,19 @@ describe('help, version, usage errors', () => {
     expect(format.code).toBe(2);
   });
 
+  it('names the range of a number flag as meant: a bound left out in parentheses, never a stand-in', async () => {
+    const topP = await run(['generate', '--model', model, '--top-p', '0', 'Hi']);
+    expect(topP.code).toBe(2);
+    expect(topP.stderr).toContain('expected a number in (0, 1], got "0"');
+    const lr = await run(['finetune', 'plan', '--learning-rate', '0']);
+    expect(lr.code).toBe(2);
+    expect(lr.stderr).toContain('expected a number in (0, 1], got "0"');
+    const warmup = await run(['finetune', 'plan', '--warmup-ratio', '1']);
+    expect(warmup.code).toBe(2);
+    expect(warmup.stderr).toContain('expected a number in [0, 1), got "1"');
+    for (const r of [topP, lr, warmup]) expect(r.stderr).not.toMatch(/e-324|0\.999999/);
+  });
+
   it('exits 3 when the model cannot be found or loaded', async () => {
     const r = await run(['generate', '--model', '/nonexistent/model', 'Hi']);
     expect(r.code).toBe(3);

@@ -312,8 +312,12 @@ function addJobOptions(cmd: Command): Command {
     .option('--nodes <n>', 'nodes (run launch.sh on each)', intArg(1, 4096), 1)
     .option('--tokenizer <dir>', 'tokenizer directory (default: --model, which must then be a directory)')
     .option('--data-dir <dir>', 'raw data directory (default: ../shared/data)')
-    .option('--learning-rate <lr>', 'peak learning rate (paper: 1e-5)', numArg(Number.MIN_VALUE, 1))
-    .option('--warmup-ratio <r>', 'linear warmup share of the steps (paper: 0.03)', numArg(0, 0.999999))
+    .option('--learning-rate <lr>', 'peak learning rate (paper: 1e-5)', numArg(0, 1, { min: true }))
+    .option(
+      '--warmup-ratio <r>',
+      'linear warmup share of the steps (paper: 0.03)',
+      numArg(0, 1, { max: true }),
+    )
     .option('--effective-batch-size <n>', 'examples per optimizer step (paper: 64)', intArg(1))
     .option('--per-device-batch-size <n>', 'examples per device per forward pass (paper: 1)', intArg(1))
     .option(
@@ -328,8 +332,8 @@ function addJobOptions(cmd: Command): Command {
       `LoRA instead of full finetuning (open-instruct's defaults: rank ${DEFAULT_LORA.rank}, alpha ${DEFAULT_LORA.alpha}, dropout ${DEFAULT_LORA.dropout})`,
     )
     .option('--lora-rank <n>', 'LoRA rank (implies --lora)', intArg(1))
-    .option('--lora-alpha <n>', 'LoRA alpha (implies --lora)', numArg(Number.MIN_VALUE, 1e6))
-    .option('--lora-dropout <p>', 'LoRA dropout (implies --lora)', numArg(0, 0.999999))
+    .option('--lora-alpha <n>', 'LoRA alpha (implies --lora)', numArg(0, 1e6, { min: true }))
+    .option('--lora-dropout <p>', 'LoRA dropout (implies --lora)', numArg(0, 1, { max: true }))
     .option('--lora-target-modules <names>', 'comma-separated module names (implies --lora)', (v: string) =>
       v
         .split(',')

@@ -58,7 +58,7 @@ export function addGenerationOptions(
     .option('--no-add-bos', NO_ADD_BOS_HELP)
     .option('-n, --max-tokens <n>', 'most tokens to generate', intArg(0, 1_000_000), 256)
     .option('-t, --temperature <t>', '0 is greedy, as the paper evaluates', numArg(0, 100), 0)
-    .option('--top-p <p>', 'nucleus sampling', numArg(Number.MIN_VALUE, 1))
+    .option('--top-p <p>', 'nucleus sampling', numArg(0, 1, { min: true }))
     .option('--top-k <k>', 'keep the k most likely tokens', intArg(0))
     .option(
       '--seed <n>',
