@@ -58,6 +58,10 @@ describe('help, version, usage errors', () => {
       const r = await run([...cmd, '--help']);
       expect(r.code, cmd.join(' ')).toBe(0);
       expect(r.stdout, cmd.join(' ')).toMatch(/Examples:\n\s+\$ implicit-it /);
+      // defaults read as the flags are written: no JSON array, no default given twice
+      const flat = r.stdout.replace(/\s+/g, ' ');
+      expect(flat, cmd.join(' ')).not.toMatch(/default: \[/);
+      expect(flat, cmd.join(' ')).not.toMatch(/\(default[^()]*\) \(default:/);
     }
     // every command that loads a model takes the same loading flags
     for (const cmd of [

@@ -1432,7 +1432,7 @@ Examples:
       intArg(2),
       1024,
     )
-    .option('-r, --rules <spec>', 'score under the rules (default off: the model alone)', 'off')
+    .option('-r, --rules <spec>', 'score under the rules (off: the model alone)', 'off')
     .option('--batch-size <n>', 'continuations scored together (default 12)', intArg(1, 1024))
     .option('-o, --out <file>', 'result JSON to write, with every score (resume journal: OUT.journal.jsonl)')
     .option(

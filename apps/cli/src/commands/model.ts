@@ -20,7 +20,7 @@ import {
   summarizeGraph,
 } from '@implicit-it/runtime';
 import { loadTokenizer } from '@implicit-it/tokenizers';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import * as ort from 'onnxruntime-node';
 import { checkOutDirectory, dtypesArg, intArg, parseRules, rulesLabel, type WeightDtype } from '../flags.js';
 import { CliError, EXIT, painter, printJson, usage } from '../output.js';
@@ -369,6 +369,10 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
   process.stdout.write(out);
 }
 
+/** `--dtypes`, whose default shows as the flag is written (`fp32`), not as a JSON array. */
+const dtypesOption = () =>
+  new Option('--dtypes <list>', DTYPES_HELP).argParser(dtypesArg).default(['fp32'], 'fp32');
+
 export function registerModel(program: Command): void {
   const model = program
     .command('model')
@@ -390,7 +394,7 @@ Examples:
       '-o, --out <dir>',
       "directory to write (a previous model's files in it are replaced or removed, other files kept)",
     )
-    .option('--dtypes <list>', DTYPES_HELP, dtypesArg, ['fp32'])
+    .addOption(dtypesOption())
     .option(
       '--merged',
       "write optimum's merged decoder instead (onnx/decoder_model_merged.onnx: one If on a use_cache_branch input, as older transformers.js exports have it)",
@@ -419,7 +423,7 @@ Examples:
       '--base <dir>',
       "for a LoRA adapter directory: the base model to merge it into (default: the adapter's base_model_name_or_path)",
     )
-    .option('--dtypes <list>', DTYPES_HELP, dtypesArg, ['fp32'])
+    .addOption(dtypesOption())
     .option('--force', 'replace existing graphs of those dtypes')
     .option('--json', 'print what was written as JSON')
     .addHelpText(
