@@ -44,6 +44,23 @@ describe('chat with piped stdin', () => {
     expect(histories[1]).toContain('user: Hello again\n');
   });
 
+  it('names /rules in its errors, and says what to do when a turn does not fit the context', async () => {
+    const model = await tinyModelDir();
+    const words = (n: number) => 'word '.repeat(n).trim();
+    // the tiny model's context is 512 positions: 600 words never fit, 150 fit once but not twice
+    const input = `/rules bogus\n${words(600)}\n${words(150)}\n${words(150)}\n/reset\nHi\n`;
+    const r = await run(['chat', '--model', model, '--max-tokens', '2', '--rules', 'off'], { input });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('/rules: unknown rule set "bogus"');
+    expect(r.stdout).not.toContain('--rules:');
+    const errors = r.stdout.split('\n').filter((line) => line.includes('error:'));
+    expect(errors).toHaveLength(2);
+    expect(r.stdout).toContain('the message does not fit the context: shorten it\n');
+    expect(r.stdout).toContain('the conversation no longer fits the context: /reset starts a new one\n');
+    // the 150-word turn and "Hi" after /reset are answered
+    expect(r.stdout.match(/\[max tokens\]/g)).toHaveLength(2);
+  });
+
   it('offers only chat formats: --format raw is refused by the flag itself (exit 2), and --help does not list it', async () => {
     const r = await run(['chat', '--model', await tinyModelDir(), '--format', 'raw'], { input: 'Hi\n' });
     expect(r.code).toBe(2);

@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline';
-import type { RuleSpec } from '@implicit-it/rules';
+import { ImplicitItError, type RuleSpec } from '@implicit-it/rules';
 import type { ChatMessage } from '@implicit-it/tokenizers';
 import type { Command } from 'commander';
 import {
@@ -134,7 +134,7 @@ async function run(flags: ChatFlags): Promise<void> {
           return true;
         case '/rules':
           try {
-            rules = parseRules(rest.join(' ') || 'hewitt2024');
+            rules = parseRules(rest.join(' ') || 'hewitt2024', 'hewitt2024', '/rules');
             process.stdout.write(out('dim', `rules: ${rulesLabel(rules)}\n`));
           } catch (error) {
             process.stdout.write(out('red', `${(error as Error).message}\n`));
@@ -157,6 +157,14 @@ async function run(flags: ChatFlags): Promise<void> {
     } catch (error) {
       messages.pop();
       process.stdout.write(out('red', `error: ${(error as Error).message}\n`));
+      // every later turn re-sends the conversation, so each would fail the same way until /reset
+      if (ImplicitItError.isInstance(error) && error.code === 'runtime.prompt_too_long') {
+        const hint =
+          messages.length > system.length
+            ? 'the conversation no longer fits the context: /reset starts a new one'
+            : 'the message does not fit the context: shorten it';
+        process.stdout.write(out('dim', `${hint}\n`));
+      }
     }
     return true;
   };
