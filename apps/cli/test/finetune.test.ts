@@ -439,6 +439,10 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(text.stdout).toContain('batch 64 = 1 x 1 processes x 64 accumulation');
     expect(text.stdout).toContain('fp32, LoRA rank 16 alpha 16');
     expect(text.stdout).toContain('launch    CPU, 1 process');
+    // the tokenizer line names the tokenizer it read, not only the job's copy of it
+    expect(text.stdout).toContain(
+      `  model     ${model} (tokenizer ${model}, copied to ${join(tmp, 'jobs', 'mbpp-lora', 'tokenizer')})\n`,
+    );
     expect(text.stdout).toContain('next: implicit-it finetune run ');
     // the tiny model's context is 512 positions: the paper's 2048 tokens are lowered, with a note
     expect(text.stdout).toContain(', 512 tokens, fp32');

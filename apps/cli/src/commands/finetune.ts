@@ -523,7 +523,8 @@ async function plan(flags: PlanFlags): Promise<void> {
     `${p('green', 'planned')} ${jobDir}\n` +
       `  data      ${job.recipe}: ${c.train} train examples (${c.trainTokens} tokens, ${c.trainedTokens} trained), ` +
       `${c.validation} validation, ${c.dropped} dropped, ${c.truncated} truncated\n` +
-      `  model     ${job.model}${job.tokenizerDir ? ` (tokenizer ${job.tokenizerDir})` : ''}\n` +
+      // job.tokenizerDir is the job's own copy ("tokenizer"): name where it was copied from
+      `  model     ${job.model}${job.tokenizerDir ? ` (tokenizer ${flags.tokenizer ?? flags.model}, copied to ${join(rel, job.tokenizerDir)})` : ''}\n` +
       `  training  ${describeTraining(job)}\n` +
       `  launch    ${describeLaunch(job)}\n` +
       `  files     ${files.join(', ')}\n` +
