@@ -1,6 +1,6 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createTinyModel, SLOW_PREFILL_MODEL } from '@implicit-it/modelkit/test';
 import { missingShared } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -193,6 +193,37 @@ describe('serve', () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("--help's curl example runs as written against the serve example before it", async () => {
+    const help = (await run(['serve', '--help'])).stdout.replace(/\\\n\s*/g, '');
+    const lines = help.split('\n');
+    const at = lines.findIndex((l) => l.includes('$ curl '));
+    const curl = /curl http:\/\/127\.0\.0\.1:(\d+)(\/v1\/\S+) .*-d '([^']+)'/.exec(lines[at]!);
+    const serveLine = /\$ implicit-it serve --model (\S+) --port (\d+)(.*)$/.exec(lines[at - 1]!);
+    expect(curl, lines[at]).not.toBeNull();
+    expect(serveLine, lines[at - 1]).not.toBeNull();
+    const [, port, path, body] = curl!;
+    const [, dir, servePort, rest] = serveLine!;
+    expect(port).toBe(servePort);
+    // the model the example serves, here in a directory of the example's name
+    const tmp = mkdtempSync(join(tmpdir(), 'implicit-it-serve-example-'));
+    const named = join(tmp, basename(dir!));
+    cpSync(model, named, { recursive: true });
+    const s = startServe(['--model', named, ...rest!.trim().split(/\s+/)]);
+    try {
+      const url = await s.url;
+      const res = await fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: body!,
+      });
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect(((await res.json()) as { object: string }).object).toBe('chat.completion');
+    } finally {
+      expect(await stop(s.child, s.exited)).toBe(0);
+      rmSync(tmp, { recursive: true, force: true });
     }
   });
 

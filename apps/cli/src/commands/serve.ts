@@ -267,9 +267,9 @@ export function registerServe(program: Command): void {
 Examples:
   $ implicit-it serve                                   # the default model on http://127.0.0.1:8080
   $ implicit-it serve --model ./models/smol --port 3000 --rules eos-uniform-diversity
+  $ curl http://127.0.0.1:3000/v1/chat/completions -H 'Content-Type: application/json' \\
+      -d '{"model":"smol","messages":[{"role":"user","content":"Hi"}],"rules":"hewitt2024"}'   # id: the directory's name
   $ implicit-it serve --model base=./models/a --model other=./models/b --api-key sk-local
-  $ curl http://127.0.0.1:8080/v1/chat/completions -H 'Content-Type: application/json' \\
-      -d '{"model":"smollm2-135m-random","messages":[{"role":"user","content":"Hi"}],"rules":"hewitt2024"}'
 ${DEFAULT_MODEL_HELP}`,
     )
     .action(async (flags: ServeFlags) => run(flags));
