@@ -89,7 +89,10 @@ export class Metrics {
         'Generated tokens (those of aborted generations included).',
       ],
       implicit_it_rejected_total: ['counter', 'Requests refused with 429 because the queue was full.'],
-      implicit_it_client_aborts_total: ['counter', 'Generations stopped because the client disconnected.'],
+      implicit_it_client_aborts_total: [
+        'counter',
+        'Requests whose client disconnected before the reply was complete (their generations are stopped).',
+      ],
       implicit_it_request_duration_seconds: ['histogram', 'Time from request to last byte, by route.'],
       implicit_it_time_to_first_token_seconds: [
         'histogram',

@@ -88,6 +88,12 @@ describe('model create / inspect', () => {
     expect(text.stdout).toMatch(/in input_ids\s+int64 \[batch_size, sequence_length\]/);
     expect(text.stdout).toMatch(/EOS\s+\[2\]/);
     expect(text.stdout).toMatch(/entries do not resolve/);
+
+    // a file of the model named instead of its directory: said so, with the directory to give
+    const file = await run(['model', 'inspect', join(dir, 'config.json')]);
+    expect(file.code).toBe(3);
+    expect(file.stderr).toContain(`${join(dir, 'config.json')}: a file, not a model directory`);
+    expect(file.stderr).toContain(`give the directory that holds it (${dir})`);
   });
 
   it('--dtypes q8 writes the 8-bit graph, which generate --dtype q8 runs and model inspect shows', async () => {
@@ -303,6 +309,10 @@ describe('model create / inspect', () => {
     const nowhere = await run(['model', 'export', join(out, 'nowhere')]);
     expect(nowhere.code).toBe(3);
     expect(nowhere.stderr).toContain('no such directory');
+    const file = await run(['model', 'export', join(ckpt, 'config.json')]);
+    expect(file.code).toBe(3);
+    expect(file.stderr).toContain(`${join(ckpt, 'config.json')}: a file, not a model directory`);
+    expect(file.stderr).toContain(`give the directory that holds it (${ckpt})`);
   });
 
   it("a model created into another model's directory leaves none of its tokenizer files", async () => {

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import {
   CONVENTIONAL_EOS_TOKENS,
   createModel,
@@ -146,9 +146,11 @@ interface ExportFlags {
 async function exportGraph(dir: string, flags: ExportFlags): Promise<void> {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new CliError(
-      `${dir}: no such directory`,
+      existsSync(dir) ? `${dir}: a file, not a model directory` : `${dir}: no such directory`,
       EXIT.load,
-      'give a Hugging Face model directory: config.json and model.safetensors',
+      existsSync(dir)
+        ? `give the directory that holds it (${dirname(dir)})`
+        : 'give a Hugging Face model directory: config.json and model.safetensors',
     );
   }
   const bar = progressBar('exporting', 1, 'tensors');
@@ -230,6 +232,12 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
     },
   );
   if (!existsSync(dir)) throw new CliError(`${target}: no such directory`, EXIT.load);
+  if (!statSync(dir).isDirectory())
+    throw new CliError(
+      `${target}: a file, not a model directory`,
+      EXIT.load,
+      `give the directory that holds it (${dirname(dir)})`,
+    );
   const files = resolveModelFiles(dir, flags.dtype as ModelDtype);
   const tok = await loadTokenizer(dir);
   const session = await ort.InferenceSession.create(files.onnxFile, { executionProviders: ['cpu'] }).catch(
