@@ -101,6 +101,12 @@ export const idsArg = (value: string): number[] => {
 /** Collects a repeatable option. */
 export const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+/** Collects a repeatable stop string, refusing an empty one (it would end every generation at once). */
+export const collectStop = (value: string, previous: string[] = []) => {
+  if (value === '') throw new InvalidArgumentError('a stop string has at least one character');
+  return collect(value, previous);
+};
+
 /**
  * A flag under its former name (`--n` for `--limit`): still read, so that scripts keep working, but
  * left out of --help, which documents the new name only.

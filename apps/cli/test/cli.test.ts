@@ -104,6 +104,11 @@ describe('help, version, usage errors', () => {
     expect(rules.stderr).toContain('), off, or rule names joined by "-"'); // as documented, not "none"
     const format = await run(['generate', '--model', model, '--format', 'alpaca', 'Hi']);
     expect(format.code).toBe(2);
+    const stop = await run(['generate', '--model', model, '--stop', '.', '--stop', '', 'Hi']);
+    expect(stop.code).toBe(2);
+    expect(stop.stderr).toContain(
+      "option '--stop <text>' argument '' is invalid. a stop string has at least one character",
+    );
   });
 
   it('names the range of a number flag as meant: a bound left out in parentheses, never a stand-in', async () => {

@@ -6,7 +6,7 @@ import {
   ADD_BOS_HELP,
   addLoadOptions,
   checkAddBos,
-  collect,
+  collectStop,
   intArg,
   type ModelFlags,
   NO_ADD_BOS_HELP,
@@ -65,7 +65,7 @@ export function addGenerationOptions(
       'seed of the sampler (default: a new one each run, shown after the output)',
       intArg(0, 2 ** 32 - 1),
     )
-    .option('--stop <text>', 'stop string (repeatable)', collect);
+    .option('--stop <text>', 'stop string (repeatable)', collectStop);
   return addLoadOptions(cmd, undefined, prefixCacheMiB);
 }
 
