@@ -61,6 +61,17 @@ describe('chat with piped stdin', () => {
     expect(r.stdout.match(/\[max tokens\]/g)).toHaveLength(2);
   });
 
+  it('a reply cut by the end of the context says so, not "max tokens"', async () => {
+    const model = await tinyModelDir();
+    // 'word ' is 3 tokens: a prompt of about 500 of the tiny model's 512 positions, whose reply runs
+    // into the end before 50 tokens
+    const input = `${'word '.repeat(163).trim()}\n`;
+    const r = await run(['chat', '--model', model, '--max-tokens', '50', '--rules', 'off'], { input });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('[the context is full: /reset starts a new conversation]');
+    expect(r.stdout).not.toContain('[max tokens]');
+  });
+
   it('offers only chat formats: --format raw is refused by the flag itself (exit 2), and --help does not list it', async () => {
     const r = await run(['chat', '--model', await tinyModelDir(), '--format', 'raw'], { input: 'Hi\n' });
     expect(r.code).toBe(2);

@@ -70,13 +70,18 @@ async function run(flags: ChatFlags): Promise<void> {
     rl.prompt();
   };
 
+  const contextFull = (usage: { promptTokens: number; completionTokens: number } | null) =>
+    usage !== null &&
+    model.info.maxPositions !== undefined &&
+    usage.promptTokens + usage.completionTokens >= model.info.maxPositions;
+
   const reply = async (): Promise<void> => {
     generating = new AbortController();
     process.stdout.write(out('cyan', 'assistant> '));
     let text = '';
     let rank: number | undefined;
     let finish = '';
-    let usage: { promptTokens: number; cachedTokens?: number } | null = null;
+    let usage: { promptTokens: number; completionTokens: number; cachedTokens?: number } | null = null;
     const seed = samplingSeed(flags);
     try {
       for await (const part of model.stream(
@@ -101,7 +106,10 @@ async function run(flags: ChatFlags): Promise<void> {
       messages.push({ role: 'assistant', content: text });
       // a sampled reply names its seed (`--seed N` gives that reply again)
       const notes = [
-        ...(finish === 'length' ? ['max tokens'] : []),
+        // cut by the end of the context rather than by --max-tokens: the next turn cannot fit either
+        ...(finish === 'length'
+          ? [contextFull(usage) ? 'the context is full: /reset starts a new conversation' : 'max tokens']
+          : []),
         ...(seed !== undefined ? [`seed ${seed}`] : []),
         // with --prefix-cache: how much of the conversation so far was not prefilled again
         ...(flags.verbose && usage?.cachedTokens !== undefined
