@@ -54,6 +54,11 @@ export interface ModelInfo {
    * is padded (OLMo: 50280 of 50304); the logits beyond are never picked.
    */
   tokenIds: number;
+  /**
+   * The context in positions (prompt and generated tokens): config.json's `max_position_embeddings`,
+   * or fewer where the graph's position table (rotary cos/sin written as a constant) has fewer rows,
+   * or those rows where the config declares none; undefined where neither limits it.
+   */
   maxPositions: number | undefined;
   /** The model's sliding attention window in cache positions, or null (see `ModelConfig.sliding_window`). */
   slidingWindow: number | null;
@@ -314,6 +319,13 @@ export abstract class BaseModel {
     }
   }
 
+  /** Where `info.maxPositions` comes from, for error messages. */
+  private contextSource(): string {
+    const declared = this.files.config.max_position_embeddings;
+    if (this.info.maxPositions === declared) return 'max_position_embeddings';
+    return `the rows of the position table in ${this.info.onnxFile}; config.json's max_position_embeddings ${declared === undefined ? 'is absent' : `says ${declared}`}`;
+  }
+
   /**
    * A prompt must leave room in the context for a token, unless none is asked for (`maxNewTokens: 0`,
    * to read its `promptLogprobs`): then it may fill the context, as `score()`'s items may.
@@ -329,7 +341,7 @@ export abstract class BaseModel {
           : '';
       throw new GenerationError(
         'runtime.prompt_too_long',
-        `the prompt has ${prompt.ids.length} tokens; this model's context is ${max} (max_position_embeddings)${room}`,
+        `the prompt has ${prompt.ids.length} tokens; this model's context is ${max} (${this.contextSource()})${room}`,
         'prompt',
       );
     }
@@ -368,7 +380,7 @@ export abstract class BaseModel {
       if (this.info.maxPositions !== undefined && total > this.info.maxPositions) {
         throw new GenerationError(
           'runtime.prompt_too_long',
-          `items[${i}]: prompt + continuation is ${total} tokens; this model's context is ${this.info.maxPositions} (max_position_embeddings)`,
+          `items[${i}]: prompt + continuation is ${total} tokens; this model's context is ${this.info.maxPositions} (${this.contextSource()})`,
           'continuation',
         );
       }

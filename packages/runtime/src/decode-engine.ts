@@ -20,7 +20,7 @@ import { StopMatcher } from './stop-matcher.js';
 
 /**
  * Why a generation stopped: EOS or a stop string, or a token limit: `maxNewTokens`, or the model's
- * context (`max_position_embeddings`) filled first, as OpenAI reports both. (An aborted generation
+ * context (`ModelInfo.maxPositions`) filled first, as OpenAI reports both. (An aborted generation
  * rejects with `GenerationAbortedError` instead of finishing.)
  */
 export type FinishReason = 'stop' | 'length';

@@ -4,7 +4,13 @@ import * as ort from 'onnxruntime-node';
 import { GenerationError, ModelLoadError } from './errors.js';
 import { halvesToFloats } from './float16.js';
 import type { ModelFiles } from './model-dir.js';
-import { LOGITS_START_INPUT, NEW_KV_PREFIX, patchDecoderGraph } from './onnx-patch.js';
+import {
+  LOGITS_START_INPUT,
+  NEW_KV_PREFIX,
+  type PositionTable,
+  patchDecoderGraph,
+  positionTable,
+} from './onnx-patch.js';
 import { chooseProviders, type ExecutionProvider, type ProviderStatus } from './providers.js';
 
 /** Session options of `loadModel`. */
@@ -117,6 +123,12 @@ export class DecoderSession {
   readonly kvType: 'float32' | 'float16';
   readonly hasPositionIds: boolean;
   readonly hasUseCacheBranch: boolean;
+  /**
+   * The graph's table of positions with the fewest rows (rotary cos/sin written as a constant,
+   * learned position embeddings): positions at or past its `rows` fail in onnxruntime. Null where
+   * the graph has none (rotary angles computed at run time).
+   */
+  readonly positionTable: PositionTable | null;
   /** How logits are limited to the needed positions: our patch, the graph's own input, or not at all. */
   readonly logitsMode: 'patched' | 'num_logits_to_keep' | 'all';
   /**
@@ -164,8 +176,10 @@ export class DecoderSession {
       dynamicQuantization: boolean;
     },
     private profile: string | null,
+    table: PositionTable | null,
   ) {
     this.provider = provider;
+    this.positionTable = table;
     const inputs = session.inputNames;
     const file = files.onnxFile;
     for (const required of ['input_ids', 'attention_mask', 'logits']) {
@@ -333,8 +347,13 @@ export class DecoderSession {
       groupQueries: options.groupQueries !== false,
       ...(options.q4AccuracyLevel !== undefined ? { q4AccuracyLevel: options.q4AccuracyLevel } : {}),
     };
+    let bytes: Uint8Array | null = null;
+    const read = () => {
+      bytes ??= readFileSync(files.onnxFile);
+      return bytes;
+    };
     if (request.logitsSlice || request.kvOutputs || request.q4AccuracyLevel !== undefined) {
-      const result = patchDecoderGraph(readFileSync(files.onnxFile), request);
+      const result = patchDecoderGraph(read(), request);
       if (result.bytes) {
         model = result.bytes;
         // a graph loaded from memory finds its external data files through this folder
@@ -369,6 +388,8 @@ export class DecoderSession {
             : `q4AccuracyLevel ${request.q4AccuracyLevel} not applied: the graph has no MatMulNBits node`,
         );
     }
+    const table = positionTable(read());
+    bytes = null;
     const tried: ProviderStatus[] = [];
     for (const provider of order) {
       try {
@@ -384,7 +405,7 @@ export class DecoderSession {
             : {}),
         });
         return {
-          session: new DecoderSession(session, provider, files, patched, options.profile ?? null),
+          session: new DecoderSession(session, provider, files, patched, options.profile ?? null, table),
           failures: [...skipped, ...tried],
         };
       } catch (cause) {

@@ -27,8 +27,10 @@ export {
   type LogitsPatch,
   NEW_KV_PREFIX,
   type PatchRequest,
+  type PositionTable,
   patchDecoderGraph,
   patchLogitsSlice,
+  positionTable,
   summarizeGraph,
 } from './onnx-patch.js';
 export type { GenerateInput, GenerateOptions, GenerationResult, StreamPart } from './options.js';

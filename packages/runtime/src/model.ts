@@ -13,6 +13,7 @@ import { DecoderSession, ONNX_LOG_LEVELS, type SessionOptions } from './decoder-
 import { GenerationError } from './errors.js';
 import { type ResolveOptions, resolveModel } from './hub.js';
 import { type ModelFiles, modelEosIds, resolveModelFiles } from './model-dir.js';
+import type { PositionTable } from './onnx-patch.js';
 import {
   type GenerateInput,
   type GenerateOptions,
@@ -118,7 +119,7 @@ export class Model extends BaseModel {
         kvType: session.kvType,
         vocabSize: files.config.vocab_size,
         tokenIds: Math.min(files.config.vocab_size, tokenizer.size),
-        maxPositions: files.config.max_position_embeddings,
+        maxPositions: contextLimit(files.config.max_position_embeddings, session.positionTable),
         slidingWindow: files.config.sliding_window,
         eosIds: [...eos],
         logitsMode: session.logitsMode,
@@ -138,7 +139,7 @@ export class Model extends BaseModel {
     this.engine = new DecodeEngine(session, this.loopTokenizer(), {
       eosIds: eos,
       padId: tokenizer.padId,
-      maxPositions: files.config.max_position_embeddings,
+      maxPositions: contextLimit(files.config.max_position_embeddings, session.positionTable),
       slidingWindow: files.config.sliding_window,
       maxBatchSize,
       prefillChunk,
@@ -392,6 +393,17 @@ export function inputSeed(seed: number, i: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/**
+ * The positions a model runs at most (`ModelInfo.maxPositions`): config.json's
+ * `max_position_embeddings`, but no more than the rows of the graph's position table (some exports
+ * write rotary cos/sin as a constant of their own length, past which onnxruntime fails the run), which
+ * also limits a config that declares none; undefined where neither does.
+ */
+export function contextLimit(declared: number | undefined, table: PositionTable | null): number | undefined {
+  if (table === null) return declared;
+  return declared === undefined ? table.rows : Math.min(declared, table.rows);
+}
+
 /** Where load log lines go without a `log` option: stderr, prefixed. */
 export const defaultLog = (line: string): void => {
   process.stderr.write(`[implicit-it] ${line}\n`);
@@ -412,6 +424,12 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
   const tokenizer = await loadTokenizer(dir);
   const log = options.log ?? defaultLog;
   const session = await DecoderSession.create(files, { ...options, log });
+  const table = session.positionTable;
+  const declared = files.config.max_position_embeddings;
+  if (table !== null && contextLimit(declared, table) !== declared)
+    log(
+      `context of ${table.rows} positions: the rows of ${table.tensor} in ${files.onnxFile} (config.json's max_position_embeddings ${declared === undefined ? 'is absent' : `says ${declared}`})`,
+    );
   const window = files.config.sliding_window;
   if (window !== null && session.cacheMode === 'slots')
     log(

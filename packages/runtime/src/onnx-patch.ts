@@ -513,6 +513,134 @@ export function summarizeGraph(model: Uint8Array): GraphSummary {
   };
 }
 
+/**
+ * A table a graph reads rows of by position: rotary cos/sin caches written as constants (some
+ * exporters', onnxruntime's `RotaryEmbedding` and `GroupQueryAttention` caches), learned position
+ * embeddings. Positions at or past `rows` are outside it: onnxruntime fails the run.
+ */
+export interface PositionTable {
+  /** The initializer (or Constant node output) gathered. */
+  tensor: string;
+  rows: number;
+}
+
+/** A TensorProto's dims (field 1, packed or not) and name (field 8). */
+function tensorDims(buf: Uint8Array, f: WireField): { name: string; dims: number[] } {
+  const out = { name: '', dims: [] as number[] };
+  for (const g of wireFields(buf, f.dataStart, f.end)) {
+    if (g.no === 8 && g.wireType === 2) out.name = utf8.decode(buf.subarray(g.dataStart, g.end));
+    if (g.no !== 1) continue;
+    if (g.wireType === 0) out.dims.push(readVarint(buf, g.dataStart)[0]);
+    else if (g.wireType === 2)
+      for (let pos = g.dataStart; pos < g.end; ) {
+        const [d, next] = readVarint(buf, pos);
+        out.dims.push(d);
+        pos = next;
+      }
+  }
+  return out;
+}
+
+/** Every GraphProto field of a graph and of its subgraphs (the branches of a merged decoder's If). */
+function* allGraphs(buf: Uint8Array, graph: WireField): Generator<WireField> {
+  yield graph;
+  for (const f of wireFields(buf, graph.dataStart, graph.end)) {
+    if (f.no !== 1 || f.wireType !== 2) continue;
+    for (const a of wireFields(buf, f.dataStart, f.end)) {
+      if (a.no !== 5 || a.wireType !== 2) continue;
+      for (const g of wireFields(buf, a.dataStart, a.end)) if (isSubgraph(g)) yield* allGraphs(buf, g);
+    }
+  }
+}
+
+/** Ops a table passes through unchanged in its rows before it is gathered. */
+const ROW_PRESERVING = new Set(['Cast', 'Identity', 'Slice']);
+/** Ops whose output carries no values of their input (a shape): not followed back. */
+const SHAPE_ONLY = new Set(['Shape', 'Size']);
+
+/**
+ * The position table of a decoder graph with the fewest rows (see `PositionTable`), read from the
+ * protobuf wire format without decoding the weights; null where the graph has none, as when it
+ * computes its rotary angles from `position_ids` at run time (transformers' exports since 4.38), and
+ * then no position is out of its range. A table is a rank-2 constant gathered on its first axis by
+ * indices computed from `position_ids` or `attention_mask` (not from `input_ids`: that is the
+ * embedding), or the `cos_cache` of a `RotaryEmbedding` or `GroupQueryAttention` node.
+ *
+ * @example
+ * positionTable(readFileSync('onnx/model.onnx')); // { tensor: 'rotary.cos_cached', rows: 2048 }
+ */
+export function positionTable(model: Uint8Array): PositionTable | null {
+  const graph = [...wireFields(model, 0, model.length)].find((f) => f.no === 7 && f.wireType === 2);
+  if (!graph) return null;
+  const constants = new Map<string, number[]>();
+  const producer = new Map<string, NodeInfo>();
+  const nodes: NodeInfo[] = [];
+  for (const g of allGraphs(model, graph)) {
+    for (const f of wireFields(model, g.dataStart, g.end)) {
+      if (f.no === 5 && f.wireType === 2) {
+        const t = tensorDims(model, f);
+        constants.set(t.name, t.dims);
+      }
+      if (f.no !== 1 || f.wireType !== 2) continue;
+      const node = readNode(model, f);
+      nodes.push(node);
+      for (const o of node.outputs) producer.set(o, node);
+      if (node.opType !== 'Constant') continue;
+      for (const a of attributesOf(model, node)) {
+        const t = a.name === 'value' ? a.fields.find((x) => x.no === 5 && x.wireType === 2) : undefined;
+        if (t) constants.set(node.outputs[0]!, tensorDims(model, t).dims);
+      }
+    }
+  }
+  /** The dims of the constant `name` is (through row-preserving ops), or undefined. */
+  const tableDims = (name: string): number[] | undefined => {
+    for (let hops = 0; hops < 8; hops++) {
+      const dims = constants.get(name);
+      if (dims) return dims;
+      const node = producer.get(name);
+      if (!node || !ROW_PRESERVING.has(node.opType)) return undefined;
+      name = node.inputs[0]!;
+    }
+    return undefined;
+  };
+  /** The graph inputs (and outer names) whose values flow into `name`. */
+  const sources = (name: string): Set<string> => {
+    const found = new Set<string>();
+    const seen = new Set<string>();
+    const stack = [name];
+    while (stack.length > 0 && seen.size < 256) {
+      const n = stack.pop()!;
+      if (n === '' || seen.has(n)) continue;
+      seen.add(n);
+      const node = producer.get(n);
+      if (!node) found.add(n);
+      else if (!SHAPE_ONLY.has(node.opType)) stack.push(...node.inputs);
+    }
+    return found;
+  };
+  let best: PositionTable | null = null;
+  const consider = (tensor: string | undefined) => {
+    const dims = tensor === undefined ? undefined : tableDims(tensor);
+    if (dims?.length !== 2 || !(dims[0]! > 0)) return;
+    if (best === null || dims[0]! < best.rows) best = { tensor: tensor!, rows: dims[0]! };
+  };
+  for (const node of nodes) {
+    if (node.domain === 'com.microsoft' && node.opType === 'RotaryEmbedding') consider(node.inputs[2]);
+    else if (node.domain === 'com.microsoft' && node.opType === 'GroupQueryAttention')
+      consider(node.inputs[7]);
+    else if (
+      node.domain === '' &&
+      node.opType === 'Gather' &&
+      (intAttribute(model, node, 'axis') ?? 0) === 0
+    ) {
+      const from = sources(node.inputs[1] ?? '');
+      if ((from.has('position_ids') || from.has('attention_mask')) && !from.has('input_ids'))
+        consider(node.inputs[0]);
+    }
+  }
+  return best;
+}
+
 /** A `present.*` output and the value its Concat appends to the past. */
 interface KvSite {
   present: ValueInfo;

@@ -31,7 +31,9 @@ export async function generateWithoutCache(
   const eos = new Set(model.info.eosIds);
   const seq = [...prompt.ids];
   const out: number[] = [];
-  while (out.length < options.maxNewTokens) {
+  // the context (ModelInfo.maxPositions) ends it as it ends the engine's rows: the sequence fills it
+  const max = model.info.maxPositions ?? Number.POSITIVE_INFINITY;
+  while (out.length < options.maxNewTokens && seq.length < max) {
     const n = seq.length;
     const step = await model.session.run({
       batch: 1,

@@ -1,0 +1,124 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTinyModel } from '@implicit-it/modelkit/test';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  GenerationError,
+  generateWithoutCache,
+  type LoadOptions,
+  loadModel,
+  positionTable,
+} from '../src/index.js';
+
+const work = mkdtempSync(join(tmpdir(), 'runtime-context-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** A tiny model whose graph has `rows` rotary positions, its config.json declaring `declared` (null: none). */
+async function modelWith(rows: number, declared: number | null, name: string): Promise<string> {
+  const { dir: made } = await createTinyModel({ seed: 1, initScale: 10, maxPositionEmbeddings: rows });
+  const dir = join(work, name);
+  cpSync(made, dir, { recursive: true });
+  const file = join(dir, 'config.json');
+  const config = JSON.parse(readFileSync(file, 'utf8'));
+  if (declared === null) delete config.max_position_embeddings;
+  else config.max_position_embeddings = declared;
+  writeFileSync(file, JSON.stringify(config));
+  return dir;
+}
+
+const ids = (n: number, from = 40) => ({ promptIds: Array.from({ length: n }, (_, i) => from + i) });
+
+describe("the context is the graph's where its position table is shorter than config.json says", () => {
+  it('positionTable finds the rotary table of every graph layout, not the embedding', async () => {
+    // 2,048 rows: more than the 512-row embedding, which a table gathered by token ids would give
+    for (const graph of [
+      {},
+      { merged: true },
+      { positionIds: false },
+      { repeatKv: 'expand', linear: 'matmul' },
+      { kvDtype: 'float16' },
+    ] as const) {
+      const { dir } = await createTinyModel({ seed: 1, maxPositionEmbeddings: 2048, ...graph });
+      const file = join(dir, 'onnx', 'merged' in graph ? 'decoder_model_merged.onnx' : 'model.onnx');
+      expect(positionTable(readFileSync(file)), JSON.stringify(graph)).toEqual({
+        tensor: 'rotary.cos_cached',
+        rows: 2048,
+      });
+    }
+    const { dir } = await createTinyModel({ seed: 1, maxPositionEmbeddings: 2048, dtypes: ['q4'] });
+    expect(positionTable(readFileSync(join(dir, 'onnx', 'model_q4.onnx')))?.rows).toBe(2048);
+  });
+
+  it('generation stops at the table with finish reason length; longer prompts and scores are refused naming the file', async () => {
+    const dir = await modelWith(32, 64, 'declares-more');
+    const file = join(dir, 'onnx', 'model.onnx');
+    for (const load of [
+      {},
+      { prefixCache: 2 ** 24, prefillChunk: 4 },
+      { cacheOutputs: false },
+    ] as LoadOptions[]) {
+      const lines: string[] = [];
+      const model = await loadModel(dir, { log: (l) => lines.push(l), ...load });
+      expect(model.info.maxPositions).toBe(32);
+      expect(lines).toContain(
+        `context of 32 positions: the rows of rotary.cos_cached in ${file} (config.json's max_position_embeddings says 64)`,
+      );
+      // 20 prompt tokens: 12 fill the context (the last one sampled, never fed); before, onnxruntime
+      // failed the step feeding position 32 ("indices element out of data bounds") and the text was lost
+      const reference = await generateWithoutCache(model, ids(20), { maxNewTokens: 40, ignoreEos: true });
+      expect(reference).toHaveLength(12);
+      for (let round = 0; round < 2; round++) {
+        // (the second round reuses the kept prompt and reply with a prefix cache)
+        const [r] = await model.generate(ids(20), { maxNewTokens: 40, ignoreEos: true });
+        expect([r!.finishReason, r!.tokenIds]).toEqual(['length', reference]);
+      }
+      let text = '';
+      const kinds: string[] = [];
+      for await (const part of model.stream(ids(20), { maxNewTokens: 40, ignoreEos: true })) {
+        kinds.push(part.type);
+        if (part.type === 'text-delta') text += part.text;
+        if (part.type === 'finish') {
+          expect([part.finishReason, part.text, part.usage.totalTokens]).toEqual(['length', text, 32]);
+        }
+      }
+      expect(kinds.filter((k) => k === 'token')).toHaveLength(12);
+      expect(kinds.at(-1)).toBe('finish');
+      // a row in a batch reaching the table ends there; a shorter prompt beside it goes on to its own end
+      const rows = await model.generate([ids(20), ids(3)], { maxNewTokens: 40, ignoreEos: true });
+      expect(rows.map((r) => [r.finishReason, r.tokenIds.length])).toEqual([
+        ['length', 12],
+        ['length', 29],
+      ]);
+      const why = `this model's context is 32 (the rows of the position table in ${file}; config.json's max_position_embeddings says 64)`;
+      const refused = await model.generate(ids(33), { maxNewTokens: 1 }).catch((e) => e);
+      expect(refused).toBeInstanceOf(GenerationError);
+      expect(refused.message).toBe(`the prompt has 33 tokens; ${why}`);
+      await expect(model.score([{ prompt: ids(3), continuation: ids(30).promptIds }])).rejects.toThrow(
+        `items[0]: prompt + continuation is 33 tokens; ${why}`,
+      );
+      const [scored] = await model.score([{ prompt: ids(3), continuation: ids(29).promptIds }]);
+      expect([scored!.logprobs.length, Number.isFinite(scored!.sumLogprob)]).toEqual([29, true]);
+      await model.dispose();
+    }
+  });
+
+  it('without max_position_embeddings the table is the context; a config declaring fewer positions keeps its own', async () => {
+    const none = await loadModel(await modelWith(32, null, 'declares-none'), { log: () => {} });
+    expect(none.info.maxPositions).toBe(32);
+    const [r] = await none.generate(ids(20), { maxNewTokens: 40, ignoreEos: true });
+    expect([r!.finishReason, r!.tokenIds.length]).toEqual(['length', 12]);
+    await expect(none.generate(ids(40))).rejects.toThrow(
+      "the prompt has 40 tokens; this model's context is 32 (the rows of the position table in",
+    );
+    await none.dispose();
+    const fewer = await loadModel(await modelWith(32, 16, 'declares-fewer'), { log: () => {} });
+    expect(fewer.info.maxPositions).toBe(16);
+    const [f] = await fewer.generate(ids(10), { maxNewTokens: 40, ignoreEos: true });
+    expect([f!.finishReason, f!.tokenIds.length]).toEqual(['length', 6]);
+    await expect(fewer.generate(ids(20))).rejects.toThrow(
+      "the prompt has 20 tokens; this model's context is 16 (max_position_embeddings)",
+    );
+    await fewer.dispose();
+  });
+});
