@@ -232,6 +232,15 @@ export class DecoderSession {
     const shape = meta?.isTensor ? meta.shape : [];
     const dim = (i: number, fallback: number) =>
       typeof shape[i] === 'number' ? (shape[i] as number) : fallback;
+    // the engine feeds a past of 0 positions first, then one more a step: a fixed length fails every run
+    const fixed = shape[2];
+    if (typeof fixed === 'number' && fixed > 0) {
+      throw new ModelLoadError(
+        'runtime.bad_graph',
+        `${file}: input ${this.pastNames[0]} has a fixed length of ${fixed} cache positions ([${shape.join(', ')}]), as static-cache exports have it; this engine grows the cache a position per step and needs a dynamic past_sequence_length (optimum's "text-generation-with-past" export)`,
+        { file },
+      );
+    }
     this.kvHeads = dim(1, files.config.num_key_value_heads);
     this.headDim = dim(3, files.config.head_dim);
     this.kvType = meta?.isTensor && meta.type === 'float16' ? 'float16' : 'float32';

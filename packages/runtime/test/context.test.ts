@@ -8,6 +8,7 @@ import {
   generateWithoutCache,
   type LoadOptions,
   loadModel,
+  ModelLoadError,
   positionTable,
 } from '../src/index.js';
 
@@ -120,5 +121,80 @@ describe("the context is the graph's where its position table is shorter than co
       "the prompt has 20 tokens; this model's context is 16 (max_position_embeddings)",
     );
     await fewer.dispose();
+  });
+});
+
+/** Protobuf varint bytes. */
+function varint(n: number): number[] {
+  const out: number[] = [];
+  for (; n >= 128; n = Math.floor(n / 128)) out.push((n % 128) | 128);
+  out.push(n);
+  return out;
+}
+const field = (no: number, payload: Uint8Array | number[]) =>
+  Buffer.concat([Buffer.from([...varint(no * 8 + 2), ...varint(payload.length)]), Buffer.from(payload)]);
+
+/** The top-level fields of a protobuf message: [field number, whole field bytes, payload]. */
+function fieldsOf(buf: Buffer): [number, Buffer, Buffer][] {
+  const out: [number, Buffer, Buffer][] = [];
+  const read = (p: number): [number, number] => {
+    let n = 0;
+    for (let shift = 1; ; shift *= 128) {
+      const b = buf[p++]!;
+      n += (b & 127) * shift;
+      if (b < 128) return [n, p];
+    }
+  };
+  for (let p = 0; p < buf.length; ) {
+    const start = p;
+    const [tag, at] = read(p);
+    let payload = at;
+    if ((tag & 7) === 0) p = read(at)[1];
+    else if ((tag & 7) === 2) {
+      const [n, from] = read(at);
+      payload = from;
+      p = from + n;
+    } else p = at + ((tag & 7) === 1 ? 8 : 4);
+    out.push([tag >> 3, buf.subarray(start, p), buf.subarray(payload, p)]);
+  }
+  return out;
+}
+
+/** `file` with its past_key_values.* inputs declared [batch_size, kvHeads, length, headDim]: a static cache. */
+function fixPastLength(file: string, kvHeads: number, length: number, headDim: number): void {
+  const dim = (d: number | string) =>
+    field(1, typeof d === 'string' ? field(2, Buffer.from(d)) : Buffer.from([8, ...varint(d)]));
+  const model = readFileSync(file);
+  const parts = fieldsOf(model).map(([no, whole, graph]) => {
+    if (no !== 7) return whole;
+    const body = fieldsOf(graph).map(([gno, input, info]) => {
+      const name =
+        fieldsOf(info)
+          .find(([n]) => n === 1)?.[2]
+          .toString() ?? '';
+      if (gno !== 11 || !name.startsWith('past_key_values.')) return input;
+      const shape = field(2, Buffer.concat(['batch_size', kvHeads, length, headDim].map(dim)));
+      // ValueInfoProto { name, type: TypeProto { tensor_type: { elem_type: FLOAT, shape } } }
+      const type = field(2, field(1, Buffer.concat([Buffer.from([8, 1]), shape])));
+      return field(11, Buffer.concat([field(1, Buffer.from(name)), type]));
+    });
+    return field(7, Buffer.concat(body));
+  });
+  writeFileSync(file, Buffer.concat(parts));
+}
+
+describe('a graph whose cache inputs have a fixed length', () => {
+  it('is refused at load, naming the file and the input (every run failed in onnxruntime before)', async () => {
+    const dir = await modelWith(512, 512, 'static-cache');
+    const file = join(dir, 'onnx', 'model.onnx');
+    fixPastLength(file, 2, 64, 16);
+    for (const load of [{}, { cacheOutputs: false }] as LoadOptions[]) {
+      const error = await loadModel(dir, { log: () => {}, ...load }).catch((e) => e);
+      expect(error).toBeInstanceOf(ModelLoadError);
+      expect([error.file, error.message]).toEqual([
+        file,
+        `${file}: input past_key_values.0.key has a fixed length of 64 cache positions ([batch_size, 2, 64, 16]), as static-cache exports have it; this engine grows the cache a position per step and needs a dynamic past_sequence_length (optimum's "text-generation-with-past" export)`,
+      ]);
+    }
   });
 });
