@@ -562,14 +562,23 @@ const SHAPE_ONLY = new Set(['Shape', 'Size']);
  * The position table of a decoder graph with the fewest rows (see `PositionTable`), read from the
  * protobuf wire format without decoding the weights; null where the graph has none, as when it
  * computes its rotary angles from `position_ids` at run time (transformers' exports since 4.38), and
- * then no position is out of its range. A table is a rank-2 constant gathered on its first axis by
- * indices computed from `position_ids` or `attention_mask` (not from `input_ids`: that is the
- * embedding), or the `cos_cache` of a `RotaryEmbedding` or `GroupQueryAttention` node.
+ * then no position is out of its range, and for a file this reader cannot parse. A table is a
+ * rank-2 constant gathered on its first axis by indices computed from `position_ids` or
+ * `attention_mask` (not from `input_ids`: that is the embedding), or the `cos_cache` of a
+ * `RotaryEmbedding` or `GroupQueryAttention` node.
  *
  * @example
  * positionTable(readFileSync('onnx/model.onnx')); // { tensor: 'rotary.cos_cached', rows: 2048 }
  */
 export function positionTable(model: Uint8Array): PositionTable | null {
+  try {
+    return findPositionTable(model);
+  } catch {
+    return null; // not a graph this reader parses: onnxruntime's load says what is wrong with it
+  }
+}
+
+function findPositionTable(model: Uint8Array): PositionTable | null {
   const graph = [...wireFields(model, 0, model.length)].find((f) => f.no === 7 && f.wireType === 2);
   if (!graph) return null;
   const constants = new Map<string, number[]>();
