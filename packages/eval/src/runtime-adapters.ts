@@ -47,7 +47,7 @@ export interface RuntimeModel {
   ): { ids: number[]; text: string };
   /** The ids of a response where it follows its prompt (prompt and response tokenized together). */
   continuationIds(prompt: { ids: number[]; text: string }, text: string): number[];
-  /** The model's context in tokens (`max_position_embeddings`; undefined: none named). */
+  /** The model's context in tokens (`max_position_embeddings`, or the graph's position table where shorter; undefined: none). */
   readonly info?: { readonly maxPositions?: number | undefined };
   readonly tokenizer: {
     encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
@@ -107,7 +107,7 @@ export function excerpt(text: string, max = 60): string {
 /**
  * The instructions whose prompt leaves the model no position to generate in: a prompt (the
  * instruction in the prompt format) of as many tokens as the model's context
- * (`info.maxPositions`, its `max_position_embeddings`) or more, which the runtime refuses. Empty when
+ * (`info.maxPositions`: its `max_position_embeddings`, or the graph's position table where shorter) or more, which the runtime refuses. Empty when
  * every prompt fits or the model names no context. It only tokenizes (fast), so that a run can refuse
  * before generating anything rather than fail at the first batch that holds such an instruction. A
  * prompt that fits but leaves fewer positions than `maxNewTokens` is not an overrun: generation stops
@@ -218,7 +218,7 @@ async function scoreNonEmpty(
     throw new ContextLengthError(
       '',
       `${overruns.length} of the ${items.length} responses of this batch do not fit in the model's context of ${context} tokens ` +
-        `(max_position_embeddings) after their prompt: the first, ${excerpt(first.x.response)} after the ` +
+        `after their prompt: the first, ${excerpt(first.x.response)} after the ` +
         `instruction ${excerpt(first.x.instruction)}, is ${first.tokens} tokens with its prompt`,
       {
         context: context!,

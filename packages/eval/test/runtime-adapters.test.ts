@@ -288,7 +288,7 @@ describe('inputs longer than the context', () => {
       context: tokens - 1,
       overruns: [{ index: 1, tokens }],
       total: 2,
-      message: `1 of the 2 responses of this batch do not fit in the model's context of ${tokens - 1} tokens (max_position_embeddings) after their prompt: the first, "It falls from the sky, drop by drop, all day long." after the instruction "Describe rain.", is ${tokens} tokens with its prompt`,
+      message: `1 of the 2 responses of this batch do not fit in the model's context of ${tokens - 1} tokens after their prompt: the first, "It falls from the sky, drop by drop, all day long." after the instruction "Describe rain.", is ${tokens} tokens with its prompt`,
     });
     expect(calls.scored).toBe(0);
     await expect(runtimeRankSource(shortContext(tokens).model).rankTokens(items)).resolves.toHaveLength(2);
