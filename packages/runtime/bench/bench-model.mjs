@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createModel, graphFileName } from '@implicit-it/modelkit';
+import { createModel, fromHfConfig, graphFileName, weightSpecs } from '@implicit-it/modelkit';
 import { TINY_MODEL_FORMAT } from '@implicit-it/modelkit/test';
 
 const here = new URL('.', import.meta.url).pathname;
@@ -64,4 +64,16 @@ export function evalInstructions() {
 export function promptMaker(model) {
   const corpus = model.tokenizer.encode(evalInstructions().join('\n\n'), { addSpecialTokens: false });
   return (n, offset = 0) => corpus.slice(offset, offset + n);
+}
+
+/**
+ * The bytes of fp32 weights one decoding step reads for one token of the model in `dir`: every
+ * parameter once, the embedding matrix as the LM head when tied (its Gather reads one row), only the
+ * LM head when not. Not the model.onnx size: that also holds the rotary cos/sin tables (read one row
+ * a step; 4 MB at 8,192 positions) and the graph itself.
+ */
+export function weightBytesPerToken(dir) {
+  const config = fromHfConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+  const specs = weightSpecs(config).filter((s) => config.tieWordEmbeddings || s.kind !== 'embedding');
+  return 4 * specs.reduce((sum, s) => sum + s.shape.reduce((a, b) => a * b, 1), 0);
 }
