@@ -11,9 +11,14 @@ const here = new URL('.', import.meta.url).pathname;
 export const shared = process.env.IMPLICIT_IT_SHARED_DIR ?? resolve(here, '../../../../shared');
 export const smollmTokenizer = join(shared, 'fixtures/tokenizers/smollm');
 
-/** One headline figure, as the root `pnpm bench` collects them into its summary table. */
+/**
+ * One headline figure, as the root `pnpm bench` collects them into its summary table. Under
+ * BENCH_QUICK=1 (fewer runs, shorter workloads) its name says so: such figures are not the targets'.
+ */
 export const bench = (name, value, unit, target, ok) =>
-  console.log(`BENCH ${JSON.stringify({ name, value, unit, target, ok })}`);
+  console.log(
+    `BENCH ${JSON.stringify({ name: process.env.BENCH_QUICK === '1' ? `${name} [BENCH_QUICK]` : name, value, unit, target, ok })}`,
+  );
 
 /** Of an even count, the mean of the middle two (the upper one alone would be the larger of two runs). */
 export const median = (xs) => {

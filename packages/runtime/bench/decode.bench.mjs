@@ -592,7 +592,7 @@ console.log(
   `   this engine (continuous batching, up to ${model.info.maxBatchSize} rows) ${(oursMs / 1000).toFixed(1)} s vs transformers.js one after another ${(theirMs / 1000).toFixed(1)} s -> ${(theirMs / oursMs).toFixed(2)}x; identical outputs ${identical}/${n6}`,
 );
 bench(
-  'runtime: eval workload wall time vs transformers.js',
+  `runtime: eval workload (${n6} instructions) wall time vs transformers.js`,
   +(theirMs / oursMs).toFixed(2),
   'x',
   '>= 3x',
