@@ -75,9 +75,14 @@ export function eosBonus(
   // a misspelt mode (`'Hold'`) would otherwise read as 'zero'
   if (afterRamp !== 'zero' && afterRamp !== 'hold')
     throw new RuleInputError(`eosBonus: afterRamp must be "zero" or "hold", got ${shownValue(afterRamp)}`);
+  return rampBonus(t, rampLength, maxBonus, afterRamp === 'hold');
+}
+
+/** The EOS ramp itself, for options already checked: 0 at t <= 0, linear to `maxBonus`, then held or 0. */
+function rampBonus(t: number, rampLength: number, maxBonus: number, hold: boolean): number {
   if (t <= 0) return 0;
   if (t < rampLength) return (maxBonus * t) / rampLength;
-  return afterRamp === 'hold' ? maxBonus : 0;
+  return hold ? maxBonus : 0;
 }
 
 /**
@@ -298,8 +303,7 @@ export class RuleSet {
   /** The EOS rule's bonus at response length `t` (0 when the rule is off). */
   private eosBonusAt(t: number): number {
     const eos = this.eos;
-    if (eos === null || t <= 0) return 0;
-    return t < eos.rampLength ? (eos.maxBonus * t) / eos.rampLength : eos.hold ? eos.maxBonus : 0;
+    return eos === null ? 0 : rampBonus(t, eos.rampLength, eos.maxBonus, eos.hold);
   }
 
   /**
