@@ -242,16 +242,23 @@ function withAccuracyLevel(nodes: Uint8Array, level: number): Uint8Array {
   return concat(parts);
 }
 
-/** Every node of a GraphProto (its field `graph`) and of its subgraphs, depth first. */
-function* allNodes(buf: Uint8Array, graph: WireField): Generator<NodeInfo> {
+/** Every GraphProto field of a graph and of its subgraphs (the branches of a merged decoder's If). */
+function* allGraphs(buf: Uint8Array, graph: WireField): Generator<WireField> {
+  yield graph;
   for (const f of wireFields(buf, graph.dataStart, graph.end)) {
     if (f.no !== 1 || f.wireType !== 2) continue;
-    yield readNode(buf, f);
     for (const a of wireFields(buf, f.dataStart, f.end)) {
       if (a.no !== 5 || a.wireType !== 2) continue;
-      for (const g of wireFields(buf, a.dataStart, a.end)) if (isSubgraph(g)) yield* allNodes(buf, g);
+      for (const g of wireFields(buf, a.dataStart, a.end)) if (isSubgraph(g)) yield* allGraphs(buf, g);
     }
   }
+}
+
+/** Every node of a GraphProto (its field `graph`) and of its subgraphs. */
+function* allNodes(buf: Uint8Array, graph: WireField): Generator<NodeInfo> {
+  for (const g of allGraphs(buf, graph))
+    for (const f of wireFields(buf, g.dataStart, g.end))
+      if (f.no === 1 && f.wireType === 2) yield readNode(buf, f);
 }
 
 function int64Initializer(name: string, value: bigint): Uint8Array {
@@ -539,18 +546,6 @@ function tensorDims(buf: Uint8Array, f: WireField): { name: string; dims: number
       }
   }
   return out;
-}
-
-/** Every GraphProto field of a graph and of its subgraphs (the branches of a merged decoder's If). */
-function* allGraphs(buf: Uint8Array, graph: WireField): Generator<WireField> {
-  yield graph;
-  for (const f of wireFields(buf, graph.dataStart, graph.end)) {
-    if (f.no !== 1 || f.wireType !== 2) continue;
-    for (const a of wireFields(buf, f.dataStart, f.end)) {
-      if (a.no !== 5 || a.wireType !== 2) continue;
-      for (const g of wireFields(buf, a.dataStart, a.end)) if (isSubgraph(g)) yield* allGraphs(buf, g);
-    }
-  }
 }
 
 /** Ops a table passes through unchanged in its rows before it is gathered. */
