@@ -159,10 +159,10 @@ export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): Mode
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new ModelLoadError(
       'runtime.not_a_directory',
-      `${dir}: not a directory (expected a Hugging Face model directory with config.json and onnx/model.onnx)`,
-      {
-        file: dir,
-      },
+      existsSync(dir)
+        ? `${dir}: a file, not a model directory; give the directory that holds it (${dirname(dir)})`
+        : `${dir}: not a directory (expected a Hugging Face model directory with config.json and onnx/model.onnx)`,
+      { file: dir },
     );
   }
   if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_SUFFIX, dtype)) {

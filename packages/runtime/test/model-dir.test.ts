@@ -28,6 +28,12 @@ describe('model directory validation', () => {
     expect(() => resolveModelFiles(join(work, 'nope'))).toThrow(
       `${join(work, 'nope')}: not a directory (expected a Hugging Face model directory with config.json and onnx/model.onnx)`,
     );
+    // a file of a model given for its directory: the directory to give instead
+    const file = join(work, 'config.json');
+    writeFileSync(file, '{}');
+    expect(() => resolveModelFiles(file)).toThrow(
+      `${file}: a file, not a model directory; give the directory that holds it (${work})`,
+    );
   });
 
   it('a directory without config.json', () => {

@@ -144,13 +144,18 @@ interface ExportFlags {
 }
 
 async function exportGraph(dir: string, flags: ExportFlags): Promise<void> {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+  if (!existsSync(dir)) {
     throw new CliError(
-      existsSync(dir) ? `${dir}: a file, not a model directory` : `${dir}: no such directory`,
+      `${dir}: no such directory`,
       EXIT.load,
-      existsSync(dir)
-        ? `give the directory that holds it (${dirname(dir)})`
-        : 'give a Hugging Face model directory: config.json and model.safetensors',
+      'give a Hugging Face model directory: config.json and model.safetensors',
+    );
+  }
+  if (!statSync(dir).isDirectory()) {
+    throw new CliError(
+      `${dir}: a file, not a model directory`,
+      EXIT.load,
+      `give the directory that holds it (${dirname(dir)})`,
     );
   }
   const bar = progressBar('exporting', 1, 'tensors');
@@ -232,12 +237,6 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
     },
   );
   if (!existsSync(dir)) throw new CliError(`${target}: no such directory`, EXIT.load);
-  if (!statSync(dir).isDirectory())
-    throw new CliError(
-      `${target}: a file, not a model directory`,
-      EXIT.load,
-      `give the directory that holds it (${dirname(dir)})`,
-    );
   const files = resolveModelFiles(dir, flags.dtype as ModelDtype);
   const tok = await loadTokenizer(dir);
   const session = await ort.InferenceSession.create(files.onnxFile, { executionProviders: ['cpu'] }).catch(
