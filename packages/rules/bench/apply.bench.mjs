@@ -52,3 +52,4 @@ console.log(
   `BENCH ${JSON.stringify({ name: 'rules apply+append / argmax (V=49152, 300 used)', value: +pct.toFixed(2), unit: '%', target: '<= 5 %', ok: pct <= 5 })}`,
 );
 if (sink === -1) console.log(sink);
+if (pct > 5) process.exitCode = 1;
