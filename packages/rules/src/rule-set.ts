@@ -265,7 +265,10 @@ export class RuleSet {
   }
 
   /**
-   * A new per-sequence state for a prompt.
+   * A new per-sequence state for a prompt. Every prompt id (before `promptLength`) must be in the
+   * vocabulary: one past it means the prompt was tokenized with another tokenizer, and is refused.
+   * Ids after `promptLength` (part of the response given with the prompt) are taken as `append`
+   * takes them: one past the vocabulary (from a logits row wider than it) is kept, never scored.
    *
    * @example
    * const state = rules.createState({ promptIds, scopeStart: 7 });

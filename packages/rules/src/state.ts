@@ -92,13 +92,27 @@ export class RuleState implements RuleContext {
     );
     for (let i = 0; i < n; i++) {
       const id = promptIds[i]!;
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new RuleInputError(`promptIds[${i}] = ${id} is outside the vocabulary [0, ${vocabSize})`);
+      if ((id | 0) !== id || id < 0) {
+        throw new RuleInputError(
+          `promptIds[${i}] must be a token id (a non-negative integer), got ${typeof id === 'string' ? JSON.stringify(id) : id}`,
+        );
+      }
+      if (id >= vocabSize) {
+        // a response id past the vocabulary is one a padded logits row gave (as `append` takes it);
+        // a prompt id past it comes from another tokenizer than the one the rules were compiled for
+        if (i >= promptLength) {
+          tokens[i] = id;
+          continue;
+        }
+        throw new RuleInputError(
+          `promptIds[${i}] = ${id} is outside the vocabulary [0, ${vocabSize}): tokenize the prompt with the tokenizer whose vocabulary the rules were compiled against`,
+        );
       }
       tokens[i] = id;
       if (i >= trackFrom) state.markUsed(id);
     }
-    // ids after promptLength (a prompt given with part of the response) count as response tokens
+    // ids after promptLength (a prompt given with part of the response) count as response tokens,
+    // checked as `append` checks them
     state.length = n;
     return state;
   }
@@ -133,8 +147,10 @@ export class RuleState implements RuleContext {
   }
 
   /**
-   * Appends one generated token: O(1) amortized. Ids at or beyond the vocabulary size (padded logits
-   * rows) are recorded in the context but never scored.
+   * Appends one generated token: O(1) amortized. Ids at or beyond the vocabulary size (a logits row
+   * wider than the vocabulary, padded embeddings) are recorded in the context but never scored nor
+   * counted as used. Prompt ids are stricter: `createState` refuses one past the vocabulary (a prompt
+   * from another tokenizer).
    */
   append(id: number): void {
     if ((id | 0) !== id || id < 0)

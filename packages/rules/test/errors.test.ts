@@ -132,8 +132,22 @@ describe('bad per-sequence input', () => {
       { promptIds: [1, 2], scopeStart: 0, promptLength: 5 },
       'promptLength 5 is larger than the 2 prompt ids given',
     ],
-    [{ promptIds: [1, 32000], scopeStart: 0 }, 'promptIds[1] = 32000 is outside the vocabulary [0, 32000)'],
-    [{ promptIds: [1, 2.5], scopeStart: 0 }, 'promptIds[1] = 2.5 is outside the vocabulary [0, 32000)'],
+    [
+      { promptIds: [1, 32000], scopeStart: 0 },
+      'promptIds[1] = 32000 is outside the vocabulary [0, 32000): tokenize the prompt with the tokenizer whose vocabulary the rules were compiled against',
+    ],
+    [
+      { promptIds: [1, 32000, 5], scopeStart: 0, promptLength: 2 },
+      'promptIds[1] = 32000 is outside the vocabulary [0, 32000)',
+    ],
+    [
+      { promptIds: [1, 2.5], scopeStart: 0 },
+      'promptIds[1] must be a token id (a non-negative integer), got 2.5',
+    ],
+    [
+      { promptIds: [1, 2, -3], scopeStart: 0, promptLength: 2 },
+      'promptIds[2] must be a token id (a non-negative integer), got -3',
+    ],
   ])('%j -> %s', (init, message) => {
     expect(() => rules.createState(init)).toThrow(RuleInputError);
     expect(() => rules.createState(init)).toThrow(message);

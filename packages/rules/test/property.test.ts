@@ -175,6 +175,21 @@ describe('state', () => {
     expect(logits[V + 3]).toBe(0);
   });
 
+  it('response ids given with the prompt are taken as append takes them, past the vocabulary included', () => {
+    const given = rules.createState({ promptIds: [1, 2, V + 3, 7, V], scopeStart: 0, promptLength: 2 });
+    const appended = rules.createState({ promptIds: [1, 2], scopeStart: 0 });
+    for (const id of [V + 3, 7, V]) appended.append(id);
+    expect(given.responseIds()).toEqual([V + 3, 7, V]);
+    expect(given.usedSize).toBe(3); // 1, 2, 7: the ids past the vocabulary are not used ids
+    expect(given.isUsed(V + 3)).toBe(false);
+    const [a, b] = [new Float32Array(V + 8), new Float32Array(V + 8)];
+    rules.apply(a, given);
+    rules.apply(b, appended);
+    expect(a).toEqual(b);
+    expect([a[V], a[V + 3], a[7]]).toEqual([0, 0, b[7]]);
+    expect(a[7]).not.toBe(0);
+  });
+
   it('a prompt with part of the response (promptLength < ids) counts the rest as response', () => {
     const s = rules.createState({ promptIds: [1, 2, 3, 4], scopeStart: 0, promptLength: 2 });
     expect(s.t).toBe(2);
