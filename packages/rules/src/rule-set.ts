@@ -237,9 +237,19 @@ export class RuleSet {
       enabled.push('start');
       const weight = start.weight ?? RULE_DEFAULTS.start.weight;
       const dense = new Float32Array(size);
+      let texts = 0;
       for (let id = 0; id < size; id++) {
         const text = startText(vocab, id);
-        if (text !== undefined) dense[id] = weight * scoreString(text);
+        if (text === undefined) continue;
+        texts++;
+        dense[id] = weight * scoreString(text);
+      }
+      // without token texts the rule would score nothing at t = 0, silently
+      if (texts === 0) {
+        throw new RuleConfigError(
+          'start',
+          "the start rule scores token texts, and this vocabulary has none (an idVocabulary knows only ids): compile it against a tokenizer's vocabulary (createVocabulary, or @implicit-it/tokenizers) or turn the rule off",
+        );
       }
       this.startDense = dense;
       this.startT1 = Int32Array.from(lookup('start', '!'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileRules, createVocabulary, scoreString } from '../src/index.js';
+import { compileRules, createVocabulary, idVocabulary, RuleConfigError, scoreString } from '../src/index.js';
 
 describe('scoreString (start rule)', () => {
   it.each([
@@ -96,5 +96,21 @@ describe('start rule at t = 0 through apply', () => {
     for (const [id, score] of set.scores(state)) expected[id]! += score;
     set.apply(row, state);
     expect(row).toEqual(expected);
+  });
+});
+
+describe('start rule on a vocabulary without token texts', () => {
+  it('is a config error naming the rule and the fix, not a rule that scores nothing', () => {
+    const ids = idVocabulary({ size: 32000, eosIds: [2] });
+    const message =
+      "start: the start rule scores token texts, and this vocabulary has none (an idVocabulary knows only ids): compile it against a tokenizer's vocabulary (createVocabulary, or @implicit-it/tokenizers) or turn the rule off";
+    for (const spec of [{ start: true }, { start: { weight: 2 } }, 'eos-uniform-diversity-start'] as const) {
+      expect(() => compileRules(spec, ids)).toThrow(RuleConfigError);
+      expect(() => compileRules(spec, ids)).toThrow(message);
+    }
+    // a vocabulary with texts for some ids only is fine
+    expect(
+      compileRules({ start: true }, createVocabulary({ surfaces: [null, 'Okay'], eosIds: [0] })).enabled,
+    ).toEqual(['start']);
   });
 });
