@@ -15,7 +15,10 @@ export type UniformEntry = { text: string; score: number } | { id: number; score
 
 /** Options of the uniform token changes (rule 2). */
 export interface UniformRuleOptions {
-  /** Default: the 15 entries of hewitt2024. */
+  /**
+   * Default: the 15 entries of hewitt2024. Each id, and each text, at most once (as the reference
+   * code assigns each id one score): a second entry for an id is a `RuleConfigError` naming both.
+   */
   entries?: UniformEntry[];
 }
 

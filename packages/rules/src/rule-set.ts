@@ -208,10 +208,23 @@ export class RuleSet {
     if (uniform) {
       enabled.push('uniform');
       const entries = uniform.entries ?? HEWITT2024_UNIFORM.map(({ text, score }) => ({ text, score }));
+      const scoredBy = new Map<number, number>(); // id -> the entry that scores it
       for (const [i, entry] of entries.entries()) {
         if ('id' in entry) checkId(entry.id, `uniform.entries[${i}].id`);
         const ids = 'id' in entry ? [entry.id] : lookup('uniform', entry.text);
-        for (const id of ids) merged.set(id, (merged.get(id) ?? 0) + entry.score);
+        for (const id of new Set(ids)) {
+          // parseRuleSetConfig refuses an id or a text named twice; a text and an id meet only here
+          const first = scoredBy.get(id);
+          if (first !== undefined) {
+            const what = 'id' in entry ? `id ${id}` : `id ${id} (text ${JSON.stringify(entry.text)})`;
+            throw new RuleConfigError(
+              `uniform.entries[${i}]`,
+              `repeats ${what} from entries[${first}]: list each id and each text once`,
+            );
+          }
+          scoredBy.set(id, i);
+          merged.set(id, entry.score);
+        }
       }
     }
     this.uniformIds = Int32Array.from(merged.keys());

@@ -86,6 +86,19 @@ function uniformEntries(value: unknown, path: string): UniformEntry[] | undefine
       path,
       `expected an array of {text, score} or {id, score}, got ${describe(value)}`,
     );
+  // each id, and each text, once: the reference code assigns an id its score, so entries naming one
+  // id twice would read as adding up here and as the last one winning there
+  const ids = new Map<number, number>();
+  const texts = new Map<string, number>();
+  const once = <K>(seen: Map<K, number>, key: K, i: number, what: string) => {
+    const first = seen.get(key);
+    if (first !== undefined)
+      throw new RuleConfigError(
+        `${path}[${i}]`,
+        `repeats ${what} from entries[${first}]: list each id and each text once`,
+      );
+    seen.set(key, i);
+  };
   return value.map((entry, i) => {
     const at = `${path}[${i}]`;
     if (!isObject(entry))
@@ -100,9 +113,11 @@ function uniformEntries(value: unknown, path: string): UniformEntry[] | undefine
       if (typeof entry.text !== 'string' || entry.text === '') {
         throw new RuleConfigError(`${at}.text`, `expected a non-empty string, got ${describe(entry.text)}`);
       }
+      once(texts, entry.text, i, `text ${JSON.stringify(entry.text)}`);
       return { text: entry.text, score };
     }
     const id = num(entry, 'id', at, { integer: true, min: 0 })!;
+    once(ids, id, i, `id ${id}`);
     return { id, score };
   });
 }
@@ -196,6 +211,10 @@ export const ruleSetJsonSchema = Object.freeze({
     uniform: ruleOr({
       entries: {
         type: 'array',
+        // JSON Schema cannot say "each id and each text once"; parseRuleSetConfig checks it
+        description:
+          'Fixed scores; each id, and each text, at most once (the scores of one id are not added).',
+        uniqueItems: true,
         items: {
           oneOf: [
             {

@@ -10,6 +10,7 @@ import {
   RuleInputError,
   RuleSet,
   resolveRuleSpec,
+  ruleSetJsonSchema,
   shownValue,
 } from '../src/index.js';
 
@@ -204,6 +205,93 @@ describe('isInstance', () => {
     const foreign = Object.create(null, { [Symbol.for('implicit-it.rule-set')]: { value: true } });
     expect(foreign instanceof RuleSet).toBe(false);
     expect(RuleSet.isInstance(foreign)).toBe(true);
+  });
+});
+
+describe('uniform entries naming one id twice', () => {
+  const again = (i: number, what: string, first: number) =>
+    `uniform.entries[${i}]: repeats ${what} from entries[${first}]: list each id and each text once`;
+
+  it.each([
+    [
+      [
+        { id: 5, score: 1 },
+        { id: 1738, score: -2 },
+        { text: 'x', score: 1 },
+        { id: 1738, score: -3 },
+      ],
+      again(3, 'id 1738', 1),
+    ],
+    [
+      [
+        { text: ' I', score: -5 },
+        { text: ' I', score: -5 },
+      ],
+      again(1, 'text " I"', 0),
+    ],
+  ])('%j is refused when parsed, naming both entries', (entries, message) => {
+    expect(() => parseRuleSetConfig({ uniform: { entries } })).toThrow(RuleConfigError);
+    expect(() => parseRuleSetConfig({ uniform: { entries } })).toThrow(message);
+    expect(() => compileRules({ uniform: { entries } }, idVocabulary({ size: 2000, eosIds: [2] }))).toThrow(
+      message,
+    );
+  });
+
+  it('a text and an id that name one token are refused when compiled', () => {
+    const v = createVocabulary({ surfaces: ['</s>', ' I', '!'], eosIds: [0] });
+    expect(() =>
+      compileRules(
+        {
+          uniform: {
+            entries: [
+              { id: 1, score: -5 },
+              { text: '!', score: 1 },
+              { text: ' I', score: -2 },
+            ],
+          },
+        },
+        v,
+      ),
+    ).toThrow(again(2, 'id 1 (text " I")', 0));
+    expect(() =>
+      compileRules(
+        {
+          uniform: {
+            entries: [
+              { text: ' I', score: -5 },
+              { id: 1, score: -2 },
+            ],
+          },
+        },
+        v,
+      ),
+    ).toThrow(again(1, 'id 1', 0));
+  });
+
+  it('distinct entries keep their own scores, and the schema says so', () => {
+    const set = compileRules(
+      {
+        uniform: {
+          entries: [
+            { id: 1, score: -5 },
+            { text: '!', score: 1 },
+          ],
+        },
+      },
+      createVocabulary({ surfaces: ['</s>', ' I', '!'], eosIds: [0] }),
+    );
+    expect(Object.fromEntries(set.scores(set.createState({ promptIds: [0], scopeStart: 1 })))).toEqual({
+      1: -5,
+      2: 1,
+    });
+    const uniform = ruleSetJsonSchema.properties.uniform.oneOf[1] as unknown as {
+      properties: { entries: object };
+    };
+    const entries = uniform.properties.entries;
+    expect(entries).toMatchObject({
+      uniqueItems: true,
+      description: 'Fixed scores; each id, and each text, at most once (the scores of one id are not added).',
+    });
   });
 });
 
