@@ -22,8 +22,11 @@ export interface DetokenizerOptions {
    * Ids the text goes on from (a prompt), never emitted: the stream is then the text `decode(context +
    * ids)` has beyond `decode(context)`, as generation pipelines return a completion. It matters for
    * SentencePiece tokenizers, whose decoders drop the leading space of a text's first token: after a
-   * prompt, `▁Paris` is " Paris", not "Paris". Only the last of them that decodes to text is read.
-   * Default: none (the stream is `decode(ids)`).
+   * prompt, `▁Paris` is " Paris", not "Paris". Only the last of them that decode to text are read.
+   * A context that ends inside a character (a byte-level token holding the first bytes of an emoji)
+   * decodes to U+FFFD there, which the ids may complete: the stream then goes on from `decode(context)`
+   * without that U+FFFD, so it begins with the whole character (or with the U+FFFD, when the ids do
+   * not complete it). Default: none (the stream is `decode(ids)`).
    */
   context?: readonly number[];
 }
@@ -160,24 +163,38 @@ export class WindowDetokenizer implements Detokenizer {
 
   /**
    * Starts the window on the last id of `context` that decodes to text, as left context (never
-   * emitted). A context ending inside a character has no boundary to start from: it is not used.
+   * emitted). A context that ends inside a character (its last token holds the first bytes of an
+   * emoji) starts the window on the tokens that hold that character's bytes, with the token before
+   * them as left context: the character is emitted whole once the pushed ids complete it.
    */
   private begin(context: readonly number[]): void {
     for (const id of context) this.checkId(id, 'createDetokenizer: context id');
-    // the last three ids that decode to text (the decoder's state at the end lies in the last three
-    // bytes: those of three tokens at most), last first
-    const last: number[] = [];
-    for (let i = context.length - 1; i >= 0 && last.length < 3; i--)
-      if (!this.skipped?.(context[i]!)) last.push(context[i]!);
-    if (last.length === 0) return;
+    const ids = this.skipped ? context.filter((id) => !this.skipped!(id)) : context;
+    if (ids.length === 0) return;
+    // the decoder's state at the end lies in the last three bytes: read back to three of them
     const bytes: number[] = [];
-    for (let k = last.length - 1; k >= 0; k--) bytes.push(...Array.from(this.tokenBytes(last[k]!)));
-    if (incompleteTail(NONE, bytes).length > 0) return;
-    const id = last[0]!;
-    this.window = [id];
-    this.contextCount = 1;
-    this.contextLength = this.lengthOf(id);
-    this.lastSafe = 1;
+    let from = ids.length;
+    while (from > 0 && bytes.length < 3) bytes.unshift(...Array.from(this.tokenBytes(ids[--from]!)));
+    const tail = incompleteTail(NONE, bytes);
+    if (tail.length === 0) {
+      const id = ids[ids.length - 1]!;
+      this.window = [id];
+      this.contextCount = 1;
+      this.contextLength = this.lengthOf(id);
+      this.lastSafe = 1;
+      return;
+    }
+    // the token that holds the first byte of the incomplete character, and the one before it
+    let first = ids.length;
+    for (let held = 0; held < tail.length; ) held += this.tokenBytes(ids[--first]!).length;
+    this.window = ids.slice(Math.max(0, first - 1));
+    this.contextCount = this.window.length;
+    // the incomplete character decodes to one trailing U+FFFD (as TextDecoder ends a stream), which
+    // the pushed ids may replace: it is not the context's text
+    const text = this.decodeWindow(this.window);
+    this.contextLength = text.length - (text.charCodeAt(text.length - 1) === 0xfffd ? 1 : 0);
+    this.pending = tail;
+    this.lastSafe = 0;
   }
 
   private checkId(id: number, what: string): void {

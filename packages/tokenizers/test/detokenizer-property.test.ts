@@ -86,6 +86,64 @@ for (const name of NAMES) {
         }
         expect(failures).toEqual([]);
       });
+
+      it('a context cut anywhere, inside a character too: its final text and the stream join to decode(all)', () => {
+        const fatal = new TextDecoder('utf-8', { fatal: true });
+        const failures: string[] = [];
+        let midCharacter = 0;
+        for (const text of [
+          'Say 🎉 now',
+          'Hi 世界 ok',
+          '日本語のテキスト',
+          '🎉🎉 👩‍👩‍👧 🇫🇷 x',
+          'a\uFFFD🎉b',
+        ]) {
+          const ids = tok.encode(text, { addSpecialTokens: false });
+          for (let k = 1; k < ids.length; k++) {
+            const context = ids.slice(0, k);
+            const detok = tok.createDetokenizer({ context });
+            const stream =
+              ids
+                .slice(k)
+                .map((id) => detok.push(id))
+                .join('') + detok.flush();
+            // the context's final text: decode(context) less the U+FFFD of an incomplete last character
+            let final = tok.decode(context);
+            try {
+              fatal.decode(Uint8Array.from(context.flatMap((id) => [...tok.tokenBytes(id)])));
+            } catch {
+              final = final.slice(0, -1);
+              midCharacter++;
+            }
+            if (final + stream !== tok.decode(ids))
+              failures.push(`${JSON.stringify(text)} at ${k}: ${stream}`);
+          }
+        }
+        expect(midCharacter).toBeGreaterThan(0);
+        expect(failures).toEqual([]);
+      });
     },
   );
 }
+
+describeShared(
+  'context ending inside a character, fixture smollm',
+  ['fixtures/tokenizers/smollm/tokenizer.json'],
+  () => {
+    it('the emoji a prompt begins arrives whole, not as U+FFFD', async () => {
+      const tok = await loadTokenizer(sharedPath('fixtures/tokenizers', 'smollm'));
+      const ids = tok.encode('Say 🎉 now', { addSpecialTokens: false });
+      // " \xF0\x9F" is one token: a space and the first two bytes of 🎉
+      expect(ids.map((id) => Array.from(tok.tokenBytes(id), (b) => b.toString(16)).join(' '))).toEqual([
+        '53 61 79',
+        '20 f0 9f',
+        '8e',
+        '89',
+        '20 6e 6f 77',
+      ]);
+      expect(tok.decode(ids.slice(0, 2))).toBe('Say \uFFFD');
+      const detok = tok.createDetokenizer({ context: ids.slice(0, 2) });
+      expect([...ids.slice(2).map((id) => detok.push(id)), detok.flush()]).toEqual(['', '🎉', ' now', '']);
+    });
+  },
+);

@@ -207,11 +207,43 @@ describe('streaming detokenizer, exact deltas', () => {
     expect(stream([...prompt, 2]).join('')).toBe(
       tok.decode([...prompt, 2, ...ids]).slice(tok.decode([...prompt, 2]).length),
     );
-    // a prompt ending inside a character is no boundary to go on from: it is not used
-    expect(stream(tok.encode('世', { addSpecialTokens: false }).slice(0, -1)).join('')).toBe('world 世');
+    // a prompt ending inside a character: the stream goes on from decode(prompt) without the U+FFFD of
+    // the incomplete character, which the ids do not complete here (▁world is no continuation byte)
+    const cut = tok.encode('世', { addSpecialTokens: false }).slice(0, -1); // ▁ <0xE4> <0xB8>
+    expect(tok.decode(cut)).toBe('\uFFFD');
+    expect(tok.decode([...cut, ...ids])).toBe('\uFFFD world 世');
+    expect(stream(cut)).toEqual(['\uFFFD world', ' ', '', '', '世', '']);
     expect(() => tok.createDetokenizer({ context: [tok.vocabulary.size] })).toThrow(
       /createDetokenizer: context id \d+ is outside \[0, \d+\)/,
     );
+  });
+
+  it('context ending inside a character: the ids complete it and it arrives whole', () => {
+    const bl = createTokenizer(byteLevelFiles());
+    const ids = bl.encode('hello 🎉!', { addSpecialTokens: false }); // hello, ' ', then 🎉 byte by byte, !
+    for (const [k, deltas] of [
+      [3, ['', '', '🎉', '!', '']], // the context holds F0
+      [4, ['', '🎉', '!', '']], // F0 9F
+      [5, ['🎉', '!', '']], // F0 9F 8E
+    ] as const) {
+      const detok = bl.createDetokenizer({ context: ids.slice(0, k) });
+      expect([...ids.slice(k).map((id) => detok.push(id)), detok.flush()]).toEqual(deltas);
+    }
+    // not completed: the U+FFFD of the prompt's incomplete character is the stream's, at once or on flush
+    const stop = bl.createDetokenizer({ context: ids.slice(0, 4) });
+    expect([stop.push(ids[6]!), stop.flush()]).toEqual(['\uFFFD!', '']);
+    expect(bl.createDetokenizer({ context: ids.slice(0, 4) }).flush()).toBe('\uFFFD');
+    expect(bl.decode([...ids.slice(0, 4), ids[6]!])).toBe('hello \uFFFD!');
+
+    const sp = createTokenizer(sentencePieceFiles());
+    const prompt = sp.encode('Hello 世', { addSpecialTokens: false }); // ▁Hello ▁ <0xE4> <0xB8> <0x96>
+    const [the] = sp.encode('the', { addSpecialTokens: false });
+    for (const skipSpecialTokens of [false, true]) {
+      // a skipped special token after the incomplete character leaves it incomplete
+      const context = skipSpecialTokens ? [...prompt.slice(0, 4), 2] : prompt.slice(0, 4);
+      const detok = sp.createDetokenizer({ context, skipSpecialTokens });
+      expect([detok.push(prompt[4]!), detok.push(the!), detok.flush()]).toEqual(['世', ' the', '']);
+    }
   });
 
   it('tokenText: the text a token adds after other text, its SentencePiece space kept', () => {
