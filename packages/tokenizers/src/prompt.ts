@@ -38,7 +38,8 @@ export type Conversation =
  *   tokenizer_config.json's named templates), rendered by
  *   `@huggingface/jinja` (as transformers.js does) and tokenized without added special tokens, as Hugging Face's
  *   `apply_chat_template` does; `addGenerationPrompt` defaults to true; `addBos` (default false)
- *   prepends BOS when the rendered template does not start with it.
+ *   prepends BOS (on a tokenizer without one, its EOS, as in `tulu`) when the rendered template does
+ *   not start with that token.
  * - `raw`: the text as is, tokenized with the tokenizer's special tokens (`addSpecialTokens`,
  *   default true); `scopeStart` is the first token of the text. Special tokens written in the text
  *   are read as special tokens: a raw prompt is the caller's own.
@@ -300,7 +301,8 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
   }
 
   const bodyIds = tok.encode(body, { addSpecialTokens: false, literalRanges: contentRanges });
-  if (input.format === 'chat-template' && bodyIds[0] === tok.bosId) bos = [];
+  // the template's own BOS (or the EOS standing in for it) is not doubled
+  if (input.format === 'chat-template' && bos.length > 0 && bodyIds[0] === bos[0]) bos = [];
   const ids = [...bos, ...bodyIds];
   const beforeIds = tok.encode(before, {
     addSpecialTokens: false,

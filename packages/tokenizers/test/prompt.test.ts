@@ -213,6 +213,35 @@ describe('buildPrompt on a SentencePiece tokenizer (built)', () => {
     );
   });
 
+  it('chat-template: addBos on a template that starts with the EOS stand-in (OLMo) adds no second one', () => {
+    const files = byteLevelFiles();
+    const olmoLike = createTokenizer({
+      ...files,
+      // OLMo's instruct template starts with eos_token, and its tokenizer names no BOS
+      tokenizerConfig: {
+        ...files.tokenizerConfig,
+        bos_token: null,
+        chat_template:
+          "{{ eos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}",
+      },
+    });
+    const eos = olmoLike.eosIds[0]!;
+    expect(olmoLike.bosId).toBeUndefined();
+    const plain = olmoLike.buildPrompt({ format: 'chat-template', instruction: 'Hello' });
+    const withBos = olmoLike.buildPrompt({ format: 'chat-template', instruction: 'Hello', addBos: true });
+    expect(plain.ids[0]).toBe(eos);
+    expect(plain.ids[1]).not.toBe(eos);
+    expect(withBos).toEqual(plain);
+    // a template that does not start with it gets it prepended
+    const bare = olmoLike.buildPrompt({
+      format: 'chat-template',
+      instruction: 'Hello',
+      template: "{% for m in messages %}{{ m['content'] }}{% endfor %}",
+      addBos: true,
+    });
+    expect([bare.ids[0], bare.ids[1] === eos, bare.scopeStart]).toEqual([eos, false, 1]);
+  });
+
   it('raw: special tokens added, S after them', () => {
     const p = tok.buildPrompt({ format: 'raw', text: 'Hello world' });
     expect(p).toEqual({ ids: [1, 330, 335], scopeStart: 1, promptLength: 3, text: 'Hello world' });
