@@ -3,7 +3,12 @@
  * p_rules = softmax(r), log p_a = log_softmax(base + r): applying the rules is adding r to the logits.
  */
 
-/** log_softmax of a row, in float64. */
+/**
+ * log_softmax of a row, in float64.
+ *
+ * @example
+ * logSoftmax([0, Math.log(3)]); // Float64Array [log 0.25, log 0.75]
+ */
 export function logSoftmax(row: ArrayLike<number>): Float64Array {
   const n = row.length;
   let max = Number.NEGATIVE_INFINITY;
@@ -16,7 +21,12 @@ export function logSoftmax(row: ArrayLike<number>): Float64Array {
   return out;
 }
 
-/** softmax of a row, in float64. */
+/**
+ * softmax of a row, in float64.
+ *
+ * @example
+ * softmax([0, Math.log(3)]); // Float64Array [0.25, 0.75]
+ */
 export function softmax(row: ArrayLike<number>): Float64Array {
   const out = logSoftmax(row);
   for (let i = 0; i < out.length; i++) out[i] = Math.exp(out[i]!);
@@ -50,6 +60,9 @@ export function productOfExperts(baseLogits: ArrayLike<number>, ruleScores: Arra
 /**
  * Index of the largest entry (the first one on ties), as greedy decoding picks. NaN entries are never
  * picked; a row with nothing above -Infinity gives 0.
+ *
+ * @example
+ * argmax([0.1, 2, 2, Number.NaN]); // 1
  */
 export function argmax(row: ArrayLike<number>): number {
   let best = 0;

@@ -36,7 +36,16 @@ export class ImplicitItError extends Error {
   }
 }
 
-/** An invalid rule-set configuration; `path` names the field (e.g. `eos.rampLength`). */
+/**
+ * An invalid rule-set configuration; `path` names the field (e.g. `eos.rampLength`).
+ *
+ * @example
+ * try {
+ *   parseRuleSetConfig({ eos: { rampLength: -1 } });
+ * } catch (error) {
+ *   if (RuleConfigError.isInstance(error)) console.log(error.path); // 'eos.rampLength'
+ * }
+ */
 export class RuleConfigError extends ImplicitItError {
   readonly path: string;
   constructor(path: string, message: string) {
@@ -46,7 +55,12 @@ export class RuleConfigError extends ImplicitItError {
   }
 }
 
-/** Invalid per-sequence input: negative lengths, ids outside the vocabulary, a logits row too small. */
+/**
+ * Invalid per-sequence input: negative lengths, ids outside the vocabulary, a logits row too small.
+ *
+ * @example
+ * rules.createState({ promptIds: [1e6], scopeStart: 0 }); // throws RuleInputError (code 'rules.invalid_input')
+ */
 export class RuleInputError extends ImplicitItError {
   constructor(message: string) {
     super('rules.invalid_input', message);

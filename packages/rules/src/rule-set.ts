@@ -108,7 +108,13 @@ const RULE_SET_MARK = Symbol.for('implicit-it.rule-set');
 
 /**
  * A rule set compiled against a vocabulary: the sparse score vector of each step, per-sequence
- * states, and the entries that did not resolve.
+ * states, and the entries that did not resolve. Build one with `compileRules`.
+ *
+ * @example
+ * const rules = compileRules('hewitt2024', vocab);
+ * const state = rules.createState({ promptIds, scopeStart });
+ * rules.apply(logits, state); // logits += r, in place
+ * state.append(argmax(logits));
  */
 export class RuleSet {
   /** @internal the mark `isInstance` reads */

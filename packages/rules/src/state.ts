@@ -22,6 +22,13 @@ const INITIAL_CAPACITY = 256;
 /**
  * Per-sequence rule state: the context so far and the set of used ids, updated in O(1) per appended
  * token. Create it with `RuleSet.createState`; `fork()` copies it for batched or speculative decoding.
+ *
+ * @example
+ * const state = rules.createState({ promptIds: [3, 1, 5, 3], scopeStart: 1 });
+ * state.append(4);
+ * state.t; // 1: response tokens so far
+ * state.isUsed(5); // true: in the used-token scope (the conversation from scopeStart)
+ * const draft = state.fork(); // appending to draft leaves state as it is
  */
 export class RuleState implements RuleContext {
   /** @internal */ tokens: Int32Array;
