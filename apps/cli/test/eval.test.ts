@@ -295,7 +295,7 @@ describe('eval generate', () => {
       join(tmp, 'x.json'),
     ]);
     expect(file.code).toBe(2);
-    expect(file.stderr).toContain('row 1: "instruction" must be a string');
+    expect(file.stderr).toContain(`${bad}: line 2: "instruction" must be a string, got undefined`);
     const missing = await run([
       'eval',
       'generate',

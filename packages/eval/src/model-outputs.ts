@@ -22,15 +22,19 @@ export interface ModelOutput {
   token_ids?: number[];
 }
 
-function checkRows(rows: unknown[], file: string, required: readonly string[]): Record<string, unknown>[] {
-  return rows.map((row, i) => {
-    if (typeof row !== 'object' || row === null || Array.isArray(row)) {
-      throw new EvalInputError(file, `row ${i} is not an object`, { field: `[${i}]` });
+function checkRows(
+  rows: readonly Row[],
+  file: string,
+  required: readonly string[],
+): Record<string, unknown>[] {
+  return rows.map(({ value, where }) => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new EvalInputError(file, `${where} is not an object`, { field: where });
     }
-    const r = row as Record<string, unknown>;
+    const r = value as Record<string, unknown>;
     for (const key of required) {
       if (typeof r[key] !== 'string') {
-        throw new EvalInputError(file, `row ${i}: "${key}" must be a string, got ${JSON.stringify(r[key])}`, {
+        throw new EvalInputError(file, `${where}: "${key}" must be a string, got ${JSON.stringify(r[key])}`, {
           field: key,
         });
       }
@@ -39,15 +43,21 @@ function checkRows(rows: unknown[], file: string, required: readonly string[]): 
   });
 }
 
+/** One row of an input file, with where it is: `line N` of a `.jsonl` file (1-based), `[i]` of a JSON array. */
+interface Row {
+  value: unknown;
+  where: string;
+}
+
 /**
  * The rows of a `.jsonl` file (one JSON value a line, blank lines skipped) or of a JSON array file;
  * anything else is an `EvalInputError` saying `expected`.
  */
-function readRows(path: string, expected: string): unknown[] {
+function readRows(path: string, expected: string): Row[] {
   if (!path.endsWith('.jsonl')) {
     const data = readJson(path);
     if (!Array.isArray(data)) throw new EvalInputError(path, expected);
-    return data;
+    return data.map((value, i) => ({ value, where: `[${i}]` }));
   }
   let text: string;
   try {
@@ -61,7 +71,7 @@ function readRows(path: string, expected: string): unknown[] {
     .filter(([line]) => line.length > 0)
     .map(([line, i]) => {
       try {
-        return JSON.parse(line) as unknown;
+        return { value: JSON.parse(line) as unknown, where: `line ${i + 1}` };
       } catch (cause) {
         throw new EvalInputError(
           path,

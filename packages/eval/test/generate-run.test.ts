@@ -12,6 +12,7 @@ import {
   type Progress,
   planAblations,
   ResumeMismatchError,
+  readInstructions,
   readModelOutputs,
   runAblations,
 } from '../src/index.js';
@@ -76,6 +77,22 @@ describe('generateRun', () => {
     writeFileSync(join(dir, 'bad.jsonl'), `${JSON.stringify(rows[0])}\n{"instruction": \n`);
     expect(() => readModelOutputs(join(dir, 'bad.jsonl'))).toThrow(
       `${join(dir, 'bad.jsonl')}: line 2 is not valid JSON (a .jsonl file holds one object a line)`,
+    );
+  });
+
+  it('names the line of a bad .jsonl row (blank lines counted) and the index of a bad array row', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'i.jsonl'), '{"instruction": "a"}\n\n{"instr": "b"}\n');
+    expect(() => readInstructions(join(dir, 'i.jsonl'))).toThrow(
+      `${join(dir, 'i.jsonl')}: line 3: "instruction" must be a string, got undefined`,
+    );
+    writeFileSync(join(dir, 'o.jsonl'), '{"instruction": "a", "output": "b"}\n\n\n[1]\n');
+    expect(() => readModelOutputs(join(dir, 'o.jsonl'))).toThrow(
+      `${join(dir, 'o.jsonl')}: line 4 is not an object`,
+    );
+    writeFileSync(join(dir, 'i.json'), JSON.stringify([{ instruction: 'a' }, { instruction: 2 }]));
+    expect(() => readInstructions(join(dir, 'i.json'))).toThrow(
+      `${join(dir, 'i.json')}: [1]: "instruction" must be a string, got 2`,
     );
   });
 
