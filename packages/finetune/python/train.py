@@ -12,6 +12,7 @@ main() additionally needs transformers and accelerate. Progress goes to stdout a
 "IMPLICIT_IT_EVENT {json}" that `runJob` parses.
 """
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -171,7 +172,8 @@ def save_checkpoint(directory, meta, model, optimizer, scheduler, accelerator, k
 
 def load_checkpoint(path, expected, model, optimizer, scheduler, accelerator):
     """Restores a checkpoint written by save_checkpoint; returns its meta. Refuses one written by a
-    run that differs in what decides the steps (batch, accumulation, processes, seed, total steps)."""
+    run that differs in what decides the steps (batch, accumulation, processes, seed, total steps) or
+    what is trained with them (epochs, learning rate, warmup, weight decay, the data's digest)."""
     with open(os.path.join(path, "meta.json")) as f:
         meta = json.load(f)
     if meta.get("format") != CHECKPOINT_FORMAT:
@@ -190,6 +192,16 @@ def load_checkpoint(path, expected, model, optimizer, scheduler, accelerator):
         torch.set_rng_state(state["torch_rng"])
         random.setstate(state["python_rng"])
     return meta
+
+
+def data_digest(examples):
+    """The first 16 hex digits of a SHA-256 over every example's input ids and labels, in order."""
+    digest = hashlib.sha256()
+    for x, y in examples:
+        digest.update(len(x).to_bytes(8, "little"))
+        digest.update(x.to(torch.int64).numpy().tobytes())
+        digest.update(y.to(torch.int64).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def evaluate(model, examples, batch_size, pad_id, device, forward):
@@ -242,9 +254,13 @@ def train_loop(model, examples, *, epochs, learning_rate, warmup_ratio, weight_d
     if accelerator:
         accelerator.register_for_checkpointing(scheduler)
     processes = accelerator.num_processes if accelerator else 1
-    # what a resumed run must share with the run that wrote its checkpoint
+    # what a resumed run must share with the run that wrote its checkpoint: the steps and batches, and
+    # what the restored optimizer and schedule would otherwise keep from the old run without a word
+    # (their learning rate, warmup and weight decay) or train on (other data of the same size)
     identity = {"total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "examples": len(examples),
-                "batch_size": batch_size, "grad_accum": grad_accum, "processes": processes, "seed": seed}
+                "batch_size": batch_size, "grad_accum": grad_accum, "processes": processes, "seed": seed,
+                "epochs": epochs, "learning_rate": learning_rate, "warmup_ratio": warmup_ratio,
+                "weight_decay": weight_decay, "data": data_digest(examples)}
     step, first_epoch, skip, elapsed, val_losses = 0, 0, 0, 0.0, []
     if checkpoint.get("resume"):
         meta = load_checkpoint(checkpoint["resume"], identity, model, optimizer, scheduler, accelerator)

@@ -108,6 +108,9 @@ describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch'
         steps: number;
       }[];
       refused: string | null;
+      refused_lr: string | null;
+      refused_data: string | null;
+      digests: [string, string];
     };
     expect(out.ref_losses).toHaveLength(18); // 3 epochs x 6 optimizer steps
     // interrupted at an epoch's end, in a later epoch, mid-epoch, after the first step
@@ -126,6 +129,17 @@ describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch'
     }
     expect(out.refused).toMatch(
       /cannot resume from .*step-\d{8}: it was written by a run with total_steps 18 \(now 33\), steps_per_epoch 6 \(now 11\), grad_accum 2 \(now 1\)/,
+    );
+    // the same steps with another learning rate, or other examples of the same count: refused too,
+    // not resumed with the checkpoint's learning rate, or on data the run did not start with
+    expect(out.refused_lr).toMatch(
+      /cannot resume from .*step-\d{8}: it was written by a run with learning_rate 0\.01 \(now 0\.001\); resume with the same settings, or start over without --resume$/,
+    );
+    const [digest, otherDigest] = out.digests;
+    expect(digest).toMatch(/^[0-9a-f]{16}$/);
+    expect(otherDigest).not.toBe(digest);
+    expect(out.refused_data).toContain(
+      `it was written by a run with data '${digest}' (now '${otherDigest}'); resume with the same settings`,
     );
   });
 });

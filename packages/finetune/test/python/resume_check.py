@@ -22,7 +22,7 @@ class Interrupted(Exception):
     pass
 
 
-def run(checkpoint=None, stop_after=None, grad_accum=2):
+def run(checkpoint=None, stop_after=None, grad_accum=2, learning_rate=1e-2, data=examples):
     """3 epochs; dropout, so the RNG state matters. Returns (model, summary or None, step losses)."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Embedding(64, 32), torch.nn.Dropout(0.2), torch.nn.Linear(32, 64))
@@ -38,7 +38,7 @@ def run(checkpoint=None, stop_after=None, grad_accum=2):
     emit = train.emit
     train.emit = lambda event, **f: losses.append(f["loss"]) if event == "step" else None
     try:
-        summary = train.train_loop(model, examples, epochs=3, learning_rate=1e-2, warmup_ratio=0.1, weight_decay=0.0,
+        summary = train.train_loop(model, data, epochs=3, learning_rate=learning_rate, warmup_ratio=0.1, weight_decay=0.0,
                                    batch_size=3, grad_accum=grad_accum, seed=1, pad_id=0, forward=forward,
                                    validation=examples[:4], checkpoint=checkpoint)
     except Interrupted:
@@ -77,5 +77,22 @@ try:  # the last case's newest checkpoint, resumed with another accumulation
 except SystemExit as e:
     refused = str(e)
 
+
+
+def refusal(**changed):
+    """The message of a resume from the last case's newest checkpoint with `changed` settings."""
+    try:
+        run({"dir": directory, "every": "epoch", "keep": 1, "resume": train.complete_checkpoints(directory)[-1]},
+            **changed)
+    except SystemExit as e:
+        return str(e)
+    return None
+
+
+# the same steps, but the restored optimizer and schedule would keep the old learning rate, and the
+# loop would go on with other examples of the same count
+other_data = [(x, torch.where(y == train.IGNORE_INDEX, y, (y + 1) % 64)) for x, y in examples]
 print(json.dumps({"ref_losses": ref_losses, "ref_val_losses": ref_summary["val_losses"], "cases": cases,
-                  "refused": refused}))
+                  "refused": refused, "refused_lr": refusal(learning_rate=1e-3),
+                  "refused_data": refusal(data=other_data),
+                  "digests": [train.data_digest(examples), train.data_digest(other_data)]}))
