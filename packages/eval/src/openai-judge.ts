@@ -1,7 +1,7 @@
 import { JudgeRequestError } from './errors.js';
 import type { ChatCompletionChoice } from './judge-preference.js';
 import type { ChatMessage } from './judge-prompt.js';
-import { createRateLimiter } from './rate-limiter.js';
+import { abortableDelay, createRateLimiter } from './rate-limiter.js';
 
 /** A chat-completion request as the judge sends it (OpenAI field names). */
 export interface JudgeRequest {
@@ -153,7 +153,7 @@ export function openAIJudge(options: OpenAIJudgeOptions): JudgeClient {
         let retryable: boolean;
         let hinted: number | undefined;
         try {
-          const { response, text } = await limit(() => once(request, signal));
+          const { response, text } = await limit(() => once(request, signal), signal);
           status = response.status;
           if (response.ok) {
             let body: unknown;
@@ -214,7 +214,8 @@ export function openAIJudge(options: OpenAIJudgeOptions): JudgeClient {
           ...(status !== undefined ? { status } : {}),
           error,
         });
-        await new Promise((r) => setTimeout(r, delayMs));
+        // an abort ends the wait at once: a backoff can be a minute (Retry-After)
+        await abortableDelay(delayMs, signal);
       }
     },
   };

@@ -1,6 +1,31 @@
 /**
+ * Waits `ms` milliseconds, or rejects with `signal.reason` as soon as `signal` aborts (as
+ * `signal.throwIfAborted()` throws it), so that a stopped run does not sit out a long wait.
+ *
+ * @example
+ * await abortableDelay(30_000, controller.signal); // rejects at once when controller.abort() is called
+ */
+export function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
  * Spaces the starts of calls at least `60000 / requestsPerMinute` ms apart and runs at most
- * `concurrency` at once.
+ * `concurrency` at once. A call given a `signal` stops waiting for its turn when it aborts.
  *
  * @example
  * const limit = createRateLimiter({ requestsPerMinute: 500, concurrency: 4 });
@@ -16,14 +41,29 @@ export function createRateLimiter(options: { requestsPerMinute?: number; concurr
     active--;
     queue.shift()?.();
   };
-  return async function limit<T>(fn: () => Promise<T>): Promise<T> {
-    if (active >= concurrency) await new Promise<void>((resolve) => queue.push(resolve));
+  /** Resolves when a slot is free; an abort takes the caller out of the queue. */
+  const slot = (signal?: AbortSignal) =>
+    new Promise<void>((resolve, reject) => {
+      const take = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        queue.splice(queue.indexOf(take), 1);
+        reject(signal!.reason);
+      };
+      queue.push(take);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  return async function limit<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted();
+    if (active >= concurrency) await slot(signal);
     active++;
     try {
       const now = Date.now();
       const wait = nextStart - now;
       nextStart = Math.max(now, nextStart) + interval;
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (wait > 0) await abortableDelay(wait, signal);
       return await fn();
     } finally {
       release();

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -235,6 +237,39 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
     expect(warnings.join('\n')).toMatch(/1 of 4 judgements had no usable top_logprobs/);
     expect(warnings.join('\n')).toMatch(/1 of 4 judgements could not be read/);
     expect(winRate(r.annotations).n_total).toBe(3);
+  });
+
+  it('an abort ends a retry backoff at once, a Retry-After of minutes included', async () => {
+    let served = 0;
+    const busy = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        served++;
+        res.writeHead(429, { 'retry-after': '30' }).end('{"error":{"message":"slow down"}}');
+      });
+    });
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = busy.address() as AddressInfo;
+      const stop = new AbortController();
+      const delays: number[] = [];
+      const j = openAIJudge({
+        baseURL: `http://127.0.0.1:${port}/v1`,
+        model: 'tiny-judge',
+        onRetry: (x) => {
+          delays.push(x.delayMs);
+          setTimeout(() => stop.abort(new Error('stopped by the user')), 10);
+        },
+      });
+      const t0 = Date.now();
+      const request = { messages: [], max_tokens: 1, temperature: 1, logprobs: true, top_logprobs: 5 };
+      await expect(j.complete(request, { signal: stop.signal })).rejects.toThrow('stopped by the user');
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(delays).toEqual([30_000]);
+      expect(served).toBe(1);
+    } finally {
+      await new Promise((r) => busy.close(r));
+    }
   });
 
   it('judges identical outputs a draw without a call, and refuses unmatched instructions', async () => {
