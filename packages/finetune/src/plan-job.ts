@@ -235,6 +235,48 @@ export function fitModelContext(options: PlanJobOptions): {
   };
 }
 
+/**
+ * Refuses encoded data with a token id the local model has no embedding row for (`vocab_size` in its
+ * config.json): the tokenizer is not the model's (`FinetuneOptionError`, field `tokenizer`), which
+ * train.py would otherwise find at its first batch, as an index error on the embedding. A hub id, or a
+ * config.json without `vocab_size`, is not checked.
+ * @internal
+ */
+export function checkModelVocabulary(
+  options: Pick<PlanJobOptions, 'model' | 'tokenizer'>,
+  tokenizerName: string,
+  encoded: readonly EncodedExample[],
+): void {
+  const file = resolve(options.model, 'config.json');
+  if (!existsSync(file)) return;
+  let vocab: unknown;
+  try {
+    vocab = (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>).vocab_size;
+  } catch {
+    return; // not ours to judge here: the training machine's transformers reports it
+  }
+  if (typeof vocab !== 'number' || !Number.isInteger(vocab) || vocab <= 0) return;
+  let largest = -1;
+  let example = '';
+  for (const e of encoded) {
+    for (const id of e.inputIds) {
+      if (id > largest) {
+        largest = id;
+        example = e.id;
+      }
+    }
+  }
+  if (largest < vocab) return;
+  const fix =
+    options.tokenizer === undefined
+      ? `its directory holds another model's tokenizer.json; restore the model's own, or give it with the tokenizer option (CLI: --tokenizer DIR)`
+      : `give the tokenizer of "${options.model}" (CLI: --tokenizer DIR), or leave it out to use the model directory's own`;
+  throw new FinetuneOptionError(
+    'tokenizer',
+    `${tokenizerName} encodes token id ${largest} (in example ${example}), which the model has no embedding for: its vocabulary is ${vocab} tokens (vocab_size in ${file}); it is not this model's tokenizer: ${fix}`,
+  );
+}
+
 /** Weight files `from_pretrained` loads: safetensors (sharded or not), PyTorch bins, or their index. */
 const WEIGHT_FILE = /^(?!adapter_).*\.safetensors(\.index\.json)?$|^pytorch_model.*\.bin(\.index\.json)?$/;
 
@@ -313,13 +355,13 @@ export async function prepareData(options: PlanJobOptions, maxSeqLength: number)
     });
     return { encoded: r.encoded, dropped: r.dropped };
   };
-  return {
-    recipe: built.recipe,
-    tokenizer,
-    tokenizerDir,
-    train: await encode(built.train, 'train'),
-    validation: built.validationCount > 0 ? await encode(built.validation, 'validation') : undefined,
-  };
+  const train = await encode(built.train, 'train');
+  const validation = built.validationCount > 0 ? await encode(built.validation, 'validation') : undefined;
+  checkModelVocabulary(options, tokenizerDir ?? `the tokenizer ${tokenizer.name ?? 'given'}`, [
+    ...train.encoded,
+    ...(validation?.encoded ?? []),
+  ]);
+  return { recipe: built.recipe, tokenizer, tokenizerDir, train, validation };
 }
 
 /** Validates `checkpointing` and `keepCheckpoints` (before any data is built). @internal */

@@ -199,6 +199,30 @@ describeShared(
       expect(modelContextLength('meta-llama/Llama-2-7b-hf')).toBeUndefined();
     }, 30_000);
 
+    it("refuses a tokenizer with ids beyond a local model's vocabulary, before writing anything", async () => {
+      const model = mkdtempSync(join(tmpdir(), 'ft-model-'));
+      const config = join(model, 'config.json');
+      writeFileSync(config, JSON.stringify({ max_position_embeddings: 4096, vocab_size: 1000 }));
+      writeFileSync(join(model, 'model.safetensors'), ''); // planning reads the names only
+      const out = join(mkdtempSync(join(tmpdir(), 'ft-plan-')), 'job');
+      const err = await planJob({ ...base, model, gpus: 0, out }).catch((e) => e);
+      expect(err).toBeInstanceOf(FinetuneOptionError);
+      expect(err.field).toBe('tokenizer');
+      expect(err.message).toMatch(
+        new RegExp(
+          `^tokenizer: ${base.tokenizer} encodes token id \\d+ \\(in example mbpp_\\d+\\), which the model has no embedding for: its vocabulary is 1000 tokens \\(vocab_size in ${config}\\); it is not this model's tokenizer: give the tokenizer of "${model}" \\(CLI: --tokenizer DIR\\), or leave it out to use the model directory's own$`,
+        ),
+      );
+      const sweep = join(mkdtempSync(join(tmpdir(), 'ft-sweep-')), 'sweep');
+      await expect(
+        planSweep({ ...base, model, gpus: 0, out: sweep, epochs: [5], seeds: [1] }),
+      ).rejects.toThrow(/^tokenizer: .* encodes token id \d+/);
+      expect([existsSync(out), existsSync(sweep)]).toEqual([false, false]);
+      // the Llama-2 vocabulary holds every id its tokenizer writes
+      writeFileSync(config, JSON.stringify({ max_position_embeddings: 4096, vocab_size: 32000 }));
+      expect((await planJob({ ...base, model, gpus: 0, out })).job.counts.train).toBe(374);
+    }, 60_000);
+
     it('refuses ZeRO-3 on a CPU job (gpus 0) before writing anything', async () => {
       const out = join(mkdtempSync(join(tmpdir(), 'ft-plan-')), 'job');
       const err = await planJob({ ...base, gpus: 0, zero3: true, out }).catch((e) => e);
