@@ -48,11 +48,22 @@ def load_shard(directory):
             return torch.zeros(0, dtype=dtype)
         return torch.frombuffer(data, dtype=dtype)
 
+    if sys.byteorder != "little":
+        raise RuntimeError("shards are little-endian; big-endian hosts are not supported")
+    # sizes checked before anything is sliced: a shard cut short (a job directory copied in part) would
+    # otherwise fail deep in torch, or give examples that end early
+    count, tokens = manifest["count"], manifest["tokens"]
+    for key, width, expected in (("inputIds", 4, tokens), ("lossMask", 1, tokens), ("offsets", 8, count + 1)):
+        path = os.path.join(directory, files[key])
+        size = os.path.getsize(path) if os.path.isfile(path) else None
+        if size != width * expected:
+            found = "is missing" if size is None else f"holds {size} bytes"
+            raise SystemExit(f"train.py: {path} {found}, and {directory}/manifest.json says {width * expected} "
+                             f"({expected} x {width}); the shard is incomplete: copy the job directory again, or "
+                             "plan the job again")
     ids = read(files["inputIds"], torch.int32).to(torch.int64)
     mask = read(files["lossMask"], torch.uint8).to(torch.bool)
     offsets = read(files["offsets"], torch.int64).tolist()
-    if sys.byteorder != "little":
-        raise RuntimeError("shards are little-endian; big-endian hosts are not supported")
     examples = []
     for i in range(manifest["count"]):
         a, b = offsets[i], offsets[i + 1]

@@ -1,5 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
@@ -83,6 +91,36 @@ describe.skipIf(torchMissing.length > 0)('train.py core with plain torch', () =>
     expect(out.val_losses).toHaveLength(3);
     expect(out.after).toBeLessThan(out.before * 0.7);
     expect(out.mask_ok).toBe(true);
+  });
+});
+
+describe.skipIf(torchMissing.length > 0)('train.py refuses an incomplete shard', () => {
+  it('names the file cut short, its size and the size the manifest implies', async () => {
+    const shard = await toyShard('ft-cut-', toyExamples(32));
+    const tokens = JSON.parse(readFileSync(join(shard, 'manifest.json'), 'utf8')).tokens as number;
+    const load = [
+      'import importlib.util, sys',
+      'spec = importlib.util.spec_from_file_location("train", sys.argv[1])',
+      'train = importlib.util.module_from_spec(spec)',
+      'spec.loader.exec_module(train)',
+      'print(len(train.load_shard(sys.argv[2])[0]))',
+    ].join('\n');
+    const attempt = () => spawnSync(PYTHON, ['-c', load, trainEntryPointPath(), shard], { encoding: 'utf8' });
+    expect(attempt().stdout.trim()).toBe('32');
+    // a job directory copied in part: the ids file stops after 250 of its tokens, the offsets are gone
+    const ids = join(shard, 'input_ids.i32');
+    truncateSync(ids, 1000);
+    const cut = attempt();
+    expect(cut.status).toBe(1);
+    expect(cut.stderr.trim()).toBe(
+      `train.py: ${ids} holds 1000 bytes, and ${shard}/manifest.json says ${4 * tokens} (${tokens} x 4); the shard is incomplete: copy the job directory again, or plan the job again`,
+    );
+    truncateSync(ids, 4 * tokens);
+    const offsets = join(shard, 'offsets.i64');
+    rmSync(offsets);
+    expect(attempt().stderr.trim()).toBe(
+      `train.py: ${offsets} is missing, and ${shard}/manifest.json says 264 (33 x 8); the shard is incomplete: copy the job directory again, or plan the job again`,
+    );
   });
 });
 
