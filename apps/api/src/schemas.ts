@@ -113,6 +113,7 @@ const common = {
 export const UNSUPPORTED: Record<string, string> = {
   tools: 'tool calls are not supported by this server',
   tool_choice: 'tool calls are not supported by this server',
+  parallel_tool_calls: 'only allowed with tools, and tool calls are not supported by this server',
   functions: 'function calls are not supported by this server',
   function_call: 'function calls are not supported by this server',
   audio: 'audio output is not supported',
@@ -191,7 +192,8 @@ export const chatRequestSchema = z.strictObject({
   response_format: z
     .strictObject({ type: z.literal('text', { error: 'only {"type":"text"} is supported' }) })
     .nullish(),
-  parallel_tool_calls: z.boolean().nullish(),
+  /** As OpenAI, which refuses it without `tools` (any value, `false` included). */
+  parallel_tool_calls: onlyNoOp('parallel_tool_calls'),
   tools: onlyNoOp('tools'),
   tool_choice: onlyNoOp('tool_choice', 'none'),
   functions: onlyNoOp('functions'),

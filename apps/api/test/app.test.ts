@@ -312,6 +312,7 @@ describe('POST /v1/chat/completions', () => {
         max_tokens: 3,
         tools: null,
         tool_choice: 'none',
+        parallel_tool_calls: null,
         functions: null,
         function_call: null,
         modalities: ['text'],
@@ -378,6 +379,17 @@ describe('POST /v1/chat/completions', () => {
         'tools: tool calls are not supported by this server',
       ],
       ['tool_choice', 'auto', 'tool_choice: tool calls are not supported by this server'],
+      // OpenAI refuses it without tools, whatever its value
+      [
+        'parallel_tool_calls',
+        false,
+        'parallel_tool_calls: only allowed with tools, and tool calls are not supported by this server',
+      ],
+      [
+        'parallel_tool_calls',
+        true,
+        'parallel_tool_calls: only allowed with tools, and tool calls are not supported by this server',
+      ],
       ['max_tokens', 0, 'max_tokens: expected at least 1'],
       ['max_completion_tokens', 0, 'max_completion_tokens: expected at least 1'],
     ] as const) {

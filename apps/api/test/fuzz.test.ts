@@ -157,6 +157,7 @@ const BAD_FIELDS: Record<string, unknown[]> = {
   response_format: [{ type: 'json_object' }, { type: 'json_schema', json_schema: {} }, 'text', 5],
   tools: [[], [{ type: 'function', function: { name: 'f' } }]],
   tool_choice: ['auto', 'required', { type: 'function', function: { name: 'f' } }],
+  parallel_tool_calls: [false, true],
   modalities: [['text', 'audio'], ['audio'], 'text'],
   functions: [[]],
   user: [5, 'x'.repeat(300)],
