@@ -2,6 +2,15 @@ import { z } from 'zod';
 
 const INT32_MAX = 2 ** 31 - 1;
 
+/** A boolean field (zod's own message, "Invalid input: expected boolean", says nothing to a client). */
+const flag = z.boolean({ error: 'expected true or false' });
+
+/** A string a client passes through (an id, a tier, a name), bounded. */
+const text = (max: number) => {
+  const error = `expected a string of at most ${max} characters`;
+  return z.string({ error }).max(max, { error });
+};
+
 const tokenCount = z
   .number({ error: 'expected an integer' })
   .int({ error: 'expected an integer' })
@@ -15,12 +24,15 @@ const tokenCount = z
  */
 const MAX_STOP_STRINGS = 16;
 
+const stopString = z
+  .string()
+  .min(1, { error: 'a stop string may not be empty' })
+  .max(256, { error: 'a stop string has at most 256 characters' });
+
 const stop = z.union(
   [
-    z.string().min(1, { error: 'a stop string may not be empty' }).max(256),
-    z
-      .array(z.string().min(1, { error: 'a stop string may not be empty' }).max(256))
-      .max(MAX_STOP_STRINGS, { error: `at most ${MAX_STOP_STRINGS} stop strings` }),
+    stopString,
+    z.array(stopString).max(MAX_STOP_STRINGS, { error: `at most ${MAX_STOP_STRINGS} stop strings` }),
   ],
   { error: `expected a string or an array of at most ${MAX_STOP_STRINGS} strings` },
 );
@@ -47,14 +59,31 @@ const logitBias = z
   .refine((v) => Object.keys(v).length <= 1024, { error: 'at most 1024 entries' });
 
 /** Extension: a preset / subset name, `false` (none), `true` (the server's default), or a rule-set JSON. */
-const rules = z.union([z.string().min(1).max(200), z.boolean(), z.record(z.string(), z.unknown())], {
-  error: 'expected a rule-set name (e.g. "hewitt2024"), false, or a rule-set JSON object',
-});
+const RULES_ERROR = 'expected a rule-set name (e.g. "hewitt2024"), false, or a rule-set JSON object';
+const rules = z.union(
+  [
+    z
+      .string()
+      .min(1, { error: `${RULES_ERROR}; got an empty name` })
+      .max(200, { error: 'a rule-set name has at most 200 characters' }),
+    z.boolean(),
+    z.record(z.string(), z.unknown()),
+  ],
+  { error: RULES_ERROR },
+);
 
-const streamOptions = z.strictObject({
-  include_usage: z.boolean().nullish(),
-  include_obfuscation: z.boolean().nullish(),
-});
+const streamOptions = z.strictObject(
+  { include_usage: flag.nullish(), include_obfuscation: flag.nullish() },
+  { error: 'expected an object such as {"include_usage": true}' },
+);
+
+/** `top_logprobs` (chat) and `logprobs` (completions): OpenAI's bound. */
+const LOGPROBS_ERROR = 'expected an integer in [0, 20]';
+const logprobCount = z
+  .number({ error: LOGPROBS_ERROR })
+  .int({ error: LOGPROBS_ERROR })
+  .min(0, { error: LOGPROBS_ERROR })
+  .max(20, { error: LOGPROBS_ERROR });
 
 /** Fields both endpoints take. */
 const common = {
@@ -89,24 +118,28 @@ const common = {
   stop: stop.nullish(),
   /** Choices per prompt. */
   n: choicesPerPrompt.nullish(),
-  stream: z.boolean().nullish(),
+  stream: flag.nullish(),
   stream_options: streamOptions.nullish(),
   logit_bias: logitBias.nullish(),
   frequency_penalty: z
     .literal(0, { error: 'only 0 is supported (the rules penalize used tokens)' })
     .nullish(),
   presence_penalty: z.literal(0, { error: 'only 0 is supported (the rules penalize used tokens)' }).nullish(),
-  user: z.string().max(256).nullish(),
+  user: text(256).nullish(),
   /** OpenAI's successor of `user` (abuse monitoring) and its prompt-cache routing key: accepted, unused. */
-  safety_identifier: z.string().max(256).nullish(),
-  prompt_cache_key: z.string().max(1024).nullish(),
-  metadata: z.record(z.string(), z.string()).nullish(),
-  store: z.boolean().nullish(),
-  service_tier: z.string().max(64).nullish(),
+  safety_identifier: text(256).nullish(),
+  prompt_cache_key: text(1024).nullish(),
+  metadata: z
+    .record(z.string(), z.string({ error: 'expected a string value' }), {
+      error: 'expected an object of string values',
+    })
+    .nullish(),
+  store: flag.nullish(),
+  service_tier: text(64).nullish(),
   /** Extension: the rule-based adapter for this request. */
   rules: rules.nullish(),
   /** Extension: report each token's rank under the base model alone (`choices[].trace`). */
-  trace: z.boolean().nullish(),
+  trace: flag.nullish(),
 };
 
 /** Parameters OpenAI has and this server does not, with why. */
@@ -143,25 +176,28 @@ const textPart = z.strictObject({ type: z.literal('text'), text: z.string() });
 const refusalPart = z.strictObject({ type: z.literal('refusal'), refusal: z.string() });
 
 const message = z
-  .strictObject({
-    role: z.enum(['system', 'developer', 'user', 'assistant'], {
-      error: 'expected "system", "developer", "user" or "assistant" (tool messages are not supported)',
-    }),
-    content: z
-      .union([z.string(), z.array(z.union([textPart, refusalPart])).max(256)], {
-        error:
-          'expected a string or an array of {"type":"text","text":...} parts (an assistant message may also have {"type":"refusal","refusal":...})',
-      })
-      .nullish(),
-    name: z.string().max(64).nullish(),
-    refusal: z.string().nullish(),
-    // what an OpenAI reply carries besides its content, which clients send back in the history:
-    // accepted at their no-op values
-    tool_calls: onlyNoOp('tool_calls', []),
-    function_call: onlyNoOp('function_call'),
-    audio: onlyNoOp('audio'),
-    annotations: onlyNoOp('annotations', []),
-  })
+  .strictObject(
+    {
+      role: z.enum(['system', 'developer', 'user', 'assistant'], {
+        error: 'expected "system", "developer", "user" or "assistant" (tool messages are not supported)',
+      }),
+      content: z
+        .union([z.string(), z.array(z.union([textPart, refusalPart])).max(256)], {
+          error:
+            'expected a string or an array of {"type":"text","text":...} parts (an assistant message may also have {"type":"refusal","refusal":...})',
+        })
+        .nullish(),
+      name: text(64).nullish(),
+      refusal: z.string({ error: 'expected a string' }).nullish(),
+      // what an OpenAI reply carries besides its content, which clients send back in the history:
+      // accepted at their no-op values
+      tool_calls: onlyNoOp('tool_calls', []),
+      function_call: onlyNoOp('function_call'),
+      audio: onlyNoOp('audio'),
+      annotations: onlyNoOp('annotations', []),
+    },
+    { error: 'expected a message object {"role": ..., "content": ...}' },
+  )
   .superRefine((m, ctx) => {
     // only an assistant turn may come without content (OpenAI allows it with tool calls)
     if (m.role !== 'assistant' && (m.content === null || m.content === undefined)) {
@@ -173,6 +209,8 @@ const message = z
         ctx.addIssue({ code: 'custom', path: [key], message: `only an assistant message has ${key}` });
     }
   });
+
+const RESPONSE_FORMAT_ERROR = 'only {"type":"text"} is supported';
 
 /** `POST /v1/chat/completions`. */
 export const chatRequestSchema = z.strictObject({
@@ -186,11 +224,14 @@ export const chatRequestSchema = z.strictObject({
    * Extension: start the prompt with the BOS token (the EOS on a tokenizer without one, as the paper's
    * OLMo prompts); none: the server's setting.
    */
-  add_bos: z.boolean({ error: 'expected true or false' }).nullish(),
-  logprobs: z.boolean().nullish(),
-  top_logprobs: z.number().int().min(0).max(20, { error: 'expected an integer in [0, 20]' }).nullish(),
+  add_bos: flag.nullish(),
+  logprobs: flag.nullish(),
+  top_logprobs: logprobCount.nullish(),
   response_format: z
-    .strictObject({ type: z.literal('text', { error: 'only {"type":"text"} is supported' }) })
+    .strictObject(
+      { type: z.literal('text', { error: RESPONSE_FORMAT_ERROR }) },
+      { error: RESPONSE_FORMAT_ERROR },
+    )
     .nullish(),
   /** As OpenAI, which refuses it without `tools` (any value, `false` included). */
   parallel_tool_calls: onlyNoOp('parallel_tool_calls'),
@@ -206,7 +247,17 @@ export const chatRequestSchema = z.strictObject({
   verbosity: onlyNoOp('verbosity', 'medium'),
 });
 
-const tokenId = z.number().int().min(0).max(INT32_MAX);
+const TOKEN_ID_ERROR = `expected a token id (an integer in [0, ${INT32_MAX}])`;
+const tokenId = z
+  .number({ error: TOKEN_ID_ERROR })
+  .int({ error: TOKEN_ID_ERROR })
+  .min(0, { error: TOKEN_ID_ERROR })
+  .max(INT32_MAX, { error: TOKEN_ID_ERROR });
+/** One prompt given as token ids. */
+const tokenIds = z
+  .array(tokenId)
+  .min(1, { error: 'a prompt of token ids may not be empty' })
+  .max(1_000_000, { error: 'a prompt has at most 1000000 token ids' });
 /** Prompts in one completions request (past the server's concurrency, choices run in turn). */
 const MAX_PROMPTS = 128;
 
@@ -217,8 +268,8 @@ export const completionRequestSchema = z.strictObject({
     [
       z.string(),
       z.array(z.string()).min(1).max(MAX_PROMPTS),
-      z.array(tokenId).min(1).max(1_000_000),
-      z.array(z.array(tokenId).min(1).max(1_000_000)).min(1).max(MAX_PROMPTS),
+      tokenIds,
+      z.array(tokenIds).min(1).max(MAX_PROMPTS),
     ],
     {
       error: (issue) =>
@@ -227,7 +278,7 @@ export const completionRequestSchema = z.strictObject({
           : `expected a string, an array of token ids, or an array of up to ${MAX_PROMPTS} of either`,
     },
   ),
-  logprobs: z.number().int().min(0).max(20, { error: 'expected an integer in [0, 20]' }).nullish(),
+  logprobs: logprobCount.nullish(),
   /** `max_tokens` 0 generates nothing: with `echo`, the request scores its prompt. */
   max_tokens: z
     .number({ error: 'expected an integer' })
@@ -236,7 +287,7 @@ export const completionRequestSchema = z.strictObject({
     .max(INT32_MAX, { error: `expected at most ${INT32_MAX}` })
     .nullish(),
   /** Return the prompt before the completion (and, with `logprobs`, its tokens' log-probs). */
-  echo: z.boolean({ error: 'expected true or false' }).nullish(),
+  echo: flag.nullish(),
   /** Candidates per prompt, of which the `n` with the highest mean token log-prob are returned. */
   best_of: choicesPerPrompt.nullish(),
   suffix: z.null({ error: 'suffix is not supported' }).optional(),

@@ -10,7 +10,8 @@ function describe(issue: $ZodIssue): { param: string | null; message: string } {
     return { param, message: `${param}: ${UNSUPPORTED[key] ?? 'unknown parameter'}` };
   }
   if (!at) {
-    return { param: null, message: `the request body must be a JSON object (${issue.message})` };
+    // the only issue at the root: a body that is not an object (zod's wording names its JS type)
+    return { param: null, message: 'the request body must be a JSON object' };
   }
   const missing = issue.code === 'invalid_type' && /received undefined/.test(issue.message);
   return { param: at, message: `${at}: ${missing ? 'this field is required' : issue.message}` };

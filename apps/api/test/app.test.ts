@@ -784,6 +784,101 @@ describe('errors', () => {
     });
   }
 
+  it("names what a field accepts where zod's own wording was terse", async () => {
+    const long = (n: number) => 'x'.repeat(n + 1);
+    const chatCases: [Record<string, unknown>, string, string][] = [
+      [{ stream: 'yes' }, 'stream', 'stream: expected true or false'],
+      [{ store: 1 }, 'store', 'store: expected true or false'],
+      [{ trace: 'on' }, 'trace', 'trace: expected true or false'],
+      [{ logprobs: 1 }, 'logprobs', 'logprobs: expected true or false'],
+      [
+        { stream: true, stream_options: { include_usage: 'yes' } },
+        'stream_options.include_usage',
+        'stream_options.include_usage: expected true or false',
+      ],
+      [
+        { stream: true, stream_options: true },
+        'stream_options',
+        'stream_options: expected an object such as {"include_usage": true}',
+      ],
+      [{ user: 5 }, 'user', 'user: expected a string of at most 256 characters'],
+      [{ user: long(256) }, 'user', 'user: expected a string of at most 256 characters'],
+      [
+        { safety_identifier: long(256) },
+        'safety_identifier',
+        'safety_identifier: expected a string of at most 256 characters',
+      ],
+      [
+        { prompt_cache_key: long(1024) },
+        'prompt_cache_key',
+        'prompt_cache_key: expected a string of at most 1024 characters',
+      ],
+      [
+        { service_tier: long(64) },
+        'service_tier',
+        'service_tier: expected a string of at most 64 characters',
+      ],
+      [{ metadata: 'x' }, 'metadata', 'metadata: expected an object of string values'],
+      [{ metadata: { a: 1 } }, 'metadata.a', 'metadata.a: expected a string value'],
+      [{ top_logprobs: -1 }, 'top_logprobs', 'top_logprobs: expected an integer in [0, 20]'],
+      [{ top_logprobs: 1.5 }, 'top_logprobs', 'top_logprobs: expected an integer in [0, 20]'],
+      [{ response_format: 'text' }, 'response_format', 'response_format: only {"type":"text"} is supported'],
+      [{ stop: long(256) }, 'stop', 'stop: a stop string has at most 256 characters'],
+      [{ stop: ['a', long(256)] }, 'stop[1]', 'stop[1]: a stop string has at most 256 characters'],
+      [
+        { rules: '' },
+        'rules',
+        'rules: expected a rule-set name (e.g. "hewitt2024"), false, or a rule-set JSON object; got an empty name',
+      ],
+      [{ rules: long(200) }, 'rules', 'rules: a rule-set name has at most 200 characters'],
+      [
+        { messages: ['Hi.'] },
+        'messages[0]',
+        'messages[0]: expected a message object {"role": ..., "content": ...}',
+      ],
+      [
+        { messages: [{ role: 'user', content: 'Hi.', name: long(64) }] },
+        'messages[0].name',
+        'messages[0].name: expected a string of at most 64 characters',
+      ],
+      [
+        { messages: [{ role: 'assistant', content: 'Hi.', refusal: false }] },
+        'messages[0].refusal',
+        'messages[0].refusal: expected a string',
+      ],
+    ];
+    const completionCases: [unknown, string, string][] = [
+      [[[]], 'prompt[0]', 'prompt[0]: a prompt of token ids may not be empty'],
+      [[-1], 'prompt[0]', 'prompt[0]: expected a token id (an integer in [0, 2147483647])'],
+      [[[1], [2 ** 31]], 'prompt[1][0]', 'prompt[1][0]: expected a token id (an integer in [0, 2147483647])'],
+    ];
+    const got: unknown[] = [];
+    const want: unknown[] = [];
+    for (const [extra, param, message] of chatCases) {
+      got.push((await post('/v1/chat/completions', chat(extra))).body.error);
+      want.push({ message, type: 'invalid_request_error', param, code: 'invalid_value' });
+    }
+    for (const [prompt, param, message] of completionCases) {
+      got.push((await post('/v1/completions', { model: 'tiny', prompt })).body.error);
+      want.push({ message, type: 'invalid_request_error', param, code: 'invalid_value' });
+    }
+    got.push((await post('/v1/completions', { model: 'tiny', prompt: 'Hi', logprobs: true })).body.error);
+    want.push({
+      message: 'logprobs: expected an integer in [0, 20]',
+      type: 'invalid_request_error',
+      param: 'logprobs',
+      code: 'invalid_value',
+    });
+    got.push((await post('/v1/chat/completions', [chat()])).body.error);
+    want.push({
+      message: 'the request body must be a JSON object',
+      type: 'invalid_request_error',
+      param: null,
+      code: 'invalid_value',
+    });
+    expect(got).toEqual(want);
+  });
+
   it('rejects a prompt longer than the context with 400 context_length_exceeded', async () => {
     const r = await post('/v1/chat/completions', chat({ messages: user('tiramisu '.repeat(400)) }));
     expect(r.res.status).toBe(400);
