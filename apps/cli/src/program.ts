@@ -25,25 +25,28 @@ export function createProgram(): Command {
     )
     .version(typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0', '-V, --version')
     .showHelpAfterError('(add --help for usage and examples)')
-    .configureHelp({ sortSubcommands: false, showGlobalOptions: false })
+    .configureHelp({ sortSubcommands: false, showGlobalOptions: false, minWidthToWrap: 24 })
     .addHelpText(
       'after',
       `
 Examples:
-  $ implicit-it generate "Give me a recipe for tiramisu."          # stream an answer (default model, hewitt2024)
-  $ implicit-it generate --compare "List three colors."            # base vs base + rules, side by side
-  $ implicit-it chat --model ./models/smol                         # interactive, multi-turn
-  $ implicit-it serve --port 8080                                  # OpenAI-compatible API + playground
-  $ implicit-it rules trace --tokenizer DIR --instruction "Hi" --response "Hello"
+  $ implicit-it generate "Give me a recipe for tiramisu."   # stream an answer
+  $ implicit-it generate --compare "List three colors."     # base vs + rules
+  $ implicit-it chat --model ./models/smol                  # multi-turn
+  $ implicit-it serve --port 8080                           # API + playground
+  $ implicit-it rules trace --tokenizer DIR --instruction "Hi" --response "Hey"
   $ implicit-it model create --preset tiny --out ./models/tiny
-  $ implicit-it finetune data --recipe mbpp --out data/mbpp.jsonl   # the paper's training sets
-  $ implicit-it finetune plan --recipe lima-response --model DIR --gpus 8 --out jobs/res
-  $ implicit-it eval generate --model DIR --rules hewitt2024 --out run/outputs/rules.json  # AlpacaEval outputs
+  $ implicit-it finetune data --recipe mbpp --out data/mbpp.jsonl
+  $ implicit-it finetune plan --recipe lima-response --model DIR --gpus 8 \\
+      --out jobs/res
+  $ implicit-it eval generate --model DIR --rules hewitt2024 \\
+      --out run/outputs/rules.json                          # AlpacaEval outputs
   $ implicit-it eval winrate --annotations run/annotations/rules.json --json
   $ implicit-it doctor
-  $ implicit-it install-cuda                                       # the GPU provider a pnpm 10 install skips
+  $ implicit-it install-cuda                                # the CUDA provider
 
-Exit codes: 0 ok, 1 failure, 2 bad usage, 3 model/tokenizer not found or not loadable, 130 interrupted.
+Exit codes: 0 ok, 1 failure, 2 bad usage, 3 model/tokenizer not found or not
+loadable, 130 interrupted.
 Colour follows the terminal; NO_COLOR=1 turns it off, FORCE_COLOR=1 on.`,
     );
   registerGenerate(program);

@@ -87,6 +87,24 @@ describe('help, version, usage errors', () => {
     }
   });
 
+  it("fits every command's --help in 80 columns", async () => {
+    // walks the commands each help lists, so that a new command is checked without being named here
+    const visited: string[] = [];
+    const over: string[] = [];
+    const walk = async (cmd: string[]): Promise<void> => {
+      visited.push(cmd.join(' '));
+      const { stdout } = await run([...cmd, '--help']);
+      for (const line of stdout.split('\n'))
+        if (line.length > 80) over.push(`${cmd.join(' ') || '(program)'}: ${line}`);
+      const list = /\nCommands:\n([\s\S]*?)(?:\n\n|$)/.exec(stdout)?.[1] ?? '';
+      for (const [, name] of list.matchAll(/^ {2}([a-z][\w-]*)/gm))
+        if (name !== 'help') await walk([...cmd, name!]);
+    };
+    await walk([]);
+    expect(visited.sort()).toEqual(['', ...commands.map((c) => c.join(' '))].sort());
+    expect(over).toEqual([]);
+  });
+
   it('--version prints the package version', async () => {
     const r = await run(['--version']);
     expect(r.code).toBe(0);

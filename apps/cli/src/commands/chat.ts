@@ -36,8 +36,9 @@ interface ChatFlags extends ModelFlags {
 
 const seedOf = (seed: number | undefined) => (seed !== undefined ? { seed } : {});
 
-const HELP = `commands: /rules <spec> (e.g. off, hewitt2024, eos-uniform), /reset (forget the conversation),
-          /history, /help, /exit (or Ctrl-D). Ctrl-C stops a reply; Ctrl-C at an empty prompt quits.`;
+const HELP = `commands: /rules <spec> (e.g. off, hewitt2024, eos-uniform),
+          /reset (forget the conversation), /history, /help, /exit (or Ctrl-D).
+          Ctrl-C stops a reply; Ctrl-C at an empty prompt quits.`;
 
 async function run(flags: ChatFlags): Promise<void> {
   let rules: RuleSpec = parseRules(flags.rules);
@@ -208,7 +209,8 @@ In the chat: ${HELP}
 
 Examples:
   $ implicit-it chat
-  $ implicit-it chat --model ./models/smol --rules eos-uniform-diversity --max-tokens 200
+  $ implicit-it chat --model ./models/smol --rules eos-uniform-diversity \\
+      --max-tokens 200
   $ implicit-it chat --rules off --system "You are a helpful assistant." --trace
 ${DEFAULT_MODEL_HELP}`,
     )

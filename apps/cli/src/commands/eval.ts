@@ -1237,16 +1237,22 @@ export function registerEval(program: Command): void {
     .addHelpText(
       'after',
       `
-A run directory (--run-dir) holds outputs/NAME.json, annotations/NAME.json, ranking/NAME.json and
-shift/NAME.json; \`eval report\` turns it into report.md with charts.
+A run directory (--run-dir) holds outputs/NAME.json, annotations/NAME.json,
+ranking/NAME.json and shift/NAME.json; \`eval report\` turns it into report.md
+with charts.
 
 Examples:
-  $ implicit-it eval generate --model ./models/smol --rules hewitt2024 --out run/outputs/rules.json
+  $ implicit-it eval generate --model ./models/smol --rules hewitt2024 \\
+      --out run/outputs/rules.json
   $ implicit-it eval ablations --model ./models/smol --run-dir run
-  $ OPENAI_API_KEY=... implicit-it eval judge --run-dir run --judge-model gpt-4-turbo
-  $ implicit-it eval winrate --annotations run/annotations/eos-uniform-diversity.json --json
-  $ implicit-it eval rank --model ./models/smol --limit 1000 --out run/ranking/smol.json
-  $ implicit-it eval shift --base ./models/smol --aligned run/outputs/rules.json --out run/shift/rules.json
+  $ OPENAI_API_KEY=... implicit-it eval judge --run-dir run \\
+      --judge-model gpt-4-turbo
+  $ implicit-it eval winrate \\
+      --annotations run/annotations/eos-uniform-diversity.json --json
+  $ implicit-it eval rank --model ./models/smol --limit 1000 \\
+      --out run/ranking/smol.json
+  $ implicit-it eval shift --base ./models/smol \\
+      --aligned run/outputs/rules.json --out run/shift/rules.json
   $ implicit-it eval report run`,
     );
 
@@ -1283,22 +1289,27 @@ Examples:
     .addHelpText(
       'after',
       `
-Resumable: finished batches are journaled (fsynced) in OUT.journal.jsonl, so a run stopped at any
-moment (Ctrl-C, kill -9, a crash) continues where it stopped when the same command runs again: it
-keeps every finished batch, and generates again only the batch it was decoding. Ctrl-C exits 130.
-A finished OUT is not redone by the same command, and not replaced by another: other settings
-(--model, --rules, --limit, --max-tokens, ...) into an existing OUT are refused (exit 2), naming
-what differs; give another --out, or delete OUT.
+Resumable: finished batches are journaled (fsynced) in OUT.journal.jsonl, so a
+run stopped at any moment (Ctrl-C, kill -9, a crash) continues where it stopped
+when the same command runs again: it keeps every finished batch, and generates
+again only the batch it was decoding. Ctrl-C exits 130. A finished OUT is not
+redone by the same command, and not replaced by another: other settings
+(--model, --rules, --limit, --max-tokens, ...) into an existing OUT are refused
+(exit 2), naming what differs; give another --out, or delete OUT.
 
-Every prompt must fit in the model's context (max_position_embeddings): instructions that do not are
-listed before anything is generated (exit 1). An output that reaches the end of the context stops
-there, as one that reaches --max-tokens does.
+Every prompt must fit in the model's context (max_position_embeddings):
+instructions that do not are listed before anything is generated (exit 1). An
+output that reaches the end of the context stops there, as one that reaches
+--max-tokens does.
 
 Examples:
-  $ implicit-it eval generate --model ./models/smol --rules hewitt2024 --out run/outputs/rules.json
-  $ implicit-it eval generate --model ./models/smol --rules off --max-tokens 512 --out run/outputs/base.json
-  $ implicit-it eval generate --model ./models/tiny --instructions ../shared/data/alpaca_eval/alpaca_eval.jsonl \\
-      --limit 20 --max-tokens 32 --batch-size 4 --out /tmp/outputs.json --json`,
+  $ implicit-it eval generate --model ./models/smol --rules hewitt2024 \\
+      --out run/outputs/rules.json
+  $ implicit-it eval generate --model ./models/smol --rules off \\
+      --max-tokens 512 --out run/outputs/base.json
+  $ implicit-it eval generate --model ./models/tiny \\
+      --instructions ../shared/data/alpaca_eval/alpaca_eval.jsonl --limit 20 \\
+      --max-tokens 32 --batch-size 4 --out /tmp/outputs.json --json`,
     )
     .action(async (flags: GenerateFlags) => generate(flags));
 
@@ -1311,7 +1322,7 @@ Examples:
     .requiredOption('--run-dir <dir>', 'the run directory (outputs go to RUN_DIR/outputs/SUBSET.json)')
     .option(
       '--subsets <list>',
-      `comma-separated rule subsets, each once (default: ${ABLATIONS.join(',')})`,
+      `comma-separated rule subsets, each once (default: ${ABLATIONS.join(', ')})`,
       listArg,
     )
     .option(
@@ -1330,14 +1341,15 @@ Examples:
     .addHelpText(
       'after',
       `
-Every subset resumes on its own, and a finished one is skipped: rerun after an interruption.
-Finished outputs of other settings (--model, --limit, --max-tokens, ...) are not replaced: every
-subset is checked before the first is generated (give another --run-dir, or delete the file).
+Every subset resumes on its own, and a finished one is skipped: rerun after an
+interruption. Finished outputs of other settings (--model, --limit,
+--max-tokens, ...) are not replaced: every subset is checked before the first is
+generated (give another --run-dir, or delete the file).
 
 Examples:
   $ implicit-it eval ablations --model ./models/smol --run-dir run
-  $ implicit-it eval ablations --model ./models/tiny --run-dir /tmp/run --subsets none,eos-uniform-diversity \\
-      --limit 10 --max-tokens 32 --json`,
+  $ implicit-it eval ablations --model ./models/tiny --run-dir /tmp/run \\
+      --subsets none,eos-uniform-diversity --limit 10 --max-tokens 32 --json`,
     )
     .action(async (flags: AblationFlags) => ablations(flags));
 
@@ -1350,7 +1362,7 @@ Examples:
     .option('--run-dir <dir>', 'judge every RUN_DIR/outputs/NAME.json into RUN_DIR/annotations/NAME.json')
     .option(
       '--baseline <file>',
-      'baseline outputs (output_1; default: ../shared/data/alpaca_eval/gpt4_1106_preview.model_outputs.json)',
+      'baseline outputs (output_1; default: gpt4_1106_preview.model_outputs.json in ../shared/data/alpaca_eval)',
     )
     .option(
       '--base-url <url>',
@@ -1375,18 +1387,22 @@ Examples:
     .addHelpText(
       'after',
       `
-Each instruction's two outputs are shown as "m" and "M" in a seeded order; the judge answers with one
-token and the preference is read from its top_logprobs (alpaca_eval's weighted_alpaca_eval_gpt4_turbo).
-Answers are cached by (judge, prompt), the judge being --judge-model at --base-url (a judge of the
-same name at another endpoint is another judge): a rerun, or a run resumed after Ctrl-C, pays only
-for what is missing. The API key comes from the environment only (--api-key-env names the variable). When none
-of an outputs file's judgements can be read (no m or M), its annotations are written and the command
-exits 1.
+Each instruction's two outputs are shown as "m" and "M" in a seeded order; the
+judge answers with one token and the preference is read from its top_logprobs
+(alpaca_eval's weighted_alpaca_eval_gpt4_turbo). Answers are cached by (judge,
+prompt), the judge being --judge-model at --base-url (a judge of the same name
+at another endpoint is another judge): a rerun, or a run resumed after Ctrl-C,
+pays only for what is missing. The API key comes from the environment only
+(--api-key-env names the variable). When none of an outputs file's judgements
+can be read (no m or M), its annotations are written and the command exits 1.
 
 Examples:
-  $ implicit-it eval judge --run-dir run --base-url http://127.0.0.1:8000/v1 --judge-model my-judge
-  $ OPENAI_API_KEY=sk-... implicit-it eval judge --outputs run/outputs/rules.json --out run/annotations/rules.json
-  $ JUDGE_KEY=... implicit-it eval judge --run-dir run --api-key-env JUDGE_KEY --requests-per-minute 300 --json`,
+  $ implicit-it eval judge --run-dir run --base-url http://127.0.0.1:8000/v1 \\
+      --judge-model my-judge
+  $ OPENAI_API_KEY=sk-... implicit-it eval judge \\
+      --outputs run/outputs/rules.json --out run/annotations/rules.json
+  $ JUDGE_KEY=... implicit-it eval judge --run-dir run --api-key-env JUDGE_KEY \\
+      --requests-per-minute 300 --json`,
     )
     .action(async (flags: JudgeFlags) => judge(flags));
 
@@ -1397,13 +1413,16 @@ Examples:
     .addHelpText(
       'after',
       `
-Preferences are alpaca_eval's: a number in [1, 2] (1 the baseline output_1 is better, 2 the model's
-output_2, 1.5 a draw), 0 (a draw, in older files) or null (no judgement, left out). Any other value is
-refused (exit 2), naming its annotation; a file without a single judgement exits 1.
+Preferences are alpaca_eval's: a number in [1, 2] (1 the baseline output_1 is
+better, 2 the model's output_2, 1.5 a draw), 0 (a draw, in older files) or null
+(no judgement, left out). Any other value is refused (exit 2), naming its
+annotation; a file without a single judgement exits 1.
 
 Examples:
   $ implicit-it eval winrate --annotations run/annotations/rules.json
-  $ implicit-it eval winrate --annotations ../shared/data/alpaca_eval/annotations/claude-2.json --json | jq .win_rate`,
+  $ implicit-it eval winrate \\
+      --annotations ../shared/data/alpaca_eval/annotations/claude-2.json \\
+      --json | jq .win_rate`,
     )
     .action(async (flags: { annotations: string; json?: boolean }) => winrate(flags));
 
@@ -1442,19 +1461,23 @@ Examples:
     .addHelpText(
       'after',
       `
-Scores are exp(mean log-prob) of the response tokens and the EOS after the instruction's prompt,
-the instruction and response stripped and cut at --max-seq-length tokens, as ratio_eval.py does.
-The random responses are ratio_eval.py's too (--draw paper): with --seed 0, --limit 1000 and
---negatives 5, the very pairs of the paper.
+Scores are exp(mean log-prob) of the response tokens and the EOS after the
+instruction's prompt, the instruction and response stripped and cut at
+--max-seq-length tokens, as ratio_eval.py does. The random responses are
+ratio_eval.py's too (--draw paper): with --seed 0, --limit 1000 and --negatives
+5, the very pairs of the paper.
 
-Resumable with --out (scored examples are journaled in OUT.journal.jsonl). A finished OUT is not
-redone by the same command, and not replaced by another: other settings (--model, --limit, --seed,
---negatives, --draw, ...) into an existing OUT are refused (exit 2), naming what differs. Another
---bootstrap alone recomputes the interval from the scores in OUT, scoring nothing.
+Resumable with --out (scored examples are journaled in OUT.journal.jsonl). A
+finished OUT is not redone by the same command, and not replaced by another:
+other settings (--model, --limit, --seed, --negatives, --draw, ...) into an
+existing OUT are refused (exit 2), naming what differs. Another --bootstrap
+alone recomputes the interval from the scores in OUT, scoring nothing.
 
 Examples:
-  $ implicit-it eval rank --model ./models/smol --data ../shared/data/alpaca/alpaca_data_2k.json --limit 1000
-  $ implicit-it eval rank --model ./models/smol --limit 20 --out run/ranking/smol.json --json | jq .percent`,
+  $ implicit-it eval rank --model ./models/smol \\
+      --data ../shared/data/alpaca/alpaca_data_2k.json --limit 1000
+  $ implicit-it eval rank --model ./models/smol --limit 20 \\
+      --out run/ranking/smol.json --json | jq .percent`,
     )
     .action(async (flags: RankFlags) => rank(flags));
 
@@ -1487,18 +1510,22 @@ Examples:
     .addHelpText(
       'after',
       `
-Each token of the aligned outputs is unshifted (the base model's rank 1), marginal (2-3) or shifted
-(> 3). Outputs with token_ids (eval generate --token-ids) are ranked exactly as generated. The base
-model is the same as the aligned one with --aligned-rules to see what the rules change. The outputs
-generated for an aligned model directory are reused when the same run finished them before, and an
-existing file of another run is not replaced (as eval generate); so is the --out result (other
---base, aligned outputs, --label or --top-k into a finished OUT are refused, exit 2).
+Each token of the aligned outputs is unshifted (the base model's rank 1),
+marginal (2-3) or shifted (> 3). Outputs with token_ids (eval generate
+--token-ids) are ranked exactly as generated. The base model is the same as the
+aligned one with --aligned-rules to see what the rules change. The outputs
+generated for an aligned model directory are reused when the same run finished
+them before, and an existing file of another run is not replaced (as eval
+generate); so is the --out result (other --base, aligned outputs, --label or
+--top-k into a finished OUT are refused, exit 2).
 
 Examples:
-  $ implicit-it eval shift --base ./models/llama2 --aligned ./models/llama2-chat --out run/shift/chat.json
-  $ implicit-it eval shift --base ./models/smol --aligned ./models/smol --aligned-rules hewitt2024 \\
-      --limit 50 --out run/shift/rules.json
-  $ implicit-it eval shift --base ./models/smol --aligned run/outputs/rules.json --json | jq .overall.percent`,
+  $ implicit-it eval shift --base ./models/llama2 \\
+      --aligned ./models/llama2-chat --out run/shift/chat.json
+  $ implicit-it eval shift --base ./models/smol --aligned ./models/smol \\
+      --aligned-rules hewitt2024 --limit 50 --out run/shift/rules.json
+  $ implicit-it eval shift --base ./models/smol \\
+      --aligned run/outputs/rules.json --json | jq .overall.percent`,
     )
     .action(async (flags: ShiftFlags) => shift(flags));
 
@@ -1512,7 +1539,8 @@ Examples:
       `
 Examples:
   $ implicit-it eval report run
-  $ implicit-it eval report run --title "SmolLM2-135M + rules" --json | jq .charts`,
+  $ implicit-it eval report run --title "SmolLM2-135M + rules" --json \\
+      | jq .charts`,
     )
     .action(async (runDir: string, flags: { title?: string; json?: boolean }) => report(runDir, flags));
 }

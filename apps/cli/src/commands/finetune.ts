@@ -162,7 +162,8 @@ const recipeOption = () =>
 
 const RECIPES_HELP = `
 Recipes (the paper's training sets, from the raw files under --data-dir):
-  lima            LIMA instruction-response pairs (instruction tuning, the comparison model)
+  lima            LIMA instruction-response pairs (instruction tuning: the
+                  comparison model)
   lima-response   LIMA responses with every user turn emptied (response tuning)
   gsm             GSM8K math, first 1,000
   mbpp            MBPP Python, task_id 601..974 (374)
@@ -697,8 +698,10 @@ export function registerFinetune(program: Command): void {
       `
 Examples:
   $ implicit-it finetune data --recipe mbpp --out data/mbpp.jsonl
-  $ implicit-it finetune plan --recipe lima-response --model models/Llama-2-7b-hf --gpus 8 --out jobs/res
-  $ implicit-it finetune sweep --recipe gsm --model models/Llama-2-7b-hf --gpus 2 --out jobs/gsm-sweep
+  $ implicit-it finetune plan --recipe lima-response \\
+      --model models/Llama-2-7b-hf --gpus 8 --out jobs/res
+  $ implicit-it finetune sweep --recipe gsm --model models/Llama-2-7b-hf \\
+      --gpus 2 --out jobs/gsm-sweep
   $ implicit-it finetune run jobs/res`,
     );
 
@@ -724,14 +727,17 @@ Examples:
       'after',
       `${RECIPES_HELP}
 
-Rows the recipe cannot use are never fatal: each is listed with its file and line number (skipped on
-purpose, or malformed) and counted in "skipped".
+Rows the recipe cannot use are never fatal: each is listed with its file and
+line number (skipped on purpose, or malformed) and counted in "skipped".
 
 Examples:
   $ implicit-it finetune data --recipe mbpp --out data/mbpp.jsonl
-  $ implicit-it finetune data --recipe poetry --json | jq '.count, .skipped, .issues'
-  $ implicit-it finetune data --recipe lima-response --out data/res.jsonl --validation 0.05 --validation-seed 1
-  $ implicit-it finetune data --recipe gsm --data-dir ../shared/data --validation 100 --out data/gsm.jsonl`,
+  $ implicit-it finetune data --recipe poetry --json \\
+      | jq '.count, .skipped, .issues'
+  $ implicit-it finetune data --recipe lima-response --out data/res.jsonl \\
+      --validation 0.05 --validation-seed 1
+  $ implicit-it finetune data --recipe gsm --data-dir ../shared/data \\
+      --validation 100 --out data/gsm.jsonl`,
     )
     .action(async (flags: DataFlags) => data(flags));
 
@@ -748,21 +754,27 @@ Examples:
     .addHelpText(
       'after',
       `
-Hyperparameters default to the paper's: lr 1e-5, linear schedule, warmup 0.03, weight decay 0,
-effective batch 64, 2048 tokens, bf16. With a local --model whose config.json gives a shorter context
-(max_position_embeddings), examples are truncated to that context instead, with a note saying so, and a
-longer --max-seq-length is refused. A local --model needs PyTorch weights (*.safetensors or
-pytorch_model*.bin) for train.py: a \`model create\` directory (ONNX only) is refused. --zero3 needs GPUs (not --gpus 0). The tokenizer must be local: --model DIR, or --tokenizer DIR
-for a hub id. Train with \`implicit-it finetune run JOB_DIR\`, or copy the directory to a cluster and
-run launch.sh on every node (MACHINE_RANK, MAIN_PROCESS_IP).
+Hyperparameters default to the paper's: lr 1e-5, linear schedule, warmup 0.03,
+weight decay 0, effective batch 64, 2048 tokens, bf16. With a local --model
+whose config.json gives a shorter context (max_position_embeddings), examples
+are truncated to that context instead, with a note saying so, and a longer
+--max-seq-length is refused. A local --model needs PyTorch weights
+(*.safetensors or pytorch_model*.bin) for train.py: a \`model create\` directory
+(ONNX only) is refused. --zero3 needs GPUs (not --gpus 0). The tokenizer must be
+local: --model DIR, or --tokenizer DIR for a hub id. Train with
+\`implicit-it finetune run JOB_DIR\`, or copy the directory to a cluster and run
+launch.sh on every node (MACHINE_RANK, MAIN_PROCESS_IP).
 ${RECIPES_HELP}
 
 Examples:
-  $ implicit-it finetune plan --recipe lima-response --model models/Llama-2-7b-hf --gpus 8 --nodes 1 --out jobs/res
+  $ implicit-it finetune plan --recipe lima-response \\
+      --model models/Llama-2-7b-hf --gpus 8 --nodes 1 --out jobs/res
   $ implicit-it finetune plan --recipe gsm --model meta-llama/Llama-2-7b-hf \\
-      --tokenizer ../shared/fixtures/tokenizers/llama2 --gpus 4 --nodes 2 --epochs 10 --seed 3 --out jobs/gsm
-  $ implicit-it finetune plan --recipe mbpp --model ./models/SmolLM2-135M --gpus 0 --max-seq-length 512 \\
-      --validation 0.1 --lora --lora-rank 16 --out jobs/mbpp-lora --json`,
+      --tokenizer ../shared/fixtures/tokenizers/llama2 --gpus 4 --nodes 2 \\
+      --epochs 10 --seed 3 --out jobs/gsm
+  $ implicit-it finetune plan --recipe mbpp --model ./models/SmolLM2-135M \\
+      --gpus 0 --max-seq-length 512 --validation 0.1 --lora --lora-rank 16 \\
+      --out jobs/mbpp-lora --json`,
     )
     .action(async (flags: PlanFlags) => plan(flags));
 
@@ -777,14 +789,17 @@ Examples:
     .addHelpText(
       'after',
       `
-The paper picks the epoch count by AlpacaEval win rate on its validation set (../shared/data/val,
-against GPT-3.5's outputs), then reports seeds 1..5: the CLI README's "Choosing the epoch count" does
-it with eval generate and eval judge. Every other option is the same as \`finetune plan\`'s.
+The paper picks the epoch count by AlpacaEval win rate on its validation set
+(../shared/data/val, against GPT-3.5's outputs), then reports seeds 1..5: the
+CLI README's "Choosing the epoch count" does it with eval generate and eval
+judge. Every other option is the same as \`finetune plan\`'s.
 
 Examples:
-  $ implicit-it finetune sweep --recipe gsm --model models/Llama-2-7b-hf --gpus 2 --out jobs/gsm-sweep
-  $ implicit-it finetune sweep --recipe poetry --model ./models/SmolLM2-135M --gpus 0 --epochs 5,7 --seeds 1,2 \\
-      --validation 50 --out jobs/poetry-sweep --json | jq '.jobs[].name'`,
+  $ implicit-it finetune sweep --recipe gsm --model models/Llama-2-7b-hf \\
+      --gpus 2 --out jobs/gsm-sweep
+  $ implicit-it finetune sweep --recipe poetry --model ./models/SmolLM2-135M \\
+      --gpus 0 --epochs 5,7 --seeds 1,2 --validation 50 \\
+      --out jobs/poetry-sweep --json | jq '.jobs[].name'`,
     )
     .action(async (flags: SweepFlags) => sweep(flags));
 
@@ -816,20 +831,24 @@ Examples:
     .addHelpText(
       'after',
       `
-Needs Python with torch, transformers and accelerate (plus deepspeed for ZeRO-3 on GPUs, peft for
-LoRA). When any is missing, nothing starts: the error lists exactly what to install (exit 1).
-The trained model goes to JOB_DIR/output, and its ONNX graph to JOB_DIR/output/onnx (by optimum when
-installed, else by modelkit for llama / qwen2 models; see \`implicit-it model export\`).
-Checkpoints (each epoch's end by default; see \`finetune plan --checkpointing\`) go to
-JOB_DIR/checkpoints until the model is saved: after an interruption or a crash, --resume continues
-with the same batches, schedule and RNG states as a run that never stopped.
+Needs Python with torch, transformers and accelerate (plus deepspeed for ZeRO-3
+on GPUs, peft for LoRA). When any is missing, nothing starts: the error lists
+exactly what to install (exit 1). The trained model goes to JOB_DIR/output, and
+its ONNX graph to JOB_DIR/output/onnx (by optimum when installed, else by
+modelkit for llama / qwen2 models; see \`implicit-it model export\`). Checkpoints
+(each epoch's end by default; see \`finetune plan --checkpointing\`) go to
+JOB_DIR/checkpoints until the model is saved: after an interruption or a crash,
+--resume continues with the same batches, schedule and RNG states as a run that
+never stopped.
 
 Examples:
   $ implicit-it finetune run jobs/res
   $ implicit-it finetune run jobs/mbpp-lora --max-steps 3 --json
   $ implicit-it finetune run jobs/res --resume
-  $ IMPLICIT_IT_PYTHON=~/venvs/torch/bin/python implicit-it finetune run jobs/res --verbose
-  $ implicit-it finetune run jobs/gsm --env MACHINE_RANK=1 --env MAIN_PROCESS_IP=10.0.0.1`,
+  $ IMPLICIT_IT_PYTHON=~/venvs/torch/bin/python \\
+      implicit-it finetune run jobs/res --verbose
+  $ implicit-it finetune run jobs/gsm --env MACHINE_RANK=1 \\
+      --env MAIN_PROCESS_IP=10.0.0.1`,
     )
     .action(async (jobDir: string, trainArgs: string[], flags: RunFlags) =>
       runTraining(jobDir, trainArgs, flags),

@@ -294,10 +294,12 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
 }
 
 export const DEFAULT_MODEL_HELP = `
-Default model (when --model is omitted): HuggingFaceTB/SmolLM2-135M from the Hugging Face hub (its ONNX
-export, downloaded once into $IMPLICIT_IT_CACHE/hub or ~/.cache/implicit-it/hub) when a network exists;
-offline or with --offline, a SmolLM2-135M-shaped model with RANDOM weights created once in
-$IMPLICIT_IT_CACHE/models/smollm2-135m-random (a notice says so: only the mechanics are real).`;
+Default model (when --model is omitted): HuggingFaceTB/SmolLM2-135M from the
+Hugging Face hub (its ONNX export, downloaded once into $IMPLICIT_IT_CACHE/hub
+or ~/.cache/implicit-it/hub) when a network exists; offline or with --offline, a
+SmolLM2-135M-shaped model with RANDOM weights created once in
+$IMPLICIT_IT_CACHE/models/smollm2-135m-random (a notice says so: only the
+mechanics are real).`;
 
 export function registerGenerate(program: Command): void {
   const cmd = program
@@ -313,9 +315,11 @@ export function registerGenerate(program: Command): void {
       `
 Examples:
   $ implicit-it generate "Give me a recipe for tiramisu."
-  $ implicit-it generate --model ./models/smol --rules eos-uniform --max-tokens 128 "Write a poem about the sea."
+  $ implicit-it generate --model ./models/smol --rules eos-uniform \\
+      --max-tokens 128 "Write a poem about the sea."
   $ implicit-it generate --compare --rules hewitt2024 "List three colors."
-  $ implicit-it generate --rules '{"used":{"penalty":-3}}' --temperature 0.7 --seed 1 "Tell a story."
+  $ implicit-it generate --rules '{"used":{"penalty":-3}}' --temperature 0.7 \\
+      --seed 1 "Tell a story."
   $ echo "Summarize: ..." | implicit-it generate --json -
 ${DEFAULT_MODEL_HELP}`,
     )

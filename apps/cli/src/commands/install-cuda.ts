@@ -37,21 +37,25 @@ export function registerInstallCuda(program: Command): void {
     .addHelpText(
       'after',
       `
-onnxruntime-node fetches its CUDA provider in an install script. pnpm 10 runs no dependency's install
-script unless it is listed in onlyBuiltDependencies (and then \`pnpm rebuild onnxruntime-node\` skips it
-too), so a plain install is CPU-only. This command runs that script for the onnxruntime-node the runtime
-loads, then checks the provider library is there. Linux x64 only; running models on the provider needs
-an NVIDIA driver, CUDA 12 and cuDNN 9.
+onnxruntime-node fetches its CUDA provider in an install script. pnpm 10 runs no
+dependency's install script unless it is listed in onlyBuiltDependencies (and
+then \`pnpm rebuild onnxruntime-node\` skips it too), so a plain install is
+CPU-only. This command runs that script for the onnxruntime-node the runtime
+loads, then checks the provider library is there. Linux x64 only; running models
+on the provider needs an NVIDIA driver, CUDA 12 and cuDNN 9.
 
-The script cannot download through an HTTPS proxy. Behind one, or offline, download the package it
-would fetch (this command's error names it) by other means and install it with --from.
+The script cannot download through an HTTPS proxy. Behind one, or offline,
+download the package it would fetch (this command's error names it) by other
+means and install it with --from.
 
-Prints the provider library's path on stdout. Exit code 0 when it is installed, 1 otherwise.
+Prints the provider library's path on stdout. Exit code 0 when it is installed,
+1 otherwise.
 
 Examples:
   $ implicit-it install-cuda
-  $ implicit-it install-cuda --from ~/Downloads/microsoft.ml.onnxruntime.gpu.linux.1.30.0.nupkg
-  $ implicit-it doctor                      # then: is the cuda provider usable here, and if not, why
+  $ implicit-it install-cuda \\
+      --from ~/Downloads/microsoft.ml.onnxruntime.gpu.linux.1.30.0.nupkg
+  $ implicit-it doctor    # then: is the cuda provider usable, and if not, why
   $ implicit-it generate --provider cuda "Give me a recipe for tiramisu."`,
     )
     .action(async (flags: { from?: string; quiet?: boolean }) => {

@@ -416,8 +416,10 @@ Examples:
       `
 Examples:
   $ implicit-it model create --preset tiny --seed 1 --out ./models/tiny
-  $ implicit-it model create --preset smollm2-135m --out ./models/smol --tokenizer ../shared/fixtures/tokenizers/smollm
-  $ implicit-it model create --preset smollm2-135m --out ./models/smol --dtypes fp32,q4   # then: generate --dtype q4`,
+  $ implicit-it model create --preset smollm2-135m --out ./models/smol \\
+      --tokenizer ../shared/fixtures/tokenizers/smollm
+  $ implicit-it model create --preset smollm2-135m --out ./models/smol \\
+      --dtypes fp32,q4    # then: generate --dtype q4`,
     )
     .action(async (flags: CreateFlags) => create(flags));
   model
@@ -436,19 +438,22 @@ Examples:
     .addHelpText(
       'after',
       `
-Reads F32, BF16, F16 or F64 weights (one tensor at a time) and writes float32 ONNX with a KV cache,
-the graph \`model create\` writes, and with --dtypes q4 a 4-bit copy (onnx/model_q4.onnx, blocks of
-32 with one scale each, int8 compute: linear layers 6.4x smaller, faster on CPU, answers not
-identical to float32); with --dtypes q8 an 8-bit copy (onnx/model_quantized.onnx, as
-onnxruntime's quantize_dynamic writes it and transformers.js loads for dtype q8: weights 4x smaller,
-each activation rounded to 8 bits over its whole tensor, so rows batched together move each other's
-answers a little); nothing else in the directory changes. A LoRA adapter directory
-(peft's adapter_config.json and adapter_model.safetensors) is merged into its base model, and gets
-the base's config.json. \`finetune run\` does this itself when optimum is not installed.
+Reads F32, BF16, F16 or F64 weights (one tensor at a time) and writes float32
+ONNX with a KV cache, the graph \`model create\` writes, and with --dtypes q4 a
+4-bit copy (onnx/model_q4.onnx, blocks of 32 with one scale each, int8 compute:
+linear layers 6.4x smaller, faster on CPU, answers not identical to float32);
+with --dtypes q8 an 8-bit copy (onnx/model_quantized.onnx, as onnxruntime's
+quantize_dynamic writes it and transformers.js loads for dtype q8: weights 4x
+smaller, each activation rounded to 8 bits over its whole tensor, so rows
+batched together move each other's answers a little); nothing else in the
+directory changes. A LoRA adapter directory (peft's adapter_config.json and
+adapter_model.safetensors) is merged into its base model, and gets the base's
+config.json. \`finetune run\` does this itself when optimum is not installed.
 
 Examples:
   $ implicit-it model export ./jobs/poetry/output
-  $ implicit-it model export ./jobs/poetry-lora/output --base ./models/SmolLM2-135M
+  $ implicit-it model export ./jobs/poetry-lora/output \\
+      --base ./models/SmolLM2-135M
   $ implicit-it model export ./Qwen2.5-0.5B --force --json | jq .files
   $ implicit-it model export ./jobs/poetry/output --dtypes fp32,q4`,
     )
@@ -465,7 +470,8 @@ Examples:
       `
 Examples:
   $ implicit-it model inspect ./models/tiny
-  $ implicit-it model inspect ./models/smol --rules hewitt2024-prose --json | jq .rules.unresolved`,
+  $ implicit-it model inspect ./models/smol --rules hewitt2024-prose --json \\
+      | jq .rules.unresolved`,
     )
     .action(async (dir: string, flags: InspectFlags) => inspect(dir, flags));
 }

@@ -116,7 +116,8 @@ export function registerRules(program: Command): void {
       'after',
       `
 Examples:
-  $ implicit-it rules trace --tokenizer ./models/tiny --instruction "Hi" --response "Hello there"
+  $ implicit-it rules trace --tokenizer ./models/tiny --instruction "Hi" \\
+      --response "Hello there"
   $ implicit-it rules trace --help`,
     );
   rules
@@ -150,17 +151,20 @@ Examples:
       'after',
       `
 Output (one line of JSON on stdout):
-  {"promptIds":[...],"scopeStart":S,"promptLength":P,"steps":[{"t":0,"scores":{"<id>":score,...}},...]}
-  steps[t].scores are the non-zero rule scores added to the logits when predicting response token t,
-  for t = 0 .. number of response tokens (the last step predicts the token after the response).
+  {"promptIds":[...],"scopeStart":S,"promptLength":P,
+   "steps":[{"t":0,"scores":{"<id>":score,...}},...]}
+  steps[t].scores are the non-zero rule scores added to the logits when
+  predicting response token t, for t = 0 .. number of response tokens (the last
+  step predicts the token after the response).
 
 Examples:
   $ implicit-it rules trace --tokenizer ../shared/fixtures/tokenizers/llama2 \\
       --instruction "Give me a recipe for tiramisu." --response "Sure! Here"
   $ implicit-it rules trace --tokenizer ./models/smol --rules eos-uniform \\
       --prompt-ids 1,529,29989 --scope-start 1 --response-ids 323,2126,275
-  $ implicit-it rules trace --tokenizer ./models/smol --rules '{"used":{"penalty":-2}}' \\
-      --instruction "Hi" --response "" | jq '.steps[0].scores'`,
+  $ implicit-it rules trace --tokenizer ./models/smol \\
+      --rules '{"used":{"penalty":-2}}' --instruction "Hi" --response "" \\
+      | jq '.steps[0].scores'`,
     )
     .action(async (flags: TraceFlags) => run(flags));
 }

@@ -265,11 +265,16 @@ export function registerServe(program: Command): void {
       'after',
       `
 Examples:
-  $ implicit-it serve                                   # the default model on http://127.0.0.1:8080
-  $ implicit-it serve --model ./models/smol --port 3000 --rules eos-uniform-diversity
-  $ curl http://127.0.0.1:3000/v1/chat/completions -H 'Content-Type: application/json' \\
-      -d '{"model":"smol","messages":[{"role":"user","content":"Hi"}],"rules":"hewitt2024"}'   # id: the directory's name
-  $ implicit-it serve --model base=./models/a --model other=./models/b --api-key sk-local
+  $ implicit-it serve    # the default model on http://127.0.0.1:8080
+  $ implicit-it serve --model ./models/smol --port 3000 \\
+      --rules eos-uniform-diversity
+  # the model's id is its directory's name
+  $ curl http://127.0.0.1:3000/v1/chat/completions \\
+      -H 'Content-Type: application/json' \\
+      -d '{"model":"smol","rules":"hewitt2024",
+           "messages":[{"role":"user","content":"Hi"}]}'
+  $ implicit-it serve --model base=./models/a --model other=./models/b \\
+      --api-key sk-local
 ${DEFAULT_MODEL_HELP}`,
     )
     .action(async (flags: ServeFlags) => run(flags));
