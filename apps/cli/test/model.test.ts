@@ -441,11 +441,17 @@ describe('install-cuda', () => {
       expect(quiet.code).toBe(1);
       expect(quiet.stderr.trimEnd().split('\n')).toEqual([lines[0], ...lines.slice(-2)]);
 
-      // --from reads a package already downloaded, and names the one to download when it is not there
+      // --from reads a package already downloaded, and names the one to download when it is not
+      // there: a bad argument (exit 2), as a missing input file is to every command
       const missing = join(out, 'missing.nupkg');
       const from = await run(['install-cuda', '--from', missing]);
-      expect(from.code).toBe(1);
+      expect(from.code).toBe(2);
       expect(from.stderr.trimEnd()).toBe(`error: ${missing}: no such file (download ${cudaPackageUrl()})`);
+      const notPackage = join(out, 'not.nupkg');
+      writeFileSync(notPackage, 'an HTML error page');
+      const wrong = await run(['install-cuda', '--from', notPackage]);
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toMatch(/^error: .+not\.nupkg: not a NuGet package \(.+\)\n$/);
     },
   );
 });

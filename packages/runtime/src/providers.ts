@@ -114,11 +114,17 @@ export function chooseProviders(requested: ExecutionProvider | 'auto'): {
   };
 }
 
-/** `installCudaProvider` failed: `code` says how (`runtime.cuda_platform`, `runtime.cuda_install`). */
+/**
+ * `installCudaProvider` failed: `code` says how (`runtime.cuda_platform`, `runtime.cuda_install`), and
+ * `param` names the option at fault: `from` when the package given is missing or not the one needed.
+ */
 export class ProviderInstallError extends ImplicitItError {
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
+  /** The `InstallCudaOptions` option at fault, e.g. `from`; none when the install itself failed. */
+  readonly param: string | undefined;
+  constructor(code: string, message: string, options?: { cause?: unknown; param?: string }) {
+    super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ProviderInstallError';
+    this.param = options?.param;
   }
 }
 
@@ -182,7 +188,9 @@ export function cudaPackageUrl(packageDir?: string): string {
 function installFromPackage(dir: string, bin: string, file: string): void {
   const { name, version, url, files } = cudaManifest(dir);
   if (!existsSync(file))
-    throw new ProviderInstallError('runtime.cuda_install', `${file}: no such file (download ${url})`);
+    throw new ProviderInstallError('runtime.cuda_install', `${file}: no such file (download ${url})`, {
+      param: 'from',
+    });
   // the zip reader onnxruntime-node's own install script uses: a dependency of that package
   type Zip = {
     getEntries(): { entryName: string; getData(): Buffer }[];
@@ -196,7 +204,7 @@ function installFromPackage(dir: string, bin: string, file: string): void {
     throw new ProviderInstallError(
       'runtime.cuda_install',
       `${file}: not a NuGet package (${(cause as Error).message})`,
-      { cause },
+      { cause, param: 'from' },
     );
   }
   const nuspec = zip.getEntries().find((e) => e.entryName.endsWith('.nuspec'));
@@ -208,6 +216,7 @@ function installFromPackage(dir: string, bin: string, file: string): void {
       'runtime.cuda_install',
       `${file} is ${id ?? 'no package'} ${found ?? ''}`.trimEnd() +
         `, but this onnxruntime-node needs ${name} ${version} (${url})`,
+      { param: 'from' },
     );
   mkdirSync(bin, { recursive: true });
   for (const [library, path] of files) {
@@ -216,6 +225,7 @@ function installFromPackage(dir: string, bin: string, file: string): void {
       throw new ProviderInstallError(
         'runtime.cuda_install',
         `${file} lacks ${path}, which onnxruntime-node needs`,
+        { param: 'from' },
       );
     // written beside, then renamed: an interrupted install leaves no half library that looks installed
     const target = join(bin, library);

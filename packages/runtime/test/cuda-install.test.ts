@@ -86,7 +86,7 @@ describe.runIf(linuxX64)('installCudaProvider', () => {
     const error = await installCudaProvider({ packageDir, onOutput: (l) => lines.push(l) }).catch((e) => e);
     vi.unstubAllEnvs();
     expect(error).toBeInstanceOf(ProviderInstallError);
-    expect(error).toMatchObject({ code: 'runtime.cuda_install' });
+    expect(error).toMatchObject({ code: 'runtime.cuda_install', param: undefined });
     expect(error.message).toBe(
       "onnxruntime-node's install script (ONNXRUNTIME_NODE_INSTALL=cuda12) failed: Error: connect ECONNREFUSED 127.0.0.1:9",
     );
@@ -105,8 +105,9 @@ describe.runIf(linuxX64)('installCudaProvider', () => {
         installCudaProvider({ packageDir, from }).catch((e) => e),
       ),
     );
+    // the package given is at fault, not the install: param names the option
     for (const e of errors)
-      expect(e).toMatchObject({ name: 'ProviderInstallError', code: 'runtime.cuda_install' });
+      expect(e).toMatchObject({ name: 'ProviderInstallError', code: 'runtime.cuda_install', param: 'from' });
     expect(errors[0].message).toBe(`${join(work, 'missing.nupkg')}: no such file (download ${nupkgUrl})`);
     expect(errors[1].message).toMatch(/^.+not\.nupkg: not a NuGet package \(.+\)$/);
     expect(errors[2].message).toBe(

@@ -49,7 +49,8 @@ download the package it would fetch (this command's error names it) by other
 means and install it with --from.
 
 Prints the provider library's path on stdout. Exit code 0 when it is installed,
-1 otherwise.
+2 when the --from file is missing or not the package needed, 1 when the install
+fails.
 
 Examples:
   $ implicit-it install-cuda
@@ -71,6 +72,9 @@ Examples:
         onProgress: flags.quiet ? undefined : progress.update,
       })
         .catch((error: unknown) => {
+          // a --from file that is missing or not the package needed is a bad argument
+          if (ProviderInstallError.isInstance(error) && error.param === 'from')
+            throw new CliError(error.message, EXIT.usage);
           if (ProviderInstallError.isInstance(error) && error.code === 'runtime.cuda_install')
             throw new CliError(
               error.message,
