@@ -88,6 +88,10 @@ describe('model create / inspect', () => {
     expect(text.stdout).toMatch(/in input_ids\s+int64 \[batch_size, sequence_length\]/);
     expect(text.stdout).toMatch(/EOS\s+\[2\]/);
     expect(text.stdout).toMatch(/entries do not resolve/);
+    // a score reads the same whether its entry resolves or not
+    expect(text.stdout).toMatch(/^ {2}"\\n" +\+1 -> id 13$/m);
+    expect(text.stdout).toMatch(/^ {2}" \*" +\+1 unresolved$/m);
+    expect(text.stdout).toMatch(/^ {2}" We" +-3 unresolved$/m);
 
     // a file of the model named instead of its directory: said so, with the directory to give
     const file = await run(['model', 'inspect', join(dir, 'config.json')]);

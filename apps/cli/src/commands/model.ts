@@ -360,11 +360,10 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
   if (rules.enabled.includes('eos'))
     out += line('eos ramp', `ids ${JSON.stringify([...tok.vocabulary.eosIds])}`);
   for (const e of entries) {
+    const score = `${e.score > 0 ? '+' : ''}${e.score}`;
     out += line(
       e.entry,
-      e.ids.length
-        ? `${e.score > 0 ? '+' : ''}${e.score} -> id ${e.ids.join(', ')}`
-        : p('yellow', `${e.score} unresolved`),
+      e.ids.length ? `${score} -> id ${e.ids.join(', ')}` : p('yellow', `${score} unresolved`),
     );
   }
   if (rules.unresolved.length) {
