@@ -82,6 +82,10 @@ export function exitCodeOf(error: unknown): number {
     const field = (error as { field?: unknown }).field;
     if (error.code === 'finetune.invalid_option' && (field === 'tokenizer' || field === 'model'))
       return EXIT.load;
+    // a raw data file that cannot be read (a --data-dir without it) is a missing input file, as
+    // eval's --instructions or --data; one that holds nothing to train on is work that failed
+    const cause = (error as { cause?: { code?: unknown } }).cause;
+    if (error.code === 'finetune.missing_data' && typeof cause?.code === 'string') return EXIT.usage;
     if (USAGE_CODES.has(error.code)) return EXIT.usage;
     if (error.code === 'runtime.aborted') return EXIT.interrupted;
     if (error.name === 'ModelLoadError' || error.name === 'TokenizerLoadError') return EXIT.load;

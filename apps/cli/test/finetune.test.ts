@@ -260,7 +260,7 @@ describe('finetune data: errors', () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it('exits 2 on an unknown recipe or a bad --validation, 1 on a missing data file', async () => {
+  it('exits 2 on an unknown recipe, a bad --validation or a missing data file', async () => {
     const recipe = await run(['finetune', 'data', '--recipe', 'alpaca']);
     expect(recipe.code).toBe(2);
     expect(recipe.stderr).toContain('lima, lima-response, gsm, mbpp, poetry, recipes, chess');
@@ -269,7 +269,7 @@ describe('finetune data: errors', () => {
     expect(split.code).toBe(2);
     expect(split.stderr).toMatch(/a count \(an integer >= 0\) or a fraction in \(0, 1\)/);
     const missing = await run(['finetune', 'data', '--recipe', 'gsm', '--data-dir', join(tmp, 'nowhere')]);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/gsm8k\/train\.jsonl: cannot read it .*--data-dir/);
   });
 });
