@@ -59,7 +59,7 @@ export function addGenerationOptions(
     .option('-n, --max-tokens <n>', 'most tokens to generate', intArg(0, 1_000_000), 256)
     .option('-t, --temperature <t>', '0 is greedy, as the paper evaluates', numArg(0, 100), 0)
     .option('--top-p <p>', 'nucleus sampling', numArg(0, 1, { min: true }))
-    .option('--top-k <k>', 'keep the k most likely tokens', intArg(0))
+    .option('--top-k <k>', 'sample from the k most likely tokens (0: all, the default)', intArg(0))
     .option(
       '--seed <n>',
       'seed of the sampler (default: a new one each run, shown after the output)',
