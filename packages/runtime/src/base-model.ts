@@ -148,9 +148,10 @@ export abstract class BaseModel {
   protected generationPrompts(
     inputs: GenerateInput | readonly GenerateInput[],
     options: GenerateOptions,
+    call: 'generate()' | 'stream()' = 'generate()',
   ): Prompt[] {
     this.live();
-    this.checkGenerateOptions(options);
+    this.checkGenerateOptions(options, call);
     const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
     const prompts = list.map((input) => this.prompt(input, options.format, options));
     for (const p of prompts) this.checkPrompt(p, options.maxNewTokens === 0);
@@ -164,7 +165,7 @@ export abstract class BaseModel {
         'prompt',
         'stream() takes one prompt, not a list (generate() takes a list and returns a result each)',
       );
-    return this.generationPrompts([input], options) as [Prompt];
+    return this.generationPrompts([input], options, 'stream()') as [Prompt];
   }
 
   /** A rule set compiled against this model's tokenizer (cached per spec). */
@@ -278,9 +279,12 @@ export abstract class BaseModel {
     );
   }
 
-  /** `checkOptions`, and the options only the model can check (`logitBias` ids against its vocabulary). */
-  protected checkGenerateOptions(options: GenerateOptions): void {
-    checkOptions(options);
+  /**
+   * `checkOptions`, and the options only the model can check (`logitBias` ids against its
+   * vocabulary); `call` is the method called, as errors name it.
+   */
+  protected checkGenerateOptions(options: GenerateOptions, call: 'generate()' | 'stream()'): void {
+    checkOptions(options, call);
     if (options.logitBias) this.checkLogitBias(options.logitBias);
   }
 

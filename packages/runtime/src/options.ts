@@ -239,8 +239,9 @@ function checkCallbacks(o: { signal?: unknown; onProgress?: unknown }): void {
     bad('onProgress', 'expected a function (done, total)');
 }
 
-export function checkOptions(o: GenerateOptions): void {
-  checkKnown(o, GENERATE_OPTIONS, 'generate()');
+/** Validates `generate()` / `stream()` options (the error names the option; `call` the method called). */
+export function checkOptions(o: GenerateOptions, call: 'generate()' | 'stream()' = 'generate()'): void {
+  checkKnown(o, GENERATE_OPTIONS, call);
   int(o.maxNewTokens, 'maxNewTokens', 0);
   int(o.topK, 'topK', 0);
   int(o.batchSize, 'batchSize', 1, 1024);

@@ -324,6 +324,10 @@ describe('sampling edges', () => {
   });
 });
 
+/** The options of generate() and stream(), as an unknown option's error lists them. */
+const OPTION_NAMES =
+  'format, addBos, maxNewTokens, temperature, topK, topP, seed, ignoreEos, stop, rules, processors, logprobs, promptLogprobs, logitBias, trace, signal, batchSize, onProgress';
+
 describe('option checks', () => {
   it('names the option for every malformed one', async () => {
     const model = await tinyModel();
@@ -352,6 +356,18 @@ describe('option checks', () => {
         message: expect.stringMatching(message),
       });
     }
+    // stream() names itself: the caller never called generate()
+    const streamed = async (options: object) => {
+      for await (const _ of model.stream('Hi', options as never));
+    };
+    await expect(streamed({ top_p: 0.9 })).rejects.toMatchObject({
+      code: 'runtime.bad_option',
+      param: 'top_p',
+      message: `top_p: not an option of stream() (did you mean topP?); its options are ${OPTION_NAMES}`,
+    });
+    await expect(streamed([] as never)).rejects.toThrow(
+      'options: expected an object of stream() options, got []',
+    );
     for (const input of [null, 42, {}, { prompt: 'x' }]) {
       await expect(model.generate(input as never), JSON.stringify(input)).rejects.toMatchObject({
         code: 'runtime.bad_option',

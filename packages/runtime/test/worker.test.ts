@@ -114,6 +114,12 @@ describe('a model in a worker thread', () => {
       ]);
     }
     await expect(collect(there.stream({ promptIds: [] }))).rejects.toThrow('the prompt has no tokens');
+    // stream() names itself in an unknown option's error, here as on the thread
+    for (const model of [here, there]) {
+      await expect(collect(model.stream('Hi', { top_p: 0.5 } as object))).rejects.toThrow(
+        /^top_p: not an option of stream\(\) \(did you mean topP\?\); its options are format, /,
+      );
+    }
   });
 
   it('stops a generation its signal aborts, with the signal reason, and goes on serving', async () => {
