@@ -1,4 +1,10 @@
-import { compileRules, RuleSet, type RuleSpec, type UnresolvedEntry } from '@implicit-it/rules';
+import {
+  compileRules,
+  RuleConfigError,
+  RuleSet,
+  type RuleSpec,
+  type UnresolvedEntry,
+} from '@implicit-it/rules';
 import type { Prompt, Tokenizer } from '@implicit-it/tokenizers';
 import { whenAborted } from './abort.js';
 import { GenerationError } from './errors.js';
@@ -186,6 +192,20 @@ export abstract class BaseModel {
   }
 
   /**
+   * `rules(spec)` for a request's `rules` option: a spec the rules package refuses (a misspelt preset,
+   * a bad field) is a `runtime.bad_option` error naming the option, as every other option's is, its
+   * `cause` the rules package's `RuleConfigError`.
+   */
+  protected requestRules(spec: RuleSpec | RuleSet | undefined): RuleSet | null {
+    try {
+      return this.rules(spec);
+    } catch (error) {
+      if (!RuleConfigError.isInstance(error)) throw error;
+      throw new GenerationError('runtime.bad_option', `rules: ${error.message}`, 'rules', { cause: error });
+    }
+  }
+
+  /**
    * Builds the prompt of an input (ids, S, P). `options.addBos` as in `GenerateOptions`: for
    * instructions and messages only.
    *
@@ -286,6 +306,9 @@ export abstract class BaseModel {
   protected checkGenerateOptions(options: GenerateOptions, call: 'generate()' | 'stream()'): void {
     checkOptions(options, call);
     if (options.logitBias) this.checkLogitBias(options.logitBias);
+    // compiled now (and kept): a bad rule set fails the call before any prompt is built or sent (the
+    // default rules were compiled at load)
+    if (options.rules !== undefined) this.requestRules(options.rules);
   }
 
   private isTokenId(id: number): boolean {
@@ -361,6 +384,7 @@ export abstract class BaseModel {
   ): { prompt: Prompt; continuation: number[] }[] {
     this.live();
     checkScoreOptions(options);
+    if (options.rules !== undefined) this.requestRules(options.rules);
     if (!Array.isArray(items))
       bad('items', `expected an array of { prompt, continuation }, got ${shown(items)}`);
     return items.map((item, i) => {

@@ -14,8 +14,8 @@ export class ModelLoadError extends ImplicitItError {
 export class GenerationError extends ImplicitItError {
   /** The request option at fault, e.g. `maxNewTokens`. */
   readonly param: string | undefined;
-  constructor(code: string, message: string, param?: string) {
-    super(code, message);
+  constructor(code: string, message: string, param?: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = 'GenerationError';
     this.param = param;
   }

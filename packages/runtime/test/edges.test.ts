@@ -1,10 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createTinyModel } from '@implicit-it/modelkit/test';
+import { RuleConfigError } from '@implicit-it/rules';
 import { describeShared, tinyLlama2ModelOptions } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRng,
+  GenerationError,
   inputSeed,
   type LoadOptions,
   loadModel,
@@ -374,6 +376,31 @@ describe('option checks', () => {
         param: 'prompt',
         message: expect.stringMatching(/^prompt: expected a string, \{ instruction \}, \{ messages \}/),
       });
+    }
+  });
+
+  it('a rules value the rules package refuses is a bad option naming rules, in generate, stream and score', async () => {
+    const model = await tinyModel();
+    const presets = `expected a preset (hewitt2024, hewitt2024-llama2-ids, hewitt2024-prose), "none", or rule names joined by "-" from eos, uniform, diversity, start (e.g. eos-uniform-diversity, uniform-diversity, eos-uniform, eos-diversity)`;
+    const cases: [unknown, string][] = [
+      ['hewit2024', `rules: unknown rule set "hewit2024": ${presets}`],
+      [{ eos: { rampLength: -1 } }, 'rules: eos.rampLength: expected a positive number, got -1'],
+      [true, 'rules: expected a rule-set object, got boolean true'],
+    ];
+    for (const [rules, message] of cases) {
+      const calls = [
+        model.generate('Hi', { rules: rules as never }),
+        (async () => {
+          for await (const _ of model.stream('Hi', { rules: rules as never }));
+        })(),
+        model.score([{ prompt: 'Hi', continuation: 'x' }], { rules: rules as never }),
+      ];
+      for (const call of calls) {
+        const error = await call.catch((e) => e);
+        expect(error, message).toBeInstanceOf(GenerationError);
+        expect([error.code, error.param, error.message]).toEqual(['runtime.bad_option', 'rules', message]);
+        expect(RuleConfigError.isInstance(error.cause)).toBe(true);
+      }
     }
   });
 

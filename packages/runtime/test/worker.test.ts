@@ -103,7 +103,12 @@ describe('a model in a worker thread', () => {
   });
 
   it('checks requests as loadModel does, with the same errors', async () => {
-    const bad = [{ maxNewTokens: -1 }, { top_p: 0.5 } as object, { logitBias: { 999999: 1 } }];
+    const bad = [
+      { maxNewTokens: -1 },
+      { top_p: 0.5 } as object,
+      { logitBias: { 999999: 1 } },
+      { rules: 'hewit2024' },
+    ];
     for (const options of bad) {
       const mine = (await here.generate('Hi', options).catch((e: Error) => e)) as Error;
       const theirs = (await there.generate('Hi', options).catch((e: Error) => e)) as Error;
@@ -114,6 +119,13 @@ describe('a model in a worker thread', () => {
       ]);
     }
     await expect(collect(there.stream({ promptIds: [] }))).rejects.toThrow('the prompt has no tokens');
+    await expect(collect(there.stream('Hi', { rules: 'hewit2024' }))).rejects.toMatchObject({
+      code: 'runtime.bad_option',
+      param: 'rules',
+      message: expect.stringMatching(
+        /^rules: unknown rule set "hewit2024": expected a preset \(hewitt2024, /,
+      ),
+    });
     // stream() names itself in an unknown option's error, here as on the thread
     for (const model of [here, there]) {
       await expect(collect(model.stream('Hi', { top_p: 0.5 } as object))).rejects.toThrow(
