@@ -754,8 +754,11 @@ export class DecodeEngine {
       const max = this.options.maxPositions;
       if (pushed.stopped) r.finish = 'stop';
       else if (r.out.length >= r.req.maxNewTokens || (max !== undefined && r.nextPos >= max)) {
-        r.finish = 'length';
-        event.text += r.stop.push(r.detok.flush()).emit + r.stop.finish();
+        // the text held back (an incomplete character, as U+FFFD) may complete a stop string: the
+        // text is cut there, and the finish is the stop's, as OpenAI's is
+        const flushed = r.stop.push(r.detok.flush());
+        r.finish = flushed.stopped ? 'stop' : 'length';
+        event.text += flushed.emit + r.stop.finish();
       }
     }
     r.req.onToken?.(event);

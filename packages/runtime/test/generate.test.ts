@@ -9,6 +9,7 @@ import {
   GenerationError,
   generateWithoutCache,
   loadModel,
+  MAX_LOGIT_BIAS,
   transformersRulesProcessor,
 } from '../src/index.js';
 import { diverseModelDir, PROMPTS, tinyModel, transformersGreedy, transformersModel } from './helpers.js';
@@ -222,6 +223,33 @@ describe('output', () => {
     const [cut] = await model.generate(PROMPTS[0]!, { maxNewTokens: 40, stop: [stop] });
     expect(cut!.finishReason).toBe('stop');
     expect(cut!.text).toBe(text.slice(0, text.indexOf(stop)));
+  });
+
+  it('a stop string completed by the text held back at the token limit ends it as a stop', async () => {
+    const model = await tinyModel();
+    // a lone UTF-8 lead byte (0xC2): held back as a possible character start, flushed as U+FFFD at the end
+    const lead = model.tokenizer.tokenToId('\u00c2')!;
+    expect(Array.from(model.tokenizer.tokenBytes(lead))).toEqual([0xc2]);
+    const forced = { maxNewTokens: 1, logitBias: { [lead]: MAX_LOGIT_BIAS } };
+    const [plain] = await model.generate('Hi', forced);
+    expect([plain!.tokenIds, plain!.text, plain!.finishReason]).toEqual([[lead], '\ufffd', 'length']);
+    const [stopped] = await model.generate('Hi', { ...forced, stop: ['\ufffd'] });
+    expect([stopped!.tokenIds, stopped!.text, stopped!.finishReason]).toEqual([[lead], '', 'stop']);
+    const parts = [];
+    for await (const part of model.stream('Hi', { ...forced, stop: ['\ufffd'] }))
+      if (part.type !== 'token') parts.push(part);
+    expect(parts).toEqual([
+      {
+        type: 'finish',
+        finishReason: 'stop',
+        text: '',
+        usage: {
+          promptTokens: stopped!.usage.promptTokens,
+          completionTokens: 1,
+          totalTokens: stopped!.usage.totalTokens,
+        },
+      },
+    ]);
   });
 
   it('logit bias forces a token', async () => {
