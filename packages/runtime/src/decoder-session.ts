@@ -401,8 +401,9 @@ export class DecoderSession {
     bytes = null;
     const tried: ProviderStatus[] = [];
     for (const provider of order) {
+      let session: ort.InferenceSession;
       try {
-        const session = await ort.InferenceSession.create(model as Uint8Array, {
+        session = await ort.InferenceSession.create(model as Uint8Array, {
           executionProviders: [provider],
           graphOptimizationLevel: 'all',
           logSeverityLevel: ONNX_LOG_LEVELS.indexOf(options.onnxLogLevel ?? 'error') as 0 | 1 | 2 | 3 | 4,
@@ -413,13 +414,19 @@ export class DecoderSession {
             ? { extra: { session: { model_external_initializers_file_folder_path: externalDataFolder } } }
             : {}),
         });
+      } catch (cause) {
+        tried.push({ name: provider, available: false, reason: (cause as Error).message.split('\n')[0]! });
+        continue;
+      }
+      try {
         return {
           session: new DecoderSession(session, provider, files, patched, options.profile ?? null, table),
           failures: [...skipped, ...tried],
         };
-      } catch (cause) {
-        if (cause instanceof ModelLoadError) throw cause;
-        tried.push({ name: provider, available: false, reason: (cause as Error).message.split('\n')[0]! });
+      } catch (error) {
+        // a graph the constructor refuses (no KV cache, a fixed-length cache...): its session is freed
+        await session.release();
+        throw error;
       }
     }
     const error = noProviderError(files, tried, skipped);

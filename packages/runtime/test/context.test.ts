@@ -2,7 +2,8 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTinyModel } from '@implicit-it/modelkit/test';
-import { afterAll, describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   GenerationError,
   generateWithoutCache,
@@ -184,6 +185,35 @@ function fixPastLength(file: string, kvHeads: number, length: number, headDim: n
 }
 
 describe('a graph whose cache inputs have a fixed length', () => {
+  it('frees the onnxruntime session of the refused graph: the refusal leaks no session', async () => {
+    const dir = await modelWith(512, 512, 'static-cache-release');
+    fixPastLength(join(dir, 'onnx', 'model.onnx'), 2, 64, 16);
+    const create = ort.InferenceSession.create.bind(ort.InferenceSession);
+    const sessions: { released: boolean }[] = [];
+    const spy = vi.spyOn(ort.InferenceSession, 'create').mockImplementation((async (...args: never[]) => {
+      const session = await (create as (...a: never[]) => Promise<ort.InferenceSession>)(...args);
+      const seen = { released: false };
+      sessions.push(seen);
+      const release = session.release.bind(session);
+      session.release = async () => {
+        seen.released = true;
+        await release();
+      };
+      return session;
+    }) as never);
+    try {
+      for (const load of [{}, { cacheOutputs: false }] as LoadOptions[]) {
+        await expect(loadModel(dir, { log: () => {}, ...load })).rejects.toMatchObject({
+          code: 'runtime.bad_graph',
+        });
+      }
+    } finally {
+      spy.mockRestore();
+    }
+    // one session a load, each freed
+    expect(sessions).toEqual([{ released: true }, { released: true }]);
+  });
+
   it('is refused at load, naming the file and the input (every run failed in onnxruntime before)', async () => {
     const dir = await modelWith(512, 512, 'static-cache');
     const file = join(dir, 'onnx', 'model.onnx');
