@@ -398,12 +398,17 @@ export class DecoderSession {
         );
     }
     const table = positionTable(read());
+    // read once: a graph left as exported goes to onnxruntime as the bytes read for its position
+    // table, not as its path to read again (its external data files, if any, found beside it)
+    const rewritten = typeof model !== 'string';
+    if (typeof model === 'string') externalDataFolder = dirname(model);
+    const graph = typeof model === 'string' ? read() : model;
     bytes = null;
     const tried: ProviderStatus[] = [];
     for (const provider of order) {
       let session: ort.InferenceSession;
       try {
-        session = await ort.InferenceSession.create(model as Uint8Array, {
+        session = await ort.InferenceSession.create(graph, {
           executionProviders: [provider],
           graphOptimizationLevel: 'all',
           logSeverityLevel: ONNX_LOG_LEVELS.indexOf(options.onnxLogLevel ?? 'error') as 0 | 1 | 2 | 3 | 4,
@@ -430,7 +435,7 @@ export class DecoderSession {
       }
     }
     const error = noProviderError(files, tried, skipped);
-    return { error, patched: model !== files.onnxFile, reason: tried[tried.length - 1]?.reason ?? '' };
+    return { error, patched: rewritten, reason: tried[tried.length - 1]?.reason ?? '' };
   }
 
   /** Past tensors for the first step: zero-length, or `length` zeroed positions. */
@@ -630,7 +635,7 @@ export async function checkSplitAttention(
  * file cannot be parsed: it is damaged (an interrupted write or download), whatever the provider.
  *
  * @example
- * damagedGraphHint('Load model from m.onnx failed:Protobuf parsing failed.'); // 'the file is not ...'
+ * damagedGraphHint('Failed to load model because protobuf parsing failed.'); // 'the file is not ...'
  */
 export function damagedGraphHint(message: string): string | undefined {
   return /Protobuf parsing failed/i.test(message)

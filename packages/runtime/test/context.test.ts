@@ -1,6 +1,7 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createModel } from '@implicit-it/modelkit';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -29,6 +30,7 @@ async function modelWith(rows: number, declared: number | null, name: string): P
   return dir;
 }
 
+const PROMPT = 'Name a prime.';
 const ids = (n: number, from = 40) => ({ promptIds: Array.from({ length: n }, (_, i) => from + i) });
 
 describe("the context is the graph's where its position table is shorter than config.json says", () => {
@@ -226,5 +228,37 @@ describe('a graph whose cache inputs have a fixed length', () => {
         `${file}: input past_key_values.0.key has a fixed length of 64 cache positions ([batch_size, 2, 64, 16]), as static-cache exports have it; this engine grows the cache a position per step and needs a dynamic past_sequence_length (optimum's "text-generation-with-past" export)`,
       ]);
     }
+  });
+});
+
+describe('a graph loaded as exported', () => {
+  it('is read once: onnxruntime gets the bytes read for the position table, external data found beside it', async () => {
+    const { dir: inline } = await createTinyModel({ seed: 1 });
+    const external = join(work, 'external-data');
+    await createModel({ preset: 'tiny', seed: 1, out: external, externalDataThreshold: 0 });
+    expect(readdirSync(join(external, 'onnx')).sort()).toEqual(['model.onnx', 'model.onnx_data']);
+    const asExported = { sliceLogits: false, cacheOutputs: false, log: () => {} };
+    const create = vi.spyOn(ort.InferenceSession, 'create');
+    const results = [];
+    try {
+      for (const dir of [inline, external]) {
+        create.mockClear();
+        const model = await loadModel(dir, asExported);
+        const graph = create.mock.calls.map(([given]) =>
+          given instanceof Uint8Array ? given.length : given,
+        );
+        expect(graph).toEqual([statSync(join(dir, 'onnx', 'model.onnx')).size]);
+        expect([model.info.logitsMode, model.info.cacheMode, model.info.maxPositions]).toEqual([
+          'all',
+          'present',
+          512,
+        ]);
+        results.push((await model.generate(PROMPT, { maxNewTokens: 8, ignoreEos: true }))[0]!.tokenIds);
+        await model.dispose();
+      }
+    } finally {
+      create.mockRestore();
+    }
+    expect(results[1]).toEqual(results[0]);
   });
 });
