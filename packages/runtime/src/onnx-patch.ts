@@ -452,12 +452,7 @@ function intAttribute(buf: Uint8Array, node: NodeInfo, name: string): number | u
   for (const attribute of attributesOf(buf, node)) {
     if (attribute.name !== name) continue;
     const a = attribute.fields.find((f) => f.no === 3 && f.wireType === 0);
-    if (!a) return undefined;
-    // int64 as a varint (negative values are 10-byte two's complement): read exactly with BigInt
-    let raw = 0n;
-    let shift = 0n;
-    for (let pos = a.dataStart; pos < a.end; pos++, shift += 7n) raw |= BigInt(buf[pos]! & 0x7f) << shift;
-    return Number(BigInt.asIntN(64, raw));
+    return a ? readInt64(buf, a.dataStart)[0] : undefined;
   }
   return undefined;
 }
@@ -526,7 +521,7 @@ export function summarizeGraph(model: Uint8Array): GraphSummary {
  * embeddings. Positions at or past `rows` are outside it: onnxruntime fails the run.
  */
 export interface PositionTable {
-  /** The initializer (or Constant node output) gathered. */
+  /** The initializer (or Constant node output) gathered; the Slice output, where a Slice cuts its rows. */
   tensor: string;
   rows: number;
 }
@@ -548,7 +543,90 @@ function tensorDims(buf: Uint8Array, f: WireField): { name: string; dims: number
   return out;
 }
 
-/** Ops a table passes through unchanged in its rows before it is gathered. */
+/** An int64 varint at `pos` (negative values are 10-byte two's complement), read exactly; and the position after it. */
+function readInt64(buf: Uint8Array, pos: number): [number, number] {
+  let raw = 0n;
+  let shift = 0n;
+  for (;;) {
+    if (pos >= buf.length) throw new RangeError('truncated varint');
+    const b = buf[pos++]!;
+    raw |= BigInt(b & 0x7f) << shift;
+    if ((b & 0x80) === 0) return [Number(BigInt.asIntN(64, raw)), pos];
+    shift += 7n;
+  }
+}
+
+/** The varints of a repeated integer field (packed or not) among `fields`, as signed 64-bit numbers. */
+function repeatedInts(buf: Uint8Array, fields: Iterable<WireField>, no: number): number[] {
+  const out: number[] = [];
+  for (const f of fields) {
+    if (f.no !== no) continue;
+    if (f.wireType === 0) out.push(readInt64(buf, f.dataStart)[0]);
+    else if (f.wireType === 2)
+      for (let pos = f.dataStart; pos < f.end; ) {
+        const [v, next] = readInt64(buf, pos);
+        out.push(v);
+        pos = next;
+      }
+  }
+  return out;
+}
+
+/**
+ * The values of an INT64 or INT32 TensorProto (`int64_data`, `int32_data` or `raw_data`), or
+ * undefined for another type or data kept in an external file.
+ */
+function integerValues(buf: Uint8Array, f: WireField): number[] | undefined {
+  const fields = [...wireFields(buf, f.dataStart, f.end)];
+  const type = fields.find((g) => g.no === 2 && g.wireType === 0);
+  const dataType = type ? readVarint(buf, type.dataStart)[0] : 0;
+  if (dataType !== 7 && dataType !== 6) return undefined; // INT64, INT32
+  const raw = fields.find((g) => g.no === 9 && g.wireType === 2);
+  if (raw) {
+    const width = dataType === 7 ? 8 : 4;
+    const view = new DataView(buf.buffer, buf.byteOffset + raw.dataStart, raw.end - raw.dataStart);
+    const out: number[] = [];
+    for (let at = 0; at + width <= view.byteLength; at += width)
+      out.push(width === 8 ? Number(view.getBigInt64(at, true)) : view.getInt32(at, true));
+    return out;
+  }
+  // TensorProto.data_location (14) == EXTERNAL (1): the values are not in this file
+  if (fields.some((g) => g.no === 14 && g.wireType === 0 && readVarint(buf, g.dataStart)[0] === 1))
+    return undefined;
+  return repeatedInts(buf, fields, dataType === 7 ? 7 : 5);
+}
+
+/**
+ * The rows of axis 0 that `Slice` keeps of a table of `rows` rows and rank `rank` (ONNX's clamping of starts and ends, steps
+ * either way), given its starts, ends, axes and steps; `rows` itself where the slice leaves axis 0
+ * whole, undefined where the arguments are malformed (a zero step).
+ */
+function slicedRows(
+  rows: number,
+  rank: number,
+  starts: readonly number[],
+  ends: readonly number[],
+  axes?: readonly number[],
+  steps?: readonly number[],
+): number | undefined {
+  const j = (axes ?? starts.map((_, k) => k)).findIndex((a) => (a < 0 ? a + rank : a) === 0);
+  if (j < 0) return rows;
+  const step = steps?.[j] ?? 1;
+  if (step === 0 || starts[j] === undefined || ends[j] === undefined) return undefined;
+  const clamp = (v: number, lo: number, hi: number) => Math.min(Math.max(v, lo), hi);
+  let start = starts[j]! < 0 ? starts[j]! + rows : starts[j]!;
+  let end = ends[j]! < 0 ? ends[j]! + rows : ends[j]!;
+  if (step > 0) {
+    start = clamp(start, 0, rows);
+    end = clamp(end, 0, rows);
+    return Math.max(0, Math.ceil((end - start) / step));
+  }
+  start = clamp(start, 0, rows - 1);
+  end = clamp(end, -1, rows - 1);
+  return Math.max(0, Math.ceil((start - end) / -step));
+}
+
+/** Ops a table passes through before it is gathered, its rows unchanged (`Slice`: or cut, see `slicedRows`). */
 const ROW_PRESERVING = new Set(['Cast', 'Identity', 'Slice']);
 /** Ops whose output carries no values of their input (a shape): not followed back. */
 const SHAPE_ONLY = new Set(['Shape', 'Size']);
@@ -560,7 +638,9 @@ const SHAPE_ONLY = new Set(['Shape', 'Size']);
  * then no position is out of its range, and for a file this reader cannot parse. A table is a
  * rank-2 constant gathered on its first axis by indices computed from `position_ids` or
  * `attention_mask` (not from `input_ids`: that is the embedding), or the `cos_cache` of a
- * `RotaryEmbedding` or `GroupQueryAttention` node.
+ * `RotaryEmbedding` or `GroupQueryAttention` node (onnxruntime's), or of ONNX's own
+ * `RotaryEmbedding` given `position_ids`; through Cast, Identity and Slice, whose constant bounds
+ * may cut its rows (the Slice's output then names it).
  *
  * @example
  * positionTable(readFileSync('onnx/model.onnx')); // { tensor: 'rotary.cos_cached', rows: 2048 }
@@ -576,15 +656,17 @@ export function positionTable(model: Uint8Array): PositionTable | null {
 function findPositionTable(model: Uint8Array): PositionTable | null {
   const graph = [...wireFields(model, 0, model.length)].find((f) => f.no === 7 && f.wireType === 2);
   if (!graph) return null;
-  const constants = new Map<string, number[]>();
+  /** Constants (initializers, Constant nodes) by name: their dims, and their integer values when read. */
+  const constants = new Map<string, { dims: number[]; values: () => number[] | undefined }>();
   const producer = new Map<string, NodeInfo>();
   const nodes: NodeInfo[] = [];
+  const tensorConstant = (f: WireField) => ({
+    dims: tensorDims(model, f).dims,
+    values: () => integerValues(model, f),
+  });
   for (const g of allGraphs(model, graph)) {
     for (const f of wireFields(model, g.dataStart, g.end)) {
-      if (f.no === 5 && f.wireType === 2) {
-        const t = tensorDims(model, f);
-        constants.set(t.name, t.dims);
-      }
+      if (f.no === 5 && f.wireType === 2) constants.set(tensorDims(model, f).name, tensorConstant(f));
       if (f.no !== 1 || f.wireType !== 2) continue;
       const node = readNode(model, f);
       nodes.push(node);
@@ -592,17 +674,55 @@ function findPositionTable(model: Uint8Array): PositionTable | null {
       if (node.opType !== 'Constant') continue;
       for (const a of attributesOf(model, node)) {
         const t = a.name === 'value' ? a.fields.find((x) => x.no === 5 && x.wireType === 2) : undefined;
-        if (t) constants.set(node.outputs[0]!, tensorDims(model, t).dims);
+        if (t) constants.set(node.outputs[0]!, tensorConstant(t));
+        if (a.name === 'value_ints') {
+          const ints = repeatedInts(model, a.fields, 8);
+          constants.set(node.outputs[0]!, { dims: [ints.length], values: () => ints });
+        }
       }
     }
   }
-  /** The dims of the constant `name` is (through row-preserving ops), or undefined. */
-  const tableDims = (name: string): number[] | undefined => {
+  /** The integer values of the constant `name` (through Cast and Identity), or undefined. */
+  const intsOf = (name: string | undefined): number[] | undefined => {
+    for (let hops = 0; hops < 8 && name; hops++) {
+      const c = constants.get(name);
+      if (c) return c.values();
+      const node = producer.get(name);
+      if (!node || (node.opType !== 'Cast' && node.opType !== 'Identity')) return undefined;
+      name = node.inputs[0];
+    }
+    return undefined;
+  };
+  /**
+   * The table `name` is: the constant it comes from (through row-preserving ops) and its dims, the
+   * rows those of the last `Slice` that cuts them where its bounds are constants (that Slice's
+   * output then names the table: it has those rows); undefined where `name` is no such table. A
+   * Slice whose bounds are computed (`cos_cached[:seq_len]`) keeps the constant's rows: positions
+   * past them fail whatever it cuts.
+   */
+  const tableOf = (name: string): { tensor: string; dims: number[] } | undefined => {
+    const slices: NodeInfo[] = [];
     for (let hops = 0; hops < 8; hops++) {
-      const dims = constants.get(name);
-      if (dims) return dims;
+      const c = constants.get(name);
+      if (c) {
+        const dims = [...c.dims];
+        let tensor = name;
+        // the slices nearest the constant cut first
+        for (const slice of slices.reverse()) {
+          const [, starts, ends, axes, steps] = slice.inputs.map((i) => (i === '' ? undefined : intsOf(i)));
+          if (starts === undefined || ends === undefined) continue;
+          if ((slice.inputs[3] ?? '') !== '' && axes === undefined) continue;
+          if ((slice.inputs[4] ?? '') !== '' && steps === undefined) continue;
+          const rows = slicedRows(dims[0] ?? 0, dims.length, starts, ends, axes, steps);
+          if (rows === undefined || rows === dims[0]) continue;
+          dims[0] = rows;
+          tensor = slice.outputs[0]!;
+        }
+        return { tensor, dims };
+      }
       const node = producer.get(name);
       if (!node || !ROW_PRESERVING.has(node.opType)) return undefined;
+      if (node.opType === 'Slice') slices.push(node);
       name = node.inputs[0]!;
     }
     return undefined;
@@ -623,15 +743,20 @@ function findPositionTable(model: Uint8Array): PositionTable | null {
     return found;
   };
   let best: PositionTable | null = null;
-  const consider = (tensor: string | undefined) => {
-    const dims = tensor === undefined ? undefined : tableDims(tensor);
-    if (dims?.length !== 2 || !(dims[0]! > 0)) return;
-    if (best === null || dims[0]! < best.rows) best = { tensor: tensor!, rows: dims[0]! };
+  const consider = (name: string | undefined) => {
+    const table = name ? tableOf(name) : undefined;
+    if (table === undefined || table.dims.length !== 2 || !(table.dims[0]! > 0)) return;
+    if (best === null || table.dims[0]! < best.rows) best = { tensor: table.tensor, rows: table.dims[0]! };
   };
   for (const node of nodes) {
+    // cos_cache: [positions, rotary_dim / 2]
     if (node.domain === 'com.microsoft' && node.opType === 'RotaryEmbedding') consider(node.inputs[2]);
     else if (node.domain === 'com.microsoft' && node.opType === 'GroupQueryAttention')
       consider(node.inputs[7]);
+    // ONNX's own (opset 23): X, cos_cache, sin_cache, position_ids; a table only with position_ids
+    // (without, the caches are per-token [batch, seq, rotary_dim / 2] values)
+    else if (node.domain === '' && node.opType === 'RotaryEmbedding' && (node.inputs[3] ?? '') !== '')
+      consider(node.inputs[1]);
     else if (
       node.domain === '' &&
       node.opType === 'Gather' &&

@@ -262,3 +262,158 @@ describe('a graph loaded as exported', () => {
     expect(results[1]).toEqual(results[0]);
   });
 });
+
+/** Protobuf varint bytes of a signed 64-bit integer (negative: ten bytes of two's complement). */
+const int64 = (v: number | bigint): number[] => {
+  let u = BigInt.asUintN(64, BigInt(v));
+  const out: number[] = [];
+  for (; u >= 128n; u >>= 7n) out.push(Number(u & 127n) | 128);
+  out.push(Number(u));
+  return out;
+};
+const INT64_MAX = 2n ** 63n - 1n;
+const text = (no: number, s: string) => field(no, Buffer.from(s));
+const varintField = (no: number, v: number | bigint) => Buffer.from([...varint(no * 8), ...int64(v)]);
+/** TensorProto: a float table's dims (its values unread by positionTable), or int64 values (packed, or as raw_data). */
+const tensorProto = (name: string, dims: number[], values?: (number | bigint)[], raw = false) => {
+  const data =
+    values === undefined
+      ? []
+      : raw
+        ? [field(9, Buffer.concat(values.map((v) => Buffer.from(new BigInt64Array([BigInt(v)]).buffer))))]
+        : [field(7, values.flatMap(int64))];
+  return Buffer.concat([
+    ...dims.map((d) => varintField(1, d)),
+    varintField(2, values ? 7 : 1),
+    ...data,
+    text(8, name),
+  ]);
+};
+const initializer = (name: string, dims: number[], values?: (number | bigint)[], raw = false) =>
+  field(5, tensorProto(name, dims, values, raw));
+/** An int64 vector initializer (Slice's starts, ends, axes, steps). */
+const ints = (name: string, values: (number | bigint)[], raw = false) =>
+  initializer(name, [values.length], values, raw);
+const node = (op: string, inputs: string[], outputs: string[], domain = '', attributes: Buffer[] = []) =>
+  field(
+    1,
+    Buffer.concat([
+      ...inputs.map((i) => text(1, i)),
+      ...outputs.map((o) => text(2, o)),
+      text(4, op),
+      ...(domain ? [text(7, domain)] : []),
+      ...attributes.map((a) => field(5, a)),
+    ]),
+  );
+const graphInput = (name: string) => field(11, text(1, name));
+/** A ModelProto of these GraphProto fields. */
+const modelOf = (...graph: Buffer[]) => Buffer.concat([varintField(1, 8), field(7, Buffer.concat(graph))]);
+const COS = initializer('cos_cache', [4096, 32]);
+const SIN = initializer('sin_cache', [4096, 32]);
+
+describe("positionTable on onnxruntime's fused rotary ops and on tables cut by Slice", () => {
+  it("reads the cos_cache rows of RotaryEmbedding and GroupQueryAttention (com.microsoft) and of ONNX's RotaryEmbedding", () => {
+    const rotary = modelOf(
+      graphInput('x'),
+      graphInput('position_ids'),
+      COS,
+      SIN,
+      node('RotaryEmbedding', ['x', 'position_ids', 'cos_cache', 'sin_cache'], ['y'], 'com.microsoft'),
+    );
+    expect(positionTable(rotary)).toEqual({ tensor: 'cos_cache', rows: 4096 });
+    const gqaInputs = ['q', 'k', 'v', 'past_key', 'past_value', 'seqlens_k', 'total_sequence_length'];
+    const gqa = (cos: string) =>
+      node('GroupQueryAttention', [...gqaInputs, cos, 'sin_cache'], ['o', 'pk', 'pv'], 'com.microsoft');
+    expect(positionTable(modelOf(COS, SIN, gqa('cos_cache')))).toEqual({ tensor: 'cos_cache', rows: 4096 });
+    // a GroupQueryAttention that does no rotary (no caches) has no table
+    expect(
+      positionTable(modelOf(COS, node('GroupQueryAttention', gqaInputs, ['o', 'pk', 'pv'], 'com.microsoft'))),
+    ).toBeNull();
+    // a cache written as a Constant node; the fewest rows of several tables
+    const constant = node('Constant', [], ['short_cos'], '', [
+      Buffer.concat([text(1, 'value'), field(5, tensorProto('', [1024, 32])), varintField(20, 4)]),
+    ]);
+    expect(positionTable(modelOf(COS, SIN, constant, gqa('cos_cache'), gqa('short_cos')))).toEqual({
+      tensor: 'short_cos',
+      rows: 1024,
+    });
+    // ONNX's own RotaryEmbedding (opset 23): X, cos_cache, sin_cache, position_ids; without
+    // position_ids its caches are per-token values, no table
+    const onnxRotary = (inputs: string[]) => modelOf(COS, SIN, node('RotaryEmbedding', inputs, ['y']));
+    expect(positionTable(onnxRotary(['x', 'cos_cache', 'sin_cache', 'position_ids']))).toEqual({
+      tensor: 'cos_cache',
+      rows: 4096,
+    });
+    expect(positionTable(onnxRotary(['x', 'cos_cache', 'sin_cache']))).toBeNull();
+  });
+
+  it('counts the rows a Slice with constant bounds keeps on axis 0, naming its output; a computed bound keeps the rows', () => {
+    const TABLE = initializer('table', [2048, 64]);
+    /** The table sliced by `slice` (its starts, ends, axes, steps initializers given), then gathered by position. */
+    const gathered = (bounds: Buffer[], sliceInputs: string[], ...more: Buffer[]) =>
+      positionTable(
+        modelOf(
+          graphInput('input_ids'),
+          graphInput('position_ids'),
+          TABLE,
+          ...bounds,
+          ...more,
+          node('Slice', ['table', ...sliceInputs], ['cut']),
+          node('Gather', ['cut', 'position_ids'], ['rows']),
+        ),
+      );
+    const cut = (rows: number) => ({ tensor: 'cut', rows });
+    const whole = { tensor: 'table', rows: 2048 };
+    const cases: [Buffer[], string[], { tensor: string; rows: number }][] = [
+      [[ints('s', [0]), ints('e', [1024]), ints('a', [0])], ['s', 'e', 'a'], cut(1024)],
+      // axes left out: the first; ends past the table (INT64_MAX, as exporters write "to the end")
+      [[ints('s', [16]), ints('e', [INT64_MAX])], ['s', 'e'], cut(2032)],
+      // negative bounds and axis, values as raw_data
+      [[ints('s', [-512], true), ints('e', [-1], true), ints('a', [-2], true)], ['s', 'e', 'a'], cut(511)],
+      // every other row; backwards
+      [[ints('s', [0]), ints('e', [2048]), ints('a', [0]), ints('p', [2])], ['s', 'e', 'a', 'p'], cut(1024)],
+      [
+        [ints('s', [-1]), ints('e', [-INT64_MAX]), ints('a', [0]), ints('p', [-1])],
+        ['s', 'e', 'a', 'p'],
+        whole,
+      ],
+      // columns only (cos[:, :rotary_dim / 2]): the rows stay the table's
+      [[ints('s', [0]), ints('e', [32]), ints('a', [1])], ['s', 'e', 'a'], whole],
+      [[ints('s', [0, 0]), ints('e', [INT64_MAX, 32])], ['s', 'e'], whole],
+      [[ints('s', [0, 0]), ints('e', [100, 32])], ['s', 'e'], cut(100)],
+    ];
+    for (const [bounds, inputs, expected] of cases)
+      expect(gathered(bounds, inputs), JSON.stringify(inputs)).toEqual(expected);
+    // a computed end (cos_cached[:seq_len], seq_len read from position_ids' shape): the table's rows
+    const seqLen = [
+      node('Shape', ['position_ids'], ['shape']),
+      ints('one', [1]),
+      node('Gather', ['shape', 'one'], ['seq_len']),
+    ];
+    expect(gathered([ints('s', [0]), ints('a', [0])], ['s', 'seq_len', 'a'], ...seqLen)).toEqual(whole);
+    // bounds as Constant nodes (value_ints), through a Cast
+    const constantInts = (name: string, values: number[]) =>
+      node('Constant', [], [name], '', [
+        Buffer.concat([text(1, 'value_ints'), field(8, values.flatMap(int64)), varintField(20, 7)]),
+      ]);
+    expect(
+      gathered(
+        [constantInts('s', [0]), constantInts('e32', [300]), node('Cast', ['e32'], ['e'])],
+        ['s', 'e'],
+      ),
+    ).toEqual(cut(300));
+    // a table of token ids (the embedding) is no position table, sliced or not
+    expect(
+      positionTable(
+        modelOf(
+          graphInput('input_ids'),
+          TABLE,
+          ints('s', [0]),
+          ints('e', [100]),
+          node('Slice', ['table', 's', 'e'], ['cut']),
+          node('Gather', ['cut', 'input_ids'], ['rows']),
+        ),
+      ),
+    ).toBeNull();
+  });
+});
