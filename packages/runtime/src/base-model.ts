@@ -194,9 +194,17 @@ export abstract class BaseModel {
   /**
    * `rules(spec)` for a request's `rules` option: a spec the rules package refuses (a misspelt preset,
    * a bad field) is a `runtime.bad_option` error naming the option, as every other option's is, its
-   * `cause` the rules package's `RuleConfigError`.
+   * `cause` the rules package's `RuleConfigError`; so is a `RuleSet` compiled for a vocabulary of
+   * another size.
    */
   protected requestRules(spec: RuleSpec | RuleSet | undefined): RuleSet | null {
+    // its ids are another vocabulary's: its scores would land on other tokens (or past the logits)
+    const size = this.tokenizer.vocabulary.size;
+    if (RuleSet.isInstance(spec) && spec.vocabSize !== size)
+      bad(
+        'rules',
+        `a RuleSet compiled for a vocabulary of ${spec.vocabSize} ids, but this model's tokenizer has ${size}; compile it with this model's (compileRules(spec, model.tokenizer.vocabulary)), or pass the spec`,
+      );
     try {
       return this.rules(spec);
     } catch (error) {

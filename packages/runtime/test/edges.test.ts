@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createTinyModel } from '@implicit-it/modelkit/test';
-import { RuleConfigError } from '@implicit-it/rules';
+import { compileRules, RuleConfigError, RuleSet } from '@implicit-it/rules';
 import { describeShared, tinyLlama2ModelOptions } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -379,7 +379,7 @@ describe('option checks', () => {
     }
   });
 
-  it('a rules value the rules package refuses is a bad option naming rules, in generate, stream and score', async () => {
+  it('a rules value refused by the rules package, or compiled for another vocabulary, is a bad option naming rules', async () => {
     const model = await tinyModel();
     const presets = `expected a preset (hewitt2024, hewitt2024-llama2-ids, hewitt2024-prose), "none", or rule names joined by "-" from eos, uniform, diversity, start (e.g. eos-uniform-diversity, uniform-diversity, eos-uniform, eos-diversity)`;
     const cases: [unknown, string][] = [
@@ -387,6 +387,16 @@ describe('option checks', () => {
       [{ eos: { rampLength: -1 } }, 'rules: eos.rampLength: expected a positive number, got -1'],
       [true, 'rules: expected a rule-set object, got boolean true'],
     ];
+    // a RuleSet compiled for another vocabulary: larger (its rows past the logits) or smaller (its ids
+    // other tokens)
+    const vocab = model.tokenizer.vocabulary;
+    for (const size of [1000, 300]) {
+      const other = { size, eosIds: vocab.eosIds, idsOf: () => [], surfaceOf: () => undefined };
+      cases.push([
+        compileRules('hewitt2024', other),
+        `rules: a RuleSet compiled for a vocabulary of ${size} ids, but this model's tokenizer has 512; compile it with this model's (compileRules(spec, model.tokenizer.vocabulary)), or pass the spec`,
+      ]);
+    }
     for (const [rules, message] of cases) {
       const calls = [
         model.generate('Hi', { rules: rules as never }),
@@ -399,7 +409,8 @@ describe('option checks', () => {
         const error = await call.catch((e) => e);
         expect(error, message).toBeInstanceOf(GenerationError);
         expect([error.code, error.param, error.message]).toEqual(['runtime.bad_option', 'rules', message]);
-        expect(RuleConfigError.isInstance(error.cause)).toBe(true);
+        if (typeof rules !== 'object' || !RuleSet.isInstance(rules))
+          expect(RuleConfigError.isInstance(error.cause)).toBe(true);
       }
     }
   });

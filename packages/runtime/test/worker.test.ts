@@ -108,6 +108,15 @@ describe('a model in a worker thread', () => {
       { top_p: 0.5 } as object,
       { logitBias: { 999999: 1 } },
       { rules: 'hewit2024' },
+      // compiled for another vocabulary: its config alone crossed before, compiled there again
+      {
+        rules: compileRules('hewitt2024', {
+          size: 300,
+          eosIds: [0],
+          idsOf: () => [],
+          surfaceOf: () => undefined,
+        }),
+      },
     ];
     for (const options of bad) {
       const mine = (await here.generate('Hi', options).catch((e: Error) => e)) as Error;
