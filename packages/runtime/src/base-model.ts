@@ -243,6 +243,9 @@ export abstract class BaseModel {
           'addBos',
           'a prompt given as promptIds is taken as it is; put the BOS id first yourself, or drop addBos',
         );
+      // a string is iterable too: its characters would be refused one by one as token ids
+      if (!Array.isArray(input.promptIds))
+        bad('promptIds', `expected an array of token ids, got ${shown(input.promptIds)}`);
       const ids = [...input.promptIds];
       this.checkIds(ids, 'promptIds');
       const scopeStart = input.scopeStart ?? 0;
@@ -335,7 +338,7 @@ export abstract class BaseModel {
       if (typeof value !== 'number' || !(Math.abs(value) <= MAX_LOGIT_BIAS)) {
         throw new GenerationError(
           'runtime.bad_option',
-          `logitBias[${key}]: expected a number in [-${MAX_LOGIT_BIAS}, ${MAX_LOGIT_BIAS}] (logits are float32; ${MAX_LOGIT_BIAS} already forces or bans a token), got ${value}`,
+          `logitBias[${key}]: expected a number in [-${MAX_LOGIT_BIAS}, ${MAX_LOGIT_BIAS}] (logits are float32; ${MAX_LOGIT_BIAS} already forces or bans a token), got ${shown(value)}`,
           'logitBias',
         );
       }
@@ -348,7 +351,7 @@ export abstract class BaseModel {
     if (k >= 0) {
       throw new GenerationError(
         'runtime.bad_token',
-        `${param}[${k}] is ${ids[k]}: token ids are integers in [0, ${this.info.tokenIds}) for this model`,
+        `${param}[${k}] is ${shown(ids[k])}: token ids are integers in [0, ${this.info.tokenIds}) for this model`,
         param,
       );
     }

@@ -298,6 +298,22 @@ describe('output', () => {
       param: 'promptIds',
       message: `promptIds[1] is ${V}: token ids are integers in [0, ${V}) for this model`,
     });
+    // a value given as a string shows as one: "got 3" would name a valid value
+    await expect(model.generate('x', { logitBias: { 5: '3' as never } })).rejects.toThrow(
+      'logitBias[5]: expected a number in [-1000000, 1000000] (logits are float32; 1000000 already forces or bans a token), got "3"',
+    );
+    await expect(model.generate({ promptIds: [1, '5' as never] })).rejects.toThrow(
+      `promptIds[1] is "5": token ids are integers in [0, ${V}) for this model`,
+    );
+    await expect(model.score([{ prompt: 'Hi', continuation: ['7' as never] }])).rejects.toThrow(
+      `items[0].continuation[0] is "7": token ids are integers in [0, ${V}) for this model`,
+    );
+    // a string is no list of ids (its characters were refused one by one: 'promptIds[0] is a')
+    await expect(model.generate({ promptIds: 'abc' as never })).rejects.toMatchObject({
+      code: 'runtime.bad_option',
+      param: 'promptIds',
+      message: 'promptIds: expected an array of token ids, got "abc"',
+    });
     // score(): options, empty prompts and token ids are checked before anything runs
     for (const batchSize of [0, -1, Number.NaN, 1.5]) {
       await expect(model.score([{ prompt: 'Hi', continuation: ' a' }], { batchSize })).rejects.toThrow(
