@@ -29,9 +29,33 @@ export interface LogitsProcessor {
   process(logits: Float32Array, ctx: ProcessorContext): void;
 }
 
+/**
+ * `rules.apply(logits, state)`, also where the rules cover more ids than there are logits: a
+ * tokenizer whose added tokens lie past the LM head (a pad or chat token added to the tokenizer
+ * without resizing the model's `vocab_size`). Those ids have no logit: they count as -Infinity, and
+ * what the rules add to them is dropped. `wide` is scratch of the rules' size to reuse (filled here).
+ */
+export function applyRules(
+  rules: RuleSet,
+  logits: Float32Array,
+  state: RuleState,
+  wide: Float32Array = new Float32Array(rules.vocabSize),
+): void {
+  if (logits.length >= rules.vocabSize) {
+    rules.apply(logits, state);
+    return;
+  }
+  wide.set(logits);
+  wide.fill(Number.NEGATIVE_INFINITY, logits.length);
+  rules.apply(wide, state);
+  logits.set(wide.subarray(0, logits.length));
+}
+
 /** The rules as a per-row processor: one `RuleState` per row, advanced with every token. */
 export class RulesProcessor {
   readonly state: RuleState;
+  /** `applyRules`' scratch, where the rules cover more ids than the logits. */
+  private wide: Float32Array | undefined;
   constructor(
     readonly rules: RuleSet,
     init: { promptIds: readonly number[]; scopeStart: number; promptLength: number },
@@ -39,7 +63,8 @@ export class RulesProcessor {
     this.state = rules.createState(init);
   }
   apply(logits: Float32Array): void {
-    this.rules.apply(logits, this.state);
+    if (logits.length < this.rules.vocabSize) this.wide ??= new Float32Array(this.rules.vocabSize);
+    applyRules(this.rules, logits, this.state, this.wide);
   }
   append(id: number): void {
     this.state.append(id);

@@ -1,4 +1,5 @@
 import { argmax, type RuleSpec } from '@implicit-it/rules';
+import { applyRules } from './logits-processor.js';
 import type { Model } from './model.js';
 import type { GenerateInput } from './options.js';
 
@@ -46,7 +47,7 @@ export async function generateWithoutCache(
       fetch: 'none',
     });
     const row = step.logits.slice((step.kept - 1) * step.vocab, step.kept * step.vocab);
-    if (rules && state) rules.apply(row, state);
+    if (rules && state) applyRules(rules, row, state);
     const id = argmax(row);
     out.push(id);
     state?.append(id);

@@ -3,6 +3,7 @@ import type { Prompt } from '@implicit-it/tokenizers';
 import { type EngineTokenizer, namedTopLogprobs, type TokenLogprob } from './decode-engine.js';
 import type { DecoderSession } from './decoder-session.js';
 import { GenerationAbortedError, GenerationError } from './errors.js';
+import { applyRules } from './logits-processor.js';
 import type { GenerateInput } from './options.js';
 import { runChunked } from './prefill.js';
 import { logProbAt, logSumExp, rankOf, readLogitsRow } from './sampling.js';
@@ -83,6 +84,8 @@ export async function scoreBatch(
   const top = options.top ?? 0;
   const results: ScoreResult[] = new Array(items.length);
   let row = new Float32Array(0);
+  // where the rules cover ids past the LM head (see applyRules)
+  const wide = rules ? new Float32Array(rules.vocabSize) : undefined;
   const { signal } = options;
   const checkAbort = () => {
     if (signal?.aborted) throw new GenerationAbortedError(signal.reason);
@@ -141,7 +144,7 @@ export async function scoreBatch(
           const j = logitsAt + k - (width - n - 1); // the continuation token predicted here
           if (j < 0 || j >= n) continue;
           readLogitsRow(row, out.logits, b * out.kept + k, tokenIds);
-          if (s.state) rules!.apply(row, s.state);
+          if (s.state) applyRules(rules!, row, s.state, wide);
           const tok = c.continuation[j]!;
           const lse = logSumExp(row);
           s.logprobs.push(logProbAt(row, tok, lse));

@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { resolve } from 'node:path';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { compileRules, RuleConfigError, RuleSet } from '@implicit-it/rules';
 import { describeShared, tinyLlama2ModelOptions } from '@implicit-it/testkit';
@@ -7,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRng,
   GenerationError,
+  generateWithoutCache,
   inputSeed,
   type LoadOptions,
   loadModel,
@@ -113,6 +116,59 @@ describe('generate() as a whole', () => {
     expect([...seen.values()].map((s) => s.input).sort()).toEqual([0, 0, 0, 1, 1, 1]);
     expect([...seen.values()].some((s) => s.rows.size > 1)).toBe(true); // rows left, others moved up
     await model.dispose();
+  });
+});
+
+/**
+ * The diverse tiny model (512 ids) with 4 special tokens added to its tokenizer past them, as a pad or
+ * chat token added without resizing the model leaves a tokenizer: the model has no logits or
+ * embeddings for ids 512-515.
+ */
+async function tokenizerPastHead(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'runtime-added-tokens-'));
+  cpSync(await diverseModelDir(), dir, { recursive: true });
+  const file = join(dir, 'tokenizer.json');
+  const tokenizer = JSON.parse(readFileSync(file, 'utf8'));
+  for (let k = 0; k < 4; k++) {
+    const extra = { id: 512 + k, content: `<extra_${k}>`, single_word: false, lstrip: false, rstrip: false };
+    tokenizer.added_tokens.push({ ...extra, normalized: false, special: true });
+  }
+  writeFileSync(file, JSON.stringify(tokenizer));
+  return dir;
+}
+
+describe('a tokenizer with ids past the LM head (added tokens the model was not resized for)', () => {
+  it('runs the rules (compiled for the whole tokenizer) as the model without those ids does', async () => {
+    const dir = await tokenizerPastHead();
+    const model = await loadModel(dir, { log: () => {} });
+    const plain = await tinyModel();
+    try {
+      expect([model.tokenizer.size, model.info.vocabSize, model.info.tokenIds]).toEqual([516, 512, 512]);
+      const compiled = compileRules('hewitt2024', model.tokenizer.vocabulary);
+      expect(compiled.vocabSize).toBe(516);
+      const options = { maxNewTokens: 24, ignoreEos: true, logprobs: true } as const;
+      const [expected] = await plain.generate(PROMPTS[0]!, { ...options, rules: 'hewitt2024' });
+      // the rules moved the greedy pick somewhere: the comparison sees them
+      const [unruled] = await plain.generate(PROMPTS[0]!, { ...options, rules: false });
+      expect(unruled!.tokenIds).not.toEqual(expected!.tokenIds);
+      for (const rules of ['hewitt2024', compiled] as const) {
+        // rejected before: "logits row has 512 entries, fewer than the vocabulary size 516"
+        const [r] = await model.generate(PROMPTS[0]!, { ...options, rules });
+        expect([r!.tokenIds, r!.logprobs]).toEqual([expected!.tokenIds, expected!.logprobs]);
+        const item = [{ prompt: PROMPTS[0]!, continuation: expected!.tokenIds }];
+        expect(await model.score(item, { rules })).toEqual(await plain.score(item, { rules: 'hewitt2024' }));
+      }
+      expect(
+        await generateWithoutCache(model, PROMPTS[0]!, {
+          maxNewTokens: 24,
+          ignoreEos: true,
+          rules: 'hewitt2024',
+        }),
+      ).toEqual(expected!.tokenIds);
+    } finally {
+      await model.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
