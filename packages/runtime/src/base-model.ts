@@ -357,6 +357,22 @@ export abstract class BaseModel {
     }
   }
 
+  /**
+   * A prompt the tokenizer built holds only ids the model has: a tokenizer may have added tokens past
+   * the model's `vocab_size` (a pad or chat token added without resizing the model), and onnxruntime
+   * fails the run on one ("indices element out of data bounds").
+   */
+  private checkPromptIds(prompt: Prompt, what: string): void {
+    const k = prompt.ids.findIndex((id) => id >= this.info.tokenIds);
+    if (k < 0) return;
+    const id = prompt.ids[k]!;
+    throw new GenerationError(
+      'runtime.bad_token',
+      `${what}: token ${k} is ${JSON.stringify(this.tokenizer.idToToken(id) ?? '')} (id ${id}), which this model has no embedding for (its tokenizer has ${this.tokenizer.size} ids, config.json's vocab_size is ${this.info.vocabSize}); leave it out of the prompt`,
+      'prompt',
+    );
+  }
+
   /** Where `info.maxPositions` comes from, for error messages. */
   private contextSource(): string {
     const declared = this.files.config.max_position_embeddings;
@@ -372,6 +388,7 @@ export abstract class BaseModel {
     const max = this.info.maxPositions;
     if (prompt.ids.length === 0)
       throw new GenerationError('runtime.empty_prompt', 'the prompt has no tokens', 'prompt');
+    this.checkPromptIds(prompt, 'prompt');
     if (max !== undefined && prompt.ids.length > max - (noTokens ? 0 : 1)) {
       const room =
         prompt.ids.length === max
@@ -410,6 +427,7 @@ export abstract class BaseModel {
       // the first continuation token is scored from the prompt's last position: there must be one
       if (prompt.ids.length === 0)
         throw new GenerationError('runtime.empty_prompt', `items[${i}].prompt has no tokens`, 'prompt');
+      this.checkPromptIds(prompt, `items[${i}].prompt`);
       const continuation =
         typeof item.continuation === 'string'
           ? this.continuationIds(prompt, item.continuation)

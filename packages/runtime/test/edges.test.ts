@@ -138,7 +138,7 @@ async function tokenizerPastHead(): Promise<string> {
 }
 
 describe('a tokenizer with ids past the LM head (added tokens the model was not resized for)', () => {
-  it('runs the rules (compiled for the whole tokenizer) as the model without those ids does', async () => {
+  it('runs the rules (compiled for the whole tokenizer) as the model without those ids does; a prompt with one is refused', async () => {
     const dir = await tokenizerPastHead();
     const model = await loadModel(dir, { log: () => {} });
     const plain = await tinyModel();
@@ -165,6 +165,29 @@ describe('a tokenizer with ids past the LM head (added tokens the model was not 
           rules: 'hewitt2024',
         }),
       ).toEqual(expected!.tokenIds);
+      // a prompt holding such a token is refused, naming it (onnxruntime failed the run before:
+      // "indices element out of data bounds, idx=513")
+      const why = `token 3 is "<extra_1>" (id 513), which this model has no embedding for (its tokenizer has 516 ids, config.json's vocab_size is 512); leave it out of the prompt`;
+      const text = { text: 'Hi <extra_1> there' };
+      expect(model.prompt(text).ids[3]).toBe(513);
+      const streamed = async () => {
+        for await (const _ of model.stream(text));
+      };
+      for (const call of [model.generate(text), streamed()])
+        await expect(call).rejects.toMatchObject({
+          code: 'runtime.bad_token',
+          param: 'prompt',
+          message: `prompt: ${why}`,
+        });
+      const items = [
+        { prompt: 'Hi', continuation: 'x' },
+        { prompt: text, continuation: 'x' },
+      ];
+      await expect(model.score(items)).rejects.toMatchObject({
+        code: 'runtime.bad_token',
+        param: 'prompt',
+        message: `items[1].prompt: ${why}`,
+      });
     } finally {
       await model.dispose();
       rmSync(dir, { recursive: true, force: true });
