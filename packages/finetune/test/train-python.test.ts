@@ -95,7 +95,9 @@ describe.skipIf(torchMissing.length > 0)('train.py core with plain torch', () =>
 });
 
 describe.skipIf(torchMissing.length > 0)('train.py refuses an incomplete shard', () => {
-  it('names the file cut short, its size and the size the manifest implies', async () => {
+  it('names the file cut short, its size and the size the manifest implies', {
+    timeout: 120_000,
+  }, async () => {
     const shard = await toyShard('ft-cut-', toyExamples(32));
     const tokens = JSON.parse(readFileSync(join(shard, 'manifest.json'), 'utf8')).tokens as number;
     const load = [
