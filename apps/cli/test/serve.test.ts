@@ -197,13 +197,18 @@ describe('serve', () => {
   });
 
   it("--help's curl example runs as written against the serve example before it", async () => {
-    const help = (await run(['serve', '--help'])).stdout.replace(/\\\n\s*/g, '');
-    const lines = help.split('\n');
-    const at = lines.findIndex((l) => l.includes('$ curl '));
-    const curl = /curl http:\/\/127\.0\.0\.1:(\d+)(\/v1\/\S+) .*-d '([^']+)'/.exec(lines[at]!);
-    const serveLine = /\$ implicit-it serve --model (\S+) --port (\d+)(.*)$/.exec(lines[at - 1]!);
-    expect(curl, lines[at]).not.toBeNull();
-    expect(serveLine, lines[at - 1]).not.toBeNull();
+    // commands as a shell reads them: lines continued with a backslash joined, and the body quoted
+    // over two lines kept whole (a newline inside JSON is whitespace)
+    const help = (await run(['serve', '--help'])).stdout.replace(/ *\\\n\s*/g, ' ');
+    const curl = /\$ curl http:\/\/127\.0\.0\.1:(\d+)(\/v1\/\S+) .*?-d '([^']+)'/.exec(help);
+    expect(curl, help).not.toBeNull();
+    // the serve example before it (comment lines between them are skipped)
+    const before = help
+      .slice(0, curl!.index)
+      .split('\n')
+      .filter((l) => l.trim().startsWith('$ '));
+    const serveLine = /\$ implicit-it serve --model (\S+) --port (\d+)(.*)$/.exec(before.at(-1)!);
+    expect(serveLine, before.at(-1)).not.toBeNull();
     const [, port, path, body] = curl!;
     const [, dir, servePort, rest] = serveLine!;
     expect(port).toBe(servePort);
