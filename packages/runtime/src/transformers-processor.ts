@@ -1,5 +1,6 @@
 import type { Tensor } from '@huggingface/transformers';
 import type { RuleSet } from '@implicit-it/rules';
+import { applyRules } from './logits-processor.js';
 
 /**
  * The rules as a `@huggingface/transformers` LogitsProcessor, for using them inside transformers.js
@@ -28,6 +29,8 @@ export async function transformersRulesProcessor(
     private readonly states: ReturnType<RuleSet['createState']>[] = [];
     /** Each row's ids at the last call: a call whose ids do not extend them starts a new generation. */
     private readonly seen: bigint[][] = [];
+    /** `applyRules`' scratch, where the tokenizer has ids past the logits (added tokens). */
+    private wide: Float32Array | undefined;
     override _call(inputIds: bigint[][], logits: Tensor) {
       // logits[i] is a view of row i: the rules add to it in place, as transformers' own processors do
       const rows = logits as unknown as { [row: number]: { data: Float32Array } };
@@ -56,7 +59,10 @@ export async function transformersRulesProcessor(
         }
         for (let j = from; j < ids.length; j++) state.append(Number(ids[j]));
         this.seen[i] = ids.slice();
-        rules.apply(rows[i]!.data, state);
+        // a tokenizer may have ids past the LM head (added tokens the model was not resized for)
+        const row = rows[i]!.data;
+        if (row.length < rules.vocabSize) this.wide ??= new Float32Array(rules.vocabSize);
+        applyRules(rules, row, state, this.wide);
       }
       return logits;
     }

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { LogitsProcessorList } from '@huggingface/transformers';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { compileRules, RuleConfigError, RuleSet } from '@implicit-it/rules';
 import { describeShared, tinyLlama2ModelOptions } from '@implicit-it/testkit';
@@ -18,9 +19,10 @@ import {
   type Model,
   type ProcessorContext,
   sampleToken,
+  transformersRulesProcessor,
 } from '../src/index.js';
 import { logProbAt, logSumExp } from '../src/sampling.js';
-import { diverseModelDir, PROMPTS, tinyModel } from './helpers.js';
+import { diverseModelDir, PROMPTS, tinyModel, transformersGreedy, transformersModel } from './helpers.js';
 
 describe('generate() as a whole', () => {
   it('rejects with what onProgress threw, and stops its other rows', async () => {
@@ -165,6 +167,19 @@ describe('a tokenizer with ids past the LM head (added tokens the model was not 
           rules: 'hewitt2024',
         }),
       ).toEqual(expected!.tokenIds);
+      // the rules as transformers.js's LogitsProcessor, on the same directory (it failed before with
+      // "logits row has 512 entries, fewer than the vocabulary size 516")
+      const hf = await transformersModel(dir);
+      try {
+        const list = new LogitsProcessorList();
+        list.push((await transformersRulesProcessor(compiled, expected!.prompt)) as never);
+        const theirs = await transformersGreedy(hf, model, expected!.prompt.ids, 24, list);
+        // EOS is not blocked there: the first tokens, up to an EOS, are the engine's
+        expect(theirs.length).toBeGreaterThan(10);
+        expect(theirs).toEqual(expected!.tokenIds.slice(0, theirs.length));
+      } finally {
+        await hf.dispose();
+      }
       // a prompt holding such a token is refused, naming it (onnxruntime failed the run before:
       // "indices element out of data bounds, idx=513")
       const why = `token 3 is "<extra_1>" (id 513), which this model has no embedding for (its tokenizer has 516 ids, config.json's vocab_size is 512); leave it out of the prompt`;
