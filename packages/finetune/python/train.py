@@ -4,8 +4,9 @@
 Trains a causal LM on pre-encoded ids and loss masks (the shards the TypeScript package writes),
 so the chat formatting and masking live once, in TypeScript. The loop mirrors open-instruct's
 finetune.py as the paper ran it: AdamW, weight decay off for bias and layer-norm weights, a linear
-schedule with int(total_steps * warmup_ratio) warmup steps, mean token cross-entropy over labels
-that are not -100, gradient accumulation, one optimizer step per accumulation window.
+schedule with int(schedule steps * warmup_ratio) warmup steps (sized as finetune.py sizes it, or for
+this run's steps: see schedule_plan), mean token cross-entropy over labels that are not -100,
+gradient accumulation, one optimizer step per accumulation window.
 
 The core (shard reading, batching, the loop) needs only torch and can be imported for tests;
 main() additionally needs transformers and accelerate. Progress goes to stdout as lines
@@ -104,15 +105,59 @@ def param_groups(model, weight_decay):
     ]
 
 
-def linear_schedule(optimizer, warmup_steps, total_steps):
-    """transformers' get_linear_schedule_with_warmup, in plain torch."""
+SCHEDULE_STEPS = ("reference", "run")
 
-    def factor(step):
-        if step < warmup_steps:
-            return step / max(1, warmup_steps)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def schedule_plan(examples, *, batch_size, grad_accum, processes, epochs, warmup_ratio, schedule_steps,
+                  max_steps=None, batches_per_process=None):
+    """How many optimizer steps a run takes, and how its linear schedule is sized and stepped: a pure
+    function of the unsplit example count and the process count (no accelerate needed).
+
+    The run: the loader holds ceil(examples / batch_size) batches; accelerate gives each process
+    ceil(that / processes) of them (`batches_per_process`, its even_batches default) and the run takes
+    ceil(those / grad_accum) optimizer steps per epoch (`total_steps` in all).
+
+    `schedule_steps`, job.json's training.scheduleSteps:
+    - "reference": as the paper's open_instruct/finetune.py sizes and steps it. It sizes the schedule
+      before accelerate splits the loader: epochs x ceil(unsplit batches / grad_accum) steps
+      (`schedule_total`), int(that x warmup_ratio) of them warmup; accelerate's AcceleratedScheduler
+      then advances it once per process at every optimizer step (`advance`: a linear LambdaLR is not
+      one DeepSpeed steps itself, so it is wrapped the same way with ZeRO-3). With several processes
+      the run's steps advance it past its end, and the last steps train at learning rate 0.
+    - "run": sized for the steps this run takes, advanced once per step: it decays to 0 at the last.
+    With one process both are the same schedule. `max_steps` (a smoke test) sizes it to that many
+    steps whichever is asked for.
+
+    Returns {"steps_per_epoch", "total_steps", "schedule_total", "warmup_steps", "advance"}.
+    """
+    if schedule_steps not in SCHEDULE_STEPS:
+        raise ValueError(f"training.scheduleSteps {schedule_steps!r}: expected 'reference' (the paper's) or "
+                         "'run'; plan the job again")
+    batches = math.ceil(examples / batch_size)
+    if batches_per_process is None:
+        batches_per_process = math.ceil(batches / processes)
+    steps_per_epoch = math.ceil(batches_per_process / grad_accum)
+    total_steps = max_steps or epochs * steps_per_epoch
+    if max_steps or schedule_steps == "run":
+        schedule_total, advance = total_steps, 1
+    else:
+        schedule_total, advance = epochs * math.ceil(batches / grad_accum), processes
+    return {"steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "schedule_total": schedule_total,
+            "warmup_steps": int(schedule_total * warmup_ratio), "advance": advance}
+
+
+def lr_factor(plan, step):
+    """The learning rate over the peak after `step` optimizer steps: transformers' linear schedule with
+    warmup (get_linear_schedule_with_warmup) at `step x advance` of its `schedule_total` steps."""
+    at, warmup, total = step * plan["advance"], plan["warmup_steps"], plan["schedule_total"]
+    if at < warmup:
+        return at / max(1, warmup)
+    return max(0.0, (total - at) / max(1, total - warmup))
+
+
+def linear_schedule(optimizer, plan):
+    """The schedule of `plan` (see schedule_plan) in plain torch, stepped once per optimizer step."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(plan, step))
 
 
 class EpochShuffle(torch.utils.data.Sampler):
@@ -184,7 +229,8 @@ def save_checkpoint(directory, meta, model, optimizer, scheduler, accelerator, k
 def load_checkpoint(path, expected, model, optimizer, scheduler, accelerator):
     """Restores a checkpoint written by save_checkpoint; returns its meta. Refuses one written by a
     run that differs in what decides the steps (batch, accumulation, processes, seed, total steps) or
-    what is trained with them (epochs, learning rate, warmup, weight decay, the data's digest)."""
+    what is trained with them (epochs, learning rate, warmup, the schedule's sizing, weight decay, the
+    data's digest)."""
     with open(os.path.join(path, "meta.json")) as f:
         meta = json.load(f)
     if meta.get("format") != CHECKPOINT_FORMAT:
@@ -231,11 +277,12 @@ def evaluate(model, examples, batch_size, pad_id, device, forward):
 
 def train_loop(model, examples, *, epochs, learning_rate, warmup_ratio, weight_decay, batch_size,
                grad_accum, seed, pad_id, forward=None, accelerator=None, max_steps=None,
-               validation=None, logging_steps=1, checkpoint=None):
+               validation=None, logging_steps=1, checkpoint=None, schedule_steps="reference"):
     """Trains `model` in place; returns a summary dict. `forward(model, batch)` returns logits
     (default: model(input_ids=..., attention_mask=...).logits). With an accelerate `accelerator`
     (created with gradient_accumulation_steps=grad_accum), the dataloader is sharded across
     processes and accumulation/synchronization are accelerate's, as in open-instruct.
+    `schedule_steps` ("reference" or "run") sizes the linear schedule: see schedule_plan.
 
     `checkpoint`: {"dir": ..., "every": "epoch" | N optimizer steps | None, "keep": K, "resume": path
     or None}. A checkpoint is taken at an optimizer-step boundary; a run resumed from it takes the
@@ -257,21 +304,23 @@ def train_loop(model, examples, *, epochs, learning_rate, warmup_ratio, weight_d
     if accelerator:
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     device = accelerator.device if accelerator else next(model.parameters()).device
-    steps_per_epoch = math.ceil(len(loader) / grad_accum)
-    total_steps = max_steps or epochs * steps_per_epoch
-    warmup_steps = int(total_steps * warmup_ratio)
-    # Not passed to accelerator.prepare: it is stepped once per optimizer step on every process.
-    scheduler = linear_schedule(optimizer, warmup_steps, total_steps)
+    processes = accelerator.num_processes if accelerator else 1
+    plan = schedule_plan(len(examples), batch_size=batch_size, grad_accum=grad_accum, processes=processes,
+                         epochs=epochs, warmup_ratio=warmup_ratio, schedule_steps=schedule_steps,
+                         max_steps=max_steps, batches_per_process=len(loader))
+    steps_per_epoch, total_steps = plan["steps_per_epoch"], plan["total_steps"]
+    # Not passed to accelerator.prepare: it is stepped once per optimizer step on every process, and
+    # advances plan["advance"] schedule steps each time.
+    scheduler = linear_schedule(optimizer, plan)
     if accelerator:
         accelerator.register_for_checkpointing(scheduler)
-    processes = accelerator.num_processes if accelerator else 1
     # what a resumed run must share with the run that wrote its checkpoint: the steps and batches, and
     # what the restored optimizer and schedule would otherwise keep from the old run without a word
     # (their learning rate, warmup and weight decay) or train on (other data of the same size)
     identity = {"total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "examples": len(examples),
                 "batch_size": batch_size, "grad_accum": grad_accum, "processes": processes, "seed": seed,
                 "epochs": epochs, "learning_rate": learning_rate, "warmup_ratio": warmup_ratio,
-                "weight_decay": weight_decay, "data": data_digest(examples)}
+                "weight_decay": weight_decay, "data": data_digest(examples), "schedule_steps": schedule_steps}
     step, first_epoch, skip, elapsed, val_losses = 0, 0, 0, 0.0, []
     if checkpoint.get("resume"):
         meta = load_checkpoint(checkpoint["resume"], identity, model, optimizer, scheduler, accelerator)
@@ -279,7 +328,8 @@ def train_loop(model, examples, *, epochs, learning_rate, warmup_ratio, weight_d
         elapsed, val_losses = meta["elapsed_s"], list(meta["val_losses"])
         emit("resume", step=step, epoch=first_epoch + 1, path=checkpoint["resume"])
     emit("start", total_steps=total_steps, steps_per_epoch=steps_per_epoch, examples=len(examples),
-         epochs=epochs, warmup_steps=warmup_steps, processes=processes, step=step)
+         epochs=epochs, warmup_steps=plan["warmup_steps"], processes=processes, step=step,
+         schedule_steps=schedule_steps, schedule_total=plan["schedule_total"], schedule_advance=plan["advance"])
     every = checkpoint.get("every")
 
     def save(epoch, batches_done):
@@ -398,6 +448,11 @@ def main(argv=None):
     with open(args.job) as f:
         job = json.load(f)
     t = job["training"]
+    # jobs planned before scheduleSteps existed keep the schedule they were planned with
+    schedule_steps = t.get("scheduleSteps", "run")
+    if schedule_steps not in SCHEDULE_STEPS:
+        raise SystemExit(f"train.py: {args.job}: training.scheduleSteps {schedule_steps!r}: expected 'reference' "
+                         "(the paper's) or 'run'; plan the job again")
     # checked before anything loads: a resume needs a checkpoint, a fresh start must not mix its
     # checkpoints with an earlier run's (pruning keeps the highest steps, which would be the old ones)
     checkpoint_dir = os.path.join(job_dir, "checkpoints")
@@ -449,6 +504,7 @@ def main(argv=None):
         weight_decay=t["weightDecay"], batch_size=t["perDeviceBatchSize"], grad_accum=t["gradientAccumulationSteps"],
         seed=t["seed"], pad_id=pad_id, accelerator=accelerator, max_steps=args.max_steps, validation=validation,
         checkpoint=checkpoint,
+        schedule_steps=schedule_steps,
     )
     model = summary.pop("model")
     out = os.path.join(job_dir, job["outputDir"])

@@ -36,6 +36,7 @@ export {
   launchScript,
 } from './launch-configs.js';
 export { type LengthStats, lengthStats } from './length-stats.js';
+export { type LinearSchedule, learningRateAt, linearSchedule } from './linear-schedule.js';
 export { loadEncodingTokenizer, tokenizerDirHash } from './load-encoding-tokenizer.js';
 export type { ChatExample, ChatMessage, Role } from './messages.js';
 export { trainEntryPointPath } from './package-files.js';
@@ -69,6 +70,8 @@ export {
   gradientAccumulationSteps,
   type LoraOptions,
   PAPER_TRAINING,
+  SCHEDULE_STEPS,
+  type ScheduleSteps,
   SEEDS,
   type TrainingRecipe,
   trainingRecipe,

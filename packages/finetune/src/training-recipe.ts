@@ -17,10 +17,28 @@ export const DEFAULT_LORA: Readonly<LoraOptions> = {
   targetModules: ['q_proj', 'o_proj', 'v_proj', 'k_proj', 'gate_proj', 'up_proj', 'down_proj'],
 };
 
+/**
+ * How the linear schedule is sized (`TrainingRecipe.scheduleSteps`):
+ * - `'reference'`: as the paper's `open_instruct/finetune.py` sizes it, for the data before accelerate
+ *   splits it across processes (epochs x ceil(batches / accumulation)), and advanced once per process
+ *   at every optimizer step, as accelerate advances a scheduler it wraps (ZeRO-3 included: DeepSpeed
+ *   steps only its own schedules). With several processes it ends before the run does: the last steps
+ *   train at learning rate 0.
+ * - `'run'`: sized for the optimizer steps this run takes, advanced once per step: it decays to 0
+ *   after the last.
+ *
+ * With one process both are the same schedule.
+ */
+export type ScheduleSteps = 'reference' | 'run';
+/** The values of {@link ScheduleSteps}. */
+export const SCHEDULE_STEPS = ['reference', 'run'] as const satisfies readonly ScheduleSteps[];
+
 /** A training recipe: every hyperparameter the job runs with. */
 export interface TrainingRecipe {
   learningRate: number;
   lrScheduler: 'linear';
+  /** How the linear schedule is sized: `'reference'` (the paper's) or `'run'`; see {@link ScheduleSteps}. */
+  scheduleSteps: ScheduleSteps;
   warmupRatio: number;
   weightDecay: number;
   /** per-device batch x gradient accumulation x devices. */
@@ -41,13 +59,15 @@ export const EPOCH_CHOICES = [5, 7, 10, 15, 20] as const;
 export const SEEDS = [1, 2, 3, 4, 5] as const;
 
 /**
- * The paper's hyperparameters (open-instruct scripts of Hewitt et al.): lr 1e-5, linear schedule,
- * warmup ratio 0.03, weight decay 0, effective batch 64 (1 per device), max_seq_length 2048, bf16.
+ * The paper's hyperparameters (open-instruct scripts of Hewitt et al.): lr 1e-5, linear schedule
+ * sized and stepped as its finetune.py does (`scheduleSteps: 'reference'`), warmup ratio 0.03, weight
+ * decay 0, effective batch 64 (1 per device), max_seq_length 2048, bf16.
  * `epochs` and `seed` default to the first of {@link EPOCH_CHOICES} and {@link SEEDS}.
  */
 export const PAPER_TRAINING: Readonly<TrainingRecipe> = {
   learningRate: 1e-5,
   lrScheduler: 'linear',
+  scheduleSteps: 'reference',
   warmupRatio: 0.03,
   weightDecay: 0,
   effectiveBatchSize: 64,
@@ -135,6 +155,11 @@ export function trainingRecipe(overrides: Partial<TrainingRecipe> = {}): Trainin
     throw new FinetuneOptionError(
       'lrScheduler',
       `must be 'linear' (the paper's), got ${shown(r.lrScheduler)}`,
+    );
+  if (!(SCHEDULE_STEPS as readonly unknown[]).includes(r.scheduleSteps))
+    throw new FinetuneOptionError(
+      'scheduleSteps',
+      `must be 'reference' (the paper's) or 'run', got ${shown(r.scheduleSteps)}`,
     );
   if (r.lora !== undefined) {
     if (typeof r.lora !== 'object' || r.lora === null || Array.isArray(r.lora))

@@ -152,6 +152,7 @@ describeShared(
       expect(r.files).toContain('tokenizer/tokenizer.json');
       expect(r.job.training).toMatchObject({
         learningRate: 1e-5,
+        scheduleSteps: 'reference', // sized as the paper's finetune.py sizes it
         warmupRatio: 0.03,
         weightDecay: 0,
         gradientAccumulationSteps: 8,
@@ -159,6 +160,9 @@ describeShared(
         bf16: true,
       });
       expect(r.job.launch).toMatchObject({ processes: 8, nodes: 2, zero3: true });
+      expect(JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')).training.scheduleSteps).toBe(
+        'reference',
+      );
       expect(r.job.counts.train + r.job.counts.validation).toBe(374);
       expect(r.train.tokenizer.hash).toMatch(/^[0-9a-f]{64}$/);
       expect(readFileSync(join(out, 'accelerate.yaml'), 'utf8')).toContain('num_processes: 8');
@@ -276,7 +280,14 @@ describeShared(
 
     it('writes the epoch x seed grid', async () => {
       const out = mkdtempSync(join(tmpdir(), 'ft-sweep-'));
-      const r = await planSweep({ ...base, gpus: 1, out, epochs: [5, 7], seeds: [1, 2] });
+      const r = await planSweep({
+        ...base,
+        gpus: 1,
+        out,
+        epochs: [5, 7],
+        seeds: [1, 2],
+        training: { scheduleSteps: 'run' },
+      });
       expect(r.jobs.map((j) => j.name)).toEqual([
         'mbpp-ep5-seed1',
         'mbpp-ep5-seed2',
@@ -290,6 +301,16 @@ describeShared(
         [7, 2],
       ]);
       expect(JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')).jobs).toHaveLength(4);
+      for (const j of r.jobs)
+        expect(JSON.parse(readFileSync(join(j.jobDir, 'job.json'), 'utf8')).training.scheduleSteps).toBe(
+          'run',
+        );
+      // refused, naming the field, before any job is written
+      const bad = join(out, 'bad');
+      await expect(
+        planSweep({ ...base, gpus: 1, out: bad, training: { scheduleSteps: 'unsplit' as never } }),
+      ).rejects.toThrow(`scheduleSteps: must be 'reference' (the paper's) or 'run', got "unsplit"`);
+      expect(existsSync(bad)).toBe(false);
     }, 30_000);
 
     it('runJob lists exactly what to install when Python lacks the stack', async () => {

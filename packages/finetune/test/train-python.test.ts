@@ -7,6 +7,7 @@ import {
   readFileSync,
   rmSync,
   truncateSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,9 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_LORA,
   type EncodedExample,
+  type LinearSchedule,
+  learningRateAt,
+  linearSchedule,
   type PlanJobOptions,
   planJob,
   runJob,
@@ -94,6 +98,135 @@ describe.skipIf(torchMissing.length > 0)('train.py core with plain torch', () =>
   });
 });
 
+describe.skipIf(torchMissing.length > 0)('train.py sizes the linear schedule', () => {
+  it("as the paper's finetune.py ('reference') or for the run's steps ('run'), for 1 and 2 processes", {
+    timeout: 120_000,
+  }, async () => {
+    const dir = await toyShard('ft-schedule-', toyExamples(32));
+    const grid = [1, 2, 3, 8].flatMap((processes) =>
+      (['reference', 'run'] as const).flatMap((scheduleSteps) =>
+        [
+          { examples: 1030, batch: 1, accumulation: 64 / Math.min(processes, 2), epochs: 5 },
+          { examples: 1000, batch: 2, accumulation: 4, epochs: 7 },
+          { examples: 37, batch: 3, accumulation: 5, epochs: 2 },
+        ].map((c) => ({ ...c, processes, scheduleSteps })),
+      ),
+    );
+    const run = spawnSync(
+      PYTHON,
+      [join(import.meta.dirname, 'python/schedule_check.py'), trainEntryPointPath(), dir],
+      {
+        encoding: 'utf8',
+        input: JSON.stringify(
+          grid.map((c) => ({
+            examples: c.examples,
+            batch_size: c.batch,
+            grad_accum: c.accumulation,
+            processes: c.processes,
+            epochs: c.epochs,
+            warmup_ratio: 0.03,
+            schedule_steps: c.scheduleSteps,
+          })),
+        ),
+      },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    type Plan = {
+      steps_per_epoch: number;
+      total_steps: number;
+      schedule_total: number;
+      warmup_steps: number;
+      advance: number;
+    };
+    const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as {
+      plans: Plan[];
+      lrs: Record<string, { plan: Plan; during: number[]; after: number }>;
+      refused: string | null;
+      start: Record<string, Record<string, unknown>>;
+    };
+    const asTs = (p: Plan): LinearSchedule => ({
+      stepsPerEpoch: p.steps_per_epoch,
+      totalSteps: p.total_steps,
+      scheduleTotal: p.schedule_total,
+      warmupSteps: p.warmup_steps,
+      advance: p.advance,
+    });
+    // LIMA response tuning as the paper ran it (2 GPUs, accumulation 32): finetune.py sizes the schedule
+    // for the unsplit 1030 examples (5 x ceil(1030 / 32) = 165 steps, 4 warmup) and accelerate advances it
+    // twice per optimizer step, while each GPU takes 5 x ceil(515 / 32) = 85 steps
+    const lima = out.lrs['2-reference']!;
+    expect(lima.plan).toEqual({
+      steps_per_epoch: 17,
+      total_steps: 85,
+      schedule_total: 165,
+      warmup_steps: 4,
+      advance: 2,
+    });
+    expect(lima.during.slice(0, 4)).toEqual([0, 5e-6, 1e-5, 1e-5 * (159 / 161)]);
+    expect(lima.during[82]).toBe(1e-5 * (1 / 161)); // step 83: the schedule's last step above 0
+    expect(lima.during.slice(83)).toEqual([0, 0]); // steps 84 and 85 train at learning rate 0
+    expect(lima.after).toBe(0);
+    // 'run': sized for the 85 steps the run takes (2 warmup), advanced once per step: 0 after the last
+    const run2 = out.lrs['2-run']!;
+    expect(run2.plan).toEqual({
+      steps_per_epoch: 17,
+      total_steps: 85,
+      schedule_total: 85,
+      warmup_steps: 2,
+      advance: 1,
+    });
+    expect(run2.during.slice(0, 3)).toEqual([0, 5e-6, 1e-5]);
+    expect(run2.during.at(-1)).toBe(1e-5 * (1 / 83));
+    expect(run2.after).toBe(0);
+    // one process (accumulation 64): the two are the same schedule, sized for the run's 85 steps
+    expect(out.lrs['1-reference']).toEqual(out.lrs['1-run']);
+    expect(out.lrs['1-run']!.plan).toEqual(run2.plan);
+    expect(out.lrs['1-run']!.during).toEqual(run2.during);
+    // the CLI's summary (linearSchedule, learningRateAt) computes what train.py does
+    out.plans.forEach((plan, i) => {
+      const c = grid[i]!;
+      const ts = linearSchedule({
+        examples: c.examples,
+        recipe: {
+          perDeviceBatchSize: c.batch,
+          epochs: c.epochs,
+          warmupRatio: 0.03,
+          scheduleSteps: c.scheduleSteps,
+        },
+        accumulation: c.accumulation,
+        processes: c.processes,
+      });
+      expect(ts, JSON.stringify(c)).toEqual(asTs(plan));
+    });
+    for (const [key, { plan, during, after }] of Object.entries(out.lrs)) {
+      const steps = Array.from({ length: plan.total_steps + 1 }, (_, s) =>
+        learningRateAt(asTs(plan), 1e-5, s + 1),
+      );
+      expect(steps, key).toEqual([...during, after]);
+    }
+    expect(out.refused).toBe(
+      "training.scheduleSteps 'unsplit': expected 'reference' (the paper's) or 'run'; plan the job again",
+    );
+    // the loop trains with it and says so: 32 examples in batches of 4, accumulation 2, 2 epochs
+    for (const mode of ['reference', 'run'])
+      expect(out.start[mode], mode).toMatchObject({
+        total_steps: 8,
+        warmup_steps: 0,
+        schedule_steps: mode,
+        schedule_total: 8,
+        schedule_advance: 1,
+      });
+    // a job.json with another value is refused before anything loads
+    const job = join(mkdtempSync(join(tmpdir(), 'ft-schedule-job-')), 'job.json');
+    writeFileSync(job, JSON.stringify({ training: { scheduleSteps: 'unsplit' } }));
+    const refused = spawnSync(PYTHON, [trainEntryPointPath(), '--job', job], { encoding: 'utf8' });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr.trim()).toBe(
+      `train.py: ${job}: training.scheduleSteps 'unsplit': expected 'reference' (the paper's) or 'run'; plan the job again`,
+    );
+  });
+});
+
 describe.skipIf(torchMissing.length > 0)('train.py refuses an incomplete shard', () => {
   it('names the file cut short, its size and the size the manifest implies', {
     timeout: 120_000,
@@ -150,6 +283,7 @@ describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch'
       refused: string | null;
       refused_lr: string | null;
       refused_data: string | null;
+      refused_schedule: string | null;
       digests: [string, string];
     };
     expect(out.ref_losses).toHaveLength(18); // 3 epochs x 6 optimizer steps
@@ -180,6 +314,10 @@ describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch'
     expect(otherDigest).not.toBe(digest);
     expect(out.refused_data).toContain(
       `it was written by a run with data '${digest}' (now '${otherDigest}'); resume with the same settings`,
+    );
+    // the schedule sized another way (the same with one process, but not with several)
+    expect(out.refused_schedule).toMatch(
+      /cannot resume from .*step-\d{8}: it was written by a run with schedule_steps 'reference' \(now 'run'\); resume with the same settings, or start over without --resume$/,
     );
   });
 });

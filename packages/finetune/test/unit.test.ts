@@ -7,7 +7,9 @@ import {
   FinetuneOptionError,
   formatProgress,
   gradientAccumulationSteps,
+  learningRateAt,
   lengthStats,
+  linearSchedule,
   PAPER_TRAINING,
   parsePythonStringList,
   parseTrainingLogLine,
@@ -101,6 +103,7 @@ describe('training recipes', () => {
     expect(PAPER_TRAINING).toMatchObject({
       learningRate: 1e-5,
       lrScheduler: 'linear',
+      scheduleSteps: 'reference',
       warmupRatio: 0.03,
       weightDecay: 0,
       effectiveBatchSize: 64,
@@ -142,6 +145,16 @@ describe('training recipes', () => {
     expect(refused({ lrScheduler: 'cosine' })).toBe(
       `lrScheduler: must be 'linear' (the paper's), got "cosine"`,
     );
+    expect(refused({ scheduleSteps: 'unsplit' })).toBe(
+      `scheduleSteps: must be 'reference' (the paper's) or 'run', got "unsplit"`,
+    );
+    expect(refused({ scheduleSteps: null })).toBe(
+      `scheduleSteps: must be 'reference' (the paper's) or 'run', got null`,
+    );
+    expect(refused({ schedule_steps: 'run' })).toMatch(
+      /^schedule_steps: not a training option \(did you mean scheduleSteps\?\)/,
+    );
+    expect(trainingRecipe({ scheduleSteps: 'run' }).scheduleSteps).toBe('run');
     expect(refused({ lora: true })).toMatch(/^lora: must be an object of LoRA options/);
     expect(refused({ lora: { ...DEFAULT_LORA, alpha: 0 } })).toBe(
       'lora.alpha: must be a positive number, got 0',
@@ -152,6 +165,41 @@ describe('training recipes', () => {
     // undefined is no override; LoRA fields left out take open-instruct's defaults
     expect(trainingRecipe({ epochs: undefined, lora: undefined })).toEqual(PAPER_TRAINING);
     expect(trainingRecipe({ lora: { rank: 8 } as never }).lora).toEqual({ ...DEFAULT_LORA, rank: 8 });
+  });
+  it("sizes the linear schedule as the paper's finetune.py ('reference') or for the run's steps ('run')", () => {
+    // LIMA response tuning (1030 examples) for 5 epochs on 2 GPUs, accumulation 32: the paper's runs
+    const lima = (scheduleSteps: 'reference' | 'run', processes: number) =>
+      linearSchedule({
+        examples: 1030,
+        recipe: trainingRecipe({ scheduleSteps }),
+        accumulation: 64 / processes,
+        processes,
+      });
+    const reference = lima('reference', 2);
+    // sized for ceil(1030 / 32) = 33 steps an epoch, advanced twice per step; the run takes ceil(515 / 32) = 17
+    expect(reference).toEqual({
+      stepsPerEpoch: 17,
+      totalSteps: 85,
+      scheduleTotal: 165,
+      warmupSteps: 4,
+      advance: 2,
+    });
+    const at = (s: typeof reference, step: number) => learningRateAt(s, 1e-5, step);
+    expect([1, 2, 3, 4].map((step) => at(reference, step))).toEqual([0, 5e-6, 1e-5, 1e-5 * (159 / 161)]);
+    expect(at(reference, 83)).toBe(1e-5 * (1 / 161));
+    expect([84, 85, 86].map((step) => at(reference, step))).toEqual([0, 0, 0]); // 86: after the last
+    const run = lima('run', 2);
+    expect(run).toEqual({ stepsPerEpoch: 17, totalSteps: 85, scheduleTotal: 85, warmupSteps: 2, advance: 1 });
+    expect([1, 2, 3, 85, 86].map((step) => at(run, step))).toEqual([0, 5e-6, 1e-5, 1e-5 * (1 / 83), 0]);
+    // one process: the same schedule either way
+    expect(lima('reference', 1)).toEqual(lima('run', 1));
+    expect(lima('run', 1)).toEqual({
+      stepsPerEpoch: 17,
+      totalSteps: 85,
+      scheduleTotal: 85,
+      warmupSteps: 2,
+      advance: 1,
+    });
   });
   it("refuses seeds outside accelerate's set_seed range [0, 2^32 - 1]", () => {
     for (const seed of [-3, 2 ** 32, 1.5])

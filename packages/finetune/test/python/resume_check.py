@@ -22,7 +22,7 @@ class Interrupted(Exception):
     pass
 
 
-def run(checkpoint=None, stop_after=None, grad_accum=2, learning_rate=1e-2, data=examples):
+def run(checkpoint=None, stop_after=None, grad_accum=2, learning_rate=1e-2, data=examples, schedule_steps="reference"):
     """3 epochs; dropout, so the RNG state matters. Returns (model, summary or None, step losses)."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Embedding(64, 32), torch.nn.Dropout(0.2), torch.nn.Linear(32, 64))
@@ -40,7 +40,7 @@ def run(checkpoint=None, stop_after=None, grad_accum=2, learning_rate=1e-2, data
     try:
         summary = train.train_loop(model, data, epochs=3, learning_rate=learning_rate, warmup_ratio=0.1, weight_decay=0.0,
                                    batch_size=3, grad_accum=grad_accum, seed=1, pad_id=0, forward=forward,
-                                   validation=examples[:4], checkpoint=checkpoint)
+                                   validation=examples[:4], checkpoint=checkpoint, schedule_steps=schedule_steps)
     except Interrupted:
         summary = None
     finally:
@@ -94,5 +94,5 @@ def refusal(**changed):
 other_data = [(x, torch.where(y == train.IGNORE_INDEX, y, (y + 1) % 64)) for x, y in examples]
 print(json.dumps({"ref_losses": ref_losses, "ref_val_losses": ref_summary["val_losses"], "cases": cases,
                   "refused": refused, "refused_lr": refusal(learning_rate=1e-3),
-                  "refused_data": refusal(data=other_data),
+                  "refused_data": refusal(data=other_data), "refused_schedule": refusal(schedule_steps="run"),
                   "digests": [train.data_digest(examples), train.data_digest(other_data)]}))
