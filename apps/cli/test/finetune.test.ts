@@ -409,6 +409,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
         effectiveBatchSize: 64,
         gradientAccumulationSteps: 8,
         bf16: true,
+        scheduleSteps: 'reference',
       },
       launch: { gpusPerNode: 4, nodes: 2, processes: 8, zero3: true },
       counts: { train: 364, validation: 10 },
@@ -439,6 +440,10 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(text.stdout).toContain('batch 64 = 1 x 1 processes x 64 accumulation');
     expect(text.stdout).toContain('fp32, LoRA rank 16 alpha 16');
     expect(text.stdout).toContain('launch    CPU, 1 process');
+    // 374 examples, 64 per optimizer step, 5 epochs: 30 steps, int(30 x 0.03) = 0 of warmup
+    expect(text.stdout).toContain(
+      "  schedule  reference (the paper's; with one process the same as run): 30 steps, 0 warmup, advanced 1 per optimizer step; 30 optimizer steps, lr 0 after the last\n",
+    );
     // the tokenizer line names the tokenizer it read, not only the job's copy of it
     expect(text.stdout).toContain(
       `  model     ${model} (tokenizer ${model}, copied to ${join(tmp, 'jobs', 'mbpp-lora', 'tokenizer')})\n`,
@@ -458,6 +463,71 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       targetModules: ['q_proj', 'o_proj', 'v_proj', 'k_proj', 'gate_proj', 'up_proj', 'down_proj'],
     });
     expect(lora.exportOnnx).toBe(false);
+  });
+
+  it("plan --schedule-steps: the paper's schedule on 2 GPUs ends before the run; run's at its last step", async () => {
+    const plan = (name: string, ...extra: string[]) =>
+      run([
+        'finetune',
+        'plan',
+        '--recipe',
+        'mbpp',
+        '--model',
+        model,
+        '--gpus',
+        '2',
+        '--effective-batch-size',
+        '16',
+        '--out',
+        join(tmp, 'jobs', name),
+        ...extra,
+      ]);
+    // 374 examples, accumulation 8: finetune.py counts 5 x ceil(374 / 8) = 235 schedule steps (7 warmup)
+    // and accelerate advances them 2 per optimizer step; each GPU takes 5 x ceil(187 / 8) = 120 steps
+    const reference = await plan('sched-reference');
+    expect(reference.code, reference.stderr).toBe(0);
+    expect(reference.stdout).toContain(
+      "  schedule  reference (the paper's): 235 steps, 7 warmup, advanced 2 per optimizer step; 120 optimizer steps, lr 0 from step 119\n",
+    );
+    const sized = await plan('sched-run', '--schedule-steps', 'run');
+    expect(sized.code, sized.stderr).toBe(0);
+    expect(sized.stdout).toContain(
+      '  schedule  run: 120 steps, 3 warmup, advanced 1 per optimizer step; 120 optimizer steps, lr 0 after the last\n',
+    );
+    const job = (name: string) => JSON.parse(readFileSync(join(tmp, 'jobs', name, 'job.json'), 'utf8'));
+    expect([job('sched-reference').training.scheduleSteps, job('sched-run').training.scheduleSteps]).toEqual([
+      'reference',
+      'run',
+    ]);
+    // sweep: every job gets it
+    const sweep = await run([
+      'finetune',
+      'sweep',
+      '--recipe',
+      'mbpp',
+      '--model',
+      model,
+      '--gpus',
+      '0',
+      '--epochs',
+      '5',
+      '--seeds',
+      '1,2',
+      '--schedule-steps',
+      'run',
+      '--out',
+      join(tmp, 'jobs', 'sched-sweep'),
+      '--json',
+    ]);
+    expect(sweep.code, sweep.stderr).toBe(0);
+    for (const j of JSON.parse(sweep.stdout).jobs)
+      expect(JSON.parse(readFileSync(join(j.jobDir, 'job.json'), 'utf8')).training.scheduleSteps).toBe('run');
+    const bad = await plan('sched-bad', '--schedule-steps', 'unsplit');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /^error: option '--schedule-steps <how>' argument 'unsplit' is invalid\. Allowed choices are reference, run\.\n/,
+    );
+    expect(existsSync(join(tmp, 'jobs', 'sched-bad'))).toBe(false);
   });
 
   it('plan: a hub id without --tokenizer exits 2 (the fix is a flag), an inexact batch size 2, a bad --model 3', async () => {

@@ -12,6 +12,8 @@ import {
   examplesToJsonl,
   type JobSpec,
   type LengthStats,
+  learningRateAt,
+  linearSchedule,
   modelContextLength,
   type PlanJobOptions,
   type PlanProgress,
@@ -19,6 +21,8 @@ import {
   planSweep,
   type RunJobResult,
   runJob,
+  SCHEDULE_STEPS,
+  type ScheduleSteps,
   SEEDS,
   type SplitOptions,
   TrainingFailedError,
@@ -115,6 +119,7 @@ const JOB_FLAGS: Readonly<Record<string, string>> = {
   zero3: '--zero3',
   learningRate: '--learning-rate',
   warmupRatio: '--warmup-ratio',
+  scheduleSteps: '--schedule-steps',
   effectiveBatchSize: '--effective-batch-size',
   perDeviceBatchSize: '--per-device-batch-size',
   epochs: '--epochs',
@@ -272,6 +277,7 @@ interface JobFlags {
   dataDir?: string;
   learningRate?: number;
   warmupRatio?: number;
+  scheduleSteps?: ScheduleSteps;
   effectiveBatchSize?: number;
   perDeviceBatchSize?: number;
   maxSeqLength?: number;
@@ -318,6 +324,12 @@ function addJobOptions(cmd: Command): Command {
       '--warmup-ratio <r>',
       'linear warmup share of the steps (paper: 0.03)',
       numArg(0, 1, { max: true }),
+    )
+    .addOption(
+      new Option(
+        '--schedule-steps <how>',
+        "what the linear schedule is sized for: reference (the paper's: the steps finetune.py counts over the unsplit data, advanced once per process each optimizer step; its last steps can train at lr 0) or run (this run's steps: 0 after the last); the same with one process",
+      ).choices([...SCHEDULE_STEPS]),
     )
     .option('--effective-batch-size <n>', 'examples per optimizer step (paper: 64)', intArg(1))
     .option('--per-device-batch-size <n>', 'examples per device per forward pass (paper: 1)', intArg(1))
@@ -371,6 +383,7 @@ function trainingOverrides(flags: JobFlags): Partial<TrainingRecipe> {
   const t: Partial<TrainingRecipe> = {};
   if (flags.learningRate !== undefined) t.learningRate = flags.learningRate;
   if (flags.warmupRatio !== undefined) t.warmupRatio = flags.warmupRatio;
+  if (flags.scheduleSteps !== undefined) t.scheduleSteps = flags.scheduleSteps;
   if (flags.effectiveBatchSize !== undefined) t.effectiveBatchSize = flags.effectiveBatchSize;
   if (flags.perDeviceBatchSize !== undefined) t.perDeviceBatchSize = flags.perDeviceBatchSize;
   if (flags.maxSeqLength !== undefined) t.maxSeqLength = flags.maxSeqLength;
@@ -487,6 +500,35 @@ export function describeTraining(job: JobSpec): string {
   );
 }
 
+/**
+ * One line about a job's learning-rate schedule: what it is sized for, how far each optimizer step
+ * advances it, and where its rate reaches 0 (as train.py computes them).
+ */
+export function describeSchedule(job: JobSpec): string {
+  const t = job.training;
+  const processes = job.launch.processes;
+  const s = linearSchedule({
+    examples: job.counts.train,
+    recipe: t,
+    accumulation: t.gradientAccumulationSteps,
+    processes,
+  });
+  const mode =
+    t.scheduleSteps === 'reference'
+      ? `reference (the paper's${processes === 1 ? '; with one process the same as run' : ''})`
+      : t.scheduleSteps;
+  // the first step past warmup whose schedule step is at or past the end: it trains at rate 0
+  const zeroFrom = Math.ceil(s.scheduleTotal / s.advance) + 1;
+  const end =
+    zeroFrom <= s.totalSteps
+      ? `lr 0 from step ${zeroFrom}`
+      : `lr ${learningRateAt(s, t.learningRate, s.totalSteps + 1)} after the last`;
+  return (
+    `${mode}: ${s.scheduleTotal} steps, ${s.warmupSteps} warmup, advanced ${s.advance} per optimizer step; ` +
+    `${s.totalSteps} optimizer steps, ${end}`
+  );
+}
+
 function describeLaunch(job: JobSpec): string {
   const l = job.launch;
   if (l.gpusPerNode === 0) return 'CPU, 1 process';
@@ -527,6 +569,7 @@ async function plan(flags: PlanFlags): Promise<void> {
       // job.tokenizerDir is the job's own copy ("tokenizer"): name where it was copied from
       `  model     ${job.model}${job.tokenizerDir ? ` (tokenizer ${flags.tokenizer ?? flags.model}, copied to ${join(rel, job.tokenizerDir)})` : ''}\n` +
       `  training  ${describeTraining(job)}\n` +
+      `  schedule  ${describeSchedule(job)}\n` +
       `  launch    ${describeLaunch(job)}\n` +
       `  files     ${files.join(', ')}\n` +
       `next: implicit-it finetune run ${rel}` +
@@ -755,15 +798,19 @@ Examples:
       'after',
       `
 Hyperparameters default to the paper's: lr 1e-5, linear schedule, warmup 0.03,
-weight decay 0, effective batch 64, 2048 tokens, bf16. With a local --model
-whose config.json gives a shorter context (max_position_embeddings), examples
-are truncated to that context instead, with a note saying so, and a longer
---max-seq-length is refused. A local --model needs PyTorch weights
-(*.safetensors or pytorch_model*.bin) for train.py: a \`model create\` directory
-(ONNX only) is refused. --zero3 needs GPUs (not --gpus 0). The tokenizer must be
-local: --model DIR, or --tokenizer DIR for a hub id. Train with
-\`implicit-it finetune run JOB_DIR\`, or copy the directory to a cluster and run
-launch.sh on every node (MACHINE_RANK, MAIN_PROCESS_IP).
+weight decay 0, effective batch 64, 2048 tokens, bf16. The schedule is sized as
+the paper's finetune.py sizes it (--schedule-steps reference): for all the data
+before it is split across processes, advanced once per process at each
+optimizer step, so with several GPUs its last steps can train at lr 0; the
+summary shows its steps. With a local --model whose config.json gives a shorter
+context (max_position_embeddings), examples are truncated to that context
+instead, with a note saying so, and a longer --max-seq-length is refused. A
+local --model needs PyTorch weights (*.safetensors or pytorch_model*.bin) for
+train.py: a \`model create\` directory (ONNX only) is refused. --zero3 needs
+GPUs (not --gpus 0). The tokenizer must be local: --model DIR, or --tokenizer
+DIR for a hub id. Train with \`implicit-it finetune run JOB_DIR\`, or copy the
+directory to a cluster and run launch.sh on every node (MACHINE_RANK,
+MAIN_PROCESS_IP).
 ${RECIPES_HELP}
 
 Examples:
