@@ -33,18 +33,21 @@ export interface LogitsProcessor {
  * `rules.apply(logits, state)`, also where the rules cover more ids than there are logits: a
  * tokenizer whose added tokens lie past the LM head (a pad or chat token added to the tokenizer
  * without resizing the model's `vocab_size`). Those ids have no logit: they count as -Infinity, and
- * what the rules add to them is dropped. `wide` is scratch of the rules' size to reuse (filled here).
+ * what the rules add to them is dropped. `scratch` (of the rules' size, filled here) is reused for that case.
  */
 export function applyRules(
   rules: RuleSet,
   logits: Float32Array,
   state: RuleState,
-  wide: Float32Array = new Float32Array(rules.vocabSize),
+  scratch?: Float32Array,
 ): void {
   if (logits.length >= rules.vocabSize) {
     rules.apply(logits, state);
     return;
   }
+  // allocated here only, never on the common path (a default parameter would allocate a row of the
+  // vocabulary's size at every call: 196 KB a step and row for SmolLM's 49152 ids)
+  const wide = scratch ?? new Float32Array(rules.vocabSize);
   wide.set(logits);
   wide.fill(Number.NEGATIVE_INFINITY, logits.length);
   rules.apply(wide, state);

@@ -84,8 +84,8 @@ export async function scoreBatch(
   const top = options.top ?? 0;
   const results: ScoreResult[] = new Array(items.length);
   let row = new Float32Array(0);
-  // where the rules cover ids past the LM head (see applyRules)
-  const wide = rules ? new Float32Array(rules.vocabSize) : undefined;
+  // applyRules' scratch, where the rules cover ids past the LM head (allocated then only)
+  let wide: Float32Array | undefined;
   const { signal } = options;
   const checkAbort = () => {
     if (signal?.aborted) throw new GenerationAbortedError(signal.reason);
@@ -144,7 +144,10 @@ export async function scoreBatch(
           const j = logitsAt + k - (width - n - 1); // the continuation token predicted here
           if (j < 0 || j >= n) continue;
           readLogitsRow(row, out.logits, b * out.kept + k, tokenIds);
-          if (s.state) applyRules(rules!, row, s.state, wide);
+          if (s.state) {
+            if (row.length < rules!.vocabSize) wide ??= new Float32Array(rules!.vocabSize);
+            applyRules(rules!, row, s.state, wide);
+          }
           const tok = c.continuation[j]!;
           const lse = logSumExp(row);
           s.logprobs.push(logProbAt(row, tok, lse));

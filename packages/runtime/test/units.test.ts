@@ -1,7 +1,9 @@
+import { compileRules, createVocabulary } from '@implicit-it/rules';
 import { describe, expect, it } from 'vitest';
 import { maskRuns } from '../src/decode-engine.js';
 import { halfToFloat } from '../src/float16.js';
 import { createRng, rankOf, sampleToken, topEntries } from '../src/index.js';
+import { applyRules, RulesProcessor } from '../src/logits-processor.js';
 import { StopMatcher } from '../src/stop-matcher.js';
 
 describe('StopMatcher', () => {
@@ -73,5 +75,55 @@ describe('maskRuns', () => {
     ]);
     expect(maskRuns([1, 1])).toEqual([[0, 2]]);
     expect(maskRuns([0, 0])).toEqual([]);
+  });
+});
+
+describe('applyRules', () => {
+  const surfaces = Array.from({ length: 4096 }, (_, i) => (i === 1 ? ' I' : i === 2 ? '\n' : `t${i}`));
+  const rules = compileRules('hewitt2024', createVocabulary({ surfaces, eosIds: [0] }));
+  const init = { promptIds: [5, 2, 7], scopeStart: 0, promptLength: 3 };
+
+  /** Float32Arrays constructed while `f` runs. */
+  const float32Made = (f: () => void) => {
+    const Real = globalThis.Float32Array;
+    let made = 0;
+    globalThis.Float32Array = class extends Real {
+      // biome-ignore lint/suspicious/noExplicitAny: the constructor's overloads
+      constructor(...args: any[]) {
+        super(...(args as []));
+        made++;
+      }
+    } as Float32ArrayConstructor;
+    try {
+      f();
+    } finally {
+      globalThis.Float32Array = Real;
+    }
+    return made;
+  };
+
+  it('allocates nothing at a step whose logits cover the rules (the engine calls it every step and row)', () => {
+    const row = new Float32Array(4096);
+    const processor = new RulesProcessor(rules, init);
+    const state = rules.createState(init);
+    // a default parameter allocated a vocabulary-sized scratch row at every call
+    expect(
+      float32Made(() => {
+        for (let step = 0; step < 8; step++) {
+          processor.apply(row);
+          applyRules(rules, row, state);
+        }
+      }),
+    ).toBe(0);
+    expect(row[2]).toBe(16 * (1 - 1.5)); // "\n" +1 and used (-1.5), at each of the 16 calls: the rules ran
+  });
+
+  it('scores a row narrower than the rules as if the missing ids were -Infinity', () => {
+    const narrow = new Float32Array(4000);
+    const full = new Float32Array(4096).fill(Number.NEGATIVE_INFINITY);
+    full.fill(0, 0, 4000);
+    applyRules(rules, narrow, rules.createState(init));
+    rules.apply(full, rules.createState(init));
+    expect(narrow).toEqual(full.subarray(0, 4000));
   });
 });
