@@ -33,17 +33,22 @@ export interface LogitsProcessor {
  * `rules.apply(logits, state)`, also where the rules cover more ids than there are logits: a
  * tokenizer whose added tokens lie past the LM head (a pad or chat token added to the tokenizer
  * without resizing the model's `vocab_size`). Those ids have no logit: they count as -Infinity, and
- * what the rules add to them is dropped. `scratch` (of the rules' size, filled here) is reused for that case.
+ * what the rules add to them is dropped. That case needs a scratch row of the rules' size: give back
+ * the one returned (undefined until then) to reuse it.
+ *
+ * @example
+ * let scratch: Float32Array | undefined;
+ * for (const row of rows) scratch = applyRules(rules, row, state, scratch);
  */
 export function applyRules(
   rules: RuleSet,
   logits: Float32Array,
   state: RuleState,
   scratch?: Float32Array,
-): void {
+): Float32Array | undefined {
   if (logits.length >= rules.vocabSize) {
     rules.apply(logits, state);
-    return;
+    return scratch;
   }
   // allocated here only, never on the common path (a default parameter would allocate a row of the
   // vocabulary's size at every call: 196 KB a step and row for SmolLM's 49152 ids)
@@ -52,6 +57,7 @@ export function applyRules(
   wide.fill(Number.NEGATIVE_INFINITY, logits.length);
   rules.apply(wide, state);
   logits.set(wide.subarray(0, logits.length));
+  return wide;
 }
 
 /** The rules as a per-row processor: one `RuleState` per row, advanced with every token. */
@@ -66,8 +72,7 @@ export class RulesProcessor {
     this.state = rules.createState(init);
   }
   apply(logits: Float32Array): void {
-    if (logits.length < this.rules.vocabSize) this.wide ??= new Float32Array(this.rules.vocabSize);
-    applyRules(this.rules, logits, this.state, this.wide);
+    this.wide = applyRules(this.rules, logits, this.state, this.wide);
   }
   append(id: number): void {
     this.state.append(id);

@@ -144,10 +144,7 @@ export async function scoreBatch(
           const j = logitsAt + k - (width - n - 1); // the continuation token predicted here
           if (j < 0 || j >= n) continue;
           readLogitsRow(row, out.logits, b * out.kept + k, tokenIds);
-          if (s.state) {
-            if (row.length < rules!.vocabSize) wide ??= new Float32Array(rules!.vocabSize);
-            applyRules(rules!, row, s.state, wide);
-          }
+          if (s.state) wide = applyRules(rules!, row, s.state, wide);
           const tok = c.continuation[j]!;
           const lse = logSumExp(row);
           s.logprobs.push(logProbAt(row, tok, lse));

@@ -60,9 +60,7 @@ export async function transformersRulesProcessor(
         for (let j = from; j < ids.length; j++) state.append(Number(ids[j]));
         this.seen[i] = ids.slice();
         // a tokenizer may have ids past the LM head (added tokens the model was not resized for)
-        const row = rows[i]!.data;
-        if (row.length < rules.vocabSize) this.wide ??= new Float32Array(rules.vocabSize);
-        applyRules(rules, row, state, this.wide);
+        this.wide = applyRules(rules, rows[i]!.data, state, this.wide);
       }
       return logits;
     }
