@@ -11,6 +11,10 @@ const text = (max: number) => {
   return z.string({ error }).max(max, { error });
 };
 
+/** An integer in [min, max]; every violation (a string, a fraction, out of range) says `error`. */
+const integerIn = (min: number, max: number, error = `expected an integer in [${min}, ${max}]`) =>
+  z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+
 const tokenCount = z
   .number({ error: 'expected an integer' })
   .int({ error: 'expected an integer' })
@@ -40,12 +44,7 @@ const stop = z.union(
 const TOP_K_ERROR = 'expected a positive integer, or 0 or -1 (off)';
 
 /** `n` and `best_of`: OpenAI's limit, 128 (past the server's concurrency, choices run in turn). */
-const CHOICES_ERROR = 'expected an integer in [1, 128]';
-const choicesPerPrompt = z
-  .number({ error: CHOICES_ERROR })
-  .int({ error: CHOICES_ERROR })
-  .min(1, { error: CHOICES_ERROR })
-  .max(128, { error: CHOICES_ERROR });
+const choicesPerPrompt = integerIn(1, 128);
 
 const logitBias = z
   .record(
@@ -78,12 +77,7 @@ const streamOptions = z.strictObject(
 );
 
 /** `top_logprobs` (chat) and `logprobs` (completions): OpenAI's bound. */
-const LOGPROBS_ERROR = 'expected an integer in [0, 20]';
-const logprobCount = z
-  .number({ error: LOGPROBS_ERROR })
-  .int({ error: LOGPROBS_ERROR })
-  .min(0, { error: LOGPROBS_ERROR })
-  .max(20, { error: LOGPROBS_ERROR });
+const logprobCount = integerIn(0, 20);
 
 /** Fields both endpoints take. */
 const common = {
@@ -247,12 +241,7 @@ export const chatRequestSchema = z.strictObject({
   verbosity: onlyNoOp('verbosity', 'medium'),
 });
 
-const TOKEN_ID_ERROR = `expected a token id (an integer in [0, ${INT32_MAX}])`;
-const tokenId = z
-  .number({ error: TOKEN_ID_ERROR })
-  .int({ error: TOKEN_ID_ERROR })
-  .min(0, { error: TOKEN_ID_ERROR })
-  .max(INT32_MAX, { error: TOKEN_ID_ERROR });
+const tokenId = integerIn(0, INT32_MAX, `expected a token id (an integer in [0, ${INT32_MAX}])`);
 /** One prompt given as token ids. */
 const tokenIds = z
   .array(tokenId)
