@@ -181,6 +181,21 @@ export interface PlanJobResult {
 }
 
 /**
+ * The config.json of a local model directory, parsed, and its path; undefined for a hub id (no such
+ * directory here) or a config.json that is missing or not JSON (not ours to judge here: the training
+ * machine's transformers reports it).
+ */
+function localModelConfig(model: string): { config: Record<string, unknown>; file: string } | undefined {
+  const file = resolve(model, 'config.json');
+  if (!existsSync(model) || !statSync(model).isDirectory() || !existsSync(file)) return undefined;
+  try {
+    return { config: JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>, file };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The context length a local model directory declares: `max_position_embeddings` in its config.json
  * (`n_positions` in GPT-2's). Undefined for a hub id (the training machine resolves it) or a
  * config.json without either.
@@ -189,14 +204,9 @@ export interface PlanJobResult {
  * modelContextLength('models/tiny'); // { positions: 512, file: '/abs/models/tiny/config.json' }
  */
 export function modelContextLength(model: string): { positions: number; file: string } | undefined {
-  const file = resolve(model, 'config.json');
-  if (!existsSync(model) || !statSync(model).isDirectory() || !existsSync(file)) return undefined;
-  let config: Record<string, unknown>;
-  try {
-    config = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch {
-    return undefined; // not ours to judge here: the training machine's transformers reports it
-  }
+  const local = localModelConfig(model);
+  if (!local) return undefined;
+  const { config, file } = local;
   const positions = config.max_position_embeddings ?? config.n_positions;
   return typeof positions === 'number' && Number.isInteger(positions) && positions > 0
     ? { positions, file }
@@ -247,14 +257,10 @@ export function checkModelVocabulary(
   tokenizerName: string,
   encoded: readonly EncodedExample[],
 ): void {
-  const file = resolve(options.model, 'config.json');
-  if (!existsSync(file)) return;
-  let vocab: unknown;
-  try {
-    vocab = (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>).vocab_size;
-  } catch {
-    return; // not ours to judge here: the training machine's transformers reports it
-  }
+  const local = localModelConfig(options.model);
+  if (!local) return;
+  const { file } = local;
+  const vocab = local.config.vocab_size;
   if (typeof vocab !== 'number' || !Number.isInteger(vocab) || vocab <= 0) return;
   let largest = -1;
   let example = '';
