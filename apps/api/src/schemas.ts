@@ -139,7 +139,7 @@ const common = {
 /** Parameters OpenAI has and this server does not, with why. */
 export const UNSUPPORTED: Record<string, string> = {
   tools: 'tool calls are not supported by this server',
-  tool_choice: 'tool calls are not supported by this server',
+  tool_choice: 'only allowed with tools, and tool calls are not supported by this server',
   parallel_tool_calls: 'only allowed with tools, and tool calls are not supported by this server',
   functions: 'function calls are not supported by this server',
   function_call: 'function calls are not supported by this server',
@@ -227,10 +227,13 @@ export const chatRequestSchema = z.strictObject({
       { error: RESPONSE_FORMAT_ERROR },
     )
     .nullish(),
-  /** As OpenAI, which refuses it without `tools` (any value, `false` included). */
+  /**
+   * As OpenAI, which refuses both without `tools` ("'tool_choice' is only allowed when 'tools' are
+   * specified"), whatever their value: `false` and `"none"` included.
+   */
   parallel_tool_calls: onlyNoOp('parallel_tool_calls'),
   tools: onlyNoOp('tools'),
-  tool_choice: onlyNoOp('tool_choice', 'none'),
+  tool_choice: onlyNoOp('tool_choice'),
   functions: onlyNoOp('functions'),
   function_call: onlyNoOp('function_call', 'none'),
   audio: onlyNoOp('audio'),

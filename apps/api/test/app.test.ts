@@ -311,7 +311,7 @@ describe('POST /v1/chat/completions', () => {
       chat({
         max_tokens: 3,
         tools: null,
-        tool_choice: 'none',
+        tool_choice: null,
         parallel_tool_calls: null,
         functions: null,
         function_call: null,
@@ -378,8 +378,17 @@ describe('POST /v1/chat/completions', () => {
         [{ type: 'function', function: { name: 'f' } }],
         'tools: tool calls are not supported by this server',
       ],
-      ['tool_choice', 'auto', 'tool_choice: tool calls are not supported by this server'],
-      // OpenAI refuses it without tools, whatever its value
+      // OpenAI refuses these two without tools, whatever their value
+      [
+        'tool_choice',
+        'auto',
+        'tool_choice: only allowed with tools, and tool calls are not supported by this server',
+      ],
+      [
+        'tool_choice',
+        'none',
+        'tool_choice: only allowed with tools, and tool calls are not supported by this server',
+      ],
       [
         'parallel_tool_calls',
         false,
