@@ -7,7 +7,7 @@ import type { JsonObject, TokenizerFiles } from './files.js';
 import { applyLegacyFalsePrepend, encodeOnce } from './legacy-prepend.js';
 import { encodeWithLiteralRanges, type InnerTokenizer } from './literal-ranges.js';
 import { buildPromptWith, type Prompt, type PromptInput, type TextRange } from './prompt.js';
-import { resolveSpecialIds } from './special-tokens.js';
+import { resolveSpecialIds, specialTokenEntry } from './special-tokens.js';
 import { detectPieceEncoding, type PieceEncoding, pieceBytes } from './surfaces.js';
 import type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
 import type { ChatMessage } from './tulu.js';
@@ -212,12 +212,14 @@ function chatTemplateOf(files: TokenizerFiles, options: TokenizerOptions): ChatT
   return { template: own, origin, named };
 }
 
-/** tokenizer_config.json with special_tokens_map.json's special tokens filled in, as plain strings. */
+/**
+ * tokenizer_config.json with its special tokens as transformers reads them with special_tokens_map.json
+ * (see `specialTokenEntry`), as plain strings.
+ */
 function hfConfig(files: TokenizerFiles, chatTemplate: string | undefined): JsonObject {
   const config: JsonObject = { ...(files.tokenizerConfig ?? {}) };
   for (const key of SPECIAL_KEYS) {
-    const own = config[key];
-    const value = own === undefined || own === null ? files.specialTokensMap?.[key] : own;
+    const value = specialTokenEntry(files, key)?.value;
     if (typeof value === 'object' && value !== null && typeof (value as JsonObject).content === 'string') {
       config[key] = (value as JsonObject).content;
     } else if (value !== undefined) config[key] = value;

@@ -18,18 +18,41 @@ interface Lookup {
   tokenToId(token: string): number | undefined;
 }
 
+type SpecialTokenFile = 'tokenizer_config.json' | 'special_tokens_map.json';
+
+/**
+ * The entry for special token `key` (`bos_token`, `eos_token`, ...) and the file it comes from, as
+ * transformers' `PreTrainedTokenizerBase._from_pretrained` reads the two files: a tokenizer_config.json
+ * with `added_tokens_decoder` (saved by transformers 4.34 or later) is read alone, so its value wins and
+ * an explicit `null` there means no such token; an older one (no `added_tokens_decoder`) has its entries
+ * replaced by special_tokens_map.json's. A key tokenizer_config.json leaves out is special_tokens_map.json's
+ * either way (Python then falls back to its class default, which the map, saved by the same tokenizer,
+ * records). undefined where neither file has the key; `value` null where the entry says none.
+ */
+export function specialTokenEntry(
+  files: TokenizerFiles,
+  key: string,
+): { file: SpecialTokenFile; value: unknown } | undefined {
+  const config = files.tokenizerConfig;
+  const map = files.specialTokensMap;
+  const inConfig = config?.[key] !== undefined;
+  const inMap = map?.[key] !== undefined;
+  const configAlone = config?.added_tokens_decoder !== undefined;
+  if (inConfig && (configAlone || !inMap)) return { file: 'tokenizer_config.json', value: config![key] };
+  if (inMap) return { file: 'special_tokens_map.json', value: map![key] };
+  return undefined;
+}
+
 function tokenField(
   files: TokenizerFiles,
-  file: 'tokenizer_config.json' | 'special_tokens_map.json',
   key: string,
-) {
-  const json: JsonObject | undefined =
-    file === 'tokenizer_config.json' ? files.tokenizerConfig : files.specialTokensMap;
-  const value = json?.[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return value;
+): { file: SpecialTokenFile; token: string } | undefined {
+  const entry = specialTokenEntry(files, key);
+  if (entry === undefined || entry.value === null) return undefined;
+  const { file, value } = entry;
+  if (typeof value === 'string') return { file, token: value };
   if (typeof value === 'object' && typeof (value as JsonObject).content === 'string') {
-    return (value as JsonObject).content as string;
+    return { file, token: (value as JsonObject).content as string };
   }
   throw new TokenizerLoadError(
     'tokenizers.malformed_file',
@@ -39,24 +62,24 @@ function tokenField(
   );
 }
 
+/** The id of special token `key` (see `specialTokenEntry`) and the file naming it; undefined for none. */
 function resolveToken(
   files: TokenizerFiles,
   lookup: Lookup,
-  file: 'tokenizer_config.json' | 'special_tokens_map.json',
   key: string,
-): number | undefined {
-  const token = tokenField(files, file, key);
-  if (token === undefined) return undefined;
-  const id = lookup.tokenToId(token);
+): { file: SpecialTokenFile; id: number } | undefined {
+  const field = tokenField(files, key);
+  if (field === undefined) return undefined;
+  const id = lookup.tokenToId(field.token);
   if (id === undefined) {
     throw new TokenizerLoadError(
       'tokenizers.malformed_file',
-      join(files.source, file),
-      `names ${JSON.stringify(token)}, which is not a token of tokenizer.json; fix the field or remove it`,
+      join(files.source, field.file),
+      `names ${JSON.stringify(field.token)}, which is not a token of tokenizer.json; fix the field or remove it`,
       { field: key },
     );
   }
-  return id;
+  return { file: field.file, id };
 }
 
 function generationIds(files: TokenizerFiles, lookup: Lookup, key: string): number[] | undefined {
@@ -85,12 +108,13 @@ function templateBos(files: TokenizerFiles, lookup: Lookup): number | undefined 
 }
 
 /**
- * Resolves EOS, BOS and PAD ids. EOS: `generation_config.json` `eos_token_id` (a list gives several),
- * else `tokenizer_config.json` `eos_token`, else `special_tokens_map.json` `eos_token`, else the first
- * of `CONVENTIONAL_EOS_TOKENS` that tokenizer.json has as a special token. BOS: `tokenizer_config.json`,
- * then `special_tokens_map.json`; none where tokenizer_config.json says `bos_token: null`; else the
- * special token tokenizer.json's post-processor puts first, else `generation_config.json`. PAD in the same order, else the
- * first EOS id, else 0 (padded positions are masked, so any id is valid).
+ * Resolves EOS, BOS and PAD ids. The special-token fields (`eos_token`, ...) are read from
+ * tokenizer_config.json and special_tokens_map.json as transformers reads them (see
+ * `specialTokenEntry`). EOS: `generation_config.json` `eos_token_id` (a list gives several), else the
+ * `eos_token` field, else the first of `CONVENTIONAL_EOS_TOKENS` that tokenizer.json has as a special
+ * token. BOS: the `bos_token` field; none where it is null; else the special token tokenizer.json's
+ * post-processor puts first, else `generation_config.json`. PAD: `generation_config.json`, then the
+ * `pad_token` field, else the first EOS id, else 0 (padded positions are masked, so any id is valid).
  */
 export function resolveSpecialIds(
   files: TokenizerFiles,
@@ -99,10 +123,9 @@ export function resolveSpecialIds(
 ): SpecialIds {
   let eosIds = generationIds(files, lookup, 'eos_token_id');
   let eosSource = eosIds && 'generation_config.json eos_token_id';
-  for (const file of ['tokenizer_config.json', 'special_tokens_map.json'] as const) {
-    if (eosIds) break;
-    const id = resolveToken(files, lookup, file, 'eos_token');
-    if (id !== undefined) [eosIds, eosSource] = [[id], `${file} eos_token`];
+  if (!eosIds) {
+    const named = resolveToken(files, lookup, 'eos_token');
+    if (named !== undefined) [eosIds, eosSource] = [[named.id], `${named.file} eos_token`];
   }
   if (!eosIds) {
     const name = CONVENTIONAL_EOS_TOKENS.find((t) => addedSpecial.has(t));
@@ -114,18 +137,16 @@ export function resolveSpecialIds(
   // generation_config.json says (Qwen2.5 names bos_token_id 151643 there; its tokenizer has no BOS
   // and tokenizer(prompt) adds none). generation_config.json only where the tokenizer files are
   // silent (GPT-2: Python's class default is <|endoftext|>, which generation_config.json names too).
-  const named =
-    resolveToken(files, lookup, 'tokenizer_config.json', 'bos_token') ??
-    resolveToken(files, lookup, 'special_tokens_map.json', 'bos_token');
-  const none = files.tokenizerConfig?.bos_token === null;
-  const bosId =
-    named ??
-    (none ? undefined : (templateBos(files, lookup) ?? generationIds(files, lookup, 'bos_token_id')?.[0]));
+  const none = specialTokenEntry(files, 'bos_token')?.value === null;
+  const bosId = none
+    ? undefined
+    : (resolveToken(files, lookup, 'bos_token')?.id ??
+      templateBos(files, lookup) ??
+      generationIds(files, lookup, 'bos_token_id')?.[0]);
 
   const padId =
     generationIds(files, lookup, 'pad_token_id')?.[0] ??
-    resolveToken(files, lookup, 'tokenizer_config.json', 'pad_token') ??
-    resolveToken(files, lookup, 'special_tokens_map.json', 'pad_token') ??
+    resolveToken(files, lookup, 'pad_token')?.id ??
     eosIds?.[0] ??
     0;
 

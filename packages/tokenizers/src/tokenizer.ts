@@ -52,15 +52,20 @@ export interface Tokenizer {
    * `[0, size)`. A model's LM head may be wider (OLMo's 50304 logits for 50280 ids).
    */
   readonly size: number;
-  /** EOS ids: generation_config.json, else tokenizer_config.json, else special_tokens_map.json, else a conventional special token. */
+  /**
+   * EOS ids: generation_config.json, else the `eos_token` of tokenizer_config.json or
+   * special_tokens_map.json, else a conventional special token. Where both files name a special token,
+   * they are read as transformers reads them: a tokenizer_config.json with `added_tokens_decoder`
+   * (transformers 4.34 or later) alone, an older one with special_tokens_map.json's entries in place of its own.
+   */
   readonly eosIds: readonly number[];
   /** Where `eosIds` came from (e.g. `generation_config.json eos_token_id`), or undefined when none was found. */
   readonly eosSource: string | undefined;
   /**
-   * BOS id: `bos_token` of tokenizer_config.json or special_tokens_map.json, else the token
-   * tokenizer.json's post-processor adds first, else generation_config.json's `bos_token_id`.
-   * Undefined when the tokenizer has none: `bos_token: null` in tokenizer_config.json (OLMo, Qwen2.5)
-   * wins over generation_config.json.
+   * BOS id: `bos_token` of tokenizer_config.json or special_tokens_map.json (read as for `eosIds`),
+   * else the token tokenizer.json's post-processor adds first, else generation_config.json's
+   * `bos_token_id`. Undefined when the tokenizer has none: `bos_token: null` (OLMo, Qwen2.5) wins over
+   * generation_config.json.
    */
   readonly bosId: number | undefined;
   /**
