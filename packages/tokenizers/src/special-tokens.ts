@@ -100,6 +100,15 @@ function generationIds(files: TokenizerFiles, lookup: Lookup, key: string): numb
   return list.length ? (list as number[]) : undefined;
 }
 
+/**
+ * generation_config.json's `pad_token_id`. -1 means none: LLaMA-1 conversions (transformers 4.28's
+ * convert_llama_weights_to_hf) write it in config.json, and generation_config.json copies it.
+ */
+function generationPad(files: TokenizerFiles, lookup: Lookup): number | undefined {
+  if (files.generationConfig?.pad_token_id === -1) return undefined;
+  return generationIds(files, lookup, 'pad_token_id')?.[0];
+}
+
 function templateBos(files: TokenizerFiles, lookup: Lookup): number | undefined {
   const post = files.tokenizerJson.post_processor as JsonObject | null | undefined;
   const first = Array.isArray(post?.single) ? (post.single[0] as JsonObject | undefined) : undefined;
@@ -113,8 +122,8 @@ function templateBos(files: TokenizerFiles, lookup: Lookup): number | undefined 
  * `specialTokenEntry`). EOS: `generation_config.json` `eos_token_id` (a list gives several), else the
  * `eos_token` field, else the first of `CONVENTIONAL_EOS_TOKENS` that tokenizer.json has as a special
  * token. BOS: the `bos_token` field; none where it is null; else the special token tokenizer.json's
- * post-processor puts first, else `generation_config.json`. PAD: `generation_config.json`, then the
- * `pad_token` field, else the first EOS id, else 0 (padded positions are masked, so any id is valid).
+ * post-processor puts first, else `generation_config.json`. PAD: `generation_config.json` (where it
+ * is not -1, "none"), then the `pad_token` field, else the first EOS id, else 0 (padded positions are masked, so any id is valid).
  */
 export function resolveSpecialIds(
   files: TokenizerFiles,
@@ -145,10 +154,7 @@ export function resolveSpecialIds(
       generationIds(files, lookup, 'bos_token_id')?.[0]);
 
   const padId =
-    generationIds(files, lookup, 'pad_token_id')?.[0] ??
-    resolveToken(files, lookup, 'pad_token')?.id ??
-    eosIds?.[0] ??
-    0;
+    generationPad(files, lookup) ?? resolveToken(files, lookup, 'pad_token')?.id ?? eosIds?.[0] ?? 0;
 
   return { eosIds: [...new Set(eosIds ?? [])], eosSource, bosId, padId };
 }

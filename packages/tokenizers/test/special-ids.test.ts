@@ -1,8 +1,39 @@
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
-import { beforeAll, expect, it } from 'vitest';
-import { createTokenizer, readTokenizerFiles, type TokenizerFiles } from '../src/index.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import {
+  createTokenizer,
+  loadTokenizer,
+  readTokenizerFiles,
+  type TokenizerFiles,
+  TokenizerLoadError,
+} from '../src/index.js';
 
 const SMOLLM = sharedPath('fixtures/tokenizers', 'smollm');
+const LLAMA2 = sharedPath('fixtures/tokenizers', 'llama2');
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A directory with llama2's tokenizer.json and its tokenizer_config.json / special_tokens_map.json
+ * without a pad token (as a LLaMA-1 conversion ships them), and `generation` as generation_config.json.
+ */
+function llamaOneDir(generation: Record<string, unknown>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'implicit-it-tok-'));
+  dirs.push(dir);
+  copyFileSync(join(LLAMA2, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+  for (const name of ['tokenizer_config.json', 'special_tokens_map.json']) {
+    const { pad_token: _, ...json } = JSON.parse(readFileSync(join(LLAMA2, name), 'utf8'));
+    writeFileSync(join(dir, name), JSON.stringify(json));
+  }
+  writeFileSync(join(dir, 'generation_config.json'), JSON.stringify(generation));
+  return dir;
+}
 
 /** The `bos_token` a chat template sees (transformers passes the special tokens it has), or "none". */
 const BOS_TEMPLATE =
@@ -62,6 +93,35 @@ describeShared(
       // a key tokenizer_config.json leaves out is special_tokens_map.json's either way
       const without = createTokenizer(withConfig({}, ['eos_token']));
       expect([without.eosIds, without.eosSource]).toEqual([[2], 'special_tokens_map.json eos_token']);
+    });
+  },
+);
+
+describeShared(
+  'generation_config.json pad_token_id (fixtures)',
+  ['fixtures/tokenizers/llama2/tokenizer.json'],
+  () => {
+    it('pad_token_id -1 (LLaMA-1 conversions) means no pad token: padId falls back to the EOS', async () => {
+      const minusOne = await loadTokenizer(
+        llamaOneDir({ bos_token_id: 1, eos_token_id: 2, pad_token_id: -1 }),
+      );
+      const missing = await loadTokenizer(llamaOneDir({ bos_token_id: 1, eos_token_id: 2 }));
+      expect([minusOne.padId, minusOne.eosIds, minusOne.bosId]).toEqual([2, [2], 1]);
+      expect(missing.padId).toBe(2);
+      // a real pad id still wins
+      expect((await loadTokenizer(llamaOneDir({ eos_token_id: 2, pad_token_id: 0 }))).padId).toBe(0);
+    });
+
+    it('another negative pad_token_id is still refused, naming the file and field', async () => {
+      const dir = llamaOneDir({ eos_token_id: 2, pad_token_id: -2 });
+      const error = await loadTokenizer(dir).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(TokenizerLoadError);
+      expect((error as TokenizerLoadError).message).toBe(
+        `${join(dir, 'generation_config.json')} (field pad_token_id): must be a token id or a list of token ids in [0, 32000), found -2`,
+      );
     });
   },
 );
