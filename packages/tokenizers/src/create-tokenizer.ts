@@ -328,7 +328,9 @@ class HfTokenizer implements Tokenizer {
       this.eosSource = special.eosSource;
     }
     this.bosId = special.bosId;
-    this.padId = special.padId;
+    // no pad token named: the first EOS id, the caller's where given (transformers' generate pads with
+    // the EOS it stops on), else 0; padded positions are masked, so any id is valid
+    this.padId = special.padId ?? this.eosIds[0] ?? 0;
     const probe = this.bosId === undefined ? [] : this.encode('a', { addSpecialTokens: true });
     const postProcessorAdds = probe.length > 1 && probe[0] === this.bosId;
     // `add_bos_token: true` in tokenizer_config.json makes Python's Llama and GPT-NeoX fast tokenizers

@@ -7,7 +7,8 @@ export interface SpecialIds {
   eosIds: number[];
   eosSource: string | undefined;
   bosId: number | undefined;
-  padId: number;
+  /** The pad id the files name; undefined where they name none (the tokenizer pads with its first EOS id). */
+  padId: number | undefined;
 }
 
 /** EOS names tried, in this order, when no config file names the EOS token. */
@@ -123,7 +124,8 @@ function templateBos(files: TokenizerFiles, lookup: Lookup): number | undefined 
  * `eos_token` field, else the first of `CONVENTIONAL_EOS_TOKENS` that tokenizer.json has as a special
  * token. BOS: the `bos_token` field; none where it is null; else the special token tokenizer.json's
  * post-processor puts first, else `generation_config.json`. PAD: `generation_config.json` (where it
- * is not -1, "none"), then the `pad_token` field, else the first EOS id, else 0 (padded positions are masked, so any id is valid).
+ * is not -1, "none"), then the `pad_token` field, else undefined (the tokenizer then pads with its
+ * first EOS id, the caller's where given, as transformers' generate pads with its EOS).
  */
 export function resolveSpecialIds(
   files: TokenizerFiles,
@@ -153,8 +155,7 @@ export function resolveSpecialIds(
       templateBos(files, lookup) ??
       generationIds(files, lookup, 'bos_token_id')?.[0]);
 
-  const padId =
-    generationPad(files, lookup) ?? resolveToken(files, lookup, 'pad_token')?.id ?? eosIds?.[0] ?? 0;
+  const padId = generationPad(files, lookup) ?? resolveToken(files, lookup, 'pad_token')?.id;
 
   return { eosIds: [...new Set(eosIds ?? [])], eosSource, bosId, padId };
 }

@@ -79,7 +79,10 @@ export interface Tokenizer {
    * tokens) gets.
    */
   readonly addsBos: boolean;
-  /** Padding id: pad token of the configs, else the first EOS id, else 0. */
+  /**
+   * Padding id: generation_config.json's `pad_token_id` (-1 meaning none), else the `pad_token` of the
+   * tokenizer files, else the first of `eosIds` (the `eosIds` option where given), else 0.
+   */
   readonly padId: number;
   /**
    * The jinja chat template (the `chatTemplate` option, else chat_template.jinja, else

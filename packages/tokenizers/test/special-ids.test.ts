@@ -112,6 +112,17 @@ describeShared(
       expect((await loadTokenizer(llamaOneDir({ eos_token_id: 2, pad_token_id: 0 }))).padId).toBe(0);
     });
 
+    it("with no pad token named, padId is the first of the caller's eosIds, as the tokenizer's eosIds", async () => {
+      const dir = llamaOneDir({ bos_token_id: 1, eos_token_id: 2, pad_token_id: -1 });
+      const tok = await loadTokenizer(dir, { eosIds: [13, 2] });
+      expect([tok.eosIds, tok.eosSource, tok.padId]).toEqual([[13, 2], 'options.eosIds', 13]);
+      // a pad id the files name still wins: llama2's generation_config.json pad_token_id 0, else its
+      // tokenizer_config.json pad_token </s>
+      expect((await loadTokenizer(LLAMA2, { eosIds: [13] })).padId).toBe(0);
+      const files = { ...(await readTokenizerFiles(LLAMA2)), generationConfig: undefined };
+      expect(createTokenizer(files, { eosIds: [13] }).padId).toBe(2);
+    });
+
     it('another negative pad_token_id is still refused, naming the file and field', async () => {
       const dir = llamaOneDir({ eos_token_id: 2, pad_token_id: -2 });
       const error = await loadTokenizer(dir).then(
