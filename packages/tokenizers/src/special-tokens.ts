@@ -110,11 +110,24 @@ function generationPad(files: TokenizerFiles, lookup: Lookup): number | undefine
   return generationIds(files, lookup, 'pad_token_id')?.[0];
 }
 
+/**
+ * The special token a `TemplateProcessing` post-processor puts first, looked for inside a `Sequence`
+ * post-processor too (Llama-3: `Sequence [ByteLevel, TemplateProcessing]`). Of several templates
+ * that start with one, the last: each prepends its token before what the earlier ones wrote.
+ */
 function templateBos(files: TokenizerFiles, lookup: Lookup): number | undefined {
-  const post = files.tokenizerJson.post_processor as JsonObject | null | undefined;
-  const first = Array.isArray(post?.single) ? (post.single[0] as JsonObject | undefined) : undefined;
-  const special = first?.SpecialToken as JsonObject | undefined;
-  return typeof special?.id === 'string' ? lookup.tokenToId(special.id) : undefined;
+  const leading = (post: JsonObject | null | undefined): string | undefined => {
+    if (post?.type === 'Sequence' && Array.isArray(post.processors)) {
+      let found: string | undefined;
+      for (const inner of post.processors as JsonObject[]) found = leading(inner) ?? found;
+      return found;
+    }
+    const head = Array.isArray(post?.single) ? (post.single[0] as JsonObject | undefined) : undefined;
+    const id = (head?.SpecialToken as JsonObject | undefined)?.id;
+    return typeof id === 'string' ? id : undefined;
+  };
+  const token = leading(files.tokenizerJson.post_processor as JsonObject | null | undefined);
+  return token === undefined ? undefined : lookup.tokenToId(token);
 }
 
 /**

@@ -94,6 +94,45 @@ describeShared(
       const without = createTokenizer(withConfig({}, ['eos_token']));
       expect([without.eosIds, without.eosSource]).toEqual([[2], 'special_tokens_map.json eos_token']);
     });
+
+    it("a Sequence post-processor's TemplateProcessing names the BOS (a Llama-3 style tokenizer.json alone)", () => {
+      // Llama-3: post_processor Sequence [ByteLevel, TemplateProcessing <|begin_of_text|> $A]; here
+      // smollm's tokenizer.json with <|im_start|> (id 1) in that place, and no other file naming a BOS
+      const template = {
+        type: 'TemplateProcessing',
+        single: [{ SpecialToken: { id: '<|im_start|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+        pair: [
+          { SpecialToken: { id: '<|im_start|>', type_id: 0 } },
+          { Sequence: { id: 'A', type_id: 0 } },
+          { SpecialToken: { id: '<|im_start|>', type_id: 1 } },
+          { Sequence: { id: 'B', type_id: 1 } },
+        ],
+        special_tokens: { '<|im_start|>': { id: '<|im_start|>', ids: [1], tokens: ['<|im_start|>'] } },
+      };
+      const byteLevel = { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true };
+      const files: TokenizerFiles = {
+        source: 'built:smollm-llama3-post-processor',
+        tokenizerJson: {
+          ...smollm.tokenizerJson,
+          post_processor: { type: 'Sequence', processors: [byteLevel, template] },
+        },
+      };
+      const tok = createTokenizer(files);
+      const plain = tok.encode('Hello', { addSpecialTokens: false });
+      expect(tok.encode('Hello')).toEqual([1, ...plain]);
+      expect([tok.bosId, tok.addsBos]).toEqual([1, true]);
+      const tulu = tok.buildPrompt({ format: 'tulu', instruction: 'Hi' });
+      expect(tulu.ids[0]).toBe(1);
+      expect(tulu.ids.slice(1)).toEqual(
+        tok.encode('<|user|>\nHi\n<|assistant|>\n', { addSpecialTokens: false }),
+      );
+      // a bare TemplateProcessing gives the same
+      const bare = createTokenizer({
+        ...files,
+        tokenizerJson: { ...files.tokenizerJson, post_processor: template },
+      });
+      expect([bare.bosId, bare.addsBos]).toEqual([1, true]);
+    });
   },
 );
 
