@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { AutoTokenizer, env } from '@huggingface/transformers';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { loadTokenizer } from '@implicit-it/tokenizers';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import {
@@ -10,6 +11,7 @@ import {
   ModelConfigError,
   ModelTokenizerError,
   readModel,
+  readTokenizerDir,
   referenceForward,
   tinyTokenizer,
   trainByteLevelBpe,
@@ -184,6 +186,82 @@ describeShared(
     }, 60_000);
   },
 );
+
+describe('special tokens of a tokenizer directory, read as @implicit-it/tokenizers reads them', () => {
+  /** The tiny tokenizer (`<|endoftext|>` 0, `<s>` 1, `</s>` 2) with these files beside it. */
+  const dirWith = (files: Record<string, unknown>, postProcessor: unknown = null) => {
+    const dir = tmp();
+    const json = JSON.parse(tinyTokenizer().files['tokenizer.json'] as string);
+    json.post_processor = postProcessor;
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
+    for (const [name, content] of Object.entries(files))
+      writeFileSync(join(dir, name), JSON.stringify(content));
+    return dir;
+  };
+  const template = (token: string) => ({
+    type: 'TemplateProcessing',
+    single: [{ SpecialToken: { id: token, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+    pair: [
+      { SpecialToken: { id: token, type_id: 0 } },
+      { Sequence: { id: 'A', type_id: 0 } },
+      { Sequence: { id: 'B', type_id: 1 } },
+    ],
+    special_tokens: { [token]: { id: token, ids: [token === '<s>' ? 1 : 0], tokens: [token] } },
+  });
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  const saved = { added_tokens_decoder: {} }; // what transformers 4.34 and later save
+
+  it.each([
+    [
+      'an old tokenizer_config.json: special_tokens_map.json replaces its entries',
+      {
+        'tokenizer_config.json': { eos_token: '<|endoftext|>', bos_token: null },
+        'special_tokens_map.json': { eos_token: '</s>', bos_token: '<s>' },
+      },
+      null,
+      { bos: 1, eos: 2 },
+    ],
+    [
+      'a tokenizer_config.json with added_tokens_decoder is read alone: null means none',
+      {
+        'tokenizer_config.json': { ...saved, eos_token: '<|endoftext|>', bos_token: null },
+        'special_tokens_map.json': { eos_token: '</s>', bos_token: '<s>' },
+      },
+      null,
+      { bos: null, eos: 0 },
+    ],
+    [
+      "a key the config leaves out is the map's",
+      {
+        'tokenizer_config.json': { ...saved },
+        'special_tokens_map.json': { eos_token: '</s>', pad_token: '<|endoftext|>' },
+      },
+      null,
+      { bos: null, eos: 2, pad: 0 },
+    ],
+    [
+      "the BOS of a TemplateProcessing inside a Sequence post-processor (Llama-3's)",
+      { 'tokenizer_config.json': { eos_token: '</s>' } },
+      { type: 'Sequence', processors: [byteLevel, template('<s>')] },
+      { bos: 1, eos: 2 },
+    ],
+  ])('%s', async (_, files, post, want) => {
+    const dir = dirWith(files, post);
+    const read = readTokenizerDir(dir);
+    const loaded = await loadTokenizer(dir);
+    const pad = 'pad' in want ? want.pad : want.eos;
+    expect({ bos: read.bosTokenId, eos: read.eosTokenId, pad: read.padTokenId }).toEqual({
+      bos: want.bos,
+      eos: want.eos,
+      pad,
+    });
+    expect({ bos: loaded.bosId ?? null, eos: loaded.eosIds[0], pad: loaded.padId }).toEqual({
+      bos: want.bos,
+      eos: want.eos,
+      pad,
+    });
+  });
+});
 
 describe('tokenizer directory errors', () => {
   /** The tiny tokenizer's tokenizer.json in a directory of its own, edited. */

@@ -44,11 +44,12 @@ export const CONVENTIONAL_EOS_TOKENS = ['</s>', '<|endoftext|>', '<|end_of_text|
 /**
  * Reads a Hugging Face tokenizer directory (e.g. `../shared/fixtures/tokenizers/smollm`): its files to
  * copy, its vocabulary size (highest id + 1, added tokens included) and the ids of its special tokens,
- * as `@implicit-it/tokenizers` resolves them. EOS: `eos_token` of `tokenizer_config.json`, else of
- * `special_tokens_map.json`, else the first of {@link CONVENTIONAL_EOS_TOKENS} that tokenizer.json has
+ * as `@implicit-it/tokenizers` resolves them. The two files' entries are read as transformers reads
+ * them: a `tokenizer_config.json` with `added_tokens_decoder` alone, an older one with
+ * `special_tokens_map.json`'s entries in place of its own. EOS: `eos_token`, else the first of {@link CONVENTIONAL_EOS_TOKENS} that tokenizer.json has
  * as a special token (GPT-2's and OLMo's `<|endoftext|>`), else none. BOS: `bos_token` the same way
- * (none where tokenizer_config.json says `bos_token: null`), else the special token tokenizer.json's
- * post-processor puts first (Llama's `<s>`), else none. PAD: `pad_token`, else the EOS. A directory
+ * (none where the entry read is `null`), else the special token tokenizer.json's post-processor
+ * puts first (Llama's `<s>`, inside a `Sequence` too), else none. PAD: `pad_token`, else the EOS. A directory
  * without `tokenizer_config.json` gets one naming these tokens (transformers.js needs the file).
  *
  * @example
@@ -93,30 +94,37 @@ export function readTokenizerDir(dir: string, modelMaxLength?: number): Tokenize
   const config = existsSync(configFile) ? readJson(configFile) : undefined;
   const mapFile = join(dir, 'special_tokens_map.json');
   const map = existsSync(mapFile) ? readJson(mapFile) : undefined;
-  // the token a config file names for a role, and its id (a token tokenizer.json lacks is refused)
-  const named = (key: string): { token: string; id: number } | undefined => {
-    for (const [file, json] of [
-      [configFile, config],
-      [mapFile, map],
-    ] as const) {
-      const token = tokenContent(json?.[key]);
-      if (token === undefined) continue;
-      const id = ids.get(token);
-      if (id === undefined) {
-        throw new ModelTokenizerError(
-          file,
-          `${key} ${JSON.stringify(token)} is not a token of tokenizer.json; fix the field or remove it`,
-        );
-      }
-      return { token, id };
+  // the entry for a role as transformers' `_from_pretrained` reads the two files (as
+  // @implicit-it/tokenizers does): a tokenizer_config.json with `added_tokens_decoder` (transformers
+  // 4.34 or later) alone, so an explicit null there means none; an older one with
+  // special_tokens_map.json's entries in place of its own; a key the config leaves out, the map's
+  const entry = (key: string): { file: string; value: unknown } | undefined => {
+    const inConfig = config?.[key] !== undefined;
+    const inMap = map?.[key] !== undefined;
+    if (inConfig && (config?.added_tokens_decoder !== undefined || !inMap)) {
+      return { file: configFile, value: config![key] };
     }
-    return undefined;
+    return inMap ? { file: mapFile, value: map![key] } : undefined;
+  };
+  // the token the files name for a role, and its id (a token tokenizer.json lacks is refused)
+  const named = (key: string): { token: string; id: number } | undefined => {
+    const found = entry(key);
+    const token = tokenContent(found?.value);
+    if (found === undefined || token === undefined) return undefined;
+    const id = ids.get(token);
+    if (id === undefined) {
+      throw new ModelTokenizerError(
+        found.file,
+        `${key} ${JSON.stringify(token)} is not a token of tokenizer.json; fix the field or remove it`,
+      );
+    }
+    return { token, id };
   };
   const byName = (token: string | undefined) =>
     token === undefined || ids.get(token) === undefined ? undefined : { token, id: ids.get(token)! };
   const eos = named('eos_token') ?? byName(CONVENTIONAL_EOS_TOKENS.find((t) => special.has(t)));
-  const noBos = config?.bos_token === null;
-  const bos = noBos ? undefined : (named('bos_token') ?? byName(templateBos(tok)));
+  const noBos = entry('bos_token')?.value === null;
+  const bos = noBos ? undefined : (named('bos_token') ?? byName(templateBos(tok.post_processor)));
   const pad = named('pad_token') ?? eos;
   if (config === undefined) {
     // as the tiny tokenizer's: transformers.js' AutoTokenizer reads tokenizer_config.json
@@ -140,11 +148,20 @@ export function readTokenizerDir(dir: string, modelMaxLength?: number): Tokenize
   };
 }
 
-/** The special token tokenizer.json's post-processor puts first (Llama's `<s>`), if any. */
-function templateBos(tok: Record<string, unknown>): string | undefined {
-  const post = tok.post_processor as { single?: unknown } | null | undefined;
-  const first = Array.isArray(post?.single)
-    ? (post.single[0] as Record<string, unknown> | undefined)
+/**
+ * The special token tokenizer.json's post-processor puts first (Llama's `<s>`), if any, looked for
+ * inside a `Sequence` post-processor too (Llama-3: `[ByteLevel, TemplateProcessing]`); of several
+ * templates that start with one, the last, which prepends its token before the earlier ones' output.
+ */
+function templateBos(post: unknown): string | undefined {
+  const processor = post as { type?: unknown; processors?: unknown; single?: unknown } | null | undefined;
+  if (processor?.type === 'Sequence' && Array.isArray(processor.processors)) {
+    let found: string | undefined;
+    for (const inner of processor.processors) found = templateBos(inner) ?? found;
+    return found;
+  }
+  const first = Array.isArray(processor?.single)
+    ? (processor.single[0] as Record<string, unknown> | undefined)
     : undefined;
   const special = first?.SpecialToken as { id?: unknown } | undefined;
   return typeof special?.id === 'string' ? special.id : undefined;
