@@ -41,6 +41,23 @@ export function unresolvedNote(spec: RuleSpec, unresolved: readonly UnresolvedEn
   return `rules ${name}: ${n} ${n === 1 ? 'entry matches' : 'entries match'} no token of this vocabulary and ${n === 1 ? 'is' : 'are'} left out: ${entries}`;
 }
 
+/**
+ * `compile()`, where the rules package refuses the spec (`RuleConfigError`: a misspelt preset, a bad
+ * field, an id past the vocabulary) with the `runtime.bad_option` error of the `rules` option: its
+ * message `rules: ` and the rules package's, after `prefix` (`loadModel: ` for the load option), its
+ * `cause` the `RuleConfigError`.
+ */
+export function rulesOption<T>(compile: () => T, prefix = ''): T {
+  try {
+    return compile();
+  } catch (error) {
+    if (!RuleConfigError.isInstance(error)) throw error;
+    throw new GenerationError('runtime.bad_option', `${prefix}rules: ${error.message}`, 'rules', {
+      cause: error,
+    });
+  }
+}
+
 /** The largest |logitBias| value (OpenAI's API takes [-100, 100]). */
 export const MAX_LOGIT_BIAS = 1e6;
 
@@ -205,12 +222,7 @@ export abstract class BaseModel {
         'rules',
         `a RuleSet compiled for a vocabulary of ${spec.vocabSize} ids, but this model's tokenizer has ${size}; compile it with this model's (compileRules(spec, model.tokenizer.vocabulary)), or pass the spec`,
       );
-    try {
-      return this.rules(spec);
-    } catch (error) {
-      if (!RuleConfigError.isInstance(error)) throw error;
-      throw new GenerationError('runtime.bad_option', `rules: ${error.message}`, 'rules', { cause: error });
-    }
+    return rulesOption(() => this.rules(spec));
   }
 
   /**

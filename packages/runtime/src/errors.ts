@@ -10,7 +10,10 @@ export class ModelLoadError extends ImplicitItError {
   }
 }
 
-/** A generation request that cannot run as given (prompt too long for the model, bad option value...). */
+/**
+ * A generation request that cannot run as given (prompt too long for the model, bad option value...),
+ * or a `rules` load option (the default rules of every request) that does not compile.
+ */
 export class GenerationError extends ImplicitItError {
   /** The request option at fault, e.g. `maxNewTokens`. */
   readonly param: string | undefined;

@@ -4,7 +4,7 @@
  * hold the thread they run on for a whole prefill chunk or decoding step) never hold the caller's.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadModel, type Model } from './model.js';
+import { loadModelAs, type Model } from './model.js';
 import { errorData, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.js';
 
 if (!parentPort) throw new Error('model-worker: start it as a worker thread (loadModelInWorker does)');
@@ -88,7 +88,11 @@ function serve(model: Model): void {
 
 async function main(): Promise<void> {
   try {
-    const model = await loadModel(dir, { ...options, log: (line) => post({ type: 'log', line }) });
+    // errors name the function the caller called
+    const model = await loadModelAs('loadModelInWorker', dir, {
+      ...options,
+      log: (line) => post({ type: 'log', line }),
+    });
     post({ type: 'ready', files: model.files, info: model.info, prefix: model.prefixCacheStats });
     serve(model);
   } catch (error) {

@@ -1,7 +1,13 @@
-import type { ListsEveryKey, RuleSpec } from '@implicit-it/rules';
+import {
+  compileRules,
+  type ListsEveryKey,
+  RuleSet,
+  type RuleSpec,
+  resolveRuleSpec,
+} from '@implicit-it/rules';
 import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
 import { whenAborted } from './abort.js';
-import { BaseModel, pushedParts } from './base-model.js';
+import { BaseModel, pushedParts, rulesOption } from './base-model.js';
 import {
   DecodeEngine,
   type EngineTokenizer,
@@ -416,12 +422,25 @@ export const defaultLog = (line: string): void => {
  * @example
  * const model = await loadModel('./my-model', { executionProvider: 'auto', rules: 'hewitt2024' });
  */
-export async function loadModel(model: string, options: LoadOptions = {}): Promise<Model> {
-  checkLoadOptions(options, 'loadModel');
+export function loadModel(model: string, options: LoadOptions = {}): Promise<Model> {
+  return loadModelAs('loadModel', model, options);
+}
+
+/**
+ * @internal `loadModel`, its errors naming `call`: `loadModelInWorker`'s thread loads its model with
+ * it, so that a refused option names the function its caller called.
+ */
+export async function loadModelAs(call: string, model: string, options: LoadOptions): Promise<Model> {
+  checkLoadOptions(options, call);
   const chunk = options.prefillChunk;
   const dir = await resolveModel(model, options);
   const files = resolveModelFiles(dir, options.dtype ?? 'fp32');
   const tokenizer = await loadTokenizer(dir);
+  const rules = options.rules ?? false;
+  // compiled against the tokenizer before the weights load: a rule set naming an id past the
+  // vocabulary fails the load with nothing to free (Model compiles it again, in its cache: the
+  // tokenizer's lookups are built by now, so that takes a few milliseconds)
+  if (!RuleSet.isInstance(rules)) rulesOption(() => compileRules(rules, tokenizer.vocabulary), `${call}: `);
   const log = options.log ?? defaultLog;
   const session = await DecoderSession.create(files, { ...options, log });
   const table = session.positionTable;
@@ -439,14 +458,14 @@ export async function loadModel(model: string, options: LoadOptions = {}): Promi
     files,
     tokenizer,
     session,
-    options.rules ?? false,
+    rules,
     options.maxBatchSize,
     chunk,
     options.prefixCache,
   );
   loaded.log = log; // notes of rule entries that match no token: the default rules' now, a request's once
   try {
-    loaded.rules(); // the default rules, compiled now: a bad name fails the load, not every generate
+    loaded.rules(); // the default rules (checked above) in its cache, their notes logged now
   } catch (error) {
     await loaded.dispose();
     throw error;
@@ -508,6 +527,11 @@ export function checkLoadOptions(options: LoadOptions, call: string): void {
   const unknown = unknownOption(options, LOAD_OPTIONS);
   if (unknown !== undefined)
     throw new TypeError(`${call}: ${unknown}: ${notAnOption(unknown, LOAD_OPTIONS, call)}`);
+  // a misspelt preset or a bad field fails before a download or a file is read (the ids a rule set
+  // names are checked against the vocabulary once the tokenizer is loaded)
+  const { rules } = options;
+  if (rules !== undefined && !RuleSet.isInstance(rules))
+    rulesOption(() => resolveRuleSpec(rules), `${call}: `);
   const typed = (
     keys: readonly (keyof LoadOptions)[],
     type: 'boolean' | 'string' | 'function',

@@ -548,7 +548,7 @@ describe('option checks', () => {
     });
   });
 
-  it('load options: provider, dtype, threads and the default rules are checked before anything runs', async () => {
+  it('load options: provider, dtype and threads are checked before anything runs', async () => {
     const dir = await diverseModelDir();
     const quiet = { log: () => {} };
     await expect(loadModel(dir, { ...quiet, executionProvider: 'bogus' as never })).rejects.toThrow(
@@ -563,9 +563,50 @@ describe('option checks', () => {
     await expect(loadModel(dir, { ...quiet, onnxLogLevel: 'loud' as never })).rejects.toThrow(
       'loadModel: onnxLogLevel must be one of verbose, info, warning, error, fatal, got "loud"',
     );
-    await expect(loadModel(dir, { ...quiet, rules: 'bogus' })).rejects.toMatchObject({
-      code: 'rules.invalid_config',
-    });
+  });
+
+  it('load options: the default rules are a bad option naming rules, refused before the weights load', async () => {
+    const presets = `expected a preset (hewitt2024, hewitt2024-llama2-ids, hewitt2024-prose), "none", or rule names joined by "-" from eos, uniform, diversity, start (e.g. eos-uniform-diversity, uniform-diversity, eos-uniform, eos-diversity)`;
+    // a graph onnxruntime cannot parse: an error about the rules says they were checked before it
+    const dir = mkdtempSync(join(tmpdir(), 'runtime-load-rules-'));
+    cpSync(await diverseModelDir(), dir, { recursive: true });
+    writeFileSync(join(dir, 'onnx', 'model.onnx'), 'not a graph');
+    const cases: [string, unknown, string][] = [
+      // before anything is read: the directory need not exist
+      [join(dir, 'missing'), 'hewit2024', `rules: unknown rule set "hewit2024": ${presets}`],
+      [
+        join(dir, 'missing'),
+        { eos: { rampLength: -1 } },
+        'rules: eos.rampLength: expected a positive number, got -1',
+      ],
+      // checked against the tokenizer, before the session
+      [dir, { eos: { ids: [600] } }, 'rules: eos.ids[0]: id 600 is outside the vocabulary [0, 512)'],
+    ];
+    try {
+      for (const [model, rules, message] of cases) {
+        for (const [call, load] of [
+          ['loadModel', loadModel],
+          ['loadModelInWorker', loadModelInWorker],
+        ] as const) {
+          const error = await load(model, { log: () => {}, rules: rules as never }).catch((e) => e);
+          expect(error, `${call} ${message}`).toBeInstanceOf(GenerationError);
+          expect([error.code, error.param, error.message]).toEqual([
+            'runtime.bad_option',
+            'rules',
+            `${call}: ${message}`,
+          ]);
+          // an error of the worker's thread crosses as data, without its cause
+          const there = call === 'loadModelInWorker' && model === dir;
+          expect(RuleConfigError.isInstance(error.cause)).toBe(!there);
+        }
+      }
+      // the same rules on the graph itself: the graph's error
+      await expect(loadModel(dir, { log: () => {}, rules: 'hewitt2024' })).rejects.toMatchObject({
+        code: 'runtime.no_provider',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('load options: unknown names and wrong types are refused, naming the option meant', async () => {
