@@ -11,6 +11,7 @@ import { GenerationError } from './errors.js';
 import type { ModelFiles } from './model-dir.js';
 import {
   bad,
+  checkFormat,
   checkOptions,
   checkScoreOptions,
   flag,
@@ -238,6 +239,7 @@ export abstract class BaseModel {
     options: Pick<GenerateOptions, 'addBos'> = {},
   ): Prompt {
     const { addBos } = options;
+    checkFormat(format);
     flag(addBos, 'addBos');
     if (typeof input === 'string') input = format === 'raw' ? { text: input } : { instruction: input };
     const kinds = typeof input === 'object' && input !== null ? PROMPT_KINDS.filter((k) => k in input) : [];

@@ -1,5 +1,5 @@
 import { type ListsEveryKey, type RuleSet, type RuleSpec, shownValue } from '@implicit-it/rules';
-import type { ChatMessage } from '@implicit-it/tokenizers';
+import { type ChatMessage, PROMPT_FORMATS, type PromptFormat } from '@implicit-it/tokenizers';
 import type { FinishReason, TokenLogprob } from './decode-engine.js';
 import { GenerationError } from './errors.js';
 import type { LogitsProcessor } from './logits-processor.js';
@@ -19,7 +19,7 @@ export type GenerateInput =
 /** Options of `Model.generate`, `Model.stream` and `Model.score`. */
 export interface GenerateOptions {
   /** How instructions and messages become a prompt: the paper's Tulu format (default), the model's chat template, or raw text. */
-  format?: 'tulu' | 'chat-template' | 'raw';
+  format?: PromptFormat;
   /**
    * Start the prompt with the tokenizer's BOS token. Default: the format's own (`tulu`: where the
    * tokenizer adds BOS when encoding with special tokens, `tokenizer.addsBos`: Llama-2 yes; GPT-2,
@@ -143,6 +143,15 @@ export const flag = (v: unknown, param: string) => {
   if (v !== undefined && typeof v !== 'boolean') bad(param, `expected true or false, got ${shown(v)}`);
 };
 
+/**
+ * An optional prompt format (`format`), or a `runtime.bad_option` error naming it: the tokenizer
+ * would refuse it only for a prompt it builds, and a prompt given as text or ids would ignore it.
+ */
+export const checkFormat = (v: unknown) => {
+  if (v !== undefined && !(PROMPT_FORMATS as readonly unknown[]).includes(v))
+    bad('format', `expected one of ${PROMPT_FORMATS.join(', ')}, got ${shown(v)}`);
+};
+
 /** An optional number option, or a `runtime.bad_option` error naming it (a numeric string is no number). */
 const num = (v: unknown, param: string, ok: (n: number) => boolean, expected: string) => {
   if (v !== undefined && (typeof v !== 'number' || !ok(v)))
@@ -217,6 +226,7 @@ export function notAnOption(key: string, known: readonly string[], call: string)
 
 /** Validates `score()` options (the error names the option). */
 export function checkScoreOptions(o: {
+  format?: unknown;
   batchSize?: number;
   addBos?: boolean;
   ranks?: boolean;
@@ -225,6 +235,7 @@ export function checkScoreOptions(o: {
   signal?: unknown;
 }): void {
   checkKnown(o, SCORE_OPTIONS, 'score()');
+  checkFormat(o.format);
   int(o.batchSize, 'batchSize', 1, 1024);
   int(o.top, 'top', 0, 20);
   flag(o.addBos, 'addBos');
@@ -242,6 +253,7 @@ function checkCallbacks(o: { signal?: unknown; onProgress?: unknown }): void {
 /** Validates `generate()` / `stream()` options (the error names the option; `call` the method called). */
 export function checkOptions(o: GenerateOptions, call: 'generate()' | 'stream()' = 'generate()'): void {
   checkKnown(o, GENERATE_OPTIONS, call);
+  checkFormat(o.format);
   int(o.maxNewTokens, 'maxNewTokens', 0);
   int(o.topK, 'topK', 0);
   int(o.batchSize, 'batchSize', 1, 1024);

@@ -1,5 +1,5 @@
 import type { RuleSet, RuleSpec } from '@implicit-it/rules';
-import type { Prompt } from '@implicit-it/tokenizers';
+import type { Prompt, PromptFormat } from '@implicit-it/tokenizers';
 import { type EngineTokenizer, namedTopLogprobs, type TokenLogprob } from './decode-engine.js';
 import type { DecoderSession } from './decoder-session.js';
 import { GenerationAbortedError, GenerationError } from './errors.js';
@@ -19,7 +19,8 @@ export interface ScoreItem {
 
 /** Options of `Model.score`. */
 export interface ScoreOptions {
-  format?: 'tulu' | 'chat-template' | 'raw';
+  /** How instructions and messages become prompts (see `GenerateOptions.format`). */
+  format?: PromptFormat;
   /** Start each prompt with the BOS token (see `GenerateOptions.addBos`). */
   addBos?: boolean;
   /** Score under base + rules (default false: the base model, whatever rules the model was loaded with). */

@@ -509,6 +509,46 @@ describe('option checks', () => {
     }
   });
 
+  it('a format that is none is a bad option naming format, whatever the prompt, in generate, stream, score and prompt', async () => {
+    const model = await tinyModel();
+    const expected = (got: string) => [
+      'runtime.bad_option',
+      'format',
+      `format: expected one of tulu, chat-template, raw, got ${got}`,
+    ];
+    // the tokenizer refused it (tokenizers.invalid_prompt) only for a prompt it built: a prompt
+    // given as text or ids went ahead with it
+    const inputs = [
+      'Hi',
+      { messages: [{ role: 'user' as const, content: 'Hi' }] },
+      { text: 'Hi' },
+      { promptIds: [1, 2] },
+    ];
+    for (const [format, got] of [
+      ['xml', '"xml"'],
+      ['Tulu', '"Tulu"'],
+      [5, '5'],
+      [null, 'null'],
+    ] as const) {
+      for (const input of inputs) {
+        const options = { format: format as never, maxNewTokens: 1 };
+        const calls = [
+          model.generate(input, options),
+          (async () => {
+            for await (const _ of model.stream(input, options));
+          })(),
+          model.score([{ prompt: input, continuation: [3] }], { format: format as never }),
+          (async () => model.prompt(input, format as never))(),
+        ];
+        for (const call of calls) {
+          const error = await call.catch((e) => e);
+          expect(error, `${format} ${JSON.stringify(input)}`).toBeInstanceOf(GenerationError);
+          expect([error.code, error.param, error.message]).toEqual(expected(got));
+        }
+      }
+    }
+  });
+
   it('score(): its items and options are checked before anything runs, and its signal stops it', async () => {
     const model = await tinyModel();
     const cases: [unknown, object, RegExp][] = [

@@ -108,6 +108,7 @@ describe('a model in a worker thread', () => {
       { top_p: 0.5 } as object,
       { logitBias: { 999999: 1 } },
       { rules: 'hewit2024' },
+      { format: 'xml' as never },
       // compiled for another vocabulary: its config alone crossed before, compiled there again
       {
         rules: compileRules('hewitt2024', {

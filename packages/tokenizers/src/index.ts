@@ -8,8 +8,15 @@ export {
 export { PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
 export { type JsonObject, readTokenizerFiles, TOKENIZER_FILE_NAMES, type TokenizerFiles } from './files.js';
 export { loadTokenizer } from './load-tokenizer.js';
-export type { Conversation, Prompt, PromptInput, SpecialTokensInContent, TextRange } from './prompt.js';
-export { documentStartId } from './prompt.js';
+export type {
+  Conversation,
+  Prompt,
+  PromptFormat,
+  PromptInput,
+  SpecialTokensInContent,
+  TextRange,
+} from './prompt.js';
+export { documentStartId, PROMPT_FORMATS } from './prompt.js';
 export { CONVENTIONAL_EOS_TOKENS } from './special-tokens.js';
 export {
   byteLevelDecoder,

@@ -62,6 +62,23 @@ export type PromptInput =
     } & Conversation)
   | { format: 'raw'; text: string; addSpecialTokens?: boolean };
 
+/** The prompt formats `buildPrompt` builds (see `PromptInput`). */
+export type PromptFormat = PromptInput['format'];
+
+/**
+ * Every `PromptFormat`, as a list to check a value against or name in a message.
+ *
+ * @example
+ * `format: expected one of ${PROMPT_FORMATS.join(', ')}`; // 'format: expected one of tulu, chat-template, raw'
+ */
+export const PROMPT_FORMATS = ['tulu', 'chat-template', 'raw'] as const satisfies readonly PromptFormat[];
+
+// every format is listed (one added to PromptInput but not here would be refused)
+const _allFormatsListed: [Exclude<PromptFormat, (typeof PROMPT_FORMATS)[number]>] extends [never]
+  ? true
+  : false = true;
+void _allFormatsListed;
+
 /** What special-token text inside a message becomes (see `PromptInput`). */
 export type SpecialTokensInContent = 'text' | 'parse';
 
@@ -195,10 +212,11 @@ function messagesOf(input: Conversation): readonly ChatMessage[] {
  */
 export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Prompt {
   const format: unknown = input?.format;
-  if (format !== 'tulu' && format !== 'chat-template' && format !== 'raw') {
+  if (!(PROMPT_FORMATS as readonly unknown[]).includes(format)) {
+    const quoted = PROMPT_FORMATS.map((f) => `'${f}'`);
     throw new PromptError(
       'tokenizers.invalid_prompt',
-      `format: expected 'tulu', 'chat-template' or 'raw', got ${JSON.stringify(format)}`,
+      `format: expected ${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}, got ${JSON.stringify(format)}`,
     );
   }
   if (input.format === 'raw') {
