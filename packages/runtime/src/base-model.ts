@@ -18,6 +18,7 @@ import {
   type GenerateInput,
   type GenerateOptions,
   type GenerationResult,
+  type StreamOptions,
   type StreamPart,
   shown,
 } from './options.js';
@@ -155,9 +156,10 @@ export abstract class BaseModel {
 
   /**
    * Streams one generation as typed parts: `text-delta`, `token`, then `finish`. Breaking out of the
-   * loop, or aborting `options.signal`, stops decoding at the next step and frees its tensors.
+   * loop, or aborting `options.signal`, stops decoding at the next step and frees its tensors. Its
+   * options are `generate()`'s less those of a list of prompts (`StreamOptions`).
    */
-  abstract stream(input: GenerateInput, options?: GenerateOptions): AsyncGenerator<StreamPart>;
+  abstract stream(input: GenerateInput, options?: StreamOptions): AsyncGenerator<StreamPart>;
 
   /** Teacher-forced scoring: the log-prob of each token of a given continuation after a prompt. */
   abstract score(items: readonly ScoreItem[], options?: ScoreOptions): Promise<ScoreResult[]>;
@@ -183,7 +185,7 @@ export abstract class BaseModel {
   }
 
   /** What `stream` does first: `generationPrompts` of its one prompt (a list is refused, naming `generate`). */
-  protected streamPrompt(input: GenerateInput, options: GenerateOptions): [Prompt] {
+  protected streamPrompt(input: GenerateInput, options: StreamOptions): [Prompt] {
     if (Array.isArray(input))
       bad(
         'prompt',

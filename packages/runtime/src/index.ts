@@ -33,7 +33,13 @@ export {
   positionTable,
   summarizeGraph,
 } from './onnx-patch.js';
-export type { GenerateInput, GenerateOptions, GenerationResult, StreamPart } from './options.js';
+export type {
+  GenerateInput,
+  GenerateOptions,
+  GenerationResult,
+  StreamOptions,
+  StreamPart,
+} from './options.js';
 export type { PrefixCacheStats } from './prefix-cache.js';
 export {
   cudaPackageUrl,

@@ -25,6 +25,7 @@ import {
   type GenerateOptions,
   type GenerationResult,
   notAnOption,
+  type StreamOptions,
   type StreamPart,
   shown,
   unknownOption,
@@ -302,7 +303,7 @@ export class Model extends BaseModel {
    *   if (part.type === 'text-delta') process.stdout.write(part.text);
    * }
    */
-  async *stream(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<StreamPart> {
+  async *stream(input: GenerateInput, options: StreamOptions = {}): AsyncGenerator<StreamPart> {
     const [prompt] = this.streamPrompt(input, options);
     // an early stop (break, return) or an abort ends the row at the next step, its tensors freed
     yield* pushedParts<StreamPart>(options.signal, (push, signal) =>

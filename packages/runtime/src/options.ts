@@ -16,7 +16,7 @@ export type GenerateInput =
   | { text: string }
   | { promptIds: readonly number[]; scopeStart?: number };
 
-/** Options of `Model.generate`, `Model.stream` and `Model.score`. */
+/** Options of `Model.generate` (and, less `batchSize` and `onProgress`, of `Model.stream`: `StreamOptions`). */
 export interface GenerateOptions {
   /** How instructions and messages become a prompt: the paper's Tulu format (default), the model's chat template, or raw text. */
   format?: PromptFormat;
@@ -97,6 +97,12 @@ export interface GenerateOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/**
+ * Options of `Model.stream`: `generate()`'s, less those of a list of prompts (`batchSize`,
+ * `onProgress`), which `stream()` refuses: it decodes one prompt, and its parts are its progress.
+ */
+export type StreamOptions = Omit<GenerateOptions, 'batchSize' | 'onProgress'>;
+
 /** One generation's result. */
 export interface GenerationResult {
   text: string;
@@ -158,8 +164,8 @@ const num = (v: unknown, param: string, ok: (n: number) => boolean, expected: st
     bad(param, `expected ${expected}, got ${shown(v)}`);
 };
 
-/** The options of `generate()` / `stream()`, for telling a misspelt one (`top_p`) from a known one. */
-const GENERATE_OPTIONS = [
+/** The options of `stream()`, for telling a misspelt one (`top_p`) from a known one. */
+const STREAM_OPTIONS = [
   'format',
   'addBos',
   'maxNewTokens',
@@ -176,9 +182,25 @@ const GENERATE_OPTIONS = [
   'logitBias',
   'trace',
   'signal',
+] as const satisfies readonly (keyof StreamOptions)[];
+
+/** The options of `generate()`: `stream()`'s and those of a list of prompts. */
+const GENERATE_OPTIONS = [
+  ...STREAM_OPTIONS,
   'batchSize',
   'onProgress',
 ] as const satisfies readonly (keyof GenerateOptions)[];
+
+/**
+ * Why `stream()` refuses each option of `generate()` it has not: each is of a list of prompts, and
+ * taken without a word it would do nothing.
+ */
+const NOT_STREAM_OPTIONS: Record<Exclude<keyof GenerateOptions, keyof StreamOptions>, string> = {
+  batchSize:
+    'not an option of stream(), which decodes one prompt; generate() takes a list of prompts and decodes batchSize of them at once',
+  onProgress:
+    'not an option of stream(), whose parts are its progress (a token part per token, then finish); generate() takes a list of prompts and calls onProgress as each one is done',
+};
 
 /** The options of `score()`. */
 const SCORE_OPTIONS = [
@@ -194,8 +216,10 @@ const SCORE_OPTIONS = [
 
 // every option is listed (a new one missing here would be refused as unknown)
 const _allGenerateOptionsListed: ListsEveryKey<GenerateOptions, typeof GENERATE_OPTIONS> = true;
+const _allStreamOptionsListed: ListsEveryKey<StreamOptions, typeof STREAM_OPTIONS> = true;
 const _allScoreOptionsListed: ListsEveryKey<ScoreOptions, typeof SCORE_OPTIONS> = true;
 void _allGenerateOptionsListed;
+void _allStreamOptionsListed;
 void _allScoreOptionsListed;
 
 /**
@@ -252,7 +276,11 @@ function checkCallbacks(o: { signal?: unknown; onProgress?: unknown }): void {
 
 /** Validates `generate()` / `stream()` options (the error names the option; `call` the method called). */
 export function checkOptions(o: GenerateOptions, call: 'generate()' | 'stream()' = 'generate()'): void {
-  checkKnown(o, GENERATE_OPTIONS, call);
+  if (call === 'stream()' && typeof o === 'object' && o !== null) {
+    for (const [key, why] of Object.entries(NOT_STREAM_OPTIONS))
+      if (o[key as keyof typeof NOT_STREAM_OPTIONS] !== undefined) bad(key, why);
+  }
+  checkKnown(o, call === 'stream()' ? STREAM_OPTIONS : GENERATE_OPTIONS, call);
   checkFormat(o.format);
   int(o.maxNewTokens, 'maxNewTokens', 0);
   int(o.topK, 'topK', 0);

@@ -14,6 +14,7 @@ import {
   type GenerateInput,
   type GenerateOptions,
   type GenerationResult,
+  type StreamOptions,
   type StreamPart,
 } from './options.js';
 import type { PrefixCacheStats } from './prefix-cache.js';
@@ -244,7 +245,7 @@ export class WorkerModel extends BaseModel {
     return results.map((r, i) => ({ ...r, prompt: promptOf(prompts[i]!) }));
   }
 
-  async *stream(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<StreamPart> {
+  async *stream(input: GenerateInput, options: StreamOptions = {}): AsyncGenerator<StreamPart> {
     const [prompt] = this.streamPrompt(input, options);
     const sent = this.sent(options);
     // an early stop (break, return) or an abort asks the worker to end the row at its next step

@@ -420,9 +420,9 @@ describe('sampling edges', () => {
   });
 });
 
-/** The options of generate() and stream(), as an unknown option's error lists them. */
-const OPTION_NAMES =
-  'format, addBos, maxNewTokens, temperature, topK, topP, seed, ignoreEos, stop, rules, processors, logprobs, promptLogprobs, logitBias, trace, signal, batchSize, onProgress';
+/** The options of stream(), as an unknown option's error lists them (generate() has batchSize and onProgress too). */
+const STREAM_OPTION_NAMES =
+  'format, addBos, maxNewTokens, temperature, topK, topP, seed, ignoreEos, stop, rules, processors, logprobs, promptLogprobs, logitBias, trace, signal';
 
 describe('option checks', () => {
   it('names the option for every malformed one', async () => {
@@ -459,8 +459,33 @@ describe('option checks', () => {
     await expect(streamed({ top_p: 0.9 })).rejects.toMatchObject({
       code: 'runtime.bad_option',
       param: 'top_p',
-      message: `top_p: not an option of stream() (did you mean topP?); its options are ${OPTION_NAMES}`,
+      message: `top_p: not an option of stream() (did you mean topP?); its options are ${STREAM_OPTION_NAMES}`,
     });
+    // generate()'s options of a list of prompts are refused, saying why (taken, they did nothing)
+    const refused: [object, string][] = [
+      [
+        { batchSize: 2 },
+        'batchSize: not an option of stream(), which decodes one prompt; generate() takes a list of prompts and decodes batchSize of them at once',
+      ],
+      [
+        { onProgress: () => {} },
+        'onProgress: not an option of stream(), whose parts are its progress (a token part per token, then finish); generate() takes a list of prompts and calls onProgress as each one is done',
+      ],
+    ];
+    for (const [options, message] of refused) {
+      const error = await streamed(options).catch((e) => e);
+      expect(error).toBeInstanceOf(GenerationError);
+      expect([error.code, error.param, error.message]).toEqual([
+        'runtime.bad_option',
+        Object.keys(options)[0],
+        message,
+      ]);
+    }
+    // and TypeScript refuses them (typecheck covers this file)
+    // @ts-expect-error batchSize is not an option of stream()
+    void (() => model.stream('Hi', { batchSize: 2 }));
+    // @ts-expect-error onProgress is not an option of stream()
+    void (() => model.stream('Hi', { onProgress: () => {} }));
     await expect(streamed([] as never)).rejects.toThrow(
       'options: expected an object of stream() options, got []',
     );

@@ -141,6 +141,9 @@ describe('a model in a worker thread', () => {
       await expect(collect(model.stream('Hi', { top_p: 0.5 } as object))).rejects.toThrow(
         /^top_p: not an option of stream\(\) \(did you mean topP\?\); its options are format, /,
       );
+      await expect(collect(model.stream('Hi', { batchSize: 2 } as object))).rejects.toThrow(
+        /^batchSize: not an option of stream\(\), which decodes one prompt; generate\(\) takes a list/,
+      );
     }
   });
 
