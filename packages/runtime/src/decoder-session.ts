@@ -19,6 +19,11 @@ export interface SessionOptions {
   executionProvider?: ExecutionProvider | 'auto';
   /** Threads inside one operator (default: onnxruntime's choice, the physical cores). */
   intraOpThreads?: number;
+  /**
+   * Threads running independent nodes of the graph at once (default: none, nodes run one after
+   * another). Set (1 or more), the session runs in onnxruntime's parallel execution mode, the only one
+   * that reads this count; a decoder's graph has few independent branches, so it seldom helps.
+   */
   interOpThreads?: number;
   /**
    * Compute the LM head only where logits are needed (default true): the graph is patched in memory
@@ -413,7 +418,10 @@ export class DecoderSession {
           graphOptimizationLevel: 'all',
           logSeverityLevel: ONNX_LOG_LEVELS.indexOf(options.onnxLogLevel ?? 'error') as 0 | 1 | 2 | 3 | 4,
           ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-          ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
+          // onnxruntime's sequential execution (its default) ignores interOpNumThreads
+          ...(options.interOpThreads
+            ? { executionMode: 'parallel' as const, interOpNumThreads: options.interOpThreads }
+            : {}),
           ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
           ...(externalDataFolder
             ? { extra: { session: { model_external_initializers_file_folder_path: externalDataFolder } } }

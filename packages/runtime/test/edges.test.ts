@@ -6,7 +6,8 @@ import { LogitsProcessorList } from '@huggingface/transformers';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { compileRules, RuleConfigError, RuleSet } from '@implicit-it/rules';
 import { describeShared, tinyLlama2ModelOptions } from '@implicit-it/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   createRng,
   GenerationError,
@@ -671,6 +672,34 @@ describe('option checks', () => {
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('load options: interOpThreads runs the graph in parallel execution mode, the only one that reads it', async () => {
+    const dir = await diverseModelDir();
+    const [expected] = await (await tinyModel()).generate(PROMPTS[0]!, { maxNewTokens: 8 });
+    const create = vi.spyOn(ort.InferenceSession, 'create');
+    try {
+      for (const [interOpThreads, settings] of [
+        [undefined, [undefined, undefined]],
+        [0, [undefined, undefined]],
+        [2, ['parallel', 2]],
+      ] as const) {
+        create.mockClear();
+        const model = await loadModel(dir, { log: () => {}, interOpThreads });
+        try {
+          // before, interOpNumThreads went to a session in sequential mode, which ignores it
+          const sessions = create.mock.calls.map(([, o]) => [o?.executionMode, o?.interOpNumThreads]);
+          expect(sessions.length).toBeGreaterThan(0);
+          for (const session of sessions) expect(session, `${interOpThreads}`).toEqual(settings);
+          const [r] = await model.generate(PROMPTS[0]!, { maxNewTokens: 8 });
+          expect(r!.tokenIds).toEqual(expected!.tokenIds);
+        } finally {
+          await model.dispose();
+        }
+      }
+    } finally {
+      create.mockRestore();
     }
   });
 
