@@ -289,16 +289,22 @@ export class DecoderSession {
         continue;
       }
       const { session, failures } = opened;
-      const problem = session.splitAttention
-        ? await DecoderSession.checkSplit(session, files, current)
-        : null;
-      if (problem === null) {
-        const why = failures.length
-          ? ` (skipped: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')})`
-          : '';
-        const threads = options.intraOpThreads ? `, intra-op threads: ${options.intraOpThreads}` : '';
-        log(`execution provider: ${session.provider}${threads}${why}`);
-        return session;
+      let problem: string | null;
+      // the session is the caller's once returned: until then, a failure (the reference graph of the
+      // check not opening, a `log` that throws) frees it
+      try {
+        problem = session.splitAttention ? await DecoderSession.checkSplit(session, files, current) : null;
+        if (problem === null) {
+          const why = failures.length
+            ? ` (skipped: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')})`
+            : '';
+          const threads = options.intraOpThreads ? `, intra-op threads: ${options.intraOpThreads}` : '';
+          log(`execution provider: ${session.provider}${threads}${why}`);
+          return session;
+        }
+      } catch (error) {
+        await session.release();
+        throw error;
       }
       await session.release();
       if (session.attention === 'grouped') {

@@ -444,48 +444,43 @@ export async function loadModelAs(call: string, model: string, options: LoadOpti
   if (!RuleSet.isInstance(rules)) rulesOption(() => compileRules(rules, tokenizer.vocabulary), `${call}: `);
   const log = options.log ?? defaultLog;
   const session = await DecoderSession.create(files, { ...options, log });
-  const table = session.positionTable;
-  const declared = files.config.max_position_embeddings;
-  if (table !== null && contextLimit(declared, table) !== declared)
-    log(
-      `context of ${table.rows} positions: the rows of ${table.tensor} in ${files.onnxFile} (config.json's max_position_embeddings ${declared === undefined ? 'is absent' : `says ${declared}`})`,
-    );
-  const window = files.config.sliding_window;
-  if (window !== null && session.cacheMode === 'slots')
-    log(
-      `sliding window of ${window} positions: from ${window - 1} cached positions on, the cache has no free slots and each step copies it`,
-    );
-  const loaded = new Model(
-    files,
-    tokenizer,
-    session,
-    rules,
-    options.maxBatchSize,
-    chunk,
-    options.prefixCache,
-  );
-  loaded.log = log; // notes of rule entries that match no token: the default rules' now, a request's once
+  let loaded: Model | undefined;
+  // the session holds the weights until released: a load failing past it (a `log` that throws)
+  // frees it
   try {
+    const table = session.positionTable;
+    const declared = files.config.max_position_embeddings;
+    if (table !== null && contextLimit(declared, table) !== declared)
+      log(
+        `context of ${table.rows} positions: the rows of ${table.tensor} in ${files.onnxFile} (config.json's max_position_embeddings ${declared === undefined ? 'is absent' : `says ${declared}`})`,
+      );
+    const window = files.config.sliding_window;
+    if (window !== null && session.cacheMode === 'slots')
+      log(
+        `sliding window of ${window} positions: from ${window - 1} cached positions on, the cache has no free slots and each step copies it`,
+      );
+    loaded = new Model(files, tokenizer, session, rules, options.maxBatchSize, chunk, options.prefixCache);
+    loaded.log = log; // notes of rule entries that match no token: the default rules' now, a request's once
     loaded.rules(); // the default rules (checked above) in its cache, their notes logged now
+    const why = whyPromptsRunWhole(session, window);
+    log(
+      loaded.info.prefillChunk > 0
+        ? `prompts prefilled in chunks of ${loaded.info.prefillChunk} positions`
+        : chunk === 0 || why === null
+          ? 'prompts prefilled whole'
+          : `prompts prefilled whole (no chunks with ${why})`,
+    );
+    if (options.prefixCache)
+      log(
+        why === null
+          ? `prefix cache of ${(options.prefixCache / 2 ** 20).toFixed(0)} MiB: prompts that begin as a recent one reuse its keys/values`
+          : `no prefix cache with ${why}`,
+      );
+    return loaded;
   } catch (error) {
-    await loaded.dispose();
+    await (loaded ? loaded.dispose() : session.release());
     throw error;
   }
-  const why = whyPromptsRunWhole(session, window);
-  log(
-    loaded.info.prefillChunk > 0
-      ? `prompts prefilled in chunks of ${loaded.info.prefillChunk} positions`
-      : chunk === 0 || why === null
-        ? 'prompts prefilled whole'
-        : `prompts prefilled whole (no chunks with ${why})`,
-  );
-  if (options.prefixCache)
-    log(
-      why === null
-        ? `prefix cache of ${(options.prefixCache / 2 ** 20).toFixed(0)} MiB: prompts that begin as a recent one reuse its keys/values`
-        : `no prefix cache with ${why}`,
-    );
-  return loaded;
 }
 
 /** The options of `loadModel` and `loadModelInWorker`, for refusing a misspelt one (`maxBatch`). */

@@ -8,6 +8,7 @@ import { compileRules, RuleConfigError, RuleSet } from '@implicit-it/rules';
 import { describeShared, tinyLlama2ModelOptions } from '@implicit-it/testkit';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DecoderSession } from '../src/decoder-session.js';
 import {
   createRng,
   GenerationError,
@@ -700,6 +701,26 @@ describe('option checks', () => {
       }
     } finally {
       create.mockRestore();
+    }
+  });
+
+  it('a load that fails once the session is open frees it (a log that throws)', async () => {
+    const dir = await diverseModelDir();
+    const release = vi.spyOn(DecoderSession.prototype, 'release');
+    try {
+      // the last line DecoderSession.create logs, and the last loadModel does
+      for (const line of ['execution provider: ', 'prompts prefilled ']) {
+        release.mockClear();
+        const boom = new Error(`log sink failed at "${line}"`);
+        const log = (l: string) => {
+          if (l.startsWith(line)) throw boom;
+        };
+        await expect(loadModel(dir, { log })).rejects.toBe(boom);
+        // before, the session (and the weights it holds) stayed until the process exited
+        expect(release, line).toHaveBeenCalledTimes(1);
+      }
+    } finally {
+      release.mockRestore();
     }
   });
 
