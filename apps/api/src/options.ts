@@ -121,6 +121,9 @@ export function defaultModelId(model: BaseModel): string {
   return basename(model.info.dir);
 }
 
+/** The prompt formats chat messages can be given in (the `format` server option). */
+const CHAT_FORMATS: readonly ResolvedApiOptions['format'][] = ['tulu', 'chat-template'];
+
 /** Fills in defaults and checks the options; throws `RangeError` / `TypeError` naming the option. */
 export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
   if (!options || options.models === undefined) throw new TypeError('models: give at least one model');
@@ -145,6 +148,12 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
   if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey.trim() === '')) {
     // an empty key would read as no key: a server its owner meant to protect would be open
     throw new TypeError('apiKey: expected a non-empty string (leave apiKey out to serve without a key)');
+  }
+  // 'raw' is a prompt format too, but chat messages have no raw text
+  if (options.format !== undefined && !CHAT_FORMATS.includes(options.format)) {
+    throw new TypeError(
+      `format: expected ${CHAT_FORMATS.map((f) => `"${f}"`).join(' or ')}, got ${JSON.stringify(options.format)}`,
+    );
   }
   if (options.addBos !== undefined && typeof options.addBos !== 'boolean') {
     throw new TypeError(`addBos: expected true or false, got ${JSON.stringify(options.addBos)}`);

@@ -1012,6 +1012,11 @@ describe('options', () => {
     expect(() => createApp({ models: [] })).toThrow(/models/);
     expect(() => createApp({ models: [{ id: 'a', model }], concurrency: 0 })).toThrow(/concurrency/);
     expect(() => createApp({ models: [{ id: 'a', model }], rules: 'nope' })).toThrow(/unknown rule set/);
+    // a bad format used to pass here and fail every chat request with a 400 on a field it has not got
+    for (const format of ['xml', 'raw'])
+      expect(() => createApp({ models: [{ id: 'a', model }], format: format as never })).toThrow(
+        `format: expected "tulu" or "chat-template", got "${format}"`,
+      );
     expect(() =>
       createApp({
         models: [
