@@ -142,6 +142,32 @@ describe('help, version, usage errors', () => {
     for (const r of [topP, lr, warmup]) expect(r.stderr).not.toMatch(/e-324|0\.999999/);
   });
 
+  it('--max-tokens 0 is a usage error in generate and chat (it printed nothing and exited 0)', async () => {
+    const message =
+      "error: option '-n, --max-tokens <n>' argument '0' is invalid. expected an integer in [1, 1000000], got \"0\"\n";
+    const generate = await run(['generate', '--model', model, '--max-tokens', '0', 'Hi']);
+    expect(generate.code).toBe(2);
+    expect(generate.stderr).toBe(`${message}(add --help for usage and examples)\n`);
+    expect(generate.stdout).toBe('');
+    const chat = await run(['chat', '--model', model, '-n', '0'], { input: 'Hi\n' });
+    expect(chat.code).toBe(2);
+    expect(chat.stderr).toBe(`${message}(add --help for usage and examples)\n`);
+  });
+
+  it('finetune sweep --seeds takes the range of plan --seed, and says so by its own flag', async () => {
+    const r = await run(['finetune', 'sweep', '--seeds', '1,4294967296']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      "error: option '--seeds <list>' argument '1,4294967296' is invalid. expected comma-separated integers in [0, 4294967295], got \"1,4294967296\"\n(add --help for usage and examples)\n",
+    );
+    // the grid's largest seed is still taken (the parse passes: a required option is asked for next)
+    const top = await run(['finetune', 'sweep', '--seeds', '0,4294967295']);
+    expect(top.code).toBe(2);
+    expect(top.stderr).toBe(
+      "error: required option '-o, --out <sweep-dir>' not specified\n(add --help for usage and examples)\n",
+    );
+  });
+
   it('exits 3 when the model cannot be found or loaded', async () => {
     const r = await run(['generate', '--model', '/nonexistent/model', 'Hi']);
     expect(r.code).toBe(3);

@@ -71,15 +71,16 @@ export const splitArg = (value: string): SplitOptions => {
   );
 };
 
-/** A comma-separated list of positive integers (`5,7,10`). */
+/** A comma-separated list of integers in [min, max] (`5,7,10`). */
 export const intListArg =
-  (min: number) =>
+  (min: number, max?: number) =>
   (value: string): number[] => {
     const parts = value.split(',').map((s) => s.trim());
     const out = parts.map((p) => {
       const n = Number(p);
-      if (!/^\d+$/.test(p) || !Number.isSafeInteger(n) || n < min) {
-        throw new InvalidArgumentError(`expected comma-separated integers >= ${min}, got "${value}"`);
+      if (!/^\d+$/.test(p) || !Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
+        const range = max === undefined ? `>= ${min}` : `in [${min}, ${max}]`;
+        throw new InvalidArgumentError(`expected comma-separated integers ${range}, got "${value}"`);
       }
       return n;
     });
@@ -832,7 +833,8 @@ Examples:
       .requiredOption('-o, --out <sweep-dir>', 'the directory to write the jobs and sweep.json into'),
   )
     .option('--epochs <list>', `epoch counts (default the paper's ${EPOCH_CHOICES.join(',')})`, intListArg(1))
-    .option('--seeds <list>', `seeds (default ${SEEDS.join(',')})`, intListArg(0))
+    // the range of plan's --seed (accelerate's set_seed): the library's refusal would name --seed
+    .option('--seeds <list>', `seeds (default ${SEEDS.join(',')})`, intListArg(0, 2 ** 32 - 1))
     .addHelpText(
       'after',
       `
