@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EncodedExample } from './encode-messages.js';
 import { IGNORE_INDEX } from './encode-messages.js';
@@ -86,8 +86,14 @@ export async function writeEncodedShard(
   return manifest;
 }
 
+/** The fix for a shard whose files do not match its manifest, as train.py's load_shard says it. */
+const REPLAN = 'copy the job directory again, or plan the job again';
+
 /**
- * Reads a shard directory back into examples (labels rebuilt from the loss mask).
+ * Reads a shard directory back into examples (labels rebuilt from the loss mask). Each file's size is
+ * checked against the manifest first, and the offsets against the token count, as train.py checks
+ * them: a shard cut short (a job directory copied in part) or mixed with another throws a
+ * `DataFileError` naming the file, its size and the size the manifest implies.
  *
  * @example
  * const { manifest, examples } = await readEncodedShard('job/data/train');
@@ -102,20 +108,65 @@ export async function readEncodedShard(
   } catch (cause) {
     throw new DataFileError(manifestPath, 'cannot read the shard manifest; encode the data again', { cause });
   }
-  if (manifest.format !== SHARD_FORMAT) {
+  if (manifest?.format !== SHARD_FORMAT) {
     throw new DataFileError(
       manifestPath,
-      `format is ${JSON.stringify(manifest.format)}, expected ${SHARD_FORMAT}`,
+      `format is ${JSON.stringify(manifest?.format)}, expected ${SHARD_FORMAT}`,
     );
   }
-  const idsBuf = await readFile(join(dir, manifest.files.inputIds));
-  const mask = await readFile(join(dir, manifest.files.lossMask));
-  const offBuf = await readFile(join(dir, manifest.files.offsets));
+  const { count, tokens } = manifest;
+  for (const [field, value] of [
+    ['count', count],
+    ['tokens', tokens],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 0)
+      throw new DataFileError(
+        manifestPath,
+        `${field} is ${JSON.stringify(value)}, expected an integer >= 0; encode the data again`,
+      );
+  }
+  if (!Array.isArray(manifest.ids) || manifest.ids.length !== count)
+    throw new DataFileError(
+      manifestPath,
+      `ids lists ${Array.isArray(manifest.ids) ? manifest.ids.length : 'no'} example ids, and count says ${count}; encode the data again`,
+    );
+  // sizes checked before anything is read: a cut file would give examples that end early, or a
+  // RangeError from the Buffer reads
+  const read = async (file: string, width: number, expected: number): Promise<Buffer> => {
+    const path = join(dir, file);
+    const size = await stat(path).then(
+      (s) => (s.isFile() ? s.size : undefined),
+      () => undefined,
+    );
+    if (size !== width * expected) {
+      const found = size === undefined ? 'missing' : `holds ${size} bytes`;
+      throw new DataFileError(
+        path,
+        `${found}, and ${manifestPath} says ${width * expected} (${expected} x ${width}); the shard is incomplete: ${REPLAN}`,
+      );
+    }
+    return readFile(path);
+  };
+  const idsBuf = await read(manifest.files.inputIds, 4, tokens);
+  const mask = await read(manifest.files.lossMask, 1, tokens);
+  const offBuf = await read(manifest.files.offsets, 8, count + 1);
+  // the offsets rise from 0 to the token count: those of another shard would slice garbage
+  const offsets: number[] = [];
+  for (let i = 0; i <= count; i++) {
+    const at = Number(offBuf.readBigInt64LE(i * 8));
+    const [low, high] = i === count ? [tokens, tokens] : i === 0 ? [0, 0] : [offsets[i - 1]!, tokens];
+    if (at < low || at > high)
+      throw new DataFileError(
+        join(dir, manifest.files.offsets),
+        `offset ${i} is ${at}, expected ${low === high ? low : `${low} to ${high}`} (the offsets rise from 0 to the ${tokens} tokens of ${manifestPath}); the file is damaged or belongs to another shard: ${REPLAN}`,
+      );
+    offsets.push(at);
+  }
   const examples: EncodedExample[] = [];
   const truncatedIds = manifest.truncatedIds ? new Set(manifest.truncatedIds) : undefined;
-  for (let i = 0; i < manifest.count; i++) {
-    const a = Number(offBuf.readBigInt64LE(i * 8));
-    const b = Number(offBuf.readBigInt64LE((i + 1) * 8));
+  for (let i = 0; i < count; i++) {
+    const a = offsets[i]!;
+    const b = offsets[i + 1]!;
     const inputIds: number[] = [];
     const labels: number[] = [];
     let trainedTokens = 0;

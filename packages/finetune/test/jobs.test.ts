@@ -5,7 +5,9 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
+  truncateSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
 import { describe, expect, it } from 'vitest';
 import {
+  DataFileError,
   encodeDataset,
   FinetuneOptionError,
   JobError,
@@ -69,6 +72,81 @@ describe('encoded shards', () => {
       tokenizer: { hash: 'abc' },
     });
     expect(statSync(join(dir, 'input_ids.i32')).size).toBe(enc.tokens * 4);
+  });
+  it('refuses a shard whose files do not match its manifest, naming the file and both sizes, as train.py does', async () => {
+    const examples = ['hi', 'hello there', 'hey'].map((content, i) => ({
+      dataset: 't',
+      id: `e${i}`,
+      messages: [
+        { role: 'user' as const, content },
+        { role: 'assistant' as const, content: 'ok!' },
+      ],
+    }));
+    const dir = mkdtempSync(join(tmpdir(), 'ft-shard-cut-'));
+    const { tokens, encoded } = await encodeDataset({
+      examples,
+      tokenizer: charTok,
+      recipe: 'toy',
+      outDir: dir,
+    });
+    const manifest = join(dir, 'manifest.json');
+    const refusal = async () => {
+      const error = await readEncodedShard(dir).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(DataFileError);
+      expect((error as DataFileError).code).toBe('finetune.missing_data');
+      return (error as DataFileError).message;
+    };
+    const fix = 'copy the job directory again, or plan the job again';
+    // a job directory copied in part: the ids stop after 5 tokens (they read as examples ending early)
+    const ids = join(dir, 'input_ids.i32');
+    const idsBytes = readFileSync(ids);
+    truncateSync(ids, 20);
+    expect(await refusal()).toBe(
+      `${ids}: holds 20 bytes, and ${manifest} says ${4 * tokens} (${tokens} x 4); the shard is incomplete: ${fix}`,
+    );
+    writeFileSync(ids, idsBytes);
+    const mask = join(dir, 'loss_mask.u8');
+    writeFileSync(mask, Buffer.concat([readFileSync(mask), Buffer.from([1])]));
+    expect(await refusal()).toBe(
+      `${mask}: holds ${tokens + 1} bytes, and ${manifest} says ${tokens} (${tokens} x 1); the shard is incomplete: ${fix}`,
+    );
+    truncateSync(mask, tokens);
+    const offsets = join(dir, 'offsets.i64');
+    const offsetBytes = readFileSync(offsets);
+    rmSync(offsets);
+    expect(await refusal()).toBe(
+      `${offsets}: missing, and ${manifest} says 32 (4 x 8); the shard is incomplete: ${fix}`,
+    );
+    // offsets of the right size that do not rise to the manifest's tokens (another shard's): a
+    // RangeError from the Buffer reads before
+    const other = new BigInt64Array([0n, 3n, 2n, BigInt(tokens)]);
+    writeFileSync(offsets, new Uint8Array(other.buffer));
+    expect(await refusal()).toBe(
+      `${offsets}: offset 2 is 2, expected 3 to ${tokens} (the offsets rise from 0 to the ${tokens} tokens of ${manifest}); the file is damaged or belongs to another shard: ${fix}`,
+    );
+    other.set([0n, 3n, 5n, BigInt(tokens + 9)]);
+    writeFileSync(offsets, new Uint8Array(other.buffer));
+    expect(await refusal()).toBe(
+      `${offsets}: offset 3 is ${tokens + 9}, expected ${tokens} (the offsets rise from 0 to the ${tokens} tokens of ${manifest}); the file is damaged or belongs to another shard: ${fix}`,
+    );
+    writeFileSync(offsets, offsetBytes);
+    const json = JSON.parse(readFileSync(manifest, 'utf8'));
+    writeFileSync(manifest, JSON.stringify({ ...json, ids: ['e0', 'e1'] }));
+    expect(await refusal()).toBe(
+      `${manifest}: ids lists 2 example ids, and count says 3; encode the data again`,
+    );
+    writeFileSync(manifest, JSON.stringify({ ...json, tokens: -1 }));
+    expect(await refusal()).toBe(
+      `${manifest}: tokens is -1, expected an integer >= 0; encode the data again`,
+    );
+    // restored, it reads as written
+    writeFileSync(manifest, JSON.stringify(json));
+    expect((await readEncodedShard(dir)).examples.map((e) => e.inputIds)).toEqual(
+      encoded.map((e) => e.inputIds),
+    );
   });
   it('reads back which examples were cut as the encoder says it: exactly maxSeqLength tokens is not', async () => {
     const ex = {
