@@ -522,6 +522,33 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(sweep.code, sweep.stderr).toBe(0);
     for (const j of JSON.parse(sweep.stdout).jobs)
       expect(JSON.parse(readFileSync(join(j.jobDir, 'job.json'), 'utf8')).training.scheduleSteps).toBe('run');
+    // the summary shows the schedule of each epoch count, as plan shows its job's: 10 epochs count
+    // 10 x ceil(374 / 8) = 470 schedule steps (14 warmup), 10 x ceil(187 / 8) = 240 per GPU
+    const grid = await run([
+      'finetune',
+      'sweep',
+      '--recipe',
+      'mbpp',
+      '--model',
+      model,
+      '--gpus',
+      '2',
+      '--effective-batch-size',
+      '16',
+      '--epochs',
+      '5,10',
+      '--seeds',
+      '1,2',
+      '--out',
+      join(tmp, 'jobs', 'sched-grid'),
+    ]);
+    expect(grid.code, grid.stderr).toBe(0);
+    expect(grid.stdout).toContain(
+      "  schedule  reference (the paper's)\n" +
+        '     5 epochs  235 steps, 7 warmup, advanced 2 per optimizer step; 120 optimizer steps, lr 0 from step 119\n' +
+        '    10 epochs  470 steps, 14 warmup, advanced 2 per optimizer step; 240 optimizer steps, lr 0 from step 236\n' +
+        '  mbpp-ep5-seed1\n',
+    );
     const bad = await plan('sched-bad', '--schedule-steps', 'unsplit');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(

@@ -502,10 +502,11 @@ export function describeTraining(job: JobSpec): string {
 }
 
 /**
- * One line about a job's learning-rate schedule: what it is sized for, how far each optimizer step
- * advances it, and where its rate reaches 0 (as train.py computes them).
+ * A job's learning-rate schedule, as train.py computes it: `mode`, what it is sized for (the same for
+ * every job of a sweep), and `steps`, its length, how far each optimizer step advances it and where
+ * its rate reaches 0 (which differ by epoch count).
  */
-export function describeSchedule(job: JobSpec): string {
+export function describeSchedule(job: JobSpec): { mode: string; steps: string } {
   const t = job.training;
   const processes = job.launch.processes;
   const s = linearSchedule({
@@ -524,10 +525,12 @@ export function describeSchedule(job: JobSpec): string {
     zeroFrom <= s.totalSteps
       ? `lr 0 from step ${zeroFrom}`
       : `lr ${learningRateAt(s, t.learningRate, s.totalSteps + 1)} after the last`;
-  return (
-    `${mode}: ${s.scheduleTotal} steps, ${s.warmupSteps} warmup, advanced ${s.advance} per optimizer step; ` +
-    `${s.totalSteps} optimizer steps, ${end}`
-  );
+  return {
+    mode,
+    steps:
+      `${s.scheduleTotal} steps, ${s.warmupSteps} warmup, advanced ${s.advance} per optimizer step; ` +
+      `${s.totalSteps} optimizer steps, ${end}`,
+  };
 }
 
 function describeLaunch(job: JobSpec): string {
@@ -563,6 +566,7 @@ async function plan(flags: PlanFlags): Promise<void> {
   const p = painter();
   const c = job.counts;
   const rel = shown(jobDir);
+  const schedule = describeSchedule(job);
   process.stdout.write(
     `${p('green', 'planned')} ${jobDir}\n` +
       `  data      ${job.recipe}: ${c.train} train examples (${c.trainTokens} tokens, ${c.trainedTokens} trained), ` +
@@ -570,7 +574,7 @@ async function plan(flags: PlanFlags): Promise<void> {
       // job.tokenizerDir is the job's own copy ("tokenizer"): name where it was copied from
       `  model     ${job.model}${job.tokenizerDir ? ` (tokenizer ${flags.tokenizer ?? flags.model}, copied to ${join(rel, job.tokenizerDir)})` : ''}\n` +
       `  training  ${describeTraining(job)}\n` +
-      `  schedule  ${describeSchedule(job)}\n` +
+      `  schedule  ${schedule.mode}: ${schedule.steps}\n` +
       `  launch    ${describeLaunch(job)}\n` +
       `  files     ${files.join(', ')}\n` +
       `next: implicit-it finetune run ${rel}` +
@@ -613,6 +617,13 @@ async function sweep(flags: SweepFlags): Promise<void> {
     `${p('green', 'planned')} ${result.jobs.length} jobs in ${result.sweepDir} (sweep.json lists them)\n` +
     `  epochs ${epochs.join(', ')} x seeds ${seeds.join(', ')}; ${first.counts.train} train examples, ` +
     `${first.counts.validation} validation; ${describeLaunch(first)}\n`;
+  // the schedule's length differs by epoch count (not by seed): one line for each
+  out += `  schedule  ${describeSchedule(first).mode}\n`;
+  const width = Math.max(...epochs.map((e) => String(e).length));
+  for (const e of epochs) {
+    const job = result.jobs.find((j) => j.epochs === e)!.job;
+    out += `    ${String(e).padStart(width)} epochs  ${describeSchedule(job).steps}\n`;
+  }
   for (const j of result.jobs) out += `  ${j.name}\n`;
   out += `next: for j in ${rel}/*/; do implicit-it finetune run "$j"; done\n`;
   process.stdout.write(out);
