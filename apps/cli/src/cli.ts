@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { CommanderError } from 'commander';
-import { CliError, EXIT, exitCodeOf, painter } from './output.js';
+import { CliError, EXIT, exitCodeOf, inCliTerms, painter } from './output.js';
 import { createProgram } from './program.js';
 
 // `implicit-it ... | head` closes the pipe early: that ends the output, it is not an error
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
       return;
     }
     const paint = painter(process.stderr);
-    const message = error instanceof Error ? error.message : String(error);
+    const message = inCliTerms(error instanceof Error ? error.message : String(error));
     process.stderr.write(`${paint('red', 'error:')} ${message}\n`);
     if (error instanceof CliError && error.hint)
       process.stderr.write(`${paint('dim', `hint: ${error.hint}`)}\n`);

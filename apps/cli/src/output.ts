@@ -73,6 +73,19 @@ const USAGE_CODES = new Set([
   'eval.invalid_input',
 ]);
 
+/**
+ * A library message in the CLI's words. The packages name an option as the library takes it, then
+ * the flag that sets it (the \`python\` option (CLI: --python), \`overwrite: true\` (CLI: --force),
+ * \`runJob(dir, { resume: true })\` (CLI: implicit-it finetune run DIR --resume)); the CLI shows
+ * the flag or command alone ("point --python or IMPLICIT_IT_PYTHON at ...").
+ *
+ * @example
+ * inCliTerms('or give the `tokenizer` option (CLI: --tokenizer DIR), a directory'); // 'or give --tokenizer DIR, a directory'
+ */
+export function inCliTerms(message: string): string {
+  return message.replace(/(?:the )?`[^`]+`(?: option)? \(CLI: (.+?)\)(?=$|[\s;,.:])/gm, '$1');
+}
+
 /** The exit code an error ends the CLI with. */
 export function exitCodeOf(error: unknown): number {
   if (error instanceof CliError) return error.exitCode;

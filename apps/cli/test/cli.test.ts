@@ -174,6 +174,12 @@ describe('help, version, usage errors', () => {
     expect(r.stderr).toMatch(/neither a directory nor a hub id/);
     const empty = await run(['generate', '--model', '/tmp', 'Hi']);
     expect(empty.code).toBe(3);
+    // the library's "the `dtype` option (CLI: --dtype)" in the CLI's words
+    const dtype = await run(['generate', '--model', model, '--dtype', 'fp16', 'Hi']);
+    expect(dtype.code).toBe(3);
+    expect(dtype.stderr).toBe(
+      `error: ${model}: no ONNX decoder for dtype "fp16": expected onnx/model_fp16.onnx or onnx/decoder_model_merged_fp16.onnx or model_fp16.onnx or decoder_model_merged_fp16.onnx; it has dtype "fp32": choose one with --dtype\n`,
+    );
   });
 
   it('--format chat-template with a tokenizer that has no chat template is a usage error naming the flag', async () => {

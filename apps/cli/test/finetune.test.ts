@@ -300,6 +300,12 @@ emit("start", total_steps=steps, steps_per_epoch=steps, examples=job["counts"]["
 for s in range(1, steps + 1):
     time.sleep(float(os.environ.get("FAKE_STEP_SECONDS", "0")))
     emit("step", step=s, total_steps=steps, epoch=1, loss=2.0 / s, lr=1e-5)
+    if os.environ.get("FAKE_CRASH_AFTER_CHECKPOINT") == str(s):
+        saved = os.path.join(os.path.dirname(os.path.abspath("job.json")), "checkpoints", "step-%08d" % s)
+        os.makedirs(saved, exist_ok=True)
+        emit("checkpoint", step=s, path=saved)
+        print("RuntimeError: CUDA out of memory", flush=True)
+        sys.exit(1)
 emit("eval", epoch=1, step=steps, val_loss=0.75)
 emit("saved", path=os.path.join(os.path.dirname(os.path.abspath("job.json")), "output"))
 if os.environ.get("FAKE_ONNX_EXPORTED"):
@@ -683,14 +689,17 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     const r = await run(['finetune', 'run', job], { env: { IMPLICIT_IT_PYTHON: '/nonexistent/python3' } });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(
-      '/nonexistent/python3 could not be started (not found, or not an executable); install Python 3.9+ then: pip install torch transformers accelerate deepspeed (or point IMPLICIT_IT_PYTHON (the python option, --python in the CLI) at an interpreter that has them)',
+      // the library's "the `python` option (CLI: --python)" in the CLI's words
+      'error: /nonexistent/python3 could not be started (not found, or not an executable); install Python 3.9+ then: pip install torch transformers accelerate deepspeed; or point --python or IMPLICIT_IT_PYTHON at an interpreter that has them\n',
     );
     expect(existsSync(join(job, 'train.log'))).toBe(false);
     if (!python) return console.warn('[skip] no python3: the partial-stack case is not checked');
     const lora = join(tmp, 'jobs', 'mbpp-lora'); // CPU with LoRA: peft, no deepspeed
     const partial = await run(['finetune', 'run', lora, '--python', python]);
     expect(partial.code).toBe(1);
-    expect(partial.stderr).toContain(`${python} lacks peft; install with: ${python} -m pip install peft`);
+    expect(partial.stderr).toContain(
+      `error: ${python} lacks peft; install with: ${python} -m pip install peft; or point --python or IMPLICIT_IT_PYTHON at an interpreter that has them\n`,
+    );
   });
 
   it('run trains (stand-in Python): --json result, train.log, --env and extra train.py arguments', async (ctx) => {
@@ -812,6 +821,28 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(r.stdout).toMatch(/training \[.*\] 1\/4 steps \| loss 2\.0000 \| ETA (\?|\d+m\d\ds)/);
     expect(r.stdout).toMatch(/training \[.*\] 4\/4 steps \| loss 0\.5000 \| ETA 0m00s/);
     expect(r.stdout).toContain('4/4 steps in');
+  });
+
+  it('run that fails after a checkpoint names the command that resumes it, not the library call', async (ctx) => {
+    if (!python) return ctx.skip();
+    const job = join(tmp, 'sweep', 'poetry-ep7-seed1');
+    const r = await run([
+      'finetune',
+      'run',
+      job,
+      '--python',
+      python,
+      '--env',
+      'FAKE_CRASH_AFTER_CHECKPOINT=2',
+    ]);
+    expect(r.code).toBe(1);
+    const dir = job.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^error: ${dir}: training exited with 1; a checkpoint at step 2 was saved: resume from it with implicit-it finetune run ${dir} --resume; see ${dir}/train\\.log\\. Last lines:\\n(.*\\n)*RuntimeError: CUDA out of memory\\n$`,
+      ),
+    );
+    expect(r.stderr).not.toContain('runJob');
   });
 
   it('run: Ctrl-C stops the training and exits 130', async (ctx) => {

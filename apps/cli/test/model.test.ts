@@ -290,7 +290,9 @@ describe('model create / inspect', () => {
     });
     const noBase = await run(['model', 'export', adapter]);
     expect(noBase.code).toBe(3);
-    expect(noBase.stderr).toContain('is not a local model directory (no config.json there)');
+    expect(noBase.stderr).toBe(
+      `error: ${join(adapter, 'adapter_config.json')}: its base model "HuggingFaceTB/SmolLM2-135M" is not a local model directory (no config.json there); give the base model directory with --base DIR\n`,
+    );
     const merged = await run(['model', 'export', adapter, '--base', ckpt, '--json']);
     expect(merged.code, merged.stderr).toBe(0);
     expect(JSON.parse(merged.stdout)).toMatchObject({

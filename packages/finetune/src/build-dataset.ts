@@ -77,7 +77,7 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
   if (built.examples.length === 0) {
     const file = recipe.files.map((f) => join(dataDir, f)).join(', ');
     const fix =
-      'nothing to train on; restore the file, or pass dataDir (--data-dir) pointing at a complete copy of the shared data (../shared/data)';
+      'nothing to train on; restore the file, or pass the `dataDir` option (CLI: --data-dir) pointing at a complete copy of the shared data (../shared/data)';
     const first = built.issues[0];
     throw new DataFileError(
       file,

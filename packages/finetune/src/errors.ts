@@ -7,7 +7,7 @@ export { ImplicitItError };
  * rows never throw: they are reported in the build summary.
  *
  * @example
- * new DataFileError('/data/gsm8k/train.jsonl', 'not found; pass --data-dir pointing at ../shared/data');
+ * new DataFileError('/data/gsm8k/train.jsonl', 'not found; pass the `dataDir` option (CLI: --data-dir) pointing at ../shared/data');
  */
 export class DataFileError extends ImplicitItError {
   readonly file: string;
@@ -94,12 +94,12 @@ export class MissingPythonError extends ImplicitItError {
   readonly install: string;
   constructor(python: string, missing: string[], install: string, found = true) {
     const elsewhere =
-      'or point IMPLICIT_IT_PYTHON (the python option, --python in the CLI) at an interpreter that has them';
+      'or point the `python` option (CLI: --python) or IMPLICIT_IT_PYTHON at an interpreter that has them';
     super(
       'finetune.missing_python',
       found
-        ? `${python} lacks ${missing.join(', ')}; install with: ${install} (${elsewhere})`
-        : `${python} could not be started (not found, or not an executable); ${install} (${elsewhere})`,
+        ? `${python} lacks ${missing.join(', ')}; install with: ${install}; ${elsewhere}`
+        : `${python} could not be started (not found, or not an executable); ${install}; ${elsewhere}`,
     );
     this.name = 'MissingPythonError';
     this.python = python;
@@ -128,7 +128,7 @@ export class TrainingFailedError extends ImplicitItError {
     options: { aborted?: boolean; checkpoint?: { step: number; path: string } } = {},
   ) {
     const resume = options.checkpoint
-      ? `; a checkpoint at step ${options.checkpoint.step} was saved: resume from it with runJob(dir, { resume: true }) (implicit-it finetune run ${jobDir} --resume)`
+      ? `; a checkpoint at step ${options.checkpoint.step} was saved: resume from it with \`runJob(dir, { resume: true })\` (CLI: implicit-it finetune run ${jobDir} --resume)`
       : '';
     super(
       'finetune.training_failed',

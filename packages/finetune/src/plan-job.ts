@@ -275,8 +275,8 @@ export function checkModelVocabulary(
   if (largest < vocab) return;
   const fix =
     options.tokenizer === undefined
-      ? `its directory holds another model's tokenizer.json; restore the model's own, or give it with the tokenizer option (CLI: --tokenizer DIR)`
-      : `give the tokenizer of "${options.model}" (CLI: --tokenizer DIR), or leave it out to use the model directory's own`;
+      ? `its directory holds another model's tokenizer.json; restore the model's own, or give it with the \`tokenizer\` option (CLI: --tokenizer DIR)`
+      : `give the tokenizer of "${options.model}" with the \`tokenizer\` option (CLI: --tokenizer DIR), or leave it out to use the model directory's own`;
   throw new FinetuneOptionError(
     'tokenizer',
     `${tokenizerName} encodes token id ${largest} (in example ${example}), which the model has no embedding for: its vocabulary is ${vocab} tokens (vocab_size in ${file}); it is not this model's tokenizer: ${fix}`,
@@ -429,8 +429,8 @@ export async function writeJob(
     throw new FinetuneOptionError(
       dropped > 0 ? 'maxSeqLength' : 'validation',
       dropped > 0
-        ? `no training example is left: all ${dropped} were dropped (no response token fits in ${recipe.maxSeqLength} tokens); raise maxSeqLength (--max-seq-length)`
-        : 'no training example is left (the validation split took them all); hold out fewer (--validation N)',
+        ? `no training example is left: all ${dropped} were dropped (no response token fits in ${recipe.maxSeqLength} tokens); raise \`maxSeqLength\` (CLI: --max-seq-length)`
+        : 'no training example is left (the validation split took them all); hold out fewer with the `validation` option (CLI: --validation N)',
     );
   }
   const checkpointing = checkpointingSpec(options);

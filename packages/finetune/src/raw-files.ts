@@ -9,7 +9,7 @@ export async function readRawText(path: string): Promise<string> {
   } catch (cause) {
     throw new DataFileError(
       path,
-      `cannot read it (${(cause as NodeJS.ErrnoException).code ?? String(cause)}); pass dataDir (--data-dir) pointing at the shared data directory (../shared/data)`,
+      `cannot read it (${(cause as NodeJS.ErrnoException).code ?? String(cause)}); pass the \`dataDir\` option (CLI: --data-dir) pointing at the shared data directory (../shared/data)`,
       { cause },
     );
   }

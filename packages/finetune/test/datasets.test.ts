@@ -145,7 +145,7 @@ describe('bad input', () => {
     const empty = await buildDataset({ recipe: 'gsm', dataDir: dir, out }).catch((e) => e);
     expect(empty).toBeInstanceOf(DataFileError);
     expect(empty.message).toBe(
-      `${file}: holds no records: nothing to train on; restore the file, or pass dataDir (--data-dir) pointing at a complete copy of the shared data (../shared/data)`,
+      `${file}: holds no records: nothing to train on; restore the file, or pass the \`dataDir\` option (CLI: --data-dir) pointing at a complete copy of the shared data (../shared/data)`,
     );
     writeFileSync(file, '{not json\n{"question": 1}\n');
     await expect(buildDataset({ recipe: 'gsm', dataDir: dir, out })).rejects.toThrow(

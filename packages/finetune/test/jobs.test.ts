@@ -251,7 +251,7 @@ describeShared(
     it('refuses a job with no training example left, saying why', async () => {
       const out = mkdtempSync(join(tmpdir(), 'ft-plan-'));
       await expect(planJob({ ...base, gpus: 0, training: { maxSeqLength: 16 }, out })).rejects.toThrow(
-        'maxSeqLength: no training example is left: all 374 were dropped (no response token fits in 16 tokens); raise maxSeqLength (--max-seq-length)',
+        'maxSeqLength: no training example is left: all 374 were dropped (no response token fits in 16 tokens); raise `maxSeqLength` (CLI: --max-seq-length)',
       );
       await expect(planJob({ ...base, gpus: 0, validation: { count: 374 }, out })).rejects.toThrow(
         'validation: holds out all 374 mbpp examples, which leaves nothing to train on; hold out fewer (a count below 374, or a smaller fraction)',
@@ -292,7 +292,7 @@ describeShared(
       expect(err.field).toBe('tokenizer');
       expect(err.message).toMatch(
         new RegExp(
-          `^tokenizer: ${base.tokenizer} encodes token id \\d+ \\(in example mbpp_\\d+\\), which the model has no embedding for: its vocabulary is 1000 tokens \\(vocab_size in ${config}\\); it is not this model's tokenizer: give the tokenizer of "${model}" \\(CLI: --tokenizer DIR\\), or leave it out to use the model directory's own$`,
+          `^tokenizer: ${base.tokenizer} encodes token id \\d+ \\(in example mbpp_\\d+\\), which the model has no embedding for: its vocabulary is 1000 tokens \\(vocab_size in ${config}\\); it is not this model's tokenizer: give the tokenizer of "${model}" with the \`tokenizer\` option \\(CLI: --tokenizer DIR\\), or leave it out to use the model directory's own$`,
         ),
       );
       const sweep = join(mkdtempSync(join(tmpdir(), 'ft-sweep-')), 'sweep');
@@ -397,9 +397,9 @@ describeShared(
       const err = await runJob(out, { python: '/nonexistent/python3' }).catch((e) => e);
       expect(err).toBeInstanceOf(MissingPythonError);
       expect(err.missing).toEqual(['torch', 'transformers', 'accelerate']);
-      expect(err.message).toMatch(/pip install torch transformers accelerate/);
-      expect(err.message).toMatch(
-        /^\/nonexistent\/python3 could not be started \(not found, or not an executable\)/,
+      // the library's option first, then the flag that sets it (the CLI shows the flag alone)
+      expect(err.message).toBe(
+        '/nonexistent/python3 could not be started (not found, or not an executable); install Python 3.9+ then: pip install torch transformers accelerate; or point the `python` option (CLI: --python) or IMPLICIT_IT_PYTHON at an interpreter that has them',
       );
       // graphs modelkit cannot write are refused before Python is even looked for
       for (const onnxDtypes of [['fp16'], ['q4', 'q4']] as const) {

@@ -15,6 +15,7 @@ import {
   parseTrainingLogLine,
   splitPgnGames,
   splitTrainValidation,
+  TrainingFailedError,
   trainingRecipe,
 } from '../src/index.js';
 
@@ -244,5 +245,16 @@ describe('training log', () => {
     expect(
       formatProgress({ step: 5, totalSteps: 10, loss: 1.23456, etaSeconds: 65, elapsedSeconds: 60 }, 10),
     ).toBe('[#####-----] 5/10 loss 1.235 eta 1m05s');
+  });
+});
+
+describe('TrainingFailedError', () => {
+  it('says how to resume from its checkpoint: the library call, then the CLI command', () => {
+    const error = new TrainingFailedError('/jobs/res', 1, 'RuntimeError: CUDA out of memory', {
+      checkpoint: { step: 40, path: '/jobs/res/checkpoints/step-00000040' },
+    });
+    expect(error.message).toBe(
+      '/jobs/res: training exited with 1; a checkpoint at step 40 was saved: resume from it with `runJob(dir, { resume: true })` (CLI: implicit-it finetune run /jobs/res --resume); see /jobs/res/train.log. Last lines:\nRuntimeError: CUDA out of memory',
+    );
   });
 });

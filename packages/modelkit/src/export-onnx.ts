@@ -151,7 +151,7 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOn
   for (const dtype of dtypes) {
     const target = join(dir, 'onnx', graphFileName(dtype, graphOptions.merged));
     if (!overwrite && existsSync(target)) {
-      throw new ModelFileError(target, 'exists; pass overwrite: true (CLI: --force) to replace it');
+      throw new ModelFileError(target, 'exists; pass `overwrite: true` (CLI: --force) to replace it');
     }
   }
 
@@ -298,8 +298,8 @@ function readAdapter(dir: string, file: string, givenBase: string | undefined): 
     throw new ModelFileError(
       file,
       base === undefined
-        ? 'names no base model (base_model_name_or_path); give the base model directory (base, CLI: --base DIR)'
-        : `its base model ${JSON.stringify(base)} is not a local model directory (no config.json there); give the base model directory (base, CLI: --base DIR)`,
+        ? 'names no base model (base_model_name_or_path); give the base model directory with the `base` option (CLI: --base DIR)'
+        : `its base model ${JSON.stringify(base)} is not a local model directory (no config.json there); give the base model directory with the \`base\` option (CLI: --base DIR)`,
     );
   }
   const weights = join(dir, 'adapter_model.safetensors');

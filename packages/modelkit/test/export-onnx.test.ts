@@ -163,7 +163,7 @@ describe('exportOnnx', () => {
     );
     // a second export needs overwrite
     await expect(exportOnnx({ dir })).rejects.toThrow(
-      `${join(dir, 'onnx', 'model.onnx')}: exists; pass overwrite: true (CLI: --force) to replace it`,
+      `${join(dir, 'onnx', 'model.onnx')}: exists; pass \`overwrite: true\` (CLI: --force) to replace it`,
     );
     expect((await exportOnnx({ dir, overwrite: true, externalDataThreshold: 0 })).files).toEqual([
       'onnx/model.onnx',
@@ -357,7 +357,7 @@ describe('exportOnnx of a LoRA adapter', () => {
     expect(await fail(saved.dir)).toMatch(/: modules_to_save: \["lm_head"\] is not supported/);
     const elsewhere = await adapterPair({ base_model_name_or_path: 'meta-llama/Llama-2-7b-hf' });
     expect(await fail(elsewhere.dir)).toBe(
-      `${join(elsewhere.dir, 'adapter_config.json')}: its base model "meta-llama/Llama-2-7b-hf" is not a local model directory (no config.json there); give the base model directory (base, CLI: --base DIR)`,
+      `${join(elsewhere.dir, 'adapter_config.json')}: its base model "meta-llama/Llama-2-7b-hf" is not a local model directory (no config.json there); give the base model directory with the \`base\` option (CLI: --base DIR)`,
     );
     // the base given explicitly
     expect((await exportOnnx({ dir: elsewhere.dir, base: elsewhere.base })).adapter?.matrices).toBe(2);

@@ -232,7 +232,7 @@ describe('q4 graphs (onnx/model_q4.onnx)', () => {
     expect(fp32.otherGraphs).toEqual(['onnx/model_q4.onnx']);
     await expect(exportOnnx({ dir, dtypes: ['fp32', 'q4'] })).rejects.toThrow(ModelFileError);
     await expect(exportOnnx({ dir, dtypes: ['fp32', 'q4'] })).rejects.toThrow(
-      `${join(dir, 'onnx', 'model.onnx')}: exists; pass overwrite: true (CLI: --force) to replace it`,
+      `${join(dir, 'onnx', 'model.onnx')}: exists; pass \`overwrite: true\` (CLI: --force) to replace it`,
     );
   });
 });

@@ -204,7 +204,7 @@ export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): Mode
       'runtime.missing_file',
       `${dir}: no ONNX decoder for dtype "${dtype}": expected ${candidates.map(([f]) => f.slice(dir.length + 1)).join(' or ')}` +
         (present.length > 0
-          ? `; it has ${present.map((d) => `dtype "${d}"`).join(', ')} (the dtype option, CLI --dtype)`
+          ? `; it has ${present.map((d) => `dtype "${d}"`).join(', ')}: choose one with the \`dtype\` option (CLI: --dtype)`
           : checkpointNote(dir)),
       { file: candidates[0][0] },
     );

@@ -132,7 +132,7 @@ describe('model directory validation', () => {
   it('a missing ONNX file for the dtype lists what was looked for', async () => {
     const dir = await copyModel('nofp16');
     expect(() => resolveModelFiles(dir, 'fp16')).toThrow(
-      `${dir}: no ONNX decoder for dtype "fp16": expected onnx/model_fp16.onnx or onnx/decoder_model_merged_fp16.onnx or model_fp16.onnx or decoder_model_merged_fp16.onnx; it has dtype "fp32" (the dtype option, CLI --dtype)`,
+      `${dir}: no ONNX decoder for dtype "fp16": expected onnx/model_fp16.onnx or onnx/decoder_model_merged_fp16.onnx or model_fp16.onnx or decoder_model_merged_fp16.onnx; it has dtype "fp32": choose one with the \`dtype\` option (CLI: --dtype)`,
     );
     expect(() => resolveModelFiles(dir, 'fp8' as never)).toThrow('dtype "fp8" is not one of fp32, fp16, q8');
   });

@@ -41,7 +41,7 @@ import {
   renamedFlag,
   type WeightDtype,
 } from '../flags.js';
-import { CliError, EXIT, exitCodeOf, note, painter, printJson, usage } from '../output.js';
+import { CliError, EXIT, exitCodeOf, inCliTerms, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar, trainingBar } from '../progress.js';
 import { sharedDir } from '../shared-dir.js';
 
@@ -135,18 +135,17 @@ const JOB_FLAGS: Readonly<Record<string, string>> = {
 
 /**
  * A library message in the CLI's words: option names become the flags that set them (the leading
- * `split.count:` becomes `--validation:`, `raise maxSeqLength (--max-seq-length)` becomes
- * `raise --max-seq-length`). Names with no flag, and plain words, stay.
+ * `split.count:` becomes `--validation:`, ``raise `maxSeqLength` (CLI: --max-seq-length)`` becomes
+ * `raise --max-seq-length`, as {@link inCliTerms} says it). Names with no flag, and plain words, stay.
  */
 export function inFlagTerms(message: string, flags: Readonly<Record<string, string>>): string {
   // longest first: `split.count` before `split`
   const names = Object.keys(flags).sort((a, b) => b.length - a.length);
   const literal = (n: string) => n.replace(/\./g, '\\.');
-  let out = message;
+  // the library's "`NAME` (CLI: --flag)" first: the flag alone, not the name replaced inside it
+  let out = inCliTerms(message);
   for (const name of names) {
     const flag = flags[name]!;
-    // "NAME (--flag ...)" says the same thing twice
-    out = out.replace(new RegExp(`(^|[^\\w.-])${literal(name)} \\((--[a-z-]+)[^)]*\\)`, 'g'), '$1$2');
     // the leading "NAME: " of every FinetuneOptionError, and camelCase or dotted names in the text
     if (out.startsWith(`${name}: `)) out = `${flag}${out.slice(name.length)}`;
     if (/[A-Z.]/.test(name))

@@ -170,7 +170,7 @@ async function exportGraph(dir: string, flags: ExportFlags): Promise<void> {
       onProgress: ({ index, count }) => bar.update(index + 1, count),
     });
   } catch (error) {
-    if (ModelFileError.isInstance(error) && /exists; pass overwrite/.test(error.message)) {
+    if (ModelFileError.isInstance(error) && /: exists; pass `overwrite: true`/.test(error.message)) {
       throw new CliError(`${error.file}: exists`, EXIT.usage, 'pass --force to replace it');
     }
     if (ModelFileError.isInstance(error) || ModelWeightsError.isInstance(error)) {
