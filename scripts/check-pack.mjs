@@ -8,10 +8,15 @@
 //   with skipLibCheck off, under node16 (an ES module and a CommonJS one), bundler and node10, with
 //   neither @types/node nor the DOM (it runs wherever ES2022 does), and loads with require and import.
 //
-// `node scripts/check-pack.mjs --built`, a package's prepublishOnly, only checks that the files its
-// package.json names exist: `pnpm publish` from a checkout without dist/ stops there. (Publishing
-// builds first: `pnpm release`, which runs turbo's build. prepublishOnly builds nothing itself, because
-// changeset publish publishes several packages at once and their builds would race on each other's dist/.)
+// `node scripts/check-pack.mjs --built`, a package's prepublishOnly, checks that the files its
+// package.json names exist and were built from the sources src/ holds now: `pnpm publish` from a
+// checkout without dist/, or with a dist/ older than a change to src/, stops there. Fresh means the
+// same content: each built file's source map records the sources it was made from (sourcesContent),
+// and each must match its file. Modification times would not do: turbo's cache hit restores a build
+// without touching dist/, so a checkout that rewrote src/ with the same content would look stale.
+// (Publishing builds first: `pnpm release`, which runs turbo's build. prepublishOnly builds nothing
+// itself, because changeset publish publishes up to 10 packages at once and their builds, each
+// cleaning its dist/, would race with the declaration builds of the packages that import it.)
 import { execFile } from 'node:child_process';
 import {
   existsSync,
@@ -24,7 +29,7 @@ import {
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -62,12 +67,63 @@ function node10Problems(pkg) {
   return problems;
 }
 
+/**
+ * The JavaScript files of the package in `dir` that `files` reach: those files, and the ones they
+ * name by relative path (chunks, a worker started from its file), transitively. A file an earlier
+ * build left in dist/ that nothing reaches is not published code that runs, whatever it was made from.
+ */
+function reachedScripts(dir, files) {
+  const reached = new Set();
+  const queue = files.filter((f) => /\.[cm]?js$/.test(f)).map((f) => resolve(dir, f));
+  while (queue.length) {
+    const file = queue.pop();
+    if (reached.has(file) || !existsSync(file)) continue;
+    reached.add(file);
+    for (const [, spec] of readFileSync(file, 'utf8').matchAll(/["'`](\.\.?\/[^"'`\s]+\.[cm]?js)["'`]/g))
+      queue.push(resolve(dirname(file), spec));
+  }
+  return [...reached];
+}
+
+/**
+ * The sources (paths relative to `dir`) that changed since the build of `scripts`: each one's source
+ * map records the content of every file it was built from; a file of the package whose content now
+ * differs, or that is gone, is stale. Maps without the recorded content cannot tell, and are skipped.
+ */
+function staleSources(dir, scripts) {
+  const stale = new Set();
+  for (const script of scripts) {
+    const mapFile = `${script}.map`;
+    if (!existsSync(mapFile)) continue;
+    const map = readJson(mapFile);
+    map.sources.forEach((source, i) => {
+      const recorded = map.sourcesContent?.[i];
+      const file = resolve(dirname(mapFile), map.sourceRoot ?? '', source);
+      const rel = relative(dir, file);
+      // the package's own files only (not tsup's shims from node_modules)
+      if (typeof recorded !== 'string' || rel.startsWith('..') || rel.split(sep).includes('node_modules'))
+        return;
+      if (!existsSync(file) || readFileSync(file, 'utf8') !== recorded) stale.add(rel);
+    });
+  }
+  return [...stale].sort();
+}
+
 if (process.argv.includes('--built')) {
   const pkg = readJson('package.json');
-  const missing = entryFiles(pkg).filter((f) => !existsSync(f));
+  const entries = entryFiles(pkg);
+  const missing = entries.filter((f) => !existsSync(f));
   if (missing.length) {
     console.error(
       `${pkg.name}: ${missing.join(', ')} missing: build before publishing (pnpm release builds and publishes)`,
+    );
+    process.exit(1);
+  }
+  const stale = staleSources(process.cwd(), reachedScripts(process.cwd(), entries));
+  if (stale.length) {
+    const shown = stale.slice(0, 3).join(', ') + (stale.length > 3 ? ` and ${stale.length - 3} more` : '');
+    console.error(
+      `${pkg.name}: dist/ was built from other sources than those here (${shown} changed since the build): build before publishing (pnpm release builds and publishes)`,
     );
     process.exit(1);
   }
