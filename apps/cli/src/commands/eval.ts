@@ -43,6 +43,7 @@ import {
 } from '@implicit-it/eval';
 import { ABLATIONS, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import type { Model } from '@implicit-it/runtime';
+import { PROMPT_FORMATS } from '@implicit-it/tokenizers';
 import { type Command, Option } from 'commander';
 import {
   ADD_BOS_HELP,
@@ -101,7 +102,7 @@ function addModelOptions(
     .requiredOption(flag, `${what}: a model directory or a hub id`)
     .addOption(
       new Option('-f, --format <format>', 'prompt format (the paper: tulu)')
-        .choices(['tulu', 'chat-template', 'raw'])
+        .choices(PROMPT_FORMATS)
         .default('tulu'),
     )
     .option('--add-bos', ADD_BOS_HELP)

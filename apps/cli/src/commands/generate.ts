@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type { RuleSpec } from '@implicit-it/rules';
 import type { BaseModel, GenerateOptions, Model, StreamPart } from '@implicit-it/runtime';
+import { PROMPT_FORMATS, type PromptFormat } from '@implicit-it/tokenizers';
 import { type Command, Option } from 'commander';
 import {
   ADD_BOS_HELP,
@@ -23,7 +24,7 @@ import { type Span, sideBySide } from '../side-by-side.js';
 
 interface GenerateFlags extends ModelFlags {
   rules?: string;
-  format: 'tulu' | 'chat-template' | 'raw';
+  format: PromptFormat;
   addBos?: boolean;
   maxTokens: number;
   temperature: number;
@@ -41,7 +42,7 @@ export function addGenerationOptions(
   cmd: Command,
   prefixCacheMiB = 0,
   /** The prompt formats the command takes (chat has no raw continuation). */
-  formats: readonly string[] = ['tulu', 'chat-template', 'raw'],
+  formats: readonly PromptFormat[] = PROMPT_FORMATS,
 ): Command {
   cmd
     .option(
