@@ -8,6 +8,11 @@ import type { GenerateInput } from './options.js';
  * the whole sequence through the model and keeps the last position's logits. Slow by design; the
  * reference that the KV-cached engine is checked and benchmarked against.
  *
+ * By default only the last position's logits are computed. `everyPosition: true` computes the LM
+ * head at every position of the sequence, as the reference's Hugging Face forward does (it then
+ * log-softmaxes them all, which this leaves out). The tokens are the same either way; only the time
+ * differs, so the benchmark against the paper's loop uses it.
+ *
  * @example
  * const ids = await generateWithoutCache(model, 'Give me a recipe for tiramisu.', { maxNewTokens: 32, rules: 'hewitt2024' });
  */
@@ -20,6 +25,8 @@ export async function generateWithoutCache(
     format?: 'tulu' | 'chat-template' | 'raw';
     addBos?: boolean;
     ignoreEos?: boolean;
+    /** Compute the LM head at every position, as the paper's code does (default false: the last only). */
+    everyPosition?: boolean;
   },
 ): Promise<number[]> {
   const prompt = model.prompt(input, options.format, options);
@@ -43,7 +50,7 @@ export async function generateWithoutCache(
       attentionMask: new BigInt64Array(n).fill(1n),
       positionIds: BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
       past: null,
-      logitsFrom: -1,
+      logitsFrom: options.everyPosition ? 0 : -1,
       fetch: 'none',
     });
     const row = step.logits.slice((step.kept - 1) * step.vocab, step.kept * step.vocab);

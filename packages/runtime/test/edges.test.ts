@@ -26,6 +26,33 @@ import {
 import { logProbAt, logSumExp } from '../src/sampling.js';
 import { diverseModelDir, PROMPTS, tinyModel, transformersGreedy, transformersModel } from './helpers.js';
 
+describe("generateWithoutCache (the paper's no-cache loop)", () => {
+  it("everyPosition computes the LM head at every position of each rerun, as the paper's code, with the same tokens", async () => {
+    const model = await tinyModel();
+    const opts = { maxNewTokens: 12, ignoreEos: true, rules: 'hewitt2024' } as const;
+    const kept: [number, number][] = [];
+    const run = model.session.run.bind(model.session);
+    const spy = vi.spyOn(model.session, 'run').mockImplementation(async (step) => {
+      const out = await run(step);
+      kept.push([step.seq, out.kept]);
+      return out;
+    });
+    try {
+      const last = await generateWithoutCache(model, PROMPTS[0]!, opts);
+      expect(kept.length).toBe(12);
+      expect(kept.every(([, k]) => k === 1)).toBe(true);
+      kept.length = 0;
+      const every = await generateWithoutCache(model, PROMPTS[0]!, { ...opts, everyPosition: true });
+      expect(every).toEqual(last);
+      expect(kept.length).toBe(12);
+      expect(kept.every(([seq, k]) => k === seq && seq > 1)).toBe(true);
+      expect(kept[11]![0] - kept[0]![0]).toBe(11);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
 describe('generate() as a whole', () => {
   it('rejects with what onProgress threw, and stops its other rows', async () => {
     const model = await tinyModel();
