@@ -190,29 +190,45 @@ bench(
   );
 }
 
-// 2. the no-cache loop of the reference code
+// 2. the no-cache loop of the reference code. The paper's code (combined_model.py, use_cache False)
+// reruns the whole sequence through Hugging Face's forward every step, which computes the LM head at
+// every position; `everyPosition` does the same here. The loop with the LM head at the last position
+// only (this engine's own no-cache reference, faster than the paper's) is timed and printed beside it.
 const nNew = quick ? 64 : 256;
 const tc0 = now();
 const cachedRun = await ours(p64, nNew);
 const cachedMs = now() - tc0;
-const tn0 = now();
-const noCache = await generateWithoutCache(
-  model,
-  { promptIds: p64, scopeStart: 0 },
-  { maxNewTokens: nNew, rules: 'hewitt2024', ignoreEos: true },
-);
-const noCacheMs = now() - tn0;
-const same = JSON.stringify(noCache) === JSON.stringify(cachedRun.ids);
+const noCacheRun = async (everyPosition) => {
+  const t0 = now();
+  const ids = await generateWithoutCache(
+    model,
+    { promptIds: p64, scopeStart: 0 },
+    { maxNewTokens: nNew, rules: 'hewitt2024', ignoreEos: true, everyPosition },
+  );
+  return { ms: now() - t0, same: JSON.stringify(ids) === JSON.stringify(cachedRun.ids) };
+};
+const paperLoop = await noCacheRun(true);
+const lastLoop = await noCacheRun(false);
 console.log(`\n2. vs the no-cache loop (full sequence every step, as the paper's code), ${nNew} new tokens:`);
 console.log(
-  `   ${cachedMs.toFixed(0)} ms vs ${noCacheMs.toFixed(0)} ms -> ${(noCacheMs / cachedMs).toFixed(1)}x (same tokens: ${same})`,
+  `   LM head at every position, as the paper's code: ${cachedMs.toFixed(0)} ms vs ${paperLoop.ms.toFixed(0)} ms -> ${(paperLoop.ms / cachedMs).toFixed(1)}x (same tokens: ${paperLoop.same})`,
+);
+console.log(
+  `   LM head at the last position only: ${lastLoop.ms.toFixed(0)} ms -> ${(lastLoop.ms / cachedMs).toFixed(1)}x (same tokens: ${lastLoop.same})`,
 );
 bench(
   `runtime: KV cache vs no-cache loop (${nNew} tokens)`,
-  +(noCacheMs / cachedMs).toFixed(1),
+  +(paperLoop.ms / cachedMs).toFixed(1),
   'x',
   '>= 10x, same tokens',
-  noCacheMs / cachedMs >= 10 && same,
+  paperLoop.ms / cachedMs >= 10 && paperLoop.same && lastLoop.same,
+);
+bench(
+  `runtime: KV cache vs no-cache loop, LM head at the last position only (${nNew} tokens)`,
+  +(lastLoop.ms / cachedMs).toFixed(1),
+  'x',
+  'report',
+  lastLoop.same,
 );
 
 // 3. rules on vs off
@@ -501,10 +517,15 @@ await batch8SideBySide(
 // 5. roofline: bytes read per decoded token vs this machine's memory bandwidth
 // read bandwidth with native scans (memchr over zeroed buffers, 1 GiB per thread): `k` threads scan at
 // once, started together by a barrier, each round's bandwidth the bytes of all k scans over the time
-// from the first start to the last end; best of 5 rounds, best over k (1, 2, 4... and every core). A
-// sum of each thread's own best would add up rounds that did not overlap (a thread scanning while the
-// others still fill their buffers) and count the machine's bandwidth about twice on 2 cores.
-async function bandwidth() {
+// from the first start to the last end. A sum of each thread's own best would add up rounds that did
+// not overlap (a thread scanning while the others still fill their buffers) and count the machine's
+// bandwidth about twice on 2 cores.
+// One set of buffers gives the same figure round after round, but fresh buffers do not: on this VM two
+// threads read 27-33 GB/s from most placements of their pages and about 46 GB/s from a few (one thread
+// reads 22 GB/s from all of them). So each thread count is measured on `placements` fresh sets of buffers,
+// each the best of 5 rounds, and the machine's bandwidth is the median placement of the best k; the
+// range is printed with it, and the roofline against the best placement too.
+async function bandwidth(placements = 7) {
   const cores = cpus().length;
   const counts = [
     ...new Set([...Array.from({ length: (Math.log2(cores) + 1) | 0 }, (_, i) => 2 ** i), cores]),
@@ -522,8 +543,7 @@ async function bandwidth() {
       spans.push([Number(t) / 1e6, Number(process.hrtime.bigint()) / 1e6]);
     }
     parentPort.postMessage(spans);`;
-  let best = { gbs: 0, threads: 0 };
-  for (const k of counts) {
+  const placement = async (k) => {
     const rounds = 5;
     const sab = new SharedArrayBuffer(8);
     const spans = await Promise.all(
@@ -537,20 +557,28 @@ async function bandwidth() {
           ),
       ),
     );
+    let best = 0;
     for (let r = 0; r < rounds; r++) {
       const ms = Math.max(...spans.map((s) => s[r][1])) - Math.min(...spans.map((s) => s[r][0]));
-      const gbs = (k * 2 ** 30) / (ms / 1000) / 1e9;
-      if (gbs > best.gbs) best = { gbs, threads: k };
+      best = Math.max(best, (k * 2 ** 30) / (ms / 1000) / 1e9);
     }
+    return best;
+  };
+  let out = { gbs: 0 };
+  for (const k of counts) {
+    const each = [];
+    for (let i = 0; i < placements; i++) each.push(await placement(k));
+    const gbs = median(each);
+    if (gbs > out.gbs) out = { gbs, threads: k, placements, min: Math.min(...each), max: Math.max(...each) };
   }
-  return best;
+  return out;
 }
 const gemv = head.gemvGBs;
 const kvBytesPerToken = model.info.layers * 2 * model.info.kvHeads * model.info.headDim * 4 * (64 + 64); // mean context 128
 const bytesPerToken = weightBytesPerToken(dir) + kvBytesPerToken;
 const achieved = (decodeOurs * bytesPerToken) / 1e9;
 console.log(
-  `\n5. roofline: ${decodeOurs.toFixed(1)} tok/s x ${(bytesPerToken / 1e6).toFixed(0)} MB/token = ${achieved.toFixed(1)} GB/s; measured read bandwidth ${bw.gbs.toFixed(1)} GB/s (${bw.threads} threads, right after the decode runs of 1.) -> ${((achieved / bw.gbs) * 100).toFixed(0)} %`,
+  `\n5. roofline: ${decodeOurs.toFixed(1)} tok/s x ${(bytesPerToken / 1e6).toFixed(0)} MB/token = ${achieved.toFixed(1)} GB/s; measured read bandwidth ${bw.gbs.toFixed(1)} GB/s (${bw.threads} threads, the median of ${bw.placements} placements of the buffers, ${bw.min.toFixed(1)}-${bw.max.toFixed(1)} GB/s, right after the decode runs of 1.) -> ${((achieved / bw.gbs) * 100).toFixed(0)} % (${((achieved / bw.max) * 100).toFixed(0)} % of the best placement)`,
 );
 console.log(
   `   onnxruntime's own matrix-vector product over a one-layer model's ${head.gemvMB.toFixed(0)} MB of weights (${head.headMB.toFixed(0)} MB of it the LM head) reaches ${gemv.toFixed(1)} GB/s (${((gemv / bw.gbs) * 100).toFixed(0)} % of the bandwidth): decoding runs at ${((achieved / gemv) * 100).toFixed(0)} % of that kernel ceiling`,
