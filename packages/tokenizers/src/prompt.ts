@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { ListsEveryKey } from '@implicit-it/rules';
 import { PromptError } from './errors.js';
 import { type ChatMessage, scopeMessageIndex, tuluSegments } from './tulu.js';
 
@@ -74,9 +75,7 @@ export type PromptFormat = PromptInput['format'];
 export const PROMPT_FORMATS = ['tulu', 'chat-template', 'raw'] as const satisfies readonly PromptFormat[];
 
 // every format is listed (one added to PromptInput but not here would be refused)
-const _allFormatsListed: [Exclude<PromptFormat, (typeof PROMPT_FORMATS)[number]>] extends [never]
-  ? true
-  : false = true;
+const _allFormatsListed: ListsEveryKey<Record<PromptFormat, unknown>, typeof PROMPT_FORMATS> = true;
 void _allFormatsListed;
 
 /** What special-token text inside a message becomes (see `PromptInput`). */
