@@ -235,6 +235,10 @@ export const chatRequestSchema = z.strictObject({
   tools: onlyNoOp('tools'),
   tool_choice: onlyNoOp('tool_choice'),
   functions: onlyNoOp('functions'),
+  /**
+   * Unlike `tool_choice`, `"none"` passes: OpenAI's reference for this deprecated field says '"none" is
+   * the default when no functions are present', so it asks for what the server does anyway.
+   */
   function_call: onlyNoOp('function_call', 'none'),
   audio: onlyNoOp('audio'),
   modalities: onlyNoOp('modalities', ['text']),

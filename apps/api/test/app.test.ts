@@ -338,6 +338,9 @@ describe('POST /v1/chat/completions', () => {
       }),
     );
     expect(ok.res.status).toBe(200);
+    // the deprecated function_call's "none" is its documented default without functions
+    const noneCall = await post('/v1/chat/completions', chat({ max_tokens: 1, function_call: 'none' }));
+    expect(noneCall.res.status).toBe(200);
     const history = (assistant: Record<string, unknown>) => ({
       messages: [
         { role: 'user', content: 'Hi.' },
@@ -399,6 +402,7 @@ describe('POST /v1/chat/completions', () => {
         true,
         'parallel_tool_calls: only allowed with tools, and tool calls are not supported by this server',
       ],
+      ['function_call', 'auto', 'function_call: function calls are not supported by this server'],
       ['max_tokens', 0, 'max_tokens: expected at least 1'],
       ['max_completion_tokens', 0, 'max_completion_tokens: expected at least 1'],
     ] as const) {
