@@ -6,6 +6,7 @@ import { checkTokenId, PromptError, TokenizerInputError, TokenizerLoadError } fr
 import type { JsonObject, TokenizerFiles } from './files.js';
 import { applyLegacyFalsePrepend, encodeOnce } from './legacy-prepend.js';
 import { encodeWithLiteralRanges, type InnerTokenizer } from './literal-ranges.js';
+import { rebuildPostProcessor } from './post-processor.js';
 import { buildPromptWith, type Prompt, type PromptInput, type TextRange } from './prompt.js';
 import { resolveSpecialIds, specialTokenEntry } from './special-tokens.js';
 import { detectPieceEncoding, type PieceEncoding, pieceBytes } from './surfaces.js';
@@ -36,13 +37,6 @@ const SPECIAL_KEYS = [
   'cls_token',
   'mask_token',
 ];
-
-/**
- * tokenizer_config.json `tokenizer_class`es whose Python fast tokenizer rebuilds tokenizer.json's
- * post-processor from `add_bos_token` / `add_eos_token` when it loads (`update_post_processor` of
- * LlamaTokenizerFast, CodeLlamaTokenizerFast, GemmaTokenizerFast, GPTNeoXTokenizerFast).
- */
-const REBUILT_POST_PROCESSOR = /^(Llama|CodeLlama|Gemma|GPTNeoX)Tokenizer(Fast)?$/;
 
 /** The `model.type`s @huggingface/tokenizers builds (others would fall back to a model that encodes to undefined ids). */
 const MODEL_TYPES = ['BPE', 'Unigram', 'WordPiece'];
@@ -270,9 +264,7 @@ class HfTokenizer implements Tokenizer {
   private readonly templates = new Map<string, Template>();
   /** BOS added by `encode` itself (`add_bos_token: true` the post-processor does not carry out). */
   private readonly prependBos: boolean = false;
-  /** The post-processor's BOS dropped by `encode` (`add_bos_token: false`, see `REBUILT_POST_PROCESSOR`). */
-  private readonly dropBos: boolean = false;
-  /** EOS appended by `encode` (`add_eos_token: true`, see `REBUILT_POST_PROCESSOR`). */
+  /** EOS appended by `encode` (`add_eos_token: true` of a class that rebuilds its post-processor). */
   private readonly appendEos: number | undefined;
 
   constructor(files: TokenizerFiles, options: TokenizerOptions) {
@@ -290,10 +282,22 @@ class HfTokenizer implements Tokenizer {
     this.byteFallback = model.byte_fallback === true;
     this.pieceEncoding = detectPieceEncoding(files.tokenizerJson);
     const config = hfConfig(files, this.chatTemplate);
+    // Llama, Gemma, GPT-NeoX...: the post-processor Python builds in place of tokenizer.json's
+    const rebuilt = rebuildPostProcessor(files);
+    const tokenizerJson =
+      rebuilt === undefined
+        ? files.tokenizerJson
+        : { ...files.tokenizerJson, post_processor: rebuilt.postProcessor };
     this.templateTokens = {};
     for (const key of SPECIAL_KEYS) {
       const value = config[key];
       if (typeof value === 'string' && value !== '') this.templateTokens[key] = value;
+    }
+    // the class's own BOS and EOS where the files name none, as Python's special_tokens_map has them
+    if (rebuilt !== undefined) {
+      const { bos, eos } = rebuilt.defaults;
+      if (specialTokenEntry(files, 'bos_token') === undefined) this.templateTokens.bos_token = bos;
+      if (specialTokenEntry(files, 'eos_token') === undefined) this.templateTokens.eos_token = eos;
     }
     const additional = config.additional_special_tokens;
     this.additionalSpecialTokens =
@@ -302,7 +306,7 @@ class HfTokenizer implements Tokenizer {
         : undefined;
     try {
       const parts = Object.fromEntries(PIPELINE_PARTS.map((k) => [k, null]));
-      this.inner = new InnerTokenizerClass({ ...parts, ...files.tokenizerJson }, config);
+      this.inner = new InnerTokenizerClass({ ...parts, ...tokenizerJson }, config);
     } catch (error) {
       throw new TokenizerLoadError(
         'tokenizers.unsupported',
@@ -315,9 +319,10 @@ class HfTokenizer implements Tokenizer {
     this.prependOnce = applyLegacyFalsePrepend(this.inner as never, files.tokenizerConfig);
     this.spaceId = this.prependOnce ? (this.inner.token_to_id('\u2581') ?? undefined) : undefined;
     const special = resolveSpecialIds(
-      files,
+      { ...files, tokenizerJson },
       { size, tokenToId: (t) => this.inner.token_to_id(t) },
       new Set(this.specialTokenTexts),
+      rebuilt?.defaults,
     );
     if (options.eosIds) {
       for (const id of options.eosIds) this.checkId(id, 'options.eosIds');
@@ -331,31 +336,24 @@ class HfTokenizer implements Tokenizer {
     // no pad token named: the first EOS id, the caller's where given (transformers' generate pads with
     // the EOS it stops on), else 0; padded positions are masked, so any id is valid
     this.padId = special.padId ?? this.eosIds[0] ?? 0;
-    const probe = this.bosId === undefined ? [] : this.encode('a', { addSpecialTokens: true });
-    const postProcessorAdds = probe.length > 1 && probe[0] === this.bosId;
-    // `add_bos_token: true` in tokenizer_config.json makes Python's Llama and GPT-NeoX fast tokenizers
-    // rebuild their post-processor to add BOS (transformers.js ignores it): honoured where the
-    // post-processor does not already (e.g. an OLMo tokenizer a finetune job gave its EOS as BOS)
-    const own = files.tokenizerConfig;
-    this.prependBos = !postProcessorAdds && this.bosId !== undefined && own?.add_bos_token === true;
-    // those classes also drop the file's BOS for `add_bos_token: false` and append the EOS token for
-    // `add_eos_token: true` (transformers.js ignores both)
-    const rebuilt = REBUILT_POST_PROCESSOR.test(String(own?.tokenizer_class ?? ''));
-    this.dropBos = rebuilt && postProcessorAdds && own?.add_bos_token === false;
-    if (rebuilt && own?.add_eos_token === true) {
-      const eos = this.templateTokens.eos_token;
-      const id = eos === undefined ? undefined : this.inner.token_to_id(eos);
-      if (id === undefined) {
-        throw new TokenizerLoadError(
-          'tokenizers.malformed_file',
-          join(files.source, 'tokenizer_config.json'),
-          'add_eos_token is true, and no eos_token names a token of tokenizer.json to add; set eos_token or drop add_eos_token',
-          { field: 'add_eos_token' },
-        );
-      }
-      this.appendEos = id;
+    if (rebuilt !== undefined) {
+      // the post-processor adds the BOS as Python's does (transformers.js keeps the file's); the EOS
+      // of `add_eos_token` is appended by `encode` (see rebuildPostProcessor)
+      this.addsBos = rebuilt.addBos;
+      this.appendEos =
+        rebuilt.appendEos === undefined
+          ? undefined
+          : (this.inner.token_to_id(rebuilt.appendEos) ?? undefined);
+    } else {
+      const probe = this.bosId === undefined ? [] : this.encode('a', { addSpecialTokens: true });
+      const postProcessorAdds = probe.length > 1 && probe[0] === this.bosId;
+      // `add_bos_token: true` in tokenizer_config.json (which transformers.js and Python's
+      // GPT2TokenizerFast ignore) is honoured where the post-processor does not add the BOS already
+      // (e.g. an OLMo tokenizer a finetune job gave its EOS as BOS)
+      this.prependBos =
+        !postProcessorAdds && this.bosId !== undefined && files.tokenizerConfig?.add_bos_token === true;
+      this.addsBos = postProcessorAdds || this.prependBos;
     }
-    this.addsBos = (postProcessorAdds && !this.dropBos) || this.prependBos;
   }
 
   get vocabulary(): TokenizerVocabulary {
@@ -380,7 +378,6 @@ class HfTokenizer implements Tokenizer {
         ? encodeOnce(encode, text, addSpecial, this.spaceId, (id) => this.specialIds.has(id))
         : encode(text, addSpecial);
       if (addSpecial && this.prependBos) ids.unshift(this.bosId!);
-      if (addSpecial && this.dropBos && ids[0] === this.bosId) ids.shift();
       if (addSpecial && this.appendEos !== undefined) ids.push(this.appendEos);
       return ids;
     };

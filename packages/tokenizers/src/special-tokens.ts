@@ -44,13 +44,19 @@ export function specialTokenEntry(
   return undefined;
 }
 
-function tokenField(
+/**
+ * The text of special token `key` as the files name it (see `specialTokenEntry`) and the file naming
+ * it: `token` null where the entry says none, undefined where neither file has the key. Throws for
+ * an entry that is neither a string nor an object with a string `content`.
+ */
+export function specialTokenText(
   files: TokenizerFiles,
   key: string,
-): { file: SpecialTokenFile; token: string } | undefined {
+): { file: SpecialTokenFile; token: string | null } | undefined {
   const entry = specialTokenEntry(files, key);
-  if (entry === undefined || entry.value === null) return undefined;
+  if (entry === undefined) return undefined;
   const { file, value } = entry;
+  if (value === null) return { file, token: null };
   if (typeof value === 'string') return { file, token: value };
   if (typeof value === 'object' && typeof (value as JsonObject).content === 'string') {
     return { file, token: (value as JsonObject).content as string };
@@ -69,8 +75,8 @@ function resolveToken(
   lookup: Lookup,
   key: string,
 ): { file: SpecialTokenFile; id: number } | undefined {
-  const field = tokenField(files, key);
-  if (field === undefined) return undefined;
+  const field = specialTokenText(files, key);
+  if (field?.token == null) return undefined;
   const id = lookup.tokenToId(field.token);
   if (id === undefined) {
     throw new TokenizerLoadError(
@@ -130,12 +136,21 @@ function templateBos(files: TokenizerFiles, lookup: Lookup): number | undefined 
   return token === undefined ? undefined : lookup.tokenToId(token);
 }
 
+/** The BOS and EOS a Python tokenizer class has where the files name none (see post-processor.ts). */
+export interface ClassDefaults {
+  /** e.g. `LlamaTokenizer`, for `eosSource`. */
+  className: string;
+  bos: string;
+  eos: string;
+}
+
 /**
  * Resolves EOS, BOS and PAD ids. The special-token fields (`eos_token`, ...) are read from
  * tokenizer_config.json and special_tokens_map.json as transformers reads them (see
  * `specialTokenEntry`). EOS: `generation_config.json` `eos_token_id` (a list gives several), else the
- * `eos_token` field, else the first of `CONVENTIONAL_EOS_TOKENS` that tokenizer.json has as a special
- * token. BOS: the `bos_token` field; none where it is null; else the special token tokenizer.json's
+ * `eos_token` field, else the class default (`defaults`, where tokenizer.json has it), else the first
+ * of `CONVENTIONAL_EOS_TOKENS` that tokenizer.json has as a special token. BOS: the `bos_token` field;
+ * none where it is null; else the class default, else the special token tokenizer.json's
  * post-processor puts first, else `generation_config.json`. PAD: `generation_config.json` (where it
  * is not -1, "none"), then the `pad_token` field, else undefined (the tokenizer then pads with its
  * first EOS id, the caller's where given, as transformers' generate pads with its EOS).
@@ -144,12 +159,17 @@ export function resolveSpecialIds(
   files: TokenizerFiles,
   lookup: Lookup,
   addedSpecial: Set<string>,
+  defaults?: ClassDefaults,
 ): SpecialIds {
   let eosIds = generationIds(files, lookup, 'eos_token_id');
   let eosSource = eosIds && 'generation_config.json eos_token_id';
   if (!eosIds) {
     const named = resolveToken(files, lookup, 'eos_token');
     if (named !== undefined) [eosIds, eosSource] = [[named.id], `${named.file} eos_token`];
+  }
+  if (!eosIds && defaults !== undefined && specialTokenEntry(files, 'eos_token') === undefined) {
+    const id = lookup.tokenToId(defaults.eos);
+    if (id !== undefined) [eosIds, eosSource] = [[id], `${defaults.className} default eos_token`];
   }
   if (!eosIds) {
     const name = CONVENTIONAL_EOS_TOKENS.find((t) => addedSpecial.has(t));
@@ -165,6 +185,7 @@ export function resolveSpecialIds(
   const bosId = none
     ? undefined
     : (resolveToken(files, lookup, 'bos_token')?.id ??
+      (defaults === undefined ? undefined : lookup.tokenToId(defaults.bos)) ??
       templateBos(files, lookup) ??
       generationIds(files, lookup, 'bos_token_id')?.[0]);
 

@@ -54,7 +54,8 @@ export interface Tokenizer {
   readonly size: number;
   /**
    * EOS ids: generation_config.json, else the `eos_token` of tokenizer_config.json or
-   * special_tokens_map.json, else a conventional special token. Where both files name a special token,
+   * special_tokens_map.json, else the EOS of a Llama, Gemma, Cohere or GPT-NeoX `tokenizer_class`,
+   * else a conventional special token. Where both files name a special token,
    * they are read as transformers reads them: a tokenizer_config.json with `added_tokens_decoder`
    * (transformers 4.34 or later) alone, an older one with special_tokens_map.json's entries in place of its own.
    */
@@ -63,7 +64,8 @@ export interface Tokenizer {
   readonly eosSource: string | undefined;
   /**
    * BOS id: `bos_token` of tokenizer_config.json or special_tokens_map.json (read as for `eosIds`),
-   * else the token tokenizer.json's post-processor adds first, else generation_config.json's
+   * else the BOS of a Llama, Gemma, Cohere or GPT-NeoX `tokenizer_class` (Llama's `<s>`), else the
+   * token tokenizer.json's post-processor adds first, else generation_config.json's
    * `bos_token_id`. Undefined when the tokenizer has none: `bos_token: null` (OLMo, Qwen2.5) wins over
    * generation_config.json.
    */
@@ -71,10 +73,10 @@ export interface Tokenizer {
   /**
    * Whether encoding with special tokens (`addSpecialTokens`, as Hugging Face's `tokenizer(text)`)
    * puts `bosId` first: the post-processor of tokenizer.json adds it (Llama-2, Llama-3: true;
-   * GPT-2, SmolLM2, OLMo, Qwen2.5: false), or tokenizer_config.json says `add_bos_token: true` (as
-   * Python's Llama and GPT-NeoX tokenizers honour it). For a `tokenizer_class` of Llama, CodeLlama,
-   * Gemma or GPT-NeoX, `add_bos_token: false` drops the post-processor's BOS and `add_eos_token: true`
-   * makes `encode` append the EOS token, as those Python tokenizers rebuild their post-processor. The `tulu` prompt starts with BOS by default
+   * GPT-2, SmolLM2, OLMo, Qwen2.5: false), or tokenizer_config.json says `add_bos_token: true`. For a
+   * `tokenizer_class` of Llama, CodeLlama, Gemma, Cohere or GPT-NeoX, `add_bos_token` alone decides
+   * (default true, GPT-NeoX's false) and `add_eos_token: true` makes `encode` append the EOS token, as
+   * those Python tokenizers rebuild their post-processor when they load. The `tulu` prompt starts with BOS by default
    * where it does, as the paper's pipeline (a prompt written without BOS, tokenized with special
    * tokens) gets.
    */
