@@ -8,7 +8,7 @@ import { applyLegacyFalsePrepend, encodeOnce } from './legacy-prepend.js';
 import { encodeWithLiteralRanges, type InnerTokenizer } from './literal-ranges.js';
 import { rebuildPostProcessor } from './post-processor.js';
 import { buildPromptWith, type Prompt, type PromptInput, type TextRange } from './prompt.js';
-import { resolveSpecialIds, specialTokenEntry } from './special-tokens.js';
+import { additionalSpecialTokens, resolveSpecialIds, specialTokenEntry } from './special-tokens.js';
 import { detectPieceEncoding, type PieceEncoding, pieceBytes } from './surfaces.js';
 import type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
 import type { ChatMessage } from './tulu.js';
@@ -208,7 +208,10 @@ function chatTemplateOf(files: TokenizerFiles, options: TokenizerOptions): ChatT
 
 /**
  * tokenizer_config.json with its special tokens as transformers reads them with special_tokens_map.json
- * (see `specialTokenEntry`), as plain strings.
+ * (see `specialTokenEntry`), as plain strings, for @huggingface/tokenizers. Its
+ * `additional_special_tokens` (what `decode` skips besides special added tokens) are
+ * tokenizer_config.json's, else special_tokens_map.json's: chat templates see the list
+ * `additionalSpecialTokens` reads.
  */
 function hfConfig(files: TokenizerFiles, chatTemplate: string | undefined): JsonObject {
   const config: JsonObject = { ...(files.tokenizerConfig ?? {}) };
@@ -299,11 +302,9 @@ class HfTokenizer implements Tokenizer {
       if (specialTokenEntry(files, 'bos_token') === undefined) this.templateTokens.bos_token = bos;
       if (specialTokenEntry(files, 'eos_token') === undefined) this.templateTokens.eos_token = eos;
     }
-    const additional = config.additional_special_tokens;
+    const additional = additionalSpecialTokens(files);
     this.additionalSpecialTokens =
-      Array.isArray(additional) && additional.length > 0 && additional.every((t) => typeof t === 'string')
-        ? Object.freeze([...(additional as string[])])
-        : undefined;
+      additional !== undefined && additional.length > 0 ? Object.freeze(additional) : undefined;
     try {
       const parts = Object.fromEntries(PIPELINE_PARTS.map((k) => [k, null]));
       this.inner = new InnerTokenizerClass({ ...parts, ...tokenizerJson }, config);

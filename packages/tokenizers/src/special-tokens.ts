@@ -44,6 +44,49 @@ export function specialTokenEntry(
   return undefined;
 }
 
+/** A token entry's text: a string, or an AddedToken object's `content`; undefined for anything else. */
+function tokenText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  const content = (value as JsonObject | null | undefined)?.content;
+  return typeof value === 'object' && typeof content === 'string' ? content : undefined;
+}
+
+/**
+ * `additional_special_tokens` as transformers 4.x's `PreTrainedTokenizerBase._from_pretrained` reads
+ * them, as texts: a tokenizer_config.json with `added_tokens_decoder` is read alone (its list, or none:
+ * special_tokens_map.json is not opened); an older one gets special_tokens_map.json's list appended to
+ * its own, each entry `if token not in additional_special_tokens`, where an entry written as an
+ * AddedToken object (`{ "content": ... }`, made an `AddedToken`) never equals a string nor a
+ * tokenizer_config.json entry (still a dict then), only an AddedToken of the map before it: a map of
+ * objects beside a config of strings lists each token twice, as Python's `special_tokens_map` does.
+ * undefined where no list is set.
+ */
+export function additionalSpecialTokens(files: TokenizerFiles): string[] | undefined {
+  const config = files.tokenizerConfig;
+  const own = config?.additional_special_tokens;
+  const fromMap = files.specialTokensMap?.additional_special_tokens;
+  let list: unknown = own;
+  if (config?.added_tokens_decoder === undefined && fromMap !== undefined) {
+    if (Array.isArray(fromMap)) {
+      const merged: unknown[] = Array.isArray(own) ? [...own] : [];
+      const mapObjects = new Set<string>();
+      for (const token of fromMap) {
+        if (typeof token === 'string') {
+          if (!merged.includes(token)) merged.push(token);
+        } else {
+          const text = tokenText(token);
+          if (text === undefined || !mapObjects.has(text)) merged.push(token);
+          if (text !== undefined) mapObjects.add(text);
+        }
+      }
+      list = merged;
+    } else list = fromMap; // not a list: set as it is (null: none)
+  }
+  if (!Array.isArray(list)) return undefined;
+  const texts = list.map(tokenText);
+  return texts.every((t) => t !== undefined) ? (texts as string[]) : undefined;
+}
+
 /**
  * The text of special token `key` as the files name it (see `specialTokenEntry`) and the file naming
  * it: `token` null where the entry says none, undefined where neither file has the key. Throws for

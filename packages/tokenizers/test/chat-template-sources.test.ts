@@ -136,8 +136,13 @@ describeShared(
           .text.replace(/\|Hi$/, '');
       // smollm's tokenizer_config.json lists them as strings
       expect(render(smollm)).toBe('<|im_start|>,<|im_end|>');
-      // special_tokens_map.json alone, as AddedToken objects: their contents
-      const { additional_special_tokens: _, ...config } = smollm.tokenizerConfig ?? {};
+      // special_tokens_map.json alone (an older tokenizer_config.json, without added_tokens_decoder),
+      // as AddedToken objects: their contents
+      const {
+        additional_special_tokens: _,
+        added_tokens_decoder: __,
+        ...config
+      } = smollm.tokenizerConfig ?? {};
       expect(render({ ...smollm, tokenizerConfig: config })).toBe('<|im_start|>,<|im_end|>');
       // none, or an empty list: not defined, as Python's special_tokens_map leaves out what is empty
       expect(render({ ...smollm, tokenizerConfig: config, specialTokensMap: undefined })).toBe('none');
@@ -148,6 +153,38 @@ describeShared(
           specialTokensMap: undefined,
         }),
       ).toBe('none');
+    });
+
+    it("additional_special_tokens: tokenizer_config.json's alone where it has added_tokens_decoder, else both files' as _from_pretrained merges them", () => {
+      // transformers 4.x `_from_pretrained`: with added_tokens_decoder, special_tokens_map.json is not
+      // read; without, its list is appended `if token not in additional_special_tokens`, where an
+      // AddedToken (an object entry) equals no string
+      const template =
+        '{% if additional_special_tokens is defined %}{{ additional_special_tokens | join(",") }}{% else %}none{% endif %}|{{ messages[0].content }}';
+      const render = (config: Record<string, unknown>, map: Record<string, unknown>) =>
+        createTokenizer(
+          { ...smollm, tokenizerConfig: config, specialTokensMap: map },
+          { chatTemplate: template },
+        )
+          .buildPrompt({ format: 'chat-template', instruction: 'Hi' })
+          .text.replace(/\|Hi$/, '');
+      const { additional_special_tokens: _, ...modern } = smollm.tokenizerConfig ?? {};
+      const { added_tokens_decoder: __, ...legacy } = modern;
+      const map = smollm.specialTokensMap!; // its two tokens as AddedToken objects
+      expect(modern.added_tokens_decoder).toBeDefined();
+      expect(render(modern, map)).toBe('none');
+      expect(render({ ...modern, additional_special_tokens: ['<|im_end|>'] }, map)).toBe('<|im_end|>');
+      expect(render(legacy, map)).toBe('<|im_start|>,<|im_end|>');
+      expect(render({ ...legacy, additional_special_tokens: ['<|im_start|>', '<|im_end|>'] }, map)).toBe(
+        '<|im_start|>,<|im_end|>,<|im_start|>,<|im_end|>',
+      );
+      // strings of the map equal to the config's are not appended again
+      expect(
+        render(
+          { ...legacy, additional_special_tokens: ['<|im_start|>', '<|im_end|>'] },
+          { additional_special_tokens: ['<|im_end|>', '<repo_name>', '<repo_name>'] },
+        ),
+      ).toBe('<|im_start|>,<|im_end|>,<repo_name>');
     });
 
     it("additional_special_tokens of special_tokens_map.json are special for decoding, as Python's all_special_ids", () => {
