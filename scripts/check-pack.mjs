@@ -4,6 +4,7 @@
 // - every publishable package's tarball (`pnpm pack --dry-run`) holds each file its package.json
 //   names (main, module, types, exports, bin, typesVersions) and its LICENSE, and every subpath
 //   export with types has a typesVersions entry, so that `moduleResolution: node10` finds them too;
+//   and nothing in dist/ that its entry points do not reach (as --built, below);
 // - @implicit-it/rules, packed and unpacked into a scratch node_modules, type-checks from a consumer
 //   with skipLibCheck off, under node16 (an ES module and a CommonJS one), bundler and node10, with
 //   neither @types/node nor the DOM (it runs wherever ES2022 does), and loads with require and import.
@@ -14,6 +15,9 @@
 // same content: each built file's source map records the sources it was made from (sourcesContent),
 // and each must match its file. Modification times would not do: turbo's cache hit restores a build
 // without touching dist/, so a checkout that rewrote src/ with the same content would look stale.
+// Nor may dist/ hold files its entry points do not reach (by relative path, source map or
+// declaration chunk): tsup's `clean` removes an earlier build's chunks, but a turbo cache hit only
+// writes the cached build over dist/, so they stay, and "files": ["dist"] would publish them.
 // (Publishing builds first: `pnpm release`, which runs turbo's build. prepublishOnly builds nothing
 // itself, because changeset publish publishes up to 10 packages at once and their builds, each
 // cleaning its dist/, would race with the declaration builds of the packages that import it.)
@@ -25,6 +29,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -68,21 +73,75 @@ function node10Problems(pkg) {
 }
 
 /**
- * The JavaScript files of the package in `dir` that `files` reach: those files, and the ones they
- * name by relative path (chunks, a worker started from its file), transitively. A file an earlier
- * build left in dist/ that nothing reaches is not published code that runs, whatever it was made from.
+ * The files of the package in `dir` that `files` (its entry points) reach: those files, the ones they
+ * name by relative path (chunks, a worker started from its file, a declaration chunk named by its
+ * JavaScript path), and the source maps they point at, transitively.
  */
-function reachedScripts(dir, files) {
+function reachedFiles(dir, files) {
   const reached = new Set();
-  const queue = files.filter((f) => /\.[cm]?js$/.test(f)).map((f) => resolve(dir, f));
+  const queue = files.map((f) => resolve(dir, f));
   while (queue.length) {
     const file = queue.pop();
-    if (reached.has(file) || !existsSync(file)) continue;
+    if (reached.has(file) || !existsSync(file) || !statSync(file).isFile()) continue;
     reached.add(file);
-    for (const [, spec] of readFileSync(file, 'utf8').matchAll(/["'`](\.\.?\/[^"'`\s]+\.[cm]?js)["'`]/g))
-      queue.push(resolve(dirname(file), spec));
+    const declaration = /\.d\.[cm]?ts$/.test(file);
+    if (!declaration && !/\.[cm]?js$/.test(file)) continue;
+    const text = readFileSync(file, 'utf8');
+    for (const [, spec] of text.matchAll(/["'`](\.\.?\/[^"'`\s]+)["'`]/g)) {
+      const target = resolve(dirname(file), spec);
+      queue.push(target);
+      // a declaration file names another by its JavaScript path: './chunk.js' is chunk.d.ts
+      if (declaration) queue.push(target.replace(/\.([cm]?)js$/, '.d.$1ts'));
+    }
+    const map = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(text);
+    if (map && !map[1].startsWith('data:')) queue.push(resolve(dirname(file), map[1]));
   }
-  return [...reached];
+  return reached;
+}
+
+/**
+ * The JavaScript files of the package in `dir` that `files` reach. A file an earlier build left in
+ * dist/ that nothing reaches is not published code that runs, whatever it was made from (`strayFiles`
+ * refuses it).
+ */
+function reachedScripts(dir, files) {
+  return [...reachedFiles(dir, files)].filter((f) => /\.[cm]?js$/.test(f));
+}
+
+/**
+ * The files (paths relative to `dir`, among `candidates`) in the folders of the entry points (dist/)
+ * that no entry point reaches: an earlier build's, which tsup's `clean` removes but a turbo cache
+ * restore of the current build leaves (it writes the build's files over dist/, deleting none).
+ */
+function strayFiles(dir, entries, candidates) {
+  const folders = new Set(entryFolders(entries));
+  const reached = reachedFiles(dir, entries);
+  return candidates.filter((f) => folders.has(f.split('/')[0]) && !reached.has(resolve(dir, f))).sort();
+}
+
+/** The top folders of the entry points ('dist'). */
+const entryFolders = (entries) => [
+  ...new Set(entries.filter((f) => f.includes('/')).map((f) => f.split('/')[0])),
+];
+
+/** A few names of a list, and how many more. */
+const some = (names) =>
+  names.slice(0, 3).join(', ') + (names.length > 3 ? ` and ${names.length - 3} more` : '');
+
+/** What a package whose dist/ holds `stray` files is told. */
+const strayMessage = (name, stray) =>
+  `${name}: ${some(stray)} ${stray.length === 1 ? 'is' : 'are'} reached from no entry point of package.json (an earlier build's, which a turbo cache restore leaves in dist/) and would be published: remove dist/ and build before publishing (rm -rf dist, then pnpm release builds and publishes)`;
+
+/** Every file under `dir`/`folder`, relative to `dir` with '/' separators. */
+function filesUnder(dir, folder) {
+  if (!existsSync(join(dir, folder))) return [];
+  return readdirSync(join(dir, folder), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) =>
+      relative(dir, join(e.parentPath ?? e.path, e.name))
+        .split(sep)
+        .join('/'),
+    );
 }
 
 /**
@@ -119,11 +178,16 @@ if (process.argv.includes('--built')) {
     );
     process.exit(1);
   }
+  const present = entryFolders(entries).flatMap((folder) => filesUnder(process.cwd(), folder));
+  const stray = strayFiles(process.cwd(), entries, present);
+  if (stray.length) {
+    console.error(strayMessage(pkg.name, stray));
+    process.exit(1);
+  }
   const stale = staleSources(process.cwd(), reachedScripts(process.cwd(), entries));
   if (stale.length) {
-    const shown = stale.slice(0, 3).join(', ') + (stale.length > 3 ? ` and ${stale.length - 3} more` : '');
     console.error(
-      `${pkg.name}: dist/ was built from other sources than those here (${shown} changed since the build): build before publishing (pnpm release builds and publishes)`,
+      `${pkg.name}: dist/ was built from other sources than those here (${some(stale)} changed since the build): build before publishing (pnpm release builds and publishes)`,
     );
     process.exit(1);
   }
@@ -151,6 +215,8 @@ for (const dir of packageDirs) {
   for (const file of [...entryFiles(pkg), 'LICENSE'])
     if (!packed.has(file)) fail(`${pkg.name}: ${file} is not in the tarball (is it built, and in "files"?)`);
   for (const problem of node10Problems(pkg)) fail(`${pkg.name}: ${problem}`);
+  const stray = strayFiles(dir, entryFiles(pkg), [...packed]);
+  if (stray.length) fail(strayMessage(pkg.name, stray));
 }
 
 // 2. @implicit-it/rules from its tarball

@@ -9,14 +9,22 @@ import { test } from 'node:test';
 
 const script = new URL('./check-pack.mjs', import.meta.url).pathname;
 
-/** A built package: dist/index.js imports a chunk; each has a source map recording its sources. */
+/**
+ * A built package: dist/index.js imports a chunk, dist/index.d.ts a declaration chunk; each script
+ * has a source map recording its sources, which it points at.
+ */
 function builtPackage(sources) {
   const dir = mkdtempSync(join(tmpdir(), 'check-pack-built-'));
   mkdirSync(join(dir, 'src'));
   mkdirSync(join(dir, 'dist'));
   writeFileSync(
     join(dir, 'package.json'),
-    JSON.stringify({ name: '@x/fixture', main: 'dist/index.js', exports: { '.': './dist/index.js' } }),
+    JSON.stringify({
+      name: '@x/fixture',
+      main: 'dist/index.js',
+      types: 'dist/index.d.ts',
+      exports: { '.': { types: './dist/index.d.ts', default: './dist/index.js' } },
+    }),
   );
   for (const [name, text] of Object.entries(sources)) writeFileSync(join(dir, 'src', name), text);
   const map = (names) =>
@@ -28,17 +36,32 @@ function builtPackage(sources) {
       names: [],
     });
   const [first, ...rest] = Object.keys(sources);
-  writeFileSync(join(dir, 'dist', 'index.js'), 'export * from "./chunk-A.js";\n');
+  writeFileSync(
+    join(dir, 'dist', 'index.js'),
+    'export * from "./chunk-A.js";\n//# sourceMappingURL=index.js.map\n',
+  );
   writeFileSync(join(dir, 'dist', 'index.js.map'), map([first]));
-  writeFileSync(join(dir, 'dist', 'chunk-A.js'), 'export const a = 1;\n');
+  writeFileSync(
+    join(dir, 'dist', 'chunk-A.js'),
+    'export const a = 1;\n//# sourceMappingURL=chunk-A.js.map\n',
+  );
   writeFileSync(join(dir, 'dist', 'chunk-A.js.map'), map(rest));
-  // an earlier build's chunk, left by a cache restore and reached by nothing: not what runs
-  writeFileSync(join(dir, 'dist', 'chunk-OLD.js'), 'export const a = 0;\n');
+  writeFileSync(join(dir, 'dist', 'index.d.ts'), "export { a } from './types-B.js';\n");
+  writeFileSync(join(dir, 'dist', 'types-B.d.ts'), 'export declare const a: number;\n');
+  return dir;
+}
+
+/** An earlier build's chunk, its map and its declarations, as a turbo cache restore leaves them. */
+function addOldBuild(dir, source) {
+  writeFileSync(
+    join(dir, 'dist', 'chunk-OLD.js'),
+    'export const a = 0;\n//# sourceMappingURL=chunk-OLD.js.map\n',
+  );
   writeFileSync(
     join(dir, 'dist', 'chunk-OLD.js.map'),
-    JSON.stringify({ version: 3, sources: [`../src/${first}`], sourcesContent: ['old'], mappings: '' }),
+    JSON.stringify({ version: 3, sources: [`../src/${source}`], sourcesContent: ['old'], mappings: '' }),
   );
-  return dir;
+  writeFileSync(join(dir, 'dist', 'types-OLD.d.ts'), 'export declare const a: string;\n');
 }
 
 const check = (dir) => spawnSync(process.execPath, [script, '--built'], { cwd: dir, encoding: 'utf8' });
@@ -85,6 +108,42 @@ test('--built refuses a dist/ built before a change to src/, naming what changed
     r = check(dir);
     assert.equal(r.status, 1);
     assert.equal(r.stderr, `@x/fixture: dist/index.js missing: ${fix}\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--built refuses files in dist/ that no entry point reaches, as an earlier build leaves them', () => {
+  const dir = builtPackage({ 'index.ts': 'export * from "./a";\n', 'a.ts': 'export const a = 1;\n' });
+  try {
+    addOldBuild(dir, 'index.ts');
+    const fix =
+      'remove dist/ and build before publishing (rm -rf dist, then pnpm release builds and publishes)';
+    let r = check(dir);
+    assert.equal(r.status, 1);
+    assert.equal(
+      r.stderr,
+      `@x/fixture: dist/chunk-OLD.js, dist/chunk-OLD.js.map, dist/types-OLD.d.ts are reached from no entry point of package.json (an earlier build's, which a turbo cache restore leaves in dist/) and would be published: ${fix}\n`,
+    );
+    mkdirSync(join(dir, 'dist', 'sub'));
+    writeFileSync(join(dir, 'dist', 'sub', 'worker-OLD.js'), '');
+    r = check(dir);
+    assert.equal(r.status, 1);
+    assert.equal(
+      r.stderr,
+      `@x/fixture: dist/chunk-OLD.js, dist/chunk-OLD.js.map, dist/sub/worker-OLD.js and 1 more are reached from no entry point of package.json (an earlier build's, which a turbo cache restore leaves in dist/) and would be published: ${fix}\n`,
+    );
+    // what the current build's files name is theirs: a worker started by its path, declarations
+    // named by their JavaScript path (the maps, named by their scripts, passed in the first test)
+    for (const f of ['chunk-OLD.js', 'chunk-OLD.js.map']) rmSync(join(dir, 'dist', f));
+    writeFileSync(
+      join(dir, 'dist', 'chunk-A.js'),
+      'export const a = 1;\nnew URL("./sub/worker-OLD.js", import.meta.url);\n//# sourceMappingURL=chunk-A.js.map\n',
+    );
+    writeFileSync(join(dir, 'dist', 'types-B.d.ts'), "export * from './types-OLD.js';\n");
+    r = check(dir);
+    assert.equal(r.stderr, '');
+    assert.equal(r.status, 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
