@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
-const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
-
-// An executable, not a library: one ESM file with the shebang (kept from src/cli.ts), no types.
+// An executable, not a library: one ESM file with the shebang (kept from src/cli.ts), no types. Its
+// version is read from package.json when it runs (program.ts), not defined here: `changeset version`
+// bumps it after the build.
 export default defineConfig({
   entry: ['src/cli.ts'],
   format: ['esm'],
@@ -12,5 +11,4 @@ export default defineConfig({
   clean: true,
   target: 'node20',
   tsconfig: 'tsconfig.build.json',
-  define: { __VERSION__: JSON.stringify(version) },
 });

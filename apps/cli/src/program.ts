@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerChat } from './commands/chat.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -9,7 +10,19 @@ import { registerModel } from './commands/model.js';
 import { registerRules } from './commands/rules-trace.js';
 import { registerServe } from './commands/serve.js';
 
-declare const __VERSION__: string;
+/**
+ * The version in this package's package.json, read when the program is made. The bin runs as
+ * dist/cli.js, one folder below package.json in the workspace and in the published tarball alike
+ * (and src/program.ts, under vitest, too). Read, not baked into the build: `changeset version`
+ * rewrites package.json after the build, and a bundled version then printed the old one.
+ *
+ * @example
+ * packageVersion(); // '0.3.1'
+ */
+export function packageVersion(): string {
+  const file = new URL('../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
 
 /**
  * The `implicit-it` program: every command registers itself here.
@@ -23,7 +36,7 @@ export function createProgram(): Command {
       'Instruction following without instruction tuning (Hewitt et al., 2024): a base language model plus ' +
         'three hand-written decoding rules, from the command line.',
     )
-    .version(typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0', '-V, --version')
+    .version(packageVersion(), '-V, --version')
     .showHelpAfterError('(add --help for usage and examples)')
     .configureHelp({ sortSubcommands: false, showGlobalOptions: false, minWidthToWrap: 24 })
     .addHelpText(

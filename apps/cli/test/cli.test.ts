@@ -1,6 +1,8 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { serveHubRepo } from '@implicit-it/testkit';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run, tinyModelDir } from './helpers.js';
@@ -105,10 +107,29 @@ describe('help, version, usage errors', () => {
     expect(over).toEqual([]);
   });
 
-  it('--version prints the package version', async () => {
+  const CLI_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
+  it("--version prints package.json's version, read when it runs (changeset version bumps it after the build)", async () => {
+    const pkgFile = join(CLI_DIR, 'package.json');
     const r = await run(['--version']);
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    expect(r).toEqual({
+      code: 0,
+      stdout: `${JSON.parse(readFileSync(pkgFile, 'utf8')).version}\n`,
+      stderr: '',
+    });
+    // the tarball's layout (package/dist/cli.js, package/package.json), bumped after this build
+    const pkg = mkdtempSync(join(tmpdir(), 'implicit-it-cli-version-'));
+    try {
+      cpSync(join(CLI_DIR, 'dist'), join(pkg, 'dist'), { recursive: true });
+      writeFileSync(
+        join(pkg, 'package.json'),
+        JSON.stringify({ ...JSON.parse(readFileSync(pkgFile, 'utf8')), version: '9.8.7-next.1' }),
+      );
+      symlinkSync(join(CLI_DIR, 'node_modules'), join(pkg, 'node_modules'), 'dir');
+      const bumped = spawnSync(process.execPath, [join(pkg, 'dist', 'cli.js'), '-V'], { encoding: 'utf8' });
+      expect([bumped.status, bumped.stdout, bumped.stderr]).toEqual([0, '9.8.7-next.1\n', '']);
+    } finally {
+      rmSync(pkg, { recursive: true, force: true });
+    }
   });
 
   it('exits 2 on an unknown command, a bad flag value, an unknown rule set', async () => {
