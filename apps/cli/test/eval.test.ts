@@ -1591,4 +1591,36 @@ describe('eval rank and eval shift: a finished --out is reused, never replaced b
       `error: --out: ${out} holds the finished result of another run (different --top-k); it is not replaced`,
     );
   });
+
+  it('shift --top-k 0 lists no tokens, the statistics only, as --help says; a negative one exits 2', async () => {
+    const aligned = join(dir, 'aligned-top-k.json');
+    writeFileSync(
+      aligned,
+      JSON.stringify([{ instruction: 'Say hi.', output: 'Hi there! 42 ~~', generator: 'toy' }]),
+    );
+    const shift = (extra: string[]) =>
+      run(['eval', 'shift', '--base', model, '--aligned', aligned, ...extra]);
+    const all = await shift(['--json']);
+    expect(all.code, all.stderr).toBe(0);
+    const stats = JSON.parse(all.stdout);
+    expect(stats.overall.shifted).toBeGreaterThan(0);
+    expect(stats.topShifted.length).toBeGreaterThan(0);
+    const none = await shift(['--top-k', '0', '--json']);
+    expect(none.code, none.stderr).toBe(0);
+    expect(JSON.parse(none.stdout)).toEqual({ ...stats, topShifted: [] });
+    const text = await shift(['--top-k', '0']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^token shift \(aligned-top-k vs .+\): \d+ tokens in 1 outputs: unshifted /);
+    expect(text.stdout).not.toContain('most shifted');
+    const help = await run(['eval', 'shift', '--help']);
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain(
+      '--top-k <n> shifted tokens to list (default 20; 0: none, the statistics only)',
+    );
+    const negative = await shift(['--top-k', '-1']);
+    expect(negative).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `error: option '--top-k <n>' argument '-1' is invalid. expected an integer in [0, ${Number.MAX_SAFE_INTEGER}], got "-1"\n(add --help for usage and examples)\n`,
+    });
+  });
 });

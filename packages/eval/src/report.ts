@@ -313,17 +313,19 @@ export async function writeReport(
           })),
         }),
       );
-      md.push(
-        `### ${cell(r.label)}`,
-        '',
-        `![Token shift by position: ${cell(r.label)}](${bySrc})`,
-        '',
-        table(
-          ['token', 'times shifted', 'of shifted (%)'],
-          r.topShifted.map((t) => [tokenCell(t.text), String(t.count), fmt(t.percentOfShifted)]),
-        ),
-        '',
-      );
+      md.push(`### ${cell(r.label)}`, '', `![Token shift by position: ${cell(r.label)}](${bySrc})`, '');
+      // a result made with topK 0 lists no tokens (the statistics only), one without shifts has none
+      if (r.topShifted.length > 0) {
+        md.push(
+          table(
+            ['token', 'times shifted', 'of shifted (%)'],
+            r.topShifted.map((t) => [tokenCell(t.text), String(t.count), fmt(t.percentOfShifted)]),
+          ),
+          '',
+        );
+      } else if (r.overall.shifted > 0) {
+        md.push(`Its ${r.overall.shifted} shifted tokens are not listed (top-k 0).`, '');
+      }
     }
   }
   if (charts.length === 0)

@@ -40,7 +40,7 @@ export interface ShiftResult {
   overall: ShiftCounts;
   /** Counts by response position (0-based token index), in bins `[from, to)`; `to` null is open. */
   byPosition: (ShiftCounts & { from: number; to: number | null })[];
-  /** The most frequently shifted tokens (rank > 3), most frequent first. */
+  /** The most frequently shifted tokens (rank > 3), most frequent first: `topK` of them at most. */
   topShifted: { text: string; id: number; count: number; percentOfShifted: number }[];
 }
 
@@ -60,7 +60,7 @@ export interface TokenShiftOptions extends ProgressCallbacks {
   batchSize?: number;
   /** Left edges of the position bins (default [0, 1, 2, 5, 10, 20, 50, 100, 200]; the last bin is open). */
   positionBins?: readonly number[];
-  /** How many shifted tokens to list (default 20). */
+  /** How many shifted tokens to list, an integer >= 0 (default 20; 0 lists none: the statistics only). */
   topK?: number;
   /** Resume journal; default `${out}.journal.jsonl` when `out` is given, none otherwise. Removed after success. */
   journalPath?: string;
@@ -101,6 +101,16 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
     throw new EvalInputError('', `positionBins must start at 0 and increase, got [${bins.join(', ')}]`, {
       field: 'positionBins',
     });
+  }
+  const topK = options.topK ?? 20;
+  if (!Number.isSafeInteger(topK) || topK < 0) {
+    throw new EvalInputError(
+      '',
+      `topK must be an integer >= 0 (0 lists no tokens: the statistics only), got ${topK}`,
+      {
+        field: 'topK',
+      },
+    );
   }
   const batchSize = options.batchSize ?? 8;
   const journalPath = options.journalPath ?? (options.out ? `${options.out}.journal.jsonl` : undefined);
@@ -168,7 +178,7 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
     const overall = counts(ranks);
     const topShifted = [...shiftedTokens.values()]
       .sort((a, b) => b.count - a.count || a.id - b.id)
-      .slice(0, options.topK ?? 20)
+      .slice(0, topK)
       .map((t) => ({ ...t, percentOfShifted: (100 * t.count) / overall.shifted }));
     const result: ShiftResult = {
       label: options.label ?? 'aligned vs base',

@@ -1,11 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   drawNegatives,
+  EvalInputError,
   finishedRanking,
   finishedRankingDifferences,
   finishedShift,
@@ -435,6 +436,27 @@ describe('tokenShift', () => {
     ]);
     expect(r.topShifted[0]).toEqual({ text: ' ', id: 32, count: 2, percentOfShifted: 40 });
     expect(r.topShifted.map((t) => t.text)).toEqual([' ', '!', '.', 'H']);
+  });
+
+  it('topK 0 lists no tokens, the statistics only; topK must be an integer >= 0', async () => {
+    const aligned = [{ instruction: 'q1', output: 'Hi 2 you!' }];
+    const all = await tokenShift({ base: charRanks, aligned });
+    expect(all.topShifted.map((t) => t.text)).toEqual([' ', '!', 'H']);
+    const none = await tokenShift({ base: charRanks, aligned, topK: 0 });
+    expect(none).toEqual({ ...all, topShifted: [] });
+    expect((await tokenShift({ base: charRanks, aligned, topK: 2 })).topShifted.map((t) => t.text)).toEqual([
+      ' ',
+      '!',
+    ]);
+    for (const topK of [-1, 1.5, Number.NaN]) {
+      const out = join(tmp(), 'shift.json');
+      const refused = tokenShift({ base: charRanks, aligned, topK, out });
+      await expect(refused).rejects.toThrow(EvalInputError);
+      await expect(refused).rejects.toThrow(
+        `topK must be an integer >= 0 (0 lists no tokens: the statistics only), got ${topK}`,
+      );
+      expect(existsSync(`${out}.journal.jsonl`)).toBe(false); // refused before any work
+    }
   });
 
   it('finishedShift: the finished result of these very settings, never of others', async () => {

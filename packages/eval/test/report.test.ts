@@ -170,6 +170,30 @@ describe('writeReport', () => {
     }
   });
 
+  it('lists no tokens of a shift made with topK 0 (the statistics only), and says so', async () => {
+    const run = mkdtempSync(join(tmpdir(), 'eval-report-top-k-'));
+    try {
+      const ranks: RankSource = {
+        rankTokens: async (items) =>
+          items.map((x) => ({ tokens: [...x.response].map((c, k) => ({ id: k, text: c, rank: 1 + k })) })),
+      };
+      await tokenShift({
+        base: ranks,
+        aligned: [{ instruction: 'i', output: 'abcdef' }],
+        label: 'stats only',
+        topK: 0,
+        out: runPaths(run).shiftResult('a'),
+      });
+      const r = await writeReport(run);
+      expect(r.markdown).toContain(
+        '### stats only\n\n![Token shift by position: stats only](charts/token-shift-a.svg)\n\nIts 3 shifted tokens are not listed (top-k 0).\n',
+      );
+      expect(r.markdown).not.toContain('| token | times shifted |');
+    } finally {
+      rmSync(run, { recursive: true, force: true });
+    }
+  });
+
   it('says so when a run directory is empty', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'eval-report-empty-'));
     try {

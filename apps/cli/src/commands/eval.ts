@@ -1504,7 +1504,7 @@ Examples:
       'with a model directory: where its outputs go (default: RUN/outputs/NAME.json for --out RUN/shift/X.json, else OUT.aligned-outputs.json)',
     )
     .option('--label <text>', 'name of the comparison (default: ALIGNED vs BASE)')
-    .option('--top-k <n>', 'shifted tokens to list (default 20)', intArg(0))
+    .option('--top-k <n>', 'shifted tokens to list (default 20; 0: none, the statistics only)', intArg(0))
     .option('--batch-size <n>', 'outputs ranked together (default 8)', intArg(1, 1024))
     .option('-o, --out <file>', 'result JSON to write (resume journal: OUT.journal.jsonl)')
     .option('--json', 'print the result as one JSON object')
