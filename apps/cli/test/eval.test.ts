@@ -622,6 +622,50 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(existsSync(join(tmp, 'judge-url'))).toBe(false);
   });
 
+  it('judge: a closed port fails within seconds (exit 1), saying why it waits and what to check', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((r) => probe.close(r));
+    const baseline = join(tmp, 'judge-closed-baseline.json');
+    const outputs = join(tmp, 'judge-closed-outputs.json');
+    writeFileSync(baseline, JSON.stringify([{ instruction: 'a', output: 'b', generator: 'ref' }]));
+    writeFileSync(outputs, JSON.stringify([{ instruction: 'a', output: 'c', generator: 'g' }]));
+    const t0 = Date.now();
+    const r = await run(
+      [
+        'eval',
+        'judge',
+        '--outputs',
+        outputs,
+        '--baseline',
+        baseline,
+        '--out',
+        join(tmp, 'judge-closed', 'a.json'),
+        '--base-url',
+        `http://127.0.0.1:${port}/v1`,
+      ],
+      { timeout: 20_000 },
+    );
+    expect(Date.now() - t0).toBeLessThan(10_000); // it retried for a minute or two
+    expect(r.code).toBe(1);
+    const cause = `cannot connect (connect ECONNREFUSED 127.0.0.1:${port})`;
+    const lines = r.stderr.split('\n');
+    expect(lines.slice(0, 2).map((l) => l.replace(/in \d\.\d s/, 'in N s'))).toEqual([
+      `judge: retry 1 in N s: ${cause}`,
+      `judge: retry 2 in N s: ${cause}`,
+    ]);
+    expect(lines.slice(2)).toEqual([
+      `error: judge request to http://127.0.0.1:${port}/v1/chat/completions failed after 3 attempts: ${cause}; check that the judge server is up and that --base-url or $OPENAI_BASE_URL names it`,
+      '',
+    ]);
+    expect(existsSync(join(tmp, 'judge-closed', 'a.json'))).toBe(false);
+    const help = await run(['eval', 'judge', '--help']);
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain(
+      '--max-retries <n> retries of 408/409/429/5xx, timeouts and lost connections, with backoff (default 6); a connection refused or a host not found: 2 at most, within about 1.5 s',
+    );
+  });
+
   it('empty inputs are errors naming the flag and the file, not results', async () => {
     const emptyJsonl = jsonl('empty.jsonl', []);
     const emptyJson = join(tmp, 'empty.json');

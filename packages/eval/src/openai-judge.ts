@@ -51,7 +51,12 @@ export interface OpenAIJudgeOptions {
   requestsPerMinute?: number;
   /** Requests in flight at once (default 4). */
   concurrency?: number;
-  /** Retries of a retryable failure (429, 408, 409, 5xx, network errors, timeouts); default 6. */
+  /**
+   * Retries of a retryable failure (429, 408, 409, 5xx, timeouts, a connection lost mid-request);
+   * default 6. A connection that cannot be made (refused, a host name that does not resolve, an
+   * unreachable network) is retried at most twice, after about 0.5 s and 1 s: no server is there to
+   * ask to wait, so it fails within seconds, naming the URL and the cause.
+   */
   maxRetries?: number;
   /** First backoff delay in ms (default 1000), doubled each retry with jitter, capped by `maxDelayMs` (default 60000). */
   baseDelayMs?: number;
@@ -60,11 +65,65 @@ export interface OpenAIJudgeOptions {
   timeoutMs?: number;
   /** Extra body fields (e.g. `seed`). */
   extraBody?: Record<string, unknown>;
-  /** Called before each retry, e.g. to log it. */
+  /**
+   * Called before each retry, e.g. to log it: `status` of an HTTP answer, `error` what failed
+   * (`HTTP 503: ...`, `cannot connect (connect ECONNREFUSED 127.0.0.1:8080)`, `no answer within 120 s`).
+   */
   onRetry?: (info: { attempt: number; delayMs: number; status?: number; error: string }) => void;
 }
 
 const RETRYABLE = new Set([408, 409, 429, 500, 502, 503, 504]);
+
+/**
+ * Codes of a connection that could not be made (Node's, undici's): no server at the address, a host
+ * name that does not resolve, no route. Retried at most `CONNECT_RETRIES` times, `CONNECT_DELAY_MS`
+ * first (doubled), as OpenAI's SDKs retry connection errors: not on the schedule of a busy server.
+ */
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EAI_NONAME',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+const CONNECT_RETRIES = 2;
+const CONNECT_DELAY_MS = 500;
+
+/** A request that failed without an HTTP answer: what to tell, and how to go on. */
+interface NetworkFailure {
+  /** e.g. `cannot connect (connect ECONNREFUSED 127.0.0.1:8080)`, `no answer within 120 s`. */
+  error: string;
+  /** `connect`: no connection was made (retried briefly); `port`: fetch refuses the port (not retried). */
+  kind: 'connect' | 'port' | 'other';
+}
+
+function networkFailure(e: unknown, url: string, timeoutMs: number): NetworkFailure {
+  const error = e as Error & { cause?: unknown };
+  if (error?.name === 'TimeoutError')
+    return { error: `no answer within ${timeoutMs / 1000} s`, kind: 'other' };
+  // fetch's TypeError('fetch failed') carries the socket's error as its cause (an AggregateError,
+  // without a message, when every address of a host refused)
+  const cause = (error?.cause ?? error) as {
+    code?: unknown;
+    message?: unknown;
+    errors?: { message?: unknown }[];
+  };
+  const detail =
+    (typeof cause?.message === 'string' && cause.message) ||
+    cause?.errors?.map((x) => String(x?.message)).join('; ') ||
+    String(cause?.code ?? error?.message ?? e);
+  if (typeof cause?.code === 'string' && CONNECT_CODES.has(cause.code))
+    return { error: `cannot connect (${detail})`, kind: 'connect' };
+  if (detail === 'bad port')
+    return { error: `fetch refuses port ${new URL(url).port}, one that browsers block too`, kind: 'port' };
+  return { error: detail, kind: 'other' };
+}
 
 function retryAfterMs(headers: Headers): number | undefined {
   const ms = headers.get('retry-after-ms');
@@ -111,7 +170,8 @@ export function judgeId(baseURL: string, model: string): string {
 
 /**
  * A judge on any OpenAI-compatible `/chat/completions` endpoint (OpenAI, vLLM, this project's API
- * server...), rate-limited, with retries and exponential backoff that honour `Retry-After`.
+ * server...), rate-limited, with retries and exponential backoff that honour `Retry-After`; a
+ * connection that cannot be made is retried twice within about 1.5 s, then fails naming the cause.
  *
  * @example
  * const judge = openAIJudge({ baseURL: 'https://api.openai.com/v1', model: 'gpt-4-turbo', requestsPerMinute: 500 });
@@ -146,12 +206,15 @@ export function openAIJudge(options: OpenAIJudgeOptions): JudgeClient {
   return {
     id: options.id ?? judgeId(options.baseURL, options.model),
     async complete(request, { signal } = {}) {
+      let connectFailures = 0;
       for (let attempt = 0; ; attempt++) {
         signal?.throwIfAborted();
         let status: number | undefined;
         let error: string;
         let retryable: boolean;
         let hinted: number | undefined;
+        let failure: NetworkFailure['kind'] | undefined;
+        let caught: unknown;
         try {
           const { response, text } = await limit(() => once(request, signal), signal);
           status = response.status;
@@ -192,21 +255,37 @@ export function openAIJudge(options: OpenAIJudgeOptions): JudgeClient {
         } catch (e) {
           if (JudgeRequestError.isInstance(e)) throw e;
           if (signal?.aborted) throw e;
-          error = (e as Error).message; // network error or timeout
-          retryable = true;
+          // a network error or a timeout
+          caught = e;
+          const network = networkFailure(e, url, timeoutMs);
+          failure = network.kind;
+          error = network.error;
+          retryable = failure !== 'port';
         }
-        if (!retryable || attempt >= maxRetries) {
+        if (failure === 'connect') connectFailures++;
+        const retries = failure === 'connect' ? Math.min(maxRetries, CONNECT_RETRIES) : maxRetries;
+        if (!retryable || attempt >= maxRetries || connectFailures > retries) {
+          const hint =
+            status === 401 || status === 403
+              ? ` (check the API key in ${options.apiKeyEnv ?? 'OPENAI_API_KEY'})`
+              : failure === 'connect'
+                ? '; check that the judge server is up and that the `baseURL` option (CLI: --base-url or $OPENAI_BASE_URL) names it'
+                : failure === 'port'
+                  ? '; serve the judge on another port'
+                  : '';
           throw new JudgeRequestError(
             url,
-            `judge request to ${url} failed${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ${error}${
-              status === 401 || status === 403
-                ? ` (check the API key in ${options.apiKeyEnv ?? 'OPENAI_API_KEY'})`
-                : ''
-            }`,
-            { ...(status !== undefined ? { status } : {}), isRetryable: retryable },
+            `judge request to ${url} failed${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ${error}${hint}`,
+            {
+              ...(status !== undefined ? { status } : {}),
+              isRetryable: retryable,
+              ...(caught !== undefined ? { cause: caught } : {}),
+            },
           );
         }
-        const backoff = Math.min(maxDelay, baseDelay * 2 ** attempt) * (0.5 + Math.random() / 2);
+        const first = failure === 'connect' ? Math.min(baseDelay, CONNECT_DELAY_MS) : baseDelay;
+        const exponent = failure === 'connect' ? connectFailures - 1 : attempt;
+        const backoff = Math.min(maxDelay, first * 2 ** exponent) * (0.5 + Math.random() / 2);
         const delayMs = Math.min(maxDelay, Math.max(hinted ?? 0, backoff));
         options.onRetry?.({
           attempt: attempt + 1,

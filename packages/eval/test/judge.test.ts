@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   EvalInputError,
   isSwitched,
@@ -267,6 +267,141 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
       expect(Date.now() - t0).toBeLessThan(5000);
       expect(delays).toEqual([30_000]);
       expect(served).toBe(1);
+    } finally {
+      await new Promise((r) => busy.close(r));
+    }
+  });
+
+  /** A loopback port that nothing listens on. */
+  async function closedPort(): Promise<number> {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((r) => probe.close(r));
+    return port;
+  }
+  const oneRequest = { messages: [], max_tokens: 1, temperature: 1, logprobs: true, top_logprobs: 5 };
+
+  it('a refused connection fails within seconds, twice retried, naming the URL and the cause', async () => {
+    const port = await closedPort();
+    const retries: { attempt: number; delayMs: number; status?: number; error: string }[] = [];
+    const j = openAIJudge({
+      baseURL: `http://127.0.0.1:${port}/v1`,
+      model: 'tiny-judge',
+      onRetry: (x) => retries.push(x),
+    });
+    const t0 = Date.now();
+    const error = await j.complete(oneRequest).catch((e: unknown) => e);
+    expect(Date.now() - t0).toBeLessThan(3000); // the default schedule (6 retries from 1 s) took a minute or two
+    expect(JudgeRequestError.isInstance(error)).toBe(true);
+    const url = `http://127.0.0.1:${port}/v1/chat/completions`;
+    expect((error as JudgeRequestError).message).toBe(
+      `judge request to ${url} failed after 3 attempts: cannot connect (connect ECONNREFUSED 127.0.0.1:${port}); check that the judge server is up and that the \`baseURL\` option (CLI: --base-url or $OPENAI_BASE_URL) names it`,
+    );
+    expect(error).toMatchObject({ url, status: undefined, isRetryable: true });
+    expect(retries.map((r) => [r.attempt, r.status, r.error])).toEqual([
+      [1, undefined, `cannot connect (connect ECONNREFUSED 127.0.0.1:${port})`],
+      [2, undefined, `cannot connect (connect ECONNREFUSED 127.0.0.1:${port})`],
+    ]);
+    // 0.5 s then 1 s, each with jitter down to half
+    expect(retries[0]!.delayMs).toBeGreaterThanOrEqual(250);
+    expect(retries[0]!.delayMs).toBeLessThanOrEqual(500);
+    expect(retries[1]!.delayMs).toBeGreaterThanOrEqual(500);
+    expect(retries[1]!.delayMs).toBeLessThanOrEqual(1000);
+    // maxRetries below two is honoured
+    const none = openAIJudge({ baseURL: `http://127.0.0.1:${port}/v1`, model: 'm', maxRetries: 0 });
+    await expect(none.complete(oneRequest)).rejects.toThrow(
+      `judge request to ${url} failed: cannot connect (connect ECONNREFUSED 127.0.0.1:${port}); check`,
+    );
+  });
+
+  it('a host name that does not resolve fails as promptly; a port fetch blocks is not retried', async () => {
+    // fetch's errors as undici throws them (a real lookup could wait on an absent resolver)
+    const fetchFailed = (cause: Error) => {
+      throw new TypeError('fetch failed', { cause });
+    };
+    const retries: string[] = [];
+    const causes = [
+      Object.assign(new Error('getaddrinfo ENOTFOUND judge.example'), { code: 'ENOTFOUND' }),
+      // every address of a host refused: a message-less AggregateError
+      Object.assign(
+        new AggregateError([
+          new Error('connect ECONNREFUSED ::1:8080'),
+          new Error('connect ECONNREFUSED 127.0.0.1:8080'),
+        ]),
+        { code: 'ECONNREFUSED' },
+      ),
+    ];
+    const details = [
+      'getaddrinfo ENOTFOUND judge.example',
+      'connect ECONNREFUSED ::1:8080; connect ECONNREFUSED 127.0.0.1:8080',
+    ];
+    try {
+      for (const [k, cause] of causes.entries()) {
+        retries.length = 0;
+        vi.stubGlobal('fetch', async () => fetchFailed(cause));
+        const j = openAIJudge({
+          baseURL: 'http://judge.example:8080/v1',
+          model: 'm',
+          onRetry: (x) => retries.push(x.error),
+        });
+        await expect(j.complete(oneRequest)).rejects.toThrow(
+          `judge request to http://judge.example:8080/v1/chat/completions failed after 3 attempts: cannot connect (${details[k]}); check that the judge server is up`,
+        );
+        expect(retries).toEqual([`cannot connect (${details[k]})`, `cannot connect (${details[k]})`]);
+      }
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    retries.length = 0;
+    const blocked = openAIJudge({
+      baseURL: 'http://127.0.0.1:6000/v1',
+      model: 'm',
+      onRetry: (x) => retries.push(x.error),
+    });
+    const error = await blocked.complete(oneRequest).catch((e: unknown) => e);
+    expect((error as Error).message).toBe(
+      'judge request to http://127.0.0.1:6000/v1/chat/completions failed: fetch refuses port 6000, one that browsers block too; serve the judge on another port',
+    );
+    expect(error).toMatchObject({ isRetryable: false });
+    expect(retries).toEqual([]);
+  });
+
+  it('a 503 keeps the long schedule: retried from baseDelayMs, doubling, past two retries', async () => {
+    let received = 0;
+    const busy = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        received++;
+        if (received <= 3) {
+          res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"message":"loading"}}');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: 'm' } }] }));
+      });
+    });
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = busy.address() as AddressInfo;
+      const retries: { attempt: number; delayMs: number; status?: number; error: string }[] = [];
+      const j = openAIJudge({
+        baseURL: `http://127.0.0.1:${port}/v1`,
+        model: 'm',
+        baseDelayMs: 40,
+        onRetry: (x) => retries.push(x),
+      });
+      const answer = await j.complete(oneRequest);
+      expect(answer.choices[0]!.message).toEqual({ role: 'assistant', content: 'm' });
+      expect(received).toBe(4);
+      expect(retries.map((r) => [r.attempt, r.status, r.error])).toEqual(
+        [1, 2, 3].map((attempt) => [attempt, 503, 'HTTP 503: {"error":{"message":"loading"}}']),
+      );
+      // 40, 80, 160 ms, each with jitter down to half
+      retries.forEach((r, i) => {
+        expect(r.delayMs).toBeGreaterThanOrEqual(20 * 2 ** i);
+        expect(r.delayMs).toBeLessThanOrEqual(40 * 2 ** i);
+      });
     } finally {
       await new Promise((r) => busy.close(r));
     }

@@ -697,7 +697,7 @@ async function judge(flags: JudgeFlags): Promise<void> {
       note(
         painter(process.stderr)(
           'dim',
-          `judge: retry ${r.attempt} in ${(r.delayMs / 1000).toFixed(1)} s (${r.status ? `HTTP ${r.status}` : r.error})`,
+          `judge: retry ${r.attempt} in ${(r.delayMs / 1000).toFixed(1)} s: ${r.status ? `HTTP ${r.status}` : r.error}`,
         ),
       ),
   });
@@ -1378,7 +1378,11 @@ Examples:
     .option('--cache-dir <dir>', 'judge cache (default: .judge-cache beside the annotations)')
     .option('--requests-per-minute <n>', 'start at most n requests a minute', intArg(1))
     .option('--concurrency <n>', 'requests in flight (default 4)', intArg(1, 1024))
-    .option('--max-retries <n>', 'retries of 408/409/429/5xx and network errors (default 6)', intArg(0, 100))
+    .option(
+      '--max-retries <n>',
+      'retries of 408/409/429/5xx, timeouts and lost connections, with backoff (default 6); a connection refused or a host not found: 2 at most, within about 1.5 s',
+      intArg(0, 100),
+    )
     .option('--timeout <seconds>', 'per request (default 120)', numArg(0.001, 3600))
     .option('--seed <seed>', 'seed of the order the two outputs are shown in (default 0)')
     .option(
