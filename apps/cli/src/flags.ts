@@ -57,13 +57,22 @@ export function checkOutDirectory(out: string, why: string, flag = '--out'): voi
   checkOutPath(out, 'directory', flag, { why });
 }
 
-/** A commander parser for an integer in [min, max]. */
+/**
+ * A commander parser for an integer in [min, max]; without `max`, any integer >= min (as large as
+ * a number holds exactly), which the message says as such ("expected an integer >= 1"), not as the
+ * stand-in bound 9007199254740991.
+ *
+ * @example
+ * intArg(1)('0'); // throws: expected an integer >= 1, got "0"
+ */
 export const intArg =
-  (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  (min: number, max?: number) =>
   (value: string): number => {
     const n = Number(value);
-    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected an integer in [${min}, ${max}], got "${value}"`);
+    const top = max ?? Number.MAX_SAFE_INTEGER;
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > top) {
+      const range = max === undefined ? `>= ${min}` : `in [${min}, ${max}]`;
+      throw new InvalidArgumentError(`expected an integer ${range}, got "${value}"`);
     }
     return n;
   };

@@ -160,7 +160,17 @@ describe('help, version, usage errors', () => {
     const warmup = await run(['finetune', 'plan', '--warmup-ratio', '1']);
     expect(warmup.code).toBe(2);
     expect(warmup.stderr).toContain('expected a number in [0, 1), got "1"');
-    for (const r of [topP, lr, warmup]) expect(r.stderr).not.toMatch(/e-324|0\.999999/);
+    // an integer without an upper bound: none shown, not the largest safe integer
+    const limit = await run(['eval', 'generate', '--model', model, '--limit', '0']);
+    expect(limit.code).toBe(2);
+    expect(limit.stderr).toContain(
+      `option '--limit <n>' argument '0' is invalid. expected an integer >= 1, got "0"`,
+    );
+    const huge = await run(['eval', 'shift', '--base', model, '--aligned', model, '--top-k', '1e3']);
+    expect(huge.code).toBe(2);
+    expect(huge.stderr).toContain('expected an integer >= 0, got "1e3"');
+    for (const r of [topP, lr, warmup, limit, huge])
+      expect(r.stderr).not.toMatch(/e-324|0\.999999|9007199254740991/);
   });
 
   it('--max-tokens 0 is a usage error in generate and chat (it printed nothing and exited 0)', async () => {
