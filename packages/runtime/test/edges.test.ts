@@ -689,9 +689,9 @@ describe('option checks', () => {
             'rules',
             `${call}: ${message}`,
           ]);
-          // an error of the worker's thread crosses as data, without its cause
-          const there = call === 'loadModelInWorker' && model === dir;
-          expect(RuleConfigError.isInstance(error.cause)).toBe(!there);
+          // an error of the worker's thread crosses as data, with its cause
+          expect(error.cause).toBeInstanceOf(RuleConfigError);
+          expect(`rules: ${error.cause.message}`).toBe(message);
         }
       }
       // the same rules on the graph itself: the graph's error

@@ -1,10 +1,19 @@
-import { compileRules, createVocabulary } from '@implicit-it/rules';
+import { compileRules, createVocabulary, ImplicitItError, RuleConfigError } from '@implicit-it/rules';
 import { describe, expect, it } from 'vitest';
 import { maskRuns } from '../src/decode-engine.js';
 import { halfToFloat } from '../src/float16.js';
-import { createRng, rankOf, sampleToken, topEntries } from '../src/index.js';
+import {
+  createRng,
+  GenerationAbortedError,
+  GenerationError,
+  ModelLoadError,
+  rankOf,
+  sampleToken,
+  topEntries,
+} from '../src/index.js';
 import { applyRules, RulesProcessor } from '../src/logits-processor.js';
 import { StopMatcher } from '../src/stop-matcher.js';
+import { errorData, errorFrom, MAX_CAUSES } from '../src/worker-protocol.js';
 
 describe('StopMatcher', () => {
   it('holds back a possible stop-string prefix and cuts before the stop string', () => {
@@ -125,5 +134,95 @@ describe('applyRules', () => {
     applyRules(rules, narrow, rules.createState(init));
     rules.apply(full, rules.createState(init));
     expect(narrow).toEqual(full.subarray(0, 4000));
+  });
+});
+
+describe('errors crossing the worker thread boundary (errorData, errorFrom)', () => {
+  // what the worker posts is structured-cloned: a field that cannot be cloned would fail the post
+  const crossed = (error: unknown) => errorFrom(structuredClone(errorData(error)));
+
+  it('rebuilds the class, code, param, message and the cause chain', () => {
+    const config = new RuleConfigError('eos.ids[0]', 'id 9999 is outside the vocabulary [0, 512)');
+    const error = new GenerationError(
+      'runtime.bad_option',
+      `loadModelInWorker: rules: ${config.message}`,
+      'rules',
+      {
+        cause: config,
+      },
+    );
+    const back = crossed(error) as GenerationError;
+    expect(back).toBeInstanceOf(GenerationError);
+    expect([back.name, back.code, back.param, back.message]).toEqual([
+      'GenerationError',
+      'runtime.bad_option',
+      'rules',
+      'loadModelInWorker: rules: eos.ids[0]: id 9999 is outside the vocabulary [0, 512)',
+    ]);
+    const cause = back.cause as RuleConfigError;
+    expect(cause).toBeInstanceOf(RuleConfigError);
+    expect([cause.name, cause.code, cause.path, cause.message]).toEqual([
+      'RuleConfigError',
+      'rules.invalid_config',
+      'eos.ids[0]',
+      'eos.ids[0]: id 9999 is outside the vocabulary [0, 512)',
+    ]);
+    expect(Object.getOwnPropertyDescriptor(back, 'cause')?.enumerable).toBe(false);
+    expect(cause.cause).toBeUndefined();
+  });
+
+  it('keeps the data fields of any error, leaves out what cannot cross, and bounds the chain', () => {
+    const system = Object.assign(new Error("ENOENT: no such file or directory, open 'x'"), {
+      errno: -2,
+      code: 'ENOENT',
+      syscall: 'open',
+      path: 'x',
+      retry: () => {},
+      at: new Date(0),
+      info: { rows: [1, 2], note: null },
+    });
+    const back = crossed(
+      new ModelLoadError('runtime.load_failed', 'x: cannot read', { file: 'x', cause: system }),
+    );
+    expect(back).toBeInstanceOf(ModelLoadError);
+    expect((back as ModelLoadError).file).toBe('x');
+    const cause = back.cause as Error & Record<string, unknown>;
+    expect(cause).toBeInstanceOf(Error);
+    expect(ImplicitItError.isInstance(cause)).toBe(false);
+    expect(cause.message).toBe("ENOENT: no such file or directory, open 'x'");
+    expect({ ...cause }).toEqual({
+      name: 'Error',
+      errno: -2,
+      code: 'ENOENT',
+      syscall: 'open',
+      path: 'x',
+      info: { rows: [1, 2], note: null },
+    });
+    // other implicit-it errors keep their name and code (isInstance holds); a cause that is a value stays one
+    const other = Object.assign(new ImplicitItError('eval.bad_input', 'bad', { cause: 'why' }), {
+      name: 'EvalInputError',
+      file: 'a.jsonl',
+    });
+    const otherBack = crossed(other) as ImplicitItError & { file: string };
+    expect([otherBack.name, otherBack.code, otherBack.file, otherBack.cause]).toEqual([
+      'EvalInputError',
+      'eval.bad_input',
+      'a.jsonl',
+      'why',
+    ]);
+    expect(ImplicitItError.isInstance(otherBack)).toBe(true);
+    // a cycle ends after MAX_CAUSES causes
+    const loop = new Error('loop');
+    loop.cause = loop;
+    let depth = 0;
+    for (let e: unknown = crossed(loop); e instanceof Error; e = e.cause) depth++;
+    expect(depth).toBe(MAX_CAUSES + 1);
+  });
+
+  it('rebuilds an abort with its reason', () => {
+    const back = crossed(new GenerationAbortedError(new Error('the model was disposed')));
+    expect(back).toBeInstanceOf(GenerationAbortedError);
+    expect(back.message).toBe('generation aborted: the model was disposed');
+    expect((back.cause as Error).message).toBe('the model was disposed');
   });
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTinyModel, SLOW_PREFILL_MODEL } from '@implicit-it/modelkit/test';
-import { compileRules, ImplicitItError } from '@implicit-it/rules';
+import { compileRules, ImplicitItError, RuleConfigError } from '@implicit-it/rules';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   GenerationAbortedError,
@@ -123,10 +123,16 @@ describe('a model in a worker thread', () => {
       const mine = (await here.generate('Hi', options).catch((e: Error) => e)) as Error;
       const theirs = (await there.generate('Hi', options).catch((e: Error) => e)) as Error;
       expect(theirs).toBeInstanceOf(GenerationError);
-      expect([theirs.message, (theirs as GenerationError).code]).toEqual([
-        mine.message,
-        (mine as GenerationError).code,
-      ]);
+      const fields = (e: Error) => [
+        e.constructor,
+        e.message,
+        (e as GenerationError).code,
+        (e as GenerationError).param,
+      ];
+      expect(fields(theirs)).toEqual(fields(mine));
+      // a refused rules option's cause is the rules package's error, on both
+      const cause = (e: Error) => e.cause && fields(e.cause as Error);
+      expect(cause(theirs)).toEqual(cause(mine));
     }
     await expect(collect(there.stream({ promptIds: [] }))).rejects.toThrow('the prompt has no tokens');
     await expect(collect(there.stream('Hi', { rules: 'hewit2024' }))).rejects.toMatchObject({
@@ -236,6 +242,38 @@ describe('loading and disposing a model in a worker thread', () => {
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
+  });
+
+  it('fails a load the thread refuses with the error loadModel gives, its cause included', async () => {
+    // checked against the tokenizer in the thread: an id past the vocabulary (512 ids)
+    const rules = { eos: { ids: [9999] } };
+    const mine = (await loadModel(dir, { log: () => {}, rules }).catch((e: Error) => e)) as GenerationError;
+    const theirs = (await loadModelInWorker(dir, { log: () => {}, rules }).catch(
+      (e: Error) => e,
+    )) as GenerationError;
+    expect(theirs).toBeInstanceOf(GenerationError);
+    expect([theirs.code, theirs.param, theirs.message]).toEqual([
+      'runtime.bad_option',
+      'rules',
+      'loadModelInWorker: rules: eos.ids[0]: id 9999 is outside the vocabulary [0, 512)',
+    ]);
+    expect(theirs.message).toBe(mine.message.replace(/^loadModel:/, 'loadModelInWorker:'));
+    expect([mine.code, mine.param]).toEqual([theirs.code, theirs.param]);
+    const cause = theirs.cause as RuleConfigError;
+    expect(cause).toBeInstanceOf(RuleConfigError);
+    expect([cause.name, cause.code, cause.path, cause.message]).toEqual([
+      'RuleConfigError',
+      'rules.invalid_config',
+      'eos.ids[0]',
+      'eos.ids[0]: id 9999 is outside the vocabulary [0, 512)',
+    ]);
+    const mineCause = mine.cause as RuleConfigError;
+    expect([mineCause.constructor, mineCause.code, mineCause.path, mineCause.message]).toEqual([
+      cause.constructor,
+      cause.code,
+      cause.path,
+      cause.message,
+    ]);
   });
 
   it('refuses bad load options before starting a thread, naming the call', async () => {
