@@ -60,6 +60,26 @@ export function rulesOption<T>(compile: () => T, prefix = ''): T {
   }
 }
 
+/**
+ * Refuses a compiled `RuleSet` compiled for a vocabulary of another size than `size` (this model's
+ * tokenizer's): its ids are another vocabulary's, so its scores would land on other tokens (or past
+ * the logits). The `runtime.bad_option` error of the `rules` option, its message after `prefix`
+ * (`loadModel: ` for the load option); `compileWith` is how the caller gets the vocabulary.
+ */
+export function checkRuleSetVocabulary(
+  set: RuleSet,
+  size: number,
+  prefix = '',
+  compileWith = 'model.tokenizer.vocabulary',
+): void {
+  if (set.vocabSize !== size)
+    throw new GenerationError(
+      'runtime.bad_option',
+      `${prefix}rules: a RuleSet compiled for a vocabulary of ${set.vocabSize} ids, but this model's tokenizer has ${size}; compile it with this model's (compileRules(spec, ${compileWith})), or pass the spec`,
+      'rules',
+    );
+}
+
 /** The largest |logitBias| value (OpenAI's API takes [-100, 100]). */
 export const MAX_LOGIT_BIAS = 1e6;
 
@@ -133,7 +153,7 @@ export abstract class BaseModel {
     readonly files: ModelFiles,
     readonly tokenizer: Tokenizer,
     readonly info: ModelInfo,
-    protected readonly defaultRules: RuleSpec,
+    protected readonly defaultRules: RuleSpec | RuleSet,
   ) {}
 
   /** Requests waiting to join the decoding batch, and rows being decoded (for metrics). */
@@ -218,13 +238,7 @@ export abstract class BaseModel {
    * another size.
    */
   protected requestRules(spec: RuleSpec | RuleSet | undefined): RuleSet | null {
-    // its ids are another vocabulary's: its scores would land on other tokens (or past the logits)
-    const size = this.tokenizer.vocabulary.size;
-    if (RuleSet.isInstance(spec) && spec.vocabSize !== size)
-      bad(
-        'rules',
-        `a RuleSet compiled for a vocabulary of ${spec.vocabSize} ids, but this model's tokenizer has ${size}; compile it with this model's (compileRules(spec, model.tokenizer.vocabulary)), or pass the spec`,
-      );
+    if (RuleSet.isInstance(spec)) checkRuleSetVocabulary(spec, this.tokenizer.vocabulary.size);
     return rulesOption(() => this.rules(spec));
   }
 

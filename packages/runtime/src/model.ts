@@ -7,7 +7,7 @@ import {
 } from '@implicit-it/rules';
 import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
 import { whenAborted } from './abort.js';
-import { BaseModel, pushedParts, rulesOption } from './base-model.js';
+import { BaseModel, checkRuleSetVocabulary, pushedParts, rulesOption } from './base-model.js';
 import {
   DecodeEngine,
   type EngineTokenizer,
@@ -38,8 +38,12 @@ export interface LoadOptions extends SessionOptions, ResolveOptions {
   /**
    * Rules `generate` and `stream` use when a request names none (default false: the base model).
    * `score()` is not affected: it scores under the base model unless its own options name rules.
+   * A compiled `RuleSet` is taken as a request's is: compiled for this model's vocabulary
+   * (`compileRules(spec, (await loadTokenizer(dir)).vocabulary)`, a vocabulary of another size is
+   * refused); on a model in a worker thread (`loadModelInWorker`) it crosses as its config, and one
+   * with custom rules (functions) is refused.
    */
-  rules?: RuleSpec;
+  rules?: RuleSpec | RuleSet;
   /**
    * Rows decoded together at most (default 32; the KV cache grows with it). Concurrent `generate` / `stream` calls share one
    * batch (continuous batching): a request joins the running batch at the next step.
@@ -104,7 +108,7 @@ export class Model extends BaseModel {
     tokenizer: Tokenizer,
     /** @internal the ONNX session (for reference implementations and benchmarks) */
     readonly session: DecoderSession,
-    defaultRules: RuleSpec,
+    defaultRules: RuleSpec | RuleSet,
     maxBatchSize = 32,
     prefillChunk = DEFAULT_PREFILL_CHUNK,
     prefixCacheBytes = 0,
@@ -411,6 +415,9 @@ export function contextLimit(declared: number | undefined, table: PositionTable 
   return declared === undefined ? table.rows : Math.min(declared, table.rows);
 }
 
+/** How a caller gets a model's vocabulary before loading it, as the errors of a `rules` load option say. */
+export const LOAD_VOCABULARY = '(await loadTokenizer(dir)).vocabulary';
+
 /** Where load log lines go without a `log` option: stderr, prefixed. */
 export const defaultLog = (line: string): void => {
   process.stderr.write(`[implicit-it] ${line}\n`);
@@ -441,7 +448,9 @@ export async function loadModelAs(call: string, model: string, options: LoadOpti
   // compiled against the tokenizer before the weights load: a rule set naming an id past the
   // vocabulary fails the load with nothing to free (Model compiles it again, in its cache: the
   // tokenizer's lookups are built by now, so that takes a few milliseconds)
-  if (!RuleSet.isInstance(rules)) rulesOption(() => compileRules(rules, tokenizer.vocabulary), `${call}: `);
+  if (RuleSet.isInstance(rules))
+    checkRuleSetVocabulary(rules, tokenizer.vocabulary.size, `${call}: `, LOAD_VOCABULARY);
+  else rulesOption(() => compileRules(rules, tokenizer.vocabulary), `${call}: `);
   const log = options.log ?? defaultLog;
   const session = await DecoderSession.create(files, { ...options, log });
   let loaded: Model | undefined;

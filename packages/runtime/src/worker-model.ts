@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { RuleSet, type RuleSpec } from '@implicit-it/rules';
+import { compileRules, RuleSet, type RuleSpec, type Vocabulary } from '@implicit-it/rules';
 import { loadTokenizer, type Prompt, type Tokenizer } from '@implicit-it/tokenizers';
 import { whenAborted } from './abort.js';
-import { BaseModel, type ModelInfo, pushedParts } from './base-model.js';
+import { BaseModel, checkRuleSetVocabulary, type ModelInfo, pushedParts } from './base-model.js';
 import { GenerationAbortedError, GenerationError } from './errors.js';
 import { resolveModel } from './hub.js';
-import { checkLoadOptions, defaultLog, type LoadOptions } from './model.js';
+import { checkLoadOptions, defaultLog, LOAD_VOCABULARY, type LoadOptions } from './model.js';
 import type { ModelFiles } from './model-dir.js';
 import {
   bad,
@@ -85,7 +85,7 @@ export class WorkerModel extends BaseModel {
     files: ModelFiles,
     tokenizer: Tokenizer,
     info: ModelInfo,
-    defaultRules: RuleSpec,
+    defaultRules: RuleSpec | RuleSet,
     private readonly worker: Worker,
     log: (line: string) => void,
     prefix: PrefixCacheStats | null = null,
@@ -200,14 +200,7 @@ export class WorkerModel extends BaseModel {
   /** The rules as data for the worker: a compiled set crosses as its config, unless it has custom rules. */
   private sentRules(rules: GenerateOptions['rules']): RuleSpec | undefined {
     if (!RuleSet.isInstance(rules)) return rules;
-    // the built-in rules come first in `enabled`, as many as its config alone compiles to
-    const custom = rules.enabled.slice(this.rules(rules.config)?.enabled.length ?? 0);
-    if (custom.length > 0)
-      bad(
-        'rules',
-        `a RuleSet with custom rules (${custom.join(', ')}) holds functions, which cannot be sent to the worker thread running this model; load it with loadModel to use them`,
-      );
-    return rules.enabled.length === 0 ? false : rules.config;
+    return ruleSetSpec(rules, this.rules(rules.config)?.enabled.length ?? 0);
   }
 
   /** Generation options as data for the worker (prompt options are applied here, callbacks stay here). */
@@ -302,6 +295,32 @@ export class WorkerModel extends BaseModel {
   }
 }
 
+/**
+ * A compiled rule set as data for the worker: its config (false where it enables no rule). One with
+ * custom rules is refused (`runtime.bad_option`, naming `rules` after `prefix`): they are functions.
+ * `builtIn` is the number of rules its config alone compiles to, which come first in its `enabled`.
+ */
+function ruleSetSpec(rules: RuleSet, builtIn: number, prefix = ''): RuleSpec {
+  const custom = rules.enabled.slice(builtIn);
+  if (custom.length > 0)
+    throw new GenerationError(
+      'runtime.bad_option',
+      `${prefix}rules: a RuleSet with custom rules (${custom.join(', ')}) holds functions, which cannot be sent to the worker thread running this model; load it with loadModel to use them`,
+      'rules',
+    );
+  return rules.enabled.length === 0 ? false : rules.config;
+}
+
+/**
+ * A compiled `RuleSet` given as the `rules` load option, as the worker takes it: checked against the
+ * model's vocabulary as `loadModel` checks it, then as its config (`ruleSetSpec`).
+ */
+function loadRulesSpec(rules: RuleSet, vocabulary: Vocabulary): RuleSpec {
+  const prefix = 'loadModelInWorker: ';
+  checkRuleSetVocabulary(rules, vocabulary.size, prefix, LOAD_VOCABULARY);
+  return ruleSetSpec(rules, compileRules(rules.config, vocabulary).enabled.length, prefix);
+}
+
 const idsOf = (p: Prompt): IdsInput => ({ promptIds: p.ids, scopeStart: p.scopeStart });
 const promptOf = (p: Prompt): GenerationResult['prompt'] => ({
   ids: p.ids,
@@ -323,17 +342,25 @@ const promptOf = (p: Prompt): GenerationResult['prompt'] => ({
  */
 export async function loadModelInWorker(model: string, options: LoadOptions = {}): Promise<WorkerModel> {
   checkLoadOptions(options, 'loadModelInWorker');
-  const { log = defaultLog, onProgress: _, ...data } = options;
+  const { log = defaultLog, onProgress: _, rules: given, ...data } = options;
   for (const [key, value] of Object.entries(data))
     if (typeof value === 'function')
       throw new TypeError(
         `loadModelInWorker: ${key} is a function, which cannot be sent to the worker thread`,
       );
   const dir = await resolveModel(model, options);
-  const init: WorkerInit = { dir, options: data };
-  const worker = new Worker(workerScript(), { workerData: init });
   const tokenizer = loadTokenizer(dir);
   tokenizer.catch(() => {}); // awaited below, once the worker has answered
+  // a compiled RuleSet is checked against the tokenizer before the thread starts; where the tokenizer
+  // fails, the thread fails the load as loadModel would (its rules are then no matter)
+  const rules = RuleSet.isInstance(given)
+    ? await tokenizer.then(
+        (t) => loadRulesSpec(given, t.vocabulary),
+        () => false as const,
+      )
+    : given;
+  const init: WorkerInit = { dir, options: { ...data, ...(rules !== undefined ? { rules } : {}) } };
+  const worker = new Worker(workerScript(), { workerData: init });
   const ready = await new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
     const onMessage = (message: FromWorker) => {
       if (message.type === 'log') log(message.line);

@@ -14,10 +14,13 @@ import type { ScoreOptions } from './score.js';
  * sides agree on every prompt by construction.
  */
 
-/** `workerData` of the model's worker: a local model directory and the cloneable load options. */
+/**
+ * `workerData` of the model's worker: a local model directory and the cloneable load options (the
+ * rules as a spec: a compiled `RuleSet` crosses as its config).
+ */
 export interface WorkerInit {
   dir: string;
-  options: Omit<LoadOptions, 'log' | 'onProgress'>;
+  options: Omit<LoadOptions, 'log' | 'onProgress' | 'rules'> & { rules?: RuleSpec };
 }
 
 /** A prompt as the worker receives it. */

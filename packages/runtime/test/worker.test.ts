@@ -276,6 +276,67 @@ describe('loading and disposing a model in a worker thread', () => {
     ]);
   });
 
+  it('takes a compiled RuleSet as its default rules, as loadModel does', async () => {
+    const rules = compileRules('hewitt2024', here.tokenizer.vocabulary);
+    const mine = await loadModel(dir, { log: () => {}, rules });
+    const theirs = await loadModelInWorker(dir, { log: () => {}, rules });
+    try {
+      const [expected] = await here.generate(PROMPTS[0]!, { maxNewTokens: 16, rules: 'hewitt2024' });
+      const [base] = await here.generate(PROMPTS[0]!, { maxNewTokens: 16 });
+      expect(expected!.tokenIds).not.toEqual(base!.tokenIds);
+      expect(mine.rules()).toBe(rules);
+      expect((await mine.generate(PROMPTS[0]!, { maxNewTokens: 16 }))[0]!.tokenIds).toEqual(
+        expected!.tokenIds,
+      );
+      expect((await theirs.generate(PROMPTS[0]!, { maxNewTokens: 16 }))[0]!.tokenIds).toEqual(
+        expected!.tokenIds,
+      );
+    } finally {
+      await mine.dispose();
+      await theirs.dispose();
+    }
+  });
+
+  it('refuses a compiled RuleSet of another vocabulary, and one with custom rules in a thread', async () => {
+    const other = compileRules('hewitt2024', {
+      size: 300,
+      eosIds: [0],
+      idsOf: () => [],
+      surfaceOf: () => undefined,
+    });
+    for (const [load, call] of [
+      [loadModel, 'loadModel'],
+      [loadModelInWorker, 'loadModelInWorker'],
+    ] as const)
+      await expect(load(dir, { log: () => {}, rules: other })).rejects.toMatchObject({
+        name: 'GenerationError',
+        code: 'runtime.bad_option',
+        param: 'rules',
+        message: `${call}: rules: a RuleSet compiled for a vocabulary of 300 ids, but this model's tokenizer has 512; compile it with this model's (compileRules(spec, (await loadTokenizer(dir)).vocabulary)), or pass the spec`,
+      });
+    // custom rules are functions: they run on this thread's model, and cannot cross to a thread
+    let called = 0;
+    const custom = compileRules('hewitt2024', here.tokenizer.vocabulary, {
+      custom: [{ name: 'mine', score: () => void called++ }],
+    });
+    const mine = await loadModel(dir, { log: () => {}, rules: custom });
+    await mine.generate('Hi', { maxNewTokens: 2 });
+    await mine.dispose();
+    expect(called).toBeGreaterThan(0);
+    const refused = (await loadModelInWorker(dir, { log: () => {}, rules: custom }).catch(
+      (e) => e,
+    )) as GenerationError;
+    expect(refused).toBeInstanceOf(GenerationError);
+    expect([refused.code, refused.param, refused.message]).toEqual([
+      'runtime.bad_option',
+      'rules',
+      'loadModelInWorker: rules: a RuleSet with custom rules (mine) holds functions, which cannot be sent to the worker thread running this model; load it with loadModel to use them',
+    ]);
+    // as a request's RuleSet with custom rules is refused on a WorkerModel
+    const request = (await there.generate('Hi', { rules: custom }).catch((e) => e)) as GenerationError;
+    expect(refused.message).toBe(`loadModelInWorker: ${request.message}`);
+  });
+
   it('refuses bad load options before starting a thread, naming the call', async () => {
     await expect(loadModelInWorker(dir, { prefillChunk: -1 })).rejects.toThrow(
       'loadModelInWorker: prefillChunk must be a whole number of positions (0: no chunks), got -1',
