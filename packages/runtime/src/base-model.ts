@@ -218,10 +218,24 @@ export abstract class BaseModel {
   rules(spec: RuleSpec | RuleSet | undefined = this.defaultRules): RuleSet | null {
     if (RuleSet.isInstance(spec)) return spec;
     if (spec === false || spec === undefined) return null;
+    return this.cachedRules(spec, () => compileRules(spec, this.tokenizer.vocabulary));
+  }
+
+  /**
+   * @internal `spec` as the loader compiled it against this model's tokenizer (its check before the
+   * weights load): kept as `rules(spec)` keeps the sets it compiles, its notes logged, so that the
+   * default rules are compiled once.
+   */
+  keepRules(spec: RuleSpec, set: RuleSet): void {
+    if (spec !== false) this.cachedRules(spec, () => set);
+  }
+
+  /** The set of `spec` in the cache, `compile()`d and kept where it is not there. */
+  private cachedRules(spec: RuleSpec, compile: () => RuleSet): RuleSet | null {
     const key = JSON.stringify(spec);
     let set = this.ruleCache.get(key);
     if (set === undefined) {
-      set = compileRules(spec, this.tokenizer.vocabulary);
+      set = compile();
       if (set.unresolved.length > 0) this.log(unresolvedNote(spec, set.unresolved));
       if (set.enabled.length === 0) set = null;
       // least recently used first out: requests may carry any number of distinct rule sets

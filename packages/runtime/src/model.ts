@@ -446,11 +446,11 @@ export async function loadModelAs(call: string, model: string, options: LoadOpti
   const tokenizer = await loadTokenizer(dir);
   const rules = options.rules ?? false;
   // compiled against the tokenizer before the weights load: a rule set naming an id past the
-  // vocabulary fails the load with nothing to free (Model compiles it again, in its cache: the
-  // tokenizer's lookups are built by now, so that takes a few milliseconds)
+  // vocabulary fails the load with nothing to free (the model keeps the set in its cache)
+  let compiled: [RuleSpec, RuleSet] | null = null;
   if (RuleSet.isInstance(rules))
     checkRuleSetVocabulary(rules, tokenizer.vocabulary.size, `${call}: `, LOAD_VOCABULARY);
-  else rulesOption(() => compileRules(rules, tokenizer.vocabulary), `${call}: `);
+  else compiled = [rules, rulesOption(() => compileRules(rules, tokenizer.vocabulary), `${call}: `)];
   const log = options.log ?? defaultLog;
   const session = await DecoderSession.create(files, { ...options, log });
   let loaded: Model | undefined;
@@ -470,7 +470,8 @@ export async function loadModelAs(call: string, model: string, options: LoadOpti
       );
     loaded = new Model(files, tokenizer, session, rules, options.maxBatchSize, chunk, options.prefixCache);
     loaded.log = log; // notes of rule entries that match no token: the default rules' now, a request's once
-    loaded.rules(); // the default rules (checked above) in its cache, their notes logged now
+    // the default rules (compiled above) in its cache, their notes logged now
+    if (compiled) loaded.keepRules(...compiled);
     const why = whyPromptsRunWhole(session, window);
     log(
       loaded.info.prefillChunk > 0
