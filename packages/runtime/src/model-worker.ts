@@ -15,12 +15,26 @@ const { dir, options } = workerData as WorkerInit;
 /** Requests in progress, by id: aborting one aborts its controller. */
 const running = new Map<number, AbortController>();
 
+/**
+ * The request whose call is running its synchronous part (checks, the rules compiled): its log lines
+ * (the notes of a rule set) name it, so that a `log` that throws on the caller's thread fails that
+ * request, as it does on a `Model`.
+ */
+let calling: number | undefined;
+
 /** Runs one request, answering its result or its error; `abort` messages reach it through `signal`. */
 async function answer(model: Model, id: number, work: (signal: AbortSignal) => Promise<unknown>) {
   const controller = new AbortController();
   running.set(id, controller);
   try {
-    const value = await work(controller.signal);
+    calling = id;
+    let started: Promise<unknown>;
+    try {
+      started = work(controller.signal);
+    } finally {
+      calling = undefined;
+    }
+    const value = await started;
     post({ type: 'result', id, value, load: model.load, prefix: model.prefixCacheStats });
   } catch (error) {
     post({ type: 'error', id, error: errorData(error), load: model.load, prefix: model.prefixCacheStats });
@@ -91,7 +105,7 @@ async function main(): Promise<void> {
     // errors name the function the caller called
     const model = await loadModelAs('loadModelInWorker', dir, {
       ...options,
-      log: (line) => post({ type: 'log', line }),
+      log: (line) => post({ type: 'log', line, ...(calling !== undefined ? { id: calling } : {}) }),
     });
     post({ type: 'ready', files: model.files, info: model.info, prefix: model.prefixCacheStats });
     serve(model);

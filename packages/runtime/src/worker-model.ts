@@ -93,7 +93,7 @@ export class WorkerModel extends BaseModel {
     super(files, tokenizer, info, defaultRules);
     this.lastPrefix = prefix;
     worker.on('message', (message: FromWorker) => {
-      if (message.type === 'log') log(message.line);
+      if (message.type === 'log') this.logged(log, message);
       else if (message.type !== 'ready' && message.type !== 'failed') this.receive(message);
     });
     const stop = (why: string) => {
@@ -125,20 +125,42 @@ export class WorkerModel extends BaseModel {
     return this.lastPrefix && { ...this.lastPrefix };
   }
 
+  /**
+   * A log line of the worker's model, passed to `log`. A `log` that throws fails the request that
+   * logged the line (a note of its rule set), as `Model`'s request fails with it; a line of no
+   * request's throws as before.
+   */
+  private logged(log: (line: string) => void, message: Extract<FromWorker, { type: 'log' }>): void {
+    try {
+      log(message.line);
+    } catch (error) {
+      const p = message.id === undefined ? undefined : this.pending.get(message.id);
+      if (!p) throw error;
+      this.fail(message.id!, p, error);
+    }
+  }
+
+  /** Ends a request with an error of the caller's own (a throwing `onProgress` or `log`); its rows stop. */
+  private fail(id: number, p: Pending, error: unknown): void {
+    if (p.failure !== undefined) return;
+    p.failure = error;
+    this.post({ type: 'abort', id });
+  }
+
   private receive(message: Exclude<FromWorker, { type: 'ready' | 'failed' | 'log' }>): void {
     const p = this.pending.get(message.id);
     if ('load' in message) this.lastLoad = message.load;
     if ('prefix' in message) this.lastPrefix = message.prefix;
     if (!p) return;
-    if (message.type === 'part') p.part?.(message.part);
-    else if (message.type === 'progress') {
+    if (message.type === 'part') {
+      if (p.failure === undefined) p.part?.(message.part);
+    } else if (message.type === 'progress') {
       if (p.failure !== undefined) return;
       try {
         p.progress?.(message.done, message.total);
       } catch (error) {
         // as Model: a throwing onProgress ends the call with its error, and the call's rows stop
-        p.failure = error;
-        this.post({ type: 'abort', id: message.id });
+        this.fail(message.id, p, error);
       }
     } else {
       this.pending.delete(message.id);
@@ -363,8 +385,14 @@ export async function loadModelInWorker(model: string, options: LoadOptions = {}
   const worker = new Worker(workerScript(), { workerData: init });
   const ready = await new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
     const onMessage = (message: FromWorker) => {
-      if (message.type === 'log') log(message.line);
-      else if (message.type === 'ready') done(() => resolve(message));
+      if (message.type === 'log') {
+        // as loadModel's load fails with the error of a log that throws (the thread then ends)
+        try {
+          log(message.line);
+        } catch (error) {
+          done(() => reject(error));
+        }
+      } else if (message.type === 'ready') done(() => resolve(message));
       else if (message.type === 'failed') done(() => reject(errorFrom(message.error)));
     };
     const onError = (error: Error) => done(() => reject(error));

@@ -66,7 +66,8 @@ export interface Load {
 export type FromWorker =
   | { type: 'ready'; files: ModelFiles; info: ModelInfo; prefix: PrefixCacheStats | null }
   | { type: 'failed'; error: ErrorData }
-  | { type: 'log'; line: string }
+  /** A line of the model's `log`; `id`: the request whose call logged it (a rule set's note). */
+  | { type: 'log'; line: string; id?: number }
   | { type: 'part'; id: number; part: StreamPart; load: Load; prefix: PrefixCacheStats | null }
   | { type: 'progress'; id: number; done: number; total: number }
   | { type: 'result'; id: number; value: unknown; load: Load; prefix: PrefixCacheStats | null }

@@ -337,6 +337,47 @@ describe('loading and disposing a model in a worker thread', () => {
     expect(refused.message).toBe(`loadModelInWorker: ${request.message}`);
   });
 
+  it('fails the load, or the request that logged, with the error of a log that throws, as loadModel', async () => {
+    const boom = new Error('log sink failed');
+    const failing = (prefix: string) => (line: string) => {
+      if (line.startsWith(prefix)) throw boom;
+    };
+    // the last line of a load
+    await expect(loadModel(dir, { log: failing('prompts prefilled ') })).rejects.toBe(boom);
+    await expect(loadModelInWorker(dir, { log: failing('prompts prefilled ') })).rejects.toBe(boom);
+    // a request whose rule set has an entry that matches no token: its note goes to the log
+    let on = false;
+    const log = (line: string) => {
+      if (on) failing('rules ')(line);
+    };
+    const mine = await loadModel(dir, { log });
+    const theirs = await loadModelInWorker(dir, { log });
+    on = true;
+    try {
+      for (const model of [mine, theirs]) {
+        const entries = (text: string) => ({ uniform: { entries: [{ text, score: -1 }] } });
+        await expect(model.generate('Hi', { maxNewTokens: 4, rules: entries('no such 1') })).rejects.toBe(
+          boom,
+        );
+        const parts: StreamPart[] = [];
+        const streamed = (async () => {
+          for await (const part of model.stream('Hi', { maxNewTokens: 4, rules: entries('no such 2') }))
+            parts.push(part);
+        })();
+        await expect(streamed).rejects.toBe(boom);
+        expect(parts).toEqual([]);
+        await expect(
+          model.score([{ prompt: 'Hi', continuation: 'x' }], { rules: entries('no such 3') }),
+        ).rejects.toBe(boom);
+        // and goes on serving
+        expect(await model.generate('Hi', { maxNewTokens: 2 })).toHaveLength(1);
+      }
+    } finally {
+      await mine.dispose();
+      await theirs.dispose();
+    }
+  });
+
   it('refuses bad load options before starting a thread, naming the call', async () => {
     await expect(loadModelInWorker(dir, { prefillChunk: -1 })).rejects.toThrow(
       'loadModelInWorker: prefillChunk must be a whole number of positions (0: no chunks), got -1',
