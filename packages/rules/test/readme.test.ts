@@ -1,23 +1,41 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseRuleSetConfig } from '../src/index.js';
 
-it("the README's example runs against the built package and prints what it says", () => {
-  const pkgDir = resolve(import.meta.dirname, '..');
-  const readme = readFileSync(join(pkgDir, 'README.md'), 'utf8');
-  const code = /```js\n([\s\S]*?)```/.exec(readme)![1]!;
-  const dir = mkdtempSync(join(tmpdir(), 'rules-readme-'));
-  try {
-    const file = join(dir, 'example.mjs');
-    writeFileSync(file, code.replace("'@implicit-it/rules'", JSON.stringify(join(pkgDir, 'dist/index.js'))));
-    const out = execFileSync('node', [file], { encoding: 'utf8' });
-    // ' Sure' (id 4) was picked: it is now used (-1.5); ' should' (5) is used and scored -6 - 1.5
-    expect(out).toContain("'4': -1.5");
-    expect(out).toContain("'5': -7.5");
-    expect(out).toContain("'   '"); // the three-space entry is reported unresolved
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+const pkgDir = resolve(import.meta.dirname, '..');
+const readme = readFileSync(join(pkgDir, 'README.md'), 'utf8');
+const blocks = (lang: string) =>
+  [...readme.matchAll(new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``, 'g'))].map((m) => m[1]!);
+
+// a project outside the package whose node_modules holds it: the examples import it by name, verbatim
+const app = mkdtempSync(join(tmpdir(), 'rules-readme-'));
+mkdirSync(join(app, 'node_modules', '@implicit-it'), { recursive: true });
+symlinkSync(pkgDir, join(app, 'node_modules', '@implicit-it', 'rules'), 'dir');
+afterAll(() => rmSync(app, { recursive: true, force: true }));
+
+describe("the README's examples", () => {
+  it('has the two js examples (usage, custom rules) and the rule-set JSON', () => {
+    expect(blocks('js').length).toBe(2);
+    expect(blocks('json').length).toBe(1);
+  });
+
+  it.each(blocks('js').map((code, i) => [i, code] as const))(
+    'js example %i runs verbatim against the built package and prints what its "// prints" comments say',
+    (i, code) => {
+      const want = [...code.matchAll(/\/\/ prints (.*)$/gm)].map((m) => m[1]!);
+      expect(want.length, 'each example says what it prints').toBeGreaterThan(0);
+      const file = join(app, `example-${i}.mjs`);
+      writeFileSync(file, code);
+      const out = execFileSync('node', [file], { cwd: app, encoding: 'utf8' });
+      expect(out.split('\n').slice(0, -1)).toEqual(want);
+    },
+  );
+
+  it('the rule-set JSON is a valid rule set, kept as written', () => {
+    const json = JSON.parse(blocks('json')[0]!);
+    expect(parseRuleSetConfig(json)).toEqual(json);
+  });
 });
