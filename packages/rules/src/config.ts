@@ -1,4 +1,10 @@
-/** Options of the EOS ramp (rules-spec.md, rule 1). */
+/**
+ * Options of the EOS ramp (rules-spec.md, rule 1).
+ *
+ * @example
+ * const eos: EosRuleOptions = { rampLength: 100, maxBonus: 10, afterRamp: 'hold' };
+ * compileRules({ eos, uniform: true, used: true }, vocab);
+ */
 export interface EosRuleOptions {
   /** Response length at which the ramp ends. Default 250. */
   rampLength?: number;
@@ -10,10 +16,21 @@ export interface EosRuleOptions {
   ids?: number[];
 }
 
-/** One fixed score, on a surface text or on an id. */
+/**
+ * One fixed score, on a surface text or on an id.
+ *
+ * @example
+ * const entries: UniformEntry[] = [{ text: ' I', score: -5 }, { id: 13, score: 1 }];
+ */
 export type UniformEntry = { text: string; score: number } | { id: number; score: number };
 
-/** Options of the uniform token changes (rule 2). */
+/**
+ * Options of the uniform token changes (rule 2).
+ *
+ * @example
+ * const uniform: UniformRuleOptions = { entries: [{ text: ' should', score: -6 }] };
+ * compileRules({ uniform }, vocab);
+ */
 export interface UniformRuleOptions {
   /**
    * Default: the 15 entries of hewitt2024. Each id, and each text, at most once (as the reference
@@ -22,7 +39,13 @@ export interface UniformRuleOptions {
   entries?: UniformEntry[];
 }
 
-/** Options of the used-token penalty (rule 3, `diversity` in the reference code). */
+/**
+ * Options of the used-token penalty (rule 3, `diversity` in the reference code).
+ *
+ * @example
+ * const used: UsedRuleOptions = { penalty: -1.5, scope: 'response' }; // the paper's prose
+ * compileRules({ eos: true, uniform: true, used }, vocab);
+ */
 export interface UsedRuleOptions {
   /** Added once to every id already used. Default -1.5. */
   penalty?: number;
@@ -33,7 +56,13 @@ export interface UsedRuleOptions {
   scope?: 'conversation' | 'response';
 }
 
-/** Options of the optional start rule (rule 4; off in hewitt2024). */
+/**
+ * Options of the optional start rule (rule 4; off in hewitt2024).
+ *
+ * @example
+ * const start: StartRuleOptions = { weight: 5, exclamationBonus: 15, newlinePenalty: -10 };
+ * compileRules({ ...resolveRuleSpec('hewitt2024'), start }, vocab);
+ */
 export interface StartRuleOptions {
   /** Weight of `scoreString` at t = 0. Default 5. */
   weight?: number;
@@ -57,13 +86,28 @@ export interface RuleSetConfig {
   start?: StartRuleOptions | boolean;
 }
 
-/** The built-in rule names, as `RuleSetConfig` keys. */
+/**
+ * The built-in rule names, as `RuleSetConfig` keys.
+ *
+ * @example
+ * RULE_NAMES.filter((name) => resolveRuleSpec('eos-diversity')[name]); // ['eos', 'used']
+ */
 export const RULE_NAMES = ['eos', 'uniform', 'used', 'start'] as const;
+/**
+ * One of `RULE_NAMES`: a built-in rule, as a `RuleSetConfig` key.
+ *
+ * @example
+ * const off: RuleName[] = RULE_NAMES.filter((name) => !rules.config[name]);
+ */
 export type RuleName = (typeof RULE_NAMES)[number];
 
 /**
  * The uniform token changes of hewitt2024 (rules-spec.md, rule 2), on surface text. `What` is -5 as in
  * the reference code (the paper's table prints -3).
+ *
+ * @example
+ * HEWITT2024_UNIFORM.length; // 15
+ * HEWITT2024_UNIFORM.find((e) => e.text === 'What'); // { text: 'What', score: -5, llama2Id: 5618 }
  */
 export const HEWITT2024_UNIFORM: readonly Readonly<{ text: string; score: number; llama2Id: number }>[] =
   Object.freeze(
@@ -86,7 +130,13 @@ export const HEWITT2024_UNIFORM: readonly Readonly<{ text: string; score: number
     ].map((entry) => Object.freeze(entry)), // frozen entries: the presets and `uniform: true` read them
   );
 
-/** Defaults of each rule (hewitt2024's values). */
+/**
+ * Defaults of each rule (hewitt2024's values).
+ *
+ * @example
+ * RULE_DEFAULTS.eos.rampLength; // 250
+ * RULE_DEFAULTS.used.penalty; // -1.5
+ */
 export const RULE_DEFAULTS = Object.freeze({
   eos: Object.freeze({ rampLength: 250, maxBonus: 15, afterRamp: 'zero' as const }),
   used: Object.freeze({ penalty: -1.5, scope: 'conversation' as const }),

@@ -3,6 +3,13 @@ const marker = Symbol.for('implicit-it.error');
 /**
  * Base class of every error thrown by implicit-it packages. `isInstance` works across duplicate
  * copies of a package (it checks a `Symbol.for` marker, not the prototype chain).
+ *
+ * @example
+ * try {
+ *   compileRules('eos-uniformm', vocab);
+ * } catch (error) {
+ *   if (ImplicitItError.isInstance(error)) console.error(error.code); // 'rules.invalid_config'
+ * }
  */
 export class ImplicitItError extends Error {
   /** @internal */ readonly [marker] = true;

@@ -42,8 +42,10 @@ export function meantOption(key: string, known: readonly string[]): string | und
  * complete, so that a new option is not refused as unknown.
  *
  * @example
- * const OPTIONS = ['a'] as const;
- * const listed: ListsEveryKey<{ a?: 1; b?: 2 }, typeof OPTIONS> = true; // error: 'true' is not assignable to '"b"'
+ * const OPTIONS = ['a', 'b'] as const;
+ * const listed: ListsEveryKey<{ a?: 1; b?: 2 }, typeof OPTIONS> = true; // compiles: the list is complete
+ * // @ts-expect-error Type 'true' is not assignable to type '"b"': the list misses b
+ * const incomplete: ListsEveryKey<{ a?: 1; b?: 2 }, readonly ['a']> = true;
  */
 export type ListsEveryKey<T, L extends readonly unknown[]> = [Exclude<keyof T, L[number]>] extends [never]
   ? true

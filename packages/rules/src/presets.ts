@@ -9,6 +9,10 @@ const uniformText = () => HEWITT2024_UNIFORM.map(({ text, score }) => ({ text, s
  * `hewitt2024-llama2-ids` is the same with the reference code's Llama-2 ids given directly;
  * `hewitt2024-prose` follows the paper's prose where it differs from the code (What -3, the used-token
  * penalty over the response only, the EOS bonus held after the ramp).
+ *
+ * @example
+ * Object.keys(PRESETS); // ['hewitt2024', 'hewitt2024-llama2-ids', 'hewitt2024-prose']
+ * const config = PRESETS['hewitt2024-prose']!(); // a fresh config each call, free to edit
  */
 export const PRESETS: Readonly<Record<string, () => RuleSetConfig>> = Object.freeze<
   Record<string, () => RuleSetConfig>
@@ -26,7 +30,12 @@ export const PRESETS: Readonly<Record<string, () => RuleSetConfig>> = Object.fre
   }),
 });
 
-/** The paper's ablation subsets, named as in the reference code's option string, plus `none`. */
+/**
+ * The paper's ablation subsets, named as in the reference code's option string, plus `none`.
+ *
+ * @example
+ * for (const name of ABLATIONS) compileRules(name, vocab).enabled; // ['eos', 'uniform', 'diversity'], ...
+ */
 export const ABLATIONS = [
   'eos-uniform-diversity',
   'uniform-diversity',
@@ -49,6 +58,9 @@ const SUBSET_PARTS: Record<string, 'eos' | 'uniform' | 'used' | 'start'> = {
  * Names: a preset (`hewitt2024`, ...), or a subset of hewitt2024 written as rule names joined by `-`
  * (`eos-uniform-diversity`, `uniform-diversity`, `eos`, `eos-uniform-diversity-start`, ...; `used` is an
  * alias of `diversity`), or `none` / `off`.
+ *
+ * @example
+ * const specs: RuleSpec[] = ['hewitt2024', 'uniform-diversity', false, { used: { scope: 'response' } }];
  */
 export type RuleSpec = string | false | RuleSetConfig;
 

@@ -21,20 +21,46 @@ export interface CustomRule {
   score(ctx: RuleContext, add: (id: number, score: number) => void): void;
 }
 
-/** A rule entry that could not be resolved to a vocabulary item; report it to the user. */
+/**
+ * A rule entry that could not be resolved to a vocabulary item; report it to the user.
+ *
+ * @example
+ * for (const { rule, text, reason } of rules.unresolved) {
+ *   console.warn(`rule ${rule}: ${JSON.stringify(text)} is not scored: ${reason}`);
+ * }
+ */
 export interface UnresolvedEntry {
   rule: 'uniform' | 'start' | 'eos';
   text: string;
   reason: string;
 }
 
-/** Options of `compileRules`. */
+/**
+ * Options of `compileRules`.
+ *
+ * @example
+ * const noEmptyReply: CustomRule = {
+ *   name: 'no-empty-reply',
+ *   score: (ctx, add) => {
+ *     if (ctx.t === 0) for (const id of vocab.eosIds) add(id, -10);
+ *   },
+ * };
+ * const options: CompileOptions = { custom: [noEmptyReply] };
+ * compileRules('hewitt2024', vocab, options);
+ */
 export interface CompileOptions {
   /** Custom rules applied after the built-in ones, in order. */
   custom?: readonly CustomRule[];
 }
 
-/** Where a state's used-token scope starts. */
+/**
+ * Where a state's used-token scope starts: `RuleSet#createState`'s argument.
+ *
+ * @example
+ * // the Tulu prompt "<s><|user|>\n{instruction}\n<|assistant|>\n": S is the index after "<|user|>\n"
+ * const init: StateInit = { promptIds, scopeStart: 7 };
+ * rules.createState(init);
+ */
 export interface StateInit {
   /** The prompt's token ids (the whole chat-formatted prompt). */
   promptIds: ArrayLike<number>;

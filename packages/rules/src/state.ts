@@ -1,6 +1,18 @@
 import { RuleInputError } from './errors.js';
 
-/** What a rule sees of one sequence. Custom rules receive it; `RuleState` implements it. */
+/**
+ * What a rule sees of one sequence. Custom rules receive it; `RuleState` implements it.
+ *
+ * @example
+ * // Llama-2: no "\n" (id 13) right after a "\n"
+ * const rule: CustomRule = {
+ *   name: 'no-blank-line',
+ *   score: (ctx: RuleContext, add) => {
+ *     const n = ctx.promptLength + ctx.t;
+ *     if (ctx.t > 0 && ctx.tokenAt(n - 1) === 13) add(13, -5);
+ *   },
+ * };
+ */
 export interface RuleContext {
   /** Prompt length P (the whole chat-formatted prompt, BOS included). */
   readonly promptLength: number;

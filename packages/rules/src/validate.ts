@@ -26,7 +26,12 @@ function expectKeys(obj: Json, path: string, allowed: readonly string[]): void {
   }
 }
 
-/** The largest |score|, |bonus|, |penalty| or |weight| a rule-set config may give. */
+/**
+ * The largest |score|, |bonus|, |penalty| or |weight| a rule-set config may give.
+ *
+ * @example
+ * parseRuleSetConfig({ used: { penalty: -2 * MAX_RULE_VALUE } }); // throws RuleConfigError (used.penalty)
+ */
 export const MAX_RULE_VALUE = 1e6;
 
 const ruleValue = { type: 'number', minimum: -MAX_RULE_VALUE, maximum: MAX_RULE_VALUE } as const;
@@ -194,7 +199,12 @@ const ruleOr = (properties: Json) => ({
   oneOf: [{ type: 'boolean' }, { type: 'object', additionalProperties: false, properties }],
 });
 
-/** JSON Schema (draft 2020-12) of `RuleSetConfig`, for API documentation and other validators. */
+/**
+ * JSON Schema (draft 2020-12) of `RuleSetConfig`, for API documentation and other validators.
+ *
+ * @example
+ * const body = JSON.stringify(ruleSetJsonSchema); // e.g. served at ruleSetJsonSchema.$id
+ */
 export const ruleSetJsonSchema = Object.freeze({
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   $id: 'https://implicit-it.dev/schemas/rule-set.json',

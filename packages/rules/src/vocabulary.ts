@@ -2,6 +2,15 @@
  * What the rules need to know about a tokenizer. Rules are written on surface text (the string a
  * token stands for, a leading space written as `" "`); a `Vocabulary` resolves that text to ids.
  * `@implicit-it/tokenizers` implements it for Hugging Face tokenizers.
+ *
+ * @example
+ * const surfaces = ['</s>', ' I', '\n'];
+ * const vocab: Vocabulary = {
+ *   size: surfaces.length,
+ *   eosIds: [0],
+ *   idsOf: (surface) => surfaces.flatMap((s, id) => (s === surface ? [id] : [])),
+ *   surfaceOf: (id) => surfaces[id],
+ * };
  */
 export interface Vocabulary {
   /** Number of token ids (ids are `0 .. size - 1`). */
