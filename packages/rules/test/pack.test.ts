@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -52,4 +52,34 @@ describe('the published package', () => {
     expect(execFileSync('node', ['esm.mjs'], { cwd: app, encoding: 'utf8' }).trim()).toBe(want);
     expect(execFileSync('node', ['cjs.cjs'], { cwd: app, encoding: 'utf8' }).trim()).toBe(want);
   }, 60_000);
+
+  it('the installed manifest: types first in each condition, no side effects, the Node versions it is tested on', () => {
+    const manifest = JSON.parse(
+      readFileSync(join(work, 'app', 'node_modules', '@implicit-it', 'rules', 'package.json'), 'utf8'),
+    );
+    expect(manifest.exports).toEqual({
+      '.': {
+        import: { types: './dist/index.d.ts', default: './dist/index.js' },
+        require: { types: './dist/index.d.cts', default: './dist/index.cjs' },
+      },
+      './package.json': './package.json',
+    });
+    // TypeScript takes the first condition that matches: "types" must come before "default"
+    for (const condition of ['import', 'require']) {
+      expect(Object.keys(manifest.exports['.'][condition])).toEqual(['types', 'default']);
+    }
+    expect([manifest.main, manifest.module, manifest.types]).toEqual([
+      './dist/index.cjs',
+      './dist/index.js',
+      './dist/index.d.ts',
+    ]);
+    expect(manifest.sideEffects).toBe(false);
+    expect(manifest.license).toBe('MIT');
+    expect(manifest.repository.directory).toBe('packages/rules');
+    expect(manifest.dependencies).toBeUndefined();
+    // npm warns (engine-strict refuses) on a Node outside the range, as for the other published packages
+    const sibling = JSON.parse(readFileSync(join(pkgDir, '..', 'runtime', 'package.json'), 'utf8'));
+    expect(manifest.engines).toEqual({ node: '>=20.10' });
+    expect(manifest.engines).toEqual(sibling.engines);
+  });
 });
