@@ -34,6 +34,14 @@ describe("the README's examples", () => {
     },
   );
 
+  it("the API table names every export the package's entry point has at run time", async () => {
+    const table = readme.slice(readme.indexOf('## API'), readme.indexOf('### Rule-set JSON'));
+    const named = new Set([...table.matchAll(/`([A-Za-z_][\w]*)/g)].map((m) => m[1]!));
+    const exported = Object.keys(await import('../src/index.js'));
+    expect(exported.length).toBe(26);
+    expect(exported.filter((name) => !named.has(name))).toEqual([]);
+  });
+
   it('the rule-set JSON is a valid rule set, kept as written', () => {
     const json = JSON.parse(blocks('json')[0]!);
     expect(parseRuleSetConfig(json)).toEqual(json);
