@@ -6,9 +6,15 @@
  * compileRules({ eos, uniform: true, used: true }, vocab);
  */
 export interface EosRuleOptions {
-  /** Response length at which the ramp ends. Default 250. */
+  /**
+   * Response length at which the ramp ends: the bonus is `maxBonus * t / rampLength` for
+   * 0 < t < rampLength. Default 250.
+   */
   rampLength?: number;
-  /** Bonus reached at the end of the ramp. Default 15. */
+  /**
+   * The bonus the ramp rises towards, never reached on it (14.94 at t = 249 with the defaults);
+   * `afterRamp: 'hold'` gives it from `rampLength` on. Default 15.
+   */
   maxBonus?: number;
   /** `'zero'` (reference code, hewitt2024): no bonus from `rampLength` on; `'hold'`: keep `maxBonus`. */
   afterRamp?: 'zero' | 'hold';
