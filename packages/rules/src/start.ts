@@ -1,5 +1,7 @@
 import type { Vocabulary } from './vocabulary.js';
 
+// the reference code's list, character for character: Python's string.punctuation less `_` (a token
+// starting with `_` scores 0, as there)
 const PUNCTUATION = new Set('.,:;!?<>[]{}()"\'`~@#$%^&*-=+\\|/');
 const CASED = /^[\p{Uppercase}\p{Lowercase}]/u;
 

@@ -25,6 +25,15 @@ describe('scoreString (start rule)', () => {
   ])('%j scores %d', (s, want) => {
     expect(scoreString(s)).toBe(want);
   });
+
+  it("'ASCII punctuation' is the reference code's 31 characters: '_' is not among them", () => {
+    // score_string's `s[0] in ".,:;!?<>[]{}()\"'`~@#$%^&*-=+\\|/"`: Python's string.punctuation
+    // less '_', so `_`, `__init__` and ` _` score 0 (the spec keeps the reference code's quirks)
+    const reference = '.,:;!?<>[]{}()"\'`~@#$%^&*-=+\\|/';
+    expect(reference).toHaveLength(31);
+    for (const c of reference) expect([c, scoreString(c), scoreString(` ${c}`)]).toEqual([c, -1, -1]);
+    expect(['_', '__init__', ' _'].map(scoreString)).toEqual([0, 0, 0]);
+  });
 });
 
 describe('start rule in a rule set', () => {
