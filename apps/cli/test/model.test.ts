@@ -375,6 +375,19 @@ describeShared(
       expect(r.stderr).toContain('smollm2-135m (49152 ids)');
     });
 
+    it("a larger tokenizer whose EOS id is beyond the preset's vocabulary is not called EOS-less (exit 2)", async () => {
+      // gpt2's <|endoftext|> is id 50256: its check came first and was read as "names no EOS token"
+      const gpt2 = sharedPath('fixtures', 'tokenizers', 'gpt2');
+      const dir = join(out, 'gpt2-tiny');
+      const r = await run(['model', 'create', '--preset', 'tiny', '--out', dir, '--tokenizer', gpt2]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toBe(
+        'error: --tokenizer: its 50257 ids do not fit the 512-id vocabulary of --preset tiny\n' +
+          "hint: choose a preset whose vocabulary holds the tokenizer's ids: tiny (512 ids), smollm2-135m (49152 ids), smollm2-360m (49152 ids), qwen2.5-0.5b (151936 ids)\n",
+      );
+      expect(existsSync(dir)).toBe(false);
+    });
+
     it('a tokenizer with no EOS, named or conventional, is refused (exit 2) with the fix', async () => {
       // the preset's EOS id used to be kept, an unrelated token of this tokenizer (gpt2 and OLMo take
       // their special <|endoftext|> now)

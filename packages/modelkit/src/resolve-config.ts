@@ -125,6 +125,15 @@ export function validateConfig(config: DecoderConfig, options: { tokenizerVocabS
       throw new ModelConfigError(field, `must be a positive finite number, got ${shown(v)}`);
     }
   }
+  // before the special ids: a tokenizer's own ids (GPT-2's EOS 50256) above a smaller vocabSize
+  // are the tokenizer not fitting, not ids to fix
+  const t = options.tokenizerVocabSize;
+  if (t !== undefined && t > config.vocabSize) {
+    throw new ModelConfigError(
+      'vocabSize',
+      `${config.vocabSize} is smaller than the tokenizer's ${t} ids; set vocabSize to at least ${t}`,
+    );
+  }
   for (const field of ['bosTokenId', 'eosTokenId', 'padTokenId'] as const) {
     const v = config[field];
     if (v !== null && (!Number.isInteger(v) || v < 0 || v >= config.vocabSize)) {
@@ -162,13 +171,6 @@ export function validateConfig(config: DecoderConfig, options: { tokenizerVocabS
         `needs modelType "qwen2" (llama has no sliding window in transformers), got "${config.modelType}"`,
       );
     }
-  }
-  const t = options.tokenizerVocabSize;
-  if (t !== undefined && t > config.vocabSize) {
-    throw new ModelConfigError(
-      'vocabSize',
-      `${config.vocabSize} is smaller than the tokenizer's ${t} ids; set vocabSize to at least ${t}`,
-    );
   }
   if (t !== undefined) {
     for (const field of ['bosTokenId', 'eosTokenId', 'padTokenId'] as const) {

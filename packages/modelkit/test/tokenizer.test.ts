@@ -184,6 +184,18 @@ describeShared(
         readFileSync(join(gpt2, 'tokenizer_config.json'), 'utf8'),
       );
     }, 60_000);
+
+    it('into a smaller vocabSize is refused naming vocabSize, not its EOS id 50256 beyond it', async () => {
+      // the EOS id was checked first: "eosTokenId: 50256 is not an id below vocabSize 512; use null or
+      // a valid id", an id the tokenizer chose, and the CLI read that error as a tokenizer without an EOS
+      const gpt2 = sharedPath('fixtures', 'tokenizers', 'gpt2');
+      const error = await createModel({ preset: 'tiny', tokenizerDir: gpt2, out: tmp() }).catch((e) => e);
+      expect(error).toBeInstanceOf(ModelConfigError);
+      expect(error.field).toBe('vocabSize');
+      expect(error.message).toBe(
+        "vocabSize: 512 is smaller than the tokenizer's 50257 ids; set vocabSize to at least 50257",
+      );
+    });
   },
 );
 
