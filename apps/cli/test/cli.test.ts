@@ -1,11 +1,12 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createTinyModel } from '@implicit-it/modelkit/test';
 import { serveHubRepo } from '@implicit-it/testkit';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { run, tinyModelDir } from './helpers.js';
+import { CACHE, CLI, run, tinyModelDir, waitFor } from './helpers.js';
 
 let model: string;
 beforeAll(async () => {
@@ -356,6 +357,37 @@ describe('generate', () => {
     const bad = await run(['generate', '--model', model, '--onnx-log-level', 'loud', 'Hi']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("option '--onnx-log-level <level>' argument 'loud' is invalid");
+  });
+
+  it('Ctrl-C mid-answer ends the answer line before "error: interrupted" (exit 130)', async () => {
+    // a context long enough that the answer streams until the signal comes; a rule keeps the newline
+    // token out of it, so that the only newline on stdout is the one that ends the line
+    const { dir } = await createTinyModel({ seed: 1, initScale: 10, maxPositionEmbeddings: 1_000_000 });
+    const noNewline = JSON.stringify({ uniform: { entries: [{ text: '\n', score: -1000 }] } });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'generate', '--model', dir, '--rules', noNewline, '-n', '900000', 'Tell me a story.'],
+      { env: { ...process.env, NO_COLOR: '1', HF_HUB_OFFLINE: '1', IMPLICIT_IT_CACHE: CACHE } },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      await waitFor(() => stdout.length > 0 || child.exitCode !== null);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await closed, stderr).toBe(130);
+    // the partial answer's line was left open, and the error was written on it
+    expect(stdout.length).toBeGreaterThan(1);
+    expect(stdout.indexOf('\n')).toBe(stdout.length - 1);
+    expect(stderr).toBe('error: interrupted\n');
   });
 
   it('reads the instruction from stdin', async () => {

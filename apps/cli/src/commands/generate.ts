@@ -206,6 +206,8 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
   const seed = samplingSeed(flags);
   const sampled = { ...flags, ...(seed !== undefined ? { seed } : {}) };
   const seedJson = seed !== undefined ? { seed } : {};
+  // whether part of an answer is on stdout: Ctrl-C ends its line, so that the error is not written on it
+  let streamed = false;
   try {
     if (flags.compare) {
       const bars = multiProgress(['base', `base + rules (${rulesLabel(rules)})`], flags.maxTokens, 'tokens');
@@ -267,6 +269,7 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
         const style = flags.trace ? shiftStyle(rank) : null;
         const text = forTerminal(part.text);
         process.stdout.write(style ? paint(style, text) : text);
+        streamed = true;
       },
     );
     if (flags.json) {
@@ -287,7 +290,10 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
     if (process.stderr.isTTY) note(dim('dim', `[${stats(result)}; rules: ${rulesLabel(rules)}${seedNote}]`));
     else if (seed !== undefined) note(`[seed ${seed}]`);
   } catch (error) {
-    if (abort.signal.aborted) throw new CliError('interrupted', EXIT.interrupted);
+    if (abort.signal.aborted) {
+      if (streamed) process.stdout.write('\n');
+      throw new CliError('interrupted', EXIT.interrupted);
+    }
     throw error;
   } finally {
     process.off('SIGINT', onSigint);
