@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createModel } from '@implicit-it/modelkit';
@@ -54,6 +54,32 @@ async function hubReachable(): Promise<boolean> {
   }
 }
 
+/** Whether a process of this id runs (EPERM: it does, as another user's). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the stand-in's temporary directories (`smollm2-135m-random.tmp-PID`) whose process no longer
+ * runs: a run stopped while it wrote them (Ctrl-C, kill) left up to 540 MB each, which no later run
+ * reused or removed. Those of running processes (another run writing it now) are kept.
+ */
+function removeAbandoned(modelsDir: string): string[] {
+  const removed: string[] = [];
+  for (const name of readdirSync(modelsDir)) {
+    const pid = new RegExp(`^${RANDOM_MODEL_ID}\\.tmp-(\\d+)$`).exec(name)?.[1];
+    if (pid === undefined || processRuns(Number(pid))) continue;
+    rmSync(join(modelsDir, name), { recursive: true, force: true });
+    removed.push(join(modelsDir, name));
+  }
+  return removed;
+}
+
 /**
  * The random-weights stand-in: a `smollm2-135m`-shaped modelkit model (seed 0), written once into the
  * cache. It uses the real SmolLM2 tokenizer from `../shared` when that exists, else modelkit's tiny one.
@@ -63,7 +89,9 @@ export async function ensureRandomModel(): Promise<string> {
   if (existsSync(join(dir, MARKER))) return dir;
   const smollm = sharedDir() && join(sharedDir()!, 'fixtures', 'tokenizers', 'smollm');
   const tokenizerDir = smollm && existsSync(join(smollm, 'tokenizer.json')) ? smollm : undefined;
-  mkdirSync(join(cacheRoot(), 'models'), { recursive: true });
+  const modelsDir = join(cacheRoot(), 'models');
+  mkdirSync(modelsDir, { recursive: true });
+  for (const left of removeAbandoned(modelsDir)) note(`removed ${left}, left unfinished by a stopped run`);
   const tmp = `${dir}.tmp-${process.pid}`;
   note(`creating the random-weights stand-in model in ${dir} (once; about 540 MB)...`);
   const bar = progressBar('writing weights', 1, 'tensors');

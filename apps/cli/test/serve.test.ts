@@ -1,4 +1,5 @@
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createTinyModel, SLOW_PREFILL_MODEL } from '@implicit-it/modelkit/test';
@@ -292,9 +293,22 @@ describe('the embedded default model (offline)', () => {
 
   it('creates the random-weights SmolLM2-135M stand-in once, says so, and serves it by default', async () => {
     const env = { IMPLICIT_IT_CACHE: cache };
+    // what a run stopped while writing it leaves (its process gone), and one being written now
+    const modelsDir = join(cache, 'models');
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
+    const abandoned = join(modelsDir, `smollm2-135m-random.tmp-${gone}`);
+    const writing = join(modelsDir, `smollm2-135m-random.tmp-${process.pid}`);
+    for (const dir of [abandoned, writing]) {
+      mkdirSync(join(dir, 'onnx'), { recursive: true });
+      writeFileSync(join(dir, 'onnx', 'model.onnx'), 'part of a graph');
+    }
     const first = await run(['generate', '--offline', '-n', '3', '--json', 'Hi'], { env, timeout: 240_000 });
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toMatch(/creating the random-weights stand-in model/);
+    // the abandoned one was kept for good (up to 540 MB a stopped run)
+    expect(first.stderr).toContain(`removed ${abandoned}, left unfinished by a stopped run\n`);
+    expect(existsSync(abandoned)).toBe(false);
+    expect(existsSync(join(writing, 'onnx', 'model.onnx'))).toBe(true);
     expect(first.stderr).toMatch(/NOTICE: .*RANDOM weights/);
     expect(first.stderr).toMatch(/only the mechanics .* are real/);
     const out = JSON.parse(first.stdout);
