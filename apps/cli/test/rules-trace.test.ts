@@ -158,4 +158,25 @@ describe('rules trace: usage', () => {
     ]);
     expect(missing.code).toBe(3);
   });
+
+  it('names a refused --scope-start or id alone, without the notes of unresolved rule entries', async () => {
+    // the tiny tokenizer resolves 8 of hewitt2024's entries to nothing: 8 notes came before the error
+    const base = ['rules', 'trace', '--tokenizer', tokenizer, '--response-ids', '3'];
+    const past = await run([...base, '--prompt-ids', '1,2', '--scope-start', '5']);
+    expect([past.code, past.stderr]).toEqual([
+      2,
+      'error: --scope-start 5 is past the end of the prompt (2 ids)\n',
+    ]);
+    const outside = await run([...base, '--prompt-ids', '1,99999', '--scope-start', '0']);
+    expect([outside.code, outside.stderr]).toEqual([
+      2,
+      'error: --prompt-ids: id 99999 is outside the vocabulary [0, 512)\n',
+    ]);
+    // a trace that runs still notes them
+    const ok = await run([...base, '--prompt-ids', '1,2', '--scope-start', '1']);
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).toContain(
+      'note: uniform entry " We" does not resolve: no vocabulary item has the surface text " We"\n',
+    );
+  });
 });

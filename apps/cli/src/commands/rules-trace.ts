@@ -68,8 +68,6 @@ async function run(flags: TraceFlags): Promise<void> {
   if (flags.instruction !== undefined && flags.format === 'chat-template' && tok.chatTemplate === undefined)
     throw noChatTemplate(flags.tokenizer, 'a tokenizer that has a chat template');
   const rules = compileRules(spec, tok.vocabulary);
-  for (const u of rules.unresolved)
-    note(`note: ${u.rule} entry ${JSON.stringify(u.text)} does not resolve: ${u.reason}`);
 
   let promptIds: number[];
   let scopeStart: number;
@@ -95,6 +93,9 @@ async function run(flags: TraceFlags): Promise<void> {
     const bad = ids.find((id) => id >= size);
     if (bad !== undefined) throw usage(`${name}: id ${bad} is outside the vocabulary [0, ${size})`);
   }
+  // once the inputs are taken: a refused one is named alone, not after a note per unresolved entry
+  for (const u of rules.unresolved)
+    note(`note: ${u.rule} entry ${JSON.stringify(u.text)} does not resolve: ${u.reason}`);
 
   const state = rules.createState({ promptIds, scopeStart, promptLength: promptIds.length });
   const steps: RulesTrace['steps'] = [];
