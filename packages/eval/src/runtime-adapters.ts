@@ -37,6 +37,7 @@ export interface RuntimeModel {
       rules?: string | false | RuleSetConfig;
       ranks?: boolean;
       batchSize?: number;
+      signal?: AbortSignal;
     },
   ): Promise<{ tokenIds: number[]; logprobs: number[]; ranks?: number[] }[]>;
   /** The prompt of an instruction (its ids and text), `addBos` as in `generate`. */
@@ -181,6 +182,8 @@ async function scoreNonEmpty(
    * instead of refusing a batch with a sequence over the context.
    */
   maxLength?: number,
+  /** Stops the scoring between its onnxruntime runs (Ctrl-C waited for the whole batch). */
+  signal?: AbortSignal,
 ) {
   const eosIds = model.tokenizer.eosIds;
   const context = model.info?.maxPositions;
@@ -230,7 +233,7 @@ async function scoreNonEmpty(
   const scoring = live.filter((r) => !r.empty);
   const scored = await model.score(
     scoring.map(({ x, ids }) => ({ prompt: promptInput(x.instruction, options.format), continuation: ids })),
-    { ...pick(options), ranks },
+    { ...pick(options), ranks, ...(signal ? { signal } : {}) },
   );
   // Array.from, not new Array(n): map() skips the holes of a sparse array
   const out: ({ tokenIds: number[]; logprobs: number[]; ranks?: number[] } | undefined)[] = Array.from(
@@ -277,8 +280,16 @@ export function runtimeScorer(model: RuntimeModel, options: RuntimeScorerOptions
     });
   }
   return {
-    async scoreContinuations(items) {
-      const { scored, truncated } = await scoreNonEmpty(model, items, options, false, eos, maxSeqLength);
+    async scoreContinuations(items, o) {
+      const { scored, truncated } = await scoreNonEmpty(
+        model,
+        items,
+        options,
+        false,
+        eos,
+        maxSeqLength,
+        o?.signal,
+      );
       return scored.map((s, i) => ({
         tokenLogprobs: s?.logprobs ?? [],
         ...(truncated[i]! > 0 ? { truncated: truncated[i]! } : {}),
@@ -298,10 +309,10 @@ export function runtimeScorer(model: RuntimeModel, options: RuntimeScorerOptions
  */
 export function runtimeRankSource(model: RuntimeModel, options: RuntimeAdapterOptions = {}): RankSource {
   return {
-    async rankTokens(items) {
+    async rankTokens(items, o) {
       const tok = model.tokenizer;
       const tokenText = (id: number) => tok.tokenText?.(id) ?? tok.decode([id]);
-      const { scored } = await scoreNonEmpty(model, items, options, true, 'drop');
+      const { scored } = await scoreNonEmpty(model, items, options, true, 'drop', undefined, o?.signal);
       return scored.map((s) => {
         if (!s) return { tokens: [] };
         if (!s.ranks || s.ranks.length !== s.tokenIds.length) {

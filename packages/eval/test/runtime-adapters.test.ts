@@ -179,6 +179,23 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
     expect(r).toMatchObject({ pairs: 30, wins: 5, ties: 20 });
   }, 60_000);
 
+  it("runtimeScorer and runtimeRankSource hand the caller's abort signal to the model's scoring", async () => {
+    // rankResponses and tokenShift pass theirs (the CLI's Ctrl-C); it was dropped, so a batch of long
+    // continuations was scored to its end before the run stopped
+    const items = [{ instruction: 'Say hi.', response: 'hello world' }];
+    const signal = AbortSignal.abort(new Error('interrupted'));
+    await expect(runtimeScorer(base).scoreContinuations(items, { signal })).rejects.toMatchObject({
+      code: 'runtime.aborted',
+      message: 'generation aborted: interrupted',
+    });
+    await expect(runtimeRankSource(base).rankTokens(items, { signal })).rejects.toMatchObject({
+      code: 'runtime.aborted',
+      message: 'generation aborted: interrupted',
+    });
+    // without one, the same items score
+    expect(await runtimeScorer(base).scoreContinuations(items)).toHaveLength(1);
+  });
+
   it('runtimeRankSource: T-runs unshifted under the forced model; ranks equal the reference; base+rules vs base', async () => {
     const self = await tokenShift({
       base: runtimeRankSource(forced),
