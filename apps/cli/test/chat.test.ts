@@ -89,6 +89,11 @@ describe('chat with piped stdin', () => {
     const r = await run(['chat', '--model', model, '-n', '2', '-t', '1', '--seed', '7'], { input: 'Hi\n' });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/assistant> .*\[max tokens; seed 7\]\n/);
+    // --help says so (it said generate's "a new one each run, shown after the output")
+    const help = (await run(['chat', '--help'])).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain(
+      '--seed <n> seed of the sampler (default: a new one for each sampled reply, shown after it)',
+    );
   });
 
   it('keeps a prefix cache by default: the next turn goes on from the last reply (-v says how much)', async () => {

@@ -201,7 +201,12 @@ export function registerChat(program: Command): void {
     .description('an interactive multi-turn chat, streamed (base model + rules)')
     .option('-s, --system <text>', 'a system message opening the conversation')
     .option('--trace', "colour each token by the base model's rank of it (1 plain, 2-3 yellow, lower red)");
-  addGenerationOptions(cmd, CHAT_PREFIX_CACHE_MIB, ['tulu', 'chat-template'])
+  addGenerationOptions(
+    cmd,
+    CHAT_PREFIX_CACHE_MIB,
+    ['tulu', 'chat-template'],
+    'a new one for each sampled reply, shown after it',
+  )
     .addHelpText(
       'after',
       `

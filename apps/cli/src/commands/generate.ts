@@ -43,6 +43,8 @@ export function addGenerationOptions(
   prefixCacheMiB = 0,
   /** The prompt formats the command takes (chat has no raw continuation). */
   formats: readonly PromptFormat[] = PROMPT_FORMATS,
+  /** What `--seed` left out does (chat draws one for each reply). */
+  seedDefault = 'a new one each run, shown after the output',
 ): Command {
   cmd
     .option(
@@ -62,11 +64,7 @@ export function addGenerationOptions(
     .option('-t, --temperature <t>', '0 is greedy, as the paper evaluates', numArg(0, 100), 0)
     .option('--top-p <p>', 'nucleus sampling', numArg(0, 1, { min: true }))
     .option('--top-k <k>', 'sample from the k most likely tokens (0: all, the default)', intArg(0))
-    .option(
-      '--seed <n>',
-      'seed of the sampler (default: a new one each run, shown after the output)',
-      intArg(0, 2 ** 32 - 1),
-    )
+    .option('--seed <n>', `seed of the sampler (default: ${seedDefault})`, intArg(0, 2 ** 32 - 1))
     .option('--stop <text>', 'stop string (repeatable)', collectStop);
   return addLoadOptions(cmd, undefined, prefixCacheMiB);
 }
