@@ -1517,8 +1517,9 @@ describe('eval judge: inputs checked before the first request, and resumed work 
 
     const wrong = await run(['eval', 'winrate', '--annotations', baselineFile]);
     expect(wrong.code).toBe(2);
-    expect(wrong.stderr).toContain(
-      'this looks like model outputs ({instruction, output, generator}), not annotations',
+    // in the CLI's words: the command, not the library function (it said "(judgePairs, or implicit-it eval judge)")
+    expect(wrong.stderr).toBe(
+      `error: ${baselineFile}: [0].output_1 must be a string, got undefined: this looks like model outputs ({instruction, output, generator}), not annotations; judge them against a baseline first with implicit-it eval judge, which writes annotations\n`,
     );
   });
 });

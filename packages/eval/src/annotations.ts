@@ -62,7 +62,7 @@ export function readAnnotations(path: string): Annotation[] {
         // the outputs of a model, not judgements of them: say so rather than name a missing field
         const outputs =
           r.output_1 === undefined && r.output_2 === undefined && typeof r.output === 'string'
-            ? ': this looks like model outputs ({instruction, output, generator}), not annotations; judge them against a baseline first (judgePairs, or implicit-it eval judge), which writes annotations'
+            ? ': this looks like model outputs ({instruction, output, generator}), not annotations; judge them against a baseline first with `judgePairs` (CLI: implicit-it eval judge), which writes annotations'
             : '';
         throw new EvalInputError(
           path,

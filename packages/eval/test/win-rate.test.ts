@@ -128,7 +128,7 @@ describe('readAnnotations', () => {
   it('says when the file holds model outputs, not annotations', () => {
     withRows([{ instruction: 'i', output: 'o', generator: 'm' }], (f) => {
       expect(() => readAnnotations(f)).toThrow(
-        `${f}: [0].output_1 must be a string, got undefined: this looks like model outputs ({instruction, output, generator}), not annotations; judge them against a baseline first`,
+        `${f}: [0].output_1 must be a string, got undefined: this looks like model outputs ({instruction, output, generator}), not annotations; judge them against a baseline first with \`judgePairs\` (CLI: implicit-it eval judge), which writes annotations`,
       );
     });
   });
