@@ -100,22 +100,20 @@ function reachedFiles(dir, files) {
 }
 
 /**
- * The JavaScript files of the package in `dir` that `files` reach. A file an earlier build left in
- * dist/ that nothing reaches is not published code that runs, whatever it was made from (`strayFiles`
+ * The JavaScript files among `reached` (see `reachedFiles`). A file an earlier build left in dist/
+ * that nothing reaches is not published code that runs, whatever it was made from (`strayFiles`
  * refuses it).
  */
-function reachedScripts(dir, files) {
-  return [...reachedFiles(dir, files)].filter((f) => /\.[cm]?js$/.test(f));
-}
+const reachedScripts = (reached) => [...reached].filter((f) => /\.[cm]?js$/.test(f));
 
 /**
  * The files (paths relative to `dir`, among `candidates`) in the folders of the entry points (dist/)
- * that no entry point reaches: an earlier build's, which tsup's `clean` removes but a turbo cache
- * restore of the current build leaves (it writes the build's files over dist/, deleting none).
+ * that no entry point reaches (`reached`, their `reachedFiles`): an earlier build's, which tsup's
+ * `clean` removes but a turbo cache restore of the current build leaves (it writes the build's files
+ * over dist/, deleting none).
  */
-function strayFiles(dir, entries, candidates) {
+function strayFiles(dir, entries, candidates, reached) {
   const folders = new Set(entryFolders(entries));
-  const reached = reachedFiles(dir, entries);
   return candidates.filter((f) => folders.has(f.split('/')[0]) && !reached.has(resolve(dir, f))).sort();
 }
 
@@ -179,12 +177,13 @@ if (process.argv.includes('--built')) {
     process.exit(1);
   }
   const present = entryFolders(entries).flatMap((folder) => filesUnder(process.cwd(), folder));
-  const stray = strayFiles(process.cwd(), entries, present);
+  const reached = reachedFiles(process.cwd(), entries);
+  const stray = strayFiles(process.cwd(), entries, present, reached);
   if (stray.length) {
     console.error(strayMessage(pkg.name, stray));
     process.exit(1);
   }
-  const stale = staleSources(process.cwd(), reachedScripts(process.cwd(), entries));
+  const stale = staleSources(process.cwd(), reachedScripts(reached));
   if (stale.length) {
     console.error(
       `${pkg.name}: dist/ was built from other sources than those here (${some(stale)} changed since the build): build before publishing (pnpm release builds and publishes)`,
@@ -212,10 +211,11 @@ const packedFiles = new Map(JSON.parse(packs).map((p) => [p.name, new Set(p.file
 for (const dir of packageDirs) {
   const pkg = readJson(join(dir, 'package.json'));
   const packed = packedFiles.get(pkg.name) ?? new Set();
-  for (const file of [...entryFiles(pkg), 'LICENSE'])
+  const entries = entryFiles(pkg);
+  for (const file of [...entries, 'LICENSE'])
     if (!packed.has(file)) fail(`${pkg.name}: ${file} is not in the tarball (is it built, and in "files"?)`);
   for (const problem of node10Problems(pkg)) fail(`${pkg.name}: ${problem}`);
-  const stray = strayFiles(dir, entryFiles(pkg), [...packed]);
+  const stray = strayFiles(dir, entries, [...packed], reachedFiles(dir, entries));
   if (stray.length) fail(strayMessage(pkg.name, stray));
 }
 
