@@ -81,7 +81,7 @@ export function rebuildPostProcessor(files: TokenizerFiles): RebuiltPostProcesso
   };
   const addBos = flag('add_bos_token', own.addBos);
   const addEos = flag('add_eos_token', false);
-  const token = (role: 'bos' | 'eos', on: boolean): string | undefined => {
+  const token = (role: 'bos' | 'eos', on: boolean): { text: string; id: number } | undefined => {
     const key = `${role}_token`;
     const flagKey = `add_${role}_token`;
     if (!on) return undefined;
@@ -100,7 +100,8 @@ export function rebuildPostProcessor(files: TokenizerFiles): RebuiltPostProcesso
       );
     }
     const text = named?.token ?? own[role];
-    if (jsonTokenId(files.tokenizerJson, text) === undefined) {
+    const id = jsonTokenId(files.tokenizerJson, text);
+    if (id === undefined) {
       throw new TokenizerLoadError(
         'tokenizers.malformed_file',
         named === undefined ? configFile : join(files.source, named.file),
@@ -111,13 +112,13 @@ export function rebuildPostProcessor(files: TokenizerFiles): RebuiltPostProcesso
         { field: key },
       );
     }
-    return text;
+    return { text, id };
   };
   const bos = token('bos', addBos);
-  const appendEos = token('eos', addEos);
+  const appendEos = token('eos', addEos)?.text;
   const seq = (id: 'A' | 'B', typeId: number) => ({ Sequence: { id, type_id: typeId } });
   const lead = (typeId: number) =>
-    bos === undefined ? [] : [{ SpecialToken: { id: bos, type_id: typeId } }];
+    bos === undefined ? [] : [{ SpecialToken: { id: bos.text, type_id: typeId } }];
   return {
     defaults: { className, bos: own.bos, eos: own.eos },
     postProcessor: {
@@ -125,9 +126,7 @@ export function rebuildPostProcessor(files: TokenizerFiles): RebuiltPostProcesso
       single: [...lead(0), seq('A', 0)],
       pair: [...lead(0), seq('A', 0), ...lead(1), seq('B', 1)],
       special_tokens:
-        bos === undefined
-          ? {}
-          : { [bos]: { id: bos, ids: [jsonTokenId(files.tokenizerJson, bos)], tokens: [bos] } },
+        bos === undefined ? {} : { [bos.text]: { id: bos.text, ids: [bos.id], tokens: [bos.text] } },
     },
     addBos,
     appendEos,
