@@ -73,7 +73,7 @@ export function startServe(args: string[], env: Record<string, string> = {}, tim
     const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), timeout);
     child.stderr.on('data', (d) => {
       stderr += d;
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
+      const m = /listening on (?:\S+ \(every interface\): )?(http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

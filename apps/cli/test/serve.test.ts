@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createTinyModel, SLOW_PREFILL_MODEL } from '@implicit-it/modelkit/test';
 import { missingShared } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reachableUrls } from '../src/commands/serve.js';
 import { run, startServe, stop, tinyModelDir, waitFor } from './helpers.js';
 
 describe('serve', () => {
@@ -233,6 +234,37 @@ describe('serve', () => {
     }
   });
 
+  it('on --host 0.0.0.0, prints and gives (--json) the loopback URL and the network addresses, all of them reachable', async () => {
+    const s = startServe(['--model', `tiny=${model}`, '--host', '0.0.0.0', '--json', '--no-playground']);
+    let stdout = '';
+    s.child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    const url = await s.url;
+    try {
+      await waitFor(() => stdout.endsWith('\n'));
+      const port = new URL(url).port;
+      const printed = JSON.parse(stdout) as { url: string; listening: string; network: string[] };
+      expect(printed).toMatchObject({ url, listening: `http://0.0.0.0:${port}`, playground: null });
+      const ipv4 = Object.values(networkInterfaces())
+        .flat()
+        .filter((i) => i && !i.internal && i.family === 'IPv4');
+      expect(printed.network).toHaveLength(new Set(ipv4.map((i) => i!.address)).size);
+      for (const at of [url, ...printed.network])
+        expect(await (await fetch(`${at}/health`)).json()).toMatchObject({ status: 'ok' });
+      expect(s.stderr()).toContain(
+        `listening on http://0.0.0.0:${port} (every interface): ${url} from this machine\n`,
+      );
+      expect(s.stderr()).toMatch(
+        printed.network.length > 0
+          ? `  network:     ${printed.network.join(', ')}\n`
+          : '  network:     no other interface has an address\n',
+      );
+    } finally {
+      expect(await stop(s.child, s.exited)).toBe(0);
+    }
+  });
+
   it('a port in use is an error that says what to do (exit 1)', async () => {
     const s = startServe(['--model', `tiny=${model}`]);
     const url = await s.url;
@@ -336,4 +368,36 @@ describe('the embedded default model (offline)', () => {
       expect(await stop(s.child, s.exited)).toBe(0);
     }
   }, 400_000); // about 20 s alone; writing 540 MB and loading it twice crawls on a busy machine
+});
+
+describe('reachableUrls', () => {
+  const eth0 = [
+    { address: '10.1.2.3', family: 'IPv4', internal: false },
+    { address: 'fe80::1', family: 'IPv6', internal: false },
+    { address: '2001:db8::5', family: 'IPv6', internal: false },
+  ];
+  const lo = [
+    { address: '127.0.0.1', family: 'IPv4', internal: true },
+    { address: '::1', family: 'IPv6', internal: true },
+  ];
+  const table = { lo, eth0, eth1: [{ address: '10.1.2.3', family: 'IPv4', internal: false }] } as never;
+
+  it('on 0.0.0.0: loopback, and the IPv4 addresses of the other interfaces, once each', () => {
+    expect(reachableUrls('http://0.0.0.0:8080', table)).toEqual({
+      local: 'http://127.0.0.1:8080',
+      network: ['http://10.1.2.3:8080'],
+    });
+  });
+
+  it('on ::: IPv6 loopback, and IPv4 and global IPv6 addresses (link-local ones need a zone)', () => {
+    expect(reachableUrls('http://[::]:8080', table)).toEqual({
+      local: 'http://[::1]:8080',
+      network: ['http://10.1.2.3:8080', 'http://[2001:db8::5]:8080'],
+    });
+  });
+
+  it('on any other address: the URL itself', () => {
+    for (const url of ['http://127.0.0.1:8080', 'http://10.1.2.3:80', 'http://[::1]:3000'])
+      expect(reachableUrls(url, table)).toEqual({ local: url, network: [] });
+  });
 });

@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os';
 import { resolveCors, type ServedModel, serve } from '@implicit-it/api';
 import { type BaseModel, loadModel, loadModelInWorker } from '@implicit-it/runtime';
 import type { Command } from 'commander';
@@ -20,6 +21,28 @@ import {
 } from '../flags.js';
 import { CliError, EXIT, note, painter, usage } from '../output.js';
 import { checkChatTemplate, DEFAULT_MODEL_HELP } from './generate.js';
+
+/**
+ * Where clients reach a server: for one listening on every interface (0.0.0.0, or :: for IPv6 and
+ * IPv4), `local` is this machine's loopback address for the same port (a client that connects to
+ * 0.0.0.0 itself works on Linux and macOS, not on Windows) and `network` the addresses of the
+ * machine's other interfaces (IPv4 for 0.0.0.0; IPv4 and global IPv6 for ::); for any other
+ * address, `local` is `url` and `network` is empty.
+ */
+export function reachableUrls(
+  url: string,
+  interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces(),
+): { local: string; network: string[] } {
+  const parsed = new URL(url);
+  const wildcard = parsed.hostname === '0.0.0.0' ? 4 : parsed.hostname === '[::]' ? 6 : 0;
+  if (wildcard === 0) return { local: url, network: [] };
+  const at = (host: string) => `${parsed.protocol}//${host}:${parsed.port}`;
+  const network = Object.values(interfaces)
+    .flatMap((list) => list ?? [])
+    .filter((i) => !i.internal && (i.family === 'IPv4' || (wildcard === 6 && !i.address.startsWith('fe80:'))))
+    .map((i) => at(i.family === 'IPv4' ? i.address : `[${i.address}]`));
+  return { local: at(wildcard === 4 ? '127.0.0.1' : '[::1]'), network: [...new Set(network)] };
+}
 
 interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   model?: string[];
@@ -147,19 +170,28 @@ async function run(flags: ServeFlags): Promise<void> {
       }
       throw error;
     });
+    // on 0.0.0.0 or ::, the address a client can connect to, and the machine's others
+    const { local: url, network } = reachableUrls(server.url);
     if (flags.json) {
       // one line for scripts that start the server and need its address
       process.stdout.write(
-        `${JSON.stringify({ url: server.url, models: ids, rules, playground: flags.playground ? `${server.url}/` : null, apiKey: apiKey !== undefined })}\n`,
+        `${JSON.stringify({ url, models: ids, rules, playground: flags.playground ? `${url}/` : null, apiKey: apiKey !== undefined, ...(url !== server.url ? { listening: server.url, network } : {}) })}\n`,
       );
     }
     const paint = painter(process.stderr);
     note(
       [
-        `${paint('bold', 'implicit-it API')} listening on ${paint('cyan', server.url)}`,
+        url === server.url
+          ? `${paint('bold', 'implicit-it API')} listening on ${paint('cyan', url)}`
+          : `${paint('bold', 'implicit-it API')} listening on ${server.url} (every interface): ${paint('cyan', url)} from this machine`,
+        ...(url === server.url
+          ? []
+          : [
+              `  network:     ${network.length > 0 ? network.join(', ') : 'no other interface has an address'}`,
+            ]),
         `  models:      ${ids.join(', ')}`,
         `  rules:       ${rulesLabel(rules)} (requests may set "rules")`,
-        `  playground:  ${flags.playground ? `${server.url}/` : 'off'}`,
+        `  playground:  ${flags.playground ? `${url}/` : 'off'}`,
         `  endpoints:   POST /v1/chat/completions, POST /v1/completions, GET /v1/models, /health, /metrics`,
         `  CORS:        ${flags.cors === undefined ? 'off (same origin only)' : flags.cors}`,
         `  API key:     ${apiKey ? 'required (Authorization: Bearer ...)' : 'none (anyone who can reach the port may use it)'}`,
@@ -253,7 +285,10 @@ export function registerServe(program: Command): void {
       '--cors <origins>',
       'let web pages on these origins call the API (comma-separated, or * for any); preflights skip the API key',
     )
-    .option('--json', 'also print {"url","models",...} as one JSON line on stdout once listening')
+    .option(
+      '--json',
+      'also print {"url","models",...} as one JSON line on stdout once listening (on 0.0.0.0 or ::, url is the loopback one, with "listening" and "network")',
+    )
     .option(
       '--shutdown-grace <seconds>',
       'on SIGINT/SIGTERM, let requests in flight finish for up to this long (new ones get 503)',
