@@ -151,6 +151,19 @@ describe('help, version, usage errors', () => {
     );
   });
 
+  it('refuses an empty instruction, given or on stdin, with exit 2, before loading the model', async () => {
+    for (const words of [[''], ['  ', '']]) {
+      const r = await run(['generate', '--model', '/nonexistent/model', ...words]);
+      expect([r.code, r.stdout, r.stderr]).toEqual([
+        2,
+        '',
+        'error: the instruction is empty: give one ("Write a haiku about rain."), or - to read it from stdin\n',
+      ]);
+    }
+    const stdin = await run(['generate', '--model', '/nonexistent/model', '-'], { input: ' \n' });
+    expect([stdin.code, stdin.stderr]).toEqual([2, 'error: the instruction read from stdin is empty\n']);
+  });
+
   it('names the range of a number flag as meant: a bound left out in parentheses, never a stand-in', async () => {
     const topP = await run(['generate', '--model', model, '--top-p', '0', 'Hi']);
     expect(topP.code).toBe(2);
@@ -359,36 +372,43 @@ describe('generate', () => {
     expect(bad.stderr).toContain("option '--onnx-log-level <level>' argument 'loud' is invalid");
   });
 
-  it('Ctrl-C mid-answer ends the answer line before "error: interrupted" (exit 130)', async () => {
-    // a context long enough that the answer streams until the signal comes; a rule keeps the newline
-    // token out of it, so that the only newline on stdout is the one that ends the line
-    const { dir } = await createTinyModel({ seed: 1, initScale: 10, maxPositionEmbeddings: 1_000_000 });
-    const noNewline = JSON.stringify({ uniform: { entries: [{ text: '\n', score: -1000 }] } });
-    const child = spawn(
-      process.execPath,
-      [CLI, 'generate', '--model', dir, '--rules', noNewline, '-n', '900000', 'Tell me a story.'],
-      { env: { ...process.env, NO_COLOR: '1', HF_HUB_OFFLINE: '1', IMPLICIT_IT_CACHE: CACHE } },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
-    try {
-      await waitFor(() => stdout.length > 0 || child.exitCode !== null);
-    } finally {
-      child.kill('SIGINT');
-    }
-    expect(await closed, stderr).toBe(130);
-    // the partial answer's line was left open, and the error was written on it
-    expect(stdout.length).toBeGreaterThan(1);
-    expect(stdout.indexOf('\n')).toBe(stdout.length - 1);
-    expect(stderr).toBe('error: interrupted\n');
-  });
+  it.each([
+    ['greedy', []],
+    ['sampled, printing the seed', ['--temperature', '1']],
+  ])(
+    'Ctrl-C mid-answer ends the answer line before "error: interrupted" (exit 130), %s',
+    async (_, flags) => {
+      // a context long enough that the answer streams until the signal comes; a rule keeps the newline
+      // token out of it, so that the only newline on stdout is the one that ends the line
+      const { dir } = await createTinyModel({ seed: 1, initScale: 10, maxPositionEmbeddings: 1_000_000 });
+      const noNewline = JSON.stringify({ uniform: { entries: [{ text: '\n', score: -1000 }] } });
+      const child = spawn(
+        process.execPath,
+        [CLI, 'generate', '--model', dir, '--rules', noNewline, '-n', '900000', ...flags, 'Tell me a story.'],
+        { env: { ...process.env, NO_COLOR: '1', HF_HUB_OFFLINE: '1', IMPLICIT_IT_CACHE: CACHE } },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => {
+        stdout += d;
+      });
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+      try {
+        await waitFor(() => stdout.length > 0 || child.exitCode !== null);
+      } finally {
+        child.kill('SIGINT');
+      }
+      expect(await closed, stderr).toBe(130);
+      // the partial answer's line was left open, and the error was written on it
+      expect(stdout.length).toBeGreaterThan(1);
+      expect(stdout.indexOf('\n')).toBe(stdout.length - 1);
+      if (flags.length === 0) expect(stderr).toBe('error: interrupted\n');
+      else expect(stderr).toMatch(/^\[seed \d+\]\nerror: interrupted\n$/);
+    },
+  );
 
   it('reads the instruction from stdin', async () => {
     const a = await run(['generate', '--model', model, '-n', '8', '--json', '-'], {

@@ -110,7 +110,15 @@ export function noChatTemplate(name: string, instead: string): CliError {
 
 async function readInstruction(words: string[]): Promise<string> {
   if (words.length === 1 && words[0] === '-') words = [];
-  if (words.length > 0) return words.join(' ');
+  if (words.length > 0) {
+    const instruction = words.join(' ');
+    // an empty argument is most often an unset variable ("$PROMPT"): say so rather than answer nothing
+    if (!instruction.trim())
+      throw usage(
+        'the instruction is empty: give one ("Write a haiku about rain."), or - to read it from stdin',
+      );
+    return instruction;
+  }
   if (process.stdin.isTTY)
     throw usage('give an instruction: implicit-it generate "Write a haiku about rain."');
   let text = '';
@@ -290,6 +298,8 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
   } catch (error) {
     if (abort.signal.aborted) {
       if (streamed) process.stdout.write('\n');
+      // what was sampled so far is only reproducible with the seed
+      if (seed !== undefined) note(dim('dim', `[seed ${seed}]`));
       throw new CliError('interrupted', EXIT.interrupted);
     }
     throw error;
