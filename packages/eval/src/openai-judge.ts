@@ -99,14 +99,17 @@ const CONNECT_DELAY_MS = 500;
 interface NetworkFailure {
   /** e.g. `cannot connect (connect ECONNREFUSED 127.0.0.1:8080)`, `no answer within 120 s`. */
   error: string;
-  /** `connect`: no connection was made (retried briefly); `port`: fetch refuses the port (not retried). */
-  kind: 'connect' | 'port' | 'other';
+  /**
+   * `connect`: no connection was made (retried briefly); `port`: fetch refuses the port (not
+   * retried); `timeout`: no answer within `timeoutMs`.
+   */
+  kind: 'connect' | 'port' | 'timeout' | 'other';
 }
 
 function networkFailure(e: unknown, url: string, timeoutMs: number): NetworkFailure {
   const error = e as Error & { cause?: unknown };
   if (error?.name === 'TimeoutError')
-    return { error: `no answer within ${timeoutMs / 1000} s`, kind: 'other' };
+    return { error: `no answer within ${timeoutMs / 1000} s`, kind: 'timeout' };
   // fetch's TypeError('fetch failed') carries the socket's error as its cause (an AggregateError,
   // without a message, when every address of a host refused)
   const cause = (error?.cause ?? error) as {
@@ -272,7 +275,9 @@ export function openAIJudge(options: OpenAIJudgeOptions): JudgeClient {
                 ? '; check that the judge server is up and that the `baseURL` option (CLI: --base-url or $OPENAI_BASE_URL) names it'
                 : failure === 'port'
                   ? '; serve the judge on another port'
-                  : '';
+                  : failure === 'timeout'
+                    ? '; a judge that answers slowly (a long output, a local model) needs a longer `timeoutMs` (CLI: --timeout SECONDS)'
+                    : '';
           throw new JudgeRequestError(
             url,
             `judge request to ${url} failed${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ${error}${hint}`,

@@ -272,6 +272,32 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
     }
   });
 
+  it('a judge that does not answer in time: retried, then an error that names the timeout and how to lengthen it', async () => {
+    const silent = createServer((req) => req.resume()); // reads the request, never answers
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const retries: string[] = [];
+      const j = openAIJudge({
+        baseURL: `http://127.0.0.1:${port}/v1`,
+        model: 'tiny-judge',
+        timeoutMs: 100,
+        maxRetries: 1,
+        baseDelayMs: 10,
+        onRetry: (x) => retries.push(x.error),
+      });
+      const error = await j.complete(oneRequest).catch((e: unknown) => e);
+      expect(retries).toEqual(['no answer within 0.1 s']); // a timeout keeps the usual schedule
+      expect((error as JudgeRequestError).message).toBe(
+        `judge request to http://127.0.0.1:${port}/v1/chat/completions failed after 2 attempts: no answer within 0.1 s; a judge that answers slowly (a long output, a local model) needs a longer \`timeoutMs\` (CLI: --timeout SECONDS)`,
+      );
+      expect(error).toMatchObject({ isRetryable: true });
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+
   /** A loopback port that nothing listens on. */
   async function closedPort(): Promise<number> {
     const probe = createServer();
