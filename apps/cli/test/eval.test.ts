@@ -660,6 +660,37 @@ describe('eval: what is refused up front, and what fails clearly', () => {
       '',
     ]);
     expect(existsSync(join(tmp, 'judge-closed', 'a.json'))).toBe(false);
+    // ten pairs: the requests in flight fail alike, and their retries are a line per attempt, not one each
+    const tenBaseline = join(tmp, 'judge-closed-baseline-10.json');
+    const tenOutputs = join(tmp, 'judge-closed-outputs-10.json');
+    const ten = (output: string) =>
+      Array.from({ length: 10 }, (_, k) => ({ instruction: `i${k}`, output, generator: output }));
+    writeFileSync(tenBaseline, JSON.stringify(ten('b')));
+    writeFileSync(tenOutputs, JSON.stringify(ten('c')));
+    const many = await run(
+      [
+        'eval',
+        'judge',
+        '--outputs',
+        tenOutputs,
+        '--baseline',
+        tenBaseline,
+        '--out',
+        join(tmp, 'judge-closed', 'b.json'),
+      ].concat(['--base-url', `http://127.0.0.1:${port}/v1`]),
+      { timeout: 20_000 },
+    );
+    expect(many.code).toBe(1);
+    const retries = many.stderr.split('\n').filter((l) => l.startsWith('judge: retry'));
+    expect(retries.length).toBeLessThanOrEqual(4); // 8 before: one per request and attempt
+    expect(retries[0]).toMatch(
+      new RegExp(
+        `^judge: retry 1 of \\d+ requests in \\d\\.\\d-\\d\\.\\d s: ${cause.replace(/[()]/g, '\\$&')}$`,
+      ),
+    );
+    expect(many.stderr).toContain(
+      `error: judge request to http://127.0.0.1:${port}/v1/chat/completions failed after 3 attempts`,
+    );
     const help = await run(['eval', 'judge', '--help']);
     expect(help.stdout.replace(/\s+/g, ' ')).toContain(
       '--max-retries <n> retries of 408/409/429/5xx, timeouts and lost connections, with backoff (default 6); a connection refused or a host not found: 2 at most, within about 1.5 s',

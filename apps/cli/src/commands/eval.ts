@@ -66,6 +66,7 @@ import {
 import { modelFingerprint } from '../model-fingerprint.js';
 import { CliError, EXIT, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar } from '../progress.js';
+import { retryNotes } from '../retry-notes.js';
 import { sharedDir } from '../shared-dir.js';
 import { checkChatTemplate } from './generate.js';
 
@@ -685,6 +686,8 @@ async function judge(flags: JudgeFlags): Promise<void> {
       'export the key, name another variable with --api-key-env, or point --base-url at your own endpoint',
     );
   }
+  // the retries of requests in flight that fail alike are one line
+  const retries = retryNotes((line) => note(painter(process.stderr)('dim', line)));
   const client = openAIJudge({
     baseURL,
     model: flags.judgeModel,
@@ -693,13 +696,7 @@ async function judge(flags: JudgeFlags): Promise<void> {
     ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
     ...(flags.maxRetries !== undefined ? { maxRetries: flags.maxRetries } : {}),
     ...(flags.timeout ? { timeoutMs: flags.timeout * 1000 } : {}),
-    onRetry: (r) =>
-      note(
-        painter(process.stderr)(
-          'dim',
-          `judge: retry ${r.attempt} in ${(r.delayMs / 1000).toFixed(1)} s: ${r.status ? `HTTP ${r.status}` : r.error}`,
-        ),
-      ),
+    onRetry: retries.onRetry,
   });
 
   const jobs: { name: string; outputs: string; out: string; cacheDir: string }[] = [];
@@ -785,6 +782,7 @@ async function judge(flags: JudgeFlags): Promise<void> {
     }
   } finally {
     progress.stop();
+    retries.flush(); // before the error that may follow
   }
   if (flags.json) {
     printJson(

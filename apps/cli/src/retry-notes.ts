@@ -1,0 +1,58 @@
+/** What the judge client says before a retry (`openAIJudge`'s `onRetry`). */
+export interface RetryInfo {
+  attempt: number;
+  delayMs: number;
+  status?: number;
+  error: string;
+}
+
+/**
+ * The judge's `onRetry` for a terminal: the retries that requests in flight make alike within
+ * `windowMs` (a closed port or a 503 fails them all at once) are one line, `judge: retry 1 of 16
+ * requests in 0.3-0.5 s: HTTP 503`, not one line each. `flush()` writes what is still held (call it
+ * before the command's last word, so that an error comes after its retries).
+ *
+ * @example
+ * const notes = retryNotes((line) => process.stderr.write(`${line}\n`));
+ * const judge = openAIJudge({ baseURL: 'http://127.0.0.1:8000/v1', onRetry: notes.onRetry });
+ * try {
+ *   await judgePairs({ judge, baseline, model: outputs, cacheDir, out });
+ * } finally {
+ *   notes.flush();
+ * }
+ */
+export function retryNotes(
+  write: (line: string) => void,
+  windowMs = 200,
+): { onRetry: (info: RetryInfo) => void; flush: () => void } {
+  const held = new Map<string, { attempt: number; what: string; delays: number[]; timer: NodeJS.Timeout }>();
+  const emit = (key: string) => {
+    const group = held.get(key);
+    if (!group) return;
+    held.delete(key);
+    clearTimeout(group.timer);
+    const [lo, hi] = [Math.min(...group.delays), Math.max(...group.delays)].map((ms) =>
+      (ms / 1000).toFixed(1),
+    );
+    const requests = group.delays.length > 1 ? ` of ${group.delays.length} requests` : '';
+    write(`judge: retry ${group.attempt}${requests} in ${lo === hi ? lo : `${lo}-${hi}`} s: ${group.what}`);
+  };
+  return {
+    onRetry(info) {
+      const what = info.status ? `HTTP ${info.status}` : info.error;
+      const key = `${info.attempt}\n${what}`;
+      const group = held.get(key);
+      if (group) group.delays.push(info.delayMs);
+      else
+        held.set(key, {
+          attempt: info.attempt,
+          what,
+          delays: [info.delayMs],
+          timer: setTimeout(() => emit(key), windowMs),
+        });
+    },
+    flush() {
+      for (const key of [...held.keys()]) emit(key);
+    },
+  };
+}
