@@ -4,6 +4,7 @@
 // - every publishable package's tarball (`pnpm pack --dry-run`) holds each file its package.json
 //   names (main, module, types, exports, bin, typesVersions) and its LICENSE, and every subpath
 //   export with types has a typesVersions entry, so that `moduleResolution: node10` finds them too;
+//   its publishConfig says public access (npm's default for a scoped name is restricted);
 //   and nothing in dist/ that its entry points do not reach (as --built, below);
 // - @implicit-it/rules, packed and unpacked into a scratch node_modules, type-checks from a consumer
 //   with skipLibCheck off, under node16 (an ES module and a CommonJS one), bundler and node10, with
@@ -215,6 +216,12 @@ for (const dir of packageDirs) {
   for (const file of [...entries, 'LICENSE'])
     if (!packed.has(file)) fail(`${pkg.name}: ${file} is not in the tarball (is it built, and in "files"?)`);
   for (const problem of node10Problems(pkg)) fail(`${pkg.name}: ${problem}`);
+  // npm publishes a scoped package as restricted unless told otherwise: `pnpm publish` from the
+  // package's directory (not through changesets, whose config says public) would fail with a 402
+  if (pkg.publishConfig?.access !== 'public')
+    fail(
+      `${pkg.name}: package.json needs "publishConfig": { "access": "public" } (a scoped package is published restricted by default)`,
+    );
   const stray = strayFiles(dir, entries, [...packed], reachedFiles(dir, entries));
   if (stray.length) fail(strayMessage(pkg.name, stray));
 }
