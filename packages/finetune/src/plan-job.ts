@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type ListsEveryKey, meantOption } from '@implicit-it/rules';
 import { TOKENIZER_FILE_NAMES } from '@implicit-it/tokenizers';
@@ -411,6 +411,17 @@ export function checkTopology(
   return { gpus, nodes, processes, accumulation: gradientAccumulationSteps(recipe, processes) };
 }
 
+/** Whether `dir` holds a job this package planned (its job.json names {@link JOB_FORMAT}). */
+function isJobDir(dir: string): boolean {
+  try {
+    return (
+      (JSON.parse(readFileSync(join(dir, 'job.json'), 'utf8')) as { format?: unknown }).format === JOB_FORMAT
+    );
+  } catch {
+    return false;
+  }
+}
+
 /** Writes one job directory from prepared data. @internal */
 export async function writeJob(
   data: PreparedData,
@@ -437,6 +448,14 @@ export async function writeJob(
   const jobDir = resolve(options.out);
   const progress = options.onProgress ?? (() => {});
   await mkdir(jobDir, { recursive: true });
+  // a job planned here before: what it wrote and this plan does not write goes, or it would mix with
+  // this job (its tokenizer copy's chat_template.jinja beside another tokenizer's files), or look as
+  // if this job used it (ds_zero3.json on a CPU job, data/validation without a split)
+  if (isJobDir(jobDir)) {
+    await rm(join(jobDir, JOB_TOKENIZER_DIR), { recursive: true, force: true });
+    await rm(join(jobDir, 'ds_zero3.json'), { force: true });
+    await rm(join(jobDir, 'data/validation'), { recursive: true, force: true });
+  }
 
   const meta = (dropped: string[]) => ({
     recipe: data.recipe,
@@ -517,7 +536,10 @@ export async function writeJob(
  * directory must hold PyTorch weights (`*.safetensors` or `pytorch_model*.bin`): an ONNX-only one, as
  * `implicit-it model create` writes, is refused (field `model`). With a local
  * model directory, `maxSeqLength` must fit its context (config.json's `max_position_embeddings`); the
- * paper's 2048 is lowered to a shorter context, as `notes` says.
+ * paper's 2048 is lowered to a shorter context, as `notes` says. Planned again into the same
+ * directory, it removes what the earlier plan wrote and this one does not (its tokenizer copy,
+ * `ds_zero3.json`, `data/validation`); a run's `checkpoints/` and `output/` stay (train.py refuses to
+ * resume a checkpoint of other training settings or data).
  *
  * @example
  * const { jobDir } = await planJob({ recipe: 'lima-response', model: 'models/Llama-2-7b-hf', gpus: 8, nodes: 1, out: 'jobs/res' });

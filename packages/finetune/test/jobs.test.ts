@@ -13,6 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
+import { TOKENIZER_FILE_NAMES } from '@implicit-it/tokenizers';
 import { describe, expect, it } from 'vitest';
 import {
   DataFileError,
@@ -202,6 +203,31 @@ describeShared(
       tokenizer: sharedPath('fixtures/tokenizers/llama2'),
       dataDir: join(SHARED_DIR, 'data'),
     };
+
+    it("planned again into a job directory, leaves none of the earlier plan's files this one does not write", async () => {
+      const out = join(mkdtempSync(join(tmpdir(), 'ft-replan-')), 'job');
+      await planJob({ ...base, gpus: 4, out, validation: { count: 10 } }); // llama2: with chat_template.jinja
+      for (const f of ['ds_zero3.json', 'data/validation/manifest.json', 'tokenizer/chat_template.jinja'])
+        expect(existsSync(join(out, f)), f).toBe(true);
+      const smollm = sharedPath('fixtures/tokenizers/smollm');
+      const again = await planJob({ ...base, tokenizer: smollm, gpus: 0, out });
+      expect(readdirSync(join(out, 'tokenizer')).sort()).toEqual(
+        readdirSync(smollm)
+          .filter((f) => (Object.values(TOKENIZER_FILE_NAMES) as string[]).includes(f))
+          .sort(),
+      );
+      expect(existsSync(join(out, 'ds_zero3.json'))).toBe(false);
+      expect(existsSync(join(out, 'data/validation'))).toBe(false);
+      expect(again.files.every((f) => existsSync(join(out, f)))).toBe(true);
+      // a directory that holds no planned job keeps its files
+      const other = mkdtempSync(join(tmpdir(), 'ft-notjob-'));
+      writeFileSync(join(other, 'ds_zero3.json'), '{}');
+      mkdirSync(join(other, 'tokenizer'));
+      writeFileSync(join(other, 'tokenizer', 'notes.txt'), 'mine');
+      await planJob({ ...base, tokenizer: smollm, gpus: 0, out: other });
+      expect(readFileSync(join(other, 'ds_zero3.json'), 'utf8')).toBe('{}');
+      expect(readFileSync(join(other, 'tokenizer', 'notes.txt'), 'utf8')).toBe('mine');
+    }, 60_000);
 
     it('writes a self-contained multi-node ZeRO-3 job', async () => {
       const out = join(mkdtempSync(join(tmpdir(), 'ft-plan-')), 'job');
