@@ -17,7 +17,13 @@ import { type AddedTokenInfo, TokenizerVocabulary } from './vocabulary.js';
 /** Decodes token bytes; an incomplete or invalid sequence becomes U+FFFD. */
 const UTF8 = new TextDecoder();
 
-/** Options of `createTokenizer` and `loadTokenizer`. */
+/**
+ * Options of `createTokenizer` and `loadTokenizer`.
+ *
+ * @example
+ * // stop at Llama-2's </s> and at a newline (13)
+ * const tok = await loadTokenizer('./models/llama2', { eosIds: [2, 13] });
+ */
 export interface TokenizerOptions {
   /** EOS ids to use instead of the ones the files name (e.g. several stop tokens). */
   eosIds?: readonly number[];

@@ -6,6 +6,11 @@ import { checkTokenId } from './errors.js';
  * Joining every `push` result and the final `flush` gives exactly `tokenizer.decode(ids)` with the
  * same `skipSpecialTokens` (no character repeated or dropped), including multi-byte UTF-8 characters
  * split over byte tokens (held back until complete) and SentencePiece leading spaces.
+ *
+ * @example
+ * const detok = tok.createDetokenizer({ skipSpecialTokens: true });
+ * for (const id of generatedIds) process.stdout.write(detok.push(id));
+ * process.stdout.write(detok.flush());
  */
 export interface Detokenizer {
   /** Adds one token id; returns the text it completes (often `''` mid-character). */
@@ -14,7 +19,14 @@ export interface Detokenizer {
   flush(): string;
 }
 
-/** Options of `Tokenizer.createDetokenizer`. */
+/**
+ * Options of `Tokenizer.createDetokenizer`.
+ *
+ * @example
+ * const prompt = tok.buildPrompt({ format: 'tulu', instruction: 'Name a city.' });
+ * const detok = tok.createDetokenizer({ context: prompt.ids, skipSpecialTokens: true });
+ * detok.push(tok.tokenToId('▁Paris')!); // ' Paris' (without the context: 'Paris')
+ */
 export interface DetokenizerOptions {
   /** Leave special tokens out of the text, as `decode(ids, { skipSpecialTokens: true })`. Default false. */
   skipSpecialTokens?: boolean;

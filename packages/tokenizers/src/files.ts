@@ -2,12 +2,27 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TokenizerLoadError } from './errors.js';
 
-/** A JSON object as parsed from a tokenizer file. */
+/**
+ * A JSON object as parsed from a tokenizer file.
+ *
+ * @example
+ * const files = await readTokenizerFiles('./models/llama2');
+ * const config: JsonObject = files.tokenizerConfig ?? {};
+ * const noBos = createTokenizer({ ...files, tokenizerConfig: { ...config, add_bos_token: false } });
+ */
 export type JsonObject = Record<string, unknown>;
 
 /**
  * The contents of a Hugging Face tokenizer directory. Only `tokenizerJson` is required; the other
  * files refine special tokens and the chat template when present.
+ *
+ * @example
+ * const files: TokenizerFiles = {
+ *   source: 'inline',
+ *   tokenizerJson,
+ *   generationConfig: { eos_token_id: [2, 32000] },
+ * };
+ * const tok = createTokenizer(files);
  */
 export interface TokenizerFiles {
   /** Where the files came from (a directory path, or any label); used in error messages. */
@@ -24,7 +39,15 @@ export interface TokenizerFiles {
   chatTemplate?: string;
 }
 
-/** The file names `readTokenizerFiles` reads. */
+/**
+ * The file names `readTokenizerFiles` reads.
+ *
+ * @example
+ * import { existsSync } from 'node:fs';
+ * import { join } from 'node:path';
+ *
+ * const present = Object.values(TOKENIZER_FILE_NAMES).filter((name) => existsSync(join(dir, name)));
+ */
 export const TOKENIZER_FILE_NAMES = {
   tokenizerJson: 'tokenizer.json',
   tokenizerConfig: 'tokenizer_config.json',

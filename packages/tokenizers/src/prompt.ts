@@ -3,7 +3,16 @@ import type { ListsEveryKey } from '@implicit-it/rules';
 import { PromptError } from './errors.js';
 import { type ChatMessage, scopeMessageIndex, tuluSegments } from './tulu.js';
 
-/** A prompt ready for the runtime and the rules. */
+/**
+ * A prompt ready for the runtime and the rules.
+ *
+ * @example
+ * import { compileRules } from '@implicit-it/rules';
+ *
+ * const prompt: Prompt = tok.buildPrompt({ format: 'tulu', instruction: 'Name a city.' });
+ * const rules = compileRules('hewitt2024', tok.vocabulary);
+ * const state = rules.createState({ promptIds: prompt.ids, scopeStart: prompt.scopeStart });
+ */
 export interface Prompt {
   /** Token ids of the whole prompt, BOS included when the format adds one. */
   ids: number[];
@@ -21,7 +30,18 @@ export interface Prompt {
   text: string;
 }
 
-/** Messages or a single instruction (a one-message user conversation). */
+/**
+ * Messages or a single instruction (a one-message user conversation).
+ *
+ * @example
+ * const conversation: Conversation = {
+ *   messages: [
+ *     { role: 'system', content: 'Answer in one word.' },
+ *     { role: 'user', content: 'Name a city.' },
+ *   ],
+ * };
+ * const prompt = tok.buildPrompt({ format: 'tulu', ...conversation });
+ */
 export type Conversation =
   | { messages: readonly ChatMessage[]; instruction?: never }
   | { instruction: string; messages?: never };
@@ -51,6 +71,14 @@ export type Conversation =
  * their turn or forge another role's; `'parse'` reads it as the special token, as Hugging Face's
  * `apply_chat_template` and the paper's code (which tokenize the rendered string) do. Prompts whose
  * messages hold no special token's text are the same either way.
+ *
+ * @example
+ * const input: PromptInput = {
+ *   format: 'chat-template',
+ *   messages: [{ role: 'user', content: 'Hi!' }],
+ *   addGenerationPrompt: true,
+ * };
+ * const { ids, scopeStart } = tok.buildPrompt(input);
  */
 export type PromptInput =
   | ({ format: 'tulu'; addBos?: boolean; specialTokensInContent?: SpecialTokensInContent } & Conversation)
@@ -63,7 +91,13 @@ export type PromptInput =
     } & Conversation)
   | { format: 'raw'; text: string; addSpecialTokens?: boolean };
 
-/** The prompt formats `buildPrompt` builds (see `PromptInput`). */
+/**
+ * The prompt formats `buildPrompt` builds (see `PromptInput`).
+ *
+ * @example
+ * const format: PromptFormat = tok.chatTemplate === undefined ? 'tulu' : 'chat-template';
+ * const prompt = tok.buildPrompt({ format, instruction: 'Name a city.' });
+ */
 export type PromptFormat = PromptInput['format'];
 
 /**
@@ -78,10 +112,24 @@ export const PROMPT_FORMATS = ['tulu', 'chat-template', 'raw'] as const satisfie
 const _allFormatsListed: ListsEveryKey<Record<PromptFormat, unknown>, typeof PROMPT_FORMATS> = true;
 void _allFormatsListed;
 
-/** What special-token text inside a message becomes (see `PromptInput`). */
+/**
+ * What special-token text inside a message becomes (see `PromptInput`).
+ *
+ * @example
+ * const asText: SpecialTokensInContent = 'text';
+ * tok.buildPrompt({ format: 'tulu', instruction: 'Say </s>', specialTokensInContent: asText }).ids.includes(2); // false
+ * tok.buildPrompt({ format: 'tulu', instruction: 'Say </s>', specialTokensInContent: 'parse' }).ids.includes(2); // true
+ */
 export type SpecialTokensInContent = 'text' | 'parse';
 
-/** A character range `[start, end)` of a text. */
+/**
+ * A character range `[start, end)` of a text.
+ *
+ * @example
+ * const text = 'Echo </s> back';
+ * const quoted: TextRange = [5, 9]; // '</s>'
+ * tok.encode(text, { literalRanges: [quoted] }).includes(2); // false: read as text, not as EOS
+ */
 export type TextRange = readonly [start: number, end: number];
 
 /** What prompt building needs from a tokenizer. @internal */
@@ -169,6 +217,9 @@ function commonPrefixLength(a: readonly number[], b: readonly number[]): number 
  * first EOS (undefined when it names neither). It is what `addBos` prepends, as open-instruct sets
  * `tokenizer.bos_token = tokenizer.eos_token` for such tokenizers and the paper's OLMo prompts start
  * with `|||IP_ADDRESS|||`, the EOS of OLMo's original tokenizer (rules-spec.md).
+ *
+ * @example
+ * documentStartId(tok); // 1 (Llama-2's <s>; OLMo, which has no BOS, gives its EOS 50279)
  */
 export function documentStartId(tok: Pick<PromptTokenizer, 'bosId' | 'eosIds'>): number | undefined {
   return tok.bosId ?? tok.eosIds[0];

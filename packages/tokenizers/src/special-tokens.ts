@@ -11,7 +11,12 @@ export interface SpecialIds {
   padId: number | undefined;
 }
 
-/** EOS names tried, in this order, when no config file names the EOS token. */
+/**
+ * EOS names tried, in this order, when no config file names the EOS token.
+ *
+ * @example
+ * const eosIds = CONVENTIONAL_EOS_TOKENS.map((t) => tok.tokenToId(t)).filter((id) => id !== undefined);
+ */
 export const CONVENTIONAL_EOS_TOKENS = ['</s>', '<|endoftext|>', '<|end_of_text|>', '<|im_end|>', '<eos>'];
 
 interface Lookup {

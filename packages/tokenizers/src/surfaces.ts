@@ -7,6 +7,10 @@ import type { JsonObject } from './files.js';
  * - `byte-level`: every byte is mapped to a printable character (GPT-2's byte-to-unicode table:
  *   `Ġ` is a space, `Ċ` a newline) (GPT-2, SmolLM, OLMo, Qwen, Llama-3);
  * - `plain`: pieces are the text itself.
+ *
+ * @example
+ * const encoding: PieceEncoding = tok.pieceEncoding; // 'sentencepiece' for Llama-2
+ * pieceBytes(tok.idToToken(13)!, encoding, true); // Uint8Array [0x0a]: the piece <0x0A>
  */
 export type PieceEncoding = 'sentencepiece' | 'byte-level' | 'plain';
 
@@ -49,7 +53,13 @@ export function detectPieceEncoding(tokenizerJson: JsonObject): PieceEncoding {
 
 let byteDecoder: Map<number, number> | undefined;
 
-/** GPT-2's byte-to-unicode table, inverted: code point of a piece character -> the byte it stands for. */
+/**
+ * GPT-2's byte-to-unicode table, inverted: code point of a piece character -> the byte it stands for.
+ *
+ * @example
+ * byteLevelDecoder().get('Ġ'.codePointAt(0)!); // 32: a space
+ * byteLevelDecoder().get('Ċ'.codePointAt(0)!); // 10: a newline
+ */
 export function byteLevelDecoder(): Map<number, number> {
   if (byteDecoder) return byteDecoder;
   const table = new Map<number, number>();

@@ -4,7 +4,14 @@ import type { Prompt, PromptInput, TextRange } from './prompt.js';
 import type { PieceEncoding } from './surfaces.js';
 import type { TokenizerVocabulary } from './vocabulary.js';
 
-/** Options of `Tokenizer.encode`. */
+/**
+ * Options of `Tokenizer.encode`.
+ *
+ * @example
+ * const noBos: EncodeOptions = { addSpecialTokens: false };
+ * tok.encode('Hello'); // [1, 15043] with Llama-2
+ * tok.encode('Hello', noBos); // [15043]
+ */
 export interface EncodeOptions {
   /** Add the tokenizer's special tokens (Llama-2: BOS), as Hugging Face does by default. Default true. */
   addSpecialTokens?: boolean;
@@ -18,7 +25,14 @@ export interface EncodeOptions {
   literalRanges?: readonly TextRange[];
 }
 
-/** Options of `Tokenizer.decode`. */
+/**
+ * Options of `Tokenizer.decode`.
+ *
+ * @example
+ * const options: DecodeOptions = { skipSpecialTokens: true };
+ * tok.decode([1, 15043]); // '<s> Hello' with Llama-2
+ * tok.decode([1, 15043], options); // 'Hello'
+ */
 export interface DecodeOptions {
   /** Leave special tokens (`</s>`, `<|im_end|>`) out of the text. Default false. */
   skipSpecialTokens?: boolean;
@@ -35,6 +49,8 @@ export interface DecodeOptions {
  * special ids, prompt building with the rules' scope start, and streaming detokenization.
  *
  * @example
+ * import { compileRules } from '@implicit-it/rules';
+ *
  * const tok = await loadTokenizer('./models/llama2');
  * const prompt = tok.buildPrompt({ format: 'tulu', instruction: 'Give me a recipe for tiramisu.' });
  * prompt.scopeStart; // 7

@@ -1,7 +1,17 @@
 import { pythonStrip } from '@implicit-it/rules';
 import { PromptError } from './errors.js';
 
-/** One chat message. Tulu supports the roles `system`, `user` and `assistant`. */
+/**
+ * One chat message. Tulu supports the roles `system`, `user` and `assistant`.
+ *
+ * @example
+ * const history: ChatMessage[] = [
+ *   { role: 'user', content: 'Name a city.' },
+ *   { role: 'assistant', content: 'Paris.' },
+ *   { role: 'user', content: 'Another one.' },
+ * ];
+ * const prompt = tok.buildPrompt({ format: 'tulu', messages: history }); // scope: 'Another one.'
+ */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | (string & {});
   content: string;

@@ -1,7 +1,19 @@
 import type { Vocabulary } from '@implicit-it/rules';
 import { type PieceEncoding, pieceSurface, SurfaceTier } from './surfaces.js';
 
-/** One added token of tokenizer.json (`added_tokens`). */
+/**
+ * One added token of tokenizer.json (`added_tokens`).
+ *
+ * @example
+ * const added: AddedTokenInfo[] = [
+ *   { id: 0, content: '<unk>', special: true },
+ *   { id: 1, content: '</s>', special: true },
+ * ];
+ * const vocab = new TokenizerVocabulary({
+ *   size: 4, eosIds: [1], added, vocab: new Map([['▁a', 2], ['▁b', 3]]), encoding: 'sentencepiece', byteFallback: false,
+ * });
+ * vocab.idsOf(' a'); // [2]
+ */
 export interface AddedTokenInfo {
   id: number;
   content: string;
