@@ -80,10 +80,23 @@ export function checkRuleSetVocabulary(
     );
 }
 
-/** The largest |logitBias| value (OpenAI's API takes [-100, 100]). */
+/**
+ * The largest |logitBias| value (OpenAI's API takes [-100, 100]).
+ *
+ * @example
+ * // never say " red": the strongest bias the runtime takes
+ * const logitBias = Object.fromEntries(model.tokenizer.vocabulary.idsOf(' red').map((id) => [id, -MAX_LOGIT_BIAS]));
+ * const [out] = await model.generate('Name a color.', { logitBias });
+ */
 export const MAX_LOGIT_BIAS = 1e6;
 
-/** Where the model came from and how it runs. */
+/**
+ * Where the model came from and how it runs.
+ *
+ * @example
+ * const { provider, dtype, maxPositions }: ModelInfo = model.info;
+ * console.log(`${provider} ${dtype}, context ${maxPositions ?? 'unlimited'}`);
+ */
 export interface ModelInfo {
   dir: string;
   onnxFile: string;
@@ -139,6 +152,13 @@ export interface ModelInfo {
  * (here, on the caller's thread), and generation, streaming and scoring. `Model` runs onnxruntime on
  * the caller's thread, `WorkerModel` (`loadModelInWorker`) in a worker thread; code that serves either
  * (the API) takes this type.
+ *
+ * @example
+ * // serves a Model or a WorkerModel alike
+ * async function reply(model: BaseModel, instruction: string): Promise<string> {
+ *   const [out] = await model.generate(instruction, { rules: 'hewitt2024', maxNewTokens: 64 });
+ *   return out!.text;
+ * }
  */
 export abstract class BaseModel {
   private readonly ruleCache = new Map<string, RuleSet | null>();

@@ -22,6 +22,11 @@ import { StopMatcher } from './stop-matcher.js';
  * Why a generation stopped: EOS or a stop string, or a token limit: `maxNewTokens`, or the model's
  * context (`ModelInfo.maxPositions`) filled first, as OpenAI reports both. (An aborted generation
  * rejects with `GenerationAbortedError` instead of finishing.)
+ *
+ * @example
+ * const [out] = await model.generate('Count to 100.', { maxNewTokens: 16 });
+ * const reason: FinishReason = out!.finishReason;
+ * if (reason === 'length') console.warn('cut off by maxNewTokens or the context');
  */
 export type FinishReason = 'stop' | 'length';
 
@@ -32,6 +37,11 @@ type RowEnd = FinishReason | 'abort' | 'error';
  * The log-probability of a generated token and its top alternatives (under the adapted distribution).
  * `token` is the token's text (`Tokenizer.tokenText`); a token that holds part of a character split over
  * byte tokens shows as U+FFFD there, and `model.tokenizer.tokenBytes(id)` gives its exact bytes.
+ *
+ * @example
+ * const [out] = await model.generate('Name a color.', { logprobs: 3, maxNewTokens: 8 });
+ * const logprobs: TokenLogprob[] = out!.logprobs ?? [];
+ * for (const { token, logprob, top } of logprobs) console.log(token, Math.exp(logprob), top.map((t) => t.token));
  */
 export interface TokenLogprob {
   id: number;
@@ -40,7 +50,17 @@ export interface TokenLogprob {
   top: { id: number; token: string; logprob: number }[];
 }
 
-/** One generated token, as streamed. */
+/**
+ * One generated token, as streamed.
+ *
+ * @example
+ * // the same fields as a stream's token parts and their text deltas
+ * const events: TokenEvent[] = [];
+ * for await (const part of model.stream('Name a color.', { trace: true })) {
+ *   if (part.type === 'token') events.push({ id: part.id, text: '', baseRank: part.baseRank });
+ *   else if (part.type === 'text-delta') events[events.length - 1]!.text += part.text;
+ * }
+ */
 export interface TokenEvent {
   id: number;
   /** Text this token made safe to show (may be '' mid-character or while a stop string may follow). */

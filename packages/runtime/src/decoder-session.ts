@@ -13,7 +13,13 @@ import {
 } from './onnx-patch.js';
 import { chooseProviders, type ExecutionProvider, type ProviderStatus } from './providers.js';
 
-/** Session options of `loadModel`. */
+/**
+ * Session options of `loadModel`.
+ *
+ * @example
+ * const session: SessionOptions = { executionProvider: 'cpu', intraOpThreads: 4, log: (line) => console.error(line) };
+ * const model = await loadModel(modelDir, { ...session, rules: 'hewitt2024' });
+ */
 export interface SessionOptions {
   /** `auto` (default): CUDA when usable, else CPU. */
   executionProvider?: ExecutionProvider | 'auto';
@@ -80,8 +86,22 @@ export interface SessionOptions {
   log?: (line: string) => void;
 }
 
-/** onnxruntime's log severities, in its order (0 verbose ... 4 fatal). */
+/**
+ * onnxruntime's log severities, in its order (0 verbose ... 4 fatal).
+ *
+ * @example
+ * const level = process.env.ORT_LOG ?? 'error';
+ * if (!(ONNX_LOG_LEVELS as readonly string[]).includes(level))
+ *   throw new Error(`ORT_LOG: expected one of ${ONNX_LOG_LEVELS.join(', ')}, got ${level}`);
+ */
 export const ONNX_LOG_LEVELS = ['verbose', 'info', 'warning', 'error', 'fatal'] as const;
+/**
+ * How much onnxruntime writes to stderr (`SessionOptions.onnxLogLevel`): one of `ONNX_LOG_LEVELS`.
+ *
+ * @example
+ * const onnxLogLevel: OnnxLogLevel = process.env.DEBUG ? 'verbose' : 'error';
+ * const model = await loadModel(modelDir, { onnxLogLevel });
+ */
 export type OnnxLogLevel = (typeof ONNX_LOG_LEVELS)[number];
 
 type Tensor = ort.Tensor;
@@ -117,6 +137,11 @@ export interface StepOutputs {
 /**
  * An onnxruntime session over a decoder in the optimum / transformers.js layout, with its interface
  * discovered from the graph.
+ *
+ * @example
+ * const session = await DecoderSession.create(resolveModelFiles(modelDir), { executionProvider: 'cpu' });
+ * console.log(session.provider, session.attention, session.cacheMode); // e.g. cpu split slots
+ * await session.release();
  */
 export class DecoderSession {
   readonly provider: ExecutionProvider;
@@ -578,6 +603,10 @@ export class DecoderSession {
  * with the reference's own 3 + 1 steps instead of a whole pass: what 8-bit graphs need, whose
  * per-tensor activation scales make a whole pass and a step differ by a few per cent whatever the
  * split does, while the same steps agree to float rounding.
+ *
+ * @example
+ * const session = await DecoderSession.create(resolveModelFiles(modelDir), { splitAttention: true });
+ * const problem = await checkSplitAttention(session); // null where the split agrees with the full pass
  */
 export async function checkSplitAttention(
   session: Pick<DecoderSession, 'run' | 'kvType'> &

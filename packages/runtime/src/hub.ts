@@ -6,17 +6,34 @@ import { DTYPE_SUFFIX, type ModelDtype } from './model-dir.js';
 
 const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
-/** Whether `s` looks like a hub id (`owner/name`) rather than a path. */
+/**
+ * Whether `s` looks like a hub id (`owner/name`) rather than a path.
+ *
+ * @example
+ * isHubId('HuggingFaceTB/SmolLM2-135M'); // true (unless a local directory has that path)
+ * isHubId('./models/smollm'); // false
+ */
 export function isHubId(s: string): boolean {
   return HUB_ID.test(s) && !s.startsWith('.') && !existsSync(s);
 }
 
-/** Where hub models are cached: `$IMPLICIT_IT_CACHE/hub`, else `~/.cache/implicit-it/hub`. */
+/**
+ * Where hub models are cached: `$IMPLICIT_IT_CACHE/hub`, else `~/.cache/implicit-it/hub`.
+ *
+ * @example
+ * console.log(`hub models are cached in ${defaultHubCacheDir()}`);
+ */
 export function defaultHubCacheDir(): string {
   return resolve(process.env.IMPLICIT_IT_CACHE ?? join(homedir(), '.cache', 'implicit-it'), 'hub');
 }
 
-/** Options of `resolveModel`. */
+/**
+ * Options of `resolveModel`.
+ *
+ * @example
+ * const options: ResolveOptions = { dtype: 'q4', offline: process.env.CI !== undefined, onProgress: console.log };
+ * const dir = await resolveModel('HuggingFaceTB/SmolLM2-135M', options);
+ */
 export interface ResolveOptions {
   dtype?: ModelDtype;
   /** Never use the network: a hub id must already be cached. */
@@ -35,7 +52,12 @@ export interface ResolveOptions {
   onProgress?: (message: string) => void;
 }
 
-/** Where hub ids are fetched from (see `ResolveOptions.endpoint`). */
+/**
+ * Where hub ids are fetched from (see `ResolveOptions.endpoint`).
+ *
+ * @example
+ * hubEndpoint('https://hf-mirror.com/'); // 'https://hf-mirror.com'
+ */
 export function hubEndpoint(endpoint?: string): string {
   return (endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
 }

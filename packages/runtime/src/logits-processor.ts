@@ -1,6 +1,18 @@
 import type { RuleSet, RuleState } from '@implicit-it/rules';
 
-/** What a logits processor sees of the row it processes. */
+/**
+ * What a logits processor sees of the row it processes.
+ *
+ * @example
+ * // end the response after its third period
+ * const eos = model.tokenizer.eosIds[0]!;
+ * const periods = new Set(model.tokenizer.vocabulary.idsOf('.'));
+ * const threeSentences: LogitsProcessor = {
+ *   process(logits, ctx: ProcessorContext) {
+ *     if (ctx.responseIds.filter((id) => periods.has(id)).length >= 3) logits[eos] = Number.POSITIVE_INFINITY;
+ *   },
+ * };
+ */
 export interface ProcessorContext {
   /**
    * The row's position in the batch decoded at this step. It changes as rows join and leave the
@@ -34,11 +46,9 @@ export interface LogitsProcessor {
  * tokenizer whose added tokens lie past the LM head (a pad or chat token added to the tokenizer
  * without resizing the model's `vocab_size`). Those ids have no logit: they count as -Infinity, and
  * what the rules add to them is dropped. That case needs a scratch row of the rules' size: give back
- * the one returned (undefined until then) to reuse it.
- *
- * @example
- * let scratch: Float32Array | undefined;
- * for (const row of rows) scratch = applyRules(rules, row, state, scratch);
+ * the one returned (undefined until then) to reuse it, as in
+ * `for (const row of rows) scratch = applyRules(rules, row, state, scratch);`. Internal (not exported
+ * by the package, so without a type-checked example).
  */
 export function applyRules(
   rules: RuleSet,

@@ -2,7 +2,12 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, s
 import { basename, dirname, join } from 'node:path';
 import { ModelLoadError } from './errors.js';
 
-/** ONNX weight variants, named as transformers.js names them (`dtype` option). */
+/**
+ * ONNX weight variants, named as transformers.js names them (`dtype` option).
+ *
+ * @example
+ * `onnx/model${DTYPE_SUFFIX.q4}.onnx`; // 'onnx/model_q4.onnx'
+ */
 export const DTYPE_SUFFIX = {
   fp32: '',
   fp16: '_fp16',
@@ -13,9 +18,21 @@ export const DTYPE_SUFFIX = {
   q4f16: '_q4f16',
   bnb4: '_bnb4',
 } as const;
+/**
+ * A weight variant of the ONNX decoder (`fp32`, `fp16`, `q4`...): a key of `DTYPE_SUFFIX`.
+ *
+ * @example
+ * const dtype: ModelDtype = process.env.SMALL ? 'q4' : 'fp32';
+ * const files = resolveModelFiles(modelDir, dtype);
+ */
 export type ModelDtype = keyof typeof DTYPE_SUFFIX;
 
-/** The parts of config.json the runtime reads. */
+/**
+ * The parts of config.json the runtime reads.
+ *
+ * @example
+ * const { num_hidden_layers, vocab_size, sliding_window }: ModelConfig = resolveModelFiles(modelDir).config;
+ */
 export interface ModelConfig {
   model_type: string;
   num_hidden_layers: number;
@@ -38,7 +55,13 @@ export interface ModelConfig {
   raw: Record<string, unknown>;
 }
 
-/** A validated model directory. */
+/**
+ * A validated model directory.
+ *
+ * @example
+ * const files: ModelFiles = resolveModelFiles(modelDir, 'fp16');
+ * console.log(files.onnxFile, files.merged ? '(merged decoder)' : '', files.generationConfig.eos_token_id);
+ */
 export interface ModelFiles {
   dir: string;
   config: ModelConfig;

@@ -33,7 +33,13 @@ import {
 import { PrefixCache, type PrefixCacheStats } from './prefix-cache.js';
 import { type ScoreItem, type ScoreOptions, type ScoreResult, scoreBatch } from './score.js';
 
-/** Options of `loadModel`. */
+/**
+ * Options of `loadModel`.
+ *
+ * @example
+ * const options: LoadOptions = { rules: 'hewitt2024', dtype: 'q4', maxBatchSize: 8, prefixCache: 256 * 2 ** 20 };
+ * const model = await loadModel('HuggingFaceTB/SmolLM2-135M', options);
+ */
 export interface LoadOptions extends SessionOptions, ResolveOptions {
   /**
    * Rules `generate` and `stream` use when a request names none (default false: the base model).
@@ -78,7 +84,13 @@ export interface LoadOptions extends SessionOptions, ResolveOptions {
   prefixCache?: number;
 }
 
-/** Default of `LoadOptions.prefillChunk`. */
+/**
+ * Default of `LoadOptions.prefillChunk`.
+ *
+ * @example
+ * // smaller prefill runs: less memory for the intermediate tensors of long prompts
+ * const model = await loadModel(modelDir, { prefillChunk: DEFAULT_PREFILL_CHUNK / 4 });
+ */
 export const DEFAULT_PREFILL_CHUNK = 256;
 
 /** A log-probs option as the engine takes it: null (none), or the number of top alternatives. */
@@ -395,6 +407,11 @@ export class Model extends BaseModel {
 /**
  * The sampling seed of input `i` of a call seeded `seed`: `seed` itself for the first input (a
  * single prompt samples as before), a hash of both for the others.
+ *
+ * @example
+ * const outs = await model.generate(prompts, { temperature: 0.8, seed: 7 });
+ * // prompt 2 alone, sampled as it was in the list (prompt 0's seed is 7 itself)
+ * const [again] = await model.generate(prompts[2]!, { temperature: 0.8, seed: inputSeed(7, 2) });
  */
 export function inputSeed(seed: number, i: number): number {
   if (i === 0) return seed;

@@ -309,13 +309,39 @@ function findHead(producer: Map<string, NodeInfo>, logits = 'logits'): HeadSite 
   return `the LM head is not MatMul(hidden, W), MatMulNBits(hidden, ...) or Reshape(Gemm(Reshape(hidden))) (found ${node.opType})`;
 }
 
-/** The name of the int64 [1] input the patch adds: the first position whose logits are computed (-1: last). */
+/**
+ * The name of the int64 [1] input the patch adds: the first position whose logits are computed (-1: last).
+ *
+ * @example
+ * import * as ort from 'onnxruntime-node';
+ *
+ * // fed to a graph patchLogitsSlice patched: -1 computes the last position's logits only
+ * const feeds = { [LOGITS_START_INPUT]: new ort.Tensor('int64', BigInt64Array.of(-1n), [1]) };
+ */
 export const LOGITS_START_INPUT = 'implicit_it_logits_start';
 
-/** The prefix of the outputs the patch adds for this step's keys/values: `${prefix}0.key` is what `present.0.key` appends. */
+/**
+ * The prefix of the outputs the patch adds for this step's keys/values: `${prefix}0.key` is what `present.0.key` appends.
+ *
+ * @example
+ * import { readFileSync } from 'node:fs';
+ * import * as ort from 'onnxruntime-node';
+ *
+ * const patch = patchDecoderGraph(readFileSync(onnxFile), { logitsSlice: false, kvOutputs: true });
+ * const session = await ort.InferenceSession.create(patch.bytes!);
+ * session.outputNames.filter((name) => name.startsWith(NEW_KV_PREFIX)); // ['implicit_it_new.0.key', 'implicit_it_new.0.value', ...]
+ */
 export const NEW_KV_PREFIX = 'implicit_it_new.';
 
-/** What `patchDecoderGraph` should do. */
+/**
+ * What `patchDecoderGraph` should do.
+ *
+ * @example
+ * import { readFileSync } from 'node:fs';
+ *
+ * const request: PatchRequest = { logitsSlice: true, kvOutputs: true, splitAttention: true, q4AccuracyLevel: 4 };
+ * const { bytes, q4Nodes } = patchDecoderGraph(readFileSync(onnxFile), request);
+ */
 export interface PatchRequest {
   /** Slice the hidden state before the LM head (logits only where needed). */
   logitsSlice: boolean;
@@ -340,7 +366,15 @@ export interface PatchRequest {
   q4AccuracyLevel?: number;
 }
 
-/** What `patchDecoderGraph` did: the new bytes (when anything changed) and, per part, why it was not done. */
+/**
+ * What `patchDecoderGraph` did: the new bytes (when anything changed) and, per part, why it was not done.
+ *
+ * @example
+ * import { readFileSync } from 'node:fs';
+ *
+ * const patch: GraphPatch = patchDecoderGraph(readFileSync(onnxFile), { logitsSlice: true, kvOutputs: true });
+ * if (patch.kvOutputs !== true) console.warn(`the whole cache is copied at every step: ${patch.kvOutputs}`);
+ */
 export interface GraphPatch {
   /** null when nothing was patched */
   bytes: Uint8Array | null;
@@ -363,7 +397,15 @@ export interface GraphPatch {
   dynamicQuantization: number;
 }
 
-/** What `patchLogitsSlice` did. */
+/**
+ * What `patchLogitsSlice` did.
+ *
+ * @example
+ * import { readFileSync } from 'node:fs';
+ *
+ * const result: LogitsPatch = patchLogitsSlice(readFileSync(onnxFile));
+ * if (!result.patched) console.warn(`logits for every position: ${result.reason}`);
+ */
 export type LogitsPatch =
   | { patched: true; bytes: Uint8Array; external: boolean }
   | { patched: false; reason: string };
@@ -373,6 +415,13 @@ export type LogitsPatch =
  * head's MatMul, so that the graph computes logits only from a given position on. Follows the
  * `logits` output back through Cast/Add nodes to the MatMul. Returns `patched: false` with a reason
  * when the graph has another shape.
+ *
+ * @example
+ * import { readFileSync } from 'node:fs';
+ *
+ * const exported = readFileSync('onnx/model.onnx');
+ * const sliced = patchLogitsSlice(exported);
+ * const bytes = sliced.patched ? sliced.bytes : exported; // as exported: logits at every position
  */
 export function patchLogitsSlice(model: Uint8Array): LogitsPatch {
   const result = patchDecoderGraph(model, { logitsSlice: true, kvOutputs: false });
@@ -392,6 +441,12 @@ export function patchLogitsSlice(model: Uint8Array): LogitsPatch {
  * those outputs, `splitAttention` also rewrites attention so that no step copies the cache (see
  * `splitAttentionEdits`), and `groupQueries` replaces repeat_kv by grouped queries; the rewrite
  * assumes what it cannot see, so engines should check the result at load (`checkSplitAttention`).
+ *
+ * @example
+ * import { readFileSync, writeFileSync } from 'node:fs';
+ *
+ * const patch = patchDecoderGraph(readFileSync('onnx/model.onnx'), { logitsSlice: true, kvOutputs: true });
+ * if (patch.bytes && !patch.external) writeFileSync('onnx/model_patched.onnx', patch.bytes);
  */
 export function patchDecoderGraph(model: Uint8Array, request: PatchRequest): GraphPatch {
   try {
@@ -460,7 +515,15 @@ function intAttribute(buf: Uint8Array, node: NodeInfo, name: string): number | u
 /** A MatMulNBits node's `accuracy_level` (0, its default, where absent). */
 const accuracyLevel = (buf: Uint8Array, node: NodeInfo) => intAttribute(buf, node, 'accuracy_level') ?? 0;
 
-/** What a graph is made of (see `summarizeGraph`). */
+/**
+ * What a graph is made of (see `summarizeGraph`).
+ *
+ * @example
+ * import { readFileSync } from 'node:fs';
+ *
+ * const { nodes, ops, matMulNBits }: GraphSummary = summarizeGraph(readFileSync(onnxFile));
+ * console.log(`${nodes} nodes, ${ops.MatMul ?? 0} MatMul, 4-bit: ${matMulNBits !== null}`);
+ */
 export interface GraphSummary {
   /** Nodes of the graph, those of its subgraphs included (each branch of a merged decoder's `If`). */
   nodes: number;
@@ -480,6 +543,8 @@ export interface GraphSummary {
  * decoder (`decoder_model_merged*.onnx`) is an `If` whose two branches each hold a whole decoder.
  *
  * @example
+ * import { readFileSync } from 'node:fs';
+ *
  * summarizeGraph(readFileSync('onnx/model_q4.onnx')).matMulNBits; // { count: 211, bits: [4], blockSizes: [32], accuracyLevels: [0] }
  */
 export function summarizeGraph(model: Uint8Array): GraphSummary {
@@ -519,6 +584,12 @@ export function summarizeGraph(model: Uint8Array): GraphSummary {
  * A table a graph reads rows of by position: rotary cos/sin caches written as constants (some
  * exporters', onnxruntime's `RotaryEmbedding` and `GroupQueryAttention` caches), learned position
  * embeddings. Positions at or past `rows` are outside it: onnxruntime fails the run.
+ *
+ * @example
+ * import { readFileSync } from 'node:fs';
+ *
+ * const table: PositionTable | null = positionTable(readFileSync(onnxFile));
+ * if (table !== null && table.rows < 4096) console.warn(`${table.tensor} holds ${table.rows} positions only`);
  */
 export interface PositionTable {
   /** The initializer (or Constant node output) gathered; the Slice output, where a Slice cuts its rows. */
@@ -643,6 +714,8 @@ const SHAPE_ONLY = new Set(['Shape', 'Size']);
  * may cut its rows (the Slice's output then names it).
  *
  * @example
+ * import { readFileSync } from 'node:fs';
+ *
  * positionTable(readFileSync('onnx/model.onnx')); // { tensor: 'rotary.cos_cached', rows: 2048 }
  */
 export function positionTable(model: Uint8Array): PositionTable | null {

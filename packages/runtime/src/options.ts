@@ -8,6 +8,16 @@ import type { ScoreOptions } from './score.js';
 /**
  * A prompt: an instruction (string), chat messages, raw text, or token ids you built yourself (with
  * the index of the first token of the last user message, for the rules).
+ *
+ * @example
+ * const built = model.tokenizer.buildPrompt({ format: 'tulu', instruction: 'Name a color.' });
+ * const inputs: GenerateInput[] = [
+ *   'Name a color.',
+ *   { messages: [{ role: 'user', content: 'Hi!' }] },
+ *   { text: 'Once upon a time' },
+ *   { promptIds: built.ids, scopeStart: built.scopeStart },
+ * ];
+ * const results = await model.generate(inputs, { maxNewTokens: 32 });
  */
 export type GenerateInput =
   | string
@@ -16,7 +26,13 @@ export type GenerateInput =
   | { text: string }
   | { promptIds: readonly number[]; scopeStart?: number };
 
-/** Options of `Model.generate` (and, less `batchSize` and `onProgress`, of `Model.stream`: `StreamOptions`). */
+/**
+ * Options of `Model.generate` (and, less `batchSize` and `onProgress`, of `Model.stream`: `StreamOptions`).
+ *
+ * @example
+ * const options: GenerateOptions = { rules: 'hewitt2024', temperature: 0.7, topP: 0.9, seed: 1, stop: ['\n\n'] };
+ * const [haiku] = await model.generate('Write a haiku about rain.', options);
+ */
 export interface GenerateOptions {
   /** How instructions and messages become a prompt: the paper's Tulu format (default), the model's chat template, or raw text. */
   format?: PromptFormat;
@@ -100,10 +116,22 @@ export interface GenerateOptions {
 /**
  * Options of `Model.stream`: `generate()`'s, less those of a list of prompts (`batchSize`,
  * `onProgress`), which `stream()` refuses: it decodes one prompt, and its parts are its progress.
+ *
+ * @example
+ * const options: StreamOptions = { format: 'chat-template', maxNewTokens: 64, stop: ['\n'] };
+ * let line = '';
+ * for await (const part of model.stream({ messages: [{ role: 'user', content: 'Hi!' }] }, options))
+ *   if (part.type === 'text-delta') line += part.text;
  */
 export type StreamOptions = Omit<GenerateOptions, 'batchSize' | 'onProgress'>;
 
-/** One generation's result. */
+/**
+ * One generation's result.
+ *
+ * @example
+ * const results: GenerationResult[] = await model.generate(['Name a color.', 'Name a fruit.']);
+ * for (const r of results) console.log(r.text, r.finishReason, r.usage.completionTokens);
+ */
 export interface GenerationResult {
   text: string;
   tokenIds: number[];
@@ -120,6 +148,12 @@ export interface GenerationResult {
 /**
  * Streamed parts, tagged by `type`. With `promptLogprobs`, a `prompt-logprobs` part comes first, once
  * the prompt is prefilled.
+ *
+ * @example
+ * for await (const part of model.stream('Name a color.', { logprobs: true })) {
+ *   if (part.type === 'token') console.log(part.id, part.logprob?.logprob);
+ *   else if (part.type === 'finish') console.log(part.finishReason, part.usage.totalTokens);
+ * }
  */
 export type StreamPart =
   | { type: 'prompt-logprobs'; logprobs: (TokenLogprob | null)[] }

@@ -37,7 +37,15 @@ interface Piece {
   length: number;
 }
 
-/** What a `PrefixCache` holds and has saved. */
+/**
+ * What a `PrefixCache` holds and has saved.
+ *
+ * @example
+ * const chat = await loadModel(modelDir, { prefixCache: 64 * 2 ** 20 });
+ * // ... a conversation's turns later:
+ * const stats: PrefixCacheStats | null = chat.prefixCacheStats;
+ * if (stats) console.log(`${stats.hits} hits, ${stats.reusedTokens} positions not prefilled`);
+ */
 export interface PrefixCacheStats {
   /** Sequences kept (prompts, and prompts with their replies). */
   entries: number;

@@ -16,11 +16,30 @@ import { createInterface } from 'node:readline';
 import { ImplicitItError } from '@implicit-it/rules';
 import * as ort from 'onnxruntime-node';
 
-/** Execution providers the runtime knows, in priority order for `auto`. */
+/**
+ * Execution providers the runtime knows, in priority order for `auto`.
+ *
+ * @example
+ * const cuda = providerStatus().find((p) => p.name === 'cuda');
+ * const executionProvider: ExecutionProvider = cuda?.available ? 'cuda' : 'cpu';
+ * const model = await loadModel(modelDir, { executionProvider });
+ */
 export type ExecutionProvider = 'cuda' | 'cpu';
+/**
+ * The execution providers `executionProvider: 'auto'` tries, in this order: CUDA first, then the CPU.
+ *
+ * @example
+ * PROVIDER_PRIORITY.join(' > '); // 'cuda > cpu'
+ */
 export const PROVIDER_PRIORITY: readonly ExecutionProvider[] = ['cuda', 'cpu'];
 
-/** Why each provider can or cannot run here. */
+/**
+ * Why each provider can or cannot run here.
+ *
+ * @example
+ * const statuses: ProviderStatus[] = providerStatus();
+ * for (const s of statuses) console.log(`${s.name}: ${s.available ? 'usable' : 'not usable'} (${s.reason})`);
+ */
 export interface ProviderStatus {
   name: ExecutionProvider;
   available: boolean;
@@ -50,6 +69,9 @@ const CUDA_LIBRARY =
 /**
  * Which execution providers can run on this machine, and why not (like onnxruntime's backend
  * registry: each candidate with the reason it was skipped).
+ *
+ * @example
+ * providerStatus().filter((p) => p.available).map((p) => p.name); // ['cpu'] on a machine without CUDA
  */
 export function providerStatus(): ProviderStatus[] {
   const backends = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
@@ -117,6 +139,13 @@ export function chooseProviders(requested: ExecutionProvider | 'auto'): {
 /**
  * `installCudaProvider` failed: `code` says how (`runtime.cuda_platform`, `runtime.cuda_install`), and
  * `param` names the option at fault: `from` when the package given is missing or not the one needed.
+ *
+ * @example
+ * try {
+ *   await installCudaProvider({ from: './missing.nupkg' });
+ * } catch (error) {
+ *   if (error instanceof ProviderInstallError) console.error(error.code, error.param); // runtime.cuda_install from
+ * }
  */
 export class ProviderInstallError extends ImplicitItError {
   /** The `InstallCudaOptions` option at fault, e.g. `from`; none when the install itself failed. */
@@ -128,7 +157,14 @@ export class ProviderInstallError extends ImplicitItError {
   }
 }
 
-/** Options of `installCudaProvider`. */
+/**
+ * Options of `installCudaProvider`.
+ *
+ * @example
+ * // offline: the package fetched by other means (see cudaPackageUrl)
+ * const options: InstallCudaOptions = { from: './microsoft.ml.onnxruntime.gpu.linux.nupkg', onOutput: console.log };
+ * const library = await installCudaProvider(options);
+ */
 export interface InstallCudaOptions {
   /**
    * A NuGet package already downloaded (`cudaPackageUrl()` says which): its libraries are extracted
@@ -177,6 +213,9 @@ function cudaManifest(dir: string): CudaManifest {
 /**
  * Where NuGet serves the CUDA provider package that this onnxruntime-node needs (about 300 MB), for
  * fetching it by other means and installing it with `installCudaProvider({ from })`.
+ *
+ * @example
+ * console.log(`fetch ${cudaPackageUrl()}, then: installCudaProvider({ from: '<the .nupkg>' })`);
  */
 export function cudaPackageUrl(packageDir?: string): string {
   const dir = packageDir ?? ortPackageDir();

@@ -1,7 +1,13 @@
 import { argmax } from '@implicit-it/rules';
 import { GenerationError } from './errors.js';
 
-/** Sampling options; `temperature` 0 (default) is greedy. */
+/**
+ * Sampling options; `temperature` 0 (default) is greedy.
+ *
+ * @example
+ * const options: SamplingOptions = { temperature: 0.8, topK: 40, topP: 0.95, seed: 3 };
+ * const next = sampleToken(logits, options, createRng(options.seed ?? 0));
+ */
 export interface SamplingOptions {
   temperature?: number;
   topK?: number;
@@ -9,7 +15,14 @@ export interface SamplingOptions {
   seed?: number;
 }
 
-/** A seeded PRNG (mulberry32): the same seed gives the same samples. */
+/**
+ * A seeded PRNG (mulberry32): the same seed gives the same samples.
+ *
+ * @example
+ * const rng = createRng(42);
+ * const first = rng();
+ * createRng(42)() === first; // true
+ */
 export function createRng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -78,7 +91,12 @@ export function topLogprobs(row: Float32Array, k: number, lse: number): { id: nu
     .filter((alt) => alt.logprob > Number.NEGATIVE_INFINITY);
 }
 
-/** The `k` largest entries as [index, value], descending (k small: O(V * k) worst, O(V) typical). */
+/**
+ * The `k` largest entries as [index, value], descending (k small: O(V * k) worst, O(V) typical).
+ *
+ * @example
+ * topEntries(Float32Array.of(0.1, 2, 0.5), 2); // [[1, 2], [2, 0.5]]
+ */
 export function topEntries(row: Float32Array, k: number): [number, number][] {
   const top: [number, number][] = [];
   if (k <= 0) return top;
@@ -95,7 +113,12 @@ export function topEntries(row: Float32Array, k: number): [number, number][] {
   return top;
 }
 
-/** 1 + the number of entries strictly larger than row[id]: the rank greedy decoding gives `id`. */
+/**
+ * 1 + the number of entries strictly larger than row[id]: the rank greedy decoding gives `id`.
+ *
+ * @example
+ * rankOf(Float32Array.of(0.1, 2, 0.5), 2); // 2: one logit is larger
+ */
 export function rankOf(row: Float32Array, id: number): number {
   const v = row[id]!;
   let rank = 1;
@@ -154,6 +177,10 @@ function selectLargest(a: Float32Array, n: number, m: number): void {
  * row that differs by float rounding (batched or alone) then rarely changes the pick, as an order by
  * value would reshuffle near-equal ids. O(V), plus for top-p < 1 a numeric sort of the largest
  * candidates, as many as the nucleus needs (all of them for a flat row).
+ *
+ * @example
+ * sampleToken(Float32Array.of(0.1, 2, 0.5), { temperature: 0 }, Math.random); // 1 (greedy)
+ * const sampled = sampleToken(logits, { temperature: 1, topK: 50 }, createRng(7));
  */
 export function sampleToken(row: Float32Array, options: SamplingOptions, rng: () => number): number {
   const temperature = options.temperature ?? 0;

@@ -11,13 +11,26 @@ import { logProbAt, logSumExp, rankOf, readLogitsRow } from './sampling.js';
 /**
  * A prompt and the continuation to score after it: ids, or text, tokenized where it follows the
  * prompt (see `Model.continuationIds`).
+ *
+ * @example
+ * const items: ScoreItem[] = ['Paris.', 'Lyon.'].map((continuation) => ({
+ *   prompt: 'What is the capital of France?',
+ *   continuation,
+ * }));
+ * const [paris, lyon] = await model.score(items);
  */
 export interface ScoreItem {
   prompt: GenerateInput;
   continuation: string | readonly number[];
 }
 
-/** Options of `Model.score`. */
+/**
+ * Options of `Model.score`.
+ *
+ * @example
+ * const options: ScoreOptions = { rules: 'hewitt2024', ranks: true, top: 3 };
+ * const [blue] = await model.score([{ prompt: 'Name a color.', continuation: 'Blue.' }], options);
+ */
 export interface ScoreOptions {
   /** How instructions and messages become prompts (see `GenerateOptions.format`). */
   format?: PromptFormat;
@@ -40,7 +53,14 @@ export interface ScoreOptions {
   signal?: AbortSignal;
 }
 
-/** Per-token log-probs of one continuation. */
+/**
+ * Per-token log-probs of one continuation.
+ *
+ * @example
+ * const results: ScoreResult[] = await model.score(responses.map((continuation) => ({ prompt: instruction, continuation })));
+ * // the paper's ranking: the highest exp(mean log-prob) first
+ * const best = results.reduce((a, b) => (b.meanLogprob > a.meanLogprob ? b : a));
+ */
 export interface ScoreResult {
   tokenIds: number[];
   logprobs: number[];

@@ -12,10 +12,12 @@ import { applyRules } from './logits-processor.js';
  * `@huggingface/transformers` (an optional peer dependency of this package): install it to use this.
  *
  * @example
- * import { LogitsProcessorList } from '@huggingface/transformers';
+ * import { type LogitsProcessor as HfLogitsProcessor, LogitsProcessorList } from '@huggingface/transformers';
+ *
+ * const processor = await transformersRulesProcessor(rules, { scopeStart: prompt.scopeStart, promptLength: prompt.promptLength });
  * const list = new LogitsProcessorList();
- * list.push(await transformersRulesProcessor(rules, { scopeStart: prompt.scopeStart, promptLength: prompt.promptLength }));
- * await hfModel.generate({ input_ids, logits_processor: list, max_new_tokens: 128, do_sample: false });
+ * list.push(processor as HfLogitsProcessor); // typed `object`: transformers is an optional peer
+ * await hfModel.generate({ input_ids: inputIds, logits_processor: list, max_new_tokens: 128, do_sample: false });
  */
 export async function transformersRulesProcessor(
   rules: RuleSet,
