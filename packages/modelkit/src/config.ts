@@ -1,4 +1,10 @@
-/** The architectures modelkit writes; both are llama-family decoders (`qwen2` adds q/k/v biases). */
+/**
+ * The architectures modelkit writes; both are llama-family decoders (`qwen2` adds q/k/v biases).
+ *
+ * @example
+ * const modelType: ModelType = 'qwen2';
+ * resolveConfig({ preset: 'tiny', modelType }).attentionBias; // true
+ */
 export type ModelType = 'llama' | 'qwen2';
 
 /**
@@ -38,5 +44,11 @@ export interface DecoderConfig {
   padTokenId: number | null;
 }
 
-/** Fields of {@link DecoderConfig} that callers may override (everything). */
+/**
+ * Fields of {@link DecoderConfig} that callers may override (everything).
+ *
+ * @example
+ * const deeper: DecoderConfigOverrides = { numHiddenLayers: 4, tieWordEmbeddings: false };
+ * await createModel({ preset: 'tiny', ...deeper, out });
+ */
 export type DecoderConfigOverrides = Partial<DecoderConfig>;

@@ -111,7 +111,13 @@ function removeStaleModelFiles(dir: string, written: readonly string[]): string[
   return removed;
 }
 
-/** Options of {@link createModel}: a preset plus config overrides, where to write, and what weights. */
+/**
+ * Options of {@link createModel}: a preset plus config overrides, where to write, and what weights.
+ *
+ * @example
+ * const options: CreateModelOptions = { preset: 'tiny', seed: 3, dtypes: ['fp32', 'q4'], out: '/tmp/tiny-q4' };
+ * const { files } = await createModel(options); // files include 'onnx/model.onnx' and 'onnx/model_q4.onnx'
+ */
 export interface CreateModelOptions extends ConfigInput, DecoderGraphOptions, Q4Options {
   /**
    * The model directory to write (created when missing). Files of the same names are overwritten, and
@@ -160,7 +166,13 @@ const CREATE_MODEL_OPTIONS = [
 const _allCreateModelOptionsListed: ListsEveryKey<CreateModelOptions, typeof CREATE_MODEL_OPTIONS> = true;
 void _allCreateModelOptionsListed;
 
-/** What {@link createModel} wrote. */
+/**
+ * What {@link createModel} wrote.
+ *
+ * @example
+ * const created: CreatedModel = await createModel({ preset: 'tiny', out });
+ * console.log(created.parameters, created.externalData); // 106816 false
+ */
 export interface CreatedModel {
   /** Absolute path of the model directory. */
   dir: string;

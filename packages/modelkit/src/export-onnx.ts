@@ -18,7 +18,13 @@ import { GRAPH_OPTIONS, refuseUnknownOptions } from './options.js';
 import { openSafetensors, type SafetensorsCheckpoint } from './safetensors.js';
 import { parameterCount, type WeightSpec, weightSpecs } from './weights.js';
 
-/** Options of {@link exportOnnx}. */
+/**
+ * Options of {@link exportOnnx}.
+ *
+ * @example
+ * const options: ExportOnnxOptions = { dir: 'jobs/poetry/output', dtypes: ['fp32', 'q4'], overwrite: true };
+ * await exportOnnx(options);
+ */
 export interface ExportOnnxOptions extends DecoderGraphOptions, Q4Options {
   /** A Hugging Face model directory: `config.json` and `model.safetensors` (or its sharded index). */
   dir: string;
@@ -56,7 +62,13 @@ const EXPORT_ONNX_OPTIONS = [
 const _allExportOnnxOptionsListed: ListsEveryKey<ExportOnnxOptions, typeof EXPORT_ONNX_OPTIONS> = true;
 void _allExportOnnxOptionsListed;
 
-/** What {@link exportOnnx} wrote. */
+/**
+ * What {@link exportOnnx} wrote.
+ *
+ * @example
+ * const exported: ExportedOnnx = await exportOnnx({ dir: 'jobs/lora/output', base: 'models/Llama-2-7b-hf' });
+ * if (exported.adapter) console.log(`merged rank ${exported.adapter.rank} into ${exported.adapter.base}`);
+ */
 export interface ExportedOnnx {
   /** Absolute path of the model directory. */
   dir: string;

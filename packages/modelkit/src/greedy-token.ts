@@ -2,7 +2,13 @@ import type { DecoderConfig } from './config.js';
 import { ModelConfigError } from './errors.js';
 import { type ModelWeights, validateWeights } from './weights.js';
 
-/** Options of {@link forceGreedyToken}. */
+/**
+ * Options of {@link forceGreedyToken}.
+ *
+ * @example
+ * const options: ForceGreedyOptions = { channel: 5, strength: 2 };
+ * const forced = forceGreedyToken(config, randomWeights(config, 1), 42, options);
+ */
 export interface ForceGreedyOptions {
   /** Residual channel reserved for the constant signal; default 0. */
   channel?: number;

@@ -3,7 +3,13 @@ import { ModelConfigError } from './errors.js';
 import { validateConfig } from './resolve-config.js';
 import { shown } from './shown.js';
 
-/** A Hugging Face `config.json` object (snake_case). */
+/**
+ * A Hugging Face `config.json` object (snake_case).
+ *
+ * @example
+ * const json: HfConfigJson = toHfConfig(PRESETS['qwen2.5-0.5b']);
+ * json.architectures; // ['Qwen2ForCausalLM']
+ */
 export type HfConfigJson = Record<string, unknown>;
 
 const ARCHITECTURES: Record<ModelType, string> = {
@@ -100,6 +106,7 @@ function tokenId(json: HfConfigJson, key: string): number | null {
  * {@link ModelConfigError}; of a list of EOS ids, the first is kept.
  *
  * @example
+ * import { readFileSync } from 'node:fs';
  * fromHfConfig(JSON.parse(readFileSync('model/config.json', 'utf8'))).hiddenSize;
  */
 export function fromHfConfig(json: HfConfigJson): DecoderConfig {

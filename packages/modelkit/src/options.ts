@@ -6,10 +6,8 @@ import { shown } from './shown.js';
  * Throws a {@link ModelConfigError} naming the first key of `options` that is not one of `known` (an
  * option left undefined, as a spread of optional fields leaves it, is no option given), with the
  * option meant where it is a misspelling of one: a silently ignored `dtype: 'q4'` or `hiddenSzie`
- * would write another model than the one asked for.
- *
- * @example
- * refuseUnknownOptions({ dtype: ['q4'] }, ['dtypes'], 'createModel'); // throws: dtype: not an option of createModel (did you mean dtypes?) ...
+ * would write another model than the one asked for: `refuseUnknownOptions({ dtype: ['q4'] }, ['dtypes'],
+ * 'createModel')` throws `dtype: not an option of createModel (did you mean dtypes?) ...`.
  */
 export function refuseUnknownOptions(options: object, known: readonly string[], call: string): void {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {

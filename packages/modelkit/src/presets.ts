@@ -1,6 +1,12 @@
 import type { DecoderConfig } from './config.js';
 
-/** Names of the built-in shape presets. */
+/**
+ * Names of the built-in shape presets.
+ *
+ * @example
+ * const preset: PresetName = 'smollm2-135m';
+ * parameterCount(PRESETS[preset]); // 134515008
+ */
 export type PresetName = 'tiny' | 'smollm2-135m' | 'smollm2-360m' | 'qwen2.5-0.5b';
 
 /**

@@ -3,6 +3,10 @@
  * 4-bit form, as onnxruntime's `MatMulNBits` (com.microsoft, bits 4, no zero points) reads it: each
  * row is cut into blocks of `blockSize` columns (the last one padded with zeros), each block has one
  * float scale, and value i of a block is `(q_i - 8) * scale`.
+ *
+ * @example
+ * const q: Q4Matrix = quantizeQ4(new Float32Array(64).fill(0.5), 2, 32);
+ * Array.from(q.scales); // [-0.0625, -0.0625]: 0.5 / -8, stored as q = 0
  */
 export interface Q4Matrix {
   rows: number;
@@ -14,7 +18,12 @@ export interface Q4Matrix {
   scales: Float32Array;
 }
 
-/** Block sizes `MatMulNBits` accepts: a power of two, at least 16. */
+/**
+ * Block sizes `MatMulNBits` accepts: a power of two, at least 16.
+ *
+ * @example
+ * await createModel({ preset: 'tiny', dtypes: ['q4'], q4BlockSize: Q4_BLOCK_SIZES[2], out }); // blocks of 64
+ */
 export const Q4_BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
 
 /**
@@ -104,6 +113,10 @@ export function dequantizeQ4(q: Q4Matrix): Float32Array {
  * A weight tensor in per-tensor symmetric 8-bit form, as onnxruntime's dynamic quantizer
  * (`quantize_dynamic`, IntegerOps mode, int8 weights: what transformers.js's `q8` files hold) stores
  * it: value i is `data[i] * scale`, the zero point 0.
+ *
+ * @example
+ * const q: Q8Tensor = quantizeQ8(weight);
+ * q.data.byteLength * 4 === weight.byteLength; // true: a quarter of the float32 bytes, plus one scale
  */
 export interface Q8Tensor {
   /** the values, in the order given */
@@ -146,14 +159,25 @@ function roundHalfEven(x: number): number {
   return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** The float values a {@link Q8Tensor} stands for: `data[i] * scale`, in float32. */
+/**
+ * The float values a {@link Q8Tensor} stands for: `data[i] * scale`, in float32.
+ *
+ * @example
+ * const q = quantizeQ8(Float32Array.of(0.5, -1.27, 0));
+ * Array.from(dequantizeQ8(q), (v) => Number(v.toFixed(2))); // [0.5, -1.27, 0]
+ */
 export function dequantizeQ8(q: Q8Tensor): Float32Array {
   const out = new Float32Array(q.data.length);
   for (let i = 0; i < out.length; i++) out[i] = q.data[i]! * q.scale;
   return out;
 }
 
-/** The [cols, rows] transpose of a [rows, cols] row-major int8 matrix. */
+/**
+ * The [cols, rows] transpose of a [rows, cols] row-major int8 matrix.
+ *
+ * @example
+ * Array.from(transposeInt8(Int8Array.of(1, 2, 3, 4, 5, 6), 2, 3)); // [1, 4, 2, 5, 3, 6]
+ */
 export function transposeInt8(data: Int8Array, rows: number, cols: number): Int8Array {
   if (data.length !== rows * cols) {
     throw new RangeError(`expected ${rows} x ${cols} = ${rows * cols} values, got ${data.length}`);

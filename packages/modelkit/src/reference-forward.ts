@@ -4,13 +4,25 @@ import { ropeTables } from './rope.js';
 import { shown } from './shown.js';
 import { type ModelWeights, validateWeights } from './weights.js';
 
-/** A decoder held in memory: its configuration and weights by Hugging Face name. */
+/**
+ * A decoder held in memory: its configuration and weights by Hugging Face name.
+ *
+ * @example
+ * const model: ReferenceModel = { config: PRESETS.tiny, weights: randomWeights(PRESETS.tiny, 1) };
+ * referenceForward(model, [1, 2, 3]).length; // 3
+ */
 export interface ReferenceModel {
   config: DecoderConfig;
   weights: ModelWeights;
 }
 
-/** Options of {@link referenceForward}. */
+/**
+ * Options of {@link referenceForward}.
+ *
+ * @example
+ * // the tokens as the graph sees them with position_ids [[3, 4, 5]]
+ * const logits = referenceForward(readModel(dir), [5, 6, 7], { positionIds: [3, 4, 5] });
+ */
 export interface ReferenceForwardOptions {
   /** Rotary positions of the tokens, integers in [0, maxPositionEmbeddings); default `0, 1, ..., n-1`. */
   positionIds?: number[];

@@ -5,7 +5,13 @@ import { refuseUnknownOptions } from './options.js';
 import { PRESETS, type PresetName } from './presets.js';
 import { shown } from './shown.js';
 
-/** A preset name plus overrides, as accepted by {@link resolveConfig} and {@link createModel}. */
+/**
+ * A preset name plus overrides, as accepted by {@link resolveConfig} and {@link createModel}.
+ *
+ * @example
+ * const input: ConfigInput = { preset: 'smollm2-135m', numHiddenLayers: 2 };
+ * resolveConfig(input).hiddenSize; // 576
+ */
 export interface ConfigInput extends DecoderConfigOverrides {
   /** Starting point; default `tiny`. */
   preset?: PresetName;

@@ -8,6 +8,10 @@ import { numel } from './weights.js';
 /**
  * Element types of safetensors tensors that modelkit reads (all widened to float32 exactly: bf16 and
  * f16 values are float32 values; f64 is rounded).
+ *
+ * @example
+ * const widened: SafetensorsDtype[] = ['F32', 'F16', 'BF16', 'F64'];
+ * const unreadable = [...openSafetensors(dir).tensors.values()].filter((e) => !widened.some((d) => d === e.dtype));
  */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64';
 
@@ -16,7 +20,13 @@ const BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 
 /** Largest header the safetensors format allows (its reference reader refuses more). */
 const MAX_HEADER_BYTES = 100_000_000;
 
-/** One tensor of a safetensors checkpoint: where its bytes are and what they hold. */
+/**
+ * One tensor of a safetensors checkpoint: where its bytes are and what they hold.
+ *
+ * @example
+ * const entry: SafetensorsEntry = openSafetensors(dir).tensors.get('model.norm.weight')!;
+ * console.log(entry.dtype, entry.shape, `${entry.byteLength} bytes at ${entry.offset} of ${entry.file}`);
+ */
 export interface SafetensorsEntry {
   name: string;
   dtype: string;
@@ -28,7 +38,13 @@ export interface SafetensorsEntry {
   byteLength: number;
 }
 
-/** The tensors of a checkpoint (one file, or the shards of a `model.safetensors.index.json`). */
+/**
+ * The tensors of a checkpoint (one file, or the shards of a `model.safetensors.index.json`).
+ *
+ * @example
+ * const ckpt: SafetensorsCheckpoint = openSafetensors('jobs/poetry/output');
+ * for (const name of ckpt.tensors.keys()) console.log(name, ckpt.read(name).length);
+ */
 export interface SafetensorsCheckpoint {
   /** The file that lists the tensors: `model.safetensors` or `model.safetensors.index.json`. */
   source: string;

@@ -2,20 +2,44 @@ import type { DecoderConfig } from './config.js';
 import { ModelWeightsError } from './errors.js';
 import { tensorRng } from './rng.js';
 
-/** One weight tensor: its Hugging Face name, shape (PyTorch layout: Linear weights are [out, in]) and role. */
+/**
+ * One weight tensor: its Hugging Face name, shape (PyTorch layout: Linear weights are [out, in]) and role.
+ *
+ * @example
+ * const norms = weightSpecs(PRESETS.tiny).filter((s: WeightSpec) => s.kind === 'norm');
+ * norms.length; // 5: two per layer and the final norm
+ */
 export interface WeightSpec {
   name: string;
   shape: number[];
   kind: 'embedding' | 'linear' | 'bias' | 'norm';
 }
 
-/** Weight tensors by Hugging Face name (`model.layers.0.self_attn.q_proj.weight`, ...), row-major float32. */
+/**
+ * Weight tensors by Hugging Face name (`model.layers.0.self_attn.q_proj.weight`, ...), row-major float32.
+ *
+ * @example
+ * const weights: ModelWeights = randomWeights(PRESETS.tiny, 1);
+ * weights['model.embed_tokens.weight']!.length; // 32768 (512 ids x 64)
+ */
 export type ModelWeights = Record<string, Float32Array>;
 
-/** Where the writer gets each tensor: called once per spec, in {@link weightSpecs} order. */
+/**
+ * Where the writer gets each tensor: called once per spec, in {@link weightSpecs} order.
+ *
+ * @example
+ * // every linear weight zero, the rest seeded
+ * const source: WeightSource = (spec) => (spec.kind === 'linear' ? new Float32Array(numel(spec.shape)) : randomTensor(spec, 1));
+ * await createModel({ preset: 'tiny', weights: source, out });
+ */
 export type WeightSource = (spec: WeightSpec) => Float32Array;
 
-/** Number of elements of a shape. */
+/**
+ * Number of elements of a shape.
+ *
+ * @example
+ * numel([512, 64]); // 32768
+ */
 export function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
@@ -63,7 +87,12 @@ export function weightSpecs(config: DecoderConfig): WeightSpec[] {
   return specs;
 }
 
-/** Total parameter count of a decoder (tied embeddings counted once). */
+/**
+ * Total parameter count of a decoder (tied embeddings counted once).
+ *
+ * @example
+ * parameterCount(PRESETS.tiny); // 106816
+ */
 export function parameterCount(config: DecoderConfig): number {
   return weightSpecs(config).reduce((n, s) => n + numel(s.shape), 0);
 }
@@ -140,7 +169,13 @@ export function validateWeights(config: DecoderConfig, weights: ModelWeights): v
   }
 }
 
-/** A {@link WeightSource} reading from an in-memory {@link ModelWeights} (validated first). */
+/**
+ * A {@link WeightSource} reading from an in-memory {@link ModelWeights} (validated first).
+ *
+ * @example
+ * const weights = randomWeights(config, 1);
+ * writeOnnxModel(`${dir}/onnx/model.onnx`, config, weightsSource(config, weights));
+ */
 export function weightsSource(config: DecoderConfig, weights: ModelWeights): WeightSource {
   validateWeights(config, weights);
   return (spec) => weights[spec.name]!;

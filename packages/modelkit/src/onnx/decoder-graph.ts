@@ -5,7 +5,13 @@ import { numel, type WeightSpec, weightSpecs } from '../weights.js';
 import { GraphBuilder, int, ints, type NodeObject, graph as subgraph } from './graph-builder.js';
 import { DataType } from './onnx-schema.js';
 
-/** A graph input or output: name, element type and dims (numbers or symbolic names). */
+/**
+ * A graph input or output: name, element type and dims (numbers or symbolic names).
+ *
+ * @example
+ * const logits: GraphValue = buildDecoderGraph(PRESETS.tiny).outputs[0]!;
+ * logits.dims; // ['batch_size', 'sequence_length', 512]
+ */
 export interface GraphValue {
   name: string;
   elemType: number;
@@ -30,6 +36,10 @@ export function valueInfoObject(v: GraphValue): Record<string, unknown> {
  * packed 4-bit values or the scales of its {@link quantizeQ4} form (`q4-data`, `q4-scales`), or the
  * int8 values (as they are for a gathered table, `q8-data`; transposed to [in, out] for
  * `MatMulInteger`, `q8-data-t`) or the scale of its {@link quantizeQ8} form (`q8-scale`).
+ *
+ * @example
+ * const q4 = buildDecoderGraph(PRESETS.tiny, { dtype: 'q4' });
+ * const packed: GraphTensor[] = q4.tensors.filter((t) => t.form === 'q4-data');
  */
 export interface GraphTensor {
   /** The weight it is made from. */
@@ -41,7 +51,13 @@ export interface GraphTensor {
   form: 'float32' | 'q4-data' | 'q4-scales' | 'q8-data' | 'q8-data-t' | 'q8-scale';
 }
 
-/** A built decoder graph: nodes and constants in `builder`, the weights it references, and its interface. */
+/**
+ * A built decoder graph: nodes and constants in `builder`, the weights it references, and its interface.
+ *
+ * @example
+ * const graph: DecoderGraph = buildDecoderGraph(PRESETS.tiny);
+ * graph.tensors.length === graph.weights.length; // true: an fp32 graph has one initializer per weight
+ */
 export interface DecoderGraph {
   builder: GraphBuilder;
   weights: WeightSpec[];
@@ -61,6 +77,10 @@ export interface DecoderGraph {
  * and the embeddings gathered from an int8 table (`Gather`, `DequantizeLinear`); norms float32.
  * Per-tensor activation scales make a row's logits depend a little on the other rows and positions
  * computed with it.
+ *
+ * @example
+ * const dtypes: WeightDtype[] = ['fp32', 'q8'];
+ * dtypes.map((d) => graphFileName(d)); // ['model.onnx', 'model_quantized.onnx']
  */
 export type WeightDtype = 'fp32' | 'q4' | 'q8';
 
@@ -69,7 +89,13 @@ export const DEFAULT_Q4_BLOCK_SIZE = 32;
 /** The `accuracy_level` values `MatMulNBits` takes. */
 export const Q4_ACCURACY_LEVELS: readonly number[] = [0, 1, 2, 3, 4];
 
-/** Options of the `q4` weights. */
+/**
+ * Options of the `q4` weights.
+ *
+ * @example
+ * const q4: Q4Options = { q4BlockSize: 64, q4AccuracyLevel: 0 };
+ * await createModel({ preset: 'tiny', dtypes: ['q4'], ...q4, out });
+ */
 export interface Q4Options {
   /** Values per quantization block, one scale each (default 32, as transformers.js's q4 files). */
   q4BlockSize?: (typeof Q4_BLOCK_SIZES)[number];
@@ -81,10 +107,22 @@ export interface Q4Options {
   q4AccuracyLevel?: 0 | 1 | 2 | 3 | 4;
 }
 
-/** Value substituted for masked attention scores before the softmax. */
+/**
+ * Value substituted for masked attention scores before the softmax.
+ *
+ * @example
+ * const scores = Float32Array.of(0.3, 1.2, 0.7);
+ * scores[2] = MASKED_SCORE; // a key the query may not see: exp(-1e9 - max) is 0 after the softmax
+ */
 export const MASKED_SCORE = -1e9;
 
-/** Options of {@link buildDecoderGraph}. */
+/**
+ * Options of {@link buildDecoderGraph}.
+ *
+ * @example
+ * const optimumLike: DecoderGraphOptions = { repeatKv: 'expand', linear: 'matmul' };
+ * await createModel({ preset: 'tiny', out, ...optimumLike });
+ */
 export interface DecoderGraphOptions {
   /**
    * Element type of `past_key_values.*` / `present.*` (default `float32`). With `float16` the new keys
@@ -128,6 +166,10 @@ export interface DecoderGraphOptions {
  * README): standard opset-17 ops only. Linear layers are `Gemm(transB=1)` (or, with `linear: 'matmul'`,
  * `MatMul` on their transpose) on weights kept in their PyTorch [out, in] layout under their Hugging
  * Face names, so the tied LM head reuses `model.embed_tokens.weight` without a transposed copy.
+ *
+ * @example
+ * const graph = buildDecoderGraph(PRESETS.tiny, { linear: 'matmul' });
+ * graph.inputs.map((v) => v.name).slice(0, 3); // ['input_ids', 'attention_mask', 'position_ids']
  */
 export function buildDecoderGraph(
   config: DecoderConfig,

@@ -7,7 +7,13 @@ import { readJsonFile } from '../json-file.js';
 import { type ModelWeights, numel, weightSpecs } from '../weights.js';
 import { DataType, onnxType } from './onnx-schema.js';
 
-/** A model directory read back into memory. */
+/**
+ * A model directory read back into memory.
+ *
+ * @example
+ * const model: ModelOnDisk = readModel(dir);
+ * Object.keys(model.weights).length === weightSpecs(model.config).length; // true
+ */
 export interface ModelOnDisk {
   config: DecoderConfig;
   weights: ModelWeights;

@@ -14,7 +14,12 @@ import {
 } from './decoder-graph.js';
 import { type WriteOnnxOptions, type WrittenOnnx, writeOnnxModel } from './write-onnx.js';
 
-/** The file of each weight dtype in `onnx/`, as transformers.js names them. */
+/**
+ * The file of each weight dtype in `onnx/`, as transformers.js names them.
+ *
+ * @example
+ * DTYPE_FILES.q4; // 'model_q4.onnx'
+ */
 export const DTYPE_FILES: Record<WeightDtype, string> = {
   fp32: 'model.onnx',
   q4: 'model_q4.onnx',
@@ -24,6 +29,9 @@ export const DTYPE_FILES: Record<WeightDtype, string> = {
 /**
  * A graph's file in `onnx/`: {@link DTYPE_FILES}, or for a merged decoder (`merged: true`) optimum's
  * `decoder_model_merged.onnx` / `decoder_model_merged_q4.onnx` / `decoder_model_merged_quantized.onnx`.
+ *
+ * @example
+ * graphFileName('q4', true); // 'decoder_model_merged_q4.onnx'
  */
 export function graphFileName(dtype: WeightDtype, merged = false): string {
   return merged ? DTYPE_FILES[dtype].replace(/^model/, 'decoder_model_merged') : DTYPE_FILES[dtype];

@@ -15,16 +15,42 @@ import {
 } from './decoder-graph.js';
 import { onnxType } from './onnx-schema.js';
 
-/** Opset and IR version of the written graphs (onnxruntime 1.16+ runs them). */
+/**
+ * The ai.onnx opset the written graphs import (onnxruntime 1.16+ runs it).
+ *
+ * @example
+ * console.log(`ai.onnx opset ${OPSET_VERSION}, IR ${IR_VERSION}`); // ai.onnx opset 17, IR 8
+ */
 export const OPSET_VERSION = 17;
+/**
+ * The ONNX IR version the written model files declare (`ir_version`; onnxruntime 1.16+ reads it).
+ *
+ * @example
+ * import { readFileSync } from 'node:fs';
+ * // ir_version is the model's field 1: its tag byte 0x08, then the varint
+ * readFileSync(`${dir}/onnx/model.onnx`)[1] === IR_VERSION; // true
+ */
 export const IR_VERSION = 8;
-/** Default total tensor size above which weights go to `<model>_data` (protobuf files cap at 2 GiB). */
+/**
+ * Default total tensor size above which weights go to `<model>_data` (protobuf files cap at 2 GiB).
+ *
+ * @example
+ * // Qwen2.5-0.5B's float32 weights (1.98 GB) still fit one file; a threshold of 0 splits any model
+ * parameterCount(PRESETS['qwen2.5-0.5b']) * 4 > EXTERNAL_DATA_THRESHOLD; // false
+ * await createModel({ preset: 'tiny', out, externalDataThreshold: 0 }); // onnx/model.onnx_data
+ */
 export const EXTERNAL_DATA_THRESHOLD = 2 * 1024 ** 3 - 64 * 1024 ** 2;
 /** Tensors smaller than this stay inline even in the external-data layout (as onnx's converter does). */
 const EXTERNAL_MIN_BYTES = 1024;
 const ALIGN = 4096;
 
-/** Options of {@link writeOnnxModel}. */
+/**
+ * Options of {@link writeOnnxModel}.
+ *
+ * @example
+ * const options: WriteOnnxOptions = { dtype: 'q4', onTensor: (name, i, n) => console.log(`${i + 1}/${n} ${name}`) };
+ * writeOnnxModel(`${dir}/onnx/model_q4.onnx`, config, randomWeightSource(1), options);
+ */
 export interface WriteOnnxOptions extends DecoderGraphOptions, Q4Options {
   /** How linear weights are stored (default `fp32`; see {@link WeightDtype}). */
   dtype?: WeightDtype;
@@ -34,7 +60,13 @@ export interface WriteOnnxOptions extends DecoderGraphOptions, Q4Options {
   onTensor?: (name: string, index: number, count: number) => void;
 }
 
-/** What {@link writeOnnxModel} wrote. */
+/**
+ * What {@link writeOnnxModel} wrote.
+ *
+ * @example
+ * const written: WrittenOnnx = writeOnnxModel(`${dir}/onnx/model.onnx`, PRESETS.tiny, randomWeightSource(1));
+ * console.log(written.weightBytes, written.external); // 427264 false
+ */
 export interface WrittenOnnx {
   /** Files written (the model, and the external data file when used). */
   files: string[];

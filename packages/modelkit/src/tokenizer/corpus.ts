@@ -2,6 +2,9 @@
  * The built-in training text of the tiny tokenizer: plain English about following instructions, and
  * chat turns in the Tulu format (`<|user|>` / `<|assistant|>` as ordinary text), so common words and
  * the chat markers get their own merges.
+ *
+ * @example
+ * const bpe = trainByteLevelBpe(BUILTIN_CORPUS, { merges: 100 });
  */
 export const BUILTIN_CORPUS = [
   'Instruction following without instruction tuning.',

@@ -2,7 +2,13 @@ import { builtinTrainingText } from './corpus.js';
 import { tokenizerConfigJson, tokenizerJson } from './tokenizer-files.js';
 import { type ByteLevelBpe, trainByteLevelBpe } from './train-bpe.js';
 
-/** The files of a tokenizer, by file name, ready to write into a model directory. */
+/**
+ * The files of a tokenizer, by file name, ready to write into a model directory.
+ *
+ * @example
+ * const tok: TokenizerFiles = tinyTokenizer();
+ * console.log(tok.bosTokenId, tok.eosTokenId, tok.padTokenId); // 1 2 0
+ */
 export interface TokenizerFiles {
   /** File name to its text, or to a file to copy. */
   files: Record<string, string | { path: string }>;

@@ -38,6 +38,10 @@ function tokenContent(v: unknown): string | undefined {
 /**
  * EOS tokens tried, in this order, when no config file names the EOS token: the first that
  * tokenizer.json has as a special added token (as `@implicit-it/tokenizers` resolves them).
+ *
+ * @example
+ * const special = ['<|endoftext|>', '<|im_start|>', '<|im_end|>']; // Qwen2.5's added tokens
+ * CONVENTIONAL_EOS_TOKENS.find((t) => special.includes(t)); // '<|endoftext|>'
  */
 export const CONVENTIONAL_EOS_TOKENS = ['</s>', '<|endoftext|>', '<|end_of_text|>', '<|im_end|>', '<eos>'];
 

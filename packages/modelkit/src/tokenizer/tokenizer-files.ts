@@ -1,6 +1,13 @@
 import type { ByteLevelBpe } from './train-bpe.js';
 
-/** The Tulu chat template (`<|user|>\n...\n<|assistant|>\n`), the format of the paper's models. */
+/**
+ * The Tulu chat template (`<|user|>\n...\n<|assistant|>\n`), the format of the paper's models.
+ *
+ * @example
+ * import { readFileSync } from 'node:fs';
+ * const { chat_template } = JSON.parse(readFileSync(`${dir}/tokenizer_config.json`, 'utf8'));
+ * chat_template === TULU_CHAT_TEMPLATE; // true for a model with the built-in tokenizer
+ */
 export const TULU_CHAT_TEMPLATE =
   "{% for message in messages %}{% if message['role'] == 'system' %}{{ '<|system|>\\n' + message['content'] + '\\n' }}" +
   "{% elif message['role'] == 'user' %}{{ '<|user|>\\n' + message['content'] + '\\n' }}" +
@@ -22,6 +29,7 @@ const BYTE_LEVEL = { add_prefix_space: false, trim_offsets: true, use_regex: tru
  * transformers.js): ByteLevel pre-tokenizer and decoder, BPE model, special tokens as added tokens.
  *
  * @example
+ * import { writeFileSync } from 'node:fs';
  * writeFileSync('tokenizer.json', JSON.stringify(tokenizerJson(trainByteLevelBpe(text))));
  */
 export function tokenizerJson(bpe: ByteLevelBpe): Record<string, unknown> {

@@ -1,7 +1,13 @@
 import { ModelConfigError } from '../errors.js';
 import { byteLevelPieces, bytesToUnicode } from './byte-level.js';
 
-/** A trained byte-level BPE tokenizer: special tokens first, then the 256 byte symbols, then merges. */
+/**
+ * A trained byte-level BPE tokenizer: special tokens first, then the 256 byte symbols, then merges.
+ *
+ * @example
+ * const bpe: ByteLevelBpe = trainByteLevelBpe(BUILTIN_CORPUS);
+ * bpe.vocab.get('<s>'); // 1
+ */
 export interface ByteLevelBpe {
   /** Token string (byte-level characters) to id, special tokens included. */
   vocab: Map<string, number>;
@@ -11,7 +17,13 @@ export interface ByteLevelBpe {
   specialTokens: string[];
 }
 
-/** Options of {@link trainByteLevelBpe}. */
+/**
+ * Options of {@link trainByteLevelBpe}.
+ *
+ * @example
+ * const options: TrainBpeOptions = { merges: 1000, specialTokens: ['<pad>', '</s>'] };
+ * const bpe = trainByteLevelBpe(text, options);
+ */
 export interface TrainBpeOptions {
   /** Number of merges to learn (fewer when no pair occurs twice any more); default 253 (512 ids with 3 specials). */
   merges?: number;
@@ -19,7 +31,12 @@ export interface TrainBpeOptions {
   specialTokens?: string[];
 }
 
-/** The default special tokens of the tiny tokenizer. */
+/**
+ * The default special tokens of the tiny tokenizer.
+ *
+ * @example
+ * trainByteLevelBpe(text, { specialTokens: [...DEFAULT_SPECIAL_TOKENS, '<|user|>'] });
+ */
 export const DEFAULT_SPECIAL_TOKENS = ['<|endoftext|>', '<s>', '</s>'];
 
 /**
