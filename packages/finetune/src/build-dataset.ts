@@ -7,10 +7,21 @@ import type { ChatExample } from './messages.js';
 import type { RowIssue } from './row-issue.js';
 import { type SplitOptions, splitTrainValidation } from './split.js';
 
-/** Default raw data directory: `../shared/data` relative to the working directory. */
+/**
+ * Default raw data directory: `../shared/data` relative to the working directory.
+ *
+ * @example
+ * await buildDataset({ recipe: 'chess', dataDir: process.env.IMPLICIT_IT_DATA ?? DEFAULT_DATA_DIR });
+ */
 export const DEFAULT_DATA_DIR = '../shared/data';
 
-/** Options of {@link buildDataset}. */
+/**
+ * Options of {@link buildDataset}.
+ *
+ * @example
+ * const options: BuildDatasetOptions = { recipe: 'poetry', out: 'out/poetry.jsonl', validation: { count: 50, seed: 2 } };
+ * const { files } = await buildDataset(options); // files.validation: the absolute path of out/poetry.val.jsonl
+ */
 export interface BuildDatasetOptions {
   /** A dataset recipe name (see `DATASET_RECIPE_NAMES`). */
   recipe: string;
@@ -24,7 +35,13 @@ export interface BuildDatasetOptions {
   onProgress?: (event: { stage: 'read' | 'split' | 'write'; message: string }) => void;
 }
 
-/** What {@link buildDataset} made: the examples plus a summary that is also the CLI's `--json` output. */
+/**
+ * What {@link buildDataset} made: the examples plus a summary that is also the CLI's `--json` output.
+ *
+ * @example
+ * const result: BuildDatasetResult = await buildDataset({ recipe: 'poetry' });
+ * for (const issue of result.issues) console.warn(`${issue.file}:${issue.line}: ${issue.reason}`);
+ */
 export interface BuildDatasetResult {
   recipe: string;
   /** Examples in the training output (after any validation split). */
@@ -49,7 +66,13 @@ export interface BuildDatasetResult {
   validation: ChatExample[];
 }
 
-/** Serializes examples as JSONL in the open-instruct `messages` format (`{dataset, id, messages}`). */
+/**
+ * Serializes examples as JSONL in the open-instruct `messages` format (`{dataset, id, messages}`).
+ *
+ * @example
+ * examplesToJsonl([{ dataset: 'gsm8k', id: 'gsm8k_0', messages: [{ role: 'user', content: '2+2?' }] }]);
+ * // '{"dataset":"gsm8k","id":"gsm8k_0","messages":[{"role":"user","content":"2+2?"}]}\n'
+ */
 export function examplesToJsonl(examples: ChatExample[]): string {
   return examples
     .map((e) => `${JSON.stringify({ dataset: e.dataset, id: e.id, messages: e.messages })}\n`)

@@ -2,7 +2,12 @@ import { pythonStrip } from '@implicit-it/rules';
 import { EncodeError } from './errors.js';
 import type { ChatMessage } from './messages.js';
 
-/** The assistant tag that follows every non-assistant message in the Tulu format. */
+/**
+ * The assistant tag that follows every non-assistant message in the Tulu format.
+ *
+ * @example
+ * const prompt = `<|user|>\nWrite a haiku about rain.\n${ASSISTANT_TAG}`; // the model's response starts here
+ */
 export const ASSISTANT_TAG = '<|assistant|>\n';
 
 /**

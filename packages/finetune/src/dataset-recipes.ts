@@ -3,7 +3,12 @@ import type { RecipeOutput } from './recipe-output.js';
 import { buildLima } from './recipes-lima.js';
 import { buildChess, buildGsm, buildMbpp, buildPoetry, buildRecipes } from './recipes-single-task.js';
 
-/** The paper's seven training sets. */
+/**
+ * The paper's seven training sets.
+ *
+ * @example
+ * for (const recipe of DATASET_RECIPE_NAMES) await buildDataset({ recipe, out: `data/${recipe}.jsonl` });
+ */
 export const DATASET_RECIPE_NAMES = [
   'lima',
   'lima-response',
@@ -14,10 +19,22 @@ export const DATASET_RECIPE_NAMES = [
   'chess',
 ] as const;
 
-/** A dataset recipe name: `lima` (instruction tuning), `lima-response` (response tuning) or a single task. */
+/**
+ * A dataset recipe name: `lima` (instruction tuning), `lima-response` (response tuning) or a single task.
+ *
+ * @example
+ * const name: DatasetRecipeName = 'lima-response';
+ * DATASET_RECIPES[name].files; // ['lima/lima_data.jsonl']
+ */
 export type DatasetRecipeName = (typeof DATASET_RECIPE_NAMES)[number];
 
-/** A dataset recipe: the raw files it reads (relative to the data dir) and how it builds examples. */
+/**
+ * A dataset recipe: the raw files it reads (relative to the data dir) and how it builds examples.
+ *
+ * @example
+ * const recipe: DatasetRecipe = DATASET_RECIPES.poetry;
+ * console.log(recipe.description, recipe.files); // 'Poems by title (571)' ['poetry/poems.csv']
+ */
 export interface DatasetRecipe {
   name: DatasetRecipeName;
   description: string;

@@ -4,7 +4,13 @@ import type { EncodingTokenizer } from './encoding-tokenizer.js';
 import { FinetuneOptionError } from './errors.js';
 import type { ChatExample } from './messages.js';
 
-/** Options of {@link encodeDataset}. */
+/**
+ * Options of {@link encodeDataset}.
+ *
+ * @example
+ * const options: EncodeDatasetOptions = { examples, tokenizer, recipe: 'mbpp', split: 'validation', maxSeqLength: 1024 };
+ * const { dropped, truncated } = await encodeDataset(options);
+ */
 export interface EncodeDatasetOptions {
   examples: ChatExample[];
   tokenizer: EncodingTokenizer;
@@ -20,7 +26,13 @@ export interface EncodeDatasetOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** What {@link encodeDataset} produced. */
+/**
+ * What {@link encodeDataset} produced.
+ *
+ * @example
+ * const result: EncodeDatasetResult = await encodeDataset({ examples, tokenizer, recipe: 'gsm' });
+ * console.log(`${result.trainedTokens} of ${result.tokens} tokens carry loss; ${result.dropped.length} dropped`);
+ */
 export interface EncodeDatasetResult {
   /** Kept examples (at least one trained token), in input order. */
   encoded: EncodedExample[];

@@ -4,10 +4,23 @@ import type { EncodingTokenizer } from './encoding-tokenizer.js';
 import { EncodeError } from './errors.js';
 import type { ChatExample } from './messages.js';
 
-/** The label of a token that carries no loss (PyTorch's CrossEntropyLoss ignore_index). */
+/**
+ * The label of a token that carries no loss (PyTorch's CrossEntropyLoss ignore_index).
+ *
+ * @example
+ * const { inputIds, labels } = encodeMessages(example, tokenizer, { maxSeqLength: 2048 });
+ * const response = inputIds.filter((_, i) => labels[i] !== IGNORE_INDEX); // the tokens trained on
+ */
 export const IGNORE_INDEX = -100;
 
-/** Options of {@link encodeMessages}. */
+/**
+ * Options of {@link encodeMessages}.
+ *
+ * @example
+ * const olmo = await loadEncodingTokenizer('../shared/fixtures/tokenizers/olmo');
+ * const options: EncodeOptions = { maxSeqLength: 2048, addBos: true }; // OLMo adds no BOS of its own
+ * encodeMessages(example, olmo, options).inputIds[0]; // 50279, its <|endoftext|> in front
+ */
 export interface EncodeOptions {
   /** Truncation length in tokens, BOS included (the paper: 2048). */
   maxSeqLength: number;
@@ -15,7 +28,13 @@ export interface EncodeOptions {
   addBos?: boolean;
 }
 
-/** One encoded example: ids and labels of equal length (labels are ids or -100). */
+/**
+ * One encoded example: ids and labels of equal length (labels are ids or -100).
+ *
+ * @example
+ * const enc: EncodedExample = encodeMessages(example, tokenizer, { maxSeqLength: 2048 });
+ * if (enc.truncated) console.warn(`${enc.id}: cut at 2048 tokens, ${enc.trainedTokens} still trained`);
+ */
 export interface EncodedExample {
   id: string;
   inputIds: number[];

@@ -4,13 +4,24 @@ import type { EncodedExample } from './encode-messages.js';
 import { IGNORE_INDEX } from './encode-messages.js';
 import { DataFileError } from './errors.js';
 
-/** Format tag of encoded shards; the Python entry point checks it. */
+/**
+ * Format tag of encoded shards; the Python entry point checks it.
+ *
+ * @example
+ * import { readFileSync } from 'node:fs';
+ * const manifest = JSON.parse(readFileSync('jobs/res/data/train/manifest.json', 'utf8'));
+ * if (manifest.format !== SHARD_FORMAT) console.warn('written by another version: plan the job again');
+ */
 export const SHARD_FORMAT = 'implicit-it/encoded-shard@1';
 
 /**
  * The manifest of an encoded shard directory (`manifest.json`). Tokens live in three little-endian
  * files: `input_ids.i32` (int32 per token), `loss_mask.u8` (1 where the label is the token, 0 where
  * it is -100) and `offsets.i64` (count + 1 int64 example boundaries).
+ *
+ * @example
+ * const manifest: ShardManifest = (await readEncodedShard('jobs/res/data/train')).manifest;
+ * console.log(`${manifest.count} examples, ${manifest.trainedTokens} of ${manifest.tokens} tokens trained`);
  */
 export interface ShardManifest {
   format: typeof SHARD_FORMAT;
@@ -40,7 +51,8 @@ export interface ShardManifest {
  * Writes encoded examples to `dir` (created if needed) with their manifest.
  *
  * @example
- * await writeEncodedShard('job/data/train', encoded, { recipe: 'gsm', split: 'train', ...rest });
+ * const tokenizer = { addsBos: true, bosId: 1, eosToken: '</s>' };
+ * await writeEncodedShard('job/data/train', encoded, { recipe: 'gsm', split: 'train', dropped: [], maxSeqLength: 2048, addBos: false, tokenizer });
  */
 export async function writeEncodedShard(
   dir: string,

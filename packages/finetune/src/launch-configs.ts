@@ -1,4 +1,10 @@
-/** Where and how a job launches. */
+/**
+ * Where and how a job launches.
+ *
+ * @example
+ * const cpu: LaunchTopology = { gpusPerNode: 0, nodes: 1, zero3: false, bf16: false };
+ * accelerateConfigYaml(cpu, 'ds_zero3.json').includes('use_cpu: true'); // true
+ */
 export interface LaunchTopology {
   /** GPUs per node; 0 trains on CPU (smoke tests). */
   gpusPerNode: number;

@@ -1,4 +1,11 @@
-/** Summary statistics of a list of lengths. */
+/**
+ * Summary statistics of a list of lengths.
+ *
+ * @example
+ * const { stats } = await buildDataset({ recipe: 'lima' });
+ * const s: LengthStats = stats.assistantChars;
+ * console.log(`responses: median ${s.p50} characters, 95% within ${s.p95}`);
+ */
 export interface LengthStats {
   count: number;
   min: number;

@@ -1,6 +1,12 @@
 import type { TrainingRecipe } from './training-recipe.js';
 
-/** The optimizer steps of a run and its linear schedule, as train.py's `schedule_plan` computes them. */
+/**
+ * The optimizer steps of a run and its linear schedule, as train.py's `schedule_plan` computes them.
+ *
+ * @example
+ * const s: LinearSchedule = linearSchedule({ examples: 1000, recipe: trainingRecipe({ epochs: 10 }), accumulation: 64, processes: 1 });
+ * console.log(s.totalSteps, s.warmupSteps); // 160 4
+ */
 export interface LinearSchedule {
   /** Optimizer steps per epoch on each process. */
   stepsPerEpoch: number;

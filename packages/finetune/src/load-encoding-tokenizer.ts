@@ -8,7 +8,13 @@ import { loadTokenizer, type Tokenizer } from '@implicit-it/tokenizers';
 import type { EncodingTokenizer } from './encoding-tokenizer.js';
 import { TokenizerLoadError } from './errors.js';
 
-/** sha256 over the tokenizer files that determine encoding (tokenizer.json, tokenizer_config.json, special_tokens_map.json). */
+/**
+ * sha256 over the tokenizer files that determine encoding (tokenizer.json, tokenizer_config.json, special_tokens_map.json).
+ *
+ * @example
+ * const { manifest } = await readEncodedShard('jobs/res/data/train');
+ * const sameTokenizer = manifest.tokenizer.hash === tokenizerDirHash('../shared/fixtures/tokenizers/llama2');
+ */
 export function tokenizerDirHash(dir: string): string {
   const h = createHash('sha256');
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {

@@ -1,7 +1,20 @@
-/** A chat role, as open-instruct's `messages` format names them. */
+/**
+ * A chat role, as open-instruct's `messages` format names them.
+ *
+ * @example
+ * const role: Role = 'system';
+ * const messages: ChatMessage[] = [{ role, content: 'Answer briefly.' }, { role: 'user', content: 'Why is the sky blue?' }];
+ */
 export type Role = 'system' | 'user' | 'assistant';
 
-/** One chat message. */
+/**
+ * One chat message.
+ *
+ * @example
+ * const answer: ChatMessage = { role: 'assistant', content: 'Paris.' };
+ * concatMessages([{ role: 'user', content: 'Capital of France?' }, answer], '</s>');
+ * // '<|user|>\nCapital of France?\n<|assistant|>\nParis.</s>\n'
+ */
 export interface ChatMessage {
   role: Role;
   content: string;

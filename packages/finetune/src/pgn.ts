@@ -1,6 +1,11 @@
 /**
  * One game of a PGN file: its header lines verbatim (e.g. `[WhiteElo "3318"]`), its movetext (its
  * lines trimmed and joined by newlines, which end `;` comments), and the 1-based line of its first header.
+ *
+ * @example
+ * import { readFileSync } from 'node:fs';
+ * const games: PgnGame[] = splitPgnGames(readFileSync('../shared/data/chess/games.pgn', 'utf8'));
+ * const whiteElo = games[0]!.headers.find((h) => h.startsWith('[WhiteElo '));
  */
 export interface PgnGame {
   line: number;
@@ -63,10 +68,8 @@ export function cleanMovetext(movetext: string): string {
 }
 
 /**
- * The verbatim header line of a tag (`[WhiteElo "3318"]`), or undefined.
- *
- * @example
- * headerLine(['[WhiteElo "3318"]'], 'WhiteElo'); // '[WhiteElo "3318"]'
+ * The verbatim header line of a tag, or undefined: `headerLine(['[WhiteElo "3318"]'], 'WhiteElo')` is
+ * `'[WhiteElo "3318"]'`.
  */
 export function headerLine(headers: string[], tag: string): string | undefined {
   return headers.find((h) => h.startsWith(`[${tag} `));

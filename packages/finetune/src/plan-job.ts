@@ -28,10 +28,21 @@ import {
   trainingRecipe,
 } from './training-recipe.js';
 
-/** Format tag of job.json. */
+/**
+ * Format tag of job.json.
+ *
+ * @example
+ * (await readJob('jobs/res')).format === JOB_FORMAT; // true: readJob refuses any other
+ */
 export const JOB_FORMAT = 'implicit-it/finetune-job@1';
 
-/** A progress event of planning: building data, encoding (with counts), writing. */
+/**
+ * A progress event of planning: building data, encoding (with counts), writing.
+ *
+ * @example
+ * const onProgress = (p: PlanProgress) => console.log(p.total ? `${p.stage} ${p.done}/${p.total}` : p.message);
+ * await planJob({ recipe: 'gsm', model: 'models/Llama-2-7b-hf', out: 'jobs/gsm', onProgress });
+ */
 export interface PlanProgress {
   stage: 'data' | 'encode' | 'write';
   message: string;
@@ -39,7 +50,13 @@ export interface PlanProgress {
   total?: number;
 }
 
-/** Options of {@link planJob}. */
+/**
+ * Options of {@link planJob}.
+ *
+ * @example
+ * const options: PlanJobOptions = { recipe: 'gsm', model: 'models/OLMo-7B-hf', out: 'jobs/gsm-olmo', gpus: 4, addBos: true };
+ * await planJob(options);
+ */
 export interface PlanJobOptions {
   /** Dataset recipe name (`lima-response`, `gsm`, ...). */
   recipe: string;
@@ -135,7 +152,13 @@ export interface CheckpointingSpec {
   keep: number;
 }
 
-/** The content of job.json: everything train.py needs. */
+/**
+ * The content of job.json: everything train.py needs.
+ *
+ * @example
+ * const job: JobSpec = await readJob('jobs/res');
+ * console.log(job.training.epochs, job.launch.processes, job.counts.trainedTokens);
+ */
 export interface JobSpec {
   format: typeof JOB_FORMAT;
   recipe: string;
@@ -166,7 +189,13 @@ export interface JobSpec {
   };
 }
 
-/** What {@link planJob} wrote. */
+/**
+ * What {@link planJob} wrote.
+ *
+ * @example
+ * const planned: PlanJobResult = await planJob({ recipe: 'mbpp', model: 'models/tiny-llama', gpus: 0, out: 'jobs/mbpp-cpu' });
+ * for (const note of planned.notes) console.log(note); // e.g. maxSeqLength lowered to the model's context
+ */
 export interface PlanJobResult {
   jobDir: string;
   job: JobSpec;

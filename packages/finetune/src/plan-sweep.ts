@@ -28,7 +28,13 @@ function checkGrid(field: 'epochs' | 'seeds', values: unknown): void {
     );
 }
 
-/** Options of {@link planSweep}: those of `planJob`, plus the grid. */
+/**
+ * Options of {@link planSweep}: those of `planJob`, plus the grid.
+ *
+ * @example
+ * const options: PlanSweepOptions = { recipe: 'poetry', model: 'models/Llama-2-7b-hf', out: 'jobs/poetry-sweep', epochs: [5, 10], seeds: [1] };
+ * await planSweep(options);
+ */
 export interface PlanSweepOptions extends PlanJobOptions {
   /** Epoch counts (default the paper's 5, 7, 10, 15, 20); distinct, at least one. */
   epochs?: number[];
@@ -43,7 +49,13 @@ const PLAN_SWEEP_OPTIONS = [...PLAN_JOB_OPTIONS, 'epochs', 'seeds'] as const;
 const _allPlanSweepOptionsListed: ListsEveryKey<PlanSweepOptions, typeof PLAN_SWEEP_OPTIONS> = true;
 void _allPlanSweepOptionsListed;
 
-/** What {@link planSweep} wrote: one job per (epochs, seed), and `sweep.json` listing them. */
+/**
+ * What {@link planSweep} wrote: one job per (epochs, seed), and `sweep.json` listing them.
+ *
+ * @example
+ * const sweep: PlanSweepResult = await planSweep({ recipe: 'gsm', model: 'models/Llama-2-7b-hf', out: 'jobs/gsm-sweep', seeds: [1] });
+ * sweep.jobs.map((j) => j.name); // gsm-ep5-seed1, gsm-ep7-seed1, ..., gsm-ep20-seed1
+ */
 export interface PlanSweepResult {
   sweepDir: string;
   jobs: (PlanJobResult & { epochs: number; seed: number; name: string })[];

@@ -1,13 +1,25 @@
 import { spawn } from 'node:child_process';
 
-/** Python modules a training job needs, and the pip names to install them. */
+/**
+ * Python modules a training job needs, and the pip names to install them.
+ *
+ * @example
+ * Object.keys(TRAINING_MODULES); // ['torch', 'transformers', 'accelerate']
+ */
 export const TRAINING_MODULES = {
   torch: 'torch',
   transformers: 'transformers',
   accelerate: 'accelerate',
 } as const;
 
-/** What {@link probePython} found. */
+/**
+ * What {@link probePython} found.
+ *
+ * @example
+ * const probe: PythonProbe = await probePython(defaultPython(), ['torch', 'peft']);
+ * if (!probe.found) console.error(`${probe.python} cannot be started`);
+ * else console.log(probe.versions.torch ?? probe.install);
+ */
 export interface PythonProbe {
   python: string;
   /** False when the interpreter could not be started. */
@@ -20,7 +32,13 @@ export interface PythonProbe {
   install: string;
 }
 
-/** The interpreter jobs run with: `IMPLICIT_IT_PYTHON`, else `python3`. */
+/**
+ * The interpreter jobs run with: `IMPLICIT_IT_PYTHON`, else `python3`.
+ *
+ * @example
+ * process.env.IMPLICIT_IT_PYTHON = '/opt/venv/bin/python';
+ * defaultPython(); // '/opt/venv/bin/python'
+ */
 export function defaultPython(): string {
   return process.env.IMPLICIT_IT_PYTHON ?? 'python3';
 }

@@ -9,7 +9,14 @@ import { JOB_FORMAT, type JobSpec } from './plan-job.js';
 import { defaultPython, probePython } from './python-env.js';
 import { parseTrainingLogLine, type TrainingEvent, type TrainingProgress } from './training-log.js';
 
-/** Options of {@link runJob}. */
+/**
+ * Options of {@link runJob}.
+ *
+ * @example
+ * const stop = new AbortController();
+ * const options: RunJobOptions = { args: ['--max-steps', '5'], signal: stop.signal, onLine: (l) => console.log(l) };
+ * await runJob('jobs/res', options);
+ */
 export interface RunJobOptions {
   /** Python interpreter (default: IMPLICIT_IT_PYTHON, else python3). */
   python?: string;
@@ -55,7 +62,13 @@ export interface RunJobOptions {
   onExportProgress?: (progress: { tensor: string; index: number; count: number }) => void;
 }
 
-/** What a finished run reports. */
+/**
+ * What a finished run reports.
+ *
+ * @example
+ * const result: RunJobResult = await runJob('jobs/res');
+ * if (result.onnx?.exported) console.log(`ONNX by ${result.onnx.by} at ${result.onnx.path}`);
+ */
 export interface RunJobResult {
   jobDir: string;
   steps: number;
@@ -121,7 +134,13 @@ export async function readJob(jobDir: string): Promise<JobSpec> {
   return job;
 }
 
-/** The Python modules a job needs: torch, transformers, accelerate, plus deepspeed (ZeRO-3 on GPUs) and peft (LoRA). */
+/**
+ * The Python modules a job needs: torch, transformers, accelerate, plus deepspeed (ZeRO-3 on GPUs) and peft (LoRA).
+ *
+ * @example
+ * const probe = await probePython(defaultPython(), requiredModules(await readJob('jobs/res')));
+ * if (probe.missing.length > 0) console.error(probe.install);
+ */
 export function requiredModules(job: JobSpec): string[] {
   const mods = ['torch', 'transformers', 'accelerate'];
   if (job.launch.zero3 && job.launch.gpusPerNode > 0) mods.push('deepspeed');

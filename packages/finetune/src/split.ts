@@ -1,7 +1,13 @@
 import { FinetuneOptionError } from './errors.js';
 import { shuffledIndices } from './seeded-random.js';
 
-/** How to hold out a validation split: a fraction (0 < f < 1) or a count, and a seed. */
+/**
+ * How to hold out a validation split: a fraction (0 < f < 1) or a count, and a seed.
+ *
+ * @example
+ * const heldOut: SplitOptions = { count: 100, seed: 3 };
+ * const { validation } = splitTrainValidation(examples, heldOut);
+ */
 export interface SplitOptions {
   /** Fraction of examples held out, e.g. 0.05 (rounded; one that rounds to 0 examples is refused). Exclusive with `count`. */
   fraction?: number;

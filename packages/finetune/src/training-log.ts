@@ -1,4 +1,12 @@
-/** A parsed line of a job's training log. */
+/**
+ * A parsed line of a job's training log.
+ *
+ * @example
+ * const onEvent = (e: TrainingEvent) => {
+ *   if (e.type === 'eval') console.log(`epoch ${e.epoch}: validation loss ${e.valLoss}`);
+ * };
+ * await runJob('jobs/res', { onEvent });
+ */
 export type TrainingEvent =
   | {
       type: 'start';
@@ -102,7 +110,13 @@ export function parseTrainingLogLine(line: string): TrainingEvent | undefined {
   return undefined;
 }
 
-/** Training progress as `runJob` reports it. */
+/**
+ * Training progress as `runJob` reports it.
+ *
+ * @example
+ * const p: TrainingProgress = { step: 30, totalSteps: 40, loss: 0.9, elapsedSeconds: 300, etaSeconds: 100 };
+ * formatProgress(p, 8); // '[######--] 30/40 loss 0.900 eta 1m40s'
+ */
 export interface TrainingProgress {
   step: number;
   totalSteps: number;

@@ -1,7 +1,13 @@
 import { meantOption } from '@implicit-it/rules';
 import { FinetuneOptionError } from './errors.js';
 
-/** LoRA options as open-instruct passes them to peft (defaults: rank 64, alpha 16, dropout 0.1, all llama projections). */
+/**
+ * LoRA options as open-instruct passes them to peft (defaults: rank 64, alpha 16, dropout 0.1, all llama projections).
+ *
+ * @example
+ * const lora: LoraOptions = { rank: 16, alpha: 32, dropout: 0.05, targetModules: ['q_proj', 'v_proj'] };
+ * await planJob({ recipe: 'lima-response', model: 'models/Llama-2-7b-hf', out: 'jobs/res-lora', training: { lora } });
+ */
 export interface LoraOptions {
   rank: number;
   alpha: number;
@@ -9,7 +15,12 @@ export interface LoraOptions {
   targetModules: string[];
 }
 
-/** open-instruct's LoRA defaults. */
+/**
+ * open-instruct's LoRA defaults.
+ *
+ * @example
+ * trainingRecipe({ lora: { ...DEFAULT_LORA, targetModules: ['q_proj', 'v_proj'] } }).lora!.rank; // 64
+ */
 export const DEFAULT_LORA: Readonly<LoraOptions> = {
   rank: 64,
   alpha: 16,
@@ -28,12 +39,29 @@ export const DEFAULT_LORA: Readonly<LoraOptions> = {
  *   after the last.
  *
  * With one process both are the same schedule.
+ *
+ * @example
+ * const scheduleSteps: ScheduleSteps = 'run'; // decays to 0 at this run's last step
+ * trainingRecipe({ scheduleSteps });
  */
 export type ScheduleSteps = 'reference' | 'run';
-/** The values of {@link ScheduleSteps}. */
+/**
+ * The values of {@link ScheduleSteps}.
+ *
+ * @example
+ * SCHEDULE_STEPS.map((scheduleSteps) =>
+ *   linearSchedule({ examples: 1030, recipe: trainingRecipe({ scheduleSteps }), accumulation: 32, processes: 2 }).scheduleTotal,
+ * ); // [165, 85]
+ */
 export const SCHEDULE_STEPS = ['reference', 'run'] as const satisfies readonly ScheduleSteps[];
 
-/** A training recipe: every hyperparameter the job runs with. */
+/**
+ * A training recipe: every hyperparameter the job runs with.
+ *
+ * @example
+ * const recipe: TrainingRecipe = trainingRecipe({ learningRate: 2e-5, maxSeqLength: 1024 });
+ * gradientAccumulationSteps(recipe, 4); // 16
+ */
 export interface TrainingRecipe {
   learningRate: number;
   lrScheduler: 'linear';
@@ -53,9 +81,21 @@ export interface TrainingRecipe {
   lora?: LoraOptions;
 }
 
-/** The epoch counts the paper chose among on the validation set. */
+/**
+ * The epoch counts the paper chose among on the validation set.
+ *
+ * @example
+ * // a quick sweep over the paper's three shortest choices
+ * await planSweep({ recipe: 'poetry', model: 'models/Llama-2-7b-hf', out: 'jobs/poetry-short', epochs: EPOCH_CHOICES.slice(0, 3) });
+ */
 export const EPOCH_CHOICES = [5, 7, 10, 15, 20] as const;
-/** The paper's seeds. */
+/**
+ * The paper's seeds.
+ *
+ * @example
+ * for (const seed of SEEDS)
+ *   await planJob({ recipe: 'gsm', model: 'models/Llama-2-7b-hf', out: `jobs/gsm-ep7-seed${seed}`, training: { epochs: 7, seed } });
+ */
 export const SEEDS = [1, 2, 3, 4, 5] as const;
 
 /**
@@ -63,6 +103,9 @@ export const SEEDS = [1, 2, 3, 4, 5] as const;
  * sized and stepped as its finetune.py does (`scheduleSteps: 'reference'`), warmup ratio 0.03, weight
  * decay 0, effective batch 64 (1 per device), max_seq_length 2048, bf16.
  * `epochs` and `seed` default to the first of {@link EPOCH_CHOICES} and {@link SEEDS}.
+ *
+ * @example
+ * gradientAccumulationSteps(PAPER_TRAINING, 8); // 8: 64 sequences a step from 8 GPUs of 1
  */
 export const PAPER_TRAINING: Readonly<TrainingRecipe> = {
   learningRate: 1e-5,
@@ -86,10 +129,8 @@ const LORA_KEYS = Object.keys(DEFAULT_LORA) as readonly string[];
 /**
  * Refuses a key of `o` that is not one of `known` (a misspelled `epoch` or `learning_rate` would train
  * with the paper's value, a `gpu: 8` plan a one-GPU job), naming the key meant where it is another
- * spelling or a near miss. Undefined values are no options given.
- *
- * @example
- * checkKeys({ epoch: 3 }, ['epochs', 'seed'], '', 'a training option'); // throws: epoch: not a training option (did you mean epochs?) ...
+ * spelling or a near miss. Undefined values are no options given: `checkKeys({ epoch: 3 }, ['epochs',
+ * 'seed'], '', 'a training option')` throws `epoch: not a training option (did you mean epochs?) ...`.
  */
 export function checkKeys(o: object, known: readonly string[], prefix: string, what: string): void {
   for (const [key, value] of Object.entries(o)) {
