@@ -29,7 +29,10 @@ export interface BuildDatasetOptions {
   dataDir?: string;
   /** Where to write the training JSONL; nothing is written when omitted. */
   out?: string;
-  /** Hold out a seeded validation split, written to `validationOut` (default: `out` with `.val.jsonl`). */
+  /**
+   * Hold out a seeded validation split, written to `validation.out` (default: `out` with `.val.jsonl`;
+   * the CLI's `--validation-out`).
+   */
   validation?: SplitOptions & { out?: string };
   /** Called as the build advances. */
   onProgress?: (event: { stage: 'read' | 'split' | 'write'; message: string }) => void;
