@@ -4,7 +4,16 @@ import { finishedRun, type GenerateRunResult, generateRun } from './generate-run
 import type { Generator, ProgressCallbacks } from './model-interfaces.js';
 import { type EvalInstruction, readInstructions } from './model-outputs.js';
 
-/** Options of `runAblations`. */
+/**
+ * Options of `runAblations`.
+ *
+ * @example
+ * const options: RunAblationsOptions = {
+ *   modelName: 'smollm2', outDir: 'run/outputs', instructions: 'alpaca_eval.jsonl',
+ *   subsets: ['none', 'eos-uniform'], batchSize: 16,
+ *   createGenerator: (rules) => runtimeGenerator(model, { rules }),
+ * };
+ */
 export interface RunAblationsOptions extends ProgressCallbacks {
   /** A generator for the base model with the given rules (an empty config: the base model alone). */
   createGenerator: (rules: RuleSetConfig, subset: string) => Generator | Promise<Generator>;
@@ -28,13 +37,24 @@ export interface RunAblationsOptions extends ProgressCallbacks {
   signal?: AbortSignal;
 }
 
-/** One subset's run. */
+/**
+ * One subset's run.
+ *
+ * @example
+ * for (const run of await runAblations(options)) console.log(run.subset, run.generated, run.resumed);
+ */
 export interface AblationRun extends GenerateRunResult {
   subset: string;
   rules: RuleSetConfig;
 }
 
-/** What `runAblations` runs for one subset: its rules, and the `generateRun` options that identify it. */
+/**
+ * What `runAblations` runs for one subset: its rules, and the `generateRun` options that identify it.
+ *
+ * @example
+ * const plans: AblationPlan[] = planAblations(options);
+ * const todo = plans.filter((p) => !finishedRun(p.run)).map((p) => p.subset);
+ */
 export interface AblationPlan {
   subset: string;
   rules: RuleSetConfig;

@@ -6,6 +6,13 @@ import { readJson, writeJson } from './json-file.js';
  * (reference), `output_2` the model being evaluated; `preference` is in [1, 2]: 1 means output_1 is
  * better, 2 means output_2 is better, 1.5 (or the legacy 0) a draw, `null` no judgement (NaN).
  * Fields alpaca_eval does not know (`preference_source`, `is_switched_outputs`) are ignored by it.
+ *
+ * @example
+ * const a: Annotation = {
+ *   instruction: 'Name a prime.', output_1: '7', generator_1: 'gpt4_1106_preview',
+ *   output_2: 'Nine.', generator_2: 'rules', annotator: 'weighted_judge:gpt-4-turbo', preference: 1.2,
+ * };
+ * winRate([a]).n_wins_base; // 1
  */
 export interface Annotation {
   instruction: string;

@@ -89,7 +89,12 @@ export class AdapterContractError extends ImplicitItError {
   }
 }
 
-/** One input that does not fit in a model's context: its index in the call and its length in tokens. */
+/**
+ * One input that does not fit in a model's context: its index in the call and its length in tokens.
+ *
+ * @example
+ * const overruns: ContextOverrun[] = promptsOverContext(model, ['Summarize this book: ...']);
+ */
 export interface ContextOverrun {
   index: number;
   /** Prompt tokens, plus the response's for scored items. */

@@ -12,7 +12,16 @@ import {
   writeModelOutputs,
 } from './model-outputs.js';
 
-/** Options of `generateRun`. */
+/**
+ * Options of `generateRun`.
+ *
+ * @example
+ * const options: GenerateRunOptions = {
+ *   generator, generatorName: 'smollm2-rules', out: 'run/outputs/rules.json',
+ *   instructions, batchSize: 16, tokenIds: true, fingerprint: { model: 'models/SmolLM2-135M' },
+ * };
+ * await generateRun(options);
+ */
 export interface GenerateRunOptions extends ProgressCallbacks {
   generator: Generator;
   /** The instructions, or a path to a `.jsonl` / `.json` file of them. */
@@ -41,7 +50,13 @@ export interface GenerateRunOptions extends ProgressCallbacks {
   signal?: AbortSignal;
 }
 
-/** What `generateRun` did. */
+/**
+ * What `generateRun` did.
+ *
+ * @example
+ * const { generated, resumed }: GenerateRunResult = await generateRun({ generator, generatorName, out, instructions });
+ * console.log(`${generated} generated, ${resumed} from the journal`);
+ */
 export interface GenerateRunResult {
   outputs: ModelOutput[];
   out: string;

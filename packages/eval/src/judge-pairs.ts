@@ -9,7 +9,15 @@ import type { ProgressCallbacks } from './model-interfaces.js';
 import { type ModelOutput, readModelOutputs } from './model-outputs.js';
 import type { ChatCompletionResponse, JudgeClient, JudgeRequest } from './openai-judge.js';
 
-/** Options of `judgePairs`. */
+/**
+ * Options of `judgePairs`.
+ *
+ * @example
+ * const options: JudgePairsOptions = {
+ *   judge: openAIJudge({ baseURL: OPENAI_BASE_URL, model: 'gpt-4-turbo' }),
+ *   baseline: baselineFile, model: file, cacheDir: '.cache/judge', concurrency: 16,
+ * };
+ */
 export interface JudgePairsOptions extends ProgressCallbacks {
   judge: JudgeClient;
   /** The reference outputs (alpaca_eval's `output_1`, e.g. gpt4_1106_preview), or a path to them. */
@@ -33,7 +41,13 @@ export interface JudgePairsOptions extends ProgressCallbacks {
   signal?: AbortSignal;
 }
 
-/** What `judgePairs` did. */
+/**
+ * What `judgePairs` did.
+ *
+ * @example
+ * const r: JudgePairsResult = await judgePairs({ judge, baseline: baselineFile, model: file, cacheDir: 'cache' });
+ * console.log(`${r.requests} asked, ${r.cacheHits} cached, ${r.unreadable} unreadable`);
+ */
 export interface JudgePairsResult {
   annotations: Annotation[];
   /** Judge calls made by this run. */

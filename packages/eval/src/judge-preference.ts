@@ -1,4 +1,10 @@
-/** The part of an OpenAI-compatible chat completion the preference is read from. */
+/**
+ * The part of an OpenAI-compatible chat completion the preference is read from.
+ *
+ * @example
+ * const choice: ChatCompletionChoice = { message: { content: 'M' }, logprobs: null };
+ * preferenceFromChoice(choice); // { preference: 2, source: 'discrete' }
+ */
 export interface ChatCompletionChoice {
   message?: { content?: string | null } | null;
   logprobs?: {
@@ -10,7 +16,13 @@ export interface ChatCompletionChoice {
   [extra: string]: unknown;
 }
 
-/** A preference in the judge's frame (1: `m` better, 2: `M` better) and where it came from. */
+/**
+ * A preference in the judge's frame (1: `m` better, 2: `M` better) and where it came from.
+ *
+ * @example
+ * const judged: JudgedPreference = preferenceFromChoice(response.choices[0]);
+ * if (judged.source === 'none') console.warn('the judge gave neither m nor M');
+ */
 export interface JudgedPreference {
   /** In [1, 2], or NaN when the answer could not be read. */
   preference: number;
@@ -30,7 +42,7 @@ export interface JudgedPreference {
  * @example
  * preferenceFromChoice({ logprobs: { content: [{ token: 'M', logprob: -0.1,
  *   top_logprobs: [{ token: 'M', logprob: -0.1 }, { token: 'm', logprob: -2.4 }] }] } });
- * // { preference: 1.909..., source: 'logprobs' }
+ * // { preference: 1.9088..., source: 'logprobs' }
  */
 export function preferenceFromChoice(choice: ChatCompletionChoice | undefined): JudgedPreference {
   const top = choice?.logprobs?.content?.[0]?.top_logprobs;

@@ -1,12 +1,23 @@
 import { sha256 } from './hash.js';
 
-/** A chat message of an OpenAI-compatible request. */
+/**
+ * A chat message of an OpenAI-compatible request.
+ *
+ * @example
+ * const messages: ChatMessage[] = [{ role: 'user', content: 'Which answer is better?' }];
+ */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;
 }
 
-/** The two identifiers the judge answers with; `m` labels the answer shown first. */
+/**
+ * The two identifiers the judge answers with; `m` labels the answer shown first.
+ *
+ * @example
+ * const answer = response.choices[0]?.message?.content?.trim();
+ * const readable = JUDGE_LABELS.some((label) => label === answer);
+ */
 export const JUDGE_LABELS = ['m', 'M'] as const;
 
 const SYSTEM = [

@@ -7,7 +7,12 @@
  * which the rules need.
  */
 
-/** Options of one generation batch. */
+/**
+ * Options of one generation batch.
+ *
+ * @example
+ * await generator.generateBatch(['Name a prime.'], { maxNewTokens: 64, signal: AbortSignal.timeout(60_000) });
+ */
 export interface GenerateOptions {
   /** Upper bound on new tokens per output. */
   maxNewTokens?: number;
@@ -15,7 +20,13 @@ export interface GenerateOptions {
   signal?: AbortSignal;
 }
 
-/** One generated output. */
+/**
+ * One generated output.
+ *
+ * @example
+ * const generations: Generation[] = await generator.generateBatch(['Name a prime.', 'Say hi.'], {});
+ * const cut = generations.filter((g) => g.finishReason === 'length').length;
+ */
 export interface Generation {
   /** The decoded response text, without the prompt and without the end-of-sequence token. */
   text: string;
@@ -38,7 +49,13 @@ export interface Generator {
   generateBatch(instructions: readonly string[], options: GenerateOptions): Promise<Generation[]>;
 }
 
-/** An instruction and a response to score or rank under a model. */
+/**
+ * An instruction and a response to score or rank under a model.
+ *
+ * @example
+ * const item: ResponseItem = { instruction: 'Name a prime.', response: '7' };
+ * const [scored] = await scorer.scoreContinuations([item]);
+ */
 export interface ResponseItem {
   instruction: string;
   response: string;
@@ -49,7 +66,14 @@ export interface ResponseItem {
   responseIds?: readonly number[];
 }
 
-/** Teacher-forced log-probabilities of a response's tokens (natural log), one per token. */
+/**
+ * Teacher-forced log-probabilities of a response's tokens (natural log), one per token.
+ *
+ * @example
+ * const items = [{ instruction: 'Say hi.', response: 'Hi!' }];
+ * const [score]: ContinuationScore[] = await scorer.scoreContinuations(items);
+ * console.log(responseScore(score!.tokenLogprobs), score!.truncated ?? 0);
+ */
 export interface ContinuationScore {
   tokenLogprobs: number[];
   /**
@@ -72,7 +96,13 @@ export interface Scorer {
   ): Promise<ContinuationScore[]>;
 }
 
-/** One response token and its rank under a model (1 = the model's top choice). */
+/**
+ * One response token and its rank under a model (1 = the model's top choice).
+ *
+ * @example
+ * const [{ tokens }] = await baseRanks.rankTokens([{ instruction: 'Say hi.', response: 'Hello there!' }]);
+ * const shifted = tokens.filter((t: TokenRank) => t.rank > 3).map((t) => t.text);
+ */
 export interface TokenRank {
   id: number;
   /** The token's surface text (as decoded), for reporting. */
@@ -94,7 +124,13 @@ export interface RankSource {
   ): Promise<{ tokens: TokenRank[] }[]>;
 }
 
-/** Progress of a long-running evaluation step: `done` of `total` items, `resumed` of them from a journal or cache. */
+/**
+ * Progress of a long-running evaluation step: `done` of `total` items, `resumed` of them from a journal or cache.
+ *
+ * @example
+ * const onProgress = (p: Progress) => console.log(`${p.phase} ${p.label ?? ''} ${p.done}/${p.total}`);
+ * await generateRun({ generator, generatorName, out, instructions, onProgress });
+ */
 export interface Progress {
   phase: 'generate' | 'judge' | 'rank' | 'shift' | 'report';
   done: number;
@@ -104,7 +140,13 @@ export interface Progress {
   label?: string;
 }
 
-/** Callbacks every long-running function accepts. */
+/**
+ * Callbacks every long-running function accepts.
+ *
+ * @example
+ * const callbacks: ProgressCallbacks = { onWarning: (message) => console.warn(message) };
+ * await writeReport('runs/llama2', callbacks);
+ */
 export interface ProgressCallbacks {
   onProgress?: (progress: Progress) => void;
   /** Things the user should know that are not errors (e.g. a judge without logprobs). */

@@ -3,13 +3,24 @@ import { basename } from 'node:path';
 import { EvalInputError } from './errors.js';
 import { readJson, writeJson } from './json-file.js';
 
-/** One instruction of an evaluation set (alpaca_eval.jsonl rows have these fields and more). */
+/**
+ * One instruction of an evaluation set (alpaca_eval.jsonl rows have these fields and more).
+ *
+ * @example
+ * const instructions: EvalInstruction[] = [{ instruction: 'Name a prime.', dataset: 'demo' }];
+ * await generateRun({ generator, generatorName: 'smollm2', out: 'run/outputs/demo.json', instructions });
+ */
 export interface EvalInstruction {
   instruction: string;
   dataset?: string;
 }
 
-/** One row of alpaca_eval's `model_outputs.json`. */
+/**
+ * One row of alpaca_eval's `model_outputs.json`.
+ *
+ * @example
+ * const empty = readModelOutputs('run/outputs/rules.json').filter((o: ModelOutput) => o.output === '');
+ */
 export interface ModelOutput {
   instruction: string;
   output: string;

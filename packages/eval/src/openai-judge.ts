@@ -3,7 +3,16 @@ import type { ChatCompletionChoice } from './judge-preference.js';
 import type { ChatMessage } from './judge-prompt.js';
 import { abortableDelay, createRateLimiter } from './rate-limiter.js';
 
-/** A chat-completion request as the judge sends it (OpenAI field names). */
+/**
+ * A chat-completion request as the judge sends it (OpenAI field names).
+ *
+ * @example
+ * const request: JudgeRequest = {
+ *   messages: judgeMessages('Name a prime.', '7', 'Nine.'),
+ *   max_tokens: 1, temperature: 1, logprobs: true, top_logprobs: 5,
+ * };
+ * const { choices } = await judge.complete(request);
+ */
 export interface JudgeRequest {
   messages: ChatMessage[];
   max_tokens: number;
@@ -12,7 +21,13 @@ export interface JudgeRequest {
   top_logprobs: number;
 }
 
-/** The part of an OpenAI-compatible response the judge reads. */
+/**
+ * The part of an OpenAI-compatible response the judge reads.
+ *
+ * @example
+ * const reply: ChatCompletionResponse = await judge.complete(request);
+ * console.log(reply.choices[0]?.message?.content);
+ */
 export interface ChatCompletionResponse {
   choices: ChatCompletionChoice[];
   [extra: string]: unknown;
@@ -31,7 +46,15 @@ export interface JudgeClient {
   complete(request: JudgeRequest, options?: { signal?: AbortSignal }): Promise<ChatCompletionResponse>;
 }
 
-/** Options of `openAIJudge`. */
+/**
+ * Options of `openAIJudge`.
+ *
+ * @example
+ * const options: OpenAIJudgeOptions = {
+ *   baseURL: 'http://127.0.0.1:8080/v1', model: 'tiny', apiKeyEnv: 'LOCAL_API_KEY', maxRetries: 2,
+ *   onRetry: ({ attempt, error }) => console.warn(`retry ${attempt}: ${error}`),
+ * };
+ */
 export interface OpenAIJudgeOptions {
   /** Base URL up to and including `/v1`, e.g. `https://api.openai.com/v1` or this project's API server. */
   baseURL: string;
@@ -138,7 +161,12 @@ function retryAfterMs(headers: Headers): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
-/** OpenAI's endpoint, whose judges are named by their model alone (as alpaca_eval names them). */
+/**
+ * OpenAI's endpoint, whose judges are named by their model alone (as alpaca_eval names them).
+ *
+ * @example
+ * openAIJudge({ baseURL: OPENAI_BASE_URL, model: 'gpt-4-turbo' }).id; // 'gpt-4-turbo'
+ */
 export const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 
 /**

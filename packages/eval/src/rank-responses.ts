@@ -15,14 +15,27 @@ import type { ProgressCallbacks, ResponseItem, Scorer } from './model-interfaces
 import { createRng, pythonRandom } from './rng.js';
 import { mean, quantileSorted } from './stats.js';
 
-/** One Alpaca example (`alpaca_data.json` rows). */
+/**
+ * One Alpaca example (`alpaca_data.json` rows).
+ *
+ * @example
+ * const data: AlpacaExample[] = readAlpacaData('alpaca_data.json').filter((x) => x.output.trim() !== '');
+ */
 export interface AlpacaExample {
   instruction: string;
   input?: string;
   output: string;
 }
 
-/** Options of `rankResponses`. */
+/**
+ * Options of `rankResponses`.
+ *
+ * @example
+ * const options: RankResponsesOptions = {
+ *   scorer, data: 'alpaca_data_2k.json', n: 1000, negatives: 5, out: 'run/ranking/smol.json',
+ *   onWarning: (message) => console.warn(message),
+ * };
+ */
 export interface RankResponsesOptions extends ProgressCallbacks {
   scorer: Scorer;
   /** Alpaca examples, or a path to `alpaca_data.json`. */
@@ -50,7 +63,13 @@ export interface RankResponsesOptions extends ProgressCallbacks {
   signal?: AbortSignal;
 }
 
-/** The scores of one example: the real response and the random ones. */
+/**
+ * The scores of one example: the real response and the random ones.
+ *
+ * @example
+ * const { examples } = await rankResponses({ scorer, data, n: 200 });
+ * const lost = examples.filter((e: RankedExample) => e.negatives.every((x) => x.score > e.real));
+ */
 export interface RankedExample {
   i: number;
   real: number;
@@ -59,7 +78,13 @@ export interface RankedExample {
   truncated?: number;
 }
 
-/** The result of `rankResponses`. */
+/**
+ * The result of `rankResponses`.
+ *
+ * @example
+ * const r: RankingResult = await rankResponses({ scorer, data, n: 200, bootstrap: 2000 });
+ * console.log(`${r.wins} of ${r.pairs} pairs; mean score ${r.meanReal.toFixed(3)} vs ${r.meanRandom.toFixed(3)}`);
+ */
 export interface RankingResult {
   n: number;
   /** Random responses drawn per example (with draw `'paper'`, an example's own draws are dropped). */
@@ -123,7 +148,13 @@ export function readAlpacaData(path: string): AlpacaExample[] {
   });
 }
 
-/** The response score of the paper: exp(-mean token NLL) = exp(mean log-prob); NaN for no tokens. */
+/**
+ * The response score of the paper: exp(-mean token NLL) = exp(mean log-prob); NaN for no tokens.
+ *
+ * @example
+ * responseScore([Math.log(0.5), Math.log(0.5)]); // 0.5
+ * responseScore([]); // NaN
+ */
 export function responseScore(tokenLogprobs: readonly number[]): number {
   return tokenLogprobs.length === 0 ? Number.NaN : Math.exp(mean(tokenLogprobs));
 }
@@ -135,6 +166,10 @@ export function responseScore(tokenLogprobs: readonly number[]): number {
  *   itself is dropped, as `plot_ratios.py` cannot tell it from the real response, so such an example
  *   has fewer than `k` random responses. The very pairs of the paper, for an integer seed.
  * - `'distinct'`: `k` distinct other examples each, from this package's own seeded generator.
+ *
+ * @example
+ * const draw: NegativeDraw = 'distinct';
+ * await rankResponses({ scorer, data, n: 200, draw, seed: 'second-run' });
  */
 export type NegativeDraw = 'paper' | 'distinct';
 
@@ -389,7 +424,13 @@ function rankRecord(options: RankSettings, data: readonly AlpacaExample[]): Reco
   return { ...rankHeader(options, data), bootstrap, confidence };
 }
 
-/** Options of `finishedRanking`: `rankResponses`'s, without the scorer, with `out` required. */
+/**
+ * Options of `finishedRanking`: `rankResponses`'s, without the scorer, with `out` required.
+ *
+ * @example
+ * const settings: FinishedRankingOptions = { data, n: 1000, out: 'run/ranking/smol.json' };
+ * const result = finishedRanking(settings) ?? (await rankResponses({ ...settings, scorer }));
+ */
 export type FinishedRankingOptions = RankSettings & {
   data: readonly AlpacaExample[];
   out: string;

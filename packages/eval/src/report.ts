@@ -10,14 +10,26 @@ import { barChartSvg, histogramSvg, stackedBarsSvg } from './svg.js';
 import type { ShiftResult } from './token-shift.js';
 import { type WinRateStats, winRate } from './win-rate.js';
 
-/** A model's win-rate statistics and whom it was compared against. */
+/**
+ * A model's win-rate statistics and whom it was compared against.
+ *
+ * @example
+ * const rows: WinRateRow[] = winRatesOfRun('runs/llama2');
+ * for (const r of rows) console.log(`${r.name} vs ${r.baseline}: ${fmt(r.win_rate)}`);
+ */
 export interface WinRateRow extends WinRateStats {
   name: string;
   baseline: string;
   annotator: string;
 }
 
-/** What `writeReport` wrote and the numbers it used. */
+/**
+ * What `writeReport` wrote and the numbers it used.
+ *
+ * @example
+ * const { charts, winrates }: ReportResult = await writeReport('runs/llama2', { title: 'Llama-2 7B' });
+ * console.log(`${charts.length} charts, ${winrates.length} models`);
+ */
 export interface ReportResult {
   markdownPath: string;
   markdown: string;
@@ -27,7 +39,14 @@ export interface ReportResult {
   shifts: { name: string; result: ShiftResult }[];
 }
 
-/** Formats a number for the report: `digits` decimals, `n/a` for NaN. */
+/**
+ * Formats a number for the report: `digits` decimals, `n/a` for NaN.
+ *
+ * @example
+ * fmt(24.4567); // '24.46'
+ * fmt(512.4, 0); // '512'
+ * fmt(Number.NaN); // 'n/a'
+ */
 export function fmt(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
 }

@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 
-/** A seeded pseudo-random generator (xoshiro128**), reproducible across platforms. */
+/**
+ * A seeded pseudo-random generator (xoshiro128**), reproducible across platforms.
+ *
+ * @example
+ * const rng: Rng = createRng('bootstrap:0');
+ * const heads = rng.next() < 0.5;
+ */
 export interface Rng {
   /** Uniform in [0, 1). */
   next(): number;
@@ -35,7 +41,13 @@ export function createRng(seed: number | string): Rng {
   return { next, int: (n) => Math.floor(next() * n) };
 }
 
-/** Python's `random.Random`: the generator the paper's scripts seed with `random.seed(0)`. */
+/**
+ * Python's `random.Random`: the generator the paper's scripts seed with `random.seed(0)`.
+ *
+ * @example
+ * const py: PythonRandom = pythonRandom(0);
+ * py.getrandbits(8); // 216, as `random.seed(0); random.getrandbits(8)`
+ */
 export interface PythonRandom {
   /** `random.getrandbits(k)`, for k in [1, 32]. */
   getrandbits(k: number): number;

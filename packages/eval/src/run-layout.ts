@@ -9,7 +9,9 @@ import { join } from 'node:path';
  *
  * @example
  * const p = runPaths('runs/llama2');
- * await judgePairs({ ..., cacheDir: p.judgeCache, out: p.annotation('rules') });
+ * await judgePairs({
+ *   judge, baseline: baselineFile, model: p.output('rules'), cacheDir: p.judgeCache, out: p.annotation('rules'),
+ * });
  */
 export function runPaths(runDir: string) {
   return {

@@ -2,7 +2,13 @@ import type { RuleSetConfig } from '@implicit-it/rules';
 import { AdapterContractError, ContextLengthError, type ContextOverrun, EvalInputError } from './errors.js';
 import type { Generator, RankSource, ResponseItem, Scorer } from './model-interfaces.js';
 
-/** An instruction, or (format `raw`) the instruction as the whole prompt text. */
+/**
+ * An instruction, or (format `raw`) the instruction as the whole prompt text.
+ *
+ * @example
+ * const raw: PromptInput = { text: 'Q: Name a prime.\nA:' };
+ * model.prompt(raw, 'raw').ids.length;
+ */
 export type PromptInput = { instruction: string } | { text: string };
 
 /**
@@ -16,6 +22,10 @@ const promptInput = (instruction: string, format: RuntimeAdapterOptions['format'
  * The part of an `@implicit-it/runtime` `Model` the adapters use, written out structurally so that
  * this package does not pull onnxruntime-node into installs that only compute win rates. A loaded
  * runtime `Model` satisfies it (checked by this package's type tests).
+ *
+ * @example
+ * import { loadModel } from '@implicit-it/runtime';
+ * const model: RuntimeModel = await loadModel('models/SmolLM2-135M');
  */
 export interface RuntimeModel {
   generate(
@@ -63,7 +73,13 @@ export interface RuntimeModel {
   };
 }
 
-/** Options shared by the runtime adapters. */
+/**
+ * Options shared by the runtime adapters.
+ *
+ * @example
+ * const options: RuntimeAdapterOptions = { format: 'chat-template', rules: 'hewitt2024', batchSize: 8 };
+ * const generator = runtimeGenerator(model, options);
+ */
 export interface RuntimeAdapterOptions {
   /**
    * Prompt format (default `tulu`, the paper's); `chat-template` is the model's own template, `raw`
@@ -138,8 +154,11 @@ export function promptsOverContext(
  * A `Generator` on a runtime model: greedy decoding under the Tulu prompt, with or without the rules.
  *
  * @example
+ * import { loadModel } from '@implicit-it/runtime';
+ *
  * const model = await loadModel('models/llama-2-7b');
- * await generateRun({ generator: runtimeGenerator(model, { rules: 'hewitt2024' }), ... });
+ * const generator = runtimeGenerator(model, { rules: 'hewitt2024' });
+ * await generateRun({ generator, generatorName: 'llama2-7b-rules', out: 'run/outputs/rules.json', instructions });
  */
 export function runtimeGenerator(model: RuntimeModel, options: RuntimeAdapterOptions = {}): Generator {
   return {
@@ -246,7 +265,12 @@ async function scoreNonEmpty(
   return { scored: out, truncated };
 }
 
-/** Options of `runtimeScorer`. */
+/**
+ * Options of `runtimeScorer`.
+ *
+ * @example
+ * const scorer = runtimeScorer(model, { maxSeqLength: 2048, eos: false });
+ */
 export interface RuntimeScorerOptions extends RuntimeAdapterOptions {
   /**
    * Cut prompt + response at this many tokens, scoring the response's first tokens only, as the

@@ -1,4 +1,9 @@
-/** Escapes text for SVG/XML content and attribute values. */
+/**
+ * Escapes text for SVG/XML content and attribute values.
+ *
+ * @example
+ * escapeXml('a < b & "c"'); // 'a &lt; b &amp; &quot;c&quot;'
+ */
 export function escapeXml(text: string): string {
   return text
     .replace(/&/g, '&amp;')
@@ -9,7 +14,13 @@ export function escapeXml(text: string): string {
 }
 
 const FONT = 'font-family="-apple-system, \'Segoe UI\', Helvetica, Arial, sans-serif"';
-/** Colour-blind-safe colours (Okabe-Ito). */
+/**
+ * Colour-blind-safe colours (Okabe-Ito).
+ *
+ * @example
+ * const bars = [{ label: 'rules', values: [24, 76] }];
+ * stackedBarsSvg({ title: 'Judgements', series: ['wins', 'losses'], colors: [COLORS.green, COLORS.red], bars });
+ */
 export const COLORS = {
   blue: '#0072B2',
   green: '#009E73',

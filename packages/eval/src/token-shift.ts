@@ -7,7 +7,13 @@ import { writeJson } from './json-file.js';
 import type { ProgressCallbacks, RankSource, TokenRank } from './model-interfaces.js';
 import { type ModelOutput, readModelOutputs } from './model-outputs.js';
 
-/** Lin et al. (2023)'s categories of an aligned token by its rank under the base model. */
+/**
+ * Lin et al. (2023)'s categories of an aligned token by its rank under the base model.
+ *
+ * @example
+ * const tally: Record<ShiftCategory, number> = { unshifted: 0, marginal: 0, shifted: 0 };
+ * for (const rank of [1, 1, 2, 9]) tally[shiftCategory(rank)]++;
+ */
 export type ShiftCategory = 'unshifted' | 'marginal' | 'shifted';
 
 /**
@@ -22,7 +28,13 @@ export function shiftCategory(rank: number): ShiftCategory {
   return rank === 1 ? 'unshifted' : rank <= 3 ? 'marginal' : 'shifted';
 }
 
-/** Token counts and percentages of each category. */
+/**
+ * Token counts and percentages of each category.
+ *
+ * @example
+ * const c: ShiftCounts = (await tokenShift({ base: baseRanks, aligned })).overall;
+ * console.log(`${c.shifted} of ${c.tokens} tokens shifted (${fmt(c.percent.shifted)}%)`);
+ */
 export interface ShiftCounts {
   tokens: number;
   unshifted: number;
@@ -32,7 +44,13 @@ export interface ShiftCounts {
   percent: { unshifted: number; marginal: number; shifted: number };
 }
 
-/** The result of `tokenShift`. */
+/**
+ * The result of `tokenShift`.
+ *
+ * @example
+ * const r: ShiftResult = await tokenShift({ base: baseRanks, aligned, topK: 5 });
+ * r.topShifted.map((t) => t.text);
+ */
 export interface ShiftResult {
   /** What was compared, e.g. `llama2-chat vs llama2` or `llama2+rules vs llama2`. */
   label: string;
@@ -44,7 +62,15 @@ export interface ShiftResult {
   topShifted: { text: string; id: number; count: number; percentOfShifted: number }[];
 }
 
-/** Options of `tokenShift`. */
+/**
+ * Options of `tokenShift`.
+ *
+ * @example
+ * const options: TokenShiftOptions = {
+ *   base: runtimeRankSource(baseModel), aligned: 'run/outputs/chat.json', label: 'chat vs base',
+ *   positionBins: [0, 10, 100], out: 'run/shift/chat.json',
+ * };
+ */
 export interface TokenShiftOptions extends ProgressCallbacks {
   /** The base model, ranking each token of the aligned outputs. */
   base: RankSource;
@@ -222,7 +248,13 @@ function shiftRecord(options: ShiftSettings, aligned: AlignedRows): Record<strin
   };
 }
 
-/** Options of `finishedShift`: `tokenShift`'s, without the base model, with `out` required. */
+/**
+ * Options of `finishedShift`: `tokenShift`'s, without the base model, with `out` required.
+ *
+ * @example
+ * const settings: FinishedShiftOptions = { aligned, out: 'run/shift/rules.json', label: 'rules vs base' };
+ * const shift = finishedShift(settings) ?? (await tokenShift({ ...settings, base: baseRanks }));
+ */
 export type FinishedShiftOptions = ShiftSettings & {
   aligned: AlignedRows;
   out: string;

@@ -4,6 +4,11 @@ import { mean, roundHalfEven, standardError } from './stats.js';
  * The statistics alpaca_eval's leaderboard reports for one model against the baseline, with the same
  * keys. NaN (e.g. `standard_error` of a single judgement) is kept as NaN here and written as `null`
  * in JSON.
+ *
+ * @example
+ * const stats: WinRateStats = winRate([{ preference: 2, output_2: 'Yes.' }, { preference: 1, output_2: 'No.' }]);
+ * stats.win_rate; // 50
+ * stats.avg_length; // 3
  */
 export interface WinRateStats {
   /** Mean of (preference - 1), times 100; draws count as 1.5. */
@@ -24,7 +29,12 @@ export interface WinRateStats {
   avg_length: number;
 }
 
-/** The keys of `WinRateStats`, in the order alpaca_eval's leaderboard prints them. */
+/**
+ * The keys of `WinRateStats`, in the order alpaca_eval's leaderboard prints them.
+ *
+ * @example
+ * console.log(WIN_RATE_KEYS.map((key) => fmt(stats[key])).join('\t'));
+ */
 export const WIN_RATE_KEYS = [
   'win_rate',
   'standard_error',

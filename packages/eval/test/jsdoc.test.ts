@@ -1,0 +1,54 @@
+import { resolve } from 'node:path';
+import { exampleTypeErrors, missingJsdoc } from '@implicit-it/testkit/jsdoc';
+import { describe, expect, it } from 'vitest';
+
+// Every export of the package carries a description and an @example (style.md), and every @example
+// in src/ type-checks against the package's own API, as a consumer would write it.
+const pkgDir = resolve(import.meta.dirname, '..');
+
+const pkg = { pkgDir, name: '@implicit-it/eval' };
+// what the examples name without defining: a consumer's own models, adapters, files and rows; and
+// the internal helpers that the examples of internal functions call, typed as src/ declares them
+const prelude = `declare const model: RuntimeModel;
+declare const baseModel: RuntimeModel;
+declare const generator: Generator;
+declare const scorer: Scorer;
+declare const baseRanks: RankSource;
+declare const judge: JudgeClient;
+declare const options: RunAblationsOptions;
+declare const instructions: EvalInstruction[];
+declare const outputs: ModelOutput[];
+declare const aligned: ModelOutput[];
+declare const annotations: Annotation[];
+declare const data: AlpacaExample[];
+declare const stats: WinRateStats;
+declare const request: JudgeRequest;
+declare const response: ChatCompletionResponse;
+declare const generatorName: string;
+declare const fingerprint: Record<string, unknown>;
+declare const out: string;
+declare const file: string;
+declare const baselineFile: string;
+declare const dir: string;
+declare const label: string;
+declare const key: string;
+declare const url: string;
+declare const controller: AbortController;
+declare const e: unknown;
+declare const abortableDelay: typeof import('../src/rate-limiter.js').abortableDelay;
+declare const doneRecordPath: typeof import('../src/done-record.js').doneRecordPath;
+`;
+
+describe('JSDoc of the public API', () => {
+  it('every export has a description and an @example', () => {
+    const { exports, missing } = missingJsdoc(pkg);
+    expect(exports).toBe(119); // a new export gets a description and an @example too
+    expect(missing).toEqual([]);
+  });
+
+  it('every @example in src/ type-checks against the package', () => {
+    const { examples, errors } = exampleTypeErrors({ ...pkg, prelude });
+    expect(examples).toBeGreaterThanOrEqual(119);
+    expect(errors).toEqual([]);
+  }, 60_000);
+});
