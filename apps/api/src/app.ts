@@ -28,7 +28,13 @@ const ROUTES = new Set(['/', '/health', '/metrics', '/v1/models', '/v1/chat/comp
 const routeLabel = (path: string) =>
   ROUTES.has(path) ? path : path.startsWith('/v1/models/') ? '/v1/models/:id' : 'other';
 
-/** What a running app exposes besides its routes (for the CLI, tests and embedding). */
+/**
+ * What a running app exposes besides its routes (for the CLI, tests and embedding).
+ *
+ * @example
+ * const { active, queued, options }: AppState = app.state;
+ * console.log(`${active} running, ${queued} waiting (at most ${options.concurrency} at once)`);
+ */
 export interface AppState {
   readonly options: ResolvedApiOptions;
   readonly metrics: Metrics;
@@ -38,7 +44,14 @@ export interface AppState {
   readonly queued: number;
 }
 
-/** A Hono app with the server's state attached. */
+/**
+ * A Hono app with the server's state attached.
+ *
+ * @example
+ * const app: ApiApp = createApp({ models: model, playground: false });
+ * const health = await (await app.request('/health')).json();
+ * process.once('SIGTERM', () => app.shutdown());
+ */
 export type ApiApp = Hono<Env> & {
   readonly state: AppState;
   /**

@@ -1,7 +1,12 @@
 import { ImplicitItError, RuleConfigError } from '@implicit-it/rules';
 import { GenerationError } from '@implicit-it/runtime';
 
-/** OpenAI's error `type`s that this server uses. */
+/**
+ * OpenAI's error `type`s that this server uses.
+ *
+ * @example
+ * const type: ApiErrorType = new ApiError(503, 'down for maintenance').type; // 'server_error'
+ */
 export type ApiErrorType =
   | 'invalid_request_error'
   | 'authentication_error'
@@ -9,7 +14,14 @@ export type ApiErrorType =
   | 'rate_limit_error'
   | 'server_error';
 
-/** The OpenAI error body: `{"error":{"message","type","param","code"}}`. */
+/**
+ * The OpenAI error body: `{"error":{"message","type","param","code"}}`.
+ *
+ * @example
+ * const res = await app.request('/v1/models/gpt-5');
+ * const { error } = (await res.json()) as ApiErrorBody;
+ * error.code; // 'model_not_found'
+ */
 export interface ApiErrorBody {
   error: { message: string; type: ApiErrorType; param: string | null; code: string | null };
 }

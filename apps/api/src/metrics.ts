@@ -28,6 +28,11 @@ export interface Sample {
  * status, prompt and completion tokens, request latency and time to first token, queue depth,
  * running generations, client disconnects, process memory, event-loop delay, and what `samples`
  * reads at each scrape (each model's prefix cache). No dependency: a few maps.
+ *
+ * @example
+ * const metrics: Metrics = app.state.metrics;
+ * await app.request('/health');
+ * metrics.value('implicit_it_requests_total', { route: '/health', status: '200' }); // 1
  */
 export class Metrics {
   private readonly counters = new Map<string, Map<string, number>>();

@@ -2,7 +2,15 @@ import { basename } from 'node:path';
 import type { RuleSpec } from '@implicit-it/rules';
 import type { BaseModel } from '@implicit-it/runtime';
 
-/** A model the server serves, under the id that requests name it by. */
+/**
+ * A model the server serves, under the id that requests name it by.
+ *
+ * @example
+ * import { loadModelInWorker } from '@implicit-it/runtime';
+ *
+ * const served: ServedModel = { id: 'smollm2', model: await loadModelInWorker('models/SmolLM2-135M') };
+ * createApp({ models: [served] });
+ */
 export interface ServedModel {
   /** What `model` in a request must equal, e.g. `SmolLM2-135M`. */
   id: string;
@@ -10,7 +18,16 @@ export interface ServedModel {
   model: BaseModel;
 }
 
-/** Options of `createApp` (and `serve`). */
+/**
+ * Options of `createApp` (and `serve`).
+ *
+ * @example
+ * const options: ApiOptions = {
+ *   models: [{ id: 'smollm2', model }], rules: 'eos-uniform', format: 'chat-template',
+ *   apiKey: 'sk-local-123', concurrency: 8, maxTokens: 1024, cors: 'http://localhost:3000',
+ * };
+ * const app = createApp(options);
+ */
 export interface ApiOptions {
   /**
    * The models served. A request chooses among these ids only; it can never name a path. A bare
@@ -61,7 +78,12 @@ export interface ApiOptions {
   log?: (line: string) => void;
 }
 
-/** `ApiOptions` with every default filled in. */
+/**
+ * `ApiOptions` with every default filled in.
+ *
+ * @example
+ * const { rules, maxTokens, cors }: ResolvedApiOptions = app.state.options;
+ */
 export interface ResolvedApiOptions {
   models: ServedModel[];
   rules: RuleSpec;
@@ -116,7 +138,15 @@ export function resolveCors(cors: ApiOptions['cors']): '*' | string[] | undefine
   return origins;
 }
 
-/** A model's default id: the name of its directory. */
+/**
+ * A model's default id: the name of its directory.
+ *
+ * @example
+ * import { loadModel } from '@implicit-it/runtime';
+ *
+ * const model = await loadModel('models/SmolLM2-135M');
+ * defaultModelId(model); // 'SmolLM2-135M'
+ */
 export function defaultModelId(model: BaseModel): string {
   return basename(model.info.dir);
 }

@@ -206,7 +206,14 @@ const message = z
 
 const RESPONSE_FORMAT_ERROR = 'only {"type":"text"} is supported';
 
-/** `POST /v1/chat/completions`. */
+/**
+ * The zod schema of a `POST /v1/chat/completions` body. Strict: an unknown field is refused; an
+ * OpenAI field this server has no use for (`tools`, `audio`...) passes at its no-op values only
+ * (null, `modalities: ["text"]`) and is refused with the reason otherwise.
+ *
+ * @example
+ * chatRequestSchema.safeParse({ model: 'smollm2', messages: [] }).success; // false
+ */
 export const chatRequestSchema = z.strictObject({
   ...common,
   messages: z
@@ -257,7 +264,13 @@ const tokenIds = z
 /** Prompts in one completions request (past the server's concurrency, choices run in turn). */
 const MAX_PROMPTS = 128;
 
-/** `POST /v1/completions`. */
+/**
+ * The zod schema of a `POST /v1/completions` body. Strict: an unknown field is refused, and so are
+ * `suffix` and `add_bos` unless null.
+ *
+ * @example
+ * completionRequestSchema.safeParse({ model: 'smollm2', prompt: [1, 2, 3], echo: true, max_tokens: 0 }).success; // true
+ */
 export const completionRequestSchema = z.strictObject({
   ...common,
   prompt: z.union(
@@ -296,7 +309,23 @@ export const completionRequestSchema = z.strictObject({
     .optional(),
 });
 
+/**
+ * The body of `POST /v1/chat/completions` as `chatRequestSchema` parses it: OpenAI's fields and this
+ * server's extensions (`rules`, `trace`, `add_bos`).
+ *
+ * @example
+ * const body: ChatRequest = { model: 'smollm2', messages: [{ role: 'user', content: 'Name a prime.' }], trace: true };
+ * const headers = { 'Content-Type': 'application/json' };
+ * const res = await app.request('/v1/chat/completions', { method: 'POST', headers, body: JSON.stringify(body) });
+ */
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
+/**
+ * The body of `POST /v1/completions` as `completionRequestSchema` parses it: one prompt or a list of
+ * them (text or token ids), OpenAI's fields, and the `rules` and `trace` extensions.
+ *
+ * @example
+ * const body: CompletionRequest = { model: 'smollm2', prompt: 'The capital of France is', max_tokens: 8, rules: false };
+ */
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
 
 /** `a.b[0].c` from a zod issue path. */

@@ -4,7 +4,13 @@ import { type ApiApp, createApp } from './app.js';
 import { shuttingDown } from './errors.js';
 import type { ApiOptions } from './options.js';
 
-/** Options of `serve`: the app's options plus where to listen. */
+/**
+ * Options of `serve`: the app's options plus where to listen.
+ *
+ * @example
+ * const options: ServeOptions = { models: model, hostname: '0.0.0.0', port: 3000, apiKey: 'sk-local-123' };
+ * const server = await serve(options);
+ */
 export interface ServeOptions extends ApiOptions {
   /** Default 8080; 0 picks a free port. */
   port?: number;
@@ -12,7 +18,13 @@ export interface ServeOptions extends ApiOptions {
   hostname?: string;
 }
 
-/** A running server. */
+/**
+ * A running server.
+ *
+ * @example
+ * const server: RunningServer = await serve({ models: model, port: 0 });
+ * process.once('SIGTERM', () => void server.close({ grace: 10_000 }));
+ */
 export interface RunningServer {
   app: ApiApp;
   /** e.g. `http://127.0.0.1:8080` */

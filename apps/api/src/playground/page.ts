@@ -2,7 +2,17 @@ import type { RuleSetConfig } from '@implicit-it/rules';
 import { PLAYGROUND_SCRIPT } from './script.js';
 import { PLAYGROUND_STYLE } from './style.js';
 
-/** What the page needs to know about the server, embedded at start-up. */
+/**
+ * What the page needs to know about the server, embedded at start-up.
+ *
+ * @example
+ * import { resolveRuleSpec } from '@implicit-it/rules';
+ *
+ * const config: PlaygroundConfig = {
+ *   models: ['smollm2'], rules: resolveRuleSpec('hewitt2024'), rulesName: 'hewitt2024',
+ *   ruleDefaults: resolveRuleSpec('eos-uniform-diversity-start'), auth: false, maxTokens: 512,
+ * };
+ */
 export interface PlaygroundConfig {
   models: string[];
   /**
@@ -32,6 +42,12 @@ const escapeJson = (value: unknown) =>
  * The playground: one self-contained HTML page (inline CSS and JS, no external requests). It sends the
  * instruction twice to `/v1/chat/completions` (rules off, and the chosen rules) with `stream` and the
  * `trace` extension, and colours each token by its rank under the base model alone.
+ *
+ * @example
+ * import { Hono } from 'hono';
+ *
+ * const site = new Hono();
+ * site.get('/playground', (c) => c.html(playgroundPage(config)));
  */
 export function playgroundPage(config: PlaygroundConfig): string {
   return `<!doctype html>
