@@ -1,6 +1,5 @@
 import { resolve } from 'node:path';
-import { exampleTypeErrors, missingJsdoc } from '@implicit-it/testkit/jsdoc';
-import { describe, expect, it } from 'vitest';
+import { describeJsdoc } from '@implicit-it/testkit/jsdoc';
 
 // Every export of the package carries a description and an @example (style.md), and every @example
 // in src/ type-checks against the package's own API, as a consumer would write it.
@@ -17,16 +16,5 @@ const EXPORTS = 92;
 // pythonStrip and ImplicitItError are @implicit-it/rules' exports: their examples are in its src/
 const REEXPORTED = 2;
 
-describe('JSDoc of the public API', () => {
-  it('every export has a description and an @example', () => {
-    const { exports, missing } = missingJsdoc(pkg);
-    expect(exports).toBe(EXPORTS); // a new export gets a description and an @example too
-    expect(missing).toEqual([]);
-  });
-
-  it('every @example in src/ type-checks against the package', () => {
-    const { examples, errors } = exampleTypeErrors({ ...pkg, prelude });
-    expect(examples).toBeGreaterThanOrEqual(EXPORTS - REEXPORTED);
-    expect(errors).toEqual([]);
-  }, 60_000);
-});
+// a new export gets a description and an @example too
+describeJsdoc({ ...pkg, prelude, exports: EXPORTS, minExamples: EXPORTS - REEXPORTED });

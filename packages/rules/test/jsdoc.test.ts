@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
-import { examplesOf, exampleTypeErrors, missingJsdoc, sourceFiles } from '@implicit-it/testkit/jsdoc';
+import { describeJsdoc, examplesOf, sourceFiles } from '@implicit-it/testkit/jsdoc';
 import ts from 'typescript';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { compileRules, createVocabulary, HEWITT2024_UNIFORM } from '../src/index.js';
 import { S, TIRAMISU } from './fixtures.js';
 
@@ -23,19 +23,8 @@ declare const baseLogits: Float32Array;
 declare const digitIds: number[];
 `;
 
-describe('JSDoc of the public API', () => {
-  it('every export has a description and an @example', () => {
-    const { exports, missing } = missingJsdoc(pkg);
-    expect(exports).toBe(41); // a new export gets a description and an @example too
-    expect(missing).toEqual([]);
-  });
-
-  it('every @example in src/ type-checks against the package', () => {
-    const { examples, errors } = exampleTypeErrors({ ...pkg, prelude });
-    expect(examples).toBeGreaterThanOrEqual(41);
-    expect(errors).toEqual([]);
-  }, 60_000);
-
+// a new export gets a description and an @example too
+describeJsdoc({ ...pkg, prelude, exports: 41 }, () => {
   it('every value an @example states (`expr; // value`, `// throws Error`) is what it gives', async () => {
     const pkg: Record<string, unknown> = await import('../src/index.js');
     // the names the examples leave to the reader, as values: Llama-2 ids (rules-spec.md's prompt)

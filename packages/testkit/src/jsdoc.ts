@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
 
 /**
  * Checks of a package's JSDoc (style.md: every export has a description and an `@example`, and the
@@ -163,4 +164,38 @@ export function exampleTypeErrors(pkg: JsdocPackage): { examples: number; errors
     return `${where} (example line ${line}): ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
   });
   return { examples: examples.length, errors };
+}
+
+/**
+ * A package's JSDoc tests, in `describe('JSDoc of the public API')`: every export has a description
+ * and an `@example`, and there are exactly `exports` of them (a new export gets both too); every
+ * `@example` in src/ type-checks (at least `minExamples` of them, default `exports`). `more` adds a
+ * package's own tests to the block.
+ *
+ * @example
+ * describeJsdoc({ pkgDir: resolve(import.meta.dirname, '..'), name: '@implicit-it/eval', exports: 119, prelude });
+ */
+export function describeJsdoc(
+  pkg: JsdocPackage & { exports: number; minExamples?: number; timeout?: number },
+  more?: () => void,
+): void {
+  describe('JSDoc of the public API', () => {
+    it('every export has a description and an @example', () => {
+      const { exports, missing } = missingJsdoc(pkg);
+      expect(exports).toBe(pkg.exports);
+      expect(missing).toEqual([]);
+    });
+
+    it(
+      'every @example in src/ type-checks against the package',
+      () => {
+        const { examples, errors } = exampleTypeErrors(pkg);
+        expect(examples).toBeGreaterThanOrEqual(pkg.minExamples ?? pkg.exports);
+        expect(errors).toEqual([]);
+      },
+      pkg.timeout ?? 60_000,
+    );
+
+    more?.();
+  });
 }
