@@ -1,10 +1,7 @@
+import type { OpenAIJudgeOptions } from '@implicit-it/eval';
+
 /** What the judge client says before a retry (`openAIJudge`'s `onRetry`). */
-export interface RetryInfo {
-  attempt: number;
-  delayMs: number;
-  status?: number;
-  error: string;
-}
+type RetryInfo = Parameters<NonNullable<OpenAIJudgeOptions['onRetry']>>[0];
 
 /**
  * The judge's `onRetry` for a terminal: the retries that requests in flight make alike within
