@@ -18,6 +18,7 @@ import {
 } from './launch-configs.js';
 import { loadEncodingTokenizer } from './load-encoding-tokenizer.js';
 import { trainEntryPointPath } from './package-files.js';
+import { readJob } from './run-job.js';
 import type { SplitOptions } from './split.js';
 import {
   checkKeys,
@@ -440,17 +441,6 @@ export function checkTopology(
   return { gpus, nodes, processes, accumulation: gradientAccumulationSteps(recipe, processes) };
 }
 
-/** Whether `dir` holds a job this package planned (its job.json names {@link JOB_FORMAT}). */
-function isJobDir(dir: string): boolean {
-  try {
-    return (
-      (JSON.parse(readFileSync(join(dir, 'job.json'), 'utf8')) as { format?: unknown }).format === JOB_FORMAT
-    );
-  } catch {
-    return false;
-  }
-}
-
 /** Writes one job directory from prepared data. @internal */
 export async function writeJob(
   data: PreparedData,
@@ -480,7 +470,9 @@ export async function writeJob(
   // a job planned here before: what it wrote and this plan does not write goes, or it would mix with
   // this job (its tokenizer copy's chat_template.jinja beside another tokenizer's files), or look as
   // if this job used it (ds_zero3.json on a CPU job, data/validation without a split)
-  if (isJobDir(jobDir)) {
+  // (readJob refuses a directory without a job.json in this package's format: its files stay)
+  const earlier = await readJob(jobDir).catch(() => undefined);
+  if (earlier !== undefined) {
     await rm(join(jobDir, JOB_TOKENIZER_DIR), { recursive: true, force: true });
     await rm(join(jobDir, 'ds_zero3.json'), { force: true });
     await rm(join(jobDir, 'data/validation'), { recursive: true, force: true });
