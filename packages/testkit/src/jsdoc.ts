@@ -80,15 +80,25 @@ export function examplesOf(file: string, pkgDir: string): JsdocExample[] {
   return out;
 }
 
-/** The names src/index.ts exports, values and types, as a checker sees them. */
+const entries = new Map<string, { checker: ts.TypeChecker; exports: ts.Symbol[] }>();
+
+/**
+ * The names src/index.ts exports, values and types, as a checker sees them: one program per package
+ * (`missingJsdoc` and `exampleTypeErrors` both need them; building it is most of a check's time).
+ */
 function entryExports(pkg: JsdocPackage): { checker: ts.TypeChecker; exports: ts.Symbol[] } {
   const entry = join(pkg.pkgDir, 'src', 'index.ts');
+  const key = `${entry}\n${pkg.name}`;
+  const known = entries.get(key);
+  if (known) return known;
   if (!existsSync(entry)) throw new Error(`${entry} does not exist`);
   const program = ts.createProgram([entry], optionsFor(pkg));
   const checker = program.getTypeChecker();
   const module = checker.getSymbolAtLocation(program.getSourceFile(entry)!);
   if (!module) throw new Error(`${entry} is not a module`);
-  return { checker, exports: checker.getExportsOfModule(module) };
+  const found = { checker, exports: checker.getExportsOfModule(module) };
+  entries.set(key, found);
+  return found;
 }
 
 /**
