@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ImplicitItError } from '@implicit-it/rules';
 import * as ort from 'onnxruntime-node';
+import { missingLibraries } from './shared-library.js';
 
 /**
  * Execution providers the runtime knows, in priority order for `auto`.
@@ -74,65 +75,115 @@ const CUDA_LIBRARY =
  * providerStatus().filter((p) => p.available).map((p) => p.name); // ['cpu'] on a machine without CUDA
  */
 export function providerStatus(): ProviderStatus[] {
-  const backends = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
-  const bin = ortBinDir();
-  return PROVIDER_PRIORITY.map((name) => {
-    if (name === 'cpu') return { name, available: true, reason: 'bundled with onnxruntime-node' };
-    const listed = backends.some((b) => b.name === 'cuda');
-    if (!listed)
+  return assess().map((a) => a.status);
+}
+
+/** A provider's status, and whether to try it anyway when asked for by name: its reason may be wrong. */
+export interface Assessment {
+  status: ProviderStatus;
+  tryWhenNamed: boolean;
+}
+
+function assess(): Assessment[] {
+  return PROVIDER_PRIORITY.map((name): Assessment => {
+    if (name === 'cpu')
       return {
-        name,
-        available: false,
-        reason: `onnxruntime-node ${ort.env.versions.node} has no CUDA backend on ${process.platform}-${process.arch}`,
+        status: { name, available: true, reason: 'bundled with onnxruntime-node' },
+        tryWhenNamed: true,
       };
-    const lib = bin && join(bin, CUDA_LIBRARY);
-    if (!lib || !existsSync(lib)) {
+    const backends = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
+    if (!backends.some((b) => b.name === 'cuda'))
       return {
-        name,
-        available: false,
-        reason: CUDA_DOWNLOADABLE
-          ? 'CUDA binaries not installed: installCudaProvider() (or `implicit-it install-cuda`) fetches them'
-          : `CUDA binaries not installed (no ${lib ?? CUDA_LIBRARY})`,
+        status: {
+          name,
+          available: false,
+          reason: `onnxruntime-node ${ort.env.versions.node} has no CUDA backend on ${process.platform}-${process.arch}`,
+        },
+        tryWhenNamed: false,
       };
-    }
-    // a Linux driver shows /dev/nvidiactl and /proc/driver/nvidia; WSL 2 passes the GPU through /dev/dxg.
-    // Elsewhere there is no such file to look for: onnxruntime says whether it can run.
-    const visible =
-      process.platform !== 'linux' ||
-      existsSync('/dev/nvidiactl') ||
-      existsSync('/proc/driver/nvidia/version') ||
-      existsSync('/dev/dxg');
-    if (!visible) return { name, available: false, reason: NO_GPU_VISIBLE };
-    return { name, available: true, reason: `CUDA binaries at ${lib}` };
+    return assessCuda(ortBinDir(), gpuVisible());
   });
 }
 
-/** The one reason that may be wrong (a GPU a container exposes otherwise): a provider asked for by name is still tried. */
+/** Whether an NVIDIA GPU shows: elsewhere than Linux there is no file to look for, and onnxruntime says. */
+function gpuVisible(): boolean {
+  // a Linux driver shows /dev/nvidiactl and /proc/driver/nvidia; WSL 2 passes the GPU through /dev/dxg
+  return (
+    process.platform !== 'linux' ||
+    existsSync('/dev/nvidiactl') ||
+    existsSync('/proc/driver/nvidia/version') ||
+    existsSync('/dev/dxg')
+  );
+}
+
+/**
+ * The CUDA provider's status, from onnxruntime-node's binary directory `bin` (where its install
+ * script puts the provider) and whether a GPU shows. Exported for tests, not from the package.
+ */
+export function assessCuda(bin: string | undefined, visible: boolean): Assessment {
+  const no = (reason: string, tryWhenNamed = false): Assessment => ({
+    status: { name: 'cuda', available: false, reason },
+    tryWhenNamed,
+  });
+  const lib = bin && join(bin, CUDA_LIBRARY);
+  if (!lib || !existsSync(lib))
+    return no(
+      CUDA_DOWNLOADABLE
+        ? `CUDA binaries not installed: ${REINSTALL} fetches them`
+        : `CUDA binaries not installed (no ${lib ?? CUDA_LIBRARY})`,
+    );
+  // a container may expose a GPU otherwise: a provider asked for by name is still tried
+  if (!visible) return no(NO_GPU_VISIBLE, true);
+  if (process.platform === 'linux') {
+    const missing = missingLibraries(lib);
+    if (missing === null)
+      return no(
+        `${lib} is not a 64-bit shared library (an interrupted install?): ${REINSTALL} installs it again`,
+      );
+    // all that the loader would not find (dlopen names the first only): mostly CUDA 12 and cuDNN 9
+    // absent, or another CUDA major version in their place. Asked for by name, the provider is still
+    // tried: a library preloaded, or found some way not emulated here, is not seen.
+    if (missing.length > 0)
+      return no(
+        `CUDA binaries at ${lib}, but the libraries it loads are not found: ${missing
+          .map((m) => (m.others.length ? `${m.name} (only ${m.others.join(', ')} here)` : m.name))
+          .join(
+            ', ',
+          )}. onnxruntime-node ${ort.env.versions.node}'s CUDA provider needs CUDA 12 and cuDNN 9 for CUDA 12: install them, or put their directories on LD_LIBRARY_PATH`,
+        true,
+      );
+  }
+  return { status: { name: 'cuda', available: true, reason: `CUDA binaries at ${lib}` }, tryWhenNamed: true };
+}
+
+/** How the CUDA provider is (re)installed. */
+const REINSTALL = 'installCudaProvider() (or `implicit-it install-cuda`)';
+
 const NO_GPU_VISIBLE = 'CUDA binaries present but no NVIDIA GPU/driver visible';
 
 /**
  * The providers to try for a request: `auto` = every available one by priority. A provider asked for by
- * name is tried unless its binaries are missing: onnxruntime would only fail on them, loudly, with a
+ * name is tried unless its binaries are missing or broken: onnxruntime would only fail on them, loudly, with a
  * message that does not say what to do, where `skipped` carries the status that does.
  */
 export function chooseProviders(requested: ExecutionProvider | 'auto'): {
   order: ExecutionProvider[];
   skipped: ProviderStatus[];
 } {
-  const status = providerStatus();
+  const assessed = assess();
   if (requested !== 'auto') {
-    const wanted = status.find((s) => s.name === requested);
+    const wanted = assessed.find((a) => a.status.name === requested);
     if (!wanted)
       throw new RangeError(
-        `executionProvider: expected auto or one of ${status.map((s) => s.name).join(', ')}, got ${JSON.stringify(requested)}`,
+        `executionProvider: expected auto or one of ${assessed.map((a) => a.status.name).join(', ')}, got ${JSON.stringify(requested)}`,
       );
-    return wanted.available || wanted.reason === NO_GPU_VISIBLE
+    return wanted.status.available || wanted.tryWhenNamed
       ? { order: [requested], skipped: [] }
-      : { order: [], skipped: [wanted] };
+      : { order: [], skipped: [wanted.status] };
   }
   return {
-    order: status.filter((s) => s.available).map((s) => s.name),
-    skipped: status.filter((s) => !s.available),
+    order: assessed.filter((a) => a.status.available).map((a) => a.status.name),
+    skipped: assessed.filter((a) => !a.status.available).map((a) => a.status),
   };
 }
 

@@ -280,7 +280,9 @@ describe('model directory validation', () => {
     create.mockRestore();
     expect(err).toBeInstanceOf(ModelLoadError);
     expect(err.code).toBe('runtime.no_provider');
-    if (cuda.reason.startsWith('CUDA binaries present')) return; // tried: onnxruntime says why it failed
+    // tried (no GPU seen, or libraries not found, may be wrong): onnxruntime says why it failed
+    if (cuda.reason.startsWith('CUDA binaries present') || cuda.reason.includes('loads are not found'))
+      return;
     expect(tried).toBe(0);
     expect(lines.filter((l) => l.startsWith('graph as exported'))).toEqual([]); // no second attempt
     expect(err.message).toBe(
