@@ -298,13 +298,20 @@ export class DecoderSession {
    */
   static async create(files: ModelFiles, options: SessionOptions = {}): Promise<DecoderSession> {
     const log = options.log ?? (() => {});
-    const { order, skipped } = chooseProviders(options.executionProvider ?? 'auto');
+    const { order, skipped, doubts } = chooseProviders(options.executionProvider ?? 'auto');
     // a provider named without its binaries: no graph would load, so none is read or patched
     if (order.length === 0) throw noProviderError(files, [], skipped);
     let current = options;
     let quiet = false; // what the patch could not do is logged once, by the first attempt
     for (;;) {
-      const opened = await DecoderSession.open(files, current, order, skipped, quiet ? () => {} : log);
+      const opened = await DecoderSession.open(
+        files,
+        current,
+        order,
+        skipped,
+        quiet ? () => {} : log,
+        doubts,
+      );
       quiet = true;
       if ('error' in opened) {
         if (!opened.patched) throw opened.error;
@@ -371,6 +378,7 @@ export class DecoderSession {
     order: ExecutionProvider[],
     skipped: ProviderStatus[],
     log: (line: string) => void,
+    doubts: readonly ProviderStatus[] = [],
   ): Promise<
     | { session: DecoderSession; failures: ProviderStatus[] }
     | { error: ModelLoadError; patched: boolean; reason: string }
@@ -459,7 +467,15 @@ export class DecoderSession {
             : {}),
         });
       } catch (cause) {
-        tried.push({ name: provider, available: false, reason: (cause as Error).message.split('\n')[0]! });
+        // onnxruntime says "Failed to load shared library" and logs the why on stderr: a doubt the
+        // status had beforehand (the libraries the CUDA provider loads not found) says it in the error
+        const doubt = doubts.find((d) => d.name === provider);
+        const reason = (cause as Error).message.split('\n')[0]!;
+        tried.push({
+          name: provider,
+          available: false,
+          reason: doubt ? `${reason} (${doubt.reason})` : reason,
+        });
         continue;
       }
       try {

@@ -169,6 +169,8 @@ const NO_GPU_VISIBLE = 'CUDA binaries present but no NVIDIA GPU/driver visible';
 export function chooseProviders(requested: ExecutionProvider | 'auto'): {
   order: ExecutionProvider[];
   skipped: ProviderStatus[];
+  /** the status of a provider tried though it looked unusable: context for onnxruntime's error */
+  doubts: ProviderStatus[];
 } {
   const assessed = assess();
   if (requested !== 'auto') {
@@ -177,13 +179,15 @@ export function chooseProviders(requested: ExecutionProvider | 'auto'): {
       throw new RangeError(
         `executionProvider: expected auto or one of ${assessed.map((a) => a.status.name).join(', ')}, got ${JSON.stringify(requested)}`,
       );
-    return wanted.status.available || wanted.tryWhenNamed
-      ? { order: [requested], skipped: [] }
-      : { order: [], skipped: [wanted.status] };
+    if (wanted.status.available) return { order: [requested], skipped: [], doubts: [] };
+    return wanted.tryWhenNamed
+      ? { order: [requested], skipped: [], doubts: [wanted.status] }
+      : { order: [], skipped: [wanted.status], doubts: [] };
   }
   return {
     order: assessed.filter((a) => a.status.available).map((a) => a.status.name),
     skipped: assessed.filter((a) => !a.status.available).map((a) => a.status),
+    doubts: [],
   };
 }
 
