@@ -22,6 +22,7 @@ import { cudaPackageUrl } from '@implicit-it/runtime';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { CONVENTIONAL_EOS_TOKENS as TOKENIZERS_EOS } from '@implicit-it/tokenizers';
 import { afterAll, describe, expect, it } from 'vitest';
+import { providerFix } from '../src/commands/doctor.js';
 import { run } from './helpers.js';
 
 const out = mkdtempSync(join(tmpdir(), 'implicit-it-cli-model-'));
@@ -434,6 +435,21 @@ describe('doctor', () => {
     const text = await run(['doctor']);
     expect(text.stdout).toMatch(/^ok\s+Node\.js\s+v\d+/m);
   });
+});
+
+it('doctor: a CUDA provider whose libraries are missing is told where CUDA 12 can come from', () => {
+  const reason =
+    "CUDA binaries at /x/libonnxruntime_providers_cuda.so, but the libraries it loads are not found: libcudart.so.12 (only libcudart.so.13 here). onnxruntime-node 1.30.0's CUDA provider needs CUDA 12 and cuDNN 9 for CUDA 12: install them, or put their directories on LD_LIBRARY_PATH";
+  expect(providerFix({ name: 'cuda', available: false, reason })).toBe(
+    "optional (CPU works): pip install nvidia-cuda-runtime-cu12 nvidia-cublas-cu12 nvidia-cufft-cu12 nvidia-curand-cu12 nvidia-cudnn-cu12 holds them; put each one's lib directory (site-packages/nvidia/*/lib) on LD_LIBRARY_PATH",
+  );
+  expect(
+    providerFix({
+      name: 'cuda',
+      available: false,
+      reason: 'CUDA binaries present but no NVIDIA GPU/driver visible',
+    }),
+  ).toBe('optional (CPU works)');
 });
 
 describe('install-cuda', () => {

@@ -28,13 +28,25 @@ function nodeCheck(): Check {
 }
 
 /** What to do about a provider that cannot run. */
-function providerFix(p: ProviderStatus): string {
+export function providerFix(p: ProviderStatus): string {
   if (p.name === 'cpu') return 'reinstall onnxruntime-node (pnpm install --force)';
+  // CUDA 12 beside another CUDA (13 on current images), without touching the system's
+  if (p.reason.includes('libraries it loads are not found'))
+    return `optional (CPU works): pip install ${CUDA12_WHEELS.join(' ')} holds them; put each one's lib directory (site-packages/nvidia/*/lib) on LD_LIBRARY_PATH`;
   // the runtime names the installer where it can download one (Linux x64)
   if (p.reason.includes('implicit-it install-cuda'))
     return 'optional (CPU works): with an NVIDIA GPU and CUDA 12, run `implicit-it install-cuda`';
   return 'optional (CPU works)';
 }
+
+/** PyPI wheels of NVIDIA's CUDA 12 libraries that onnxruntime's CUDA provider loads. */
+const CUDA12_WHEELS = [
+  'nvidia-cuda-runtime-cu12',
+  'nvidia-cublas-cu12',
+  'nvidia-cufft-cu12',
+  'nvidia-curand-cu12',
+  'nvidia-cudnn-cu12',
+];
 
 function ortCheck(): Check[] {
   const version =
