@@ -296,7 +296,8 @@ job = json.load(open(args[args.index("--job") + 1]))
 steps = int(args[args.index("--max-steps") + 1]) if "--max-steps" in args else 4
 def emit(event, **f): print("IMPLICIT_IT_EVENT " + json.dumps({"event": event, **f}), flush=True)
 print("fake accelerate launch, epochs", job["training"]["epochs"], "rank", os.environ.get("MACHINE_RANK"), flush=True)
-emit("start", total_steps=steps, steps_per_epoch=steps, examples=job["counts"]["train"], epochs=1)
+where = {"device": os.environ["FAKE_DEVICE"], "mixed_precision": "bf16"} if "FAKE_DEVICE" in os.environ else {}
+emit("start", total_steps=steps, steps_per_epoch=steps, examples=job["counts"]["train"], epochs=1, **where)
 for s in range(1, steps + 1):
     time.sleep(float(os.environ.get("FAKE_STEP_SECONDS", "0")))
     emit("step", step=s, total_steps=steps, epoch=1, loss=2.0 / s, lr=1e-5)
@@ -734,6 +735,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       outputDir: join(job, 'output'),
       logFile: join(job, 'train.log'),
     });
+    expect(result.device).toBeUndefined(); // a log whose start names no device
     const log = readFileSync(join(job, 'train.log'), 'utf8');
     expect(log).toContain('fake accelerate launch, epochs 5 rank 0');
     expect(log.match(/"event": "step"/g)).toHaveLength(3);
@@ -756,12 +758,16 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       '--python',
       python,
       '--verbose',
+      '--env',
+      'FAKE_DEVICE=cuda:0',
       '--',
       '--max-steps',
       '2',
     ]);
     expect(text.code, text.stderr).toBe(0);
-    expect(text.stdout).toMatch(/^trained .*poetry-ep5-seed1: 2\/2 steps in [\d.]+ s, final loss 1\.0000\n/);
+    expect(text.stdout).toMatch(
+      /^trained .*poetry-ep5-seed1: 2\/2 steps in [\d.]+ s on cuda:0 \(bf16\), final loss 1\.0000\n/,
+    );
     expect(text.stdout).toContain('validation loss by epoch  0.7500');
     expect(text.stdout).toContain(
       `onnx      ${join(job, 'output', 'onnx')} (modelkit; optimum is not installed)`,

@@ -98,6 +98,8 @@ export interface RunJobResult {
   };
   /** The checkpoint this run resumed from. */
   resumedFrom?: { step: number; path: string };
+  /** Where it trained (`cuda:0`, `cpu`) and in what precision (`bf16`, `no`), as train.py reported. */
+  device?: { name: string; mixedPrecision: string };
   outputDir: string;
   logFile: string;
   durationSeconds: number;
@@ -241,6 +243,7 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
     if (event.type === 'start') {
       result.totalSteps = event.totalSteps;
       result.steps = stepsBefore = event.step;
+      if (event.device) result.device = { name: event.device, mixedPrecision: event.mixedPrecision ?? 'no' };
       firstStepAt = Date.now();
     } else if (event.type === 'resume') {
       result.resumedFrom = { step: event.step, path: event.path };

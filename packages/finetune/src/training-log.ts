@@ -16,6 +16,10 @@ export type TrainingEvent =
       epochs: number;
       /** Steps already taken: those of the checkpoint a resumed run starts from, else 0. */
       step: number;
+      /** Where the first process trains, as torch names it: `cuda:0`, `cpu` (absent from open-instruct's logs). */
+      device?: string;
+      /** accelerate's mixed precision: `bf16`, `fp16` or `no`. */
+      mixedPrecision?: string;
     }
   | {
       type: 'step';
@@ -64,6 +68,8 @@ export function parseTrainingLogLine(line: string): TrainingEvent | undefined {
           examples: n('examples') ?? 0,
           epochs: n('epochs') ?? 0,
           step: n('step') ?? 0,
+          ...(typeof e.device === 'string' ? { device: e.device } : {}),
+          ...(typeof e.mixed_precision === 'string' ? { mixedPrecision: e.mixed_precision } : {}),
         };
       case 'step':
         return {

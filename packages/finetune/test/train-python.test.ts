@@ -438,6 +438,7 @@ LlamaForCausalLM(cfg).save_pretrained(sys.argv[1])`,
           onProgress: (p) => progress.push(p.step),
         });
         expect(progress).toEqual([1, 2, 3]);
+        expect(r.device).toEqual({ name: 'cpu', mixedPrecision: 'no' }); // gpus 0: accelerate's use_cpu
         expect(r.steps).toBe(3);
         expect(Number.isFinite(r.finalLoss)).toBe(true);
         expect(r.valLosses).toHaveLength(1);

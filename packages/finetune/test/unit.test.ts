@@ -238,6 +238,20 @@ describe('training log', () => {
     expect(
       parseTrainingLogLine('IMPLICIT_IT_EVENT {"event":"onnx","exported":false,"reason":"no optimum"}'),
     ).toMatchObject({ type: 'onnx', exported: false });
+    expect(
+      parseTrainingLogLine(
+        'IMPLICIT_IT_EVENT {"event": "start", "total_steps": 20, "steps_per_epoch": 20, "examples": 160, "epochs": 1, "step": 0, "device": "cuda:0", "mixed_precision": "bf16"}',
+      ),
+    ).toEqual({
+      type: 'start',
+      totalSteps: 20,
+      stepsPerEpoch: 20,
+      examples: 160,
+      epochs: 1,
+      step: 0,
+      device: 'cuda:0',
+      mixedPrecision: 'bf16',
+    });
     expect(parseTrainingLogLine('Loading weights')).toBeUndefined();
     expect(parseTrainingLogLine('IMPLICIT_IT_EVENT {broken')).toBeUndefined();
   });

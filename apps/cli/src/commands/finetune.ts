@@ -715,7 +715,10 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
   const p = painter();
   const loss =
     result.finalLoss === undefined ? 'no loss reported' : `final loss ${result.finalLoss.toFixed(4)}`;
-  let out = `${p('green', 'trained')} ${result.jobDir}: ${result.steps}/${result.totalSteps} steps in ${result.durationSeconds.toFixed(1)} s, ${loss}\n`;
+  const device = result.device
+    ? ` on ${result.device.name}${result.device.mixedPrecision !== 'no' ? ` (${result.device.mixedPrecision})` : ''}`
+    : '';
+  let out = `${p('green', 'trained')} ${result.jobDir}: ${result.steps}/${result.totalSteps} steps in ${result.durationSeconds.toFixed(1)} s${device}, ${loss}\n`;
   if (result.valLosses.length)
     out += `  validation loss by epoch  ${result.valLosses.map((v) => v.toFixed(4)).join(', ')}\n`;
   if (result.resumedFrom) out += `  resumed   from step ${result.resumedFrom.step}\n`;
