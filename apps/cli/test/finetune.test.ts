@@ -759,14 +759,14 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       python,
       '--verbose',
       '--env',
-      'FAKE_DEVICE=cuda:0',
+      'FAKE_DEVICE=cuda',
       '--',
       '--max-steps',
       '2',
     ]);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(
-      /^trained .*poetry-ep5-seed1: 2\/2 steps in [\d.]+ s on cuda:0 \(bf16\), final loss 1\.0000\n/,
+      /^trained .*poetry-ep5-seed1: 2\/2 steps in [\d.]+ s on cuda \(bf16\), final loss 1\.0000\n/,
     );
     expect(text.stdout).toContain('validation loss by epoch  0.7500');
     expect(text.stdout).toContain(

@@ -327,7 +327,7 @@ def train_loop(model, examples, *, epochs, learning_rate, warmup_ratio, weight_d
         step, first_epoch, skip = meta["step"], meta["epoch"], meta["batches_done"]
         elapsed, val_losses = meta["elapsed_s"], list(meta["val_losses"])
         emit("resume", step=step, epoch=first_epoch + 1, path=checkpoint["resume"])
-    # where the steps run, and in what precision: "cuda:0" / "bf16", or "cpu" / "no"
+    # where the steps run, and in what precision: "cuda" (one GPU; "cuda:N" with several) / "bf16", or "cpu" / "no"
     precision = str(getattr(accelerator, "mixed_precision", "no")) if accelerator else "no"
     emit("start", total_steps=total_steps, steps_per_epoch=steps_per_epoch, examples=len(examples),
          epochs=epochs, warmup_steps=plan["warmup_steps"], processes=processes, step=step,

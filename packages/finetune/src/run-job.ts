@@ -98,7 +98,7 @@ export interface RunJobResult {
   };
   /** The checkpoint this run resumed from. */
   resumedFrom?: { step: number; path: string };
-  /** Where it trained (`cuda:0`, `cpu`) and in what precision (`bf16`, `no`), as train.py reported. */
+  /** Where it trained (`cuda` on one GPU, `cuda:N` with several, `cpu`) and in what precision (`bf16`, `no`), as train.py reported. */
   device?: { name: string; mixedPrecision: string };
   outputDir: string;
   logFile: string;

@@ -16,7 +16,7 @@ export type TrainingEvent =
       epochs: number;
       /** Steps already taken: those of the checkpoint a resumed run starts from, else 0. */
       step: number;
-      /** Where the first process trains, as torch names it: `cuda:0`, `cpu` (absent from open-instruct's logs). */
+      /** Where the first process trains, as torch names it: `cuda` (one GPU), `cuda:N`, `cpu` (absent from open-instruct's logs). */
       device?: string;
       /** accelerate's mixed precision: `bf16`, `fp16` or `no`. */
       mixedPrecision?: string;
