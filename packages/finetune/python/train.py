@@ -226,16 +226,21 @@ def save_checkpoint(directory, meta, model, optimizer, scheduler, accelerator, k
     emit("checkpoint", step=meta["step"], path=final)
 
 
+# identity keys that checkpoints written before them lack: compared only where the checkpoint has them
+BASE_KEYS = ("base_model", "base_config", "lora")
+
+
 def load_checkpoint(path, expected, model, optimizer, scheduler, accelerator):
     """Restores a checkpoint written by save_checkpoint; returns its meta. Refuses one written by a
-    run that differs in what decides the steps (batch, accumulation, processes, seed, total steps) or
+    run that differs in what decides the steps (batch, accumulation, processes, seed, total steps),
     what is trained with them (epochs, learning rate, warmup, the schedule's sizing, weight decay, the
-    data's digest)."""
+    data's digest) or what is trained (the base model, its config.json's digest, the LoRA settings)."""
     with open(os.path.join(path, "meta.json")) as f:
         meta = json.load(f)
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise SystemExit(f"train.py: {path}/meta.json: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT}")
-    differs = [f"{k} {meta.get(k)!r} (now {v!r})" for k, v in expected.items() if meta.get(k) != v]
+    differs = [f"{k} {meta.get(k)!r} (now {v!r})" for k, v in expected.items()
+               if meta.get(k) != v and (k in meta or k not in BASE_KEYS)]
     if differs:
         raise SystemExit(f"train.py: cannot resume from {path}: it was written by a run with " + ", ".join(differs)
                          + "; resume with the same settings, or start over without --resume")
@@ -249,6 +254,18 @@ def load_checkpoint(path, expected, model, optimizer, scheduler, accelerator):
         torch.set_rng_state(state["torch_rng"])
         random.setstate(state["python_rng"])
     return meta
+
+
+def base_identity(model, lora):
+    """What a run's weights start from: the model as job.json names it (a local directory or a hub id),
+    the first 16 hex digits of a SHA-256 of its config.json where it is a directory (a model replaced in
+    place), and the LoRA settings (None without LoRA)."""
+    config = os.path.join(model, "config.json")
+    digest = None
+    if os.path.isfile(config):
+        with open(config, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    return {"base_model": model, "base_config": digest, "lora": lora}
 
 
 def data_digest(examples):
@@ -277,12 +294,14 @@ def evaluate(model, examples, batch_size, pad_id, device, forward):
 
 def train_loop(model, examples, *, epochs, learning_rate, warmup_ratio, weight_decay, batch_size,
                grad_accum, seed, pad_id, forward=None, accelerator=None, max_steps=None,
-               validation=None, logging_steps=1, checkpoint=None, schedule_steps="reference"):
+               validation=None, logging_steps=1, checkpoint=None, schedule_steps="reference", base=None):
     """Trains `model` in place; returns a summary dict. `forward(model, batch)` returns logits
     (default: model(input_ids=..., attention_mask=...).logits). With an accelerate `accelerator`
     (created with gradient_accumulation_steps=grad_accum), the dataloader is sharded across
     processes and accumulation/synchronization are accelerate's, as in open-instruct.
     `schedule_steps` ("reference" or "run") sizes the linear schedule: see schedule_plan.
+    `base` ({"base_model", "base_config", "lora"}, see base_identity) names what the model was built from:
+    a checkpoint of another base model, or other LoRA settings, is refused.
 
     `checkpoint`: {"dir": ..., "every": "epoch" | N optimizer steps | None, "keep": K, "resume": path
     or None}. A checkpoint is taken at an optimizer-step boundary; a run resumed from it takes the
@@ -320,7 +339,8 @@ def train_loop(model, examples, *, epochs, learning_rate, warmup_ratio, weight_d
     identity = {"total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "examples": len(examples),
                 "batch_size": batch_size, "grad_accum": grad_accum, "processes": processes, "seed": seed,
                 "epochs": epochs, "learning_rate": learning_rate, "warmup_ratio": warmup_ratio,
-                "weight_decay": weight_decay, "data": data_digest(examples), "schedule_steps": schedule_steps}
+                "weight_decay": weight_decay, "data": data_digest(examples), "schedule_steps": schedule_steps,
+                **(base or {})}
     step, first_epoch, skip, elapsed, val_losses = 0, 0, 0, 0.0, []
     if checkpoint.get("resume"):
         meta = load_checkpoint(checkpoint["resume"], identity, model, optimizer, scheduler, accelerator)
@@ -508,6 +528,7 @@ def main(argv=None):
         seed=t["seed"], pad_id=pad_id, accelerator=accelerator, max_steps=args.max_steps, validation=validation,
         checkpoint=checkpoint,
         schedule_steps=schedule_steps,
+        base=base_identity(job["model"], t.get("lora")),
     )
     model = summary.pop("model")
     out = os.path.join(job_dir, job["outputDir"])

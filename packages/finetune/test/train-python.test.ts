@@ -285,6 +285,14 @@ describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch'
       refused_data: string | null;
       refused_schedule: string | null;
       digests: [string, string];
+      bases: {
+        base: { base_model: string; base_config: string; lora: null };
+        meta: Record<string, unknown>;
+        refused_model: string | null;
+        refused_lora: string | null;
+        same: string | null;
+        legacy: string | null;
+      };
     };
     expect(out.ref_losses).toHaveLength(18); // 3 epochs x 6 optimizer steps
     // interrupted at an epoch's end, in a later epoch, mid-epoch, after the first step
@@ -315,6 +323,19 @@ describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch'
     expect(out.refused_data).toContain(
       `it was written by a run with data '${digest}' (now '${otherDigest}'); resume with the same settings`,
     );
+    // another base model (a job re-planned with another --model of the same shape), or other LoRA
+    // settings: refused, where the checkpoint records its base; one written before that resumes
+    const { bases } = out;
+    expect(bases.base.base_config).toMatch(/^[0-9a-f]{16}$/);
+    expect(bases.meta).toEqual(bases.base);
+    expect(bases.refused_model).toMatch(
+      new RegExp(
+        `^train\\.py: cannot resume from .*step-\\d{8}: it was written by a run with base_model '${bases.base.base_model}' \\(now '[^']+'\\), base_config '${bases.base.base_config}' \\(now None\\); resume with the same settings, or start over without --resume$`,
+      ),
+    );
+    expect(bases.refused_lora).toMatch(/with lora None \(now \{'rank': 8\}\); resume with the same settings/);
+    expect(bases.same).toBeNull();
+    expect(bases.legacy).toBeNull();
     // the schedule sized another way (the same with one process, but not with several)
     expect(out.refused_schedule).toMatch(
       /cannot resume from .*step-\d{8}: it was written by a run with schedule_steps 'reference' \(now 'run'\); resume with the same settings, or start over without --resume$/,
