@@ -17,11 +17,13 @@ import {
   fromHfConfig,
   ModelConfigError,
   ModelWeightsError,
+  randomWeightSource,
   randomWeights,
   readModel,
   referenceForward,
   resolveConfig,
   toHfConfig,
+  writeOnnxModel,
 } from '../src/index.js';
 import { emptyPast, maxAbsDiff, step } from './ort-helpers.js';
 
@@ -505,4 +507,14 @@ describe("special ids are the written tokenizer's", () => {
       createModel({ preset: 'tiny', vocabSize: 1024, eosTokenId: 700, out: join(tmp(), 'never') }),
     ).rejects.toThrow(/eosTokenId: 700 is not a token of the tokenizer \(512 ids\)/);
   });
+});
+
+it('writeOnnxModel creates the directory of the file it writes (onnx/ of a new model directory)', async () => {
+  const file = join(tmp(), 'new-model', 'onnx', 'model.onnx');
+  const config = resolveConfig({ preset: 'tiny' });
+  const written = writeOnnxModel(file, config, randomWeightSource(1));
+  expect(written.files).toEqual([file]);
+  const session = await ort.InferenceSession.create(file);
+  expect(session.inputNames).toContain('input_ids');
+  await session.release();
 });

@@ -1,5 +1,5 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { basename } from 'node:path';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import type { DecoderConfig } from '../config.js';
 import { ModelWeightsError } from '../errors.js';
 import { type Q4Matrix, type Q8Tensor, quantizeQ4, quantizeQ8, transposeInt8 } from '../quantize.js';
@@ -135,7 +135,8 @@ function varint(n: number): Uint8Array {
 /**
  * Writes the decoder's `model.onnx` for `config`, pulling each weight from `source` once and streaming
  * it to disk (one tensor in memory at a time). Above `externalDataThreshold` total bytes, weights go to
- * `<file>_data` (4 KiB-aligned offsets) as real large exports do.
+ * `<file>_data` (4 KiB-aligned offsets) as real large exports do. The file's directory is created if
+ * missing.
  *
  * @example
  * writeOnnxModel('out/onnx/model.onnx', config, randomWeightSource(1));
@@ -218,6 +219,8 @@ export function writeOnnxModel(
   ).finish();
 
   const files = [file];
+  // `onnx/` of a new model directory, as its example writes: created, not a bare ENOENT
+  mkdirSync(dirname(file), { recursive: true });
   const fd = openSync(file, 'w');
   const dataFd = external ? openSync(dataFile, 'w') : undefined;
   if (external) files.push(dataFile);
