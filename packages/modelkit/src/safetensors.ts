@@ -29,7 +29,11 @@ const MAX_HEADER_BYTES = 100_000_000;
  */
 export interface SafetensorsEntry {
   name: string;
-  dtype: string;
+  /**
+   * The dtype the file names: one `read` widens (a {@link SafetensorsDtype}), or another (`I8`, `U8`,
+   * ...) that `read` refuses. Listed either way, so a checkpoint can be inspected before it is read.
+   */
+  dtype: SafetensorsDtype | (string & {});
   shape: number[];
   /** The `.safetensors` file holding it. */
   file: string;
