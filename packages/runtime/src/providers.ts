@@ -135,7 +135,13 @@ export function assessCuda(bin: string | undefined, visible: boolean): Assessmen
   // a container may expose a GPU otherwise: a provider asked for by name is still tried
   if (!visible) return no(NO_GPU_VISIBLE, true);
   if (process.platform === 'linux') {
-    const missing = missingLibraries(lib);
+    let missing: ReturnType<typeof missingLibraries>;
+    try {
+      missing = missingLibraries(lib);
+    } catch (error) {
+      // unreadable (permissions): onnxruntime, asked by name, says whether it loads
+      return no(`${lib} cannot be read (${(error as Error).message})`, true);
+    }
     if (missing === null)
       return no(
         `${lib} is not a 64-bit shared library (an interrupted install?): ${REINSTALL} installs it again`,

@@ -223,5 +223,16 @@ describe.runIf(linux)('the CUDA provider status', () => {
       tryWhenNamed: false,
     });
     expect(assessCuda(join(work, 'no-bin'), true).status.reason).toMatch(/^CUDA binaries not installed/);
+    // a directory in the library's place: not read, said so, and onnxruntime has the last word
+    const odd = join(work, 'odd-bin');
+    mkdirSync(join(odd, 'libonnxruntime_providers_cuda.so'), { recursive: true });
+    expect(assessCuda(odd, true)).toEqual({
+      status: {
+        name: 'cuda',
+        available: false,
+        reason: `${join(odd, 'libonnxruntime_providers_cuda.so')} cannot be read (EISDIR: illegal operation on a directory, read)`,
+      },
+      tryWhenNamed: true,
+    });
   });
 });
