@@ -177,25 +177,24 @@ export function missingLibraries(file: string, options: ResolveOptions = {}): Mi
       : dirs.some((d) => existsSync(join(d, name))) ||
         cache.has(name) ||
         DEFAULT_DIRS.some((d) => existsSync(join(d, name)));
-  return section.needed
-    .filter((name) => !found(name))
-    .map((name) => ({ name, others: otherVersions(name, [...dirs, ...DEFAULT_DIRS], cache) }));
+  const missing = section.needed.filter((name) => !found(name));
+  if (missing.length === 0) return [];
+  // every file name on the search path, listed once for all the missing libraries
+  const present = new Set(cache.keys());
+  for (const d of new Set([...dirs, ...DEFAULT_DIRS])) {
+    try {
+      for (const n of readdirSync(d)) present.add(n);
+    } catch {}
+  }
+  return missing.map((name) => ({ name, others: otherVersions(name, present) }));
 }
 
-/** `libfoo.so.N` for other N, in `dirs` or the cache: what is there instead of the version needed. */
-function otherVersions(name: string, dirs: string[], cache: ReadonlyMap<string, string>): string[] {
+/** `libfoo.so.N` for other N among `present`: what is there instead of the version needed. */
+function otherVersions(name: string, present: ReadonlySet<string>): string[] {
   const at = name.indexOf('.so.');
   if (at === -1) return [];
   const prefix = name.slice(0, at + 4);
-  const names = new Set<string>();
-  const take = (n: string) => {
-    if (n !== name && n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length))) names.add(n);
-  };
-  for (const n of cache.keys()) take(n);
-  for (const d of dirs) {
-    try {
-      for (const n of readdirSync(d)) take(n);
-    } catch {}
-  }
-  return [...names].sort();
+  return [...present]
+    .filter((n) => n !== name && n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)))
+    .sort();
 }
