@@ -179,14 +179,26 @@ export function exampleTypeErrors(pkg: JsdocPackage): { examples: number; errors
 /**
  * A package's JSDoc tests, in `describe('JSDoc of the public API')`: every export has a description
  * and an `@example`, and there are exactly `exports` of them (a new export gets both too); every
- * `@example` in src/ type-checks (at least `minExamples` of them, default `exports`). `more` adds a
- * package's own tests to the block.
+ * `@example` in src/ type-checks (at least `minExamples` of them, default `exports`); with `stated`,
+ * the values the examples state are what they give. `more` adds a package's own tests to the block.
  *
  * @example
  * describeJsdoc({ pkgDir: resolve(import.meta.dirname, '..'), name: '@implicit-it/eval', exports: 119, prelude });
  */
 export function describeJsdoc(
-  pkg: JsdocPackage & { exports: number; minExamples?: number; timeout?: number },
+  pkg: JsdocPackage & {
+    exports: number;
+    minExamples?: number;
+    timeout?: number;
+    /**
+     * Also run the examples that state values (`statedValueFailures`): the package's module, loaded by
+     * the test file, and at least `minimum` values checked (a guard against the runner missing them).
+     */
+    stated?: Omit<StatedValuesOptions, 'pkgDir' | 'name' | 'module'> & {
+      module: () => Promise<Record<string, unknown>>;
+      minimum: number;
+    };
+  },
   more?: () => void,
 ): void {
   describe('JSDoc of the public API', () => {
@@ -206,6 +218,206 @@ export function describeJsdoc(
       pkg.timeout ?? 60_000,
     );
 
+    const stated = pkg.stated;
+    if (stated)
+      it(
+        'every value an @example states (`expr; // value`, `// throws Error`) is what it gives',
+        async () => {
+          const { checked, failures } = await statedValueFailures({
+            ...stated,
+            pkgDir: pkg.pkgDir,
+            name: pkg.name,
+            module: await stated.module(),
+          });
+          expect(failures).toEqual([]);
+          expect(checked).toBeGreaterThanOrEqual(stated.minimum);
+        },
+        pkg.timeout ?? 60_000,
+      );
+
     more?.();
   });
+}
+
+/**
+ * Where the values stated in a package's `@example` comments are checked: the package's module (its
+ * src/index.ts, imported by the test so that vitest compiles it), the free names its examples use
+ * (made anew for each example, so that one example's changes do not reach the next), and the examples
+ * that cannot run here, each with the reason.
+ */
+export interface StatedValuesOptions {
+  pkgDir: string;
+  /** The name the examples import the package by: such imports get `module`. */
+  name: string;
+  module: Record<string, unknown>;
+  /** The values of the names the examples use without defining them (the prelude's names). */
+  free?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** Loads another module an example imports (`(s) => import(s)` from the test file). */
+  importer?: (specifier: string) => Promise<Record<string, unknown>>;
+  /** Examples not run: `match` is a piece of the example's code, `why` says why it cannot run. */
+  skip?: readonly { match: string; why: string }[];
+}
+
+// a stated value: a number, a quoted string, true/false, null, an array or object literal, or a
+// Float64Array printed as node prints one; what follows it (': ...', ' (...)', ' with Llama-2') is prose
+const statedPattern =
+  /^(Float64Array )?(-?\d+(?:\.\d+)?(?:e-?\d+)?|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|true|false|null|undefined|\[.*?\]|\{.*\})(?=$|[\s:,(;])/;
+
+/** The value a comment states, when it begins with one that stands alone (not `[log 0.25, ...]`). */
+function statedValue(comment: string): { code: string; typed: boolean } | undefined {
+  const m = statedPattern.exec(comment);
+  if (!m) return undefined;
+  try {
+    new Function(`return (${m[2]});`)();
+  } catch {
+    return undefined;
+  }
+  return { code: m[2]!, typed: !!m[1] };
+}
+
+/**
+ * An example's code with each stated value turned into a check: `expr; // value` and
+ * `if (...) console.log(expr); // value` compare `expr` with `value`, `expr; // throws Name` expects
+ * the throw. Declarations (`const x = ...; // ...`) and other comments are prose. Returns the code
+ * and how many checks it holds.
+ */
+export function withClaims(code: string): { code: string; claims: number } {
+  let claims = 0;
+  const lines = code.split('\n').map((line) => {
+    const m = /^(\s*)(.*?);\s+\/\/ (.*)$/.exec(line);
+    if (!m || m[2]!.startsWith('import ')) return line;
+    const [, indent, expr, comment] = m as unknown as [string, string, string, string];
+    const said = JSON.stringify(line.trim());
+    if (/^(const|let|var|for|if|return|throw|while|export)\b/.test(expr)) {
+      const logged = /^(if \(.*\) )console\.(?:log|warn|error)\((.*)\)$/.exec(expr);
+      const v = logged && statedValue(comment);
+      if (!logged || !v) return line;
+      claims++;
+      return `${indent}${logged[1]}__claim(${logged[2]}, ${v.code}, ${said}, ${v.typed});`;
+    }
+    const thrown = /^throws (\w+)/.exec(comment);
+    if (thrown) {
+      claims++;
+      return `${indent}await __throws(async () => (${expr}), '${thrown[1]}', ${said});`;
+    }
+    const v = statedValue(comment);
+    if (!v) return line;
+    claims++;
+    return `${indent}__claim(${expr}, ${v.code}, ${said}, ${v.typed});`;
+  });
+  return { code: lines.join('\n'), claims };
+}
+
+const AsyncFunction = (async () => {}).constructor as new (
+  ...args: string[]
+) => (...values: unknown[]) => Promise<void>;
+
+const quiet = { log() {}, info() {}, warn() {}, error() {}, debug() {}, table() {}, dir() {} };
+
+/**
+ * Runs every `@example` of the package's src/ that states a value (see `withClaims`), with the
+ * package's exports and the free names in scope and `console` silenced, and compares each stated value
+ * with what the code gives (`toEqual`). Returns how many values were checked and one line per
+ * failure: a value that differs (with what it gave), a throw expected and not seen, an example that
+ * threw, stated values not reached, and a `skip` entry that matches no example.
+ *
+ * @example
+ * const { checked, failures } = await statedValueFailures({ pkgDir, name: '@implicit-it/eval', module: await import('../src/index.js') });
+ * expect(failures).toEqual([]);
+ */
+export async function statedValueFailures(
+  options: StatedValuesOptions,
+): Promise<{ checked: number; skipped: number; failures: string[] }> {
+  const failures: string[] = [];
+  const usedSkips = new Set<number>();
+  let checked = 0;
+  let skipped = 0;
+  const load = async (specifier: string): Promise<Record<string, unknown>> => {
+    if (specifier === options.name) return options.module;
+    if (!options.importer) throw new Error(`an example imports ${specifier}: give an importer`);
+    return options.importer(specifier);
+  };
+  for (const example of sourceFiles(options.pkgDir).flatMap((f) => examplesOf(f, options.pkgDir))) {
+    const { code, claims } = withClaims(example.code);
+    if (claims === 0) continue;
+    const skip = (options.skip ?? []).findIndex((s) => example.code.includes(s.match));
+    if (skip >= 0) {
+      usedSkips.add(skip);
+      skipped += claims;
+      continue;
+    }
+    let reached = 0;
+    const claim = (got: unknown, want: unknown, line: string, typed: boolean) => {
+      reached++;
+      const shown = typed && got instanceof Float64Array ? Array.from(got) : got;
+      try {
+        expect(shown).toEqual(want);
+      } catch {
+        failures.push(`${example.where}: ${line}: gives ${describeValue(shown)}`);
+      }
+    };
+    const throws = async (run: () => Promise<unknown>, name: string, line: string) => {
+      reached++;
+      try {
+        await run();
+        failures.push(`${example.where}: ${line}: does not throw`);
+      } catch (error) {
+        if ((error as Error).name !== name)
+          failures.push(
+            `${example.where}: ${line}: throws ${(error as Error).name}: ${(error as Error).message}`,
+          );
+      }
+    };
+    // imports stay at the top, the rest is a block (it may redefine a free name); the transpiler drops
+    // the imports that name only types, and the others become awaited loads
+    const lines = code.split('\n');
+    const source = `${lines.filter((l) => l.startsWith('import ')).join('\n')}\n{\n${lines
+      .filter((l) => !l.startsWith('import '))
+      .join('\n')}\n}`;
+    const js = ts
+      .transpileModule(source, {
+        compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
+      })
+      .outputText.replace(
+        /^import (?:(\w+)|\* as (\w+)|\{([^}]*)\}) from (['"][^'"]+['"]);$/gm,
+        (_, def: string | undefined, ns: string | undefined, named: string | undefined, from: string) =>
+          def
+            ? `const ${def} = (await __import(${from})).default;`
+            : ns
+              ? `const ${ns} = await __import(${from});`
+              : `const {${named!.replace(/\s+as\s+/g, ': ')}} = await __import(${from});`,
+      )
+      .replace(/^export \{\};$/m, '');
+    // a block, so that an import may take the name of a package export (the function's parameters)
+    const scope = {
+      ...options.module,
+      ...(await options.free?.()),
+      console: quiet,
+      __claim: claim,
+      __throws: throws,
+      __import: load,
+    };
+    try {
+      await new AsyncFunction(...Object.keys(scope), `{\n${js}\n}`)(...Object.values(scope));
+    } catch (error) {
+      failures.push(`${example.where}: threw ${(error as Error).name}: ${(error as Error).message}`);
+      checked += reached;
+      continue;
+    }
+    if (reached !== claims) failures.push(`${example.where}: ${claims - reached} stated values not reached`);
+    checked += claims;
+  }
+  (options.skip ?? []).forEach((s, i) => {
+    if (!usedSkips.has(i)) failures.push(`skip "${s.match}" matches no example that states a value`);
+  });
+  return { checked, skipped, failures };
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'bigint') return `${value}n`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

@@ -1,0 +1,130 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { statedValueFailures, withClaims } from '../src/jsdoc.js';
+
+describe('withClaims', () => {
+  it('turns `expr; // value` into a check and leaves declarations and prose alone', () => {
+    const { code, claims } = withClaims(
+      [
+        'double(2); // 4: twice',
+        'const x = double(2); // 4',
+        'double(2); // about four',
+        'if (x) console.log(double(x)); // 8',
+        'parse("x"); // throws SyntaxError',
+      ].join('\n'),
+    );
+    expect(claims).toBe(3);
+    expect(code.split('\n')).toEqual([
+      '__claim(double(2), 4, "double(2); // 4: twice", false);',
+      'const x = double(2); // 4',
+      'double(2); // about four',
+      'if (x) __claim(double(x), 8, "if (x) console.log(double(x)); // 8", false);',
+      'await __throws(async () => (parse("x")), \'SyntaxError\', "parse(\\"x\\"); // throws SyntaxError");',
+    ]);
+  });
+
+  it('reads a value only where it stands alone', () => {
+    expect(withClaims('f(); // [log 0.25, log 0.75]').claims).toBe(0);
+    expect(withClaims("f(); // 'a' with Llama-2").claims).toBe(1);
+    expect(withClaims('f(); // Float64Array [ 0.5, 0.25 ]').claims).toBe(1);
+    expect(withClaims('f(); // null').claims).toBe(1);
+  });
+});
+
+describe('statedValueFailures', () => {
+  const root = mkdtempSync(join(tmpdir(), 'testkit-stated-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const pkgDir = (source: string) => {
+    const dir = mkdtempSync(join(root, 'pkg-'));
+    mkdirSync(join(dir, 'src'));
+    writeFileSync(join(dir, 'src', 'index.ts'), source);
+    return dir;
+  };
+  const module = {
+    double: (n: number) => 2 * n,
+    later: async (n: number) => n + 1,
+    fail: () => {
+      throw new RangeError('no');
+    },
+  };
+
+  it('checks values, awaited values and throws, and says where one differs', async () => {
+    const dir = pkgDir(`/**
+ * @example
+ * double(2); // 4
+ * await later(1); // 2
+ * fail(); // throws RangeError
+ * double(base); // 7
+ */
+export const a = 1;
+/**
+ * @example
+ * double(1); // 3: wrong
+ * double(1); // throws TypeError
+ */
+export const b = 1;
+`);
+    const { checked, failures } = await statedValueFailures({
+      pkgDir: dir,
+      name: 'pkg',
+      module,
+      free: () => ({ base: 3.5 }),
+    });
+    expect(checked).toBe(6);
+    expect(failures).toEqual([
+      'src/index.ts:10: double(1); // 3: wrong: gives 2',
+      'src/index.ts:10: double(1); // throws TypeError: does not throw',
+    ]);
+  });
+
+  it('gives imports of the package its module and others the importer, and ends at a throw', async () => {
+    const dir = pkgDir(`/**
+ * @example
+ * import { double as twice } from 'pkg';
+ * import { join } from 'node:path';
+ * twice(join('a', 'b').length); // 6
+ */
+export const a = 1;
+/**
+ * @example
+ * double(1); // 2
+ * missing(); // 1
+ * double(2); // 4
+ */
+export const b = 1;
+`);
+    const { checked, failures } = await statedValueFailures({
+      pkgDir: dir,
+      name: 'pkg',
+      module,
+      importer: (s) => import(s),
+    });
+    expect(checked).toBe(2);
+    expect(failures).toEqual(['src/index.ts:9: threw ReferenceError: missing is not defined']);
+  });
+
+  it('skips what is named, and reports a skip that matches nothing', async () => {
+    const dir = pkgDir(`/**
+ * @example
+ * await fetchSomething(); // 1
+ */
+export const a = 1;
+`);
+    const result = await statedValueFailures({
+      pkgDir: dir,
+      name: 'pkg',
+      module,
+      skip: [
+        { match: 'fetchSomething(', why: 'needs a network' },
+        { match: 'gone(', why: 'an example since removed' },
+      ],
+    });
+    expect(result).toEqual({
+      checked: 0,
+      skipped: 1,
+      failures: ['skip "gone(" matches no example that states a value'],
+    });
+  });
+});
