@@ -254,6 +254,11 @@ export interface StatedValuesOptions {
   free?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** Loads another module an example imports (`(s) => import(s)` from the test file). */
   importer?: (specifier: string) => Promise<Record<string, unknown>>;
+  /**
+   * Pieces of example code replaced before it runs, each where it occurs: a consumer's path
+   * (`'./models/llama2'`) by the fixture that stands for it. One that occurs nowhere is a failure.
+   */
+  rewrite?: Readonly<Record<string, string>>;
   /** Examples not run: `match` is a piece of the example's code, `why` says why it cannot run. */
   skip?: readonly { match: string; why: string }[];
 }
@@ -337,8 +342,16 @@ export async function statedValueFailures(
     if (!options.importer) throw new Error(`an example imports ${specifier}: give an importer`);
     return options.importer(specifier);
   };
+  const rewrites = Object.entries(options.rewrite ?? {});
+  const usedRewrites = new Set<string>();
   for (const example of sourceFiles(options.pkgDir).flatMap((f) => examplesOf(f, options.pkgDir))) {
-    const { code, claims } = withClaims(example.code);
+    let rewritten = example.code;
+    for (const [from, to] of rewrites)
+      if (rewritten.includes(from)) {
+        usedRewrites.add(from);
+        rewritten = rewritten.split(from).join(to);
+      }
+    const { code, claims } = withClaims(rewritten);
     if (claims === 0) continue;
     const skip = (options.skip ?? []).findIndex((s) => example.code.includes(s.match));
     if (skip >= 0) {
@@ -407,6 +420,8 @@ export async function statedValueFailures(
     if (reached !== claims) failures.push(`${example.where}: ${claims - reached} stated values not reached`);
     checked += claims;
   }
+  for (const [from] of rewrites)
+    if (!usedRewrites.has(from)) failures.push(`rewrite "${from}" occurs in no example`);
   (options.skip ?? []).forEach((s, i) => {
     if (!usedSkips.has(i)) failures.push(`skip "${s.match}" matches no example that states a value`);
   });

@@ -105,6 +105,27 @@ export const b = 1;
     expect(failures).toEqual(['src/index.ts:9: threw ReferenceError: missing is not defined']);
   });
 
+  it('rewrites a consumer path before running, and reports a rewrite that occurs nowhere', async () => {
+    const dir = pkgDir(`/**
+ * @example
+ * double(read('./my/file')); // 4
+ */
+export const a = 1;
+`);
+    const result = await statedValueFailures({
+      pkgDir: dir,
+      name: 'pkg',
+      module,
+      free: () => ({ read: (path: string) => (path === '/fixtures/two' ? 2 : 0) }),
+      rewrite: { "'./my/file'": "'/fixtures/two'", "'./other'": "'/x'" },
+    });
+    expect(result).toEqual({
+      checked: 1,
+      skipped: 0,
+      failures: ['rewrite "\'./other\'" occurs in no example'],
+    });
+  });
+
   it('skips what is named, and reports a skip that matches nothing', async () => {
     const dir = pkgDir(`/**
  * @example
