@@ -63,7 +63,7 @@ export function checkOutDirectory(out: string, why: string, flag = '--out'): voi
  * stand-in bound 9007199254740991.
  *
  * @example
- * intArg(1)('0'); // throws: expected an integer >= 1, got "0"
+ * intArg(1)('0'); // throws InvalidArgumentError: expected an integer >= 1, got "0"
  */
 export const intArg =
   (min: number, max?: number) =>
@@ -82,7 +82,7 @@ export const intArg =
  * that the message says what is meant ("(0, 1]", not a stand-in such as Number.MIN_VALUE).
  *
  * @example
- * numArg(0, 1, { min: true })('0'); // throws: expected a number in (0, 1], got "0"
+ * numArg(0, 1, { min: true })('0'); // throws InvalidArgumentError: expected a number in (0, 1], got "0"
  */
 export const numArg =
   (min: number, max: number, open: { min?: boolean; max?: boolean } = {}) =>

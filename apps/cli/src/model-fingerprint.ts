@@ -22,7 +22,7 @@ export const DIGEST_SAMPLE = { edge: 1 << 20, window: 64 << 10, windows: 64 } as
  * `${size} bytes, sampled sha256:HEX` of those ranges (read at their offsets, never the whole file).
  *
  * @example
- * sampledDigest('m/onnx/model.onnx_data'); // '14221875200 bytes, sampled sha256:9f2c...'
+ * sampledDigest('m/onnx/model.onnx_data'); // '14221875200 bytes, sampled sha256:b69dae56a14d1a8314ed40664c4033ea0a550eea2673e04df42a66ac6b9faf2c' for a file of that many zero bytes
  */
 export function sampledDigest(file: string): string {
   const fd = openSync(file, 'r');

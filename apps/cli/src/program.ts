@@ -17,7 +17,7 @@ import { registerServe } from './commands/serve.js';
  * rewrites package.json after the build, and a bundled version then printed the old one.
  *
  * @example
- * packageVersion(); // '0.3.1'
+ * packageVersion(); // the `version` of @implicit-it/cli's package.json, such as '0.3.1'
  */
 export function packageVersion(): string {
   const file = new URL('../package.json', import.meta.url);

@@ -71,7 +71,7 @@ export function judgeMessages(instruction: string, first: string, second: string
  * instruction and `seed`, so the order is random across instructions but the same on every rerun.
  *
  * @example
- * isSwitched('Name a prime.'); // true or false, always the same
+ * isSwitched('Name a prime.'); // false, on every run (another instruction may give true)
  */
 export function isSwitched(instruction: string, seed: number | string = 0): boolean {
   return Number.parseInt(sha256(`order:${seed}:${instruction}`).slice(0, 2), 16) % 2 === 1;

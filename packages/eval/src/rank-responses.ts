@@ -153,7 +153,7 @@ export function readAlpacaData(path: string): AlpacaExample[] {
  *
  * @example
  * responseScore([Math.log(0.5), Math.log(0.5)]); // 0.5
- * responseScore([]); // NaN
+ * Number.isNaN(responseScore([])); // true: NaN for no tokens
  */
 export function responseScore(tokenLogprobs: readonly number[]): number {
   return tokenLogprobs.length === 0 ? Number.NaN : Math.exp(mean(tokenLogprobs));

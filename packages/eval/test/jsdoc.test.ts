@@ -1,8 +1,11 @@
 import { resolve } from 'node:path';
 import { describeJsdoc } from '@implicit-it/testkit/jsdoc';
+import { doneRecordPath } from '../src/done-record.js';
+import { abortableDelay } from '../src/rate-limiter.js';
 
-// Every export of the package carries a description and an @example (style.md), and every @example
-// in src/ type-checks against the package's own API, as a consumer would write it.
+// Every export of the package carries a description and an @example (style.md), every @example in
+// src/ type-checks against the package's own API, as a consumer would write it, and the values the
+// examples state in comments are the values they give.
 const pkgDir = resolve(import.meta.dirname, '..');
 
 const pkg = { pkgDir, name: '@implicit-it/eval' };
@@ -38,5 +41,14 @@ declare const abortableDelay: typeof import('../src/rate-limiter.js').abortableD
 declare const doneRecordPath: typeof import('../src/done-record.js').doneRecordPath;
 `;
 
+// the free names of the examples that state values: they define their own rows and stats, and call
+// only the internal helpers below (the real ones; the package's exports are in scope already)
+const free = () => ({ doneRecordPath, abortableDelay });
+
 // a new export gets a description and an @example too
-describeJsdoc({ ...pkg, prelude, exports: 119 });
+describeJsdoc({
+  ...pkg,
+  prelude,
+  exports: 119,
+  stated: { module: () => import('../src/index.js'), importer: (s) => import(s), free, minimum: 32 },
+});

@@ -91,7 +91,8 @@ export function examplesToJsonl(examples: ChatExample[]): string {
  *
  * @example
  * const r = await buildDataset({ recipe: 'mbpp', dataDir: '../shared/data', out: 'mbpp.jsonl' });
- * console.log(r.count, r.skipped); // 374 0
+ * r.count; // 374
+ * r.skipped; // 0
  */
 export async function buildDataset(options: BuildDatasetOptions): Promise<BuildDatasetResult> {
   const recipe = getDatasetRecipe(options.recipe);

@@ -33,7 +33,8 @@ export type DatasetRecipeName = (typeof DATASET_RECIPE_NAMES)[number];
  *
  * @example
  * const recipe: DatasetRecipe = DATASET_RECIPES.poetry;
- * console.log(recipe.description, recipe.files); // 'Poems by title (571)' ['poetry/poems.csv']
+ * recipe.description; // 'Poems by title (571)'
+ * recipe.files; // ['poetry/poems.csv']
  */
 export interface DatasetRecipe {
   name: DatasetRecipeName;

@@ -5,7 +5,8 @@ import type { TrainingRecipe } from './training-recipe.js';
  *
  * @example
  * const s: LinearSchedule = linearSchedule({ examples: 1000, recipe: trainingRecipe({ epochs: 10 }), accumulation: 64, processes: 1 });
- * console.log(s.totalSteps, s.warmupSteps); // 160 4
+ * s.totalSteps; // 160
+ * s.warmupSteps; // 4
  */
 export interface LinearSchedule {
   /** Optimizer steps per epoch on each process. */

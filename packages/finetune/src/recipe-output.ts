@@ -6,7 +6,9 @@ import type { RowIssue } from './row-issue.js';
  *
  * @example
  * const built: RecipeOutput = await getDatasetRecipe('gsm').build('../shared/data');
- * console.log(built.examples.length, built.rawCount, built.expected); // 1000 7473 1000
+ * built.examples.length; // 1000
+ * built.rawCount; // 7473
+ * built.expected; // 1000
  */
 export interface RecipeOutput {
   examples: ChatExample[];

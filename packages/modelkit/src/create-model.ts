@@ -171,7 +171,8 @@ void _allCreateModelOptionsListed;
  *
  * @example
  * const created: CreatedModel = await createModel({ preset: 'tiny', out });
- * console.log(created.parameters, created.externalData); // 106816 false
+ * created.parameters; // 106816
+ * created.externalData; // false
  */
 export interface CreatedModel {
   /** Absolute path of the model directory. */

@@ -5,8 +5,11 @@ import { ImplicitItError } from '@implicit-it/rules';
  * in {@link DecoderConfig}), and the message says how to fix it.
  *
  * @example
- * try { resolveConfig({ preset: 'tiny', hiddenSize: 63 }); }
- * catch (e) { if (e instanceof ModelConfigError) console.log(e.field); } // 'hiddenSize'
+ * try {
+ *   resolveConfig({ preset: 'tiny', hiddenSize: 63 });
+ * } catch (e) {
+ *   if (e instanceof ModelConfigError) console.log(e.field); // 'hiddenSize'
+ * }
  */
 export class ModelConfigError extends ImplicitItError {
   readonly field: string;

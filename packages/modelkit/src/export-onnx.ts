@@ -129,7 +129,7 @@ function checkpointName(ckpt: SafetensorsCheckpoint, spec: WeightSpec): string |
  *
  * @example
  * const exported = await exportOnnx({ dir: 'jobs/poetry/output' });
- * console.log(exported.files); // ['onnx/model.onnx']
+ * exported.files; // ['onnx/model.onnx']
  */
 export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportedOnnx> {
   refuseUnknownOptions(options, EXPORT_ONNX_OPTIONS, 'exportOnnx');

@@ -35,7 +35,7 @@ export const Q4_BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
  *
  * @example
  * const q = quantizeQ4(weight, 1536, 576); // weight: the [1536, 576] gate_proj of a SmolLM2 layer
- * q.data.length; // 1536 * 18 * 16
+ * q.data.length; // 442368: 1536 rows of 18 blocks of 32 values, 16 bytes each
  */
 export function quantizeQ4(weight: Float32Array, rows: number, cols: number, blockSize = 32): Q4Matrix {
   if (!(Q4_BLOCK_SIZES as readonly number[]).includes(blockSize)) {

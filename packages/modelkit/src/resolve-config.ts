@@ -93,7 +93,7 @@ const POSITIVE_INTS = [
  * q/k/v biases (`attentionBias: true`), `llama` none.
  *
  * @example
- * validateConfig({ ...PRESETS.tiny, numKeyValueHeads: 3 }); // throws: numKeyValueHeads must divide numAttentionHeads
+ * validateConfig({ ...PRESETS.tiny, numKeyValueHeads: 3 }); // throws ModelConfigError: numKeyValueHeads must divide numAttentionHeads
  */
 export function validateConfig(config: DecoderConfig, options: { tokenizerVocabSize?: number } = {}): void {
   if (config.modelType !== 'llama' && config.modelType !== 'qwen2') {

@@ -281,7 +281,7 @@ export abstract class BaseModel {
    * instructions and messages only.
    *
    * @example
-   * model.prompt({ instruction: 'Name a prime.' }, 'tulu', { addBos: true }).ids[0]; // OLMo: its EOS, 50279
+   * model.prompt({ instruction: 'Name a prime.' }, 'tulu', { addBos: true }).ids[0]; // 1 with Llama-2 (its BOS); OLMo, which names no BOS: its EOS, 50279
    */
   prompt(
     input: GenerateInput,
@@ -353,7 +353,7 @@ export abstract class BaseModel {
    *
    * @example
    * const p = model.prompt({ instruction: 'Name a prime.' });
-   * model.continuationIds(p, 'Seven.'); // Llama-2: ['Se', 'ven', '.'], not ['▁Seven', '.']
+   * model.continuationIds(p, 'Seven.'); // [2008, 854, 29889] with Llama-2: 'Se', 'ven', '.', not '▁Seven' (26647), '.'
    */
   continuationIds(prompt: Prompt, text: string): number[] {
     const tok = this.tokenizer;

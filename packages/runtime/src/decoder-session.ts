@@ -694,7 +694,7 @@ export async function checkSplitAttention(
  * file cannot be parsed: it is damaged (an interrupted write or download), whatever the provider.
  *
  * @example
- * damagedGraphHint('Failed to load model because protobuf parsing failed.'); // 'the file is not ...'
+ * damagedGraphHint('Failed to load model because protobuf parsing failed.'); // 'the file is not a complete ONNX graph: an interrupted write or download leaves one; recreate or download it again'
  */
 export function damagedGraphHint(message: string): string | undefined {
   return /Protobuf parsing failed/i.test(message)

@@ -329,7 +329,7 @@ export const LOGITS_START_INPUT = 'implicit_it_logits_start';
  *
  * const patch = patchDecoderGraph(readFileSync(onnxFile), { logitsSlice: false, kvOutputs: true });
  * const session = await ort.InferenceSession.create(patch.bytes!);
- * session.outputNames.filter((name) => name.startsWith(NEW_KV_PREFIX)); // ['implicit_it_new.0.key', 'implicit_it_new.0.value', ...]
+ * session.outputNames.filter((name) => name.startsWith(NEW_KV_PREFIX)); // ['implicit_it_new.0.key', 'implicit_it_new.0.value', 'implicit_it_new.1.key', 'implicit_it_new.1.value'] with 2 layers
  */
 export const NEW_KV_PREFIX = 'implicit_it_new.';
 
@@ -545,7 +545,7 @@ export interface GraphSummary {
  * @example
  * import { readFileSync } from 'node:fs';
  *
- * summarizeGraph(readFileSync('onnx/model_q4.onnx')).matMulNBits; // { count: 211, bits: [4], blockSizes: [32], accuracyLevels: [0] }
+ * summarizeGraph(readFileSync('onnx/model_q4.onnx')).matMulNBits; // { count: 211, bits: [4], blockSizes: [32], accuracyLevels: [0] } with SmolLM2-135M (30 layers)
  */
 export function summarizeGraph(model: Uint8Array): GraphSummary {
   const graph = [...wireFields(model, 0, model.length)].find((f) => f.no === 7 && f.wireType === 2);
@@ -716,7 +716,7 @@ const SHAPE_ONLY = new Set(['Shape', 'Size']);
  * @example
  * import { readFileSync } from 'node:fs';
  *
- * positionTable(readFileSync('onnx/model.onnx')); // { tensor: 'rotary.cos_cached', rows: 2048 }
+ * positionTable(readFileSync('onnx/model.onnx')); // { tensor: 'rotary.cos_cached', rows: 2048 } with a modelkit graph of 2,048 positions
  */
 export function positionTable(model: Uint8Array): PositionTable | null {
   try {

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { missingShared, REQUIRE_SHARED } from './index.js';
 
 /**
  * Checks of a package's JSDoc (style.md: every export has a description and an `@example`, and the
@@ -197,6 +198,11 @@ export function describeJsdoc(
     stated?: Omit<StatedValuesOptions, 'pkgDir' | 'name' | 'module'> & {
       module: () => Promise<Record<string, unknown>>;
       minimum: number;
+      /**
+       * Paths under ../shared the free values need: without one the test is skipped with a message,
+       * and fails when IMPLICIT_IT_REQUIRE_SHARED=1 (as `describeShared`).
+       */
+      shared?: readonly string[];
     };
   },
   more?: () => void,
@@ -219,9 +225,20 @@ export function describeJsdoc(
     );
 
     const stated = pkg.stated;
-    if (stated)
+    const title = 'every value an @example states (`expr; // value`, `// throws Error`) is what it gives';
+    const missing = stated?.shared && missingShared(...stated.shared);
+    if (stated && missing && REQUIRE_SHARED)
+      it(title, () => {
+        throw new Error(
+          `${missing} is missing and IMPLICIT_IT_REQUIRE_SHARED=1: the shared material must be present`,
+        );
+      });
+    else if (stated && missing) {
+      console.warn(`[skip] ${title}: ${missing} is missing (set up ../shared to run it)`);
+      it.skip(`${title} (skipped: ${missing} is missing)`, () => {});
+    } else if (stated)
       it(
-        'every value an @example states (`expr; // value`, `// throws Error`) is what it gives',
+        title,
         async () => {
           const { checked, failures } = await statedValueFailures({
             ...stated,
@@ -265,40 +282,85 @@ export interface StatedValuesOptions {
 
 // a stated value: a number, a quoted string, true/false, null, an array or object literal, or a
 // Float64Array printed as node prints one; what follows it (': ...', ' (...)', ' with Llama-2') is prose
-const statedPattern =
-  /^(Float64Array )?(-?\d+(?:\.\d+)?(?:e-?\d+)?|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|true|false|null|undefined|\[.*?\]|\{.*\})(?=$|[\s:,(;])/;
+const TYPED_ARRAYS = [
+  'Float64Array',
+  'Float32Array',
+  'Int32Array',
+  'Uint32Array',
+  'Int16Array',
+  'Uint16Array',
+  'Int8Array',
+  'Uint8Array',
+  'BigInt64Array',
+] as const;
+const scalarPattern =
+  /^(?:-?(?:0x[\da-fA-F]+|\d+(?:\.\d+)?(?:e-?\d+)?)n?|NaN|-?Infinity|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|true|false|null|undefined)(?=$|[\s:,(;])/;
 
-/** The value a comment states, when it begins with one that stands alone (not `[log 0.25, ...]`). */
-function statedValue(comment: string): { code: string; typed: boolean } | undefined {
-  const m = statedPattern.exec(comment);
-  if (!m) return undefined;
-  try {
-    new Function(`return (${m[2]});`)();
-  } catch {
-    return undefined;
+/**
+ * The value a comment states, when it begins with one that stands alone: a scalar, or an array or
+ * object literal that parses (the shortest one followed by the end, a space or `:,(;`), not
+ * `[log 0.25, log 0.75]`; a typed array as node prints one (`Uint8Array(2) [ 240, 159 ]`, the
+ * length optional) is compared
+ * as the array of its elements.
+ */
+function statedValue(
+  comment: string,
+): { code: string; typed: string | undefined; length: number } | undefined {
+  const printed = /^(\w+)(?:\(\d+\))? (?=\[)/.exec(comment);
+  const typed = TYPED_ARRAYS.find((t) => t === printed?.[1]);
+  const skipped = typed ? printed![0].length : 0;
+  const rest = comment.slice(skipped);
+  const parses = (code: string) => {
+    try {
+      new Function(`return (${code});`)();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const scalar = typed ? null : scalarPattern.exec(rest);
+  if (scalar) return parses(scalar[0]) ? { code: scalar[0], typed, length: scalar[0].length } : undefined;
+  const close = rest[0] === '[' ? ']' : rest[0] === '{' && !typed ? '}' : undefined;
+  if (!close) return undefined;
+  for (let end = rest.indexOf(close); end >= 0; end = rest.indexOf(close, end + 1)) {
+    const code = rest.slice(0, end + 1);
+    if (/^$|^[\s:,(;]/.test(rest.slice(end + 1)) && parses(code))
+      return { code, typed, length: skipped + code.length };
   }
-  return { code: m[2]!, typed: !!m[1] };
+  return undefined;
 }
 
 /**
  * An example's code with each stated value turned into a check: `expr; // value` and
- * `if (...) console.log(expr); // value` compare `expr` with `value`, `expr; // throws Name` expects
- * the throw. Declarations (`const x = ...; // ...`) and other comments are prose. Returns the code
+ * `console.log(expr); // value` (also after an `if (...)`; one argument only) compare `expr` with
+ * `value`, `expr; // throws Name` expects the throw; a value alone on the line after `expr;` counts as
+ * on its line. Declarations (`const x = ...; // ...`) and other comments are prose. Returns the code
  * and how many checks it holds.
  */
 export function withClaims(code: string): { code: string; claims: number } {
   let claims = 0;
-  const lines = code.split('\n').map((line) => {
+  // `expr;` with the next line only `// value` (a value too long for the line) is `expr; // value`
+  const joined = code.split('\n');
+  for (let i = 0; i + 1 < joined.length; i++) {
+    const next = /^\s*\/\/ (.*?)\s*$/.exec(joined[i + 1]!)?.[1];
+    if (next === undefined || !/^\s*[^\s/].*;$/.test(joined[i]!) || joined[i]!.includes('//')) continue;
+    if (statedValue(next)?.length !== next.length) continue;
+    joined[i] = `${joined[i]} // ${next}`;
+    joined[i + 1] = '';
+  }
+  const lines = joined.map((line) => {
     const m = /^(\s*)(.*?);\s+\/\/ (.*)$/.exec(line);
     if (!m || m[2]!.startsWith('import ')) return line;
     const [, indent, expr, comment] = m as unknown as [string, string, string, string];
     const said = JSON.stringify(line.trim());
-    if (/^(const|let|var|for|if|return|throw|while|export)\b/.test(expr)) {
-      const logged = /^(if \(.*\) )console\.(?:log|warn|error)\((.*)\)$/.exec(expr);
-      const v = logged && statedValue(comment);
+    const typed = (v: { typed: string | undefined }) => (v.typed ? `'${v.typed}'` : 'undefined');
+    // `console.log(expr); // value` (after an `if (...)` or not) states what expr is, when it logs one value
+    const logged = /^((?:if \(.*\) )?)console\.(?:log|warn|error|info)\((.*)\)$/.exec(expr);
+    if (logged || /^(const|let|var|for|if|return|throw|while|export)\b/.test(expr)) {
+      const v = logged && singleArgument(logged[2]!) && statedValue(comment);
       if (!logged || !v) return line;
       claims++;
-      return `${indent}${logged[1]}__claim(${logged[2]}, ${v.code}, ${said}, ${v.typed});`;
+      return `${indent}${logged[1]}__claim(${logged[2]}, ${v.code}, ${said}, ${typed(v)});`;
     }
     const thrown = /^throws (\w+)/.exec(comment);
     if (thrown) {
@@ -308,9 +370,21 @@ export function withClaims(code: string): { code: string; claims: number } {
     const v = statedValue(comment);
     if (!v) return line;
     claims++;
-    return `${indent}__claim(${expr}, ${v.code}, ${said}, ${v.typed});`;
+    return `${indent}__claim(${expr}, ${v.code}, ${said}, ${typed(v)});`;
   });
   return { code: lines.join('\n'), claims };
+}
+
+/** Whether `args` (a call's argument text) is one argument, as TypeScript parses it. */
+function singleArgument(args: string): boolean {
+  const file = ts.createSourceFile('args.ts', `f(${args});`, ts.ScriptTarget.ES2022);
+  const statement = file.statements[0];
+  return (
+    !!statement &&
+    ts.isExpressionStatement(statement) &&
+    ts.isCallExpression(statement.expression) &&
+    statement.expression.arguments.length === 1
+  );
 }
 
 const AsyncFunction = (async () => {}).constructor as new (
@@ -360,9 +434,13 @@ export async function statedValueFailures(
       continue;
     }
     let reached = 0;
-    const claim = (got: unknown, want: unknown, line: string, typed: boolean) => {
+    const claim = (got: unknown, want: unknown, line: string, typed: string | undefined) => {
       reached++;
-      const shown = typed && got instanceof Float64Array ? Array.from(got) : got;
+      // a typed array stated as node prints it: the right type, compared by its elements
+      const shown =
+        typed && ArrayBuffer.isView(got) && got.constructor.name === typed
+          ? Array.from(got as unknown as ArrayLike<unknown>)
+          : got;
       try {
         expect(shown).toEqual(want);
       } catch {

@@ -17,12 +17,37 @@ describe('withClaims', () => {
     );
     expect(claims).toBe(3);
     expect(code.split('\n')).toEqual([
-      '__claim(double(2), 4, "double(2); // 4: twice", false);',
+      '__claim(double(2), 4, "double(2); // 4: twice", undefined);',
       'const x = double(2); // 4',
       'double(2); // about four',
-      'if (x) __claim(double(x), 8, "if (x) console.log(double(x)); // 8", false);',
+      'if (x) __claim(double(x), 8, "if (x) console.log(double(x)); // 8", undefined);',
       'await __throws(async () => (parse("x")), \'SyntaxError\', "parse(\\"x\\"); // throws SyntaxError");',
     ]);
+  });
+
+  it('reads console.log of one value, typed arrays as node prints them, nested literals, NaN and hex', () => {
+    const read = (line: string) => withClaims(line).code;
+    expect(read('console.log(f(1)); // 2')).toBe('__claim(f(1), 2, "console.log(f(1)); // 2", undefined);');
+    // two values logged: prose
+    expect(withClaims('console.log(a, b); // 1 2').claims).toBe(0);
+    expect(read('bytes(); // Uint8Array(2) [ 0xf0, 0x9f ]: two bytes')).toBe(
+      '__claim(bytes(), [ 0xf0, 0x9f ], "bytes(); // Uint8Array(2) [ 0xf0, 0x9f ]: two bytes", \'Uint8Array\');',
+    );
+    expect(read('top(); // [[1, 2], [2, 0.5]] (id, logit)')).toBe(
+      '__claim(top(), [[1, 2], [2, 0.5]], "top(); // [[1, 2], [2, 0.5]] (id, logit)", undefined);',
+    );
+    expect(withClaims('f(); // NaN').claims).toBe(1);
+    expect(withClaims('f(); // 0x1f').claims).toBe(1);
+    expect(withClaims('f(); // True story').claims).toBe(0);
+  });
+
+  it('reads a value alone on the line after its expression, and not prose there', () => {
+    expect(withClaims("f(1);\n// ['a', 'b']").code).toBe(
+      "__claim(f(1), ['a', 'b'], \"f(1); // ['a', 'b']\", undefined);\n",
+    );
+    expect(withClaims('f(1);\n// 3 rows, then...').claims).toBe(0);
+    expect(withClaims('const x = f(1);\n// 3').claims).toBe(0);
+    expect(withClaims('f(1);\n// { a: 1, ... }').claims).toBe(0);
   });
 
   it('reads a value only where it stands alone', () => {
@@ -54,6 +79,8 @@ describe('statedValueFailures', () => {
     const dir = pkgDir(`/**
  * @example
  * double(2); // 4
+ * new Uint8Array([1, double(1)]); // Uint8Array(2) [ 1, 2 ]
+ * console.log(double(0.5)); // 1
  * await later(1); // 2
  * fail(); // throws RangeError
  * double(base); // 7
@@ -72,10 +99,10 @@ export const b = 1;
       module,
       free: () => ({ base: 3.5 }),
     });
-    expect(checked).toBe(6);
+    expect(checked).toBe(8);
     expect(failures).toEqual([
-      'src/index.ts:10: double(1); // 3: wrong: gives 2',
-      'src/index.ts:10: double(1); // throws TypeError: does not throw',
+      'src/index.ts:12: double(1); // 3: wrong: gives 2',
+      'src/index.ts:12: double(1); // throws TypeError: does not throw',
     ]);
   });
 

@@ -24,8 +24,7 @@ export interface ChatMessage {
  * the prompt ends with `<|assistant|>\n`.
  *
  * @example
- * tuluParts([{ role: 'user', content: 'Hi' }], '</s>');
- * // { before: '<|user|>\n', content: 'Hi', after: '\n<|assistant|>\n' }
+ * tuluParts([{ role: 'user', content: 'Hi' }], '</s>'); // { before: '<|user|>\n', content: 'Hi', after: '\n<|assistant|>\n' }
  */
 export function tuluParts(
   messages: readonly ChatMessage[],

@@ -65,7 +65,8 @@ export interface WriteOnnxOptions extends DecoderGraphOptions, Q4Options {
  *
  * @example
  * const written: WrittenOnnx = writeOnnxModel(`${dir}/onnx/model.onnx`, PRESETS.tiny, randomWeightSource(1));
- * console.log(written.weightBytes, written.external); // 427264 false
+ * written.weightBytes; // 427264
+ * written.external; // false
  */
 export interface WrittenOnnx {
   /** Files written (the model, and the external data file when used). */

@@ -7,7 +7,7 @@ import { type ByteLevelBpe, trainByteLevelBpe } from './train-bpe.js';
  *
  * @example
  * const tok: TokenizerFiles = tinyTokenizer();
- * console.log(tok.bosTokenId, tok.eosTokenId, tok.padTokenId); // 1 2 0
+ * [tok.bosTokenId, tok.eosTokenId, tok.padTokenId]; // [1, 2, 0]
  */
 export interface TokenizerFiles {
   /** File name to its text, or to a file to copy. */

@@ -45,7 +45,7 @@ export const DEFAULT_SPECIAL_TOKENS = ['<|endoftext|>', '<s>', '</s>'];
  *
  * @example
  * const bpe = trainByteLevelBpe('hello hello world', { merges: 5 });
- * bpe.vocab.size; // 3 + 256 + up to 5
+ * bpe.vocab.size; // 263: 3 special tokens, 256 bytes and 4 merges (then no pair occurs twice)
  */
 export function trainByteLevelBpe(text: string, options: TrainBpeOptions = {}): ByteLevelBpe {
   const specialTokens = options.specialTokens ?? DEFAULT_SPECIAL_TOKENS;
