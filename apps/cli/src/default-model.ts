@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createModel } from '@implicit-it/modelkit';
 import { defaultHubCacheDir, hubEndpoint, resolveModel } from '@implicit-it/runtime';
@@ -64,18 +64,53 @@ function processRuns(pid: number): boolean {
   }
 }
 
+/** This machine's name as the stand-in's temporary directories carry it (`.tmp-HOST-PID`). */
+export function hostTag(): string {
+  return hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'localhost';
+}
+
 /**
- * Removes the stand-in's temporary directories (`smollm2-135m-random.tmp-PID`) whose process no longer
- * runs: a run stopped while it wrote them (Ctrl-C, kill) left up to 540 MB each, which no later run
- * reused or removed. Those of running processes (another run writing it now) are kept.
+ * How long a temporary directory of another machine (a cache shared over a network or between
+ * containers, whose process ids mean nothing here) must have gone unwritten to count as abandoned:
+ * writing the stand-in takes about a minute.
  */
-function removeAbandoned(modelsDir: string): string[] {
+export const ABANDONED_AFTER_MS = 60 * 60 * 1000;
+
+/** The newest modification time of a directory, its files and its subdirectories' files. */
+function lastWritten(dir: string): number {
+  let newest = 0;
+  const visit = (path: string, depth: number) => {
+    try {
+      const stat = statSync(path);
+      newest = Math.max(newest, stat.mtimeMs);
+      if (stat.isDirectory() && depth < 2) for (const e of readdirSync(path)) visit(join(path, e), depth + 1);
+    } catch {
+      // removed meanwhile: nothing newer to count
+    }
+  };
+  visit(dir, 0);
+  return newest;
+}
+
+/**
+ * Removes the stand-in's temporary directories (`smollm2-135m-random.tmp-HOST-PID`) left by runs
+ * stopped while they wrote them (Ctrl-C, kill): up to 540 MB each, which no later run reused or
+ * removed. One of this machine is abandoned when its process no longer runs; one of another machine
+ * (or from a version that named no host: `.tmp-PID`) when nothing in it was written for
+ * `ABANDONED_AFTER_MS`, since a process id of another machine or PID namespace says nothing here.
+ */
+export function removeAbandoned(modelsDir: string, now = Date.now()): string[] {
   const removed: string[] = [];
+  const pattern = new RegExp(`^${RANDOM_MODEL_ID}\\.tmp-(?:(.+)-)?(\\d+)$`);
   for (const name of readdirSync(modelsDir)) {
-    const pid = new RegExp(`^${RANDOM_MODEL_ID}\\.tmp-(\\d+)$`).exec(name)?.[1];
-    if (pid === undefined || processRuns(Number(pid))) continue;
-    rmSync(join(modelsDir, name), { recursive: true, force: true });
-    removed.push(join(modelsDir, name));
+    const m = pattern.exec(name);
+    if (!m) continue;
+    const path = join(modelsDir, name);
+    const abandoned =
+      m[1] === hostTag() ? !processRuns(Number(m[2])) : now - lastWritten(path) > ABANDONED_AFTER_MS;
+    if (!abandoned) continue;
+    rmSync(path, { recursive: true, force: true });
+    removed.push(path);
   }
   return removed;
 }
@@ -92,7 +127,7 @@ export async function ensureRandomModel(): Promise<string> {
   const modelsDir = join(cacheRoot(), 'models');
   mkdirSync(modelsDir, { recursive: true });
   for (const left of removeAbandoned(modelsDir)) note(`removed ${left}, left unfinished by a stopped run`);
-  const tmp = `${dir}.tmp-${process.pid}`;
+  const tmp = `${dir}.tmp-${hostTag()}-${process.pid}`;
   note(`creating the random-weights stand-in model in ${dir} (once; about 540 MB)...`);
   const bar = progressBar('writing weights', 1, 'tensors');
   try {

@@ -6,6 +6,7 @@ import { createTinyModel, SLOW_PREFILL_MODEL } from '@implicit-it/modelkit/test'
 import { missingShared } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reachableUrls } from '../src/commands/serve.js';
+import { hostTag } from '../src/default-model.js';
 import { run, startServe, stop, tinyModelDir, waitFor } from './helpers.js';
 
 describe('serve', () => {
@@ -328,8 +329,8 @@ describe('the embedded default model (offline)', () => {
     // what a run stopped while writing it leaves (its process gone), and one being written now
     const modelsDir = join(cache, 'models');
     const gone = spawnSync(process.execPath, ['-e', '']).pid;
-    const abandoned = join(modelsDir, `smollm2-135m-random.tmp-${gone}`);
-    const writing = join(modelsDir, `smollm2-135m-random.tmp-${process.pid}`);
+    const abandoned = join(modelsDir, `smollm2-135m-random.tmp-${hostTag()}-${gone}`);
+    const writing = join(modelsDir, `smollm2-135m-random.tmp-${hostTag()}-${process.pid}`);
     for (const dir of [abandoned, writing]) {
       mkdirSync(join(dir, 'onnx'), { recursive: true });
       writeFileSync(join(dir, 'onnx', 'model.onnx'), 'part of a graph');
