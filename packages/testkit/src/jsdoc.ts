@@ -285,8 +285,7 @@ export interface StatedValuesOptions {
   skip?: readonly { match: string; why: string }[];
 }
 
-// a stated value: a number, a quoted string, true/false, null, an array or object literal, or a
-// Float64Array printed as node prints one; what follows it (': ...', ' (...)', ' with Llama-2') is prose
+// the typed arrays a value may be stated as, as node prints them (`Uint8Array(2) [ 240, 159 ]`)
 const TYPED_ARRAYS = [
   'Float64Array',
   'Float32Array',
@@ -298,15 +297,15 @@ const TYPED_ARRAYS = [
   'Uint8Array',
   'BigInt64Array',
 ] as const;
+// a scalar stated value; what follows it (': ...', ' (...)', ' with Llama-2') is prose
 const scalarPattern =
   /^(?:-?(?:0x[\da-fA-F]+|\d+(?:\.\d+)?(?:e-?\d+)?)n?|NaN|-?Infinity|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|true|false|null|undefined)(?=$|[\s:,(;])/;
 
 /**
  * The value a comment states, when it begins with one that stands alone: a scalar, or an array or
  * object literal that parses (the shortest one followed by the end, a space or `:,(;`), not
- * `[log 0.25, log 0.75]`; a typed array as node prints one (`Uint8Array(2) [ 240, 159 ]`, the
- * length optional) is compared
- * as the array of its elements.
+ * `[log 0.25, log 0.75]`; or a typed array as node prints one (`Uint8Array(2) [ 240, 159 ]`, the
+ * length optional), compared as the array of its elements. `length`: how much of the comment it is.
  */
 function statedValue(
   comment: string,
@@ -484,7 +483,6 @@ export async function statedValueFailures(
               : `const {${named!.replace(/\s+as\s+/g, ': ')}} = await __import(${from});`,
       )
       .replace(/^export \{\};$/m, '');
-    // a block, so that an import may take the name of a package export (the function's parameters)
     const scope = {
       ...options.module,
       ...(await options.free?.()),
@@ -494,6 +492,7 @@ export async function statedValueFailures(
       __import: load,
     };
     try {
+      // in a block, so that an import may take the name of a package export (a parameter here)
       await new AsyncFunction(...Object.keys(scope), `{\n${js}\n}`)(...Object.values(scope));
     } catch (error) {
       failures.push(`${example.where}: threw ${(error as Error).name}: ${(error as Error).message}`);
