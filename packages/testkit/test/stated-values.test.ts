@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { statedValueFailures, withClaims } from '../src/jsdoc.js';
+import { type StatedValuesOptions, statedValueFailures, withClaims } from '../src/jsdoc.js';
 
 describe('withClaims', () => {
   it('turns `expr; // value` into a check and leaves declarations and prose alone', () => {
@@ -61,12 +61,6 @@ describe('withClaims', () => {
 describe('statedValueFailures', () => {
   const root = mkdtempSync(join(tmpdir(), 'testkit-stated-'));
   afterAll(() => rmSync(root, { recursive: true, force: true }));
-  const pkgDir = (source: string) => {
-    const dir = mkdtempSync(join(root, 'pkg-'));
-    mkdirSync(join(dir, 'src'));
-    writeFileSync(join(dir, 'src', 'index.ts'), source);
-    return dir;
-  };
   const module = {
     double: (n: number) => 2 * n,
     later: async (n: number) => n + 1,
@@ -74,9 +68,17 @@ describe('statedValueFailures', () => {
       throw new RangeError('no');
     },
   };
+  /** The runner over a package 'pkg' (exports `module`) whose src/index.ts is `source`. */
+  const run = (source: string, options: Partial<StatedValuesOptions> = {}) => {
+    const dir = mkdtempSync(join(root, 'pkg-'));
+    mkdirSync(join(dir, 'src'));
+    writeFileSync(join(dir, 'src', 'index.ts'), source);
+    return statedValueFailures({ pkgDir: dir, name: 'pkg', module, ...options });
+  };
 
   it('checks values, awaited values and throws, and says where one differs', async () => {
-    const dir = pkgDir(`/**
+    const { checked, failures } = await run(
+      `/**
  * @example
  * double(2); // 4
  * new Uint8Array([1, double(1)]); // Uint8Array(2) [ 1, 2 ]
@@ -92,13 +94,11 @@ export const a = 1;
  * double(1); // throws TypeError
  */
 export const b = 1;
-`);
-    const { checked, failures } = await statedValueFailures({
-      pkgDir: dir,
-      name: 'pkg',
-      module,
-      free: () => ({ base: 3.5 }),
-    });
+`,
+      {
+        free: () => ({ base: 3.5 }),
+      },
+    );
     expect(checked).toBe(8);
     expect(failures).toEqual([
       'src/index.ts:12: double(1); // 3: wrong: gives 2',
@@ -107,7 +107,8 @@ export const b = 1;
   });
 
   it('gives imports of the package its module and others the importer, and ends at a throw', async () => {
-    const dir = pkgDir(`/**
+    const { checked, failures } = await run(
+      `/**
  * @example
  * import { double as twice } from 'pkg';
  * import { join } from 'node:path';
@@ -121,31 +122,28 @@ export const a = 1;
  * double(2); // 4
  */
 export const b = 1;
-`);
-    const { checked, failures } = await statedValueFailures({
-      pkgDir: dir,
-      name: 'pkg',
-      module,
-      importer: (s) => import(s),
-    });
+`,
+      {
+        importer: (s) => import(s),
+      },
+    );
     expect(checked).toBe(2);
     expect(failures).toEqual(['src/index.ts:9: threw ReferenceError: missing is not defined']);
   });
 
   it('rewrites a consumer path before running, and reports a rewrite that occurs nowhere', async () => {
-    const dir = pkgDir(`/**
+    const result = await run(
+      `/**
  * @example
  * double(read('./my/file')); // 4
  */
 export const a = 1;
-`);
-    const result = await statedValueFailures({
-      pkgDir: dir,
-      name: 'pkg',
-      module,
-      free: () => ({ read: (path: string) => (path === '/fixtures/two' ? 2 : 0) }),
-      rewrite: { "'./my/file'": "'/fixtures/two'", "'./other'": "'/x'" },
-    });
+`,
+      {
+        free: () => ({ read: (path: string) => (path === '/fixtures/two' ? 2 : 0) }),
+        rewrite: { "'./my/file'": "'/fixtures/two'", "'./other'": "'/x'" },
+      },
+    );
     expect(result).toEqual({
       checked: 1,
       skipped: 0,
@@ -154,21 +152,20 @@ export const a = 1;
   });
 
   it('skips what is named, and reports a skip that matches nothing', async () => {
-    const dir = pkgDir(`/**
+    const result = await run(
+      `/**
  * @example
  * await fetchSomething(); // 1
  */
 export const a = 1;
-`);
-    const result = await statedValueFailures({
-      pkgDir: dir,
-      name: 'pkg',
-      module,
-      skip: [
-        { match: 'fetchSomething(', why: 'needs a network' },
-        { match: 'gone(', why: 'an example since removed' },
-      ],
-    });
+`,
+      {
+        skip: [
+          { match: 'fetchSomething(', why: 'needs a network' },
+          { match: 'gone(', why: 'an example since removed' },
+        ],
+      },
+    );
     expect(result).toEqual({
       checked: 0,
       skipped: 1,
