@@ -82,10 +82,10 @@ export {
   responseScore,
   resummarizeRanking,
 } from './rank-responses.js';
-export { createRateLimiter } from './rate-limiter.js';
+export { createRateLimiter, type RateLimiter, type RateLimiterOptions } from './rate-limiter.js';
 export { fmt, type ReportResult, type WinRateRow, winRatesOfRun, writeReport } from './report.js';
 export { createRng, type PythonRandom, pythonRandom, type Rng } from './rng.js';
-export { runPaths } from './run-layout.js';
+export { type RunPaths, runPaths } from './run-layout.js';
 export {
   excerpt,
   type PromptInput,

@@ -24,6 +24,30 @@ export function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> 
 }
 
 /**
+ * How `createRateLimiter` spaces calls: `requestsPerMinute` (none: no spacing) and `concurrency` (4).
+ *
+ * @example
+ * const options: RateLimiterOptions = { requestsPerMinute: 500, concurrency: 4 };
+ * const limit = createRateLimiter(options);
+ */
+export interface RateLimiterOptions {
+  /** Starts at least `60000 / requestsPerMinute` ms apart; none or 0: no spacing. */
+  requestsPerMinute?: number;
+  /** Calls running at once (at least 1; default 4). */
+  concurrency?: number;
+}
+
+/**
+ * What `createRateLimiter` returns: runs `fn` when its turn comes, with what `fn` returns; a call given
+ * a `signal` stops waiting for its turn when it aborts (rejecting with `signal.reason`).
+ *
+ * @example
+ * const limit: RateLimiter = createRateLimiter({ concurrency: 1 });
+ * await limit(async () => 42); // 42
+ */
+export type RateLimiter = <T>(fn: () => Promise<T>, signal?: AbortSignal) => Promise<T>;
+
+/**
  * Spaces the starts of calls at least `60000 / requestsPerMinute` ms apart and runs at most
  * `concurrency` at once. A call given a `signal` stops waiting for its turn when it aborts.
  *
@@ -31,7 +55,7 @@ export function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> 
  * const limit = createRateLimiter({ requestsPerMinute: 500, concurrency: 4 });
  * await limit(() => fetch(url));
  */
-export function createRateLimiter(options: { requestsPerMinute?: number; concurrency?: number } = {}) {
+export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter {
   const interval = options.requestsPerMinute ? 60_000 / options.requestsPerMinute : 0;
   const concurrency = Math.max(1, options.concurrency ?? 4);
   let active = 0;

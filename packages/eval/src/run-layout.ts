@@ -1,6 +1,45 @@
 import { join } from 'node:path';
 
 /**
+ * The files and folders of a run directory, as `runPaths(runDir)` names them.
+ *
+ * @example
+ * const p: RunPaths = runPaths('runs/llama2');
+ * p.output('rules'); // 'runs/llama2/outputs/rules.json'
+ * p.journal('generate', 'rules'); // 'runs/llama2/.journals/generate-rules.jsonl'
+ */
+export interface RunPaths {
+  /** The run directory itself. */
+  runDir: string;
+  /** `outputs/`: one model_outputs.json per model or ablation. */
+  outputs: string;
+  /** `outputs/NAME.json`. */
+  output: (name: string) => string;
+  /** `annotations/`: alpaca_eval annotations against the baseline. */
+  annotations: string;
+  /** `annotations/NAME.json`. */
+  annotation: (name: string) => string;
+  /** `ranking/`: `rankResponses` results. */
+  ranking: string;
+  /** `ranking/NAME.json`. */
+  rankingResult: (name: string) => string;
+  /** `shift/`: `tokenShift` results. */
+  shift: string;
+  /** `shift/NAME.json`. */
+  shiftResult: (name: string) => string;
+  /** `.judge-cache/`: the judge's answers, kept across runs. */
+  judgeCache: string;
+  /** `.journals/STEP-NAME.jsonl`: what a resumable step has done. */
+  journal: (step: string, name: string) => string;
+  /** `winrates.json`, written by the report. */
+  winrates: string;
+  /** `report.md`, written by the report. */
+  report: string;
+  /** `charts/`: the report's SVG charts. */
+  charts: string;
+}
+
+/**
  * Where the evaluation steps put their files in a run directory, so that `writeReport(runDir)` finds
  * them: `outputs/NAME.json` (model_outputs.json of each model or ablation), `annotations/NAME.json`
  * (alpaca_eval annotations of NAME against the baseline), `ranking/NAME.json` (rankResponses results),
@@ -13,7 +52,7 @@ import { join } from 'node:path';
  *   judge, baseline: baselineFile, model: p.output('rules'), cacheDir: p.judgeCache, out: p.annotation('rules'),
  * });
  */
-export function runPaths(runDir: string) {
+export function runPaths(runDir: string): RunPaths {
   return {
     runDir,
     outputs: join(runDir, 'outputs'),
