@@ -92,7 +92,18 @@ const sha256 = (file: string) => `sha256:${createHash('sha256').update(readFileS
  * between the windows of a large file goes unnoticed.
  *
  * @example
- * generateRun({ ..., fingerprint: { model: modelFingerprint(model), rules } });
+ * import { generateRun, runtimeGenerator } from '@implicit-it/eval';
+ * import { loadModel } from '@implicit-it/runtime';
+ *
+ * const model = await loadModel('./models/llama2');
+ * await generateRun({
+ *   generator: runtimeGenerator(model, { rules: 'hewitt2024' }),
+ *   generatorName: 'llama2-rules',
+ *   instructions: '../shared/data/alpaca_eval/alpaca_eval.jsonl',
+ *   out: 'runs/llama2/outputs/rules.json',
+ *   // a resumed run refuses a journal another model (or rule set) wrote
+ *   fingerprint: { model: modelFingerprint(model), rules: 'hewitt2024' },
+ * });
  */
 export function modelFingerprint(model: {
   info: Pick<ModelInfo, 'dir' | 'onnxFile' | 'dtype' | 'q4AccuracyLevel'>;

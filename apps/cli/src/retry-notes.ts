@@ -10,10 +10,15 @@ type RetryInfo = Parameters<NonNullable<OpenAIJudgeOptions['onRetry']>>[0];
  * before the command's last word, so that an error comes after its retries).
  *
  * @example
+ * import { judgePairs, openAIJudge, runPaths } from '@implicit-it/eval';
+ *
  * const notes = retryNotes((line) => process.stderr.write(`${line}\n`));
- * const judge = openAIJudge({ baseURL: 'http://127.0.0.1:8000/v1', onRetry: notes.onRetry });
+ * const judge = openAIJudge({ baseURL: 'http://127.0.0.1:8000/v1', model: 'judge', onRetry: notes.onRetry });
+ * const p = runPaths('runs/llama2');
  * try {
- *   await judgePairs({ judge, baseline, model: outputs, cacheDir, out });
+ *   await judgePairs({
+ *     judge, baseline: p.output('tulu'), model: p.output('rules'), cacheDir: p.judgeCache, out: p.annotation('rules'),
+ *   });
  * } finally {
  *   notes.flush();
  * }

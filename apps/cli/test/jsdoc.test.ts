@@ -1,26 +1,20 @@
-import { closeSync, mkdtempSync, openSync, rmSync, truncateSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { statedValueFailures } from '@implicit-it/testkit/jsdoc';
+import { exampleTypeErrors, statedValueFailures } from '@implicit-it/testkit/jsdoc';
 import { afterAll, describe, expect, it } from 'vitest';
 
-// The values the CLI's @examples state in comments (`inCliTerms(...); // '...'`, `intArg(1)('0'); //
-// throws InvalidArgumentError`) are the values they give. The CLI has no src/index.ts (it is a bin,
-// not a library), so its examples are run here with the exports of the src/ modules that hold them
-// in scope; there is no entry point for describeJsdoc's export and type checks.
+// The CLI's @examples type-check, and the values they state in comments (`inCliTerms(...); // '...'`,
+// `intArg(1)('0'); // throws InvalidArgumentError`) are the values they give. The CLI has no
+// src/index.ts (it is a bin, not a library), so its examples are checked with the exports of the src/
+// modules that hold them in scope; its exports are internal, so not every one needs an @example.
 const pkgDir = resolve(import.meta.dirname, '..');
-
-// the modules whose exports the examples use
-const modules = () =>
-  Promise.all([
-    import('../src/flags.js'),
-    import('../src/model-fingerprint.js'),
-    import('../src/output.js'),
-    import('../src/program.js'),
-    import('../src/progress.js'),
-    import('../src/retry-notes.js'),
-    import('../src/side-by-side.js'),
-  ]);
+// the src/ modules that have @examples (commands/ and cli.ts, which runs the program, have none)
+const sources = readdirSync(join(pkgDir, 'src')).filter(
+  (f) => f.endsWith('.ts') && readFileSync(join(pkgDir, 'src', f), 'utf8').includes('@example'),
+);
+// their exports, loaded through vitest (which compiles them)
+const modules = () => Promise.all(sources.map((f) => import(`../src/${f.replace(/\.ts$/, '.js')}`)));
 
 // a consumer's 14,221,875,200-byte weights file: as many zero bytes, sparse (no disk written)
 const tmp = mkdtempSync(join(tmpdir(), 'implicit-it-cli-jsdoc-'));
@@ -30,6 +24,13 @@ truncateSync(weights, 14_221_875_200);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('JSDoc of the CLI', () => {
+  it('every @example in src/ type-checks against the modules it documents', () => {
+    const { examples, errors } = exampleTypeErrors({ pkgDir, name: '@implicit-it/cli', modules: sources });
+    expect(sources).toHaveLength(7);
+    expect(errors).toEqual([]);
+    expect(examples).toBeGreaterThanOrEqual(11);
+  }, 60_000);
+
   it('every value an @example states (`expr; // value`, `// throws Error`) is what it gives', async () => {
     const { checked, failures } = await statedValueFailures({
       pkgDir,

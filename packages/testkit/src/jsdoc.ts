@@ -10,7 +10,7 @@ import { missingShared, REQUIRE_SHARED } from './index.js';
  * `@example` in `src/`, compiled against the package's own source as `import ... from '<name>'`.
  */
 export interface JsdocPackage {
-  /** The package's directory (its src/index.ts is the entry point). */
+  /** The package's directory (its src/index.ts is the entry point, unless `modules` are given). */
   pkgDir: string;
   /** The name examples import it by, e.g. '@implicit-it/tokenizers'. */
   name: string;
@@ -19,6 +19,11 @@ export interface JsdocPackage {
    * tokenizer, rows), e.g. `declare const model: Model;`. Every export of the package is in scope.
    */
   prelude?: string;
+  /**
+   * For a package without src/index.ts (a bin): its src/ modules (`'flags.ts'`) whose exports the
+   * examples have in scope, checked as if an entry point re-exported them all.
+   */
+  modules?: readonly string[];
 }
 
 /** One `@example` block: where its tag is (src/file.ts:line) and its code. */
@@ -38,13 +43,42 @@ const baseOptions: ts.CompilerOptions = {
   types: ['node'], // examples may log, read files, use AbortController
 };
 
+/** The entry point's path, relative to the package: src/index.ts, or the one made of `modules`. */
+function entryOf(pkg: JsdocPackage): string {
+  return pkg.modules ? 'src/__jsdoc_entry__.ts' : 'src/index.ts';
+}
+
 function optionsFor(pkg: JsdocPackage): ts.CompilerOptions {
   return {
     ...baseOptions,
     baseUrl: pkg.pkgDir,
     typeRoots: [join(pkg.pkgDir, 'node_modules', '@types')],
-    paths: { [pkg.name]: ['src/index.ts'] },
+    paths: { [pkg.name]: [entryOf(pkg)] },
   };
+}
+
+/**
+ * A compiler host that also serves `files` (virtual sources by absolute path) and, with `modules`, the
+ * entry point re-exporting them.
+ */
+function hostFor(pkg: JsdocPackage, options: ts.CompilerOptions, files: ReadonlyMap<string, string>) {
+  const virtual = new Map(files);
+  if (pkg.modules) {
+    for (const m of pkg.modules)
+      if (!existsSync(join(pkg.pkgDir, 'src', m)))
+        throw new Error(`${join(pkg.pkgDir, 'src', m)} does not exist`);
+    const lines = pkg.modules.map((m) => `export * from './${m.replace(/\.ts$/, '.js')}';`);
+    virtual.set(join(pkg.pkgDir, entryOf(pkg)), `${lines.join('\n')}\n`);
+  }
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (name, lang, ...rest) => {
+    const text = virtual.get(name);
+    return text !== undefined ? ts.createSourceFile(name, text, lang) : getSourceFile(name, lang, ...rest);
+  };
+  const fileExists = host.fileExists.bind(host);
+  host.fileExists = (name) => virtual.has(name) || fileExists(name);
+  return host;
 }
 
 /** The `.ts` files of `<pkgDir>/src`, subdirectories included. */
@@ -88,12 +122,14 @@ const entries = new Map<string, { checker: ts.TypeChecker; exports: ts.Symbol[] 
  * (`missingJsdoc` and `exampleTypeErrors` both need them; building it is most of a check's time).
  */
 function entryExports(pkg: JsdocPackage): { checker: ts.TypeChecker; exports: ts.Symbol[] } {
-  const entry = join(pkg.pkgDir, 'src', 'index.ts');
-  const key = `${entry}\n${pkg.name}`;
+  const entry = join(pkg.pkgDir, entryOf(pkg));
+  const key = `${entry}\n${pkg.name}\n${pkg.modules?.join(',') ?? ''}`;
   const known = entries.get(key);
   if (known) return known;
-  if (!existsSync(entry)) throw new Error(`${entry} does not exist`);
-  const program = ts.createProgram([entry], optionsFor(pkg));
+  if (!pkg.modules && !existsSync(entry))
+    throw new Error(`${entry} does not exist (a package without one names its modules: \`modules\`)`);
+  const options = optionsFor(pkg);
+  const program = ts.createProgram([entry], options, hostFor(pkg, options, new Map()));
   const checker = program.getTypeChecker();
   const module = checker.getSymbolAtLocation(program.getSourceFile(entry)!);
   if (!module) throw new Error(`${entry} is not a module`);
@@ -158,14 +194,8 @@ export function exampleTypeErrors(pkg: JsdocPackage): { examples: number; errors
     });
   });
   const options = { ...optionsFor(pkg), noUnusedLocals: false };
-  const host = ts.createCompilerHost(options);
-  const getSourceFile = host.getSourceFile.bind(host);
-  host.getSourceFile = (name, lang, ...rest) => {
-    const virtual = files.get(name);
-    return virtual ? ts.createSourceFile(name, virtual.text, lang) : getSourceFile(name, lang, ...rest);
-  };
-  const fileExists = host.fileExists.bind(host);
-  host.fileExists = (name) => files.has(name) || fileExists(name);
+  const texts = new Map([...files].map(([name, f]) => [name, f.text]));
+  const host = hostFor(pkg, options, texts);
   const program = ts.createProgram([...files.keys()], options, host);
   const errors = ts.getPreEmitDiagnostics(program).map((d) => {
     const virtual = d.file && files.get(d.file.fileName);

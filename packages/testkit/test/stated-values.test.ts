@@ -1,8 +1,13 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type StatedValuesOptions, statedValueFailures, withClaims } from '../src/jsdoc.js';
+import {
+  exampleTypeErrors,
+  type StatedValuesOptions,
+  statedValueFailures,
+  withClaims,
+} from '../src/jsdoc.js';
 
 describe('withClaims', () => {
   it('turns `expr; // value` into a check and leaves declarations and prose alone', () => {
@@ -111,7 +116,7 @@ export const b = 1;
       `/**
  * @example
  * import { double as twice } from 'pkg';
- * import { join } from 'node:path';
+ * import { join, resolve } from 'node:path';
  * twice(join('a', 'b').length); // 6
  */
 export const a = 1;
@@ -171,5 +176,53 @@ export const a = 1;
       skipped: 1,
       failures: ['skip "gone(" matches no example that states a value'],
     });
+  });
+});
+
+describe('exampleTypeErrors of a package without src/index.ts (`modules`)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'testkit-modules-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'src'));
+  // @types/node, which the examples are compiled with, from this package
+  symlinkSync(resolve(import.meta.dirname, '..', 'node_modules'), join(dir, 'node_modules'));
+  writeFileSync(
+    join(dir, 'src', 'flags.ts'),
+    `/**
+ * @example
+ * twice(2).toFixed(1);
+ */
+export const twice = (n: number): number => 2 * n;
+`,
+  );
+  writeFileSync(
+    join(dir, 'src', 'words.ts'),
+    `/**
+ * @example
+ * shout(twice(1));
+ */
+export const shout = (s: string): string => s.toUpperCase();
+`,
+  );
+  writeFileSync(join(dir, 'src', 'cli.ts'), 'process.exit(1);\n');
+
+  it("compiles each example with the named modules' exports in scope, and names its errors", () => {
+    const { examples, errors } = exampleTypeErrors({
+      pkgDir: dir,
+      name: 'bin',
+      modules: ['flags.ts', 'words.ts'],
+    });
+    expect(examples).toBe(2);
+    expect(errors).toEqual([
+      "src/words.ts:2 (example line 1): Argument of type 'number' is not assignable to parameter of type 'string'.",
+    ]);
+  });
+
+  it('says when a named module does not exist, and when neither modules nor src/index.ts is there', () => {
+    expect(() => exampleTypeErrors({ pkgDir: dir, name: 'bin', modules: ['gone.ts'] })).toThrow(
+      `${join(dir, 'src', 'gone.ts')} does not exist`,
+    );
+    expect(() => exampleTypeErrors({ pkgDir: dir, name: 'bin' })).toThrow(
+      `${join(dir, 'src', 'index.ts')} does not exist (a package without one names its modules: \`modules\`)`,
+    );
   });
 });
