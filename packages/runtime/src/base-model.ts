@@ -254,14 +254,20 @@ export abstract class BaseModel {
   private cachedRules(spec: RuleSpec, compile: () => RuleSet): RuleSet | null {
     const key = JSON.stringify(spec);
     let set = this.ruleCache.get(key);
-    if (set === undefined) {
-      set = compile();
-      if (set.unresolved.length > 0) this.log(unresolvedNote(spec, set.unresolved));
-      if (set.enabled.length === 0) set = null;
+    if (set !== undefined) {
       // least recently used first out: requests may carry any number of distinct rule sets
-      if (this.ruleCache.size >= RULE_CACHE_SIZE) this.ruleCache.delete(this.ruleCache.keys().next().value!);
-    } else this.ruleCache.delete(key);
+      this.ruleCache.delete(key);
+      this.ruleCache.set(key, set);
+      return set;
+    }
+    const compiled = compile();
+    set = compiled.enabled.length === 0 ? null : compiled;
+    if (this.ruleCache.size >= RULE_CACHE_SIZE) this.ruleCache.delete(this.ruleCache.keys().next().value!);
+    // kept before its note is logged: a `log` that throws fails this request, and the next one with
+    // the same spec finds the set without a note, as a worker's model does (its log is on the caller's
+    // thread)
     this.ruleCache.set(key, set);
+    if (compiled.unresolved.length > 0) this.log(unresolvedNote(spec, compiled.unresolved));
     return set;
   }
 

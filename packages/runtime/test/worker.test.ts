@@ -369,8 +369,9 @@ describe('loading and disposing a model in a worker thread', () => {
         await expect(
           model.score([{ prompt: 'Hi', continuation: 'x' }], { rules: entries('no such 3') }),
         ).rejects.toBe(boom);
-        // and goes on serving
+        // and goes on serving; the set was kept, so its note is not logged (nor thrown) again
         expect(await model.generate('Hi', { maxNewTokens: 2 })).toHaveLength(1);
+        expect(await model.generate('Hi', { maxNewTokens: 2, rules: entries('no such 1') })).toHaveLength(1);
       }
     } finally {
       await mine.dispose();
