@@ -25,13 +25,70 @@ export function packageVersion(): string {
 }
 
 /**
+ * Option names people bring from other tools (transformers' `generate()`, OpenAI's API, llama.cpp,
+ * PyTorch training scripts), and what this CLI calls them. Too far from ours for commander's own
+ * "Did you mean" (which stops at 3 edits).
+ */
+const OPTION_SYNONYMS: Readonly<Record<string, string>> = {
+  '--max-new-tokens': '--max-tokens',
+  '--max_new_tokens': '--max-tokens',
+  '--max_tokens': '--max-tokens',
+  '--max-length': '--max-tokens',
+  '--n-predict': '--max-tokens',
+  '--temp': '--temperature',
+  '--greedy': '--temperature 0',
+  '--model-dir': '--model',
+  '--model-path': '--model',
+  '--model_name_or_path': '--model',
+  '--system-prompt': '--system',
+  '--stop-sequence': '--stop',
+  '--stop-string': '--stop',
+  '--no-rules': '--rules off',
+  '--device': '--provider',
+  '--gpu': '--provider cuda',
+  '--cuda': '--provider cuda',
+  '--lr': '--learning-rate',
+  '--num-epochs': '--epochs',
+  '--num_train_epochs': '--epochs',
+};
+
+/**
+ * What `implicit-it` says of an unknown option another tool names so (`--max-new-tokens`): the option of
+ * this command that does it, where the command has one; undefined otherwise.
+ *
+ * @example
+ * const generate = createProgram().commands.find((c) => c.name() === 'generate')!;
+ * synonymHint(generate, '--max-new-tokens=64'); // '(Did you mean --max-tokens?)'
+ * synonymHint(generate, '--learning-rate'); // undefined
+ */
+export function synonymHint(command: Command, flag: string): string | undefined {
+  const ours = OPTION_SYNONYMS[flag.split('=')[0]!];
+  const long = ours?.split(' ')[0];
+  if (!ours || !command.options.some((o) => o.long === long)) return undefined;
+  return `(Did you mean ${ours}?)`;
+}
+
+/** The program's commands: an unknown option another tool names so gets this CLI's name for it. */
+class CliCommand extends Command {
+  override createCommand(name?: string): Command {
+    return new CliCommand(name);
+  }
+
+  unknownOption(flag: string): void {
+    const hint = synonymHint(this, flag);
+    if (hint) this.error(`error: unknown option '${flag}'\n${hint}`, { code: 'commander.unknownOption' });
+    (Command.prototype as unknown as { unknownOption(flag: string): void }).unknownOption.call(this, flag);
+  }
+}
+
+/**
  * The `implicit-it` program: every command registers itself here.
  *
  * @example
  * await createProgram().parseAsync(['node', 'implicit-it', 'doctor']);
  */
 export function createProgram(): Command {
-  const program = new Command('implicit-it')
+  const program = new CliCommand('implicit-it')
     .description(
       'Instruction following without instruction tuning (Hewitt et al., 2024): a base language model plus ' +
         'three hand-written decoding rules, from the command line.',

@@ -199,6 +199,28 @@ describe('help, version, usage errors', () => {
     expect(chat.stderr).toBe(`${message}(add --help for usage and examples)\n`);
   });
 
+  it("names this CLI's option for one another tool names so (--max-new-tokens), where the command has it", async () => {
+    const usage = (flag: string, ours: string) =>
+      `error: unknown option '${flag}'\n(Did you mean ${ours}?)\n(add --help for usage and examples)\n`;
+    const generate = await run(['generate', '--model', model, '--max-new-tokens', '8', 'Hi']);
+    expect([generate.code, generate.stderr, generate.stdout]).toEqual([
+      2,
+      usage('--max-new-tokens', '--max-tokens'),
+      '',
+    ]);
+    const inline = await run(['generate', '--model', model, '--no-rules', 'Hi']);
+    expect(inline.stderr).toBe(usage('--no-rules', '--rules off'));
+    const chat = await run(['chat', '--model', model, '--system-prompt', 'Be brief.'], { input: 'Hi\n' });
+    expect([chat.code, chat.stderr]).toEqual([2, usage('--system-prompt', '--system')]);
+    // a command without the option gets commander's own message (serve has no --temperature; its
+    // nearest flag is --help)
+    const serve = await run(['serve', '--temp', '0.7']);
+    expect([serve.code, serve.stderr]).toEqual([2, usage('--temp', '--help')]);
+    // and commander's "Did you mean" still comes for a near miss
+    const near = await run(['generate', '--model', model, '--top_k', '3', 'Hi']);
+    expect(near.stderr).toBe(usage('--top_k', '--top-k'));
+  });
+
   it('finetune sweep --seeds takes the range of plan --seed, and says so by its own flag', async () => {
     const r = await run(['finetune', 'sweep', '--seeds', '1,4294967296']);
     expect(r.code).toBe(2);
