@@ -48,12 +48,18 @@ const choicesPerPrompt = integerIn(1, 128);
 
 const logitBias = z
   .record(
-    z.string().regex(/^\d{1,9}$/, { error: 'keys are token ids (non-negative integers)' }),
+    z.string().regex(/^\d{1,9}$/),
     z
       .number({ error: 'expected a number in [-100, 100]' })
       .min(-100, { error: 'expected a number in [-100, 100]' })
       .max(100, { error: 'expected a number in [-100, 100]' }),
-    { error: 'expected an object mapping token ids to biases' },
+    {
+      // a bad key is reported by the record, at the key's path: name what a key must be there
+      error: (issue) =>
+        issue.code === 'invalid_key'
+          ? 'expected a token id (a non-negative integer) as the key'
+          : 'expected an object mapping token ids to biases',
+    },
   )
   .refine((v) => Object.keys(v).length <= 1024, { error: 'at most 1024 entries' });
 

@@ -845,6 +845,13 @@ describe('errors', () => {
       ],
       [{ rules: long(200) }, 'rules', 'rules: a rule-set name has at most 200 characters'],
       [
+        { logit_bias: { type: 1 } },
+        'logit_bias.type',
+        'logit_bias.type: expected a token id (a non-negative integer) as the key',
+      ],
+      [{ logit_bias: { 5: 'x' } }, 'logit_bias.5', 'logit_bias.5: expected a number in [-100, 100]'],
+      [{ logit_bias: [1] }, 'logit_bias', 'logit_bias: expected an object mapping token ids to biases'],
+      [
         { messages: ['Hi.'] },
         'messages[0]',
         'messages[0]: expected a message object {"role": ..., "content": ...}',
