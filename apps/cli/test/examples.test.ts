@@ -4,7 +4,7 @@ import { type Command, CommanderError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { createProgram } from '../src/program.js';
 
-// Every command line the CLI shows as an example (each command's --help) or the READMEs write is one
+// Every command line the CLI shows as an example (each command's --help) or a README writes is one
 // the CLI parses: its commands and flags exist, its values pass their checks and its required
 // options are there. Parsed by the program itself with every action replaced by nothing, so that no
 // example runs (they load models, call a judge, start a server).
@@ -125,9 +125,10 @@ describe('example command lines', () => {
     ]),
     ['apps/cli/README.md', commandLines(shellBlocks(resolve(root, 'apps/cli/README.md')))],
     ['README.md', commandLines(shellBlocks(resolve(root, 'README.md')))],
+    ['apps/api/README.md', commandLines(shellBlocks(resolve(root, 'apps/api/README.md')))],
   ];
 
-  it('finds the examples of every command and of both READMEs', () => {
+  it('finds the examples of every command and of the READMEs', () => {
     for (const [where, lines] of sources) expect(lines.length, where).toBeGreaterThan(0);
     expect(sources.reduce((n, [, lines]) => n + lines.length, 0)).toBeGreaterThanOrEqual(100);
   });
