@@ -215,7 +215,7 @@ export const shout = (s: string): string => s.toUpperCase();
     expect(errors).toEqual([
       "src/words.ts:2 (example line 1): Argument of type 'number' is not assignable to parameter of type 'string'.",
     ]);
-  });
+  }, 60_000); // (a TypeScript program: seconds, more on a loaded machine)
 
   it('says when a named module does not exist, and when neither modules nor src/index.ts is there', () => {
     expect(() => exampleTypeErrors({ pkgDir: dir, name: 'bin', modules: ['gone.ts'] })).toThrow(
