@@ -87,7 +87,10 @@ const logprobCount = integerIn(0, 20);
 
 /** Fields both endpoints take. */
 const common = {
-  model: z.string({ error: 'expected a model id (GET /v1/models lists them)' }).min(1).max(256),
+  model: z
+    .string({ error: 'expected a model id (GET /v1/models lists them)' })
+    .min(1, { error: 'expected a model id, not an empty string (GET /v1/models lists them)' })
+    .max(256, { error: 'a model id has at most 256 characters (GET /v1/models lists them)' }),
   max_tokens: tokenCount.nullish(),
   temperature: z
     .number({ error: 'expected a number in [0, 2]' })

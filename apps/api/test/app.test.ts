@@ -851,6 +851,13 @@ describe('errors', () => {
       ],
       [{ logit_bias: { 5: 'x' } }, 'logit_bias.5', 'logit_bias.5: expected a number in [-100, 100]'],
       [{ logit_bias: [1] }, 'logit_bias', 'logit_bias: expected an object mapping token ids to biases'],
+      [{ model: 7 }, 'model', 'model: expected a model id (GET /v1/models lists them)'],
+      [{ model: '' }, 'model', 'model: expected a model id, not an empty string (GET /v1/models lists them)'],
+      [
+        { model: long(256) },
+        'model',
+        'model: a model id has at most 256 characters (GET /v1/models lists them)',
+      ],
       [
         { messages: ['Hi.'] },
         'messages[0]',
