@@ -170,7 +170,8 @@ export function parseRules(
     resolveRuleSpec(spec);
   } catch (error) {
     // the library's name for no rules is "none"; the CLI documents `off` (both work)
-    if (ImplicitItError.isInstance(error)) throw usage(`${flag}: ${error.message.replace('"none"', 'off')}`);
+    if (ImplicitItError.isInstance(error))
+      throw usage(`${flag}: ${error.message.replaceAll('"none"', 'off')}`);
     throw error;
   }
   return spec;

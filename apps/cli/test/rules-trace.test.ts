@@ -143,7 +143,7 @@ describe('rules trace: usage', () => {
     expect(preset.code).toBe(2);
     // the flag given, and the documented name of no rules (off), not the library's "none"
     expect(preset.stderr).toMatch(
-      /^error: --rules: unknown rule set "nope": expected a preset \(hewitt2024, [^)]*\), off, or rule names joined by "-"/,
+      /^error: --rules: unknown rule set "nope" \(did you mean off\?\): expected a preset \(hewitt2024, [^)]*\), off, or rule names joined by "-"/,
     );
     expect(preset.stderr).not.toContain('"none"');
     const missing = await run([

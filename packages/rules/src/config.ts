@@ -19,7 +19,7 @@ export interface EosRuleOptions {
   /** `'zero'` (reference code, hewitt2024): no bonus from `rampLength` on; `'hold'`: keep `maxBonus`. */
   afterRamp?: 'zero' | 'hold';
   /** EOS ids to score; default: the vocabulary's EOS ids. */
-  ids?: number[];
+  ids?: readonly number[];
 }
 
 /**
@@ -42,7 +42,7 @@ export interface UniformRuleOptions {
    * Default: the 15 entries of hewitt2024. Each id, and each text, at most once (as the reference
    * code assigns each id one score): a second entry for an id is a `RuleConfigError` naming both.
    */
-  entries?: UniformEntry[];
+  entries?: readonly UniformEntry[];
 }
 
 /**

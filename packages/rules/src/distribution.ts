@@ -1,3 +1,5 @@
+import { RuleInputError } from './errors.js';
+
 /**
  * Helpers for the product of experts p_a = p_base * p_rules / Z (rules-spec.md). Because
  * p_rules = softmax(r), log p_a = log_softmax(base + r): applying the rules is adding r to the logits.
@@ -42,7 +44,7 @@ export function softmax(row: ArrayLike<number>): Float64Array {
  */
 export function productOfExperts(baseLogits: ArrayLike<number>, ruleScores: ArrayLike<number>): Float64Array {
   if (ruleScores.length !== baseLogits.length) {
-    throw new RangeError(
+    throw new RuleInputError(
       `productOfExperts: ${baseLogits.length} base logits but ${ruleScores.length} rule scores`,
     );
   }

@@ -13,7 +13,7 @@ export {
 export { argmax, logSoftmax, productOfExperts, softmax } from './distribution.js';
 export { ImplicitItError, RuleConfigError, RuleInputError } from './errors.js';
 export { type ListsEveryKey, meantOption, shownValue } from './option-names.js';
-export { ABLATIONS, PRESETS, type RuleSpec, resolveRuleSpec } from './presets.js';
+export { ABLATIONS, PRESETS, type PresetName, type RuleSpec, resolveRuleSpec } from './presets.js';
 export { pythonStrip } from './python-strip.js';
 export {
   type CompileOptions,

@@ -1,8 +1,17 @@
 import { HEWITT2024_UNIFORM, type RuleSetConfig } from './config.js';
 import { RuleConfigError } from './errors.js';
+import { meantOption, shownValue } from './option-names.js';
 import { parseRuleSetConfig } from './validate.js';
 
 const uniformText = () => HEWITT2024_UNIFORM.map(({ text, score }) => ({ text, score }));
+
+/**
+ * The name of one of `PRESETS`.
+ *
+ * @example
+ * const preset: PresetName = 'hewitt2024-prose';
+ */
+export type PresetName = 'hewitt2024' | 'hewitt2024-llama2-ids' | 'hewitt2024-prose';
 
 /**
  * Named rule sets. `hewitt2024` reproduces the released code that produced the paper's numbers;
@@ -12,10 +21,10 @@ const uniformText = () => HEWITT2024_UNIFORM.map(({ text, score }) => ({ text, s
  *
  * @example
  * Object.keys(PRESETS); // ['hewitt2024', 'hewitt2024-llama2-ids', 'hewitt2024-prose']
- * const config = PRESETS['hewitt2024-prose']!(); // a fresh config each call, free to edit
+ * const config = PRESETS['hewitt2024-prose'](); // a fresh config each call, free to edit
  */
-export const PRESETS: Readonly<Record<string, () => RuleSetConfig>> = Object.freeze<
-  Record<string, () => RuleSetConfig>
+export const PRESETS: Readonly<Record<PresetName, () => RuleSetConfig>> = Object.freeze<
+  Record<PresetName, () => RuleSetConfig>
 >({
   hewitt2024: () => ({ eos: {}, uniform: { entries: uniformText() }, used: {} }),
   'hewitt2024-llama2-ids': () => ({
@@ -62,7 +71,15 @@ const SUBSET_PARTS: Record<string, 'eos' | 'uniform' | 'used' | 'start'> = {
  * @example
  * const specs: RuleSpec[] = ['hewitt2024', 'uniform-diversity', false, { used: { scope: 'response' } }];
  */
-export type RuleSpec = string | false | RuleSetConfig;
+export type RuleSpec =
+  | PresetName
+  | (typeof ABLATIONS)[number]
+  | 'off'
+  // any other subset string ('eos', 'eos-uniform-diversity-start'...); `string & {}` keeps the names above
+  // offered by editors
+  | (string & {})
+  | false
+  | RuleSetConfig;
 
 /**
  * Resolves a `RuleSpec` to a validated `RuleSetConfig`.
@@ -76,7 +93,7 @@ export function resolveRuleSpec(spec: RuleSpec): RuleSetConfig {
   if (typeof spec === 'string') {
     const name = spec.trim();
     // own keys only: 'constructor' or '__proto__' are not presets
-    const preset = Object.hasOwn(PRESETS, name) ? PRESETS[name] : undefined;
+    const preset = Object.hasOwn(PRESETS, name) ? PRESETS[name as PresetName] : undefined;
     if (preset) return preset();
     if (name === 'none' || name === 'off') return {};
     const parts = name.split('-');
@@ -85,15 +102,28 @@ export function resolveRuleSpec(spec: RuleSpec): RuleSetConfig {
     for (const part of parts) {
       const rule = Object.hasOwn(SUBSET_PARTS, part) ? SUBSET_PARTS[part] : undefined;
       if (!rule) {
+        // a misspelt name as a whole ('hewit2024', 'Hewitt2024'), else the misspelt part ('eos-uniformm')
+        const whole = meantOption(name, [...Object.keys(PRESETS), ...ABLATIONS, 'off']);
+        const meantPart = meantOption(part, Object.keys(SUBSET_PARTS));
+        const meant =
+          whole ??
+          (meantPart === undefined ? undefined : parts.map((p) => (p === part ? meantPart : p)).join('-'));
         throw new RuleConfigError(
           '',
-          `unknown rule set "${spec}": expected a preset (${Object.keys(PRESETS).join(', ')}), "none", or rule names joined by "-" from eos, uniform, diversity, start (e.g. ${ABLATIONS.slice(0, 4).join(', ')})`,
+          `unknown rule set ${JSON.stringify(spec)}${meant === undefined ? '' : ` (did you mean "${meant}"?)`}: expected a preset (${Object.keys(PRESETS).join(', ')}), "none", or rule names joined by "-" from eos, uniform, diversity, start (e.g. ${ABLATIONS.slice(0, 4).join(', ')})`,
         );
       }
-      if (config[rule] !== undefined) throw new RuleConfigError('', `rule set "${spec}" names ${part} twice`);
+      if (config[rule] !== undefined)
+        throw new RuleConfigError('', `rule set ${JSON.stringify(spec)} names ${part} twice`);
       config[rule] = rule === 'start' ? {} : base[rule];
     }
     return config;
+  }
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
+    throw new RuleConfigError(
+      '',
+      `expected a rule-set name (a preset such as "hewitt2024", a subset such as "eos-uniform", or "none"), false, or a rule-set object, got ${shownValue(spec)}${(spec as unknown) === true ? ' (for the paper\'s rules, pass "hewitt2024")' : ''}`,
+    );
   }
   return parseRuleSetConfig(spec);
 }

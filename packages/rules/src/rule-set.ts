@@ -1,6 +1,6 @@
 import { HEWITT2024_UNIFORM, RULE_DEFAULTS, type RuleSetConfig } from './config.js';
 import { RuleConfigError, RuleInputError } from './errors.js';
-import { shownValue } from './option-names.js';
+import { type ListsEveryKey, meantOption, shownValue } from './option-names.js';
 import { type RuleSpec, resolveRuleSpec } from './presets.js';
 import { scoreString, startText } from './start.js';
 import { type RuleContext, RuleState } from './state.js';
@@ -62,12 +62,31 @@ export interface CompileOptions {
  * rules.createState(init);
  */
 export interface StateInit {
-  /** The prompt's token ids (the whole chat-formatted prompt). */
-  promptIds: ArrayLike<number>;
+  /**
+   * The prompt's token ids (the whole chat-formatted prompt): an array or typed array; bigint ids (a
+   * `BigInt64Array`, as onnxruntime and transformers.js hold `input_ids`) are read as numbers.
+   */
+  promptIds: ArrayLike<number> | ArrayLike<bigint>;
   /** Index of the first token of the last user message (S). */
   scopeStart: number;
   /** Prompt length P; default `promptIds.length`. */
   promptLength?: number;
+}
+
+const EOS_BONUS_OPTIONS = ['rampLength', 'maxBonus', 'afterRamp'] as const;
+const COMPILE_OPTIONS = ['custom'] as const satisfies readonly (keyof CompileOptions)[];
+const compileOptionsListed: ListsEveryKey<CompileOptions, typeof COMPILE_OPTIONS> = true;
+void compileOptionsListed;
+
+/** Refuses an option name `fn` does not take, with the one it probably meant. */
+function refuseUnknown(fn: string, options: object, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const meant = meantOption(key, known);
+    throw new RuleInputError(
+      `${fn}: unknown option ${JSON.stringify(key)}${meant === undefined ? '' : ` (did you mean "${meant}"?)`}; expected ${known.join(', ')}`,
+    );
+  }
 }
 
 interface EosCompiled {
@@ -91,6 +110,9 @@ export function eosBonus(
   if (typeof t !== 'number' || !Number.isFinite(t)) {
     throw new RuleInputError(`eosBonus: t must be a finite number, got ${t}`);
   }
+  if (typeof options !== 'object' || options === null)
+    throw new RuleInputError(`eosBonus: options must be an object, got ${shownValue(options)}`);
+  refuseUnknown('eosBonus', options, EOS_BONUS_OPTIONS);
   // an option passed as undefined keeps its default
   const rampLength = options.rampLength ?? RULE_DEFAULTS.eos.rampLength;
   const maxBonus = options.maxBonus ?? RULE_DEFAULTS.eos.maxBonus;
@@ -109,6 +131,17 @@ function rampBonus(t: number, rampLength: number, maxBonus: number, hold: boolea
   if (t <= 0) return 0;
   if (t < rampLength) return (maxBonus * t) / rampLength;
   return hold ? maxBonus : 0;
+}
+
+/** The names `enabled` gives the built-in rules (the used rule is `diversity`, as in subset names). */
+const RULE_ENABLED_NAMES = ['eos', 'uniform', 'diversity', 'start', 'used'];
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
 }
 
 /**
@@ -163,7 +196,10 @@ export class RuleSet {
   readonly config: RuleSetConfig;
   /** Entries without an exact vocabulary item (reported, never guessed). */
   readonly unresolved: readonly UnresolvedEntry[];
-  /** Names of the enabled rules, built-in then custom. */
+  /**
+   * Names of the enabled rules, built-in then custom. The used-token rule (config key `used`) is
+   * listed as `diversity`, its name in the reference code and in subset names (`eos-uniform-diversity`).
+   */
   readonly enabled: readonly string[];
 
   private readonly eos: EosCompiled | null;
@@ -187,12 +223,35 @@ export class RuleSet {
 
   /** @internal Use `compileRules`. */
   constructor(config: RuleSetConfig, vocab: Vocabulary, options: CompileOptions = {}) {
+    if (
+      typeof vocab !== 'object' ||
+      vocab === null ||
+      typeof vocab.idsOf !== 'function' ||
+      typeof vocab.surfaceOf !== 'function' ||
+      !Array.isArray(vocab.eosIds)
+    ) {
+      throw new RuleConfigError(
+        'vocabulary',
+        `expected a Vocabulary { size, eosIds, idsOf, surfaceOf } (createVocabulary, idVocabulary, or @implicit-it/tokenizers), got ${vocab === undefined ? 'none' : shownValue(vocab)}`,
+      );
+    }
+    if (typeof options !== 'object' || options === null)
+      throw new RuleConfigError('options', `expected { custom? }, got ${shownValue(options)}`);
+    for (const key of Object.keys(options)) {
+      if ((COMPILE_OPTIONS as readonly string[]).includes(key)) continue;
+      const meant = meantOption(key, COMPILE_OPTIONS);
+      throw new RuleConfigError(
+        `options.${key}`,
+        `unknown option${meant === undefined ? '' : ` (did you mean "${meant}"?)`}; expected ${COMPILE_OPTIONS.join(', ')}`,
+      );
+    }
     const size = vocab.size;
     if (!Number.isInteger(size) || size <= 0) {
       throw new RuleConfigError('vocabulary.size', `expected a positive integer, got ${size}`);
     }
     this.vocabSize = size;
-    this.config = config;
+    // frozen: behaviour is compiled from it, so an edit to it would change nothing
+    this.config = deepFreeze(config);
     const unresolved: UnresolvedEntry[] = [];
     const enabled: string[] = [];
     const checkId = (id: number, path: string) => {
@@ -309,14 +368,23 @@ export class RuleSet {
     if (!Array.isArray(this.custom)) {
       throw new RuleConfigError('custom', 'expected a list of { name: string, score(ctx, add) }');
     }
+    const builtIn = enabled.length;
     this.custom.forEach((rule, i) => {
       if (typeof rule?.name !== 'string' || typeof rule.score !== 'function') {
         throw new RuleConfigError(`custom[${i}]`, 'expected { name: string, score(ctx, add) }');
       }
+      // `enabled` names each rule once: a trace or a log that lists it must tell the rules apart
+      const taken = [...RULE_ENABLED_NAMES, ...enabled.slice(builtIn)];
+      if (taken.includes(rule.name)) {
+        throw new RuleConfigError(
+          `custom[${i}].name`,
+          `${JSON.stringify(rule.name)} is ${enabled.indexOf(rule.name, builtIn) >= 0 ? `the name of custom[${enabled.indexOf(rule.name, builtIn) - builtIn}]` : 'the name of a built-in rule'}: give each custom rule a name of its own`,
+        );
+      }
       enabled.push(rule.name);
     });
-    this.unresolved = unresolved;
-    this.enabled = enabled;
+    this.unresolved = Object.freeze(unresolved.map((entry) => Object.freeze(entry)));
+    this.enabled = Object.freeze(enabled);
   }
 
   /**
@@ -337,18 +405,32 @@ export class RuleSet {
         `createState: promptIds must be a list of token ids (an array or typed array), got ${JSON.stringify(init.promptIds)}`,
       );
     }
-    const promptLength = init.promptLength ?? init.promptIds.length;
+    const ids = init.promptIds;
+    // bigint ids (int64 input_ids): as numbers; an id past 2^53 is no vocabulary id, and is refused below
+    const promptIds: ArrayLike<number> =
+      ids.length > 0 && typeof ids[0] === 'bigint'
+        ? Array.from(ids as ArrayLike<bigint>, (id) => (typeof id === 'bigint' ? Number(id) : id))
+        : (ids as ArrayLike<number>);
+    const promptLength = init.promptLength ?? promptIds.length;
     // tracked whether or not the used rule is on: custom rules read `isUsed` (with the rule off, in
     // the default scope)
     const trackFrom = this.usedScope === 'conversation' ? init.scopeStart : promptLength;
-    return RuleState.create(this, this.vocabSize, init.promptIds, init.scopeStart, promptLength, trackFrom);
+    return RuleState.create(this, this.vocabSize, promptIds, init.scopeStart, promptLength, trackFrom);
   }
 
   private check(logits: { length: number }, state: RuleState): void {
+    if (logits instanceof RuleState) {
+      throw new RuleInputError('the arguments are (logits, state): the logits row comes first');
+    }
     if (typeof logits?.length !== 'number') {
       throw new RuleInputError(`expected a logits row (Float32Array or Float64Array), got ${logits}`);
     }
-    if (!(state instanceof RuleState) || state.owner !== this) {
+    if (!(state instanceof RuleState)) {
+      throw new RuleInputError(
+        `expected a rule state as the second argument (from ruleSet.createState), got ${state === undefined ? 'none' : typeof state}`,
+      );
+    }
+    if (state.owner !== this) {
       throw new RuleInputError('state was not created by this rule set (use ruleSet.createState)');
     }
     if (logits.length < this.vocabSize) {
@@ -530,7 +612,12 @@ export class RuleSet {
             `custom rule "${rule.name}" scored id ${id} with ${typeof score === 'string' ? JSON.stringify(score) : score}: a score is a finite number`,
           );
         }
-        if (Number.isInteger(id) && id >= 0 && id < size) add(id, score);
+        if (typeof id !== 'number' || !Number.isInteger(id)) {
+          throw new RuleInputError(
+            `custom rule "${rule.name}" scored ${shownValue(id)}: an id is an integer (ids outside the vocabulary are ignored)`,
+          );
+        }
+        if (id >= 0 && id < size) add(id, score);
       });
     }
   }

@@ -142,7 +142,7 @@ export class RuleState implements RuleContext {
 
   tokenAt(i: number): number {
     if (!Number.isInteger(i) || i < 0 || i >= this.length)
-      throw new RangeError(`tokenAt(${i}): context has ${this.length} tokens`);
+      throw new RuleInputError(`tokenAt(${i}): expected an index in [0, ${this.length}), the context so far`);
     return this.tokens[i]!;
   }
 

@@ -1,5 +1,6 @@
 import type { RuleSetConfig, UniformEntry } from './config.js';
 import { RuleConfigError } from './errors.js';
+import { meantOption, shownValue } from './option-names.js';
 
 type Json = Record<string, unknown>;
 
@@ -13,14 +14,30 @@ const describe = (v: unknown): string =>
         : 'an array'
       : typeof v === 'string'
         ? `"${v}"`
-        : `${typeof v} ${String(v)}`;
+        : typeof v === 'object'
+          ? `an object ${shownValue(v)}`
+          : `${typeof v} ${String(v)}`;
+
+/** Hints for unknown fields that are names from elsewhere, not misspellings. */
+const FIELD_HINTS: Readonly<Record<string, string>> = {
+  diversity:
+    'the used-token rule ("diversity" in the reference code and in subset names) is the field "used"',
+  llama2Id:
+    'HEWITT2024_UNIFORM lists each entry with its Llama-2 id; use `uniform: true` (its entries by text), the preset "hewitt2024-llama2-ids" (by id), or map each entry to { text, score } or { id, score }',
+};
 
 function expectKeys(obj: Json, path: string, allowed: readonly string[]): void {
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) {
+      const meant = meantOption(key, allowed);
+      const hint = Object.hasOwn(FIELD_HINTS, key)
+        ? ` (${FIELD_HINTS[key]})`
+        : meant !== undefined
+          ? ` (did you mean "${meant}"?)`
+          : '';
       throw new RuleConfigError(
         `${path}${path ? '.' : ''}${key}`,
-        `unknown field; expected one of ${allowed.join(', ')}`,
+        `unknown field; expected one of ${allowed.join(', ')}${hint}`,
       );
     }
   }

@@ -1,3 +1,6 @@
+import { RuleInputError } from './errors.js';
+import { shownValue } from './option-names.js';
+
 /**
  * What the rules need to know about a tokenizer. Rules are written on surface text (the string a
  * token stands for, a leading space written as `" "`); a `Vocabulary` resolves that text to ids.
@@ -40,7 +43,18 @@ export function createVocabulary(options: {
   surfaces: readonly (string | null | undefined)[];
   eosIds: readonly number[];
 }): Vocabulary {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new RuleInputError(
+      `createVocabulary: expected { surfaces, eosIds }, got ${Array.isArray(options) ? 'an array (pass it as { surfaces: [...], eosIds: [...] })' : shownValue(options)}`,
+    );
+  }
   const { surfaces, eosIds } = options;
+  if (!Array.isArray(surfaces)) {
+    throw new RuleInputError(
+      `createVocabulary: surfaces must be an array of each id's surface text (string, or null for none), got ${shownValue(surfaces)}`,
+    );
+  }
+  checkEosIds('createVocabulary', eosIds, surfaces.length);
   const index = new Map<string, number[]>();
   surfaces.forEach((surface, id) => {
     if (typeof surface !== 'string') return; // no surface (null in JSON vocab lists)
@@ -48,19 +62,29 @@ export function createVocabulary(options: {
     if (ids) ids.push(id);
     else index.set(surface, [id]);
   });
-  for (const id of eosIds) {
-    if (!Number.isInteger(id) || id < 0 || id >= surfaces.length) {
-      throw new RangeError(
-        `createVocabulary: eos id ${id} is outside the vocabulary (size ${surfaces.length})`,
-      );
-    }
-  }
   return {
     size: surfaces.length,
     eosIds: [...eosIds],
     idsOf: (surface) => index.get(surface) ?? [],
     surfaceOf: (id) => surfaces[id] ?? undefined,
   };
+}
+
+/** Checks a vocabulary's EOS ids: a list of integers in [0, size). */
+function checkEosIds(fn: string, eosIds: unknown, size: number): asserts eosIds is readonly number[] {
+  if (!Array.isArray(eosIds)) {
+    throw new RuleInputError(
+      `${fn}: eosIds must be an array of token ids (e.g. [2]), got ${shownValue(eosIds)}`,
+    );
+  }
+  eosIds.forEach((id: unknown, i) => {
+    if (typeof id !== 'number' || !Number.isInteger(id)) {
+      throw new RuleInputError(`${fn}: eosIds[${i}] must be an integer token id, got ${shownValue(id)}`);
+    }
+    if (id < 0 || id >= size) {
+      throw new RuleInputError(`${fn}: eos id ${id} is outside the vocabulary [0, ${size})`);
+    }
+  });
 }
 
 /**
@@ -71,14 +95,13 @@ export function createVocabulary(options: {
  * const llama2 = idVocabulary({ size: 32000, eosIds: [2] });
  */
 export function idVocabulary(options: { size: number; eosIds: readonly number[] }): Vocabulary {
+  if (typeof options !== 'object' || options === null) {
+    throw new RuleInputError(`idVocabulary: expected { size, eosIds }, got ${shownValue(options)}`);
+  }
   const { size, eosIds } = options;
-  if (!Number.isInteger(size) || size <= 0) {
-    throw new RangeError(`idVocabulary: size must be a positive integer, got ${size}`);
+  if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0) {
+    throw new RuleInputError(`idVocabulary: size must be a positive integer, got ${shownValue(size)}`);
   }
-  for (const id of eosIds) {
-    if (!Number.isInteger(id) || id < 0 || id >= size) {
-      throw new RangeError(`idVocabulary: eos id ${id} is outside the vocabulary (size ${size})`);
-    }
-  }
+  checkEosIds('idVocabulary', eosIds, size);
   return { size, eosIds: [...eosIds], idsOf: () => [], surfaceOf: () => undefined };
 }

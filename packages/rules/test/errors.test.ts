@@ -2,10 +2,13 @@ import { describe, expect, it } from 'vitest';
 import {
   compileRules,
   createVocabulary,
+  eosBonus,
+  HEWITT2024_UNIFORM,
   ImplicitItError,
   idVocabulary,
   meantOption,
   parseRuleSetConfig,
+  productOfExperts,
   RuleConfigError,
   RuleInputError,
   RuleSet,
@@ -19,8 +22,22 @@ const vocab = idVocabulary({ size: 100, eosIds: [2] });
 describe('bad rule specs', () => {
   it('an unknown preset names the valid choices', () => {
     expect(() => resolveRuleSpec('hewit2024')).toThrow(
-      /unknown rule set "hewit2024": expected a preset \(hewitt2024, hewitt2024-llama2-ids, hewitt2024-prose\), "none"/,
+      /unknown rule set "hewit2024" \(did you mean "hewitt2024"\?\): expected a preset \(hewitt2024, hewitt2024-llama2-ids, hewitt2024-prose\), "none"/,
     );
+    expect(() => resolveRuleSpec('Hewitt2024')).toThrow('(did you mean "hewitt2024"?)');
+    // a misspelt part of a subset: the subset with that part mended
+    expect(() => resolveRuleSpec('eos-uniformm-start')).toThrow('(did you mean "eos-uniform-start"?)');
+    expect(() => resolveRuleSpec('eos-uniformm')).toThrow('(did you mean "eos-uniform"?)');
+    expect(() => resolveRuleSpec('paper')).toThrow(/^unknown rule set "paper": expected/);
+    // a name with quotes is shown as JSON
+    expect(() => resolveRuleSpec('{"eos":true}')).toThrow('unknown rule set "{\\"eos\\":true}"');
+  });
+
+  it('a spec that is neither a name, false nor an object says what a spec is', () => {
+    expect(() => resolveRuleSpec(true as never)).toThrow(
+      'expected a rule-set name (a preset such as "hewitt2024", a subset such as "eos-uniform", or "none"), false, or a rule-set object, got true (for the paper\'s rules, pass "hewitt2024")',
+    );
+    expect(() => resolveRuleSpec(['eos'] as never)).toThrow('or a rule-set object, got ["eos"]');
     expect(() => resolveRuleSpec('eos-eos')).toThrow('rule set "eos-eos" names eos twice');
   });
 
@@ -56,10 +73,23 @@ describe('bad rule specs', () => {
       { uniform: { entries: [{ text: '', score: 1 }] } },
       'uniform.entries[0].text: expected a non-empty string, got ""',
     ],
-    [{ eso: true }, 'eso: unknown field; expected one of eos, uniform, used, start'],
+    [{ eso: true }, 'eso: unknown field; expected one of eos, uniform, used, start (did you mean "eos"?)'],
+    [{ colour: true }, 'colour: unknown field; expected one of eos, uniform, used, start'],
+    [
+      { diversity: true },
+      'diversity: unknown field; expected one of eos, uniform, used, start (the used-token rule ("diversity" in the reference code and in subset names) is the field "used")',
+    ],
+    [
+      { eos: { ramp_length: 100 } },
+      'eos.ramp_length: unknown field; expected one of rampLength, maxBonus, afterRamp, ids (did you mean "rampLength"?)',
+    ],
+    [
+      { uniform: { entries: { text: 'x', score: 1 } } },
+      'uniform.entries: expected an array of {text, score} or {id, score}, got an object {"text":"x","score":1}',
+    ],
     [
       { start: { weigth: 2 } },
-      'start.weigth: unknown field; expected one of weight, exclamationBonus, newlinePenalty',
+      'start.weigth: unknown field; expected one of weight, exclamationBonus, newlinePenalty (did you mean "weight"?)',
     ],
   ])('%j -> %s', (input, message) => {
     const run = () => parseRuleSetConfig(input);
@@ -173,9 +203,92 @@ describe('bad per-sequence input', () => {
 
   it('vocabularies validate their EOS ids', () => {
     expect(() => idVocabulary({ size: 10, eosIds: [10] })).toThrow(
-      'eos id 10 is outside the vocabulary (size 10)',
+      'idVocabulary: eos id 10 is outside the vocabulary [0, 10)',
     );
     expect(() => idVocabulary({ size: 0, eosIds: [] })).toThrow('size must be a positive integer, got 0');
+  });
+
+  it('vocabulary constructors check the shape of what they are given (RuleInputError naming it)', () => {
+    const cases: [() => unknown, string][] = [
+      [
+        () => createVocabulary(['</s>', ' I'] as never),
+        'createVocabulary: expected { surfaces, eosIds }, got an array (pass it as { surfaces: [...], eosIds: [...] })',
+      ],
+      [
+        () => createVocabulary({ surfaces: { '</s>': 0 } as never, eosIds: [0] }),
+        'createVocabulary: surfaces must be an array of each id\'s surface text (string, or null for none), got {"</s>":0}',
+      ],
+      [
+        () => createVocabulary({ surfaces: ['a'] } as never),
+        'createVocabulary: eosIds must be an array of token ids (e.g. [2]), got undefined',
+      ],
+      // a string id: said so, not "outside the vocabulary"
+      [
+        () => createVocabulary({ surfaces: ['a'], eosIds: ['0'] as never }),
+        'createVocabulary: eosIds[0] must be an integer token id, got "0"',
+      ],
+      [
+        () => idVocabulary({ size: '10', eosIds: [] } as never),
+        'idVocabulary: size must be a positive integer, got "10"',
+      ],
+      [() => idVocabulary(undefined as never), 'idVocabulary: expected { size, eosIds }, got undefined'],
+    ];
+    for (const [run, message] of cases) {
+      expect(run).toThrow(RuleInputError);
+      expect(run).toThrow(message);
+    }
+  });
+
+  it('compileRules checks its vocabulary and its options', () => {
+    expect(() => compileRules('hewitt2024', undefined as never)).toThrow(
+      'vocabulary: expected a Vocabulary { size, eosIds, idsOf, surfaceOf } (createVocabulary, idVocabulary, or @implicit-it/tokenizers), got none',
+    );
+    expect(() => compileRules('hewitt2024', { size: 3, eosIds: [0] } as never)).toThrow(
+      'vocabulary: expected a Vocabulary { size, eosIds, idsOf, surfaceOf }',
+    );
+    const rule = { name: 'r', score: () => {} };
+    expect(() => compileRules('hewitt2024', vocab, { custum: [rule] } as never)).toThrow(
+      'options.custum: unknown option (did you mean "custom"?); expected custom',
+    );
+    expect(() => compileRules('hewitt2024', vocab, { custom: [rule, { ...rule }] })).toThrow(
+      'custom[1].name: "r" is the name of custom[0]: give each custom rule a name of its own',
+    );
+    expect(() => compileRules('hewitt2024', vocab, { custom: [{ ...rule, name: 'eos' }] })).toThrow(
+      'custom[0].name: "eos" is the name of a built-in rule: give each custom rule a name of its own',
+    );
+  });
+
+  it('HEWITT2024_UNIFORM as entries: a hint to what works, and readonly lists type-check as configs', () => {
+    expect(() => compileRules({ uniform: { entries: HEWITT2024_UNIFORM } }, vocab)).toThrow(
+      'uniform.entries[0].llama2Id: unknown field; expected one of text, score (HEWITT2024_UNIFORM lists each entry with its Llama-2 id; use `uniform: true`',
+    );
+    // readonly lists (a vocabulary's eosIds, an `as const` config) are configs as they are
+    const ids: readonly number[] = vocab.eosIds;
+    const config = { eos: { ids }, uniform: { entries: [{ id: 5, score: -1 }] } } as const;
+    const set = compileRules(config, vocab);
+    expect(set.scores(set.createState({ promptIds: [1], scopeStart: 0 }))).toEqual(new Map([[5, -1]]));
+  });
+
+  it('bigint prompt ids (int64 input_ids) are read as numbers', () => {
+    const rules = compileRules('hewitt2024-llama2-ids', idVocabulary({ size: 32000, eosIds: [2] }));
+    const fromBigInts = rules.createState({ promptIds: new BigInt64Array([1n, 306n, 13n]), scopeStart: 0 });
+    const fromNumbers = rules.createState({ promptIds: [1, 306, 13], scopeStart: 0 });
+    expect(fromBigInts.responseIds()).toEqual([]);
+    expect(rules.scores(fromBigInts)).toEqual(rules.scores(fromNumbers));
+    expect(() => rules.createState({ promptIds: [1n, 32000n], scopeStart: 0 })).toThrow(
+      'promptIds[1] = 32000 is outside the vocabulary [0, 32000)',
+    );
+  });
+
+  it('the compiled config and rule names are frozen (behaviour is compiled from them)', () => {
+    const rules = compileRules('hewitt2024', vocab);
+    expect(Object.isFrozen(rules.config)).toBe(true);
+    expect(Object.isFrozen((rules.config.used as object) ?? {})).toBe(true);
+    expect(Object.isFrozen(rules.enabled)).toBe(true);
+    expect(Object.isFrozen(rules.unresolved)).toBe(true);
+    expect(() => {
+      (rules.config as { used?: unknown }).used = false;
+    }).toThrow(TypeError);
   });
 });
 
@@ -342,8 +455,10 @@ describe('audit: inputs that used to pass silently or crash with a TypeError', (
     const s = rules.createState({ promptIds: [6, 7], scopeStart: 0 });
     expect(s.isUsed(6)).toBe(true);
     expect(s.isUsed(6.5)).toBe(false);
-    expect(() => s.tokenAt(0.5)).toThrow(RangeError);
-    expect(() => s.tokenAt(Number.NaN)).toThrow('tokenAt(NaN)');
+    expect(() => s.tokenAt(0.5)).toThrow(RuleInputError);
+    expect(() => s.tokenAt(Number.NaN)).toThrow(
+      'tokenAt(NaN): expected an index in [0, 2), the context so far',
+    );
     expect(() => s.append('7' as never)).toThrow('append: token id must be a non-negative integer, got "7"');
   });
 
@@ -360,9 +475,18 @@ describe('audit: inputs that used to pass silently or crash with a TypeError', (
     expect(() => compileRules('hewitt2024', vocab, { custom: {} as never })).toThrow(
       'custom: expected a list of { name: string, score(ctx, add) }',
     );
-    expect(() => compileRules(undefined as never, vocab)).toThrow(
-      'expected a rule-set object, got undefined',
+    expect(() => compileRules(undefined as never, vocab)).toThrow('or a rule-set object, got undefined');
+    // swapped arguments, and a missing state, say so
+    expect(() => rules.apply(s as never, new Float32Array(100) as never)).toThrow(
+      'the arguments are (logits, state): the logits row comes first',
     );
+    expect(() => rules.apply(new Float32Array(100), undefined as never)).toThrow(
+      'expected a rule state as the second argument (from ruleSet.createState), got none',
+    );
+    expect(() => eosBonus(10, { ramp_length: 100 } as never)).toThrow(
+      'eosBonus: unknown option "ramp_length" (did you mean "rampLength"?); expected rampLength, maxBonus, afterRamp',
+    );
+    expect(() => productOfExperts([0, 1], [0])).toThrow(RuleInputError);
   });
 
   it('a custom rule must score with finite numbers', () => {
@@ -379,6 +503,17 @@ describe('audit: inputs that used to pass silently or crash with a TypeError', (
     expect(() => str.scores(str.createState({ promptIds: [1], scopeStart: 0 }))).toThrow(
       'scored id 3 with "1"',
     );
+    // an id that is not an integer is a mistake; an integer outside the vocabulary is ignored
+    const badId = compileRules('none', vocab, {
+      custom: [{ name: 'bad-id', score: (_c, add) => add('3' as never, 1) }],
+    });
+    expect(() => badId.scores(badId.createState({ promptIds: [1], scopeStart: 0 }))).toThrow(
+      'custom rule "bad-id" scored "3": an id is an integer (ids outside the vocabulary are ignored)',
+    );
+    const outside = compileRules('none', vocab, {
+      custom: [{ name: 'outside', score: (_c, add) => add(100, 1) }],
+    });
+    expect(outside.scores(outside.createState({ promptIds: [1], scopeStart: 0 })).size).toBe(0);
   });
 
   it('null surfaces (JSON vocab lists) are items without a surface', () => {

@@ -45,6 +45,6 @@ function free() {
 describeJsdoc({
   ...pkg,
   prelude,
-  exports: 41,
+  exports: 42,
   stated: { module: () => import('../src/index.js'), free, minimum: 25 },
 });

@@ -531,9 +531,12 @@ describe('option checks', () => {
     const model = await tinyModel();
     const presets = `expected a preset (hewitt2024, hewitt2024-llama2-ids, hewitt2024-prose), "none", or rule names joined by "-" from eos, uniform, diversity, start (e.g. eos-uniform-diversity, uniform-diversity, eos-uniform, eos-diversity)`;
     const cases: [unknown, string][] = [
-      ['hewit2024', `rules: unknown rule set "hewit2024": ${presets}`],
+      ['hewit2024', `rules: unknown rule set "hewit2024" (did you mean "hewitt2024"?): ${presets}`],
       [{ eos: { rampLength: -1 } }, 'rules: eos.rampLength: expected a positive number, got -1'],
-      [true, 'rules: expected a rule-set object, got boolean true'],
+      [
+        true,
+        'rules: expected a rule-set name (a preset such as "hewitt2024", a subset such as "eos-uniform", or "none"), false, or a rule-set object, got true (for the paper\'s rules, pass "hewitt2024")',
+      ],
     ];
     // a RuleSet compiled for another vocabulary: larger (its rows past the logits) or smaller (its ids
     // other tokens)
@@ -667,7 +670,11 @@ describe('option checks', () => {
     writeFileSync(join(dir, 'onnx', 'model.onnx'), 'not a graph');
     const cases: [string, unknown, string][] = [
       // before anything is read: the directory need not exist
-      [join(dir, 'missing'), 'hewit2024', `rules: unknown rule set "hewit2024": ${presets}`],
+      [
+        join(dir, 'missing'),
+        'hewit2024',
+        `rules: unknown rule set "hewit2024" (did you mean "hewitt2024"?): ${presets}`,
+      ],
       [
         join(dir, 'missing'),
         { eos: { rampLength: -1 } },

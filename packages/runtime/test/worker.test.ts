@@ -139,7 +139,7 @@ describe('a model in a worker thread', () => {
       code: 'runtime.bad_option',
       param: 'rules',
       message: expect.stringMatching(
-        /^rules: unknown rule set "hewit2024": expected a preset \(hewitt2024, /,
+        /^rules: unknown rule set "hewit2024" \(did you mean "hewitt2024"\?\): expected a preset \(hewitt2024, /,
       ),
     });
     // stream() names itself in an unknown option's error, here as on the thread
