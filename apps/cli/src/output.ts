@@ -49,6 +49,13 @@ export function painter(stream: NodeJS.WriteStream = process.stdout) {
     on ? `\u001b[${codes[style][0]}m${text}\u001b[${codes[style][1]}m` : text;
 }
 
+/**
+ * `n` and a noun, singular for 1: `counted(1, 'output')` is '1 output', `counted(2, 'output')` '2 outputs'.
+ */
+export function counted(n: number, singular: string, plural = `${singular}s`): string {
+  return `${n} ${n === 1 ? singular : plural}`;
+}
+
 /** Prints one JSON value on stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -909,6 +909,16 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(text.stdout).toContain(
       '  3 responses cut at --max-seq-length 1024 (or the context) with their prompt\n',
     );
+    expect(text.stdout).toContain(
+      '  examples whose real response beat k of its random responses (up to 2): ',
+    );
+    // a random model's mean scores are tiny: printed to 3 significant digits, not as 0.0000
+    const means = text.stdout.match(/mean score \(exp mean log-prob\): real (\S+), random (\S+)\n/);
+    const { meanReal, meanRandom } = JSON.parse(r.stdout);
+    expect(means?.slice(1)).toEqual(
+      [meanReal, meanRandom].map((x: number) => (Math.abs(x) < 1e-3 ? x.toPrecision(3) : x.toFixed(4))),
+    );
+    expect(Number(means![1])).toBeCloseTo(meanReal, 6);
   });
 
   it('ablations: --subsets must list something, and nothing twice', async () => {
@@ -1309,6 +1319,7 @@ describeShared(
       const tokens = textTokens(readJson(base));
       const r = await run(['eval', 'shift', '--base', model, '--aligned', base, '--json']);
       expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toContain('token_ids'); // generated with --token-ids: ranked exactly
       const s = JSON.parse(r.stdout);
       expect(s.outputs).toBe(6);
       expect(s.overall).toMatchObject({
@@ -1354,6 +1365,10 @@ describeShared(
         `${sr.alignedOutputs} is already complete (same model, rules and limits): its outputs are reused`,
       );
       expect(JSON.parse(again.stdout)).toEqual(sr);
+      // the text summary names the aligned outputs' file (in RUN/outputs/, which eval judge --run-dir reads)
+      const text = await run([...shiftArgs, '--max-tokens', '24', '--out', out]);
+      expect(text.code, text.stderr).toBe(0);
+      expect(text.stdout).toContain(`aligned outputs in ${sr.alignedOutputs}\nwrote ${out}\n`);
       const other = await run([...shiftArgs, '--max-tokens', '25', '--out', out]);
       expect(other.code).toBe(2);
       expect(other.stderr).toContain(
@@ -1392,6 +1407,10 @@ describeShared(
       expect(s.winrates.map((w: { name: string }) => w.name)).toEqual(['rules']);
       expect(s.rankings).toEqual(['tiny']);
       expect(s.shifts).toEqual(['rules']);
+      // the aligned outputs eval shift wrote into outputs/ were not judged: said, not left out silently
+      expect(r.stderr).toContain(
+        `1 outputs file in ${join(runDir, 'outputs')} not judged, so without a win rate (${basename(model)}-hewitt2024): eval judge --run-dir ${runDir} judges them`,
+      );
       expect(s.charts.length).toBeGreaterThan(0);
       for (const c of s.charts) expect(readFileSync(c, 'utf8')).toMatch(/^<svg/);
       const md = readFileSync(s.markdownPath, 'utf8');
@@ -1686,7 +1705,11 @@ describe('eval rank and eval shift: a finished --out is reused, never replaced b
     expect(JSON.parse(none.stdout)).toEqual({ ...stats, topShifted: [] });
     const text = await shift(['--top-k', '0']);
     expect(text.code, text.stderr).toBe(0);
-    expect(text.stdout).toMatch(/^token shift \(aligned-top-k vs .+\): \d+ tokens in 1 outputs: unshifted /);
+    expect(text.stdout).toMatch(/^token shift \(aligned-top-k vs .+\): \d+ tokens in 1 output: unshifted /);
+    // outputs without token_ids are tokenized again: said, with the exact way
+    expect(text.stderr).toContain(
+      `warning: --aligned ${aligned}: its outputs have no token_ids, so their text is tokenized again, which can rank tokens the model did not generate (eval generate strips whitespace); for an exact shift, write them with eval generate --token-ids, or give --aligned the model directory (with --aligned-rules)`,
+    );
     expect(text.stdout).not.toContain('most shifted');
     const help = await run(['eval', 'shift', '--help']);
     expect(help.stdout.replace(/\s+/g, ' ')).toContain(

@@ -64,7 +64,7 @@ import {
   renamedFlag,
 } from '../flags.js';
 import { modelFingerprint } from '../model-fingerprint.js';
-import { CliError, EXIT, note, painter, printJson, usage } from '../output.js';
+import { CliError, counted, EXIT, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar } from '../progress.js';
 import { retryNotes } from '../retry-notes.js';
 import { sharedDir } from '../shared-dir.js';
@@ -626,7 +626,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
     const p = painter();
     let out = `${p('green', 'wrote')} ${runs.length} ablation outputs in ${paths.outputs}\n`;
     for (const r of summary.runs)
-      out += `  ${r.subset.padEnd(22)} ${r.count} outputs (${r.generated} generated, ${r.resumed} resumed)\n`;
+      out += `  ${r.subset.padEnd(22)} ${counted(r.count, 'output')} (${r.generated} generated, ${r.resumed} resumed)\n`;
     out += `next: implicit-it eval judge --run-dir ${flags.runDir}\n`;
     process.stdout.write(out);
   } finally {
@@ -881,6 +881,9 @@ interface RankFlags extends EvalModelFlags {
   json?: boolean;
 }
 
+/** A mean score as printed: 4 decimals, or 3 significant digits below 0.001 (a small model's 1.9e-5 is not 0.0000). */
+const meanScore = (x: number) => (x !== 0 && Math.abs(x) < 1e-3 ? x.toPrecision(3) : x.toFixed(4));
+
 function rankingSummary(r: RankingResult) {
   const { examples: _examples, ...rest } = r;
   return rest;
@@ -974,8 +977,9 @@ async function rank(flags: RankFlags): Promise<void> {
     let out =
       `response ranking, first ${r.n} examples, ${r.negatives} random responses each${r.draw === 'paper' ? " (ratio_eval.py's draws)" : ' (distinct)'}: the real response scores higher in ` +
       `${pct(r.percent)} of ${r.pairs} pairs (${Math.round(r.ci.level * 100)}% CI ${pct(r.ci.low)} - ${pct(r.ci.high)}), ${r.ties} ties\n` +
-      `  examples whose real response beat k of ${r.negatives}: ${r.histogram.map((c, k) => `${k}: ${c}`).join(', ')}\n` +
-      `  mean score (exp mean log-prob): real ${r.meanReal.toFixed(4)}, random ${r.meanRandom.toFixed(4)}\n`;
+      // with ratio_eval.py's draws an example can draw its own response, which is left out: k of fewer
+      `  examples whose real response beat k of its random responses (up to ${r.negatives}): ${r.histogram.map((c, k) => `${k}: ${c}`).join(', ')}\n` +
+      `  mean score (exp mean log-prob): real ${meanScore(r.meanReal)}, random ${meanScore(r.meanRandom)}\n`;
     if (r.truncated > 0)
       out += `  ${r.truncated} responses cut at --max-seq-length ${flags.maxSeqLength} (or the context) with their prompt\n`;
     if (flags.out) out += `${painter()('green', 'wrote')} ${resolve(flags.out)}\n`;
@@ -1031,6 +1035,14 @@ async function shift(flags: ShiftFlags): Promise<void> {
   if (flags.alignedOut) checkOutPath(flags.alignedOut, 'file', '--aligned-out', { example: 'outputs.json' });
   // an outputs file, or the instructions a model directory answers: read (and found non-empty) before any model loads
   let alignedRows = alignedIsFile ? nonEmptyOutputs(flags.aligned, '--aligned') : undefined;
+  const withoutIds = alignedRows?.filter((row) => row.token_ids === undefined).length ?? 0;
+  if (alignedRows && withoutIds > 0) {
+    // their text is tokenized again: outputs are stripped of whitespace, and a text has more than one
+    // tokenization, so the ranked tokens can differ from the generated ones (and the percentages a lot)
+    warn(
+      `--aligned ${flags.aligned}: ${withoutIds === alignedRows.length ? 'its' : `${withoutIds} of its ${alignedRows.length}`} outputs have no token_ids, so their text is tokenized again, which can rank tokens the model did not generate (eval generate strips whitespace); for an exact shift, write them with eval generate --token-ids, or give --aligned the model directory (with --aligned-rules)`,
+    );
+  }
   const instructionsFile = alignedIsFile
     ? undefined
     : required(flags.instructions ?? sharedData(...ALPACA_EVAL), '--instructions', 'a .jsonl or .json file');
@@ -1040,6 +1052,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
   const progress = progressReporter('outputs', 'ranking tokens');
   try {
     let alignedOutputs = flags.aligned;
+    let alignedReused = false;
     let label = flags.label;
     if (instructionsFile) {
       // a model directory: its greedy outputs first (with their token ids, so the shift ranks exactly them)
@@ -1064,6 +1077,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
       };
       alignedRows = finishedRun(run);
       if (alignedRows) {
+        alignedReused = true;
         note(`${alignedOutputs} is already complete (same model, rules and limits): its outputs are reused`);
       } else {
         refuseToReplace(run.out, () => finishedRunDifferences(run), outFlag, false, ALIGNED_SETTINGS);
@@ -1145,13 +1159,13 @@ async function shift(flags: ShiftFlags): Promise<void> {
     }
     const o = result.overall;
     let out =
-      `token shift (${result.label}): ${o.tokens} tokens in ${result.outputs} outputs: ` +
+      `token shift (${result.label}): ${counted(o.tokens, 'token')} in ${counted(result.outputs, 'output')}: ` +
       `unshifted ${pct(o.percent.unshifted)}, marginal ${pct(o.percent.marginal)}, shifted ${pct(o.percent.shifted)}\n`;
     for (const b of result.byPosition) {
       if (b.tokens === 0) continue;
       const where =
         b.to === null ? `${b.from}+` : b.to - b.from === 1 ? `${b.from}` : `${b.from}-${b.to - 1}`;
-      out += `  position ${where.padEnd(8)} ${String(b.tokens).padStart(6)} tokens, shifted ${pct(b.percent.shifted)}\n`;
+      out += `  position ${where.padEnd(8)} ${String(b.tokens).padStart(6)} ${b.tokens === 1 ? 'token, ' : 'tokens,'} shifted ${pct(b.percent.shifted)}\n`;
     }
     if (result.topShifted.length) {
       out += `  most shifted: ${result.topShifted
@@ -1159,6 +1173,10 @@ async function shift(flags: ShiftFlags): Promise<void> {
         .map((t) => `${JSON.stringify(t.text)} ${t.count}`)
         .join(', ')}\n`;
     }
+    // the aligned outputs of a model directory are a file of their own (in RUN/outputs/, judged by
+    // eval judge --run-dir as the others there): say where
+    if (instructionsFile)
+      out += `${alignedReused ? 'aligned outputs in' : `${painter()('green', 'wrote')} the aligned outputs to`} ${resolve(alignedOutputs)}\n`;
     if (flags.out) out += `${painter()('green', 'wrote')} ${resolve(flags.out)}\n`;
     process.stdout.write(out);
   } finally {
@@ -1191,6 +1209,18 @@ async function report(runDir: string, flags: { title?: string; json?: boolean })
         `${path} is a ${kind === 'file' ? 'directory' : 'file'}, where the report writes its ${kind}: move it away`,
       );
   }
+  // outputs without annotations have no win rate: say so, rather than leave them out without a word
+  const unjudged = existsSync(paths.outputs)
+    ? readdirSync(paths.outputs)
+        .filter((f) => f.endsWith('.json') && !existsSync(paths.annotation(basename(f, '.json'))))
+        .map((f) => basename(f, '.json'))
+        .sort()
+    : [];
+  if (unjudged.length > 0) {
+    note(
+      `${counted(unjudged.length, 'outputs file')} in ${paths.outputs} not judged, so without a win rate (${unjudged.slice(0, 5).join(', ')}${unjudged.length > 5 ? ', ...' : ''}): eval judge --run-dir ${runDir} judges them`,
+    );
+  }
   const progress = progressReporter('steps', 'writing report');
   let result: Awaited<ReturnType<typeof writeReport>>;
   try {
@@ -1214,8 +1244,8 @@ async function report(runDir: string, flags: { title?: string; json?: boolean })
     return;
   }
   process.stdout.write(
-    `${painter()('green', 'wrote')} ${summary.markdownPath} with ${summary.charts.length} charts: ` +
-      `win rates of ${summary.winrates.length} outputs, ${summary.rankings.length} rankings, ${summary.shifts.length} token shifts\n`,
+    `${painter()('green', 'wrote')} ${summary.markdownPath} with ${counted(summary.charts.length, 'chart')}: ` +
+      `win rates of ${counted(summary.winrates.length, 'outputs file')}, ${counted(summary.rankings.length, 'ranking')}, ${counted(summary.shifts.length, 'token shift')}\n`,
   );
 }
 
@@ -1242,7 +1272,7 @@ with charts.
 
 Examples:
   $ implicit-it eval generate --model ./models/smol --rules hewitt2024 \\
-      --out run/outputs/rules.json
+      --token-ids --out run/outputs/rules.json
   $ implicit-it eval ablations --model ./models/smol --run-dir run
   $ OPENAI_API_KEY=... implicit-it eval judge --run-dir run \\
       --judge-model gpt-4-turbo
