@@ -155,6 +155,17 @@ describe('eval generate', () => {
       expect(o.token_ids!.length).toBeGreaterThan(0);
       expect(o.token_ids!.length).toBeLessThanOrEqual(24);
     }
+    // again: found complete, and said so (not "wrote", nothing was written)
+    const textAgain = await run(args(ids, ['--limit', '3', '--rules', 'off', '--token-ids']));
+    expect(textAgain.stdout).toBe(`${ids}: 3 outputs of "${basename(model)}", already complete\n`);
+    // the outputs are one JSON list: a .jsonl path is refused before anything runs
+    const jsonl = join(tmp, 'small.jsonl');
+    const lines = await run(args(jsonl, ['--limit', '1']));
+    expect([lines.code, lines.stderr]).toEqual([
+      2,
+      `error: --out: ${jsonl} ends in .jsonl, but the outputs file (alpaca_eval's model_outputs.json) is one JSON value, not JSON Lines: give a .json path\n`,
+    ]);
+    expect(existsSync(jsonl)).toBe(false);
   });
 
   it('resumes after kill -9: nothing lost, no duplicates, the same outputs as an uninterrupted run', async () => {
@@ -981,7 +992,7 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     // the same settings: the finished run is found, as before
     const same = await run(args(['--rules', 'off']));
     expect(same.code).toBe(0);
-    expect(same.stdout).toContain('(0 generated, 2 resumed)');
+    expect(same.stdout).toContain(', already complete\n');
     const foreign = join(tmp, 'foreign.json');
     writeFileSync(foreign, '[]\n');
     const f = await run([

@@ -218,7 +218,9 @@ describeShared('finetune data', ['data/mbpp/mbpp.jsonl', 'data/poetry/poems.csv'
     expect(existsSync(out)).toBe(false);
     const more = await run(['finetune', 'data', '--recipe', 'mbpp', '--validation', '1000']);
     expect(more.code).toBe(2);
-    expect(more.stderr).toBe('error: --validation: must be an integer in [0, 374], got 1000\n');
+    expect(more.stderr).toBe(
+      'error: --validation: asks to hold out 1000 of the 374 mbpp examples; give a count of at most 373 (leaving one or more to train on), or a fraction\n',
+    );
   });
 });
 
@@ -888,12 +890,32 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(r.stderr).toContain('--out: a job is a directory; give its path, not -');
   });
 
-  it('run on a directory that is not a job exits 2, saying how to write one', async () => {
-    const r = await run(['finetune', 'run', tmp]);
+  it('run on a directory that is not a job exits 2, saying what it is and what to do', async () => {
+    const empty = mkdtempSync(join(tmp, 'not-a-job-'));
+    const r = await run(['finetune', 'run', empty]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
-      `error: ${tmp}: not a training job (no job.json)\nhint: give a directory written by \`implicit-it finetune plan\` (or one job of \`finetune sweep\`); write one with: implicit-it finetune plan --recipe NAME --model DIR --out ${tmp}\n`,
+      `error: ${empty}: not a training job (no job.json)\nhint: give a directory written by \`implicit-it finetune plan\` (or one job of \`finetune sweep\`); write one with: implicit-it finetune plan --recipe NAME --model DIR --out ${empty}\n`,
     );
     expect(r.stderr).not.toContain('planJob');
+    // a sweep's directory: run its jobs, one by one
+    const sweep = mkdtempSync(join(tmp, 'a-sweep-'));
+    for (const job of ['e5-s1', 'e7-s1']) {
+      mkdirSync(join(sweep, job));
+      writeFileSync(join(sweep, job, 'job.json'), '{}');
+    }
+    const onSweep = await run(['finetune', 'run', sweep]);
+    expect([onSweep.code, onSweep.stderr]).toEqual([
+      2,
+      `error: ${sweep}: a sweep of 2 training jobs, not one job (no job.json)\nhint: run each job: implicit-it finetune run ${join(sweep, 'e5-s1')}, and so on (for job in ${sweep}/*/; do implicit-it finetune run "$job"; done)\n`,
+    ]);
+    // a model directory: not to be planned into, but trained by a job
+    const model = mkdtempSync(join(tmp, 'a-model-'));
+    writeFileSync(join(model, 'config.json'), '{}');
+    const onModel = await run(['finetune', 'run', model]);
+    expect([onModel.code, onModel.stderr]).toEqual([
+      2,
+      `error: ${model}: a model directory, not a training job (no job.json)\nhint: plan a job that trains it: implicit-it finetune plan --recipe NAME --model ${model} --out jobs/NAME\n`,
+    ]);
   });
 });

@@ -434,6 +434,8 @@ describe('doctor', () => {
     );
     const text = await run(['doctor']);
     expect(text.stdout).toMatch(/^ok\s+Node\.js\s+v\d+/m);
+    // the runtime's reasons in the CLI's words: its commands, not the library's calls
+    for (const c of report.checks) expect(c.detail ?? '').not.toMatch(/installCudaProvider|\(CLI: /);
   });
 });
 

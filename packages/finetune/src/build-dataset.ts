@@ -113,6 +113,15 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
         : `none of its ${built.rawCount} records makes a ${recipe.name} example (${built.issues.length} skipped${first ? `, the first at line ${first.line}: ${first.reason}` : ''}): ${fix}`,
     );
   }
+  const asked = options.validation?.count;
+  if (typeof asked === 'number' && Number.isInteger(asked) && asked > built.examples.length) {
+    // the split's own range, [0, n], would name n, which leaves nothing to train on
+    const n = built.examples.length;
+    throw new FinetuneOptionError(
+      'validation',
+      `asks to hold out ${asked} of the ${n} ${recipe.name} examples; give a count of at most ${n - 1} (leaving one or more to train on), or a fraction`,
+    );
+  }
   const { train, validation } = options.validation
     ? splitTrainValidation(built.examples, options.validation)
     : { train: built.examples, validation: [] as ChatExample[] };

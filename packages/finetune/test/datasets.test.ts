@@ -156,6 +156,12 @@ describe('bad input', () => {
       await expect(buildDataset({ recipe: 'gsm', dataDir: dir, out, validation })).rejects.toThrow(
         'validation: holds out all 3 gsm examples, which leaves nothing to train on; hold out fewer (a count below 3, or a smaller fraction)',
       );
+    // more than there is: the range that leaves something to train on, not the split's [0, 3]
+    await expect(
+      buildDataset({ recipe: 'gsm', dataDir: dir, out, validation: { count: 4 } }),
+    ).rejects.toThrow(
+      'validation: asks to hold out 4 of the 3 gsm examples; give a count of at most 2 (leaving one or more to train on), or a fraction',
+    );
     expect(existsSync(out)).toBe(false);
   });
 

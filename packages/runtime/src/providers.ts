@@ -163,7 +163,8 @@ export function assessCuda(bin: string | undefined, visible: boolean): Assessmen
 }
 
 /** How the CUDA provider is (re)installed. */
-const REINSTALL = 'installCudaProvider() (or `implicit-it install-cuda`)';
+// the packages' way of naming a call and its CLI command: the CLI shows the command alone (inCliTerms)
+const REINSTALL = '`installCudaProvider()` (CLI: implicit-it install-cuda)';
 
 const NO_GPU_VISIBLE = 'CUDA binaries present but no NVIDIA GPU/driver visible';
 

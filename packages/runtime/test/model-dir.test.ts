@@ -289,7 +289,7 @@ describe('model directory validation', () => {
       `${join(dir, 'onnx', 'model.onnx')}: no execution provider could load the model: cuda: ${cuda.reason}`,
     );
     expect(cuda.reason).toMatch(
-      /^CUDA binaries not installed: installCudaProvider\(\) \(or `implicit-it install-cuda`\) fetches them$|^CUDA binaries not installed \(no .+\)$|^onnxruntime-node .* has no CUDA backend/,
+      /^CUDA binaries not installed: `installCudaProvider\(\)` \(CLI: implicit-it install-cuda\) fetches them$|^CUDA binaries not installed \(no .+\)$|^onnxruntime-node .* has no CUDA backend/,
     );
   });
 

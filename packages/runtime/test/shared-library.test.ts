@@ -218,7 +218,7 @@ describe.runIf(linux)('the CUDA provider status', () => {
       status: {
         name: 'cuda',
         available: false,
-        reason: `${lib} is not a 64-bit shared library (an interrupted install?): installCudaProvider() (or \`implicit-it install-cuda\`) installs it again`,
+        reason: `${lib} is not a 64-bit shared library (an interrupted install?): \`installCudaProvider()\` (CLI: implicit-it install-cuda) installs it again`,
       },
       tryWhenNamed: false,
     });

@@ -5,7 +5,7 @@ import { defaultHubCacheDir, type ProviderStatus, providerStatus } from '@implic
 import type { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
 import { cacheRoot, DEFAULT_HUB_ID, randomModelDir } from '../default-model.js';
-import { EXIT, painter, printJson } from '../output.js';
+import { EXIT, inCliTerms, painter, printJson } from '../output.js';
 import { sharedDir } from '../shared-dir.js';
 
 /** One check: `ok`, `warn` (works, with less), or `fail` (something will not work). */
@@ -56,7 +56,7 @@ function ortCheck(): Check[] {
     checks.push({
       name: `execution provider ${p.name}`,
       status: p.available ? 'ok' : p.name === 'cpu' ? 'fail' : 'warn',
-      detail: p.reason,
+      detail: inCliTerms(p.reason),
       ...(p.available ? {} : { fix: providerFix(p) }),
     });
   }

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import {
@@ -651,6 +651,29 @@ function parseEnv(pairs: string[] = []): Record<string, string> {
   return env;
 }
 
+/** The usage error of `finetune run` on a directory without job.json, with what the directory is instead. */
+function notAJob(jobDir: string): CliError {
+  const isDir = existsSync(jobDir) && statSync(jobDir).isDirectory();
+  const entries = isDir ? readdirSync(jobDir) : [];
+  // a sweep: one job directory per setting
+  const jobs = entries.filter((e) => existsSync(join(jobDir, e, 'job.json'))).sort();
+  if (jobs.length > 0) {
+    return usage(
+      `${jobDir}: a sweep of ${jobs.length} training jobs, not one job (no job.json)`,
+      `run each job: implicit-it finetune run ${join(jobDir, jobs[0]!)}${jobs.length > 1 ? `, and so on (for job in ${jobDir}/*/; do implicit-it finetune run "$job"; done)` : ''}`,
+    );
+  }
+  if (entries.includes('config.json'))
+    return usage(
+      `${jobDir}: a model directory, not a training job (no job.json)`,
+      `plan a job that trains it: implicit-it finetune plan --recipe NAME --model ${jobDir} --out jobs/NAME`,
+    );
+  return usage(
+    `${jobDir}: not a training job (no job.json)`,
+    `give a directory written by \`implicit-it finetune plan\` (or one job of \`finetune sweep\`)${entries.length === 0 ? `; write one with: implicit-it finetune plan --recipe NAME --model DIR --out ${jobDir}` : ''}`,
+  );
+}
+
 async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags): Promise<void> {
   const env = parseEnv(flags.env);
   const args = [
@@ -661,12 +684,7 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
   const onSigint = () => abort.abort(new Error('interrupted'));
   process.once('SIGINT', onSigint);
   // Raw log lines (--verbose) and a redrawn bar do not mix: the bar only without --verbose.
-  if (!existsSync(join(jobDir, 'job.json'))) {
-    throw usage(
-      `${jobDir}: not a training job (no job.json)`,
-      `give a directory written by \`implicit-it finetune plan\` (or one job of \`finetune sweep\`); write one with: implicit-it finetune plan --recipe NAME --model DIR --out ${jobDir}`,
-    );
-  }
+  if (!existsSync(join(jobDir, 'job.json'))) throw notAJob(jobDir);
   const bar = flags.verbose ? { update() {}, stop() {} } : trainingBar();
   // the export after training (modelkit, when optimum did not) gets a bar of its own
   let exportBar: Progress | undefined;
