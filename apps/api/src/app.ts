@@ -147,11 +147,13 @@ export function createApp(options: ApiOptions): ApiApp {
     const route = routeLabel(c.req.path);
     metrics.inc('implicit_it_requests_total', { route, status: String(c.res.status) });
     if (!c.res.headers.get('Content-Type')?.startsWith('text/event-stream')) {
-      metrics.observe(
-        'implicit_it_request_duration_seconds',
-        { route },
-        (performance.now() - c.get('started')) / 1000,
-      );
+      const elapsed = (performance.now() - c.get('started')) / 1000;
+      metrics.observe('implicit_it_request_duration_seconds', { route }, elapsed);
+      // a stream's line is written when it ends (runStream)
+      if (server.accessLog)
+        server.log(
+          `${c.req.method} ${c.req.path} ${c.res.status} ${Math.round(elapsed * 1000)} ms ${c.get('requestId')}`,
+        );
     }
   });
   if (server.cors) {
@@ -203,6 +205,7 @@ export function createApp(options: ApiOptions): ApiApp {
     signal: c.req.raw.signal,
     shutdown: shutdown.signal,
     requestId: c.get('requestId'),
+    accessLog: server.accessLog,
   });
 
   // a full server answers 429 before tokenizing: a long prompt costs the thread a while

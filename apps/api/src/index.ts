@@ -15,4 +15,4 @@ export {
   chatRequestSchema,
   completionRequestSchema,
 } from './schemas.js';
-export { type RunningServer, type ServeOptions, serve } from './serve.js';
+export { type ClosedServer, type RunningServer, type ServeOptions, serve } from './serve.js';

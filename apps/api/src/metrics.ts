@@ -84,7 +84,10 @@ export class Metrics {
   render(): string {
     const lines: string[] = [];
     const HELP: Record<string, [string, string]> = {
-      implicit_it_requests_total: ['counter', 'HTTP requests by route and status code.'],
+      implicit_it_requests_total: [
+        'counter',
+        'HTTP requests by route and the status code sent (a stream the client left after its 200 header counts as 200; implicit_it_client_aborts_total counts it too).',
+      ],
       implicit_it_prompt_tokens_total: [
         'counter',
         'Prompt tokens of started requests (each prompt once, however many choices it has).',

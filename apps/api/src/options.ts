@@ -76,6 +76,12 @@ export interface ApiOptions {
   cors?: boolean | string | readonly string[];
   /** One line per notable event (errors, start-up). Default: stderr. */
   log?: (line: string) => void;
+  /**
+   * Also a `log` line per request: method, path, status, milliseconds and request id
+   * (`POST /v1/chat/completions 200 412 ms req_...`); a stream's when it ends, saying how (finished, left
+   * by its client, ended by an error). Default false.
+   */
+  accessLog?: boolean;
 }
 
 /**
@@ -102,6 +108,7 @@ export interface ResolvedApiOptions {
   /** The allowed origins (`'*'`: any), or undefined: no CORS. */
   cors: '*' | string[] | undefined;
   log: (line: string) => void;
+  accessLog: boolean;
 }
 
 function positiveInt(value: number | undefined, name: string, fallback: number, min = 1): number {
@@ -204,5 +211,6 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     notice: options.notice || undefined,
     cors: resolveCors(options.cors),
     log: options.log ?? ((line) => process.stderr.write(`[implicit-it api] ${line}\n`)),
+    accessLog: options.accessLog ?? false,
   };
 }

@@ -21,6 +21,8 @@ export interface RunContext {
   shutdown: AbortSignal;
   /** The response's `X-Request-Id`, for log lines. */
   requestId: string;
+  /** Log a line when a stream ends (`ApiOptions.accessLog`). */
+  accessLog: boolean;
 }
 
 /** The request field that holds the prompt: errors about the prompt name it. */
@@ -250,6 +252,11 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     abort.unlink();
     if (status === 'aborted') ctx.metrics.inc('implicit_it_client_aborts_total');
     ctx.metrics.observe('implicit_it_request_duration_seconds', { route: ctx.route }, seconds(ctx));
+    if (ctx.accessLog) {
+      const how =
+        status === 'ok' ? 'finished' : status === 'aborted' ? 'left by its client' : 'ended by an error';
+      ctx.log(`POST ${ctx.route} 200 ${Math.round(seconds(ctx) * 1000)} ms ${ctx.requestId} (stream ${how})`);
+    }
   };
   // no best_of here: a plan that streams has its candidates as choices
   const count = choiceCount(plan);

@@ -34,9 +34,23 @@ export interface RunningServer {
    * Stops accepting connections and resolves when the server is closed. Requests in flight get up to
    * `grace` milliseconds to finish (default 0); meanwhile new API requests on open connections are
    * answered 503 `server_shutting_down`. Those still running then end with that error (a 503, or an
-   * error event that closes the stream), and open connections are closed.
+   * error event that closes the stream), and open connections are closed. Resolves with what was so
+   * ended: the generations still running and the requests still queued when the grace was over.
    */
-  close(options?: { grace?: number }): Promise<void>;
+  close(options?: { grace?: number }): Promise<ClosedServer>;
+}
+
+/**
+ * What `RunningServer#close` ended unfinished: generations (batch rows, `n` of them for a request
+ * with `n` choices) still running when the grace was over, and requests still waiting for a slot.
+ *
+ * @example
+ * const { running, queued }: ClosedServer = await server.close({ grace: 10_000 });
+ * if (running + queued > 0) console.warn(`${running} generations and ${queued} queued requests were cut`);
+ */
+export interface ClosedServer {
+  running: number;
+  queued: number;
 }
 
 /**
@@ -86,11 +100,13 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
             while (performance.now() < until && !idle()) await new Promise((r) => setTimeout(r, 50));
           };
           await wait(grace);
+          const cut = { running: app.state.active, queued: app.state.queued };
           // the rest end now, told so: a 503, or an error event closing the stream
           app.shutdown();
           await wait(2000);
           http.closeAllConnections?.();
           await closed;
+          return cut;
         },
       });
     });

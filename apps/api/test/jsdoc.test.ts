@@ -20,6 +20,7 @@ const pkg = { pkgDir, name: '@implicit-it/api' };
 // internals that the examples of internal middleware use, typed as src/ declares them
 const prelude = `declare const model: import('@implicit-it/runtime').BaseModel;
 declare const app: ApiApp;
+declare const server: RunningServer;
 declare const config: PlaygroundConfig;
 declare const signal: AbortSignal;
 declare const work: () => Promise<void>;
@@ -65,7 +66,7 @@ afterAll(async () => {
 describeJsdoc({
   ...pkg,
   prelude,
-  exports: 21,
+  exports: 22,
   stated: {
     module: () => import('../src/index.js'),
     importer: (s) => import(s),

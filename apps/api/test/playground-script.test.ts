@@ -40,7 +40,7 @@ class Element {
  * Runs the page's script as served by `app` on a stub DOM; returns its elements and the `rules` of
  * the requests a click on Generate sends.
  */
-async function loadPage(app: ApiApp) {
+async function loadPage(app: ApiApp, respond?: (body: string) => Promise<Response>) {
   const html = await (await app.request('/')).text();
   const config = JSON.parse(html.match(/window\.PLAYGROUND = (.*);<\/script>/)![1]!);
   const elements = new Map<string, Element>();
@@ -55,9 +55,17 @@ async function loadPage(app: ApiApp) {
   let batch: unknown[] = [];
   const fetch = async (_url: string, init: { body: string }) => {
     batch.push(JSON.parse(init.body).rules);
+    if (respond) return respond(init.body);
     throw new Error('no network here');
   };
-  runInNewContext(PLAYGROUND_SCRIPT, { window: { PLAYGROUND: config }, document, fetch, AbortController });
+  runInNewContext(PLAYGROUND_SCRIPT, {
+    window: { PLAYGROUND: config },
+    document,
+    fetch,
+    AbortController,
+    TextDecoder,
+    Error,
+  });
   const el = (sel: string) => document.querySelector(sel);
   return {
     config,
@@ -77,6 +85,33 @@ async function loadPage(app: ApiApp) {
     },
   };
 }
+
+describe("the playground's columns", () => {
+  it('show the finish reason of a whole stream, and an error for a stream cut before it finished', async () => {
+    const model = await tinyModel();
+    const app = createApp({ models: [{ id: 'tiny', model }], log: () => {} });
+    // the server's real stream, or the same with everything from the finish chunk on left out
+    let cut = false;
+    const respond = async (body: string) => {
+      const res = await app.request('/v1/chat/completions', json(JSON.parse(body)));
+      const text = await res.text();
+      const kept = cut ? text.slice(0, text.indexOf('"finish_reason":"')).replace(/[^\n]*$/, '') : text;
+      return new Response(kept, { status: res.status, headers: res.headers });
+    };
+    const page = await loadPage(app, respond);
+    page.el('#model').value = 'tiny'; // the select's first option, as a browser sets it
+    await page.generate();
+    const meta = page.el('#col-rules').querySelector('.meta');
+    expect(page.el('#col-rules').dataset.state).toBe('done');
+    expect(meta.textContent).toMatch(/ tokens, finish: (stop|length) \| unshifted /);
+    cut = true;
+    await page.generate();
+    expect(page.el('#col-rules').dataset.state).toBe('error');
+    expect(meta.children.at(-1)!.textContent).toBe(
+      'the stream ended before the reply finished (server stopped or connection lost)',
+    );
+  });
+});
 
 describe("the playground's rules column", () => {
   let model: Model;

@@ -26,7 +26,8 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
       while (server.app.state.active === 0 && Date.now() - started < 10_000)
         await new Promise((r) => setTimeout(r, 5));
       expect(server.app.state.active).toBe(1);
-      await server.close({ grace });
+      // close says what it ended unfinished: nothing after a long grace, the running generation without
+      expect(await server.close({ grace })).toEqual({ running: grace > 0 ? 0 : 1, queued: 0 });
       const got = await answer;
       if (grace > 0) {
         expect(got.status).toBe(200);
@@ -50,7 +51,7 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
     const streamed = await long(true);
     const reader = streamed.body!.getReader();
     await reader.read(); // under way
-    await server.close({ grace: 100 });
+    expect(await server.close({ grace: 100 })).toEqual({ running: 2, queued: 0 });
     const res = await plain;
     expect(res.status).toBe(503);
     expect((await res.json()).error.code).toBe('server_shutting_down');
@@ -62,6 +63,45 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
     }
     expect(text.trimEnd()).toMatch(/data: \{"error":\{[^\n]*"code":"server_shutting_down"\}\}$/);
     expect(server.app.state.metrics.value('implicit_it_client_aborts_total')).toBe(0);
+  });
+
+  it('accessLog: a line per request (a stream when it ends, saying how); none by default', async () => {
+    const model = await tinyModel();
+    const lines: string[] = [];
+    const app = createApp({ models: [{ id: 'tiny', model }], log: (l) => lines.push(l), accessLog: true });
+    const id = (res: Response) => res.headers.get('X-Request-Id');
+    const plain = await app.request('/v1/chat/completions', json(chat({ max_tokens: 3 })));
+    await plain.text();
+    const streamed = await app.request('/v1/chat/completions', json(chat({ max_tokens: 3, stream: true })));
+    await streamed.text();
+    const missing = await app.request('/v1/nope');
+    const bad = await app.request('/v1/chat/completions', json(chat({ max_tokens: -1 })));
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatch(new RegExp(`^POST /v1/chat/completions 200 \\d+ ms ${id(plain)}$`));
+    expect(lines[1]).toMatch(
+      new RegExp(`^POST /v1/chat/completions 200 \\d+ ms ${id(streamed)} \\(stream finished\\)$`),
+    );
+    expect(lines[2]).toMatch(new RegExp(`^GET /v1/nope 404 \\d+ ms ${id(missing)}$`));
+    expect(lines[3]).toMatch(new RegExp(`^POST /v1/chat/completions 400 \\d+ ms ${id(bad)}$`));
+    // a stream its client leaves
+    const controller = new AbortController();
+    const eos = model.info.eosIds[0]!;
+    const left = await app.request('/v1/chat/completions', {
+      ...json(chat({ max_tokens: 400, stream: true, logit_bias: { [eos]: -100 } })),
+      signal: controller.signal,
+    });
+    const reader = left.body!.getReader();
+    await reader.read();
+    controller.abort();
+    await reader.cancel().catch(() => {});
+    const until = Date.now() + 10_000;
+    while (lines.length < 5 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    expect(lines[4]).toMatch(/ \(stream left by its client\)$/);
+    // off by default
+    const quiet: string[] = [];
+    const off = createApp({ models: [{ id: 'tiny', model }], log: (l) => quiet.push(l) });
+    await (await off.request('/v1/chat/completions', json(chat({ max_tokens: 2 })))).text();
+    expect(quiet).toEqual([]);
   });
 
   it('a server error (500) is logged with its request id, streamed or not', async () => {

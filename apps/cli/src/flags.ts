@@ -237,7 +237,7 @@ export function addLoadOptions(
     )
     .option(
       '--prefix-cache <MiB>',
-      `keep this many MiB of prompt and reply keys/values: a prompt that begins as a recent prompt and reply (a chat's next turn, a shared system prompt) prefills only the rest (${prefixCacheMiB === 0 ? 'default 0: none' : '0: none'})`,
+      `keep this many MiB of prompt and reply keys/values: a prompt that begins as a recent prompt and reply (a chat's next turn, a shared system prompt) in 32 tokens or more prefills only the rest (${prefixCacheMiB === 0 ? 'default 0: none' : '0: none'})`,
       intArg(0, 1 << 20),
       prefixCacheMiB > 0 ? prefixCacheMiB : undefined,
     )

@@ -26,6 +26,7 @@ describe('serve', () => {
       '--cors',
       'http://localhost:3000',
       '--json',
+      '--log-requests',
     ]);
     let stdout = '';
     s.child.stdout.on('data', (d) => {
@@ -46,7 +47,15 @@ describe('serve', () => {
       expect(s.stderr()).toMatch(/onnxruntime:\s+in a worker thread per model/);
       const health = await fetch(`${url}/health`);
       expect(await health.json()).toMatchObject({ status: 'ok', models: ['tiny'] });
-      expect((await fetch(`${url}/v1/models`)).status).toBe(401);
+      const refused = await fetch(`${url}/v1/models`);
+      expect(refused.status).toBe(401);
+      // --log-requests: a line per request, with its request id
+      await waitFor(() => s.stderr().includes('GET /v1/models 401 '));
+      expect(s.stderr()).toMatch(
+        new RegExp(
+          `\\[implicit-it api\\] GET /v1/models 401 \\d+ ms ${refused.headers.get('X-Request-Id')}\\n`,
+        ),
+      );
       // a web page on the allowed origin: its preflight is answered without the key
       const preflight = await fetch(`${url}/v1/chat/completions`, {
         method: 'OPTIONS',
@@ -97,6 +106,10 @@ describe('serve', () => {
     await reader.read().catch(() => {});
     await plain;
     expect(s.stderr()).toContain('stopping...');
+    // what the stop cut is said: the generations (or a request still queued), ended without a grace
+    expect(s.stderr()).toMatch(
+      /\nstopped: (\d generations?|\d generations? and 1 queued request|1 queued request) ended unfinished at once \(--shutdown-grace 0\) \(their clients got 503 server_shutting_down\)\n/,
+    );
     expect(s.stderr()).not.toMatch(/stream failed|disposed|Error/);
   });
 
@@ -131,7 +144,10 @@ describe('serve', () => {
     expect(text).toContain('"finish_reason":"length"');
     expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
     expect(await s.exited).toBe(0);
-    expect(s.stderr()).toMatch(/stopping: 1 request\(s\) in flight get up to 10 s to finish/);
+    expect(s.stderr()).toContain(
+      'stopping: 1 generation running; they get up to 10 s to finish (new requests get 503; Ctrl-C again stops now)',
+    );
+    expect(s.stderr().trimEnd().endsWith('\nstopped')).toBe(true); // it finished within the grace
 
     // a second signal does not wait: a larger model's 2,000-token stream lasts seconds, so it is
     // still running when the second signal lands (the tiny model's ends in about 250 ms)
@@ -144,7 +160,10 @@ describe('serve', () => {
     again.child.kill('SIGINT'); // the other signal, as Ctrl-C after a SIGTERM
     expect(await again.exited).toBe(0);
     expect(Date.now() - t0).toBeLessThan(5000);
-    expect(again.stderr().match(/stopping/g)).toHaveLength(1); // the second signal forces, silently
+    expect(again.stderr().match(/stopping/g)).toHaveLength(1); // the second signal forces, said once stopped
+    expect(again.stderr()).toContain(
+      'stopped: 1 generation ended unfinished by the second signal (their clients got 503 server_shutting_down)',
+    );
     // cut short: the stream ends with the shutdown's error event, without a finish or [DONE]
     const expectCut = async (reader: typeof longReader) => {
       let rest = '';

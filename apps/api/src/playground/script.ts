@@ -157,7 +157,7 @@ export const PLAYGROUND_SCRIPT = String.raw`
     }
     var reader = res.body.getReader();
     var decoder = new TextDecoder();
-    var buffer = '', reason = 'stop', usage = null;
+    var buffer = '', reason = null, usage = null;
     for (;;) {
       var chunk = await reader.read();
       if (chunk.done) break;
@@ -178,6 +178,8 @@ export const PLAYGROUND_SCRIPT = String.raw`
         if (choice.finish_reason) reason = choice.finish_reason;
       }
     }
+    // a stream that ends without a finish reason was cut (the server stopped, the network broke)
+    if (!reason) throw new Error('the stream ended before the reply finished (server stopped or connection lost)');
     column.finish(reason, usage);
   }
 

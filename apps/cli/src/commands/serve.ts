@@ -19,7 +19,7 @@ import {
   promptSettings,
   rulesLabel,
 } from '../flags.js';
-import { CliError, EXIT, note, painter, usage } from '../output.js';
+import { CliError, counted, EXIT, note, painter, usage } from '../output.js';
 import { checkChatTemplate, DEFAULT_MODEL_HELP } from './generate.js';
 
 /**
@@ -59,6 +59,8 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   cors?: string;
   json?: boolean;
   shutdownGrace: number;
+  /** One stderr line per request (the API's `accessLog`). */
+  logRequests?: boolean;
   /** Run each model's onnxruntime session in a worker thread (default; `--no-worker`: on this thread). */
   worker: boolean;
 }
@@ -153,6 +155,7 @@ async function run(flags: ServeFlags): Promise<void> {
       ...promptSettings(flags),
       playground: flags.playground,
       ...(cors !== undefined ? { cors } : {}),
+      ...(flags.logRequests ? { accessLog: true } : {}),
       notice: opened.some((m) => m.random)
         ? `${RANDOM_MODEL_ID} has RANDOM weights: its answers are noise, only the mechanics (rules, streaming, colouring) are real. Start the server with --model DIR (or with a network) for a real model.`
         : undefined,
@@ -217,23 +220,32 @@ async function run(flags: ServeFlags): Promise<void> {
     process.on('SIGTERM', handle);
     await new Promise<void>((resolve) => {
       onSignal = () => {
-        const busy = server.app.state.active + server.app.state.queued;
+        const { active, queued } = server.app.state;
+        // generations, not requests: a request with n choices runs n of them
+        const inFlight = `${counted(active, 'generation')} running${queued > 0 ? `, ${counted(queued, 'request')} queued` : ''}`;
         note(
-          busy > 0 && flags.shutdownGrace > 0
-            ? `stopping: ${busy} request(s) in flight get up to ${flags.shutdownGrace} s to finish (new ones get 503; Ctrl-C again stops now)`
+          active + queued > 0 && flags.shutdownGrace > 0
+            ? `stopping: ${inFlight}; they get up to ${flags.shutdownGrace} s to finish (new requests get 503; Ctrl-C again stops now)`
             : 'stopping...',
         );
         resolve();
       };
     });
     // a second signal ends the wait
-    const forced = new Promise<void>((resolve) => {
-      onSignal = resolve;
+    const forced = new Promise<'forced'>((resolve) => {
+      onSignal = () => resolve('forced');
     });
-    await Promise.race([
-      server.close({ grace: flags.shutdownGrace * 1000 }),
-      forced.then(() => server.close()),
-    ]);
+    const graceful = server.close({ grace: flags.shutdownGrace * 1000 });
+    // forced: a close without grace, whose count is what the signal cut (the graceful close, ending
+    // right after, finds nothing left)
+    const forcedNow = (await Promise.race([graceful.then(() => 'graceful' as const), forced])) === 'forced';
+    const cut = forcedNow ? await server.close() : await graceful;
+    const ended = cut.running + cut.queued;
+    note(
+      ended === 0
+        ? 'stopped'
+        : `stopped: ${[cut.running > 0 ? counted(cut.running, 'generation') : '', cut.queued > 0 ? `${counted(cut.queued, 'queued request')}` : ''].filter(Boolean).join(' and ')} ended unfinished ${forcedNow ? 'by the second signal' : flags.shutdownGrace > 0 ? `after the ${flags.shutdownGrace} s grace` : 'at once (--shutdown-grace 0)'} (their clients got 503 server_shutting_down)`,
+    );
   } finally {
     // a signal while the models are released (their workers end), or after, exits at once
     onSignal = () => process.exit();
@@ -294,6 +306,10 @@ export function registerServe(program: Command): void {
       'on SIGINT/SIGTERM, let requests in flight finish for up to this long (new ones get 503)',
       intArg(0, 3600),
       10,
+    )
+    .option(
+      '--log-requests',
+      "one stderr line per request: method, path, status, milliseconds, request id (a stream's when it ends, saying how)",
     );
   addLoadOptions(cmd)
     .addHelpText(
