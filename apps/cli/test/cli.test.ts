@@ -560,6 +560,15 @@ describe('generate', () => {
     expect(plain.stdout).not.toContain('\u001b[');
   });
 
+  it('--compare with --rules off is refused: both columns would be the base model', async () => {
+    const r = await run(['generate', '--model', model, '--compare', '--rules', 'off', 'Hi']);
+    expect([r.code, r.stdout, r.stderr]).toEqual([
+      2,
+      '',
+      'error: --compare puts the base model beside base + rules: with --rules off both columns would be the base model\nhint: give the rules to compare (--rules hewitt2024, the default, or a subset such as eos-uniform)\n',
+    ]);
+  });
+
   it('--compare --trace colours the rules column by base-model rank, in the same layout', async () => {
     const args = ['generate', '--model', model, '-n', '40', '--compare', 'Give me a recipe for tiramisu.'];
     const env = { COLUMNS: '100', NO_COLOR: undefined, FORCE_COLOR: '1' };

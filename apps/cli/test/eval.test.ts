@@ -1403,6 +1403,21 @@ describeShared(
       expect(typo.stderr).toContain(
         `--aligned: ${join(tmp, 'no-such.json')} does not exist (an outputs .json file, or a model directory)`,
       );
+      // a missing instructions file is named with its flag, as every other input
+      const noInstructions = await run([
+        'eval',
+        'generate',
+        '-m',
+        model,
+        '--instructions',
+        join(tmp, 'no-such.jsonl'),
+        '--out',
+        join(tmp, 'never.json'),
+      ]);
+      expect(noInstructions.code).toBe(2);
+      expect(noInstructions.stderr).toMatch(
+        new RegExp(`^error: --instructions: ${join(tmp, 'no-such.jsonl')}: `),
+      );
       const badBase = await run(['eval', 'shift', '--base', join(tmp, 'no-model'), '--aligned', base]);
       expect(badBase.code).toBe(3);
       expect(badBase.stderr).toContain(

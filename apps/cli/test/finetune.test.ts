@@ -206,6 +206,12 @@ describeShared('finetune data', ['data/mbpp/mbpp.jsonl', 'data/poetry/poems.csv'
       2,
       'error: give --validation-seed (--seed is its former name), not both\n',
     ]);
+    // a seed without a split would be ignored: said instead
+    const alone = await run(['finetune', 'data', '--recipe', 'mbpp', '--validation-seed', '3']);
+    expect([alone.code, alone.stderr]).toEqual([
+      2,
+      'error: --validation-seed needs --validation (the seed of the held-out split)\n',
+    ]);
   });
 
   it('--validation that leaves nothing to train on, or holds out more than there is, exits 2 naming it', async () => {

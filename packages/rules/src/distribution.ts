@@ -61,12 +61,13 @@ export function productOfExperts(baseLogits: ArrayLike<number>, ruleScores: Arra
 
 /**
  * Index of the largest entry (the first one on ties), as greedy decoding picks. NaN entries are never
- * picked; a row with nothing above -Infinity gives 0.
+ * picked; a row with nothing above -Infinity gives 0. An empty row has no index: `RuleInputError`.
  *
  * @example
  * argmax([0.1, 2, 2, Number.NaN]); // 1
  */
 export function argmax(row: ArrayLike<number>): number {
+  if (row.length === 0) throw new RuleInputError('argmax: the row is empty, so it has no largest entry');
   let best = 0;
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < row.length; i++) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  argmax,
   compileRules,
   createVocabulary,
   eosBonus,
@@ -487,6 +488,7 @@ describe('audit: inputs that used to pass silently or crash with a TypeError', (
       'eosBonus: unknown option "ramp_length" (did you mean "rampLength"?); expected rampLength, maxBonus, afterRamp',
     );
     expect(() => productOfExperts([0, 1], [0])).toThrow(RuleInputError);
+    expect(() => argmax([])).toThrow('argmax: the row is empty, so it has no largest entry');
   });
 
   it('a custom rule must score with finite numbers', () => {

@@ -41,7 +41,7 @@ import {
   winRate,
   writeReport,
 } from '@implicit-it/eval';
-import { ABLATIONS, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
+import { ABLATIONS, ImplicitItError, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import type { Model } from '@implicit-it/runtime';
 import { PROMPT_FORMATS } from '@implicit-it/tokenizers';
 import { type Command, Option } from 'commander';
@@ -64,7 +64,7 @@ import {
   renamedFlag,
 } from '../flags.js';
 import { modelFingerprint } from '../model-fingerprint.js';
-import { CliError, counted, EXIT, note, painter, printJson, usage } from '../output.js';
+import { CliError, counted, EXIT, exitCodeOf, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar } from '../progress.js';
 import { retryNotes } from '../retry-notes.js';
 import { sharedDir } from '../shared-dir.js';
@@ -202,7 +202,14 @@ function paperMaxTokens(rules: RuleSpec): number {
 
 /** The instructions of `file` (the first `limit`); an empty file is a usage error naming `flag`. */
 function readLimited(file: string, limit: number | undefined, flag = '--instructions'): EvalInstruction[] {
-  const all = readInstructions(file);
+  let all: EvalInstruction[];
+  try {
+    all = readInstructions(file);
+  } catch (error) {
+    // the flag that named the file, as every other input error says it
+    if (ImplicitItError.isInstance(error)) throw new CliError(`${flag}: ${error.message}`, exitCodeOf(error));
+    throw error;
+  }
   if (all.length === 0) {
     throw usage(
       `${flag}: ${file} has no instructions`,

@@ -217,6 +217,9 @@ async function data(flags: DataFlags): Promise<void> {
     throw usage('--out - with --validation: give --validation-out FILE for the held-out examples');
   }
   const validationSeed = renamedFlag(flags.validationSeed, flags.seed, '--validation-seed', '--seed') ?? 1;
+  // as --validation-out: without a split it would be ignored without a word
+  if ((flags.validationSeed !== undefined || flags.seed !== undefined) && !flags.validation)
+    throw usage('--validation-seed needs --validation (the seed of the held-out split)');
   const dataDir = flags.dataDir ?? defaultDataDir();
   // no examples (an empty or unusable raw file, a split that holds out all) is an error: exit 1 or 2
   const result = await buildDataset({

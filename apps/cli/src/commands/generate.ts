@@ -199,6 +199,12 @@ function jsonOf(r: Collected, rules: RuleSpec, trace: boolean) {
 
 async function run(words: string[], flags: GenerateFlags): Promise<void> {
   const rules = parseRules(flags.rules);
+  if (flags.compare && rules === false) {
+    throw usage(
+      '--compare puts the base model beside base + rules: with --rules off both columns would be the base model',
+      'give the rules to compare (--rules hewitt2024, the default, or a subset such as eos-uniform)',
+    );
+  }
   checkAddBos(flags);
   const instruction = await readInstruction(words);
   const opened = await openModel(flags);
