@@ -37,6 +37,21 @@ export function meantOption(key: string, known: readonly string[]): string | und
 }
 
 /**
+ * The first key of `options` that `known` does not list, with the "did you mean" that follows it in an
+ * error (` (did you mean "rampLength"?)`, or `''` when {@link meantOption} finds none); undefined when
+ * every key is known. The rules package's refusals of unknown option and field names share it.
+ */
+export function unknownKey(
+  options: object,
+  known: readonly string[],
+): { key: string; didYouMean: string } | undefined {
+  const key = Object.keys(options).find((k) => !known.includes(k));
+  if (key === undefined) return undefined;
+  const meant = meantOption(key, known);
+  return { key, didYouMean: meant === undefined ? '' : ` (did you mean "${meant}"?)` };
+}
+
+/**
  * `true` when the list `L` names every key of `T`, else the keys it misses: a compile-time check
  * that a list of option names kept for refusing unknown options (with {@link meantOption}) is
  * complete, so that a new option is not refused as unknown.

@@ -1,6 +1,6 @@
-import { HEWITT2024_UNIFORM, RULE_DEFAULTS, type RuleSetConfig } from './config.js';
+import { HEWITT2024_UNIFORM, RULE_DEFAULTS, RULE_NAMES, type RuleSetConfig } from './config.js';
 import { RuleConfigError, RuleInputError } from './errors.js';
-import { type ListsEveryKey, meantOption, shownValue } from './option-names.js';
+import { type ListsEveryKey, shownValue, unknownKey } from './option-names.js';
 import { type RuleSpec, resolveRuleSpec } from './presets.js';
 import { scoreString, startText } from './start.js';
 import { type RuleContext, RuleState } from './state.js';
@@ -75,19 +75,9 @@ export interface StateInit {
 
 const EOS_BONUS_OPTIONS = ['rampLength', 'maxBonus', 'afterRamp'] as const;
 const COMPILE_OPTIONS = ['custom'] as const satisfies readonly (keyof CompileOptions)[];
-const compileOptionsListed: ListsEveryKey<CompileOptions, typeof COMPILE_OPTIONS> = true;
-void compileOptionsListed;
-
-/** Refuses an option name `fn` does not take, with the one it probably meant. */
-function refuseUnknown(fn: string, options: object, known: readonly string[]): void {
-  for (const key of Object.keys(options)) {
-    if (known.includes(key)) continue;
-    const meant = meantOption(key, known);
-    throw new RuleInputError(
-      `${fn}: unknown option ${JSON.stringify(key)}${meant === undefined ? '' : ` (did you mean "${meant}"?)`}; expected ${known.join(', ')}`,
-    );
-  }
-}
+// every option is listed (a new one missing here would be refused as unknown)
+const _allCompileOptionsListed: ListsEveryKey<CompileOptions, typeof COMPILE_OPTIONS> = true;
+void _allCompileOptionsListed;
 
 interface EosCompiled {
   ids: Int32Array;
@@ -112,7 +102,11 @@ export function eosBonus(
   }
   if (typeof options !== 'object' || options === null)
     throw new RuleInputError(`eosBonus: options must be an object, got ${shownValue(options)}`);
-  refuseUnknown('eosBonus', options, EOS_BONUS_OPTIONS);
+  const unknown = unknownKey(options, EOS_BONUS_OPTIONS);
+  if (unknown !== undefined)
+    throw new RuleInputError(
+      `eosBonus: unknown option ${JSON.stringify(unknown.key)}${unknown.didYouMean}; expected ${EOS_BONUS_OPTIONS.join(', ')}`,
+    );
   // an option passed as undefined keeps its default
   const rampLength = options.rampLength ?? RULE_DEFAULTS.eos.rampLength;
   const maxBonus = options.maxBonus ?? RULE_DEFAULTS.eos.maxBonus;
@@ -133,8 +127,8 @@ function rampBonus(t: number, rampLength: number, maxBonus: number, hold: boolea
   return hold ? maxBonus : 0;
 }
 
-/** The names `enabled` gives the built-in rules (the used rule is `diversity`, as in subset names). */
-const RULE_ENABLED_NAMES = ['eos', 'uniform', 'diversity', 'start', 'used'];
+/** Names a custom rule may not take: the built-in rules', and `diversity`, the name `enabled` gives the used rule. */
+const BUILT_IN_NAMES: readonly string[] = [...RULE_NAMES, 'diversity'];
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -237,14 +231,12 @@ export class RuleSet {
     }
     if (typeof options !== 'object' || options === null)
       throw new RuleConfigError('options', `expected { custom? }, got ${shownValue(options)}`);
-    for (const key of Object.keys(options)) {
-      if ((COMPILE_OPTIONS as readonly string[]).includes(key)) continue;
-      const meant = meantOption(key, COMPILE_OPTIONS);
+    const unknown = unknownKey(options, COMPILE_OPTIONS);
+    if (unknown !== undefined)
       throw new RuleConfigError(
-        `options.${key}`,
-        `unknown option${meant === undefined ? '' : ` (did you mean "${meant}"?)`}; expected ${COMPILE_OPTIONS.join(', ')}`,
+        `options.${unknown.key}`,
+        `unknown option${unknown.didYouMean}; expected ${COMPILE_OPTIONS.join(', ')}`,
       );
-    }
     const size = vocab.size;
     if (!Number.isInteger(size) || size <= 0) {
       throw new RuleConfigError('vocabulary.size', `expected a positive integer, got ${size}`);
@@ -374,11 +366,11 @@ export class RuleSet {
         throw new RuleConfigError(`custom[${i}]`, 'expected { name: string, score(ctx, add) }');
       }
       // `enabled` names each rule once: a trace or a log that lists it must tell the rules apart
-      const taken = [...RULE_ENABLED_NAMES, ...enabled.slice(builtIn)];
-      if (taken.includes(rule.name)) {
+      const earlier = enabled.indexOf(rule.name, builtIn);
+      if (earlier >= 0 || BUILT_IN_NAMES.includes(rule.name)) {
         throw new RuleConfigError(
           `custom[${i}].name`,
-          `${JSON.stringify(rule.name)} is ${enabled.indexOf(rule.name, builtIn) >= 0 ? `the name of custom[${enabled.indexOf(rule.name, builtIn) - builtIn}]` : 'the name of a built-in rule'}: give each custom rule a name of its own`,
+          `${JSON.stringify(rule.name)} is ${earlier >= 0 ? `the name of custom[${earlier - builtIn}]` : 'the name of a built-in rule'}: give each custom rule a name of its own`,
         );
       }
       enabled.push(rule.name);

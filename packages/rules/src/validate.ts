@@ -1,6 +1,6 @@
 import type { RuleSetConfig, UniformEntry } from './config.js';
 import { RuleConfigError } from './errors.js';
-import { meantOption, shownValue } from './option-names.js';
+import { shownValue, unknownKey } from './option-names.js';
 
 type Json = Record<string, unknown>;
 
@@ -27,20 +27,14 @@ const FIELD_HINTS: Readonly<Record<string, string>> = {
 };
 
 function expectKeys(obj: Json, path: string, allowed: readonly string[]): void {
-  for (const key of Object.keys(obj)) {
-    if (!allowed.includes(key)) {
-      const meant = meantOption(key, allowed);
-      const hint = Object.hasOwn(FIELD_HINTS, key)
-        ? ` (${FIELD_HINTS[key]})`
-        : meant !== undefined
-          ? ` (did you mean "${meant}"?)`
-          : '';
-      throw new RuleConfigError(
-        `${path}${path ? '.' : ''}${key}`,
-        `unknown field; expected one of ${allowed.join(', ')}${hint}`,
-      );
-    }
-  }
+  const unknown = unknownKey(obj, allowed);
+  if (unknown === undefined) return;
+  const { key, didYouMean } = unknown;
+  const hint = Object.hasOwn(FIELD_HINTS, key) ? ` (${FIELD_HINTS[key]})` : didYouMean;
+  throw new RuleConfigError(
+    `${path}${path ? '.' : ''}${key}`,
+    `unknown field; expected one of ${allowed.join(', ')}${hint}`,
+  );
 }
 
 /**
