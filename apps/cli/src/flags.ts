@@ -21,16 +21,21 @@ import { CliError, EXIT, note, usage } from './output.js';
 /**
  * Refuses, before any work, an output path that cannot be written as `kind`: a directory where a
  * file goes (`example` names a file to suggest in it), a file where a directory goes (`why` says what
- * it is for), or a path below an existing file. Usage error (exit 2) naming `flag`.
+ * it is for), a path below an existing file, or a `.jsonl` name for a file that is one JSON value
+ * (`json` says what the file is). Usage error (exit 2) naming `flag`.
  */
 export function checkOutPath(
   path: string,
   kind: 'file' | 'directory',
   flag = '--out',
-  explain: { why?: string; example?: string } = {},
+  explain: { why?: string; example?: string; json?: string } = {},
 ): void {
   // an empty path resolves to the current directory, whose files would be replaced
   if (path.trim() === '') throw usage(`${flag}: expected a path, got ${JSON.stringify(path)}`);
+  if (explain.json !== undefined && /\.jsonl$/i.test(path))
+    throw usage(
+      `${flag}: ${path} ends in .jsonl, but ${explain.json} is one JSON value, not JSON Lines: give a .json path`,
+    );
   if (existsSync(path)) {
     const isDir = statSync(path).isDirectory();
     if (kind === 'file' && isDir) {

@@ -181,14 +181,6 @@ async function interruptible<T>(
 
 const warn = (message: string) => note(painter(process.stderr)('yellow', `warning: ${message}`));
 
-/** Refuses a `.jsonl` path for a file that is one JSON value (a list or an object), not JSON Lines. */
-function refuseJsonLines(path: string, flag: string, what: string): void {
-  if (/\.jsonl$/i.test(path))
-    throw usage(
-      `${flag}: ${path} ends in .jsonl, but ${what} is one JSON value, not JSON Lines: give a .json path`,
-    );
-}
-
 /** A name for outputs: `model-rules` (`tiny-hewitt2024`, `tiny-custom`, `tiny` for the base model). */
 function generatorName(id: string, rules: RuleSpec): string {
   const model = id.replace(/[/\\]+/g, '_');
@@ -462,8 +454,10 @@ interface GenerateFlags extends EvalModelFlags {
 
 async function generate(flags: GenerateFlags): Promise<void> {
   const rules = parseRules(flags.rules);
-  checkOutPath(flags.out, 'file', '--out', { example: 'outputs.json' });
-  refuseJsonLines(flags.out, '--out', "the outputs file (alpaca_eval's model_outputs.json)");
+  checkOutPath(flags.out, 'file', '--out', {
+    example: 'outputs.json',
+    json: "the outputs file (alpaca_eval's model_outputs.json)",
+  });
   const file = required(
     flags.instructions ?? sharedData(...ALPACA_EVAL),
     '--instructions',
@@ -689,8 +683,8 @@ async function judge(flags: JudgeFlags): Promise<void> {
       'leave --out out, or give --outputs FILE --out FILE to judge one outputs file',
     );
   }
-  if (flags.out) checkOutPath(flags.out, 'file', '--out', { example: 'annotations.json' });
-  if (flags.out) refuseJsonLines(flags.out, '--out', 'the annotations file');
+  if (flags.out)
+    checkOutPath(flags.out, 'file', '--out', { example: 'annotations.json', json: 'the annotations file' });
   if (flags.cacheDir) checkOutDirectory(flags.cacheDir, 'the judge cache is a directory', '--cache-dir');
   const baselineFile = required(
     flags.baseline ?? sharedData(...GPT4_BASELINE),
@@ -910,8 +904,8 @@ function rankingSummary(r: RankingResult) {
 
 async function rank(flags: RankFlags): Promise<void> {
   const rules = parseRules(flags.rules, false);
-  if (flags.out) checkOutPath(flags.out, 'file', '--out', { example: 'ranking.json' });
-  if (flags.out) refuseJsonLines(flags.out, '--out', 'the ranking result');
+  if (flags.out)
+    checkOutPath(flags.out, 'file', '--out', { example: 'ranking.json', json: 'the ranking result' });
   const dataFile = required(flags.data ?? sharedData(...ALPACA_DATA), '--data', "Alpaca's alpaca_data.json");
   const data = readAlpacaData(dataFile);
   if (data.length < 2) {
@@ -1051,10 +1045,13 @@ async function shift(flags: ShiftFlags): Promise<void> {
       '--aligned-rules, --instructions and --limit are for an aligned model directory, not an outputs file',
     );
   }
-  if (flags.out) checkOutPath(flags.out, 'file', '--out', { example: 'shift.json' });
-  if (flags.out) refuseJsonLines(flags.out, '--out', 'the token-shift result');
-  if (flags.alignedOut) checkOutPath(flags.alignedOut, 'file', '--aligned-out', { example: 'outputs.json' });
-  if (flags.alignedOut) refuseJsonLines(flags.alignedOut, '--aligned-out', 'the outputs file');
+  if (flags.out)
+    checkOutPath(flags.out, 'file', '--out', { example: 'shift.json', json: 'the token-shift result' });
+  if (flags.alignedOut)
+    checkOutPath(flags.alignedOut, 'file', '--aligned-out', {
+      example: 'outputs.json',
+      json: 'the outputs file',
+    });
   // an outputs file, or the instructions a model directory answers: read (and found non-empty) before any model loads
   let alignedRows = alignedIsFile ? nonEmptyOutputs(flags.aligned, '--aligned') : undefined;
   const withoutIds = alignedRows?.filter((row) => row.token_ids === undefined).length ?? 0;
