@@ -17,7 +17,7 @@ import { Metrics, type Sample } from './metrics.js';
 import { type ApiOptions, type ResolvedApiOptions, resolveApiOptions } from './options.js';
 import { planChat, planCompletion, RuleCache } from './plan.js';
 import { type PlaygroundConfig, playgroundPage } from './playground/page.js';
-import { busy, type RunContext, runComplete, runStream } from './run-plan.js';
+import { accessLogLine, busy, type RunContext, runComplete, runStream } from './run-plan.js';
 import { chatRequestSchema, completionRequestSchema } from './schemas.js';
 import { zodToApiError } from './validation.js';
 import { WorkQueue } from './work-queue.js';
@@ -151,9 +151,7 @@ export function createApp(options: ApiOptions): ApiApp {
       metrics.observe('implicit_it_request_duration_seconds', { route }, elapsed);
       // a stream's line is written when it ends (runStream)
       if (server.accessLog)
-        server.log(
-          `${c.req.method} ${c.req.path} ${c.res.status} ${Math.round(elapsed * 1000)} ms ${c.get('requestId')}`,
-        );
+        server.log(accessLogLine(c.req.method, c.req.path, c.res.status, elapsed, c.get('requestId')));
     }
   });
   if (server.cors) {

@@ -220,6 +220,15 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
 
 const seconds = (ctx: RunContext) => (performance.now() - ctx.started) / 1000;
 
+/** A line of the access log (`ApiOptions.accessLog`): `POST /v1/completions 200 412 ms req_...`. */
+export const accessLogLine = (
+  method: string,
+  path: string,
+  status: number,
+  elapsed: number,
+  requestId: string,
+) => `${method} ${path} ${status} ${Math.round(elapsed * 1000)} ms ${requestId}`;
+
 /**
  * Runs a plan as server-sent events. Errors before the first token are answered as JSON errors (the
  * status is still free); afterwards as a final `data: {"error":...}` event. A client that disconnects
@@ -251,11 +260,12 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     release();
     abort.unlink();
     if (status === 'aborted') ctx.metrics.inc('implicit_it_client_aborts_total');
-    ctx.metrics.observe('implicit_it_request_duration_seconds', { route: ctx.route }, seconds(ctx));
+    const elapsed = seconds(ctx);
+    ctx.metrics.observe('implicit_it_request_duration_seconds', { route: ctx.route }, elapsed);
     if (ctx.accessLog) {
       const how =
         status === 'ok' ? 'finished' : status === 'aborted' ? 'left by its client' : 'ended by an error';
-      ctx.log(`POST ${ctx.route} 200 ${Math.round(seconds(ctx) * 1000)} ms ${ctx.requestId} (stream ${how})`);
+      ctx.log(`${accessLogLine('POST', ctx.route, 200, elapsed, ctx.requestId)} (stream ${how})`);
     }
   };
   // no best_of here: a plan that streams has its candidates as choices
