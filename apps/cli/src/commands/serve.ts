@@ -240,11 +240,21 @@ async function run(flags: ServeFlags): Promise<void> {
     // right after, finds nothing left)
     const forcedNow = (await Promise.race([graceful.then(() => 'graceful' as const), forced])) === 'forced';
     const cut = forcedNow ? await server.close() : await graceful;
-    const ended = cut.running + cut.queued;
+    const cutShort = [
+      cut.running > 0 ? counted(cut.running, 'generation') : '',
+      cut.queued > 0 ? counted(cut.queued, 'queued request') : '',
+    ]
+      .filter(Boolean)
+      .join(' and ');
+    const when = forcedNow
+      ? 'by the second signal'
+      : flags.shutdownGrace > 0
+        ? `after the ${flags.shutdownGrace} s grace`
+        : 'at once (--shutdown-grace 0)';
     note(
-      ended === 0
+      cutShort === ''
         ? 'stopped'
-        : `stopped: ${[cut.running > 0 ? counted(cut.running, 'generation') : '', cut.queued > 0 ? `${counted(cut.queued, 'queued request')}` : ''].filter(Boolean).join(' and ')} ended unfinished ${forcedNow ? 'by the second signal' : flags.shutdownGrace > 0 ? `after the ${flags.shutdownGrace} s grace` : 'at once (--shutdown-grace 0)'} (their clients got 503 server_shutting_down)`,
+        : `stopped: ${cutShort} ended unfinished ${when} (their clients got 503 server_shutting_down)`,
     );
   } finally {
     // a signal while the models are released (their workers end), or after, exits at once
