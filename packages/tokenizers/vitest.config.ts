@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Fixture tokenizers take ~0.4 s each to load; one worker keeps the shared 2-core machine usable.
+// Fixture tokenizers take ~0.4 s each to load: the timeouts leave room for that on a busy 2-core machine.
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'src/**/*.test.ts'],

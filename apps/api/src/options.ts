@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import type { RuleSpec } from '@implicit-it/rules';
 import type { BaseModel } from '@implicit-it/runtime';
+import { CONVERSATION_FORMATS, type ConversationFormat } from '@implicit-it/tokenizers';
 
 /**
  * A model the server serves, under the id that requests name it by.
@@ -37,7 +38,7 @@ export interface ApiOptions {
   /** Rules of requests that do not set `rules` (a preset / subset name, a rule-set JSON, or false). Default `'hewitt2024'`. */
   rules?: RuleSpec;
   /** How chat messages become a prompt: the paper's Tulu format (default) or the model's chat template. */
-  format?: 'tulu' | 'chat-template';
+  format?: ConversationFormat;
   /**
    * Start chat prompts with the BOS token, for requests that do not set `add_bos`. Default: the
    * format's own (`tulu`: where the tokenizer adds BOS when encoding with special tokens, as the
@@ -93,7 +94,7 @@ export interface ApiOptions {
 export interface ResolvedApiOptions {
   models: ServedModel[];
   rules: RuleSpec;
-  format: 'tulu' | 'chat-template';
+  format: ConversationFormat;
   /** Undefined: the format's own default. */
   addBos: boolean | undefined;
   apiKey: string | undefined;
@@ -158,9 +159,6 @@ export function defaultModelId(model: BaseModel): string {
   return basename(model.info.dir);
 }
 
-/** The prompt formats chat messages can be given in (the `format` server option). */
-const CHAT_FORMATS: readonly ResolvedApiOptions['format'][] = ['tulu', 'chat-template'];
-
 /** Fills in defaults and checks the options; throws `RangeError` / `TypeError` naming the option. */
 export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
   if (!options || options.models === undefined) throw new TypeError('models: give at least one model');
@@ -187,9 +185,9 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     throw new TypeError('apiKey: expected a non-empty string (leave apiKey out to serve without a key)');
   }
   // 'raw' is a prompt format too, but chat messages have no raw text
-  if (options.format !== undefined && !CHAT_FORMATS.includes(options.format)) {
+  if (options.format !== undefined && !CONVERSATION_FORMATS.includes(options.format)) {
     throw new TypeError(
-      `format: expected ${CHAT_FORMATS.map((f) => `"${f}"`).join(' or ')}, got ${JSON.stringify(options.format)}`,
+      `format: expected ${CONVERSATION_FORMATS.map((f) => `"${f}"`).join(' or ')}, got ${JSON.stringify(options.format)}`,
     );
   }
   if (options.addBos !== undefined && typeof options.addBos !== 'boolean') {

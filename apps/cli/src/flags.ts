@@ -14,6 +14,7 @@ import {
   ONNX_LOG_LEVELS,
   type OnnxLogLevel,
 } from '@implicit-it/runtime';
+import type { PromptFormat } from '@implicit-it/tokenizers';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { resolveDefaultModel } from './default-model.js';
 import { CliError, EXIT, note, usage } from './output.js';
@@ -277,7 +278,7 @@ export const addBosFlag = (addBos: boolean) => (addBos ? '--add-bos' : '--no-add
 
 /** How instructions become prompts: `--format`, and `--add-bos` / `--no-add-bos` where given. */
 export interface PromptFlags {
-  format: 'tulu' | 'chat-template' | 'raw';
+  format: PromptFormat;
   addBos?: boolean;
 }
 

@@ -1,4 +1,5 @@
 import { argmax, type RuleSpec } from '@implicit-it/rules';
+import type { PromptFormat } from '@implicit-it/tokenizers';
 import { applyRules } from './logits-processor.js';
 import type { Model } from './model.js';
 import type { GenerateInput } from './options.js';
@@ -22,7 +23,7 @@ export async function generateWithoutCache(
   options: {
     maxNewTokens: number;
     rules?: RuleSpec;
-    format?: 'tulu' | 'chat-template' | 'raw';
+    format?: PromptFormat;
     addBos?: boolean;
     ignoreEos?: boolean;
     /** Compute the LM head at every position, as the paper's code does (default false: the last only). */

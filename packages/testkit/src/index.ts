@@ -15,8 +15,11 @@ export function repoRoot(from: string = process.cwd()): string {
   }
 }
 
-/** `../shared` beside the repository root (override with IMPLICIT_IT_SHARED_DIR). */
-export const SHARED_DIR = process.env.IMPLICIT_IT_SHARED_DIR ?? resolve(repoRoot(), '..', 'shared');
+/**
+ * `../shared` beside the repository root, or IMPLICIT_IT_SHARED_DIR (a relative path is taken from the
+ * repository root: each package's tests run in the package's directory).
+ */
+export const SHARED_DIR = resolve(repoRoot(), process.env.IMPLICIT_IT_SHARED_DIR || join('..', 'shared'));
 
 /** A path under the shared directory. */
 export function sharedPath(...parts: string[]): string {

@@ -10,13 +10,14 @@ export { type JsonObject, readTokenizerFiles, TOKENIZER_FILE_NAMES, type Tokeniz
 export { loadTokenizer } from './load-tokenizer.js';
 export type {
   Conversation,
+  ConversationFormat,
   Prompt,
   PromptFormat,
   PromptInput,
   SpecialTokensInContent,
   TextRange,
 } from './prompt.js';
-export { documentStartId, PROMPT_FORMATS } from './prompt.js';
+export { CONVERSATION_FORMATS, documentStartId, PROMPT_FORMATS } from './prompt.js';
 export { CONVENTIONAL_EOS_TOKENS } from './special-tokens.js';
 export {
   byteLevelDecoder,

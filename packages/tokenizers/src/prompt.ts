@@ -113,6 +113,26 @@ const _allFormatsListed: ListsEveryKey<Record<PromptFormat, unknown>, typeof PRO
 void _allFormatsListed;
 
 /**
+ * The formats that build a prompt from an instruction or chat messages: every `PromptFormat` but
+ * `raw` (a text continued as is). What a chat server or a chat command offers.
+ *
+ * @example
+ * const format: ConversationFormat = tok.chatTemplate === undefined ? 'tulu' : 'chat-template';
+ * const prompt = tok.buildPrompt({ format, messages: [{ role: 'user', content: 'Hi!' }] });
+ */
+export type ConversationFormat = Exclude<PromptFormat, 'raw'>;
+
+/**
+ * Every `ConversationFormat`, as a list to check a value against or name in a message.
+ *
+ * @example
+ * CONVERSATION_FORMATS.join(', '); // 'tulu, chat-template'
+ */
+export const CONVERSATION_FORMATS: readonly ConversationFormat[] = PROMPT_FORMATS.filter(
+  (f): f is ConversationFormat => f !== 'raw',
+);
+
+/**
  * What special-token text inside a message becomes (see `PromptInput`).
  *
  * @example

@@ -44,7 +44,7 @@ async function free() {
 describeJsdoc({
   ...pkg,
   prelude,
-  exports: 35,
+  exports: 37,
   stated: {
     module: () => import('../src/index.js'),
     importer: (s) => import(s),

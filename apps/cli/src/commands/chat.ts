@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
 import { ImplicitItError, type RuleSpec } from '@implicit-it/rules';
-import type { ChatMessage } from '@implicit-it/tokenizers';
+import { type ChatMessage, CONVERSATION_FORMATS, type ConversationFormat } from '@implicit-it/tokenizers';
 import type { Command } from 'commander';
 import {
   addBosFlag,
@@ -22,7 +22,7 @@ import {
 
 interface ChatFlags extends ModelFlags {
   rules?: string;
-  format: 'tulu' | 'chat-template' | 'raw';
+  format: ConversationFormat;
   addBos?: boolean;
   maxTokens: number;
   temperature: number;
@@ -204,7 +204,7 @@ export function registerChat(program: Command): void {
   addGenerationOptions(
     cmd,
     CHAT_PREFIX_CACHE_MIB,
-    ['tulu', 'chat-template'],
+    CONVERSATION_FORMATS,
     'a new one for each sampled reply, shown after it',
   )
     .addHelpText(

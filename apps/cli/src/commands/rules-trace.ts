@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { compileRules, type RuleSpec } from '@implicit-it/rules';
-import { loadTokenizer } from '@implicit-it/tokenizers';
+import { CONVERSATION_FORMATS, type ConversationFormat, loadTokenizer } from '@implicit-it/tokenizers';
 import { type Command, Option } from 'commander';
 import {
   ADD_BOS_HELP,
@@ -22,7 +22,7 @@ interface TraceFlags {
   preset?: string;
   rules?: string;
   instruction?: string;
-  format: 'tulu' | 'chat-template';
+  format: ConversationFormat;
   addBos?: boolean;
   promptIds?: number[];
   scopeStart?: number;
@@ -135,7 +135,7 @@ Examples:
     .option('--instruction <text>', 'the instruction, formatted as the paper does (see --format)')
     .addOption(
       new Option('--format <format>', 'prompt format of --instruction')
-        .choices(['tulu', 'chat-template'])
+        .choices(CONVERSATION_FORMATS)
         .default('tulu'),
     )
     .option('--add-bos', `with --instruction: ${ADD_BOS_HELP}`)

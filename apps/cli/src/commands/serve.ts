@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os';
 import { resolveCors, type ServedModel, serve } from '@implicit-it/api';
 import { type BaseModel, loadModel, loadModelInWorker } from '@implicit-it/runtime';
+import { CONVERSATION_FORMATS, type ConversationFormat } from '@implicit-it/tokenizers';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { RANDOM_MODEL_ID } from '../default-model.js';
@@ -53,7 +54,7 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   concurrency: number;
   maxQueued: number;
   maxTokens: number;
-  format: 'tulu' | 'chat-template';
+  format: ConversationFormat;
   addBos?: boolean;
   playground: boolean;
   cors?: string;
@@ -293,7 +294,7 @@ export function registerServe(program: Command): void {
     .option('--max-tokens <n>', 'upper limit of max_tokens', intArg(1, 1_000_000), 2048)
     .addOption(
       new Option('-f, --format <format>', 'how chat messages become a prompt')
-        .choices(['tulu', 'chat-template'])
+        .choices(CONVERSATION_FORMATS)
         .default('tulu'),
     )
     .option('--add-bos', `${ADD_BOS_HELP}; requests may set "add_bos"`)
