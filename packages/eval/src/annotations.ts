@@ -1,5 +1,6 @@
 import { EvalInputError } from './errors.js';
 import { readJson, writeJson } from './json-file.js';
+import { preferenceProblem } from './win-rate.js';
 
 /**
  * One pairwise judgement in alpaca_eval's `annotations.json` format. `output_1` is the baseline
@@ -55,14 +56,8 @@ export function readAnnotations(path: string): Annotation[] {
     }
     const r = row as Record<string, unknown>;
     // alpaca_eval's values: [1, 2] (weighted judges give any number between), 0 a legacy draw, null none
-    const p = r.preference;
-    if (p !== null && p !== undefined && (typeof p !== 'number' || !(p === 0 || (p >= 1 && p <= 2)))) {
-      throw new EvalInputError(
-        path,
-        `[${i}].preference must be a number in [1, 2] (1: output_1 is better, 2: output_2, 1.5 a draw), 0 (a draw, as older files write it) or null (no judgement), got ${JSON.stringify(p)}`,
-        { field: 'preference' },
-      );
-    }
+    const problem = preferenceProblem(r.preference, `[${i}].preference`);
+    if (problem) throw new EvalInputError(path, problem, { field: 'preference' });
     if (r.preference === undefined) r.preference = null;
     for (const key of ['instruction', 'output_1', 'output_2'] as const) {
       if (typeof r[key] !== 'string') {

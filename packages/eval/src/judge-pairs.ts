@@ -101,7 +101,10 @@ export function pairOutputs(
  * and `onWarning` says so. Calls are cached on disk by (judge, prompt), so a rerun, or a run resumed
  * after being killed, pays only for what is missing; the first progress report counts the pairs
  * answered without a request (cached, or identical outputs) as `done` and `resumed`. Every model
- * instruction needs a baseline output (see `pairOutputs`), checked before the first request. Writes alpaca_eval's `annotations.json` to `out`.
+ * instruction needs a baseline output (see `pairOutputs`), checked before the first request, and
+ * `model` at least one output. A request that fails for good ends the run with its error: the
+ * requests still in flight are aborted (their retries with them), and what was answered stays
+ * cached for the rerun. Writes alpaca_eval's `annotations.json` to `out`.
  *
  * @example
  * const { annotations } = await judgePairs({
@@ -116,6 +119,14 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
   const baseline =
     typeof options.baseline === 'string' ? readModelOutputs(options.baseline) : options.baseline;
   const model = typeof options.model === 'string' ? readModelOutputs(options.model) : options.model;
+  if (model.length === 0) {
+    // annotations of nothing: a win rate of NaN, and an empty annotations.json that looks like a run
+    throw new EvalInputError(
+      options.files?.model ?? (typeof options.model === 'string' ? options.model : ''),
+      'model: no outputs to judge',
+      { field: 'model' },
+    );
+  }
   const pairs = pairOutputs(baseline, model, {
     ...(typeof options.baseline === 'string' ? { baseline: options.baseline } : {}),
     ...(typeof options.model === 'string' ? { model: options.model } : {}),
@@ -206,33 +217,42 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
   let done = resumed;
   report(done, resumed);
 
+  // one failure stops the run: the requests still in flight (and their retries) are aborted rather
+  // than left running, and paid for, after judgePairs has already failed
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(options.signal?.reason);
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
+
   async function judgeOne({ index, job }: (typeof asks)[number]): Promise<void> {
-    const response = await options.judge.complete(
-      job.request,
-      options.signal ? { signal: options.signal } : {},
-    );
+    const response = await options.judge.complete(job.request, { signal: stop.signal });
     result.requests++;
     await cache.set(job.key, { judge: options.judge.id, request: job.request, response });
     record(index, job, response);
   }
 
   let next = 0;
-  let failed = false;
+  let failure: { error: unknown } | undefined;
   const workers = Array.from({ length: Math.max(1, options.concurrency ?? 8) }, async () => {
-    while (next < asks.length && !failed) {
-      options.signal?.throwIfAborted();
-      const ask = asks[next++]!;
+    while (next < asks.length && !failure) {
       try {
-        await judgeOne(ask);
+        options.signal?.throwIfAborted();
+        await judgeOne(asks[next++]!);
       } catch (error) {
-        failed = true; // the other workers stop taking new pairs; what is cached stays cached
-        throw error;
+        // the first error is the run's; the others are the aborts it caused. What is cached stays.
+        if (!failure) {
+          failure = { error };
+          stop.abort(error);
+        }
+        return;
       }
       done++;
       report(done, resumed);
     }
   });
   await Promise.all(workers);
+  options.signal?.removeEventListener('abort', onAbort);
+  if (failure) throw failure.error;
   if (result.discreteFallbacks > 0) {
     options.onWarning?.(
       `${result.discreteFallbacks} of ${pairs.length} judgements had no usable top_logprobs; their preference is the discrete answer (1 or 2), not a weighted one. Use a judge endpoint that returns logprobs for alpaca_eval's weighted method.`,

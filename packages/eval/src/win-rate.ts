@@ -1,3 +1,4 @@
+import { EvalInputError } from './errors.js';
 import { mean, roundHalfEven, standardError } from './stats.js';
 
 /**
@@ -50,6 +51,25 @@ type PreferenceLike = number | null | undefined;
 
 const isValid = (p: number) => p >= 1 && p <= 2; // NaN fails both comparisons
 
+/**
+ * What is wrong with a preference, or undefined when it is one alpaca_eval holds: a number in [1, 2]
+ * (weighted judges give any number between), 0 (a legacy draw), or null / undefined / NaN (no
+ * judgement, as pandas writes it). The message follows `where` (`[3].preference`).
+ */
+export function preferenceProblem(p: unknown, where: string): string | undefined {
+  if (p === null || p === undefined) return undefined;
+  if (typeof p === 'number' && (p === 0 || isValid(p) || Number.isNaN(p))) return undefined;
+  return `${where} must be a number in [1, 2] (1: output_1 is better, 2: output_2, 1.5 a draw), 0 (a draw, as older files write it) or null (no judgement), got ${typeof p === 'number' ? String(p) : JSON.stringify(p)}`;
+}
+
+/** Throws EvalInputError on the first preference alpaca_eval does not hold (it would be dropped from one rate and counted in the other). */
+function checkPreferences(preferences: readonly unknown[], where: (i: number) => string): void {
+  preferences.forEach((p, i) => {
+    const problem = preferenceProblem(p, where(i));
+    if (problem) throw new EvalInputError('', problem, { field: 'preference' });
+  });
+}
+
 /** Continuous preferences as alpaca_eval's AbsoluteScoringRule sees them: 0 -> 1.5, invalid dropped. */
 function describe(preferences: readonly PreferenceLike[]) {
   const values = preferences.map((p) => (p === null || p === undefined ? Number.NaN : p));
@@ -70,12 +90,14 @@ function describe(preferences: readonly PreferenceLike[]) {
 
 /**
  * The discrete win rate, as alpaca_eval's ZeroOneScoringRule: 1.5 -> draw, everything else rounded
- * half-to-even to 1 or 2, draws counted as 1.5.
+ * half-to-even to 1 or 2, draws counted as 1.5. A preference outside [1, 2] other than 0 (a draw)
+ * and null / NaN (none), such as 2.4, throws `EvalInputError` naming it.
  *
  * @example
  * discreteWinRate([1.2, 1.9, 1.5]); // 50
  */
 export function discreteWinRate(preferences: readonly PreferenceLike[]): number {
+  checkPreferences(preferences, (i) => `preferences[${i}]`);
   const rounded = preferences.map((p) => {
     if (p === null || p === undefined || Number.isNaN(p)) return Number.NaN;
     const r = roundHalfEven(p === 1.5 ? 0 : p);
@@ -99,7 +121,10 @@ export function codePointLength(text: string): number {
 /**
  * alpaca_eval's leaderboard statistics from pairwise annotations in which `output_2` is the model and
  * `output_1` the baseline. `avg_length` is over `output_2` of every annotation (what alpaca_eval
- * computes from the model's outputs), unless `outputs` gives the model's outputs explicitly.
+ * computes from the model's outputs), unless `outputs` gives the model's outputs explicitly. A
+ * preference outside [1, 2] other than 0 (a draw) and null / NaN (none), such as 2.4 or a string,
+ * throws `EvalInputError` naming its annotation: left out of `win_rate` and rounded into `discrete_win_rate`, it would make the two
+ * disagree without a word (`readAnnotations` refuses such files the same way).
  *
  * @example
  * const stats = winRate(readAnnotations('annotations.json'));
@@ -110,6 +135,7 @@ export function winRate(
   options: { outputs?: readonly string[] } = {},
 ): WinRateStats {
   const preferences = annotations.map((a) => a.preference);
+  checkPreferences(preferences, (i) => `annotations[${i}].preference`);
   const texts = options.outputs ?? annotations.map((a) => a.output_2 ?? '');
   const lengths = texts.map(codePointLength);
   return {

@@ -502,6 +502,42 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
     expect(reports.every((p) => p.resumed === 4)).toBe(true);
   });
 
+  it('a request that fails for good aborts the ones in flight, and ends the run with its error', async () => {
+    const { baseline, model } = pairs(8, ' fail');
+    let calls = 0;
+    const aborted: unknown[] = [];
+    const failing = {
+      id: 'failing-judge',
+      complete(_request: unknown, { signal }: { signal?: AbortSignal } = {}) {
+        const call = calls++;
+        return new Promise<never>((_resolve, reject) => {
+          if (call === 0) setTimeout(() => reject(new Error('judge down')), 20);
+          // the others wait for an answer that never comes, until their signal is aborted
+          else
+            signal?.addEventListener('abort', () => {
+              aborted.push(signal.reason);
+              reject(signal.reason);
+            });
+        });
+      },
+    };
+    await expect(
+      judgePairs({ judge: failing, baseline, model, cacheDir: tmp(), concurrency: 4 }),
+    ).rejects.toThrow('judge down');
+    expect(calls).toBe(4); // no new pair was started after the failure
+    expect(aborted).toHaveLength(3);
+    expect((aborted[0] as Error).message).toBe('judge down');
+  });
+
+  it('refuses an empty list of model outputs (a win rate of nothing)', async () => {
+    const { baseline } = pairs(2);
+    const run = judgePairs({ judge: judge(), baseline, model: [], cacheDir: tmp() });
+    await expect(run).rejects.toThrow(EvalInputError);
+    await expect(
+      judgePairs({ judge: judge(), baseline, model: [], cacheDir: tmp(), files: { model: 'mine.json' } }),
+    ).rejects.toThrow(/^mine\.json: model: no outputs to judge$/);
+  });
+
   it('warns when the outputs cover part of the baseline set, or repeat instructions', async () => {
     const baseline = ['a', 'b', 'c'].map((instruction) => ({ instruction, output: 'x', generator: 'base' }));
     const warnings: string[] = [];

@@ -37,11 +37,29 @@ describe('winRate (alpaca_eval semantics, hand-checked)', () => {
     expect(s.avg_length).toBe(Math.trunc((2 + 4 + 0 + 1 + 3 + 1) / 6));
   });
 
-  it('drops preferences outside [1, 2] from the continuous rate, as alpaca_eval does', () => {
-    const s = winRate([{ preference: 2.5 }, { preference: 2 }, { preference: Number.NaN }]);
+  it('leaves NaN (no judgement, as pandas writes it) out of both rates', () => {
+    const s = winRate([{ preference: 2 }, { preference: Number.NaN }]);
     expect(s.n_total).toBe(1);
     expect(s.win_rate).toBe(100);
+    expect(s.discrete_win_rate).toBe(100);
     expect(Number.isNaN(s.standard_error)).toBe(true); // ddof = 1 with one value
+  });
+
+  it('refuses a preference outside [1, 2], naming it: alpaca_eval would drop it from win_rate and round it into discrete_win_rate', () => {
+    const expected = (where: string, got: string) =>
+      `${where} must be a number in [1, 2] (1: output_1 is better, 2: output_2, 1.5 a draw), 0 (a draw, as older files write it) or null (no judgement), got ${got}`;
+    for (const [bad, got] of [
+      [2.4, '2.4'],
+      [0.7, '0.7'],
+      [-1, '-1'],
+      [Number.POSITIVE_INFINITY, 'Infinity'],
+      ['2', '"2"'],
+    ] as const) {
+      const annotations = [{ preference: 2 }, { preference: bad as number }];
+      expect(() => winRate(annotations)).toThrow(EvalInputError);
+      expect(() => winRate(annotations)).toThrow(expected('annotations[1].preference', got));
+      expect(() => discreteWinRate([1, bad as number])).toThrow(expected('preferences[1]', got));
+    }
   });
 
   it('rounds half to even in the discrete rate, with exact 1.5 a draw', () => {
