@@ -1,11 +1,12 @@
 import {
   compileRules,
+  ImplicitItError,
   RuleConfigError,
   RuleSet,
   type RuleSpec,
   type UnresolvedEntry,
 } from '@implicit-it/rules';
-import type { Prompt, Tokenizer } from '@implicit-it/tokenizers';
+import { type Prompt, PromptError, type Tokenizer } from '@implicit-it/tokenizers';
 import { whenAborted } from './abort.js';
 import { GenerationError } from './errors.js';
 import type { ModelFiles } from './model-dir.js';
@@ -187,8 +188,14 @@ export abstract class BaseModel {
 
   /**
    * Generates for one or more prompts (decoded together in batches of `batchSize`, shortest
-   * prompts batched together). Results come back in input order.
+   * prompts batched together). Results come back in input order, one per prompt: for one prompt (or
+   * a list of one) a one-element tuple, so `const [out] = await model.generate(...)` is a result
+   * under `noUncheckedIndexedAccess` too.
    */
+  abstract generate(
+    input: GenerateInput | readonly [GenerateInput],
+    options?: GenerateOptions,
+  ): Promise<[GenerationResult]>;
   abstract generate(
     inputs: GenerateInput | readonly GenerateInput[],
     options?: GenerateOptions,
@@ -201,7 +208,11 @@ export abstract class BaseModel {
    */
   abstract stream(input: GenerateInput, options?: StreamOptions): AsyncGenerator<StreamPart>;
 
-  /** Teacher-forced scoring: the log-prob of each token of a given continuation after a prompt. */
+  /**
+   * Teacher-forced scoring: the log-prob of each token of a given continuation after a prompt. One
+   * result per item, in order (for a list of one, a one-element tuple).
+   */
+  abstract score(items: readonly [ScoreItem], options?: ScoreOptions): Promise<[ScoreResult]>;
   abstract score(items: readonly ScoreItem[], options?: ScoreOptions): Promise<ScoreResult[]>;
 
   /** Frees the session; the model cannot be used afterwards. */
@@ -219,9 +230,18 @@ export abstract class BaseModel {
     this.live();
     this.checkGenerateOptions(options, call);
     const list = Array.isArray(inputs) ? inputs : [inputs as GenerateInput];
-    const prompts = list.map((input) => this.prompt(input, options.format, options));
-    for (const p of prompts) this.checkPrompt(p, options.maxNewTokens === 0);
-    return prompts;
+    return list.map((input, i) => {
+      try {
+        const prompt = this.prompt(input, options.format, options);
+        this.checkPrompt(prompt, options.maxNewTokens === 0);
+        return prompt;
+      } catch (error) {
+        // in a list, which prompt: "promptIds[1] is 999" alone does not say
+        if (list.length > 1 && ImplicitItError.isInstance(error))
+          error.message = `inputs[${i}]: ${error.message}`;
+        throw error;
+      }
+    });
   }
 
   /** What `stream` does first: `generationPrompts` of its one prompt (a list is refused, naming `generate`). */
@@ -342,11 +362,24 @@ export abstract class BaseModel {
         'format',
       );
     }
-    return this.tokenizer.buildPrompt({
-      format,
-      ...input,
-      ...(addBos !== undefined ? { addBos } : {}),
-    } as Parameters<Tokenizer['buildPrompt']>[0]);
+    try {
+      return this.tokenizer.buildPrompt({
+        format,
+        ...input,
+        ...(addBos !== undefined ? { addBos } : {}),
+      } as Parameters<Tokenizer['buildPrompt']>[0]);
+    } catch (error) {
+      // the tokenizer's advice, "pass { template }", is an option of buildPrompt, not of generate()
+      if (error instanceof PromptError && error.code === 'tokenizers.no_chat_template')
+        throw new PromptError(
+          'tokenizers.no_chat_template',
+          error.message.replace(
+            'pass { template }',
+            "build the prompt with `model.tokenizer.buildPrompt({ format: 'chat-template', template, messages })` and generate from its ids (`{ promptIds: ids, scopeStart }`)",
+          ),
+        );
+      throw error;
+    }
   }
 
   /**

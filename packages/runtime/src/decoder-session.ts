@@ -22,27 +22,27 @@ import { chooseProviders, type ExecutionProvider, type ProviderStatus } from './
  */
 export interface SessionOptions {
   /** `auto` (default): CUDA when usable, else CPU. */
-  executionProvider?: ExecutionProvider | 'auto';
+  executionProvider?: ExecutionProvider | 'auto' | undefined;
   /** Threads inside one operator (default: onnxruntime's choice, the physical cores). */
-  intraOpThreads?: number;
+  intraOpThreads?: number | undefined;
   /**
    * Threads running independent nodes of the graph at once (default: none, nodes run one after
    * another). Set (1 or more), the session runs in onnxruntime's parallel execution mode, the only one
    * that reads this count; a decoder's graph has few independent branches, so it seldom helps.
    */
-  interOpThreads?: number;
+  interOpThreads?: number | undefined;
   /**
    * Compute the LM head only where logits are needed (default true): the graph is patched in memory
    * with a Slice before the LM head. Set false to run the graph exactly as exported.
    */
-  sliceLogits?: boolean;
+  sliceLogits?: boolean | undefined;
   /**
    * Let the engine keep the KV cache in its own buffers (default true): the graph is patched in memory
    * with outputs for each step's new keys/values, so a step copies those out of onnxruntime instead of
    * the whole `present.*` cache (a merged decoder's `If` branches are patched too). Set false (or use
    * a graph the patch does not apply to) to feed `present.*` back as exported.
    */
-  cacheOutputs?: boolean;
+  cacheOutputs?: boolean | undefined;
   /**
    * With the cache in the engine's buffers: attend to the cached and the new keys/values separately
    * (default true), so that no step copies the whole cache into a `present.*` Concat inside onnxruntime.
@@ -51,14 +51,14 @@ export interface SessionOptions {
    * log line. Results agree with the exported attention to float rounding (the same products, summed
    * in another order).
    */
-  splitAttention?: boolean;
+  splitAttention?: boolean | undefined;
   /**
    * With split attention, where the graph repeats KV heads for grouped-query attention (Hugging Face's
    * `repeat_kv`: Unsqueeze, Expand, Reshape, as in optimum's exports), drop the repeat and view the
    * queries as KV-head groups instead (default true): the repeat copies the cache once per query head
    * at every step.
    */
-  groupQueries?: boolean;
+  groupQueries?: boolean | undefined;
   /**
    * Set the `accuracy_level` of the graph's `MatMulNBits` nodes (the linear layers of 4-bit exports,
    * `dtype: 'q4'`): 0 computes in float32 on the dequantized weights, which is what onnxruntime's
@@ -68,22 +68,22 @@ export interface SessionOptions {
    * slightly; graphs without such nodes are left as they are, with a log line. A merged decoder's
    * nodes (in its `If` branches) are set too.
    */
-  q4AccuracyLevel?: 0 | 1 | 2 | 3 | 4;
+  q4AccuracyLevel?: 0 | 1 | 2 | 3 | 4 | undefined;
   /**
    * Profile onnxruntime: a path prefix. onnxruntime then writes a Chrome trace (one event per kernel
    * run, with its op type and duration; open it in chrome://tracing or Perfetto) to
    * `<profile>_<date>.json`, which `Model.endProfiling()` finishes and names. For finding where step
    * time goes; profiling slows every kernel run a little, so small kernels look larger than they are.
    */
-  profile?: string;
+  profile?: string | undefined;
   /**
    * What onnxruntime itself writes to stderr (default `error`, as transformers.js does: its warnings at
    * load are about graph clean-ups, e.g. an initializer no node reads). `verbose` or `info` for
    * debugging a graph or a provider.
    */
-  onnxLogLevel?: OnnxLogLevel;
+  onnxLogLevel?: OnnxLogLevel | undefined;
   /** Receives one line per notable event (the provider chosen, a patch skipped). */
-  log?: (line: string) => void;
+  log?: ((line: string) => void) | undefined;
 }
 
 /**

@@ -35,21 +35,21 @@ export function defaultHubCacheDir(): string {
  * const dir = await resolveModel('HuggingFaceTB/SmolLM2-135M', options);
  */
 export interface ResolveOptions {
-  dtype?: ModelDtype;
+  dtype?: ModelDtype | undefined;
   /** Never use the network: a hub id must already be cached. */
-  offline?: boolean;
-  cacheDir?: string;
+  offline?: boolean | undefined;
+  cacheDir?: string | undefined;
   /**
    * The hub to fetch from: a mirror, or a server of your own with the same `/{id}/resolve/main/{file}`
    * paths. Default: the `HF_ENDPOINT` environment variable (as the Python hub client reads it), else
    * https://huggingface.co.
    */
-  endpoint?: string;
+  endpoint?: string | undefined;
   /**
    * Called with progress messages while downloading: one when it starts, one per file fetched, and, for
    * files of 10 MB or more, one each time another tenth of the file has arrived.
    */
-  onProgress?: (message: string) => void;
+  onProgress?: ((message: string) => void) | undefined;
 }
 
 /**

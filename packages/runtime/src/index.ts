@@ -1,4 +1,5 @@
-export { argmax } from '@implicit-it/rules';
+export { argmax, ImplicitItError } from '@implicit-it/rules';
+export { PromptError, TokenizerLoadError } from '@implicit-it/tokenizers';
 export { BaseModel, MAX_LOGIT_BIAS, type ModelInfo } from './base-model.js';
 export type { FinishReason, TokenEvent, TokenLogprob } from './decode-engine.js';
 export {

@@ -49,12 +49,12 @@ export interface LoadOptions extends SessionOptions, ResolveOptions {
    * refused); on a model in a worker thread (`loadModelInWorker`) it crosses as its config, and one
    * with custom rules (functions) is refused.
    */
-  rules?: RuleSpec | RuleSet;
+  rules?: RuleSpec | RuleSet | undefined;
   /**
    * Rows decoded together at most (default 32; the KV cache grows with it). Concurrent `generate` / `stream` calls share one
    * batch (continuous batching): a request joins the running batch at the next step.
    */
-  maxBatchSize?: number;
+  maxBatchSize?: number | undefined;
   /**
    * Prompt positions prefilled per onnxruntime run (default 256; 0: the whole prompt at once), in
    * generation and in `score()`. A longer prompt is run in chunks, each attending to the cache of
@@ -68,7 +68,7 @@ export interface LoadOptions extends SessionOptions, ResolveOptions {
    * `prefillChunk / rows`, at least 16 or `prefillChunk`), and running rows decode a step between the
    * chunks of rows joining them.
    */
-  prefillChunk?: number;
+  prefillChunk?: number | undefined;
   /**
    * Bytes of prompt and reply keys/values kept for reuse (default 0: none). A prompt that begins as a
    * kept sequence (a chat's next turn, which re-sends the history and the last reply; a shared system
@@ -81,7 +81,7 @@ export interface LoadOptions extends SessionOptions, ResolveOptions {
    * it holds and saved, and each result's `usage.cachedTokens` how many of its prompt's positions it
    * reused.
    */
-  prefixCache?: number;
+  prefixCache?: number | undefined;
 }
 
 /**
@@ -253,8 +253,17 @@ export class Model extends BaseModel {
 
   /**
    * Generates for one or more prompts (decoded together in batches of `batchSize`, shortest
-   * prompts batched together). Results come back in input order.
+   * prompts batched together). Results come back in input order, one per prompt (for one prompt, or
+   * a list of one, a one-element tuple).
    */
+  generate(
+    input: GenerateInput | readonly [GenerateInput],
+    options?: GenerateOptions,
+  ): Promise<[GenerationResult]>;
+  generate(
+    inputs: GenerateInput | readonly GenerateInput[],
+    options?: GenerateOptions,
+  ): Promise<GenerationResult[]>;
   async generate(
     inputs: GenerateInput | readonly GenerateInput[],
     options: GenerateOptions = {},
@@ -358,6 +367,8 @@ export class Model extends BaseModel {
    * tokenizer's ids (`info.tokenIds`), as generation's log-probs are: a padded LM head's extra logits
    * are left out.
    */
+  score(items: readonly [ScoreItem], options?: ScoreOptions): Promise<[ScoreResult]>;
+  score(items: readonly ScoreItem[], options?: ScoreOptions): Promise<ScoreResult[]>;
   async score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
     const prepared = this.prepareScore(items, options);
     const run = scoreBatch(

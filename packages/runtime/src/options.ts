@@ -35,7 +35,7 @@ export type GenerateInput =
  */
 export interface GenerateOptions {
   /** How instructions and messages become a prompt: the paper's Tulu format (default), the model's chat template, or raw text. */
-  format?: PromptFormat;
+  format?: PromptFormat | undefined;
   /**
    * Start the prompt with the tokenizer's BOS token. Default: the format's own (`tulu`: where the
    * tokenizer adds BOS when encoding with special tokens, `tokenizer.addsBos`: Llama-2 yes; GPT-2,
@@ -44,22 +44,22 @@ export interface GenerateOptions {
    * instead, as open-instruct's `bos_token = eos_token` does. Refused (`runtime.bad_option`) for raw text and `promptIds`, whose tokens
    * are the caller's own.
    */
-  addBos?: boolean;
+  addBos?: boolean | undefined;
   /** Default 256. */
-  maxNewTokens?: number;
+  maxNewTokens?: number | undefined;
   /**
    * 0 (default) is greedy, as the paper evaluates. Sampling settings in the model's
    * `generation_config.json` (`do_sample`, `temperature`, `top_k`, `top_p`) are not applied: only its
    * EOS ids are read.
    */
-  temperature?: number;
+  temperature?: number | undefined;
   /**
    * Sample among the k most likely ids (ties with the k-th kept). Default 0: no limit (transformers'
    * sampling defaults to 50). Like `topP`, it shapes sampling only: at temperature 0 the pick is greedy.
    */
-  topK?: number;
+  topK?: number | undefined;
   /** Sample from the smallest set of ids whose probability reaches p (after `topK`), in (0, 1]. Default 1. */
-  topP?: number;
+  topP?: number | undefined;
   /**
    * Seed of the sampler (default 0): the same seed gives the same output for the same prompt run the
    * same way. Each prompt of a call draws from its own stream, derived from the seed and its index in
@@ -69,9 +69,9 @@ export interface GenerateOptions {
    * float rounding (about 1e-6) between batched and single runs, which can, rarely, move a draw that
    * lands on a boundary between two ids to the other one.
    */
-  seed?: number;
+  seed?: number | undefined;
   /** Keep generating past EOS until `maxNewTokens` (for benchmarks; vLLM's ignore_eos). */
-  ignoreEos?: boolean;
+  ignoreEos?: boolean | undefined;
   /**
    * Stop strings: generation ends before the first one, which is not included in the text. The tokens
    * generated stay in `tokenIds`, `logprobs` and `usage.completionTokens`, the one that completed the
@@ -80,11 +80,11 @@ export interface GenerateOptions {
    * matches. Special tokens end generation as EOS ids: those of `generation_config.json` /
    * `config.json` and the tokenizer's (`ModelInfo.eosIds`).
    */
-  stop?: readonly string[];
+  stop?: readonly string[] | undefined;
   /** The rule-based adapter: a preset / subset name, a rule-set config, a compiled `RuleSet`, or false. Default: the model's default (false unless set at load). */
-  rules?: RuleSpec | RuleSet;
+  rules?: RuleSpec | RuleSet | undefined;
   /** More logits processors, applied after the logit bias and the rules. */
-  processors?: readonly LogitsProcessor[];
+  processors?: readonly LogitsProcessor[] | undefined;
   /**
    * Per-token log-probs: true, or the number of top alternatives (0-20) to return with each. They are
    * of the distribution the token was chosen from before sampling shapes it: the model's logits after
@@ -92,7 +92,7 @@ export interface GenerateOptions {
    * `score()` gives them). Ids the rules or a processor ruled out are not
    * listed; a token text (`TokenLogprob.token`) keeps its leading space (`Tokenizer.tokenText`).
    */
-  logprobs?: boolean | number;
+  logprobs?: boolean | number | undefined;
   /**
    * The prompt's log-probs too (vLLM's `prompt_logprobs`): true, or the number of top alternatives
    * (0-20). Each prompt token's, given the tokens before it, under the base model (the logit bias,
@@ -101,16 +101,16 @@ export interface GenerateOptions {
    * reuses from the prefix cache only a prompt kept with its log-probs). With `maxNewTokens: 0` the
    * prompt is run for them alone, and may fill the context.
    */
-  promptLogprobs?: boolean | number;
+  promptLogprobs?: boolean | number | undefined;
   /** Added to the logits of these ids at every step (OpenAI's logit_bias). */
-  logitBias?: Readonly<Record<number, number>>;
+  logitBias?: Readonly<Record<number, number>> | undefined;
   /** Also return each token's rank under the base model alone (how much the rules moved it). */
-  trace?: boolean;
-  signal?: AbortSignal;
+  trace?: boolean | undefined;
+  signal?: AbortSignal | undefined;
   /** At most this many of this call's prompts are decoded at once (default: as many as the model's `maxBatchSize` allows). */
-  batchSize?: number;
+  batchSize?: number | undefined;
   /** Progress of multi-prompt generation. */
-  onProgress?: (done: number, total: number) => void;
+  onProgress?: ((done: number, total: number) => void) | undefined;
 }
 
 /**

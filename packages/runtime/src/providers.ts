@@ -232,13 +232,13 @@ export interface InstallCudaOptions {
    * A NuGet package already downloaded (`cudaPackageUrl()` says which): its libraries are extracted
    * into onnxruntime-node without the network, the way for hosts behind a proxy or offline.
    */
-  from?: string;
+  from?: string | undefined;
   /** Each line the install script prints (stdout and stderr). Default: none are shown. */
-  onOutput?: (line: string) => void;
+  onOutput?: ((line: string) => void) | undefined;
   /** Called about twice a second while the package downloads, with the bytes received so far. */
-  onProgress?: (bytes: number) => void;
+  onProgress?: ((bytes: number) => void) | undefined;
   /** The onnxruntime-node package directory to install into. Default: the one this runtime loads. */
-  packageDir?: string;
+  packageDir?: string | undefined;
 }
 
 /** What onnxruntime-node's install metadata says of its CUDA provider for linux-x64. */

@@ -9,10 +9,10 @@ import { GenerationError } from './errors.js';
  * const next = sampleToken(logits, options, createRng(options.seed ?? 0));
  */
 export interface SamplingOptions {
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  seed?: number;
+  temperature?: number | undefined;
+  topK?: number | undefined;
+  topP?: number | undefined;
+  seed?: number | undefined;
 }
 
 /**

@@ -33,24 +33,24 @@ export interface ScoreItem {
  */
 export interface ScoreOptions {
   /** How instructions and messages become prompts (see `GenerateOptions.format`). */
-  format?: PromptFormat;
+  format?: PromptFormat | undefined;
   /** Start each prompt with the BOS token (see `GenerateOptions.addBos`). */
-  addBos?: boolean;
+  addBos?: boolean | undefined;
   /** Score under base + rules (default false: the base model, whatever rules the model was loaded with). */
-  rules?: RuleSpec | RuleSet;
+  rules?: RuleSpec | RuleSet | undefined;
   /** Also return each token's rank (1 = the greedy pick). */
-  ranks?: boolean;
+  ranks?: boolean | undefined;
   /**
    * Also return the `top` most likely tokens at each continuation position (0-20), most likely first,
    * under the same distribution as `logprobs` (ids ruled out, at -Infinity, are not listed): the
    * alternatives of OpenAI's `top_logprobs`. Default 0: none.
    */
-  top?: number;
+  top?: number | undefined;
   /** Items per forward pass (default 8). */
-  batchSize?: number;
-  onProgress?: (done: number, total: number) => void;
+  batchSize?: number | undefined;
+  onProgress?: ((done: number, total: number) => void) | undefined;
   /** Stops scoring at the next onnxruntime run: the call rejects with `GenerationAbortedError`. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**

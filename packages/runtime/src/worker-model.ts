@@ -240,6 +240,14 @@ export class WorkerModel extends BaseModel {
     return this.nextId++;
   }
 
+  generate(
+    input: GenerateInput | readonly [GenerateInput],
+    options?: GenerateOptions,
+  ): Promise<[GenerationResult]>;
+  generate(
+    inputs: GenerateInput | readonly GenerateInput[],
+    options?: GenerateOptions,
+  ): Promise<GenerationResult[]>;
   async generate(
     inputs: GenerateInput | readonly GenerateInput[],
     options: GenerateOptions = {},
@@ -269,6 +277,8 @@ export class WorkerModel extends BaseModel {
     );
   }
 
+  score(items: readonly [ScoreItem], options?: ScoreOptions): Promise<[ScoreResult]>;
+  score(items: readonly ScoreItem[], options?: ScoreOptions): Promise<ScoreResult[]>;
   async score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
     const prepared = this.prepareScore(items, options);
     // every data option crosses (a new one cannot be left behind); prompts were built here

@@ -968,3 +968,38 @@ await model.dispose();`;
     expect(loadIn(dir, "onnxLogLevel: 'info'")).toMatch(/\[I:onnxruntime/);
   }, 60_000);
 });
+
+describe('a model without a chat template', () => {
+  it("format 'chat-template' says how to give a template through generate(), not buildPrompt's option", async () => {
+    const { dir: made } = await createTinyModel({ seed: 1 });
+    const dir = mkdtempSync(join(tmpdir(), 'runtime-no-template-'));
+    try {
+      cpSync(made, dir, { recursive: true });
+      const configFile = join(dir, 'tokenizer_config.json');
+      const { chat_template: _, ...config } = JSON.parse(readFileSync(configFile, 'utf8'));
+      writeFileSync(configFile, JSON.stringify(config));
+      rmSync(join(dir, 'chat_template.jinja'), { force: true });
+      const model = await loadModel(dir, { log: () => {} });
+      try {
+        const refused = {
+          name: 'PromptError',
+          code: 'tokenizers.no_chat_template',
+          message: `${dir} has no chat template (chat_template in tokenizer_config.json or chat_template.jinja); build the prompt with \`model.tokenizer.buildPrompt({ format: 'chat-template', template, messages })\` and generate from its ids (\`{ promptIds: ids, scopeStart }\`) or use format 'tulu'`,
+        };
+        await expect(model.generate('Hi', { format: 'chat-template' })).rejects.toMatchObject(refused);
+        // what the message says works
+        const { ids, scopeStart } = model.tokenizer.buildPrompt({
+          format: 'chat-template',
+          template: "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:",
+          messages: [{ role: 'user', content: 'Hi' }],
+        });
+        const [out] = await model.generate({ promptIds: ids, scopeStart }, { maxNewTokens: 2 });
+        expect(out.usage.promptTokens).toBe(ids.length);
+      } finally {
+        await model.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -298,6 +298,13 @@ describe('output', () => {
       param: 'promptIds',
       message: `promptIds[1] is ${V}: token ids are integers in [0, ${V}) for this model`,
     });
+    // in a list, the message says which prompt (promptIds[1] alone would not)
+    await expect(model.generate(['x', { promptIds: [1, 2] }, { promptIds: [1, V] }])).rejects.toMatchObject({
+      code: 'runtime.bad_token',
+      param: 'promptIds',
+      message: `inputs[2]: promptIds[1] is ${V}: token ids are integers in [0, ${V}) for this model`,
+    });
+    await expect(model.generate(['x', { messages: [] }])).rejects.toThrow(/^inputs\[1\]: /);
     // a value given as a string shows as one: "got 3" would name a valid value
     await expect(model.generate('x', { logitBias: { 5: '3' as never } })).rejects.toThrow(
       'logitBias[5]: expected a number in [-1000000, 1000000] (logits are float32; 1000000 already forces or bans a token), got "3"',

@@ -1,0 +1,62 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { expect, it } from 'vitest';
+
+// A TypeScript consumer with the strictest common settings: the README's example pasted into a .ts
+// file, and options passed on as `T | undefined`, must type-check against the built declarations.
+it("the README's example and optional options type-check under noUncheckedIndexedAccess and exactOptionalPropertyTypes", () => {
+  const pkg = resolve(import.meta.dirname, '..');
+  const example = /```js\n([\s\S]*?)```/.exec(readFileSync(join(pkg, 'README.md'), 'utf8'))![1]!;
+  const dir = mkdtempSync(join(pkg, 'test', '.consumer-'));
+  try {
+    writeFileSync(
+      join(dir, 'example.ts'),
+      `${example}
+// a single prompt's result, and a list of one's, is a result, not \`GenerationResult | undefined\`
+const [one] = await model.generate(['Name a color.']);
+console.log(one.text, scored.tokenIds.length);
+const many = await model.generate(['a', 'b']);
+const first: GenerationResult | undefined = many[0];
+// options handed on from the caller's own optional settings
+const seed: number | undefined = Number(process.env.SEED) || undefined;
+const settings: GenerateOptions = { seed, temperature: undefined, stop: undefined, rules: undefined };
+await model.generate('Hi', settings);
+const scoring: ScoreOptions = { rules: undefined, top: undefined, signal: undefined };
+await model.score([{ prompt: 'p', continuation: 'c' }], scoring);
+const loading: LoadOptions = { dtype: undefined, executionProvider: undefined, log: undefined };
+await (await loadModel(dir, loading)).dispose();
+void first;
+`.replace(
+        "import { loadModel } from '@implicit-it/runtime';",
+        "import { type GenerateOptions, type GenerationResult, type LoadOptions, loadModel, type ScoreOptions } from '@implicit-it/runtime';",
+      ),
+    );
+    const tsc = join(pkg, 'node_modules', '.bin', 'tsc');
+    const flags = [
+      '--noEmit',
+      '--strict',
+      '--noUncheckedIndexedAccess',
+      '--exactOptionalPropertyTypes',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--types',
+      'node',
+      '--skipLibCheck',
+      join(dir, 'example.ts'),
+    ];
+    let output = '';
+    try {
+      execFileSync(tsc, flags, { cwd: pkg, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (error) {
+      output = String((error as { stdout?: string }).stdout ?? error);
+    }
+    expect(output).toBe('');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 120_000);
