@@ -314,6 +314,14 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
   const k = options.negatives ?? 5;
   const seed = options.seed ?? 0;
   const draw = options.draw ?? 'paper';
+  summaryOptions(options); // bootstrap and confidence: refused before any scoring, not after it
+  if (data.length < 2) {
+    throw new EvalInputError(
+      typeof options.data === 'string' ? options.data : '',
+      `data holds ${data.length} example${data.length === 1 ? '' : 's'}: ranking needs at least 2 (each response is ranked against others')`,
+      { field: 'data' },
+    );
+  }
   if (!Number.isInteger(n) || n < 2 || n > data.length) {
     throw new EvalInputError(
       '',
@@ -393,14 +401,30 @@ type RankSettings = Pick<
   'n' | 'negatives' | 'draw' | 'seed' | 'bootstrap' | 'confidence' | 'fingerprint'
 >;
 
-const summaryOptions = (options: RankSettings) => ({
-  n: options.n ?? 1000,
-  negatives: options.negatives ?? 5,
-  draw: options.draw ?? 'paper',
-  seed: options.seed ?? 0,
-  bootstrap: options.bootstrap ?? 1000,
-  confidence: options.confidence ?? 0.95,
-});
+function summaryOptions(options: RankSettings) {
+  const bootstrap = options.bootstrap ?? 1000;
+  const confidence = options.confidence ?? 0.95;
+  if (!Number.isInteger(bootstrap) || bootstrap < 1) {
+    throw new EvalInputError('', `bootstrap must be a positive integer (resamples), got ${bootstrap}`, {
+      field: 'bootstrap',
+    });
+  }
+  if (typeof confidence !== 'number' || !(confidence > 0 && confidence < 1)) {
+    throw new EvalInputError(
+      '',
+      `confidence must be a number in (0, 1), e.g. 0.95 for a 95% interval, got ${JSON.stringify(confidence)}`,
+      { field: 'confidence' },
+    );
+  }
+  return {
+    n: options.n ?? 1000,
+    negatives: options.negatives ?? 5,
+    draw: options.draw ?? 'paper',
+    seed: options.seed ?? 0,
+    bootstrap,
+    confidence,
+  };
+}
 
 /** What identifies a ranking run's scores: its journal's header. */
 function rankHeader(options: RankSettings, data: readonly AlpacaExample[]): Record<string, unknown> {

@@ -29,7 +29,11 @@ export interface RunPaths {
   shiftResult: (name: string) => string;
   /** `.judge-cache/`: the judge's answers, kept across runs. */
   judgeCache: string;
-  /** `.journals/STEP-NAME.jsonl`: what a resumable step has done. */
+  /**
+   * `.journals/STEP-NAME.jsonl`: a place for a resumable step's journal, for a caller that passes it
+   * as the step's `journalPath`. By default each step keeps its journal beside its output
+   * (`OUT.journal.jsonl`, removed when the step finishes), and the CLI does so.
+   */
   journal: (step: string, name: string) => string;
   /** `winrates.json`, written by the report. */
   winrates: string;
@@ -43,7 +47,8 @@ export interface RunPaths {
  * Where the evaluation steps put their files in a run directory, so that `writeReport(runDir)` finds
  * them: `outputs/NAME.json` (model_outputs.json of each model or ablation), `annotations/NAME.json`
  * (alpaca_eval annotations of NAME against the baseline), `ranking/NAME.json` (rankResponses results),
- * `shift/NAME.json` (tokenShift results), `.judge-cache/` and `.journals/`; the report writes
+ * `shift/NAME.json` (tokenShift results), `.judge-cache/` (and `.journals/`, where a caller sends
+ * journals with `journalPath`; by default they sit beside each output); the report writes
  * `winrates.json`, `report.md` and `charts/*.svg`.
  *
  * @example

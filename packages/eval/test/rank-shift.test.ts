@@ -81,6 +81,26 @@ describe('rankResponses', () => {
     expect(r.ci).toMatchObject({ low: 100, high: 100, level: 0.95 });
   });
 
+  it('refuses a confidence given as a percentage, no resamples, and data too small to rank, before scoring', async () => {
+    const calls: number[] = [];
+    const scorer = overlapScorer(calls);
+    const base = { scorer, data, n: 3, negatives: 2, draw: 'distinct' } as const;
+    for (const [options, message] of [
+      [{ confidence: 95 }, 'confidence must be a number in (0, 1), e.g. 0.95 for a 95% interval, got 95'],
+      [{ confidence: 1 }, 'confidence must be a number in (0, 1), e.g. 0.95 for a 95% interval, got 1'],
+      [{ bootstrap: 0 }, 'bootstrap must be a positive integer (resamples), got 0'],
+      [{ bootstrap: 2.5 }, 'bootstrap must be a positive integer (resamples), got 2.5'],
+    ] as const) {
+      const run = rankResponses({ ...base, ...options });
+      await expect(run).rejects.toThrow(EvalInputError);
+      await expect(rankResponses({ ...base, ...options })).rejects.toThrow(message);
+    }
+    await expect(rankResponses({ scorer, data: [], n: 2 })).rejects.toThrow(
+      "data holds 0 examples: ranking needs at least 2 (each response is ranked against others')",
+    );
+    expect(calls).toEqual([]);
+  });
+
   it('counts ties as not higher and reports them', async () => {
     const flat: Scorer = {
       scoreContinuations: async (items) => items.map(() => ({ tokenLogprobs: [-0.5] })),
