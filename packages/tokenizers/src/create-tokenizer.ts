@@ -1,8 +1,10 @@
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer as InnerTokenizerClass } from '@huggingface/tokenizers';
+import type { ListsEveryKey } from '@implicit-it/rules';
 import { type Detokenizer, type DetokenizerOptions, WindowDetokenizer } from './detokenizer.js';
 import { checkTokenId, PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
+import { misnamedTemplateMessage, unknownFieldMessage } from './field-checks.js';
 import type { JsonObject, TokenizerFiles } from './files.js';
 import { applyLegacyFalsePrepend, encodeOnce } from './legacy-prepend.js';
 import { encodeWithLiteralRanges, type InnerTokenizer } from './literal-ranges.js';
@@ -33,6 +35,11 @@ export interface TokenizerOptions {
    */
   chatTemplate?: string;
 }
+
+const TOKENIZER_OPTIONS = ['eosIds', 'chatTemplate'] as const satisfies readonly (keyof TokenizerOptions)[];
+// every option is listed (one added to TokenizerOptions but not here would be refused)
+const _allOptionsListed: ListsEveryKey<TokenizerOptions, typeof TOKENIZER_OPTIONS> = true;
+void _allOptionsListed;
 
 const SPECIAL_KEYS = [
   'bos_token',
@@ -198,6 +205,11 @@ function chatTemplateOf(files: TokenizerFiles, options: TokenizerOptions): ChatT
   }
   if (options.chatTemplate !== undefined) {
     const byName = named.get(options.chatTemplate);
+    const misnamed =
+      byName === undefined
+        ? misnamedTemplateMessage(options.chatTemplate, [...named.keys()], 'chatTemplate')
+        : undefined;
+    if (misnamed) throw new TokenizerInputError(`${misnamed} (${configFile})`);
     return byName === undefined
       ? { template: options.chatTemplate, origin: 'the chatTemplate option', named }
       : {
@@ -590,5 +602,13 @@ function checkRanges(ranges: readonly TextRange[] | undefined, length: number): 
  * tok.encode('hello', { addSpecialTokens: false });
  */
 export function createTokenizer(files: TokenizerFiles, options: TokenizerOptions = {}): Tokenizer {
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw new TokenizerInputError(`options: expected an object, got ${JSON.stringify(options)}`);
+  const unknown = unknownFieldMessage(
+    options,
+    TOKENIZER_OPTIONS,
+    'an option of loadTokenizer / createTokenizer',
+  );
+  if (unknown) throw new TokenizerInputError(unknown);
   return new HfTokenizer(files, options);
 }

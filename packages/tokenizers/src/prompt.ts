@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { ListsEveryKey } from '@implicit-it/rules';
 import { PromptError } from './errors.js';
+import { misnamedTemplateMessage, unknownFieldMessage } from './field-checks.js';
 import { type ChatMessage, scopeMessageIndex, tuluSegments } from './tulu.js';
 
 /**
@@ -111,6 +112,21 @@ export const PROMPT_FORMATS = ['tulu', 'chat-template', 'raw'] as const satisfie
 // every format is listed (one added to PromptInput but not here would be refused)
 const _allFormatsListed: ListsEveryKey<Record<PromptFormat, unknown>, typeof PROMPT_FORMATS> = true;
 void _allFormatsListed;
+
+/** The fields a prompt of each format takes (`buildPrompt` refuses others, naming the one meant). */
+const PROMPT_FIELDS: Readonly<Record<PromptFormat, readonly string[]>> = {
+  tulu: ['format', 'instruction', 'messages', 'addBos', 'specialTokensInContent'],
+  'chat-template': [
+    'format',
+    'instruction',
+    'messages',
+    'addGenerationPrompt',
+    'template',
+    'addBos',
+    'specialTokensInContent',
+  ],
+  raw: ['format', 'text', 'addSpecialTokens'],
+};
 
 /**
  * The formats that build a prompt from an instruction or chat messages: every `PromptFormat` but
@@ -289,6 +305,15 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
       `format: expected ${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}, got ${JSON.stringify(format)}`,
     );
   }
+  const fields = PROMPT_FIELDS[input.format];
+  const elsewhere: Record<string, string> = {
+    chatTemplate: "an option of loadTokenizer; a prompt's own template is `template`",
+  };
+  for (const other of PROMPT_FORMATS)
+    for (const f of PROMPT_FIELDS[other])
+      if (!fields.includes(f)) elsewhere[f] ??= `a field of a '${other}' prompt`;
+  const unknown = unknownFieldMessage(input, fields, `a field of a '${input.format}' prompt`, elsewhere);
+  if (unknown) throw new PromptError('tokenizers.invalid_prompt', unknown);
   if (input.format === 'raw') {
     if (typeof input.text !== 'string') {
       throw new PromptError('tokenizers.invalid_prompt', 'text: a raw prompt needs text (a string)');
@@ -338,10 +363,13 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
     });
     if (input.addBos ?? tok.addsBos) bos = [bosStandIn(tok)];
   } else {
-    const template =
-      (input.template === undefined ? undefined : tok.chatTemplateNamed?.(input.template)) ??
-      input.template ??
-      tok.chatTemplate;
+    const byName = input.template === undefined ? undefined : tok.chatTemplateNamed?.(input.template);
+    const misnamed =
+      input.template !== undefined && byName === undefined
+        ? misnamedTemplateMessage(input.template, tok.chatTemplateNames ?? [], 'template')
+        : undefined;
+    if (misnamed) throw new PromptError('tokenizers.invalid_prompt', misnamed);
+    const template = byName ?? input.template ?? tok.chatTemplate;
     if (template === undefined) {
       const names = tok.chatTemplateNames ?? [];
       throw new PromptError(

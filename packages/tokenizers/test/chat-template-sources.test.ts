@@ -122,6 +122,30 @@ describeShared(
       expect(
         noDefault.buildPrompt({ format: 'chat-template', instruction: 'Hi', template: 'rag' }).text,
       ).toBe('RAG Hi');
+      // a misspelt name is no template whose output is that word
+      const misspelt = promptError(() =>
+        tok.buildPrompt({ format: 'chat-template', instruction: 'Hi', template: 'defualt' }),
+      );
+      expect([misspelt.code, misspelt.message]).toEqual([
+        'tokenizers.invalid_prompt',
+        `template: "defualt" is neither a jinja template nor one of the tokenizer's named templates (did you mean "default"?): "tool_use", "default"`,
+      ]);
+      expect(() => createTokenizer(withTemplates(named), { chatTemplate: 'tool-use' })).toThrow(
+        `chatTemplate: "tool-use" is neither a jinja template nor one of the tokenizer's named templates (did you mean "tool_use"?): "tool_use", "default" (${join(SMOLLM, 'tokenizer_config.json')})`,
+      );
+    });
+
+    it('loadTokenizer / createTokenizer refuse an option they do not take, naming the one meant', () => {
+      expect(() => createTokenizer(smollm, { chat_template: '{{ x }}' } as never)).toThrow(
+        'chat_template: not an option of loadTokenizer / createTokenizer (did you mean chatTemplate?); they are eosIds, chatTemplate',
+      );
+      expect(() => createTokenizer(smollm, { eosId: 2 } as never)).toThrow(
+        'eosId: not an option of loadTokenizer / createTokenizer (did you mean eosIds?); they are eosIds, chatTemplate',
+      );
+      expect(() => createTokenizer(smollm, null as never)).toThrow('options: expected an object, got null');
+      expect(createTokenizer(smollm, { eosIds: undefined, chatTemplate: undefined }).eosIds).toEqual(
+        createTokenizer(smollm).eosIds,
+      );
     });
 
     it('templates see additional_special_tokens as transformers passes them (special_tokens_map), only when set', () => {

@@ -404,4 +404,41 @@ describe('buildPrompt on a byte-level BPE tokenizer (built)', () => {
       'give either instruction or messages, not both',
     );
   });
+
+  it('refuses a field its format does not take, naming the one meant or the format it belongs to', () => {
+    const refused = (input: object, message: string) => {
+      expect(() => tok.buildPrompt(input as never)).toThrow(PromptError);
+      expect(() => tok.buildPrompt(input as never)).toThrow(message);
+    };
+    const chatFields =
+      'format, instruction, messages, addGenerationPrompt, template, addBos, specialTokensInContent';
+    refused(
+      { format: 'chat-template', instruction: 'a', add_generation_prompt: false },
+      `add_generation_prompt: not a field of a 'chat-template' prompt (did you mean addGenerationPrompt?); they are ${chatFields}`,
+    );
+    refused(
+      { format: 'chat-template', instruction: 'a', chatTemplate: '{{ x }}' },
+      "chatTemplate: not a field of a 'chat-template' prompt, but an option of loadTokenizer; a prompt's own template is `template`",
+    );
+    refused(
+      { format: 'tulu', instruction: 'a', template: '{{ x }}' },
+      "template: not a field of a 'tulu' prompt, but a field of a 'chat-template' prompt",
+    );
+    refused(
+      { format: 'tulu', text: 'a' },
+      "text: not a field of a 'tulu' prompt, but a field of a 'raw' prompt",
+    );
+    refused(
+      { format: 'raw', text: 'a', addBos: true },
+      "addBos: not a field of a 'raw' prompt, but a field of a 'tulu' prompt",
+    );
+    refused(
+      { format: 'tulu', instruction: 'a', extra: 1 },
+      "extra: not a field of a 'tulu' prompt; they are format, instruction, messages, addBos, specialTokensInContent",
+    );
+    // a field left undefined is no field given
+    expect(tok.buildPrompt({ format: 'tulu', instruction: 'a', template: undefined } as never).ids).toEqual(
+      tok.buildPrompt({ format: 'tulu', instruction: 'a' }).ids,
+    );
+  });
 });
