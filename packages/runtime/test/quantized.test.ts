@@ -16,6 +16,15 @@ import {
 } from '../src/index.js';
 import { expectLevelRaised, PROMPTS, transformersGreedy, transformersModel } from './helpers.js';
 
+/** Whether this CPU has AVX-512 VNNI, with which onnxruntime runs q4 accuracy level 4 in int8. */
+const INT8_DOT = (() => {
+  try {
+    return /\bavx512_?vnni\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return false;
+  }
+})();
+
 // 4-bit graphs as transformers.js's `model_q4.onnx` files have them: every linear layer, the LM head
 // included, a MatMulNBits (onnxruntime's contrib op); modelkit writes them from the same weights
 const q4Model = (accuracy: 0 | 4) =>
@@ -95,9 +104,12 @@ describe('q4 models (onnx/model_q4.onnx, dtype: "q4")', () => {
       }
     }
     const [int8, float] = gaps as [number, number];
-    expect(int8).toBeGreaterThan(1e-3);
-    expect(int8).toBeLessThan(0.2);
     expect(float).toBeLessThan(1e-4);
+    expect(int8).toBeLessThan(0.2);
+    // onnxruntime computes level 4 in int8 on a CPU with AVX-512 VNNI (Zen 4: gaps of 1e-3 and more);
+    // on an AVX2-only host (measured: 1.2e-6) it computes in float, as level 0
+    if (INT8_DOT) expect(int8).toBeGreaterThan(1e-3);
+    else expect(int8).toBeLessThan(1e-4);
   });
 
   it('scores continuations with the same log-probs as a generation computes', async () => {
@@ -226,17 +238,21 @@ describe('q8 models (onnx/model_quantized.onnx, dtype: "q8")', () => {
     const hf = await transformersModel(dir, { dtype: 'q8' });
     try {
       let differs = 0;
+      const distinct: number[] = [];
       for (const prompt of PROMPTS) {
         const [ours] = await model.generate(prompt, { maxNewTokens: 24, rules: 'hewitt2024' });
         const p = ours!.prompt;
         const list = new LogitsProcessorList();
         list.push((await transformersRulesProcessor(model.rules('hewitt2024')!, p)) as never);
         expect(ours!.tokenIds).toEqual(await transformersGreedy(hf, model, p.ids, 24, list));
-        expect(new Set(ours!.tokenIds).size).toBeGreaterThan(8);
+        distinct.push(new Set(ours!.tokenIds).size);
         const [float] = await fp32.generate(prompt, { maxNewTokens: 24, rules: 'hewitt2024' });
         if (JSON.stringify(float!.tokenIds) !== JSON.stringify(ours!.tokenIds)) differs++;
       }
       expect(differs).toBeGreaterThan(0); // the 8-bit file is the one that ran
+      // varied sequences, not only a loop that any decoder would repeat: some prompt's (which ones
+      // loop depends on the host's 8-bit kernels: AVX2's saturate where AVX-512 VNNI's do not)
+      expect(Math.max(...distinct), `distinct tokens per prompt: ${distinct.join(', ')}`).toBeGreaterThan(8);
     } finally {
       await hf.dispose();
       await model.dispose();
