@@ -113,7 +113,10 @@ export const PROMPT_FORMATS = ['tulu', 'chat-template', 'raw'] as const satisfie
 const _allFormatsListed: ListsEveryKey<Record<PromptFormat, unknown>, typeof PROMPT_FORMATS> = true;
 void _allFormatsListed;
 
-/** The fields a prompt of each format takes (`buildPrompt` refuses others, naming the one meant). */
+/**
+ * The fields a prompt of each format takes (`buildPrompt` refuses others, naming the one meant). A
+ * field added to `PromptInput` goes here too, or every prompt that gives it is refused.
+ */
 const PROMPT_FIELDS: Readonly<Record<PromptFormat, readonly string[]>> = {
   tulu: ['format', 'instruction', 'messages', 'addBos', 'specialTokensInContent'],
   'chat-template': [
