@@ -310,11 +310,8 @@ function summarize(
  */
 export async function rankResponses(options: RankResponsesOptions): Promise<RankingResult> {
   const data = typeof options.data === 'string' ? readAlpacaData(options.data) : options.data;
-  const n = options.n ?? 1000;
-  const k = options.negatives ?? 5;
-  const seed = options.seed ?? 0;
-  const draw = options.draw ?? 'paper';
-  summaryOptions(options); // bootstrap and confidence: refused before any scoring, not after it
+  // the defaults, with bootstrap and confidence checked here: refused before any scoring, not after it
+  const { n, negatives: k, seed, draw } = summaryOptions(options);
   if (data.length < 2) {
     throw new EvalInputError(
       typeof options.data === 'string' ? options.data : '',

@@ -192,13 +192,25 @@ export abstract class BaseModel {
    * a list of one) a one-element tuple, so `const [out] = await model.generate(...)` is a result
    * under `noUncheckedIndexedAccess` too.
    */
-  abstract generate(
+  generate(
     input: GenerateInput | readonly [GenerateInput],
     options?: GenerateOptions,
   ): Promise<[GenerationResult]>;
-  abstract generate(
+  generate(
     inputs: GenerateInput | readonly GenerateInput[],
     options?: GenerateOptions,
+  ): Promise<GenerationResult[]>;
+  generate(
+    inputs: GenerateInput | readonly GenerateInput[],
+    options: GenerateOptions = {},
+  ): Promise<GenerationResult[]> {
+    return this.generateAll(inputs, options);
+  }
+
+  /** What `generate()` does on this kind of model (one result per input, in order): the overloads above type it. */
+  protected abstract generateAll(
+    inputs: GenerateInput | readonly GenerateInput[],
+    options: GenerateOptions,
   ): Promise<GenerationResult[]>;
 
   /**
@@ -209,11 +221,19 @@ export abstract class BaseModel {
   abstract stream(input: GenerateInput, options?: StreamOptions): AsyncGenerator<StreamPart>;
 
   /**
-   * Teacher-forced scoring: the log-prob of each token of a given continuation after a prompt. One
-   * result per item, in order (for a list of one, a one-element tuple).
+   * Teacher-forced scoring: the log-prob (and optionally the greedy rank) of each token of a given
+   * continuation after a prompt, batched, with or without the rules. The softmax is over the
+   * tokenizer's ids (`info.tokenIds`), as generation's log-probs are: a padded LM head's extra logits
+   * are left out. One result per item, in order (for a list of one, a one-element tuple).
    */
-  abstract score(items: readonly [ScoreItem], options?: ScoreOptions): Promise<[ScoreResult]>;
-  abstract score(items: readonly ScoreItem[], options?: ScoreOptions): Promise<ScoreResult[]>;
+  score(items: readonly [ScoreItem], options?: ScoreOptions): Promise<[ScoreResult]>;
+  score(items: readonly ScoreItem[], options?: ScoreOptions): Promise<ScoreResult[]>;
+  score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
+    return this.scoreAll(items, options);
+  }
+
+  /** What `score()` does on this kind of model (one result per item, in order). */
+  protected abstract scoreAll(items: readonly ScoreItem[], options: ScoreOptions): Promise<ScoreResult[]>;
 
   /** Frees the session; the model cannot be used afterwards. */
   abstract dispose(): Promise<void>;

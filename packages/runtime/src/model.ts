@@ -251,22 +251,9 @@ export class Model extends BaseModel {
     if (this.released) throw new GenerationError('runtime.released', 'this model was disposed');
   }
 
-  /**
-   * Generates for one or more prompts (decoded together in batches of `batchSize`, shortest
-   * prompts batched together). Results come back in input order, one per prompt (for one prompt, or
-   * a list of one, a one-element tuple).
-   */
-  generate(
-    input: GenerateInput | readonly [GenerateInput],
-    options?: GenerateOptions,
-  ): Promise<[GenerationResult]>;
-  generate(
+  protected async generateAll(
     inputs: GenerateInput | readonly GenerateInput[],
-    options?: GenerateOptions,
-  ): Promise<GenerationResult[]>;
-  async generate(
-    inputs: GenerateInput | readonly GenerateInput[],
-    options: GenerateOptions = {},
+    options: GenerateOptions,
   ): Promise<GenerationResult[]> {
     const prompts = this.generationPrompts(inputs, options);
     // shortest prompts first: rows admitted together need less padding
@@ -361,15 +348,7 @@ export class Model extends BaseModel {
     );
   }
 
-  /**
-   * Teacher-forced scoring: the log-prob (and optionally the greedy rank) of each token of a given
-   * continuation after a prompt, batched, with or without the rules. The softmax is over the
-   * tokenizer's ids (`info.tokenIds`), as generation's log-probs are: a padded LM head's extra logits
-   * are left out.
-   */
-  score(items: readonly [ScoreItem], options?: ScoreOptions): Promise<[ScoreResult]>;
-  score(items: readonly ScoreItem[], options?: ScoreOptions): Promise<ScoreResult[]>;
-  async score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
+  protected async scoreAll(items: readonly ScoreItem[], options: ScoreOptions): Promise<ScoreResult[]> {
     const prepared = this.prepareScore(items, options);
     const run = scoreBatch(
       this.session,

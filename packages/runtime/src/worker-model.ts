@@ -240,17 +240,9 @@ export class WorkerModel extends BaseModel {
     return this.nextId++;
   }
 
-  generate(
-    input: GenerateInput | readonly [GenerateInput],
-    options?: GenerateOptions,
-  ): Promise<[GenerationResult]>;
-  generate(
+  protected async generateAll(
     inputs: GenerateInput | readonly GenerateInput[],
-    options?: GenerateOptions,
-  ): Promise<GenerationResult[]>;
-  async generate(
-    inputs: GenerateInput | readonly GenerateInput[],
-    options: GenerateOptions = {},
+    options: GenerateOptions,
   ): Promise<GenerationResult[]> {
     const prompts = this.generationPrompts(inputs, options);
     const results = await this.request<GenerationResult[]>(
@@ -277,9 +269,7 @@ export class WorkerModel extends BaseModel {
     );
   }
 
-  score(items: readonly [ScoreItem], options?: ScoreOptions): Promise<[ScoreResult]>;
-  score(items: readonly ScoreItem[], options?: ScoreOptions): Promise<ScoreResult[]>;
-  async score(items: readonly ScoreItem[], options: ScoreOptions = {}): Promise<ScoreResult[]> {
+  protected async scoreAll(items: readonly ScoreItem[], options: ScoreOptions): Promise<ScoreResult[]> {
     const prepared = this.prepareScore(items, options);
     // every data option crosses (a new one cannot be left behind); prompts were built here
     const { format, addBos, signal, onProgress, rules, ...data } = options;

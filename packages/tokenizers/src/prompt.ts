@@ -131,6 +131,19 @@ const PROMPT_FIELDS: Readonly<Record<PromptFormat, readonly string[]>> = {
   raw: ['format', 'text', 'addSpecialTokens'],
 };
 
+/** For each format, what its unknown fields that other formats take are (said instead of a suggestion). */
+const FIELDS_ELSEWHERE = Object.fromEntries(
+  PROMPT_FORMATS.map((format) => {
+    const elsewhere: Record<string, string> = {
+      chatTemplate: "an option of loadTokenizer; a prompt's own template is `template`",
+    };
+    for (const other of PROMPT_FORMATS)
+      for (const f of PROMPT_FIELDS[other])
+        if (!PROMPT_FIELDS[format].includes(f)) elsewhere[f] ??= `a field of a '${other}' prompt`;
+    return [format, elsewhere];
+  }),
+) as Record<PromptFormat, Readonly<Record<string, string>>>;
+
 /**
  * The formats that build a prompt from an instruction or chat messages: every `PromptFormat` but
  * `raw` (a text continued as is). What a chat server or a chat command offers.
@@ -308,14 +321,12 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
       `format: expected ${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}, got ${JSON.stringify(format)}`,
     );
   }
-  const fields = PROMPT_FIELDS[input.format];
-  const elsewhere: Record<string, string> = {
-    chatTemplate: "an option of loadTokenizer; a prompt's own template is `template`",
-  };
-  for (const other of PROMPT_FORMATS)
-    for (const f of PROMPT_FIELDS[other])
-      if (!fields.includes(f)) elsewhere[f] ??= `a field of a '${other}' prompt`;
-  const unknown = unknownFieldMessage(input, fields, `a field of a '${input.format}' prompt`, elsewhere);
+  const unknown = unknownFieldMessage(
+    input,
+    PROMPT_FIELDS[input.format],
+    `a field of a '${input.format}' prompt`,
+    FIELDS_ELSEWHERE[input.format],
+  );
   if (unknown) throw new PromptError('tokenizers.invalid_prompt', unknown);
   if (input.format === 'raw') {
     if (typeof input.text !== 'string') {
