@@ -1,5 +1,14 @@
-import { chmodSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import {
+  chmodSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { ListsEveryKey } from '@implicit-it/rules';
 import type { DecoderConfig } from './config.js';
 import { ModelConfigError } from './errors.js';
@@ -190,6 +199,32 @@ export interface CreatedModel {
 }
 
 /**
+ * Refuses an `out` that is a file, or lies under one, before any work: `mkdir` would fail with a bare
+ * ENOTDIR after the weights were generated.
+ */
+function refuseFileOnPath(dir: string): void {
+  for (let path = dir; ; path = dirname(path)) {
+    let stat: ReturnType<typeof statSync>;
+    try {
+      stat = statSync(path, { throwIfNoEntry: false });
+    } catch (error) {
+      // ENOTDIR: a file further up, found on the next turns
+      if ((error as NodeJS.ErrnoException).code !== 'ENOTDIR') throw error;
+    }
+    if (stat !== undefined) {
+      if (stat.isDirectory()) return;
+      throw new ModelConfigError(
+        'out',
+        path === dir
+          ? `${dir} is a file, not a directory; name a directory to write the model into`
+          : `${dir} lies under ${path}, which is a file, not a directory; name another directory`,
+      );
+    }
+    if (dirname(path) === path) return;
+  }
+}
+
+/**
  * Writes a complete Hugging Face model directory in the optimum / transformers.js layout:
  * `config.json`, `generation_config.json`, `tokenizer.json`, `tokenizer_config.json` (plus the given
  * tokenizer's other files) and `onnx/model.onnx` (with `onnx/model.onnx_data` for weights above the
@@ -226,6 +261,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
       `expected the path of the model directory to write (e.g. '/tmp/tiny'), got ${shown(out)}`,
     );
   }
+  refuseFileOnPath(resolve(out));
   checkDtypes(dtypes);
   checkQ4Options({ q4BlockSize, q4AccuracyLevel });
   checkGraphOptions({ kvDtype, repeatKv, positionIds, linear, merged, externalDataThreshold });
@@ -259,7 +295,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
   if (config.eosTokenId === null && configInput.eosTokenId === undefined) {
     throw new ModelConfigError(
       'eosTokenId',
-      `the tokenizer in ${tokenizerDir} names no EOS token (eos_token in tokenizer_config.json or special_tokens_map.json) and has none of ${CONVENTIONAL_EOS_TOKENS.join(', ')} as a special token; give eosTokenId explicitly, or name the token in its tokenizer_config.json`,
+      `the tokenizer in ${tokenizerDir} names no EOS token (eos_token_id in generation_config.json, eos_token in tokenizer_config.json or special_tokens_map.json) and has none of ${CONVENTIONAL_EOS_TOKENS.join(', ')} as a special token; give eosTokenId explicitly, or name the token in its tokenizer_config.json`,
     );
   }
   validateConfig(config, { tokenizerVocabSize: tokenizer.vocabSize });

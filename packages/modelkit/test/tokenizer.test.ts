@@ -169,7 +169,7 @@ describeShared(
   'a tokenizer directory that names no special tokens (gpt2 fixture)',
   ['fixtures/tokenizers/gpt2/tokenizer.json'],
   () => {
-    it("takes its special <|endoftext|> as EOS and PAD, and no BOS (the preset's 1/2/0 were other tokens)", async () => {
+    it("takes <|endoftext|> as BOS, EOS and PAD from its generation_config.json (the preset's 1/2/0 were other tokens)", async () => {
       const gpt2 = sharedPath('fixtures', 'tokenizers', 'gpt2');
       const created = await createModel({
         preset: 'tiny',
@@ -178,7 +178,9 @@ describeShared(
         tokenizerDir: gpt2,
         out: tmp(),
       });
-      expect(created.config).toMatchObject({ bosTokenId: null, eosTokenId: 50256, padTokenId: 50256 });
+      // bos_token_id and eos_token_id 50256 in generation_config.json, as @implicit-it/tokenizers reads
+      // them (the BOS was null: generation_config.json was not read)
+      expect(created.config).toMatchObject({ bosTokenId: 50256, eosTokenId: 50256, padTokenId: 50256 });
       // its own tokenizer_config.json is copied as it is
       expect(readFileSync(join(created.dir, 'tokenizer_config.json'), 'utf8')).toBe(
         readFileSync(join(gpt2, 'tokenizer_config.json'), 'utf8'),
@@ -257,6 +259,45 @@ describe('special tokens of a tokenizer directory, read as @implicit-it/tokenize
       { type: 'Sequence', processors: [byteLevel, template('<s>')] },
       { bos: 1, eos: 2 },
     ],
+    [
+      "generation_config.json's eos_token_id (the first of a list) wins over eos_token",
+      {
+        'tokenizer_config.json': { eos_token: '</s>' },
+        'generation_config.json': { eos_token_id: [0, 2] },
+      },
+      null,
+      { bos: null, eos: 0 },
+    ],
+    [
+      "generation_config.json's pad_token_id wins over pad_token; its bos_token_id comes last",
+      {
+        'tokenizer_config.json': { eos_token: '</s>', pad_token: '</s>' },
+        'generation_config.json': { bos_token_id: 1, pad_token_id: 0 },
+      },
+      null,
+      { bos: 1, eos: 2, pad: 0 },
+    ],
+    [
+      "generation_config.json's pad_token_id -1 means none; bos_token null wins over its bos_token_id",
+      {
+        'tokenizer_config.json': { ...saved, eos_token: '<|endoftext|>', bos_token: null, pad_token: '</s>' },
+        'generation_config.json': { bos_token_id: 1, pad_token_id: -1 },
+      },
+      null,
+      { bos: null, eos: 0, pad: 2 },
+    ],
+    [
+      "a LlamaTokenizerFast's <s> and </s> where its files name no BOS or EOS",
+      { 'tokenizer_config.json': { tokenizer_class: 'LlamaTokenizerFast' } },
+      template('<|endoftext|>'),
+      { bos: 1, eos: 2 },
+    ],
+    [
+      'a GPTNeoXTokenizer whose files name no EOS gets its <|endoftext|>, not the conventional </s>',
+      { 'tokenizer_config.json': { tokenizer_class: 'GPTNeoXTokenizer', bos_token: '<s>' } },
+      null,
+      { bos: 1, eos: 0 },
+    ],
   ])('%s', async (_, files, post, want) => {
     const dir = dirWith(files, post);
     const read = readTokenizerDir(dir);
@@ -311,4 +352,72 @@ describe('tokenizer directory errors', () => {
       /tokenizer\.json: not found/,
     );
   });
+  it('a Git LFS pointer in place of tokenizer.json is named as one, with the fix', async () => {
+    const dir = tmp();
+    writeFileSync(
+      join(dir, 'tokenizer.json'),
+      'version https://git-lfs.github.com/spec/v1\noid sha256:4a5b\nsize 2104556\n',
+    );
+    await expect(createModel({ tokenizerDir: dir, out: tmp() })).rejects.toThrow(
+      `${join(dir, 'tokenizer.json')}: is a Git LFS pointer (to a file of 2104556 bytes), not the file itself; fetch it (git lfs pull in the clone, or download it from the model repository)`,
+    );
+  });
+
+  it('a tokenizer.json that is not an object, or whose added_tokens is not a list, is refused naming the field', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'tokenizer.json'), '[1, 2]');
+    await expect(createModel({ tokenizerDir: dir, out: tmp() })).rejects.toThrow(
+      `${join(dir, 'tokenizer.json')}: must hold a JSON object, found [1,2]`,
+    );
+    const objectAdded = tinyTokenizerDir((json) => {
+      (json as { added_tokens: unknown }).added_tokens = {};
+    });
+    // was a TypeError: "object is not iterable"
+    await expect(createModel({ tokenizerDir: objectAdded, out: tmp() })).rejects.toThrow(
+      `${join(objectAdded, 'tokenizer.json')}: added_tokens must be a list of { id, content, special } entries, found {}`,
+    );
+    const noId = tinyTokenizerDir((json) => {
+      (json.added_tokens[0] as { id?: number }).id = undefined;
+    });
+    await expect(createModel({ tokenizerDir: noId, out: tmp() })).rejects.toThrow(
+      /added_tokens entries must have a string content and an integer id, found \{"content":"<\|endoftext\|>"/,
+    );
+  });
+
+  it('a tokenizerDir that is a file, and an out that is or lies under a file, are refused before any work', async () => {
+    const file = join(tmp(), 'weights.bin');
+    writeFileSync(file, 'x');
+    await expect(createModel({ tokenizerDir: file, out: tmp() })).rejects.toThrow(
+      `${file}: is a file; tokenizerDir must be a directory holding a Hugging Face tokenizer.json`,
+    );
+    // were a bare ENOTDIR from mkdir, after the weights were made
+    await expect(createModel({ out: file })).rejects.toThrow(
+      new ModelConfigError(
+        'out',
+        `${file} is a file, not a directory; name a directory to write the model into`,
+      ),
+    );
+    await expect(createModel({ out: join(file, 'tiny') })).rejects.toThrow(
+      `out: ${join(file, 'tiny')} lies under ${file}, which is a file, not a directory; name another directory`,
+    );
+  });
 });
+
+describeShared(
+  'the shared tokenizer fixtures: the ids readTokenizerDir gives the model are those @implicit-it/tokenizers loads',
+  ['fixtures/tokenizers/gpt2/tokenizer.json', 'fixtures/tokenizers/llama2/tokenizer.json'],
+  () => {
+    it.each([
+      ['gpt2', { bos: 50256, eos: 50256, pad: 50256 }],
+      ['llama2', { bos: 1, eos: 2, pad: 0 }], // pad_token_id 0 in generation_config.json (was 2)
+      ['olmo', { bos: null, eos: 50279, pad: 50279 }],
+      ['smollm', { bos: 1, eos: 2, pad: 2 }],
+    ])('%s', async (name, want) => {
+      const dir = sharedPath('fixtures', 'tokenizers', name);
+      const read = readTokenizerDir(dir);
+      const loaded = await loadTokenizer(dir);
+      expect({ bos: read.bosTokenId, eos: read.eosTokenId, pad: read.padTokenId }).toEqual(want);
+      expect({ bos: loaded.bosId ?? null, eos: loaded.eosIds[0], pad: loaded.padId }).toEqual(want);
+    });
+  },
+);
