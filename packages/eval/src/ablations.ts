@@ -34,6 +34,12 @@ export interface RunAblationsOptions extends ProgressCallbacks {
   tokenIds?: boolean;
   /** Extra fingerprint for the resume journals (e.g. the model dir). */
   fingerprint?: Record<string, unknown>;
+  /**
+   * Replace a subset's finished outputs of other settings (another model, limit...) or a
+   * `${subset}.json` without a record of the run that wrote it. Default false: refused with an
+   * `EvalInputError` before that subset is generated (subsets before it are done and kept).
+   */
+  replace?: boolean;
   signal?: AbortSignal;
 }
 
@@ -103,8 +109,9 @@ export function planAblations(
  * (`${outDir}/${subset}.json`). Each subset resumes on its own; a subset already finished by a run
  * with the same options (`finishedRun`: same generator name, instructions, token limit, `tokenIds` and
  * fingerprint, recorded in `${subset}.json.done`) is skipped, so rerunning after an interruption redoes
- * nothing, and a rerun with another model or limit never reuses the old outputs: it generates them
- * again and replaces them (check first with `planAblations` to refuse that instead, as the CLI does).
+ * nothing, and a rerun with another model or limit never reuses the old outputs: it refuses to replace
+ * them (`EvalInputError`, field `out`) unless `replace: true`, which generates them again. Check all
+ * subsets first with `planAblations` and `finishedRunDifferences` to refuse before any work, as the CLI does.
  *
  * @example
  * await runAblations({
@@ -133,6 +140,7 @@ export async function runAblations(options: RunAblationsOptions): Promise<Ablati
       ...plan,
       generator,
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+      ...(options.replace !== undefined ? { replace: options.replace } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onWarning ? { onWarning: options.onWarning } : {}),
       onProgress: (p) => options.onProgress?.({ ...p, label: subset }),

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { EvalInputError } from './errors.js';
 import { canonicalJson, headerDifferences } from './journal.js';
 import { writeFileAtomic } from './json-file.js';
 
@@ -51,4 +52,30 @@ export function isFinishedAs(out: string, record: Record<string, unknown>, journ
 export function doneRecordDifferences(out: string, record: Record<string, unknown>): string[] | undefined {
   const stored = readDoneRecord(out);
   return stored === undefined ? undefined : headerDifferences(record, stored);
+}
+
+/**
+ * Refuses (an `EvalInputError` naming `out`, field `out`) to write over an existing `out` that is not
+ * the result of a run with `record`'s settings: the finished result of other settings (naming the
+ * settings that differ) or a file without a readable record of the run that wrote it (written some
+ * other way: it may be anything). Nothing is refused where `out` does not exist, where a journal is
+ * pending for it (the run resumes it, or refuses a journal of another run), or with `replace`.
+ */
+export function refuseToReplace(
+  out: string,
+  record: Record<string, unknown>,
+  options: { journalPath: string | undefined; replace: boolean | undefined; what: string },
+): void {
+  if (options.replace === true || !existsSync(out)) return;
+  if (options.journalPath !== undefined && existsSync(options.journalPath)) return;
+  const diff = doneRecordDifferences(out, record);
+  if (diff?.length === 0) return;
+  const fix = 'pass replace: true to replace it, or choose another out';
+  throw new EvalInputError(
+    out,
+    diff === undefined
+      ? `exists, with no record of the run that wrote it (${doneRecordPath(out)}): it may be anything, so it is not replaced; ${fix}`
+      : `holds the finished ${options.what} of another run (different ${diff.join(', ')}), so it is not replaced; ${fix}`,
+    { field: 'out' },
+  );
 }

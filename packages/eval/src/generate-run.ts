@@ -1,5 +1,11 @@
 import { pythonStrip } from '@implicit-it/rules';
-import { clearDoneRecord, doneRecordDifferences, isFinishedAs, writeDoneRecord } from './done-record.js';
+import {
+  clearDoneRecord,
+  doneRecordDifferences,
+  isFinishedAs,
+  refuseToReplace,
+  writeDoneRecord,
+} from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
 import { Journal } from './journal.js';
@@ -47,6 +53,13 @@ export interface GenerateRunOptions extends ProgressCallbacks {
   tokenIds?: boolean;
   /** Batch instructions of similar length together, which wastes less padding (default true). Output order is unaffected. */
   sortByLength?: boolean;
+  /**
+   * Write over an `out` that holds something else: the finished outputs of other settings (as its
+   * `.done` record says) or a file without such a record. Default false: refused with an
+   * `EvalInputError` naming what differs, before any work. `out`'s own finished result (same settings)
+   * is replaced either way.
+   */
+  replace?: boolean;
   signal?: AbortSignal;
 }
 
@@ -99,6 +112,7 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
   const strip = options.strip ?? true;
   const journalPath = journalPathOf(options);
   const header = runHeader(options, instructions);
+  refuseToReplace(options.out, header, { journalPath, replace: options.replace, what: 'outputs' });
   const journal = Journal.open<JournalEntry>(journalPath, header);
   try {
     const texts = new Map<number, string>();

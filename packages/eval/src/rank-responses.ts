@@ -5,6 +5,7 @@ import {
   doneRecordDifferences,
   isFinishedAs,
   readDoneRecord,
+  refuseToReplace,
   writeDoneRecord,
 } from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
@@ -58,6 +59,13 @@ export interface RankResponsesOptions extends ProgressCallbacks {
   journalPath?: string;
   /** Where to write the result JSON (optional). */
   out?: string;
+  /**
+   * Write over an `out` that holds something else: the finished ranking of other settings (as its
+   * `.done` record says) or a file without such a record. Default false: refused with an
+   * `EvalInputError` naming what differs, before any work. `out`'s own finished result (same settings)
+   * is replaced either way.
+   */
+  replace?: boolean;
   /** Anything else that identifies the run (model dir...): a journal of a different run is refused. */
   fingerprint?: Record<string, unknown>;
   signal?: AbortSignal;
@@ -328,6 +336,13 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
   }
   const negatives = drawNegatives(n, k, seed, draw);
   const journalPath = options.journalPath ?? (options.out ? `${options.out}.journal.jsonl` : undefined);
+  if (options.out) {
+    refuseToReplace(options.out, rankRecord(options, data), {
+      journalPath,
+      replace: options.replace,
+      what: 'ranking',
+    });
+  }
   const journal = journalPath
     ? Journal.open<RankedExample>(journalPath, rankHeader(options, data))
     : undefined;

@@ -1,5 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { clearDoneRecord, doneRecordDifferences, isFinishedAs, writeDoneRecord } from './done-record.js';
+import {
+  clearDoneRecord,
+  doneRecordDifferences,
+  isFinishedAs,
+  refuseToReplace,
+  writeDoneRecord,
+} from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
 import { Journal } from './journal.js';
@@ -92,6 +98,13 @@ export interface TokenShiftOptions extends ProgressCallbacks {
   journalPath?: string;
   /** Where to write the result JSON (optional). */
   out?: string;
+  /**
+   * Write over an `out` that holds something else: the finished analysis of other settings (as its
+   * `.done` record says) or a file without such a record. Default false: refused with an
+   * `EvalInputError` naming what differs, before any work. `out`'s own finished result (same settings)
+   * is replaced either way.
+   */
+  replace?: boolean;
   fingerprint?: Record<string, unknown>;
   signal?: AbortSignal;
 }
@@ -140,6 +153,13 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
   }
   const batchSize = options.batchSize ?? 8;
   const journalPath = options.journalPath ?? (options.out ? `${options.out}.journal.jsonl` : undefined);
+  if (options.out) {
+    refuseToReplace(options.out, shiftRecord(options, aligned), {
+      journalPath,
+      replace: options.replace,
+      what: 'analysis',
+    });
+  }
   const journal = journalPath
     ? Journal.open<{ i: number; tokens: TokenRank[] }>(journalPath, shiftHeader(options, aligned))
     : undefined;

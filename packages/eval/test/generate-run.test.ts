@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AdapterContractError,
+  EvalInputError,
   finishedRun,
   finishedRunDifferences,
   type Generator,
@@ -279,7 +280,7 @@ describe('runAblations', () => {
     expect(again.every((r) => r.generated === 0)).toBe(true);
   });
 
-  it('redoes a finished subset whose run differed (model, token limit, token ids), never reusing its outputs', async () => {
+  it('refuses to replace a finished subset whose run differed (model, token limit, token ids) unless replace: true, never reusing its outputs', async () => {
     const dir = tmp();
     const calls: string[] = [];
     const create =
@@ -291,6 +292,7 @@ describe('runAblations', () => {
         },
       });
     const base = { instructions: instructions.slice(0, 2), outDir: dir, modelName: 'm', subsets: ['none'] };
+    const out = join(dir, 'none.json');
     await runAblations({ ...base, createGenerator: create('A'), fingerprint: { model: 'dirA' } });
     expect(existsSync(join(dir, 'none.json.done'))).toBe(true);
     expect(calls).toEqual(['A:none']);
@@ -304,39 +306,51 @@ describe('runAblations', () => {
     expect(same[0]!.generated).toBe(0);
     expect(calls).toEqual(['A:none']);
 
-    // another model dir, another token limit, token ids asked for: each regenerates
+    // another model dir: refused before generating, naming what differs; the outputs stay
+    const refused = await runAblations({
+      ...base,
+      createGenerator: create('B'),
+      fingerprint: { model: 'dirB' },
+    }).catch((e) => e);
+    expect(refused).toBeInstanceOf(EvalInputError);
+    expect(refused.field).toBe('out');
+    expect(refused.message).toBe(
+      `${out}: holds the finished outputs of another run (different fingerprint.model), so it is not replaced; pass replace: true to replace it, or choose another out`,
+    );
+    expect(calls).toEqual(['A:none']);
+    expect(readModelOutputs(out)[0]!.output).toBe(`A:${instructions[0]!.instruction}`);
+
+    // replace: true regenerates, for another model dir, token limit, token ids
     const other = await runAblations({
       ...base,
       createGenerator: create('B'),
       fingerprint: { model: 'dirB' },
+      replace: true,
     });
     expect(other[0]!.generated).toBe(2);
-    expect(readModelOutputs(join(dir, 'none.json'))[0]!.output).toBe(`B:${instructions[0]!.instruction}`);
-    await runAblations({
-      ...base,
-      createGenerator: create('C'),
-      fingerprint: { model: 'dirB' },
-      maxNewTokens: 7,
-    });
+    expect(readModelOutputs(out)[0]!.output).toBe(`B:${instructions[0]!.instruction}`);
+    const limited = { ...base, fingerprint: { model: 'dirB' }, maxNewTokens: 7 };
+    await expect(runAblations({ ...limited, createGenerator: create('C') })).rejects.toThrow(
+      'different maxNewTokens',
+    );
+    await runAblations({ ...limited, createGenerator: create('C'), replace: true });
     const ids = await runAblations({
-      ...base,
+      ...limited,
       createGenerator: create('D'),
-      fingerprint: { model: 'dirB' },
-      maxNewTokens: 7,
       tokenIds: true,
+      replace: true,
     });
     expect(calls).toEqual(['A:none', 'B:none', 'C:none', 'D:none']);
     expect(ids[0]!.outputs[0]!.token_ids).toEqual([0, 7]);
 
-    // an output file without a record of its run (written some other way) is not trusted
+    // an output file without a record of its run (written some other way) is neither trusted nor replaced
     rmSync(join(dir, 'none.json.done'));
-    await runAblations({
-      ...base,
-      createGenerator: create('E'),
-      fingerprint: { model: 'dirB' },
-      maxNewTokens: 7,
-      tokenIds: true,
-    });
+    const withIds = { ...limited, tokenIds: true };
+    await expect(runAblations({ ...withIds, createGenerator: create('E') })).rejects.toThrow(
+      `${out}: exists, with no record of the run that wrote it (${out}.done): it may be anything, so it is not replaced; pass replace: true to replace it, or choose another out`,
+    );
+    expect(calls.at(-1)).toBe('D:none');
+    await runAblations({ ...withIds, createGenerator: create('E'), replace: true });
     expect(calls.at(-1)).toBe('E:none');
   });
 

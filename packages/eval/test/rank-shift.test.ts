@@ -207,6 +207,37 @@ describe('rankResponses', () => {
     rmSync(`${out}.done`);
     expect(finishedRankingDifferences(settings)).toBeUndefined();
   });
+
+  it('rankResponses refuses to replace a ranking of other settings, or of unknown origin, unless replace: true', async () => {
+    const out = join(tmp(), 'ranking.json');
+    const settings = { data, n: 3, negatives: 2, draw: 'distinct' as const, bootstrap: 50, out };
+    await rankResponses({ ...settings, scorer: overlapScorer(), fingerprint: { model: 'a' } });
+    const written = readFileSync(out, 'utf8');
+    let scored = 0;
+    const counting: Scorer = {
+      async scoreContinuations(items, options) {
+        scored += items.length;
+        return overlapScorer().scoreContinuations(items, options);
+      },
+    };
+    const other = { ...settings, scorer: counting, fingerprint: { model: 'b' } };
+    await expect(rankResponses(other)).rejects.toThrow(
+      new EvalInputError(
+        out,
+        'holds the finished ranking of another run (different fingerprint.model), so it is not replaced; pass replace: true to replace it, or choose another out',
+        { field: 'out' },
+      ),
+    );
+    expect(scored).toBe(0);
+    expect(readFileSync(out, 'utf8')).toBe(written);
+    // the same settings rank again, over their own result
+    await rankResponses({ ...settings, scorer: counting, fingerprint: { model: 'a' } });
+    expect(scored).toBe(9);
+    await rankResponses({ ...other, replace: true });
+    expect(finishedRanking(other)).toBeDefined();
+    rmSync(`${out}.done`);
+    await expect(rankResponses(other)).rejects.toThrow('exists, with no record of the run that wrote it');
+  });
 });
 
 describe("the paper's negatives: ratio_eval.py's draws", () => {
@@ -491,5 +522,16 @@ describe('tokenShift', () => {
     expect(finishedShiftDifferences({ ...settings, aligned: [{ instruction: 'q1', output: 'Hi' }] })).toEqual(
       ['outputs'],
     );
+  });
+
+  it('tokenShift refuses to replace an analysis of other settings unless replace: true', async () => {
+    const out = join(tmp(), 'shift.json');
+    const aligned = [{ instruction: 'q1', output: 'Hi 2 you!' }];
+    await tokenShift({ aligned, out, label: 'toy vs base', base: charRanks });
+    await expect(tokenShift({ aligned, out, label: 'other', base: charRanks })).rejects.toThrow(
+      `${out}: holds the finished analysis of another run (different label), so it is not replaced; pass replace: true to replace it, or choose another out`,
+    );
+    const r = await tokenShift({ aligned, out, label: 'other', base: charRanks, replace: true });
+    expect(finishedShift({ aligned, out, label: 'other' })).toEqual(r);
   });
 });
