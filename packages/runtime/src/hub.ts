@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ModelLoadError } from './errors.js';
-import { DTYPE_SUFFIX, type ModelDtype } from './model-dir.js';
+import { DTYPE_SUFFIX, didYouMean, type ModelDtype, nearMiss } from './model-dir.js';
 
 const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
@@ -140,7 +140,16 @@ async function importHubClient(model: string, dir: string) {
  * const dir = await resolveModel('HuggingFaceTB/SmolLM2-135M', { dtype: 'fp32' });
  */
 export async function resolveModel(model: string, options: ResolveOptions = {}): Promise<string> {
+  if (typeof model !== 'string' || model.trim() === '') {
+    // resolve('') is the current directory
+    throw new ModelLoadError(
+      'runtime.not_a_directory',
+      `model: expected a model directory or a hub id (owner/name), got ${JSON.stringify(model) ?? String(model)}`,
+    );
+  }
   if (!isHubId(model)) return resolve(model);
+  // an id whose owner is a local directory may be a mistyped path (models/tinyy for models/tiny)
+  const near = nearMiss(model);
   const dtype = options.dtype ?? 'fp32';
   const cacheDir = options.cacheDir ?? defaultHubCacheDir();
   const dir = join(cacheDir, model);
@@ -148,7 +157,7 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
   if (options.offline || process.env.HF_HUB_OFFLINE === '1') {
     throw new ModelLoadError(
       'runtime.offline',
-      `"${model}" is neither a local directory nor cached in ${dir}, and the hub is off (offline): pass a local model directory, or run once with network access to cache it`,
+      `"${model}" is neither a local directory nor cached in ${dir}, and the hub is off (offline): pass a local model directory, or run once with network access to cache it${didYouMean(near)}`,
       { file: dir },
     );
   }
@@ -176,7 +185,7 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
   } catch (cause) {
     throw new ModelLoadError(
       'runtime.hub_unreachable',
-      `could not fetch "${model}" from ${endpoint} (${(cause as Error).message}); check the id and your network, or pass a local model directory`,
+      `could not fetch "${model}" from ${endpoint} (${(cause as Error).message}); check the id and your network, or pass a local model directory${didYouMean(near)}`,
       { file: dir, cause },
     );
   } finally {

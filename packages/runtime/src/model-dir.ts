@@ -1,5 +1,6 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { meantOption } from '@implicit-it/rules';
 import { ModelLoadError } from './errors.js';
 
 /**
@@ -170,6 +171,29 @@ function parseConfig(raw: Record<string, unknown>, file: string): ModelConfig {
   };
 }
 
+/** `; did you mean models/tiny?` for a {@link nearMiss}, `''` for none. */
+export const didYouMean = (path: string | undefined): string =>
+  path === undefined ? '' : `; did you mean ${path}?`;
+
+/**
+ * For a missing `path` whose parent directory holds a directory of a nearby name (a typo, another
+ * case): that directory, written as `path` was (relative paths stay relative); else undefined.
+ */
+export function nearMiss(path: string): string | undefined {
+  const parent = dirname(path);
+  let siblings: string[];
+  try {
+    siblings = readdirSync(parent, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name);
+  } catch {
+    return undefined;
+  }
+  const meant = meantOption(basename(path), siblings);
+  if (meant === undefined) return undefined;
+  return parent === '.' && !path.startsWith('.') ? meant : join(parent, meant);
+}
+
 /**
  * Validates a local Hugging Face model directory and picks its ONNX decoder:
  * `onnx/model{suffix}.onnx`, else `onnx/decoder_model_merged{suffix}.onnx` (also looked for at the top
@@ -184,7 +208,7 @@ export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): Mode
       'runtime.not_a_directory',
       existsSync(dir)
         ? `${dir}: a file, not a model directory; give the directory that holds it (${dirname(dir)})`
-        : `${dir}: not a directory (expected a Hugging Face model directory with config.json and onnx/model.onnx)`,
+        : `${dir}: not a directory (expected a Hugging Face model directory with config.json and onnx/model.onnx)${didYouMean(nearMiss(dir))}`,
       { file: dir },
     );
   }

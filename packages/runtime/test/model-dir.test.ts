@@ -36,6 +36,36 @@ describe('model directory validation', () => {
     );
   });
 
+  it('a missing directory beside one of a nearby name suggests it; an empty path is refused', async () => {
+    mkdirSync(join(work, 'models', 'tiny'), { recursive: true });
+    expect(() => resolveModelFiles(join(work, 'models', 'tinyy'))).toThrow(
+      `${join(work, 'models', 'tinyy')}: not a directory (expected a Hugging Face model directory with config.json and onnx/model.onnx); did you mean ${join(work, 'models', 'tiny')}?`,
+    );
+    expect(() => resolveModelFiles(join(work, 'models', 'other'))).toThrow(/onnx\/model\.onnx\)$/);
+    // owner/name: a hub id unless it exists; offline, the local near miss is named
+    const cwd = process.cwd();
+    process.chdir(work);
+    try {
+      const err = await resolveModel('models/Tiny2', { offline: true, cacheDir: join(work, 'hub') }).catch(
+        (e) => e,
+      );
+      expect(err.code).toBe('runtime.offline');
+      expect(err.message).toBe(
+        `"models/Tiny2" is neither a local directory nor cached in ${join(work, 'hub', 'models', 'Tiny2')}, and the hub is off (offline): pass a local model directory, or run once with network access to cache it; did you mean models/tiny?`,
+      );
+    } finally {
+      process.chdir(cwd);
+    }
+    // resolve('') is the current directory: refused rather than loaded
+    for (const empty of ['', '  ']) {
+      const err = await loadModel(empty).catch((e) => e);
+      expect(err).toBeInstanceOf(ModelLoadError);
+      expect(err.message).toBe(
+        `model: expected a model directory or a hub id (owner/name), got ${JSON.stringify(empty)}`,
+      );
+    }
+  });
+
   it('a directory without config.json', () => {
     const dir = join(work, 'empty');
     mkdirSync(dir);
