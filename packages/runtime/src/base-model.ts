@@ -9,7 +9,7 @@ import {
 import { type Prompt, PromptError, type Tokenizer } from '@implicit-it/tokenizers';
 import { whenAborted } from './abort.js';
 import { GenerationError } from './errors.js';
-import type { ModelFiles } from './model-dir.js';
+import type { ModelDtype, ModelFiles } from './model-dir.js';
 import {
   bad,
   checkFormat,
@@ -24,6 +24,7 @@ import {
   shown,
 } from './options.js';
 import type { PrefixCacheStats } from './prefix-cache.js';
+import type { ExecutionProvider } from './providers.js';
 import type { ScoreItem, ScoreOptions, ScoreResult } from './score.js';
 
 /** Compiled rule sets kept per model. */
@@ -101,12 +102,14 @@ export const MAX_LOGIT_BIAS = 1e6;
 export interface ModelInfo {
   dir: string;
   onnxFile: string;
-  dtype: string;
-  provider: string;
+  /** The weights' dtype, as `LoadOptions.dtype` picked the ONNX file. */
+  dtype: ModelDtype;
+  provider: ExecutionProvider;
   layers: number;
   kvHeads: number;
   headDim: number;
-  kvType: string;
+  /** The KV cache's element type, as the graph declares it. */
+  kvType: 'float32' | 'float16';
   vocabSize: number;
   /**
    * Ids that are tokens: the tokenizer's, within the LM head. Fewer than `vocabSize` where the head
@@ -122,15 +125,19 @@ export interface ModelInfo {
   /** The model's sliding attention window in cache positions, or null (see `ModelConfig.sliding_window`). */
   slidingWindow: number | null;
   eosIds: number[];
-  logitsMode: string;
+  /**
+   * How the engine gets the logits of only the positions it needs: `patched`, the LM head sliced in
+   * the graph; `num_logits_to_keep`, the graph's own input; `all`, every position's computed.
+   */
+  logitsMode: 'patched' | 'num_logits_to_keep' | 'all';
   /** `slots`: the engine keeps the KV cache in its own buffers; `present`: it feeds `present.*` back whole. */
-  cacheMode: string;
+  cacheMode: 'slots' | 'present';
   /**
    * `split`: attention over the cached and the new keys/values separately, so no step copies the cache
    * (`SessionOptions.splitAttention`); `grouped`: split, and repeat_kv replaced by grouped queries
    * (`SessionOptions.groupQueries`); `exported`: as in the graph.
    */
-  attention: string;
+  attention: 'exported' | 'split' | 'grouped';
   /** Rows decoded together at most. */
   maxBatchSize: number;
   /** Prompt positions prefilled per onnxruntime run (`LoadOptions.prefillChunk`; 0 where prompts run whole). */
@@ -185,6 +192,12 @@ export abstract class BaseModel {
 
   /** Drops the prompts the prefix cache keeps (its counters stay); nothing without one. */
   abstract clearPrefixCache(): void | Promise<void>;
+
+  /**
+   * Finishes the onnxruntime profile started by the `profile` load option and returns its file (a
+   * Chrome trace); `await` it to serve either kind of model: the worker's answers asynchronously.
+   */
+  abstract endProfiling(): string | Promise<string>;
 
   /**
    * Generates for one or more prompts (decoded together in batches of `batchSize`, shortest

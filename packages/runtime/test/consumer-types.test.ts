@@ -26,7 +26,15 @@ const scoring: ScoreOptions = { rules: undefined, top: undefined, signal: undefi
 await model.score([{ prompt: 'p', continuation: 'c' }], scoring);
 const loading: LoadOptions = { dtype: undefined, executionProvider: undefined, log: undefined };
 await (await loadModel(dir, loading)).dispose();
-void first;
+// the model's settings are literal unions: a switch over them is exhaustive
+const where: 'GPU' | 'CPU' = model.info.provider === 'cuda' ? 'GPU' : 'CPU';
+const kvBytes: 2 | 4 = model.info.kvType === 'float16' ? 2 : 4;
+const quantized: boolean = model.info.dtype === 'q4' || model.info.dtype === 'q8';
+switch (model.info.attention) {
+  case 'exported': case 'split': case 'grouped': break;
+  default: { const never: never = model.info.attention; void never; }
+}
+void first, where, kvBytes, quantized;
 `.replace(
         "import { loadModel } from '@implicit-it/runtime';",
         "import { type GenerateOptions, type GenerationResult, type LoadOptions, loadModel, type ScoreOptions } from '@implicit-it/runtime';",
