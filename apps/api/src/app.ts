@@ -14,6 +14,7 @@ import { bearerAuth } from './auth.js';
 import { ApiError, toApiError } from './errors.js';
 import { jsonBody } from './json-body.js';
 import { Metrics, type Sample } from './metrics.js';
+import type { Usage } from './openai-format.js';
 import { type ApiOptions, type ResolvedApiOptions, resolveApiOptions } from './options.js';
 import { planChat, planCompletion, RuleCache } from './plan.js';
 import { type PlaygroundConfig, playgroundPage } from './playground/page.js';
@@ -22,7 +23,7 @@ import { chatRequestSchema, completionRequestSchema } from './schemas.js';
 import { zodToApiError } from './validation.js';
 import { WorkQueue } from './work-queue.js';
 
-type Env = { Variables: { started: number; requestId: string } };
+type Env = { Variables: { started: number; requestId: string; usage: Usage | undefined } };
 
 const ROUTES = new Set(['/', '/health', '/metrics', '/v1/models', '/v1/chat/completions', '/v1/completions']);
 const routeLabel = (path: string) =>
@@ -151,7 +152,9 @@ export function createApp(options: ApiOptions): ApiApp {
       metrics.observe('implicit_it_request_duration_seconds', { route }, elapsed);
       // a stream's line is written when it ends (runStream)
       if (server.accessLog)
-        server.log(accessLogLine(c.req.method, c.req.path, c.res.status, elapsed, c.get('requestId')));
+        server.log(
+          accessLogLine(c.req.method, c.req.path, c.res.status, elapsed, c.get('requestId'), c.get('usage')),
+        );
     }
   });
   if (server.cors) {
@@ -192,7 +195,12 @@ export function createApp(options: ApiOptions): ApiApp {
     if (!result.success) throw zodToApiError(result.error as Parameters<typeof zodToApiError>[0]);
   };
   const runContext = (
-    c: { req: { raw: Request }; get(key: 'started'): number; get(key: 'requestId'): string },
+    c: {
+      req: { raw: Request };
+      get(key: 'started'): number;
+      get(key: 'requestId'): string;
+      set(key: 'usage', usage: Usage): void;
+    },
     route: string,
   ): RunContext => ({
     queue,
@@ -204,6 +212,7 @@ export function createApp(options: ApiOptions): ApiApp {
     shutdown: shutdown.signal,
     requestId: c.get('requestId'),
     accessLog: server.accessLog,
+    onUsage: (usage) => c.set('usage', usage),
   });
 
   // a full server answers 429 before tokenizing: a long prompt costs the thread a while

@@ -2,7 +2,13 @@ import { ImplicitItError } from '@implicit-it/rules';
 import type { GenerationResult, StreamPart } from '@implicit-it/runtime';
 import { ApiError, shuttingDown, toApiError } from './errors.js';
 import type { Metrics } from './metrics.js';
-import { type ChoiceResult, ResponseWriter, type TokenInfo } from './openai-format.js';
+import {
+  type ChoiceResult,
+  ResponseWriter,
+  requestUsage,
+  type TokenInfo,
+  type Usage,
+} from './openai-format.js';
 import { candidateCount, candidates, choiceCount, type Plan, pickBest } from './plan.js';
 import type { Release, WorkQueue } from './work-queue.js';
 
@@ -23,6 +29,8 @@ export interface RunContext {
   requestId: string;
   /** Log a line when a stream ends (`ApiOptions.accessLog`). */
   accessLog: boolean;
+  /** Told the request's token counts once it has generated, for the access log line of a JSON answer. */
+  onUsage: (usage: Usage) => void;
 }
 
 /** The request field that holds the prompt: errors about the prompt name it. */
@@ -208,7 +216,9 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
     if (results.some((r) => r === undefined)) throw new Error('a generation ended without a finish part');
     const all = results as ChoiceResult[];
     // usage counts every candidate's tokens, as OpenAI bills best_of
-    return Response.json(writer.complete(pickBest(plan, all), all));
+    const body = writer.complete(pickBest(plan, all), all);
+    ctx.onUsage(body.usage);
+    return Response.json(body);
   } catch (error) {
     if (ctx.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
     throw failure(ctx, plan, error);
@@ -220,14 +230,19 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
 
 const seconds = (ctx: RunContext) => (performance.now() - ctx.started) / 1000;
 
-/** A line of the access log (`ApiOptions.accessLog`): `POST /v1/completions 200 412 ms req_...`. */
+/**
+ * A line of the access log (`ApiOptions.accessLog`): `POST /v1/completions 200 412 ms req_...`, with
+ * `, 12 prompt + 40 completion tokens` for a request that generated (its `usage`).
+ */
 export const accessLogLine = (
   method: string,
   path: string,
   status: number,
   elapsed: number,
   requestId: string,
-) => `${method} ${path} ${status} ${Math.round(elapsed * 1000)} ms ${requestId}`;
+  usage?: Usage,
+) =>
+  `${method} ${path} ${status} ${Math.round(elapsed * 1000)} ms ${requestId}${usage === undefined ? '' : `, ${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens`}`;
 
 /**
  * Runs a plan as server-sent events. Errors before the first token are answered as JSON errors (the
@@ -265,7 +280,9 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     if (ctx.accessLog) {
       const how =
         status === 'ok' ? 'finished' : status === 'aborted' ? 'left by its client' : 'ended by an error';
-      ctx.log(`${accessLogLine('POST', ctx.route, 200, elapsed, ctx.requestId)} (stream ${how})`);
+      // the usage of a finished stream; one that did not finish has no count of its prompt
+      const usage = status === 'ok' && open === 0 ? requestUsage(usages, plan.n) : undefined;
+      ctx.log(`${accessLogLine('POST', ctx.route, 200, elapsed, ctx.requestId, usage)} (stream ${how})`);
     }
   };
   // no best_of here: a plan that streams has its candidates as choices

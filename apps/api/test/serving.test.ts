@@ -71,15 +71,27 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
     const app = createApp({ models: [{ id: 'tiny', model }], log: (l) => lines.push(l), accessLog: true });
     const id = (res: Response) => res.headers.get('X-Request-Id');
     const plain = await app.request('/v1/chat/completions', json(chat({ max_tokens: 3 })));
-    await plain.text();
-    const streamed = await app.request('/v1/chat/completions', json(chat({ max_tokens: 3, stream: true })));
-    await streamed.text();
+    const { usage } = (await plain.json()) as { usage: { prompt_tokens: number; completion_tokens: number } };
+    const streamed = await app.request(
+      '/v1/chat/completions',
+      json(chat({ max_tokens: 3, stream: true, stream_options: { include_usage: true } })),
+    );
+    const events = (await streamed.text()).split('\n\n').filter((e) => e.startsWith('data: {'));
+    const streamUsage = JSON.parse(events.at(-1)!.slice(6)).usage;
     const missing = await app.request('/v1/nope');
     const bad = await app.request('/v1/chat/completions', json(chat({ max_tokens: -1 })));
     expect(lines).toHaveLength(4);
-    expect(lines[0]).toMatch(new RegExp(`^POST /v1/chat/completions 200 \\d+ ms ${id(plain)}$`));
+    // with the token counts of the usage the client got
+    const counts = (u: typeof usage) =>
+      `, ${u.prompt_tokens} prompt \\+ ${u.completion_tokens} completion tokens`;
+    expect(usage.prompt_tokens).toBeGreaterThan(0);
+    expect(lines[0]).toMatch(
+      new RegExp(`^POST /v1/chat/completions 200 \\d+ ms ${id(plain)}${counts(usage)}$`),
+    );
     expect(lines[1]).toMatch(
-      new RegExp(`^POST /v1/chat/completions 200 \\d+ ms ${id(streamed)} \\(stream finished\\)$`),
+      new RegExp(
+        `^POST /v1/chat/completions 200 \\d+ ms ${id(streamed)}${counts(streamUsage)} \\(stream finished\\)$`,
+      ),
     );
     expect(lines[2]).toMatch(new RegExp(`^GET /v1/nope 404 \\d+ ms ${id(missing)}$`));
     expect(lines[3]).toMatch(new RegExp(`^POST /v1/chat/completions 400 \\d+ ms ${id(bad)}$`));

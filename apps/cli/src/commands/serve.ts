@@ -320,7 +320,7 @@ export function registerServe(program: Command): void {
     )
     .option(
       '--log-requests',
-      "one stderr line per request: method, path, status, milliseconds, request id (a stream's when it ends, saying how)",
+      "one stderr line per request: method, path, status, milliseconds, request id, prompt + completion tokens (a stream's when it ends, saying how)",
     );
   addLoadOptions(cmd)
     .addHelpText(
