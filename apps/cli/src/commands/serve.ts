@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os';
-import { resolveCors, type ServedModel, serve } from '@implicit-it/api';
+import type { ServedModel } from '@implicit-it/api';
 import { type BaseModel, loadModel, loadModelInWorker } from '@implicit-it/runtime';
 import { CONVERSATION_FORMATS, type ConversationFormat } from '@implicit-it/tokenizers';
 import type { Command } from 'commander';
@@ -104,9 +104,16 @@ function apiKeyOf(flags: ServeFlags): string | undefined {
   return key;
 }
 
+/**
+ * The API package, loaded when `serve` runs: its import (zod schemas, hono) takes about a quarter of
+ * a second, which every other command (and `--help`) would pay at startup.
+ */
+const api = () => import('@implicit-it/api');
+
 /** --cors as the API takes it, checked before any model is loaded. */
-function corsOf(flags: ServeFlags): true | string | undefined {
+async function corsOf(flags: ServeFlags): Promise<true | string | undefined> {
   if (flags.cors === undefined) return undefined;
+  const { resolveCors } = await api();
   try {
     resolveCors(flags.cors);
   } catch (error) {
@@ -122,7 +129,7 @@ async function run(flags: ServeFlags): Promise<void> {
   const rules = parseRules(flags.rules);
   await checkHost(flags.host);
   const apiKey = apiKeyOf(flags);
-  const cors = corsOf(flags);
+  const cors = await corsOf(flags);
   const specs = flags.model && flags.model.length > 0 ? flags.model : [undefined];
   const opened: (OpenedModel<BaseModel> & { served: string })[] = [];
   /** What a SIGINT or SIGTERM does now (once the server listens). */
@@ -144,36 +151,38 @@ async function run(flags: ServeFlags): Promise<void> {
     const dup = ids.find((id, i) => ids.indexOf(id) !== i);
     if (dup) throw usage(`--model: two models would be served as "${dup}"; name them: --model ID=DIR`);
     const models: ServedModel[] = opened.map((m) => ({ id: m.served, model: m.model }));
-    const server = await serve({
-      models,
-      port: flags.port,
-      hostname: flags.host,
-      rules,
-      apiKey,
-      concurrency: flags.concurrency,
-      maxQueued: flags.maxQueued,
-      maxTokens: flags.maxTokens,
-      ...promptSettings(flags),
-      playground: flags.playground,
-      ...(cors !== undefined ? { cors } : {}),
-      ...(flags.logRequests ? { accessLog: true } : {}),
-      notice: opened.some((m) => m.random)
-        ? `${RANDOM_MODEL_ID} has RANDOM weights: its answers are noise, only the mechanics (rules, streaming, colouring) are real. Start the server with --model DIR (or with a network) for a real model.`
-        : undefined,
-    }).catch((error: NodeJS.ErrnoException) => {
-      if (error?.code === 'EADDRINUSE' || error?.code === 'EACCES' || error?.code === 'EADDRNOTAVAIL') {
-        throw new CliError(
-          `cannot listen on ${flags.host}:${flags.port} (${error.code}: ${error.message})`,
-          EXIT.failure,
-          error.code === 'EADDRINUSE'
-            ? 'another process uses this port: pick another with --port N (0 picks a free one)'
-            : error.code === 'EACCES'
-              ? 'ports below 1024 need privileges: pick --port 1024 or higher'
-              : `--host ${flags.host} is not an address of this machine (127.0.0.1 or 0.0.0.0)`,
-        );
-      }
-      throw error;
-    });
+    const server = await (await api())
+      .serve({
+        models,
+        port: flags.port,
+        hostname: flags.host,
+        rules,
+        apiKey,
+        concurrency: flags.concurrency,
+        maxQueued: flags.maxQueued,
+        maxTokens: flags.maxTokens,
+        ...promptSettings(flags),
+        playground: flags.playground,
+        ...(cors !== undefined ? { cors } : {}),
+        ...(flags.logRequests ? { accessLog: true } : {}),
+        notice: opened.some((m) => m.random)
+          ? `${RANDOM_MODEL_ID} has RANDOM weights: its answers are noise, only the mechanics (rules, streaming, colouring) are real. Start the server with --model DIR (or with a network) for a real model.`
+          : undefined,
+      })
+      .catch((error: NodeJS.ErrnoException) => {
+        if (error?.code === 'EADDRINUSE' || error?.code === 'EACCES' || error?.code === 'EADDRNOTAVAIL') {
+          throw new CliError(
+            `cannot listen on ${flags.host}:${flags.port} (${error.code}: ${error.message})`,
+            EXIT.failure,
+            error.code === 'EADDRINUSE'
+              ? 'another process uses this port: pick another with --port N (0 picks a free one)'
+              : error.code === 'EACCES'
+                ? 'ports below 1024 need privileges: pick --port 1024 or higher'
+                : `--host ${flags.host} is not an address of this machine (127.0.0.1 or 0.0.0.0)`,
+          );
+        }
+        throw error;
+      });
     // on 0.0.0.0 or ::, the address a client can connect to, and the machine's others
     const { local: url, network } = reachableUrls(server.url);
     if (flags.json) {
