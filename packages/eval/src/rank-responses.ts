@@ -336,8 +336,10 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
   }
   const negatives = drawNegatives(n, k, seed, draw);
   const journalPath = options.journalPath ?? (options.out ? `${options.out}.journal.jsonl` : undefined);
+  // the settings `out`'s record will hold (hashing the data once): checked now, written at the end
+  const record = options.out ? rankRecord(options, data) : undefined;
   if (options.out) {
-    refuseToReplace(options.out, rankRecord(options, data), {
+    refuseToReplace(options.out, record!, {
       journalPath,
       replace: options.replace,
       what: 'ranking',
@@ -399,7 +401,7 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
     if (options.out) {
       clearDoneRecord(options.out);
       await writeJson(options.out, result);
-      await writeDoneRecord(options.out, rankRecord(options, data));
+      await writeDoneRecord(options.out, record!);
     }
     journal?.remove();
     return result;

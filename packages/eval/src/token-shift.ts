@@ -153,8 +153,10 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
   }
   const batchSize = options.batchSize ?? 8;
   const journalPath = options.journalPath ?? (options.out ? `${options.out}.journal.jsonl` : undefined);
+  // the settings `out`'s record will hold (hashing the outputs once): checked now, written at the end
+  const record = options.out ? shiftRecord(options, aligned) : undefined;
   if (options.out) {
-    refuseToReplace(options.out, shiftRecord(options, aligned), {
+    refuseToReplace(options.out, record!, {
       journalPath,
       replace: options.replace,
       what: 'analysis',
@@ -236,7 +238,7 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
     if (options.out) {
       clearDoneRecord(options.out);
       await writeJson(options.out, result);
-      await writeDoneRecord(options.out, shiftRecord(options, aligned));
+      await writeDoneRecord(options.out, record!);
     }
     journal?.remove();
     return result;

@@ -148,8 +148,9 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
     );
   }
   if (!isHubId(model)) return resolve(model);
-  // an id whose owner is a local directory may be a mistyped path (models/tinyy for models/tiny)
-  const near = nearMiss(model);
+  // for the errors below: an id whose owner is a local directory may be a mistyped path
+  // (models/tinyy for models/tiny); looked for only when the id cannot be had
+  const near = () => didYouMean(nearMiss(model));
   const dtype = options.dtype ?? 'fp32';
   const cacheDir = options.cacheDir ?? defaultHubCacheDir();
   const dir = join(cacheDir, model);
@@ -157,7 +158,7 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
   if (options.offline || process.env.HF_HUB_OFFLINE === '1') {
     throw new ModelLoadError(
       'runtime.offline',
-      `"${model}" is neither a local directory nor cached in ${dir}, and the hub is off (offline): pass a local model directory, or run once with network access to cache it${didYouMean(near)}`,
+      `"${model}" is neither a local directory nor cached in ${dir}, and the hub is off (offline): pass a local model directory, or run once with network access to cache it${near()}`,
       { file: dir },
     );
   }
@@ -185,7 +186,7 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
   } catch (cause) {
     throw new ModelLoadError(
       'runtime.hub_unreachable',
-      `could not fetch "${model}" from ${endpoint} (${(cause as Error).message}); check the id and your network, or pass a local model directory${didYouMean(near)}`,
+      `could not fetch "${model}" from ${endpoint} (${(cause as Error).message}); check the id and your network, or pass a local model directory${near()}`,
       { file: dir, cause },
     );
   } finally {

@@ -183,7 +183,6 @@ export function readTokenizerDir(dir: string, modelMaxLength?: number): Tokenize
   };
   const byName = (token: string | undefined) =>
     token === undefined || ids.get(token) === undefined ? undefined : { token, id: ids.get(token)! };
-  const tokenOf = new Map([...ids].map(([token, id]) => [id, token]));
   // generation_config.json's id for a role (the first of a list); -1 (LLaMA-1 conversions' pad) is none
   const generationId = (key: string): { token: string | null; id: number } | undefined => {
     const value = generation?.[key];
@@ -197,7 +196,10 @@ export function readTokenizerDir(dir: string, modelMaxLength?: number): Tokenize
         );
       }
     }
-    return list.length === 0 ? undefined : { token: tokenOf.get(list[0]) ?? null, id: list[0] };
+    if (list.length === 0) return undefined;
+    // the id's token, for a tokenizer_config.json written here: looked up only for the ids used
+    const token = [...ids].find(([, id]) => id === list[0])?.[0] ?? null;
+    return { token, id: list[0] };
   };
   const className = String(config?.tokenizer_class ?? '').replace(/Fast$/, '');
   const defaults = Object.hasOwn(CLASS_DEFAULTS, className) ? CLASS_DEFAULTS[className] : undefined;
