@@ -4,8 +4,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // one private IMPLICIT_IT_CACHE for the run (helpers.ts injects it): no test touches ~/.cache
-    globalSetup: ['test/global-setup.ts'],
+    // one private IMPLICIT_IT_CACHE for the run (helpers.ts injects it): no test touches ~/.cache; the
+    // run's temporary files, the bin's included, go to a directory of its own (testkit's temp-dir)
+    globalSetup: ['@implicit-it/testkit/temp-dir', 'test/global-setup.ts'],
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 300_000,

@@ -1,3 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-export default defineConfig({ test: { include: ['test/**/*.test.ts', 'src/**/*.test.ts'] } });
+// The run's temporary files go to a directory of its own, removed at the end (testkit's temp-dir).
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
+    globalSetup: ['@implicit-it/testkit/temp-dir'],
+  },
+});

@@ -1,3 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
-export default defineConfig({ test: { include: ['test/**/*.test.ts', 'src/**/*.test.ts'] } });
+// The run's temporary files (and the Python trainer's) go to a directory of its own, removed at the
+// end (testkit's temp-dir).
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
+    globalSetup: ['@implicit-it/testkit/temp-dir'],
+  },
+});

@@ -1,6 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 // ONNX sessions and model writes slow down a lot on a shared, loaded machine: allow 30 s per test.
+// The run's temporary files go to a directory of its own, removed at the end (testkit's temp-dir).
 export default defineConfig({
-  test: { include: ['test/**/*.test.ts', 'src/**/*.test.ts'], testTimeout: 30_000 },
+  test: {
+    include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
+    globalSetup: ['@implicit-it/testkit/temp-dir'],
+    testTimeout: 30_000,
+  },
 });
