@@ -64,13 +64,20 @@ export function doneRecordDifferences(out: string, record: Record<string, unknow
 export function refuseToReplace(
   out: string,
   record: Record<string, unknown>,
-  options: { journalPath: string | undefined; replace: boolean | undefined; what: string },
+  options: {
+    journalPath: string | undefined;
+    replace: boolean | undefined;
+    what: string;
+    /** a cheaper way than replacing, for these differences (said first in the message) */
+    instead?: (differences: string[]) => string | undefined;
+  },
 ): void {
   if (options.replace === true || !existsSync(out)) return;
   if (options.journalPath !== undefined && existsSync(options.journalPath)) return;
   const diff = doneRecordDifferences(out, record);
   if (diff?.length === 0) return;
-  const fix = 'pass replace: true to replace it, or choose another out';
+  const instead = diff === undefined ? undefined : options.instead?.(diff);
+  const fix = `${instead ? `${instead}; or ` : ''}pass replace: true to replace it, or choose another out`;
   throw new EvalInputError(
     out,
     diff === undefined

@@ -343,6 +343,10 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
       journalPath,
       replace: options.replace,
       what: 'ranking',
+      instead: (diff) =>
+        diff.every((k) => SUMMARY_KEYS.includes(k))
+          ? 'resummarizeRanking computes the new interval from its stored scores, without scoring again'
+          : undefined,
     });
   }
   const journal = journalPath

@@ -230,6 +230,25 @@ describe('rankResponses', () => {
     );
     expect(scored).toBe(0);
     expect(readFileSync(out, 'utf8')).toBe(written);
+    // another interval alone: the refusal names the way that needs no scoring
+    const wider = {
+      ...settings,
+      scorer: counting,
+      fingerprint: { model: 'a' },
+      bootstrap: 60,
+      confidence: 0.5,
+    };
+    await expect(rankResponses(wider)).rejects.toThrow(
+      new EvalInputError(
+        out,
+        'holds the finished ranking of another run (different bootstrap, confidence), so it is not replaced; resummarizeRanking computes the new interval from its stored scores, without scoring again; or pass replace: true to replace it, or choose another out',
+        { field: 'out' },
+      ),
+    );
+    expect(scored).toBe(0);
+    expect(await resummarizeRanking(wider)).toMatchObject({ ci: { resamples: 60, level: 0.5 } });
+    expect(scored).toBe(0);
+    expect(await resummarizeRanking({ ...wider, bootstrap: 50, confidence: undefined })).toBeDefined(); // back
     // the same settings rank again, over their own result
     await rankResponses({ ...settings, scorer: counting, fingerprint: { model: 'a' } });
     expect(scored).toBe(9);
