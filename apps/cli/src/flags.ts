@@ -11,6 +11,7 @@ import {
   loadModel,
   type Model,
   type ModelDtype,
+  nearMiss,
   ONNX_LOG_LEVELS,
   type OnnxLogLevel,
 } from '@implicit-it/runtime';
@@ -305,6 +306,12 @@ export function checkAddBos(flags: PromptFlags): void {
 
 const PROVIDERS = ['auto', 'cpu', 'cuda'];
 
+/** `; did you mean ./models/tiny?` for a missing `--model` beside a directory of a nearby name, else `''`. */
+export function meantDir(path: string): string {
+  const near = nearMiss(path);
+  return near === undefined ? '' : `; did you mean ${near}?`;
+}
+
 /**
  * Loads `--model` (a directory or a hub id), or the default model when it is omitted, with `load`
  * (`loadModel`, or `loadModelInWorker` for a model whose onnxruntime session runs in a worker thread).
@@ -328,7 +335,7 @@ export async function openModel<M extends BaseModel = Model>(
   } else {
     if (!existsSync(target) && !isHubId(target)) {
       throw new CliError(
-        `${flag}: "${target}" is neither a directory nor a hub id (owner/name)`,
+        `${flag}: "${target}" is neither a directory nor a hub id (owner/name)${meantDir(target)}`,
         EXIT.load,
         'create one with `implicit-it model create --preset tiny --out DIR`',
       );

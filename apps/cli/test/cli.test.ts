@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -239,6 +239,14 @@ describe('help, version, usage errors', () => {
     const r = await run(['generate', '--model', '/nonexistent/model', 'Hi']);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/neither a directory nor a hub id/);
+    // a typo beside the directory meant: named, as the path was written
+    const models = join(mkdtempSync(join(tmpdir(), 'cli-near-')), 'models');
+    mkdirSync(join(models, 'tiny'), { recursive: true });
+    const typo = await run(['generate', '--model', join(models, 'tinyy'), 'Hi']);
+    expect(typo.code).toBe(3);
+    expect(typo.stderr).toBe(
+      `error: --model: "${join(models, 'tinyy')}" is neither a directory nor a hub id (owner/name); did you mean ${join(models, 'tiny')}?\nhint: create one with \`implicit-it model create --preset tiny --out DIR\`\n`,
+    );
     const empty = await run(['generate', '--model', '/tmp', 'Hi']);
     expect(empty.code).toBe(3);
     // the library's "the `dtype` option (CLI: --dtype)" in the CLI's words

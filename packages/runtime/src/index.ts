@@ -19,6 +19,7 @@ export {
   type ModelConfig,
   type ModelDtype,
   type ModelFiles,
+  nearMiss,
   resolveModelFiles,
 } from './model-dir.js';
 export {

@@ -176,22 +176,34 @@ export const didYouMean = (path: string | undefined): string =>
   path === undefined ? '' : `; did you mean ${path}?`;
 
 /**
- * For a missing `path` whose parent directory holds a directory of a nearby name (a typo, another
- * case): that directory, written as `path` was (relative paths stay relative); else undefined.
+ * For a missing model directory `path` whose parent directory holds a directory of a nearby name (a
+ * typo, another case): that directory, written as `path` was (`./models/tinyy` gives `./models/tiny`,
+ * an absolute path an absolute one); else undefined. What the "did you mean" of `loadModel`'s errors
+ * names, for callers that check a path themselves first.
+ *
+ * @example
+ * import { mkdirSync, mkdtempSync } from 'node:fs';
+ * import { tmpdir } from 'node:os';
+ * import { join } from 'node:path';
+ *
+ * const models = mkdtempSync(join(tmpdir(), 'models-'));
+ * mkdirSync(join(models, 'tiny'));
+ * nearMiss(join(models, 'tinyy')) === join(models, 'tiny'); // true
+ * nearMiss(join(models, 'other')); // undefined
  */
 export function nearMiss(path: string): string | undefined {
-  const parent = dirname(path);
+  const trimmed = path.replace(/(?<=.)\/+$/, '');
+  const name = basename(trimmed);
   let siblings: string[];
   try {
-    siblings = readdirSync(parent, { withFileTypes: true })
+    siblings = readdirSync(dirname(trimmed), { withFileTypes: true })
       .filter((entry) => entry.isDirectory())
       .map((entry) => entry.name);
   } catch {
     return undefined;
   }
-  const meant = meantOption(basename(path), siblings);
-  if (meant === undefined) return undefined;
-  return parent === '.' && !path.startsWith('.') ? meant : join(parent, meant);
+  const meant = meantOption(name, siblings);
+  return meant === undefined ? undefined : trimmed.slice(0, trimmed.length - name.length) + meant;
 }
 
 /**

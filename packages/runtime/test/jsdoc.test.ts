@@ -97,9 +97,9 @@ const cuda = providerStatus().some((p) => p.name === 'cuda' && p.available);
 describeJsdoc({
   ...pkg,
   prelude,
-  exports: 73,
+  exports: 74,
   // ImplicitItError, PromptError and TokenizerLoadError are re-exported: their examples are their packages'
-  minExamples: 70,
+  minExamples: 71,
   timeout: 120_000,
   stated: {
     module: () => import('../src/index.js'),

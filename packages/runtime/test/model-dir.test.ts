@@ -7,6 +7,7 @@ import {
   DecoderSession,
   loadModel,
   ModelLoadError,
+  nearMiss,
   patchDecoderGraph,
   providerStatus,
   resolveModel,
@@ -42,6 +43,10 @@ describe('model directory validation', () => {
       `${join(work, 'models', 'tinyy')}: not a directory (expected a Hugging Face model directory with config.json and onnx/model.onnx); did you mean ${join(work, 'models', 'tiny')}?`,
     );
     expect(() => resolveModelFiles(join(work, 'models', 'other'))).toThrow(/onnx\/model\.onnx\)$/);
+    // written as the path was: relative, with ./, with a trailing slash
+    expect(nearMiss(join(work, 'models', 'Tiny/'))).toBe(join(work, 'models', 'tiny'));
+    expect(nearMiss(join(work, 'models', 'other'))).toBeUndefined();
+    expect(nearMiss(join(work, 'nowhere', 'tiny'))).toBeUndefined();
     // owner/name: a hub id unless it exists; offline, the local near miss is named
     const cwd = process.cwd();
     process.chdir(work);
@@ -53,6 +58,11 @@ describe('model directory validation', () => {
       expect(err.message).toBe(
         `"models/Tiny2" is neither a local directory nor cached in ${join(work, 'hub', 'models', 'Tiny2')}, and the hub is off (offline): pass a local model directory, or run once with network access to cache it; did you mean models/tiny?`,
       );
+      expect([nearMiss('./models/tin'), nearMiss('models/tin'), nearMiss('models/tinyy//')]).toEqual([
+        './models/tiny',
+        'models/tiny',
+        'models/tiny',
+      ]);
     } finally {
       process.chdir(cwd);
     }

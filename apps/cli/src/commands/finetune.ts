@@ -37,6 +37,7 @@ import {
   dtypesArg,
   formerFlag,
   intArg,
+  meantDir,
   numArg,
   renamedFlag,
   type WeightDtype,
@@ -458,7 +459,7 @@ function jobOptions(
   }
   if (!existsSync(flags.model) && !isHubId(flags.model)) {
     throw new CliError(
-      `--model: "${flags.model}" is neither a directory nor a hub id (owner/name)`,
+      `--model: "${flags.model}" is neither a directory nor a hub id (owner/name)${meantDir(flags.model)}`,
       EXIT.load,
     );
   }
