@@ -7,4 +7,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'es2022',
+  // import.meta.url in the CommonJS build too (onnx-schema.ts loads protobufjs with createRequire)
+  shims: true,
 });

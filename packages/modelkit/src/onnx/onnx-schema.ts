@@ -1,4 +1,9 @@
-import protobuf from 'protobufjs';
+import { createRequire } from 'node:module';
+import type protobuf from 'protobufjs';
+
+// protobufjs is loaded when a graph is first written or read, not with the package: importing it
+// takes some 45 ms, which every importer of modelkit paid (the CLI on each of its commands)
+const loadProtobuf = (): typeof protobuf => createRequire(import.meta.url)('protobufjs');
 
 /**
  * The subset of onnx/onnx.proto (proto2, field numbers unchanged) that modelkit writes and reads.
@@ -115,7 +120,7 @@ let root: protobuf.Root | undefined;
 
 /** The parsed schema (parsed once, lazily). */
 export function onnxRoot(): protobuf.Root {
-  root ??= protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
+  root ??= loadProtobuf().parse(ONNX_PROTO, { keepCase: true }).root;
   return root;
 }
 
