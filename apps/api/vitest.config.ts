@@ -2,11 +2,11 @@ import { defineConfig } from 'vitest/config';
 
 // ONNX sessions use the machine's cores: run test files one at a time. --expose-gc lets the load test
 // measure memory after a collection. The run's temporary files go to a directory of its own, removed
-// at the end (testkit's temp-dir).
+// at the end (testkit's global-setup).
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    globalSetup: ['@implicit-it/testkit/temp-dir'],
+    globalSetup: ['@implicit-it/testkit/global-setup'],
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 120_000,

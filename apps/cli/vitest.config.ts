@@ -5,8 +5,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // one private IMPLICIT_IT_CACHE for the run (helpers.ts injects it): no test touches ~/.cache; the
-    // run's temporary files, the bin's included, go to a directory of its own (testkit's temp-dir)
-    globalSetup: ['@implicit-it/testkit/temp-dir', 'test/global-setup.ts'],
+    // run's temporary files, the bin's included, go to a directory of its own (testkit's global-setup)
+    globalSetup: ['@implicit-it/testkit/global-setup', 'test/global-setup.ts'],
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 300_000,

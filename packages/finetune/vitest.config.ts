@@ -1,10 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 // The run's temporary files (and the Python trainer's) go to a directory of its own, removed at the
-// end (testkit's temp-dir).
+// end (testkit's global-setup).
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
-    globalSetup: ['@implicit-it/testkit/temp-dir'],
+    globalSetup: ['@implicit-it/testkit/global-setup'],
   },
 });

@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/jsdoc.ts', 'src/temp-dir.ts'],
+  entry: ['src/index.ts', 'src/jsdoc.ts', 'src/global-setup.ts'],
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

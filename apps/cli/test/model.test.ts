@@ -410,7 +410,10 @@ describeShared(
 
 describe('doctor', () => {
   it('reports Node, onnxruntime-node, providers, CUDA, shared fixtures, cache; --json', async () => {
-    const r = await run(['doctor', '--json']);
+    // the telemetry variables unset, whatever this machine sets
+    const r = await run(['doctor', '--json'], {
+      env: { ORT_DISABLE_TELEMETRY: undefined, ORT_TELEMETRY_DISABLED: undefined },
+    });
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
     const names = report.checks.map((c: { name: string }) => c.name);
@@ -425,6 +428,23 @@ describe('doctor', () => {
         'model cache',
       ]),
     );
+    // onnxruntime's telemetry: off, as every command that loads a model turns it off
+    expect(report.checks.find((c: { name: string }) => c.name === 'onnxruntime telemetry')).toEqual({
+      name: 'onnxruntime telemetry',
+      status: 'ok',
+      detail:
+        'off (implicit-it sets ORT_DISABLE_TELEMETRY=1 before the first session; ORT_DISABLE_TELEMETRY=0 keeps it on)',
+    });
+    const on = await run(['doctor', '--json'], { env: { ORT_DISABLE_TELEMETRY: '0' } });
+    expect(
+      JSON.parse(on.stdout).checks.find((c: { name: string }) => c.name === 'onnxruntime telemetry'),
+    ).toEqual({
+      name: 'onnxruntime telemetry',
+      status: 'warn',
+      detail:
+        'on (ORT_DISABLE_TELEMETRY=0): onnxruntime sends usage events to Microsoft and keeps a device id in ~/.cache/Microsoft',
+      fix: 'unset ORT_DISABLE_TELEMETRY (implicit-it then turns it off), or set it to 1',
+    });
     for (const c of report.checks) {
       expect(['ok', 'warn', 'fail']).toContain(c.status);
       if (c.status !== 'ok') expect(c.fix).toEqual(expect.any(String));

@@ -51,6 +51,8 @@ try {
   );
 
   // The written model loads and runs (what the runtime benchmarks will do with it).
+  // onnxruntime's telemetry off, as @implicit-it/runtime turns it off (modelkit cannot import it)
+  if (!process.env.ORT_DISABLE_TELEMETRY?.trim()) process.env.ORT_DISABLE_TELEMETRY = '1';
   const ort = await import('onnxruntime-node');
   const t1 = performance.now();
   const session = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));

@@ -6,6 +6,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createModel, fromHfConfig, graphFileName, weightSpecs } from '@implicit-it/modelkit';
 import { TINY_MODEL_FORMAT } from '@implicit-it/modelkit/test';
+import { disableOnnxTelemetry } from '../dist/index.js';
+
+// before any session of a bench (transformers.js' and bare onnxruntime's included): onnxruntime's
+// telemetry off, as this package's loadModel turns it off (ORT_DISABLE_TELEMETRY=0 keeps it on)
+disableOnnxTelemetry();
 
 const here = new URL('.', import.meta.url).pathname;
 export const shared = process.env.IMPLICIT_IT_SHARED_DIR ?? resolve(here, '../../../../shared');

@@ -7,6 +7,9 @@
 // why the engine does not rewrite a model's weights that way (README, "What bounds...").
 import { cpus } from 'node:os';
 import * as ort from 'onnxruntime-node';
+import { disableOnnxTelemetry } from '../dist/index.js';
+
+disableOnnxTelemetry(); // before the first session, as loadModel does
 
 const H = 576; // hidden
 const I = 1536; // intermediate

@@ -12,6 +12,7 @@ import {
   positionTable,
 } from './onnx-patch.js';
 import { chooseProviders, type ExecutionProvider, type ProviderStatus } from './providers.js';
+import { disableOnnxTelemetry } from './telemetry.js';
 
 /**
  * Session options of `loadModel`.
@@ -449,6 +450,8 @@ export class DecoderSession {
     const graph = typeof model === 'string' ? read() : model;
     bytes = null;
     const tried: ProviderStatus[] = [];
+    // before the process's first session: onnxruntime decides on its telemetry then, once
+    disableOnnxTelemetry();
     for (const provider of order) {
       let session: ort.InferenceSession;
       try {

@@ -56,5 +56,6 @@ export {
 export { generateWithoutCache } from './reference.js';
 export { createRng, rankOf, type SamplingOptions, sampleToken, topEntries } from './sampling.js';
 export type { ScoreItem, ScoreOptions, ScoreResult } from './score.js';
+export { disableOnnxTelemetry, type OnnxTelemetry, ORT_TELEMETRY_VARIABLES } from './telemetry.js';
 export { transformersRulesProcessor } from './transformers-processor.js';
 export { loadModelInWorker, WorkerModel } from './worker-model.js';

@@ -19,6 +19,7 @@ import {
 } from './options.js';
 import type { PrefixCacheStats } from './prefix-cache.js';
 import type { ScoreItem, ScoreOptions, ScoreResult } from './score.js';
+import { disableOnnxTelemetry } from './telemetry.js';
 import {
   type ErrorData,
   errorFrom,
@@ -382,6 +383,8 @@ export async function loadModelInWorker(model: string, options: LoadOptions = {}
       )
     : given;
   const init: WorkerInit = { dir, options: { ...data, ...(rules !== undefined ? { rules } : {}) } };
+  // on this thread: a worker's process.env is a copy, which onnxruntime in the worker does not read
+  disableOnnxTelemetry();
   const worker = new Worker(workerScript(), { workerData: init });
   const ready = await new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
     const onMessage = (message: FromWorker) => {

@@ -97,9 +97,9 @@ const cuda = providerStatus().some((p) => p.name === 'cuda' && p.available);
 describeJsdoc({
   ...pkg,
   prelude,
-  exports: 74,
+  exports: 77,
   // ImplicitItError, PromptError and TokenizerLoadError are re-exported: their examples are their packages'
-  minExamples: 71,
+  minExamples: 74,
   timeout: 120_000,
   stated: {
     module: () => import('../src/index.js'),

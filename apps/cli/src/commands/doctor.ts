@@ -1,7 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultHubCacheDir, type ProviderStatus, providerStatus } from '@implicit-it/runtime';
+import {
+  defaultHubCacheDir,
+  disableOnnxTelemetry,
+  type ProviderStatus,
+  providerStatus,
+} from '@implicit-it/runtime';
 import type { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
 import { cacheRoot, DEFAULT_HUB_ID, randomModelDir } from '../default-model.js';
@@ -61,6 +66,27 @@ function ortCheck(): Check[] {
     });
   }
   return checks;
+}
+
+/** onnxruntime's telemetry: off unless the environment turned it on (`disableOnnxTelemetry`). */
+export function telemetryCheck(): Check {
+  const t = disableOnnxTelemetry();
+  if (t.disabled) {
+    return {
+      name: 'onnxruntime telemetry',
+      status: 'ok',
+      detail:
+        t.setBy === 'implicit-it'
+          ? `off (implicit-it sets ${t.variable}=1 before the first session; ${t.variable}=0 keeps it on)`
+          : `off (${t.variable}=${t.value})`,
+    };
+  }
+  return {
+    name: 'onnxruntime telemetry',
+    status: 'warn',
+    detail: `on (${t.variable}=${t.value}): onnxruntime sends usage events to Microsoft and keeps a device id in ~/.cache/Microsoft`,
+    fix: `unset ${t.variable} (implicit-it then turns it off), or set it to 1`,
+  };
 }
 
 function cudaCheck(): Check {
@@ -155,14 +181,14 @@ function cacheCheck(): Check[] {
 
 /** Every check, in order. */
 export function runChecks(): Check[] {
-  return [nodeCheck(), ...ortCheck(), cudaCheck(), sharedCheck(), ...cacheCheck()];
+  return [nodeCheck(), ...ortCheck(), telemetryCheck(), cudaCheck(), sharedCheck(), ...cacheCheck()];
 }
 
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
     .description(
-      'check Node, onnxruntime-node and its execution providers, CUDA, the shared fixtures, the cache',
+      'check Node, onnxruntime-node (its execution providers, its telemetry), CUDA, the shared fixtures, the cache',
     )
     .option('--json', 'print the checks as JSON')
     .addHelpText(

@@ -13,6 +13,7 @@ import {
 import { compileRules, resolveRuleSpec } from '@implicit-it/rules';
 import {
   damagedGraphHint,
+  disableOnnxTelemetry,
   type ModelDtype,
   ModelLoadError,
   resolveModel,
@@ -239,6 +240,7 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
   if (!existsSync(dir)) throw new CliError(`${target}: no such directory`, EXIT.load);
   const files = resolveModelFiles(dir, flags.dtype as ModelDtype);
   const tok = await loadTokenizer(dir);
+  disableOnnxTelemetry(); // as loadModel does before its first session
   const session = await ort.InferenceSession.create(files.onnxFile, { executionProviders: ['cpu'] }).catch(
     (error: Error) => {
       // as every command that loads a model: exit 3, naming the file

@@ -2,9 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { afterEach, expect, it, vi } from 'vitest';
-import setup from '../src/temp-dir.js';
+import { afterEach, beforeEach, expect, it, vi } from 'vitest';
+import setup, { RUN_ENV } from '../src/global-setup.js';
 
+beforeEach(() => {
+  // as a run starts outside this one: none of them set
+  for (const name of RUN_ENV) if (name !== 'TMPDIR') vi.stubEnv(name, undefined);
+});
 afterEach(() => {
   vi.unstubAllEnvs();
   vi.restoreAllMocks();
@@ -12,7 +16,6 @@ afterEach(() => {
 
 it("points TMPDIR at the run's own directory, for spawned programs too, and removes it at the end", () => {
   const system = tmpdir();
-  vi.stubEnv('IMPLICIT_IT_MODELKIT_CACHE', undefined);
   const teardown = setup();
   const dir = tmpdir();
   expect(dirname(dir)).toBe(system);
@@ -26,6 +29,20 @@ it("points TMPDIR at the run's own directory, for spawned programs too, and remo
   expect(existsSync(dir)).toBe(false);
   expect(tmpdir()).toBe(system);
   expect(process.env.IMPLICIT_IT_MODELKIT_CACHE).toBeUndefined();
+});
+
+it("turns onnxruntime's telemetry off for the run, under both names, unless either is set", () => {
+  let teardown = setup();
+  expect([process.env.ORT_DISABLE_TELEMETRY, process.env.ORT_TELEMETRY_DISABLED]).toEqual(['1', '1']);
+  teardown();
+  expect([process.env.ORT_DISABLE_TELEMETRY, process.env.ORT_TELEMETRY_DISABLED]).toEqual([
+    undefined,
+    undefined,
+  ]);
+  vi.stubEnv('ORT_TELEMETRY_DISABLED', '0');
+  teardown = setup();
+  expect([process.env.ORT_DISABLE_TELEMETRY, process.env.ORT_TELEMETRY_DISABLED]).toEqual([undefined, '0']);
+  teardown();
 });
 
 it('leaves a cache directory that was set alone', () => {
