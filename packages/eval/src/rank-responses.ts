@@ -336,8 +336,10 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
   }
   const negatives = drawNegatives(n, k, seed, draw);
   const journalPath = options.journalPath ?? (options.out ? `${options.out}.journal.jsonl` : undefined);
-  // the settings `out`'s record will hold (hashing the data once): checked now, written at the end
-  const record = options.out ? rankRecord(options, data) : undefined;
+  // the journal's header, and the settings `out`'s record will hold (the same, with the summary's):
+  // the data hashed once for both; the record checked now, written at the end
+  const header = journalPath !== undefined || options.out ? rankHeader(options, data) : undefined;
+  const record = options.out ? rankRecord(options, data, header) : undefined;
   if (options.out) {
     refuseToReplace(options.out, record!, {
       journalPath,
@@ -349,9 +351,7 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
           : undefined,
     });
   }
-  const journal = journalPath
-    ? Journal.open<RankedExample>(journalPath, rankHeader(options, data))
-    : undefined;
+  const journal = journalPath ? Journal.open<RankedExample>(journalPath, header!) : undefined;
   try {
     const done = new Map<number, RankedExample>();
     for (const e of journal?.entries ?? []) done.set(e.i, revived(e));
@@ -461,9 +461,13 @@ function rankHeader(options: RankSettings, data: readonly AlpacaExample[]): Reco
 }
 
 /** What identifies a finished ranking (`${out}.done`): the scores' settings and the summary's. */
-function rankRecord(options: RankSettings, data: readonly AlpacaExample[]): Record<string, unknown> {
+function rankRecord(
+  options: RankSettings,
+  data: readonly AlpacaExample[],
+  header = rankHeader(options, data),
+): Record<string, unknown> {
   const { bootstrap, confidence } = summaryOptions(options);
-  return { ...rankHeader(options, data), bootstrap, confidence };
+  return { ...header, bootstrap, confidence };
 }
 
 /**

@@ -153,8 +153,10 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
   }
   const batchSize = options.batchSize ?? 8;
   const journalPath = options.journalPath ?? (options.out ? `${options.out}.journal.jsonl` : undefined);
-  // the settings `out`'s record will hold (hashing the outputs once): checked now, written at the end
-  const record = options.out ? shiftRecord(options, aligned) : undefined;
+  // the journal's header, and the settings `out`'s record will hold (the same, with the summary's):
+  // the outputs hashed once for both; the record checked now, written at the end
+  const header = journalPath !== undefined || options.out ? shiftHeader(options, aligned) : undefined;
+  const record = options.out ? shiftRecord(options, aligned, header) : undefined;
   if (options.out) {
     refuseToReplace(options.out, record!, {
       journalPath,
@@ -163,7 +165,7 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
     });
   }
   const journal = journalPath
-    ? Journal.open<{ i: number; tokens: TokenRank[] }>(journalPath, shiftHeader(options, aligned))
+    ? Journal.open<{ i: number; tokens: TokenRank[] }>(journalPath, header!)
     : undefined;
   try {
     const done = new Map<number, TokenRank[]>();
@@ -261,9 +263,13 @@ function shiftHeader(options: ShiftSettings, aligned: AlignedRows): Record<strin
 }
 
 /** What identifies a finished token shift (`${out}.done`): the ranks' settings and the summary's. */
-function shiftRecord(options: ShiftSettings, aligned: AlignedRows): Record<string, unknown> {
+function shiftRecord(
+  options: ShiftSettings,
+  aligned: AlignedRows,
+  header = shiftHeader(options, aligned),
+): Record<string, unknown> {
   return {
-    ...shiftHeader(options, aligned),
+    ...header,
     label: options.label ?? 'aligned vs base',
     topK: options.topK ?? 20,
     positionBins: [...(options.positionBins ?? DEFAULT_BINS)],
