@@ -223,9 +223,25 @@ describe('eval generate', () => {
     expect(other.code).toBe(2);
     expect(other.stderr).toBe(
       `error: ${journal} holds the unfinished work of a run with other settings (different --max-tokens, --rules); it is kept\n` +
-        'hint: rerun with the flags it was started with to resume it, or delete it to start over with these\n',
+        'hint: rerun with the flags it was started with to resume it, or add --replace (or delete it) to start over with these\n',
     );
     expect(readFileSync(journal, 'utf8')).toBe(before);
+    // --replace: the unfinished run of other settings is begun again with these
+    const replaced = await run([
+      ...args(out),
+      '--max-tokens',
+      '8',
+      '--rules',
+      'off',
+      '--limit',
+      '12',
+      '--replace',
+      '--json',
+    ]);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(JSON.parse(replaced.stdout)).toMatchObject({ count: 12, generated: 12, resumed: 0 });
+    expect(readJson(out).map((o: Output) => o.instruction)).toEqual(instructions.slice(0, 12));
+    expect(existsSync(journal)).toBe(false);
   });
 
   it("a journal follows the model's files: resumed from a moved copy, refused after its EOS ids change", async () => {
@@ -256,7 +272,7 @@ describe('eval generate', () => {
     expect([refused.code, refused.stderr]).toEqual([
       2,
       `error: ${journal} holds the unfinished work of a run with other settings (different --model (its generation_config.json)); it is kept\n` +
-        'hint: rerun with the flags it was started with to resume it, or delete it to start over with these\n',
+        'hint: rerun with the flags it was started with to resume it, or add --replace (or delete it) to start over with these\n',
     ]);
     expect(readFileSync(journal, 'utf8')).toBe(before);
     // a journal of an older version, which identified the model by directory and modification time
@@ -269,7 +285,7 @@ describe('eval generate', () => {
     expect([old.code, old.stderr]).toEqual([
       2,
       `error: ${journal} holds the unfinished work of a run with other settings (different implicit-it version (the run was started by an older one)); it is kept\n` +
-        'hint: this version cannot resume it: finish it with the version that started it, or delete it to start over\n',
+        'hint: this version cannot resume it: finish it with the version that started it, or add --replace (or delete it) to start over\n',
     ]);
     writeFileSync(journal, before);
     const resumed = await run(on(moved, ['--json']));
@@ -390,7 +406,7 @@ describe('eval ablations', () => {
     const noneFile = join(runDir, 'outputs', 'none.json');
     const refusal = (what: string, file = noneFile) =>
       `error: --run-dir: ${file} holds the finished outputs of another run (different ${what}); they are not replaced\n` +
-      `hint: give another --run-dir, or delete ${file} to generate it again with these settings\n`;
+      `hint: add --replace (or delete ${file}) to generate it again with these settings, or give another --run-dir\n`;
     const refused = await run(withCopy);
     expect([refused.code, refused.stderr]).toEqual([2, refusal('--model (its generation_config.json)')]);
     expect(readJson(noneFile)).toEqual(none);
@@ -405,6 +421,15 @@ describe('eval ablations', () => {
       refusal('--model (its generation_config.json)', join(runDir, 'outputs', 'eos-uniform-diversity.json')),
     ]);
     expect(existsSync(noneFile)).toBe(false);
+    // --replace: both subsets generated again with these settings
+    expect(counts(await run([...withCopy, '--replace']))).toEqual([
+      [5, 0],
+      [5, 0],
+    ]);
+    expect(counts(await run(withCopy))).toEqual([
+      [0, 5],
+      [0, 5],
+    ]);
     const typo = await run([
       'eval',
       'ablations',
@@ -979,7 +1004,7 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     ];
     expect((await run(args(['--rules', 'off']))).code).toBe(0);
     const before = readFileSync(out, 'utf8');
-    const hint = `hint: give another --out, or delete ${out} to generate it again with these settings\n`;
+    const hint = `hint: add --replace (or delete ${out}) to generate it again with these settings, or give another --out\n`;
     const rules = await run(args(['--rules', 'hewitt2024']));
     expect(rules.code).toBe(2);
     expect(rules.stderr).toBe(
@@ -1012,6 +1037,31 @@ describe('eval: what is refused up front, and what fails clearly', () => {
       `error: --out: ${foreign} exists, and there is no record of the run that wrote it (${foreign}.done): it may be anything, so it is not replaced`,
     );
     expect(readFileSync(foreign, 'utf8')).toBe('[]\n');
+    // --replace writes over both, with these settings
+    const replaced = await run(args(['--rules', 'hewitt2024', '--replace', '--json']));
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(JSON.parse(replaced.stdout)).toMatchObject({ count: 2, generated: 2, resumed: 0 });
+    const name = `${basename(model)}-hewitt2024`;
+    expect(readJson(out).map((o: Output) => o.generator)).toEqual([name, name]);
+    const sameAgain = await run(args(['--rules', 'hewitt2024', '--replace']));
+    expect([sameAgain.code, sameAgain.stdout]).toEqual([0, expect.stringContaining(', already complete\n')]);
+    const f2 = await run([
+      'eval',
+      'generate',
+      '--model',
+      model,
+      '--instructions',
+      instructionsFile,
+      '--limit',
+      '1',
+      '--max-tokens',
+      '4',
+      '--out',
+      foreign,
+      '--replace',
+    ]);
+    expect(f2.code, f2.stderr).toBe(0);
+    expect(readJson(foreign)).toHaveLength(1);
   });
 });
 
@@ -1686,6 +1736,13 @@ describe('eval rank and eval shift: a finished --out is reused, never replaced b
     ]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain(`there is no record of the run that wrote it (${stray}.done)`);
+    // --replace ranks again over a result of other settings
+    const replaced = await rank(['--seed', '1', '--replace', '--json']);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(out, 'utf8')).seed).toBe(1);
+    expect(JSON.parse(replaced.stdout).seed).toBe(1);
+    const seed1 = await rank(['--seed', '1']);
+    expect([seed1.code, seed1.stderr]).toEqual([0, expect.stringContaining(`${out} is already complete`)]);
   });
 
   it('shift: the same command reuses the result; another --top-k is refused naming it', async () => {
@@ -1711,6 +1768,11 @@ describe('eval rank and eval shift: a finished --out is reused, never replaced b
     expect(other.stderr).toContain(
       `error: --out: ${out} holds the finished result of another run (different --top-k); it is not replaced`,
     );
+    const replaced = await shift(['--top-k', '5', '--replace', '--json']);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(JSON.parse(replaced.stdout).overall).toEqual(JSON.parse(first.stdout).overall);
+    const five = await shift(['--top-k', '5']);
+    expect([five.code, five.stderr]).toEqual([0, expect.stringContaining(`${out} is already complete`)]);
   });
 
   it('shift --top-k 0 lists no tokens, the statistics only, as --help says; a negative one exits 2', async () => {

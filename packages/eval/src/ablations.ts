@@ -36,8 +36,9 @@ export interface RunAblationsOptions extends ProgressCallbacks {
   fingerprint?: Record<string, unknown>;
   /**
    * Replace a subset's finished outputs of other settings (another model, limit...) or a
-   * `${subset}.json` without a record of the run that wrote it. Default false: refused with an
-   * `EvalInputError` before that subset is generated (subsets before it are done and kept).
+   * `${subset}.json` without a record of the run that wrote it, and begin again a subset's pending
+   * journal of another run. Default false: refused with an `EvalInputError` (a journal's with a
+   * `ResumeMismatchError`) before that subset is generated (subsets before it are done and kept).
    */
   replace?: boolean;
   signal?: AbortSignal;

@@ -55,8 +55,9 @@ export interface GenerateRunOptions extends ProgressCallbacks {
   sortByLength?: boolean;
   /**
    * Write over an `out` that holds something else: the finished outputs of other settings (as its
-   * `.done` record says) or a file without such a record. Default false: refused with an
-   * `EvalInputError` naming what differs, before any work. `out`'s own finished result (same settings)
+   * `.done` record says) or a file without such a record, and begin again a pending journal of
+   * another run (or a damaged one). Default false: refused before any work, naming what differs
+   * (an `EvalInputError`; a journal's, a `ResumeMismatchError`). `out`'s own finished result (same settings)
    * is replaced either way.
    */
   replace?: boolean;
@@ -113,7 +114,7 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
   const journalPath = journalPathOf(options);
   const header = runHeader(options, instructions);
   refuseToReplace(options.out, header, { journalPath, replace: options.replace, what: 'outputs' });
-  const journal = Journal.open<JournalEntry>(journalPath, header);
+  const journal = Journal.open<JournalEntry>(journalPath, header, { restart: options.replace === true });
   try {
     const texts = new Map<number, string>();
     const ids = new Map<number, number[]>();

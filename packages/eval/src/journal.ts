@@ -36,45 +36,27 @@ export class Journal<T> {
     this.entries = entries;
   }
 
-  /** Opens (or creates) the journal at `path` for a run identified by `header`. */
-  static open<T>(path: string, header: Record<string, unknown>): Journal<T> {
+  /**
+   * Opens (or creates) the journal at `path` for a run identified by `header`. `restart`: a journal
+   * of another run (another header) or a damaged one is emptied and begun again for this run, instead
+   * of refused; this run's own journal is resumed either way.
+   */
+  static open<T>(
+    path: string,
+    header: Record<string, unknown>,
+    options: { restart?: boolean } = {},
+  ): Journal<T> {
     mkdirSync(dirname(path), { recursive: true });
     const headerLine = canonicalJson({ journal: header });
-    const entries: T[] = [];
+    let entries: T[] = [];
     let keepBytes = 0;
     if (existsSync(path)) {
-      const buf = readFileSync(path);
-      let start = 0;
-      let line = 0;
-      while (start < buf.length) {
-        const nl = buf.indexOf(10, start);
-        if (nl < 0) break; // torn last line: no newline, cut it off
-        const text = buf.subarray(start, nl).toString('utf8');
-        let value: unknown;
-        try {
-          value = JSON.parse(text);
-        } catch {
-          // the last line: a write that never completed (power loss can leave garbage ending in a
-          // newline); cut it off like a torn line. Damage before it is not ours to guess about.
-          if (nl === buf.length - 1) break;
-          throw new ResumeMismatchError(path, `line ${line + 1} is not valid JSON (the file is damaged)`);
-        }
-        if (line === 0) {
-          if (canonicalJson(value) !== headerLine) {
-            const stored = (value as { journal?: unknown } | null)?.journal;
-            const diff = headerDifferences(header, isObject(stored) ? stored : {});
-            throw new ResumeMismatchError(
-              path,
-              `was written by a run with other settings (different ${diff.join(', ') || 'header'})`,
-              { differences: diff },
-            );
-          }
-        } else {
-          entries.push(value as T);
-        }
-        line++;
-        start = nl + 1;
-        keepBytes = start;
+      try {
+        ({ entries, keepBytes } = Journal.read<T>(path, header, headerLine));
+      } catch (error) {
+        if (options.restart !== true || !ResumeMismatchError.isInstance(error)) throw error;
+        entries = [];
+        keepBytes = 0;
       }
     }
     const fd = openSync(path, existsSync(path) ? 'r+' : 'w+');
@@ -82,6 +64,50 @@ export class Journal<T> {
     const journal = new Journal<T>(path, fd, entries);
     if (keepBytes === 0) journal.writeLines([headerLine]);
     return journal;
+  }
+
+  /** The entries of this run's journal at `path`, and how many of its bytes to keep (a torn end cut off). */
+  private static read<T>(
+    path: string,
+    header: Record<string, unknown>,
+    headerLine: string,
+  ): { entries: T[]; keepBytes: number } {
+    const entries: T[] = [];
+    let keepBytes = 0;
+    const buf = readFileSync(path);
+    let start = 0;
+    let line = 0;
+    while (start < buf.length) {
+      const nl = buf.indexOf(10, start);
+      if (nl < 0) break; // torn last line: no newline, cut it off
+      const text = buf.subarray(start, nl).toString('utf8');
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        // the last line: a write that never completed (power loss can leave garbage ending in a
+        // newline); cut it off like a torn line. Damage before it is not ours to guess about.
+        if (nl === buf.length - 1) break;
+        throw new ResumeMismatchError(path, `line ${line + 1} is not valid JSON (the file is damaged)`);
+      }
+      if (line === 0) {
+        if (canonicalJson(value) !== headerLine) {
+          const stored = (value as { journal?: unknown } | null)?.journal;
+          const diff = headerDifferences(header, isObject(stored) ? stored : {});
+          throw new ResumeMismatchError(
+            path,
+            `was written by a run with other settings (different ${diff.join(', ') || 'header'})`,
+            { differences: diff },
+          );
+        }
+      } else {
+        entries.push(value as T);
+      }
+      line++;
+      start = nl + 1;
+      keepBytes = start;
+    }
+    return { entries, keepBytes };
   }
 
   /** Appends entries durably (written and fsynced before returning). */

@@ -61,8 +61,9 @@ export interface RankResponsesOptions extends ProgressCallbacks {
   out?: string;
   /**
    * Write over an `out` that holds something else: the finished ranking of other settings (as its
-   * `.done` record says) or a file without such a record. Default false: refused with an
-   * `EvalInputError` naming what differs, before any work. `out`'s own finished result (same settings)
+   * `.done` record says) or a file without such a record, and begin again a pending journal of
+   * another run (or a damaged one). Default false: refused before any work, naming what differs
+   * (an `EvalInputError`; a journal's, a `ResumeMismatchError`). `out`'s own finished result (same settings)
    * is replaced either way.
    */
   replace?: boolean;
@@ -351,7 +352,9 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
           : undefined,
     });
   }
-  const journal = journalPath ? Journal.open<RankedExample>(journalPath, header!) : undefined;
+  const journal = journalPath
+    ? Journal.open<RankedExample>(journalPath, header!, { restart: options.replace === true })
+    : undefined;
   try {
     const done = new Map<number, RankedExample>();
     for (const e of journal?.entries ?? []) done.set(e.i, revived(e));

@@ -100,8 +100,9 @@ export interface TokenShiftOptions extends ProgressCallbacks {
   out?: string;
   /**
    * Write over an `out` that holds something else: the finished analysis of other settings (as its
-   * `.done` record says) or a file without such a record. Default false: refused with an
-   * `EvalInputError` naming what differs, before any work. `out`'s own finished result (same settings)
+   * `.done` record says) or a file without such a record, and begin again a pending journal of
+   * another run (or a damaged one). Default false: refused before any work, naming what differs
+   * (an `EvalInputError`; a journal's, a `ResumeMismatchError`). `out`'s own finished result (same settings)
    * is replaced either way.
    */
   replace?: boolean;
@@ -165,7 +166,9 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
     });
   }
   const journal = journalPath
-    ? Journal.open<{ i: number; tokens: TokenRank[] }>(journalPath, header!)
+    ? Journal.open<{ i: number; tokens: TokenRank[] }>(journalPath, header!, {
+        restart: options.replace === true,
+      })
     : undefined;
   try {
     const done = new Map<number, TokenRank[]>();

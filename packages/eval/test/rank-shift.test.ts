@@ -163,6 +163,36 @@ describe('rankResponses', () => {
     expect(JSON.parse(readFileSync(join(dir, 'ranking.json'), 'utf8')).wins).toBe(6);
   });
 
+  it('replace: true begins a journal of another run again', async () => {
+    const dir = tmp();
+    const calls: number[] = [];
+    const flaky: Scorer = {
+      async scoreContinuations(items, o) {
+        if (calls.length === 1) throw new Error('interrupted');
+        return overlapScorer(calls).scoreContinuations(items, o);
+      },
+    };
+    const opts = {
+      data,
+      n: 3,
+      negatives: 2,
+      draw: 'distinct' as const,
+      batchSize: 3,
+      out: join(dir, 'r.json'),
+    };
+    await expect(rankResponses({ ...opts, scorer: flaky, fingerprint: { model: 'a' } })).rejects.toThrow(
+      'interrupted',
+    );
+    const other = { ...opts, scorer: overlapScorer(calls), fingerprint: { model: 'b' } };
+    await expect(rankResponses(other)).rejects.toThrow(
+      `${opts.out}.journal.jsonl: was written by a run with other settings (different fingerprint.model); delete it to start over, or rerun with the options it was written with`,
+    );
+    const r = await rankResponses({ ...other, replace: true });
+    expect(calls).toEqual([3, 3, 3, 3]); // the first run's example, then all three again
+    expect(r.percent).toBe(100);
+    expect(finishedRanking(other)).toBeDefined();
+  });
+
   it('finishedRanking: the finished result of these very settings, never of others', async () => {
     const dir = tmp();
     const out = join(dir, 'ranking.json');
@@ -552,5 +582,43 @@ describe('tokenShift', () => {
     );
     const r = await tokenShift({ aligned, out, label: 'other', base: charRanks, replace: true });
     expect(finishedShift({ aligned, out, label: 'other' })).toEqual(r);
+  });
+
+  it('tokenShift with replace: true begins a journal of another run again', async () => {
+    const out = join(tmp(), 'shift.json');
+    const aligned = [
+      { instruction: 'q1', output: 'Hi 2 you!' },
+      { instruction: 'q2', output: 'ok.' },
+    ];
+    let ranked = 0;
+    const failSecond: RankSource = {
+      async rankTokens(items, o) {
+        if (++ranked === 2) throw new Error('interrupted');
+        return charRanks.rankTokens(items, o);
+      },
+    };
+    const settings = { aligned, out, batchSize: 1, label: 'toy vs base' };
+    await expect(tokenShift({ ...settings, base: failSecond, fingerprint: { base: 'a' } })).rejects.toThrow(
+      'interrupted',
+    );
+    const other = { ...settings, fingerprint: { base: 'b' } };
+    await expect(tokenShift({ ...other, base: charRanks })).rejects.toThrow(
+      `${out}.journal.jsonl: was written by a run with other settings (different fingerprint.base)`,
+    );
+    ranked = 0;
+    const r = await tokenShift({
+      ...other,
+      base: {
+        rankTokens(items, o) {
+          ranked++;
+          return charRanks.rankTokens(items, o);
+        },
+      },
+      replace: true,
+    });
+    expect(ranked).toBe(2); // both outputs ranked again, the first run's one included
+    expect(r.overall.tokens).toBe(12);
+    expect(finishedShift(other)).toEqual(r);
+    expect(existsSync(`${out}.journal.jsonl`)).toBe(false);
   });
 });

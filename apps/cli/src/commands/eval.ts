@@ -169,8 +169,8 @@ async function interruptible<T>(
       throw usage(
         `${error.file} holds the unfinished work of a run with other settings (different ${what}); it is kept`,
         what === OLDER_VERSION
-          ? 'this version cannot resume it: finish it with the version that started it, or delete it to start over'
-          : 'rerun with the flags it was started with to resume it, or delete it to start over with these',
+          ? 'this version cannot resume it: finish it with the version that started it, or add --replace (or delete it) to start over'
+          : 'rerun with the flags it was started with to resume it, or add --replace (or delete it) to start over with these',
       );
     }
     throw error;
@@ -374,7 +374,7 @@ const ABLATION_SETTINGS: Record<string, string> = {
  * settings (naming what differs, from `differences`: the record's differing keys, undefined without
  * a record), a file without the record of the run that wrote it, or one changed since. A pending
  * journal is left to the run (it resumes it, or refuses a journal of another run). `named`: the
- * generator name was given (--name), not derived from the model and rules.
+ * generator name was given (--name), not derived from the model and rules. Not called with --replace.
  */
 function refuseToReplace(
   out: string,
@@ -385,7 +385,7 @@ function refuseToReplace(
   what = { kind: 'outputs', redo: 'generate it again' },
 ): void {
   if (!existsSync(out) || existsSync(`${out}.journal.jsonl`)) return;
-  const hint = `give another ${outFlag}, or delete ${out} to ${what.redo} with these settings`;
+  const hint = `add --replace (or delete ${out}) to ${what.redo} with these settings, or give another ${outFlag}`;
   const diff = differences();
   if (diff === undefined) {
     throw usage(
@@ -405,7 +405,8 @@ function refuseToReplace(
 
 /**
  * A finished `--out` result of the same settings (with a note that it is reused), or undefined; an
- * `--out` that holds anything else is refused (`refuseToReplace`). For `eval rank` and `eval shift`.
+ * `--out` that holds anything else is refused (`refuseToReplace`), unless `replace` (--replace). For
+ * `eval rank` and `eval shift`.
  */
 function finishedResult<T>(
   out: string | undefined,
@@ -413,10 +414,12 @@ function finishedResult<T>(
   differences: (out: string) => string[] | undefined,
   settings: Record<string, string>,
   what: { same: string; redo: string },
+  replace: boolean | undefined,
 ): T | undefined {
   if (!out) return undefined;
   const done = finished(out);
   if (done === undefined) {
+    if (replace) return undefined;
     refuseToReplace(out, () => differences(out), '--out', false, settings, {
       kind: 'result',
       redo: what.redo,
@@ -449,6 +452,7 @@ interface GenerateFlags extends EvalModelFlags {
   limit?: number;
   maxTokens?: number;
   tokenIds?: boolean;
+  replace?: boolean;
   json?: boolean;
 }
 
@@ -479,7 +483,8 @@ async function generate(flags: GenerateFlags): Promise<void> {
     };
     const done = finishedRun(run);
     if (!done) {
-      refuseToReplace(run.out, () => finishedRunDifferences(run), '--out', flags.name !== undefined);
+      if (!flags.replace)
+        refuseToReplace(run.out, () => finishedRunDifferences(run), '--out', flags.name !== undefined);
       checkPromptsFit(opened, instructions, flags, file);
     }
     if (done) {
@@ -495,6 +500,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
               ...run,
               generator: evalGenerator(opened.model, rules, flags),
               ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+              ...(flags.replace ? { replace: true } : {}),
               signal,
               onProgress: progress.onProgress,
               onWarning: warn,
@@ -539,6 +545,7 @@ interface AblationFlags extends EvalModelFlags {
   limit?: number;
   maxTokens?: number;
   tokenIds?: boolean;
+  replace?: boolean;
   json?: boolean;
 }
 
@@ -598,7 +605,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
     // a subset's finished outputs of other settings are refused before anything is generated, as
     // eval generate refuses its --out (runAblations would generate them again and replace them)
     for (const { run } of planAblations(runSettings))
-      if (!finishedRun(run))
+      if (!flags.replace && !finishedRun(run))
         refuseToReplace(
           run.out,
           () => finishedRunDifferences(run),
@@ -612,6 +619,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
           ...runSettings,
           createGenerator: (rules) => evalGenerator(opened.model, rules, flags),
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+          ...(flags.replace ? { replace: true } : {}),
           signal,
           onProgress: progress.onProgress,
           onWarning: warn,
@@ -891,6 +899,7 @@ interface RankFlags extends EvalModelFlags {
   bootstrap: number;
   maxSeqLength: number;
   out?: string;
+  replace?: boolean;
   json?: boolean;
 }
 
@@ -956,6 +965,7 @@ async function rank(flags: RankFlags): Promise<void> {
         (out) => finishedRankingDifferences({ ...settings, out }),
         RANK_SETTINGS,
         { same: 'model, data and settings', redo: 'rank again' },
+        flags.replace,
       );
     const result =
       done ??
@@ -971,6 +981,7 @@ async function rank(flags: RankFlags): Promise<void> {
             }),
             ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
             ...(outFile ? { out: outFile } : {}),
+            ...(flags.replace ? { replace: true } : {}),
             signal,
             onProgress: progress.onProgress,
             onWarning: warn,
@@ -1018,6 +1029,7 @@ interface ShiftFlags extends EvalModelFlags {
   label?: string;
   topK?: number;
   out?: string;
+  replace?: boolean;
   json?: boolean;
 }
 
@@ -1099,7 +1111,8 @@ async function shift(flags: ShiftFlags): Promise<void> {
         alignedReused = true;
         note(`${alignedOutputs} is already complete (same model, rules and limits): its outputs are reused`);
       } else {
-        refuseToReplace(run.out, () => finishedRunDifferences(run), outFlag, false, ALIGNED_SETTINGS);
+        if (!flags.replace)
+          refuseToReplace(run.out, () => finishedRunDifferences(run), outFlag, false, ALIGNED_SETTINGS);
         checkPromptsFit(aligned ?? base, instructions, flags, instructionsFile, '--aligned');
         const gen = progressReporter('instructions', `generating ${name}`);
         try {
@@ -1110,6 +1123,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
                   ...run,
                   generator: evalGenerator(model, alignedRules, flags),
                   ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+                  ...(flags.replace ? { replace: true } : {}),
                   signal,
                   onProgress: gen.onProgress,
                   onWarning: warn,
@@ -1137,6 +1151,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
       (out) => finishedShiftDifferences({ ...settings, out }),
       SHIFT_SETTINGS,
       { same: 'models, outputs and settings', redo: 'rank the tokens again' },
+      flags.replace,
     );
     const result: ShiftResult = done
       ? done
@@ -1150,6 +1165,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
               }),
               ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
               ...(outFile ? { out: outFile } : {}),
+              ...(flags.replace ? { replace: true } : {}),
               signal,
               onProgress: progress.onProgress,
               onWarning: warn,
@@ -1333,6 +1349,10 @@ Examples:
       '--token-ids',
       'also keep each output\'s generated token ids ("token_ids"), for an exact `eval shift`',
     )
+    .option(
+      '--replace',
+      "write over OUT when it holds another run's outputs (or a file of unknown origin), and start over an unfinished run of other settings",
+    )
     .option('--json', 'print one JSON object {out, generator, count, generated, resumed}')
     .addHelpText(
       'after',
@@ -1342,8 +1362,9 @@ run stopped at any moment (Ctrl-C, kill -9, a crash) continues where it stopped
 when the same command runs again: it keeps every finished batch, and generates
 again only the batch it was decoding. Ctrl-C exits 130. A finished OUT is not
 redone by the same command, and not replaced by another: other settings
-(--model, --rules, --limit, --max-tokens, ...) into an existing OUT are refused
-(exit 2), naming what differs; give another --out, or delete OUT.
+(--model, --rules, --limit, --max-tokens, ...) into an existing OUT, or into
+the journal of an unfinished run, are refused (exit 2), naming what differs;
+give another --out, or --replace to start over with these settings.
 
 Every prompt must fit in the model's context (max_position_embeddings):
 instructions that do not are listed before anything is generated (exit 1). An
@@ -1385,6 +1406,10 @@ Examples:
     )
     .option('--batch-size <n>', 'instructions decoded together (default 8)', intArg(1, 1024))
     .option('--token-ids', 'keep generated token ids in the outputs')
+    .option(
+      '--replace',
+      "write over subsets' outputs of other settings (or files of unknown origin), and start over unfinished subsets of other settings",
+    )
     .option('--json', 'print one JSON object {runDir, runs: [{subset, out, count, generated, resumed}]}')
     .addHelpText(
       'after',
@@ -1392,7 +1417,7 @@ Examples:
 Every subset resumes on its own, and a finished one is skipped: rerun after an
 interruption. Finished outputs of other settings (--model, --limit,
 --max-tokens, ...) are not replaced: every subset is checked before the first is
-generated (give another --run-dir, or delete the file).
+generated (give another --run-dir, or --replace to generate them again).
 
 Examples:
   $ implicit-it eval ablations --model ./models/smol --run-dir run
@@ -1507,6 +1532,10 @@ Examples:
     .option('--batch-size <n>', 'continuations scored together (default 12)', intArg(1, 1024))
     .option('-o, --out <file>', 'result JSON to write, with every score (resume journal: OUT.journal.jsonl)')
     .option(
+      '--replace',
+      'write over an OUT of other settings (or of unknown origin), and start over an unfinished ranking of other settings',
+    )
+    .option(
       '--json',
       'print one JSON object (percent, ci, pairs, wins, ties, histogram, means; no per-example scores)',
     )
@@ -1522,8 +1551,9 @@ ratio_eval.py's too (--draw paper): with --seed 0, --limit 1000 and --negatives
 Resumable with --out (scored examples are journaled in OUT.journal.jsonl). A
 finished OUT is not redone by the same command, and not replaced by another:
 other settings (--model, --limit, --seed, --negatives, --draw, ...) into an
-existing OUT are refused (exit 2), naming what differs. Another --bootstrap
-alone recomputes the interval from the scores in OUT, scoring nothing.
+existing OUT are refused (exit 2), naming what differs (--replace ranks again
+over it). Another --bootstrap alone recomputes the interval from the scores in
+OUT, scoring nothing.
 
 Examples:
   $ implicit-it eval rank --model ./models/smol \\
@@ -1558,6 +1588,10 @@ Examples:
     .option('--top-k <n>', 'shifted tokens to list (default 20; 0: none, the statistics only)', intArg(0))
     .option('--batch-size <n>', 'outputs ranked together (default 8)', intArg(1, 1024))
     .option('-o, --out <file>', 'result JSON to write (resume journal: OUT.journal.jsonl)')
+    .option(
+      '--replace',
+      'write over an OUT (and the outputs it generates) of other settings or of unknown origin, and start over unfinished runs of other settings',
+    )
     .option('--json', 'print the result as one JSON object')
     .addHelpText(
       'after',
@@ -1569,7 +1603,7 @@ aligned one with --aligned-rules to see what the rules change. The outputs
 generated for an aligned model directory are reused when the same run finished
 them before, and an existing file of another run is not replaced (as eval
 generate); so is the --out result (other --base, aligned outputs, --label or
---top-k into a finished OUT are refused, exit 2).
+--top-k into a finished OUT are refused, exit 2). --replace writes over both.
 
 Examples:
   $ implicit-it eval shift --base ./models/llama2 \\
