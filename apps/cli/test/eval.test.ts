@@ -1020,18 +1020,21 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(same.stdout).toContain(', already complete\n');
     const foreign = join(tmp, 'foreign.json');
     writeFileSync(foreign, '[]\n');
-    const f = await run([
-      'eval',
-      'generate',
-      '--model',
-      model,
-      '--instructions',
-      instructionsFile,
-      '--limit',
-      '1',
-      '--out',
-      foreign,
-    ]);
+    const intoForeign = (extra: string[]) =>
+      run([
+        'eval',
+        'generate',
+        '--model',
+        model,
+        '--instructions',
+        instructionsFile,
+        '--limit',
+        '1',
+        '--out',
+        foreign,
+        ...extra,
+      ]);
+    const f = await intoForeign([]);
     expect(f.code).toBe(2);
     expect(f.stderr).toContain(
       `error: --out: ${foreign} exists, and there is no record of the run that wrote it (${foreign}.done): it may be anything, so it is not replaced`,
@@ -1045,21 +1048,7 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(readJson(out).map((o: Output) => o.generator)).toEqual([name, name]);
     const sameAgain = await run(args(['--rules', 'hewitt2024', '--replace']));
     expect([sameAgain.code, sameAgain.stdout]).toEqual([0, expect.stringContaining(', already complete\n')]);
-    const f2 = await run([
-      'eval',
-      'generate',
-      '--model',
-      model,
-      '--instructions',
-      instructionsFile,
-      '--limit',
-      '1',
-      '--max-tokens',
-      '4',
-      '--out',
-      foreign,
-      '--replace',
-    ]);
+    const f2 = await intoForeign(['--max-tokens', '4', '--replace']);
     expect(f2.code, f2.stderr).toBe(0);
     expect(readJson(foreign)).toHaveLength(1);
   });

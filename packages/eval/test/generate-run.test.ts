@@ -45,6 +45,17 @@ const instructions = Array.from({ length: 23 }, (_, i) => ({
   dataset: 'd',
 }));
 
+/** Outputs `out:INSTRUCTION`, and fails its third batch (`calls` counts them: reset it to fail again). */
+function failingAtThirdBatch(): Generator & { calls: number } {
+  return {
+    calls: 0,
+    async generateBatch(xs) {
+      if (++this.calls === 3) throw new Error('boom');
+      return xs.map((x) => ({ text: `out:${x}` }));
+    },
+  };
+}
+
 describe('generateRun', () => {
   it('readModelOutputs names rows without a generator after their file (val-gpt3.5.json: val-gpt3.5)', () => {
     const dir = tmp();
@@ -135,13 +146,7 @@ describe('generateRun', () => {
   it('resumes from the journal and refuses a journal of another run', async () => {
     const dir = tmp();
     const out = join(dir, 'o.json');
-    let calls = 0;
-    const failing: Generator = {
-      async generateBatch(xs) {
-        if (++calls === 3) throw new Error('boom');
-        return xs.map((x) => ({ text: `out:${x}` }));
-      },
-    };
+    const failing = failingAtThirdBatch();
     await expect(
       generateRun({ generator: failing, instructions, out, generatorName: 'g', batchSize: 5 }),
     ).rejects.toThrow('boom');
@@ -167,18 +172,12 @@ describe('generateRun', () => {
   it('replace: true begins a journal of another run again; its own journal is resumed either way', async () => {
     const dir = tmp();
     const out = join(dir, 'o.json');
-    let calls = 0;
-    const failing: Generator = {
-      async generateBatch(xs) {
-        if (++calls === 3) throw new Error('boom');
-        return xs.map((x) => ({ text: `out:${x}` }));
-      },
-    };
+    const failing = failingAtThirdBatch();
     await expect(
       generateRun({ generator: failing, instructions, out, generatorName: 'g', batchSize: 5 }),
     ).rejects.toThrow('boom');
     // its own journal: resumed under replace too
-    calls = 0;
+    failing.calls = 0;
     await expect(
       generateRun({ generator: failing, instructions, out, generatorName: 'g', batchSize: 5, replace: true }),
     ).rejects.toThrow('boom');
