@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { EvalInputError } from './errors.js';
-import { canonicalJson, headerDifferences } from './journal.js';
+import { canonicalJson, headerDifferences, Journal } from './journal.js';
 import { writeFileAtomic } from './json-file.js';
 
 /**
@@ -85,4 +85,44 @@ export function refuseToReplace(
       : `holds the finished ${options.what} of another run (different ${diff.join(', ')}), so it is not replaced; ${fix}`,
     { field: 'out' },
   );
+}
+
+/** What `startRun` needs of a resumable step: where its result and journal go, and what identifies it. */
+interface RunStart {
+  /** the result file, checked by `refuseToReplace` (none: nothing to refuse) */
+  out: string | undefined;
+  /** the settings `out`'s record will hold (with an `out`) */
+  record: Record<string, unknown> | undefined;
+  /** the journal (none: the step keeps no journal) */
+  journalPath: string | undefined;
+  /** the journal's header (with a `journalPath`) */
+  header: Record<string, unknown> | undefined;
+  /** write over an `out` of another run and begin its journal of another run again */
+  replace: boolean | undefined;
+  what: string;
+  instead?: (differences: string[]) => string | undefined;
+}
+
+/**
+ * Where a resumable step (`generateRun`, `rankResponses`, `tokenShift`) starts, before any work: an
+ * `out` that holds something else is refused (`refuseToReplace`), then the journal is opened, a
+ * journal of another run refused too (`ResumeMismatchError`); `replace` covers both, so `out` and its
+ * journal are written over together. Returns the journal (none without a `journalPath`).
+ */
+export function startRun<T>(
+  run: RunStart & { journalPath: string; header: Record<string, unknown> },
+): Journal<T>;
+export function startRun<T>(run: RunStart): Journal<T> | undefined;
+export function startRun<T>(run: RunStart): Journal<T> | undefined {
+  if (run.out) {
+    refuseToReplace(run.out, run.record!, {
+      journalPath: run.journalPath,
+      replace: run.replace,
+      what: run.what,
+      ...(run.instead ? { instead: run.instead } : {}),
+    });
+  }
+  return run.journalPath === undefined
+    ? undefined
+    : Journal.open<T>(run.journalPath, run.header!, { restart: run.replace === true });
 }

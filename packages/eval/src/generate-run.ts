@@ -3,12 +3,11 @@ import {
   clearDoneRecord,
   doneRecordDifferences,
   isFinishedAs,
-  refuseToReplace,
+  startRun,
   writeDoneRecord,
 } from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
-import { Journal } from './journal.js';
 import type { Generator, ProgressCallbacks } from './model-interfaces.js';
 import {
   type EvalInstruction,
@@ -113,8 +112,14 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
   const strip = options.strip ?? true;
   const journalPath = journalPathOf(options);
   const header = runHeader(options, instructions);
-  refuseToReplace(options.out, header, { journalPath, replace: options.replace, what: 'outputs' });
-  const journal = Journal.open<JournalEntry>(journalPath, header, { restart: options.replace === true });
+  const journal = startRun<JournalEntry>({
+    out: options.out,
+    record: header,
+    journalPath,
+    header,
+    replace: options.replace,
+    what: 'outputs',
+  });
   try {
     const texts = new Map<number, string>();
     const ids = new Map<number, number[]>();

@@ -54,9 +54,8 @@ export class Journal<T> {
       try {
         ({ entries, keepBytes } = Journal.read<T>(path, header, headerLine));
       } catch (error) {
+        // begun again: nothing kept (entries and keepBytes are assigned on success only)
         if (options.restart !== true || !ResumeMismatchError.isInstance(error)) throw error;
-        entries = [];
-        keepBytes = 0;
       }
     }
     const fd = openSync(path, existsSync(path) ? 'r+' : 'w+');

@@ -5,12 +5,12 @@ import {
   doneRecordDifferences,
   isFinishedAs,
   readDoneRecord,
-  refuseToReplace,
+  startRun,
   writeDoneRecord,
 } from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
-import { headerDifferences, Journal } from './journal.js';
+import { headerDifferences } from './journal.js';
 import { readJson, writeJson } from './json-file.js';
 import type { ProgressCallbacks, ResponseItem, Scorer } from './model-interfaces.js';
 import { createRng, pythonRandom } from './rng.js';
@@ -341,20 +341,18 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
   // the data hashed once for both; the record checked now, written at the end
   const header = journalPath !== undefined || options.out ? rankHeader(options, data) : undefined;
   const record = options.out ? rankRecord(options, data, header) : undefined;
-  if (options.out) {
-    refuseToReplace(options.out, record!, {
-      journalPath,
-      replace: options.replace,
-      what: 'ranking',
-      instead: (diff) =>
-        diff.every((k) => SUMMARY_KEYS.includes(k))
-          ? 'resummarizeRanking computes the new interval from its stored scores, without scoring again'
-          : undefined,
-    });
-  }
-  const journal = journalPath
-    ? Journal.open<RankedExample>(journalPath, header!, { restart: options.replace === true })
-    : undefined;
+  const journal = startRun<RankedExample>({
+    out: options.out,
+    record,
+    journalPath,
+    header,
+    replace: options.replace,
+    what: 'ranking',
+    instead: (diff) =>
+      diff.every((k) => SUMMARY_KEYS.includes(k))
+        ? 'resummarizeRanking computes the new interval from its stored scores, without scoring again'
+        : undefined,
+  });
   try {
     const done = new Map<number, RankedExample>();
     for (const e of journal?.entries ?? []) done.set(e.i, revived(e));

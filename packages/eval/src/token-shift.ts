@@ -3,12 +3,11 @@ import {
   clearDoneRecord,
   doneRecordDifferences,
   isFinishedAs,
-  refuseToReplace,
+  startRun,
   writeDoneRecord,
 } from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
-import { Journal } from './journal.js';
 import { writeJson } from './json-file.js';
 import type { ProgressCallbacks, RankSource, TokenRank } from './model-interfaces.js';
 import { type ModelOutput, readModelOutputs } from './model-outputs.js';
@@ -158,18 +157,14 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
   // the outputs hashed once for both; the record checked now, written at the end
   const header = journalPath !== undefined || options.out ? shiftHeader(options, aligned) : undefined;
   const record = options.out ? shiftRecord(options, aligned, header) : undefined;
-  if (options.out) {
-    refuseToReplace(options.out, record!, {
-      journalPath,
-      replace: options.replace,
-      what: 'analysis',
-    });
-  }
-  const journal = journalPath
-    ? Journal.open<{ i: number; tokens: TokenRank[] }>(journalPath, header!, {
-        restart: options.replace === true,
-      })
-    : undefined;
+  const journal = startRun<{ i: number; tokens: TokenRank[] }>({
+    out: options.out,
+    record,
+    journalPath,
+    header,
+    replace: options.replace,
+    what: 'analysis',
+  });
   try {
     const done = new Map<number, TokenRank[]>();
     for (const e of journal?.entries ?? []) done.set(e.i, e.tokens);
