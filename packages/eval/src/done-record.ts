@@ -12,13 +12,17 @@ import { writeFileAtomic } from './json-file.js';
  */
 export const doneRecordPath = (out: string): string => `${out}.done`;
 
-/** Removes the record before `out` is rewritten: a run killed between the two leaves no record that lies. */
-export function clearDoneRecord(out: string): void {
+/**
+ * Writes `out` (through `write`) and then the record of the run that wrote it, removing any older
+ * record first: a run killed between the two leaves no record that lies about `out`.
+ */
+export async function writeRecorded(
+  out: string,
+  record: Record<string, unknown>,
+  write: (out: string) => Promise<void>,
+): Promise<void> {
   rmSync(doneRecordPath(out), { force: true });
-}
-
-/** Records the settings of the run that just wrote `out`. */
-export async function writeDoneRecord(out: string, record: Record<string, unknown>): Promise<void> {
+  await write(out);
   await writeFileAtomic(doneRecordPath(out), `${canonicalJson(record)}\n`);
 }
 

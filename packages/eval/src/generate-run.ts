@@ -1,11 +1,5 @@
 import { pythonStrip } from '@implicit-it/rules';
-import {
-  clearDoneRecord,
-  doneRecordDifferences,
-  isFinishedAs,
-  startRun,
-  writeDoneRecord,
-} from './done-record.js';
+import { doneRecordDifferences, isFinishedAs, startRun, writeRecorded } from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
 import type { Generator, ProgressCallbacks } from './model-interfaces.js';
@@ -172,9 +166,7 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
       dataset: x.dataset ?? '',
       ...(ids.has(i) ? { token_ids: ids.get(i)! } : {}),
     }));
-    clearDoneRecord(options.out);
-    await writeModelOutputs(options.out, outputs);
-    await writeDoneRecord(options.out, header);
+    await writeRecorded(options.out, header, (out) => writeModelOutputs(out, outputs));
     journal.remove();
     return { outputs, out: options.out, generated: total - resumed, resumed };
   } finally {

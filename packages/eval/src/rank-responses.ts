@@ -1,12 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { pythonStrip } from '@implicit-it/rules';
 import {
-  clearDoneRecord,
   doneRecordDifferences,
   isFinishedAs,
   readDoneRecord,
   startRun,
-  writeDoneRecord,
+  writeRecorded,
 } from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
@@ -404,9 +403,7 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
       );
     }
     if (options.out) {
-      clearDoneRecord(options.out);
-      await writeJson(options.out, result);
-      await writeDoneRecord(options.out, record!);
+      await writeRecorded(options.out, record!, (out) => writeJson(out, result));
     }
     journal?.remove();
     return result;
@@ -555,9 +552,7 @@ export async function resummarizeRanking(
   });
   if (!before) return undefined;
   const result = summarize(before.examples, summaryOptions(options));
-  clearDoneRecord(options.out);
-  await writeJson(options.out, result);
-  await writeDoneRecord(options.out, rankRecord(options, options.data));
+  await writeRecorded(options.out, rankRecord(options, options.data), (out) => writeJson(out, result));
   return result;
 }
 

@@ -1,11 +1,5 @@
 import { readFileSync } from 'node:fs';
-import {
-  clearDoneRecord,
-  doneRecordDifferences,
-  isFinishedAs,
-  startRun,
-  writeDoneRecord,
-} from './done-record.js';
+import { doneRecordDifferences, isFinishedAs, startRun, writeRecorded } from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
 import { writeJson } from './json-file.js';
@@ -236,9 +230,7 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
       topShifted,
     };
     if (options.out) {
-      clearDoneRecord(options.out);
-      await writeJson(options.out, result);
-      await writeDoneRecord(options.out, record!);
+      await writeRecorded(options.out, record!, (out) => writeJson(out, result));
     }
     journal?.remove();
     return result;

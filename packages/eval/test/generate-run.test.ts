@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { writeRecorded } from '../src/done-record.js';
 import {
   AdapterContractError,
   EvalInputError,
@@ -556,5 +557,25 @@ describe('finishedRunDifferences', () => {
     ]);
     writeFileSync(`${out}.done`, '{not json');
     expect(finishedRunDifferences(run)).toBeUndefined();
+  });
+});
+
+describe('writeRecorded', () => {
+  it('writes OUT, then OUT.done; a write that fails leaves no record of the run before', async () => {
+    const dir = tmp();
+    const out = join(dir, 'r.json');
+    await writeRecorded(out, { b: 1, a: 2 }, async (path) => writeFileSync(path, 'first'));
+    expect(readFileSync(out, 'utf8')).toBe('first');
+    expect(readFileSync(`${out}.done`, 'utf8')).toBe('{"a":2,"b":1}\n');
+    const seen: boolean[] = [];
+    await expect(
+      writeRecorded(out, { a: 3 }, async () => {
+        seen.push(existsSync(`${out}.done`));
+        throw new Error('disk full');
+      }),
+    ).rejects.toThrow('disk full');
+    // the record was gone before the write began, and none was written after it failed
+    expect(seen).toEqual([false]);
+    expect(existsSync(`${out}.done`)).toBe(false);
   });
 });
