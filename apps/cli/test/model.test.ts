@@ -189,6 +189,73 @@ describe('model create / inspect', () => {
     expect(quiet.stderr).not.toContain('writing tiny: ');
   });
 
+  it('--set changes config.json fields over the preset (any size), and generate runs the model', async () => {
+    const dir = join(out, 'resized');
+    const set = ['--set', 'num_hidden_layers=3', '--set', 'hidden_size=32', '--set', 'intermediateSize=48'];
+    const created = await run(['model', 'create', '--preset', 'tiny', ...set, '--out', dir, '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    const info = JSON.parse(created.stdout);
+    // config.json names in the report, whichever name was given; head_dim follows 32 / 4 heads
+    expect(info.set).toEqual({ num_hidden_layers: 3, hidden_size: 32, intermediate_size: 48 });
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    expect(config).toMatchObject({
+      num_hidden_layers: 3,
+      hidden_size: 32,
+      intermediate_size: 48,
+      head_dim: 8,
+      num_attention_heads: 4,
+      vocab_size: 512,
+    });
+    expect((await inspectJson(dir)).config).toMatchObject({ layers: 3, vocabSize: 512 });
+    const { out: generated } = await generateJson(dir, '--max-tokens', '3');
+    expect(generated.tokenIds).toHaveLength(3);
+    // the text report names what --set changed; a value that is not JSON is taken as text
+    const qwen = await run([
+      'model',
+      'create',
+      '--preset',
+      'tiny',
+      '--set',
+      'model_type=qwen2',
+      '--out',
+      dir,
+    ]);
+    expect(qwen.code, qwen.stderr).toBe(0);
+    expect(qwen.stdout).toMatch(/^ {2}preset tiny \(model_type="qwen2"\), seed 0: /m);
+    expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).model_type).toBe('qwen2');
+  });
+
+  it('--set: a malformed, unknown or repeated field, or a value modelkit refuses, is a usage error (exit 2)', async () => {
+    const dir = join(out, 'not-set');
+    const refused = async (set: string[]) => {
+      const r = await run(['model', 'create', '--preset', 'tiny', ...set, '--out', dir]);
+      expect(r.code, r.stderr).toBe(2);
+      return r.stderr;
+    };
+    expect(await refused(['--set', 'num_hidden_layers'])).toContain(
+      'argument \'num_hidden_layers\' is invalid. expected KEY=VALUE with a config.json field as KEY (e.g. num_hidden_layers=4), got "num_hidden_layers"',
+    );
+    expect(await refused(['--set', 'layers=2'])).toContain(
+      '"layers" is not a field it sets; use one of model_type, vocab_size, hidden_size, intermediate_size, num_hidden_layers, ',
+    );
+    expect(await refused(['--set', 'numHiddenLayers=3', '--set', 'num_hidden_layers=4'])).toContain(
+      'num_hidden_layers is set twice',
+    );
+    expect(await refused(['--set', 'num_hidden_layers=0'])).toBe(
+      'error: --set num_hidden_layers: must be a positive integer, got 0\n',
+    );
+    // a field derived from what was set, and one the preset fixes, are named with what to do
+    expect(await refused(['--set', 'hidden_size=60'])).toBe(
+      'error: --set head_dim: 15 must be even for rotary embeddings\n' +
+        'hint: head_dim follows hidden_size / num_attention_heads unless set: change those, or give --set head_dim=...\n',
+    );
+    expect(await refused(['--set', 'vocab_size=2'])).toBe(
+      'error: --set eos_token_id: 2 is not an id below vocab_size 2; use null or a valid id\n' +
+        "hint: eos_token_id is --preset tiny's own; give --set eos_token_id=... to change it with the rest\n",
+    );
+    expect(existsSync(dir)).toBe(false);
+  });
+
   it('refuses an unknown preset (2) and a missing directory (3)', async () => {
     const bad = await run(['model', 'create', '--preset', 'gpt-5', '--out', join(out, 'x')]);
     expect(bad.code).toBe(2);
@@ -374,6 +441,38 @@ describeShared(
         '--tokenizer: its 49152 ids do not fit the 512-id vocabulary of --preset tiny',
       );
       expect(r.stderr).toContain('smollm2-135m (49152 ids)');
+      expect(r.stderr).toContain('; or keep this one and give --set vocab_size=49152\n');
+    });
+
+    it('--set vocab_size fits a large tokenizer into a small shape; one too small says what it needs', async () => {
+      const big = sharedPath('fixtures', 'tokenizers', 'smollm');
+      const dir = join(out, 'tiny-smol');
+      const small = await run([
+        'model',
+        'create',
+        '--preset',
+        'tiny',
+        '--set',
+        'vocab_size=1000',
+        '--tokenizer',
+        big,
+        '--out',
+        dir,
+      ]);
+      expect(small.code).toBe(2);
+      expect(small.stderr).toBe(
+        'error: --tokenizer: its 49152 ids do not fit the 1000-id vocabulary of --set vocab_size\n' +
+          'hint: give --set vocab_size=49152 (or more)\n',
+      );
+      expect(existsSync(dir)).toBe(false);
+      await createTiny(dir, '--set', 'vocab_size=49152', '--tokenizer', big);
+      const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+      expect(config).toMatchObject({ vocab_size: 49152, hidden_size: 64, num_hidden_layers: 2 });
+      // the tokenizer's special tokens (<|im_start|>, <|im_end|>, <|im_end|>): its PAD is not the preset's 0
+      expect([config.bos_token_id, config.eos_token_id, config.pad_token_id]).toEqual([1, 2, 2]);
+      const { out: generated } = await generateJson(dir, '--max-tokens', '4');
+      expect(generated.tokenIds).toHaveLength(4);
+      expect(generated.usage.promptTokens).toBeGreaterThan(3);
     });
 
     it("a larger tokenizer whose EOS id is beyond the preset's vocabulary is not called EOS-less (exit 2)", async () => {
@@ -384,7 +483,7 @@ describeShared(
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toBe(
         'error: --tokenizer: its 50257 ids do not fit the 512-id vocabulary of --preset tiny\n' +
-          "hint: choose a preset whose vocabulary holds the tokenizer's ids: tiny (512 ids), smollm2-135m (49152 ids), smollm2-360m (49152 ids), qwen2.5-0.5b (151936 ids)\n",
+          "hint: choose a preset whose vocabulary holds the tokenizer's ids: tiny (512 ids), smollm2-135m (49152 ids), smollm2-360m (49152 ids), qwen2.5-0.5b (151936 ids); or keep this one and give --set vocab_size=50257\n",
       );
       expect(existsSync(dir)).toBe(false);
     });

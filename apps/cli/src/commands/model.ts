@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import {
   CONVENTIONAL_EOS_TOKENS,
+  type ConfigInput,
   createModel,
   DTYPE_FILES,
   exportOnnx,
@@ -21,7 +22,7 @@ import {
   summarizeGraph,
 } from '@implicit-it/runtime';
 import { loadTokenizer } from '@implicit-it/tokenizers';
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import * as ort from 'onnxruntime-node';
 import { checkOutDirectory, dtypesArg, intArg, parseRules, rulesLabel, type WeightDtype } from '../flags.js';
 import { CliError, EXIT, painter, printJson, usage } from '../output.js';
@@ -50,9 +51,76 @@ function dirSize(dir: string): { files: { path: string; bytes: number }[]; total
 
 const DTYPES_HELP = `ONNX graphs to write, comma-separated: fp32 (onnx/model.onnx), q4 (onnx/model_q4.onnx: 4-bit linear layers, MatMulNBits), q8 (onnx/model_quantized.onnx: 8-bit, as onnxruntime's dynamic quantizer writes it)`;
 
+/** The config fields `model create --set` changes over the preset's (modelkit's names; on the command line, config.json's). */
+const SETTABLE = [
+  'modelType',
+  'vocabSize',
+  'hiddenSize',
+  'intermediateSize',
+  'numHiddenLayers',
+  'numAttentionHeads',
+  'numKeyValueHeads',
+  'headDim',
+  'rmsNormEps',
+  'ropeTheta',
+  'maxPositionEmbeddings',
+  'tieWordEmbeddings',
+  'attentionBias',
+  'slidingWindow',
+  'bosTokenId',
+  'eosTokenId',
+  'padTokenId',
+] as const satisfies readonly Exclude<keyof ConfigInput, 'preset'>[];
+type Settable = (typeof SETTABLE)[number];
+// every field but the preset can be set: a field modelkit adds fails to compile here until it is listed
+type Unlisted = Exclude<keyof ConfigInput, 'preset' | Settable>;
+const _everyFieldSettable: [Unlisted] extends [never] ? true : Unlisted = true;
+void _everyFieldSettable;
+
+/** A field's config.json name: `numHiddenLayers` -> `num_hidden_layers`. */
+const configName = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+/** modelkit's field names in a message, as config.json names. */
+const inConfigNames = (message: string) =>
+  message.replace(new RegExp(`\\b(${SETTABLE.join('|')})\\b`, 'g'), configName);
+
+/** The `--set` overrides, by modelkit field name. */
+type ConfigSet = Partial<Record<Settable, unknown>>;
+
+/**
+ * A commander parser for the repeatable `--set KEY=VALUE`: KEY a config.json field (or modelkit's name
+ * for it), VALUE read as JSON (`4`, `false`, `null`), else as text (`model_type=qwen2`). A field set
+ * twice is refused; the values themselves are checked by modelkit with the rest of the config.
+ *
+ * @example
+ * setArg('num_hidden_layers=4', setArg('vocab_size=49152')); // { vocabSize: 49152, numHiddenLayers: 4 }
+ */
+export const setArg = (value: string, previous: ConfigSet = {}): ConfigSet => {
+  const at = value.indexOf('=');
+  const key = at > 0 ? value.slice(0, at).trim() : '';
+  if (key === '')
+    throw new InvalidArgumentError(
+      `expected KEY=VALUE with a config.json field as KEY (e.g. num_hidden_layers=4), got "${value}"`,
+    );
+  const field = SETTABLE.find((f) => f === key || configName(f) === key);
+  if (field === undefined)
+    throw new InvalidArgumentError(
+      `"${key}" is not a field it sets; use one of ${SETTABLE.map(configName).join(', ')}`,
+    );
+  if (Object.hasOwn(previous, field)) throw new InvalidArgumentError(`${configName(field)} is set twice`);
+  const text = value.slice(at + 1).trim();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: the text itself (a model type)
+  }
+  return { ...previous, [field]: parsed };
+};
+
 interface CreateFlags {
   preset: string;
   seed: number;
+  set?: ConfigSet;
   out: string;
   tokenizer?: string;
   dtypes: WeightDtype[];
@@ -68,12 +136,17 @@ async function create(flags: CreateFlags): Promise<void> {
     throw new CliError(`--tokenizer: ${flags.tokenizer} has no tokenizer.json`, EXIT.load);
   }
   checkOutDirectory(flags.out, 'give a directory (created when missing)');
+  const set = flags.set ?? {};
+  const setText = Object.entries(set)
+    .map(([k, v]) => `${configName(k)}=${JSON.stringify(v)}`)
+    .join(', ');
   const bar = progressBar(`writing ${flags.preset}`, 1, 'tensors');
   const started = performance.now();
   let created: Awaited<ReturnType<typeof createModel>>;
   try {
     created = await createModel({
       preset: flags.preset as keyof typeof PRESETS,
+      ...(set as ConfigInput),
       seed: flags.seed,
       out: flags.out,
       tokenizerDir: flags.tokenizer,
@@ -82,16 +155,26 @@ async function create(flags: CreateFlags): Promise<void> {
       onProgress: ({ index, count }) => bar.update(index + 1, count),
     });
   } catch (error) {
-    // the library names its vocabSize option; here the preset fixes the vocabulary
-    if (ModelConfigError.isInstance(error) && error.field === 'vocabSize' && flags.tokenizer) {
+    // the library names its vocabSize option; here the preset (or --set vocab_size) fixes the vocabulary
+    const ids =
+      ModelConfigError.isInstance(error) && error.field === 'vocabSize' && flags.tokenizer
+        ? /tokenizer's (\d+) ids/.exec(error.message)?.[1]
+        : undefined;
+    if (ids !== undefined && set.vocabSize !== undefined) {
+      throw new CliError(
+        `--tokenizer: its ${ids} ids do not fit the ${set.vocabSize}-id vocabulary of --set vocab_size`,
+        EXIT.usage,
+        `give --set vocab_size=${ids} (or more)`,
+      );
+    }
+    if (ids !== undefined) {
       const fits = Object.entries(PRESETS)
         .map(([name, p]) => `${name} (${p.vocabSize} ids)`)
         .join(', ');
-      const ids = /tokenizer's (\d+) ids/.exec(error.message)?.[1] ?? 'all';
       throw new CliError(
         `--tokenizer: its ${ids} ids do not fit the ${PRESETS[flags.preset as keyof typeof PRESETS].vocabSize}-id vocabulary of --preset ${flags.preset}`,
         EXIT.usage,
-        `choose a preset whose vocabulary holds the tokenizer's ids: ${fits}`,
+        `choose a preset whose vocabulary holds the tokenizer's ids: ${fits}; or keep this one and give --set vocab_size=${ids}`,
       );
     }
     // the model's ids are the tokenizer's: one without an EOS cannot stop
@@ -100,6 +183,22 @@ async function create(flags: CreateFlags): Promise<void> {
         `--tokenizer: ${flags.tokenizer} names no EOS token, and tokenizer.json has none of ${CONVENTIONAL_EOS_TOKENS.join(', ')} as a special token`,
         EXIT.usage,
         'use a tokenizer directory whose tokenizer_config.json names eos_token',
+      );
+    }
+    // a value of --set, or a field of the preset that no longer fits what --set changed
+    if (ModelConfigError.isInstance(error) && setText !== '') {
+      const field = error.field as Settable;
+      // modelkit derives head_dim from the sizes set (see resolveConfig); other fields keep the preset's
+      const derived =
+        field === 'headDim' && (set.hiddenSize !== undefined || set.numAttentionHeads !== undefined);
+      throw new CliError(
+        `--set ${inConfigNames(error.message)}`,
+        EXIT.usage,
+        Object.hasOwn(set, field) || !SETTABLE.includes(field)
+          ? undefined
+          : derived
+            ? 'head_dim follows hidden_size / num_attention_heads unless set: change those, or give --set head_dim=...'
+            : `${configName(field)} is --preset ${flags.preset}'s own; give --set ${configName(field)}=... to change it with the rest`,
       );
     }
     const code = (error as NodeJS.ErrnoException)?.code;
@@ -115,6 +214,7 @@ async function create(flags: CreateFlags): Promise<void> {
     printJson({
       dir: created.dir,
       preset: flags.preset,
+      set: Object.fromEntries(Object.entries(set).map(([k, v]) => [configName(k), v])),
       seed: flags.seed,
       parameters: created.parameters,
       weightBytes: created.weightBytes,
@@ -129,7 +229,7 @@ async function create(flags: CreateFlags): Promise<void> {
   const paint = painter();
   process.stdout.write(
     `${paint('green', 'created')} ${created.dir}\n` +
-      `  preset ${flags.preset}, seed ${flags.seed}: ${(created.parameters / 1e6).toFixed(2)}M parameters, ` +
+      `  preset ${flags.preset}${setText ? ` (${setText})` : ''}, seed ${flags.seed}: ${(created.parameters / 1e6).toFixed(2)}M parameters, ` +
       `${human(created.weightBytes)} of weights${created.externalData ? ' (external data)' : ''}, ${seconds.toFixed(1)} s\n` +
       `  files: ${created.files.join(', ')}\n` +
       (created.removed.length > 0 ? `  removed a previous model's ${created.removed.join(', ')}\n` : '') +
@@ -398,6 +498,11 @@ Examples:
     .description('write a llama-family ONNX model directory with seeded random weights (modelkit)')
     .requiredOption('--preset <name>', `shape: ${Object.keys(PRESETS).join(', ')}`)
     .option('--seed <n>', 'seed of the random weights', intArg(0, 2 ** 32 - 1), 0)
+    .option(
+      '--set <key=value>',
+      "a config.json field over the preset's, e.g. num_hidden_layers=4 (repeatable; any size: hidden_size, vocab_size, num_attention_heads...)",
+      setArg,
+    )
     .requiredOption(
       '-o, --out <dir>',
       "directory to write (a previous model's files in it are replaced or removed, other files kept)",
@@ -420,7 +525,9 @@ Examples:
   $ implicit-it model create --preset smollm2-135m --out ./models/smol \\
       --tokenizer ../shared/fixtures/tokenizers/smollm
   $ implicit-it model create --preset smollm2-135m --out ./models/smol \\
-      --dtypes fp32,q4    # then: generate --dtype q4`,
+      --dtypes fp32,q4    # then: generate --dtype q4
+  $ implicit-it model create --preset tiny --set vocab_size=49152 \\
+      --tokenizer ../shared/fixtures/tokenizers/smollm --out ./models/tiny-smol`,
     )
     .action(async (flags: CreateFlags) => create(flags));
   model
