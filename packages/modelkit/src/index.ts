@@ -36,7 +36,7 @@ export {
   transposeInt8,
 } from './quantize.js';
 export { type ReferenceForwardOptions, type ReferenceModel, referenceForward } from './reference-forward.js';
-export { type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
+export { CONFIG_INPUT_OPTIONS, type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
 export { ropeTables } from './rope.js';
 export {
   openSafetensors,

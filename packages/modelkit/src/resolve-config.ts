@@ -17,7 +17,14 @@ export interface ConfigInput extends DecoderConfigOverrides {
   preset?: PresetName;
 }
 
-/** The keys of {@link ConfigInput}: a preset and the fields of {@link DecoderConfig}. */
+/**
+ * The keys of {@link ConfigInput}: a preset and the fields of {@link DecoderConfig}, every one (what a
+ * command line or a form can offer to set; the CLI's `model create --set` takes these fields).
+ *
+ * @example
+ * CONFIG_INPUT_OPTIONS[0]; // 'preset'
+ * CONFIG_INPUT_OPTIONS.includes('numHiddenLayers'); // true
+ */
 export const CONFIG_INPUT_OPTIONS = [
   'preset',
   'modelType',

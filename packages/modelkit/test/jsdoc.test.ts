@@ -101,7 +101,7 @@ async function free() {
 describeJsdoc({
   ...pkg,
   prelude,
-  exports: 82,
+  exports: 83,
   stated: {
     module: () => import('../src/index.js'),
     importer: (s) => import(s),

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import {
+  CONFIG_INPUT_OPTIONS,
   CONVENTIONAL_EOS_TOKENS,
   type ConfigInput,
   createModel,
@@ -52,30 +53,8 @@ function dirSize(dir: string): { files: { path: string; bytes: number }[]; total
 const DTYPES_HELP = `ONNX graphs to write, comma-separated: fp32 (onnx/model.onnx), q4 (onnx/model_q4.onnx: 4-bit linear layers, MatMulNBits), q8 (onnx/model_quantized.onnx: 8-bit, as onnxruntime's dynamic quantizer writes it)`;
 
 /** The config fields `model create --set` changes over the preset's (modelkit's names; on the command line, config.json's). */
-const SETTABLE = [
-  'modelType',
-  'vocabSize',
-  'hiddenSize',
-  'intermediateSize',
-  'numHiddenLayers',
-  'numAttentionHeads',
-  'numKeyValueHeads',
-  'headDim',
-  'rmsNormEps',
-  'ropeTheta',
-  'maxPositionEmbeddings',
-  'tieWordEmbeddings',
-  'attentionBias',
-  'slidingWindow',
-  'bosTokenId',
-  'eosTokenId',
-  'padTokenId',
-] as const satisfies readonly Exclude<keyof ConfigInput, 'preset'>[];
-type Settable = (typeof SETTABLE)[number];
-// every field but the preset can be set: a field modelkit adds fails to compile here until it is listed
-type Unlisted = Exclude<keyof ConfigInput, 'preset' | Settable>;
-const _everyFieldSettable: [Unlisted] extends [never] ? true : Unlisted = true;
-void _everyFieldSettable;
+type Settable = Exclude<(typeof CONFIG_INPUT_OPTIONS)[number], 'preset'>;
+const SETTABLE = CONFIG_INPUT_OPTIONS.filter((k): k is Settable => k !== 'preset');
 
 /** A field's config.json name: `numHiddenLayers` -> `num_hidden_layers`. */
 const configName = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
