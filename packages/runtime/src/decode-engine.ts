@@ -570,7 +570,18 @@ export class DecodeEngine {
     let done: ChunkOutputs | null = null;
     for await (const run of runChunked(this.session, prompts, plan)) {
       done = run;
-      for (const [i, lps] of promptLps.entries()) lps?.read(run, i, width);
+      // every position's log-sum-exp at once in onnxruntime, where a prompt's log-probs are read
+      const { out } = run;
+      const sums =
+        out.kept > 0 && promptLps.some((lps) => lps !== null)
+          ? await this.session.logSumExp(
+              out.logits,
+              distinct.length * out.kept,
+              out.vocab,
+              this.options.tokenIds,
+            )
+          : undefined;
+      for (const [i, lps] of promptLps.entries()) lps?.read(run, i, width, sums);
       if (run.at + run.n >= width) continue;
       // onnxruntime-node runs a chunk on this thread: let the event loop take the I/O that came in
       // meanwhile (a client that left, other requests) before the next one, and see its abort now
@@ -900,8 +911,9 @@ class PromptLogprobs {
   /**
    * Reads the positions of `run` that predict a token of this prompt, row `b` of a batch `width` wide
    * (its prompt ends at the last column; the columns before its first position run are padding).
+   * `sums`: each position's log-sum-exp, as `DecoderSession.logSumExp` gives them for the run's rows.
    */
-  read(run: ChunkOutputs, b: number, width: number): void {
+  read(run: ChunkOutputs, b: number, width: number, sums?: Float64Array): void {
     const { out } = run;
     const V = out.vocab;
     const pad = width - this.ids.length;
@@ -912,7 +924,9 @@ class PromptLogprobs {
       const j = run.logitsAt + k - pad;
       if (j < this.reused || j + 1 >= this.ids.length) continue;
       readLogitsRow(row, out.logits, b * out.kept + k, this.tokenIds);
-      const lse = logSumExp(row);
+      // onnxruntime's sum where it is finite (NaN or infinite logits: summed here, as generation does)
+      const sum = sums?.[b * out.kept + k];
+      const lse = sum !== undefined && Number.isFinite(sum) ? sum : logSumExp(row);
       const id = this.ids[j + 1]!;
       this.entries[j + 1] = {
         id,

@@ -6,6 +6,7 @@ import { halvesToFloats } from './float16.js';
 import type { ModelFiles } from './model-dir.js';
 import {
   LOGITS_START_INPUT,
+  logSumExpModel,
   NEW_KV_PREFIX,
   type PositionTable,
   patchDecoderGraph,
@@ -191,6 +192,10 @@ export class DecoderSession {
   }
   private readonly pastNames: string[];
   private readonly presentNames: string[];
+  /** The session of `logSumExpModel`, opened by the first `logSumExp` call. */
+  private lse: Promise<ort.InferenceSession> | null = null;
+  /** The intra-op threads this session was created with (the log-sum-exp session takes as many). */
+  private intraOpThreads: number | undefined;
   /** The cache outputs of each `StepInputs.fetch` choice. */
   private readonly kvNames: Record<'present' | 'new' | 'none', string[]>;
 
@@ -482,10 +487,9 @@ export class DecoderSession {
         continue;
       }
       try {
-        return {
-          session: new DecoderSession(session, provider, files, patched, options.profile ?? null, table),
-          failures: [...skipped, ...tried],
-        };
+        const decoder = new DecoderSession(session, provider, files, patched, options.profile ?? null, table);
+        decoder.intraOpThreads = options.intraOpThreads;
+        return { session: decoder, failures: [...skipped, ...tried] };
       } catch (error) {
         // a graph the constructor refuses (no KV cache, a fixed-length cache...): its session is freed
         await session.release();
@@ -606,9 +610,37 @@ export class DecoderSession {
     return written;
   }
 
+  /**
+   * log Σ exp over the first `ids` entries of each of the `rows` rows of `logits` (`vocab` wide), in
+   * float64 on the CPU: what `logSumExp` in sampling.ts computes for one row, here by onnxruntime's
+   * vectorized kernels on this session's intra-op threads (about 4x faster at a 49,152-id vocabulary).
+   * Scoring needs one at every position. A row with NaN logits gives NaN.
+   */
+  async logSumExp(logits: Float32Array, rows: number, vocab: number, ids = vocab): Promise<Float64Array> {
+    this.lse ??= ort.InferenceSession.create(logSumExpModel(), {
+      executionProviders: ['cpu'],
+      ...(this.intraOpThreads ? { intraOpNumThreads: this.intraOpThreads } : {}),
+      logSeverityLevel: 3,
+    });
+    const session = await this.lse;
+    const out = await session.run({
+      logits: new ort.Tensor('float32', logits.subarray(0, rows * vocab), [rows, vocab]),
+      limit: new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.min(ids, vocab))), [1]),
+    });
+    return out.lse!.data as Float64Array;
+  }
+
   /** Frees the session. */
   async release(): Promise<void> {
     await this.session.release();
+    const lse = this.lse;
+    this.lse = null;
+    // one that failed to open has nothing to free
+    if (lse)
+      await lse.then(
+        (session) => session.release(),
+        () => {},
+      );
   }
 }
 

@@ -1499,3 +1499,30 @@ function patch(model: Uint8Array, request: PatchRequest): GraphPatch {
   result.bytes = concat(out);
   return result;
 }
+
+/**
+ * A model of its own (not a patch): log Σ exp over the first `limit` entries of each row of `logits`
+ * ([rows, vocab] float32), in float64: Slice, Cast to double, ReduceLogSumExp (max-shifted, as
+ * `logSumExp` in JS). Inputs `logits` and `limit` (int64 [1]), output `lse` (float64 [rows]). What
+ * scoring needs at every position, run by onnxruntime's vectorized kernels on its threads.
+ */
+export function logSumExpModel(): Uint8Array {
+  const graph = concat([
+    nodeField(['logits', 'zero', 'limit', 'columns'], ['ids'], 'ids', 'Slice'),
+    nodeField(['ids'], ['wide'], 'wide', 'Cast', [intAttr('to', 11 /* DOUBLE */)]),
+    nodeField(['wide', 'last'], ['lse'], 'lse', 'ReduceLogSumExp', [intAttr('keepdims', 0)]),
+    str(2, 'implicit_it_logsumexp'),
+    int64Initializer('zero', 0n),
+    int64Initializer('columns', 1n),
+    int64Initializer('last', -1n),
+    valueInfoField(11, 'logits', 1 /* FLOAT */),
+    valueInfoField(11, 'limit', 7 /* INT64 */, [1]),
+    valueInfoField(12, 'lse', 11 /* DOUBLE */),
+  ]);
+  // ModelProto: ir_version 8, graph, opset_import { domain "", version 18 } (axes as an input)
+  return concat([
+    varintField(1, 8),
+    lenField(7, graph),
+    lenField(8, concat([str(1, ''), varintField(2, 18)])),
+  ]);
+}

@@ -158,16 +158,26 @@ export async function scoreBatch(
       if (out.kept === 0) continue; // a chunk before the first position scored
       const V = out.vocab;
       if (row.length !== V) row = new Float32Array(V);
+      // under the base model, every position's log-sum-exp at once in onnxruntime (the rules change
+      // each row first, so they are summed here one by one)
+      const sums = rules ? null : await session.logSumExp(out.logits, group.length * out.kept, V, tokenIds);
       for (const [b, c] of group.entries()) {
         const n = c.continuation.length;
         const s = scored[b]!;
         for (let k = 0; k < out.kept; k++) {
           const j = logitsAt + k - (width - n - 1); // the continuation token predicted here
           if (j < 0 || j >= n) continue;
-          readLogitsRow(row, out.logits, b * out.kept + k, tokenIds);
-          if (s.state) wide = applyRules(rules!, row, s.state, wide);
           const tok = c.continuation[j]!;
-          const lse = logSumExp(row);
+          const at = b * out.kept + k;
+          const sum = sums?.[at];
+          // a row whose sum is not finite (NaN or infinite logits) goes the whole way below
+          if (sum !== undefined && Number.isFinite(sum) && tok < tokenIds && !options.ranks && top === 0) {
+            s.logprobs.push(out.logits[at * V + tok]! - sum);
+            continue;
+          }
+          readLogitsRow(row, out.logits, at, tokenIds);
+          if (s.state) wide = applyRules(rules!, row, s.state, wide);
+          const lse = sum !== undefined && Number.isFinite(sum) ? sum : logSumExp(row);
           s.logprobs.push(logProbAt(row, tok, lse));
           if (options.ranks) s.ranks.push(rankOf(row, tok));
           if (top > 0) s.top.push(namedTopLogprobs(row, top, lse, tokenizer));

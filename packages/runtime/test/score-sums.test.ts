@@ -1,0 +1,81 @@
+// Scoring under the base model sums each position's exp(logits) in onnxruntime (DecoderSession.logSumExp,
+// float64), all positions of a run at once; under rules, each changed row is summed in JS (logSumExp).
+// The two must give the same log-probs, to float64 rounding.
+import { createTinyModel } from '@implicit-it/modelkit/test';
+import { describe, expect, it } from 'vitest';
+import { loadModel, type Model } from '../src/index.js';
+import { logSumExp } from '../src/sampling.js';
+import { PROMPTS, tinyModel } from './helpers.js';
+
+/** A rule set that changes no logit: scoring under it takes the row-by-row way, with the same log-probs. */
+const UNCHANGED = { uniform: { entries: [] } };
+
+/** The largest difference between the numbers of `a` and `b` (arrays of the same shape). */
+function largestDifference(a: unknown, b: unknown): number {
+  if (typeof a === 'number' && typeof b === 'number') return a === b ? 0 : Math.abs(a - b);
+  if (Array.isArray(a) && Array.isArray(b)) {
+    expect(a.length).toBe(b.length);
+    return Math.max(0, ...a.map((x, i) => largestDifference(x, b[i])));
+  }
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
+    return Math.max(0, ...Object.keys(a).map((k) => largestDifference((a as never)[k], (b as never)[k])));
+  }
+  expect(a).toBe(b);
+  return 0;
+}
+
+/** score() under the base model and under UNCHANGED: the same results (ids, text, ranks exact). */
+async function expectSameScores(model: Model, options: { ranks?: boolean; top?: number } = {}) {
+  const items = PROMPTS.map((prompt, i) => ({ prompt, continuation: PROMPTS[(i + 1) % PROMPTS.length]! }));
+  const base = await model.score(items, options);
+  const rowByRow = await model.score(items, { ...options, rules: UNCHANGED });
+  expect(largestDifference(base, rowByRow)).toBeLessThan(1e-12);
+  return base;
+}
+
+describe('log-sum-exp in onnxruntime (scoring under the base model)', () => {
+  it('DecoderSession.logSumExp gives logSumExp of each row, to 1e-12, over the first ids asked', async () => {
+    const model = await tinyModel();
+    const V = 300;
+    const logits = Float32Array.from({ length: 5 * V }, (_, i) => Math.sin(i) * 30);
+    logits[V + 7] = Number.NEGATIVE_INFINITY; // an id ruled out
+    logits.fill(Number.NEGATIVE_INFINITY, 2 * V, 3 * V);
+    logits[2 * V + 3] = 1.5; // a row with one id left
+    logits[4 * V + 5] = Number.NaN;
+    const row = (r: number, ids = V) => logits.subarray(r * V, r * V + ids);
+    const sums = await model.session.logSumExp(logits, 5, V);
+    expect(sums).toBeInstanceOf(Float64Array);
+    expect(sums).toHaveLength(5);
+    for (const r of [0, 1, 3]) expect(Math.abs(sums[r]! - logSumExp(row(r)))).toBeLessThan(1e-12);
+    expect(sums[2]).toBe(1.5);
+    expect(sums[4]).toBeNaN(); // scoring sums such a row in JS (logSumExp leaves its NaNs out)
+    // a padded LM head: the logits past the tokenizer's ids are left out
+    const first = await model.session.logSumExp(logits, 2, V, 200);
+    expect(first).toHaveLength(2);
+    for (const r of [0, 1]) expect(Math.abs(first[r]! - logSumExp(row(r, 200)))).toBeLessThan(1e-12);
+    // fewer rows than the array holds: only those
+    expect(await model.session.logSumExp(logits, 1, V)).toEqual(sums.subarray(0, 1));
+  });
+
+  it('score() gives the log-probs, ranks and alternatives of the row-by-row way', async () => {
+    const model = await tinyModel();
+    const plain = await expectSameScores(model);
+    expect(plain[0]!.logprobs.length).toBeGreaterThan(3);
+    const full = await expectSameScores(model, { ranks: true, top: 3 });
+    expect(full[0]!.ranks).toHaveLength(full[0]!.logprobs.length);
+    expect(full[0]!.top![0]).toHaveLength(3);
+  });
+
+  it('score() with a padded LM head sums over the tokenizer ids only, as the row-by-row way', async () => {
+    const { dir } = await createTinyModel({ seed: 1, initScale: 10, vocabSize: 640 });
+    const model = await loadModel(dir, { log: () => {} });
+    try {
+      expect(model.info.tokenIds).toBeLessThan(640);
+      await expectSameScores(model);
+      await expectSameScores(model, { ranks: true, top: 2 });
+    } finally {
+      await model.dispose();
+    }
+  });
+});
