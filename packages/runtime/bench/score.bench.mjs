@@ -46,9 +46,8 @@ for (const [label, name, options] of [
     t = performance.now();
     const b = await model.score(items);
     onnx.push(performance.now() - t);
-    a.forEach((r, i) =>
-      r.logprobs.forEach((lp, j) => (diff = Math.max(diff, Math.abs(lp - b[i].logprobs[j])))),
-    );
+    for (const [i, r] of a.entries())
+      for (const [j, lp] of r.logprobs.entries()) diff = Math.max(diff, Math.abs(lp - b[i].logprobs[j]));
   }
   const ratio = median(js) / median(onnx);
   console.log(
