@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Teacher-forced scoring (`Model.score`, what the evaluation's response ranking and token-shift
 // analysis run on, and the API's echoed prompt log-probs): each scored position needs log Σ exp of its
-// logits over the whole vocabulary. Under the base model the engine has onnxruntime sum every
-// position of a run at once (float64, vectorized, on its threads); under rules it sums each changed
-// row in JS. A rule set that changes nothing (a uniform rule without entries: the very same
-// log-probs) takes the JS way: the two are measured side by side, interleaved in rounds, on the smollm2-135m shape (49,152
+// logits over the whole vocabulary. Under the base model the engine has onnxruntime sum a row's scored
+// positions at once (float64, vectorized, on its threads); under rules it sums each changed row in JS.
+// A rule set that changes nothing (a uniform rule without entries: the very same log-probs) takes the
+// JS way: the two are measured side by side, interleaved in rounds, on the smollm2-135m shape (49,152
 // ids) and on a small shape with that vocabulary, where the sums are most of the work.
 import { loadModel } from '../dist/index.js';
 import { bench, benchModelDir, median, promptMaker } from './bench-model.mjs';
@@ -12,6 +12,7 @@ import { bench, benchModelDir, median, promptMaker } from './bench-model.mjs';
 const quick = process.env.BENCH_QUICK === '1';
 const ROUNDS = quick ? 1 : 3;
 const ITEMS = quick ? 4 : 16;
+const LENGTHS = [40, 310, 120, 200, 75, 260, 160, 30];
 const UNCHANGED = { uniform: { entries: [] } };
 const SMALL = {
   numHiddenLayers: 2,
@@ -22,7 +23,7 @@ const SMALL = {
 };
 
 console.log(
-  `score(): ${ITEMS} items of 64 prompt + 200 continuation tokens, base model; median of ${ROUNDS} rounds`,
+  `score(): ${ITEMS} items of 64 prompt + ${LENGTHS.join('/')} continuation tokens, base model; median of ${ROUNDS} rounds`,
 );
 for (const [label, name, options] of [
   ['smollm2-135m shape', '', {}],
@@ -32,7 +33,7 @@ for (const [label, name, options] of [
   const promptOf = promptMaker(model);
   const items = Array.from({ length: ITEMS }, (_, i) => ({
     prompt: { promptIds: promptOf(64, i * 500), scopeStart: 0 },
-    continuation: promptOf(200, i * 500 + 64),
+    continuation: promptOf(LENGTHS[i % LENGTHS.length], i * 500 + 64), // of mixed lengths, as responses are
   }));
   await model.score(items.slice(0, 2)); // warm-up: both ways, the log-sum-exp session opened
   await model.score(items.slice(0, 2), { rules: UNCHANGED });

@@ -570,18 +570,7 @@ export class DecodeEngine {
     let done: ChunkOutputs | null = null;
     for await (const run of runChunked(this.session, prompts, plan)) {
       done = run;
-      // every position's log-sum-exp at once in onnxruntime, where a prompt's log-probs are read
-      const { out } = run;
-      const sums =
-        out.kept > 0 && promptLps.some((lps) => lps !== null)
-          ? await this.session.logSumExp(
-              out.logits,
-              distinct.length * out.kept,
-              out.vocab,
-              this.options.tokenIds,
-            )
-          : undefined;
-      for (const [i, lps] of promptLps.entries()) lps?.read(run, i, width, sums);
+      for (const [i, lps] of promptLps.entries()) await lps?.read(run, i, width, this.session);
       if (run.at + run.n >= width) continue;
       // onnxruntime-node runs a chunk on this thread: let the event loop take the I/O that came in
       // meanwhile (a client that left, other requests) before the next one, and see its abort now
@@ -910,23 +899,32 @@ class PromptLogprobs {
 
   /**
    * Reads the positions of `run` that predict a token of this prompt, row `b` of a batch `width` wide
-   * (its prompt ends at the last column; the columns before its first position run are padding).
-   * `sums`: each position's log-sum-exp, as `DecoderSession.logSumExp` gives them for the run's rows.
+   * (its prompt ends at the last column; the columns before its first position run are padding), with
+   * their log-sum-exps computed at once by `session` (onnxruntime, float64).
    */
-  read(run: ChunkOutputs, b: number, width: number, sums?: Float64Array): void {
+  async read(run: ChunkOutputs, b: number, width: number, session: DecoderSession): Promise<void> {
     const { out } = run;
     const V = out.vocab;
     const pad = width - this.ids.length;
+    // position j of the prompt predicts its token j + 1: from the first not reused to the last but one
+    const first = Math.max(0, this.reused + pad - run.logitsAt);
+    const end = Math.min(out.kept, this.ids.length - 1 + pad - run.logitsAt);
+    if (end <= first) return;
+    const from = (b * out.kept + first) * V;
+    const sums = await session.logSumExp(
+      out.logits.subarray(from, from + (end - first) * V),
+      end - first,
+      V,
+      this.tokenIds,
+    );
     if (this.row.length !== V) this.row = new Float32Array(V);
     const row = this.row;
-    for (let k = 0; k < out.kept; k++) {
-      // position j of the prompt predicts its token j + 1
+    for (let k = first; k < end; k++) {
       const j = run.logitsAt + k - pad;
-      if (j < this.reused || j + 1 >= this.ids.length) continue;
       readLogitsRow(row, out.logits, b * out.kept + k, this.tokenIds);
-      // onnxruntime's sum where it is finite (NaN or infinite logits: summed here, as generation does)
-      const sum = sums?.[b * out.kept + k];
-      const lse = sum !== undefined && Number.isFinite(sum) ? sum : logSumExp(row);
+      // a sum that is not finite (NaN or infinite logits) is taken here again, as generation takes it
+      const sum = sums[k - first]!;
+      const lse = Number.isFinite(sum) ? sum : logSumExp(row);
       const id = this.ids[j + 1]!;
       this.entries[j + 1] = {
         id,

@@ -158,18 +158,29 @@ export async function scoreBatch(
       if (out.kept === 0) continue; // a chunk before the first position scored
       const V = out.vocab;
       if (row.length !== V) row = new Float32Array(V);
-      // under the base model, every position's log-sum-exp at once in onnxruntime (the rules change
-      // each row first, so they are summed here one by one)
-      const sums = rules ? null : await session.logSumExp(out.logits, group.length * out.kept, V, tokenIds);
       for (const [b, c] of group.entries()) {
         const n = c.continuation.length;
         const s = scored[b]!;
-        for (let k = 0; k < out.kept; k++) {
+        // the positions of this row that predict a continuation token (j = 0 .. n - 1)
+        const first = Math.max(0, width - n - 1 - logitsAt);
+        const end = Math.min(out.kept, width - 1 - logitsAt);
+        if (end <= first) continue;
+        // under the base model, their log-sum-exps at once in onnxruntime (rules change each row
+        // first, so those rows are summed here one by one)
+        const from = (b * out.kept + first) * V;
+        const sums = rules
+          ? null
+          : await session.logSumExp(
+              out.logits.subarray(from, from + (end - first) * V),
+              end - first,
+              V,
+              tokenIds,
+            );
+        for (let k = first; k < end; k++) {
           const j = logitsAt + k - (width - n - 1); // the continuation token predicted here
-          if (j < 0 || j >= n) continue;
           const tok = c.continuation[j]!;
           const at = b * out.kept + k;
-          const sum = sums?.[at];
+          const sum = sums?.[k - first];
           // a row whose sum is not finite (NaN or infinite logits) goes the whole way below
           if (sum !== undefined && Number.isFinite(sum) && tok < tokenIds && !options.ranks && top === 0) {
             s.logprobs.push(out.logits[at * V + tok]! - sum);
