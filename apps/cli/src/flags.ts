@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { DTYPE_FILES, type WeightDtype } from '@implicit-it/modelkit';
+import { CONFIG_INPUT_OPTIONS, DTYPE_FILES, type WeightDtype } from '@implicit-it/modelkit';
 import { ImplicitItError, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import {
   type BaseModel,
@@ -112,6 +112,55 @@ export const idsArg = (value: string): number[] => {
     if (!/^\d+$/.test(p)) throw new InvalidArgumentError(`expected comma-separated token ids, got "${p}"`);
     return Number(p);
   });
+};
+
+/** The config fields `model create --set` changes over the preset's (modelkit's names; on the command line, config.json's). */
+export type Settable = Exclude<(typeof CONFIG_INPUT_OPTIONS)[number], 'preset'>;
+export const SETTABLE = CONFIG_INPUT_OPTIONS.filter((k): k is Settable => k !== 'preset');
+
+/**
+ * A field's config.json name.
+ *
+ * @example
+ * configName('numHiddenLayers'); // 'num_hidden_layers'
+ */
+export const configName = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+/** modelkit's field names in a message, as config.json names. */
+export const inConfigNames = (message: string) =>
+  message.replace(new RegExp(`\\b(${SETTABLE.join('|')})\\b`, 'g'), configName);
+
+/** The `--set` overrides, by modelkit field name. */
+export type ConfigSet = Partial<Record<Settable, unknown>>;
+
+/**
+ * A commander parser for the repeatable `--set KEY=VALUE`: KEY a config.json field (or modelkit's name
+ * for it), VALUE read as JSON (`4`, `false`, `null`), else as text (`model_type=qwen2`). A field set
+ * twice is refused; the values themselves are checked by modelkit with the rest of the config.
+ *
+ * @example
+ * setArg('num_hidden_layers=4', setArg('vocab_size=49152')); // { vocabSize: 49152, numHiddenLayers: 4 }
+ */
+export const setArg = (value: string, previous: ConfigSet = {}): ConfigSet => {
+  const at = value.indexOf('=');
+  const key = at > 0 ? value.slice(0, at).trim() : '';
+  if (key === '')
+    throw new InvalidArgumentError(
+      `expected KEY=VALUE with a config.json field as KEY (e.g. num_hidden_layers=4), got "${value}"`,
+    );
+  const field = SETTABLE.find((f) => f === key || configName(f) === key);
+  if (field === undefined)
+    throw new InvalidArgumentError(
+      `"${key}" is not a field it sets; use one of ${SETTABLE.map(configName).join(', ')}`,
+    );
+  if (Object.hasOwn(previous, field)) throw new InvalidArgumentError(`${configName(field)} is set twice`);
+  const text = value.slice(at + 1).trim();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: the text itself (a model type)
+  }
+  return { ...previous, [field]: parsed };
 };
 
 /** Collects a repeatable option. */

@@ -1,7 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import {
-  CONFIG_INPUT_OPTIONS,
   CONVENTIONAL_EOS_TOKENS,
   type ConfigInput,
   createModel,
@@ -23,9 +22,22 @@ import {
   summarizeGraph,
 } from '@implicit-it/runtime';
 import { loadTokenizer } from '@implicit-it/tokenizers';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import * as ort from 'onnxruntime-node';
-import { checkOutDirectory, dtypesArg, intArg, parseRules, rulesLabel, type WeightDtype } from '../flags.js';
+import {
+  type ConfigSet,
+  checkOutDirectory,
+  configName,
+  dtypesArg,
+  inConfigNames,
+  intArg,
+  parseRules,
+  rulesLabel,
+  SETTABLE,
+  type Settable,
+  setArg,
+  type WeightDtype,
+} from '../flags.js';
 import { CliError, EXIT, painter, printJson, usage } from '../output.js';
 import { progressBar } from '../progress.js';
 
@@ -51,50 +63,6 @@ function dirSize(dir: string): { files: { path: string; bytes: number }[]; total
 }
 
 const DTYPES_HELP = `ONNX graphs to write, comma-separated: fp32 (onnx/model.onnx), q4 (onnx/model_q4.onnx: 4-bit linear layers, MatMulNBits), q8 (onnx/model_quantized.onnx: 8-bit, as onnxruntime's dynamic quantizer writes it)`;
-
-/** The config fields `model create --set` changes over the preset's (modelkit's names; on the command line, config.json's). */
-type Settable = Exclude<(typeof CONFIG_INPUT_OPTIONS)[number], 'preset'>;
-const SETTABLE = CONFIG_INPUT_OPTIONS.filter((k): k is Settable => k !== 'preset');
-
-/** A field's config.json name: `numHiddenLayers` -> `num_hidden_layers`. */
-const configName = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-/** modelkit's field names in a message, as config.json names. */
-const inConfigNames = (message: string) =>
-  message.replace(new RegExp(`\\b(${SETTABLE.join('|')})\\b`, 'g'), configName);
-
-/** The `--set` overrides, by modelkit field name. */
-type ConfigSet = Partial<Record<Settable, unknown>>;
-
-/**
- * A commander parser for the repeatable `--set KEY=VALUE`: KEY a config.json field (or modelkit's name
- * for it), VALUE read as JSON (`4`, `false`, `null`), else as text (`model_type=qwen2`). A field set
- * twice is refused; the values themselves are checked by modelkit with the rest of the config.
- *
- * @example
- * setArg('num_hidden_layers=4', setArg('vocab_size=49152')); // { vocabSize: 49152, numHiddenLayers: 4 }
- */
-export const setArg = (value: string, previous: ConfigSet = {}): ConfigSet => {
-  const at = value.indexOf('=');
-  const key = at > 0 ? value.slice(0, at).trim() : '';
-  if (key === '')
-    throw new InvalidArgumentError(
-      `expected KEY=VALUE with a config.json field as KEY (e.g. num_hidden_layers=4), got "${value}"`,
-    );
-  const field = SETTABLE.find((f) => f === key || configName(f) === key);
-  if (field === undefined)
-    throw new InvalidArgumentError(
-      `"${key}" is not a field it sets; use one of ${SETTABLE.map(configName).join(', ')}`,
-    );
-  if (Object.hasOwn(previous, field)) throw new InvalidArgumentError(`${configName(field)} is set twice`);
-  const text = value.slice(at + 1).trim();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // not JSON: the text itself (a model type)
-  }
-  return { ...previous, [field]: parsed };
-};
 
 interface CreateFlags {
   preset: string;
