@@ -910,18 +910,13 @@ class PromptLogprobs {
     const first = Math.max(0, this.reused + pad - run.logitsAt);
     const end = Math.min(out.kept, this.ids.length - 1 + pad - run.logitsAt);
     if (end <= first) return;
-    const from = (b * out.kept + first) * V;
-    const sums = await session.logSumExp(
-      out.logits.subarray(from, from + (end - first) * V),
-      end - first,
-      V,
-      this.tokenIds,
-    );
+    const rowAt = b * out.kept;
+    const sums = await session.logSumExp(out.logits, V, rowAt + first, rowAt + end, this.tokenIds);
     if (this.row.length !== V) this.row = new Float32Array(V);
     const row = this.row;
     for (let k = first; k < end; k++) {
       const j = run.logitsAt + k - pad;
-      readLogitsRow(row, out.logits, b * out.kept + k, this.tokenIds);
+      readLogitsRow(row, out.logits, rowAt + k, this.tokenIds);
       // a sum that is not finite (NaN or infinite logits) is taken here again, as generation takes it
       const sum = sums[k - first]!;
       const lse = Number.isFinite(sum) ? sum : logSumExp(row);

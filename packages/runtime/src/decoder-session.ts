@@ -611,12 +611,18 @@ export class DecoderSession {
   }
 
   /**
-   * log Σ exp over the first `ids` entries of each of the `rows` rows of `logits` (`vocab` wide), in
+   * log Σ exp over the first `ids` entries of rows `first` to `end - 1` of `logits` (`vocab` wide), in
    * float64 on the CPU: what `logSumExp` in sampling.ts computes for one row, here by onnxruntime's
    * vectorized kernels on this session's intra-op threads (about 4x faster at a 49,152-id vocabulary).
    * Scoring needs one at every position. A row with NaN logits gives NaN.
    */
-  async logSumExp(logits: Float32Array, rows: number, vocab: number, ids = vocab): Promise<Float64Array> {
+  async logSumExp(
+    logits: Float32Array,
+    vocab: number,
+    first: number,
+    end: number,
+    ids = vocab,
+  ): Promise<Float64Array> {
     this.lse ??= ort.InferenceSession.create(logSumExpModel(), {
       executionProviders: ['cpu'],
       ...(this.intraOpThreads ? { intraOpNumThreads: this.intraOpThreads } : {}),
@@ -624,7 +630,8 @@ export class DecoderSession {
     });
     const session = await this.lse;
     const out = await session.run({
-      logits: new ort.Tensor('float32', logits.subarray(0, rows * vocab), [rows, vocab]),
+      // the rows asked for, in place (a view, no copy)
+      logits: new ort.Tensor('float32', logits.subarray(first * vocab, end * vocab), [end - first, vocab]),
       limit: new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.min(ids, vocab))), [1]),
     });
     return out.lse!.data as Float64Array;

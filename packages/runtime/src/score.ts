@@ -167,28 +167,24 @@ export async function scoreBatch(
         if (end <= first) continue;
         // under the base model, their log-sum-exps at once in onnxruntime (rules change each row
         // first, so those rows are summed here one by one)
-        const from = (b * out.kept + first) * V;
+        const rowAt = b * out.kept;
         const sums = rules
           ? null
-          : await session.logSumExp(
-              out.logits.subarray(from, from + (end - first) * V),
-              end - first,
-              V,
-              tokenIds,
-            );
+          : await session.logSumExp(out.logits, V, rowAt + first, rowAt + end, tokenIds);
         for (let k = first; k < end; k++) {
           const j = logitsAt + k - (width - n - 1); // the continuation token predicted here
           const tok = c.continuation[j]!;
-          const at = b * out.kept + k;
+          const at = rowAt + k;
+          // onnxruntime's sum where it is finite (NaN or infinite logits: summed below, row by row)
           const sum = sums?.[k - first];
-          // a row whose sum is not finite (NaN or infinite logits) goes the whole way below
-          if (sum !== undefined && Number.isFinite(sum) && tok < tokenIds && !options.ranks && top === 0) {
-            s.logprobs.push(out.logits[at * V + tok]! - sum);
+          const known = sum !== undefined && Number.isFinite(sum) ? sum : undefined;
+          if (known !== undefined && tok < tokenIds && !options.ranks && top === 0) {
+            s.logprobs.push(out.logits[at * V + tok]! - known);
             continue;
           }
           readLogitsRow(row, out.logits, at, tokenIds);
           if (s.state) wide = applyRules(rules!, row, s.state, wide);
-          const lse = sum !== undefined && Number.isFinite(sum) ? sum : logSumExp(row);
+          const lse = known ?? logSumExp(row);
           s.logprobs.push(logProbAt(row, tok, lse));
           if (options.ranks) s.ranks.push(rankOf(row, tok));
           if (top > 0) s.top.push(namedTopLogprobs(row, top, lse, tokenizer));

@@ -44,18 +44,19 @@ describe('log-sum-exp in onnxruntime (scoring under the base model)', () => {
     logits[2 * V + 3] = 1.5; // a row with one id left
     logits[4 * V + 5] = Number.NaN;
     const row = (r: number, ids = V) => logits.subarray(r * V, r * V + ids);
-    const sums = await model.session.logSumExp(logits, 5, V);
+    const sums = await model.session.logSumExp(logits, V, 0, 5);
     expect(sums).toBeInstanceOf(Float64Array);
     expect(sums).toHaveLength(5);
     for (const r of [0, 1, 3]) expect(Math.abs(sums[r]! - logSumExp(row(r)))).toBeLessThan(1e-12);
     expect(sums[2]).toBe(1.5);
     expect(sums[4]).toBeNaN(); // scoring sums such a row in JS (logSumExp leaves its NaNs out)
     // a padded LM head: the logits past the tokenizer's ids are left out
-    const first = await model.session.logSumExp(logits, 2, V, 200);
+    const first = await model.session.logSumExp(logits, V, 0, 2, 200);
     expect(first).toHaveLength(2);
     for (const r of [0, 1]) expect(Math.abs(first[r]! - logSumExp(row(r, 200)))).toBeLessThan(1e-12);
-    // fewer rows than the array holds: only those
-    expect(await model.session.logSumExp(logits, 1, V)).toEqual(sums.subarray(0, 1));
+    // some of the rows the array holds: only those
+    expect(await model.session.logSumExp(logits, V, 0, 1)).toEqual(sums.subarray(0, 1));
+    expect(await model.session.logSumExp(logits, V, 1, 4)).toEqual(sums.subarray(1, 4));
   });
 
   it('score() gives the log-probs, ranks and alternatives of the row-by-row way', async () => {
