@@ -987,7 +987,7 @@ describe('eval: what is refused up front, and what fails clearly', () => {
 
   it('generate: a finished --out of other settings, or of unknown origin, is not replaced', async () => {
     const out = join(tmp, 'settings.json');
-    const args = (extra: string[]) => [
+    const generate = (target: string, limit: string, extra: string[]) => [
       'eval',
       'generate',
       '--model',
@@ -995,13 +995,12 @@ describe('eval: what is refused up front, and what fails clearly', () => {
       '--instructions',
       instructionsFile,
       '--limit',
-      '2',
-      '--max-tokens',
-      '4',
+      limit,
       '--out',
-      out,
+      target,
       ...extra,
     ];
+    const args = (extra: string[]) => generate(out, '2', ['--max-tokens', '4', ...extra]);
     expect((await run(args(['--rules', 'off']))).code).toBe(0);
     const before = readFileSync(out, 'utf8');
     const hint = `hint: add --replace (or delete ${out}) to generate it again with these settings, or give another --out\n`;
@@ -1020,20 +1019,7 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(same.stdout).toContain(', already complete\n');
     const foreign = join(tmp, 'foreign.json');
     writeFileSync(foreign, '[]\n');
-    const intoForeign = (extra: string[]) =>
-      run([
-        'eval',
-        'generate',
-        '--model',
-        model,
-        '--instructions',
-        instructionsFile,
-        '--limit',
-        '1',
-        '--out',
-        foreign,
-        ...extra,
-      ]);
+    const intoForeign = (extra: string[]) => run(generate(foreign, '1', extra));
     const f = await intoForeign([]);
     expect(f.code).toBe(2);
     expect(f.stderr).toContain(

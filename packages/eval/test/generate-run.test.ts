@@ -57,6 +57,16 @@ function failingAtThirdBatch(): Generator & { calls: number } {
   };
 }
 
+/** Generator "g" over `instructions` into a new OUT, 5 a batch, failing at its third batch (10 journaled). */
+async function interruptedRun() {
+  const out = join(tmp(), 'o.json');
+  const failing = failingAtThirdBatch();
+  await expect(
+    generateRun({ generator: failing, instructions, out, generatorName: 'g', batchSize: 5 }),
+  ).rejects.toThrow('boom');
+  return { out, failing };
+}
+
 describe('generateRun', () => {
   it('readModelOutputs names rows without a generator after their file (val-gpt3.5.json: val-gpt3.5)', () => {
     const dir = tmp();
@@ -145,12 +155,7 @@ describe('generateRun', () => {
   });
 
   it('resumes from the journal and refuses a journal of another run', async () => {
-    const dir = tmp();
-    const out = join(dir, 'o.json');
-    const failing = failingAtThirdBatch();
-    await expect(
-      generateRun({ generator: failing, instructions, out, generatorName: 'g', batchSize: 5 }),
-    ).rejects.toThrow('boom');
+    const { out } = await interruptedRun();
     expect(existsSync(out)).toBe(false);
     await expect(
       generateRun({
@@ -171,12 +176,7 @@ describe('generateRun', () => {
   });
 
   it('replace: true begins a journal of another run again; its own journal is resumed either way', async () => {
-    const dir = tmp();
-    const out = join(dir, 'o.json');
-    const failing = failingAtThirdBatch();
-    await expect(
-      generateRun({ generator: failing, instructions, out, generatorName: 'g', batchSize: 5 }),
-    ).rejects.toThrow('boom');
+    const { out, failing } = await interruptedRun();
     // its own journal: resumed under replace too
     failing.calls = 0;
     await expect(
