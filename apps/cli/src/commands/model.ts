@@ -84,8 +84,10 @@ async function create(flags: CreateFlags): Promise<void> {
   }
   checkOutDirectory(flags.out, 'give a directory (created when missing)');
   const set = flags.set ?? {};
-  const setText = Object.entries(set)
-    .map(([k, v]) => `${configName(k)}=${JSON.stringify(v)}`)
+  // what --set changed, by config.json name (for the report and its text)
+  const named = Object.fromEntries(Object.entries(set).map(([k, v]) => [configName(k), v]));
+  const setText = Object.entries(named)
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
     .join(', ');
   const bar = progressBar(`writing ${flags.preset}`, 1, 'tensors');
   const started = performance.now();
@@ -161,7 +163,7 @@ async function create(flags: CreateFlags): Promise<void> {
     printJson({
       dir: created.dir,
       preset: flags.preset,
-      set: Object.fromEntries(Object.entries(set).map(([k, v]) => [configName(k), v])),
+      set: named,
       seed: flags.seed,
       parameters: created.parameters,
       weightBytes: created.weightBytes,
