@@ -6,6 +6,8 @@
 // A rule set that changes nothing (a uniform rule without entries: the very same log-probs) takes the
 // JS way: the two are measured side by side, interleaved in rounds, on the smollm2-135m shape (49,152
 // ids) and on a small shape with that vocabulary, where the sums are most of the work.
+// Generation's log-probs (the API's `logprobs`) sum each step's processed rows at once the same way:
+// their cost is measured against generating without them.
 import { loadModel } from '../dist/index.js';
 import { bench, benchModelDir, median, promptMaker } from './bench-model.mjs';
 
@@ -61,5 +63,48 @@ for (const [label, name, options] of [
     'report',
     true,
   );
+  await model.dispose();
+}
+
+// generation's log-probs: the time of generating with them over the time without, each round both
+{
+  const TOKENS = quick ? 16 : 64;
+  const model = await loadModel(await benchModelDir(), { log: () => {} });
+  const promptOf = promptMaker(model);
+  const prompts = Array.from({ length: 8 }, (_, i) => ({
+    promptIds: promptOf(64, 300 + i * 64),
+    scopeStart: 0,
+  }));
+  console.log(
+    `\ngenerate(): ${TOKENS} new tokens a row, hewitt2024, with log-probs (top 5) vs without, median of ${ROUNDS + 2} rounds`,
+  );
+  for (const [label, input] of [
+    ['batch 8', prompts],
+    ['batch 1', prompts[0]],
+  ]) {
+    await model.generate(input, { maxNewTokens: 2, logprobs: 5 }); // warm-up, the sum session opened
+    const [without, withLogprobs, ratios] = [[], [], []];
+    for (let round = 0; round < ROUNDS + 2; round++) {
+      for (const [times, options] of [
+        [without, {}],
+        [withLogprobs, { logprobs: 5 }],
+      ]) {
+        const t = performance.now();
+        await model.generate(input, {
+          maxNewTokens: TOKENS,
+          ignoreEos: true,
+          rules: 'hewitt2024',
+          ...options,
+        });
+        times.push(performance.now() - t);
+      }
+      ratios.push(withLogprobs.at(-1) / without.at(-1));
+    }
+    const ratio = median(ratios);
+    console.log(
+      `   ${label}: ${median(withLogprobs).toFixed(0)} ms vs ${median(without).toFixed(0)} ms -> ${ratio.toFixed(2)}x the time (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`,
+    );
+    bench(`runtime: generate() with log-probs vs without (${label})`, +ratio.toFixed(2), 'x', 'report', true);
+  }
   await model.dispose();
 }
