@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { CONFIG_INPUT_OPTIONS, DTYPE_FILES, type WeightDtype } from '@implicit-it/modelkit';
-import { ImplicitItError, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
+import { ImplicitItError, meantOption, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import {
   type BaseModel,
   DEFAULT_PREFILL_CHUNK,
@@ -148,10 +148,13 @@ export const setArg = (value: string, previous: ConfigSet = {}): ConfigSet => {
       `expected KEY=VALUE with a config.json field as KEY (e.g. num_hidden_layers=4), got "${value}"`,
     );
   const field = SETTABLE.find((f) => f === key || configName(f) === key);
-  if (field === undefined)
+  if (field === undefined) {
+    const names = SETTABLE.map(configName);
+    const meant = meantOption(key, names);
     throw new InvalidArgumentError(
-      `"${key}" is not a field it sets; use one of ${SETTABLE.map(configName).join(', ')}`,
+      `"${key}" is not a field it sets${meant ? ` (did you mean "${meant}"?)` : ''}; use one of ${names.join(', ')}`,
     );
+  }
   if (Object.hasOwn(previous, field)) throw new InvalidArgumentError(`${configName(field)} is set twice`);
   const text = value.slice(at + 1).trim();
   let parsed: unknown = text;

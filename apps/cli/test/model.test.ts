@@ -238,6 +238,10 @@ describe('model create / inspect', () => {
     expect(await refused(['--set', 'layers=2'])).toContain(
       '"layers" is not a field it sets; use one of model_type, vocab_size, hidden_size, intermediate_size, num_hidden_layers, ',
     );
+    expect(await refused(['--set', 'hiden_size=64'])).toContain(
+      '"hiden_size" is not a field it sets (did you mean "hidden_size"?); use one of model_type, vocab_size, ',
+    );
+    expect(await refused(['--set', 'numHiddenLayer=2'])).toContain('(did you mean "num_hidden_layers"?)');
     expect(await refused(['--set', 'numHiddenLayers=3', '--set', 'num_hidden_layers=4'])).toContain(
       'num_hidden_layers is set twice',
     );
