@@ -616,14 +616,19 @@ export class DecoderSession {
   /**
    * log Σ exp over the first `ids` entries of rows `first` to `end - 1` of `logits` (`vocab` wide), in
    * float64 on the CPU: what `logSumExp` in sampling.ts computes for one row, here by onnxruntime's
-   * vectorized kernels on this session's intra-op threads (about 4x faster at a 49,152-id vocabulary).
-   * Scoring needs one at every position, generation's log-probs one a row and step. A row with NaN
-   * logits gives NaN.
+   * vectorized kernels (at 49,152 ids, 0.4 ms a row on two threads, 0.75 ms on one, against 1.1 ms in
+   * JS). Scoring needs one at every position, generation's log-probs one a row and step. A row with
+   * NaN logits gives NaN. Each row's sum is the same, to the last bit, whichever rows come with it.
    *
-   * Fewer than `LSE_POOLED_ROWS` rows are summed on the calling thread alone: the threads of a pool
+   * Fewer than 16 rows (`LSE_POOLED_ROWS`) are summed on the calling thread alone: the threads of a pool
    * woken for a decoding step's few rows spin on after the sums, into the decoder's next run, and
    * contend with its threads for the cores (2 cores, batch 8, 64 tokens with log-probs: 5.2 s with the
    * sums alone, 7.1 s pooled, 4.4 s without log-probs).
+   *
+   * @example
+   * // two rows of three logits: log(e^0 + e^1 + e^2) and log(3 e^5)
+   * const sums = await model.session.logSumExp(Float32Array.of(0, 1, 2, 5, 5, 5), 3, 0, 2);
+   * Math.abs(sums[1]! - (5 + Math.log(3))) < 1e-12; // true
    */
   async logSumExp(
     logits: Float32Array,
