@@ -720,39 +720,29 @@ export class DecodeEngine {
       this.row = new Float32Array(V);
       this.base = new Float32Array(V);
     }
-    const reporting = rows.filter((r) => r.finish === null && r.req.logprobs !== null).length;
+    let reporting = 0; // counted, not filtered: no array a step for generations without log-probs
+    for (const r of rows) if (r.finish === null && r.req.logprobs !== null) reporting++;
     if (this.kept.length < reporting * V) this.kept = new Float32Array(reporting * V);
-    const events: (TokenEvent | null)[] = [];
+    // each picked row with, where it reports log-probs, its slot in `kept`
+    const picked: { r: Row; event: TokenEvent; slot: number }[] = [];
     let slots = 0;
     for (const [b, r] of rows.entries()) {
-      events.push(null);
       if (r.finish !== null) continue; // ended by its prefill (maxNewTokens 0)
-      const row = r.req.logprobs === null ? this.row : this.kept.subarray(slots * V, (slots + 1) * V);
+      const slot = r.req.logprobs === null ? -1 : slots;
+      const row = slot < 0 ? this.row : this.kept.subarray(slot * V, (slot + 1) * V);
       try {
-        events[b] = this.pick(b, r, step, row);
-        if (r.req.logprobs !== null) slots++;
+        picked.push({ r, event: this.pick(b, r, step, row), slot });
+        if (slot >= 0) slots++;
       } catch (error) {
         this.fail(r, error);
       }
     }
     const sums = slots > 0 ? await this.session.logSumExp(this.kept, V, 0, slots) : null;
-    let slot = 0;
-    for (const [b, r] of rows.entries()) {
-      const event = events[b];
-      if (!event) continue;
+    for (const { r, event, slot } of picked) {
       try {
-        if (r.req.logprobs !== null) {
+        if (slot >= 0) {
           const row = this.kept.subarray(slot * V, (slot + 1) * V);
-          // a sum that is not finite (NaN or infinite logits) is taken again in JS (see `logProbAt`)
-          const sum = sums![slot++]!;
-          const lse = Number.isFinite(sum) ? sum : logSumExp(row);
-          event.logprob = {
-            id: event.id,
-            token: this.tokenizer.tokenText(event.id),
-            logprob: logProbAt(row, event.id, lse),
-            // alternatives the rules or a processor ruled out (-Infinity) are not listed
-            top: namedTopLogprobs(row, r.req.logprobs, lse, this.tokenizer),
-          };
+          event.logprob = tokenLogprob(row, event.id, r.req.logprobs!, sums![slot]!, this.tokenizer);
           r.logprobs.push(event.logprob);
         }
         this.emit(r, event);
@@ -909,6 +899,29 @@ export function namedTopLogprobs(
 }
 
 /**
+ * The log-prob of `id` under softmax(`row`) with its `k` alternatives, given `sum`, the row's
+ * log-sum-exp as onnxruntime took it (`DecoderSession.logSumExp`); a sum that is not finite (NaN or
+ * infinite logits) is taken again in JS, which leaves NaN out and handles ids forced to +Infinity
+ * (see `logProbAt`). Generation's and a prompt's log-probs.
+ */
+function tokenLogprob(
+  row: Float32Array,
+  id: number,
+  k: number,
+  sum: number,
+  tokenizer: Pick<EngineTokenizer, 'tokenText'>,
+): TokenLogprob {
+  const lse = Number.isFinite(sum) ? sum : logSumExp(row);
+  return {
+    id,
+    token: tokenizer.tokenText(id),
+    logprob: logProbAt(row, id, lse),
+    // alternatives the rules or a processor ruled out (-Infinity) are not listed
+    top: namedTopLogprobs(row, k, lse, tokenizer),
+  };
+}
+
+/**
  * A prompt's log-probs, read from the logits of its prefill's runs: each token's given those before
  * it, under the base model (the softmax over the tokenizer's ids, as generation's), with the top `k`
  * alternatives. The first token has none.
@@ -956,16 +969,7 @@ class PromptLogprobs {
     for (let k = first; k < end; k++) {
       const j = run.logitsAt + k - pad;
       readLogitsRow(row, out.logits, rowAt + k, this.tokenIds);
-      // a sum that is not finite (NaN or infinite logits) is taken here again, as generation takes it
-      const sum = sums[k - first]!;
-      const lse = Number.isFinite(sum) ? sum : logSumExp(row);
-      const id = this.ids[j + 1]!;
-      this.entries[j + 1] = {
-        id,
-        token: this.tokenizer.tokenText(id),
-        logprob: logProbAt(row, id, lse),
-        top: namedTopLogprobs(row, this.k, lse, this.tokenizer),
-      };
+      this.entries[j + 1] = tokenLogprob(row, this.ids[j + 1]!, this.k, sums[k - first]!, this.tokenizer);
     }
   }
 
