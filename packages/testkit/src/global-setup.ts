@@ -1,21 +1,27 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
  * The environment variables this setup sets for the run (and puts back after it): the temporary
- * directory, the tiny-model cache, and onnxruntime's two telemetry switches.
+ * directory, the configuration and cache directories of the programs tests spawn, the tiny-model
+ * cache, and onnxruntime's two telemetry switches.
  *
  * @example
  * import { RUN_ENV } from '@implicit-it/testkit/global-setup';
- * RUN_ENV; // ['TMPDIR', 'IMPLICIT_IT_MODELKIT_CACHE', 'ORT_DISABLE_TELEMETRY', 'ORT_TELEMETRY_DISABLED']
+ * RUN_ENV; // ['TMPDIR', 'XDG_CONFIG_HOME', 'XDG_CACHE_HOME', 'IMPLICIT_IT_MODELKIT_CACHE', 'ORT_DISABLE_TELEMETRY', 'ORT_TELEMETRY_DISABLED']
  */
 export const RUN_ENV = [
   'TMPDIR',
+  'XDG_CONFIG_HOME',
+  'XDG_CACHE_HOME',
   'IMPLICIT_IT_MODELKIT_CACHE',
   'ORT_DISABLE_TELEMETRY',
   'ORT_TELEMETRY_DISABLED',
 ] as const;
+
+/** The directories the setup makes in the run's temporary directory (XDG_CONFIG_HOME, XDG_CACHE_HOME). */
+const OWN_DIRS = ['config', 'cache'] as const;
 
 /**
  * A vitest `globalSetup` (every package's `vitest.config.ts` lists it) that sets up the environment
@@ -28,6 +34,12 @@ export const RUN_ENV = [
  *   `createTinyModel` (`<tmp>/implicit-it-modelkit`) is meant to outlive a run, so it is pinned to the
  *   system temporary directory through `IMPLICIT_IT_MODELKIT_CACHE` unless that is set.
  *   `IMPLICIT_IT_KEEP_TMP=1` keeps the run's directory and prints where it is.
+ * - configuration and cache directories of the run's own (`XDG_CONFIG_HOME`, `XDG_CACHE_HOME`: `config`
+ *   and `cache` in that directory) for the programs tests spawn. The browser tests' Chromium keeps its
+ *   crash reporter's database under `$XDG_CONFIG_HOME/chromium/Crash Reports` whatever profile
+ *   directory it is given (playwright's is a temporary one), and dconf's cache under `$XDG_CACHE_HOME`:
+ *   every run wrote `~/.config/chromium` and `~/.cache/dconf` before. Tests leave the user's own
+ *   directories alone; `~/.cache/implicit-it` is named from the home directory, not from these.
  * - onnxruntime's telemetry off (`ORT_DISABLE_TELEMETRY=1`, and `ORT_TELEMETRY_DISABLED=1` for later
  *   versions, unless either is set): tests create sessions with onnxruntime-node directly too, not
  *   only through `@implicit-it/runtime`, which turns it off itself.
@@ -43,6 +55,9 @@ export default function setup(): () => void {
   const dir = mkdtempSync(join(system, 'implicit-it-test-'));
   process.env.IMPLICIT_IT_MODELKIT_CACHE ??= join(system, 'implicit-it-modelkit');
   process.env.TMPDIR = dir;
+  process.env.XDG_CONFIG_HOME = join(dir, 'config');
+  process.env.XDG_CACHE_HOME = join(dir, 'cache');
+  for (const sub of OWN_DIRS) mkdirSync(join(dir, sub));
   if (!process.env.ORT_DISABLE_TELEMETRY?.trim() && !process.env.ORT_TELEMETRY_DISABLED?.trim()) {
     process.env.ORT_DISABLE_TELEMETRY = '1';
     process.env.ORT_TELEMETRY_DISABLED = '1';
@@ -53,7 +68,8 @@ export default function setup(): () => void {
       else process.env[name] = value;
     }
     if (process.env.IMPLICIT_IT_KEEP_TMP === '1') {
-      if (existsSync(dir) && readdirSync(dir).length > 0)
+      const kept = existsSync(dir) ? readdirSync(dir, { recursive: true }) : [];
+      if (kept.some((entry) => !(OWN_DIRS as readonly string[]).includes(String(entry))))
         console.log(`[testkit] kept the run's temporary files in ${dir} (IMPLICIT_IT_KEEP_TMP=1)`);
       return;
     }
