@@ -197,8 +197,6 @@ export class DecoderSession {
    * this session (`pooled`), each opened by the first `logSumExp` call that needs it.
    */
   private readonly lse = new Map<'alone' | 'pooled', Promise<ort.InferenceSession>>();
-  /** The intra-op threads this session was created with (the pooled log-sum-exp session takes as many). */
-  private intraOpThreads: number | undefined;
   /** The cache outputs of each `StepInputs.fetch` choice. */
   private readonly kvNames: Record<'present' | 'new' | 'none', string[]>;
 
@@ -216,6 +214,8 @@ export class DecoderSession {
     },
     private profile: string | null,
     table: PositionTable | null,
+    /** The intra-op threads this session was created with (the pooled log-sum-exp session takes as many). */
+    private readonly intraOpThreads: number | undefined,
   ) {
     this.provider = provider;
     this.positionTable = table;
@@ -490,8 +490,15 @@ export class DecoderSession {
         continue;
       }
       try {
-        const decoder = new DecoderSession(session, provider, files, patched, options.profile ?? null, table);
-        decoder.intraOpThreads = options.intraOpThreads;
+        const decoder = new DecoderSession(
+          session,
+          provider,
+          files,
+          patched,
+          options.profile ?? null,
+          table,
+          options.intraOpThreads,
+        );
         return { session: decoder, failures: [...skipped, ...tried] };
       } catch (error) {
         // a graph the constructor refuses (no KV cache, a fixed-length cache...): its session is freed
