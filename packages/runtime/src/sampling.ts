@@ -92,24 +92,39 @@ export function topLogprobs(row: Float32Array, k: number, lse: number): { id: nu
 }
 
 /**
- * The `k` largest entries as [index, value], descending (k small: O(V * k) worst, O(V) typical).
+ * The `k` largest entries as [index, value], descending; among equal values the lower index first.
+ * NaN entries are left out (no probability, as `sampleToken` never picks them). One pass over the
+ * row with the entries kept so far in two small typed arrays: an entry not above the least of them is
+ * passed over at the cost of one comparison (O(V) typical, O(V * k) at worst).
  *
  * @example
  * topEntries(Float32Array.of(0.1, 2, 0.5), 2); // [[1, 2], [2, 0.5]]
+ * topEntries(Float32Array.of(1, NaN, 1, 3), 5); // [[3, 3], [0, 1], [2, 1]]
  */
 export function topEntries(row: Float32Array, k: number): [number, number][] {
-  const top: [number, number][] = [];
-  if (k <= 0) return top;
-  let floor = Number.NEGATIVE_INFINITY;
+  const size = Math.min(k, row.length);
+  if (!(size > 0)) return [];
+  const ids = new Int32Array(size);
+  const values = new Float64Array(size);
+  let kept = 0;
+  let floor = Number.NEGATIVE_INFINITY; // the least value kept, once `size` are
   for (let i = 0; i < row.length; i++) {
     const v = row[i]!;
-    if (top.length === k && v <= floor) continue;
-    let at = top.length;
-    while (at > 0 && top[at - 1]![1] < v) at--;
-    top.splice(at, 0, [i, v]);
-    if (top.length > k) top.pop();
-    floor = top[top.length - 1]![1];
+    // full: only a value above the least kept gets in (NaN never does); else any but NaN
+    if (kept === size ? !(v > floor) : Number.isNaN(v)) continue;
+    if (kept < size) kept++;
+    // the new entry goes after the values not below it, the last kept one falling out when full
+    let at = kept - 1;
+    for (; at > 0 && values[at - 1]! < v; at--) {
+      values[at] = values[at - 1]!;
+      ids[at] = ids[at - 1]!;
+    }
+    values[at] = v;
+    ids[at] = i;
+    if (kept === size) floor = values[size - 1]!;
   }
+  const top: [number, number][] = [];
+  for (let j = 0; j < kept; j++) top.push([ids[j]!, values[j]!]);
   return top;
 }
 

@@ -44,6 +44,34 @@ describe('sampling', () => {
     expect(topEntries(row, 3).map(([i]) => i)).toEqual([1, 4, 2]);
     expect([rankOf(row, 1), rankOf(row, 2), rankOf(row, 3)]).toEqual([1, 3, 5]);
   });
+  it('topEntries: the k largest of a sort by value, the lower index first among equals, NaN left out', () => {
+    const rng = createRng(7);
+    for (let t = 0; t < 3000; t++) {
+      const n = 1 + Math.floor(rng() * 30);
+      const step = [0.5, 1, 1000][t % 3]!; // coarse steps make ties
+      const values = Float32Array.from({ length: n }, () => {
+        const u = rng();
+        return u < 0.1
+          ? Number.NaN
+          : u < 0.2
+            ? Number.NEGATIVE_INFINITY
+            : Math.round((rng() - 0.5) * 4 * step) / step;
+      });
+      const sorted = [...values.entries()]
+        .filter(([, v]) => !Number.isNaN(v))
+        .sort(([i, a], [j, b]) => b - a || i - j);
+      for (const k of [0, 1, 3, n, n + 2]) expect(topEntries(values, k)).toEqual(sorted.slice(0, k));
+    }
+  });
+  it('top-k sampling of a row with a NaN logit draws among the others', () => {
+    // topEntries once listed the NaN last among the top 3, which made it the top-k floor and left no
+    // candidate (sampleToken returned -1)
+    const rng = createRng(3);
+    const seen = new Set<number>();
+    for (let i = 0; i < 200; i++)
+      seen.add(sampleToken(Float32Array.of(1, 2, Number.NaN, -3), { temperature: 1, topK: 3 }, rng));
+    expect([...seen].sort()).toEqual([0, 1]);
+  });
   it('greedy at temperature 0; seeded sampling follows the distribution', () => {
     expect(sampleToken(row, {}, createRng(1))).toBe(1);
     const rng = createRng(123);
