@@ -102,7 +102,7 @@ export function topLogprobs(row: Float32Array, k: number, lse: number): { id: nu
  * topEntries(Float32Array.of(1, NaN, 1, 3), 5); // [[3, 3], [0, 1], [2, 1]]
  */
 export function topEntries(row: Float32Array, k: number): [number, number][] {
-  const size = Math.min(k, row.length);
+  const size = Math.min(Math.floor(k), row.length); // a fractional k counts its whole entries
   if (!(size > 0)) return [];
   const ids = new Int32Array(size);
   const values = new Float64Array(size);

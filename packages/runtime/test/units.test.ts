@@ -61,6 +61,7 @@ describe('sampling', () => {
         .filter(([, v]) => !Number.isNaN(v))
         .sort(([i, a], [j, b]) => b - a || i - j);
       for (const k of [0, 1, 3, n, n + 2]) expect(topEntries(values, k)).toEqual(sorted.slice(0, k));
+      expect(topEntries(values, 2.5)).toEqual(sorted.slice(0, 2));
     }
   });
   it('top-k sampling of a row with a NaN logit draws among the others', () => {
