@@ -20,8 +20,8 @@ export const RUN_ENV = [
   'ORT_TELEMETRY_DISABLED',
 ] as const;
 
-/** The directories the setup makes in the run's temporary directory (XDG_CONFIG_HOME, XDG_CACHE_HOME). */
-const OWN_DIRS = ['config', 'cache'] as const;
+/** The directories the setup makes in the run's temporary directory, by the variable that names each. */
+const OWN_DIRS = { XDG_CONFIG_HOME: 'config', XDG_CACHE_HOME: 'cache' } as const;
 
 /**
  * A vitest `globalSetup` (every package's `vitest.config.ts` lists it) that sets up the environment
@@ -55,9 +55,10 @@ export default function setup(): () => void {
   const dir = mkdtempSync(join(system, 'implicit-it-test-'));
   process.env.IMPLICIT_IT_MODELKIT_CACHE ??= join(system, 'implicit-it-modelkit');
   process.env.TMPDIR = dir;
-  process.env.XDG_CONFIG_HOME = join(dir, 'config');
-  process.env.XDG_CACHE_HOME = join(dir, 'cache');
-  for (const sub of OWN_DIRS) mkdirSync(join(dir, sub));
+  for (const [name, sub] of Object.entries(OWN_DIRS)) {
+    process.env[name] = join(dir, sub);
+    mkdirSync(process.env[name]);
+  }
   if (!process.env.ORT_DISABLE_TELEMETRY?.trim() && !process.env.ORT_TELEMETRY_DISABLED?.trim()) {
     process.env.ORT_DISABLE_TELEMETRY = '1';
     process.env.ORT_TELEMETRY_DISABLED = '1';
@@ -69,7 +70,8 @@ export default function setup(): () => void {
     }
     if (process.env.IMPLICIT_IT_KEEP_TMP === '1') {
       const kept = existsSync(dir) ? readdirSync(dir, { recursive: true }) : [];
-      if (kept.some((entry) => !(OWN_DIRS as readonly string[]).includes(String(entry))))
+      const own: readonly string[] = Object.values(OWN_DIRS);
+      if (kept.some((entry) => !own.includes(String(entry))))
         console.log(`[testkit] kept the run's temporary files in ${dir} (IMPLICIT_IT_KEEP_TMP=1)`);
       return;
     }
