@@ -13,10 +13,16 @@ import { ImplicitItError } from '@implicit-it/rules';
  */
 export class ModelConfigError extends ImplicitItError {
   readonly field: string;
-  constructor(field: string, message: string) {
+  /**
+   * Where the field's value is too small for something else (`vocabSize` below the tokenizer's ids),
+   * the least value that fits; a caller can offer it without reading the message.
+   */
+  readonly atLeast: number | undefined;
+  constructor(field: string, message: string, options: { atLeast?: number } = {}) {
     super('modelkit.invalid_config', `${field}: ${message}`);
     this.name = 'ModelConfigError';
     this.field = field;
+    this.atLeast = options.atLeast;
   }
 }
 

@@ -145,6 +145,7 @@ export function validateConfig(config: DecoderConfig, options: { tokenizerVocabS
     throw new ModelConfigError(
       'vocabSize',
       `${config.vocabSize} is smaller than the tokenizer's ${t} ids; set vocabSize to at least ${t}`,
+      { atLeast: t },
     );
   }
   for (const field of ['bosTokenId', 'eosTokenId', 'padTokenId'] as const) {

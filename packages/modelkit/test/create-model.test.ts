@@ -351,8 +351,16 @@ describe('impossible configs are rejected with the field named', () => {
   });
 
   it('vocab smaller than the tokenizer', async () => {
-    await expect(createModel({ preset: 'tiny', vocabSize: 300, out: tmp() })).rejects.toThrow(
+    const error = await createModel({ preset: 'tiny', vocabSize: 300, out: tmp() }).catch((e) => e);
+    expect(error).toBeInstanceOf(ModelConfigError);
+    expect(error.message).toMatch(
       /vocabSize: 300 is smaller than the tokenizer's 512 ids; set vocabSize to at least 512/,
+    );
+    // the value that fits, for a caller to offer without reading the message (the CLI names its flags)
+    expect(error.atLeast).toBe(512);
+    // other config errors carry none
+    expect(() => resolveConfig({ hiddenSize: 63 })).toThrow(
+      expect.objectContaining({ field: 'hiddenSize', atLeast: undefined }),
     );
   });
 

@@ -107,7 +107,7 @@ async function create(flags: CreateFlags): Promise<void> {
     // the library names its vocabSize option; here the preset (or --set vocab_size) fixes the vocabulary
     const ids =
       ModelConfigError.isInstance(error) && error.field === 'vocabSize' && flags.tokenizer
-        ? /tokenizer's (\d+) ids/.exec(error.message)?.[1]
+        ? error.atLeast
         : undefined;
     if (ids !== undefined && set.vocabSize !== undefined) {
       throw new CliError(
