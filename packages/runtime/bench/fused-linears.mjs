@@ -3,7 +3,8 @@
 // (linears only: no attention, no norms), one with the q, k, v, o, gate, up and down products as seven
 // Gemms, one with q/k/v as one Gemm and gate/up as another, each followed by a Split. Bare onnxruntime
 // runs both at 1 and 8 rows, interleaved in rounds, and prints the medians side by side.
-// `pnpm run bench:fused` (in this package); `THREADS=1` runs onnxruntime on one thread. The answer on a 2-core EPYC was no (within noise), which is
+// `pnpm run bench:fused` (in this package); `THREADS=1` runs onnxruntime on one thread; `ROWS=1,2,4,6,7,8`
+// times other row counts (the cost of 1-6 rows was nearly flat on a 2-core EPYC, 7 and 8 a step up). The answer on a 2-core EPYC was no (within noise), which is
 // why the engine does not rewrite a model's weights that way (README, "What bounds...").
 import { cpus } from 'node:os';
 import * as ort from 'onnxruntime-node';
@@ -121,10 +122,14 @@ for (const fused of [false, true])
     graphOptimizationLevel: 'all',
     intraOpNumThreads: Number(process.env.THREADS ?? 0), // 0: onnxruntime's default, one per core
   });
-const times = { separate: { 1: [], 8: [] }, fused: { 1: [], 8: [] } };
+const ROWS = (process.env.ROWS ?? '1,8').split(',').map(Number);
+if (!ROWS.every((r) => Number.isInteger(r) && r > 0))
+  throw new Error(`ROWS: expected row counts such as 1,8, got ${process.env.ROWS}`);
+const times = { separate: {}, fused: {} };
+for (const rows of ROWS) for (const t of Object.values(times)) t[rows] = [];
 for (let round = 0; round < ROUNDS; round++)
   for (const name of ['separate', 'fused'])
-    for (const rows of [1, 8]) {
+    for (const rows of ROWS) {
       const feeds = {
         x: new ort.Tensor('float32', Float32Array.from({ length: rows * H }, random), [rows, H]),
       };
@@ -142,7 +147,7 @@ const flops = (rows) => 2 * rows * LAYERS * H * (2 * H + 2 * KV + 3 * I);
 console.log(
   `${LAYERS} layers of smollm2-135m linears, bare onnxruntime (threads: ${process.env.THREADS ?? 'one per core'}), median of ${ROUNDS} rounds of ${RUNS} runs:`,
 );
-for (const rows of [1, 8]) {
+for (const rows of ROWS) {
   const [a, b] = [median(times.separate[rows]), median(times.fused[rows])];
   console.log(
     `   ${rows} row(s): seven Gemms ${a.toFixed(2)} ms (${(flops(rows) / a / 1e6).toFixed(0)} GFLOP/s), fused q/k/v and gate/up ${b.toFixed(2)} ms -> fused is ${(a / b).toFixed(2)}x`,

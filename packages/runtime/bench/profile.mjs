@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Where a step's time goes, per onnxruntime op type, on the smollm2-135m bench model (CPU): a 512-token
 // prefill, decoding steps at batch 1 and at batch 8 (64-token prompts, a cache of about 100 positions),
-// read from onnxruntime's own profile (the `profile` load option) and set side by side. Profiling adds a
+// read from onnxruntime's own profile (the `profile` load option) and set side by side, by op type and, for
+// the linear products (Gemm; MatMulNBits, or MatMulInteger as onnxruntime fuses it, in q4 / q8 graphs), by shape. Profiling adds a
 // few microseconds to every kernel run, so small kernels (Reshape, Slice...) look larger than they are;
 // compare columns, not absolute sums.
 // `PROFILE_KEEP=1` keeps the trace (open it in chrome://tracing or Perfetto); `PROFILE_DTYPE=q4` or `q8`
@@ -49,14 +50,26 @@ const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run')
 const kernels = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
 const atLoad = runs.length - labels.length;
 let k = 0;
+// the float32 graph's linear products, and the q4 / q8 graphs' (the q8 graph's MatMulInteger as onnxruntime
+// fuses it at load); attention's MatMuls are left out
+const LINEAR_OPS = new Set(['Gemm', 'MatMulNBits', 'DynamicQuantizeMatMul', 'MatMulIntegerToFloat']);
 const profiled = runs.map((r, i) => {
   const { phase: label, call } = i < atLoad ? { phase: 'load', call: 0 } : labels[i - atLoad];
-  const entry = { label, call, ms: r.dur / 1000, kernelMs: 0, nodes: 0, ops: new Map() };
+  const entry = { label, call, ms: r.dur / 1000, kernelMs: 0, nodes: 0, ops: new Map(), gemms: new Map() };
   while (k < kernels.length && kernels[k].ts < r.ts) k++;
   for (; k < kernels.length && kernels[k].ts <= r.ts + r.dur; k++) {
     const op = kernels[k].args.op_name;
     const ms = kernels[k].dur / 1000;
     entry.ops.set(op, (entry.ops.get(op) ?? 0) + ms);
+    if (LINEAR_OPS.has(op)) {
+      // the linear products by shape, inner dimension -> outputs (q, k, v, o, gate, up, down, LM head)
+      const dims = (shapes) => Object.values(shapes?.[0] ?? {})[0] ?? [];
+      const key = `${op === 'Gemm' ? '' : `${op} `}${dims(kernels[k].args.input_type_shape).at(-1)} -> ${dims(kernels[k].args.output_type_shape).at(-1)}`;
+      const g = entry.gemms.get(key) ?? { ms: 0, nodes: 0 };
+      g.ms += ms;
+      g.nodes++;
+      entry.gemms.set(key, g);
+    }
     entry.kernelMs += ms;
     entry.nodes++;
   }
@@ -66,12 +79,23 @@ const profiled = runs.map((r, i) => {
 function perCall(runs) {
   const calls = new Map();
   for (const r of runs) {
-    const c = calls.get(r.call) ?? { ms: 0, kernelMs: 0, nodes: 0, runs: 0, ops: new Map() };
+    const c = calls.get(r.call) ?? {
+      ms: 0,
+      kernelMs: 0,
+      nodes: 0,
+      runs: 0,
+      ops: new Map(),
+      gemms: new Map(),
+    };
     c.ms += r.ms;
     c.kernelMs += r.kernelMs;
     c.nodes += r.nodes;
     c.runs++;
     for (const [op, ms] of r.ops) c.ops.set(op, (c.ops.get(op) ?? 0) + ms);
+    for (const [key, g] of r.gemms) {
+      const sum = c.gemms.get(key) ?? { ms: 0, nodes: 0 };
+      c.gemms.set(key, { ms: sum.ms + g.ms, nodes: sum.nodes + g.nodes });
+    }
     calls.set(r.call, c);
   }
   return [...calls.values()];
@@ -88,9 +112,23 @@ function mean(label) {
   const n = these.length;
   const ops = new Map();
   for (const r of these) for (const [op, ms] of r.ops) ops.set(op, (ops.get(op) ?? 0) + ms / n);
+  const gemms = new Map();
+  for (const r of these)
+    for (const [key, g] of r.gemms) {
+      const mean = gemms.get(key) ?? { ms: 0, nodes: 0 };
+      gemms.set(key, { ms: mean.ms + g.ms / n, nodes: mean.nodes + g.nodes / n });
+    }
   const sum = (f) => these.reduce((a, r) => a + f(r), 0) / n;
   const runs = sum((r) => r.runs ?? 1);
-  return { n, runs, ops, ms: sum((r) => r.ms), kernelMs: sum((r) => r.kernelMs), nodes: sum((r) => r.nodes) };
+  return {
+    n,
+    runs,
+    ops,
+    gemms,
+    ms: sum((r) => r.ms),
+    kernelMs: sum((r) => r.kernelMs),
+    nodes: sum((r) => r.nodes),
+  };
 }
 const pre = mean('prefill 512');
 const s1 = mean('batch 1');
@@ -119,6 +157,17 @@ for (const op of order) {
 console.log(
   `${'all kernels'.padEnd(30)}${pad(pre.kernelMs.toFixed(1), 13)}${pad('', 6)}${pad(s1.kernelMs.toFixed(2), 15)}${pad('', 6)}${pad(s8.kernelMs.toFixed(2), 15)}${pad('', 6)}${pad((s8.kernelMs / s1.kernelMs).toFixed(2), 8)}`,
 );
+console.log('\nThe linear products by shape, inner dimension -> outputs, in milliseconds:\n');
+const keyWidth = Math.max(18, ...[...s8.gemms.keys()].map((key) => key.length + 2));
+console.log(
+  `${'shape'.padEnd(keyWidth)}${pad('nodes', 9)}${pad('prefill 512', 13)}${pad('step, batch 1', 15)}${pad('step, batch 8', 15)}${pad('8 / 1', 8)}`,
+);
+for (const [key, g8] of [...s8.gemms].sort((a, b) => b[1].ms - a[1].ms)) {
+  const [a, x] = [pre.gemms.get(key)?.ms ?? 0, s1.gemms.get(key)?.ms ?? 0];
+  console.log(
+    `${key.padEnd(keyWidth)}${pad(Math.round(g8.nodes), 9)}${pad(a.toFixed(1), 13)}${pad(x.toFixed(2), 15)}${pad(g8.ms.toFixed(2), 15)}${pad(x > 0 ? (g8.ms / x).toFixed(2) : '-', 8)}`,
+  );
+}
 console.log(`\nper decoding step (${s1.n} steps each), under the profiler:`);
 for (const [name, s] of [
   ['batch 1', s1],
