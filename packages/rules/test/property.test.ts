@@ -147,6 +147,30 @@ describe('argmax', () => {
     expect(argmax([Number.NEGATIVE_INFINITY, Number.NaN])).toBe(0);
     expect(argmax([Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY])).toBe(1);
   });
+
+  it('gives a Float32Array (its own four-lane loop) the index a plain scan gives', () => {
+    /** The definition: the first index whose entry is above every earlier one's and -Infinity. */
+    const reference = (row: ArrayLike<number>) => {
+      let best = 0;
+      for (let i = 0, max = Number.NEGATIVE_INFINITY; i < row.length; i++)
+        if (row[i]! > max) [best, max] = [i, row[i]!];
+      return best;
+    };
+    const random = rng(7);
+    // few distinct values, so that ties across lanes, NaN and infinities meet in every position
+    const pool = [0, 1, 1, 2, 2, -1, Number.NaN, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY];
+    for (let trial = 0; trial < 20_000; trial++) {
+      const length = 1 + Math.floor(random() * (trial < 19_000 ? 13 : 300));
+      const row = Float32Array.from({ length }, () => pool[Math.floor(random() * pool.length)]!);
+      expect(argmax(row), `[${row.join(', ')}]`).toBe(reference(row));
+      expect(argmax(Array.from(row))).toBe(reference(row));
+    }
+    // the tie between lanes goes to the lower index, whichever lane holds it
+    expect(argmax(Float32Array.of(0, 0, 0, 5, 5, 0, 0, 0))).toBe(3);
+    expect(argmax(Float32Array.of(0, 5, 0, 0, 0, 0, 0, 5, 5))).toBe(1);
+    expect(argmax(Float32Array.of(Number.NaN, Number.NaN, Number.NaN, Number.NaN, -1))).toBe(4);
+    expect(argmax(new Float32Array(9).fill(Number.NEGATIVE_INFINITY))).toBe(0);
+  });
 });
 
 describe('state', () => {
