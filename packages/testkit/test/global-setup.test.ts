@@ -71,7 +71,9 @@ describeWithBinary("Chromium in a run's environment", CHROMIUM, 'apt-get install
     } finally {
       teardown();
     }
-  });
+    // Chromium's start takes 1-2 s alone and past vitest's default 5 s while the other packages' tests
+    // share the machine: the wait is the browser's own limit above
+  }, 60_000);
 });
 
 it("turns onnxruntime's telemetry off for the run, under both names, unless either is set", () => {
