@@ -1,11 +1,15 @@
 #!/usr/bin/env node
-// Would fusing a layer's linear products help on this CPU? Two graphs of 30 smollm2-135m-shaped layers
-// (linears only: no attention, no norms), one with the q, k, v, o, gate, up and down products as seven
-// Gemms, one with q/k/v as one Gemm and gate/up as another, each followed by a Split. Bare onnxruntime
-// runs both at 1 and 8 rows, interleaved in rounds, and prints the medians side by side.
+// Would another layout of a layer's linear products help on this CPU? Two graphs of 30 smollm2-135m-shaped
+// layers (linears only: no attention, no norms), one with the q, k, v, o, gate, up and down products as
+// seven Gemms (x W^T, the weights prepacked by onnxruntime), one laid out as LAYOUT says:
+// - `fused` (default): q/k/v as one Gemm and gate/up as another, each followed by a Split;
+// - `transposed`: each product as (W x^T)^T, a Gemm whose weights are its first operand (read in place,
+//   each weight used once for all rows) followed by a Transpose.
+// Bare onnxruntime runs both at 1 and 8 rows, interleaved in rounds, and prints the medians side by side.
 // `pnpm run bench:fused` (in this package); `THREADS=1` runs onnxruntime on one thread; `ROWS=1,2,4,6,7,8`
-// times other row counts (the cost of 1-6 rows was nearly flat on a 2-core EPYC, 7 and 8 a step up). The answer on a 2-core EPYC was no (within noise), which is
-// why the engine does not rewrite a model's weights that way (README, "What bounds...").
+// times other row counts (the cost of 1-6 rows was nearly flat on a 2-core EPYC, 7 and 8 a step up). The
+// answer on a 2-core EPYC was no for both layouts (within noise), which is why the engine does not
+// rewrite a model's linears either way (README, "What bounds...").
 import { cpus } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { disableOnnxTelemetry } from '../dist/index.js';
@@ -63,13 +67,23 @@ const valueInfo = (name, cols) => {
   return bytes([str(1, name), len(2, bytes([len(1, bytes([int(1, 1), len(2, shape)]))]))]);
 };
 
-/** The model's bytes: LAYERS layers, the linears separate or fused. */
-function linearsModel(fused) {
+const LAYOUT = process.env.LAYOUT ?? 'fused';
+if (LAYOUT !== 'fused' && LAYOUT !== 'transposed')
+  throw new Error(`LAYOUT: expected fused or transposed, got ${LAYOUT}`);
+
+/** The model's bytes: LAYERS layers, the linears as seven Gemms (`separate`) or in `layout`. */
+function linearsModel(layout) {
+  const fused = layout === 'fused';
   const nodes = [];
   const inits = [];
   const outputs = [];
   let x = 'x';
-  const gemm = (input, w, out) => nodes.push(node('Gemm', [input, w], [out], { transB: 1 }));
+  const gemm = (input, w, out) => {
+    if (layout !== 'transposed') return nodes.push(node('Gemm', [input, w], [out], { transB: 1 }));
+    // W [out, in] x^T -> [out, rows], then back to [rows, out]
+    nodes.push(node('Gemm', [w, input], [`${out}_t`], { transB: 1 }));
+    nodes.push(node('Transpose', [`${out}_t`], [out], { perm: [1, 0] }));
+  };
   for (let l = 0; l < LAYERS; l++) {
     const [q, k, v, gate, up] = ['q', 'k', 'v', 'gate', 'up'].map((n) => `${n}${l}`);
     if (fused) {
@@ -117,18 +131,18 @@ function linearsModel(fused) {
 }
 
 const sessions = {};
-for (const fused of [false, true])
-  sessions[fused ? 'fused' : 'separate'] = await ort.InferenceSession.create(linearsModel(fused), {
+for (const layout of ['separate', LAYOUT])
+  sessions[layout] = await ort.InferenceSession.create(linearsModel(layout), {
     graphOptimizationLevel: 'all',
     intraOpNumThreads: Number(process.env.THREADS ?? 0), // 0: onnxruntime's default, one per core
   });
 const ROWS = (process.env.ROWS ?? '1,8').split(',').map(Number);
 if (!ROWS.every((r) => Number.isInteger(r) && r > 0))
   throw new Error(`ROWS: expected row counts such as 1,8, got ${process.env.ROWS}`);
-const times = { separate: {}, fused: {} };
+const times = { separate: {}, [LAYOUT]: {} };
 for (const rows of ROWS) for (const t of Object.values(times)) t[rows] = [];
 for (let round = 0; round < ROUNDS; round++)
-  for (const name of ['separate', 'fused'])
+  for (const name of ['separate', LAYOUT])
     for (const rows of ROWS) {
       const feeds = {
         x: new ort.Tensor('float32', Float32Array.from({ length: rows * H }, random), [rows, H]),
@@ -148,9 +162,10 @@ console.log(
   `${LAYERS} layers of smollm2-135m linears, bare onnxruntime (threads: ${process.env.THREADS ?? 'one per core'}), median of ${ROUNDS} rounds of ${RUNS} runs:`,
 );
 for (const rows of ROWS) {
-  const [a, b] = [median(times.separate[rows]), median(times.fused[rows])];
+  const [a, b] = [median(times.separate[rows]), median(times[LAYOUT][rows])];
+  const what = LAYOUT === 'fused' ? 'fused q/k/v and gate/up' : 'transposed, (W x^T)^T';
   console.log(
-    `   ${rows} row(s): seven Gemms ${a.toFixed(2)} ms (${(flops(rows) / a / 1e6).toFixed(0)} GFLOP/s), fused q/k/v and gate/up ${b.toFixed(2)} ms -> fused is ${(a / b).toFixed(2)}x`,
+    `   ${rows} row(s): seven Gemms ${a.toFixed(2)} ms (${(flops(rows) / a / 1e6).toFixed(0)} GFLOP/s), ${what} ${b.toFixed(2)} ms -> ${LAYOUT} is ${(a / b).toFixed(2)}x`,
   );
 }
 for (const s of Object.values(sessions)) await s.release();
