@@ -53,6 +53,13 @@ let k = 0;
 // the float32 graph's linear products, and the q4 / q8 graphs' (the q8 graph's MatMulInteger as onnxruntime
 // fuses it at load); attention's MatMuls are left out
 const LINEAR_OPS = new Set(['Gemm', 'MatMulNBits', 'DynamicQuantizeMatMul', 'MatMulIntegerToFloat']);
+/** A kernel event's first input or output shape, from its `*_type_shape` argument. */
+const firstShape = (shapes) => Object.values(shapes?.[0] ?? {})[0] ?? [];
+/** Adds `ms` and `nodes` to the linear products of shape `key` in `shapes` (a Map of { ms, nodes }). */
+function addShape(shapes, key, ms, nodes) {
+  const g = shapes.get(key) ?? { ms: 0, nodes: 0 };
+  shapes.set(key, { ms: g.ms + ms, nodes: g.nodes + nodes });
+}
 const profiled = runs.map((r, i) => {
   const { phase: label, call } = i < atLoad ? { phase: 'load', call: 0 } : labels[i - atLoad];
   const entry = { label, call, ms: r.dur / 1000, kernelMs: 0, nodes: 0, ops: new Map(), gemms: new Map() };
@@ -63,12 +70,8 @@ const profiled = runs.map((r, i) => {
     entry.ops.set(op, (entry.ops.get(op) ?? 0) + ms);
     if (LINEAR_OPS.has(op)) {
       // the linear products by shape, inner dimension -> outputs (q, k, v, o, gate, up, down, LM head)
-      const dims = (shapes) => Object.values(shapes?.[0] ?? {})[0] ?? [];
-      const key = `${op === 'Gemm' ? '' : `${op} `}${dims(kernels[k].args.input_type_shape).at(-1)} -> ${dims(kernels[k].args.output_type_shape).at(-1)}`;
-      const g = entry.gemms.get(key) ?? { ms: 0, nodes: 0 };
-      g.ms += ms;
-      g.nodes++;
-      entry.gemms.set(key, g);
+      const key = `${op === 'Gemm' ? '' : `${op} `}${firstShape(kernels[k].args.input_type_shape).at(-1)} -> ${firstShape(kernels[k].args.output_type_shape).at(-1)}`;
+      addShape(entry.gemms, key, ms, 1);
     }
     entry.kernelMs += ms;
     entry.nodes++;
@@ -92,10 +95,7 @@ function perCall(runs) {
     c.nodes += r.nodes;
     c.runs++;
     for (const [op, ms] of r.ops) c.ops.set(op, (c.ops.get(op) ?? 0) + ms);
-    for (const [key, g] of r.gemms) {
-      const sum = c.gemms.get(key) ?? { ms: 0, nodes: 0 };
-      c.gemms.set(key, { ms: sum.ms + g.ms, nodes: sum.nodes + g.nodes });
-    }
+    for (const [key, g] of r.gemms) addShape(c.gemms, key, g.ms, g.nodes);
     calls.set(r.call, c);
   }
   return [...calls.values()];
@@ -113,11 +113,7 @@ function mean(label) {
   const ops = new Map();
   for (const r of these) for (const [op, ms] of r.ops) ops.set(op, (ops.get(op) ?? 0) + ms / n);
   const gemms = new Map();
-  for (const r of these)
-    for (const [key, g] of r.gemms) {
-      const mean = gemms.get(key) ?? { ms: 0, nodes: 0 };
-      gemms.set(key, { ms: mean.ms + g.ms / n, nodes: mean.nodes + g.nodes / n });
-    }
+  for (const r of these) for (const [key, g] of r.gemms) addShape(gemms, key, g.ms / n, g.nodes / n);
   const sum = (f) => these.reduce((a, r) => a + f(r), 0) / n;
   const runs = sum((r) => r.runs ?? 1);
   return {
