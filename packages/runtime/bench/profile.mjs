@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Where a step's time goes, per onnxruntime op type, on the smollm2-135m bench model (CPU): a 512-token
 // prefill, decoding steps at batch 1 and at batch 8 (64-token prompts, a cache of about 100 positions),
-// read from onnxruntime's own profile (the `profile` load option) and set side by side, by op type and, for
-// the linear products (Gemm; MatMulNBits, or MatMulInteger as onnxruntime fuses it, in q4 / q8 graphs), by shape. Profiling adds a
-// few microseconds to every kernel run, so small kernels (Reshape, Slice...) look larger than they are;
-// compare columns, not absolute sums.
+// read from onnxruntime's own profile (the `profile` load option) and set side by side, by op type and,
+// for the linear products (Gemm; MatMulNBits, or MatMulInteger as onnxruntime fuses it, in q4 / q8
+// graphs), by shape. Profiling adds a few microseconds to every kernel run, so small kernels (Reshape,
+// Slice...) look larger than they are; compare columns, not absolute sums.
 // `PROFILE_KEEP=1` keeps the trace (open it in chrome://tracing or Perfetto); `PROFILE_DTYPE=q4` or `q8`
 // profiles the model's 4-bit or 8-bit graph (as bench 4c writes them) instead of the float32 one.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -55,6 +55,8 @@ let k = 0;
 const LINEAR_OPS = new Set(['Gemm', 'MatMulNBits', 'DynamicQuantizeMatMul', 'MatMulIntegerToFloat']);
 /** A kernel event's first input or output shape, from its `*_type_shape` argument. */
 const firstShape = (shapes) => Object.values(shapes?.[0] ?? {})[0] ?? [];
+/** Adds `ms` to the time of op type `op` in `ops` (a Map of milliseconds). */
+const addMs = (ops, op, ms) => ops.set(op, (ops.get(op) ?? 0) + ms);
 /** Adds `ms` and `nodes` to the linear products of shape `key` in `shapes` (a Map of { ms, nodes }). */
 function addShape(shapes, key, ms, nodes) {
   const g = shapes.get(key) ?? { ms: 0, nodes: 0 };
@@ -67,7 +69,7 @@ const profiled = runs.map((r, i) => {
   for (; k < kernels.length && kernels[k].ts <= r.ts + r.dur; k++) {
     const op = kernels[k].args.op_name;
     const ms = kernels[k].dur / 1000;
-    entry.ops.set(op, (entry.ops.get(op) ?? 0) + ms);
+    addMs(entry.ops, op, ms);
     if (LINEAR_OPS.has(op)) {
       // the linear products by shape, inner dimension -> outputs (q, k, v, o, gate, up, down, LM head)
       const key = `${op === 'Gemm' ? '' : `${op} `}${firstShape(kernels[k].args.input_type_shape).at(-1)} -> ${firstShape(kernels[k].args.output_type_shape).at(-1)}`;
@@ -94,7 +96,7 @@ function perCall(runs) {
     c.kernelMs += r.kernelMs;
     c.nodes += r.nodes;
     c.runs++;
-    for (const [op, ms] of r.ops) c.ops.set(op, (c.ops.get(op) ?? 0) + ms);
+    for (const [op, ms] of r.ops) addMs(c.ops, op, ms);
     for (const [key, g] of r.gemms) addShape(c.gemms, key, g.ms, g.nodes);
     calls.set(r.call, c);
   }
@@ -111,7 +113,7 @@ function mean(label) {
   else these = perCall(these);
   const n = these.length;
   const ops = new Map();
-  for (const r of these) for (const [op, ms] of r.ops) ops.set(op, (ops.get(op) ?? 0) + ms / n);
+  for (const r of these) for (const [op, ms] of r.ops) addMs(ops, op, ms / n);
   const gemms = new Map();
   for (const r of these) for (const [key, g] of r.gemms) addShape(gemms, key, g.ms / n, g.nodes / n);
   const sum = (f) => these.reduce((a, r) => a + f(r), 0) / n;
