@@ -26,21 +26,44 @@ export class ImplicitItError extends Error {
    * Whether `error` is an implicit-it error of this class: `ImplicitItError.isInstance` accepts every
    * implicit-it error, `RuleConfigError.isInstance` only rule-config errors. It works across duplicate
    * copies of a package (by the error's stable `name`) and in minified bundles, where class names
-   * change (by the prototype chain).
+   * change (by the prototype chain), and detached from its class, as a callback
+   * (`errors.filter(RuleConfigError.isInstance)`).
    */
   // any subclass, whatever its constructor takes (GenerationError's third argument is a param name)
   static isInstance<T extends abstract new (...args: never[]) => ImplicitItError>(
     this: T,
     error: unknown,
   ): error is InstanceType<T> {
-    if (typeof error !== 'object' || error === null || (error as Record<symbol, unknown>)[marker] !== true)
-      return false;
-    // `this` is the class isInstance was called on (RuleConfigError.isInstance): the check is polymorphic
-    return (
-      // biome-ignore lint/complexity/noThisInStatic: replacing `this` by the base class would accept every subclass
-      (this as unknown) === ImplicitItError || error instanceof this || (error as Error).name === this.name
-    );
+    return isInstanceOf(this, error);
   }
+
+  static {
+    // `isInstance` read from a class is a function that knows the class it was read from, so that it
+    // works as a callback too, where `this` would be undefined (each class's function made once)
+    const made = new WeakMap<object, (error: unknown) => boolean>();
+    Object.defineProperty(ImplicitItError, 'isInstance', {
+      configurable: true,
+      get(this: abstract new (...args: never[]) => ImplicitItError) {
+        const cls = this;
+        let check = made.get(cls);
+        if (check === undefined) {
+          // called as a method of another class (`ImplicitItError.isInstance.call(Other, e)`), that one
+          check = function (this: unknown, error: unknown) {
+            return isInstanceOf(typeof this === 'function' ? (this as typeof cls) : cls, error);
+          };
+          made.set(cls, check);
+        }
+        return check;
+      },
+    });
+  }
+}
+
+/** `ImplicitItError.isInstance` for the class `cls`. */
+function isInstanceOf(cls: abstract new (...args: never[]) => ImplicitItError, error: unknown): boolean {
+  if (typeof error !== 'object' || error === null || (error as Record<symbol, unknown>)[marker] !== true)
+    return false;
+  return cls === ImplicitItError || error instanceof cls || (error as Error).name === cls.name;
 }
 
 /**

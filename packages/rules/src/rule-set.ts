@@ -2,6 +2,7 @@ import { HEWITT2024_UNIFORM, RULE_DEFAULTS, RULE_NAMES, type RuleSetConfig } fro
 import { RuleConfigError, RuleInputError } from './errors.js';
 import { type ListsEveryKey, shownValue, unknownKey } from './option-names.js';
 import { type RuleSpec, resolveRuleSpec } from './presets.js';
+import { parseRuleSetConfig } from './validate.js';
 import { scoreString, startText } from './start.js';
 import { type RuleContext, RuleState } from './state.js';
 import type { Vocabulary } from './vocabulary.js';
@@ -215,7 +216,10 @@ export class RuleSet {
   private readonly startOptions: { exclamationBonus: number; newlinePenalty: number };
   private readonly custom: readonly CustomRule[];
 
-  /** @internal Use `compileRules`. */
+  /**
+   * Compiles `config` (checked as `parseRuleSetConfig` checks it) against `vocab`. `compileRules` does
+   * the same from a preset or subset name too.
+   */
   constructor(config: RuleSetConfig, vocab: Vocabulary, options: CompileOptions = {}) {
     if (
       typeof vocab !== 'object' ||
@@ -242,8 +246,10 @@ export class RuleSet {
       throw new RuleConfigError('vocabulary.size', `expected a positive integer, got ${size}`);
     }
     this.vocabSize = size;
-    // frozen: behaviour is compiled from it, so an edit to it would change nothing
-    this.config = deepFreeze(config);
+    // a checked copy (compileRules' configs are checked already; the check costs microseconds), frozen:
+    // behaviour is compiled from it, so an edit to it would change nothing
+    this.config = deepFreeze(parseRuleSetConfig(config));
+    config = this.config;
     const unresolved: UnresolvedEntry[] = [];
     const enabled: string[] = [];
     const checkId = (id: number, path: string) => {

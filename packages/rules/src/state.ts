@@ -53,8 +53,8 @@ export class RuleState implements RuleContext {
   /** @internal */ readonly owner: object;
   /** @internal */ readonly vocabSize: number;
 
-  /** @internal Use `RuleSet.createState`. */
-  constructor(
+  /** Use `RuleSet.createState`. */
+  private constructor(
     owner: object,
     vocabSize: number,
     tokens: Int32Array,

@@ -291,6 +291,20 @@ describe('bad per-sequence input', () => {
       (rules.config as { used?: unknown }).used = false;
     }).toThrow(TypeError);
   });
+
+  it('new RuleSet checks its config as compileRules does, and leaves the caller its object', () => {
+    expect(() => new RuleSet({ used: { penalty: Number.NaN } }, vocab)).toThrow(
+      'used.penalty: expected a finite number, got number NaN',
+    );
+    expect(() => new RuleSet({ eos: { rampLength: -5, afterRamp: 'hold' } }, vocab)).toThrow(
+      'eos.rampLength: expected a positive number, got -5',
+    );
+    const config = { eos: { rampLength: 10 }, used: true };
+    const rules = new RuleSet(config, vocab);
+    expect(Object.isFrozen(config.eos)).toBe(false);
+    expect(rules.config).toEqual(config);
+    expect(rules.enabled).toEqual(['eos', 'diversity']);
+  });
 });
 
 describe('isInstance', () => {
@@ -308,6 +322,25 @@ describe('isInstance', () => {
       [Symbol.for('implicit-it.error')]: true,
     });
     expect(RuleConfigError.isInstance(foreign)).toBe(true);
+  });
+
+  it('works detached from its class, as a callback, and per class there too', () => {
+    const errors: unknown[] = [new RuleConfigError('eos', 'bad'), new RuleInputError('bad'), new Error('x')];
+    expect(errors.filter(RuleConfigError.isInstance)).toEqual([errors[0]]);
+    expect(errors.filter(RuleInputError.isInstance)).toEqual([errors[1]]);
+    expect(errors.filter(ImplicitItError.isInstance)).toEqual(errors.slice(0, 2));
+    expect(errors.map(RuleInputError.isInstance)).toEqual([false, true, false]);
+    // the same function each time it is read; another class's when called as that class's method
+    expect(RuleConfigError.isInstance).toBe(RuleConfigError.isInstance);
+    expect(ImplicitItError.isInstance.call(RuleInputError, errors[0])).toBe(false);
+    // a subclass declared elsewhere (another package's errors) inherits it
+    class OtherError extends ImplicitItError {
+      constructor() {
+        super('other.code', 'other');
+        this.name = 'OtherError';
+      }
+    }
+    expect([new OtherError(), ...errors].filter(OtherError.isInstance)).toHaveLength(1);
   });
 
   it('RuleSet.isInstance: compiled sets of any copy of the package, nothing else', () => {
