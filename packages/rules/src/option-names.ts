@@ -68,17 +68,20 @@ export type ListsEveryKey<T, L extends readonly unknown[]> = [Exclude<keyof T, L
 
 /**
  * A value as an error message shows it: its JSON (strings quoted, so that `"2"` is not read as 2), or
- * `String(value)` where JSON has no such value (NaN, Infinity, undefined, functions, bigints, cycles).
+ * `String(value)` where JSON has no such value (NaN, Infinity, undefined, functions, cycles); a bigint
+ * with its `n`.
  *
  * @example
  * shownValue('2'); // '"2"'
  * shownValue(Number.NaN); // 'NaN'
+ * shownValue(2n); // '2n'
  */
 export function shownValue(value: unknown): string {
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  if (typeof value === 'bigint') return `${value}n`; // not 1, which reads as the number
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {
-    return String(value); // a bigint or a cycle
+    return String(value); // a cycle
   }
 }

@@ -2,9 +2,9 @@ import { HEWITT2024_UNIFORM, RULE_DEFAULTS, RULE_NAMES, type RuleSetConfig } fro
 import { RuleConfigError, RuleInputError } from './errors.js';
 import { type ListsEveryKey, shownValue, unknownKey } from './option-names.js';
 import { type RuleSpec, resolveRuleSpec } from './presets.js';
-import { parseRuleSetConfig } from './validate.js';
 import { scoreString, startText } from './start.js';
 import { type RuleContext, RuleState } from './state.js';
+import { parseRuleSetConfig } from './validate.js';
 import type { Vocabulary } from './vocabulary.js';
 
 /**
@@ -75,6 +75,13 @@ export interface StateInit {
 }
 
 const EOS_BONUS_OPTIONS = ['rampLength', 'maxBonus', 'afterRamp'] as const;
+const STATE_INIT = [
+  'promptIds',
+  'scopeStart',
+  'promptLength',
+] as const satisfies readonly (keyof StateInit)[];
+const _allStateFieldsListed: ListsEveryKey<StateInit, typeof STATE_INIT> = true;
+void _allStateFieldsListed;
 const COMPILE_OPTIONS = ['custom'] as const satisfies readonly (keyof CompileOptions)[];
 // every option is listed (a new one missing here would be refused as unknown)
 const _allCompileOptionsListed: ListsEveryKey<CompileOptions, typeof COMPILE_OPTIONS> = true;
@@ -243,7 +250,7 @@ export class RuleSet {
       );
     const size = vocab.size;
     if (!Number.isInteger(size) || size <= 0) {
-      throw new RuleConfigError('vocabulary.size', `expected a positive integer, got ${size}`);
+      throw new RuleConfigError('vocabulary.size', `expected a positive integer, got ${shownValue(size)}`);
     }
     this.vocabSize = size;
     // a checked copy (compileRules' configs are checked already; the check costs microseconds), frozen:
@@ -254,16 +261,21 @@ export class RuleSet {
     const enabled: string[] = [];
     const checkId = (id: number, path: string) => {
       if (!Number.isInteger(id) || id < 0 || id >= size) {
-        throw new RuleConfigError(path, `id ${id} is outside the vocabulary [0, ${size})`);
+        throw new RuleConfigError(path, `id ${shownValue(id)} is outside the vocabulary [0, ${size})`);
       }
     };
     const lookup = (rule: UnresolvedEntry['rule'], text: string): readonly number[] => {
       const ids = vocab.idsOf(text);
+      if (!Array.isArray(ids))
+        throw new RuleConfigError(
+          'vocabulary',
+          `idsOf(${JSON.stringify(text)}) returned ${shownValue(ids)}: expected an array of ids (empty when no item has the text)`,
+        );
       for (const id of ids) {
         if (!Number.isInteger(id) || id < 0 || id >= size) {
           throw new RuleConfigError(
             'vocabulary',
-            `idsOf(${JSON.stringify(text)}) returned id ${id}, outside the vocabulary [0, ${size})`,
+            `idsOf(${JSON.stringify(text)}) returned id ${shownValue(id)}, outside the vocabulary [0, ${size})`,
           );
         }
       }
@@ -284,7 +296,9 @@ export class RuleSet {
     if (eos) {
       enabled.push('eos');
       const ids = eos.ids ?? [...vocab.eosIds];
-      for (const [i, id] of ids.entries()) checkId(id, `eos.ids[${i}]`);
+      // the vocabulary's ids are blamed on it, not on an eos.ids the config does not have
+      const where = eos.ids ? 'eos.ids' : 'vocabulary.eosIds';
+      for (const [i, id] of ids.entries()) checkId(id, `${where}[${i}]`);
       if (ids.length === 0)
         unresolved.push({ rule: 'eos', text: '<eos>', reason: 'the vocabulary names no EOS id' });
       const { rampLength, maxBonus, afterRamp } = { ...RULE_DEFAULTS.eos, ...eos };
@@ -398,43 +412,61 @@ export class RuleSet {
     if (init === null || typeof init !== 'object' || init.promptIds === undefined) {
       throw new RuleInputError('createState: expected { promptIds, scopeStart, promptLength? }');
     }
+    // a misspelt promptLength would otherwise leave the EOS ramp and the used scope silently wrong
+    const unknown = unknownKey(init, STATE_INIT);
+    if (unknown !== undefined)
+      throw new RuleInputError(
+        `createState: unknown field ${JSON.stringify(unknown.key)}${unknown.didYouMean}; expected ${STATE_INIT.join(', ')}`,
+      );
     if (typeof init.promptIds !== 'object' || typeof init.promptIds?.length !== 'number') {
       throw new RuleInputError(
-        `createState: promptIds must be a list of token ids (an array or typed array), got ${JSON.stringify(init.promptIds)}`,
+        `createState: promptIds must be a list of token ids (an array or typed array), got ${shownValue(init.promptIds)}`,
       );
     }
     const ids = init.promptIds;
-    // bigint ids (int64 input_ids): as numbers; an id past 2^53 is no vocabulary id, and is refused below
+    // bigint ids (int64 input_ids, or a list holding some): as numbers; an id past 2^53 is no vocabulary
+    // id, and is refused below
     const promptIds: ArrayLike<number> =
-      ids.length > 0 && typeof ids[0] === 'bigint'
-        ? Array.from(ids as ArrayLike<bigint>, (id) => (typeof id === 'bigint' ? Number(id) : id))
-        : (ids as ArrayLike<number>);
-    const promptLength = init.promptLength ?? promptIds.length;
+      ids instanceof Int32Array || ids instanceof Uint32Array || ids instanceof Float64Array
+        ? ids
+        : Array.from(ids as ArrayLike<number | bigint>, (id) => (typeof id === 'bigint' ? Number(id) : id));
+    // left out (undefined) is the default; null is no length, refused as such
+    const promptLength = init.promptLength === undefined ? promptIds.length : init.promptLength;
     // tracked whether or not the used rule is on: custom rules read `isUsed` (with the rule off, in
     // the default scope)
     const trackFrom = this.usedScope === 'conversation' ? init.scopeStart : promptLength;
     return RuleState.create(this, this.vocabSize, promptIds, init.scopeStart, promptLength, trackFrom);
   }
 
-  private check(logits: { length: number }, state: RuleState): void {
+  /** Checks `apply`'s arguments: a float row at least as wide as the vocabulary, and a state of this set. */
+  private check(logits: unknown, state: RuleState): asserts logits is Float32Array | Float64Array {
     if (logits instanceof RuleState) {
       throw new RuleInputError('the arguments are (logits, state): the logits row comes first');
     }
-    if (typeof logits?.length !== 'number') {
-      throw new RuleInputError(`expected a logits row (Float32Array or Float64Array), got ${logits}`);
+    // an integer row would round each score away (an Int32Array), a plain array is no row either
+    if (!(logits instanceof Float32Array || logits instanceof Float64Array)) {
+      const what =
+        typeof logits === 'object' && logits !== null
+          ? (logits.constructor?.name ?? 'an object')
+          : shownValue(logits);
+      throw new RuleInputError(`expected a logits row (Float32Array or Float64Array), got ${what}`);
     }
-    if (!(state instanceof RuleState)) {
-      throw new RuleInputError(
-        `expected a rule state as the second argument (from ruleSet.createState), got ${state === undefined ? 'none' : typeof state}`,
-      );
-    }
-    if (state.owner !== this) {
-      throw new RuleInputError('state was not created by this rule set (use ruleSet.createState)');
-    }
+    this.checkState(state, 'the second argument');
     if (logits.length < this.vocabSize) {
       throw new RuleInputError(
         `logits row has ${logits.length} entries, fewer than the vocabulary size ${this.vocabSize}`,
       );
+    }
+  }
+
+  private checkState(state: RuleState, argument: 'the argument' | 'the second argument'): void {
+    if (!(state instanceof RuleState)) {
+      throw new RuleInputError(
+        `expected a rule state as ${argument} (from ruleSet.createState), got ${state === undefined ? 'none' : typeof state}`,
+      );
+    }
+    if (state.owner !== this) {
+      throw new RuleInputError('state was not created by this rule set (use ruleSet.createState)');
     }
   }
 
@@ -563,7 +595,7 @@ export class RuleSet {
    * For tracing what the rules do; `apply` is the fast path.
    */
   scores(state: RuleState): Map<number, number> {
-    this.check({ length: this.vocabSize }, state);
+    this.checkState(state, 'the argument');
     const totals = new Map<number, number>();
     this.visit(state, (id, score) => totals.set(id, (totals.get(id) ?? 0) + score));
     return new Map([...totals].filter(([, s]) => s !== 0).sort((a, b) => a[0] - b[0]));
@@ -571,7 +603,7 @@ export class RuleSet {
 
   /** The dense score vector r of this step (length = vocabulary size). */
   denseScores(state: RuleState): Float64Array {
-    this.check({ length: this.vocabSize }, state);
+    this.checkState(state, 'the argument');
     const r = new Float64Array(this.vocabSize);
     this.visit(
       state,
@@ -607,7 +639,7 @@ export class RuleSet {
       rule.score(state, (id, score) => {
         if (typeof score !== 'number' || !Number.isFinite(score)) {
           throw new RuleInputError(
-            `custom rule "${rule.name}" scored id ${id} with ${typeof score === 'string' ? JSON.stringify(score) : score}: a score is a finite number`,
+            `custom rule "${rule.name}" scored id ${shownValue(id)} with ${shownValue(score)}: a score is a finite number`,
           );
         }
         if (typeof id !== 'number' || !Number.isInteger(id)) {

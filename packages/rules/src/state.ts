@@ -1,4 +1,5 @@
 import { RuleInputError } from './errors.js';
+import { shownValue } from './option-names.js';
 
 /**
  * What a rule sees of one sequence. Custom rules receive it; `RuleState` implements it.
@@ -30,6 +31,10 @@ export interface RuleContext {
 }
 
 const INITIAL_CAPACITY = 256;
+
+/** Why `value` is no token id: ids are held as int32, so an integer from 2^31 on is none either. */
+const notTokenId = (value: unknown): string =>
+  `a token id is a non-negative integer below 2^31, got ${shownValue(value)}`;
 
 /**
  * Per-sequence rule state: the context so far and the set of used ids, updated in O(1) per appended
@@ -87,14 +92,16 @@ export class RuleState implements RuleContext {
   ): RuleState {
     const n = promptIds.length;
     if (!Number.isInteger(promptLength) || promptLength < 0) {
-      throw new RuleInputError(`promptLength must be a non-negative integer, got ${promptLength}`);
+      throw new RuleInputError(
+        `promptLength must be a non-negative integer, got ${shownValue(promptLength)}`,
+      );
     }
     if (promptLength > n) {
       throw new RuleInputError(`promptLength ${promptLength} is larger than the ${n} prompt ids given`);
     }
     if (!Number.isInteger(scopeStart) || scopeStart < 0 || scopeStart > promptLength) {
       throw new RuleInputError(
-        `scopeStart must be an integer in [0, promptLength=${promptLength}], got ${scopeStart}`,
+        `scopeStart must be an integer in [0, promptLength=${promptLength}], got ${shownValue(scopeStart)}`,
       );
     }
     const tokens = new Int32Array(Math.max(INITIAL_CAPACITY, n * 2));
@@ -111,11 +118,7 @@ export class RuleState implements RuleContext {
     );
     for (let i = 0; i < n; i++) {
       const id = promptIds[i]!;
-      if ((id | 0) !== id || id < 0) {
-        throw new RuleInputError(
-          `promptIds[${i}] must be a token id (a non-negative integer), got ${typeof id === 'string' ? JSON.stringify(id) : id}`,
-        );
-      }
+      if ((id | 0) !== id || id < 0) throw new RuleInputError(`promptIds[${i}]: ${notTokenId(id)}`);
       if (id >= vocabSize) {
         // a response id past the vocabulary is one a padded logits row gave (as `append` takes it);
         // a prompt id past it comes from another tokenizer than the one the rules were compiled for
@@ -142,7 +145,9 @@ export class RuleState implements RuleContext {
 
   tokenAt(i: number): number {
     if (!Number.isInteger(i) || i < 0 || i >= this.length)
-      throw new RuleInputError(`tokenAt(${i}): expected an index in [0, ${this.length}), the context so far`);
+      throw new RuleInputError(
+        `tokenAt(${shownValue(i)}): expected an index in [0, ${this.length}), the context so far`,
+      );
     return this.tokens[i]!;
   }
 
@@ -171,11 +176,10 @@ export class RuleState implements RuleContext {
    * counted as used. Prompt ids are stricter: `createState` refuses one past the vocabulary (a prompt
    * from another tokenizer).
    */
-  append(id: number): void {
-    if ((id | 0) !== id || id < 0)
-      throw new RuleInputError(
-        `append: token id must be a non-negative integer, got ${typeof id === 'string' ? JSON.stringify(id) : id}`,
-      );
+  append(token: number | bigint): void {
+    // a bigint id (an int64 tensor's) as a number; one past 2^53 is no token id, refused below
+    const id = typeof token === 'bigint' ? Number(token) : token;
+    if ((id | 0) !== id || id < 0) throw new RuleInputError(`append: ${notTokenId(token)}`);
     if (this.length === this.tokens.length) {
       const grown = new Int32Array(this.tokens.length * 2);
       grown.set(this.tokens);

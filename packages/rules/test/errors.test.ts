@@ -174,20 +174,47 @@ describe('bad per-sequence input', () => {
     ],
     [
       { promptIds: [1, 2.5], scopeStart: 0 },
-      'promptIds[1] must be a token id (a non-negative integer), got 2.5',
+      'promptIds[1]: a token id is a non-negative integer below 2^31, got 2.5',
     ],
     [
       { promptIds: [1, 2, -3], scopeStart: 0, promptLength: 2 },
-      'promptIds[2] must be a token id (a non-negative integer), got -3',
+      'promptIds[2]: a token id is a non-negative integer below 2^31, got -3',
     ],
   ])('%j -> %s', (init, message) => {
     expect(() => rules.createState(init)).toThrow(RuleInputError);
     expect(() => rules.createState(init)).toThrow(message);
   });
 
+  it('createState refuses a field it does not know (a misspelt promptLength) and a null length', () => {
+    expect(() => rules.createState({ promptIds: [1, 2], scopeStart: 0, prompt_length: 1 } as never)).toThrow(
+      'createState: unknown field "prompt_length" (did you mean "promptLength"?); expected promptIds, scopeStart, promptLength',
+    );
+    expect(() =>
+      rules.createState({ promptIds: [1, 2], scopeStart: 0, promptLength: null } as never),
+    ).toThrow('promptLength must be a non-negative integer, got null');
+    expect(() => rules.createState({ promptIds: [1, 2], scopeStart: '1' } as never)).toThrow(
+      'scopeStart must be an integer in [0, promptLength=2], got "1"',
+    );
+    expect(() => rules.createState({ promptIds: [1, 2 ** 31], scopeStart: 0 })).toThrow(
+      'promptIds[1]: a token id is a non-negative integer below 2^31, got 2147483648',
+    );
+  });
+
+  it('bigint ids anywhere in the prompt, and appended, are read as numbers', () => {
+    const mixed = rules.createState({ promptIds: [1, 306n, 13] as never, scopeStart: 0 });
+    mixed.append(29902n);
+    const plain = rules.createState({ promptIds: [1, 306, 13], scopeStart: 0 });
+    plain.append(29902);
+    expect(mixed.responseIds()).toEqual([29902]);
+    expect(rules.scores(mixed)).toEqual(rules.scores(plain));
+    expect(() => mixed.append(-1n)).toThrow(
+      'append: a token id is a non-negative integer below 2^31, got -1',
+    );
+  });
+
   it('append rejects negative and fractional ids', () => {
     const s = rules.createState({ promptIds: [1], scopeStart: 0 });
-    expect(() => s.append(-4)).toThrow('append: token id must be a non-negative integer, got -4');
+    expect(() => s.append(-4)).toThrow('append: a token id is a non-negative integer below 2^31, got -4');
     expect(() => s.append(1.5)).toThrow('got 1.5');
   });
 
@@ -493,7 +520,9 @@ describe('audit: inputs that used to pass silently or crash with a TypeError', (
     expect(() => s.tokenAt(Number.NaN)).toThrow(
       'tokenAt(NaN): expected an index in [0, 2), the context so far',
     );
-    expect(() => s.append('7' as never)).toThrow('append: token id must be a non-negative integer, got "7"');
+    expect(() => s.append('7' as never)).toThrow(
+      'append: a token id is a non-negative integer below 2^31, got "7"',
+    );
   });
 
   it('bad arguments are implicit-it errors with the fix, not TypeErrors', () => {
@@ -549,6 +578,40 @@ describe('audit: inputs that used to pass silently or crash with a TypeError', (
       custom: [{ name: 'outside', score: (_c, add) => add(100, 1) }],
     });
     expect(outside.scores(outside.createState({ promptIds: [1], scopeStart: 0 })).size).toBe(0);
+    const big = compileRules('none', vocab, {
+      custom: [{ name: 'big', score: (_c, add) => add(3, 1n as never) }],
+    });
+    expect(() => big.scores(big.createState({ promptIds: [1], scopeStart: 0 }))).toThrow(
+      'custom rule "big" scored id 3 with 1n: a score is a finite number',
+    );
+  });
+
+  it('apply takes float rows only: an integer row would round the scores away', () => {
+    const rules = compileRules('hewitt2024', vocab);
+    const s = rules.createState({ promptIds: [1], scopeStart: 0 });
+    for (const [row, name] of [
+      [new Int32Array(100), 'Int32Array'],
+      [Array.from({ length: 100 }, () => 0), 'Array'],
+    ] as const)
+      expect(() => rules.apply(row as never, s)).toThrow(
+        `expected a logits row (Float32Array or Float64Array), got ${name}`,
+      );
+  });
+
+  it("a hand-written Vocabulary's mistakes are blamed on it", () => {
+    const base = createVocabulary({ surfaces: ['</s>', ' I', 'a'], eosIds: [0] });
+    const badEos = { ...base, eosIds: [1.5] };
+    expect(() => compileRules('hewitt2024', badEos)).toThrow(
+      'vocabulary.eosIds[0]: id 1.5 is outside the vocabulary [0, 3)',
+    );
+    // the config's own ids keep their path
+    expect(() => compileRules({ eos: { ids: [7] } }, base)).toThrow(
+      'eos.ids[0]: id 7 is outside the vocabulary [0, 3)',
+    );
+    const noList = { ...base, idsOf: () => undefined as never };
+    expect(() => compileRules('hewitt2024', noList)).toThrow(
+      'vocabulary: idsOf("<") returned undefined: expected an array of ids (empty when no item has the text)',
+    );
   });
 
   it('null surfaces (JSON vocab lists) are items without a surface', () => {
@@ -603,7 +666,7 @@ describe('shownValue (values in error messages)', () => {
     expect(shownValue(Number.NaN)).toBe('NaN');
     expect(shownValue(Number.NEGATIVE_INFINITY)).toBe('-Infinity');
     expect(shownValue(undefined)).toBe('undefined');
-    expect(shownValue(10n)).toBe('10');
+    expect(shownValue(10n)).toBe('10n');
     const cycle: Record<string, unknown> = {};
     cycle.self = cycle;
     expect(shownValue(cycle)).toBe('[object Object]');
