@@ -34,6 +34,7 @@ export class ImplicitItError extends Error {
     this: T,
     error: unknown,
   ): error is InstanceType<T> {
+    // biome-ignore lint/complexity/noThisInStatic: the class it was called on (RuleConfigError.isInstance), not the base class
     return isInstanceOf(this, error);
   }
 
