@@ -1,10 +1,16 @@
-import { HEWITT2024_UNIFORM, RULE_DEFAULTS, RULE_NAMES, type RuleSetConfig } from './config.js';
+import {
+  type EosRuleOptions,
+  HEWITT2024_UNIFORM,
+  RULE_DEFAULTS,
+  RULE_NAMES,
+  type RuleSetConfig,
+} from './config.js';
 import { RuleConfigError, RuleInputError } from './errors.js';
 import { type ListsEveryKey, shownValue, unknownKey } from './option-names.js';
 import { type RuleSpec, resolveRuleSpec } from './presets.js';
 import { scoreString, startText } from './start.js';
 import { type RuleContext, RuleState } from './state.js';
-import { parseRuleSetConfig } from './validate.js';
+import { eosOptions, parseRuleSetConfig } from './validate.js';
 import type { Vocabulary } from './vocabulary.js';
 
 /**
@@ -74,7 +80,6 @@ export interface StateInit {
   promptLength?: number;
 }
 
-const EOS_BONUS_OPTIONS = ['rampLength', 'maxBonus', 'afterRamp'] as const;
 const STATE_INIT = [
   'promptIds',
   'scopeStart',
@@ -101,30 +106,21 @@ interface EosCompiled {
  * eosBonus(125); // 7.5
  * eosBonus(250); // 0 (afterRamp 'zero', as the reference code)
  */
-export function eosBonus(
-  t: number,
-  options: { rampLength?: number; maxBonus?: number; afterRamp?: 'zero' | 'hold' } = {},
-): number {
+export function eosBonus(t: number, options: EosRuleOptions = {}): number {
   if (typeof t !== 'number' || !Number.isFinite(t)) {
-    throw new RuleInputError(`eosBonus: t must be a finite number, got ${t}`);
+    throw new RuleInputError(`eosBonus: t must be a finite number, got ${shownValue(t)}`);
   }
   if (typeof options !== 'object' || options === null)
     throw new RuleInputError(`eosBonus: options must be an object, got ${shownValue(options)}`);
-  const unknown = unknownKey(options, EOS_BONUS_OPTIONS);
-  if (unknown !== undefined)
-    throw new RuleInputError(
-      `eosBonus: unknown option ${JSON.stringify(unknown.key)}${unknown.didYouMean}; expected ${EOS_BONUS_OPTIONS.join(', ')}`,
-    );
-  // an option passed as undefined keeps its default
-  const rampLength = options.rampLength ?? RULE_DEFAULTS.eos.rampLength;
-  const maxBonus = options.maxBonus ?? RULE_DEFAULTS.eos.maxBonus;
-  const afterRamp = options.afterRamp ?? RULE_DEFAULTS.eos.afterRamp;
-  if (!(rampLength > 0)) throw new RuleInputError(`eosBonus: rampLength must be positive, got ${rampLength}`);
-  if (typeof maxBonus !== 'number' || !Number.isFinite(maxBonus))
-    throw new RuleInputError(`eosBonus: maxBonus must be a finite number, got ${shownValue(maxBonus)}`);
-  // a misspelt mode (`'Hold'`) would otherwise read as 'zero'
-  if (afterRamp !== 'zero' && afterRamp !== 'hold')
-    throw new RuleInputError(`eosBonus: afterRamp must be "zero" or "hold", got ${shownValue(afterRamp)}`);
+  // checked as a config's eos field (a compiled set's `config.eos` is one; its ids change no bonus)
+  let checked: EosRuleOptions;
+  try {
+    checked = eosOptions(options, 'options') as EosRuleOptions;
+  } catch (error) {
+    if (RuleConfigError.isInstance(error)) throw new RuleInputError(`eosBonus: ${error.message}`);
+    throw error;
+  }
+  const { rampLength, maxBonus, afterRamp } = { ...RULE_DEFAULTS.eos, ...checked };
   return rampBonus(t, rampLength, maxBonus, afterRamp === 'hold');
 }
 
@@ -217,7 +213,7 @@ export class RuleSet {
   private readonly fixedBits: Uint32Array;
   private readonly usedPenalty: number | null;
   private readonly usedScope: 'conversation' | 'response';
-  private readonly startDense: Float32Array | null;
+  private readonly startDense: Float64Array | null;
   private readonly startT1: Int32Array;
   private readonly startT2: Int32Array;
   private readonly startOptions: { exclamationBonus: number; newlinePenalty: number };
@@ -352,7 +348,7 @@ export class RuleSet {
     if (start) {
       enabled.push('start');
       const weight = start.weight ?? RULE_DEFAULTS.start.weight;
-      const dense = new Float32Array(size);
+      const dense = new Float64Array(size);
       let texts = 0;
       for (let id = 0; id < size; id++) {
         const text = startText(vocab, id);

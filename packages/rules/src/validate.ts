@@ -1,4 +1,4 @@
-import type { RuleSetConfig, UniformEntry } from './config.js';
+import type { EosRuleOptions, RuleSetConfig, UniformEntry } from './config.js';
 import { RuleConfigError } from './errors.js';
 import { shownValue, unknownKey } from './option-names.js';
 
@@ -139,6 +139,33 @@ function uniformEntries(value: unknown, path: string): UniformEntry[] | undefine
 }
 
 /**
+ * The EOS rule's field of a config (`true`, `false` or its options), checked; `path` names it.
+ * @internal `parseRuleSetConfig` and `eosBonus` check it alike
+ */
+export function eosOptions(value: unknown, path: string): EosRuleOptions | boolean {
+  const o = ruleObject(value, path, ['rampLength', 'maxBonus', 'afterRamp', 'ids']);
+  if (typeof o === 'boolean') return o;
+  let ids: number[] | undefined;
+  if (o.ids !== undefined) {
+    if (!Array.isArray(o.ids) || o.ids.length === 0) {
+      throw new RuleConfigError(`${path}.ids`, `expected a non-empty array of ids, got ${describe(o.ids)}`);
+    }
+    ids = o.ids.map((id, i) => {
+      const at = `${path}.ids[${i}]`;
+      // numAt reads undefined as an option left out; in a list it is a missing id
+      if (id === undefined) throw new RuleConfigError(at, 'expected an id, got undefined');
+      return numAt(id, at, { integer: true, min: 0 })!;
+    });
+  }
+  return defined({
+    rampLength: num(o, 'rampLength', path, { integer: true, positive: true }),
+    maxBonus: num(o, 'maxBonus', path),
+    afterRamp: oneOf(o, 'afterRamp', path, ['zero', 'hold'] as const),
+    ids,
+  });
+}
+
+/**
  * Validates untrusted JSON (an HTTP body, a file) as a `RuleSetConfig`. Throws `RuleConfigError`
  * naming the field; unknown fields are errors (they are usually typos).
  *
@@ -150,33 +177,7 @@ export function parseRuleSetConfig(input: unknown, path = ''): RuleSetConfig {
   expectKeys(input, path, ['eos', 'uniform', 'used', 'start']);
   const p = (k: string) => (path ? `${path}.${k}` : k);
   const out: RuleSetConfig = {};
-  if (input.eos !== undefined) {
-    const o = ruleObject(input.eos, p('eos'), ['rampLength', 'maxBonus', 'afterRamp', 'ids']);
-    if (typeof o === 'boolean') out.eos = o;
-    else {
-      let ids: number[] | undefined;
-      if (o.ids !== undefined) {
-        if (!Array.isArray(o.ids) || o.ids.length === 0) {
-          throw new RuleConfigError(
-            `${p('eos')}.ids`,
-            `expected a non-empty array of ids, got ${describe(o.ids)}`,
-          );
-        }
-        ids = o.ids.map((id, i) => {
-          const at = `${p('eos')}.ids[${i}]`;
-          // numAt reads undefined as an option left out; in a list it is a missing id
-          if (id === undefined) throw new RuleConfigError(at, 'expected an id, got undefined');
-          return numAt(id, at, { integer: true, min: 0 })!;
-        });
-      }
-      out.eos = defined({
-        rampLength: num(o, 'rampLength', p('eos'), { integer: true, positive: true }),
-        maxBonus: num(o, 'maxBonus', p('eos')),
-        afterRamp: oneOf(o, 'afterRamp', p('eos'), ['zero', 'hold'] as const),
-        ids,
-      });
-    }
-  }
+  if (input.eos !== undefined) out.eos = eosOptions(input.eos, p('eos'));
   if (input.uniform !== undefined) {
     const o = ruleObject(input.uniform, p('uniform'), ['entries']);
     out.uniform =

@@ -547,7 +547,7 @@ describe('audit: inputs that used to pass silently or crash with a TypeError', (
       'expected a rule state as the second argument (from ruleSet.createState), got none',
     );
     expect(() => eosBonus(10, { ramp_length: 100 } as never)).toThrow(
-      'eosBonus: unknown option "ramp_length" (did you mean "rampLength"?); expected rampLength, maxBonus, afterRamp',
+      'eosBonus: options.ramp_length: unknown field; expected one of rampLength, maxBonus, afterRamp, ids (did you mean "rampLength"?)',
     );
     expect(() => productOfExperts([0, 1], [0])).toThrow(RuleInputError);
     expect(() => argmax([])).toThrow('argmax: the row is empty, so it has no largest entry');

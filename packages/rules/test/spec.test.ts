@@ -3,6 +3,7 @@ import {
   ABLATIONS,
   compileRules,
   createVocabulary,
+  type EosRuleOptions,
   eosBonus,
   HEWITT2024_UNIFORM,
   RULE_DEFAULTS,
@@ -137,13 +138,23 @@ describe('EOS ramp', () => {
     // an option given as undefined keeps its default; t and rampLength are checked
     expect(eosBonus(125, { rampLength: undefined, maxBonus: undefined })).toBe(7.5);
     expect(() => eosBonus(Number.NaN)).toThrow('eosBonus: t must be a finite number, got NaN');
-    expect(() => eosBonus(10, { rampLength: 0 })).toThrow('eosBonus: rampLength must be positive, got 0');
+    // checked as a config's eos field: a compiled set's config.eos passes (its ids change no bonus)
+    expect(() => eosBonus(10, { rampLength: 0 })).toThrow(
+      'eosBonus: options.rampLength: expected a positive number, got 0',
+    );
+    expect(eosBonus(125, rules.config.eos as EosRuleOptions)).toBe(7.5);
+    for (const [options, message] of [
+      [{ rampLength: '10' }, 'eosBonus: options.rampLength: expected a finite number, got "10"'],
+      [{ rampLength: 2.5 }, 'eosBonus: options.rampLength: expected an integer, got 2.5'],
+      [{ maxBonus: 1e9 }, 'eosBonus: options.maxBonus: expected a number in [-1e6, 1e6]'],
+    ] as const)
+      expect(() => eosBonus(1, options as never)).toThrow(message);
     // a misspelt afterRamp or a non-number bonus is an error, not a silent 0 or NaN
     expect(() => eosBonus(300, { afterRamp: 'Hold' as never })).toThrow(
-      'eosBonus: afterRamp must be "zero" or "hold", got "Hold"',
+      'eosBonus: options.afterRamp: expected one of "zero", "hold", got "Hold"',
     );
     expect(() => eosBonus(10, { maxBonus: Number.NaN })).toThrow(
-      'eosBonus: maxBonus must be a finite number, got NaN',
+      'eosBonus: options.maxBonus: expected a finite number, got number NaN',
     );
     expect(() => eosBonus(10, { maxBonus: '15' as never })).toThrow('got "15"');
   });

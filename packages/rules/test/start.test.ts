@@ -53,6 +53,18 @@ describe('start rule in a rule set', () => {
     state.append(6);
     expect(set.scores(state).size).toBe(0);
   });
+  it('a weight that float32 cannot hold is scored as given, as every other rule is', () => {
+    const tenth = compileRules({ start: { weight: 0.1 } }, vocab);
+    const first = tenth.createState({ promptIds: [6], scopeStart: 0 });
+    expect(Object.fromEntries(tenth.scores(first))).toEqual({
+      0: -0.1,
+      1: 1,
+      2: -0.1,
+      4: -0.30000000000000004,
+      5: -0.1,
+    });
+    expect(tenth.denseScores(first)[0]).toBe(-0.1);
+  });
   it('the subset string can add it: eos-uniform-diversity-start', () => {
     expect(compileRules('eos-uniform-diversity-start', vocab).enabled).toEqual([
       'eos',
