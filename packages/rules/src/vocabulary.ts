@@ -1,5 +1,5 @@
 import { RuleInputError } from './errors.js';
-import { shownValue } from './option-names.js';
+import { shownValue, unknownKey } from './option-names.js';
 
 /**
  * What the rules need to know about a tokenizer. Rules are written on surface text (the string a
@@ -32,8 +32,10 @@ export interface Vocabulary {
   pieceOf?(id: number): string | undefined;
 }
 
+const VOCABULARY_OPTIONS = ['surfaces', 'eosIds', 'pieceOf'] as const;
+
 /**
- * Builds a `Vocabulary` from the surface text of every id.
+ * Builds a `Vocabulary` from the surface text of every id, and optionally `pieceOf` (see `Vocabulary`).
  *
  * @example
  * const vocab = createVocabulary({ surfaces: ['<eos>', ' I', 'I', '\n'], eosIds: [0] });
@@ -42,22 +44,37 @@ export interface Vocabulary {
 export function createVocabulary(options: {
   surfaces: readonly (string | null | undefined)[];
   eosIds: readonly number[];
+  /** The piece of each id as the tokenizer spells it; the start rule reads it (see `Vocabulary.pieceOf`). */
+  pieceOf?: (id: number) => string | undefined;
 }): Vocabulary {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new RuleInputError(
       `createVocabulary: expected { surfaces, eosIds }, got ${Array.isArray(options) ? 'an array (pass it as { surfaces: [...], eosIds: [...] })' : shownValue(options)}`,
     );
   }
-  const { surfaces, eosIds } = options;
+  const unknown = unknownKey(options, VOCABULARY_OPTIONS);
+  if (unknown !== undefined)
+    throw new RuleInputError(
+      `createVocabulary: unknown option ${JSON.stringify(unknown.key)}${unknown.didYouMean}; expected ${VOCABULARY_OPTIONS.join(', ')}`,
+    );
+  const { surfaces, eosIds, pieceOf } = options;
   if (!Array.isArray(surfaces)) {
     throw new RuleInputError(
       `createVocabulary: surfaces must be an array of each id's surface text (string, or null for none), got ${shownValue(surfaces)}`,
     );
   }
+  if (pieceOf !== undefined && typeof pieceOf !== 'function')
+    throw new RuleInputError(
+      `createVocabulary: pieceOf must be a function (id) => piece, got ${shownValue(pieceOf)}`,
+    );
   checkEosIds('createVocabulary', eosIds, surfaces.length);
   const index = new Map<string, number[]>();
-  surfaces.forEach((surface, id) => {
-    if (typeof surface !== 'string') return; // no surface (null in JSON vocab lists)
+  surfaces.forEach((surface: unknown, id) => {
+    if (surface === null || surface === undefined) return; // no surface (null in JSON vocab lists)
+    if (typeof surface !== 'string')
+      throw new RuleInputError(
+        `createVocabulary: surfaces[${id}] must be a string, or null for none, got ${shownValue(surface)}`,
+      );
     const ids = index.get(surface);
     if (ids) ids.push(id);
     else index.set(surface, [id]);
@@ -67,6 +84,7 @@ export function createVocabulary(options: {
     eosIds: [...eosIds],
     idsOf: (surface) => index.get(surface) ?? [],
     surfaceOf: (id) => surfaces[id] ?? undefined,
+    ...(pieceOf ? { pieceOf } : {}),
   };
 }
 

@@ -260,6 +260,19 @@ describe('bad per-sequence input', () => {
         'idVocabulary: size must be a positive integer, got "10"',
       ],
       [() => idVocabulary(undefined as never), 'idVocabulary: expected { size, eosIds }, got undefined'],
+      // a misspelt pieceOf would leave the start rule scoring surfaces, silently
+      [
+        () => createVocabulary({ surfaces: ['a'], eosIds: [0], pieceof: () => 'a' } as never),
+        'createVocabulary: unknown option "pieceof" (did you mean "pieceOf"?); expected surfaces, eosIds, pieceOf',
+      ],
+      [
+        () => createVocabulary({ surfaces: ['a', 2], eosIds: [0] } as never),
+        'createVocabulary: surfaces[1] must be a string, or null for none, got 2',
+      ],
+      [
+        () => createVocabulary({ surfaces: ['a'], eosIds: [0], pieceOf: ['a'] } as never),
+        'createVocabulary: pieceOf must be a function (id) => piece, got ["a"]',
+      ],
     ];
     for (const [run, message] of cases) {
       expect(run).toThrow(RuleInputError);

@@ -79,10 +79,7 @@ describe('start rule on a vocabulary with pieces (pieceOf)', () => {
   // Llama-2-like: the reference scores raw pieces, so </s> and every byte piece start with '<'
   const pieces = ['<unk>', '</s>', '<0x0A>', '<0x41>', '<0xE4>', '\u2581Hello', '\u2581I', 'Okay', '.'];
   const surfaces = [undefined, undefined, '\n', 'A', undefined, ' Hello', ' I', 'Okay', '.'];
-  const vocab = {
-    ...createVocabulary({ surfaces, eosIds: [1] }),
-    pieceOf: (id: number) => pieces[id],
-  };
+  const vocab = createVocabulary({ surfaces, eosIds: [1], pieceOf: (id: number) => pieces[id] });
   it('scores a token without surface text, and byte-fallback pieces, by their piece', () => {
     const set = compileRules({ start: true }, vocab);
     const state = set.createState({ promptIds: [5], scopeStart: 0 });
