@@ -98,7 +98,7 @@ export interface RuleSetConfig {
  * @example
  * RULE_NAMES.filter((name) => resolveRuleSpec('eos-diversity')[name]); // ['eos', 'used']
  */
-export const RULE_NAMES = ['eos', 'uniform', 'used', 'start'] as const;
+export const RULE_NAMES = Object.freeze(['eos', 'uniform', 'used', 'start'] as const);
 /**
  * One of `RULE_NAMES`: a built-in rule, as a `RuleSetConfig` key.
  *

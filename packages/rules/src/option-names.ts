@@ -85,3 +85,16 @@ export function shownValue(value: unknown): string {
     return String(value); // a cycle
   }
 }
+
+/**
+ * `value` frozen with everything it holds (objects and arrays), for the constants and configs this
+ * package hands out: an edit to one would change nothing, or change every later use.
+ * @internal
+ */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

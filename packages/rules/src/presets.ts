@@ -45,13 +45,13 @@ export const PRESETS: Readonly<Record<PresetName, () => RuleSetConfig>> = Object
  * @example
  * for (const name of ABLATIONS) compileRules(name, vocab).enabled; // ['eos', 'uniform', 'diversity'], ...
  */
-export const ABLATIONS = [
+export const ABLATIONS = Object.freeze([
   'eos-uniform-diversity',
   'uniform-diversity',
   'eos-uniform',
   'eos-diversity',
   'none',
-] as const;
+] as const);
 
 const SUBSET_PARTS: Record<string, 'eos' | 'uniform' | 'used' | 'start'> = {
   eos: 'eos',

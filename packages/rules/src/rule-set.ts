@@ -6,7 +6,7 @@ import {
   type RuleSetConfig,
 } from './config.js';
 import { RuleConfigError, RuleInputError } from './errors.js';
-import { type ListsEveryKey, shownValue, unknownKey } from './option-names.js';
+import { deepFreeze, type ListsEveryKey, shownValue, unknownKey } from './option-names.js';
 import { type RuleSpec, resolveRuleSpec } from './presets.js';
 import { scoreString, startText } from './start.js';
 import { type RuleContext, RuleState } from './state.js';
@@ -134,14 +134,6 @@ function rampBonus(t: number, rampLength: number, maxBonus: number, hold: boolea
 /** Names a custom rule may not take: the built-in rules', and `diversity`, the name `enabled` gives the used rule. */
 const BUILT_IN_NAMES: readonly string[] = [...RULE_NAMES, 'diversity'];
 
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
-}
-
 /**
  * `apply`'s scratch: per-id sums of one step (float64), whether an id has a sum yet, and the ids that
  * do. One for every rule set (it grows to the largest vocabulary): `apply` runs to completion.
@@ -190,8 +182,8 @@ export class RuleSet {
     );
   }
   readonly vocabSize: number;
-  /** The validated config this set was compiled from. */
-  readonly config: RuleSetConfig;
+  /** The validated config this set was compiled from (frozen: an edit would change nothing). */
+  readonly config: Readonly<RuleSetConfig>;
   /** Entries without an exact vocabulary item (reported, never guessed). */
   readonly unresolved: readonly UnresolvedEntry[];
   /**

@@ -1,6 +1,6 @@
 import type { EosRuleOptions, RuleSetConfig, UniformEntry } from './config.js';
 import { RuleConfigError } from './errors.js';
-import { shownValue, unknownKey } from './option-names.js';
+import { deepFreeze, shownValue, unknownKey } from './option-names.js';
 
 type Json = Record<string, unknown>;
 
@@ -217,7 +217,7 @@ const ruleOr = (properties: Json) => ({
  * @example
  * const body = JSON.stringify(ruleSetJsonSchema); // e.g. served at ruleSetJsonSchema.$id
  */
-export const ruleSetJsonSchema = Object.freeze({
+export const ruleSetJsonSchema = deepFreeze({
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   $id: 'https://implicit-it.dev/schemas/rule-set.json',
   title: 'implicit-it rule set',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ABLATIONS,
   argmax,
   compileRules,
   createVocabulary,
@@ -8,8 +9,11 @@ import {
   ImplicitItError,
   idVocabulary,
   meantOption,
+  PRESETS,
   parseRuleSetConfig,
   productOfExperts,
+  RULE_DEFAULTS,
+  RULE_NAMES,
   RuleConfigError,
   RuleInputError,
   RuleSet,
@@ -329,6 +333,16 @@ describe('bad per-sequence input', () => {
     expect(Object.isFrozen(rules.unresolved)).toBe(true);
     expect(() => {
       (rules.config as { used?: unknown }).used = false;
+    }).toThrow(TypeError);
+  });
+
+  it('the exported constants are frozen all the way down', () => {
+    for (const constant of [RULE_NAMES, ABLATIONS, PRESETS, HEWITT2024_UNIFORM, RULE_DEFAULTS])
+      expect(Object.isFrozen(constant)).toBe(true);
+    const schema = ruleSetJsonSchema as { properties: { eos: { oneOf: { properties?: object }[] } } };
+    expect(Object.isFrozen(schema.properties.eos.oneOf[1]!.properties)).toBe(true);
+    expect(() => {
+      (ABLATIONS as unknown as string[]).push('eos');
     }).toThrow(TypeError);
   });
 
