@@ -169,6 +169,60 @@ export class TextOffsets {
   }
 }
 
+/** `at`, moved back where it would split a surrogate pair of `text`. */
+function charStart(text: string, at: number): number {
+  const low = (i: number) => (text.charCodeAt(i) & 0xfc00) === 0xdc00;
+  const high = (i: number) => (text.charCodeAt(i) & 0xfc00) === 0xd800;
+  return at > 0 && at < text.length && low(at) && high(at - 1) ? at - 1 : at;
+}
+
+/**
+ * Carries offsets in `from` over to `to`, a text that may differ from it in places: exact in their
+ * common end and, before it, in their common beginning; an offset inside the part that differs is
+ * clamped to that part of `to` (never splitting a character). The common end is taken first, which
+ * places a difference as early as it can be: where SentencePiece's dummy prefix is, a space its
+ * first token has and the text may not.
+ */
+function carryOffsets(from: string, to: string): (offset: number) => number {
+  if (from === to) return (offset) => offset;
+  let tail = 0;
+  const most = Math.min(from.length, to.length);
+  while (tail < most && from.charCodeAt(from.length - 1 - tail) === to.charCodeAt(to.length - 1 - tail))
+    tail++;
+  const head = Math.min(commonPrefix(from, to), most - tail);
+  const tailStart = from.length - tail;
+  return (offset) => {
+    if (offset <= head) return offset;
+    if (offset >= tailStart) return offset + to.length - from.length;
+    return charStart(to, Math.min(offset, to.length - tail));
+  };
+}
+
+/**
+ * Where each token of an echoed prompt starts in its echoed `text` (legacy `text_offset`). The tokens
+ * from `first` on spell the text (a text prompt's own tokens; all of a token-id prompt's, whose text
+ * is their decoding with special tokens written); those before it are what the tokenizer added to a
+ * text prompt (Llama's BOS), which its echo, the text as sent, leaves out: they take no room (0).
+ * Offsets are counted over the text the tokens decode to after those (as the model reads them: the
+ * BOS keeps SentencePiece from stripping the first token's space) and carried over to `text`, which
+ * a tokenizer may not spell back exactly (`carryOffsets`: a dummy prefix, a normalizer's changes).
+ */
+export function echoOffsets(
+  tokenizer: OffsetTokenizer,
+  ids: readonly number[],
+  first: number,
+  text: string,
+): number[] {
+  const added = ids.slice(0, first);
+  const own = ids.slice(first);
+  const offsets = new TextOffsets(tokenizer, new Set(), added, true);
+  // the text the detokenizer builds: decode(context + ids) beyond decode(context)
+  const keep = { skipSpecialTokens: false };
+  const spelled = tokenizer.decode(ids, keep).slice(tokenizer.decode(added, keep).length);
+  const carry = carryOffsets(spelled, text);
+  return [...added.map(() => 0), ...own.map((id) => carry(offsets.next(id)))];
+}
+
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -432,17 +486,20 @@ export class ResponseWriter {
   /**
    * The legacy log-probs of choice `index`'s echoed prompt, from the runtime's `promptLogprobs` (one
    * per prompt token, the first null: nothing comes before it, as OpenAI returns it). Offsets index
-   * the echoed text, which writes special tokens (the prompt is read with them).
+   * the echoed text (`echoOffsets`): a text prompt's own tokens start where they do in it, special
+   * tokens written in it included, and those the tokenizer added (a BOS) take no room.
    */
   private echoLogprobs(index: number, promptLogprobs: readonly (TokenLogprob | null)[]): LegacyLogprobs {
     const { tokenizer } = this.plan.served.model;
     const text = this.choices[index]!.echo ?? '';
-    const offsets = new TextOffsets(tokenizer, new Set(), [], true);
-    const out: LegacyLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
-    for (const [t, id] of choiceInput(this.plan, index).promptIds.entries()) {
+    // a text prompt's scope starts at its text's first token (`buildPrompt`'s raw format), a token-id
+    // prompt's at 0: the tokens before it are what the tokenizer added
+    const { promptIds, scopeStart } = choiceInput(this.plan, index);
+    const offsets = echoOffsets(tokenizer, promptIds, scopeStart, text);
+    const out: LegacyLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: offsets };
+    for (const [t, id] of promptIds.entries()) {
       const lp = promptLogprobs[t] ?? null;
       out.tokens.push(legacyTokenName(tokenizer.tokenText(id), this.bytes(id)));
-      out.text_offset.push(Math.min(offsets.next(id), text.length));
       out.token_logprobs.push(lp?.logprob ?? null);
       out.top_logprobs.push(lp ? legacyTopLogprobs(lp, this.plan.logprobs ?? 0, this.bytes) : null);
     }

@@ -410,9 +410,10 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
 }
 
 /**
- * The text a completions prompt echoes: the prompt as sent, or its token ids decoded with their
- * special tokens (the prompt is read with them). The empty prompt echoes itself: the document
- * separator the model reads first (see `completionInput`) is listed among its tokens, not in its text.
+ * The text a completions prompt echoes: the prompt as sent, as OpenAI's, or its token ids decoded
+ * with their special tokens (the prompt is read with them). What the tokenizer adds to a text (a BOS)
+ * is listed among its tokens, not in its text, as the empty prompt's document separator (see
+ * `completionInput`) is: those tokens come before its `scopeStart` (`echoOffsets`).
  */
 function echoText(raw: string | number[], input: PlanInput, model: BaseModel): string {
   return typeof raw === 'string'

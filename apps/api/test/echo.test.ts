@@ -3,10 +3,12 @@
 // decoding reports for the same tokens, and they are what lm-evaluation-harness's `local-completions`
 // reads.
 import { loadModel, type Model } from '@implicit-it/runtime';
-import { documentStartId } from '@implicit-it/tokenizers';
+import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { documentStartId, loadTokenizer } from '@implicit-it/tokenizers';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, createApp, type RunningServer, serve } from '../src/index.js';
+import { echoOffsets } from '../src/openai-format.js';
 import { json, parseSse, tinyModel, tinyModelDir } from './helpers.js';
 
 let model: Model;
@@ -274,6 +276,42 @@ describe('echo: the prompt before the completion', () => {
     expect(chat.status).toBe(400);
   });
 });
+
+describeShared(
+  "echoOffsets: each prompt token's start in the text echoed",
+  ['fixtures/tokenizers/gpt2/tokenizer.json', 'fixtures/tokenizers/olmo/tokenizer.json'],
+  () => {
+    const offsetsOf = async (name: string, text: string) => {
+      const tok = await loadTokenizer(sharedPath('fixtures', 'tokenizers', name));
+      const { ids, scopeStart } = tok.buildPrompt({ format: 'raw', text });
+      return [ids.map((id) => tok.tokenText(id)), echoOffsets(tok, ids, scopeStart, text)];
+    };
+
+    it('a byte-level text: where each token starts, the tokens of a split character at its start', async () => {
+      const [b, e] = ['\ufffd', ' \ufffd'];
+      expect(await offsetsOf('gpt2', 'héllo 世界 😀')).toEqual([
+        ['h', 'é', 'llo', ' ', b, b, b, b, e, b],
+        [0, 1, 2, 5, 6, 6, 7, 7, 8, 9],
+      ]);
+    });
+
+    it('a text its tokens do not spell back (OLMo normalizes it to NFC) keeps its offsets in it', async () => {
+      // "a" + a combining accent reads as one "á"; " ﬁ" (its space at 2) starts after both
+      expect(await offsetsOf('olmo', 'a\u0301 ﬁ')).toEqual([
+        ['á', ' \ufffd', '\ufffd', '\ufffd'],
+        [0, 2, 3, 3],
+      ]);
+    });
+
+    it('an offset inside a part that differs never splits a character', async () => {
+      const tok = await loadTokenizer(sharedPath('fixtures', 'tokenizers', 'gpt2'));
+      const ids = ['a', 'b', 'c', 'd'].flatMap((c) => tok.encode(c, { addSpecialTokens: false }));
+      expect(tok.decode(ids)).toBe('abcd');
+      // "c" would fall between the emoji's surrogates: it points at the emoji
+      expect(echoOffsets(tok, ids, 0, 'a😀d')).toEqual([0, 1, 1, 3]);
+    });
+  },
+);
 
 describe('echo through the official openai client', () => {
   let server: RunningServer;

@@ -85,5 +85,63 @@ describeShared(
       ).json();
       expect(sent.choices[0].text).toBe(prompt);
     });
+
+    it('echo: a text prompt echoes as sent, its offsets index that text (the BOS at 0), streamed alike', async () => {
+      const app = createApp({ models: [{ id: 'tiny', model }], log: () => {}, rules: false });
+      const [b] = model.tokenizer.encode('B', { addSpecialTokens: false });
+      const body = {
+        model: 'tiny',
+        prompt: 'A 😀 B',
+        max_tokens: 1,
+        echo: true,
+        logprobs: 0,
+        logit_bias: { [b!]: 100 },
+      };
+      const choice = (await (await app.request('/v1/completions', json(body))).json()).choices[0];
+      expect(choice.text).toBe('A 😀 B B');
+      const bytes = ['\\xf0', '\\x9f', '\\x98', '\\x80'].map((x) => `bytes:${x}`);
+      expect(choice.logprobs.tokens).toEqual(['<s>', ' A', ' ', ...bytes, ' B', ' B']);
+      // the BOS, which the text leaves out, at 0; " A" where its "A" starts (the text's first
+      // token has no space before it); the emoji's four byte tokens at its start; the completion after
+      expect(choice.logprobs.text_offset).toEqual([0, 0, 1, 2, 2, 2, 2, 4, 6]);
+      const events = (await (await app.request('/v1/completions', json({ ...body, stream: true }))).text())
+        .split('\n')
+        .filter((l) => l.startsWith('data: {'))
+        .map((l) => JSON.parse(l.slice(6)).choices[0]);
+      expect(events.map((c) => c.text).join('')).toBe(choice.text);
+      expect(events.flatMap((c) => c.logprobs.text_offset)).toEqual(choice.logprobs.text_offset);
+      // each token after the BOS starts where its text does, the first one's space aside
+      const capital = await (
+        await app.request(
+          '/v1/completions',
+          json({ model: 'tiny', prompt: 'The capital of', echo: true, max_tokens: 0, logprobs: 0 }),
+        )
+      ).json();
+      const { text } = capital.choices[0];
+      const { tokens, text_offset } = capital.choices[0].logprobs;
+      expect(text).toBe('The capital of');
+      expect(tokens).toEqual(['<s>', ' The', ' capital', ' of']);
+      expect(text_offset).toEqual([0, 0, 3, 11]);
+    });
+
+    it('echo: a text SentencePiece does not spell back (a leading space) keeps its offsets in it', async () => {
+      const app = createApp({ models: [{ id: 'tiny', model }], log: () => {}, rules: false });
+      const echo = async (prompt: string) => {
+        const body = { model: 'tiny', prompt, echo: true, max_tokens: 0, logprobs: 0 };
+        const { choices } = await (await app.request('/v1/completions', json(body))).json();
+        return [choices[0].text, choices[0].logprobs.tokens, choices[0].logprobs.text_offset];
+      };
+      // decoding strips a text's first space: the ids of " lead" spell "lead", of "  two  spaces",
+      // " two  spaces"; the first token keeps the space, the others start where they do in the text
+      expect(model.tokenizer.decode(model.tokenizer.encode(' lead'), { skipSpecialTokens: true })).toBe(
+        'lead',
+      );
+      expect(await echo(' lead')).toEqual([' lead', ['<s>', ' lead'], [0, 0]]);
+      expect(await echo('  two  spaces')).toEqual([
+        '  two  spaces',
+        ['<s>', ' ', ' two', ' ', ' spaces'],
+        [0, 0, 1, 5, 6],
+      ]);
+    });
   },
 );
