@@ -184,6 +184,29 @@ function checkIds(ids: readonly number[], model: BaseModel, param: string): void
 }
 
 /**
+ * `logit_bias` by token id. Each key is read as an integer, as OpenAI reads it: `"0504"` is token
+ * 504. Two keys that name one token (`"504"` and `"0504"`) are refused: which bias was meant is not
+ * for the server to guess.
+ */
+function logitBiasById(bias: Readonly<Record<string, number>>, model: BaseModel): Record<number, number> {
+  const keys = new Map<number, string>();
+  for (const key of Object.keys(bias)) {
+    const id = Number(key);
+    const other = keys.get(id);
+    if (other !== undefined) {
+      throw new ApiError(
+        400,
+        `logit_bias: the keys ${JSON.stringify(other)} and ${JSON.stringify(key)} both name token ${id}; give it one bias`,
+        { param: 'logit_bias', code: 'invalid_value' },
+      );
+    }
+    keys.set(id, key);
+  }
+  checkIds([...keys.keys()], model, 'logit_bias');
+  return Object.fromEntries([...keys].map(([id, key]) => [id, bias[key]!]));
+}
+
+/**
  * A prompt must leave room in the context for a token, unless it is only scored (`scoredOnly`: echo
  * with max_tokens 0), when it may fill the context.
  */
@@ -229,11 +252,7 @@ function baseOptions(
   else if (options.temperature! > 0) options.seed = randomInt(2 ** 32);
   if (req.stop !== null && req.stop !== undefined)
     options.stop = typeof req.stop === 'string' ? [req.stop] : req.stop;
-  if (req.logit_bias) {
-    const ids = Object.keys(req.logit_bias).map(Number);
-    checkIds(ids, model, 'logit_bias');
-    options.logitBias = Object.fromEntries(ids.map((id) => [id, req.logit_bias![String(id)]!]));
-  }
+  if (req.logit_bias) options.logitBias = logitBiasById(req.logit_bias, model);
   const spec = req.rules === undefined || req.rules === null || req.rules === true ? server.rules : req.rules;
   try {
     options.rules = rules.get(model, spec as RuleSpec);

@@ -305,6 +305,29 @@ describe('POST /v1/chat/completions', () => {
     });
   });
 
+  it('reads a logit_bias key as an integer, as OpenAI does ("0504" is 504), and refuses two for one token', async () => {
+    const forced = async (logit_bias: Record<string, number>) => {
+      const { res, body } = await post(
+        '/v1/chat/completions',
+        chat({ logit_bias, max_tokens: 3, rules: false }),
+      );
+      expect(res.status).toBe(200);
+      return body.choices[0].message.content;
+    };
+    const [direct] = await model.generate('x', { maxNewTokens: 3, logitBias: { 65: 100 }, format: 'raw' });
+    expect(await forced({ '065': 100 })).toBe(direct!.text);
+    expect(await forced({ 65: 100 })).toBe(direct!.text);
+    expect(await forced({ '00': 100 })).toBe(await forced({ 0: 100 }));
+    const twice = await post('/v1/chat/completions', chat({ logit_bias: { 65: 1, '0065': 2 } }));
+    expect(twice.res.status).toBe(400);
+    expect(twice.body.error).toEqual({
+      message: 'logit_bias: the keys "65" and "0065" both name token 65; give it one bias',
+      type: 'invalid_request_error',
+      param: 'logit_bias',
+      code: 'invalid_value',
+    });
+  });
+
   it('accepts the no-op values OpenAI clients send for features it lacks, refuses the rest with why', async () => {
     const ok = await post(
       '/v1/chat/completions',
