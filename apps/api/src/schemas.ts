@@ -129,9 +129,14 @@ const common = {
     .nullish(),
   presence_penalty: z.literal(0, { error: 'only 0 is supported (the rules penalize used tokens)' }).nullish(),
   user: text(256).nullish(),
-  /** OpenAI's successor of `user` (abuse monitoring) and its prompt-cache routing key: accepted, unused. */
+  /**
+   * OpenAI's successor of `user` (abuse monitoring), its prompt-cache routing key and how long its
+   * cache keeps a prompt: accepted, unused (a prefix cache here is the server's own). The retention's
+   * values are the openai client's (`'in_memory' | '24h'`).
+   */
   safety_identifier: text(256).nullish(),
   prompt_cache_key: text(1024).nullish(),
+  prompt_cache_retention: z.enum(['in_memory', '24h'], { error: 'expected "in_memory" or "24h"' }).nullish(),
   metadata: z
     .record(z.string(), z.string({ error: 'expected a string value' }), {
       error: 'expected an object of string values',

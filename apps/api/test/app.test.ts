@@ -343,6 +343,7 @@ describe('POST /v1/chat/completions', () => {
         prediction: null,
         safety_identifier: 'user-1234',
         prompt_cache_key: 'tiramisu',
+        prompt_cache_retention: '24h',
         verbosity: 'medium',
         // the previous reply sent back whole, as a client's model_dump() of it has it
         messages: [
@@ -848,6 +849,11 @@ describe('errors', () => {
         { prompt_cache_key: long(1024) },
         'prompt_cache_key',
         'prompt_cache_key: expected a string of at most 1024 characters',
+      ],
+      [
+        { prompt_cache_retention: 'in-memory' },
+        'prompt_cache_retention',
+        'prompt_cache_retention: expected "in_memory" or "24h"',
       ],
       [
         { service_tier: long(64) },

@@ -169,6 +169,21 @@ describe('the openai client against the server', () => {
     expect(streamed.param).toBe('best_of');
   });
 
+  it('the prompt-cache hints the client types are accepted, and unused', async () => {
+    const messages = [{ role: 'user' as const, content: 'Hi' }];
+    const plain = await client.chat.completions.create({ model: 'tiny', messages, max_tokens: 3 });
+    for (const prompt_cache_retention of ['in_memory', '24h'] as const) {
+      const hinted = await client.chat.completions.create({
+        model: 'tiny',
+        messages,
+        max_tokens: 3,
+        prompt_cache_key: 'greeting',
+        prompt_cache_retention,
+      });
+      expect(hinted.choices[0]!.message.content).toBe(plain.choices[0]!.message.content);
+    }
+  });
+
   it('the rules extension passes through the client', async () => {
     const body = { model: 'tiny', messages: [{ role: 'user' as const, content: 'Hi' }], max_tokens: 8 };
     const off = await client.chat.completions.create({
