@@ -223,6 +223,81 @@ export function echoOffsets(
   return [...added.map(() => 0), ...own.map((id) => carry(offsets.next(id)))];
 }
 
+/** A chunk's text and the tokens that made it. */
+export interface TextChunk {
+  text: string;
+  tokens: TokenInfo[];
+}
+
+/**
+ * Cuts one choice's streamed text where its tokens' texts end, so that a chunk carries the tokens
+ * that made its text, and only text they made. The runtime shows text as soon as it is safe
+ * (`text-delta` after each token): while a stop string may follow, it holds text back and releases
+ * it later, with a later token's, or releases part of a token's text. Here a token goes out once all
+ * of its text has been released (its end by the runtime's own detokenizer: the same options and
+ * prompt context), with the tokens before it; released text past the last such end waits for its
+ * token. A token that makes no text of its own (part of a character, a special token) goes with the
+ * next that does, or with the finish.
+ */
+export class ChunkAligner {
+  private readonly detokenizer: { push(id: number): string };
+  /** The tokens not sent yet, each with the end of the text made so far once it is added. */
+  private pending: { token: TokenInfo; end: number; makesText: boolean }[] = [];
+  /** Text the tokens made so far, and the part of it sent. */
+  private made = 0;
+  private sent = 0;
+  /** Text the runtime released and not sent yet. */
+  private released = '';
+
+  constructor(
+    tokenizer: Pick<OffsetTokenizer, 'createDetokenizer'>,
+    private readonly eosIds: ReadonlySet<number>,
+    /** The prompt's ids: the completion's text goes on from them, as the runtime's does. */
+    context: readonly number[],
+  ) {
+    this.detokenizer = tokenizer.createDetokenizer({ skipSpecialTokens: true, context });
+  }
+
+  /** A generated token (the runtime does not decode an end-of-sequence token). */
+  token(token: TokenInfo): void {
+    const text = this.eosIds.has(token.id) ? '' : this.detokenizer.push(token.id);
+    this.made += text.length;
+    this.pending.push({ token, end: this.made, makesText: text.length > 0 });
+  }
+
+  /** Text the runtime released: the chunk to send now, or null while no pending token's text is whole. */
+  text(delta: string): TextChunk | null {
+    this.released += delta;
+    const upTo = this.sent + this.released.length;
+    let last = -1;
+    for (const [k, p] of this.pending.entries()) if (p.makesText && p.end <= upTo) last = k;
+    if (last < 0) return null;
+    const end = this.pending[last]!.end;
+    const chunk = { text: this.released.slice(0, end - this.sent), tokens: this.take(last + 1) };
+    this.released = this.released.slice(end - this.sent);
+    this.sent = end;
+    return chunk;
+  }
+
+  /**
+   * At the finish: the text still held (a token's part before a stop string, bytes flushed as
+   * U+FFFD) with the tokens left but an end-of-sequence token (null when none is held), and the
+   * tokens for the finish chunk (that one, or all left when no text is).
+   */
+  finish(): { chunk: TextChunk | null; rest: TokenInfo[] } {
+    const left = this.take(this.pending.length);
+    if (this.released.length === 0) return { chunk: null, rest: left };
+    const text = this.released;
+    this.released = '';
+    const made = left.filter((t) => !this.eosIds.has(t.id));
+    return { chunk: { text, tokens: made }, rest: left.filter((t) => this.eosIds.has(t.id)) };
+  }
+
+  private take(count: number): TokenInfo[] {
+    return this.pending.splice(0, count).map((p) => p.token);
+  }
+}
+
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**

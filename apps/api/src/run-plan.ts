@@ -4,12 +4,13 @@ import { ApiError, shuttingDown, toApiError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import {
   type ChoiceResult,
+  ChunkAligner,
   ResponseWriter,
   requestUsage,
   type TokenInfo,
   type Usage,
 } from './openai-format.js';
-import { candidateCount, candidates, choiceCount, type Plan, pickBest } from './plan.js';
+import { candidateCount, candidates, choiceCount, choiceInput, type Plan, pickBest } from './plan.js';
 import type { Release, WorkQueue } from './work-queue.js';
 
 /** What running a plan needs from the app. */
@@ -287,8 +288,13 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
   };
   // no best_of here: a plan that streams has its candidates as choices
   const count = choiceCount(plan);
-  /** Tokens of each choice not sent yet (they go with the text they make). */
-  const pending: TokenInfo[][] = Array.from({ length: count }, () => []);
+  /** Each choice's text and tokens not sent yet: each chunk carries the tokens that made its text. */
+  const { tokenizer, info } = plan.served.model;
+  const eosIds = new Set(info.eosIds);
+  const aligners = Array.from(
+    { length: count },
+    (_, i) => new ChunkAligner(tokenizer, eosIds, choiceInput(plan, i).promptIds),
+  );
   const usages: GenerationResult['usage'][] = [];
   let open = count;
 
@@ -304,13 +310,14 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
         ctx.metrics.observe('implicit_it_time_to_first_token_seconds', {}, seconds(ctx));
       }
       ctx.metrics.inc('implicit_it_completion_tokens_total');
-      pending[index]!.push(part);
+      aligners[index]!.token(part);
     } else if (part.type === 'text-delta') {
-      out.push(sse(writer.deltaChunk(index, part.text, pending[index]!)));
-      pending[index] = [];
+      const chunk = aligners[index]!.text(part.text);
+      if (chunk) out.push(sse(writer.deltaChunk(index, chunk.text, chunk.tokens)));
     } else {
-      out.push(sse(writer.finishChunk(index, part.finishReason, pending[index]!)));
-      pending[index] = [];
+      const { chunk, rest } = aligners[index]!.finish();
+      if (chunk) out.push(sse(writer.deltaChunk(index, chunk.text, chunk.tokens)));
+      out.push(sse(writer.finishChunk(index, part.finishReason, rest)));
       usages[index] = part.usage;
       if (--open > 0) return false;
       if (plan.includeUsage) out.push(sse(writer.usageChunk(usages)));

@@ -305,6 +305,58 @@ describe('POST /v1/chat/completions', () => {
     });
   });
 
+  it("streams with a stop string: each chunk's log-probs are the tokens that made its text", async () => {
+    // the runtime holds back text that may begin a stop string and releases it with a later token's
+    const base = { max_tokens: 12, rules: false, logprobs: true };
+    const whole = (await post('/v1/chat/completions', chat(base))).body.choices[0];
+    const tokens = whole.logprobs.content.map((c: { token: string }) => c.token) as string[];
+    // a stop string that never matches but whose first character ends a token: held there
+    const held = tokens.findIndex((t, i) => i < tokens.length - 1 && /^[a-z]$/i.test(t.slice(-1)));
+    const stop = `${tokens[held]!.slice(-1)}\u0000`;
+    const chunks = parseSse((await post('/v1/chat/completions', chat({ ...base, stop, stream: true }))).text)
+      .filter((e) => e !== '[DONE]')
+      .map((e) => JSON.parse(e).choices[0])
+      .filter((c) => c.delta.content);
+    expect(chunks.map((c) => c.delta.content).join('')).toBe(whole.message.content);
+    const utf8 = new TextDecoder();
+    for (const c of chunks) {
+      const bytes = c.logprobs.content.flatMap((t: { bytes: number[] }) => t.bytes);
+      expect(utf8.decode(Uint8Array.from(bytes))).toBe(c.delta.content);
+    }
+    // the held token's chunk carries the next one too, with its text
+    const sent = chunks.map((c) => c.logprobs.content.map((t: { token: string }) => t.token));
+    expect(sent.flat()).toEqual(tokens);
+    const ends = sent.map((_, k) => sent.slice(0, k + 1).flat().length);
+    expect(ends.find((end) => end > held)).toBeGreaterThan(held + 1);
+    // a stop string inside a token: the part of it shown goes out at the finish, with that token
+    const cutAt = tokens.findIndex((t, i) => i > 0 && /^[a-z]{3,}$/i.test(t));
+    const cut = (
+      await post('/v1/chat/completions', chat({ ...base, stop: tokens[cutAt]!.slice(1), stream: true }))
+    ).text;
+    const [last, finish] = parseSse(cut)
+      .filter((e) => e !== '[DONE]')
+      .map((e) => JSON.parse(e).choices[0])
+      .slice(-2);
+    expect(last.delta.content.endsWith(tokens[cutAt]![0]!)).toBe(true);
+    expect(last.logprobs.content.at(-1).token).toBe(tokens[cutAt]);
+    expect([finish.finish_reason, finish.logprobs.content]).toEqual(['stop', []]);
+    // completions: each chunk's text starts where its first token does (legacy text_offset)
+    const request = { model: 'tiny', prompt: 'Once upon a time', max_tokens: 12, rules: false, logprobs: 0 };
+    const text = (await post('/v1/completions', request)).body.choices[0];
+    const parts = parseSse(
+      (await post('/v1/completions', { ...request, stop: 'a\u0000', stream: true })).text,
+    )
+      .filter((e) => e !== '[DONE]')
+      .map((e) => JSON.parse(e).choices[0]);
+    expect(parts.flatMap((c) => c.logprobs.text_offset)).toEqual(text.logprobs.text_offset);
+    expect(parts.some((c) => c.text.length > 0 && c.logprobs.tokens.length > 1)).toBe(true);
+    let streamed = 0;
+    for (const c of parts.filter((c) => c.text.length > 0)) {
+      expect(c.logprobs.text_offset[0]).toBe(streamed);
+      streamed += c.text.length;
+    }
+  });
+
   it('reads a logit_bias key as an integer, as OpenAI does ("0504" is 504), and refuses two for one token', async () => {
     const forced = async (logit_bias: Record<string, number>) => {
       const { res, body } = await post(
