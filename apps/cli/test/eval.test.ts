@@ -1593,6 +1593,64 @@ describe('eval judge: inputs checked before the first request, and resumed work 
     expect(r.stderr).toContain('judging: resuming, 3 of 5 already done');
   });
 
+  it("another judge's, baseline's or seed's annotations are not replaced (exit 2, before any request) unless --replace; the same settings judge again", async () => {
+    const outputs = join(dir, 'replace.json');
+    const out = join(dir, 'replace-annotations.json');
+    writeFileSync(outputs, JSON.stringify(rows('r', 4)));
+    expect((await judge(['--outputs', outputs, '--out', out])).code).toBe(0);
+    const runDir = join(dir, 'run-replace');
+    mkdirSync(join(runDir, 'outputs'), { recursive: true });
+    writeFileSync(join(runDir, 'outputs', 'a.json'), JSON.stringify(rows('a', 2)));
+    expect((await judge(['--run-dir', runDir])).code).toBe(0);
+    // the same settings: judged again into OUT, from the cache
+    const before = judgeServer.requests();
+    const again = await judge(['--outputs', outputs, '--out', out]);
+    expect(again.code, again.stderr).toBe(0);
+    // the same judge elsewhere is another judge; another baseline (the same instructions), another seed
+    const otherBaseline = join(dir, 'replace-baseline.json');
+    writeFileSync(otherBaseline, JSON.stringify(rows('other-ref', 5)));
+    const elsewhere = judgeServer.url.replace('127.0.0.1', 'localhost');
+    for (const [args, differs] of [
+      [['--base-url', elsewhere], '--judge-model / --base-url'],
+      [['--baseline', otherBaseline], '--baseline'],
+      [['--seed', '7'], '--seed'],
+    ] as const) {
+      const r = await judge(['--outputs', outputs, '--out', out, ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toBe(
+        `error: --out: ${out} holds the finished annotations of another run (different ${differs}); they are not replaced\n` +
+          `hint: add --replace (or delete ${out}) to judge again with these settings, or give another --out\n`,
+      );
+    }
+    // another model's outputs into the same file; a run directory's annotations as well
+    const theirs = join(dir, 'replace-theirs.json');
+    writeFileSync(theirs, JSON.stringify(rows('t', 4)));
+    const other = await judge(['--outputs', theirs, '--out', out]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain("(different outputs' generator)");
+    const ann = join(runDir, 'annotations', 'a.json');
+    const seeded = await judge(['--run-dir', runDir, '--seed', '7']);
+    expect(seeded.code).toBe(2);
+    expect(seeded.stderr).toContain(
+      `error: --run-dir: ${ann} holds the finished annotations of another run (different --seed); they are not replaced\n`,
+    );
+    // a file that no judging wrote (no OUT.done) may be anything
+    const foreign = join(dir, 'replace-foreign.json');
+    writeFileSync(foreign, '[]');
+    const unknown = await judge(['--outputs', outputs, '--out', foreign]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain(
+      `error: --out: ${foreign} exists, and there is no record of the run that wrote it (${foreign}.done): it may be anything, so it is not replaced\n`,
+    );
+    expect(judgeServer.requests()).toBe(before);
+    expect(readJson(out)[0].annotator).toBe(`weighted_judge:fake-judge@${judgeServer.url}`);
+    const replaced = await judge(['--outputs', outputs, '--out', out, '--seed', '7', '--replace']);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(readJson(`${out}.done`).seed).toBe(7);
+    // and now these settings are the file's: the same command judges again
+    expect((await judge(['--outputs', outputs, '--out', out, '--seed', '7'])).code).toBe(0);
+  });
+
   it('--run-dir with --out is refused; .jsonl outputs are read; winrate names model outputs as such', async () => {
     const runDir = join(dir, 'run-out');
     mkdirSync(join(runDir, 'outputs'), { recursive: true });

@@ -26,6 +26,8 @@ export { headerDifferences, Journal } from './journal.js';
 export { readJson, writeFileAtomic, writeJson } from './json-file.js';
 export { JudgeCache } from './judge-cache.js';
 export {
+  type FinishedAnnotationsOptions,
+  finishedAnnotationsDifferences,
   type JudgePairsOptions,
   type JudgePairsResult,
   judgePairs,

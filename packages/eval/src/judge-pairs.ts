@@ -1,5 +1,6 @@
 import type { Annotation } from './annotations.js';
 import { writeAnnotations } from './annotations.js';
+import { doneRecordDifferences, refuseToReplace, writeRecorded } from './done-record.js';
 import { EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
 import { JudgeCache } from './judge-cache.js';
@@ -38,6 +39,14 @@ export interface JudgePairsOptions extends ProgressCallbacks {
   annotatorName?: string;
   /** Request parameters; defaults are alpaca_eval's weighted GPT-4-turbo method: 1 token, temperature 1, top 5 logprobs. */
   request?: Partial<Omit<JudgeRequest, 'messages'>>;
+  /**
+   * Write over an `out` that holds something else: annotations of another judge (`judge.id`,
+   * `annotatorName`, `request`), baseline, `seed` or generator of the model's outputs (as its `.done`
+   * record says), or a file without such a record. Default false: refused before any request,
+   * naming what differs (an `EvalInputError`). Annotations of the same settings are judged again
+   * (from the cache: a rerun, or outputs that changed since, pays only for what is missing).
+   */
+  replace?: boolean;
   signal?: AbortSignal;
 }
 
@@ -104,7 +113,10 @@ export function pairOutputs(
  * instruction needs a baseline output (see `pairOutputs`), checked before the first request, and
  * `model` at least one output. A request that fails for good ends the run with its error: the
  * requests still in flight are aborted (their retries with them), and what was answered stays
- * cached for the rerun. Writes alpaca_eval's `annotations.json` to `out`.
+ * cached for the rerun. Writes alpaca_eval's `annotations.json` to `out`, then `${out}.done`, the
+ * record of the judging (judge, request, seed, baseline, the outputs' generator): an `out` that holds
+ * annotations of other settings, or a file without that record, is refused before any request
+ * unless `replace` (see `finishedAnnotationsDifferences`).
  *
  * @example
  * const { annotations } = await judgePairs({
@@ -143,9 +155,17 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
     options.onWarning?.(
       `the model's outputs cover ${distinct} of the baseline's ${baselineSet.size} instructions: the win rate is over that subset, not the whole set`,
     );
+  // annotations of another judge, baseline or model are refused before the first request is paid for
+  const doneRecord = options.out ? judgeRecord(options, baseline, model) : undefined;
+  if (options.out)
+    refuseToReplace(options.out, doneRecord!, {
+      journalPath: undefined,
+      replace: options.replace,
+      what: 'annotations',
+    });
   const cache = new JudgeCache(options.cacheDir);
-  const params = { max_tokens: 1, temperature: 1, logprobs: true, top_logprobs: 5, ...options.request };
-  const annotator = options.annotatorName ?? `weighted_judge:${options.judge.id}`;
+  const params = requestParams(options);
+  const annotator = annotatorOf(options);
   const result: JudgePairsResult = {
     annotations: new Array(pairs.length),
     requests: 0,
@@ -263,6 +283,77 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
       `${result.unreadable} of ${pairs.length} judgements could not be read (no m/M in logprobs or answer); their preference is null and they are left out of the win rate.`,
     );
   }
-  if (options.out) await writeAnnotations(options.out, result.annotations);
+  if (options.out)
+    await writeRecorded(options.out, doneRecord!, (out) => writeAnnotations(out, result.annotations));
   return result;
+}
+
+type JudgeSettings = Pick<JudgePairsOptions, 'seed' | 'annotatorName' | 'request'> & {
+  judge: Pick<JudgeClient, 'id'>;
+};
+
+/** The request parameters: alpaca_eval's weighted GPT-4-turbo method's, unless `request` says otherwise. */
+const requestParams = (options: JudgeSettings) => ({
+  max_tokens: 1,
+  temperature: 1,
+  logprobs: true,
+  top_logprobs: 5,
+  ...options.request,
+});
+
+const annotatorOf = (options: JudgeSettings) => options.annotatorName ?? `weighted_judge:${options.judge.id}`;
+
+/**
+ * What identifies the annotations in `out` (`${out}.done`): the judge and how it is asked, the
+ * order's seed, the baseline, and whose outputs they judge (their generator). Not the outputs
+ * themselves: annotations follow their outputs file, so that outputs generated again, or more of
+ * them, are judged again into the same file, paying only for the pairs not in the cache.
+ */
+function judgeRecord(
+  options: JudgeSettings,
+  baseline: readonly ModelOutput[],
+  model: readonly ModelOutput[],
+): Record<string, unknown> {
+  return {
+    kind: 'judge',
+    version: 1,
+    judge: options.judge.id,
+    annotator: annotatorOf(options),
+    request: requestParams(options),
+    seed: options.seed ?? 0,
+    baseline: sha256(baseline.map((b) => [b.instruction, b.output, b.generator])),
+    generators: [...new Set(model.map((m) => m.generator))].sort(),
+  };
+}
+
+/**
+ * Options of `finishedAnnotationsDifferences`: `judgePairs`'s settings, with `out` required (the
+ * judge's `id` is all it reads of the judge).
+ *
+ * @example
+ * const settings: FinishedAnnotationsOptions = { judge, baseline: baselineFile, model: file, out: 'run/annotations/rules.json' };
+ */
+export type FinishedAnnotationsOptions = JudgeSettings &
+  Pick<JudgePairsOptions, 'baseline' | 'model'> & {
+    out: string;
+  };
+
+/**
+ * How the judging recorded in `${out}.done` differs from a `judgePairs` call with these settings:
+ * the record's keys that differ (`judge`, `annotator`, `request`, `seed`, `baseline`, `generators`,
+ * `version`), an empty list when the settings are the same (`judgePairs` judges again into `out`),
+ * undefined without a readable record (no `${out}.done`: `judgePairs` refuses such an `out`
+ * unless `replace`). Lets a caller that judges several outputs files check them all before the
+ * first request.
+ *
+ * @example
+ * const diff = finishedAnnotationsDifferences({ judge, baseline: baselineFile, model: file, out });
+ * if (diff?.length) throw new Error(`${out} holds annotations of another ${diff.join(', ')}`);
+ */
+export function finishedAnnotationsDifferences(options: FinishedAnnotationsOptions): string[] | undefined {
+  const rows = (x: readonly ModelOutput[] | string) => (typeof x === 'string' ? readModelOutputs(x) : x);
+  return doneRecordDifferences(
+    options.out,
+    judgeRecord(options, rows(options.baseline), rows(options.model)),
+  );
 }

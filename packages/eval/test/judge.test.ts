@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   EvalInputError,
+  finishedAnnotationsDifferences,
   isSwitched,
   JudgeRequestError,
   judgeEndpoint,
@@ -595,6 +596,63 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
     expect(judgeId('https://api.openai.com/v1/', 'gpt-4-turbo')).toBe('gpt-4-turbo');
     expect(openAIJudge({ baseURL: OPENAI_BASE_URL, model: 'gpt-4-turbo' }).id).toBe('gpt-4-turbo');
     expect(judgeEndpoint('https://user:pw@Example.COM:443/v1//?q=1')).toBe('https://example.com/v1');
+  });
+
+  it('annotations of another judge, seed, baseline or model are not replaced without replace; the same settings judge again', async () => {
+    const dir = tmp();
+    const more = pairs(6, ' replace');
+    const cacheDir = join(dir, 'cache');
+    const out = join(dir, 'annotations.json');
+    // the model's first 4 outputs, against the whole baseline
+    const settings = {
+      judge: judge(),
+      baseline: more.baseline,
+      model: more.model.slice(0, 4),
+      cacheDir,
+      out,
+    };
+    expect(finishedAnnotationsDifferences(settings)).toBeUndefined(); // nothing there yet
+    await judgePairs(settings);
+    expect(existsSync(`${out}.done`)).toBe(true);
+    expect(finishedAnnotationsDifferences(settings)).toEqual([]);
+    // the same settings: judged again, from the cache; more outputs of the same model too
+    expect((await judgePairs(settings)).cacheHits).toBe(4);
+    const grown = await judgePairs({ ...settings, model: more.model });
+    expect(grown).toMatchObject({ cacheHits: 4, requests: 2 });
+    const other = openAIJudge({ baseURL: server.baseURL, model: 'other-judge', apiKeyEnv: KEY_ENV });
+    const refusals: [Partial<Parameters<typeof judgePairs>[0]>, string][] = [
+      [{ judge: other }, 'judge, annotator'],
+      [{ seed: 1 }, 'seed'],
+      [{ request: { top_logprobs: 20 } }, 'request'],
+      [{ baseline: more.baseline.map((b) => ({ ...b, output: `${b.output}!` })) }, 'baseline'],
+      [{ model: more.model.map((m) => ({ ...m, generator: 'theirs' })) }, 'generators'],
+    ];
+    const before = server.served;
+    for (const [change, differs] of refusals) {
+      const options = { ...settings, model: more.model, ...change };
+      expect(finishedAnnotationsDifferences(options)).toEqual(differs.split(', '));
+      const error = await judgePairs(options).catch((e: unknown) => e);
+      expect(EvalInputError.isInstance(error), differs).toBe(true);
+      expect((error as EvalInputError).message).toBe(
+        `${out}: holds the finished annotations of another run (different ${differs}), so it is not replaced; pass replace: true to replace it, or choose another out`,
+      );
+    }
+    expect(server.served).toBe(before); // refused before any request
+    const replaced = await judgePairs({
+      ...settings,
+      model: more.model,
+      baseline: more.baseline,
+      judge: other,
+      replace: true,
+    });
+    expect(readAnnotations(out)[0]!.annotator).toBe(`weighted_judge:other-judge@${server.baseURL}`);
+    expect(replaced.requests).toBe(6);
+    // a file the judging did not write (no record): not replaced either
+    const foreign = join(dir, 'foreign.json');
+    writeFileSync(foreign, '[]');
+    await expect(judgePairs({ ...settings, out: foreign })).rejects.toThrow(
+      `${foreign}: exists, with no record of the run that wrote it (${foreign}.done): it may be anything, so it is not replaced; pass replace: true to replace it, or choose another out`,
+    );
   });
 
   it('fails with a clear error on a bad API key (not retried)', async () => {

@@ -6,6 +6,7 @@ import {
   type EvalInstruction,
   type Progress as EvalProgress,
   excerpt,
+  finishedAnnotationsDifferences,
   finishedRanking,
   finishedRankingDifferences,
   finishedRun,
@@ -361,6 +362,17 @@ const SHIFT_SETTINGS: Record<string, string> = {
   'fingerprint.base': '--base',
 };
 
+/** The flags behind the settings of eval judge's annotations (finishedAnnotationsDifferences). */
+const JUDGE_SETTINGS: Record<string, string> = {
+  version: OLDER_VERSION,
+  judge: '--judge-model / --base-url',
+  annotator: '--judge-model / --base-url',
+  request: 'judge request parameters (another implicit-it version)',
+  seed: '--seed',
+  baseline: '--baseline',
+  generators: "outputs' generator",
+};
+
 /** The same for a subset of eval ablations (its rules follow from its name, given by --subsets). */
 const ABLATION_SETTINGS: Record<string, string> = {
   ...RUN_SETTINGS,
@@ -370,11 +382,13 @@ const ABLATION_SETTINGS: Record<string, string> = {
 
 /**
  * Refuses to replace an existing `out` that is not the finished result of these very settings (the
- * caller has checked that: finishedRun, finishedRanking, finishedShift): a finished result of other
- * settings (naming what differs, from `differences`: the record's differing keys, undefined without
- * a record), a file without the record of the run that wrote it, or one changed since. A pending
- * journal is left to the run (it resumes it, or refuses a journal of another run). `named`: the
- * generator name was given (--name), not derived from the model and rules. Not called with --replace.
+ * caller has checked that: finishedRun, finishedRanking, finishedShift; eval judge calls it only
+ * where finishedAnnotationsDifferences is not empty, as it judges again into annotations of the same
+ * settings): a finished result of other settings (naming what differs, from `differences`: the
+ * record's differing keys, undefined without a record), a file without the record of the run that
+ * wrote it, or one changed since. A pending journal is left to the run (it resumes it, or refuses a
+ * journal of another run). `named`: the generator name was given (--name), not derived from the
+ * model and rules. Not called with --replace.
  */
 function refuseToReplace(
   out: string,
@@ -382,6 +396,7 @@ function refuseToReplace(
   outFlag: string,
   named: boolean,
   settings: Record<string, string> = RUN_SETTINGS,
+  /** `kind`: what `out` holds, a plural (outputs, annotations) or a singular (result) */
   what = { kind: 'outputs', redo: 'generate it again' },
 ): void {
   if (!existsSync(out) || existsSync(`${out}.journal.jsonl`)) return;
@@ -396,7 +411,7 @@ function refuseToReplace(
   if (diff.length > 0) {
     const flags = differentFlags(diff, settings, named);
     throw usage(
-      `${outFlag}: ${out} holds the finished ${what.kind} of another run (different ${flags}); ${what.kind === 'outputs' ? 'they are' : 'it is'} not replaced`,
+      `${outFlag}: ${out} holds the finished ${what.kind} of another run (different ${flags}); ${what.kind.endsWith('s') ? 'they are' : 'it is'} not replaced`,
       hint,
     );
   }
@@ -672,6 +687,7 @@ interface JudgeFlags {
   maxRetries?: number;
   timeout?: number;
   seed?: string;
+  replace?: boolean;
   json?: boolean;
 }
 
@@ -765,6 +781,22 @@ async function judge(flags: JudgeFlags): Promise<void> {
     }
   }
 
+  // annotations of another judge, baseline or model are refused, every file before the first request
+  // is paid for; those of these settings are judged again (from the cache, a rerun resumes)
+  const seed =
+    flags.seed === undefined ? {} : { seed: /^\d+$/.test(flags.seed) ? Number(flags.seed) : flags.seed };
+  if (!flags.replace) {
+    for (const [k, job] of jobs.entries()) {
+      const settings = { judge: client, baseline, model: outputs[k]!, out: job.out, ...seed };
+      const diff = finishedAnnotationsDifferences(settings);
+      if (diff === undefined || diff.length > 0)
+        refuseToReplace(job.out, () => diff, flags.runDir ? '--run-dir' : '--out', false, JUDGE_SETTINGS, {
+          kind: 'annotations',
+          redo: 'judge again',
+        });
+    }
+  }
+
   const progress = progressReporter('pairs', 'judging');
   const results = [];
   try {
@@ -778,9 +810,8 @@ async function judge(flags: JudgeFlags): Promise<void> {
             files: { baseline: baselineFile, model: job.outputs },
             cacheDir: job.cacheDir,
             out: job.out,
-            ...(flags.seed !== undefined
-              ? { seed: /^\d+$/.test(flags.seed) ? Number(flags.seed) : flags.seed }
-              : {}),
+            ...seed,
+            ...(flags.replace ? { replace: true } : {}),
             signal,
             onProgress: (p) => progress.onProgress({ ...p, ...(jobs.length > 1 ? { label: job.name } : {}) }),
             onWarning: warn,
@@ -1458,6 +1489,10 @@ Examples:
     .option('--timeout <seconds>', 'per request (default 120)', numArg(0.001, 3600))
     .option('--seed <seed>', 'seed of the order the two outputs are shown in (default 0)')
     .option(
+      '--replace',
+      "write over annotations made by another judge (--judge-model, --base-url), --baseline or --seed, of another generator's outputs, or of unknown origin",
+    )
+    .option(
       '--json',
       'print one JSON object (requests, cache hits, the win-rate statistics); with --run-dir {runDir, results}',
     )
@@ -1472,6 +1507,12 @@ at another endpoint is another judge): a rerun, or a run resumed after Ctrl-C,
 pays only for what is missing. The API key comes from the environment only
 (--api-key-env names the variable). When none of an outputs file's judgements
 can be read (no m or M), its annotations are written and the command exits 1.
+
+OUT.done records who made the annotations: annotations of another judge
+(--judge-model, --base-url), --baseline or --seed, of another model's outputs,
+or a file without that record, are not replaced (exit 2, naming what differs,
+before any request); --replace writes over them. With the same settings the
+outputs are judged again into OUT (outputs that changed, or more of them).
 
 Examples:
   $ implicit-it eval judge --run-dir run --base-url http://127.0.0.1:8000/v1 \\
