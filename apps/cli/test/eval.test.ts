@@ -1580,7 +1580,7 @@ describe('eval judge: inputs checked before the first request, and resumed work 
     expect(existsSync(join(runDir, 'annotations', 'a.json'))).toBe(false);
   });
 
-  it('a rerun with part of the pairs cached says how many were already judged', async () => {
+  it('a rerun with part of the pairs cached says how many need no request, not that it resumes', async () => {
     const outputs = join(dir, 'partial.json');
     const out = join(dir, 'partial-annotations.json');
     writeFileSync(outputs, JSON.stringify(rows('m', 3)));
@@ -1590,7 +1590,16 @@ describe('eval judge: inputs checked before the first request, and resumed work 
     const r = await judge(['--outputs', outputs, '--out', out]);
     expect(r.code, r.stderr).toBe(0);
     expect(judgeServer.requests() - before).toBe(2);
-    expect(r.stderr).toContain('judging: resuming, 3 of 5 already done');
+    expect(r.stderr).toContain('judging: 3 of 5 need no request (identical outputs or cached judgements)\n');
+    // a first run whose outputs are partly the baseline's: draws without a request, nothing resumed
+    const copies = join(dir, 'copies.json');
+    writeFileSync(copies, JSON.stringify([...rows('ref', 3), ...rows('c', 2, 3)]));
+    const first = await judge(['--outputs', copies, '--out', join(dir, 'copies-annotations.json')]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toContain(
+      'judging: 3 of 5 need no request (identical outputs or cached judgements)\n',
+    );
+    expect(first.stderr).not.toContain('resuming');
   });
 
   it("another judge's, baseline's or seed's annotations are not replaced (exit 2, before any request) unless --replace; the same settings judge again", async () => {

@@ -217,8 +217,9 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
     };
   }
 
-  // what needs no request (identical outputs, cached answers) first: the first report says how much
-  // of the work an earlier run did, as generateRun's does
+  // what needs no request (identical outputs, cached answers) first: the first report counts it as
+  // `resumed`, for the progress bar's rate, though not all of it is an earlier run's work (identical
+  // outputs need no judge, and the cache answers what any run asked)
   const asks: { index: number; job: ReturnType<typeof prepare> }[] = [];
   for (let index = 0; index < pairs.length; index++) {
     const job = prepare(index);

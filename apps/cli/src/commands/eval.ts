@@ -122,8 +122,14 @@ async function loadFor(model: string, flags: EvalModelFlags, flag = '--model'): 
   return opened;
 }
 
-/** A progress bar per label (a rule subset, an outputs file), on stderr, terminals only. */
-function progressReporter(unit: string, prefix: string) {
+/** What the first report of a step says of the work it finds done: a journal's, an earlier run's. */
+const resuming = (done: number, total: number) => `resuming, ${done} of ${total} already done`;
+
+/**
+ * A progress bar per label (a rule subset, an outputs file), on stderr, terminals only. `found` says
+ * what the work found done at the start is (`resumed` of the first report), for a note.
+ */
+function progressReporter(unit: string, prefix: string, found = resuming) {
   let bar: Progress | undefined;
   let current: string | undefined;
   let last: EvalProgress | undefined;
@@ -135,7 +141,7 @@ function progressReporter(unit: string, prefix: string) {
         bar?.stop();
         current = label;
         if (p.resumed > 0 && p.done < p.total)
-          note(painter(process.stderr)('dim', `${label}: resuming, ${p.resumed} of ${p.total} already done`));
+          note(painter(process.stderr)('dim', `${label}: ${found(p.resumed, p.total)}`));
         bar = progressBar(label, p.total, unit, { resumed: p.resumed });
       }
       bar.update(p.done, p.total);
@@ -797,7 +803,13 @@ async function judge(flags: JudgeFlags): Promise<void> {
     }
   }
 
-  const progress = progressReporter('pairs', 'judging');
+  // what needs no request is not all an earlier run's: identical outputs are draws, and the cache
+  // answers what any run asked (another outputs file's identical pair, another judging's)
+  const progress = progressReporter(
+    'pairs',
+    'judging',
+    (n, total) => `${n} of ${total} need no request (identical outputs or cached judgements)`,
+  );
   const results = [];
   try {
     for (const [k, job] of jobs.entries()) {
