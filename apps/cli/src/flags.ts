@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { CONFIG_INPUT_OPTIONS, DTYPE_FILES, type WeightDtype } from '@implicit-it/modelkit';
 import { ImplicitItError, meantOption, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
@@ -23,8 +23,9 @@ import { CliError, EXIT, note, usage } from './output.js';
 /**
  * Refuses, before any work, an output path that cannot be written as `kind`: a directory where a
  * file goes (`example` names a file to suggest in it), a file where a directory goes (`why` says what
- * it is for), a path below an existing file, or a `.jsonl` name for a file that is one JSON value
- * (`json` says what the file is). Usage error (exit 2) naming `flag`.
+ * it is for), a path below an existing file, one in a directory where no file can be created
+ * (`--out: cannot write PATH: REASON`), or a `.jsonl` name for a file that is one JSON value (`json`
+ * says what the file is). Usage error (exit 2) naming `flag`.
  */
 export function checkOutPath(
   path: string,
@@ -47,16 +48,47 @@ export function checkOutPath(
     }
     if (kind === 'directory' && !isDir)
       throw usage(`${flag}: ${path} is a file; ${explain.why ?? 'give a directory'}`);
+    // files are written in a directory: the file's (atomically, through a temporary file beside it)
+    checkCreates(kind === 'directory' ? resolve(path) : dirname(resolve(path)), path, flag);
     return;
   }
   // the nearest existing ancestor must be a directory, or nothing can be created below it
   for (let up = dirname(resolve(path)); ; up = dirname(up)) {
     if (existsSync(up)) {
       if (!statSync(up).isDirectory()) throw usage(`${flag}: ${up} is a file, so ${path} cannot be created`);
+      checkCreates(up, path, flag);
       return;
     }
     if (dirname(up) === up) return;
   }
+}
+
+/**
+ * Refuses an output path when files cannot be created in `dir` (a directory that exists: where the
+ * output goes, or the nearest one above it, where its missing directories are made): read-only,
+ * another user's, or a file system that takes no new files (/proc). Tried by creating an empty file
+ * there and removing it, which no permission bits can mislead (root writes past them, a read-only
+ * mount does not let it), and before any work: else the error comes at the end of a long run, as a
+ * bare errno naming a temporary file. Nothing is left behind, and no directory is created.
+ */
+function checkCreates(dir: string, path: string, flag: string): void {
+  const probe = join(dir, `.implicit-it-write-check-${process.pid}-${Date.now()}`);
+  try {
+    closeSync(openSync(probe, 'wx'));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EACCES' || code === 'EPERM'
+        ? `${dir} is not writable (permission denied)`
+        : code === 'EROFS'
+          ? `${dir} is on a read-only file system`
+          : `files cannot be created in ${dir} (${(error as Error).message.replace(/, open .*$/, '')})`;
+    throw usage(
+      `${flag}: cannot write ${path}: ${why}`,
+      `give ${flag} a path in a directory you can write to`,
+    );
+  }
+  rmSync(probe, { force: true });
 }
 
 /** Refuses an `--out` that must be a directory but names an existing file (usage error, `why` says what it is for). */

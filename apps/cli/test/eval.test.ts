@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
+  chmodSync,
   cpSync,
   existsSync,
   mkdirSync,
@@ -628,6 +629,71 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(readdirSync(dir)).toEqual([]); // no X.tmp-*, no X.journal.jsonl
     expect(readdirSync(tmp).filter((f) => f.startsWith('out-is-a-dir.'))).toEqual([]);
   });
+
+  it.runIf(process.platform === 'linux')(
+    'an --out, --run-dir or --cache-dir where no file can be created: exit 2 naming the flag, before any work',
+    async () => {
+      const file = join(tmp, 'outputs-to-judge.json');
+      writeFileSync(file, JSON.stringify([{ instruction: 'a', output: 'b', generator: 'g' }]));
+      const judge = ['judge', '--outputs', file, '--base-url', 'http://127.0.0.1:9/v1'];
+      // /proc takes no new files, whoever asks: root, who writes past permission bits, gets ENOENT
+      const why =
+        process.getuid?.() === 0
+          ? 'files cannot be created in /proc (ENOENT: no such file or directory)'
+          : '/proc is not writable (permission denied)';
+      const cases: [string[], string, string][] = [
+        [['generate', '--model', model, '--instructions', instructionsFile, '--out'], '--out', 'x.json'],
+        [['rank', '--model', model, '--data', file, '--out'], '--out', 'x.json'],
+        [['shift', '--base', model, '--aligned', model, '--limit', '2', '--out'], '--out', 'x.json'],
+        [
+          ['shift', '--base', model, '--aligned', model, '--limit', '2', '--aligned-out'],
+          '--aligned-out',
+          'x.json',
+        ],
+        [[...judge, '--out'], '--out', 'implicit-it/ann.json'],
+        [[...judge, '--out', join(tmp, 'ann.json'), '--cache-dir'], '--cache-dir', 'cache'],
+        [
+          ['ablations', '--model', model, '--instructions', instructionsFile, '--run-dir'],
+          '--run-dir',
+          'run',
+        ],
+      ];
+      for (const [args, flag, name] of cases) {
+        const r = await run(['eval', ...args, `/proc/${name}`]);
+        expect([r.code, r.stderr], args.join(' ')).toEqual([
+          2,
+          `error: ${flag}: cannot write /proc/${name}: ${why}\nhint: give ${flag} a path in a directory you can write to\n`,
+        ]);
+      }
+    },
+  );
+
+  it.skipIf(process.getuid?.() === 0)(
+    'an --out in a directory without write permission: exit 2 naming it, not an errno after the work',
+    async () => {
+      const dir = dirIn('read-only');
+      chmodSync(dir, 0o555);
+      try {
+        const out = join(dir, 'sub', 'x.json');
+        const r = await run([
+          'eval',
+          'generate',
+          '--model',
+          model,
+          '--instructions',
+          instructionsFile,
+          '--out',
+          out,
+        ]);
+        expect([r.code, r.stderr]).toEqual([
+          2,
+          `error: --out: cannot write ${out}: ${dir} is not writable (permission denied)\nhint: give --out a path in a directory you can write to\n`,
+        ]);
+      } finally {
+        chmodSync(dir, 0o755);
+      }
+    },
+  );
 
   it('judge: --base-url (or $OPENAI_BASE_URL) must be an http(s) URL: exit 2 before any request', async () => {
     const outputs = join(tmp, 'judge-url-outputs.json');

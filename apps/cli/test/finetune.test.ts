@@ -230,6 +230,46 @@ describeShared('finetune data', ['data/mbpp/mbpp.jsonl', 'data/poetry/poems.csv'
   });
 });
 
+describe('finetune: an --out where nothing can be written', () => {
+  it.runIf(process.platform === 'linux')(
+    'data and plan refuse it up front: exit 2 naming the flag, not an errno',
+    async () => {
+      // /proc takes no new files, whoever asks: root, who writes past permission bits, gets ENOENT
+      const why =
+        process.getuid?.() === 0
+          ? 'files cannot be created in /proc (ENOENT: no such file or directory)'
+          : '/proc is not writable (permission denied)';
+      const cases: [string[], string, string][] = [
+        [['data', '--recipe', 'mbpp', '--out'], '--out', 'm.jsonl'],
+        [
+          [
+            'data',
+            '--recipe',
+            'mbpp',
+            '--out',
+            join(tmp, 'm.jsonl'),
+            '--validation',
+            '5',
+            '--validation-out',
+          ],
+          '--validation-out',
+          'v/m.jsonl',
+        ],
+        [['plan', '--recipe', 'mbpp', '--model', 'tiny', '--gpus', '0', '--out'], '--out', 'job'],
+        [['sweep', '--recipe', 'mbpp', '--model', 'tiny', '--gpus', '0', '--out'], '--out', 'jobs'],
+      ];
+      for (const [args, flag, name] of cases) {
+        const r = await run(['finetune', ...args, `/proc/${name}`]);
+        expect([r.code, r.stderr], args.join(' ')).toEqual([
+          2,
+          `error: ${flag}: cannot write /proc/${name}: ${why}\nhint: give ${flag} a path in a directory you can write to\n`,
+        ]);
+      }
+      expect(existsSync(join(tmp, 'm.jsonl'))).toBe(false);
+    },
+  );
+});
+
 describe('finetune data: errors', () => {
   it('reports malformed rows with their line numbers (never fatal)', async () => {
     const dir = join(tmp, 'bad-data');

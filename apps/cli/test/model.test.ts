@@ -422,6 +422,21 @@ describe('model create / inspect', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`--out: ${file} is a file; give a directory (created when missing)`);
   });
+
+  it.runIf(process.platform === 'linux')(
+    '--out where no file can be created: exit 2 before anything is written, as every --out',
+    async () => {
+      const r = await run(['model', 'create', '--preset', 'tiny', '--out', '/proc/implicit-it-model']);
+      const why =
+        process.getuid?.() === 0
+          ? 'files cannot be created in /proc (ENOENT: no such file or directory)'
+          : '/proc is not writable (permission denied)';
+      expect([r.code, r.stderr]).toEqual([
+        2,
+        `error: --out: cannot write /proc/implicit-it-model: ${why}\nhint: give --out a path in a directory you can write to\n`,
+      ]);
+    },
+  );
 });
 
 describeShared(
