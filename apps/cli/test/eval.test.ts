@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   cpSync,
@@ -1881,6 +1882,62 @@ describe('eval rank and eval shift: a finished --out is reused, never replaced b
     expect(JSON.parse(replaced.stdout).overall).toEqual(JSON.parse(first.stdout).overall);
     const five = await shift(['--top-k', '5']);
     expect([five.code, five.stderr]).toEqual([0, expect.stringContaining(`${out} is already complete`)]);
+  });
+
+  it("shift: token_ids of another tokenizer than --base's are refused (exit 2, naming both), before any ranking", async () => {
+    // the same model with another tokenizer.json (the same vocabulary, written otherwise: another digest)
+    const other = join(dir, 'other-tokenizer');
+    cpSync(model, other, { recursive: true });
+    const tokenizerFile = join(other, 'tokenizer.json');
+    writeFileSync(tokenizerFile, JSON.stringify(readJson(tokenizerFile), null, 1));
+    const digest = (m: string) =>
+      `sha256:${createHash('sha256')
+        .update(readFileSync(join(m, 'tokenizer.json')))
+        .digest('hex')
+        .slice(0, 12)}`;
+    const outputs = join(dir, 'with-ids.json');
+    const args = ['--instructions', instructionsFile, '--limit', '2', '--max-tokens', '4'];
+    const generated = await run([
+      'eval',
+      'generate',
+      '--model',
+      model,
+      ...args,
+      '--token-ids',
+      '--out',
+      outputs,
+    ]);
+    expect(generated.code, generated.stderr).toBe(0);
+    const hint =
+      "hint: give --base the model that generated them (or one with its tokenizer), or outputs without token_ids (eval generate without --token-ids), whose text --base's tokenizer encodes itself\n";
+    const recorded = await run(['eval', 'shift', '--base', other, '--aligned', outputs]);
+    expect([recorded.code, recorded.stderr]).toEqual([
+      2,
+      `error: --aligned ${outputs}: its token_ids come from another tokenizer than --base other-tokenizer's (tokenizer.json ${digest(model)} in ${outputs}.done, ${digest(other)} in --base): ranked under --base they would be other tokens\n${hint}`,
+    ]);
+    // a model directory whose outputs would carry its own tokenizer's ids
+    const dirAligned = await run(['eval', 'shift', '--base', other, '--aligned', model, ...args]);
+    expect(dirAligned.code).toBe(2);
+    expect(dirAligned.stderr).toContain(
+      `error: --aligned ${model} has another tokenizer than --base other-tokenizer (tokenizer.json ${digest(model)} and ${digest(other)}): the token ids it generates would be other tokens under --base\n`,
+    );
+    // the same tokenizer: ranked, as before
+    expect((await run(['eval', 'shift', '--base', model, '--aligned', outputs])).code).toBe(0);
+    // without a record, ids past --base's vocabulary say the same (not an error of the first batch)
+    const vocabulary = readJson(join(model, 'config.json')).vocab_size;
+    const foreign = join(dir, 'foreign-ids.json');
+    writeFileSync(
+      foreign,
+      JSON.stringify([
+        { instruction: 'Say hi.', output: 'Hi', generator: 'x', token_ids: [1, 2] },
+        { instruction: 'Say bye.', output: 'Bye', generator: 'x', token_ids: [3, vocabulary + 7] },
+      ]),
+    );
+    const unrecorded = await run(['eval', 'shift', '--base', model, '--aligned', foreign]);
+    expect([unrecorded.code, unrecorded.stderr]).toEqual([
+      2,
+      `error: --aligned ${foreign}: output #1 has token id ${vocabulary + 7}, not an id of --base ${basename(model)} (its ids are in [0, ${vocabulary})): its token_ids come from another tokenizer\n${hint}`,
+    ]);
   });
 
   it('shift --top-k 0 lists no tokens, the statistics only, as --help says; a negative one exits 2', async () => {

@@ -26,7 +26,16 @@ export async function writeRecorded(
   await writeFileAtomic(doneRecordPath(out), `${canonicalJson(record)}\n`);
 }
 
-/** The record of the run that wrote `out`, or undefined (none, or damaged). */
+/**
+ * The record of the run that wrote `out` (`${out}.done`: the settings of `generateRun`,
+ * `rankResponses`, `tokenShift` or `judgePairs`, as its journal's header), or undefined (none, or
+ * damaged). Lets a caller check outputs against what made them, such as the model whose tokenizer
+ * wrote their `token_ids` (`fingerprint.model`).
+ *
+ * @example
+ * const record = readDoneRecord('run/outputs/rules.json');
+ * console.log(record?.kind, record?.fingerprint); // 'generate', the fingerprint the run was given
+ */
 export function readDoneRecord(out: string): Record<string, unknown> | undefined {
   if (!existsSync(doneRecordPath(out))) return undefined;
   try {

@@ -6,6 +6,7 @@ export {
   runAblations,
 } from './ablations.js';
 export { type Annotation, readAnnotations, writeAnnotations } from './annotations.js';
+export { readDoneRecord } from './done-record.js';
 export {
   AdapterContractError,
   ContextLengthError,

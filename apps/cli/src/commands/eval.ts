@@ -27,6 +27,7 @@ import {
   rankResponses,
   readAlpacaData,
   readAnnotations,
+  readDoneRecord,
   readInstructions,
   readModelOutputs,
   resummarizeRanking,
@@ -1089,6 +1090,53 @@ export function defaultAlignedOut(out: string | undefined, name: string): string
   return out.replace(/(\.json)?$/, '.aligned-outputs.json');
 }
 
+/** The digest of the tokenizer.json in a model fingerprint (`modelFingerprint`), or undefined. */
+function tokenizerOf(fingerprint: unknown): string | undefined {
+  const files = (fingerprint as { files?: Record<string, unknown> } | undefined)?.files;
+  const digest = files?.['tokenizer.json'];
+  return typeof digest === 'string' ? digest : undefined;
+}
+
+/** A tokenizer digest as messages show it: `sha256:` and the first 12 hex digits. */
+const shortDigest = (digest: string) => digest.replace(/^(sha256:[0-9a-f]{12})[0-9a-f]+$/, '$1');
+
+const OTHER_TOKENIZER_HINT =
+  "give --base the model that generated them (or one with its tokenizer), or outputs without token_ids (eval generate without --token-ids), whose text --base's tokenizer encodes itself";
+
+/**
+ * Refuses aligned outputs whose `token_ids` are not ids of the --base model's tokenizer: ranked
+ * under it, they would be other tokens, and the statistics meaningless (or, past its vocabulary, an
+ * error after the batches before). The tokenizer that wrote them is the one their run recorded
+ * (`OUT.done`'s model fingerprint); without a record, ids past --base's vocabulary give them away.
+ */
+function checkAlignedIds(
+  rows: readonly ModelOutput[],
+  file: string,
+  base: OpenedModel,
+  baseFingerprint: Record<string, unknown>,
+): void {
+  if (!rows.some((row) => row.token_ids !== undefined)) return;
+  const record = readDoneRecord(file);
+  const theirs = tokenizerOf((record?.fingerprint as { model?: unknown } | undefined)?.model);
+  const ours = tokenizerOf(baseFingerprint);
+  if (theirs !== undefined && ours !== undefined && theirs !== ours) {
+    throw usage(
+      `--aligned ${file}: its token_ids come from another tokenizer than --base ${base.id}'s ` +
+        `(tokenizer.json ${shortDigest(theirs)} in ${file}.done, ${shortDigest(ours)} in --base): ranked under --base they would be other tokens`,
+      OTHER_TOKENIZER_HINT,
+    );
+  }
+  const vocabulary = base.model.info.tokenIds;
+  for (const [i, row] of rows.entries()) {
+    const id = row.token_ids?.find((x) => !(Number.isInteger(x) && x >= 0 && x < vocabulary));
+    if (id === undefined) continue;
+    throw usage(
+      `--aligned ${file}: output #${i} has token id ${id}, not an id of --base ${base.id} (its ids are in [0, ${vocabulary})): its token_ids come from another tokenizer`,
+      OTHER_TOKENIZER_HINT,
+    );
+  }
+}
+
 async function shift(flags: ShiftFlags): Promise<void> {
   const alignedIsFile = existsSync(flags.aligned) && statSync(flags.aligned).isFile();
   if (!existsSync(flags.aligned) && /\.jsonl?$/.test(flags.aligned)) {
@@ -1125,6 +1173,8 @@ async function shift(flags: ShiftFlags): Promise<void> {
   let aligned: OpenedModel | undefined;
   const progress = progressReporter('outputs', 'ranking tokens');
   try {
+    const baseFingerprint = modelFingerprint(base.model);
+    if (alignedRows) checkAlignedIds(alignedRows, flags.aligned, base, baseFingerprint);
     let alignedOutputs = flags.aligned;
     let alignedReused = false;
     let label = flags.label;
@@ -1136,6 +1186,15 @@ async function shift(flags: ShiftFlags): Promise<void> {
           : await loadFor(flags.aligned, flags, '--aligned');
       const model: Model = aligned?.model ?? base.model;
       const id = aligned?.id ?? base.id;
+      const alignedFingerprint = aligned ? modelFingerprint(aligned.model) : baseFingerprint;
+      // its outputs keep their token ids, which --base ranks: they must be ids of its tokenizer
+      const [theirs, ours] = [tokenizerOf(alignedFingerprint), tokenizerOf(baseFingerprint)];
+      if (theirs !== undefined && ours !== undefined && theirs !== ours) {
+        throw usage(
+          `--aligned ${flags.aligned} has another tokenizer than --base ${base.id} (tokenizer.json ${shortDigest(theirs)} and ${shortDigest(ours)}): the token ids it generates would be other tokens under --base`,
+          'give --base and --aligned models with the same tokenizer (a base model and its finetune); to compare models with different tokenizers, write the aligned outputs with eval generate (without --token-ids) and give --aligned that file',
+        );
+      }
       const name = generatorName(id, alignedRules);
       alignedOutputs = flags.alignedOut ?? defaultAlignedOut(flags.out, name);
       const outFlag = '--aligned-out';
@@ -1147,7 +1206,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
         generatorName: name,
         maxNewTokens: flags.maxTokens ?? paperMaxTokens(alignedRules),
         tokenIds: true,
-        fingerprint: { model: modelFingerprint(model), rules: alignedRules, ...promptSettings(flags) },
+        fingerprint: { model: alignedFingerprint, rules: alignedRules, ...promptSettings(flags) },
       };
       alignedRows = finishedRun(run);
       if (alignedRows) {
@@ -1185,7 +1244,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
       aligned: alignedRows!,
       label: label ?? `${basename(alignedOutputs, '.json')} vs ${base.id}`,
       ...(flags.topK !== undefined ? { topK: flags.topK } : {}),
-      fingerprint: { base: modelFingerprint(base.model), ...promptSettings(flags) },
+      fingerprint: { base: baseFingerprint, ...promptSettings(flags) },
     };
     const outFile = flags.out;
     const done = finishedResult(
@@ -1651,7 +1710,10 @@ Examples:
       `
 Each token of the aligned outputs is unshifted (the base model's rank 1),
 marginal (2-3) or shifted (> 3). Outputs with token_ids (eval generate
---token-ids) are ranked exactly as generated. The base model is the same as the
+--token-ids) are ranked exactly as generated, so they must be ids of --base's
+tokenizer: outputs whose run (OUT.done) had another tokenizer.json, or with ids
+past --base's vocabulary, are refused (exit 2), as is an aligned model directory
+with another tokenizer. The base model is the same as the
 aligned one with --aligned-rules to see what the rules change. The outputs
 generated for an aligned model directory are reused when the same run finished
 them before, and an existing file of another run is not replaced (as eval
