@@ -99,6 +99,22 @@ describe('model create / inspect', () => {
     expect(file.code).toBe(3);
     expect(file.stderr).toContain(`${join(dir, 'config.json')}: a file, not a model directory`);
     expect(file.stderr).toContain(`give the directory that holds it (${dir})`);
+    // its ONNX graph: the model directory above onnx/, not onnx/ (which has no config.json)
+    const graph = join(dir, 'onnx', 'model.onnx');
+    for (const command of [
+      ['model', 'inspect'],
+      ['generate', '--max-tokens', '1', '-m'],
+      ['model', 'export'],
+    ]) {
+      const r = await run([...command, graph, ...(command[0] === 'generate' ? ['hi'] : [])]);
+      expect(r.code, command.join(' ')).toBe(3);
+      expect(r.stderr, command.join(' ')).toContain(`give the directory that holds it (${dir})`);
+    }
+    const onnxDir = await run(['generate', '-m', join(dir, 'onnx'), 'hi']);
+    expect(onnxDir.code).toBe(3);
+    expect(onnxDir.stderr).toContain(
+      `${join(dir, 'onnx', 'config.json')} is missing: ${join(dir, 'onnx')} is not a Hugging Face model directory; give the model directory above it (${dir})`,
+    );
   });
 
   it('--dtypes q8 writes the 8-bit graph, which generate --dtype q8 runs and model inspect shows', async () => {

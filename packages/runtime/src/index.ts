@@ -19,6 +19,7 @@ export {
   type ModelConfig,
   type ModelDtype,
   type ModelFiles,
+  modelDirOf,
   nearMiss,
   resolveModelFiles,
 } from './model-dir.js';

@@ -207,6 +207,20 @@ export function nearMiss(path: string): string | undefined {
 }
 
 /**
+ * The model directory of a file in it, for a hint where the file was given for the directory: the
+ * directory above `onnx/` for a graph there (`onnx/model.onnx`, whose own directory has no
+ * config.json), else the file's own directory.
+ *
+ * @example
+ * modelDirOf('models/tiny/onnx/model.onnx'); // 'models/tiny'
+ * modelDirOf('models/tiny/config.json'); // 'models/tiny'
+ */
+export function modelDirOf(file: string): string {
+  const dir = dirname(file);
+  return basename(dir) === 'onnx' ? dirname(dir) : dir;
+}
+
+/**
  * Validates a local Hugging Face model directory and picks its ONNX decoder:
  * `onnx/model{suffix}.onnx`, else `onnx/decoder_model_merged{suffix}.onnx` (also looked for at the top
  * level, as some exports place them).
@@ -219,7 +233,7 @@ export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): Mode
     throw new ModelLoadError(
       'runtime.not_a_directory',
       existsSync(dir)
-        ? `${dir}: a file, not a model directory; give the directory that holds it (${dirname(dir)})`
+        ? `${dir}: a file, not a model directory; give the directory that holds it (${modelDirOf(dir)})`
         : `${dir}: not a directory (expected a Hugging Face model directory with config.json and onnx/model.onnx)${didYouMean(nearMiss(dir))}`,
       { file: dir },
     );
@@ -232,9 +246,11 @@ export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): Mode
   }
   const configFile = join(dir, 'config.json');
   if (!existsSync(configFile)) {
+    // the onnx/ folder of a model, given for the model: the directory above it is the one
+    const above = basename(dir) === 'onnx' && existsSync(join(dirname(dir), 'config.json'));
     throw new ModelLoadError(
       'runtime.missing_file',
-      `${configFile} is missing: ${dir} is not a Hugging Face model directory`,
+      `${configFile} is missing: ${dir} is not a Hugging Face model directory${above ? `; give the model directory above it (${dirname(dir)})` : ''}`,
       {
         file: configFile,
       },

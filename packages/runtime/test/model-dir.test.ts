@@ -7,6 +7,7 @@ import {
   DecoderSession,
   loadModel,
   ModelLoadError,
+  modelDirOf,
   nearMiss,
   patchDecoderGraph,
   providerStatus,
@@ -35,6 +36,17 @@ describe('model directory validation', () => {
     expect(() => resolveModelFiles(file)).toThrow(
       `${file}: a file, not a model directory; give the directory that holds it (${work})`,
     );
+    // its ONNX graph: the model directory is the one above onnx/, which the folder itself is not
+    const graph = join(work, 'onnx', 'model.onnx');
+    mkdirSync(join(work, 'onnx'));
+    writeFileSync(graph, '');
+    expect(() => resolveModelFiles(graph)).toThrow(
+      `${graph}: a file, not a model directory; give the directory that holds it (${work})`,
+    );
+    expect(() => resolveModelFiles(join(work, 'onnx'))).toThrow(
+      `${join(work, 'onnx', 'config.json')} is missing: ${join(work, 'onnx')} is not a Hugging Face model directory; give the model directory above it (${work})`,
+    );
+    expect([modelDirOf('m/onnx/model_q4.onnx'), modelDirOf('m/model.safetensors')]).toEqual(['m', 'm']);
   });
 
   it('a missing directory beside one of a nearby name suggests it; an empty path is refused', async () => {

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import {
   CONVENTIONAL_EOS_TOKENS,
   type ConfigInput,
@@ -17,6 +17,7 @@ import {
   disableOnnxTelemetry,
   type ModelDtype,
   ModelLoadError,
+  modelDirOf,
   resolveModel,
   resolveModelFiles,
   summarizeGraph,
@@ -205,7 +206,7 @@ async function exportGraph(dir: string, flags: ExportFlags): Promise<void> {
     throw new CliError(
       `${dir}: a file, not a model directory`,
       EXIT.load,
-      `give the directory that holds it (${dirname(dir)})`,
+      `give the directory that holds it (${modelDirOf(dir)})`,
     );
   }
   const bar = progressBar('exporting', 1, 'tensors');
