@@ -119,6 +119,42 @@ describeShared('finetune data', ['data/mbpp/mbpp.jsonl', 'data/poetry/poems.csv'
     ).toHaveLength(10);
   });
 
+  it('--validation 0 writes no validation file and reports none; an earlier one is left, and said', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cli-ft-v0-'));
+    const out = join(dir, 'm.jsonl');
+    const val = join(dir, 'm.val.jsonl');
+    const data = (args: string[]) => run(['finetune', 'data', '--recipe', 'mbpp', '--out', out, ...args]);
+    expect((await data(['--validation', '1'])).code).toBe(0);
+    const earlier = readFileSync(val, 'utf8');
+    const none = await data(['--validation', '0', '--json']);
+    expect(none.code, none.stderr).toBe(0);
+    const left = `note: ${val} is left as it was, not this build's validation set: this build holds out no examples (all 374 are in the training set)`;
+    expect(none.stderr).toBe(`${left}\n`);
+    expect(JSON.parse(none.stdout)).toMatchObject({
+      validationCount: 0,
+      files: { train: out },
+      notes: [left.slice(6)],
+    });
+    expect(readFileSync(val, 'utf8')).toBe(earlier);
+    // with --out -, --validation-out gets no file either
+    const piped = join(dir, 'piped-val.jsonl');
+    const stdout = await run([
+      'finetune',
+      'data',
+      '--recipe',
+      'mbpp',
+      '--out',
+      '-',
+      '--validation',
+      '0',
+      '--validation-out',
+      piped,
+    ]);
+    expect(stdout.code, stdout.stderr).toBe(0);
+    expect(existsSync(piped)).toBe(false);
+    expect(stdout.stderr).not.toContain(`wrote ${piped}`);
+  });
+
   it('--validation: a fraction that rounds to no example is refused (exit 2)', async () => {
     const r = await run(['finetune', 'data', '--recipe', 'mbpp', '--validation', '0.0001', '--json']);
     expect(r.code).toBe(2);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { getDatasetRecipe } from './dataset-recipes.js';
@@ -31,7 +32,7 @@ export interface BuildDatasetOptions {
   out?: string;
   /**
    * Hold out a seeded validation split, written to `validation.out` (default: `out` with `.val.jsonl`;
-   * the CLI's `--validation-out`).
+   * the CLI's `--validation-out`). A split of no examples (`count: 0`) writes no validation file.
    */
   validation?: SplitOptions & { out?: string };
   /** Called as the build advances. */
@@ -65,6 +66,11 @@ export interface BuildDatasetResult {
   stats: { userChars: LengthStats; assistantChars: LengthStats; totalChars: LengthStats };
   /** Files written. */
   files: { train?: string; validation?: string };
+  /**
+   * What the caller should know of the files: a validation file of an earlier build where this one
+   * writes none (no split, or a split of no examples), left as it was.
+   */
+  notes: string[];
   train: ChatExample[];
   validation: ChatExample[];
 }
@@ -135,13 +141,27 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
   if (options.validation)
     progress({ stage: 'split', message: `${train.length} train, ${validation.length} validation` });
 
+  // where the held-out examples go: validation.out, else beside out (with or without a split: the file
+  // an earlier build's split wrote there)
+  const valPath = options.validation?.out
+    ? resolve(options.validation.out)
+    : options.out
+      ? resolve(options.out).replace(/(\.jsonl)?$/, '.val.jsonl')
+      : undefined;
+  // a split of no examples writes no validation file, as planJob writes no data/validation: an empty
+  // file, or none reported, would read as a validation set. An earlier build's is not this build's
+  // output to remove (written over only by a split that holds examples out): it is left, and said.
+  const notes =
+    validation.length === 0 && valPath !== undefined && existsSync(valPath)
+      ? [
+          `${valPath} is left as it was, not this build's validation set: this build holds out no examples (all ${train.length} are in the training set)`,
+        ]
+      : [];
   const files: BuildDatasetResult['files'] = {};
   if (options.out) {
     const out = resolve(options.out);
-    const valOut = options.validation
-      ? resolve(options.validation.out ?? out.replace(/(\.jsonl)?$/, '.val.jsonl'))
-      : undefined;
-    if (valOut === out) {
+    const valOut = options.validation && validation.length > 0 ? valPath : undefined;
+    if (options.validation && valPath === out) {
       throw new FinetuneOptionError(
         'validation.out',
         `is the training output ${out}: the held-out examples would overwrite the training set; give another file`,
@@ -176,6 +196,7 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
       totalChars: lengthStats(built.examples.map((e) => sum(e))),
     },
     files,
+    notes,
     train,
     validation,
   };

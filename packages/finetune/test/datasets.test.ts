@@ -101,9 +101,31 @@ describeShared('dataset recipes on ../shared/data', files, () => {
     });
     expect(again.validation.map((e) => e.id)).toEqual(r.validation.map((e) => e.id));
     const summary = datasetSummary(r);
-    expect(summary).toMatchObject({ recipe: 'gsm', count: 950, skipped: 0 });
+    expect(summary).toMatchObject({ recipe: 'gsm', count: 950, skipped: 0, notes: [] });
     expect(summary).not.toHaveProperty('train');
     expect(summary.stats.assistantChars.count).toBe(1000);
+  });
+
+  it('a split of no examples writes no validation file; an earlier one is left, and said', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ft-data-'));
+    const out = join(dir, 'gsm.jsonl');
+    const val = join(dir, 'gsm.val.jsonl');
+    const none = await buildDataset({ recipe: 'gsm', dataDir: DATA, out, validation: { count: 0 } });
+    expect([none.count, none.validationCount, none.files, none.notes]).toEqual([1000, 0, { train: out }, []]);
+    expect(existsSync(val)).toBe(false);
+    await buildDataset({ recipe: 'gsm', dataDir: DATA, out, validation: { count: 5 } });
+    const earlier = readFileSync(val, 'utf8');
+    const left = `${val} is left as it was, not this build's validation set: this build holds out no examples (all 1000 are in the training set)`;
+    for (const validation of [{ count: 0 }, undefined]) {
+      const r = await buildDataset({
+        recipe: 'gsm',
+        dataDir: DATA,
+        out,
+        ...(validation ? { validation } : {}),
+      });
+      expect([r.files, r.notes]).toEqual([{ train: out }, [left]]);
+      expect(readFileSync(val, 'utf8')).toBe(earlier);
+    }
   });
 });
 

@@ -234,12 +234,15 @@ async function data(flags: DataFlags): Promise<void> {
       if (!flags.json) status(e.message);
     },
   }).catch((error: unknown) => rethrowInFlagTerms(error, DATA_FLAGS));
+  // a split of no examples (--validation 0) writes no validation file, as the library does with --out FILE
+  const validationOut = result.validation.length > 0 ? flags.validationOut : undefined;
   if (toStdout) {
     // the folder first: nothing goes to stdout when the held-out file cannot be written
-    if (flags.validationOut) await mkdir(dirname(resolve(flags.validationOut)), { recursive: true });
+    if (validationOut) await mkdir(dirname(resolve(validationOut)), { recursive: true });
     process.stdout.write(examplesToJsonl(result.train));
-    if (flags.validationOut) await writeFile(flags.validationOut, examplesToJsonl(result.validation));
+    if (validationOut) await writeFile(validationOut, examplesToJsonl(result.validation));
   }
+  printNotes(result.notes, DATA_FLAGS);
   const summary = datasetSummary(result);
   if (flags.json) {
     printJson(summary);
@@ -261,7 +264,7 @@ async function data(flags: DataFlags): Promise<void> {
   if (summary.files.validation) out += `${p('green', 'wrote')} ${summary.files.validation}\n`;
   if (toStdout) {
     out += `${p('green', 'wrote')} ${result.count} examples to stdout\n`;
-    if (flags.validationOut) out += `${p('green', 'wrote')} ${flags.validationOut}\n`;
+    if (validationOut) out += `${p('green', 'wrote')} ${validationOut}\n`;
   }
   if (!flags.out) out += p('dim', '  (no --out: nothing written)\n');
   // with --out - the examples own stdout: the summary goes to stderr
@@ -542,9 +545,12 @@ function describeLaunch(job: JobSpec): string {
   return `${l.nodes} node${l.nodes > 1 ? 's' : ''} x ${l.gpusPerNode} GPU${l.gpusPerNode > 1 ? 's' : ''}${l.zero3 ? ', DeepSpeed ZeRO-3' : ''}`;
 }
 
-/** Planning's notes (the paper's 2048 tokens lowered to the model's context) on stderr, always. */
-function printNotes(notes: readonly string[]): void {
-  for (const n of notes) note(painter(process.stderr)('yellow', `note: ${inFlagTerms(n, JOB_FLAGS)}`));
+/**
+ * A build's or a plan's notes (an earlier build's validation file left as it was, the paper's 2048
+ * tokens lowered to the model's context) on stderr, always, in terms of the command's `flags`.
+ */
+function printNotes(notes: readonly string[], flags: Readonly<Record<string, string>> = JOB_FLAGS): void {
+  for (const n of notes) note(painter(process.stderr)('yellow', `note: ${inFlagTerms(n, flags)}`));
 }
 
 async function plan(flags: PlanFlags): Promise<void> {
