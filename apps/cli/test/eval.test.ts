@@ -879,6 +879,50 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(readdirSync(emptyRun)).toEqual([]);
   });
 
+  it('report: a file given for the run directory is said to be a file, and what to give', async () => {
+    const file = join(tmp, 'not-a-run.json');
+    writeFileSync(file, '[]');
+    const r = await run(['eval', 'report', file]);
+    expect([r.code, r.stderr]).toEqual([
+      2,
+      `error: ${file} is a file, not a run directory\nhint: give the run directory that holds annotations/, ranking/ or shift/ (as eval judge --run-dir, eval rank --out RUN/ranking/NAME.json and eval shift --out RUN/shift/NAME.json fill it)\n`,
+    ]);
+    const missing = await run(['eval', 'report', join(tmp, 'no-such-run')]);
+    expect([missing.code, missing.stderr]).toEqual([
+      2,
+      `error: ${join(tmp, 'no-such-run')}: no such run directory\n`,
+    ]);
+  });
+
+  it('generate --name: the default its help names, MODEL alone with --rules off', async () => {
+    const help = await run(['eval', 'generate', '--help']);
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain(
+      'the "generator" field (default: MODEL-RULES, e.g. tiny-hewitt2024; MODEL alone with --rules off)',
+    );
+    const args = [
+      '--model',
+      model,
+      '--instructions',
+      instructionsFile,
+      '--limit',
+      '1',
+      '--max-tokens',
+      '2',
+      '--json',
+    ];
+    const off = await run([
+      'eval',
+      'generate',
+      ...args,
+      '--rules',
+      'off',
+      '--out',
+      join(tmp, 'name-off.json'),
+    ]);
+    expect(off.code, off.stderr).toBe(0);
+    expect(JSON.parse(off.stdout).generator).toBe(basename(model));
+  });
+
   it('judge: when no judgement can be read, the annotations are written, then exit 1 with the count', async () => {
     const server = createServer((req, res) => {
       req.resume();

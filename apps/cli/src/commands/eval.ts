@@ -1327,7 +1327,13 @@ async function shift(flags: ShiftFlags): Promise<void> {
 // eval report
 
 async function report(runDir: string, flags: { title?: string; json?: boolean }): Promise<void> {
-  if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw usage(`${runDir}: no such run directory`);
+  if (!existsSync(runDir)) throw usage(`${runDir}: no such run directory`);
+  if (!statSync(runDir).isDirectory()) {
+    throw usage(
+      `${runDir} is a file, not a run directory`,
+      'give the run directory that holds annotations/, ranking/ or shift/ (as eval judge --run-dir, eval rank --out RUN/ranking/NAME.json and eval shift --out RUN/shift/NAME.json fill it)',
+    );
+  }
   const paths = runPaths(runDir);
   const results = (dir: string) => existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.json'));
   if (![paths.annotations, paths.ranking, paths.shift].some(results)) {
@@ -1439,7 +1445,10 @@ Examples:
       'a .jsonl / .json of {instruction, dataset} (default: ../shared/data/alpaca_eval/alpaca_eval.jsonl)',
     )
     .requiredOption('-o, --out <file>', 'model_outputs.json to write (resume journal: OUT.journal.jsonl)')
-    .option('--name <name>', 'the "generator" field (default: MODEL-RULES)')
+    .option(
+      '--name <name>',
+      'the "generator" field (default: MODEL-RULES, e.g. tiny-hewitt2024; MODEL alone with --rules off)',
+    )
     .option('--limit <n>', 'only the first n instructions', intArg(1))
     .option(
       '-n, --max-tokens <n>',
