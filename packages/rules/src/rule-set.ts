@@ -152,6 +152,16 @@ const newScratch = (): Scratch => ({
 });
 const shared = newScratch();
 
+/**
+ * The kind of a typed array (`'Float32Array'`...), undefined for anything else: TypedArray's own
+ * `Symbol.toStringTag` getter reads the array's internal slot, so that, unlike `instanceof`, it holds
+ * for arrays of another realm (a vm context, a test environment) and is not fooled by a look-alike.
+ */
+const typedArrayKind = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Int8Array.prototype) as object,
+  Symbol.toStringTag,
+)!.get! as (this: unknown) => string | undefined;
+
 /** The mark of a `RuleSet`, shared by every copy of this package (a `Symbol.for` key). */
 const RULE_SET_MARK = Symbol.for('implicit-it.rule-set');
 
@@ -432,17 +442,20 @@ export class RuleSet {
       throw new RuleInputError('the arguments are (logits, state): the logits row comes first');
     }
     // an integer row would round each score away (an Int32Array), a plain array is no row either
-    if (!(logits instanceof Float32Array || logits instanceof Float64Array)) {
+    const kind = typedArrayKind.call(logits);
+    if (kind !== 'Float32Array' && kind !== 'Float64Array') {
       const what =
-        typeof logits === 'object' && logits !== null
+        kind ??
+        (typeof logits === 'object' && logits !== null
           ? (logits.constructor?.name ?? 'an object')
-          : shownValue(logits);
+          : shownValue(logits));
       throw new RuleInputError(`expected a logits row (Float32Array or Float64Array), got ${what}`);
     }
     this.checkState(state, 'the second argument');
-    if (logits.length < this.vocabSize) {
+    const { length } = logits as Float32Array | Float64Array;
+    if (length < this.vocabSize) {
       throw new RuleInputError(
-        `logits row has ${logits.length} entries, fewer than the vocabulary size ${this.vocabSize}`,
+        `logits row has ${length} entries, fewer than the vocabulary size ${this.vocabSize}`,
       );
     }
   }

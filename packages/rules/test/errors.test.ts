@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import {
   ABLATIONS,
@@ -623,6 +624,16 @@ describe('audit: inputs that used to pass silently or crash with a TypeError', (
       expect(() => rules.apply(row as never, s)).toThrow(
         `expected a logits row (Float32Array or Float64Array), got ${name}`,
       );
+    // a row of another realm (a vm context, a test environment) is a row; a look-alike is not
+    const foreign = runInNewContext('new Float32Array(100)') as Float32Array;
+    expect(foreign instanceof Float32Array).toBe(false);
+    const local = new Float32Array(100);
+    rules.apply(foreign, s);
+    rules.apply(local, s);
+    expect(Array.from(foreign)).toEqual(Array.from(local));
+    expect(local.some((x) => x !== 0)).toBe(true);
+    const lookAlike = { length: 100, [Symbol.toStringTag]: 'Float32Array' };
+    expect(() => rules.apply(lookAlike as never, s)).toThrow('got Object');
   });
 
   it("a hand-written Vocabulary's mistakes are blamed on it", () => {
