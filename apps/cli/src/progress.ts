@@ -18,9 +18,11 @@ function lineInterval(): number {
 }
 
 /**
- * Off a terminal: `label: 120/1000 examples (12%), 1m05s elapsed, ETA 7m55s`, written on an update at
- * least the interval after the last line (never at the start: short jobs stay quiet). The ETA is the
- * rate of this process (items past `resumed`, those an earlier run did) times what is left.
+ * Off a terminal: `label: 120/1000 examples (12%), 1m05s elapsed, ETA 7m55s`, written at most once an
+ * interval: on an update, or by a timer when no update came (a batch of a large model can take
+ * minutes, and the log must still show the job is alive). Never at the start: short jobs stay quiet.
+ * The ETA is the rate of this process (items past `resumed`, those an earlier run did) times what is
+ * left. `stop` ends the timer (it does not keep the process alive either way).
  */
 function progressLines(
   label: string,
@@ -33,21 +35,30 @@ function progressLines(
   const started = performance.now();
   let last = started;
   let all = total;
+  let done = 0;
+  const write = () => {
+    const now = performance.now();
+    if (interval === 0 || now - last < interval) return;
+    last = now;
+    const elapsed = (now - started) / 1000;
+    const share = all > 0 ? ` (${Math.floor((100 * done) / all)}%)` : '';
+    const fresh = done - resumed;
+    const eta = fresh > 0 && all > done ? `, ETA ${formatSeconds((elapsed / fresh) * (all - done))}` : '';
+    process.stderr.write(
+      `${label}: ${done}/${all} ${unit}${share}${extra()}, ${formatSeconds(elapsed)} elapsed${eta}\n`,
+    );
+  };
+  const timer = interval > 0 ? setInterval(write, interval) : undefined;
+  timer?.unref();
   return {
     update(value, newTotal) {
       if (newTotal !== undefined) all = newTotal;
-      const now = performance.now();
-      if (interval === 0 || now - last < interval) return;
-      last = now;
-      const elapsed = (now - started) / 1000;
-      const share = all > 0 ? ` (${Math.floor((100 * value) / all)}%)` : '';
-      const fresh = value - resumed;
-      const eta = fresh > 0 && all > value ? `, ETA ${formatSeconds((elapsed / fresh) * (all - value))}` : '';
-      process.stderr.write(
-        `${label}: ${value}/${all} ${unit}${share}${extra()}, ${formatSeconds(elapsed)} elapsed${eta}\n`,
-      );
+      done = value;
+      write();
     },
-    stop() {},
+    stop() {
+      clearInterval(timer);
+    },
   };
 }
 

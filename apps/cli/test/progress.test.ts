@@ -24,6 +24,7 @@ describe('progress lines off a terminal', () => {
       bar.update(resumed ?? 0);
       now = 60_000; // a minute later, 100 more done
       bar.update((resumed ?? 0) + 100);
+      bar.stop();
     } finally {
       process.stderr.isTTY = isTTY;
     }
@@ -32,6 +33,38 @@ describe('progress lines off a terminal', () => {
 
   it('estimates the time left from the rate of this process', () => {
     expect(lines()).toEqual(['ranking: 100/1000 examples (10%), 1m00s elapsed, ETA 9m00s\n']);
+  });
+
+  it('writes a line when no update comes for an interval, until stopped (a long batch)', () => {
+    vi.stubEnv('IMPLICIT_IT_PROGRESS_SECONDS', '30');
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const isTTY = process.stderr.isTTY;
+    process.stderr.isTTY = false;
+    let now = 0;
+    vi.spyOn(performance, 'now').mockImplementation(() => now);
+    const written: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((text) => {
+      written.push(String(text));
+      return true;
+    });
+    try {
+      const bar = progressBar('generating', 64, 'instructions');
+      bar.update(8); // the first batch, at once: no line
+      for (const seconds of [30, 60]) {
+        now = seconds * 1000;
+        vi.advanceTimersByTime(30_000);
+      }
+      bar.stop();
+      now = 90_000;
+      vi.advanceTimersByTime(30_000);
+    } finally {
+      process.stderr.isTTY = isTTY;
+      vi.useRealTimers();
+    }
+    expect(written).toEqual([
+      'generating: 8/64 instructions (12%), 0m30s elapsed, ETA 3m30s\n',
+      'generating: 8/64 instructions (12%), 1m00s elapsed, ETA 7m00s\n',
+    ]);
   });
 
   it('after a resume, leaves the items an earlier run did out of the rate', () => {
