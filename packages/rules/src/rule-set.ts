@@ -253,8 +253,8 @@ export class RuleSet {
     this.vocabSize = size;
     // a checked copy (compileRules' configs are checked already; the check costs microseconds), frozen:
     // behaviour is compiled from it, so an edit to it would change nothing
-    this.config = deepFreeze(parseRuleSetConfig(config));
-    config = this.config;
+    const checked = deepFreeze(parseRuleSetConfig(config));
+    this.config = checked;
     const unresolved: UnresolvedEntry[] = [];
     const enabled: string[] = [];
     const checkId = (id: number, path: string) => {
@@ -290,7 +290,7 @@ export class RuleSet {
     const on = <T extends object>(v: T | boolean | undefined): T | null =>
       v === undefined || v === false ? null : v === true ? ({} as T) : v;
 
-    const eos = on(config.eos);
+    const eos = on(checked.eos);
     if (eos) {
       enabled.push('eos');
       const ids = eos.ids ?? [...vocab.eosIds];
@@ -304,7 +304,7 @@ export class RuleSet {
       this.eos = { ids: Int32Array.from(new Set(ids)), rampLength, maxBonus, hold: afterRamp === 'hold' };
     } else this.eos = null;
 
-    const uniform = on(config.uniform);
+    const uniform = on(checked.uniform);
     const merged = new Map<number, number>();
     if (uniform) {
       enabled.push('uniform');
@@ -340,12 +340,12 @@ export class RuleSet {
     this.fixedBits = new Uint32Array((size + 31) >>> 5);
     for (const id of fixed) this.fixedBits[id >>> 5]! |= 1 << (id & 31);
 
-    const used = on(config.used);
+    const used = on(checked.used);
     if (used) enabled.push('diversity');
     this.usedPenalty = used ? (used.penalty ?? RULE_DEFAULTS.used.penalty) : null;
     this.usedScope = used?.scope ?? RULE_DEFAULTS.used.scope;
 
-    const start = on(config.start);
+    const start = on(checked.start);
     this.startOptions = { ...RULE_DEFAULTS.start, ...(start ?? {}) };
     if (start) {
       enabled.push('start');
