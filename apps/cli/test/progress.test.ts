@@ -8,27 +8,34 @@ describe('progress lines off a terminal', () => {
     vi.unstubAllEnvs();
   });
 
-  function lines(resumed?: number) {
-    vi.stubEnv('IMPLICIT_IT_PROGRESS_SECONDS', '1');
+  /** What `work` writes on stderr off a terminal, progress lines every `seconds`, with `now` its clock. */
+  function offTerminal(seconds: string, work: (clock: { now: number }) => void): string[] {
+    vi.stubEnv('IMPLICIT_IT_PROGRESS_SECONDS', seconds);
     const isTTY = process.stderr.isTTY;
     process.stderr.isTTY = false;
-    let now = 0;
-    vi.spyOn(performance, 'now').mockImplementation(() => now);
+    const clock = { now: 0 };
+    vi.spyOn(performance, 'now').mockImplementation(() => clock.now);
     const written: string[] = [];
     vi.spyOn(process.stderr, 'write').mockImplementation((text) => {
       written.push(String(text));
       return true;
     });
     try {
-      const bar = progressBar('ranking', 1000, 'examples', resumed === undefined ? {} : { resumed });
-      bar.update(resumed ?? 0);
-      now = 60_000; // a minute later, 100 more done
-      bar.update((resumed ?? 0) + 100);
-      bar.stop();
+      work(clock);
     } finally {
       process.stderr.isTTY = isTTY;
     }
     return written;
+  }
+
+  function lines(resumed?: number) {
+    return offTerminal('1', (clock) => {
+      const bar = progressBar('ranking', 1000, 'examples', resumed === undefined ? {} : { resumed });
+      bar.update(resumed ?? 0);
+      clock.now = 60_000; // a minute later, 100 more done
+      bar.update((resumed ?? 0) + 100);
+      bar.stop();
+    });
   }
 
   it('estimates the time left from the rate of this process', () => {
@@ -36,29 +43,21 @@ describe('progress lines off a terminal', () => {
   });
 
   it('writes a line when no update comes for an interval, until stopped (a long batch)', () => {
-    vi.stubEnv('IMPLICIT_IT_PROGRESS_SECONDS', '30');
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
-    const isTTY = process.stderr.isTTY;
-    process.stderr.isTTY = false;
-    let now = 0;
-    vi.spyOn(performance, 'now').mockImplementation(() => now);
-    const written: string[] = [];
-    vi.spyOn(process.stderr, 'write').mockImplementation((text) => {
-      written.push(String(text));
-      return true;
-    });
+    let written: string[];
     try {
-      const bar = progressBar('generating', 64, 'instructions');
-      bar.update(8); // the first batch, at once: no line
-      for (const seconds of [30, 60]) {
-        now = seconds * 1000;
+      written = offTerminal('30', (clock) => {
+        const bar = progressBar('generating', 64, 'instructions');
+        bar.update(8); // the first batch, at once: no line
+        for (const seconds of [30, 60]) {
+          clock.now = seconds * 1000;
+          vi.advanceTimersByTime(30_000);
+        }
+        bar.stop();
+        clock.now = 90_000;
         vi.advanceTimersByTime(30_000);
-      }
-      bar.stop();
-      now = 90_000;
-      vi.advanceTimersByTime(30_000);
+      });
     } finally {
-      process.stderr.isTTY = isTTY;
       vi.useRealTimers();
     }
     expect(written).toEqual([
