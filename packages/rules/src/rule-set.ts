@@ -421,13 +421,8 @@ export class RuleSet {
         `createState: promptIds must be a list of token ids (an array or typed array), got ${shownValue(init.promptIds)}`,
       );
     }
-    const ids = init.promptIds;
-    // bigint ids (int64 input_ids, or a list holding some): as numbers; an id past 2^53 is no vocabulary
-    // id, and is refused below
-    const promptIds: ArrayLike<number> =
-      ids instanceof Int32Array || ids instanceof Uint32Array || ids instanceof Float64Array
-        ? ids
-        : Array.from(ids as ArrayLike<number | bigint>, (id) => (typeof id === 'bigint' ? Number(id) : id));
+    // bigint ids (int64 input_ids, or a list holding some) are read as numbers where each id is read
+    const promptIds = init.promptIds as ArrayLike<number | bigint>;
     // left out (undefined) is the default; null is no length, refused as such
     const promptLength = init.promptLength === undefined ? promptIds.length : init.promptLength;
     // tracked whether or not the used rule is on: custom rules read `isUsed` (with the rule off, in

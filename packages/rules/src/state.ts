@@ -32,6 +32,12 @@ export interface RuleContext {
 
 const INITIAL_CAPACITY = 256;
 
+/**
+ * A token id as a number: a bigint one (an int64 tensor's, as onnxruntime and transformers.js hold
+ * ids) converted; one past 2^53 loses its exact value, and is refused as no token id anyway.
+ */
+const idNumber = (id: number | bigint): number => (typeof id === 'bigint' ? Number(id) : id);
+
 /** Why `value` is no token id: ids are held as int32, so an integer from 2^31 on is none either. */
 const notTokenId = (value: unknown): string =>
   `a token id is a non-negative integer below 2^31, got ${shownValue(value)}`;
@@ -85,7 +91,7 @@ export class RuleState implements RuleContext {
   static create(
     owner: object,
     vocabSize: number,
-    promptIds: ArrayLike<number>,
+    promptIds: ArrayLike<number | bigint>,
     scopeStart: number,
     promptLength: number,
     trackFrom: number,
@@ -117,8 +123,8 @@ export class RuleState implements RuleContext {
       0,
     );
     for (let i = 0; i < n; i++) {
-      const id = promptIds[i]!;
-      if ((id | 0) !== id || id < 0) throw new RuleInputError(`promptIds[${i}]: ${notTokenId(id)}`);
+      const id = idNumber(promptIds[i]!);
+      if ((id | 0) !== id || id < 0) throw new RuleInputError(`promptIds[${i}]: ${notTokenId(promptIds[i])}`);
       if (id >= vocabSize) {
         // a response id past the vocabulary is one a padded logits row gave (as `append` takes it);
         // a prompt id past it comes from another tokenizer than the one the rules were compiled for
@@ -177,8 +183,7 @@ export class RuleState implements RuleContext {
    * from another tokenizer).
    */
   append(token: number | bigint): void {
-    // a bigint id (an int64 tensor's) as a number; one past 2^53 is no token id, refused below
-    const id = typeof token === 'bigint' ? Number(token) : token;
+    const id = idNumber(token);
     if ((id | 0) !== id || id < 0) throw new RuleInputError(`append: ${notTokenId(token)}`);
     if (this.length === this.tokens.length) {
       const grown = new Int32Array(this.tokens.length * 2);
