@@ -23,12 +23,14 @@ export interface EosRuleOptions {
 }
 
 /**
- * One fixed score, on a surface text or on an id.
+ * One fixed score, on a surface text or on an id. An entry by id may also give `text`, the surface
+ * text that id must have: compiling against a vocabulary that spells the id otherwise (ids written
+ * for another tokenizer) is a `RuleConfigError`, where the vocabulary knows its texts.
  *
  * @example
- * const entries: UniformEntry[] = [{ text: ' I', score: -5 }, { id: 13, score: 1 }];
+ * const entries: UniformEntry[] = [{ text: ' I', score: -5 }, { id: 13, score: 1, text: '\n' }];
  */
-export type UniformEntry = { text: string; score: number } | { id: number; score: number };
+export type UniformEntry = { text: string; score: number } | { id: number; score: number; text?: string };
 
 /**
  * Options of the uniform token changes (rule 2).

@@ -29,7 +29,11 @@ export const PRESETS: Readonly<Record<PresetName, () => RuleSetConfig>> = Object
   hewitt2024: () => ({ eos: {}, uniform: { entries: uniformText() }, used: {} }),
   'hewitt2024-llama2-ids': () => ({
     eos: { ids: [2] },
-    uniform: { entries: HEWITT2024_UNIFORM.map(({ llama2Id, score }) => ({ id: llama2Id, score })) },
+    // each id with the text it has in Llama-2's vocabulary: compiled against another tokenizer's, the
+    // ids would score unrelated tokens, and compileRules refuses them
+    uniform: {
+      entries: HEWITT2024_UNIFORM.map(({ llama2Id, score, text }) => ({ id: llama2Id, score, text })),
+    },
     used: {},
   }),
   'hewitt2024-prose': () => ({

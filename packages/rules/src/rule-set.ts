@@ -132,6 +132,35 @@ function rampBonus(t: number, rampLength: number, maxBonus: number, hold: boolea
 }
 
 /** Names a custom rule may not take: the built-in rules', and `diversity`, the name `enabled` gives the used rule. */
+/**
+ * Refuses a uniform entry by id whose `text` the vocabulary gives another id: ids written for one
+ * tokenizer (the Llama-2 ids of `hewitt2024-llama2-ids`) would score unrelated tokens of another. A
+ * vocabulary that knows no text for the id (an `idVocabulary`) cannot be checked and is trusted.
+ */
+function checkIdText(vocab: Vocabulary, id: number, text: string, at: string): void {
+  const holders = vocab.idsOf(text);
+  if (Array.isArray(holders) && holders.includes(id)) return;
+  const surface = vocab.surfaceOf(id);
+  const piece = surface === undefined ? vocab.pieceOf?.(id) : undefined;
+  if (surface === undefined && piece === undefined) return;
+  const spelt =
+    surface !== undefined
+      ? `is ${JSON.stringify(surface)}`
+      : `has no surface text (its piece is ${JSON.stringify(piece)})`;
+  const here =
+    Array.isArray(holders) && holders.length > 0
+      ? ` (${JSON.stringify(text)} is id ${holders.join(', ')} here)`
+      : '';
+  const llama2 = HEWITT2024_UNIFORM.some((e) => e.llama2Id === id && e.text === text);
+  throw new RuleConfigError(
+    at,
+    `id ${id} ${spelt} in this vocabulary, not ${JSON.stringify(text)}${here}: ` +
+      (llama2
+        ? 'the ids of "hewitt2024-llama2-ids" are Llama-2\'s; for another tokenizer use "hewitt2024", which finds the same tokens by their text'
+        : "the ids were written for another tokenizer; give the entry by text, or this vocabulary's id"),
+  );
+}
+
 const BUILT_IN_NAMES: readonly string[] = [...RULE_NAMES, 'diversity'];
 
 /**
@@ -311,7 +340,10 @@ export class RuleSet {
       const entries = uniform.entries ?? HEWITT2024_UNIFORM.map(({ text, score }) => ({ text, score }));
       const scoredBy = new Map<number, number>(); // id -> the entry that scores it
       for (const [i, entry] of entries.entries()) {
-        if ('id' in entry) checkId(entry.id, `uniform.entries[${i}].id`);
+        if ('id' in entry) {
+          checkId(entry.id, `uniform.entries[${i}].id`);
+          if (entry.text !== undefined) checkIdText(vocab, entry.id, entry.text, `uniform.entries[${i}]`);
+        }
         const ids = 'id' in entry ? [entry.id] : lookup('uniform', entry.text);
         for (const id of new Set(ids)) {
           // parseRuleSetConfig refuses an id or a text named twice; a text and an id meet only here

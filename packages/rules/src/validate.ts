@@ -121,20 +121,22 @@ function uniformEntries(value: unknown, path: string): UniformEntry[] | undefine
       throw new RuleConfigError(at, `expected {text, score} or {id, score}, got ${describe(entry)}`);
     const hasText = 'text' in entry;
     const hasId = 'id' in entry;
-    if (hasText === hasId) throw new RuleConfigError(at, 'expected exactly one of "text" or "id"');
-    expectKeys(entry, at, hasText ? ['text', 'score'] : ['id', 'score']);
+    if (!hasText && !hasId) throw new RuleConfigError(at, 'expected "text" or "id"');
+    // an entry by id may give the text that id must have (checked against the vocabulary)
+    expectKeys(entry, at, hasId ? ['id', 'score', 'text'] : ['text', 'score']);
     const score = num(entry, 'score', at);
     if (score === undefined) throw new RuleConfigError(`${at}.score`, 'required');
-    if (hasText) {
-      if (typeof entry.text !== 'string' || entry.text === '') {
-        throw new RuleConfigError(`${at}.text`, `expected a non-empty string, got ${describe(entry.text)}`);
-      }
-      once(texts, entry.text, i, `text ${JSON.stringify(entry.text)}`);
-      return { text: entry.text, score };
+    if (hasText && (typeof entry.text !== 'string' || entry.text === '')) {
+      throw new RuleConfigError(`${at}.text`, `expected a non-empty string, got ${describe(entry.text)}`);
+    }
+    const text = entry.text as string | undefined;
+    if (!hasId) {
+      once(texts, text, i, `text ${JSON.stringify(text)}`);
+      return { text: text!, score };
     }
     const id = num(entry, 'id', at, { integer: true, min: 0 })!;
     once(ids, id, i, `id ${id}`);
-    return { id, score };
+    return text === undefined ? { id, score } : { id, score, text };
   });
 }
 
@@ -249,7 +251,15 @@ export const ruleSetJsonSchema = deepFreeze({
               type: 'object',
               additionalProperties: false,
               required: ['id', 'score'],
-              properties: { id: { type: 'integer', minimum: 0 }, score: ruleValue },
+              properties: {
+                id: { type: 'integer', minimum: 0 },
+                score: ruleValue,
+                text: {
+                  type: 'string',
+                  minLength: 1,
+                  description: 'The surface text the id must have (ids written for one tokenizer).',
+                },
+              },
             },
           ],
         },

@@ -25,6 +25,8 @@ import {
 
 const vocab = idVocabulary({ size: 100, eosIds: [2] });
 
+const toSorted = (m: Map<number, number>) => [...m].sort((a, b) => a[0] - b[0]);
+
 describe('bad rule specs', () => {
   it('an unknown preset names the valid choices', () => {
     expect(() => resolveRuleSpec('hewit2024')).toThrow(
@@ -71,9 +73,14 @@ describe('bad rule specs', () => {
       'eos.maxBonus: expected a number in [-1e6, 1e6] (it is added to float32 logits), got 1e+308',
     ],
     [{ uniform: { entries: [{ text: 'x' }] } }, 'uniform.entries[0].score: required'],
+    [{ uniform: { entries: [{ score: 1 }] } }, 'uniform.entries[0]: expected "text" or "id"'],
     [
-      { uniform: { entries: [{ text: 'x', id: 1, score: 1 }] } },
-      'uniform.entries[0]: expected exactly one of "text" or "id"',
+      { uniform: { entries: [{ id: 1, score: 1, text: 5 }] } },
+      'uniform.entries[0].text: expected a non-empty string, got number 5',
+    ],
+    [
+      { uniform: { entries: [{ id: 1, score: 1, txt: 'x' }] } },
+      'uniform.entries[0].txt: unknown field; expected one of id, score, text (did you mean "text"?)',
     ],
     [
       { uniform: { entries: [{ text: '', score: 1 }] } },
@@ -504,6 +511,61 @@ describe('rules turned on with true', () => {
     const s = set.createState({ promptIds: [3], scopeStart: 0 });
     expect(Object.fromEntries(set.scores(s))).toEqual({ 1: -5, 2: -5, 3: 1 });
     expect(set.unresolved).toHaveLength(12);
+  });
+});
+
+describe('uniform entries by id with the text they must have', () => {
+  // a vocabulary of Llama-2's size whose ids are not Llama-2's: 306 is "ly", " I" is 339
+  const surfaces = Array.from({ length: 32000 }, (_, id) => `w${id}`);
+  surfaces[306] = 'ly';
+  surfaces[339] = ' I';
+  surfaces[2] = null as unknown as string;
+  const other = createVocabulary({
+    surfaces,
+    eosIds: [2],
+    pieceOf: (id) => (id === 2 ? '</s>' : surfaces[id]),
+  });
+
+  it('an id the vocabulary spells otherwise is refused, naming the id that has the text', () => {
+    expect(() => compileRules({ uniform: { entries: [{ id: 306, score: -5, text: ' I' }] } }, other)).toThrow(
+      'uniform.entries[0]: id 306 is "ly" in this vocabulary, not " I" (" I" is id 339 here): ' +
+        'the ids of "hewitt2024-llama2-ids" are Llama-2\'s; for another tokenizer use "hewitt2024", which finds the same tokens by their text',
+    );
+    expect(() => compileRules({ uniform: { entries: [{ id: 7, score: 1, text: 'x' }] } }, other)).toThrow(
+      'uniform.entries[0]: id 7 is "w7" in this vocabulary, not "x": ' +
+        "the ids were written for another tokenizer; give the entry by text, or this vocabulary's id",
+    );
+    expect(() => compileRules({ uniform: { entries: [{ id: 2, score: 1, text: 'x' }] } }, other)).toThrow(
+      'uniform.entries[0]: id 2 has no surface text (its piece is "</s>") in this vocabulary, not "x"',
+    );
+  });
+
+  it('hewitt2024-llama2-ids compiles only where its ids are Llama-2 tokens, or cannot be checked', () => {
+    expect(() => compileRules('hewitt2024-llama2-ids', other)).toThrow(RuleConfigError);
+    expect(() => compileRules('hewitt2024-llama2-ids', other)).toThrow(
+      'uniform.entries[0]: id 29966 is "w29966" in this vocabulary, not "<"',
+    );
+    // a vocabulary spelling the 15 ids as Llama-2 does: the same ids as hewitt2024 finds by text
+    const llamaLike = [...surfaces];
+    llamaLike[339] = 'w339';
+    for (const { llama2Id, text } of HEWITT2024_UNIFORM) llamaLike[llama2Id] = text;
+    const vocab = createVocabulary({ surfaces: llamaLike, eosIds: [2] });
+    const byId = compileRules('hewitt2024-llama2-ids', vocab);
+    const byText = compileRules('hewitt2024', vocab);
+    const state = (set: RuleSet) => set.createState({ promptIds: [5], scopeStart: 0 });
+    expect(toSorted(byId.scores(state(byId)))).toEqual(toSorted(byText.scores(state(byText))));
+    // an idVocabulary knows no texts: the ids are taken as given
+    expect(compileRules('hewitt2024-llama2-ids', idVocabulary({ size: 32000, eosIds: [2] })).enabled).toEqual(
+      ['eos', 'uniform', 'diversity'],
+    );
+  });
+
+  it('the preset lists each id with its text, and the text survives a JSON round trip', () => {
+    const entries = (PRESETS['hewitt2024-llama2-ids']().uniform as { entries: object[] }).entries;
+    expect(entries[3]).toEqual({ id: 306, score: -5, text: ' I' });
+    const config = parseRuleSetConfig(JSON.parse(JSON.stringify({ uniform: { entries: [entries[3]] } })));
+    expect(config.uniform).toEqual({ entries: [{ id: 306, score: -5, text: ' I' }] });
+    expect(() => compileRules(config, other)).toThrow('id 306 is "ly"');
   });
 });
 

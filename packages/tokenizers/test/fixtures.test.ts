@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { compileRules, HEWITT2024_UNIFORM, scoreString } from '@implicit-it/rules';
+import { compileRules, HEWITT2024_UNIFORM, type RuleSet, scoreString } from '@implicit-it/rules';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { beforeAll, expect, it } from 'vitest';
 import { loadTokenizer, type Tokenizer, tuluParts } from '../src/index.js';
@@ -143,6 +143,22 @@ for (const name of Object.keys(EXPECTED) as (keyof typeof EXPECTED)[]) {
         name === 'gpt2'
           ? [{ rule: 'uniform', text: '   ', reason: 'no vocabulary item has the surface text "   "' }]
           : [],
+      );
+    });
+
+    it('hewitt2024-llama2-ids compiles on Llama-2 alone, scoring what hewitt2024 scores', () => {
+      if (name !== 'llama2') {
+        // its Llama-2 ids name unrelated tokens of this vocabulary
+        expect(() => compileRules('hewitt2024-llama2-ids', tok.vocabulary)).toThrow(
+          /^uniform\.entries\[0\]: id 29966 is ".*" in this vocabulary, not "<" \("<" is id \d+ here\): the ids of "hewitt2024-llama2-ids" are Llama-2's/,
+        );
+        return;
+      }
+      const state = (set: RuleSet) => set.createState({ promptIds: [1], scopeStart: 0 });
+      const byId = compileRules('hewitt2024-llama2-ids', tok.vocabulary);
+      const byText = compileRules('hewitt2024', tok.vocabulary);
+      expect([...byId.scores(state(byId))].sort((a, b) => a[0] - b[0])).toEqual(
+        [...byText.scores(state(byText))].sort((a, b) => a[0] - b[0]),
       );
     });
 
