@@ -181,7 +181,17 @@ export abstract class BaseModel {
     readonly files: ModelFiles,
     readonly tokenizer: Tokenizer,
     readonly info: ModelInfo,
-    protected readonly defaultRules: RuleSpec | RuleSet,
+    /**
+     * The `rules` load option as given: what `generate()` and `stream()` use when a call names no
+     * rules (a spec, compiled by `rules()`, or a compiled `RuleSet`); undefined where the model was
+     * loaded without, and then generates without rules. A server that serves the model takes it as the
+     * model's default (the API's `createApp`).
+     *
+     * @example
+     * const model = await loadModel(modelDir, { rules: 'hewitt2024-prose' });
+     * model.defaultRules; // 'hewitt2024-prose'
+     */
+    readonly defaultRules: RuleSpec | RuleSet | undefined,
   ) {}
 
   /** Requests waiting to join the decoding batch, and rows being decoded (for metrics). */

@@ -120,7 +120,7 @@ export class Model extends BaseModel {
     tokenizer: Tokenizer,
     /** @internal the ONNX session (for reference implementations and benchmarks) */
     readonly session: DecoderSession,
-    defaultRules: RuleSpec | RuleSet,
+    defaultRules: RuleSpec | RuleSet | undefined,
     maxBatchSize = 32,
     prefillChunk = DEFAULT_PREFILL_CHUNK,
     prefixCacheBytes = 0,
@@ -475,7 +475,15 @@ export async function loadModelAs(call: string, model: string, options: LoadOpti
       log(
         `sliding window of ${window} positions: from ${window - 1} cached positions on, the cache has no free slots and each step copies it`,
       );
-    loaded = new Model(files, tokenizer, session, rules, options.maxBatchSize, chunk, options.prefixCache);
+    loaded = new Model(
+      files,
+      tokenizer,
+      session,
+      options.rules,
+      options.maxBatchSize,
+      chunk,
+      options.prefixCache,
+    );
     loaded.log = log; // notes of rule entries that match no token: the default rules' now, a request's once
     // the default rules (compiled above) in its cache, their notes logged now
     if (compiled) loaded.keepRules(...compiled);

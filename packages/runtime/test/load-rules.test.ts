@@ -31,4 +31,29 @@ describe('the default rules at load', () => {
       await model.dispose();
     }
   });
+
+  it("are the model's defaultRules, as given: a spec, a compiled set, undefined where none", async () => {
+    const dir = await diverseModelDir();
+    const quiet = { log: () => {} };
+    const bare = await loadModel(dir, quiet);
+    const named = await loadModel(dir, { ...quiet, rules: 'hewitt2024-prose' });
+    const set = compileRules('eos-uniform', bare.tokenizer.vocabulary);
+    const compiled = await loadModel(dir, { ...quiet, rules: set });
+    const off = await loadModel(dir, { ...quiet, rules: false });
+    try {
+      expect(bare.defaultRules).toBeUndefined();
+      expect(bare.rules()).toBeNull();
+      expect(named.defaultRules).toBe('hewitt2024-prose');
+      expect(named.rules()?.config).toEqual(
+        compileRules('hewitt2024-prose', bare.tokenizer.vocabulary).config,
+      );
+      expect(compiled.defaultRules).toBe(set);
+      expect(compiled.rules()).toBe(set);
+      // off as given: told apart from none given (a server's own default then does not apply)
+      expect(off.defaultRules).toBe(false);
+      expect(off.rules()).toBeNull();
+    } finally {
+      await Promise.all([bare, named, compiled, off].map((m) => m.dispose()));
+    }
+  });
 });

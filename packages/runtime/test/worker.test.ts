@@ -285,6 +285,10 @@ describe('loading and disposing a model in a worker thread', () => {
       const [base] = await here.generate(PROMPTS[0]!, { maxNewTokens: 16 });
       expect(expected!.tokenIds).not.toEqual(base!.tokenIds);
       expect(mine.rules()).toBe(rules);
+      // the load option as given, on either kind of model (a server serves it as the model's default)
+      expect(mine.defaultRules).toBe(rules);
+      expect(theirs.defaultRules).toBe(rules);
+      expect(there.defaultRules).toBeUndefined();
       expect((await mine.generate(PROMPTS[0]!, { maxNewTokens: 16 }))[0]!.tokenIds).toEqual(
         expected!.tokenIds,
       );
