@@ -8,6 +8,7 @@ import {
 import { RuleConfigError, RuleInputError } from './errors.js';
 import { deepFreeze, type ListsEveryKey, shownValue, unknownKey } from './option-names.js';
 import { type RuleSpec, resolveRuleSpec } from './presets.js';
+import { hasRuleSetMark, RULE_SET_MARK } from './rule-set-mark.js';
 import { scoreString, startText } from './start.js';
 import { type RuleContext, RuleState } from './state.js';
 import { eosOptions, parseRuleSetConfig } from './validate.js';
@@ -191,9 +192,6 @@ const typedArrayKind = Object.getOwnPropertyDescriptor(
   Symbol.toStringTag,
 )!.get! as (this: unknown) => string | undefined;
 
-/** The mark of a `RuleSet`, shared by every copy of this package (a `Symbol.for` key). */
-const RULE_SET_MARK = Symbol.for('implicit-it.rule-set');
-
 /**
  * A rule set compiled against a vocabulary: the sparse score vector of each step, per-sequence
  * states, and the entries that did not resolve. Build one with `compileRules`.
@@ -214,11 +212,7 @@ export class RuleSet {
    * `Symbol.for` mark that every copy sets.
    */
   static isInstance(value: unknown): value is RuleSet {
-    return (
-      typeof value === 'object' &&
-      value !== null &&
-      (value as Record<symbol, unknown>)[RULE_SET_MARK] === true
-    );
+    return hasRuleSetMark(value);
   }
   readonly vocabSize: number;
   /** The validated config this set was compiled from (frozen: an edit would change nothing). */

@@ -1,6 +1,7 @@
 import type { EosRuleOptions, RuleSetConfig, UniformEntry } from './config.js';
 import { RuleConfigError } from './errors.js';
 import { deepFreeze, shownValue, unknownKey } from './option-names.js';
+import { hasRuleSetMark } from './rule-set-mark.js';
 
 type Json = Record<string, unknown>;
 
@@ -176,6 +177,13 @@ export function eosOptions(value: unknown, path: string): EosRuleOptions | boole
  */
 export function parseRuleSetConfig(input: unknown, path = ''): RuleSetConfig {
   if (!isObject(input)) throw new RuleConfigError(path, `expected a rule-set object, got ${describe(input)}`);
+  // read as JSON, its own fields would be refused one by one ("vocabSize: unknown field"), which says
+  // nothing of what was given
+  if (hasRuleSetMark(input))
+    throw new RuleConfigError(
+      path,
+      'got a compiled RuleSet where a rule spec is expected (a preset or subset name such as "hewitt2024", false, or a rule-set object such as {"eos":true}): pass the spec it was compiled from, or give the RuleSet where a compiled one is taken',
+    );
   expectKeys(input, path, ['eos', 'uniform', 'used', 'start']);
   const p = (k: string) => (path ? `${path}.${k}` : k);
   const out: RuleSetConfig = {};

@@ -110,6 +110,22 @@ describe('bad rule specs', () => {
     expect(run).toThrow(message);
   });
 
+  it('a compiled RuleSet where a spec is expected says what it got and what is taken, not "vocabSize: unknown field"', () => {
+    const set = compileRules('hewitt2024', vocab);
+    const message =
+      'got a compiled RuleSet where a rule spec is expected (a preset or subset name such as "hewitt2024", false, or a rule-set object such as {"eos":true}): pass the spec it was compiled from, or give the RuleSet where a compiled one is taken';
+    for (const run of [
+      () => resolveRuleSpec(set as never),
+      () => compileRules(set as never, vocab),
+      () => parseRuleSetConfig(set),
+    ]) {
+      expect(run).toThrow(RuleConfigError);
+      expect(run).toThrow(message);
+    }
+    // its config is a spec
+    expect(compileRules(set.config, vocab).enabled).toEqual(set.enabled);
+  });
+
   it('the path of a bad EOS id names the list item, as the API reports it', () => {
     expect(() => parseRuleSetConfig({ eos: { ids: [2, 2.5] } })).toThrow(
       expect.objectContaining({ path: 'eos.ids[1]' }),
