@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { zValidator } from '@hono/zod-validator';
-import { resolveRuleSpec } from '@implicit-it/rules';
+import { RuleSet, resolveRuleSpec } from '@implicit-it/rules';
 import type { PrefixCacheStats } from '@implicit-it/runtime';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -16,8 +16,9 @@ import { jsonBody } from './json-body.js';
 import { Metrics, type Sample } from './metrics.js';
 import type { Usage } from './openai-format.js';
 import { type ApiOptions, type ResolvedApiOptions, resolveApiOptions } from './options.js';
-import { planChat, planCompletion, RuleCache } from './plan.js';
+import { planChat, planCompletion } from './plan.js';
 import { type PlaygroundConfig, playgroundPage } from './playground/page.js';
+import { RuleCache } from './rule-cache.js';
 import { accessLogLine, busy, type RunContext, runComplete, runStream } from './run-plan.js';
 import { chatRequestSchema, completionRequestSchema } from './schemas.js';
 import { zodToApiError } from './validation.js';
@@ -77,9 +78,9 @@ export type ApiApp = Hono<Env> & {
  */
 export function createApp(options: ApiOptions): ApiApp {
   const server = resolveApiOptions(options);
-  // validate the default rules once, at start-up, against every model
+  // each model's default rules compiled once, at start-up (a spec refused fails here, not per request)
   const rules = new RuleCache();
-  for (const { model } of server.models) rules.get(model, server.rules);
+  for (const served of server.models) rules.defaults(served);
   const queue = new WorkQueue({ concurrency: server.concurrency, maxQueued: server.maxQueued });
   // how long the event loop was held between scrapes: onnxruntime runs a `Model`'s steps (a prefill
   // chunk, a decoding step) on this thread, so a long step delays every response and stream write (a
@@ -274,15 +275,12 @@ export function createApp(options: ApiOptions): ApiApp {
   );
 
   if (server.playground) {
+    // the boxes start as the first model's default rules (the model the page selects first)
+    const shown = server.models[0]!.rules;
     const config: PlaygroundConfig = {
       models: server.models.map((m) => m.id),
-      rules: resolveRuleSpec(server.rules),
-      rulesName:
-        typeof server.rules === 'string'
-          ? server.rules.trim()
-          : server.rules === false
-            ? 'none'
-            : 'server rules',
+      rules: RuleSet.isInstance(shown) ? shown.config : resolveRuleSpec(shown),
+      rulesName: typeof shown === 'string' ? shown.trim() : shown === false ? 'none' : 'server rules',
       ruleDefaults: resolveRuleSpec('eos-uniform-diversity-start'),
       auth: server.apiKey !== undefined,
       maxTokens: server.maxTokens,

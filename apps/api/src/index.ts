@@ -5,6 +5,7 @@ export {
   type ApiOptions,
   defaultModelId,
   type ResolvedApiOptions,
+  type ResolvedServedModel,
   resolveCors,
   type ServedModel,
 } from './options.js';

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
-import type { RuleSpec } from '@implicit-it/rules';
-import type { BaseModel } from '@implicit-it/runtime';
+import { RULE_NAMES, RuleSet, type RuleSpec } from '@implicit-it/rules';
+import { type BaseModel, WorkerModel } from '@implicit-it/runtime';
 import { CONVERSATION_FORMATS, type ConversationFormat } from '@implicit-it/tokenizers';
 
 /**
@@ -17,6 +17,26 @@ export interface ServedModel {
   id: string;
   /** A `Model` (`loadModel`), or a `WorkerModel` (`loadModelInWorker`), which keeps this thread free while it runs. */
   model: BaseModel;
+  /**
+   * Rules of this model's requests that set none (or `rules: true`): a spec (a preset / subset name, a
+   * rule-set JSON, or false), or a `RuleSet` compiled for this model's vocabulary
+   * (`compileRules(spec, model.tokenizer.vocabulary, { custom })`: how rules written as functions are
+   * served, on a `Model`; a vocabulary of another size is refused). Default: `ApiOptions.rules`, else
+   * the model's own (`loadModel`'s `rules`, `model.defaultRules`), else `'hewitt2024'`.
+   */
+  rules?: RuleSpec | RuleSet;
+}
+
+/**
+ * A served model with the rules its requests default to, resolved (`ServedModel.rules`, else the
+ * app's, else the model's own, else `'hewitt2024'`).
+ *
+ * @example
+ * const { id, rules }: ResolvedServedModel = app.state.options.models[0]!;
+ * console.log(`${id}: ${typeof rules === 'string' ? rules : 'a rule set of its own'}`);
+ */
+export interface ResolvedServedModel extends ServedModel {
+  rules: RuleSpec | RuleSet;
 }
 
 /**
@@ -35,8 +55,14 @@ export interface ApiOptions {
    * model is served under its directory's name.
    */
   models: BaseModel | ServedModel | readonly ServedModel[];
-  /** Rules of requests that do not set `rules` (a preset / subset name, a rule-set JSON, or false). Default `'hewitt2024'`. */
-  rules?: RuleSpec;
+  /**
+   * Rules of requests that do not set `rules` (or set `true`), on the models without rules of their
+   * own in `models` (`ServedModel.rules`): a preset / subset name, a rule-set JSON, or false, compiled
+   * for each model; or a `RuleSet`, which must have been compiled for the vocabulary of every model
+   * that takes it (one that does not fit is refused, naming the model: give it rules of its own).
+   * Default: each model's own (`loadModel`'s `rules`), else `'hewitt2024'`.
+   */
+  rules?: RuleSpec | RuleSet;
   /** How chat messages become a prompt: the paper's Tulu format (default) or the model's chat template. */
   format?: ConversationFormat;
   /**
@@ -92,8 +118,10 @@ export interface ApiOptions {
  * const { rules, maxTokens, cors }: ResolvedApiOptions = app.state.options;
  */
 export interface ResolvedApiOptions {
-  models: ServedModel[];
-  rules: RuleSpec;
+  /** Each with the rules its requests default to. */
+  models: ResolvedServedModel[];
+  /** The `rules` option as given (undefined: none); what each model takes is its `models[].rules`. */
+  rules: RuleSpec | RuleSet | undefined;
   format: ConversationFormat;
   /** Undefined: the format's own default. */
   addBos: boolean | undefined;
@@ -159,6 +187,32 @@ export function defaultModelId(model: BaseModel): string {
   return basename(model.info.dir);
 }
 
+/** Names a `RuleSet` enables that are not built-in rules: its custom rules (functions). */
+const BUILT_IN_RULES = new Set<string>([...RULE_NAMES, 'diversity']);
+
+/**
+ * Refuses a compiled `RuleSet` that cannot be `served`'s default rules (`param`: the option that gave
+ * it): one compiled for a vocabulary of another size (its ids are another tokenizer's), or one with
+ * custom rules on a `WorkerModel` (functions cannot be sent to its thread). A `TypeError` naming the
+ * option and the model, at start-up rather than on each request.
+ */
+function checkRuleSet(set: RuleSet, served: ServedModel, param: string): void {
+  const size = served.model.tokenizer.vocabulary.size;
+  if (set.vocabSize !== size) {
+    throw new TypeError(
+      param === 'rules'
+        ? `rules: a RuleSet compiled for a vocabulary of ${set.vocabSize} ids does not fit the model "${served.id}", whose tokenizer has ${size}; give that model rules of its own (models: [{ id: "${served.id}", model, rules }]), or give a spec, which is compiled for each model`
+        : `${param}: a RuleSet compiled for a vocabulary of ${set.vocabSize} ids, but the tokenizer of the model "${served.id}" has ${size}; compile it with that model's (compileRules(spec, model.tokenizer.vocabulary)), or give the spec`,
+    );
+  }
+  const custom = set.enabled.filter((name) => !BUILT_IN_RULES.has(name));
+  if (custom.length > 0 && served.model instanceof WorkerModel) {
+    throw new TypeError(
+      `${param}: a RuleSet with custom rules (${custom.join(', ')}) holds functions, which cannot be sent to the worker thread running the model "${served.id}"; load it with loadModel to serve them`,
+    );
+  }
+}
+
 /** Fills in defaults and checks the options; throws `RangeError` / `TypeError` naming the option. */
 export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
   if (!options || options.models === undefined) throw new TypeError('models: give at least one model');
@@ -175,6 +229,17 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     if (ids.has(m.id)) throw new TypeError(`models: the id "${m.id}" is given twice`);
     ids.add(m.id);
   }
+  const models = list.map((m, i) => {
+    // the model's own entry, the app's option, the model's load option, the paper's rules
+    const [rules, param] =
+      m.rules !== undefined
+        ? [m.rules, `models[${i}].rules`]
+        : options.rules !== undefined
+          ? [options.rules, 'rules']
+          : [m.model.defaultRules ?? 'hewitt2024', `the rules model "${m.id}" was loaded with`];
+    if (RuleSet.isInstance(rules)) checkRuleSet(rules, m, param);
+    return { ...m, rules };
+  });
   const temperature = options.temperature ?? 0;
   if (!(temperature >= 0 && temperature <= 2)) {
     throw new RangeError(`temperature: expected a number in [0, 2], got ${temperature}`);
@@ -194,8 +259,8 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     throw new TypeError(`addBos: expected true or false, got ${JSON.stringify(options.addBos)}`);
   }
   return {
-    models: list,
-    rules: options.rules ?? 'hewitt2024',
+    models,
+    rules: options.rules,
     format: options.format ?? 'tulu',
     addBos: options.addBos,
     apiKey: options.apiKey,

@@ -1,9 +1,10 @@
 import { randomInt } from 'node:crypto';
-import { compileRules, type RuleSet, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
+import type { RuleSet, RuleSpec } from '@implicit-it/rules';
 import { type BaseModel, type GenerateOptions, inputSeed } from '@implicit-it/runtime';
 import { documentStartId } from '@implicit-it/tokenizers';
 import { ApiError, toApiError } from './errors.js';
-import type { ResolvedApiOptions, ServedModel } from './options.js';
+import type { ResolvedApiOptions, ResolvedServedModel } from './options.js';
+import type { RuleCache } from './rule-cache.js';
 import type { ChatRequest, CompletionRequest } from './schemas.js';
 
 /** A prompt as the runtime takes it. */
@@ -15,7 +16,7 @@ export interface PlanInput {
 /** A validated request, ready for the runtime. */
 export interface Plan {
   kind: 'chat' | 'completion';
-  served: ServedModel;
+  served: ResolvedServedModel;
   /** The prompts (one, or a completions request's list), each answered `n` times. */
   inputs: PlanInput[];
   /** Choices per prompt: choice `i` answers prompt `floor(i / n)`, as OpenAI orders them. */
@@ -110,7 +111,7 @@ export function pickBest<T extends Scored>(
 }
 
 /** The served model named `id`, or a 404 listing the ids there are. */
-export function findModel(models: readonly ServedModel[], id: string): ServedModel {
+export function findModel(models: readonly ResolvedServedModel[], id: string): ResolvedServedModel {
   const served = models.find((m) => m.id === id);
   if (!served) {
     throw new ApiError(
@@ -120,34 +121,6 @@ export function findModel(models: readonly ServedModel[], id: string): ServedMod
     );
   }
   return served;
-}
-
-const RULE_CACHE_SIZE = 32;
-
-/**
- * Compiles rule sets per model, at most `RULE_CACHE_SIZE` per model (least recently used dropped),
- * so that clients sending ever new rule-set JSON cannot grow the server's memory.
- */
-export class RuleCache {
-  private readonly cache = new WeakMap<BaseModel, Map<string, RuleSet | false>>();
-
-  get(model: BaseModel, spec: RuleSpec): RuleSet | false {
-    const config = resolveRuleSpec(spec);
-    const key = JSON.stringify(config);
-    let map = this.cache.get(model);
-    if (!map) {
-      map = new Map();
-      this.cache.set(model, map);
-    }
-    let set = map.get(key);
-    if (set === undefined) {
-      const compiled = compileRules(config, model.tokenizer.vocabulary);
-      set = compiled.enabled.length === 0 ? false : compiled;
-      if (map.size >= RULE_CACHE_SIZE) map.delete(map.keys().next().value!);
-    } else map.delete(key);
-    map.set(key, set);
-    return set;
-  }
 }
 
 /**
@@ -233,12 +206,13 @@ function checkPromptLength(
 /** Common options of both endpoints. */
 function baseOptions(
   req: ChatRequest | CompletionRequest,
-  model: BaseModel,
+  served: ResolvedServedModel,
   server: ResolvedApiOptions,
   rules: RuleCache,
   requestedMax: number | null | undefined,
   defaultMax: number,
 ): GenerateOptions {
+  const { model } = served;
   const options: GenerateOptions = {
     format: server.format,
     maxNewTokens: Math.min(requestedMax ?? defaultMax, server.maxTokens),
@@ -253,9 +227,11 @@ function baseOptions(
   if (req.stop !== null && req.stop !== undefined)
     options.stop = typeof req.stop === 'string' ? [req.stop] : req.stop;
   if (req.logit_bias) options.logitBias = logitBiasById(req.logit_bias, model);
-  const spec = req.rules === undefined || req.rules === null || req.rules === true ? server.rules : req.rules;
+  // none, or true (the playground's "the server's own"): the model's default
+  const spec = req.rules === undefined || req.rules === null || req.rules === true ? served.rules : req.rules;
   try {
-    options.rules = rules.get(model, spec as RuleSpec);
+    const set = rules.get(served, spec as RuleSpec | RuleSet);
+    options.rules = set.enabled.length === 0 ? false : set;
   } catch (error) {
     throw toApiError(error);
   }
@@ -299,7 +275,7 @@ export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: Ru
   const logprobs = req.logprobs === true ? (req.top_logprobs ?? 0) : null;
   const options = baseOptions(
     req,
-    model,
+    served,
     server,
     rules,
     req.max_completion_tokens ?? req.max_tokens,
@@ -406,7 +382,7 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
   const inputs = list.map((raw, i) =>
     completionInput(raw, model, list.length > 1 ? `prompt[${i}]` : 'prompt', req.max_tokens === 0),
   );
-  const options = baseOptions(req, model, server, rules, req.max_tokens, Math.min(16, server.maxTokens));
+  const options = baseOptions(req, served, server, rules, req.max_tokens, Math.min(16, server.maxTokens));
   options.format = 'raw';
   const logprobs = req.logprobs ?? null;
   if (logprobs !== null) options.logprobs = logprobs;

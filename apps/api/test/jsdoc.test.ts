@@ -66,7 +66,7 @@ afterAll(async () => {
 describeJsdoc({
   ...pkg,
   prelude,
-  exports: 22,
+  exports: 23,
   stated: {
     module: () => import('../src/index.js'),
     importer: (s) => import(s),

@@ -1,5 +1,5 @@
 import { runInNewContext } from 'node:vm';
-import { type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
+import { compileRules, type RuleSet, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import type { Model } from '@implicit-it/runtime';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ApiApp, createApp } from '../src/index.js';
@@ -115,7 +115,8 @@ describe("the playground's columns", () => {
 
 describe("the playground's rules column", () => {
   let model: Model;
-  const server = (rules: RuleSpec) => createApp({ models: [{ id: 'tiny', model }], log: () => {}, rules });
+  const server = (rules: RuleSpec | RuleSet) =>
+    createApp({ models: [{ id: 'tiny', model }], log: () => {}, rules });
 
   beforeAll(async () => {
     model = await tinyModel();
@@ -154,6 +155,28 @@ describe("the playground's rules column", () => {
     expect((await page.generate())[1]).toBe(false);
     for (const rule of ['eos', 'uniform', 'used']) page.set(rule, true);
     expect((await page.generate())[1]).toBe(true);
+  });
+
+  it("starts from the first model's default rules: its own in models[], or a compiled RuleSet's config", async () => {
+    const own = await loadPage(
+      createApp({ models: [{ id: 'tiny', model, rules: 'hewitt2024-prose' }], log: () => {}, rules: 'eos' }),
+    );
+    expect(own.el('#rules-name').textContent).toBe('hewitt2024-prose');
+    expect(['eos', 'uniform', 'used', 'start'].map((r) => own.el(`#rule-${r}`).checked)).toEqual([
+      true,
+      true,
+      true,
+      false,
+    ]);
+    expect(await own.generate()).toEqual([false, true]);
+    const compiled = await loadPage(server(compileRules('eos-uniform', model.tokenizer.vocabulary)));
+    expect(compiled.el('#rules-name').textContent).toBe('server rules');
+    expect(['eos', 'uniform', 'used', 'start'].map((r) => compiled.el(`#rule-${r}`).checked)).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ]);
   });
 
   it('works from a rule-set JSON server default and from none', async () => {
