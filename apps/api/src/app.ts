@@ -79,7 +79,7 @@ export type ApiApp = Hono<Env> & {
 export function createApp(options: ApiOptions): ApiApp {
   const server = resolveApiOptions(options);
   // each model's default rules compiled once, at start-up (a spec refused fails here, not per request)
-  const rules = new RuleCache();
+  const rules = new RuleCache(server.log);
   for (const served of server.models) rules.defaults(served);
   const queue = new WorkQueue({ concurrency: server.concurrency, maxQueued: server.maxQueued });
   // how long the event loop was held between scrapes: onnxruntime runs a `Model`'s steps (a prefill

@@ -437,6 +437,8 @@ export class ResponseWriter {
   readonly created = Math.floor(Date.now() / 1000);
   private readonly bytes: TokenBytes;
   private readonly choices: ChoiceState[];
+  /** Whether a chunk has carried `rules_unresolved` (the first chunk does). */
+  private reported = false;
 
   constructor(private readonly plan: Plan) {
     this.id = `${plan.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
@@ -450,13 +452,28 @@ export class ResponseWriter {
     }));
   }
 
+  /**
+   * Extension: the entries of the request's rules that match no token of the model's vocabulary, left
+   * out (`[{ rule, text, reason }]`), where there are any.
+   */
+  private unresolved() {
+    const list = this.plan.rulesUnresolved;
+    return list.length === 0
+      ? {}
+      : { rules_unresolved: list.map(({ rule, text, reason }) => ({ rule, text, reason })) };
+  }
+
+  /** The fields every chunk starts with; the first also carries `rules_unresolved` (see `unresolved`). */
   private head() {
+    const first = !this.reported;
+    this.reported = true;
     return {
       id: this.id,
       object: this.plan.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion',
       created: this.created,
       model: this.plan.served.id,
       system_fingerprint: SYSTEM_FINGERPRINT,
+      ...(first ? this.unresolved() : {}),
     };
   }
 
@@ -521,6 +538,7 @@ export class ResponseWriter {
         generated.map((r) => r.usage),
         generated.length / plan.inputs.length,
       ),
+      ...this.unresolved(),
     };
   }
 

@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { RuleSet, RuleSpec } from '@implicit-it/rules';
+import { RuleSet, type RuleSpec, type UnresolvedEntry } from '@implicit-it/rules';
 import { type BaseModel, type GenerateOptions, inputSeed } from '@implicit-it/runtime';
 import { documentStartId } from '@implicit-it/tokenizers';
 import { ApiError, toApiError } from './errors.js';
@@ -34,6 +34,11 @@ export interface Plan {
   /** Top alternatives per token (0 = only the chosen token's), or null: no log-probs. */
   logprobs: number | null;
   trace: boolean;
+  /**
+   * The entries of the request's rules (its own, or the model's default) that match no token of the
+   * model's vocabulary, left out: the response's `rules_unresolved` (empty: none).
+   */
+  rulesUnresolved: readonly UnresolvedEntry[];
   /**
    * Completions' `echo`: the text of each prompt (`inputs` order), returned before its completions
    * (as sent, or its token ids decoded with their special tokens); null without echo.
@@ -203,6 +208,10 @@ function checkPromptLength(
   }
 }
 
+/** What a plan reports of its rules: the entries that match no token (none without rules). */
+const unresolvedOf = (rules: GenerateOptions['rules']): readonly UnresolvedEntry[] =>
+  RuleSet.isInstance(rules) ? rules.unresolved : [];
+
 /** Common options of both endpoints. */
 function baseOptions(
   req: ChatRequest | CompletionRequest,
@@ -293,6 +302,7 @@ export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: Ru
     ...streamFlags(req),
     logprobs,
     trace: req.trace === true,
+    rulesUnresolved: unresolvedOf(options.rules),
     echo: null,
   };
 }
@@ -400,6 +410,7 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
     ...stream,
     logprobs,
     trace: req.trace === true,
+    rulesUnresolved: unresolvedOf(options.rules),
     echo: req.echo === true ? list.map((raw, i) => echoText(raw, inputs[i]!, model)) : null,
   };
 }

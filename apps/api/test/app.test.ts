@@ -782,6 +782,7 @@ describe('POST /v1/completions', () => {
       logprobs: 3,
       inputs: [{ promptIds: [], scopeStart: 0 }],
       n: 1,
+      rulesUnresolved: [],
     } as unknown as Plan;
     const top = [
       { id: x, token: 'x', logprob: -1 },

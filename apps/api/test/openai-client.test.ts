@@ -191,6 +191,34 @@ describe('the openai client against the server', () => {
       rules: false,
     } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     expect(off.choices[0]!.message.content).toBeTypeOf('string');
+    expect(off).not.toHaveProperty('rules_unresolved');
+  });
+
+  it("rules_unresolved reaches the client, in a response and in a stream's first chunk", async () => {
+    const rules = { uniform: { entries: [{ text: 'Sure!', score: 5 }] } };
+    const unresolved = [
+      { rule: 'uniform', text: 'Sure!', reason: 'no vocabulary item has the surface text "Sure!"' },
+    ];
+    const body = {
+      model: 'tiny',
+      messages: [{ role: 'user' as const, content: 'Hi' }],
+      max_tokens: 4,
+      rules,
+    };
+    const res = await client.chat.completions.create(body as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    expect(res.object).toBe('chat.completion');
+    expect((res as unknown as { rules_unresolved: unknown }).rules_unresolved).toEqual(unresolved);
+    const stream = await client.completions.create({
+      model: 'tiny',
+      prompt: 'Once upon a time',
+      max_tokens: 4,
+      stream: true,
+      rules,
+    } as OpenAI.CompletionCreateParamsStreaming);
+    const chunks: Record<string, unknown>[] = [];
+    for await (const chunk of stream) chunks.push(chunk as unknown as Record<string, unknown>);
+    expect(chunks[0]!.rules_unresolved).toEqual(unresolved);
+    expect(chunks.slice(1).some((c) => 'rules_unresolved' in c)).toBe(false);
   });
 
   it("errors arrive as the client's typed errors", async () => {
