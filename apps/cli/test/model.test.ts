@@ -117,6 +117,40 @@ describe('model create / inspect', () => {
     );
   });
 
+  it("--rules with eos.ids: the ids the EOS ramp raises, as rules trace applies it, not the tokenizer's EOS", async () => {
+    const dir = join(out, 'eos-ids');
+    await createTiny(dir);
+    const spec = '{"eos":{"ids":[5]}}';
+    const report = await inspectJson(dir, '--rules', spec);
+    expect(report.rules.eosIds).toEqual([5]);
+    expect(report.tokenizer.eosIds).toEqual([2]);
+    // rules trace ramps that id: after one response token, id 5 alone is scored (15 * 1 / 250)
+    const trace = await run([
+      'rules',
+      'trace',
+      '--tokenizer',
+      dir,
+      '--rules',
+      spec,
+      '--instruction',
+      'Hi',
+      '--response-ids',
+      '7',
+    ]);
+    expect(trace.code, trace.stderr).toBe(0);
+    expect(JSON.parse(trace.stdout).steps[1].scores).toEqual({ '5': 0.06 });
+    const text = await run(['model', 'inspect', dir, '--rules', spec]);
+    expect(text.stdout).toMatch(
+      /^ {2}eos ramp {19}ids \[5\] \(the rules' eos\.ids; the tokenizer's EOS ids are \[2\]\)$/m,
+    );
+    // without eos.ids the ramp is on the tokenizer's EOS; the rule off, no ramp
+    expect((await run(['model', 'inspect', dir])).stdout).toMatch(
+      /^ {2}eos ramp {19}ids \[2\] \(the tokenizer's EOS\)$/m,
+    );
+    expect((await inspectJson(dir)).rules.eosIds).toEqual([2]);
+    expect((await inspectJson(dir, '--rules', 'uniform')).rules.eosIds).toEqual([]);
+  });
+
   it('--dtypes q8 writes the 8-bit graph, which generate --dtype q8 runs and model inspect shows', async () => {
     const dir = join(out, 'q8');
     expect(await createTiny(dir, '--dtypes', 'q8')).toContain('onnx/model_quantized.onnx');

@@ -11,7 +11,7 @@ import {
   ModelWeightsError,
   PRESETS,
 } from '@implicit-it/modelkit';
-import { compileRules, resolveRuleSpec } from '@implicit-it/rules';
+import { compileRules, type RuleSet, resolveRuleSpec } from '@implicit-it/rules';
 import {
   damagedGraphHint,
   disableOnnxTelemetry,
@@ -274,6 +274,18 @@ interface InspectFlags {
   json?: boolean;
 }
 
+/**
+ * The ids a compiled rule set's EOS ramp raises, as the rules package compiles them: the config's
+ * `eos.ids` where it gives them (`fromSpec`), else the vocabulary's EOS ids; none with the rule off.
+ */
+function eosRampIds(rules: RuleSet, vocabularyEos: readonly number[]): { ids: number[]; fromSpec: boolean } {
+  if (!rules.enabled.includes('eos')) return { ids: [], fromSpec: false };
+  const eos = rules.config.eos;
+  const given = typeof eos === 'object' ? eos.ids : undefined;
+  // an id named twice is ramped once
+  return { ids: [...new Set(given ?? vocabularyEos)], fromSpec: given !== undefined };
+}
+
 async function inspect(target: string, flags: InspectFlags): Promise<void> {
   const rulesSpec = parseRules(flags.rules);
   // inspect reads what is on this machine: a hub id is looked up in the cache, never downloaded
@@ -313,6 +325,7 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
 
   const rules = compileRules(rulesSpec, tok.vocabulary);
   const config = rulesSpec === false ? {} : resolveRuleSpec(rulesSpec);
+  const ramp = eosRampIds(rules, tok.vocabulary.eosIds);
   const uniform = typeof config.uniform === 'object' ? (config.uniform.entries ?? []) : [];
   const entries = uniform.map((e) =>
     'id' in e
@@ -357,7 +370,7 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
     rules: {
       spec: rulesLabel(rulesSpec),
       enabled: rules.enabled,
-      eosIds: rules.enabled.includes('eos') ? [...tok.vocabulary.eosIds] : [],
+      eosIds: ramp.ids,
       uniform: entries,
       unresolved: rules.unresolved,
     },
@@ -409,8 +422,16 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
     );
   out += `${p('bold', 'size')} ${human(size.total)} in ${size.files.length} files\n`;
   out += `${p('bold', 'rules')} ${rulesLabel(rulesSpec)}: ${rules.enabled.join(', ') || 'none enabled'}\n`;
-  if (rules.enabled.includes('eos'))
-    out += line('eos ramp', `ids ${JSON.stringify([...tok.vocabulary.eosIds])}`);
+  if (rules.enabled.includes('eos')) {
+    // the ids the rules ramp: a spec's eos.ids replace the tokenizer's, which are then named apart
+    const own = JSON.stringify([...tok.vocabulary.eosIds]);
+    out += line(
+      'eos ramp',
+      ramp.fromSpec
+        ? `ids ${JSON.stringify(ramp.ids)} (the rules' eos.ids${JSON.stringify(ramp.ids) === own ? '' : `; the tokenizer's EOS ids are ${own}`})`
+        : `ids ${JSON.stringify(ramp.ids)} (the tokenizer's EOS)`,
+    );
+  }
   for (const e of entries) {
     const score = `${e.score > 0 ? '+' : ''}${e.score}`;
     out += line(
