@@ -19,6 +19,7 @@ import type { PromptFormat } from '@implicit-it/tokenizers';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { resolveDefaultModel } from './default-model.js';
 import { CliError, EXIT, note, usage } from './output.js';
+import { notedByRuntime } from './rule-notes.js';
 
 /**
  * Refuses, before any work, an output path that cannot be written as `kind`: a directory where a
@@ -426,7 +427,12 @@ export async function openModel<M extends BaseModel = Model>(
     }
     id = isHubId(target) ? target : basename(target.replace(/\/+$/, '')) || target;
   }
-  const log = flags.verbose ? (line: string) => note(`[implicit-it] ${line}`) : () => {};
+  // the notes of rule sets the CLI has noted itself (noteRules, always) are not said again with -v
+  const log = flags.verbose
+    ? (line: string) => {
+        if (!notedByRuntime(line)) note(`[implicit-it] ${line}`);
+      }
+    : () => {};
   const model = await load(target, {
     executionProvider: (flags.provider ?? 'auto') as ExecutionProvider | 'auto',
     dtype: (flags.dtype ?? 'fp32') as ModelDtype,

@@ -11,6 +11,7 @@ import {
   rulesLabel,
 } from '../flags.js';
 import { forTerminal, painter } from '../output.js';
+import { checkAndNoteRules } from '../rule-notes.js';
 import {
   addGenerationOptions,
   checkChatTemplate,
@@ -45,6 +46,12 @@ async function run(flags: ChatFlags): Promise<void> {
   const opened = await openModel(flags);
   await checkChatTemplate(opened, flags.format);
   const { model } = opened;
+  try {
+    checkAndNoteRules(rules, model.tokenizer.vocabulary, `--rules ${rulesLabel(rules)}`);
+  } catch (error) {
+    await model.dispose();
+    throw error;
+  }
   const out = painter(process.stdout);
   const system: ChatMessage[] = flags.system ? [{ role: 'system', content: flags.system }] : [];
   let messages: ChatMessage[] = [...system];
@@ -143,7 +150,10 @@ async function run(flags: ChatFlags): Promise<void> {
           return true;
         case '/rules':
           try {
-            rules = parseRules(rest.join(' ') || 'hewitt2024', 'hewitt2024', '/rules');
+            const next = parseRules(rest.join(' ') || 'hewitt2024', 'hewitt2024', '/rules');
+            // refused (a rule matching no token), the rules stay as they were
+            checkAndNoteRules(next, model.tokenizer.vocabulary, `/rules ${rulesLabel(next)}`);
+            rules = next;
             process.stdout.write(out('dim', `rules: ${rulesLabel(rules)}\n`));
           } catch (error) {
             process.stdout.write(out('red', `${(error as Error).message}\n`));

@@ -64,11 +64,13 @@ import {
   parseRules,
   promptSettings,
   renamedFlag,
+  rulesLabel,
 } from '../flags.js';
 import { modelFingerprint } from '../model-fingerprint.js';
 import { CliError, counted, EXIT, exitCodeOf, note, painter, printJson, usage } from '../output.js';
 import { type Progress, progressBar } from '../progress.js';
 import { retryNotes } from '../retry-notes.js';
+import { checkRules } from '../rule-notes.js';
 import { sharedDir } from '../shared-dir.js';
 import { checkChatTemplate } from './generate.js';
 
@@ -154,6 +156,30 @@ function progressReporter(unit: string, prefix: string, found = resuming) {
     get last() {
       return last;
     },
+  };
+}
+
+/**
+ * `reporter.onProgress`, after the note of the rules of the work reported (`checkRules`; `noteOf` its
+ * label: an ablation subset) at its first report with work to do: the run's own refusals (a journal of
+ * other settings) come before that report and are said alone, and a subset found finished runs
+ * nothing. The bar of the work before is ended first, so that the note has a line of its own.
+ */
+function noting(
+  reporter: ReturnType<typeof progressReporter>,
+  noteOf: (label: string | undefined) => string | undefined,
+) {
+  const said = new Set<string | undefined>();
+  return (p: EvalProgress) => {
+    if (p.resumed < p.total && !said.has(p.label)) {
+      said.add(p.label);
+      const line = noteOf(p.label);
+      if (line !== undefined) {
+        reporter.stop();
+        note(line);
+      }
+    }
+    reporter.onProgress(p);
   };
 }
 
@@ -494,6 +520,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
   const name = flags.name ?? generatorName(opened.id, rules);
   const progress = progressReporter('instructions', 'generating');
   try {
+    const rulesNote = checkRules(rules, opened.model.tokenizer.vocabulary, `--rules ${rulesLabel(rules)}`);
     // what identifies the run: the same command on the same model finds its finished outputs
     const run = {
       instructions,
@@ -524,7 +551,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
               ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
               ...(flags.replace ? { replace: true } : {}),
               signal,
-              onProgress: progress.onProgress,
+              onProgress: noting(progress, () => rulesNote),
               onWarning: warn,
             }),
           () =>
@@ -614,6 +641,13 @@ async function ablations(flags: AblationFlags): Promise<void> {
   const name = flags.name ?? generatorName(opened.id, false);
   const progress = progressReporter('instructions', 'generating');
   try {
+    // each subset's rules on this vocabulary, all checked before the first subset is generated
+    const rulesNotes = new Map(
+      subsets.map((s) => [
+        s,
+        checkRules(resolveRuleSpec(s), opened.model.tokenizer.vocabulary, `--subsets ${s}`),
+      ]),
+    );
     checkPromptsFit(opened, instructions, flags, file);
     const runSettings = {
       instructions,
@@ -643,7 +677,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           ...(flags.replace ? { replace: true } : {}),
           signal,
-          onProgress: progress.onProgress,
+          onProgress: noting(progress, (label) => rulesNotes.get(label ?? '')),
           onWarning: warn,
         }),
       () => `finished subsets are kept in ${paths.outputs}, the current one in its journal: rerun to resume`,
@@ -978,6 +1012,7 @@ async function rank(flags: RankFlags): Promise<void> {
   const opened = await loadFor(flags.model, flags);
   const progress = progressReporter('examples', 'ranking');
   try {
+    const rulesNote = checkRules(rules, opened.model.tokenizer.vocabulary, `--rules ${rulesLabel(rules)}`);
     // what identifies the ranking: the same command on the same model finds its finished result
     const settings = {
       data,
@@ -1027,7 +1062,7 @@ async function rank(flags: RankFlags): Promise<void> {
             ...(outFile ? { out: outFile } : {}),
             ...(flags.replace ? { replace: true } : {}),
             signal,
-            onProgress: progress.onProgress,
+            onProgress: noting(progress, () => rulesNote),
             onWarning: warn,
           }),
         () =>
@@ -1186,6 +1221,11 @@ async function shift(flags: ShiftFlags): Promise<void> {
           : await loadFor(flags.aligned, flags, '--aligned');
       const model: Model = aligned?.model ?? base.model;
       const id = aligned?.id ?? base.id;
+      const rulesNote = checkRules(
+        alignedRules,
+        model.tokenizer.vocabulary,
+        `--aligned-rules ${rulesLabel(alignedRules)}`,
+      );
       const alignedFingerprint = aligned ? modelFingerprint(aligned.model) : baseFingerprint;
       // its outputs keep their token ids, which --base ranks: they must be ids of its tokenizer
       const [theirs, ours] = [tokenizerOf(alignedFingerprint), tokenizerOf(baseFingerprint)];
@@ -1227,7 +1267,7 @@ async function shift(flags: ShiftFlags): Promise<void> {
                   ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
                   ...(flags.replace ? { replace: true } : {}),
                   signal,
-                  onProgress: gen.onProgress,
+                  onProgress: noting(gen, () => rulesNote),
                   onWarning: warn,
                 }),
               () => `the aligned outputs so far are kept in ${alignedOutputs}.journal.jsonl: rerun to resume`,

@@ -20,6 +20,7 @@ import {
 } from '../flags.js';
 import { CliError, EXIT, forTerminal, note, painter, printJson, usage } from '../output.js';
 import { multiProgress } from '../progress.js';
+import { checkAndNoteRules } from '../rule-notes.js';
 import { type Span, sideBySide } from '../side-by-side.js';
 
 interface GenerateFlags extends ModelFlags {
@@ -221,6 +222,8 @@ async function run(words: string[], flags: GenerateFlags): Promise<void> {
   // whether part of an answer is on stdout: Ctrl-C ends its line, so that the error is not written on it
   let streamed = false;
   try {
+    // before the first token: entries that match no token are said, a rule that matches none refused
+    checkAndNoteRules(rules, model.tokenizer.vocabulary, `--rules ${rulesLabel(rules)}`);
     if (flags.compare) {
       const bars = multiProgress(['base', `base + rules (${rulesLabel(rules)})`], flags.maxTokens, 'tokens');
       const runOne = (spec: RuleSpec, bar: (typeof bars)[number]) => {
