@@ -1093,6 +1093,22 @@ describe('eval: what is refused up front, and what fails clearly', () => {
       expect(r.code, subsets).toBe(2);
       expect(r.stderr, subsets).toContain(`error: ${message}`);
     }
+    // a subset is a name (its outputs are RUN/outputs/NAME.json): rule-set JSON, a file or a word
+    // that names no rules is refused before the model loads, naming --subsets as other flags' errors do
+    const expected = (value: string) =>
+      `error: --subsets: unknown rule set ${JSON.stringify(value)}: expected a preset (hewitt2024, hewitt2024-llama2-ids, hewitt2024-prose), off, or rule names joined by "-" from eos, uniform, diversity, start (e.g. eos-uniform-diversity, uniform-diversity, eos-uniform, eos-diversity)\n`;
+    const hint =
+      'hint: eval ablations runs named rule subsets; for a rule set of your own, run eval generate --rules @file.json --out RUN/outputs/NAME.json\n';
+    const file = join(tmp, 'cfg.json');
+    writeFileSync(file, '{"eos":true}');
+    for (const [value, stderr] of [
+      [`@${file}`, expected(`@${file}`) + hint],
+      ['{"eos":true}', expected('{"eos":true}') + hint],
+      ['none,base', expected('base')],
+    ]) {
+      const r = await run([...base, '--subsets', value!]);
+      expect([r.code, r.stderr], value).toEqual([2, stderr]);
+    }
     expect(existsSync(join(tmp, 'subsets'))).toBe(false);
   });
 

@@ -43,7 +43,13 @@ import {
   winRate,
   writeReport,
 } from '@implicit-it/eval';
-import { ABLATIONS, ImplicitItError, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
+import {
+  ABLATIONS,
+  ImplicitItError,
+  type RuleSetConfig,
+  type RuleSpec,
+  resolveRuleSpec,
+} from '@implicit-it/rules';
 import type { Model } from '@implicit-it/runtime';
 import { PROMPT_FORMATS } from '@implicit-it/tokenizers';
 import { type Command, Option } from 'commander';
@@ -606,6 +612,26 @@ const sortedJson = (value: unknown): string =>
       : v,
   );
 
+/**
+ * A subset's rules, from its name, as runAblations reads it (a preset or rules joined by `-`; its
+ * outputs are RUN/outputs/NAME.json): any other value (a misspelt name, rule-set JSON, `@file.json`)
+ * is a usage error naming --subsets, as other flags' errors name theirs.
+ */
+function subsetRules(subset: string): RuleSetConfig {
+  try {
+    return resolveRuleSpec(subset);
+  } catch (error) {
+    if (!ImplicitItError.isInstance(error)) throw error;
+    // the library's name for no rules is "none"; the CLI documents `off` (both work)
+    throw usage(
+      `--subsets: ${error.message.replaceAll('"none"', 'off')}`,
+      /^\s*[@{]/.test(subset)
+        ? 'eval ablations runs named rule subsets; for a rule set of your own, run eval generate --rules @file.json --out RUN/outputs/NAME.json'
+        : undefined,
+    );
+  }
+}
+
 /** `--subsets`: at least one, each valid (a typo fails before the model loads), none twice. */
 function checkSubsets(subsets: readonly string[]): void {
   if (subsets.length === 0) {
@@ -616,7 +642,7 @@ function checkSubsets(subsets: readonly string[]): void {
   }
   const seen = new Map<string, string>();
   for (const s of subsets) {
-    const rules = sortedJson(resolveRuleSpec(parseRules(s, undefined, '--subsets')));
+    const rules = sortedJson(subsetRules(s));
     const twin = seen.get(rules);
     if (twin === s) throw usage(`--subsets: "${s}" is listed twice`);
     if (twin !== undefined)
