@@ -1707,6 +1707,30 @@ describe('eval judge: inputs checked before the first request, and resumed work 
     expect(existsSync(join(runDir, 'annotations', 'a.json'))).toBe(false);
   });
 
+  it('--run-dir: each warning names the outputs file it is about', async () => {
+    const runDir = join(dir, 'warned');
+    mkdirSync(join(runDir, 'outputs'), { recursive: true });
+    writeFileSync(join(runDir, 'outputs', 'a.json'), JSON.stringify(rows('a', 3)));
+    writeFileSync(join(runDir, 'outputs', 'b.json'), JSON.stringify(rows('b', 2)));
+    const r = await judge(['--run-dir', runDir]);
+    expect(r.code, r.stderr).toBe(0);
+    const warnings = r.stderr.split('\n').filter((line) => line.startsWith('warning: '));
+    expect(warnings).toEqual([
+      `warning: ${join(runDir, 'outputs', 'a.json')}: the model's outputs cover 3 of the baseline's 5 instructions: the win rate is over that subset, not the whole set`,
+      `warning: ${join(runDir, 'outputs', 'b.json')}: the model's outputs cover 2 of the baseline's 5 instructions: the win rate is over that subset, not the whole set`,
+    ]);
+    // --outputs names its one file itself
+    const one = await judge([
+      '--outputs',
+      join(runDir, 'outputs', 'a.json'),
+      '--out',
+      join(dir, 'warned-a.json'),
+    ]);
+    expect(one.stderr).toContain(
+      "warning: the model's outputs cover 3 of the baseline's 5 instructions: the win rate is over that subset, not the whole set\n",
+    );
+  });
+
   it('a rerun with part of the pairs cached says how many need no request, not that it resumes', async () => {
     const outputs = join(dir, 'partial.json');
     const out = join(dir, 'partial-annotations.json');

@@ -887,7 +887,8 @@ async function judge(flags: JudgeFlags): Promise<void> {
             ...(flags.replace ? { replace: true } : {}),
             signal,
             onProgress: (p) => progress.onProgress({ ...p, ...(jobs.length > 1 ? { label: job.name } : {}) }),
-            onWarning: warn,
+            // --run-dir judges files the command line does not name: each warning says which
+            onWarning: flags.runDir ? (message) => warn(`${job.outputs}: ${message}`) : warn,
           }),
         () =>
           `every answered judgement is cached in ${job.cacheDir}: rerun to resume without paying for them again`,
