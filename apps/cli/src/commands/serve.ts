@@ -21,7 +21,7 @@ import {
   rulesLabel,
 } from '../flags.js';
 import { CliError, counted, EXIT, note, painter, usage } from '../output.js';
-import { checkAndNoteRules } from '../rule-notes.js';
+import { checkRules } from '../rule-notes.js';
 import { checkChatTemplate, DEFAULT_MODEL_HELP } from './generate.js';
 
 /**
@@ -147,9 +147,10 @@ async function run(flags: ServeFlags): Promise<void> {
       );
       await checkChatTemplate(m, flags.format);
       opened.push({ ...m, served: named ? named[1]! : m.id });
-      // the default rules, on each model's vocabulary (named where several are served)
+      // the default rules, on each model's vocabulary (named where several are served): a rule that
+      // matches nothing refused; the entries left out are the API's to log (one line per model)
       const on = specs.length > 1 ? ` on ${opened.at(-1)!.served}` : '';
-      checkAndNoteRules(rules, m.model.tokenizer.vocabulary, `--rules ${rulesLabel(rules)}${on}`);
+      checkRules(rules, m.model.tokenizer.vocabulary, `--rules ${rulesLabel(rules)}${on}`);
     }
     const ids = opened.map((m) => m.served);
     const dup = ids.find((id, i) => ids.indexOf(id) !== i);
