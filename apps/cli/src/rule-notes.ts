@@ -6,31 +6,21 @@ import {
   type UnresolvedEntry,
   type Vocabulary,
 } from '@implicit-it/rules';
+import { unresolvedNote } from '@implicit-it/runtime';
 import { note, usage } from './output.js';
 
-/**
- * The names under which the runtime notes the rule sets this process has noted itself (`rules NAME:
- * N entries match no token...`, logged with -v): a spec's preset or subset name, `given` for a config.
- */
-const notedByName = new Set<string>();
-
-/** The runtime's name of `spec` in its notes (`unresolvedNote` of @implicit-it/runtime). */
-const runtimeName = (spec: RuleSpec) => (typeof spec === 'string' ? spec : 'given');
-
-/** The runtime's note of a rule set's unresolved entries, as its `log` receives it (with -v). */
-const RUNTIME_NOTE =
-  /^rules (\S+): \d+ (?:entry matches|entries match) no token of this vocabulary and (?:is|are) left out: /;
+/** The runtime's notes (`unresolvedNote`, logged with -v) of the rule sets this process has noted itself. */
+const notedByCli = new Set<string>();
 
 /**
  * Whether `line`, a line of the runtime's log, is its note of a rule set that {@link checkRules} has
- * checked (and notes on stderr): with -v it would say the same a second time.
+ * checked (and noted on stderr): with -v it would say the same a second time.
  *
  * @example
  * notedByRuntime('prompts prefilled in chunks of 256 positions'); // false
  */
 export function notedByRuntime(line: string): boolean {
-  const m = RUNTIME_NOTE.exec(line);
-  return m !== null && notedByName.has(m[1]!);
+  return notedByCli.has(line);
 }
 
 /** `uniform "a", " b"; start "!"`: unresolved entries by rule, each with its reason where it is not the usual one. */
@@ -94,7 +84,7 @@ export function checkRules(spec: RuleSpec, vocabulary: Vocabulary, where: string
     );
   }
   // the runtime's own note of this set (-v) would say it again
-  notedByName.add(runtimeName(spec));
+  notedByCli.add(unresolvedNote(spec, unresolved));
   const n = unresolved.length;
   return n === 1
     ? `note: ${where}: ${unresolved[0]!.rule} entry ${JSON.stringify(unresolved[0]!.text)} does not resolve (no vocabulary item has its exact text) and is left out`

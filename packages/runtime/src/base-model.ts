@@ -35,8 +35,14 @@ const PROMPT_KINDS = ['instruction', 'messages', 'text', 'promptIds'] as const;
 
 /**
  * The note of a rule set's entries that match no vocabulary item (left out, never guessed, as
- * rules-spec.md has it): `rules hewitt2024: 1 entry matches no token of this vocabulary and is left
- * out: uniform "   " (...)`.
+ * rules-spec.md has it), as a model's `log` receives it when it compiles the set: `rules hewitt2024: 1
+ * entry matches no token of this vocabulary and is left out: uniform "   " (...)`. A caller that
+ * reports these entries itself can tell this line apart by it.
+ *
+ * @example
+ * import { compileRules } from '@implicit-it/rules';
+ * const set = compileRules('hewitt2024', model.tokenizer.vocabulary);
+ * const line = unresolvedNote('hewitt2024', set.unresolved); // what model.log received
  */
 export function unresolvedNote(spec: RuleSpec, unresolved: readonly UnresolvedEntry[]): string {
   const n = unresolved.length;

@@ -1,6 +1,6 @@
 export { argmax, ImplicitItError } from '@implicit-it/rules';
 export { PromptError, TokenizerLoadError } from '@implicit-it/tokenizers';
-export { BaseModel, MAX_LOGIT_BIAS, type ModelInfo } from './base-model.js';
+export { BaseModel, MAX_LOGIT_BIAS, type ModelInfo, unresolvedNote } from './base-model.js';
 export type { FinishReason, TokenEvent, TokenLogprob } from './decode-engine.js';
 export {
   checkSplitAttention,

@@ -97,7 +97,7 @@ const cuda = providerStatus().some((p) => p.name === 'cuda' && p.available);
 describeJsdoc({
   ...pkg,
   prelude,
-  exports: 78,
+  exports: 79,
   // ImplicitItError, PromptError and TokenizerLoadError are re-exported: their examples are their packages'
   minExamples: 74,
   timeout: 120_000,
