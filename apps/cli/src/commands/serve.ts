@@ -188,6 +188,15 @@ async function run(flags: ServeFlags): Promise<void> {
         }
         throw error;
       });
+    // one handler per signal for the rest of the process, never removed: removing a signal's last
+    // listener restores Node's default action until the next one is added, and a signal landing in
+    // between (a second Ctrl-C right after the first) would end the process by the signal, not exit 0.
+    // Added before "listening" is said: a script that stops the server once it reads that line would
+    // otherwise race the handlers (its signal lands on the default action: killed, not stopped). A
+    // signal now waits for the event loop, by when onSignal (below, in this same tick) stops the server.
+    const handle = () => onSignal();
+    process.on('SIGINT', handle);
+    process.on('SIGTERM', handle);
     // on 0.0.0.0 or ::, the address a client can connect to, and the machine's others
     const { local: url, network } = reachableUrls(server.url);
     if (flags.json) {
@@ -227,12 +236,6 @@ async function run(flags: ServeFlags): Promise<void> {
         'Ctrl-C stops the server.',
       ].join('\n'),
     );
-    // one handler per signal for the rest of the process, never removed: removing a signal's last
-    // listener restores Node's default action until the next one is added, and a signal landing in
-    // between (a second Ctrl-C right after the first) would end the process by the signal, not exit 0
-    const handle = () => onSignal();
-    process.on('SIGINT', handle);
-    process.on('SIGTERM', handle);
     await new Promise<void>((resolve) => {
       onSignal = () => {
         const { active, queued } = server.app.state;
