@@ -226,6 +226,17 @@ export class RuleSet {
   readonly enabled: readonly string[];
 
   private readonly eos: EosCompiled | null;
+
+  /**
+   * The ids the EOS rule raises, each once: the config's `eos.ids`, else the vocabulary's EOS ids;
+   * empty with the rule off.
+   *
+   * @example
+   * compileRules({ eos: { ids: [5, 5] } }, vocab).eosIds; // [5]
+   */
+  get eosIds(): readonly number[] {
+    return this.eos ? [...this.eos.ids] : [];
+  }
   private readonly uniformIds: Int32Array;
   private readonly uniformScores: Float64Array;
   /**

@@ -605,6 +605,15 @@ describe('audit: inputs that used to pass silently or crash with a TypeError', (
     expect(dupVocab.denseScores(d)[2]).toBe(7.5);
   });
 
+  it("eosIds are the ids the EOS rule raises: the config's, else the vocabulary's, none with it off", () => {
+    expect(compileRules({ eos: { ids: [5, 5, 7] } }, vocab).eosIds).toEqual([5, 7]);
+    expect(compileRules('hewitt2024-llama2-ids', idVocabulary({ size: 32000, eosIds: [9] })).eosIds).toEqual([
+      2,
+    ]);
+    expect(compileRules('eos', idVocabulary({ size: 10, eosIds: [3, 4] })).eosIds).toEqual([3, 4]);
+    expect(compileRules('uniform-diversity', vocab).eosIds).toEqual([]);
+  });
+
   it('an id a vocabulary returns outside its size is an error naming the surface', () => {
     const broken = {
       size: 10,
