@@ -11,7 +11,7 @@ import {
   ModelWeightsError,
   PRESETS,
 } from '@implicit-it/modelkit';
-import { compileRules, type RuleSet, resolveRuleSpec } from '@implicit-it/rules';
+import { compileRules, resolveRuleSpec } from '@implicit-it/rules';
 import {
   damagedGraphHint,
   disableOnnxTelemetry,
@@ -274,18 +274,6 @@ interface InspectFlags {
   json?: boolean;
 }
 
-/**
- * The ids a compiled rule set's EOS ramp raises, as the rules package compiles them: the config's
- * `eos.ids` where it gives them (`fromSpec`), else the vocabulary's EOS ids; none with the rule off.
- */
-function eosRampIds(rules: RuleSet, vocabularyEos: readonly number[]): { ids: number[]; fromSpec: boolean } {
-  if (!rules.enabled.includes('eos')) return { ids: [], fromSpec: false };
-  const eos = rules.config.eos;
-  const given = typeof eos === 'object' ? eos.ids : undefined;
-  // an id named twice is ramped once
-  return { ids: [...new Set(given ?? vocabularyEos)], fromSpec: given !== undefined };
-}
-
 async function inspect(target: string, flags: InspectFlags): Promise<void> {
   const rulesSpec = parseRules(flags.rules);
   // inspect reads what is on this machine: a hub id is looked up in the cache, never downloaded
@@ -325,7 +313,12 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
 
   const rules = compileRules(rulesSpec, tok.vocabulary);
   const config = rulesSpec === false ? {} : resolveRuleSpec(rulesSpec);
-  const ramp = eosRampIds(rules, tok.vocabulary.eosIds);
+  // the ids the EOS ramp raises: the config's eos.ids where it gives them (then the tokenizer's are named apart)
+  const eosConfig = rules.config.eos;
+  const ramp = {
+    ids: [...rules.eosIds],
+    fromSpec: typeof eosConfig === 'object' && eosConfig.ids !== undefined,
+  };
   const uniform = typeof config.uniform === 'object' ? (config.uniform.entries ?? []) : [];
   const entries = uniform.map((e) =>
     'id' in e
