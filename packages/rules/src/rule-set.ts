@@ -237,6 +237,30 @@ export class RuleSet {
   get eosIds(): readonly number[] {
     return this.eos ? [...this.eos.ids] : [];
   }
+
+  /**
+   * Why this set does not fit `vocab` (another tokenizer's vocabulary than the one it was compiled
+   * for), or undefined where it fits: a size of its own, a text it looked up that `vocab` gives other
+   * ids (the uniform entries, the start rule's `!` and newline), or EOS ids other than those it took
+   * from its vocabulary. Two tokenizers of one size (Llama-2's and Mistral's 32,000 ids) differ so.
+   * Cheap: one lookup per text.
+   *
+   * @example
+   * compileRules('hewitt2024', vocab).vocabularyMismatch(vocab); // undefined
+   */
+  vocabularyMismatch(vocab: Vocabulary): string | undefined {
+    if (vocab.size !== this.vocabSize)
+      return `it was compiled for a vocabulary of ${this.vocabSize} ids, and this one has ${vocab.size}`;
+    for (const [text, ids] of this.readTexts) {
+      const now = vocab.idsOf(text);
+      if (now.length !== ids.length || now.some((id, i) => id !== ids[i]))
+        return `it found ${JSON.stringify(text)} at ${ids.length ? `id ${ids.join(', ')}` : 'no id'}, and this vocabulary has it at ${now.length ? `id ${now.join(', ')}` : 'no id'}`;
+    }
+    const eos = this.vocabularyEos;
+    if (eos && (new Set(vocab.eosIds).size !== eos.length || !eos.every((id) => vocab.eosIds.includes(id))))
+      return `its EOS ids are ${JSON.stringify(eos)}, and this vocabulary's are ${JSON.stringify([...vocab.eosIds])}`;
+    return undefined;
+  }
   private readonly uniformIds: Int32Array;
   private readonly uniformScores: Float64Array;
   /**
@@ -254,6 +278,12 @@ export class RuleSet {
   private readonly startT2: Int32Array;
   private readonly startOptions: { exclamationBonus: number; newlinePenalty: number };
   private readonly custom: readonly CustomRule[];
+  /**
+   * What this set read of its vocabulary beyond the size: each text it looked up with the ids found,
+   * and the EOS ids where it took the vocabulary's (`vocabularyMismatch` compares them).
+   */
+  private readonly readTexts = new Map<string, readonly number[]>();
+  private readonly vocabularyEos: readonly number[] | null;
 
   /**
    * Compiles `config` (checked as `parseRuleSetConfig` checks it) against `vocab`. `compileRules` does
@@ -291,6 +321,7 @@ export class RuleSet {
     this.config = checked;
     const unresolved: UnresolvedEntry[] = [];
     const enabled: string[] = [];
+    let vocabularyEos: number[] | null = null;
     const checkId = (id: number, path: string) => {
       if (!Number.isInteger(id) || id < 0 || id >= size) {
         throw new RuleConfigError(path, `id ${shownValue(id)} is outside the vocabulary [0, ${size})`);
@@ -298,6 +329,7 @@ export class RuleSet {
     };
     const lookup = (rule: UnresolvedEntry['rule'], text: string): readonly number[] => {
       const ids = vocab.idsOf(text);
+      if (Array.isArray(ids)) this.readTexts.set(text, [...ids]);
       if (!Array.isArray(ids))
         throw new RuleConfigError(
           'vocabulary',
@@ -328,6 +360,7 @@ export class RuleSet {
     if (eos) {
       enabled.push('eos');
       const ids = eos.ids ?? [...vocab.eosIds];
+      if (!eos.ids) vocabularyEos = [...new Set(ids)];
       // the vocabulary's ids are blamed on it, not on an eos.ids the config does not have
       const where = eos.ids ? 'eos.ids' : 'vocabulary.eosIds';
       for (const [i, id] of ids.entries()) checkId(id, `${where}[${i}]`);
@@ -432,6 +465,7 @@ export class RuleSet {
     });
     this.unresolved = Object.freeze(unresolved.map((entry) => Object.freeze(entry)));
     this.enabled = Object.freeze(enabled);
+    this.vocabularyEos = vocabularyEos;
   }
 
   /**

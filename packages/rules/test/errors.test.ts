@@ -585,6 +585,28 @@ describe('uniform entries by id with the text they must have', () => {
   });
 });
 
+describe('vocabularyMismatch: whether a compiled set fits a vocabulary', () => {
+  it('says why a vocabulary of the same size is another tokenizer, and nothing for its own', () => {
+    const own = createVocabulary({ surfaces: ['</s>', ' I', 'I', '\n', '!'], eosIds: [0] });
+    const set = compileRules('hewitt2024', own);
+    expect(set.vocabularyMismatch(own)).toBeUndefined();
+    // a copy of the same vocabulary (loaded again) fits
+    expect(
+      set.vocabularyMismatch(createVocabulary({ surfaces: ['</s>', ' I', 'I', '\n', '!'], eosIds: [0] })),
+    ).toBeUndefined();
+    const moved = createVocabulary({ surfaces: ['</s>', 'I', ' I', '\n', '!'], eosIds: [0] });
+    expect(set.vocabularyMismatch(moved)).toBe('it found " I" at id 1, and this vocabulary has it at id 2');
+    const otherEos = createVocabulary({ surfaces: ['</s>', ' I', 'I', '\n', '!'], eosIds: [4] });
+    expect(set.vocabularyMismatch(otherEos)).toBe("its EOS ids are [0], and this vocabulary's are [4]");
+    expect(set.vocabularyMismatch(idVocabulary({ size: 6, eosIds: [0] }))).toBe(
+      'it was compiled for a vocabulary of 5 ids, and this one has 6',
+    );
+    // ids given in the config are its own, not the vocabulary's: only the size is compared
+    const byId = compileRules({ eos: { ids: [0] }, uniform: { entries: [{ id: 1, score: 1 }] } }, own);
+    expect(byId.vocabularyMismatch(otherEos)).toBeUndefined();
+  });
+});
+
 describe('audit: inputs that used to pass silently or crash with a TypeError', () => {
   it.each(['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf', 'eos-constructor'])(
     'rule set name %j is unknown, not an empty or broken rule set',
