@@ -192,7 +192,8 @@ const BUILT_IN_RULES = new Set<string>([...RULE_NAMES, 'diversity']);
 
 /**
  * Refuses a compiled `RuleSet` that cannot be `served`'s default rules (`param`: the option that gave
- * it): one compiled for a vocabulary of another size (its ids are another tokenizer's), or one with
+ * it): one compiled for another vocabulary (of another size, or the same size with its texts at other
+ * ids: its ids are another tokenizer's), or one with
  * custom rules on a `WorkerModel` (functions cannot be sent to its thread). A `TypeError` naming the
  * option and the model, at start-up rather than on each request.
  */
@@ -205,6 +206,12 @@ function checkRuleSet(set: RuleSet, served: ServedModel, param: string): void {
         : `${param}: a RuleSet compiled for a vocabulary of ${set.vocabSize} ids, but the tokenizer of the model "${served.id}" has ${size}; compile it with that model's (compileRules(spec, model.tokenizer.vocabulary)), or give the spec`,
     );
   }
+  // of the same size, another tokenizer's (Llama-2's and Mistral's 32,000 ids)
+  const mismatch = set.vocabularyMismatch(served.model.tokenizer.vocabulary);
+  if (mismatch !== undefined)
+    throw new TypeError(
+      `${param}: a RuleSet compiled for another vocabulary than the tokenizer of the model "${served.id}" (${mismatch}); compile it with that model's (compileRules(spec, model.tokenizer.vocabulary)), or give the spec`,
+    );
   const custom = set.enabled.filter((name) => !BUILT_IN_RULES.has(name));
   if (custom.length > 0 && served.model instanceof WorkerModel) {
     throw new TypeError(

@@ -133,6 +133,17 @@ describe("a served model's default rules", () => {
         rules: custom,
       }),
     ).toThrow(/^models\[0\]\.rules: a RuleSet compiled for a vocabulary of 100 ids/);
+    // of the same size, another tokenizer's: its texts at other ids
+    const vocab = model.tokenizer.vocabulary;
+    const moved = compileRules('hewitt2024', {
+      size: vocab.size,
+      eosIds: [...vocab.eosIds, 3],
+      surfaceOf: (i: number) => vocab.surfaceOf(i),
+      idsOf: (text: string) => vocab.idsOf(text),
+    });
+    expect(() => serve({ models: [{ id: 'smol', model, rules: moved }] })).toThrow(
+      `models[0].rules: a RuleSet compiled for another vocabulary than the tokenizer of the model "smol" (its EOS ids are ${JSON.stringify([...vocab.eosIds, 3])}, and this vocabulary's are ${JSON.stringify([...vocab.eosIds])}); compile it with that model's (compileRules(spec, model.tokenizer.vocabulary)), or give the spec`,
+    );
   });
 
   it('refuse at createApp a RuleSet with custom rules for a model in a worker thread', async () => {

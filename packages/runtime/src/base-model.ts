@@ -5,6 +5,7 @@ import {
   RuleSet,
   type RuleSpec,
   type UnresolvedEntry,
+  type Vocabulary,
 } from '@implicit-it/rules';
 import { type Prompt, PromptError, type Tokenizer } from '@implicit-it/tokenizers';
 import { whenAborted } from './abort.js';
@@ -69,21 +70,31 @@ export function rulesOption<T>(compile: () => T, prefix = ''): T {
 }
 
 /**
- * Refuses a compiled `RuleSet` compiled for a vocabulary of another size than `size` (this model's
- * tokenizer's): its ids are another vocabulary's, so its scores would land on other tokens (or past
- * the logits). The `runtime.bad_option` error of the `rules` option, its message after `prefix`
- * (`loadModel: ` for the load option); `compileWith` is how the caller gets the vocabulary.
+ * Refuses a compiled `RuleSet` compiled for another vocabulary than `vocabulary` (this model's
+ * tokenizer's): one of another size, or of the same size whose texts or EOS ids sit at other ids
+ * (`RuleSet#vocabularyMismatch`: Llama-2's and Mistral's 32,000 ids). Its ids are another
+ * vocabulary's, so its scores would land on other tokens (or past the logits). The
+ * `runtime.bad_option` error of the `rules` option, its message after `prefix` (`loadModel: ` for the
+ * load option); `compileWith` is how the caller gets the vocabulary.
  */
 export function checkRuleSetVocabulary(
   set: RuleSet,
-  size: number,
+  vocabulary: Vocabulary,
   prefix = '',
   compileWith = 'model.tokenizer.vocabulary',
 ): void {
-  if (set.vocabSize !== size)
+  const fix = `compile it with this model's (compileRules(spec, ${compileWith})), or pass the spec`;
+  if (set.vocabSize !== vocabulary.size)
     throw new GenerationError(
       'runtime.bad_option',
-      `${prefix}rules: a RuleSet compiled for a vocabulary of ${set.vocabSize} ids, but this model's tokenizer has ${size}; compile it with this model's (compileRules(spec, ${compileWith})), or pass the spec`,
+      `${prefix}rules: a RuleSet compiled for a vocabulary of ${set.vocabSize} ids, but this model's tokenizer has ${vocabulary.size}; ${fix}`,
+      'rules',
+    );
+  const mismatch = set.vocabularyMismatch(vocabulary);
+  if (mismatch !== undefined)
+    throw new GenerationError(
+      'runtime.bad_option',
+      `${prefix}rules: a RuleSet compiled for another vocabulary of ${set.vocabSize} ids than this model's tokenizer (${mismatch}); ${fix}`,
       'rules',
     );
 }
@@ -343,11 +354,10 @@ export abstract class BaseModel {
   /**
    * `rules(spec)` for a request's `rules` option: a spec the rules package refuses (a misspelt preset,
    * a bad field) is a `runtime.bad_option` error naming the option, as every other option's is, its
-   * `cause` the rules package's `RuleConfigError`; so is a `RuleSet` compiled for a vocabulary of
-   * another size.
+   * `cause` the rules package's `RuleConfigError`; so is a `RuleSet` compiled for another vocabulary.
    */
   protected requestRules(spec: RuleSpec | RuleSet | undefined): RuleSet | null {
-    if (RuleSet.isInstance(spec)) checkRuleSetVocabulary(spec, this.tokenizer.vocabulary.size);
+    if (RuleSet.isInstance(spec)) checkRuleSetVocabulary(spec, this.tokenizer.vocabulary);
     return rulesOption(() => this.rules(spec));
   }
 

@@ -456,7 +456,7 @@ export async function loadModelAs(call: string, model: string, options: LoadOpti
   // vocabulary fails the load with nothing to free (the model keeps the set in its cache)
   let compiled: [RuleSpec, RuleSet] | null = null;
   if (RuleSet.isInstance(rules))
-    checkRuleSetVocabulary(rules, tokenizer.vocabulary.size, `${call}: `, LOAD_VOCABULARY);
+    checkRuleSetVocabulary(rules, tokenizer.vocabulary, `${call}: `, LOAD_VOCABULARY);
   else compiled = [rules, rulesOption(() => compileRules(rules, tokenizer.vocabulary), `${call}: `)];
   const log = options.log ?? defaultLog;
   const session = await DecoderSession.create(files, { ...options, log });

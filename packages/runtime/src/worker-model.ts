@@ -340,7 +340,7 @@ function ruleSetSpec(rules: RuleSet, builtIn: number, prefix = ''): RuleSpec {
  */
 function loadRulesSpec(rules: RuleSet, vocabulary: Vocabulary): RuleSpec {
   const prefix = 'loadModelInWorker: ';
-  checkRuleSetVocabulary(rules, vocabulary.size, prefix, LOAD_VOCABULARY);
+  checkRuleSetVocabulary(rules, vocabulary, prefix, LOAD_VOCABULARY);
   return ruleSetSpec(rules, compileRules(rules.config, vocabulary).enabled.length, prefix);
 }
 

@@ -548,6 +548,18 @@ describe('option checks', () => {
         `rules: a RuleSet compiled for a vocabulary of ${size} ids, but this model's tokenizer has 512; compile it with this model's (compileRules(spec, model.tokenizer.vocabulary)), or pass the spec`,
       ]);
     }
+    // of the same size, another tokenizer's (Llama-2's and Mistral's 32,000): its texts at other ids
+    const id = vocab.idsOf('\n')[0]!;
+    const moved = {
+      size: vocab.size,
+      eosIds: vocab.eosIds,
+      surfaceOf: (i: number) => vocab.surfaceOf(i),
+      idsOf: (text: string) => (text === '\n' ? [id + 1] : vocab.idsOf(text)),
+    };
+    cases.push([
+      compileRules('hewitt2024', moved),
+      `rules: a RuleSet compiled for another vocabulary of 512 ids than this model's tokenizer (it found "\\n" at id ${id + 1}, and this vocabulary has it at id ${id}); compile it with this model's (compileRules(spec, model.tokenizer.vocabulary)), or pass the spec`,
+    ]);
     for (const [rules, message] of cases) {
       const calls = [
         model.generate('Hi', { rules: rules as never }),
