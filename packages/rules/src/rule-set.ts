@@ -226,41 +226,6 @@ export class RuleSet {
   readonly enabled: readonly string[];
 
   private readonly eos: EosCompiled | null;
-
-  /**
-   * The ids the EOS rule raises, each once: the config's `eos.ids`, else the vocabulary's EOS ids;
-   * empty with the rule off.
-   *
-   * @example
-   * compileRules({ eos: { ids: [5, 5] } }, vocab).eosIds; // [5]
-   */
-  get eosIds(): readonly number[] {
-    return this.eos ? [...this.eos.ids] : [];
-  }
-
-  /**
-   * Why this set does not fit `vocab` (another tokenizer's vocabulary than the one it was compiled
-   * for), or undefined where it fits: a size of its own, a text it looked up that `vocab` gives other
-   * ids (the uniform entries, the start rule's `!` and newline), or EOS ids other than those it took
-   * from its vocabulary. Two tokenizers of one size (Llama-2's and Mistral's 32,000 ids) differ so.
-   * Cheap: one lookup per text.
-   *
-   * @example
-   * compileRules('hewitt2024', vocab).vocabularyMismatch(vocab); // undefined
-   */
-  vocabularyMismatch(vocab: Vocabulary): string | undefined {
-    if (vocab.size !== this.vocabSize)
-      return `it was compiled for a vocabulary of ${this.vocabSize} ids, and this one has ${vocab.size}`;
-    for (const [text, ids] of this.readTexts) {
-      const now = vocab.idsOf(text);
-      if (now.length !== ids.length || now.some((id, i) => id !== ids[i]))
-        return `it found ${JSON.stringify(text)} at ${ids.length ? `id ${ids.join(', ')}` : 'no id'}, and this vocabulary has it at ${now.length ? `id ${now.join(', ')}` : 'no id'}`;
-    }
-    const eos = this.vocabularyEos;
-    if (eos && (new Set(vocab.eosIds).size !== eos.length || !eos.every((id) => vocab.eosIds.includes(id))))
-      return `its EOS ids are ${JSON.stringify(eos)}, and this vocabulary's are ${JSON.stringify([...vocab.eosIds])}`;
-    return undefined;
-  }
   private readonly uniformIds: Int32Array;
   private readonly uniformScores: Float64Array;
   /**
@@ -466,6 +431,41 @@ export class RuleSet {
     this.unresolved = Object.freeze(unresolved.map((entry) => Object.freeze(entry)));
     this.enabled = Object.freeze(enabled);
     this.vocabularyEos = vocabularyEos;
+  }
+
+  /**
+   * The ids the EOS rule raises, each once: the config's `eos.ids`, else the vocabulary's EOS ids;
+   * empty with the rule off.
+   *
+   * @example
+   * compileRules({ eos: { ids: [5, 5] } }, vocab).eosIds; // [5]
+   */
+  get eosIds(): readonly number[] {
+    return this.eos ? [...this.eos.ids] : [];
+  }
+
+  /**
+   * Why this set does not fit `vocab` (another tokenizer's vocabulary than the one it was compiled
+   * for), or undefined where it fits: a size of its own, a text it looked up that `vocab` gives other
+   * ids (the uniform entries, the start rule's `!` and newline), or EOS ids other than those it took
+   * from its vocabulary. Two tokenizers of one size (Llama-2's and Mistral's 32,000 ids) differ so.
+   * Cheap: one lookup per text.
+   *
+   * @example
+   * compileRules('hewitt2024', vocab).vocabularyMismatch(vocab); // undefined
+   */
+  vocabularyMismatch(vocab: Vocabulary): string | undefined {
+    if (vocab.size !== this.vocabSize)
+      return `it was compiled for a vocabulary of ${this.vocabSize} ids, and this one has ${vocab.size}`;
+    for (const [text, ids] of this.readTexts) {
+      const now = vocab.idsOf(text);
+      if (now.length !== ids.length || now.some((id, i) => id !== ids[i]))
+        return `it found ${JSON.stringify(text)} at ${ids.length ? `id ${ids.join(', ')}` : 'no id'}, and this vocabulary has it at ${now.length ? `id ${now.join(', ')}` : 'no id'}`;
+    }
+    const eos = this.vocabularyEos;
+    if (eos && (new Set(vocab.eosIds).size !== eos.length || !eos.every((id) => vocab.eosIds.includes(id))))
+      return `its EOS ids are ${JSON.stringify(eos)}, and this vocabulary's are ${JSON.stringify([...vocab.eosIds])}`;
+    return undefined;
   }
 
   /**
