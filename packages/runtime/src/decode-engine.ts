@@ -3,7 +3,7 @@ import type { DecoderSession, StepOutputs } from './decoder-session.js';
 import { GenerationAbortedError } from './errors.js';
 import { type KvCache, SLOT_CHUNK, SlotCache } from './kv-cache.js';
 import type { LogitsProcessor } from './logits-processor.js';
-import { RulesProcessor } from './logits-processor.js';
+import { RulesProcessor, synchronously } from './logits-processor.js';
 import { type ChunkOutputs, I64, runChunked } from './prefill.js';
 import { keyOf, type PrefixCache, sharedLength } from './prefix-cache.js';
 import {
@@ -165,6 +165,8 @@ interface Row {
   finish: RowEnd | null;
   /** With `finish: 'error'`: what this row's own processing threw (its logits processors, sampling). */
   failure?: unknown;
+  /** `ProcessorContext.promptIds`: a frozen copy of the prompt's ids, made at the first step. */
+  promptView?: readonly number[];
   /** position id of the next token to feed */
   nextPos: number;
   /** attention mask over the cache (0 = padding) */
@@ -769,15 +771,21 @@ export class DecodeEngine {
     if (r.req.logitBias) for (const [id, bias] of r.req.logitBias) if (id < V) row[id]! += bias;
     r.rules?.apply(row);
     if (r.req.processors.length > 0) {
+      // frozen copies: a processor that sorts or pops the ids it is shown would otherwise change the
+      // row's own (a response's ids out of step with its text, a prompt emptied)
+      r.promptView ??= Object.freeze(r.req.promptIds.slice());
       const ctx = {
         row: b,
         request: r.id,
         input: r.req.input,
         step: r.out.length,
-        promptIds: r.req.promptIds,
-        responseIds: r.out,
+        promptIds: r.promptView,
+        responseIds: Object.freeze(r.out.slice()),
       };
-      for (const p of r.req.processors) p.process(row, ctx);
+      r.req.processors.forEach((p, i) => synchronously(p.process(row, ctx), i));
+      // an LM head padded wider than the tokenizer: the ids past it stay out of reach of a processor
+      // too (`readLogitsRow` set them to -Infinity), as they have no text to decode
+      if (this.options.tokenIds < V) row.fill(Number.NEGATIVE_INFINITY, this.options.tokenIds);
     }
     const id = sampleToken(row, r.req.sampling, r.rng);
     const event: TokenEvent = { id, text: '' };

@@ -1,4 +1,5 @@
 import type { RuleSet, RuleState } from '@implicit-it/rules';
+import { GenerationError } from './errors.js';
 
 /**
  * What a logits processor sees of the row it processes.
@@ -38,7 +39,27 @@ export interface ProcessorContext {
  * const noDigits: LogitsProcessor = { process: (logits) => { for (const id of digitIds) logits[id] = -Infinity; } };
  */
 export interface LogitsProcessor {
+  /**
+   * Runs synchronously: the batch waits for it between two steps. A `process` that returns a
+   * promise (an `async` one) fails its request with a `runtime.bad_option` error (param `processors`):
+   * what it would change after an `await` comes too late for the token already drawn.
+   */
   process(logits: Float32Array, ctx: ProcessorContext): void;
+}
+
+/**
+ * Refuses what processor `index`'s `process` returned where it is a promise (an `async` processor):
+ * its changes would land after the token is drawn, and a rejection would go unhandled (and end the
+ * process). The rejection is handled here, so that the request's error is the only one said.
+ */
+export function synchronously(returned: unknown, index: number): void {
+  if (typeof (returned as PromiseLike<unknown> | undefined)?.then !== 'function') return;
+  (returned as PromiseLike<unknown>).then(undefined, () => {});
+  throw new GenerationError(
+    'runtime.bad_option',
+    `processors[${index}]: process() returned a promise (an async function?); logits processors run synchronously between two steps, so what it changes after an await would come after the token is drawn: compute what it needs before generate() and change the logits in process() itself`,
+    'processors',
+  );
 }
 
 /**

@@ -120,6 +120,47 @@ describe('generate() as a whole', () => {
     ]);
   });
 
+  it('an async processor fails its own request, clearly, and the process goes on', async () => {
+    const model = await tinyModel();
+    const refused = {
+      message:
+        'processors[1]: process() returned a promise (an async function?); logits processors run synchronously between two steps, so what it changes after an await would come after the token is drawn: compute what it needs before generate() and change the logits in process() itself',
+      code: 'runtime.bad_option',
+      param: 'processors',
+    };
+    const rejecting = {
+      async process() {
+        await null;
+        throw new Error('lookup failed'); // unhandled, this would end the process
+      },
+    };
+    const fine = model.generate(PROMPTS[1]!, { maxNewTokens: 6, ignoreEos: true });
+    const bad = model.generate(PROMPTS[0]!, { maxNewTokens: 6, processors: [{ process() {} }, rejecting] });
+    await expect(bad).rejects.toMatchObject(refused);
+    expect((await fine)[0]!.tokenIds).toHaveLength(6);
+    // one that resolves is refused too: its changes would come after the token is drawn
+    const late = { process: async (logits: Float32Array) => void logits.fill(0) };
+    await expect(model.generate('Hi', { processors: [late] })).rejects.toThrow('processors[0]: process()');
+    await new Promise((resolve) => setTimeout(resolve, 10)); // the rejection above had its turn
+  });
+
+  it("processors are shown frozen copies of the row's ids: an edit fails the request, not its ids", async () => {
+    const model = await tinyModel();
+    const opts = { maxNewTokens: 4, ignoreEos: true } as const;
+    const [clean] = await model.generate(PROMPTS[0]!, opts);
+    const seen: ProcessorContext[] = [];
+    const [watched] = await model.generate(PROMPTS[0]!, {
+      ...opts,
+      processors: [{ process: (_, ctx) => void seen.push(ctx) }],
+    });
+    expect(watched!.tokenIds).toEqual(clean!.tokenIds);
+    expect(seen.map((ctx) => ctx.responseIds)).toEqual([0, 1, 2, 3].map((k) => clean!.tokenIds.slice(0, k)));
+    expect(seen.every((ctx) => Object.isFrozen(ctx.responseIds) && Object.isFrozen(ctx.promptIds))).toBe(true);
+    expect(seen[3]!.promptIds).toEqual(watched!.prompt.ids);
+    const pushing = { process: (_: Float32Array, ctx: ProcessorContext) => (ctx.responseIds as number[]).push(1) };
+    await expect(model.generate(PROMPTS[0]!, { ...opts, processors: [pushing] })).rejects.toThrow(TypeError);
+  });
+
   it('processors see a stable request id and their input index; the batch position moves', async () => {
     const model = await loadModel(await diverseModelDir(), { log: () => {} });
     const seen = new Map<number, { input: number; rows: Set<number>; steps: number[] }>();
@@ -255,6 +296,10 @@ describe('a padded LM head (more logits than tokenizer ids)', () => {
     await expect(model.score([{ prompt: 'Hi', continuation: [600] }])).rejects.toThrow(
       /continuation\[0\] is 600: token ids are integers in \[0, \d+\)/,
     );
+    // a processor cannot bring a padded id back: it has no text to decode
+    const pad = { process: (logits: Float32Array) => void logits.fill(1e9, tokens) };
+    const [padded] = await model.generate('Hi', { maxNewTokens: 4, processors: [pad] });
+    expect(padded!.tokenIds).toEqual((await model.generate('Hi', { maxNewTokens: 4 }))[0]!.tokenIds);
     // scores are over the same ids as generation's log-probs: the padded logits are left out of both
     for (const rules of [false, 'hewitt2024'] as const) {
       const [gen] = await model.generate('Hi', { maxNewTokens: 12, logprobs: true, rules });
