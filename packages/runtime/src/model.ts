@@ -31,6 +31,7 @@ import {
   unknownOption,
 } from './options.js';
 import { PrefixCache, type PrefixCacheStats } from './prefix-cache.js';
+import { PROVIDER_PRIORITY } from './providers.js';
 import { type ScoreItem, type ScoreOptions, type ScoreResult, scoreBatch } from './score.js';
 
 /**
@@ -571,6 +572,12 @@ export function checkLoadOptions(options: LoadOptions, call: string): void {
   );
   typed(['dtype', 'executionProvider', 'profile', 'cacheDir', 'endpoint'], 'string', 'a string');
   typed(['log', 'onProgress'], 'function', 'a function (line) => void');
+  // before a file is read or a hub model downloaded (the session would find it only then)
+  const provider = options.executionProvider;
+  if (provider !== undefined && provider !== 'auto' && !PROVIDER_PRIORITY.includes(provider))
+    throw new RangeError(
+      `${call}: executionProvider must be auto or one of ${PROVIDER_PRIORITY.join(', ')}, got ${shown(provider)}`,
+    );
   const chunk = options.prefillChunk;
   if (chunk !== undefined && !(Number.isInteger(chunk) && chunk >= 0))
     throw new RangeError(

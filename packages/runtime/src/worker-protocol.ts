@@ -191,6 +191,9 @@ const CLASSES: Record<string, (f: Record<string, FieldData>, message: string, ca
       message,
     ),
   TokenizerInputError: (_, message) => new TokenizerInputError(message),
+  // a refused load option (`checkLoadOptions`) is one of these: `instanceof` holds on this side too
+  TypeError: (_, message) => new TypeError(message),
+  RangeError: (_, message) => new RangeError(message),
 };
 
 /**

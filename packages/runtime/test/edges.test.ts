@@ -706,7 +706,17 @@ describe('option checks', () => {
     const dir = await diverseModelDir();
     const quiet = { log: () => {} };
     await expect(loadModel(dir, { ...quiet, executionProvider: 'bogus' as never })).rejects.toThrow(
-      /executionProvider: expected auto or one of cuda, cpu, got "bogus"/,
+      new RangeError('loadModel: executionProvider must be auto or one of cuda, cpu, got "bogus"'),
+    );
+    // before the directory is read (a hub id would be downloaded first), and as a RangeError from a
+    // worker's load too
+    await expect(loadModel('/no/such/model', { executionProvider: 'gpu' as never })).rejects.toThrow(
+      new RangeError('loadModel: executionProvider must be auto or one of cuda, cpu, got "gpu"'),
+    );
+    const inWorker = loadModelInWorker(dir, { ...quiet, executionProvider: 'gpu' as never });
+    await expect(inWorker).rejects.toBeInstanceOf(RangeError);
+    await expect(inWorker).rejects.toThrow(
+      'loadModelInWorker: executionProvider must be auto or one of cuda, cpu, got "gpu"',
     );
     await expect(loadModel(dir, { ...quiet, dtype: 'constructor' as never })).rejects.toMatchObject({
       code: 'runtime.bad_dtype',
