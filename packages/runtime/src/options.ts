@@ -1,4 +1,4 @@
-import { type ListsEveryKey, type RuleSet, type RuleSpec, shownValue } from '@implicit-it/rules';
+import { type ListsEveryKey, meantOption, type RuleSet, type RuleSpec, shownValue } from '@implicit-it/rules';
 import { type ChatMessage, PROMPT_FORMATS, type PromptFormat } from '@implicit-it/tokenizers';
 import type { FinishReason, TokenLogprob } from './decode-engine.js';
 import { GenerationError } from './errors.js';
@@ -275,10 +275,9 @@ export function unknownOption(o: object, known: readonly string[]): string | und
   return Object.entries(o).find(([key, value]) => value !== undefined && !known.includes(key))?.[0];
 }
 
-/** Why `key` is refused: not an option of `call`, with the option meant where it is another spelling (`top_p`). */
+/** Why `key` is refused: not an option of `call`, with the option meant where it is another spelling or a near miss (`top_p`, `temprature`). */
 export function notAnOption(key: string, known: readonly string[], call: string): string {
-  const squash = (k: string) => k.replace(/[_-]/g, '').toLowerCase();
-  const meant = known.find((k) => squash(k) === squash(key));
+  const meant = meantOption(key, known);
   return `not an option of ${call}${meant ? ` (did you mean ${meant}?)` : ''}; its options are ${known.join(', ')}`;
 }
 

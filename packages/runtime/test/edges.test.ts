@@ -518,6 +518,9 @@ describe('option checks', () => {
         /^top_p: not an option of generate\(\) \(did you mean topP\?\); its options are format, /,
       ],
       [{ max_new_tokens: 5 }, /max_new_tokens: .*did you mean maxNewTokens\?/],
+      // a near miss too, as loadModel, the rules and the tokenizers tell them
+      [{ temprature: 0.7 }, /^temprature: not an option of generate\(\) \(did you mean temperature\?\)/],
+      [{ maxNewToken: 5 }, /^maxNewToken: .*\(did you mean maxNewTokens\?\)/],
       [{ repetitionPenalty: 1.2 }, /^repetitionPenalty: not an option of generate\(\); its options/],
     ];
     for (const [options, message] of cases) {
