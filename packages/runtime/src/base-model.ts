@@ -9,7 +9,7 @@ import {
 } from '@implicit-it/rules';
 import { type Prompt, PromptError, type Tokenizer } from '@implicit-it/tokenizers';
 import { whenAborted } from './abort.js';
-import { GenerationError } from './errors.js';
+import { GenerationAbortedError, GenerationError } from './errors.js';
 import type { ModelDtype, ModelFiles } from './model-dir.js';
 import {
   bad,
@@ -612,7 +612,8 @@ export abstract class BaseModel {
  * The parts a producer pushes, as an async generator: `start` gets `push` and a signal (aborted with
  * the caller's `signal`, or when the consumer stops early) and settles once it has pushed its last
  * part. Parts come in order; the producer's failure is thrown after the parts before it; an early
- * stop (break, return, an error) aborts the producer and waits for it to settle.
+ * stop (break, return, an error) aborts the producer and waits for it to settle. Once the caller's
+ * `signal` is aborted, no part is yielded: the parts left are dropped and the abort's error thrown.
  */
 export async function* pushedParts<T>(
   signal: AbortSignal | undefined,
@@ -639,16 +640,26 @@ export async function* pushedParts<T>(
       wake?.();
     },
   );
+  // parts pushed before the caller aborted but not yet taken are dropped: after `abort()` the next
+  // step of the loop is the abort's error (the producer's own, once it has settled)
+  const aborted = async () => {
+    queue.length = 0;
+    await run;
+    return failure ?? new GenerationAbortedError(signal!.reason);
+  };
   try {
     for (;;) {
-      while (queue.length > 0) yield queue.shift()!;
+      while (queue.length > 0) {
+        if (signal?.aborted) throw await aborted();
+        yield queue.shift()!;
+      }
       if (done) break;
       await new Promise<void>((resolve) => {
         wake = resolve;
       });
       wake = null;
     }
-    while (queue.length > 0) yield queue.shift()!;
+    if (signal?.aborted) throw await aborted();
     if (failure) throw failure;
   } finally {
     stop.abort();
