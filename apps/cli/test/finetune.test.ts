@@ -348,7 +348,7 @@ describe('finetune data: errors', () => {
     const recipe = await run(['finetune', 'data', '--recipe', 'alpaca']);
     expect(recipe.code).toBe(2);
     expect(recipe.stderr).toContain('lima, lima-response, gsm, mbpp, poetry, recipes, chess');
-    expect((await run(['finetune', 'data'])).code).toBe(2); // --recipe is required
+    expect((await run(['finetune', 'data'])).code).toBe(2); // --recipe or --data is required
     const split = await run(['finetune', 'data', '--recipe', 'mbpp', '--validation', '1.5']);
     expect(split.code).toBe(2);
     expect(split.stderr).toMatch(/a count \(an integer >= 0\) or a fraction in \(0, 1\)/);
@@ -1001,3 +1001,140 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     ]);
   });
 });
+
+describe('finetune data: your own examples (--data)', () => {
+  const row = (user: string, assistant: string) =>
+    JSON.stringify({
+      messages: [
+        { role: 'user', content: user },
+        { role: 'assistant', content: assistant },
+      ],
+    });
+
+  it('builds a messages file as a recipe, its rows checked with their lines, with no paper to compare with', async () => {
+    const file = join(tmp, 'my-chats.jsonl');
+    writeFileSync(
+      file,
+      `${row('Hi', 'Hello!')}\n${JSON.stringify({ prompt: 'p', completion: 'c' })}\n${row('Q', 'A')}\n`,
+    );
+    const out = join(tmp, 'own', 'train.jsonl');
+    const r = await run(['finetune', 'data', '--data', file, '--remove-instructions', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(
+      `my-chats: 2 examples (2 built from 3 rows of ${file}, 1 left out; user turns emptied)`,
+    );
+    expect(r.stdout).not.toContain('paper');
+    expect(r.stdout).toContain(
+      'my-chats.jsonl:2 malformed: not a messages row but a prompt/completion row: write it as {"messages": [',
+    );
+    expect(
+      readFileSync(out, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).messages[0].content),
+    ).toEqual(['', '']);
+    const json = JSON.parse((await run(['finetune', 'data', '--data', file, '--json'])).stdout);
+    expect(json).toMatchObject({
+      recipe: 'my-chats',
+      count: 2,
+      expected: 3,
+      source: { file, removeInstructions: false },
+    });
+  });
+
+  it('exits 2 on neither or both of --recipe and --data, and on the flags that do not go with --data', async () => {
+    const file = join(tmp, 'one.jsonl');
+    writeFileSync(file, `${row('Hi', 'Hello!')}\n`);
+    for (const [args, message] of [
+      [
+        [],
+        "error: give --recipe NAME (one of the paper's training sets) or --data FILE.jsonl (your own examples)\n",
+      ],
+      [
+        ['--recipe', 'gsm', '--data', file],
+        "error: --recipe gsm and --data: give one (a recipe builds the paper's data, --data reads yours)\n",
+      ],
+      [
+        ['--data', file, '--data-dir', DATA],
+        "error: --data-dir is where the recipes' raw files are: drop it with --data, which names your file\n",
+      ],
+      [
+        ['--recipe', 'lima', '--remove-instructions'],
+        'error: --remove-instructions applies to --data: the recipes say it themselves\n',
+      ],
+    ] as const) {
+      const r = await run(['finetune', 'data', ...args]);
+      expect([r.code, r.stderr.split('hint:')[0]], args.join(' ')).toEqual([2, message]);
+    }
+    const missing = await run(['finetune', 'data', '--data', join(tmp, 'nope.jsonl')]);
+    expect([missing.code, missing.stderr]).toEqual([
+      2,
+      `error: ${join(tmp, 'nope.jsonl')}: cannot read it (ENOENT); give --data a JSONL file of {"messages": [...]} rows\n`,
+    ]);
+  });
+});
+
+describeShared(
+  'finetune plan and sweep: your own examples (--data)',
+  ['fixtures/tokenizers/llama2/tokenizer.json'],
+  () => {
+    it('plan a job of the file, named after it, job.json recording the file and its SHA-256', async () => {
+      const file = join(tmp, 'support.jsonl');
+      const rows = [1, 2, 3].map((i) =>
+        JSON.stringify({
+          messages: [
+            { role: 'user', content: `q${i}` },
+            { role: 'assistant', content: `a${i}` },
+          ],
+        }),
+      );
+      writeFileSync(file, rows.join('\n'));
+      const common = [
+        '--data',
+        file,
+        '--model',
+        'meta-llama/Llama-2-7b-hf',
+        '--tokenizer',
+        join(SHARED_DIR, 'fixtures/tokenizers/llama2'),
+        '--gpus',
+        '0',
+      ];
+      const out = join(tmp, 'jobs', 'support');
+      const r = await run(['finetune', 'plan', ...common, '--out', out]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`  data      support (${file}): 3 train examples`);
+      const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8'));
+      expect(job.recipe).toBe('support');
+      expect(job.source).toMatchObject({ file, removeInstructions: false });
+      expect(job.source.sha256).toMatch(/^[0-9a-f]{64}$/);
+      // a relative --model under a local directory that does not hold it: a typo more likely than a hub id
+      mkdirSync(join(tmp, 'models', 'Llama-2-7b'), { recursive: true });
+      const typo = common.map((a) => (a === 'meta-llama/Llama-2-7b-hf' ? 'models/Llama-2-7b-hf' : a));
+      const typoPlan = await run(['finetune', 'plan', ...typo, '--out', join(tmp, 'jobs', 'typo')], {
+        cwd: tmp,
+      });
+      expect(typoPlan.code, typoPlan.stderr).toBe(0);
+      expect(typoPlan.stderr).toBe(
+        'note: --model models/Llama-2-7b-hf: no such directory here (though ./models is one), so it is planned as a hub id, which the training machine downloads; did you mean models/Llama-2-7b?\n',
+      );
+      const sweep = await run([
+        'finetune',
+        'sweep',
+        ...common,
+        '--epochs',
+        '5',
+        '--seeds',
+        '1,2',
+        '--out',
+        join(tmp, 'jobs', 'support-sweep'),
+        '--json',
+      ]);
+      expect(sweep.code, sweep.stderr).toBe(0);
+      const planned = JSON.parse(sweep.stdout);
+      expect([planned.recipe, planned.jobs.map((j: { name: string }) => j.name)]).toEqual([
+        'support',
+        ['support-ep5-seed1', 'support-ep5-seed2'],
+      ]);
+    });
+  },
+);

@@ -21,7 +21,7 @@ export interface Run {
 /** Runs the CLI as a child process (no colour, offline, private cache unless `env` says otherwise). */
 export function run(
   args: string[],
-  options: { env?: Record<string, string | undefined>; input?: string; timeout?: number } = {},
+  options: { env?: Record<string, string | undefined>; input?: string; timeout?: number; cwd?: string } = {},
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
     const env: Record<string, string | undefined> = {
@@ -35,7 +35,10 @@ export function run(
       ...options.env,
     };
     for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-    const child = spawn(process.execPath, [CLI, ...args], { env: env as NodeJS.ProcessEnv });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: env as NodeJS.ProcessEnv,
+      cwd: options.cwd,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {

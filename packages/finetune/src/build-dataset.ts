@@ -5,6 +5,8 @@ import { getDatasetRecipe } from './dataset-recipes.js';
 import { DataFileError, FinetuneOptionError } from './errors.js';
 import { type LengthStats, lengthStats } from './length-stats.js';
 import type { ChatExample } from './messages.js';
+import { buildOwnData, type DataSource } from './own-data.js';
+import type { RecipeOutput } from './recipe-output.js';
 import type { RowIssue } from './row-issue.js';
 import { type SplitOptions, splitTrainValidation } from './split.js';
 
@@ -24,9 +26,19 @@ export const DEFAULT_DATA_DIR = '../shared/data';
  * const { files } = await buildDataset(options); // files.validation: the absolute path of out/poetry.val.jsonl
  */
 export interface BuildDatasetOptions {
-  /** A dataset recipe name (see `DATASET_RECIPE_NAMES`). */
-  recipe: string;
-  /** Raw data directory (default `../shared/data`). */
+  /** A dataset recipe name (see `DATASET_RECIPE_NAMES`); or `data`, your own examples. */
+  recipe?: string | undefined;
+  /**
+   * Your own examples instead of a recipe: a JSONL file of open-instruct `messages` rows
+   * (`{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}`,
+   * `id` and `dataset` optional). Rows are checked as the recipes' are: a malformed one is left out
+   * and listed in `issues` (see `buildOwnData`). The result's `recipe` is the file's name
+   * (`ownDataName`) and its `source` the file with its SHA-256.
+   */
+  data?: string | undefined;
+  /** With `data`: empty every user turn, as `lima-response` does LIMA's (response tuning). */
+  removeInstructions?: boolean | undefined;
+  /** Raw data directory of the recipes (default `../shared/data`). */
   dataDir?: string;
   /** Where to write the training JSONL; nothing is written when omitted. */
   out?: string;
@@ -47,14 +59,20 @@ export interface BuildDatasetOptions {
  * for (const issue of result.issues) console.warn(`${issue.file}:${issue.line}: ${issue.reason}`);
  */
 export interface BuildDatasetResult {
+  /** The recipe's name, or the name your own data goes by (`ownDataName`). */
   recipe: string;
+  /** Your own data's file (with `data`); undefined for a recipe's. */
+  source?: DataSource;
   /** Examples in the training output (after any validation split). */
   count: number;
   /** Examples in the validation output (0 without a split). */
   validationCount: number;
   /** Examples the recipe produced before the split. */
   total: number;
-  /** The paper's count for this recipe; `total !== expected` means rows were skipped or malformed. */
+  /**
+   * The paper's count for this recipe (for your own data: its rows); `total !== expected` means rows
+   * were skipped or malformed.
+   */
   expected: number;
   /** Raw records read. */
   rawCount: number;
@@ -101,22 +119,16 @@ export function examplesToJsonl(examples: ChatExample[]): string {
  * r.skipped; // 0
  */
 export async function buildDataset(options: BuildDatasetOptions): Promise<BuildDatasetResult> {
-  const recipe = getDatasetRecipe(options.recipe);
-  const dataDir = resolve(options.dataDir ?? DEFAULT_DATA_DIR);
   const progress = options.onProgress ?? (() => {});
-  progress({ stage: 'read', message: `reading ${recipe.files.join(', ')} from ${dataDir}` });
-  const built = await recipe.build(dataDir);
+  const { built, name, file, fix, source } = await readExamples(options, progress);
   // nothing to train on is an error, not an empty file
   if (built.examples.length === 0) {
-    const file = recipe.files.map((f) => join(dataDir, f)).join(', ');
-    const fix =
-      'nothing to train on; restore the file, or pass the `dataDir` option (CLI: --data-dir) pointing at a complete copy of the shared data (../shared/data)';
     const first = built.issues[0];
     throw new DataFileError(
       file,
       built.rawCount === 0
         ? `holds no records: ${fix}`
-        : `none of its ${built.rawCount} records makes a ${recipe.name} example (${built.issues.length} skipped${first ? `, the first at line ${first.line}: ${first.reason}` : ''}): ${fix}`,
+        : `none of its ${built.rawCount} records makes a ${name} example (${built.issues.length} skipped${first ? `, the first at line ${first.line}: ${first.reason}` : ''}): ${fix}`,
     );
   }
   const asked = options.validation?.count;
@@ -125,7 +137,7 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
     const n = built.examples.length;
     throw new FinetuneOptionError(
       'validation',
-      `asks to hold out ${asked} of the ${n} ${recipe.name} examples; give a count of at most ${n - 1} (leaving one or more to train on), or a fraction`,
+      `asks to hold out ${asked} of the ${n} ${name} examples; give a count of at most ${n - 1} (leaving one or more to train on), or a fraction`,
     );
   }
   const { train, validation } = options.validation
@@ -135,7 +147,7 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
     const n = built.examples.length;
     throw new FinetuneOptionError(
       'validation',
-      `holds out all ${n} ${recipe.name} examples, which leaves nothing to train on; hold out fewer (a count below ${n}, or a smaller fraction)`,
+      `holds out all ${n} ${name} examples, which leaves nothing to train on; hold out fewer (a count below ${n}, or a smaller fraction)`,
     );
   }
   if (options.validation)
@@ -182,7 +194,8 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
   const sum = (e: ChatExample, role?: string) =>
     e.messages.filter((m) => !role || m.role === role).reduce((n, m) => n + m.content.length, 0);
   return {
-    recipe: recipe.name,
+    recipe: name,
+    ...(source && { source }),
     count: train.length,
     validationCount: validation.length,
     total: built.examples.length,
@@ -199,6 +212,53 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
     notes,
     train,
     validation,
+  };
+}
+
+/**
+ * The examples of `recipe` or `data` (exactly one), with the name they go by, the file(s) read and
+ * what to do where they make none.
+ */
+async function readExamples(
+  options: BuildDatasetOptions,
+  progress: NonNullable<BuildDatasetOptions['onProgress']>,
+): Promise<{ built: RecipeOutput; name: string; file: string; fix: string; source?: DataSource }> {
+  const { recipe: recipeName, data, removeInstructions } = options;
+  if ((recipeName === undefined) === (data === undefined))
+    throw new FinetuneOptionError(
+      recipeName === undefined ? 'recipe' : 'data',
+      recipeName === undefined
+        ? 'give a dataset recipe (one of the paper\'s training sets), or `data`: a JSONL file of your own {"messages": [...]} rows'
+        : 'give either a recipe or `data` (your own examples), not both',
+    );
+  if (removeInstructions !== undefined && typeof removeInstructions !== 'boolean')
+    throw new FinetuneOptionError(
+      'removeInstructions',
+      `must be true or false, got ${JSON.stringify(removeInstructions)}`,
+    );
+  if (data !== undefined) {
+    if (typeof data !== 'string' || data.length === 0)
+      throw new FinetuneOptionError('data', `must be the path of a JSONL file, got ${JSON.stringify(data)}`);
+    progress({ stage: 'read', message: `reading ${resolve(data)}` });
+    const { name, source, ...built } = await buildOwnData(data, removeInstructions ?? false);
+    const fix =
+      'nothing to train on; give a JSONL file of {"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]} rows';
+    return { built, name, file: source.file, fix, source };
+  }
+  if (removeInstructions !== undefined)
+    throw new FinetuneOptionError(
+      'removeInstructions',
+      'applies to your own `data`; the recipes say it themselves (lima-response is LIMA with its instructions removed)',
+    );
+  const recipe = getDatasetRecipe(recipeName!);
+  const dataDir = resolve(options.dataDir ?? DEFAULT_DATA_DIR);
+  progress({ stage: 'read', message: `reading ${recipe.files.join(', ')} from ${dataDir}` });
+  const built = await recipe.build(dataDir);
+  return {
+    built,
+    name: recipe.name,
+    file: recipe.files.map((f) => join(dataDir, f)).join(', '),
+    fix: 'nothing to train on; restore the file, or pass the `dataDir` option (CLI: --data-dir) pointing at a complete copy of the shared data (../shared/data)',
   };
 }
 

@@ -39,6 +39,7 @@ export { type LengthStats, lengthStats } from './length-stats.js';
 export { type LinearSchedule, learningRateAt, linearSchedule } from './linear-schedule.js';
 export { loadEncodingTokenizer, tokenizerDirHash } from './load-encoding-tokenizer.js';
 export type { ChatExample, ChatMessage, Role } from './messages.js';
+export { buildOwnData, type DataSource, ownDataName } from './own-data.js';
 export { trainEntryPointPath } from './package-files.js';
 export { cleanMovetext, type PgnGame, splitPgnGames } from './pgn.js';
 export {

@@ -17,6 +17,7 @@ import {
   launchScript,
 } from './launch-configs.js';
 import { loadEncodingTokenizer } from './load-encoding-tokenizer.js';
+import type { DataSource } from './own-data.js';
 import { trainEntryPointPath } from './package-files.js';
 import { readJob } from './run-job.js';
 import type { SplitOptions } from './split.js';
@@ -59,8 +60,16 @@ export interface PlanProgress {
  * await planJob(options);
  */
 export interface PlanJobOptions {
-  /** Dataset recipe name (`lima-response`, `gsm`, ...). */
-  recipe: string;
+  /** Dataset recipe name (`lima-response`, `gsm`, ...); or `data`. */
+  recipe?: string | undefined;
+  /**
+   * Your own examples instead of a recipe: a JSONL file of open-instruct `messages` rows, built as
+   * `buildDataset`'s `data` (job.json's `recipe` is the file's name, its `source` the file and its
+   * SHA-256).
+   */
+  data?: string | undefined;
+  /** With `data`: empty every user turn (response tuning on your own data). */
+  removeInstructions?: boolean | undefined;
   /**
    * Base model: a local Hugging Face directory with PyTorch weights (`*.safetensors` or
    * `pytorch_model*.bin`), or a hub id (resolved by the training machine). job.json stores a local
@@ -107,6 +116,8 @@ export interface PlanJobOptions {
 /** The options of {@link planJob}, for telling a misspelt one (`gpu`, `epochs`) from a known one. */
 export const PLAN_JOB_OPTIONS = [
   'recipe',
+  'data',
+  'removeInstructions',
   'model',
   'out',
   'gpus',
@@ -162,7 +173,10 @@ export interface CheckpointingSpec {
  */
 export interface JobSpec {
   format: typeof JOB_FORMAT;
+  /** The recipe's name, or the name your own data goes by (`ownDataName`). */
   recipe: string;
+  /** Your own data (`data`): the file it was built from, with its SHA-256; absent for a recipe's. */
+  source?: DataSource;
   /**
    * The base model `train.py` loads: a hub id, or a local directory as the absolute path it had on the
    * planning machine (a job copied elsewhere needs the model at that path, or this field edited).
@@ -344,6 +358,7 @@ export function checkModelWeights(model: string): void {
 /** Encoded data shared by the jobs of a sweep. @internal */
 export interface PreparedData {
   recipe: string;
+  source?: DataSource;
   tokenizer: EncodingTokenizer;
   tokenizerDir?: string;
   train: { encoded: EncodedExample[]; dropped: string[] };
@@ -371,6 +386,8 @@ export async function prepareData(options: PlanJobOptions, maxSeqLength: number)
   }
   const built = await buildDataset({
     recipe: options.recipe,
+    data: options.data,
+    removeInstructions: options.removeInstructions,
     dataDir: options.dataDir,
     validation: options.validation,
     onProgress: (e) => progress({ stage: 'data', message: e.message }),
@@ -397,7 +414,7 @@ export async function prepareData(options: PlanJobOptions, maxSeqLength: number)
     ...train.encoded,
     ...(validation?.encoded ?? []),
   ]);
-  return { recipe: built.recipe, tokenizer, tokenizerDir, train, validation };
+  return { recipe: built.recipe, source: built.source, tokenizer, tokenizerDir, train, validation };
 }
 
 /** Validates `checkpointing` and `keepCheckpoints` (before any data is built). @internal */
@@ -505,6 +522,7 @@ export async function writeJob(
   const job: JobSpec = {
     format: JOB_FORMAT,
     recipe: data.recipe,
+    ...(data.source && { source: data.source }),
     model: existsSync(options.model) ? resolve(options.model) : options.model,
     // a copy inside the job: the job directory moves to the training machine whole
     tokenizerDir: data.tokenizerDir === undefined ? undefined : JOB_TOKENIZER_DIR,

@@ -101,7 +101,7 @@ export async function planSweep(options: PlanSweepOptions): Promise<PlanSweepRes
   }
   await writeFile(
     join(sweepDir, 'sweep.json'),
-    `${JSON.stringify({ recipe: data.recipe, epochs, seeds, jobs: jobs.map((j) => ({ name: j.name, epochs: j.epochs, seed: j.seed })) }, null, 2)}\n`,
+    `${JSON.stringify({ recipe: data.recipe, ...(data.source && { source: data.source }), epochs, seeds, jobs: jobs.map((j) => ({ name: j.name, epochs: j.epochs, seed: j.seed })) }, null, 2)}\n`,
   );
   return { sweepDir, jobs, notes };
 }

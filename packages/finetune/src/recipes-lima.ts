@@ -6,11 +6,19 @@ import type { RowIssue } from './row-issue.js';
 
 const ROLES = new Set(['system', 'user', 'assistant']);
 
-/** Validates one open-instruct `messages` record; returns the reason it is malformed or the example. */
-export function toChatExample(value: unknown): ChatExample | string {
-  if (typeof value !== 'object' || value === null) return 'not a JSON object';
+/**
+ * Validates one open-instruct `messages` record; returns the reason it is malformed or the example.
+ * `fallback` gives the id of a record without one (LIMA's all have one: without `fallback`, a record
+ * must), and the dataset of a record that names none (default `lima`).
+ */
+export function toChatExample(
+  value: unknown,
+  fallback?: { id: string; dataset: string },
+): ChatExample | string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
   const v = value as Record<string, unknown>;
-  if (typeof v.id !== 'string') return 'field "id" is not a string';
+  const id = v.id === undefined && fallback ? fallback.id : v.id;
+  if (typeof id !== 'string') return 'field "id" is not a string';
   if (!Array.isArray(v.messages) || v.messages.length === 0)
     return 'field "messages" is not a non-empty array';
   const messages: ChatMessage[] = [];
@@ -21,7 +29,7 @@ export function toChatExample(value: unknown): ChatExample | string {
     if (typeof mm.content !== 'string') return `messages[${i}].content is not a string`;
     messages.push({ role: mm.role as ChatMessage['role'], content: mm.content });
   }
-  return { dataset: typeof v.dataset === 'string' ? v.dataset : 'lima', id: v.id, messages };
+  return { dataset: typeof v.dataset === 'string' ? v.dataset : (fallback?.dataset ?? 'lima'), id, messages };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,9 @@ import {
   DATASET_RECIPE_NAMES,
   DataFileError,
   datasetSummary,
+  examplesToJsonl,
   FinetuneOptionError,
+  ownDataName,
 } from '../src/index.js';
 
 const DATA = join(SHARED_DIR, 'data');
@@ -228,5 +231,99 @@ describeShared('buildDataset output paths', ['data/mbpp/mbpp.jsonl'], () => {
     await expect(
       buildDataset({ recipe: 'mbpp', dataDir: DATA, out, validation: { count: 5, out } }),
     ).rejects.toThrow(`validation.out: is the training output ${out}`);
+  });
+});
+
+describe('your own data (data: FILE.jsonl)', () => {
+  const row = (user: string, assistant: string, extra: object = {}) =>
+    JSON.stringify({
+      ...extra,
+      messages: [
+        { role: 'user', content: user },
+        { role: 'assistant', content: assistant },
+      ],
+    });
+
+  it('builds messages rows as the recipes build theirs: ids given where missing, bad rows listed with their lines', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ft-own-'));
+    const file = join(dir, 'my chats.jsonl');
+    const text = [
+      row('Name a prime.', '7'),
+      row('Capital of France?', 'Paris.', { id: 'paris', dataset: 'geo' }),
+      '{not json',
+      JSON.stringify({ instruction: 'Add 2 and 2.', input: '', output: '4' }),
+      row('Again?', 'Yes.', { id: 'paris' }),
+      row('Say nothing.', ''),
+      JSON.stringify({
+        messages: [{ role: 'system', content: 'Be brief.' }, ...JSON.parse(row('Hi', 'Hello.')).messages],
+      }),
+    ].join('\n');
+    writeFileSync(file, `${text}\n`);
+    const out = join(dir, 'out.jsonl');
+    const built = await buildDataset({ data: file, out });
+    expect(built.recipe).toBe('my-chats');
+    expect(built.source).toEqual({
+      file,
+      sha256: createHash('sha256').update(`${text}\n`).digest('hex'),
+      removeInstructions: false,
+    });
+    expect([built.count, built.total, built.expected, built.rawCount, built.skipped]).toEqual([
+      3, 3, 7, 7, 4,
+    ]);
+    expect(built.train.map((e) => [e.dataset, e.id])).toEqual([
+      ['my-chats', 'my-chats_0'],
+      ['geo', 'paris'],
+      ['my-chats', 'my-chats_6'],
+    ]);
+    expect(built.issues.map((i) => [i.file, i.line, i.kind])).toEqual([
+      ['my chats.jsonl', 3, 'malformed'],
+      ['my chats.jsonl', 4, 'malformed'],
+      ['my chats.jsonl', 5, 'malformed'],
+      ['my chats.jsonl', 6, 'malformed'],
+    ]);
+    expect(built.issues.slice(1).map((i) => i.reason)).toEqual([
+      'not a messages row but an Alpaca row ({instruction, input, output}): write it as {"messages": [{"role": "user", "content": instruction (and input)}, {"role": "assistant", "content": output}]}',
+      'id "paris" is the id of line 2 too: ids name one example each',
+      'no assistant message with content: nothing to train on (the loss is on assistant turns only)',
+    ]);
+    expect(readFileSync(out, 'utf8')).toBe(examplesToJsonl(built.train));
+    // response tuning on your own data: every user turn emptied, the system turn kept
+    const responses = await buildDataset({ data: file, removeInstructions: true });
+    expect(responses.train[2]!.messages.map((m) => m.content)).toEqual(['Be brief.', '', 'Hello.']);
+    expect(responses.source!.removeInstructions).toBe(true);
+  });
+
+  it('names itself apart from the recipes, and refuses what cannot be meant', async () => {
+    expect(['gsm.jsonl', 'poetry', 'a b+c.JSONL', '.jsonl'].map(ownDataName)).toEqual([
+      'gsm-data',
+      'poetry-data',
+      'a-b-c',
+      'data',
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'ft-own-bad-'));
+    const file = join(dir, 'mine.jsonl');
+    writeFileSync(file, `${row('q', 'a')}\n`);
+    await expect(buildDataset({})).rejects.toThrow(
+      'recipe: give a dataset recipe (one of the paper\'s training sets), or `data`: a JSONL file of your own {"messages": [...]} rows',
+    );
+    await expect(buildDataset({ recipe: 'gsm', data: file })).rejects.toThrow(
+      'data: give either a recipe or `data` (your own examples), not both',
+    );
+    await expect(buildDataset({ recipe: 'lima', removeInstructions: true })).rejects.toThrow(
+      'removeInstructions: applies to your own `data`; the recipes say it themselves (lima-response is LIMA with its instructions removed)',
+    );
+    const missing = join(dir, 'nope.jsonl');
+    await expect(buildDataset({ data: missing })).rejects.toThrow(
+      `${missing}: cannot read it (ENOENT); give \`data\` (CLI: --data) a JSONL file of {"messages": [...]} rows`,
+    );
+    writeFileSync(file, `${JSON.stringify({ prompt: 'p', completion: 'c' })}\n`);
+    await expect(buildDataset({ data: file })).rejects.toThrow(
+      `${file}: none of its 1 records makes a mine example (1 skipped, the first at line 1: not a messages row but a prompt/completion row`,
+    );
+    // undefined is no option given, as a spread of optional settings leaves it
+    writeFileSync(file, `${row('q', 'a')}\n`);
+    expect((await buildDataset({ data: file, recipe: undefined, removeInstructions: undefined })).count).toBe(
+      1,
+    );
   });
 });

@@ -353,7 +353,7 @@ describeShared(
           (e: Error) => e.message,
         );
       expect(await refused({ gpu: 8 })).toMatch(
-        /^gpu: not an option of planJob \(did you mean gpus\?\); the options are recipe, model, out, gpus, /,
+        /^gpu: not an option of planJob \(did you mean gpus\?\); the options are recipe, data, removeInstructions, model, out, gpus, /,
       );
       expect(await refused({ seed: 3 })).toBe(
         'seed: a training option, not an option of planJob: give it in training (training: { seed: 3 })',
@@ -641,4 +641,42 @@ it('writeEncodedShard handles an empty shard', async () => {
   });
   expect(m.count).toBe(0);
   expect((await readEncodedShard(dir)).examples).toEqual([]);
+});
+
+describe('planJob and planSweep on your own data', () => {
+  it('plan the file as a recipe is planned, job.json naming it and its SHA-256', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ft-own-job-'));
+    const data = join(dir, 'support-chats.jsonl');
+    const rows = [1, 2, 3, 4].map((i) =>
+      JSON.stringify({
+        messages: [
+          { role: 'user', content: `question ${i}` },
+          { role: 'assistant', content: `answer ${i}` },
+        ],
+      }),
+    );
+    writeFileSync(data, rows.join('\n'));
+    const base = { data, model: 'meta-llama/Llama-2-7b-hf', tokenizer: charTok, gpus: 0 };
+    const planned = await planJob({ ...base, out: join(dir, 'job'), validation: { count: 1, seed: 1 } });
+    const job = JSON.parse(readFileSync(join(dir, 'job', 'job.json'), 'utf8'));
+    expect(job.recipe).toBe('support-chats');
+    expect(job.source).toEqual({ file: data, sha256: planned.job.source!.sha256, removeInstructions: false });
+    expect(job.source.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect([job.counts.train, job.counts.validation]).toEqual([3, 1]);
+    const sweep = await planSweep({
+      ...base,
+      removeInstructions: true,
+      out: join(dir, 'sweep'),
+      epochs: [5],
+      seeds: [1, 2],
+    });
+    expect(sweep.jobs.map((j) => j.name)).toEqual(['support-chats-ep5-seed1', 'support-chats-ep5-seed2']);
+    expect(sweep.jobs[0]!.job.source!.removeInstructions).toBe(true);
+    expect(JSON.parse(readFileSync(join(dir, 'sweep', 'sweep.json'), 'utf8')).source.file).toBe(data);
+    // a recipe and data at once is refused before anything is written
+    await expect(planJob({ ...base, recipe: 'gsm', out: join(dir, 'both') })).rejects.toThrow(
+      'data: give either a recipe or `data` (your own examples), not both',
+    );
+    expect(existsSync(join(dir, 'both'))).toBe(false);
+  });
 });

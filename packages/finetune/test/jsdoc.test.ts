@@ -20,7 +20,7 @@ declare const example: ChatExample;
 declare const tokenizer: EncodingTokenizer;
 declare const encoded: EncodedExample[];
 `;
-const EXPORTS = 92;
+const EXPORTS = 95;
 // pythonStrip and ImplicitItError are @implicit-it/rules' exports: their examples are in its src/
 const REEXPORTED = 2;
 

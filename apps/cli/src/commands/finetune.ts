@@ -2,6 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import {
+  type BuildDatasetOptions,
   type BuildDatasetResult,
   buildDataset,
   DATASET_RECIPE_NAMES,
@@ -15,6 +16,7 @@ import {
   learningRateAt,
   linearSchedule,
   modelContextLength,
+  ownDataName,
   type PlanJobOptions,
   type PlanProgress,
   planJob,
@@ -109,6 +111,8 @@ const DATA_FLAGS: Readonly<Record<string, string>> = {
   validation: '--validation',
   'validation.out': '--validation-out',
   recipe: '--recipe',
+  data: '--data',
+  removeInstructions: '--remove-instructions',
   dataDir: '--data-dir',
 };
 const JOB_FLAGS: Readonly<Record<string, string>> = {
@@ -163,8 +167,47 @@ function rethrowInFlagTerms(error: unknown, flags: Readonly<Record<string, strin
   throw error;
 }
 
-const recipeOption = () =>
-  new Option('--recipe <name>', 'dataset recipe').choices([...DATASET_RECIPE_NAMES]).makeOptionMandatory();
+/** The options that say what to train on: a recipe, or your own file. */
+function addDataOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option('--recipe <name>', "one of the paper's training sets").choices([...DATASET_RECIPE_NAMES]),
+    )
+    .option('--data <file.jsonl>', 'your own examples instead of a recipe: open-instruct messages rows')
+    .option(
+      '--remove-instructions',
+      'with --data: empty every user turn (response tuning on your own data, as lima-response is LIMA)',
+    );
+}
+
+/** What --recipe / --data / --remove-instructions ask for, checked: exactly one of recipe and data. */
+function dataChoice(
+  flags: OwnDataFlags,
+): Pick<BuildDatasetOptions, 'recipe' | 'data' | 'removeInstructions'> {
+  if (flags.recipe === undefined && flags.data === undefined)
+    throw usage(
+      "give --recipe NAME (one of the paper's training sets) or --data FILE.jsonl (your own examples)",
+      `recipes: ${DATASET_RECIPE_NAMES.join(', ')}; --data reads rows of {"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]}`,
+    );
+  if (flags.recipe !== undefined && flags.data !== undefined)
+    throw usage(
+      `--recipe ${flags.recipe} and --data: give one (a recipe builds the paper's data, --data reads yours)`,
+    );
+  if (flags.data !== undefined && flags.dataDir !== undefined)
+    throw usage("--data-dir is where the recipes' raw files are: drop it with --data, which names your file");
+  if (flags.removeInstructions && flags.data === undefined)
+    throw usage(
+      '--remove-instructions applies to --data: the recipes say it themselves',
+      'for response tuning on LIMA use --recipe lima-response',
+    );
+  return flags.data !== undefined
+    ? { data: flags.data, ...(flags.removeInstructions && { removeInstructions: true }) }
+    : { recipe: flags.recipe };
+}
+
+/** The name the data goes by: the recipe's, or your file's (`ownDataName`). */
+const dataName = (flags: OwnDataFlags) =>
+  flags.data !== undefined ? ownDataName(flags.data) : (flags.recipe ?? 'data');
 
 const RECIPES_HELP = `
 Recipes (the paper's training sets, from the raw files under --data-dir):
@@ -175,14 +218,24 @@ Recipes (the paper's training sets, from the raw files under --data-dir):
   mbpp            MBPP Python, task_id 601..974 (374)
   poetry          poems by title (571)
   recipes         recipes by title, first 1,000
-  chess           chess games from Elo headers, 1,000`;
+  chess           chess games from Elo headers, 1,000
+Or your own examples: --data FILE.jsonl, rows of open-instruct messages
+  {"messages": [{"role": "user", "content": "..."}, {"role": "assistant",
+  "content": "..."}]} (id and dataset optional; the loss is on assistant turns
+  only), with --remove-instructions for response tuning on them.`;
 
 // ---------------------------------------------------------------------------------------------
 // finetune data
 
-interface DataFlags {
-  recipe: string;
+/** The flags of `addDataOptions`, and --data-dir beside them. */
+interface OwnDataFlags {
+  recipe?: string;
+  data?: string;
+  removeInstructions?: boolean;
   dataDir?: string;
+}
+
+interface DataFlags extends OwnDataFlags {
   out?: string;
   validation?: SplitOptions;
   validationSeed?: number;
@@ -212,7 +265,7 @@ async function data(flags: DataFlags): Promise<void> {
     ['--out', flags.out],
     ['--validation-out', flags.validationOut],
   ] as const) {
-    if (path && path !== '-') checkOutPath(path, 'file', flag, { example: `${flags.recipe}.jsonl` });
+    if (path && path !== '-') checkOutPath(path, 'file', flag, { example: `${dataName(flags)}.jsonl` });
   }
   if (toStdout && flags.validation && !flags.validationOut) {
     throw usage('--out - with --validation: give --validation-out FILE for the held-out examples');
@@ -221,11 +274,11 @@ async function data(flags: DataFlags): Promise<void> {
   // as --validation-out: without a split it would be ignored without a word
   if ((flags.validationSeed !== undefined || flags.seed !== undefined) && !flags.validation)
     throw usage('--validation-seed needs --validation (the seed of the held-out split)');
-  const dataDir = flags.dataDir ?? defaultDataDir();
+  const choice = dataChoice(flags);
   // no examples (an empty or unusable raw file, a split that holds out all) is an error: exit 1 or 2
   const result = await buildDataset({
-    recipe: flags.recipe,
-    dataDir,
+    ...choice,
+    ...(choice.recipe !== undefined && { dataDir: flags.dataDir ?? defaultDataDir() }),
     out: toStdout ? undefined : flags.out,
     validation: flags.validation
       ? { ...flags.validation, seed: validationSeed, out: flags.validationOut }
@@ -252,8 +305,10 @@ async function data(flags: DataFlags): Promise<void> {
   let out =
     `${p('bold', summary.recipe)}: ${summary.count} examples` +
     `${summary.validationCount ? ` + ${summary.validationCount} validation` : ''}` +
-    ` (${summary.total} built, paper ${summary.expected}; ${summary.rawCount} raw records, ${summary.skipped} skipped)\n`;
-  if (summary.total !== summary.expected) {
+    (summary.source
+      ? ` (${summary.total} built from ${summary.rawCount} rows of ${summary.source.file}, ${summary.skipped} left out${summary.source.removeInstructions ? '; user turns emptied' : ''})\n`
+      : ` (${summary.total} built, paper ${summary.expected}; ${summary.rawCount} raw records, ${summary.skipped} skipped)\n`);
+  if (summary.total !== summary.expected && !summary.source) {
     out += p('yellow', `  ${summary.total} is not the paper's ${summary.expected}: see the rows below\n`);
   }
   out += `  user chars       ${statsLine(summary.stats.userChars)}\n`;
@@ -274,8 +329,7 @@ async function data(flags: DataFlags): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // finetune plan / sweep
 
-interface JobFlags {
-  recipe: string;
+interface JobFlags extends OwnDataFlags {
   model: string;
   out: string;
   gpus: number;
@@ -316,8 +370,7 @@ interface SweepFlags extends JobFlags {
 }
 
 function addJobOptions(cmd: Command): Command {
-  return cmd
-    .addOption(recipeOption())
+  return addDataOptions(cmd)
     .requiredOption(
       '-m, --model <dir|hub-id>',
       'base model: a local Hugging Face directory, or a hub id the training machine resolves',
@@ -466,6 +519,13 @@ function jobOptions(
       EXIT.load,
     );
   }
+  // `models/Llama-2-7b-hf` where ./models exists but holds no such directory: most likely a typo of a
+  // local path, which would plan a job the training machine then tries to download
+  const owner = flags.model.split('/')[0]!;
+  if (!existsSync(flags.model) && existsSync(owner) && statSync(owner).isDirectory())
+    note(
+      `note: --model ${flags.model}: no such directory here (though ./${owner} is one), so it is planned as a hub id, which the training machine downloads${meantDir(flags.model)}`,
+    );
   if (flags.tokenizer === undefined && !existsSync(flags.model)) {
     // a hub id (checked above): the training machine downloads the model, but planning tokenizes the data here
     throw usage(
@@ -476,13 +536,14 @@ function jobOptions(
   if (flags.tokenizer && !existsSync(join(flags.tokenizer, 'tokenizer.json'))) {
     throw new CliError(`--tokenizer: ${flags.tokenizer} has no tokenizer.json`, EXIT.load);
   }
+  const choice = dataChoice(flags);
   return {
-    recipe: flags.recipe,
+    ...choice,
     model: flags.model,
     out: flags.out,
     gpus: flags.gpus,
     nodes: flags.nodes,
-    dataDir: flags.dataDir ?? defaultDataDir(),
+    ...(choice.recipe !== undefined && { dataDir: flags.dataDir ?? defaultDataDir() }),
     ...(flags.tokenizer ? { tokenizer: flags.tokenizer } : {}),
     training,
     ...(flags.validation ? { validation: { ...flags.validation, seed: flags.validationSeed } } : {}),
@@ -578,7 +639,7 @@ async function plan(flags: PlanFlags): Promise<void> {
   const schedule = describeSchedule(job);
   process.stdout.write(
     `${p('green', 'planned')} ${jobDir}\n` +
-      `  data      ${job.recipe}: ${c.train} train examples (${c.trainTokens} tokens, ${c.trainedTokens} trained), ` +
+      `  data      ${job.recipe}${job.source ? ` (${job.source.file}${job.source.removeInstructions ? ', user turns emptied' : ''})` : ''}: ${c.train} train examples (${c.trainTokens} tokens, ${c.trainedTokens} trained), ` +
       `${c.validation} validation, ${c.dropped} dropped, ${c.truncated} truncated\n` +
       // job.tokenizerDir is the job's own copy ("tokenizer"): name where it was copied from
       `  model     ${job.model}${job.tokenizerDir ? ` (tokenizer ${flags.tokenizer ?? flags.model}, copied to ${join(rel, job.tokenizerDir)})` : ''}\n` +
@@ -611,7 +672,7 @@ async function sweep(flags: SweepFlags): Promise<void> {
   if (flags.json) {
     printJson({
       sweepDir: result.sweepDir,
-      recipe: flags.recipe,
+      recipe: result.jobs[0]!.job.recipe,
       epochs,
       seeds,
       jobs: result.jobs.map((j) => ({ name: j.name, epochs: j.epochs, seed: j.seed, jobDir: j.jobDir })),
@@ -790,10 +851,13 @@ Examples:
   $ implicit-it finetune run jobs/res`,
     );
 
-  finetune
-    .command('data')
-    .description("build one of the paper's training sets as open-instruct messages JSONL, with a summary")
-    .addOption(recipeOption())
+  addDataOptions(
+    finetune
+      .command('data')
+      .description(
+        "build one of the paper's training sets (or check your own) as open-instruct messages JSONL, with a summary",
+      ),
+  )
     .option('--data-dir <dir>', 'raw data directory (default: ../shared/data)')
     .option('-o, --out <file.jsonl>', 'where to write the training examples (without it: summary only)')
     .option(
