@@ -245,7 +245,7 @@ async function readExamples(
       'nothing to train on; give a JSONL file of {"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]} rows';
     return { built, name, file: source.file, fix, source };
   }
-  if (removeInstructions !== undefined)
+  if (removeInstructions)
     throw new FinetuneOptionError(
       'removeInstructions',
       'applies to your own `data`; the recipes say it themselves (lima-response is LIMA with its instructions removed)',

@@ -320,6 +320,12 @@ describe('your own data (data: FILE.jsonl)', () => {
     await expect(buildDataset({ data: file })).rejects.toThrow(
       `${file}: none of its 1 records makes a mine example (1 skipped, the first at line 1: not a messages row but a prompt/completion row`,
     );
+    expect(
+      (await buildDataset({ recipe: 'gsm', dataDir: '/nowhere', removeInstructions: false }).catch((e) => e))
+        .name,
+    ).toBe(
+      'DataFileError', // false is no removal asked for: the recipe is read (and its file is missing)
+    );
     // undefined is no option given, as a spread of optional settings leaves it
     writeFileSync(file, `${row('q', 'a')}\n`);
     expect((await buildDataset({ data: file, recipe: undefined, removeInstructions: undefined })).count).toBe(
