@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { describe } from 'vitest';
 
+export { typecheckConsumer } from './consumer-types.js';
+
 /** The repository root: the nearest directory upwards holding pnpm-workspace.yaml. */
 export function repoRoot(from: string = process.cwd()): string {
   let dir = resolve(from);
