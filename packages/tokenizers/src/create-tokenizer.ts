@@ -28,12 +28,12 @@ const UTF8 = new TextDecoder();
  */
 export interface TokenizerOptions {
   /** EOS ids to use instead of the ones the files name (e.g. several stop tokens). */
-  eosIds?: readonly number[];
+  eosIds?: readonly number[] | undefined;
   /**
    * A jinja chat template to use instead of the tokenizer's own, or the name of one of
    * tokenizer_config.json's named templates (`chat_template` as a list of `{ name, template }`).
    */
-  chatTemplate?: string;
+  chatTemplate?: string | undefined;
 }
 
 const TOKENIZER_OPTIONS = ['eosIds', 'chatTemplate'] as const satisfies readonly (keyof TokenizerOptions)[];

@@ -29,7 +29,7 @@ export interface Detokenizer {
  */
 export interface DetokenizerOptions {
   /** Leave special tokens out of the text, as `decode(ids, { skipSpecialTokens: true })`. Default false. */
-  skipSpecialTokens?: boolean;
+  skipSpecialTokens?: boolean | undefined;
   /**
    * Ids the text goes on from (a prompt), never emitted: the stream is then the text `decode(context +
    * ids)` has beyond `decode(context)`, as generation pipelines return a completion. It matters for
@@ -40,7 +40,7 @@ export interface DetokenizerOptions {
    * without that U+FFFD, so it begins with the whole character (or with the U+FFFD, when the ids do
    * not complete it). Default: none (the stream is `decode(ids)`).
    */
-  context?: readonly number[];
+  context?: readonly number[] | undefined;
 }
 
 /** Tokens that may pile up behind the left context before the window is restarted at a safe boundary. */

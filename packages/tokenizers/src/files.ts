@@ -30,13 +30,13 @@ export interface TokenizerFiles {
   /** `tokenizer.json`: the fast-tokenizer serialization (`model`, `added_tokens`, ...). */
   tokenizerJson: JsonObject;
   /** `tokenizer_config.json`: special tokens, `chat_template`, `tokenizer_class`. */
-  tokenizerConfig?: JsonObject;
+  tokenizerConfig?: JsonObject | undefined;
   /** `special_tokens_map.json`. */
-  specialTokensMap?: JsonObject;
+  specialTokensMap?: JsonObject | undefined;
   /** `generation_config.json`: `eos_token_id` (number or list), `bos_token_id`, `pad_token_id`. */
-  generationConfig?: JsonObject;
+  generationConfig?: JsonObject | undefined;
   /** `chat_template.jinja` (newer layout); takes precedence over `tokenizer_config.json`'s field. */
-  chatTemplate?: string;
+  chatTemplate?: string | undefined;
 }
 
 /**

@@ -44,8 +44,8 @@ export interface Prompt {
  * const prompt = tok.buildPrompt({ format: 'tulu', ...conversation });
  */
 export type Conversation =
-  | { messages: readonly ChatMessage[]; instruction?: never }
-  | { instruction: string; messages?: never };
+  | { messages: readonly ChatMessage[]; instruction?: undefined }
+  | { instruction: string; messages?: undefined };
 
 /**
  * What `buildPrompt` builds:
@@ -82,15 +82,19 @@ export type Conversation =
  * const { ids, scopeStart } = tok.buildPrompt(input);
  */
 export type PromptInput =
-  | ({ format: 'tulu'; addBos?: boolean; specialTokensInContent?: SpecialTokensInContent } & Conversation)
+  | ({
+      format: 'tulu';
+      addBos?: boolean | undefined;
+      specialTokensInContent?: SpecialTokensInContent | undefined;
+    } & Conversation)
   | ({
       format: 'chat-template';
-      addGenerationPrompt?: boolean;
-      template?: string;
-      addBos?: boolean;
-      specialTokensInContent?: SpecialTokensInContent;
+      addGenerationPrompt?: boolean | undefined;
+      template?: string | undefined;
+      addBos?: boolean | undefined;
+      specialTokensInContent?: SpecialTokensInContent | undefined;
     } & Conversation)
-  | { format: 'raw'; text: string; addSpecialTokens?: boolean };
+  | { format: 'raw'; text: string; addSpecialTokens?: boolean | undefined };
 
 /**
  * The prompt formats `buildPrompt` builds (see `PromptInput`).

@@ -14,7 +14,7 @@ import type { TokenizerVocabulary } from './vocabulary.js';
  */
 export interface EncodeOptions {
   /** Add the tokenizer's special tokens (Llama-2: BOS), as Hugging Face does by default. Default true. */
-  addSpecialTokens?: boolean;
+  addSpecialTokens?: boolean | undefined;
   /**
    * Character ranges `[start, end)` of `text` where special tokens are not recognised: a special
    * token's text there (`<|im_end|>`) is tokenized as ordinary text, as Hugging Face does with
@@ -22,7 +22,7 @@ export interface EncodeOptions {
    * by `buildPrompt` (see `PromptInput.specialTokensInContent`); `[[0, text.length]]` reads the whole
    * text literally.
    */
-  literalRanges?: readonly TextRange[];
+  literalRanges?: readonly TextRange[] | undefined;
 }
 
 /**
@@ -35,13 +35,13 @@ export interface EncodeOptions {
  */
 export interface DecodeOptions {
   /** Leave special tokens (`</s>`, `<|im_end|>`) out of the text. Default false. */
-  skipSpecialTokens?: boolean;
+  skipSpecialTokens?: boolean | undefined;
   /**
    * Apply Hugging Face's `clean_up_tokenization_spaces` (`"a ."` -> `"a."`). Default false, so that
    * streamed text (`createDetokenizer`) always equals `decode`: the clean-up can remove a space that
    * was already streamed.
    */
-  cleanUpTokenizationSpaces?: boolean;
+  cleanUpTokenizationSpaces?: boolean | undefined;
 }
 
 /**
