@@ -38,7 +38,7 @@ export interface DecoderConfig {
    * fewer than this many cache positions back, itself included. `null` or absent: the whole context.
    * Needs `modelType: 'qwen2'` (llama has no sliding window in transformers).
    */
-  slidingWindow?: number | null;
+  slidingWindow?: number | null | undefined;
   bosTokenId: number | null;
   eosTokenId: number | null;
   padTokenId: number | null;
@@ -51,4 +51,4 @@ export interface DecoderConfig {
  * const deeper: DecoderConfigOverrides = { numHiddenLayers: 4, tieWordEmbeddings: false };
  * await createModel({ preset: 'tiny', ...deeper, out });
  */
-export type DecoderConfigOverrides = Partial<DecoderConfig>;
+export type DecoderConfigOverrides = { [K in keyof DecoderConfig]?: DecoderConfig[K] | undefined };

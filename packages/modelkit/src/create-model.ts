@@ -135,9 +135,9 @@ export interface CreateModelOptions extends ConfigInput, DecoderGraphOptions, Q4
    */
   out: string;
   /** Seed of the random weights, an integer in [0, 2^32) (ignored when `weights` is given); default 0. */
-  seed?: number;
+  seed?: number | undefined;
   /** Explicit weights by Hugging Face name (see {@link randomWeights}), or a source called per tensor. */
-  weights?: ModelWeights | WeightSource;
+  weights?: ModelWeights | WeightSource | undefined;
   /**
    * A Hugging Face tokenizer directory whose files are copied in (its vocabulary must fit `vocabSize`).
    * Default: the built-in tiny byte-level BPE tokenizer. The written tokenizer's BOS/EOS/PAD tokens
@@ -146,16 +146,16 @@ export interface CreateModelOptions extends ConfigInput, DecoderGraphOptions, Q4
    * real tokenizer's); a tokenizer without a BOS (`bos_token: null`) sets none, one without an EOS is
    * refused (`eosTokenId`). Every id must be one of the tokenizer's.
    */
-  tokenizerDir?: string;
+  tokenizerDir?: string | undefined;
   /**
    * The ONNX graphs to write, by transformers.js dtype: `fp32` (`onnx/model.onnx`) and/or `q4`
    * (`onnx/model_q4.onnx`, see {@link WeightDtype}). Default `['fp32']`.
    */
-  dtypes?: readonly WeightDtype[];
+  dtypes?: readonly WeightDtype[] | undefined;
   /** Weight bytes of a graph above which its weights go to `onnx/<file>_data`; default just under 2 GiB. */
-  externalDataThreshold?: number;
+  externalDataThreshold?: number | undefined;
   /** Progress per written weight tensor (of all graphs). */
-  onProgress?: (event: { tensor: string; index: number; count: number }) => void;
+  onProgress?: ((event: { tensor: string; index: number; count: number }) => void) | undefined;
 }
 
 /** The options of {@link createModel}, for telling a misspelt one (`dtype`, `hiddenSzie`) from a known one. */

@@ -33,18 +33,18 @@ export interface ExportOnnxOptions extends DecoderGraphOptions, Q4Options {
    * it): the base model directory its weights are merged into. Default: the adapter's
    * `base_model_name_or_path`, when that is a local directory.
    */
-  base?: string;
+  base?: string | undefined;
   /**
    * The graphs to write, by transformers.js dtype: `fp32` (`onnx/model.onnx`) and/or `q4`
    * (`onnx/model_q4.onnx`: 4-bit linear layers, see `WeightDtype`). Default `['fp32']`.
    */
-  dtypes?: readonly WeightDtype[];
+  dtypes?: readonly WeightDtype[] | undefined;
   /** Replace existing graphs of those dtypes (default false: refused, naming the file). */
-  overwrite?: boolean;
+  overwrite?: boolean | undefined;
   /** Weight bytes of a graph above which its weights go to `onnx/<file>_data`; default just under 2 GiB. */
-  externalDataThreshold?: number;
+  externalDataThreshold?: number | undefined;
   /** Progress per written weight tensor. */
-  onProgress?: (event: { tensor: string; index: number; count: number }) => void;
+  onProgress?: ((event: { tensor: string; index: number; count: number }) => void) | undefined;
 }
 
 /** The options of {@link exportOnnx}, for telling a misspelt one (`dtype`, `kvDType`) from a known one. */

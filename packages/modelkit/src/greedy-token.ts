@@ -11,9 +11,9 @@ import { type ModelWeights, validateWeights } from './weights.js';
  */
 export interface ForceGreedyOptions {
   /** Residual channel reserved for the constant signal; default 0. */
-  channel?: number;
+  channel?: number | undefined;
   /** Logit margin scale (tied: the target's embedding gets `1 + strength` in the channel); default 1. */
-  strength?: number;
+  strength?: number | undefined;
 }
 
 /**

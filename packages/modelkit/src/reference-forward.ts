@@ -25,7 +25,7 @@ export interface ReferenceModel {
  */
 export interface ReferenceForwardOptions {
   /** Rotary positions of the tokens, integers in [0, maxPositionEmbeddings); default `0, 1, ..., n-1`. */
-  positionIds?: number[];
+  positionIds?: number[] | undefined;
 }
 
 function linear(x: Float32Array, w: Float32Array, rows: number, bias?: Float32Array): Float32Array {

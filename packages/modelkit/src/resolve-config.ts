@@ -14,7 +14,7 @@ import { shown } from './shown.js';
  */
 export interface ConfigInput extends DecoderConfigOverrides {
   /** Starting point; default `tiny`. */
-  preset?: PresetName;
+  preset?: PresetName | undefined;
 }
 
 /**
@@ -102,7 +102,10 @@ const POSITIVE_INTS = [
  * @example
  * validateConfig({ ...PRESETS.tiny, numKeyValueHeads: 3 }); // throws ModelConfigError: numKeyValueHeads must divide numAttentionHeads
  */
-export function validateConfig(config: DecoderConfig, options: { tokenizerVocabSize?: number } = {}): void {
+export function validateConfig(
+  config: DecoderConfig,
+  options: { tokenizerVocabSize?: number | undefined } = {},
+): void {
   if (config.modelType !== 'llama' && config.modelType !== 'qwen2') {
     throw new ModelConfigError(
       'modelType',

@@ -15,22 +15,22 @@ export const TINY_MODEL_FORMAT = 2;
 /** Options of {@link createTinyModel}: the `tiny` preset's overrides, a seed, and where to write. */
 export interface TinyModelOptions extends DecoderConfigOverrides, DecoderGraphOptions, Q4Options {
   /** Default 1. */
-  seed?: number;
+  seed?: number | undefined;
   /** The graphs to write (see `createModel`); default `['fp32']`. */
-  dtypes?: readonly WeightDtype[];
+  dtypes?: readonly WeightDtype[] | undefined;
   /** Write here (overwriting). Default: a cache directory keyed by the options, reused across runs. */
-  dir?: string;
+  dir?: string | undefined;
   /**
    * Multiplies the seeded weights (not the norms) by this factor. modelkit's std 0.02 init gives a tiny
    * model near-uniform logits whose greedy output loops; 10 gives varied greedy sequences, which tests
    * that compare decoders token for token need. Default 1.
    */
-  initScale?: number;
+  initScale?: number | undefined;
   /**
    * A tokenizer directory to write instead of the built-in 512-id one (give `vocabSize` its size or
    * more); the cache key holds its tokenizer.json's hash.
    */
-  tokenizerDir?: string;
+  tokenizerDir?: string | undefined;
 }
 
 /**

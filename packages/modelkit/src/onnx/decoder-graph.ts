@@ -98,13 +98,13 @@ export const Q4_ACCURACY_LEVELS: readonly number[] = [0, 1, 2, 3, 4];
  */
 export interface Q4Options {
   /** Values per quantization block, one scale each (default 32, as transformers.js's q4 files). */
-  q4BlockSize?: (typeof Q4_BLOCK_SIZES)[number];
+  q4BlockSize?: (typeof Q4_BLOCK_SIZES)[number] | undefined;
   /**
    * `MatMulNBits`'s `accuracy_level`, the precision onnxruntime computes in (default 4: int8, its
    * fastest CPU path, rounding the activations to 8 bits per block; 0: float32 on the dequantized
    * weights, what onnxruntime's quantizer writes by default).
    */
-  q4AccuracyLevel?: 0 | 1 | 2 | 3 | 4;
+  q4AccuracyLevel?: 0 | 1 | 2 | 3 | 4 | undefined;
 }
 
 /**
@@ -129,20 +129,20 @@ export interface DecoderGraphOptions {
    * and values are cast to float16 before they are appended to the cache, and the cache is cast back to
    * float32 for attention, as exports with a half-precision KV cache do.
    */
-  kvDtype?: 'float32' | 'float16';
+  kvDtype?: 'float32' | 'float16' | undefined;
   /**
    * How grouped-query attention reads the cache (default `grouped`): `grouped` views each KV head's
    * queries as one matrix (no copies); `expand` repeats the KV heads with Unsqueeze/Expand/Reshape on
    * shapes taken from the cache (Hugging Face's `repeat_kv`, as optimum's exports of llama-family
    * models have it). Same results; `expand` copies the cache once per head group at every step.
    */
-  repeatKv?: 'grouped' | 'expand';
+  repeatKv?: 'grouped' | 'expand' | undefined;
   /**
    * `false`: no `position_ids` input; the graph derives positions from `attention_mask` the way
    * Hugging Face does without them (cumsum(mask) - 1, padding at 1), as exports of models without
    * that input have it. Default true.
    */
-  positionIds?: boolean;
+  positionIds?: boolean | undefined;
   /**
    * How linear layers are written (default `gemm`): `gemm` flattens the activations and runs
    * `Gemm(transB=1)` on the [out, in] weight (`Reshape -> Gemm -> Reshape`); `matmul` is what optimum's
@@ -151,14 +151,14 @@ export interface DecoderGraphOptions {
    * (`MatMul(x, Transpose(embed))`). Same logits. A q4 graph's linear layers are `MatMulNBits`, a q8
    * graph's `MatMulInteger`, whatever this says.
    */
-  linear?: 'gemm' | 'matmul';
+  linear?: 'gemm' | 'matmul' | undefined;
   /**
    * `true`: one graph holding both decoders of an optimum merged export (`decoder_model_merged.onnx`):
    * an `If` on a `use_cache_branch` bool [1] input, whose `then` branch appends to `past_key_values.*`
    * and whose `else` branch (the first step) ignores them, `present.*` holding the new keys and values
    * only. Same logits as the plain graph. Default false.
    */
-  merged?: boolean;
+  merged?: boolean | undefined;
 }
 
 /**
@@ -173,7 +173,7 @@ export interface DecoderGraphOptions {
  */
 export function buildDecoderGraph(
   config: DecoderConfig,
-  options: DecoderGraphOptions & Q4Options & { dtype?: WeightDtype } = {},
+  options: DecoderGraphOptions & Q4Options & { dtype?: WeightDtype | undefined } = {},
 ): DecoderGraph {
   const g = new GraphBuilder();
   const q4 = options.dtype === 'q4';

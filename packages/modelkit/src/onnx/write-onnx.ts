@@ -53,11 +53,11 @@ const ALIGN = 4096;
  */
 export interface WriteOnnxOptions extends DecoderGraphOptions, Q4Options {
   /** How linear weights are stored (default `fp32`; see {@link WeightDtype}). */
-  dtype?: WeightDtype;
+  dtype?: WeightDtype | undefined;
   /** Total tensor bytes above which weights are written to `<file>_data`; default just under 2 GiB. */
-  externalDataThreshold?: number;
+  externalDataThreshold?: number | undefined;
   /** Called after each weight tensor is written. */
-  onTensor?: (name: string, index: number, count: number) => void;
+  onTensor?: ((name: string, index: number, count: number) => void) | undefined;
 }
 
 /**

@@ -26,9 +26,9 @@ export interface ByteLevelBpe {
  */
 export interface TrainBpeOptions {
   /** Number of merges to learn (fewer when no pair occurs twice any more); default 253 (512 ids with 3 specials). */
-  merges?: number;
+  merges?: number | undefined;
   /** Added special tokens, ids 0..n-1; default `<|endoftext|>`, `<s>`, `</s>`. */
-  specialTokens?: string[];
+  specialTokens?: string[] | undefined;
 }
 
 /**
