@@ -10,16 +10,16 @@ export interface EosRuleOptions {
    * Response length at which the ramp ends: the bonus is `maxBonus * t / rampLength` for
    * 0 < t < rampLength. Default 250.
    */
-  rampLength?: number;
+  rampLength?: number | undefined;
   /**
    * The bonus the ramp rises towards, never reached on it (14.94 at t = 249 with the defaults);
    * `afterRamp: 'hold'` gives it from `rampLength` on. Default 15.
    */
-  maxBonus?: number;
+  maxBonus?: number | undefined;
   /** `'zero'` (reference code, hewitt2024): no bonus from `rampLength` on; `'hold'`: keep `maxBonus`. */
-  afterRamp?: 'zero' | 'hold';
+  afterRamp?: 'zero' | 'hold' | undefined;
   /** EOS ids to score; default: the vocabulary's EOS ids. */
-  ids?: readonly number[];
+  ids?: readonly number[] | undefined;
 }
 
 /**
@@ -30,7 +30,9 @@ export interface EosRuleOptions {
  * @example
  * const entries: UniformEntry[] = [{ text: ' I', score: -5 }, { id: 13, score: 1, text: '\n' }];
  */
-export type UniformEntry = { text: string; score: number } | { id: number; score: number; text?: string };
+export type UniformEntry =
+  | { text: string; score: number }
+  | { id: number; score: number; text?: string | undefined };
 
 /**
  * Options of the uniform token changes (rule 2).
@@ -44,7 +46,7 @@ export interface UniformRuleOptions {
    * Default: the 15 entries of hewitt2024. Each id, and each text, at most once (as the reference
    * code assigns each id one score): a second entry for an id is a `RuleConfigError` naming both.
    */
-  entries?: readonly UniformEntry[];
+  entries?: readonly UniformEntry[] | undefined;
 }
 
 /**
@@ -56,12 +58,12 @@ export interface UniformRuleOptions {
  */
 export interface UsedRuleOptions {
   /** Added once to every id already used. Default -1.5. */
-  penalty?: number;
+  penalty?: number | undefined;
   /**
    * `'conversation'` (reference code, hewitt2024): ids from the start of the last user message on;
    * `'response'` (the paper's prose): only ids of the response so far.
    */
-  scope?: 'conversation' | 'response';
+  scope?: 'conversation' | 'response' | undefined;
 }
 
 /**
@@ -73,11 +75,11 @@ export interface UsedRuleOptions {
  */
 export interface StartRuleOptions {
   /** Weight of `scoreString` at t = 0. Default 5. */
-  weight?: number;
+  weight?: number | undefined;
   /** Bonus for `!` at t = 1. Default 15. */
-  exclamationBonus?: number;
+  exclamationBonus?: number | undefined;
   /** Score for `\n` at t = 2. Default -10. */
-  newlinePenalty?: number;
+  newlinePenalty?: number | undefined;
 }
 
 /**
@@ -88,10 +90,10 @@ export interface StartRuleOptions {
  * const config: RuleSetConfig = { eos: { afterRamp: 'hold' }, uniform: true, used: { scope: 'response' } };
  */
 export interface RuleSetConfig {
-  eos?: EosRuleOptions | boolean;
-  uniform?: UniformRuleOptions | boolean;
-  used?: UsedRuleOptions | boolean;
-  start?: StartRuleOptions | boolean;
+  eos?: EosRuleOptions | boolean | undefined;
+  uniform?: UniformRuleOptions | boolean | undefined;
+  used?: UsedRuleOptions | boolean | undefined;
+  start?: StartRuleOptions | boolean | undefined;
 }
 
 /**

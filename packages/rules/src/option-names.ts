@@ -37,7 +37,7 @@ export function meantOption(key: string, known: readonly string[]): string | und
 }
 
 /**
- * The first key of `options` that `known` does not list, with the "did you mean" that follows it in an
+ * The first key of `options` that `known` does not list (one whose value is undefined is no key given), with the "did you mean" that follows it in an
  * error (` (did you mean "rampLength"?)`, or `''` when {@link meantOption} finds none); undefined when
  * every key is known. The rules package's refusals of unknown option and field names share it.
  */
@@ -45,7 +45,8 @@ export function unknownKey(
   options: object,
   known: readonly string[],
 ): { key: string; didYouMean: string } | undefined {
-  const key = Object.keys(options).find((k) => !known.includes(k));
+  // a key left undefined (as a spread of optional fields leaves it) is no option given
+  const key = Object.entries(options).find(([k, v]) => v !== undefined && !known.includes(k))?.[0];
   if (key === undefined) return undefined;
   const meant = meantOption(key, known);
   return { key, didYouMean: meant === undefined ? '' : ` (did you mean "${meant}"?)` };

@@ -58,7 +58,7 @@ export interface UnresolvedEntry {
  */
 export interface CompileOptions {
   /** Custom rules applied after the built-in ones, in order. */
-  custom?: readonly CustomRule[];
+  custom?: readonly CustomRule[] | undefined;
 }
 
 /**
@@ -78,7 +78,7 @@ export interface StateInit {
   /** Index of the first token of the last user message (S). */
   scopeStart: number;
   /** Prompt length P; default `promptIds.length`. */
-  promptLength?: number;
+  promptLength?: number | undefined;
 }
 
 const STATE_INIT = [

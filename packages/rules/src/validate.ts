@@ -120,8 +120,9 @@ function uniformEntries(value: unknown, path: string): UniformEntry[] | undefine
     const at = `${path}[${i}]`;
     if (!isObject(entry))
       throw new RuleConfigError(at, `expected {text, score} or {id, score}, got ${describe(entry)}`);
-    const hasText = 'text' in entry;
-    const hasId = 'id' in entry;
+    // a field left undefined (a spread of optional fields) is no field: { id, score, text: undefined } is by id
+    const hasText = entry.text !== undefined;
+    const hasId = entry.id !== undefined;
     if (!hasText && !hasId) throw new RuleConfigError(at, 'expected "text" or "id"');
     // an entry by id may give the text that id must have (checked against the vocabulary)
     expectKeys(entry, at, hasId ? ['id', 'score', 'text'] : ['text', 'score']);

@@ -29,7 +29,7 @@ export interface Vocabulary {
    * start rule scores it where a token has no surface text, and for byte-fallback pieces, as the
    * reference code scores its vocabulary's raw pieces.
    */
-  pieceOf?(id: number): string | undefined;
+  pieceOf?: ((id: number) => string | undefined) | undefined;
 }
 
 const VOCABULARY_OPTIONS = ['surfaces', 'eosIds', 'pieceOf'] as const;
@@ -45,7 +45,7 @@ export function createVocabulary(options: {
   surfaces: readonly (string | null | undefined)[];
   eosIds: readonly number[];
   /** The piece of each id as the tokenizer spells it; the start rule reads it (see `Vocabulary.pieceOf`). */
-  pieceOf?: (id: number) => string | undefined;
+  pieceOf?: ((id: number) => string | undefined) | undefined;
 }): Vocabulary {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new RuleInputError(
