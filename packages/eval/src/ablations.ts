@@ -23,25 +23,25 @@ export interface RunAblationsOptions extends ProgressCallbacks {
   /** Model name; outputs are labelled `${modelName}-${subset}`. */
   modelName: string;
   /** Rule subsets (default: the paper's, `ABLATIONS` of @implicit-it/rules, `none` included). */
-  subsets?: readonly string[];
+  subsets?: readonly string[] | undefined;
   /**
    * New-token limit per subset. Default as the paper's reference evaluation: 8192 when the EOS rule is
    * on, 512 without it (the base model rarely stops by itself).
    */
-  maxNewTokens?: number | ((subset: string, rules: RuleSetConfig) => number);
-  batchSize?: number;
+  maxNewTokens?: (number | ((subset: string, rules: RuleSetConfig) => number)) | undefined;
+  batchSize?: number | undefined;
   /** Keep the generated token ids in the outputs (`token_ids`), for an exact token-shift analysis. */
-  tokenIds?: boolean;
+  tokenIds?: boolean | undefined;
   /** Extra fingerprint for the resume journals (e.g. the model dir). */
-  fingerprint?: Record<string, unknown>;
+  fingerprint?: Record<string, unknown> | undefined;
   /**
    * Replace a subset's finished outputs of other settings (another model, limit...) or a
    * `${subset}.json` without a record of the run that wrote it, and begin again a subset's pending
    * journal of another run. Default false: refused with an `EvalInputError` (a journal's with a
    * `ResumeMismatchError`) before that subset is generated (subsets before it are done and kept).
    */
-  replace?: boolean;
-  signal?: AbortSignal;
+  replace?: boolean | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /**

@@ -30,22 +30,22 @@ export interface GenerateRunOptions extends ProgressCallbacks {
   /** The `generator` field of every output (the model's name on the leaderboard). */
   generatorName: string;
   /** Instructions per `generateBatch` call (default 8). */
-  batchSize?: number;
+  batchSize?: number | undefined;
   /** Passed to the generator (default: the generator's own limit). */
-  maxNewTokens?: number;
+  maxNewTokens?: number | undefined;
   /** Anything else that identifies the run (model dir, rule set...): a journal written with different values is refused. */
-  fingerprint?: Record<string, unknown>;
+  fingerprint?: Record<string, unknown> | undefined;
   /** The resume journal (default `${out}.journal.jsonl`). */
-  journalPath?: string;
+  journalPath?: string | undefined;
   /** Strip leading and trailing whitespace of outputs (Python's `str.strip`), as alpaca_eval does (default true). */
-  strip?: boolean;
+  strip?: boolean | undefined;
   /**
    * Also write each output's generated token ids (`token_ids`, from generators that report them), for
    * an exact token-shift analysis. Default false. Ids are of the untrimmed output.
    */
-  tokenIds?: boolean;
+  tokenIds?: boolean | undefined;
   /** Batch instructions of similar length together, which wastes less padding (default true). Output order is unaffected. */
-  sortByLength?: boolean;
+  sortByLength?: boolean | undefined;
   /**
    * Write over an `out` that holds something else: the finished outputs of other settings (as its
    * `.done` record says) or a file without such a record, and begin again a pending journal of
@@ -53,8 +53,8 @@ export interface GenerateRunOptions extends ProgressCallbacks {
    * (an `EvalInputError`; a journal's, a `ResumeMismatchError`). `out`'s own finished result (same settings)
    * is replaced either way.
    */
-  replace?: boolean;
-  signal?: AbortSignal;
+  replace?: boolean | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /**

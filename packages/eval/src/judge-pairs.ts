@@ -11,6 +11,15 @@ import { type ModelOutput, readModelOutputs } from './model-outputs.js';
 import type { ChatCompletionResponse, JudgeClient, JudgeRequest } from './openai-judge.js';
 
 /**
+ * `o` without its fields left undefined: spread over defaults, a field given as undefined (a spread
+ * of a caller's optional settings) would replace the default with nothing, where it means not given.
+ */
+const definedFields = <T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
+
+/**
  * Options of `judgePairs`.
  *
  * @example
@@ -26,19 +35,19 @@ export interface JudgePairsOptions extends ProgressCallbacks {
   /** The evaluated model's outputs (`output_2`), or a path to them. */
   model: readonly ModelOutput[] | string;
   /** The files the outputs came from, for messages (default: the paths given as `baseline` and `model`). */
-  files?: { baseline?: string; model?: string };
+  files?: { baseline?: string | undefined; model?: string | undefined } | undefined;
   /** Directory of the judge cache: a rerun answers every cached (judge, prompt) for free. */
   cacheDir: string;
   /** Where to write `annotations.json` (optional). */
-  out?: string;
+  out?: string | undefined;
   /** Seed of the output order (default 0). */
-  seed?: number | string;
+  seed?: number | string | undefined;
   /** Judgements started at once (default 8; the judge client's own limits still apply). */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /** The `annotator` field (default `weighted_judge:${judge.id}`). */
-  annotatorName?: string;
+  annotatorName?: string | undefined;
   /** Request parameters; defaults are alpaca_eval's weighted GPT-4-turbo method: 1 token, temperature 1, top 5 logprobs. */
-  request?: Partial<Omit<JudgeRequest, 'messages'>>;
+  request?: { [K in Exclude<keyof JudgeRequest, 'messages'>]?: JudgeRequest[K] | undefined } | undefined;
   /**
    * Write over an `out` that holds something else: annotations of another judge (`judge.id`,
    * `annotatorName`, `request`), baseline, `seed` or generator of the model's outputs (as its `.done`
@@ -46,8 +55,8 @@ export interface JudgePairsOptions extends ProgressCallbacks {
    * naming what differs (an `EvalInputError`). Annotations of the same settings are judged again
    * (from the cache: a rerun, or outputs that changed since, pays only for what is missing).
    */
-  replace?: boolean;
-  signal?: AbortSignal;
+  replace?: boolean | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -83,7 +92,7 @@ export interface JudgePairsResult {
 export function pairOutputs(
   baseline: readonly ModelOutput[],
   model: readonly ModelOutput[],
-  files: { baseline?: string; model?: string } = {},
+  files: { baseline?: string | undefined; model?: string | undefined } = {},
 ): (readonly [ModelOutput, ModelOutput])[] {
   const aligned =
     baseline.length === model.length && baseline.every((b, i) => b.instruction === model[i]!.instruction);
@@ -142,7 +151,7 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
   const pairs = pairOutputs(baseline, model, {
     ...(typeof options.baseline === 'string' ? { baseline: options.baseline } : {}),
     ...(typeof options.model === 'string' ? { model: options.model } : {}),
-    ...options.files,
+    ...definedFields(options.files ?? {}),
   });
   // a win rate over part of the instruction set, or over repeated instructions, looks like any other
   const distinct = new Set(model.map((m) => m.instruction)).size;
@@ -294,12 +303,12 @@ type JudgeSettings = Pick<JudgePairsOptions, 'seed' | 'annotatorName' | 'request
 };
 
 /** The request parameters: alpaca_eval's weighted GPT-4-turbo method's, unless `request` says otherwise. */
-const requestParams = (options: JudgeSettings) => ({
+const requestParams = (options: JudgeSettings): Omit<JudgeRequest, 'messages'> => ({
   max_tokens: 1,
   temperature: 1,
   logprobs: true,
   top_logprobs: 5,
-  ...options.request,
+  ...definedFields(options.request ?? {}),
 });
 
 const annotatorOf = (options: JudgeSettings) => options.annotatorName ?? `weighted_judge:${options.judge.id}`;

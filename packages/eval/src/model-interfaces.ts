@@ -148,7 +148,7 @@ export interface Progress {
  * await writeReport('runs/llama2', callbacks);
  */
 export interface ProgressCallbacks {
-  onProgress?: (progress: Progress) => void;
+  onProgress?: ((progress: Progress) => void) | undefined;
   /** Things the user should know that are not errors (e.g. a judge without logprobs). */
-  onWarning?: (message: string) => void;
+  onWarning?: ((message: string) => void) | undefined;
 }

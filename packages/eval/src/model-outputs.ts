@@ -12,7 +12,7 @@ import { readJson, writeJson } from './json-file.js';
  */
 export interface EvalInstruction {
   instruction: string;
-  dataset?: string;
+  dataset?: string | undefined;
 }
 
 /**
@@ -25,12 +25,12 @@ export interface ModelOutput {
   instruction: string;
   output: string;
   generator: string;
-  dataset?: string;
+  dataset?: string | undefined;
   /**
    * The generated token ids (an extra field, written only when `generateRun` is asked for it; alpaca_eval
    * ignores it). Token-shift analysis ranks exactly these tokens when they are present.
    */
-  token_ids?: number[];
+  token_ids?: number[] | undefined;
 }
 
 function checkRows(

@@ -61,38 +61,40 @@ export interface OpenAIJudgeOptions {
   /** The judge model, sent as `model`. */
   model: string;
   /** API key; default: the environment variable named by `apiKeyEnv`. */
-  apiKey?: string;
+  apiKey?: string | undefined;
   /** Environment variable holding the API key (default `OPENAI_API_KEY`); none set means no Authorization header. */
-  apiKeyEnv?: string;
+  apiKeyEnv?: string | undefined;
   /**
    * Judge id for the cache and the annotations' `annotator` (default `judgeId(baseURL, model)`:
    * `model` on OpenAI's endpoint, `model@endpoint` on any other, so that a local judge that shares a
    * model name with OpenAI's never answers for it from the cache).
    */
-  id?: string;
+  id?: string | undefined;
   /** Start at most this many requests per minute (default: unlimited). */
-  requestsPerMinute?: number;
+  requestsPerMinute?: number | undefined;
   /** Requests in flight at once (default 4). */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /**
    * Retries of a retryable failure (429, 408, 409, 5xx, timeouts, a connection lost mid-request);
    * default 6. A connection that cannot be made (refused, a host name that does not resolve, an
    * unreachable network) is retried at most twice, after about 0.5 s and 1 s: no server is there to
    * ask to wait, so it fails within seconds, naming the URL and the cause.
    */
-  maxRetries?: number;
+  maxRetries?: number | undefined;
   /** First backoff delay in ms (default 1000), doubled each retry with jitter, capped by `maxDelayMs` (default 60000). */
-  baseDelayMs?: number;
-  maxDelayMs?: number;
+  baseDelayMs?: number | undefined;
+  maxDelayMs?: number | undefined;
   /** Per-request timeout in ms (default 120000). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Extra body fields (e.g. `seed`). */
-  extraBody?: Record<string, unknown>;
+  extraBody?: Record<string, unknown> | undefined;
   /**
    * Called before each retry, e.g. to log it: `status` of an HTTP answer, `error` what failed
    * (`HTTP 503: ...`, `cannot connect (connect ECONNREFUSED 127.0.0.1:8080)`, `no answer within 120 s`).
    */
-  onRetry?: (info: { attempt: number; delayMs: number; status?: number; error: string }) => void;
+  onRetry?:
+    | ((info: { attempt: number; delayMs: number; status?: number; error: string }) => void)
+    | undefined;
 }
 
 const RETRYABLE = new Set([408, 409, 429, 500, 502, 503, 504]);

@@ -23,7 +23,7 @@ import { mean, quantileSorted } from './stats.js';
  */
 export interface AlpacaExample {
   instruction: string;
-  input?: string;
+  input?: string | undefined;
   output: string;
 }
 
@@ -41,23 +41,23 @@ export interface RankResponsesOptions extends ProgressCallbacks {
   /** Alpaca examples, or a path to `alpaca_data.json`. */
   data: readonly AlpacaExample[] | string;
   /** Use the first `n` examples (default 1000, as the paper). */
-  n?: number;
+  n?: number | undefined;
   /** Random responses drawn per example (default 5, as the paper). */
-  negatives?: number;
+  negatives?: number | undefined;
   /** How they are drawn (default `'paper'`: `ratio_eval.py`'s draws, see `NegativeDraw`). */
-  draw?: NegativeDraw;
+  draw?: NegativeDraw | undefined;
   /** Seed of the negative draws and of the bootstrap (default 0, as the paper; an integer for draw `'paper'`). */
-  seed?: number | string;
+  seed?: number | string | undefined;
   /** Scored items per `scoreContinuations` call (default 12), rounded to whole examples. */
-  batchSize?: number;
+  batchSize?: number | undefined;
   /** Bootstrap resamples for the confidence interval (default 1000). */
-  bootstrap?: number;
+  bootstrap?: number | undefined;
   /** Confidence level (default 0.95). */
-  confidence?: number;
+  confidence?: number | undefined;
   /** Resume journal; default `${out}.journal.jsonl` when `out` is given, none otherwise. Removed after success. */
-  journalPath?: string;
+  journalPath?: string | undefined;
   /** Where to write the result JSON (optional). */
-  out?: string;
+  out?: string | undefined;
   /**
    * Write over an `out` that holds something else: the finished ranking of other settings (as its
    * `.done` record says) or a file without such a record, and begin again a pending journal of
@@ -65,10 +65,10 @@ export interface RankResponsesOptions extends ProgressCallbacks {
    * (an `EvalInputError`; a journal's, a `ResumeMismatchError`). `out`'s own finished result (same settings)
    * is replaced either way.
    */
-  replace?: boolean;
+  replace?: boolean | undefined;
   /** Anything else that identifies the run (model dir...): a journal of a different run is refused. */
-  fingerprint?: Record<string, unknown>;
-  signal?: AbortSignal;
+  fingerprint?: Record<string, unknown> | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -478,7 +478,7 @@ function rankRecord(
 export type FinishedRankingOptions = RankSettings & {
   data: readonly AlpacaExample[];
   out: string;
-  journalPath?: string;
+  journalPath?: string | undefined;
 };
 
 /**

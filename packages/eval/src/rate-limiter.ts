@@ -32,9 +32,9 @@ export function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> 
  */
 export interface RateLimiterOptions {
   /** Starts at least `60000 / requestsPerMinute` ms apart; none or 0: no spacing. */
-  requestsPerMinute?: number;
+  requestsPerMinute?: number | undefined;
   /** Calls running at once (at least 1; default 4). */
-  concurrency?: number;
+  concurrency?: number | undefined;
 }
 
 /**

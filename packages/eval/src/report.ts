@@ -137,7 +137,7 @@ export function winRatesOfRun(runDir: string): WinRateRow[] {
  */
 export async function writeReport(
   runDir: string,
-  options: ProgressCallbacks & { title?: string } = {},
+  options: ProgressCallbacks & { title?: string | undefined } = {},
 ): Promise<ReportResult> {
   const paths = runPaths(runDir);
   const winrates = winRatesOfRun(runDir);

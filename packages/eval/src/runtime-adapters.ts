@@ -85,17 +85,17 @@ export interface RuntimeAdapterOptions {
    * Prompt format (default `tulu`, the paper's); `chat-template` is the model's own template, `raw`
    * the instruction alone as the prompt text.
    */
-  format?: 'tulu' | 'chat-template' | 'raw';
+  format?: 'tulu' | 'chat-template' | 'raw' | undefined;
   /**
    * Start each prompt with the BOS token (default: the format's own, see the runtime's
    * `GenerateOptions.addBos`: in `tulu`, where the tokenizer adds BOS itself); on a tokenizer
    * without a BOS (OLMo) `true` puts its EOS first, as open-instruct's `bos_token = eos_token` does. A run's record should hold it beside `format` (the CLI's fingerprints do).
    */
-  addBos?: boolean;
+  addBos?: boolean | undefined;
   /** The rule-based adapter: a preset / subset name, a config, or false for the base model (default false). */
-  rules?: string | false | RuleSetConfig;
+  rules?: string | false | RuleSetConfig | undefined;
   /** Rows per forward pass / decoding batch (default: the runtime's). */
-  batchSize?: number;
+  batchSize?: number | undefined;
 }
 
 /** What `model.prompt` takes of the options: the format, and `addBos` where given. */
@@ -278,13 +278,13 @@ export interface RuntimeScorerOptions extends RuntimeAdapterOptions {
    * sequence longer than the model's context is cut at the context. A response left without a
    * token scores nothing (NaN, its pairs left out), as in the reference.
    */
-  maxSeqLength?: number;
+  maxSeqLength?: number | undefined;
   /**
    * Score the end-of-sequence token after each response too, as the paper's response ranking does
    * (its `ratio_eval.py` scores the assistant turn `content + eos_token`). Default true; the token's
    * log-prob is the last of `tokenLogprobs`.
    */
-  eos?: boolean;
+  eos?: boolean | undefined;
 }
 
 /**

@@ -80,10 +80,10 @@ function axis(x0: number, x1: number, y: number, max: number, unit: string, grid
  */
 export function barChartSvg(options: {
   title: string;
-  unit?: string;
-  bars: { label: string; value: number; error?: number }[];
-  max?: number;
-  note?: string;
+  unit?: string | undefined;
+  bars: { label: string; value: number; error?: number | undefined }[];
+  max?: number | undefined;
+  note?: string | undefined;
 }): string {
   const unit = options.unit ?? '';
   // A standard error is NaN for fewer than two judgements: such a bar has no error bar, and
@@ -150,7 +150,7 @@ export function barChartSvg(options: {
 export function stackedBarsSvg(options: {
   title: string;
   series: string[];
-  colors?: string[];
+  colors?: string[] | undefined;
   bars: { label: string; values: number[] }[];
 }): string {
   const colors = options.colors ?? [COLORS.green, COLORS.orange, COLORS.red];
@@ -206,7 +206,7 @@ export function stackedBarsSvg(options: {
 export function histogramSvg(options: {
   title: string;
   xLabel: string;
-  yLabel?: string;
+  yLabel?: string | undefined;
   bins: string[];
   counts: number[];
 }): string {

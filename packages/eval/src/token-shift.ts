@@ -80,17 +80,17 @@ export interface TokenShiftOptions extends ProgressCallbacks {
    */
   aligned: readonly Pick<ModelOutput, 'instruction' | 'output' | 'token_ids'>[] | string;
   /** Name of the comparison (default `aligned vs base`). */
-  label?: string;
+  label?: string | undefined;
   /** Outputs per `rankTokens` call (default 8). */
-  batchSize?: number;
+  batchSize?: number | undefined;
   /** Left edges of the position bins (default [0, 1, 2, 5, 10, 20, 50, 100, 200]; the last bin is open). */
-  positionBins?: readonly number[];
+  positionBins?: readonly number[] | undefined;
   /** How many shifted tokens to list, an integer >= 0 (default 20; 0 lists none: the statistics only). */
-  topK?: number;
+  topK?: number | undefined;
   /** Resume journal; default `${out}.journal.jsonl` when `out` is given, none otherwise. Removed after success. */
-  journalPath?: string;
+  journalPath?: string | undefined;
   /** Where to write the result JSON (optional). */
-  out?: string;
+  out?: string | undefined;
   /**
    * Write over an `out` that holds something else: the finished analysis of other settings (as its
    * `.done` record says) or a file without such a record, and begin again a pending journal of
@@ -98,9 +98,9 @@ export interface TokenShiftOptions extends ProgressCallbacks {
    * (an `EvalInputError`; a journal's, a `ResumeMismatchError`). `out`'s own finished result (same settings)
    * is replaced either way.
    */
-  replace?: boolean;
-  fingerprint?: Record<string, unknown>;
-  signal?: AbortSignal;
+  replace?: boolean | undefined;
+  fingerprint?: Record<string, unknown> | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 const DEFAULT_BINS = [0, 1, 2, 5, 10, 20, 50, 100, 200];
@@ -276,7 +276,7 @@ function shiftRecord(
 export type FinishedShiftOptions = ShiftSettings & {
   aligned: AlignedRows;
   out: string;
-  journalPath?: string;
+  journalPath?: string | undefined;
 };
 
 /**

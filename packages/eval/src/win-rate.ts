@@ -132,7 +132,7 @@ export function codePointLength(text: string): number {
  */
 export function winRate(
   annotations: readonly { preference?: PreferenceLike; output_2?: string }[],
-  options: { outputs?: readonly string[] } = {},
+  options: { outputs?: readonly string[] | undefined } = {},
 ): WinRateStats {
   const preferences = annotations.map((a) => a.preference);
   checkPreferences(preferences, (i) => `annotations[${i}].preference`);
@@ -152,7 +152,7 @@ export function winRate(
  * @example
  * console.log(formatWinRate(winRate(readAnnotations('annotations.json')), { json: true }));
  */
-export function formatWinRate(stats: WinRateStats, options: { json?: boolean } = {}): string {
+export function formatWinRate(stats: WinRateStats, options: { json?: boolean | undefined } = {}): string {
   const entries = WIN_RATE_KEYS.map((k) => [k, Number.isFinite(stats[k]) ? stats[k] : null] as const);
   if (options.json) return JSON.stringify(Object.fromEntries(entries));
   const width = Math.max(...WIN_RATE_KEYS.map((k) => k.length));
