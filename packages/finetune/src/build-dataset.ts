@@ -39,16 +39,16 @@ export interface BuildDatasetOptions {
   /** With `data`: empty every user turn, as `lima-response` does LIMA's (response tuning). */
   removeInstructions?: boolean | undefined;
   /** Raw data directory of the recipes (default `../shared/data`). */
-  dataDir?: string;
+  dataDir?: string | undefined;
   /** Where to write the training JSONL; nothing is written when omitted. */
-  out?: string;
+  out?: string | undefined;
   /**
    * Hold out a seeded validation split, written to `validation.out` (default: `out` with `.val.jsonl`;
    * the CLI's `--validation-out`). A split of no examples (`count: 0`) writes no validation file.
    */
-  validation?: SplitOptions & { out?: string };
+  validation?: (SplitOptions & { out?: string | undefined }) | undefined;
   /** Called as the build advances. */
-  onProgress?: (event: { stage: 'read' | 'split' | 'write'; message: string }) => void;
+  onProgress?: ((event: { stage: 'read' | 'split' | 'write'; message: string }) => void) | undefined;
 }
 
 /**

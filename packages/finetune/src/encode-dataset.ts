@@ -16,14 +16,14 @@ export interface EncodeDatasetOptions {
   tokenizer: EncodingTokenizer;
   /** Recipe name recorded in the manifest. */
   recipe: string;
-  split?: 'train' | 'validation';
+  split?: 'train' | 'validation' | undefined;
   /** Default 2048 (the paper). */
-  maxSeqLength?: number;
-  addBos?: boolean;
+  maxSeqLength?: number | undefined;
+  addBos?: boolean | undefined;
   /** Write a shard here; nothing is written when omitted. */
-  outDir?: string;
+  outDir?: string | undefined;
   /** Called every 100 examples and at the end. */
-  onProgress?: (done: number, total: number) => void;
+  onProgress?: ((done: number, total: number) => void) | undefined;
 }
 
 /**

@@ -25,7 +25,7 @@ export interface EncodeOptions {
   /** Truncation length in tokens, BOS included (the paper: 2048). */
   maxSeqLength: number;
   /** Force the BOS text in front (open-instruct's `--add_bos`, for tokenizers that add none, e.g. OLMo). Default false. */
-  addBos?: boolean;
+  addBos?: boolean | undefined;
 }
 
 /**

@@ -14,13 +14,13 @@ export interface EncodingTokenizer {
   /** Whether the tokenizer adds BOS when called with special tokens on (Llama: true; GPT-2, OLMo: false). */
   addsBos: boolean;
   /** The BOS id, required when `addsBos` is true. */
-  bosId?: number;
+  bosId?: number | undefined;
   /** The BOS text (`<s>`), used when BOS is forced into the text (open-instruct's `--add_bos`). */
-  bosToken?: string;
+  bosToken?: string | undefined;
   /** The EOS text appended after every assistant message (`</s>`). */
   eosToken: string;
   /** A fingerprint of the tokenizer files (sha256 hex), recorded in shard manifests. */
-  hash?: string;
+  hash?: string | undefined;
   /** A display name, e.g. the directory's basename. */
-  name?: string;
+  name?: string | undefined;
 }

@@ -79,38 +79,38 @@ export interface PlanJobOptions {
   /** The job directory to write. */
   out: string;
   /** GPUs per node (default 1); 0 trains on CPU. */
-  gpus?: number;
+  gpus?: number | undefined;
   /** Nodes (default 1). */
-  nodes?: number;
+  nodes?: number | undefined;
   /** Raw data directory (default ../shared/data). */
-  dataDir?: string;
+  dataDir?: string | undefined;
   /** Tokenizer directory or instance (default: the model directory). */
-  tokenizer?: string | EncodingTokenizer;
+  tokenizer?: string | EncodingTokenizer | undefined;
   /** Overrides of the paper's hyperparameters. */
-  training?: Partial<TrainingRecipe>;
+  training?: { [K in keyof TrainingRecipe]?: TrainingRecipe[K] | undefined } | undefined;
   /** Hold out a seeded validation split, trained on never, evaluated every epoch. */
-  validation?: SplitOptions;
+  validation?: SplitOptions | undefined;
   /** DeepSpeed ZeRO-3 (default: true when gpus > 0; refused with gpus 0, a CPU job). */
-  zero3?: boolean;
+  zero3?: boolean | undefined;
   /** Export the trained model to ONNX when optimum is installed (default true). */
-  exportOnnx?: boolean;
+  exportOnnx?: boolean | undefined;
   /**
    * Force BOS text in front (open-instruct --add_bos, for OLMo-style tokenizers). A tokenizer without a
    * BOS gets its EOS in front, and the trained model's tokenizer_config.json names it as `bos_token`
    * (as open-instruct saves it) with `add_bos_token: true`, so `buildPrompt`'s Tulu prompts (and
    * Python's tokenizer) start the same way.
    */
-  addBos?: boolean;
+  addBos?: boolean | undefined;
   /**
    * When train.py saves a checkpoint to resume from (`runJob(dir, { resume: true })`): at each epoch's
    * end (`'epoch'`, the default), every N optimizer steps and at each epoch's end (a number), or never
    * (`false`). Checkpoints hold the optimizer state too (about 3x the weights in fp32, 12 bytes per
    * parameter); they are removed once the trained model is saved.
    */
-  checkpointing?: 'epoch' | number | false;
+  checkpointing?: 'epoch' | number | false | undefined;
   /** How many of the newest checkpoints to keep while training (default 1). */
-  keepCheckpoints?: number;
-  onProgress?: (event: PlanProgress) => void;
+  keepCheckpoints?: number | undefined;
+  onProgress?: ((event: PlanProgress) => void) | undefined;
 }
 
 /** The options of {@link planJob}, for telling a misspelt one (`gpu`, `epochs`) from a known one. */

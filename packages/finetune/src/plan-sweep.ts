@@ -37,9 +37,9 @@ function checkGrid(field: 'epochs' | 'seeds', values: unknown): void {
  */
 export interface PlanSweepOptions extends PlanJobOptions {
   /** Epoch counts (default the paper's 5, 7, 10, 15, 20); distinct, at least one. */
-  epochs?: number[];
+  epochs?: number[] | undefined;
   /** Seeds (default 1..5); distinct, at least one. */
-  seeds?: number[];
+  seeds?: number[] | undefined;
 }
 
 /** The options of {@link planSweep}: planJob's and the grid's. */

@@ -19,37 +19,37 @@ import { parseTrainingLogLine, type TrainingEvent, type TrainingProgress } from 
  */
 export interface RunJobOptions {
   /** Python interpreter (default: IMPLICIT_IT_PYTHON, else python3). */
-  python?: string;
+  python?: string | undefined;
   /** Extra arguments to train.py, e.g. ['--max-steps', '5']. */
-  args?: string[];
+  args?: string[] | undefined;
   /**
    * Continue from the newest checkpoint in the job's `checkpoints/` (train.py --resume): the same
    * steps, on the same batches, as a run that never stopped. Without it, a job that holds
    * checkpoints of an earlier run refuses to start over (delete `checkpoints/` to do so).
    */
-  resume?: boolean;
+  resume?: boolean | undefined;
   /** Extra environment for the launch (e.g. MACHINE_RANK, MAIN_PROCESS_IP, CUDA_VISIBLE_DEVICES). */
-  env?: Record<string, string>;
+  env?: Record<string, string> | undefined;
   /** Every raw log line, as it arrives. */
-  onLine?: (line: string) => void;
+  onLine?: ((line: string) => void) | undefined;
   /** Every parsed event. */
-  onEvent?: (event: TrainingEvent) => void;
+  onEvent?: ((event: TrainingEvent) => void) | undefined;
   /** After every optimizer step: step, total, loss, ETA. */
-  onProgress?: (progress: TrainingProgress) => void;
+  onProgress?: ((progress: TrainingProgress) => void) | undefined;
   /**
    * Aborting stops the training: SIGTERM to the launch's whole process group (launch.sh, accelerate's
    * launcher and every `train.py` it started), SIGKILL after `killGraceMs`. The call then rejects
    * with `TrainingFailedError`.
    */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** How long an aborted run may take to stop before it is killed (SIGKILL); default 10 000 ms. */
-  killGraceMs?: number;
+  killGraceMs?: number | undefined;
   /**
    * When the job asks for ONNX (`exportOnnx`, the default) and train.py could not export it (optimum is
    * not installed), write `onnx/model.onnx` with `@implicit-it/modelkit`'s `exportOnnx` instead (default
    * true; llama / qwen2 full-weight models).
    */
-  modelkitExport?: boolean;
+  modelkitExport?: boolean | undefined;
   /**
    * The ONNX graphs wanted after training, by transformers.js dtype (default `['fp32']`): with `'q4'`
    * or `'q8'`, modelkit also writes `onnx/model_q4.onnx` (4-bit linear layers) or
@@ -57,9 +57,9 @@ export interface RunJobOptions {
    * `dtypes`) from the trained weights, beside the float32 graph optimum or modelkit exported.
    * Checked before training starts.
    */
-  onnxDtypes?: readonly WeightDtype[];
+  onnxDtypes?: readonly WeightDtype[] | undefined;
   /** Progress of that export, per weight tensor. */
-  onExportProgress?: (progress: { tensor: string; index: number; count: number }) => void;
+  onExportProgress?: ((progress: { tensor: string; index: number; count: number }) => void) | undefined;
 }
 
 /**

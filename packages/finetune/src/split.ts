@@ -10,11 +10,11 @@ import { shuffledIndices } from './seeded-random.js';
  */
 export interface SplitOptions {
   /** Fraction of examples held out, e.g. 0.05 (rounded; one that rounds to 0 examples is refused). Exclusive with `count`. */
-  fraction?: number;
+  fraction?: number | undefined;
   /** Number of examples held out. */
-  count?: number;
+  count?: number | undefined;
   /** Seed of the shuffle that picks them (default 1). */
-  seed?: number;
+  seed?: number | undefined;
 }
 
 /**

@@ -78,7 +78,7 @@ export interface TrainingRecipe {
   seed: number;
   gradientCheckpointing: boolean;
   /** Full finetuning when undefined (the paper). */
-  lora?: LoraOptions;
+  lora?: LoraOptions | undefined;
 }
 
 /**
@@ -156,7 +156,9 @@ const MAX_SEED = 2 ** 32 - 1;
  * trainingRecipe({ epochs: 10, seed: 3 }).learningRate; // 1e-5
  * trainingRecipe({ lora: { ...DEFAULT_LORA, rank: 16 } });
  */
-export function trainingRecipe(overrides: Partial<TrainingRecipe> = {}): TrainingRecipe {
+export function trainingRecipe(
+  overrides: { [K in keyof TrainingRecipe]?: TrainingRecipe[K] | undefined } = {},
+): TrainingRecipe {
   if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides))
     throw new FinetuneOptionError(
       'training',
