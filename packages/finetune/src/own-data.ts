@@ -64,6 +64,17 @@ function otherFormat(value: unknown): string | undefined {
   return OTHER_FORMATS.find(([keys]) => keys.every((k) => k in value))?.[1];
 }
 
+/** One row of your own as an example, or why it is left out (its id not checked against others'). */
+function ownExample(value: unknown, id: string, dataset: string): ChatExample | string {
+  const other = otherFormat(value);
+  if (other !== undefined) return `not a messages row but ${other}`;
+  const ex = toChatExample(value, { id, dataset });
+  if (typeof ex === 'string') return ex;
+  if (!ex.messages.some((m) => m.role === 'assistant' && m.content.length > 0))
+    return 'no assistant message with content: nothing to train on (the loss is on assistant turns only)';
+  return ex;
+}
+
 /**
  * Your own training examples: a JSONL file of open-instruct `messages` rows (`{"messages": [{"role":
  * "user", "content": ...}, {"role": "assistant", "content": ...}]}`, `id` and `dataset` optional). A
@@ -100,28 +111,19 @@ export async function buildOwnData(
   const issues: RowIssue[] = [];
   const firstLine = new Map<string, number>();
   const shown = basename(file);
-  lines.forEach((l, n) => {
-    const malformed = (reason: string) =>
-      issues.push({ kind: 'malformed', file: shown, line: l.line, reason });
-    if ('error' in l) return malformed(l.error);
-    const other = otherFormat(l.value);
-    if (other !== undefined) return malformed(`not a messages row but ${other}`);
-    const ex = toChatExample(l.value, { id: `${name}_${n}`, dataset: name });
-    if (typeof ex === 'string') return malformed(ex);
-    const earlier = firstLine.get(ex.id);
-    if (earlier !== undefined)
-      return malformed(
-        `id ${JSON.stringify(ex.id)} is the id of line ${earlier} too: ids name one example each`,
-      );
+  for (const [n, l] of lines.entries()) {
+    let ex = 'error' in l ? l.error : ownExample(l.value, `${name}_${n}`, name);
+    if (typeof ex !== 'string' && firstLine.has(ex.id))
+      ex = `id ${JSON.stringify(ex.id)} is the id of line ${firstLine.get(ex.id)} too: ids name one example each`;
+    if (typeof ex === 'string') {
+      issues.push({ kind: 'malformed', file: shown, line: l.line, reason: ex });
+      continue;
+    }
     firstLine.set(ex.id, l.line);
-    if (!ex.messages.some((m) => m.role === 'assistant' && m.content.length > 0))
-      return malformed(
-        'no assistant message with content: nothing to train on (the loss is on assistant turns only)',
-      );
     if (removeInstructions)
       ex.messages = ex.messages.map((m) => (m.role === 'user' ? { role: 'user', content: '' } : m));
     examples.push(ex);
-  });
+  }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   return {
     examples,

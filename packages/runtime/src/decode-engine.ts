@@ -782,7 +782,7 @@ export class DecodeEngine {
         promptIds: r.promptView,
         responseIds: Object.freeze(r.out.slice()),
       };
-      r.req.processors.forEach((p, i) => synchronously(p.process(row, ctx), i));
+      for (const [i, p] of r.req.processors.entries()) synchronously(p.process(row, ctx), i);
       // an LM head padded wider than the tokenizer: the ids past it stay out of reach of a processor
       // too (`readLogitsRow` set them to -Infinity), as they have no text to decode
       if (this.options.tokenIds < V) row.fill(Number.NEGATIVE_INFINITY, this.options.tokenIds);
