@@ -155,9 +155,13 @@ describe('generate() as a whole', () => {
     });
     expect(watched!.tokenIds).toEqual(clean!.tokenIds);
     expect(seen.map((ctx) => ctx.responseIds)).toEqual([0, 1, 2, 3].map((k) => clean!.tokenIds.slice(0, k)));
-    expect(seen.every((ctx) => Object.isFrozen(ctx.responseIds) && Object.isFrozen(ctx.promptIds))).toBe(true);
+    expect(seen.every((ctx) => Object.isFrozen(ctx.responseIds) && Object.isFrozen(ctx.promptIds))).toBe(
+      true,
+    );
     expect(seen[3]!.promptIds).toEqual(watched!.prompt.ids);
-    const pushing = { process: (_: Float32Array, ctx: ProcessorContext) => (ctx.responseIds as number[]).push(1) };
+    const pushing = {
+      process: (_: Float32Array, ctx: ProcessorContext) => (ctx.responseIds as number[]).push(1),
+    };
     await expect(model.generate(PROMPTS[0]!, { ...opts, processors: [pushing] })).rejects.toThrow(TypeError);
   });
 
