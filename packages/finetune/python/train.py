@@ -243,7 +243,8 @@ def load_checkpoint(path, expected, model, optimizer, scheduler, accelerator):
                if meta.get(k) != v and (k in meta or k not in BASE_KEYS)]
     if differs:
         raise SystemExit(f"train.py: cannot resume from {path}: it was written by a run with " + ", ".join(differs)
-                         + "; resume with the same settings, or start over without --resume")
+                         + "; resume with the same settings (plan the job again with them), or delete "
+                         + f"{os.path.dirname(path)} to start over")
     if accelerator:
         accelerator.load_state(path)
     else:
@@ -480,6 +481,9 @@ def main(argv=None):
     # checkpoints with an earlier run's (pruning keeps the highest steps, which would be the old ones)
     checkpoint_dir = os.path.join(job_dir, "checkpoints")
     existing = complete_checkpoints(checkpoint_dir)
+    if args.resume and not existing and os.path.isfile(os.path.join(job_dir, "result.json")):
+        raise SystemExit(f"train.py: --resume: the job is finished (its model is in {os.path.join(job_dir, job['outputDir'])}, "
+                         "see result.json; checkpoints are removed once the model is saved): there is nothing to resume")
     if args.resume and not existing:
         raise SystemExit(f"train.py: --resume: no complete checkpoint in {checkpoint_dir}; run without --resume to start")
     if not args.resume and existing:

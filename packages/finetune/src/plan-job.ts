@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { type ListsEveryKey, meantOption } from '@implicit-it/rules';
 import { TOKENIZER_FILE_NAMES } from '@implicit-it/tokenizers';
 import { buildDataset } from './build-dataset.js';
+import { type PlannedIdentity, refuseReplan, removeEarlierRun } from './earlier-run.js';
 import { encodeDataset } from './encode-dataset.js';
 import type { EncodedExample } from './encode-messages.js';
 import type { ShardManifest } from './encoded-shard.js';
@@ -110,6 +111,12 @@ export interface PlanJobOptions {
   checkpointing?: 'epoch' | number | false | undefined;
   /** How many of the newest checkpoints to keep while training (default 1). */
   keepCheckpoints?: number | undefined;
+  /**
+   * Plan over a job directory an earlier plan's run left results in: its trained model (`output/`,
+   * `result.json`), checkpoints and train logs are removed. Without it, such a directory is refused
+   * (`JobError`), but for checkpoints of the same settings as this plan, which stay to be resumed.
+   */
+  replace?: boolean | undefined;
   onProgress?: ((event: PlanProgress) => void) | undefined;
 }
 
@@ -131,6 +138,7 @@ export const PLAN_JOB_OPTIONS = [
   'addBos',
   'checkpointing',
   'keepCheckpoints',
+  'replace',
   'onProgress',
 ] as const satisfies readonly (keyof PlanJobOptions)[];
 
@@ -458,6 +466,21 @@ export function checkTopology(
   return { gpus, nodes, processes, accumulation: gradientAccumulationSteps(recipe, processes) };
 }
 
+/** What of job.json a plan writes that a checkpoint's settings are compared with. @internal */
+export function plannedJob(
+  options: PlanJobOptions,
+  recipe: TrainingRecipe,
+  accumulation: number,
+  processes: number,
+): PlannedIdentity {
+  return {
+    model: existsSync(options.model) ? resolve(options.model) : options.model,
+    training: { ...recipe, gradientAccumulationSteps: accumulation },
+    launch: { processes },
+    data: { train: 'data/train' },
+  };
+}
+
 /** Writes one job directory from prepared data. @internal */
 export async function writeJob(
   data: PreparedData,
@@ -490,6 +513,13 @@ export async function writeJob(
   // (readJob refuses a directory without a job.json in this package's format: its files stay)
   const earlier = await readJob(jobDir).catch(() => undefined);
   if (earlier !== undefined) {
+    // an earlier run's model or checkpoints of other settings would carry this plan's label: refused
+    // unless `replace`, which removes them (checkpoints of this plan's settings stay, to be resumed)
+    await refuseReplan(jobDir, earlier, options.replace, {
+      job: plannedJob(options, recipe, accumulation, processes),
+      examples: data.train.encoded,
+    });
+    if (options.replace) await removeEarlierRun(jobDir, earlier.outputDir, true);
     await rm(join(jobDir, JOB_TOKENIZER_DIR), { recursive: true, force: true });
     await rm(join(jobDir, 'ds_zero3.json'), { force: true });
     await rm(join(jobDir, 'data/validation'), { recursive: true, force: true });
@@ -577,8 +607,9 @@ export async function writeJob(
  * model directory, `maxSeqLength` must fit its context (config.json's `max_position_embeddings`); the
  * paper's 2048 is lowered to a shorter context, as `notes` says. Planned again into the same
  * directory, it removes what the earlier plan wrote and this one does not (its tokenizer copy,
- * `ds_zero3.json`, `data/validation`); a run's `checkpoints/` and `output/` stay (train.py refuses to
- * resume a checkpoint of other training settings or data).
+ * `ds_zero3.json`, `data/validation`); what a run of it left is not removed without `replace`: a
+ * finished run's model (`output/`, `result.json`), or checkpoints of other settings than this plan's,
+ * are refused (`JobError`), and checkpoints of the same settings stay, for `runJob`'s `resume`.
  *
  * @example
  * const { jobDir } = await planJob({ recipe: 'lima-response', model: 'models/Llama-2-7b-hf', gpus: 8, nodes: 1, out: 'jobs/res' });
@@ -591,6 +622,9 @@ export async function planJob(options: PlanJobOptions): Promise<PlanJobResult> {
   const recipe = trainingRecipe(training);
   checkTopology(options, recipe);
   checkpointingSpec(options);
+  // a finished job in `out` is refused before any data is built (checkpoints once it is encoded)
+  const earlier = await readJob(options.out).catch(() => undefined);
+  if (earlier) await refuseReplan(options.out, earlier, options.replace);
   const data = await prepareData(options, recipe.maxSeqLength);
   return { ...(await writeJob(data, options, recipe)), notes };
 }

@@ -1,19 +1,25 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ListsEveryKey } from '@implicit-it/rules';
-import { FinetuneOptionError } from './errors.js';
+import { getDatasetRecipe } from './dataset-recipes.js';
+import { refuseReplan } from './earlier-run.js';
+import { FinetuneOptionError, JobError } from './errors.js';
 import {
   checkModelWeights,
   checkPlanOptions,
   checkpointingSpec,
   checkTopology,
   fitModelContext,
+  type JobSpec,
   PLAN_JOB_OPTIONS,
   type PlanJobOptions,
   type PlanJobResult,
+  plannedJob,
   prepareData,
   writeJob,
 } from './plan-job.js';
+import { readJob } from './run-job.js';
 import { EPOCH_CHOICES, SEEDS, trainingRecipe } from './training-recipe.js';
 
 /** Refuses an empty grid axis or a repeated value (two jobs of one name, the second overwriting the first). */
@@ -26,6 +32,17 @@ function checkGrid(field: 'epochs' | 'seeds', values: unknown): void {
       field,
       `${JSON.stringify(repeated)} is repeated in ${JSON.stringify(values)}; each job of the grid needs its own value`,
     );
+}
+
+/** The job directories under `sweepDir` (those with a job.json) that are not `names`: an earlier sweep's. */
+function staleJobs(sweepDir: string, names: readonly string[]): string[] {
+  if (!existsSync(sweepDir)) return [];
+  return readdirSync(sweepDir, { withFileTypes: true })
+    .filter(
+      (e) => e.isDirectory() && !names.includes(e.name) && existsSync(join(sweepDir, e.name, 'job.json')),
+    )
+    .map((e) => e.name)
+    .sort();
 }
 
 /**
@@ -66,7 +83,9 @@ export interface PlanSweepResult {
 /**
  * Writes the epoch x seed grid of jobs under `out` (`<recipe>-ep<E>-seed<S>/`), encoding the data
  * once. The whole grid is checked before anything is written: an empty or repeated list, or a value
- * `trainingRecipe` refuses, is a `FinetuneOptionError`. The paper picks the epoch count by AlpacaEval win rate on its validation set
+ * `trainingRecipe` refuses, is a `FinetuneOptionError`; job directories of an earlier sweep in `out`
+ * that are not in this grid, or jobs of the grid an earlier run left results in (see `planJob`), are a
+ * `JobError` unless `replace`, which removes them. The paper picks the epoch count by AlpacaEval win rate on its validation set
  * (`../shared/data/val`, against GPT-3.5's outputs), then reports seeds 1..5: the CLI README's
  * "Choosing the epoch count" runs that with `eval generate` and `eval judge`. (The `validation`
  * option holds out training data for a validation loss, which is not how the paper picks.)
@@ -90,12 +109,39 @@ export async function planSweep(options: PlanSweepOptions): Promise<PlanSweepRes
   const grid = epochs.flatMap((e) =>
     seeds.map((s) => ({ e, s, recipe: trainingRecipe({ ...training, epochs: e, seed: s }) })),
   );
-  const data = await prepareData(options, base.maxSeqLength);
   const sweepDir = resolve(options.out);
+  const names = grid.map(({ e, s }) => `${getDatasetRecipe(options.recipe).name}-ep${e}-seed${s}`);
+  // what an earlier sweep left in `out`, before any data is built: its jobs outside this grid (which
+  // `for j in out/*/` would train with this sweep's), and trained jobs of the grid's names
+  const stale = staleJobs(sweepDir, names);
+  if (stale.length > 0 && !options.replace)
+    throw new JobError(
+      sweepDir,
+      `holds ${stale.length} job${stale.length > 1 ? 's' : ''} of an earlier sweep that ${stale.length > 1 ? 'are' : 'is'} not in this grid (${stale.join(', ')}), which running every job of the directory would train too; give another \`out\` (CLI: --out), or pass \`replace: true\` (CLI: --replace) to remove ${stale.length > 1 ? 'them' : 'it'}`,
+    );
+  const earlier = new Map<string, JobSpec>();
+  for (const name of names) {
+    const job = await readJob(join(sweepDir, name)).catch(() => undefined);
+    if (!job) continue;
+    earlier.set(name, job);
+    await refuseReplan(join(sweepDir, name), job, options.replace);
+  }
+  const data = await prepareData(options, base.maxSeqLength);
+  // checkpoints of other settings, for every job of the grid before any is written
+  for (const [i, { recipe }] of grid.entries()) {
+    const job = earlier.get(names[i]!);
+    if (!job) continue;
+    const { accumulation, processes } = checkTopology(options, recipe);
+    await refuseReplan(join(sweepDir, names[i]!), job, options.replace, {
+      job: plannedJob(options, recipe, accumulation, processes),
+      examples: data.train.encoded,
+    });
+  }
   await mkdir(sweepDir, { recursive: true });
+  for (const name of stale) await rm(join(sweepDir, name), { recursive: true, force: true });
   const jobs: PlanSweepResult['jobs'] = [];
-  for (const { e, s, recipe } of grid) {
-    const name = `${data.recipe}-ep${e}-seed${s}`;
+  for (const [i, { e, s, recipe }] of grid.entries()) {
+    const name = names[i]!;
     const r = await writeJob(data, { ...options, out: join(sweepDir, name) }, recipe);
     jobs.push({ ...r, notes, epochs: e, seed: s, name });
   }

@@ -4,6 +4,15 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { DTYPE_FILES, exportOnnx, type WeightDtype } from '@implicit-it/modelkit';
+import {
+  checkpointMeta,
+  describeFinished,
+  earlierRun,
+  identityDifferences,
+  isFinished,
+  jobIdentity,
+  removeEarlierRun,
+} from './earlier-run.js';
 import { FinetuneOptionError, JobError, MissingPythonError, TrainingFailedError } from './errors.js';
 import { JOB_FORMAT, type JobSpec } from './plan-job.js';
 import { defaultPython, probePython } from './python-env.js';
@@ -25,9 +34,17 @@ export interface RunJobOptions {
   /**
    * Continue from the newest checkpoint in the job's `checkpoints/` (train.py --resume): the same
    * steps, on the same batches, as a run that never stopped. Without it, a job that holds
-   * checkpoints of an earlier run refuses to start over (delete `checkpoints/` to do so).
+   * checkpoints of an earlier run refuses to start over (`replace` does). Checked before Python
+   * starts: a checkpoint of other settings than job.json's (what train.py compares) is refused.
    */
   resume?: boolean | undefined;
+  /**
+   * Start over on a job an earlier run left results in: its `result.json` and `checkpoints/` are
+   * removed before training starts (its model in `output/` is written over when this run saves its
+   * own). Without it, a finished job (`result.json`, or a model in `output/` with no checkpoint) is
+   * refused, and so is a job holding checkpoints (continue them with `resume`). Not with `resume`.
+   */
+  replace?: boolean | undefined;
   /** Extra environment for the launch (e.g. MACHINE_RANK, MAIN_PROCESS_IP, CUDA_VISIBLE_DEVICES). */
   env?: Record<string, string> | undefined;
   /** Every raw log line, as it arrives. */
@@ -136,6 +153,79 @@ export async function readJob(jobDir: string): Promise<JobSpec> {
   return job;
 }
 
+/** The `--max-steps N` (or `--max-steps=N`) among train.py's arguments, the last one as argparse takes it; null without one. */
+function maxStepsArg(args: readonly string[]): number | null {
+  let found: number | null = null;
+  for (const [i, arg] of args.entries()) {
+    const value =
+      arg === '--max-steps' ? args[i + 1] : arg.startsWith('--max-steps=') ? arg.slice(12) : undefined;
+    if (value !== undefined && /^\d+$/.test(value)) found = Number(value);
+  }
+  return found;
+}
+
+/**
+ * Refuses, before Python starts, a run that would train over what an earlier run left (see
+ * `RunJobOptions.resume` and `replace`): a finished job, checkpoints without `resume`, `resume` with no
+ * checkpoint or with one of other settings than job.json's (train.py's own checks stay as a backstop,
+ * for `launch.sh` run by hand).
+ */
+async function refuseEarlierRun(
+  dir: string,
+  job: JobSpec,
+  options: RunJobOptions,
+  maxSteps: number | null,
+): Promise<void> {
+  if (options.resume && options.replace)
+    throw new FinetuneOptionError(
+      'replace',
+      '`resume` continues the checkpoints of an earlier run and `replace` discards them: give one of them',
+    );
+  if (options.replace) return;
+  const run = earlierRun(dir, job.outputDir);
+  const replace = '`replace: true` (CLI: --replace)';
+  if (isFinished(run)) {
+    const what = describeFinished(dir, job.outputDir, run);
+    throw new JobError(
+      dir,
+      options.resume
+        ? `the job is finished: it holds ${what}, and no checkpoint (they are removed once the model is saved), so there is nothing to resume; to train it again from the start, over that model, run it with ${replace} instead of \`resume\` (CLI: --resume)`
+        : `the job is finished: it holds ${what}; running it again would train a new model over it. To do so, from the start, pass ${replace}; to keep it, plan a new job elsewhere`,
+    );
+  }
+  const newest = run.checkpoints.at(-1);
+  if (!newest) {
+    if (options.resume)
+      throw new JobError(
+        dir,
+        `no complete checkpoint in ${join(dir, 'checkpoints')} to resume from: run it without \`resume\` (CLI: --resume) to start`,
+      );
+    return;
+  }
+  const meta = checkpointMeta(newest.path);
+  const expected = meta ? await jobIdentity(job, dir, { maxSteps }) : {};
+  const differs = meta ? identityDifferences(meta, expected) : [];
+  const discard = `pass ${replace} to discard the checkpoints and start over`;
+  if (differs.length === 1 && differs[0]!.startsWith('optimizer steps ') && meta) {
+    // the same job, sized by another --max-steps: its run resumes with the one it was written with
+    throw new JobError(
+      dir,
+      `its newest checkpoint (${newest.path}, step ${newest.step}) was written by a run of ${meta.total_steps} optimizer steps, and this one would take ${expected.total_steps}: ${options.resume ? 'resume' : 'continue'} it with \`args: ['--max-steps', '${meta.total_steps}']\` (CLI: --resume --max-steps ${meta.total_steps}), or ${discard}`,
+    );
+  }
+  if (differs.length > 0) {
+    throw new JobError(
+      dir,
+      `its newest checkpoint (${newest.path}, step ${newest.step}) was written by a run with ${differs.join(', ')}, so this job.json cannot ${options.resume ? 'resume' : 'continue'} it: ${discard}, or plan the job again with the settings it was written with and resume it`,
+    );
+  }
+  if (!options.resume)
+    throw new JobError(
+      dir,
+      `${join(dir, 'checkpoints')} holds a checkpoint of an earlier run that did not finish (newest: step ${newest.step}): continue it with \`resume: true\` (CLI: --resume), or ${discard}`,
+    );
+}
+
 /**
  * The Python modules a job needs: torch, transformers, accelerate, plus deepspeed (ZeRO-3 on GPUs) and peft (LoRA).
  *
@@ -170,12 +260,16 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
         `expected distinct dtypes of ${Object.keys(DTYPE_FILES).join(', ')}, got ${JSON.stringify(dtypes)}`,
       );
   }
+  const maxSteps = maxStepsArg(options.args ?? []);
+  await refuseEarlierRun(dir, job, options, maxSteps);
   // launch.sh changes into the job directory: a relative interpreter path must be made absolute first
   const given = options.python ?? defaultPython();
   const python = given.includes('/') ? resolve(given) : given;
   const probe = await probePython(python, requiredModules(job));
   if (!probe.found || probe.missing.length > 0)
     throw new MissingPythonError(python, probe.missing, probe.install, probe.found);
+  // only now that training starts: the earlier run's record and checkpoints go (its model is written over)
+  if (options.replace) await removeEarlierRun(dir, job.outputDir, false);
 
   const logFile = join(dir, 'train.log');
   // a rerun keeps the earlier run's log (an interrupted run's is all there is of it): train.log.1, .2, ...

@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
 import { TOKENIZER_FILE_NAMES } from '@implicit-it/tokenizers';
 import { describe, expect, it } from 'vitest';
+import { jobIdentity } from '../src/earlier-run.js';
 import {
   DataFileError,
   encodeDataset,
@@ -416,6 +417,148 @@ describeShared(
       ).rejects.toThrow(`scheduleSteps: must be 'reference' (the paper's) or 'run', got "unsplit"`);
       expect(existsSync(bad)).toBe(false);
     }, 30_000);
+
+    /** A job as train.py leaves it once finished: the model in output/, result.json, no checkpoints. */
+    const finish = (dir: string, steps = 6) => {
+      mkdirSync(join(dir, 'output'), { recursive: true });
+      writeFileSync(join(dir, 'output', 'config.json'), '{}');
+      writeFileSync(join(dir, 'result.json'), JSON.stringify({ steps, total_steps: steps }));
+    };
+    /** A checkpoint as train.py writes it, of `job`'s settings with `changed` ones, at `step`. */
+    const checkpoint = async (dir: string, step: number, changed: Record<string, unknown> = {}) => {
+      const path = join(dir, 'checkpoints', `step-${String(step).padStart(8, '0')}`);
+      mkdirSync(path, { recursive: true });
+      const identity = await jobIdentity(JSON.parse(readFileSync(join(dir, 'job.json'), 'utf8')), dir, {
+        maxSteps: null,
+      });
+      const meta = { format: 'implicit-it/checkpoint@1', ...identity, ...changed, step, epoch: 0 };
+      writeFileSync(join(path, 'meta.json'), JSON.stringify(meta));
+      return path;
+    };
+    const noPython = '/nonexistent/python3';
+
+    it('runJob refuses a finished job before Python starts, naming its model; replace goes on', async () => {
+      const out = join(mkdtempSync(join(tmpdir(), 'ft-finished-')), 'job');
+      await planJob({ ...base, gpus: 0, out });
+      finish(out);
+      const model = `the trained model in ${join(out, 'output')} (6 of 6 steps, as its result.json says)`;
+      // refused before Python is looked for (a missing interpreter would say so otherwise)
+      const again = await runJob(out, { python: noPython, args: ['--max-steps', '2'] }).catch((e) => e);
+      expect(again).toBeInstanceOf(JobError);
+      expect(again.message).toBe(
+        `${out}: the job is finished: it holds ${model}; running it again would train a new model over it. To do so, from the start, pass \`replace: true\` (CLI: --replace); to keep it, plan a new job elsewhere`,
+      );
+      const resumed = await runJob(out, { python: noPython, resume: true }).catch((e) => e);
+      expect(resumed).toBeInstanceOf(JobError);
+      expect(resumed.message).toContain(`the job is finished: it holds ${model}, and no checkpoint`);
+      expect(resumed.message).toContain('nothing to resume');
+      expect(resumed.message).not.toContain('run without');
+      // a model saved without its result.json is finished too
+      rmSync(join(out, 'result.json'));
+      await expect(runJob(out, { python: noPython })).rejects.toThrow(
+        `the trained model in ${join(out, 'output')} (no result.json)`,
+      );
+      // replace: on to Python, which is missing here; nothing is removed before training can start
+      finish(out);
+      await expect(runJob(out, { python: noPython, replace: true })).rejects.toThrow(MissingPythonError);
+      expect(existsSync(join(out, 'result.json'))).toBe(true);
+      await expect(runJob(out, { python: noPython, replace: true, resume: true })).rejects.toThrow(
+        FinetuneOptionError,
+      );
+    });
+
+    it('runJob checks checkpoints against job.json before Python starts, with hints that lead on', async () => {
+      const out = join(mkdtempSync(join(tmpdir(), 'ft-checkpoints-')), 'job');
+      await planJob({ ...base, gpus: 0, out, training: { effectiveBatchSize: 8 } });
+      const path = await checkpoint(out, 2);
+      // without resume: continue it, or replace
+      const fresh = await runJob(out, { python: noPython }).catch((e) => e);
+      expect(fresh).toBeInstanceOf(JobError);
+      expect(fresh.message).toBe(
+        `${out}: ${join(out, 'checkpoints')} holds a checkpoint of an earlier run that did not finish (newest: step 2): continue it with \`resume: true\` (CLI: --resume), or pass \`replace: true\` (CLI: --replace) to discard the checkpoints and start over`,
+      );
+      // the same settings: resumed (on to Python)
+      await expect(runJob(out, { python: noPython, resume: true })).rejects.toThrow(MissingPythonError);
+      // written with --max-steps 4: resumed with the same
+      await checkpoint(out, 3, { total_steps: 4 });
+      const steps = await runJob(out, { python: noPython, resume: true }).catch((e) => e);
+      expect(steps.message).toContain(
+        "was written by a run of 4 optimizer steps, and this one would take 235: resume it with `args: ['--max-steps', '4']` (CLI: --resume --max-steps 4)",
+      );
+      await expect(
+        runJob(out, { python: noPython, resume: true, args: ['--max-steps', '4'] }),
+      ).rejects.toThrow(MissingPythonError);
+      // other settings (a job planned again with another seed and data): neither resumed nor run over
+      rmSync(join(out, 'checkpoints'), { recursive: true });
+      await checkpoint(out, 2, { seed: 3, data: '0123456789abcdef' });
+      for (const resume of [true, false]) {
+        const other = await runJob(out, { python: noPython, resume }).catch((e) => e);
+        expect(other).toBeInstanceOf(JobError);
+        expect(other.message).toMatch(
+          /was written by a run with seed 3 \(now 1\), training data \(digest\) "0123456789abcdef" \(now "[0-9a-f]{16}"\), so this job\.json cannot (resume|continue) it: pass `replace: true` \(CLI: --replace\) to discard the checkpoints and start over, or plan the job again with the settings it was written with and resume it$/,
+        );
+      }
+      // resume with no checkpoint: run without it
+      rmSync(join(out, 'checkpoints'), { recursive: true });
+      await expect(runJob(out, { python: noPython, resume: true })).rejects.toThrow(
+        `no complete checkpoint in ${join(out, 'checkpoints')} to resume from: run it without \`resume\` (CLI: --resume) to start`,
+      );
+      expect(path).toContain('step-00000002');
+    });
+
+    it('planJob refuses to relabel what a run of the earlier plan left, unless replace removes it', async () => {
+      const out = join(mkdtempSync(join(tmpdir(), 'ft-replan-run-')), 'job');
+      await planJob({ ...base, gpus: 0, out });
+      // a job that never ran (a failed run's log aside) is planned over
+      writeFileSync(join(out, 'train.log'), 'failed\n');
+      await planJob({ ...base, gpus: 0, out, training: { seed: 2 } });
+      expect(readFileSync(join(out, 'train.log'), 'utf8')).toBe('failed\n');
+      // checkpoints of this plan's settings stay, to be resumed; of other settings, refused
+      const kept = await checkpoint(out, 2);
+      await planJob({ ...base, gpus: 0, out, training: { seed: 2 }, keepCheckpoints: 2 });
+      expect(existsSync(kept)).toBe(true);
+      const other = await planJob({ ...base, recipe: 'poetry', gpus: 0, out }).catch((e) => e);
+      expect(other).toBeInstanceOf(JobError);
+      expect(other.message).toMatch(
+        /holds a checkpoint of an unfinished run of the job planned there before \(mbpp, 5 epochs, seed 2\) \(newest: step 2\) with steps per epoch 6 \(now 9\), training examples 374 \(now 571\), seed 2 \(now 1\), training data \(digest\) "[0-9a-f]{16}" \(now "[0-9a-f]{16}"\): this plan could not resume it; plan with those settings to resume it, or give another `out`/,
+      );
+      expect(JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')).recipe).toBe('mbpp');
+      // a finished run: refused before any data is built, whatever the new plan's settings
+      rmSync(join(out, 'checkpoints'), { recursive: true });
+      finish(out);
+      const relabel = await planJob({ ...base, dataDir: '/nonexistent', gpus: 0, out }).catch((e) => e);
+      expect(relabel).toBeInstanceOf(JobError);
+      expect(relabel.message).toBe(
+        `${out}: holds the trained model in ${join(out, 'output')} (6 of 6 steps, as its result.json says) of the job planned there before (mbpp, 5 epochs, seed 2): planning again would label that model with this plan's settings; give another \`out\` (CLI: --out), or pass \`replace: true\` (CLI: --replace) to remove what it left (output/, result.json, checkpoints/, train logs) and plan afresh`,
+      );
+      // replace: the run's model, result, checkpoints and logs go
+      await checkpoint(out, 2);
+      writeFileSync(join(out, 'train.log.1'), 'earlier\n');
+      await planJob({ ...base, recipe: 'poetry', gpus: 0, out, replace: true });
+      for (const f of ['output', 'result.json', 'checkpoints', 'train.log', 'train.log.1'])
+        expect(existsSync(join(out, f)), f).toBe(false);
+      expect(JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')).recipe).toBe('poetry');
+    }, 60_000);
+
+    it("planSweep refuses an earlier sweep's jobs outside the grid, and trained ones in it, unless replace", async () => {
+      const out = mkdtempSync(join(tmpdir(), 'ft-resweep-'));
+      await planSweep({ ...base, gpus: 0, out, epochs: [5, 7], seeds: [1] });
+      const stale = await planSweep({ ...base, gpus: 0, out, epochs: [10], seeds: [1] }).catch((e) => e);
+      expect(stale).toBeInstanceOf(JobError);
+      expect(stale.message).toBe(
+        `${out}: holds 2 jobs of an earlier sweep that are not in this grid (mbpp-ep5-seed1, mbpp-ep7-seed1), which running every job of the directory would train too; give another \`out\` (CLI: --out), or pass \`replace: true\` (CLI: --replace) to remove them`,
+      );
+      expect(existsSync(join(out, 'mbpp-ep10-seed1'))).toBe(false);
+      // a job of the grid trained: refused before any job is written
+      finish(join(out, 'mbpp-ep7-seed1'));
+      await expect(planSweep({ ...base, gpus: 0, out, epochs: [5, 7], seeds: [1] })).rejects.toThrow(
+        'holds the trained model in',
+      );
+      const r = await planSweep({ ...base, gpus: 0, out, epochs: [10, 7], seeds: [1], replace: true });
+      expect(readdirSync(out).sort()).toEqual(['mbpp-ep10-seed1', 'mbpp-ep7-seed1', 'sweep.json']);
+      expect(existsSync(join(out, 'mbpp-ep7-seed1', 'result.json'))).toBe(false);
+      expect(r.jobs.map((j) => j.name)).toEqual(['mbpp-ep10-seed1', 'mbpp-ep7-seed1']);
+    }, 60_000);
 
     it('runJob lists exactly what to install when Python lacks the stack', async () => {
       const out = join(mkdtempSync(join(tmpdir(), 'ft-run-')), 'job');

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { describeShared, SHARED_DIR, sharedPath } from '@implicit-it/testkit';
 import { loadTokenizer } from '@implicit-it/tokenizers';
 import { describe, expect, it } from 'vitest';
+import { dataDigest } from '../src/earlier-run.js';
 import {
   DEFAULT_LORA,
   type EncodedExample,
@@ -260,6 +261,23 @@ describe.skipIf(torchMissing.length > 0)('train.py refuses an incomplete shard',
 });
 
 describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch', () => {
+  it("digests the data as runJob does: a checkpoint's settings are checked before Python starts", async () => {
+    const examples = toyExamples(12);
+    const dir = await toyShard('ft-digest-', examples);
+    const digest = spawnSync(
+      PYTHON,
+      [
+        '-c',
+        'import importlib.util, sys; s = importlib.util.spec_from_file_location("train", sys.argv[1]); t = importlib.util.module_from_spec(s); s.loader.exec_module(t); print(t.data_digest(t.load_shard(sys.argv[2])[0]))',
+        trainEntryPointPath(),
+        dir,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(digest.status, digest.stderr).toBe(0);
+    expect(digest.stdout.trim()).toBe(dataDigest(examples));
+  });
+
   it('resumes an interrupted run exactly where it stopped', { timeout: 180_000 }, async () => {
     const dir = await toyShard('ft-resume-', toyExamples(32));
     const run = spawnSync(
@@ -315,7 +333,7 @@ describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch'
     // the same steps with another learning rate, or other examples of the same count: refused too,
     // not resumed with the checkpoint's learning rate, or on data the run did not start with
     expect(out.refused_lr).toMatch(
-      /cannot resume from .*step-\d{8}: it was written by a run with learning_rate 0\.01 \(now 0\.001\); resume with the same settings, or start over without --resume$/,
+      /cannot resume from .*step-\d{8}: it was written by a run with learning_rate 0\.01 \(now 0\.001\); resume with the same settings \(plan the job again with them\), or delete \S+ to start over$/,
     );
     const [digest, otherDigest] = out.digests;
     expect(digest).toMatch(/^[0-9a-f]{16}$/);
@@ -330,7 +348,7 @@ describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch'
     expect(bases.meta).toEqual(bases.base);
     expect(bases.refused_model).toMatch(
       new RegExp(
-        `^train\\.py: cannot resume from .*step-\\d{8}: it was written by a run with base_model '${bases.base.base_model}' \\(now '[^']+'\\), base_config '${bases.base.base_config}' \\(now None\\); resume with the same settings, or start over without --resume$`,
+        `^train\\.py: cannot resume from .*step-\\d{8}: it was written by a run with base_model '${bases.base.base_model}' \\(now '[^']+'\\), base_config '${bases.base.base_config}' \\(now None\\); resume with the same settings \\(plan the job again with them\\), or delete \\S+ to start over$`,
       ),
     );
     expect(bases.refused_lora).toMatch(/with lora None \(now \{'rank': 8\}\); resume with the same settings/);
@@ -338,7 +356,7 @@ describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch'
     expect(bases.legacy).toBeNull();
     // the schedule sized another way (the same with one process, but not with several)
     expect(out.refused_schedule).toMatch(
-      /cannot resume from .*step-\d{8}: it was written by a run with schedule_steps 'reference' \(now 'run'\); resume with the same settings, or start over without --resume$/,
+      /cannot resume from .*step-\d{8}: it was written by a run with schedule_steps 'reference' \(now 'run'\); resume with the same settings \(plan the job again with them\), or delete \S+ to start over$/,
     );
   });
 });
@@ -503,7 +521,7 @@ LlamaForCausalLM(cfg).save_pretrained(sys.argv[1])`,
         expect((failure as Error).message).toMatch(/--resume/);
         // starting over would mix two runs' checkpoints: refused, naming both ways on
         await expect(runJob(cut, { python: PYTHON, args: ['--max-steps', '6'] })).rejects.toThrow(
-          /holds checkpoints of an earlier run .*pass --resume to continue it, or delete the directory/s,
+          /holds a checkpoint of an earlier run that did not finish .*continue it with `resume: true` \(CLI: --resume\), or pass `replace: true` \(CLI: --replace\) to discard the checkpoints and start over/s,
         );
         const steps: number[] = [];
         const resumed = await runJob(cut, {
