@@ -131,6 +131,8 @@ export function multiProgress(labels: string[], total: number, unit: string): Pr
 
 /** A training run's progress: steps, loss and the ETA the caller computes. */
 export interface TrainingBar {
+  /** The run's start: `step` steps already taken (a resumed run's), `total` to take. */
+  begin(step: number, total: number): void;
   update(step: number, total: number, loss: number, etaSeconds: number | undefined): void;
   stop(): void;
 }
@@ -157,37 +159,52 @@ export function formatSeconds(seconds: number | undefined): string {
 export function trainingBar(label = 'training'): TrainingBar {
   if (!process.stderr.isTTY) {
     let loss = '';
-    const lines = progressLines(label, 0, 'steps', () => loss);
+    let lines: Progress | undefined;
+    // made at the start event, whose step (a resumed run's) is left out of the ETA's rate
+    const linesFrom = (resumed: number) => {
+      lines ??= progressLines(label, 0, 'steps', () => loss, resumed);
+      return lines;
+    };
     return {
+      begin(step, total) {
+        linesFrom(step).update(step, total);
+      },
       update(step, total, lossValue) {
         loss = `, loss ${Number.isFinite(lossValue) ? lossValue.toFixed(4) : String(lossValue)}`;
-        lines.update(step, total);
+        linesFrom(0).update(step, total);
       },
-      stop() {},
+      stop() {
+        lines?.stop();
+      },
     };
   }
   let bar: cliProgress.SingleBar | undefined;
+  const draw = (step: number, total: number, payload: { loss: string; remaining: string }) => {
+    if (!bar) {
+      bar = new cliProgress.SingleBar(
+        {
+          format: `${label} [{bar}] {value}/{total} steps | loss {loss} | ETA {remaining}`,
+          hideCursor: true,
+          clearOnComplete: false,
+          stream: process.stderr,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(Math.max(total, step), step, payload);
+      return;
+    }
+    if (total > 0) bar.setTotal(total);
+    bar.update(step, payload);
+  };
   return {
+    begin(step, total) {
+      draw(step, total, { loss: '?', remaining: '?' });
+    },
     update(step, total, loss, etaSeconds) {
-      const payload = {
+      draw(step, total, {
         loss: Number.isFinite(loss) ? loss.toFixed(4) : String(loss),
         remaining: formatSeconds(etaSeconds),
-      };
-      if (!bar) {
-        bar = new cliProgress.SingleBar(
-          {
-            format: `${label} [{bar}] {value}/{total} steps | loss {loss} | ETA {remaining}`,
-            hideCursor: true,
-            clearOnComplete: false,
-            stream: process.stderr,
-          },
-          cliProgress.Presets.shades_classic,
-        );
-        bar.start(Math.max(total, step), step, payload);
-        return;
-      }
-      if (total > 0) bar.setTotal(total);
-      bar.update(step, payload);
+      });
     },
     stop() {
       bar?.stop();

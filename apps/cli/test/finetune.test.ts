@@ -391,8 +391,14 @@ for s in range(1, steps + 1):
         emit("checkpoint", step=s, path=saved)
         print("RuntimeError: CUDA out of memory", flush=True)
         sys.exit(1)
+    if os.environ.get("FAKE_CHECKPOINT_AT") == str(s):
+        saved = os.path.join(os.path.dirname(os.path.abspath("job.json")), "checkpoints", "step-%08d" % s)
+        os.makedirs(saved, exist_ok=True)
+        emit("checkpoint", step=s, path=saved)
 emit("eval", epoch=1, step=steps, val_loss=0.75)
 emit("saved", path=os.path.join(os.path.dirname(os.path.abspath("job.json")), "output"))
+# as train.py: the record of the trained model, which makes the job finished
+json.dump({"steps": steps, "total_steps": steps}, open("result.json", "w"))
 if os.environ.get("FAKE_ONNX_EXPORTED"):
     emit("onnx", exported=True, path=os.path.join(os.path.dirname(os.path.abspath("job.json")), "output", "onnx"))
 else:
@@ -769,6 +775,55 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(bad.code).toBe(2);
   });
 
+  it('plan and sweep --out over an earlier run: refused (exit 2) unless --replace, which removes it', async () => {
+    const out = join(tmp, 'replan-sweep');
+    const sweep = (...flags: string[]) =>
+      run([
+        'finetune',
+        'sweep',
+        '--recipe',
+        'poetry',
+        '--model',
+        model,
+        '--gpus',
+        '0',
+        '--max-seq-length',
+        '256',
+        '--out',
+        out,
+        ...flags,
+      ]);
+    expect((await sweep('--epochs', '5,7', '--seeds', '1')).code).toBe(0);
+    // another grid: the earlier sweep's jobs would be trained by the printed loop
+    const other = await sweep('--epochs', '10', '--seeds', '1');
+    expect([other.code, other.stderr]).toEqual([
+      2,
+      `error: ${out}: holds 2 jobs of an earlier sweep that are not in this grid (poetry-ep5-seed1, poetry-ep7-seed1), which running every job of the directory would train too; give another --out, or pass --replace to remove them\n`,
+    ]);
+    const replaced = await sweep('--epochs', '10', '--seeds', '1', '--replace');
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(replaced.stdout).toContain(`next: for j in ${out}/*/; do implicit-it finetune run "$j"; done`);
+    expect(readdirSync(out).sort()).toEqual(['poetry-ep10-seed1', 'sweep.json']);
+    // plan over a trained job: a poetry model labelled chess, refused
+    const job = join(out, 'poetry-ep10-seed1');
+    mkdirSync(join(job, 'output'));
+    writeFileSync(join(job, 'output', 'config.json'), '{}');
+    writeFileSync(join(job, 'result.json'), '{"steps": 8, "total_steps": 8}');
+    const plan = (...flags: string[]) =>
+      run(['finetune', 'plan', '--recipe', 'mbpp', '--model', model, '--gpus', '0', '--out', job, ...flags]);
+    const relabel = await plan();
+    expect(relabel.code).toBe(2);
+    expect(relabel.stderr).toBe(
+      `error: ${job}: holds the trained model in ${join(job, 'output')} (8 of 8 steps, as its result.json says) of the job planned there before (poetry, 10 epochs, seed 1): planning again would label that model with this plan's settings; give another --out, or pass --replace to remove what it left (output/, result.json, checkpoints/, train logs) and plan afresh\n`,
+    );
+    expect(JSON.parse(readFileSync(join(job, 'job.json'), 'utf8')).recipe).toBe('poetry');
+    const again = await plan('--replace');
+    expect(again.code, again.stderr).toBe(0);
+    expect(existsSync(join(job, 'output'))).toBe(false);
+    expect(existsSync(join(job, 'result.json'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(job, 'job.json'), 'utf8')).recipe).toBe('mbpp');
+  });
+
   it('run without the Python stack exits 1 listing exactly what to install; nothing starts', async () => {
     const job = join(tmp, 'jobs', 'mbpp'); // 4 GPUs x 2 nodes, ZeRO-3: deepspeed too
     const r = await run(['finetune', 'run', job], { env: { IMPLICIT_IT_PYTHON: '/nonexistent/python3' } });
@@ -835,10 +890,21 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
         weightSpecs(config).map((s) => [s.name, { shape: s.shape, data: weights[s.name]! }]),
       ),
     );
+    // the job is finished: training it again is refused before Python starts, without --replace
+    const finished = await run(['finetune', 'run', job, '--python', python, '--max-steps', '2']);
+    expect([finished.code, finished.stderr]).toEqual([
+      2,
+      `error: ${job}: the job is finished: it holds the trained model in ${join(job, 'output')} (3 of 3 steps, as its result.json says); running it again would train a new model over it. To do so, from the start, pass --replace; to keep it, plan a new job elsewhere\n`,
+    ]);
+    const resumed = await run(['finetune', 'run', job, '--python', python, '--resume']);
+    expect(resumed.code).toBe(2);
+    expect(resumed.stderr).toContain('the job is finished');
+    expect(resumed.stderr).toContain('run it with --replace instead of --resume');
     const text = await run([
       'finetune',
       'run',
       job,
+      '--replace',
       '--python',
       python,
       '--verbose',
@@ -859,7 +925,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(existsSync(join(job, 'output', 'onnx', 'model.onnx'))).toBe(true);
     // one step of the job again, with these flags
     const again = (...flags: string[]) =>
-      run(['finetune', 'run', job, '--python', python!, '--max-steps', '1', ...flags]);
+      run(['finetune', 'run', job, '--replace', '--python', python!, '--max-steps', '1', ...flags]);
     // the label says why optimum did not export: here its export failed
     const failed = await again('--env', "FAKE_ONNX_REASON=optimum's export failed: ValueError: unsupported");
     expect(failed.code, failed.stderr).toBe(0);
@@ -901,13 +967,16 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     if (!python || spawnSync('script', ['--version']).status !== 0) return ctx.skip();
     const job = join(tmp, 'sweep', 'poetry-ep5-seed2');
     // util-linux `script` gives the CLI a pseudo-terminal; cwd is tmp, so `fakepy/python` is relative
-    const command = `cd '${tmp}' && '${process.execPath}' '${CLI}' finetune run '${job}' --python fakepy/python --max-steps 4`;
+    const command = `cd '${tmp}' && '${process.execPath}' '${CLI}' finetune run '${job}' --python fakepy/python --max-steps 4 --env FAKE_STEP_SECONDS=0.2`;
     const r = spawnSync('script', ['-qec', command, '/dev/null'], {
       env: { ...process.env, NO_COLOR: '1', IMPLICIT_IT_CACHE: CACHE },
       encoding: 'utf8',
       timeout: 60_000,
     });
     expect(r.status, r.stdout).toBe(0);
+    // the steps to take from the start event on, before the first optimizer step: never 0/0
+    expect(r.stdout).toMatch(/training \[.*\] 0\/4 steps \| loss \? \| ETA \?/);
+    expect(r.stdout).not.toContain('0/0 steps');
     expect(r.stdout).toMatch(/training \[.*\] 1\/4 steps \| loss 2\.0000 \| ETA (\?|\d+m\d\ds)/);
     expect(r.stdout).toMatch(/training \[.*\] 4\/4 steps \| loss 0\.5000 \| ETA 0m00s/);
     expect(r.stdout).toContain('4/4 steps in');
@@ -929,7 +998,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     const dir = job.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     expect(r.stderr).toMatch(
       new RegExp(
-        `^error: ${dir}: training exited with 1; a checkpoint at step 2 was saved: resume from it with implicit-it finetune run ${dir} --resume; see ${dir}/train\\.log\\. Last lines:\\n(.*\\n)*RuntimeError: CUDA out of memory\\n$`,
+        `^error: ${dir}: training exited with 1; a checkpoint at step 2 was saved: resume from it with implicit-it finetune run ${dir} --resume --python ${python.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} --env FAKE_CRASH_AFTER_CHECKPOINT=2; see ${dir}/train\\.log\\. Last lines:\\n(.*\\n)*RuntimeError: CUDA out of memory\\n$`,
       ),
     );
     expect(r.stderr).not.toContain('runJob');
@@ -962,8 +1031,48 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     child.kill('SIGINT');
     const code = await new Promise<number | null>((res) => child.on('close', res));
     expect(code, stderr).toBe(130);
-    expect(stderr).toContain('interrupted');
+    expect(stderr).toContain('interrupted before a checkpoint was saved');
+    // the job saves one at each epoch's end: the flag that saves them more often, by its name
+    expect(stderr).toContain(
+      `to lose less of a long epoch, plan the job again with --checkpointing N (implicit-it finetune plan ... --out ${job} --checkpointing N)`,
+    );
     expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('run: SIGTERM stops the training as Ctrl-C does, exits 143, and the resume keeps the flags given', async (ctx) => {
+    if (!python) return ctx.skip();
+    const job = join(tmp, 'sweep', 'poetry-ep7-seed2'); // interrupted before a checkpoint: runs again
+    const env = ['--env', 'FAKE_STEP_SECONDS=1', '--env', 'FAKE_CHECKPOINT_AT=1', '--env', "NOTE=it's"];
+    const args = [CLI, 'finetune', 'run', job, '--python', python, ...env, '--max-steps', '9'];
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, NO_COLOR: '1', IMPLICIT_IT_CACHE: CACHE },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const closed = new Promise<number | null>((res) => child.on('close', res));
+    let stderr = '';
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    // once the stand-in has saved its checkpoint, stop it as a scheduler or systemd would
+    const log = join(job, 'train.log');
+    for (
+      let i = 0;
+      i < 200 && !(existsSync(log) && readFileSync(log, 'utf8').includes('"event": "checkpoint"'));
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    child.kill('SIGTERM');
+    const code = await closed;
+    expect(code, stderr).toBe(143);
+    expect(stderr).toBe(
+      `error: stopped by SIGTERM; continue from the checkpoint at step 1 with: implicit-it finetune run ${job} --resume --python ${python} --env FAKE_STEP_SECONDS=1 --env FAKE_CHECKPOINT_AT=1 --env 'NOTE=it'\\''s' --max-steps 9\n`,
+    );
+    expect(Date.now() - started).toBeLessThan(4000);
+    // the training's processes are gone with it: the log grows no more
+    const size = readFileSync(log, 'utf8').length;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(readFileSync(log, 'utf8').length).toBe(size);
   });
 
   it('plan --out - is refused: a job is a directory', async () => {

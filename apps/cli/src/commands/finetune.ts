@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import {
   type BuildDatasetOptions,
@@ -22,6 +23,7 @@ import {
   planJob,
   planSweep,
   type RunJobResult,
+  readJob,
   runJob,
   SCHEDULE_STEPS,
   type ScheduleSteps,
@@ -356,6 +358,7 @@ interface JobFlags extends OwnDataFlags {
   addBos?: boolean;
   checkpointing: 'epoch' | number | false;
   keepCheckpoints: number;
+  replace?: boolean;
   json?: boolean;
 }
 
@@ -436,6 +439,10 @@ function addJobOptions(cmd: Command): Command {
       'epoch' as const,
     )
     .option('--keep-checkpoints <n>', 'how many of the newest checkpoints to keep', intArg(1), 1)
+    .option(
+      '--replace',
+      "plan over what a run of an earlier plan left in --out (its trained model, result.json, checkpoints, train logs; a sweep's jobs outside the new grid), removing it",
+    )
     .option('--json', 'print what was written as one JSON object');
 }
 
@@ -552,6 +559,7 @@ function jobOptions(
     ...(flags.addBos ? { addBos: true } : {}),
     checkpointing: flags.checkpointing,
     keepCheckpoints: flags.keepCheckpoints,
+    ...(flags.replace ? { replace: true } : {}),
     onProgress,
   } satisfies PlanJobOptions;
 }
@@ -704,6 +712,7 @@ async function sweep(flags: SweepFlags): Promise<void> {
 
 interface RunFlags {
   python?: string;
+  replace?: boolean;
   onnxDtypes?: WeightDtype[];
   maxSteps?: number;
   resume?: boolean;
@@ -745,18 +754,74 @@ function notAJob(jobDir: string): CliError {
   );
 }
 
+/** A word for a POSIX shell: as it is when it holds only safe characters, else single-quoted. */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The command that resumes an interrupted `finetune run`: the job, `--resume`, and every flag given
+ * that still applies (`--python`, `--env`, `--max-steps`, which the checkpoint was sized for,
+ * `--onnx-dtypes`, `--verbose`, `--json`, the arguments for train.py), each word shell-quoted.
+ */
+export function resumeCommand(jobDir: string, trainArgs: readonly string[], flags: RunFlags): string {
+  const words = ['implicit-it', 'finetune', 'run', jobDir, '--resume'];
+  if (flags.python) words.push('--python', flags.python);
+  for (const pair of flags.env ?? []) words.push('--env', pair);
+  if (flags.maxSteps !== undefined) words.push('--max-steps', String(flags.maxSteps));
+  if (flags.onnxDtypes) words.push('--onnx-dtypes', flags.onnxDtypes.join(','));
+  if (flags.verbose) words.push('--verbose');
+  if (flags.json) words.push('--json');
+  if (trainArgs.length > 0) words.push('--', ...trainArgs);
+  return words.map(shellWord).join(' ');
+}
+
+/** The signals that stop a run as Ctrl-C does, with the exit code each ends it with (128 + its number). */
+const STOP_SIGNALS = [
+  ['SIGINT', EXIT.interrupted],
+  ['SIGTERM', 128 + constants.signals.SIGTERM],
+  ['SIGHUP', 128 + constants.signals.SIGHUP],
+] as const;
+
+/** What to do after a run stopped before its first checkpoint, from how the job saves them. */
+function noCheckpointHint(job: JobSpec | undefined, jobDir: string): string {
+  const replan = `plan the job again with --checkpointing N (implicit-it finetune plan ... --out ${shellWord(jobDir)} --checkpointing N)`;
+  const every = job?.checkpointing?.every;
+  if (job && !job.checkpointing)
+    return `the job saves no checkpoints: a rerun starts from the beginning; to be able to resume, ${replan} to save one every N optimizer steps`;
+  if (typeof every === 'number')
+    return `it saves one every ${every} optimizer steps and at each epoch's end: a rerun starts from the beginning`;
+  return `it saves one at each epoch's end only: a rerun starts from the beginning; to lose less of a long epoch, ${replan} to save one every N optimizer steps too`;
+}
+
 async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags): Promise<void> {
   const env = parseEnv(flags.env);
+  if (flags.resume && flags.replace)
+    throw usage(
+      '--resume continues the checkpoints of an earlier run and --replace discards them: give one of them',
+    );
   const args = [
     ...(flags.maxSteps !== undefined ? ['--max-steps', String(flags.maxSteps)] : []),
     ...trainArgs,
   ];
-  const abort = new AbortController();
-  const onSigint = () => abort.abort(new Error('interrupted'));
-  process.once('SIGINT', onSigint);
-  // Raw log lines (--verbose) and a redrawn bar do not mix: the bar only without --verbose.
   if (!existsSync(join(jobDir, 'job.json'))) throw notAJob(jobDir);
-  const bar = flags.verbose ? { update() {}, stop() {} } : trainingBar();
+  const job = await readJob(jobDir).catch(() => undefined); // runJob says what is wrong with it
+  // Ctrl-C, SIGTERM (kill, systemd, a batch scheduler) and SIGHUP (the terminal closed) stop the
+  // training alike: the launch's process group stopped, then the resume hint. One handler per signal
+  // until the run has ended (as serve's): a second signal lands on it, not on Node's default action,
+  // which would end this process before the training's processes are stopped.
+  const abort = new AbortController();
+  let stoppedBy: (typeof STOP_SIGNALS)[number] | undefined;
+  const handlers = STOP_SIGNALS.map((entry) => {
+    const handler = () => {
+      stoppedBy ??= entry;
+      abort.abort(new Error('interrupted'));
+    };
+    process.on(entry[0], handler);
+    return [entry[0], handler] as const;
+  });
+  // Raw log lines (--verbose) and a redrawn bar do not mix: the bar only without --verbose.
+  const bar = flags.verbose ? { begin() {}, update() {}, stop() {} } : trainingBar();
   // the export after training (modelkit, when optimum did not) gets a bar of its own
   let exportBar: Progress | undefined;
   let result: RunJobResult;
@@ -767,9 +832,14 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
       args,
       env,
       ...(flags.resume ? { resume: true } : {}),
+      ...(flags.replace ? { replace: true } : {}),
       ...(flags.onnxDtypes ? { onnxDtypes: flags.onnxDtypes } : {}),
       signal: abort.signal,
       onLine: flags.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+      // the steps to take are known from the start, before the first optimizer step
+      onEvent: (e) => {
+        if (e.type === 'start') bar.begin(e.step, e.totalSteps);
+      },
       onProgress: (p) => bar.update(p.step, p.totalSteps, p.loss, p.etaSeconds),
       onExportProgress: ({ index, count }) => {
         if (!exportBar) {
@@ -782,20 +852,28 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
       },
     });
   } catch (error) {
+    const saved = TrainingFailedError.isInstance(error) ? error.checkpoint : undefined;
+    const resume = resumeCommand(jobDir, trainArgs, flags);
     if (abort.signal.aborted) {
-      const saved = TrainingFailedError.isInstance(error) ? error.checkpoint : undefined;
+      const how = stoppedBy && stoppedBy[0] !== 'SIGINT' ? `stopped by ${stoppedBy[0]}` : 'interrupted';
       throw new CliError(
         saved
-          ? `interrupted; continue from the checkpoint at step ${saved.step} with: implicit-it finetune run ${jobDir} --resume`
-          : 'interrupted before a checkpoint was saved; the partial log is in train.log',
-        EXIT.interrupted,
+          ? `${how}; continue from the checkpoint at step ${saved.step} with: ${resume}`
+          : `${how} before a checkpoint was saved (${noCheckpointHint(job, jobDir)}); the partial log is in ${join(jobDir, 'train.log')}`,
+        stoppedBy?.[1] ?? EXIT.interrupted,
       );
+    }
+    // a crash after a checkpoint: the library names the job's plain resume; the command keeps the flags
+    if (saved && error instanceof Error) {
+      const plain = `implicit-it finetune run ${resolve(jobDir)} --resume`;
+      if (error.message.includes(plain))
+        throw new CliError(inCliTerms(error.message).replace(plain, resume), exitCodeOf(error));
     }
     throw error;
   } finally {
     bar.stop();
     exportBar?.stop();
-    process.off('SIGINT', onSigint);
+    for (const [signal, handler] of handlers) process.off(signal, handler);
   }
   if (flags.json) {
     printJson(result);
@@ -971,6 +1049,10 @@ Examples:
       "continue an interrupted run from the newest checkpoint in the job's checkpoints/ directory",
     )
     .option(
+      '--replace',
+      'train a finished job (or one holding checkpoints) again from the start: its result.json and checkpoints are removed, its model written over',
+    )
+    .option(
       '--env <KEY=VALUE>',
       'environment for the launch, repeatable (MACHINE_RANK, CUDA_VISIBLE_DEVICES, ...)',
       collect,
@@ -993,7 +1075,10 @@ modelkit for llama / qwen2 models; see \`implicit-it model export\`). Checkpoint
 (each epoch's end by default; see \`finetune plan --checkpointing\`) go to
 JOB_DIR/checkpoints until the model is saved: after an interruption or a crash,
 --resume continues with the same batches, schedule and RNG states as a run that
-never stopped.
+never stopped. A finished job, checkpoints without --resume, or checkpoints of
+other settings than job.json's are refused before Python starts (exit 2):
+--replace trains again from the start. Ctrl-C, SIGTERM and SIGHUP stop the
+training and print the command that resumes it (exit 130, 143, 129).
 
 Examples:
   $ implicit-it finetune run jobs/res
