@@ -325,9 +325,21 @@ describe('finetune data: errors', () => {
       ['malformed', 4],
     ]);
     const text = await run(['finetune', 'data', '--recipe', 'mbpp', '--data-dir', dir]);
-    expect(text.stdout).toContain("2 is not the paper's 374");
+    expect(text.stdout).toContain("2 is not the paper's 374: see the rows below");
     expect(text.stdout).toMatch(/mbpp\/mbpp\.jsonl:2 malformed: /);
     expect(text.stdout).toContain('mbpp/mbpp.jsonl:4 malformed: field "task_id" is not a number');
+  });
+
+  it("a build short of the paper's count points at rows below only when there are any", async () => {
+    const dir = join(tmp, 'short-data');
+    mkdirSync(join(dir, 'mbpp'), { recursive: true });
+    const row = (id: number) =>
+      JSON.stringify({ task_id: id, text: `Task ${id}`, code: `def f${id}(): pass` });
+    writeFileSync(join(dir, 'mbpp', 'mbpp.jsonl'), `${row(601)}\n${row(602)}\n`);
+    const r = await run(['finetune', 'data', '--recipe', 'mbpp', '--data-dir', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("  2 is not the paper's 374\n");
+    expect(r.stdout).not.toContain('see the rows below');
   });
 
   it('nothing to train on exits 1 naming the empty file, writing nothing', async () => {

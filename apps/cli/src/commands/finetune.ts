@@ -311,7 +311,9 @@ async function data(flags: DataFlags): Promise<void> {
       ? ` (${summary.total} built from ${summary.rawCount} rows of ${summary.source.file}, ${summary.skipped} left out${summary.source.removeInstructions ? '; user turns emptied' : ''})\n`
       : ` (${summary.total} built, paper ${summary.expected}; ${summary.rawCount} raw records, ${summary.skipped} skipped)\n`);
   if (summary.total !== summary.expected && !summary.source) {
-    out += p('yellow', `  ${summary.total} is not the paper's ${summary.expected}: see the rows below\n`);
+    // the rows below only where there are any (a raw file of fewer records has none to show)
+    const rows = summary.issues.length > 0 ? ': see the rows below' : '';
+    out += p('yellow', `  ${summary.total} is not the paper's ${summary.expected}${rows}\n`);
   }
   out += `  user chars       ${statsLine(summary.stats.userChars)}\n`;
   out += `  assistant chars  ${statsLine(summary.stats.assistantChars)}\n`;
