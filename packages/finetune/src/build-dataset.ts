@@ -5,7 +5,7 @@ import { getDatasetRecipe } from './dataset-recipes.js';
 import { DataFileError, FinetuneOptionError } from './errors.js';
 import { type LengthStats, lengthStats } from './length-stats.js';
 import type { ChatExample } from './messages.js';
-import { buildOwnData, type DataSource } from './own-data.js';
+import { buildOwnData, type DataSource, ownDataName } from './own-data.js';
 import type { RecipeOutput } from './recipe-output.js';
 import type { RowIssue } from './row-issue.js';
 import { type SplitOptions, splitTrainValidation } from './split.js';
@@ -224,6 +224,41 @@ async function readExamples(
   progress: NonNullable<BuildDatasetOptions['onProgress']>,
 ): Promise<{ built: RecipeOutput; name: string; file: string; fix: string; source?: DataSource }> {
   const { recipe: recipeName, data, removeInstructions } = options;
+  checkDataChoice(options);
+  if (data !== undefined) {
+    progress({ stage: 'read', message: `reading ${resolve(data)}` });
+    const { name, source, ...built } = await buildOwnData(data, removeInstructions ?? false);
+    const fix =
+      'nothing to train on; give a JSONL file of {"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]} rows';
+    return { built, name, file: source.file, fix, source };
+  }
+  const recipe = getDatasetRecipe(recipeName!);
+  const dataDir = resolve(options.dataDir ?? DEFAULT_DATA_DIR);
+  progress({ stage: 'read', message: `reading ${recipe.files.join(', ')} from ${dataDir}` });
+  const built = await recipe.build(dataDir);
+  return {
+    built,
+    name: recipe.name,
+    file: recipe.files.map((f) => join(dataDir, f)).join(', '),
+    fix: 'nothing to train on; restore the file, or pass the `dataDir` option (CLI: --data-dir) pointing at a complete copy of the shared data (../shared/data)',
+  };
+}
+
+/**
+ * The name a build of `recipe` or `data` goes by (a sweep's job directories are named after it),
+ * known before anything is read: the recipe's, or your file's (`ownDataName`). Refuses what
+ * `buildDataset` refuses of the two. @internal
+ */
+export function datasetName(
+  options: Pick<BuildDatasetOptions, 'recipe' | 'data' | 'removeInstructions'>,
+): string {
+  checkDataChoice(options);
+  return options.data !== undefined ? ownDataName(options.data) : getDatasetRecipe(options.recipe!).name;
+}
+
+/** Exactly one of `recipe` and `data`, and `removeInstructions` only with `data` (`FinetuneOptionError`). */
+function checkDataChoice(options: Pick<BuildDatasetOptions, 'recipe' | 'data' | 'removeInstructions'>): void {
+  const { recipe: recipeName, data, removeInstructions } = options;
   if ((recipeName === undefined) === (data === undefined))
     throw new FinetuneOptionError(
       recipeName === undefined ? 'recipe' : 'data',
@@ -236,30 +271,13 @@ async function readExamples(
       'removeInstructions',
       `must be true or false, got ${JSON.stringify(removeInstructions)}`,
     );
-  if (data !== undefined) {
-    if (typeof data !== 'string' || data.length === 0)
-      throw new FinetuneOptionError('data', `must be the path of a JSONL file, got ${JSON.stringify(data)}`);
-    progress({ stage: 'read', message: `reading ${resolve(data)}` });
-    const { name, source, ...built } = await buildOwnData(data, removeInstructions ?? false);
-    const fix =
-      'nothing to train on; give a JSONL file of {"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]} rows';
-    return { built, name, file: source.file, fix, source };
-  }
-  if (removeInstructions)
+  if (data !== undefined && (typeof data !== 'string' || data.length === 0))
+    throw new FinetuneOptionError('data', `must be the path of a JSONL file, got ${JSON.stringify(data)}`);
+  if (data === undefined && removeInstructions)
     throw new FinetuneOptionError(
       'removeInstructions',
       'applies to your own `data`; the recipes say it themselves (lima-response is LIMA with its instructions removed)',
     );
-  const recipe = getDatasetRecipe(recipeName!);
-  const dataDir = resolve(options.dataDir ?? DEFAULT_DATA_DIR);
-  progress({ stage: 'read', message: `reading ${recipe.files.join(', ')} from ${dataDir}` });
-  const built = await recipe.build(dataDir);
-  return {
-    built,
-    name: recipe.name,
-    file: recipe.files.map((f) => join(dataDir, f)).join(', '),
-    fix: 'nothing to train on; restore the file, or pass the `dataDir` option (CLI: --data-dir) pointing at a complete copy of the shared data (../shared/data)',
-  };
 }
 
 /** Creates the folder of an output file, or says which option names an unusable one. */

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ListsEveryKey } from '@implicit-it/rules';
-import { getDatasetRecipe } from './dataset-recipes.js';
+import { datasetName } from './build-dataset.js';
 import { refuseReplan } from './earlier-run.js';
 import { FinetuneOptionError, JobError } from './errors.js';
 import {
@@ -110,7 +110,8 @@ export async function planSweep(options: PlanSweepOptions): Promise<PlanSweepRes
     seeds.map((s) => ({ e, s, recipe: trainingRecipe({ ...training, epochs: e, seed: s }) })),
   );
   const sweepDir = resolve(options.out);
-  const names = grid.map(({ e, s }) => `${getDatasetRecipe(options.recipe).name}-ep${e}-seed${s}`);
+  const dataset = datasetName(options);
+  const names = grid.map(({ e, s }) => `${dataset}-ep${e}-seed${s}`);
   // what an earlier sweep left in `out`, before any data is built: its jobs outside this grid (which
   // `for j in out/*/` would train with this sweep's), and trained jobs of the grid's names
   const stale = staleJobs(sweepDir, names);
