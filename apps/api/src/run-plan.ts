@@ -59,15 +59,20 @@ function retryAfter(queue: WorkQueue): string {
 const slotsOf = (ctx: RunContext, plan: Plan) => Math.min(candidateCount(plan), ctx.queue.concurrency);
 
 /**
- * The request's slots (`slotsOf`); refused (499 left while queued, 429 full), the request is over:
- * `abort` is unlinked.
+ * The request's slots (`slotsOf`); refused, the request is over and `abort` is unlinked: 503
+ * `server_shutting_down` when the server stopped while it waited (its client is still there and is
+ * told so, as running requests are), 499 when its client left (counted in
+ * `implicit_it_client_aborts_total`), 429 when the queue is full.
  */
 async function acquire(ctx: RunContext, plan: Plan, abort: ReturnType<typeof linkedAbort>): Promise<Release> {
   let release: Release | null;
   try {
     release = await ctx.queue.acquire(abort.signal, slotsOf(ctx, plan));
-  } catch {
+  } catch (error) {
     abort.unlink();
+    // whichever signal aborted first gave `abort` its reason
+    if (ctx.shutdown.aborted && (error === ctx.shutdown.reason || !ctx.signal.aborted)) throw shuttingDown();
+    ctx.metrics.inc('implicit_it_client_aborts_total');
     throw new ApiError(499, 'the client closed the request while it was queued', { code: 'client_closed' });
   }
   if (release === null) {
