@@ -108,11 +108,20 @@ export function toApiError(error: unknown, promptParam = 'messages'): ApiError {
   });
 }
 
-/** The 503 of a server that stops: the request may be retried elsewhere. */
+/**
+ * Seconds a client told 503 `server_shutting_down` should wait: another instance may take the
+ * request at once, and this one, restarted, needs a few seconds to load its models again.
+ */
+export const SHUTDOWN_RETRY_AFTER_S = 5;
+
+/**
+ * The 503 of a server that stops: the request may be retried elsewhere, or here after `Retry-After`
+ * seconds (as a 429 says when to come back).
+ */
 export function shuttingDown(headers: Record<string, string> = {}): ApiError {
   return new ApiError(503, 'the server is shutting down; retry on another instance', {
     code: 'server_shutting_down',
     type: 'server_error',
-    headers,
+    headers: { 'Retry-After': String(SHUTDOWN_RETRY_AFTER_S), ...headers },
   });
 }

@@ -29,6 +29,7 @@ describe('operations: requests that wait for a slot', () => {
     app.shutdown();
     for (const res of [await queued, await running]) {
       expect(res.status).toBe(503);
+      expect(res.headers.get('Retry-After')).toBe('5');
       expect((await res.json()).error.code).toBe('server_shutting_down');
     }
     // nobody left: the server did

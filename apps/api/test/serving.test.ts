@@ -54,6 +54,7 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
     expect(await server.close({ grace: 100 })).toEqual({ running: 2, queued: 0 });
     const res = await plain;
     expect(res.status).toBe(503);
+    expect(res.headers.get('Retry-After')).toBe('5');
     expect((await res.json()).error.code).toBe('server_shutting_down');
     let text = '';
     for (;;) {
