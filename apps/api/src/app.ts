@@ -24,7 +24,11 @@ import { chatRequestSchema, completionRequestSchema } from './schemas.js';
 import { zodToApiError } from './validation.js';
 import { WorkQueue } from './work-queue.js';
 
-type Env = { Variables: { started: number; requestId: string; usage: Usage | undefined } };
+type Env = {
+  /** What `@hono/node-server` passes (none through `app.request`): the response, to close a stalled stream's connection. */
+  Bindings: { outgoing?: { destroy(): void } } | undefined;
+  Variables: { started: number; requestId: string; usage: Usage | undefined };
+};
 
 const ROUTES = new Set(['/', '/health', '/metrics', '/v1/models', '/v1/chat/completions', '/v1/completions']);
 const routeLabel = (path: string) =>
@@ -197,6 +201,7 @@ export function createApp(options: ApiOptions): ApiApp {
   };
   const runContext = (
     c: {
+      env: Env['Bindings'];
       req: { raw: Request };
       get(key: 'started'): number;
       get(key: 'requestId'): string;
@@ -214,6 +219,8 @@ export function createApp(options: ApiOptions): ApiApp {
     requestId: c.get('requestId'),
     accessLog: server.accessLog,
     onUsage: (usage) => c.set('usage', usage),
+    stallTimeout: server.streamStallTimeout,
+    ...(c.env?.outgoing ? { connection: c.env.outgoing } : {}),
   });
 
   // a full server answers 429 before tokenizing: a long prompt costs the thread a while

@@ -101,6 +101,10 @@ export class Metrics {
         'counter',
         'Requests whose client disconnected before the reply was complete (their generations are stopped).',
       ],
+      implicit_it_stream_stalls_total: [
+        'counter',
+        'Streams stopped because their client accepted no data for the stall timeout (their generations are stopped and their slots freed).',
+      ],
       implicit_it_request_duration_seconds: ['histogram', 'Time from request to last byte, by route.'],
       implicit_it_time_to_first_token_seconds: [
         'histogram',

@@ -91,6 +91,14 @@ export interface ApiOptions {
   temperature?: number;
   /** Largest request body in bytes. Default 1 MiB. */
   bodyLimit?: number;
+  /**
+   * Milliseconds a stream waits for its client to accept data (a client that stops reading fills
+   * the connection's buffers, and its generation pauses with its slots held) before its generation
+   * is stopped, its slots freed and its connection closed; logged, and counted in
+   * `implicit_it_stream_stalls_total`. The time a stream waits for the model does not count. 0: no
+   * limit. Default 60000 (nginx's `send_timeout`).
+   */
+  streamStallTimeout?: number;
   /** Serve the playground page at `GET /`. Default true. */
   playground?: boolean;
   /** A notice shown on top of the playground (e.g. that a model's weights are random). */
@@ -132,6 +140,8 @@ export interface ResolvedApiOptions {
   defaultMaxTokens: number;
   temperature: number;
   bodyLimit: number;
+  /** Milliseconds; 0: no limit. */
+  streamStallTimeout: number;
   playground: boolean;
   notice: string | undefined;
   /** The allowed origins (`'*'`: any), or undefined: no CORS. */
@@ -277,6 +287,7 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     defaultMaxTokens: Math.min(positiveInt(options.defaultMaxTokens, 'defaultMaxTokens', 256), maxTokens),
     temperature,
     bodyLimit: positiveInt(options.bodyLimit, 'bodyLimit', 1024 * 1024),
+    streamStallTimeout: positiveInt(options.streamStallTimeout, 'streamStallTimeout', 60_000, 0),
     playground: options.playground ?? true,
     notice: options.notice || undefined,
     cors: resolveCors(options.cors),

@@ -32,6 +32,16 @@ export interface RunContext {
   accessLog: boolean;
   /** Told the request's token counts once it has generated, for the access log line of a JSON answer. */
   onUsage: (usage: Usage) => void;
+  /**
+   * Milliseconds a stream may wait for its client to accept data before its generation is stopped
+   * and its slots freed (`ApiOptions.streamStallTimeout`; 0: no limit).
+   */
+  stallTimeout: number;
+  /**
+   * The connection, where the host gives it (`@hono/node-server`'s `outgoing`): a stalled stream
+   * destroys it; elsewhere its body is errored, which the host answers by closing the connection.
+   */
+  connection?: { destroy(): void };
 }
 
 /** The request field that holds the prompt: errors about the prompt name it. */
@@ -273,22 +283,68 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
 
   let ended = false;
   let cancelled = false;
+  let stalled = false;
   let sawToken = false;
-  const end = (status: 'ok' | 'aborted' | 'error') => {
+  /** Armed while the stream waits for its client to take what it has (between pulls). */
+  let stallTimer: ReturnType<typeof setTimeout> | undefined;
+  let streamController: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const end = (status: 'ok' | 'aborted' | 'error' | 'stalled') => {
     if (ended) return;
     ended = true;
-    if (cancelled) status = 'aborted';
+    clearTimeout(stallTimer);
+    if (stalled) status = 'stalled';
+    else if (cancelled) status = 'aborted';
     release();
     abort.unlink();
     if (status === 'aborted') ctx.metrics.inc('implicit_it_client_aborts_total');
+    if (status === 'stalled') ctx.metrics.inc('implicit_it_stream_stalls_total');
     const elapsed = seconds(ctx);
     ctx.metrics.observe('implicit_it_request_duration_seconds', { route: ctx.route }, elapsed);
     if (ctx.accessLog) {
       const how =
-        status === 'ok' ? 'finished' : status === 'aborted' ? 'left by its client' : 'ended by an error';
+        status === 'ok'
+          ? 'finished'
+          : status === 'aborted'
+            ? 'left by its client'
+            : status === 'stalled'
+              ? `stopped: its client accepted no data for ${stallSeconds} s`
+              : 'ended by an error';
       // the usage of a finished stream; one that did not finish has no count of its prompt
       const usage = status === 'ok' && open === 0 ? requestUsage(usages, plan.n) : undefined;
       ctx.log(`${accessLogLine('POST', ctx.route, 200, elapsed, ctx.requestId, usage)} (stream ${how})`);
+    }
+  };
+  const stallSeconds = ctx.stallTimeout / 1000;
+  /**
+   * The client accepted nothing for `stallTimeout` ms (the socket's buffers are full: it stopped
+   * reading): its generation, paused by the backpressure, would hold its slots for ever. It is
+   * stopped, its slots freed, and the connection closed.
+   */
+  const onStall = () => {
+    stallTimer = undefined;
+    if (ended) return;
+    stalled = true;
+    abort.abort(new Error(`the client accepted no data for ${stallSeconds} s`));
+    ctx.log(
+      `stream stalled (${ctx.requestId}): its client accepted no data for ${stallSeconds} s; its generation is stopped and its slots freed`,
+    );
+    // no step is pending between pulls: the generations end at once
+    void parts
+      .return(undefined)
+      .catch(() => {})
+      .then(() => end('stalled'));
+    if (ctx.connection) ctx.connection.destroy();
+    else {
+      try {
+        streamController?.error(new Error('stream stalled'));
+      } catch {}
+    }
+  };
+  /** The stream has handed its chunks over: the client has `stallTimeout` ms to take them. */
+  const awaitReader = () => {
+    if (ctx.stallTimeout > 0 && !ended) {
+      stallTimer = setTimeout(onStall, ctx.stallTimeout);
+      stallTimer.unref?.();
     }
   };
   // no best_of here: a plan that streams has its candidates as choices
@@ -334,6 +390,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
 
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
+      streamController = controller;
       const out: Uint8Array[] = [];
       for (let index = 0; index < count; index++) {
         // echo without log-probs: the prompt's chunk at once (with them, when they come)
@@ -347,9 +404,14 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
       if (over) {
         controller.close();
         end('ok');
-      }
+      } else awaitReader();
     },
     async pull(controller) {
+      // the client took what was queued (a pull comes when the queue has room): not stalled. While
+      // this pull waits for the model (a long prefill), no timer runs: the client is not at fault
+      clearTimeout(stallTimer);
+      stallTimer = undefined;
+      if (ended || stalled) return;
       // one pull enqueues at least one chunk or ends the stream
       for (;;) {
         let next: IteratorResult<ChoicePart>;
@@ -397,7 +459,10 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
           end('ok');
           return;
         }
-        if (out.length > 0) return;
+        if (out.length > 0) {
+          awaitReader();
+          return;
+        }
       }
     },
     async cancel() {

@@ -1,6 +1,8 @@
+import { connect } from 'node:net';
+import type { Model, StreamPart } from '@implicit-it/runtime';
 import { describe, expect, it } from 'vitest';
-import { createApp } from '../src/index.js';
-import { json, tinyModel } from './helpers.js';
+import { createApp, serve } from '../src/index.js';
+import { json, parseSse, tinyModel } from './helpers.js';
 
 const chat = (extra: Record<string, unknown> = {}) => ({
   model: 'tiny',
@@ -61,5 +63,99 @@ describe('operations: requests that wait for a slot', () => {
     expect(app.state.metrics.value('implicit_it_client_aborts_total')).toBe(1);
     expect((await running).status).toBe(200);
     expect(app.state.metrics.value('implicit_it_client_aborts_total')).toBe(1);
+  });
+});
+
+describe('operations: a stream whose client stops reading', () => {
+  it('is stopped after streamStallTimeout: its slots are freed, the connection closed, the stop logged and counted', async () => {
+    const model = await tinyModel();
+    const lines: string[] = [];
+    const server = await serve({
+      models: [{ id: 'tiny', model }],
+      port: 0,
+      log: (l) => lines.push(l),
+      concurrency: 8,
+      maxQueued: 0,
+      streamStallTimeout: 300,
+      accessLog: true,
+    });
+    try {
+      const eos = model.info.eosIds[0]!;
+      // 8 choices of 480 tokens with 20 alternatives each: megabytes, more than the socket buffers hold
+      const body = JSON.stringify(
+        chat({
+          max_tokens: 480,
+          n: 8,
+          stream: true,
+          logprobs: true,
+          top_logprobs: 20,
+          trace: true,
+          rules: false,
+          logit_bias: { [eos]: -100 },
+        }),
+      );
+      const socket = connect(server.port, '127.0.0.1');
+      let closed = false;
+      socket.on('close', () => {
+        closed = true;
+      });
+      socket.on('error', () => {});
+      await new Promise<void>((r) => socket.once('connect', () => r()));
+      socket.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      socket.pause(); // reads nothing
+      const state = server.app.state;
+      expect(await until(() => state.active === 8)).toBe(true);
+      expect(await until(() => state.metrics.value('implicit_it_stream_stalls_total') === 1, 30_000)).toBe(
+        true,
+      );
+      expect(await until(() => state.active === 0)).toBe(true);
+      // the connection is closed: the client, reading again, gets what the buffers held, then its end
+      let received = '';
+      socket.on('data', (d: Buffer) => {
+        received += d.toString('latin1');
+      });
+      socket.resume();
+      expect(await until(() => closed)).toBe(true);
+      expect(received).toMatch(/^HTTP\/1\.1 200/);
+      expect(received).not.toContain('[DONE]');
+      expect(state.metrics.value('implicit_it_client_aborts_total')).toBe(0);
+      expect(
+        lines.some((l) => /^stream stalled \(req_\w+\): its client accepted no data for 0\.3 s/.test(l)),
+      ).toBe(true);
+      expect(
+        await until(() =>
+          lines.some((l) => l.endsWith('(stream stopped: its client accepted no data for 0.3 s)')),
+        ),
+      ).toBe(true);
+      // the slots serve the next request
+      const res = await fetch(`${server.url}/v1/chat/completions`, json(chat({ max_tokens: 4 })));
+      expect(res.status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('waiting for the model does not count: a slow generation read at once is not stopped', async () => {
+    const model = await tinyModel();
+    // a step of 150 ms, twice the stall timeout
+    const slow = new Proxy(model, {
+      get(target, key, receiver) {
+        if (key === 'stream')
+          return async function* (...args: Parameters<Model['stream']>): AsyncGenerator<StreamPart> {
+            for await (const part of target.stream(...args)) {
+              await new Promise((r) => setTimeout(r, 150));
+              yield part;
+            }
+          };
+        return Reflect.get(target, key, receiver);
+      },
+    }) as Model;
+    const app = createApp({ models: [{ id: 'tiny', model: slow }], log: () => {}, streamStallTimeout: 75 });
+    const res = await app.request('/v1/chat/completions', json(chat({ max_tokens: 4, stream: true })));
+    const events = parseSse(await res.text());
+    expect(events.at(-1)).toBe('[DONE]');
+    expect(app.state.metrics.value('implicit_it_stream_stalls_total')).toBe(0);
   });
 });

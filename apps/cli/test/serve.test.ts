@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createTinyModel, SLOW_PREFILL_MODEL } from '@implicit-it/modelkit/test';
@@ -328,6 +329,46 @@ describe('serve', () => {
       'error: --cors: "bogus" is not an origin; expected scheme://host[:port] such as http://localhost:3000, or \'*\'\n' +
         'hint: give one or more origins, comma-separated (--cors http://localhost:3000), or * for any\n',
     ]);
+  });
+
+  it('--stream-stall-timeout: a stream whose client stops reading is stopped and its slots freed', async () => {
+    const s = startServe(['--model', `tiny=${model}`, '--stream-stall-timeout', '1', '--concurrency', '8']);
+    const url = await s.url;
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    socket.on('error', () => {});
+    try {
+      // 8 long choices with 20 alternatives a token: more than the socket buffers hold
+      const body = JSON.stringify({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'Hi' }],
+        max_tokens: 480,
+        n: 8,
+        stream: true,
+        logprobs: true,
+        top_logprobs: 20,
+        logit_bias: { 2: -100 },
+        rules: false,
+      });
+      socket.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      socket.pause(); // reads nothing
+      await waitFor(() => s.stderr().includes('stream stalled ('), 60_000);
+      expect(s.stderr()).toMatch(
+        /stream stalled \(req_\w+\): its client accepted no data for 1 s; its generation is stopped and its slots freed/,
+      );
+      const idle = async () =>
+        ((await (await fetch(`${url}/health`)).json()) as { active: number }).active === 0;
+      let free = await idle();
+      for (let i = 0; i < 100 && !free; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        free = await idle();
+      }
+      expect(free).toBe(true);
+    } finally {
+      socket.destroy();
+      expect(await stop(s.child, s.exited)).toBe(0);
+    }
   });
 
   it('refuses bad options with exit 2', async () => {

@@ -61,6 +61,8 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   cors?: string;
   json?: boolean;
   shutdownGrace: number;
+  /** Seconds a stream waits for its client to accept data before it is stopped (0: no limit). */
+  streamStallTimeout: number;
   /** One stderr line per request (the API's `accessLog`). */
   logRequests?: boolean;
   /** Run each model's onnxruntime session in a worker thread (default; `--no-worker`: on this thread). */
@@ -166,6 +168,7 @@ async function run(flags: ServeFlags): Promise<void> {
         concurrency: flags.concurrency,
         maxQueued: flags.maxQueued,
         maxTokens: flags.maxTokens,
+        streamStallTimeout: flags.streamStallTimeout * 1000,
         ...promptSettings(flags),
         playground: flags.playground,
         ...(cors !== undefined ? { cors } : {}),
@@ -334,6 +337,12 @@ export function registerServe(program: Command): void {
       'on SIGINT/SIGTERM, let requests in flight finish for up to this long (new ones get 503)',
       intArg(0, 3600),
       10,
+    )
+    .option(
+      '--stream-stall-timeout <seconds>',
+      'stop a stream whose client accepts no data for this long (it stopped reading: its generation would hold its slots), freeing its slots; 0: no limit',
+      intArg(0, 86_400),
+      60,
     )
     .option(
       '--log-requests',
