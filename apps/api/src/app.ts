@@ -18,6 +18,7 @@ import type { Usage } from './openai-format.js';
 import { type ApiOptions, type ResolvedApiOptions, resolveApiOptions } from './options.js';
 import { planChat, planCompletion } from './plan.js';
 import { type PlaygroundConfig, playgroundPage } from './playground/page.js';
+import { codeUnitsPerToken } from './prompt-bound.js';
 import { RuleCache } from './rule-cache.js';
 import { accessLogLine, busy, type RunContext, runComplete, runStream } from './run-plan.js';
 import { chatRequestSchema, completionRequestSchema } from './schemas.js';
@@ -84,7 +85,12 @@ export function createApp(options: ApiOptions): ApiApp {
   const server = resolveApiOptions(options);
   // each model's default rules compiled once, at start-up (a spec refused fails here, not per request)
   const rules = new RuleCache(server.log);
-  for (const served of server.models) rules.defaults(served);
+  for (const served of server.models) {
+    rules.defaults(served);
+    // the most text a token stands for, read from the vocabulary once (prompts far too long for the
+    // context are refused with it before they are tokenized)
+    codeUnitsPerToken(served.model.tokenizer);
+  }
   const queue = new WorkQueue({ concurrency: server.concurrency, maxQueued: server.maxQueued });
   // how long the event loop was held between scrapes: onnxruntime runs a `Model`'s steps (a prefill
   // chunk, a decoding step) on this thread, so a long step delays every response and stream write (a

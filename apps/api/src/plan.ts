@@ -4,6 +4,7 @@ import { type BaseModel, type GenerateOptions, inputSeed } from '@implicit-it/ru
 import { documentStartId } from '@implicit-it/tokenizers';
 import { ApiError, toApiError } from './errors.js';
 import type { ResolvedApiOptions, ResolvedServedModel } from './options.js';
+import { chatTextLength, codeUnitsPerToken, fewestTokens } from './prompt-bound.js';
 import type { RuleCache } from './rule-cache.js';
 import type { ChatRequest, CompletionRequest } from './schemas.js';
 
@@ -208,6 +209,29 @@ function checkPromptLength(
   }
 }
 
+/**
+ * Refuses, before it is tokenized, a prompt that cannot fit: `fewest` is a lower bound on its
+ * tokens (`fewestTokens`: its characters over the most any token stands for), so that no prompt that
+ * would fit is refused, while one far too long costs the server's thread no tokenizing. The same
+ * 400 as `checkPromptLength`'s.
+ */
+function checkFewestTokens(
+  fewest: number,
+  chars: number,
+  model: BaseModel,
+  param: string,
+  scoredOnly = false,
+): void {
+  const max = model.info.maxPositions;
+  if (max !== undefined && fewest > max - (scoredOnly ? 0 : 1)) {
+    throw new ApiError(
+      400,
+      `This model's maximum context length is ${max} tokens; the prompt has at least ${fewest} (${chars} characters, and no token of this model stands for more than ${codeUnitsPerToken(model.tokenizer)}). Shorten the ${param}.`,
+      { param, code: 'context_length_exceeded' },
+    );
+  }
+}
+
 /** What a plan reports of its rules: the entries that match no token (none without rules). */
 const unresolvedOf = (rules: GenerateOptions['rules']): readonly UnresolvedEntry[] =>
   RuleSet.isInstance(rules) ? rules.unresolved : [];
@@ -268,6 +292,8 @@ export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: Ru
     content: contentText(m, `messages[${i}]`),
   }));
   const addBos = req.add_bos ?? server.addBos;
+  const chars = chatTextLength(messages, server.format);
+  checkFewestTokens(fewestTokens(model.tokenizer, chars), chars, model, 'messages');
   let prompt: { ids: number[]; scopeStart: number };
   try {
     prompt = model.prompt({ messages }, server.format, addBos === undefined ? {} : { addBos });
@@ -330,6 +356,7 @@ function completionInput(
     // be penalized, pushing the end of the text back)
     prompt = { ids: [start], scopeStart: 1 };
   } else if (typeof raw === 'string') {
+    checkFewestTokens(fewestTokens(model.tokenizer, raw.length), raw.length, model, param, scoredOnly);
     try {
       prompt = model.prompt({ text: raw }, 'raw');
     } catch (error) {
