@@ -83,6 +83,14 @@ export interface ApiOptions {
   concurrency?: number;
   /** Requests waiting for their slots beyond `concurrency`; more get 429. Default 32. */
   maxQueued?: number;
+  /**
+   * Generations one request may ask for: its prompts times `n` (times `best_of`, when larger). More
+   * are refused with a 400 naming `n` (or `best_of`, or `prompt`) and the limit. Default 128, the
+   * most `n` or a list of prompts gives alone: 128 prompts × `n` 128 (16,384 generations, a
+   * thousand times the default concurrency, from one request that `maxQueued` counts once) needs it
+   * raised.
+   */
+  maxChoices?: number;
   /** Upper limit of `max_tokens`: larger requests are capped to it. Default 2048. */
   maxTokens?: number;
   /** `max_tokens` of a chat request that sets none. Default 256 (completions: 16, as OpenAI). */
@@ -136,6 +144,7 @@ export interface ResolvedApiOptions {
   apiKey: string | undefined;
   concurrency: number;
   maxQueued: number;
+  maxChoices: number;
   maxTokens: number;
   defaultMaxTokens: number;
   temperature: number;
@@ -283,6 +292,7 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     apiKey: options.apiKey,
     concurrency: positiveInt(options.concurrency, 'concurrency', 16),
     maxQueued: positiveInt(options.maxQueued, 'maxQueued', 32, 0),
+    maxChoices: positiveInt(options.maxChoices, 'maxChoices', 128),
     maxTokens,
     defaultMaxTokens: Math.min(positiveInt(options.defaultMaxTokens, 'defaultMaxTokens', 256), maxTokens),
     temperature,

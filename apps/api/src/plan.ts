@@ -232,6 +232,28 @@ function checkFewestTokens(
   }
 }
 
+/**
+ * Refuses a request for more generations (`prompts` × `perPrompt`, its `n` or `best_of`) than the
+ * server's `maxChoices`, naming the field that multiplies them.
+ */
+function checkChoices(prompts: number, n: number, bestOf: number, server: ResolvedApiOptions): void {
+  const perPrompt = Math.max(n, bestOf);
+  const total = prompts * perPrompt;
+  if (total <= server.maxChoices) return;
+  const param = perPrompt === 1 ? 'prompt' : bestOf > n ? 'best_of' : 'n';
+  const asked =
+    prompts === 1
+      ? `${param} ${perPrompt}`
+      : perPrompt === 1
+        ? `${prompts} prompts`
+        : `${prompts} prompts × ${param} ${perPrompt}`;
+  throw new ApiError(
+    400,
+    `${param}: ${asked}: ${total} generations, above this server's limit of ${server.maxChoices} a request (ask for fewer, or split the request)`,
+    { param, code: 'invalid_value' },
+  );
+}
+
 /** What a plan reports of its rules: the entries that match no token (none without rules). */
 const unresolvedOf = (rules: GenerateOptions['rules']): readonly UnresolvedEntry[] =>
   RuleSet.isInstance(rules) ? rules.unresolved : [];
@@ -291,6 +313,7 @@ export function planChat(req: ChatRequest, server: ResolvedApiOptions, rules: Ru
     role: m.role === 'developer' ? 'system' : m.role,
     content: contentText(m, `messages[${i}]`),
   }));
+  checkChoices(1, req.n ?? 1, req.n ?? 1, server);
   const addBos = req.add_bos ?? server.addBos;
   const chars = chatTextLength(messages, server.format);
   checkFewestTokens(fewestTokens(model.tokenizer, chars), chars, model, 'messages');
@@ -408,6 +431,7 @@ export function planCompletion(req: CompletionRequest, server: ResolvedApiOption
       },
     );
   }
+  checkChoices(list.length, n, bestOf, server);
   if (req.max_tokens === 0 && req.echo !== true) {
     throw new ApiError(
       400,

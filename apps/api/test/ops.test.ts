@@ -159,3 +159,64 @@ describe('operations: a stream whose client stops reading', () => {
     expect(app.state.metrics.value('implicit_it_stream_stalls_total')).toBe(0);
   });
 });
+
+describe('operations: generations a request may ask for', () => {
+  it('prompts × n (× best_of) above maxChoices (default 128) is a 400 naming the field and the limit', async () => {
+    const model = await tinyModel();
+    const app = createApp({ models: [{ id: 'tiny', model }], log: () => {} });
+    expect(app.state.options.maxChoices).toBe(128);
+    const prompts = (k: number) => Array.from({ length: k }, (_, i) => `hello ${i}`);
+    const refused = async (path: string, body: Record<string, unknown>) => {
+      const res = await app.request(path, json(body));
+      expect(res.status).toBe(400);
+      return (await res.json()).error;
+    };
+    expect(
+      await refused('/v1/completions', { model: 'tiny', prompt: prompts(20), n: 8, max_tokens: 1 }),
+    ).toEqual({
+      message:
+        "n: 20 prompts × n 8: 160 generations, above this server's limit of 128 a request (ask for fewer, or split the request)",
+      type: 'invalid_request_error',
+      param: 'n',
+      code: 'invalid_value',
+    });
+    expect(
+      await refused('/v1/completions', {
+        model: 'tiny',
+        prompt: prompts(2),
+        n: 1,
+        best_of: 100,
+        max_tokens: 1,
+      }),
+    ).toMatchObject({
+      param: 'best_of',
+      message: expect.stringMatching(/^best_of: 2 prompts × best_of 100: 200 generations, above/),
+    });
+    // at the limit: served
+    const ok = await app.request(
+      '/v1/completions',
+      json({ model: 'tiny', prompt: prompts(16), n: 8, max_tokens: 1 }),
+    );
+    expect(ok.status).toBe(200);
+    expect((await ok.json()).choices).toHaveLength(128);
+
+    const small = createApp({ models: [{ id: 'tiny', model }], log: () => {}, maxChoices: 4 });
+    const chat5 = await small.request('/v1/chat/completions', json(chat({ n: 5, max_tokens: 1 })));
+    expect(chat5.status).toBe(400);
+    expect((await chat5.json()).error).toMatchObject({
+      param: 'n',
+      message: expect.stringMatching(/^n: n 5: 5 generations, above this server's limit of 4 a request/),
+    });
+    const list5 = await small.request(
+      '/v1/completions',
+      json({ model: 'tiny', prompt: prompts(5), max_tokens: 1 }),
+    );
+    expect((await list5.json()).error).toMatchObject({
+      param: 'prompt',
+      message: expect.stringMatching(/^prompt: 5 prompts: 5 generations/),
+    });
+    expect(() => createApp({ models: [{ id: 'tiny', model }], maxChoices: 0 })).toThrow(
+      /maxChoices: expected an integer >= 1/,
+    );
+  });
+});

@@ -331,8 +331,17 @@ describe('serve', () => {
     ]);
   });
 
-  it('--stream-stall-timeout: a stream whose client stops reading is stopped and its slots freed', async () => {
-    const s = startServe(['--model', `tiny=${model}`, '--stream-stall-timeout', '1', '--concurrency', '8']);
+  it('--stream-stall-timeout: a stream whose client stops reading is stopped and its slots freed; --max-choices', async () => {
+    const s = startServe([
+      '--model',
+      `tiny=${model}`,
+      '--stream-stall-timeout',
+      '1',
+      '--concurrency',
+      '8',
+      '--max-choices',
+      '8',
+    ]);
     const url = await s.url;
     const socket = connect(Number(new URL(url).port), '127.0.0.1');
     socket.on('error', () => {});
@@ -353,6 +362,16 @@ describe('serve', () => {
         `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
       socket.pause(); // reads nothing
+      // --max-choices: 9 generations are one too many
+      const many = await fetch(`${url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ model: 'tiny', prompt: ['a', 'b', 'c'], n: 3, max_tokens: 1 }),
+      });
+      expect(many.status).toBe(400);
+      expect(((await many.json()) as { error: { message: string } }).error.message).toMatch(
+        /^n: 3 prompts × n 3: 9 generations, above this server's limit of 8 a request/,
+      );
       await waitFor(() => s.stderr().includes('stream stalled ('), 60_000);
       expect(s.stderr()).toMatch(
         /stream stalled \(req_\w+\): its client accepted no data for 1 s; its generation is stopped and its slots freed/,

@@ -54,6 +54,8 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   apiKey?: string;
   concurrency: number;
   maxQueued: number;
+  /** Generations one request may ask for (prompts × n). */
+  maxChoices: number;
   maxTokens: number;
   format: ConversationFormat;
   addBos?: boolean;
@@ -167,6 +169,7 @@ async function run(flags: ServeFlags): Promise<void> {
         apiKey,
         concurrency: flags.concurrency,
         maxQueued: flags.maxQueued,
+        maxChoices: flags.maxChoices,
         maxTokens: flags.maxTokens,
         streamStallTimeout: flags.streamStallTimeout * 1000,
         ...promptSettings(flags),
@@ -311,6 +314,12 @@ export function registerServe(program: Command): void {
       16,
     )
     .option('--max-queued <n>', 'requests waiting beyond that; more get 429', intArg(0, 100_000), 32)
+    .option(
+      '--max-choices <n>',
+      'generations one request may ask for (its prompts × n, or × best_of); more get 400',
+      intArg(1, 16_384),
+      128,
+    )
     .option('--max-tokens <n>', 'upper limit of max_tokens', intArg(1, 1_000_000), 2048)
     .addOption(
       new Option('-f, --format <format>', 'how chat messages become a prompt')
