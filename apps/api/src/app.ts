@@ -91,7 +91,19 @@ export function createApp(options: ApiOptions): ApiApp {
     // context are refused with it before they are tokenized)
     codeUnitsPerToken(served.model.tokenizer);
   }
-  const queue = new WorkQueue({ concurrency: server.concurrency, maxQueued: server.maxQueued });
+  // each served model has its own slots and queue: its runtime decodes its own batch, so requests
+  // for a busy model make those for another neither wait nor answer 429
+  const queues = new Map(
+    server.models.map((m) => [
+      m.id,
+      new WorkQueue({ concurrency: server.concurrency, maxQueued: server.maxQueued }),
+    ]),
+  );
+  const sum = (of: (queue: WorkQueue) => number) => {
+    let total = 0;
+    for (const queue of queues.values()) total += of(queue);
+    return total;
+  };
   // how long the event loop was held between scrapes: onnxruntime runs a `Model`'s steps (a prefill
   // chunk, a decoding step) on this thread, so a long step delays every response and stream write (a
   // `WorkerModel` runs them in its own thread)
@@ -108,22 +120,27 @@ export function createApp(options: ApiOptions): ApiApp {
       };
       loopDelay.reset(); // each scrape covers the time since the last one
       return {
-        implicit_it_queue_depth: queue.depth,
-        implicit_it_active_generations: queue.active,
-        implicit_it_concurrency_limit: queue.concurrency,
-        implicit_it_queue_limit: queue.maxQueued,
+        // all models together; per model in implicit_it_model_* (labelled by model)
+        implicit_it_queue_depth: sum((q) => q.depth),
+        implicit_it_active_generations: sum((q) => q.active),
+        implicit_it_concurrency_limit: sum((q) => q.concurrency),
+        implicit_it_queue_limit: sum((q) => q.maxQueued),
         process_resident_memory_bytes: mem.rss,
         nodejs_heap_used_bytes: mem.heapUsed,
         ...loop,
       };
     },
-    () => server.models.flatMap(({ id, model }) => prefixCacheSamples(id, model.prefixCacheStats)),
+    () =>
+      server.models.flatMap(({ id, model }) => [
+        ...queueSamples(id, queues.get(id)!),
+        ...prefixCacheSamples(id, model.prefixCacheStats),
+      ]),
   );
 
   const app = new Hono<Env>();
   const shutdown = new AbortController();
   // each request in flight (running, queued, being planned) listens to it until it ends
-  setMaxListeners(queue.concurrency + queue.maxQueued + 16, shutdown.signal);
+  setMaxListeners(sum((q) => q.concurrency + q.maxQueued) + 16, shutdown.signal);
 
   app.onError((error, c) => {
     let apiError: ApiError;
@@ -214,8 +231,10 @@ export function createApp(options: ApiOptions): ApiApp {
       set(key: 'usage', usage: Usage): void;
     },
     route: string,
+    model: string,
   ): RunContext => ({
-    queue,
+    queue: queues.get(model)!,
+    model,
     metrics,
     log: server.log,
     route,
@@ -229,21 +248,23 @@ export function createApp(options: ApiOptions): ApiApp {
     ...(c.env?.outgoing ? { connection: c.env.outgoing } : {}),
   });
 
-  // a full server answers 429 before tokenizing: a long prompt costs the thread a while
-  const refuseWhenFull = () => {
-    if (queue.full) throw busy(queue, metrics);
+  // a full model answers 429 before tokenizing: a long prompt costs the thread a while (an unknown
+  // model is the plan's 404)
+  const refuseWhenFull = (model: string) => {
+    const queue = queues.get(model);
+    if (queue?.full) throw busy(queue, metrics, model);
   };
   app.post('/v1/chat/completions', zValidator('json', chatRequestSchema, hook), async (c) => {
-    refuseWhenFull();
+    refuseWhenFull(c.req.valid('json').model);
     const plan = planChat(c.req.valid('json'), server, rules);
-    const ctx = runContext(c, '/v1/chat/completions');
+    const ctx = runContext(c, '/v1/chat/completions', plan.served.id);
     return plan.stream ? runStream(plan, ctx) : runComplete(plan, ctx);
   });
 
   app.post('/v1/completions', zValidator('json', completionRequestSchema, hook), async (c) => {
-    refuseWhenFull();
+    refuseWhenFull(c.req.valid('json').model);
     const plan = planCompletion(c.req.valid('json'), server, rules);
-    const ctx = runContext(c, '/v1/completions');
+    const ctx = runContext(c, '/v1/completions', plan.served.id);
     return plan.stream ? runStream(plan, ctx) : runComplete(plan, ctx);
   });
 
@@ -278,8 +299,8 @@ export function createApp(options: ApiOptions): ApiApp {
     c.json({
       status: 'ok',
       models: server.models.map((m) => m.id),
-      active: queue.active,
-      queued: queue.depth,
+      active: sum((q) => q.active),
+      queued: sum((q) => q.depth),
     }),
   );
 
@@ -318,13 +339,34 @@ export function createApp(options: ApiOptions): ApiApp {
       options: server,
       metrics,
       get active() {
-        return queue.active;
+        return sum((q) => q.active);
       },
       get queued() {
-        return queue.depth;
+        return sum((q) => q.depth);
       },
     },
   });
+}
+
+/** A served model's slots and queue as metrics, labelled by its id. */
+function queueSamples(model: string, queue: WorkQueue): Sample[] {
+  const labels = { model };
+  return [
+    {
+      name: 'implicit_it_model_active_generations',
+      type: 'gauge',
+      help: 'Generations of this model running now (each model has its own concurrency slots).',
+      labels,
+      value: queue.active,
+    },
+    {
+      name: 'implicit_it_model_queue_depth',
+      type: 'gauge',
+      help: 'Requests for this model waiting for a slot (each model has its own queue).',
+      labels,
+      value: queue.depth,
+    },
+  ];
 }
 
 /** A served model's prefix cache (`LoadOptions.prefixCache`) as metrics, labelled by its id; none without one. */

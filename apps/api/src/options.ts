@@ -75,13 +75,13 @@ export interface ApiOptions {
   /** Require `Authorization: Bearer <apiKey>` on /v1/* and /metrics. Default: no key. */
   apiKey?: string;
   /**
-   * Generations running at once. Default 16, the runtime's default batch size: concurrent requests
-   * are decoded together in one batch (continuous batching), so this is also the batch they share. A
-   * request with several choices (`n`, a list of prompts) runs one generation per choice, and asks
-   * for at most this many.
+   * Generations of each model running at once (each served model has slots of its own). Default 16,
+   * the runtime's default batch size: a model's concurrent requests are decoded together in one
+   * batch (continuous batching), so this is also the batch they share. A request with several
+   * choices (`n`, a list of prompts) runs one generation per choice, and asks for at most this many.
    */
   concurrency?: number;
-  /** Requests waiting for their slots beyond `concurrency`; more get 429. Default 32. */
+  /** Requests for each model waiting for their slots beyond its `concurrency`; more get 429. Default 32. */
   maxQueued?: number;
   /**
    * Generations one request may ask for: its prompts times `n` (times `best_of`, when larger). More

@@ -15,7 +15,10 @@ import type { Release, WorkQueue } from './work-queue.js';
 
 /** What running a plan needs from the app. */
 export interface RunContext {
+  /** The slots and queue of the request's model. */
   queue: WorkQueue;
+  /** The request's model (its id), for messages. */
+  model: string;
   metrics: Metrics;
   log: (line: string) => void;
   /** The route label for metrics. */
@@ -87,17 +90,17 @@ async function acquire(ctx: RunContext, plan: Plan, abort: ReturnType<typeof lin
   }
   if (release === null) {
     abort.unlink();
-    throw busy(ctx.queue, ctx.metrics);
+    throw busy(ctx.queue, ctx.metrics, ctx.model);
   }
   return release;
 }
 
-/** The 429 of a full queue (counted in `implicit_it_rejected_total`). */
-export function busy(queue: WorkQueue, metrics: Metrics): ApiError {
+/** The 429 of a model's full queue (counted in `implicit_it_rejected_total`). */
+export function busy(queue: WorkQueue, metrics: Metrics, model: string): ApiError {
   metrics.inc('implicit_it_rejected_total');
   return new ApiError(
     429,
-    `The server is busy: ${queue.active} generations are running and ${queue.depth} requests are waiting (its limit). Retry after the Retry-After header's seconds.`,
+    `The model ${JSON.stringify(model)} is busy: ${queue.active} of its generations are running and ${queue.depth} requests for it are waiting (its limit). Retry after the Retry-After header's seconds.`,
     { type: 'rate_limit_error', code: 'queue_full', headers: { 'Retry-After': retryAfter(queue) } },
   );
 }

@@ -1,8 +1,8 @@
 import { connect } from 'node:net';
-import type { Model, StreamPart } from '@implicit-it/runtime';
+import { loadModel, type Model, type StreamPart } from '@implicit-it/runtime';
 import { describe, expect, it } from 'vitest';
 import { createApp, serve } from '../src/index.js';
-import { json, parseSse, tinyModel } from './helpers.js';
+import { json, parseSse, tinyModel, tinyModelDir } from './helpers.js';
 
 const chat = (extra: Record<string, unknown> = {}) => ({
   model: 'tiny',
@@ -218,5 +218,44 @@ describe('operations: generations a request may ask for', () => {
     expect(() => createApp({ models: [{ id: 'tiny', model }], maxChoices: 0 })).toThrow(
       /maxChoices: expected an integer >= 1/,
     );
+  });
+});
+
+describe('operations: each model its own slots and queue', () => {
+  it('a busy model makes requests for another neither wait nor answer 429', async () => {
+    const model = await tinyModel();
+    const other = await loadModel(await tinyModelDir(), { log: () => {} });
+    try {
+      const app = createApp({
+        models: [
+          { id: 'busy', model },
+          { id: 'idle', model: other },
+        ],
+        log: () => {},
+        concurrency: 1,
+        maxQueued: 0,
+      });
+      const eos = model.info.eosIds[0]!;
+      const running = app.request(
+        '/v1/chat/completions',
+        json(chat({ model: 'busy', max_tokens: 300, rules: false, logit_bias: { [eos]: -100 } })),
+      );
+      expect(await until(() => app.state.active === 1)).toBe(true);
+      // the idle one is served at once, beside it
+      const served = await app.request('/v1/chat/completions', json(chat({ model: 'idle', max_tokens: 2 })));
+      expect(served.status).toBe(200);
+      // the busy model is full: 429, naming it
+      const refused = await app.request('/v1/chat/completions', json(chat({ model: 'busy', max_tokens: 2 })));
+      expect(refused.status).toBe(429);
+      expect((await refused.json()).error.message).toMatch(/^The model "busy" is busy: 1 of its generations/);
+      expect(app.state.active).toBe(1); // the busy model's generation is still running
+      const metrics = await (await app.request('/metrics')).text();
+      expect(metrics).toMatch(/^implicit_it_model_active_generations\{model="busy"\} 1$/m);
+      expect(metrics).toMatch(/^implicit_it_model_active_generations\{model="idle"\} 0$/m);
+      expect(metrics).toMatch(/^implicit_it_concurrency_limit 2$/m);
+      expect((await running).status).toBe(200);
+    } finally {
+      await other.dispose();
+    }
   });
 });

@@ -362,6 +362,9 @@ describe('serve', () => {
         `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
       socket.pause(); // reads nothing
+      expect(s.stderr()).toMatch(
+        /limits:\s+8 generations a request \(prompts × n\); a stream stopped after 1 s without its client reading/,
+      );
       // --max-choices: 9 generations are one too many
       const many = await fetch(`${url}/v1/completions`, {
         method: 'POST',

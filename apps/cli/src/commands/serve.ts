@@ -228,7 +228,8 @@ async function run(flags: ServeFlags): Promise<void> {
         `  endpoints:   POST /v1/chat/completions, POST /v1/completions, GET /v1/models, /health, /metrics`,
         `  CORS:        ${flags.cors === undefined ? 'off (same origin only)' : flags.cors}`,
         `  API key:     ${apiKey ? 'required (Authorization: Bearer ...)' : 'none (anyone who can reach the port may use it)'}`,
-        `  concurrency: ${flags.concurrency} running (one batch), ${flags.maxQueued} queued, then 429`,
+        `  concurrency: ${flags.concurrency} running (decoded together in one batch), ${flags.maxQueued} queued, then 429${ids.length > 1 ? ', for each model' : ''}`,
+        `  limits:      ${flags.maxChoices} generations a request (prompts × n); ${flags.streamStallTimeout > 0 ? `a stream stopped after ${flags.streamStallTimeout} s without its client reading` : 'streams wait for their clients without limit'}`,
         `  onnxruntime: ${flags.worker ? 'in a worker thread per model (this one answers while they run)' : 'on this thread (--no-worker): every response waits for the step in progress'}`,
         // 8-bit graphs round activations with one scale per batch: requests move each other
         ...(flags.concurrency > 1
@@ -309,11 +310,16 @@ export function registerServe(program: Command): void {
     )
     .option(
       '--concurrency <n>',
-      'generations running at once, decoded together in one batch',
+      "generations of each model running at once, decoded together in that model's batch",
       intArg(1, 1024),
       16,
     )
-    .option('--max-queued <n>', 'requests waiting beyond that; more get 429', intArg(0, 100_000), 32)
+    .option(
+      '--max-queued <n>',
+      'requests for each model waiting beyond that; more get 429',
+      intArg(0, 100_000),
+      32,
+    )
     .option(
       '--max-choices <n>',
       'generations one request may ask for (its prompts × n, or × best_of); more get 400',
