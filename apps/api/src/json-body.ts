@@ -36,12 +36,21 @@ export function checkJsonStructure(body: unknown): void {
 }
 
 /**
- * For POST bodies: requires `Content-Type: application/json`, parses the body once (Hono caches it
- * for the validator), and checks its structure. Every failure is a 400 with an OpenAI-style body.
+ * For POST bodies: refuses a `Content-Encoding` other than `identity` (415: a gzipped body read as
+ * JSON would be an unhelpful 400), requires `Content-Type: application/json`, parses the body once
+ * (Hono caches it for the validator), and checks its structure. Every failure has an OpenAI-style body.
  */
 export function jsonBody(): MiddlewareHandler {
   return async (c, next) => {
     if (c.req.method !== 'POST') return next();
+    const encoding = (c.req.header('Content-Encoding') ?? '').trim().toLowerCase();
+    if (encoding !== '' && encoding !== 'identity') {
+      throw new ApiError(
+        415,
+        `Content-Encoding: ${JSON.stringify(encoding)} is not supported; send the JSON body uncompressed`,
+        { code: 'unsupported_content_encoding' },
+      );
+    }
     const type = (c.req.header('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (!/^application\/([\w.-]+\+)?json$/.test(type)) {
       throw new ApiError(

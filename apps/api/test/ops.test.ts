@@ -259,3 +259,29 @@ describe('operations: each model its own slots and queue', () => {
     }
   });
 });
+
+describe('operations: request bodies', () => {
+  it('a Content-Encoding other than identity is a 415 with an OpenAI-style error, not parsed as plain', async () => {
+    const model = await tinyModel();
+    const app = createApp({ models: [{ id: 'tiny', model }], log: () => {} });
+    const { gzipSync } = await import('node:zlib');
+    const body = gzipSync(JSON.stringify(chat({ max_tokens: 2 })));
+    const res = await app.request('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' },
+      body,
+    });
+    expect(res.status).toBe(415);
+    expect((await res.json()).error).toEqual({
+      message: 'Content-Encoding: "gzip" is not supported; send the JSON body uncompressed',
+      type: 'invalid_request_error',
+      param: null,
+      code: 'unsupported_content_encoding',
+    });
+    const plain = await app.request(
+      '/v1/chat/completions',
+      json(chat({ max_tokens: 2 }), { 'Content-Encoding': 'identity' }),
+    );
+    expect(plain.status).toBe(200);
+  });
+});
