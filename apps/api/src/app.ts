@@ -28,7 +28,7 @@ import { WorkQueue } from './work-queue.js';
 type Env = {
   /** What `@hono/node-server` passes (none through `app.request`): the response, to close a stalled stream's connection. */
   Bindings: { outgoing?: { destroy(): void } } | undefined;
-  Variables: { started: number; requestId: string; usage: Usage | undefined };
+  Variables: { started: number; requestId: string; usage: Usage | undefined; model: string | undefined };
 };
 
 const ROUTES = new Set(['/', '/health', '/metrics', '/v1/models', '/v1/chat/completions', '/v1/completions']);
@@ -181,7 +181,15 @@ export function createApp(options: ApiOptions): ApiApp {
       // a stream's line is written when it ends (runStream)
       if (server.accessLog)
         server.log(
-          accessLogLine(c.req.method, c.req.path, c.res.status, elapsed, c.get('requestId'), c.get('usage')),
+          accessLogLine(
+            c.req.method,
+            c.req.path,
+            c.res.status,
+            elapsed,
+            c.get('requestId'),
+            c.get('usage'),
+            c.get('model'),
+          ),
         );
     }
   });
@@ -229,24 +237,29 @@ export function createApp(options: ApiOptions): ApiApp {
       get(key: 'started'): number;
       get(key: 'requestId'): string;
       set(key: 'usage', usage: Usage): void;
+      set(key: 'model', model: string): void;
     },
     route: string,
     model: string,
-  ): RunContext => ({
-    queue: queues.get(model)!,
-    model,
-    metrics,
-    log: server.log,
-    route,
-    started: c.get('started'),
-    signal: c.req.raw.signal,
-    shutdown: shutdown.signal,
-    requestId: c.get('requestId'),
-    accessLog: server.accessLog,
-    onUsage: (usage) => c.set('usage', usage),
-    stallTimeout: server.streamStallTimeout,
-    ...(c.env?.outgoing ? { connection: c.env.outgoing } : {}),
-  });
+  ): RunContext => {
+    // the access log names the model of a request that got this far
+    c.set('model', model);
+    return {
+      queue: queues.get(model)!,
+      model,
+      metrics,
+      log: server.log,
+      route,
+      started: c.get('started'),
+      signal: c.req.raw.signal,
+      shutdown: shutdown.signal,
+      requestId: c.get('requestId'),
+      accessLog: server.accessLog,
+      onUsage: (usage) => c.set('usage', usage),
+      stallTimeout: server.streamStallTimeout,
+      ...(c.env?.outgoing ? { connection: c.env.outgoing } : {}),
+    };
+  };
 
   // a full model answers 429 before tokenizing: a long prompt costs the thread a while (an unknown
   // model is the plan's 404)

@@ -120,9 +120,10 @@ export interface ApiOptions {
   /** One line per notable event (errors, start-up). Default: stderr. */
   log?: (line: string) => void;
   /**
-   * Also a `log` line per request: method, path, status, milliseconds and request id
-   * (`POST /v1/chat/completions 200 412 ms req_...`); a stream's when it ends, saying how (finished, left
-   * by its client, ended by an error). Default false.
+   * Also a `log` line per request: method, path, status, milliseconds and request id, and for a
+   * generation its model and token counts (`POST /v1/chat/completions 200 412 ms req_... smol, 12
+   * prompt + 40 completion tokens`); a stream's when it ends, saying how (finished, left by its client,
+   * stopped as stalled, ended by an error), with the tokens generated until then. Default false.
    */
   accessLog?: boolean;
 }

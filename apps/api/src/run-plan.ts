@@ -130,9 +130,11 @@ function linkedAbort(ctx: RunContext): AbortController & { unlink(): void } {
  * one by one.
  */
 function countPrompt(ctx: RunContext, plan: Plan): void {
-  const tokens = plan.inputs.reduce((sum, input) => sum + input.promptIds.length, 0);
-  ctx.metrics.inc('implicit_it_prompt_tokens_total', {}, tokens);
+  ctx.metrics.inc('implicit_it_prompt_tokens_total', {}, promptTokens(plan));
 }
+
+/** A plan's prompt tokens, each prompt once however many choices it has (as `usage` counts them). */
+const promptTokens = (plan: Plan) => plan.inputs.reduce((sum, input) => sum + input.promptIds.length, 0);
 
 /** A part of one candidate's (choice's) stream. */
 interface ChoicePart {
@@ -251,7 +253,8 @@ const seconds = (ctx: RunContext) => (performance.now() - ctx.started) / 1000;
 
 /**
  * A line of the access log (`ApiOptions.accessLog`): `POST /v1/completions 200 412 ms req_...`, with
- * `, 12 prompt + 40 completion tokens` for a request that generated (its `usage`).
+ * the model a generation request named (` smol`) and `, 12 prompt + 40 completion tokens` for a
+ * request that generated (its `usage`).
  */
 export const accessLogLine = (
   method: string,
@@ -259,9 +262,10 @@ export const accessLogLine = (
   status: number,
   elapsed: number,
   requestId: string,
-  usage?: Usage,
+  usage?: Pick<Usage, 'prompt_tokens' | 'completion_tokens'>,
+  model?: string,
 ) =>
-  `${method} ${path} ${status} ${Math.round(elapsed * 1000)} ms ${requestId}${usage === undefined ? '' : `, ${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens`}`;
+  `${method} ${path} ${status} ${Math.round(elapsed * 1000)} ms ${requestId}${model === undefined ? '' : ` ${model}`}${usage === undefined ? '' : `, ${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens`}`;
 
 /**
  * Runs a plan as server-sent events. Errors before the first token are answered as JSON errors (the
@@ -288,6 +292,8 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
   let cancelled = false;
   let stalled = false;
   let sawToken = false;
+  /** Tokens generated so far, for the access log line of a stream that ends early. */
+  let generated = 0;
   /** Armed while the stream waits for its client to take what it has (between pulls). */
   let stallTimer: ReturnType<typeof setTimeout> | undefined;
   let streamController: ReadableStreamDefaultController<Uint8Array> | undefined;
@@ -312,9 +318,15 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
             : status === 'stalled'
               ? `stopped: its client accepted no data for ${stallSeconds} s`
               : 'ended by an error';
-      // the usage of a finished stream; one that did not finish has no count of its prompt
-      const usage = status === 'ok' && open === 0 ? requestUsage(usages, plan.n) : undefined;
-      ctx.log(`${accessLogLine('POST', ctx.route, 200, elapsed, ctx.requestId, usage)} (stream ${how})`);
+      // the usage of a finished stream; of one ended early, its prompts (each once) and the tokens
+      // generated until then
+      const usage =
+        status === 'ok' && open === 0
+          ? requestUsage(usages, plan.n)
+          : { prompt_tokens: promptTokens(plan), completion_tokens: generated };
+      ctx.log(
+        `${accessLogLine('POST', ctx.route, 200, elapsed, ctx.requestId, usage, ctx.model)} (stream ${how})`,
+      );
     }
   };
   const stallSeconds = ctx.stallTimeout / 1000;
@@ -374,6 +386,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
         ctx.metrics.observe('implicit_it_time_to_first_token_seconds', {}, seconds(ctx));
       }
       ctx.metrics.inc('implicit_it_completion_tokens_total');
+      generated++;
       aligners[index]!.token(part);
     } else if (part.type === 'text-delta') {
       const chunk = aligners[index]!.text(part.text);

@@ -89,11 +89,11 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
       `, ${u.prompt_tokens} prompt \\+ ${u.completion_tokens} completion tokens`;
     expect(usage.prompt_tokens).toBeGreaterThan(0);
     expect(lines[0]).toMatch(
-      new RegExp(`^POST /v1/chat/completions 200 \\d+ ms ${id(plain)}${counts(usage)}$`),
+      new RegExp(`^POST /v1/chat/completions 200 \\d+ ms ${id(plain)} tiny${counts(usage)}$`),
     );
     expect(lines[1]).toMatch(
       new RegExp(
-        `^POST /v1/chat/completions 200 \\d+ ms ${id(streamed)}${counts(streamUsage)} \\(stream finished\\)$`,
+        `^POST /v1/chat/completions 200 \\d+ ms ${id(streamed)} tiny${counts(streamUsage)} \\(stream finished\\)$`,
       ),
     );
     expect(lines[2]).toMatch(new RegExp(`^GET /v1/nope 404 \\d+ ms ${id(missing)}$`));
@@ -111,7 +111,12 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
     await reader.cancel().catch(() => {});
     const until = Date.now() + 10_000;
     while (lines.length < 5 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
-    expect(lines[4]).toMatch(/ \(stream left by its client\)$/);
+    // with the model, its prompt and the tokens generated before the client left
+    expect(lines[4]).toMatch(
+      new RegExp(
+        `^POST /v1/chat/completions 200 \\d+ ms ${id(left)} tiny, ${usage.prompt_tokens} prompt \\+ [1-9]\\d* completion tokens \\(stream left by its client\\)$`,
+      ),
+    );
     // off by default
     const quiet: string[] = [];
     const off = createApp({ models: [{ id: 'tiny', model }], log: (l) => quiet.push(l) });
