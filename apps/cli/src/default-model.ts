@@ -3,7 +3,7 @@ import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createModel } from '@implicit-it/modelkit';
 import { defaultHubCacheDir, hubEndpoint, resolveModel } from '@implicit-it/runtime';
-import { note } from './output.js';
+import { CliError, EXIT, note } from './output.js';
 import { progressBar } from './progress.js';
 import { sharedDir } from './shared-dir.js';
 
@@ -165,9 +165,13 @@ export function randomNotice(dir: string): string {
 /**
  * The model used when `--model` is omitted: the hub's SmolLM2-135M (its ONNX export, downloaded once and
  * cached) when a network exists; offline (or with `offline`), the random-weights stand-in, created on
- * first use, with a notice on stderr.
+ * first use, with a notice on stderr. With `fallback: false` (`serve --no-fallback`), a hub that
+ * cannot be reached or fetched from is an error (exit 3) instead of the stand-in; `offline` still
+ * asks for the stand-in.
  */
-export async function resolveDefaultModel(options: { offline?: boolean } = {}): Promise<DefaultModel> {
+export async function resolveDefaultModel(
+  options: { offline?: boolean; fallback?: boolean } = {},
+): Promise<DefaultModel> {
   const cached = hubCached();
   if (cached) return { dir: cached, id: DEFAULT_HUB_ID, random: false };
   const offline =
@@ -178,9 +182,21 @@ export async function resolveDefaultModel(options: { offline?: boolean } = {}): 
         const dir = await resolveModel(DEFAULT_HUB_ID, { onProgress: (message) => note(message) });
         return { dir, id: DEFAULT_HUB_ID, random: false };
       } catch (error) {
+        if (options.fallback === false)
+          throw new CliError(
+            `could not fetch ${DEFAULT_HUB_ID}: ${(error as Error).message}`,
+            EXIT.load,
+            'without --no-fallback, the random-weights stand-in is served instead; or pass --model DIR',
+          );
         note(`could not fetch ${DEFAULT_HUB_ID}: ${(error as Error).message}`);
       }
-    } else
+    } else if (options.fallback === false)
+      throw new CliError(
+        `the Hugging Face hub (${hubEndpoint()}) is not reachable, and --no-fallback forbids the random-weights stand-in`,
+        EXIT.load,
+        'pass --model DIR (or a cached hub id), fix the network or HF_ENDPOINT, or drop --no-fallback',
+      );
+    else
       note(`the Hugging Face hub (${hubEndpoint()}) is not reachable: falling back to the offline default`);
   }
   const dir = await ensureRandomModel();

@@ -278,6 +278,8 @@ export function rulesLabel(spec: RuleSpec): string {
 export interface ModelFlags {
   model?: string;
   offline?: boolean;
+  /** false (`serve --no-fallback`): an unreachable hub is an error, not the random-weights stand-in. */
+  fallback?: boolean;
   provider?: string;
   dtype?: string;
   /** onnxruntime's intra-op threads (default: its choice, the physical cores). */
@@ -413,7 +415,10 @@ export async function openModel<M extends BaseModel = Model>(
   let id: string;
   let random = false;
   if (target === undefined) {
-    const found = await resolveDefaultModel({ offline: flags.offline });
+    const found = await resolveDefaultModel({
+      offline: flags.offline,
+      ...(flags.fallback === false ? { fallback: false } : {}),
+    });
     target = found.dir;
     id = found.id;
     random = found.random;

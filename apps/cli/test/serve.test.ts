@@ -393,6 +393,27 @@ describe('serve', () => {
     }
   });
 
+  it('--no-fallback: without --model and with the hub unreachable, exits 3 instead of serving the random stand-in', async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'implicit-it-nofallback-'));
+    try {
+      const env = {
+        IMPLICIT_IT_CACHE: cache,
+        HF_HUB_OFFLINE: undefined,
+        IMPLICIT_IT_OFFLINE: undefined,
+        HF_ENDPOINT: 'http://127.0.0.1:9', // nothing listens on the discard port
+      };
+      const r = await run(['serve', '--no-fallback', '--port', '0'], { env, timeout: 60_000 });
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toContain(
+        'the Hugging Face hub (http://127.0.0.1:9) is not reachable, and --no-fallback forbids the random-weights stand-in',
+      );
+      expect(r.stderr).not.toMatch(/creating the random-weights stand-in|listening on/);
+      expect(existsSync(join(cache, 'models', 'smollm2-135m-random'))).toBe(false);
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
+  });
+
   it('refuses bad options with exit 2', async () => {
     expect((await run(['serve', '--model', model, '--port', '70000'])).code).toBe(2);
     expect((await run(['serve', '--model', model, '--rules', 'bogus'])).code).toBe(2);

@@ -67,6 +67,8 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   streamStallTimeout: number;
   /** One stderr line per request (the API's `accessLog`). */
   logRequests?: boolean;
+  /** false (`--no-fallback`): without --model, an unreachable hub is an error, not the stand-in. */
+  fallback: boolean;
   /** Run each model's onnxruntime session in a worker thread (default; `--no-worker`: on this thread). */
   worker: boolean;
 }
@@ -335,6 +337,10 @@ export function registerServe(program: Command): void {
     .option('--add-bos', `${ADD_BOS_HELP}; requests may set "add_bos"`)
     .option('--no-add-bos', `${NO_ADD_BOS_HELP}; requests may set "add_bos"`)
     .option('--no-playground', 'do not serve the playground page at /')
+    .option(
+      '--no-fallback',
+      'without --model, exit (3) when the hub cannot be reached instead of serving the random-weights stand-in (--offline still serves it)',
+    )
     .option(
       '--no-worker',
       "run onnxruntime on the server's thread (default: a worker thread per model, so that /health and other requests are answered during a long prefill)",
