@@ -261,7 +261,9 @@ describe.skipIf(torchMissing.length > 0)('train.py refuses an incomplete shard',
 });
 
 describe.skipIf(torchMissing.length > 0)('train.py checkpoints with plain torch', () => {
-  it("digests the data as runJob does: a checkpoint's settings are checked before Python starts", async () => {
+  it("digests the data as runJob does: a checkpoint's settings are checked before Python starts", {
+    timeout: 60_000,
+  }, async () => {
     const examples = toyExamples(12);
     const dir = await toyShard('ft-digest-', examples);
     const digest = spawnSync(
