@@ -371,6 +371,40 @@ describe('finetune data: errors', () => {
 });
 
 /**
+ * `finetune run JOB ARGS` as a child process that a test stops with a signal, as a terminal, a
+ * scheduler or systemd would. `reached` waits (up to 10 s) until the job's train.log holds a
+ * text: how a test knows the training got that far. `stop` sends the signal and resolves with the
+ * exit code and all of stderr.
+ */
+function startRun(job: string, args: string[]) {
+  const child = spawn(process.execPath, [CLI, 'finetune', 'run', job, ...args], {
+    env: { ...process.env, NO_COLOR: '1', IMPLICIT_IT_CACHE: CACHE },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const closed = new Promise<number | null>((res) => child.on('close', res));
+  const log = join(job, 'train.log');
+  return {
+    log,
+    async reached(text: string): Promise<void> {
+      for (let i = 0; i < 200; i++) {
+        if (existsSync(log) && readFileSync(log, 'utf8').includes(text)) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      child.kill('SIGKILL');
+      throw new Error(`${log} did not show ${JSON.stringify(text)} within 10 s; stderr: ${stderr}`);
+    },
+    async stop(signal: NodeJS.Signals): Promise<{ code: number | null; stderr: string }> {
+      child.kill(signal);
+      return { code: await closed, stderr };
+    },
+  };
+}
+
+/**
  * A stand-in Python: a wrapper that runs the real python3 without site-packages (-S), on a path
  * holding empty `torch` and `transformers` modules and an `accelerate.commands.launch` that prints
  * train.py's event lines. It makes `finetune run` testable without torch, and the "what to
@@ -1019,29 +1053,11 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
   it('run: Ctrl-C stops the training and exits 130', async (ctx) => {
     if (!python) return ctx.skip();
     const job = join(tmp, 'sweep', 'poetry-ep7-seed2');
-    const child = spawn(
-      process.execPath,
-      [CLI, 'finetune', 'run', job, '--python', python, '--env', 'FAKE_STEP_SECONDS=5'],
-      {
-        env: { ...process.env, NO_COLOR: '1', IMPLICIT_IT_CACHE: CACHE },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stderr = '';
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
+    const training = startRun(job, ['--python', python, '--env', 'FAKE_STEP_SECONDS=5']);
     // once the stand-in has started (its first line is in train.log), interrupt
-    const log = join(job, 'train.log');
-    for (
-      let i = 0;
-      i < 200 && !(existsSync(log) && readFileSync(log, 'utf8').includes('fake accelerate'));
-      i++
-    )
-      await new Promise((r) => setTimeout(r, 50));
+    await training.reached('fake accelerate');
     const started = Date.now();
-    child.kill('SIGINT');
-    const code = await new Promise<number | null>((res) => child.on('close', res));
+    const { code, stderr } = await training.stop('SIGINT');
     expect(code, stderr).toBe(130);
     expect(stderr).toContain('interrupted before a checkpoint was saved');
     // the job saves one at each epoch's end: the flag that saves them more often, by its name
@@ -1055,36 +1071,20 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     if (!python) return ctx.skip();
     const job = join(tmp, 'sweep', 'poetry-ep7-seed2'); // interrupted before a checkpoint: runs again
     const env = ['--env', 'FAKE_STEP_SECONDS=1', '--env', 'FAKE_CHECKPOINT_AT=1', '--env', "NOTE=it's"];
-    const args = [CLI, 'finetune', 'run', job, '--python', python, ...env, '--max-steps', '9'];
-    const child = spawn(process.execPath, args, {
-      env: { ...process.env, NO_COLOR: '1', IMPLICIT_IT_CACHE: CACHE },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const closed = new Promise<number | null>((res) => child.on('close', res));
-    let stderr = '';
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
+    const training = startRun(job, ['--python', python, ...env, '--max-steps', '9']);
     // once the stand-in has saved its checkpoint, stop it as a scheduler or systemd would
-    const log = join(job, 'train.log');
-    for (
-      let i = 0;
-      i < 200 && !(existsSync(log) && readFileSync(log, 'utf8').includes('"event": "checkpoint"'));
-      i++
-    )
-      await new Promise((r) => setTimeout(r, 50));
+    await training.reached('"event": "checkpoint"');
     const started = Date.now();
-    child.kill('SIGTERM');
-    const code = await closed;
+    const { code, stderr } = await training.stop('SIGTERM');
     expect(code, stderr).toBe(143);
     expect(stderr).toBe(
       `error: stopped by SIGTERM; continue from the checkpoint at step 1 with: implicit-it finetune run ${job} --resume --python ${python} --env FAKE_STEP_SECONDS=1 --env FAKE_CHECKPOINT_AT=1 --env 'NOTE=it'\\''s' --max-steps 9\n`,
     );
     expect(Date.now() - started).toBeLessThan(4000);
     // the training's processes are gone with it: the log grows no more
-    const size = readFileSync(log, 'utf8').length;
+    const size = readFileSync(training.log, 'utf8').length;
     await new Promise((r) => setTimeout(r, 1500));
-    expect(readFileSync(log, 'utf8').length).toBe(size);
+    expect(readFileSync(training.log, 'utf8').length).toBe(size);
   });
 
   it('plan --out - is refused: a job is a directory', async () => {
