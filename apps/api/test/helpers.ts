@@ -17,6 +17,25 @@ export function tinyModel(): Promise<Model> {
   return shared;
 }
 
+/**
+ * `model` with its `prompt()` calls counted: how a test shows the server refused a request before
+ * tokenizing its prompt. `prompts()` reads the count.
+ */
+export function countingPrompts(model: Model): { model: Model; prompts(): number } {
+  let calls = 0;
+  const counted = new Proxy(model, {
+    get(target, key, receiver) {
+      if (key === 'prompt')
+        return (...args: Parameters<Model['prompt']>) => {
+          calls++;
+          return target.prompt(...args);
+        };
+      return Reflect.get(target, key, receiver);
+    },
+  }) as Model;
+  return { model: counted, prompts: () => calls };
+}
+
 /** Parses a server-sent-events body into its `data:` payloads. */
 export function parseSse(text: string): string[] {
   return text

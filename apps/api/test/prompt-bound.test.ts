@@ -5,7 +5,7 @@ import { loadTokenizer } from '@implicit-it/tokenizers';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApp } from '../src/index.js';
 import { fewestTokens, maxCodeUnitsPerToken } from '../src/prompt-bound.js';
-import { json } from './helpers.js';
+import { countingPrompts, json } from './helpers.js';
 
 describeShared(
   'a prompt far too long for the context is refused before it is tokenized',
@@ -17,7 +17,7 @@ describeShared(
   ],
   () => {
     let model: Model;
-    let prompts = 0;
+    let prompts: () => number;
     let counted: Model;
     beforeAll(async () => {
       // a 512-position model with GPT-2's tokenizer
@@ -27,16 +27,7 @@ describeShared(
         vocabSize: 50257,
       });
       model = await loadModel(dir, { log: () => {} });
-      counted = new Proxy(model, {
-        get(target, key, receiver) {
-          if (key === 'prompt')
-            return (...args: Parameters<Model['prompt']>) => {
-              prompts++;
-              return target.prompt(...args);
-            };
-          return Reflect.get(target, key, receiver);
-        },
-      }) as Model;
+      ({ model: counted, prompts } = countingPrompts(model));
     });
     afterAll(() => model?.dispose());
 
@@ -101,7 +92,7 @@ describeShared(
       expect(exact).toMatchObject({ code: 'context_length_exceeded', param: 'prompt' });
 
       // far too long: refused with the same error, the prompt never tokenized
-      const before = prompts;
+      const before = prompts();
       const huge = 'hello world, '.repeat(70_000); // 910,000 characters
       for (const [path, body, param] of [
         ['/v1/completions', { model: 'gpt2', prompt: huge }, 'prompt'],
@@ -121,7 +112,7 @@ describeShared(
           `This model's maximum context length is 512 tokens; the prompt has at least 7110 (910000 characters, and no token of this model stands for more than 128). Shorten the ${param}.`,
         );
       }
-      expect(prompts - before).toBe(1); // 'Hi' alone, before the huge one
+      expect(prompts() - before).toBe(1); // 'Hi' alone, before the huge one
     });
   },
 );

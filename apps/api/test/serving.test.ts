@@ -2,7 +2,7 @@ import { createTinyModel, SLOW_PREFILL_MODEL } from '@implicit-it/modelkit/test'
 import { type BaseModel, loadModel, loadModelInWorker, type Model } from '@implicit-it/runtime';
 import { describe, expect, it } from 'vitest';
 import { createApp, serve } from '../src/index.js';
-import { json, tinyModel } from './helpers.js';
+import { countingPrompts, json, tinyModel } from './helpers.js';
 
 const chat = (extra: Record<string, unknown> = {}) => ({
   model: 'tiny',
@@ -161,17 +161,7 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
 
   it('a full server answers 429 before tokenizing the prompt', async () => {
     const model = await tinyModel();
-    let prompts = 0;
-    const counted = new Proxy(model, {
-      get(target, key, receiver) {
-        if (key === 'prompt')
-          return (...args: Parameters<Model['prompt']>) => {
-            prompts++;
-            return target.prompt(...args);
-          };
-        return Reflect.get(target, key, receiver);
-      },
-    }) as Model;
+    const { model: counted, prompts } = countingPrompts(model);
     const app = createApp({
       models: [{ id: 'tiny', model: counted }],
       log: () => {},
@@ -184,12 +174,12 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
       json(chat({ max_tokens: 300, logit_bias: { [eos]: -100 }, rules: false })),
     );
     while (app.state.active === 0) await new Promise((r) => setTimeout(r, 5));
-    const before = prompts;
+    const before = prompts();
     expect(before).toBeGreaterThan(0);
     const refused = await app.request('/v1/chat/completions', json(chat({ max_tokens: 4 })));
     expect(refused.status).toBe(429);
     expect((await refused.json()).error.code).toBe('queue_full');
-    expect(prompts).toBe(before); // not tokenized
+    expect(prompts()).toBe(before); // not tokenized
     expect((await running).status).toBe(200);
   });
 
