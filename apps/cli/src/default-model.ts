@@ -1,4 +1,13 @@
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createModel } from '@implicit-it/modelkit';
@@ -115,20 +124,53 @@ export function removeAbandoned(modelsDir: string, now = Date.now()): string[] {
   return removed;
 }
 
+/** SmolLM2's tokenizer in `../shared`, when that exists. */
+function smollmTokenizerDir(): string | undefined {
+  const shared = sharedDir();
+  const smollm = shared && join(shared, 'fixtures', 'tokenizers', 'smollm');
+  return smollm && existsSync(join(smollm, 'tokenizer.json')) ? smollm : undefined;
+}
+
+/** The marker's `tokenizer` of a stand-in written without `../shared`. */
+const TINY_TOKENIZER = 'modelkit tiny';
+
+/**
+ * Why the cached stand-in in `dir` is to be written again, or undefined when it is current (or not
+ * there). One written while `../shared` was missing has modelkit's 512-token tokenizer: once SmolLM2's
+ * is here, the stand-in gets it, as the README promises, instead of keeping the toy one for good.
+ */
+export function standInOutdated(dir = randomModelDir()): string | undefined {
+  let record: { tokenizer?: unknown };
+  try {
+    record = JSON.parse(readFileSync(join(dir, MARKER), 'utf8'));
+  } catch {
+    return undefined; // none, or not ours to judge
+  }
+  const smollm = smollmTokenizerDir();
+  return record.tokenizer === TINY_TOKENIZER && smollm
+    ? `it has modelkit's tiny tokenizer (written while ../shared was missing), and SmolLM2's is now in ${smollm}`
+    : undefined;
+}
+
 /**
  * The random-weights stand-in: a `smollm2-135m`-shaped modelkit model (seed 0), written once into the
- * cache. It uses the real SmolLM2 tokenizer from `../shared` when that exists, else modelkit's tiny one.
+ * cache. It uses the real SmolLM2 tokenizer from `../shared` when that exists, else modelkit's tiny one;
+ * one written with the tiny one is written again once `../shared` is there (`standInOutdated`).
  */
 export async function ensureRandomModel(): Promise<string> {
   const dir = randomModelDir();
-  if (existsSync(join(dir, MARKER))) return dir;
-  const smollm = sharedDir() && join(sharedDir()!, 'fixtures', 'tokenizers', 'smollm');
-  const tokenizerDir = smollm && existsSync(join(smollm, 'tokenizer.json')) ? smollm : undefined;
+  const outdated = standInOutdated(dir);
+  if (existsSync(join(dir, MARKER)) && !outdated) return dir;
+  const tokenizerDir = smollmTokenizerDir();
   const modelsDir = join(cacheRoot(), 'models');
   mkdirSync(modelsDir, { recursive: true });
   for (const left of removeAbandoned(modelsDir)) note(`removed ${left}, left unfinished by a stopped run`);
   const tmp = `${dir}.tmp-${hostTag()}-${process.pid}`;
-  note(`creating the random-weights stand-in model in ${dir} (once; about 540 MB)...`);
+  note(
+    outdated
+      ? `writing the random-weights stand-in model in ${dir} again: ${outdated}...`
+      : `creating the random-weights stand-in model in ${dir} (once; about 540 MB)...`,
+  );
   const bar = progressBar('writing weights', 1, 'tensors');
   try {
     await createModel({
@@ -140,7 +182,7 @@ export async function ensureRandomModel(): Promise<string> {
     });
     writeFileSync(
       join(tmp, MARKER),
-      `${JSON.stringify({ preset: 'smollm2-135m', seed: 0, tokenizer: tokenizerDir ? 'smollm (../shared)' : 'modelkit tiny', weights: 'random' }, null, 2)}\n`,
+      `${JSON.stringify({ preset: 'smollm2-135m', seed: 0, tokenizer: tokenizerDir ? 'smollm (../shared)' : TINY_TOKENIZER, weights: 'random' }, null, 2)}\n`,
     );
     rmSync(dir, { recursive: true, force: true });
     renameSync(tmp, dir);

@@ -2,8 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ABANDONED_AFTER_MS, hostTag, removeAbandoned } from '../src/default-model.js';
+import { describeShared, SHARED_DIR } from '@implicit-it/testkit';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { ABANDONED_AFTER_MS, hostTag, removeAbandoned, standInOutdated } from '../src/default-model.js';
 
 // The stand-in's temporary directories: which a run removes as abandoned before writing its own.
 describe('removeAbandoned', () => {
@@ -60,5 +61,45 @@ describe('removeAbandoned', () => {
     expect(removeAbandoned(dir)).toEqual([]);
     // an hour after that write, it is abandoned
     expect(removeAbandoned(dir, Date.now() + ABANDONED_AFTER_MS + 60_000)).toEqual([join(dir, name)]);
+  });
+});
+
+// A stand-in written while ../shared was missing has modelkit's toy tokenizer; it is not kept for good.
+describeShared('standInOutdated', ['fixtures/tokenizers/smollm/tokenizer.json'], () => {
+  const root = mkdtempSync(join(tmpdir(), 'implicit-it-outdated-'));
+  const before = process.env.IMPLICIT_IT_SHARED_DIR;
+  afterEach(() => {
+    if (before === undefined) delete process.env.IMPLICIT_IT_SHARED_DIR;
+    else process.env.IMPLICIT_IT_SHARED_DIR = before;
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  /** A cached stand-in whose marker records `tokenizer` (or no marker at all). */
+  function standIn(tokenizer?: string): string {
+    const dir = mkdtempSync(join(root, 'smollm2-135m-random-'));
+    if (tokenizer !== undefined)
+      writeFileSync(
+        join(dir, 'implicit-it-random-model.json'),
+        JSON.stringify({ preset: 'smollm2-135m', seed: 0, tokenizer, weights: 'random' }),
+      );
+    return dir;
+  }
+
+  it("is outdated when it has modelkit's tokenizer and SmolLM2's is now in ../shared", () => {
+    process.env.IMPLICIT_IT_SHARED_DIR = SHARED_DIR;
+    expect(standInOutdated(standIn('modelkit tiny'))).toBe(
+      `it has modelkit's tiny tokenizer (written while ../shared was missing), and SmolLM2's is now in ${join(SHARED_DIR, 'fixtures', 'tokenizers', 'smollm')}`,
+    );
+    // one with SmolLM2's tokenizer, none written yet, or a marker not ours to judge: kept as it is
+    expect(standInOutdated(standIn('smollm (../shared)'))).toBeUndefined();
+    expect(standInOutdated(standIn())).toBeUndefined();
+    const garbled = standIn();
+    writeFileSync(join(garbled, 'implicit-it-random-model.json'), '{"tokenizer": "modelkit');
+    expect(standInOutdated(garbled)).toBeUndefined();
+  });
+
+  it('is current while ../shared is still missing: nothing better to write it with', () => {
+    process.env.IMPLICIT_IT_SHARED_DIR = mkdtempSync(join(root, 'no-shared-'));
+    expect(standInOutdated(standIn('modelkit tiny'))).toBeUndefined();
   });
 });

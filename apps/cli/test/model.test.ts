@@ -19,7 +19,7 @@ import {
   writeSafetensors,
 } from '@implicit-it/modelkit';
 import { cudaPackageUrl } from '@implicit-it/runtime';
-import { describeShared, sharedPath } from '@implicit-it/testkit';
+import { describeShared, missingShared, sharedPath } from '@implicit-it/testkit';
 import { CONVENTIONAL_EOS_TOKENS as TOKENIZERS_EOS } from '@implicit-it/tokenizers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { providerFix } from '../src/commands/doctor.js';
@@ -624,6 +624,27 @@ describe('doctor', () => {
     expect(text.stdout).toMatch(/^ok\s+Node\.js\s+v\d+/m);
     // the runtime's reasons in the CLI's words: its commands, not the library's calls
     for (const c of report.checks) expect(c.detail ?? '').not.toMatch(/installCudaProvider|\(CLI: /);
+  });
+
+  it("says a cached stand-in with modelkit's tokenizer is written again now that ../shared is here", async (ctx) => {
+    if (missingShared('fixtures/tokenizers/smollm/tokenizer.json')) return ctx.skip();
+    const cache = mkdtempSync(join(tmpdir(), 'implicit-it-doctor-'));
+    try {
+      const dir = join(cache, 'models', 'smollm2-135m-random');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(
+        join(dir, 'implicit-it-random-model.json'),
+        JSON.stringify({ tokenizer: 'modelkit tiny' }),
+      );
+      const r = await run(['doctor', '--json'], { env: { IMPLICIT_IT_CACHE: cache } });
+      const check = JSON.parse(r.stdout).checks.find((c: { name: string }) => c.name === 'default model');
+      expect(check.status).toBe('warn');
+      expect(check.detail).toMatch(
+        /^only the random-weights stand-in \(.*\) is cached; it has modelkit's tiny tokenizer \(written while \.\.\/shared was missing\), and SmolLM2's is now in .*: the next run without --model writes it again with that tokenizer$/,
+      );
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
   });
 });
 

@@ -9,7 +9,7 @@ import {
 } from '@implicit-it/runtime';
 import type { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
-import { cacheRoot, DEFAULT_HUB_ID, randomModelDir } from '../default-model.js';
+import { cacheRoot, DEFAULT_HUB_ID, randomModelDir, standInOutdated } from '../default-model.js';
 import { EXIT, inCliTerms, painter, printJson } from '../output.js';
 import { sharedDir } from '../shared-dir.js';
 
@@ -160,6 +160,7 @@ function cacheCheck(): Check[] {
   }
   const hub = join(defaultHubCacheDir(), DEFAULT_HUB_ID);
   const random = randomModelDir();
+  const outdated = standInOutdated(random);
   checks.push(
     existsSync(join(hub, 'config.json'))
       ? { name: 'default model', status: 'ok', detail: `${DEFAULT_HUB_ID} cached in ${hub}` }
@@ -167,7 +168,7 @@ function cacheCheck(): Check[] {
         ? {
             name: 'default model',
             status: 'warn',
-            detail: `only the random-weights stand-in (${random}) is cached`,
+            detail: `only the random-weights stand-in (${random}) is cached${outdated ? `; ${outdated}: the next run without --model writes it again with that tokenizer` : ''}`,
             fix: `run once with a network to fetch ${DEFAULT_HUB_ID}, or pass --model DIR`,
           }
         : {
