@@ -2,6 +2,7 @@
 import { CommanderError } from 'commander';
 import { CliError, EXIT, exitCodeOf, inCliTerms, painter } from './output.js';
 import { createProgram } from './program.js';
+import { sharedPathHint } from './shared-dir.js';
 
 // `implicit-it ... | head` closes the pipe early: that ends the output, it is not an error
 for (const stream of [process.stdout, process.stderr]) {
@@ -31,6 +32,8 @@ async function main(): Promise<void> {
     process.stderr.write(`${paint('red', 'error:')} ${message}\n`);
     if (error instanceof CliError && error.hint)
       process.stderr.write(`${paint('dim', `hint: ${error.hint}`)}\n`);
+    const shared = sharedPathHint(message);
+    if (shared) process.stderr.write(`${paint('dim', `hint: ${shared}`)}\n`);
     if (process.env.IMPLICIT_IT_DEBUG && error instanceof Error && error.stack)
       process.stderr.write(`${error.stack}\n`);
     process.exitCode = exitCodeOf(error);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTinyModel } from '@implicit-it/modelkit/test';
-import { serveHubRepo } from '@implicit-it/testkit';
+import { missingShared, SHARED_DIR, serveHubRepo } from '@implicit-it/testkit';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CACHE, CLI, run, tinyModelDir, waitFor } from './helpers.js';
 
@@ -331,6 +331,48 @@ describe('help, version, usage errors', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the READMEs' ../shared paths from a clone elsewhere", () => {
+  const root = mkdtempSync(join(tmpdir(), 'cli-shared-hint-'));
+  const clone = join(root, 'clone');
+  mkdirSync(clone);
+  const trace = [
+    'rules',
+    'trace',
+    '--tokenizer',
+    '../shared/fixtures/tokenizers/llama2',
+    '--instruction',
+    'Hi',
+    '--response',
+    'Hello',
+  ];
+
+  it('names where the fixtures are when IMPLICIT_IT_SHARED_DIR (or the CLI) finds them', async (ctx) => {
+    if (missingShared('fixtures/tokenizers/llama2/tokenizer.json')) return ctx.skip();
+    const r = await run(trace, { cwd: clone, env: { IMPLICIT_IT_SHARED_DIR: SHARED_DIR } });
+    expect([r.code, r.stderr]).toEqual([
+      3,
+      'error: --tokenizer: ../shared/fixtures/tokenizers/llama2 does not exist\n' +
+        `hint: ../shared/fixtures/tokenizers/llama2 is relative to this directory; the shared fixtures are in ${SHARED_DIR}: give ${join(SHARED_DIR, 'fixtures', 'tokenizers', 'llama2')}\n`,
+    ]);
+  });
+
+  it('says what the path assumes when no fixtures are found, and nothing when ../shared is there', async () => {
+    const r = await run(['eval', 'rank', '--model', clone, '--data', '../shared/data/x.jsonl'], {
+      cwd: clone,
+      env: { IMPLICIT_IT_SHARED_DIR: join(root, 'none') },
+    });
+    expect(r.stderr).toContain(
+      "hint: the READMEs' ../shared paths assume a clone beside the shared/ directory (tokenizer fixtures, datasets): run from such a clone, or give the full path (IMPLICIT_IT_SHARED_DIR names it for the defaults)\n",
+    );
+    mkdirSync(join(root, 'shared'));
+    const beside = await run(trace, { cwd: clone });
+    expect([beside.code, beside.stderr]).toEqual([
+      3,
+      'error: --tokenizer: ../shared/fixtures/tokenizers/llama2 does not exist\n',
+    ]);
   });
 });
 
