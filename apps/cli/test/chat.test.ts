@@ -30,12 +30,14 @@ async function waitFor(pattern: RegExp, ms = 20_000): Promise<string> {
 describe('chat with piped stdin', () => {
   it('answers every piped line in order, slash commands included, then exits 0 at EOF', async () => {
     const model = await tinyModelDir();
-    const input = 'Hi\n/history\n/rules off\nHello again\n/history\n';
+    const input = '/history\nHi\n/history\n/rules off\nHello again\n/history\n';
     const r = await run(['chat', '--model', model, '--max-tokens', '3', '--rules', 'eos'], { input });
     expect(r.code, r.stderr).toBe(0);
     // two replies: the lines that came while the first one was generating were not lost
     expect(r.stdout.match(/assistant> /g)).toHaveLength(2);
     expect(r.stdout).toContain('rules: off\n');
+    // before the first turn, /history says there is nothing rather than printing nothing
+    expect(r.stdout).toContain('you> (no messages yet)\nyou> ');
     // the first /history lists the first turn; the second /history both turns, after the second reply
     const histories = r.stdout.split('you> ').filter((s) => s.startsWith('user: '));
     expect(histories).toHaveLength(2);
@@ -181,9 +183,9 @@ describe.skipIf(!TMUX)('chat in a pseudo-terminal (tmux)', () => {
       tmux('send-keys', '-t', session, 'Tell me a long story', 'Enter');
       await waitFor(/assistant> \s*\S/);
       tmux('send-keys', '-t', session, 'C-c');
-      await waitFor(/\[stopped\]\n.*you> $/m);
+      await waitFor(/\[stopped: this turn is left out of the conversation\]\n.*you> $/m);
       tmux('send-keys', '-t', session, '/history', 'Enter');
-      await waitFor(/\/history\n.*you> $/m); // the stopped turn was taken back: no history
+      await waitFor(/\/history\n\(no messages yet\)\n.*you> $/m); // the stopped turn was taken back
       tmux('send-keys', '-t', session, '/exit', 'Enter');
       const end = await waitFor(/EXIT CODE \d+/);
       expect(end).toMatch(/EXIT CODE 0/);

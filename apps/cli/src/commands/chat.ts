@@ -127,7 +127,8 @@ async function run(flags: ChatFlags): Promise<void> {
       process.stdout.write(notes.length > 0 ? out('dim', ` [${notes.join('; ')}]\n`) : '\n');
     } catch (error) {
       if (generating.signal.aborted) {
-        process.stdout.write(out('dim', ' [stopped]\n'));
+        // the turn is taken back whole: its message is not answered in the conversation
+        process.stdout.write(out('dim', ' [stopped: this turn is left out of the conversation]\n'));
         messages.pop();
       } else throw error;
     } finally {
@@ -160,6 +161,7 @@ async function run(flags: ChatFlags): Promise<void> {
           }
           return true;
         case '/history':
+          if (messages.length === 0) process.stdout.write(out('dim', '(no messages yet)\n'));
           for (const m of messages) process.stdout.write(`${out('dim', `${m.role}:`)} ${m.content}\n`);
           return true;
         case '/help':
