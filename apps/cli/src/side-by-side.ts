@@ -53,10 +53,14 @@ function wrapCells(spans: readonly Span[], width: number): Cell[][] {
   return out;
 }
 
+/** Rows empty in every column, in a run at least this long, print as one row that counts them. */
+export const BLANK_RUN = 4;
+
 /**
  * Columns of text side by side, each wrapped to its share of `width`, with a title and footer. A
  * column's `spans` (its text in styled pieces, joining to `text`) paint it, as `generate --trace`
- * paints one answer.
+ * paints one answer. A run of `BLANK_RUN` or more rows empty in every column (a base model's answer
+ * of newlines, beside a short one) prints as one dim line, `⋮ N empty lines`.
  *
  * @example
  * sideBySide([{ title: 'base', text: 'a' }, { title: 'rules', text: 'b' }], 80, (_, s) => s);
@@ -89,7 +93,18 @@ export function sideBySide(
   const line = (parts: string[]) => `${parts.join(gap).trimEnd()}\n`;
   let out = line(columns.map((c) => paint('bold', pad(c.title.slice(0, w)))));
   out += line(columns.map(() => '─'.repeat(w)));
-  for (let r = 0; r < rows; r++) out += line(cells.map((c) => render(c[r] ?? [])));
+  const blank = (r: number) => cells.every((c) => (c[r] ?? []).length === 0);
+  for (let r = 0; r < rows; ) {
+    let end = r;
+    while (end < rows && blank(end)) end++;
+    if (end - r >= BLANK_RUN) {
+      out += line([paint('dim', `⋮ ${end - r} empty lines`)]);
+      r = end;
+    } else {
+      out += line(cells.map((c) => render(c[r] ?? [])));
+      r++;
+    }
+  }
   if (columns.some((c) => c.footer)) {
     out += line(columns.map(() => '─'.repeat(w)));
     out += line(columns.map((c) => paint('dim', pad((c.footer ?? '').slice(0, w)))));
