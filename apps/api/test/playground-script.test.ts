@@ -204,3 +204,32 @@ describe("the playground's rules column", () => {
     expect((await none.generate())[1]).toEqual({ eos: resolveRuleSpec('eos').eos });
   });
 });
+
+describe("the playground's page", () => {
+  let model: Model;
+  const server = (rules: RuleSpec) => createApp({ models: [{ id: 'tiny', model }], log: () => {}, rules });
+
+  beforeAll(async () => {
+    model = await tinyModel();
+  });
+
+  it("describes each rule's box by the server's rules, not hewitt2024's", async () => {
+    const page = await loadPage(
+      server({ uniform: { entries: [{ text: 'm', score: 30 }] }, used: { penalty: -3 } }),
+    );
+    const help = page.el('#rules').children.map((label) => label.children[2]!.textContent);
+    expect(help).toEqual([
+      'off in server rules; ticking adds: end-of-sequence score rises from 0 to 15 over 250 tokens, then 0',
+      '1 fixed score: "m" +30',
+      '-3 for each token already used in the instruction or the answer (scope conversation)',
+      'off in server rules; ticking adds: favours words at the first steps: the first token\'s word score x5, "!" +15 as the second, "\\n" -10 as the third',
+    ]);
+    const hewitt = await loadPage(server('hewitt2024'));
+    expect(hewitt.el('#rules').children.map((label) => label.children[2]!.textContent)).toEqual([
+      'end-of-sequence score rises from 0 to 15 over 250 tokens, then 0',
+      '15 fixed scores: "<" -4, " <" -4, "|" -4, " I" -5, ...',
+      '-1.5 for each token already used in the instruction or the answer (scope conversation)',
+      expect.stringMatching(/^off in hewitt2024; ticking adds: favours words at the first steps: /),
+    ]);
+  });
+});

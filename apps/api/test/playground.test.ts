@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveRuleSpec } from '@implicit-it/rules';
 import { describeWithBinary } from '@implicit-it/testkit';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, serve } from '../src/index.js';
 import { tinyModel } from './helpers.js';
@@ -16,6 +16,9 @@ import { tinyModel } from './helpers.js';
 const CHROMIUM = process.env.IMPLICIT_IT_CHROMIUM ?? '/usr/bin/chromium';
 const OUT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'test-output');
 export const SCREENSHOT = join(OUT_DIR, 'playground.png');
+
+/** The text beside each rule's box, in the page's order (eos, uniform, used, start). */
+const boxTexts = (page: Page) => page.$$eval('#rules label small', (els) => els.map((e) => e.textContent));
 
 describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install -y chromium', () => {
   let server: RunningServer;
@@ -51,6 +54,12 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     expect(await page.isChecked('#rule-start')).toBe(false);
     expect(await page.textContent('#rules-name')).toBe('hewitt2024');
     await expect(page.textContent('#legend')).resolves.toMatch(/unshifted.*marginal.*shifted/s);
+    expect(await boxTexts(page)).toEqual([
+      'end-of-sequence score rises from 0 to 15 over 250 tokens, then 0',
+      '15 fixed scores: "<" -4, " <" -4, "|" -4, " I" -5, ...',
+      '-1.5 for each token already used in the instruction or the answer (scope conversation)',
+      'off in hewitt2024; ticking adds: favours words at the first steps: the first token\'s word score x5, "!" +15 as the second, "\\n" -10 as the third',
+    ]);
 
     await page.fill('#instruction', 'Give me a recipe for tiramisu.');
     await page.fill('#max-tokens', '64');
@@ -115,6 +124,30 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     expect(errors).toEqual([]);
     expect(external).toEqual([]);
     await page.close();
+  });
+
+  it("describes each rule's box by the server's rules (a rule-set JSON)", async () => {
+    const model = await tinyModel();
+    const custom = await serve({
+      models: [{ id: 'tiny', model }],
+      port: 0,
+      hostname: '127.0.0.1',
+      rules: { uniform: { entries: [{ text: 'm', score: 30 }] }, used: { penalty: -3 } },
+      log: () => {},
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(custom.url);
+      expect(await boxTexts(page)).toEqual([
+        'off in server rules; ticking adds: end-of-sequence score rises from 0 to 15 over 250 tokens, then 0',
+        '1 fixed score: "m" +30',
+        '-3 for each token already used in the instruction or the answer (scope conversation)',
+        expect.stringMatching(/^off in server rules; ticking adds: favours words at the first steps: /),
+      ]);
+      await page.close();
+    } finally {
+      await custom.close();
+    }
   });
 
   it("uses the server's rule set in the rules column (hewitt2024-prose), less the unticked rules", async () => {

@@ -1,4 +1,5 @@
 import type { RuleSetConfig } from '@implicit-it/rules';
+import { ruleHelp } from './rule-help.js';
 import { PLAYGROUND_SCRIPT } from './script.js';
 import { PLAYGROUND_STYLE } from './style.js';
 
@@ -16,14 +17,17 @@ import { PLAYGROUND_STYLE } from './style.js';
 export interface PlaygroundConfig {
   models: string[];
   /**
-   * The server's default rule set, resolved: its rules are the boxes ticked at first; with boxes
-   * unticked the page sends it without those rules (with the boxes as the server has them,
-   * `rules: true`, the server's own).
+   * The server's default rule set, resolved: its rules are the boxes ticked at first (each box shows
+   * that rule's options here); with boxes unticked the page sends it without those rules (with the
+   * boxes as the server has them, `rules: true`, the server's own).
    */
   rules: RuleSetConfig;
   /** What the page calls the server's rule set (`hewitt2024`, `hewitt2024-prose`, ...). */
   rulesName: string;
-  /** Each rule as the paper's subset names turn it on, for a box the server's rule set leaves off. */
+  /**
+   * Each rule as the paper's subset names turn it on: what ticking a box the server's rule set leaves
+   * off adds (a rule absent here is added with its defaults, `true`).
+   */
   ruleDefaults: RuleSetConfig;
   /** Whether requests need an API key (the page then asks for one). */
   auth: boolean;
@@ -41,7 +45,10 @@ const escapeJson = (value: unknown) =>
 /**
  * The playground: one self-contained HTML page (inline CSS and JS, no external requests). It sends the
  * instruction twice to `/v1/chat/completions` (rules off, and the chosen rules) with `stream` and the
- * `trace` extension, and colours each token by its rank under the base model alone.
+ * `trace` extension, and colours each token by its rank under the base model alone. Beside each rule's
+ * box it says what ticking the box sends: the rule's options in `rules`, or, for a rule `rules` leaves
+ * off, "off in `rulesName`" and what ticking adds (`ruleDefaults`; `RULE_DEFAULTS` of
+ * `@implicit-it/rules` for the fields they leave out).
  *
  * @example
  * import { Hono } from 'hono';
@@ -102,7 +109,7 @@ export function playgroundPage(config: PlaygroundConfig): string {
     <span class="note">(categories of Lin et al., 2023; hover a token for its rank)</span>
   </footer>
 </main>
-<script>window.PLAYGROUND = ${escapeJson(config)};</script>
+<script>window.PLAYGROUND = ${escapeJson({ ...config, ruleHelp: ruleHelp(config) })};</script>
 <script>${PLAYGROUND_SCRIPT}</script>
 </body>
 </html>

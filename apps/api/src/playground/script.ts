@@ -6,11 +6,12 @@ export const PLAYGROUND_SCRIPT = String.raw`
 (function () {
   'use strict';
   var config = window.PLAYGROUND;
+  // each box's text (config.ruleHelp) is written on the server, from its rules (see rule-help.ts)
   var RULES = [
-    { key: 'eos', part: 'eos', name: 'EOS ramp', help: 'end-of-sequence score rises from 0 to 15 over 250 tokens' },
-    { key: 'uniform', part: 'uniform', name: 'Uniform token changes', help: '15 fixed scores: I -5, should -6, \\n +1, ...' },
-    { key: 'used', part: 'diversity', name: 'Used-token penalty', help: '-1.5 for each token already used' },
-    { key: 'start', part: 'start', name: 'Start rule', help: 'off in hewitt2024: favours words at the first steps' }
+    { key: 'eos', part: 'eos', name: 'EOS ramp' },
+    { key: 'uniform', part: 'uniform', name: 'Uniform token changes' },
+    { key: 'used', part: 'diversity', name: 'Used-token penalty' },
+    { key: 'start', part: 'start', name: 'Start rule' }
   ];
   var $ = function (sel) { return document.querySelector(sel); };
   var running = null;
@@ -36,7 +37,7 @@ export const PLAYGROUND_SCRIPT = String.raw`
     var text = document.createElement('span');
     text.textContent = rule.name;
     var small = document.createElement('small');
-    small.textContent = rule.help;
+    small.textContent = config.ruleHelp[rule.key];
     label.appendChild(box); label.appendChild(text); label.appendChild(small);
     fieldset.appendChild(label);
   });
@@ -52,7 +53,8 @@ export const PLAYGROUND_SCRIPT = String.raw`
     var spec = {}, any = false;
     RULES.forEach(function (r) {
       if (!checked(r)) return;
-      spec[r.key] = serverHas(r) ? config.rules[r.key] : config.ruleDefaults[r.key];
+      // (a rule ruleDefaults lacks: its defaults, as its box says)
+      spec[r.key] = serverHas(r) ? config.rules[r.key] : config.ruleDefaults[r.key] || true;
       any = true;
     });
     return any ? spec : false;
