@@ -14,6 +14,7 @@ class Element {
   textContent = '';
   hidden = false;
   disabled = false;
+  title = '';
   dataset: Record<string, string> = {};
   readonly children: Element[] = [];
   readonly listeners: Record<string, (() => unknown)[]> = {};
@@ -205,6 +206,27 @@ describe("the playground's rules column", () => {
   });
 });
 
+/** A chat stream's chunk as the server writes it: one token of `text`, ranked first by the base model. */
+const chunk = (text: string, finish: string | null = null, extra: Record<string, unknown> = {}) =>
+  `data: ${JSON.stringify({ ...extra, choices: [{ index: 0, delta: { content: text }, trace: [{ base_rank: 1 }], finish_reason: finish }] })}\n\n`;
+
+/**
+ * A streamed response of `events`, each read on its own; `before(i)` runs before the i-th is read
+ * (its error, or a rejection, fails that read as a broken connection does).
+ */
+function streamed(events: string[], before: (i: number) => unknown = () => {}) {
+  let i = 0;
+  const bytes = new TextEncoder();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      await before(i);
+      if (i < events.length) controller.enqueue(bytes.encode(events[i++]!));
+      else controller.close();
+    },
+  });
+  return new Response(body, { headers: { 'Content-Type': 'text/event-stream' } });
+}
+
 describe("the playground's page", () => {
   let model: Model;
   const server = (rules: RuleSpec) => createApp({ models: [{ id: 'tiny', model }], log: () => {}, rules });
@@ -231,5 +253,51 @@ describe("the playground's page", () => {
       '-1.5 for each token already used in the instruction or the answer (scope conversation)',
       expect.stringMatching(/^off in hewitt2024; ticking adds: favours words at the first steps: /),
     ]);
+  });
+
+  it("shows the response's rules_unresolved above the rules column's tokens, and clears it on the next run", async () => {
+    const app = server('hewitt2024');
+    const real = async (body: string) => {
+      const res = await app.request('/v1/chat/completions', json(JSON.parse(body)));
+      return new Response(await res.text(), { status: res.status, headers: res.headers });
+    };
+    const page = await loadPage(app, real);
+    page.el('#model').value = 'tiny';
+    await page.generate();
+    const notice = page.el('#col-rules').querySelector('.unresolved');
+    expect(notice.hidden).toBe(false);
+    // hewitt2024 on modelkit's tiny tokenizer: 8 of its 15 uniform entries name no token of it
+    expect(notice.textContent).toBe(
+      '8 rule entries match no token of this model and are left out: " <", " We", " should", " *", " -", "   ", " #", " ##"',
+    );
+    expect(notice.title.split('\n')[0]).toBe('uniform " <": no vocabulary item has the surface text " <"');
+    // (the base column sends no rules: nothing there is left out)
+    expect(page.el('#col-base').querySelector('.unresolved').hidden).toBe(true);
+    // every rule off: none left out, no notice
+    for (const rule of ['eos', 'uniform', 'used']) page.set(rule, false);
+    await page.generate();
+    expect(notice.hidden).toBe(true);
+    expect(notice.textContent).toBe('');
+
+    // one entry, and more than the notice names
+    const list = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        rule: 'uniform',
+        text: `Sure${i}!`,
+        reason: 'no vocabulary item',
+      }));
+    for (const [n, text] of [
+      [1, '1 rule entry matches no token of this model and is left out: "Sure0!"'],
+      [
+        11,
+        '11 rule entries match no token of this model and are left out: "Sure0!", "Sure1!", "Sure2!", "Sure3!", "Sure4!", "Sure5!", "Sure6!", "Sure7!", and 3 more',
+      ],
+    ] as const) {
+      const stub = await loadPage(app, async () =>
+        streamed([chunk('', null, { rules_unresolved: list(n) }), chunk('a', 'length'), 'data: [DONE]\n\n']),
+      );
+      await stub.generate();
+      expect(stub.el('#col-rules').querySelector('.unresolved').textContent).toBe(text);
+    }
   });
 });

@@ -60,6 +60,7 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
       '-1.5 for each token already used in the instruction or the answer (scope conversation)',
       'off in hewitt2024; ticking adds: favours words at the first steps: the first token\'s word score x5, "!" +15 as the second, "\\n" -10 as the third',
     ]);
+    expect(await page.isVisible('#col-rules .unresolved')).toBe(false);
 
     await page.fill('#instruction', 'Give me a recipe for tiramisu.');
     await page.fill('#max-tokens', '64');
@@ -86,6 +87,11 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     // with the rules some tokens moved (for this model and prompt the EOS ramp and the penalties do)
     expect(ruled.some((t) => t.cls !== 'tok unshifted')).toBe(true);
     expect(await page.textContent('#col-rules .meta')).toMatch(/tokens, finish: (stop|length)/);
+    // hewitt2024's uniform entries that no token of the tiny tokenizer has, said above the tokens
+    expect(await page.isVisible('#col-rules .unresolved')).toBe(true);
+    expect(await page.textContent('#col-rules .unresolved')).toBe(
+      '8 rule entries match no token of this model and are left out: " <", " We", " should", " *", " -", "   ", " #", " ##"',
+    );
 
     // the columns hold exactly what the API answers for the same requests
     const api = async (rules: unknown) => {
@@ -120,6 +126,8 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     await page.waitForSelector('#col-base[data-state="done"]', { timeout: 30_000 });
     const off = await column('#col-rules');
     expect(text(off)).toBe(text(base));
+
+    expect(await page.isVisible('#col-rules .unresolved')).toBe(false);
 
     expect(errors).toEqual([]);
     expect(external).toEqual([]);

@@ -98,6 +98,7 @@ export function playgroundPage(config: PlaygroundConfig): string {
     </article>
     <article id="col-rules" class="column" data-state="idle">
       <h2>Base + rules <small id="rules-name"></small></h2>
+      <p class="unresolved" hidden></p>
       <div class="tokens" aria-live="polite"></div>
       <div class="meta"></div>
     </article>

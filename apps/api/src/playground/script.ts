@@ -87,10 +87,12 @@ export const PLAYGROUND_SCRIPT = String.raw`
     this.el = $(id);
     this.tokens = this.el.querySelector('.tokens');
     this.meta = this.el.querySelector('.meta');
+    this.notice = this.el.querySelector('.unresolved'); // the rules column's only
   }
   Column.prototype.reset = function () {
     this.tokens.textContent = '';
     this.meta.textContent = '';
+    if (this.notice) { this.notice.textContent = ''; this.notice.hidden = true; }
     this.counts = { unshifted: 0, marginal: 0, shifted: 0, unknown: 0 };
     this.n = 0;
     this.el.dataset.state = 'running';
@@ -112,6 +114,17 @@ export const PLAYGROUND_SCRIPT = String.raw`
     span.textContent = eos ? '\u27e8end\u27e9' : text;
     span.title = (eos ? 'end of sequence; ' : '') + 'base-model rank ' + ranks.join(', ');
     this.tokens.appendChild(span);
+  };
+  /** The response's rules_unresolved: rule entries that match no token of the model, left out. */
+  Column.prototype.unresolved = function (list) {
+    if (!this.notice || !list || !list.length) return;
+    var SHOWN = 8, n = list.length;
+    var texts = list.slice(0, SHOWN).map(function (u) { return JSON.stringify(u.text); });
+    this.notice.textContent = n + (n === 1 ? ' rule entry matches' : ' rule entries match') +
+      ' no token of this model and ' + (n === 1 ? 'is' : 'are') + ' left out: ' + texts.join(', ') +
+      (n > SHOWN ? ', and ' + (n - SHOWN) + ' more' : '');
+    this.notice.title = list.map(function (u) { return u.rule + ' ' + JSON.stringify(u.text) + ': ' + u.reason; }).join('\n');
+    this.notice.hidden = false;
   };
   Column.prototype.finish = function (reason, usage) {
     this.el.dataset.state = 'done';
@@ -174,6 +187,7 @@ export const PLAYGROUND_SCRIPT = String.raw`
         var event = JSON.parse(data);
         if (event.error) throw new Error(event.error.message);
         if (event.usage) usage = event.usage;
+        if (event.rules_unresolved) column.unresolved(event.rules_unresolved);
         var choice = event.choices && event.choices[0];
         if (!choice) continue;
         column.add(choice.delta && choice.delta.content, choice.trace, choice.finish_reason);

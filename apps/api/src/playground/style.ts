@@ -16,9 +16,12 @@ header h1 { margin: 0; font-size: 1.4rem; }
 header h1 span { color: var(--muted); font-weight: 400; }
 header p { margin: 0.4rem 0 0; color: var(--muted); max-width: 60rem; line-height: 1.4; }
 main { padding: 0.8rem 2rem 2rem; }
-.notice { margin: 0 0 0.8rem; padding: 0.6rem 1rem; border-radius: 8px; border: 1px solid #e0b100;
+.notice, .unresolved { margin: 0 0 0.8rem; padding: 0.6rem 1rem; border-radius: 8px; border: 1px solid #e0b100;
   background: #fff6d6; color: #5c4500; }
-@media (prefers-color-scheme: dark) { .notice { background: #3a3114; color: #f3dc8c; border-color: #7a6320; } }
+.unresolved { margin-bottom: 0.6rem; padding: 0.3rem 0.6rem; font-size: 0.85rem; }
+@media (prefers-color-scheme: dark) {
+  .notice, .unresolved { background: #3a3114; color: #f3dc8c; border-color: #7a6320; }
+}
 .controls { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 1rem; }
 .label { font-weight: 600; display: block; margin-bottom: 0.3rem; }
 textarea { width: 100%; font: inherit; padding: 0.5rem; border: 1px solid var(--line); border-radius: 6px;
