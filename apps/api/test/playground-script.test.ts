@@ -17,7 +17,7 @@ class Element {
   title = '';
   dataset: Record<string, string> = {};
   readonly children: Element[] = [];
-  readonly listeners: Record<string, (() => unknown)[]> = {};
+  readonly listeners: Record<string, ((event?: unknown) => unknown)[]> = {};
   private readonly parts = new Map<string, Element>();
 
   constructor(private readonly registry: Map<string, Element>) {}
@@ -27,7 +27,7 @@ class Element {
     if (child.id) this.registry.set(`#${child.id}`, child);
     for (const c of child.children) if (c.id) this.registry.set(`#${c.id}`, c);
   }
-  addEventListener(type: string, fn: () => unknown) {
+  addEventListener(type: string, fn: (event?: unknown) => unknown) {
     this.listeners[type] = [...(this.listeners[type] ?? []), fn];
   }
   querySelector(sel: string): Element {
@@ -299,5 +299,17 @@ describe("the playground's page", () => {
       await stub.generate();
       expect(stub.el('#col-rules').querySelector('.unresolved').textContent).toBe(text);
     }
+  });
+
+  it("submits nothing on Enter in a field of the controls' form", async () => {
+    const page = await loadPage(server('hewitt2024'));
+    let prevented = false;
+    for (const fn of page.el('#controls').listeners.submit!)
+      fn({
+        preventDefault() {
+          prevented = true;
+        },
+      });
+    expect(prevented).toBe(true);
   });
 });

@@ -17,6 +17,19 @@ const CHROMIUM = process.env.IMPLICIT_IT_CHROMIUM ?? '/usr/bin/chromium';
 const OUT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'test-output');
 export const SCREENSHOT = join(OUT_DIR, 'playground.png');
 
+/**
+ * The console's errors and warnings of `page` from now on, and Chromium's `[DOM]` notes (logged as
+ * verbose: a password field outside a form, ...).
+ */
+function consoleProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning' || m.text().startsWith('[DOM]'))
+      problems.push(`${m.type()}: ${m.text()} (${m.location().url})`);
+  });
+  return problems;
+}
+
 /** The text beside each rule's box, in the page's order (eos, uniform, used, start). */
 const boxTexts = (page: Page) => page.$$eval('#rules label small', (els) => els.map((e) => e.textContent));
 
@@ -47,7 +60,11 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
+    const problems = consoleProblems(page);
     await page.goto(server.url);
+    // a page load logs nothing (no /favicon.ico 404: the page declares its icon inline)
+    await page.waitForLoadState('networkidle');
+    expect(problems).toEqual([]);
 
     // toggles for each rule, the server's default (hewitt2024: eos, uniform, used on; start off)
     for (const rule of ['eos', 'uniform', 'used']) expect(await page.isChecked(`#rule-${rule}`)).toBe(true);
@@ -130,6 +147,7 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     expect(await page.isVisible('#col-rules .unresolved')).toBe(false);
 
     expect(errors).toEqual([]);
+    expect(problems).toEqual([]);
     expect(external).toEqual([]);
     await page.close();
   });
@@ -145,6 +163,7 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     });
     try {
       const page = await browser.newPage();
+      const problems = consoleProblems(page);
       await page.goto(custom.url);
       expect(await boxTexts(page)).toEqual([
         'off in server rules; ticking adds: end-of-sequence score rises from 0 to 15 over 250 tokens, then 0',
@@ -152,6 +171,7 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
         '-3 for each token already used in the instruction or the answer (scope conversation)',
         expect.stringMatching(/^off in server rules; ticking adds: favours words at the first steps: /),
       ]);
+      expect(problems).toEqual([]);
       await page.close();
     } finally {
       await custom.close();
@@ -221,8 +241,17 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     });
     try {
       const page = await browser.newPage();
+      const problems = consoleProblems(page);
       await page.goto(keyed.url);
+      await page.waitForLoadState('networkidle');
       expect(await page.isVisible('#api-key')).toBe(true);
+      // the key field is in a form (no DOM warning), and Enter there submits nothing: no reload
+      await page.evaluate(() => Object.assign(window, { loaded: true }));
+      await page.press('#api-key', 'Enter');
+      await page.press('#max-tokens', 'Enter');
+      await page.waitForTimeout(200);
+      expect(await page.evaluate(() => (window as unknown as { loaded?: boolean }).loaded)).toBe(true);
+      expect(problems).toEqual([]);
       await page.click('#generate');
       await page.waitForSelector('#col-rules[data-state="error"]', { timeout: 30_000 });
       expect(await page.textContent('#col-rules .meta')).toMatch(/API key/);

@@ -63,6 +63,7 @@ export function playgroundPage(config: PlaygroundConfig): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>implicit-it playground</title>
+<link rel="icon" href="data:,">
 <style>${PLAYGROUND_STYLE}</style>
 </head>
 <body>
@@ -74,7 +75,7 @@ export function playgroundPage(config: PlaygroundConfig): string {
 </header>
 <main>
   ${config.notice ? `<p class="notice" id="notice">${escapeHtml(config.notice)}</p>` : ''}
-  <section class="controls">
+  <form class="controls" id="controls">
     <label for="instruction" class="label">Instruction</label>
     <textarea id="instruction" rows="3" placeholder="Give me a recipe for tiramisu.">Give me a recipe for tiramisu.</textarea>
     <div class="row">
@@ -89,7 +90,7 @@ export function playgroundPage(config: PlaygroundConfig): string {
     <fieldset id="rules">
       <legend>Rules of the right-hand column</legend>
     </fieldset>
-  </section>
+  </form>
   <section class="columns">
     <article id="col-base" class="column" data-state="idle">
       <h2>Base model <small>rules off</small></h2>

@@ -224,6 +224,8 @@ export const PLAYGROUND_SCRIPT = String.raw`
   $('#stop').addEventListener('click', function () {
     if (running) running.abort();
   });
+  // the controls are a form (a password field outside one is a DOM warning): Enter in a field submits nothing
+  $('#controls').addEventListener('submit', function (e) { e.preventDefault(); });
   $('#instruction').addEventListener('keydown', function (e) {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); generate(); }
   });
