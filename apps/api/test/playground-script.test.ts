@@ -11,14 +11,17 @@ class Element {
   id = '';
   value = '';
   checked = false;
-  textContent = '';
   hidden = false;
   disabled = false;
   title = '';
+  /** Scrolling: each child is 20 px high, the box 100 px. */
+  scrollTop = 0;
+  clientHeight = 100;
   dataset: Record<string, string> = {};
   readonly children: Element[] = [];
   readonly listeners: Record<string, ((event?: unknown) => unknown)[]> = {};
   private readonly parts = new Map<string, Element>();
+  private text = '';
 
   constructor(private readonly registry: Map<string, Element>) {}
 
@@ -27,6 +30,18 @@ class Element {
     if (child.id) this.registry.set(`#${child.id}`, child);
     for (const c of child.children) if (c.id) this.registry.set(`#${c.id}`, c);
   }
+  /** Setting it drops the children, as in a DOM. */
+  get textContent() {
+    return this.text;
+  }
+  set textContent(text: string) {
+    this.text = text;
+    this.children.length = 0;
+  }
+  get scrollHeight() {
+    return Math.max(this.clientHeight, 20 * this.children.length);
+  }
+  set scrollHeight(_: number) {}
   addEventListener(type: string, fn: (event?: unknown) => unknown) {
     this.listeners[type] = [...(this.listeners[type] ?? []), fn];
   }
@@ -311,5 +326,28 @@ describe("the playground's page", () => {
         },
       });
     expect(prevented).toBe(true);
+  });
+
+  it('keeps the view at the newest token while it is at the bottom, and where the user scrolled otherwise', async () => {
+    const newlines = [
+      ...Array.from({ length: 30 }, () => chunk('\n')),
+      chunk('\n', 'length'),
+      'data: [DONE]\n\n',
+    ];
+    let scrollUpAt = -1;
+    const page = await loadPage(server('hewitt2024'), async () =>
+      streamed(newlines, (i) => {
+        if (i === scrollUpAt) tokens.scrollTop = 0;
+      }),
+    );
+    const tokens = page.el('#col-rules').querySelector('.tokens');
+    await page.generate();
+    expect(tokens.children).toHaveLength(31);
+    expect(tokens.scrollTop).toBe(31 * 20); // followed to the last token (20 px each)
+    // scrolled up mid-stream (at the 10th token): left there
+    scrollUpAt = 10;
+    await page.generate();
+    expect(tokens.children).toHaveLength(31);
+    expect(tokens.scrollTop).toBe(0);
   });
 });

@@ -178,6 +178,35 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     }
   });
 
+  it('keeps a long answer in a scrolling box that follows it', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    // 128 newline tokens, as a base model may answer
+    const chunk = (content: string, finish: string | null) =>
+      `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content }, trace: [{ base_rank: 1 }], finish_reason: finish }] })}\n\n`;
+    const newlines = [
+      ...Array.from({ length: 127 }, () => chunk('\n', null)),
+      chunk('\n', 'length'),
+      'data: [DONE]\n\n',
+    ];
+    await page.route('**/v1/chat/completions', (route) =>
+      route.fulfill({ status: 200, contentType: 'text/event-stream', body: newlines.join('') }),
+    );
+    await page.goto(server.url);
+    await page.click('#generate');
+    await page.waitForSelector('#col-rules[data-state="done"]', { timeout: 30_000 });
+    await page.waitForSelector('#col-base[data-state="done"]', { timeout: 30_000 });
+    const box = await page.$eval('#col-rules .tokens', (el) => ({
+      clientHeight: el.clientHeight,
+      scrollHeight: el.scrollHeight,
+      scrollTop: el.scrollTop,
+    }));
+    expect(box.scrollHeight).toBeGreaterThan(2000); // 128 lines
+    expect(box.clientHeight).toBeLessThanOrEqual(0.6 * 860);
+    expect(box.scrollTop + box.clientHeight).toBeGreaterThanOrEqual(box.scrollHeight - 2); // at the last token
+    expect(await page.evaluate(() => document.documentElement.scrollHeight)).toBeLessThan(1500);
+    await page.close();
+  });
+
   it("uses the server's rule set in the rules column (hewitt2024-prose), less the unticked rules", async () => {
     const model = await tinyModel();
     const prose = await serve({

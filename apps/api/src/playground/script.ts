@@ -113,7 +113,11 @@ export const PLAYGROUND_SCRIPT = String.raw`
     span.className = 'tok ' + worst + (eos ? ' eos' : '');
     span.textContent = eos ? '\u27e8end\u27e9' : text;
     span.title = (eos ? 'end of sequence; ' : '') + 'base-model rank ' + ranks.join(', ');
-    this.tokens.appendChild(span);
+    // the view follows the stream while it is at the bottom; scrolled up, it stays where the user put it
+    var box = this.tokens;
+    var follow = box.scrollHeight - box.scrollTop - box.clientHeight < 24;
+    box.appendChild(span);
+    if (follow) box.scrollTop = box.scrollHeight;
   };
   /** The response's rules_unresolved: rule entries that match no token of the model, left out. */
   Column.prototype.unresolved = function (list) {

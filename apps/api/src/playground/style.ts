@@ -49,7 +49,7 @@ fieldset label small { color: var(--muted); }
 .column h2 small { color: var(--muted); font-weight: 400; margin-left: 0.4rem; }
 .column[data-state="running"] h2::after { content: " \\2026"; color: var(--accent); }
 .tokens { white-space: pre-wrap; line-height: 1.7; font-family: ui-monospace, "SF Mono", Menlo, monospace;
-  font-size: 0.92rem; flex: 1; word-break: break-word; }
+  font-size: 0.92rem; flex: 1; word-break: break-word; max-height: 60vh; overflow-y: auto; }
 .meta { color: var(--muted); font-size: 0.85rem; margin-top: 0.6rem; border-top: 1px solid var(--line);
   padding-top: 0.4rem; min-height: 1.2rem; }
 .meta .error { color: #c0392b; }
