@@ -14,6 +14,7 @@ class Element {
   hidden = false;
   disabled = false;
   title = '';
+  focused = false;
   /** Scrolling: each child is 20 px high, the box 100 px. */
   scrollTop = 0;
   clientHeight = 100;
@@ -42,6 +43,9 @@ class Element {
     return Math.max(this.clientHeight, 20 * this.children.length);
   }
   set scrollHeight(_: number) {}
+  focus() {
+    this.focused = true;
+  }
   addEventListener(type: string, fn: (event?: unknown) => unknown) {
     this.listeners[type] = [...(this.listeners[type] ?? []), fn];
   }
@@ -67,6 +71,8 @@ async function loadPage(app: ApiApp, respond?: (body: string) => Promise<Respons
     },
     createElement: () => new Element(elements),
   };
+  // the instruction the page's textarea starts with
+  document.querySelector('#instruction').value = html.match(/<textarea id="instruction"[^>]*>([^<]*)</)![1]!;
   const sent: unknown[][] = [];
   let batch: unknown[] = [];
   const fetch = async (_url: string, init: { body: string }) => {
@@ -314,6 +320,24 @@ describe("the playground's page", () => {
       await stub.generate();
       expect(stub.el('#col-rules').querySelector('.unresolved').textContent).toBe(text);
     }
+  });
+
+  it('refuses an empty instruction on the page, and sends nothing', async () => {
+    const page = await loadPage(server('hewitt2024'));
+    const instruction = page.el('#instruction');
+    const error = page.el('#instruction-error');
+    expect(instruction.value).toBe('Give me a recipe for tiramisu.');
+    instruction.value = ' \n\t ';
+    expect(await page.generate()).toEqual([]);
+    expect(error.hidden).toBe(false);
+    expect(error.textContent).toBe('Write an instruction first: an empty one is not sent.');
+    expect(instruction.focused).toBe(true);
+    expect(page.el('#col-rules').dataset.state).toBeUndefined();
+    // typing hides the message; an instruction is sent
+    for (const fn of instruction.listeners.input!) fn();
+    expect(error.hidden).toBe(true);
+    instruction.value = 'Hi.';
+    expect(await page.generate()).toEqual([false, true]);
   });
 
   it("submits nothing on Enter in a field of the controls' form", async () => {

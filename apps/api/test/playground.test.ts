@@ -178,6 +178,28 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     }
   });
 
+  it('refuses an empty instruction on the page, and sends nothing', async () => {
+    const page = await browser.newPage();
+    let sent = 0;
+    page.on('request', (req) => {
+      if (req.url().endsWith('/v1/chat/completions')) sent++;
+    });
+    await page.goto(server.url);
+    expect(await page.isVisible('#instruction-error')).toBe(false);
+    await page.fill('#instruction', '  \n  ');
+    await page.click('#generate');
+    expect(await page.isVisible('#instruction-error')).toBe(true);
+    expect(await page.textContent('#instruction-error')).toBe(
+      'Write an instruction first: an empty one is not sent.',
+    );
+    await page.waitForTimeout(200);
+    expect(sent).toBe(0);
+    expect(await page.getAttribute('#col-rules', 'data-state')).toBe('idle');
+    await page.fill('#instruction', 'Hi.');
+    expect(await page.isVisible('#instruction-error')).toBe(false);
+    await page.close();
+  });
+
   it('keeps a long answer in a scrolling box that follows it', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     // 128 newline tokens, as a base model may answer

@@ -78,6 +78,7 @@ export function playgroundPage(config: PlaygroundConfig): string {
   <form class="controls" id="controls">
     <label for="instruction" class="label">Instruction</label>
     <textarea id="instruction" rows="3" placeholder="Give me a recipe for tiramisu.">Give me a recipe for tiramisu.</textarea>
+    <p class="field-error" id="instruction-error" role="alert" hidden></p>
     <div class="row">
       <label>Model <select id="model"></select></label>
       <label>Max tokens <input id="max-tokens" type="number" min="1" value="128"></label>

@@ -15,6 +15,8 @@ export const PLAYGROUND_SCRIPT = String.raw`
   ];
   var $ = function (sel) { return document.querySelector(sel); };
   var running = null;
+  var instruction = $('#instruction');
+  var instructionError = $('#instruction-error');
 
   var select = $('#model');
   config.models.forEach(function (id) {
@@ -159,7 +161,7 @@ export const PLAYGROUND_SCRIPT = String.raw`
     }
     var body = {
       model: select.value,
-      messages: [{ role: 'user', content: $('#instruction').value }],
+      messages: [{ role: 'user', content: instruction.value }],
       max_tokens: Number($('#max-tokens').value) || 128,
       temperature: Number($('#temperature').value) || 0,
       stream: true,
@@ -204,6 +206,14 @@ export const PLAYGROUND_SCRIPT = String.raw`
   }
 
   async function generate() {
+    // an empty instruction would be sent as an empty user message: said here, nothing sent
+    if (!instruction.value.trim()) {
+      instructionError.textContent = 'Write an instruction first: an empty one is not sent.';
+      instructionError.hidden = false;
+      instruction.focus();
+      return;
+    }
+    instructionError.hidden = true;
     if (running) running.abort();
     var controller = new AbortController();
     running = controller;
@@ -230,8 +240,9 @@ export const PLAYGROUND_SCRIPT = String.raw`
   });
   // the controls are a form (a password field outside one is a DOM warning): Enter in a field submits nothing
   $('#controls').addEventListener('submit', function (e) { e.preventDefault(); });
-  $('#instruction').addEventListener('keydown', function (e) {
+  instruction.addEventListener('keydown', function (e) {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); generate(); }
   });
+  instruction.addEventListener('input', function () { instructionError.hidden = true; });
 })();
 `;

@@ -26,6 +26,7 @@ main { padding: 0.8rem 2rem 2rem; }
 .label { font-weight: 600; display: block; margin-bottom: 0.3rem; }
 textarea { width: 100%; font: inherit; padding: 0.5rem; border: 1px solid var(--line); border-radius: 6px;
   background: var(--bg); color: var(--ink); resize: vertical; }
+.field-error { margin: 0.3rem 0 0; color: #c0392b; font-size: 0.9rem; }
 .row { display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; margin-top: 0.6rem; }
 .row label { color: var(--muted); font-size: 0.9rem; }
 .row input, .row select { font: inherit; margin-left: 0.3rem; padding: 0.2rem 0.3rem; width: 6rem;
