@@ -60,7 +60,7 @@ class Element {
  * Runs the page's script as served by `app` on a stub DOM; returns its elements and the `rules` of
  * the requests a click on Generate sends.
  */
-async function loadPage(app: ApiApp, respond?: (body: string) => Promise<Response>) {
+async function loadPage(app: ApiApp, respond?: (body: string, init: RequestInit) => Promise<Response>) {
   const html = await (await app.request('/')).text();
   const config = JSON.parse(html.match(/window\.PLAYGROUND = (.*);<\/script>/)![1]!);
   const elements = new Map<string, Element>();
@@ -75,10 +75,10 @@ async function loadPage(app: ApiApp, respond?: (body: string) => Promise<Respons
   document.querySelector('#instruction').value = html.match(/<textarea id="instruction"[^>]*>([^<]*)</)![1]!;
   const sent: unknown[][] = [];
   let batch: unknown[] = [];
-  const fetch = async (_url: string, init: { body: string }) => {
+  const fetch = async (_url: string, init: RequestInit & { body: string }) => {
     batch.push(JSON.parse(init.body).rules);
-    if (respond) return respond(init.body);
-    throw new Error('no network here');
+    if (respond) return respond(init.body, init);
+    throw new TypeError('Failed to fetch');
   };
   runInNewContext(PLAYGROUND_SCRIPT, {
     window: { PLAYGROUND: config },
@@ -248,9 +248,16 @@ function streamed(events: string[], before: (i: number) => unknown = () => {}) {
   return new Response(body, { headers: { 'Content-Type': 'text/event-stream' } });
 }
 
+const abortError = () => new DOMException('The user aborted a request.', 'AbortError');
+/** Rejects as a browser's fetch and read do once `signal` is aborted. */
+const aborted = (signal: AbortSignal) =>
+  new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(abortError())));
+
 describe("the playground's page", () => {
   let model: Model;
   const server = (rules: RuleSpec) => createApp({ models: [{ id: 'tiny', model }], log: () => {}, rules });
+  const columnError = (page: Awaited<ReturnType<typeof loadPage>>, id: string) =>
+    page.el(id).querySelector('.meta').children.at(-1)?.textContent;
 
   beforeAll(async () => {
     model = await tinyModel();
@@ -350,6 +357,47 @@ describe("the playground's page", () => {
         },
       });
     expect(prevented).toBe(true);
+  });
+
+  it("says when the server cannot be reached or the connection breaks, and 'stopped' for the user's Stop", async () => {
+    // no server: fetch rejects ("Failed to fetch" in Chromium)
+    const down = await loadPage(server('hewitt2024'));
+    await down.generate();
+    for (const id of ['#col-base', '#col-rules']) {
+      expect(down.el(id).dataset.state).toBe('error');
+      expect(columnError(down, id)).toBe(
+        'could not reach the server (Failed to fetch): is it still running?',
+      );
+    }
+    // the connection breaks in the middle of the stream: the read rejects ("network error")
+    const broken = await loadPage(server('hewitt2024'), async () =>
+      streamed([chunk('a'), chunk('b')], (i) => {
+        if (i === 1) throw new TypeError('network error');
+      }),
+    );
+    await broken.generate();
+    expect(columnError(broken, '#col-rules')).toBe(
+      'lost the connection to the server (network error): is it still running?',
+    );
+    expect(
+      broken
+        .el('#col-rules')
+        .querySelector('.tokens')
+        .children.map((t) => t.textContent),
+    ).toEqual(['a']);
+    // Stop, while waiting for the response and while reading it
+    for (const during of ['fetch', 'read']) {
+      const page = await loadPage(server('hewitt2024'), async (_body, init) =>
+        during === 'fetch'
+          ? aborted(init.signal!)
+          : streamed([chunk('a')], (i) => (i === 1 ? aborted(init.signal!) : 0)),
+      );
+      const done = page.generate();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      page.el('#stop').listeners.click![0]!();
+      await done;
+      for (const id of ['#col-base', '#col-rules']) expect(columnError(page, id)).toBe('stopped');
+    }
   });
 
   it('keeps the view at the newest token while it is at the bottom, and where the user scrolled otherwise', async () => {

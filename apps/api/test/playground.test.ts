@@ -229,6 +229,19 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
     await page.close();
   });
 
+  it('says in words when the server cannot be reached', async () => {
+    const page = await browser.newPage();
+    // nothing listening: the column says so, not just "Failed to fetch"
+    await page.route('**/v1/chat/completions', (route) => route.abort('connectionrefused'));
+    await page.goto(server.url);
+    await page.click('#generate');
+    await page.waitForSelector('#col-rules[data-state="error"]', { timeout: 30_000 });
+    expect(await page.textContent('#col-rules .meta')).toBe(
+      'could not reach the server (Failed to fetch): is it still running?',
+    );
+    await page.close();
+  });
+
   it("uses the server's rule set in the rules column (hewitt2024-prose), less the unticked rules", async () => {
     const model = await tinyModel();
     const prose = await serve({

@@ -169,9 +169,14 @@ export const PLAYGROUND_SCRIPT = String.raw`
       rules: rules,
       trace: true
     };
-    var res = await fetch('/v1/chat/completions', {
-      method: 'POST', headers: headers, body: JSON.stringify(body), signal: signal
-    });
+    var res;
+    try {
+      res = await fetch('/v1/chat/completions', {
+        method: 'POST', headers: headers, body: JSON.stringify(body), signal: signal
+      });
+    } catch (e) {
+      throw unreachable(e, 'could not reach the server');
+    }
     if (!res.ok) {
       var err = await res.json().catch(function () { return null; });
       throw new Error(err && err.error ? err.error.message : 'HTTP ' + res.status);
@@ -180,7 +185,12 @@ export const PLAYGROUND_SCRIPT = String.raw`
     var decoder = new TextDecoder();
     var buffer = '', reason = null, usage = null;
     for (;;) {
-      var chunk = await reader.read();
+      var chunk;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        throw unreachable(e, 'lost the connection to the server');
+      }
       if (chunk.done) break;
       buffer += decoder.decode(chunk.value, { stream: true });
       var events = buffer.split('\n\n');
@@ -203,6 +213,15 @@ export const PLAYGROUND_SCRIPT = String.raw`
     // a stream that ends without a finish reason was cut (the server stopped, the network broke)
     if (!reason) throw new Error('the stream ended before the reply finished (server stopped or connection lost)');
     column.finish(reason, usage);
+  }
+
+  /**
+   * A fetch or a read that failed under HTTP (no server there, the connection broken: the browser says
+   * only "Failed to fetch" or "network error"), in words; the user's Stop (an AbortError) stays as it is.
+   */
+  function unreachable(e, what) {
+    if (e && e.name === 'AbortError') return e;
+    return new Error(what + ' (' + String((e && e.message) || e) + '): is it still running?');
   }
 
   async function generate() {
