@@ -18,7 +18,7 @@ header p { margin: 0.4rem 0 0; color: var(--muted); max-width: 60rem; line-heigh
 main { padding: 0.8rem 2rem 2rem; }
 .notice, .unresolved { margin: 0 0 0.8rem; padding: 0.6rem 1rem; border-radius: 8px; border: 1px solid #e0b100;
   background: #fff6d6; color: #5c4500; }
-.unresolved { margin-bottom: 0.6rem; padding: 0.3rem 0.6rem; font-size: 0.85rem; }
+.unresolved { margin-bottom: 0.6rem; padding: 0.3rem 0.6rem; font-size: 0.85rem; white-space: pre-wrap; }
 @media (prefers-color-scheme: dark) {
   .notice, .unresolved { background: #3a3114; color: #f3dc8c; border-color: #7a6320; }
 }
@@ -41,7 +41,7 @@ fieldset { border: 1px solid var(--line); border-radius: 6px; margin: 0.8rem 0 0
   flex-wrap: wrap; gap: 0.4rem 1.6rem; }
 legend { color: var(--muted); font-size: 0.9rem; padding: 0 0.3rem; }
 fieldset label { display: flex; gap: 0.4rem; align-items: baseline; }
-fieldset label small { color: var(--muted); }
+fieldset label small { color: var(--muted); white-space: pre-wrap; }
 .columns { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; margin-top: 1rem; }
 @media (max-width: 800px) { .columns { grid-template-columns: 1fr; } }
 .column { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 0.8rem 1rem;
