@@ -2024,6 +2024,77 @@ describe('eval rank and eval shift: a finished --out is reused, never replaced b
     ]);
   });
 
+  it('shift: outputs are ranked under the prompt their run recorded (--format, --add-bos); a flag that differs is refused', async () => {
+    const generate = async (name: string, extra: string[]) => {
+      const out = join(dir, `${name}.json`);
+      const r = await run([
+        'eval',
+        'generate',
+        '--model',
+        model,
+        '--instructions',
+        instructionsFile,
+        '--limit',
+        '3',
+        '--max-tokens',
+        '6',
+        '--token-ids',
+        '--out',
+        out,
+        ...extra,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      return out;
+    };
+    const shift = (outputs: string, extra: string[]) =>
+      run(['eval', 'shift', '--base', model, '--aligned', outputs, '--json', ...extra]);
+    const raw = await generate('prompt-raw', ['--format', 'raw']);
+    const recorded = await shift(raw, ['--out', join(dir, 'prompt-raw-shift.json')]);
+    expect(recorded.code, recorded.stderr).toBe(0);
+    expect(recorded.stderr).toBe(
+      `--aligned ${raw}: ranked under the prompt its outputs were generated with (--format raw, from ${raw}.done)\n`,
+    );
+    // the very ranks of --format raw, and recorded as such
+    const given = await shift(raw, ['--format', 'raw']);
+    expect([given.code, given.stderr]).toEqual([0, '']);
+    const { out: _out, ...ranked } = JSON.parse(recorded.stdout);
+    expect(ranked).toEqual(JSON.parse(given.stdout));
+    expect(readJson(join(dir, 'prompt-raw-shift.json.done')).fingerprint.format).toBe('raw');
+    const tulu = await shift(raw, ['--format', 'tulu']);
+    expect([tulu.code, tulu.stderr]).toEqual([
+      2,
+      `error: --format tulu: ${raw} was generated with --format raw (its run record, ${raw}.done): ranked under another prompt than the one its outputs followed, its tokens' ranks would mean nothing\n` +
+        'hint: leave --format out to rank them under the prompt they were generated with, or give --aligned outputs generated with these flags\n',
+    ]);
+    // --add-bos: recorded, taken when left out, refused when the other is given
+    const bos = await generate('prompt-bos', ['--add-bos']);
+    const taken = await shift(bos, []);
+    expect([taken.code, taken.stderr]).toEqual([
+      0,
+      `--aligned ${bos}: ranked under the prompt its outputs were generated with (--add-bos, from ${bos}.done)\n`,
+    ]);
+    expect(JSON.parse(taken.stdout)).toEqual(JSON.parse((await shift(bos, ['--add-bos'])).stdout));
+    const noBos = await shift(bos, ['--no-add-bos', '-f', 'raw']);
+    expect([noBos.code, noBos.stderr]).toEqual([
+      2,
+      `error: --format raw, --no-add-bos: ${bos} was generated with --format tulu and --add-bos (its run record, ${bos}.done): ranked under another prompt than the one its outputs followed, its tokens' ranks would mean nothing\n` +
+        'hint: leave --format and --no-add-bos out to rank them under the prompt they were generated with, or give --aligned outputs generated with these flags\n',
+    ]);
+    const plain = await generate('prompt-plain', []);
+    const extraBos = await shift(plain, ['--add-bos']);
+    expect(extraBos.code).toBe(2);
+    expect(extraBos.stderr).toContain(
+      `error: --add-bos: ${plain} was generated with neither --add-bos nor --no-add-bos (its run record, ${plain}.done)`,
+    );
+    // the default prompt, recorded: nothing to say
+    expect(await shift(plain, [])).toMatchObject({ code: 0, stderr: '' });
+    // outputs without a record (from elsewhere) are ranked under the flags, as before
+    const copy = join(dir, 'prompt-raw-copy.json');
+    cpSync(raw, copy);
+    const unrecorded = await shift(copy, ['--format', 'tulu']);
+    expect([unrecorded.code, unrecorded.stderr]).toEqual([0, '']);
+  });
+
   it('shift --top-k 0 lists no tokens, the statistics only, as --help says; a negative one exits 2', async () => {
     const aligned = join(dir, 'aligned-top-k.json');
     writeFileSync(

@@ -55,6 +55,7 @@ import { PROMPT_FORMATS } from '@implicit-it/tokenizers';
 import { type Command, Option } from 'commander';
 import {
   ADD_BOS_HELP,
+  addBosFlag,
   addLoadOptions,
   checkAddBos,
   checkOutDirectory,
@@ -1199,7 +1200,50 @@ function checkAlignedIds(
   }
 }
 
-async function shift(flags: ShiftFlags): Promise<void> {
+/** How a prompt setting (`promptSettings`: `format`, `addBos`) reads on the command line. */
+function promptFlagText(key: 'format' | 'addBos', value: unknown): string {
+  if (key === 'format') return `--format ${String(value)}`;
+  return value === undefined ? 'neither --add-bos nor --no-add-bos' : addBosFlag(value === true);
+}
+
+/**
+ * The prompt `eval shift` ranks an outputs file under: the one its run record (`OUT.done`, written by
+ * eval generate, eval ablations or eval shift) says its outputs were generated under, every setting
+ * `promptSettings` records (`--format`, `--add-bos` / `--no-add-bos`). Ranked under another prompt,
+ * the base model's ranks are those of a prompt the outputs never followed, and the shares change a
+ * lot. A flag given that differs from the record is refused (exit 2), naming both values, as another
+ * tokenizer is; a flag not given takes the record's value, said on stderr where that is not what the
+ * command would take by itself. Outputs without a record (from elsewhere) are ranked under the flags.
+ */
+function alignedPromptFlags(file: string, flags: PromptFlags, formatGiven: boolean): PromptFlags {
+  const fingerprint = readDoneRecord(file)?.fingerprint as Record<string, unknown> | undefined;
+  const format = fingerprint?.format;
+  if (typeof format !== 'string' || !(PROMPT_FORMATS as readonly string[]).includes(format)) return flags;
+  const recorded = {
+    format: format as PromptFlags['format'],
+    ...(typeof fingerprint?.addBos === 'boolean' ? { addBos: fingerprint.addBos } : {}),
+  };
+  const given = { format: formatGiven, addBos: flags.addBos !== undefined };
+  const keys = ['format', 'addBos'] as const;
+  const differing = keys.filter((k) => given[k] && flags[k] !== recorded[k]);
+  if (differing.length > 0) {
+    throw usage(
+      `${differing.map((k) => promptFlagText(k, flags[k])).join(', ')}: ${file} was generated with ` +
+        `${differing.map((k) => promptFlagText(k, recorded[k])).join(' and ')} (its run record, ${file}.done): ` +
+        "ranked under another prompt than the one its outputs followed, its tokens' ranks would mean nothing",
+      `leave ${differing.map((k) => (k === 'format' ? '--format' : addBosFlag(flags.addBos === true))).join(' and ')} out to rank them under the prompt they were generated with, or give --aligned outputs generated with these flags`,
+    );
+  }
+  const taken = keys.filter((k) => !given[k] && recorded[k] !== (k === 'format' ? 'tulu' : undefined));
+  if (taken.length > 0) {
+    note(
+      `--aligned ${file}: ranked under the prompt its outputs were generated with (${taken.map((k) => promptFlagText(k, recorded[k])).join(', ')}, from ${file}.done)`,
+    );
+  }
+  return recorded;
+}
+
+async function shift(flags: ShiftFlags, formatGiven = false): Promise<void> {
   const alignedIsFile = existsSync(flags.aligned) && statSync(flags.aligned).isFile();
   if (!existsSync(flags.aligned) && /\.jsonl?$/.test(flags.aligned)) {
     throw usage(`--aligned: ${flags.aligned} does not exist (an outputs .json file, or a model directory)`);
@@ -1227,6 +1271,8 @@ async function shift(flags: ShiftFlags): Promise<void> {
       `--aligned ${flags.aligned}: ${withoutIds === alignedRows.length ? 'its' : `${withoutIds} of its ${alignedRows.length}`} outputs have no token_ids, so their text is tokenized again, which can rank tokens the model did not generate (eval generate strips whitespace); for an exact shift, write them with eval generate --token-ids, or give --aligned the model directory (with --aligned-rules)`,
     );
   }
+  // outputs are ranked under the prompt they were generated with, as their run recorded it
+  if (alignedIsFile) Object.assign(flags, alignedPromptFlags(flags.aligned, flags, formatGiven));
   const instructionsFile = alignedIsFile
     ? undefined
     : required(flags.instructions ?? sharedData(...ALPACA_EVAL), '--instructions', 'a .jsonl or .json file');
@@ -1789,11 +1835,14 @@ marginal (2-3) or shifted (> 3). Outputs with token_ids (eval generate
 --token-ids) are ranked exactly as generated, so they must be ids of --base's
 tokenizer: outputs whose run (OUT.done) had another tokenizer.json, or with ids
 past --base's vocabulary, are refused (exit 2), as is an aligned model directory
-with another tokenizer. The base model is the same as the
-aligned one with --aligned-rules to see what the rules change. The outputs
-generated for an aligned model directory are reused when the same run finished
-them before, and an existing file of another run is not replaced (as eval
-generate); so is the --out result (other --base, aligned outputs, --label or
+with another tokenizer. Outputs whose run recorded its prompt (OUT.done:
+--format, --add-bos / --no-add-bos) are ranked under that prompt: a flag left
+out takes the recorded value (said on stderr), one given with another value is
+refused (exit 2). The base model is the same as the aligned one with
+--aligned-rules to see what the rules change. The outputs generated for an
+aligned model directory are reused when the same run finished them before, and
+an existing file of another run is not replaced (as eval generate); so is the
+--out result (other --base, aligned outputs, --label or
 --top-k into a finished OUT are refused, exit 2). --replace writes over both.
 
 Examples:
@@ -1804,7 +1853,9 @@ Examples:
   $ implicit-it eval shift --base ./models/smol \\
       --aligned run/outputs/rules.json --json | jq .overall.percent`,
     )
-    .action(async (flags: ShiftFlags) => shift(flags));
+    .action(async (flags: ShiftFlags, cmd: Command) =>
+      shift(flags, cmd.getOptionValueSource('format') === 'cli'),
+    );
 
   ev.command('report')
     .description('report.md with SVG charts from a run directory (win rates, rankings, token shifts)')
