@@ -105,7 +105,9 @@ function jsonFiles(dir: string): string[] {
 }
 
 /**
- * Win-rate statistics of every `annotations/NAME.json` in a run directory, sorted by win rate.
+ * Win-rate statistics of every `annotations/NAME.json` in a run directory, sorted by baseline (a win
+ * rate is measured against its baseline: rows against different ones do not rank together), then by
+ * win rate.
  *
  * @example
  * winRatesOfRun('runs/llama2').map((r) => `${r.name}: ${r.win_rate.toFixed(1)}`);
@@ -123,13 +125,38 @@ export function winRatesOfRun(runDir: string): WinRateRow[] {
         ...winRate(annotations),
       };
     })
-    .sort((a, b) => orderKey(b.win_rate) - orderKey(a.win_rate) || a.name.localeCompare(b.name));
+    .sort(
+      (a, b) =>
+        a.baseline.localeCompare(b.baseline) ||
+        orderKey(b.win_rate) - orderKey(a.win_rate) ||
+        a.name.localeCompare(b.name),
+    );
+}
+
+/** The rows of each baseline, in `winRatesOfRun`'s order (baselines sorted, rows by win rate). */
+function byBaseline(rows: readonly WinRateRow[]): { baseline: string; rows: WinRateRow[] }[] {
+  const groups = new Map<string, WinRateRow[]>();
+  for (const r of rows) groups.set(r.baseline, [...(groups.get(r.baseline) ?? []), r]);
+  return [...groups].map(([baseline, rows]) => ({ baseline, rows }));
+}
+
+/** A chart file name for each baseline: its name with only safe characters, unique. */
+function baselineChartNames(baselines: readonly string[]): string[] {
+  const used = new Set<string>();
+  return baselines.map((b) => {
+    const base = `win-rates-${b.replace(/[^\w.-]+/g, '_') || 'baseline'}`;
+    let name = `${base}.svg`;
+    for (let k = 2; used.has(name); k++) name = `${base}-${k}.svg`;
+    used.add(name);
+    return name;
+  });
 }
 
 /**
  * The run's Markdown report with SVG charts, readable on GitHub: win rates with 95% error bars
- * (± 1.96 standard errors) per model or ablation, the response-ranking histogram, and stacked
- * token-shift bars. Reads the files of `runPaths(runDir)`; writes `report.md`, `winrates.json`
+ * (± 1.96 standard errors) per model or ablation (a table and a chart per baseline where the
+ * annotations were judged against several: a win rate is measured against its baseline), the
+ * response-ranking histogram, and stacked token-shift bars. Reads the files of `runPaths(runDir)`; writes `report.md`, `winrates.json`
  * and `charts/*.svg`. Sections without data are left out.
  *
  * @example
@@ -171,7 +198,8 @@ export async function writeReport(
     name,
     result: labelCount.get(result.label)! > 1 ? { ...result, label: `${result.label} (${name})` } : result,
   }));
-  const total = 1 + (winrates.length ? 1 : 0) + rankings.length + (shifts.length ? 1 + shifts.length : 0);
+  const groups = byBaseline(winrates);
+  const total = 1 + groups.length + rankings.length + (shifts.length ? 1 + shifts.length : 0);
   let done = 0;
   const tick = () => {
     done++;
@@ -195,22 +223,9 @@ export async function writeReport(
         winrates.map(({ name, baseline, annotator, ...stats }) => [name, { ...stats, baseline, annotator }]),
       ),
     );
-    const src = await chart(
-      'win-rates.svg',
-      barChartSvg({
-        title: 'Win rate against the baseline (%)',
-        unit: '%',
-        bars: winrates.map((r) => ({ label: r.name, value: r.win_rate, error: 1.96 * r.standard_error })),
-        note: 'Error bars: 95% confidence interval (± 1.96 standard errors).',
-      }),
-    );
-    md.push(
-      '## Win rates',
-      '',
-      `Pairwise judgements against ${[...new Set(winrates.map((r) => `\`${r.baseline}\``))].join(', ')} by ${[...new Set(winrates.map((r) => `\`${r.annotator}\``))].join(', ')}, with alpaca_eval's statistics (\`winrates.json\`).`,
-      '',
-      `![Win rates](${src})`,
-      '',
+    const names = (rows: readonly WinRateRow[], key: 'baseline' | 'annotator') =>
+      [...new Set(rows.map((r) => `\`${r[key]}\``))].join(', ');
+    const winRateTable = (rows: readonly WinRateRow[]) =>
       table(
         [
           'model',
@@ -223,7 +238,7 @@ export async function writeReport(
           'discrete win rate',
           'avg length',
         ],
-        winrates.map((r) => [
+        rows.map((r) => [
           cell(r.name),
           fmt(r.win_rate),
           fmt(r.standard_error),
@@ -234,9 +249,51 @@ export async function writeReport(
           fmt(r.discrete_win_rate),
           fmt(r.avg_length, 0),
         ]),
-      ),
-      '',
-    );
+      );
+    const bars = (rows: readonly WinRateRow[]) =>
+      rows.map((r) => ({ label: r.name, value: r.win_rate, error: 1.96 * r.standard_error }));
+    const note = 'Error bars: 95% confidence interval (± 1.96 standard errors).';
+    if (groups.length === 1) {
+      const src = await chart(
+        'win-rates.svg',
+        barChartSvg({ title: 'Win rate against the baseline (%)', unit: '%', bars: bars(winrates), note }),
+      );
+      md.push(
+        '## Win rates',
+        '',
+        `Pairwise judgements against ${names(winrates, 'baseline')} by ${names(winrates, 'annotator')}, with alpaca_eval's statistics (\`winrates.json\`).`,
+        '',
+        `![Win rates](${src})`,
+        '',
+        winRateTable(winrates),
+        '',
+      );
+    } else {
+      // a win rate is against its baseline: one table and chart per baseline, ranked within it
+      md.push(
+        '## Win rates',
+        '',
+        `Pairwise judgements against ${groups.length} baselines, with alpaca_eval's statistics (\`winrates.json\`): a win rate is measured against its baseline, so each baseline has its own table and chart.`,
+        '',
+      );
+      const files = baselineChartNames(groups.map((g) => g.baseline));
+      for (const [k, { baseline, rows }] of groups.entries()) {
+        const src = await chart(
+          files[k]!,
+          barChartSvg({ title: `Win rate against ${baseline} (%)`, unit: '%', bars: bars(rows), note }),
+        );
+        md.push(
+          `### Against \`${cell(baseline)}\``,
+          '',
+          `Judged by ${names(rows, 'annotator')}.`,
+          '',
+          `![Win rates against ${cell(baseline)}](${src})`,
+          '',
+          winRateTable(rows),
+          '',
+        );
+      }
+    }
   }
 
   if (rankings.length > 0) {

@@ -145,6 +145,59 @@ describe('writeReport', () => {
     expect(Math.max(...ticks)).toBeGreaterThanOrEqual(json['eos-uniform-diversity']!.win_rate as number);
   });
 
+  it('annotations against different baselines: a table and a chart per baseline, ranked within it', async () => {
+    const run = mkdtempSync(join(tmpdir(), 'eval-report-baselines-'));
+    try {
+      const p = runPaths(run);
+      const annotate = (baseline: string, name: string, prefs: number[]): Annotation[] =>
+        prefs.map((preference, i) => ({
+          instruction: `q${i}`,
+          output_1: 'ref',
+          generator_1: baseline,
+          output_2: 'x'.repeat(i + 1),
+          generator_2: name,
+          annotator: 'toy-judge',
+          preference,
+        }));
+      await writeAnnotations(p.annotation('ed-gpt4'), annotate('gpt4_1106_preview', 'ed', [2, 1.6, 1]));
+      await writeAnnotations(p.annotation('eud-gpt4'), annotate('gpt4_1106_preview', 'eud', [1, 1.2, 1]));
+      await writeAnnotations(p.annotation('eud'), annotate('tiny/none', 'eud', [2, 1.9, 1.5]));
+      const r = await writeReport(run);
+      expect(r.winrates.map((w) => [w.baseline, w.name])).toEqual([
+        ['gpt4_1106_preview', 'ed-gpt4'],
+        ['gpt4_1106_preview', 'eud-gpt4'],
+        ['tiny/none', 'eud'],
+      ]);
+      const section = r.markdown.slice(r.markdown.indexOf('## Win rates'));
+      expect(section.split('\n').slice(0, 9)).toEqual([
+        '## Win rates',
+        '',
+        "Pairwise judgements against 2 baselines, with alpaca_eval's statistics (`winrates.json`): a win rate is measured against its baseline, so each baseline has its own table and chart.",
+        '',
+        '### Against `gpt4_1106_preview`',
+        '',
+        'Judged by `toy-judge`.',
+        '',
+        '![Win rates against gpt4_1106_preview](charts/win-rates-gpt4_1106_preview.svg)',
+      ]);
+      expect(section).toContain(
+        '### Against `tiny/none`\n\nJudged by `toy-judge`.\n\n![Win rates against tiny/none](charts/win-rates-tiny_none.svg)\n',
+      );
+      const tables = section
+        .split('### ')
+        .slice(1)
+        .map((part) => tableRows(part, 'model').map((row) => row[0]));
+      expect(tables).toEqual([['ed-gpt4', 'eud-gpt4'], ['eud']]);
+      expect(existsSync(join(run, 'charts', 'win-rates.svg'))).toBe(false);
+      const svg = readFileSync(join(run, 'charts', 'win-rates-tiny_none.svg'), 'utf8');
+      expect(svg).toContain('Win rate against tiny/none (%)');
+      expect(svg).toContain('>eud<');
+      expect(svg).not.toContain('ed-gpt4');
+    } finally {
+      rmSync(run, { recursive: true, force: true });
+    }
+  });
+
   it('tells apart token-shift results with the same label, and links chart names with spaces', async () => {
     const run = mkdtempSync(join(tmpdir(), 'eval-report-labels-'));
     try {
