@@ -2095,6 +2095,46 @@ describe('eval rank and eval shift: a finished --out is reused, never replaced b
     expect([unrecorded.code, unrecorded.stderr]).toEqual([0, '']);
   });
 
+  it('shift: tokens that are part of a character are listed as their bytes, each its own', async () => {
+    const tok = await loadTokenizer(model);
+    const partial = Array.from({ length: tok.vocabulary.size }, (_, id) => id).filter(
+      (id) => tok.tokenText(id) === '\ufffd',
+    );
+    const [a, b, c] = partial;
+    const bytes = (id: number) =>
+      [...tok.tokenBytes(id)].map((x) => `<0x${x.toString(16).toUpperCase().padStart(2, '0')}>`).join('');
+    const aligned = join(dir, 'partial-characters.json');
+    writeFileSync(
+      aligned,
+      JSON.stringify([
+        { instruction: 'Say hi.', output: '', generator: 'toy', token_ids: [a, b, c, a, b, c, a, b, c] },
+      ]),
+    );
+    const r = await run(['eval', 'shift', '--base', model, '--aligned', aligned, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const { topShifted } = JSON.parse(r.stdout) as {
+      topShifted: { id: number; text: string; count: number }[];
+    };
+    expect(topShifted.length).toBeGreaterThan(1);
+    for (const t of topShifted) expect(t.text).toBe(bytes(t.id));
+    const text = await run(['eval', 'shift', '--base', model, '--aligned', aligned]);
+    expect(text.stdout).toContain(
+      `  most shifted: ${topShifted.map((t) => `"${bytes(t.id)}" ${t.count}`).join(', ')}\n`,
+    );
+    expect(text.stdout).not.toContain('\ufffd');
+    // a result written before, with U+FFFD for each: told apart by id
+    const out = join(dir, 'partial-characters-shift.json');
+    expect((await run(['eval', 'shift', '--base', model, '--aligned', aligned, '--out', out])).code).toBe(0);
+    const older = readJson(out);
+    for (const t of older.topShifted) t.text = '\ufffd';
+    writeFileSync(out, JSON.stringify(older));
+    const reused = await run(['eval', 'shift', '--base', model, '--aligned', aligned, '--out', out]);
+    expect(reused.stderr).toContain(`${out} is already complete`);
+    expect(reused.stdout).toContain(
+      `  most shifted: ${topShifted.map((t) => `"\ufffd" (id ${t.id}) ${t.count}`).join(', ')}\n`,
+    );
+  });
+
   it('shift --top-k 0 lists no tokens, the statistics only, as --help says; a negative one exits 2', async () => {
     const aligned = join(dir, 'aligned-top-k.json');
     writeFileSync(

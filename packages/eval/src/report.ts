@@ -53,10 +53,15 @@ export function fmt(x: number | null | undefined, digits = 2): string {
 
 const cell = (text: string) => text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
-/** A token for a Markdown table: its JSON string (whitespace visible) in a code span. */
-function tokenCell(text: string): string {
+/**
+ * A token for a Markdown table: its JSON string (whitespace visible) in a code span, with its id where
+ * the text has a U+FFFD (part of a character, in a result written before such tokens were given as
+ * their bytes, or by a rank source without them): every such token would look the same.
+ */
+function tokenCell(text: string, id: number): string {
   const shown = JSON.stringify(text);
-  return shown.includes('`') ? cell(shown) : `\`${cell(shown)}\``;
+  const code = shown.includes('`') ? cell(shown) : `\`${cell(shown)}\``;
+  return text.includes('\ufffd') ? `${code} (id ${id})` : code;
 }
 
 function table(header: string[], rows: string[][]): string {
@@ -395,7 +400,7 @@ export async function writeReport(
         md.push(
           table(
             ['token', 'times shifted', 'of shifted (%)'],
-            r.topShifted.map((t) => [tokenCell(t.text), String(t.count), fmt(t.percentOfShifted)]),
+            r.topShifted.map((t) => [tokenCell(t.text, t.id), String(t.count), fmt(t.percentOfShifted)]),
           ),
           '',
         );

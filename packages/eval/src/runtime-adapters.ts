@@ -68,6 +68,12 @@ export interface RuntimeModel {
      * without it, token-shift reports show `decode([id])`, which drops that space.
      */
     tokenText?(id: number): string;
+    /**
+     * The UTF-8 bytes a token stands for (`Tokenizer.tokenBytes`): token-shift reports write the
+     * bytes of a token that is part of a character (a byte-level `Ã` piece, a SentencePiece
+     * `<0xC3>`) as `<0xC3>`, where its text would be U+FFFD, the same for every such token.
+     */
+    tokenBytes?(id: number): ArrayLike<number>;
     /** End-of-sequence ids; the first is the one the Tulu prompt and the paper's scoring write. */
     readonly eosIds: readonly number[];
   };
@@ -322,9 +328,45 @@ export function runtimeScorer(model: RuntimeModel, options: RuntimeScorerOptions
   };
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The length of the UTF-8 sequence that lead byte `b` begins (0: no lead byte). */
+const sequenceLength = (b: number) =>
+  b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+
+/**
+ * The text of UTF-8 `bytes`, with each byte that is not part of a whole, valid character written as
+ * `<0xC3>` (as SentencePiece names its byte pieces): a token that holds part of a character shows
+ * its bytes, not a U+FFFD that every such token shares.
+ */
+function bytesText(bytes: ArrayLike<number>): string {
+  const all = Uint8Array.from(bytes);
+  let out = '';
+  for (let i = 0; i < all.length; ) {
+    const n = sequenceLength(all[i]!);
+    let char: string | undefined;
+    if (n > 0 && i + n <= all.length) {
+      try {
+        char = UTF8.decode(all.subarray(i, i + n));
+      } catch {
+        char = undefined; // a bad continuation byte, an overlong form, a surrogate
+      }
+    }
+    if (char === undefined) {
+      out += `<0x${all[i]!.toString(16).toUpperCase().padStart(2, '0')}>`;
+      i++;
+    } else {
+      out += char;
+      i += n;
+    }
+  }
+  return out;
+}
+
 /**
  * A `RankSource` on a runtime model: each response token's rank under the model (1 = its greedy
- * pick) given the same prefix, with the token's text, for the token-shift analysis. The tokens are
+ * pick) given the same prefix, with the token's text, for the token-shift analysis (a token that
+ * holds part of a character, whose text is U+FFFD, as its bytes: `<0xC3>`). The tokens are
  * those of the response text: a generation's final end-of-sequence id (kept in `token_ids`) is left
  * out, so that outputs with and without `token_ids` count the same tokens.
  *
@@ -335,7 +377,11 @@ export function runtimeRankSource(model: RuntimeModel, options: RuntimeAdapterOp
   return {
     async rankTokens(items, o) {
       const tok = model.tokenizer;
-      const tokenText = (id: number) => tok.tokenText?.(id) ?? tok.decode([id]);
+      const tokenText = (id: number) => {
+        const text = tok.tokenText?.(id) ?? tok.decode([id]);
+        // part of a character: its bytes, not the U+FFFD every such token shares
+        return text.includes('\ufffd') && tok.tokenBytes ? bytesText(tok.tokenBytes(id)) : text;
+      };
       const { scored } = await scoreNonEmpty(model, items, options, true, 'drop', undefined, o?.signal);
       return scored.map((s) => {
         if (!s) return { tokens: [] };

@@ -247,6 +247,37 @@ describe('writeReport', () => {
     }
   });
 
+  it('names the id of a listed token whose text is U+FFFD (part of a character): each looks the same', async () => {
+    const run = mkdtempSync(join(tmpdir(), 'eval-report-fffd-'));
+    try {
+      // a rank source without the tokens' bytes (or a result written before they were shown)
+      const ranks: RankSource = {
+        rankTokens: async (items) =>
+          items.map((x) => ({
+            tokens: [...x.response].map((c, k) => ({
+              id: c === 'x' ? 192 : c === 'y' ? 194 : 65,
+              text: c === 'A' ? 'A' : '\ufffd',
+              rank: 4 + k,
+            })),
+          })),
+      };
+      await tokenShift({
+        base: ranks,
+        aligned: [{ instruction: 'i', output: 'xxyA' }],
+        label: 'bytes',
+        out: runPaths(run).shiftResult('a'),
+      });
+      const r = await writeReport(run);
+      expect(tableRows(r.markdown, 'token')).toEqual([
+        ['`"\ufffd"` (id 192)', '2', '50.00'],
+        ['`"A"`', '1', '25.00'],
+        ['`"\ufffd"` (id 194)', '1', '25.00'],
+      ]);
+    } finally {
+      rmSync(run, { recursive: true, force: true });
+    }
+  });
+
   it('says so when a run directory is empty', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'eval-report-empty-'));
     try {

@@ -196,6 +196,23 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
     expect(await runtimeScorer(base).scoreContinuations(items)).toHaveLength(1);
   });
 
+  it('runtimeRankSource: a token that is part of a character shows its bytes (<0xC3>), not a U+FFFD every such token shares', async () => {
+    const tok = base.tokenizer;
+    const partial = Array.from({ length: tok.vocabulary.size }, (_, id) => id)
+      .filter((id) => tok.tokenText(id) === '\ufffd')
+      .slice(0, 3);
+    expect(partial).toHaveLength(3);
+    const ok = tok.encode('Hi')[0]!;
+    const [ranked] = await runtimeRankSource(base).rankTokens([
+      { instruction: 'Say something.', response: '', responseIds: [...partial, ok] },
+    ]);
+    const hex = (id: number) =>
+      [...tok.tokenBytes(id)].map((b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`).join('');
+    expect(ranked!.tokens.map((t) => t.text)).toEqual([...partial.map(hex), tok.tokenText(ok)]);
+    expect(new Set(ranked!.tokens.map((t) => t.text)).size).toBe(4);
+    expect(ranked!.tokens[0]!.text).toMatch(/^(<0x[0-9A-F]{2}>)+$/);
+  });
+
   it('runtimeRankSource: T-runs unshifted under the forced model; ranks equal the reference; base+rules vs base', async () => {
     const self = await tokenShift({
       base: runtimeRankSource(forced),

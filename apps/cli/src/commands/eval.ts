@@ -1420,7 +1420,8 @@ async function shift(flags: ShiftFlags, formatGiven = false): Promise<void> {
     if (result.topShifted.length) {
       out += `  most shifted: ${result.topShifted
         .slice(0, 10)
-        .map((t) => `${JSON.stringify(t.text)} ${t.count}`)
+        // a U+FFFD (part of a character, where its bytes are not known) looks the same for every such token
+        .map((t) => `${JSON.stringify(t.text)}${t.text.includes('\ufffd') ? ` (id ${t.id})` : ''} ${t.count}`)
         .join(', ')}\n`;
     }
     // the aligned outputs of a model directory are a file of their own (in RUN/outputs/, judged by
