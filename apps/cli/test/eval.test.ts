@@ -373,6 +373,7 @@ describe('eval ablations', () => {
         count: 5,
         generated: 5,
         resumed: 0,
+        skipped: false,
       },
       {
         subset: 'eos-uniform-diversity',
@@ -381,6 +382,7 @@ describe('eval ablations', () => {
         count: 5,
         generated: 5,
         resumed: 0,
+        skipped: false,
       },
     ]);
     const none: Output[] = readJson(join(runDir, 'outputs', 'none.json'));
@@ -392,6 +394,15 @@ describe('eval ablations', () => {
       [0, 5],
       [0, 5],
     ]);
+    expect(again.runs.map((x: { skipped: boolean }) => x.skipped)).toEqual([true, true]);
+    // finished subsets are said to be skipped, as the README says, not resumed
+    const text = await run(args.filter((a) => a !== '--json'));
+    expect(text.stdout).toBe(
+      `wrote 2 ablation outputs in ${join(runDir, 'outputs')}\n` +
+        '  none                   5 outputs (skipped: finished by an earlier run with these settings)\n' +
+        '  eos-uniform-diversity  5 outputs (skipped: finished by an earlier run with these settings)\n' +
+        `next: implicit-it eval judge --run-dir ${runDir}\n`,
+    );
     // the same model elsewhere (a copy, its graph touched): its finished outputs are found
     const copy = join(tmp, 'model-copy');
     cpSync(model, copy, { recursive: true });

@@ -48,11 +48,13 @@ export interface RunAblationsOptions extends ProgressCallbacks {
  * One subset's run.
  *
  * @example
- * for (const run of await runAblations(options)) console.log(run.subset, run.generated, run.resumed);
+ * for (const run of await runAblations(options)) console.log(run.subset, run.skipped, run.generated, run.resumed);
  */
 export interface AblationRun extends GenerateRunResult {
   subset: string;
   rules: RuleSetConfig;
+  /** The subset was finished before, with these options (`finishedRun`): nothing was run, its outputs are read back (`resumed`). */
+  skipped: boolean;
 }
 
 /**
@@ -126,7 +128,15 @@ export async function runAblations(options: RunAblationsOptions): Promise<Ablati
     options.signal?.throwIfAborted();
     const done = finishedRun(plan);
     if (done) {
-      runs.push({ outputs: done, out: plan.out, generated: 0, resumed: done.length, subset, rules });
+      runs.push({
+        outputs: done,
+        out: plan.out,
+        generated: 0,
+        resumed: done.length,
+        subset,
+        rules,
+        skipped: true,
+      });
       options.onProgress?.({
         phase: 'generate',
         done: done.length,
@@ -146,7 +156,7 @@ export async function runAblations(options: RunAblationsOptions): Promise<Ablati
       ...(options.onWarning ? { onWarning: options.onWarning } : {}),
       onProgress: (p) => options.onProgress?.({ ...p, label: subset }),
     });
-    runs.push({ ...run, subset, rules });
+    runs.push({ ...run, subset, rules, skipped: false });
   }
   return runs;
 }

@@ -311,7 +311,8 @@ describe('runAblations', () => {
       modelName: 'base',
     });
     expect(made.length).toBe(0);
-    expect(again.every((r) => r.generated === 0)).toBe(true);
+    expect(again.every((r) => r.generated === 0 && r.skipped)).toBe(true);
+    expect(runs.some((r) => r.skipped)).toBe(false);
   });
 
   it('refuses to replace a finished subset whose run differed (model, token limit, token ids) unless replace: true, never reusing its outputs', async () => {

@@ -720,6 +720,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
         count: r.outputs.length,
         generated: r.generated,
         resumed: r.resumed,
+        skipped: r.skipped,
       })),
     };
     if (flags.json) {
@@ -729,7 +730,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
     const p = painter();
     let out = `${p('green', 'wrote')} ${runs.length} ablation outputs in ${paths.outputs}\n`;
     for (const r of summary.runs)
-      out += `  ${r.subset.padEnd(22)} ${counted(r.count, 'output')} (${r.generated} generated, ${r.resumed} resumed)\n`;
+      out += `  ${r.subset.padEnd(22)} ${counted(r.count, 'output')} ${r.skipped ? '(skipped: finished by an earlier run with these settings)' : `(${r.generated} generated, ${r.resumed} resumed)`}\n`;
     out += `next: implicit-it eval judge --run-dir ${flags.runDir}\n`;
     process.stdout.write(out);
   } finally {
@@ -1635,7 +1636,10 @@ Examples:
       '--replace',
       "write over subsets' outputs of other settings (or files of unknown origin), and start over unfinished subsets of other settings",
     )
-    .option('--json', 'print one JSON object {runDir, runs: [{subset, out, count, generated, resumed}]}')
+    .option(
+      '--json',
+      'print one JSON object {runDir, runs: [{subset, out, count, generated, resumed, skipped}]}',
+    )
     .addHelpText(
       'after',
       `
