@@ -297,6 +297,41 @@ describe('eval generate', () => {
     expect(summary.resumed).toBeGreaterThanOrEqual(4);
   });
 
+  it('a copy of the model in a directory of another name: the refusal names the --name that reuses or resumes its outputs', async () => {
+    const copy = join(tmp, 'renamed', 'other-name');
+    cpSync(model, copy, { recursive: true });
+    const out = join(tmp, 'renamed.json');
+    const generate = (m: string, extra: string[] = []) =>
+      run(args(out, ['--limit', '2', '--max-tokens', '4', ...extra]).map((a) => (a === model ? m : a)));
+    expect((await generate(model)).code).toBe(0);
+    const name = `${basename(model)}-hewitt2024`;
+    const refused = await generate(copy);
+    expect([refused.code, refused.stderr]).toEqual([
+      2,
+      `error: --out: ${out} holds the finished outputs of another run (different --name); they are not replaced\n` +
+        `hint: its outputs are named "${name}": if they are this model's (a copy in a directory of another name), add --name ${name} to reuse them; else add --replace (or delete ${out}) to generate it again with these settings, or give another --out\n`,
+    ]);
+    const reused = await generate(copy, ['--name', name]);
+    expect([reused.code, reused.stdout]).toEqual([0, expect.stringContaining(', already complete\n')]);
+    // the unfinished work of a run (its journal): the --name that resumes it
+    const record = readFileSync(`${out}.done`, 'utf8').trim();
+    rmSync(out);
+    rmSync(`${out}.done`);
+    writeFileSync(`${out}.journal.jsonl`, `{"journal":${record}}\n`);
+    const unfinished = await generate(copy);
+    expect([unfinished.code, unfinished.stderr]).toEqual([
+      2,
+      `error: ${out}.journal.jsonl holds the unfinished work of a run with other settings (different --name); it is kept\n` +
+        `hint: its outputs are named "${name}": if they are this model's (a copy in a directory of another name), add --name ${name} to resume them; else add --replace (or delete it) to start over with these settings\n`,
+    ]);
+    const resumed = await generate(copy, ['--name', name, '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ generator: name, count: 2 });
+    // another setting as well: the usual hint, the name being the least of it
+    const other = await generate(copy, ['--max-tokens', '5']);
+    expect(other.stderr).toContain('(different --max-tokens); they are not replaced\nhint: add --replace');
+  });
+
   it('exits 2 on bad rules or a bad instructions file, 3 on a missing model', async () => {
     const rules = await run([
       'eval',
@@ -411,6 +446,16 @@ describe('eval ablations', () => {
     expect(counts(await run(withCopy))).toEqual([
       [0, 5],
       [0, 5],
+    ]);
+    // without --name the copy's name is its directory's: the refusal names the --name that reuses them
+    const unnamed = await run(
+      withCopy.filter((a, i) => a !== '--json' && a !== '--name' && withCopy[i - 1] !== '--name'),
+    );
+    const outputsOf = (subset: string) => join(runDir, 'outputs', `${subset}.json`);
+    expect([unnamed.code, unnamed.stderr]).toEqual([
+      2,
+      `error: --run-dir: ${outputsOf('none')} holds the finished outputs of another run (different --name); they are not replaced\n` +
+        `hint: its outputs are named "tiny-none": if they are this model's (a copy in a directory of another name), add --name tiny to reuse them; else add --replace (or delete ${outputsOf('none')}) to generate it again with these settings, or give another --run-dir\n`,
     ]);
     // with other EOS ids it is another model: its outputs are not reused, nor do they replace these
     // (as eval generate refuses its --out), before anything is generated

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
   ContextLengthError,
@@ -190,12 +190,70 @@ function noting(
   };
 }
 
+/**
+ * How a run's outputs name their generator, for the hint of a refusal whose only difference is the
+ * generator name: `named`, whether --name was given; `nameOf`, the --name value that gives outputs
+ * `out` the recorded generator name (eval generate: the name itself; eval ablations: without its
+ * `-SUBSET`), undefined where none does.
+ */
+interface Naming {
+  named: boolean;
+  nameOf: (generator: string, out: string) => string | undefined;
+}
+
+/** eval generate's --name is the generator name itself. */
+const GENERATE_NAMING = (named: boolean): Naming => ({ named, nameOf: (generator) => generator });
+
+/** eval ablations' --name is the model's: a subset's outputs are labelled NAME-SUBSET. */
+const ABLATION_NAMING = (named: boolean): Naming => ({
+  named,
+  nameOf: (generator, out) => {
+    const suffix = `-${basename(out, '.json')}`;
+    return generator.endsWith(suffix) ? generator.slice(0, -suffix.length) : undefined;
+  },
+});
+
+/** A value for a shell command line: as it is when that is safe, else JSON-quoted. */
+const shellWord = (value: string) => (/^[\w.@%+,:/=-]+$/.test(value) ? value : JSON.stringify(value));
+
+/**
+ * The first part of a hint for a run refused only for its generator name, when --name was left out
+ * (the default name follows the model directory's name: a copy of the model elsewhere has another):
+ * the --name that reuses or resumes it. Undefined in any other case.
+ */
+function nameHint(
+  diff: readonly string[],
+  generator: unknown,
+  out: string,
+  naming: Naming | undefined,
+  verb: string,
+): string | undefined {
+  if (!naming || naming.named || diff.length !== 1 || diff[0] !== 'generator') return undefined;
+  if (typeof generator !== 'string') return undefined;
+  const name = naming.nameOf(generator, out);
+  if (name === undefined) return undefined;
+  return `its outputs are named "${generator}": if they are this model's (a copy in a directory of another name), add --name ${shellWord(name)} to ${verb} them`;
+}
+
+/** The header of a run journal (`{"journal": header}`, its first line), or undefined. */
+function journalHeader(file: string): Record<string, unknown> | undefined {
+  try {
+    const first = readFileSync(file, 'utf8').split('\n', 1)[0]!;
+    const header = (JSON.parse(first) as { journal?: unknown }).journal;
+    return header && typeof header === 'object' ? (header as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs `work` with an AbortSignal that Ctrl-C fires; an interrupted run exits 130 with `resumeHint`. */
 async function interruptible<T>(
   work: (signal: AbortSignal) => Promise<T>,
   resumeHint: () => string,
   /** The flag behind each run setting (`headerDifferences` key paths), to name them when a journal of other settings is found. */
   settings: Record<string, string> = {},
+  /** How the outputs name their generator (eval generate, eval ablations), for the hint of a journal of another name. */
+  naming?: Naming,
 ): Promise<T> {
   const abort = new AbortController();
   const onSigint = () => abort.abort(new Error('interrupted'));
@@ -207,11 +265,20 @@ async function interruptible<T>(
     if (ResumeMismatchError.isInstance(error) && error.differences.length > 0) {
       // a run's unfinished work under other flags: the user's choice, which the flags name
       const what = differentFlags(error.differences, settings, false);
+      const renamed = nameHint(
+        error.differences,
+        journalHeader(error.file)?.generator,
+        error.file.replace(/\.journal\.jsonl$/, ''),
+        naming,
+        'resume',
+      );
       throw usage(
         `${error.file} holds the unfinished work of a run with other settings (different ${what}); it is kept`,
         what === OLDER_VERSION
           ? 'this version cannot resume it: finish it with the version that started it, or add --replace (or delete it) to start over'
-          : 'rerun with the flags it was started with to resume it, or add --replace (or delete it) to start over with these',
+          : renamed
+            ? `${renamed}; else add --replace (or delete it) to start over with these settings`
+            : 'rerun with the flags it was started with to resume it, or add --replace (or delete it) to start over with these',
       );
     }
     throw error;
@@ -438,10 +505,13 @@ function refuseToReplace(
   settings: Record<string, string> = RUN_SETTINGS,
   /** `kind`: what `out` holds, a plural (outputs, annotations) or a singular (result) */
   what = { kind: 'outputs', redo: 'generate it again' },
+  /** How the outputs name their generator (eval generate, eval ablations), for the hint of outputs of another name. */
+  naming?: Naming,
 ): void {
   if (!existsSync(out) || existsSync(`${out}.journal.jsonl`)) return;
   const hint = `add --replace (or delete ${out}) to ${what.redo} with these settings, or give another ${outFlag}`;
   const diff = differences();
+  const renamed = diff && nameHint(diff, readDoneRecord(out)?.generator, out, naming, 'reuse');
   if (diff === undefined) {
     throw usage(
       `${outFlag}: ${out} exists, and there is no record of the run that wrote it (${out}.done): it may be anything, so it is not replaced`,
@@ -452,7 +522,7 @@ function refuseToReplace(
     const flags = differentFlags(diff, settings, named);
     throw usage(
       `${outFlag}: ${out} holds the finished ${what.kind} of another run (different ${flags}); ${what.kind.endsWith('s') ? 'they are' : 'it is'} not replaced`,
-      hint,
+      renamed ? `${renamed}; else ${hint}` : hint,
     );
   }
   throw usage(`${outFlag}: ${out} was changed since the run that wrote it; it is not replaced`, hint);
@@ -540,7 +610,15 @@ async function generate(flags: GenerateFlags): Promise<void> {
     const done = finishedRun(run);
     if (!done) {
       if (!flags.replace)
-        refuseToReplace(run.out, () => finishedRunDifferences(run), '--out', flags.name !== undefined);
+        refuseToReplace(
+          run.out,
+          () => finishedRunDifferences(run),
+          '--out',
+          flags.name !== undefined,
+          RUN_SETTINGS,
+          undefined,
+          GENERATE_NAMING(flags.name !== undefined),
+        );
       checkPromptsFit(opened, instructions, flags, file);
     }
     if (done) {
@@ -564,6 +642,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
           () =>
             `${progress.last?.done ?? 0} of ${instructions.length} outputs are kept in ${flags.out}.journal.jsonl: rerun the same command to resume`,
           RUN_SETTINGS,
+          GENERATE_NAMING(flags.name !== undefined),
         );
     progress.stop();
     const summary = {
@@ -695,6 +774,8 @@ async function ablations(flags: AblationFlags): Promise<void> {
           '--run-dir',
           flags.name !== undefined,
           ABLATION_SETTINGS,
+          undefined,
+          ABLATION_NAMING(flags.name !== undefined),
         );
     const runs = await interruptible(
       (signal) =>
@@ -709,6 +790,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
         }),
       () => `finished subsets are kept in ${paths.outputs}, the current one in its journal: rerun to resume`,
       ABLATION_SETTINGS,
+      ABLATION_NAMING(flags.name !== undefined),
     );
     progress.stop();
     const summary = {
