@@ -1775,6 +1775,12 @@ describe('eval judge: inputs checked before the first request, and resumed work 
       `warning: ${join(runDir, 'outputs', 'a.json')}: the model's outputs cover 3 of the baseline's 5 instructions: the win rate is over that subset, not the whole set`,
       `warning: ${join(runDir, 'outputs', 'b.json')}: the model's outputs cover 2 of the baseline's 5 instructions: the win rate is over that subset, not the whole set`,
     ]);
+    // --json names the judge as the annotations and the cache do: the model at its endpoint
+    const json = await judge(['--run-dir', runDir, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const judgeId = `fake-judge@${judgeServer.url}`;
+    expect(JSON.parse(json.stdout)).toMatchObject({ runDir, judge: judgeId });
+    expect(readJson(join(runDir, 'annotations', 'a.json'))[0].annotator).toBe(`weighted_judge:${judgeId}`);
     // --outputs names its one file itself
     const one = await judge([
       '--outputs',

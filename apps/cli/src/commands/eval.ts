@@ -996,7 +996,8 @@ async function judge(flags: JudgeFlags): Promise<void> {
   }
   if (flags.json) {
     printJson(
-      flags.runDir ? { runDir: resolve(flags.runDir), judge: flags.judgeModel, results } : results[0],
+      // the judge as the annotations and the cache name it: the model at its endpoint
+      flags.runDir ? { runDir: resolve(flags.runDir), judge: client.id, results } : results[0],
     );
   } else {
     const p = painter();
@@ -1774,7 +1775,7 @@ Examples:
     )
     .option(
       '--json',
-      'print one JSON object (requests, cache hits, the win-rate statistics); with --run-dir {runDir, results}',
+      'print one JSON object (requests, cache hits, the win-rate statistics); with --run-dir {runDir, judge, results}',
     )
     .addHelpText(
       'after',
