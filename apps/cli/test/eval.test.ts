@@ -1110,7 +1110,11 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(JSON.parse(cut.stdout)).toMatchObject({ truncated: 9, pairs: 0 });
     const text = await rank([]);
     expect(text.stdout).toContain(
-      '  3 responses cut at --max-seq-length 1024 (or the context) with their prompt\n',
+      `  3 responses cut at 512 tokens with their prompt: the context of ${basename(model)} (shorter than --max-seq-length 1024)\n`,
+    );
+    const shorter = await rank(['--max-seq-length', '300']);
+    expect(shorter.stdout).toContain(
+      '  3 responses cut at 300 tokens with their prompt (--max-seq-length)\n',
     );
     expect(text.stdout).toContain(
       '  examples whose real response beat k of its random responses (up to 2): ',

@@ -1196,8 +1196,14 @@ async function rank(flags: RankFlags): Promise<void> {
       // with ratio_eval.py's draws an example can draw its own response, which is left out: k of fewer
       `  examples whose real response beat k of its random responses (up to ${r.negatives}): ${r.histogram.map((c, k) => `${k}: ${c}`).join(', ')}\n` +
       `  mean score (exp mean log-prob): real ${meanScore(r.meanReal)}, random ${meanScore(r.meanRandom)}\n`;
-    if (r.truncated > 0)
-      out += `  ${r.truncated} responses cut at --max-seq-length ${flags.maxSeqLength} (or the context) with their prompt\n`;
+    if (r.truncated > 0) {
+      // the cut is --max-seq-length, or the model's context where that is shorter
+      const context = opened.model.info.maxPositions;
+      out +=
+        context !== undefined && context < flags.maxSeqLength
+          ? `  ${r.truncated} responses cut at ${context} tokens with their prompt: the context of ${opened.id} (shorter than --max-seq-length ${flags.maxSeqLength})\n`
+          : `  ${r.truncated} responses cut at ${flags.maxSeqLength} tokens with their prompt (--max-seq-length)\n`;
+    }
     if (flags.out) out += `${painter()('green', 'wrote')} ${resolve(flags.out)}\n`;
     process.stdout.write(out);
   } finally {
