@@ -1279,7 +1279,10 @@ describeShared(
   },
 );
 
-/** An OpenAI-compatible judge that always answers "M" with P(M) = 0.75, P(m) = 0.25, and wants a key. */
+/**
+ * An OpenAI-compatible judge that always answers "M" with P(M) = 0.75, P(m) = 0.25, and wants a key;
+ * a prompt with `[too-long]` in it gets a 400, as a prompt over the judge model's context does.
+ */
 function fakeJudge(key: string): Promise<{ server: Server; url: string; requests: () => number }> {
   let requests = 0;
   const body = (req: IncomingMessage) =>
@@ -1301,6 +1304,12 @@ function fakeJudge(key: string): Promise<{ server: Server; url: string; requests
       res
         .writeHead(400, { 'content-type': 'application/json' })
         .end('{"error":{"message":"unexpected request"}}');
+      return;
+    }
+    if (JSON.stringify(request.messages).includes('[too-long]')) {
+      res
+        .writeHead(400, { 'content-type': 'application/json' })
+        .end('{"error":{"message":"the prompt is longer than the model\'s context"}}');
       return;
     }
     requests++;
@@ -1795,6 +1804,22 @@ describe('eval judge: inputs checked before the first request, and resumed work 
     expect(one.stderr).toContain(
       "warning: the model's outputs cover 3 of the baseline's 5 instructions: the win rate is over that subset, not the whole set\n",
     );
+  });
+
+  it("a judge's 400 for one pair ends the run naming that output, and what to do (exit 1)", async () => {
+    const outputs = join(dir, 'refused.json');
+    const judged = rows('r', 5);
+    judged[1]!.output += ' [too-long]';
+    writeFileSync(outputs, JSON.stringify(judged));
+    const r = await judge(['--outputs', outputs, '--out', join(dir, 'refused-annotations.json')]);
+    expect([r.code, r.stderr]).toEqual([
+      1,
+      `error: the judge refused the request for output #1 of ${outputs} (instruction "Question 1?", # counting from 0): ` +
+        `judge request to ${judgeServer.url}/chat/completions failed: HTTP 400: {"error":{"message":"the prompt is longer than the model's context"}}; ` +
+        "such a refusal is about the request itself, such as a judge prompt (the instruction and both outputs) longer than the judge model's context, and is not retried: " +
+        'judge with a model that takes it (a longer context), or leave that output out of the outputs file (the win rate is then over the others); ' +
+        'the judgements answered before are cached, so a rerun pays only for the rest\n',
+    ]);
   });
 
   it('a rerun with part of the pairs cached says how many need no request, not that it resumes', async () => {

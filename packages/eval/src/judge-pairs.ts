@@ -1,7 +1,7 @@
 import type { Annotation } from './annotations.js';
 import { writeAnnotations } from './annotations.js';
 import { doneRecordDifferences, refuseToReplace, writeRecorded } from './done-record.js';
-import { EvalInputError } from './errors.js';
+import { EvalInputError, JudgeRequestError } from './errors.js';
 import { sha256 } from './hash.js';
 import { JudgeCache } from './judge-cache.js';
 import { preferenceFromChoice } from './judge-preference.js';
@@ -9,6 +9,10 @@ import { isSwitched, judgeMessages } from './judge-prompt.js';
 import type { ProgressCallbacks } from './model-interfaces.js';
 import { type ModelOutput, readModelOutputs } from './model-outputs.js';
 import type { ChatCompletionResponse, JudgeClient, JudgeRequest } from './openai-judge.js';
+import { excerpt } from './runtime-adapters.js';
+
+/** HTTP statuses of a judge refusing one request for what it holds (not the key, the rate, the server). */
+const REFUSED_REQUEST = new Set([400, 413, 422]);
 
 /**
  * `o` without its fields left undefined: spread over defaults, a field given as undefined (a spread
@@ -254,11 +258,34 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener('abort', onAbort, { once: true });
 
+  const modelFile = options.files?.model ?? (typeof options.model === 'string' ? options.model : undefined);
+
   async function judgeOne({ index, job }: (typeof asks)[number]): Promise<void> {
-    const response = await options.judge.complete(job.request, { signal: stop.signal });
+    const response = await options.judge.complete(job.request, { signal: stop.signal }).catch((error) => {
+      throw refusedPair(error, index, job.annotation.instruction);
+    });
     result.requests++;
     await cache.set(job.key, { judge: options.judge.id, request: job.request, response });
     record(index, job, response);
+  }
+
+  /**
+   * A judge's refusal of one pair's request (400, 413, 422: the request itself, such as a prompt
+   * longer than the judge's context), naming that pair, how much is kept, and what to do. It still
+   * ends the run: judging on without the pair would make the win rate one over the pairs the judge
+   * took, silently (the longest outputs, for a context too short).
+   */
+  function refusedPair(error: unknown, index: number, instruction: string): unknown {
+    if (!JudgeRequestError.isInstance(error) || !REFUSED_REQUEST.has(error.status ?? 0)) return error;
+    const which = `output #${index}${modelFile ? ` of ${modelFile}` : ''} (instruction ${excerpt(instruction)}, # counting from 0)`;
+    return new JudgeRequestError(
+      error.url,
+      `the judge refused the request for ${which}: ${error.message}; such a refusal is about the request itself, ` +
+        "such as a judge prompt (the instruction and both outputs) longer than the judge model's context, and is not retried: " +
+        'judge with a model that takes it (a longer context), or leave that output out of the outputs file (the win rate is then over the others); ' +
+        'the judgements answered before are cached, so a rerun pays only for the rest',
+      { ...(error.status !== undefined ? { status: error.status } : {}), isRetryable: false, cause: error },
+    );
   }
 
   let next = 0;

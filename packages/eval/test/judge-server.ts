@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net';
  * With `model`, the answer's log-probabilities come from that model instead (e.g. a modelkit model).
  * Markers in the request text change its behaviour: `[no-logprobs]` (no logprobs field), `[flaky]`
  * (503 on the first attempt), `[rate]` (429 with retry-after-ms on the first attempt), `[garbage]`
- * (answers "The" without m or M among the top logprobs).
+ * (answers "The" without m or M among the top logprobs), `[too-long]` (400, as a server refuses a
+ * prompt longer than its model's context).
  */
 export interface JudgeServer {
   baseURL: string;
@@ -69,6 +70,8 @@ export async function startJudgeServer(
     const user = body.messages.find((m) => m.role === 'user')!.content;
     const n = (attempts.get(user) ?? 0) + 1;
     attempts.set(user, n);
+    if (user.includes('[too-long]'))
+      return send(400, { error: { message: "the prompt is longer than the model's context" } });
     if (user.includes('[flaky]') && n === 1) return send(503, { error: { message: 'try again' } });
     if (user.includes('[rate]') && n === 1)
       return send(429, { error: { message: 'slow down' } }, { 'retry-after-ms': '5' });

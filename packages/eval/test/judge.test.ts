@@ -530,6 +530,40 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
     expect((aborted[0] as Error).message).toBe('judge down');
   });
 
+  it("a judge's 400 for one pair (a prompt over its context) ends the run naming that output and what to do", async () => {
+    const { baseline, model } = pairs(4, ' refused');
+    model[2] = { ...model[2]!, output: `${model[2]!.output} [too-long]` };
+    const cacheDir = tmp();
+    const error = await judgePairs({
+      judge: judge(),
+      baseline,
+      model,
+      files: { model: 'run/outputs/rules.json' },
+      cacheDir,
+      concurrency: 1,
+    }).catch((e: unknown) => e);
+    expect(JudgeRequestError.isInstance(error)).toBe(true);
+    expect((error as JudgeRequestError).status).toBe(400);
+    expect((error as JudgeRequestError).isRetryable).toBe(false);
+    expect((error as Error).message).toBe(
+      `the judge refused the request for output #2 of run/outputs/rules.json (instruction "Question 2 refused: explain \\"quotes\\" and newlines", # counting from 0): ` +
+        `judge request to ${server.baseURL}/chat/completions failed: HTTP 400: {"error":{"message":"the prompt is longer than the model's context"}}; ` +
+        "such a refusal is about the request itself, such as a judge prompt (the instruction and both outputs) longer than the judge model's context, and is not retried: " +
+        'judge with a model that takes it (a longer context), or leave that output out of the outputs file (the win rate is then over the others); ' +
+        'the judgements answered before are cached, so a rerun pays only for the rest',
+    );
+    // the pairs before it are cached: without it, a rerun asks for the one after it only
+    const served = server.served;
+    const rest = await judgePairs({
+      judge: judge(),
+      baseline,
+      model: model.filter((_, i) => i !== 2),
+      cacheDir,
+    });
+    expect(rest).toMatchObject({ cacheHits: 2, requests: 1 });
+    expect(server.served - served).toBe(1);
+  });
+
   it('refuses an empty list of model outputs (a win rate of nothing)', async () => {
     const { baseline } = pairs(2);
     const run = judgePairs({ judge: judge(), baseline, model: [], cacheDir: tmp() });
