@@ -18,11 +18,35 @@ function upwards(from: string, file: string): string | undefined {
  */
 export function sharedDir(): string | undefined {
   if (process.env.IMPLICIT_IT_SHARED_DIR) return resolve(process.env.IMPLICIT_IT_SHARED_DIR);
-  for (const from of [process.cwd(), dirname(fileURLToPath(import.meta.url))]) {
+  return sharedDirCandidates().find((dir) => existsSync(dir));
+}
+
+/**
+ * Where `sharedDir` looks when `$IMPLICIT_IT_SHARED_DIR` is not set: `shared/` beside the repository
+ * that holds the working directory, then beside the one that holds this CLI (none outside a clone).
+ */
+function sharedDirCandidates(): string[] {
+  const dirs = [process.cwd(), dirname(fileURLToPath(import.meta.url))].flatMap((from) => {
     const root = upwards(from, 'pnpm-workspace.yaml');
-    if (root && existsSync(join(root, '..', 'shared'))) return resolve(root, '..', 'shared');
-  }
-  return undefined;
+    return root ? [resolve(root, '..', 'shared')] : [];
+  });
+  return [...new Set(dirs)];
+}
+
+/**
+ * Why the default file `parts` under the shared directory (`data/alpaca_eval/alpaca_eval.jsonl`) is
+ * not there, for an error: the paths looked at, and where each came from (`$IMPLICIT_IT_SHARED_DIR`,
+ * or `shared/` beside a repository), or that there was nowhere to look.
+ */
+export function sharedDefaultMissing(...parts: string[]): string {
+  const env = process.env.IMPLICIT_IT_SHARED_DIR;
+  if (env) return `no ${join(resolve(env), ...parts)}, IMPLICIT_IT_SHARED_DIR being ${env}`;
+  const found = sharedDir();
+  if (found) return `no ${join(found, ...parts)}, in the shared/ beside the repository`;
+  const tried = sharedDirCandidates();
+  return tried.length > 0
+    ? `no ${tried.join(' or ')} beside the repository, and IMPLICIT_IT_SHARED_DIR is not set`
+    : 'IMPLICIT_IT_SHARED_DIR is not set, and neither the working directory nor the CLI is in a clone of the repository, beside which shared/ is looked for';
 }
 
 /**

@@ -950,6 +950,37 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     ]);
   });
 
+  it('a default under the shared directory that is not there: the error names the path looked at and IMPLICIT_IT_SHARED_DIR', async () => {
+    const shared = dirIn('empty-shared');
+    const env = { IMPLICIT_IT_SHARED_DIR: shared };
+    const missing = (flag: string, what: string, file: string) =>
+      `error: ${flag}: give ${what}: the default, ${file} in the shared directory, is not there (no ${join(shared, file)}, IMPLICIT_IT_SHARED_DIR being ${shared})\n` +
+      `hint: set IMPLICIT_IT_SHARED_DIR to the repository's shared/ directory (the one that holds ${file}), or give ${flag}\n`;
+    const generate = await run(['eval', 'generate', '--model', model, '--out', join(tmp, 'no-shared.json')], {
+      env,
+    });
+    expect([generate.code, generate.stderr]).toEqual([
+      2,
+      missing('--instructions', 'a .jsonl or .json file', 'data/alpaca_eval/alpaca_eval.jsonl'),
+    ]);
+    const rank = await run(['eval', 'rank', '--model', model], { env });
+    expect([rank.code, rank.stderr]).toEqual([
+      2,
+      missing('--data', "Alpaca's alpaca_data.json", 'data/alpaca/alpaca_data_2k.json'),
+    ]);
+    const outputs = jsonl('no-shared-outputs.jsonl', [
+      { instruction: 'Hi', output: 'Hello', generator: 'm' },
+    ]);
+    const judge = await run(
+      ['eval', 'judge', '--outputs', outputs, '--out', join(tmp, 'no-shared-annotations.json')],
+      { env },
+    );
+    expect([judge.code, judge.stderr]).toEqual([
+      2,
+      missing('--baseline', 'the baseline outputs', 'data/alpaca_eval/gpt4_1106_preview.model_outputs.json'),
+    ]);
+  });
+
   it('generate --name: the default its help names, MODEL alone with --rules off', async () => {
     const help = await run(['eval', 'generate', '--help']);
     expect(help.stdout.replace(/\s+/g, ' ')).toContain(

@@ -78,7 +78,7 @@ import { CliError, counted, EXIT, exitCodeOf, note, painter, printJson, usage } 
 import { type Progress, progressBar } from '../progress.js';
 import { retryNotes } from '../retry-notes.js';
 import { checkRules } from '../rule-notes.js';
-import { sharedDir } from '../shared-dir.js';
+import { sharedDefaultMissing, sharedDir } from '../shared-dir.js';
 import { checkChatTemplate } from './generate.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -95,9 +95,17 @@ const ALPACA_EVAL = ['alpaca_eval', 'alpaca_eval.jsonl'];
 const ALPACA_DATA = ['alpaca', 'alpaca_data_2k.json'];
 const GPT4_BASELINE = ['alpaca_eval', 'gpt4_1106_preview.model_outputs.json'];
 
-function required(value: string | undefined, flag: string, what: string): string {
+/**
+ * The value of `flag`, else its default, `<shared>/data/PARTS` (`sharedData`); neither is a usage
+ * error that says where the default was looked for, and how to point the CLI at the shared directory.
+ */
+function required(value: string | undefined, flag: string, what: string, parts: readonly string[]): string {
   if (value) return value;
-  throw usage(`${flag}: give ${what} (the default under ../shared/data is not there)`);
+  const file = join('data', ...parts);
+  throw usage(
+    `${flag}: give ${what}: the default, ${file} in the shared directory, is not there (${sharedDefaultMissing(file)})`,
+    `set IMPLICIT_IT_SHARED_DIR to the repository's shared/ directory (the one that holds ${file}), or give ${flag}`,
+  );
 }
 
 interface EvalModelFlags extends ModelFlags, PromptFlags {
@@ -591,6 +599,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
     flags.instructions ?? sharedData(...ALPACA_EVAL),
     '--instructions',
     'a .jsonl or .json file',
+    ALPACA_EVAL,
   );
   const instructions = readLimited(file, flags.limit);
   const opened = await loadFor(flags.model, flags);
@@ -741,6 +750,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
     flags.instructions ?? sharedData(...ALPACA_EVAL),
     '--instructions',
     'a .jsonl or .json file',
+    ALPACA_EVAL,
   );
   const instructions = readLimited(file, flags.limit);
   const opened = await loadFor(flags.model, flags);
@@ -865,6 +875,7 @@ async function judge(flags: JudgeFlags): Promise<void> {
     flags.baseline ?? sharedData(...GPT4_BASELINE),
     '--baseline',
     'the baseline outputs',
+    GPT4_BASELINE,
   );
   const baseURL = flags.baseUrl ?? (process.env.OPENAI_BASE_URL || 'https://api.openai.com/v1');
   checkBaseUrl(baseURL, flags.baseUrl !== undefined ? '--base-url' : '$OPENAI_BASE_URL');
@@ -1105,7 +1116,12 @@ async function rank(flags: RankFlags): Promise<void> {
   const rules = parseRules(flags.rules, false);
   if (flags.out)
     checkOutPath(flags.out, 'file', '--out', { example: 'ranking.json', json: 'the ranking result' });
-  const dataFile = required(flags.data ?? sharedData(...ALPACA_DATA), '--data', "Alpaca's alpaca_data.json");
+  const dataFile = required(
+    flags.data ?? sharedData(...ALPACA_DATA),
+    '--data',
+    "Alpaca's alpaca_data.json",
+    ALPACA_DATA,
+  );
   const data = readAlpacaData(dataFile);
   if (data.length < 2) {
     throw usage(
@@ -1365,7 +1381,12 @@ async function shift(flags: ShiftFlags, formatGiven = false): Promise<void> {
   if (alignedIsFile) Object.assign(flags, alignedPromptFlags(flags.aligned, flags, formatGiven));
   const instructionsFile = alignedIsFile
     ? undefined
-    : required(flags.instructions ?? sharedData(...ALPACA_EVAL), '--instructions', 'a .jsonl or .json file');
+    : required(
+        flags.instructions ?? sharedData(...ALPACA_EVAL),
+        '--instructions',
+        'a .jsonl or .json file',
+        ALPACA_EVAL,
+      );
   const instructions = instructionsFile ? readLimited(instructionsFile, flags.limit) : [];
   const base = await loadFor(flags.base, flags, '--base');
   let aligned: OpenedModel | undefined;
