@@ -391,6 +391,23 @@ export function checkAddBos(flags: PromptFlags): void {
   }
 }
 
+/**
+ * Refuses (exit 3, a tokenizer that cannot be found) a `--tokenizer` directory that does not exist,
+ * is a file, or holds no tokenizer.json, saying which.
+ */
+export function checkTokenizerDir(dir: string, flag = '--tokenizer'): void {
+  if (!existsSync(dir)) throw new CliError(`${flag}: ${dir} does not exist${meantDir(dir)}`, EXIT.load);
+  if (!statSync(dir).isDirectory()) {
+    throw new CliError(
+      `${flag}: ${dir} is a file, not a tokenizer directory`,
+      EXIT.load,
+      `give the directory that holds tokenizer.json${basename(dir) === 'tokenizer.json' ? `: ${dirname(dir)}` : ''}`,
+    );
+  }
+  if (!existsSync(join(dir, 'tokenizer.json')))
+    throw new CliError(`${flag}: ${dir} has no tokenizer.json`, EXIT.load);
+}
+
 const PROVIDERS = ['auto', 'cpu', 'cuda'];
 
 /** `; did you mean ./models/tiny?` for a missing `--model` beside a directory of a nearby name, else `''`. */

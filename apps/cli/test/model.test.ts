@@ -323,6 +323,28 @@ describe('model create / inspect', () => {
     const empty = await run(['model', 'create', '--preset', 'tiny', '--out', '']);
     expect(empty.code).toBe(2);
     expect(empty.stderr).toContain('--out: expected a path, got ""');
+    // a --tokenizer directory that is not there is said to be missing, not to lack a tokenizer.json
+    const create = (tokenizer: string) =>
+      run(['model', 'create', '--preset', 'tiny', '--out', join(out, 'x'), '--tokenizer', tokenizer]);
+    const noDir = join(out, 'no-such-tokenizer');
+    expect(await create(noDir)).toEqual({
+      code: 3,
+      stdout: '',
+      stderr: `error: --tokenizer: ${noDir} does not exist\n`,
+    });
+    const tokenizerDir = join(out, 'tokenizer-files');
+    mkdirSync(tokenizerDir, { recursive: true });
+    expect((await create(tokenizerDir)).stderr).toBe(
+      `error: --tokenizer: ${tokenizerDir} has no tokenizer.json\n`,
+    );
+    const file = join(tokenizerDir, 'tokenizer.json');
+    writeFileSync(file, '{}');
+    expect(await create(file)).toEqual({
+      code: 3,
+      stdout: '',
+      stderr: `error: --tokenizer: ${file} is a file, not a tokenizer directory\nhint: give the directory that holds tokenizer.json: ${tokenizerDir}\n`,
+    });
+    expect(existsSync(join(out, 'x'))).toBe(false);
     const missing = await run(['model', 'inspect', join(out, 'missing')]);
     expect(missing.code).toBe(3);
     // a hub id not in the cache: inspect downloads nothing, and says so (not that the hub is off)

@@ -37,6 +37,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import {
   checkOutDirectory,
   checkOutPath,
+  checkTokenizerDir,
   collect,
   dtypesArg,
   formerFlag,
@@ -542,9 +543,7 @@ function jobOptions(
       `give --tokenizer DIR, a directory with the tokenizer files of ${flags.model} (the training machine downloads the model itself)`,
     );
   }
-  if (flags.tokenizer && !existsSync(join(flags.tokenizer, 'tokenizer.json'))) {
-    throw new CliError(`--tokenizer: ${flags.tokenizer} has no tokenizer.json`, EXIT.load);
-  }
+  if (flags.tokenizer) checkTokenizerDir(flags.tokenizer);
   const choice = dataChoice(flags);
   return {
     ...choice,

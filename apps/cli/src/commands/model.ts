@@ -28,6 +28,7 @@ import * as ort from 'onnxruntime-node';
 import {
   type ConfigSet,
   checkOutDirectory,
+  checkTokenizerDir,
   configName,
   dtypesArg,
   inConfigNames,
@@ -80,9 +81,7 @@ async function create(flags: CreateFlags): Promise<void> {
   if (!Object.hasOwn(PRESETS, flags.preset)) {
     throw usage(`--preset: expected one of ${Object.keys(PRESETS).join(', ')}, got "${flags.preset}"`);
   }
-  if (flags.tokenizer && !existsSync(join(flags.tokenizer, 'tokenizer.json'))) {
-    throw new CliError(`--tokenizer: ${flags.tokenizer} has no tokenizer.json`, EXIT.load);
-  }
+  if (flags.tokenizer) checkTokenizerDir(flags.tokenizer);
   checkOutDirectory(flags.out, 'give a directory (created when missing)');
   const set = flags.set ?? {};
   // what --set changed, by config.json name (for the report and its text)
