@@ -60,11 +60,19 @@ export function isFinishedAs(out: string, record: Record<string, unknown>, journ
 
 /**
  * The settings (record key paths, as `headerDifferences`) in which the run recorded for `out` differs
- * from `record`: empty when they are the same, undefined when there is no readable record.
+ * from `record`: empty when they are the same, undefined when there is no readable record. Keys in
+ * `ignore` (and below them) are what a record says of its result, not settings: never a difference.
  */
-export function doneRecordDifferences(out: string, record: Record<string, unknown>): string[] | undefined {
+export function doneRecordDifferences(
+  out: string,
+  record: Record<string, unknown>,
+  ignore: readonly string[] = [],
+): string[] | undefined {
   const stored = readDoneRecord(out);
-  return stored === undefined ? undefined : headerDifferences(record, stored);
+  if (stored === undefined) return undefined;
+  return headerDifferences(record, stored).filter(
+    (key) => !ignore.some((i) => key === i || key.startsWith(`${i}.`)),
+  );
 }
 
 /**
@@ -83,11 +91,13 @@ export function refuseToReplace(
     what: string;
     /** a cheaper way than replacing, for these differences (said first in the message) */
     instead?: (differences: string[]) => string | undefined;
+    /** record keys that say what the result holds, not how it was made (see `doneRecordDifferences`) */
+    ignore?: readonly string[];
   },
 ): void {
   if (options.replace === true || !existsSync(out)) return;
   if (options.journalPath !== undefined && existsSync(options.journalPath)) return;
-  const diff = doneRecordDifferences(out, record);
+  const diff = doneRecordDifferences(out, record, options.ignore);
   if (diff?.length === 0) return;
   const instead = diff === undefined ? undefined : options.instead?.(diff);
   const fix = `${instead ? `${instead}; or ` : ''}pass replace: true to replace it, or choose another out`;

@@ -1,6 +1,6 @@
 import type { Annotation } from './annotations.js';
 import { writeAnnotations } from './annotations.js';
-import { doneRecordDifferences, refuseToReplace, writeRecorded } from './done-record.js';
+import { doneRecordDifferences, readDoneRecord, refuseToReplace, writeRecorded } from './done-record.js';
 import { EvalInputError, JudgeRequestError } from './errors.js';
 import { sha256 } from './hash.js';
 import { JudgeCache } from './judge-cache.js';
@@ -10,6 +10,9 @@ import type { ProgressCallbacks } from './model-interfaces.js';
 import { type ModelOutput, readModelOutputs } from './model-outputs.js';
 import type { ChatCompletionResponse, JudgeClient, JudgeRequest } from './openai-judge.js';
 import { excerpt } from './runtime-adapters.js';
+
+/** The key of a judging record (`${out}.done`) that says what the annotations cover. */
+const COVERAGE = 'coverage';
 
 /** HTTP statuses of a judge refusing one request for what it holds (not the key, the rate, the server). */
 const REFUSED_REQUEST = new Set([400, 413, 422]);
@@ -175,6 +178,7 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
       journalPath: undefined,
       replace: options.replace,
       what: 'annotations',
+      ignore: [COVERAGE],
     });
   const cache = new JudgeCache(options.cacheDir);
   const params = requestParams(options);
@@ -321,7 +325,12 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
     );
   }
   if (options.out)
-    await writeRecorded(options.out, doneRecord!, (out) => writeAnnotations(out, result.annotations));
+    await writeRecorded(
+      options.out,
+      // what the annotations cover, for reports (not a setting: more outputs are judged into them)
+      { ...doneRecord!, [COVERAGE]: { instructions: distinct, baselineInstructions: baselineSet.size } },
+      (out) => writeAnnotations(out, result.annotations),
+    );
   return result;
 }
 
@@ -392,5 +401,21 @@ export function finishedAnnotationsDifferences(options: FinishedAnnotationsOptio
   return doneRecordDifferences(
     options.out,
     judgeRecord(options, rows(options.baseline), rows(options.model)),
+    [COVERAGE],
   );
+}
+
+/**
+ * What annotations cover, as their record (`${out}.done`) keeps it: the distinct instructions judged,
+ * and the baseline's (`instructions` < `baselineInstructions`: a win rate over a subset). Undefined
+ * without a record, or one written before it was kept. For `winRatesOfRun` (not exported by the package).
+ */
+export function annotationsCoverage(
+  out: string,
+): { instructions: number; baselineInstructions: number } | undefined {
+  const coverage = readDoneRecord(out)?.[COVERAGE] as Record<string, unknown> | undefined;
+  const { instructions, baselineInstructions } = coverage ?? {};
+  return typeof instructions === 'number' && typeof baselineInstructions === 'number'
+    ? { instructions, baselineInstructions }
+    : undefined;
 }

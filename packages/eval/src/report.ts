@@ -3,6 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { readAnnotations } from './annotations.js';
 import { EvalInputError } from './errors.js';
 import { readJson, writeFileAtomic, writeJson } from './json-file.js';
+import { annotationsCoverage } from './judge-pairs.js';
 import type { ProgressCallbacks } from './model-interfaces.js';
 import type { RankingResult } from './rank-responses.js';
 import { runPaths } from './run-layout.js';
@@ -21,6 +22,10 @@ export interface WinRateRow extends WinRateStats {
   name: string;
   baseline: string;
   annotator: string;
+  /** The distinct instructions judged, where the annotations' record (`${file}.done`) keeps it. */
+  instructions?: number;
+  /** The baseline's instructions (more than `instructions`: a win rate over a subset), likewise. */
+  baselineInstructions?: number;
 }
 
 /**
@@ -128,6 +133,7 @@ export function winRatesOfRun(runDir: string): WinRateRow[] {
         baseline: unique('generator_1'),
         annotator: unique('annotator'),
         ...winRate(annotations),
+        ...annotationsCoverage(file),
       };
     })
     .sort(
@@ -230,10 +236,23 @@ export async function writeReport(
     );
     const names = (rows: readonly WinRateRow[], key: 'baseline' | 'annotator') =>
       [...new Set(rows.map((r) => `\`${r[key]}\``))].join(', ');
-    const winRateTable = (rows: readonly WinRateRow[]) =>
-      table(
+    // judged on part of the baseline's instructions: said in a column of its own ("20 of 805")
+    const subset = (r: WinRateRow) =>
+      r.instructions !== undefined &&
+      r.baselineInstructions !== undefined &&
+      r.instructions < r.baselineInstructions;
+    const instructionsCell = (r: WinRateRow) =>
+      r.instructions === undefined
+        ? 'n/a'
+        : subset(r)
+          ? `${r.instructions} of ${r.baselineInstructions}`
+          : String(r.instructions);
+    const winRateTable = (rows: readonly WinRateRow[]) => {
+      const partial = rows.some(subset);
+      return table(
         [
           'model',
+          ...(partial ? ['instructions'] : []),
           'win rate',
           'standard error',
           'wins',
@@ -245,6 +264,7 @@ export async function writeReport(
         ],
         rows.map((r) => [
           cell(r.name),
+          ...(partial ? [instructionsCell(r)] : []),
           fmt(r.win_rate),
           fmt(r.standard_error),
           String(r.n_wins),
@@ -255,6 +275,7 @@ export async function writeReport(
           fmt(r.avg_length, 0),
         ]),
       );
+    };
     const bars = (rows: readonly WinRateRow[]) =>
       rows.map((r) => ({ label: r.name, value: r.win_rate, error: 1.96 * r.standard_error }));
     const note = 'Error bars: 95% confidence interval (± 1.96 standard errors).';

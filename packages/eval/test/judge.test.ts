@@ -21,6 +21,7 @@ import {
   pairOutputs,
   preferenceFromChoice,
   readAnnotations,
+  readDoneRecord,
   winRate,
 } from '../src/index.js';
 import { type JudgeServer, startJudgeServer } from './judge-server.js';
@@ -651,8 +652,12 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
     expect(finishedAnnotationsDifferences(settings)).toEqual([]);
     // the same settings: judged again, from the cache; more outputs of the same model too
     expect((await judgePairs(settings)).cacheHits).toBe(4);
+    // the record says what the annotations cover, which is no setting: more outputs are judged into them
+    expect(readDoneRecord(out)?.coverage).toEqual({ instructions: 4, baselineInstructions: 6 });
     const grown = await judgePairs({ ...settings, model: more.model });
     expect(grown).toMatchObject({ cacheHits: 4, requests: 2 });
+    expect(readDoneRecord(out)?.coverage).toEqual({ instructions: 6, baselineInstructions: 6 });
+    expect(finishedAnnotationsDifferences(settings)).toEqual([]);
     const other = openAIJudge({ baseURL: server.baseURL, model: 'other-judge', apiKeyEnv: KEY_ENV });
     const refusals: [Partial<Parameters<typeof judgePairs>[0]>, string][] = [
       [{ judge: other }, 'judge, annotator'],

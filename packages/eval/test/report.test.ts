@@ -6,8 +6,11 @@ import {
   type Annotation,
   EvalInputError,
   fmt,
+  type JudgeClient,
+  judgePairs,
   type RankSource,
   rankResponses,
+  readAnnotations,
   runPaths,
   type Scorer,
   tokenShift,
@@ -193,6 +196,48 @@ describe('writeReport', () => {
       expect(svg).toContain('Win rate against tiny/none (%)');
       expect(svg).toContain('>eud<');
       expect(svg).not.toContain('ed-gpt4');
+    } finally {
+      rmSync(run, { recursive: true, force: true });
+    }
+  });
+
+  it('win rates judged on part of the baseline\'s instructions say so: "2 of 3"', async () => {
+    const run = mkdtempSync(join(tmpdir(), 'eval-report-subset-'));
+    try {
+      const p = runPaths(run);
+      const top = [
+        { token: 'M', logprob: Math.log(0.75) },
+        { token: 'm', logprob: Math.log(0.25) },
+      ];
+      const judge: JudgeClient = {
+        id: 'toy-judge',
+        complete: async () => ({
+          choices: [
+            { message: { content: 'M' }, logprobs: { content: [{ ...top[0]!, top_logprobs: top }] } },
+          ],
+        }),
+      };
+      const baseline = ['a', 'b', 'c'].map((instruction) => ({ instruction, output: 'x', generator: 'ref' }));
+      const model = (n: number) => baseline.slice(0, n).map((b) => ({ ...b, output: 'yy', generator: 'm' }));
+      const cacheDir = join(run, '.judge-cache');
+      await judgePairs({ judge, baseline, model: model(2), cacheDir, out: p.annotation('part') });
+      await judgePairs({ judge, baseline, model: model(3), cacheDir, out: p.annotation('whole') });
+      // annotations without a record (alpaca_eval's): nothing known
+      await writeAnnotations(p.annotation('theirs'), readAnnotations(p.annotation('whole')));
+      const r = await writeReport(run);
+      const rows = tableRows(r.markdown, 'model').map((row) => row.slice(0, 2));
+      expect(rows.sort()).toEqual([
+        ['part', '2 of 3'],
+        ['theirs', 'n/a'],
+        ['whole', '3'],
+      ]);
+      expect(r.markdown).toContain('| model | instructions | win rate |');
+      const json = JSON.parse(readFileSync(join(run, 'winrates.json'), 'utf8'));
+      expect(json.part).toMatchObject({ instructions: 2, baselineInstructions: 3 });
+      expect(json.theirs.instructions).toBeUndefined();
+      // every row over the whole set: no column
+      rmSync(p.annotation('part'));
+      expect((await writeReport(run)).markdown).toContain('| model | win rate |');
     } finally {
       rmSync(run, { recursive: true, force: true });
     }
