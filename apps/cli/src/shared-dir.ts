@@ -55,6 +55,8 @@ export function sharedDefaultMissing(...parts: string[]): string {
  * when the fixtures are found elsewhere (`IMPLICIT_IT_SHARED_DIR`), else says what the path assumes.
  */
 export function sharedPathHint(message: string): string | undefined {
+  // only an error about a path that is not there: a ../shared path in advice is not the cause
+  if (!/does not exist|ENOENT|no such file|not found/i.test(message)) return undefined;
   const path = /(?:^|[\s"'(=])(\.\.\/shared\/[^\s"'),:;]+)/.exec(message)?.[1];
   // ../shared is there: the path is wrong in its own way, which the error says
   if (!path || existsSync('../shared')) return undefined;

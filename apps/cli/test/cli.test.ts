@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { createTinyModel } from '@implicit-it/modelkit/test';
 import { missingShared, SHARED_DIR, serveHubRepo } from '@implicit-it/testkit';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { sharedPathHint } from '../src/shared-dir.js';
 import { CACHE, CLI, run, tinyModelDir, waitFor } from './helpers.js';
 
 let model: string;
@@ -357,6 +358,15 @@ describe("the READMEs' ../shared paths from a clone elsewhere", () => {
       'error: --tokenizer: ../shared/fixtures/tokenizers/llama2 does not exist\n' +
         `hint: ../shared/fixtures/tokenizers/llama2 is relative to this directory; the shared fixtures are in ${SHARED_DIR}: give ${join(SHARED_DIR, 'fixtures', 'tokenizers', 'llama2')}\n`,
     ]);
+  });
+
+  it('stays out of errors where a ../shared path is advice, not the path missing', () => {
+    const advice =
+      'mbpp.jsonl: holds no records: nothing to train on; restore the file, or pass --data-dir pointing at a complete copy of the shared data (../shared/data)';
+    expect(sharedPathHint(advice)).toBeUndefined();
+    expect(sharedPathHint('--tokenizer: ../shared/fixtures/tokenizers/nope does not exist')).toEqual(
+      expect.any(String),
+    );
   });
 
   it('says what the path assumes when no fixtures are found, and nothing when ../shared is there', async () => {
