@@ -462,9 +462,15 @@ describe('generate', () => {
     'Ctrl-C mid-answer ends the answer line before "error: interrupted" (exit 130), %s',
     async (_, flags) => {
       // a context long enough that the answer streams until the signal comes; a rule keeps the newline
-      // token out of it, so that the only newline on stdout is the one that ends the line
+      // token out of it, so that the only newline on stdout is the one that ends the line, and the
+      // EOS (a sampled answer could end before the signal, and the signal land on an exiting process)
       const { dir } = await createTinyModel({ seed: 1, initScale: 10, maxPositionEmbeddings: 1_000_000 });
-      const noNewline = JSON.stringify({ uniform: { entries: [{ text: '\n', score: -1000 }] } });
+      const eos = [JSON.parse(readFileSync(join(dir, 'generation_config.json'), 'utf8')).eos_token_id].flat();
+      const noNewline = JSON.stringify({
+        uniform: {
+          entries: [{ text: '\n', score: -1000 }, ...eos.map((id: number) => ({ id, score: -1000 }))],
+        },
+      });
       const child = spawn(
         process.execPath,
         [CLI, 'generate', '--model', dir, '--rules', noNewline, '-n', '900000', ...flags, 'Tell me a story.'],
