@@ -433,7 +433,7 @@ describe('eval ablations', () => {
     // finished subsets are said to be skipped, as the README says, not resumed
     const text = await run(args.filter((a) => a !== '--json'));
     expect(text.stdout).toBe(
-      `wrote 2 ablation outputs in ${join(runDir, 'outputs')}\n` +
+      `wrote 0 of 2 ablation outputs in ${join(runDir, 'outputs')} (2 finished before)\n` +
         '  none                   5 outputs (skipped: finished by an earlier run with these settings)\n' +
         '  eos-uniform-diversity  5 outputs (skipped: finished by an earlier run with these settings)\n' +
         `next: implicit-it eval judge --run-dir ${runDir}\n`,

@@ -820,7 +820,12 @@ async function ablations(flags: AblationFlags): Promise<void> {
       return;
     }
     const p = painter();
-    let out = `${p('green', 'wrote')} ${runs.length} ablation outputs in ${paths.outputs}\n`;
+    // a subset finished by an earlier run is not written again: the count says so
+    const skipped = summary.runs.filter((r) => r.skipped).length;
+    let out =
+      skipped === 0
+        ? `${p('green', 'wrote')} ${runs.length} ablation outputs in ${paths.outputs}\n`
+        : `${p('green', 'wrote')} ${runs.length - skipped} of ${runs.length} ablation outputs in ${paths.outputs} (${skipped} finished before)\n`;
     for (const r of summary.runs)
       out += `  ${r.subset.padEnd(22)} ${counted(r.count, 'output')} ${r.skipped ? '(skipped: finished by an earlier run with these settings)' : `(${r.generated} generated, ${r.resumed} resumed)`}\n`;
     out += `next: implicit-it eval judge --run-dir ${flags.runDir}\n`;
