@@ -1,3 +1,6 @@
+// the base of every error this package throws, for `instanceof` / `isInstance` without a direct
+// dependency on @implicit-it/rules (as @implicit-it/runtime re-exports it)
+export { ImplicitItError } from '@implicit-it/rules';
 export {
   type AblationPlan,
   type AblationRun,

@@ -376,6 +376,23 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
           `scoreContinuations returned ${scores?.length} scores for ${items.length} items`,
         );
       }
+      for (const [k, x] of scores.entries()) {
+        const lp = (x as { tokenLogprobs?: unknown } | null)?.tokenLogprobs;
+        if (!Array.isArray(lp) || lp.some((v) => typeof v !== 'number')) {
+          const keys = x !== null && typeof x === 'object' ? Object.keys(x) : [];
+          throw new AdapterContractError(
+            `scoreContinuations returned, for item ${k} of ${items.length}, ${
+              Array.isArray(lp)
+                ? 'tokenLogprobs that are not all numbers'
+                : `no tokenLogprobs array (${keys.length > 0 ? `its fields: ${keys.join(', ')}` : (JSON.stringify(x) ?? 'undefined')})`
+            }: each ContinuationScore is { tokenLogprobs: number[], truncated?: number }${
+              keys.includes('logprobs')
+                ? " (the runtime's score() calls them logprobs: runtimeScorer adapts a runtime model)"
+                : ''
+            }`,
+          );
+        }
+      }
       let at = 0;
       const ranked = group.map((i): RankedExample => {
         const own = scores.slice(at, at + 1 + negatives[i]!.length);
@@ -397,6 +414,11 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
       Array.from({ length: n }, (_, i) => done.get(i)!),
       summaryOptions(options),
     );
+    if (result.pairs === 0) {
+      options.onWarning?.(
+        `no pair could be compared: every real or random response scored had no token log-probs (an empty response) or a NaN score, so the percentage and its interval are NaN`,
+      );
+    }
     if (result.truncated > 0) {
       options.onWarning?.(
         `${result.truncated} of the ${negatives.reduce((sum, js) => sum + 1 + js.length, 0)} scored responses were longer than the scorer's maximum length with their prompt: their scores cover their first tokens, as ratio_eval.py's --max_seq_length cuts them`,

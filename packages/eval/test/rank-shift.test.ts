@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  AdapterContractError,
   drawNegatives,
   EvalInputError,
   finishedRanking,
   finishedRankingDifferences,
   finishedShift,
   finishedShiftDifferences,
+  ImplicitItError,
   pythonRandom,
   type RankSource,
   rankResponses,
@@ -131,6 +133,51 @@ describe('rankResponses', () => {
     expect(r.pairs).toBe(6); // the three non-empty examples, each against the two other non-empty ones
     expect(r.histogram).toEqual([0, 0, 3, 0, 0]);
     expect(r.ci).toMatchObject({ low: 100, high: 100 });
+  });
+
+  it("refuses a score without tokenLogprobs as the adapter's mistake, naming the runtime's field", async () => {
+    const runtimeShaped: Scorer = {
+      async scoreContinuations(items) {
+        return items.map(() => ({ logprobs: [-1, -2] }) as never);
+      },
+    };
+    const run = rankResponses({ scorer: runtimeShaped, data, n: 3, negatives: 2, draw: 'distinct' });
+    await expect(run).rejects.toThrow(AdapterContractError);
+    await expect(run).rejects.toThrow(
+      "scoreContinuations returned, for item 0 of 9, no tokenLogprobs array (its fields: logprobs): each ContinuationScore is { tokenLogprobs: number[], truncated?: number } (the runtime's score() calls them logprobs: runtimeScorer adapts a runtime model)",
+    );
+    const strings: Scorer = {
+      async scoreContinuations(items) {
+        return items.map(() => ({ tokenLogprobs: ['-1'] }) as never);
+      },
+    };
+    await expect(
+      rankResponses({ scorer: strings, data, n: 3, negatives: 2, draw: 'distinct' }),
+    ).rejects.toThrow('for item 0 of 9, tokenLogprobs that are not all numbers');
+    // the base of every error here, from this package
+    expect(new AdapterContractError('x')).toBeInstanceOf(ImplicitItError);
+  });
+
+  it('warns when no pair could be compared, rather than returning NaN silently', async () => {
+    const empty: Scorer = {
+      async scoreContinuations(items) {
+        return items.map(() => ({ tokenLogprobs: [] }));
+      },
+    };
+    const warnings: string[] = [];
+    const r = await rankResponses({
+      scorer: empty,
+      data,
+      n: 3,
+      negatives: 2,
+      draw: 'distinct',
+      onWarning: (m) => warnings.push(m),
+    });
+    expect(r.pairs).toBe(0);
+    expect(r.percent).toBeNaN();
+    expect(warnings).toEqual([
+      'no pair could be compared: every real or random response scored had no token log-probs (an empty response) or a NaN score, so the percentage and its interval are NaN',
+    ]);
   });
 
   it('batches whole examples and resumes from its journal', async () => {
