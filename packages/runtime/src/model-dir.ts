@@ -256,10 +256,6 @@ export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): Mode
       },
     );
   }
-  const config = parseConfig(readJson(configFile, 'the model config'), configFile);
-  const genFile = join(dir, 'generation_config.json');
-  const generationConfig = existsSync(genFile) ? readJson(genFile, 'the generation config') : {};
-
   const suffix = DTYPE_SUFFIX[dtype];
   const candidates = [
     [join(dir, 'onnx', `model${suffix}.onnx`), false],
@@ -285,6 +281,11 @@ export function resolveModelFiles(dir: string, dtype: ModelDtype = 'fp32'): Mode
     );
   }
   checkGraphFiles(dir, found[0]);
+  // the config is read once a graph is there: a directory without one (a tokenizer's, a PyTorch
+  // checkpoint's of another architecture) is told it lacks the graph, not a llama config field
+  const config = parseConfig(readJson(configFile, 'the model config'), configFile);
+  const genFile = join(dir, 'generation_config.json');
+  const generationConfig = existsSync(genFile) ? readJson(genFile, 'the generation config') : {};
   return { dir, config, generationConfig, onnxFile: found[0], merged: found[1], dtype };
 }
 

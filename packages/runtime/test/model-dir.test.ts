@@ -189,6 +189,16 @@ describe('model directory validation', () => {
     expect(() => resolveModelFiles(dir, 'fp8' as never)).toThrow('dtype "fp8" is not one of fp32, fp16, q8');
   });
 
+  it("a directory without a graph whose config is not a llama's is told of the graph, not a config field", () => {
+    // GPT-2's config and tokenizer alone (n_head, not num_attention_heads), as a tokenizer directory holds them
+    const dir = join(work, 'gpt2-tokenizer-only');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_head: 12, n_layer: 12 }));
+    expect(() => resolveModelFiles(dir)).toThrow(
+      `${dir}: no ONNX decoder for dtype "fp32": expected onnx/model.onnx or onnx/decoder_model_merged.onnx or model.onnx or decoder_model_merged.onnx`,
+    );
+  });
+
   it('a PyTorch checkpoint without an ONNX graph is named, with how to export it', async () => {
     const dir = await copyModel('checkpoint');
     rmSync(join(dir, 'onnx'), { recursive: true });
