@@ -300,18 +300,50 @@ export class ChunkAligner {
 
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** How long `completeJson` builds choices before it lets other requests run. */
+const YIELD_AFTER_MS = 10;
+
 /**
  * A token's name in legacy log-probs: its text, or, for a token that is not whole UTF-8 text (part of
  * a character, whose text would be U+FFFD), its bytes as `bytes:\xe4\xb8` as OpenAI's legacy API
  * names them: different partial tokens keep different names.
  */
 export function legacyTokenName(token: string, bytes: Uint8Array): string {
+  return bytesName(bytes) ?? token;
+}
+
+/** `bytes:\xe4\xb8` for bytes that are not whole UTF-8 text; undefined for text. */
+function bytesName(bytes: Uint8Array): string | undefined {
   try {
     fatalUtf8.decode(bytes);
-    return token;
+    return undefined;
   } catch {
     return `bytes:${Array.from(bytes, (b) => `\\x${b.toString(16).padStart(2, '0')}`).join('')}`;
   }
+}
+
+/** A token's legacy name by id (`legacyTokenName`), given its text. */
+type LegacyName = (id: number, token: string) => string;
+
+/** Each tokenizer's ids whose legacy name is not their text, and those whose name is (`false`). */
+const legacyNames = new WeakMap<object, Map<number, string | false>>();
+
+/**
+ * `legacyTokenName` of a tokenizer's ids, remembered per tokenizer for every request: a response
+ * with `logprobs: 20` over 128 choices of 2,048 tokens names 5 million alternatives, and decoding
+ * each one's bytes again held the event loop for seconds.
+ */
+function legacyNamer(tokenizer: { tokenBytes(id: number): Uint8Array }): LegacyName {
+  const known = legacyNames.get(tokenizer) ?? new Map<number, string | false>();
+  legacyNames.set(tokenizer, known);
+  return (id, token) => {
+    let name = known.get(id);
+    if (name === undefined) {
+      name = bytesName(tokenizer.tokenBytes(id)) ?? false;
+      known.set(id, name);
+    }
+    return name === false ? token : name;
+  };
 }
 
 /**
@@ -331,14 +363,14 @@ export interface LegacyLogprobs {
  * sampled token, so there may be up to logprobs+1 elements"; vLLM does the same). Two with the same
  * name keep the higher log-prob.
  */
-export function legacyTopLogprobs(lp: TokenLogprob, top: number, bytes: TokenBytes): Record<string, number> {
+export function legacyTopLogprobs(lp: TokenLogprob, top: number, name: LegacyName): Record<string, number> {
   const alternatives = lp.top.slice(0, top);
   if (!alternatives.some((alt) => alt.id === lp.id)) alternatives.push(lp);
   const map = new Map<string, number>();
   for (const alt of alternatives) {
-    const name = legacyTokenName(alt.token, bytes(alt.id));
-    const seen = map.get(name);
-    if (seen === undefined || alt.logprob > seen) map.set(name, alt.logprob);
+    const named = name(alt.id, alt.token);
+    const seen = map.get(named);
+    if (seen === undefined || alt.logprob > seen) map.set(named, alt.logprob);
   }
   return Object.fromEntries(map);
 }
@@ -352,7 +384,7 @@ function completionLogprobs(
   tokens: readonly TokenInfo[],
   top: number,
   offsets: TextOffsets,
-  bytes: TokenBytes,
+  name: LegacyName,
   textEnd: number,
   base: number,
 ): LegacyLogprobs {
@@ -360,9 +392,9 @@ function completionLogprobs(
   for (const { id, logprob: lp } of tokens) {
     const at = base + Math.min(offsets.next(id), textEnd);
     if (!lp) continue;
-    out.tokens.push(legacyTokenName(lp.token, bytes(lp.id)));
+    out.tokens.push(name(lp.id, lp.token));
     out.token_logprobs.push(lp.logprob);
-    out.top_logprobs.push(legacyTopLogprobs(lp, top, bytes));
+    out.top_logprobs.push(legacyTopLogprobs(lp, top, name));
     out.text_offset.push(at);
   }
   return out;
@@ -436,6 +468,7 @@ export class ResponseWriter {
   readonly id: string;
   readonly created = Math.floor(Date.now() / 1000);
   private readonly bytes: TokenBytes;
+  private readonly name: LegacyName;
   private readonly choices: ChoiceState[];
   /** Whether a chunk has carried `rules_unresolved` (the first chunk does). */
   private reported = false;
@@ -444,6 +477,7 @@ export class ResponseWriter {
     this.id = `${plan.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
     const { tokenizer, info } = plan.served.model;
     this.bytes = (id) => tokenizer.tokenBytes(id);
+    this.name = legacyNamer(tokenizer);
     const eos = new Set(info.eosIds);
     this.choices = Array.from({ length: choiceCount(plan) }, (_, i) => ({
       offsets: new TextOffsets(tokenizer, eos, choiceInput(plan, i).promptIds),
@@ -494,7 +528,7 @@ export class ResponseWriter {
       logprobs = chatLogprobs(tokens, plan.logprobs, this.bytes);
     else if (plan.logprobs !== null) {
       const base = state.echo?.length ?? 0;
-      logprobs = completionLogprobs(tokens, plan.logprobs, state.offsets, this.bytes, textEnd, base);
+      logprobs = completionLogprobs(tokens, plan.logprobs, state.offsets, this.name, textEnd, base);
       if (echoed) logprobs = joinLogprobs(echoed, logprobs);
     }
     return { logprobs, ...(plan.trace ? { trace: traceOf(tokens) } : {}) };
@@ -505,34 +539,51 @@ export class ResponseWriter {
    * `generated`, every candidate generated (`best_of` per prompt; by default the choices).
    */
   complete(results: readonly ChoiceResult[], generated: readonly ChoiceResult[] = results) {
+    return {
+      ...this.wholeHead(generated),
+      choices: results.map((result, index) => this.choice(result, index)),
+    };
+  }
+
+  /**
+   * `complete`'s response as JSON text, built and serialized one choice at a time, yielding to the
+   * event loop every few milliseconds: a response of 128 choices with 20 log-probs a token runs to
+   * tens of megabytes, and built in one go it held every other request (and /health) for seconds.
+   * Resolves with the text and the response's usage.
+   */
+  async completeJson(
+    results: readonly ChoiceResult[],
+    generated: readonly ChoiceResult[] = results,
+  ): Promise<{ json: string; usage: ReturnType<ResponseWriter['wholeHead']>['usage'] }> {
+    const head = this.wholeHead(generated);
+    const parts: string[] = [];
+    let since = performance.now();
+    for (const [index, result] of results.entries()) {
+      parts.push(JSON.stringify(this.choice(result, index)));
+      if (performance.now() - since > YIELD_AFTER_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        since = performance.now();
+      }
+    }
+    // the head's fields in complete()'s order, with the choices spliced in where its empty list is
+    // (a string value cannot hold the unescaped quotes of "choices":[])
+    const json = JSON.stringify({ ...head, choices: [] }).replace(
+      '"choices":[]',
+      () => `"choices":[${parts.join(',')}]`,
+    );
+    return { json, usage: head.usage };
+  }
+
+  /** The response's fields but its choices, in OpenAI's order (choices go after system_fingerprint). */
+  private wholeHead(generated: readonly ChoiceResult[]) {
     const { plan } = this;
-    const choices = results.map((result, index) => {
-      const echoed =
-        plan.logprobs !== null && result.promptLogprobs
-          ? this.echoLogprobs(index, result.promptLogprobs)
-          : null;
-      const extras = this.extras(index, result.tokens, result.text.length, echoed);
-      return plan.kind === 'chat'
-        ? {
-            index,
-            message: { role: 'assistant', content: result.text, refusal: null },
-            ...extras,
-            finish_reason: finishReason(result.finishReason),
-          }
-        : {
-            text: (this.choices[index]!.echo ?? '') + result.text,
-            index,
-            ...extras,
-            finish_reason: finishReason(result.finishReason),
-          };
-    });
     return {
       id: this.id,
       object: plan.kind === 'chat' ? 'chat.completion' : 'text_completion',
       created: this.created,
       model: plan.served.id,
       system_fingerprint: SYSTEM_FINGERPRINT,
-      choices,
+      choices: [] as unknown[],
       // `generated` holds the same number of generations for each prompt, in prompt order
       usage: requestUsage(
         generated.map((r) => r.usage),
@@ -540,6 +591,29 @@ export class ResponseWriter {
       ),
       ...this.unresolved(),
     };
+  }
+
+  /** Choice `index` of the whole response. */
+  private choice(result: ChoiceResult, index: number) {
+    const { plan } = this;
+    const echoed =
+      plan.logprobs !== null && result.promptLogprobs
+        ? this.echoLogprobs(index, result.promptLogprobs)
+        : null;
+    const extras = this.extras(index, result.tokens, result.text.length, echoed);
+    return plan.kind === 'chat'
+      ? {
+          index,
+          message: { role: 'assistant', content: result.text, refusal: null },
+          ...extras,
+          finish_reason: finishReason(result.finishReason),
+        }
+      : {
+          text: (this.choices[index]!.echo ?? '') + result.text,
+          index,
+          ...extras,
+          finish_reason: finishReason(result.finishReason),
+        };
   }
 
   private usageField() {
@@ -592,9 +666,9 @@ export class ResponseWriter {
     const out: LegacyLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: offsets };
     for (const [t, id] of promptIds.entries()) {
       const lp = promptLogprobs[t] ?? null;
-      out.tokens.push(legacyTokenName(tokenizer.tokenText(id), this.bytes(id)));
+      out.tokens.push(this.name(id, tokenizer.tokenText(id)));
       out.token_logprobs.push(lp?.logprob ?? null);
-      out.top_logprobs.push(lp ? legacyTopLogprobs(lp, this.plan.logprobs ?? 0, this.bytes) : null);
+      out.top_logprobs.push(lp ? legacyTopLogprobs(lp, this.plan.logprobs ?? 0, this.name) : null);
     }
     return out;
   }

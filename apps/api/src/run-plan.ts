@@ -237,9 +237,10 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
     if (results.some((r) => r === undefined)) throw new Error('a generation ended without a finish part');
     const all = results as ChoiceResult[];
     // usage counts every candidate's tokens, as OpenAI bills best_of
-    const body = writer.complete(pickBest(plan, all), all);
-    ctx.onUsage(body.usage);
-    return Response.json(body);
+    // built a choice at a time, letting other requests run: a large logprobs response takes seconds
+    const { json, usage } = await writer.completeJson(pickBest(plan, all), all);
+    ctx.onUsage(usage);
+    return new Response(json, { headers: { 'Content-Type': 'application/json' } });
   } catch (error) {
     if (ctx.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
     throw failure(ctx, plan, error);

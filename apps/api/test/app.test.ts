@@ -801,6 +801,58 @@ describe('POST /v1/completions', () => {
     expect(logprobs.top_logprobs).toEqual([{ x: -1, z: -3 }]);
   });
 
+  it('a large logprobs response is the same JSON built a choice at a time, and lets other work run meanwhile', async () => {
+    const vocab = model.info.vocabSize;
+    const plan = {
+      kind: 'completion',
+      served: { id: 'tiny', model },
+      logprobs: 20,
+      inputs: [{ promptIds: [], scopeStart: 0 }],
+      n: 64,
+      rulesUnresolved: [],
+    } as unknown as Plan;
+    // 64 choices of 400 tokens with 20 alternatives each, ids across the vocabulary (bytes: names too)
+    const results = Array.from({ length: 64 }, (_, c) => {
+      const ids = Array.from({ length: 400 }, (_, t) => (c * 31 + t * 7) % vocab);
+      return {
+        text: 'x'.repeat(400),
+        finishReason: 'length' as const,
+        usage: { promptTokens: 1, completionTokens: 400, totalTokens: 401 },
+        tokens: ids.map((id) => ({
+          id,
+          logprob: {
+            id,
+            token: model.tokenizer.tokenText(id),
+            logprob: -1,
+            top: Array.from({ length: 20 }, (_, k) => ({
+              id: (id + k) % vocab,
+              token: model.tokenizer.tokenText((id + k) % vocab),
+              logprob: -1 - k / 10,
+            })),
+          },
+        })),
+      };
+    });
+    const writer = new ResponseWriter(plan);
+    let ticks = 0;
+    let ticking = true;
+    const tick = () => {
+      ticks++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const { json, usage } = await writer.completeJson(results);
+    ticking = false;
+    // a writer's text offsets advance as it writes: the same response from a writer of its own
+    const whole = new ResponseWriter(plan).complete(results);
+    const built = JSON.parse(json);
+    expect(built.id).toMatch(/^cmpl-/);
+    expect(json).toBe(JSON.stringify({ ...whole, id: built.id, created: built.created }));
+    expect(usage).toEqual(whole.usage);
+    // the event loop ran between choices (built in one go, no tick could come before the end)
+    expect(ticks).toBeGreaterThan(1);
+  });
+
   it('streams text_completion chunks', async () => {
     const { text } = await post('/v1/completions', {
       model: 'tiny',
