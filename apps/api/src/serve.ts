@@ -75,10 +75,20 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
   const { port = 8080, hostname = '127.0.0.1', ...appOptions } = options;
   const app = createApp(appOptions);
   let draining = false;
-  const fetch: typeof app.fetch = (request, ...rest) => {
-    if (draining && new URL(request.url).pathname.startsWith('/v1/')) {
+  const fetch: typeof app.fetch = async (request, ...rest) => {
+    const path = draining ? new URL(request.url).pathname : '';
+    if (path.startsWith('/v1/')) {
       const error = shuttingDown({ Connection: 'close' });
       return Response.json(error.body, { status: 503, headers: error.headers });
+    }
+    // a load balancer's check on a kept-alive connection learns of the drain, as new connections
+    // (refused) tell it: 503, status "shutting_down", with what is still running
+    if (path === '/health') {
+      const res = await app.fetch(request, ...rest);
+      if (!res.ok) return res;
+      const health = (await res.json()) as Record<string, unknown>;
+      const error = shuttingDown({ Connection: 'close' });
+      return Response.json({ ...health, status: 'shutting_down' }, { status: 503, headers: error.headers });
     }
     return app.fetch(request, ...rest);
   };

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { createTinyModel, SLOW_PREFILL_MODEL } from '@implicit-it/modelkit/test';
 import { type BaseModel, loadModel, loadModelInWorker, type Model } from '@implicit-it/runtime';
 import { describe, expect, it } from 'vitest';
@@ -36,6 +37,41 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
       // either way the generation is over (finished, or ended by the shutdown)
       while (server.app.state.active > 0) await new Promise((r) => setTimeout(r, 5));
     }
+  });
+
+  it('/health on a kept-alive connection during the grace says shutting_down (503), with what still runs', async () => {
+    const model = await tinyModel();
+    const server = await serve({ models: [{ id: 'tiny', model }], port: 0, log: () => {} });
+    const eos = model.info.eosIds[0]!;
+    const body = JSON.stringify(chat({ max_tokens: 400, rules: false, logit_bias: { [eos]: -100 } }));
+    // one kept-alive connection: a generation, then, once the server is told to stop, a health check
+    // sent behind it (answered after it, in order), as a load balancer's pooled connection would
+    const socket = connect(server.port, '127.0.0.1');
+    let raw = '';
+    socket.on('data', (d) => {
+      raw += d;
+    });
+    socket.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    const started = Date.now();
+    while (server.app.state.active === 0 && Date.now() - started < 10_000)
+      await new Promise((r) => setTimeout(r, 5));
+    const closing = server.close({ grace: 30_000 });
+    socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => socket.on('close', r));
+    await closing;
+    const [first, second] = raw.split(/(?=HTTP\/1\.1 )/);
+    expect(first).toMatch(/^HTTP\/1\.1 200 /); // the generation finished within the grace
+    expect(second).toMatch(/^HTTP\/1\.1 503 /);
+    expect(second).toMatch(/\r\nretry-after: 5\r\n/i);
+    expect(second).toMatch(/\r\nconnection: close\r\n/i);
+    expect(JSON.parse(second!.slice(second!.indexOf('\r\n\r\n') + 4))).toEqual({
+      status: 'shutting_down',
+      models: ['tiny'],
+      active: 1, // the generation ahead of it, still running when the check was answered
+      queued: 0,
+    });
   });
 
   it('requests still running when the grace is over end with 503 server_shutting_down, streamed or not', async () => {
