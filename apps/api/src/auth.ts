@@ -5,18 +5,26 @@ import { ApiError } from './errors.js';
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 /**
- * Requires `Authorization: Bearer <key>`. The comparison is constant-time: both sides are hashed to
- * 32 bytes first, so neither the key's content nor its length leaks through timing.
+ * Requires `Authorization: Bearer <key>`, one of `keys` (several while a key is rotated: the new one
+ * given out, the old one still taken). The comparison is constant-time: both sides are hashed to 32
+ * bytes first, so neither a key's content nor its length leaks through timing, and every key is
+ * compared, so neither does which one matched.
  *
  * @example
- * app.use('/v1/*', bearerAuth('sk-local-123'));
+ * app.use('/v1/*', bearerAuth(['sk-new-456', 'sk-old-123']));
  */
-export function bearerAuth(key: string): MiddlewareHandler {
-  const expected = digest(key);
+export function bearerAuth(keys: string | readonly string[]): MiddlewareHandler {
+  const expected = (typeof keys === 'string' ? [keys] : keys).map(digest);
+  const accepted = (given: string) => {
+    const d = digest(given);
+    let ok = false;
+    for (const e of expected) ok = timingSafeEqual(d, e) || ok;
+    return ok;
+  };
   return async (c, next) => {
     const header = c.req.header('Authorization') ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header.trim());
-    if (!match || !timingSafeEqual(digest(match[1]!), expected)) {
+    if (!match || !accepted(match[1]!)) {
       throw new ApiError(
         401,
         match

@@ -72,8 +72,11 @@ export interface ApiOptions {
    * first, as open-instruct's `bos_token = eos_token` does.
    */
   addBos?: boolean;
-  /** Require `Authorization: Bearer <apiKey>` on /v1/* and /metrics. Default: no key. */
-  apiKey?: string;
+  /**
+   * Require `Authorization: Bearer <apiKey>` on /v1/* and /metrics. Several keys are each accepted
+   * (to rotate a key: serve the new and the old, then drop the old). Default: no key.
+   */
+  apiKey?: string | readonly string[];
   /**
    * Generations of each model running at once (each served model has slots of its own). Default 16,
    * the runtime's default batch size: a model's concurrent requests are decoded together in one
@@ -142,7 +145,8 @@ export interface ResolvedApiOptions {
   format: ConversationFormat;
   /** Undefined: the format's own default. */
   addBos: boolean | undefined;
-  apiKey: string | undefined;
+  /** The keys accepted, or undefined for none. */
+  apiKey: readonly string[] | undefined;
   concurrency: number;
   maxQueued: number;
   maxChoices: number;
@@ -272,9 +276,16 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     throw new RangeError(`temperature: expected a number in [0, 2], got ${temperature}`);
   }
   const maxTokens = positiveInt(options.maxTokens, 'maxTokens', 2048);
-  if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey.trim() === '')) {
+  const apiKeys =
+    options.apiKey === undefined || Array.isArray(options.apiKey) ? options.apiKey : [options.apiKey];
+  if (
+    apiKeys !== undefined &&
+    (apiKeys.length === 0 || apiKeys.some((key) => typeof key !== 'string' || key.trim() === ''))
+  ) {
     // an empty key would read as no key: a server its owner meant to protect would be open
-    throw new TypeError('apiKey: expected a non-empty string (leave apiKey out to serve without a key)');
+    throw new TypeError(
+      'apiKey: expected a non-empty string, or a non-empty list of them (leave apiKey out to serve without a key)',
+    );
   }
   // 'raw' is a prompt format too, but chat messages have no raw text
   if (options.format !== undefined && !CONVERSATION_FORMATS.includes(options.format)) {
@@ -290,7 +301,7 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     rules: options.rules,
     format: options.format ?? 'tulu',
     addBos: options.addBos,
-    apiKey: options.apiKey,
+    apiKey: apiKeys === undefined ? undefined : [...(apiKeys as readonly string[])],
     concurrency: positiveInt(options.concurrency, 'concurrency', 16),
     maxQueued: positiveInt(options.maxQueued, 'maxQueued', 32, 0),
     maxChoices: positiveInt(options.maxChoices, 'maxChoices', 128),

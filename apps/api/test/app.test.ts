@@ -1094,6 +1094,20 @@ describe('API key', () => {
     expect((await a.request('/health')).status).toBe(200);
     expect((await a.request('/')).status).toBe(200);
   });
+
+  it('several keys (a key being rotated): each is taken, any other refused', async () => {
+    const a = createApp({
+      models: [{ id: 'tiny', model }],
+      log: () => {},
+      apiKey: ['sk-new-456', 'sk-old-123'],
+    });
+    const status = async (key: string) =>
+      (await a.request('/v1/models', { headers: { Authorization: `Bearer ${key}` } })).status;
+    expect(await status('sk-new-456')).toBe(200);
+    expect(await status('sk-old-123')).toBe(200);
+    expect(await status('sk-other')).toBe(401);
+    expect(await status('sk-new-456sk-old-123')).toBe(401);
+  });
 });
 
 describe('CORS', () => {
@@ -1178,9 +1192,9 @@ describe('options', () => {
       }),
     ).toThrow(/twice/);
     // an empty key would read as none: the server its owner meant to protect would be open
-    for (const apiKey of ['', '  '])
+    for (const apiKey of ['', '  ', [], ['sk-1', ' ']])
       expect(() => createApp({ models: [{ id: 'a', model }], apiKey })).toThrow(
-        'apiKey: expected a non-empty string (leave apiKey out to serve without a key)',
+        'apiKey: expected a non-empty string, or a non-empty list of them (leave apiKey out to serve without a key)',
       );
   });
 

@@ -22,6 +22,8 @@ describe('serve', () => {
       `tiny=${model}`,
       '--api-key',
       'sk-cli',
+      '--api-key',
+      'sk-cli-old', // a key being rotated out: both are taken
       '--rules',
       'eos-uniform',
       '--cors',
@@ -65,6 +67,9 @@ describe('serve', () => {
       expect(preflight.status).toBe(204);
       expect(preflight.headers.get('access-control-allow-origin')).toBe('http://localhost:3000');
       expect(s.stderr()).toMatch(/CORS:\s+http:\/\/localhost:3000/);
+      expect(s.stderr()).toMatch(/API key:\s+required \(Authorization: Bearer \.\.\.; any of 2 keys\)/);
+      const old = await fetch(`${url}/v1/models`, { headers: { Authorization: 'Bearer sk-cli-old' } });
+      expect(old.status).toBe(200);
       const headers = { Authorization: 'Bearer sk-cli', 'Content-Type': 'application/json' };
       const res = await fetch(`${url}/v1/chat/completions`, {
         method: 'POST',

@@ -51,7 +51,7 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   port: number;
   host: string;
   rules?: string;
-  apiKey?: string;
+  apiKey?: string[];
   concurrency: number;
   maxQueued: number;
   /** Generations one request may ask for (prompts × n). */
@@ -92,15 +92,19 @@ async function checkHost(host: string): Promise<void> {
 }
 
 /**
- * The API key to require, or none; refuses an empty one, which would leave open a server its owner
- * meant to protect (`--api-key "$UNSET_VARIABLE"`).
+ * The API keys to require (`--api-key`, repeatable: several are each accepted, to rotate a key), or
+ * none; refuses an empty one, which would leave open a server its owner meant to protect
+ * (`--api-key "$UNSET_VARIABLE"`).
  */
-function apiKeyOf(flags: ServeFlags): string | undefined {
-  const [key, from] =
+function apiKeyOf(flags: ServeFlags): string[] | undefined {
+  const [keys, from] =
     flags.apiKey !== undefined
       ? [flags.apiKey, '--api-key']
-      : [process.env.IMPLICIT_IT_API_KEY, 'IMPLICIT_IT_API_KEY'];
-  if (key !== undefined && key.trim() === '') {
+      : [
+          process.env.IMPLICIT_IT_API_KEY === undefined ? undefined : [process.env.IMPLICIT_IT_API_KEY],
+          'IMPLICIT_IT_API_KEY',
+        ];
+  if (keys?.some((key) => key.trim() === '')) {
     throw usage(
       `${from} is empty: the server would take requests without a key`,
       from === '--api-key'
@@ -108,7 +112,7 @@ function apiKeyOf(flags: ServeFlags): string | undefined {
         : 'set IMPLICIT_IT_API_KEY to the key, or unset it to serve without one',
     );
   }
-  return key;
+  return keys;
 }
 
 /**
@@ -229,7 +233,7 @@ async function run(flags: ServeFlags): Promise<void> {
         `  playground:  ${flags.playground ? `${url}/` : 'off'}`,
         `  endpoints:   POST /v1/chat/completions, POST /v1/completions, GET /v1/models, /health, /metrics`,
         `  CORS:        ${flags.cors === undefined ? 'off (same origin only)' : flags.cors}`,
-        `  API key:     ${apiKey ? 'required (Authorization: Bearer ...)' : 'none (anyone who can reach the port may use it)'}`,
+        `  API key:     ${apiKey ? `required (Authorization: Bearer ...${apiKey.length > 1 ? `; any of ${apiKey.length} keys` : ''})` : 'none (anyone who can reach the port may use it)'}`,
         `  concurrency: ${flags.concurrency} running (decoded together in one batch), ${flags.maxQueued} queued, then 429${ids.length > 1 ? ', for each model' : ''}`,
         `  limits:      ${flags.maxChoices} generations a request (prompts × n); ${flags.streamStallTimeout > 0 ? `a stream stopped after ${flags.streamStallTimeout} s without its client reading` : 'streams wait for their clients without limit'}`,
         `  onnxruntime: ${flags.worker ? 'in a worker thread per model (this one answers while they run)' : 'on this thread (--no-worker): every response waits for the step in progress'}`,
@@ -308,7 +312,8 @@ export function registerServe(program: Command): void {
     )
     .option(
       '--api-key <key>',
-      'require "Authorization: Bearer <key>" (default: $IMPLICIT_IT_API_KEY, else none)',
+      'require "Authorization: Bearer <key>"; repeat to accept several (to rotate a key) (default: $IMPLICIT_IT_API_KEY, else none)',
+      collect,
     )
     .option(
       '--concurrency <n>',
