@@ -23,6 +23,13 @@ export interface Sample {
   value: number;
 }
 
+/** Counters that never carry labels, exposed at 0 before their first event. */
+const UNLABELLED_COUNTERS = [
+  'implicit_it_rejected_total',
+  'implicit_it_client_aborts_total',
+  'implicit_it_stream_stalls_total',
+] as const;
+
 /**
  * The server's counters in the Prometheus text format (version 0.0.4): requests by route and
  * status, prompt and completion tokens, request latency and time to first token, queue depth,
@@ -41,7 +48,11 @@ export class Metrics {
   constructor(
     private readonly gauges: () => Record<string, number>,
     private readonly samples: () => readonly Sample[] = () => [],
-  ) {}
+  ) {
+    // the counters without labels are there at 0 from the start: rate() and absent() alerts on
+    // them work before the first event (Prometheus sees a series appear only when it is exposed)
+    for (const name of UNLABELLED_COUNTERS) this.inc(name, {}, 0);
+  }
 
   /** Adds `by` to a counter. */
   inc(name: string, labels: Labels = {}, by = 1): void {
@@ -139,9 +150,11 @@ export class Metrics {
       process_resident_memory_bytes: 'Resident memory of the server process.',
       nodejs_heap_used_bytes: 'V8 heap in use.',
       nodejs_eventloop_lag_max_seconds:
-        'Longest event-loop delay since the last scrape (onnxruntime steps run on this thread).',
-      nodejs_eventloop_lag_p99_seconds: '99th percentile of event-loop delay since the last scrape.',
-      nodejs_eventloop_lag_mean_seconds: 'Mean event-loop delay since the last scrape.',
+        "Longest event-loop delay since the last scrape (onnxruntime steps run on this thread). As prom-client's, read by monitorEventLoopDelay at a 10 ms resolution, which it includes: an idle server reads about 0.01.",
+      nodejs_eventloop_lag_p99_seconds:
+        '99th percentile of event-loop delay since the last scrape (10 ms resolution included).',
+      nodejs_eventloop_lag_mean_seconds:
+        'Mean event-loop delay since the last scrape (10 ms resolution included).',
     };
     for (const [name, value] of Object.entries(this.gauges())) {
       lines.push(`# HELP ${name} ${gaugeHelp[name] ?? name}`, `# TYPE ${name} gauge`);

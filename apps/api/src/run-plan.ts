@@ -100,7 +100,7 @@ export function busy(queue: WorkQueue, metrics: Metrics, model: string): ApiErro
   metrics.inc('implicit_it_rejected_total');
   return new ApiError(
     429,
-    `The model ${JSON.stringify(model)} is busy: ${queue.active} of its generations are running and ${queue.depth} requests for it are waiting (its limit). Retry after the Retry-After header's seconds.`,
+    `The model ${JSON.stringify(model)} is busy: ${queue.active} ${queue.active === 1 ? 'generation is' : 'generations are'} running and ${queue.depth} ${queue.depth === 1 ? 'request is' : 'requests are'} waiting for it (its limit). Retry after the Retry-After header's seconds.`,
     { type: 'rate_limit_error', code: 'queue_full', headers: { 'Retry-After': retryAfter(queue) } },
   );
 }

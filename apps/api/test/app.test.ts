@@ -59,6 +59,19 @@ describe('GET routes', () => {
     expect(text).toMatch(/^implicit_it_active_generations 0$/m);
   });
 
+  it('exposes the event counters at 0 before their first event, for rate() and absent() alerts', async () => {
+    const fresh = createApp({ models: [{ id: 'tiny', model }], log: () => {} });
+    const text = await (await fresh.request('/metrics')).text();
+    for (const name of [
+      'implicit_it_rejected_total',
+      'implicit_it_client_aborts_total',
+      'implicit_it_stream_stalls_total',
+    ]) {
+      expect(text).toMatch(new RegExp(`^# TYPE ${name} counter$`, 'm'));
+      expect(text).toMatch(new RegExp(`^${name} 0$`, 'm'));
+    }
+  });
+
   it('/metrics reports how long the event loop was held since the last scrape', async () => {
     const lag = async () => {
       const text = await (await app.request('/metrics')).text();

@@ -247,7 +247,9 @@ describe('operations: each model its own slots and queue', () => {
       // the busy model is full: 429, naming it
       const refused = await app.request('/v1/chat/completions', json(chat({ model: 'busy', max_tokens: 2 })));
       expect(refused.status).toBe(429);
-      expect((await refused.json()).error.message).toMatch(/^The model "busy" is busy: 1 of its generations/);
+      expect((await refused.json()).error.message).toMatch(
+        /^The model "busy" is busy: 1 generation is running and 0 requests are waiting for it \(its limit\)\./,
+      );
       expect(app.state.active).toBe(1); // the busy model's generation is still running
       const metrics = await (await app.request('/metrics')).text();
       expect(metrics).toMatch(/^implicit_it_model_active_generations\{model="busy"\} 1$/m);
