@@ -15,9 +15,16 @@ const text = (max: number) => {
 const integerIn = (min: number, max: number, error = `expected an integer in [${min}, ${max}]`) =>
   z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
 
+/**
+ * `int()`'s message: 1e308 is an integer, only not a safe one, so it is told the bound it passes, as
+ * 3e9 is (`int()` refuses unsafe integers before `max()` sees them).
+ */
+const integerError = (issue: { input?: unknown }) =>
+  Number.isInteger(issue.input) ? `expected at most ${INT32_MAX}` : 'expected an integer';
+
 const tokenCount = z
   .number({ error: 'expected an integer' })
-  .int({ error: 'expected an integer' })
+  .int({ error: integerError })
   .min(1, { error: 'expected at least 1' })
   .max(INT32_MAX, { error: `expected at most ${INT32_MAX}` });
 
@@ -305,7 +312,7 @@ export const completionRequestSchema = z.strictObject({
   /** `max_tokens` 0 generates nothing: with `echo`, the request scores its prompt. */
   max_tokens: z
     .number({ error: 'expected an integer' })
-    .int({ error: 'expected an integer' })
+    .int({ error: integerError })
     .min(0, { error: 'expected at least 0' })
     .max(INT32_MAX, { error: `expected at most ${INT32_MAX}` })
     .nullish(),

@@ -458,6 +458,10 @@ describe('POST /v1/chat/completions', () => {
         'seed: expected an integer in [-(2^53 - 1), 2^53 - 1] (larger ones do not survive JSON parsing exactly)',
       ],
       ['seed', { seed: 1.5 }, 'seed: expected an integer'],
+      // an integer past the bound is told the bound, whether or not it is a safe integer
+      ['max_tokens', { max_tokens: 1e308 }, 'max_tokens: expected at most 2147483647'],
+      ['max_tokens', { max_tokens: 3e9 }, 'max_tokens: expected at most 2147483647'],
+      ['max_tokens', { max_tokens: 2.5 }, 'max_tokens: expected an integer'],
     ] as const) {
       const bad = await post('/v1/chat/completions', chat(body));
       expect(bad.res.status, field).toBe(400);
