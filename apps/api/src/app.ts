@@ -159,6 +159,23 @@ export function createApp(options: ApiOptions): ApiApp {
     return c.json(apiError.body, apiError.status as ContentfulStatusCode, apiError.headers);
   });
   app.notFound((c) => {
+    // a route that exists, asked with another method: 405 with the methods it takes (RFC 9110)
+    const path = c.req.path;
+    const allowed =
+      path === '/v1/chat/completions' || path === '/v1/completions'
+        ? ['POST']
+        : ['/v1/models', '/health', '/metrics'].includes(path) ||
+            path.startsWith('/v1/models/') ||
+            (path === '/' && server.playground)
+          ? ['GET', 'HEAD']
+          : null;
+    if (allowed) {
+      const e = new ApiError(405, `Method ${c.req.method} is not allowed for ${path}: use ${allowed[0]}`, {
+        code: 'method_not_allowed',
+        headers: { Allow: allowed.join(', ') },
+      });
+      return c.json(e.body, 405, e.headers);
+    }
     const e = new ApiError(404, `Unknown request URL: ${c.req.method} ${c.req.path}`, {
       code: 'unknown_url',
     });

@@ -95,6 +95,28 @@ describe('GET routes', () => {
     expect((await res.json()).error.code).toBe('unknown_url');
   });
 
+  it('answers a known URL asked with another method 405, with the methods it takes', async () => {
+    for (const [method, path, allow] of [
+      ['PUT', '/v1/completions', 'POST'],
+      ['GET', '/v1/chat/completions', 'POST'],
+      ['POST', '/v1/models', 'GET, HEAD'],
+      ['DELETE', '/v1/models/tiny', 'GET, HEAD'],
+      ['POST', '/health', 'GET, HEAD'],
+    ] as const) {
+      const body = method === 'GET' ? {} : { body: '{}', headers: { 'Content-Type': 'application/json' } };
+      const res = await app.request(path, { method, ...body });
+      expect([method, path, res.status, res.headers.get('Allow')]).toEqual([method, path, 405, allow]);
+      expect((await res.json()).error).toEqual({
+        message: `Method ${method} is not allowed for ${path}: use ${allow.split(',')[0]}`,
+        type: 'invalid_request_error',
+        param: null,
+        code: 'method_not_allowed',
+      });
+    }
+    // HEAD of a GET route is served, as GET is
+    expect((await app.request('/health', { method: 'HEAD' })).status).toBe(200);
+  });
+
   it('serves the playground page with no external resource', async () => {
     const res = await app.request('/');
     expect(res.status).toBe(200);
@@ -1139,7 +1161,13 @@ describe('CORS', () => {
     });
 
   it('is off by default: no preflight answer, no Access-Control headers', async () => {
-    expect((await preflight(app, 'http://localhost:3000')).status).toBe(404);
+    // the route takes POST alone: the preflight (OPTIONS) gets 405, without Access-Control headers
+    const pre = await preflight(app, 'http://localhost:3000');
+    expect([pre.status, pre.headers.get('Allow'), pre.headers.get('Access-Control-Allow-Origin')]).toEqual([
+      405,
+      'POST',
+      null,
+    ]);
     const res = await app.request('/v1/models', { headers: { Origin: 'http://localhost:3000' } });
     expect(res.headers.get('Access-Control-Allow-Origin')).toBeNull();
   });
