@@ -26,10 +26,27 @@ import { zodToApiError } from './validation.js';
 import { WorkQueue } from './work-queue.js';
 
 type Env = {
-  /** What `@hono/node-server` passes (none through `app.request`): the response, to close a stalled stream's connection. */
-  Bindings: { outgoing?: { destroy(): void } } | undefined;
+  /**
+   * What `@hono/node-server` passes (none through `app.request`): the response, to close a stalled
+   * stream's connection; the request, whose socket names the peer for the access log.
+   */
+  Bindings:
+    | { outgoing?: { destroy(): void }; incoming?: { socket?: { remoteAddress?: string | undefined } } }
+    | undefined;
   Variables: { started: number; requestId: string; usage: Usage | undefined; model: string | undefined };
 };
+
+/**
+ * Who sent a request, for the access log: the peer's address (node-server's socket; none through
+ * `app.request`), and a proxy's `X-Forwarded-For` as it came (logged, not trusted: anyone can send
+ * one), cut to 100 characters.
+ */
+function clientOf(env: Env['Bindings'], forwarded: string | undefined): string | undefined {
+  const peer = env?.incoming?.socket?.remoteAddress;
+  const via = forwarded?.trim().slice(0, 100);
+  if (peer === undefined && !via) return undefined;
+  return `from ${peer ?? 'unknown'}${via ? ` (X-Forwarded-For ${via})` : ''}`;
+}
 
 const ROUTES = new Set(['/', '/health', '/metrics', '/v1/models', '/v1/chat/completions', '/v1/completions']);
 const routeLabel = (path: string) =>
@@ -206,6 +223,7 @@ export function createApp(options: ApiOptions): ApiApp {
             c.get('requestId'),
             c.get('usage'),
             c.get('model'),
+            clientOf(c.env, c.req.header('X-Forwarded-For')),
           ),
         );
     }
@@ -250,7 +268,7 @@ export function createApp(options: ApiOptions): ApiApp {
   const runContext = (
     c: {
       env: Env['Bindings'];
-      req: { raw: Request };
+      req: { raw: Request; header(name: 'X-Forwarded-For'): string | undefined };
       get(key: 'started'): number;
       get(key: 'requestId'): string;
       set(key: 'usage', usage: Usage): void;
@@ -272,6 +290,7 @@ export function createApp(options: ApiOptions): ApiApp {
       shutdown: shutdown.signal,
       requestId: c.get('requestId'),
       accessLog: server.accessLog,
+      client: clientOf(c.env, c.req.header('X-Forwarded-For')),
       onUsage: (usage) => c.set('usage', usage),
       stallTimeout: server.streamStallTimeout,
       ...(c.env?.outgoing ? { connection: c.env.outgoing } : {}),

@@ -33,6 +33,8 @@ export interface RunContext {
   requestId: string;
   /** Log a line when a stream ends (`ApiOptions.accessLog`). */
   accessLog: boolean;
+  /** Who sent the request, for that line (`from 10.0.0.5 (X-Forwarded-For ...)`), where known. */
+  client?: string | undefined;
   /** Told the request's token counts once it has generated, for the access log line of a JSON answer. */
   onUsage: (usage: Usage) => void;
   /**
@@ -254,8 +256,9 @@ const seconds = (ctx: RunContext) => (performance.now() - ctx.started) / 1000;
 
 /**
  * A line of the access log (`ApiOptions.accessLog`): `POST /v1/completions 200 412 ms req_...`, with
- * the model a generation request named (` smol`) and `, 12 prompt + 40 completion tokens` for a
- * request that generated (its `usage`).
+ * the model a generation request named (` smol`), `, 12 prompt + 40 completion tokens` for a
+ * request that generated (its `usage`), and who sent it where known (` from 10.0.0.5`, with a
+ * proxy's ` (X-Forwarded-For 203.0.113.7)` as it came).
  */
 export const accessLogLine = (
   method: string,
@@ -265,8 +268,9 @@ export const accessLogLine = (
   requestId: string,
   usage?: Pick<Usage, 'prompt_tokens' | 'completion_tokens'>,
   model?: string,
+  client?: string,
 ) =>
-  `${method} ${path} ${status} ${Math.round(elapsed * 1000)} ms ${requestId}${model === undefined ? '' : ` ${model}`}${usage === undefined ? '' : `, ${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens`}`;
+  `${method} ${path} ${status} ${Math.round(elapsed * 1000)} ms ${requestId}${model === undefined ? '' : ` ${model}`}${usage === undefined ? '' : `, ${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens`}${client === undefined ? '' : ` ${client}`}`;
 
 /**
  * Runs a plan as server-sent events. Errors before the first token are answered as JSON errors (the
@@ -326,7 +330,7 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
           ? requestUsage(usages, plan.n)
           : { prompt_tokens: promptTokens(plan), completion_tokens: generated };
       ctx.log(
-        `${accessLogLine('POST', ctx.route, 200, elapsed, ctx.requestId, usage, ctx.model)} (stream ${how})`,
+        `${accessLogLine('POST', ctx.route, 200, elapsed, ctx.requestId, usage, ctx.model, ctx.client)} (stream ${how})`,
       );
     }
   };

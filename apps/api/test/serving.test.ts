@@ -111,13 +111,15 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
     const id = (res: Response) => res.headers.get('X-Request-Id');
     const plain = await app.request('/v1/chat/completions', json(chat({ max_tokens: 3 })));
     const { usage } = (await plain.json()) as { usage: { prompt_tokens: number; completion_tokens: number } };
+    // behind a proxy: its X-Forwarded-For is logged as it came (through app.request there is no peer)
+    const proxied = { 'X-Forwarded-For': '203.0.113.7, 10.0.0.1' };
     const streamed = await app.request(
       '/v1/chat/completions',
-      json(chat({ max_tokens: 3, stream: true, stream_options: { include_usage: true } })),
+      json(chat({ max_tokens: 3, stream: true, stream_options: { include_usage: true } }), proxied),
     );
     const events = (await streamed.text()).split('\n\n').filter((e) => e.startsWith('data: {'));
     const streamUsage = JSON.parse(events.at(-1)!.slice(6)).usage;
-    const missing = await app.request('/v1/nope');
+    const missing = await app.request('/v1/nope', { headers: proxied });
     const bad = await app.request('/v1/chat/completions', json(chat({ max_tokens: -1 })));
     expect(lines).toHaveLength(4);
     // with the token counts of the usage the client got
@@ -129,10 +131,14 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
     );
     expect(lines[1]).toMatch(
       new RegExp(
-        `^POST /v1/chat/completions 200 \\d+ ms ${id(streamed)} tiny${counts(streamUsage)} \\(stream finished\\)$`,
+        `^POST /v1/chat/completions 200 \\d+ ms ${id(streamed)} tiny${counts(streamUsage)} from unknown \\(X-Forwarded-For 203\\.0\\.113\\.7, 10\\.0\\.0\\.1\\) \\(stream finished\\)$`,
       ),
     );
-    expect(lines[2]).toMatch(new RegExp(`^GET /v1/nope 404 \\d+ ms ${id(missing)}$`));
+    expect(lines[2]).toMatch(
+      new RegExp(
+        `^GET /v1/nope 404 \\d+ ms ${id(missing)} from unknown \\(X-Forwarded-For 203\\.0\\.113\\.7, 10\\.0\\.0\\.1\\)$`,
+      ),
+    );
     expect(lines[3]).toMatch(new RegExp(`^POST /v1/chat/completions 400 \\d+ ms ${id(bad)}$`));
     // a stream its client leaves
     const controller = new AbortController();

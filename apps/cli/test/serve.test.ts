@@ -52,11 +52,11 @@ describe('serve', () => {
       expect(await health.json()).toMatchObject({ status: 'ok', models: ['tiny'] });
       const refused = await fetch(`${url}/v1/models`);
       expect(refused.status).toBe(401);
-      // --log-requests: a line per request, with its request id
+      // --log-requests: a line per request, with its request id and the peer's address
       await waitFor(() => s.stderr().includes('GET /v1/models 401 '));
       expect(s.stderr()).toMatch(
         new RegExp(
-          `\\[implicit-it api\\] GET /v1/models 401 \\d+ ms ${refused.headers.get('X-Request-Id')}\\n`,
+          `\\[implicit-it api\\] GET /v1/models 401 \\d+ ms ${refused.headers.get('X-Request-Id')} from 127\\.0\\.0\\.1\\n`,
         ),
       );
       // a web page on the allowed origin: its preflight is answered without the key
