@@ -358,12 +358,19 @@ export function createApp(options: ApiOptions): ApiApp {
   );
 
   if (server.playground) {
-    // the boxes start as the first model's default rules (the model the page selects first)
-    const shown = server.models[0]!.rules;
+    // a model's default rules as the page shows them: resolved, and named
+    const shownRules = (spec: (typeof server.models)[number]['rules']) => ({
+      rules: RuleSet.isInstance(spec) ? spec.config : resolveRuleSpec(spec),
+      rulesName: typeof spec === 'string' ? spec.trim() : spec === false ? 'none' : 'server rules',
+    });
+    // the boxes start as the first model's default rules (the model the page selects first), and
+    // follow the model selected (each may have rules of its own)
     const config: PlaygroundConfig = {
       models: server.models.map((m) => m.id),
-      rules: RuleSet.isInstance(shown) ? shown.config : resolveRuleSpec(shown),
-      rulesName: typeof shown === 'string' ? shown.trim() : shown === false ? 'none' : 'server rules',
+      ...shownRules(server.models[0]!.rules),
+      ...(server.models.length > 1
+        ? { modelRules: Object.fromEntries(server.models.map((m) => [m.id, shownRules(m.rules)])) }
+        : {}),
       ruleDefaults: resolveRuleSpec('eos-uniform-diversity-start'),
       auth: server.apiKey !== undefined,
       maxTokens: server.maxTokens,

@@ -201,6 +201,47 @@ describe("the playground's rules column", () => {
     ]);
   });
 
+  it("follows the model selected: its boxes, their texts and the column's name are that model's rules", async () => {
+    const page = await loadPage(
+      createApp({
+        models: [
+          { id: 'prose', model, rules: 'hewitt2024-prose' },
+          { id: 'ramp', model, rules: 'eos' },
+        ],
+        log: () => {},
+      }),
+    );
+    const boxes = () => ['eos', 'uniform', 'used', 'start'].map((r) => page.el(`#rule-${r}`).checked);
+    const help = () => page.el('#rules').children.map((label) => label.children[2]!.textContent);
+    const select = (id: string) => {
+      page.el('#model').value = id;
+      for (const fn of page.el('#model').listeners.change ?? []) fn();
+    };
+    select('prose');
+    expect([page.el('#rules-name').textContent, boxes()]).toEqual([
+      'hewitt2024-prose',
+      [true, true, true, false],
+    ]);
+    select('ramp');
+    expect([page.el('#rules-name').textContent, boxes()]).toEqual(['eos', [true, false, false, false]]);
+    expect(help()).toEqual([
+      'end-of-sequence score rises from 0 to 15 over 250 tokens, then 0',
+      expect.stringMatching(/^off in eos; ticking adds: 15 fixed scores: /),
+      expect.stringMatching(/^off in eos; ticking adds: -1\.5 for each token already used/),
+      expect.stringMatching(/^off in eos; ticking adds: favours words at the first steps/),
+    ]);
+    // boxes as the model has them: its own rules (true); one more ticked: named from its rules
+    expect(await page.generate()).toEqual([false, true]);
+    page.set('used', true);
+    expect(page.el('#rules-name').textContent).toBe('eos + diversity');
+    select('prose');
+    expect([page.el('#rules-name').textContent, boxes()]).toEqual([
+      'hewitt2024-prose',
+      [true, true, true, false],
+    ]);
+    expect(help()[2]).toBe('-1.5 for each token already used in the answer (scope response)');
+  });
+
   it('works from a rule-set JSON server default and from none', async () => {
     const custom = { used: { penalty: -3 }, uniform: { entries: [{ text: ' I', score: -9 }] } };
     const page = await loadPage(server(custom));

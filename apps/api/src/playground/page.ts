@@ -25,6 +25,11 @@ export interface PlaygroundConfig {
   /** What the page calls the server's rule set (`hewitt2024`, `hewitt2024-prose`, ...). */
   rulesName: string;
   /**
+   * Each model's default rules and their name, by id, where the page serves several: the boxes
+   * follow the model selected (`rules` and `rulesName` are the first model's).
+   */
+  modelRules?: Record<string, { rules: RuleSetConfig; rulesName: string }>;
+  /**
    * Each rule as the paper's subset names turn it on: what ticking a box the server's rule set leaves
    * off adds (a rule absent here is added with its defaults, `true`).
    */
@@ -34,6 +39,19 @@ export interface PlaygroundConfig {
   maxTokens: number;
   /** Shown in a banner on top of the page. */
   notice?: string;
+}
+
+/** The config with each box's text (`ruleHelp`) for the first model's rules and for every model's. */
+function withRuleHelp(config: PlaygroundConfig) {
+  const modelRules =
+    config.modelRules &&
+    Object.fromEntries(
+      Object.entries(config.modelRules).map(([id, shown]) => [
+        id,
+        { ...shown, ruleHelp: ruleHelp({ ...shown, ruleDefaults: config.ruleDefaults }) },
+      ]),
+    );
+  return { ...config, ruleHelp: ruleHelp(config), ...(modelRules ? { modelRules } : {}) };
 }
 
 const escapeHtml = (text: string) =>
@@ -112,7 +130,7 @@ export function playgroundPage(config: PlaygroundConfig): string {
     <span class="note">(categories of Lin et al., 2023; hover a token for its rank)</span>
   </footer>
 </main>
-<script>window.PLAYGROUND = ${escapeJson({ ...config, ruleHelp: ruleHelp(config) })};</script>
+<script>window.PLAYGROUND = ${escapeJson(withRuleHelp(config))};</script>
 <script>${PLAYGROUND_SCRIPT}</script>
 </body>
 </html>

@@ -31,6 +31,7 @@ export const PLAYGROUND_SCRIPT = String.raw`
   /** Whether the server's rule set turns a rule on. */
   var serverHas = function (rule) { var v = config.rules[rule.key]; return v !== undefined && v !== false; };
   var fieldset = $('#rules');
+  var helps = {};
   RULES.forEach(function (rule) {
     var label = document.createElement('label');
     var box = document.createElement('input');
@@ -40,8 +41,21 @@ export const PLAYGROUND_SCRIPT = String.raw`
     text.textContent = rule.name;
     var small = document.createElement('small');
     small.textContent = config.ruleHelp[rule.key];
+    helps[rule.key] = small;
     label.appendChild(box); label.appendChild(text); label.appendChild(small);
     fieldset.appendChild(label);
+  });
+  // several models, each with default rules of its own: the boxes, their texts and the column's
+  // name follow the model selected, ticked as that model has its rules
+  select.addEventListener('change', function () {
+    var own = config.modelRules && config.modelRules[select.value];
+    if (!own) return;
+    config.rules = own.rules; config.rulesName = own.rulesName; config.ruleHelp = own.ruleHelp;
+    RULES.forEach(function (rule) {
+      $('#rule-' + rule.key).checked = serverHas(rule);
+      helps[rule.key].textContent = config.ruleHelp[rule.key];
+    });
+    showRulesName();
   });
 
   var checked = function (rule) { return $('#rule-' + rule.key).checked; };
