@@ -129,3 +129,15 @@ export function forTerminal(text: string, stream: NodeJS.WriteStream = process.s
   }
   return out;
 }
+
+/**
+ * A word for a POSIX shell, in a command a message prints for the user to run: as it is when it holds
+ * only safe characters, else single-quoted.
+ *
+ * @example
+ * shellWord('jobs/mbpp'); // 'jobs/mbpp'
+ * shellWord("NOTE=it's"); // "'NOTE=it'\\''s'"
+ */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

@@ -74,7 +74,17 @@ import {
   rulesLabel,
 } from '../flags.js';
 import { modelFingerprint } from '../model-fingerprint.js';
-import { CliError, counted, EXIT, exitCodeOf, note, painter, printJson, usage } from '../output.js';
+import {
+  CliError,
+  counted,
+  EXIT,
+  exitCodeOf,
+  note,
+  painter,
+  printJson,
+  shellWord,
+  usage,
+} from '../output.js';
 import { type Progress, progressBar } from '../progress.js';
 import { retryNotes } from '../retry-notes.js';
 import { checkRules } from '../rule-notes.js';
@@ -220,9 +230,6 @@ const ABLATION_NAMING = (named: boolean): Naming => ({
     return generator.endsWith(suffix) ? generator.slice(0, -suffix.length) : undefined;
   },
 });
-
-/** A value for a shell command line: as it is when that is safe, else JSON-quoted. */
-const shellWord = (value: string) => (/^[\w.@%+,:/=-]+$/.test(value) ? value : JSON.stringify(value));
 
 /**
  * The first part of a hint for a run refused only for its generator name, when --name was left out

@@ -47,7 +47,17 @@ import {
   renamedFlag,
   type WeightDtype,
 } from '../flags.js';
-import { CliError, EXIT, exitCodeOf, inCliTerms, note, painter, printJson, usage } from '../output.js';
+import {
+  CliError,
+  EXIT,
+  exitCodeOf,
+  inCliTerms,
+  note,
+  painter,
+  printJson,
+  shellWord,
+  usage,
+} from '../output.js';
 import { type Progress, progressBar, trainingBar } from '../progress.js';
 import { sharedDir } from '../shared-dir.js';
 
@@ -753,11 +763,6 @@ function notAJob(jobDir: string): CliError {
     `${jobDir}: not a training job (no job.json)`,
     `give a directory written by \`implicit-it finetune plan\` (or one job of \`finetune sweep\`)${entries.length === 0 ? `; write one with: implicit-it finetune plan --recipe NAME --model DIR --out ${jobDir}` : ''}`,
   );
-}
-
-/** A word for a POSIX shell: as it is when it holds only safe characters, else single-quoted. */
-export function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 /**
