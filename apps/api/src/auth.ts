@@ -13,8 +13,8 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
  * @example
  * app.use('/v1/*', bearerAuth(['sk-new-456', 'sk-old-123']));
  */
-export function bearerAuth(keys: string | readonly string[]): MiddlewareHandler {
-  const expected = (typeof keys === 'string' ? [keys] : keys).map(digest);
+export function bearerAuth(keys: readonly string[]): MiddlewareHandler {
+  const expected = keys.map(digest);
   const accepted = (given: string) => {
     const d = digest(given);
     let ok = false;

@@ -304,15 +304,10 @@ const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
 const YIELD_AFTER_MS = 10;
 
 /**
- * A token's name in legacy log-probs: its text, or, for a token that is not whole UTF-8 text (part of
- * a character, whose text would be U+FFFD), its bytes as `bytes:\xe4\xb8` as OpenAI's legacy API
- * names them: different partial tokens keep different names.
+ * A token's name in legacy log-probs where it is not its text: for a token that is not whole UTF-8
+ * text (part of a character, whose text would be U+FFFD), its bytes as `bytes:\xe4\xb8`, as OpenAI's
+ * legacy API names them, so that different partial tokens keep different names; undefined for text.
  */
-export function legacyTokenName(token: string, bytes: Uint8Array): string {
-  return bytesName(bytes) ?? token;
-}
-
-/** `bytes:\xe4\xb8` for bytes that are not whole UTF-8 text; undefined for text. */
 function bytesName(bytes: Uint8Array): string | undefined {
   try {
     fatalUtf8.decode(bytes);
@@ -322,14 +317,14 @@ function bytesName(bytes: Uint8Array): string | undefined {
   }
 }
 
-/** A token's legacy name by id (`legacyTokenName`), given its text. */
+/** A token's legacy name by id, given its text: the text, or `bytesName` of its bytes. */
 type LegacyName = (id: number, token: string) => string;
 
 /** Each tokenizer's ids whose legacy name is not their text, and those whose name is (`false`). */
 const legacyNames = new WeakMap<object, Map<number, string | false>>();
 
 /**
- * `legacyTokenName` of a tokenizer's ids, remembered per tokenizer for every request: a response
+ * The legacy names of a tokenizer's ids, remembered per tokenizer for every request: a response
  * with `logprobs: 20` over 128 choices of 2,048 tokens names 5 million alternatives, and decoding
  * each one's bytes again held the event loop for seconds.
  */
