@@ -33,7 +33,14 @@ type Env = {
   Bindings:
     | { outgoing?: { destroy(): void }; incoming?: { socket?: { remoteAddress?: string | undefined } } }
     | undefined;
-  Variables: { started: number; requestId: string; usage: Usage | undefined; model: string | undefined };
+  Variables: {
+    started: number;
+    requestId: string;
+    usage: Usage | undefined;
+    model: string | undefined;
+    /** Who sent the request (`clientOf`), read once for the access log. */
+    client: string | undefined;
+  };
 };
 
 /**
@@ -204,6 +211,7 @@ export function createApp(options: ApiOptions): ApiApp {
   app.use('*', requestId({ generator: () => `req_${randomUUID().replace(/-/g, '')}` }));
   app.use('*', async (c, next) => {
     c.set('started', performance.now());
+    if (server.accessLog) c.set('client', clientOf(c.env, c.req.header('X-Forwarded-For')));
     await next();
     // the completion routes answer with Responses of their own, which the header set above misses
     if (!c.res.headers.has('X-Request-Id')) c.res.headers.set('X-Request-Id', c.get('requestId'));
@@ -223,7 +231,7 @@ export function createApp(options: ApiOptions): ApiApp {
             c.get('requestId'),
             c.get('usage'),
             c.get('model'),
-            clientOf(c.env, c.req.header('X-Forwarded-For')),
+            c.get('client'),
           ),
         );
     }
@@ -268,9 +276,10 @@ export function createApp(options: ApiOptions): ApiApp {
   const runContext = (
     c: {
       env: Env['Bindings'];
-      req: { raw: Request; header(name: 'X-Forwarded-For'): string | undefined };
+      req: { raw: Request };
       get(key: 'started'): number;
       get(key: 'requestId'): string;
+      get(key: 'client'): string | undefined;
       set(key: 'usage', usage: Usage): void;
       set(key: 'model', model: string): void;
     },
@@ -290,7 +299,7 @@ export function createApp(options: ApiOptions): ApiApp {
       shutdown: shutdown.signal,
       requestId: c.get('requestId'),
       accessLog: server.accessLog,
-      client: clientOf(c.env, c.req.header('X-Forwarded-For')),
+      client: c.get('client'),
       onUsage: (usage) => c.set('usage', usage),
       stallTimeout: server.streamStallTimeout,
       ...(c.env?.outgoing ? { connection: c.env.outgoing } : {}),
