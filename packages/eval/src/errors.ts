@@ -34,10 +34,19 @@ export class ResumeMismatchError extends ImplicitItError {
    * when the file is damaged instead.
    */
   readonly differences: readonly string[];
+  /**
+   * The header of the journal's run, as its file holds it (its generator name, instructions,
+   * fingerprint...), for a message that names what the run was; undefined when the file is damaged.
+   */
+  readonly stored: Readonly<Record<string, unknown>> | undefined;
   constructor(
     file: string,
     message: string,
-    options: { differences?: readonly string[]; cause?: unknown } = {},
+    options: {
+      differences?: readonly string[];
+      stored?: Readonly<Record<string, unknown>> | undefined;
+      cause?: unknown;
+    } = {},
   ) {
     super(
       'eval.resume_mismatch',
@@ -47,6 +56,7 @@ export class ResumeMismatchError extends ImplicitItError {
     this.name = 'ResumeMismatchError';
     this.file = file;
     this.differences = options.differences ?? [];
+    this.stored = options.stored;
   }
 }
 

@@ -96,7 +96,7 @@ export class Journal<T> {
           throw new ResumeMismatchError(
             path,
             `was written by a run with other settings (different ${diff.join(', ') || 'header'})`,
-            { differences: diff },
+            { differences: diff, ...(isObject(stored) ? { stored } : {}) },
           );
         }
       } else {

@@ -455,6 +455,8 @@ describe('Journal', () => {
       }
     })();
     expect(error?.differences).toEqual(['n', 'fingerprint.rules']);
+    // and carries the journal's own header, for a message that names what that run was
+    expect(error?.stored).toEqual({ n: 1, fingerprint: { rules: 'off', model: 'm' } });
     expect(error?.message).toBe(
       `${path}.2: was written by a run with other settings (different n, fingerprint.rules); delete it to start over, or rerun with the options it was written with`,
     );

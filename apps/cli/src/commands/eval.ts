@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
   ContextLengthError,
@@ -250,17 +250,6 @@ function nameHint(
   return `its outputs are named "${generator}": if they are this model's (a copy in a directory of another name), add --name ${shellWord(name)} to ${verb} them`;
 }
 
-/** The header of a run journal (`{"journal": header}`, its first line), or undefined. */
-function journalHeader(file: string): Record<string, unknown> | undefined {
-  try {
-    const first = readFileSync(file, 'utf8').split('\n', 1)[0]!;
-    const header = (JSON.parse(first) as { journal?: unknown }).journal;
-    return header && typeof header === 'object' ? (header as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Runs `work` with an AbortSignal that Ctrl-C fires; an interrupted run exits 130 with `resumeHint`. */
 async function interruptible<T>(
   work: (signal: AbortSignal) => Promise<T>,
@@ -282,7 +271,7 @@ async function interruptible<T>(
       const what = differentFlags(error.differences, settings, false);
       const renamed = nameHint(
         error.differences,
-        journalHeader(error.file)?.generator,
+        error.stored?.generator,
         error.file.replace(/\.journal\.jsonl$/, ''),
         naming,
         'resume',
