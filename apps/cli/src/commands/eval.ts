@@ -109,7 +109,8 @@ const GPT4_BASELINE = ['alpaca_eval', 'gpt4_1106_preview.model_outputs.json'];
  * The value of `flag`, else its default, `<shared>/data/PARTS` (`sharedData`); neither is a usage
  * error that says where the default was looked for, and how to point the CLI at the shared directory.
  */
-function required(value: string | undefined, flag: string, what: string, parts: readonly string[]): string {
+function required(given: string | undefined, flag: string, what: string, parts: readonly string[]): string {
+  const value = given ?? sharedData(...parts);
   if (value) return value;
   const file = join('data', ...parts);
   throw usage(
@@ -591,12 +592,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
     example: 'outputs.json',
     json: "the outputs file (alpaca_eval's model_outputs.json)",
   });
-  const file = required(
-    flags.instructions ?? sharedData(...ALPACA_EVAL),
-    '--instructions',
-    'a .jsonl or .json file',
-    ALPACA_EVAL,
-  );
+  const file = required(flags.instructions, '--instructions', 'a .jsonl or .json file', ALPACA_EVAL);
   const instructions = readLimited(file, flags.limit);
   const opened = await loadFor(flags.model, flags);
   const name = flags.name ?? generatorName(opened.id, rules);
@@ -742,12 +738,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
   const paths = runPaths(flags.runDir);
   checkOutDirectory(flags.runDir, 'give a run directory (created when missing)', '--run-dir');
   for (const s of subsets) checkOutPath(paths.output(s), 'file', '--run-dir');
-  const file = required(
-    flags.instructions ?? sharedData(...ALPACA_EVAL),
-    '--instructions',
-    'a .jsonl or .json file',
-    ALPACA_EVAL,
-  );
+  const file = required(flags.instructions, '--instructions', 'a .jsonl or .json file', ALPACA_EVAL);
   const instructions = readLimited(file, flags.limit);
   const opened = await loadFor(flags.model, flags);
   const name = flags.name ?? generatorName(opened.id, false);
@@ -872,12 +863,7 @@ async function judge(flags: JudgeFlags): Promise<void> {
   if (flags.out)
     checkOutPath(flags.out, 'file', '--out', { example: 'annotations.json', json: 'the annotations file' });
   if (flags.cacheDir) checkOutDirectory(flags.cacheDir, 'the judge cache is a directory', '--cache-dir');
-  const baselineFile = required(
-    flags.baseline ?? sharedData(...GPT4_BASELINE),
-    '--baseline',
-    'the baseline outputs',
-    GPT4_BASELINE,
-  );
+  const baselineFile = required(flags.baseline, '--baseline', 'the baseline outputs', GPT4_BASELINE);
   const baseURL = flags.baseUrl ?? (process.env.OPENAI_BASE_URL || 'https://api.openai.com/v1');
   checkBaseUrl(baseURL, flags.baseUrl !== undefined ? '--base-url' : '$OPENAI_BASE_URL');
   if (/^https:\/\/api\.openai\.com\b/.test(baseURL) && !process.env[flags.apiKeyEnv]) {
@@ -1117,12 +1103,7 @@ async function rank(flags: RankFlags): Promise<void> {
   const rules = parseRules(flags.rules, false);
   if (flags.out)
     checkOutPath(flags.out, 'file', '--out', { example: 'ranking.json', json: 'the ranking result' });
-  const dataFile = required(
-    flags.data ?? sharedData(...ALPACA_DATA),
-    '--data',
-    "Alpaca's alpaca_data.json",
-    ALPACA_DATA,
-  );
+  const dataFile = required(flags.data, '--data', "Alpaca's alpaca_data.json", ALPACA_DATA);
   const data = readAlpacaData(dataFile);
   if (data.length < 2) {
     throw usage(
@@ -1382,12 +1363,7 @@ async function shift(flags: ShiftFlags, formatGiven = false): Promise<void> {
   if (alignedIsFile) Object.assign(flags, alignedPromptFlags(flags.aligned, flags, formatGiven));
   const instructionsFile = alignedIsFile
     ? undefined
-    : required(
-        flags.instructions ?? sharedData(...ALPACA_EVAL),
-        '--instructions',
-        'a .jsonl or .json file',
-        ALPACA_EVAL,
-      );
+    : required(flags.instructions, '--instructions', 'a .jsonl or .json file', ALPACA_EVAL);
   const instructions = instructionsFile ? readLimited(instructionsFile, flags.limit) : [];
   const base = await loadFor(flags.base, flags, '--base');
   let aligned: OpenedModel | undefined;
