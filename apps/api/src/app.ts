@@ -159,6 +159,7 @@ export function createApp(options: ApiOptions): ApiApp {
         ...queueSamples(id, queues.get(id)!),
         ...prefixCacheSamples(id, model.prefixCacheStats),
       ]),
+    server.models.map((m) => m.id),
   );
 
   const app = new Hono<Env>();

@@ -24,15 +24,19 @@ export interface Sample {
 }
 
 /** Counters that never carry labels, exposed at 0 before their first event. */
-const UNLABELLED_COUNTERS = [
+const UNLABELLED_COUNTERS = ['implicit_it_client_aborts_total', 'implicit_it_stream_stalls_total'] as const;
+
+/** Counters labelled by model, exposed at 0 for each served model before their first event. */
+const MODEL_COUNTERS = [
+  'implicit_it_prompt_tokens_total',
+  'implicit_it_completion_tokens_total',
   'implicit_it_rejected_total',
-  'implicit_it_client_aborts_total',
-  'implicit_it_stream_stalls_total',
 ] as const;
 
 /**
  * The server's counters in the Prometheus text format (version 0.0.4): requests by route and
- * status, prompt and completion tokens, request latency and time to first token, queue depth,
+ * status, prompt and completion tokens by model, request latency by route and time to first token
+ * by model, queue depth,
  * running generations, client disconnects, process memory, event-loop delay, and what `samples`
  * reads at each scrape (each model's prefix cache). No dependency: a few maps.
  *
@@ -45,13 +49,20 @@ export class Metrics {
   private readonly counters = new Map<string, Map<string, number>>();
   private readonly histograms = new Map<string, Map<string, Histogram>>();
 
+  /**
+   * @param gauges read at each scrape
+   * @param samples labelled series read at each scrape (each model's queue and prefix cache)
+   * @param models the served models' ids: their token and 429 counters start at 0
+   */
   constructor(
     private readonly gauges: () => Record<string, number>,
     private readonly samples: () => readonly Sample[] = () => [],
+    models: readonly string[] = [],
   ) {
-    // the counters without labels are there at 0 from the start: rate() and absent() alerts on
-    // them work before the first event (Prometheus sees a series appear only when it is exposed)
+    // the event counters are there at 0 from the start: rate() and absent() alerts on them work
+    // before the first event (Prometheus sees a series appear only when it is exposed)
     for (const name of UNLABELLED_COUNTERS) this.inc(name, {}, 0);
+    for (const model of models) for (const name of MODEL_COUNTERS) this.inc(name, { model }, 0);
   }
 
   /** Adds `by` to a counter. */
@@ -86,9 +97,17 @@ export class Metrics {
     hist.count++;
   }
 
-  /** A counter's value (for tests and the playground). */
-  value(name: string, labels: Labels = {}): number {
-    return this.counters.get(name)?.get(key(labels)) ?? 0;
+  /**
+   * A counter's value (for tests and the playground): that of the series with exactly `labels`, or
+   * without them, the sum of all its series (`implicit_it_completion_tokens_total` of all models).
+   */
+  value(name: string, labels?: Labels): number {
+    const series = this.counters.get(name);
+    if (!series) return 0;
+    if (labels) return series.get(key(labels)) ?? 0;
+    let total = 0;
+    for (const value of series.values()) total += value;
+    return total;
   }
 
   /** The exposition text. */
@@ -101,13 +120,16 @@ export class Metrics {
       ],
       implicit_it_prompt_tokens_total: [
         'counter',
-        'Prompt tokens of started requests (each prompt once, however many choices it has).',
+        'Prompt tokens of started requests, by model (each prompt once, however many choices it has).',
       ],
       implicit_it_completion_tokens_total: [
         'counter',
-        'Generated tokens (those of aborted generations included).',
+        'Generated tokens, by model (those of aborted generations included).',
       ],
-      implicit_it_rejected_total: ['counter', 'Requests refused with 429 because the queue was full.'],
+      implicit_it_rejected_total: [
+        'counter',
+        "Requests refused with 429 because their model's queue was full, by model.",
+      ],
       implicit_it_client_aborts_total: [
         'counter',
         'Requests whose client disconnected before the reply was complete (their generations are stopped).',
@@ -119,7 +141,7 @@ export class Metrics {
       implicit_it_request_duration_seconds: ['histogram', 'Time from request to last byte, by route.'],
       implicit_it_time_to_first_token_seconds: [
         'histogram',
-        'Time from request to the first generated token.',
+        'Time from request to the first generated token, by model.',
       ],
     };
     const series = (name: string, labels: string, value: number) =>

@@ -99,7 +99,7 @@ async function acquire(ctx: RunContext, plan: Plan, abort: ReturnType<typeof lin
 
 /** The 429 of a model's full queue (counted in `implicit_it_rejected_total`). */
 export function busy(queue: WorkQueue, metrics: Metrics, model: string): ApiError {
-  metrics.inc('implicit_it_rejected_total');
+  metrics.inc('implicit_it_rejected_total', { model });
   return new ApiError(
     429,
     `The model ${JSON.stringify(model)} is busy: ${queue.active} ${queue.active === 1 ? 'generation is' : 'generations are'} running and ${queue.depth} ${queue.depth === 1 ? 'request is' : 'requests are'} waiting for it (its limit). Retry after the Retry-After header's seconds.`,
@@ -132,7 +132,7 @@ function linkedAbort(ctx: RunContext): AbortController & { unlink(): void } {
  * one by one.
  */
 function countPrompt(ctx: RunContext, plan: Plan): void {
-  ctx.metrics.inc('implicit_it_prompt_tokens_total', {}, promptTokens(plan));
+  ctx.metrics.inc('implicit_it_prompt_tokens_total', { model: ctx.model }, promptTokens(plan));
 }
 
 /** A plan's prompt tokens, each prompt once however many choices it has (as `usage` counts them). */
@@ -219,9 +219,9 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
       if (part.type === 'token') {
         if (!sawToken) {
           sawToken = true;
-          ctx.metrics.observe('implicit_it_time_to_first_token_seconds', {}, seconds(ctx));
+          ctx.metrics.observe('implicit_it_time_to_first_token_seconds', { model: ctx.model }, seconds(ctx));
         }
-        ctx.metrics.inc('implicit_it_completion_tokens_total');
+        ctx.metrics.inc('implicit_it_completion_tokens_total', { model: ctx.model });
         tokens[index]!.push(part);
       } else if (part.type === 'prompt-logprobs') prompts[index] = part.logprobs;
       else if (part.type === 'finish') {
@@ -388,9 +388,9 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     } else if (part.type === 'token') {
       if (!sawToken) {
         sawToken = true;
-        ctx.metrics.observe('implicit_it_time_to_first_token_seconds', {}, seconds(ctx));
+        ctx.metrics.observe('implicit_it_time_to_first_token_seconds', { model: ctx.model }, seconds(ctx));
       }
-      ctx.metrics.inc('implicit_it_completion_tokens_total');
+      ctx.metrics.inc('implicit_it_completion_tokens_total', { model: ctx.model });
       generated++;
       aligners[index]!.token(part);
     } else if (part.type === 'text-delta') {

@@ -51,7 +51,10 @@ describe('GET routes', () => {
     const text = await (await app.request('/metrics')).text();
     expect(text).toMatch(/^# HELP implicit_it_requests_total/m);
     expect(text).toMatch(/^implicit_it_requests_total\{route="\/v1\/chat\/completions",status="200"\} \d+$/m);
-    expect(text).toMatch(/^implicit_it_completion_tokens_total \d+$/m);
+    expect(text).toMatch(/^implicit_it_completion_tokens_total\{model="tiny"\} [1-9]\d*$/m);
+    expect(text).toMatch(
+      /^implicit_it_time_to_first_token_seconds_bucket\{model="tiny",le="\+Inf"\} [1-9]\d*$/m,
+    );
     expect(text).toMatch(
       /^implicit_it_request_duration_seconds_bucket\{route="\/v1\/chat\/completions",le="\+Inf"\} \d+$/m,
     );
@@ -62,13 +65,18 @@ describe('GET routes', () => {
   it('exposes the event counters at 0 before their first event, for rate() and absent() alerts', async () => {
     const fresh = createApp({ models: [{ id: 'tiny', model }], log: () => {} });
     const text = await (await fresh.request('/metrics')).text();
-    for (const name of [
-      'implicit_it_rejected_total',
-      'implicit_it_client_aborts_total',
-      'implicit_it_stream_stalls_total',
-    ]) {
+    for (const name of ['implicit_it_client_aborts_total', 'implicit_it_stream_stalls_total']) {
       expect(text).toMatch(new RegExp(`^# TYPE ${name} counter$`, 'm'));
       expect(text).toMatch(new RegExp(`^${name} 0$`, 'm'));
+    }
+    // those of each served model, labelled by it
+    for (const name of [
+      'implicit_it_prompt_tokens_total',
+      'implicit_it_completion_tokens_total',
+      'implicit_it_rejected_total',
+    ]) {
+      expect(text).toMatch(new RegExp(`^# TYPE ${name} counter$`, 'm'));
+      expect(text).toMatch(new RegExp(`^${name}\\{model="tiny"\\} 0$`, 'm'));
     }
   });
 

@@ -255,7 +255,20 @@ describe('operations: each model its own slots and queue', () => {
       expect(metrics).toMatch(/^implicit_it_model_active_generations\{model="busy"\} 1$/m);
       expect(metrics).toMatch(/^implicit_it_model_active_generations\{model="idle"\} 0$/m);
       expect(metrics).toMatch(/^implicit_it_concurrency_limit 2$/m);
+      // tokens, time to first token and 429s by model: the idle model's 2 tokens, the busy one's 429
+      expect(metrics).toMatch(/^implicit_it_completion_tokens_total\{model="idle"\} 2$/m);
+      expect(metrics).toMatch(/^implicit_it_rejected_total\{model="busy"\} 1$/m);
+      expect(metrics).toMatch(/^implicit_it_rejected_total\{model="idle"\} 0$/m);
+      expect(metrics).toMatch(/^implicit_it_time_to_first_token_seconds_count\{model="idle"\} 1$/m);
+      const idlePrompt = app.state.metrics.value('implicit_it_prompt_tokens_total', { model: 'idle' });
+      expect(idlePrompt).toBeGreaterThan(0);
       expect((await running).status).toBe(200);
+      // without labels, value() adds up the models' series
+      const { metrics: counters } = app.state;
+      expect(counters.value('implicit_it_completion_tokens_total')).toBe(
+        counters.value('implicit_it_completion_tokens_total', { model: 'busy' }) + 2,
+      );
+      expect(counters.value('implicit_it_completion_tokens_total', { model: 'busy' })).toBe(300);
     } finally {
       await other.dispose();
     }
