@@ -9,6 +9,10 @@ const pkgDir = resolve(import.meta.dirname, '..');
 const readme = readFileSync(join(pkgDir, 'README.md'), 'utf8');
 const blocks = (lang: string) =>
   [...readme.matchAll(new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``, 'g'))].map((m) => m[1]!);
+// the transformers.js example needs @huggingface/transformers and a model: the runtime's tests run it
+// (packages/runtime/test/rules-readme-transformers.test.ts), against the runtime's own tokens
+const usesTransformers = (code: string) => code.includes("from '@huggingface/transformers'");
+const ownBlocks = () => blocks('js').filter((code) => !usesTransformers(code));
 
 // a project outside the package whose node_modules holds it: the examples import it by name, verbatim
 const app = mkdtempSync(join(tmpdir(), 'rules-readme-'));
@@ -17,12 +21,13 @@ symlinkSync(pkgDir, join(app, 'node_modules', '@implicit-it', 'rules'), 'dir');
 afterAll(() => rmSync(app, { recursive: true, force: true }));
 
 describe("the README's examples", () => {
-  it('has the two js examples (usage, custom rules) and the rule-set JSON', () => {
-    expect(blocks('js').length).toBe(2);
+  it('has the two js examples (usage, custom rules), the transformers.js one and the rule-set JSON', () => {
+    expect(ownBlocks().length).toBe(2);
+    expect(blocks('js').filter(usesTransformers).length).toBe(1);
     expect(blocks('json').length).toBe(1);
   });
 
-  it.each(blocks('js').map((code, i) => [i, code] as const))(
+  it.each(ownBlocks().map((code, i) => [i, code] as const))(
     'js example %i runs verbatim against the built package and prints what its "// prints" comments say',
     (i, code) => {
       const want = [...code.matchAll(/\/\/ prints (.*)$/gm)].map((m) => m[1]!);
