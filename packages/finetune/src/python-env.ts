@@ -33,14 +33,16 @@ export interface PythonProbe {
 }
 
 /**
- * The interpreter jobs run with: `IMPLICIT_IT_PYTHON`, else `python3`.
+ * The interpreter jobs run with: `IMPLICIT_IT_PYTHON`, else `python3` (on Windows `python`: the
+ * python.org installer and conda put `python.exe` on the PATH, and `python3` there is at best the
+ * Microsoft Store's stand-in, which only offers to install Python).
  *
  * @example
  * process.env.IMPLICIT_IT_PYTHON = '/opt/venv/bin/python';
  * defaultPython(); // '/opt/venv/bin/python'
  */
-export function defaultPython(): string {
-  return process.env.IMPLICIT_IT_PYTHON ?? 'python3';
+export function defaultPython(platform: NodeJS.Platform = process.platform): string {
+  return process.env.IMPLICIT_IT_PYTHON ?? (platform === 'win32' ? 'python' : 'python3');
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   removeEarlierRun,
 } from './earlier-run.js';
 import { FinetuneOptionError, JobError, MissingPythonError, TrainingFailedError } from './errors.js';
+import { launchCommand, launchPython, stopProcessTree } from './launch-process.js';
 import { JOB_FORMAT, type JobSpec } from './plan-job.js';
 import { defaultPython, probePython } from './python-env.js';
 import { parseTrainingLogLine, type TrainingEvent, type TrainingProgress } from './training-log.js';
@@ -27,7 +28,7 @@ import { parseTrainingLogLine, type TrainingEvent, type TrainingProgress } from 
  * await runJob('jobs/res', options);
  */
 export interface RunJobOptions {
-  /** Python interpreter (default: IMPLICIT_IT_PYTHON, else python3). */
+  /** Python interpreter (default: IMPLICIT_IT_PYTHON, else python3; python on Windows). */
   python?: string | undefined;
   /** Extra arguments to train.py, e.g. ['--max-steps', '5']. */
   args?: string[] | undefined;
@@ -262,9 +263,8 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
   }
   const maxSteps = maxStepsArg(options.args ?? []);
   await refuseEarlierRun(dir, job, options, maxSteps);
-  // launch.sh changes into the job directory: a relative interpreter path must be made absolute first
-  const given = options.python ?? defaultPython();
-  const python = given.includes('/') ? resolve(given) : given;
+  // the launch runs in the job directory: a relative interpreter path must be made absolute first
+  const python = launchPython(options.python ?? defaultPython());
   const probe = await probePython(python, requiredModules(job));
   if (!probe.found || probe.missing.length > 0)
     throw new MissingPythonError(python, probe.missing, probe.install, probe.found);
@@ -298,20 +298,20 @@ export async function runJob(jobDir: string, options: RunJobOptions = {}): Promi
   let checkpoint: { step: number; path: string } | undefined;
 
   // its own process group: accelerate's launcher does not pass a signal on to its workers, so
-  // stopping means signalling the whole group (launch.sh, the launcher, every train.py)
+  // stopping means signalling the whole group (launch.sh, the launcher, every train.py); on Windows,
+  // launch.sh's command itself, whose process tree taskkill ends (see launchCommand)
   const args = [...(options.resume ? ['--resume'] : []), ...(options.args ?? [])];
-  const child = spawn('bash', [join(dir, 'launch.sh'), ...args], {
+  const env = { ...process.env, PYTHON: python, PYTHONUNBUFFERED: '1', ...options.env };
+  const launch = launchCommand(dir, python, args, env);
+  const child = spawn(launch.command, launch.args, {
     cwd: dir,
-    env: { ...process.env, PYTHON: python, PYTHONUNBUFFERED: '1', ...options.env },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
+    detached: launch.detached,
+    windowsHide: true,
   });
   const signalGroup = (signal: NodeJS.Signals) => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, signal);
-    } catch {
-      // the group is gone already
-    }
+    if (child.pid !== undefined) stopProcessTree(child.pid, signal);
   };
   let forceKill: NodeJS.Timeout | undefined;
   const abort = () => {

@@ -1048,7 +1048,10 @@ Examples:
     )
     .argument('<job-dir>', 'a directory written by `finetune plan` (or one job of a sweep)')
     .argument('[train-args...]', 'extra arguments for train.py, after --')
-    .option('--python <path>', 'the interpreter (default: $IMPLICIT_IT_PYTHON, else python3)')
+    .option(
+      '--python <path>',
+      'the interpreter (default: $IMPLICIT_IT_PYTHON, else python3; python on Windows)',
+    )
     .option('--max-steps <n>', 'stop after n optimizer steps (a smoke test)', intArg(1))
     .option(
       '--resume',
