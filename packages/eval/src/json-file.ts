@@ -35,7 +35,8 @@ export async function writeJson(path: string, value: unknown): Promise<void> {
 }
 
 /**
- * Reads a JSON file; the error names the file and what is wrong with it.
+ * Reads a JSON file; the error names the file and what is wrong with it. A leading UTF-8 byte order
+ * mark (Notepad's, PowerShell 5's `Out-File -Encoding utf8`) is skipped, as in `.jsonl` files.
  *
  * @example
  * const rows = readJson('annotations.json');
@@ -48,7 +49,7 @@ export function readJson(path: string): unknown {
     throw new EvalInputError(path, `cannot read the file (${(cause as Error).message})`, { cause });
   }
   try {
-    return JSON.parse(text);
+    return JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (cause) {
     throw new EvalInputError(path, `is not valid JSON (${(cause as Error).message})`, { cause });
   }

@@ -119,6 +119,30 @@ describe('generateRun', () => {
     );
   });
 
+  it('reads files written on Windows: CRLF line ends and a UTF-8 byte order mark', () => {
+    const dir = tmp();
+    writeFileSync(
+      join(dir, 'i.jsonl'),
+      '\ufeff{"instruction": "a"}\r\n\r\n{"instruction": "b", "dataset": "d"}\r\n',
+    );
+    expect(readInstructions(join(dir, 'i.jsonl'))).toEqual([
+      { instruction: 'a' },
+      { instruction: 'b', dataset: 'd' },
+    ]);
+    writeFileSync(
+      join(dir, 'i.json'),
+      '\ufeff[\r\n  {"instruction": "a"},\r\n  {"instruction": "b"}\r\n]\r\n',
+    );
+    expect(readInstructions(join(dir, 'i.json'))).toEqual([{ instruction: 'a' }, { instruction: 'b' }]);
+    writeFileSync(
+      join(dir, 'o.json'),
+      `\ufeff${JSON.stringify([{ instruction: 'a', output: 'b', generator: 'g' }], null, 2).replaceAll('\n', '\r\n')}`,
+    );
+    expect(readModelOutputs(join(dir, 'o.json'))).toEqual([
+      { instruction: 'a', output: 'b', generator: 'g' },
+    ]);
+  });
+
   it('writes model_outputs.json in order, stripped, in batches, with progress', async () => {
     const dir = tmp();
     // stripped as Python's str.strip: U+0085 and U+001C go, the BOM (U+FEFF) at the end stays

@@ -18,10 +18,14 @@ export async function readRawText(path: string): Promise<string> {
 /** One parsed JSONL line, or the reason it could not be parsed. */
 export type JsonlLine = { line: number; value: unknown } | { line: number; error: string };
 
-/** Parses JSONL text line by line (1-based line numbers; blank lines ignored); bad lines are returned, not thrown. */
+/**
+ * Parses JSONL text line by line (1-based line numbers; blank lines ignored); bad lines are returned,
+ * not thrown. Windows line ends (`\r\n`) and a leading UTF-8 byte order mark (which Notepad and
+ * PowerShell 5's `Out-File -Encoding utf8` write) are read as the plain text.
+ */
 export function parseJsonlLines(text: string): JsonlLine[] {
   const out: JsonlLine[] = [];
-  const lines = text.split('\n');
+  const lines = text.replace(/^\uFEFF/, '').split('\n');
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i]!.replace(/\r$/, '');
     if (raw.trim() === '') continue;

@@ -293,6 +293,22 @@ describe('your own data (data: FILE.jsonl)', () => {
     expect(responses.source!.removeInstructions).toBe(true);
   });
 
+  it('reads a file written on Windows: CRLF line ends and a UTF-8 byte order mark', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ft-own-'));
+    const file = join(dir, 'notepad.jsonl');
+    writeFileSync(
+      file,
+      `\ufeff${row('Name a prime.', '7')}\r\n\r\n${row('Capital of France?', 'Paris.')}\r\n`,
+    );
+    const built = await buildDataset({ data: file });
+    expect(built.issues).toEqual([]);
+    expect([built.count, built.rawCount]).toEqual([2, 2]);
+    expect(built.train.map((e) => [e.id, e.messages.map((m) => m.content)])).toEqual([
+      ['notepad_0', ['Name a prime.', '7']],
+      ['notepad_1', ['Capital of France?', 'Paris.']],
+    ]);
+  });
+
   it('names itself apart from the recipes, and refuses what cannot be meant', async () => {
     expect(['gsm.jsonl', 'poetry', 'a b+c.JSONL', '.jsonl'].map(ownDataName)).toEqual([
       'gsm-data',
