@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import { GenerationError, ModelLoadError } from './errors.js';
 import { halvesToFloats } from './float16.js';
 import type { ModelFiles } from './model-dir.js';
@@ -12,6 +12,7 @@ import {
   patchDecoderGraph,
   positionTable,
 } from './onnx-patch.js';
+import { onnxruntime } from './onnxruntime.js';
 import { chooseProviders, type ExecutionProvider, type ProviderStatus } from './providers.js';
 import { disableOnnxTelemetry } from './telemetry.js';
 
@@ -106,7 +107,7 @@ export const ONNX_LOG_LEVELS = ['verbose', 'info', 'warning', 'error', 'fatal'] 
  */
 export type OnnxLogLevel = (typeof ONNX_LOG_LEVELS)[number];
 
-type Tensor = ort.Tensor;
+type Tensor = Ort.Tensor;
 
 /** One forward step's inputs. Arrays are row-major [batch, seq] / [batch, total]. */
 export interface StepInputs {
@@ -196,12 +197,12 @@ export class DecoderSession {
    * The sessions of `logSumExpModel`: on the calling thread alone (`alone`) and on as many threads as
    * this session (`pooled`), each opened by the first `logSumExp` call that needs it.
    */
-  private readonly lse = new Map<'alone' | 'pooled', Promise<ort.InferenceSession>>();
+  private readonly lse = new Map<'alone' | 'pooled', Promise<Ort.InferenceSession>>();
   /** The cache outputs of each `StepInputs.fetch` choice. */
   private readonly kvNames: Record<'present' | 'new' | 'none', string[]>;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: Ort.InferenceSession,
     provider: ExecutionProvider,
     files: ModelFiles,
     patched: {
@@ -461,9 +462,9 @@ export class DecoderSession {
     // before the process's first session: onnxruntime decides on its telemetry then, once
     disableOnnxTelemetry();
     for (const provider of order) {
-      let session: ort.InferenceSession;
+      let session: Ort.InferenceSession;
       try {
-        session = await ort.InferenceSession.create(graph, {
+        session = await onnxruntime().InferenceSession.create(graph, {
           executionProviders: [provider],
           graphOptimizationLevel: 'all',
           logSeverityLevel: ONNX_LOG_LEVELS.indexOf(options.onnxLogLevel ?? 'error') as 0 | 1 | 2 | 3 | 4,
@@ -516,8 +517,8 @@ export class DecoderSession {
     const n = batch * this.kvHeads * length * this.headDim;
     return this.pastNames.map(() =>
       this.kvType === 'float16'
-        ? new ort.Tensor('float16', new Uint16Array(n), dims)
-        : new ort.Tensor('float32', new Float32Array(n), dims),
+        ? new (onnxruntime().Tensor)('float16', new Uint16Array(n), dims)
+        : new (onnxruntime().Tensor)('float32', new Float32Array(n), dims),
     );
   }
 
@@ -539,17 +540,19 @@ export class DecoderSession {
     }
     past ??= this.emptyPast(batch);
     const feeds: Record<string, Tensor> = {
-      input_ids: new ort.Tensor('int64', step.inputIds, [batch, seq]),
-      attention_mask: new ort.Tensor('int64', mask, [batch, total]),
+      input_ids: new (onnxruntime().Tensor)('int64', step.inputIds, [batch, seq]),
+      attention_mask: new (onnxruntime().Tensor)('int64', mask, [batch, total]),
     };
-    if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', step.positionIds, [batch, seq]);
-    if (this.hasUseCacheBranch) feeds.use_cache_branch = new ort.Tensor('bool', [step.past !== null], [1]);
+    if (this.hasPositionIds)
+      feeds.position_ids = new (onnxruntime().Tensor)('int64', step.positionIds, [batch, seq]);
+    if (this.hasUseCacheBranch)
+      feeds.use_cache_branch = new (onnxruntime().Tensor)('bool', [step.past !== null], [1]);
     for (let i = 0; i < past.length; i++) feeds[this.pastNames[i]!] = past[i]!;
     const from = step.logitsFrom < 0 ? Math.max(0, seq + step.logitsFrom) : step.logitsFrom;
     if (this.logitsMode === 'patched')
-      feeds[LOGITS_START_INPUT] = new ort.Tensor('int64', BigInt64Array.of(BigInt(from)), [1]);
+      feeds[LOGITS_START_INPUT] = new (onnxruntime().Tensor)('int64', BigInt64Array.of(BigInt(from)), [1]);
     if (this.logitsMode === 'num_logits_to_keep') {
-      feeds.num_logits_to_keep = new ort.Tensor(
+      feeds.num_logits_to_keep = new (onnxruntime().Tensor)(
         'int64',
         BigInt64Array.of(BigInt(from === 0 ? 0 : seq - from)),
         [],
@@ -648,7 +651,7 @@ export class DecoderSession {
     let opening = this.lse.get(mode);
     if (!opening) {
       const threads = mode === 'alone' ? 1 : this.intraOpThreads;
-      opening = ort.InferenceSession.create(logSumExpModel(), {
+      opening = onnxruntime().InferenceSession.create(logSumExpModel(), {
         executionProviders: ['cpu'],
         ...(threads ? { intraOpNumThreads: threads } : {}),
         logSeverityLevel: 3,
@@ -658,8 +661,11 @@ export class DecoderSession {
     const session = await opening;
     const out = await session.run({
       // the rows asked for, in place (a view, no copy)
-      logits: new ort.Tensor('float32', logits.subarray(first * vocab, end * vocab), [end - first, vocab]),
-      limit: new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.min(ids, vocab))), [1]),
+      logits: new (onnxruntime().Tensor)('float32', logits.subarray(first * vocab, end * vocab), [
+        end - first,
+        vocab,
+      ]),
+      limit: new (onnxruntime().Tensor)('int64', BigInt64Array.of(BigInt(Math.min(ids, vocab))), [1]),
     });
     return out.lse!.data as Float64Array;
   }

@@ -1,11 +1,12 @@
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
+import { onnxruntime } from './onnxruntime.js';
 
 type KvData = Float32Array | Uint16Array;
-const kvData = (t: ort.Tensor) => t.data as KvData;
+const kvData = (t: Ort.Tensor) => t.data as KvData;
 const alloc = (like: KvData, n: number): KvData =>
   like instanceof Uint16Array ? new Uint16Array(n) : new Float32Array(n);
-const tensor = (type: ort.Tensor.Type, data: KvData, dims: number[]) =>
-  new ort.Tensor(type as 'float32', data as Float32Array, dims);
+const tensor = (type: Ort.Tensor.Type, data: KvData, dims: number[]) =>
+  new (onnxruntime().Tensor)(type as 'float32', data as Float32Array, dims);
 
 /**
  * The key/value cache of the rows being decoded together, per layer (key, value, key, value...), each
@@ -19,13 +20,13 @@ export interface KvCache {
   /** Past length fed to the graph: `length`, plus any free slots (the mask hides them). */
   readonly width: number;
   /** The `past_key_values.*` feeds of the next step. */
-  feeds(): ort.Tensor[];
+  feeds(): Ort.Tensor[];
   /**
    * The cache after a decoding step, given the step's cache outputs (whole `present.*` or the new
    * keys/values). `limit`: the most positions the batch can still come to hold (room beyond it is
    * never allocated).
    */
-  advance(outputs: ort.Tensor[], limit?: number): KvCache;
+  advance(outputs: Ort.Tensor[], limit?: number): KvCache;
   /** Keeps the given rows, in that order. */
   gather(keep: readonly number[]): KvCache;
   /** This cache's rows followed by `other`'s, right-aligned to the longer of the two (`limit` as in `advance`). */
@@ -50,17 +51,17 @@ export class PresentCache implements KvCache {
     return this.length;
   }
 
-  constructor(private readonly tensors: ort.Tensor[]) {
+  constructor(private readonly tensors: Ort.Tensor[]) {
     const [batch, , length] = tensors[0]!.dims as number[];
     this.batch = batch!;
     this.length = length!;
   }
 
-  feeds(): ort.Tensor[] {
+  feeds(): Ort.Tensor[] {
     return this.tensors;
   }
 
-  advance(present: ort.Tensor[]): KvCache {
+  advance(present: Ort.Tensor[]): KvCache {
     return new PresentCache(present);
   }
 
@@ -106,7 +107,7 @@ export class PresentCache implements KvCache {
  * [kvHeads, length, headDim].
  */
 export interface KvRows {
-  type: ort.Tensor.Type;
+  type: Ort.Tensor.Type;
   heads: number;
   dim: number;
   length: number;
@@ -154,7 +155,7 @@ export class SlotCache implements KvCache {
     private rows: number,
     private readonly heads: number,
     private readonly dim: number,
-    private readonly type: ort.Tensor.Type,
+    private readonly type: Ort.Tensor.Type,
     private capacity: number,
     private filled: number,
     private data: KvData[],
@@ -175,7 +176,7 @@ export class SlotCache implements KvCache {
    * A cache holding a prefill's keys/values ([batch, kvHeads, seq, headDim] per layer), for a model
    * whose attention sees `window` cache positions back (null: all of them).
    */
-  static fromPrefill(outputs: ort.Tensor[], window: number | null = null, limit?: number): SlotCache {
+  static fromPrefill(outputs: Ort.Tensor[], window: number | null = null, limit?: number): SlotCache {
     const [batch, heads, seq, dim] = outputs[0]!.dims as number[];
     const capacity = promptCapacity(seq!, limit, window);
     const data = outputs.map((t) => {
@@ -242,14 +243,14 @@ export class SlotCache implements KvCache {
     return { type: this.type, heads, dim, length, data };
   }
 
-  feeds(): ort.Tensor[] {
+  feeds(): Ort.Tensor[] {
     const dims = [this.batch, this.heads, this.capacity, this.dim];
     const n = this.batch * this.heads * this.capacity * this.dim;
     // after an in-place gather the buffers hold rows beyond the batch: a view of the batch's rows
     return this.data.map((d) => tensor(this.type, d.length === n ? d : d.subarray(0, n), dims));
   }
 
-  advance(fresh: ort.Tensor[], limit?: number): KvCache {
+  advance(fresh: Ort.Tensor[], limit?: number): KvCache {
     const needed = this.filled + fresh[0]!.dims[2]!;
     this.write(
       fresh,
@@ -263,7 +264,7 @@ export class SlotCache implements KvCache {
    * the cache keeps no free slots (the next chunk's attention would read each one); after the last,
    * it has the room a whole-prompt prefill would have (see `fromPrefill`).
    */
-  extend(fresh: ort.Tensor[], more: boolean, limit?: number): SlotCache {
+  extend(fresh: Ort.Tensor[], more: boolean, limit?: number): SlotCache {
     const needed = this.filled + fresh[0]!.dims[2]!;
     this.write(fresh, more ? needed : promptCapacity(needed, limit, this.window));
     return this;
@@ -274,7 +275,7 @@ export class SlotCache implements KvCache {
    * chunk) after the filled positions, first moving the cache into buffers of `capacity` positions
    * when that differs from the current one.
    */
-  private write(fresh: ort.Tensor[], capacity: number): void {
+  private write(fresh: Ort.Tensor[], capacity: number): void {
     if (capacity !== this.capacity) this.resize(capacity);
     const n = fresh[0]!.dims[2]!;
     const { heads, dim, filled } = this;

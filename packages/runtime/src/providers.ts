@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ImplicitItError } from '@implicit-it/rules';
-import * as ort from 'onnxruntime-node';
+import { onnxruntime } from './onnxruntime.js';
 import { missingLibraries } from './shared-library.js';
 
 /**
@@ -91,13 +91,13 @@ function assess(): Assessment[] {
         status: { name, available: true, reason: 'bundled with onnxruntime-node' },
         tryWhenNamed: true,
       };
-    const backends = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
+    const backends = onnxruntime().listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
     if (!backends.some((b) => b.name === 'cuda'))
       return {
         status: {
           name,
           available: false,
-          reason: `onnxruntime-node ${ort.env.versions.node} has no CUDA backend on ${process.platform}-${process.arch}`,
+          reason: `onnxruntime-node ${onnxruntime().env.versions.node} has no CUDA backend on ${process.platform}-${process.arch}`,
         },
         tryWhenNamed: false,
       };
@@ -155,7 +155,7 @@ export function assessCuda(bin: string | undefined, visible: boolean): Assessmen
           .map((m) => (m.others.length ? `${m.name} (only ${m.others.join(', ')} here)` : m.name))
           .join(
             ', ',
-          )}. onnxruntime-node ${ort.env.versions.node}'s CUDA provider needs CUDA 12 and cuDNN 9 for CUDA 12: install them, or put their directories on LD_LIBRARY_PATH`,
+          )}. onnxruntime-node ${onnxruntime().env.versions.node}'s CUDA provider needs CUDA 12 and cuDNN 9 for CUDA 12: install them, or put their directories on LD_LIBRARY_PATH`,
         true,
       );
   }

@@ -8,8 +8,8 @@ import {
   providerStatus,
 } from '@implicit-it/runtime';
 import type { Command } from 'commander';
-import * as ort from 'onnxruntime-node';
 import { cacheRoot, DEFAULT_HUB_ID, randomModelDir, standInOutdated } from '../default-model.js';
+import { onnxruntime } from '../onnxruntime.js';
 import { EXIT, inCliTerms, painter, printJson } from '../output.js';
 import { sharedDir } from '../shared-dir.js';
 
@@ -54,10 +54,18 @@ const CUDA12_WHEELS = [
 ];
 
 function ortCheck(): Check[] {
-  const version =
-    (ort.env.versions as Record<string, string>).node ?? (ort.env.versions as Record<string, string>).common;
-  const checks: Check[] = [{ name: 'onnxruntime-node', status: 'ok', detail: `v${version}` }];
-  for (const p of providerStatus()) {
+  let statuses: ReturnType<typeof providerStatus>;
+  try {
+    // loads onnxruntime-node: its message names the platforms it has binaries for
+    statuses = providerStatus();
+  } catch (error) {
+    return [{ name: 'onnxruntime-node', status: 'fail', detail: (error as Error).message }];
+  }
+  const versions = onnxruntime().env.versions as Record<string, string>;
+  const checks: Check[] = [
+    { name: 'onnxruntime-node', status: 'ok', detail: `v${versions.node ?? versions.common}` },
+  ];
+  for (const p of statuses) {
     checks.push({
       name: `execution provider ${p.name}`,
       status: p.available ? 'ok' : p.name === 'cpu' ? 'fail' : 'warn',

@@ -24,7 +24,7 @@ import {
 } from '@implicit-it/runtime';
 import { loadTokenizer } from '@implicit-it/tokenizers';
 import { type Command, Option } from 'commander';
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import {
   type ConfigSet,
   checkOutDirectory,
@@ -40,6 +40,7 @@ import {
   setArg,
   type WeightDtype,
 } from '../flags.js';
+import { onnxruntime } from '../onnxruntime.js';
 import { CliError, EXIT, painter, printJson, usage } from '../output.js';
 import { progressBar } from '../progress.js';
 
@@ -290,17 +291,17 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
   const files = resolveModelFiles(dir, flags.dtype as ModelDtype);
   const tok = await loadTokenizer(dir);
   disableOnnxTelemetry(); // as loadModel does before its first session
-  const session = await ort.InferenceSession.create(files.onnxFile, { executionProviders: ['cpu'] }).catch(
-    (error: Error) => {
+  const session = await onnxruntime()
+    .InferenceSession.create(files.onnxFile, { executionProviders: ['cpu'] })
+    .catch((error: Error) => {
       // as every command that loads a model: exit 3, naming the file
       throw new CliError(
         `${files.onnxFile}: onnxruntime cannot load it (${error.message.split('\n')[0]})`,
         EXIT.load,
         damagedGraphHint(error.message),
       );
-    },
-  );
-  const io = (names: readonly string[], meta: readonly ort.InferenceSession.ValueMetadata[]) =>
+    });
+  const io = (names: readonly string[], meta: readonly Ort.InferenceSession.ValueMetadata[]) =>
     names.map((name) => {
       const m = meta.find((x) => x.name === name);
       return m?.isTensor ? { name, type: m.type, shape: m.shape } : { name, type: 'non-tensor', shape: [] };
