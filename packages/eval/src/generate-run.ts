@@ -54,6 +54,10 @@ export interface GenerateRunOptions extends ProgressCallbacks {
    * is replaced either way.
    */
   replace?: boolean | undefined;
+  /**
+   * Stops the run: `generateRun` rejects, keeping every finished batch in its journal for a rerun to
+   * resume (see `generateRun`). Passed to the generator, so that it can stop within a batch.
+   */
   signal?: AbortSignal | undefined;
 }
 
@@ -87,11 +91,28 @@ interface JournalEntry {
  * that made it (the journal's header: generator name, instructions, token limit, fingerprint...), then
  * the journal is removed. `finishedRun` reads that record back.
  *
+ * Aborting `signal` stops the run and rejects the promise. Between batches it rejects with
+ * `signal.reason` itself (for `controller.abort()` without a reason, a `DOMException` named
+ * `AbortError`); within a batch, with what the generator throws when it stops decoding:
+ * `runtimeGenerator` rejects with `@implicit-it/runtime`'s `GenerationAbortedError` (code
+ * `runtime.aborted`, `cause` the reason). Test `signal.aborted` rather than the error's class. Either
+ * way the journal keeps every batch finished before the abort (the batch in progress is lost), and
+ * neither `out` nor `${out}.done` is written: calling `generateRun` again with the same options
+ * resumes the run, generating only what the journal lacks.
+ *
  * @example
  * const { outputs } = await generateRun({
  *   generator, generatorName: 'llama2-7b-rules', out: 'run/outputs/rules.json',
  *   instructions: '../shared/data/alpaca_eval/alpaca_eval.jsonl',
  *   onProgress: (p) => console.log(`${p.done}/${p.total}`),
+ * });
+ * @example
+ * const controller = new AbortController();
+ * process.once('SIGINT', () => controller.abort());
+ * const options = { generator, generatorName: 'smollm2', out: 'run/outputs/base.json', instructions };
+ * await generateRun({ ...options, signal: controller.signal }).catch((error: unknown) => {
+ *   if (!controller.signal.aborted) throw error;
+ *   console.error('stopped: the same call resumes from run/outputs/base.json.journal.jsonl');
  * });
  */
 export async function generateRun(options: GenerateRunOptions): Promise<GenerateRunResult> {

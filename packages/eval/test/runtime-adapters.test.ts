@@ -1,13 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createModel, forceGreedyToken, randomWeights, resolveConfig } from '@implicit-it/modelkit';
 import { createTinyModel } from '@implicit-it/modelkit/test';
-import { loadModel, type Model } from '@implicit-it/runtime';
+import { GenerationAbortedError, loadModel, type Model } from '@implicit-it/runtime';
 import { describeShared, tinyLlama2ModelOptions } from '@implicit-it/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ContextLengthError,
+  type Generator,
   generateRun,
   promptsOverContext,
   type RuntimeModel,
@@ -104,6 +105,78 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
     );
     expect(baseRun.outputs.map((o) => o.output)).toEqual(reference.map((r) => r.text.trim()));
     expect(baseRun.outputs.every((o) => o.output.length > 0)).toBe(true);
+  }, 60_000);
+
+  it('an aborted generateRun rejects with the reason between batches, with GenerationAbortedError within one; its journal resumes', async () => {
+    const instructions = ['Say something.', 'Name a color.', 'Count to three.', 'Spell cat.'].map(
+      (instruction) => ({ instruction }),
+    );
+    const settings = {
+      instructions,
+      generatorName: 'forced',
+      maxNewTokens: 5,
+      batchSize: 2,
+      sortByLength: false,
+    };
+    // the outputs a journal holds: a header line, then one line per output
+    const journaled = (file: string) =>
+      readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((line) => (JSON.parse(line) as { i: number }).i);
+    // between batches: the first batch is journaled, then the signal aborts before the second starts
+    const between = join(root, 'abort-between.json');
+    const stop = new AbortController();
+    const reason = new Error('stopped by the user');
+    const error = await generateRun({
+      ...settings,
+      generator: runtimeGenerator(forced),
+      out: between,
+      signal: stop.signal,
+      onProgress: (p) => {
+        if (p.done === 2) stop.abort(reason);
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toBe(reason);
+    // the finished batch is in the journal; nothing else is written
+    expect(journaled(`${between}.journal.jsonl`)).toEqual([0, 1]);
+    expect(existsSync(between)).toBe(false);
+    expect(existsSync(`${between}.done`)).toBe(false);
+    // within a batch: the runtime stops decoding and rejects with its own error, the reason its cause
+    const within = join(root, 'abort-within.json');
+    const halt = new AbortController();
+    const inner = runtimeGenerator(forced);
+    let batches = 0;
+    const aborting: Generator = {
+      generateBatch(xs, o) {
+        const decoding = inner.generateBatch(xs, o);
+        if (++batches === 2) halt.abort(reason);
+        return decoding;
+      },
+    };
+    const midBatch = await generateRun({
+      ...settings,
+      generator: aborting,
+      out: within,
+      signal: halt.signal,
+    }).catch((e: unknown) => e);
+    expect(midBatch).toBeInstanceOf(GenerationAbortedError);
+    expect(midBatch).toMatchObject({
+      code: 'runtime.aborted',
+      message: 'generation aborted: stopped by the user',
+    });
+    expect((midBatch as Error).cause).toBe(reason);
+    expect(journaled(`${within}.journal.jsonl`)).toEqual([0, 1]);
+    expect(existsSync(within)).toBe(false);
+    // the same call without the abort resumes each: the first batch from the journal, the rest generated
+    for (const out of [between, within]) {
+      const resumed = await generateRun({ ...settings, generator: runtimeGenerator(forced), out });
+      expect(resumed).toMatchObject({ resumed: 2, generated: 2 });
+      expect(resumed.outputs.map((o) => o.output)).toEqual(instructions.map(() => tText.repeat(5)));
+      expect(existsSync(`${out}.journal.jsonl`)).toBe(false);
+      expect(existsSync(`${out}.done`)).toBe(true);
+    }
   }, 60_000);
 
   it("format 'raw': the instruction is the whole prompt, in generation, scoring and the context check", async () => {
