@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { readAnnotations } from './annotations.js';
 import { EvalInputError } from './errors.js';
@@ -42,6 +42,52 @@ export interface ReportResult {
   winrates: WinRateRow[];
   rankings: { name: string; result: RankingResult }[];
   shifts: { name: string; result: ShiftResult }[];
+  /**
+   * Files an earlier report of this run directory wrote that this one does not (a chart of a
+   * result since removed, `charts/win-rates.svg` once the annotations are against several
+   * baselines...): removed, so that no stale chart is read as current.
+   */
+  removed: string[];
+}
+
+/**
+ * The file in a run directory that lists the files the last report wrote (`winrates.json`,
+ * `charts/NAME.svg`), relative to the run directory, so that the next report removes those it does
+ * not write again, and only those.
+ */
+const REPORT_FILES = '.report-files.json';
+
+/** A file the report writes: `winrates.json` or a chart of `charts/` (a name from a list is checked against it). */
+const reportFile = (name: string) => name === 'winrates.json' || /^charts\/[^/\\]+\.svg$/.test(name);
+
+/**
+ * What the last report of `runDir` wrote: its list (`REPORT_FILES`), or, for a report written before
+ * that list was kept, the charts its report.md links and `winrates.json` where it names it. Names
+ * that are not the report's own files are left out: the list is never trusted to remove anything else.
+ */
+function earlierReportFiles(runDir: string): string[] {
+  const list = join(runDir, REPORT_FILES);
+  if (existsSync(list)) {
+    try {
+      const files = (JSON.parse(readFileSync(list, 'utf8')) as { files?: unknown }).files;
+      if (Array.isArray(files))
+        return files.filter((f): f is string => typeof f === 'string' && reportFile(f));
+    } catch {
+      // a damaged list: as if there were none
+    }
+  }
+  const md = runPaths(runDir).report;
+  if (!existsSync(md) || !statSync(md).isFile()) return [];
+  const text = readFileSync(md, 'utf8');
+  const linked = [...text.matchAll(/\]\((charts\/[^)\s]+\.svg)\)/g)].flatMap((m) => {
+    try {
+      return [decodeURIComponent(m[1]!)];
+    } catch {
+      return [];
+    }
+  });
+  const charts = linked.filter((f) => reportFile(f) && /^charts\/(win-rates|ranking-|token-shift)/.test(f));
+  return [...charts, ...(text.includes('(`winrates.json`)') ? ['winrates.json'] : [])];
 }
 
 /**
@@ -168,7 +214,10 @@ function baselineChartNames(baselines: readonly string[]): string[] {
  * (± 1.96 standard errors) per model or ablation (a table and a chart per baseline where the
  * annotations were judged against several: a win rate is measured against its baseline), the
  * response-ranking histogram, and stacked token-shift bars. Reads the files of `runPaths(runDir)`; writes `report.md`, `winrates.json`
- * and `charts/*.svg`. Sections without data are left out.
+ * and `charts/*.svg`. Sections without data are left out. The files it writes are listed in
+ * `.report-files.json`: those an earlier report wrote and this one does not (the chart of a result
+ * since removed, `charts/win-rates.svg` once the annotations are against several baselines, each with
+ * its own chart) are removed (`removed` lists them), never any other file.
  *
  * @example
  * const { markdownPath } = await writeReport('runs/llama2');
@@ -178,6 +227,7 @@ export async function writeReport(
   options: ProgressCallbacks & { title?: string | undefined } = {},
 ): Promise<ReportResult> {
   const paths = runPaths(runDir);
+  const earlier = earlierReportFiles(runDir);
   const winrates = winRatesOfRun(runDir);
   const rankings = jsonFiles(paths.ranking).map((f) => ({
     name: basename(f, '.json'),
@@ -434,6 +484,20 @@ export async function writeReport(
     md.push('No results yet: this run directory has no annotations/, ranking/ or shift/ files.', '');
   const markdown = md.join('\n');
   await writeFileAtomic(paths.report, markdown);
+  // the earlier report's files that this one did not write again are stale: removed before the new
+  // list is written (a run killed in between removes them next time, from the earlier list)
+  const written = [
+    ...(winrates.length > 0 ? ['winrates.json'] : []),
+    ...charts.map((c) => `charts/${basename(c)}`),
+  ];
+  const removed: string[] = [];
+  for (const file of earlier.filter((f) => !written.includes(f))) {
+    const path = join(runDir, file);
+    if (!existsSync(path) || !statSync(path).isFile()) continue;
+    rmSync(path);
+    removed.push(path);
+  }
+  await writeJson(join(runDir, REPORT_FILES), { files: written });
   tick();
-  return { markdownPath: paths.report, markdown, charts, winrates, rankings, shifts: shiftResults };
+  return { markdownPath: paths.report, markdown, charts, winrates, rankings, shifts: shiftResults, removed };
 }

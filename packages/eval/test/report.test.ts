@@ -1,4 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -196,6 +204,97 @@ describe('writeReport', () => {
       expect(svg).toContain('Win rate against tiny/none (%)');
       expect(svg).toContain('>eud<');
       expect(svg).not.toContain('ed-gpt4');
+    } finally {
+      rmSync(run, { recursive: true, force: true });
+    }
+  });
+
+  it('removes the files an earlier report wrote that it no longer writes, and only those', async () => {
+    const run = mkdtempSync(join(tmpdir(), 'eval-report-stale-'));
+    try {
+      const p = runPaths(run);
+      const charts = () => readdirSync(p.charts).sort();
+      const annotate = (baseline: string, prefs: number[]): Annotation[] =>
+        prefs.map((preference, i) => ({
+          instruction: `q${i}`,
+          output_1: 'ref',
+          generator_1: baseline,
+          output_2: 'x'.repeat(i + 1),
+          generator_2: 'm',
+          annotator: 'toy-judge',
+          preference,
+        }));
+      await writeAnnotations(p.annotation('a'), annotate('gpt4', [2, 1]));
+      const scorer: Scorer = {
+        scoreContinuations: async (items) => items.map(() => ({ tokenLogprobs: [-1] })),
+      };
+      const data = Array.from({ length: 4 }, (_, i) => ({ instruction: `i${i}`, output: `o${i}` }));
+      await rankResponses({ scorer, data, n: 4, negatives: 2, bootstrap: 10, out: p.rankingResult('base') });
+      // the user's own files in charts/, one named like a report's chart
+      mkdirSync(p.charts, { recursive: true });
+      writeFileSync(join(p.charts, 'notes.svg'), '<svg/>');
+      writeFileSync(join(p.charts, 'ranking-mine.svg'), '<svg/>');
+      const first = await writeReport(run);
+      expect(first.removed).toEqual([]);
+      expect(charts()).toEqual(['notes.svg', 'ranking-base.svg', 'ranking-mine.svg', 'win-rates.svg']);
+      expect(JSON.parse(readFileSync(join(run, '.report-files.json'), 'utf8'))).toEqual({
+        files: ['winrates.json', 'charts/win-rates.svg', 'charts/ranking-base.svg'],
+      });
+      // a second baseline: a chart per baseline, and the single chart of before is gone
+      await writeAnnotations(p.annotation('b'), annotate('tiny/none', [2, 2]));
+      const second = await writeReport(run);
+      expect(second.removed).toEqual([join(run, 'charts', 'win-rates.svg')]);
+      expect(charts()).toEqual([
+        'notes.svg',
+        'ranking-base.svg',
+        'ranking-mine.svg',
+        'win-rates-gpt4.svg',
+        'win-rates-tiny_none.svg',
+      ]);
+      // back to one baseline, and the ranking and the win rates gone: their files go with them
+      rmSync(p.annotation('b'));
+      rmSync(p.rankingResult('base'));
+      const third = await writeReport(run);
+      expect(third.removed.sort()).toEqual(
+        ['ranking-base.svg', 'win-rates-gpt4.svg', 'win-rates-tiny_none.svg'].map((f) =>
+          join(run, 'charts', f),
+        ),
+      );
+      expect(charts()).toEqual(['notes.svg', 'ranking-mine.svg', 'win-rates.svg']);
+      rmSync(p.annotation('a'));
+      const last = await writeReport(run);
+      expect(last.removed).toEqual([join(run, 'winrates.json'), join(run, 'charts', 'win-rates.svg')]);
+      expect(existsSync(p.winrates)).toBe(false);
+      expect(charts()).toEqual(['notes.svg', 'ranking-mine.svg']);
+    } finally {
+      rmSync(run, { recursive: true, force: true });
+    }
+  });
+
+  it("removes the stale charts of a report written before the list of its files was kept (its report.md's links)", async () => {
+    const run = mkdtempSync(join(tmpdir(), 'eval-report-legacy-'));
+    try {
+      const p = runPaths(run);
+      const annotate = (baseline: string): Annotation[] => [
+        {
+          instruction: 'q',
+          output_1: 'r',
+          generator_1: baseline,
+          output_2: 'x',
+          generator_2: 'm',
+          annotator: 'j',
+          preference: 2,
+        },
+      ];
+      await writeAnnotations(p.annotation('a'), annotate('gpt4'));
+      await writeAnnotations(p.annotation('b'), annotate('other'));
+      // what an earlier version left: a single win-rate chart, linked from its report.md with a chart of the user's
+      mkdirSync(p.charts, { recursive: true });
+      for (const f of ['win-rates.svg', 'mine.svg']) writeFileSync(join(p.charts, f), '<svg/>');
+      writeFileSync(p.report, '# Report\n\n![Win rates](charts/win-rates.svg)\n\n![Mine](charts/mine.svg)\n');
+      const r = await writeReport(run);
+      expect(r.removed).toEqual([join(run, 'charts', 'win-rates.svg')]);
+      expect(readdirSync(p.charts).sort()).toEqual(['mine.svg', 'win-rates-gpt4.svg', 'win-rates-other.svg']);
     } finally {
       rmSync(run, { recursive: true, force: true });
     }

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
   ContextLengthError,
   EvalInputError,
@@ -1528,6 +1528,9 @@ async function shift(flags: ShiftFlags, formatGiven = false): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // eval report
 
+/** `file` from `dir`, with `/` (a file in the run directory: `charts/win-rates.svg`). */
+const relativeTo = (dir: string, file: string) => relative(resolve(dir), file).split('\\').join('/');
+
 async function report(runDir: string, flags: { title?: string; json?: boolean }): Promise<void> {
   if (!existsSync(runDir)) throw usage(`${runDir}: no such run directory`);
   if (!statSync(runDir).isDirectory()) {
@@ -1583,14 +1586,21 @@ async function report(runDir: string, flags: { title?: string; json?: boolean })
     winrates: result.winrates.map((w) => ({ ...w, ...statsOnly(w) })),
     rankings: result.rankings.map((r) => r.name),
     shifts: result.shifts.map((s) => s.name),
+    removed: result.removed.map((f) => resolve(f)),
   };
   if (flags.json) {
     printJson(summary);
     return;
   }
+  // an earlier report's charts that this one no longer has (the single win-rate chart once there are
+  // several baselines, the chart of a result since deleted) are removed: say which
+  const removed =
+    summary.removed.length > 0
+      ? `removed ${counted(summary.removed.length, 'file')} of an earlier report that this one no longer has: ${summary.removed.map((f) => relativeTo(runDir, f)).join(', ')}\n`
+      : '';
   process.stdout.write(
     `${painter()('green', 'wrote')} ${summary.markdownPath} with ${counted(summary.charts.length, 'chart')}: ` +
-      `win rates of ${counted(summary.winrates.length, 'outputs file')}, ${counted(summary.rankings.length, 'ranking')}, ${counted(summary.shifts.length, 'token shift')}\n`,
+      `win rates of ${counted(summary.winrates.length, 'outputs file')}, ${counted(summary.rankings.length, 'ranking')}, ${counted(summary.shifts.length, 'token shift')}\n${removed}`,
   );
 }
 
@@ -1953,10 +1963,17 @@ Examples:
     .description('report.md with SVG charts from a run directory (win rates, rankings, token shifts)')
     .argument('<run-dir>', 'a run directory (annotations/, ranking/, shift/)')
     .option('--title <text>', 'the report title')
-    .option('--json', 'print one JSON object {markdownPath, charts, winrates, rankings, shifts}')
+    .option('--json', 'print one JSON object {markdownPath, charts, winrates, rankings, shifts, removed}')
     .addHelpText(
       'after',
       `
+Writes RUN_DIR/report.md, RUN_DIR/winrates.json and RUN_DIR/charts/*.svg, and
+lists them in RUN_DIR/.report-files.json: the files an earlier report wrote
+that this one does not (charts/win-rates.svg once the annotations are against
+several baselines, each with a chart of its own; the chart of a result since
+deleted) are removed and named, so that no stale chart is left to read as
+current. Other files in charts/ are never touched.
+
 Examples:
   $ implicit-it eval report run
   $ implicit-it eval report run --title "SmolLM2-135M + rules" --json \\
