@@ -1837,20 +1837,54 @@ describe('eval judge: inputs checked before the first request, and resumed work 
     );
   });
 
-  it("a judge's 400 for one pair ends the run naming that output, and what to do (exit 1)", async () => {
+  it("a judge's 400 for one pair leaves it unjudged, named with the judge's message; the others are judged, and a rerun asks again", async () => {
     const outputs = join(dir, 'refused.json');
+    const out = join(dir, 'refused-annotations.json');
     const judged = rows('r', 5);
     judged[1]!.output += ' [too-long]';
     writeFileSync(outputs, JSON.stringify(judged));
-    const r = await judge(['--outputs', outputs, '--out', join(dir, 'refused-annotations.json')]);
-    expect([r.code, r.stderr]).toEqual([
-      1,
-      `error: the judge refused the request for output #1 of ${outputs} (instruction "Question 1?", # counting from 0): ` +
-        `judge request to ${judgeServer.url}/chat/completions failed: HTTP 400: {"error":{"message":"the prompt is longer than the model's context"}}; ` +
-        "such a refusal is about the request itself, such as a judge prompt (the instruction and both outputs) longer than the judge model's context, and is not retried: " +
-        'judge with a model that takes it (a longer context), or leave that output out of the outputs file (the win rate is then over the others); ' +
-        'the judgements answered before are cached, so a rerun pays only for the rest\n',
-    ]);
+    const message = `judge request to ${judgeServer.url}/chat/completions failed: HTTP 400: {"error":{"message":"the prompt is longer than the model's context"}}`;
+    const r = await judge(['--outputs', outputs, '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `warning: 1 of 5 pairs were not judged: the judge refused their request (# counts outputs from 0): output #1 of ${outputs} (instruction "Question 1?"): ${message}. ` +
+        `They are left out of the win rate (preference null, "judge_error" in ${out}), which is over the other 4; ` +
+        'a rerun asks for them again (judge with a model that takes them, such as one with a longer context, or leave those outputs out)\n',
+    );
+    expect(r.stdout).toContain(' over 4 pairs (');
+    expect(r.stdout).toContain(
+      '  4 judge requests, 0 cached, 0 identical pairs, 1 not judged (refused by the judge: rerun to ask again)\n',
+    );
+    const annotations = readJson(out) as { preference: number | null; judge_error?: string }[];
+    expect(annotations[1]).toMatchObject({
+      preference: null,
+      preference_source: 'refused',
+      judge_error: message,
+    });
+    expect(annotations.filter((a) => a.preference !== null)).toHaveLength(4);
+    // the rerun asks the judge for the refused pair again (the others are cached)
+    const again = await judge(['--outputs', outputs, '--out', out, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      requests: 0,
+      cacheHits: 4,
+      notJudged: [{ index: 1, instruction: 'Question 1?', status: 400, message }],
+    });
+  });
+
+  it('a judge that refuses every pair: exit 1, no win rate, saying it was refused', async () => {
+    const outputs = join(dir, 'all-refused.json');
+    const out = join(dir, 'all-refused-annotations.json');
+    writeFileSync(
+      outputs,
+      JSON.stringify(rows('all', 2).map((x) => ({ ...x, output: `${x.output} [too-long]` }))),
+    );
+    const r = await judge(['--outputs', outputs, '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `error: all-refused: no pair was judged (2 refused by the judge), so there is no win rate; ${out} keeps them with preference null\n` +
+        'hint: the judge refused every request (warned above, with its message): judge with a model that takes them (a longer context); a rerun asks again\n',
+    );
   });
 
   it('a rerun with part of the pairs cached says how many need no request, not that it resumes', async () => {

@@ -26,9 +26,13 @@ export interface Annotation {
   dataset?: string;
   /**
    * How the preference was obtained: from `top_logprobs`, from the discrete one-token answer, not at
-   * all (null preference), or without a judge because both outputs are identical (a draw).
+   * all (null preference: an answer without m or M), without a judge because both outputs are
+   * identical (a draw), or not at all because the judge refused the request (null preference, the
+   * judge's message in `judge_error`).
    */
-  preference_source?: 'logprobs' | 'discrete' | 'none' | 'identical';
+  preference_source?: 'logprobs' | 'discrete' | 'none' | 'identical' | 'refused';
+  /** The judge's refusal of the request (`preference_source: 'refused'`): its HTTP status and message. */
+  judge_error?: string;
   /** True when the judge saw output_2 first (labelled `m`). */
   is_switched_outputs?: boolean;
   raw_completion?: unknown;

@@ -18,6 +18,13 @@ const COVERAGE = 'coverage';
 const REFUSED_REQUEST = new Set([400, 413, 422]);
 
 /**
+ * Refusals in a row, with no answer at all before them (none asked, none cached), after which the run
+ * stops: a judge that refuses every request refuses its settings (a parameter it does not take), not
+ * the pairs, and judging on would ask once per pair for nothing.
+ */
+const REFUSALS_WITHOUT_ANSWER = 5;
+
+/**
  * `o` without its fields left undefined: spread over defaults, a field given as undefined (a spread
  * of a caller's optional settings) would replace the default with nothing, where it means not given.
  */
@@ -85,6 +92,13 @@ export interface JudgePairsResult {
   discreteFallbacks: number;
   /** Judgements whose answer could not be read (preference null). */
   unreadable: number;
+  /**
+   * The pairs the judge refused (HTTP 400, 413 or 422: a prompt longer than its context, a content
+   * filter), by index in the model's outputs, with the judge's message: not judged (preference null,
+   * `preference_source: 'refused'`, `judge_error` in their annotation), left out of the win rate,
+   * and not cached, so that a rerun asks for them again.
+   */
+  refused: { index: number; instruction: string; status: number; message: string }[];
 }
 
 /**
@@ -127,9 +141,16 @@ export function pairOutputs(
  * after being killed, pays only for what is missing; the first progress report counts the pairs
  * answered without a request (cached, or identical outputs) as `done` and `resumed`. Every model
  * instruction needs a baseline output (see `pairOutputs`), checked before the first request, and
- * `model` at least one output. A request that fails for good ends the run with its error: the
- * requests still in flight are aborted (their retries with them), and what was answered stays
- * cached for the rerun. Writes alpaca_eval's `annotations.json` to `out`, then `${out}.done`, the
+ * `model` at least one output. A pair whose request the judge refuses for what it holds (HTTP 400,
+ * 413 or 422, such as a prompt longer than the judge model's context, or a content filter) is not
+ * judged, as alpaca_eval leaves an annotation it could not get: its annotation keeps a null
+ * preference (left out of the win rate), `preference_source: 'refused'` and the judge's message
+ * (`judge_error`); the run goes on with the others, `refused` and `onWarning` name such pairs, and
+ * as the refusal is not cached a rerun asks for them again. Five refusals before any answer (none
+ * asked, none cached) stop the run: a judge that refuses everything refuses its settings. Any other
+ * request that fails for good (a bad key: 401, 403; no such model or endpoint: 404; a server that
+ * stays down) ends the run with its error: the requests still in flight are aborted (their retries
+ * with them), and what was answered stays cached for the rerun. Writes alpaca_eval's `annotations.json` to `out`, then `${out}.done`, the
  * record of the judging (judge, request, seed, baseline, the outputs' generator): an `out` that holds
  * annotations of other settings, or a file without that record, is refused before any request
  * unless `replace` (see `finishedAnnotationsDifferences`).
@@ -190,6 +211,7 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
     identical: 0,
     discreteFallbacks: 0,
     unreadable: 0,
+    refused: [],
   };
   const report = (done: number, resumed: number) =>
     options.onProgress?.({ phase: 'judge', done, total: pairs.length, resumed });
@@ -264,10 +286,19 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
 
   const modelFile = options.files?.model ?? (typeof options.model === 'string' ? options.model : undefined);
 
+  /** Output #`index` of the model's outputs file, for messages. */
+  const which = (index: number, instruction: string) =>
+    `output #${index}${modelFile ? ` of ${modelFile}` : ''} (instruction ${excerpt(instruction)})`;
+
   async function judgeOne({ index, job }: (typeof asks)[number]): Promise<void> {
-    const response = await options.judge.complete(job.request, { signal: stop.signal }).catch((error) => {
-      throw refusedPair(error, index, job.annotation.instruction);
-    });
+    let response: ChatCompletionResponse;
+    try {
+      response = await options.judge.complete(job.request, { signal: stop.signal });
+    } catch (error) {
+      if (!JudgeRequestError.isInstance(error) || !REFUSED_REQUEST.has(error.status ?? 0)) throw error;
+      refusedPair(index, job, error);
+      return;
+    }
     result.requests++;
     await cache.set(job.key, { judge: options.judge.id, request: job.request, response });
     record(index, job, response);
@@ -275,21 +306,27 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
 
   /**
    * A judge's refusal of one pair's request (400, 413, 422: the request itself, such as a prompt
-   * longer than the judge's context), naming that pair, how much is kept, and what to do. It still
-   * ends the run: judging on without the pair would make the win rate one over the pairs the judge
-   * took, silently (the longest outputs, for a context too short).
+   * longer than the judge's context, or a content filter): the pair is not judged (preference null,
+   * the judge's message kept), and not cached, so that a rerun asks again. Refusals with no answer
+   * at all before them end the run (`REFUSALS_WITHOUT_ANSWER`): the judge refuses its settings.
    */
-  function refusedPair(error: unknown, index: number, instruction: string): unknown {
-    if (!JudgeRequestError.isInstance(error) || !REFUSED_REQUEST.has(error.status ?? 0)) return error;
-    const which = `output #${index}${modelFile ? ` of ${modelFile}` : ''} (instruction ${excerpt(instruction)}, # counting from 0)`;
-    return new JudgeRequestError(
-      error.url,
-      `the judge refused the request for ${which}: ${error.message}; such a refusal is about the request itself, ` +
-        "such as a judge prompt (the instruction and both outputs) longer than the judge model's context, and is not retried: " +
-        'judge with a model that takes it (a longer context), or leave that output out of the outputs file (the win rate is then over the others); ' +
-        'the judgements answered before are cached, so a rerun pays only for the rest',
-      { ...(error.status !== undefined ? { status: error.status } : {}), isRetryable: false, cause: error },
-    );
+  function refusedPair(index: number, job: ReturnType<typeof prepare>, error: JudgeRequestError): void {
+    const status = error.status!;
+    result.refused.push({ index, instruction: job.annotation.instruction, status, message: error.message });
+    result.annotations[index] = {
+      ...job.annotation,
+      preference_source: 'refused',
+      is_switched_outputs: job.switched,
+      judge_error: error.message,
+    };
+    if (result.requests + result.cacheHits === 0 && result.refused.length >= REFUSALS_WITHOUT_ANSWER) {
+      throw new JudgeRequestError(
+        error.url,
+        `the judge refused each of the first ${result.refused.length} requests and answered none (the last, for ${which(index, job.annotation.instruction)}: ${error.message}): ` +
+          "a judge that refuses every request refuses how it is asked (the model's name, a request parameter such as logprobs it does not take), not the pairs, so the run stops",
+        { status, isRetryable: false, cause: error },
+      );
+    }
   }
 
   let next = 0;
@@ -322,6 +359,19 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
   if (result.unreadable > 0) {
     options.onWarning?.(
       `${result.unreadable} of ${pairs.length} judgements could not be read (no m/M in logprobs or answer); their preference is null and they are left out of the win rate.`,
+    );
+  }
+  if (result.refused.length > 0) {
+    result.refused.sort((a, b) => a.index - b.index);
+    const shown = result.refused
+      .slice(0, 5)
+      .map((r) => `${which(r.index, r.instruction)}: ${r.message}`)
+      .join('; ');
+    const more = result.refused.length > 5 ? `; and ${result.refused.length - 5} more` : '';
+    options.onWarning?.(
+      `${result.refused.length} of ${pairs.length} pairs were not judged: the judge refused their request (# counts outputs from 0): ${shown}${more}. ` +
+        `They are left out of the win rate (preference null${options.out ? `, "judge_error" in ${options.out}` : ''}), which is over the other ${pairs.length - result.refused.length}; ` +
+        'a rerun asks for them again (judge with a model that takes them, such as one with a longer context, or leave those outputs out)',
     );
   }
   if (options.out)

@@ -301,13 +301,15 @@ export function openAIJudge(options: OpenAIJudgeOptions): JudgeClient {
           const hint =
             status === 401 || status === 403
               ? ` (check the API key in ${options.apiKeyEnv ?? 'OPENAI_API_KEY'})`
-              : failure === 'connect'
-                ? '; check that the judge server is up and that the `baseURL` option (CLI: --base-url or $OPENAI_BASE_URL) names it'
-                : failure === 'port'
-                  ? '; serve the judge on another port'
-                  : failure === 'timeout'
-                    ? '; a judge that answers slowly (a long output, a local model) needs a longer `timeoutMs` (CLI: --timeout SECONDS)'
-                    : '';
+              : status === 404
+                ? ` (check the judge model's name, ${JSON.stringify(options.model)}, and that the base URL ${options.baseURL} names the endpoint up to /v1 (CLI: --judge-model, --base-url))`
+                : failure === 'connect'
+                  ? '; check that the judge server is up and that the `baseURL` option (CLI: --base-url or $OPENAI_BASE_URL) names it'
+                  : failure === 'port'
+                    ? '; serve the judge on another port'
+                    : failure === 'timeout'
+                      ? '; a judge that answers slowly (a long output, a local model) needs a longer `timeoutMs` (CLI: --timeout SECONDS)'
+                      : '';
           throw new JudgeRequestError(
             url,
             `judge request to ${url} failed${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ${error}${hint}`,

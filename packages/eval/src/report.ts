@@ -7,6 +7,7 @@ import { annotationsCoverage } from './judge-pairs.js';
 import type { ProgressCallbacks } from './model-interfaces.js';
 import type { RankingResult } from './rank-responses.js';
 import { runPaths } from './run-layout.js';
+import { excerpt } from './runtime-adapters.js';
 import { barChartSvg, histogramSvg, stackedBarsSvg } from './svg.js';
 import type { ShiftResult } from './token-shift.js';
 import { type WinRateStats, winRate } from './win-rate.js';
@@ -26,6 +27,11 @@ export interface WinRateRow extends WinRateStats {
   instructions?: number;
   /** The baseline's instructions (more than `instructions`: a win rate over a subset), likewise. */
   baselineInstructions?: number;
+  /**
+   * The pairs the judge refused (`preference_source: 'refused'`: not judged, left out of the win
+   * rate), by index in the annotations, with the judge's message; only where there are any.
+   */
+  notJudged?: { index: number; instruction: string; error: string }[];
 }
 
 /**
@@ -174,12 +180,18 @@ export function winRatesOfRun(runDir: string): WinRateRow[] {
       const annotations = readAnnotations(file);
       const unique = (key: 'generator_1' | 'annotator') =>
         [...new Set(annotations.map((a) => String(a[key] ?? '')))].join(', ');
+      const notJudged = annotations.flatMap((a, index) =>
+        a.preference_source === 'refused' && a.preference === null
+          ? [{ index, instruction: a.instruction, error: String(a.judge_error ?? 'refused by the judge') }]
+          : [],
+      );
       return {
         name: basename(file, '.json'),
         baseline: unique('generator_1'),
         annotator: unique('annotator'),
         ...winRate(annotations),
         ...annotationsCoverage(file),
+        ...(notJudged.length > 0 ? { notJudged } : {}),
       };
     })
     .sort(
@@ -299,10 +311,12 @@ export async function writeReport(
           : String(r.instructions);
     const winRateTable = (rows: readonly WinRateRow[]) => {
       const partial = rows.some(subset);
-      return table(
+      const refused = rows.some((r) => r.notJudged !== undefined);
+      const listed = table(
         [
           'model',
           ...(partial ? ['instructions'] : []),
+          ...(refused ? ['not judged'] : []),
           'win rate',
           'standard error',
           'wins',
@@ -315,6 +329,7 @@ export async function writeReport(
         rows.map((r) => [
           cell(r.name),
           ...(partial ? [instructionsCell(r)] : []),
+          ...(refused ? [String(r.notJudged?.length ?? 0)] : []),
           fmt(r.win_rate),
           fmt(r.standard_error),
           String(r.n_wins),
@@ -325,6 +340,18 @@ export async function writeReport(
           fmt(r.avg_length, 0),
         ]),
       );
+      // the pairs the judge refused: which, and why, under the table
+      const notes = rows.flatMap((r) =>
+        r.notJudged === undefined
+          ? []
+          : [
+              `Not judged in \`${cell(r.name)}\`: ${r.notJudged.length === 1 ? 'the judge refused the request of 1 pair, left' : `the judge refused the requests of ${r.notJudged.length} pairs, left`} out of its win rate (judging again asks for them; # counts annotations from 0): ` +
+                r.notJudged
+                  .map((p) => `#${p.index} ${cell(excerpt(p.instruction))}: ${cell(p.error)}`)
+                  .join('; '),
+            ],
+      );
+      return notes.length > 0 ? `${listed}\n\n${notes.join('\n\n')}` : listed;
     };
     const bars = (rows: readonly WinRateRow[]) =>
       rows.map((r) => ({ label: r.name, value: r.win_rate, error: 1.96 * r.standard_error }));

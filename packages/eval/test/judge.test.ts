@@ -9,6 +9,7 @@ import {
   EvalInputError,
   finishedAnnotationsDifferences,
   isSwitched,
+  type JudgeClient,
   JudgeRequestError,
   judgeEndpoint,
   judgeId,
@@ -531,38 +532,105 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
     expect((aborted[0] as Error).message).toBe('judge down');
   });
 
-  it("a judge's 400 for one pair (a prompt over its context) ends the run naming that output and what to do", async () => {
+  it("a judge's 400 for one pair (a prompt over its context) leaves that pair unjudged, named, and the run goes on; a rerun asks again", async () => {
+    const dir = tmp();
     const { baseline, model } = pairs(4, ' refused');
     model[2] = { ...model[2]!, output: `${model[2]!.output} [too-long]` };
-    const cacheDir = tmp();
-    const error = await judgePairs({
-      judge: judge(),
+    const cacheDir = join(dir, 'cache');
+    const out = join(dir, 'annotations.json');
+    const warnings: string[] = [];
+    const settings = {
       baseline,
       model,
       files: { model: 'run/outputs/rules.json' },
       cacheDir,
+      out,
       concurrency: 1,
-    }).catch((e: unknown) => e);
-    expect(JudgeRequestError.isInstance(error)).toBe(true);
-    expect((error as JudgeRequestError).status).toBe(400);
-    expect((error as JudgeRequestError).isRetryable).toBe(false);
-    expect((error as Error).message).toBe(
-      `the judge refused the request for output #2 of run/outputs/rules.json (instruction "Question 2 refused: explain \\"quotes\\" and newlines", # counting from 0): ` +
-        `judge request to ${server.baseURL}/chat/completions failed: HTTP 400: {"error":{"message":"the prompt is longer than the model's context"}}; ` +
-        "such a refusal is about the request itself, such as a judge prompt (the instruction and both outputs) longer than the judge model's context, and is not retried: " +
-        'judge with a model that takes it (a longer context), or leave that output out of the outputs file (the win rate is then over the others); ' +
-        'the judgements answered before are cached, so a rerun pays only for the rest',
-    );
-    // the pairs before it are cached: without it, a rerun asks for the one after it only
+      onWarning: (m: string) => warnings.push(m),
+    };
     const served = server.served;
-    const rest = await judgePairs({
+    const r = await judgePairs({ ...settings, judge: judge() });
+    const message = `judge request to ${server.baseURL}/chat/completions failed: HTTP 400: {"error":{"message":"the prompt is longer than the model's context"}}`;
+    expect(r.refused).toEqual([{ index: 2, instruction: model[2]!.instruction, status: 400, message }]);
+    expect(r).toMatchObject({ requests: 3, cacheHits: 0, unreadable: 0 });
+    expect(server.served - served).toBe(3);
+    expect(r.annotations[2]).toMatchObject({
+      instruction: model[2]!.instruction,
+      preference: null,
+      preference_source: 'refused',
+      judge_error: message,
+    });
+    expect(r.annotations.filter((a) => a.preference !== null)).toHaveLength(3);
+    expect(winRate(r.annotations).n_total).toBe(3);
+    expect(readAnnotations(out)[2]).toMatchObject({ preference: null, judge_error: message });
+    expect(warnings).toEqual([
+      `1 of 4 pairs were not judged: the judge refused their request (# counts outputs from 0): output #2 of run/outputs/rules.json (instruction "Question 2 refused: explain \\"quotes\\" and newlines"): ${message}. ` +
+        `They are left out of the win rate (preference null, "judge_error" in ${out}), which is over the other 3; ` +
+        'a rerun asks for them again (judge with a model that takes them, such as one with a longer context, or leave those outputs out)',
+    ]);
+    // the refusal is not cached: a rerun asks the judge again for that pair, and only for it
+    const received = server.received;
+    const again = await judgePairs({ ...settings, judge: judge() });
+    expect(again).toMatchObject({ requests: 0, cacheHits: 3 });
+    expect(again.refused.map((p) => p.index)).toEqual([2]);
+    expect(server.received - received).toBe(1);
+    // a judge that takes it now (say, with a longer context): judged, and the annotations complete
+    const real = judge();
+    const taking: JudgeClient = {
+      id: real.id,
+      complete: (request, o) =>
+        real.complete(
+          {
+            ...request,
+            messages: request.messages.map((m) => ({ ...m, content: m.content.replace(' [too-long]', '') })),
+          },
+          o,
+        ),
+    };
+    const last = await judgePairs({ ...settings, judge: taking });
+    expect(last).toMatchObject({ requests: 1, cacheHits: 3, refused: [] });
+    expect(readAnnotations(out).every((a) => typeof a.preference === 'number')).toBe(true);
+  });
+
+  it('a judge that refuses every request (its settings, not the pairs) stops the run after 5, answering none', async () => {
+    const { baseline, model } = pairs(8, ' all refused');
+    for (const m of model) m.output += ' [too-long]';
+    const received = server.received;
+    const error = await judgePairs({
       judge: judge(),
       baseline,
-      model: model.filter((_, i) => i !== 2),
-      cacheDir,
+      model,
+      cacheDir: tmp(),
+      concurrency: 1,
+    }).catch((e: unknown) => e);
+    expect(server.received - received).toBe(5);
+    expect(JudgeRequestError.isInstance(error)).toBe(true);
+    expect((error as JudgeRequestError).status).toBe(400);
+    expect((error as Error).message).toBe(
+      `the judge refused each of the first 5 requests and answered none (the last, for output #4 (instruction "Question 4 all refused: explain \\"quotes\\" and newlines"): ` +
+        `judge request to ${server.baseURL}/chat/completions failed: HTTP 400: {"error":{"message":"the prompt is longer than the model's context"}}): ` +
+        "a judge that refuses every request refuses how it is asked (the model's name, a request parameter such as logprobs it does not take), not the pairs, so the run stops",
+    );
+  });
+
+  it('a 404 (no such endpoint or model) ends the run at once, naming the model and base URL to check', async () => {
+    const wrong = openAIJudge({
+      baseURL: `${server.baseURL}/nope`,
+      model: 'tiny-judge',
+      apiKeyEnv: KEY_ENV,
+      baseDelayMs: 1,
     });
-    expect(rest).toMatchObject({ cacheHits: 2, requests: 1 });
-    expect(server.served - served).toBe(1);
+    const { baseline, model } = pairs(3, ' 404');
+    const received = server.received;
+    const error = await judgePairs({ judge: wrong, baseline, model, cacheDir: tmp(), concurrency: 1 }).catch(
+      (e: unknown) => e,
+    );
+    expect(server.received - received).toBe(1); // not retried, no other pair asked
+    expect((error as JudgeRequestError).status).toBe(404);
+    expect((error as Error).message).toBe(
+      `judge request to ${server.baseURL}/nope/chat/completions failed: HTTP 404: {"error":{"message":"not found"}} ` +
+        `(check the judge model's name, "tiny-judge", and that the base URL ${server.baseURL}/nope names the endpoint up to /v1 (CLI: --judge-model, --base-url))`,
+    );
   });
 
   it('refuses an empty list of model outputs (a win rate of nothing)', async () => {

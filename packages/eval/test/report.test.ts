@@ -271,6 +271,47 @@ describe('writeReport', () => {
     }
   });
 
+  it('says how many pairs of each annotations file the judge refused, and which, with its message', async () => {
+    const run = mkdtempSync(join(tmpdir(), 'eval-report-refused-'));
+    try {
+      const p = runPaths(run);
+      const row = (i: number, preference: number | null): Annotation => ({
+        instruction: `Question ${i}?`,
+        output_1: 'ref',
+        generator_1: 'gpt4',
+        output_2: 'x',
+        generator_2: 'm',
+        annotator: 'j',
+        preference,
+      });
+      const error =
+        'judge request to http://judge/v1/chat/completions failed: HTTP 400: {"error":"too long | cut"}';
+      await writeAnnotations(p.annotation('rules'), [
+        row(0, 2),
+        { ...row(1, null), preference_source: 'refused', judge_error: error },
+        row(2, 1),
+        { ...row(3, null), preference_source: 'none' }, // unreadable: not a refusal
+      ]);
+      await writeAnnotations(p.annotation('base'), [row(0, 1), row(1, 1.5)]);
+      const r = await writeReport(run);
+      expect(r.winrates.find((w) => w.name === 'rules')!.notJudged).toEqual([
+        { index: 1, instruction: 'Question 1?', error },
+      ]);
+      expect(r.winrates.find((w) => w.name === 'base')!.notJudged).toBeUndefined();
+      expect(tableRows(r.markdown, 'model').map((cells) => cells.slice(0, 3))).toEqual([
+        ['rules', '1', '50.00'],
+        ['base', '0', '25.00'],
+      ]);
+      expect(r.markdown).toContain(
+        'Not judged in `rules`: the judge refused the request of 1 pair, left out of its win rate (judging again asks for them; # counts annotations from 0): ' +
+          '#1 "Question 1?": judge request to http://judge/v1/chat/completions failed: HTTP 400: {"error":"too long \\| cut"}\n',
+      );
+      expect(JSON.parse(readFileSync(p.winrates, 'utf8')).rules.notJudged).toHaveLength(1);
+    } finally {
+      rmSync(run, { recursive: true, force: true });
+    }
+  });
+
   it("removes the stale charts of a report written before the list of its files was kept (its report.md's links)", async () => {
     const run = mkdtempSync(join(tmpdir(), 'eval-report-legacy-'));
     try {

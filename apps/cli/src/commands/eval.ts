@@ -985,6 +985,8 @@ async function judge(flags: JudgeFlags): Promise<void> {
         identical: r.identical,
         discreteFallbacks: r.discreteFallbacks,
         unreadable: r.unreadable,
+        // pairs the judge refused (HTTP 400, 413, 422): not judged, asked again by a rerun
+        notJudged: r.refused,
         stats: statsOnly(winRate(r.annotations)),
       });
     }
@@ -1006,23 +1008,28 @@ async function judge(flags: JudgeFlags): Promise<void> {
         `${p('green', 'judged')} ${r.name}: win rate ${pct(s.win_rate)} ± ${s.standard_error === null ? 'n/a' : s.standard_error.toFixed(2)} ` +
         `over ${s.n_total} pairs (${s.n_wins} wins, ${s.n_wins_base} losses, ${s.n_draws} draws) -> ${r.out}\n` +
         `  ${r.requests} judge requests, ${r.cacheHits} cached, ${r.identical} identical pairs` +
-        `${r.discreteFallbacks ? `, ${r.discreteFallbacks} without logprobs` : ''}${r.unreadable ? `, ${r.unreadable} unreadable` : ''}\n`;
+        `${r.discreteFallbacks ? `, ${r.discreteFallbacks} without logprobs` : ''}${r.unreadable ? `, ${r.unreadable} unreadable` : ''}` +
+        `${r.notJudged.length ? `, ${r.notJudged.length} not judged (refused by the judge: rerun to ask again)` : ''}\n`;
     }
     process.stdout.write(out);
   }
   // written and reported, but a win rate of no judgement is a failure, not a result
   const unread = results.filter((r) => r.stats.n_total === 0);
   if (unread.length > 0) {
+    const unreadable = unread.some((r) => r.unreadable > 0);
     throw new CliError(
       unread
-        .map(
-          (r) =>
-            `${r.name}: none of the ${r.unreadable} judgements could be read (no "m" or "M" in the judge's answer or its top_logprobs), so there is no win rate; ${r.out} keeps them with preference null`,
+        .map((r) =>
+          r.notJudged.length === 0
+            ? `${r.name}: none of the ${r.unreadable} judgements could be read (no "m" or "M" in the judge's answer or its top_logprobs), so there is no win rate; ${r.out} keeps them with preference null`
+            : `${r.name}: no pair was judged (${r.notJudged.length} refused by the judge${r.unreadable ? `, ${r.unreadable} unreadable` : ''}), so there is no win rate; ${r.out} keeps them with preference null`,
         )
         .join('\n'),
       EXIT.failure,
-      `check that --judge-model ${flags.judgeModel} at ${baseURL} answers with the single token m or M; ` +
-        `its answers are cached in ${[...new Set(jobs.map((j) => j.cacheDir))].join(', ')}: delete that to ask again`,
+      unreadable
+        ? `check that --judge-model ${flags.judgeModel} at ${baseURL} answers with the single token m or M; ` +
+            `its answers are cached in ${[...new Set(jobs.map((j) => j.cacheDir))].join(', ')}: delete that to ask again`
+        : `the judge refused every request (warned above, with its message): judge with a model that takes them (a longer context); a rerun asks again`,
     );
   }
 }
@@ -1802,6 +1809,14 @@ at another endpoint is another judge): a rerun, or a run resumed after Ctrl-C,
 pays only for what is missing. The API key comes from the environment only
 (--api-key-env names the variable). When none of an outputs file's judgements
 can be read (no m or M), its annotations are written and the command exits 1.
+
+A pair whose request the judge refuses (HTTP 400, 413 or 422: a prompt longer
+than its context, a content filter) is not judged: its annotation keeps a null
+preference and the judge's message ("judge_error"), it is left out of the win
+rate, the other pairs are judged, and a warning names each such pair. Refusals
+are not cached: a rerun asks for them again. A bad key (401, 403) or an
+unknown model or endpoint (404) stops the command at once (exit 1), as do 5
+refusals before any answer (the judge refuses how it is asked).
 
 OUT.done records who made the annotations: annotations of another judge
 (--judge-model, --base-url), --baseline or --seed, of another model's outputs,
