@@ -71,7 +71,14 @@ export interface ShiftResult {
  * };
  */
 export interface TokenShiftOptions extends ProgressCallbacks {
-  /** The base model, ranking each token of the aligned outputs. */
+  /**
+   * The base model, ranking each token of the aligned outputs after its instruction's prompt. That
+   * prompt must be the one the aligned outputs were generated after: `tokenShift` cannot see prompts,
+   * so give `runtimeRankSource` the aligned run's `format` and `addBos`, and check that both models
+   * build the same prompt (under `chat-template` each model renders its own template; compare
+   * `model.prompt(...)` of each, as `implicit-it eval shift` does). Ranked after another prompt, the
+   * shares mix two prompt formats.
+   */
   base: RankSource;
   /**
    * The aligned model's greedy outputs (model_outputs.json rows), or a path to them. Rows with
