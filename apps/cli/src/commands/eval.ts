@@ -2043,11 +2043,13 @@ tokenizer adds its own BOS. An aligned model directory whose prompts differ
 from --base's (each instruction's prompt is built by both and compared) is
 refused (exit 2), showing both prompts; aligned outputs whose run record
 names prompt files (tokenizer_config.json, chat_template.jinja) other than
---base's are warned about on stderr, as their prompts cannot be rebuilt. The outputs generated for an
-aligned model directory are reused when the same run finished them before, and
-an existing file of another run is not replaced (as eval generate); so is the
---out result (other --base, aligned outputs, --label or
---top-k into a finished OUT are refused, exit 2). --replace writes over both.
+--base's are warned about on stderr, as their prompts cannot be rebuilt.
+
+The outputs generated for an aligned model directory are reused when the same
+run finished them before, and an existing file of another run is not replaced
+(as eval generate); so is the --out result (other --base, aligned outputs,
+--label or --top-k into a finished OUT are refused, exit 2). --replace writes
+over both.
 
 Examples:
   $ implicit-it eval shift --base ./models/llama2 \\
