@@ -1,6 +1,9 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultPython } from '../src/index.js';
+import { defaultPython, launchScript } from '../src/index.js';
 import { launchCommand, launchPython, stopProcessTree } from '../src/launch-process.js';
 
 describe('launchCommand', () => {
@@ -48,6 +51,39 @@ describe('launchCommand', () => {
       '29500',
     ]);
   });
+});
+
+describe('launchCommand on Windows and launch.sh agree', () => {
+  // the Windows command repeats launch.sh's: run the script with bash and an interpreter that prints
+  // its arguments, and each must be the other's, defaults and environment both
+  const viaScript = (env: Record<string, string>) => {
+    const dir = mkdtempSync(join(tmpdir(), 'launch-'));
+    try {
+      writeFileSync(
+        join(dir, 'launch.sh'),
+        launchScript({ gpusPerNode: 1, nodes: 2, zero3: false, bf16: true }),
+      );
+      const python = join(dir, 'print-args');
+      writeFileSync(python, '#!/bin/sh\nfor a in "$@"; do printf \'%s\\n\' "$a"; done\n');
+      chmodSync(python, 0o755);
+      const out = execFileSync('bash', [join(dir, 'launch.sh'), '--max-steps', '5'], {
+        env: { PATH: process.env.PATH ?? '', PYTHON: python, ...env },
+        encoding: 'utf8',
+      });
+      return out.trimEnd().split('\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it.each([[{}], [{ MACHINE_RANK: '1', MAIN_PROCESS_IP: '10.0.0.2', MAIN_PROCESS_PORT: '' }]])(
+    'with the environment %j',
+    (env) => {
+      expect(launchCommand('C:\\jobs\\res', 'python', ['--max-steps', '5'], env, 'win32').args).toEqual(
+        viaScript(env),
+      );
+    },
+  );
 });
 
 describe('launchPython', () => {
