@@ -25,10 +25,18 @@ export function ortPlatforms(packageDir: string): string[] {
  * which platforms are supported instead of Node's "Cannot find module ...onnxruntime_binding.node".
  */
 export function onnxruntime(): typeof Ort {
-  if (loaded) return loaded;
-  const require = createRequire(import.meta.url);
+  loaded ??= loadOnnxruntime(createRequire(import.meta.url));
+  return loaded;
+}
+
+/**
+ * onnxruntime-node as `require` resolves it, or, where that package has no binary for this platform,
+ * a `ModelLoadError` (`runtime.unsupported_platform`) naming the platforms it has (`onnxruntime`'s
+ * loader, apart for its tests).
+ */
+export function loadOnnxruntime(require: NodeJS.Require): typeof Ort {
   try {
-    loaded = require('onnxruntime-node') as typeof Ort;
+    return require('onnxruntime-node') as typeof Ort;
   } catch (cause) {
     const error = cause as NodeJS.ErrnoException;
     if (error.code !== 'MODULE_NOT_FOUND' || !error.message.includes('onnxruntime_binding.node')) throw cause;
@@ -40,5 +48,4 @@ export function onnxruntime(): typeof Ort {
       { cause },
     );
   }
-  return loaded;
 }
