@@ -499,19 +499,29 @@ const ABLATION_SETTINGS: Record<string, string> = {
  * settings): a finished result of other settings (naming what differs, from `differences`: the
  * record's differing keys, undefined without a record), a file without the record of the run that
  * wrote it, or one changed since. A pending journal is left to the run (it resumes it, or refuses a
- * journal of another run). `named`: the generator name was given (--name), not derived from the
- * model and rules. Not called with --replace.
+ * journal of another run). Not called with --replace.
  */
 function refuseToReplace(
   out: string,
   differences: () => string[] | undefined,
-  outFlag: string,
-  named: boolean,
-  settings: Record<string, string> = RUN_SETTINGS,
-  /** `kind`: what `out` holds, a plural (outputs, annotations) or a singular (result) */
-  what = { kind: 'outputs', redo: 'generate it again' },
-  /** How the outputs name their generator (eval generate, eval ablations), for the hint of outputs of another name. */
-  naming?: Naming,
+  {
+    outFlag = '--out',
+    named = false,
+    settings = RUN_SETTINGS,
+    what = { kind: 'outputs', redo: 'generate it again' },
+    naming,
+  }: {
+    /** The flag that gave `out`, for messages (default --out). */
+    outFlag?: string;
+    /** The generator name was given (--name), not derived from the model and rules. */
+    named?: boolean;
+    /** The record's keys and the flags behind them (default RUN_SETTINGS). */
+    settings?: Record<string, string>;
+    /** `kind`: what `out` holds, a plural (outputs, annotations) or a singular (result) */
+    what?: { kind: string; redo: string };
+    /** How the outputs name their generator (eval generate, eval ablations), for the hint of outputs of another name. */
+    naming?: Naming | undefined;
+  } = {},
 ): void {
   if (!existsSync(out) || existsSync(`${out}.journal.jsonl`)) return;
   const hint = `add --replace (or delete ${out}) to ${what.redo} with these settings, or give another ${outFlag}`;
@@ -550,10 +560,7 @@ function finishedResult<T>(
   const done = finished(out);
   if (done === undefined) {
     if (replace) return undefined;
-    refuseToReplace(out, () => differences(out), '--out', false, settings, {
-      kind: 'result',
-      redo: what.redo,
-    });
+    refuseToReplace(out, () => differences(out), { settings, what: { kind: 'result', redo: what.redo } });
     return undefined;
   }
   note(`${out} is already complete (same ${what.same}): nothing to do; delete it to ${what.redo}`);
@@ -611,15 +618,10 @@ async function generate(flags: GenerateFlags): Promise<void> {
     const done = finishedRun(run);
     if (!done) {
       if (!flags.replace)
-        refuseToReplace(
-          run.out,
-          () => finishedRunDifferences(run),
-          '--out',
-          flags.name !== undefined,
-          RUN_SETTINGS,
-          undefined,
-          GENERATE_NAMING(flags.name !== undefined),
-        );
+        refuseToReplace(run.out, () => finishedRunDifferences(run), {
+          named: flags.name !== undefined,
+          naming: GENERATE_NAMING(flags.name !== undefined),
+        });
       checkPromptsFit(opened, instructions, flags, file);
     }
     if (done) {
@@ -765,15 +767,12 @@ async function ablations(flags: AblationFlags): Promise<void> {
     // eval generate refuses its --out (runAblations would generate them again and replace them)
     for (const { run } of planAblations(runSettings))
       if (!flags.replace && !finishedRun(run))
-        refuseToReplace(
-          run.out,
-          () => finishedRunDifferences(run),
-          '--run-dir',
-          flags.name !== undefined,
-          ABLATION_SETTINGS,
-          undefined,
-          ABLATION_NAMING(flags.name !== undefined),
-        );
+        refuseToReplace(run.out, () => finishedRunDifferences(run), {
+          outFlag: '--run-dir',
+          named: flags.name !== undefined,
+          settings: ABLATION_SETTINGS,
+          naming: ABLATION_NAMING(flags.name !== undefined),
+        });
     const runs = await interruptible(
       (signal) =>
         runAblations({
@@ -939,9 +938,10 @@ async function judge(flags: JudgeFlags): Promise<void> {
       const settings = { judge: client, baseline, model: outputs[k]!, out: job.out, ...seed };
       const diff = finishedAnnotationsDifferences(settings);
       if (diff === undefined || diff.length > 0)
-        refuseToReplace(job.out, () => diff, flags.runDir ? '--run-dir' : '--out', false, JUDGE_SETTINGS, {
-          kind: 'annotations',
-          redo: 'judge again',
+        refuseToReplace(job.out, () => diff, {
+          outFlag: flags.runDir ? '--run-dir' : '--out',
+          settings: JUDGE_SETTINGS,
+          what: { kind: 'annotations', redo: 'judge again' },
         });
     }
   }
@@ -1501,7 +1501,10 @@ async function shift(flags: ShiftFlags, formatGiven = false): Promise<void> {
         note(`${alignedOutputs} is already complete (same model, rules and limits): its outputs are reused`);
       } else {
         if (!flags.replace)
-          refuseToReplace(run.out, () => finishedRunDifferences(run), outFlag, false, ALIGNED_SETTINGS);
+          refuseToReplace(run.out, () => finishedRunDifferences(run), {
+            outFlag,
+            settings: ALIGNED_SETTINGS,
+          });
         checkPromptsFit(aligned ?? base, instructions, flags, instructionsFile, '--aligned');
         const gen = progressReporter('instructions', `generating ${name}`);
         try {
