@@ -1079,6 +1079,36 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(JSON.parse(ok.stdout)).toMatchObject({ n_total: 3, n_wins: 1, n_wins_base: 1, n_draws: 1 });
   });
 
+  it('winrate: annotations without a preference (refused by the judge, unreadable) are named as left out', async () => {
+    const file = join(tmp, 'some-unjudged.json');
+    const row = (preference: number | null, extra = {}) => ({
+      instruction: 'a',
+      output_1: 'x',
+      output_2: 'yy',
+      preference,
+      ...extra,
+    });
+    writeFileSync(
+      file,
+      JSON.stringify([
+        row(2),
+        row(1),
+        row(null, { preference_source: 'refused', judge_error: 'HTTP 400' }),
+        row(null, { preference_source: 'refused', judge_error: 'HTTP 400' }),
+        row(null, { preference_source: 'none' }),
+      ]),
+    );
+    const r = await run(['eval', 'winrate', '--annotations', file, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ n_total: 2 });
+    expect(r.stderr).toContain(
+      '3 of 5 annotations have no preference and are left out of the win rate: 2 refused by the judge (their judge_error is in the file; eval judge asks for them again), 1 without a judgement that could be read',
+    );
+    // all judged: no such line
+    writeFileSync(file, JSON.stringify([row(2), row(1)]));
+    expect((await run(['eval', 'winrate', '--annotations', file])).stderr).not.toContain('no preference');
+  });
+
   it('rank: --data, --limit and --negatives checked against the data; a response longer than the context is cut, as ratio_eval.py cuts at 1024', async () => {
     const data = join(tmp, 'alpaca-long.json');
     const examples = [

@@ -1073,6 +1073,18 @@ async function winrate(flags: { annotations: string; json?: boolean }): Promise<
     );
   }
   process.stdout.write(`${formatWinRate(stats, { json: flags.json === true })}\n`);
+  const unjudged = annotations.filter((a) => a.preference === null);
+  if (unjudged.length > 0) {
+    const refused = unjudged.filter((a) => a.preference_source === 'refused').length;
+    const why = [
+      refused > 0 &&
+        `${refused} refused by the judge (their judge_error is in the file; eval judge asks for them again)`,
+      unjudged.length > refused && `${unjudged.length - refused} without a judgement that could be read`,
+    ].filter(Boolean);
+    note(
+      `${unjudged.length} of ${annotations.length} annotations have no preference and are left out of the win rate: ${why.join(', ')}`,
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
