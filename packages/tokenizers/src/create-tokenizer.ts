@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer as InnerTokenizerClass } from '@huggingface/tokenizers';
 import type { ListsEveryKey } from '@implicit-it/rules';
@@ -6,6 +5,7 @@ import { type Detokenizer, type DetokenizerOptions, WindowDetokenizer } from './
 import { checkTokenId, PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
 import { misnamedTemplateMessage, unknownFieldMessage } from './field-checks.js';
 import type { JsonObject, TokenizerFiles } from './files.js';
+import { joinPath } from './join-path.js';
 import { applyLegacyFalsePrepend, encodeOnce } from './legacy-prepend.js';
 import { encodeWithLiteralRanges, type InnerTokenizer } from './literal-ranges.js';
 import { rebuildPostProcessor } from './post-processor.js';
@@ -61,9 +61,14 @@ const MODEL_TYPES = ['BPE', 'Unigram', 'WordPiece'];
 const PIPELINE_PARTS = ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'] as const;
 
 function malformed(files: TokenizerFiles, field: string, message: string): never {
-  throw new TokenizerLoadError('tokenizers.malformed_file', join(files.source, 'tokenizer.json'), message, {
-    field,
-  });
+  throw new TokenizerLoadError(
+    'tokenizers.malformed_file',
+    joinPath(files.source, 'tokenizer.json'),
+    message,
+    {
+      field,
+    },
+  );
 }
 
 function validateTokenizerJson(files: TokenizerFiles): { size: number; added: AddedTokenInfo[] } {
@@ -78,7 +83,7 @@ function validateTokenizerJson(files: TokenizerFiles): { size: number; added: Ad
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new TokenizerLoadError(
       'tokenizers.missing_file',
-      join(String(files.source ?? ''), 'tokenizer.json'),
+      joinPath(String(files.source ?? ''), 'tokenizer.json'),
       `files.tokenizerJson is missing (got ${json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json}); ` +
         'pass the parsed tokenizer.json object, e.g. from readTokenizerFiles(dir)',
       { field: 'tokenizerJson' },
@@ -91,7 +96,7 @@ function validateTokenizerJson(files: TokenizerFiles): { size: number; added: Ad
   if (model.type !== undefined && !MODEL_TYPES.includes(model.type as string)) {
     throw new TokenizerLoadError(
       'tokenizers.unsupported',
-      join(files.source, 'tokenizer.json'),
+      joinPath(files.source, 'tokenizer.json'),
       `${JSON.stringify(model.type)} is not a tokenizer model @huggingface/tokenizers builds (${MODEL_TYPES.join(', ')})`,
       { field: 'model.type' },
     );
@@ -162,7 +167,7 @@ interface ChatTemplateSource {
  * no template is so named: `apply_chat_template` then asks for a name rather than picking one).
  */
 function chatTemplateOf(files: TokenizerFiles, options: TokenizerOptions): ChatTemplateSource {
-  const configFile = join(files.source, 'tokenizer_config.json');
+  const configFile = joinPath(files.source, 'tokenizer_config.json');
   const named = new Map<string, string>();
   const value = files.tokenizerConfig?.chat_template;
   let own: string | undefined;
@@ -219,7 +224,7 @@ function chatTemplateOf(files: TokenizerFiles, options: TokenizerOptions): ChatT
         };
   }
   if (files.chatTemplate !== undefined) {
-    return { template: files.chatTemplate, origin: join(files.source, 'chat_template.jinja'), named };
+    return { template: files.chatTemplate, origin: joinPath(files.source, 'chat_template.jinja'), named };
   }
   return { template: own, origin, named };
 }
@@ -329,7 +334,7 @@ class HfTokenizer implements Tokenizer {
     } catch (error) {
       throw new TokenizerLoadError(
         'tokenizers.unsupported',
-        join(files.source, 'tokenizer.json'),
+        joinPath(files.source, 'tokenizer.json'),
         `@huggingface/tokenizers cannot build this tokenizer (${(error as Error).message}); ` +
           're-save it with a recent Python transformers (tokenizer.save_pretrained)',
         { cause: error },
@@ -489,7 +494,7 @@ class HfTokenizer implements Tokenizer {
       template === this.chatTemplate
         ? this.chatTemplateSource.origin
         : [...this.chatTemplateSource.named].find(([, t]) => t === template) !== undefined
-          ? `${join(this.source, 'tokenizer_config.json')}, field chat_template`
+          ? `${joinPath(this.source, 'tokenizer_config.json')}, field chat_template`
           : 'the template given to buildPrompt';
     const of = `the chat template of ${this.source} (${origin})`;
     let compiled = this.templates.get(template);

@@ -1,6 +1,6 @@
-import { join } from 'node:path';
 import { TokenizerLoadError } from './errors.js';
 import type { JsonObject, TokenizerFiles } from './files.js';
+import { joinPath } from './join-path.js';
 import { type ClassDefaults, specialTokenText } from './special-tokens.js';
 
 /**
@@ -67,7 +67,7 @@ export function rebuildPostProcessor(files: TokenizerFiles): RebuiltPostProcesso
   const className = String(config?.tokenizer_class ?? '').replace(/Fast$/, '');
   const own = Object.hasOwn(REBUILDING_CLASSES, className) ? REBUILDING_CLASSES[className] : undefined;
   if (own === undefined) return undefined;
-  const configFile = join(files.source, 'tokenizer_config.json');
+  const configFile = joinPath(files.source, 'tokenizer_config.json');
   const flag = (key: 'add_bos_token' | 'add_eos_token', fallback: boolean): boolean => {
     const value = config?.[key];
     if (value === undefined) return fallback;
@@ -92,7 +92,7 @@ export function rebuildPostProcessor(files: TokenizerFiles): RebuiltPostProcesso
         config?.[flagKey] === true ? `${flagKey} is true` : `${flagKey} is true by default for ${className}`;
       throw new TokenizerLoadError(
         'tokenizers.malformed_file',
-        join(files.source, named.file),
+        joinPath(files.source, named.file),
         `is null, and ${className} adds the ${upper} token (${why}): Python's transformers refuses to ` +
           `load it ("${flagKey} = True but ${key} = None"); name the ${upper} token in ${key}, or set ` +
           `${flagKey} to false in tokenizer_config.json`,
@@ -104,7 +104,7 @@ export function rebuildPostProcessor(files: TokenizerFiles): RebuiltPostProcesso
     if (id === undefined) {
       throw new TokenizerLoadError(
         'tokenizers.malformed_file',
-        named === undefined ? configFile : join(files.source, named.file),
+        named === undefined ? configFile : joinPath(files.source, named.file),
         named === undefined
           ? `names no ${upper} token, and ${className}'s default ${JSON.stringify(text)} that ${flagKey} ` +
               `adds is not a token of tokenizer.json; name the ${upper} token in ${key}, or set ${flagKey} to false`

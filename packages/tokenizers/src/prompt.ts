@@ -1,7 +1,7 @@
-import { join } from 'node:path';
 import type { ListsEveryKey } from '@implicit-it/rules';
 import { PromptError } from './errors.js';
 import { misnamedTemplateMessage, unknownFieldMessage } from './field-checks.js';
+import { joinPath } from './join-path.js';
 import { type ChatMessage, scopeMessageIndex, tuluSegments } from './tulu.js';
 
 /**
@@ -394,7 +394,7 @@ export function buildPromptWith(tok: PromptTokenizer, input: PromptInput): Promp
         'tokenizers.no_chat_template',
         names.length > 0
           ? `${tok.source} has chat templates named ${names.map((n) => JSON.stringify(n)).join(', ')} and none named "default" ` +
-              `(${join(tok.source, 'tokenizer_config.json')}, field chat_template); ` +
+              `(${joinPath(tok.source, 'tokenizer_config.json')}, field chat_template); ` +
               "pass { template } (a template or one of those names) or use format 'tulu'"
           : `${tok.source} has no chat template (chat_template in tokenizer_config.json or chat_template.jinja); ` +
               "pass { template } or use format 'tulu'",

@@ -1,6 +1,6 @@
-import { join } from 'node:path';
 import { TokenizerLoadError } from './errors.js';
 import type { JsonObject, TokenizerFiles } from './files.js';
+import { joinPath } from './join-path.js';
 
 /** Special ids of a tokenizer and where each came from (a file and field, for diagnostics). */
 export interface SpecialIds {
@@ -111,7 +111,7 @@ export function specialTokenText(
   }
   throw new TokenizerLoadError(
     'tokenizers.malformed_file',
-    join(files.source, file),
+    joinPath(files.source, file),
     `must be a token string or an object with a string "content", found ${JSON.stringify(value)}`,
     { field: key },
   );
@@ -129,7 +129,7 @@ function resolveToken(
   if (id === undefined) {
     throw new TokenizerLoadError(
       'tokenizers.malformed_file',
-      join(files.source, field.file),
+      joinPath(files.source, field.file),
       `names ${JSON.stringify(field.token)}, which is not a token of tokenizer.json; fix the field or remove it`,
       { field: key },
     );
@@ -141,7 +141,7 @@ function generationIds(files: TokenizerFiles, lookup: Lookup, key: string): numb
   const value = files.generationConfig?.[key];
   if (value === undefined || value === null) return undefined;
   const list = Array.isArray(value) ? value : [value];
-  const file = join(files.source, 'generation_config.json');
+  const file = joinPath(files.source, 'generation_config.json');
   for (const id of list) {
     if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= lookup.size) {
       throw new TokenizerLoadError(
