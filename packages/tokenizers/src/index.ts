@@ -6,7 +6,7 @@ export {
   incompleteTail,
 } from './detokenizer.js';
 export { PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
-export { type JsonObject, readTokenizerFiles, TOKENIZER_FILE_NAMES, type TokenizerFiles } from './files.js';
+export { type JsonObject, TOKENIZER_FILE_NAMES, type TokenizerFiles } from './files.js';
 export { loadTokenizer } from './load-tokenizer.js';
 export type {
   Conversation,
@@ -18,6 +18,7 @@ export type {
   TextRange,
 } from './prompt.js';
 export { CONVERSATION_FORMATS, documentStartId, PROMPT_FORMATS } from './prompt.js';
+export { readTokenizerFiles } from './read-files.js';
 export { CONVENTIONAL_EOS_TOKENS } from './special-tokens.js';
 export {
   byteLevelDecoder,

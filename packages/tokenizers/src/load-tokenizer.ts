@@ -1,5 +1,5 @@
 import { createTokenizer, type TokenizerOptions } from './create-tokenizer.js';
-import { readTokenizerFiles } from './files.js';
+import { readTokenizerFiles } from './read-files.js';
 import type { Tokenizer } from './tokenizer.js';
 
 /**
