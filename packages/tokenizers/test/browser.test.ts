@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describeShared, describeWithBinary, sharedPath, TIRAMISU } from '@implicit-it/testkit';
 import { build, type Metafile } from 'esbuild';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as browserApi from '../src/browser.js';
 import * as nodeApi from '../src/index.js';
@@ -169,11 +169,12 @@ describe('the browser entry point', () => {
 });
 
 describeShared(
-  'the browser bundle in headless Chromium',
-  FIXTURES.flatMap((name) => [`fixtures/tokenizers/${name}/tokenizer.json`]),
+  'the browser bundle on the SmolLM and Llama-2 fixtures',
+  FIXTURES.map((name) => `fixtures/tokenizers/${name}/tokenizer.json`),
   () => {
     describeWithBinary('in headless Chromium', CHROMIUM, 'apt-get install -y chromium', () => {
       let browser: Browser;
+      let context: BrowserContext;
       let page: Page;
       const errors: string[] = [];
       const logs: string[] = [];
@@ -181,6 +182,7 @@ describeShared(
       // the fixture does not have, as a static file server answers
       const ORIGIN = 'http://tokenizers.test';
       let pageScript = '';
+      let readmeScript = '';
 
       beforeAll(async () => {
         writeFileSync(join(app, 'summary.js'), SUMMARY);
@@ -216,15 +218,22 @@ globalThis.loadTokenizerError = () =>
           { name: 'page.js' },
         );
         pageScript = code;
+        const readme = readFileSync(join(pkgDir, 'README.md'), 'utf8');
+        const examples = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)]
+          .map((m) => m[1]!)
+          .filter((code) => code.includes('fetch('));
+        expect(examples.length).toBe(1);
+        readmeScript = (await bundle(examples[0]!, { name: 'readme.ts' })).code;
         browser = await chromium.launch({
           executablePath: CHROMIUM,
           headless: true,
           args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
         });
-        page = await browser.newPage();
+        context = await browser.newContext();
+        page = await context.newPage();
         page.on('pageerror', (e) => errors.push(e.message));
         page.on('console', (m) => logs.push(m.text()));
-        await page.route(`${ORIGIN}/**`, async (route) => {
+        await context.route(`${ORIGIN}/**`, async (route) => {
           const path = new URL(route.request().url()).pathname;
           if (path === '/') {
             return route.fulfill({
@@ -233,8 +242,18 @@ globalThis.loadTokenizerError = () =>
             });
           }
           if (path === '/page.js') return route.fulfill({ contentType: 'text/javascript', body: pageScript });
-          const file = /^\/models\/(smollm|llama2)\/([\w.]+)$/.exec(path);
-          const local = file ? sharedPath('fixtures', 'tokenizers', file[1]!, file[2]!) : undefined;
+          if (path === '/readme.html') {
+            return route.fulfill({
+              contentType: 'text/html',
+              body: '<!doctype html><title>readme</title><script type="module" src="/readme.js"></script>',
+            });
+          }
+          if (path === '/readme.js')
+            return route.fulfill({ contentType: 'text/javascript', body: readmeScript });
+          // the README's example fetches /models/SmolLM2-135M/: the SmolLM fixture
+          const file = /^\/models\/(smollm|llama2|SmolLM2-135M)\/([\w.]+)$/.exec(path);
+          const fixture = file?.[1] === 'SmolLM2-135M' ? 'smollm' : file?.[1];
+          const local = file ? sharedPath('fixtures', 'tokenizers', fixture!, file[2]!) : undefined;
           if (local === undefined || !existsSync(local))
             return route.fulfill({ status: 404, body: 'not found' });
           return route.fulfill({ contentType: 'application/octet-stream', body: readFileSync(local) });
@@ -323,6 +342,29 @@ process.stdout.write(JSON.stringify(summarize(tok, process.argv[3])));
         },
         120_000,
       );
+
+      it("runs the README's In a browser example as written, printing what its comment says", async () => {
+        const readmePage = await context.newPage();
+        try {
+          const printed: string[] = [];
+          const failed: string[] = [];
+          readmePage.on('console', (m) => printed.push(m.text()));
+          readmePage.on('pageerror', (e) => failed.push(e.message));
+          await Promise.all([
+            readmePage.waitForEvent('console', { predicate: (m) => m.type() === 'log' }),
+            readmePage.goto(`${ORIGIN}/readme.html`),
+          ]);
+          expect(failed).toEqual([]);
+          // SmolLM has no chat_template.jinja: its fetch is a 404, which the page logs
+          expect(printed.filter((log) => !log.includes('status of 404'))).toEqual(['0 6 24']);
+          const readme = readFileSync(join(pkgDir, 'README.md'), 'utf8');
+          expect(readme).toContain(
+            'console.log(rules.unresolved.length, prompt.scopeStart, prompt.promptLength); // 0 6 24',
+          );
+        } finally {
+          await readmePage.close();
+        }
+      });
 
       it('rejects loadTokenizer there with a TokenizerLoadError saying to fetch the files', async () => {
         const error = await page.evaluate(() =>
