@@ -21,8 +21,8 @@ symlinkSync(pkgDir, join(app, 'node_modules', '@implicit-it', 'rules'), 'dir');
 afterAll(() => rmSync(app, { recursive: true, force: true }));
 
 describe("the README's examples", () => {
-  it('has the two js examples (usage, custom rules), the transformers.js one and the rule-set JSON', () => {
-    expect(ownBlocks().length).toBe(2);
+  it('has the three js examples (usage, changing the weights, custom rules), the transformers.js one and the rule-set JSON', () => {
+    expect(ownBlocks().length).toBe(3);
     expect(blocks('js').filter(usesTransformers).length).toBe(1);
     expect(blocks('json').length).toBe(1);
   });
