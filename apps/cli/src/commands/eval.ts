@@ -1815,7 +1815,7 @@ Examples:
     .requiredOption('--run-dir <dir>', 'the run directory (outputs go to RUN_DIR/outputs/SUBSET.json)')
     .option(
       '--subsets <list>',
-      `comma-separated rule subsets, each once (default: ${ABLATIONS.join(', ')})`,
+      `comma-separated subsets of hewitt2024, each once (default: ${ABLATIONS.join(', ')})`,
       listArg,
     )
     .option(
@@ -1841,6 +1841,14 @@ Examples:
     .addHelpText(
       'after',
       `
+Each subset is part of hewitt2024, with its weights: rule names joined by "-"
+(eos, uniform, diversity, start); there is no --rules. To compare rule sets of
+your own (other weights, other rules), run eval generate once per rule set into
+the run directory's outputs, where eval judge --run-dir and eval report take
+them with the subsets (each output records its rules):
+  $ implicit-it eval generate --model M --rules @variant.json \\
+      --out RUN_DIR/outputs/variant.json
+
 Every subset resumes on its own, and a finished one is skipped: rerun after an
 interruption. Finished outputs of other settings (--model, --limit,
 --max-tokens, ...) are not replaced: every subset is checked before the first is
