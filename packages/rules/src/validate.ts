@@ -123,7 +123,11 @@ function uniformEntries(value: unknown, path: string): UniformEntry[] | undefine
     // a field left undefined (a spread of optional fields) is no field: { id, score, text: undefined } is by id
     const hasText = entry.text !== undefined;
     const hasId = entry.id !== undefined;
-    if (!hasText && !hasId) throw new RuleConfigError(at, 'expected "text" or "id"');
+    if (!hasText && !hasId) {
+      // a misspelt "text" or "id" ({ txt: " I", score: -5 }) is named, with what it probably means
+      expectKeys(entry, at, ['text', 'id', 'score']);
+      throw new RuleConfigError(at, 'expected "text" or "id"');
+    }
     // an entry by id may give the text that id must have (checked against the vocabulary)
     expectKeys(entry, at, hasId ? ['id', 'score', 'text'] : ['text', 'score']);
     const score = num(entry, 'score', at);

@@ -74,6 +74,15 @@ describe('bad rule specs', () => {
     ],
     [{ uniform: { entries: [{ text: 'x' }] } }, 'uniform.entries[0].score: required'],
     [{ uniform: { entries: [{ score: 1 }] } }, 'uniform.entries[0]: expected "text" or "id"'],
+    // a misspelt text or id is named, not only missed
+    [
+      { uniform: { entries: [{ txt: ' I', score: -5 }] } },
+      'uniform.entries[0].txt: unknown field; expected one of text, id, score (did you mean "text"?)',
+    ],
+    [
+      { uniform: { entries: [{ token: ' I', score: -5 }] } },
+      'uniform.entries[0].token: unknown field; expected one of text, id, score',
+    ],
     [
       { uniform: { entries: [{ id: 1, score: 1, text: 5 }] } },
       'uniform.entries[0].text: expected a non-empty string, got number 5',
