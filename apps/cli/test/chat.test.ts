@@ -46,6 +46,21 @@ describe('chat with piped stdin', () => {
     expect(histories[1]).toContain('user: Hello again\n');
   });
 
+  it('/rules alone says which rules are in use and keeps them (a JSON spec shown whole)', async () => {
+    const model = await tinyModelDir();
+    const input = '/rules\n/rules {"used":{"penalty":-3}}\n/rules\n/rules off\n/rules\n';
+    const r = await run(['chat', '--model', model, '--max-tokens', '2', '--rules', 'eos'], { input });
+    expect(r.code, r.stderr).toBe(0);
+    const said = r.stdout.split('you> ').slice(1, -1);
+    expect(said).toEqual([
+      'rules in use: eos (/rules SPEC changes them)\n',
+      'rules: custom JSON\n',
+      'rules in use: {"used":{"penalty":-3}} (/rules SPEC changes them)\n',
+      'rules: off\n',
+      'rules in use: off (/rules SPEC changes them)\n',
+    ]);
+  });
+
   it('names /rules in its errors, and says what to do when a turn does not fit the context', async () => {
     const model = await tinyModelDir();
     const words = (n: number) => 'word '.repeat(n).trim();

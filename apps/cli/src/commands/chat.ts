@@ -37,7 +37,7 @@ interface ChatFlags extends ModelFlags {
 
 const seedOf = (seed: number | undefined) => (seed !== undefined ? { seed } : {});
 
-const HELP = `commands: /rules <spec> (e.g. off, hewitt2024, eos-uniform),
+const HELP = `commands: /rules <spec> (e.g. off, hewitt2024, eos-uniform; alone: the rules in use),
           /reset (forget the conversation), /history, /help, /exit (or Ctrl-D).
           Ctrl-C stops a reply; Ctrl-C at an empty prompt quits.`;
 
@@ -150,8 +150,15 @@ async function run(flags: ChatFlags): Promise<void> {
           process.stdout.write(out('dim', 'conversation cleared\n'));
           return true;
         case '/rules':
+          // alone, it says which rules are in use: it once set hewitt2024, which lost a custom rule set
+          // typed to see what was in use
+          if (rest.join('') === '') {
+            const shown = typeof rules === 'object' ? JSON.stringify(rules) : rulesLabel(rules);
+            process.stdout.write(out('dim', `rules in use: ${shown} (/rules SPEC changes them)\n`));
+            return true;
+          }
           try {
-            const next = parseRules(rest.join(' ') || 'hewitt2024', 'hewitt2024', '/rules');
+            const next = parseRules(rest.join(' '), 'hewitt2024', '/rules');
             // refused (a rule matching no token), the rules stay as they were
             checkAndNoteRules(next, model.tokenizer.vocabulary, `/rules ${rulesLabel(next)}`);
             rules = next;
