@@ -71,13 +71,19 @@ const logitBias = z
   .refine((v) => Object.keys(v).length <= 1024, { error: 'at most 1024 entries' });
 
 /** Extension: a preset / subset name, `false` (none), `true` (the server's default), or a rule-set JSON. */
-const RULES_ERROR = 'expected a rule-set name (e.g. "hewitt2024"), false, or a rule-set JSON object';
+const RULES_ERROR =
+  'expected a rule-set name (e.g. "hewitt2024"), true (the default), false (none), or a rule-set JSON object';
 const rules = z.union(
   [
     z
       .string()
       .min(1, { error: `${RULES_ERROR}; got an empty name` })
-      .max(200, { error: 'a rule-set name has at most 200 characters' }),
+      .max(200, { error: 'a rule-set name has at most 200 characters' })
+      // the CLI's `--rules @file.json`, sent as it is: a server reads no files of a request's naming
+      .refine((name) => !name.startsWith('@'), {
+        error: (issue) =>
+          `${JSON.stringify(issue.input)} is how the CLI names a rules file; send the rule set itself, the JSON object the file holds`,
+      }),
     z.boolean(),
     z.record(z.string(), z.unknown()),
   ],

@@ -1022,7 +1022,18 @@ describe('errors', () => {
       [
         { rules: '' },
         'rules',
-        'rules: expected a rule-set name (e.g. "hewitt2024"), false, or a rule-set JSON object; got an empty name',
+        'rules: expected a rule-set name (e.g. "hewitt2024"), true (the default), false (none), or a rule-set JSON object; got an empty name',
+      ],
+      [
+        { rules: 5 },
+        'rules',
+        'rules: expected a rule-set name (e.g. "hewitt2024"), true (the default), false (none), or a rule-set JSON object',
+      ],
+      // the CLI's way to give a rules file does not reach a server's disk
+      [
+        { rules: '@my-rules.json' },
+        'rules',
+        'rules: "@my-rules.json" is how the CLI names a rules file; send the rule set itself, the JSON object the file holds',
       ],
       [{ rules: long(200) }, 'rules', 'rules: a rule-set name has at most 200 characters'],
       [
