@@ -234,6 +234,9 @@ export function renamedFlag<T>(
  * rule-set JSON (`{"eos":{}}`), or `@file.json`. Validated here, so that a typo fails before a model
  * loads (exit 2).
  */
+/** The `@file` each rule set read from a file came from, for `rulesLabel`. */
+const ruleFiles = new WeakMap<object, string>();
+
 export function parseRules(
   value: string | undefined,
   fallback: RuleSpec = 'hewitt2024',
@@ -266,12 +269,17 @@ export function parseRules(
       throw usage(`${flag}: ${error.message.replaceAll('"none"', 'off')}`);
     throw error;
   }
+  // notes and errors name the file (`--rules @my-rules.json: ...`), which says which of a user's
+  // variants they are about, where inline JSON is only "custom JSON"
+  if (text.startsWith('@') && typeof spec === 'object' && spec !== null) ruleFiles.set(spec, text);
   return spec;
 }
 
-/** A short label for a rule spec. */
+/** A short label for a rule spec: its name, `off`, the `@file` it was read from, or `custom JSON`. */
 export function rulesLabel(spec: RuleSpec): string {
-  return spec === false ? 'off' : typeof spec === 'string' ? spec : 'custom JSON';
+  if (spec === false) return 'off';
+  if (typeof spec === 'string') return spec;
+  return ruleFiles.get(spec) ?? 'custom JSON';
 }
 
 /** Flags every model-loading command takes. */

@@ -151,6 +151,28 @@ describe('rule entries that match no token', () => {
     expect([typo.code, typo.stdout, typo.stderr]).toEqual([2, '', typoError('--rules custom JSON')]);
   });
 
+  it('a rules file is named by its @path in notes, refusals and the chat header, not as "custom JSON"', async () => {
+    const half = join(tmp, 'half.json');
+    writeFileSync(half, HALF);
+    const typoFile = join(tmp, 'typo-rules.json');
+    writeFileSync(typoFile, TYPO);
+    const gen = await run(['generate', '-m', model, '-n', '2', '--rules', `@${half}`, 'Hi']);
+    expect(gen.code, gen.stderr).toBe(0);
+    expect(ruleNotes(gen.stderr)).toEqual([
+      `note: --rules @${half}: uniform entry "Sure!" does not resolve (no vocabulary item has its exact text) and is left out`,
+    ]);
+    const typo = await run(['generate', '-m', model, '-n', '2', '--rules', `@${typoFile}`, 'Hi']);
+    expect([typo.code, typo.stdout, typo.stderr]).toEqual([2, '', typoError(`--rules @${typoFile}`)]);
+    const chat = await run(['chat', '-m', model, '-n', '2', '--rules', `@${half}`], {
+      input: `/rules @${half}\n/rules\n`,
+    });
+    expect(chat.code, chat.stderr).toBe(0);
+    expect(chat.stdout).toContain(`rules: @${half}, format: tulu\n`);
+    expect(chat.stdout).toContain(
+      `you> rules: @${half}\nyou> rules in use: ${HALF} (/rules SPEC changes them)\n`,
+    );
+  });
+
   it('eval generate, rank and shift note them once a run, not per instruction, and refuse a no-op rule before any work', async () => {
     const out = join(tmp, 'run', 'outputs', 'rules.json');
     const flags = ['--instructions', instructions, '--max-tokens', '2', '--batch-size', '1'];
