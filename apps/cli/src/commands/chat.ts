@@ -37,8 +37,9 @@ interface ChatFlags extends ModelFlags {
 
 const seedOf = (seed: number | undefined) => (seed !== undefined ? { seed } : {});
 
-const HELP = `commands: /rules <spec> (e.g. off, hewitt2024, eos-uniform; alone: the rules in use),
-          /reset (forget the conversation), /history, /help, /exit (or Ctrl-D).
+const HELP = `commands: /rules <spec> (e.g. off, hewitt2024, eos-uniform),
+          /rules (the rules in use), /reset (forget the conversation),
+          /history, /help, /exit (or Ctrl-D).
           Ctrl-C stops a reply; Ctrl-C at an empty prompt quits.`;
 
 async function run(flags: ChatFlags): Promise<void> {
