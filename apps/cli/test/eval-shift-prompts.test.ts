@@ -45,13 +45,13 @@ it('an aligned model directory whose chat template builds another prompt than --
   expect(JSON.parse(tulu.stdout).outputs).toBe(1);
 });
 
-it('aligned outputs generated under another chat template than --base has are warned about', async () => {
-  const outputs = join(tmp, 'chat-outputs.json');
-  const g = await run([
+/** `eval generate` of 2 tokens an instruction, without rules, under the model's own chat template. */
+const generateChatTemplate = (model: string, out: string) =>
+  run([
     'eval',
     'generate',
     '--model',
-    chat,
+    model,
     '--rules',
     'off',
     '--format',
@@ -62,8 +62,12 @@ it('aligned outputs generated under another chat template than --base has are wa
     '2',
     '--token-ids',
     '--out',
-    outputs,
+    out,
   ]);
+
+it('aligned outputs generated under another chat template than --base has are warned about', async () => {
+  const outputs = join(tmp, 'chat-outputs.json');
+  const g = await generateChatTemplate(chat, outputs);
   expect(g.code, g.stderr).toBe(0);
   const r = await run(['eval', 'shift', '--base', base, '--aligned', outputs, '--json']);
   expect(r.code, r.stderr).toBe(0);
@@ -74,23 +78,7 @@ it('aligned outputs generated under another chat template than --base has are wa
   );
   // outputs of a model with --base's own template: no warning
   const same = join(tmp, 'base-outputs.json');
-  const h = await run([
-    'eval',
-    'generate',
-    '--model',
-    base,
-    '--rules',
-    'off',
-    '--format',
-    'chat-template',
-    '--instructions',
-    instructions,
-    '--max-tokens',
-    '2',
-    '--token-ids',
-    '--out',
-    same,
-  ]);
+  const h = await generateChatTemplate(base, same);
   expect(h.code, h.stderr).toBe(0);
   const quiet = await run(['eval', 'shift', '--base', base, '--aligned', same, '--json']);
   expect(quiet.code, quiet.stderr).toBe(0);
