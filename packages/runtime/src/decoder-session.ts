@@ -515,10 +515,11 @@ export class DecoderSession {
   emptyPast(batch: number, length = 0): Tensor[] {
     const dims = [batch, this.kvHeads, length, this.headDim];
     const n = batch * this.kvHeads * length * this.headDim;
+    const { Tensor } = onnxruntime();
     return this.pastNames.map(() =>
       this.kvType === 'float16'
-        ? new (onnxruntime().Tensor)('float16', new Uint16Array(n), dims)
-        : new (onnxruntime().Tensor)('float32', new Float32Array(n), dims),
+        ? new Tensor('float16', new Uint16Array(n), dims)
+        : new Tensor('float32', new Float32Array(n), dims),
     );
   }
 
@@ -539,20 +540,19 @@ export class DecoderSession {
       total++;
     }
     past ??= this.emptyPast(batch);
+    const { Tensor } = onnxruntime();
     const feeds: Record<string, Tensor> = {
-      input_ids: new (onnxruntime().Tensor)('int64', step.inputIds, [batch, seq]),
-      attention_mask: new (onnxruntime().Tensor)('int64', mask, [batch, total]),
+      input_ids: new Tensor('int64', step.inputIds, [batch, seq]),
+      attention_mask: new Tensor('int64', mask, [batch, total]),
     };
-    if (this.hasPositionIds)
-      feeds.position_ids = new (onnxruntime().Tensor)('int64', step.positionIds, [batch, seq]);
-    if (this.hasUseCacheBranch)
-      feeds.use_cache_branch = new (onnxruntime().Tensor)('bool', [step.past !== null], [1]);
+    if (this.hasPositionIds) feeds.position_ids = new Tensor('int64', step.positionIds, [batch, seq]);
+    if (this.hasUseCacheBranch) feeds.use_cache_branch = new Tensor('bool', [step.past !== null], [1]);
     for (let i = 0; i < past.length; i++) feeds[this.pastNames[i]!] = past[i]!;
     const from = step.logitsFrom < 0 ? Math.max(0, seq + step.logitsFrom) : step.logitsFrom;
     if (this.logitsMode === 'patched')
-      feeds[LOGITS_START_INPUT] = new (onnxruntime().Tensor)('int64', BigInt64Array.of(BigInt(from)), [1]);
+      feeds[LOGITS_START_INPUT] = new Tensor('int64', BigInt64Array.of(BigInt(from)), [1]);
     if (this.logitsMode === 'num_logits_to_keep') {
-      feeds.num_logits_to_keep = new (onnxruntime().Tensor)(
+      feeds.num_logits_to_keep = new Tensor(
         'int64',
         BigInt64Array.of(BigInt(from === 0 ? 0 : seq - from)),
         [],
@@ -659,13 +659,11 @@ export class DecoderSession {
       this.lse.set(mode, opening);
     }
     const session = await opening;
+    const { Tensor } = onnxruntime();
     const out = await session.run({
       // the rows asked for, in place (a view, no copy)
-      logits: new (onnxruntime().Tensor)('float32', logits.subarray(first * vocab, end * vocab), [
-        end - first,
-        vocab,
-      ]),
-      limit: new (onnxruntime().Tensor)('int64', BigInt64Array.of(BigInt(Math.min(ids, vocab))), [1]),
+      logits: new Tensor('float32', logits.subarray(first * vocab, end * vocab), [end - first, vocab]),
+      limit: new Tensor('int64', BigInt64Array.of(BigInt(Math.min(ids, vocab))), [1]),
     });
     return out.lse!.data as Float64Array;
   }

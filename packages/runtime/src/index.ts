@@ -36,6 +36,7 @@ export {
   positionTable,
   summarizeGraph,
 } from './onnx-patch.js';
+export { onnxruntime } from './onnxruntime.js';
 export type {
   GenerateInput,
   GenerateOptions,

@@ -23,6 +23,12 @@ export function ortPlatforms(packageDir: string): string[] {
  * platform it ships no binary for (an Intel Mac: onnxruntime-node 1.30 has darwin-arm64 only), the
  * rest of the package, and the CLI's commands that run no model, still work, and loading a model says
  * which platforms are supported instead of Node's "Cannot find module ...onnxruntime_binding.node".
+ * Where it has no binary for this platform: a `ModelLoadError` (`runtime.unsupported_platform`).
+ *
+ * @example
+ * const { InferenceSession, env } = onnxruntime(); // the module the runtime runs models with
+ * const session = await InferenceSession.create(onnxFile, { executionProviders: ['cpu'] });
+ * console.log(`onnxruntime-node ${env.versions.node}: inputs ${session.inputNames.join(', ')}`);
  */
 export function onnxruntime(): typeof Ort {
   loaded ??= loadOnnxruntime(createRequire(import.meta.url));

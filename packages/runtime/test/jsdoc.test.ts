@@ -97,9 +97,9 @@ const cuda = providerStatus().some((p) => p.name === 'cuda' && p.available);
 describeJsdoc({
   ...pkg,
   prelude,
-  exports: 79,
+  exports: 80,
   // ImplicitItError, PromptError and TokenizerLoadError are re-exported: their examples are their packages'
-  minExamples: 74,
+  minExamples: 75,
   timeout: 120_000,
   stated: {
     module: () => import('../src/index.js'),

@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import {
   defaultHubCacheDir,
   disableOnnxTelemetry,
+  onnxruntime,
   type ProviderStatus,
   providerStatus,
 } from '@implicit-it/runtime';
 import type { Command } from 'commander';
 import { cacheRoot, DEFAULT_HUB_ID, randomModelDir, standInOutdated } from '../default-model.js';
-import { onnxruntime } from '../onnxruntime.js';
 import { EXIT, inCliTerms, painter, printJson } from '../output.js';
 import { sharedDir } from '../shared-dir.js';
 

@@ -18,6 +18,7 @@ import {
   type ModelDtype,
   ModelLoadError,
   modelDirOf,
+  onnxruntime,
   resolveModel,
   resolveModelFiles,
   summarizeGraph,
@@ -40,7 +41,6 @@ import {
   setArg,
   type WeightDtype,
 } from '../flags.js';
-import { onnxruntime } from '../onnxruntime.js';
 import { CliError, EXIT, painter, printJson, usage } from '../output.js';
 import { progressBar } from '../progress.js';
 
