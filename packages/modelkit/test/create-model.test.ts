@@ -25,6 +25,8 @@ import {
   toHfConfig,
   writeOnnxModel,
 } from '../src/index.js';
+import { onnxType } from '../src/onnx/onnx-schema.js';
+import { modelkitVersion } from '../src/package-version.js';
 import { emptyPast, maxAbsDiff, step } from './ort-helpers.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'modelkit-create-'));
@@ -145,6 +147,19 @@ describe('createModel', () => {
     });
     expect(JSON.parse(read(created.dir, 'generation_config.json').toString()).eos_token_id).toBe(2);
     expect(created.externalData).toBe(false);
+  });
+
+  it("names itself and this package's version as the graph's producer", async () => {
+    const created = await createModel({ preset: 'tiny', seed: 1, out: tmp() });
+    const ModelProto = onnxType('ModelProto');
+    const proto = ModelProto.toObject(ModelProto.decode(read(created.dir, 'onnx/model.onnx'))) as {
+      producer_name: string;
+      producer_version: string;
+    };
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    expect(pkg.name).toBe('@implicit-it/modelkit');
+    expect([proto.producer_name, proto.producer_version]).toEqual(['@implicit-it/modelkit', pkg.version]);
+    expect(modelkitVersion()).toBe(pkg.version);
   });
 
   it('is seeded: the same seed writes byte-identical files, another seed different weights', async () => {

@@ -2,6 +2,7 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { DecoderConfig } from '../config.js';
 import { ModelWeightsError } from '../errors.js';
+import { modelkitVersion } from '../package-version.js';
 import { type Q4Matrix, type Q8Tensor, quantizeQ4, quantizeQ8, transposeInt8 } from '../quantize.js';
 import type { WeightSource } from '../weights.js';
 import {
@@ -214,7 +215,7 @@ export function writeOnnxModel(
         ...graph.builder.domains().map((domain) => ({ domain, version: 1 })),
       ],
       producer_name: '@implicit-it/modelkit',
-      producer_version: '0.1.0',
+      producer_version: modelkitVersion(),
       metadata_props: [{ key: 'model_type', value: config.modelType }],
     }),
   ).finish();
