@@ -131,13 +131,53 @@ export function forTerminal(text: string, stream: NodeJS.WriteStream = process.s
 }
 
 /**
- * A word for a POSIX shell, in a command a message prints for the user to run: as it is when it holds
- * only safe characters, else single-quoted.
+ * A word for the shell, in a command a message prints for the user to copy and run: as it is when it
+ * holds only characters the shell reads as themselves, else quoted for the shell of `platform`.
+ *
+ * POSIX (sh, bash, zsh): in single quotes, where nothing is special; a `'` is written `'\''`.
+ *
+ * Windows (`win32`): for PowerShell, the terminal Windows 10 and 11 open, and where possible cmd.exe.
+ * PowerShell reads `'\''` otherwise than sh, and cmd keeps single quotes as part of the word, so the word
+ * is in double quotes, which group it in both; what each shell then reads specially is escaped:
+ * - `"` is written `""`: PowerShell reads one `"`, and so does node.exe's argument parser (the
+ *   Microsoft C runtime's) in the line cmd hands over as it is; cmd's own quote state stays in step,
+ *   so the `&`, `|`, `<`, `>` and `^` of the word stay quoted for it.
+ * - `$` and the backtick get a backtick (PowerShell expands `$name` in double quotes), and so do the
+ *   typographic quotes that PowerShell reads as `"`; cmd would keep those backticks (no form works in
+ *   both). cmd expands `%NAME%` even in quotes, with no escape on a command line: left as it is.
+ * - backslashes are literal to node.exe's parser except before a `"`: a run of them before a `"` (or
+ *   before the closing one) is doubled, as cmd and Windows PowerShell 5.1 pass the word on unescaped;
+ *   PowerShell 7.3+ escapes it again itself, so there such a word ends in one more `\` (a directory
+ *   path still names the same directory).
+ * - left bare on POSIX but quoted here: `--` (PowerShell takes it as the end of its own parameters,
+ *   and npm's `.ps1` shim of the command would drop it), a word starting with `-` that holds `.` or
+ *   `:` (PowerShell splits `-a.b` in two), and any `@` (splatting) or `,` (an array).
+ * - the empty word is `""`; Windows PowerShell 5.1 drops an empty argument to a program whatever the
+ *   quoting, as it loses a `"` inside one.
  *
  * @example
- * shellWord('jobs/mbpp'); // 'jobs/mbpp'
- * shellWord("NOTE=it's"); // "'NOTE=it'\\''s'"
+ * shellWord('jobs/mbpp', 'linux'); // 'jobs/mbpp'
+ * shellWord("NOTE=it's", 'linux'); // "'NOTE=it'\\''s'"
+ * shellWord('C:\\my jobs\\', 'win32'); // '"C:\\my jobs\\\\"'
+ * shellWord('NOTE=$HOME', 'win32'); // '"NOTE=`$HOME"'
  */
-export function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+export function shellWord(word: string, platform: NodeJS.Platform = process.platform): string {
+  if (platform !== 'win32') return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+  const bare = /^[\w%+=:./\\-]+$/.test(word) && word !== '--' && !/^-.*[.:]/.test(word);
+  if (bare) return word;
+  const escaped = word
+    .replace(/(\\*)("|$)/g, (_, slashes: string, quote: string) => `${slashes}${slashes}${quote}${quote}`)
+    .replace(/[`$\u201c\u201d\u201e]/g, '`$&');
+  return `"${escaped}"`;
+}
+
+/**
+ * A command line of `words` for the shell of `platform`, each word as `shellWord` writes it.
+ *
+ * @example
+ * shellCommand(['implicit-it', 'finetune', 'run', 'my job'], 'linux'); // "implicit-it finetune run 'my job'"
+ * shellCommand(['implicit-it', 'finetune', 'run', 'my job'], 'win32'); // 'implicit-it finetune run "my job"'
+ */
+export function shellCommand(words: readonly string[], platform: NodeJS.Platform = process.platform): string {
+  return words.map((word) => shellWord(word, platform)).join(' ');
 }

@@ -82,6 +82,7 @@ import {
   note,
   painter,
   printJson,
+  shellCommand,
   shellWord,
   usage,
 } from '../output.js';
@@ -814,7 +815,7 @@ async function ablations(flags: AblationFlags): Promise<void> {
         : `${p('green', 'wrote')} ${runs.length - skipped} of ${runs.length} ablation outputs in ${paths.outputs} (${skipped} finished before)\n`;
     for (const r of summary.runs)
       out += `  ${r.subset.padEnd(22)} ${counted(r.count, 'output')} ${r.skipped ? '(skipped: finished by an earlier run with these settings)' : `(${r.generated} generated, ${r.resumed} resumed)`}\n`;
-    out += `next: implicit-it eval judge --run-dir ${flags.runDir}\n`;
+    out += `next: ${shellCommand(['implicit-it', 'eval', 'judge', '--run-dir', flags.runDir])}\n`;
     process.stdout.write(out);
   } finally {
     progress.stop();
@@ -1667,7 +1668,7 @@ async function report(runDir: string, flags: { title?: string; json?: boolean })
     : [];
   if (unjudged.length > 0) {
     note(
-      `${counted(unjudged.length, 'outputs file')} in ${paths.outputs} not judged, so without a win rate (${unjudged.slice(0, 5).join(', ')}${unjudged.length > 5 ? ', ...' : ''}): eval judge --run-dir ${runDir} judges them`,
+      `${counted(unjudged.length, 'outputs file')} in ${paths.outputs} not judged, so without a win rate (${unjudged.slice(0, 5).join(', ')}${unjudged.length > 5 ? ', ...' : ''}): eval judge --run-dir ${shellWord(runDir)} judges them`,
     );
   }
   const progress = progressReporter('steps', 'writing report');

@@ -55,6 +55,7 @@ import {
   note,
   painter,
   printJson,
+  shellCommand,
   shellWord,
   usage,
 } from '../output.js';
@@ -666,11 +667,35 @@ async function plan(flags: PlanFlags): Promise<void> {
       `  schedule  ${schedule.mode}: ${schedule.steps}\n` +
       `  launch    ${describeLaunch(job)}\n` +
       `  files     ${files.join(', ')}\n` +
-      `next: implicit-it finetune run ${rel}` +
-      (job.launch.nodes > 1
-        ? `\n      or on each node: MACHINE_RANK=<0..${job.launch.nodes - 1}> MAIN_PROCESS_IP=<node 0> bash ${rel}/launch.sh\n`
-        : `   (or: bash ${rel}/launch.sh)\n`),
+      planNext(rel, job.launch.nodes),
   );
+}
+
+/**
+ * The `next:` line of `finetune plan` for the job in `rel`: the command that trains it, for the shell
+ * of `platform`, with how to start `launch.sh` on each node of a cluster, or here (not on Windows,
+ * where the `bash` is WSL's and `finetune run` starts the training without the script).
+ */
+export function planNext(rel: string, nodes: number, platform: NodeJS.Platform = process.platform): string {
+  const run = `next: ${shellCommand(['implicit-it', 'finetune', 'run', rel], platform)}`;
+  if (nodes > 1)
+    return `${run}\n      or on each node: MACHINE_RANK=<0..${nodes - 1}> MAIN_PROCESS_IP=<node 0> bash ${rel}/launch.sh\n`;
+  return platform === 'win32' ? `${run}\n` : `${run}   (or: bash ${shellWord(rel, platform)}/launch.sh)\n`;
+}
+
+/**
+ * The command that runs `finetune run` on every job directory of the sweep in `dir`, for the shell of
+ * `platform`: a POSIX `for` loop over `dir/*\/` (its variable named `name`), or on Windows PowerShell's
+ * `Get-ChildItem -Directory` piped to `ForEach-Object` (cmd.exe's `for /d` would be another command).
+ */
+export function eachJobCommand(
+  dir: string,
+  name = 'j',
+  platform: NodeJS.Platform = process.platform,
+): string {
+  return platform === 'win32'
+    ? `Get-ChildItem -Directory -LiteralPath ${shellWord(dir, platform)} | ForEach-Object { implicit-it finetune run $_.FullName }`
+    : `for ${name} in ${shellWord(dir, platform)}/*/; do implicit-it finetune run "$${name}"; done`;
 }
 
 async function sweep(flags: SweepFlags): Promise<void> {
@@ -714,7 +739,7 @@ async function sweep(flags: SweepFlags): Promise<void> {
     out += `    ${String(e).padStart(width)} epochs  ${describeSchedule(job).steps}\n`;
   }
   for (const j of result.jobs) out += `  ${j.name}\n`;
-  out += `next: for j in ${rel}/*/; do implicit-it finetune run "$j"; done\n`;
+  out += `next: ${eachJobCommand(rel)}\n`;
   process.stdout.write(out);
 }
 
@@ -751,26 +776,32 @@ function notAJob(jobDir: string): CliError {
   if (jobs.length > 0) {
     return usage(
       `${jobDir}: a sweep of ${jobs.length} training jobs, not one job (no job.json)`,
-      `run each job: implicit-it finetune run ${join(jobDir, jobs[0]!)}${jobs.length > 1 ? `, and so on (for job in ${jobDir}/*/; do implicit-it finetune run "$job"; done)` : ''}`,
+      `run each job: ${shellCommand(['implicit-it', 'finetune', 'run', join(jobDir, jobs[0]!)])}${jobs.length > 1 ? `, and so on (${eachJobCommand(jobDir, 'job')})` : ''}`,
     );
   }
   if (entries.includes('config.json'))
     return usage(
       `${jobDir}: a model directory, not a training job (no job.json)`,
-      `plan a job that trains it: implicit-it finetune plan --recipe NAME --model ${jobDir} --out jobs/NAME`,
+      `plan a job that trains it: implicit-it finetune plan --recipe NAME --model ${shellWord(jobDir)} --out jobs/NAME`,
     );
   return usage(
     `${jobDir}: not a training job (no job.json)`,
-    `give a directory written by \`implicit-it finetune plan\` (or one job of \`finetune sweep\`)${entries.length === 0 ? `; write one with: implicit-it finetune plan --recipe NAME --model DIR --out ${jobDir}` : ''}`,
+    `give a directory written by \`implicit-it finetune plan\` (or one job of \`finetune sweep\`)${entries.length === 0 ? `; write one with: implicit-it finetune plan --recipe NAME --model DIR --out ${shellWord(jobDir)}` : ''}`,
   );
 }
 
 /**
  * The command that resumes an interrupted `finetune run`: the job, `--resume`, and every flag given
  * that still applies (`--python`, `--env`, `--max-steps`, which the checkpoint was sized for,
- * `--onnx-dtypes`, `--verbose`, `--json`, the arguments for train.py), each word shell-quoted.
+ * `--onnx-dtypes`, `--verbose`, `--json`, the arguments for train.py), each word quoted for the shell
+ * of `platform` (`shellWord`: POSIX single quotes, or Windows double quotes).
  */
-export function resumeCommand(jobDir: string, trainArgs: readonly string[], flags: RunFlags): string {
+export function resumeCommand(
+  jobDir: string,
+  trainArgs: readonly string[],
+  flags: RunFlags,
+  platform: NodeJS.Platform = process.platform,
+): string {
   const words = ['implicit-it', 'finetune', 'run', jobDir, '--resume'];
   if (flags.python) words.push('--python', flags.python);
   for (const pair of flags.env ?? []) words.push('--env', pair);
@@ -779,7 +810,7 @@ export function resumeCommand(jobDir: string, trainArgs: readonly string[], flag
   if (flags.verbose) words.push('--verbose');
   if (flags.json) words.push('--json');
   if (trainArgs.length > 0) words.push('--', ...trainArgs);
-  return words.map(shellWord).join(' ');
+  return shellCommand(words, platform);
 }
 
 /** The signals that stop a run as Ctrl-C does, with the exit code each ends it with (128 + its number). */

@@ -41,7 +41,7 @@ import {
   setArg,
   type WeightDtype,
 } from '../flags.js';
-import { CliError, EXIT, painter, printJson, usage } from '../output.js';
+import { CliError, EXIT, painter, printJson, shellWord, usage } from '../output.js';
 import { progressBar } from '../progress.js';
 
 const human = (bytes: number) =>
@@ -255,7 +255,7 @@ async function exportGraph(dir: string, flags: ExportFlags): Promise<void> {
       `${human(exported.weightBytes)} of weights${exported.externalData ? ' (external data)' : ''}, ${seconds.toFixed(1)} s\n` +
       (exported.ignored.length > 0 ? `  ignored ${exported.ignored.join(', ')}\n` : '') +
       exported.otherGraphs.map((g) => `  ${paint('yellow', staleGraphNote(g, flags.dtypes))}\n`).join('') +
-      `  ${paint('dim', `try it: implicit-it generate --model ${dir}${flags.dtypes.includes('fp32') ? '' : ` --dtype ${flags.dtypes[0]}`} "Write a poem about the sea."`)}\n`,
+      `  ${paint('dim', `try it: implicit-it generate --model ${shellWord(dir)}${flags.dtypes.includes('fp32') ? '' : ` --dtype ${flags.dtypes[0]}`} "Write a poem about the sea."`)}\n`,
   );
 }
 
@@ -283,7 +283,7 @@ async function inspect(target: string, flags: InspectFlags): Promise<void> {
       throw new CliError(
         `${target}: neither a model directory nor a hub model in the cache (${error.file}); model inspect downloads nothing`,
         EXIT.load,
-        `give a model directory, or fetch it once with a command that loads it (implicit-it generate --model ${target} "Hi")`,
+        `give a model directory, or fetch it once with a command that loads it (implicit-it generate --model ${shellWord(target)} "Hi")`,
       );
     },
   );
