@@ -53,15 +53,18 @@ export function sharedDefaultMissing(...parts: string[]): string {
  * A hint for an error that names a `../shared/...` path which is not there: the READMEs' commands
  * use such paths, which hold only in a clone beside the `shared/` directory. Names the right path
  * when the fixtures are found elsewhere (`IMPLICIT_IT_SHARED_DIR`), else says what the path assumes.
+ * The path may be written with either separator (`..\shared\data` as typed on Windows): it names
+ * the same file of the shared directory either way.
  */
 export function sharedPathHint(message: string): string | undefined {
   // only an error about a path that is not there: a ../shared path in advice is not the cause
   if (!/does not exist|ENOENT|no such file|not found/i.test(message)) return undefined;
-  const path = /(?:^|[\s"'(=])(\.\.\/shared\/[^\s"'),:;]+)/.exec(message)?.[1];
+  const path = /(?:^|[\s"'(=])(\.\.[\\/]shared[\\/][^\s"'),:;]+)/.exec(message)?.[1];
   // ../shared is there: the path is wrong in its own way, which the error says
   if (!path || existsSync('../shared')) return undefined;
   const shared = sharedDir();
-  const rest = path.slice('../shared/'.length);
+  // join gives the platform's separators: `/` stands for either
+  const rest = path.slice('../shared/'.length).replaceAll('\\', '/');
   if (shared && existsSync(join(shared, rest)))
     return `${path} is relative to this directory; the shared fixtures are in ${shared}: give ${join(shared, rest)}`;
   return `the READMEs' ../shared paths assume a clone beside the shared/ directory (tokenizer fixtures, datasets): run from such a clone, or give the full path (IMPLICIT_IT_SHARED_DIR names it for the defaults)`;

@@ -360,6 +360,28 @@ describe("the READMEs' ../shared paths from a clone elsewhere", () => {
     ]);
   });
 
+  it('reads a ..\\shared\\ path (as typed on Windows) as the same file, and names it', async (ctx) => {
+    if (missingShared('fixtures/tokenizers/llama2/tokenizer.json')) return ctx.skip();
+    for (const typed of [
+      '..\\shared\\fixtures\\tokenizers\\llama2',
+      '..\\shared/fixtures\\tokenizers/llama2',
+    ]) {
+      const r = await run([...trace.slice(0, 3), typed, ...trace.slice(4)], {
+        cwd: clone,
+        env: { IMPLICIT_IT_SHARED_DIR: SHARED_DIR },
+      });
+      expect([r.code, r.stderr]).toEqual([
+        3,
+        `error: --tokenizer: ${typed} does not exist\n` +
+          `hint: ${typed} is relative to this directory; the shared fixtures are in ${SHARED_DIR}: give ${join(SHARED_DIR, 'fixtures', 'tokenizers', 'llama2')}\n`,
+      ]);
+    }
+    // no x.jsonl in the shared directory, wherever it is: what the path assumes
+    expect(sharedPathHint("ENOENT: no such file or directory, open '..\\shared\\data\\x.jsonl'")).toBe(
+      "the READMEs' ../shared paths assume a clone beside the shared/ directory (tokenizer fixtures, datasets): run from such a clone, or give the full path (IMPLICIT_IT_SHARED_DIR names it for the defaults)",
+    );
+  });
+
   it('stays out of errors where a ../shared path is advice, not the path missing', () => {
     const advice =
       'mbpp.jsonl: holds no records: nothing to train on; restore the file, or pass --data-dir pointing at a complete copy of the shared data (../shared/data)';
