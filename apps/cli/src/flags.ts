@@ -229,13 +229,14 @@ export function renamedFlag<T>(
   return value ?? former;
 }
 
-/**
- * A `--rules` value: a preset or subset name (`hewitt2024`, `eos-uniform`), `off` / `none`, inline
- * rule-set JSON (`{"eos":{}}`), or `@file.json`. Validated here, so that a typo fails before a model
- * loads (exit 2).
- */
 /** The `@file` each rule set read from a file came from, for `rulesLabel`. */
 const ruleFiles = new WeakMap<object, string>();
+
+/**
+ * A `--rules` value: a preset or subset name (`hewitt2024`, `eos-uniform`), `off` / `none`, inline
+ * rule-set JSON (`{"eos":{}}`), or `@file.json` (UTF-8, with or without a byte order mark).
+ * Validated here, so that a typo fails before a model loads (exit 2).
+ */
 
 export function parseRules(
   value: string | undefined,
@@ -250,7 +251,8 @@ export function parseRules(
     const file = text.slice(1);
     if (!existsSync(file)) throw usage(`${flag}: ${file} does not exist`);
     try {
-      spec = JSON.parse(readFileSync(file, 'utf8'));
+      // a leading UTF-8 byte order mark (Notepad's, PowerShell 5's `Out-File -Encoding utf8`) is no JSON
+      spec = JSON.parse(readFileSync(file, 'utf8').replace(/^\uFEFF/, ''));
     } catch (error) {
       throw usage(`${flag}: ${file} is not valid JSON (${(error as Error).message})`);
     }
