@@ -1096,13 +1096,15 @@ describe('eval: what is refused up front, and what fails clearly', () => {
         row(null, { preference_source: 'refused', judge_error: 'HTTP 400' }),
         row(null, { preference_source: 'refused', judge_error: 'HTTP 400' }),
         row(null, { preference_source: 'none' }),
+        // refused once, its preference given since (by hand): a judgement like the others
+        row(2, { preference_source: 'refused', judge_error: 'HTTP 400' }),
       ]),
     );
     const r = await run(['eval', 'winrate', '--annotations', file, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ n_total: 2 });
+    expect(JSON.parse(r.stdout)).toMatchObject({ n_total: 3, n_wins: 2 });
     expect(r.stderr).toContain(
-      '3 of 5 annotations have no preference and are left out of the win rate: 2 refused by the judge (their judge_error is in the file; eval judge asks for them again), 1 without a judgement that could be read',
+      '3 of 6 annotations have no preference and are left out of the win rate: 2 refused by the judge (their judge_error is in the file; eval judge asks for them again), 1 without a judgement that could be read',
     );
     // all judged: no such line
     writeFileSync(file, JSON.stringify([row(2), row(1)]));

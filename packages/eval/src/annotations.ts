@@ -42,6 +42,24 @@ export interface Annotation {
 }
 
 /**
+ * Whether an annotation is a pair the judge refused (`judgePairs` writes it so when the judge answers
+ * its request with HTTP 400, 413 or 422): `preference_source: 'refused'` and no preference (null).
+ * Such a pair is not judged: `winRate` leaves it out, as it leaves out every null preference, and a
+ * rerun of `judgePairs` asks the judge for it again. A preference given since (a file edited by hand)
+ * makes it a judgement like any other, counted in the win rate: not refused. `writeReport` lists these
+ * pairs under "not judged", and `implicit-it eval winrate` counts them apart from judgements that could
+ * not be read (`preference_source: 'none'`).
+ *
+ * @example
+ * const row = { preference: null, preference_source: 'refused' as const, judge_error: 'HTTP 400' };
+ * isRefusedPair(row); // true
+ * isRefusedPair({ ...row, preference: 2 }); // false
+ */
+export function isRefusedPair(annotation: Pick<Annotation, 'preference' | 'preference_source'>): boolean {
+  return annotation.preference_source === 'refused' && annotation.preference === null;
+}
+
+/**
  * Reads an alpaca_eval `annotations.json` (ours or theirs) and checks the fields the statistics use:
  * a preference outside [1, 2], 0 and null is refused, naming its annotation, rather than silently left
  * out of the statistics.

@@ -8,7 +8,7 @@ export {
   type RunAblationsOptions,
   runAblations,
 } from './ablations.js';
-export { type Annotation, readAnnotations, writeAnnotations } from './annotations.js';
+export { type Annotation, isRefusedPair, readAnnotations, writeAnnotations } from './annotations.js';
 export { readDoneRecord } from './done-record.js';
 export {
   AdapterContractError,

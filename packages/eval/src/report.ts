@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { readAnnotations } from './annotations.js';
+import { isRefusedPair, readAnnotations } from './annotations.js';
 import { EvalInputError } from './errors.js';
 import { readJson, writeFileAtomic, writeJson } from './json-file.js';
 import { annotationsCoverage } from './judge-pairs.js';
@@ -28,8 +28,8 @@ export interface WinRateRow extends WinRateStats {
   /** The baseline's instructions (more than `instructions`: a win rate over a subset), likewise. */
   baselineInstructions?: number;
   /**
-   * The pairs the judge refused (`preference_source: 'refused'`: not judged, left out of the win
-   * rate), by index in the annotations, with the judge's message; only where there are any.
+   * The pairs the judge refused (`isRefusedPair`: not judged, left out of the win rate), by index
+   * in the annotations, with the judge's message; only where there are any.
    */
   notJudged?: { index: number; instruction: string; error: string }[];
 }
@@ -181,7 +181,7 @@ export function winRatesOfRun(runDir: string): WinRateRow[] {
       const unique = (key: 'generator_1' | 'annotator') =>
         [...new Set(annotations.map((a) => String(a[key] ?? '')))].join(', ');
       const notJudged = annotations.flatMap((a, index) =>
-        a.preference_source === 'refused' && a.preference === null
+        isRefusedPair(a)
           ? [{ index, instruction: a.instruction, error: String(a.judge_error ?? 'refused by the judge') }]
           : [],
       );

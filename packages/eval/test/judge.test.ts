@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import {
   EvalInputError,
   finishedAnnotationsDifferences,
+  isRefusedPair,
   isSwitched,
   type JudgeClient,
   JudgeRequestError,
@@ -561,6 +562,8 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
       judge_error: message,
     });
     expect(r.annotations.filter((a) => a.preference !== null)).toHaveLength(3);
+    // what judgePairs writes for a refusal is what isRefusedPair (the report, eval winrate) reads as one
+    expect(r.annotations.map(isRefusedPair)).toEqual([false, false, true, false]);
     expect(winRate(r.annotations).n_total).toBe(3);
     expect(readAnnotations(out)[2]).toMatchObject({ preference: null, judge_error: message });
     expect(warnings).toEqual([

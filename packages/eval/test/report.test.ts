@@ -291,6 +291,8 @@ describe('writeReport', () => {
         { ...row(1, null), preference_source: 'refused', judge_error: error },
         row(2, 1),
         { ...row(3, null), preference_source: 'none' }, // unreadable: not a refusal
+        // refused once, its preference given since (by hand): a judgement, counted, not listed
+        { ...row(4, 2), preference_source: 'refused', judge_error: error },
       ]);
       await writeAnnotations(p.annotation('base'), [row(0, 1), row(1, 1.5)]);
       const r = await writeReport(run);
@@ -299,7 +301,7 @@ describe('writeReport', () => {
       ]);
       expect(r.winrates.find((w) => w.name === 'base')!.notJudged).toBeUndefined();
       expect(tableRows(r.markdown, 'model').map((cells) => cells.slice(0, 3))).toEqual([
-        ['rules', '1', '50.00'],
+        ['rules', '1', '66.67'],
         ['base', '0', '25.00'],
       ]);
       expect(r.markdown).toContain(

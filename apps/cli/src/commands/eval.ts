@@ -15,6 +15,7 @@ import {
   finishedShiftDifferences,
   formatWinRate,
   generateRun,
+  isRefusedPair,
   judgePairs,
   type ModelOutput,
   type NegativeDraw,
@@ -1076,7 +1077,7 @@ async function winrate(flags: { annotations: string; json?: boolean }): Promise<
   process.stdout.write(`${formatWinRate(stats, { json: flags.json === true })}\n`);
   const unjudged = annotations.filter((a) => a.preference === null);
   if (unjudged.length > 0) {
-    const refused = unjudged.filter((a) => a.preference_source === 'refused').length;
+    const refused = unjudged.filter(isRefusedPair).length;
     const why = [
       refused > 0 &&
         `${refused} refused by the judge (their judge_error is in the file; eval judge asks for them again)`,
