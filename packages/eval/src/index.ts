@@ -93,11 +93,13 @@ export { fmt, type ReportResult, type WinRateRow, winRatesOfRun, writeReport } f
 export { createRng, type PythonRandom, pythonRandom, type Rng } from './rng.js';
 export { type RunPaths, runPaths } from './run-layout.js';
 export {
+  type BuiltPrompt,
   excerpt,
   type PromptInput,
   promptsOverContext,
   type RuntimeAdapterOptions,
   type RuntimeModel,
+  type RuntimeRankSourceOptions,
   type RuntimeScorerOptions,
   runtimeGenerator,
   runtimeRankSource,

@@ -40,7 +40,11 @@ export interface RuntimeModel {
     },
   ): Promise<{ text: string; finishReason: string; tokenIds: number[] }[]>;
   score(
-    items: readonly { prompt: PromptInput; continuation: string | readonly number[] }[],
+    items: readonly {
+      /** An instruction or a raw text, or a prompt built already (`prompt()`'s ids and scope). */
+      prompt: PromptInput | { promptIds: readonly number[]; scopeStart?: number };
+      continuation: string | readonly number[];
+    }[],
     options: {
       format?: 'tulu' | 'chat-template' | 'raw';
       addBos?: boolean;
@@ -50,12 +54,15 @@ export interface RuntimeModel {
       signal?: AbortSignal;
     },
   ): Promise<{ tokenIds: number[]; logprobs: number[]; ranks?: number[] }[]>;
-  /** The prompt of an instruction (its ids and text), `addBos` as in `generate`. */
+  /**
+   * The prompt of an instruction (its ids, its text, and where the rules' scope starts: the first
+   * token of the last user message), `addBos` as in `generate`.
+   */
   prompt(
     input: PromptInput,
     format?: 'tulu' | 'chat-template' | 'raw',
     options?: { addBos?: boolean },
-  ): { ids: number[]; text: string };
+  ): BuiltPrompt;
   /** The ids of a response where it follows its prompt (prompt and response tokenized together). */
   continuationIds(prompt: { ids: number[]; text: string }, text: string): number[];
   /** The model's context in tokens (`max_position_embeddings`, or the graph's position table where shorter; undefined: none). */
@@ -77,6 +84,20 @@ export interface RuntimeModel {
     /** End-of-sequence ids; the first is the one the Tulu prompt and the paper's scoring write. */
     readonly eosIds: readonly number[];
   };
+}
+
+/**
+ * A prompt as `RuntimeModel.prompt` builds it: its ids, its text, and where the rules' scope starts
+ * (the first token of the last user message; the runtime's `Prompt.scopeStart`).
+ *
+ * @example
+ * const prompt: BuiltPrompt = model.prompt({ instruction: 'Name a prime.' });
+ * model.continuationIds(prompt, 'Seven.');
+ */
+export interface BuiltPrompt {
+  ids: number[];
+  text: string;
+  scopeStart: number;
 }
 
 /**
@@ -104,11 +125,44 @@ export interface RuntimeAdapterOptions {
   batchSize?: number | undefined;
 }
 
+/**
+ * Options of `runtimeRankSource` (and, of them, `format`, `addBos` and `prompts`, of
+ * `promptsOverContext`).
+ *
+ * @example
+ * const built = new Map(instructions.map((x) => [x.instruction, baseModel.prompt({ instruction: x.instruction })]));
+ * const options: RuntimeRankSourceOptions = { batchSize: 8, prompts: built };
+ * await tokenShift({ base: runtimeRankSource(baseModel, options), aligned: 'run/outputs/chat.json' });
+ */
+export interface RuntimeRankSourceOptions extends RuntimeAdapterOptions {
+  /**
+   * Prompts this model has built already under `format` and `addBos` (`model.prompt(...)` of each
+   * instruction), by instruction: taken as they are rather than built again, by a caller that built
+   * them to check them first (`implicit-it eval shift` compares them with the aligned model's, and
+   * checks them against the context, before it generates). Built under other settings or by another
+   * model, they would be ranked after as they are: nothing here can tell. An instruction without one
+   * has its prompt built as usual.
+   */
+  prompts?: ReadonlyMap<string, BuiltPrompt> | undefined;
+}
+
 /** What `model.prompt` takes of the options: the format, and `addBos` where given. */
 const promptOptions = (o: Pick<RuntimeAdapterOptions, 'format' | 'addBos'>) => ({
   format: o.format ?? 'tulu',
   ...(o.addBos !== undefined ? { addBos: o.addBos } : {}),
 });
+
+/** The prompt of `instruction`: the one `options.prompts` holds for it, else built by `model`. */
+function promptOf(
+  model: RuntimeModel,
+  instruction: string,
+  options: Pick<RuntimeRankSourceOptions, 'format' | 'addBos' | 'prompts'>,
+): BuiltPrompt {
+  const given = options.prompts?.get(instruction);
+  if (given) return given;
+  const { format, ...bos } = promptOptions(options);
+  return model.prompt(promptInput(instruction, format), format, bos);
+}
 
 const pick = (o: RuntimeAdapterOptions) => ({
   ...promptOptions(o),
@@ -134,7 +188,8 @@ export function excerpt(text: string, max = 60): string {
  * every prompt fits or the model names no context. It only tokenizes (fast), so that a run can refuse
  * before generating anything rather than fail at the first batch that holds such an instruction. A
  * prompt that fits but leaves fewer positions than `maxNewTokens` is not an overrun: generation stops
- * at the end of the context with finish reason `length`.
+ * at the end of the context with finish reason `length`. `prompts` (built already, by instruction)
+ * are counted as they are, not built again.
  *
  * @example
  * const over = promptsOverContext(model, instructions.map((x) => x.instruction));
@@ -143,14 +198,13 @@ export function excerpt(text: string, max = 60): string {
 export function promptsOverContext(
   model: RuntimeModel,
   instructions: readonly string[],
-  options: Pick<RuntimeAdapterOptions, 'format' | 'addBos'> = {},
+  options: Pick<RuntimeRankSourceOptions, 'format' | 'addBos' | 'prompts'> = {},
 ): ContextOverrun[] {
   const context = model.info?.maxPositions;
   if (context === undefined) return [];
-  const { format, ...bos } = promptOptions(options);
   const over: ContextOverrun[] = [];
   instructions.forEach((instruction, index) => {
-    const tokens = model.prompt(promptInput(instruction, format), format, bos).ids.length;
+    const tokens = promptOf(model, instruction, options).ids.length;
     if (tokens >= context) over.push({ index, tokens });
   });
   return over;
@@ -199,7 +253,7 @@ export function runtimeGenerator(model: RuntimeModel, options: RuntimeAdapterOpt
 async function scoreNonEmpty(
   model: RuntimeModel,
   items: readonly ResponseItem[],
-  options: RuntimeAdapterOptions,
+  options: RuntimeRankSourceOptions,
   ranks: boolean,
   eos: 'append' | 'drop',
   /**
@@ -213,9 +267,8 @@ async function scoreNonEmpty(
   const eosIds = model.tokenizer.eosIds;
   const context = model.info?.maxPositions;
   const overruns: (ContextOverrun & { x: ResponseItem })[] = [];
-  const { format, ...bos } = promptOptions(options);
   const live = items.map((x, i) => {
-    const prompt = model.prompt(promptInput(x.instruction, format), format, bos);
+    const prompt = promptOf(model, x.instruction, options);
     // a response's text is tokenized where it follows its prompt, as ratio_eval.py does: alone, a
     // Llama-2 response would begin with a word-initial "▁" token the model never sees there
     let ids = x.responseIds ? [...x.responseIds] : model.continuationIds(prompt, x.response);
@@ -235,10 +288,10 @@ async function scoreNonEmpty(
       const limit = Math.min(maxLength, context ?? Number.POSITIVE_INFINITY);
       const truncated = Math.max(0, Math.min(ids.length, tokens - limit));
       if (truncated > 0) ids = ids.slice(0, ids.length - truncated);
-      return { x, i, ids, empty: empty || ids.length === 0, truncated };
+      return { x, i, prompt, ids, empty: empty || ids.length === 0, truncated };
     }
     if (!empty && context !== undefined && tokens > context) overruns.push({ index: i, tokens, x });
-    return { x, i, ids, empty, truncated: 0 };
+    return { x, i, prompt, ids, empty, truncated: 0 };
   });
   const truncated = live.map((r) => r.truncated);
   if (overruns.length > 0) {
@@ -256,9 +309,15 @@ async function scoreNonEmpty(
     );
   }
   const scoring = live.filter((r) => !r.empty);
+  // each prompt as built above, its ids: the model does not build it again (its format and BOS are
+  // in the ids, so neither option goes with them)
+  const { format: _format, addBos: _addBos, ...scoreOptions } = pick(options);
   const scored = await model.score(
-    scoring.map(({ x, ids }) => ({ prompt: promptInput(x.instruction, options.format), continuation: ids })),
-    { ...pick(options), ranks, ...(signal ? { signal } : {}) },
+    scoring.map(({ prompt, ids }) => ({
+      prompt: { promptIds: prompt.ids, scopeStart: prompt.scopeStart },
+      continuation: ids,
+    })),
+    { ...scoreOptions, ranks, ...(signal ? { signal } : {}) },
   );
   // Array.from, not new Array(n): map() skips the holes of a sparse array
   const out: ({ tokenIds: number[]; logprobs: number[]; ranks?: number[] } | undefined)[] = Array.from(
@@ -368,12 +427,13 @@ function bytesText(bytes: ArrayLike<number>): string {
  * pick) given the same prefix, with the token's text, for the token-shift analysis (a token that
  * holds part of a character, whose text is U+FFFD, as its bytes: `<0xC3>`). The tokens are
  * those of the response text: a generation's final end-of-sequence id (kept in `token_ids`) is left
- * out, so that outputs with and without `token_ids` count the same tokens.
+ * out, so that outputs with and without `token_ids` count the same tokens. Each prompt is built once
+ * (or taken from `prompts`, built already) and scored as its ids.
  *
  * @example
  * await tokenShift({ base: runtimeRankSource(baseModel), aligned: 'run/outputs/chat.json' });
  */
-export function runtimeRankSource(model: RuntimeModel, options: RuntimeAdapterOptions = {}): RankSource {
+export function runtimeRankSource(model: RuntimeModel, options: RuntimeRankSourceOptions = {}): RankSource {
   return {
     async rankTokens(items, o) {
       const tok = model.tokenizer;

@@ -76,8 +76,9 @@ export interface TokenShiftOptions extends ProgressCallbacks {
    * prompt must be the one the aligned outputs were generated after: `tokenShift` cannot see prompts,
    * so give `runtimeRankSource` the aligned run's `format` and `addBos`, and check that both models
    * build the same prompt (under `chat-template` each model renders its own template; compare
-   * `model.prompt(...)` of each, as `implicit-it eval shift` does). Ranked after another prompt, the
-   * shares mix two prompt formats.
+   * `model.prompt(...)` of each, as `implicit-it eval shift` does, which then passes the base model's
+   * on as `runtimeRankSource`'s `prompts`). Ranked after another prompt, the shares mix two prompt
+   * formats.
    */
   base: RankSource;
   /**

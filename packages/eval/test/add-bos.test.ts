@@ -30,7 +30,9 @@ describeShared(
           return model.generate(i, o);
         },
         score: (items, o) => {
-          calls.push(o);
+          // the first id of each prompt scored: the adapters send the prompts they built, as ids
+          const first = items.map((x) => ('promptIds' in x.prompt ? x.prompt.promptIds[0] : undefined));
+          calls.push({ ...o, firstIds: first });
           return model.score(items, o);
         },
         prompt: (i, f, o) => {
@@ -72,8 +74,13 @@ describeShared(
       const items = [{ instruction: TIRAMISU, response: 'Mix the cream.' }];
       const [scored] = await runtimeScorer(spy, { addBos: true }).scoreContinuations(items);
       const [ranked] = await runtimeRankSource(spy, { addBos: true }).rankTokens(items);
+      // each prompt built once (by the adapter), with the EOS first, and scored as those ids: the
+      // model is given neither addBos nor the format, which the ids hold already
       expect(spy.firstIds).toEqual([OLMO_EOS, OLMO_EOS]);
-      expect(spy.calls.map((o) => o.addBos)).toEqual([true, true]);
+      expect(spy.calls).toEqual([
+        { rules: false, ranks: false, firstIds: [OLMO_EOS] },
+        { rules: false, ranks: true, firstIds: [OLMO_EOS] },
+      ]);
       const prompt = model.prompt({ instruction: TIRAMISU }, 'tulu', { addBos: true });
       const ids = model.continuationIds(prompt, 'Mix the cream.');
       const [direct] = await model.score(

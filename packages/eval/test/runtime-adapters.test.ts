@@ -348,6 +348,70 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
   }, 120_000);
 });
 
+describe('prompts built once', () => {
+  /** `diverse`, counting the prompts it is asked to build from an instruction or a text. */
+  const counting = () => {
+    const built = { n: 0 };
+    const model: RuntimeModel = {
+      generate: (i, o) => diverse.generate(i, o),
+      prompt: (i, f, o) => {
+        built.n++;
+        return diverse.prompt(i, f, o);
+      },
+      continuationIds: (p, t) => diverse.continuationIds(p as never, t),
+      score: (items, o) => diverse.score(items, o),
+      tokenizer: diverse.tokenizer,
+      info: diverse.info,
+    };
+    return { model, built };
+  };
+  const items = [
+    { instruction: 'Describe rain.', response: 'It falls from the sky.' },
+    { instruction: 'Name a color.', response: 'Blue, like the sea.' },
+  ];
+
+  it('runtimeRankSource ranks after the prompts it is given, building none, as after those it builds', async () => {
+    const { model, built } = counting();
+    const own = await runtimeRankSource(model, { format: 'chat-template' }).rankTokens(items);
+    // one prompt per item, built by the adapter (the runtime is handed its ids, and builds none)
+    expect(built.n).toBe(2);
+    const prompts = new Map(
+      items.map((x) => [x.instruction, diverse.prompt({ instruction: x.instruction }, 'chat-template')]),
+    );
+    built.n = 0;
+    const given = await runtimeRankSource(model, { format: 'chat-template', prompts }).rankTokens(items);
+    expect(built.n).toBe(0);
+    expect(given).toEqual(own);
+    // the ranks of the runtime's own scoring of each instruction's prompt
+    const [direct] = await diverse.score(
+      [{ prompt: { instruction: items[0]!.instruction }, continuation: own[0]!.tokens.map((t) => t.id) }],
+      { format: 'chat-template', ranks: true },
+    );
+    expect(own[0]!.tokens.map((t) => t.rank)).toEqual(direct!.ranks);
+  });
+
+  it('promptsOverContext counts the prompts it is given as they are', () => {
+    const { model, built } = counting();
+    const instructions = ['Hi.', 'Write a long story about the sea and its ships.'];
+    const lengths = instructions.map((x) => diverse.prompt({ instruction: x }).ids.length);
+    const short: RuntimeModel = { ...model, info: { maxPositions: lengths[1]! } };
+    expect(promptsOverContext(short, instructions)).toEqual([{ index: 1, tokens: lengths[1] }]);
+    expect(built.n).toBe(2);
+    // a prompt given for the first instruction: counted, not built (one token short of the context)
+    const prompts = new Map([
+      [instructions[0]!, { ids: Array(lengths[1]! - 1).fill(0), text: '', scopeStart: 0 }],
+    ]);
+    built.n = 0;
+    expect(promptsOverContext(short, instructions, { prompts })).toEqual([{ index: 1, tokens: lengths[1] }]);
+    expect(built.n).toBe(1);
+    prompts.set(instructions[0]!, { ids: Array(lengths[1]!).fill(0), text: '', scopeStart: 0 });
+    expect(promptsOverContext(short, instructions, { prompts })).toEqual([
+      { index: 0, tokens: lengths[1] },
+      { index: 1, tokens: lengths[1] },
+    ]);
+  });
+});
+
 describe('inputs longer than the context', () => {
   /** The base model with its context cut to `context` tokens; `scored` counts calls of score(). */
   const shortContext = (context: number) => {

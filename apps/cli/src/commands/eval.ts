@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
+  type BuiltPrompt,
   ContextLengthError,
   EvalInputError,
   type EvalInstruction,
@@ -339,11 +340,13 @@ function checkPromptsFit(
   prompt: PromptFlags,
   file: string,
   modelFlag = '--model',
+  /** The model's prompts of these instructions under `prompt`, built already (`buildPrompts`). */
+  prompts?: ReadonlyMap<string, BuiltPrompt>,
 ): void {
   const over = promptsOverContext(
     opened.model,
     instructions.map((x) => x.instruction),
-    promptSettings(prompt),
+    { ...promptSettings(prompt), ...(prompts ? { prompts } : {}) },
   );
   if (over.length === 0) return;
   const context = opened.model.info.maxPositions;
@@ -1368,24 +1371,44 @@ const promptShape = (text: string, instruction: string) =>
   JSON.stringify(text.includes(instruction) ? text.replace(instruction, '{instruction}') : text);
 
 /**
+ * The prompt `model` builds for each instruction under the prompt flags (tokenizing only), by
+ * instruction: built once, for the checks before a run and the ranking after it (`eval shift`).
+ */
+function buildPrompts(
+  model: Model,
+  instructions: readonly EvalInstruction[],
+  prompt: PromptFlags,
+): Map<string, BuiltPrompt> {
+  const { format, ...bos } = promptSettings(prompt);
+  const built = new Map<string, BuiltPrompt>();
+  for (const { instruction } of instructions) {
+    if (built.has(instruction)) continue;
+    built.set(
+      instruction,
+      model.prompt(format === 'raw' ? { text: instruction } : { instruction }, format, bos),
+    );
+  }
+  return built;
+}
+
+/**
  * Refuses (exit 2) an aligned model directory that builds other prompts than --base under the
  * prompt flags: under `--format chat-template` each model renders its own chat template, and
  * without --add-bos / --no-add-bos each tokenizer adds its own BOS, so two models given the same
  * flags can build different prompts. The base model would then rank each aligned token after a
  * prompt the aligned model never saw, and the shift would mix two prompt formats, silently. Every
- * instruction's prompt is built by both (tokenizing only) and compared, ids and text.
+ * instruction's prompt, as each model built it (`buildPrompts`), is compared, ids and text.
  */
 function checkSamePrompts(
   base: OpenedModel,
   aligned: OpenedModel,
   instructions: readonly EvalInstruction[],
   prompt: PromptFlags,
+  built: { base: ReadonlyMap<string, BuiltPrompt>; aligned: ReadonlyMap<string, BuiltPrompt> },
 ): void {
-  const { format, ...bos } = promptSettings(prompt);
   for (const [i, x] of instructions.entries()) {
-    const input = format === 'raw' ? { text: x.instruction } : { instruction: x.instruction };
-    const theirs = aligned.model.prompt(input, format, bos);
-    const ours = base.model.prompt(input, format, bos);
+    const theirs = built.aligned.get(x.instruction)!;
+    const ours = built.base.get(x.instruction)!;
     if (theirs.text === ours.text && theirs.ids.join() === ours.ids.join()) continue;
     const files = promptFiles(prompt);
     throw usage(
@@ -1462,6 +1485,11 @@ async function shift(flags: ShiftFlags, formatGiven = false): Promise<void> {
   const instructions = instructionsFile ? readLimited(instructionsFile, flags.limit) : [];
   const base = await loadFor(flags.base, flags, '--base');
   let aligned: OpenedModel | undefined;
+  // the prompts of the instructions (an aligned model directory's), each model's built once: compared,
+  // checked against the context, then (--base's) ranked after; --base's only where something needs them
+  let basePrompts: Map<string, BuiltPrompt> | undefined;
+  const promptsOfBase = () => (basePrompts ??= buildPrompts(base.model, instructions, flags));
+  let alignedPrompts: Map<string, BuiltPrompt> | undefined;
   const progress = progressReporter('outputs', 'ranking tokens');
   try {
     const baseFingerprint = modelFingerprint(base.model);
@@ -1495,7 +1523,13 @@ async function shift(flags: ShiftFlags, formatGiven = false): Promise<void> {
         );
       }
       // the same flags, and yet two prompts: each model's own chat template, or its own BOS
-      if (aligned) checkSamePrompts(base, aligned, instructions, flags);
+      if (aligned) {
+        alignedPrompts = buildPrompts(aligned.model, instructions, flags);
+        checkSamePrompts(base, aligned, instructions, flags, {
+          base: promptsOfBase(),
+          aligned: alignedPrompts,
+        });
+      }
       const name = generatorName(id, alignedRules);
       alignedOutputs = flags.alignedOut ?? defaultAlignedOut(flags.out, name);
       const outFlag = '--aligned-out';
@@ -1519,7 +1553,14 @@ async function shift(flags: ShiftFlags, formatGiven = false): Promise<void> {
             outFlag,
             settings: ALIGNED_SETTINGS,
           });
-        checkPromptsFit(aligned ?? base, instructions, flags, instructionsFile, '--aligned');
+        checkPromptsFit(
+          aligned ?? base,
+          instructions,
+          flags,
+          instructionsFile,
+          '--aligned',
+          alignedPrompts ?? promptsOfBase(),
+        );
         const gen = progressReporter('instructions', `generating ${name}`);
         try {
           alignedRows = (
@@ -1568,6 +1609,8 @@ async function shift(flags: ShiftFlags, formatGiven = false): Promise<void> {
               base: runtimeRankSource(base.model, {
                 ...promptSettings(flags),
                 ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+                // an aligned model directory's instructions: their prompts built once already
+                ...(instructionsFile ? { prompts: promptsOfBase() } : {}),
               }),
               ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
               ...(outFile ? { out: outFile } : {}),
