@@ -107,7 +107,8 @@ export function exitCodeOf(error: unknown): number {
     const cause = (error as { cause?: { code?: unknown } }).cause;
     if (error.code === 'finetune.missing_data' && typeof cause?.code === 'string') return EXIT.usage;
     if (USAGE_CODES.has(error.code)) return EXIT.usage;
-    if (error.code === 'runtime.aborted') return EXIT.interrupted;
+    // a generation or scoring stopped through its signal (the runtime's), a run stopped so (eval's)
+    if (error.code === 'runtime.aborted' || error.code === 'eval.aborted') return EXIT.interrupted;
     if (error.name === 'ModelLoadError' || error.name === 'TokenizerLoadError') return EXIT.load;
   }
   return EXIT.failure;

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { ABLATIONS, type RuleSetConfig, resolveRuleSpec } from '@implicit-it/rules';
+import { throwIfRunAborted } from './abort.js';
 import { finishedRun, type GenerateRunResult, generateRun } from './generate-run.js';
 import type { Generator, ProgressCallbacks } from './model-interfaces.js';
 import { type EvalInstruction, readInstructions } from './model-outputs.js';
@@ -41,6 +42,11 @@ export interface RunAblationsOptions extends ProgressCallbacks {
    * `ResumeMismatchError`) before that subset is generated (subsets before it are done and kept).
    */
   replace?: boolean | undefined;
+  /**
+   * Stops the run: `runAblations` rejects with `RunAbortedError` wherever the abort lands (between
+   * subsets, or within one, as `generateRun`); the subsets finished before it are kept and skipped by
+   * a rerun, which resumes the stopped one from its journal.
+   */
   signal?: AbortSignal | undefined;
 }
 
@@ -124,8 +130,15 @@ export function planAblations(
  */
 export async function runAblations(options: RunAblationsOptions): Promise<AblationRun[]> {
   const runs: AblationRun[] = [];
-  for (const { subset, rules, run: plan } of planAblations(options)) {
-    options.signal?.throwIfAborted();
+  const plans = planAblations(options);
+  for (const { subset, rules, run: plan } of plans) {
+    // between two subsets: those before are finished (and a rerun skips them); within one, its
+    // generateRun rejects the same way, its journal keeping what it finished
+    throwIfRunAborted(options.signal, 'ablations', () =>
+      runs.length === 0
+        ? `no subset finished: the same call starts with ${subset}`
+        : `${runs.length} of ${plans.length} subsets finished (${runs.map((r) => r.subset).join(', ')}): the same call skips them and goes on with ${subset}`,
+    );
     const done = finishedRun(plan);
     if (done) {
       runs.push({

@@ -100,6 +100,28 @@ export class AdapterContractError extends ImplicitItError {
 }
 
 /**
+ * A run stopped through its `signal` (`generateRun`, `runAblations`, `rankResponses`, `tokenShift`),
+ * wherever the abort landed: before a batch or within one, where the model adapter stops decoding or
+ * scoring with its own error (`runtimeGenerator`: the runtime's `GenerationAbortedError`). `cause` is
+ * the signal's reason; the message says what was stopped, why (the reason's message) and what is kept
+ * for the same call to resume (the batches finished before the abort, in the run's journal).
+ *
+ * @example
+ * const controller = new AbortController();
+ * process.once('SIGINT', () => controller.abort(new Error('interrupted')));
+ * await generateRun({ generator, generatorName, out, instructions, signal: controller.signal }).catch((error: unknown) => {
+ *   if (!RunAbortedError.isInstance(error)) throw error;
+ *   console.error(error.message); // generation aborted: interrupted; 8 of 805 outputs are kept in ...
+ * });
+ */
+export class RunAbortedError extends ImplicitItError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('eval.aborted', message, { cause: options.cause });
+    this.name = 'RunAbortedError';
+  }
+}
+
+/**
  * One input that does not fit in a model's context: its index in the call and its length in tokens.
  *
  * @example

@@ -1,4 +1,5 @@
 import { pythonStrip } from '@implicit-it/rules';
+import { abortableBatch, keptInJournal } from './abort.js';
 import { doneRecordDifferences, isFinishedAs, startRun, writeRecorded } from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
@@ -55,8 +56,9 @@ export interface GenerateRunOptions extends ProgressCallbacks {
    */
   replace?: boolean | undefined;
   /**
-   * Stops the run: `generateRun` rejects, keeping every finished batch in its journal for a rerun to
-   * resume (see `generateRun`). Passed to the generator, so that it can stop within a batch.
+   * Stops the run: `generateRun` rejects with `RunAbortedError`, keeping every finished batch in its
+   * journal for a rerun to resume (see `generateRun`). Passed to the generator, so that it can stop
+   * within a batch.
    */
   signal?: AbortSignal | undefined;
 }
@@ -91,14 +93,13 @@ interface JournalEntry {
  * that made it (the journal's header: generator name, instructions, token limit, fingerprint...), then
  * the journal is removed. `finishedRun` reads that record back.
  *
- * Aborting `signal` stops the run and rejects the promise. Between batches it rejects with
- * `signal.reason` itself (for `controller.abort()` without a reason, a `DOMException` named
- * `AbortError`); within a batch, with what the generator throws when it stops decoding:
- * `runtimeGenerator` rejects with `@implicit-it/runtime`'s `GenerationAbortedError` (code
- * `runtime.aborted`, `cause` the reason). Test `signal.aborted` rather than the error's class. Either
- * way the journal keeps every batch finished before the abort (the batch in progress is lost), and
- * neither `out` nor `${out}.done` is written: calling `generateRun` again with the same options
- * resumes the run, generating only what the journal lacks.
+ * Aborting `signal` stops the run and rejects the promise with `RunAbortedError` (code
+ * `eval.aborted`, `cause` the signal's reason), wherever the abort lands: before a batch, or within
+ * one, where the generator stops decoding with an error of its own (`runtimeGenerator`:
+ * `@implicit-it/runtime`'s `GenerationAbortedError`), which it replaces. Its message names the reason
+ * and how many outputs the journal keeps: every batch finished before the abort (the batch in
+ * progress is lost). Neither `out` nor `${out}.done` is written: calling `generateRun` again with the
+ * same options resumes the run, generating only what the journal lacks.
  *
  * @example
  * const { outputs } = await generateRun({
@@ -111,8 +112,8 @@ interface JournalEntry {
  * process.once('SIGINT', () => controller.abort());
  * const options = { generator, generatorName: 'smollm2', out: 'run/outputs/base.json', instructions };
  * await generateRun({ ...options, signal: controller.signal }).catch((error: unknown) => {
- *   if (!controller.signal.aborted) throw error;
- *   console.error('stopped: the same call resumes from run/outputs/base.json.journal.jsonl');
+ *   if (!RunAbortedError.isInstance(error)) throw error;
+ *   console.error(error.message); // generation aborted: This operation was aborted; 8 of 805 outputs are kept in run/outputs/base.json.journal.jsonl, ...
  * });
  */
 export async function generateRun(options: GenerateRunOptions): Promise<GenerateRunResult> {
@@ -151,15 +152,17 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
       );
     }
     options.onProgress?.({ phase: 'generate', done: texts.size, total, resumed });
+    const kept = () => keptInJournal(texts.size, total, 'outputs', journalPath);
     for (let start = 0; start < pending.length; start += batchSize) {
-      options.signal?.throwIfAborted();
       const batch = pending.slice(start, start + batchSize);
-      const generations = await options.generator.generateBatch(
-        batch.map((i) => instructions[i]!.instruction),
-        {
-          ...(options.maxNewTokens !== undefined ? { maxNewTokens: options.maxNewTokens } : {}),
-          ...(options.signal ? { signal: options.signal } : {}),
-        },
+      const generations = await abortableBatch(options.signal, 'generation', kept, () =>
+        options.generator.generateBatch(
+          batch.map((i) => instructions[i]!.instruction),
+          {
+            ...(options.maxNewTokens !== undefined ? { maxNewTokens: options.maxNewTokens } : {}),
+            ...(options.signal ? { signal: options.signal } : {}),
+          },
+        ),
       );
       if (!Array.isArray(generations) || generations.length !== batch.length) {
         throw new AdapterContractError(

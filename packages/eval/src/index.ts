@@ -17,6 +17,7 @@ export {
   EvalInputError,
   JudgeRequestError,
   ResumeMismatchError,
+  RunAbortedError,
 } from './errors.js';
 export {
   finishedRun,

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { pythonStrip } from '@implicit-it/rules';
+import { abortableBatch, keptInJournal } from './abort.js';
 import {
   doneRecordDifferences,
   isFinishedAs,
@@ -68,6 +69,10 @@ export interface RankResponsesOptions extends ProgressCallbacks {
   replace?: boolean | undefined;
   /** Anything else that identifies the run (model dir...): a journal of a different run is refused. */
   fingerprint?: Record<string, unknown> | undefined;
+  /**
+   * Stops the ranking: `rankResponses` rejects with `RunAbortedError` wherever the abort lands (before
+   * a batch or within one), the journal keeping every batch finished before it. Passed to the scorer.
+   */
   signal?: AbortSignal | undefined;
 }
 
@@ -359,17 +364,16 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
     const pending = Array.from({ length: n }, (_, i) => i).filter((i) => !done.has(i));
     const perBatch = Math.max(1, Math.floor((options.batchSize ?? 12) / (k + 1)));
     options.onProgress?.({ phase: 'rank', done: done.size, total: n, resumed });
+    const kept = () => keptInJournal(done.size, n, 'examples', journalPath);
     for (let start = 0; start < pending.length; start += perBatch) {
-      options.signal?.throwIfAborted();
       const group = pending.slice(start, start + perBatch);
       // ratio_eval.py strips every message's content, with Python's str.strip
       const items: ResponseItem[] = group.flatMap((i) => {
         const instruction = pythonStrip(alpacaInstruction(data[i]!));
         return [i, ...negatives[i]!].map((j) => ({ instruction, response: pythonStrip(data[j]!.output) }));
       });
-      const scores = await options.scorer.scoreContinuations(
-        items,
-        options.signal ? { signal: options.signal } : {},
+      const scores = await abortableBatch(options.signal, 'ranking', kept, () =>
+        options.scorer.scoreContinuations(items, options.signal ? { signal: options.signal } : {}),
       );
       if (!Array.isArray(scores) || scores.length !== items.length) {
         throw new AdapterContractError(

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { abortableBatch, keptInJournal } from './abort.js';
 import { doneRecordDifferences, isFinishedAs, startRun, writeRecorded } from './done-record.js';
 import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
@@ -108,6 +109,10 @@ export interface TokenShiftOptions extends ProgressCallbacks {
    */
   replace?: boolean | undefined;
   fingerprint?: Record<string, unknown> | undefined;
+  /**
+   * Stops the analysis: `tokenShift` rejects with `RunAbortedError` wherever the abort lands (before
+   * a batch or within one), the journal keeping every batch finished before it. Passed to `base`.
+   */
   signal?: AbortSignal | undefined;
 }
 
@@ -181,19 +186,21 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
         ...(options.label ? { label: options.label } : {}),
       });
     progress();
+    const kept = () => keptInJournal(done.size, aligned.length, 'outputs', journalPath);
     for (let start = 0; start < pending.length; start += batchSize) {
-      options.signal?.throwIfAborted();
       const group = pending.slice(start, start + batchSize);
-      const ranked = await options.base.rankTokens(
-        group.map((i) => {
-          const a = aligned[i]!;
-          return {
-            instruction: a.instruction,
-            response: a.output,
-            ...(a.token_ids ? { responseIds: a.token_ids } : {}),
-          };
-        }),
-        options.signal ? { signal: options.signal } : {},
+      const ranked = await abortableBatch(options.signal, 'token shift', kept, () =>
+        options.base.rankTokens(
+          group.map((i) => {
+            const a = aligned[i]!;
+            return {
+              instruction: a.instruction,
+              response: a.output,
+              ...(a.token_ids ? { responseIds: a.token_ids } : {}),
+            };
+          }),
+          options.signal ? { signal: options.signal } : {},
+        ),
       );
       if (!Array.isArray(ranked) || ranked.length !== group.length) {
         throw new AdapterContractError(

@@ -11,6 +11,8 @@ import {
   type Generator,
   generateRun,
   promptsOverContext,
+  type RankSource,
+  RunAbortedError,
   type RuntimeModel,
   rankResponses,
   runAblations,
@@ -107,7 +109,7 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
     expect(baseRun.outputs.every((o) => o.output.length > 0)).toBe(true);
   }, 60_000);
 
-  it('an aborted generateRun rejects with the reason between batches, with GenerationAbortedError within one; its journal resumes', async () => {
+  it('an aborted generateRun rejects with RunAbortedError between batches and within one alike; its journal resumes', async () => {
     const instructions = ['Say something.', 'Name a color.', 'Count to three.', 'Spell cat.'].map(
       (instruction) => ({ instruction }),
     );
@@ -138,12 +140,21 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
         if (p.done === 2) stop.abort(reason);
       },
     }).catch((e: unknown) => e);
-    expect(error).toBe(reason);
+    /** The error of an aborted run over `settings` whose first batch `out`'s journal keeps. */
+    const abortedRun = (out: string) => ({
+      name: 'RunAbortedError',
+      code: 'eval.aborted',
+      message: `generation aborted: stopped by the user; 2 of 4 outputs are kept in ${out}.journal.jsonl, from which the same call resumes`,
+      cause: reason,
+    });
+    expect(RunAbortedError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject(abortedRun(between));
     // the finished batch is in the journal; nothing else is written
     expect(journaled(`${between}.journal.jsonl`)).toEqual([0, 1]);
     expect(existsSync(between)).toBe(false);
     expect(existsSync(`${between}.done`)).toBe(false);
-    // within a batch: the runtime stops decoding and rejects with its own error, the reason its cause
+    // within a batch: the runtime stops decoding and rejects with its own error, which generateRun
+    // replaces with the same RunAbortedError (the runtime's error said nothing of the journal)
     const within = join(root, 'abort-within.json');
     const halt = new AbortController();
     const inner = runtimeGenerator(forced);
@@ -161,13 +172,17 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
       out: within,
       signal: halt.signal,
     }).catch((e: unknown) => e);
-    expect(midBatch).toBeInstanceOf(GenerationAbortedError);
-    expect(midBatch).toMatchObject({
-      code: 'runtime.aborted',
-      message: 'generation aborted: stopped by the user',
-    });
-    expect((midBatch as Error).cause).toBe(reason);
+    expect(RunAbortedError.isInstance(midBatch)).toBe(true);
+    expect(midBatch).toMatchObject(abortedRun(within));
     expect(journaled(`${within}.journal.jsonl`)).toEqual([0, 1]);
+    // the runtime did stop within the batch: its generate() alone rejects with its own error
+    const halted = new AbortController();
+    const decoding = runtimeGenerator(forced).generateBatch(['Spell cat.'], {
+      maxNewTokens: 5,
+      signal: halted.signal,
+    });
+    halted.abort(reason);
+    await expect(decoding).rejects.toBeInstanceOf(GenerationAbortedError);
     expect(existsSync(within)).toBe(false);
     // the same call without the abort resumes each: the first batch from the journal, the rest generated
     for (const out of [between, within]) {
@@ -177,6 +192,165 @@ describe('runtime adapters (modelkit models on @implicit-it/runtime)', () => {
       expect(existsSync(`${out}.journal.jsonl`)).toBe(false);
       expect(existsSync(`${out}.done`)).toBe(true);
     }
+    // aborted before it starts, without a reason: the same error, the DOMException its cause
+    const early = join(root, 'abort-early.json');
+    const never = new AbortController();
+    never.abort();
+    const before = await generateRun({
+      ...settings,
+      generator: runtimeGenerator(forced),
+      out: early,
+      signal: never.signal,
+    }).catch((e: unknown) => e);
+    expect(before).toMatchObject({
+      code: 'eval.aborted',
+      message: `generation aborted: This operation was aborted; 0 of 4 outputs are kept in ${early}.journal.jsonl, from which the same call resumes`,
+      cause: never.signal.reason,
+    });
+    expect((before as Error).cause).toMatchObject({ name: 'AbortError' });
+    expect(existsSync(early)).toBe(false);
+  }, 60_000);
+
+  it('runAblations, rankResponses and tokenShift reject with RunAbortedError wherever the abort lands', async () => {
+    const reason = new Error('interrupted');
+    const aborted = (message: string) => ({
+      name: 'RunAbortedError',
+      code: 'eval.aborted',
+      message,
+      cause: reason,
+    });
+    // runAblations between two subsets: the first is finished, the second not begun
+    const instructions = [{ instruction: 'Say something.' }, { instruction: 'Name a color.' }];
+    const outDir = join(root, 'abort-ablations');
+    const stop = new AbortController();
+    const ablations = {
+      createGenerator: () => runtimeGenerator(forced),
+      instructions,
+      outDir,
+      modelName: 'forced',
+      subsets: ['none', 'eos-uniform'],
+      maxNewTokens: 3,
+    };
+    const between = await runAblations({
+      ...ablations,
+      signal: stop.signal,
+      onProgress: (p) => {
+        if (p.label === 'none' && p.done === 2) stop.abort(reason);
+      },
+    }).catch((e: unknown) => e);
+    expect(between).toMatchObject(
+      aborted(
+        'ablations aborted: interrupted; 1 of 2 subsets finished (none): the same call skips them and goes on with eos-uniform',
+      ),
+    );
+    expect(existsSync(join(outDir, 'none.json'))).toBe(true);
+    expect(existsSync(join(outDir, 'eos-uniform.json.journal.jsonl'))).toBe(false);
+    // within a subset: generateRun's error, as it rejects alone
+    const halt = new AbortController();
+    const within = await runAblations({
+      ...ablations,
+      createGenerator: () => ({
+        generateBatch(xs, o) {
+          const decoding = runtimeGenerator(forced).generateBatch(xs, o);
+          halt.abort(reason);
+          return decoding;
+        },
+      }),
+      signal: halt.signal,
+    }).catch((e: unknown) => e);
+    const journal = join(outDir, 'eos-uniform.json.journal.jsonl');
+    expect(within).toMatchObject(
+      aborted(
+        `generation aborted: interrupted; 0 of 2 outputs are kept in ${journal}, from which the same call resumes`,
+      ),
+    );
+
+    // tokenShift before its second batch (the first journaled), then within one: the runtime, given
+    // the aborted signal as the batch starts, refuses to score with its own error
+    const aligned = ['Say something.', 'Name a color.', 'Count to three.'].map((instruction) => ({
+      instruction,
+      output: tText.repeat(3),
+    }));
+    const shiftOut = join(root, 'abort-shift.json');
+    const shifting = new AbortController();
+    const shiftBetween = await tokenShift({
+      base: runtimeRankSource(forced),
+      aligned,
+      batchSize: 2,
+      out: shiftOut,
+      signal: shifting.signal,
+      onProgress: (p) => {
+        if (p.done === 2) shifting.abort(reason);
+      },
+    }).catch((e: unknown) => e);
+    const shiftKept = `2 of 3 outputs are kept in ${shiftOut}.journal.jsonl, from which the same call resumes`;
+    expect(shiftBetween).toMatchObject(aborted(`token shift aborted: interrupted; ${shiftKept}`));
+    const midShift = new AbortController();
+    const abortingRanks: RankSource = {
+      rankTokens(items, o) {
+        midShift.abort(reason);
+        return runtimeRankSource(forced).rankTokens(items, o);
+      },
+    };
+    const shiftWithin = await tokenShift({
+      base: abortingRanks,
+      aligned,
+      batchSize: 2,
+      out: shiftOut,
+      signal: midShift.signal,
+    }).catch((e: unknown) => e);
+    expect(shiftWithin).toMatchObject(aborted(`token shift aborted: interrupted; ${shiftKept}`));
+    const shifted = await tokenShift({
+      base: runtimeRankSource(forced),
+      aligned,
+      batchSize: 2,
+      out: shiftOut,
+    });
+    expect(shifted.overall).toMatchObject({ tokens: 9, unshifted: 9 });
+
+    // rankResponses: 4 examples a batch (12 items / 3); before its second batch, then within one
+    // without a journal (no out), which the message says
+    const data = [
+      'Say hi.',
+      'Name a color.',
+      'Count to two.',
+      'Greet me.',
+      'Describe rain.',
+      'Pick a number.',
+    ].map((instruction, i) => ({ instruction, output: `answer ${i}` }));
+    const rankOut = join(root, 'abort-rank.json');
+    const ranking = { data, n: 6, negatives: 2, draw: 'distinct' as const, bootstrap: 10 };
+    const rankStop = new AbortController();
+    const rankBetween = await rankResponses({
+      ...ranking,
+      scorer: runtimeScorer(forced),
+      out: rankOut,
+      signal: rankStop.signal,
+      onProgress: (p) => {
+        if (p.done === 4) rankStop.abort(reason);
+      },
+    }).catch((e: unknown) => e);
+    expect(rankBetween).toMatchObject(
+      aborted(
+        `ranking aborted: interrupted; 4 of 6 examples are kept in ${rankOut}.journal.jsonl, from which the same call resumes`,
+      ),
+    );
+    const midRank = new AbortController();
+    const rankWithin = await rankResponses({
+      ...ranking,
+      scorer: {
+        scoreContinuations(items, o) {
+          midRank.abort(reason);
+          return runtimeScorer(forced).scoreContinuations(items, o);
+        },
+      },
+      signal: midRank.signal,
+    }).catch((e: unknown) => e);
+    expect(rankWithin).toMatchObject(
+      aborted(
+        'ranking aborted: interrupted; nothing is kept (no journal: give out or journalPath to resume a stopped run)',
+      ),
+    );
   }, 60_000);
 
   it("format 'raw': the instruction is the whole prompt, in generation, scoring and the context check", async () => {
