@@ -1,6 +1,5 @@
 import {
   compileRules,
-  HEWITT2024_UNIFORM,
   RuleConfigError,
   type RuleSpec,
   type UnresolvedEntry,
@@ -63,13 +62,9 @@ export function checkRules(spec: RuleSpec, vocabulary: Vocabulary, where: string
   }
   const { unresolved } = rules;
   if (unresolved.length === 0) return undefined;
-  const uniform = rules.config.uniform;
-  const entries =
-    uniform === undefined || uniform === false
-      ? 0
-      : ((uniform === true ? undefined : uniform.entries) ?? HEWITT2024_UNIFORM).length;
-  const lost = unresolved.filter((u) => u.rule === 'uniform');
-  if (entries > 0 && lost.length === entries) {
+  if (rules.inert.includes('uniform')) {
+    const lost = unresolved.filter((u) => u.rule === 'uniform');
+    const entries = lost.length;
     const texts = lost.map((u) => JSON.stringify(u.text)).join(', ');
     throw usage(
       `${where}: ${entries === 1 ? `the uniform rule's one entry, ${texts}, matches no token` : `none of the uniform rule's ${entries} entries (${texts}) matches a token`} ` +
@@ -77,7 +72,7 @@ export function checkRules(spec: RuleSpec, vocabulary: Vocabulary, where: string
       'give each entry the exact text of one token (a leading space is part of it: " Sure"), or its id ({"id": 42, "score": 5}), or leave the rule out; `implicit-it model inspect MODEL --rules SPEC` lists which entries resolve',
     );
   }
-  if (unresolved.some((u) => u.rule === 'eos')) {
+  if (rules.inert.includes('eos')) {
     throw usage(
       `${where}: the eos rule has no id to raise, as the tokenizer names no EOS id, so the rule would change nothing`,
       'give the ids to raise ({"eos": {"ids": [2]}}), or leave the rule out (--rules uniform-diversity)',

@@ -1,3 +1,4 @@
+export { canonicalRuleSet } from './canonical-rule-set.js';
 export {
   type EosRuleOptions,
   HEWITT2024_UNIFORM,

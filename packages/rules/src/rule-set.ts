@@ -224,6 +224,17 @@ export class RuleSet {
    * listed as `diversity`, its name in the reference code and in subset names (`eos-uniform-diversity`).
    */
   readonly enabled: readonly string[];
+  /**
+   * The built-in rules this set turns on that resolved nothing on its vocabulary, so that they change
+   * no score: `uniform` when none of its entries (one at least) is a token of it (each is in
+   * `unresolved`), `eos` when there is no EOS id to raise (no `eos.ids`, and the vocabulary names
+   * none). A run with such a rule is a run without it: the CLI and the API refuse it where it was
+   * asked for.
+   *
+   * @example
+   * compileRules({ uniform: { entries: [{ text: 'Sure!', score: 5 }] } }, vocab).inert; // ['uniform']
+   */
+  readonly inert: readonly ('eos' | 'uniform')[];
 
   private readonly eos: EosCompiled | null;
   private readonly uniformIds: Int32Array;
@@ -286,6 +297,7 @@ export class RuleSet {
     this.config = checked;
     const unresolved: UnresolvedEntry[] = [];
     const enabled: string[] = [];
+    const inert: ('eos' | 'uniform')[] = [];
     let vocabularyEos: number[] | null = null;
     const checkId = (id: number, path: string) => {
       if (!Number.isInteger(id) || id < 0 || id >= size) {
@@ -329,8 +341,10 @@ export class RuleSet {
       // the vocabulary's ids are blamed on it, not on an eos.ids the config does not have
       const where = eos.ids ? 'eos.ids' : 'vocabulary.eosIds';
       for (const [i, id] of ids.entries()) checkId(id, `${where}[${i}]`);
-      if (ids.length === 0)
+      if (ids.length === 0) {
         unresolved.push({ rule: 'eos', text: '<eos>', reason: 'the vocabulary names no EOS id' });
+        inert.push('eos');
+      }
       const { rampLength, maxBonus, afterRamp } = { ...RULE_DEFAULTS.eos, ...eos };
       // an id named twice gets the bonus once
       this.eos = { ids: Int32Array.from(new Set(ids)), rampLength, maxBonus, hold: afterRamp === 'hold' };
@@ -362,6 +376,7 @@ export class RuleSet {
           merged.set(id, entry.score);
         }
       }
+      if (entries.length > 0 && merged.size === 0) inert.push('uniform');
     }
     this.uniformIds = Int32Array.from(merged.keys());
     this.uniformScores = Float64Array.from(merged.values());
@@ -430,6 +445,7 @@ export class RuleSet {
     });
     this.unresolved = Object.freeze(unresolved.map((entry) => Object.freeze(entry)));
     this.enabled = Object.freeze(enabled);
+    this.inert = Object.freeze(inert);
     this.vocabularyEos = vocabularyEos;
   }
 

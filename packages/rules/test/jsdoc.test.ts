@@ -45,6 +45,6 @@ function free() {
 describeJsdoc({
   ...pkg,
   prelude,
-  exports: 42,
+  exports: 43,
   stated: { module: () => import('../src/index.js'), free, minimum: 25 },
 });
