@@ -283,9 +283,10 @@ function baseOptions(
     options.stop = typeof req.stop === 'string' ? [req.stop] : req.stop;
   if (req.logit_bias) options.logitBias = logitBiasById(req.logit_bias, model);
   // none, or true (the playground's "the server's own"): the model's default
-  const spec = req.rules === undefined || req.rules === null || req.rules === true ? served.rules : req.rules;
+  const own = !(req.rules === undefined || req.rules === null || req.rules === true);
+  const spec = own ? req.rules : served.rules;
   try {
-    const set = rules.get(served, spec as RuleSpec | RuleSet);
+    const set = rules.get(served, spec as RuleSpec | RuleSet, own ? 'request' : 'default');
     options.rules = set.enabled.length === 0 ? false : set;
   } catch (error) {
     throw toApiError(error);

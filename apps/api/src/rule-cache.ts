@@ -1,4 +1,5 @@
 import {
+  canonicalRuleSet,
   compileRules,
   ImplicitItError,
   RuleSet,
@@ -7,34 +8,89 @@ import {
   type UnresolvedEntry,
 } from '@implicit-it/rules';
 import type { BaseModel } from '@implicit-it/runtime';
+import { ApiError } from './errors.js';
 import type { ResolvedServedModel, ServedModel } from './options.js';
 
 const RULE_CACHE_SIZE = 32;
 /** Entries a log line names at most: a request's rule-set JSON may hold thousands. */
 const LOGGED_ENTRIES = 5;
 
+/** Whose rules a rule set is: a model's default (`rules` of the app or of its `models[]` entry), or a request's own. */
+export type RulesOf = 'default' | 'request';
+
 /**
  * The log line of a rule set whose entries match no token of a model's vocabulary (left out, never
  * guessed): `rules hewitt2024 on the model "smol": 1 entry matches no token of its vocabulary and is
- * left out (...): uniform "   " (...)`; at most `LOGGED_ENTRIES` are named.
+ * left out (...): uniform "   " (...)` for a model's default, `rules given by a request on the model
+ * "smol": ...` for a request's own; at most `LOGGED_ENTRIES` are named.
  */
-function unresolvedLine(model: string, name: string, unresolved: readonly UnresolvedEntry[]): string {
+function unresolvedLine(
+  model: string,
+  spec: RuleSpec | RuleSet,
+  of: RulesOf,
+  unresolved: readonly UnresolvedEntry[],
+): string {
   const n = unresolved.length;
   const named = unresolved
     .slice(0, LOGGED_ENTRIES)
     .map((u) => `${u.rule} ${JSON.stringify(u.text)} (${u.reason})`)
     .join('; ');
   const more = n > LOGGED_ENTRIES ? `; and ${n - LOGGED_ENTRIES} more` : '';
-  return `rules ${name} on the model "${model}": ${n} ${n === 1 ? 'entry matches' : 'entries match'} no token of its vocabulary and ${n === 1 ? 'is' : 'are'} left out (responses list them in rules_unresolved): ${named}${more}`;
+  return `rules ${specName(spec, of)} on the model "${model}": ${n} ${n === 1 ? 'entry matches' : 'entries match'} no token of its vocabulary and ${n === 1 ? 'is' : 'are'} left out (responses list them in rules_unresolved): ${named}${more}`;
 }
 
-/** What a log line calls a rule spec: its name, or `given` (a rule-set JSON), or `compiled` (a `RuleSet`). */
-const specName = (spec: RuleSpec | RuleSet): string =>
-  typeof spec === 'string' ? spec.trim() : RuleSet.isInstance(spec) ? 'compiled' : 'given';
+/**
+ * What a log line calls a rule spec: its name, or `given` (a rule-set JSON), or `compiled` (a
+ * `RuleSet`); a request's, `given by a request` (its name first: `hewitt2024 given by a request`).
+ */
+function specName(spec: RuleSpec | RuleSet, of: RulesOf): string {
+  const name = typeof spec === 'string' ? spec.trim() : RuleSet.isInstance(spec) ? 'compiled' : '';
+  if (of === 'request') return name ? `${name} given by a request` : 'given by a request';
+  return name || 'given';
+}
+
+/** The texts of `entries`, as a message lists them: at most `LOGGED_ENTRIES`, then how many more. */
+function texts(entries: readonly UnresolvedEntry[]): string {
+  const shown = entries.slice(0, LOGGED_ENTRIES).map((u) => JSON.stringify(u.text));
+  const more = entries.length - shown.length;
+  return `${shown.join(', ')}${more > 0 ? `, and ${more} more` : ''}`;
+}
+
+/**
+ * A request's rule set with a rule that resolves nothing on the model's vocabulary (`RuleSet#inert`),
+ * as a 400: the rule would change nothing, so the request would be answered as one without it. Its
+ * entries that do not resolve, in a rule that does, are no error (`rules_unresolved`).
+ */
+function inertRules(model: string, spec: RuleSpec, set: RuleSet): ApiError {
+  const reasons = set.inert.map((rule) => {
+    if (rule === 'eos')
+      return `the eos rule has no id to raise, as the tokenizer of the model "${model}" names no EOS id`;
+    const lost = set.unresolved.filter((u) => u.rule === 'uniform');
+    return lost.length === 1
+      ? `the uniform rule's one entry, ${texts(lost)}, matches no token of the model "${model}"`
+      : `none of the uniform rule's ${lost.length} entries (${texts(lost)}) matches a token of the model "${model}"`;
+  });
+  const fixes = set.inert.map((rule) =>
+    rule === 'eos'
+      ? 'give the eos rule the ids to raise ({"eos": {"ids": [2]}})'
+      : 'give each uniform entry the exact text of one token (a leading space is part of it: " Sure") or its id ({"id": 42, "score": 5})',
+  );
+  const one = set.inert.length === 1;
+  return new ApiError(
+    400,
+    `rules: ${reasons.join('; ')}, so ${one ? 'the rule' : 'these rules'} would change nothing (the request would be answered as one without ${one ? 'it' : 'them'}): ${fixes.join(', ')}, or leave ${one ? 'the rule' : 'them'} out`,
+    {
+      // a rule-set JSON has the field; a name does not
+      param: one && typeof spec === 'object' && spec !== null ? `rules.${set.inert[0]}` : 'rules',
+      code: 'invalid_rules',
+    },
+  );
+}
 
 /**
  * Compiles rule sets per model, at most `RULE_CACHE_SIZE` per model (least recently used dropped),
- * so that clients sending ever new rule-set JSON cannot grow the server's memory. A set with entries
+ * so that clients sending ever new rule-set JSON cannot grow the server's memory; specs written
+ * otherwise that compile alike (`canonicalRuleSet`) share one. A set with entries
  * that match no token is logged once, when it is compiled (again only if it was dropped since).
  */
 export class RuleCache {
@@ -42,12 +98,17 @@ export class RuleCache {
 
   constructor(private readonly log: (line: string) => void) {}
 
-  /** `spec` compiled for `served`'s vocabulary; a compiled `RuleSet` (a default, checked at start-up) as it is. */
-  get(served: ServedModel, spec: RuleSpec | RuleSet): RuleSet {
+  /**
+   * `spec` compiled for `served`'s vocabulary; a compiled `RuleSet` (a default, checked at start-up)
+   * as it is. `of`: whose rules they are, for the log line; a request's whose rule resolves nothing
+   * at all (`RuleSet#inert`) is refused (`ApiError` 400), a model's default is served as it is.
+   */
+  get(served: ServedModel, spec: RuleSpec | RuleSet, of: RulesOf = 'default'): RuleSet {
     if (RuleSet.isInstance(spec)) return spec;
     const { model } = served;
     const config = resolveRuleSpec(spec);
-    const key = JSON.stringify(config);
+    // one entry for every spelling of the same rules ("eos-uniform", "uniform-eos", their JSON)
+    const key = JSON.stringify(canonicalRuleSet(config));
     let map = this.cache.get(model);
     if (!map) {
       map = new Map();
@@ -57,13 +118,17 @@ export class RuleCache {
     if (set !== undefined) {
       map.delete(key);
       map.set(key, set);
-      return set;
+    } else {
+      set = compileRules(config, model.tokenizer.vocabulary);
+      if (map.size >= RULE_CACHE_SIZE) map.delete(map.keys().next().value!);
+      // kept before the line is logged: a `log` that throws fails this request, not the next ones
+      map.set(key, set);
+      // a request refused for it is answered, not logged: nothing of it is left out of a response
+      const refused = of === 'request' && set.inert.length > 0;
+      if (set.unresolved.length > 0 && !refused)
+        this.log(unresolvedLine(served.id, spec, of, set.unresolved));
     }
-    set = compileRules(config, model.tokenizer.vocabulary);
-    if (map.size >= RULE_CACHE_SIZE) map.delete(map.keys().next().value!);
-    // kept before the line is logged: a `log` that throws fails this request, not the next ones
-    map.set(key, set);
-    if (set.unresolved.length > 0) this.log(unresolvedLine(served.id, specName(spec), set.unresolved));
+    if (of === 'request' && set.inert.length > 0) throw inertRules(served.id, spec, set);
     return set;
   }
 
@@ -81,6 +146,6 @@ export class RuleCache {
       throw error;
     }
     if (RuleSet.isInstance(served.rules) && set.unresolved.length > 0)
-      this.log(unresolvedLine(served.id, specName(served.rules), set.unresolved));
+      this.log(unresolvedLine(served.id, served.rules, 'default', set.unresolved));
   }
 }

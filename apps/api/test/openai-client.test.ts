@@ -195,7 +195,14 @@ describe('the openai client against the server', () => {
   });
 
   it("rules_unresolved reaches the client, in a response and in a stream's first chunk", async () => {
-    const rules = { uniform: { entries: [{ text: 'Sure!', score: 5 }] } };
+    const rules = {
+      uniform: {
+        entries: [
+          { text: 'Sure!', score: 5 },
+          { id: 5, score: 1 },
+        ],
+      },
+    };
     const unresolved = [
       { rule: 'uniform', text: 'Sure!', reason: 'no vocabulary item has the surface text "Sure!"' },
     ];
