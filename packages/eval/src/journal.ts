@@ -65,6 +65,29 @@ export class Journal<T> {
     return journal;
   }
 
+  /**
+   * The header of the journal at `path` (what `open` was given: the settings of the run that began
+   * it), or undefined: no journal there, or a first line that is not a header (a torn or damaged
+   * file). Lets a caller see what a pending run recorded before it opens the journal.
+   *
+   * @example
+   * const header = Journal.header('run/outputs/rules.json.journal.jsonl');
+   * console.log(header?.generator, header?.fingerprint); // the run's generator name and fingerprint
+   */
+  static header(path: string): Record<string, unknown> | undefined {
+    if (!existsSync(path)) return undefined;
+    const buf = readFileSync(path);
+    const nl = buf.indexOf(10);
+    if (nl < 0) return undefined;
+    try {
+      const stored = (JSON.parse(buf.subarray(0, nl).toString('utf8')) as { journal?: unknown } | null)
+        ?.journal;
+      return isObject(stored) ? stored : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The entries of this run's journal at `path`, and how many of its bytes to keep (a torn end cut off). */
   private static read<T>(
     path: string,

@@ -486,6 +486,24 @@ describe('Journal', () => {
     );
   });
 
+  it('header: the settings a journal was begun with, read without opening it; undefined for none or a damaged one', async () => {
+    const { Journal } = await import('../src/index.js');
+    const path = join(tmp(), 'h.jsonl');
+    expect(Journal.header(path)).toBeUndefined();
+    const header = {
+      generator: 'tiny-custom',
+      fingerprint: { rules: { used: { penalty: -2, scope: 'response' } } },
+    };
+    const j = Journal.open<{ i: number }>(path, header);
+    j.append([{ i: 1 }]);
+    j.close();
+    expect(Journal.header(path)).toEqual(header);
+    for (const text of ['', '{"journal":{"a":1}', 'not json\n', '{"journal":[1]}\n', '{"other":{}}\n']) {
+      writeFileSync(path, text);
+      expect(Journal.header(path), JSON.stringify(text)).toBeUndefined();
+    }
+  });
+
   it('restart: begins a journal of another run, or a damaged one, again; resumes its own', async () => {
     const { Journal } = await import('../src/index.js');
     const path = join(tmp(), 'j.jsonl');
