@@ -284,6 +284,11 @@ export function rulesLabel(spec: RuleSpec): string {
   return ruleFiles.get(spec) ?? 'custom JSON';
 }
 
+/** The file a rule set was read from (`--rules @file.json`: `file.json`), or undefined: a name, or inline JSON. */
+export function rulesFile(spec: RuleSpec): string | undefined {
+  return typeof spec === 'object' && spec !== null ? ruleFiles.get(spec)?.slice(1) : undefined;
+}
+
 /** Flags every model-loading command takes. */
 export interface ModelFlags {
   model?: string;

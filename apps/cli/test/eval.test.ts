@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createTinyModel } from '@implicit-it/modelkit/test';
+import { HEWITT2024_UNIFORM } from '@implicit-it/rules';
 import { describeShared, sharedPath } from '@implicit-it/testkit';
 import { loadTokenizer } from '@implicit-it/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +45,8 @@ interface Output {
   token_ids?: number[];
 }
 const readJson = (file: string) => JSON.parse(readFileSync(file, 'utf8'));
+/** hewitt2024's uniform entries by text, as a rule-set JSON gives them. */
+const HEWITT_TEXT = () => HEWITT2024_UNIFORM.map(({ text, score }) => ({ text, score }));
 const journalLines = (file: string) =>
   existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
 
@@ -224,7 +227,7 @@ describe('eval generate', () => {
     const other = await run([...args(out), '--max-tokens', '8', '--rules', 'off']);
     expect(other.code).toBe(2);
     expect(other.stderr).toBe(
-      `error: ${journal} holds the unfinished work of a run with other settings (different --max-tokens, --rules); it is kept\n` +
+      `error: ${journal} holds the unfinished work of a run with other settings (different --max-tokens, --rules (its eos, uniform, used)); it is kept\n` +
         'hint: rerun with the flags it was started with to resume it, or add --replace (or delete it) to start over with these\n',
     );
     expect(readFileSync(journal, 'utf8')).toBe(before);
@@ -984,7 +987,7 @@ describe('eval: what is refused up front, and what fails clearly', () => {
   it('generate --name: the default its help names, MODEL alone with --rules off', async () => {
     const help = await run(['eval', 'generate', '--help']);
     expect(help.stdout.replace(/\s+/g, ' ')).toContain(
-      'the "generator" field (default: MODEL-RULES, e.g. tiny-hewitt2024; MODEL alone with --rules off)',
+      'the "generator" field (default: MODEL-RULES, e.g. tiny-hewitt2024; tiny-variant for --rules @variant.json, tiny-custom-HASH for inline JSON; MODEL alone with --rules off)',
     );
     const args = [
       '--model',
@@ -1257,7 +1260,7 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     const rules = await run(args(['--rules', 'hewitt2024']));
     expect(rules.code).toBe(2);
     expect(rules.stderr).toBe(
-      `error: --out: ${out} holds the finished outputs of another run (different --rules); they are not replaced\n${hint}`,
+      `error: --out: ${out} holds the finished outputs of another run (different --rules (its eos, uniform, used)); they are not replaced\n${hint}`,
     );
     const more = await run(args(['--rules', 'off', '--max-tokens', '5', '--token-ids', '--name', 'other']));
     expect(more.code).toBe(2);
@@ -1287,6 +1290,203 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     const f2 = await intoForeign(['--max-tokens', '4', '--replace']);
     expect(f2.code, f2.stderr).toBe(0);
     expect(readJson(foreign)).toHaveLength(1);
+  });
+
+  describe('generate: rules are compared as they compile, not as they are written', () => {
+    const generate = (out: string, rules: string, extra: string[] = []) =>
+      run([
+        'eval',
+        'generate',
+        '--model',
+        model,
+        '--instructions',
+        instructionsFile,
+        '--limit',
+        '2',
+        '--max-tokens',
+        '4',
+        '--out',
+        out,
+        '--rules',
+        rules,
+        ...extra,
+      ]);
+    const M = () => basename(model);
+    const hint = (out: string) =>
+      `hint: add --replace (or delete ${out}) to generate it again with these settings, or give another --out\n`;
+    /** The default name of inline JSON: `custom-` and six hex digits of the canonical config's sha256. */
+    const customName = (canonicalJson: string) =>
+      `${M()}-custom-${createHash('sha256').update(canonicalJson).digest('hex').slice(0, 6)}`;
+    const USED = '{"used":{"penalty":-1.5,"scope":"conversation"}}';
+    const rulesFile = (name: string, json: string) => {
+      const file = join(tmp, name);
+      writeFileSync(file, json);
+      return `@${file}`;
+    };
+
+    it('a rerun with the same rules written otherwise finds the finished run, which keeps its name; its record holds the rules whole', async () => {
+      const out = join(tmp, 'same-rules.json');
+      const first = await generate(out, 'diversity', ['--json']);
+      expect(first.code, first.stderr).toBe(0);
+      expect(JSON.parse(first.stdout)).toMatchObject({ generator: `${M()}-diversity`, generated: 2 });
+      expect(readJson(`${out}.done`).fingerprint.rules).toEqual(JSON.parse(USED));
+      const before = readFileSync(out, 'utf8');
+      for (const rules of [
+        '{"used":true}',
+        '{"used":{}}',
+        ' {"used":{"scope":"conversation","penalty":-1.5},"eos":false} ',
+        'used',
+        rulesFile('spelled-out.json', USED),
+      ]) {
+        const again = await generate(out, rules);
+        expect([again.code, again.stdout], rules).toEqual([
+          0,
+          `${out}: 2 outputs of "${M()}-diversity", already complete\n`,
+        ]);
+        expect(again.stderr, rules).toContain(
+          `${out} holds outputs of these rules (written otherwise) named "${M()}-diversity": they keep that name\n`,
+        );
+      }
+      expect(readFileSync(out, 'utf8')).toBe(before);
+    });
+
+    it('rules that differ in one weight, one entry, the EOS ramp or a rule are refused, naming what differs', async () => {
+      const out = join(tmp, 'other-rules.json');
+      const hewitt = await generate(out, 'hewitt2024');
+      expect(hewitt.code, hewitt.stderr).toBe(0);
+      const entries = HEWITT_TEXT();
+      const cases: [string, string][] = [
+        ['{"eos":true,"uniform":true,"used":{"penalty":-1.4}}', 'used.penalty'],
+        [
+          JSON.stringify({ eos: true, uniform: { entries: entries.slice(1) }, used: true }),
+          'uniform.entries',
+        ],
+        [
+          JSON.stringify({
+            eos: true,
+            uniform: { entries: entries.map((e, i) => (i === 3 ? { ...e, score: e.score + 1 } : e)) },
+            used: true,
+          }),
+          'uniform.entries',
+        ],
+        ['{"eos":{"rampLength":200},"uniform":true,"used":true}', 'eos.rampLength'],
+        ['{"eos":{"afterRamp":"hold"},"uniform":true,"used":true}', 'eos.afterRamp'],
+        ['hewitt2024-prose', 'eos.afterRamp, uniform.entries, used.scope'],
+        ['eos-uniform', 'used'],
+        ['eos-uniform-diversity-start', 'start'],
+      ];
+      for (const [rules, parts] of cases) {
+        const r = await generate(out, rules);
+        expect([r.code, r.stderr], rules).toEqual([
+          2,
+          `error: --out: ${out} holds the finished outputs of another run (different --rules (its ${parts})); they are not replaced\n${hint(out)}`,
+        ]);
+      }
+      // written otherwise, the same: found
+      const same = await generate(
+        out,
+        JSON.stringify({ used: {}, uniform: { entries: entries.reverse() }, eos: true }),
+      );
+      expect([same.code, same.stdout]).toEqual([
+        0,
+        `${out}: 2 outputs of "${M()}-hewitt2024", already complete\n`,
+      ]);
+    });
+
+    it('the default name: the file of @file.json, else custom and a hash of the rules; two rule sets of your own do not collide', async () => {
+      const run2 = async (name: string, rules: string) => {
+        const r = await generate(join(tmp, `${name}.json`), rules, ['--json']);
+        expect(r.code, r.stderr).toBe(0);
+        return JSON.parse(r.stdout).generator as string;
+      };
+      const inline = await run2('inline-a', '{"used":{"penalty":-2}}');
+      expect(inline).toBe(customName('{"used":{"penalty":-2,"scope":"conversation"}}'));
+      // the same rules written otherwise: the same hash; other rules: another
+      expect(await run2('inline-b', '{"used":{"scope":"conversation","penalty":-2}}')).toBe(inline);
+      const other = await run2('inline-c', '{"used":{"penalty":-3}}');
+      expect(other).toBe(customName('{"used":{"penalty":-3,"scope":"conversation"}}'));
+      expect(other).not.toBe(inline);
+      expect(await run2('from-file', rulesFile('my-variant.json', '{"used":{"penalty":-2}}'))).toBe(
+        `${M()}-my-variant`,
+      );
+      // presets and subsets as before
+      expect(await run2('preset', 'eos-uniform')).toBe(`${M()}-eos-uniform`);
+      expect(await run2('off', 'off')).toBe(M());
+      // the same rules read from a file of another name: a name the default cannot know, said
+      const out = join(tmp, 'from-file.json');
+      const renamed = await generate(out, rulesFile('renamed.json', '{"used":{"penalty":-2}}'));
+      expect([renamed.code, renamed.stderr]).toEqual([
+        2,
+        `error: --out: ${out} holds the finished outputs of another run (different --name); they are not replaced\n` +
+          `hint: its outputs are named "${M()}-my-variant" (this model's, with these rules named otherwise): add --name ${M()}-my-variant to reuse them; else add --replace (or delete ${out}) to generate it again with these settings, or give another --out\n`,
+      ]);
+    });
+
+    it('reads the records of older versions, which held the rules as written and named JSON "custom": finished, or a journal to resume', async () => {
+      const out = join(tmp, 'older-rules.json');
+      expect((await generate(out, '{"used":true}')).code).toBe(0);
+      // as an older version wrote it: the spec as given, the outputs named MODEL-custom
+      const old = `${M()}-custom`;
+      const record = readJson(`${out}.done`);
+      const outputs = (readJson(out) as Output[]).map((o) => ({ ...o, generator: old }));
+      writeFileSync(out, `${JSON.stringify(outputs, null, 2)}\n`);
+      const older = {
+        ...record,
+        generator: old,
+        fingerprint: { ...record.fingerprint, rules: { used: true } },
+      };
+      writeFileSync(`${out}.done`, `${JSON.stringify(older)}\n`);
+      for (const rules of ['{"used":true}', 'diversity']) {
+        const again = await generate(out, rules);
+        expect([again.code, again.stdout], rules).toEqual([
+          0,
+          `${out}: 2 outputs of "${old}", already complete\n`,
+        ]);
+      }
+      // other rules than the record's: refused, naming what differs as far as the record says it
+      // (it holds `used: true`, not the whole config)
+      const other = await generate(out, '{"used":{"penalty":-2}}');
+      expect([other.code, other.stderr]).toEqual([
+        2,
+        `error: --out: ${out} holds the finished outputs of another run (different --rules (its used)); they are not replaced\n${hint(out)}`,
+      ]);
+      // a pending journal of an older version, begun with --rules diversity: resumed by the same rules
+      rmSync(out);
+      rmSync(`${out}.done`);
+      const journal = `${out}.journal.jsonl`;
+      const begun = {
+        ...record,
+        generator: `${M()}-diversity`,
+        fingerprint: { ...record.fingerprint, rules: 'diversity' },
+      };
+      writeFileSync(journal, `${JSON.stringify({ journal: begun })}\n`);
+      const refused = await generate(out, '{"used":{"penalty":-2}}');
+      expect([refused.code, refused.stderr]).toEqual([
+        2,
+        `error: ${journal} holds the unfinished work of a run with other settings (different --rules); it is kept\n` +
+          'hint: rerun with the flags it was started with to resume it, or add --replace (or delete it) to start over with these\n',
+      ]);
+      const resumed = await generate(out, '{"used":true}', ['--json']);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(JSON.parse(resumed.stdout)).toMatchObject({
+        generator: `${M()}-diversity`,
+        count: 2,
+        generated: 2,
+      });
+      expect(readJson(`${out}.done`).fingerprint.rules).toBe('diversity');
+      // a journal of these very rules as this version records them, one rule differing: named
+      const mine = readJson(`${out}.done`);
+      rmSync(out);
+      rmSync(`${out}.done`);
+      writeFileSync(
+        journal,
+        `${JSON.stringify({ journal: { ...mine, fingerprint: { ...mine.fingerprint, rules: { used: { penalty: -2, scope: 'conversation' } } } } })}\n`,
+      );
+      const differs = await generate(out, 'diversity');
+      expect(differs.stderr).toContain(
+        `error: ${journal} holds the unfinished work of a run with other settings (different --rules (its used.penalty)); it is kept\n`,
+      );
+    });
   });
 });
 
@@ -2073,6 +2273,15 @@ describe('eval rank and eval shift: a finished --out is reused, never replaced b
       `${out} is already complete (same model, data and settings): nothing to do`,
     );
     expect(JSON.parse(again.stdout)).toEqual(JSON.parse(first.stdout));
+    // rules written otherwise that compile alike (the default is off): the same ranking; others differ
+    for (const rules of ['none', '{}', '{"eos":false}']) {
+      const same = await rank(['--rules', rules, '--json']);
+      expect([same.code, JSON.parse(same.stdout)], rules).toEqual([0, JSON.parse(first.stdout)]);
+    }
+    const ruled = await rank(['--rules', '{"used":true}']);
+    expect(ruled.stderr).toContain(
+      `error: --out: ${out} holds the finished result of another run (different --rules (its used)); it is not replaced`,
+    );
     const other = await rank(['--seed', '1', '--bootstrap', '10']);
     expect(other.code).toBe(2);
     expect(other.stderr).toContain(

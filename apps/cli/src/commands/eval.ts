@@ -91,6 +91,7 @@ import {
 import { type Progress, progressBar } from '../progress.js';
 import { retryNotes } from '../retry-notes.js';
 import { checkRules } from '../rule-notes.js';
+import { fingerprintRules, generatorName, modelPart, recordedRun, runName } from '../run-rules.js';
 import { sharedDefaultMissing, sharedDir } from '../shared-dir.js';
 import { checkChatTemplate } from './generate.js';
 
@@ -221,10 +222,16 @@ function noting(
 interface Naming {
   named: boolean;
   nameOf: (generator: string, out: string) => string | undefined;
+  /** The model part of this run's default name (`modelPart`): a recorded name with it names the same model. */
+  model?: string;
 }
 
-/** eval generate's --name is the generator name itself. */
-const GENERATE_NAMING = (named: boolean): Naming => ({ named, nameOf: (generator) => generator });
+/** eval generate's --name is the generator name itself; `model`: the model part of its default. */
+const GENERATE_NAMING = (named: boolean, model?: string): Naming => ({
+  named,
+  nameOf: (generator) => generator,
+  ...(model === undefined ? {} : { model }),
+});
 
 /** eval ablations' --name is the model's: a subset's outputs are labelled NAME-SUBSET. */
 const ABLATION_NAMING = (named: boolean): Naming => ({
@@ -251,6 +258,11 @@ function nameHint(
   if (typeof generator !== 'string') return undefined;
   const name = naming.nameOf(generator, out);
   if (name === undefined) return undefined;
+  // the same model and settings, the same rules: only the default name's rules part differs (rules
+  // read from a file of another name, or a --name given before)
+  const { model } = naming;
+  if (model !== undefined && (generator === model || generator.startsWith(`${model}-`)))
+    return `its outputs are named "${generator}" (this model's, with these rules named otherwise): add --name ${shellWord(name)} to ${verb} them`;
   return `its outputs are named "${generator}": if they are this model's (a copy in a directory of another name), add --name ${shellWord(name)} to ${verb} them`;
 }
 
@@ -296,12 +308,6 @@ async function interruptible<T>(
 }
 
 const warn = (message: string) => note(painter(process.stderr)('yellow', `warning: ${message}`));
-
-/** A name for outputs: `model-rules` (`tiny-hewitt2024`, `tiny-custom`, `tiny` for the base model). */
-function generatorName(id: string, rules: RuleSpec): string {
-  const model = id.replace(/[/\\]+/g, '_');
-  return rules === false ? model : `${model}-${typeof rules === 'string' ? rules : 'custom'}`;
-}
 
 /** The paper's new-token limit: 8192 with the EOS rule (it ends answers), 512 without. */
 function paperMaxTokens(rules: RuleSpec): number {
@@ -425,10 +431,18 @@ function settingOf(key: string, settings: Record<string, string>): string {
 function differentFlags(diff: readonly string[], settings: Record<string, string>, named: boolean): string {
   const shown = diff.length > 1 && !named ? diff.filter((k) => k !== 'generator') : diff;
   const below = (model: string) => shown.filter((k) => k === model || k.startsWith(`${model}.`));
+  // the rules a run records are their canonical config: what of it differs (`used.penalty`,
+  // `uniform.entries`, `eos`: a rule on in one only), after the flag that gave them
+  const rulesFlag = settings['fingerprint.rules'];
+  const ruleParts = below('fingerprint.rules')
+    .filter((k) => k !== 'fingerprint.rules')
+    .map((k) => k.slice('fingerprint.rules.'.length));
   const out: string[] = [];
   for (const key of shown) {
     const model = MODEL_FINGERPRINTS.find((m) => below(m).includes(key));
-    if (model === undefined) out.push(settingOf(key, settings));
+    if (key.startsWith('fingerprint.rules.') && rulesFlag?.startsWith('--'))
+      out.push(`${rulesFlag} (its ${ruleParts.join(', ')})`);
+    else if (model === undefined) out.push(settingOf(key, settings));
     else {
       const keys = below(model).map((k) => k.slice(model.length + 1));
       out.push(...modelDifferences(settings[model] ?? '--model', keys));
@@ -607,17 +621,29 @@ async function generate(flags: GenerateFlags): Promise<void> {
   const file = required(flags.instructions, '--instructions', 'a .jsonl or .json file', ALPACA_EVAL);
   const instructions = readLimited(file, flags.limit);
   const opened = await loadFor(flags.model, flags);
-  const name = flags.name ?? generatorName(opened.id, rules);
+  // what was recorded at --out (a pending journal, or a finished run): rules written otherwise that
+  // compile alike are the same rules, and keep the name their outputs have
+  const recorded = recordedRun(flags.out);
+  const { name, kept } = runName(opened.id, rules, flags.name, recorded);
+  const naming = GENERATE_NAMING(flags.name !== undefined, modelPart(opened.id));
   const progress = progressReporter('instructions', 'generating');
   try {
     const rulesNote = checkRules(rules, opened.model.tokenizer.vocabulary, `--rules ${rulesLabel(rules)}`);
+    if (kept)
+      note(
+        `${flags.out} holds outputs of these rules (written otherwise) named "${name}": they keep that name`,
+      );
     // what identifies the run: the same command on the same model finds its finished outputs
     const run = {
       instructions,
       out: flags.out,
       generatorName: name,
       maxNewTokens: flags.maxTokens ?? paperMaxTokens(rules),
-      fingerprint: { model: modelFingerprint(opened.model), rules, ...promptSettings(flags) },
+      fingerprint: {
+        model: modelFingerprint(opened.model),
+        rules: fingerprintRules(rules, recorded),
+        ...promptSettings(flags),
+      },
       tokenIds: flags.tokenIds === true,
     };
     const done = finishedRun(run);
@@ -625,7 +651,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
       if (!flags.replace)
         refuseToReplace(run.out, () => finishedRunDifferences(run), {
           named: flags.name !== undefined,
-          naming: GENERATE_NAMING(flags.name !== undefined),
+          naming,
         });
       checkPromptsFit(opened, instructions, flags, file);
     }
@@ -650,7 +676,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
           () =>
             `${progress.last?.done ?? 0} of ${instructions.length} outputs are kept in ${flags.out}.journal.jsonl: rerun the same command to resume`,
           RUN_SETTINGS,
-          GENERATE_NAMING(flags.name !== undefined),
+          naming,
         );
     progress.stop();
     const summary = {
@@ -1157,7 +1183,8 @@ async function rank(flags: RankFlags): Promise<void> {
       bootstrap: flags.bootstrap,
       fingerprint: {
         model: modelFingerprint(opened.model),
-        rules,
+        // rules written otherwise that compile alike are the same ranking (see eval generate)
+        rules: fingerprintRules(rules, flags.out ? recordedRun(flags.out) : undefined),
         ...promptSettings(flags),
         maxSeqLength: flags.maxSeqLength,
       },
@@ -1530,10 +1557,12 @@ async function shift(flags: ShiftFlags, formatGiven = false): Promise<void> {
           aligned: alignedPrompts,
         });
       }
-      const name = generatorName(id, alignedRules);
-      alignedOutputs = flags.alignedOut ?? defaultAlignedOut(flags.out, name);
+      alignedOutputs = flags.alignedOut ?? defaultAlignedOut(flags.out, generatorName(id, alignedRules));
       const outFlag = '--aligned-out';
       if (!flags.alignedOut) checkOutPath(alignedOutputs, 'file', outFlag);
+      // as eval generate: recorded rules that compile alike are these, under the name they have there
+      const recorded = recordedRun(alignedOutputs);
+      const { name } = runName(id, alignedRules, undefined, recorded);
       label ??= `${name} vs ${base.id}`;
       const run = {
         instructions,
@@ -1541,7 +1570,11 @@ async function shift(flags: ShiftFlags, formatGiven = false): Promise<void> {
         generatorName: name,
         maxNewTokens: flags.maxTokens ?? paperMaxTokens(alignedRules),
         tokenIds: true,
-        fingerprint: { model: alignedFingerprint, rules: alignedRules, ...promptSettings(flags) },
+        fingerprint: {
+          model: alignedFingerprint,
+          rules: fingerprintRules(alignedRules, recorded),
+          ...promptSettings(flags),
+        },
       };
       alignedRows = finishedRun(run);
       if (alignedRows) {
@@ -1805,7 +1838,7 @@ Examples:
     .requiredOption('-o, --out <file>', 'model_outputs.json to write (resume journal: OUT.journal.jsonl)')
     .option(
       '--name <name>',
-      'the "generator" field (default: MODEL-RULES, e.g. tiny-hewitt2024; MODEL alone with --rules off)',
+      'the "generator" field (default: MODEL-RULES, e.g. tiny-hewitt2024; tiny-variant for --rules @variant.json, tiny-custom-HASH for inline JSON; MODEL alone with --rules off)',
     )
     .option('--limit <n>', 'only the first n instructions', intArg(1))
     .option(
@@ -1833,7 +1866,10 @@ again only the batch it was decoding. Ctrl-C exits 130. A finished OUT is not
 redone by the same command, and not replaced by another: other settings
 (--model, --rules, --limit, --max-tokens, ...) into an existing OUT, or into
 the journal of an unfinished run, are refused (exit 2), naming what differs;
-give another --out, or --replace to start over with these settings.
+give another --out, or --replace to start over with these settings. Rules are
+compared as they compile, not as they are written: diversity, {"used":true}
+and {"used":{"penalty":-1.5}} are the same rules (the outputs keep the name
+they were given), while one weight, one entry or another EOS ramp differs.
 
 Every prompt must fit in the model's context (max_position_embeddings):
 instructions that do not are listed before anything is generated (exit 1). An
