@@ -109,6 +109,13 @@ export class MissingPythonError extends ImplicitItError {
 }
 
 /**
+ * A path as a word of the command a message prints to copy and run: as it is, or in double quotes when
+ * it holds a space or another character a shell reads otherwise (they group the word alike in sh,
+ * PowerShell and cmd.exe; the CLI prints its own resume command, quoted for each shell exactly).
+ */
+const commandWord = (path: string) => (/^[\w@%+=:,./\\-]+$/.test(path) ? path : `"${path}"`);
+
+/**
  * The training process exited non-zero (code `finetune.training_failed`); `logTail` holds its last lines.
  *
  * @example
@@ -128,7 +135,7 @@ export class TrainingFailedError extends ImplicitItError {
     options: { aborted?: boolean; checkpoint?: { step: number; path: string } } = {},
   ) {
     const resume = options.checkpoint
-      ? `; a checkpoint at step ${options.checkpoint.step} was saved: resume from it with \`runJob(dir, { resume: true })\` (CLI: implicit-it finetune run ${jobDir} --resume)`
+      ? `; a checkpoint at step ${options.checkpoint.step} was saved: resume from it with \`runJob(dir, { resume: true })\` (CLI: implicit-it finetune run ${commandWord(jobDir)} --resume)`
       : '';
     super(
       'finetune.training_failed',

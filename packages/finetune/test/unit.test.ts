@@ -270,5 +270,10 @@ describe('TrainingFailedError', () => {
     expect(error.message).toBe(
       '/jobs/res: training exited with 1; a checkpoint at step 40 was saved: resume from it with `runJob(dir, { resume: true })` (CLI: implicit-it finetune run /jobs/res --resume); see /jobs/res/train.log. Last lines:\nRuntimeError: CUDA out of memory',
     );
+    // a job directory with a space: the command quotes it, so that it can be pasted as it is
+    const spaced = new TrainingFailedError('/my jobs/res', 1, '', {
+      checkpoint: { step: 40, path: '/my jobs/res/c' },
+    });
+    expect(spaced.message).toContain('(CLI: implicit-it finetune run "/my jobs/res" --resume)');
   });
 });

@@ -338,6 +338,13 @@ function readHead(file: string, n: number): string {
 }
 
 /**
+ * A path as a word of a command a message prints to copy and run: as it is, or in double quotes when
+ * it holds a space or another character a shell reads otherwise (double quotes group the word alike in
+ * sh, PowerShell and cmd.exe; the CLI's own messages quote each shell exactly).
+ */
+const commandWord = (path: string) => (/^[\w@%+=:,./\\-]+$/.test(path) ? path : `"${path}"`);
+
+/**
  * For a directory without any ONNX decoder that holds a PyTorch checkpoint (a finetune's output, a
  * hub snapshot without its ONNX export): how to write the graph this runtime needs.
  */
@@ -352,7 +359,7 @@ function checkpointNote(dir: string): string {
     /^(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin)$|\.safetensors\.index\.json$/.test(f),
   );
   if (weights === undefined) return '';
-  return `; it holds a PyTorch checkpoint (${weights}): write its ONNX graph with \`implicit-it model export ${dir}\` (@implicit-it/modelkit's exportOnnx: llama and qwen2 decoders) or optimum-cli export onnx`;
+  return `; it holds a PyTorch checkpoint (${weights}): write its ONNX graph with \`implicit-it model export ${commandWord(dir)}\` (@implicit-it/modelkit's exportOnnx: llama and qwen2 decoders) or optimum-cli export onnx`;
 }
 
 /** EOS ids of a model: generation_config, then config.json (the tokenizer adds its own). */

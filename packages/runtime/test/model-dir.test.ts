@@ -207,6 +207,12 @@ describe('model directory validation', () => {
     expect(() => resolveModelFiles(dir)).toThrow(
       `or decoder_model_merged.onnx; it holds a PyTorch checkpoint (model-00001-of-00002.safetensors): write its ONNX graph with \`implicit-it model export ${dir}\``,
     );
+    // a directory with a space is quoted in the command, so that it can be pasted as it is
+    const spaced = join(dir, '..', 'my checkpoint');
+    renameSync(dir, spaced);
+    expect(() => resolveModelFiles(spaced)).toThrow(
+      `write its ONNX graph with \`implicit-it model export "${spaced}"\``,
+    );
   });
 
   it('a graph saved after the patch (already patched) loads and runs as patched', async () => {
