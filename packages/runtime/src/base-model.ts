@@ -330,9 +330,19 @@ export abstract class BaseModel {
     if (spec !== false) this.cachedRules(spec, () => set);
   }
 
-  /** The set of `spec` in the cache, `compile()`d and kept where it is not there. */
-  private cachedRules(spec: RuleSpec, compile: () => RuleSet): RuleSet | null {
-    const key = JSON.stringify(spec);
+  /**
+   * @internal `rules(spec)` without the note of entries that match no token: for the config of a
+   * `RuleSet` a `WorkerModel`'s caller compiled, which a `Model` given that set does not note either.
+   */
+  quietRules(spec: RuleSpec): RuleSet | null {
+    if (spec === false) return null;
+    return this.cachedRules(spec, () => compileRules(spec, this.tokenizer.vocabulary), false);
+  }
+
+  /** The set of `spec` in the cache, `compile()`d and kept (its note logged, unless not `note`) where it is not there. */
+  private cachedRules(spec: RuleSpec, compile: () => RuleSet, note = true): RuleSet | null {
+    // a set compiled without its note is kept apart: the same spec given later is noted then
+    const key = `${note ? '' : 'quiet '}${JSON.stringify(spec)}`;
     let set = this.ruleCache.get(key);
     if (set !== undefined) {
       // least recently used first out: requests may carry any number of distinct rule sets
@@ -347,7 +357,7 @@ export abstract class BaseModel {
     // the same spec finds the set without a note, as a worker's model does (its log is on the caller's
     // thread)
     this.ruleCache.set(key, set);
-    if (compiled.unresolved.length > 0) this.log(unresolvedNote(spec, compiled.unresolved));
+    if (note && compiled.unresolved.length > 0) this.log(unresolvedNote(spec, compiled.unresolved));
     return set;
   }
 

@@ -4,6 +4,7 @@
  * hold the thread they run on for a whole prefill chunk or decoding step) never hold the caller's.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import type { RuleSpec } from '@implicit-it/rules';
 import { loadModelAs, type Model } from './model.js';
 import { errorData, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.js';
 
@@ -21,6 +22,18 @@ const running = new Map<number, AbortController>();
  * request, as it does on a `Model`.
  */
 let calling: number | undefined;
+
+/**
+ * A request's options as `Model` takes them: the config of a `RuleSet` the caller compiled
+ * (`rulesCompiled`) compiled here too, without the note of its unresolved entries (the caller has
+ * them, in the set, and a `Model` given the set notes nothing).
+ */
+function modelOptions<O extends { rules?: RuleSpec; rulesCompiled?: true }>(model: Model, options: O) {
+  const { rulesCompiled, ...rest } = options;
+  return rulesCompiled && rest.rules !== undefined
+    ? { ...rest, rules: model.quietRules(rest.rules) ?? false }
+    : rest;
+}
 
 /** Runs one request, answering its result or its error; `abort` messages reach it through `signal`. */
 async function answer(model: Model, id: number, work: (signal: AbortSignal) => Promise<unknown>) {
@@ -47,11 +60,12 @@ async function answer(model: Model, id: number, work: (signal: AbortSignal) => P
  * A generate or score request's options here: its own, this thread's abort signal for it, and an
  * `onProgress` that sends progress back when the caller has one.
  */
-const callOptions = <O extends object>(
+const callOptions = <O extends { rules?: RuleSpec; rulesCompiled?: true }>(
+  model: Model,
   message: { id: number; options: O; progress: boolean },
   signal: AbortSignal,
 ) => ({
-  ...message.options,
+  ...modelOptions(model, message.options),
   signal,
   onProgress: message.progress
     ? (done: number, total: number) => post({ type: 'progress', id: message.id, done, total })
@@ -69,16 +83,21 @@ function serve(model: Model): void {
     switch (message.type) {
       case 'stream':
         void answer(model, id, async (signal) => {
-          for await (const part of model.stream(message.input, { ...message.options, signal }))
+          for await (const part of model.stream(message.input, {
+            ...modelOptions(model, message.options),
+            signal,
+          }))
             post({ type: 'part', id, part, load: model.load, prefix: model.prefixCacheStats });
           return null;
         });
         break;
       case 'generate':
-        void answer(model, id, (signal) => model.generate(message.inputs, callOptions(message, signal)));
+        void answer(model, id, (signal) =>
+          model.generate(message.inputs, callOptions(model, message, signal)),
+        );
         break;
       case 'score':
-        void answer(model, id, (signal) => model.score(message.items, callOptions(message, signal)));
+        void answer(model, id, (signal) => model.score(message.items, callOptions(model, message, signal)));
         break;
       case 'abort':
         running.get(id)?.abort(new Error('aborted by the caller'));

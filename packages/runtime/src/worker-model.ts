@@ -220,10 +220,14 @@ export class WorkerModel extends BaseModel {
     if (this.stopped) throw this.stopped;
   }
 
-  /** The rules as data for the worker: a compiled set crosses as its config, unless it has custom rules. */
-  private sentRules(rules: GenerateOptions['rules']): RuleSpec | undefined {
-    if (!RuleSet.isInstance(rules)) return rules;
-    return ruleSetSpec(rules, this.rules(rules.config)?.enabled.length ?? 0);
+  /**
+   * The rules as data for the worker: a compiled set crosses as its config (unless it has custom
+   * rules), marked so that the worker does not note its unresolved entries, as `Model` does not.
+   */
+  private sentRules(rules: GenerateOptions['rules']): { rules?: RuleSpec; rulesCompiled?: true } {
+    if (rules === undefined) return {};
+    if (!RuleSet.isInstance(rules)) return { rules };
+    return { rules: ruleSetSpec(rules, this.rules(rules.config)?.enabled.length ?? 0), rulesCompiled: true };
   }
 
   /** Generation options as data for the worker (prompt options are applied here, callbacks stay here). */
@@ -234,7 +238,7 @@ export class WorkerModel extends BaseModel {
         'processors',
         'logits processors are functions, which cannot be sent to the worker thread running this model; load it with loadModel to use them',
       );
-    return { ...data, ...(rules !== undefined ? { rules: this.sentRules(rules) } : {}) };
+    return { ...data, ...this.sentRules(rules) };
   }
 
   private id(): number {
@@ -279,7 +283,7 @@ export class WorkerModel extends BaseModel {
         type: 'score',
         id: this.id(),
         items: prepared.map((p) => ({ prompt: idsOf(p.prompt), continuation: p.continuation })),
-        options: { ...data, rules: this.sentRules(rules ?? false) },
+        options: { ...data, ...this.sentRules(rules ?? false) },
         progress: onProgress !== undefined,
       },
       { progress: onProgress },

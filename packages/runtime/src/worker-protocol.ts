@@ -29,15 +29,19 @@ export interface IdsInput {
   scopeStart: number;
 }
 
-/** Generation options that cross to the worker: data only (the rules as a spec, never compiled). */
+/**
+ * Generation options that cross to the worker: data only (the rules as a spec, never compiled;
+ * `rulesCompiled` where the caller gave a compiled `RuleSet`, whose unresolved entries it has).
+ */
 export type SentGenerateOptions = Omit<
   GenerateOptions,
   'format' | 'addBos' | 'signal' | 'onProgress' | 'processors' | 'rules'
-> & { rules?: RuleSpec };
+> & { rules?: RuleSpec; rulesCompiled?: true };
 
 /** Scoring options that cross to the worker: data only, as generation's. */
 export type SentScoreOptions = Omit<ScoreOptions, 'format' | 'addBos' | 'signal' | 'onProgress' | 'rules'> & {
   rules?: RuleSpec;
+  rulesCompiled?: true;
 };
 
 /** From the caller's thread to the worker. */

@@ -383,6 +383,43 @@ describe('loading and disposing a model in a worker thread', () => {
     }
   });
 
+  it('notes the unresolved entries of a spec, not of a compiled RuleSet (its caller has them), as loadModel', async () => {
+    const spec = {
+      uniform: {
+        entries: [
+          { text: 'no such text', score: -1 },
+          { text: '!', score: 1 },
+        ],
+      },
+    };
+    const noted: string[][] = [[], []];
+    const mine = await loadModel(dir, { log: (line) => noted[0]!.push(line) });
+    const theirs = await loadModelInWorker(dir, { log: (line) => noted[1]!.push(line) });
+    try {
+      const set = compileRules(spec, mine.tokenizer.vocabulary);
+      expect(set.unresolved.map((u) => u.text)).toEqual(['no such text']);
+      for (const [i, model] of [mine, theirs].entries()) {
+        noted[i]!.length = 0;
+        // a compiled set: generate, stream and score, twice
+        for (let round = 0; round < 2; round++) {
+          await model.generate('Hi', { maxNewTokens: 2, rules: set });
+          for await (const _ of model.stream('Hi', { maxNewTokens: 2, rules: set }));
+          await model.score([{ prompt: 'Hi', continuation: ' x' }], { rules: set });
+        }
+        expect(noted[i]).toEqual([]);
+        // the same rules as a spec: noted once
+        await model.generate('Hi', { maxNewTokens: 2, rules: spec });
+        await model.generate('Hi', { maxNewTokens: 2, rules: spec });
+        expect(noted[i]).toEqual([
+          'rules given: 1 entry matches no token of this vocabulary and is left out: uniform "no such text" (no vocabulary item has the surface text "no such text")',
+        ]);
+      }
+    } finally {
+      await mine.dispose();
+      await theirs.dispose();
+    }
+  });
+
   it('refuses bad load options before starting a thread, naming the call', async () => {
     await expect(loadModelInWorker(dir, { prefillChunk: -1 })).rejects.toThrow(
       'loadModelInWorker: prefillChunk must be a whole number of positions (0: no chunks), got -1',
