@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
 
@@ -26,3 +26,21 @@ it("the README's example runs against the built package", () => {
     rmSync(dir, { recursive: true, force: true });
   }
 }, 120_000);
+
+it("the README's Errors table names every error code the runtime throws", () => {
+  const pkg = resolve(import.meta.dirname, '..');
+  const readme = readFileSync(join(pkg, 'README.md'), 'utf8');
+  const table = readme.slice(readme.indexOf('## Errors'), readme.indexOf('## What it does'));
+  const src = join(pkg, 'src');
+  const thrown = new Set(
+    readdirSync(src)
+      .filter((f) => f.endsWith('.ts'))
+      .flatMap((f) =>
+        [...readFileSync(join(src, f), 'utf8').matchAll(/'(runtime\.[a-z_]+)'/g)].map((m) => m[1]!),
+      ),
+  );
+  // the worker's fallbacks for an error that crossed without a code: never thrown with one
+  for (const fallback of ['runtime.error', 'runtime.load_failed']) expect(thrown.delete(fallback)).toBe(true);
+  expect(thrown.size).toBeGreaterThan(20);
+  expect([...thrown].filter((code) => !table.includes(`\`${code}\``))).toEqual([]);
+});
