@@ -7,10 +7,7 @@ let cached: string | undefined;
  * ONNX files it makes (so a file says which release wrote it). Read, not baked into the build:
  * `changeset version` rewrites package.json after the build. The bundles (`dist/*.js`) sit one folder
  * below package.json, this source file (under vitest) two: the nearer package.json named
- * `@implicit-it/modelkit` is the one.
- *
- * @example
- * modelkitVersion(); // such as '0.1.0'
+ * `@implicit-it/modelkit` is the one. Internal (not exported): 'unknown' where neither is found.
  */
 export function modelkitVersion(): string {
   if (cached !== undefined) return cached;
