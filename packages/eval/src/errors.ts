@@ -100,11 +100,13 @@ export class AdapterContractError extends ImplicitItError {
 }
 
 /**
- * A run stopped through its `signal` (`generateRun`, `runAblations`, `rankResponses`, `tokenShift`),
- * wherever the abort landed: before a batch or within one, where the model adapter stops decoding or
- * scoring with its own error (`runtimeGenerator`: the runtime's `GenerationAbortedError`). `cause` is
- * the signal's reason; the message says what was stopped, why (the reason's message) and what is kept
- * for the same call to resume (the batches finished before the abort, in the run's journal).
+ * A run stopped through its `signal` (`generateRun`, `runAblations`, `rankResponses`, `tokenShift`,
+ * `judgePairs`), wherever the abort landed: before a batch or within one, where the model adapter
+ * stops decoding or scoring with its own error (`runtimeGenerator`: the runtime's
+ * `GenerationAbortedError`), or a judge request in flight with its abort. `cause` is the signal's
+ * reason; the message says what was stopped, why (the reason's message) and what is kept for the same
+ * call to resume (the batches finished before the abort, in the run's journal; the judge's answers, in
+ * its cache).
  *
  * @example
  * const controller = new AbortController();

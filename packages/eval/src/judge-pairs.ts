@@ -1,3 +1,4 @@
+import { throwIfRunAborted } from './abort.js';
 import type { Annotation } from './annotations.js';
 import { writeAnnotations } from './annotations.js';
 import { doneRecordDifferences, readDoneRecord, refuseToReplace, writeRecorded } from './done-record.js';
@@ -150,7 +151,9 @@ export function pairOutputs(
  * asked, none cached) stop the run: a judge that refuses everything refuses its settings. Any other
  * request that fails for good (a bad key: 401, 403; no such model or endpoint: 404; a server that
  * stays down) ends the run with its error: the requests still in flight are aborted (their retries
- * with them), and what was answered stays cached for the rerun. Writes alpaca_eval's `annotations.json` to `out`, then `${out}.done`, the
+ * with them), and what was answered stays cached for the rerun. Aborting `signal` stops the run the
+ * same way and rejects with `RunAbortedError` (code `eval.aborted`, `cause` the signal's reason),
+ * its message saying how many judgements the cache keeps for the same call to resume. Writes alpaca_eval's `annotations.json` to `out`, then `${out}.done`, the
  * record of the judging (judge, request, seed, baseline, the outputs' generator): an `out` that holds
  * annotations of other settings, or a file without that record, is refused before any request
  * unless `replace` (see `finishedAnnotationsDifferences`).
@@ -350,7 +353,16 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
   });
   await Promise.all(workers);
   options.signal?.removeEventListener('abort', onAbort);
-  if (failure) throw failure.error;
+  if (failure) {
+    // stopped through `signal`: as the other runs, whatever the requests in flight rejected with
+    throwIfRunAborted(
+      options.signal,
+      'judging',
+      () =>
+        `${result.requests + result.cacheHits} judgements (of ${pairs.length} pairs) are kept in the judge cache ${options.cacheDir}, from which the same call resumes`,
+    );
+    throw failure.error;
+  }
   if (result.discreteFallbacks > 0) {
     options.onWarning?.(
       `${result.discreteFallbacks} of ${pairs.length} judgements had no usable top_logprobs; their preference is the discrete answer (1 or 2), not a weighted one. Use a judge endpoint that returns logprobs for alpaca_eval's weighted method.`,

@@ -22,6 +22,7 @@ import {
   type Progress,
   pairOutputs,
   preferenceFromChoice,
+  RunAbortedError,
   readAnnotations,
   readDoneRecord,
   winRate,
@@ -531,6 +532,42 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
     expect(calls).toBe(4); // no new pair was started after the failure
     expect(aborted).toHaveLength(3);
     expect((aborted[0] as Error).message).toBe('judge down');
+  });
+
+  it('an abort, before the first request or while one is in flight, rejects with RunAbortedError; the cache keeps what was answered', async () => {
+    const { baseline, model } = pairs(6, ' abort');
+    const cacheDir = tmp();
+    const controller = new AbortController();
+    let calls = 0;
+    const answering = {
+      id: 'answering-judge',
+      complete(_request: unknown, { signal }: { signal?: AbortSignal } = {}) {
+        const call = calls++;
+        // two answers (discrete: no logprobs), then a request that waits until the user stops the run
+        if (call < 2) return Promise.resolve({ choices: [{ message: { role: 'assistant', content: 'm' } }] });
+        setTimeout(() => controller.abort(new Error('stopped by the user')), 10);
+        return new Promise<never>((_resolve, reject) => {
+          signal?.addEventListener('abort', () => reject(signal.reason));
+        });
+      },
+    } as unknown as JudgeClient;
+    const settings = { judge: answering, baseline, model, cacheDir, concurrency: 1 };
+    const error = await judgePairs({ ...settings, signal: controller.signal }).catch((e: unknown) => e);
+    expect(RunAbortedError.isInstance(error)).toBe(true);
+    expect((error as RunAbortedError).code).toBe('eval.aborted');
+    expect((error as RunAbortedError).message).toBe(
+      `judging aborted: stopped by the user; 2 judgements (of 6 pairs) are kept in the judge cache ${cacheDir}, from which the same call resumes`,
+    );
+    expect(((error as RunAbortedError).cause as Error).message).toBe('stopped by the user');
+    expect(calls).toBe(3);
+    // aborted before anything is asked: the same error, nothing more asked
+    const before = new AbortController();
+    before.abort(new Error('interrupted'));
+    const early = await judgePairs({ ...settings, signal: before.signal }).catch((e: unknown) => e);
+    expect((early as RunAbortedError).message).toBe(
+      `judging aborted: interrupted; 2 judgements (of 6 pairs) are kept in the judge cache ${cacheDir}, from which the same call resumes`,
+    );
+    expect(calls).toBe(3);
   });
 
   it("a judge's 400 for one pair (a prompt over its context) leaves that pair unjudged, named, and the run goes on; a rerun asks again", async () => {
