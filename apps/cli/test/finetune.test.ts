@@ -330,6 +330,20 @@ describe('finetune data: errors', () => {
     expect(text.stdout).toContain('mbpp/mbpp.jsonl:4 malformed: field "task_id" is not a number');
   });
 
+  it('without --data-dir and no shared data where it is looked for, a usage error says where, writing nothing', async () => {
+    const none = join(tmp, 'no-shared');
+    const out = join(tmp, 'no-shared.jsonl');
+    const r = await run(['finetune', 'data', '--recipe', 'gsm', '--out', out], {
+      env: { IMPLICIT_IT_SHARED_DIR: none },
+    });
+    expect([r.code, r.stderr]).toEqual([
+      2,
+      `error: --data-dir: give the directory of the paper's raw datasets: the default, data in the shared directory, is not there (no ${join(none, 'data')}, IMPLICIT_IT_SHARED_DIR being ${none})\n` +
+        "hint: set IMPLICIT_IT_SHARED_DIR to the repository's shared/ directory (the one that holds data/), or give --data-dir\n",
+    ]);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it("a build short of the paper's count points at rows below only when there are any", async () => {
     const dir = join(tmp, 'short-data');
     mkdirSync(join(dir, 'mbpp'), { recursive: true });

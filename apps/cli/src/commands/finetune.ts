@@ -60,12 +60,22 @@ import {
   usage,
 } from '../output.js';
 import { type Progress, progressBar, trainingBar } from '../progress.js';
-import { sharedDir } from '../shared-dir.js';
+import { sharedDefaultMissing, sharedDir } from '../shared-dir.js';
 
-/** The raw data directory when --data-dir is omitted: `<shared>/data`, else `../shared/data`. */
+/**
+ * The raw data directory when --data-dir is omitted: `<shared>/data`, else `../shared/data` (a
+ * working directory beside a shared/ outside any clone). Neither there is a usage error that says
+ * where it was looked for, as the eval commands' defaults say it, rather than a missing file of the
+ * recipe under a directory the user never named.
+ */
 export function defaultDataDir(): string {
   const shared = sharedDir();
-  return shared ? join(shared, 'data') : DEFAULT_DATA_DIR;
+  const dir = shared ? join(shared, 'data') : DEFAULT_DATA_DIR;
+  if (existsSync(dir)) return dir;
+  throw usage(
+    `--data-dir: give the directory of the paper's raw datasets: the default, data in the shared directory, is not there (${sharedDefaultMissing('data')})`,
+    "set IMPLICIT_IT_SHARED_DIR to the repository's shared/ directory (the one that holds data/), or give --data-dir",
+  );
 }
 
 /** `--checkpointing epoch|N|off`. */
