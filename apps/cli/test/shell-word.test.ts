@@ -93,6 +93,15 @@ describe('the commands finetune prints', () => {
       'next: implicit-it finetune run jobs/mbpp\n' +
         '      or on each node: MACHINE_RANK=<0..1> MAIN_PROCESS_IP=<node 0> bash jobs/mbpp/launch.sh\n',
     );
+    // the nodes' command line is bash's (VAR=value before the command), quoted for it on every platform
+    expect(planNext('jobs/my job', 2, 'linux')).toBe(
+      "next: implicit-it finetune run 'jobs/my job'\n" +
+        "      or on each node: MACHINE_RANK=<0..1> MAIN_PROCESS_IP=<node 0> bash 'jobs/my job'/launch.sh\n",
+    );
+    expect(planNext('jobs/my job', 3, 'win32')).toBe(
+      'next: implicit-it finetune run "jobs/my job"\n' +
+        "      or on each node: MACHINE_RANK=<0..2> MAIN_PROCESS_IP=<node 0> bash 'jobs/my job'/launch.sh\n",
+    );
   });
 
   it("a sweep's jobs one after another: a sh loop, or PowerShell's", () => {

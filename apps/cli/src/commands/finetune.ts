@@ -683,13 +683,14 @@ async function plan(flags: PlanFlags): Promise<void> {
 
 /**
  * The `next:` line of `finetune plan` for the job in `rel`: the command that trains it, for the shell
- * of `platform`, with how to start `launch.sh` on each node of a cluster, or here (not on Windows,
- * where the `bash` is WSL's and `finetune run` starts the training without the script).
+ * of `platform`, with how to start `launch.sh` on each node of a cluster (a bash command line, its
+ * `VAR=value` words sh's: quoted for sh on every platform), or here (not on Windows, where the `bash`
+ * is WSL's and `finetune run` starts the training without the script).
  */
 export function planNext(rel: string, nodes: number, platform: NodeJS.Platform = process.platform): string {
   const run = `next: ${shellCommand(['implicit-it', 'finetune', 'run', rel], platform)}`;
   if (nodes > 1)
-    return `${run}\n      or on each node: MACHINE_RANK=<0..${nodes - 1}> MAIN_PROCESS_IP=<node 0> bash ${rel}/launch.sh\n`;
+    return `${run}\n      or on each node: MACHINE_RANK=<0..${nodes - 1}> MAIN_PROCESS_IP=<node 0> bash ${shellWord(rel, 'linux')}/launch.sh\n`;
   return platform === 'win32' ? `${run}\n` : `${run}   (or: bash ${shellWord(rel, platform)}/launch.sh)\n`;
 }
 
