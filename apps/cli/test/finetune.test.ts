@@ -1064,6 +1064,27 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(r.stderr).not.toContain('runJob');
   });
 
+  it("run that fails after a checkpoint, in a directory with a space: the resume command is still the CLI's, quoted", async (ctx) => {
+    if (!python) return ctx.skip();
+    // the library quotes such a path in its own resume command; the CLI puts its own in its place
+    const job = join(tmp, 'my jobs', 'crash');
+    cpSync(join(tmp, 'sweep', 'poetry-ep7-seed2'), job, { recursive: true });
+    const r = await run([
+      'finetune',
+      'run',
+      job,
+      '--python',
+      python,
+      '--env',
+      'FAKE_CRASH_AFTER_CHECKPOINT=2',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `a checkpoint at step 2 was saved: resume from it with implicit-it finetune run '${job}' --resume --python ${python} --env FAKE_CRASH_AFTER_CHECKPOINT=2; see ${job}/train.log.`,
+    );
+    expect(r.stderr).not.toContain('runJob');
+  });
+
   it('run: Ctrl-C stops the training and exits 130', async (ctx) => {
     if (!python) return ctx.skip();
     const job = join(tmp, 'sweep', 'poetry-ep7-seed2');

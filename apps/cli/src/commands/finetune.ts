@@ -913,8 +913,12 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
     }
     // a crash after a checkpoint: the library names the job's plain resume; the command keeps the flags
     if (saved && error instanceof Error) {
-      const plain = `implicit-it finetune run ${resolve(jobDir)} --resume`;
-      if (error.message.includes(plain))
+      // the library's job directory as it writes it: as it is, or in double quotes (a space in it)
+      const dir = resolve(jobDir);
+      const plain = [dir, `"${dir}"`]
+        .map((word) => `implicit-it finetune run ${word} --resume`)
+        .find((command) => error.message.includes(command));
+      if (plain !== undefined)
         throw new CliError(inCliTerms(error.message).replace(plain, resume), exitCodeOf(error));
     }
     throw error;
