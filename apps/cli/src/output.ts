@@ -151,7 +151,7 @@ export function forTerminal(text: string, stream: NodeJS.WriteStream = process.s
  *   PowerShell 7.3+ escapes it again itself, so there such a word ends in one more `\` (a directory
  *   path still names the same directory).
  * - left bare on POSIX but quoted here: `--` (PowerShell takes it as the end of its own parameters,
- *   and npm's `.ps1` shim of the command would drop it), a word starting with `-` that holds `.` or
+ *   and npm's `.ps1` shim of the command would drop it), `--%` (PowerShell's stop-parsing token), a word starting with `-` that holds `.` or
  *   `:` (PowerShell splits `-a.b` in two), and any `@` (splatting) or `,` (an array).
  * - the empty word is `""`; Windows PowerShell 5.1 drops an empty argument to a program whatever the
  *   quoting, as it loses a `"` inside one.
@@ -164,7 +164,7 @@ export function forTerminal(text: string, stream: NodeJS.WriteStream = process.s
  */
 export function shellWord(word: string, platform: NodeJS.Platform = process.platform): string {
   if (platform !== 'win32') return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-  const bare = /^[\w%+=:./\\-]+$/.test(word) && word !== '--' && !/^-.*[.:]/.test(word);
+  const bare = /^[\w%+=:./\\-]+$/.test(word) && word !== '--' && word !== '--%' && !/^-.*[.:]/.test(word);
   if (bare) return word;
   const escaped = word
     .replace(/(\\*)("|$)/g, (_, slashes: string, quote: string) => `${slashes}${slashes}${quote}${quote}`)

@@ -13,6 +13,7 @@ const words: [string, string, string][] = [
   ['@rules.json', '@rules.json', '"@rules.json"'],
   ['--resume', '--resume', '--resume'],
   ['--', '--', '"--"'],
+  ['--%', '--%', '"--%"'],
   ['--lr=0.5', '--lr=0.5', '"--lr=0.5"'],
   ['-x:y', '-x:y', '"-x:y"'],
   ['a.b:c', 'a.b:c', 'a.b:c'],
