@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { Journal, readDoneRecord } from '@implicit-it/eval';
-import { canonicalRuleSet, type RuleSpec } from '@implicit-it/rules';
+import { canonicalRuleSet, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
 import { rulesFile } from './flags.js';
 
 // How eval commands record the rules of a run, and name its outputs after them: a run's record holds
@@ -31,7 +31,8 @@ export function rulesHash(rules: RuleSpec): string {
 /**
  * The default generator name of outputs of the model `id` under `rules`: `MODEL-RULES`, RULES being
  * the preset or subset name as given (`tiny-hewitt2024`), a rule-set file's name without its extension
- * (`tiny-variant` for `--rules @variant.json`), or `custom-` and `rulesHash` for inline JSON
+ * (`tiny-variant` for `--rules @variant.json`; `file-` before one that reads as rules' name:
+ * `tiny-file-hewitt2024` for `@hewitt2024.json`), or `custom-` and `rulesHash` for inline JSON
  * (`tiny-custom-1a2b3c`, the same for JSON that compiles alike); MODEL alone with `--rules off`.
  *
  * @example
@@ -45,7 +46,21 @@ export function generatorName(id: string, rules: RuleSpec): string {
   if (typeof rules === 'string') return `${model}-${rules}`;
   const file = rulesFile(rules);
   const stem = file === undefined ? '' : basename(file, extname(file));
-  return `${model}-${stem || `custom-${rulesHash(rules)}`}`;
+  if (!stem) return `${model}-custom-${rulesHash(rules)}`;
+  // a file named as rules are (`@hewitt2024.json`, `@eos.json`, `@off.json`, `@custom-1a2b3c.json`)
+  // would take their name, which says other rules than the file may hold
+  return `${model}-${readsAsRuleName(stem) ? `file-${stem}` : stem}`;
+}
+
+/** Whether `name` is one `--rules` takes as a name (a preset, a subset, off and its synonyms) or a default name's `custom`. */
+function readsAsRuleName(name: string): boolean {
+  if (['off', 'none', 'false', 'base'].includes(name) || /^custom(-|$)/.test(name)) return true;
+  try {
+    resolveRuleSpec(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -987,7 +987,7 @@ describe('eval: what is refused up front, and what fails clearly', () => {
   it('generate --name: the default its help names, MODEL alone with --rules off', async () => {
     const help = await run(['eval', 'generate', '--help']);
     expect(help.stdout.replace(/\s+/g, ' ')).toContain(
-      'the "generator" field (default: MODEL-RULES, e.g. tiny-hewitt2024; tiny-variant for --rules @variant.json, tiny-custom-HASH for inline JSON; MODEL alone with --rules off)',
+      'the "generator" field (default: MODEL-RULES, e.g. tiny-hewitt2024; tiny-variant for --rules @variant.json (tiny-file-hewitt2024 for @hewitt2024.json), tiny-custom-HASH for inline JSON; MODEL alone with --rules off)',
     );
     const args = [
       '--model',
@@ -1409,6 +1409,17 @@ describe('eval: what is refused up front, and what fails clearly', () => {
       expect(await run2('from-file', rulesFile('my-variant.json', '{"used":{"penalty":-2}}'))).toBe(
         `${M()}-my-variant`,
       );
+      // a file named as rules are: not their name, which would say other rules
+      mkdirSync(join(tmp, 'rule-files'), { recursive: true });
+      for (const [file, stem] of [
+        ['rule-files/hewitt2024.json', 'hewitt2024'],
+        ['rule-files/eos-uniform.json', 'eos-uniform'],
+        ['rule-files/off.json', 'off'],
+        ['rule-files/custom-abcdef.json', 'custom-abcdef'],
+      ])
+        expect(await run2(`named-${stem}`, rulesFile(file!, '{"used":{"penalty":-2}}'))).toBe(
+          `${M()}-file-${stem}`,
+        );
       // presets and subsets as before
       expect(await run2('preset', 'eos-uniform')).toBe(`${M()}-eos-uniform`);
       expect(await run2('off', 'off')).toBe(M());

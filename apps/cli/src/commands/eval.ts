@@ -1838,7 +1838,7 @@ Examples:
     .requiredOption('-o, --out <file>', 'model_outputs.json to write (resume journal: OUT.journal.jsonl)')
     .option(
       '--name <name>',
-      'the "generator" field (default: MODEL-RULES, e.g. tiny-hewitt2024; tiny-variant for --rules @variant.json, tiny-custom-HASH for inline JSON; MODEL alone with --rules off)',
+      'the "generator" field (default: MODEL-RULES, e.g. tiny-hewitt2024; tiny-variant for --rules @variant.json (tiny-file-hewitt2024 for @hewitt2024.json), tiny-custom-HASH for inline JSON; MODEL alone with --rules off)',
     )
     .option('--limit <n>', 'only the first n instructions', intArg(1))
     .option(
