@@ -138,7 +138,10 @@ describe('serve', () => {
       await reader.read();
       return reader;
     };
-    const s = startServe(['--model', `tiny=${model}`]);
+    // a model whose 300 tokens take long enough (the tiny model's can end, on a busy machine,
+    // between the first chunk read here and the signal reaching the server)
+    const { dir: larger } = await createTinyModel(SLOW_PREFILL_MODEL);
+    const s = startServe(['--model', `tiny=${larger}`]);
     const reader = await streaming(await s.url, 300);
     s.child.kill('SIGINT');
     let text = '';
@@ -155,9 +158,8 @@ describe('serve', () => {
     );
     expect(s.stderr().trimEnd().endsWith('\nstopped')).toBe(true); // it finished within the grace
 
-    // a second signal does not wait: a larger model's 2,000-token stream lasts seconds, so it is
-    // still running when the second signal lands (the tiny model's ends in about 250 ms)
-    const { dir: larger } = await createTinyModel(SLOW_PREFILL_MODEL);
+    // a second signal does not wait: the larger model's 2,000-token stream lasts seconds, so it is
+    // still running when the second signal lands
     const again = startServe(['--model', `tiny=${larger}`, '--shutdown-grace', '600']);
     const longReader = await streaming(await again.url, 5000);
     again.child.kill('SIGTERM');
