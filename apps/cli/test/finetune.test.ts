@@ -1042,18 +1042,14 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(r.stdout).toContain('4/4 steps in');
   });
 
+  /** `finetune run JOB` with the fake python crashing after its checkpoint at step 2. */
+  const crashAfterCheckpoint = (job: string) =>
+    run(['finetune', 'run', job, '--python', python!, '--env', 'FAKE_CRASH_AFTER_CHECKPOINT=2']);
+
   it('run that fails after a checkpoint names the command that resumes it, not the library call', async (ctx) => {
     if (!python) return ctx.skip();
     const job = join(tmp, 'sweep', 'poetry-ep7-seed1');
-    const r = await run([
-      'finetune',
-      'run',
-      job,
-      '--python',
-      python,
-      '--env',
-      'FAKE_CRASH_AFTER_CHECKPOINT=2',
-    ]);
+    const r = await crashAfterCheckpoint(job);
     expect(r.code).toBe(1);
     const dir = job.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     expect(r.stderr).toMatch(
@@ -1069,15 +1065,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     // the library quotes such a path in its own resume command; the CLI puts its own in its place
     const job = join(tmp, 'my jobs', 'crash');
     cpSync(join(tmp, 'sweep', 'poetry-ep7-seed2'), job, { recursive: true });
-    const r = await run([
-      'finetune',
-      'run',
-      job,
-      '--python',
-      python,
-      '--env',
-      'FAKE_CRASH_AFTER_CHECKPOINT=2',
-    ]);
+    const r = await crashAfterCheckpoint(job);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(
       `a checkpoint at step 2 was saved: resume from it with implicit-it finetune run '${job}' --resume --python ${python} --env FAKE_CRASH_AFTER_CHECKPOINT=2; see ${job}/train.log.`,
