@@ -122,6 +122,8 @@ const commandWord = (path: string) => (/^[\w@%+=:,./\\-]+$/.test(path) ? path : 
  * new TrainingFailedError('/jobs/res', 1, 'RuntimeError: CUDA out of memory');
  */
 export class TrainingFailedError extends ImplicitItError {
+  /** The job directory the training ran in. */
+  readonly jobDir: string;
   readonly exitCode: number | null;
   readonly logTail: string;
   /** Whether the run was stopped through `RunJobOptions.signal`. */
@@ -132,10 +134,21 @@ export class TrainingFailedError extends ImplicitItError {
     jobDir: string,
     exitCode: number | null,
     logTail: string,
-    options: { aborted?: boolean; checkpoint?: { step: number; path: string } } = {},
+    options: {
+      aborted?: boolean;
+      checkpoint?: { step: number; path: string };
+      /**
+       * How to resume from the checkpoint, for the message, in place of the library call and the plain
+       * CLI command (an app's own command, keeping the flags the run was given).
+       */
+      resumeWith?: string;
+    } = {},
   ) {
+    const resumeWith =
+      options.resumeWith ??
+      `\`runJob(dir, { resume: true })\` (CLI: implicit-it finetune run ${commandWord(jobDir)} --resume)`;
     const resume = options.checkpoint
-      ? `; a checkpoint at step ${options.checkpoint.step} was saved: resume from it with \`runJob(dir, { resume: true })\` (CLI: implicit-it finetune run ${commandWord(jobDir)} --resume)`
+      ? `; a checkpoint at step ${options.checkpoint.step} was saved: resume from it with ${resumeWith}`
       : '';
     super(
       'finetune.training_failed',
@@ -144,6 +157,7 @@ export class TrainingFailedError extends ImplicitItError {
         : `${jobDir}: training exited with ${exitCode}${resume}; see ${jobDir}/train.log. Last lines:\n${logTail}`,
     );
     this.name = 'TrainingFailedError';
+    this.jobDir = jobDir;
     this.exitCode = exitCode;
     this.logTail = logTail;
     this.aborted = options.aborted === true;

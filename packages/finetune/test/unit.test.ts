@@ -275,5 +275,14 @@ describe('TrainingFailedError', () => {
       checkpoint: { step: 40, path: '/my jobs/res/c' },
     });
     expect(spaced.message).toContain('(CLI: implicit-it finetune run "/my jobs/res" --resume)');
+    // an app's own resume command in place of both; the job directory kept for it
+    const own = new TrainingFailedError('/jobs/res', 1, 'RuntimeError: CUDA out of memory', {
+      checkpoint: { step: 40, path: '/jobs/res/c' },
+      resumeWith: "my-app resume '/jobs/res' --gpus 2",
+    });
+    expect([own.jobDir, own.message]).toEqual([
+      '/jobs/res',
+      "/jobs/res: training exited with 1; a checkpoint at step 40 was saved: resume from it with my-app resume '/jobs/res' --gpus 2; see /jobs/res/train.log. Last lines:\nRuntimeError: CUDA out of memory",
+    ]);
   });
 });

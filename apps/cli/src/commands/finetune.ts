@@ -911,15 +911,15 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
         stoppedBy?.[1] ?? EXIT.interrupted,
       );
     }
-    // a crash after a checkpoint: the library names the job's plain resume; the command keeps the flags
-    if (saved && error instanceof Error) {
-      // the library's job directory as it writes it: as it is, or in double quotes (a space in it)
-      const dir = resolve(jobDir);
-      const plain = [dir, `"${dir}"`]
-        .map((word) => `implicit-it finetune run ${word} --resume`)
-        .find((command) => error.message.includes(command));
-      if (plain !== undefined)
-        throw new CliError(inCliTerms(error.message).replace(plain, resume), exitCodeOf(error));
+    // a crash after a checkpoint: the library's message, resumed by the command that keeps the flags
+    if (saved && TrainingFailedError.isInstance(error)) {
+      const { jobDir: dir, exitCode, logTail, aborted } = error;
+      const message = new TrainingFailedError(dir, exitCode, logTail, {
+        aborted,
+        checkpoint: saved,
+        resumeWith: resume,
+      }).message;
+      throw new CliError(message, exitCodeOf(error));
     }
     throw error;
   } finally {
