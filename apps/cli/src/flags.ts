@@ -229,6 +229,9 @@ export function renamedFlag<T>(
   return value ?? former;
 }
 
+/** The names `--rules` takes for no rules at all (the base model alone). */
+export const NO_RULES_NAMES: readonly string[] = ['off', 'none', 'false', 'base'];
+
 /** The `@file` each rule set read from a file came from, for `rulesLabel`. */
 const ruleFiles = new WeakMap<object, string>();
 
@@ -246,7 +249,7 @@ export function parseRules(
   if (value === undefined) return fallback;
   const text = value.trim();
   let spec: RuleSpec;
-  if (['off', 'none', 'false', 'base'].includes(text)) return false;
+  if (NO_RULES_NAMES.includes(text)) return false;
   if (text.startsWith('@')) {
     const file = text.slice(1);
     if (!existsSync(file)) throw usage(`${flag}: ${file} does not exist`);

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { Journal, readDoneRecord } from '@implicit-it/eval';
 import { canonicalRuleSet, type RuleSpec, resolveRuleSpec } from '@implicit-it/rules';
-import { rulesFile } from './flags.js';
+import { NO_RULES_NAMES, rulesFile } from './flags.js';
 
 // How eval commands record the rules of a run, and name its outputs after them: a run's record holds
 // the rules compiled alike however they were written (`canonicalRuleSet`), so a rerun with
@@ -54,7 +54,7 @@ export function generatorName(id: string, rules: RuleSpec): string {
 
 /** Whether `name` is one `--rules` takes as a name (a preset, a subset, off and its synonyms) or a default name's `custom`. */
 function readsAsRuleName(name: string): boolean {
-  if (['off', 'none', 'false', 'base'].includes(name) || /^custom(-|$)/.test(name)) return true;
+  if (NO_RULES_NAMES.includes(name) || /^custom(-|$)/.test(name)) return true;
   try {
     resolveRuleSpec(name);
     return true;
