@@ -115,6 +115,7 @@ export class RuleCache {
       this.cache.set(model, map);
     }
     let set = map.get(key);
+    const compiled = set === undefined;
     if (set !== undefined) {
       map.delete(key);
       map.set(key, set);
@@ -123,12 +124,12 @@ export class RuleCache {
       if (map.size >= RULE_CACHE_SIZE) map.delete(map.keys().next().value!);
       // kept before the line is logged: a `log` that throws fails this request, not the next ones
       map.set(key, set);
-      // a request refused for it is answered, not logged: nothing of it is left out of a response
-      const refused = of === 'request' && set.inert.length > 0;
-      if (set.unresolved.length > 0 && !refused)
-        this.log(unresolvedLine(served.id, spec, of, set.unresolved));
     }
-    if (of === 'request' && set.inert.length > 0) throw inertRules(served.id, spec, set);
+    const refused = of === 'request' && set.inert.length > 0;
+    // a request refused for it is answered, not logged: nothing of it is left out of a response
+    if (compiled && set.unresolved.length > 0 && !refused)
+      this.log(unresolvedLine(served.id, spec, of, set.unresolved));
+    if (refused) throw inertRules(served.id, spec, set);
     return set;
   }
 
