@@ -185,6 +185,11 @@ describe('exportOnnx', () => {
     expect((await fail(empty)).message).toBe(
       `${join(empty, 'config.json')}: missing: a Hugging Face model directory has config.json beside its weights`,
     );
+    const bom = tmp();
+    writeFileSync(join(bom, 'config.json'), `\ufeff${JSON.stringify(toHfConfig(config))}`);
+    expect((await fail(bom)).message).toBe(
+      `${join(bom, 'config.json')}: starts with a UTF-8 byte order mark, which JSON readers (Python's json, Rust's serde_json) refuse; save it as UTF-8 without BOM`,
+    );
     const none = withConfig();
     const noWeights = `${join(none, 'model.safetensors')}: missing, and no model.safetensors.index.json: ${none} holds no safetensors weights`;
     expect((await fail(none)).message).toBe(noWeights);

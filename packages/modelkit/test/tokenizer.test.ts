@@ -363,6 +363,14 @@ describe('tokenizer directory errors', () => {
     );
   });
 
+  it('a tokenizer.json with a byte order mark is named as such', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'tokenizer.json'), '\ufeff{}');
+    await expect(createModel({ tokenizerDir: dir, out: tmp() })).rejects.toThrow(
+      `${join(dir, 'tokenizer.json')}: starts with a UTF-8 byte order mark, which JSON readers (Python's json, Rust's serde_json) refuse; save it as UTF-8 without BOM`,
+    );
+  });
+
   it('a tokenizer.json that is not an object, or whose added_tokens is not a list, is refused naming the field', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'tokenizer.json'), '[1, 2]');

@@ -89,6 +89,14 @@ function readJson(file: string, what: string): Record<string, unknown> {
       },
     );
   }
+  if (text.startsWith('\ufeff')) {
+    // what transformers does too: Python's json refuses a byte order mark ("Unexpected UTF-8 BOM")
+    throw new ModelLoadError(
+      'runtime.malformed_file',
+      `${file}: ${what} starts with a UTF-8 byte order mark, which JSON readers (Python's json, Rust's serde_json) refuse; save it as UTF-8 without BOM`,
+      { file },
+    );
+  }
   try {
     const value = JSON.parse(text);
     if (typeof value !== 'object' || value === null || Array.isArray(value))

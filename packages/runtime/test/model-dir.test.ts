@@ -112,6 +112,11 @@ describe('model directory validation', () => {
     expect(() => resolveModelFiles(dir)).toThrow(
       `${join(dir, 'config.json')}: the model config is not valid JSON`,
     );
+    // a byte order mark (Notepad, PowerShell 5) is named as such, not as a JSON syntax error
+    writeFileSync(join(dir, 'config.json'), '\ufeff{"model_type": "llama"}');
+    expect(() => resolveModelFiles(dir)).toThrow(
+      `${join(dir, 'config.json')}: the model config starts with a UTF-8 byte order mark, which JSON readers (Python's json, Rust's serde_json) refuse; save it as UTF-8 without BOM`,
+    );
     writeFileSync(
       join(dir, 'config.json'),
       JSON.stringify({ num_hidden_layers: 2, num_attention_heads: 4, hidden_size: 64, vocab_size: -1 }),

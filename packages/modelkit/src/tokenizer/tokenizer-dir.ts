@@ -28,6 +28,12 @@ function readJson(file: string): Record<string, unknown> {
         'fetch it (git lfs pull in the clone, or download it from the model repository)',
     );
   }
+  if (text.startsWith('\ufeff')) {
+    throw new ModelTokenizerError(
+      file,
+      "starts with a UTF-8 byte order mark, which JSON readers (Python's json, Rust's serde_json) refuse; save it as UTF-8 without BOM",
+    );
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
