@@ -7,6 +7,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
   rmSync,
   writeSync,
 } from 'node:fs';
@@ -76,12 +77,10 @@ export class Journal<T> {
    */
   static header(path: string): Record<string, unknown> | undefined {
     if (!existsSync(path)) return undefined;
-    const buf = readFileSync(path);
-    const nl = buf.indexOf(10);
-    if (nl < 0) return undefined;
+    const line = firstLine(path);
+    if (line === undefined) return undefined;
     try {
-      const stored = (JSON.parse(buf.subarray(0, nl).toString('utf8')) as { journal?: unknown } | null)
-        ?.journal;
+      const stored = (JSON.parse(line) as { journal?: unknown } | null)?.journal;
       return isObject(stored) ? stored : undefined;
     } catch {
       return undefined;
@@ -203,4 +202,25 @@ export function headerDifferences(run: Record<string, unknown>, stored: Record<s
   };
   compare(run, stored, '');
   return out;
+}
+
+/**
+ * The first line of the file at `path` without its newline, or undefined when it has none: read in
+ * chunks, so a header costs the same whether the journal holds ten items or ten thousand.
+ */
+function firstLine(path: string): string | undefined {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    const chunk = Buffer.alloc(64 * 1024);
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) return undefined;
+      const nl = chunk.subarray(0, n).indexOf(10);
+      chunks.push(Buffer.from(chunk.subarray(0, nl < 0 ? n : nl)));
+      if (nl >= 0) return Buffer.concat(chunks).toString('utf8');
+    }
+  } finally {
+    closeSync(fd);
+  }
 }

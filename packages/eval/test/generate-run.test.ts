@@ -498,6 +498,12 @@ describe('Journal', () => {
     j.append([{ i: 1 }]);
     j.close();
     expect(Journal.header(path)).toEqual(header);
+    // a header longer than one read, and a first line split across reads
+    const long = { generator: 'g', note: 'x'.repeat(200_000) };
+    const k = Journal.open<{ i: number }>(`${path}.long`, long);
+    k.append([{ i: 1 }]);
+    k.close();
+    expect(Journal.header(`${path}.long`)).toEqual(long);
     for (const text of ['', '{"journal":{"a":1}', 'not json\n', '{"journal":[1]}\n', '{"other":{}}\n']) {
       writeFileSync(path, text);
       expect(Journal.header(path), JSON.stringify(text)).toBeUndefined();
