@@ -113,7 +113,7 @@ export class MissingPythonError extends ImplicitItError {
  * it holds a space or another character a shell reads otherwise (they group the word alike in sh,
  * PowerShell and cmd.exe; the CLI prints its own resume command, quoted for each shell exactly).
  */
-const commandWord = (path: string) => (/^[\w@%+=:,./\\-]+$/.test(path) ? path : `"${path}"`);
+export const commandWord = (path: string) => (/^[\w@%+=:,./\\-]+$/.test(path) ? path : `"${path}"`);
 
 /**
  * The training process exited non-zero (code `finetune.training_failed`); `logTail` holds its last lines.

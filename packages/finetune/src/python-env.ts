@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { commandWord } from './errors.js';
 
 /**
  * Python modules a training job needs, and the pip names to install them.
@@ -89,7 +90,7 @@ print(json.dumps(out))`;
     versions,
     missing,
     install: result.ok
-      ? `${python} -m pip install ${pipNames.join(' ')}`
+      ? `${commandWord(python)} -m pip install ${pipNames.join(' ')}`
       : `install Python 3.9+ then: pip install ${pipNames.join(' ')}`,
   };
 }

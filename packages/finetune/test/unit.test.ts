@@ -1,3 +1,7 @@
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeWithBinary } from '@implicit-it/testkit';
 import { describe, expect, it } from 'vitest';
 import {
   accelerateConfigYaml,
@@ -13,6 +17,7 @@ import {
   PAPER_TRAINING,
   parsePythonStringList,
   parseTrainingLogLine,
+  probePython,
   splitPgnGames,
   splitTrainValidation,
   TrainingFailedError,
@@ -284,5 +289,23 @@ describe('TrainingFailedError', () => {
       '/jobs/res',
       "/jobs/res: training exited with 1; a checkpoint at step 40 was saved: resume from it with my-app resume '/jobs/res' --gpus 2; see /jobs/res/train.log. Last lines:\nRuntimeError: CUDA out of memory",
     ]);
+  });
+});
+
+describeWithBinary('probePython', 'python3', 'apt-get install python3', () => {
+  it('quotes an interpreter path with a space in the install command it prints', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'ft-python-'));
+    try {
+      const dir = join(root, 'Program Files');
+      mkdirSync(dir);
+      const python = join(dir, 'python3');
+      writeFileSync(python, '#!/bin/sh\nexec python3 -S "$@"\n');
+      chmodSync(python, 0o755);
+      const probe = await probePython(python, ['implicit_it_no_such_module']);
+      expect(probe).toMatchObject({ found: true, missing: ['implicit_it_no_such_module'] });
+      expect(probe.install).toBe(`"${python}" -m pip install implicit_it_no_such_module`);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
