@@ -1,4 +1,4 @@
-import { ImplicitItError } from '@implicit-it/rules';
+import { ImplicitItError, shownValue } from '@implicit-it/rules';
 
 /**
  * A tokenizer directory that cannot be loaded: the directory or a required file is missing
@@ -77,6 +77,9 @@ export function checkTokenId(id: unknown, where: string, size: number, source: s
   throw new TokenizerInputError(
     Number.isInteger(id)
       ? `${where} ${id} is outside [0, ${size}) of ${source}`
-      : `${where} ${typeof id === 'number' ? String(id) : JSON.stringify(id)} is not an integer in [0, ${size}) of ${source}`,
+      : `${where} ${shownValue(id)} is not an integer in [0, ${size}) of ${source}${
+          // transformers.js gives ids as bigints (a BigInt64Array, or its tolist())
+          typeof id === 'bigint' ? ' (a bigint: convert the ids with Number)' : ''
+        }`,
   );
 }

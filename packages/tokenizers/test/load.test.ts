@@ -252,6 +252,24 @@ describe('loadTokenizer from a directory (built tokenizers)', () => {
         'decode: ids[0]: token id "3" is not an integer in [0, 352) of built:sentencepiece-pair',
       ),
     );
+    // transformers.js's ids are bigints: named as such (JSON.stringify, which showed the others, throws
+    // on a bigint: "Do not know how to serialize a BigInt")
+    const bigintIds =
+      'token id 330n is not an integer in [0, 352) of built:sentencepiece-pair (a bigint: convert the ids with Number)';
+    expect(() => tok.decode([330n, 335n] as never)).toThrow(
+      new TokenizerInputError(`decode: ids[0]: ${bigintIds}`),
+    );
+    expect(() => tok.decode(BigInt64Array.of(330n) as never)).toThrow(
+      new TokenizerInputError(`decode: ids[0]: ${bigintIds}`),
+    );
+    expect(() => tok.createDetokenizer().push(330n as never)).toThrow(
+      new TokenizerInputError(`detokenizer.push: ${bigintIds}`),
+    );
+    expect(() => tok.decode([Number.NaN])).toThrow(
+      new TokenizerInputError(
+        'decode: ids[0]: token id NaN is not an integer in [0, 352) of built:sentencepiece-pair',
+      ),
+    );
     expect(tok.decode([])).toBe('');
     expect(tok.decode(Int32Array.from([330, 335]))).toBe('Hello world');
     expect(tok.decode([1, 330, 2], { skipSpecialTokens: true })).toBe('Hello');
