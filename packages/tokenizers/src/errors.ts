@@ -54,7 +54,9 @@ export class PromptError extends ImplicitItError {
 
 /**
  * Invalid input to `encode`, `decode` or a detokenizer: a non-string text, or a token id that is not
- * an integer in `[0, vocabulary.size)` (`tokenizers.invalid_input`).
+ * an integer in `[0, vocabulary.size)` (`tokenizers.invalid_input`); also an argument or option of
+ * `loadTokenizer`, `readTokenizerFiles` or `createTokenizer` that is not one they take (a `dir` that
+ * is no string, an unknown option).
  *
  * @example
  * tok.decode([-1]); // throws TokenizerInputError: decode: ids[0]: token id -1 is outside [0, 32000) of <dir>

@@ -1,5 +1,5 @@
 import { createTokenizer, type TokenizerOptions } from './create-tokenizer.js';
-import { readTokenizerFiles } from './read-files.js';
+import { checkDirArgument, readTokenizerFiles } from './read-files.js';
 import type { Tokenizer } from './tokenizer.js';
 
 /**
@@ -16,5 +16,6 @@ import type { Tokenizer } from './tokenizer.js';
  * const prompt = tok.buildPrompt({ format: 'tulu', instruction: 'Name three colors.' });
  */
 export async function loadTokenizer(dir: string, options?: TokenizerOptions): Promise<Tokenizer> {
+  checkDirArgument(dir, 'loadTokenizer');
   return createTokenizer(await readTokenizerFiles(dir), options);
 }

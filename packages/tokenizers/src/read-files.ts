@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TokenizerLoadError } from './errors.js';
+import { shownValue } from '@implicit-it/rules';
+import { TokenizerInputError, TokenizerLoadError } from './errors.js';
 import { type JsonObject, TOKENIZER_FILE_NAMES, type TokenizerFiles } from './files.js';
 
 // Node only (node:fs): the browser build (src/browser.ts) has src/browser-files.ts in its place.
@@ -65,6 +66,20 @@ function parseJsonObject(path: string, text: string): JsonObject {
 }
 
 /**
+ * Throws the `TokenizerInputError` of a `dir` argument of `fn` that is no path (a string): without it,
+ * `undefined` or a `URL` would be reported as a directory that does not exist.
+ * @internal
+ */
+export function checkDirArgument(dir: unknown, fn: string): asserts dir is string {
+  if (typeof dir === 'string') return;
+  throw new TokenizerInputError(
+    dir instanceof URL
+      ? `${fn}: dir must be a path (a string), got the URL ${dir.href}: pass fileURLToPath(url) (from node:url)`
+      : `${fn}: dir must be a path to a tokenizer directory (a string), got ${shownValue(dir)}`,
+  );
+}
+
+/**
  * Reads a Hugging Face tokenizer directory from disk (no network): `tokenizer.json` (required),
  * `tokenizer_config.json`, `special_tokens_map.json`, `generation_config.json` and
  * `chat_template.jinja` when present. Throws `TokenizerLoadError` naming the file at fault.
@@ -74,6 +89,7 @@ function parseJsonObject(path: string, text: string): JsonObject {
  * const tok = createTokenizer(files);
  */
 export async function readTokenizerFiles(dir: string): Promise<TokenizerFiles> {
+  checkDirArgument(dir, 'readTokenizerFiles');
   let isDir = false;
   try {
     isDir = (await stat(dir)).isDirectory();

@@ -1,9 +1,16 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ImplicitItError } from '@implicit-it/rules';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTokenizer, loadTokenizer, TokenizerInputError, TokenizerLoadError } from '../src/index.js';
+import {
+  createTokenizer,
+  loadTokenizer,
+  readTokenizerFiles,
+  TokenizerInputError,
+  TokenizerLoadError,
+} from '../src/index.js';
 import {
   byteLevelFiles,
   CHATML_TEMPLATE,
@@ -117,6 +124,32 @@ describe('loadTokenizer from a directory (built tokenizers)', () => {
     expect((await loadError(file)).message).toBe(
       `${file}: is a file, not a directory; pass the directory that holds tokenizer.json`,
     );
+  });
+
+  it('a dir that is no string is refused as such, not reported as a directory that does not exist', async () => {
+    for (const [dir, shown] of [
+      [undefined, 'undefined'],
+      [42, '42'],
+      [{ dir: 'x' }, '{"dir":"x"}'],
+    ] as const) {
+      await expect(loadTokenizer(dir as never)).rejects.toThrow(
+        new TokenizerInputError(
+          `loadTokenizer: dir must be a path to a tokenizer directory (a string), got ${shown}`,
+        ),
+      );
+    }
+    const url = pathToFileURL(tempDir());
+    await expect(loadTokenizer(url as never)).rejects.toThrow(
+      new TokenizerInputError(
+        `loadTokenizer: dir must be a path (a string), got the URL ${url.href}: pass fileURLToPath(url) (from node:url)`,
+      ),
+    );
+    await expect(readTokenizerFiles(undefined as never)).rejects.toThrow(
+      new TokenizerInputError(
+        'readTokenizerFiles: dir must be a path to a tokenizer directory (a string), got undefined',
+      ),
+    );
+    expect((await loadTokenizer(fileURLToPath(url))).size).toBe(352);
   });
 
   it('malformed JSON names the file and the parse error', async () => {
