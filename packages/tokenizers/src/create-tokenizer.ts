@@ -1,6 +1,6 @@
 import { Template } from '@huggingface/jinja';
 import { Tokenizer as InnerTokenizerClass } from '@huggingface/tokenizers';
-import type { ListsEveryKey } from '@implicit-it/rules';
+import { type ListsEveryKey, shownValue } from '@implicit-it/rules';
 import { type Detokenizer, type DetokenizerOptions, WindowDetokenizer } from './detokenizer.js';
 import { checkTokenId, PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
 import { misnamedTemplateMessage, unknownFieldMessage } from './field-checks.js';
@@ -615,5 +615,14 @@ export function createTokenizer(files: TokenizerFiles, options: TokenizerOptions
     'an option of loadTokenizer / createTokenizer',
   );
   if (unknown) throw new TokenizerInputError(unknown);
+  const { eosIds, chatTemplate } = options;
+  if (eosIds !== undefined && !Array.isArray(eosIds))
+    throw new TokenizerInputError(
+      `eosIds: must be an array of token ids (e.g. [2]), got ${shownValue(eosIds)}`,
+    );
+  if (chatTemplate !== undefined && typeof chatTemplate !== 'string')
+    throw new TokenizerInputError(
+      `chatTemplate: must be a jinja template or the name of one of tokenizer_config.json's named templates (a string), got ${shownValue(chatTemplate)}`,
+    );
   return new HfTokenizer(files, options);
 }

@@ -152,6 +152,24 @@ describe('loadTokenizer from a directory (built tokenizers)', () => {
     expect((await loadTokenizer(fileURLToPath(url))).size).toBe(352);
   });
 
+  it('eosIds and chatTemplate options of the wrong type are refused, naming the option', () => {
+    const files = sentencePieceFiles();
+    // a lone id used to fail as "options.eosIds is not iterable"
+    expect(() => createTokenizer(files, { eosIds: 2 as never })).toThrow(
+      new TokenizerInputError('eosIds: must be an array of token ids (e.g. [2]), got 2'),
+    );
+    // a string used to be read character by character ("2" refused as a token id)
+    expect(() => createTokenizer(files, { eosIds: '2' as never })).toThrow(
+      new TokenizerInputError('eosIds: must be an array of token ids (e.g. [2]), got "2"'),
+    );
+    expect(() => createTokenizer(files, { chatTemplate: 5 as never })).toThrow(
+      new TokenizerInputError(
+        "chatTemplate: must be a jinja template or the name of one of tokenizer_config.json's named templates (a string), got 5",
+      ),
+    );
+    expect(createTokenizer(files, { eosIds: [2, 1] }).eosIds).toEqual([2, 1]);
+  });
+
   it('malformed JSON names the file and the parse error', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'tokenizer_config.json'), '{"eos_token": ');
