@@ -4,7 +4,7 @@ import { type ListsEveryKey, shownValue } from '@implicit-it/rules';
 import { type Detokenizer, type DetokenizerOptions, WindowDetokenizer } from './detokenizer.js';
 import { checkTokenId, PromptError, TokenizerInputError, TokenizerLoadError } from './errors.js';
 import { misnamedTemplateMessage, unknownFieldMessage } from './field-checks.js';
-import type { JsonObject, TokenizerFiles } from './files.js';
+import { type JsonObject, TOKENIZER_FILE_NAMES, type TokenizerFiles } from './files.js';
 import { joinPath } from './join-path.js';
 import { applyLegacyFalsePrepend, encodeOnce } from './legacy-prepend.js';
 import { encodeWithLiteralRanges, type InnerTokenizer } from './literal-ranges.js';
@@ -71,6 +71,21 @@ function malformed(files: TokenizerFiles, field: string, message: string): never
   );
 }
 
+/** The fields of `TokenizerFiles`. */
+const FILE_FIELDS = ['source', ...Object.keys(TOKENIZER_FILE_NAMES)];
+
+/** Throws for a JSON file of `files` given as its text: the parsed object is what `field` takes. */
+function notParsed(files: TokenizerFiles, field: 'tokenizerJson' | JsonFileField): never {
+  throw new TokenizerLoadError(
+    'tokenizers.malformed_file',
+    joinPath(files.source, TOKENIZER_FILE_NAMES[field]),
+    `files.${field} must be the parsed JSON object, got a string: JSON.parse the file's text first`,
+    { field },
+  );
+}
+
+type JsonFileField = 'tokenizerConfig' | 'specialTokensMap' | 'generationConfig';
+
 function validateTokenizerJson(files: TokenizerFiles): { size: number; added: AddedTokenInfo[] } {
   if (typeof files !== 'object' || files === null) {
     throw new TokenizerLoadError(
@@ -79,14 +94,45 @@ function validateTokenizerJson(files: TokenizerFiles): { size: number; added: Ad
       `files must be { source, tokenizerJson, ... } (see readTokenizerFiles), got ${files === null ? 'null' : typeof files}`,
     );
   }
+  // a field misspelt (tokenizer_config) would leave its file out without a word
+  const unknown = unknownFieldMessage(files, FILE_FIELDS, 'a field of the files createTokenizer takes');
+  if (unknown) throw new TokenizerInputError(`createTokenizer: ${unknown}`);
+  if (typeof files.source !== 'string') {
+    throw new TokenizerInputError(
+      `createTokenizer: files.source must be a string naming where the files came from (a directory, a URL or any label: errors name it), got ${shownValue(files.source)}`,
+    );
+  }
   const json = files.tokenizerJson;
+  if (typeof json === 'string') notParsed(files, 'tokenizerJson');
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new TokenizerLoadError(
       'tokenizers.missing_file',
-      joinPath(String(files.source ?? ''), 'tokenizer.json'),
+      joinPath(files.source, 'tokenizer.json'),
       `files.tokenizerJson is missing (got ${json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json}); ` +
         'pass the parsed tokenizer.json object, e.g. from readTokenizerFiles(dir)',
       { field: 'tokenizerJson' },
+    );
+  }
+  // the optional files: one of another type would be read as absent (a string's fields are undefined)
+  for (const field of ['tokenizerConfig', 'specialTokensMap', 'generationConfig'] as const) {
+    const value: unknown = files[field];
+    if (value === undefined) continue;
+    if (typeof value === 'string') notParsed(files, field);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new TokenizerLoadError(
+        'tokenizers.malformed_file',
+        joinPath(files.source, TOKENIZER_FILE_NAMES[field]),
+        `files.${field} must be the parsed JSON object (or undefined where there is no such file), got ${shownValue(value)}`,
+        { field },
+      );
+    }
+  }
+  if (files.chatTemplate !== undefined && typeof files.chatTemplate !== 'string') {
+    throw new TokenizerLoadError(
+      'tokenizers.malformed_file',
+      joinPath(files.source, TOKENIZER_FILE_NAMES.chatTemplate),
+      `files.chatTemplate must be the text of chat_template.jinja (a string), got ${shownValue(files.chatTemplate)}`,
+      { field: 'chatTemplate' },
     );
   }
   const model = json.model as JsonObject | undefined;

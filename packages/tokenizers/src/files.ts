@@ -9,8 +9,9 @@
 export type JsonObject = Record<string, unknown>;
 
 /**
- * The contents of a Hugging Face tokenizer directory. Only `tokenizerJson` is required; the other
- * files refine special tokens and the chat template when present.
+ * The contents of a Hugging Face tokenizer directory: `source` (what errors name it by) and
+ * `tokenizerJson` are required; the other files refine special tokens and the chat template when
+ * present. JSON files are given parsed, `chatTemplate` as text.
  *
  * @example
  * const files: TokenizerFiles = {

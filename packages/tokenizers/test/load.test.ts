@@ -291,6 +291,53 @@ describe('loadTokenizer from a directory (built tokenizers)', () => {
     }
   });
 
+  it('createTokenizer refuses files it would misread: no source, a JSON file as text, a field it does not take', () => {
+    const files = sentencePieceFiles();
+    const config = JSON.stringify(files.tokenizerConfig);
+    const refused = (given: object) => {
+      try {
+        createTokenizer(given as never);
+      } catch (error) {
+        const e = error as TokenizerLoadError;
+        return [e.name, e.code, e.message];
+      }
+      throw new Error('createTokenizer did not fail');
+    };
+    // used to fail with "Cannot read properties of undefined (reading 'includes')"
+    expect(refused({ ...files, source: undefined })).toEqual([
+      'TokenizerInputError',
+      'tokenizers.invalid_input',
+      'createTokenizer: files.source must be a string naming where the files came from (a directory, a URL or any label: errors name it), got undefined',
+    ]);
+    expect(refused({ ...files, tokenizerJson: JSON.stringify(files.tokenizerJson) })).toEqual([
+      'TokenizerLoadError',
+      'tokenizers.malformed_file',
+      "built:sentencepiece-pair/tokenizer.json (field tokenizerJson): files.tokenizerJson must be the parsed JSON object, got a string: JSON.parse the file's text first",
+    ]);
+    // a config given as text was read as no config at all (legacy: false, the chat template... lost)
+    expect(refused({ ...files, tokenizerConfig: config })).toEqual([
+      'TokenizerLoadError',
+      'tokenizers.malformed_file',
+      "built:sentencepiece-pair/tokenizer_config.json (field tokenizerConfig): files.tokenizerConfig must be the parsed JSON object, got a string: JSON.parse the file's text first",
+    ]);
+    expect(refused({ ...files, generationConfig: [2] })).toEqual([
+      'TokenizerLoadError',
+      'tokenizers.malformed_file',
+      'built:sentencepiece-pair/generation_config.json (field generationConfig): files.generationConfig must be the parsed JSON object (or undefined where there is no such file), got [2]',
+    ]);
+    expect(refused({ ...files, chatTemplate: { template: '{{ x }}' } })).toEqual([
+      'TokenizerLoadError',
+      'tokenizers.malformed_file',
+      'built:sentencepiece-pair/chat_template.jinja (field chatTemplate): files.chatTemplate must be the text of chat_template.jinja (a string), got {"template":"{{ x }}"}',
+    ]);
+    expect(refused({ ...files, tokenizer_config: files.tokenizerConfig })).toEqual([
+      'TokenizerInputError',
+      'tokenizers.invalid_input',
+      'createTokenizer: tokenizer_config: not a field of the files createTokenizer takes (did you mean tokenizerConfig?); they are source, tokenizerJson, tokenizerConfig, specialTokensMap, generationConfig, chatTemplate',
+    ]);
+    expect(createTokenizer({ ...files, specialTokensMap: undefined }).size).toBe(352);
+  });
+
   it('encode/decode validate their input', () => {
     const tok = createTokenizer(sentencePieceFiles());
     expect(() => tok.decode([1, -1])).toThrow(
