@@ -35,6 +35,26 @@ const RULE_CACHE_SIZE = 64;
 const PROMPT_KINDS = ['instruction', 'messages', 'text', 'promptIds'] as const;
 
 /**
+ * Throws for two objects that look like prompts but are not `GenerateInput`s: a prompt that
+ * `tokenizer.buildPrompt` built, whose `text` would otherwise be taken as a raw prompt (its scope
+ * start lost), and a chat message, which is one message of a conversation, not a prompt.
+ */
+function misgivenPrompt(input: unknown): void {
+  if (typeof input !== 'object' || input === null) return;
+  if ('ids' in input && 'scopeStart' in input)
+    bad(
+      'prompt',
+      'got a built prompt ({ ids, scopeStart, ... }, as tokenizer.buildPrompt returns), which would be read as raw text ' +
+        'and lose its scope start: pass { promptIds: prompt.ids, scopeStart: prompt.scopeStart }',
+    );
+  if ('role' in input && 'content' in input)
+    bad(
+      'prompt',
+      `got a chat message (${shown(input)}): a conversation is one prompt, { messages: [...] } (a list of prompts is a batch)`,
+    );
+}
+
+/**
  * The note of a rule set's entries that match no vocabulary item (left out, never guessed, as
  * rules-spec.md has it), as a model's `log` receives it when it compiles the set: `rules hewitt2024: 1
  * entry matches no token of this vocabulary and is left out: uniform "   " (...)`. A caller that
@@ -387,6 +407,7 @@ export abstract class BaseModel {
     checkFormat(format);
     flag(addBos, 'addBos');
     if (typeof input === 'string') input = format === 'raw' ? { text: input } : { instruction: input };
+    misgivenPrompt(input);
     const kinds = typeof input === 'object' && input !== null ? PROMPT_KINDS.filter((k) => k in input) : [];
     if (kinds.length !== 1) {
       bad(

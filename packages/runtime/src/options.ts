@@ -23,7 +23,8 @@ export type GenerateInput =
   | string
   | { instruction: string }
   | { messages: readonly ChatMessage[] }
-  | { text: string }
+  // `ids`: a prompt `tokenizer.buildPrompt` built (ids, scopeStart, promptLength, text) is not raw text
+  | { text: string; ids?: never }
   | { promptIds: readonly number[]; scopeStart?: number };
 
 /**

@@ -25,6 +25,11 @@ const scoring: ScoreOptions = { rules: undefined, top: undefined, signal: undefi
 await model.score([{ prompt: 'p', continuation: 'c' }], scoring);
 const loading: LoadOptions = { dtype: undefined, executionProvider: undefined, log: undefined };
 await (await loadModel(dir, loading)).dispose();
+// a prompt buildPrompt built is no GenerateInput (its \`text\` is not a raw prompt): its ids are
+const built = model.tokenizer.buildPrompt({ format: 'tulu', instruction: 'Hi' });
+// @ts-expect-error
+await model.generate(built);
+await model.generate({ promptIds: built.ids, scopeStart: built.scopeStart });
 // the model's settings are literal unions: a switch over them is exhaustive
 const where: 'GPU' | 'CPU' = model.info.provider === 'cuda' ? 'GPU' : 'CPU';
 const kvBytes: 2 | 4 = model.info.kvType === 'float16' ? 2 : 4;

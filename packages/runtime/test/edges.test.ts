@@ -911,6 +911,35 @@ describe('option checks', () => {
     await expect(model.generate('Hi', { stop: ['.', ''] })).rejects.toEqual(
       bad('stop', /^stop: stop\[1\] is empty/),
     );
+    // a prompt buildPrompt built used to be generated from as { text } (raw), its scope start 0
+    const built = model.tokenizer.buildPrompt({ format: 'tulu', instruction: 'Hi' });
+    const builtMessage =
+      'prompt: got a built prompt ({ ids, scopeStart, ... }, as tokenizer.buildPrompt returns), which would be read as raw text ' +
+      'and lose its scope start: pass { promptIds: prompt.ids, scopeStart: prompt.scopeStart }';
+    const refused = {
+      name: 'GenerationError',
+      code: 'runtime.bad_option',
+      param: 'prompt',
+      message: builtMessage,
+    };
+    await expect(model.generate(built as never)).rejects.toMatchObject(refused);
+    await expect(model.score([{ prompt: built as never, continuation: 'x' }])).rejects.toMatchObject(refused);
+    const [fromIds] = await model.generate(
+      { promptIds: built.ids, scopeStart: built.scopeStart },
+      { maxNewTokens: 1 },
+    );
+    expect(fromIds.prompt).toEqual({
+      ids: built.ids,
+      scopeStart: built.scopeStart,
+      promptLength: built.promptLength,
+    });
+    // a list of chat messages is a batch of prompts, each message one: the message says so
+    await expect(model.generate([{ role: 'user', content: 'Hi' }] as never)).rejects.toEqual(
+      bad(
+        'prompt',
+        /^prompt: got a chat message \({"role":"user","content":"Hi"}\): a conversation is one prompt, { messages: \[\.\.\.\] } \(a list of prompts is a batch\)$/,
+      ),
+    );
     const stream = model.stream(['a', 'b'] as never);
     await expect(stream.next()).rejects.toEqual(bad('prompt', /stream\(\) takes one prompt, not a list/));
     await expect(model.generate('Hi', { topP: Number.NaN })).rejects.toEqual(bad('topP', /got NaN$/));
