@@ -41,6 +41,39 @@ const TOKENIZER_OPTIONS = ['eosIds', 'chatTemplate'] as const satisfies readonly
 const _allOptionsListed: ListsEveryKey<TokenizerOptions, typeof TOKENIZER_OPTIONS> = true;
 void _allOptionsListed;
 
+const ENCODE_OPTIONS = [
+  'addSpecialTokens',
+  'literalRanges',
+] as const satisfies readonly (keyof EncodeOptions)[];
+const DECODE_OPTIONS = [
+  'skipSpecialTokens',
+  'cleanUpTokenizationSpaces',
+] as const satisfies readonly (keyof DecodeOptions)[];
+const DETOKENIZER_OPTIONS = [
+  'skipSpecialTokens',
+  'context',
+] as const satisfies readonly (keyof DetokenizerOptions)[];
+// every option is listed (one added to the interfaces but not here would be refused)
+const _encodeListed: ListsEveryKey<EncodeOptions, typeof ENCODE_OPTIONS> = true;
+const _decodeListed: ListsEveryKey<DecodeOptions, typeof DECODE_OPTIONS> = true;
+const _detokenizerListed: ListsEveryKey<DetokenizerOptions, typeof DETOKENIZER_OPTIONS> = true;
+void [_encodeListed, _decodeListed, _detokenizerListed];
+
+/**
+ * Throws for `options` of `fn` that are not an object of its options (`known`): Hugging Face's
+ * snake_case names (`add_special_tokens`) or a bare `false` would otherwise be left unread, and the
+ * defaults used without a word.
+ */
+function checkOptions(options: unknown, known: readonly string[], fn: string, example: string): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw new TokenizerInputError(
+      `${fn}: options must be an object such as ${example}, got ${shownValue(options)}`,
+    );
+  const unknown = unknownFieldMessage(options, known, 'an option');
+  if (unknown) throw new TokenizerInputError(`${fn}: ${unknown}`);
+}
+
 const SPECIAL_KEYS = [
   'bos_token',
   'eos_token',
@@ -441,6 +474,7 @@ class HfTokenizer implements Tokenizer {
   encode(text: string, options?: EncodeOptions): number[] {
     if (typeof text !== 'string')
       throw new TokenizerInputError(`encode: text must be a string, got ${typeof text}`);
+    checkOptions(options, ENCODE_OPTIONS, 'encode', '{ addSpecialTokens: false }');
     const addSpecial = options?.addSpecialTokens ?? true;
     const encode = (t: string, special: boolean) => this.inner.encode(t, { add_special_tokens: special }).ids;
     const run = () => {
@@ -462,6 +496,7 @@ class HfTokenizer implements Tokenizer {
         `decode: ids must be an array of token ids, got ${ids === null ? 'null' : typeof ids}`,
       );
     }
+    checkOptions(options, DECODE_OPTIONS, 'decode', '{ skipSpecialTokens: true }');
     const list = Array.isArray(ids) ? (ids as number[]) : Array.from(ids);
     for (let i = 0; i < list.length; i++) this.checkId(list[i]!, `decode: ids[${i}]`);
     if (list.length === 0) return '';
@@ -574,6 +609,7 @@ class HfTokenizer implements Tokenizer {
   }
 
   createDetokenizer(options?: DetokenizerOptions): Detokenizer {
+    checkOptions(options, DETOKENIZER_OPTIONS, 'createDetokenizer', '{ skipSpecialTokens: true }');
     const skip = options?.skipSpecialTokens ?? false;
     const decodeOptions = { skip_special_tokens: skip, clean_up_tokenization_spaces: false };
     const tokenizer = this.inner;

@@ -338,6 +338,40 @@ describe('loadTokenizer from a directory (built tokenizers)', () => {
     expect(createTokenizer({ ...files, specialTokensMap: undefined }).size).toBe(352);
   });
 
+  it("encode, decode and createDetokenizer refuse options they do not take (Hugging Face's snake_case names were ignored)", () => {
+    const tok = createTokenizer(sentencePieceFiles());
+    expect(tok.encode('Hello', { addSpecialTokens: false })).toEqual([330]);
+    expect(() => tok.encode('Hello', { add_special_tokens: false } as never)).toThrow(
+      new TokenizerInputError(
+        'encode: add_special_tokens: not an option (did you mean addSpecialTokens?); they are addSpecialTokens, literalRanges',
+      ),
+    );
+    expect(() => tok.encode('Hello', false as never)).toThrow(
+      new TokenizerInputError(
+        'encode: options must be an object such as { addSpecialTokens: false }, got false',
+      ),
+    );
+    expect(() => tok.decode([1, 330], { skip_special_tokens: true } as never)).toThrow(
+      new TokenizerInputError(
+        'decode: skip_special_tokens: not an option (did you mean skipSpecialTokens?); they are skipSpecialTokens, cleanUpTokenizationSpaces',
+      ),
+    );
+    expect(() => tok.decode([1, 330], true as never)).toThrow(
+      new TokenizerInputError(
+        'decode: options must be an object such as { skipSpecialTokens: true }, got true',
+      ),
+    );
+    expect(() => tok.createDetokenizer({ skip_special_tokens: true } as never)).toThrow(
+      new TokenizerInputError(
+        'createDetokenizer: skip_special_tokens: not an option (did you mean skipSpecialTokens?); they are skipSpecialTokens, context',
+      ),
+    );
+    // an option left undefined (a spread of optional settings) is no option given
+    expect(tok.decode([1, 330], { skipSpecialTokens: true, cleanUpTokenizationSpaces: undefined })).toBe(
+      'Hello',
+    );
+  });
+
   it('encode/decode validate their input', () => {
     const tok = createTokenizer(sentencePieceFiles());
     expect(() => tok.decode([1, -1])).toThrow(
