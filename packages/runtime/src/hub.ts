@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { shownValue } from '@implicit-it/rules';
 import { ModelLoadError } from './errors.js';
 import { DTYPE_SUFFIX, didYouMean, type ModelDtype, nearMiss } from './model-dir.js';
 
@@ -144,7 +145,9 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
     // resolve('') is the current directory
     throw new ModelLoadError(
       'runtime.not_a_directory',
-      `model: expected a model directory or a hub id (owner/name), got ${JSON.stringify(model) ?? String(model)}`,
+      (model as unknown) instanceof URL
+        ? `model: expected a model directory (a path) or a hub id (owner/name), got the URL ${(model as unknown as URL).href}: pass fileURLToPath(url) (from node:url)`
+        : `model: expected a model directory or a hub id (owner/name), got ${shownValue(model)}`,
     );
   }
   if (!isHubId(model)) return resolve(model);

@@ -1,6 +1,7 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
@@ -86,6 +87,20 @@ describe('model directory validation', () => {
         `model: expected a model directory or a hub id (owner/name), got ${JSON.stringify(empty)}`,
       );
     }
+  });
+
+  it('a model that is no string: a URL says to pass its path, a bigint is shown as one', async () => {
+    const url = pathToFileURL(join(work, 'tiny'));
+    const err = await loadModel(url as never).catch((e) => e);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    // the URL used to be shown as a JSON string, as if a path string had been refused
+    expect(err.message).toBe(
+      `model: expected a model directory (a path) or a hub id (owner/name), got the URL ${url.href}: pass fileURLToPath(url) (from node:url)`,
+    );
+    // JSON.stringify throws on a bigint: the error used to be "Do not know how to serialize a BigInt"
+    expect((await loadModel(5n as never).catch((e) => e)).message).toBe(
+      'model: expected a model directory or a hub id (owner/name), got 5n',
+    );
   });
 
   it('a directory without config.json', () => {
