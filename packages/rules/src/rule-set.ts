@@ -494,14 +494,26 @@ export class RuleSet {
    * const state = rules.createState({ promptIds, scopeStart: 7 });
    */
   createState(init: StateInit): RuleState {
-    if (init === null || typeof init !== 'object' || init.promptIds === undefined) {
-      throw new RuleInputError('createState: expected { promptIds, scopeStart, promptLength? }');
+    if (init === null || typeof init !== 'object' || Array.isArray(init)) {
+      throw new RuleInputError(
+        `createState: expected { promptIds, scopeStart, promptLength? }, got ${Array.isArray(init) ? 'an array (pass it as { promptIds: [...], scopeStart })' : shownValue(init)}`,
+      );
+    }
+    // a prompt as @implicit-it/tokenizers' buildPrompt returns it: { ids, scopeStart, promptLength, text }
+    if (init.promptIds === undefined && 'ids' in init) {
+      throw new RuleInputError(
+        'createState: got { ids, ... } (a built prompt?): the ids are promptIds, as in { promptIds: prompt.ids, scopeStart: prompt.scopeStart }',
+      );
     }
     // a misspelt promptLength would otherwise leave the EOS ramp and the used scope silently wrong
     const unknown = unknownKey(init, STATE_INIT);
     if (unknown !== undefined)
       throw new RuleInputError(
         `createState: unknown field ${JSON.stringify(unknown.key)}${unknown.didYouMean}; expected ${STATE_INIT.join(', ')}`,
+      );
+    if (init.promptIds === undefined)
+      throw new RuleInputError(
+        'createState: expected { promptIds, scopeStart, promptLength? }, got no promptIds',
       );
     if (typeof init.promptIds !== 'object' || typeof init.promptIds?.length !== 'number') {
       throw new RuleInputError(

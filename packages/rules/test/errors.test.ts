@@ -671,6 +671,28 @@ describe('audit: inputs that used to pass silently or crash with a TypeError', (
     );
   });
 
+  it('createState says what it was given instead of its { promptIds, scopeStart }', () => {
+    const rules = compileRules('hewitt2024', vocab);
+    const refused = (init: unknown) => () => rules.createState(init as never);
+    expect(refused(undefined)).toThrow(
+      new RuleInputError('createState: expected { promptIds, scopeStart, promptLength? }, got undefined'),
+    );
+    expect(refused([1, 2])).toThrow(
+      new RuleInputError(
+        'createState: expected { promptIds, scopeStart, promptLength? }, got an array (pass it as { promptIds: [...], scopeStart })',
+      ),
+    );
+    // a prompt from @implicit-it/tokenizers' buildPrompt
+    expect(refused({ ids: [1, 2], scopeStart: 1, promptLength: 2, text: 'ab' })).toThrow(
+      new RuleInputError(
+        'createState: got { ids, ... } (a built prompt?): the ids are promptIds, as in { promptIds: prompt.ids, scopeStart: prompt.scopeStart }',
+      ),
+    );
+    expect(refused({ scopeStart: 0 })).toThrow(
+      new RuleInputError('createState: expected { promptIds, scopeStart, promptLength? }, got no promptIds'),
+    );
+  });
+
   it('bad arguments are implicit-it errors with the fix, not TypeErrors', () => {
     const rules = compileRules('hewitt2024', vocab);
     const s = rules.createState({ promptIds: [1], scopeStart: 0 });
