@@ -1,5 +1,5 @@
 import type { Tensor } from '@huggingface/transformers';
-import type { RuleSet } from '@implicit-it/rules';
+import { RuleSet, shownValue } from '@implicit-it/rules';
 import { applyRules } from './logits-processor.js';
 
 /**
@@ -25,7 +25,20 @@ export async function transformersRulesProcessor(
     | { scopeStart: number; promptLength: number }
     | readonly { scopeStart: number; promptLength: number }[],
 ): Promise<object> {
+  // checked here: a wrong argument would otherwise fail inside transformers.js's generate()
+  // ("rules.createState is not a function")
+  if (!RuleSet.isInstance(rules))
+    throw new TypeError(
+      `transformersRulesProcessor: rules must be a compiled RuleSet (compileRules(spec, tokenizer.vocabulary), or a model's model.rules(spec)), got ${shownValue(rules)}`,
+    );
   const prompts = Array.isArray(prompt) ? prompt : undefined;
+  (prompts ?? [prompt]).forEach((p: unknown, i) => {
+    const { scopeStart, promptLength } = (p ?? {}) as { scopeStart?: unknown; promptLength?: unknown };
+    if (!Number.isInteger(scopeStart) || !Number.isInteger(promptLength))
+      throw new TypeError(
+        `transformersRulesProcessor: ${prompts ? `prompt[${i}]` : 'prompt'} must be { scopeStart, promptLength } (integers, as tokenizer.buildPrompt returns them), got ${shownValue(p)}`,
+      );
+  });
   const { LogitsProcessor } = await import('@huggingface/transformers');
   class RulesLogitsProcessor extends LogitsProcessor {
     private readonly states: ReturnType<RuleSet['createState']>[] = [];

@@ -10,6 +10,7 @@ import {
   rankOf,
   sampleToken,
   topEntries,
+  transformersRulesProcessor,
 } from '../src/index.js';
 import { applyRules, RulesProcessor } from '../src/logits-processor.js';
 import { StopMatcher } from '../src/stop-matcher.js';
@@ -163,6 +164,38 @@ describe('applyRules', () => {
     applyRules(rules, narrow, rules.createState(init));
     rules.apply(full, rules.createState(init));
     expect(narrow).toEqual(full.subarray(0, 4000));
+  });
+});
+
+describe('transformersRulesProcessor', () => {
+  it('refuses a rule spec or a prompt it cannot use before transformers.js runs it', async () => {
+    const rules = compileRules('hewitt2024', createVocabulary({ surfaces: ['</s>', ' I'], eosIds: [0] }));
+    // a spec used to fail inside generate(): "rules.createState is not a function"
+    await expect(
+      transformersRulesProcessor('hewitt2024' as never, { scopeStart: 0, promptLength: 1 }),
+    ).rejects.toThrow(
+      new TypeError(
+        `transformersRulesProcessor: rules must be a compiled RuleSet (compileRules(spec, tokenizer.vocabulary), or a model's model.rules(spec)), got "hewitt2024"`,
+      ),
+    );
+    await expect(transformersRulesProcessor(rules, { scopeStart: 0 } as never)).rejects.toThrow(
+      new TypeError(
+        'transformersRulesProcessor: prompt must be { scopeStart, promptLength } (integers, as tokenizer.buildPrompt returns them), got {"scopeStart":0}',
+      ),
+    );
+    await expect(
+      transformersRulesProcessor(rules, [
+        { scopeStart: 0, promptLength: 2 },
+        { scopeStart: '1', promptLength: 2 },
+      ] as never),
+    ).rejects.toThrow(
+      new TypeError(
+        'transformersRulesProcessor: prompt[1] must be { scopeStart, promptLength } (integers, as tokenizer.buildPrompt returns them), got {"scopeStart":"1","promptLength":2}',
+      ),
+    );
+    expect(await transformersRulesProcessor(rules, { scopeStart: 0, promptLength: 1 })).toHaveProperty(
+      '_call',
+    );
   });
 });
 
