@@ -1,3 +1,5 @@
+import { RuleInputError } from './errors.js';
+import { shownValue } from './option-names.js';
 import type { Vocabulary } from './vocabulary.js';
 
 // the reference code's list, character for character: Python's string.punctuation less `_` (a token
@@ -16,6 +18,10 @@ const CASED = /^[\p{Uppercase}\p{Lowercase}]/u;
  * scoreString('I'); // -3
  */
 export function scoreString(surface: string): number {
+  if (typeof surface !== 'string')
+    throw new RuleInputError(
+      `scoreString: expected a token's surface text (a string), got ${shownValue(surface)}`,
+    );
   if (surface === ' ' || surface === '') return 0;
   const s = surface.startsWith(' ') ? surface.slice(1) : surface;
   if (s === 'I') return -3;

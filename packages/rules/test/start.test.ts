@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { compileRules, createVocabulary, idVocabulary, RuleConfigError, scoreString } from '../src/index.js';
+import {
+  compileRules,
+  createVocabulary,
+  idVocabulary,
+  RuleConfigError,
+  RuleInputError,
+  scoreString,
+} from '../src/index.js';
 
 describe('scoreString (start rule)', () => {
   it.each([
@@ -33,6 +40,16 @@ describe('scoreString (start rule)', () => {
     expect(reference).toHaveLength(31);
     for (const c of reference) expect([c, scoreString(c), scoreString(` ${c}`)]).toEqual([c, -1, -1]);
     expect(['_', '__init__', ' _'].map(scoreString)).toEqual([0, 0, 0]);
+  });
+
+  it('refuses what is not a string, saying what it got', () => {
+    expect(() => scoreString(undefined as never)).toThrow(RuleInputError);
+    expect(() => scoreString(undefined as never)).toThrow(
+      "scoreString: expected a token's surface text (a string), got undefined",
+    );
+    expect(() => scoreString(29871 as never)).toThrow(
+      "scoreString: expected a token's surface text (a string), got 29871",
+    );
   });
 });
 
