@@ -202,7 +202,7 @@ export interface ModelInfo {
  * // serves a Model or a WorkerModel alike
  * async function reply(model: BaseModel, instruction: string): Promise<string> {
  *   const [out] = await model.generate(instruction, { rules: 'hewitt2024', maxNewTokens: 64 });
- *   return out!.text;
+ *   return out.text;
  * }
  */
 export abstract class BaseModel {

@@ -25,7 +25,7 @@ import { StopMatcher } from './stop-matcher.js';
  *
  * @example
  * const [out] = await model.generate('Count to 100.', { maxNewTokens: 16 });
- * const reason: FinishReason = out!.finishReason;
+ * const reason: FinishReason = out.finishReason;
  * if (reason === 'length') console.warn('cut off by maxNewTokens or the context');
  */
 export type FinishReason = 'stop' | 'length';
@@ -40,7 +40,7 @@ type RowEnd = FinishReason | 'abort' | 'error';
  *
  * @example
  * const [out] = await model.generate('Name a color.', { logprobs: 3, maxNewTokens: 8 });
- * const logprobs: TokenLogprob[] = out!.logprobs ?? [];
+ * const logprobs: TokenLogprob[] = out.logprobs ?? [];
  * for (const { token, logprob, top } of logprobs) console.log(token, Math.exp(logprob), top.map((t) => t.token));
  */
 export interface TokenLogprob {
