@@ -152,7 +152,7 @@ export interface ModelInfo {
    * Ids that are tokens: the tokenizer's, within the LM head. Fewer than `vocabSize` where the head
    * is padded (OLMo: 50280 of 50304); the logits beyond are never picked.
    */
-  tokenIds: number;
+  tokenCount: number;
   /**
    * The context in positions (prompt and generated tokens): config.json's `max_position_embeddings`,
    * or fewer where the graph's position table (rotary cos/sin written as a constant) has fewer rows,
@@ -283,7 +283,7 @@ export abstract class BaseModel {
   /**
    * Teacher-forced scoring: the log-prob (and optionally the greedy rank) of each token of a given
    * continuation after a prompt, batched, with or without the rules. The softmax is over the
-   * tokenizer's ids (`info.tokenIds`), as generation's log-probs are: a padded LM head's extra logits
+   * tokenizer's ids (`info.tokenCount`), as generation's log-probs are: a padded LM head's extra logits
    * are left out. One result per item, in order (for a list of one, a one-element tuple).
    */
   score(items: readonly [ScoreItem], options?: ScoreOptions): Promise<[ScoreResult]>;
@@ -516,7 +516,7 @@ export abstract class BaseModel {
   }
 
   private isTokenId(id: number): boolean {
-    return Number.isInteger(id) && id >= 0 && id < this.info.tokenIds;
+    return Number.isInteger(id) && id >= 0 && id < this.info.tokenCount;
   }
 
   protected checkLogitBias(bias: Readonly<Record<number, number>>): void {
@@ -524,7 +524,7 @@ export abstract class BaseModel {
       if (!this.isTokenId(Number(key))) {
         throw new GenerationError(
           'runtime.bad_token',
-          `logitBias: key ${JSON.stringify(key)} is not a token id in [0, ${this.info.tokenIds}) for this model`,
+          `logitBias: key ${JSON.stringify(key)} is not a token id in [0, ${this.info.tokenCount}) for this model`,
           'logitBias',
         );
       }
@@ -544,7 +544,7 @@ export abstract class BaseModel {
     if (k >= 0) {
       throw new GenerationError(
         'runtime.bad_token',
-        `${param}[${k}] is ${shown(ids[k])}: token ids are integers in [0, ${this.info.tokenIds}) for this model`,
+        `${param}[${k}] is ${shown(ids[k])}: token ids are integers in [0, ${this.info.tokenCount}) for this model`,
         param,
       );
     }
@@ -556,7 +556,7 @@ export abstract class BaseModel {
    * fails the run on one ("indices element out of data bounds").
    */
   private checkPromptIds(prompt: Prompt, what: string): void {
-    const k = prompt.ids.findIndex((id) => id >= this.info.tokenIds);
+    const k = prompt.ids.findIndex((id) => id >= this.info.tokenCount);
     if (k < 0) return;
     const id = prompt.ids[k]!;
     throw new GenerationError(

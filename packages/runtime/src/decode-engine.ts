@@ -135,7 +135,7 @@ export interface EngineOptions {
    * Ids the tokenizer has: logits beyond (an LM head padded wider than the vocabulary) are never
    * picked, nor listed among log-prob alternatives.
    */
-  tokenIds: number;
+  tokenCount: number;
   /**
    * Prompt positions prefilled per onnxruntime run (see `LoadOptions.prefillChunk`); 0: all at once.
    * Chunks need the cache in the engine's buffers (`slots`) and a graph whose LM head is sliced (the
@@ -566,7 +566,7 @@ export class DecodeEngine {
             distinct[i]!.req.promptIds,
             k,
             this.tokenizer,
-            this.options.tokenIds,
+            this.options.tokenCount,
             reused[i]!,
             hits[i]?.logprobs ?? [],
           ),
@@ -766,7 +766,7 @@ export class DecodeEngine {
   /** Row `b`'s logits processed into `row` (rules, bias, processors) and its next token drawn. */
   private pick(b: number, r: Row, step: StepOutputs, row: Float32Array): TokenEvent {
     const V = step.vocab;
-    readLogitsRow(row, step.logits, b * step.kept + step.kept - 1, this.options.tokenIds);
+    readLogitsRow(row, step.logits, b * step.kept + step.kept - 1, this.options.tokenCount);
     if (r.req.trace) this.base.set(row);
     if (r.req.logitBias) for (const [id, bias] of r.req.logitBias) if (id < V) row[id]! += bias;
     r.rules?.apply(row);
@@ -785,7 +785,7 @@ export class DecodeEngine {
       for (const [i, p] of r.req.processors.entries()) synchronously(p.process(row, ctx), i);
       // an LM head padded wider than the tokenizer: the ids past it stay out of reach of a processor
       // too (`readLogitsRow` set them to -Infinity), as they have no text to decode
-      if (this.options.tokenIds < V) row.fill(Number.NEGATIVE_INFINITY, this.options.tokenIds);
+      if (this.options.tokenCount < V) row.fill(Number.NEGATIVE_INFINITY, this.options.tokenCount);
     }
     const id = sampleToken(row, r.req.sampling, r.rng);
     const event: TokenEvent = { id, text: '' };
@@ -942,7 +942,7 @@ class PromptLogprobs {
     private readonly ids: readonly number[],
     private readonly k: number,
     private readonly tokenizer: EngineTokenizer,
-    private readonly tokenIds: number,
+    private readonly tokenCount: number,
     /** Its first positions, not run: a kept prefix's keys/values (the prefix cache's) stand for them. */
     private readonly reused: number,
     /** The log-probs of its first `reused + 1` tokens, kept with those keys/values. */
@@ -971,12 +971,12 @@ class PromptLogprobs {
     const end = Math.min(out.kept, this.ids.length - 1 + pad - run.logitsAt);
     if (end <= first) return;
     const rowAt = b * out.kept;
-    const sums = await session.logSumExp(out.logits, V, rowAt + first, rowAt + end, this.tokenIds);
+    const sums = await session.logSumExp(out.logits, V, rowAt + first, rowAt + end, this.tokenCount);
     if (this.row.length !== V) this.row = new Float32Array(V);
     const row = this.row;
     for (let k = first; k < end; k++) {
       const j = run.logitsAt + k - pad;
-      readLogitsRow(row, out.logits, rowAt + k, this.tokenIds);
+      readLogitsRow(row, out.logits, rowAt + k, this.tokenCount);
       this.entries[j + 1] = tokenLogprob(row, this.ids[j + 1]!, this.k, sums[k - first]!, this.tokenizer);
     }
   }

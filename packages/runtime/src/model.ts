@@ -142,7 +142,7 @@ export class Model extends BaseModel {
         headDim: session.headDim,
         kvType: session.kvType,
         vocabSize: files.config.vocab_size,
-        tokenIds: Math.min(files.config.vocab_size, tokenizer.size),
+        tokenCount: Math.min(files.config.vocab_size, tokenizer.size),
         maxPositions: contextLimit(files.config.max_position_embeddings, session.positionTable),
         slidingWindow: files.config.sliding_window,
         eosIds: [...eos],
@@ -167,7 +167,7 @@ export class Model extends BaseModel {
       slidingWindow: files.config.sliding_window,
       maxBatchSize,
       prefillChunk,
-      tokenIds: this.info.tokenIds,
+      tokenCount: this.info.tokenCount,
       prefixCache: this.prefixes,
     });
   }
@@ -358,7 +358,7 @@ export class Model extends BaseModel {
       this.rules(options.rules ?? false),
       options,
       this.info.prefillChunk,
-      this.info.tokenIds,
+      this.info.tokenCount,
     );
     this.scoring.add(run);
     try {

@@ -66,18 +66,18 @@ export function logProbAt(row: Float32Array, id: number, lse: number): number {
 }
 
 /**
- * Copies row `index` of a [rows, V] logits array into `row` (V long), the ids from `tokenIds` on (an LM
+ * Copies row `index` of a [rows, V] logits array into `row` (V long), the ids from `tokenCount` on (an LM
  * head padded wider than the tokenizer) at -Infinity: never picked, scored or listed.
  */
 export function readLogitsRow(
   row: Float32Array,
   logits: Float32Array,
   index: number,
-  tokenIds: number,
+  tokenCount: number,
 ): void {
   const V = row.length;
   row.set(logits.subarray(index * V, (index + 1) * V));
-  if (tokenIds < V) row.fill(Number.NEGATIVE_INFINITY, tokenIds);
+  if (tokenCount < V) row.fill(Number.NEGATIVE_INFINITY, tokenCount);
 }
 
 /**

@@ -86,10 +86,10 @@ export async function scoreBatch(
   /** Positions per onnxruntime run (`ModelInfo.prefillChunk`); 0: each batch in one run. */
   prefillChunk = 0,
   /**
-   * Ids the tokenizer has (`ModelInfo.tokenIds`): the logits of a padded LM head beyond them are left
+   * Ids the tokenizer has (`ModelInfo.tokenCount`): the logits of a padded LM head beyond them are left
    * out of the softmax, as generation leaves them out. Default: every logit.
    */
-  tokenIds = Number.POSITIVE_INFINITY,
+  tokenCount = Number.POSITIVE_INFINITY,
 ): Promise<ScoreResult[]> {
   items.forEach((item, i) => {
     if (item.continuation.length === 0) {
@@ -170,7 +170,7 @@ export async function scoreBatch(
         const rowAt = b * out.kept;
         const sums = rules
           ? null
-          : await session.logSumExp(out.logits, V, rowAt + first, rowAt + end, tokenIds);
+          : await session.logSumExp(out.logits, V, rowAt + first, rowAt + end, tokenCount);
         for (let k = first; k < end; k++) {
           const j = logitsAt + k - (width - n - 1); // the continuation token predicted here
           const tok = c.continuation[j]!;
@@ -178,11 +178,11 @@ export async function scoreBatch(
           // onnxruntime's sum where it is finite (NaN or infinite logits: summed below, row by row)
           const sum = sums?.[k - first];
           const known = sum !== undefined && Number.isFinite(sum) ? sum : undefined;
-          if (known !== undefined && tok < tokenIds && !options.ranks && top === 0) {
+          if (known !== undefined && tok < tokenCount && !options.ranks && top === 0) {
             s.logprobs.push(out.logits[at * V + tok]! - known);
             continue;
           }
-          readLogitsRow(row, out.logits, at, tokenIds);
+          readLogitsRow(row, out.logits, at, tokenCount);
           if (s.state) wide = applyRules(rules!, row, s.state, wide);
           const lse = known ?? logSumExp(row);
           s.logprobs.push(logProbAt(row, tok, lse));

@@ -219,7 +219,7 @@ describe('a tokenizer with ids past the LM head (added tokens the model was not 
     const model = await loadModel(dir, { log: () => {} });
     const plain = await tinyModel();
     try {
-      expect([model.tokenizer.size, model.info.vocabSize, model.info.tokenIds]).toEqual([516, 512, 512]);
+      expect([model.tokenizer.size, model.info.vocabSize, model.info.tokenCount]).toEqual([516, 512, 512]);
       const compiled = compileRules('hewitt2024', model.tokenizer.vocabulary);
       expect(compiled.vocabSize).toBe(516);
       const options = { maxNewTokens: 24, ignoreEos: true, logprobs: true } as const;
@@ -288,7 +288,7 @@ describe('a padded LM head (more logits than tokenizer ids)', () => {
   it('never picks, lists or scores an id the tokenizer lacks', async () => {
     const { dir } = await createTinyModel({ seed: 1, initScale: 10, vocabSize: 640 });
     const model = await loadModel(dir, { log: () => {} });
-    expect([model.info.vocabSize, model.info.tokenIds]).toEqual([640, model.tokenizer.size]);
+    expect([model.info.vocabSize, model.info.tokenCount]).toEqual([640, model.tokenizer.size]);
     const tokens = model.tokenizer.size;
     expect(tokens).toBeLessThan(640);
     const [hot] = await model.generate('Hi', { maxNewTokens: 64, temperature: 5, seed: 3, logprobs: 20 });

@@ -1328,7 +1328,7 @@ function checkAlignedIds(
       OTHER_TOKENIZER_HINT,
     );
   }
-  const vocabulary = base.model.info.tokenIds;
+  const vocabulary = base.model.info.tokenCount;
   for (const [i, row] of rows.entries()) {
     const id = row.token_ids?.find((x) => !(Number.isInteger(x) && x >= 0 && x < vocabulary));
     if (id === undefined) continue;
