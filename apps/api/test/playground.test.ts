@@ -1,4 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveRuleSpec } from '@implicit-it/rules';
@@ -243,6 +245,56 @@ describeWithBinary('playground in headless Chromium', CHROMIUM, 'apt-get install
       'could not reach the server (Failed to fetch): is it still running?',
     );
     await page.close();
+  });
+
+  it('works behind a reverse proxy that serves it under a path (its requests go there too)', async () => {
+    // as nginx's `location /llm/ { proxy_pass http://127.0.0.1:8080/; }`: /llm/X is the server's /X,
+    // and the proxy's other paths are not the server's
+    const upstream = new URL(server.url);
+    const proxy = createServer((req, res) => {
+      const url = req.url ?? '';
+      if (!url.startsWith('/llm/')) {
+        res.writeHead(404, { 'Content-Type': 'text/html' }).end('<h1>404 Not Found</h1>');
+        return;
+      }
+      const forward = request(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          path: url.slice(4),
+          method: req.method,
+          headers: req.headers,
+        },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      req.pipe(forward);
+    });
+    await new Promise<void>((listening) => proxy.listen(0, '127.0.0.1', listening));
+    try {
+      const page = await browser.newPage();
+      const posts: string[] = [];
+      page.on('request', (req) => {
+        if (req.method() === 'POST') posts.push(new URL(req.url()).pathname);
+      });
+      await page.goto(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}/llm/`);
+      await page.fill('#max-tokens', '8');
+      await page.click('#generate');
+      await page.waitForSelector('#col-base[data-state="done"], #col-base[data-state="error"]', {
+        timeout: 30_000,
+      });
+      await page.waitForSelector('#col-rules[data-state="done"], #col-rules[data-state="error"]', {
+        timeout: 30_000,
+      });
+      expect(await page.getAttribute('#col-base', 'data-state')).toBe('done');
+      expect(await page.getAttribute('#col-rules', 'data-state')).toBe('done');
+      expect(posts).toEqual(['/llm/v1/chat/completions', '/llm/v1/chat/completions']);
+      await page.close();
+    } finally {
+      await new Promise((closed) => proxy.close(closed));
+    }
   });
 
   it("uses the server's rule set in the rules column (hewitt2024-prose), less the unticked rules", async () => {

@@ -185,7 +185,9 @@ export const PLAYGROUND_SCRIPT = String.raw`
     };
     var res;
     try {
-      res = await fetch('/v1/chat/completions', {
+      // relative to the page: behind a reverse proxy that serves it under a path (/llm/), the
+      // requests go there too, not to the proxy's root
+      res = await fetch('v1/chat/completions', {
         method: 'POST', headers: headers, body: JSON.stringify(body), signal: signal
       });
     } catch (e) {
