@@ -22,14 +22,22 @@ export function bearerAuth(keys: readonly string[]): MiddlewareHandler {
     return ok;
   };
   return async (c, next) => {
-    const header = c.req.header('Authorization') ?? '';
-    const match = /^Bearer\s+(.+)$/i.exec(header.trim());
+    const header = (c.req.header('Authorization') ?? '').trim();
+    const match = /^Bearer\s+(.+)$/i.exec(header);
     if (!match || !accepted(match[1]!)) {
+      // a header of another scheme (a proxy's basic auth passed on) is not a missing one: say which
+      // (a word alone may be a key sent without "Bearer ": not echoed)
+      const scheme = match ? undefined : /^([!#$%&'*+.^`|~\w-]+)\s+\S/.exec(header)?.[1];
+      const fix = 'send "Authorization: Bearer <key>" (the key the server was started with).';
       throw new ApiError(
         401,
         match
           ? 'Incorrect API key provided.'
-          : 'Missing API key: send "Authorization: Bearer <key>" (the key the server was started with).',
+          : scheme && scheme.toLowerCase() !== 'bearer'
+            ? `The Authorization header uses the ${JSON.stringify(scheme.slice(0, 20))} scheme: ${fix}`
+            : header !== '' && !/^bearer$/i.test(header)
+              ? `The Authorization header is not a bearer token: ${fix}`
+              : `Missing API key: ${fix}`,
         { code: 'invalid_api_key', headers: { 'WWW-Authenticate': 'Bearer' } },
       );
     }

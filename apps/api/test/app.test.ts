@@ -1153,6 +1153,30 @@ describe('API key', () => {
     expect((await a.request('/')).status).toBe(200);
   });
 
+  it("says which scheme an Authorization header that is not a bearer token has (a proxy's basic auth)", async () => {
+    const a = keyed();
+    const message = async (authorization?: string) => {
+      const res = await a.request(
+        '/v1/models',
+        authorization ? { headers: { Authorization: authorization } } : {},
+      );
+      expect(res.status).toBe(401);
+      return (await res.json()).error.message;
+    };
+    expect(await message('Basic dXNlcjpwYXNz')).toBe(
+      'The Authorization header uses the "Basic" scheme: send "Authorization: Bearer <key>" (the key the server was started with).',
+    );
+    // the key alone, without "Bearer ": not echoed back
+    expect(await message('sk-test-123')).toBe(
+      'The Authorization header is not a bearer token: send "Authorization: Bearer <key>" (the key the server was started with).',
+    );
+    const missing =
+      'Missing API key: send "Authorization: Bearer <key>" (the key the server was started with).';
+    expect(await message()).toBe(missing);
+    // the openai client with an empty key sends "Bearer " with nothing after it
+    expect(await message('Bearer ')).toBe(missing);
+  });
+
   it('several keys (a key being rotated): each is taken, any other refused', async () => {
     const a = createApp({
       models: [{ id: 'tiny', model }],
