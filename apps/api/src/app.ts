@@ -11,7 +11,7 @@ import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { bearerAuth } from './auth.js';
-import { ApiError, toApiError } from './errors.js';
+import { ApiError, shuttingDown, toApiError } from './errors.js';
 import { jsonBody } from './json-body.js';
 import { Metrics, type Sample } from './metrics.js';
 import type { Usage } from './openai-format.js';
@@ -85,6 +85,13 @@ export interface AppState {
  */
 export type ApiApp = Hono<Env> & {
   readonly state: AppState;
+  /**
+   * Takes no new work: API requests get 503 `server_shutting_down` (with `Retry-After` and
+   * `Connection: close`) and `GET /health` 503 with `"status": "shutting_down"`, while requests in
+   * flight go on. `serve`'s `close` calls it first; an app mounted elsewhere calls it when its server
+   * stops accepting connections, and `shutdown()` once its grace is over.
+   */
+  drain(): void;
   /**
    * Ends every generation in flight with 503 `server_shutting_down` (an error event in a stream);
    * `serve`'s `close` calls it once its grace is over. New requests are still taken.
@@ -164,6 +171,8 @@ export function createApp(options: ApiOptions): ApiApp {
 
   const app = new Hono<Env>();
   const shutdown = new AbortController();
+  /** Set by `drain()`: new API requests are refused, /health says shutting_down. */
+  let draining = false;
   // each request in flight (running, queued, being planned) listens to it until it ends
   setMaxListeners(sum((q) => q.concurrency + q.maxQueued) + 16, shutdown.signal);
 
@@ -250,6 +259,12 @@ export function createApp(options: ApiOptions): ApiApp {
       }),
     );
   }
+  // a draining server takes no new work, key or not; answered here, after the request id and the
+  // metrics middleware, so that the 503 carries its id and is counted and logged as sent
+  app.use('/v1/*', async (_c, next) => {
+    if (draining) throw shuttingDown({ Connection: 'close' });
+    await next();
+  });
   if (server.apiKey) {
     app.use('/v1/*', bearerAuth(server.apiKey));
     app.use('/metrics', bearerAuth(server.apiKey));
@@ -354,14 +369,17 @@ export function createApp(options: ApiOptions): ApiApp {
     return c.json(modelObject(id));
   });
 
-  app.get('/health', (c) =>
-    c.json({
-      status: 'ok',
+  app.get('/health', (c) => {
+    const health = {
+      status: draining ? 'shutting_down' : 'ok',
       models: server.models.map((m) => m.id),
       active: sum((q) => q.active),
       queued: sum((q) => q.depth),
-    }),
-  );
+    };
+    // a load balancer's check on a kept-alive connection learns of the drain, as new connections
+    // (refused) tell it: 503, with what is still running
+    return draining ? c.json(health, 503, shuttingDown({ Connection: 'close' }).headers) : c.json(health);
+  });
 
   app.get('/metrics', (c) =>
     c.body(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }),
@@ -397,6 +415,9 @@ export function createApp(options: ApiOptions): ApiApp {
   }
 
   return Object.assign(app, {
+    drain: () => {
+      draining = true;
+    },
     shutdown: () => {
       loopDelay.disable();
       shutdown.abort(new Error('the server is shutting down'));

@@ -1,7 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { serve as serveNode } from '@hono/node-server';
 import { type ApiApp, createApp } from './app.js';
-import { shuttingDown } from './errors.js';
 import type { ApiOptions } from './options.js';
 
 /**
@@ -74,33 +73,16 @@ const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 export function serve(options: ServeOptions): Promise<RunningServer> {
   const { port = 8080, hostname = '127.0.0.1', ...appOptions } = options;
   const app = createApp(appOptions);
-  let draining = false;
-  const fetch: typeof app.fetch = async (request, ...rest) => {
-    const path = draining ? new URL(request.url).pathname : '';
-    if (path.startsWith('/v1/')) {
-      const error = shuttingDown({ Connection: 'close' });
-      return Response.json(error.body, { status: 503, headers: error.headers });
-    }
-    // a load balancer's check on a kept-alive connection learns of the drain, as new connections
-    // (refused) tell it: 503, status "shutting_down", with what is still running
-    if (path === '/health') {
-      const res = await app.fetch(request, ...rest);
-      if (!res.ok) return res;
-      const health = (await res.json()) as Record<string, unknown>;
-      const error = shuttingDown({ Connection: 'close' });
-      return Response.json({ ...health, status: 'shutting_down' }, { status: 503, headers: error.headers });
-    }
-    return app.fetch(request, ...rest);
-  };
   return new Promise((resolve, reject) => {
-    const server = serveNode({ fetch, port, hostname }, (info: AddressInfo) => {
+    const server = serveNode({ fetch: app.fetch, port, hostname }, (info: AddressInfo) => {
       const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
       resolve({
         app,
         url: `http://${host}:${info.port}`,
         port: info.port,
         async close({ grace = 0 } = {}) {
-          draining = true;
+          // new requests on open connections get 503 (the app's), as new connections are refused
+          app.drain();
           const closed = new Promise<void>((done) => server.close(() => done()));
           const http = server as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
           http.closeIdleConnections?.();

@@ -66,12 +66,60 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
     expect(second).toMatch(/^HTTP\/1\.1 503 /);
     expect(second).toMatch(/\r\nretry-after: 5\r\n/i);
     expect(second).toMatch(/\r\nconnection: close\r\n/i);
+    expect(second).toMatch(/\r\nx-request-id: req_\w+\r\n/i);
     expect(JSON.parse(second!.slice(second!.indexOf('\r\n\r\n') + 4))).toEqual({
       status: 'shutting_down',
       models: ['tiny'],
       active: 1, // the generation ahead of it, still running when the check was answered
       queued: 0,
     });
+    // counted as sent
+    const { metrics } = server.app.state;
+    expect(metrics.value('implicit_it_requests_total', { route: '/health', status: '503' })).toBe(1);
+    expect(metrics.value('implicit_it_requests_total', { route: '/health', status: '200' })).toBe(0);
+  });
+
+  it('a draining app answers new requests 503 with their request id, counted and logged as sent', async () => {
+    const model = await tinyModel();
+    const lines: string[] = [];
+    const app = createApp({
+      models: [{ id: 'tiny', model }],
+      log: (l) => lines.push(l),
+      accessLog: true,
+      apiKey: 'sk-test',
+    });
+    lines.length = 0;
+    app.drain();
+    // the key is not asked for: nothing new is taken either way
+    const api = await app.request('/v1/chat/completions', json(chat({ max_tokens: 1 })));
+    expect(api.status).toBe(503);
+    expect(api.headers.get('Retry-After')).toBe('5');
+    expect(api.headers.get('Connection')).toBe('close');
+    expect(api.headers.get('X-Request-Id')).toMatch(/^req_\w+$/);
+    expect(await api.json()).toEqual({
+      error: {
+        message: 'the server is shutting down; retry on another instance',
+        type: 'server_error',
+        param: null,
+        code: 'server_shutting_down',
+      },
+    });
+    const health = await app.request('/health');
+    expect(health.status).toBe(503);
+    expect(health.headers.get('X-Request-Id')).toMatch(/^req_\w+$/);
+    expect(await health.json()).toEqual({ status: 'shutting_down', models: ['tiny'], active: 0, queued: 0 });
+    // the playground and the metrics are still served
+    expect((await app.request('/')).status).toBe(200);
+    const { metrics } = app.state;
+    expect(
+      metrics.value('implicit_it_requests_total', { route: '/v1/chat/completions', status: '503' }),
+    ).toBe(1);
+    expect(metrics.value('implicit_it_requests_total', { route: '/health', status: '503' })).toBe(1);
+    expect(lines.map((l) => l.replace(/ \d+ ms req_\w+/, ' _ ms req_'))).toEqual([
+      'POST /v1/chat/completions 503 _ ms req_',
+      'GET /health 503 _ ms req_',
+      'GET / 200 _ ms req_',
+    ]);
   });
 
   it('requests still running when the grace is over end with 503 server_shutting_down, streamed or not', async () => {
