@@ -287,6 +287,12 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
       'apiKey: expected a non-empty string, or a non-empty list of them (leave apiKey out to serve without a key)',
     );
   }
+  if (apiKeys?.some((key) => key !== key.trim())) {
+    // HTTP strips a header value's ends: every request would be refused as a wrong key
+    throw new TypeError(
+      'apiKey: a key begins or ends with whitespace, which no client can send (HTTP strips it from the Authorization header); remove it (a key read from a file keeps its final newline)',
+    );
+  }
   // 'raw' is a prompt format too, but chat messages have no raw text
   if (options.format !== undefined && !CONVERSATION_FORMATS.includes(options.format)) {
     throw new TypeError(

@@ -1284,6 +1284,11 @@ describe('options', () => {
       expect(() => createApp({ models: [{ id: 'a', model }], apiKey })).toThrow(
         'apiKey: expected a non-empty string, or a non-empty list of them (leave apiKey out to serve without a key)',
       );
+    // a key with whitespace at an end (a file's newline) could never be sent: every request refused
+    for (const apiKey of ['sk-1\n', ' sk-1', ['sk-1', 'sk-2\t']])
+      expect(() => createApp({ models: [{ id: 'a', model }], apiKey })).toThrow(
+        'apiKey: a key begins or ends with whitespace, which no client can send (HTTP strips it from the Authorization header); remove it (a key read from a file keeps its final newline)',
+      );
   });
 
   it('serves a bare Model under its directory name', async () => {

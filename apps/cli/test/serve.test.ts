@@ -330,6 +330,18 @@ describe('serve', () => {
       'error: IMPLICIT_IT_API_KEY is empty: the server would take requests without a key\n' +
         'hint: set IMPLICIT_IT_API_KEY to the key, or unset it to serve without one\n',
     ]);
+    // a key read from a file with its newline: no client could send it, every request would be a 401
+    const newline = await run(args, { env: { IMPLICIT_IT_API_KEY: 'sk-local\n' } });
+    expect([newline.code, newline.stderr]).toEqual([
+      2,
+      'error: IMPLICIT_IT_API_KEY begins or ends with whitespace, which no client can send (HTTP strips it from the Authorization header)\n' +
+        'hint: remove it: a key read from a file keeps its final newline (printf %s KEY writes none, echo does)\n',
+    ]);
+    const padded = await run([...args, '--api-key', 'sk-new', '--api-key', ' sk-old']);
+    expect(padded.stderr).toBe(
+      'error: --api-key begins or ends with whitespace, which no client can send (HTTP strips it from the Authorization header)\n' +
+        'hint: remove it: a key read from a file keeps its final newline (printf %s KEY writes none, echo does)\n',
+    );
     const cors = await run([...args, '--cors', 'bogus']);
     expect([cors.code, cors.stderr]).toEqual([
       2,

@@ -112,6 +112,14 @@ function apiKeyOf(flags: ServeFlags): string[] | undefined {
         : 'set IMPLICIT_IT_API_KEY to the key, or unset it to serve without one',
     );
   }
+  // HTTP strips a header value's ends: no client could send such a key, and every request would be
+  // refused as a wrong key
+  if (keys?.some((key) => key !== key.trim())) {
+    throw usage(
+      `${from} begins or ends with whitespace, which no client can send (HTTP strips it from the Authorization header)`,
+      'remove it: a key read from a file keeps its final newline (printf %s KEY writes none, echo does)',
+    );
+  }
   return keys;
 }
 
