@@ -208,6 +208,8 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
   const release = await acquire(ctx, plan, abort);
   const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
+  /** Tokens generated so far, for the access log line of a request that ends early. */
+  let generated = 0;
   try {
     const count = candidateCount(plan);
     const tokens: TokenInfo[][] = Array.from({ length: count }, () => []);
@@ -222,6 +224,7 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
           ctx.metrics.observe('implicit_it_time_to_first_token_seconds', { model: ctx.model }, seconds(ctx));
         }
         ctx.metrics.inc('implicit_it_completion_tokens_total', { model: ctx.model });
+        generated++;
         tokens[index]!.push(part);
       } else if (part.type === 'prompt-logprobs') prompts[index] = part.logprobs;
       else if (part.type === 'finish') {
@@ -245,6 +248,10 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
     return new Response(json, { headers: { 'Content-Type': 'application/json' } });
   } catch (error) {
     if (ctx.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
+    // ended early (its client left, the server stopped): the access log tells the work it took, its
+    // prompts (each once) and the tokens generated until then, as a stream's line does
+    const prompt = promptTokens(plan);
+    ctx.onUsage({ prompt_tokens: prompt, completion_tokens: generated, total_tokens: prompt + generated });
     throw failure(ctx, plan, error);
   } finally {
     release();

@@ -207,6 +207,26 @@ describe('serving: shutdown, server errors, oversized bodies', () => {
         `^POST /v1/chat/completions 200 \\d+ ms ${id(left)} tiny, ${usage.prompt_tokens} prompt \\+ [1-9]\\d* completion tokens \\(stream left by its client\\)$`,
       ),
     );
+    // a JSON answer its client leaves mid-generation: a 499, with the tokens generated until then
+    const metrics = app.state.metrics;
+    const before = metrics.value('implicit_it_completion_tokens_total');
+    const away = new AbortController();
+    const gone = Promise.resolve(
+      app.request('/v1/chat/completions', {
+        ...json(chat({ max_tokens: 400, logit_bias: { [eos]: -100 } })),
+        signal: away.signal,
+      }),
+    ).catch(() => null);
+    while (metrics.value('implicit_it_completion_tokens_total') === before && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 1));
+    away.abort();
+    await gone;
+    while (lines.length < 6 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    expect(lines[5]).toMatch(
+      new RegExp(
+        `^POST /v1/chat/completions 499 \\d+ ms req_\\w+ tiny, ${usage.prompt_tokens} prompt \\+ [1-9]\\d* completion tokens$`,
+      ),
+    );
     // off by default
     const quiet: string[] = [];
     const off = createApp({ models: [{ id: 'tiny', model }], log: (l) => quiet.push(l) });
