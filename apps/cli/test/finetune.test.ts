@@ -477,22 +477,28 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
   let onnxOnly: string;
   let python: string | undefined;
   beforeAll(async () => {
-    // train.py loads PyTorch weights: the tiny model's files plus a model.safetensors of its weights
+    // train.py loads PyTorch weights: model create --safetensors writes them beside the graph
     onnxOnly = (await createTinyModel()).dir;
     model = join(tmp, 'tiny-pt');
-    cpSync(onnxOnly, model, { recursive: true });
-    const config = resolveConfig({ preset: 'tiny' });
-    const weights = randomWeights(config, 1);
-    writeSafetensors(
-      join(model, 'model.safetensors'),
-      Object.fromEntries(
-        weightSpecs(config).map((s) => [s.name, { shape: s.shape, data: weights[s.name]! }]),
-      ),
+    const created = await run([
+      'model',
+      'create',
+      '--preset',
+      'tiny',
+      '--seed',
+      '1',
+      '--safetensors',
+      '--out',
+      model,
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toContain(
+      'files: config.json, generation_config.json, tokenizer.json, tokenizer_config.json, onnx/model.onnx, model.safetensors\n',
     );
     python = fakePython();
   });
 
-  it('plan refuses a model directory without PyTorch weights (model create writes ONNX only), exit 3', async () => {
+  it('plan refuses a model directory without PyTorch weights (model create without --safetensors), naming the flag, exit 3', async () => {
     const out = join(tmp, 'onnx-only');
     const r = await run([
       'finetune',
@@ -508,7 +514,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     ]);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(
-      `error: --model: ${onnxOnly} has no PyTorch weights for train.py to load (it holds ONNX graphs only, as \`implicit-it model create\` writes them)`,
+      `error: --model: ${onnxOnly} has no PyTorch weights for train.py to load (it holds ONNX graphs only, as \`implicit-it model create\` writes them without --safetensors): expected *.safetensors or pytorch_model*.bin (or their .index.json) beside config.json; give a Hugging Face checkpoint directory, or a hub id with a tokenizer directory (a random-weights model to try the mechanics: \`implicit-it model create --safetensors\`, or createModel with safetensors: true)\n`,
     );
     expect(existsSync(out)).toBe(false);
   });

@@ -341,7 +341,7 @@ const WEIGHT_FILE = /^(?!adapter_).*\.safetensors(\.index\.json)?$|^pytorch_mode
 /**
  * Refuses a local `model` that `train.py` cannot load: a path that is not a directory, or a directory
  * without PyTorch weights (`*.safetensors`, `pytorch_model*.bin` or their `.index.json`), such as an
- * `implicit-it model create` directory, which holds only ONNX graphs (`FinetuneOptionError`, field
+ * `implicit-it model create` directory without `--safetensors`, which holds only ONNX graphs (`FinetuneOptionError`, field
  * `model`). A hub id (no such path here) is left to the training machine.
  * @internal
  */
@@ -354,12 +354,10 @@ export function checkModelWeights(model: string): void {
       `${dir} is a file; give a Hugging Face model directory (config.json and its weights) or a hub id`,
     );
   if (readdirSync(dir).some((name) => WEIGHT_FILE.test(name))) return;
-  const onnx = existsSync(join(dir, 'onnx'))
-    ? ' (it holds ONNX graphs only, as `implicit-it model create` writes them)'
-    : '';
+  const onnx = existsSync(join(dir, 'onnx'));
   throw new FinetuneOptionError(
     'model',
-    `${dir} has no PyTorch weights for train.py to load${onnx}: expected *.safetensors or pytorch_model*.bin (or their .index.json) beside config.json; give a Hugging Face checkpoint directory, or a hub id with a tokenizer directory`,
+    `${dir} has no PyTorch weights for train.py to load${onnx ? ' (it holds ONNX graphs only, as `implicit-it model create` writes them without --safetensors)' : ''}: expected *.safetensors or pytorch_model*.bin (or their .index.json) beside config.json; give a Hugging Face checkpoint directory, or a hub id with a tokenizer directory${onnx ? ' (a random-weights model to try the mechanics: `implicit-it model create --safetensors`, or createModel with safetensors: true)' : ''}`,
   );
 }
 

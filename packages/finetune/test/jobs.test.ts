@@ -594,7 +594,7 @@ describe('planJob on a local model directory', () => {
     writeFileSync(join(model, 'adapter_model.safetensors'), ''); // a LoRA adapter is no base model
     const out = join(mkdtempSync(join(tmpdir(), 'ft-plan-')), 'job');
     const options = { recipe: 'mbpp', model, gpus: 0, out };
-    const message = `model: ${model} has no PyTorch weights for train.py to load (it holds ONNX graphs only, as \`implicit-it model create\` writes them): expected *.safetensors or pytorch_model*.bin (or their .index.json) beside config.json; give a Hugging Face checkpoint directory, or a hub id with a tokenizer directory`;
+    const message = `model: ${model} has no PyTorch weights for train.py to load (it holds ONNX graphs only, as \`implicit-it model create\` writes them without --safetensors): expected *.safetensors or pytorch_model*.bin (or their .index.json) beside config.json; give a Hugging Face checkpoint directory, or a hub id with a tokenizer directory (a random-weights model to try the mechanics: \`implicit-it model create --safetensors\`, or createModel with safetensors: true)`;
     const err = await planJob(options).catch((e) => e);
     expect(err).toBeInstanceOf(FinetuneOptionError);
     expect(err.field).toBe('model');

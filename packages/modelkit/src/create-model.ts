@@ -17,6 +17,7 @@ import type { DecoderGraphOptions, Q4Options, WeightDtype } from './onnx/decoder
 import { checkDtypes, checkGraphOptions, checkQ4Options, writeGraphAside } from './onnx/write-aside.js';
 import { GRAPH_OPTIONS, refuseUnknownOptions } from './options.js';
 import { CONFIG_INPUT_OPTIONS, type ConfigInput, resolveConfig, validateConfig } from './resolve-config.js';
+import { streamSafetensors } from './safetensors.js';
 import { shown } from './shown.js';
 import { tinyTokenizer } from './tokenizer/tiny-tokenizer.js';
 import {
@@ -152,6 +153,12 @@ export interface CreateModelOptions extends ConfigInput, DecoderGraphOptions, Q4
    * (`onnx/model_q4.onnx`, see {@link WeightDtype}). Default `['fp32']`.
    */
   dtypes?: readonly WeightDtype[] | undefined;
+  /**
+   * Also write the weights as PyTorch's `model.safetensors` (float32, Hugging Face names; the same
+   * values as the graphs), so that transformers' `from_pretrained` loads the model: a base model to
+   * finetune (`@implicit-it/finetune`'s `planJob` refuses a directory of ONNX graphs only). Default false.
+   */
+  safetensors?: boolean | undefined;
   /** Weight bytes of a graph above which its weights go to `onnx/<file>_data`; default just under 2 GiB. */
   externalDataThreshold?: number | undefined;
   /** Progress per written weight tensor (of all graphs). */
@@ -166,6 +173,7 @@ const CREATE_MODEL_OPTIONS = [
   'weights',
   'tokenizerDir',
   'dtypes',
+  'safetensors',
   'externalDataThreshold',
   'onProgress',
   ...GRAPH_OPTIONS,
@@ -228,8 +236,10 @@ function refuseFileOnPath(dir: string): void {
  * Writes a complete Hugging Face model directory in the optimum / transformers.js layout:
  * `config.json`, `generation_config.json`, `tokenizer.json`, `tokenizer_config.json` (plus the given
  * tokenizer's other files) and `onnx/model.onnx` (with `onnx/model.onnx_data` for weights above the
- * external-data threshold), or the graphs of the `dtypes` asked for (`onnx/model_q4.onnx`). The same options write byte-identical files. Weights are streamed to disk
- * one tensor at a time.
+ * external-data threshold), or the graphs of the `dtypes` asked for (`onnx/model_q4.onnx`), and
+ * with `safetensors: true` PyTorch's `model.safetensors` too. The same options write byte-identical
+ * files. Weights are streamed to disk one tensor at a time (a `weights` source is asked for each
+ * tensor once per graph, and once more for `model.safetensors`).
  *
  * @example
  * const { dir } = await createModel({ preset: 'tiny', seed: 1, out: '/tmp/tiny' });
@@ -250,6 +260,7 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     linear,
     merged,
     dtypes = ['fp32'],
+    safetensors = false,
     q4BlockSize,
     q4AccuracyLevel,
     ...configInput
@@ -270,6 +281,9 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
       'onProgress',
       `must be a function ({ tensor, index, count }) => void, got ${shown(onProgress)}`,
     );
+  }
+  if (typeof safetensors !== 'boolean') {
+    throw new ModelConfigError('safetensors', `must be true or false, got ${shown(safetensors)}`);
   }
   if (tokenizerDir !== undefined && (typeof tokenizerDir !== 'string' || tokenizerDir === '')) {
     throw new ModelConfigError(
@@ -313,6 +327,9 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
         : weightsSource(config, weights);
 
   const dir = resolve(out);
+  const specs = weightSpecs(config);
+  // progress counts the safetensors copy's tensors after the graphs'
+  let graphTensors = 0;
   const graph = writeGraphAside(
     dir,
     config,
@@ -326,12 +343,33 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
       merged,
       q4BlockSize,
       q4AccuracyLevel,
-      onTensor: onProgress ? (tensor, index, count) => onProgress({ tensor, index, count }) : undefined,
+      onTensor: onProgress
+        ? (tensor, index, count) => {
+            graphTensors = count;
+            onProgress({ tensor, index, count: count + (safetensors ? specs.length : 0) });
+          }
+        : undefined,
     },
     dtypes,
   );
   const files: string[] = [];
+  // written beside and renamed into place with the graphs, as they are
+  const weightsAside = join(dir, `.model.safetensors.partial-${process.pid}`);
   try {
+    if (safetensors) {
+      streamSafetensors(
+        weightsAside,
+        specs,
+        (i) => source(specs[i]!),
+        { format: 'pt' },
+        (i) =>
+          onProgress?.({
+            tensor: specs[i]!.name,
+            index: graphTensors + i,
+            count: graphTensors + specs.length,
+          }),
+      );
+    }
     const writeJson = (name: string, value: unknown) => {
       writeFileSync(join(dir, name), `${JSON.stringify(value, null, 2)}\n`);
       files.push(name);
@@ -354,9 +392,14 @@ export async function createModel(options: CreateModelOptions): Promise<CreatedM
     }
   } catch (error) {
     graph.discard();
+    rmSync(weightsAside, { force: true });
     throw error;
   }
   files.push(...graph.commit());
+  if (safetensors) {
+    renameSync(weightsAside, join(dir, 'model.safetensors'));
+    files.push('model.safetensors');
+  }
   // after the new graph is in place: an interrupted run leaves the previous model's files whole
   const removed = removeStaleModelFiles(dir, files);
   return {

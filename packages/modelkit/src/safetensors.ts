@@ -307,17 +307,40 @@ export function writeSafetensors(
   tensors: Record<string, { shape: readonly number[]; data: Float32Array }>,
   metadata: Record<string, string> = { format: 'pt' },
 ): void {
-  const header: Record<string, unknown> = { __metadata__: metadata };
-  let offset = 0;
-  for (const [name, t] of Object.entries(tensors)) {
+  const entries = Object.entries(tensors);
+  for (const [name, t] of entries) {
     if (t.data.length !== numel(t.shape)) {
       throw new ModelFileError(
         file,
         `tensor "${name}" has ${t.data.length} values for shape [${t.shape.join(', ')}]`,
       );
     }
-    header[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
+  }
+  streamSafetensors(
+    file,
+    entries.map(([name, t]) => ({ name, shape: t.shape })),
+    (i) => entries[i]![1].data,
+    metadata,
+  );
+}
+
+/**
+ * Writes float32 tensors of known shapes as one safetensors file, asking `read(i)` for the values of
+ * `tensors[i]` only when they are written (one tensor in memory at a time); `onWritten(i)` follows each.
+ */
+export function streamSafetensors(
+  file: string,
+  tensors: readonly { name: string; shape: readonly number[] }[],
+  read: (index: number) => Float32Array,
+  metadata: Record<string, string> = { format: 'pt' },
+  onWritten?: (index: number) => void,
+): void {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const t of tensors) {
+    const bytes = numel(t.shape) * 4;
+    header[t.name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
@@ -327,8 +350,16 @@ export function writeSafetensors(
   try {
     writeSync(fd, length);
     writeSync(fd, json);
-    for (const t of Object.values(tensors)) {
-      writeAll(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    for (const [i, t] of tensors.entries()) {
+      const data = read(i);
+      if (data.length !== numel(t.shape)) {
+        throw new ModelFileError(
+          file,
+          `tensor "${t.name}" has ${data.length} values for shape [${t.shape.join(', ')}]`,
+        );
+      }
+      writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      onWritten?.(i);
     }
   } finally {
     closeSync(fd);

@@ -1,5 +1,6 @@
 import {
   chmodSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -14,9 +15,11 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import {
   createModel,
+  exportOnnx,
   fromHfConfig,
   ModelConfigError,
   ModelWeightsError,
+  openSafetensors,
   randomWeightSource,
   randomWeights,
   readModel,
@@ -192,6 +195,49 @@ describe('createModel', () => {
     const back = readModel(created.dir);
     expect(back.config).toEqual(config);
     for (const [name, t] of Object.entries(weights)) expect(back.weights[name]).toEqual(t);
+  });
+
+  it('safetensors: true also writes model.safetensors, the same weights, from which exportOnnx writes the same graph', async () => {
+    for (const tieWordEmbeddings of [true, false]) {
+      const progress: string[] = [];
+      const created = await createModel({
+        preset: 'tiny',
+        seed: 5,
+        tieWordEmbeddings,
+        safetensors: true,
+        out: tmp(),
+        onProgress: ({ index, count }) => progress.push(`${index}/${count}`),
+      });
+      expect(created.files.at(-1)).toBe('model.safetensors');
+      expect(readdirSync(created.dir).filter((f) => f.includes('.partial'))).toEqual([]);
+      const config = resolveConfig({ preset: 'tiny', tieWordEmbeddings });
+      const weights = randomWeights(config, 5);
+      const ckpt = openSafetensors(created.dir);
+      expect(ckpt.metadata).toEqual({ format: 'pt' });
+      expect([...ckpt.tensors.keys()]).toEqual(Object.keys(weights));
+      expect(ckpt.tensors.has('lm_head.weight')).toBe(!tieWordEmbeddings);
+      for (const [name, values] of Object.entries(weights)) expect(ckpt.read(name)).toEqual(values);
+      // the progress counts the graph's tensors, then the copy's, once each
+      const n = Object.keys(weights).length;
+      expect(progress).toEqual(Array.from({ length: 2 * n }, (_, i) => `${i}/${2 * n}`));
+      // the checkpoint alone (config.json beside it) exports to the very graph createModel wrote
+      const alone = tmp();
+      copyFileSync(join(created.dir, 'config.json'), join(alone, 'config.json'));
+      copyFileSync(join(created.dir, 'model.safetensors'), join(alone, 'model.safetensors'));
+      await exportOnnx({ dir: alone });
+      expect(read(alone, 'onnx/model.onnx').equals(read(created.dir, 'onnx/model.onnx'))).toBe(true);
+    }
+  });
+
+  it('a model written again without safetensors loses the old copy, which would load instead of the new graph', async () => {
+    const out = tmp();
+    await createModel({ preset: 'tiny', seed: 1, safetensors: true, out });
+    const again = await createModel({ preset: 'tiny', seed: 2, out });
+    expect(again.removed).toEqual(['model.safetensors']);
+    expect(existsSync(join(out, 'model.safetensors'))).toBe(false);
+    await expect(createModel({ preset: 'tiny', out, safetensors: 'yes' as never })).rejects.toThrow(
+      'safetensors: must be true or false, got "yes"',
+    );
   });
 
   it('rejects weights that do not fit, naming the tensor', async () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { exportOnnx } from '../src/index.js';
+import { createModel, exportOnnx } from '../src/index.js';
 import { emptyPast, maxAbsDiff, step } from './ort-helpers.js';
 
 // A checkpoint saved by transformers itself (its names, its config.json of whatever version is
@@ -135,6 +135,55 @@ describe.skipIf(missing)('exportOnnx vs transformers', () => {
         const next = await step(session, config, [[ids[7]!]], [Array(8).fill(1)], [[7]], first.past);
         const got = [...first.logits[0]!, next.logits[0]![0]!];
         const worst = Math.max(...got.map((row, i) => maxAbsDiff(row, expected[i]!)));
+        expect(worst).toBeLessThan(1e-4);
+      } finally {
+        await session.release();
+      }
+    });
+  }
+});
+
+// createModel's model.safetensors is a checkpoint transformers loads (the base model of a finetune
+// job): its logits are those of the ONNX graph written beside it.
+const LOAD = `
+import sys, json, torch
+from transformers import AutoModelForCausalLM
+try:
+    model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).eval()
+except TypeError:  # transformers 4
+    model = AutoModelForCausalLM.from_pretrained(sys.argv[1], torch_dtype=torch.float32).eval()
+with torch.no_grad():
+    print(json.dumps(model(torch.tensor([[3, 17, 200, 45, 9, 120, 77, 5]])).logits[0].tolist()))
+`;
+
+describe.skipIf(missing)('createModel safetensors: true vs transformers', () => {
+  for (const modelType of ['llama', 'qwen2'] as const) {
+    it(`${modelType}: from_pretrained loads model.safetensors and gives the graph's logits`, {
+      timeout: 120_000,
+    }, async () => {
+      const created = await createModel({
+        preset: 'tiny',
+        modelType,
+        seed: 3,
+        safetensors: true,
+        out: mkdtempSync(join(tmpdir(), `modelkit-st-${modelType}-`)),
+      });
+      const loaded = spawnSync(PYTHON, ['-c', LOAD, created.dir], { encoding: 'utf8' });
+      expect(loaded.status, loaded.stderr).toBe(0);
+      const expected = JSON.parse(loaded.stdout) as number[][];
+      const config = created.config;
+      const session = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));
+      try {
+        const ids = [3, 17, 200, 45, 9, 120, 77, 5];
+        const out = await step(
+          session,
+          config,
+          [ids],
+          [Array(8).fill(1)],
+          [ids.map((_, i) => i)],
+          emptyPast(config, 1),
+        );
+        const worst = Math.max(...out.logits[0]!.map((row, i) => maxAbsDiff(row, expected[i]!)));
         expect(worst).toBeLessThan(1e-4);
       } finally {
         await session.release();

@@ -75,6 +75,7 @@ interface CreateFlags {
   tokenizer?: string;
   dtypes: WeightDtype[];
   merged?: boolean;
+  safetensors?: boolean;
   json?: boolean;
 }
 
@@ -102,6 +103,7 @@ async function create(flags: CreateFlags): Promise<void> {
       tokenizerDir: flags.tokenizer,
       dtypes: flags.dtypes,
       merged: flags.merged,
+      safetensors: flags.safetensors === true,
       onProgress: ({ index, count }) => bar.update(index + 1, count),
     });
   } catch (error) {
@@ -480,6 +482,10 @@ Examples:
       '--tokenizer <dir>',
       "a Hugging Face tokenizer directory to copy in (default: modelkit's tiny tokenizer)",
     )
+    .option(
+      '--safetensors',
+      'also write the weights as model.safetensors (PyTorch), so that transformers loads the model: a base model for finetune plan',
+    )
     .option('--json', 'print what was written as JSON')
     .addHelpText(
       'after',
@@ -491,7 +497,9 @@ Examples:
   $ implicit-it model create --preset smollm2-135m --out ./models/smol \\
       --dtypes fp32,q4    # then: generate --dtype q4
   $ implicit-it model create --preset tiny --set vocab_size=49152 \\
-      --tokenizer ../shared/fixtures/tokenizers/smollm --out ./models/tiny-smol`,
+      --tokenizer ../shared/fixtures/tokenizers/smollm --out ./models/tiny-smol
+  $ implicit-it model create --preset tiny --safetensors --out ./models/tiny-pt
+      # a base model for: finetune plan --model ./models/tiny-pt ...`,
     )
     .action(async (flags: CreateFlags) => create(flags));
   model
