@@ -5,8 +5,8 @@ type RetryInfo = Parameters<NonNullable<OpenAIJudgeOptions['onRetry']>>[0];
 
 /**
  * The judge's `onRetry` for a terminal: the retries that requests in flight make alike within
- * `windowMs` (a closed port or a 503 fails them all at once) are one line, `judge: retry 1 of 16
- * requests in 0.3-0.5 s: HTTP 503`, not one line each. `flush()` writes what is still held (call it
+ * `windowMs` (a closed port or a 503 fails them all at once) are one line, `judge: retry 1 for each
+ * of 16 requests in 0.3-0.5 s: HTTP 503`, not one line each. `flush()` writes what is still held (call it
  * before the command's last word, so that an error comes after its retries).
  *
  * @example
@@ -36,7 +36,7 @@ export function retryNotes(
     const [lo, hi] = [Math.min(...group.delays), Math.max(...group.delays)].map((ms) =>
       (ms / 1000).toFixed(1),
     );
-    const requests = group.delays.length > 1 ? ` of ${group.delays.length} requests` : '';
+    const requests = group.delays.length > 1 ? ` for each of ${group.delays.length} requests` : '';
     write(`judge: retry ${group.attempt}${requests} in ${lo === hi ? lo : `${lo}-${hi}`} s: ${group.what}`);
   };
   return {

@@ -847,7 +847,7 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     expect(retries.length).toBeLessThanOrEqual(4); // 8 before: one per request and attempt
     expect(retries[0]).toMatch(
       new RegExp(
-        `^judge: retry 1 of \\d+ requests in \\d\\.\\d-\\d\\.\\d s: ${cause.replace(/[()]/g, '\\$&')}$`,
+        `^judge: retry 1 for each of \\d+ requests in \\d\\.\\d-\\d\\.\\d s: ${cause.replace(/[()]/g, '\\$&')}$`,
       ),
     );
     expect(many.stderr).toContain(

@@ -28,7 +28,7 @@ describe('retryNotes', () => {
     notes.onRetry({ attempt: 2, delayMs: 700, error: refused });
     vi.advanceTimersByTime(50);
     expect(lines).toEqual([
-      `judge: retry 1 of 16 requests in 0.3-0.5 s: ${refused}`,
+      `judge: retry 1 for each of 16 requests in 0.3-0.5 s: ${refused}`,
       'judge: retry 1 in 1.0 s: HTTP 503',
     ]);
     vi.advanceTimersByTime(150);
@@ -38,7 +38,7 @@ describe('retryNotes', () => {
     notes.onRetry({ attempt: 1, delayMs: 400, error: refused });
     notes.onRetry({ attempt: 1, delayMs: 420, error: refused });
     vi.advanceTimersByTime(200);
-    expect(lines[3]).toBe(`judge: retry 1 of 2 requests in 0.4 s: ${refused}`);
+    expect(lines[3]).toBe(`judge: retry 1 for each of 2 requests in 0.4 s: ${refused}`);
   });
 
   it('flush writes what is held at once, and nothing twice', () => {
@@ -47,7 +47,7 @@ describe('retryNotes', () => {
     notes.onRetry({ attempt: 2, delayMs: 500, error: refused });
     notes.onRetry({ attempt: 2, delayMs: 600, error: refused });
     notes.flush();
-    expect(lines).toEqual([`judge: retry 2 of 2 requests in 0.5-0.6 s: ${refused}`]);
+    expect(lines).toEqual([`judge: retry 2 for each of 2 requests in 0.5-0.6 s: ${refused}`]);
     vi.advanceTimersByTime(1000);
     notes.flush();
     expect(lines).toHaveLength(1);
