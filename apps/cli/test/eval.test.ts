@@ -2080,6 +2080,15 @@ describe('eval judge: inputs checked before the first request, and resumed work 
     );
   });
 
+  it('the summary counts one pair, win, loss or draw in the singular', async () => {
+    const outputs = join(dir, 'single.json');
+    writeFileSync(outputs, JSON.stringify(rows('single', 1)));
+    const out = join(dir, 'single-annotations.json');
+    const r = await judge(['--outputs', outputs, '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`: win rate 25.00% ± n/a over 1 pair (0 wins, 1 loss, 0 draws) -> ${out}\n`);
+  });
+
   it("a judge's 400 for one pair leaves it unjudged, named with the judge's message; the others are judged, and a rerun asks again", async () => {
     const outputs = join(dir, 'refused.json');
     const out = join(dir, 'refused-annotations.json');

@@ -600,7 +600,7 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^planned .*mbpp-lora\n/);
     expect(text.stdout).toContain('mbpp: 374 train examples');
-    expect(text.stdout).toContain('batch 64 = 1 x 1 processes x 64 accumulation');
+    expect(text.stdout).toContain('batch 64 = 1 x 1 process x 64 accumulation');
     expect(text.stdout).toContain('fp32, LoRA rank 16 alpha 16');
     expect(text.stdout).toContain('launch    CPU, 1 process');
     // 374 examples, 64 per optimizer step, 5 epochs: 30 steps, int(30 x 0.03) = 0 of warmup

@@ -1037,7 +1037,7 @@ async function judge(flags: JudgeFlags): Promise<void> {
       const s = r.stats as Record<string, number | null>;
       out +=
         `${p('green', 'judged')} ${r.name}: win rate ${pct(s.win_rate)} ± ${s.standard_error === null ? 'n/a' : s.standard_error.toFixed(2)} ` +
-        `over ${s.n_total} pairs (${s.n_wins} wins, ${s.n_wins_base} losses, ${s.n_draws} draws) -> ${r.out}\n` +
+        `over ${counted(s.n_total ?? 0, 'pair')} (${counted(s.n_wins ?? 0, 'win')}, ${counted(s.n_wins_base ?? 0, 'loss', 'losses')}, ${counted(s.n_draws ?? 0, 'draw')}) -> ${r.out}\n` +
         `  ${r.requests} judge requests, ${r.cacheHits} cached, ${r.identical} identical pairs` +
         `${r.discreteFallbacks ? `, ${r.discreteFallbacks} without logprobs` : ''}${r.unreadable ? `, ${r.unreadable} unreadable` : ''}` +
         `${r.notJudged.length ? `, ${r.notJudged.length} not judged (refused by the judge: rerun to ask again)` : ''}\n`;

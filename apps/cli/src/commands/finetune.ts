@@ -49,6 +49,7 @@ import {
 } from '../flags.js';
 import {
   CliError,
+  counted,
   EXIT,
   exitCodeOf,
   inCliTerms,
@@ -592,8 +593,8 @@ export function describeTraining(job: JobSpec): string {
   const l = job.launch;
   const how = t.lora ? `LoRA rank ${t.lora.rank} alpha ${t.lora.alpha}` : 'full finetuning';
   return (
-    `${t.epochs} epochs, seed ${t.seed}, lr ${t.learningRate < 1e-3 ? t.learningRate.toExponential() : t.learningRate}, warmup ${t.warmupRatio}, ` +
-    `batch ${t.effectiveBatchSize} = ${t.perDeviceBatchSize} x ${l.processes} processes x ${t.gradientAccumulationSteps} accumulation, ` +
+    `${counted(t.epochs, 'epoch')}, seed ${t.seed}, lr ${t.learningRate < 1e-3 ? t.learningRate.toExponential() : t.learningRate}, warmup ${t.warmupRatio}, ` +
+    `batch ${t.effectiveBatchSize} = ${t.perDeviceBatchSize} x ${counted(l.processes, 'process', 'processes')} x ${t.gradientAccumulationSteps} accumulation, ` +
     `${t.maxSeqLength} tokens, ${l.bf16 ? 'bf16' : 'fp32'}, ${how}`
   );
 }
