@@ -1,4 +1,5 @@
 import {
+  chmodSync,
   copyFileSync,
   existsSync,
   mkdirSync,
@@ -646,6 +647,45 @@ describe('doctor', () => {
     expect(text.stdout).toMatch(/^ok\s+Node\.js\s+v\d+/m);
     // the runtime's reasons in the CLI's words: its commands, not the library's calls
     for (const c of report.checks) expect(c.detail ?? '').not.toMatch(/installCudaProvider|\(CLI: /);
+  });
+
+  it('says whether the Python finetune run uses has torch, transformers and accelerate (a warning: only training needs them)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'implicit-it-doctor-python-'));
+    try {
+      const python = (name: string, versions: string) => {
+        const file = join(dir, name);
+        writeFileSync(file, `#!/bin/sh\necho '${versions}'\n`);
+        chmodSync(file, 0o755);
+        return file;
+      };
+      const check = async (interpreter: string) => {
+        const r = await run(['doctor', '--json'], { env: { IMPLICIT_IT_PYTHON: interpreter } });
+        return JSON.parse(r.stdout).checks.find((c: { name: string }) => c.name === 'python (finetune run)');
+      };
+      const all = python('all', '{"torch": "2.5.1", "transformers": "4.46.0", "accelerate": "1.1.0"}');
+      expect(await check(all)).toEqual({
+        name: 'python (finetune run)',
+        status: 'ok',
+        detail: `${all} (torch 2.5.1, transformers 4.46.0, accelerate 1.1.0)`,
+      });
+      const torchOnly = python('torch-only', '{"torch": "1.13.0"}');
+      expect(await check(torchOnly)).toEqual({
+        name: 'python (finetune run)',
+        status: 'warn',
+        detail: `${torchOnly} lacks transformers, accelerate (has torch 1.13.0)`,
+        fix: `optional, for finetune run: ${torchOnly} -m pip install transformers accelerate; or point IMPLICIT_IT_PYTHON (or finetune run --python) at an interpreter that has them`,
+      });
+      const none = join(dir, 'no-such-python');
+      const missing = await run(['doctor'], { env: { IMPLICIT_IT_PYTHON: none } });
+      expect(missing.code).toBe(0);
+      expect(missing.stdout).toMatch(/^warn\s+python \(finetune run\)\s+\S+ could not be started/m);
+      expect(missing.stdout).toContain(`  ${none} could not be started (not found, or not an executable)\n`);
+      expect(missing.stdout).toContain(
+        '-> optional, for finetune run: install Python 3.9+ then: pip install torch transformers accelerate; or point IMPLICIT_IT_PYTHON (or finetune run --python) at an interpreter that has torch, transformers and accelerate\n',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("says a cached stand-in with modelkit's tokenizer is written again now that ../shared is here", async (ctx) => {

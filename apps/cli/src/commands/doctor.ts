@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { defaultPython, probePython } from '@implicit-it/finetune';
 import {
   defaultHubCacheDir,
   disableOnnxTelemetry,
@@ -188,16 +189,54 @@ function cacheCheck(): Check[] {
   return checks;
 }
 
+/**
+ * The Python `finetune run` trains with (`IMPLICIT_IT_PYTHON`, else python3): whether it has torch,
+ * transformers and accelerate. A warning, not a failure: nothing else needs Python.
+ */
+async function pythonCheck(): Promise<Check> {
+  const probe = await probePython(defaultPython());
+  const name = 'python (finetune run)';
+  const fix = (what: string) =>
+    `optional, for finetune run: ${probe.install}; or point IMPLICIT_IT_PYTHON (or finetune run --python) at an interpreter that has ${what}`;
+  if (!probe.found) {
+    return {
+      name,
+      status: 'warn',
+      detail: `${probe.python} could not be started (not found, or not an executable)`,
+      fix: fix('torch, transformers and accelerate'),
+    };
+  }
+  const has = Object.entries(probe.versions)
+    .map(([module, version]) => `${module} ${version}`)
+    .join(', ');
+  return probe.missing.length === 0
+    ? { name, status: 'ok', detail: `${probe.python} (${has})` }
+    : {
+        name,
+        status: 'warn',
+        detail: `${probe.python} lacks ${probe.missing.join(', ')}${has ? ` (has ${has})` : ''}`,
+        fix: fix('them'),
+      };
+}
+
 /** Every check, in order. */
-export function runChecks(): Check[] {
-  return [nodeCheck(), ...ortCheck(), telemetryCheck(), cudaCheck(), sharedCheck(), ...cacheCheck()];
+export async function runChecks(): Promise<Check[]> {
+  return [
+    nodeCheck(),
+    ...ortCheck(),
+    telemetryCheck(),
+    cudaCheck(),
+    sharedCheck(),
+    ...cacheCheck(),
+    await pythonCheck(),
+  ];
 }
 
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
     .description(
-      'check Node, onnxruntime-node (its execution providers, its telemetry), CUDA, the shared fixtures, the cache',
+      'check Node, onnxruntime-node (its execution providers, its telemetry), CUDA, the shared fixtures, the cache, the Python that finetune run trains with',
     )
     .option('--json', 'print the checks as JSON')
     .addHelpText(
@@ -209,8 +248,8 @@ Examples:
   $ implicit-it doctor
   $ implicit-it doctor --json | jq '.checks[] | select(.status != "ok")'`,
     )
-    .action((flags: { json?: boolean }) => {
-      const checks = runChecks();
+    .action(async (flags: { json?: boolean }) => {
+      const checks = await runChecks();
       const failed = checks.some((c) => c.status === 'fail');
       if (flags.json) printJson({ ok: !failed, checks });
       else {
