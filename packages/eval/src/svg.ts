@@ -56,6 +56,21 @@ function niceMax(x: number): number {
   return 10 * step;
 }
 
+/**
+ * The top of a count axis with 4 ticks, each a whole number (a histogram counts examples: no tick at
+ * 1.25 of them): the smallest 4 x step >= `x` with a whole, round step (1, 1.5, 2, 2.5, 3, 4, 5, 6, 7.5
+ * or 8 times a power of ten).
+ */
+function countAxisMax(x: number): number {
+  const rough = Math.max(1, x) / 4;
+  for (let p = 10 ** Math.floor(Math.log10(rough)); ; p *= 10) {
+    for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 7.5, 8, 10]) {
+      const step = m * p;
+      if (step >= rough && Number.isInteger(step)) return 4 * step;
+    }
+  }
+}
+
 /** A horizontal axis with ticks from 0 to `max` along [x0, x1] at y. */
 function axis(x0: number, x1: number, y: number, max: number, unit: string, gridTop: number): string[] {
   const out: string[] = [
@@ -215,7 +230,7 @@ export function histogramSvg(options: {
   const right = width - 20;
   const top = 44;
   const bottom = 270;
-  const max = niceMax(Math.max(...options.counts, 1));
+  const max = countAxisMax(Math.max(...options.counts, 1));
   const body: string[] = [
     `<line x1="${left}" y1="${bottom}" x2="${right}" y2="${bottom}" stroke="${COLORS.ink}"/>`,
     `<line x1="${left}" y1="${top}" x2="${left}" y2="${bottom}" stroke="${COLORS.ink}"/>`,
@@ -224,7 +239,7 @@ export function histogramSvg(options: {
     const y = n(bottom - ((bottom - top) * i) / 4);
     body.push(`<line x1="${left}" y1="${y}" x2="${right}" y2="${y}" stroke="#d0d7de"/>`);
     body.push(
-      `<text x="${left - 6}" y="${y + 4}" text-anchor="end" ${FONT} font-size="11" fill="${COLORS.ink}">${Number(((max * i) / 4).toFixed(2))}</text>`,
+      `<text x="${left - 6}" y="${y + 4}" text-anchor="end" ${FONT} font-size="11" fill="${COLORS.ink}">${(max * i) / 4}</text>`,
     );
   }
   const slot = (right - left) / Math.max(1, options.bins.length);

@@ -14,6 +14,7 @@ import {
   type Annotation,
   EvalInputError,
   fmt,
+  histogramSvg,
   type JudgeClient,
   judgePairs,
   type RankSource,
@@ -493,5 +494,23 @@ describe('writeReport', () => {
     } finally {
       rmSync(run, { recursive: true, force: true });
     }
+  });
+});
+
+describe('histogramSvg', () => {
+  // the count axis's tick labels, bottom to top
+  const ticks = (counts: number[]) =>
+    [
+      ...histogramSvg({ title: 't', xLabel: 'k', bins: counts.map(String), counts }).matchAll(
+        /text-anchor="end"[^>]*>([^<]*)</g,
+      ),
+    ].map((m) => m[1]);
+
+  it('labels its count axis in whole numbers: examples come whole', () => {
+    expect(ticks([2, 4, 0, 2, 2, 0])).toEqual(['0', '1', '2', '3', '4']);
+    expect(ticks([1, 5, 2])).toEqual(['0', '2', '4', '6', '8']); // was 0, 1.25, 2.5, 3.75, 5
+    expect(ticks([0, 0])).toEqual(['0', '1', '2', '3', '4']);
+    expect(ticks([250, 120, 30])).toEqual(['0', '75', '150', '225', '300']); // was 62.5, 125, 187.5
+    expect(ticks([401, 12])).toEqual(['0', '150', '300', '450', '600']);
   });
 });
