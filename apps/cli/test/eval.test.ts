@@ -2552,6 +2552,39 @@ describe('eval rank and eval shift: a finished --out is reused, never replaced b
     );
   });
 
+  it('shift of a model directory without --out keeps its outputs in NAME.outputs.json here, as --help says', async () => {
+    const here = mkdtempSync(join(tmpdir(), 'cli-shift-here-'));
+    try {
+      const r = await run(
+        [
+          'eval',
+          'shift',
+          '--base',
+          model,
+          '--aligned',
+          model,
+          '--aligned-rules',
+          'eos-uniform',
+          '--limit',
+          '2',
+          '--max-tokens',
+          '4',
+        ],
+        { cwd: here },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const name = `${basename(model)}-eos-uniform`;
+      expect(r.stdout).toContain(`wrote the aligned outputs to ${join(here, `${name}.outputs.json`)}\n`);
+      expect(readdirSync(here).sort()).toEqual([`${name}.outputs.json`, `${name}.outputs.json.done`]);
+      const help = await run(['eval', 'shift', '--help']);
+      expect(help.stdout.replace(/\s+/g, ' ')).toContain(
+        'else OUT.aligned-outputs.json; without --out, NAME.outputs.json in this directory)',
+      );
+    } finally {
+      rmSync(here, { recursive: true, force: true });
+    }
+  });
+
   it('shift --top-k 0 lists no tokens, the statistics only, as --help says; a negative one exits 2', async () => {
     const aligned = join(dir, 'aligned-top-k.json');
     writeFileSync(

@@ -2116,7 +2116,7 @@ Examples:
     .option('-n, --max-tokens <n>', 'with a model directory: most new tokens per output', intArg(1))
     .option(
       '--aligned-out <file>',
-      'with a model directory: where its outputs go (default: RUN/outputs/NAME.json for --out RUN/shift/X.json, else OUT.aligned-outputs.json)',
+      'with a model directory: where its outputs go (default: RUN/outputs/NAME.json for --out RUN/shift/X.json, else OUT.aligned-outputs.json; without --out, NAME.outputs.json in this directory)',
     )
     .option('--label <text>', 'name of the comparison (default: ALIGNED vs BASE)')
     .option('--top-k <n>', 'shifted tokens to list (default 20; 0: none, the statistics only)', intArg(0))
