@@ -435,6 +435,24 @@ export function meantDir(path: string): string {
 }
 
 /**
+ * The name a local model directory goes by (the default generator name of its eval runs, its id in
+ * `serve` and `--json`): the directory's name, or for the model a finetune job trained
+ * (`JOB/output`, beside `JOB/job.json`) the job's: every trained model is in an `output/`, and
+ * `jobs/gsm-ep5-seed1/output` is `gsm-ep5-seed1`, not `output`.
+ *
+ * @example
+ * localModelId('./models/tiny/'); // 'tiny'
+ * localModelId('jobs/gsm-ep5-seed1/output'); // with jobs/gsm-ep5-seed1/job.json there: gsm-ep5-seed1
+ */
+export function localModelId(dir: string): string {
+  const path = dir.replace(/[/\\]+$/, '') || dir;
+  const name = basename(path) || path;
+  if (name !== 'output') return name;
+  const job = dirname(resolve(path));
+  return existsSync(join(job, 'job.json')) ? basename(job) : name;
+}
+
+/**
  * Loads `--model` (a directory or a hub id), or the default model when it is omitted, with `load`
  * (`loadModel`, or `loadModelInWorker` for a model whose onnxruntime session runs in a worker thread).
  */
@@ -465,7 +483,7 @@ export async function openModel<M extends BaseModel = Model>(
         'create one with `implicit-it model create --preset tiny --out DIR`',
       );
     }
-    id = isHubId(target) ? target : basename(target.replace(/\/+$/, '')) || target;
+    id = isHubId(target) ? target : localModelId(target);
   }
   // the notes of rule sets the CLI has noted itself (noteRules, always) are not said again with -v
   const log = flags.verbose

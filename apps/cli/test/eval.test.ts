@@ -110,6 +110,35 @@ describe('eval generate', () => {
     ...extra,
   ];
 
+  it("a finetune job's trained model (JOB/output) is named after its job, not 'output'", async () => {
+    const job = join(tmp, 'jobs', 'poetry-ep5-seed1');
+    cpSync(model, join(job, 'output'), { recursive: true });
+    writeFileSync(join(job, 'job.json'), '{}');
+    const out = join(tmp, 'trained.json');
+    const r = await run(
+      args(out, ['--limit', '1', '--max-tokens', '2']).map((a) => (a === model ? join(job, 'output') : a)),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(
+      `wrote ${out}: 1 output of "poetry-ep5-seed1-hewitt2024" (1 generated, 0 resumed)\n`,
+    );
+    const generated = await run([
+      'generate',
+      '-m',
+      `${join(job, 'output')}/`,
+      '--max-tokens',
+      '2',
+      '--json',
+      'Hi',
+    ]);
+    expect(JSON.parse(generated.stdout).model).toBe('poetry-ep5-seed1');
+    // an output/ that is no job's keeps its own name
+    const plain = join(tmp, 'not-a-job', 'output');
+    cpSync(model, plain, { recursive: true });
+    const other = await run(['generate', '-m', plain, '--max-tokens', '2', '--json', 'Hi']);
+    expect(JSON.parse(other.stdout).model).toBe('output');
+  });
+
   it('a finished run of a q4 graph is not taken for one at another --q4-accuracy-level', async () => {
     const { dir } = await createTinyModel({ seed: 1, dtypes: ['fp32', 'q4'], q4AccuracyLevel: 0 });
     const out = join(tmp, 'q4.json');

@@ -1901,7 +1901,7 @@ Examples:
     )
     .option(
       '--name <name>',
-      'model name; outputs are labelled NAME-SUBSET (default: the model directory name)',
+      "model name; outputs are labelled NAME-SUBSET (default: the model directory name; a finetune job's JOB/output: the job's name)",
     )
     .option('--limit <n>', 'only the first n instructions', intArg(1))
     .option(
