@@ -318,6 +318,7 @@ export function createApp(options: ApiOptions): ApiApp {
       client: c.get('client'),
       onUsage: (usage) => c.set('usage', usage),
       stallTimeout: server.streamStallTimeout,
+      keepAlive: server.streamKeepAlive,
       ...(c.env?.outgoing ? { connection: c.env.outgoing } : {}),
     };
   };

@@ -110,6 +110,18 @@ export interface ApiOptions {
    * limit. Default 60000 (nginx's `send_timeout`).
    */
   streamStallTimeout?: number;
+  /**
+   * Milliseconds a stream may wait for the model (for its slots in the queue, a long prefill, a slow
+   * step) without sending anything: then it sends an SSE comment, `: keep-alive` (clients skip it,
+   * the openai ones included), and another each as long until the model's next part, so that a
+   * reverse proxy does not time the request out (nginx's `proxy_read_timeout`: 60 s). A stream
+   * without its first part by then is committed with the first comment: its 200 and headers are
+   * sent, and a refusal or failure after that (the server shutting down while it is queued, a
+   * prefill failing) is its last event, `data: {"error":...}`, not a status; what happens sooner (a
+   * full queue's 429) keeps its status. 0: no comments, and a stream's headers wait for its first
+   * part. Default 15000.
+   */
+  streamKeepAlive?: number;
   /** Serve the playground page at `GET /`. Default true. */
   playground?: boolean;
   /** A notice shown on top of the playground (e.g. that a model's weights are random). */
@@ -156,6 +168,8 @@ export interface ResolvedApiOptions {
   bodyLimit: number;
   /** Milliseconds; 0: no limit. */
   streamStallTimeout: number;
+  /** Milliseconds; 0: no keep-alive comments. */
+  streamKeepAlive: number;
   playground: boolean;
   notice: string | undefined;
   /** The allowed origins (`'*'`: any), or undefined: no CORS. */
@@ -316,6 +330,7 @@ export function resolveApiOptions(options: ApiOptions): ResolvedApiOptions {
     temperature,
     bodyLimit: positiveInt(options.bodyLimit, 'bodyLimit', 1024 * 1024),
     streamStallTimeout: positiveInt(options.streamStallTimeout, 'streamStallTimeout', 60_000, 0),
+    streamKeepAlive: positiveInt(options.streamKeepAlive, 'streamKeepAlive', 15_000, 0),
     playground: options.playground ?? true,
     notice: options.notice || undefined,
     cors: resolveCors(options.cors),

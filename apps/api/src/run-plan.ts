@@ -43,10 +43,27 @@ export interface RunContext {
    */
   stallTimeout: number;
   /**
+   * Milliseconds a stream waits for the model (for its slots, a long prefill, a slow step) before it
+   * sends a `: keep-alive` comment, and again each as long (`ApiOptions.streamKeepAlive`); a stream
+   * still without its first part after as long is committed (200 and its headers sent) with one.
+   * 0: none, and a stream is committed at its first part.
+   */
+  keepAlive: number;
+  /**
    * The connection, where the host gives it (`@hono/node-server`'s `outgoing`): a stalled stream
    * destroys it; elsewhere its body is errored, which the host answers by closing the connection.
    */
   connection?: { destroy(): void };
+}
+
+/** The requests whose client leaving was counted: each once, whichever path sees it first. */
+const abortsCounted = new WeakSet<RunContext>();
+
+/** Counts the request in `implicit_it_client_aborts_total`, once however many paths see its client leave. */
+function countClientAbort(ctx: RunContext): void {
+  if (abortsCounted.has(ctx)) return;
+  abortsCounted.add(ctx);
+  ctx.metrics.inc('implicit_it_client_aborts_total');
 }
 
 /** The request field that holds the prompt: errors about the prompt name it. */
@@ -64,6 +81,8 @@ function failure(ctx: RunContext, plan: Plan, error: unknown): ApiError {
 const encoder = new TextEncoder();
 const sse = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`);
 const DONE = encoder.encode('data: [DONE]\n\n');
+/** An SSE comment: clients (the openai ones included) skip it; proxies see bytes arrive. */
+const KEEP_ALIVE = encoder.encode(': keep-alive\n\n');
 
 /** Seconds a client told 429 should wait: about one queue's worth of average work, 1 to 60. */
 function retryAfter(queue: WorkQueue): string {
@@ -87,7 +106,7 @@ async function acquire(ctx: RunContext, plan: Plan, abort: ReturnType<typeof lin
     abort.unlink();
     // whichever signal aborted first gave `abort` its reason
     if (ctx.shutdown.aborted && (error === ctx.shutdown.reason || !ctx.signal.aborted)) throw shuttingDown();
-    ctx.metrics.inc('implicit_it_client_aborts_total');
+    countClientAbort(ctx);
     throw new ApiError(499, 'the client closed the request while it was queued', { code: 'client_closed' });
   }
   if (release === null) {
@@ -247,7 +266,7 @@ export async function runComplete(plan: Plan, ctx: RunContext): Promise<Response
     ctx.onUsage(usage);
     return new Response(json, { headers: { 'Content-Type': 'application/json' } });
   } catch (error) {
-    if (ctx.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
+    if (ctx.signal.aborted) countClientAbort(ctx);
     // ended early (its client left, the server stopped): the access log tells the work it took, its
     // prompts (each once) and the tokens generated until then, as a stream's line does
     const prompt = promptTokens(plan);
@@ -279,26 +298,59 @@ export const accessLogLine = (
 ) =>
   `${method} ${path} ${status} ${Math.round(elapsed * 1000)} ms ${requestId}${model === undefined ? '' : ` ${model}`}${usage === undefined ? '' : `, ${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens`}${client === undefined ? '' : ` ${client}`}`;
 
+/** A stream's generation once it has its slots and its first part. */
+interface Started {
+  release: Release;
+  parts: AsyncGenerator<ChoicePart>;
+  first: IteratorResult<ChoicePart>;
+}
+
 /**
- * Runs a plan as server-sent events. Errors before the first token are answered as JSON errors (the
- * status is still free); afterwards as a final `data: {"error":...}` event. A client that disconnects
- * cancels the body: the generation is aborted at its next step and its slot freed.
+ * A stream's slots, then its first part (an echo's prompt, a token, or its end). Refused or failed,
+ * its slots are given back, `abort` is unlinked, and it rejects with the `ApiError` to answer.
  */
-export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> {
-  const abort = linkedAbort(ctx);
+async function startStream(
+  plan: Plan,
+  ctx: RunContext,
+  abort: ReturnType<typeof linkedAbort>,
+): Promise<Started> {
   const release = await acquire(ctx, plan, abort);
-  const writer = new ResponseWriter(plan);
   countPrompt(ctx, plan);
   const parts = choiceParts(plan, abort, slotsOf(ctx, plan), release);
-  let first: IteratorResult<ChoicePart>;
   try {
-    first = await parts.next();
+    return { release, parts, first: await parts.next() };
   } catch (error) {
     release();
     abort.unlink();
-    if (ctx.signal.aborted) ctx.metrics.inc('implicit_it_client_aborts_total');
+    if (ctx.signal.aborted) countClientAbort(ctx);
     throw failure(ctx, plan, error);
   }
+}
+
+/**
+ * Runs a plan as server-sent events. Until the stream is committed (200 and its headers sent), a
+ * refusal or failure is answered as a JSON error with its status (a full queue's 429, a prompt the
+ * model refuses); afterwards as a final `data: {"error":...}` event. It is committed at its first
+ * part, or, when that takes `ctx.keepAlive` ms (waiting for slots, a long prefill), then, with a
+ * `: keep-alive` comment: a reverse proxy (nginx's `proxy_read_timeout`, 60 s) would otherwise end a
+ * request that sent nothing for that long. While it waits for the model, before its first part or
+ * between two, it sends another comment each `ctx.keepAlive` ms. A client that disconnects cancels
+ * the body: the generation is aborted at its next step (or leaves the queue) and its slots are freed.
+ */
+export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> {
+  const abort = linkedAbort(ctx);
+  const starting = startStream(plan, ctx, abort);
+  const writer = new ResponseWriter(plan);
+  /** Its slots and first part, once it has them; until then, `starting` is awaited by the body. */
+  let started: Started | undefined;
+  if (ctx.keepAlive > 0) {
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    const waited = new Promise<null>((resolve) => {
+      deadline = setTimeout(() => resolve(null), ctx.keepAlive);
+    });
+    // a refusal or failure within the time is thrown here: a status of its own
+    started = (await Promise.race([starting, waited]).finally(() => clearTimeout(deadline))) ?? undefined;
+  } else started = await starting;
 
   let ended = false;
   let cancelled = false;
@@ -315,9 +367,9 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     clearTimeout(stallTimer);
     if (stalled) status = 'stalled';
     else if (cancelled) status = 'aborted';
-    release();
+    started?.release();
     abort.unlink();
-    if (status === 'aborted') ctx.metrics.inc('implicit_it_client_aborts_total');
+    if (status === 'aborted') countClientAbort(ctx);
     if (status === 'stalled') ctx.metrics.inc('implicit_it_stream_stalls_total');
     const elapsed = seconds(ctx);
     ctx.metrics.observe('implicit_it_request_duration_seconds', { route: ctx.route }, elapsed);
@@ -355,8 +407,8 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     ctx.log(
       `stream stalled (${ctx.requestId}): its client accepted no data for ${stallSeconds} s; its generation is stopped and its slots freed`,
     );
-    // no step is pending between pulls: the generations end at once
-    void parts
+    // no step is pending between pulls: the generations end at once (armed only once started)
+    void started?.parts
       .return(undefined)
       .catch(() => {})
       .then(() => end('stalled'));
@@ -416,23 +468,96 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
     return false;
   };
 
+  /** A committed stream's first chunks: each choice's opening, and its first part's. True when over. */
+  const opening = (first: IteratorResult<ChoicePart>, out: Uint8Array[]): boolean => {
+    for (let index = 0; index < count; index++) {
+      // echo without log-probs: the prompt's chunk at once (with them, when they come)
+      const chunk =
+        writer.roleChunk(index) ?? (plan.logprobs === null ? writer.echoChunk(index, null) : null);
+      if (chunk) out.push(sse(chunk));
+    }
+    return first.done === true || handle(first.value, out);
+  };
+  /** Sends `out` (nothing when cancelled meanwhile), and ends the stream when it is `over`. */
+  const send = (
+    controller: ReadableStreamDefaultController<Uint8Array>,
+    out: Uint8Array[],
+    over: boolean,
+  ) => {
+    try {
+      for (const chunk of out) controller.enqueue(chunk);
+      if (over) controller.close();
+    } catch {
+      // cancelled meanwhile
+    }
+    if (over) end('ok');
+    else if (out.length > 0) awaitReader();
+  };
+  /**
+   * The stream ends with `error` as its last event (the client is told; logged unless `logged`), or
+   * without one when its client left (nobody to tell), or with 503 `server_shutting_down` when the
+   * server stops.
+   */
+  const fail = (controller: ReadableStreamDefaultController<Uint8Array>, error: unknown, logged = false) => {
+    if (ctx.shutdown.aborted) {
+      // the server stops: the client is still there, and is told why its stream ends
+      try {
+        controller.enqueue(sse(shuttingDown().body));
+        controller.close();
+      } catch {}
+      end('error');
+      return;
+    }
+    // the client went away (a failing choice also aborts `abort`, to stop the others: that is
+    // not the client leaving, and the client is told)
+    if (
+      ctx.signal.aborted ||
+      cancelled ||
+      (ImplicitItError.isInstance(error) && error.code === 'runtime.aborted')
+    ) {
+      end('aborted');
+      return;
+    }
+    const apiError = toApiError(error, promptParam(plan));
+    // `logged`: startStream's refusal or failure (its ApiError), which logged a server error
+    if (!logged) ctx.log(`stream failed (${ctx.requestId}): ${(error as Error)?.stack ?? String(error)}`);
+    try {
+      controller.enqueue(sse(apiError.body));
+      controller.close();
+    } catch {}
+    end('error');
+  };
+  /**
+   * Sends a keep-alive comment each `ctx.keepAlive` ms until the returned function is called: while
+   * a pull waits for the model, whose first part (or next) may take a while.
+   */
+  const keepAlive = (controller: ReadableStreamDefaultController<Uint8Array>): (() => void) => {
+    if (ctx.keepAlive === 0) return () => {};
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tick = () => {
+      if (ended) return;
+      try {
+        controller.enqueue(KEEP_ALIVE);
+      } catch {
+        return; // cancelled meanwhile
+      }
+      timer = setTimeout(tick, ctx.keepAlive);
+      timer.unref?.();
+    };
+    timer = setTimeout(tick, ctx.keepAlive);
+    timer.unref?.();
+    return () => clearTimeout(timer);
+  };
+
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
       streamController = controller;
-      const out: Uint8Array[] = [];
-      for (let index = 0; index < count; index++) {
-        // echo without log-probs: the prompt's chunk at once (with them, when they come)
-        const opening =
-          writer.roleChunk(index) ?? (plan.logprobs === null ? writer.echoChunk(index, null) : null);
-        if (opening) out.push(sse(opening));
+      if (started) {
+        const out: Uint8Array[] = [];
+        send(controller, out, opening(started.first, out));
       }
-      let over = first.done === true;
-      if (!first.done) over = handle(first.value, out);
-      for (const chunk of out) controller.enqueue(chunk);
-      if (over) {
-        controller.close();
-        end('ok');
-      } else awaitReader();
+      // committed while still waiting for the model: the headers go out with a first comment
+      else controller.enqueue(KEEP_ALIVE);
     },
     async pull(controller) {
       // the client took what was queued (a pull comes when the queue has room): not stalled. While
@@ -440,64 +565,50 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
       clearTimeout(stallTimer);
       stallTimer = undefined;
       if (ended || stalled) return;
-      // one pull enqueues at least one chunk or ends the stream
-      for (;;) {
-        let next: IteratorResult<ChoicePart>;
-        try {
-          next = await parts.next();
-        } catch (error) {
-          // the client went away, or the server shuts down (the model is disposed): nobody to tell
-          if (ctx.shutdown.aborted) {
-            // the server stops: the client is still there, and is told why its stream ends
-            try {
-              controller.enqueue(sse(shuttingDown().body));
-              controller.close();
-            } catch {}
-            end('error');
-            return;
-          }
-          // the client went away (a failing choice also aborts `abort`, to stop the others: that is
-          // not the client leaving, and the client is told)
-          if (
-            ctx.signal.aborted ||
-            cancelled ||
-            (ImplicitItError.isInstance(error) && error.code === 'runtime.aborted')
-          ) {
-            end('aborted');
-            return;
-          }
-          const apiError = toApiError(error, promptParam(plan));
-          ctx.log(`stream failed (${ctx.requestId}): ${(error as Error)?.stack ?? String(error)}`);
+      const stopKeepAlive = keepAlive(controller);
+      try {
+        if (!started) {
+          let got: Started;
           try {
-            controller.enqueue(sse(apiError.body));
-            controller.close();
-          } catch {}
-          end('error');
-          return;
+            got = await starting;
+          } catch (error) {
+            if (!cancelled) fail(controller, error, true);
+            return;
+          }
+          // cancelled meanwhile: `cancel` ends its generation
+          if (cancelled) return;
+          started = got;
+          const out: Uint8Array[] = [];
+          const over = opening(got.first, out);
+          send(controller, out, over);
+          if (over || out.length > 0) return;
         }
-        const out: Uint8Array[] = [];
-        const over = next.done === true || handle(next.value, out);
-        try {
-          for (const chunk of out) controller.enqueue(chunk);
-          if (over) controller.close();
-        } catch {
-          // cancelled meanwhile
+        const { parts } = started;
+        // one pull enqueues at least one chunk or ends the stream
+        for (;;) {
+          let next: IteratorResult<ChoicePart>;
+          try {
+            next = await parts.next();
+          } catch (error) {
+            fail(controller, error);
+            return;
+          }
+          const out: Uint8Array[] = [];
+          const over = next.done === true || handle(next.value, out);
+          send(controller, out, over);
+          if (over || out.length > 0) return;
         }
-        if (over) {
-          end('ok');
-          return;
-        }
-        if (out.length > 0) {
-          awaitReader();
-          return;
-        }
+      } finally {
+        stopKeepAlive();
       }
     },
     async cancel() {
       cancelled = true;
       abort.abort(new Error('client disconnected'));
-      // the slots are freed once decoding has stopped and the tensors are released
-      await parts.return(undefined).catch(() => {});
+      // the slots are freed once decoding has stopped and the tensors are released (a stream still
+      // waiting for them leaves the queue)
+      const generation = started ?? (await starting.catch(() => undefined));
+      await generation?.parts.return(undefined).catch(() => {});
       end('aborted');
     },
   });

@@ -1,5 +1,5 @@
 import { createTinyModel } from '@implicit-it/modelkit/test';
-import { loadModel, type Model } from '@implicit-it/runtime';
+import { loadModel, type Model, type StreamPart } from '@implicit-it/runtime';
 
 /**
  * A tiny modelkit model whose seeded weights are scaled by 10, so that its greedy answers vary from
@@ -50,3 +50,31 @@ export const json = (body: unknown, headers: Record<string, string> = {}): Reque
   headers: { 'Content-Type': 'application/json', ...headers },
   body: typeof body === 'string' ? body : JSON.stringify(body),
 });
+
+/**
+ * `model` whose streams wait `first` ms before their first part and `each` ms before each other one,
+ * or, with `fail`, throw it once `first` has passed; `yielded()` counts the parts they gave.
+ */
+export function slowed(
+  model: Model,
+  { first = 0, each = 0, fail }: { first?: number; each?: number; fail?: Error },
+): { model: Model; yielded(): number } {
+  let yielded = 0;
+  const slow = new Proxy(model, {
+    get(target, key, receiver) {
+      if (key === 'stream')
+        return async function* (...args: Parameters<Model['stream']>): AsyncGenerator<StreamPart> {
+          await new Promise((r) => setTimeout(r, first));
+          if (fail) throw fail;
+          let i = 0;
+          for await (const part of target.stream(...args)) {
+            if (i++ > 0) await new Promise((r) => setTimeout(r, each));
+            yielded++;
+            yield part;
+          }
+        };
+      return Reflect.get(target, key, receiver);
+    },
+  }) as Model;
+  return { model: slow, yielded: () => yielded };
+}

@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, serve } from '../src/index.js';
-import { tinyModel } from './helpers.js';
+import { json, slowed, tinyModel } from './helpers.js';
 
 // The official client, unchanged: only baseURL and apiKey point it at our server on loopback.
 let server: RunningServer;
@@ -226,6 +226,56 @@ describe('the openai client against the server', () => {
     for await (const chunk of stream) chunks.push(chunk as unknown as Record<string, unknown>);
     expect(chunks[0]!.rules_unresolved).toEqual(unresolved);
     expect(chunks.slice(1).some((c) => 'rules_unresolved' in c)).toBe(false);
+  });
+
+  it('a stream committed before its first token parses as any other; a failure after is the error thrown', async () => {
+    const model = await tinyModel();
+    const params = {
+      model: 'tiny',
+      messages: [{ role: 'user' as const, content: 'Write a haiku about rain.' }],
+      max_tokens: 8,
+    };
+    // the first token after 300 ms, a keep-alive comment each 30 ms until it comes
+    const { model: slow } = slowed(model, { first: 300 });
+    const { model: failing } = slowed(model, {
+      first: 300,
+      fail: new Error('the session broke (simulated)'),
+    });
+    const kept = await serve({
+      models: [
+        { id: 'tiny', model: slow },
+        { id: 'failing', model: failing },
+      ],
+      port: 0,
+      hostname: '127.0.0.1',
+      log: () => {},
+      streamKeepAlive: 30,
+    });
+    try {
+      const raw = await (
+        await fetch(`${kept.url}/v1/chat/completions`, json({ ...params, stream: true }))
+      ).text();
+      expect(raw.startsWith(': keep-alive\n\n: keep-alive\n\n: keep-alive\n\n')).toBe(true);
+      const keptClient = new OpenAI({ baseURL: `${kept.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      let text = '';
+      let finish: string | null = null;
+      for await (const chunk of await keptClient.chat.completions.create({ ...params, stream: true })) {
+        text += chunk.choices[0]?.delta.content ?? '';
+        finish = chunk.choices[0]?.finish_reason ?? finish;
+      }
+      expect(finish).toBe('length');
+      expect(text).toBe((await client.chat.completions.create(params)).choices[0]!.message.content);
+
+      const stream = await keptClient.chat.completions.create({ ...params, model: 'failing', stream: true });
+      const error = await (async () => {
+        for await (const _ of stream);
+      })().catch((e) => e);
+      expect(error).toBeInstanceOf(OpenAI.APIError);
+      expect(error.message).toBe('the server could not complete the request (see its log)');
+      expect(error.code).toBe('internal_error');
+    } finally {
+      await kept.close();
+    }
   });
 
   it("errors arrive as the client's typed errors", async () => {

@@ -1,8 +1,9 @@
 import { connect } from 'node:net';
 import { loadModel, type Model, type StreamPart } from '@implicit-it/runtime';
 import { describe, expect, it } from 'vitest';
+import { shuttingDown } from '../src/errors.js';
 import { createApp, serve } from '../src/index.js';
-import { json, parseSse, tinyModel, tinyModelDir } from './helpers.js';
+import { json, parseSse, slowed, tinyModel, tinyModelDir } from './helpers.js';
 
 const chat = (extra: Record<string, unknown> = {}) => ({
   model: 'tiny',
@@ -157,6 +158,186 @@ describe('operations: a stream whose client stops reading', () => {
     const events = parseSse(await res.text());
     expect(events.at(-1)).toBe('[DONE]');
     expect(app.state.metrics.value('implicit_it_stream_stalls_total')).toBe(0);
+  });
+});
+
+const KEEP_ALIVE = ': keep-alive\n\n';
+
+/** A stream's events without what differs from one request to the next (`id`, `created`). */
+const events = (text: string) =>
+  parseSse(text).map((e) => (e === '[DONE]' ? e : { ...JSON.parse(e), id: undefined, created: undefined }));
+
+/** Reads a streamed response until its text holds `want`; the text read. */
+async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, want: string): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = '';
+  while (!text.includes(want)) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  return text;
+}
+
+describe('operations: a stream waiting for the model (streamKeepAlive)', () => {
+  it('is committed once it has waited streamKeepAlive ms, with `: keep-alive` comments until its first part', async () => {
+    const model = await tinyModel();
+    const { model: slow, yielded } = slowed(model, { first: 400 });
+    const app = createApp({ models: [{ id: 'tiny', model: slow }], log: () => {}, streamKeepAlive: 50 });
+    expect(createApp({ models: [{ id: 'tiny', model }], log: () => {} }).state.options.streamKeepAlive).toBe(
+      15_000,
+    );
+    const body = chat({ max_tokens: 6, stream: true, stream_options: { include_usage: true } });
+    const res = await app.request('/v1/chat/completions', json(body));
+    // the status and headers came before the model's first part
+    expect(yielded()).toBe(0);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('Content-Type')).toBe('text/event-stream; charset=utf-8');
+    const text = await res.text();
+    // before the first event, comments only: one when committed, then one each 50 ms
+    const head = text.slice(0, text.indexOf('data: '));
+    expect(head).toBe(KEEP_ALIVE.repeat(head.length / KEEP_ALIVE.length));
+    expect(head.length / KEEP_ALIVE.length).toBeGreaterThanOrEqual(3);
+    // then the stream that the model gave, as it would be without comments
+    expect(text.slice(head.length)).not.toContain(KEEP_ALIVE);
+    const plain = createApp({ models: [{ id: 'tiny', model }], log: () => {}, streamKeepAlive: 0 });
+    const want = await (await plain.request('/v1/chat/completions', json(body))).text();
+    expect(events(text)).toEqual(events(want));
+    expect(events(text).at(-1)).toBe('[DONE]');
+  });
+
+  it('0, or a first part sooner: the status and headers wait for it, and no comment is sent', async () => {
+    const model = await tinyModel();
+    for (const streamKeepAlive of [0, 2_000]) {
+      const { model: slow, yielded } = slowed(model, { first: 150 });
+      const app = createApp({ models: [{ id: 'tiny', model: slow }], log: () => {}, streamKeepAlive });
+      const res = await app.request('/v1/chat/completions', json(chat({ max_tokens: 3, stream: true })));
+      expect(yielded()).toBeGreaterThan(0);
+      const text = await res.text();
+      expect(text.startsWith('data: {')).toBe(true);
+      expect(text).not.toContain(KEEP_ALIVE);
+    }
+  });
+
+  it('between two parts too, when the next one takes streamKeepAlive ms', async () => {
+    const model = await tinyModel();
+    const { model: slow } = slowed(model, { each: 200 });
+    const app = createApp({ models: [{ id: 'tiny', model: slow }], log: () => {}, streamKeepAlive: 60 });
+    const res = await app.request('/v1/chat/completions', json(chat({ max_tokens: 3, stream: true })));
+    const text = await res.text();
+    expect(text.startsWith('data: {')).toBe(true);
+    expect(text).toMatch(/\}\n\n(: keep-alive\n\n)+data: \{/);
+    expect(events(text).at(-1)).toBe('[DONE]');
+  });
+
+  it('committed, a failure is its last event; sooner, its status', async () => {
+    const model = await tinyModel();
+    const lines: string[] = [];
+    const { model: failing } = slowed(model, {
+      first: 200,
+      fail: new Error('the session broke (simulated)'),
+    });
+    const internal = {
+      error: {
+        message: 'the server could not complete the request (see its log)',
+        type: 'server_error',
+        param: null,
+        code: 'internal_error',
+      },
+    };
+    const committed = createApp({
+      models: [{ id: 'tiny', model: failing }],
+      log: (l) => lines.push(l),
+      streamKeepAlive: 40,
+    });
+    const res = await committed.request('/v1/chat/completions', json(chat({ stream: true })));
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toMatch(/^(: keep-alive\n\n)+data: \{/);
+    expect(text.slice(text.indexOf('data: '))).toBe(`data: ${JSON.stringify(internal)}\n\n`);
+    // logged once, with the request id (after the start-up note of the rules)
+    const logged = lines.filter((l) => !l.startsWith('rules '));
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatch(/^\/v1\/chat\/completions \(req_\w+\): Error: the session broke \(simulated\)/);
+    expect(committed.state.active).toBe(0);
+
+    const sooner = createApp({
+      models: [{ id: 'tiny', model: failing }],
+      log: () => {},
+      streamKeepAlive: 2_000,
+    });
+    const early = await sooner.request('/v1/chat/completions', json(chat({ stream: true })));
+    expect(early.status).toBe(500);
+    expect(await early.json()).toEqual(internal);
+  });
+
+  it('queued past streamKeepAlive: committed; a shutdown then ends it with an error event, a full queue is still a 429', async () => {
+    const model = await tinyModel();
+    const app = createApp({
+      models: [{ id: 'tiny', model }],
+      log: () => {},
+      concurrency: 1,
+      maxQueued: 1,
+      streamKeepAlive: 30,
+    });
+    const eos = model.info.eosIds[0]!;
+    const running = app.request(
+      '/v1/chat/completions',
+      json(chat({ max_tokens: 400, rules: false, logit_bias: { [eos]: -100 } })),
+    );
+    expect(await until(() => app.state.active === 1)).toBe(true);
+    const queued = await app.request('/v1/chat/completions', json(chat({ max_tokens: 4, stream: true })));
+    expect(queued.status).toBe(200);
+    expect(app.state.queued).toBe(1);
+    const reader = queued.body!.getReader();
+    expect(await readUntil(reader, KEEP_ALIVE)).toBe(KEEP_ALIVE);
+    // a full queue answers at once: a status
+    const full = await app.request('/v1/chat/completions', json(chat({ max_tokens: 4, stream: true })));
+    expect(full.status).toBe(429);
+    expect((await full.json()).error.code).toBe('queue_full');
+    app.shutdown();
+    const rest = await readUntil(reader, '"}}\n\n');
+    expect(rest.slice(rest.indexOf('data: '))).toBe(`data: ${JSON.stringify(shuttingDown().body)}\n\n`);
+    expect((await reader.read()).done).toBe(true);
+    expect((await running).status).toBe(503);
+    // nobody left: the server did
+    expect(app.state.metrics.value('implicit_it_client_aborts_total')).toBe(0);
+  });
+
+  it('a client that leaves a committed stream still queued frees its place, counted once and logged', async () => {
+    const model = await tinyModel();
+    const lines: string[] = [];
+    const app = createApp({
+      models: [{ id: 'tiny', model }],
+      log: (l) => lines.push(l),
+      accessLog: true,
+      concurrency: 1,
+      streamKeepAlive: 30,
+    });
+    const eos = model.info.eosIds[0]!;
+    const running = app.request(
+      '/v1/chat/completions',
+      json(chat({ max_tokens: 400, rules: false, logit_bias: { [eos]: -100 } })),
+    );
+    expect(await until(() => app.state.active === 1)).toBe(true);
+    const queued = await app.request('/v1/chat/completions', json(chat({ max_tokens: 4, stream: true })));
+    const reader = queued.body!.getReader();
+    expect(await readUntil(reader, KEEP_ALIVE)).toBe(KEEP_ALIVE);
+    await reader.cancel();
+    expect(await until(() => app.state.queued === 0)).toBe(true);
+    expect(app.state.metrics.value('implicit_it_client_aborts_total')).toBe(1);
+    expect(
+      await until(() =>
+        lines.some((l) =>
+          /^POST \/v1\/chat\/completions 200 \d+ ms req_\w+ tiny, \d+ prompt \+ 0 completion tokens \(stream left by its client\)$/.test(
+            l,
+          ),
+        ),
+      ),
+    ).toBe(true);
+    app.shutdown();
+    expect((await running).status).toBe(503);
+    expect(app.state.metrics.value('implicit_it_client_aborts_total')).toBe(1);
   });
 });
 

@@ -345,6 +345,34 @@ describe('serving a model that runs in a worker thread (loadModelInWorker)', () 
     }
   });
 
+  it('a stream whose long prefill outlasts streamKeepAlive is committed with keep-alive comments during it', async () => {
+    // one onnxruntime run of about 40 GFLOP (a 1,500-token prompt prefilled whole) in a worker thread
+    const { dir } = await createTinyModel(SLOW_PREFILL_MODEL);
+    const model = await loadModelInWorker(dir, { log: () => {}, prefillChunk: 0 });
+    const server = await serve({
+      models: [{ id: 'big', model }],
+      port: 0,
+      log: () => {},
+      streamKeepAlive: 50,
+    });
+    try {
+      const prompt = [Array.from({ length: 1500 }, (_, i) => 3 + (i % 500))];
+      const res = await fetch(
+        `${server.url}/v1/completions`,
+        json({ model: 'big', prompt, max_tokens: 1, stream: true }),
+      );
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      const head = text.slice(0, text.indexOf('data: '));
+      expect(head).toBe(': keep-alive\n\n'.repeat(head.length / 14));
+      expect(head.length / 14).toBeGreaterThanOrEqual(2);
+      expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+    } finally {
+      await server.close();
+      await model.dispose();
+    }
+  });
+
   it('answers GET /health while a long prompt is prefilled, which a model on the server thread cannot', async () => {
     // one onnxruntime run of about 40 GFLOP (a 1,500-token prompt prefilled whole) while /health is
     // polled

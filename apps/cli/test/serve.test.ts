@@ -350,11 +350,13 @@ describe('serve', () => {
     ]);
   });
 
-  it('--stream-stall-timeout: a stream whose client stops reading is stopped and its slots freed; --max-choices', async () => {
+  it('--stream-stall-timeout: a stream whose client stops reading is stopped and its slots freed; --max-choices; --stream-keep-alive', async () => {
     const s = startServe([
       '--model',
       `tiny=${model}`,
       '--stream-stall-timeout',
+      '1',
+      '--stream-keep-alive',
       '1',
       '--concurrency',
       '8',
@@ -384,6 +386,23 @@ describe('serve', () => {
       expect(s.stderr()).toMatch(
         /limits:\s+8 generations a request \(prompts × n\); a stream stopped after 1 s without its client reading/,
       );
+      expect(s.stderr()).toContain(
+        'keep-alive:  a stream waiting 1 s for the model (queued, a long prefill) gets its 200 and a ": keep-alive" comment, then one each 1 s',
+      );
+      // a stream queued behind the stalled one, which holds every slot: after 1 s its 200 and a
+      // comment, then, once the stalled one is stopped, its answer
+      const active = async () => ((await (await fetch(`${url}/health`)).json()) as { active: number }).active;
+      for (let i = 0; i < 600 && (await active()) < 8; i++) await new Promise((r) => setTimeout(r, 50));
+      const queued = fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({
+          model: 'tiny',
+          messages: [{ role: 'user', content: 'Hi' }],
+          max_tokens: 2,
+          stream: true,
+        }),
+      }).then(async (res) => ({ status: res.status, text: await res.text() }));
       // --max-choices: 9 generations are one too many
       const many = await fetch(`${url}/v1/completions`, {
         method: 'POST',
@@ -406,6 +425,10 @@ describe('serve', () => {
         free = await idle();
       }
       expect(free).toBe(true);
+      const { status, text } = await queued;
+      expect(status).toBe(200);
+      expect(text).toMatch(/^: keep-alive\n\n(: keep-alive\n\n)*data: \{/);
+      expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
     } finally {
       socket.destroy();
       expect(await stop(s.child, s.exited)).toBe(0);

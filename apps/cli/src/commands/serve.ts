@@ -65,6 +65,8 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   shutdownGrace: number;
   /** Seconds a stream waits for its client to accept data before it is stopped (0: no limit). */
   streamStallTimeout: number;
+  /** Seconds a stream waits for the model before it sends a keep-alive comment, and each as long after (0: none). */
+  streamKeepAlive: number;
   /** One stderr line per request (the API's `accessLog`). */
   logRequests?: boolean;
   /** false (`--no-fallback`): without --model, an unreachable hub is an error, not the stand-in. */
@@ -186,6 +188,7 @@ async function run(flags: ServeFlags): Promise<void> {
         maxChoices: flags.maxChoices,
         maxTokens: flags.maxTokens,
         streamStallTimeout: flags.streamStallTimeout * 1000,
+        streamKeepAlive: flags.streamKeepAlive * 1000,
         ...promptSettings(flags),
         playground: flags.playground,
         ...(cors !== undefined ? { cors } : {}),
@@ -244,6 +247,7 @@ async function run(flags: ServeFlags): Promise<void> {
         `  API key:     ${apiKey ? `required (Authorization: Bearer ...${apiKey.length > 1 ? `; any of ${apiKey.length} keys` : ''})` : 'none (anyone who can reach the port may use it)'}`,
         `  concurrency: ${flags.concurrency} running (decoded together in one batch), ${flags.maxQueued} queued, then 429${ids.length > 1 ? ', for each model' : ''}`,
         `  limits:      ${flags.maxChoices} generations a request (prompts × n); ${flags.streamStallTimeout > 0 ? `a stream stopped after ${flags.streamStallTimeout} s without its client reading` : 'streams wait for their clients without limit'}`,
+        `  keep-alive:  ${flags.streamKeepAlive > 0 ? `a stream waiting ${flags.streamKeepAlive} s for the model (queued, a long prefill) gets its 200 and a ": keep-alive" comment, then one each ${flags.streamKeepAlive} s` : "off: a stream's 200 waits for its first token"}`,
         `  onnxruntime: ${flags.worker ? 'in a worker thread per model (this one answers while they run)' : 'on this thread (--no-worker): every response waits for the step in progress'}`,
         // 8-bit graphs round activations with one scale per batch: requests move each other
         ...(flags.concurrency > 1
@@ -377,6 +381,12 @@ export function registerServe(program: Command): void {
       'stop a stream whose client accepts no data for this long (it stopped reading: its generation would hold its slots), freeing its slots; 0: no limit',
       intArg(0, 86_400),
       60,
+    )
+    .option(
+      '--stream-keep-alive <seconds>',
+      'a stream waiting this long for the model (queued, a long prefill) sends its 200 and a ": keep-alive" SSE comment (clients skip it), then one each as long, so that a proxy does not time it out (nginx: 60 s); 0: none, the 200 waits for the first token',
+      intArg(0, 3600),
+      15,
     )
     .option(
       '--log-requests',
