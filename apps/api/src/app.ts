@@ -55,6 +55,13 @@ function clientOf(env: Env['Bindings'], forwarded: string | undefined): string |
   return `from ${peer ?? 'unknown'}${via ? ` (X-Forwarded-For ${via})` : ''}`;
 }
 
+/** A byte count as a 413 names it: `1048576 bytes (1 MiB)`, `1500 bytes (1.46 KiB)`, `1000 bytes`. */
+function bytesText(bytes: number): string {
+  const [unit, size] = bytes >= 1024 * 1024 ? ['MiB', 1024 * 1024] : ['KiB', 1024];
+  if (bytes < 1024) return `${bytes} bytes`;
+  return `${bytes} bytes (${Number((bytes / size).toFixed(2))} ${unit})`;
+}
+
 const ROUTES = new Set(['/', '/health', '/metrics', '/v1/models', '/v1/chat/completions', '/v1/completions']);
 const routeLabel = (path: string) =>
   ROUTES.has(path) ? path : path.startsWith('/v1/models/') ? '/v1/models/:id' : 'other';
@@ -278,7 +285,7 @@ export function createApp(options: ApiOptions): ApiApp {
         // would send its next request into a reset connection
         throw new ApiError(
           413,
-          `The request body is larger than this server's limit of ${server.bodyLimit} bytes.`,
+          `The request body is larger than this server's limit of ${bytesText(server.bodyLimit)}: send less in one request (fewer prompts), or have the limit raised (implicit-it serve --body-limit MiB; createApp's bodyLimit option).`,
           { code: 'request_too_large', headers: { Connection: 'close' } },
         );
       },

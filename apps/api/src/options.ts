@@ -100,7 +100,11 @@ export interface ApiOptions {
   defaultMaxTokens?: number;
   /** Temperature of a request that sets none. Default 0 (greedy, as the paper evaluates). */
   temperature?: number;
-  /** Largest request body in bytes. Default 1 MiB. */
+  /**
+   * Largest request body in bytes; a larger one gets 413 `request_too_large`, whose message names the
+   * limit and how to raise it. Default 1 MiB (about 170,000 prompt tokens sent as ids: an
+   * lm-evaluation-harness batch of 64 prompts of 2,048 tokens is about 800 KB; `serve --body-limit`).
+   */
   bodyLimit?: number;
   /**
    * Milliseconds a stream waits for its client to accept data (a client that stops reading fills

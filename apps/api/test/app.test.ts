@@ -1121,7 +1121,33 @@ describe('errors', () => {
     const small = createApp({ models: [{ id: 'tiny', model }], log: () => {}, bodyLimit: 1000 });
     const res = await small.request('/v1/chat/completions', json(chat({ messages: user('x'.repeat(2000)) })));
     expect(res.status).toBe(413);
-    expect((await res.json()).error.code).toBe('request_too_large');
+    expect(await res.json()).toEqual({
+      error: {
+        message:
+          "The request body is larger than this server's limit of 1000 bytes: send less in one request (fewer prompts), or have the limit raised (implicit-it serve --body-limit MiB; createApp's bodyLimit option).",
+        type: 'invalid_request_error',
+        param: null,
+        code: 'request_too_large',
+      },
+    });
+    // the default, named in MiB; a limit of KiB in KiB
+    for (const [bodyLimit, named] of [
+      [undefined, '1048576 bytes (1 MiB)'],
+      [1536, '1536 bytes (1.5 KiB)'],
+      [3 * 1024 * 1024 + 1000, '3146728 bytes (3 MiB)'],
+    ] as const) {
+      const app = createApp({
+        models: [{ id: 'tiny', model }],
+        log: () => {},
+        ...(bodyLimit ? { bodyLimit } : {}),
+      });
+      const big = await app.request(
+        '/v1/completions',
+        json({ model: 'tiny', prompt: 'x'.repeat(3.5 * 1024 * 1024) }),
+      );
+      expect(big.status).toBe(413);
+      expect((await big.json()).error.message).toContain(`this server's limit of ${named}: send less`);
+    }
   });
 });
 

@@ -350,7 +350,7 @@ describe('serve', () => {
     ]);
   });
 
-  it('--stream-stall-timeout: a stream whose client stops reading is stopped and its slots freed; --max-choices; --stream-keep-alive', async () => {
+  it('--stream-stall-timeout: a stream whose client stops reading is stopped and its slots freed; --max-choices; --stream-keep-alive; --body-limit', async () => {
     const s = startServe([
       '--model',
       `tiny=${model}`,
@@ -362,6 +362,8 @@ describe('serve', () => {
       '8',
       '--max-choices',
       '8',
+      '--body-limit',
+      '0.01',
     ]);
     const url = await s.url;
     const socket = connect(Number(new URL(url).port), '127.0.0.1');
@@ -384,7 +386,7 @@ describe('serve', () => {
       );
       socket.pause(); // reads nothing
       expect(s.stderr()).toMatch(
-        /limits:\s+8 generations a request \(prompts × n\); a stream stopped after 1 s without its client reading/,
+        /limits:\s+8 generations a request \(prompts × n\), bodies up to 0\.01 MiB \(--body-limit\); a stream stopped after 1 s without its client reading/,
       );
       expect(s.stderr()).toContain(
         'keep-alive:  a stream waiting 1 s for the model (queued, a long prefill) gets its 200 and a ": keep-alive" comment, then one each 1 s',
@@ -403,6 +405,20 @@ describe('serve', () => {
           stream: true,
         }),
       }).then(async (res) => ({ status: res.status, text: await res.text() }));
+      // --body-limit 0.01: 10,486 bytes; a 413 says so, and how to raise it
+      const big = await fetch(`${url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({
+          model: 'tiny',
+          prompt: [Array.from({ length: 4000 }, (_, i) => 3 + i)],
+          max_tokens: 1,
+        }),
+      });
+      expect(big.status).toBe(413);
+      expect(((await big.json()) as { error: { message: string } }).error.message).toBe(
+        "The request body is larger than this server's limit of 10486 bytes (10.24 KiB): send less in one request (fewer prompts), or have the limit raised (implicit-it serve --body-limit MiB; createApp's bodyLimit option).",
+      );
       // --max-choices: 9 generations are one too many
       const many = await fetch(`${url}/v1/completions`, {
         method: 'POST',
@@ -457,6 +473,13 @@ describe('serve', () => {
   });
 
   it('refuses bad options with exit 2', async () => {
+    for (const limit of ['0', '-1', '257', 'lots']) {
+      const r = await run(['serve', '--model', model, '--body-limit', limit]);
+      expect([r.code, r.stderr]).toEqual([
+        2,
+        `error: option '--body-limit <MiB>' argument '${limit}' is invalid. expected a number in (0, 256], got "${limit}"\n(add --help for usage and examples)\n`,
+      ]);
+    }
     expect((await run(['serve', '--model', model, '--port', '70000'])).code).toBe(2);
     expect((await run(['serve', '--model', model, '--rules', 'bogus'])).code).toBe(2);
     expect((await run(['serve', '--model', `a=${model}`, '--model', `a=${model}`, '--port', '0'])).code).toBe(

@@ -14,6 +14,7 @@ import {
   intArg,
   type ModelFlags,
   NO_ADD_BOS_HELP,
+  numArg,
   type OpenedModel,
   openModel,
   parseRules,
@@ -57,6 +58,8 @@ interface ServeFlags extends Omit<ModelFlags, 'model' | 'maxBatchSize'> {
   /** Generations one request may ask for (prompts × n). */
   maxChoices: number;
   maxTokens: number;
+  /** Largest request body, MiB (the API's `bodyLimit`, in bytes). */
+  bodyLimit: number;
   format: ConversationFormat;
   addBos?: boolean;
   playground: boolean;
@@ -126,6 +129,15 @@ function apiKeyOf(flags: ServeFlags): string[] | undefined {
 }
 
 /**
+ * The most `--body-limit` takes, MiB: a body is read as one string, and V8's strings hold at most
+ * 512 Mi characters.
+ */
+const MAX_BODY_MIB = 256;
+
+/** `--body-limit` MiB as the API's `bodyLimit` bytes (at least 1). */
+const bodyBytes = (mib: number) => Math.max(1, Math.round(mib * 1024 * 1024));
+
+/**
  * The API package, loaded when `serve` runs: its import (zod schemas, hono) takes about a quarter of
  * a second, which every other command (and `--help`) would pay at startup.
  */
@@ -187,6 +199,7 @@ async function run(flags: ServeFlags): Promise<void> {
         maxQueued: flags.maxQueued,
         maxChoices: flags.maxChoices,
         maxTokens: flags.maxTokens,
+        bodyLimit: bodyBytes(flags.bodyLimit),
         streamStallTimeout: flags.streamStallTimeout * 1000,
         streamKeepAlive: flags.streamKeepAlive * 1000,
         ...promptSettings(flags),
@@ -246,7 +259,7 @@ async function run(flags: ServeFlags): Promise<void> {
         `  CORS:        ${flags.cors === undefined ? 'off (same origin only)' : flags.cors}`,
         `  API key:     ${apiKey ? `required (Authorization: Bearer ...${apiKey.length > 1 ? `; any of ${apiKey.length} keys` : ''})` : 'none (anyone who can reach the port may use it)'}`,
         `  concurrency: ${flags.concurrency} running (decoded together in one batch), ${flags.maxQueued} queued, then 429${ids.length > 1 ? ', for each model' : ''}`,
-        `  limits:      ${flags.maxChoices} generations a request (prompts × n); ${flags.streamStallTimeout > 0 ? `a stream stopped after ${flags.streamStallTimeout} s without its client reading` : 'streams wait for their clients without limit'}`,
+        `  limits:      ${flags.maxChoices} generations a request (prompts × n), bodies up to ${flags.bodyLimit} MiB (--body-limit); ${flags.streamStallTimeout > 0 ? `a stream stopped after ${flags.streamStallTimeout} s without its client reading` : 'streams wait for their clients without limit'}`,
         `  keep-alive:  ${flags.streamKeepAlive > 0 ? `a stream waiting ${flags.streamKeepAlive} s for the model (queued, a long prefill) gets its 200 and a ": keep-alive" comment, then one each ${flags.streamKeepAlive} s` : "off: a stream's 200 waits for its first token"}`,
         `  onnxruntime: ${flags.worker ? 'in a worker thread per model (this one answers while they run)' : 'on this thread (--no-worker): every response waits for the step in progress'}`,
         // 8-bit graphs round activations with one scale per batch: requests move each other
@@ -346,6 +359,12 @@ export function registerServe(program: Command): void {
       128,
     )
     .option('--max-tokens <n>', 'upper limit of max_tokens', intArg(1, 1_000_000), 2048)
+    .option(
+      '--body-limit <MiB>',
+      'largest request body, larger ones get 413 (prompts sent as token ids take about 6 bytes a token: an lm-evaluation-harness batch of 64 prompts of 2,048 tokens is about 0.8 MiB)',
+      numArg(0, MAX_BODY_MIB, { min: true }),
+      1,
+    )
     .addOption(
       new Option('-f, --format <format>', 'how chat messages become a prompt')
         .choices(CONVERSATION_FORMATS)
