@@ -282,7 +282,17 @@ export const chatRequestSchema = z.strictObject({
   verbosity: onlyNoOp('verbosity', 'medium'),
 });
 
-const tokenId = integerIn(0, INT32_MAX, `expected a token id (an integer in [0, ${INT32_MAX}])`);
+const TOKEN_ID = `expected a token id (an integer in [0, ${INT32_MAX}])`;
+/**
+ * A token id. Integer-ness is a refinement, not `int()`: `int()` fails a number as of the wrong type,
+ * which makes `prompt`'s union give up on every option and answer with its generic message; a failed
+ * refinement, as a failed bound, lets the union name the element (`prompt[0]`) for 1.5 as for -1.
+ */
+const tokenId = z
+  .number({ error: TOKEN_ID })
+  .refine(Number.isInteger, { error: TOKEN_ID })
+  .min(0, { error: TOKEN_ID })
+  .max(INT32_MAX, { error: TOKEN_ID });
 /** One prompt given as token ids. */
 const tokenIds = z
   .array(tokenId)

@@ -1069,6 +1069,11 @@ describe('errors', () => {
     const completionCases: [unknown, string, string][] = [
       [[[]], 'prompt[0]', 'prompt[0]: a prompt of token ids may not be empty'],
       [[-1], 'prompt[0]', 'prompt[0]: expected a token id (an integer in [0, 2147483647])'],
+      // not an integer: the element named too, as for a bound
+      [[1.5], 'prompt[0]', 'prompt[0]: expected a token id (an integer in [0, 2147483647])'],
+      [[3, 2.5], 'prompt[1]', 'prompt[1]: expected a token id (an integer in [0, 2147483647])'],
+      [[[1], [0.5]], 'prompt[1][0]', 'prompt[1][0]: expected a token id (an integer in [0, 2147483647])'],
+      [[1e300], 'prompt[0]', 'prompt[0]: expected a token id (an integer in [0, 2147483647])'],
       [[[1], [2 ** 31]], 'prompt[1][0]', 'prompt[1][0]: expected a token id (an integer in [0, 2147483647])'],
     ];
     const got: unknown[] = [];
