@@ -28,17 +28,21 @@ export function finishReason(reason: FinishReason): 'stop' | 'length' {
   return reason === 'length' ? 'length' : 'stop';
 }
 
-/** Chat log-probs: `{ content: [{ token, logprob, bytes, top_logprobs }] }`. */
-function chatLogprobs(tokens: readonly TokenInfo[], top: number, bytes: TokenBytes) {
+/**
+ * Chat log-probs: `{ content: [{ token, logprob, bytes, top_logprobs }] }`. A token that holds part
+ * of a character is named by its bytes escaped, `\xf0\x9f\x92`, as OpenAI's chat API names it
+ * (`name`), not by the U+FFFD its text decodes to: its `bytes` are the exact ones.
+ */
+function chatLogprobs(tokens: readonly TokenInfo[], top: number, bytes: TokenBytes, name: LegacyName) {
   return {
     content: tokens
       .filter((t) => t.logprob)
       .map(({ logprob: lp }) => ({
-        token: lp!.token,
+        token: name(lp!.id, lp!.token),
         logprob: lp!.logprob,
         bytes: Array.from(bytes(lp!.id)),
         top_logprobs: lp!.top.slice(0, top).map((alt) => ({
-          token: alt.token,
+          token: name(alt.id, alt.token),
           logprob: alt.logprob,
           bytes: Array.from(bytes(alt.id)),
         })),
@@ -304,40 +308,42 @@ const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
 const YIELD_AFTER_MS = 10;
 
 /**
- * A token's name in legacy log-probs where it is not its text: for a token that is not whole UTF-8
- * text (part of a character, whose text would be U+FFFD), its bytes as `bytes:\xe4\xb8`, as OpenAI's
- * legacy API names them, so that different partial tokens keep different names; undefined for text.
+ * A token's bytes as escapes, `\xe4\xb8`, where they are not whole UTF-8 text (part of a character,
+ * whose text would be U+FFFD); undefined for text. How OpenAI names such a token: chat log-probs as
+ * the escapes (`"token": "\xf0\x9f\x92"`, with its `bytes`), legacy ones after `bytes:`
+ * (`bytes:\xf0\x9f`), so that different partial tokens keep different names.
  */
-function bytesName(bytes: Uint8Array): string | undefined {
+function escapedBytes(bytes: Uint8Array): string | undefined {
   try {
     fatalUtf8.decode(bytes);
     return undefined;
   } catch {
-    return `bytes:${Array.from(bytes, (b) => `\\x${b.toString(16).padStart(2, '0')}`).join('')}`;
+    return Array.from(bytes, (b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
   }
 }
 
-/** A token's legacy name by id, given its text: the text, or `bytesName` of its bytes. */
+/** A token's name in log-probs by id, given its text: the text, or its bytes escaped (`escapedBytes`). */
 type LegacyName = (id: number, token: string) => string;
 
-/** Each tokenizer's ids whose legacy name is not their text, and those whose name is (`false`). */
-const legacyNames = new WeakMap<object, Map<number, string | false>>();
+/** Each tokenizer's ids whose bytes are not whole text (escaped), and those whose are (`false`). */
+const partialTokens = new WeakMap<object, Map<number, string | false>>();
 
 /**
- * The legacy names of a tokenizer's ids, remembered per tokenizer for every request: a response
- * with `logprobs: 20` over 128 choices of 2,048 tokens names 5 million alternatives, and decoding
- * each one's bytes again held the event loop for seconds.
+ * The names of a tokenizer's ids in log-probs, whose escaped bytes (`escapedBytes`) are remembered
+ * per tokenizer for every request: a response with `logprobs: 20` over 128 choices of 2,048 tokens
+ * names 5 million alternatives, and decoding each one's bytes again held the event loop for
+ * seconds. `prefix` comes before the escapes: `'bytes:'` in legacy log-probs, none in chat's.
  */
-function legacyNamer(tokenizer: { tokenBytes(id: number): Uint8Array }): LegacyName {
-  const known = legacyNames.get(tokenizer) ?? new Map<number, string | false>();
-  legacyNames.set(tokenizer, known);
+function partialNamer(tokenizer: { tokenBytes(id: number): Uint8Array }, prefix: string): LegacyName {
+  const known = partialTokens.get(tokenizer) ?? new Map<number, string | false>();
+  partialTokens.set(tokenizer, known);
   return (id, token) => {
-    let name = known.get(id);
-    if (name === undefined) {
-      name = bytesName(tokenizer.tokenBytes(id)) ?? false;
-      known.set(id, name);
+    let escaped = known.get(id);
+    if (escaped === undefined) {
+      escaped = escapedBytes(tokenizer.tokenBytes(id)) ?? false;
+      known.set(id, escaped);
     }
-    return name === false ? token : name;
+    return escaped === false ? token : prefix + escaped;
   };
 }
 
@@ -463,6 +469,7 @@ export class ResponseWriter {
   readonly id: string;
   readonly created = Math.floor(Date.now() / 1000);
   private readonly bytes: TokenBytes;
+  /** A token's name in log-probs: legacy ones (`bytes:\xe4`), or chat's (`\xe4`). */
   private readonly name: LegacyName;
   private readonly choices: ChoiceState[];
   /** Whether a chunk has carried `rules_unresolved` (the first chunk does). */
@@ -472,7 +479,7 @@ export class ResponseWriter {
     this.id = `${plan.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
     const { tokenizer, info } = plan.served.model;
     this.bytes = (id) => tokenizer.tokenBytes(id);
-    this.name = legacyNamer(tokenizer);
+    this.name = partialNamer(tokenizer, plan.kind === 'chat' ? '' : 'bytes:');
     const eos = new Set(info.eosIds);
     this.choices = Array.from({ length: choiceCount(plan) }, (_, i) => ({
       offsets: new TextOffsets(tokenizer, eos, choiceInput(plan, i).promptIds),
@@ -520,7 +527,7 @@ export class ResponseWriter {
     const state = this.choices[index]!;
     let logprobs: ReturnType<typeof chatLogprobs> | LegacyLogprobs | null = null;
     if (plan.logprobs !== null && plan.kind === 'chat')
-      logprobs = chatLogprobs(tokens, plan.logprobs, this.bytes);
+      logprobs = chatLogprobs(tokens, plan.logprobs, this.bytes, this.name);
     else if (plan.logprobs !== null) {
       const base = state.echo?.length ?? 0;
       logprobs = completionLogprobs(tokens, plan.logprobs, state.offsets, this.name, textEnd, base);

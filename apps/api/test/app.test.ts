@@ -278,9 +278,13 @@ describe('POST /v1/chat/completions', () => {
       chat({ max_tokens: 1, rules: false, logprobs: true, top_logprobs: 1, logit_bias: { [partial]: 100 } }),
     );
     const item = body.choices[0].logprobs.content[0];
-    expect(item.token).toBe('\uFFFD');
+    // named by its bytes escaped, as OpenAI's chat API names such a token ("\xf0\x9f\x92"), not U+FFFD
+    const escaped = [...tok.tokenBytes(partial)].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+    expect(escaped).toMatch(/^\\xf[0-7]$/);
+    expect(tok.decode([partial])).toBe('\uFFFD');
+    expect(item.token).toBe(escaped);
     expect(item.bytes).toEqual([...tok.tokenBytes(partial)]);
-    expect(item.top_logprobs[0].bytes).toEqual(item.bytes);
+    expect(item.top_logprobs[0]).toEqual({ token: escaped, logprob: item.logprob, bytes: item.bytes });
     // legacy text_offset: where each token starts in the text, a split character counted once
     const text = 'a世x🎉y';
     const ids = tok.encode(text, { addSpecialTokens: false });
@@ -819,6 +823,37 @@ describe('POST /v1/completions', () => {
     expect(top['bytes:\\xe4']).toBe(lp.token_logprobs[0]);
     expect(top['bytes:\\xf0']).toBeLessThan(top['bytes:\\xe4']);
     expect(Object.keys(top)).toHaveLength(5);
+  });
+
+  it('chat: names partial-byte tokens by their escaped bytes (\\xNN, without legacy bytes:), so that top_logprobs tells them apart', async () => {
+    const tok = model.tokenizer;
+    const lead = (b: number) =>
+      Array.from({ length: tok.size }, (_, id) => id).find((id) => {
+        const bytes = tok.tokenBytes(id);
+        return bytes.length === 1 && bytes[0] === b;
+      })!;
+    const [e4, f0, e2] = [lead(0xe4), lead(0xf0), lead(0xe2)];
+    const request = chat({
+      max_tokens: 1,
+      rules: false,
+      logprobs: true,
+      top_logprobs: 3,
+      logit_bias: { [e4]: 60, [f0]: 50, [e2]: 40 },
+    });
+    const { body } = await post('/v1/chat/completions', request);
+    const [item] = body.choices[0].logprobs.content;
+    expect(item.token).toBe('\\xe4');
+    expect(item.bytes).toEqual([0xe4]);
+    expect(item.top_logprobs.map((t: { token: string; bytes: number[] }) => [t.token, t.bytes])).toEqual([
+      ['\\xe4', [0xe4]],
+      ['\\xf0', [0xf0]],
+      ['\\xe2', [0xe2]],
+    ]);
+    // streamed alike (the token comes with the finish chunk: its text never became whole)
+    const streamed = parseSse((await post('/v1/chat/completions', { ...request, stream: true })).text)
+      .filter((e) => e !== '[DONE]')
+      .flatMap((e) => JSON.parse(e).choices[0]?.logprobs?.content ?? []);
+    expect(streamed).toEqual(body.choices[0].logprobs.content);
   });
 
   it('keeps the highest log-prob of top alternatives that share a name', () => {
