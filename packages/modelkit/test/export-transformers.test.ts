@@ -4,12 +4,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { createModel, exportOnnx } from '../src/index.js';
+import { createModel, type DecoderConfig, exportOnnx } from '../src/index.js';
 import { emptyPast, maxAbsDiff, step } from './ort-helpers.js';
 
 // A checkpoint saved by transformers itself (its names, its config.json of whatever version is
 // installed, bf16 shards) exported and run by onnxruntime gives transformers' own logits.
 const PYTHON = process.env.IMPLICIT_IT_PYTHON ?? 'python3';
+
+/** The graph in `dir`'s prefill of 8 fixed ids gives `expected`'s logits (one row a position), to 1e-4. */
+async function expectPrefillLogits(dir: string, config: DecoderConfig, expected: number[][]): Promise<void> {
+  const session = await ort.InferenceSession.create(join(dir, 'onnx', 'model.onnx'));
+  try {
+    const ids = [3, 17, 200, 45, 9, 120, 77, 5];
+    const out = await step(
+      session,
+      config,
+      [ids],
+      [Array(8).fill(1)],
+      [ids.map((_, i) => i)],
+      emptyPast(config, 1),
+    );
+    const worst = Math.max(...out.logits[0]!.map((row, i) => maxAbsDiff(row, expected[i]!)));
+    expect(worst).toBeLessThan(1e-4);
+  } finally {
+    await session.release();
+  }
+}
 const probe = spawnSync(PYTHON, ['-c', 'import torch, transformers, safetensors'], { encoding: 'utf8' });
 const missing = probe.status !== 0;
 if (missing) {
@@ -83,24 +103,8 @@ describe.skipIf(peftMissing)('exportOnnx of a LoRA adapter vs peft', () => {
     expect(saved.status, saved.stderr).toBe(0);
     const exported = await exportOnnx({ dir });
     expect(exported.adapter).toEqual({ base, rank: 4, scale: 4, matrices: 14 });
-    const config = exported.config;
     const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as number[][];
-    const session = await ort.InferenceSession.create(join(dir, 'onnx', 'model.onnx'));
-    try {
-      const ids = [3, 17, 200, 45, 9, 120, 77, 5];
-      const out = await step(
-        session,
-        config,
-        [ids],
-        [Array(8).fill(1)],
-        [ids.map((_, i) => i)],
-        emptyPast(config, 1),
-      );
-      const worst = Math.max(...out.logits[0]!.map((row, i) => maxAbsDiff(row, expected[i]!)));
-      expect(worst).toBeLessThan(1e-4);
-    } finally {
-      await session.release();
-    }
+    await expectPrefillLogits(dir, exported.config, expected);
   });
 });
 
@@ -171,23 +175,7 @@ describe.skipIf(missing)('createModel safetensors: true vs transformers', () => 
       const loaded = spawnSync(PYTHON, ['-c', LOAD, created.dir], { encoding: 'utf8' });
       expect(loaded.status, loaded.stderr).toBe(0);
       const expected = JSON.parse(loaded.stdout) as number[][];
-      const config = created.config;
-      const session = await ort.InferenceSession.create(join(created.dir, 'onnx', 'model.onnx'));
-      try {
-        const ids = [3, 17, 200, 45, 9, 120, 77, 5];
-        const out = await step(
-          session,
-          config,
-          [ids],
-          [Array(8).fill(1)],
-          [ids.map((_, i) => i)],
-          emptyPast(config, 1),
-        );
-        const worst = Math.max(...out.logits[0]!.map((row, i) => maxAbsDiff(row, expected[i]!)));
-        expect(worst).toBeLessThan(1e-4);
-      } finally {
-        await session.release();
-      }
+      await expectPrefillLogits(created.dir, created.config, expected);
     });
   }
 });
