@@ -100,19 +100,21 @@ export function checkOutDirectory(out: string, why: string, flag = '--out'): voi
 /**
  * A commander parser for an integer in [min, max]; without `max`, any integer >= min (as large as
  * a number holds exactly), which the message says as such ("expected an integer >= 1"), not as the
- * stand-in bound 9007199254740991.
+ * stand-in bound 9007199254740991. `why` says why the range is what it is, where a bound is not the
+ * obvious one (a `--limit` of at least 2), after the value.
  *
  * @example
  * intArg(1)('0'); // throws InvalidArgumentError: expected an integer >= 1, got "0"
+ * intArg(2, undefined, 'each needs another')('1'); // throws InvalidArgumentError: expected an integer >= 2, got "1": each needs another
  */
 export const intArg =
-  (min: number, max?: number) =>
+  (min: number, max?: number, why?: string) =>
   (value: string): number => {
     const n = Number(value);
     const top = max ?? Number.MAX_SAFE_INTEGER;
     if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > top) {
       const range = max === undefined ? `>= ${min}` : `in [${min}, ${max}]`;
-      throw new InvalidArgumentError(`expected an integer ${range}, got "${value}"`);
+      throw new InvalidArgumentError(`expected an integer ${range}, got "${value}"${why ? `: ${why}` : ''}`);
     }
     return n;
   };

@@ -1162,6 +1162,19 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     const help = await run(['eval', 'rank', '--help']);
     expect(help.stdout).toContain('--limit <n>');
     expect(help.stdout).not.toContain('--n <n>');
+    // one example has no other to draw its random responses from: the minimum of 2 says so
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain(
+      '--limit <n> only the first n examples, at least 2: the random responses are drawn from the others among them (default 1000, as the paper)',
+    );
+    const why =
+      "each example's real response is ranked against random responses drawn from the other examples among the first n";
+    const one = await run(['eval', 'rank', '--model', model, '--data', data, '--limit', '1']);
+    expect([one.code, one.stderr]).toEqual([
+      2,
+      `error: option '--limit <n>' argument '1' is invalid. expected an integer >= 2, got "1": ${why}\n(add --help for usage and examples)\n`,
+    ]);
+    const formerOne = await run(['eval', 'rank', '--model', model, '--data', data, '--n', '1']);
+    expect(formerOne.stderr).toContain(`expected an integer >= 2, got "1": ${why}\n`);
     const k = await run([
       'eval',
       'rank',

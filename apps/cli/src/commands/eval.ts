@@ -1124,6 +1124,14 @@ async function winrate(flags: { annotations: string; json?: boolean }): Promise<
 /** Examples of a response ranking run: the paper's 1,000. */
 const RANK_EXAMPLES = 1000;
 
+/**
+ * Why `eval rank --limit` is at least 2: an example's random responses are those of other examples
+ * among the first n (`drawNegatives` draws from them, ratio_eval.py's `randint(0, n - 1)` less the
+ * example itself), so one example alone has none to rank its real response against.
+ */
+const RANK_LIMIT_WHY =
+  "each example's real response is ranked against random responses drawn from the other examples among the first n";
+
 interface RankFlags extends EvalModelFlags {
   model: string;
   rules?: string;
@@ -2043,8 +2051,12 @@ Examples:
       .description('response ranking (paper 4.2): does the model score the real response above random ones?'),
   )
     .option('--data <file>', "Alpaca's alpaca_data.json (default: ../shared/data/alpaca/alpaca_data_2k.json)")
-    .option('--limit <n>', `only the first n examples (default ${RANK_EXAMPLES}, as the paper)`, intArg(2))
-    .addOption(formerFlag('--n <n>', '--limit', intArg(2)))
+    .option(
+      '--limit <n>',
+      `only the first n examples, at least 2: the random responses are drawn from the others among them (default ${RANK_EXAMPLES}, as the paper)`,
+      intArg(2, undefined, RANK_LIMIT_WHY),
+    )
+    .addOption(formerFlag('--n <n>', '--limit', intArg(2, undefined, RANK_LIMIT_WHY)))
     .option('--negatives <k>', 'random responses drawn per example', intArg(1), 5)
     .addOption(
       new Option(
