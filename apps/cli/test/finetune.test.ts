@@ -989,6 +989,13 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
       `onnx      ${join(job, 'output', 'onnx')} (modelkit; optimum is not installed)`,
     );
     expect(existsSync(join(job, 'output', 'onnx', 'model.onnx'))).toBe(true);
+    // it ends with what to do with the model: try it, and generate its outputs for eval judge, under
+    // the job's name (the job is outside the working directory: its absolute path)
+    expect(text.stdout.slice(text.stdout.indexOf('  log '))).toBe(
+      `  log       ${join(job, 'train.log')}\n` +
+        `next: implicit-it generate --model ${join(job, 'output')} "INSTRUCTION"\n` +
+        `      implicit-it eval generate --model ${join(job, 'output')} --rules off --out run/outputs/poetry-ep5-seed1.json\n`,
+    );
     // one step of the job again, with these flags
     const again = (...flags: string[]) =>
       run(['finetune', 'run', job, '--replace', '--python', python!, '--max-steps', '1', ...flags]);

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { eachJobCommand, planNext, resumeCommand } from '../src/commands/finetune.js';
+import { eachJobCommand, planNext, resumeCommand, runNext } from '../src/commands/finetune.js';
 import { shellCommand, shellWord } from '../src/output.js';
 
 // Commands printed for the user to copy and run: POSIX single quotes (unchanged), and on Windows
@@ -102,6 +102,39 @@ describe('the commands finetune prints', () => {
     expect(planNext('jobs/my job', 3, 'win32')).toBe(
       'next: implicit-it finetune run "jobs/my job"\n' +
         "      or on each node: MACHINE_RANK=<0..2> MAIN_PROCESS_IP=<node 0> bash 'jobs/my job'/launch.sh\n",
+    );
+  });
+
+  it("run's next lines: the trained model tried with generate and its outputs generated for eval judge", () => {
+    const exported = { exported: true, by: 'modelkit' as const, dtypes: ['fp32' as const] };
+    expect(runNext('jobs/poetry/output', 'poetry', exported, 'linux')).toBe(
+      'next: implicit-it generate --model jobs/poetry/output "INSTRUCTION"\n' +
+        '      implicit-it eval generate --model jobs/poetry/output --rules off --out run/outputs/poetry.json\n',
+    );
+    expect(runNext('jobs/my job/output', 'my job', exported, 'linux')).toBe(
+      `next: implicit-it generate --model 'jobs/my job/output' "INSTRUCTION"\n` +
+        `      implicit-it eval generate --model 'jobs/my job/output' --rules off --out 'run/outputs/my job.json'\n`,
+    );
+    expect(runNext('jobs\\my job\\output', 'my job', exported, 'win32')).toBe(
+      'next: implicit-it generate --model "jobs\\my job\\output" "INSTRUCTION"\n' +
+        '      implicit-it eval generate --model "jobs\\my job\\output" --rules off --out "run/outputs/my job.json"\n',
+    );
+    // only a quantized graph (--onnx-dtypes q4): loaded as that dtype
+    expect(runNext('jobs/poetry/output', 'poetry', { exported: true, dtypes: ['q4'] }, 'linux')).toBe(
+      'next: implicit-it generate --model jobs/poetry/output --dtype q4 "INSTRUCTION"\n' +
+        '      implicit-it eval generate --model jobs/poetry/output --dtype q4 --rules off --out run/outputs/poetry.json\n',
+    );
+    // no graph: exported first, by model export where nothing tried (planned with --no-export-onnx) ...
+    expect(runNext('jobs/poetry/output', 'poetry', undefined, 'linux')).toBe(
+      'next: implicit-it model export jobs/poetry/output   (no ONNX graph was written; generate and eval load one), then:\n' +
+        '      implicit-it generate --model jobs/poetry/output "INSTRUCTION"\n' +
+        '      implicit-it eval generate --model jobs/poetry/output --rules off --out run/outputs/poetry.json\n',
+    );
+    // ... or as the onnx line says where the export failed (modelkit's too: model export would fail alike)
+    expect(runNext('jobs/poetry/output', 'poetry', { exported: false, reason: 'x' }, 'linux')).toBe(
+      'next: give jobs/poetry/output an ONNX graph (the onnx line says why it has none), then:\n' +
+        '      implicit-it generate --model jobs/poetry/output "INSTRUCTION"\n' +
+        '      implicit-it eval generate --model jobs/poetry/output --rules off --out run/outputs/poetry.json\n',
     );
   });
 

@@ -42,6 +42,7 @@ import {
   dtypesArg,
   formerFlag,
   intArg,
+  localModelId,
   meantDir,
   numArg,
   renamedFlag,
@@ -825,6 +826,36 @@ export function resumeCommand(
   return shellCommand(words, platform);
 }
 
+/**
+ * The `next:` lines of `finetune run` for the trained model in `out` (as shown), which goes by `name`
+ * (`localModelId`: the job's name, its eval runs' generator): try it with `generate`, and generate its
+ * evaluation outputs with `eval generate` without rules (as the paper evaluates a finetuned model),
+ * into `run/outputs/NAME.json` for `eval judge --run-dir run`. Both load its ONNX graph: a model with
+ * only a quantized one (`--onnx-dtypes q4`) gets that `--dtype`; one without any is exported first,
+ * with `model export` where nothing tried to (the job planned with --no-export-onnx), or as the
+ * `onnx` line says where the export failed. Commands for the shell of `platform` (`shellCommand`).
+ */
+export function runNext(
+  out: string,
+  name: string,
+  onnx: RunJobResult['onnx'],
+  platform: NodeJS.Platform = process.platform,
+): string {
+  const only = onnx?.exported && onnx.dtypes && !onnx.dtypes.includes('fp32') ? onnx.dtypes[0] : undefined;
+  const model = ['--model', out, ...(only ? ['--dtype', only] : [])];
+  const generate = `${shellCommand(['implicit-it', 'generate', ...model], platform)} "INSTRUCTION"`;
+  const evaluate = shellCommand(
+    ['implicit-it', 'eval', 'generate', ...model, '--rules', 'off', '--out', `run/outputs/${name}.json`],
+    platform,
+  );
+  if (onnx?.exported) return `next: ${generate}\n      ${evaluate}\n`;
+  const first =
+    onnx === undefined
+      ? `${shellCommand(['implicit-it', 'model', 'export', out], platform)}   (no ONNX graph was written; generate and eval load one), then:`
+      : `give ${out} an ONNX graph (the onnx line says why it has none), then:`;
+  return `next: ${first}\n      ${generate}\n      ${evaluate}\n`;
+}
+
 /** The signals that stop a run as Ctrl-C does, with the exit code each ends it with (128 + its number). */
 const STOP_SIGNALS = [
   ['SIGINT', EXIT.interrupted],
@@ -961,6 +992,7 @@ async function runTraining(jobDir: string, trainArgs: string[], flags: RunFlags)
   if (onnx?.removed)
     out += `  removed   ${onnx.removed.join(', ')} ${p('dim', "(an earlier run's graphs, of other dtypes)")}\n`;
   out += `  log       ${result.logFile}\n`;
+  out += runNext(shown(result.outputDir), localModelId(result.outputDir), onnx);
   process.stdout.write(out);
 }
 
@@ -1127,7 +1159,10 @@ Needs Python with torch, transformers and accelerate (plus deepspeed for ZeRO-3
 on GPUs, peft for LoRA). When any is missing, nothing starts: the error lists
 exactly what to install (exit 1). The trained model goes to JOB_DIR/output, and
 its ONNX graph to JOB_DIR/output/onnx (by optimum when installed, else by
-modelkit for llama / qwen2 models; see \`implicit-it model export\`). Checkpoints
+modelkit for llama / qwen2 models; see \`implicit-it model export\`); the summary
+ends with next: lines that try it (\`generate --model JOB_DIR/output\`) and
+generate its outputs for \`eval judge\` (\`eval generate ... --rules off\`, named
+after the job), with what to do first where it has no ONNX graph. Checkpoints
 (each epoch's end by default; see \`finetune plan --checkpointing\`) go to
 JOB_DIR/checkpoints until the model is saved: after an interruption or a crash,
 --resume continues with the same batches, schedule and RNG states as a run that
