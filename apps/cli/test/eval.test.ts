@@ -1599,8 +1599,12 @@ describeShared(
  * An OpenAI-compatible judge that always answers "M" with P(M) = 0.75, P(m) = 0.25, and wants a key;
  * a prompt with `[too-long]` in it gets a 400, as a prompt over the judge model's context does.
  */
-function fakeJudge(key: string): Promise<{ server: Server; url: string; requests: () => number }> {
+/** A judge endpoint; `requests` counts the requests it answered, `received` every request it got. */
+function fakeJudge(
+  key: string,
+): Promise<{ server: Server; url: string; requests: () => number; received: () => number }> {
   let requests = 0;
+  let received = 0;
   const body = (req: IncomingMessage) =>
     new Promise<string>((res) => {
       let s = '';
@@ -1611,6 +1615,7 @@ function fakeJudge(key: string): Promise<{ server: Server; url: string; requests
     });
   const server = createServer(async (req, res) => {
     const request = JSON.parse(await body(req));
+    received++;
     if (req.headers.authorization !== `Bearer ${key}`) {
       res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":{"message":"bad key"}}');
       return;
@@ -1650,6 +1655,7 @@ function fakeJudge(key: string): Promise<{ server: Server; url: string; requests
         server,
         url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
         requests: () => requests,
+        received: () => received,
       }),
     ),
   );
@@ -1734,6 +1740,7 @@ describeShared(
         name: 'rules',
         out,
         requests: 8,
+        answered: 8,
         cacheHits: 0,
         identical: 0,
         discreteFallbacks: 0,
@@ -2138,8 +2145,10 @@ describe('eval judge: inputs checked before the first request, and resumed work 
     judged[1]!.output += ' [too-long]';
     writeFileSync(outputs, JSON.stringify(judged));
     const message = `judge request to ${judgeServer.url}/chat/completions failed: HTTP 400: {"error":{"message":"the prompt is longer than the model's context"}}`;
+    const received = judgeServer.received();
     const r = await judge(['--outputs', outputs, '--out', out]);
     expect(r.code, r.stderr).toBe(0);
+    expect(judgeServer.received() - received).toBe(5);
     expect(r.stderr).toContain(
       `warning: 1 of 5 pairs were not judged: the judge refused their request (# counts outputs from 0): output #1 of ${outputs} (instruction "Question 1?"): ${message}. ` +
         `They are left out of the win rate (preference null, "judge_error" in ${out}), which is over the other 4; ` +
@@ -2147,7 +2156,7 @@ describe('eval judge: inputs checked before the first request, and resumed work 
     );
     expect(r.stdout).toContain(' over 4 pairs (');
     expect(r.stdout).toContain(
-      '  4 judge requests, 0 cached, 0 identical pairs, 1 not judged (refused by the judge: rerun to ask again)\n',
+      '  5 judge requests (4 answered, 1 refused by the judge: not judged, rerun to ask again), 0 cached, 0 identical pairs\n',
     );
     const annotations = readJson(out) as { preference: number | null; judge_error?: string }[];
     expect(annotations[1]).toMatchObject({
@@ -2156,11 +2165,15 @@ describe('eval judge: inputs checked before the first request, and resumed work 
       judge_error: message,
     });
     expect(annotations.filter((a) => a.preference !== null)).toHaveLength(4);
-    // the rerun asks the judge for the refused pair again (the others are cached)
+    // the rerun asks the judge for the refused pair again (the others are cached): one request sent,
+    // refused again, none answered
+    const asked = judgeServer.received();
     const again = await judge(['--outputs', outputs, '--out', out, '--json']);
     expect(again.code, again.stderr).toBe(0);
+    expect(judgeServer.received() - asked).toBe(1);
     expect(JSON.parse(again.stdout)).toMatchObject({
-      requests: 0,
+      requests: 1,
+      answered: 0,
       cacheHits: 4,
       notJudged: [{ index: 1, instruction: 'Question 1?', status: 400, message }],
     });
@@ -2179,6 +2192,20 @@ describe('eval judge: inputs checked before the first request, and resumed work 
       `error: all-refused: no pair was judged (2 refused by the judge), so there is no win rate; ${out} keeps them with preference null\n` +
         'hint: the judge refused every request (warned above, with its message): judge with a model that takes them (a longer context); a rerun asks again\n',
     );
+    // the requests were sent, and refused: the summary counts them, not "0 judge requests"
+    expect(r.stdout).toContain(
+      '  2 judge requests (0 answered, 2 refused by the judge: not judged, rerun to ask again), 0 cached, 0 identical pairs\n',
+    );
+    const received = judgeServer.received();
+    const json = await judge(['--outputs', outputs, '--out', out, '--json']);
+    expect(json.code).toBe(1);
+    expect(judgeServer.received() - received).toBe(2);
+    const result = JSON.parse(json.stdout);
+    expect(result).toMatchObject({ requests: 2, answered: 0, cacheHits: 0, identical: 0 });
+    expect(result.notJudged.map((p: { index: number; status: number }) => [p.index, p.status])).toEqual([
+      [0, 400],
+      [1, 400],
+    ]);
   });
 
   it('a rerun with part of the pairs cached says how many need no request, not that it resumes', async () => {

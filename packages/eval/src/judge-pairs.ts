@@ -79,11 +79,15 @@ export interface JudgePairsOptions extends ProgressCallbacks {
  *
  * @example
  * const r: JudgePairsResult = await judgePairs({ judge, baseline: baselineFile, model: file, cacheDir: 'cache' });
- * console.log(`${r.requests} asked, ${r.cacheHits} cached, ${r.unreadable} unreadable`);
+ * console.log(`${r.requests + r.refused.length} asked, ${r.requests} answered, ${r.cacheHits} cached, ${r.unreadable} unreadable`);
  */
 export interface JudgePairsResult {
   annotations: Annotation[];
-  /** Judge calls made by this run. */
+  /**
+   * Judge requests of this run that the judge answered (each answer cached). The ones it refused
+   * are in `refused`, not counted here: `requests + refused.length` requests were sent (a request
+   * retried after a 429 or 5xx counts once).
+   */
   requests: number;
   /** Judgements answered from the cache. */
   cacheHits: number;

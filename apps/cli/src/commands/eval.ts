@@ -1011,7 +1011,9 @@ async function judge(flags: JudgeFlags): Promise<void> {
         name: job.name,
         outputs: resolve(job.outputs),
         out: resolve(job.out),
-        requests: r.requests,
+        // requests sent: those the judge answered (judgePairs' `requests`) and those it refused
+        requests: r.requests + r.refused.length,
+        answered: r.requests,
         cacheHits: r.cacheHits,
         identical: r.identical,
         discreteFallbacks: r.discreteFallbacks,
@@ -1038,9 +1040,10 @@ async function judge(flags: JudgeFlags): Promise<void> {
       out +=
         `${p('green', 'judged')} ${r.name}: win rate ${pct(s.win_rate)} ± ${s.standard_error === null ? 'n/a' : s.standard_error.toFixed(2)} ` +
         `over ${counted(s.n_total ?? 0, 'pair')} (${counted(s.n_wins ?? 0, 'win')}, ${counted(s.n_wins_base ?? 0, 'loss', 'losses')}, ${counted(s.n_draws ?? 0, 'draw')}) -> ${r.out}\n` +
-        `  ${r.requests} judge requests, ${r.cacheHits} cached, ${r.identical} identical pairs` +
-        `${r.discreteFallbacks ? `, ${r.discreteFallbacks} without logprobs` : ''}${r.unreadable ? `, ${r.unreadable} unreadable` : ''}` +
-        `${r.notJudged.length ? `, ${r.notJudged.length} not judged (refused by the judge: rerun to ask again)` : ''}\n`;
+        `  ${counted(r.requests, 'judge request')}` +
+        `${r.notJudged.length ? ` (${r.answered} answered, ${r.notJudged.length} refused by the judge: not judged, rerun to ask again)` : ''}` +
+        `, ${r.cacheHits} cached, ${counted(r.identical, 'identical pair')}` +
+        `${r.discreteFallbacks ? `, ${r.discreteFallbacks} without logprobs` : ''}${r.unreadable ? `, ${r.unreadable} unreadable` : ''}\n`;
     }
     process.stdout.write(out);
   }
@@ -1987,7 +1990,7 @@ Examples:
     )
     .option(
       '--json',
-      'print one JSON object (requests, cache hits, the win-rate statistics); with --run-dir {runDir, judge, results}',
+      'print one JSON object (requests sent, answered, cache hits, pairs not judged, the win-rate statistics); with --run-dir {runDir, judge, results}',
     )
     .addHelpText(
       'after',
