@@ -8,6 +8,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -1034,6 +1035,62 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('expected a comma-separated list of fp32, q4, q8, got "fp16"');
     expect(text.stderr).toContain('fake accelerate launch'); // --verbose echoes the log
+  });
+
+  it("the README's offline example runs as written up to finetune run, which the stand-in Python trains, and its next: lines are the README's", async (ctx) => {
+    if (!python) return ctx.skip();
+    // in a working directory beside shared/, as the README's ../shared paths assume
+    const root = join(tmp, 'readme');
+    const work = join(root, 'work');
+    mkdirSync(work, { recursive: true });
+    symlinkSync(SHARED_DIR, join(root, 'shared'));
+    const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    const block = readme.slice(readme.indexOf('# offline, no weights to download'));
+    const lines = block
+      .slice(0, block.indexOf('```'))
+      .replace(/\\\n\s*/g, ' ')
+      .split('\n')
+      .filter((line) => line.startsWith('implicit-it '))
+      .map((line) => line.replace(/\s+#.*$/, ''));
+    expect(lines.map((line) => line.split(' ').slice(1, 3).join(' '))).toEqual([
+      'model create',
+      'finetune plan',
+      'finetune run',
+      'generate --model',
+      'eval generate',
+    ]);
+    // the commands up to finetune run hold no quoted words
+    const [create, plan, train, generate, evaluate] = lines as [string, string, string, string, string];
+    const verbatim = (line: string) =>
+      run(line.split(/\s+/).slice(1), { cwd: work, env: { IMPLICIT_IT_PYTHON: python } });
+    const created = await verbatim(create);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toContain(
+      `created ${join(work, 'models', 'tiny-pt')}\n  preset tiny (vocab_size=49152), seed 0: 3.22M parameters`,
+    );
+    expect(created.stdout).toContain(', onnx/model.onnx, model.safetensors\n');
+    const planned = await verbatim(plan);
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(planned.stdout).toContain(
+      '  data      poetry: 571 train examples (103099 tokens, 88157 trained), 0 validation, 0 dropped, 139 truncated\n',
+    );
+    expect(planned.stdout).toContain('256 tokens, fp32, full finetuning\n');
+    expect(planned.stdout).toContain('  launch    CPU, 1 process\n');
+    expect(
+      planned.stdout.endsWith(
+        'next: implicit-it finetune run jobs/poetry   (or: bash jobs/poetry/launch.sh)\n',
+      ),
+    ).toBe(true);
+    // the README's run (IMPLICIT_IT_PYTHON the stand-in): its next: lines are the README's commands,
+    // the instruction left for the user; the stand-in saved no weights, so there is no ONNX graph yet
+    const trained = await verbatim(train);
+    expect(trained.code, trained.stderr).toBe(0);
+    expect(trained.stdout).toMatch(new RegExp(`^trained ${join(work, 'jobs', 'poetry')}: 2/2 steps `));
+    expect(trained.stdout.slice(trained.stdout.indexOf('next: '))).toBe(
+      'next: give jobs/poetry/output an ONNX graph (the onnx line says why it has none), then:\n' +
+        `      ${generate.slice(0, generate.indexOf(' "'))} "INSTRUCTION"\n` +
+        `      ${evaluate}\n`,
+    );
   });
 
   it('run on a terminal draws a bar with steps, loss and ETA (and finds a relative --python)', async (ctx) => {
