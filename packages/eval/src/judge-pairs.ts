@@ -79,14 +79,13 @@ export interface JudgePairsOptions extends ProgressCallbacks {
  *
  * @example
  * const r: JudgePairsResult = await judgePairs({ judge, baseline: baselineFile, model: file, cacheDir: 'cache' });
- * console.log(`${r.requests + r.refused.length} asked, ${r.requests} answered, ${r.cacheHits} cached, ${r.unreadable} unreadable`);
+ * console.log(`${r.requests} asked, ${r.requests - r.refused.length} answered, ${r.cacheHits} cached, ${r.unreadable} unreadable`);
  */
 export interface JudgePairsResult {
   annotations: Annotation[];
   /**
-   * Judge requests of this run that the judge answered (each answer cached). The ones it refused
-   * are in `refused`, not counted here: `requests + refused.length` requests were sent (a request
-   * retried after a 429 or 5xx counts once).
+   * Judge requests this run sent (a request retried after a 429 or 5xx counts once): answered (each
+   * answer cached) or refused, `requests - refused.length` of them answered.
    */
   requests: number;
   /** Judgements answered from the cache. */
@@ -303,6 +302,7 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
       response = await options.judge.complete(job.request, { signal: stop.signal });
     } catch (error) {
       if (!JudgeRequestError.isInstance(error) || !REFUSED_REQUEST.has(error.status ?? 0)) throw error;
+      result.requests++;
       refusedPair(index, job, error);
       return;
     }
@@ -326,7 +326,11 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
       is_switched_outputs: job.switched,
       judge_error: error.message,
     };
-    if (result.requests + result.cacheHits === 0 && result.refused.length >= REFUSALS_WITHOUT_ANSWER) {
+    if (
+      result.requests === result.refused.length &&
+      result.cacheHits === 0 &&
+      result.refused.length >= REFUSALS_WITHOUT_ANSWER
+    ) {
       throw new JudgeRequestError(
         error.url,
         `the judge refused each of the first ${result.refused.length} requests and answered none (the last, for ${which(index, job.annotation.instruction)}: ${error.message}): ` +
@@ -363,7 +367,7 @@ export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairs
       options.signal,
       'judging',
       () =>
-        `${result.requests + result.cacheHits} judgements (of ${pairs.length} pairs) are kept in the judge cache ${options.cacheDir}, from which the same call resumes`,
+        `${result.requests - result.refused.length + result.cacheHits} judgements (of ${pairs.length} pairs) are kept in the judge cache ${options.cacheDir}, from which the same call resumes`,
     );
     throw failure.error;
   }

@@ -590,7 +590,8 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
     const r = await judgePairs({ ...settings, judge: judge() });
     const message = `judge request to ${server.baseURL}/chat/completions failed: HTTP 400: {"error":{"message":"the prompt is longer than the model's context"}}`;
     expect(r.refused).toEqual([{ index: 2, instruction: model[2]!.instruction, status: 400, message }]);
-    expect(r).toMatchObject({ requests: 3, cacheHits: 0, unreadable: 0 });
+    // 4 sent: 3 answered, 1 refused
+    expect(r).toMatchObject({ requests: 4, cacheHits: 0, unreadable: 0 });
     expect(server.served - served).toBe(3);
     expect(r.annotations[2]).toMatchObject({
       instruction: model[2]!.instruction,
@@ -611,7 +612,7 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
     // the refusal is not cached: a rerun asks the judge again for that pair, and only for it
     const received = server.received;
     const again = await judgePairs({ ...settings, judge: judge() });
-    expect(again).toMatchObject({ requests: 0, cacheHits: 3 });
+    expect(again).toMatchObject({ requests: 1, cacheHits: 3 });
     expect(again.refused.map((p) => p.index)).toEqual([2]);
     expect(server.received - received).toBe(1);
     // a judge that takes it now (say, with a longer context): judged, and the annotations complete

@@ -1011,9 +1011,9 @@ async function judge(flags: JudgeFlags): Promise<void> {
         name: job.name,
         outputs: resolve(job.outputs),
         out: resolve(job.out),
-        // requests sent: those the judge answered (judgePairs' `requests`) and those it refused
-        requests: r.requests + r.refused.length,
-        answered: r.requests,
+        // requests sent, answered or refused
+        requests: r.requests,
+        answered: r.requests - r.refused.length,
         cacheHits: r.cacheHits,
         identical: r.identical,
         discreteFallbacks: r.discreteFallbacks,
