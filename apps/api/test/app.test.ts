@@ -22,6 +22,13 @@ beforeAll(async () => {
   app = createApp({ models: [{ id: 'tiny', model }], log: () => {}, maxTokens: 40 });
 });
 
+/** The id of the tokenizer's token that is the lone byte `b` (a lead byte: part of a character). */
+const byteToken = (model: Model, b: number) =>
+  Array.from({ length: model.tokenizer.size }, (_, id) => id).find((id) => {
+    const bytes = model.tokenizer.tokenBytes(id);
+    return bytes.length === 1 && bytes[0] === b;
+  })!;
+
 async function post(path: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await app.request(path, json(body, headers));
   const text = await res.text();
@@ -800,14 +807,8 @@ describe('POST /v1/completions', () => {
   });
 
   it('names partial-byte tokens by their bytes (bytes:\\xNN), so that top_logprobs keeps each', async () => {
-    const tok = model.tokenizer;
-    const lead = (b: number) =>
-      Array.from({ length: tok.size }, (_, id) => id).find((id) => {
-        const bytes = tok.tokenBytes(id);
-        return bytes.length === 1 && bytes[0] === b;
-      })!;
-    const [e4, f0, e2] = [lead(0xe4), lead(0xf0), lead(0xe2)];
-    for (const id of [e4, f0, e2]) expect(tok.decode([id])).toBe('\uFFFD');
+    const [e4, f0, e2] = [0xe4, 0xf0, 0xe2].map((b) => byteToken(model, b));
+    for (const id of [e4, f0, e2]) expect(model.tokenizer.decode([id])).toBe('\uFFFD');
     const { body } = await post('/v1/completions', {
       model: 'tiny',
       prompt: 'hi',
@@ -826,13 +827,7 @@ describe('POST /v1/completions', () => {
   });
 
   it('chat: names partial-byte tokens by their escaped bytes (\\xNN, without legacy bytes:), so that top_logprobs tells them apart', async () => {
-    const tok = model.tokenizer;
-    const lead = (b: number) =>
-      Array.from({ length: tok.size }, (_, id) => id).find((id) => {
-        const bytes = tok.tokenBytes(id);
-        return bytes.length === 1 && bytes[0] === b;
-      })!;
-    const [e4, f0, e2] = [lead(0xe4), lead(0xf0), lead(0xe2)];
+    const [e4, f0, e2] = [0xe4, 0xf0, 0xe2].map((b) => byteToken(model, b));
     const request = chat({
       max_tokens: 1,
       rules: false,

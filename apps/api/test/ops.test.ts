@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { loadModel, type Model, type StreamPart } from '@implicit-it/runtime';
 import { describe, expect, it } from 'vitest';
 import { shuttingDown } from '../src/errors.js';
-import { createApp, serve } from '../src/index.js';
+import { type ApiApp, createApp, serve } from '../src/index.js';
 import { json, parseSse, slowed, tinyModel, tinyModelDir } from './helpers.js';
 
 const chat = (extra: Record<string, unknown> = {}) => ({
@@ -17,16 +17,27 @@ const until = async (check: () => boolean, ms = 10_000) => {
   return check();
 };
 
+/**
+ * Starts a request that holds `app`'s one slot for a while (400 tokens, EOS barred) and waits until
+ * it runs; `running` is its response, still to come.
+ */
+async function occupySlot(app: ApiApp, model: Model): Promise<{ running: Promise<Response> }> {
+  const eos = model.info.eosIds[0]!;
+  const running = Promise.resolve(
+    app.request(
+      '/v1/chat/completions',
+      json(chat({ max_tokens: 400, rules: false, logit_bias: { [eos]: -100 } })),
+    ),
+  );
+  expect(await until(() => app.state.active === 1)).toBe(true);
+  return { running };
+}
+
 describe('operations: requests that wait for a slot', () => {
   it('a queued request cut by the shutdown is answered 503 server_shutting_down with Retry-After, not 499', async () => {
     const model = await tinyModel();
     const app = createApp({ models: [{ id: 'tiny', model }], log: () => {}, concurrency: 1, maxQueued: 2 });
-    const eos = model.info.eosIds[0]!;
-    const running = app.request(
-      '/v1/chat/completions',
-      json(chat({ max_tokens: 400, rules: false, logit_bias: { [eos]: -100 } })),
-    );
-    expect(await until(() => app.state.active === 1)).toBe(true);
+    const { running } = await occupySlot(app, model);
     const queued = app.request('/v1/chat/completions', json(chat({ max_tokens: 4 })));
     expect(await until(() => app.state.queued === 1)).toBe(true);
     app.shutdown();
@@ -280,12 +291,7 @@ describe('operations: a stream waiting for the model (streamKeepAlive)', () => {
       maxQueued: 1,
       streamKeepAlive: 30,
     });
-    const eos = model.info.eosIds[0]!;
-    const running = app.request(
-      '/v1/chat/completions',
-      json(chat({ max_tokens: 400, rules: false, logit_bias: { [eos]: -100 } })),
-    );
-    expect(await until(() => app.state.active === 1)).toBe(true);
+    const { running } = await occupySlot(app, model);
     const queued = await app.request('/v1/chat/completions', json(chat({ max_tokens: 4, stream: true })));
     expect(queued.status).toBe(200);
     expect(app.state.queued).toBe(1);
@@ -314,12 +320,7 @@ describe('operations: a stream waiting for the model (streamKeepAlive)', () => {
       concurrency: 1,
       streamKeepAlive: 30,
     });
-    const eos = model.info.eosIds[0]!;
-    const running = app.request(
-      '/v1/chat/completions',
-      json(chat({ max_tokens: 400, rules: false, logit_bias: { [eos]: -100 } })),
-    );
-    expect(await until(() => app.state.active === 1)).toBe(true);
+    const { running } = await occupySlot(app, model);
     const queued = await app.request('/v1/chat/completions', json(chat({ max_tokens: 4, stream: true })));
     const reader = queued.body!.getReader();
     expect(await readUntil(reader, KEEP_ALIVE)).toBe(KEEP_ALIVE);
