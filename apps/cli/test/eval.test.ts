@@ -1175,6 +1175,12 @@ describe('eval: what is refused up front, and what fails clearly', () => {
     ]);
     const formerOne = await run(['eval', 'rank', '--model', model, '--data', data, '--n', '1']);
     expect(formerOne.stderr).toContain(`expected an integer >= 2, got "1": ${why}\n`);
+    // and --max-seq-length's minimum of 2: a token is scored after another
+    const short = await run(['eval', 'rank', '--model', model, '--data', data, '--max-seq-length', '1']);
+    expect([short.code, short.stderr]).toEqual([
+      2,
+      `error: option '--max-seq-length <n>' argument '1' is invalid. expected an integer >= 2, got "1": a response token is scored after at least one token before it\n(add --help for usage and examples)\n`,
+    ]);
     const k = await run([
       'eval',
       'rank',

@@ -777,6 +777,11 @@ describeShared('finetune plan / sweep / run', ['data/mbpp/mbpp.jsonl', 'data/poe
     expect(long.stderr).toBe(
       `error: --max-seq-length 100000 is more than the model's context of 512 positions (max_position_embeddings in ${join(model, 'config.json')})\nhint: give --max-seq-length 512 or less\n`,
     );
+    const one = await plan('--max-seq-length', '1');
+    expect([one.code, one.stderr]).toEqual([
+      2,
+      `error: option '--max-seq-length <n>' argument '1' is invalid. expected an integer >= 2, got "1": a token is trained on as the prediction after at least one token before it\n(add --help for usage and examples)\n`,
+    ]);
     const zero3 = await plan('--zero3');
     expect(zero3.code).toBe(2);
     expect(zero3.stderr).toBe(

@@ -2074,7 +2074,7 @@ Examples:
     .option(
       '--max-seq-length <n>',
       "cut prompt + response at n tokens (and at the model's context), scoring the rest, as the paper's ratio_eval.py",
-      intArg(2),
+      intArg(2, undefined, 'a response token is scored after at least one token before it'),
       1024,
     )
     .option('-r, --rules <spec>', 'score under the rules (off: the model alone)', 'off')

@@ -425,7 +425,7 @@ function addJobOptions(cmd: Command): Command {
     .option(
       '--max-seq-length <n>',
       "truncate examples to this many tokens (paper: 2048; at most the model's context)",
-      intArg(2),
+      intArg(2, undefined, 'a token is trained on as the prediction after at least one token before it'),
     )
     .option('--no-bf16', 'train in fp32 on GPUs (default: bf16, as the paper)')
     .option('--gradient-checkpointing', 'trade compute for memory')
