@@ -87,14 +87,21 @@ function inertRules(model: string, spec: RuleSpec, set: RuleSet): ApiError {
   );
 }
 
+/** The cache's key of rules: one for every spelling of the same rules ("eos-uniform", "uniform-eos", their JSON). */
+const ruleKey = (config: ReturnType<typeof resolveRuleSpec>) => JSON.stringify(canonicalRuleSet(config));
+
 /**
  * Compiles rule sets per model, at most `RULE_CACHE_SIZE` per model (least recently used dropped),
  * so that clients sending ever new rule-set JSON cannot grow the server's memory; specs written
- * otherwise that compile alike (`canonicalRuleSet`) share one. A set with entries
- * that match no token is logged once, when it is compiled (again only if it was dropped since).
+ * otherwise that compile alike (`canonicalRuleSet`) share one. A model's default rules (`defaults`)
+ * are kept apart and never dropped: clients cycling through many rule sets cost no recompiling of
+ * the rules most requests use. A set with entries that match no token is logged once, when it is
+ * compiled (again only if it was dropped since).
  */
 export class RuleCache {
   private readonly cache = new WeakMap<BaseModel, Map<string, RuleSet>>();
+  /** Each model's default rules compiled, by key, outside the least-recently-used entries. */
+  private readonly pinned = new WeakMap<BaseModel, Map<string, RuleSet>>();
 
   constructor(private readonly log: (line: string) => void) {}
 
@@ -107,18 +114,17 @@ export class RuleCache {
     if (RuleSet.isInstance(spec)) return spec;
     const { model } = served;
     const config = resolveRuleSpec(spec);
-    // one entry for every spelling of the same rules ("eos-uniform", "uniform-eos", their JSON)
-    const key = JSON.stringify(canonicalRuleSet(config));
+    const key = ruleKey(config);
     let map = this.cache.get(model);
     if (!map) {
       map = new Map();
       this.cache.set(model, map);
     }
-    let set = map.get(key);
+    let set = this.pinned.get(model)?.get(key) ?? map.get(key);
     const compiled = set === undefined;
     if (set !== undefined) {
-      map.delete(key);
-      map.set(key, set);
+      // most recently used (a default's is in `pinned`, never dropped)
+      if (map.delete(key)) map.set(key, set);
     } else {
       set = compileRules(config, model.tokenizer.vocabulary);
       if (map.size >= RULE_CACHE_SIZE) map.delete(map.keys().next().value!);
@@ -145,6 +151,14 @@ export class RuleCache {
       if (ImplicitItError.isInstance(error))
         error.message = `rules of the model "${served.id}": ${error.message}`;
       throw error;
+    }
+    if (!RuleSet.isInstance(served.rules)) {
+      // moved out of the least-recently-used entries: never dropped
+      const key = ruleKey(resolveRuleSpec(served.rules));
+      this.cache.get(served.model)?.delete(key);
+      const pinned = this.pinned.get(served.model) ?? new Map<string, RuleSet>();
+      pinned.set(key, set);
+      this.pinned.set(served.model, pinned);
     }
     if (RuleSet.isInstance(served.rules) && set.unresolved.length > 0)
       this.log(unresolvedLine(served.id, served.rules, 'default', set.unresolved));

@@ -195,6 +195,28 @@ describe("a request's rule that matches no token at all", () => {
     expect((await res.json()).error.param).toBe('rules.uniform');
   });
 
+  it("a model's default stays compiled however many rule sets requests send: its line is logged once", async () => {
+    const logged: string[] = [];
+    const server = createApp({
+      models: [{ id: 'tiny', model, rules: { ...SURE, used: true } }],
+      log: (line) => logged.push(line),
+      playground: false,
+    });
+    expect(logged).toHaveLength(1);
+    // more rule sets of requests than the cache keeps (32 a model), each its own
+    for (let i = 0; i < 40; i++) {
+      const res = await server.request(
+        '/v1/completions',
+        json(completion({ max_tokens: 1, rules: { used: { penalty: -1 - i / 100 } } })),
+      );
+      expect(res.status).toBe(200);
+    }
+    const res = await server.request('/v1/completions', json(completion({ max_tokens: 1 })));
+    expect((await res.json()).rules_unresolved).toEqual(SURE_UNRESOLVED);
+    // not compiled again: no second line
+    expect(logged).toHaveLength(1);
+  });
+
   it('an EOS rule on a tokenizer that names no EOS id, by name or JSON; with eos.ids it is served', async () => {
     // the tiny model, its vocabulary without EOS ids (as a tokenizer whose config names none)
     const vocabulary = new Proxy(model.tokenizer.vocabulary, {
