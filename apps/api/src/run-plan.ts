@@ -607,8 +607,10 @@ export async function runStream(plan: Plan, ctx: RunContext): Promise<Response> 
       abort.abort(new Error('client disconnected'));
       // the slots are freed once decoding has stopped and the tensors are released (a stream still
       // waiting for them leaves the queue)
-      const generation = started ?? (await starting.catch(() => undefined));
-      await generation?.parts.return(undefined).catch(() => {});
+      // a stream that got them as its client left (its first part came with the cancel) holds them
+      // as a started one does: `end` gives them back
+      started ??= await starting.catch(() => undefined);
+      await started?.parts.return(undefined).catch(() => {});
       end('aborted');
     },
   });

@@ -191,6 +191,35 @@ async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, want: 
 }
 
 describe('operations: a stream waiting for the model (streamKeepAlive)', () => {
+  it('a client that leaves a committed stream as its first part arrives frees its slots', async () => {
+    const model = await tinyModel();
+    // the first part comes late and comes anyway, as a step already running when the client left
+    let delivered = 0;
+    const late = new Proxy(model, {
+      get(target, key, receiver) {
+        if (key === 'stream')
+          return async function* (...args: Parameters<Model['stream']>): AsyncGenerator<StreamPart> {
+            const inner = target.stream(...args);
+            const first = await inner.next();
+            await new Promise((r) => setTimeout(r, 150));
+            delivered++;
+            if (!first.done) yield first.value;
+            yield* inner;
+          };
+        return Reflect.get(target, key, receiver);
+      },
+    }) as Model;
+    const app = createApp({ models: [{ id: 'tiny', model: late }], log: () => {}, streamKeepAlive: 30 });
+    const res = await app.request('/v1/chat/completions', json(chat({ max_tokens: 8, stream: true })));
+    const reader = res.body!.getReader();
+    expect(await readUntil(reader, KEEP_ALIVE)).toBe(KEEP_ALIVE);
+    expect(app.state.active).toBe(1);
+    await reader.cancel();
+    expect(delivered).toBe(1);
+    expect(await until(() => app.state.active === 0, 2000)).toBe(true);
+    expect(app.state.metrics.value('implicit_it_client_aborts_total')).toBe(1);
+  });
+
   it('is committed once it has waited streamKeepAlive ms, with `: keep-alive` comments until its first part', async () => {
     const model = await tinyModel();
     const { model: slow, yielded } = slowed(model, { first: 400 });
