@@ -1,4 +1,4 @@
-import { JudgeRequestError } from './errors.js';
+import { EvalInputError, JudgeRequestError } from './errors.js';
 import type { ChatCompletionChoice } from './judge-preference.js';
 import type { ChatMessage } from './judge-prompt.js';
 import { abortableDelay, createRateLimiter } from './rate-limiter.js';
@@ -202,14 +202,50 @@ export function judgeId(baseURL: string, model: string): string {
 }
 
 /**
+ * `openAIJudge`'s required options, checked when the judge is made: without them every request would
+ * be sent (and retried) to an endpoint that cannot answer, or for a model named "undefined".
+ */
+function checkJudgeOptions(options: OpenAIJudgeOptions): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new EvalInputError(
+      '',
+      `openAIJudge: expected an object of options ({ baseURL, model }), got ${String(options)}`,
+    );
+  }
+  let url: URL | undefined;
+  try {
+    url = typeof options.baseURL === 'string' ? new URL(options.baseURL) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new EvalInputError(
+      '',
+      `baseURL: expected an http:// or https:// URL up to /v1 (e.g. http://127.0.0.1:8080/v1), got ${JSON.stringify(options.baseURL)}`,
+      { field: 'baseURL' },
+    );
+  }
+  if (typeof options.model !== 'string' || options.model.trim() === '') {
+    throw new EvalInputError(
+      '',
+      `model: expected the name of the judge model (e.g. 'gpt-4-turbo'), got ${JSON.stringify(options.model)}`,
+      { field: 'model' },
+    );
+  }
+}
+
+/**
  * A judge on any OpenAI-compatible `/chat/completions` endpoint (OpenAI, vLLM, this project's API
  * server...), rate-limited, with retries and exponential backoff that honour `Retry-After`; a
  * connection that cannot be made is retried twice within about 1.5 s, then fails naming the cause.
+ * A `baseURL` that is not an http(s) URL, or no `model`, is an `EvalInputError` (field `baseURL` or
+ * `model`) at once.
  *
  * @example
  * const judge = openAIJudge({ baseURL: 'https://api.openai.com/v1', model: 'gpt-4-turbo', requestsPerMinute: 500 });
  */
 export function openAIJudge(options: OpenAIJudgeOptions): JudgeClient {
+  checkJudgeOptions(options);
   const url = `${options.baseURL.replace(/\/+$/, '')}/chat/completions`;
   const apiKey = options.apiKey ?? process.env[options.apiKeyEnv ?? 'OPENAI_API_KEY'];
   const limit = createRateLimiter({

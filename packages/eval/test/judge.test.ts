@@ -346,6 +346,39 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
     );
   });
 
+  it('refuses a baseURL that is not an http(s) URL, or no model, when the judge is made', () => {
+    const make = (options: unknown) => () => openAIJudge(options as Parameters<typeof openAIJudge>[0]);
+    for (const baseURL of [
+      'localhost:8080/v1',
+      '127.0.0.1:8080/v1',
+      'ftp://judge.example/v1',
+      '',
+      undefined,
+    ]) {
+      const error = (() => {
+        try {
+          make({ baseURL, model: 'gpt-4-turbo' })();
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(EvalInputError.isInstance(error)).toBe(true);
+      expect(error).toMatchObject({
+        field: 'baseURL',
+        message: `baseURL: expected an http:// or https:// URL up to /v1 (e.g. http://127.0.0.1:8080/v1), got ${JSON.stringify(baseURL)}`,
+      });
+    }
+    for (const model of [undefined, '', ' ']) {
+      expect(make({ baseURL: 'http://127.0.0.1:8080/v1', model })).toThrow(
+        `model: expected the name of the judge model (e.g. 'gpt-4-turbo'), got ${JSON.stringify(model)}`,
+      );
+    }
+    expect(make(undefined)).toThrow(
+      'openAIJudge: expected an object of options ({ baseURL, model }), got undefined',
+    );
+    expect(make({ baseURL: 'HTTP://127.0.0.1:8080/v1', model: 'm' })().id).toBe('m@http://127.0.0.1:8080/v1');
+  });
+
   it('a host name that does not resolve fails as promptly; a port fetch blocks is not retried', async () => {
     // fetch's errors as undici throws them (a real lookup could wait on an absent resolver)
     const fetchFailed = (cause: Error) => {
