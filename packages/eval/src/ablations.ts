@@ -3,7 +3,7 @@ import { ABLATIONS, type RuleSetConfig, resolveRuleSpec } from '@implicit-it/rul
 import { throwIfRunAborted } from './abort.js';
 import { finishedRun, type GenerateRunResult, generateRun } from './generate-run.js';
 import type { Generator, ProgressCallbacks } from './model-interfaces.js';
-import { type EvalInstruction, readInstructions } from './model-outputs.js';
+import { type EvalInstruction, instructionsOption } from './model-outputs.js';
 
 /**
  * Options of `runAblations`.
@@ -94,8 +94,7 @@ export function planAblations(
 ): AblationPlan[] {
   const subsets = options.subsets ?? ABLATIONS;
   const resolved = subsets.map((subset) => ({ subset, rules: resolveRuleSpec(subset) })); // validate all first
-  const instructions =
-    typeof options.instructions === 'string' ? readInstructions(options.instructions) : options.instructions;
+  const instructions = instructionsOption(options.instructions);
   return resolved.map(({ subset, rules }) => ({
     subset,
     rules,

@@ -6,8 +6,8 @@ import { sha256 } from './hash.js';
 import type { Generator, ProgressCallbacks } from './model-interfaces.js';
 import {
   type EvalInstruction,
+  instructionsOption,
   type ModelOutput,
-  readInstructions,
   readModelOutputs,
   writeModelOutputs,
 } from './model-outputs.js';
@@ -117,8 +117,7 @@ interface JournalEntry {
  * });
  */
 export async function generateRun(options: GenerateRunOptions): Promise<GenerateRunResult> {
-  const instructions =
-    typeof options.instructions === 'string' ? readInstructions(options.instructions) : options.instructions;
+  const instructions = instructionsOption(options.instructions);
   const batchSize = options.batchSize ?? 8;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new EvalInputError('', `batchSize must be a positive integer, got ${batchSize}`, {

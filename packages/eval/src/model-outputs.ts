@@ -112,6 +112,46 @@ export function readInstructions(path: string): EvalInstruction[] {
 }
 
 /**
+ * The `instructions` option of `generateRun` / `planAblations`: a file read with `readInstructions`, or
+ * the rows given, each checked to be an object with a string `instruction` (a plain string, the common
+ * slip, is named with how to write it) before any work.
+ */
+export function instructionsOption(
+  instructions: readonly EvalInstruction[] | string,
+): readonly EvalInstruction[] {
+  if (typeof instructions === 'string') return readInstructions(instructions);
+  if (!Array.isArray(instructions)) {
+    throw new EvalInputError(
+      '',
+      `instructions: expected an array of { instruction } objects or the path of a .jsonl / .json file of them, got ${describe(instructions)}`,
+      { field: 'instructions' },
+    );
+  }
+  instructions.forEach((row: unknown, i) => {
+    if (typeof row === 'object' && row !== null && typeof (row as EvalInstruction).instruction === 'string')
+      return;
+    throw new EvalInputError(
+      '',
+      typeof row === 'string'
+        ? `instructions[${i}]: expected an { instruction } object, got the string ${JSON.stringify(row.slice(0, 60))} (write it as { instruction: ${JSON.stringify(row.slice(0, 60))} })`
+        : `instructions[${i}]: expected an object with a string "instruction", got ${describe(row)}`,
+      { field: 'instructions' },
+    );
+  });
+  return instructions;
+}
+
+/** A value as an error message names it: JSON where it can be, else its type. */
+function describe(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  try {
+    return JSON.stringify(value)?.slice(0, 80) ?? typeof value;
+  } catch {
+    return typeof value;
+  }
+}
+
+/**
  * Reads alpaca_eval's `model_outputs.json` (a JSON array of `{instruction, output, generator, dataset}`),
  * or the same rows one a line in a `.jsonl` file.
  * A row without a `generator` is named after the file (`val-gpt3.5.json`: `val-gpt3.5`), so that

@@ -222,6 +222,38 @@ describe('generateRun', () => {
     expect(existsSync(`${out}.journal.jsonl`)).toBe(false);
   });
 
+  it('refuses instructions given as strings, or rows without a string instruction, before generating, naming the row', async () => {
+    const d = tmp();
+    const { generator, seen } = recording();
+    const out = join(d, 'o.json');
+    const run = (instructions: unknown) =>
+      generateRun({ generator, generatorName: 'g', out, instructions: instructions as never });
+    const refused = async (instructions: unknown, message: string) => {
+      const error = await run(instructions).catch((e: unknown) => e);
+      expect(EvalInputError.isInstance(error)).toBe(true);
+      expect(error).toMatchObject({ field: 'instructions', message });
+    };
+    await refused(
+      [{ instruction: 'a' }, 'What is 2 + 2?'],
+      'instructions[1]: expected an { instruction } object, got the string "What is 2 + 2?" (write it as { instruction: "What is 2 + 2?" })',
+    );
+    await refused(
+      [{ prompt: 'a' }],
+      'instructions[0]: expected an object with a string "instruction", got {"prompt":"a"}',
+    );
+    await refused([null], 'instructions[0]: expected an object with a string "instruction", got null');
+    await refused(
+      undefined,
+      'instructions: expected an array of { instruction } objects or the path of a .jsonl / .json file of them, got undefined',
+    );
+    expect(() =>
+      planAblations({ instructions: ['a'] as never, outDir: d, modelName: 'm', subsets: ['none'] }),
+    ).toThrow('instructions[0]: expected an { instruction } object, got the string "a"');
+    expect(seen).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(`${out}.journal.jsonl`)).toBe(false);
+  });
+
   it('rejects a generator that breaks its contract', async () => {
     const bad: Generator = { generateBatch: async (xs) => xs.slice(1).map(() => ({ text: '' })) };
     await expect(
