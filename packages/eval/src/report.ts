@@ -229,7 +229,9 @@ function baselineChartNames(baselines: readonly string[]): string[] {
  * and `charts/*.svg`. Sections without data are left out. The files it writes are listed in
  * `.report-files.json`: those an earlier report wrote and this one does not (the chart of a result
  * since removed, `charts/win-rates.svg` once the annotations are against several baselines, each with
- * its own chart) are removed (`removed` lists them), never any other file.
+ * its own chart) are removed (`removed` lists them), never any other file. A `runDir` that does not
+ * exist, or is a file, is an `EvalInputError` (field `runDir`); an empty one gets a report saying
+ * there are no results yet.
  *
  * @example
  * const { markdownPath } = await writeReport('runs/llama2');
@@ -238,6 +240,21 @@ export async function writeReport(
   runDir: string,
   options: ProgressCallbacks & { title?: string | undefined } = {},
 ): Promise<ReportResult> {
+  // a mistyped run directory would otherwise be created, holding a report of nothing
+  if (!existsSync(runDir)) {
+    throw new EvalInputError(runDir, 'no such run directory (it holds annotations/, ranking/ or shift/)', {
+      field: 'runDir',
+    });
+  }
+  if (!statSync(runDir).isDirectory()) {
+    throw new EvalInputError(
+      runDir,
+      'is a file, not a run directory (one that holds annotations/, ranking/ or shift/)',
+      {
+        field: 'runDir',
+      },
+    );
+  }
   const paths = runPaths(runDir);
   const earlier = earlierReportFiles(runDir);
   const winrates = winRatesOfRun(runDir);

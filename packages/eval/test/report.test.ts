@@ -466,6 +466,28 @@ describe('writeReport', () => {
     }
   });
 
+  it('refuses a run directory that does not exist (rather than create it) or is a file', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'eval-report-missing-'));
+    try {
+      const missing = join(parent, 'runs', 'llama2');
+      const error = await writeReport(missing).catch((e: unknown) => e);
+      expect(EvalInputError.isInstance(error)).toBe(true);
+      expect(error).toMatchObject({
+        field: 'runDir',
+        message: `${missing}: no such run directory (it holds annotations/, ranking/ or shift/)`,
+      });
+      expect(existsSync(join(parent, 'runs'))).toBe(false);
+      const file = join(parent, 'report.md');
+      writeFileSync(file, 'mine');
+      await expect(writeReport(file)).rejects.toThrow(
+        `${file}: is a file, not a run directory (one that holds annotations/, ranking/ or shift/)`,
+      );
+      expect(readFileSync(file, 'utf8')).toBe('mine');
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
   it('says so when a run directory is empty', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'eval-report-empty-'));
     try {
