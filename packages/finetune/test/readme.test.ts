@@ -68,3 +68,46 @@ describeWithBinary('the README example', 'python3', 'apt-get install python3', (
     },
   );
 });
+
+describeShared('the README example of your own data', ['fixtures/tokenizers/smollm/tokenizer.json'], () => {
+  it('plans the job from support.jsonl with the source its comment states', () => {
+    const readme = readFileSync(join(pkg, 'README.md'), 'utf8');
+    const code = /```ts\n(import \{ planJob \}[\s\S]*?)```/.exec(readme)?.[1];
+    expect(code, 'the example of data: support.jsonl').toContain("data: 'support.jsonl'");
+    const root = mkdtempSync(join(tmpdir(), 'implicit-it-finetune-readme-own-'));
+    const dir = join(root, 'repo');
+    mkdirSync(dir);
+    symlinkSync(SHARED_DIR, join(root, 'shared'));
+    try {
+      const rows = [
+        {
+          messages: [
+            { role: 'user', content: 'How do I reset it?' },
+            { role: 'assistant', content: 'Hold the button.' },
+          ],
+        },
+        {
+          messages: [
+            { role: 'user', content: 'Hi' },
+            { role: 'assistant', content: 'Hello!' },
+          ],
+        },
+      ];
+      writeFileSync(join(dir, 'support.jsonl'), rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
+      const file = join(dir, 'example.mjs');
+      writeFileSync(
+        file,
+        code!.replace("'@implicit-it/finetune'", JSON.stringify(join(pkg, 'dist/index.js'))),
+      );
+      const run = spawnSync(process.execPath, [file], { cwd: dir, encoding: 'utf8' });
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      const job = JSON.parse(readFileSync(join(dir, 'jobs', 'support-res', 'job.json'), 'utf8'));
+      expect(job.recipe).toBe('support');
+      expect(job.source).toMatchObject({ file: join(dir, 'support.jsonl'), removeInstructions: true });
+      expect(job.source.sha256).toMatch(/^[0-9a-f]{64}$/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
