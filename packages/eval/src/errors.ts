@@ -160,3 +160,11 @@ export class ContextLengthError extends ImplicitItError {
     this.total = info.total ?? this.overruns.length;
   }
 }
+
+/**
+ * An option's value as an error message shows it: a string quoted (`"4"`, so that it does not read
+ * as the number 4 it failed to be), anything else as it prints (`2.5`, `NaN`, `undefined`).
+ */
+export function shownValue(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}

@@ -1,7 +1,7 @@
 import { pythonStrip } from '@implicit-it/rules';
 import { abortableBatch, keptInJournal } from './abort.js';
 import { doneRecordDifferences, isFinishedAs, startRun, writeRecorded } from './done-record.js';
-import { AdapterContractError, EvalInputError } from './errors.js';
+import { AdapterContractError, EvalInputError, shownValue } from './errors.js';
 import { sha256 } from './hash.js';
 import type { Generator, ProgressCallbacks } from './model-interfaces.js';
 import {
@@ -120,7 +120,7 @@ export async function generateRun(options: GenerateRunOptions): Promise<Generate
   const instructions = instructionsOption(options.instructions);
   const batchSize = options.batchSize ?? 8;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new EvalInputError('', `batchSize must be a positive integer, got ${batchSize}`, {
+    throw new EvalInputError('', `batchSize must be a positive integer, got ${shownValue(batchSize)}`, {
       field: 'batchSize',
     });
   }

@@ -8,7 +8,7 @@ import {
   startRun,
   writeRecorded,
 } from './done-record.js';
-import { AdapterContractError, EvalInputError } from './errors.js';
+import { AdapterContractError, EvalInputError, shownValue } from './errors.js';
 import { sha256 } from './hash.js';
 import { headerDifferences } from './journal.js';
 import { readJson, writeJson } from './json-file.js';
@@ -211,7 +211,9 @@ export function drawNegatives(
     );
   }
   if (!Number.isInteger(k) || k < 1)
-    throw new EvalInputError('', `negatives must be a positive integer, got ${k}`, { field: 'negatives' });
+    throw new EvalInputError('', `negatives must be a positive integer, got ${shownValue(k)}`, {
+      field: 'negatives',
+    });
   if (draw === 'paper') {
     if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) {
       throw new EvalInputError(
@@ -335,7 +337,7 @@ export async function rankResponses(options: RankResponsesOptions): Promise<Rank
   if (!Number.isInteger(n) || n < 2 || n > data.length) {
     throw new EvalInputError(
       '',
-      `n must be an integer in [2, ${data.length}] (the number of examples), got ${n}`,
+      `n must be an integer in [2, ${data.length}] (the number of examples), got ${shownValue(n)}`,
       { field: 'n' },
     );
   }
@@ -447,9 +449,13 @@ function summaryOptions(options: RankSettings) {
   const bootstrap = options.bootstrap ?? 1000;
   const confidence = options.confidence ?? 0.95;
   if (!Number.isInteger(bootstrap) || bootstrap < 1) {
-    throw new EvalInputError('', `bootstrap must be a positive integer (resamples), got ${bootstrap}`, {
-      field: 'bootstrap',
-    });
+    throw new EvalInputError(
+      '',
+      `bootstrap must be a positive integer (resamples), got ${shownValue(bootstrap)}`,
+      {
+        field: 'bootstrap',
+      },
+    );
   }
   if (typeof confidence !== 'number' || !(confidence > 0 && confidence < 1)) {
     throw new EvalInputError(

@@ -1,5 +1,11 @@
 import type { RuleSetConfig } from '@implicit-it/rules';
-import { AdapterContractError, ContextLengthError, type ContextOverrun, EvalInputError } from './errors.js';
+import {
+  AdapterContractError,
+  ContextLengthError,
+  type ContextOverrun,
+  EvalInputError,
+  shownValue,
+} from './errors.js';
 import type { Generator, RankSource, ResponseItem, Scorer } from './model-interfaces.js';
 
 /**
@@ -364,9 +370,13 @@ export function runtimeScorer(model: RuntimeModel, options: RuntimeScorerOptions
   const eos = options.eos === false ? 'drop' : 'append';
   const maxSeqLength = options.maxSeqLength ?? 1024;
   if (!Number.isInteger(maxSeqLength) || maxSeqLength < 2) {
-    throw new EvalInputError('', `maxSeqLength must be an integer of at least 2, got ${maxSeqLength}`, {
-      field: 'maxSeqLength',
-    });
+    throw new EvalInputError(
+      '',
+      `maxSeqLength must be an integer of at least 2, got ${shownValue(maxSeqLength)}`,
+      {
+        field: 'maxSeqLength',
+      },
+    );
   }
   return {
     async scoreContinuations(items, o) {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { abortableBatch, keptInJournal } from './abort.js';
 import { doneRecordDifferences, isFinishedAs, startRun, writeRecorded } from './done-record.js';
-import { AdapterContractError, EvalInputError } from './errors.js';
+import { AdapterContractError, EvalInputError, shownValue } from './errors.js';
 import { sha256 } from './hash.js';
 import { writeJson } from './json-file.js';
 import type { ProgressCallbacks, RankSource, TokenRank } from './model-interfaces.js';
@@ -152,7 +152,7 @@ export async function tokenShift(options: TokenShiftOptions): Promise<ShiftResul
   if (!Number.isSafeInteger(topK) || topK < 0) {
     throw new EvalInputError(
       '',
-      `topK must be an integer >= 0 (0 lists no tokens: the statistics only), got ${topK}`,
+      `topK must be an integer >= 0 (0 lists no tokens: the statistics only), got ${shownValue(topK)}`,
       {
         field: 'topK',
       },

@@ -242,6 +242,17 @@ describe('generateRun', () => {
       'instructions[0]: expected an object with a string "instruction", got {"prompt":"a"}',
     );
     await refused([null], 'instructions[0]: expected an object with a string "instruction", got null');
+    const batch = await generateRun({
+      generator,
+      generatorName: 'g',
+      out,
+      instructions: [{ instruction: 'a' }],
+      batchSize: '4' as unknown as number,
+    }).catch((e: unknown) => e);
+    expect(batch).toMatchObject({
+      field: 'batchSize',
+      message: 'batchSize must be a positive integer, got "4"',
+    });
     await refused(
       undefined,
       'instructions: expected an array of { instruction } objects or the path of a .jsonl / .json file of them, got undefined',

@@ -92,6 +92,13 @@ describe('rankResponses', () => {
       [{ confidence: 1 }, 'confidence must be a number in (0, 1), e.g. 0.95 for a 95% interval, got 1'],
       [{ bootstrap: 0 }, 'bootstrap must be a positive integer (resamples), got 0'],
       [{ bootstrap: 2.5 }, 'bootstrap must be a positive integer (resamples), got 2.5'],
+      // a string (a value read from a form or an environment variable) is quoted: not the number it failed to be
+      [
+        { bootstrap: '1000' as unknown as number },
+        'bootstrap must be a positive integer (resamples), got "1000"',
+      ],
+      [{ n: '3' as unknown as number }, 'n must be an integer in [2, 3] (the number of examples), got "3"'],
+      [{ negatives: '2' as unknown as number }, 'negatives must be a positive integer, got "2"'],
     ] as const) {
       const run = rankResponses({ ...base, ...options });
       await expect(run).rejects.toThrow(EvalInputError);
@@ -595,12 +602,17 @@ describe('tokenShift', () => {
       ' ',
       '!',
     ]);
-    for (const topK of [-1, 1.5, Number.NaN]) {
+    for (const [topK, shown] of [
+      [-1, '-1'],
+      [1.5, '1.5'],
+      [Number.NaN, 'NaN'],
+      ['3', '"3"'],
+    ] as const) {
       const out = join(tmp(), 'shift.json');
-      const refused = tokenShift({ base: charRanks, aligned, topK, out });
+      const refused = tokenShift({ base: charRanks, aligned, topK: topK as number, out });
       await expect(refused).rejects.toThrow(EvalInputError);
       await expect(refused).rejects.toThrow(
-        `topK must be an integer >= 0 (0 lists no tokens: the statistics only), got ${topK}`,
+        `topK must be an integer >= 0 (0 lists no tokens: the statistics only), got ${shown}`,
       );
       expect(existsSync(`${out}.journal.jsonl`)).toBe(false); // refused before any work
     }

@@ -670,6 +670,9 @@ describe('inputs longer than the context', () => {
     expect(() => runtimeScorer(base, { maxSeqLength: 1 })).toThrow(
       'maxSeqLength must be an integer of at least 2, got 1',
     );
+    expect(() => runtimeScorer(base, { maxSeqLength: '1024' as unknown as number })).toThrow(
+      'maxSeqLength must be an integer of at least 2, got "1024"',
+    );
   });
 });
 
