@@ -168,3 +168,13 @@ export class ContextLengthError extends ImplicitItError {
 export function shownValue(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : String(value);
 }
+
+/**
+ * Refuses a required string option that is missing or empty (a JavaScript caller's omission, which
+ * would otherwise fail deep inside as Node's `The "path" argument must be of type string`, or write
+ * rows named `undefined`), naming it and what it holds.
+ */
+export function requireStringOption(value: unknown, field: string, what: string): void {
+  if (typeof value !== 'string' || value === '')
+    throw new EvalInputError('', `${field}: expected ${what}, got ${shownValue(value)}`, { field });
+}

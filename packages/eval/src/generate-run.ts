@@ -1,7 +1,7 @@
 import { pythonStrip } from '@implicit-it/rules';
 import { abortableBatch, keptInJournal } from './abort.js';
 import { doneRecordDifferences, isFinishedAs, startRun, writeRecorded } from './done-record.js';
-import { AdapterContractError, EvalInputError, shownValue } from './errors.js';
+import { AdapterContractError, EvalInputError, requireStringOption, shownValue } from './errors.js';
 import { sha256 } from './hash.js';
 import type { Generator, ProgressCallbacks } from './model-interfaces.js';
 import {
@@ -117,6 +117,16 @@ interface JournalEntry {
  * });
  */
 export async function generateRun(options: GenerateRunOptions): Promise<GenerateRunResult> {
+  requireStringOption(
+    options.out,
+    'out',
+    "the path of the model_outputs.json to write (e.g. 'run/outputs/base.json')",
+  );
+  requireStringOption(
+    options.generatorName,
+    'generatorName',
+    "the generator name of every output (e.g. 'smollm2-rules')",
+  );
   const instructions = instructionsOption(options.instructions);
   const batchSize = options.batchSize ?? 8;
   if (!Number.isInteger(batchSize) || batchSize < 1) {

@@ -2,7 +2,7 @@ import { throwIfRunAborted } from './abort.js';
 import type { Annotation } from './annotations.js';
 import { writeAnnotations } from './annotations.js';
 import { doneRecordDifferences, readDoneRecord, refuseToReplace, writeRecorded } from './done-record.js';
-import { EvalInputError, JudgeRequestError } from './errors.js';
+import { EvalInputError, JudgeRequestError, requireStringOption } from './errors.js';
 import { sha256 } from './hash.js';
 import { JudgeCache } from './judge-cache.js';
 import { preferenceFromChoice } from './judge-preference.js';
@@ -171,6 +171,16 @@ export function pairOutputs(
  * console.log(winRate(annotations).win_rate);
  */
 export async function judgePairs(options: JudgePairsOptions): Promise<JudgePairsResult> {
+  requireStringOption(
+    options.cacheDir,
+    'cacheDir',
+    "the directory of the judge cache (e.g. 'run/.judge-cache')",
+  );
+  requireStringOption(
+    options.judge?.id,
+    'judge.id',
+    'the id of the judge, which keys its cache and names the annotator',
+  );
   const baseline =
     typeof options.baseline === 'string' ? readModelOutputs(options.baseline) : options.baseline;
   const model = typeof options.model === 'string' ? readModelOutputs(options.model) : options.model;

@@ -253,6 +253,13 @@ describe('generateRun', () => {
       field: 'batchSize',
       message: 'batchSize must be a positive integer, got "4"',
     });
+    const unnamed = { generator, instructions: [{ instruction: 'a' }] };
+    await expect(generateRun({ ...unnamed, generatorName: 'g' } as never)).rejects.toThrow(
+      "out: expected the path of the model_outputs.json to write (e.g. 'run/outputs/base.json'), got undefined",
+    );
+    await expect(generateRun({ ...unnamed, out } as never)).rejects.toThrow(
+      "generatorName: expected the generator name of every output (e.g. 'smollm2-rules'), got undefined",
+    );
     await refused(
       undefined,
       'instructions: expected an array of { instruction } objects or the path of a .jsonl / .json file of them, got undefined',

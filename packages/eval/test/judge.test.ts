@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   EvalInputError,
@@ -705,6 +705,39 @@ describe('judgePairs over real HTTP (local OpenAI-compatible server on 127.0.0.1
       `judge request to ${server.baseURL}/nope/chat/completions failed: HTTP 404: {"error":{"message":"not found"}} ` +
         `(check the judge model's name, "tiny-judge", and that the base URL ${server.baseURL}/nope names the endpoint up to /v1 (CLI: --judge-model, --base-url))`,
     );
+  });
+
+  it('names a missing cacheDir or judge id before any request', async () => {
+    const requests: unknown[] = [];
+    const judge: JudgeClient = {
+      id: 'j',
+      complete: async (request) => {
+        requests.push(request);
+        throw new Error('not asked');
+      },
+    };
+    const outputs = (generator: string, output: string): ModelOutput[] => [
+      { instruction: 'q', output, generator },
+    ];
+    const pairs = { baseline: outputs('base', 'a'), model: outputs('m', 'b') };
+    const error = await judgePairs({ judge, ...pairs } as never).catch((e: unknown) => e);
+    expect(EvalInputError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({
+      field: 'cacheDir',
+      message: "cacheDir: expected the directory of the judge cache (e.g. 'run/.judge-cache'), got undefined",
+    });
+    const cacheDir = join(mkdtempSync(join(tmpdir(), 'eval-judge-noid-')), 'cache');
+    try {
+      await expect(
+        judgePairs({ judge: { complete: judge.complete } as JudgeClient, ...pairs, cacheDir }),
+      ).rejects.toThrow(
+        'judge.id: expected the id of the judge, which keys its cache and names the annotator, got undefined',
+      );
+      expect(existsSync(cacheDir)).toBe(false);
+    } finally {
+      rmSync(dirname(cacheDir), { recursive: true, force: true });
+    }
+    expect(requests).toEqual([]);
   });
 
   it('refuses an empty list of model outputs (a win rate of nothing)', async () => {
