@@ -9,6 +9,7 @@ import { buildOwnData, type DataSource, ownDataName } from './own-data.js';
 import type { RecipeOutput } from './recipe-output.js';
 import type { RowIssue } from './row-issue.js';
 import { type SplitOptions, splitTrainValidation } from './split.js';
+import { checkKeys } from './training-recipe.js';
 
 /**
  * Default raw data directory: `../shared/data` relative to the working directory.
@@ -111,7 +112,9 @@ export function examplesToJsonl(examples: ChatExample[]): string {
  * validation split, and writes JSONL. Malformed rows never throw: they are listed in `issues` with
  * their line numbers and counted in `skipped`; a missing raw file, or one that makes no example,
  * throws `DataFileError`, and a validation split that holds out every example `FinetuneOptionError`
- * (field `validation`): nothing is written then.
+ * (field `validation`): nothing is written then. So does an option it does not have (`valdation`,
+ * `validation.fracton`, named with the option meant) or a `validation` that is not an object, before
+ * any data is read: either would otherwise hold out nothing without a word.
  *
  * @example
  * const r = await buildDataset({ recipe: 'mbpp', dataDir: '../shared/data', out: 'mbpp.jsonl' });
@@ -119,6 +122,7 @@ export function examplesToJsonl(examples: ChatExample[]): string {
  * r.skipped; // 0
  */
 export async function buildDataset(options: BuildDatasetOptions): Promise<BuildDatasetResult> {
+  checkBuildOptions(options);
   const progress = options.onProgress ?? (() => {});
   const { built, name, file, fix, source } = await readExamples(options, progress);
   // nothing to train on is an error, not an empty file
@@ -257,6 +261,37 @@ export function datasetName(
 }
 
 /** Exactly one of `recipe` and `data`, and `removeInstructions` only with `data` (`FinetuneOptionError`). */
+/** The options of {@link buildDataset}, and of its `validation`. */
+const BUILD_DATASET_OPTIONS = [
+  'recipe',
+  'data',
+  'removeInstructions',
+  'dataDir',
+  'out',
+  'validation',
+  'onProgress',
+] as const satisfies readonly (keyof BuildDatasetOptions)[];
+const VALIDATION_OPTIONS = ['fraction', 'count', 'seed', 'out'] as const;
+
+/**
+ * Refuses an option `buildDataset` does not have, and a `validation` that is not an object of its
+ * own: a misspelt `valdation` or `{ fracton: 0.05 }`, or `validation: 0.05`, would hold out nothing
+ * without a word, and the job would train on the examples meant for validation.
+ */
+function checkBuildOptions(options: BuildDatasetOptions): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw new FinetuneOptionError('options', 'expected an object of buildDataset options');
+  checkKeys(options, BUILD_DATASET_OPTIONS, '', 'an option of buildDataset');
+  const { validation } = options;
+  if (validation === undefined) return;
+  if (typeof validation !== 'object' || validation === null || Array.isArray(validation))
+    throw new FinetuneOptionError(
+      'validation',
+      `expected an object such as { fraction: 0.05, seed: 1 } or { count: 50 }, got ${JSON.stringify(validation)}`,
+    );
+  checkKeys(validation, VALIDATION_OPTIONS, 'validation.', 'an option of the validation split');
+}
+
 function checkDataChoice(options: Pick<BuildDatasetOptions, 'recipe' | 'data' | 'removeInstructions'>): void {
   const { recipe: recipeName, data, removeInstructions } = options;
   if ((recipeName === undefined) === (data === undefined))

@@ -349,3 +349,36 @@ describe('your own data (data: FILE.jsonl)', () => {
     );
   });
 });
+
+describe('buildDataset options', () => {
+  it('refuses an unknown option, or a validation split it cannot read, before reading any data', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ft-options-'));
+    const out = join(dir, 'train.jsonl');
+    const refused = async (options: object, field: string, message: string) => {
+      const error = await buildDataset({ recipe: 'gsm', dataDir: join(dir, 'none'), out, ...options }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(FinetuneOptionError);
+      expect(error).toMatchObject({ field, message: `${field}: ${message}` });
+    };
+    await refused(
+      { valdation: { fraction: 0.05 } },
+      'valdation',
+      'not an option of buildDataset (did you mean validation?); the options are recipe, data, removeInstructions, dataDir, out, validation, onProgress',
+    );
+    await refused(
+      { validation: 0.05 },
+      'validation',
+      'expected an object such as { fraction: 0.05, seed: 1 } or { count: 50 }, got 0.05',
+    );
+    await refused(
+      { validation: { fracton: 0.05 } },
+      'validation.fracton',
+      'not an option of the validation split (did you mean validation.fraction?); the options are validation.fraction, validation.count, validation.seed, validation.out',
+    );
+    await expect(buildDataset(undefined as never)).rejects.toThrow(
+      'options: expected an object of buildDataset options',
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+});
