@@ -95,6 +95,17 @@ export function referenceForward(
     headDim: hd,
     rmsNormEps: eps,
   } = config;
+  // text, or a typed array of ids, would fail inside as `inputIds.map is not a function` or embed nothing
+  if (!Array.isArray(inputIds)) {
+    throw new ModelConfigError(
+      'inputIds',
+      `expected an array of token ids (integers below vocabSize ${config.vocabSize}), got ${
+        ArrayBuffer.isView(inputIds)
+          ? `${(inputIds as object).constructor.name} (Array.from makes an array of it)`
+          : `${shown(inputIds)}${typeof inputIds === 'string' ? ': tokenize the text first' : ''}`
+      }`,
+    );
+  }
   const positions = options.positionIds ?? inputIds.map((_, i) => i);
   if (positions.length !== inputIds.length) {
     throw new ModelConfigError(
@@ -115,7 +126,7 @@ export function referenceForward(
   const embed = w['model.embed_tokens.weight']!;
   let xs = inputIds.map((id) => {
     if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) {
-      throw new ModelConfigError('inputIds', `${id} is not an id below vocabSize ${config.vocabSize}`);
+      throw new ModelConfigError('inputIds', `${shown(id)} is not an id below vocabSize ${config.vocabSize}`);
     }
     return embed.slice(id * H, (id + 1) * H);
   });

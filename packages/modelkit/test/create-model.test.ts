@@ -386,6 +386,21 @@ describe('impossible configs are rejected with the field named', () => {
     expect(referenceForward(model, [5, 6, 7, 8]).at(-1)!.every(Number.isFinite)).toBe(true);
   });
 
+  it('referenceForward names input that is not an array of token ids', () => {
+    const config = resolveConfig({ preset: 'tiny', numHiddenLayers: 1 });
+    const model = { config, weights: randomWeights(config, 1) };
+    const forward = (ids: unknown) => () => referenceForward(model, ids as number[]);
+    expect(forward('Hello')).toThrow(ModelConfigError);
+    expect(forward('Hello')).toThrow(
+      'inputIds: expected an array of token ids (integers below vocabSize 512), got "Hello": tokenize the text first',
+    );
+    expect(forward(new Int32Array([5, 6]))).toThrow(
+      'inputIds: expected an array of token ids (integers below vocabSize 512), got Int32Array (Array.from makes an array of it)',
+    );
+    expect(forward([5, '6'])).toThrow('inputIds: "6" is not an id below vocabSize 512');
+    expect(forward([5, 512])).toThrow('inputIds: 512 is not an id below vocabSize 512');
+  });
+
   it('a preset named after an Object property is an unknown preset (toString was taken for one)', () => {
     for (const preset of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
       expect(() => resolveConfig({ preset } as never)).toThrow(
