@@ -2,8 +2,8 @@
 // for Llama's legacy=false text after special tokens lives in the tokenizers package.
 
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { loadTokenizer, type Tokenizer } from '@implicit-it/tokenizers';
 import type { EncodingTokenizer } from './encoding-tokenizer.js';
 import { TokenizerLoadError } from './errors.js';
@@ -34,6 +34,11 @@ export function tokenizerDirHash(dir: string): string {
  */
 export async function loadEncodingTokenizer(dir: string): Promise<EncodingTokenizer> {
   const abs = resolve(dir);
+  if (existsSync(abs) && !statSync(abs).isDirectory())
+    throw new TokenizerLoadError(
+      abs,
+      `is a file; pass the directory that holds the tokenizer files (${dirname(abs)})`,
+    );
   if (!existsSync(join(abs, 'tokenizer.json'))) {
     throw new TokenizerLoadError(
       abs,

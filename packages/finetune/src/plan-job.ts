@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { type ListsEveryKey, meantOption } from '@implicit-it/rules';
 import { TOKENIZER_FILE_NAMES } from '@implicit-it/tokenizers';
 import { buildDataset } from './build-dataset.js';
@@ -380,6 +380,12 @@ export async function prepareData(options: PlanJobOptions, maxSeqLength: number)
     tokenizer = options.tokenizer;
   } else {
     tokenizerDir = resolve(options.tokenizer ?? options.model);
+    // the tokenizer.json file itself, given for its directory: "has no tokenizer.json" would read wrong
+    if (options.tokenizer !== undefined && existsSync(tokenizerDir) && !statSync(tokenizerDir).isDirectory())
+      throw new FinetuneOptionError(
+        'tokenizer',
+        `${tokenizerDir} is a file; give the directory that holds the tokenizer files (${dirname(tokenizerDir)})`,
+      );
     if (!existsSync(join(tokenizerDir, 'tokenizer.json'))) {
       throw new FinetuneOptionError(
         'tokenizer',

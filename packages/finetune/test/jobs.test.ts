@@ -21,6 +21,7 @@ import {
   encodeDataset,
   FinetuneOptionError,
   JobError,
+  loadEncodingTokenizer,
   MissingPythonError,
   modelContextLength,
   planJob,
@@ -380,6 +381,16 @@ describeShared(
       await expect(planJob({ ...base, tokenizer: out, out: join(out, 'job') })).rejects.toThrow(
         `tokenizer: ${out} has no tokenizer.json; give a tokenizer directory that matches the model "meta-llama/Llama-2-7b-hf"`,
       );
+      // the tokenizer.json file itself, for its directory: named as a file, with the directory meant
+      const file = join(out, 'tokenizer.json');
+      writeFileSync(file, '{}');
+      await expect(planJob({ ...base, tokenizer: file, out: join(out, 'job') })).rejects.toThrow(
+        `tokenizer: ${file} is a file; give the directory that holds the tokenizer files (${out})`,
+      );
+      await expect(loadEncodingTokenizer(file)).rejects.toThrow(
+        `${file}: is a file; pass the directory that holds the tokenizer files (${out})`,
+      );
+      expect(existsSync(join(out, 'job'))).toBe(false);
       await expect(planJob({ ...base, gpus: 3, out })).rejects.toThrow(FinetuneOptionError);
     });
 
