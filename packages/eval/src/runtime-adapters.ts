@@ -123,6 +123,7 @@ export interface RuntimeAdapterOptions {
    * Start each prompt with the BOS token (default: the format's own, see the runtime's
    * `GenerateOptions.addBos`: in `tulu`, where the tokenizer adds BOS itself); on a tokenizer
    * without a BOS (OLMo) `true` puts its EOS first, as open-instruct's `bos_token = eos_token` does. A run's record should hold it beside `format` (the CLI's fingerprints do).
+   * Not with `format: 'raw'` (its text is tokenized as written): the runtime refuses that pair when it builds the first prompt.
    */
   addBos?: boolean | undefined;
   /** The rule-based adapter: a preset / subset name, a config, or false for the base model (default false). */
