@@ -1,4 +1,4 @@
-import { ImplicitItError } from '@implicit-it/rules';
+import { ImplicitItError, shownValue } from '@implicit-it/rules';
 
 /**
  * Bad input to an evaluation: a file that is not in the expected format, a field with the wrong type,
@@ -159,14 +159,6 @@ export class ContextLengthError extends ImplicitItError {
     this.overruns = info.overruns ?? [];
     this.total = info.total ?? this.overruns.length;
   }
-}
-
-/**
- * An option's value as an error message shows it: a string quoted (`"4"`, so that it does not read
- * as the number 4 it failed to be), anything else as it prints (`2.5`, `NaN`, `undefined`).
- */
-export function shownValue(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : String(value);
 }
 
 /**

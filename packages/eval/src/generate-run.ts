@@ -1,7 +1,7 @@
-import { pythonStrip } from '@implicit-it/rules';
+import { pythonStrip, shownValue } from '@implicit-it/rules';
 import { abortableBatch, keptInJournal } from './abort.js';
 import { doneRecordDifferences, isFinishedAs, startRun, writeRecorded } from './done-record.js';
-import { AdapterContractError, EvalInputError, requireStringOption, shownValue } from './errors.js';
+import { AdapterContractError, EvalInputError, requireStringOption } from './errors.js';
 import { sha256 } from './hash.js';
 import type { Generator, ProgressCallbacks } from './model-interfaces.js';
 import {

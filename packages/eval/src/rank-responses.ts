@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { pythonStrip } from '@implicit-it/rules';
+import { pythonStrip, shownValue } from '@implicit-it/rules';
 import { abortableBatch, keptInJournal } from './abort.js';
 import {
   doneRecordDifferences,
@@ -8,7 +8,7 @@ import {
   startRun,
   writeRecorded,
 } from './done-record.js';
-import { AdapterContractError, EvalInputError, shownValue } from './errors.js';
+import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
 import { headerDifferences } from './journal.js';
 import { readJson, writeJson } from './json-file.js';

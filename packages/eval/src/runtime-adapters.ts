@@ -1,11 +1,5 @@
-import type { RuleSetConfig } from '@implicit-it/rules';
-import {
-  AdapterContractError,
-  ContextLengthError,
-  type ContextOverrun,
-  EvalInputError,
-  shownValue,
-} from './errors.js';
+import { type RuleSetConfig, shownValue } from '@implicit-it/rules';
+import { AdapterContractError, ContextLengthError, type ContextOverrun, EvalInputError } from './errors.js';
 import type { Generator, RankSource, ResponseItem, Scorer } from './model-interfaces.js';
 
 /**

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { shownValue } from '@implicit-it/rules';
 import { abortableBatch, keptInJournal } from './abort.js';
 import { doneRecordDifferences, isFinishedAs, startRun, writeRecorded } from './done-record.js';
-import { AdapterContractError, EvalInputError, shownValue } from './errors.js';
+import { AdapterContractError, EvalInputError } from './errors.js';
 import { sha256 } from './hash.js';
 import { writeJson } from './json-file.js';
 import type { ProgressCallbacks, RankSource, TokenRank } from './model-interfaces.js';

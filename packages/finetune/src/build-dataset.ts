@@ -260,7 +260,6 @@ export function datasetName(
   return options.data !== undefined ? ownDataName(options.data) : getDatasetRecipe(options.recipe!).name;
 }
 
-/** Exactly one of `recipe` and `data`, and `removeInstructions` only with `data` (`FinetuneOptionError`). */
 /** The options of {@link buildDataset}, and of its `validation`. */
 const BUILD_DATASET_OPTIONS = [
   'recipe',
@@ -292,6 +291,7 @@ function checkBuildOptions(options: BuildDatasetOptions): void {
   checkKeys(validation, VALIDATION_OPTIONS, 'validation.', 'an option of the validation split');
 }
 
+/** Exactly one of `recipe` and `data`, and `removeInstructions` only with `data` (`FinetuneOptionError`). */
 function checkDataChoice(options: Pick<BuildDatasetOptions, 'recipe' | 'data' | 'removeInstructions'>): void {
   const { recipe: recipeName, data, removeInstructions } = options;
   if ((recipeName === undefined) === (data === undefined))
