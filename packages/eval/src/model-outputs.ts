@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { shownValue } from '@implicit-it/rules';
 import { EvalInputError } from './errors.js';
 import { readJson, writeJson } from './json-file.js';
 
@@ -123,7 +124,7 @@ export function instructionsOption(
   if (!Array.isArray(instructions)) {
     throw new EvalInputError(
       '',
-      `instructions: expected an array of { instruction } objects or the path of a .jsonl / .json file of them, got ${describe(instructions)}`,
+      `instructions: expected an array of { instruction } objects or the path of a .jsonl / .json file of them, got ${shownValue(instructions).slice(0, 80)}`,
       { field: 'instructions' },
     );
   }
@@ -134,21 +135,11 @@ export function instructionsOption(
       '',
       typeof row === 'string'
         ? `instructions[${i}]: expected an { instruction } object, got the string ${JSON.stringify(row.slice(0, 60))} (write it as { instruction: ${JSON.stringify(row.slice(0, 60))} })`
-        : `instructions[${i}]: expected an object with a string "instruction", got ${describe(row)}`,
+        : `instructions[${i}]: expected an object with a string "instruction", got ${shownValue(row).slice(0, 80)}`,
       { field: 'instructions' },
     );
   });
   return instructions;
-}
-
-/** A value as an error message names it: JSON where it can be, else its type. */
-function describe(value: unknown): string {
-  if (value === undefined) return 'undefined';
-  try {
-    return JSON.stringify(value)?.slice(0, 80) ?? typeof value;
-  } catch {
-    return typeof value;
-  }
 }
 
 /**
